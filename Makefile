@@ -1,0 +1,38 @@
+# TensorFusion top-level build. The README's two commands are `make demo` and `make test`.
+#   make setup   - Debian packages, .venv with the Python package (editable) and its deps, nvcc if missing
+#   make native  - every C component into build/ (+ generated gRPC code into tfclient/_gen)
+#   make test    - setup + native + C unit tests under ASan + the pytest suite
+#   make demo    - setup + native + `tensorfusion demo`
+VENV     := .venv
+PY       := $(VENV)/bin/python
+NATIVE_DIRS := emu_c stub_c limiter_c tfworker/executor
+# A component joins the build by having a Makefile; this lets layers land one at a time.
+PRESENT  := $(foreach d,$(NATIVE_DIRS),$(if $(wildcard $(d)/Makefile),$(d)))
+JOBS     ?= $(shell nproc)
+
+.PHONY: all setup native proto asan-test test demo clean
+all: native
+
+setup: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+proto: setup
+	$(PY) scripts/gen_proto.py
+
+native: setup proto
+	@set -e; for d in $(PRESENT); do $(MAKE) -j$(JOBS) -C $$d all; done
+
+# C unit tests (pure cores, decoders) built with AddressSanitizer + UBSan.
+asan-test: setup
+	@set -e; for d in $(PRESENT); do $(MAKE) -j$(JOBS) -C $$d test SANITIZE=1; done
+
+test: native asan-test
+	bash scripts/run_pytest.sh
+
+demo: native
+	$(VENV)/bin/tensorfusion demo
+
+clean:
+	rm -rf build build-asan tfclient/_gen

@@ -1,0 +1,84 @@
+/* ptx.h - the contract between the emulated driver (emu_driver*.c, fatbin.c) and the PTX executor
+ * (ptx_parse.c, ptx_exec.c). The driver layer owns devices, contexts, memory, streams and the fatbin;
+ * the PTX side owns parsing PTX text into a pre-decoded program and running launches of it.
+ *
+ * Memory model: device pointers of the emulated device ARE host virtual addresses of memory the
+ * driver layer allocated. Kernels dereference them directly, after asking ptx_env.check_global()
+ * whether [addr, addr+len) lies inside a live allocation (else the launch fails with
+ * CUDA_ERROR_ILLEGAL_ADDRESS, which the driver makes sticky).
+ *
+ * All functions return a CUresult value (0 = CUDA_SUCCESS) and write a human-readable reason
+ * into `log` (NUL-terminated, truncated to loglen) on failure.
+ */
+#ifndef TF_EMU_PTX_H
+#define TF_EMU_PTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ptx_module ptx_module;
+typedef struct ptx_kernel ptx_kernel;
+
+/* Services the driver layer gives the PTX side. */
+typedef struct ptx_env {
+    void *ctx;
+    /* Device memory for module-scope .global/.const variables (freed by free_device). */
+    void *(*alloc_device)(void *ctx, size_t bytes);
+    void (*free_device)(void *ctx, void *ptr);
+    /* 1 if [addr, addr+len) is inside one live device (or host-mapped/managed) allocation. */
+    int (*check_global)(void *ctx, uint64_t addr, uint64_t len);
+    /* Resolves an .extern .global/.func the module references but does not define (e.g. vprintf
+     * is handled by the executor itself; this is for future cross-module linking). May be NULL. */
+    void *(*resolve_extern)(void *ctx, const char *name);
+} ptx_env;
+
+/* Parse PTX text (as found in the fatbin, NUL-terminated or len bytes) into a module.
+ * Allocates storage for the module's .global/.const variables through env and applies their
+ * initializers. On failure returns NULL and sets *err (e.g. CUDA_ERROR_INVALID_PTX). */
+ptx_module *ptx_module_load(const char *ptx_text, size_t len, const ptx_env *env, int *err,
+                            char *log, size_t loglen);
+void ptx_module_free(ptx_module *m);
+
+/* Entry (.entry) kernels. */
+const ptx_kernel *ptx_module_get_kernel(const ptx_module *m, const char *name);
+int ptx_module_kernel_count(const ptx_module *m);
+const ptx_kernel *ptx_module_kernel_at(const ptx_module *m, int i);
+const char *ptx_kernel_name(const ptx_kernel *k);
+
+/* Module-scope variables (cuModuleGetGlobal): device address and size; 0 = found. */
+int ptx_module_get_global(const ptx_module *m, const char *name, uint64_t *addr, size_t *bytes);
+
+/* Kernel parameters, as cuFuncGetParamInfo reports them: byte offset and size in the packed
+ * parameter buffer (offsets follow each param's .align). Returns param count. */
+int ptx_kernel_param_count(const ptx_kernel *k);
+int ptx_kernel_param_info(const ptx_kernel *k, int index, size_t *offset, size_t *size);
+size_t ptx_kernel_param_buffer_size(const ptx_kernel *k);
+
+/* Static resource use, for cuFuncGetAttribute. */
+typedef struct ptx_kernel_attrs {
+    size_t static_shared_bytes;
+    size_t local_bytes_per_thread;
+    int num_regs;
+    int max_threads_per_block; /* from .maxntid if given, else the device limit (1024) */
+} ptx_kernel_attrs;
+void ptx_kernel_get_attrs(const ptx_kernel *k, ptx_kernel_attrs *out);
+
+typedef struct ptx_launch_cfg {
+    unsigned grid[3];
+    unsigned block[3];
+    size_t dynamic_shared_bytes;
+    const void *param_buffer;   /* packed as ptx_kernel_param_info says */
+    size_t param_buffer_size;
+    int worker_threads;         /* host threads to spread blocks over (>= 1) */
+    int cooperative;            /* grid-wide sync allowed (all blocks co-resident) */
+} ptx_launch_cfg;
+
+/* Run one launch to completion (synchronously; the driver layer handles stream order).
+ * Returns CUDA_SUCCESS, CUDA_ERROR_ILLEGAL_ADDRESS, CUDA_ERROR_ILLEGAL_INSTRUCTION (with the
+ * instruction named in log), CUDA_ERROR_LAUNCH_FAILED, CUDA_ERROR_INVALID_VALUE (bad config),
+ * CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES (too much shared memory). *instructions_executed, if not
+ * NULL, receives the number of PTX instructions executed (per lane-group step, summed). */
+int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *env,
+               uint64_t *instructions_executed, char *log, size_t loglen);
+
+#endif

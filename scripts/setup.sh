@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One-time setup on a fresh machine: system packages, the .venv with tensorfusion installed
+# editable (plus test deps), and nvcc/cuda headers from PyPI when the machine has no CUDA toolkit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need_apt=()
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v make >/dev/null || need_apt+=(make)
+if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[dev]'
+if ! command -v nvcc >/dev/null && [ ! -x .venv/bin/nvcc ]; then
+  echo "setup: no nvcc on this machine; installing the CUDA compiler from PyPI" >&2
+  .venv/bin/pip install -q 'nvidia-cuda-nvcc>=13,<14' 'nvidia-cuda-runtime>=13,<14' 'nvidia-cuda-cccl>=13,<14'
+  .venv/bin/python scripts/link_pip_nvcc.py
+fi
+echo "setup: done"

@@ -1,0 +1,1 @@
+"""TensorFusion scheduler: pool, placement, leases, QoS, autoscaling recommender."""

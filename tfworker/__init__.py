@@ -1,0 +1,1 @@
+"""TensorFusion worker daemon: supervises one GPU worker process per client session."""
