@@ -1,0 +1,112 @@
+"""Typed errors of the TensorFusion control plane, and their mapping to gRPC status codes.
+
+The scheduler raises these inside; its gRPC edge turns them into a status code plus the class name
+in trailing metadata "tf-error" (to_status). Clients turn an RpcError back into the same class
+(from_rpc_error), so user code catches NoCapacity, not grpc.RpcError.
+"""
+import grpc
+
+
+class TensorFusionError(Exception):
+    """Base of every TensorFusion error."""
+    code = grpc.StatusCode.UNKNOWN
+
+
+class InvalidRequest(TensorFusionError, ValueError):
+    """The request can never succeed as written (bad quantity, more than any GPU has, ...)."""
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidQuantity(InvalidRequest):
+    """A VRAM or TFLOPS quantity that does not parse ("2Gb", "-1", "lots")."""
+
+
+class NotFound(TensorFusionError, LookupError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class UnknownPool(NotFound):
+    pass
+
+
+class UnknownAllocation(NotFound):
+    pass
+
+
+class UnknownWorker(NotFound):
+    pass
+
+
+class NoCapacity(TensorFusionError):
+    """Nothing fits right now (the request is possible, the pool is busy)."""
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class QuotaExceeded(NoCapacity):
+    """The namespace's quota would be exceeded."""
+
+
+class LeaseError(TensorFusionError):
+    """A lease token that is malformed, badly signed or expired; or an allocation no longer active."""
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class LeaseInvalid(LeaseError):
+    """Malformed token or bad signature (wrong secret, tampered claims)."""
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class LeaseExpired(LeaseError):
+    pass
+
+
+class AllocationInactive(LeaseError):
+    """The allocation was released, preempted, expired or lost; allocate again."""
+
+
+class SchedulerUnreachable(TensorFusionError, ConnectionError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class WorkerUnreachable(TensorFusionError, ConnectionError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+_BY_NAME = {cls.__name__: cls for cls in (
+    TensorFusionError, InvalidRequest, InvalidQuantity, NotFound, UnknownPool, UnknownAllocation,
+    UnknownWorker, NoCapacity, QuotaExceeded, LeaseError, LeaseInvalid, LeaseExpired, AllocationInactive,
+    SchedulerUnreachable, WorkerUnreachable)}
+
+_BY_CODE = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: NoCapacity,
+    grpc.StatusCode.FAILED_PRECONDITION: LeaseError,
+    grpc.StatusCode.PERMISSION_DENIED: LeaseInvalid,
+    grpc.StatusCode.UNAVAILABLE: SchedulerUnreachable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: SchedulerUnreachable,
+}
+
+METADATA_KEY = "tf-error"
+
+
+def to_status(err: TensorFusionError) -> tuple[grpc.StatusCode, str, tuple]:
+    """(code, message, trailing metadata) for the gRPC edge."""
+    return err.code, str(err), ((METADATA_KEY, type(err).__name__),)
+
+
+def from_rpc_error(err: grpc.RpcError, target: str = "") -> TensorFusionError:
+    """The typed error an RpcError stands for (raise it `from err`)."""
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = err.details() if hasattr(err, "details") else str(err)
+    name = None
+    try:
+        for key, value in (err.trailing_metadata() or ()):
+            if key == METADATA_KEY:
+                name = value
+    except Exception:  # some RpcErrors (channel-level) carry no metadata
+        pass
+    cls = _BY_NAME.get(name) or _BY_CODE.get(code) or TensorFusionError
+    if cls is SchedulerUnreachable and name is None:
+        return SchedulerUnreachable(f"scheduler {target or ''} unreachable: {details}".replace("  ", " "))
+    return cls(details)

@@ -1,0 +1,76 @@
+"""Lease tokens: the scheduler's signed statement "allocation A may use GPU G on worker W with these
+limits until T".
+
+Format: base64url(JSON claims) "." base64url(HMAC-SHA256(secret, first part)), no padding. The
+secret is shared by the scheduler (sign) and the worker daemons (verify, when a client connects with
+TF_LEASE=<token> and when SetSessionLimits brings new limits). Called by tfscheduler.server and
+tfworker.daemon.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+from tfclient.errors import LeaseError, LeaseExpired, LeaseInvalid
+
+__all__ = ["LeaseClaims", "sign", "verify", "LeaseError", "LeaseExpired", "LeaseInvalid"]
+
+
+@dataclass(frozen=True)
+class LeaseClaims:
+    allocation_id: str
+    worker_id: str
+    gpu_uuid: str               # the (first) GPU; gpu_uuids lists all of a multi-GPU allocation
+    vram_limit_mib: int         # per GPU
+    tflops_limit: float         # per GPU, FP16 dense
+    qos: str                    # "low" | "medium" | "high" | "critical"
+    expires_at: float           # unix seconds
+    gpu_uuids: tuple = field(default=())
+    vram_request_mib: int = 0
+    tflops_request: float = 0.0
+
+    def __post_init__(self):
+        if not self.gpu_uuids:
+            object.__setattr__(self, "gpu_uuids", (self.gpu_uuid,))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(claims: LeaseClaims, secret: bytes) -> str:
+    body = asdict(claims)
+    body["gpu_uuids"] = list(claims.gpu_uuids)
+    payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+    mac = hmac.new(secret, payload.encode(), hashlib.sha256).digest()
+    return f"{payload}.{_b64(mac)}"
+
+
+def verify(token: str, secret: bytes, now: float | None = None) -> LeaseClaims:
+    """Claims of a token signed with secret. Raises LeaseInvalid (malformed or bad signature) or
+    LeaseExpired (valid signature, expires_at passed)."""
+    try:
+        payload, mac = token.strip().split(".")
+        given = _unb64(mac)
+    except (ValueError, AttributeError) as e:
+        raise LeaseInvalid("lease token is malformed (expected <claims>.<signature>)") from e
+    want = hmac.new(secret, payload.encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(given, want):
+        raise LeaseInvalid("lease token signature does not verify (wrong secret or tampered token)")
+    try:
+        body = json.loads(_unb64(payload))
+        body["gpu_uuids"] = tuple(body.get("gpu_uuids") or ())
+        claims = LeaseClaims(**body)
+    except (ValueError, TypeError) as e:
+        raise LeaseInvalid(f"lease token claims are malformed: {e}") from e
+    now = time.time() if now is None else now
+    if claims.expires_at <= now:
+        raise LeaseExpired(f"lease of allocation {claims.allocation_id} expired "
+                           f"{now - claims.expires_at:.1f}s ago; renew it or allocate again")
+    return claims
