@@ -26,9 +26,10 @@ def find_nvcc() -> str:
     raise RuntimeError("nvcc not found: run `make setup` (installs it from PyPI when missing)")
 
 
-def build_cuda(name: str, cudart: str = "static", flags: tuple = (), arch: list | None = None) -> Path:
-    """Compiles tests/cuda/<name>.cu (cudart 'static' or 'shared') and returns the binary path."""
-    src = CUDA_SRC / f"{name}.cu"
+def build_cuda(name: str, cudart: str = "static", flags: tuple = (), arch: list | None = None,
+               src_dir: Path = CUDA_SRC) -> Path:
+    """Compiles <src_dir>/<name>.cu (default tests/cuda; cudart 'static' or 'shared'), returns the binary path."""
+    src = src_dir / f"{name}.cu"
     arch = PTX_ARCH if arch is None else arch
     args = [*arch, f"-cudart={cudart}", *flags]
     key = hashlib.sha256(src.read_bytes() + repr(args).encode()).hexdigest()[:12]
@@ -39,6 +40,11 @@ def build_cuda(name: str, cudart: str = "static", flags: tuple = (), arch: list 
         subprocess.run([find_nvcc(), "-O2", "-o", str(tmp), str(src), *args], check=True)
         tmp.rename(out)
     return out
+
+
+def build_example(name: str) -> Path:
+    """Compiles one of the bundled demo programs, examples/<name>.cu."""
+    return build_cuda(name, src_dir=REPO / "examples")
 
 
 @pytest.fixture(scope="session")

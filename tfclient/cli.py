@@ -1,0 +1,206 @@
+"""The `tensorfusion` command: up, down, scheduler, worker, run, status, demo.
+
+Each subcommand is a small function over the library pieces (tfclient.embedded for the embedded default,
+tfclient.scheduler_client for the control plane, tfworker.limits for local mode). Mistakes end with a
+one-line message and exit code 2 (usage) or 1 (runtime), never a traceback.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+from tfclient import config, native
+
+
+class CliError(Exception):
+    """A mistake or failure to report as one line (exit code 1)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except CliError as e:
+        print(f"tensorfusion {args.command}: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # typed tfclient errors and the like: one clear line
+        from tfclient import errors
+        if isinstance(e, (errors.TensorFusionError, FileNotFoundError, ValueError, RuntimeError)):
+            print(f"tensorfusion {args.command}: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tensorfusion", description="Fractional, remote vGPUs for CUDA programs.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = sub.add_parser("up", help="embedded default: scheduler + one worker on this host (foreground)")
+    up.add_argument("--listen", default="127.0.0.1:0", help="scheduler address (default: a free loopback port)")
+    up.add_argument("--backend", default="auto", choices=["auto", "nvidia", "emu"],
+                    help="GPU backend for the worker (auto: NVIDIA GPUs if present, else the emulated device)")
+    up.add_argument("--tcp", default=None, metavar="HOST:PORT", help="also serve the data plane on TCP")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop the embedded default started in the background")
+    down.set_defaults(func=cmd_down)
+
+    sched = sub.add_parser("scheduler", help="run the scheduler service (foreground)")
+    sched.add_argument("--listen", default="0.0.0.0:7070", help="gRPC listen address (default 0.0.0.0:7070)")
+    sched.add_argument("--db", default=None, help="SQLite state file (default $TF_HOME/scheduler.db)")
+    sched.set_defaults(func=cmd_scheduler)
+
+    worker = sub.add_parser("worker", help="run the worker daemon on this GPU host (foreground)")
+    worker.add_argument("--scheduler", default=None, help="scheduler host:port (default $TF_SCHEDULER)")
+    worker.add_argument("--backend", default="auto", choices=["auto", "nvidia", "emu"])
+    worker.add_argument("--unix", default=None, help="data-plane Unix socket (default $TF_HOME/worker-<pid>.sock)")
+    worker.add_argument("--tcp", default=None, metavar="HOST:PORT", help="data-plane TCP listen address")
+    worker.add_argument("--advertise", default=None, help="host name clients use to reach the TCP data plane")
+    worker.add_argument("--admin", default="127.0.0.1:0", help="worker admin gRPC listen address")
+    worker.add_argument("--pool", default="default", help="GPU pool this node belongs to")
+    worker.add_argument("--node", default=None, help="node name (default: host name)")
+    worker.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    worker.set_defaults(func=cmd_worker)
+
+    run = sub.add_parser("run", help="run a command on a vGPU: run [options] -- CMD ARGS...")
+    run.add_argument("--scheduler", default=None, help="scheduler host:port (default: $TF_SCHEDULER or embedded)")
+    run.add_argument("--tflops", default=None, help="TFLOPS request (FP16 dense)")
+    run.add_argument("--tflops-limit", default=None, help="TFLOPS limit (default: the request)")
+    run.add_argument("--vram", default=None, help="VRAM request, e.g. 512Mi, 2Gi (plain number = MiB)")
+    run.add_argument("--vram-limit", default=None, help="VRAM limit (default: the request)")
+    run.add_argument("--qos", default="medium", choices=["low", "medium", "high", "critical"])
+    run.add_argument("--pool", default="default")
+    run.add_argument("--gpu-model", default=None, help="only GPUs of this model")
+    run.add_argument("--transport", default="auto", choices=["auto", "unix", "tcp"],
+                     help="data plane to use (auto: Unix socket when the worker is on this host)")
+    run.add_argument("--local", action="store_true",
+                     help="local vGPU: run on this host's GPU with the limiter preloaded (no scheduler)")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="pool, nodes, GPUs and allocations")
+    status.add_argument("--scheduler", default=None)
+    status.set_defaults(func=cmd_status)
+
+    demo = sub.add_parser("demo", help="build and run the bundled sample CUDA programs through `run`")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def cmd_up(args) -> int:
+    from tfclient import embedded
+    return embedded.run_foreground(listen=args.listen, backend=args.backend, tcp=args.tcp)
+
+
+def cmd_down(args) -> int:
+    from tfclient import embedded
+    if not embedded.stop_background():
+        print("tensorfusion down: no embedded default is running")
+    else:
+        print("tensorfusion down: stopped")
+    return 0
+
+
+def cmd_scheduler(args) -> int:
+    from tfclient import embedded
+    return embedded.run_scheduler_foreground(args.listen, args.db or str(config.home() / "scheduler.db"))
+
+
+def cmd_worker(args) -> int:
+    from tfclient import embedded
+    address = config.scheduler_address(args.scheduler)
+    if not address:
+        raise CliError("no scheduler: pass --scheduler HOST:PORT or set TF_SCHEDULER")
+    return embedded.run_worker_foreground(args, address)
+
+
+def command_of(args) -> list[str]:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise CliError("no command given: use `tensorfusion run [options] -- CMD ARGS...`")
+    return cmd
+
+
+def cmd_run(args) -> int:
+    from tfclient import quantity
+    cmd = command_of(args)
+    vram_mib = quantity.parse_vram_mib(args.vram) if args.vram else None
+    vram_limit_mib = quantity.parse_vram_mib(args.vram_limit) if args.vram_limit else vram_mib
+    tflops = quantity.parse_tflops(args.tflops) if args.tflops else None
+    tflops_limit = quantity.parse_tflops(args.tflops_limit) if args.tflops_limit else tflops
+    if args.local:
+        return run_local(cmd, vram_limit_mib, tflops_limit)
+    from tfclient import embedded
+    address = config.scheduler_address(args.scheduler)
+    if not address:
+        address = embedded.start_background()
+    from tfclient.attach import allocate
+    lease = allocate(scheduler=address, tflops=tflops or 0.0, tflops_limit=tflops_limit or 0.0,
+                     vram_mib=vram_mib or 0, vram_limit_mib=vram_limit_mib or 0, qos=args.qos, pool=args.pool,
+                     gpu_model=args.gpu_model)
+    try:
+        env = dict(os.environ)
+        env.update(lease.client_env(transport=args.transport))
+        env["LD_LIBRARY_PATH"] = f"{native.require(native.stub_lib_dir() / 'libcuda.so.1').parent}:" \
+                                 f"{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
+        try:
+            proc = subprocess.run(cmd, env=env)
+        except FileNotFoundError:
+            raise CliError(f"command not found: {cmd[0]}")
+        return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    finally:
+        lease.release()
+
+
+def run_local(cmd: list[str], vram_limit_mib: int | None, tflops_limit: float | None) -> int:
+    """Local vGPU (seed: 本地vGPU): the limiter preloaded into CMD on this host, no scheduler involved."""
+    from tfworker import gpus, limits
+    gpu_list = gpus.nvidia_gpus()
+    if gpu_list:
+        device_tflops, lib_dir = gpu_list[0].tflops or _known_tflops(gpu_list[0].model), None
+    else:
+        print("tensorfusion run --local: no NVIDIA GPU here; using the emulated device", file=sys.stderr)
+        device_tflops, lib_dir = _known_tflops(gpus.EMULATED_MODEL), str(native.emu_lib_dir())
+    env = dict(os.environ)
+    env.update(limits.local_env(vram_limit_bytes=(vram_limit_mib or 0) << 20, tflops_limit=tflops_limit or 0.0,
+                                device_tflops=device_tflops))
+    if lib_dir:
+        env["LD_LIBRARY_PATH"] = f"{lib_dir}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
+    try:
+        return subprocess.run(cmd, env=env).returncode
+    except FileNotFoundError:
+        raise CliError(f"command not found: {cmd[0]}")
+
+
+def _known_tflops(model: str) -> float:
+    from tfscheduler import models
+    return models.tflops_for(model)
+
+
+def cmd_status(args) -> int:
+    from tfclient.scheduler_client import SchedulerClient
+    address = config.scheduler_address(args.scheduler)
+    if not address:
+        raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
+    with SchedulerClient(address) as client:
+        pool = client.list_pool()
+    from tfclient import status_table
+    print(status_table.render(pool))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from tfclient import demo
+    return demo.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

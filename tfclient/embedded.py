@@ -1,0 +1,150 @@
+"""Running the services from the CLI: the embedded default (`up`: scheduler + one worker in one process on
+this host), a background `up` started by `run`, and the foreground `scheduler` / `worker` commands.
+
+Everything runs on uvloop. SIGINT/SIGTERM stop the services cleanly: the worker closes every session (its
+GPU worker processes exit, freeing their memory), then the scheduler stops, then the state file goes.
+"""
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import uvloop
+
+from tfclient import config
+
+
+def _run(coro) -> int:
+    return uvloop.run(coro)
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _embedded(listen: str, backend_name: str, tcp: str | None) -> int:
+    from tfscheduler.server import serve
+    from tfworker import gpus
+    from tfworker.daemon import WorkerDaemon
+
+    home = config.home()
+    secret = config.secret()
+    backend = gpus.choose_backend(backend_name)
+    scheduler = await serve(listen, str(home / "scheduler.db"), secret)
+    address = f"127.0.0.1:{scheduler.port}" if listen.startswith(("127.", "localhost", "0.0.0.0")) \
+        else f"{listen.rsplit(':', 1)[0]}:{scheduler.port}"
+    socket_path = str(home / f"worker-{os.getpid()}.sock")
+    daemon = WorkerDaemon(scheduler=address, secret=secret, backend=backend, unix_path=socket_path,
+                          tcp=_host_port(tcp) if tcp else None)
+    try:
+        await daemon.start()
+        config.write_embedded(config.Embedded(scheduler=address, pid=os.getpid(), worker_socket=socket_path))
+        gpu_names = ", ".join(g.model for g in backend.gpus)
+        print(f"tensorfusion up: scheduler {address}, worker {socket_path}, backend {backend.kind} ({gpu_names})",
+              flush=True)
+        print("tensorfusion up: ready (Ctrl-C stops)", flush=True)
+        await _wait_for_stop_signal()
+        print("tensorfusion up: stopping", flush=True)
+    finally:
+        config.embedded_file().unlink(missing_ok=True)
+        await daemon.stop()
+        await scheduler.stop()
+    return 0
+
+
+def run_foreground(listen: str, backend: str, tcp: str | None) -> int:
+    running = config.read_embedded()
+    if running:
+        raise RuntimeError(f"an embedded default is already running (pid {running.pid}, scheduler "
+                           f"{running.scheduler}); stop it with `tensorfusion down`")
+    return _run(_embedded(listen, backend, tcp))
+
+
+def start_background(timeout_s: float = 60.0) -> str:
+    """Starts `tensorfusion up` detached (log in $TF_HOME/up.log) and returns its scheduler address."""
+    running = config.read_embedded()
+    if running:
+        return running.scheduler
+    log_path = config.home() / "up.log"
+    print(f"tensorfusion: no scheduler configured; starting the embedded default in the background "
+          f"(log: {log_path}, stop with `tensorfusion down`)", file=sys.stderr)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tfclient.cli", "up"], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = config.read_embedded()
+        if running:
+            return running.scheduler
+        if proc.poll() is not None:
+            raise RuntimeError(f"the embedded default exited with {proc.returncode}; see {log_path}")
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError(f"the embedded default did not start within {timeout_s:.0f} s; see {log_path}")
+
+
+def stop_background(timeout_s: float = 30.0) -> bool:
+    running = config.read_embedded()
+    if not running:
+        return False
+    os.kill(running.pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(running.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.kill(running.pid, signal.SIGKILL)
+    return True
+
+
+async def _scheduler(listen: str, db_path: str) -> int:
+    from tfscheduler.server import serve
+    server = await serve(listen, db_path, config.secret())
+    print(f"tensorfusion scheduler: listening on {listen.rsplit(':', 1)[0]}:{server.port}, state {db_path}",
+          flush=True)
+    try:
+        await _wait_for_stop_signal()
+    finally:
+        await server.stop()
+    return 0
+
+
+def run_scheduler_foreground(listen: str, db_path: str) -> int:
+    return _run(_scheduler(listen, db_path))
+
+
+async def _worker(args, scheduler: str) -> int:
+    from tfworker import gpus
+    from tfworker.daemon import WorkerDaemon
+    backend = gpus.choose_backend(args.backend)
+    socket_path = args.unix or str(config.home() / f"worker-{os.getpid()}.sock")
+    daemon = WorkerDaemon(scheduler=scheduler, secret=config.secret(), backend=backend, unix_path=socket_path,
+                          tcp=_host_port(args.tcp) if args.tcp else None, advertise=args.advertise,
+                          admin_listen=args.admin, pool=args.pool, node=args.node, metrics_port=args.metrics_port)
+    await daemon.start()
+    print(f"tensorfusion worker: registered with {scheduler} as {daemon.worker_id}, backend {backend.kind}",
+          flush=True)
+    try:
+        await _wait_for_stop_signal()
+    finally:
+        await daemon.stop()
+    return 0
+
+
+def run_worker_foreground(args, scheduler: str) -> int:
+    return _run(_worker(args, scheduler))
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"bad address {text!r}: expected HOST:PORT")
+    return host or "0.0.0.0", int(port)

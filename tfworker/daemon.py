@@ -1,0 +1,286 @@
+"""The worker daemon (one per GPU host): registers the host's GPUs with the scheduler, heartbeats usage,
+checks lease tokens on data-plane connections, gives each session its limits, serves the WorkerAdmin gRPC
+API, exports Prometheus metrics, and closes sessions the scheduler orders closed.
+
+It composes three pieces and adds no hot-path work: tfworker.dataplane (accepts connections and hands each
+socket to its own GPU worker process), tfworker.limits (the limiter's shared-memory region per session),
+and the control plane (tensorfusion.v1 Scheduler / WorkerAdmin). Used by `tensorfusion up` and `worker`.
+"""
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from tfclient.protos import load
+from tfscheduler import lease, models
+from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant
+from tfworker.gpus import Backend, GpuInfo
+
+pb = load("scheduler_pb2")
+common = load("common_pb2")
+worker_pb = load("worker_pb2")
+scheduler_rpc = load("scheduler_pb2_grpc")
+worker_rpc = load("worker_pb2_grpc")
+
+log = logging.getLogger("tfworker")
+
+
+@dataclass
+class Session:
+    session_id: str
+    allocation_id: str
+    gpu: GpuInfo
+    limits: object | None          # tfworker.limits.SessionLimits, None when the limiter is not built
+    started_at: float = field(default_factory=time.time)
+
+
+class WorkerDaemon:
+    def __init__(self, *, scheduler: str, secret: bytes, backend: Backend, unix_path: str | None,
+                 tcp: tuple[str, int] | None = None, advertise: str | None = None, admin_listen: str = "127.0.0.1:0",
+                 pool: str = "default", node: str | None = None, metrics_port: int | None = None):
+        self.scheduler_address = scheduler
+        self.secret = secret
+        self.backend = backend
+        self.unix_path = unix_path
+        self.tcp = tcp
+        self.advertise = advertise
+        self.admin_listen = admin_listen
+        self.pool = pool
+        self.node = node or socket.gethostname()
+        self.metrics_port = metrics_port
+        self.worker_id = ""
+        self.heartbeat_interval_s = 2.0
+        self.sessions: dict[str, Session] = {}
+        self.pending_limits: dict[str, common.Resources] = {}   # allocation -> limits set before it connected
+        self._counter = itertools.count(1)
+        self._channel: grpc.aio.Channel | None = None
+        self._stub = None
+        self._admin: grpc.aio.Server | None = None
+        self._admin_port = 0
+        self._heartbeat_task: asyncio.Task | None = None
+        self._metrics = None
+        self.dataplane = DataPlaneServer(unix_path=unix_path, tcp=tcp, backend_lib_dir=backend.lib_dir,
+                                         authorize=self._authorize, on_end=self._on_session_end)
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        await self.dataplane.start()
+        self._admin = grpc.aio.server()
+        worker_rpc.add_WorkerAdminServicer_to_server(_AdminServicer(self), self._admin)
+        self._admin_port = self._admin.add_insecure_port(self.admin_listen)
+        await self._admin.start()
+        self._channel = grpc.aio.insecure_channel(self.scheduler_address)
+        self._stub = scheduler_rpc.SchedulerStub(self._channel)
+        await self._register()
+        if self.metrics_port is not None:
+            from tfworker.metrics import WorkerMetrics
+            self._metrics = WorkerMetrics(self, self.metrics_port)
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
+
+    async def stop(self) -> None:
+        if self._heartbeat_task:
+            self._heartbeat_task.cancel()
+            try:
+                await self._heartbeat_task
+            except asyncio.CancelledError:
+                pass
+        await self.dataplane.stop()
+        for s in list(self.sessions.values()):
+            self._drop_session(s.session_id)
+        if self._admin:
+            await self._admin.stop(grace=1.0)
+        if self._channel:
+            await self._channel.close()
+
+    # ---- control plane ----
+
+    def _endpoints(self):
+        host = self.advertise or (self.tcp[0] if self.tcp and self.tcp[0] not in ("0.0.0.0", "") else "127.0.0.1")
+        admin_host = self.admin_listen.rsplit(":", 1)[0]
+        if admin_host in ("0.0.0.0", "[::]", ""):
+            admin_host = self.advertise or "127.0.0.1"
+        return common.WorkerEndpoints(unix_path=self.unix_path or "",
+                                      tcp=f"{host}:{self.dataplane.tcp_port}" if self.tcp else "",
+                                      admin=f"{admin_host}:{self._admin_port}")
+
+    async def _register(self) -> None:
+        request = pb.RegisterWorkerRequest(
+            node_name=self.node, pool=self.pool, endpoints=self._endpoints(),
+            gpus=[common.GPUInfo(index=g.index, uuid=g.uuid, model=g.model, vendor=g.vendor, vram_mib=g.vram_mib,
+                                 tflops=g.tflops) for g in self.backend.gpus],
+            active_allocation_ids=sorted({s.allocation_id for s in self.sessions.values()}))
+        try:
+            response = await self._stub.RegisterWorker(request, timeout=10)
+        except grpc.aio.AioRpcError as e:
+            raise RuntimeError(f"scheduler {self.scheduler_address} unreachable or refused registration: "
+                               f"{e.details() or e.code().name}") from None
+        self.worker_id = response.worker_id
+        self.heartbeat_interval_s = response.heartbeat_interval_s or self.heartbeat_interval_s
+        accepted = {g.uuid: g.tflops for g in response.gpus}
+        for g in self.backend.gpus:
+            g.tflops = accepted.get(g.uuid) or g.tflops or models.tflops_for(g.model)
+        await self._apply_close_orders(response.close_allocations)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval_s)
+            try:
+                await self._heartbeat()
+            except grpc.aio.AioRpcError as e:
+                log.warning("heartbeat to %s failed: %s", self.scheduler_address, e.code().name)
+            except Exception:  # keep beating whatever one round hit
+                log.exception("heartbeat round failed")
+
+    async def _heartbeat(self) -> None:
+        request = pb.HeartbeatRequest(worker_id=self.worker_id, gpus=self.gpu_usage(),
+                                      active_allocation_ids=sorted({s.allocation_id for s in self.sessions.values()}),
+                                      sessions=self.session_usage())
+        response = await self._stub.Heartbeat(request, timeout=10)
+        if response.reregister:
+            await self._register()
+        if response.heartbeat_interval_s:
+            self.heartbeat_interval_s = response.heartbeat_interval_s
+        await self._apply_close_orders(response.close_allocations)
+
+    async def _apply_close_orders(self, orders) -> None:
+        for order in orders:
+            await self.close_allocation(order.allocation_id, order.reason)
+
+    # ---- sessions ----
+
+    async def _authorize(self, token: bytes) -> SessionGrant:
+        claims = await self._claims_of(token.decode("utf-8", "replace"))
+        if self.worker_id and claims.worker_id != self.worker_id:
+            raise PermissionError(f"lease is for worker {claims.worker_id}, this is {self.worker_id}")
+        gpu = next((g for g in self.backend.gpus if g.uuid == claims.gpu_uuid), None)
+        if gpu is None:
+            raise PermissionError(f"lease names GPU {claims.gpu_uuid}, which is not on this worker")
+        session_id = f"{claims.allocation_id}-{next(self._counter)}"
+        pending = self.pending_limits.get(claims.allocation_id)
+        vram_mib = pending.vram_mib if pending and pending.vram_mib else claims.vram_limit_mib
+        tflops = pending.tflops if pending and pending.tflops else claims.tflops_limit
+        limits = self._create_limits(session_id, vram_mib, tflops, gpu)
+        self.sessions[session_id] = Session(session_id, claims.allocation_id, gpu, limits)
+        env = {"CUDA_VISIBLE_DEVICES": str(gpu.index)} if self.backend.kind == "nvidia" else {}
+        if limits is None:
+            return SessionGrant(session_id=session_id, env=env, preload=[])
+        env.update(limits.env)
+        return SessionGrant(session_id=session_id, env=env, preload=list(limits.preload))
+
+    async def _claims_of(self, token: str) -> "lease.LeaseClaims":
+        """Verified claims of a client's lease token. A token past its own expiry is still accepted when
+        the scheduler says the allocation is active and renewed (a long `run` starts programs later)."""
+        try:
+            return lease.verify(token, self.secret)
+        except lease.LeaseExpired as e:
+            claims = lease.verify(token, self.secret, now=0.0)
+            try:
+                alloc = await self._stub.GetAllocation(pb.GetAllocationRequest(allocation_id=claims.allocation_id),
+                                                       timeout=5)
+            except grpc.aio.AioRpcError:
+                raise PermissionError(f"lease rejected: {e}") from None
+            if alloc.state == pb.ALLOCATION_ACTIVE and alloc.lease_expires_at > time.time():
+                return claims
+            raise PermissionError(f"lease rejected: {e}") from None
+        except lease.LeaseError as e:
+            raise PermissionError(f"lease rejected: {e}") from None
+
+    def _create_limits(self, session_id: str, vram_mib: int, tflops: float, gpu: GpuInfo):
+        try:
+            from tfworker import limits
+            from tfclient import native
+        except ImportError:
+            return None
+        if not native.limiter_lib().exists():
+            log.warning("limiter not built (%s): session %s runs without limits", native.limiter_lib(), session_id)
+            return None
+        return limits.SessionLimits.create(session_id, vram_limit_bytes=vram_mib << 20, tflops_limit=tflops,
+                                           device_tflops=gpu.tflops or models.tflops_for(gpu.model))
+
+    async def _on_session_end(self, end: SessionEnd) -> None:
+        if end.returncode not in (0, None):
+            log.info("session %s ended: %s (exit %s)", end.session_id, end.reason, end.returncode)
+        self._drop_session(end.session_id)
+
+    def _drop_session(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session and session.limits is not None:
+            session.limits.close()
+
+    async def close_allocation(self, allocation_id: str, reason: str) -> bool:
+        self.pending_limits.pop(allocation_id, None)
+        targets = [s.session_id for s in self.sessions.values() if s.allocation_id == allocation_id]
+        for session_id in targets:
+            await self.dataplane.close_session(session_id, reason)
+            self._drop_session(session_id)
+        return bool(targets)
+
+    def set_limits(self, allocation_id: str, limits) -> bool:
+        self.pending_limits[allocation_id] = limits
+        applied = False
+        for s in self.sessions.values():
+            if s.allocation_id == allocation_id and s.limits is not None:
+                s.limits.update(vram_limit_bytes=(limits.vram_mib << 20) if limits.vram_mib else None,
+                                tflops_limit=limits.tflops or None)
+                applied = True
+        return applied
+
+    # ---- usage ----
+
+    def session_usage(self) -> list:
+        out = []
+        pids = {sid: info.pid for sid, info in self.dataplane.sessions().items()}
+        for s in self.sessions.values():
+            used_mib, tflops_used, limits = 0, 0.0, common.Resources()
+            if s.limits is not None:
+                u = s.limits.usage()
+                used_mib = u.vram_used >> 20
+                limits = common.Resources(tflops=s.limits.tflops_limit, vram_mib=s.limits.vram_limit_bytes >> 20)
+                tflops_used = getattr(u, "tflops_used", 0.0)
+            out.append(common.SessionUsage(allocation_id=s.allocation_id, gpu_uuid=s.gpu.uuid,
+                                           vram_used_mib=used_mib, tflops_used=tflops_used, limits=limits,
+                                           pid=pids.get(s.session_id, 0)))
+        return out
+
+    def gpu_usage(self) -> list:
+        per_gpu = {g.uuid: common.GPUUsage(uuid=g.uuid) for g in self.backend.gpus}
+        for u in self.session_usage():
+            per_gpu[u.gpu_uuid].vram_used_mib += u.vram_used_mib
+            per_gpu[u.gpu_uuid].tflops_used += u.tflops_used
+        return list(per_gpu.values())
+
+
+class _AdminServicer(worker_rpc.WorkerAdminServicer):
+    """WorkerAdmin gRPC API, called by the scheduler."""
+
+    def __init__(self, daemon: WorkerDaemon):
+        self.daemon = daemon
+
+    async def SetSessionLimits(self, request, context):
+        if request.lease_token:
+            try:
+                claims = lease.verify(request.lease_token, self.daemon.secret)
+            except lease.LeaseError as e:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"lease token rejected: {e}")
+            if claims.allocation_id != request.allocation_id:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "lease token names another allocation")
+        applied = self.daemon.set_limits(request.allocation_id, request.limits)
+        return worker_pb.SetSessionLimitsResponse(applied=applied)
+
+    async def CloseSession(self, request, context):
+        closed = await self.daemon.close_allocation(request.allocation_id, request.reason or "closed by scheduler")
+        return worker_pb.CloseSessionResponse(closed=closed)
+
+    async def GetUsage(self, request, context):
+        return worker_pb.GetUsageResponse(gpus=self.daemon.gpu_usage(), sessions=self.daemon.session_usage())
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=os.environ.get("TF_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
