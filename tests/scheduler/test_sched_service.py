@@ -1,0 +1,185 @@
+"""The scheduler over real gRPC on loopback with real SQLite: allocation, leases, QoS preemption,
+heartbeats, errors. The test process plays the worker through the public API."""
+import time
+
+import grpc
+import pytest
+
+from tfclient.errors import (AllocationInactive, InvalidQuantity, InvalidRequest, NoCapacity, QuotaExceeded,
+                             SchedulerUnreachable, UnknownAllocation, UnknownPool)
+from tfclient.protos import load
+from tfclient.scheduler_client import SchedulerClient
+from tfscheduler import lease
+
+from sched_helpers import SECRET, gpus
+
+pb = load("scheduler_pb2")
+rpc = load("scheduler_pb2_grpc")
+
+
+def test_allocate_returns_worker_endpoints_and_a_lease_the_worker_verifies(client):
+    client.register_worker("node-a", "pool-1", gpus("a"), unix_path="/tmp/w.sock", tcp="10.0.0.1:7000",
+                           admin="127.0.0.1:1")
+    a = client.allocate(tflops=10, vram="2Gi", tflops_limit=20, vram_limit="4Gi", qos="high")
+    assert a.endpoints.unix_path == "/tmp/w.sock" and a.endpoints.tcp == "10.0.0.1:7000"
+    claims = lease.verify(a.lease_token, SECRET)
+    assert (claims.allocation_id, claims.worker_id, claims.gpu_uuid) == (a.id, "node-a", "GPU-a-0")
+    assert (claims.vram_limit_mib, claims.tflops_limit, claims.qos) == (4096, 20.0, "high")
+    with pytest.raises(lease.LeaseInvalid):
+        lease.verify(a.lease_token, b"other-secret")
+    got = client.get_allocation(a.id)
+    assert got.state == pb.ALLOCATION_ACTIVE and got.requests.vram_mib == 2048 and got.pool == "pool-1"
+
+
+def test_second_request_lands_on_the_worker_with_room(client):
+    client.register_worker("node-a", "p", gpus("a", tflops=100))
+    client.register_worker("node-b", "p", gpus("b", tflops=100))
+    first = client.allocate(tflops=80, vram="1Gi")
+    second = client.allocate(tflops=50, vram="1Gi")
+    assert {first.worker_id, second.worker_id} == {"node-a", "node-b"}
+
+
+def test_release_returns_capacity_and_is_idempotent(client):
+    client.register_worker("node-a", "p", gpus("a", tflops=100))
+    a = client.allocate(tflops=100, vram="1Gi")
+    with pytest.raises(NoCapacity):
+        client.allocate(tflops=1, vram=1)
+    assert client.release(a.id) is True
+    assert client.release(a.id) is False
+    assert client.get_allocation(a.id).state == pb.ALLOCATION_RELEASED
+    client.allocate(tflops=100, vram="1Gi")
+
+
+def test_bad_input_is_rejected_with_a_status_that_says_what_to_change(client, scheduler):
+    client.register_worker("node-a", "p", gpus("a", tflops=100, vram=10240))
+    with pytest.raises(InvalidQuantity, match="unknown unit"):
+        client.allocate(tflops=1, vram="2Gx")
+    with pytest.raises(UnknownPool, match="pool 'nope' does not exist"):
+        client.allocate(tflops=1, vram=1, pool="nope")
+    with pytest.raises(InvalidRequest, match="exceeds every GPU"):
+        client.allocate(tflops=1, vram="100Gi")
+    with pytest.raises(InvalidRequest, match="below the request"):
+        client.allocate(tflops=10, vram=1, tflops_limit=5)
+    with pytest.raises(UnknownAllocation):
+        client.renew("alloc-missing")
+    with pytest.raises(InvalidRequest, match="unknown and no tflops"):
+        client.register_worker("node-x", "p", [dict(index=0, uuid="GPU-x", model="Mystery 9000", vram_mib=1)])
+    # raw gRPC codes, for non-Python callers
+    stub = rpc.SchedulerStub(grpc.insecure_channel(scheduler.address))
+    with pytest.raises(grpc.RpcError) as e:
+        stub.Allocate(pb.AllocateRequest(pool="nope", requests={"tflops": 1, "vram_mib": 1}))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        stub.Allocate(pb.AllocateRequest(requests={"tflops": 1e6, "vram_mib": 1}))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    client.allocate(tflops=100, vram=1)
+    with pytest.raises(grpc.RpcError) as e:
+        stub.Allocate(pb.AllocateRequest(requests={"tflops": 1, "vram_mib": 1}))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "ask for less" in e.value.details()
+
+
+def test_unreachable_scheduler_is_a_typed_error():
+    with SchedulerClient("127.0.0.1:1", timeout=2) as c:
+        with pytest.raises(SchedulerUnreachable):
+            c.list_pool()
+
+
+def test_known_model_tflops_filled_in_at_registration(client):
+    r = client.register_worker("node-h", "p", [dict(index=0, uuid="GPU-h", model="NVIDIA H100 80GB HBM3",
+                                                    vram_mib=81559)])
+    assert r.gpus[0].tflops == pytest.approx(989.4)
+    r = client.register_worker("node-e", "p", [dict(index=0, uuid="GPU-e", model="TensorFusion Emulated GPU (CPU)",
+                                                    vendor="emulated", vram_mib=4096)])
+    assert r.gpus[0].tflops == pytest.approx(0.01)
+
+
+def test_higher_qos_preempts_lower_and_the_worker_is_told(client, worker_admin):
+    client.register_worker("node-a", "p", gpus("a", tflops=100), admin=worker_admin.address)
+    low = client.allocate(tflops=60, vram="1Gi", qos="low")
+    medium = client.allocate(tflops=40, vram="1Gi", qos="medium")
+    crit = client.allocate(tflops=50, vram="1Gi", qos="critical")
+    assert list(crit.preempted) == [low.id]               # one LOW is cheaper than the MEDIUM
+    assert worker_admin.wait_closed(low.id).startswith("preempted")
+    hb = client.heartbeat("node-a", active_allocation_ids=[low.id, medium.id, crit.id])
+    assert [c.allocation_id for c in hb.close_allocations] == [low.id]
+    assert client.get_allocation(low.id).state == pb.ALLOCATION_PREEMPTED
+    with pytest.raises(AllocationInactive, match="preempted"):
+        client.renew(low.id)
+    # no futile preemption: freeing the lone MEDIUM (40) cannot make room for 60
+    with pytest.raises(NoCapacity):
+        client.allocate(tflops=60, vram="1Gi", qos="critical")
+    assert client.get_allocation(medium.id).state == pb.ALLOCATION_ACTIVE
+
+
+def test_oversold_pool_and_quota_from_config(start_scheduler, tmp_path):
+    cfg = tmp_path / "sched.toml"
+    cfg.write_text('[pools.burst]\ntflops_oversell = 2.0\nvram_oversell = 1.5\n'
+                   '[quotas.team]\ntflops = 30\nvram = "1Gi"\n')
+    s = start_scheduler(config_path=str(cfg))
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "burst", gpus("a", tflops=100, vram=1000))
+        c.allocate(tflops=50, vram=100, tflops_limit=100, vram_limit=750)
+        c.allocate(tflops=50, vram=100, tflops_limit=100, vram_limit=750)   # limits 200/1500 = oversold capacity
+        with pytest.raises(NoCapacity):
+            c.allocate(tflops=0.1, vram=1)
+        c.register_worker("node-b", "burst", gpus("b", tflops=100, vram=4096))
+        c.allocate(tflops=20, vram=100, namespace="team")
+        with pytest.raises(QuotaExceeded, match="team"):
+            c.allocate(tflops=20, vram=100, namespace="team")
+        pool = c.list_pool("burst", include_allocations=True)
+        assert pool.pools[0].tflops_oversell_ratio == 2.0 and len(pool.allocations) == 3
+
+
+def test_set_limits_is_forwarded_to_the_worker_with_a_fresh_token(client, worker_admin):
+    client.register_worker("node-a", "p", gpus("a", tflops=100), admin=worker_admin.address)
+    a = client.allocate(tflops=10, vram="1Gi")
+    b = client.set_limits(a.id, tflops=30, vram="2Gi")
+    assert (b.limits.tflops, b.limits.vram_mib) == (30, 2048)
+    aid, t, v, token = worker_admin.limits[-1]
+    assert (aid, t, v) == (a.id, 30, 2048)
+    assert lease.verify(token, SECRET).tflops_limit == 30
+    with pytest.raises(NoCapacity):
+        client.set_limits(a.id, tflops_request=200, tflops=200)
+
+
+def test_lease_expires_unless_renewed_by_client_or_heartbeat(start_scheduler, worker_admin):
+    s = start_scheduler(lease_ttl_s=0.6, tick_s=0.05, node_timeout_s=30)
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a"), admin=worker_admin.address)
+        idle = c.allocate(tflops=1, vram=1)
+        by_client = c.allocate(tflops=1, vram=1)
+        by_worker = c.allocate(tflops=1, vram=1)
+        for _ in range(8):                                   # ~1.2 s: two TTLs
+            time.sleep(0.15)
+            c.renew(by_client.id)
+            c.heartbeat("node-a", active_allocation_ids=[by_worker.id])
+        assert c.get_allocation(idle.id).state == pb.ALLOCATION_EXPIRED
+        assert worker_admin.wait_closed(idle.id) == "lease expired"
+        assert c.get_allocation(by_client.id).state == pb.ALLOCATION_ACTIVE
+        assert c.get_allocation(by_worker.id).state == pb.ALLOCATION_ACTIVE
+        with pytest.raises(AllocationInactive, match="expired"):
+            c.renew(idle.id)
+
+
+def test_node_without_heartbeats_becomes_unavailable_and_its_allocations_lost(start_scheduler):
+    s = start_scheduler(lease_ttl_s=60, tick_s=0.05, node_timeout_s=0.5)
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a"))
+        a = c.allocate(tflops=1, vram=1)
+        deadline = time.time() + 5
+        while c.get_allocation(a.id).state == pb.ALLOCATION_ACTIVE and time.time() < deadline:
+            time.sleep(0.05)
+        got = c.get_allocation(a.id)
+        assert got.state == pb.ALLOCATION_LOST and "missed heartbeats" in got.reason
+        assert not c.list_pool().nodes[0].available
+        with pytest.raises(NoCapacity, match="unavailable"):
+            c.allocate(tflops=1, vram=1)
+        hb = c.heartbeat("node-a", active_allocation_ids=[a.id])   # back: told to close the lost session
+        assert [x.allocation_id for x in hb.close_allocations] == [a.id]
+        assert c.list_pool().nodes[0].available
+        c.allocate(tflops=1, vram=1)
+
+
+def test_unknown_worker_heartbeat_is_asked_to_register(client):
+    assert client.heartbeat("ghost").reregister

@@ -1,0 +1,186 @@
+"""Clients of the scheduler's gRPC API: SchedulerClient (blocking: CLI, user code, tfclient.attach) and
+AsyncSchedulerClient (grpc.aio: the worker daemon). Same methods, same arguments.
+
+Quantities may be strings ("2Gi", "500m") and are parsed here (tfclient.quantity) so a typo fails
+before any RPC; QoS may be "low"/"medium"/"high"/"critical" or the enum value. Every grpc.RpcError is
+turned into the matching tfclient.errors class (NoCapacity, InvalidRequest, SchedulerUnreachable, ...).
+"""
+from __future__ import annotations
+
+import grpc
+
+from tfclient import config
+from tfclient.errors import InvalidRequest, SchedulerUnreachable, from_rpc_error
+from tfclient.protos import load
+from tfclient.quantity import parse_tflops, parse_vram_mib
+
+pb = load("scheduler_pb2")
+cpb = load("common_pb2")
+rpc = load("scheduler_pb2_grpc")
+
+QOS = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+QOS_NAME = {v: k for k, v in QOS.items()}
+
+
+def qos_value(qos) -> int:
+    if isinstance(qos, int) and qos in QOS_NAME:
+        return qos
+    if isinstance(qos, str) and qos.lower() in QOS:
+        return QOS[qos.lower()]
+    raise InvalidRequest(f"qos {qos!r} unknown: use low, medium, high or critical")
+
+
+def _address(address: str | None) -> str:
+    addr = config.scheduler_address(address)
+    if not addr:
+        raise SchedulerUnreachable("no scheduler address: pass one, set TF_SCHEDULER, or run `tensorfusion up`")
+    return addr
+
+
+def gpu_info(g) -> "cpb.GPUInfo":
+    """A GPUInfo from a GPUInfo or a dict with its fields (vram may be a quantity string as vram/vram_mib)."""
+    if isinstance(g, cpb.GPUInfo):
+        return g
+    d = dict(g)
+    if "vram" in d:
+        d["vram_mib"] = parse_vram_mib(d.pop("vram"))
+    return cpb.GPUInfo(**d)
+
+
+def register_request(node_name, pool="", gpus=(), unix_path="", tcp="", admin="", labels=None,
+                     active_allocation_ids=()) -> "pb.RegisterWorkerRequest":
+    return pb.RegisterWorkerRequest(
+        node_name=node_name, pool=pool, gpus=[gpu_info(g) for g in gpus],
+        endpoints=cpb.WorkerEndpoints(unix_path=unix_path, tcp=tcp, admin=admin), labels=labels or {},
+        active_allocation_ids=list(active_allocation_ids))
+
+
+def allocate_request(tflops=0.0, vram=0, tflops_limit=None, vram_limit=None, qos="medium", gpu_count=1, pool="",
+                     namespace="", workload="", model="", vendor="", local_gpu=False, client_node="",
+                     lease_ttl=0.0) -> "pb.AllocateRequest":
+    return pb.AllocateRequest(
+        pool=pool, namespace=namespace, workload=workload,
+        requests=cpb.Resources(tflops=parse_tflops(tflops), vram_mib=parse_vram_mib(vram)),
+        limits=cpb.Resources(tflops=parse_tflops(tflops_limit or 0), vram_mib=parse_vram_mib(vram_limit or 0)),
+        qos=qos_value(qos), gpu_count=int(gpu_count), gpu_model=model, vendor=vendor, local_gpu=local_gpu,
+        client_node=client_node, lease_ttl_s=float(lease_ttl))
+
+
+def limits_request(allocation_id, tflops=None, vram=None, tflops_request=None, vram_request=None):
+    return pb.SetAllocationLimitsRequest(
+        allocation_id=allocation_id,
+        limits=cpb.Resources(tflops=parse_tflops(tflops or 0), vram_mib=parse_vram_mib(vram or 0)),
+        requests=cpb.Resources(tflops=parse_tflops(tflops_request or 0), vram_mib=parse_vram_mib(vram_request or 0)))
+
+
+def heartbeat_request(worker_id, gpus=(), active_allocation_ids=(), sessions=()):
+    return pb.HeartbeatRequest(worker_id=worker_id,
+                               gpus=[g if isinstance(g, cpb.GPUUsage) else cpb.GPUUsage(**g) for g in gpus],
+                               active_allocation_ids=list(active_allocation_ids),
+                               sessions=[s if isinstance(s, cpb.SessionUsage) else cpb.SessionUsage(**s)
+                                         for s in sessions])
+
+
+class SchedulerClient:
+    """Blocking client. address: "host:port" (default: tfclient.config.scheduler_address())."""
+
+    def __init__(self, address: str | None = None, timeout: float = 5.0):
+        self.address = _address(address)
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(self.address)
+        self._stub = rpc.SchedulerStub(self._channel)
+
+    def _call(self, method: str, request):
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, self.address) from None
+
+    def register_worker(self, node_name, pool="", gpus=(), unix_path="", tcp="", admin="", labels=None,
+                        active_allocation_ids=()):
+        return self._call("RegisterWorker", register_request(node_name, pool, gpus, unix_path, tcp, admin, labels,
+                                                             active_allocation_ids))
+
+    def heartbeat(self, worker_id, gpus=(), active_allocation_ids=(), sessions=()):
+        return self._call("Heartbeat", heartbeat_request(worker_id, gpus, active_allocation_ids, sessions))
+
+    def allocate(self, tflops=0.0, vram=0, **kw):
+        """-> scheduler_pb2.Allocation (id, endpoints, lease_token, ...). kw: see allocate_request."""
+        return self._call("Allocate", allocate_request(tflops, vram, **kw))
+
+    def release(self, allocation_id) -> bool:
+        return self._call("Release", pb.ReleaseRequest(allocation_id=allocation_id)).released
+
+    def renew(self, allocation_id, ttl=0.0):
+        return self._call("RenewLease", pb.RenewLeaseRequest(allocation_id=allocation_id, ttl_s=ttl))
+
+    def get_allocation(self, allocation_id):
+        return self._call("GetAllocation", pb.GetAllocationRequest(allocation_id=allocation_id))
+
+    def list_pool(self, pool="", include_allocations=False):
+        return self._call("ListPool", pb.ListPoolRequest(pool=pool, include_allocations=include_allocations))
+
+    def set_limits(self, allocation_id, tflops=None, vram=None, tflops_request=None, vram_request=None):
+        return self._call("SetAllocationLimits", limits_request(allocation_id, tflops, vram, tflops_request,
+                                                                vram_request))
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class AsyncSchedulerClient:
+    """grpc.aio client with the same methods as SchedulerClient (awaitable)."""
+
+    def __init__(self, address: str | None = None, timeout: float = 5.0):
+        self.address = _address(address)
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(self.address)
+        self._stub = rpc.SchedulerStub(self._channel)
+
+    async def _call(self, method: str, request):
+        try:
+            return await getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, self.address) from None
+
+    async def register_worker(self, node_name, pool="", gpus=(), unix_path="", tcp="", admin="", labels=None,
+                              active_allocation_ids=()):
+        return await self._call("RegisterWorker", register_request(node_name, pool, gpus, unix_path, tcp, admin,
+                                                                   labels, active_allocation_ids))
+
+    async def heartbeat(self, worker_id, gpus=(), active_allocation_ids=(), sessions=()):
+        return await self._call("Heartbeat", heartbeat_request(worker_id, gpus, active_allocation_ids, sessions))
+
+    async def allocate(self, tflops=0.0, vram=0, **kw):
+        return await self._call("Allocate", allocate_request(tflops, vram, **kw))
+
+    async def release(self, allocation_id) -> bool:
+        return (await self._call("Release", pb.ReleaseRequest(allocation_id=allocation_id))).released
+
+    async def renew(self, allocation_id, ttl=0.0):
+        return await self._call("RenewLease", pb.RenewLeaseRequest(allocation_id=allocation_id, ttl_s=ttl))
+
+    async def get_allocation(self, allocation_id):
+        return await self._call("GetAllocation", pb.GetAllocationRequest(allocation_id=allocation_id))
+
+    async def list_pool(self, pool="", include_allocations=False):
+        return await self._call("ListPool", pb.ListPoolRequest(pool=pool, include_allocations=include_allocations))
+
+    async def set_limits(self, allocation_id, tflops=None, vram=None, tflops_request=None, vram_request=None):
+        return await self._call("SetAllocationLimits", limits_request(allocation_id, tflops, vram, tflops_request,
+                                                                      vram_request))
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()

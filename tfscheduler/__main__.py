@@ -1,0 +1,50 @@
+"""`python -m tfscheduler --listen HOST:PORT --db PATH --secret-file F [--config F.toml]`
+
+Prints "tfscheduler listening on HOST:PORT" on stdout once serving (port 0 picks a free port), runs
+until SIGINT/SIGTERM. The secret file holds the HMAC key shared with the workers (lease tokens).
+"""
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import uvloop
+
+from tfscheduler.server import serve
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m tfscheduler", description="TensorFusion scheduler")
+    p.add_argument("--listen", default="127.0.0.1:7070", help="host:port to serve gRPC on (port 0 = any)")
+    p.add_argument("--db", required=True, help="SQLite state file (created if missing)")
+    p.add_argument("--secret-file", required=True, help="file with the lease-signing secret shared with workers")
+    p.add_argument("--config", help="TOML config (pools, quotas, models, timeouts)")
+    p.add_argument("--lease-ttl", type=float, dest="lease_ttl_s", help="default lease TTL in seconds")
+    p.add_argument("--node-timeout", type=float, dest="node_timeout_s",
+                   help="seconds without heartbeat before a node is unavailable")
+    p.add_argument("--heartbeat-interval", type=float, dest="heartbeat_interval_s")
+    p.add_argument("--tick", type=float, dest="tick_s", help="seconds between expiry checks")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def main(args) -> None:
+    with open(args.secret_file, "rb") as f:
+        secret = f.read().strip()
+    overrides = {k: getattr(args, k) for k in ("lease_ttl_s", "node_timeout_s", "heartbeat_interval_s", "tick_s")}
+    server = await serve(args.listen, args.db, secret, config_path=args.config, **overrides)
+    print(f"tfscheduler listening on {server.address}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(1.0)
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    uvloop.run(main(args))

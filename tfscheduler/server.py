@@ -1,0 +1,262 @@
+"""The scheduler's gRPC edge (grpc.aio): protobuf <-> SchedulerState, typed errors -> status codes,
+close orders -> WorkerAdmin.CloseSession, and the background tick (lease expiry, silent nodes).
+
+Called by `python -m tfscheduler` and by `tensorfusion scheduler/up` (tfclient.cli) through serve().
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import grpc
+
+from tfclient.errors import TensorFusionError, WorkerUnreachable, to_status
+from tfclient.protos import load
+from tfscheduler.placement import QOS_NAMES
+from tfscheduler.state import Config, SchedulerState, load_config
+from tfscheduler.storage import SqliteStore
+
+pb = load("scheduler_pb2")
+cpb = load("common_pb2")
+rpc = load("scheduler_pb2_grpc")
+wpb = load("worker_pb2")
+wrpc = load("worker_pb2_grpc")
+
+log = logging.getLogger("tfscheduler")
+
+
+def _res(tflops: float, vram: float) -> "cpb.Resources":
+    return cpb.Resources(tflops=float(tflops), vram_mib=int(round(vram)))
+
+
+class SchedulerService(rpc.SchedulerServicer):
+    def __init__(self, state: SchedulerState):
+        self.state = state
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._tasks: set = set()
+
+    # ---- helpers ----
+    def _alloc_pb(self, a, token: str = "", preempted=()) -> "pb.Allocation":
+        node = self.state.nodes.get(a.worker_id)
+        ep = cpb.WorkerEndpoints(unix_path=node.unix_path, tcp=node.tcp, admin=node.admin) if node else None
+        return pb.Allocation(
+            id=a.id, pool=a.pool, namespace=a.namespace, workload=a.workload, worker_id=a.worker_id,
+            node_name=node.node_name if node else a.worker_id, gpu_uuids=list(a.gpu_uuids),
+            requests=_res(a.tflops, a.vram_mib), limits=_res(a.lim_tflops, a.lim_vram_mib), qos=a.qos,
+            endpoints=ep, lease_token=token, lease_expires_at=a.lease_expires_at, state=a.state, reason=a.reason,
+            created_at=a.created_at, preempted=list(preempted))
+
+    def _admin(self, target: str):
+        ch = self._channels.get(target)
+        if ch is None:
+            ch = self._channels[target] = grpc.aio.insecure_channel(target)
+        return wrpc.WorkerAdminStub(ch)
+
+    async def _close_one(self, c) -> None:
+        try:
+            await self._admin(c.admin).CloseSession(
+                wpb.CloseSessionRequest(allocation_id=c.allocation_id, reason=c.reason),
+                timeout=self.state.cfg.admin_timeout_s)
+        except grpc.RpcError as e:  # the heartbeat reply repeats the order
+            log.info("CloseSession(%s) on %s failed (%s); it goes out with the next heartbeat reply",
+                     c.allocation_id, c.worker_id, e.code())
+
+    def send_closes(self, closes) -> None:
+        for c in closes:
+            log.info("closing %s on %s: %s", c.allocation_id, c.worker_id, c.reason)
+            if c.admin:
+                t = asyncio.get_running_loop().create_task(self._close_one(c))
+                self._tasks.add(t)
+                t.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        for ch in self._channels.values():
+            await ch.close()
+
+    # ---- workers ----
+    async def RegisterWorker(self, request, context):
+        ep = request.endpoints
+        wid, gpus, closes = self.state.register_worker(
+            request.node_name, request.pool, list(request.gpus), ep.unix_path, ep.tcp, ep.admin,
+            dict(request.labels), list(request.active_allocation_ids))
+        log.info("worker %s registered: pool %s, %d GPU(s)", wid, self.state.nodes[wid].pool, len(gpus))
+        cfg = self.state.cfg
+        return pb.RegisterWorkerResponse(
+            worker_id=wid, heartbeat_interval_s=cfg.heartbeat_interval_s, node_timeout_s=cfg.node_timeout_s,
+            close_allocations=[pb.CloseOrder(allocation_id=i, reason=r) for i, r in closes],
+            gpus=[cpb.GPUInfo(index=g.index, uuid=g.uuid, model=g.model, vendor=g.vendor, vram_mib=g.vram_mib,
+                              tflops=g.tflops) for g in gpus])
+
+    async def Heartbeat(self, request, context):
+        usage = [(u.uuid, u.tflops_used, u.vram_used_mib, u.utilization) for u in request.gpus]
+        closes, rereg = self.state.heartbeat(request.worker_id, usage, list(request.active_allocation_ids))
+        return pb.HeartbeatResponse(close_allocations=[pb.CloseOrder(allocation_id=i, reason=r) for i, r in closes],
+                                    reregister=rereg, heartbeat_interval_s=self.state.cfg.heartbeat_interval_s)
+
+    # ---- allocations ----
+    async def Allocate(self, request, context):
+        r = request
+        g = self.state.allocate(
+            r.requests.tflops, r.requests.vram_mib, r.limits.tflops, r.limits.vram_mib, r.qos, r.gpu_count, r.pool,
+            r.namespace, r.workload, r.gpu_model, r.vendor, r.local_gpu, r.client_node, r.lease_ttl_s)
+        self.send_closes(g.closes)
+        return self._alloc_pb(g.alloc, g.token, [c.allocation_id for c in g.closes])
+
+    async def Release(self, request, context):
+        released, closes = self.state.release(request.allocation_id)
+        self.send_closes(closes)
+        return pb.ReleaseResponse(released=released)
+
+    async def RenewLease(self, request, context):
+        a = self.state.renew(request.allocation_id, request.ttl_s)
+        return pb.Lease(allocation_id=a.id, lease_token=self.state.token(a), expires_at=a.lease_expires_at)
+
+    async def GetAllocation(self, request, context):
+        return self._alloc_pb(self.state.get(request.allocation_id))
+
+    async def SetAllocationLimits(self, request, context):
+        old = self.state.get(request.allocation_id)
+        a = self.state.set_limits(request.allocation_id, request.limits.tflops, request.limits.vram_mib,
+                                  request.requests.tflops, request.requests.vram_mib)
+        token = self.state.token(a)
+        node = self.state.nodes.get(a.worker_id)
+        if node and node.admin:
+            try:
+                await self._admin(node.admin).SetSessionLimits(
+                    wpb.SetSessionLimitsRequest(allocation_id=a.id, limits=_res(a.lim_tflops, a.lim_vram_mib),
+                                                lease_token=token), timeout=self.state.cfg.admin_timeout_s)
+            except grpc.RpcError as e:
+                try:  # put the old figures back: the worker never saw the new ones
+                    self.state.set_limits(a.id, old.lim_tflops, old.lim_vram_mib, old.tflops, old.vram_mib)
+                except TensorFusionError:
+                    pass
+                raise WorkerUnreachable(f"worker {a.worker_id} ({node.admin}) did not apply the new limits "
+                                        f"({e.code().name}: {e.details()}); limits unchanged, retry") from e
+        return self._alloc_pb(a, token)
+
+    async def ListPool(self, request, context):
+        st = self.state
+        if request.pool and request.pool not in st.index.policies:
+            from tfclient.errors import UnknownPool
+            raise UnknownPool(f"pool {request.pool!r} does not exist (pools: {', '.join(sorted(st.index.policies))})")
+        out = pb.ListPoolResponse()
+        totals: dict[str, list] = {}
+        for wid, node in st.nodes.items():
+            if request.pool and node.pool != request.pool:
+                continue
+            ns = out.nodes.add(worker_id=wid, node_name=node.node_name, pool=node.pool, available=node.available,
+                               last_heartbeat=st.last_seen.get(wid, 0.0),
+                               endpoints=cpb.WorkerEndpoints(unix_path=node.unix_path, tcp=node.tcp, admin=node.admin),
+                               labels=node.labels)
+            t = totals.setdefault(node.pool, [0.0, 0, 0.0, 0])
+            for g in st.node_gpus.get(wid, []):
+                if g.uuid not in st.index.rows:
+                    continue
+                c = st.index.gpu_charges(g.uuid)
+                u = st.usage.get(g.uuid, (0.0, 0, 0.0))
+                ns.gpus.add(info=cpb.GPUInfo(index=g.index, uuid=g.uuid, model=g.model, vendor=g.vendor,
+                                             vram_mib=g.vram_mib, tflops=g.tflops),
+                            allocated_requests=_res(c["req_tflops"], c["req_vram_mib"]),
+                            allocated_limits=_res(c["lim_tflops"], c["lim_vram_mib"]),
+                            limit_capacity=_res(c["lcap_tflops"], c["lcap_vram_mib"]),
+                            usage=cpb.GPUUsage(uuid=g.uuid, tflops_used=u[0], vram_used_mib=int(u[1]),
+                                               utilization=u[2]),
+                            allocation_count=c["allocations"])
+                if node.available:
+                    t[0] += g.tflops
+                    t[1] += g.vram_mib
+                t[2] += c["req_tflops"]
+                t[3] += c["req_vram_mib"]
+        for name, pol in sorted(st.index.policies.items()):
+            if request.pool and name != request.pool:
+                continue
+            t = totals.get(name, [0.0, 0, 0.0, 0])
+            out.pools.add(name=name, strategy=pol.strategy, tflops_oversell_ratio=pol.tflops_oversell,
+                          vram_oversell_ratio=pol.vram_oversell, capacity=_res(t[0], t[1]), allocated=_res(t[2], t[3]))
+        if request.include_allocations:
+            for a in st.allocs.values():
+                if not request.pool or a.pool == request.pool:
+                    out.allocations.append(self._alloc_pb(a))
+        return out
+
+
+class _ErrorMapping(grpc.aio.ServerInterceptor):
+    """Turns TensorFusionError raised by a handler into its status code + "tf-error" metadata."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        async def wrapped(request, context):
+            try:
+                return await inner(request, context)
+            except TensorFusionError as e:
+                code, msg, md = to_status(e)
+                await context.abort(code, msg, trailing_metadata=md)
+
+        return grpc.unary_unary_rpc_method_handler(wrapped, request_deserializer=handler.request_deserializer,
+                                                   response_serializer=handler.response_serializer)
+
+
+class SchedulerServer:
+    """Handle returned by serve(): the bound address, the state, stop()."""
+
+    def __init__(self, server, service: SchedulerService, state: SchedulerState, port: int, host: str):
+        self.server, self.service, self.state, self.port, self.host = server, service, state, port, host
+        self._ticker: asyncio.Task | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.state.cfg.tick_s)
+            try:
+                self.service.send_closes(self.state.tick())
+            except Exception:  # a bad tick must not stop expiry for good
+                log.exception("scheduler tick failed")
+
+    async def wait_for_termination(self) -> None:
+        await self.server.wait_for_termination()
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+        await self.server.stop(grace)
+        await self.service.close()
+        self.state.store.close()
+
+
+async def serve(listen: str, db_path: str, secret: bytes, config: Config | None = None,
+                config_path: str | None = None, **overrides) -> SchedulerServer:
+    """Starts the scheduler on listen ("host:port", port 0 = any free port) with state in db_path.
+    overrides: Config fields (lease_ttl_s=..., node_timeout_s=..., tick_s=...)."""
+    if not secret:
+        raise ValueError("the lease secret is empty: pass the shared secret (tfclient.config.secret())")
+    cfg = config or load_config(config_path, **overrides)
+    if config is not None:
+        for k, v in overrides.items():
+            setattr(cfg, k, v)
+    if os.path.dirname(db_path):
+        os.makedirs(os.path.dirname(db_path), exist_ok=True)
+    state = SchedulerState(SqliteStore(db_path), secret, cfg)
+    service = SchedulerService(state)
+    server = grpc.aio.server(interceptors=[_ErrorMapping()],
+                             options=[("grpc.so_reuseport", 0)])
+    rpc.add_SchedulerServicer_to_server(service, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    await server.start()
+    host = listen.rsplit(":", 1)[0] or "0.0.0.0"
+    handle = SchedulerServer(server, service, state, port, host)
+    handle._ticker = asyncio.get_running_loop().create_task(handle._tick_loop())
+    log.info("tfscheduler listening on %s (db %s, %d node(s), %d allocation(s) restored)", handle.address,
+             db_path, len(state.nodes), len(state.allocs))
+    return handle

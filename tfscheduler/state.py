@@ -1,0 +1,348 @@
+"""The scheduler's state machine: workers, GPUs, allocations and leases, kept in memory (the placement
+index) and written through to a Store before any change is visible.
+
+Synchronous and free of gRPC: tfscheduler.server calls it from the event loop (one call = one atomic
+step, which is why concurrent Allocate calls can never over-commit a GPU) and turns what it returns
+into protobuf messages and WorkerAdmin calls. Time comes from `clock` so tests can drive it.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+import tomllib
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+
+from tfclient.errors import (AllocationInactive, InvalidRequest, UnknownAllocation)
+from tfclient.quantity import parse_tflops, parse_vram_mib
+from tfscheduler import lease as leases
+from tfscheduler.models import lookup_tflops, match_override
+from tfscheduler.placement import (MEDIUM, QOS_BY_NAME, QOS_NAMES, Alloc, Gpu, PlacementIndex, PoolPolicy, Quota,
+                                   Request)
+from tfscheduler.storage import AllocationRecord, GpuRecord, NodeRecord, PoolRecord, Store
+
+# scheduler_pb2.AllocationState values (kept here so this module needs no generated code)
+ACTIVE, RELEASED, EXPIRED, PREEMPTED, LOST = 1, 2, 3, 4, 5
+STATE_NAMES = {ACTIVE: "active", RELEASED: "released", EXPIRED: "expired", PREEMPTED: "preempted", LOST: "lost"}
+ENDED_KEPT = 100_000          # ended allocations remembered for GetAllocation
+
+
+@dataclass
+class Config:
+    lease_ttl_s: float = 30.0
+    max_lease_ttl_s: float = 24 * 3600.0
+    heartbeat_interval_s: float = 5.0
+    node_timeout_s: float = 15.0
+    tick_s: float = 1.0
+    admin_timeout_s: float = 2.0
+    default_policy: PoolPolicy = field(default_factory=PoolPolicy)
+    pools: dict = field(default_factory=dict)       # name -> PoolPolicy
+    quotas: dict = field(default_factory=dict)      # namespace -> Quota
+    models: dict = field(default_factory=dict)      # model name or regex -> TFLOPS
+
+
+def load_config(path: str | None, **overrides) -> Config:
+    """Config from a TOML file (all keys optional), then keyword overrides.
+
+    lease_ttl_s = 30 / heartbeat_interval_s = 5 / node_timeout_s = 15 / tick_s = 1
+    [default_pool] strategy, tflops_oversell, vram_oversell, tflops_weight, vram_weight
+    [pools.<name>]  same keys as default_pool
+    [quotas.<namespace>] tflops = 100, vram = "80Gi", allocations = 10
+    [models] "NVIDIA A10G" = 70.0
+    """
+    cfg = Config()
+    data = {}
+    if path:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    for key in ("lease_ttl_s", "max_lease_ttl_s", "heartbeat_interval_s", "node_timeout_s", "tick_s",
+                "admin_timeout_s"):
+        if key in data:
+            setattr(cfg, key, float(data[key]))
+    if "default_pool" in data:
+        cfg.default_policy = PoolPolicy(**data["default_pool"])
+    for name, p in data.get("pools", {}).items():
+        cfg.pools[name] = PoolPolicy(**{**cfg.default_policy.__dict__, **p})
+    for ns, q in data.get("quotas", {}).items():
+        cfg.quotas[ns] = Quota(tflops=parse_tflops(q["tflops"]) if "tflops" in q else None,
+                               vram_mib=parse_vram_mib(q["vram"]) if "vram" in q else None,
+                               allocations=int(q["allocations"]) if "allocations" in q else None)
+    cfg.models.update({k: float(v) for k, v in data.get("models", {}).items()})
+    for k, v in overrides.items():
+        if v is not None:
+            setattr(cfg, k, v)
+    return cfg
+
+
+@dataclass
+class Close:
+    """An order to close a session on a worker (sent via WorkerAdmin and in the heartbeat reply)."""
+    worker_id: str
+    admin: str
+    allocation_id: str
+    reason: str
+
+
+@dataclass
+class Granted:
+    alloc: AllocationRecord
+    token: str
+    closes: list                  # Close orders for preempted allocations
+
+
+class SchedulerState:
+    def __init__(self, store: Store, secret: bytes, config: Config | None = None, clock=time.time):
+        self.store, self.secret, self.cfg, self.clock = store, secret, config or Config(), clock
+        self.index = PlacementIndex()
+        self.nodes: dict[str, NodeRecord] = {}
+        self.node_gpus: dict[str, list] = {}
+        self.last_seen: dict[str, float] = {}
+        self.usage: dict[str, tuple] = {}          # gpu uuid -> (tflops_used, vram_used_mib, utilization)
+        self.allocs: dict[str, AllocationRecord] = {}
+        self.ended: OrderedDict[str, AllocationRecord] = OrderedDict()
+        self.pending: dict[str, dict] = {}          # worker id -> {allocation id: reason}
+        self.index.quotas.update(self.cfg.quotas)
+        self._load()
+
+    # ---- start ----
+    def _load(self) -> None:
+        snap = self.store.load()
+        now = self.clock()
+        for p in snap.pools:
+            self.index.set_policy(p.name, PoolPolicy(p.strategy, p.tflops_weight, p.vram_weight,
+                                                     p.tflops_oversell, p.vram_oversell))
+        for name, pol in self.cfg.pools.items():    # the config file wins over what was stored
+            self._put_pool(name, pol)
+        for n in snap.nodes:
+            self.nodes[n.worker_id] = n
+            self.node_gpus[n.worker_id] = []
+            self.last_seen[n.worker_id] = now       # grace: a full node timeout to heartbeat again
+        for g in snap.gpus:
+            node = self.nodes.get(g.worker_id)
+            if node is None:
+                continue
+            self.node_gpus[g.worker_id].append(g)
+            self.index.upsert_gpu(Gpu(g.uuid, g.worker_id, node.pool, g.model, g.vendor, g.vram_mib, g.tflops,
+                                      node.available))
+        renewals = []
+        for a in snap.allocations:
+            if any(u not in self.index.rows for u in a.gpu_uuids):
+                self.store.end_allocations([(a.id, LOST, "GPU no longer registered")])
+                continue
+            self.index.add_allocation(self._alloc_view(a))
+            # grace: clients and workers get a full TTL after a restart to renew
+            if a.lease_expires_at < now + a.lease_ttl_s:
+                a.lease_expires_at = now + a.lease_ttl_s
+                renewals.append((a.id, a.lease_expires_at))
+            self.allocs[a.id] = a
+        self.store.renew_leases(renewals)
+
+    def _put_pool(self, name: str, pol: PoolPolicy) -> None:
+        self.index.set_policy(name, pol)
+        self.store.put_pool(PoolRecord(name, pol.strategy, pol.tflops_oversell, pol.vram_oversell,
+                                       pol.tflops_weight, pol.vram_weight))
+
+    @staticmethod
+    def _alloc_view(a: AllocationRecord) -> Alloc:
+        return Alloc(a.id, tuple(a.gpu_uuids), a.tflops, a.vram_mib, a.lim_tflops, a.lim_vram_mib, a.qos,
+                     a.namespace)
+
+    # ---- workers ----
+    def register_worker(self, node_name: str, pool: str, gpus: list, unix_path: str = "", tcp: str = "",
+                        admin: str = "", labels: dict | None = None, active_ids=()) -> tuple:
+        """-> (worker_id, accepted GpuRecords, [(allocation id, reason)] to close)."""
+        if not node_name:
+            raise InvalidRequest("node_name is empty: a worker must register with a stable node name")
+        if not gpus:
+            raise InvalidRequest(f"worker {node_name!r} registered no GPUs: report at least one")
+        worker_id = node_name
+        pool = pool or "default"
+        accepted = []
+        seen = set()
+        for g in gpus:
+            if not g.uuid:
+                raise InvalidRequest(f"GPU {g.index} of {node_name!r} has no uuid")
+            if g.uuid in seen:
+                raise InvalidRequest(f"GPU uuid {g.uuid} is listed twice by {node_name!r}")
+            seen.add(g.uuid)
+            row = self.index.rows.get(g.uuid)
+            if row is not None and self.index.gpus[row].node != worker_id:
+                raise InvalidRequest(f"GPU {g.uuid} is already registered by worker {self.index.gpus[row].node!r}")
+            if g.vram_mib <= 0:
+                raise InvalidRequest(f"GPU {g.uuid} reports vram_mib {g.vram_mib}: must be > 0")
+            # config table > what the worker measured/reported > the known-model table
+            tflops = match_override(g.model, self.cfg.models) or (g.tflops if g.tflops > 0 else lookup_tflops(g.model))
+            if not tflops:
+                raise InvalidRequest(f"GPU model {g.model!r} is unknown and no tflops was reported: report its FP16 "
+                                     f"dense TFLOPS or add it to the scheduler config's [models] table")
+            accepted.append(GpuRecord(g.uuid, worker_id, g.index, g.model, g.vendor or "nvidia", g.vram_mib,
+                                      float(tflops)))
+        if pool not in self.index.policies:
+            self._put_pool(pool, self.cfg.pools.get(pool, self.cfg.default_policy))
+        now = self.clock()
+        node = NodeRecord(worker_id, node_name, pool, unix_path, tcp, admin, dict(labels or {}), True, now)
+        self.store.put_node(node, accepted)
+        old = {g.uuid for g in self.node_gpus.get(worker_id, [])}
+        self.nodes[worker_id] = node
+        self.node_gpus[worker_id] = accepted
+        for g in accepted:
+            self.index.upsert_gpu(Gpu(g.uuid, worker_id, pool, g.model, g.vendor, g.vram_mib, g.tflops, True))
+        for uuid in old - seen:
+            self.index.remove_gpu(uuid)
+        self.last_seen[worker_id] = now
+        closes = self._renew_listed(worker_id, active_ids, now)
+        return worker_id, accepted, closes
+
+    def _renew_listed(self, worker_id: str, active_ids, now: float) -> list:
+        """Renews the leases a worker lists; returns [(id, reason)] it must close (incl. pending)."""
+        closes = self.pending.pop(worker_id, {})
+        renewals = []
+        for aid in active_ids:
+            a = self.allocs.get(aid)
+            if a is not None and a.worker_id == worker_id:
+                a.lease_expires_at = now + a.lease_ttl_s
+                renewals.append((aid, a.lease_expires_at))
+            elif aid not in closes:
+                gone = self.ended.get(aid)
+                closes[aid] = gone.reason if gone else "unknown allocation"
+        self.store.renew_leases(renewals)
+        return list(closes.items())
+
+    def heartbeat(self, worker_id: str, gpu_usage=(), active_ids=()) -> tuple:
+        """-> (closes [(id, reason)], reregister: bool)."""
+        node = self.nodes.get(worker_id)
+        if node is None:
+            return [], True
+        now = self.clock()
+        self.last_seen[worker_id] = now
+        if not node.available:
+            node.available = True
+            self.store.set_node_available(worker_id, True)
+            self.index.set_node_available(worker_id, True)
+        for u in gpu_usage:
+            self.usage[u[0]] = tuple(u[1:])
+        return self._renew_listed(worker_id, active_ids, now), False
+
+    # ---- allocations ----
+    def _end(self, ids, state: int, reason: str, persist: bool = True) -> list:
+        closes, ended = [], []
+        for aid in ids:
+            a = self.allocs.pop(aid, None)
+            if a is None:
+                continue
+            self.index.remove_allocation(aid)
+            a.state, a.reason = state, reason
+            self.ended[aid] = a
+            ended.append((aid, state, reason))
+            node = self.nodes.get(a.worker_id)
+            self.pending.setdefault(a.worker_id, {})[aid] = reason
+            closes.append(Close(a.worker_id, node.admin if node else "", aid, reason))
+        while len(self.ended) > ENDED_KEPT:
+            self.ended.popitem(last=False)
+        if persist:
+            self.store.end_allocations(ended)
+        return closes
+
+    def token(self, a: AllocationRecord) -> str:
+        return leases.sign(leases.LeaseClaims(
+            allocation_id=a.id, worker_id=a.worker_id, gpu_uuid=a.gpu_uuids[0], vram_limit_mib=a.lim_vram_mib,
+            tflops_limit=a.lim_tflops, qos=QOS_NAMES[a.qos], expires_at=a.lease_expires_at,
+            gpu_uuids=tuple(a.gpu_uuids), vram_request_mib=a.vram_mib, tflops_request=a.tflops), self.secret)
+
+    def allocate(self, tflops: float, vram_mib: int, lim_tflops: float = 0.0, lim_vram_mib: int = 0,
+                 qos: int = MEDIUM, gpu_count: int = 1, pool: str = "", namespace: str = "", workload: str = "",
+                 model: str = "", vendor: str = "", local_gpu: bool = False, client_node: str = "",
+                 lease_ttl_s: float = 0.0) -> Granted:
+        if qos == 0:
+            qos = MEDIUM
+        if qos not in QOS_NAMES:
+            raise InvalidRequest(f"qos {qos} unknown: use one of {', '.join(QOS_BY_NAME)}")
+        if local_gpu and not client_node:
+            raise InvalidRequest("local_gpu needs client_node (the node the client runs on)")
+        ttl = lease_ttl_s or self.cfg.lease_ttl_s
+        if not 0 < ttl <= self.cfg.max_lease_ttl_s:
+            raise InvalidRequest(f"lease_ttl_s {lease_ttl_s} must be in (0, {self.cfg.max_lease_ttl_s:g}]")
+        req = Request(tflops, vram_mib, lim_tflops, lim_vram_mib, qos, gpu_count or 1, pool, model, vendor,
+                      client_node if local_gpu else "", namespace or "default")
+        d = self.index.place(req)
+        now = self.clock()
+        aid = "alloc-" + secrets.token_hex(8)
+        a = AllocationRecord(aid, d.pool, req.namespace, workload, d.node, d.gpus, req.tflops, req.vram_mib,
+                             req.lim_tflops, req.lim_vram_mib, qos, ACTIVE, "", now, ttl, now + ttl)
+        reason = f"preempted by {aid} ({QOS_NAMES[qos]} QoS)"
+        # write-through: the store first, so a failed write changes nothing in memory
+        self.store.put_allocation(a, ended=tuple((v, PREEMPTED, reason) for v in d.preempt))
+        closes = self._end(d.preempt, PREEMPTED, reason, persist=False)
+        self.index.add_allocation(self._alloc_view(a))
+        self.allocs[aid] = a
+        return Granted(a, self.token(a), closes)
+
+    def release(self, aid: str) -> tuple:
+        """-> (released now?, closes)."""
+        if aid in self.allocs:
+            return True, self._end([aid], RELEASED, "released")
+        if aid in self.ended:
+            return False, []
+        raise UnknownAllocation(f"allocation {aid!r} does not exist")
+
+    def get(self, aid: str) -> AllocationRecord:
+        a = self.allocs.get(aid) or self.ended.get(aid)
+        if a is None:
+            raise UnknownAllocation(f"allocation {aid!r} does not exist")
+        return a
+
+    def _active(self, aid: str) -> AllocationRecord:
+        a = self.allocs.get(aid)
+        if a is None:
+            gone = self.get(aid)
+            raise AllocationInactive(f"allocation {aid} is {STATE_NAMES[gone.state]} ({gone.reason}): allocate again")
+        return a
+
+    def renew(self, aid: str, ttl_s: float = 0.0) -> AllocationRecord:
+        a = self._active(aid)
+        if ttl_s:
+            if not 0 < ttl_s <= self.cfg.max_lease_ttl_s:
+                raise InvalidRequest(f"ttl_s {ttl_s} must be in (0, {self.cfg.max_lease_ttl_s:g}]")
+            a.lease_ttl_s = ttl_s
+        a.lease_expires_at = self.clock() + a.lease_ttl_s
+        self.store.renew_leases([(aid, a.lease_expires_at)])
+        return a
+
+    def set_limits(self, aid: str, lim_tflops: float = 0.0, lim_vram_mib: int = 0, tflops: float = 0.0,
+                   vram_mib: int = 0) -> AllocationRecord:
+        """Changes requests/limits (0 = unchanged) if the allocation's GPUs have room."""
+        a = self._active(aid)
+        t = tflops or a.tflops
+        v = vram_mib or a.vram_mib
+        lt = lim_tflops or max(a.lim_tflops, t)
+        lv = lim_vram_mib or max(a.lim_vram_mib, v)
+        self.index.resize(aid, t, v, lt, lv)
+        new = replace(a, tflops=t, vram_mib=v, lim_tflops=lt, lim_vram_mib=lv)
+        try:
+            self.store.put_allocation(new)
+        except Exception:
+            self.index.resize(aid, a.tflops, a.vram_mib, a.lim_tflops, a.lim_vram_mib)
+            raise
+        self.allocs[aid] = new
+        return new
+
+    # ---- time ----
+    def tick(self) -> list:
+        """Expires leases and marks silent nodes unavailable. -> Close orders."""
+        now = self.clock()
+        closes = []
+        expired = [a.id for a in self.allocs.values() if a.lease_expires_at <= now]
+        if expired:
+            closes += self._end(expired, EXPIRED, "lease expired")
+        for wid, node in self.nodes.items():
+            silent = now - self.last_seen.get(wid, now)
+            if node.available and silent > self.cfg.node_timeout_s:
+                node.available = False
+                self.store.set_node_available(wid, False)
+                self.index.set_node_available(wid, False)
+                lost = [a.id for a in self.allocs.values() if a.worker_id == wid]
+                closes += self._end(lost, LOST, f"worker {wid} missed heartbeats for {silent:.1f}s")
+        return closes
+
+    def endpoints(self, worker_id: str) -> NodeRecord | None:
+        return self.nodes.get(worker_id)
