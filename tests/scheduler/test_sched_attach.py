@@ -1,0 +1,78 @@
+"""tfclient.attach: allocate/attach/release against a real scheduler, lease renewal from the thread."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tfclient import attach as tfattach
+from tfclient import native
+from tfclient.errors import NoCapacity
+from tfclient.protos import load
+from tfclient.scheduler_client import SchedulerClient
+from tfscheduler import lease
+
+from sched_helpers import SECRET, gpus
+
+pb = load("scheduler_pb2")
+
+
+def test_attach_points_the_stub_at_the_worker_and_releases_on_exit(scheduler, tmp_path, monkeypatch):
+    sock = tmp_path / "worker.sock"
+    sock.touch()                                   # the worker's socket exists on this host -> unix transport
+    for k in ("TF_WORKER", "TF_LEASE", "TF_ALLOCATION", "TF_SCHEDULER"):
+        monkeypatch.delenv(k, raising=False)
+    with SchedulerClient(scheduler.address) as c:
+        c.register_worker("node-a", "p", gpus("a"), unix_path=str(sock), tcp="127.0.0.1:9")
+        with tfattach.attach(tflops=5, vram="1Gi", qos="high", scheduler=scheduler.address, load=False) as held:
+            assert os.environ["TF_WORKER"] == f"unix:{sock}"
+            assert lease.verify(os.environ["TF_LEASE"], SECRET).allocation_id == held.id
+            assert c.get_allocation(held.id).state == pb.ALLOCATION_ACTIVE
+            assert held.client_env("tcp")["TF_WORKER"] == "tcp:127.0.0.1:9"
+        assert c.get_allocation(held.id).state == pb.ALLOCATION_RELEASED
+
+
+def test_remote_worker_is_reached_over_tcp(scheduler):
+    with SchedulerClient(scheduler.address) as c:
+        c.register_worker("node-far", "p", gpus("far"), unix_path="/nonexistent/far.sock", tcp="10.1.2.3:7000")
+    held = tfattach.allocate(tflops=1, vram=1, scheduler=scheduler.address, renew=False)
+    try:
+        assert held.client_env()["TF_WORKER"] == "tcp:10.1.2.3:7000"
+    finally:
+        tfattach.release(held)
+
+
+def test_lease_is_kept_alive_by_the_renewal_thread(start_scheduler):
+    s = start_scheduler(lease_ttl_s=0.6, tick_s=0.05)
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=10))
+        held = tfattach.allocate(tflops=10, vram=1, scheduler=s.address)
+        unrenewed = tfattach.allocate(tflops=0, vram=1, scheduler=s.address, renew=False)
+        time.sleep(1.5)                            # 2.5 TTLs
+        assert c.get_allocation(held.id).state == pb.ALLOCATION_ACTIVE
+        assert c.get_allocation(unrenewed.id).state == pb.ALLOCATION_EXPIRED
+        with pytest.raises(NoCapacity):
+            tfattach.allocate(tflops=1, vram=1, scheduler=s.address)
+        held.release()
+        assert c.get_allocation(held.id).state == pb.ALLOCATION_RELEASED
+        unrenewed.release()                        # releasing an expired lease is harmless
+
+
+def test_attach_loads_the_stub_as_libcuda(scheduler, tmp_path):
+    stub = native.stub_lib_dir() / "libcuda.so.1"
+    if not stub.exists():
+        pytest.skip("client stub not built (make native)")
+    sock = tmp_path / "w.sock"
+    sock.touch()
+    with SchedulerClient(scheduler.address) as c:
+        c.register_worker("node-a", "p", gpus("a"), unix_path=str(sock))
+    code = ("import ctypes, tfclient.attach as t\n"
+            f"l = t.attach(tflops=1, vram=1, scheduler='{scheduler.address}')\n"
+            "maps = open('/proc/self/maps').read()\n"
+            f"assert '{stub}' in maps, 'stub not mapped'\n"
+            "ctypes.CDLL('libcuda.so.1')  # resolves to the already-loaded stub by SONAME\n"
+            "t.release()\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=str(native.REPO_ROOT))
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
