@@ -203,7 +203,7 @@ class SchedulerState:
                 a.lease_expires_at = now + a.lease_ttl_s
                 renewals.append((aid, a.lease_expires_at))
             elif aid not in closes:
-                gone = self.ended.get(aid)
+                gone = self._ended(aid)
                 closes[aid] = gone.reason if gone else "unknown allocation"
         self.store.renew_leases(renewals)
         return list(closes.items())
@@ -281,12 +281,18 @@ class SchedulerState:
         """-> (released now?, closes)."""
         if aid in self.allocs:
             return True, self._end([aid], RELEASED, "released")
-        if aid in self.ended:
+        if self._ended(aid) is not None:
             return False, []
         raise UnknownAllocation(f"allocation {aid!r} does not exist")
 
+    def _ended(self, aid: str) -> AllocationRecord | None:
+        a = self.ended.get(aid)
+        if a is None and aid:
+            a = self.store.get_ended(aid)     # ended before a restart, or beyond the in-memory history
+        return a
+
     def get(self, aid: str) -> AllocationRecord:
-        a = self.allocs.get(aid) or self.ended.get(aid)
+        a = self.allocs.get(aid) or self._ended(aid)
         if a is None:
             raise UnknownAllocation(f"allocation {aid!r} does not exist")
         return a

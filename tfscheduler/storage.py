@@ -86,6 +86,7 @@ class Store(Protocol):
     def put_allocation(self, alloc: AllocationRecord, ended: tuple = ()) -> None: ...  # + ended (id, state, reason)
     def end_allocations(self, ended: list) -> None: ...            # [(id, state, reason)]
     def renew_leases(self, renewals: list) -> None: ...            # [(id, expires_at)]
+    def get_ended(self, alloc_id: str) -> AllocationRecord | None: ...  # history, for GetAllocation
     def close(self) -> None: ...
 
 
@@ -174,6 +175,16 @@ class SqliteStore:
                 self.db.execute("BEGIN")
                 self.db.executemany("UPDATE allocations SET lease_expires_at = ? WHERE id = ?",
                                     [(exp, aid) for aid, exp in renewals])
+
+    def get_ended(self, alloc_id: str) -> AllocationRecord | None:
+        r = self.db.execute("SELECT id, pool, namespace, workload, worker_id, gpu_uuids, tflops, vram_mib, lim_tflops, "
+                            "lim_vram_mib, qos, state, reason, created_at, lease_ttl_s, lease_expires_at FROM "
+                            "allocations WHERE id = ? AND active = 0", (alloc_id,)).fetchone()
+        if r is None:
+            return None
+        r = list(r)
+        r[5] = tuple(json.loads(r[5]))
+        return AllocationRecord(*r)
 
     def prune_ended(self, keep: int = 100_000) -> None:
         """Drops the oldest ended allocations beyond `keep` (history is for GetAllocation only)."""
