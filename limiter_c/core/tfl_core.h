@@ -1,0 +1,112 @@
+/* tfl_core.h - the limiter's pure core: token bucket, VRAM ledger, utilization controller, unit parsing.
+ * No CUDA, no clocks, no threads: every function takes the time (ns) and the numbers it needs, so the
+ * C unit tests (limiter_c/tests/) drive it with a simulated clock. Called by limiter.c / hooks_*.c. */
+#ifndef TFL_CORE_H
+#define TFL_CORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Token bucket (debt model) ------------------------------------------------------------------
+ * Tokens are "thread launches": a launch of grid G and block B costs G.x*G.y*G.z * B.x*B.y*B.z.
+ * A launch is admitted whenever the level is positive and may drive it negative (debt): a launch
+ * bigger than the capacity is never refused or stuck, it just makes the next launches wait longer.
+ * The capacity bounds the burst an idle process can save up. */
+typedef struct {
+    double rate;      /* tokens per second (> 0) */
+    double capacity;  /* max saved tokens */
+    double level;     /* current tokens; negative = debt */
+    uint64_t last_ns; /* time of the last refill */
+} tfl_bucket;
+
+#define TFL_BURST_S 0.02 /* capacity = 20 ms of refill: enough to hide timer jitter, small vs a 1 s window */
+
+void tfl_bucket_init(tfl_bucket *b, double rate, uint64_t now_ns);
+void tfl_bucket_refill(tfl_bucket *b, uint64_t now_ns);
+/* Changes the refill rate (refills at the old rate first); the capacity follows the rate. */
+void tfl_bucket_set_rate(tfl_bucket *b, double rate, uint64_t now_ns);
+/* Admits a launch of `cost` tokens: returns 0 and debits the bucket, or the ns to wait before
+ * retrying (the bucket is not changed). */
+uint64_t tfl_bucket_take(tfl_bucket *b, double cost, uint64_t now_ns);
+double tfl_launch_cost(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz);
+
+/* ---- VRAM ledger --------------------------------------------------------------------------------
+ * Charge before the driver allocates (reserve), then bind the result to its key (commit) or give it
+ * back (cancel). A free refunds exactly what its key was charged; an unknown key refunds nothing, so
+ * `used` never underflows. Keys are (kind, value): device pointers, arrays and VMM handles live in
+ * different name spaces. Not thread-safe: the caller holds its lock. */
+enum tfl_key_kind { TFL_KEY_PTR = 1, TFL_KEY_ARRAY, TFL_KEY_MIPMAP, TFL_KEY_VMM };
+typedef struct { uint64_t key; uint64_t bytes; uint8_t kind; } tfl_ledger_slot;
+typedef struct {
+    uint64_t used, peak;
+    size_t count, cap;      /* live entries; table size (power of two, 0 = not allocated) */
+    size_t tombs;           /* deleted slots (kind = 0xff) */
+    tfl_ledger_slot *slots;
+} tfl_ledger;
+
+typedef enum { TFL_OK = 0, TFL_OVER_LIMIT = 1, TFL_NOMEM = 2, TFL_DUPLICATE = 3 } tfl_status;
+
+void tfl_ledger_init(tfl_ledger *l);
+void tfl_ledger_free(tfl_ledger *l);
+/* limit 0 = no cap. Fails with TFL_OVER_LIMIT (nothing charged) when used + bytes > limit. */
+tfl_status tfl_ledger_reserve(tfl_ledger *l, uint64_t bytes, uint64_t limit);
+void tfl_ledger_cancel(tfl_ledger *l, uint64_t bytes);
+/* Binds a reserved amount to a key. On TFL_NOMEM/TFL_DUPLICATE the reservation stays charged to
+ * nobody; the caller cancels it. */
+tfl_status tfl_ledger_commit(tfl_ledger *l, int kind, uint64_t key, uint64_t bytes);
+/* Removes a key; returns the bytes refunded (0 if unknown). */
+uint64_t tfl_ledger_release(tfl_ledger *l, int kind, uint64_t key);
+uint64_t tfl_ledger_lookup(const tfl_ledger *l, int kind, uint64_t key);
+
+/* ---- Utilization controller ----------------------------------------------------------------------
+ * Output: the bucket's refill rate (tokens/s). Each step sees, over the last window, the device busy
+ * time of this process and the tokens its launches spent.
+ *   feed-forward  k   = sum(tokens) / sum(busy seconds), both sums decayed by TFL_CTRL_DECAY per step
+ *                       (measured cost of this workload; ratio of sums so that busy time lagging the
+ *                       launches by a window or two - queued GPU work - does not bias it);
+ *                 r_ff = share * k  -> the rate that makes busy/wall == share.
+ *   PI correction e   = (share - u) / share   (relative error: the same gains work for a 1 % and a
+ *                                              100 % share, and for any device size - unlike
+ *                                              HAMi-core, whose step grows with SMs^2)
+ *                 c   = 1 + KP*e + I   (the P term only acts while throttled or over the share),
+ *                         I += KI*e*dt, both clamped. Anti-windup: I integrates only
+ *                       near the target (|e| <= TFL_CTRL_IZONE: a transient is the feed-forward's job,
+ *                       it must not leave a long-lived bias in I), upward only while the bucket
+ *                       actually throttled, and leaks toward 0 while the workload itself stays under
+ *                       its share (it must not wind up and burst later).
+ *   rate = r_ff * c, moved at most x TFL_CTRL_SLEW_UP up or / TFL_CTRL_SLEW_DOWN down per step once
+ *   the first estimate is in (a bad early estimate cannot cause a large overshoot; cutting is safe).
+ *   A changed share (live update) moves the rate at once and clears I: the slew guards against bad
+ *   measurements, not against the supervisor.
+ * With no busy information yet (or no source at all) the rate stays at its open-loop value. */
+#define TFL_CTRL_KP    0.2   /* proportional gain on the relative error */
+#define TFL_CTRL_KI    1.0   /* integral gain, 1/s */
+#define TFL_CTRL_IMAX  0.5   /* |I| bound */
+#define TFL_CTRL_LEAK  0.8   /* I *= LEAK per step while unthrottled under the share */
+#define TFL_CTRL_CMIN  0.25  /* bounds of the correction factor c */
+#define TFL_CTRL_CMAX  2.0
+#define TFL_CTRL_DECAY 0.6   /* per-step decay of the token and busy sums (~125 ms memory at 50 ms steps) */
+#define TFL_CTRL_IZONE 0.25  /* integrate only when |e| is below this */
+#define TFL_CTRL_SLEW_UP   1.25 /* x3 in 5 steps (250 ms); bounds what a lagging k can overshoot */
+#define TFL_CTRL_SLEW_DOWN 4.0
+
+typedef struct {
+    double sum_tokens, sum_busy; /* decayed sums for k */
+    double integ;   /* I term */
+    double rate;    /* current output, tokens/s */
+    double open_loop_rate;
+    double last_share;
+    int have_k;
+} tfl_ctrl;
+
+void tfl_ctrl_init(tfl_ctrl *c, double open_loop_rate);
+/* share in (0, 1]; dt_ns > 0; busy_ns and tokens over the same window; throttled != 0 if a launch
+ * waited in the window. Returns the new rate. */
+double tfl_ctrl_step(tfl_ctrl *c, double share, uint64_t dt_ns, uint64_t busy_ns, double tokens, int throttled);
+
+/* ---- Parsing -------------------------------------------------------------------------------------
+ * Byte sizes: "1073741824", "512MiB", "2GiB", "1.5GB", HAMi-style "1g" / "512m" / "64k" (binary units
+ * for single letters, as HAMi-core). Returns 0 on success. */
+int tfl_parse_bytes(const char *s, uint64_t *out);
+int tfl_parse_double(const char *s, double *out);
+
+#endif

@@ -1,0 +1,326 @@
+/* hooks_mem.c - VRAM hooks: every device allocation is charged to the ledger BEFORE the driver sees
+ * it (over the cap: CUDA_ERROR_OUT_OF_MEMORY, nothing allocated), bound to its pointer/handle on
+ * success, refunded by the matching free; cuMemGetInfo / cuDeviceTotalMem / NVML report the cap.
+ * Sizes are the logical bytes asked for (pitch: the real pitch; arrays: width*height*depth*channels*
+ * element size per level), not the driver's internal rounding. Wrappers listed in hooks.h. */
+#include <stdlib.h>
+#include "hooks.h"
+#include "limiter.h"
+
+/* Charges `bytes` against the current cap; 0 on success. */
+static int charge(tfl_state *st, uint64_t bytes)
+{
+    if (st->broken) return -1;
+    tfl_limits l;
+    tfl_limits_read(st, &l);
+    if (pthread_mutex_lock(&st->lock) != 0) return -1;
+    tfl_status s = tfl_ledger_reserve(&st->ledger, bytes, l.vram_limit);
+    pthread_mutex_unlock(&st->lock);
+    return s == TFL_OK ? 0 : -1;
+}
+
+static void uncharge(tfl_state *st, uint64_t bytes)
+{
+    if (pthread_mutex_lock(&st->lock) != 0) return;
+    tfl_ledger_cancel(&st->ledger, bytes);
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* Binds a charged allocation to its key. A key already present means the driver freed the old one
+ * behind our back (context destroyed) and reused the address: the stale charge is dropped. Returns -1
+ * if the ledger cannot record it (out of host memory): the caller frees the allocation. */
+static int bind(tfl_state *st, int kind, uint64_t key, uint64_t bytes)
+{
+    if (pthread_mutex_lock(&st->lock) != 0) return -1;
+    tfl_status s = tfl_ledger_commit(&st->ledger, kind, key, bytes);
+    if (s == TFL_DUPLICATE) {
+        tfl_ledger_release(&st->ledger, kind, key);
+        s = tfl_ledger_commit(&st->ledger, kind, key, bytes);
+    }
+    if (s != TFL_OK) tfl_ledger_cancel(&st->ledger, bytes);
+    pthread_mutex_unlock(&st->lock);
+    if (st->shared) tfl_publish_usage(st);
+    return s == TFL_OK ? 0 : -1;
+}
+
+static void refund(tfl_state *st, int kind, uint64_t key)
+{
+    if (pthread_mutex_lock(&st->lock) != 0) return;
+    uint64_t b = tfl_ledger_release(&st->ledger, kind, key);
+    pthread_mutex_unlock(&st->lock);
+    if (b && st->shared) tfl_publish_usage(st);
+}
+
+/* The common shape of a pointer allocation: charge, call, bind or undo. `call` is an expression
+ * using `real` that returns CUresult and fills *dptr. */
+#define ALLOC_PTR(sym, bytes, dptr, call) do { \
+        TFL_REAL(sym); \
+        if (!real) return CUDA_ERROR_NOT_INITIALIZED; \
+        if (tfl_depth) return (call); \
+        tfl_state *st = tfl_state_get(); \
+        uint64_t b_ = (bytes); \
+        if (charge(st, b_) != 0) return CUDA_ERROR_OUT_OF_MEMORY; \
+        tfl_depth++; \
+        CUresult r_ = (call); \
+        tfl_depth--; \
+        if (r_ != CUDA_SUCCESS || !(dptr)) { uncharge(st, b_); return r_; } \
+        if (bind(st, TFL_KEY_PTR, (uint64_t)*(dptr), b_) != 0) { free_ptr(*(dptr)); return CUDA_ERROR_OUT_OF_MEMORY; } \
+        return r_; \
+    } while (0)
+
+static void free_ptr(CUdeviceptr p)
+{
+    TFL_REAL(cuMemFree_v2);
+    if (real) { tfl_depth++; (void)real(p); tfl_depth--; }
+}
+
+TFL_EXPORT CUresult CUDAAPI cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    ALLOC_PTR(cuMemAlloc_v2, bytesize, dptr, real(dptr, bytesize));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
+{
+    /* managed memory may live on the device: charged like device memory (as HAMi-core does) */
+    ALLOC_PTR(cuMemAllocManaged, bytesize, dptr, real(dptr, bytesize, flags));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    ALLOC_PTR(cuMemAllocAsync, bytesize, dptr, real(dptr, bytesize, hStream));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    ALLOC_PTR(cuMemAllocAsync_ptsz, bytesize, dptr, real(dptr, bytesize, hStream));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
+{
+    ALLOC_PTR(cuMemAllocFromPoolAsync, bytesize, dptr, real(dptr, bytesize, pool, hStream));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+                                                         CUstream hStream)
+{
+    ALLOC_PTR(cuMemAllocFromPoolAsync_ptsz, bytesize, dptr, real(dptr, bytesize, pool, hStream));
+}
+
+#define PITCH_ALIGN 512 /* estimate before the call; corrected with the pitch the driver returns */
+
+TFL_EXPORT CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
+                                               unsigned int ElementSizeBytes)
+{
+    TFL_REAL(cuMemAllocPitch_v2);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    if (tfl_depth || !dptr || !pPitch) return real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    tfl_state *st = tfl_state_get();
+    uint64_t est = ((uint64_t)WidthInBytes + PITCH_ALIGN - 1) / PITCH_ALIGN * PITCH_ALIGN * (uint64_t)Height;
+    if (charge(st, est) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    tfl_depth++;
+    CUresult r = real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    tfl_depth--;
+    if (r != CUDA_SUCCESS) { uncharge(st, est); return r; }
+    uint64_t actual = (uint64_t)*pPitch * (uint64_t)Height;
+    if (actual > est && charge(st, actual - est) != 0) {
+        uncharge(st, est);
+        free_ptr(*dptr);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (actual < est) uncharge(st, est - actual);
+    if (bind(st, TFL_KEY_PTR, (uint64_t)*dptr, actual) != 0) { free_ptr(*dptr); return CUDA_ERROR_OUT_OF_MEMORY; }
+    return r;
+}
+
+TFL_EXPORT CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
+                                        unsigned long long flags)
+{
+    TFL_REAL(cuMemCreate);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    if (tfl_depth || !handle) return real(handle, size, prop, flags);
+    /* host-located VMM memory (CU_MEM_LOCATION_TYPE_HOST*) costs no device memory */
+    int on_device = !prop || prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE;
+    tfl_state *st = tfl_state_get();
+    uint64_t b = on_device ? size : 0;
+    if (charge(st, b) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    tfl_depth++;
+    CUresult r = real(handle, size, prop, flags);
+    tfl_depth--;
+    if (r != CUDA_SUCCESS) { uncharge(st, b); return r; }
+    if (b && bind(st, TFL_KEY_VMM, (uint64_t)*handle, b) != 0) {
+        TFL_REAL(cuMemRelease);
+        if (real) (void)real(*handle);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    return r;
+}
+
+/* ---- arrays ------------------------------------------------------------------------------------- */
+static unsigned format_bytes(CUarray_format f)
+{
+    switch ((unsigned)f) {
+    case 0x01: case 0x08: case 0xc0: case 0xc6: case 0xb0: return 1;  /* 8-bit, NV12 (luma byte) */
+    case 0x02: case 0x09: case 0x10: case 0xc1: case 0xc3: case 0xc7: case 0xc9: return 2;
+    case 0x03: case 0x0a: case 0x20: case 0xc2: case 0xc4: case 0xc8: case 0xca: return 4;
+    case 0xc5: case 0xcb: return 8;
+    default: return 4; /* block-compressed / video formats: an upper bound per channel */
+    }
+}
+
+static uint64_t array_bytes(size_t w, size_t h, size_t d, CUarray_format f, unsigned channels)
+{
+    return (uint64_t)(w ? w : 1) * (h ? h : 1) * (d ? d : 1) * (channels ? channels : 1) * format_bytes(f);
+}
+
+static CUresult array_done(tfl_state *st, CUresult r, int kind, uint64_t key, uint64_t b)
+{
+    if (r != CUDA_SUCCESS) { uncharge(st, b); return r; }
+    if (bind(st, kind, key, b) != 0) {
+        if (kind == TFL_KEY_MIPMAP) { TFL_REAL(cuMipmappedArrayDestroy); if (real) (void)real((CUmipmappedArray)(uintptr_t)key); }
+        else { TFL_REAL(cuArrayDestroy); if (real) (void)real((CUarray)(uintptr_t)key); }
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    return r;
+}
+
+TFL_EXPORT CUresult CUDAAPI cuArrayCreate_v2(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *d)
+{
+    TFL_REAL(cuArrayCreate_v2);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    if (tfl_depth || !pHandle || !d) return real(pHandle, d);
+    tfl_state *st = tfl_state_get();
+    uint64_t b = array_bytes(d->Width, d->Height, 1, d->Format, d->NumChannels);
+    if (charge(st, b) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    tfl_depth++;
+    CUresult r = real(pHandle, d);
+    tfl_depth--;
+    return array_done(st, r, TFL_KEY_ARRAY, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, b);
+}
+
+TFL_EXPORT CUresult CUDAAPI cuArray3DCreate_v2(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *d)
+{
+    TFL_REAL(cuArray3DCreate_v2);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    if (tfl_depth || !pHandle || !d) return real(pHandle, d);
+    tfl_state *st = tfl_state_get();
+    uint64_t b = array_bytes(d->Width, d->Height, d->Depth, d->Format, d->NumChannels);
+    if (charge(st, b) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    tfl_depth++;
+    CUresult r = real(pHandle, d);
+    tfl_depth--;
+    return array_done(st, r, TFL_KEY_ARRAY, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, b);
+}
+
+TFL_EXPORT CUresult CUDAAPI cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *d,
+                                                   unsigned int numMipmapLevels)
+{
+    TFL_REAL(cuMipmappedArrayCreate);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    if (tfl_depth || !pHandle || !d) return real(pHandle, d, numMipmapLevels);
+    tfl_state *st = tfl_state_get();
+    uint64_t b = 0;
+    size_t w = d->Width, h = d->Height, z = d->Depth;
+    for (unsigned i = 0; i < (numMipmapLevels ? numMipmapLevels : 1) && i < 64; i++) {
+        b += array_bytes(w, h, z, d->Format, d->NumChannels);
+        w = w > 1 ? w / 2 : 1; h = h > 1 ? h / 2 : h; z = z > 1 ? z / 2 : z;
+    }
+    if (charge(st, b) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    tfl_depth++;
+    CUresult r = real(pHandle, d, numMipmapLevels);
+    tfl_depth--;
+    return array_done(st, r, TFL_KEY_MIPMAP, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0, b);
+}
+
+/* ---- frees: refund only what the driver really freed --------------------------------------------- */
+#define FREE_KEY(sym, kind, key, call) do { \
+        TFL_REAL(sym); \
+        if (!real) return CUDA_ERROR_NOT_INITIALIZED; \
+        if (tfl_depth) return (call); \
+        tfl_depth++; \
+        CUresult r_ = (call); \
+        tfl_depth--; \
+        if (r_ == CUDA_SUCCESS) refund(tfl_state_get(), kind, (uint64_t)(key)); \
+        return r_; \
+    } while (0)
+
+TFL_EXPORT CUresult CUDAAPI cuMemFree_v2(CUdeviceptr dptr) { FREE_KEY(cuMemFree_v2, TFL_KEY_PTR, dptr, real(dptr)); }
+TFL_EXPORT CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream s)
+{
+    FREE_KEY(cuMemFreeAsync, TFL_KEY_PTR, dptr, real(dptr, s));
+}
+TFL_EXPORT CUresult CUDAAPI cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream s)
+{
+    FREE_KEY(cuMemFreeAsync_ptsz, TFL_KEY_PTR, dptr, real(dptr, s));
+}
+TFL_EXPORT CUresult CUDAAPI cuMemRelease(CUmemGenericAllocationHandle h) { FREE_KEY(cuMemRelease, TFL_KEY_VMM, h, real(h)); }
+TFL_EXPORT CUresult CUDAAPI cuArrayDestroy(CUarray a) { FREE_KEY(cuArrayDestroy, TFL_KEY_ARRAY, (uintptr_t)a, real(a)); }
+TFL_EXPORT CUresult CUDAAPI cuMipmappedArrayDestroy(CUmipmappedArray a)
+{
+    FREE_KEY(cuMipmappedArrayDestroy, TFL_KEY_MIPMAP, (uintptr_t)a, real(a));
+}
+
+/* ---- what the program is told ----------------------------------------------------------------------- */
+static void cap_info(tfl_state *st, uint64_t *total, uint64_t *free_b)
+{
+    tfl_limits l;
+    tfl_limits_read(st, &l);
+    if (!l.vram_limit) return;
+    uint64_t used = 0;
+    if (pthread_mutex_lock(&st->lock) == 0) { used = st->ledger.used; pthread_mutex_unlock(&st->lock); }
+    if (*total > l.vram_limit) *total = l.vram_limit;
+    uint64_t room = l.vram_limit > used ? l.vram_limit - used : 0;
+    if (*free_b > room) *free_b = room;
+}
+
+TFL_EXPORT CUresult CUDAAPI cuMemGetInfo_v2(size_t *free_b, size_t *total)
+{
+    TFL_REAL(cuMemGetInfo_v2);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult r = real(free_b, total);
+    if (r != CUDA_SUCCESS || !free_b || !total || tfl_depth) return r;
+    uint64_t t = *total, f = *free_b;
+    cap_info(tfl_state_get(), &t, &f);
+    *total = (size_t)t;
+    *free_b = (size_t)f;
+    return r;
+}
+
+TFL_EXPORT CUresult CUDAAPI cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
+{
+    TFL_REAL(cuDeviceTotalMem_v2);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult r = real(bytes, dev);
+    if (r != CUDA_SUCCESS || !bytes || tfl_depth) return r;
+    uint64_t t = *bytes, f = UINT64_MAX;
+    cap_info(tfl_state_get(), &t, &f);
+    *bytes = (size_t)t;
+    return r;
+}
+
+/* NVML reports the whole device; with a cap it reports the cap and this session's usage instead
+ * (what nvidia-smi / pynvml inside a local vGPU should see). */
+TFL_EXPORT tfl_nvmlReturn_t nvmlDeviceGetMemoryInfo(tfl_nvmlDevice_t dev, tfl_nvmlMemory_t *mem)
+{
+    TFL_REAL(nvmlDeviceGetMemoryInfo);
+    if (!real) return 1; /* NVML_ERROR_UNINITIALIZED */
+    tfl_nvmlReturn_t r = real(dev, mem);
+    if (r != 0 || !mem) return r;
+    tfl_state *st = tfl_state_get();
+    uint64_t t = mem->total, f = mem->free;
+    cap_info(st, &t, &f);
+    if (t != mem->total) { mem->total = t; mem->free = f; mem->used = t - f; }
+    return r;
+}
+
+TFL_EXPORT tfl_nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(tfl_nvmlDevice_t dev, tfl_nvmlMemory_v2_t *mem)
+{
+    TFL_REAL(nvmlDeviceGetMemoryInfo_v2);
+    if (!real) return 1;
+    tfl_nvmlReturn_t r = real(dev, mem);
+    if (r != 0 || !mem) return r;
+    tfl_state *st = tfl_state_get();
+    uint64_t t = mem->total, f = mem->free;
+    cap_info(st, &t, &f);
+    if (t != mem->total) { mem->total = t; mem->free = f; mem->used = t - f; mem->reserved = 0; }
+    return r;
+}

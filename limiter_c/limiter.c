@@ -1,0 +1,351 @@
+/* limiter.c - the limiter's state: configuration (shared-memory region or local env), the seqlocked
+ * limits/usage halves of the region, the utilization source and the background controller thread.
+ * Called by the hooks (hooks_*.c) through tfl_state_get(); see limiter.h and README.md. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "hooks.h"
+#include "limiter.h"
+
+__thread int tfl_depth;
+static tfl_state g_state;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+uint64_t tfl_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void tfl_log(tfl_state *st, const char *fmt, ...)
+{
+    if (st->quiet) return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tflimiter[%d]: %s\n", (int)getpid(), buf);
+}
+
+/* ---- seqlocked access to the region ---------------------------------------------------------- */
+static uint64_t ld64(uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static void st64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static double ldf(double *p)
+{
+    uint64_t b = ld64((uint64_t *)(void *)p);
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+static void stf(double *p, double v)
+{
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    st64((uint64_t *)(void *)p, b);
+}
+
+static double share_of(double tflops, double device_tflops)
+{
+    if (!(tflops > 0) || !(device_tflops > 0)) return 0;
+    double s = tflops / device_tflops;
+    return s >= 1 ? 0 : s; /* a whole device (or more) needs no limit */
+}
+
+void tfl_limits_read(tfl_state *st, tfl_limits *out)
+{
+    tf_shm_region *r = st->shm;
+    uint64_t vram = 0;
+    double tf = 0, dev = 0;
+    for (int tries = 0; tries < 10000; tries++) {
+        uint64_t s1 = __atomic_load_n(&r->limits_seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1) { sched_yield(); continue; }
+        vram = ld64(&r->vram_limit);
+        tf = ldf(&r->tflops_limit);
+        dev = ldf(&r->device_tflops);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&r->limits_seq, __ATOMIC_RELAXED) == s1) break;
+    }
+    out->vram_limit = vram;
+    out->tflops_limit = tf;
+    out->share = share_of(tf, dev);
+}
+
+static void limits_write_local(tf_shm_region *r, uint64_t vram, double tflops, double dev)
+{
+    uint64_t s = ld64(&r->limits_seq);
+    __atomic_store_n(&r->limits_seq, s + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    st64(&r->vram_limit, vram);
+    stf(&r->tflops_limit, tflops);
+    stf(&r->device_tflops, dev);
+    __atomic_store_n(&r->limits_seq, s + 2, __ATOMIC_RELEASE);
+}
+
+void tfl_publish_usage(tfl_state *st)
+{
+    tf_shm_region *r = st->shm;
+    if (pthread_mutex_lock(&st->publish_lock) != 0) return;
+    if (pthread_mutex_lock(&st->lock) != 0) { pthread_mutex_unlock(&st->publish_lock); return; }
+    uint64_t used = st->ledger.used, peak = st->ledger.peak;
+    double rate = atomic_load(&st->compute_on) ? st->bucket.rate : 0;
+    pthread_mutex_unlock(&st->lock);
+    uint64_t s = ld64(&r->usage_seq);
+    __atomic_store_n(&r->usage_seq, s + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    st64(&r->vram_used, used);
+    st64(&r->vram_peak, peak);
+    st64(&r->launches, atomic_load_explicit(&st->launches, memory_order_relaxed));
+    st64(&r->throttled_ns, atomic_load_explicit(&st->throttled_ns, memory_order_relaxed));
+    st64(&r->busy_ns, st->busy_ns);
+    stf(&r->refill_rate, rate);
+    st64(&r->limiter_pid, (uint64_t)getpid());
+    st64(&r->updated_ns, realtime_ns());
+    __atomic_store_n(&r->usage_seq, s + 2, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&st->publish_lock);
+}
+
+/* ---- launches ---------------------------------------------------------------------------------- */
+void tfl_throttle(tfl_state *st, double cost)
+{
+    uint64_t t0 = 0;
+    for (;;) {
+        if (pthread_mutex_lock(&st->lock) != 0) return;
+        uint64_t now = tfl_now_ns();
+        uint64_t w = tfl_bucket_take(&st->bucket, cost, now);
+        if (w == 0) st->window_tokens += cost;
+        else st->window_throttled = 1;
+        pthread_mutex_unlock(&st->lock);
+        if (w == 0) break;
+        if (!t0) t0 = now;
+        if (!atomic_load_explicit(&st->compute_on, memory_order_relaxed)) break; /* limit lifted while waiting */
+        uint64_t s = w < TFL_MAX_SLEEP_NS ? w : TFL_MAX_SLEEP_NS;
+        struct timespec ts = {.tv_sec = (time_t)(s / 1000000000ull), .tv_nsec = (long)(s % 1000000000ull)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    }
+    if (t0) atomic_fetch_add_explicit(&st->throttled_ns, tfl_now_ns() - t0, memory_order_relaxed);
+}
+
+/* ---- utilization sources ------------------------------------------------------------------------ */
+typedef struct { unsigned int pid; unsigned long long timeStamp; unsigned int smUtil, memUtil, encUtil, decUtil; } nvml_sample;
+typedef int (*nvml_init_fn)(void);
+typedef int (*nvml_by_index_fn)(unsigned int, void **);
+typedef int (*nvml_proc_util_fn)(void *, nvml_sample *, unsigned int *, unsigned long long);
+
+static void busy_source_init(tfl_state *st)
+{
+    st->emu_busy = (CUresult (*)(unsigned long long *))tfl_lib_sym(TFL_LIB_CUDA, "tfEmuGetBusyTime");
+    if (st->emu_busy) return;
+    nvml_init_fn init = (nvml_init_fn)tfl_lib_sym(TFL_LIB_NVML, "nvmlInit_v2");
+    nvml_by_index_fn by_index = (nvml_by_index_fn)tfl_lib_sym(TFL_LIB_NVML, "nvmlDeviceGetHandleByIndex_v2");
+    if (!init || !by_index || init() != 0) return;
+    unsigned idx = 0;
+    const char *e = getenv("TF_NVML_INDEX");
+    if (e) idx = (unsigned)strtoul(e, NULL, 10);
+    void *dev = NULL;
+    if (by_index(idx, &dev) == 0) st->nvml_dev = dev;
+}
+
+/* Busy ns of this process over the last dt_ns, or 0 when no source exists. */
+static uint64_t busy_delta(tfl_state *st, uint64_t dt_ns)
+{
+    if (st->emu_busy) {
+        unsigned long long b = 0;
+        if (st->emu_busy(&b) != CUDA_SUCCESS) return 0;
+        uint64_t d = b > st->busy_ns ? b - st->busy_ns : 0;
+        st->busy_ns = b;
+        return d;
+    }
+    if (!st->nvml_dev) return 0;
+    nvml_proc_util_fn util = (nvml_proc_util_fn)tfl_lib_sym(TFL_LIB_NVML, "nvmlDeviceGetProcessUtilization");
+    if (!util) return 0;
+    nvml_sample samples[64];
+    unsigned int n = 64;
+    double sum = 0;
+    int seen = 0;
+    if (util(st->nvml_dev, samples, &n, st->nvml_last_ts) == 0) {
+        for (unsigned i = 0; i < n && i < 64; i++) {
+            if (samples[i].timeStamp > st->nvml_last_ts) st->nvml_last_ts = samples[i].timeStamp;
+            if (samples[i].pid == (unsigned)getpid()) { sum += samples[i].smUtil; seen++; }
+        }
+    }
+    if (seen) st->nvml_last_u = sum / seen / 100.0; /* NVML samples every ~1/6 s: hold the last value */
+    uint64_t d = (uint64_t)(st->nvml_last_u * (double)dt_ns);
+    st->busy_ns += d;
+    return d;
+}
+
+static int has_busy_source(const tfl_state *st) { return st->emu_busy || st->nvml_dev; }
+
+/* ---- controller thread ---------------------------------------------------------------------------- */
+static double open_loop_rate(const tfl_state *st, const tfl_limits *l)
+{
+    return l->tflops_limit * 1e12 / st->flops_per_token;
+}
+
+static void controller_step(tfl_state *st, uint64_t dt_ns)
+{
+    tfl_limits l;
+    tfl_limits_read(st, &l);
+    uint64_t busy = busy_delta(st, dt_ns);
+    if (pthread_mutex_lock(&st->lock) != 0) return;
+    double tokens = st->window_tokens;
+    int thr = st->window_throttled;
+    st->window_tokens = 0;
+    st->window_throttled = 0;
+    uint64_t now = tfl_now_ns();
+    if (l.share > 0) {
+        if (!atomic_load(&st->compute_on)) {
+            if (st->ctrl.rate <= 0 || st->last_share <= 0) tfl_ctrl_init(&st->ctrl, open_loop_rate(st, &l));
+            tfl_bucket_init(&st->bucket, st->ctrl.rate, now);
+            atomic_store(&st->compute_on, 1);
+        } else {
+            double rate = has_busy_source(st) ? tfl_ctrl_step(&st->ctrl, l.share, dt_ns, busy, tokens, thr)
+                                              : open_loop_rate(st, &l);
+            tfl_bucket_set_rate(&st->bucket, rate, now);
+        }
+    } else {
+        atomic_store(&st->compute_on, 0);
+    }
+    st->last_share = l.share;
+    pthread_mutex_unlock(&st->lock);
+}
+
+static void *controller_main(void *arg)
+{
+    tfl_state *st = arg;
+    uint64_t last = tfl_now_ns();
+    for (;;) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)TFL_PERIOD_NS};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+        uint64_t now = tfl_now_ns();
+        controller_step(st, now - last);
+        last = now;
+        tfl_publish_usage(st);
+    }
+    return NULL;
+}
+
+/* ---- configuration ------------------------------------------------------------------------------- */
+static tf_shm_region *open_region(tfl_state *st, const char *name)
+{
+    int fd = shm_open(name, O_RDWR, 0);
+    if (fd < 0) { tfl_log(st, "TF_LIMITER_SHM=%s: shm_open: %s", name, strerror(errno)); return NULL; }
+    struct stat sb;
+    void *p = MAP_FAILED;
+    if (fstat(fd, &sb) == 0 && (size_t)sb.st_size >= sizeof(tf_shm_region))
+        p = mmap(NULL, sizeof(tf_shm_region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) { tfl_log(st, "TF_LIMITER_SHM=%s: region too small or unmappable", name); return NULL; }
+    tf_shm_region *r = p;
+    if (r->magic != TF_SHM_MAGIC || r->version != TF_SHM_VERSION || r->size < sizeof(tf_shm_region)) {
+        tfl_log(st, "TF_LIMITER_SHM=%s: bad header (magic %#x version %u size %u; want %#x %u %zu)", name,
+                r->magic, r->version, r->size, TF_SHM_MAGIC, TF_SHM_VERSION, sizeof(tf_shm_region));
+        munmap(p, sizeof(tf_shm_region));
+        return NULL;
+    }
+    return r;
+}
+
+static int env_bytes(tfl_state *st, const char *name, uint64_t *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    if (tfl_parse_bytes(v, out) != 0) { tfl_log(st, "%s=%s: not a size (e.g. 2GiB, 512m), ignored", name, v); return 0; }
+    return 1;
+}
+
+static int env_double(tfl_state *st, const char *name, double *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    if (tfl_parse_double(v, out) != 0) { tfl_log(st, "%s=%s: not a number, ignored", name, v); return 0; }
+    return 1;
+}
+
+static void local_config(tfl_state *st)
+{
+    uint64_t vram = 0;
+    double tflops = 0, dev = 0, sm = 0;
+    if (!env_bytes(st, "TF_VRAM_LIMIT", &vram) && !env_bytes(st, "CUDA_DEVICE_MEMORY_LIMIT", &vram))
+        env_bytes(st, "CUDA_DEVICE_MEMORY_LIMIT_0", &vram);
+    if (env_double(st, "TF_TFLOPS_LIMIT", &tflops)) {
+        if (!env_double(st, "TF_DEVICE_TFLOPS", &dev)) {
+            tfl_log(st, "TF_TFLOPS_LIMIT needs TF_DEVICE_TFLOPS (the device's TFLOPS): compute not limited");
+            tflops = 0;
+        }
+    } else if (env_double(st, "CUDA_DEVICE_SM_LIMIT", &sm) && sm > 0 && sm < 100) {
+        tflops = sm; /* HAMi-style percentage: share = sm / 100 */
+        dev = 100;
+    }
+    limits_write_local(st->shm, vram, tflops, dev);
+}
+
+static void init_once(void)
+{
+    tfl_state *st = &g_state;
+    const char *q = getenv("TF_LIMITER_QUIET");
+    st->quiet = q && *q && strcmp(q, "0") != 0;
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_mutex_init(&st->publish_lock, NULL);
+    tfl_ledger_init(&st->ledger);
+    tfl_ledger_init(&st->graphs);
+    st->flops_per_token = 1000;
+    env_double(st, "TF_FLOPS_PER_THREAD", &st->flops_per_token);
+    if (!(st->flops_per_token > 0)) st->flops_per_token = 1000;
+
+    const char *name = getenv("TF_LIMITER_SHM");
+    if (name && *name) {
+        st->shm = open_region(st, name);
+        st->shared = st->shm != NULL;
+        st->broken = st->shm == NULL;
+        if (st->broken) tfl_log(st, "limits unknown: every device allocation will fail (fail closed)");
+    }
+    if (!st->shm) {
+        static tf_shm_region local;
+        st->shm = &local;
+        local.magic = TF_SHM_MAGIC;
+        local.version = TF_SHM_VERSION;
+        local.size = sizeof local;
+        if (!st->broken) local_config(st);
+    }
+    tfl_limits l;
+    tfl_limits_read(st, &l);
+    if (st->shared || l.share > 0) {
+        busy_source_init(st);
+        if (l.share > 0 && !has_busy_source(st))
+            tfl_log(st, "no utilization source (emulator counter / NVML): open-loop token bucket");
+        tfl_ctrl_init(&st->ctrl, l.share > 0 ? open_loop_rate(st, &l) : 1.0);
+        controller_step(st, TFL_PERIOD_NS); /* turns the bucket on now, not one period later */
+        if (pthread_create(&st->thread, NULL, controller_main, st) == 0) {
+            st->thread_started = 1;
+            pthread_detach(st->thread);
+        } else {
+            tfl_log(st, "cannot start the controller thread: limits fixed at start");
+        }
+    }
+    if (st->shared) tfl_publish_usage(st);
+}
+
+tfl_state *tfl_state_get(void)
+{
+    pthread_once(&g_once, init_once);
+    return &g_state;
+}

@@ -1,0 +1,71 @@
+/* limiter.h - the limiter's per-process (= per-session) state and the operations the hooks call.
+ * One struct holds everything; hooks get it from tfl_state_get() and pass it down explicitly.
+ * Implemented in limiter.c (config, shared memory, background controller) and used by hooks_*.c. */
+#ifndef TFL_LIMITER_H
+#define TFL_LIMITER_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include "core/tfl_core.h"
+#include "tf_limiter_shm.h"
+
+#define TFL_PERIOD_NS   50000000ull /* controller period */
+#define TFL_MAX_SLEEP_NS 5000000ull /* a waiting launch re-checks at least this often (live changes) */
+
+typedef struct {
+    uint64_t vram_limit;  /* 0 = none */
+    double share;         /* tflops_limit / device_tflops in (0, 1]; 0 = no compute limit */
+    double tflops_limit;
+} tfl_limits;
+
+typedef struct {
+    tf_shm_region *shm;       /* the session's region, or a private one filled from env (local mode) */
+    int shared;               /* 1 = shm from TF_LIMITER_SHM */
+    int broken;               /* TF_LIMITER_SHM set but unusable: fail closed (allocations OOM) */
+
+    pthread_mutex_t lock;     /* ledger, bucket, window counters */
+    tfl_ledger ledger;        /* VRAM charges */
+    tfl_ledger graphs;        /* graph exec -> launch cost (bytes field = tokens) */
+    tfl_bucket bucket;
+    tfl_ctrl ctrl;
+    double window_tokens;     /* spent since the last controller step */
+    int window_throttled;
+    double flops_per_token;   /* open-loop conversion, TF_FLOPS_PER_THREAD */
+    double last_share;
+
+    atomic_int compute_on;    /* hot-path flag: launches go through the bucket */
+    atomic_uint_fast64_t launches, throttled_ns;
+    uint64_t busy_ns;         /* device busy time seen so far (source below) */
+
+    /* utilization source: the emulator's own counter, else NVML per-process, else none (open loop) */
+    CUresult (*emu_busy)(unsigned long long *);
+    void *nvml_dev;
+    unsigned long long nvml_last_ts;
+    double nvml_last_u;
+
+    pthread_mutex_t publish_lock;
+    pthread_t thread;
+    int thread_started;
+    int quiet;
+} tfl_state;
+
+/* Initialises on first call (config from env, shared memory, background thread when needed). */
+tfl_state *tfl_state_get(void);
+void tfl_limits_read(tfl_state *st, tfl_limits *out);
+void tfl_publish_usage(tfl_state *st);
+void tfl_throttle(tfl_state *st, double cost);
+uint64_t tfl_now_ns(void);
+void tfl_log(tfl_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Launch accounting: counts every launch, waits for tokens only when a compute limit is on. */
+static inline void tfl_before_launch(tfl_state *st, double cost)
+{
+    atomic_fetch_add_explicit(&st->launches, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&st->compute_on, memory_order_relaxed)) tfl_throttle(st, cost);
+}
+
+/* Re-entrancy guard: a driver that calls its own exported entry points (cuMemAllocPitch calling
+ * cuMemAlloc...) must not be charged twice. */
+extern __thread int tfl_depth;
+
+#endif

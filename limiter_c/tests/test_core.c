@@ -1,0 +1,283 @@
+/* test_core.c - unit tests of the limiter's pure core (token bucket, VRAM ledger, controller, parsing)
+ * with plain numbers and a simulated clock. Built and run by `make -C limiter_c test` (ASan in CI). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../core/tfl_core.h"
+
+static int failures;
+#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+#define MS 1000000ull
+#define S  1000000000ull
+
+/* A launcher that retries after the wait the bucket asks for: admitted launches in `dur` at `cost`. */
+static long run_bucket(tfl_bucket *b, uint64_t *now, uint64_t dur, double cost)
+{
+    long n = 0;
+    uint64_t end = *now + dur;
+    while (*now < end) {
+        uint64_t w = tfl_bucket_take(b, cost, *now);
+        if (w == 0) { n++; *now += 10000; } /* 10 us per launch call */
+        else *now += w;
+    }
+    return n;
+}
+
+static void test_bucket_rate_is_exact(void)
+{
+    tfl_bucket b; uint64_t now = 1 * S;
+    tfl_bucket_init(&b, 10000.0, now);              /* 10k tokens/s */
+    long n = run_bucket(&b, &now, 10 * S, 100.0);   /* cost 100 -> 100 launches/s */
+    CHECK(labs(n - 1000) <= 3, "admitted %ld launches in 10 s, want 1000 (+burst)", n);
+}
+
+static void test_bucket_debt_never_blocks_forever(void)
+{
+    tfl_bucket b; uint64_t now = 0;
+    tfl_bucket_init(&b, 1000.0, now);
+    CHECK(tfl_bucket_take(&b, 1e6, now) == 0, "a launch bigger than the capacity is admitted when not in debt");
+    uint64_t w = tfl_bucket_take(&b, 1.0, now);
+    CHECK(w > 990 * S && w < 1001 * S, "debt of 1e6 tokens at 1000/s waits ~1000 s, got %llu ns", (unsigned long long)w);
+    CHECK(tfl_bucket_take(&b, 1.0, now + w) == 0, "admitted after the announced wait");
+}
+
+static void test_bucket_live_rate_change(void)
+{
+    tfl_bucket b; uint64_t now = 0;
+    tfl_bucket_init(&b, 1000.0, now);
+    long slow = run_bucket(&b, &now, 2 * S, 10.0);
+    tfl_bucket_set_rate(&b, 3000.0, now);
+    long fast = run_bucket(&b, &now, 2 * S, 10.0);
+    CHECK(labs(slow - 200) <= 3 && labs(fast - 600) <= 8, "slow %ld (want 200) fast %ld (want 600)", slow, fast);
+    CHECK(b.capacity == 3000.0 * TFL_BURST_S, "capacity follows the rate");
+}
+
+static void test_bucket_idle_saves_only_capacity(void)
+{
+    tfl_bucket b; uint64_t now = 0;
+    tfl_bucket_init(&b, 1000.0, now);
+    now += 100 * S; /* idle for 100 s */
+    long n = 0;
+    while (tfl_bucket_take(&b, 1.0, now) == 0) n++;
+    CHECK(n <= (long)(1000.0 * TFL_BURST_S) + 1, "burst after idle is bounded by the capacity: %ld", n);
+    CHECK(tfl_launch_cost(4, 2, 1, 256, 1, 1) == 2048.0 && tfl_launch_cost(0, 0, 0, 0, 0, 0) == 1.0, "launch cost");
+}
+
+static void test_ledger_cap_and_refund(void)
+{
+    tfl_ledger l; tfl_ledger_init(&l);
+    const uint64_t cap = 1000;
+    for (int i = 0; i < 10; i++) {
+        CHECK(tfl_ledger_reserve(&l, 100, cap) == TFL_OK, "alloc %d of 10 fits", i);
+        CHECK(tfl_ledger_commit(&l, TFL_KEY_PTR, 0x7f0000000000ull + (uint64_t)i * 4096, 100) == TFL_OK, "commit");
+    }
+    CHECK(l.used == 1000 && l.peak == 1000, "used %llu", (unsigned long long)l.used);
+    CHECK(tfl_ledger_reserve(&l, 1, cap) == TFL_OVER_LIMIT, "one byte over the cap fails");
+    CHECK(l.used == 1000, "a failed reservation charges nothing");
+    CHECK(tfl_ledger_release(&l, TFL_KEY_PTR, 0x7f0000000000ull) == 100, "free refunds its size");
+    CHECK(tfl_ledger_release(&l, TFL_KEY_PTR, 0x7f0000000000ull) == 0, "double free refunds nothing");
+    CHECK(tfl_ledger_release(&l, TFL_KEY_PTR, 0xdeadull) == 0, "unknown pointer refunds nothing");
+    CHECK(tfl_ledger_release(&l, TFL_KEY_ARRAY, 0x7f0000001000ull) == 0, "same value, other kind: not found");
+    CHECK(l.used == 900 && l.peak == 1000, "used %llu peak %llu", (unsigned long long)l.used, (unsigned long long)l.peak);
+    CHECK(tfl_ledger_reserve(&l, 100, cap) == TFL_OK, "freeing makes room again");
+    CHECK(tfl_ledger_commit(&l, TFL_KEY_PTR, 0x7f0000001000ull, 100) == TFL_DUPLICATE, "duplicate key refused");
+    tfl_ledger_cancel(&l, 100);
+    tfl_ledger_cancel(&l, 1ull << 60);
+    CHECK(l.used == 0, "cancel never underflows: %llu", (unsigned long long)l.used);
+    CHECK(tfl_ledger_reserve(&l, UINT64_MAX, cap) == TFL_OVER_LIMIT, "huge request over cap, no overflow");
+    CHECK(tfl_ledger_reserve(&l, 5, 0) == TFL_OK, "limit 0 = uncapped");
+    tfl_ledger_free(&l);
+}
+
+static void test_ledger_many_entries(void)
+{
+    tfl_ledger l; tfl_ledger_init(&l);
+    const int n = 20000;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < n; i++) {
+            CHECK(tfl_ledger_reserve(&l, (uint64_t)i + 1, 0) == TFL_OK, "reserve");
+            if (tfl_ledger_commit(&l, TFL_KEY_VMM, (uint64_t)i * 2, (uint64_t)i + 1) != TFL_OK) { failures++; break; }
+        }
+        uint64_t want = (uint64_t)n * (n + 1) / 2;
+        CHECK(l.used == want && l.count == (size_t)n, "used %llu count %zu", (unsigned long long)l.used, l.count);
+        CHECK(tfl_ledger_lookup(&l, TFL_KEY_VMM, 2 * 777) == 778, "lookup");
+        for (int i = 0; i < n; i++)
+            if (tfl_ledger_release(&l, TFL_KEY_VMM, (uint64_t)i * 2) != (uint64_t)i + 1) { failures++; break; }
+        CHECK(l.used == 0 && l.count == 0, "all refunded");
+    }
+    CHECK(l.cap <= 65536, "tombstones are recycled, table stays bounded: %zu", l.cap);
+    tfl_ledger_free(&l);
+}
+
+/* ---- controller against a simulated device -----------------------------------------------------
+ * The process always wants to launch (unless demand < 1); a launch of `tokens` keeps the device busy
+ * tokens / k_true seconds. lag = 0: the launch runs at once (the emulator runs kernels in the launching
+ * thread); lag = 1: launches queue on the device and run in the following windows (a GPU's stream). */
+typedef struct { double k_true, demand, noise; unsigned seed; double backlog; int lag; } plant;
+
+static double lcg(unsigned *s) { *s = *s * 1103515245u + 12345u; return ((*s >> 8) & 0xffff) / 65535.0; }
+
+/* Runs `steps` windows of 50 ms; returns the mean utilization over the last `tail` windows and the
+ * max utilization seen after `settle` windows. */
+static void run_ctrl(tfl_ctrl *c, plant *p, double share, int steps, int tail, int settle, double *mean_u, double *max_u,
+                     double *trace)
+{
+    const uint64_t dt = 50 * MS;
+    double sum = 0, mx = 0;
+    for (int i = 0; i < steps; i++) {
+        double want = p->demand * p->k_true * 0.05;      /* tokens the workload would launch */
+        double allow = c->rate * 0.05;
+        double tokens = want < allow ? want : allow;
+        int throttled = want > allow;
+        double busy;
+        if (p->lag) {                                    /* queued work drains at most 50 ms per window */
+            busy = p->backlog < 0.05 ? p->backlog : 0.05;
+            p->backlog += tokens / p->k_true - busy;
+        } else {                                         /* a blocking launch: no more than fits in 50 ms */
+            if (tokens > p->k_true * 0.05) tokens = p->k_true * 0.05;
+            busy = tokens / p->k_true;
+        }
+        if (p->noise > 0) busy *= 1 + p->noise * (2 * lcg(&p->seed) - 1);
+        tfl_ctrl_step(c, share, dt, (uint64_t)(busy * 1e9), tokens, throttled);
+        double u = busy / 0.05;
+        if (trace) trace[i] = u;
+        if (i >= steps - tail) sum += u;
+        if (i >= settle && u > mx) mx = u;
+    }
+    *mean_u = sum / tail;
+    *max_u = mx;
+}
+
+static void test_ctrl_converges_to_share(void)
+{
+    const double shares[] = {0.05, 0.25, 0.75, 1.0};
+    for (int lag = 0; lag <= 1; lag++)
+    for (size_t s = 0; s < 4; s++) {
+        tfl_ctrl c; tfl_ctrl_init(&c, 10.0); /* open-loop guess far too low */
+        plant p = {.k_true = 5e6, .demand = 1.0, .lag = lag};
+        double mean, mx;
+        run_ctrl(&c, &p, shares[s], 40, 10, 20, &mean, &mx, NULL); /* 2 s */
+        CHECK(fabs(mean - shares[s]) <= 0.02 * shares[s] + 1e-9, "lag %d share %.2f: mean utilization %.4f after 2 s", lag, shares[s], mean);
+        CHECK(mx <= shares[s] * 1.10 + 1e-9 || shares[s] == 1.0, "lag %d share %.2f: overshoot to %.4f after 1 s", lag, shares[s], mx);
+    }
+}
+
+static void test_ctrl_is_scale_free(void)
+{
+    /* HAMi-core's step grows with SMs^2: on a large GPU the limit is ignored. Here the trajectory is
+     * the same whether a busy second is worth 1e3 or 1e13 tokens. */
+    double ta[60], tb[60], mean_a, mean_b, mx;
+    tfl_ctrl a, b; tfl_ctrl_init(&a, 1.0); tfl_ctrl_init(&b, 1e10);
+    plant pa = {.k_true = 1e3, .demand = 1.0}, pb = {.k_true = 1e13, .demand = 1.0};
+    run_ctrl(&a, &pa, 0.3, 60, 10, 0, &mean_a, &mx, ta);
+    run_ctrl(&b, &pb, 0.3, 60, 10, 0, &mean_b, &mx, tb);
+    for (int i = 5; i < 60; i++) CHECK(fabs(ta[i] - tb[i]) < 1e-6, "step %d: %.6f vs %.6f", i, ta[i], tb[i]);
+    CHECK(fabs(mean_a - 0.3) < 0.006, "mean %.4f", mean_a);
+}
+
+static void test_ctrl_does_not_oscillate(void)
+{
+    for (int lag = 0; lag <= 1; lag++) {
+        double tr[100], mean, mx;
+        tfl_ctrl c; tfl_ctrl_init(&c, 1e9); /* open-loop guess far too high */
+        plant p = {.k_true = 2e6, .demand = 1.0, .lag = lag};
+        run_ctrl(&c, &p, 0.4, 100, 20, 20, &mean, &mx, tr);
+        int crossings = 0; /* sign changes of (u - target) outside a 1 % band, after 1 s */
+        for (int i = 21, last = 0; i < 100; i++) {
+            int side = tr[i] > 0.404 ? 1 : tr[i] < 0.396 ? -1 : 0;
+            if (side && last && side != last) crossings++;
+            if (side) last = side;
+        }
+        CHECK(crossings <= 1, "lag %d: utilization keeps crossing the target after settling: %d crossings", lag, crossings);
+        CHECK(fabs(mean - 0.4) < 0.008 && mx < 0.44, "lag %d: mean %.4f max %.4f", lag, mean, mx);
+    }
+}
+
+static void test_ctrl_anti_windup(void)
+{
+    /* The workload only wants 10 % while allowed 50 %: the integral must not wind up, so when the
+     * workload turns greedy utilization does not burst far above 50 %. */
+    double mean, mx;
+    tfl_ctrl c; tfl_ctrl_init(&c, 1e3);
+    for (int lag = 0; lag <= 1; lag++) {
+        tfl_ctrl c; tfl_ctrl_init(&c, 1e3);
+        plant p = {.k_true = 1e6, .demand = 0.1, .lag = lag};
+        run_ctrl(&c, &p, 0.5, 200, 20, 0, &mean, &mx, NULL);
+        CHECK(fabs(mean - 0.1) < 0.005, "light workload runs unthrottled at its own 10 %%: %.4f", mean);
+        CHECK(c.integ <= 0.01, "integral did not wind up: %.4f", c.integ);
+        p.demand = 1.0;
+        run_ctrl(&c, &p, 0.5, 60, 10, 0, &mean, &mx, NULL);
+        CHECK(mx <= (lag ? 0.8 : 0.6) && fabs(mean - 0.5) < 0.01, "lag %d after turning greedy: max %.4f mean %.4f", lag, mx, mean);
+    }
+}
+
+static void test_ctrl_follows_workload_and_noise(void)
+{
+    double mean, mx;
+    tfl_ctrl c; tfl_ctrl_init(&c, 1e3);
+    plant p = {.k_true = 1e6, .demand = 1.0, .noise = 0.15, .seed = 42};
+    run_ctrl(&c, &p, 0.25, 100, 60, 0, &mean, &mx, NULL);
+    CHECK(fabs(mean - 0.25) < 0.0125, "noisy measurement: mean %.4f", mean);
+    p.k_true = 1e5; p.noise = 0; /* kernels become 10x heavier per token */
+    run_ctrl(&c, &p, 0.25, 40, 10, 0, &mean, &mx, NULL);
+    CHECK(fabs(mean - 0.25) < 0.005, "re-converged after a workload change: %.4f", mean);
+    CHECK(tfl_ctrl_step(&c, 0.0, 50 * MS, 0, 0, 0) == c.rate, "share 0 leaves the rate alone");
+}
+
+static void test_ctrl_live_share_change(void)
+{
+    /* The supervisor raises a session from 25 % to 75 %: the new share holds within 2 windows (100 ms). */
+    double tr[10], mean, mx;
+    tfl_ctrl c; tfl_ctrl_init(&c, 1e3);
+    plant p = {.k_true = 1e6, .demand = 1.0};
+    run_ctrl(&c, &p, 0.25, 40, 10, 0, &mean, &mx, NULL);
+    CHECK(fabs(mean - 0.25) < 0.005, "before: %.4f", mean);
+    run_ctrl(&c, &p, 0.75, 10, 8, 0, &mean, &mx, tr);
+    CHECK(fabs(tr[2] - 0.75) < 0.04 && fabs(mean - 0.75) < 0.02 && mx < 0.83, "after: %.4f %.4f %.4f mean %.4f max %.4f",
+          tr[0], tr[1], tr[2], mean, mx);
+    run_ctrl(&c, &p, 0.10, 10, 8, 0, &mean, &mx, tr);
+    CHECK(tr[1] < 0.11 && fabs(mean - 0.10) < 0.005, "lowered: %.4f %.4f mean %.4f", tr[0], tr[1], mean);
+}
+
+static void test_parse(void)
+{
+    const struct { const char *s; uint64_t v; } ok[] = {
+        {"1024", 1024}, {"512MiB", 512ull << 20}, {"2GiB", 2ull << 30}, {"1g", 1ull << 30}, {"512m", 512ull << 20},
+        {"1.5GB", 1500000000ull}, {"64k", 65536}, {"3 MiB", 3ull << 20}, {"7b", 7},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        uint64_t v = 0;
+        CHECK(tfl_parse_bytes(ok[i].s, &v) == 0 && v == ok[i].v, "%s -> %llu", ok[i].s, (unsigned long long)v);
+    }
+    const char *bad[] = {"", "abc", "-1", "12xb", "1e30g", "nan"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t v;
+        CHECK(tfl_parse_bytes(bad[i], &v) != 0, "'%s' must be rejected", bad[i]);
+    }
+    CHECK(tfl_parse_bytes(NULL, &(uint64_t){0}) != 0, "NULL rejected");
+    double d;
+    CHECK(tfl_parse_double("312.5", &d) == 0 && d == 312.5, "double");
+    CHECK(tfl_parse_double("12x", &d) != 0 && tfl_parse_double("-3", &d) != 0, "bad doubles");
+}
+
+int main(void)
+{
+    test_bucket_rate_is_exact();
+    test_bucket_debt_never_blocks_forever();
+    test_bucket_live_rate_change();
+    test_bucket_idle_saves_only_capacity();
+    test_ledger_cap_and_refund();
+    test_ledger_many_entries();
+    test_ctrl_converges_to_share();
+    test_ctrl_is_scale_free();
+    test_ctrl_does_not_oscillate();
+    test_ctrl_anti_windup();
+    test_ctrl_follows_workload_and_noise();
+    test_ctrl_live_share_change();
+    test_parse();
+    if (failures) { fprintf(stderr, "test_core: %d failure(s)\n", failures); return 1; }
+    printf("test_core: all passed\n");
+    return 0;
+}
