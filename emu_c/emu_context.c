@@ -1,0 +1,446 @@
+/* emu_context.c - contexts of the emulated device: the primary context (retain/release/reset/state/
+ * flags), explicit contexts (cuCtxCreate v2/v3/v4, destroy), the per-thread current-context stack
+ * (push/pop/set/get), limits, cache config, and the sticky launch error that every call in a
+ * context returns once a kernel faulted (as on a GPU, until the context is destroyed or reset).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "emu_internal.h" /* first: it selects cuda.h's internal (all-versions) view */
+#include "cudart_export_tables.h"
+
+#define EMU_CTX_STACK 64
+static __thread emu_ctx *t_stack[EMU_CTX_STACK];
+static __thread int t_depth;
+
+static void ctx_defaults(emu_ctx *c)
+{
+    c->sticky = CUDA_SUCCESS;
+    memset(c->limits, 0, sizeof(c->limits));
+    c->limits[CU_LIMIT_STACK_SIZE] = 1024;
+    c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = 1 << 20;
+    c->limits[CU_LIMIT_MALLOC_HEAP_SIZE] = 8 << 20;
+    c->limits[CU_LIMIT_DEV_RUNTIME_SYNC_DEPTH] = 2;
+    c->limits[CU_LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT] = 2048;
+    c->limits[CU_LIMIT_MAX_L2_FETCH_GRANULARITY] = 64;
+    c->cache_config = CU_FUNC_CACHE_PREFER_NONE;
+}
+
+void emu_primary_reset_state(void)
+{
+    ctx_defaults(&g_emu.primary);
+    g_emu.primary.flags = g_emu.primary_flags;
+}
+
+emu_ctx *emu_ctx_current(void) { return t_depth > 0 ? t_stack[t_depth - 1] : NULL; }
+
+static int ctx_live(const emu_ctx *c)
+{
+    if (!c || !emu_handle_is(c, EMU_K_CTX))
+        return 0;
+    return !c->is_primary || g_emu.primary_refs > 0;
+}
+
+CUresult emu_enter(emu_ctx **out)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    emu_ctx *c = emu_ctx_current();
+    if (!c || !ctx_live(c))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (c->sticky)
+        return c->sticky;
+    *out = c;
+    return CUDA_SUCCESS;
+}
+
+void emu_ctx_set_sticky(emu_ctx *c, CUresult err)
+{
+    emu_lock();
+    if (c && c->sticky == CUDA_SUCCESS)
+        c->sticky = err;
+    emu_unlock();
+}
+
+/* ---- primary context ---- */
+EMU_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!pctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    emu_lock();
+    if (g_emu.primary_refs++ == 0)
+        emu_primary_reset_state();
+    emu_unlock();
+    *pctx = (CUcontext)&g_emu.primary;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    emu_lock();
+    if (g_emu.primary_refs <= 0) {
+        emu_unlock();
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    int last = --g_emu.primary_refs == 0;
+    emu_unlock();
+    if (last)
+        tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuDevicePrimaryCtxRelease(CUdevice dev) { return cuDevicePrimaryCtxRelease_v2(dev); }
+
+EMU_API CUresult cuDevicePrimaryCtxSetFlags_v2(CUdevice dev, unsigned int flags)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    if (flags & ~(unsigned)(CU_CTX_SCHED_MASK | CU_CTX_LMEM_RESIZE_TO_MAX | CU_CTX_MAP_HOST | CU_CTX_SYNC_MEMOPS))
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_lock();
+    g_emu.primary_flags = flags;
+    g_emu.primary.flags = flags;
+    emu_unlock();
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuDevicePrimaryCtxSetFlags(CUdevice dev, unsigned int flags)
+{
+    return cuDevicePrimaryCtxSetFlags_v2(dev, flags);
+}
+
+EMU_API CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    if (!flags || !active)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_lock();
+    *flags = g_emu.primary_flags;
+    *active = g_emu.primary_refs > 0;
+    emu_unlock();
+    return CUDA_SUCCESS;
+}
+
+void emu_mem_release_all(void); /* emu_memory.c */
+
+EMU_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    /* cudart keeps its per-context state in context-local storage: let it tear that down first */
+    tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary);
+    emu_lock();
+    emu_mem_release_all();
+    g_emu.primary_refs = 0;
+    g_emu.primary_flags = 0;
+    emu_primary_reset_state();
+    emu_unlock();
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuDevicePrimaryCtxReset(CUdevice dev) { return cuDevicePrimaryCtxReset_v2(dev); }
+
+/* ---- explicit contexts ---- */
+static CUresult ctx_create(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!pctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    if (t_depth >= EMU_CTX_STACK)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    emu_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    ctx_defaults(c);
+    c->flags = flags;
+    c->id = atomic_fetch_add(&g_emu.next_id, 1);
+    if (emu_handle_add(c, EMU_K_CTX)) {
+        free(c);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    t_stack[t_depth++] = c;
+    *pctx = (CUcontext)c;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+    return ctx_create(pctx, flags, dev);
+}
+
+EMU_API CUresult cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *paramsArray, int numParams,
+                                unsigned int flags, CUdevice dev)
+{
+    if (numParams < 0 || (numParams > 0 && !paramsArray))
+        return CUDA_ERROR_INVALID_VALUE;
+    return ctx_create(pctx, flags, dev); /* exec affinity (SM partitioning) is not emulated */
+}
+
+EMU_API CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *ctxCreateParams, unsigned int flags,
+                                CUdevice dev)
+{
+    (void)ctxCreateParams;
+    return ctx_create(pctx, flags, dev);
+}
+
+EMU_API CUresult cuCtxDestroy_v2(CUcontext ctx)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    emu_ctx *c = (emu_ctx *)ctx;
+    if (!c || !emu_handle_is(c, EMU_K_CTX) || c->is_primary)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    tf_export_tables_ctx_destroyed(ctx);
+    emu_handle_del(c);
+    /* drop it from this thread's stack (other threads find it gone through the registry) */
+    int j = 0;
+    for (int i = 0; i < t_depth; i++)
+        if (t_stack[i] != c)
+            t_stack[j++] = t_stack[i];
+    t_depth = j;
+    free(c);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxPushCurrent_v2(CUcontext ctx)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!ctx_live((emu_ctx *)ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (t_depth >= EMU_CTX_STACK)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    t_stack[t_depth++] = (emu_ctx *)ctx;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxPopCurrent_v2(CUcontext *pctx)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (t_depth == 0)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    emu_ctx *c = t_stack[--t_depth];
+    if (pctx)
+        *pctx = (CUcontext)c;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxSetCurrent(CUcontext ctx)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!ctx) {
+        if (t_depth > 0)
+            t_depth--;
+        return CUDA_SUCCESS;
+    }
+    if (!emu_handle_is(ctx, EMU_K_CTX))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (t_depth == 0)
+        t_depth = 1;
+    t_stack[t_depth - 1] = (emu_ctx *)ctx;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxGetCurrent(CUcontext *pctx)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!pctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    *pctx = (CUcontext)emu_ctx_current();
+    return CUDA_SUCCESS;
+}
+
+/* Context named by a _v2 "ctx" argument: NULL = current. Sticky errors are reported. */
+static CUresult ctx_arg(CUcontext ctx, emu_ctx **out)
+{
+    if (!ctx)
+        return emu_enter(out);
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!ctx_live((emu_ctx *)ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *out = (emu_ctx *)ctx;
+    return (*out)->sticky;
+}
+
+EMU_API CUresult cuCtxGetFlags(unsigned int *flags)
+{
+    EMU_ENTER(c);
+    if (!flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    *flags = c->flags;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxSetFlags(unsigned int flags)
+{
+    EMU_ENTER(c);
+    c->flags = flags;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)
+{
+    emu_ctx *c;
+    CUresult rc = ctx_arg(ctx, &c);
+    if (rc)
+        return rc;
+    if (!version)
+        return CUDA_ERROR_INVALID_VALUE;
+    *version = 3020; /* the context API version every CUDA >= 3.2 context reports */
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxGetDevice(CUdevice *device)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!device)
+        return CUDA_ERROR_INVALID_VALUE;
+    *device = 0;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx)
+{
+    emu_ctx *c;
+    CUresult rc = ctx_arg(ctx, &c);
+    if (rc)
+        return rc;
+    if (!device)
+        return CUDA_ERROR_INVALID_VALUE;
+    *device = 0;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxGetId(CUcontext ctx, unsigned long long *ctxId)
+{
+    emu_ctx *c;
+    CUresult rc = ctx_arg(ctx, &c);
+    if (rc)
+        return rc;
+    if (!ctxId)
+        return CUDA_ERROR_INVALID_VALUE;
+    *ctxId = c->id;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxGetLimit(size_t *pvalue, CUlimit limit)
+{
+    EMU_ENTER(c);
+    if (!pvalue || (int)limit < 0 || limit >= CU_LIMIT_MAX)
+        return CUDA_ERROR_INVALID_VALUE;
+    *pvalue = c->limits[limit];
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxSetLimit(CUlimit limit, size_t value)
+{
+    EMU_ENTER(c);
+    if ((int)limit < 0 || limit >= CU_LIMIT_MAX)
+        return CUDA_ERROR_INVALID_VALUE;
+    c->limits[limit] = value;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxGetCacheConfig(CUfunc_cache *pconfig)
+{
+    EMU_ENTER(c);
+    if (!pconfig)
+        return CUDA_ERROR_INVALID_VALUE;
+    *pconfig = c->cache_config;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxSetCacheConfig(CUfunc_cache config)
+{
+    EMU_ENTER(c);
+    if ((int)config < 0 || config > CU_FUNC_CACHE_PREFER_EQUAL)
+        return CUDA_ERROR_INVALID_VALUE;
+    c->cache_config = config;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxGetSharedMemConfig(CUsharedconfig *pConfig)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!pConfig)
+        return CUDA_ERROR_INVALID_VALUE;
+    *pConfig = CU_SHARED_MEM_CONFIG_FOUR_BYTE_BANK_SIZE;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxSetSharedMemConfig(CUsharedconfig config)
+{
+    EMU_ENTER(c);
+    (void)c;
+    return (int)config < 0 || config > CU_SHARED_MEM_CONFIG_EIGHT_BYTE_BANK_SIZE ? CUDA_ERROR_INVALID_VALUE
+                                                                                  : CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxGetStreamPriorityRange(int *leastPriority, int *greatestPriority)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (leastPriority)
+        *leastPriority = 0;
+    if (greatestPriority)
+        *greatestPriority = -5;
+    return CUDA_SUCCESS;
+}
+
+/* Work is executed synchronously, so synchronizing only reports the sticky error. */
+EMU_API CUresult cuCtxSynchronize(void)
+{
+    EMU_ENTER(c);
+    (void)c;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuCtxSynchronize_v2(CUcontext ctx)
+{
+    emu_ctx *c;
+    return ctx_arg(ctx, &c);
+}
+
+EMU_API CUresult cuCtxResetPersistingL2Cache(void)
+{
+    EMU_ENTER(c);
+    (void)c;
+    return CUDA_SUCCESS;
+}

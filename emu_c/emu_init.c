@@ -1,0 +1,304 @@
+/* emu_init.c - driver bootstrap of the emulated device: cuInit, versions, cuGetProcAddress (answered
+ * from the one table in emu_api.h), cuGetExportTable (cudart_export_tables.c), cuGetErrorName/String
+ * (generated from cuda.h), the handle registry, logging and tfEmuGetBusyTime for the limiter.
+ * Called by cudart (which dlopens libcuda.so.1) and by driver-API programs directly.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "emu_internal.h" /* first: it selects cuda.h's internal (all-versions) view */
+#include "cudart_export_tables.h"
+
+emu_state g_emu = {.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP};
+
+void emu_lock(void) { pthread_mutex_lock(&g_emu.lock); }
+void emu_unlock(void) { pthread_mutex_unlock(&g_emu.lock); }
+
+uint64_t emu_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void emu_log(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tf-emu: %s\n", buf);
+}
+
+/* ---- handle registry: open-addressing pointer set (kind per slot), grown under g_emu.lock ---- */
+typedef struct hslot {
+    const void *p;
+    int kind; /* 0 empty, -1 tombstone */
+} hslot;
+static hslot *g_hs;
+static size_t g_hcap, g_hused;
+
+static size_t hhash(const void *p) { return (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull); }
+
+static int hinsert(hslot *tab, size_t cap, const void *p, int kind)
+{
+    for (size_t i = hhash(p) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (tab[i].kind <= 0) {
+            tab[i].p = p;
+            tab[i].kind = kind;
+            return 0;
+        }
+    }
+}
+
+int emu_handle_add(const void *p, int kind)
+{
+    emu_lock();
+    if ((g_hused + 1) * 2 > g_hcap) {
+        size_t ncap = g_hcap ? g_hcap * 2 : 256;
+        hslot *n = calloc(ncap, sizeof(*n));
+        if (!n) {
+            emu_unlock();
+            return -1;
+        }
+        size_t used = 0;
+        for (size_t i = 0; i < g_hcap; i++) {
+            if (g_hs[i].kind > 0) {
+                hinsert(n, ncap, g_hs[i].p, g_hs[i].kind);
+                used++;
+            }
+        }
+        free(g_hs);
+        g_hs = n;
+        g_hcap = ncap;
+        g_hused = used;
+    }
+    hinsert(g_hs, g_hcap, p, kind);
+    g_hused++;
+    emu_unlock();
+    return 0;
+}
+
+static hslot *hfind(const void *p)
+{
+    if (!g_hcap || !p)
+        return NULL;
+    for (size_t i = hhash(p) & (g_hcap - 1), n = 0; n < g_hcap; i = (i + 1) & (g_hcap - 1), n++) {
+        if (g_hs[i].kind == 0)
+            return NULL;
+        if (g_hs[i].kind > 0 && g_hs[i].p == p)
+            return &g_hs[i];
+    }
+    return NULL;
+}
+
+void emu_handle_del(const void *p)
+{
+    emu_lock();
+    hslot *s = hfind(p);
+    if (s)
+        s->kind = -1; /* tombstone; slot counts as used until the next growth */
+    emu_unlock();
+}
+
+int emu_handle_is(const void *p, int kind)
+{
+    emu_lock();
+    hslot *s = hfind(p);
+    int ok = s && s->kind == kind;
+    emu_unlock();
+    return ok;
+}
+
+/* ---- init ---- */
+static CUresult hook_primary_retain(CUcontext *pctx, CUdevice dev) { return cuDevicePrimaryCtxRetain(pctx, dev); }
+static CUresult hook_get_current(CUcontext *pctx) { return cuCtxGetCurrent(pctx); }
+
+static void emu_init_once(void)
+{
+    const char *v = getenv("TF_EMU_VRAM_MIB");
+    unsigned long long mib = 16384;
+    if (v && *v) {
+        char *end;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (*end == 0 && x > 0 && x < (1ull << 30))
+            mib = x;
+        else
+            emu_log("ignoring bad TF_EMU_VRAM_MIB=%s (want a positive integer)", v);
+    }
+    g_emu.vram_total = (size_t)(mib << 20);
+    const char *t = getenv("TF_EMU_THREADS");
+    long n = t && *t ? strtol(t, NULL, 10) : 0;
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    g_emu.worker_threads = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
+    g_emu.primary.is_primary = 1;
+    g_emu.primary.id = 1;
+    atomic_store(&g_emu.next_id, 2);
+    emu_primary_reset_state();
+    emu_handle_add(&g_emu.primary, EMU_K_CTX);
+    tf_export_hooks hooks = {
+        .primary_ctx_retain = hook_primary_retain,
+        .ctx_get_current = hook_get_current,
+        .driver_version = cuDriverGetVersion,
+        .device_count = cuDeviceGetCount,
+        .device_uuid = cuDeviceGetUuid,
+        .device_attr = cuDeviceGetAttribute,
+        .log_prefix = "tf-emu",
+    };
+    tf_export_tables_init(&hooks);
+    atomic_store(&g_emu.initialized, 1);
+}
+
+static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
+
+EMU_API CUresult cuInit(unsigned int Flags)
+{
+    if (Flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (pthread_once(&g_init_once, emu_init_once) != 0)
+        return CUDA_ERROR_UNKNOWN;
+    return CUDA_SUCCESS;
+}
+
+CUresult emu_check_init(void)
+{
+    return atomic_load(&g_emu.initialized) ? CUDA_SUCCESS : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+EMU_API CUresult cuDriverGetVersion(int *driverVersion)
+{
+    if (!driverVersion)
+        return CUDA_ERROR_INVALID_VALUE;
+    *driverVersion = EMU_DRIVER_VERSION;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult tfEmuGetBusyTime(unsigned long long *busy_ns)
+{
+    if (!busy_ns)
+        return CUDA_ERROR_INVALID_VALUE;
+    *busy_ns = atomic_load(&g_emu.busy_ns);
+    return CUDA_SUCCESS;
+}
+
+/* ---- cuGetProcAddress ---- */
+typedef struct api_row {
+    const char *name;
+    int version;
+    void *fn;
+} api_row;
+
+/* The comparison against the cuda.h prototype makes a row with a mistyped impl fail to compile. */
+#define TF_EMU_API(name, version, impl) {#name, version, (void *)(uintptr_t)&impl},
+static const api_row k_api[] = {
+#include "emu_api.h"
+};
+#undef TF_EMU_API
+
+static CUresult proc_lookup(const char *symbol, void **pfn, int version, CUdriverProcAddressQueryResult *st)
+{
+    if (!symbol || !pfn)
+        return CUDA_ERROR_INVALID_VALUE;
+    *pfn = NULL;
+    const api_row *best = NULL;
+    int name_known = 0;
+    for (size_t i = 0; i < sizeof(k_api) / sizeof(k_api[0]); i++) {
+        if (strcmp(k_api[i].name, symbol) != 0)
+            continue;
+        name_known = 1;
+        if (k_api[i].version <= version && (!best || k_api[i].version > best->version))
+            best = &k_api[i];
+    }
+    if (best) {
+        *pfn = best->fn;
+        if (st)
+            *st = CU_GET_PROC_ADDRESS_SUCCESS;
+        return CUDA_SUCCESS;
+    }
+    if (st)
+        *st = name_known ? CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT : CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+    if (!name_known && symbol[0]) {
+        /* log each unknown name once: remember a bounded set of names */
+        static const char *seen[512];
+        static int nseen;
+        int fresh = 1;
+        emu_lock();
+        for (int i = 0; i < nseen; i++)
+            if (strcmp(seen[i], symbol) == 0)
+                fresh = 0;
+        if (fresh && nseen < 512)
+            seen[nseen++] = strdup(symbol);
+        emu_unlock();
+        if (fresh && getenv("TF_EMU_TRACE"))
+            emu_log("cuGetProcAddress: %s (v%d) is not implemented by the emulated device", symbol, version);
+    }
+    return CUDA_ERROR_NOT_FOUND;
+}
+
+EMU_API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags,
+                                     CUdriverProcAddressQueryResult *symbolStatus)
+{
+    (void)flags;
+    return proc_lookup(symbol, pfn, cudaVersion, symbolStatus);
+}
+
+EMU_API CUresult cuGetProcAddress(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags)
+{
+    (void)flags;
+    return proc_lookup(symbol, pfn, cudaVersion, NULL);
+}
+
+EMU_API CUresult cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId)
+{
+    CUresult rc = tf_export_table_get(ppExportTable, pExportTableId);
+    if (getenv("TF_EMU_TRACE") && pExportTableId) {
+        const unsigned char *b = (const unsigned char *)pExportTableId->bytes;
+        emu_log("cuGetExportTable %02x%02x%02x%02x... -> %d", b[0], b[1], b[2], b[3], (int)rc);
+    }
+    return rc;
+}
+
+/* ---- errors (table generated from cuda.h by gen_errors.py) ---- */
+typedef struct err_row {
+    CUresult code;
+    const char *name;
+    const char *text;
+} err_row;
+
+#define TF_CU_ERROR(name, text) {name, #name, text},
+static const err_row k_errors[] = {
+#include "cu_errors.h"
+};
+#undef TF_CU_ERROR
+
+static const err_row *err_find(CUresult e)
+{
+    for (size_t i = 0; i < sizeof(k_errors) / sizeof(k_errors[0]); i++)
+        if (k_errors[i].code == e)
+            return &k_errors[i];
+    return NULL;
+}
+
+EMU_API CUresult cuGetErrorName(CUresult error, const char **pStr)
+{
+    if (!pStr)
+        return CUDA_ERROR_INVALID_VALUE;
+    const err_row *r = err_find(error);
+    *pStr = r ? r->name : NULL;
+    return r ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuGetErrorString(CUresult error, const char **pStr)
+{
+    if (!pStr)
+        return CUDA_ERROR_INVALID_VALUE;
+    const err_row *r = err_find(error);
+    *pStr = r ? r->text : NULL;
+    return r ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}

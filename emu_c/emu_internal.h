@@ -1,0 +1,144 @@
+/* emu_internal.h - state shared by the emulated driver's files (emu_*.c, fatbin.c).
+ *
+ * The emulated device is one CUDA device (ordinal 0) whose "device memory" is host memory: device
+ * pointers are host addresses (see ptx.h). Kernels run on the CPU through the PTX executor (ptx.h).
+ * All stream work runs synchronously, in order, in the calling thread: legal CUDA semantics, since
+ * asynchronous work may complete before the call that queued it returns.
+ */
+#ifndef TF_EMU_INTERNAL_H
+#define TF_EMU_INTERNAL_H
+
+#define __CUDA_API_VERSION_INTERNAL 1 /* declare the unversioned + _v2 + _ptsz names, no macros */
+#include <cuda.h>
+/* cuda.h leaves these version macros defined even in internal mode; we define both versions */
+#undef cuDevicePrimaryCtxRelease
+#undef cuDevicePrimaryCtxReset
+#undef cuDevicePrimaryCtxSetFlags
+#undef cuDeviceGetUuid
+#undef cuGetProcAddress
+#undef cuMemAdvise
+#undef cuMemPrefetchAsync
+#undef cuEventElapsedTime
+#undef cuStreamGetCaptureInfo
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ptx.h"
+
+#define EMU_API __attribute__((visibility("default")))
+#define EMU_DRIVER_VERSION 13000
+#define EMU_DEVICE_NAME "TensorFusion Emulated GPU (CPU)"
+#define EMU_CC_MAJOR 8
+#define EMU_CC_MINOR 0
+#define EMU_MAX_SHARED_PER_BLOCK (48 * 1024)
+#define EMU_MAX_SHARED_PER_BLOCK_OPTIN (163 * 1024)
+#define EMU_SM_COUNT 108
+
+/* stderr line with the "tf-emu: " prefix. */
+void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Same, but only the first time `flag` is seen 0 (flag is a static int of the caller). */
+#define emu_log_once(flag, ...)                                                                    \
+    do {                                                                                           \
+        if (!atomic_exchange(&(flag), 1))                                                          \
+            emu_log(__VA_ARGS__);                                                                  \
+    } while (0)
+
+/* ---- handle registry: every handle given out is registered, so bogus ones are rejected ---- */
+enum emu_kind { EMU_K_CTX = 1, EMU_K_STREAM, EMU_K_EVENT, EMU_K_MODULE, EMU_K_FUNC, EMU_K_LIBRARY, EMU_K_POOL };
+int emu_handle_add(const void *p, int kind); /* 0 ok, -1 out of memory */
+void emu_handle_del(const void *p);
+int emu_handle_is(const void *p, int kind);
+
+/* ---- contexts ---- */
+typedef struct emu_ctx {
+    int is_primary;
+    unsigned flags;
+    unsigned long long id;
+    CUresult sticky;          /* first launch error; every later call in this context returns it */
+    size_t limits[CU_LIMIT_MAX];
+    CUfunc_cache cache_config;
+} emu_ctx;
+
+typedef struct emu_state {
+    pthread_mutex_t lock;     /* recursive: guards contexts, modules, streams, events */
+    atomic_int initialized;
+    size_t vram_total;
+    atomic_size_t vram_used;
+    emu_ctx primary;
+    int primary_refs;
+    unsigned primary_flags;
+    atomic_ullong busy_ns;    /* wall-clock ns spent executing kernels (tfEmuGetBusyTime) */
+    atomic_ullong next_id;
+    int worker_threads;
+} emu_state;
+
+extern emu_state g_emu;
+
+void emu_lock(void);
+void emu_unlock(void);
+uint64_t emu_now_ns(void);
+
+/* Current context of the calling thread; NOT_INITIALIZED / INVALID_CONTEXT / its sticky error. */
+CUresult emu_enter(emu_ctx **out);
+#define EMU_ENTER(c)                                                                               \
+    emu_ctx *c = NULL;                                                                             \
+    do {                                                                                           \
+        CUresult enter_rc_ = emu_enter(&c);                                                        \
+        if (enter_rc_ != CUDA_SUCCESS)                                                             \
+            return enter_rc_;                                                                      \
+    } while (0)
+CUresult emu_check_init(void);
+emu_ctx *emu_ctx_current(void);
+void emu_ctx_set_sticky(emu_ctx *c, CUresult err);
+void emu_primary_reset_state(void);
+
+/* ---- memory: allocation table (device, host-mapped, registered, managed, module globals) ---- */
+enum emu_mem_kind { EMU_MEM_DEVICE = 1, EMU_MEM_HOST, EMU_MEM_REGISTERED, EMU_MEM_MANAGED, EMU_MEM_MODULE };
+int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags);
+/* Allocation containing addr: 1 found (fills the outputs that are non-NULL), 0 not. */
+int emu_mem_find(uint64_t addr, uint64_t *base, size_t *size, int *kind, unsigned *flags);
+int emu_mem_remove(uint64_t base, int *kind, size_t *size); /* 1 removed, 0 no allocation at base */
+int emu_mem_check(uint64_t addr, uint64_t len);             /* 1 if inside one live allocation */
+CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags);
+CUresult emu_dev_free(uint64_t p);
+void *emu_env_alloc(void *ctx, size_t bytes);
+void emu_env_free(void *ctx, void *p);
+int emu_env_check(void *ctx, uint64_t addr, uint64_t len);
+extern const ptx_env g_ptx_env;
+
+/* ---- modules / functions ---- */
+typedef struct emu_module emu_module;
+typedef struct emu_func {
+    emu_module *mod;
+    const ptx_kernel *k;
+    char *name;
+    int max_dynamic_shared;   /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES */
+    int carveout;
+    CUfunc_cache cache;
+} emu_func;
+
+struct emu_module {
+    ptx_module *pm;
+    int nfuncs;
+    emu_func *funcs;
+    void *library;            /* owning emu_library, NULL for cuModuleLoad* modules */
+};
+
+emu_func *emu_func_from_handle(const void *h); /* CUfunction or CUkernel; NULL if not one */
+
+/* ---- streams / events ---- */
+typedef struct emu_stream {
+    emu_ctx *ctx;
+    unsigned flags;
+    int priority;
+    unsigned long long id;
+} emu_stream;
+
+CUresult emu_stream_check(CUstream s); /* 0 for NULL / legacy / per-thread / a live stream */
+
+/* ---- fatbin (fatbin.c) ---- */
+#include "fatbin.h"
+
+#endif

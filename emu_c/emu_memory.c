@@ -1,0 +1,799 @@
+/* emu_memory.c - memory of the emulated device: the allocation table (every device, host-mapped,
+ * registered, managed and module-global range), cuMemAlloc* / free / info / address range / pointer
+ * attributes, memcpy in all directions (1D, 2D, 3D, async), memset D8/D16/D32 (+2D, async), stream-
+ * ordered allocation with one default pool. Device pointers are host addresses; a copy that touches
+ * a "device" address outside any live allocation is CUDA_ERROR_INVALID_VALUE, and kernels ask
+ * emu_mem_check() (ptx_env.check_global) before each access.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "emu_internal.h"
+
+typedef struct mem_rec {
+    uint64_t base;
+    size_t size;
+    int kind;
+    unsigned flags;
+} mem_rec;
+
+static pthread_rwlock_t g_mem_lock = PTHREAD_RWLOCK_INITIALIZER;
+static mem_rec *g_recs;
+static size_t g_nrecs, g_caprecs;
+static atomic_ulong g_mem_gen = 1; /* bumped on every free: invalidates per-thread lookup caches */
+
+/* index of the last record with base <= addr, or -1 */
+static long rec_floor(uint64_t addr)
+{
+    long lo = 0, hi = (long)g_nrecs - 1, ans = -1;
+    while (lo <= hi) {
+        long mid = (lo + hi) / 2;
+        if (g_recs[mid].base <= addr) {
+            ans = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return ans;
+}
+
+int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags)
+{
+    pthread_rwlock_wrlock(&g_mem_lock);
+    long i = rec_floor(base);
+    /* refuse overlaps (e.g. registering the same host range twice) */
+    if ((i >= 0 && g_recs[i].base + g_recs[i].size > base) ||
+        ((size_t)(i + 1) < g_nrecs && g_recs[i + 1].base < base + size)) {
+        pthread_rwlock_unlock(&g_mem_lock);
+        return -2;
+    }
+    if (g_nrecs == g_caprecs) {
+        size_t ncap = g_caprecs ? g_caprecs * 2 : 64;
+        mem_rec *n = realloc(g_recs, ncap * sizeof(*n));
+        if (!n) {
+            pthread_rwlock_unlock(&g_mem_lock);
+            return -1;
+        }
+        g_recs = n;
+        g_caprecs = ncap;
+    }
+    size_t at = (size_t)(i + 1);
+    memmove(&g_recs[at + 1], &g_recs[at], (g_nrecs - at) * sizeof(*g_recs));
+    g_recs[at] = (mem_rec){base, size, kind, flags};
+    g_nrecs++;
+    pthread_rwlock_unlock(&g_mem_lock);
+    return 0;
+}
+
+int emu_mem_find(uint64_t addr, uint64_t *base, size_t *size, int *kind, unsigned *flags)
+{
+    pthread_rwlock_rdlock(&g_mem_lock);
+    long i = rec_floor(addr);
+    int found = i >= 0 && addr < g_recs[i].base + g_recs[i].size;
+    if (found) {
+        if (base)
+            *base = g_recs[i].base;
+        if (size)
+            *size = g_recs[i].size;
+        if (kind)
+            *kind = g_recs[i].kind;
+        if (flags)
+            *flags = g_recs[i].flags;
+    }
+    pthread_rwlock_unlock(&g_mem_lock);
+    return found;
+}
+
+int emu_mem_remove(uint64_t base, int *kind, size_t *size)
+{
+    pthread_rwlock_wrlock(&g_mem_lock);
+    long i = rec_floor(base);
+    int found = i >= 0 && g_recs[i].base == base;
+    if (found) {
+        if (kind)
+            *kind = g_recs[i].kind;
+        if (size)
+            *size = g_recs[i].size;
+        memmove(&g_recs[i], &g_recs[i + 1], (g_nrecs - (size_t)i - 1) * sizeof(*g_recs));
+        g_nrecs--;
+        atomic_fetch_add(&g_mem_gen, 1);
+    }
+    pthread_rwlock_unlock(&g_mem_lock);
+    return found;
+}
+
+/* Hot path for kernels: a per-thread cache of the last allocation hit, valid until any free. */
+static __thread uint64_t t_cache_base, t_cache_end;
+static __thread unsigned long t_cache_gen;
+
+int emu_mem_check(uint64_t addr, uint64_t len)
+{
+    if (addr + len < addr)
+        return 0;
+    unsigned long gen = atomic_load_explicit(&g_mem_gen, memory_order_acquire);
+    if (t_cache_gen == gen && addr >= t_cache_base && addr + len <= t_cache_end)
+        return 1;
+    uint64_t base;
+    size_t size;
+    if (!emu_mem_find(addr, &base, &size, NULL, NULL) || addr + len > base + size)
+        return 0;
+    t_cache_base = base;
+    t_cache_end = base + size;
+    t_cache_gen = gen;
+    return 1;
+}
+
+static int counts_as_vram(int kind) { return kind == EMU_MEM_DEVICE || kind == EMU_MEM_MANAGED || kind == EMU_MEM_MODULE; }
+
+CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
+{
+    if (!out || bytes == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    *out = 0;
+    size_t rounded = (bytes + 255) & ~(size_t)255;
+    if (rounded < bytes)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (counts_as_vram(kind)) {
+        size_t used = atomic_load(&g_emu.vram_used);
+        do {
+            if (rounded > g_emu.vram_total || used > g_emu.vram_total - rounded)
+                return CUDA_ERROR_OUT_OF_MEMORY;
+        } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + rounded));
+    }
+    void *p = NULL;
+    if (posix_memalign(&p, 256, rounded) != 0 || !p) {
+        if (counts_as_vram(kind))
+            atomic_fetch_sub(&g_emu.vram_used, rounded);
+        return kind == EMU_MEM_HOST ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (emu_mem_add((uint64_t)(uintptr_t)p, rounded, kind, flags) != 0) {
+        free(p);
+        if (counts_as_vram(kind))
+            atomic_fetch_sub(&g_emu.vram_used, rounded);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *out = (uint64_t)(uintptr_t)p;
+    return CUDA_SUCCESS;
+}
+
+static CUresult free_kind(uint64_t p, int want1, int want2)
+{
+    int kind;
+    size_t size;
+    uint64_t base;
+    if (!emu_mem_find(p, &base, NULL, &kind, NULL) || base != p || (kind != want1 && kind != want2))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_mem_remove(p, &kind, &size))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (counts_as_vram(kind))
+        atomic_fetch_sub(&g_emu.vram_used, size);
+    free((void *)(uintptr_t)p);
+    return CUDA_SUCCESS;
+}
+
+CUresult emu_dev_free(uint64_t p) { return free_kind(p, EMU_MEM_DEVICE, EMU_MEM_MANAGED); }
+
+/* cuDevicePrimaryCtxReset: free what the application allocated (module globals stay with modules). */
+void emu_mem_release_all(void)
+{
+    for (;;) {
+        uint64_t victim = 0;
+        int vkind = 0;
+        pthread_rwlock_rdlock(&g_mem_lock);
+        for (size_t i = 0; i < g_nrecs; i++) {
+            int k = g_recs[i].kind;
+            if (k == EMU_MEM_DEVICE || k == EMU_MEM_MANAGED || k == EMU_MEM_HOST) {
+                victim = g_recs[i].base;
+                vkind = k;
+                break;
+            }
+        }
+        pthread_rwlock_unlock(&g_mem_lock);
+        if (!victim)
+            return;
+        free_kind(victim, vkind, vkind);
+    }
+}
+
+/* ---- ptx_env services ---- */
+void *emu_env_alloc(void *ctx, size_t bytes)
+{
+    (void)ctx;
+    uint64_t p;
+    if (emu_dev_alloc(&p, bytes ? bytes : 1, EMU_MEM_MODULE, 0) != CUDA_SUCCESS)
+        return NULL;
+    memset((void *)(uintptr_t)p, 0, bytes); /* .global/.const without initializer are zero */
+    return (void *)(uintptr_t)p;
+}
+
+void emu_env_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (p)
+        free_kind((uint64_t)(uintptr_t)p, EMU_MEM_MODULE, EMU_MEM_MODULE);
+}
+
+int emu_env_check(void *ctx, uint64_t addr, uint64_t len)
+{
+    (void)ctx;
+    return emu_mem_check(addr, len);
+}
+
+const ptx_env g_ptx_env = {NULL, emu_env_alloc, emu_env_free, emu_env_check, NULL};
+
+/* ---- allocation API ---- */
+EMU_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!free_bytes || !total)
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t used = atomic_load(&g_emu.vram_used);
+    *total = g_emu.vram_total;
+    *free_bytes = used < g_emu.vram_total ? g_emu.vram_total - used : 0;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!dptr)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t p;
+    CUresult rc = emu_dev_alloc(&p, bytesize, EMU_MEM_DEVICE, 0);
+    if (rc == CUDA_SUCCESS)
+        *dptr = (CUdeviceptr)p;
+    return rc;
+}
+
+EMU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
+                                    unsigned int ElementSizeBytes)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!dptr || !pPitch || WidthInBytes == 0 || Height == 0 ||
+        (ElementSizeBytes != 4 && ElementSizeBytes != 8 && ElementSizeBytes != 16))
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t pitch = (WidthInBytes + 511) & ~(size_t)511;
+    if (Height > (size_t)-1 / pitch)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    uint64_t p;
+    CUresult rc = emu_dev_alloc(&p, pitch * Height, EMU_MEM_DEVICE, 0);
+    if (rc == CUDA_SUCCESS) {
+        *dptr = (CUdeviceptr)p;
+        *pPitch = pitch;
+    }
+    return rc;
+}
+
+EMU_API CUresult cuMemFree_v2(CUdeviceptr dptr)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (dptr == 0)
+        return CUDA_SUCCESS;
+    return emu_dev_free(dptr);
+}
+
+EMU_API CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!dptr || (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST))
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t p;
+    CUresult rc = emu_dev_alloc(&p, bytesize, EMU_MEM_MANAGED, flags);
+    if (rc == CUDA_SUCCESS)
+        *dptr = (CUdeviceptr)p;
+    return rc;
+}
+
+EMU_API CUresult cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr)
+{
+    EMU_ENTER(c);
+    (void)c;
+    uint64_t base;
+    size_t size;
+    if (!emu_mem_find(dptr, &base, &size, NULL, NULL))
+        return CUDA_ERROR_NOT_FOUND;
+    if (pbase)
+        *pbase = (CUdeviceptr)base;
+    if (psize)
+        *psize = size;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!pp || (Flags & ~(unsigned)(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED)))
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t p;
+    CUresult rc = emu_dev_alloc(&p, bytesize, EMU_MEM_HOST, Flags);
+    *pp = rc == CUDA_SUCCESS ? (void *)(uintptr_t)p : NULL;
+    return rc;
+}
+
+EMU_API CUresult cuMemAllocHost_v2(void **pp, size_t bytesize) { return cuMemHostAlloc(pp, bytesize, 0); }
+
+EMU_API CUresult cuMemFreeHost(void *p)
+{
+    EMU_ENTER(c);
+    (void)c;
+    return free_kind((uint64_t)(uintptr_t)p, EMU_MEM_HOST, EMU_MEM_HOST);
+}
+
+EMU_API CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
+{
+    EMU_ENTER(c);
+    (void)c;
+    int kind;
+    if (!pdptr || Flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_mem_find((uint64_t)(uintptr_t)p, NULL, NULL, &kind, NULL) ||
+        (kind != EMU_MEM_HOST && kind != EMU_MEM_REGISTERED))
+        return CUDA_ERROR_INVALID_VALUE;
+    *pdptr = (CUdeviceptr)(uintptr_t)p; /* host memory is directly addressable by kernels */
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemHostGetFlags(unsigned int *pFlags, void *p)
+{
+    EMU_ENTER(c);
+    (void)c;
+    int kind;
+    unsigned flags;
+    if (!pFlags || !emu_mem_find((uint64_t)(uintptr_t)p, NULL, NULL, &kind, &flags) ||
+        (kind != EMU_MEM_HOST && kind != EMU_MEM_REGISTERED))
+        return CUDA_ERROR_INVALID_VALUE;
+    *pFlags = flags;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!p || bytesize == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    int rc = emu_mem_add((uint64_t)(uintptr_t)p, bytesize, EMU_MEM_REGISTERED, Flags);
+    if (rc == -2)
+        return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+    return rc ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemHostUnregister(void *p)
+{
+    EMU_ENTER(c);
+    (void)c;
+    int kind;
+    uint64_t base;
+    if (!emu_mem_find((uint64_t)(uintptr_t)p, &base, NULL, &kind, NULL) || kind != EMU_MEM_REGISTERED ||
+        base != (uint64_t)(uintptr_t)p)
+        return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+    emu_mem_remove(base, NULL, NULL);
+    return CUDA_SUCCESS;
+}
+
+/* ---- pointer attributes ---- */
+static CUresult pointer_attr(void *data, CUpointer_attribute attribute, CUdeviceptr ptr, int lenient)
+{
+    uint64_t base = 0;
+    size_t size = 0;
+    int kind = 0;
+    unsigned flags = 0;
+    int known = emu_mem_find(ptr, &base, &size, &kind, &flags);
+    if (!known && !lenient)
+        return CUDA_ERROR_INVALID_VALUE;
+    int is_host = kind == EMU_MEM_HOST || kind == EMU_MEM_REGISTERED;
+    switch (attribute) {
+    case CU_POINTER_ATTRIBUTE_CONTEXT:
+        *(CUcontext *)data = known ? (CUcontext)emu_ctx_current() : NULL;
+        break;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+        *(unsigned *)data = !known ? 0 : is_host ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
+        break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+        if (attribute == CU_POINTER_ATTRIBUTE_HOST_POINTER && known && !is_host && kind != EMU_MEM_MANAGED) {
+            if (!lenient)
+                return CUDA_ERROR_INVALID_VALUE;
+            *(void **)data = NULL;
+            break;
+        }
+        *(void **)data = known ? (void *)(uintptr_t)ptr : NULL;
+        break;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+        *(int *)data = kind == EMU_MEM_MANAGED;
+        break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+        *(int *)data = known ? 0 : -2;
+        break;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+        *(unsigned long long *)data = base;
+        break;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+        *(CUdeviceptr *)data = (CUdeviceptr)base;
+        break;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+        *(size_t *)data = size;
+        break;
+    case CU_POINTER_ATTRIBUTE_MAPPED:
+    case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS:
+        *(int *)data = known;
+        break;
+    case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS:
+        *(unsigned *)data = known ? 0x3 : 0; /* CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE */
+        break;
+    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
+        *(void **)data = NULL;
+        break;
+    default:
+        *(unsigned long long *)data = 0; /* IPC / handle types / compression: not supported -> 0 */
+        break;
+    }
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!data)
+        return CUDA_ERROR_INVALID_VALUE;
+    return pointer_attr(data, attribute, ptr, 0);
+}
+
+EMU_API CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute *attributes, void **data,
+                                        CUdeviceptr ptr)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!attributes || !data)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (unsigned i = 0; i < numAttributes; i++) {
+        if (!data[i])
+            continue;
+        CUresult rc = pointer_attr(data[i], attributes[i], ptr, 1);
+        if (rc)
+            return rc;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* ---- stream-ordered allocation: one default pool, allocations are ordinary device memory ---- */
+static int g_default_pool; /* its address is the CUmemoryPool handle */
+
+EMU_API CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!pool_out)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    *pool_out = (CUmemoryPool)&g_default_pool;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev) { return cuDeviceGetDefaultMemPool(pool, dev); }
+
+EMU_API CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    return pool == (CUmemoryPool)&g_default_pool ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep)
+{
+    (void)minBytesToKeep;
+    return pool == (CUmemoryPool)&g_default_pool ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+{
+    (void)attr;
+    return pool == (CUmemoryPool)&g_default_pool && value ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+{
+    if (pool != (CUmemoryPool)&g_default_pool || !value)
+        return CUDA_ERROR_INVALID_VALUE;
+    switch (attr) {
+    case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
+    case CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC:
+    case CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES:
+        *(int *)value = 1;
+        break;
+    case CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT:
+    case CU_MEMPOOL_ATTR_USED_MEM_CURRENT:
+        *(cuuint64_t *)value = atomic_load(&g_emu.vram_used);
+        break;
+    default:
+        *(cuuint64_t *)value = 0;
+        break;
+    }
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    CUresult rc = emu_stream_check(hStream);
+    return rc ? rc : cuMemAlloc_v2(dptr, bytesize);
+}
+
+EMU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
+{
+    if (pool != (CUmemoryPool)&g_default_pool)
+        return CUDA_ERROR_INVALID_VALUE;
+    return cuMemAllocAsync(dptr, bytesize, hStream);
+}
+
+EMU_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
+{
+    CUresult rc = emu_stream_check(hStream);
+    return rc ? rc : cuMemFree_v2(dptr);
+}
+
+EMU_API CUresult cuMemPrefetchAsync(CUdeviceptr devPtr, size_t count, CUdevice dstDevice, CUstream hStream)
+{
+    (void)dstDevice;
+    CUresult rc = emu_stream_check(hStream);
+    if (rc)
+        return rc;
+    return emu_mem_check(devPtr, count) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuMemPrefetchAsync_v2(CUdeviceptr devPtr, size_t count, CUmemLocation location, unsigned int flags,
+                                       CUstream hStream)
+{
+    (void)location;
+    (void)flags;
+    return cuMemPrefetchAsync(devPtr, count, 0, hStream);
+}
+
+EMU_API CUresult cuMemAdvise(CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUdevice device)
+{
+    (void)advice;
+    (void)device;
+    EMU_ENTER(c);
+    (void)c;
+    return emu_mem_check(devPtr, count) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuMemAdvise_v2(CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUmemLocation location)
+{
+    (void)location;
+    return cuMemAdvise(devPtr, count, advice, 0);
+}
+
+/* ---- copies ---- */
+/* A "device" side must lie inside one allocation; a unified pointer may also be plain host memory. */
+static int dev_ok(uint64_t p, size_t n) { return n == 0 || emu_mem_check(p, n); }
+
+static int unified_ok(uint64_t p, size_t n)
+{
+    uint64_t base;
+    size_t size;
+    if (!emu_mem_find(p, &base, &size, NULL, NULL))
+        return p != 0; /* pageable host memory */
+    return p + n <= base + size;
+}
+
+#define COPY_PROLOGUE(stream)                                                                      \
+    EMU_ENTER(c);                                                                                  \
+    (void)c;                                                                                       \
+    do {                                                                                           \
+        CUresult s_rc_ = emu_stream_check(stream);                                                 \
+        if (s_rc_)                                                                                 \
+            return s_rc_;                                                                          \
+    } while (0)
+
+static CUresult copy_htod(CUdeviceptr dst, const void *src, size_t n, CUstream s)
+{
+    COPY_PROLOGUE(s);
+    if (n && (!src || !dev_ok(dst, n)))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (n)
+        memmove((void *)(uintptr_t)dst, src, n);
+    return CUDA_SUCCESS;
+}
+
+static CUresult copy_dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    COPY_PROLOGUE(s);
+    if (n && (!dst || !dev_ok(src, n)))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (n)
+        memmove(dst, (const void *)(uintptr_t)src, n);
+    return CUDA_SUCCESS;
+}
+
+static CUresult copy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    COPY_PROLOGUE(s);
+    if (n && (!dev_ok(dst, n) || !dev_ok(src, n)))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (n)
+        memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    return CUDA_SUCCESS;
+}
+
+static CUresult copy_unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    COPY_PROLOGUE(s);
+    if (n && (!unified_ok(dst, n) || !unified_ok(src, n)))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (n)
+        memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { return copy_htod(d, s, n, NULL); }
+EMU_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void *s, size_t n, CUstream st) { return copy_htod(d, s, n, st); }
+EMU_API CUresult cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { return copy_dtoh(d, s, n, NULL); }
+EMU_API CUresult cuMemcpyDtoHAsync_v2(void *d, CUdeviceptr s, size_t n, CUstream st) { return copy_dtoh(d, s, n, st); }
+EMU_API CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy_dtod(d, s, n, NULL); }
+EMU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_dtod(d, s, n, st); }
+EMU_API CUresult cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy_unified(d, s, n, NULL); }
+EMU_API CUresult cuMemcpyAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_unified(d, s, n, st); }
+
+EMU_API CUresult cuMemcpyPeer(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n)
+{
+    if (!emu_handle_is(dc, EMU_K_CTX) || !emu_handle_is(sc, EMU_K_CTX))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    return copy_dtod(d, s, n, NULL);
+}
+
+EMU_API CUresult cuMemcpyPeerAsync(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n, CUstream st)
+{
+    if (!emu_handle_is(dc, EMU_K_CTX) || !emu_handle_is(sc, EMU_K_CTX))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    return copy_dtod(d, s, n, st);
+}
+
+/* One side of a 2D/3D copy resolved to a base address; `dev` = must be inside an allocation. */
+typedef struct side {
+    uint8_t *base;
+    int dev;
+    int unified;
+} side;
+
+static CUresult resolve_side(CUmemorytype t, const void *host, CUdeviceptr devp, side *out)
+{
+    switch (t) {
+    case CU_MEMORYTYPE_HOST:
+        *out = (side){(uint8_t *)(uintptr_t)host, 0, 0};
+        return host ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    case CU_MEMORYTYPE_DEVICE:
+        *out = (side){(uint8_t *)(uintptr_t)devp, 1, 0};
+        return devp ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    case CU_MEMORYTYPE_UNIFIED:
+        *out = (side){(uint8_t *)(uintptr_t)devp, 0, 1};
+        return devp ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    case CU_MEMORYTYPE_ARRAY:
+        return CUDA_ERROR_NOT_SUPPORTED; /* CUDA arrays / textures are not emulated */
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+static int side_range_ok(const side *s, size_t first, size_t span)
+{
+    uint64_t p = (uint64_t)(uintptr_t)s->base + first;
+    if (s->dev)
+        return dev_ok(p, span);
+    if (s->unified)
+        return unified_ok(p, span);
+    return 1;
+}
+
+/* width bytes x height rows x depth slices; pitches in bytes, slice strides = pitch * height */
+static CUresult copy_3d(side src, size_t s_off, size_t s_pitch, size_t s_slice, side dst, size_t d_off,
+                        size_t d_pitch, size_t d_slice, size_t width, size_t height, size_t depth)
+{
+    if (width == 0 || height == 0 || depth == 0)
+        return CUDA_SUCCESS;
+    if ((height > 1 && (width > s_pitch || width > d_pitch)) || (depth > 1 && (s_slice < s_pitch * height || d_slice < d_pitch * height)))
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t s_span = (depth - 1) * s_slice + (height - 1) * s_pitch + width;
+    size_t d_span = (depth - 1) * d_slice + (height - 1) * d_pitch + width;
+    if (!side_range_ok(&src, s_off, s_span) || !side_range_ok(&dst, d_off, d_span))
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t z = 0; z < depth; z++)
+        for (size_t y = 0; y < height; y++)
+            memmove(dst.base + d_off + z * d_slice + y * d_pitch, src.base + s_off + z * s_slice + y * s_pitch,
+                    width);
+    return CUDA_SUCCESS;
+}
+
+static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s)
+{
+    COPY_PROLOGUE(s);
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    side src, dst;
+    CUresult rc = resolve_side(p->srcMemoryType, p->srcHost, p->srcDevice, &src);
+    if (!rc)
+        rc = resolve_side(p->dstMemoryType, p->dstHost, p->dstDevice, &dst);
+    if (rc)
+        return rc;
+    size_t spitch = p->srcPitch ? p->srcPitch : p->WidthInBytes;
+    size_t dpitch = p->dstPitch ? p->dstPitch : p->WidthInBytes;
+    return copy_3d(src, p->srcY * spitch + p->srcXInBytes, spitch, 0, dst, p->dstY * dpitch + p->dstXInBytes,
+                   dpitch, 0, p->WidthInBytes, p->Height, 1);
+}
+
+static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream s)
+{
+    COPY_PROLOGUE(s);
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    side src, dst;
+    CUresult rc = resolve_side(p->srcMemoryType, p->srcHost, p->srcDevice, &src);
+    if (!rc)
+        rc = resolve_side(p->dstMemoryType, p->dstHost, p->dstDevice, &dst);
+    if (rc)
+        return rc;
+    size_t sp = p->srcPitch ? p->srcPitch : p->WidthInBytes, dp = p->dstPitch ? p->dstPitch : p->WidthInBytes;
+    size_t sh = p->srcHeight ? p->srcHeight : p->Height, dh = p->dstHeight ? p->dstHeight : p->Height;
+    return copy_3d(src, (p->srcZ * sh + p->srcY) * sp + p->srcXInBytes, sp, sp * sh, dst,
+                   (p->dstZ * dh + p->dstY) * dp + p->dstXInBytes, dp, dp * dh, p->WidthInBytes, p->Height,
+                   p->Depth);
+}
+
+EMU_API CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL); }
+EMU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL); }
+EMU_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *p, CUstream s) { return copy2d(p, s); }
+EMU_API CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *p) { return copy3d(p, NULL); }
+EMU_API CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *p, CUstream s) { return copy3d(p, s); }
+
+/* ---- memset ---- */
+static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, unsigned elem, size_t width, size_t height,
+                         CUstream s)
+{
+    COPY_PROLOGUE(s);
+    if (width == 0 || height == 0)
+        return CUDA_SUCCESS;
+    if ((dst % elem) != 0 || (height > 1 && pitch < width * elem))
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t span = (height - 1) * pitch + width * elem;
+    if (!dev_ok(dst, span))
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t y = 0; y < height; y++) {
+        uint8_t *row = (uint8_t *)(uintptr_t)dst + y * pitch;
+        if (elem == 1) {
+            memset(row, (int)(value & 0xff), width);
+        } else if (elem == 2) {
+            uint16_t v = (uint16_t)value;
+            for (size_t i = 0; i < width; i++)
+                memcpy(row + 2 * i, &v, 2);
+        } else {
+            for (size_t i = 0; i < width; i++)
+                memcpy(row + 4 * i, &value, 4);
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { return memset2d(d, n, v, 1, n, 1, NULL); }
+EMU_API CUresult cuMemsetD16_v2(CUdeviceptr d, unsigned short v, size_t n) { return memset2d(d, 2 * n, v, 2, n, 1, NULL); }
+EMU_API CUresult cuMemsetD32_v2(CUdeviceptr d, unsigned int v, size_t n) { return memset2d(d, 4 * n, v, 4, n, 1, NULL); }
+EMU_API CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, CUstream s) { return memset2d(d, n, v, 1, n, 1, s); }
+EMU_API CUresult cuMemsetD16Async(CUdeviceptr d, unsigned short v, size_t n, CUstream s) { return memset2d(d, 2 * n, v, 2, n, 1, s); }
+EMU_API CUresult cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream s) { return memset2d(d, 4 * n, v, 4, n, 1, s); }
+EMU_API CUresult cuMemsetD2D8_v2(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h) { return memset2d(d, p, v, 1, w, h, NULL); }
+EMU_API CUresult cuMemsetD2D16_v2(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h) { return memset2d(d, p, v, 2, w, h, NULL); }
+EMU_API CUresult cuMemsetD2D32_v2(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h) { return memset2d(d, p, v, 4, w, h, NULL); }
+EMU_API CUresult cuMemsetD2D8Async(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 1, w, h, s); }
+EMU_API CUresult cuMemsetD2D16Async(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 2, w, h, s); }
+EMU_API CUresult cuMemsetD2D32Async(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 4, w, h, s); }

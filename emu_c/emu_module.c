@@ -1,0 +1,692 @@
+/* emu_module.c - modules and libraries of the emulated device: cuModuleLoad* / cuLibraryLoad* turn
+ * a fatbin, fatbin wrapper or PTX text into a parsed PTX module (ptx.h), cuModuleGetFunction /
+ * cuLibraryGetKernel / cuKernelGetFunction hand out functions (a CUkernel and its CUfunction are the
+ * same object: one device, one loaded copy), globals, parameter info, function attributes and the
+ * occupancy queries cudart makes. cudart 13 registers each program's fatbin with cuLibraryLoadData.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emu_internal.h"
+
+/* The PTX executor lands separately; until it is linked in these resolve to NULL. */
+extern __typeof__(ptx_module_load) ptx_module_load __attribute__((weak));
+extern __typeof__(ptx_module_free) ptx_module_free __attribute__((weak));
+extern __typeof__(ptx_module_kernel_count) ptx_module_kernel_count __attribute__((weak));
+extern __typeof__(ptx_module_kernel_at) ptx_module_kernel_at __attribute__((weak));
+extern __typeof__(ptx_kernel_name) ptx_kernel_name __attribute__((weak));
+extern __typeof__(ptx_module_get_global) ptx_module_get_global __attribute__((weak));
+extern __typeof__(ptx_kernel_param_count) ptx_kernel_param_count __attribute__((weak));
+extern __typeof__(ptx_kernel_param_info) ptx_kernel_param_info __attribute__((weak));
+extern __typeof__(ptx_kernel_get_attrs) ptx_kernel_get_attrs __attribute__((weak));
+
+/* A library whose image could not be loaded (SASS only, PTX the executor rejects, no executor) still
+ * loads: cudart 13 loads every registered fatbin at startup and would otherwise fail every later
+ * call, even cudaMalloc. The error is returned when a kernel or global of it is asked for, which
+ * cudart reports at the launch - as a GPU without a matching binary does. */
+typedef struct emu_library {
+    emu_module *mod;
+    CUresult load_error;
+} emu_library;
+
+static int ptx_available(void)
+{
+    return ptx_module_load && ptx_module_free && ptx_module_kernel_count && ptx_module_kernel_at &&
+           ptx_kernel_name && ptx_module_get_global && ptx_kernel_param_count && ptx_kernel_param_info &&
+           ptx_kernel_get_attrs;
+}
+
+static void module_destroy(emu_module *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->nfuncs; i++) {
+        emu_handle_del(&m->funcs[i]);
+        free(m->funcs[i].name);
+    }
+    free(m->funcs);
+    if (m->pm)
+        ptx_module_free(m->pm);
+    free(m);
+}
+
+void emu_kernel_attrs(const emu_func *f, ptx_kernel_attrs *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->max_threads_per_block = 1024;
+    if (f->k && ptx_kernel_get_attrs)
+        ptx_kernel_get_attrs(f->k, a);
+    if (a->max_threads_per_block <= 0 || a->max_threads_per_block > 1024)
+        a->max_threads_per_block = 1024;
+}
+
+/* image -> module. len = readable bytes if known, else 0. */
+static CUresult module_load(emu_module **out, const void *image, size_t len)
+{
+    static atomic_int warned_no_ptx;
+    if (!out || !image)
+        return CUDA_ERROR_INVALID_VALUE;
+    *out = NULL;
+    char log[1024];
+    char *ptx = NULL;
+    size_t n = 0;
+    int rc = fatbin_extract_ptx(image, len, EMU_CC_MAJOR * 10 + EMU_CC_MINOR, &ptx, &n, NULL, log, sizeof(log));
+    if (rc) {
+        if (log[0])
+            emu_log("module load failed: %s", log);
+        return (CUresult)rc;
+    }
+    if (!ptx_available()) {
+        free(ptx);
+        emu_log_once(warned_no_ptx, "module load: this build has no PTX executor (ptx_*.c not linked)");
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    emu_module *m = calloc(1, sizeof(*m));
+    if (!m) {
+        free(ptx);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    int err = CUDA_ERROR_INVALID_PTX;
+    log[0] = 0;
+    m->pm = ptx_module_load(ptx, n, &g_ptx_env, &err, log, sizeof(log));
+    free(ptx);
+    if (!m->pm) {
+        free(m);
+        emu_log("PTX load failed: %s", log[0] ? log : "(no reason given)");
+        return (CUresult)(err ? err : CUDA_ERROR_INVALID_PTX);
+    }
+    int nk = ptx_module_kernel_count(m->pm);
+    m->funcs = calloc(nk > 0 ? (size_t)nk : 1, sizeof(emu_func));
+    if (!m->funcs) {
+        module_destroy(m);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    for (int i = 0; i < nk; i++) {
+        emu_func *f = &m->funcs[i];
+        f->mod = m;
+        f->k = ptx_module_kernel_at(m->pm, i);
+        f->name = strdup(ptx_kernel_name(f->k) ? ptx_kernel_name(f->k) : "");
+        ptx_kernel_attrs a;
+        emu_kernel_attrs(f, &a);
+        f->max_dynamic_shared = (int)(EMU_MAX_SHARED_PER_BLOCK - (a.static_shared_bytes < EMU_MAX_SHARED_PER_BLOCK
+                                                                      ? a.static_shared_bytes
+                                                                      : EMU_MAX_SHARED_PER_BLOCK));
+        f->carveout = -1;
+        m->nfuncs = i + 1;
+        if (!f->name || emu_handle_add(f, EMU_K_FUNC)) {
+            module_destroy(m);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    if (emu_handle_add(m, EMU_K_MODULE)) {
+        module_destroy(m);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *out = m;
+    return CUDA_SUCCESS;
+}
+
+static CUresult read_file(const char *path, char **data, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return CUDA_ERROR_FILE_NOT_FOUND;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 65536 + 1 > cap) {
+            cap = cap ? cap * 2 : 1 << 20;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(fp);
+                return CUDA_ERROR_OUT_OF_MEMORY;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, 65536, fp);
+        n += got;
+        if (got < 65536)
+            break;
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) {
+        free(buf);
+        return CUDA_ERROR_FILE_NOT_FOUND;
+    }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuModuleLoadData(CUmodule *module, const void *image)
+{
+    EMU_ENTER(c);
+    (void)c;
+    emu_module *m;
+    CUresult rc = module_load(&m, image, 0);
+    if (rc == CUDA_SUCCESS)
+        *module = (CUmodule)m;
+    return rc;
+}
+
+EMU_API CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned int numOptions,
+                                    CUjit_option *options, void **optionValues)
+{
+    (void)numOptions; /* JIT options (log buffers, opt level) have no meaning for the interpreter */
+    (void)options;
+    (void)optionValues;
+    return cuModuleLoadData(module, image);
+}
+
+EMU_API CUresult cuModuleLoadFatBinary(CUmodule *module, const void *fatCubin) { return cuModuleLoadData(module, fatCubin); }
+
+EMU_API CUresult cuModuleLoad(CUmodule *module, const char *fname)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!module || !fname)
+        return CUDA_ERROR_INVALID_VALUE;
+    char *data;
+    size_t len;
+    CUresult rc = read_file(fname, &data, &len);
+    if (rc)
+        return rc;
+    emu_module *m;
+    rc = module_load(&m, data, len);
+    free(data);
+    if (rc == CUDA_SUCCESS)
+        *module = (CUmodule)m;
+    return rc;
+}
+
+EMU_API CUresult cuModuleUnload(CUmodule hmod)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    emu_module *m = (emu_module *)hmod;
+    if (!emu_handle_is(m, EMU_K_MODULE) || m->library)
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_handle_del(m);
+    module_destroy(m);
+    return CUDA_SUCCESS;
+}
+
+static emu_func *module_find(emu_module *m, const char *name)
+{
+    for (int i = 0; i < m->nfuncs; i++)
+        if (strcmp(m->funcs[i].name, name) == 0)
+            return &m->funcs[i];
+    return NULL;
+}
+
+EMU_API CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const char *name)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!hfunc || !name)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(hmod, EMU_K_MODULE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_func *f = module_find((emu_module *)hmod, name);
+    if (!f)
+        return CUDA_ERROR_NOT_FOUND;
+    *hfunc = (CUfunction)f;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuModuleGetFunctionCount(unsigned int *count, CUmodule mod)
+{
+    if (!count)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(mod, EMU_K_MODULE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    *count = (unsigned)((emu_module *)mod)->nfuncs;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuModuleGetGlobal_v2(CUdeviceptr *dptr, size_t *bytes, CUmodule hmod, const char *name)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!name)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(hmod, EMU_K_MODULE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    uint64_t addr;
+    size_t size;
+    if (ptx_module_get_global(((emu_module *)hmod)->pm, name, &addr, &size) != 0)
+        return CUDA_ERROR_NOT_FOUND;
+    if (dptr)
+        *dptr = (CUdeviceptr)addr;
+    if (bytes)
+        *bytes = size;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode *mode)
+{
+    if (!mode)
+        return CUDA_ERROR_INVALID_VALUE;
+    *mode = CU_MODULE_EAGER_LOADING;
+    return CUDA_SUCCESS;
+}
+
+/* ---- libraries (context-independent modules; cudart 12+/13 registers fatbins this way) ---- */
+static CUresult library_from(CUlibrary *library, emu_module *m, CUresult load_error)
+{
+    if (load_error == CUDA_ERROR_OUT_OF_MEMORY || load_error == CUDA_ERROR_INVALID_VALUE)
+        return load_error;
+    emu_library *l = calloc(1, sizeof(*l));
+    if (!l || emu_handle_add(l, EMU_K_LIBRARY)) {
+        free(l);
+        if (m) {
+            emu_handle_del(m);
+            module_destroy(m);
+        }
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    l->mod = m;
+    l->load_error = load_error;
+    if (m)
+        m->library = l;
+    *library = (CUlibrary)l;
+    return CUDA_SUCCESS;
+}
+
+/* The library's module, or its deferred load error. */
+static CUresult library_module(CUlibrary library, emu_module **m)
+{
+    if (!emu_handle_is(library, EMU_K_LIBRARY))
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_library *l = (emu_library *)library;
+    if (l->load_error)
+        return l->load_error;
+    *m = l->mod;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *jitOptions,
+                                   void **jitOptionsValues, unsigned int numJitOptions,
+                                   CUlibraryOption *libraryOptions, void **libraryOptionValues,
+                                   unsigned int numLibraryOptions)
+{
+    (void)jitOptions, (void)jitOptionsValues, (void)numJitOptions;
+    (void)libraryOptions, (void)libraryOptionValues, (void)numLibraryOptions;
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!library || !code)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_module *m = NULL;
+    rc = module_load(&m, code, 0);
+    return library_from(library, m, rc);
+}
+
+EMU_API CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName, CUjit_option *jitOptions,
+                                       void **jitOptionsValues, unsigned int numJitOptions,
+                                       CUlibraryOption *libraryOptions, void **libraryOptionValues,
+                                       unsigned int numLibraryOptions)
+{
+    (void)jitOptions, (void)jitOptionsValues, (void)numJitOptions;
+    (void)libraryOptions, (void)libraryOptionValues, (void)numLibraryOptions;
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!library || !fileName)
+        return CUDA_ERROR_INVALID_VALUE;
+    char *data;
+    size_t len;
+    rc = read_file(fileName, &data, &len);
+    if (rc)
+        return rc;
+    emu_module *m = NULL;
+    rc = module_load(&m, data, len);
+    free(data);
+    return library_from(library, m, rc);
+}
+
+EMU_API CUresult cuLibraryUnload(CUlibrary library)
+{
+    if (!emu_handle_is(library, EMU_K_LIBRARY))
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_library *l = (emu_library *)library;
+    emu_handle_del(l);
+    if (l->mod) {
+        emu_handle_del(l->mod);
+        module_destroy(l->mod);
+    }
+    free(l);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuLibraryGetKernel(CUkernel *pKernel, CUlibrary library, const char *name)
+{
+    if (!pKernel || !name)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_module *m;
+    CUresult rc = library_module(library, &m);
+    if (rc)
+        return rc;
+    emu_func *f = module_find(m, name);
+    if (!f)
+        return CUDA_ERROR_NOT_FOUND;
+    *pKernel = (CUkernel)f;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuLibraryGetKernelCount(unsigned int *count, CUlibrary lib)
+{
+    if (!count)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_module *m;
+    CUresult rc = library_module(lib, &m);
+    if (rc)
+        return rc;
+    *count = (unsigned)m->nfuncs;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuLibraryEnumerateKernels(CUkernel *kernels, unsigned int numKernels, CUlibrary lib)
+{
+    if (!kernels)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_module *m;
+    CUresult rc = library_module(lib, &m);
+    if (rc)
+        return rc;
+    for (unsigned i = 0; i < numKernels && (int)i < m->nfuncs; i++)
+        kernels[i] = (CUkernel)&m->funcs[i];
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuLibraryGetModule(CUmodule *pMod, CUlibrary library)
+{
+    if (!pMod)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_module *m;
+    CUresult rc = library_module(library, &m);
+    if (rc)
+        return rc;
+    *pMod = (CUmodule)m;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuLibraryGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name)
+{
+    if (!name)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_module *m;
+    CUresult rc = library_module(library, &m);
+    if (rc)
+        return rc;
+    uint64_t addr;
+    size_t size;
+    if (ptx_module_get_global(m->pm, name, &addr, &size) != 0)
+        return CUDA_ERROR_NOT_FOUND;
+    if (dptr)
+        *dptr = (CUdeviceptr)addr;
+    if (bytes)
+        *bytes = size;
+    return CUDA_SUCCESS;
+}
+
+emu_func *emu_func_from_handle(const void *h) { return emu_handle_is(h, EMU_K_FUNC) ? (emu_func *)h : NULL; }
+
+EMU_API CUresult cuKernelGetFunction(CUfunction *pFunc, CUkernel kernel)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!pFunc)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_func_from_handle(kernel))
+        return CUDA_ERROR_INVALID_HANDLE;
+    *pFunc = (CUfunction)kernel;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuFuncGetModule(CUmodule *hmod, CUfunction hfunc)
+{
+    emu_func *f = emu_func_from_handle(hfunc);
+    if (!hmod)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!f)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *hmod = (CUmodule)f->mod;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuFuncIsLoaded(CUfunctionLoadingState *state, CUfunction function)
+{
+    if (!state)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_func_from_handle(function))
+        return CUDA_ERROR_INVALID_HANDLE;
+    *state = CU_FUNCTION_LOADING_STATE_LOADED;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuFuncLoad(CUfunction function) { return emu_func_from_handle(function) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+
+static CUresult func_name(const char **name, const void *h)
+{
+    emu_func *f = emu_func_from_handle(h);
+    if (!name)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!f)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *name = f->name;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuFuncGetName(const char **name, CUfunction hfunc) { return func_name(name, hfunc); }
+EMU_API CUresult cuKernelGetName(const char **name, CUkernel hfunc) { return func_name(name, hfunc); }
+
+static CUresult param_info(const void *h, size_t index, size_t *off, size_t *size)
+{
+    emu_func *f = emu_func_from_handle(h);
+    if (!f)
+        return CUDA_ERROR_INVALID_HANDLE;
+    size_t o = 0, s = 0;
+    if ((int)index >= ptx_kernel_param_count(f->k) || ptx_kernel_param_info(f->k, (int)index, &o, &s) != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (off)
+        *off = o;
+    if (size)
+        *size = s;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuFuncGetParamInfo(CUfunction func, size_t paramIndex, size_t *paramOffset, size_t *paramSize)
+{
+    return param_info(func, paramIndex, paramOffset, paramSize);
+}
+
+EMU_API CUresult cuKernelGetParamInfo(CUkernel kernel, size_t paramIndex, size_t *paramOffset, size_t *paramSize)
+{
+    return param_info(kernel, paramIndex, paramOffset, paramSize);
+}
+
+static CUresult func_get_attr(int *pi, CUfunction_attribute attrib, const void *h)
+{
+    emu_func *f = emu_func_from_handle(h);
+    if (!pi)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!f)
+        return CUDA_ERROR_INVALID_HANDLE;
+    ptx_kernel_attrs a;
+    emu_kernel_attrs(f, &a);
+    switch (attrib) {
+    case CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *pi = a.max_threads_per_block; break;
+    case CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES: *pi = (int)a.static_shared_bytes; break;
+    case CU_FUNC_ATTRIBUTE_CONST_SIZE_BYTES: *pi = 0; break;
+    case CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES: *pi = (int)a.local_bytes_per_thread; break;
+    case CU_FUNC_ATTRIBUTE_NUM_REGS: *pi = a.num_regs; break;
+    case CU_FUNC_ATTRIBUTE_PTX_VERSION:
+    case CU_FUNC_ATTRIBUTE_BINARY_VERSION: *pi = EMU_CC_MAJOR * 10 + EMU_CC_MINOR; break;
+    case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: *pi = f->max_dynamic_shared; break;
+    case CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT: *pi = f->carveout; break;
+    default:
+        if ((int)attrib < 0 || attrib >= CU_FUNC_ATTRIBUTE_MAX)
+            return CUDA_ERROR_INVALID_VALUE;
+        *pi = 0; /* cache mode, cluster requirements: none */
+        break;
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult func_set_attr(const void *h, CUfunction_attribute attrib, int value)
+{
+    emu_func *f = emu_func_from_handle(h);
+    if (!f)
+        return CUDA_ERROR_INVALID_HANDLE;
+    ptx_kernel_attrs a;
+    emu_kernel_attrs(f, &a);
+    switch (attrib) {
+    case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES:
+        if (value < 0 || (size_t)value + a.static_shared_bytes > EMU_MAX_SHARED_PER_BLOCK_OPTIN)
+            return CUDA_ERROR_INVALID_VALUE;
+        f->max_dynamic_shared = value;
+        return CUDA_SUCCESS;
+    case CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+        if (value < -1 || value > 100)
+            return CUDA_ERROR_INVALID_VALUE;
+        f->carveout = value;
+        return CUDA_SUCCESS;
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH:
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_HEIGHT:
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_DEPTH:
+    case CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED:
+    case CU_FUNC_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+        return CUDA_SUCCESS; /* clusters are not emulated; accepted and ignored */
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+EMU_API CUresult cuFuncGetAttribute(int *pi, CUfunction_attribute attrib, CUfunction hfunc)
+{
+    return func_get_attr(pi, attrib, hfunc);
+}
+
+EMU_API CUresult cuFuncSetAttribute(CUfunction hfunc, CUfunction_attribute attrib, int value)
+{
+    return func_set_attr(hfunc, attrib, value);
+}
+
+EMU_API CUresult cuKernelGetAttribute(int *pi, CUfunction_attribute attrib, CUkernel kernel, CUdevice dev)
+{
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    return func_get_attr(pi, attrib, kernel);
+}
+
+EMU_API CUresult cuKernelSetAttribute(CUfunction_attribute attrib, int val, CUkernel kernel, CUdevice dev)
+{
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    return func_set_attr(kernel, attrib, val);
+}
+
+EMU_API CUresult cuFuncSetCacheConfig(CUfunction hfunc, CUfunc_cache config)
+{
+    emu_func *f = emu_func_from_handle(hfunc);
+    if (!f)
+        return CUDA_ERROR_INVALID_HANDLE;
+    f->cache = config;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuKernelSetCacheConfig(CUkernel kernel, CUfunc_cache config, CUdevice dev)
+{
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    return cuFuncSetCacheConfig((CUfunction)kernel, config);
+}
+
+EMU_API CUresult cuFuncSetSharedMemConfig(CUfunction hfunc, CUsharedconfig config)
+{
+    (void)config;
+    return emu_func_from_handle(hfunc) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+/* ---- occupancy: 2048 threads, 32 blocks, 164 KiB shared memory per SM (CC 8.0) ---- */
+static int blocks_per_sm(const emu_func *f, int block, size_t dyn)
+{
+    ptx_kernel_attrs a;
+    emu_kernel_attrs(f, &a);
+    if (block <= 0 || block > a.max_threads_per_block)
+        return 0;
+    int warps = (block + 31) / 32;
+    int by_threads = 64 / warps;
+    size_t smem = a.static_shared_bytes + dyn + 1024; /* + reserved shared memory per block */
+    int by_smem = (int)(167936 / smem);
+    int n = by_threads < by_smem ? by_threads : by_smem;
+    return n < 32 ? n : 32;
+}
+
+EMU_API CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *numBlocks, CUfunction func, int blockSize,
+                                                                      size_t dynamicSMemSize, unsigned int flags)
+{
+    (void)flags;
+    emu_func *f = emu_func_from_handle(func);
+    if (!numBlocks)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!f)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *numBlocks = blocks_per_sm(f, blockSize, dynamicSMemSize);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *numBlocks, CUfunction func, int blockSize,
+                                                             size_t dynamicSMemSize)
+{
+    return cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks, func, blockSize, dynamicSMemSize, 0);
+}
+
+EMU_API CUresult cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSize, CUfunction func,
+                                                  CUoccupancyB2DSize blockSizeToDynamicSMemSize,
+                                                  size_t dynamicSMemSize, int blockSizeLimit)
+{
+    emu_func *f = emu_func_from_handle(func);
+    if (!minGridSize || !blockSize)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!f)
+        return CUDA_ERROR_INVALID_HANDLE;
+    ptx_kernel_attrs a;
+    emu_kernel_attrs(f, &a);
+    int limit = blockSizeLimit > 0 && blockSizeLimit < a.max_threads_per_block ? blockSizeLimit : a.max_threads_per_block;
+    int best_block = 0, best_occ = -1;
+    for (int b = limit - limit % 32 ? limit - limit % 32 : limit; b > 0; b -= 32) {
+        size_t dyn = blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(b) : dynamicSMemSize;
+        int occ = blocks_per_sm(f, b, dyn) * b;
+        if (occ > best_occ) {
+            best_occ = occ;
+            best_block = b;
+        }
+    }
+    size_t dyn = blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(best_block) : dynamicSMemSize;
+    *blockSize = best_block;
+    *minGridSize = blocks_per_sm(f, best_block, dyn) * EMU_SM_COUNT;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuOccupancyAvailableDynamicSMemPerBlock(size_t *dynamicSmemSize, CUfunction func, int numBlocks,
+                                                         int blockSize)
+{
+    emu_func *f = emu_func_from_handle(func);
+    if (!dynamicSmemSize || numBlocks <= 0 || blockSize <= 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!f)
+        return CUDA_ERROR_INVALID_HANDLE;
+    ptx_kernel_attrs a;
+    emu_kernel_attrs(f, &a);
+    size_t per = 167936 / (size_t)numBlocks;
+    size_t avail = per > a.static_shared_bytes + 1024 ? per - a.static_shared_bytes - 1024 : 0;
+    *dynamicSmemSize = avail < (size_t)f->max_dynamic_shared ? avail : (size_t)f->max_dynamic_shared;
+    return CUDA_SUCCESS;
+}
