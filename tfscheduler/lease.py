@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from tfclient.errors import LeaseError, LeaseExpired, LeaseInvalid
 
@@ -36,6 +36,9 @@ class LeaseClaims:
             object.__setattr__(self, "gpu_uuids", (self.gpu_uuid,))
 
 
+_FIELDS = tuple(f.name for f in fields(LeaseClaims))
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -45,7 +48,7 @@ def _unb64(text: str) -> bytes:
 
 
 def sign(claims: LeaseClaims, secret: bytes) -> str:
-    body = asdict(claims)
+    body = {f: getattr(claims, f) for f in _FIELDS}    # (dataclasses.asdict deep-copies: slow)
     body["gpu_uuids"] = list(claims.gpu_uuids)
     payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
     mac = hmac.new(secret, payload.encode(), hashlib.sha256).digest()

@@ -155,6 +155,11 @@ class PlacementIndex:
         self._pool_ids: dict[str, int] = {}
         self._node_ids: dict[str, int] = {}
         self._node_names: list[str] = []
+        # per node (by node id): capacity and requests summed over its live GPUs
+        self.n_cap_t = np.zeros(16)
+        self.n_cap_v = np.zeros(16)
+        self.n_req_t = np.zeros(16)
+        self.n_req_v = np.zeros(16)
         self._models: dict[str, int] = {}
         self._vendors: dict[str, int] = {}
         self._grow(64)
@@ -181,6 +186,9 @@ class PlacementIndex:
         self.q_lim_t = g(self.q_lim_t if old else None, np.float64, (5,))
         self.q_lim_v = g(self.q_lim_v if old else None, np.float64, (5,))
         self.q_cnt = g(self.q_cnt if old else None, np.int32, (5,))
+        # requested fraction of capacity per row (kept current by _charge/upsert: the load score is two gathers)
+        self.frac_t = g(self.frac_t if old else None, np.float64)
+        self.frac_v = g(self.frac_v if old else None, np.float64)
         self.live = g(self.live if old else None, bool)
         self.avail = g(self.avail if old else None, bool)
         self.pool_id = g(self.pool_id if old else None, np.int32)
@@ -199,7 +207,24 @@ class PlacementIndex:
         if name not in self._node_ids:
             self._node_ids[name] = len(self._node_names)
             self._node_names.append(name)
+            if len(self._node_names) > len(self.n_cap_t):
+                m = 2 * len(self.n_cap_t)
+                for attr in ("n_cap_t", "n_cap_v", "n_req_t", "n_req_v"):
+                    arr = np.zeros(m)
+                    arr[:len(getattr(self, attr))] = getattr(self, attr)
+                    setattr(self, attr, arr)
         return self._node_ids[name]
+
+    def _frac(self, r: int) -> None:
+        self.frac_t[r] = self.req_t[r] / self.cap_t[r] if self.cap_t[r] > 0 else 1.0
+        self.frac_v[r] = self.req_v[r] / self.cap_v[r] if self.cap_v[r] > 0 else 1.0
+
+    def _node_sums(self, r: int, sign: int) -> None:
+        nid = self.node_id[r]
+        self.n_cap_t[nid] += sign * self.cap_t[r]
+        self.n_cap_v[nid] += sign * self.cap_v[r]
+        self.n_req_t[nid] += sign * self.req_t[r]
+        self.n_req_v[nid] += sign * self.req_v[r]
 
     # ---- pool shape ----
     def set_policy(self, pool: str, policy: PoolPolicy) -> None:
@@ -230,6 +255,8 @@ class PlacementIndex:
                 self._n += 1
             self.rows[gpu.uuid] = row
             self.on_gpu[row] = set()
+        else:
+            self._node_sums(row, -1)
         self.gpus[row] = gpu
         self.cap_t[row], self.cap_v[row] = gpu.tflops, gpu.vram_mib
         self.lcap_t[row], self.lcap_v[row] = gpu.tflops * pol.tflops_oversell, gpu.vram_mib * pol.vram_oversell
@@ -238,6 +265,8 @@ class PlacementIndex:
         self.node_id[row] = self._node(gpu.node)
         self.model_id[row] = self._intern(self._models, gpu.model.lower())
         self.vendor_id[row] = self._intern(self._vendors, gpu.vendor.lower())
+        self._node_sums(row, +1)
+        self._frac(row)
 
     def remove_gpu(self, uuid: str) -> None:
         """Forgets a GPU that has no allocations (else it is only marked unavailable)."""
@@ -248,6 +277,7 @@ class PlacementIndex:
             self.avail[row] = False
             self.gpus[row].available = False
             return
+        self._node_sums(row, -1)
         del self.rows[uuid], self.gpus[row], self.on_gpu[row]
         self.live[row] = self.avail[row] = False
         self._free_rows.append(row)
@@ -274,6 +304,10 @@ class PlacementIndex:
             self.q_lim_t[r, a.qos] += sign * a.lim_tflops
             self.q_lim_v[r, a.qos] += sign * a.lim_vram_mib
             self.q_cnt[r, a.qos] += sign
+            self._frac(r)
+            nid = self.node_id[r]
+            self.n_req_t[nid] += sign * a.tflops
+            self.n_req_v[nid] += sign * a.vram_mib
             (self.on_gpu[r].add if sign > 0 else self.on_gpu[r].discard)(a.id)
         u = self.ns_usage.setdefault(a.namespace, _Usage())
         n = len(a.gpus)
@@ -385,10 +419,7 @@ class PlacementIndex:
     def _load(self, rows: np.ndarray, pol: PoolPolicy) -> np.ndarray:
         wt, wv = pol.tflops_weight, pol.vram_weight
         s = (wt + wv) or 1.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lt = np.where(self.cap_t[rows] > 0, self.req_t[rows] / self.cap_t[rows], 1.0)
-            lv = np.where(self.cap_v[rows] > 0, self.req_v[rows] / self.cap_v[rows], 1.0)
-        return (wt * lt + wv * lv) / s
+        return self.frac_t[rows] * (wt / s) + self.frac_v[rows] * (wv / s)
 
     def _policy_for(self, req: Request, rows: np.ndarray) -> PoolPolicy:
         if req.pool:
@@ -402,46 +433,40 @@ class PlacementIndex:
         if len(rows) == 0:
             return None
         pol = self._policy_for(req, rows)
-        load = self._load(rows, pol)
         nodes = self.node_id[rows]
         k = req.gpu_count
         if k == 1 and pol.strategy != "node-compact-gpu-low-load":
+            load = self._load(rows, pol)
             i = int(np.argmax(load) if pol.strategy == "compact-first" else np.argmin(load))
             return Decision(self._node_names[nodes[i]], (self.gpus[int(rows[i])].uuid,),
                             pool=self.gpus[int(rows[i])].pool)
         if k > 1:
             counts = np.bincount(nodes, minlength=len(self._node_names))
             ok = counts[nodes] >= k
-            rows, load, nodes = rows[ok], load[ok], nodes[ok]
+            rows, nodes = rows[ok], nodes[ok]
             if len(rows) == 0:
                 return None
-        # Node load: requested share over all live GPUs of the node (not only the ones that fit).
-        node_load = self._node_load(pol)
-        nl = node_load[nodes]
+        # pick the node first (its load is over all its GPUs), then its GPUs: only those get scored
+        nl = self._node_load(pol, nodes)
         best = nl.max() if pol.strategy != "low-load-first" else nl.min()
         sel = np.abs(nl - best) <= 1e-12
-        # lowest node id among the best, so all k GPUs come from one node
-        node = nodes[sel].min()
-        in_node = nodes == node
-        r, ld = rows[in_node], load[in_node]
+        node = nodes[sel].min()          # lowest node id among the best, so all k GPUs share one node
+        r = rows[nodes == node]
+        ld = self._load(r, pol)
         order = np.argsort(-ld if pol.strategy == "compact-first" else ld, kind="stable")[:k]
         chosen = tuple(self.gpus[int(x)].uuid for x in r[order])
         return Decision(self._node_names[node], chosen, pool=self.gpus[int(r[order[0]])].pool)
 
-    def _node_load(self, pol: PoolPolicy) -> np.ndarray:
-        n, m = self._n, len(self._node_names)
-        live = self.live[:n]
-        nid = self.node_id[:n][live]
+    def _node_load(self, pol: PoolPolicy, nodes: np.ndarray) -> np.ndarray:
+        """Requested share of each given node, over all its live GPUs (not only those that fit)."""
         wt, wv = pol.tflops_weight, pol.vram_weight
         s = (wt + wv) or 1.0
-        ct = np.bincount(nid, self.cap_t[:n][live], m)
-        cv = np.bincount(nid, self.cap_v[:n][live], m)
-        rt = np.bincount(nid, self.req_t[:n][live], m)
-        rv = np.bincount(nid, self.req_v[:n][live], m)
+        m = len(self._node_names)          # computed over all nodes (few), then gathered
+        ct, cv = self.n_cap_t[:m], self.n_cap_v[:m]
         with np.errstate(divide="ignore", invalid="ignore"):
-            lt = np.where(ct > 0, rt / ct, 1.0)
-            lv = np.where(cv > 0, rv / cv, 1.0)
-        return (wt * lt + wv * lv) / s
+            lt = np.where(ct > 0, self.n_req_t[:m] / ct, 1.0)
+            lv = np.where(cv > 0, self.n_req_v[:m] / cv, 1.0)
+        return ((wt / s) * lt + (wv / s) * lv)[nodes]
 
     def place(self, req: Request) -> Decision:
         """Where req goes (and what to preempt first). Raises InvalidRequest / UnknownPool /

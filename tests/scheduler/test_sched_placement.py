@@ -185,3 +185,40 @@ def test_release_returns_capacity():
     idx.remove_allocation(aid)
     assert idx.gpu_charges("n0-g0")["req_tflops"] == pytest.approx(0)
     take(idx, Request(100, 1000))
+
+
+def test_random_churn_keeps_the_index_consistent_and_never_overcommits():
+    import random
+    import numpy as np
+    rng = random.Random(7)
+    idx = pool(nodes=4, gpus=4, oversell=1.5)
+    live = []
+    for step in range(600):
+        if live and rng.random() < 0.4:
+            idx.remove_allocation(live.pop(rng.randrange(len(live))))
+            continue
+        t, v = rng.choice([5, 10, 25, 40]), rng.choice([50, 100, 300])
+        req = Request(t, v, lim_tflops=t * rng.choice([1, 2]), lim_vram_mib=v, qos=rng.randint(1, 4),
+                      gpu_count=rng.choice([1, 1, 1, 2]))
+        try:
+            d = idx.place(req)
+        except NoCapacity:
+            continue
+        for victim in d.preempt:
+            assert idx.allocs[victim].qos < req.qos
+            idx.remove_allocation(victim)
+            live.remove(victim)
+        aid = f"r{step}"
+        idx.add_allocation(Alloc(aid, d.gpus, req.tflops, req.vram_mib, req.lim_tflops, req.lim_vram_mib, req.qos))
+        live.append(aid)
+        n = idx._n
+        assert (idx.req_t[:n] <= idx.cap_t[:n] + 1e-6).all() and (idx.req_v[:n] <= idx.cap_v[:n]).all()
+        assert (idx.lim_t[:n] <= idx.lcap_t[:n] + 1e-6).all() and (idx.lim_v[:n] <= idx.lcap_v[:n]).all()
+    # incremental columns equal a recount from the allocations
+    for uuid, r in idx.rows.items():
+        mine = [idx.allocs[a] for a in idx.on_gpu[r]]
+        assert idx.req_t[r] == pytest.approx(sum(a.tflops for a in mine))
+        assert idx.frac_v[r] == pytest.approx(sum(a.vram_mib for a in mine) / idx.cap_v[r])
+    for node, nid in idx._node_ids.items():
+        rows = [r for r in idx.rows.values() if idx.node_id[r] == nid]
+        assert idx.n_req_t[nid] == pytest.approx(float(np.sum(idx.req_t[rows])))

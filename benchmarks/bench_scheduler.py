@@ -1,0 +1,141 @@
+"""Scheduler allocation latency and throughput with 100, 1,000 and 10,000 GPUs registered.
+
+Two figures per pool size:
+  core  - SchedulerState.allocate() in process: placement over the numpy index + the SQLite (WAL)
+          write-through commit. This is the scheduler's own cost per allocation.
+  rpc   - Allocate over gRPC on loopback against `python -m tfscheduler` in its own process (grpc.aio on
+          uvloop), blocking client: what a client sees, one request at a time.
+  rpc-c - allocations/s with 64 requests in flight from an async client.
+The pool is pre-loaded to ~50% of its GPUs holding an allocation, so placement scans a mixed pool.
+Usage: .venv/bin/python benchmarks/bench_scheduler.py [--sizes 100,1000,10000] [--n 2000]
+"""
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import subprocess
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import uvloop  # noqa: E402
+
+from tfclient.scheduler_client import AsyncSchedulerClient, SchedulerClient  # noqa: E402
+from tfscheduler.state import Config, SchedulerState  # noqa: E402
+from tfscheduler.storage import SqliteStore  # noqa: E402
+
+GPUS_PER_NODE = 8
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+class _Gpu:
+    def __init__(self, node, i):
+        self.index, self.uuid, self.model, self.vendor = i, f"GPU-{node}-{i}", "NVIDIA H100 80GB HBM3", "nvidia"
+        self.vram_mib, self.tflops = 81559, 989.4
+
+
+def populate(state, n_gpus):
+    for n in range(n_gpus // GPUS_PER_NODE):
+        state.register_worker(f"node-{n:05d}", "bench", [_Gpu(n, i) for i in range(GPUS_PER_NODE)],
+                              unix_path=f"/run/tf/{n}.sock")
+    for _ in range(n_gpus // 2):                           # half the GPUs get a tenant
+        state.allocate(100.0, 8192, lease_ttl_s=3600)
+
+
+def bench_core(state, n):
+    lat = []
+    t0 = time.perf_counter()
+    for _ in range(n):
+        s = time.perf_counter()
+        g = state.allocate(10.0, 1024, lease_ttl_s=3600)
+        lat.append(time.perf_counter() - s)
+        state.release(g.alloc.id)                          # keep the pool's shape steady
+    return lat, time.perf_counter() - t0
+
+
+def bench_rpc(address, n):
+    lat = []
+    with SchedulerClient(address) as c:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            s = time.perf_counter()
+            a = c.allocate(tflops=10, vram=1024, lease_ttl=3600)
+            lat.append(time.perf_counter() - s)
+            c.release(a.id)
+        return lat, time.perf_counter() - t0
+
+
+def bench_rpc_concurrent(address, n, inflight=64):
+    async def run():
+        async with AsyncSchedulerClient(address, timeout=60) as c:
+            sem = asyncio.Semaphore(inflight)
+
+            async def one():
+                async with sem:
+                    await c.allocate(tflops=1, vram=64, lease_ttl=3600)
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(n)))
+            return time.perf_counter() - t0
+    return uvloop.run(run())
+
+
+def start_process(tmp):
+    secret = os.path.join(tmp, "secret")
+    with open(secret, "w") as f:
+        f.write("bench")
+    proc = subprocess.Popen([sys.executable, "-m", "tfscheduler", "--listen", "127.0.0.1:0", "--db",
+                             os.path.join(tmp, "rpc.db"), "--secret-file", secret, "--lease-ttl", "3600",
+                             "--tick", "60", "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    return proc, proc.stdout.readline().split()[-1]
+
+
+def populate_rpc(address, n_gpus):
+    with SchedulerClient(address, timeout=60) as c:
+        for n in range(n_gpus // GPUS_PER_NODE):
+            c.register_worker(f"node-{n:05d}", "bench", [_Gpu(n, i).__dict__ for i in range(GPUS_PER_NODE)],
+                              unix_path=f"/run/tf/{n}.sock")
+        for _ in range(n_gpus // 2):
+            c.allocate(tflops=100, vram=8192, lease_ttl=3600)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100,1000,10000")
+    ap.add_argument("--n", type=int, default=2000, help="allocations measured per size")
+    args = ap.parse_args()
+    rows = []
+    ms = lambda x: f"{x * 1e3:.3f}"  # noqa: E731
+    for size in [int(s) for s in args.sizes.split(",")]:
+        with tempfile.TemporaryDirectory() as tmp:
+            state = SchedulerState(SqliteStore(os.path.join(tmp, "core.db")), b"bench", Config(lease_ttl_s=3600))
+            populate(state, size)
+            core_lat, core_t = bench_core(state, args.n)
+            state.store.close()
+            proc, address = start_process(tmp)
+            try:
+                populate_rpc(address, size)
+                rpc_lat, rpc_t = bench_rpc(address, args.n)
+                conc_t = bench_rpc_concurrent(address, args.n)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+        rows.append((size, core_lat, core_t, rpc_lat, rpc_t, conc_t))
+        print(f"{size:>6} GPUs: core p50 {ms(pct(core_lat, 50))} ms p99 {ms(pct(core_lat, 99))} ms "
+              f"{args.n / core_t:,.0f} alloc+release/s | rpc p50 {ms(pct(rpc_lat, 50))} ms p99 {ms(pct(rpc_lat, 99))} ms "
+              f"| rpc 64 in flight {args.n / conc_t:,.0f} alloc/s", flush=True)
+    print("\n| GPUs | core p50 (ms) | core p99 (ms) | core alloc+release/s | RPC p50 (ms) | RPC p99 (ms) | "
+          "RPC allocs/s (64 in flight) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for size, cl, ct, rl, rt, conc in rows:
+        print(f"| {size:,} | {pct(cl, 50) * 1e3:.3f} | {pct(cl, 99) * 1e3:.3f} | {args.n / ct:,.0f} | "
+              f"{pct(rl, 50) * 1e3:.3f} | {pct(rl, 99) * 1e3:.3f} | {args.n / conc:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
