@@ -71,6 +71,17 @@ def bench_rpc(address, n):
         return lat, time.perf_counter() - t0
 
 
+def bench_rpc_floor(address, n):
+    """The smallest RPC (Heartbeat of an unknown worker): gRPC's own round-trip cost on this host."""
+    lat = []
+    with SchedulerClient(address) as c:
+        for _ in range(n):
+            s = time.perf_counter()
+            c.heartbeat("nobody")
+            lat.append(time.perf_counter() - s)
+    return lat
+
+
 def bench_rpc_concurrent(address, n, inflight=64):
     async def run():
         async with AsyncSchedulerClient(address, timeout=60) as c:
@@ -122,19 +133,22 @@ def main():
                 populate_rpc(address, size)
                 rpc_lat, rpc_t = bench_rpc(address, args.n)
                 conc_t = bench_rpc_concurrent(address, args.n)
+                floor = bench_rpc_floor(address, args.n)
             finally:
                 proc.terminate()
                 proc.wait(10)
-        rows.append((size, core_lat, core_t, rpc_lat, rpc_t, conc_t))
+        rows.append((size, core_lat, core_t, rpc_lat, rpc_t, conc_t, floor))
         print(f"{size:>6} GPUs: core p50 {ms(pct(core_lat, 50))} ms p99 {ms(pct(core_lat, 99))} ms "
               f"{args.n / core_t:,.0f} alloc+release/s | rpc p50 {ms(pct(rpc_lat, 50))} ms p99 {ms(pct(rpc_lat, 99))} ms "
-              f"| rpc 64 in flight {args.n / conc_t:,.0f} alloc/s", flush=True)
+              f"| rpc 64 in flight {args.n / conc_t:,.0f} alloc/s | empty-RPC floor p50 {ms(pct(floor, 50))} ms "
+              f"p99 {ms(pct(floor, 99))} ms", flush=True)
     print("\n| GPUs | core p50 (ms) | core p99 (ms) | core alloc+release/s | RPC p50 (ms) | RPC p99 (ms) | "
-          "RPC allocs/s (64 in flight) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for size, cl, ct, rl, rt, conc in rows:
+          "RPC allocs/s (64 in flight) | empty RPC p50 / p99 (ms) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size, cl, ct, rl, rt, conc, fl in rows:
         print(f"| {size:,} | {pct(cl, 50) * 1e3:.3f} | {pct(cl, 99) * 1e3:.3f} | {args.n / ct:,.0f} | "
-              f"{pct(rl, 50) * 1e3:.3f} | {pct(rl, 99) * 1e3:.3f} | {args.n / conc:,.0f} |")
+              f"{pct(rl, 50) * 1e3:.3f} | {pct(rl, 99) * 1e3:.3f} | {args.n / conc:,.0f} | "
+              f"{pct(fl, 50) * 1e3:.3f} / {pct(fl, 99) * 1e3:.3f} |")
 
 
 if __name__ == "__main__":

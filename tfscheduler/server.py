@@ -6,6 +6,7 @@ Called by `python -m tfscheduler` and by `tensorfusion scheduler/up` (tfclient.c
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 
@@ -183,24 +184,22 @@ class SchedulerService(rpc.SchedulerServicer):
         return out
 
 
-class _ErrorMapping(grpc.aio.ServerInterceptor):
-    """Turns TensorFusionError raised by a handler into its status code + "tf-error" metadata."""
+def _typed_errors(method):
+    """Turns TensorFusionError raised by a handler into its status code + "tf-error" metadata.
+    (A decorator rather than a grpc.aio interceptor: interceptors cost ~0.1 ms per call here.)"""
+    @functools.wraps(method)
+    async def wrapped(self, request, context):
+        try:
+            return await method(self, request, context)
+        except TensorFusionError as e:
+            code, msg, md = to_status(e)
+            await context.abort(code, msg, trailing_metadata=md)
+    return wrapped
 
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
 
-        async def wrapped(request, context):
-            try:
-                return await inner(request, context)
-            except TensorFusionError as e:
-                code, msg, md = to_status(e)
-                await context.abort(code, msg, trailing_metadata=md)
-
-        return grpc.unary_unary_rpc_method_handler(wrapped, request_deserializer=handler.request_deserializer,
-                                                   response_serializer=handler.response_serializer)
+for _name in ("RegisterWorker", "Heartbeat", "Allocate", "Release", "RenewLease", "GetAllocation", "ListPool",
+              "SetAllocationLimits"):
+    setattr(SchedulerService, _name, _typed_errors(getattr(SchedulerService, _name)))
 
 
 class SchedulerServer:
@@ -247,8 +246,7 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
         os.makedirs(os.path.dirname(db_path), exist_ok=True)
     state = SchedulerState(SqliteStore(db_path), secret, cfg)
     service = SchedulerService(state)
-    server = grpc.aio.server(interceptors=[_ErrorMapping()],
-                             options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     rpc.add_SchedulerServicer_to_server(service, server)
     port = server.add_insecure_port(listen)
     if port == 0:
