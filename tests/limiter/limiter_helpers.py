@@ -1,0 +1,61 @@
+"""Helpers for the limiter tests: run a tests/cuda/lim_*.cu program with the limiter preloaded on the
+emulated device (or a real GPU), in local-env mode or with a session's shared-memory region."""
+import importlib.util
+import os
+import subprocess
+import uuid
+
+from tfclient import native
+
+_spec = importlib.util.spec_from_file_location("tf_tests_root_conftest", native.REPO_ROOT / "tests" / "conftest.py")
+_root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_root)
+build_cuda = _root.build_cuda
+
+MiB = 1 << 20
+
+
+def base_env(emulated: bool = True, emu_threads: int = 1) -> dict:
+    """Environment without any limiter setting inherited from the caller."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TF_VRAM", "TF_TFLOPS", "TF_DEVICE", "TF_LIMITER", "CUDA_DEVICE_"))}
+    env.pop("LD_PRELOAD", None)
+    if emulated:
+        native.require(native.emu_lib_dir() / "libcuda.so.1")
+        env["LD_LIBRARY_PATH"] = f"{native.emu_lib_dir()}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
+        env["TF_EMU_THREADS"] = str(emu_threads)
+    return env
+
+
+def limited_env(extra: dict | None = None, emulated: bool = True, emu_threads: int = 1) -> dict:
+    env = base_env(emulated, emu_threads)
+    env["LD_PRELOAD"] = str(native.require(native.limiter_lib()))
+    env.update({k: str(v) for k, v in (extra or {}).items()})
+    return env
+
+
+def parse_kv(text: bytes | str) -> dict:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def run_kv(name: str, *args, env: dict, cudart: str = "static", timeout: float = 120) -> dict:
+    exe = build_cuda(name, cudart=cudart)
+    p = subprocess.run([str(exe), *map(str, args)], env=env, capture_output=True, timeout=timeout)
+    assert p.returncode == 0, f"{name} exited {p.returncode}\n{p.stdout.decode()}\n{p.stderr.decode()}"
+    return parse_kv(p.stdout)
+
+
+def start(name: str, *args, env: dict, cudart: str = "static") -> subprocess.Popen:
+    exe = build_cuda(name, cudart=cudart)
+    return subprocess.Popen([str(exe), *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def session_id(tag: str) -> str:
+    return f"test-{tag}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,62 @@
+"""Native limiter, VRAM: a real nvcc program on the emulated device with libtflimiter.so preloaded
+sees the cap as its device memory, gets cudaErrorMemoryAllocation at the cap on every allocation path,
+and can allocate again after freeing; the session's shared-memory region reports its usage."""
+import pytest
+
+from limiter_helpers import MiB, base_env, limited_env, run_kv, session_id
+from tfworker.limits import SessionLimits, local_env
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_vram_cap_returns_out_of_memory_at_limit(cudart):
+    env = limited_env(local_env(vram_limit_bytes=512 * MiB, base={}))
+    kv = run_kv("lim_vram", 64, env=env, cudart=cudart)
+    assert kv["filled"] == "8"                       # 8 x 64 MiB = the cap, exactly
+    assert kv["fill_error"] == "cudaErrorMemoryAllocation"
+    assert kv["realloc_after_free"] == "ok"
+
+
+def test_mem_get_info_and_device_total_report_the_cap():
+    kv = run_kv("lim_vram", 64, env=limited_env({"TF_VRAM_LIMIT": "768MiB"}))
+    assert int(kv["info_total"]) == 768 * MiB
+    assert int(kv["info_free"]) == 768 * MiB
+    assert int(kv["prop_total"]) == 768 * MiB
+    assert int(kv["info_free_full"]) == 0
+    assert int(kv["info_free_end"]) == 768 * MiB       # everything refunded
+
+
+def test_every_allocation_path_is_capped():
+    kv = run_kv("lim_vram", 64, env=limited_env({"TF_VRAM_LIMIT": "256MiB"}))
+    for kind in ("pitch", "managed", "async"):
+        assert kv[f"{kind}_over"] == "cudaErrorMemoryAllocation", kind
+        assert kv[f"{kind}_fit"] == "ok", kind
+
+
+def test_hami_style_memory_limit_env():
+    kv = run_kv("lim_vram", 64, env=limited_env({"CUDA_DEVICE_MEMORY_LIMIT": "256m"}))
+    assert kv["filled"] == "4" and int(kv["info_total"]) == 256 * MiB
+
+
+def test_no_limit_leaves_the_device_alone():
+    plain = run_kv("lim_vram", 1024, env=base_env())
+    preloaded = run_kv("lim_vram", 1024, env=limited_env())
+    assert preloaded["info_total"] == plain["info_total"]
+    assert preloaded["filled"] == plain["filled"]
+
+
+def test_session_region_caps_and_reports_usage():
+    with SessionLimits.create(session_id("vram"), vram_limit_bytes=320 * MiB) as lim:
+        env = limited_env(lim.env)
+        assert lim.preload == [str(env["LD_PRELOAD"])]
+        kv = run_kv("lim_vram", 64, env=env)
+        assert kv["filled"] == "5" and int(kv["info_total"]) == 320 * MiB
+        u = lim.usage()
+        assert u.vram_peak == 320 * MiB            # the refused 6th chunk was never charged
+        assert u.vram_used == 0                    # the program freed everything
+        assert u.pid > 0
+
+
+def test_region_that_cannot_be_opened_fails_closed():
+    env = limited_env({"TF_LIMITER_SHM": f"/tf-{session_id('missing')}", "TF_LIMITER_QUIET": "1"})
+    kv = run_kv("lim_vram", 64, env=env)
+    assert kv["filled"] == "0" and kv["fill_error"] == "cudaErrorMemoryAllocation"

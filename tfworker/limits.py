@@ -1,0 +1,260 @@
+"""Python side of the limiter's per-session shared-memory region (/dev/shm/tf-<session>).
+
+The worker daemon creates one region per session (SessionLimits.create), gives the session's GPU worker
+process the limiter (LD_PRELOAD=.preload, env=.env), changes limits live (.update) and reads usage
+(.usage). `tensorfusion run --local` uses local_env() instead: limits passed as env, no region.
+
+The layout is defined once, in limiter_c/tf_limiter_shm.h; FIELDS below mirrors it and
+tests/limiter/test_limits_py.py compiles the header and asserts every offset matches. Each half of the
+region is a seqlock with one writer (limits: this module; usage: the limiter): the writer makes the
+sequence odd, writes, makes it even; readers retry while it is odd or changed. x86-64 and aarch64
+Linux keep the order of the separate stores/loads Python does through the mmap (each is one C call).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import struct
+import time
+from dataclasses import dataclass
+
+from tfclient import native
+
+MAGIC = 0x4D4C4654
+VERSION = 1
+# (name, struct code) in layout order; little-endian, naturally aligned, no padding.
+FIELDS = [
+    ("magic", "I"), ("version", "I"), ("size", "I"), ("flags", "I"),
+    ("limits_seq", "Q"), ("vram_limit", "Q"), ("tflops_limit", "d"), ("device_tflops", "d"),
+    ("limits_rsv0", "Q"), ("limits_rsv1", "Q"),
+    ("usage_seq", "Q"), ("vram_used", "Q"), ("vram_peak", "Q"), ("launches", "Q"), ("throttled_ns", "Q"),
+    ("busy_ns", "Q"), ("refill_rate", "d"), ("limiter_pid", "Q"), ("updated_ns", "Q"), ("usage_rsv0", "Q"),
+]
+
+
+def _offsets() -> dict[str, tuple[int, str]]:
+    out, off = {}, 0
+    for name, code in FIELDS:
+        size = struct.calcsize("<" + code)
+        assert off % size == 0, f"{name} misaligned"
+        out[name] = (off, code)
+        off += size
+    return out
+
+
+OFFSETS = _offsets()
+SIZE = sum(struct.calcsize("<" + c) for _, c in FIELDS)
+_LIMIT_FIELDS = ("vram_limit", "tflops_limit", "device_tflops")
+_USAGE_FIELDS = ("vram_used", "vram_peak", "launches", "throttled_ns", "busy_ns", "refill_rate", "limiter_pid",
+                 "updated_ns")
+_SESSION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+SHM_DIR = "/dev/shm"
+
+
+class LimiterRegionError(Exception):
+    """The region cannot be created or does not hold a limiter layout this code understands."""
+
+
+@dataclass(frozen=True)
+class LimiterUsage:
+    vram_used: int          # bytes charged now
+    vram_peak: int          # max bytes charged
+    launches: int           # kernel launches (a graph launch counts once)
+    throttled_ns: int       # total time launches waited for tokens
+    busy_ns: int            # device busy time of the session's process (0 if unknown)
+    refill_rate: float = 0.0  # current token refill rate, 0 when compute is not limited
+    pid: int = 0            # process writing the usage (0: no limiter attached yet)
+    updated_ns: int = 0     # CLOCK_REALTIME ns of the last write
+    tflops_used: float = 0.0  # busy fraction since the previous usage() call x device TFLOPS
+
+
+@dataclass(frozen=True)
+class Limits:
+    vram_limit_bytes: int
+    tflops_limit: float
+    device_tflops: float
+
+
+class SessionLimits:
+    """One session's region. Use create() (supervisor) or open() (attach to an existing one)."""
+
+    def __init__(self, session_id: str, path: str, mm: mmap.mmap, owner: bool):
+        self.session_id = session_id
+        self.shm_name = "/" + os.path.basename(path)
+        self.path = path
+        self._mm = mm
+        self._owner = owner
+        self._last_busy: tuple[float, int] | None = None
+
+    # ---- lifecycle ----
+    @classmethod
+    def create(cls, session_id: str, vram_limit_bytes: int = 0, tflops_limit: float = 0.0,
+               device_tflops: float = 0.0, replace: bool = True) -> "SessionLimits":
+        """Creates /dev/shm/tf-<session_id> with these limits (0 = none). replace=True reuses the
+        name of a region a crashed daemon left behind."""
+        path = cls._path_of(session_id)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
+        if replace and os.path.exists(path):
+            os.unlink(path)
+        try:
+            fd = os.open(path, flags, 0o600)
+        except OSError as e:
+            raise LimiterRegionError(f"cannot create {path}: {e}") from e
+        try:
+            os.ftruncate(fd, SIZE)
+            mm = mmap.mmap(fd, SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as e:
+            os.close(fd)
+            os.unlink(path)
+            raise LimiterRegionError(f"cannot map {path}: {e}") from e
+        os.close(fd)
+        self = cls(session_id, path, mm, owner=True)
+        self._limits_write(vram_limit_bytes, tflops_limit, device_tflops)
+        self._put("size", SIZE)
+        self._put("version", VERSION)
+        self._put("magic", MAGIC)  # last: a limiter that opens early sees no magic, not half a header
+        return self
+
+    @classmethod
+    def open(cls, session_id: str) -> "SessionLimits":
+        path = cls._path_of(session_id)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError as e:
+            raise LimiterRegionError(f"cannot open {path}: {e}") from e
+        try:
+            if os.fstat(fd).st_size < SIZE:
+                raise LimiterRegionError(f"{path} is too small for a limiter region")
+            mm = mmap.mmap(fd, SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        finally:
+            os.close(fd)
+        self = cls(session_id, path, mm, owner=False)
+        if self._get("magic") != MAGIC or self._get("version") != VERSION:
+            mm.close()
+            raise LimiterRegionError(f"{path}: not a version {VERSION} limiter region")
+        return self
+
+    def close(self) -> None:
+        """Unmaps; the creator also unlinks the region (the process keeps its mapping until it exits)."""
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        if self._owner:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def _path_of(session_id: str) -> str:
+        if not _SESSION_RE.match(session_id):
+            raise ValueError(f"session id {session_id!r}: use letters, digits, '_', '.', '-'")
+        return os.path.join(SHM_DIR, f"tf-{session_id}")
+
+    # ---- what the session's process needs ----
+    @property
+    def env(self) -> dict[str, str]:
+        return {"TF_LIMITER_SHM": self.shm_name}
+
+    @property
+    def preload(self) -> list[str]:
+        return [str(native.limiter_lib())]
+
+    # ---- limits (supervisor writes) ----
+    def update(self, vram_limit_bytes: int | None = None, tflops_limit: float | None = None,
+               device_tflops: float | None = None) -> None:
+        """Changes limits live; None keeps a value. The limiter applies them at its next allocation
+        (VRAM) or controller step (compute, every 50 ms)."""
+        cur = self.limits()
+        self._limits_write(cur.vram_limit_bytes if vram_limit_bytes is None else vram_limit_bytes,
+                           cur.tflops_limit if tflops_limit is None else tflops_limit,
+                           cur.device_tflops if device_tflops is None else device_tflops)
+
+    def limits(self) -> Limits:
+        v = self._read_consistent("limits_seq", _LIMIT_FIELDS)
+        return Limits(vram_limit_bytes=v["vram_limit"], tflops_limit=v["tflops_limit"],
+                      device_tflops=v["device_tflops"])
+
+    @property
+    def vram_limit_bytes(self) -> int:
+        return self.limits().vram_limit_bytes
+
+    @property
+    def tflops_limit(self) -> float:
+        return self.limits().tflops_limit
+
+    @property
+    def device_tflops(self) -> float:
+        return self.limits().device_tflops
+
+    # ---- usage (limiter writes) ----
+    def usage(self) -> LimiterUsage:
+        v = self._read_consistent("usage_seq", _USAGE_FIELDS)
+        now = time.monotonic()
+        tflops_used = 0.0
+        if self._last_busy is not None and now > self._last_busy[0]:
+            busy_s = max(0, v["busy_ns"] - self._last_busy[1]) / 1e9
+            tflops_used = min(1.0, busy_s / (now - self._last_busy[0])) * self.device_tflops
+        self._last_busy = (now, v["busy_ns"])
+        return LimiterUsage(vram_used=v["vram_used"], vram_peak=v["vram_peak"], launches=v["launches"],
+                            throttled_ns=v["throttled_ns"], busy_ns=v["busy_ns"], refill_rate=v["refill_rate"],
+                            pid=v["limiter_pid"], updated_ns=v["updated_ns"], tflops_used=tflops_used)
+
+    # ---- raw access ----
+    def _get(self, name: str):
+        off, code = OFFSETS[name]
+        return struct.unpack_from("<" + code, self._mm, off)[0]
+
+    def _put(self, name: str, value) -> None:
+        off, code = OFFSETS[name]
+        struct.pack_into("<" + code, self._mm, off, value)
+
+    def _limits_write(self, vram: int, tflops: float, device_tflops: float) -> None:
+        if vram < 0 or tflops < 0 or device_tflops < 0:
+            raise ValueError("limits must be >= 0")
+        seq = self._get("limits_seq")
+        if seq & 1:  # a writer died mid-update (we are the only writer): start from even
+            seq += 1
+        self._put("limits_seq", seq + 1)
+        self._put("vram_limit", int(vram))
+        self._put("tflops_limit", float(tflops))
+        self._put("device_tflops", float(device_tflops))
+        self._put("limits_seq", seq + 2)
+
+    def _read_consistent(self, seq_name: str, names: tuple[str, ...]) -> dict:
+        if self._mm is None:
+            raise LimiterRegionError(f"{self.path}: closed")
+        for _ in range(100000):
+            s1 = self._get(seq_name)
+            if s1 & 1:
+                time.sleep(0)
+                continue
+            vals = {n: self._get(n) for n in names}
+            if self._get(seq_name) == s1:
+                return vals
+        raise LimiterRegionError(f"{self.path}: {seq_name} never settled (writer stuck mid-update?)")
+
+
+def local_env(vram_limit_bytes: int = 0, tflops_limit: float = 0.0, device_tflops: float = 0.0,
+              base: dict | None = None) -> dict[str, str]:
+    """Env for a local vGPU (`tensorfusion run --local`): the limiter preloaded, limits as TF_* vars.
+    Only the variables to set are returned; LD_PRELOAD keeps what `base` (default os.environ) had."""
+    base = os.environ if base is None else base
+    lib = str(native.limiter_lib())
+    pre = [p for p in re.split(r"[: ]", base.get("LD_PRELOAD", "")) if p and p != lib]
+    env = {"LD_PRELOAD": ":".join([lib, *pre])}
+    if vram_limit_bytes:
+        env["TF_VRAM_LIMIT"] = str(int(vram_limit_bytes))
+    if tflops_limit:
+        if not device_tflops:
+            raise ValueError("a TFLOPS limit needs the device's TFLOPS (device_tflops)")
+        env["TF_TFLOPS_LIMIT"] = repr(float(tflops_limit))
+        env["TF_DEVICE_TFLOPS"] = repr(float(device_tflops))
+    return env
