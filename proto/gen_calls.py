@@ -1,0 +1,484 @@
+#!/usr/bin/env python3
+"""Generates both sides of the remote data path from proto/calls.tbl.
+
+Called by stub_c/Makefile (`gen_calls.py --stub OUTDIR`) and tfworker/executor/Makefile
+(`gen_calls.py --exec OUTDIR`); the outputs live in the build tree and are never edited by hand:
+  tf_calls.h      call ids (TF_CALL_*), TF_N_CALLS, TF_TABLE_HASH, names        (both sides)
+  stub_calls.h/c  rpc_SYMBOL marshallers, exported wrappers, _ptds/_ptsz variants, the
+                  cuGetProcAddress table                                          (--stub)
+  exec_calls.h/c  backend function-pointer table + loader, decode/validate/dispatch of every
+                  call id                                                         (--exec)
+Signatures are not written in the table: they come from cudaTypedefs.h (PFN_<api>_v<version>), so the
+stub exports exactly the ABI cudart was compiled against.
+"""
+import argparse
+import hashlib
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+HANDLE_KINDS = {
+    "CUcontext": "TFK_CTX", "CUmodule": "TFK_MOD", "CUfunction": "TFK_FUNC", "CUlibrary": "TFK_LIB",
+    "CUkernel": "TFK_KERNEL", "CUstream": "TFK_STREAM", "CUevent": "TFK_EVENT",
+    "CUmemoryPool": "TFK_POOL",
+}
+DEVPTR_TYPES = {"CUdeviceptr", "CUdeviceptr_v2", "CUdeviceptr_v1"}
+
+
+@dataclass
+class Param:
+    name: str
+    ctype: str          # full C type as written, e.g. "const void *"
+    base: str           # pointee / scalar base type without const, e.g. "void"
+    ptr: int            # pointer depth
+    kind: str = "val"   # val | out | inout | in | inbuf | outbuf | str | zero
+    expr: str = ""      # element-count expression for inbuf/outbuf, byte expr for dev
+    dev: str = ""       # dev[...] range expression (CUdeviceptr scalars)
+    free: bool = False
+    null: bool = False
+    alloc: str = ""
+    parent: str = ""
+
+    @property
+    def elem_size(self) -> str:
+        return "1" if self.base == "void" else f"sizeof({self.base})"
+
+    @property
+    def local_type(self) -> str:
+        return self.ctype
+
+
+@dataclass
+class Call:
+    sym: str
+    api: str
+    ver: int
+    cls: str
+    params: list = field(default_factory=list)
+    ptds: str = ""        # "" | "ptds" | "ptsz"
+    ptds_ver: int = 0
+    stub_hand: bool = False
+    exec_hand: bool = False
+    internal: bool = False
+    alias: str = ""       # proc-address entry served by another row's function (same ABI)
+    pfn: str = ""
+    line: int = 0
+
+    @property
+    def wire(self) -> bool:
+        return self.cls not in ("local", "alias")
+
+
+def split_params(sig: str) -> list:
+    sig = sig.strip()
+    if sig in ("", "void"):
+        return []
+    out = []
+    for raw in sig.split(","):
+        raw = " ".join(raw.replace("*", " * ").split())
+        m = re.search(r"(\w+)$", raw)
+        if not m:
+            raise ValueError(f"cannot parse parameter {raw!r}")
+        name = m.group(1)
+        typ = raw[: m.start()].strip()
+        ptr = typ.count("*")
+        base = typ.replace("*", " ").replace("const ", " ").split()
+        base = " ".join(base)
+        ctype = typ.replace(" *", "*").replace("* ", "*").replace("*", " *").strip()
+        out.append(Param(name=name, ctype=ctype, base=base, ptr=ptr))
+    return out
+
+
+def load_typedefs(path: str) -> dict:
+    text = open(path, encoding="utf-8").read()
+    sigs = {}
+    for m in re.finditer(r"typedef\s+CUresult\s+\(CUDAAPI\s+\*PFN_(\w+?)_v(\d+)(_ptds|_ptsz)?\)\s*\((.*?)\);",
+                         text, re.S):
+        key = (m.group(1), int(m.group(2)), (m.group(3) or "").lstrip("_"))
+        sigs.setdefault(key, " ".join(m.group(4).split()))
+    return sigs
+
+
+def parse_table(path: str, sigs: dict) -> list:
+    calls = []
+    for lineno, line in enumerate(open(path, encoding="utf-8"), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        sig = None
+        m = re.search(r"\bsig\((.*?)\)(?=\s|$)", line)
+        if m:
+            sig = m.group(1)
+            line = line[: m.start()] + line[m.end():]
+        toks = line.split()
+        if len(toks) < 4:
+            sys.exit(f"calls.tbl:{lineno}: need SYMBOL API VERSION CLASS")
+        sym, api, ver, cls = toks[0], toks[1], int(toks[2]), toks[3]
+        if cls not in ("sync", "async", "local", "alias"):
+            sys.exit(f"calls.tbl:{lineno}: bad class {cls}")
+        c = Call(sym=sym, api=api, ver=ver, cls=cls, internal=(api == "-"), line=lineno)
+        if c.internal:
+            if sig is None:
+                sys.exit(f"calls.tbl:{lineno}: internal call needs sig(...)")
+            c.params = split_params(sig)
+        else:
+            key = (api, ver, "")
+            if key not in sigs:
+                sys.exit(f"calls.tbl:{lineno}: no PFN_{api}_v{ver} in cudaTypedefs.h")
+            c.params = split_params(sigs[key])
+            c.pfn = f"PFN_{api}_v{ver}"
+        byname = {p.name: p for p in c.params}
+        for t in toks[4:]:
+            if t == "ptds":
+                found = [(k[1], k[2]) for k in sigs if k[0] == api and k[2]]
+                if not found:
+                    sys.exit(f"calls.tbl:{lineno}: {api} has no _ptds/_ptsz variant")
+                c.ptds_ver, c.ptds = max(found)
+            elif t == "stub=hand":
+                c.stub_hand = True
+            elif t == "exec=hand":
+                c.exec_hand = True
+            elif t.startswith("alias="):
+                c.alias = t[6:]
+            elif ":" in t:
+                pname, spec = t.split(":", 1)
+                if pname not in byname:
+                    sys.exit(f"calls.tbl:{lineno}: {sym} has no parameter {pname}")
+                apply_annotation(byname[pname], spec, lineno)
+            else:
+                sys.exit(f"calls.tbl:{lineno}: unknown token {t}")
+        for p in c.params:
+            if p.ptr and p.kind == "val" and c.cls != "local":
+                sys.exit(f"calls.tbl:{lineno}: pointer parameter {p.name} of {sym} needs an annotation")
+        calls.append(c)
+    return calls
+
+
+def apply_annotation(p: Param, spec: str, lineno: int) -> None:
+    opts = re.findall(r"[a-z]+(?:\[[^\]]*\]|\([^)]*\))?", spec)
+    for o in opts:
+        if o in ("out", "inout", "in", "str", "zero"):
+            p.kind = o
+        elif o.startswith("in["):
+            p.kind, p.expr = "inbuf", o[3:-1]
+        elif o.startswith("out["):
+            p.kind, p.expr = "outbuf", o[4:-1]
+        elif o.startswith("dev["):
+            p.dev = o[4:-1]
+        elif o == "free":
+            p.free = True
+        elif o == "null":
+            p.null = True
+        elif o.startswith("alloc("):
+            p.alloc = o[6:-1]
+        elif o.startswith("parent("):
+            p.parent = o[7:-1]
+        else:
+            sys.exit(f"calls.tbl:{lineno}: unknown annotation {o} on {p.name}")
+
+
+def proto_args(params) -> str:
+    return ", ".join(f"{p.ctype} {p.name}" if not p.ctype.endswith("*") else f"{p.ctype}{p.name}"
+                     for p in params) or "void"
+
+
+def call_args(params) -> str:
+    return ", ".join(p.name for p in params)
+
+
+def table_hash(calls) -> int:
+    h = hashlib.sha256()
+    for i, c in enumerate(calls):
+        if c.wire:
+            h.update(f"{i}:{c.sym}:{c.cls}:" .encode())
+            for p in c.params:
+                h.update(f"{p.ctype} {p.name} {p.kind} {p.expr};".encode())
+    return int.from_bytes(h.digest()[:4], "little")
+
+
+# ------------------------------------------------------------------------------------------- common
+def gen_common(calls) -> str:
+    o = ["/* Generated by proto/gen_calls.py from proto/calls.tbl - DO NOT EDIT. */",
+         "#ifndef TF_CALLS_H", "#define TF_CALLS_H", "#include \"tf_wire.h\"", "enum tf_call_id {"]
+    wire = [c for c in calls if c.wire]
+    for i, c in enumerate(wire):
+        o.append(f"    TF_CALL_{c.sym} = {i},")
+    o.append(f"    TF_N_CALLS = {len(wire)}")
+    o.append("};")
+    o.append(f"#define TF_TABLE_HASH 0x{table_hash(calls):08x}u")
+    o.append("static const char *const tf_call_names[TF_N_CALLS] = {")
+    o += [f'    "{c.sym}",' for c in wire]
+    o.append("};")
+    o.append("#endif")
+    return "\n".join(o) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- stub
+def stub_rpc(c: Call) -> list:
+    o = [f"TF_HIDDEN CUresult rpc_{c.sym}({proto_args(c.params)})", "{",
+         "    tfc_call c;", f"    tfc_begin(&c, TF_CALL_{c.sym});"]
+    for p in c.params:  # fixed part
+        if p.kind == "val":
+            o.append(f"    tfc_put(&c, &{p.name}, sizeof {p.name});")
+        elif p.kind == "str":
+            o.append(f"    uint32_t {p.name}_n = {p.name} ? (uint32_t)strlen({p.name}) + 1u : 0u;")
+            o.append(f"    tfc_put(&c, &{p.name}_n, sizeof {p.name}_n);")
+        elif p.kind != "zero":
+            o.append(f"    uint8_t {p.name}_p = {p.name} != NULL;")
+            o.append(f"    tfc_put(&c, &{p.name}_p, 1);")
+    for p in c.params:  # variable part, then outputs
+        if p.kind in ("in", "inout"):
+            o.append(f"    if ({p.name}) tfc_var(&c, {p.name}, sizeof *{p.name});")
+        elif p.kind == "inbuf":
+            o.append(f"    if ({p.name}) {{ uint64_t nb = tf_mul((uint64_t)({p.expr}), {p.elem_size});"
+                     f" if (nb > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;"
+                     f" tfc_var(&c, {p.name}, (size_t)nb); }}")
+        elif p.kind == "str":
+            o.append(f"    if ({p.name}) tfc_var(&c, {p.name}, {p.name}_n);")
+    for p in c.params:
+        if p.kind in ("out", "inout"):
+            o.append(f"    if ({p.name}) tfc_out(&c, {p.name}, sizeof *{p.name});")
+        elif p.kind == "outbuf":
+            o.append(f"    if ({p.name}) {{ uint64_t nb = tf_mul((uint64_t)({p.expr}), {p.elem_size});"
+                     f" if (nb > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;"
+                     f" tfc_out(&c, {p.name}, (size_t)nb); }}")
+    o.append(f"    return tfc_{'async' if c.cls == 'async' else 'sync'}(&c);")
+    o.append("}")
+    return o
+
+
+def gen_stub(calls) -> tuple:
+    h = ["/* Generated by proto/gen_calls.py from proto/calls.tbl - DO NOT EDIT.",
+         " * Prototypes of the generated marshallers (rpc_*) and of the hand-written exported functions",
+         " * (tfs_*: C names; the exported symbol is the CUDA name, set with an asm label). */",
+         "#ifndef TF_STUB_CALLS_H", "#define TF_STUB_CALLS_H", "#include \"tf_calls.h\"",
+         "#define TF_HIDDEN __attribute__((visibility(\"hidden\")))",
+         "#define TF_EXPORT __attribute__((visibility(\"default\")))"]
+    c_ = ["/* Generated by proto/gen_calls.py from proto/calls.tbl - DO NOT EDIT. */",
+          "#include <string.h>", "#include \"stub.h\"", "#include \"stub_calls.h\""]
+    procs = []
+    for c in calls:
+        args = proto_args(c.params)
+        if c.wire:
+            h.append(f"TF_HIDDEN CUresult rpc_{c.sym}({args});")
+            c_ += stub_rpc(c)
+        if c.internal:
+            continue
+        if c.alias:
+            procs.append((c.api, c.ver, 0, f"tfs_{c.alias}"))
+            continue
+        h.append(f"TF_EXPORT CUresult tfs_{c.sym}({args}) __asm__(\"{c.sym}\");")
+        if not (c.stub_hand or c.cls == "local"):
+            c_.append(f"TF_EXPORT CUresult tfs_{c.sym}({args})")
+            c_.append(f"{{ return rpc_{c.sym}({call_args(c.params)}); }}")
+        procs.append((c.api, c.ver, 0, f"tfs_{c.sym}"))
+        if c.ptds:
+            vsym = f"{c.sym}_{c.ptds}"
+            h.append(f"TF_EXPORT CUresult tfs_{vsym}({args}) __asm__(\"{vsym}\");")
+            c_.append(f"TF_EXPORT CUresult tfs_{vsym}({args})")
+            c_.append("{")
+            if any(p.name == "hStream" and p.base == "CUstream" for p in c.params):
+                c_.append("    if (hStream == NULL) hStream = CU_STREAM_PER_THREAD;")
+            c_.append(f"    return tfs_{c.sym}({call_args(c.params)});")
+            c_.append("}")
+            procs.append((c.api, c.ptds_ver, 1, f"tfs_{vsym}"))
+    procs.sort()
+    c_.append("TF_HIDDEN const tf_proc_entry tf_proc_table[] = {")
+    c_ += [f'    {{"{a}", {v}, {pt}, (void *)&{fn}}},' for a, v, pt, fn in procs]
+    c_.append("};")
+    c_.append(f"TF_HIDDEN const size_t tf_proc_count = {len(procs)};")
+    h.append("typedef struct tf_proc_entry { const char *api; int version; int ptds; void *fn; } tf_proc_entry;")
+    h.append("extern const tf_proc_entry tf_proc_table[];")
+    h.append("extern const size_t tf_proc_count;")
+    h.append("#endif")
+    return "\n".join(h) + "\n", "\n".join(c_) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ executor
+def exec_dispatch(c: Call) -> list:
+    o = [f"static CUresult d_{c.sym}(tfx *x, tf_rd *r, tf_wr *w)", "{"]
+    # declarations + fixed part
+    for p in c.params:
+        if p.kind == "val":
+            o.append(f"    {p.ctype} {p.name};")
+            o.append(f"    if (tf_get(r, &{p.name}, sizeof {p.name})) return CUDA_ERROR_INVALID_VALUE;")
+        elif p.kind == "zero":
+            o.append(f"    {p.ctype}{p.name} = 0;")
+        elif p.kind == "str":
+            o.append(f"    uint32_t {p.name}_n;")
+            o.append(f"    if (tf_get(r, &{p.name}_n, sizeof {p.name}_n)) return CUDA_ERROR_INVALID_VALUE;")
+        else:
+            o.append(f"    uint8_t {p.name}_p;")
+            o.append(f"    if (tf_get(r, &{p.name}_p, 1) || {p.name}_p > 1) return CUDA_ERROR_INVALID_VALUE;")
+    # variable part
+    for p in c.params:
+        if p.kind in ("in", "inout", "inbuf", "str"):
+            if p.kind == "str":
+                nb = f"(uint64_t){p.name}_n"
+                present = f"{p.name}_n"
+            elif p.kind == "inbuf":
+                nb = f"tf_mul((uint64_t)({p.expr}), {p.elem_size})"
+                present = f"{p.name}_p"
+            else:
+                nb = f"sizeof({p.base})"
+                present = f"{p.name}_p"
+            if p.kind == "inout":
+                o.append(f"    {p.base} {p.name}_v;")
+                o.append(f"    memset(&{p.name}_v, 0, sizeof {p.name}_v);")
+                o.append(f"    {p.ctype}{p.name} = NULL;")
+                o.append(f"    if ({present}) {{ const void *q = tf_take(r, {nb}); if (!q) return CUDA_ERROR_INVALID_VALUE;"
+                         f" memcpy(&{p.name}_v, q, sizeof {p.name}_v); {p.name} = &{p.name}_v; }}")
+            else:
+                o.append(f"    {p.ctype}{p.name} = NULL;")
+                o.append(f"    if ({present}) {{ {p.name} = ({p.ctype})(uintptr_t)tf_take(r, {nb});"
+                         f" if (!{p.name}) return CUDA_ERROR_INVALID_VALUE; }}")
+            if p.kind == "str":
+                o.append(f"    if ({p.name} && {p.name}[{p.name}_n - 1] != 0) return CUDA_ERROR_INVALID_VALUE;")
+    o.append("    if (!tf_done(r)) return CUDA_ERROR_INVALID_VALUE;")
+    # validation
+    for p in c.params:
+        if p.kind != "val":
+            continue
+        kind = HANDLE_KINDS.get(p.base)
+        if kind:
+            err = "CUDA_ERROR_INVALID_CONTEXT" if kind == "TFK_CTX" else "CUDA_ERROR_INVALID_HANDLE"
+            if kind == "TFK_STREAM":
+                cond = f"(uintptr_t){p.name} > 2 && !tf_reg_has(x, (uint64_t)(uintptr_t){p.name}, TFK_STREAM)"
+            elif kind == "TFK_CTX" or p.null:
+                cond = f"{p.name} && !tf_reg_has(x, (uint64_t)(uintptr_t){p.name}, {kind})"
+            elif kind == "TFK_FUNC":
+                cond = (f"!tf_reg_has(x, (uint64_t)(uintptr_t){p.name}, TFK_FUNC) && "
+                        f"!tf_reg_has(x, (uint64_t)(uintptr_t){p.name}, TFK_KERNEL)")
+            else:
+                cond = f"!tf_reg_has(x, (uint64_t)(uintptr_t){p.name}, {kind})"
+            if p.free and kind in ("TFK_CTX", "TFK_STREAM"):
+                cond = f"!tf_reg_has(x, (uint64_t)(uintptr_t){p.name}, {kind})"
+            o.append(f"    if ({cond}) return {err};")
+        elif p.base in DEVPTR_TYPES:
+            if p.free:
+                o.append(f"    if (!tf_dev_is_base(x, (uint64_t){p.name})) return CUDA_ERROR_INVALID_VALUE;")
+            elif p.dev:
+                o.append(f"    if (!tf_dev_ok(x, (uint64_t){p.name}, (uint64_t)({p.dev}))) return CUDA_ERROR_INVALID_VALUE;")
+    # outputs: reserve reply space in parameter order, then point into it
+    for p in c.params:
+        if p.kind == "out":
+            o.append(f"    {p.base} {p.name}_v;")
+            o.append(f"    memset(&{p.name}_v, 0, sizeof {p.name}_v);")
+            o.append(f"    size_t {p.name}_o = {p.name}_p ? tf_reserve(w, sizeof {p.name}_v) : 0;")
+            if p.null:
+                o.append(f"    {p.ctype}{p.name} = {p.name}_p ? &{p.name}_v : NULL;")
+            else:
+                o.append(f"    {p.ctype}{p.name} = &{p.name}_v;")
+        elif p.kind == "inout":
+            o.append(f"    size_t {p.name}_o = {p.name}_p ? tf_reserve(w, sizeof {p.name}_v) : 0;")
+        elif p.kind == "outbuf":
+            o.append(f"    uint64_t {p.name}_nb = tf_mul((uint64_t)({p.expr}), {p.elem_size});")
+            o.append(f"    if ({p.name}_p && {p.name}_nb > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;")
+            o.append(f"    size_t {p.name}_o = {p.name}_p ? tf_reserve(w, (size_t){p.name}_nb) : 0;")
+    o.append("    if (w->failed) return CUDA_ERROR_OUT_OF_MEMORY;")
+    for p in c.params:
+        if p.kind == "outbuf":
+            o.append(f"    {p.ctype}{p.name} = {p.name}_p ? ({p.ctype})(w->buf + {p.name}_o) : NULL;")
+    # the call
+    if c.exec_hand:
+        o.append(f"    CUresult rc = ex_{c.sym}(x{''.join(', ' + p.name for p in c.params)});")
+    else:
+        o.append(f"    if (!x->be.f_{c.sym}) return CUDA_ERROR_NOT_SUPPORTED;")
+        o.append(f"    CUresult rc = x->be.f_{c.sym}({call_args(c.params)});")
+    o.append("    if (rc != CUDA_SUCCESS) return rc;")
+    # bookkeeping after success
+    for p in c.params:
+        kind = HANDLE_KINDS.get(p.base)
+        if p.kind == "val" and p.free:
+            if kind:
+                o.append(f"    tf_reg_del(x, (uint64_t)(uintptr_t){p.name});")
+            elif p.base in DEVPTR_TYPES:
+                o.append(f"    tf_dev_del(x, (uint64_t){p.name});")
+        if p.kind == "out":
+            if kind:
+                par = f"(uint64_t)(uintptr_t){p.parent}" if p.parent else "0"
+                o.append(f"    tf_reg_add(x, (uint64_t)(uintptr_t){p.name}_v, {kind}, {par});")
+            if p.alloc:
+                o.append(f"    tf_dev_add(x, (uint64_t){p.name}_v, (uint64_t)({p.alloc}));")
+        if p.kind in ("out", "inout"):
+            o.append(f"    if ({p.name}_p) memcpy(w->buf + {p.name}_o, &{p.name}_v, sizeof {p.name}_v);")
+    o.append("    return CUDA_SUCCESS;")
+    o.append("}")
+    return o
+
+
+def gen_exec(calls) -> tuple:
+    wire = [c for c in calls if c.wire]
+    h = ["/* Generated by proto/gen_calls.py from proto/calls.tbl - DO NOT EDIT.",
+         " * Backend function table and the hand-written executor functions (ex_*) the dispatch calls. */",
+         "#ifndef TF_EXEC_CALLS_H", "#define TF_EXEC_CALLS_H", "#include <cudaTypedefs.h>",
+         "#include \"tf_calls.h\"", "typedef struct tfx tfx;", "typedef struct tf_backend {"]
+    for c in wire:
+        if not c.internal:
+            h.append(f"    {c.pfn} f_{c.sym};")
+    h.append("} tf_backend;")
+    h.append("/* dlsym()s every backend symbol of the table (missing ones stay NULL: NOT_SUPPORTED). */")
+    h.append("void tf_backend_load(tf_backend *be, void *lib);")
+    for c in wire:
+        if c.exec_hand:
+            h.append(f"CUresult ex_{c.sym}(tfx *x{''.join(', ' + (p.ctype + ' ' if not p.ctype.endswith('*') else p.ctype) + p.name for p in c.params)});")
+    h.append("typedef struct tf_rd tf_rd;")
+    h.append("typedef struct tf_wr tf_wr;")
+    h.append("typedef CUresult (*tf_dispatch_fn)(tfx *x, tf_rd *r, tf_wr *w);")
+    h.append("extern const tf_dispatch_fn tf_dispatch[TF_N_CALLS];")
+    h.append("#endif")
+    c_ = ["/* Generated by proto/gen_calls.py from proto/calls.tbl - DO NOT EDIT. */",
+          "#include <dlfcn.h>", "#include <string.h>", "#include \"executor.h\"",
+          "void tf_backend_load(tf_backend *be, void *lib)", "{", "    memset(be, 0, sizeof *be);"]
+    for c in wire:
+        if not c.internal:
+            c_.append(f"    *(void **)&be->f_{c.sym} = dlsym(lib, \"{c.sym}\");")
+    c_.append("}")
+    for c in wire:
+        c_ += exec_dispatch(c)
+    c_.append("const tf_dispatch_fn tf_dispatch[TF_N_CALLS] = {")
+    c_ += [f"    d_{c.sym}," for c in wire]
+    c_.append("};")
+    return "\n".join(h) + "\n", "\n".join(c_) + "\n"
+
+
+def write(path: str, text: str) -> None:
+    if os.path.exists(path) and open(path, encoding="utf-8").read() == text:
+        return  # keep mtimes: no needless rebuilds
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", default=os.path.join(HERE, "calls.tbl"))
+    ap.add_argument("--cuda-include", default=os.environ.get("CUDA_INC", "/usr/local/cuda/include"))
+    ap.add_argument("--stub", metavar="OUTDIR")
+    ap.add_argument("--exec", metavar="OUTDIR", dest="exec_dir")
+    ap.add_argument("--list", action="store_true", help="print the call table summary")
+    a = ap.parse_args()
+    sigs = load_typedefs(os.path.join(a.cuda_include, "cudaTypedefs.h"))
+    calls = parse_table(a.table, sigs)
+    if a.list:
+        for c in calls:
+            print(f"{c.sym:40s} {c.api:30s} {c.ver:6d} {c.cls:6s} {proto_args(c.params)}")
+    for d in filter(None, (a.stub, a.exec_dir)):
+        os.makedirs(d, exist_ok=True)
+        write(os.path.join(d, "tf_calls.h"), gen_common(calls))
+    if a.stub:
+        h, c = gen_stub(calls)
+        write(os.path.join(a.stub, "stub_calls.h"), h)
+        write(os.path.join(a.stub, "stub_calls.c"), c)
+    if a.exec_dir:
+        h, c = gen_exec(calls)
+        write(os.path.join(a.exec_dir, "exec_calls.h"), h)
+        write(os.path.join(a.exec_dir, "exec_calls.c"), c)
+
+
+if __name__ == "__main__":
+    main()

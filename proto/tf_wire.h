@@ -1,0 +1,80 @@
+/* tf_wire.h - wire format of the remote data path, shared by the client stub (stub_c/) and the native
+ * executor (tfworker/executor/). The per-call argument layout is generated from proto/calls.tbl by
+ * proto/gen_calls.py; this file holds what is common to every call: the connection handshake, the frame
+ * headers, the session-hello payload and the small length helpers the table's expressions use.
+ *
+ * Frames (after the handshake, both directions little endian, native struct layout of x86-64/aarch64):
+ *   request  tf_req_hdr + body (body length `len` is a multiple of 8; bulk bytes follow raw, 8-aligned)
+ *   reply    tf_rep_hdr + outputs in parameter order (only when result == CUDA_SUCCESS)
+ * A request with TF_REQ_NOREPLY gets no reply; a failure is latched by the executor and reported in the
+ * async_err field of the next reply.
+ */
+#ifndef TF_WIRE_H
+#define TF_WIRE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <cuda.h>
+
+/* ---- handshake (contract with the daemon, tfworker/dataplane.py) ---- */
+#define TF_HELLO_MAGIC "TFH1"
+#define TF_REPLY_MAGIC "TFR1"
+#define TF_HELLO_VERSION 1u
+#define TF_MAX_TOKEN 4096u
+typedef struct tf_hello_hdr {
+    char magic[4];
+    uint32_t version;
+    uint32_t token_len;
+    uint32_t reserved;
+} tf_hello_hdr;
+typedef struct tf_hello_reply {
+    char magic[4];
+    int32_t status;
+    uint32_t msg_len;
+    uint32_t reserved;
+} tf_hello_reply;
+
+/* ---- frames ---- */
+#define TF_REQ_NOREPLY 0x1u
+typedef struct tf_req_hdr {
+    uint32_t len;   /* body bytes after this header */
+    uint16_t call;  /* TF_CALL_* from the generated table */
+    uint16_t flags; /* TF_REQ_* */
+} tf_req_hdr;
+typedef struct tf_rep_hdr {
+    uint32_t len;      /* payload bytes after this header */
+    int32_t result;    /* CUresult of the call */
+    int32_t async_err; /* first error of a NOREPLY call since the previous reply, else 0 */
+    uint32_t reserved;
+} tf_rep_hdr;
+
+/* Largest body either side accepts; the stub splits bigger copies into chunks. */
+#define TF_MAX_FRAME (64u << 20)
+#define TF_COPY_CHUNK (8u << 20)
+
+/* ---- session hello: what the stub caches and answers locally ---- */
+#define TF_MAX_DEVICES 8
+#define TF_MAX_ATTR 160
+typedef struct tf_dev_info {
+    char name[256];
+    uint64_t total_mem;
+    CUuuid uuid;
+    int32_t attr[TF_MAX_ATTR];       /* CUdevice_attribute values */
+    uint8_t attr_ok[TF_MAX_ATTR];    /* 1 = the backend answered */
+} tf_dev_info;
+
+/* ---- helpers used in the table's length expressions (saturate instead of wrapping) ---- */
+static inline uint64_t tf_mul(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+static inline uint64_t tf_2d(uint64_t pitch, uint64_t width, uint64_t height)
+{
+    if (height == 0 || width == 0) return 0;
+    uint64_t rows = tf_mul(pitch, height - 1);
+    return rows > UINT64_MAX - width ? UINT64_MAX : rows + width;
+}
+static inline size_t tf_pad8(size_t n) { return (n + 7u) & ~(size_t)7u; }
+
+#endif

@@ -1,0 +1,74 @@
+/* stub.h - internals of the client stub (build/stub/libcuda.so.1), shared by its C files:
+ *   transport.c   connection to the worker (handshake, framing, batching, error latching) - tfc_* API
+ *   stub_local.c  hand-written driver entry points (answered locally or with special marshalling)
+ *   build/stub/gen/stub_calls.c  generated marshallers (rpc_*) calling the tfc_* API
+ * All process-wide state lives in one struct (tf_stub, the session) owned by transport.c.
+ */
+#ifndef TF_STUB_H
+#define TF_STUB_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <cuda.h>
+#include "tf_wire.h"
+
+#define TFC_MAX_FIXED 256
+#define TFC_MAX_IOV 8
+
+/* One call being marshalled: fixed-size arguments, variable buffers (sent raw, 8-aligned) and the
+ * places the reply's outputs land (read straight into the caller's memory). */
+typedef struct tfc_call {
+    tf_req_hdr hdr;
+    uint8_t fixed[TFC_MAX_FIXED];
+    size_t nfixed;
+    struct iovec var[TFC_MAX_IOV];
+    int nvar;
+    struct iovec out[TFC_MAX_IOV];
+    int nout;
+    size_t out_len;
+    int overflow;
+} tfc_call;
+
+void tfc_begin(tfc_call *c, uint16_t call);
+void tfc_put(tfc_call *c, const void *p, size_t n);
+void tfc_var(tfc_call *c, const void *p, size_t n);
+void tfc_out(tfc_call *c, void *p, size_t n);
+/* Sends (flushing the batch first, in the same write) and waits for the reply. */
+CUresult tfc_sync(tfc_call *c);
+/* Queues into the batch (no reply); returns an error latched earlier, if any. */
+CUresult tfc_async(tfc_call *c);
+/* Sends the queued batch now. */
+CUresult tfc_flush(void);
+
+/* Device memory the worker handed out, tracked to classify unified pointers (cuMemcpy) locally. */
+void tf_devmap_add(CUdeviceptr p, size_t n);
+void tf_devmap_del(CUdeviceptr p);
+/* 1 if p lies in a device allocation; the base and size of it when asked. */
+int tf_devmap_find(CUdeviceptr p, CUdeviceptr *base, size_t *size);
+
+/* Session facts cached at cuInit (answered locally). */
+typedef struct tf_session_info {
+    int connected;
+    int driver_version;
+    int dev_count;
+    tf_dev_info devs[TF_MAX_DEVICES];
+} tf_session_info;
+const tf_session_info *tf_session(void);
+/* Connects, handshakes and says hello; idempotent (the first result is kept). */
+CUresult tf_connect_once(void);
+
+/* Calling thread's current context (a small per-thread stack, as the driver keeps). */
+CUcontext tf_ctx_current(void);
+void tf_ctx_set(CUcontext c);
+int tf_ctx_push(CUcontext c);
+CUcontext tf_ctx_pop(void);
+/* The executor's current context is no longer known (after cuCtxDestroy of it): resend next time. */
+void tf_ctx_remote_unknown(void);
+void tf_ctx_forget(CUcontext c);
+
+/* stderr logging with the "tf-stub:" prefix; tf_debug only when TF_STUB_DEBUG is set. */
+void tf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void tf_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

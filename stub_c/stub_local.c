@@ -1,0 +1,816 @@
+/* stub_local.c - the client stub's hand-written driver entry points: the rows of proto/calls.tbl marked
+ * `local` (answered without a round trip: versions, errors, cuGetProcAddress, device facts cached at
+ * cuInit, the per-thread context stack, pinned host memory, pointer attributes) and `stub=hand` (special
+ * marshalling: module images measured here, kernel parameters packed from a per-function layout cached
+ * here, launch configs checked here, big copies split into chunks, host callbacks run here).
+ * Exported under the CUDA names through the tfs_* prototypes of the generated stub_calls.h.
+ */
+#include <elf.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stub.h"
+#include "stub_calls.h"
+#ifdef TF_HAVE_EXPORT_TABLES
+#include "cudart_export_tables.h"
+#endif
+
+#define NEED_INIT()                                                         \
+    do {                                                                    \
+        if (!tf_session()->connected) return CUDA_ERROR_NOT_INITIALIZED;    \
+    } while (0)
+
+/* ------------------------------------------------------------------------ init / versions */
+static pthread_once_t g_export_once = PTHREAD_ONCE_INIT;
+#ifndef TF_HAVE_EXPORT_TABLES
+/* Without emu_c/cudart_export_tables.c in the tree: cudart gets NOT_SUPPORTED for every table. */
+static void tf_export_tables_ctx_destroyed(CUcontext ctx) { (void)ctx; }
+static CUresult tf_export_table_get(const void **table, const CUuuid *id)
+{
+    (void)id;
+    *table = NULL;
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+static void export_init(void) {}
+#else
+static void export_init(void)
+{
+    static const tf_export_hooks hooks = {
+        .primary_ctx_retain = tfs_cuDevicePrimaryCtxRetain,
+        .ctx_get_current = tfs_cuCtxGetCurrent,
+        .driver_version = tfs_cuDriverGetVersion,
+        .device_count = tfs_cuDeviceGetCount,
+        .device_uuid = tfs_cuDeviceGetUuid_v2,
+        .device_attr = tfs_cuDeviceGetAttribute,
+        .log_prefix = "tf-stub",
+    };
+    tf_export_tables_init(&hooks);
+}
+#endif
+
+CUresult tfs_cuInit(unsigned int Flags)
+{
+    if (Flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    pthread_once(&g_export_once, export_init);
+    return tf_connect_once();
+}
+
+CUresult tfs_cuDriverGetVersion(int *driverVersion)
+{
+    if (!driverVersion) return CUDA_ERROR_INVALID_VALUE;
+    *driverVersion = CUDA_VERSION;  /* the API this stub implements; the worker's driver may be newer */
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId)
+{
+    if (!ppExportTable || !pExportTableId) return CUDA_ERROR_INVALID_VALUE;
+    pthread_once(&g_export_once, export_init);
+    return tf_export_table_get(ppExportTable, pExportTableId);
+}
+
+/* ------------------------------------------------------------------------------- errors */
+typedef struct { CUresult code; const char *name, *text; } err_row;
+#define TF_CU_ERROR(NAME, TEXT) {NAME, #NAME, TEXT},
+static const err_row g_errors[] = {
+#ifdef TF_HAVE_CU_ERRORS
+#include "cu_errors.h"
+#else
+    TF_CU_ERROR(CUDA_SUCCESS, "no error")
+    TF_CU_ERROR(CUDA_ERROR_INVALID_VALUE, "invalid argument")
+    TF_CU_ERROR(CUDA_ERROR_OUT_OF_MEMORY, "out of memory")
+    TF_CU_ERROR(CUDA_ERROR_NOT_INITIALIZED, "initialization error")
+    TF_CU_ERROR(CUDA_ERROR_NO_DEVICE, "no CUDA-capable device is detected")
+    TF_CU_ERROR(CUDA_ERROR_INVALID_HANDLE, "invalid resource handle")
+    TF_CU_ERROR(CUDA_ERROR_NOT_PERMITTED, "operation not permitted")
+    TF_CU_ERROR(CUDA_ERROR_NOT_SUPPORTED, "operation not supported")
+#endif
+};
+#undef TF_CU_ERROR
+
+static const err_row *find_error(CUresult e)
+{
+    for (size_t i = 0; i < sizeof g_errors / sizeof g_errors[0]; i++)
+        if (g_errors[i].code == e) return &g_errors[i];
+    return NULL;
+}
+
+CUresult tfs_cuGetErrorName(CUresult error, const char **pStr)
+{
+    if (!pStr) return CUDA_ERROR_INVALID_VALUE;
+    const err_row *r = find_error(error);
+    *pStr = r ? r->name : NULL;
+    return r ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult tfs_cuGetErrorString(CUresult error, const char **pStr)
+{
+    if (!pStr) return CUDA_ERROR_INVALID_VALUE;
+    const err_row *r = find_error(error);
+    *pStr = r ? r->text : NULL;
+    return r ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+/* -------------------------------------------------------------------------- proc address */
+static CUresult proc_lookup(const char *symbol, void **pfn, int version, cuuint64_t flags,
+                            CUdriverProcAddressQueryResult *status)
+{
+    if (!symbol || !pfn) return CUDA_ERROR_INVALID_VALUE;
+    *pfn = NULL;
+    const tf_proc_entry *best = NULL, *best_ptds = NULL;
+    int seen = 0;
+    for (size_t i = 0; i < tf_proc_count; i++) {
+        const tf_proc_entry *e = &tf_proc_table[i];
+        if (strcmp(e->api, symbol) != 0) continue;
+        seen = 1;
+        if (e->version > version) continue;
+        const tf_proc_entry **slot = e->ptds ? &best_ptds : &best;
+        if (!*slot || (*slot)->version < e->version) *slot = e;
+    }
+    if ((flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) && best_ptds) best = best_ptds;
+    if (!best) {
+        if (status) *status = seen ? CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT : CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+        tf_debug("cuGetProcAddress(%s, %d, %llu): %s", symbol, version, (unsigned long long)flags,
+                 seen ? "version not sufficient" : "not provided");
+        return CUDA_ERROR_NOT_FOUND;
+    }
+    *pfn = best->fn;
+    if (status) *status = CU_GET_PROC_ADDRESS_SUCCESS;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuGetProcAddress(const char *symbol, void **pfn, int driverVersion, cuuint64_t flags)
+{
+    return proc_lookup(symbol, pfn, driverVersion, flags, NULL);
+}
+
+CUresult tfs_cuGetProcAddress_v2(const char *symbol, void **pfn, int driverVersion, cuuint64_t flags,
+                                 CUdriverProcAddressQueryResult *symbolFound)
+{
+    return proc_lookup(symbol, pfn, driverVersion, flags, symbolFound);
+}
+
+/* ------------------------------------------------------------------------------- devices */
+static const tf_dev_info *dev_info(CUdevice dev)
+{
+    const tf_session_info *s = tf_session();
+    return (dev >= 0 && dev < s->dev_count) ? &s->devs[dev] : NULL;
+}
+
+CUresult tfs_cuDeviceGet(CUdevice *device, int ordinal)
+{
+    NEED_INIT();
+    if (!device) return CUDA_ERROR_INVALID_VALUE;
+    if (!dev_info(ordinal)) return CUDA_ERROR_INVALID_DEVICE;
+    *device = ordinal;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuDeviceGetCount(int *count)
+{
+    NEED_INIT();
+    if (!count) return CUDA_ERROR_INVALID_VALUE;
+    *count = tf_session()->dev_count;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuDeviceGetName(char *name, int len, CUdevice dev)
+{
+    NEED_INIT();
+    const tf_dev_info *d = dev_info(dev);
+    if (!d) return CUDA_ERROR_INVALID_DEVICE;
+    if (!name || len <= 0) return CUDA_ERROR_INVALID_VALUE;
+    size_t n = strnlen(d->name, sizeof d->name);
+    if (n >= (size_t)len) n = (size_t)len - 1;
+    memcpy(name, d->name, n);
+    name[n] = 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
+{
+    NEED_INIT();
+    const tf_dev_info *d = dev_info(dev);
+    if (!d) return CUDA_ERROR_INVALID_DEVICE;
+    if (!bytes) return CUDA_ERROR_INVALID_VALUE;
+    *bytes = (size_t)d->total_mem;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
+{
+    NEED_INIT();
+    const tf_dev_info *d = dev_info(dev);
+    if (!d) return CUDA_ERROR_INVALID_DEVICE;
+    if (!pi || (int)attrib <= 0 || (int)attrib >= TF_MAX_ATTR || !d->attr_ok[attrib]) return CUDA_ERROR_INVALID_VALUE;
+    *pi = d->attr[attrib];
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuDeviceGetUuid(CUuuid *uuid, CUdevice dev)
+{
+    NEED_INIT();
+    const tf_dev_info *d = dev_info(dev);
+    if (!d) return CUDA_ERROR_INVALID_DEVICE;
+    if (!uuid) return CUDA_ERROR_INVALID_VALUE;
+    *uuid = d->uuid;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuDeviceGetUuid_v2(CUuuid *uuid, CUdevice dev) { return tfs_cuDeviceGetUuid(uuid, dev); }
+
+/* ------------------------------------------------------------------------------ contexts */
+/* Contexts the worker handed out, so a bogus cuCtxSetCurrent fails at once, as the driver's does. */
+static pthread_mutex_t g_ctx_mu = PTHREAD_MUTEX_INITIALIZER;
+static CUcontext g_known_ctx[64];
+static int g_nknown;
+
+static void ctx_remember(CUcontext c)
+{
+    pthread_mutex_lock(&g_ctx_mu);
+    int have = 0;
+    for (int i = 0; i < g_nknown; i++) have |= g_known_ctx[i] == c;
+    if (!have && g_nknown < 64) g_known_ctx[g_nknown++] = c;
+    pthread_mutex_unlock(&g_ctx_mu);
+}
+
+static void ctx_drop(CUcontext c)
+{
+    pthread_mutex_lock(&g_ctx_mu);
+    for (int i = 0; i < g_nknown; i++)
+        if (g_known_ctx[i] == c) g_known_ctx[i--] = g_known_ctx[--g_nknown];
+    pthread_mutex_unlock(&g_ctx_mu);
+}
+
+static int ctx_known(CUcontext c)
+{
+    pthread_mutex_lock(&g_ctx_mu);
+    int have = 0;
+    for (int i = 0; i < g_nknown; i++) have |= g_known_ctx[i] == c;
+    pthread_mutex_unlock(&g_ctx_mu);
+    return have;
+}
+
+CUresult tfs_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+{
+    CUresult rc = rpc_cuDevicePrimaryCtxRetain(pctx, dev);
+    if (rc == CUDA_SUCCESS && pctx) ctx_remember(*pctx);
+    return rc;
+}
+
+CUresult tfs_cuDevicePrimaryCtxReset_v2(CUdevice dev)
+{
+    CUresult rc = rpc_cuDevicePrimaryCtxReset_v2(dev);
+    if (rc == CUDA_SUCCESS) tf_ctx_remote_unknown();
+    return rc;
+}
+
+CUresult tfs_cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+    CUresult rc = rpc_cuCtxCreate_v2(pctx, flags, dev);
+    if (rc == CUDA_SUCCESS && pctx) {
+        ctx_remember(*pctx);
+        if (tf_ctx_push(*pctx)) return CUDA_ERROR_OUT_OF_MEMORY;
+        tf_ctx_remote_unknown();
+    }
+    return rc;
+}
+
+CUresult tfs_cuCtxDestroy_v2(CUcontext ctx)
+{
+    CUresult rc = rpc_cuCtxDestroy_v2(ctx);
+    if (rc == CUDA_SUCCESS) {
+        tf_export_tables_ctx_destroyed(ctx);
+        ctx_drop(ctx);
+        tf_ctx_forget(ctx);
+        tf_ctx_remote_unknown();
+    }
+    return rc;
+}
+
+CUresult tfs_cuCtxSetCurrent(CUcontext ctx)
+{
+    NEED_INIT();
+    if (ctx && !ctx_known(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    tf_ctx_set(ctx);
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuCtxGetCurrent(CUcontext *pctx)
+{
+    NEED_INIT();
+    if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+    *pctx = tf_ctx_current();
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuCtxPushCurrent_v2(CUcontext ctx)
+{
+    NEED_INIT();
+    if (!ctx || !ctx_known(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    return tf_ctx_push(ctx) ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+}
+
+CUresult tfs_cuCtxPopCurrent_v2(CUcontext *pctx)
+{
+    NEED_INIT();
+    if (!tf_ctx_current()) return CUDA_ERROR_INVALID_CONTEXT;
+    CUcontext c = tf_ctx_pop();
+    if (pctx) *pctx = c;
+    return CUDA_SUCCESS;
+}
+
+/* --------------------------------------------------------------------------- device memory */
+CUresult tfs_cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    CUresult rc = rpc_cuMemAlloc_v2(dptr, bytesize);
+    if (rc == CUDA_SUCCESS && dptr) tf_devmap_add(*dptr, bytesize);
+    return rc;
+}
+
+CUresult tfs_cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
+                                unsigned int ElementSizeBytes)
+{
+    CUresult rc = rpc_cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    if (rc == CUDA_SUCCESS && dptr && pPitch) tf_devmap_add(*dptr, (size_t)tf_mul(*pPitch, Height));
+    return rc;
+}
+
+CUresult tfs_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
+{
+    CUresult rc = rpc_cuMemAllocManaged(dptr, bytesize, flags);
+    if (rc == CUDA_SUCCESS && dptr) tf_devmap_add(*dptr, bytesize);
+    return rc;
+}
+
+CUresult tfs_cuMemFree_v2(CUdeviceptr dptr)
+{
+    CUresult rc = rpc_cuMemFree_v2(dptr);
+    if (rc == CUDA_SUCCESS) tf_devmap_del(dptr);
+    return rc;
+}
+
+CUresult tfs_cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    CUresult rc = rpc_cuMemAllocAsync(dptr, bytesize, hStream);
+    if (rc == CUDA_SUCCESS && dptr) tf_devmap_add(*dptr, bytesize);
+    return rc;
+}
+
+CUresult tfs_cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
+{
+    CUresult rc = rpc_cuMemFreeAsync(dptr, hStream);
+    tf_devmap_del(dptr);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------- copies */
+/* Copies bigger than one frame go in TF_COPY_CHUNK pieces: host-to-device pieces are queued on the
+ * legacy stream (no reply, sent from the caller's memory) and the last one waits. */
+CUresult tfs_cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
+{
+    const uint8_t *src = srcHost;
+    while (ByteCount > TF_COPY_CHUNK && src) {
+        CUresult rc = rpc_cuMemcpyHtoDAsync_v2(dstDevice, src, TF_COPY_CHUNK, CU_STREAM_LEGACY);
+        if (rc) return rc;
+        dstDevice += TF_COPY_CHUNK;
+        src += TF_COPY_CHUNK;
+        ByteCount -= TF_COPY_CHUNK;
+    }
+    return rpc_cuMemcpyHtoD_v2(dstDevice, src, ByteCount);
+}
+
+CUresult tfs_cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
+{
+    uint8_t *dst = dstHost;
+    while (ByteCount > TF_COPY_CHUNK && dst) {
+        CUresult rc = rpc_cuMemcpyDtoH_v2(dst, srcDevice, TF_COPY_CHUNK);
+        if (rc) return rc;
+        srcDevice += TF_COPY_CHUNK;
+        dst += TF_COPY_CHUNK;
+        ByteCount -= TF_COPY_CHUNK;
+    }
+    return rpc_cuMemcpyDtoH_v2(dst, srcDevice, ByteCount);
+}
+
+CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, CUstream hStream)
+{
+    const uint8_t *src = srcHost;
+    while (ByteCount > TF_COPY_CHUNK && src) {
+        CUresult rc = rpc_cuMemcpyHtoDAsync_v2(dstDevice, src, TF_COPY_CHUNK, hStream);
+        if (rc) return rc;
+        dstDevice += TF_COPY_CHUNK;
+        src += TF_COPY_CHUNK;
+        ByteCount -= TF_COPY_CHUNK;
+    }
+    return rpc_cuMemcpyHtoDAsync_v2(dstDevice, src, ByteCount, hStream);
+}
+
+/* Device-to-host results must land in the caller's memory, so the async form waits like the sync one. */
+CUresult tfs_cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream)
+{
+    uint8_t *dst = dstHost;
+    while (ByteCount > TF_COPY_CHUNK && dst) {
+        CUresult rc = rpc_cuMemcpyDtoHAsync_v2(dst, srcDevice, TF_COPY_CHUNK, hStream);
+        if (rc) return rc;
+        srcDevice += TF_COPY_CHUNK;
+        dst += TF_COPY_CHUNK;
+        ByteCount -= TF_COPY_CHUNK;
+    }
+    return rpc_cuMemcpyDtoHAsync_v2(dst, srcDevice, ByteCount, hStream);
+}
+
+/* Unified copies: which side is the device is decided from the stub's own allocation map. */
+CUresult tfs_cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount)
+{
+    int dd = tf_devmap_find(dst, NULL, NULL), sd = tf_devmap_find(src, NULL, NULL);
+    if (dd && sd) return rpc_cuMemcpyDtoD_v2(dst, src, ByteCount);
+    if (dd) return tfs_cuMemcpyHtoD_v2(dst, (const void *)(uintptr_t)src, ByteCount);
+    if (sd) return tfs_cuMemcpyDtoH_v2((void *)(uintptr_t)dst, src, ByteCount);
+    NEED_INIT();
+    if (ByteCount && (!dst || !src)) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = tfc_flush();
+    if (rc) return rc;
+    memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, ByteCount);
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount, CUstream hStream)
+{
+    int dd = tf_devmap_find(dst, NULL, NULL), sd = tf_devmap_find(src, NULL, NULL);
+    if (dd && sd) return rpc_cuMemcpyDtoDAsync_v2(dst, src, ByteCount, hStream);
+    if (dd) return tfs_cuMemcpyHtoDAsync_v2(dst, (const void *)(uintptr_t)src, ByteCount, hStream);
+    if (sd) return tfs_cuMemcpyDtoHAsync_v2((void *)(uintptr_t)dst, src, ByteCount, hStream);
+    /* host to host: order it after the stream's earlier work */
+    CUresult rc = tfs_cuStreamSynchronize(hStream);
+    if (rc) return rc;
+    if (ByteCount && (!dst || !src)) return CUDA_ERROR_INVALID_VALUE;
+    memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, ByteCount);
+    return CUDA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------- host memory */
+/* Pinned host memory is client memory: plain page-aligned allocations, tracked for their flags. */
+static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;
+typedef struct host_block { void *p; size_t n; unsigned flags; struct host_block *next; } host_block;
+static host_block *g_host;
+
+static host_block *host_find(const void *p)
+{
+    for (host_block *b = g_host; b; b = b->next)
+        if ((const uint8_t *)p >= (uint8_t *)b->p && (const uint8_t *)p < (uint8_t *)b->p + b->n) return b;
+    return NULL;
+}
+
+CUresult tfs_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
+{
+    NEED_INIT();
+    if (!pp || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
+    host_block *b = calloc(1, sizeof *b);
+    if (!b) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (posix_memalign(&b->p, 4096, bytesize)) { free(b); return CUDA_ERROR_OUT_OF_MEMORY; }
+    b->n = bytesize;
+    b->flags = Flags;
+    pthread_mutex_lock(&g_host_mu);
+    b->next = g_host;
+    g_host = b;
+    pthread_mutex_unlock(&g_host_mu);
+    *pp = b->p;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuMemAllocHost_v2(void **pp, size_t bytesize) { return tfs_cuMemHostAlloc(pp, bytesize, 0); }
+
+CUresult tfs_cuMemFreeHost(void *p)
+{
+    NEED_INIT();
+    pthread_mutex_lock(&g_host_mu);
+    for (host_block **pb = &g_host; *pb; pb = &(*pb)->next) {
+        if ((*pb)->p == p) {
+            host_block *b = *pb;
+            *pb = b->next;
+            pthread_mutex_unlock(&g_host_mu);
+            free(b->p);
+            free(b);
+            return CUDA_SUCCESS;
+        }
+    }
+    pthread_mutex_unlock(&g_host_mu);
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult tfs_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
+{
+    (void)Flags;
+    NEED_INIT();
+    return (p && bytesize) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult tfs_cuMemHostUnregister(void *p)
+{
+    NEED_INIT();
+    return p ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult tfs_cuMemHostGetFlags(unsigned int *pFlags, void *p)
+{
+    NEED_INIT();
+    if (!pFlags) return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_host_mu);
+    host_block *b = host_find(p);
+    if (b) *pFlags = b->flags;
+    pthread_mutex_unlock(&g_host_mu);
+    return b ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult tfs_cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
+{
+    (void)pdptr, (void)p, (void)Flags;
+    return CUDA_ERROR_NOT_SUPPORTED;  /* client memory cannot be mapped into a remote device */
+}
+
+/* ------------------------------------------------------------------------ pointer attributes */
+static CUresult pointer_attr(void *data, CUpointer_attribute a, CUdeviceptr ptr, int lenient)
+{
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    int dev = tf_devmap_find(ptr, &base, &size);
+    pthread_mutex_lock(&g_host_mu);
+    host_block *hb = dev ? NULL : host_find((void *)(uintptr_t)ptr);
+    if (hb) { base = (CUdeviceptr)(uintptr_t)hb->p; size = hb->n; }
+    pthread_mutex_unlock(&g_host_mu);
+    if (!dev && !hb) {
+        if (!lenient) return CUDA_ERROR_INVALID_VALUE;
+        if (a == CU_POINTER_ATTRIBUTE_MEMORY_TYPE) *(unsigned *)data = 0;
+        else if (a == CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL) *(int *)data = -2;
+        else if (a == CU_POINTER_ATTRIBUTE_CONTEXT) *(CUcontext *)data = NULL;
+        else if (a == CU_POINTER_ATTRIBUTE_IS_MANAGED || a == CU_POINTER_ATTRIBUTE_MAPPED) *(int *)data = 0;
+        else if (a == CU_POINTER_ATTRIBUTE_DEVICE_POINTER || a == CU_POINTER_ATTRIBUTE_HOST_POINTER) *(void **)data = NULL;
+        return CUDA_SUCCESS;
+    }
+    switch (a) {
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned *)data = dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST; break;
+    case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = tf_ctx_current(); break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = dev ? ptr : 0; break;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER: *(void **)data = dev ? NULL : (void *)(uintptr_t)ptr; break;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(int *)data = 0; break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = 0; break;
+    case CU_POINTER_ATTRIBUTE_MAPPED: *(int *)data = 1; break;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *(CUdeviceptr *)data = base; break;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *(size_t *)data = size; break;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID: *(unsigned long long *)data = (unsigned long long)base; break;
+    case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *(int *)data = 1; break;
+    default: return lenient ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
+{
+    NEED_INIT();
+    if (!data) return CUDA_ERROR_INVALID_VALUE;
+    return pointer_attr(data, attribute, ptr, 0);
+}
+
+CUresult tfs_cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute *attributes, void **data,
+                                    CUdeviceptr ptr)
+{
+    NEED_INIT();
+    if (!attributes || !data) return CUDA_ERROR_INVALID_VALUE;
+    for (unsigned i = 0; i < numAttributes; i++) {
+        if (!data[i]) continue;
+        CUresult rc = pointer_attr(data[i], attributes[i], ptr, 1);
+        if (rc) return rc;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------- module images */
+#define FATBIN_WRAPPER_MAGIC 0x466243b1u
+#define FATBIN_MAGIC 0xBA55ED50u
+
+/* Finds the bytes of a module image (fatbin, fatbin wrapper, cubin ELF or PTX text) and their length. */
+static int measure_image(const void *image, const void **data, size_t *len)
+{
+    if (!image) return -1;
+    uint32_t magic;
+    memcpy(&magic, image, 4);
+    if (magic == FATBIN_WRAPPER_MAGIC) {
+        const void *inner;
+        memcpy(&inner, (const uint8_t *)image + 8, sizeof inner);
+        if (!inner) return -1;
+        image = inner;
+        memcpy(&magic, image, 4);
+    }
+    if (magic == FATBIN_MAGIC) {
+        uint16_t hsize;
+        uint64_t fsize;
+        memcpy(&hsize, (const uint8_t *)image + 6, 2);
+        memcpy(&fsize, (const uint8_t *)image + 8, 8);
+        if (fsize > TF_MAX_FRAME) return -1;
+        *data = image;
+        *len = (size_t)hsize + (size_t)fsize;
+        return 0;
+    }
+    if (memcmp(image, ELFMAG, SELFMAG) == 0) {
+        Elf64_Ehdr eh;
+        memcpy(&eh, image, sizeof eh);
+        uint64_t end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
+        uint64_t pend = eh.e_phoff + (uint64_t)eh.e_phnum * eh.e_phentsize;
+        if (pend > end) end = pend;
+        if (end > TF_MAX_FRAME || end < sizeof eh) return -1;
+        *data = image;
+        *len = (size_t)end;
+        return 0;
+    }
+    size_t n = strnlen(image, TF_MAX_FRAME);  /* PTX text */
+    if (n >= TF_MAX_FRAME) return -1;
+    *data = image;
+    *len = n + 1;
+    return 0;
+}
+
+CUresult tfs_cuModuleLoadData(CUmodule *module, const void *image)
+{
+    const void *data;
+    size_t len;
+    if (!module || measure_image(image, &data, &len)) return CUDA_ERROR_INVALID_VALUE;
+    return rpc_tfModuleLoadImage(module, data, len);
+}
+
+CUresult tfs_cuModuleLoadFatBinary(CUmodule *module, const void *fatCubin) { return tfs_cuModuleLoadData(module, fatCubin); }
+
+CUresult tfs_cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned int numOptions, CUjit_option *options,
+                                void **optionValues)
+{
+    (void)numOptions, (void)options, (void)optionValues;  /* JIT options stay on the client: not forwarded */
+    return tfs_cuModuleLoadData(module, image);
+}
+
+CUresult tfs_cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *jitOptions, void **jitOptionsValues,
+                               unsigned int numJitOptions, CUlibraryOption *libraryOptions,
+                               void **libraryOptionValues, unsigned int numLibraryOptions)
+{
+    (void)jitOptions, (void)jitOptionsValues, (void)numJitOptions;
+    (void)libraryOptions, (void)libraryOptionValues, (void)numLibraryOptions;
+    const void *data;
+    size_t len;
+    if (!library || measure_image(code, &data, &len)) return CUDA_ERROR_INVALID_VALUE;
+    return rpc_tfLibraryLoadImage(library, data, len);
+}
+
+/* ------------------------------------------------------------------------------ launches */
+/* Kernel parameter layout per function, asked of the worker once (tfFuncGetParamLayout). */
+typedef struct layout {
+    uint64_t fn;
+    unsigned count;
+    uint32_t total;
+    uint32_t off[256], size[256];
+    struct layout *next;
+} layout;
+#define LAYOUT_BUCKETS 1024
+static layout *g_layouts[LAYOUT_BUCKETS];
+static pthread_mutex_t g_layout_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static CUresult get_layout(CUfunction f, const layout **out)
+{
+    uint64_t key = (uint64_t)(uintptr_t)f;
+    size_t b = (size_t)((key >> 4) * 0x9E3779B97F4A7C15ull >> 54) % LAYOUT_BUCKETS;
+    pthread_mutex_lock(&g_layout_mu);
+    for (layout *l = g_layouts[b]; l; l = l->next)
+        if (l->fn == key) { pthread_mutex_unlock(&g_layout_mu); *out = l; return CUDA_SUCCESS; }
+    pthread_mutex_unlock(&g_layout_mu);
+    unsigned count = 0;
+    unsigned long long pairs[256];
+    CUresult rc = rpc_tfFuncGetParamLayout(f, &count, pairs);
+    if (rc) return rc;
+    if (count > 256) return CUDA_ERROR_INVALID_VALUE;
+    layout *l = calloc(1, sizeof *l);
+    if (!l) return CUDA_ERROR_OUT_OF_MEMORY;
+    l->fn = key;
+    l->count = count;
+    for (unsigned i = 0; i < count; i++) {
+        l->off[i] = (uint32_t)(pairs[i] >> 32);
+        l->size[i] = (uint32_t)pairs[i];
+        if (l->off[i] + l->size[i] > l->total) l->total = l->off[i] + l->size[i];
+    }
+    pthread_mutex_lock(&g_layout_mu);
+    l->next = g_layouts[b];
+    g_layouts[b] = l;
+    pthread_mutex_unlock(&g_layout_mu);
+    *out = l;
+    return CUDA_SUCCESS;
+}
+
+/* The checks a driver makes at the launch call itself (the rest comes back latched). */
+static CUresult check_dims(const unsigned *d)
+{
+    const tf_dev_info *di = dev_info(0);
+    if (!di) return CUDA_ERROR_INVALID_CONTEXT;
+    for (int i = 0; i < 6; i++)
+        if (d[i] == 0) return CUDA_ERROR_INVALID_VALUE;
+    static const CUdevice_attribute lim[6] = {
+        CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z,
+        CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z};
+    for (int i = 0; i < 6; i++)
+        if (di->attr_ok[lim[i]] && d[i] > (unsigned)di->attr[lim[i]]) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t threads = (uint64_t)d[3] * d[4] * d[5];
+    if (di->attr_ok[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK] &&
+        threads > (uint64_t)di->attr[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK])
+        return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
+}
+
+static CUresult launch(CUfunction f, const unsigned *dims, unsigned shmem, CUstream hStream, void **kernelParams,
+                       void **extra, unsigned numAttrs, const CUlaunchAttribute *attrs)
+{
+    NEED_INIT();
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult rc = check_dims(dims);
+    if (rc) return rc;
+    const void *args = NULL;
+    size_t argBytes = 0;
+    uint8_t small[4096];
+    uint8_t *packed = NULL;
+    if (extra) {
+        void *buf = NULL;
+        size_t *sz = NULL;
+        for (size_t i = 0; extra[i] != CU_LAUNCH_PARAM_END; i += 2) {
+            if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) buf = extra[i + 1];
+            else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) sz = extra[i + 1];
+            else return CUDA_ERROR_INVALID_VALUE;
+        }
+        if (kernelParams || !buf || !sz) return CUDA_ERROR_INVALID_VALUE;
+        args = buf;
+        argBytes = *sz;
+    } else {
+        const layout *l;
+        if ((rc = get_layout(f, &l))) return rc;
+        if (l->count && !kernelParams) return CUDA_ERROR_INVALID_VALUE;
+        argBytes = l->total;
+        packed = argBytes <= sizeof small ? small : malloc(argBytes);
+        if (!packed) return CUDA_ERROR_OUT_OF_MEMORY;
+        memset(packed, 0, argBytes);
+        for (unsigned i = 0; i < l->count; i++) {
+            if (!kernelParams[i]) { rc = CUDA_ERROR_INVALID_VALUE; goto done; }
+            memcpy(packed + l->off[i], kernelParams[i], l->size[i]);
+        }
+        args = packed;
+    }
+    if (argBytes > TF_MAX_FRAME) { rc = CUDA_ERROR_INVALID_VALUE; goto done; }
+    rc = rpc_tfLaunch(f, dims, shmem, hStream, (unsigned)argBytes, args, numAttrs, attrs);
+done:
+    if (packed && packed != small) free(packed);
+    return rc;
+}
+
+CUresult tfs_cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ,
+                            unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ,
+                            unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra)
+{
+    unsigned dims[6] = {gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ};
+    return launch(f, dims, sharedMemBytes, hStream, kernelParams, extra, 0, NULL);
+}
+
+CUresult tfs_cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+                                       unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
+                                       unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
+                                       void **kernelParams)
+{
+    unsigned dims[6] = {gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ};
+    CUlaunchAttribute coop;
+    memset(&coop, 0, sizeof coop);
+    coop.id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+    coop.value.cooperative = 1;
+    return launch(f, dims, sharedMemBytes, hStream, kernelParams, NULL, 1, &coop);
+}
+
+CUresult tfs_cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+{
+    if (!config || (config->numAttrs && !config->attrs)) return CUDA_ERROR_INVALID_VALUE;
+    unsigned dims[6] = {config->gridDimX, config->gridDimY, config->gridDimZ,
+                        config->blockDimX, config->blockDimY, config->blockDimZ};
+    return launch(f, dims, config->sharedMemBytes, config->hStream, kernelParams, extra, config->numAttrs,
+                  config->attrs);
+}
+
+/* Host functions run in the client, after the stream's earlier work is done: the stub waits for the
+ * stream and calls them in place, which keeps stream order (later work is not queued yet). */
+CUresult tfs_cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
+{
+    if (!fn) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = tfs_cuStreamSynchronize(hStream);
+    if (rc) return rc;
+    fn(userData);
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *userData, unsigned int flags)
+{
+    if (!callback || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = tfs_cuStreamSynchronize(hStream);
+    if (rc == CUDA_ERROR_INVALID_HANDLE || rc == CUDA_ERROR_INVALID_CONTEXT || rc == CUDA_ERROR_NOT_INITIALIZED)
+        return rc;
+    callback(hStream, rc, userData);
+    return CUDA_SUCCESS;
+}

@@ -1,0 +1,549 @@
+/* transport.c - the client stub's connection to its GPU worker: connect (unix:/tcp:), the TFH1/TFR1
+ * handshake with the daemon, the session hello, and the frame I/O every generated marshaller uses
+ * (tfc_*): sync calls are written together with the queued batch in one sendmsg and their reply is
+ * read straight into the caller's output buffers; async calls are appended to the batch. Errors of
+ * batched calls come back latched in the next reply's async_err and are returned at the next call.
+ * Called by the generated stub_calls.c and by stub_local.c; holds the one session struct.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "stub.h"
+#include "stub_calls.h"
+
+#define BATCH_FLUSH_BYTES (256u << 10)
+#define BATCH_COPY_MAX (64u << 10)
+
+typedef struct tf_stub {
+    pthread_mutex_t mu;
+    pthread_once_t once;
+    CUresult init_rc;
+    int fd;
+    CUresult dead;           /* != 0: connection lost, every call returns it */
+    uint8_t *batch;
+    size_t blen, bcap;
+    uint64_t remote_ctx;     /* the executor thread's current context as we last set it */
+    int remote_ctx_known;
+    CUresult pending;        /* async error not yet returned */
+    tf_session_info info;
+    pthread_mutex_t map_mu;  /* device allocation map, sorted by base */
+    struct { CUdeviceptr base; size_t size; } *map;
+    size_t nmap, map_cap;
+} tf_stub;
+
+static tf_stub g = {
+    .mu = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT, .fd = -1,
+    .remote_ctx_known = 1, .map_mu = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static const uint8_t zeros[8];
+
+/* ------------------------------------------------------------------------------------ logging */
+void tf_log(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tf-stub: %s\n", buf);
+}
+
+void tf_debug(const char *fmt, ...)
+{
+    static int on = -1;
+    if (on < 0) on = getenv("TF_STUB_DEBUG") != NULL;
+    if (!on) return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tf-stub: %s\n", buf);
+}
+
+/* ---------------------------------------------------------------------------- context stack */
+static __thread struct { CUcontext stack[32]; int n; } t_ctx;
+
+CUcontext tf_ctx_current(void) { return t_ctx.n ? t_ctx.stack[t_ctx.n - 1] : NULL; }
+void tf_ctx_set(CUcontext c)
+{
+    if (t_ctx.n == 0) {
+        if (c == NULL) return;
+        t_ctx.n = 1;
+    }
+    t_ctx.stack[t_ctx.n - 1] = c;
+}
+int tf_ctx_push(CUcontext c)
+{
+    if (t_ctx.n >= 32) return -1;
+    t_ctx.stack[t_ctx.n++] = c;
+    return 0;
+}
+CUcontext tf_ctx_pop(void) { return t_ctx.n ? t_ctx.stack[--t_ctx.n] : NULL; }
+void tf_ctx_forget(CUcontext c)
+{
+    for (int i = 0; i < t_ctx.n; i++) {
+        if (t_ctx.stack[i] == c) {
+            memmove(&t_ctx.stack[i], &t_ctx.stack[i + 1], (size_t)(t_ctx.n - i - 1) * sizeof(CUcontext));
+            t_ctx.n--;
+            i--;
+        }
+    }
+}
+void tf_ctx_remote_unknown(void)
+{
+    pthread_mutex_lock(&g.mu);
+    g.remote_ctx_known = 0;
+    pthread_mutex_unlock(&g.mu);
+}
+
+/* ------------------------------------------------------------------------------ socket I/O */
+static CUresult lost(const char *what)
+{
+    if (!g.dead) {
+        tf_log("connection to the GPU worker lost (%s: %s)", what, strerror(errno ? errno : EPIPE));
+        g.dead = CUDA_ERROR_DEVICE_UNAVAILABLE;
+        if (g.fd >= 0) close(g.fd);
+        g.fd = -1;
+    }
+    return g.dead;
+}
+
+/* Writes every byte of iov[0..n) (advancing through partial writes), without SIGPIPE. */
+static int send_all(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        while (n > 0 && (size_t)k >= iov->iov_len) {
+            k -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + k;
+            iov->iov_len -= (size_t)k;
+        }
+    }
+    return 0;
+}
+
+/* Reads exactly the bytes described by iov[0..n). */
+static int recv_all(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        if (iov->iov_len == 0) { iov++; n--; continue; }
+        ssize_t k = readv(fd, iov, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (k == 0) { errno = ECONNRESET; return -1; }
+        while (n > 0 && (size_t)k >= iov->iov_len) {
+            k -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + k;
+            iov->iov_len -= (size_t)k;
+        }
+    }
+    return 0;
+}
+
+static int recv_exact(int fd, void *p, size_t n)
+{
+    struct iovec v = {p, n};
+    return recv_all(fd, &v, 1);
+}
+
+/* ------------------------------------------------------------------------------ marshalling */
+void tfc_begin(tfc_call *c, uint16_t call)
+{
+    c->hdr.call = call;
+    c->hdr.flags = 0;
+    c->hdr.len = 0;
+    c->nfixed = 0;
+    c->nvar = 0;
+    c->nout = 0;
+    c->out_len = 0;
+    c->overflow = 0;
+}
+
+void tfc_put(tfc_call *c, const void *p, size_t n)
+{
+    if (c->nfixed + n > TFC_MAX_FIXED) { c->overflow = 1; return; }
+    memcpy(c->fixed + c->nfixed, p, n);
+    c->nfixed += n;
+}
+
+void tfc_var(tfc_call *c, const void *p, size_t n)
+{
+    if (c->nvar >= TFC_MAX_IOV) { c->overflow = 1; return; }
+    c->var[c->nvar].iov_base = (void *)(uintptr_t)p;
+    c->var[c->nvar].iov_len = n;
+    c->nvar++;
+}
+
+void tfc_out(tfc_call *c, void *p, size_t n)
+{
+    if (c->nout >= TFC_MAX_IOV) { c->overflow = 1; return; }
+    c->out[c->nout].iov_base = p;
+    c->out[c->nout].iov_len = n;
+    c->nout++;
+    c->out_len += n;
+}
+
+static size_t body_len(const tfc_call *c)
+{
+    size_t n = tf_pad8(c->nfixed);
+    for (int i = 0; i < c->nvar; i++) n += tf_pad8(c->var[i].iov_len);
+    return n;
+}
+
+/* iovecs for header+fixed(+pad) and each var(+pad); returns count (<= 2 + 2*TFC_MAX_IOV). */
+static int frame_iov(tfc_call *c, struct iovec *iov)
+{
+    int n = 0;
+    /* header and fixed part are contiguous in tfc_call only by accident; send them separately */
+    iov[n++] = (struct iovec){&c->hdr, sizeof c->hdr};
+    memset(c->fixed + c->nfixed, 0, tf_pad8(c->nfixed) - c->nfixed);  /* fixed[] has room to pad */
+    iov[n++] = (struct iovec){c->fixed, tf_pad8(c->nfixed)};
+    for (int i = 0; i < c->nvar; i++) {
+        iov[n++] = c->var[i];
+        size_t pad = tf_pad8(c->var[i].iov_len) - c->var[i].iov_len;
+        if (pad) iov[n++] = (struct iovec){(void *)zeros, pad};
+    }
+    return n;
+}
+
+static int batch_reserve(size_t n)
+{
+    if (g.blen + n <= g.bcap) return 0;
+    size_t cap = g.bcap ? g.bcap : (512u << 10);
+    while (cap < g.blen + n) cap *= 2;
+    uint8_t *b = realloc(g.batch, cap);
+    if (!b) return -1;
+    g.batch = b;
+    g.bcap = cap;
+    return 0;
+}
+
+/* Appends a whole frame to the batch (copying its buffers). */
+static int batch_append(tfc_call *c)
+{
+    size_t len = sizeof c->hdr + body_len(c);
+    if (batch_reserve(len)) return -1;
+    uint8_t *p = g.batch + g.blen;
+    memcpy(p, &c->hdr, sizeof c->hdr);
+    p += sizeof c->hdr;
+    memcpy(p, c->fixed, c->nfixed);
+    memset(p + c->nfixed, 0, tf_pad8(c->nfixed) - c->nfixed);
+    p += tf_pad8(c->nfixed);
+    for (int i = 0; i < c->nvar; i++) {
+        memcpy(p, c->var[i].iov_base, c->var[i].iov_len);
+        memset(p + c->var[i].iov_len, 0, tf_pad8(c->var[i].iov_len) - c->var[i].iov_len);
+        p += tf_pad8(c->var[i].iov_len);
+    }
+    g.blen += len;
+    return 0;
+}
+
+/* Queues a context switch of the executor thread when the calling thread's context differs. */
+static int sync_ctx_locked(void)
+{
+    CUcontext cur = tf_ctx_current();
+    if (g.remote_ctx_known && g.remote_ctx == (uint64_t)(uintptr_t)cur) return 0;
+    tfc_call c;
+    tfc_begin(&c, TF_CALL_tfCtxSetCurrent);
+    tfc_put(&c, &cur, sizeof cur);
+    c.hdr.flags = TF_REQ_NOREPLY;
+    c.hdr.len = (uint32_t)body_len(&c);
+    if (batch_append(&c)) return -1;
+    g.remote_ctx = (uint64_t)(uintptr_t)cur;
+    g.remote_ctx_known = 1;
+    return 0;
+}
+
+static CUresult flush_locked(void)
+{
+    if (g.blen == 0) return CUDA_SUCCESS;
+    struct iovec v = {g.batch, g.blen};
+    g.blen = 0;
+    if (send_all(g.fd, &v, 1)) return lost("send");
+    return CUDA_SUCCESS;
+}
+
+CUresult tfc_flush(void)
+{
+    pthread_mutex_lock(&g.mu);
+    CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : flush_locked();
+    pthread_mutex_unlock(&g.mu);
+    return rc;
+}
+
+static CUresult precheck_locked(tfc_call *c)
+{
+    if (g.fd < 0) return g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED;
+    if (c->overflow) return CUDA_ERROR_INVALID_VALUE;
+    size_t body = body_len(c);
+    if (body > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;
+    c->hdr.len = (uint32_t)body;
+    if (sync_ctx_locked()) return CUDA_ERROR_OUT_OF_MEMORY;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfc_sync(tfc_call *c)
+{
+    pthread_mutex_lock(&g.mu);
+    CUresult rc = precheck_locked(c);
+    if (rc) goto out;
+    struct iovec iov[3 + 2 * TFC_MAX_IOV];
+    int n = 0;
+    if (g.blen) iov[n++] = (struct iovec){g.batch, g.blen};
+    n += frame_iov(c, iov + n);
+    g.blen = 0;
+    if (send_all(g.fd, iov, n)) { rc = lost("send"); goto out; }
+    tf_rep_hdr rep;
+    if (recv_exact(g.fd, &rep, sizeof rep)) { rc = lost("recv"); goto out; }
+    if (rep.len) {
+        if (rep.len != c->out_len || rep.result != CUDA_SUCCESS) {
+            errno = EPROTO;
+            rc = lost("reply size");
+            goto out;
+        }
+        if (recv_all(g.fd, c->out, c->nout)) { rc = lost("recv"); goto out; }
+    }
+    rc = (CUresult)rep.result;
+    CUresult late = g.pending ? g.pending : (CUresult)rep.async_err;
+    g.pending = CUDA_SUCCESS;
+    if (late) {
+        if (rc == CUDA_SUCCESS) rc = late;
+        else g.pending = late;  /* the call's own error first, the latched one at the next call */
+    }
+out:
+    pthread_mutex_unlock(&g.mu);
+    return rc;
+}
+
+CUresult tfc_async(tfc_call *c)
+{
+    pthread_mutex_lock(&g.mu);
+    CUresult rc = precheck_locked(c);
+    if (rc) goto out;
+    c->hdr.flags |= TF_REQ_NOREPLY;
+    size_t body = c->hdr.len;
+    if (body > BATCH_COPY_MAX) {
+        /* big payload: send the batch and this frame straight from the caller's memory */
+        struct iovec iov[3 + 2 * TFC_MAX_IOV];
+        int n = 0;
+        if (g.blen) iov[n++] = (struct iovec){g.batch, g.blen};
+        n += frame_iov(c, iov + n);
+        g.blen = 0;
+        if (send_all(g.fd, iov, n)) { rc = lost("send"); goto out; }
+    } else {
+        if (batch_append(c)) { rc = CUDA_ERROR_OUT_OF_MEMORY; goto out; }
+        if (g.blen >= BATCH_FLUSH_BYTES && (rc = flush_locked())) goto out;
+    }
+    rc = g.pending;
+    g.pending = CUDA_SUCCESS;
+out:
+    pthread_mutex_unlock(&g.mu);
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------- connection */
+static int dial(const char *spec)
+{
+    if (strncmp(spec, "unix:", 5) == 0) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        if (strlen(spec + 5) >= sizeof a.sun_path) { errno = ENAMETOOLONG; return -1; }
+        strcpy(a.sun_path, spec + 5);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        if (connect(fd, (struct sockaddr *)&a, sizeof a)) { int e = errno; close(fd); errno = e; return -1; }
+        return fd;
+    }
+    if (strncmp(spec, "tcp:", 4) == 0) {
+        char host[256];
+        const char *hp = spec + 4, *colon = strrchr(hp, ':');
+        if (!colon || (size_t)(colon - hp) >= sizeof host) { errno = EINVAL; return -1; }
+        memcpy(host, hp, (size_t)(colon - hp));
+        host[colon - hp] = 0;
+        if (host[0] == '[') {  /* [v6]:port */
+            size_t l = strlen(host);
+            if (l < 2 || host[l - 1] != ']') { errno = EINVAL; return -1; }
+            memmove(host, host + 1, l - 2);
+            host[l - 2] = 0;
+        }
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+        if (getaddrinfo(host, colon + 1, &hints, &res) || !res) { errno = EHOSTUNREACH; return -1; }
+        int fd = -1;
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+            fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+            if (fd < 0) continue;
+            if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+            close(fd);
+            fd = -1;
+        }
+        freeaddrinfo(res);
+        if (fd >= 0) {
+            int one = 1;
+            if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one)) { close(fd); return -1; }
+        }
+        return fd;
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+static CUresult handshake(int fd, const char *token)
+{
+    size_t tl = strlen(token);
+    if (tl > TF_MAX_TOKEN) { tf_log("TF_LEASE is too long"); return CUDA_ERROR_INVALID_VALUE; }
+    tf_hello_hdr h = {.version = TF_HELLO_VERSION, .token_len = (uint32_t)tl};
+    memcpy(h.magic, TF_HELLO_MAGIC, 4);
+    struct iovec v[2] = {{&h, sizeof h}, {(void *)(uintptr_t)token, tl}};
+    if (send_all(fd, v, tl ? 2 : 1)) { tf_log("handshake send failed: %s", strerror(errno)); return CUDA_ERROR_NO_DEVICE; }
+    tf_hello_reply r;
+    if (recv_exact(fd, &r, sizeof r) || memcmp(r.magic, TF_REPLY_MAGIC, 4)) {
+        tf_log("handshake: no valid reply from the worker");
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    char msg[1024] = "";
+    uint32_t ml = r.msg_len;
+    uint32_t keep = ml < sizeof msg - 1 ? ml : (uint32_t)sizeof msg - 1;
+    if (keep && recv_exact(fd, msg, keep)) return CUDA_ERROR_NO_DEVICE;
+    msg[keep] = 0;
+    for (uint32_t left = ml - keep; left > 0;) {  /* drain an over-long message */
+        char sink[256];
+        uint32_t k = left < sizeof sink ? left : (uint32_t)sizeof sink;
+        if (recv_exact(fd, sink, k)) return CUDA_ERROR_NO_DEVICE;
+        left -= k;
+    }
+    if (r.status != 0) {
+        tf_log("worker refused the session (%d): %s", r.status, msg);
+        return (CUresult)r.status;
+    }
+    return CUDA_SUCCESS;
+}
+
+static void connect_now(void)
+{
+    const char *spec = getenv("TF_WORKER");
+    const char *token = getenv("TF_LEASE");
+    if (!spec || !*spec) {
+        tf_log("TF_WORKER is not set (unix:/path/to.sock or tcp:host:port)");
+        g.init_rc = CUDA_ERROR_NO_DEVICE;
+        return;
+    }
+    int fd = dial(spec);
+    if (fd < 0) {
+        tf_log("cannot connect to %s: %s", spec, strerror(errno));
+        g.init_rc = CUDA_ERROR_NO_DEVICE;
+        return;
+    }
+    CUresult rc = handshake(fd, token ? token : "");
+    if (rc) {
+        close(fd);
+        g.init_rc = rc;
+        return;
+    }
+    g.fd = fd;
+    int drv = 0, cnt = 0;
+    rc = rpc_tfHello(TF_TABLE_HASH, &drv, &cnt, g.info.devs);
+    if (rc) {
+        tf_log("session hello failed (%d)", rc);
+        close(fd);
+        g.fd = -1;
+        g.init_rc = rc;
+        return;
+    }
+    g.info.driver_version = drv;
+    g.info.dev_count = cnt < 0 ? 0 : cnt > TF_MAX_DEVICES ? TF_MAX_DEVICES : cnt;
+    g.info.connected = 1;
+    tf_debug("connected to %s: %d device(s), backend driver %d", spec, g.info.dev_count, drv);
+    g.init_rc = CUDA_SUCCESS;
+}
+
+CUresult tf_connect_once(void)
+{
+    pthread_once(&g.once, connect_now);
+    return g.init_rc;
+}
+
+const tf_session_info *tf_session(void) { return &g.info; }
+
+/* ------------------------------------------------------------------------ allocation map */
+static size_t map_lower(CUdeviceptr p)  /* first index with base > p */
+{
+    size_t lo = 0, hi = g.nmap;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (g.map[mid].base <= p) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+void tf_devmap_add(CUdeviceptr p, size_t n)
+{
+    pthread_mutex_lock(&g.map_mu);
+    size_t i = map_lower(p);
+    if (i > 0 && g.map[i - 1].base == p) {
+        g.map[i - 1].size = n;
+    } else {
+        if (g.nmap == g.map_cap) {
+            size_t cap = g.map_cap ? g.map_cap * 2 : 256;
+            void *m = realloc(g.map, cap * sizeof *g.map);
+            if (!m) { pthread_mutex_unlock(&g.map_mu); return; }
+            g.map = m;
+            g.map_cap = cap;
+        }
+        memmove(&g.map[i + 1], &g.map[i], (g.nmap - i) * sizeof *g.map);
+        g.map[i].base = p;
+        g.map[i].size = n;
+        g.nmap++;
+    }
+    pthread_mutex_unlock(&g.map_mu);
+}
+
+void tf_devmap_del(CUdeviceptr p)
+{
+    pthread_mutex_lock(&g.map_mu);
+    size_t i = map_lower(p);
+    if (i > 0 && g.map[i - 1].base == p) {
+        memmove(&g.map[i - 1], &g.map[i], (g.nmap - i) * sizeof *g.map);
+        g.nmap--;
+    }
+    pthread_mutex_unlock(&g.map_mu);
+}
+
+int tf_devmap_find(CUdeviceptr p, CUdeviceptr *base, size_t *size)
+{
+    pthread_mutex_lock(&g.map_mu);
+    size_t i = map_lower(p);
+    int found = 0;
+    if (i > 0 && p - g.map[i - 1].base < (g.map[i - 1].size ? g.map[i - 1].size : 1)) {
+        found = 1;
+        if (base) *base = g.map[i - 1].base;
+        if (size) *size = g.map[i - 1].size;
+    }
+    pthread_mutex_unlock(&g.map_mu);
+    return found;
+}

@@ -1,0 +1,81 @@
+"""Helpers for the remote data path tests (tests/stub): environment that loads the client stub, running
+a program through it, and an in-process DataPlaneServer whose sessions() tests can inspect.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+from tfclient import native
+from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant
+
+
+def stub_dir() -> Path:
+    return native.stub_lib_dir()
+
+
+def stub_env(worker: str, lease: str = "", base: dict | None = None) -> dict:
+    env = dict(os.environ if base is None else base)
+    env["LD_LIBRARY_PATH"] = f"{native.stub_lib_dir()}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
+    env["TF_WORKER"] = worker
+    env["TF_LEASE"] = lease
+    return env
+
+
+def run_via_stub(binary: Path, worker: str, *args: str, lease: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(binary), *map(str, args)], env=stub_env(worker, lease), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+class InProcessDataPlane:
+    """DataPlaneServer on a background event loop; accepts token `token` (empty = any)."""
+
+    def __init__(self, tmp_path: Path, token: str = "", tcp: bool = True,
+                 backend_lib_dir: str | None = None):
+        self.unix_path = str(tmp_path / "dp.sock")
+        self.token = token.encode()
+        self.ends: list[SessionEnd] = []
+        self._count = 0
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        lib_dir = backend_lib_dir if backend_lib_dir is not None else str(native.require(native.emu_lib_dir() / "libcuda.so.1").parent)
+        self.server = DataPlaneServer(unix_path=self.unix_path, tcp=("127.0.0.1", 0) if tcp else None,
+                                      backend_lib_dir=lib_dir or None, authorize=self._authorize,
+                                      on_end=self._on_end)
+        self.call(self.server.start())
+
+    async def _authorize(self, token: bytes) -> SessionGrant:
+        if self.token and token != self.token:
+            raise PermissionError("lease token rejected by test worker")
+        self._count += 1
+        return SessionGrant(session_id=f"t{self._count}")
+
+    async def _on_end(self, end: SessionEnd) -> None:
+        self.ends.append(end)
+
+    def call(self, coro, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def sessions(self):
+        async def get():
+            return self.server.sessions()
+        return self.call(get())
+
+    @property
+    def unix(self) -> str:
+        return f"unix:{self.unix_path}"
+
+    @property
+    def tcp(self) -> str:
+        return f"tcp:127.0.0.1:{self.server.tcp_port}"
+
+    def close(self) -> None:
+        try:
+            self.call(self.server.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)

@@ -1,0 +1,568 @@
+/* executor.c - the native executor's session: frame loop over the client socket, handle and device-
+ * pointer registries (every value from the client is checked before the backend sees it), and the
+ * calls proto/calls.tbl marks exec=hand (module images, kernel parameter layouts, launches, hello).
+ * Called by main.c (tf-executor --fd N) and by the frame fuzz harness (tests/fuzz_frames.c).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "executor.h"
+
+#define MAX_PARAMS 256
+#define ARGBUF_BYTES (64u << 10)
+
+void tfx_log(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tf-executor[%d]: %s\n", (int)getpid(), buf);
+}
+
+/* ------------------------------------------------------------------------ reader / writer */
+int tf_get(tf_rd *r, void *dst, size_t n)
+{
+    if (r->n - r->off < n) return -1;
+    memcpy(dst, r->p + r->off, n);
+    r->off += n;
+    return 0;
+}
+
+const void *tf_take(tf_rd *r, uint64_t n)
+{
+    size_t off = tf_pad8(r->off);
+    if (off > r->n || n > r->n - off) return NULL;
+    r->off = off + (size_t)n;
+    return r->p + off;
+}
+
+int tf_done(const tf_rd *r) { return tf_pad8(r->off) == r->n; }
+
+size_t tf_reserve(tf_wr *w, size_t n)
+{
+    if (w->failed) return 0;
+    if (w->len + n > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap < w->len + n) cap *= 2;
+        uint8_t *b = realloc(w->buf, cap);
+        if (!b) { w->failed = 1; return 0; }
+        w->buf = b;
+        w->cap = cap;
+    }
+    size_t off = w->len;
+    w->len += n;
+    return off;
+}
+
+/* ---------------------------------------------------------------------------- registries */
+static size_t bucket_of(const tfx *x, uint64_t key)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & (x->nbuckets - 1);
+}
+
+tf_reg_entry *tf_reg_get(tfx *x, uint64_t key)
+{
+    for (tf_reg_entry *e = x->buckets[bucket_of(x, key)]; e; e = e->next)
+        if (e->key == key) return e;
+    return NULL;
+}
+
+int tf_reg_has(tfx *x, uint64_t key, int kind)
+{
+    tf_reg_entry *e = key ? tf_reg_get(x, key) : NULL;
+    return e && e->kind == kind;
+}
+
+static void reg_grow(tfx *x)
+{
+    size_t nb = x->nbuckets * 2;
+    tf_reg_entry **b = calloc(nb, sizeof *b);
+    if (!b) return;  /* keep the old table: longer chains, still correct */
+    tf_reg_entry **old = x->buckets;
+    size_t on = x->nbuckets;
+    x->buckets = b;
+    x->nbuckets = nb;
+    for (size_t i = 0; i < on; i++) {
+        for (tf_reg_entry *e = old[i], *n; e; e = n) {
+            n = e->next;
+            size_t k = bucket_of(x, e->key);
+            e->next = b[k];
+            b[k] = e;
+        }
+    }
+    free(old);
+}
+
+void tf_reg_add(tfx *x, uint64_t key, int kind, uint64_t parent)
+{
+    if (!key) return;
+    tf_reg_entry *e = tf_reg_get(x, key);
+    if (e) {
+        if (e->kind != kind) { free(e->aux); e->aux = NULL; }  /* value reused by another object */
+        e->kind = kind;
+        e->parent = parent;
+        return;
+    }
+    e = calloc(1, sizeof *e);
+    if (!e) return;
+    e->key = key;
+    e->kind = kind;
+    e->parent = parent;
+    size_t b = bucket_of(x, key);
+    e->next = x->buckets[b];
+    x->buckets[b] = e;
+    if (++x->nentries > x->nbuckets) reg_grow(x);
+}
+
+void tf_reg_del(tfx *x, uint64_t key)
+{
+    tf_reg_entry **pe = &x->buckets[bucket_of(x, key)];
+    for (; *pe; pe = &(*pe)->next) {
+        if ((*pe)->key != key) continue;
+        tf_reg_entry *e = *pe;
+        *pe = e->next;
+        int kind = e->kind;
+        free(e->aux);
+        free(e);
+        x->nentries--;
+        if (kind == TFK_MOD || kind == TFK_LIB || kind == TFK_KERNEL) {
+            /* children (functions of a module, kernels of a library) die with it */
+            for (size_t i = 0; i < x->nbuckets; i++) {
+                for (tf_reg_entry *c = x->buckets[i]; c; c = c->next) {
+                    if (c->parent == key) {
+                        uint64_t ck = c->key;
+                        tf_reg_del(x, ck);
+                        i = (size_t)-1;  /* the table changed: rescan */
+                        break;
+                    }
+                }
+            }
+        }
+        return;
+    }
+}
+
+static size_t dev_upper(const tfx *x, uint64_t p)  /* first index with base > p */
+{
+    size_t lo = 0, hi = x->ndev;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (x->dev[mid].base <= p) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+void tf_dev_add(tfx *x, uint64_t base, uint64_t size)
+{
+    if (!base) return;
+    size_t i = dev_upper(x, base);
+    if (i > 0 && x->dev[i - 1].base == base) { x->dev[i - 1].size = size; return; }
+    if (x->ndev == x->devcap) {
+        size_t cap = x->devcap ? x->devcap * 2 : 256;
+        void *d = realloc(x->dev, cap * sizeof *x->dev);
+        if (!d) return;
+        x->dev = d;
+        x->devcap = cap;
+    }
+    memmove(&x->dev[i + 1], &x->dev[i], (x->ndev - i) * sizeof *x->dev);
+    x->dev[i].base = base;
+    x->dev[i].size = size;
+    x->ndev++;
+}
+
+void tf_dev_del(tfx *x, uint64_t base)
+{
+    size_t i = dev_upper(x, base);
+    if (i > 0 && x->dev[i - 1].base == base) {
+        memmove(&x->dev[i - 1], &x->dev[i], (x->ndev - i) * sizeof *x->dev);
+        x->ndev--;
+    }
+}
+
+int tf_dev_ok(tfx *x, uint64_t p, uint64_t len)
+{
+    size_t i = dev_upper(x, p);
+    if (i == 0) return 0;
+    uint64_t off = p - x->dev[i - 1].base;
+    return off <= x->dev[i - 1].size && len <= x->dev[i - 1].size - off;
+}
+
+int tf_dev_is_base(tfx *x, uint64_t p)
+{
+    size_t i = dev_upper(x, p);
+    return i > 0 && x->dev[i - 1].base == p;
+}
+
+/* ---------------------------------------------------------------------- hand-written calls */
+CUresult ex_tfCtxSetCurrent(tfx *x, CUcontext ctx)
+{
+    if (!x->bx.cuCtxSetCurrent) return CUDA_ERROR_NOT_SUPPORTED;
+    return x->bx.cuCtxSetCurrent(ctx);
+}
+
+/* Images are copied and kept until unload: a backend may read them lazily (the emulator does). */
+CUresult ex_tfModuleLoadImage(tfx *x, CUmodule *module, const void *image, size_t len)
+{
+    if (!x->bx.cuModuleLoadData) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!image || len == 0) return CUDA_ERROR_INVALID_VALUE;
+    void *copy = malloc(len + 1);
+    if (!copy) return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(copy, image, len);
+    ((char *)copy)[len] = 0;  /* PTX text stays terminated whatever the client sent */
+    CUresult rc = x->bx.cuModuleLoadData(module, copy);
+    if (rc != CUDA_SUCCESS) { free(copy); return rc; }
+    tf_reg_add(x, (uint64_t)(uintptr_t)*module, TFK_MOD, 0);
+    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)*module);
+    if (e) { free(e->aux); e->aux = copy; } else free(copy);
+    return CUDA_SUCCESS;
+}
+
+CUresult ex_tfLibraryLoadImage(tfx *x, CUlibrary *library, const void *image, size_t len)
+{
+    if (!x->bx.cuLibraryLoadData) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!image || len == 0) return CUDA_ERROR_INVALID_VALUE;
+    void *copy = malloc(len + 1);
+    if (!copy) return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(copy, image, len);
+    ((char *)copy)[len] = 0;
+    CUresult rc = x->bx.cuLibraryLoadData(library, copy, NULL, NULL, 0, NULL, NULL, 0);
+    if (rc != CUDA_SUCCESS) { free(copy); return rc; }
+    tf_reg_add(x, (uint64_t)(uintptr_t)*library, TFK_LIB, 0);
+    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)*library);
+    if (e) { free(e->aux); e->aux = copy; } else free(copy);
+    return CUDA_SUCCESS;
+}
+
+typedef struct param_layout {
+    unsigned count;
+    uint32_t total;
+    uint32_t off[MAX_PARAMS], size[MAX_PARAMS];
+} param_layout;
+
+/* The parameter layout of a function or kernel, asked of the backend once and kept with its handle. */
+static CUresult layout_of(tfx *x, CUfunction f, const param_layout **out)
+{
+    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)f);
+    if (!e || (e->kind != TFK_FUNC && e->kind != TFK_KERNEL)) return CUDA_ERROR_INVALID_HANDLE;
+    if (e->aux) { *out = e->aux; return CUDA_SUCCESS; }
+    param_layout *l = calloc(1, sizeof *l);
+    if (!l) return CUDA_ERROR_OUT_OF_MEMORY;
+    for (unsigned i = 0; i < MAX_PARAMS; i++) {
+        size_t off = 0, size = 0;
+        CUresult rc;
+        if (e->kind == TFK_KERNEL)
+            rc = x->be.f_cuKernelGetParamInfo ? x->be.f_cuKernelGetParamInfo((CUkernel)f, i, &off, &size)
+                                              : CUDA_ERROR_NOT_SUPPORTED;
+        else
+            rc = x->be.f_cuFuncGetParamInfo ? x->be.f_cuFuncGetParamInfo(f, i, &off, &size)
+                                            : CUDA_ERROR_NOT_SUPPORTED;
+        if (rc == CUDA_ERROR_INVALID_VALUE) break;  /* past the last parameter */
+        if (rc != CUDA_SUCCESS) { free(l); return rc; }
+        if (off > ARGBUF_BYTES || size > ARGBUF_BYTES - off) { free(l); return CUDA_ERROR_INVALID_VALUE; }
+        l->off[i] = (uint32_t)off;
+        l->size[i] = (uint32_t)size;
+        if (off + size > l->total) l->total = (uint32_t)(off + size);
+        l->count = i + 1;
+    }
+    e->aux = l;
+    *out = l;
+    return CUDA_SUCCESS;
+}
+
+CUresult ex_tfFuncGetParamLayout(tfx *x, CUfunction f, unsigned int *count, unsigned long long *layout)
+{
+    const param_layout *l;
+    CUresult rc = layout_of(x, f, &l);
+    if (rc) return rc;
+    *count = l->count;
+    if (layout)
+        for (unsigned i = 0; i < l->count; i++) layout[i] = ((unsigned long long)l->off[i] << 32) | l->size[i];
+    return CUDA_SUCCESS;
+}
+
+/* Launch attributes that carry no handle or pointer of the client (the rest are refused). */
+static int attr_allowed(CUlaunchAttributeID id)
+{
+    switch (id) {
+    case CU_LAUNCH_ATTRIBUTE_IGNORE:
+    case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW:
+    case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
+    case CU_LAUNCH_ATTRIBUTE_SYNCHRONIZATION_POLICY:
+    case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION:
+    case CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+    case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION:
+    case CU_LAUNCH_ATTRIBUTE_PRIORITY:
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN:
+    case CU_LAUNCH_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+CUresult ex_tfLaunch(tfx *x, CUfunction f, const unsigned int *dims, unsigned int sharedMemBytes, CUstream hStream,
+                     unsigned int argBytes, const void *args, unsigned int numAttrs, const CUlaunchAttribute *attrs)
+{
+    const param_layout *l;
+    CUresult rc = layout_of(x, f, &l);
+    if (rc) return rc;
+    if (!dims || argBytes < l->total || argBytes > ARGBUF_BYTES || (argBytes && !args)) return CUDA_ERROR_INVALID_VALUE;
+    for (unsigned i = 0; i < numAttrs; i++)
+        if (!attr_allowed(attrs[i].id)) return CUDA_ERROR_INVALID_VALUE;
+    memcpy(x->argbuf, args, argBytes);  /* 16-aligned: vector parameters need it */
+    void *params[MAX_PARAMS];
+    for (unsigned i = 0; i < l->count; i++) params[i] = x->argbuf + l->off[i];
+    if (numAttrs == 0) {
+        if (!x->bx.cuLaunchKernel) return CUDA_ERROR_NOT_SUPPORTED;
+        return x->bx.cuLaunchKernel(f, dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], sharedMemBytes, hStream,
+                                    params, NULL);
+    }
+    if (!x->bx.cuLaunchKernelEx) return CUDA_ERROR_NOT_SUPPORTED;
+    CUlaunchConfig cfg = {
+        .gridDimX = dims[0], .gridDimY = dims[1], .gridDimZ = dims[2],
+        .blockDimX = dims[3], .blockDimY = dims[4], .blockDimZ = dims[5],
+        .sharedMemBytes = sharedMemBytes, .hStream = hStream,
+        .attrs = (CUlaunchAttribute *)(uintptr_t)attrs, .numAttrs = numAttrs,
+    };
+    return x->bx.cuLaunchKernelEx(&cfg, f, params, NULL);
+}
+
+CUresult ex_cuCtxSynchronize_v2(tfx *x, CUcontext ctx)
+{
+    if (x->be.f_cuCtxSynchronize_v2) return x->be.f_cuCtxSynchronize_v2(ctx);
+    if (!x->be.f_cuCtxSynchronize) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!ctx) return x->be.f_cuCtxSynchronize();
+    if (!x->bx.cuCtxPushCurrent_v2 || !x->bx.cuCtxPopCurrent_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->bx.cuCtxPushCurrent_v2(ctx);
+    if (rc) return rc;
+    rc = x->be.f_cuCtxSynchronize();
+    CUcontext popped;
+    CUresult rc2 = x->bx.cuCtxPopCurrent_v2(&popped);
+    return rc ? rc : rc2;
+}
+
+CUresult ex_cuCtxGetDevice_v2(tfx *x, CUdevice *device, CUcontext ctx)
+{
+    if (x->be.f_cuCtxGetDevice_v2) return x->be.f_cuCtxGetDevice_v2(device, ctx);
+    if (!x->be.f_cuCtxGetDevice) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!ctx) return x->be.f_cuCtxGetDevice(device);
+    if (!x->bx.cuCtxPushCurrent_v2 || !x->bx.cuCtxPopCurrent_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->bx.cuCtxPushCurrent_v2(ctx);
+    if (rc) return rc;
+    rc = x->be.f_cuCtxGetDevice(device);
+    CUcontext popped;
+    CUresult rc2 = x->bx.cuCtxPopCurrent_v2(&popped);
+    return rc ? rc : rc2;
+}
+
+CUresult ex_tfHello(tfx *x, unsigned int tableHash, int *driverVersion, int *devCount, tf_dev_info *devs)
+{
+    if (tableHash != TF_TABLE_HASH) {
+        tfx_log("client call table 0x%08x != ours 0x%08x: rebuild the stub and the executor together",
+                tableHash, TF_TABLE_HASH);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (!x->has_backend || !x->bx.cuDeviceGetCount || !x->bx.cuDeviceGetAttribute) return CUDA_ERROR_NO_DEVICE;
+    int n = 0;
+    CUresult rc = x->bx.cuDeviceGetCount(&n);
+    if (rc) return rc;
+    if (n > TF_MAX_DEVICES) n = TF_MAX_DEVICES;
+    *devCount = n;
+    *driverVersion = 0;
+    if (x->bx.cuDriverGetVersion) x->bx.cuDriverGetVersion(driverVersion);
+    for (int d = 0; d < n && devs; d++) {
+        tf_dev_info *di = &devs[d];
+        memset(di, 0, sizeof *di);
+        CUdevice dev = d;
+        if (x->bx.cuDeviceGet && (rc = x->bx.cuDeviceGet(&dev, d))) return rc;
+        if (x->bx.cuDeviceGetName) x->bx.cuDeviceGetName(di->name, sizeof di->name - 1, dev);
+        size_t total = 0;
+        if (x->bx.cuDeviceTotalMem_v2 && x->bx.cuDeviceTotalMem_v2(&total, dev) == CUDA_SUCCESS) di->total_mem = total;
+        if (x->bx.cuDeviceGetUuid) x->bx.cuDeviceGetUuid(&di->uuid, dev);
+        for (int a = 1; a < TF_MAX_ATTR && a < CU_DEVICE_ATTRIBUTE_MAX; a++) {
+            int v = 0;
+            if (x->bx.cuDeviceGetAttribute(&v, (CUdevice_attribute)a, dev) == CUDA_SUCCESS) {
+                di->attr[a] = v;
+                di->attr_ok[a] = 1;
+            }
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+/* -------------------------------------------------------------------------------- session */
+int tf_session_init(tfx *x, void *lib)
+{
+    memset(x, 0, sizeof *x);
+    x->nbuckets = 1024;
+    x->buckets = calloc(x->nbuckets, sizeof *x->buckets);
+    x->argbuf = aligned_alloc(16, ARGBUF_BYTES);
+    if (!x->buckets || !x->argbuf) return -1;
+    x->verbose = getenv("TF_EXECUTOR_DEBUG") != NULL;
+    if (!lib) return 0;
+    tf_backend_load(&x->be, lib);
+#define LOAD(name) *(void **)&x->bx.name = dlsym(lib, #name)
+    LOAD(cuInit);
+    LOAD(cuDriverGetVersion);
+    LOAD(cuDeviceGetCount);
+    LOAD(cuDeviceGet);
+    LOAD(cuDeviceGetName);
+    LOAD(cuDeviceTotalMem_v2);
+    LOAD(cuDeviceGetAttribute);
+    LOAD(cuCtxSetCurrent);
+    LOAD(cuCtxGetCurrent);
+    LOAD(cuCtxPushCurrent_v2);
+    LOAD(cuCtxPopCurrent_v2);
+    LOAD(cuModuleLoadData);
+    LOAD(cuLibraryLoadData);
+    LOAD(cuLaunchKernel);
+    LOAD(cuLaunchKernelEx);
+#undef LOAD
+    *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid_v2");
+    if (!x->bx.cuDeviceGetUuid) *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid");
+    if (!x->bx.cuInit) return -1;
+    CUresult rc = x->bx.cuInit(0);
+    if (rc != CUDA_SUCCESS) {
+        tfx_log("backend cuInit failed: %d", rc);
+        return -1;
+    }
+    x->has_backend = 1;
+    return 0;
+}
+
+void tf_session_free(tfx *x)
+{
+    for (size_t i = 0; i < x->nbuckets; i++) {
+        for (tf_reg_entry *e = x->buckets[i], *n; e; e = n) {
+            n = e->next;
+            free(e->aux);
+            free(e);
+        }
+    }
+    free(x->buckets);
+    free(x->dev);
+    free(x->w.buf);
+    free(x->argbuf);
+    memset(x, 0, sizeof *x);
+}
+
+int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn out, void *octx)
+{
+    tf_rd r = {body, h->len, 0};
+    x->w.len = 0;
+    x->w.failed = 0;
+    CUresult rc;
+    if (h->call < TF_N_CALLS) {
+        rc = tf_dispatch[h->call](x, &r, &x->w);
+        if (x->verbose) tfx_log("%s -> %d", tf_call_names[h->call], rc);
+    } else {
+        static int logged;
+        rc = CUDA_ERROR_NOT_SUPPORTED;
+        if (logged++ < 3) tfx_log("unknown call id %u (client built from another call table?)", h->call);
+    }
+    if (rc != CUDA_SUCCESS) x->w.len = 0;
+    if (h->flags & TF_REQ_NOREPLY) {
+        if (rc != CUDA_SUCCESS && x->latched == CUDA_SUCCESS) x->latched = rc;
+        return 0;
+    }
+    tf_rep_hdr rep = {.len = (uint32_t)x->w.len, .result = rc, .async_err = x->latched};
+    x->latched = CUDA_SUCCESS;
+    return out(octx, &rep, sizeof rep, x->w.buf, x->w.len);
+}
+
+static int sock_out(void *ctx, const void *a, size_t an, const void *b, size_t bn)
+{
+    int fd = *(int *)ctx;
+    struct iovec iov[2] = {{(void *)(uintptr_t)a, an}, {(void *)(uintptr_t)b, bn}};
+    int n = bn ? 2 : 1;
+    struct iovec *v = iov;
+    while (n > 0) {
+        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
+        ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        while (n > 0 && (size_t)k >= v->iov_len) { k -= (ssize_t)v->iov_len; v++; n--; }
+        if (n > 0) { v->iov_base = (uint8_t *)v->iov_base + k; v->iov_len -= (size_t)k; }
+    }
+    return 0;
+}
+
+/* Buffered frame loop: one read() often brings a whole batch of queued calls. Returns 0 when the
+ * client closed the connection cleanly, -1 on a protocol or I/O error (the session ends either way). */
+int tf_serve(tfx *x, int fd)
+{
+    size_t cap = 1u << 20, start = 0, end = 0;
+    uint8_t *buf = aligned_alloc(16, cap);
+    if (!buf) return -1;
+    int ret = -1;
+    /* TF_EXECUTOR_RECORD=FILE keeps every request frame: how tests/fuzz/ corpus files are made */
+    const char *rec_path = getenv("TF_EXECUTOR_RECORD");
+    FILE *rec = rec_path ? fopen(rec_path, "ab") : NULL;
+    for (;;) {
+        size_t need = sizeof(tf_req_hdr);
+        tf_req_hdr h;
+        for (int have_hdr = 0;;) {
+            if (end - start >= need) {
+                if (have_hdr) break;
+                memcpy(&h, buf + start, sizeof h);
+                if (h.len > TF_MAX_FRAME || h.len % 8) {
+                    tfx_log("bad frame (len %u, call %u): closing the session", h.len, h.call);
+                    goto out;
+                }
+                need = sizeof h + h.len;
+                have_hdr = 1;
+                continue;
+            }
+            if (start + need > cap) {  /* make room: slide down, grow if the frame is bigger */
+                memmove(buf, buf + start, end - start);
+                end -= start;
+                start = 0;
+                if (need > cap) {
+                    size_t ncap = cap;
+                    while (ncap < need) ncap *= 2;
+                    uint8_t *nb = aligned_alloc(16, ncap);
+                    if (!nb) goto out;
+                    memcpy(nb, buf, end);
+                    free(buf);
+                    buf = nb;
+                    cap = ncap;
+                }
+            }
+            ssize_t k = read(fd, buf + end, cap - end);
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) {
+                if (k == 0 && end == start) ret = 0;
+                else tfx_log("connection closed mid-frame or failed (%s)", k ? strerror(errno) : "eof");
+                goto out;
+            }
+            end += (size_t)k;
+        }
+        if (rec && fwrite(buf + start, 1, sizeof h + h.len, rec) != sizeof h + h.len) {
+            fclose(rec);
+            rec = NULL;
+        }
+        if (tf_session_feed(x, &h, buf + start + sizeof h, sock_out, &fd)) {
+            tfx_log("reply failed: %s", strerror(errno));
+            goto out;
+        }
+        start += sizeof h + h.len;
+        if (start == end) start = end = 0;
+    }
+out:
+    if (rec) fclose(rec);
+    free(buf);
+    return ret;
+}

@@ -1,0 +1,97 @@
+/* executor.h - internals of the native executor (build/bin/tf-executor), the GPU worker process of one
+ * client session. main.c starts it; executor.c reads frames, runs the generated dispatch
+ * (build/executor/gen/exec_calls.c) against the backend libcuda and keeps the registries every handle
+ * and device pointer from the client is checked against; the fuzz harness (tests/fuzz_frames.c) drives
+ * tf_session_feed() with made-up frames.
+ */
+#ifndef TF_EXECUTOR_H
+#define TF_EXECUTOR_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <cuda.h>
+#include "tf_wire.h"
+#include "exec_calls.h"
+
+enum { TFK_NONE, TFK_CTX, TFK_MOD, TFK_FUNC, TFK_LIB, TFK_KERNEL, TFK_STREAM, TFK_EVENT, TFK_POOL };
+
+/* Request body reader: fixed fields in order, then 8-aligned variable buffers. */
+struct tf_rd { const uint8_t *p; size_t n, off; };
+/* Reply payload writer (space reserved before the backend call, filled after). */
+struct tf_wr { uint8_t *buf; size_t len, cap; int failed; };
+
+typedef struct tf_reg_entry {
+    uint64_t key;
+    int kind;
+    uint64_t parent;
+    void *aux;             /* owned: module image copy, kernel parameter layout */
+    struct tf_reg_entry *next;
+} tf_reg_entry;
+
+/* Backend entry points the dispatch table does not carry (session setup, hand-written calls). */
+typedef struct tf_be_extra {
+    CUresult (*cuInit)(unsigned);
+    CUresult (*cuDriverGetVersion)(int *);
+    CUresult (*cuDeviceGetCount)(int *);
+    CUresult (*cuDeviceGet)(CUdevice *, int);
+    CUresult (*cuDeviceGetName)(char *, int, CUdevice);
+    CUresult (*cuDeviceTotalMem_v2)(size_t *, CUdevice);
+    CUresult (*cuDeviceGetUuid)(CUuuid *, CUdevice);
+    CUresult (*cuDeviceGetAttribute)(int *, CUdevice_attribute, CUdevice);
+    CUresult (*cuCtxSetCurrent)(CUcontext);
+    CUresult (*cuCtxGetCurrent)(CUcontext *);
+    CUresult (*cuCtxPushCurrent_v2)(CUcontext);
+    CUresult (*cuCtxPopCurrent_v2)(CUcontext *);
+    CUresult (*cuModuleLoadData)(CUmodule *, const void *);
+    CUresult (*cuLibraryLoadData)(CUlibrary *, const void *, CUjit_option *, void **, unsigned, CUlibraryOption *,
+                                  void **, unsigned);
+    CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                               CUstream, void **, void **);
+    CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
+} tf_be_extra;
+
+/* The session: one per process. */
+struct tfx {
+    tf_backend be;
+    tf_be_extra bx;
+    int has_backend;
+    /* handle registry (chained hash) */
+    tf_reg_entry **buckets;
+    size_t nbuckets, nentries;
+    /* device allocations, sorted by base */
+    struct { uint64_t base, size; } *dev;
+    size_t ndev, devcap;
+    CUresult latched;      /* first failure of a NOREPLY call since the last reply */
+    struct tf_wr w;
+    uint8_t *argbuf;       /* 16-aligned copy of kernel parameters */
+    int verbose;
+};
+
+/* tf_rd helpers used by the generated decoders. */
+int tf_get(tf_rd *r, void *dst, size_t n);
+const void *tf_take(tf_rd *r, uint64_t n);
+int tf_done(const tf_rd *r);
+size_t tf_reserve(tf_wr *w, size_t n);
+
+/* Registries. */
+int tf_reg_has(tfx *x, uint64_t key, int kind);
+void tf_reg_add(tfx *x, uint64_t key, int kind, uint64_t parent);
+tf_reg_entry *tf_reg_get(tfx *x, uint64_t key);
+void tf_reg_del(tfx *x, uint64_t key);
+void tf_dev_add(tfx *x, uint64_t base, uint64_t size);
+void tf_dev_del(tfx *x, uint64_t base);
+int tf_dev_ok(tfx *x, uint64_t p, uint64_t len);
+int tf_dev_is_base(tfx *x, uint64_t p);
+
+/* Session life. tf_session_init loads the backend from `lib` (NULL = none: every call NOT_SUPPORTED,
+ * used by the fuzz harness); tf_session_feed runs one complete frame (header + body) and writes the
+ * reply (if any) through `out`; tf_serve loops over a socket until the client leaves. */
+int tf_session_init(tfx *x, void *lib);
+void tf_session_free(tfx *x);
+typedef int (*tf_out_fn)(void *ctx, const void *a, size_t an, const void *b, size_t bn);
+int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn out, void *octx);
+int tf_serve(tfx *x, int fd);
+
+void tfx_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
