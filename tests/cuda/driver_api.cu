@@ -1,0 +1,98 @@
+// driver_api.cu - uses only the CUDA driver API (cuda.h, -lcuda): cuInit, cuCtxCreate, module load
+// from a file (cuModuleLoad) or from memory (cuModuleLoadData), cuModuleGetFunction,
+// cuFuncGetParamInfo, cuLaunchKernel with kernelParams and with `extra`, cuModuleGetGlobal.
+// I/O contract: driver_api <module.ptx|module.fatbin> <file|data> N in.bin out.bin
+//   module: driver_kernels.cu compiled with nvcc -ptx or -fatbin.
+//   in.bin = x[N] float32;  out.bin = x * 3 * 0.5 (two launches of scale) float32.
+//   stdout: "params=<off:size,...>", "blocks_seen=<int>" (global read back: 2 * blocks),
+//           "blocks=<blocks per launch>", "bad_launch=<CUresult name of a launch with block 2048>".
+#include <cuda.h>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#define CU(call)                                                                                   \
+    do {                                                                                           \
+        CUresult r_ = (call);                                                                      \
+        if (r_ != CUDA_SUCCESS) {                                                                  \
+            const char *n_ = "?";                                                                  \
+            cuGetErrorName(r_, &n_);                                                               \
+            printf("error=%s at %s\n", n_, #call);                                                 \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+int main(int argc, char **argv)
+{
+    if (argc < 6) {
+        printf("usage: driver_api module file|data N in.bin out.bin\n");
+        return 2;
+    }
+    int n = atoi(argv[3]);
+    std::vector<float> x(n);
+    FILE *in = fopen(argv[4], "rb");
+    if (!in || fread(x.data(), sizeof(float), n, in) != (size_t)n)
+        return 2;
+    fclose(in);
+    CU(cuInit(0));
+    CUdevice dev;
+    CU(cuDeviceGet(&dev, 0));
+    CUcontext ctx;
+    CU(cuCtxCreate(&ctx, NULL, 0, dev));
+    CUmodule mod;
+    if (argv[2][0] == 'f') {
+        CU(cuModuleLoad(&mod, argv[1]));
+    } else {
+        FILE *f = fopen(argv[1], "rb");
+        if (!f)
+            return 2;
+        std::vector<char> img(1 << 20);
+        size_t len = fread(img.data(), 1, img.size() - 1, f);
+        fclose(f);
+        img[len] = 0;
+        CU(cuModuleLoadData(&mod, img.data()));
+    }
+    CUfunction fn;
+    CU(cuModuleGetFunction(&fn, mod, "scale"));
+    printf("params=");
+    for (int i = 0; i < 3; i++) {
+        size_t off, size;
+        CU(cuFuncGetParamInfo(fn, i, &off, &size));
+        printf("%s%zu:%zu", i ? "," : "", off, size);
+    }
+    printf("\n");
+    CUdeviceptr dx;
+    CU(cuMemAlloc(&dx, n * sizeof(float)));
+    CU(cuMemcpyHtoD(dx, x.data(), n * sizeof(float)));
+    unsigned blocks = (n + 127) / 128;
+    float a = 3.0f;
+    void *params[] = {&dx, &a, &n};
+    CU(cuLaunchKernel(fn, blocks, 1, 1, 128, 1, 1, 0, NULL, params, NULL));
+    struct {
+        CUdeviceptr x;
+        float a;
+        int n;
+    } buf = {dx, 0.5f, n};
+    size_t buf_size = sizeof(buf);
+    void *extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, &buf, CU_LAUNCH_PARAM_BUFFER_SIZE, &buf_size, CU_LAUNCH_PARAM_END};
+    CU(cuLaunchKernel(fn, blocks, 1, 1, 128, 1, 1, 0, NULL, NULL, extra));
+    CU(cuCtxSynchronize());
+    CUresult bad = cuLaunchKernel(fn, 1, 1, 1, 2048, 1, 1, 0, NULL, params, NULL);
+    const char *bad_name = "?";
+    cuGetErrorName(bad, &bad_name);
+    CU(cuMemcpyDtoH(x.data(), dx, n * sizeof(float)));
+    CUdeviceptr g;
+    size_t gsize;
+    CU(cuModuleGetGlobal(&g, &gsize, mod, "blocks_seen"));
+    int seen = 0;
+    CU(cuMemcpyDtoH(&seen, g, sizeof(int)));
+    printf("blocks_seen=%d\nblocks=%u\nglobal_size=%zu\nbad_launch=%s\n", seen, blocks, gsize, bad_name);
+    FILE *out = fopen(argv[5], "wb");
+    if (!out || fwrite(x.data(), sizeof(float), n, out) != (size_t)n)
+        return 2;
+    fclose(out);
+    CU(cuMemFree(dx));
+    CU(cuModuleUnload(mod));
+    CU(cuCtxDestroy(ctx));
+    return 0;
+}

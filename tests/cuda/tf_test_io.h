@@ -1,0 +1,46 @@
+// tf_test_io.h - tiny helpers shared by the tests/cuda programs: error checking that prints
+// "error=<cudaGetErrorName> at <call>" and exits 1, and raw little-endian file I/O for the
+// input/output arrays the pytest side writes and checks with numpy.
+#pragma once
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#define CK(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            printf("error=%s at %s\n", cudaGetErrorName(e_), #call);                               \
+            fflush(stdout);                                                                        \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+// Reads exactly `count` elements of T from f (exits with a message on a short file).
+template <typename T> static std::vector<T> read_array(FILE *f, size_t count)
+{
+    std::vector<T> v(count);
+    if (count && fread(v.data(), sizeof(T), count, f) != count) {
+        printf("error=short_input\n");
+        exit(2);
+    }
+    return v;
+}
+
+static FILE *open_or_die(const char *path, const char *mode)
+{
+    FILE *f = fopen(path, mode);
+    if (!f) {
+        printf("error=cannot_open %s\n", path);
+        exit(2);
+    }
+    return f;
+}
+
+template <typename T> static void write_array(FILE *f, const std::vector<T> &v)
+{
+    if (!v.empty() && fwrite(v.data(), sizeof(T), v.size(), f) != v.size()) {
+        printf("error=short_write\n");
+        exit(2);
+    }
+}
