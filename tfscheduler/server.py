@@ -41,12 +41,13 @@ class SchedulerService(rpc.SchedulerServicer):
     def _alloc_pb(self, a, token: str = "", preempted=()) -> "pb.Allocation":
         node = self.state.nodes.get(a.worker_id)
         ep = cpb.WorkerEndpoints(unix_path=node.unix_path, tcp=node.tcp, admin=node.admin) if node else None
+        used = self.state.alloc_usage.get(a.id, (0.0, 0))
         return pb.Allocation(
             id=a.id, pool=a.pool, namespace=a.namespace, workload=a.workload, worker_id=a.worker_id,
             node_name=node.node_name if node else a.worker_id, gpu_uuids=list(a.gpu_uuids),
             requests=_res(a.tflops, a.vram_mib), limits=_res(a.lim_tflops, a.lim_vram_mib), qos=a.qos,
             endpoints=ep, lease_token=token, lease_expires_at=a.lease_expires_at, state=a.state, reason=a.reason,
-            created_at=a.created_at, preempted=list(preempted))
+            created_at=a.created_at, preempted=list(preempted), used=_res(*used))
 
     def _admin(self, target: str):
         ch = self._channels.get(target)
@@ -93,7 +94,8 @@ class SchedulerService(rpc.SchedulerServicer):
 
     async def Heartbeat(self, request, context):
         usage = [(u.uuid, u.tflops_used, u.vram_used_mib, u.utilization) for u in request.gpus]
-        closes, rereg = self.state.heartbeat(request.worker_id, usage, list(request.active_allocation_ids))
+        sessions = [(s.allocation_id, s.tflops_used, s.vram_used_mib) for s in request.sessions]
+        closes, rereg = self.state.heartbeat(request.worker_id, usage, list(request.active_allocation_ids), sessions)
         return pb.HeartbeatResponse(close_allocations=[pb.CloseOrder(allocation_id=i, reason=r) for i, r in closes],
                                     reregister=rereg, heartbeat_interval_s=self.state.cfg.heartbeat_interval_s)
 

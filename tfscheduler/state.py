@@ -98,6 +98,7 @@ class SchedulerState:
         self.node_gpus: dict[str, list] = {}
         self.last_seen: dict[str, float] = {}
         self.usage: dict[str, tuple] = {}          # gpu uuid -> (tflops_used, vram_used_mib, utilization)
+        self.alloc_usage: dict[str, tuple] = {}    # allocation id -> (tflops_used, vram_used_mib) per GPU
         self.allocs: dict[str, AllocationRecord] = {}
         self.ended: OrderedDict[str, AllocationRecord] = OrderedDict()
         self.pending: dict[str, dict] = {}          # worker id -> {allocation id: reason}
@@ -208,8 +209,9 @@ class SchedulerState:
         self.store.renew_leases(renewals)
         return list(closes.items())
 
-    def heartbeat(self, worker_id: str, gpu_usage=(), active_ids=()) -> tuple:
-        """-> (closes [(id, reason)], reregister: bool)."""
+    def heartbeat(self, worker_id: str, gpu_usage=(), active_ids=(), session_usage=()) -> tuple:
+        """gpu_usage: [(uuid, tflops_used, vram_used_mib, utilization)]; session_usage:
+        [(allocation id, tflops_used, vram_used_mib)]. -> (closes [(id, reason)], reregister: bool)."""
         node = self.nodes.get(worker_id)
         if node is None:
             return [], True
@@ -221,6 +223,14 @@ class SchedulerState:
             self.index.set_node_available(worker_id, True)
         for u in gpu_usage:
             self.usage[u[0]] = tuple(u[1:])
+        per_alloc: dict[str, list] = {}
+        for aid, t, v in session_usage:
+            if aid in self.allocs:
+                acc = per_alloc.setdefault(aid, [0.0, 0])
+                acc[0], acc[1] = acc[0] + t, acc[1] + v
+        for aid, (t, v) in per_alloc.items():
+            n = len(self.allocs[aid].gpu_uuids)
+            self.alloc_usage[aid] = (t / n, v // n)
         return self._renew_listed(worker_id, active_ids, now), False
 
     # ---- allocations ----
@@ -228,6 +238,7 @@ class SchedulerState:
         closes, ended = [], []
         for aid in ids:
             a = self.allocs.pop(aid, None)
+            self.alloc_usage.pop(aid, None)
             if a is None:
                 continue
             self.index.remove_allocation(aid)

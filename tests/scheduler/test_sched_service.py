@@ -183,3 +183,18 @@ def test_node_without_heartbeats_becomes_unavailable_and_its_allocations_lost(st
 
 def test_unknown_worker_heartbeat_is_asked_to_register(client):
     assert client.heartbeat("ghost").reregister
+
+
+def test_heartbeat_usage_shows_in_pool_and_allocation(client):
+    client.register_worker("node-a", "p", gpus("a", tflops=100))
+    a = client.allocate(tflops=10, vram="2Gi")
+    client.heartbeat("node-a", gpus=[dict(uuid="GPU-a-0", tflops_used=4.5, vram_used_mib=700, utilization=0.3)],
+                     active_allocation_ids=[a.id],
+                     sessions=[dict(allocation_id=a.id, gpu_uuid="GPU-a-0", tflops_used=4.5, vram_used_mib=700)])
+    got = client.get_allocation(a.id)
+    assert (got.used.tflops, got.used.vram_mib) == (4.5, 700)
+    g = client.list_pool("p").nodes[0].gpus[0]
+    assert (g.usage.vram_used_mib, g.usage.utilization) == (700, pytest.approx(0.3))
+    assert (g.allocated_requests.tflops, g.allocated_requests.vram_mib, g.allocation_count) == (10, 2048, 1)
+    pool = client.list_pool("p").pools[0]
+    assert (pool.capacity.tflops, pool.allocated.vram_mib) == (100, 2048)
