@@ -117,7 +117,7 @@ def test_killed_client_ends_its_session_and_frees_its_process(dataplane, cuda_pr
         p.wait(10)
         assert _wait(lambda: dataplane.sessions() == {})
         assert _wait(lambda: _pid_gone(info.pid))
-        assert dataplane.ends and dataplane.ends[-1].reason == "client disconnected"
+        assert _wait(lambda: dataplane.ends and dataplane.ends[-1].reason == "client disconnected")
     finally:
         if p.poll() is None:
             p.kill()
@@ -133,7 +133,7 @@ def test_close_session_kills_the_worker_process_and_client_sees_unavailable(data
         (sid, info), = dataplane.sessions().items()
         dataplane.call(dataplane.server.close_session(sid, "lease expired"))
         assert _pid_gone(info.pid) or _wait(lambda: _pid_gone(info.pid))
-        assert dataplane.ends[-1].reason == "lease expired"
+        assert _wait(lambda: dataplane.ends and dataplane.ends[-1].reason == "lease expired")
         out, err = p.communicate("go\n", timeout=30)
         assert "after close: CUDA_ERROR_DEVICE_UNAVAILABLE" in out, out + err
         assert "tf-stub: connection to the GPU worker lost" in err
