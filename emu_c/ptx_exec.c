@@ -1,0 +1,1705 @@
+/* ptx_exec.c - runs launches of pre-decoded PTX kernels (ptx_launch from ptx.h); called by the
+ * emulated driver's launch path.
+ *
+ * Model: host worker threads take blocks from an atomic counter. A block runs all its threads as
+ * warps of 32 lanes; each warp keeps one PC per lane and always executes the group of lanes with
+ * the lowest PC, so divergent paths reconverge where they meet again (at the latest at the
+ * immediate post-dominator, which is what the hardware's reconvergence gives too). Warps run
+ * one after another until they reach bar.sync or exit; a barrier releases when every live
+ * thread of the block has arrived. Registers are 64-bit slots stored register-major per warp
+ * (R[slot*32 + lane]) so every instruction is one tight loop over the active lanes.
+ */
+#include <fenv.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ptx_internal.h"
+
+#define FULL 0xffffffffu
+#define YIELD_BACK_BRANCHES 4096
+
+typedef struct warp_st {
+    uint64_t *R;
+    int32_t pc[32];
+    uint32_t live, exited, atbar;
+    int cur_pc;
+    uint32_t cur_mask;
+    int min_wait;
+} warp_st;
+
+typedef struct launch launch;
+
+typedef struct gcache {
+    uint64_t lo, hi;
+} gcache;
+
+typedef struct blk {
+    launch *L;
+    const ptx_kernel *k;
+    const ptx_launch_cfg *cfg;
+    const ptx_env *env;
+    int worker;
+    unsigned nthreads, nwarps;
+    unsigned bid[3];
+    uint64_t *R;
+    warp_st *w;
+    uint8_t *smem;
+    size_t smem_size;
+    uint8_t *lmem;
+    size_t lsize;
+    gcache gc[4];
+    uint64_t icount;
+    uint32_t red_count, red_and, red_or;
+    uint32_t red_out_count, red_out_and, red_out_or;
+} blk;
+
+struct launch {
+    const ptx_kernel *k;
+    const ptx_launch_cfg *cfg;
+    const ptx_env *env;
+    uint64_t nblocks;
+    uint64_t next;
+    int err;
+    char *log;
+    size_t loglen;
+    pthread_mutex_t mu;
+    uint64_t icount;
+    uint64_t coop_ws;
+};
+
+static void fail(blk *B, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(blk *B, int code, const char *fmt, ...) {
+    launch *L = B->L;
+    pthread_mutex_lock(&L->mu);
+    if (!L->err) {
+        L->err = code;
+        if (L->log && L->loglen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(L->log, L->loglen, fmt, ap);
+            va_end(ap);
+        }
+    }
+    pthread_mutex_unlock(&L->mu);
+}
+
+/* ------------------------------------------------------------------ value helpers */
+static inline float F(uint64_t v) { union { uint32_t u; float f; } x = {(uint32_t)v}; return x.f; }
+static inline uint64_t UF(float f) { union { float f; uint32_t u; } x = {.f = f}; return x.u; }
+static inline double D(uint64_t v) { union { uint64_t u; double d; } x = {v}; return x.d; }
+static inline uint64_t UD(double d) { union { double d; uint64_t u; } x = {.d = d}; return x.u; }
+
+static inline int is_signed_t(int t) { return t == T_S8 || t == T_S16 || t == T_S32 || t == T_S64; }
+static inline int bits_of(int t) {
+    switch (t) {
+    case T_U8: case T_S8: return 8;
+    case T_U16: case T_S16: case T_F16: case T_BF16: return 16;
+    case T_U32: case T_S32: case T_F32: case T_F16X2: case T_BF16X2: return 32;
+    case T_PRED: return 1;
+    default: return 64;
+    }
+}
+static inline int64_t sext(uint64_t v, int bits) {
+    if (bits >= 64) return (int64_t)v;
+    int sh = 64 - bits;
+    return (int64_t)(v << sh) >> sh;
+}
+static inline uint64_t zext(uint64_t v, int bits) { return bits >= 64 ? v : v & ((1ull << bits) - 1); }
+
+/* Float value of a register of float type t, as double (exact). */
+static inline double fval(uint64_t v, int t) {
+    switch (t) {
+    case T_F32: return F(v);
+    case T_F64: return D(v);
+    case T_F16: return ptx_f16_to_f64((uint16_t)v);
+    case T_BF16: return ptx_bf16_to_f64((uint16_t)v);
+    default: return 0;
+    }
+}
+
+static inline int directed(int rm) { return rm == RM_RZ || rm == RM_RM || rm == RM_RP; }
+static int fe_mode(int rm) {
+    switch (rm) {
+    case RM_RZ: case RM_RZI: return FE_TOWARDZERO;
+    case RM_RM: case RM_RMI: return FE_DOWNWARD;
+    case RM_RP: case RM_RPI: return FE_UPWARD;
+    default: return FE_TONEAREST;
+    }
+}
+
+static inline float ftz32(float f) { return (fpclassify(f) == FP_SUBNORMAL) ? copysignf(0.0f, f) : f; }
+
+/* Result of a float op on doubles, encoded into type t with rounding rm and modifiers. */
+static uint64_t fenc(double r, int t, int rm, unsigned flags) {
+    if (flags & IF_SAT) r = isnan(r) ? 0.0 : r < 0 ? 0.0 : r > 1 ? 1.0 : r;
+    if ((flags & IF_RELU) && (r < 0 || isnan(r))) r = isnan(r) ? NAN : 0.0;
+    switch (t) {
+    case T_F16: return ptx_f64_to_f16(r, rm);
+    case T_BF16: return ptx_f64_to_bf16(r, rm);
+    case T_F32: {
+        float f = F(ptx_f64_to_f32_bits(r, rm));
+        if (flags & IF_FTZ) f = ftz32(f);
+        return UF(f);
+    }
+    default: return UD(r);
+    }
+}
+
+/* Float binary/ternary ops outside the fast path: half types, directed rounding, ftz, sat.
+ * f32/f64 with directed rounding run under fesetround (this function is compiled with
+ * rounding-math so nothing is moved across the mode switch). */
+__attribute__((noinline, optimize("rounding-math"))) static uint64_t fop_slow(int op, int t, uint64_t a, uint64_t b,
+                                                                              uint64_t c, int rm, unsigned flags) {
+    if (t == T_F16X2 || t == T_BF16X2) {
+        int ht = t == T_F16X2 ? T_F16 : T_BF16;
+        uint64_t lo = fop_slow(op, ht, a & 0xffff, b & 0xffff, c & 0xffff, rm, flags);
+        uint64_t hi = fop_slow(op, ht, (a >> 16) & 0xffff, (b >> 16) & 0xffff, (c >> 16) & 0xffff, rm, flags);
+        return (lo & 0xffff) | ((hi & 0xffff) << 16);
+    }
+    if (t == T_F32 || t == T_F64) {
+        int mode = fe_mode(rm);
+        int d = directed(rm);
+        if (d) fesetround(mode);
+        uint64_t out;
+        if (t == T_F32) {
+            volatile float x = F(a), y = F(b), z = F(c);
+            float xx = x, yy = y, zz = z;
+            if (flags & IF_FTZ) { xx = ftz32(xx); yy = ftz32(yy); zz = ftz32(zz); }
+            float r;
+            switch (op) {
+            case OP_ADD: r = xx + yy; break;
+            case OP_SUB: r = xx - yy; break;
+            case OP_MUL_LO: r = xx * yy; break;
+            case OP_FMA: r = fmaf(xx, yy, zz); break;
+            case OP_DIV: r = xx / yy; break;
+            case OP_SQRT: r = sqrtf(xx); break;
+            case OP_RCP: r = 1.0f / xx; break;
+            case OP_MIN: r = fminf(xx, yy); break;
+            case OP_MAX: r = fmaxf(xx, yy); break;
+            default: r = 0; break;
+            }
+            volatile float rv = r;
+            r = rv;
+            if (d) fesetround(FE_TONEAREST);
+            if (flags & IF_FTZ) r = ftz32(r);
+            if (flags & IF_SAT) r = isnan(r) ? 0.0f : r < 0 ? 0.0f : r > 1 ? 1.0f : r;
+            if ((flags & IF_RELU) && r < 0) r = 0;
+            out = UF(r);
+        } else {
+            volatile double x = D(a), y = D(b), z = D(c);
+            double xx = x, yy = y, zz = z, r;
+            switch (op) {
+            case OP_ADD: r = xx + yy; break;
+            case OP_SUB: r = xx - yy; break;
+            case OP_MUL_LO: r = xx * yy; break;
+            case OP_FMA: r = fma(xx, yy, zz); break;
+            case OP_DIV: r = xx / yy; break;
+            case OP_SQRT: r = sqrt(xx); break;
+            case OP_RCP: r = 1.0 / xx; break;
+            case OP_MIN: r = fmin(xx, yy); break;
+            case OP_MAX: r = fmax(xx, yy); break;
+            default: r = 0; break;
+            }
+            volatile double rv = r;
+            r = rv;
+            if (d) fesetround(FE_TONEAREST);
+            if (flags & IF_SAT) r = isnan(r) ? 0.0 : r < 0 ? 0.0 : r > 1 ? 1.0 : r;
+            out = UD(r);
+        }
+        return out;
+    }
+    /* f16 / bf16: exact inputs in double, one rounding into the narrow format */
+    double x = fval(a, t), y = fval(b, t), z = fval(c, t), r;
+    switch (op) {
+    case OP_ADD: r = x + y; break;
+    case OP_SUB: r = x - y; break;
+    case OP_MUL_LO: r = x * y; break;
+    case OP_FMA: r = fma(x, y, z); break;
+    case OP_DIV: r = x / y; break;
+    case OP_SQRT: r = sqrt(x); break;
+    case OP_RCP: r = 1.0 / x; break;
+    case OP_MIN: r = (isnan(x) && isnan(y)) ? NAN : fmin(x, y); break;
+    case OP_MAX: r = (isnan(x) && isnan(y)) ? NAN : fmax(x, y); break;
+    default: r = 0; break;
+    }
+    return fenc(r, t, rm == RM_NONE ? RM_RN : rm, flags & ~IF_FTZ);
+}
+
+static double rint_mode(double x, int rm) {
+    switch (rm) {
+    case RM_RZI: return trunc(x);
+    case RM_RMI: return floor(x);
+    case RM_RPI: return ceil(x);
+    default: {
+        double fl = floor(x), diff = x - fl;
+        if (diff > 0.5 || (diff == 0.5 && fmod(fl, 2.0) != 0.0)) fl += 1;
+        return fl;
+    }
+    }
+}
+
+__attribute__((noinline, optimize("rounding-math"))) static uint64_t int_to_float(uint64_t v, int st, int dt, int rm) {
+    int s = is_signed_t(st);
+    int64_t iv = sext(v, bits_of(st));
+    uint64_t uv = zext(v, bits_of(st));
+    if (dt == T_F16 || dt == T_BF16) {
+        double d = s ? (double)iv : (double)uv; /* exact for every value that does not overflow */
+        return dt == T_F16 ? ptx_f64_to_f16(d, rm) : ptx_f64_to_bf16(d, rm);
+    }
+    int dm = directed(rm);
+    if (dm) fesetround(fe_mode(rm));
+    uint64_t out;
+    if (dt == T_F32) {
+        volatile float f = s ? (float)iv : (float)uv;
+        out = UF(f);
+    } else {
+        volatile double d = s ? (double)iv : (double)uv;
+        out = UD(d);
+    }
+    if (dm) fesetround(FE_TONEAREST);
+    return out;
+}
+
+/* cvt for one value. */
+static uint64_t cvt1(uint64_t v, int dt, int st, int rm, unsigned flags) {
+    int dfl = dt == T_F16 || dt == T_BF16 || dt == T_F32 || dt == T_F64;
+    int sfl = st == T_F16 || st == T_BF16 || st == T_F32 || st == T_F64;
+    int db = bits_of(dt);
+    if (!dfl && !sfl) {
+        int ds = is_signed_t(dt);
+        if (flags & IF_SAT) {
+            /* clamp the source value into the destination range */
+            if (is_signed_t(st)) {
+                int64_t x = sext(v, bits_of(st));
+                int64_t lo = ds ? (db >= 64 ? INT64_MIN : -(1ll << (db - 1))) : 0;
+                int64_t hi = ds ? (db >= 64 ? INT64_MAX : (1ll << (db - 1)) - 1) : (db >= 63 ? INT64_MAX : (int64_t)((1ull << db) - 1));
+                if (x < lo) x = lo;
+                if (x > hi) x = hi;
+                v = (uint64_t)x;
+            } else {
+                uint64_t x = zext(v, bits_of(st));
+                uint64_t hi = ds ? (uint64_t)(db >= 64 ? INT64_MAX : (1ll << (db - 1)) - 1) : (db >= 64 ? UINT64_MAX : (1ull << db) - 1);
+                if (x > hi) x = hi;
+                v = x;
+            }
+        } else {
+            v = is_signed_t(st) ? (uint64_t)sext(v, bits_of(st)) : zext(v, bits_of(st));
+        }
+        return ds ? (uint64_t)sext(v, db) : zext(v, db);
+    }
+    if (!sfl) {
+        uint64_t r = int_to_float(v, st, dt, rm == RM_NONE ? RM_RN : rm);
+        if (flags & IF_SAT) r = fenc(fval(r, dt), dt, RM_RN, IF_SAT);
+        return r;
+    }
+    double x = fval(v, st);
+    if ((flags & IF_FTZ) && st == T_F32) x = ftz32((float)x);
+    if (!dfl) {
+        /* float -> int: round to integral, saturate to the destination range, NaN -> 0 */
+        if (isnan(x)) return 0;
+        double r = rint_mode(x, rm == RM_NONE ? RM_RZI : rm);
+        int ds = is_signed_t(dt);
+        if (ds) {
+            int64_t lo = db >= 64 ? INT64_MIN : -(1ll << (db - 1));
+            int64_t hi = db >= 64 ? INT64_MAX : (1ll << (db - 1)) - 1;
+            int64_t iv;
+            if (r <= (double)lo) iv = lo;
+            else if (r >= (double)hi) iv = hi; /* (double)INT64_MAX rounds up: >= catches it */
+            else iv = (int64_t)r;
+            return zext((uint64_t)iv, db) | (iv < 0 ? ~zext(~0ull, db) : 0);
+        }
+        uint64_t hi = db >= 64 ? UINT64_MAX : (1ull << db) - 1;
+        if (r <= 0) return 0;
+        if (r >= (double)hi) return hi;
+        return (uint64_t)r;
+    }
+    /* float -> float */
+    if (rm >= RM_RNI) x = rint_mode(x, rm);
+    if (dt == T_F64) {
+        if (flags & IF_SAT) x = isnan(x) ? 0.0 : x < 0 ? 0.0 : x > 1 ? 1.0 : x;
+        return UD(x);
+    }
+    int nrm = rm >= RM_RNI || rm == RM_NONE ? RM_RN : rm;
+    return fenc(x, dt, nrm, flags);
+}
+
+static int cmp_int(int op, int64_t x, int64_t y, uint64_t ux, uint64_t uy, int sgn) {
+    switch (op) {
+    case CMP_EQ: return ux == uy;
+    case CMP_NE: return ux != uy;
+    case CMP_LT: return sgn ? x < y : ux < uy;
+    case CMP_LE: return sgn ? x <= y : ux <= uy;
+    case CMP_GT: return sgn ? x > y : ux > uy;
+    case CMP_GE: return sgn ? x >= y : ux >= uy;
+    case CMP_LO: return ux < uy;
+    case CMP_LS: return ux <= uy;
+    case CMP_HI: return ux > uy;
+    case CMP_HS: return ux >= uy;
+    default: return 0;
+    }
+}
+
+static inline int cmp_flt(int op, double x, double y) {
+    int un = isnan(x) || isnan(y);
+    switch (op) {
+    case CMP_EQ: return !un && x == y;
+    case CMP_NE: return !un && x != y;
+    case CMP_LT: return !un && x < y;
+    case CMP_LE: return !un && x <= y;
+    case CMP_GT: return !un && x > y;
+    case CMP_GE: return !un && x >= y;
+    case CMP_EQU: return un || x == y;
+    case CMP_NEU: return un || x != y;
+    case CMP_LTU: return un || x < y;
+    case CMP_LEU: return un || x <= y;
+    case CMP_GTU: return un || x > y;
+    case CMP_GEU: return un || x >= y;
+    case CMP_NUM: return !un;
+    case CMP_NAN: return un;
+    default: return 0;
+    }
+}
+
+static int compare(const ptx_ins *in, uint64_t a, uint64_t b) {
+    int t = in->t2 ? in->t2 : in->t;
+    if (t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16) {
+        double x = fval(a, t), y = fval(b, t);
+        if ((in->flags & IF_FTZ) && t == T_F32) { x = ftz32((float)x); y = ftz32((float)y); }
+        return cmp_flt(in->sub, x, y);
+    }
+    int bits = bits_of(t);
+    return cmp_int(in->sub, sext(a, bits), sext(b, bits), zext(a, bits), zext(b, bits), is_signed_t(t));
+}
+
+/* ------------------------------------------------------------------ memory */
+static uint8_t *gslow(blk *B, uint64_t a, uint64_t n) {
+    if (a >= PTX_SHARED_BASE || n == 0 || a + n < a) return NULL;
+    const ptx_env *env = B->env;
+    if (!env->check_global || !env->check_global(env->ctx, a, n)) return NULL;
+    gcache g = {a, a + n};
+    static const uint64_t spans[] = {1ull << 24, 1ull << 20, 1ull << 16, 1ull << 12};
+    for (int i = 0; i < 4; i++) {
+        uint64_t lo = a & ~(spans[i] - 1);
+        if (a + n <= lo + spans[i] && env->check_global(env->ctx, lo, spans[i])) {
+            g.lo = lo;
+            g.hi = lo + spans[i];
+            break;
+        }
+    }
+    memmove(&B->gc[1], &B->gc[0], 3 * sizeof(gcache));
+    B->gc[0] = g;
+    return (uint8_t *)(uintptr_t)a;
+}
+
+static inline uint8_t *gaddr(blk *B, uint64_t a, uint64_t n) {
+    for (int i = 0; i < 4; i++)
+        if (a >= B->gc[i].lo && a + n <= B->gc[i].hi && a + n >= a) return (uint8_t *)(uintptr_t)a;
+    return gslow(B, a, n);
+}
+
+static inline uint8_t *resolve(blk *B, unsigned tid, int space, uint64_t a, uint64_t n) {
+    switch (space) {
+    case SP_GLOBAL:
+    case SP_CONST:
+        return gaddr(B, a, n);
+    case SP_SHARED:
+        return (a <= B->smem_size && n <= B->smem_size - a) ? B->smem + a : NULL;
+    case SP_LOCAL:
+        return (a <= B->lsize && n <= B->lsize - a) ? B->lmem + (size_t)tid * B->lsize + a : NULL;
+    case SP_KPARAM:
+        return (a <= B->cfg->param_buffer_size && n <= B->cfg->param_buffer_size - a)
+                   ? (uint8_t *)(uintptr_t)B->cfg->param_buffer + a : NULL;
+    default:
+        if (a < PTX_SHARED_BASE) return gaddr(B, a, n);
+        if (a < PTX_SHARED_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_SHARED, a - PTX_SHARED_BASE, n);
+        if (a >= PTX_LOCAL_BASE && a < PTX_LOCAL_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_LOCAL, a - PTX_LOCAL_BASE, n);
+        if (a >= PTX_PARAM_BASE && a < PTX_PARAM_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_KPARAM, a - PTX_PARAM_BASE, n);
+        return NULL;
+    }
+}
+
+static const char *space_name(int sp) {
+    static const char *n[] = {"generic", "global", "shared", "local", "const", "param"};
+    return sp >= 0 && sp < 6 ? n[sp] : "?";
+}
+
+static void thread_coords(const blk *B, unsigned tid, unsigned *x, unsigned *y, unsigned *z) {
+    const unsigned *b = B->cfg->block;
+    *x = tid % b[0];
+    *y = (tid / b[0]) % b[1];
+    *z = tid / (b[0] * b[1]);
+}
+
+static void fault(blk *B, const ptx_ins *in, unsigned tid, uint64_t a, uint64_t n, int misaligned) {
+    unsigned x, y, z;
+    thread_coords(B, tid, &x, &y, &z);
+    fail(B, misaligned ? PTXE_MISALIGNED_ADDRESS : PTXE_ILLEGAL_ADDRESS,
+         "%s %s address 0x%llx (%llu bytes, %s) in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
+         misaligned ? "misaligned" : "illegal", in->op == OP_ST ? "store to" : in->op == OP_LD ? "load from" : "access to",
+         (unsigned long long)a, (unsigned long long)n, space_name(in->space), B->k->name, in->line, B->bid[0], B->bid[1],
+         B->bid[2], x, y, z);
+}
+
+static inline uint64_t load_elem(const uint8_t *p, int t) {
+    switch (t) {
+    case T_U8: return p[0];
+    case T_S8: return (uint64_t)(int64_t)(int8_t)p[0];
+    case T_PRED: return p[0] & 1;
+    case T_U16: case T_F16: case T_BF16: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case T_S16: { int16_t v; memcpy(&v, p, 2); return (uint64_t)(int64_t)v; }
+    case T_U32: case T_F32: case T_F16X2: case T_BF16X2: { uint32_t v; memcpy(&v, p, 4); return v; }
+    case T_S32: { int32_t v; memcpy(&v, p, 4); return (uint64_t)(int64_t)v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+static inline void store_elem(uint8_t *p, uint64_t v, unsigned es) {
+    switch (es) {
+    case 1: p[0] = (uint8_t)v; break;
+    case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+    default: memcpy(p, &v, 8); break;
+    }
+}
+
+/* Reads a NUL-terminated string at a generic address into buf (truncated). */
+static int read_cstr(blk *B, unsigned tid, uint64_t a, char *buf, size_t cap) {
+    size_t i = 0;
+    for (; i + 1 < cap; i++) {
+        const uint8_t *p = resolve(B, tid, SP_GENERIC, a + i, 1);
+        if (!p) { buf[i] = 0; return -1; }
+        buf[i] = (char)*p;
+        if (!*p) return 0;
+    }
+    buf[i] = 0;
+    return 0;
+}
+
+static uint64_t local_u64(blk *B, unsigned tid, int64_t off) {
+    const uint8_t *p = resolve(B, tid, SP_LOCAL, (uint64_t)off, 8);
+    uint64_t v = 0;
+    if (p) memcpy(&v, p, 8);
+    return v;
+}
+
+/* printf from a kernel: formats vprintf's (format, packed argument buffer) pair. */
+static int do_printf(blk *B, const ptx_ins *in, unsigned tid) {
+    char fmt[2048], out[8192], sval[2048];
+    uint64_t fa = local_u64(B, tid, in->imm);
+    uint64_t args = local_u64(B, tid, in->b);
+    if (read_cstr(B, tid, fa, fmt, sizeof(fmt))) return -1;
+    size_t o = 0, ao = 0;
+    int nargs = 0;
+    for (const char *p = fmt; *p && o < sizeof(out) - 1;) {
+        if (*p != '%') { out[o++] = *p++; continue; }
+        if (p[1] == '%') { out[o++] = '%'; p += 2; continue; }
+        char spec[64];
+        size_t sl = 0;
+        spec[sl++] = *p++;
+        int longs = 0, star_vals[2], nstar = 0;
+        while (*p && strchr("-+ #0123456789.*hlLqjzt", *p) && sl < sizeof(spec) - 4) {
+            if (*p == 'l' || *p == 'L' || *p == 'q' || *p == 'j' || *p == 'z' || *p == 't') { longs++; p++; continue; }
+            if (*p == 'h') { p++; continue; }
+            if (*p == '*' && nstar < 2) {
+                ao = (ao + 3) & ~(size_t)3;
+                const uint8_t *q = resolve(B, tid, SP_GENERIC, args + ao, 4);
+                int v = 0;
+                if (q) memcpy(&v, q, 4);
+                ao += 4;
+                star_vals[nstar++] = v;
+            }
+            spec[sl++] = *p++;
+        }
+        char conv = *p ? *p++ : 0;
+        if (!conv) break;
+        int n = 0;
+        size_t room = sizeof(out) - o;
+        nargs++;
+        if (strchr("diouxXc", conv)) {
+            size_t sz = longs ? 8 : 4;
+            ao = (ao + sz - 1) & ~(sz - 1);
+            const uint8_t *q = resolve(B, tid, SP_GENERIC, args + ao, sz);
+            uint64_t v = 0;
+            if (q) memcpy(&v, q, sz);
+            ao += sz;
+            spec[sl++] = 'l';
+            spec[sl++] = 'l';
+            spec[sl++] = conv;
+            spec[sl] = 0;
+            long long sv = sz == 8 ? (long long)v : (strchr("di", conv) ? (long long)(int32_t)v : (long long)(uint32_t)v);
+            if (conv == 'c') { spec[sl - 3] = 'c'; spec[sl - 2] = 0; }
+            if (conv == 'c') n = nstar == 1 ? snprintf(out + o, room, spec, star_vals[0], (int)sv) : snprintf(out + o, room, spec, (int)sv);
+            else if (nstar == 1) n = snprintf(out + o, room, spec, star_vals[0], sv);
+            else if (nstar == 2) n = snprintf(out + o, room, spec, star_vals[0], star_vals[1], sv);
+            else n = snprintf(out + o, room, spec, sv);
+        } else if (strchr("feEgGaAF", conv)) {
+            ao = (ao + 7) & ~(size_t)7;
+            const uint8_t *q = resolve(B, tid, SP_GENERIC, args + ao, 8);
+            double v = 0;
+            if (q) memcpy(&v, q, 8);
+            ao += 8;
+            spec[sl++] = conv;
+            spec[sl] = 0;
+            if (nstar == 1) n = snprintf(out + o, room, spec, star_vals[0], v);
+            else if (nstar == 2) n = snprintf(out + o, room, spec, star_vals[0], star_vals[1], v);
+            else n = snprintf(out + o, room, spec, v);
+        } else if (conv == 's' || conv == 'p') {
+            ao = (ao + 7) & ~(size_t)7;
+            const uint8_t *q = resolve(B, tid, SP_GENERIC, args + ao, 8);
+            uint64_t v = 0;
+            if (q) memcpy(&v, q, 8);
+            ao += 8;
+            if (conv == 's') {
+                if (!v) snprintf(sval, sizeof(sval), "(null)");
+                else if (read_cstr(B, tid, v, sval, sizeof(sval))) snprintf(sval, sizeof(sval), "(bad pointer)");
+                spec[sl++] = 's';
+                spec[sl] = 0;
+                if (nstar == 1) n = snprintf(out + o, room, spec, star_vals[0], sval);
+                else if (nstar == 2) n = snprintf(out + o, room, spec, star_vals[0], star_vals[1], sval);
+                else n = snprintf(out + o, room, spec, sval);
+            } else {
+                n = snprintf(out + o, room, "0x%llx", (unsigned long long)v);
+            }
+        } else {
+            n = snprintf(out + o, room, "%%%c", conv);
+        }
+        if (n > 0) o += (size_t)n < room ? (size_t)n : room - 1;
+    }
+    out[o < sizeof(out) ? o : sizeof(out) - 1] = 0;
+    flockfile(stdout);
+    fputs(out, stdout);
+    fflush(stdout);
+    funlockfile(stdout);
+    if (in->c >= 0) {
+        uint8_t *r = resolve(B, tid, SP_LOCAL, (uint64_t)in->c, 4);
+        int32_t v = nargs;
+        if (r) memcpy(r, &v, 4);
+    }
+    return 0;
+}
+
+static void do_assert(blk *B, const ptx_ins *in, unsigned tid) {
+    char msg[512], file[512], func[512];
+    uint64_t mp = local_u64(B, tid, in->a), fp = local_u64(B, tid, in->b), fnp = local_u64(B, tid, in->e);
+    uint32_t line = (uint32_t)local_u64(B, tid, in->c);
+    if (read_cstr(B, tid, mp, msg, sizeof(msg))) snprintf(msg, sizeof(msg), "?");
+    if (read_cstr(B, tid, fp, file, sizeof(file))) snprintf(file, sizeof(file), "?");
+    if (read_cstr(B, tid, fnp, func, sizeof(func))) snprintf(func, sizeof(func), "?");
+    unsigned x, y, z;
+    thread_coords(B, tid, &x, &y, &z);
+    fprintf(stderr, "%s:%u: %s: block: [%u,%u,%u], thread: [%u,%u,%u] Assertion `%s` failed.\n", file, line, func,
+            B->bid[0], B->bid[1], B->bid[2], x, y, z, msg);
+    fail(B, PTXE_ASSERT, "device-side assert in kernel %s: %s:%u: Assertion `%s` failed", B->k->name, file, line, msg);
+}
+
+/* ------------------------------------------------------------------ atomics */
+static uint64_t atom_apply(int op, int t, uint64_t old, uint64_t b, uint64_t c) {
+    int bits = bits_of(t);
+    switch (op) {
+    case AT_ADD:
+        if (t == T_F32) return UF(F(old) + F(b));
+        if (t == T_F64) return UD(D(old) + D(b));
+        return old + b;
+    case AT_MIN:
+    case AT_MAX: {
+        int mx = op == AT_MAX;
+        if (t == T_F32) return UF(mx ? fmaxf(F(old), F(b)) : fminf(F(old), F(b)));
+        if (t == T_F64) return UD(mx ? fmax(D(old), D(b)) : fmin(D(old), D(b)));
+        if (is_signed_t(t)) {
+            int64_t x = sext(old, bits), y = sext(b, bits);
+            return (uint64_t)((mx ? x > y : x < y) ? x : y);
+        }
+        uint64_t x = zext(old, bits), y = zext(b, bits);
+        return (mx ? x > y : x < y) ? x : y;
+    }
+    case AT_INC: { uint64_t x = zext(old, bits), y = zext(b, bits); return x >= y ? 0 : x + 1; }
+    case AT_DEC: { uint64_t x = zext(old, bits), y = zext(b, bits); return (x == 0 || x > y) ? y : x - 1; }
+    case AT_AND: return old & b;
+    case AT_OR: return old | b;
+    case AT_XOR: return old ^ b;
+    case AT_EXCH: return b;
+    case AT_CAS: return zext(old, bits) == zext(b, bits) ? c : old;
+    default: return old;
+    }
+}
+
+static uint64_t atom_do(uint8_t *p, int es, int op, int t, uint64_t b, uint64_t c) {
+    if (es == 4) {
+        uint32_t *q = (uint32_t *)p;
+        if (op == AT_ADD && t != T_F32) return __atomic_fetch_add(q, (uint32_t)b, __ATOMIC_SEQ_CST);
+        if (op == AT_EXCH) return __atomic_exchange_n(q, (uint32_t)b, __ATOMIC_SEQ_CST);
+        if (op == AT_CAS) {
+            uint32_t exp = (uint32_t)b;
+            __atomic_compare_exchange_n(q, &exp, (uint32_t)c, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            return exp;
+        }
+        uint32_t old = __atomic_load_n(q, __ATOMIC_RELAXED);
+        for (;;) {
+            uint32_t nv = (uint32_t)atom_apply(op, t, old, b, c);
+            if (__atomic_compare_exchange_n(q, &old, nv, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) return old;
+        }
+    }
+    uint64_t *q = (uint64_t *)p;
+    if (op == AT_ADD && t != T_F64) return __atomic_fetch_add(q, b, __ATOMIC_SEQ_CST);
+    if (op == AT_EXCH) return __atomic_exchange_n(q, b, __ATOMIC_SEQ_CST);
+    if (op == AT_CAS) {
+        uint64_t exp = b;
+        __atomic_compare_exchange_n(q, &exp, c, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        return exp;
+    }
+    uint64_t old = __atomic_load_n(q, __ATOMIC_RELAXED);
+    for (;;) {
+        uint64_t nv = atom_apply(op, t, old, b, c);
+        if (__atomic_compare_exchange_n(q, &old, nv, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) return old;
+    }
+}
+
+/* ------------------------------------------------------------------ special registers */
+static uint64_t now_ns(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t sreg_value(const blk *B, int sr, unsigned w, unsigned l) {
+    const ptx_launch_cfg *cfg = B->cfg;
+    unsigned tid = w * 32 + l;
+    switch (sr) {
+    case SR_TID_X: return tid % cfg->block[0];
+    case SR_TID_Y: return (tid / cfg->block[0]) % cfg->block[1];
+    case SR_TID_Z: return tid / (cfg->block[0] * cfg->block[1]);
+    case SR_NTID_X: return cfg->block[0];
+    case SR_NTID_Y: return cfg->block[1];
+    case SR_NTID_Z: return cfg->block[2];
+    case SR_CTAID_X: return B->bid[0];
+    case SR_CTAID_Y: return B->bid[1];
+    case SR_CTAID_Z: return B->bid[2];
+    case SR_NCTAID_X: return cfg->grid[0];
+    case SR_NCTAID_Y: return cfg->grid[1];
+    case SR_NCTAID_Z: return cfg->grid[2];
+    case SR_LANEID: return l;
+    case SR_WARPID: return w;
+    case SR_NWARPID: return B->nwarps;
+    case SR_SMID: return (uint64_t)B->worker;
+    case SR_NSMID: return (uint64_t)(cfg->worker_threads > 0 ? cfg->worker_threads : 1);
+    case SR_GRIDID: return 0;
+    case SR_LANEMASK_EQ: return 1u << l;
+    case SR_LANEMASK_LT: return (1u << l) - 1;
+    case SR_LANEMASK_LE: return l == 31 ? FULL : (2u << l) - 1;
+    case SR_LANEMASK_GT: return l == 31 ? 0 : ~((2u << l) - 1);
+    case SR_LANEMASK_GE: return ~((1u << l) - 1);
+    case SR_ENVREG1: return B->L->coop_ws >> 32;
+    case SR_ENVREG2: return B->L->coop_ws & 0xffffffffu;
+    case SR_DYN_SMEM: return cfg->dynamic_shared_bytes;
+    case SR_TOTAL_SMEM: return B->smem_size;
+    case SR_CLOCK: return (uint32_t)now_ns(CLOCK_MONOTONIC);
+    case SR_CLOCK_HI: return (uint32_t)(now_ns(CLOCK_MONOTONIC) >> 32);
+    case SR_CLOCK64: return now_ns(CLOCK_MONOTONIC);
+    case SR_GTIMER: return now_ns(CLOCK_REALTIME);
+    case SR_GTIMER_LO: return (uint32_t)now_ns(CLOCK_REALTIME);
+    case SR_GTIMER_HI: return (uint32_t)(now_ns(CLOCK_REALTIME) >> 32);
+    default: return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ scheduling */
+static void resched(warp_st *W) {
+    uint32_t act = W->live & ~W->exited & ~W->atbar;
+    W->cur_mask = 0;
+    W->min_wait = INT_MAX;
+    if (!act) return;
+    int mn = INT_MAX;
+    for (uint32_t m = act; m; m &= m - 1) {
+        int l = __builtin_ctz(m);
+        if (W->pc[l] < mn) mn = W->pc[l];
+    }
+    uint32_t cm = 0;
+    int mw = INT_MAX;
+    for (uint32_t m = act; m; m &= m - 1) {
+        int l = __builtin_ctz(m);
+        if (W->pc[l] == mn) cm |= 1u << l;
+        else if (W->pc[l] < mw) mw = W->pc[l];
+    }
+    W->cur_pc = mn;
+    W->cur_mask = cm;
+    W->min_wait = mw;
+}
+
+static inline void store_pcs(warp_st *W, int pc, uint32_t cm) {
+    for (uint32_t m = cm; m; m &= m - 1) W->pc[__builtin_ctz(m)] = pc;
+}
+
+#define S(x) R[(size_t)(x) * 32 + l]
+#define LOOP(...)                                                                             \
+    do {                                                                                      \
+        if (em == FULL) {                                                                     \
+            for (int l = 0; l < 32; l++) { __VA_ARGS__; }                                     \
+        } else {                                                                              \
+            for (uint32_t m_ = em; m_; m_ &= m_ - 1) {                                        \
+                const int l = __builtin_ctz(m_);                                              \
+                __VA_ARGS__;                                                                  \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+/* Integer binary op over the three widths; X and Y are the operands, EXPR the result. */
+#define INT_BIN(EXPR)                                                                         \
+    switch (in->t) {                                                                          \
+    case T_U16: case T_S16: case T_U8: case T_S8:                                             \
+        LOOP(uint16_t X = (uint16_t)S(ia); uint16_t Y = (uint16_t)S(ib); S(id) = (uint16_t)(EXPR)); break; \
+    case T_U32: case T_S32:                                                                   \
+        LOOP(uint32_t X = (uint32_t)S(ia); uint32_t Y = (uint32_t)S(ib); S(id) = (uint32_t)(EXPR)); break; \
+    default:                                                                                  \
+        LOOP(uint64_t X = S(ia); uint64_t Y = S(ib); S(id) = (uint64_t)(EXPR)); break;        \
+    }
+
+static inline uint64_t mulhi_u64(uint64_t a, uint64_t b) { return (uint64_t)(((unsigned __int128)a * b) >> 64); }
+static inline uint64_t mulhi_s64(uint64_t a, uint64_t b) { return (uint64_t)(((__int128)(int64_t)a * (int64_t)b) >> 64); }
+
+static uint64_t int_div(int t, uint64_t a, uint64_t b, int rem) {
+    int bits = bits_of(t);
+    if (is_signed_t(t)) {
+        int64_t x = sext(a, bits), y = sext(b, bits);
+        if (y == 0) return rem ? zext((uint64_t)x, bits) : zext(~0ull, bits);
+        if (y == -1) return rem ? 0 : zext((uint64_t)0 - (uint64_t)x, bits);
+        return zext((uint64_t)(rem ? x % y : x / y), bits);
+    }
+    uint64_t x = zext(a, bits), y = zext(b, bits);
+    if (y == 0) return rem ? x : zext(~0ull, bits);
+    return rem ? x % y : x / y;
+}
+
+static uint64_t bfe1(int t, uint64_t a, uint32_t pos, uint32_t len) {
+    int msb = bits_of(t) - 1;
+    pos &= 0xff;
+    len &= 0xff;
+    int sgn = is_signed_t(t);
+    uint64_t sbit = 0;
+    if (sgn && len) {
+        uint32_t top = pos + len - 1;
+        if (top > (uint32_t)msb) top = (uint32_t)msb;
+        sbit = (a >> top) & 1;
+    }
+    uint64_t d = 0;
+    for (int i = 0; i <= msb; i++) {
+        uint64_t bit = ((uint32_t)i < len && pos + (uint32_t)i <= (uint32_t)msb) ? (a >> (pos + (uint32_t)i)) & 1 : sbit;
+        d |= bit << i;
+    }
+    return d;
+}
+
+static uint64_t bfi1(int t, uint64_t a, uint64_t b, uint32_t pos, uint32_t len) {
+    int msb = bits_of(t) - 1;
+    pos &= 0xff;
+    len &= 0xff;
+    uint64_t d = zext(b, msb + 1);
+    for (uint32_t i = 0; i < len && pos + i <= (uint32_t)msb; i++) {
+        d &= ~(1ull << (pos + i));
+        d |= ((a >> i) & 1) << (pos + i);
+    }
+    return d;
+}
+
+static uint32_t prmt1(uint32_t a, uint32_t b, uint32_t c) {
+    uint64_t bytes = (uint64_t)a | ((uint64_t)b << 32);
+    uint32_t d = 0;
+    for (int i = 0; i < 4; i++) {
+        uint32_t sel = (c >> (4 * i)) & 0xf;
+        uint32_t byte = (uint32_t)(bytes >> (8 * (sel & 7))) & 0xff;
+        if (sel & 8) byte = (byte & 0x80) ? 0xff : 0;
+        d |= byte << (8 * i);
+    }
+    return d;
+}
+
+static uint64_t lop3_1(uint64_t a, uint64_t b, uint64_t c, unsigned lut) {
+    uint64_t r = 0;
+    for (int i = 0; i < 8; i++) {
+        if (!((lut >> i) & 1)) continue;
+        uint64_t x = (i & 4) ? a : ~a, y = (i & 2) ? b : ~b, z = (i & 1) ? c : ~c;
+        r |= x & y & z;
+    }
+    return r;
+}
+
+static uint64_t unary_int(int op, int t, uint64_t a, int sub) {
+    int bits = bits_of(t);
+    uint64_t x = zext(a, bits);
+    switch (op) {
+    case OP_ABS: { int64_t v = sext(a, bits); return zext(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, bits); }
+    case OP_NEG: return zext((uint64_t)0 - x, bits);
+    case OP_NOT: return t == T_PRED ? !(a & 1) : zext(~x, bits);
+    case OP_CNOT: return x == 0 ? 1 : 0;
+    case OP_POPC: return (uint64_t)__builtin_popcountll(x);
+    case OP_CLZ: return x == 0 ? (uint64_t)bits : (uint64_t)(__builtin_clzll(x) - (64 - bits));
+    case OP_BREV: {
+        uint64_t r = 0;
+        for (int i = 0; i < bits; i++) r |= ((x >> i) & 1) << (bits - 1 - i);
+        return r;
+    }
+    case OP_BFIND: {
+        int pos = -1;
+        if (is_signed_t(t)) {
+            int64_t v = sext(a, bits);
+            uint64_t y = zext(v < 0 ? ~(uint64_t)v : (uint64_t)v, bits);
+            if (y) pos = 63 - __builtin_clzll(y);
+        } else if (x) {
+            pos = 63 - __builtin_clzll(x);
+        }
+        if (pos < 0) return 0xffffffffu;
+        return sub ? (uint64_t)(bits - 1 - pos) : (uint64_t)pos;
+    }
+    default: return 0;
+    }
+}
+
+static uint64_t unary_float(int op, int t, uint64_t a, int rm, unsigned flags) {
+    if (t == T_F16X2 || t == T_BF16X2) {
+        int ht = t == T_F16X2 ? T_F16 : T_BF16;
+        return (unary_float(op, ht, a & 0xffff, rm, flags) & 0xffff) | ((unary_float(op, ht, (a >> 16) & 0xffff, rm, flags) & 0xffff) << 16);
+    }
+    if (op == OP_ABS || op == OP_NEG) {
+        int bits = bits_of(t);
+        uint64_t sb = 1ull << (bits - 1);
+        uint64_t v = zext(a, bits);
+        if (flags & IF_FTZ && t == T_F32) v = UF(ftz32(F(v)));
+        return op == OP_ABS ? v & ~sb : v ^ sb;
+    }
+    double x = fval(a, t);
+    if ((flags & IF_FTZ) && t == T_F32) x = ftz32((float)x);
+    double r;
+    int approx = (flags & IF_APPROX) != 0;
+    switch (op) {
+    case OP_RCP:
+        if (!approx && (t == T_F32 || t == T_F64) && rm != RM_NONE && rm != RM_RN) return fop_slow(OP_RCP, t, a, 0, 0, rm, flags);
+        r = 1.0 / x;
+        break;
+    case OP_SQRT:
+        if (!approx && (t == T_F32 || t == T_F64) && rm != RM_NONE && rm != RM_RN) return fop_slow(OP_SQRT, t, a, 0, 0, rm, flags);
+        if (t == T_F32) return fenc(sqrtf((float)x), t, RM_RN, flags);
+        r = sqrt(x);
+        break;
+    case OP_RSQRT: r = 1.0 / sqrt(x); break;
+    case OP_SIN: r = sin(x); break;
+    case OP_COS: r = cos(x); break;
+    case OP_EX2: r = exp2(x); break;
+    case OP_LG2: r = log2(x); break;
+    case OP_TANH: r = tanh(x); break;
+    default: r = 0; break;
+    }
+    if (t == T_F32 && (op == OP_RCP)) return fenc((float)(1.0f / (float)x), t, RM_RN, flags);
+    return fenc(r, t, RM_RN, flags);
+}
+
+static int testp1(int which, int t, uint64_t a) {
+    double x = fval(a, t);
+    int c = fpclassify(x);
+    if (t == T_F32) c = fpclassify(F(a));
+    switch (which) {
+    case 0: return isfinite(x);
+    case 1: return isinf(x);
+    case 2: return !isnan(x);
+    case 3: return isnan(x) ? 1 : 0;
+    case 4: return c == FP_NORMAL;
+    case 5: return c == FP_SUBNORMAL;
+    default: return 0;
+    }
+}
+
+/* Runs one warp until it has no runnable lanes (exit/barrier), yields, or fails.
+ * Returns 0 (blocked or done), 1 (yielded) or -1 (error). */
+static int run_warp(blk *B, warp_st *W, unsigned wi) {
+    const ptx_ins *code = B->k->code;
+    uint64_t *R = W->R;
+    int pc = W->cur_pc;
+    uint32_t cm = W->cur_mask;
+    int minw = W->min_wait;
+    uint64_t cnt = 0;
+    int backs = 0;
+    int ret = 0;
+    const unsigned tid0 = wi * 32;
+    for (;;) {
+        const ptx_ins *in = &code[pc];
+        cnt++;
+        uint32_t em = cm;
+        if (in->pred >= 0) {
+            const uint64_t *P = R + (size_t)in->pred * 32;
+            uint32_t pm = 0;
+            for (int l = 0; l < 32; l++) pm |= (uint32_t)(P[l] & 1) << l;
+            em = in->pneg ? cm & ~pm : cm & pm;
+        }
+        int next = pc + 1;
+        const int id = in->d, ia = in->a, ib = in->b, ic = in->c;
+        const int t = in->t;
+        switch (in->op) {
+        case OP_NOP:
+            break;
+        case OP_MOV:
+            if (t == T_U32 || t == T_S32 || t == T_F32) LOOP(S(id) = (uint32_t)S(ia));
+            else if (t == T_U16 || t == T_S16 || t == T_F16 || t == T_BF16) LOOP(S(id) = (uint16_t)S(ia));
+            else if (t == T_PRED) LOOP(S(id) = S(ia) & 1);
+            else LOOP(S(id) = S(ia));
+            break;
+        case OP_PACK: {
+            const unsigned eb = in->esize * 8u;
+            LOOP(uint64_t v = 0; for (int k = in->vec - 1; k >= 0; k--) v = (v << eb) | zext(S(in->v[k]), (int)eb); S(id) = v);
+            break;
+        }
+        case OP_UNPACK: {
+            const unsigned eb = in->esize * 8u;
+            LOOP(uint64_t v = S(ia); for (int k = 0; k < in->vec; k++) { S(in->v[k]) = zext(v, (int)eb); v = eb >= 64 ? 0 : v >> eb; });
+            break;
+        }
+        case OP_SREG: {
+            if (in->sub == SR_CLOCK || in->sub == SR_CLOCK64 || in->sub >= SR_GTIMER) {
+                uint64_t v = sreg_value(B, in->sub, wi, 0);
+                LOOP(S(id) = v);
+            }
+            break;
+        }
+        case OP_ADD:
+            if (t == T_F32 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UF(F(S(ia)) + F(S(ib))));
+            else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(D(S(ia)) + D(S(ib))));
+            else if ((t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2))
+                LOOP(S(id) = fop_slow(OP_ADD, t, S(ia), S(ib), 0, in->rm, in->flags));
+            else if (in->flags & (IF_CC | IF_USE_CC)) {
+                const int ie = in->e, use = (in->flags & IF_USE_CC) != 0, set = (in->flags & IF_CC) != 0;
+                if (bits_of(t) == 32) LOOP(uint64_t s = (uint64_t)(uint32_t)S(ia) + (uint32_t)S(ib) + (use ? (S(ie) & 1) : 0);
+                                           S(id) = (uint32_t)s; if (set) S(ie) = s >> 32);
+                else LOOP(unsigned __int128 s = (unsigned __int128)S(ia) + S(ib) + (use ? (S(ie) & 1) : 0);
+                          S(id) = (uint64_t)s; if (set) S(ie) = (uint64_t)(s >> 64));
+            } else if ((in->flags & IF_SAT) && t == T_S32) {
+                LOOP(int64_t s = (int64_t)(int32_t)S(ia) + (int32_t)S(ib); s = s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : s;
+                     S(id) = (uint32_t)s);
+            } else {
+                INT_BIN(X + Y);
+            }
+            break;
+        case OP_SUB:
+            if (t == T_F32 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UF(F(S(ia)) - F(S(ib))));
+            else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(D(S(ia)) - D(S(ib))));
+            else if (t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2)
+                LOOP(S(id) = fop_slow(OP_SUB, t, S(ia), S(ib), 0, in->rm, in->flags));
+            else if (in->flags & (IF_CC | IF_USE_CC)) {
+                const int ie = in->e, use = (in->flags & IF_USE_CC) != 0, set = (in->flags & IF_CC) != 0;
+                if (bits_of(t) == 32) LOOP(uint64_t x = (uint32_t)S(ia), y = (uint64_t)(uint32_t)S(ib) + (use ? (S(ie) & 1) : 0);
+                                           S(id) = (uint32_t)(x - y); if (set) S(ie) = x < y);
+                else LOOP(unsigned __int128 x = S(ia), y = (unsigned __int128)S(ib) + (use ? (S(ie) & 1) : 0);
+                          S(id) = (uint64_t)(x - y); if (set) S(ie) = x < y);
+            } else if ((in->flags & IF_SAT) && t == T_S32) {
+                LOOP(int64_t s = (int64_t)(int32_t)S(ia) - (int32_t)S(ib); s = s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : s;
+                     S(id) = (uint32_t)s);
+            } else {
+                INT_BIN(X - Y);
+            }
+            break;
+        case OP_MUL_LO:
+            if (t == T_F32 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UF(F(S(ia)) * F(S(ib))));
+            else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(D(S(ia)) * D(S(ib))));
+            else if (t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2)
+                LOOP(S(id) = fop_slow(OP_MUL_LO, t, S(ia), S(ib), 0, in->rm, in->flags));
+            else if (t == T_U16 || t == T_S16) LOOP(S(id) = (uint16_t)((uint32_t)(uint16_t)S(ia) * (uint16_t)S(ib)));
+            else INT_BIN(X * Y);
+            break;
+        case OP_MUL_HI:
+            switch (t) {
+            case T_U16: LOOP(S(id) = ((uint32_t)(uint16_t)S(ia) * (uint16_t)S(ib)) >> 16); break;
+            case T_S16: LOOP(S(id) = (uint16_t)(((int32_t)(int16_t)S(ia) * (int16_t)S(ib)) >> 16)); break;
+            case T_U32: LOOP(S(id) = ((uint64_t)(uint32_t)S(ia) * (uint32_t)S(ib)) >> 32); break;
+            case T_S32: LOOP(S(id) = (uint32_t)(((int64_t)(int32_t)S(ia) * (int32_t)S(ib)) >> 32)); break;
+            case T_U64: LOOP(S(id) = mulhi_u64(S(ia), S(ib))); break;
+            default: LOOP(S(id) = mulhi_s64(S(ia), S(ib))); break;
+            }
+            break;
+        case OP_MUL_WIDE:
+            switch (t) {
+            case T_U16: LOOP(S(id) = (uint32_t)(uint16_t)S(ia) * (uint16_t)S(ib)); break;
+            case T_S16: LOOP(S(id) = (uint32_t)((int32_t)(int16_t)S(ia) * (int16_t)S(ib))); break;
+            case T_U32: LOOP(S(id) = (uint64_t)(uint32_t)S(ia) * (uint32_t)S(ib)); break;
+            default: LOOP(S(id) = (uint64_t)((int64_t)(int32_t)S(ia) * (int32_t)S(ib))); break;
+            }
+            break;
+        case OP_MAD_LO:
+            if (in->flags & (IF_CC | IF_USE_CC)) {
+                const int ie = in->e, use = (in->flags & IF_USE_CC) != 0, set = (in->flags & IF_CC) != 0;
+                if (bits_of(t) == 32) LOOP(uint64_t s = (uint64_t)(uint32_t)((uint32_t)S(ia) * (uint32_t)S(ib)) + (uint32_t)S(ic) + (use ? (S(ie) & 1) : 0);
+                                           S(id) = (uint32_t)s; if (set) S(ie) = s >> 32);
+                else LOOP(unsigned __int128 s = (unsigned __int128)(S(ia) * S(ib)) + S(ic) + (use ? (S(ie) & 1) : 0);
+                          S(id) = (uint64_t)s; if (set) S(ie) = (uint64_t)(s >> 64));
+                break;
+            }
+            switch (t) {
+            case T_U16: case T_S16: LOOP(S(id) = (uint16_t)((uint32_t)(uint16_t)S(ia) * (uint16_t)S(ib) + (uint16_t)S(ic))); break;
+            case T_U32: case T_S32: LOOP(S(id) = (uint32_t)((uint32_t)S(ia) * (uint32_t)S(ib) + (uint32_t)S(ic))); break;
+            default: LOOP(S(id) = S(ia) * S(ib) + S(ic)); break;
+            }
+            break;
+        case OP_MAD_HI:
+            if (in->flags & (IF_CC | IF_USE_CC)) {
+                const int ie = in->e, use = (in->flags & IF_USE_CC) != 0, set = (in->flags & IF_CC) != 0;
+                if (bits_of(t) == 32) {
+                    if (t == T_S32) LOOP(uint64_t h = (uint32_t)(((int64_t)(int32_t)S(ia) * (int32_t)S(ib)) >> 32);
+                                         uint64_t s = h + (uint32_t)S(ic) + (use ? (S(ie) & 1) : 0); S(id) = (uint32_t)s; if (set) S(ie) = s >> 32);
+                    else LOOP(uint64_t h = ((uint64_t)(uint32_t)S(ia) * (uint32_t)S(ib)) >> 32;
+                              uint64_t s = h + (uint32_t)S(ic) + (use ? (S(ie) & 1) : 0); S(id) = (uint32_t)s; if (set) S(ie) = s >> 32);
+                } else {
+                    LOOP(uint64_t h = t == T_S64 ? mulhi_s64(S(ia), S(ib)) : mulhi_u64(S(ia), S(ib));
+                         unsigned __int128 s = (unsigned __int128)h + S(ic) + (use ? (S(ie) & 1) : 0);
+                         S(id) = (uint64_t)s; if (set) S(ie) = (uint64_t)(s >> 64));
+                }
+                break;
+            }
+            switch (t) {
+            case T_U16: LOOP(S(id) = (uint16_t)((((uint32_t)(uint16_t)S(ia) * (uint16_t)S(ib)) >> 16) + S(ic))); break;
+            case T_S16: LOOP(S(id) = (uint16_t)((uint32_t)(((int32_t)(int16_t)S(ia) * (int16_t)S(ib)) >> 16) + (uint32_t)S(ic))); break;
+            case T_U32: LOOP(S(id) = (uint32_t)((((uint64_t)(uint32_t)S(ia) * (uint32_t)S(ib)) >> 32) + S(ic))); break;
+            case T_S32:
+                if (in->flags & IF_SAT)
+                    LOOP(int64_t s = (((int64_t)(int32_t)S(ia) * (int32_t)S(ib)) >> 32) + (int32_t)S(ic);
+                         s = s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : s; S(id) = (uint32_t)s);
+                else LOOP(S(id) = (uint32_t)((uint64_t)(((int64_t)(int32_t)S(ia) * (int32_t)S(ib)) >> 32) + S(ic)));
+                break;
+            case T_U64: LOOP(S(id) = mulhi_u64(S(ia), S(ib)) + S(ic)); break;
+            default: LOOP(S(id) = mulhi_s64(S(ia), S(ib)) + S(ic)); break;
+            }
+            break;
+        case OP_MAD_WIDE:
+            switch (t) {
+            case T_U16: LOOP(S(id) = (uint32_t)((uint32_t)(uint16_t)S(ia) * (uint16_t)S(ib) + (uint32_t)S(ic))); break;
+            case T_S16: LOOP(S(id) = (uint32_t)((uint32_t)((int32_t)(int16_t)S(ia) * (int16_t)S(ib)) + (uint32_t)S(ic))); break;
+            case T_U32: LOOP(S(id) = (uint64_t)(uint32_t)S(ia) * (uint32_t)S(ib) + S(ic)); break;
+            default: LOOP(S(id) = (uint64_t)((int64_t)(int32_t)S(ia) * (int32_t)S(ib)) + S(ic)); break;
+            }
+            break;
+        case OP_MUL24_LO:
+        case OP_MAD24_LO: {
+            const int add = in->op == OP_MAD24_LO;
+            if (t == T_S32) LOOP(int64_t x = sext(S(ia), 24), y = sext(S(ib), 24); S(id) = (uint32_t)((uint64_t)(x * y) + (add ? S(ic) : 0)));
+            else LOOP(uint64_t x = S(ia) & 0xffffff, y = S(ib) & 0xffffff; S(id) = (uint32_t)(x * y + (add ? S(ic) : 0)));
+            break;
+        }
+        case OP_SAD: {
+            const int bits = bits_of(t), sg = is_signed_t(t);
+            LOOP(uint64_t diff = sg ? (sext(S(ia), bits) > sext(S(ib), bits) ? (uint64_t)(sext(S(ia), bits) - sext(S(ib), bits))
+                                                                                : (uint64_t)(sext(S(ib), bits) - sext(S(ia), bits)))
+                                    : (zext(S(ia), bits) > zext(S(ib), bits) ? zext(S(ia), bits) - zext(S(ib), bits)
+                                                                              : zext(S(ib), bits) - zext(S(ia), bits));
+                 S(id) = zext(diff + S(ic), bits));
+            break;
+        }
+        case OP_FMA:
+            if (t == T_F32 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UF(fmaf(F(S(ia)), F(S(ib)), F(S(ic)))));
+            else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(fma(D(S(ia)), D(S(ib)), D(S(ic)))));
+            else LOOP(S(id) = fop_slow(OP_FMA, t, S(ia), S(ib), S(ic), in->rm, in->flags));
+            break;
+        case OP_DIV:
+            if (t == T_F32 && !(in->flags & ~IF_APPROX) && in->rm <= RM_RN) LOOP(S(id) = UF(F(S(ia)) / F(S(ib))));
+            else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(D(S(ia)) / D(S(ib))));
+            else if (t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2)
+                LOOP(S(id) = fop_slow(OP_DIV, t, S(ia), S(ib), 0, in->rm, in->flags & ~IF_APPROX));
+            else if (t == T_U32) LOOP(uint32_t y = (uint32_t)S(ib); S(id) = y ? (uint32_t)S(ia) / y : 0xffffffffu);
+            else LOOP(S(id) = int_div(t, S(ia), S(ib), 0));
+            break;
+        case OP_REM:
+            if (t == T_U32) LOOP(uint32_t y = (uint32_t)S(ib); S(id) = y ? (uint32_t)S(ia) % y : (uint32_t)S(ia));
+            else LOOP(S(id) = int_div(t, S(ia), S(ib), 1));
+            break;
+        case OP_MIN:
+        case OP_MAX: {
+            const int mx = in->op == OP_MAX;
+            if (t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2) {
+                if (t == T_F32 && !in->flags) LOOP(S(id) = UF(mx ? fmaxf(F(S(ia)), F(S(ib))) : fminf(F(S(ia)), F(S(ib)))));
+                else LOOP(S(id) = fop_slow(in->op, t, S(ia), S(ib), 0, RM_RN, in->flags));
+            } else if (t == T_S32) {
+                LOOP(int32_t x = (int32_t)S(ia), y = (int32_t)S(ib); int32_t r = mx ? (x > y ? x : y) : (x < y ? x : y);
+                     if ((in->flags & IF_RELU) && r < 0) r = 0; S(id) = (uint32_t)r);
+            } else if (t == T_U32) {
+                LOOP(uint32_t x = (uint32_t)S(ia), y = (uint32_t)S(ib); S(id) = mx ? (x > y ? x : y) : (x < y ? x : y));
+            } else {
+                const int bits = bits_of(t), sg = is_signed_t(t);
+                LOOP(uint64_t r; if (sg) { int64_t x = sext(S(ia), bits), y = sext(S(ib), bits); r = zext((uint64_t)(mx ? (x > y ? x : y) : (x < y ? x : y)), bits); }
+                     else { uint64_t x = zext(S(ia), bits), y = zext(S(ib), bits); r = mx ? (x > y ? x : y) : (x < y ? x : y); }
+                     S(id) = r);
+            }
+            break;
+        }
+        case OP_ABS:
+        case OP_NEG:
+            if (t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2)
+                LOOP(S(id) = unary_float(in->op, t, S(ia), in->rm, in->flags));
+            else LOOP(S(id) = unary_int(in->op, t, S(ia), in->sub));
+            break;
+        case OP_NOT: case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_BREV: case OP_BFIND:
+            LOOP(S(id) = unary_int(in->op, t, S(ia), in->sub));
+            break;
+        case OP_RCP: case OP_SQRT: case OP_RSQRT: case OP_SIN: case OP_COS: case OP_EX2: case OP_LG2: case OP_TANH:
+            LOOP(S(id) = unary_float(in->op, t, S(ia), in->rm, in->flags));
+            break;
+        case OP_AND:
+            if (t == T_PRED) LOOP(S(id) = S(ia) & S(ib) & 1);
+            else INT_BIN(X & Y);
+            break;
+        case OP_OR:
+            if (t == T_PRED) LOOP(S(id) = (S(ia) | S(ib)) & 1);
+            else INT_BIN(X | Y);
+            break;
+        case OP_XOR:
+            if (t == T_PRED) LOOP(S(id) = (S(ia) ^ S(ib)) & 1);
+            else INT_BIN(X ^ Y);
+            break;
+        case OP_SHL: {
+            const int bits = bits_of(t);
+            if (bits == 32) LOOP(uint32_t s = (uint32_t)S(ib); S(id) = s >= 32 ? 0 : (uint32_t)((uint32_t)S(ia) << s));
+            else LOOP(uint32_t s = (uint32_t)S(ib); S(id) = s >= (uint32_t)bits ? 0 : zext(S(ia) << s, bits));
+            break;
+        }
+        case OP_SHR: {
+            const int bits = bits_of(t);
+            if (t == T_S32) LOOP(uint32_t s = (uint32_t)S(ib); S(id) = (uint32_t)((int32_t)S(ia) >> (s > 31 ? 31 : s)));
+            else if (t == T_U32) LOOP(uint32_t s = (uint32_t)S(ib); S(id) = s >= 32 ? 0 : (uint32_t)S(ia) >> s);
+            else if (is_signed_t(t)) LOOP(uint32_t s = (uint32_t)S(ib); S(id) = zext((uint64_t)(sext(S(ia), bits) >> (s > (uint32_t)bits - 1 ? (uint32_t)bits - 1 : s)), bits));
+            else LOOP(uint32_t s = (uint32_t)S(ib); S(id) = s >= (uint32_t)bits ? 0 : zext(S(ia), bits) >> s);
+            break;
+        }
+        case OP_LOP3: {
+            const unsigned lut = (unsigned)in->imm;
+            const int bits = bits_of(t);
+            LOOP(S(id) = zext(lop3_1(S(ia), S(ib), S(ic), lut), bits));
+            break;
+        }
+        case OP_SHF_L:
+        case OP_SHF_R: {
+            const int left = in->op == OP_SHF_L, clampm = (in->flags & IF_SHIFT_CLAMP) != 0;
+            LOOP(uint32_t n = (uint32_t)S(ic); n = clampm ? (n > 32 ? 32 : n) : (n & 31);
+                 uint64_t v = ((uint64_t)(uint32_t)S(ib) << 32) | (uint32_t)S(ia);
+                 S(id) = left ? (uint32_t)((v << n) >> 32) : (uint32_t)(v >> n));
+            break;
+        }
+        case OP_BFE: LOOP(S(id) = bfe1(t, S(ia), (uint32_t)S(ib), (uint32_t)S(ic))); break;
+        case OP_BFI: { const int ie = in->e; LOOP(S(id) = bfi1(t, S(ia), S(ib), (uint32_t)S(ic), (uint32_t)S(ie))); break; }
+        case OP_PRMT: LOOP(S(id) = prmt1((uint32_t)S(ia), (uint32_t)S(ib), (uint32_t)S(ic))); break;
+        case OP_DP4A: {
+            const int sa = is_signed_t(t), sb = is_signed_t(in->t2);
+            LOOP(uint32_t x = (uint32_t)S(ia), y = (uint32_t)S(ib); int64_t acc = (sa || sb) ? (int64_t)(int32_t)S(ic) : (int64_t)(uint32_t)S(ic);
+                 for (int k = 0; k < 4; k++) { int64_t p = sa ? (int8_t)(x >> (8 * k)) : (uint8_t)(x >> (8 * k));
+                                               int64_t q = sb ? (int8_t)(y >> (8 * k)) : (uint8_t)(y >> (8 * k)); acc += p * q; }
+                 S(id) = (uint32_t)acc);
+            break;
+        }
+        case OP_DP2A: {
+            const int sa = is_signed_t(t), sb = is_signed_t(in->t2), hi = in->sub;
+            LOOP(uint32_t x = (uint32_t)S(ia), y = (uint32_t)S(ib); int64_t acc = (sa || sb) ? (int64_t)(int32_t)S(ic) : (int64_t)(uint32_t)S(ic);
+                 for (int k = 0; k < 2; k++) { int64_t p = sa ? (int16_t)(x >> (16 * k)) : (uint16_t)(x >> (16 * k));
+                                               int sh = 8 * (k + (hi ? 2 : 0));
+                                               int64_t q = sb ? (int8_t)(y >> sh) : (uint8_t)(y >> sh); acc += p * q; }
+                 S(id) = (uint32_t)acc);
+            break;
+        }
+        case OP_TESTP: LOOP(S(id) = (uint64_t)testp1(in->sub, t, S(ia))); break;
+        case OP_COPYSIGN: {
+            const int bits = bits_of(t);
+            const uint64_t sb = 1ull << (bits - 1);
+            LOOP(S(id) = (zext(S(ib), bits) & ~sb) | (S(ia) & sb));
+            break;
+        }
+        case OP_SETP: {
+            const int id2 = in->d2, bop = in->bop, negc = (in->flags & IF_NEG_C) != 0;
+            if (t == T_S32 && !bop && id2 < 0) {
+                const int op = in->sub;
+                switch (op) {
+                case CMP_LT: LOOP(S(id) = (int32_t)S(ia) < (int32_t)S(ib)); break;
+                case CMP_GE: LOOP(S(id) = (int32_t)S(ia) >= (int32_t)S(ib)); break;
+                case CMP_NE: LOOP(S(id) = (uint32_t)S(ia) != (uint32_t)S(ib)); break;
+                case CMP_EQ: LOOP(S(id) = (uint32_t)S(ia) == (uint32_t)S(ib)); break;
+                default: LOOP(S(id) = (uint64_t)compare(in, S(ia), S(ib))); break;
+                }
+                break;
+            }
+            LOOP(int r = compare(in, S(ia), S(ib)); int nr = !r;
+                 if (bop) { int c = (int)(S(ic) & 1) ^ negc;
+                            if (bop == 1) { r = r & c; nr = nr & c; } else if (bop == 2) { r = r | c; nr = nr | c; } else { r ^= c; nr ^= c; } }
+                 S(id) = (uint64_t)r; if (id2 >= 0) S(id2) = (uint64_t)nr);
+            break;
+        }
+        case OP_SET: {
+            const int bop = in->bop, negc = (in->flags & IF_NEG_C) != 0;
+            LOOP(int r = compare(in, S(ia), S(ib));
+                 if (bop) { int c = (int)(S(ic) & 1) ^ negc; r = bop == 1 ? (r & c) : bop == 2 ? (r | c) : (r ^ c); }
+                 S(id) = t == T_F32 ? (r ? UF(1.0f) : 0) : (r ? zext(~0ull, bits_of(t)) : 0));
+            break;
+        }
+        case OP_SELP: {
+            const int negc = (in->flags & IF_NEG_C) != 0;
+            LOOP(S(id) = ((S(ic) & 1) ^ (uint64_t)negc) ? S(ia) : S(ib));
+            break;
+        }
+        case OP_SLCT:
+            if (in->t2 == T_F32) LOOP(S(id) = F(S(ic)) >= 0.0f ? S(ia) : S(ib));
+            else LOOP(S(id) = (int32_t)S(ic) >= 0 ? S(ia) : S(ib));
+            break;
+        case OP_CVT: {
+            const int st = in->t2;
+            if (t == T_U64 && st == T_U32) LOOP(S(id) = (uint32_t)S(ia));
+            else if (t == T_S64 && st == T_S32) LOOP(S(id) = (uint64_t)(int64_t)(int32_t)S(ia));
+            else if ((t == T_U32 || t == T_S32) && (st == T_U64 || st == T_S64) && !in->flags) LOOP(S(id) = (uint32_t)S(ia));
+            else if (t == T_F32 && st == T_S32 && in->rm <= RM_RN && !in->flags) LOOP(S(id) = UF((float)(int32_t)S(ia)));
+            else if (t == T_F64 && st == T_F32 && !in->flags) LOOP(S(id) = UD((double)F(S(ia))));
+            else LOOP(S(id) = cvt1(S(ia), t, st, in->rm, in->flags));
+            break;
+        }
+        case OP_CVTA_SHARED: LOOP(S(id) = S(ia) + PTX_SHARED_BASE); break;
+        case OP_CVTA_TO_SHARED: LOOP(S(id) = S(ia) - PTX_SHARED_BASE); break;
+        case OP_CVTA_LOCAL: LOOP(S(id) = S(ia) + PTX_LOCAL_BASE); break;
+        case OP_CVTA_TO_LOCAL: LOOP(S(id) = S(ia) - PTX_LOCAL_BASE); break;
+        case OP_CVTA_PARAM: LOOP(S(id) = S(ia) + PTX_PARAM_BASE); break;
+        case OP_CVTA_TO_PARAM: LOOP(S(id) = S(ia) - PTX_PARAM_BASE); break;
+        case OP_ISSPACEP: {
+            const int sp = in->space;
+            LOOP(uint64_t a = S(ia); int r;
+                 switch (sp) {
+                 case SP_SHARED: r = a >= PTX_SHARED_BASE && a < PTX_SHARED_BASE + PTX_WIN_SIZE; break;
+                 case SP_LOCAL: r = a >= PTX_LOCAL_BASE && a < PTX_LOCAL_BASE + PTX_WIN_SIZE; break;
+                 case SP_KPARAM: r = a >= PTX_PARAM_BASE && a < PTX_PARAM_BASE + PTX_WIN_SIZE; break;
+                 case SP_CONST: {
+                     r = 0;
+                     const ptx_module *mm = B->k->mod;
+                     for (int v = 0; v < mm->nvars; v++)
+                         if (mm->vars[v].space == SP_CONST && a >= mm->vars[v].addr && a < mm->vars[v].addr + mm->vars[v].bytes) r = 1;
+                     break;
+                 }
+                 default: r = a < PTX_SHARED_BASE; break;
+                 }
+                 S(id) = (uint64_t)r);
+            break;
+        }
+        case OP_LD: {
+            const int sp = in->space, et = in->t, nv = in->vec;
+            const unsigned es = in->esize, tot = es * (unsigned)nv;
+            const int64_t off = in->imm;
+            if (nv == 1) {
+                LOOP(uint64_t a = S(ia) + (uint64_t)off; const uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, tot);
+                     if (!p || (a & (tot - 1))) { fault(B, in, tid0 + (unsigned)l, a, tot, p != NULL); ret = -1; goto out; }
+                     S(in->v[0]) = load_elem(p, et));
+            } else {
+                LOOP(uint64_t a = S(ia) + (uint64_t)off; const uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, tot);
+                     if (!p || (a & (tot - 1))) { fault(B, in, tid0 + (unsigned)l, a, tot, p != NULL); ret = -1; goto out; }
+                     for (int k = 0; k < nv; k++) S(in->v[k]) = load_elem(p + (unsigned)k * es, et));
+            }
+            break;
+        }
+        case OP_ST: {
+            const int sp = in->space, nv = in->vec;
+            const unsigned es = in->esize, tot = es * (unsigned)nv;
+            const int64_t off = in->imm;
+            LOOP(uint64_t a = S(ia) + (uint64_t)off; uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, tot);
+                 if (!p || (a & (tot - 1))) { fault(B, in, tid0 + (unsigned)l, a, tot, p != NULL); ret = -1; goto out; }
+                 for (int k = 0; k < nv; k++) store_elem(p + (unsigned)k * es, S(in->v[k]), es));
+            break;
+        }
+        case OP_ATOM:
+        case OP_RED: {
+            const int sp = in->space, es = in->esize, op = in->sub;
+            const int64_t off = in->imm;
+            const int isatom = in->op == OP_ATOM;
+            LOOP(uint64_t a = S(ia) + (uint64_t)off; uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, (uint64_t)es);
+                 if (!p || (a & (uint64_t)(es - 1))) { fault(B, in, tid0 + (unsigned)l, a, (uint64_t)es, p != NULL); ret = -1; goto out; }
+                 uint64_t old = atom_do(p, es, op, t, S(ib), ic >= 0 ? S(ic) : 0);
+                 if (isatom) S(id) = is_signed_t(t) ? (uint64_t)sext(old, es * 8) : old);
+            break;
+        }
+        case OP_BRA: {
+            const int tgt = (int)in->imm;
+            if (em == cm) {
+                if (tgt <= pc && ++backs >= YIELD_BACK_BRANCHES && (B->nwarps > 1 || B->L->coop_ws)) {
+                    backs = 0;
+                    pc = tgt;
+                    ret = 1;
+                    goto out;
+                }
+                next = tgt;
+            } else if (em) {
+                for (uint32_t m = em; m; m &= m - 1) W->pc[__builtin_ctz(m)] = tgt;
+                for (uint32_t m = cm & ~em; m; m &= m - 1) W->pc[__builtin_ctz(m)] = pc + 1;
+                goto reschedule;
+            }
+            break;
+        }
+        case OP_EXIT:
+            W->exited |= em;
+            if (em == cm) goto reschedule;
+            cm &= ~em;
+            break;
+        case OP_BAR:
+        case OP_BAR_RED:
+            if (in->op == OP_BAR_RED) {
+                const int negc = (in->flags & IF_NEG_C) != 0;
+                for (uint32_t m = em; m; m &= m - 1) {
+                    int l = __builtin_ctz(m);
+                    uint32_t v = (uint32_t)((S(ic) & 1) ^ (uint64_t)negc);
+                    B->red_count += v;
+                    B->red_and &= v;
+                    B->red_or |= v;
+                }
+            }
+            for (uint32_t m = em; m; m &= m - 1) W->pc[__builtin_ctz(m)] = pc + 1;
+            W->atbar |= em;
+            if (em == cm) goto reschedule;
+            cm &= ~em;
+            break;
+        case OP_BAR_RED_READ: {
+            uint64_t v = in->sub == 0 ? B->red_out_count : in->sub == 1 ? B->red_out_and : B->red_out_or;
+            LOOP(S(id) = v);
+            break;
+        }
+        case OP_TRAP: {
+            unsigned x, y, z;
+            thread_coords(B, tid0 + (unsigned)__builtin_ctz(em ? em : 1), &x, &y, &z);
+            if (!em) break;
+            fail(B, PTXE_LAUNCH_FAILED, "trap executed in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
+                 B->k->name, in->line, B->bid[0], B->bid[1], B->bid[2], x, y, z);
+            ret = -1;
+            goto out;
+        }
+        case OP_SHFL: {
+            uint32_t vals[32];
+            for (int l = 0; l < 32; l++) vals[l] = (uint32_t)S(ia);
+            const int mode = in->sub, id2 = in->d2;
+            LOOP(uint32_t bval = (uint32_t)S(ib) & 31, cval = (uint32_t)S(ic);
+                 uint32_t clampv = cval & 31, segmask = (cval >> 8) & 31;
+                 uint32_t lane = (uint32_t)l, maxl = (lane & segmask) | (clampv & ~segmask), minl = lane & segmask;
+                 int32_t j; int pval;
+                 switch (mode) {
+                 case SH_UP: j = (int32_t)lane - (int32_t)bval; pval = j >= (int32_t)maxl; break;
+                 case SH_DOWN: j = (int32_t)(lane + bval); pval = j <= (int32_t)maxl; break;
+                 case SH_BFLY: j = (int32_t)(lane ^ bval); pval = j <= (int32_t)maxl; break;
+                 default: j = (int32_t)(minl | (bval & ~segmask)); pval = j <= (int32_t)maxl; break;
+                 }
+                 if (!pval) j = (int32_t)lane;
+                 S(id) = vals[j & 31]; if (id2 >= 0) S(id2) = (uint64_t)pval);
+            break;
+        }
+        case OP_VOTE: {
+            const int negc = (in->flags & IF_NEG_C) != 0;
+            uint32_t ball = 0;
+            for (uint32_t m = em; m; m &= m - 1) {
+                int l = __builtin_ctz(m);
+                if ((S(ia) & 1) ^ (uint64_t)negc) ball |= 1u << l;
+            }
+            uint64_t v;
+            switch (in->sub) {
+            case VO_ALL: v = ball == em; break;
+            case VO_ANY: v = ball != 0; break;
+            case VO_UNI: v = ball == 0 || ball == em; break;
+            default: v = ball; break;
+            }
+            LOOP(S(id) = v);
+            break;
+        }
+        case OP_ACTIVEMASK: {
+            const uint32_t v = cm;
+            LOOP(S(id) = v);
+            break;
+        }
+        case OP_MATCH: {
+            const int bits = bits_of(t), all = in->sub, id2 = in->d2;
+            uint64_t vals[32];
+            for (int l = 0; l < 32; l++) vals[l] = zext(S(ia), bits);
+            int alleq = 1;
+            uint64_t first = em ? vals[__builtin_ctz(em)] : 0;
+            for (uint32_t m = em; m; m &= m - 1) if (vals[__builtin_ctz(m)] != first) alleq = 0;
+            LOOP(uint32_t mk = 0; if (all) mk = alleq ? em : 0;
+                 else for (uint32_t m2 = em; m2; m2 &= m2 - 1) { int j = __builtin_ctz(m2); if (vals[j] == vals[l]) mk |= 1u << j; }
+                 S(id) = mk; if (id2 >= 0) S(id2) = (uint64_t)alleq);
+            break;
+        }
+        case OP_REDUX: {
+            const int op = in->sub, sg = is_signed_t(t);
+            uint32_t acc = 0;
+            int first = 1;
+            for (uint32_t m = em; m; m &= m - 1) {
+                int l = __builtin_ctz(m);
+                uint32_t v = (uint32_t)S(ia);
+                if (first) { acc = v; first = 0; continue; }
+                switch (op) {
+                case AT_ADD: acc += v; break;
+                case AT_MIN: acc = sg ? (uint32_t)((int32_t)v < (int32_t)acc ? (int32_t)v : (int32_t)acc) : (v < acc ? v : acc); break;
+                case AT_MAX: acc = sg ? (uint32_t)((int32_t)v > (int32_t)acc ? (int32_t)v : (int32_t)acc) : (v > acc ? v : acc); break;
+                case AT_AND: acc &= v; break;
+                case AT_OR: acc |= v; break;
+                default: acc ^= v; break;
+                }
+            }
+            LOOP(S(id) = acc);
+            break;
+        }
+        case OP_PRINTF:
+            for (uint32_t m = em; m; m &= m - 1) {
+                if (do_printf(B, in, tid0 + (unsigned)__builtin_ctz(m))) {
+                    fail(B, PTXE_ILLEGAL_ADDRESS, "printf with a bad format pointer in kernel %s at PTX line %u", B->k->name, in->line);
+                    ret = -1;
+                    goto out;
+                }
+            }
+            break;
+        case OP_ASSERTFAIL:
+            if (em) {
+                do_assert(B, in, tid0 + (unsigned)__builtin_ctz(em));
+                ret = -1;
+                goto out;
+            }
+            break;
+        case OP_ILLEGAL:
+            if (!em) break;
+            fail(B, PTXE_ILLEGAL_INSTRUCTION, "unsupported PTX instruction in kernel %s at line %u: %s", B->k->name, in->line,
+                 in->text ? in->text : "?");
+            ret = -1;
+            goto out;
+        default:
+            fail(B, PTXE_ILLEGAL_INSTRUCTION, "unimplemented decoded op %s in kernel %s at line %u", ptx_op_name(in->op),
+                 B->k->name, in->line);
+            ret = -1;
+            goto out;
+        }
+        pc = next;
+        if (pc >= minw) {
+            store_pcs(W, pc, cm);
+            goto reschedule;
+        }
+        continue;
+    reschedule:
+        resched(W);
+        pc = W->cur_pc;
+        cm = W->cur_mask;
+        minw = W->min_wait;
+        if (!cm) {
+            ret = 0;
+            goto out_saved;
+        }
+    }
+out:
+    W->cur_pc = pc;
+    W->cur_mask = cm;
+    W->min_wait = minw;
+out_saved:
+    B->icount += cnt;
+    return ret;
+}
+
+/* ------------------------------------------------------------------ blocks and launches */
+static int blk_init(blk *B, launch *L, int worker) {
+    memset(B, 0, sizeof(*B));
+    const ptx_kernel *k = L->k;
+    const ptx_launch_cfg *cfg = L->cfg;
+    B->L = L;
+    B->k = k;
+    B->cfg = cfg;
+    B->env = L->env;
+    B->worker = worker;
+    B->nthreads = cfg->block[0] * cfg->block[1] * cfg->block[2];
+    B->nwarps = (B->nthreads + 31) / 32;
+    size_t nslots = (size_t)(k->nslots > 0 ? k->nslots : 1);
+    B->R = calloc((size_t)B->nwarps * nslots * 32, sizeof(uint64_t));
+    B->w = calloc(B->nwarps, sizeof(warp_st));
+    B->smem_size = k->shared_static + cfg->dynamic_shared_bytes;
+    B->smem = calloc(B->smem_size ? B->smem_size : 1, 1);
+    B->lsize = k->local_bytes;
+    B->lmem = calloc((size_t)B->nthreads * (B->lsize ? B->lsize : 1), 1);
+    if (!B->R || !B->w || !B->smem || !B->lmem) return -1;
+    for (unsigned w = 0; w < B->nwarps; w++) {
+        B->w[w].R = B->R + (size_t)w * nslots * 32;
+        for (int c = 0; c < k->nconsts; c++) {
+            uint64_t *s = B->w[w].R + (size_t)k->consts[c].slot * 32;
+            for (int l = 0; l < 32; l++) s[l] = k->consts[c].bits;
+        }
+    }
+    return 0;
+}
+
+static void blk_free(blk *B) {
+    free(B->R);
+    free(B->w);
+    free(B->smem);
+    free(B->lmem);
+}
+
+static int run_block(blk *B, uint64_t bid) {
+    const ptx_launch_cfg *cfg = B->cfg;
+    const ptx_kernel *k = B->k;
+    B->bid[0] = (unsigned)(bid % cfg->grid[0]);
+    B->bid[1] = (unsigned)((bid / cfg->grid[0]) % cfg->grid[1]);
+    B->bid[2] = (unsigned)(bid / ((uint64_t)cfg->grid[0] * cfg->grid[1]));
+    B->red_count = 0;
+    B->red_and = 1;
+    B->red_or = 0;
+    for (unsigned w = 0; w < B->nwarps; w++) {
+        warp_st *W = &B->w[w];
+        unsigned n = B->nthreads - w * 32;
+        W->live = n >= 32 ? FULL : ((1u << n) - 1);
+        W->exited = W->atbar = 0;
+        memset(W->pc, 0, sizeof(W->pc));
+        W->cur_pc = 0;
+        W->cur_mask = W->live;
+        W->min_wait = INT_MAX;
+        for (int s = 0; s < k->nspecials; s++) {
+            uint64_t *R = W->R + (size_t)k->specials[s].slot * 32;
+            for (unsigned l = 0; l < 32; l++) R[l] = sreg_value(B, k->specials[s].sreg, w, l);
+        }
+    }
+    for (;;) {
+        int any_runnable = 0;
+        for (unsigned w = 0; w < B->nwarps; w++) {
+            warp_st *W = &B->w[w];
+            if (!W->cur_mask) continue;
+            int r = run_warp(B, W, w);
+            if (r < 0) return -1;
+            if (r == 1) {
+                any_runnable = 1;
+                if (B->L->coop_ws) sched_yield();
+            }
+            if (__atomic_load_n(&B->L->err, __ATOMIC_RELAXED)) return -1;
+        }
+        if (any_runnable) continue;
+        /* every warp is blocked at a barrier or done */
+        int any_bar = 0;
+        for (unsigned w = 0; w < B->nwarps; w++) if (B->w[w].atbar) any_bar = 1;
+        if (!any_bar) return 0;
+        B->red_out_count = B->red_count;
+        B->red_out_and = B->red_and;
+        B->red_out_or = B->red_or;
+        B->red_count = 0;
+        B->red_and = 1;
+        B->red_or = 0;
+        for (unsigned w = 0; w < B->nwarps; w++) {
+            B->w[w].atbar = 0;
+            resched(&B->w[w]);
+        }
+    }
+}
+
+typedef struct wctx {
+    launch *L;
+    int worker;
+    int fixed_block; /* cooperative: this thread runs exactly this block */
+} wctx;
+
+static void *worker_main(void *arg) {
+    wctx *wc = arg;
+    launch *L = wc->L;
+    blk B;
+    if (blk_init(&B, L, wc->worker)) {
+        blk_free(&B);
+        fail(&B, PTXE_OUT_OF_MEMORY, "out of host memory for a block of kernel %s", L->k->name);
+        return NULL;
+    }
+    if (wc->fixed_block >= 0) {
+        run_block(&B, (uint64_t)wc->fixed_block);
+    } else {
+        for (;;) {
+            if (__atomic_load_n(&L->err, __ATOMIC_RELAXED)) break;
+            uint64_t bid = __atomic_fetch_add(&L->next, 1, __ATOMIC_RELAXED);
+            if (bid >= L->nblocks) break;
+            if (run_block(&B, bid)) break;
+        }
+    }
+    __atomic_fetch_add(&L->icount, B.icount, __ATOMIC_RELAXED);
+    blk_free(&B);
+    return NULL;
+}
+
+#define MAX_SHARED_BYTES (227u * 1024u)
+#define MAX_COOP_BLOCKS 1024u
+
+int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *env, uint64_t *instructions_executed,
+               char *log, size_t loglen) {
+    if (log && loglen) log[0] = 0;
+    if (instructions_executed) *instructions_executed = 0;
+    if (!k || !cfg || !env) return PTXE_INVALID_VALUE;
+    uint64_t nthreads = (uint64_t)cfg->block[0] * cfg->block[1] * cfg->block[2];
+    uint64_t nblocks = (uint64_t)cfg->grid[0] * cfg->grid[1] * cfg->grid[2];
+    if (!nthreads || !nblocks || cfg->block[0] > 1024 || cfg->block[1] > 1024 || cfg->block[2] > 64 ||
+        nthreads > (uint64_t)k->maxntid || cfg->grid[1] > 65535 || cfg->grid[2] > 65535) {
+        if (log) snprintf(log, loglen, "invalid launch configuration grid (%u,%u,%u) block (%u,%u,%u) for kernel %s",
+                          cfg->grid[0], cfg->grid[1], cfg->grid[2], cfg->block[0], cfg->block[1], cfg->block[2], k->name);
+        return PTXE_INVALID_VALUE;
+    }
+    if (k->param_bytes && (!cfg->param_buffer || cfg->param_buffer_size < k->param_bytes)) {
+        if (log) snprintf(log, loglen, "kernel %s needs %zu bytes of parameters, got %zu", k->name, k->param_bytes,
+                          cfg->param_buffer_size);
+        return PTXE_INVALID_VALUE;
+    }
+    if (k->shared_static + cfg->dynamic_shared_bytes > MAX_SHARED_BYTES) {
+        if (log) snprintf(log, loglen, "kernel %s needs %zu bytes of shared memory (limit %u)", k->name,
+                          k->shared_static + cfg->dynamic_shared_bytes, MAX_SHARED_BYTES);
+        return PTXE_LAUNCH_OUT_OF_RESOURCES;
+    }
+    launch L;
+    memset(&L, 0, sizeof(L));
+    L.k = k;
+    L.cfg = cfg;
+    L.env = env;
+    L.nblocks = nblocks;
+    L.log = log;
+    L.loglen = loglen;
+    pthread_mutex_init(&L.mu, NULL);
+    void *ws = NULL;
+    int nw = cfg->worker_threads > 0 ? cfg->worker_threads : 1;
+    if (cfg->cooperative) {
+        if (nblocks > MAX_COOP_BLOCKS) {
+            if (log) snprintf(log, loglen, "cooperative launch of %llu blocks exceeds %u", (unsigned long long)nblocks, MAX_COOP_BLOCKS);
+            pthread_mutex_destroy(&L.mu);
+            return PTXE_COOPERATIVE_LAUNCH_TOO_LARGE;
+        }
+        /* grid.sync() counts arrivals in a workspace whose address the kernel reads from %envreg1/2 */
+        ws = env->alloc_device ? env->alloc_device(env->ctx, 64) : NULL;
+        if (!ws) {
+            if (log) snprintf(log, loglen, "cannot allocate the cooperative-launch workspace");
+            pthread_mutex_destroy(&L.mu);
+            return PTXE_OUT_OF_MEMORY;
+        }
+        memset(ws, 0, 64);
+        L.coop_ws = (uint64_t)(uintptr_t)ws;
+        nw = (int)nblocks;
+    }
+    if ((uint64_t)nw > nblocks) nw = (int)nblocks;
+    wctx *wc = calloc((size_t)nw, sizeof(wctx));
+    pthread_t *th = calloc((size_t)nw, sizeof(pthread_t));
+    int started = 0;
+    if (!wc || !th) {
+        L.err = PTXE_OUT_OF_MEMORY;
+    } else {
+        for (int i = 0; i < nw; i++) {
+            wc[i].L = &L;
+            wc[i].worker = i;
+            wc[i].fixed_block = cfg->cooperative ? i : -1;
+        }
+        for (int i = 1; i < nw; i++) {
+            if (pthread_create(&th[i], NULL, worker_main, &wc[i])) {
+                if (cfg->cooperative) {
+                    pthread_mutex_lock(&L.mu);
+                    if (!L.err) {
+                        L.err = PTXE_COOPERATIVE_LAUNCH_TOO_LARGE;
+                        if (log) snprintf(log, loglen, "cannot start a host thread per block for a cooperative launch");
+                    }
+                    pthread_mutex_unlock(&L.mu);
+                }
+                break;
+            }
+            started = i;
+        }
+        if (!(cfg->cooperative && L.err)) worker_main(&wc[0]);
+        for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
+    }
+    free(wc);
+    free(th);
+    if (ws && env->free_device) env->free_device(env->ctx, ws);
+    pthread_mutex_destroy(&L.mu);
+    if (instructions_executed) *instructions_executed = L.icount;
+    return L.err;
+}

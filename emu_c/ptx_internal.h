@@ -1,0 +1,196 @@
+/* ptx_internal.h - types shared by the PTX parser (ptx_parse.c) and executor (ptx_exec.c).
+ * Not part of the driver contract (that is ptx.h). The parser turns PTX text into one flat,
+ * pre-decoded instruction array per .entry (.func bodies are inlined at their call sites), with
+ * every operand resolved to a 64-bit register slot; immediates, symbol addresses and special
+ * registers become read-only "constant"/"special" slots, so the executor never looks at text.
+ */
+#ifndef TF_EMU_PTX_INTERNAL_H
+#define TF_EMU_PTX_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ptx.h"
+
+/* CUresult values used here (kept numeric so this file needs no cuda.h). */
+enum {
+    PTXE_SUCCESS = 0,
+    PTXE_INVALID_VALUE = 1,
+    PTXE_OUT_OF_MEMORY = 2,
+    PTXE_NOT_FOUND = 500,
+    PTXE_INVALID_PTX = 218,
+    PTXE_ILLEGAL_ADDRESS = 700,
+    PTXE_LAUNCH_OUT_OF_RESOURCES = 701,
+    PTXE_ASSERT = 710,
+    PTXE_MISALIGNED_ADDRESS = 716,
+    PTXE_ILLEGAL_INSTRUCTION = 715,
+    PTXE_LAUNCH_FAILED = 719,
+    PTXE_COOPERATIVE_LAUNCH_TOO_LARGE = 720,
+    PTXE_NOT_SUPPORTED = 801,
+};
+
+/* Generic-address windows: global generic addresses are host pointers (< 2^47); shared, local
+ * and kernel-param generic addresses carry a tag above every user-space address. */
+#define PTX_SHARED_BASE 0x0001000000000000ULL
+#define PTX_LOCAL_BASE  0x0002000000000000ULL
+#define PTX_PARAM_BASE  0x0003000000000000ULL
+#define PTX_WIN_SIZE    0x0000000100000000ULL
+
+/* Value types (4 bits; b-types decode to the u-type of the same width). */
+enum {
+    T_NONE = 0, T_U8, T_S8, T_U16, T_S16, T_U32, T_S32, T_U64, T_S64,
+    T_F16, T_BF16, T_F32, T_F64, T_PRED, T_F16X2, T_BF16X2,
+};
+
+/* State spaces of memory operations. */
+enum { SP_GENERIC = 0, SP_GLOBAL, SP_SHARED, SP_LOCAL, SP_CONST, SP_KPARAM };
+
+/* Rounding modifiers. */
+enum { RM_NONE = 0, RM_RN, RM_RZ, RM_RM, RM_RP, RM_RNI, RM_RZI, RM_RMI, RM_RPI };
+
+/* Comparison operators of setp/set/slct. */
+enum {
+    CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_LO, CMP_LS, CMP_HI, CMP_HS,
+    CMP_EQU, CMP_NEU, CMP_LTU, CMP_LEU, CMP_GTU, CMP_GEU, CMP_NUM, CMP_NAN,
+};
+
+/* Special registers; those marked dynamic are read by OP_SREG at run time, the rest are filled
+ * into special slots when a block starts. */
+#define PTX_SREGS(X)                                                                          \
+    X(TID_X, "%tid.x") X(TID_Y, "%tid.y") X(TID_Z, "%tid.z")                                  \
+    X(NTID_X, "%ntid.x") X(NTID_Y, "%ntid.y") X(NTID_Z, "%ntid.z")                            \
+    X(CTAID_X, "%ctaid.x") X(CTAID_Y, "%ctaid.y") X(CTAID_Z, "%ctaid.z")                      \
+    X(NCTAID_X, "%nctaid.x") X(NCTAID_Y, "%nctaid.y") X(NCTAID_Z, "%nctaid.z")                \
+    X(LANEID, "%laneid") X(WARPID, "%warpid") X(NWARPID, "%nwarpid")                          \
+    X(SMID, "%smid") X(NSMID, "%nsmid") X(GRIDID, "%gridid")                                  \
+    X(LANEMASK_EQ, "%lanemask_eq") X(LANEMASK_LT, "%lanemask_lt")                             \
+    X(LANEMASK_LE, "%lanemask_le") X(LANEMASK_GT, "%lanemask_gt")                             \
+    X(LANEMASK_GE, "%lanemask_ge") X(ENVREG1, "%envreg1") X(ENVREG2, "%envreg2")              \
+    X(DYN_SMEM, "%dynamic_smem_size") X(TOTAL_SMEM, "%total_smem_size")                       \
+    X(CLOCK, "%clock") X(CLOCK_HI, "%clock_hi") X(CLOCK64, "%clock64")                        \
+    X(GTIMER, "%globaltimer") X(GTIMER_LO, "%globaltimer_lo") X(GTIMER_HI, "%globaltimer_hi")
+enum {
+#define X(e, s) SR_##e,
+    PTX_SREGS(X)
+#undef X
+    SR_COUNT
+};
+#define SR_FIRST_DYNAMIC SR_CLOCK
+
+/* Decoded opcodes (the type lives in ins.t / ins.t2). */
+#define PTX_OPS(X)                                                                            \
+    X(NOP) X(MOV) X(PACK) X(UNPACK) X(SREG)                                                   \
+    X(ADD) X(SUB) X(MUL_LO) X(MUL_HI) X(MUL_WIDE) X(MAD_LO) X(MAD_HI) X(MAD_WIDE)             \
+    X(MUL24_LO) X(MAD24_LO) X(SAD)                                                            \
+    X(ADDC) X(SUBC)                                                                           \
+    X(DIV) X(REM) X(MIN) X(MAX) X(ABS) X(NEG)                                                 \
+    X(AND) X(OR) X(XOR) X(NOT) X(CNOT) X(SHL) X(SHR) X(LOP3) X(SHF_L) X(SHF_R)                \
+    X(POPC) X(CLZ) X(BREV) X(BFE) X(BFI) X(PRMT) X(BFIND) X(FNS) X(DP4A) X(DP2A)              \
+    X(FMUL) X(FMA) X(FDIV) X(RCP) X(SQRT) X(RSQRT) X(SIN) X(COS) X(EX2) X(LG2) X(TANH)        \
+    X(TESTP) X(COPYSIGN)                                                                      \
+    X(SETP) X(SET) X(SELP) X(SLCT)                                                            \
+    X(CVT) X(CVT_PACK)                                                                        \
+    X(CVTA_TO_SHARED) X(CVTA_SHARED) X(CVTA_TO_LOCAL) X(CVTA_LOCAL) X(CVTA_TO_PARAM)          \
+    X(CVTA_PARAM) X(ISSPACEP)                                                                 \
+    X(LD) X(ST) X(ATOM) X(RED)                                                                \
+    X(BRA) X(EXIT) X(BAR) X(BAR_RED) X(BAR_RED_READ) X(TRAP)                                  \
+    X(SHFL) X(VOTE) X(ACTIVEMASK) X(MATCH) X(REDUX)                                           \
+    X(PRINTF) X(ASSERTFAIL) X(ILLEGAL)
+enum {
+#define X(e) OP_##e,
+    PTX_OPS(X)
+#undef X
+    OP_COUNT
+};
+
+/* Sub-operations of atom/red, shfl, vote, match, redux, bar.red. */
+enum { AT_ADD, AT_MIN, AT_MAX, AT_INC, AT_DEC, AT_AND, AT_OR, AT_XOR, AT_EXCH, AT_CAS };
+enum { SH_UP, SH_DOWN, SH_BFLY, SH_IDX };
+enum { VO_ALL, VO_ANY, VO_UNI, VO_BALLOT };
+
+/* Instruction flags. */
+#define IF_SAT    0x01u
+#define IF_FTZ    0x02u
+#define IF_APPROX 0x04u
+#define IF_NEG_C  0x08u /* setp/vote: the boolean operand is negated */
+#define IF_CC     0x10u /* writes the carry flag (add.cc / sub.cc / mad.cc) */
+#define IF_USE_CC 0x20u /* reads the carry flag (addc / subc / madc) */
+#define IF_RELU   0x40u
+#define IF_SHIFT_CLAMP 0x80u
+
+typedef struct ptx_ins {
+    uint16_t op;
+    uint8_t t, t2;      /* operation type; second type (cvt source, slct/set source, ...) */
+    uint8_t space;      /* memory ops: SP_*; cvta/isspacep: SP_* */
+    uint8_t vec;        /* ld/st/pack/unpack: element count */
+    uint8_t rm;         /* rounding mode */
+    uint8_t sub;        /* cmp op / atomic op / shfl mode / vote mode / bool op / sreg */
+    uint8_t bop;        /* setp/set boolean combine: 0 none, 1 and, 2 or, 3 xor */
+    uint8_t flags;
+    uint8_t pneg;       /* guard is @!p */
+    uint8_t esize;      /* memory element size in bytes */
+    int32_t pred;       /* guard predicate slot or -1 */
+    int32_t d, d2;      /* destinations (d2: setp's second / shfl's pred), -1 when absent */
+    int32_t a, b, c, e; /* sources */
+    int32_t v[4];       /* vector registers of ld/st/pack/unpack */
+    int64_t imm;        /* address offset, branch target, misc immediate */
+    uint32_t line;      /* PTX source line, for messages */
+    const char *text;   /* ILLEGAL: the instruction's name */
+} ptx_ins;
+
+typedef struct ptx_cslot {
+    int32_t slot;
+    uint64_t bits;
+} ptx_cslot;
+
+typedef struct ptx_sslot {
+    int32_t slot;
+    int32_t sreg;
+} ptx_sslot;
+
+struct ptx_kernel {
+    char *name;
+    const ptx_module *mod;
+    int nparams;
+    size_t *param_off, *param_size;
+    size_t param_bytes;
+    ptx_ins *code;
+    int ncode;
+    int nslots;       /* register slots incl. constants and specials */
+    int nregs;        /* declared registers (for attributes) */
+    ptx_cslot *consts;
+    int nconsts;
+    ptx_sslot *specials;
+    int nspecials;
+    size_t shared_static;
+    size_t local_bytes;  /* per thread: .local depots + call parameter frames */
+    int maxntid;
+    int uses_dynamic_sregs;
+    char **owned;     /* strings the code points at (ILLEGAL names) */
+    int nowned;
+};
+
+typedef struct ptx_var {
+    char *name;
+    int space;       /* SP_GLOBAL or SP_CONST */
+    uint64_t addr;   /* device address */
+    size_t bytes;
+} ptx_var;
+
+struct ptx_module {
+    ptx_env env;
+    ptx_kernel **kernels;
+    int nkernels;
+    ptx_var *vars;
+    int nvars;
+};
+
+/* Float helpers shared by both sides. */
+uint16_t ptx_f64_to_f16(double x, int rm);
+uint16_t ptx_f64_to_bf16(double x, int rm);
+double ptx_f16_to_f64(uint16_t h);
+double ptx_bf16_to_f64(uint16_t h);
+uint32_t ptx_f64_to_f32_bits(double x, int rm);
+
+const char *ptx_op_name(int op);
+
+#endif

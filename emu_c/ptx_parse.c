@@ -1,0 +1,2000 @@
+/* ptx_parse.c - PTX text -> pre-decoded kernels (ptx_internal.h), for the emulated driver
+ * (emu_driver*.c calls ptx_module_load through ptx.h when a module is loaded).
+ *
+ * Pipeline: lex the whole text once; read module-level directives, variables (allocated via
+ * env->alloc_device and initialized) and function headers; then compile every .entry into one
+ * flat ptx_ins array. .func bodies are inlined at each call site (their registers, labels and
+ * locals renamed per instance), which keeps the executor free of call stacks and lets SIMT
+ * reconvergence work across calls. Recursion is not supported (the call becomes an ILLEGAL
+ * instruction that fails the launch with a message naming it).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptx_internal.h"
+
+/* ------------------------------------------------------------------ lexer */
+enum { TK_ID, TK_NUM, TK_STR, TK_P, TK_EOF };
+typedef struct tok {
+    uint8_t k;
+    const char *s;
+    uint32_t n;
+    uint32_t line;
+} tok;
+
+#define VEC_PUSH(arr, cnt, cap, val, fail)                                                    \
+    do {                                                                                      \
+        if ((cnt) >= (cap)) {                                                                 \
+            size_t nc_ = (cap) ? (size_t)(cap) * 2 : 16;                                      \
+            void *np_ = realloc((arr), nc_ * sizeof(*(arr)));                                 \
+            if (!np_) { fail; }                                                               \
+            (arr) = np_;                                                                      \
+            (cap) = (int)nc_;                                                                 \
+        }                                                                                     \
+        (arr)[(cnt)++] = (val);                                                               \
+    } while (0)
+
+static int is_idc(int c) { return isalnum(c) || c == '_' || c == '$' || c == '.' || c == '%'; }
+
+static int lex(const char *s, size_t len, tok **out, int *nout) {
+    tok *t = NULL;
+    int n = 0, cap = 0;
+    uint32_t line = 1;
+    size_t i = 0;
+    while (i < len && s[i]) {
+        char c = s[i];
+        if (c == '\n') { line++; i++; continue; }
+        if (isspace((unsigned char)c)) { i++; continue; }
+        if (c == '/' && i + 1 < len && s[i + 1] == '/') {
+            while (i < len && s[i] && s[i] != '\n') i++;
+            continue;
+        }
+        if (c == '/' && i + 1 < len && s[i + 1] == '*') {
+            i += 2;
+            while (i + 1 < len && s[i] && !(s[i] == '*' && s[i + 1] == '/')) { if (s[i] == '\n') line++; i++; }
+            i += 2;
+            continue;
+        }
+        tok k = {TK_P, s + i, 1, line};
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < len && s[j] && s[j] != '"') { if (s[j] == '\\' && j + 1 < len) j++; j++; }
+            k.k = TK_STR; k.s = s + i + 1; k.n = (uint32_t)(j - i - 1);
+            i = j + 1;
+        } else if (isdigit((unsigned char)c)) {
+            size_t j = i;
+            while (j < len && (isalnum((unsigned char)s[j]) || s[j] == '.' || s[j] == '_' ||
+                               ((s[j] == '+' || s[j] == '-') && (s[j - 1] == 'e' || s[j - 1] == 'E') &&
+                                !(s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X' || s[i + 1] == 'f' || s[i + 1] == 'd')))))
+                j++;
+            k.k = TK_NUM; k.n = (uint32_t)(j - i);
+            i = j;
+        } else if (is_idc((unsigned char)c)) {
+            size_t j = i;
+            for (;;) {
+                if (j < len && is_idc((unsigned char)s[j])) { j++; continue; }
+                if (j + 2 < len && s[j] == ':' && s[j + 1] == ':' && is_idc((unsigned char)s[j + 2])) { j += 2; continue; }
+                break;
+            }
+            k.k = TK_ID; k.n = (uint32_t)(j - i);
+            i = j;
+        } else {
+            i++;
+        }
+        VEC_PUSH(t, n, cap, k, free(t); return -1);
+    }
+    tok e = {TK_EOF, s + i, 0, line};
+    VEC_PUSH(t, n, cap, e, free(t); return -1);
+    *out = t;
+    *nout = n;
+    return 0;
+}
+
+static int teq(const tok *t, const char *s) { return t->n == strlen(s) && memcmp(t->s, s, t->n) == 0; }
+static int tp(const tok *t, char c) { return t->k == TK_P && t->s[0] == c; }
+
+/* ------------------------------------------------------------------ parsed module */
+typedef struct pdecl {
+    const char *name;
+    int nlen;
+    size_t size, align;
+} pdecl;
+
+typedef struct pfunc {
+    const char *name;
+    int nlen;
+    int is_entry, has_body;
+    pdecl *params;
+    int nparams, capparams;
+    pdecl ret;
+    int has_ret;
+    int bstart, bend; /* token index of first token inside { and of the matching } */
+    int maxntid;
+} pfunc;
+
+typedef struct mvar {
+    const char *name;
+    int nlen;
+    int space; /* SP_GLOBAL, SP_CONST, SP_SHARED; extern shared: SP_SHARED with dyn=1 */
+    int dyn;
+    size_t size, align;
+    uint64_t addr;
+} mvar;
+
+typedef struct pmod {
+    tok *t;
+    int nt;
+    pfunc *funcs;
+    int nfuncs, capfuncs;
+    mvar *vars;
+    int nvars, capvars;
+    const ptx_env *env;
+    char *log;
+    size_t loglen;
+} pmod;
+
+static void logf_(char *log, size_t loglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void logf_(char *log, size_t loglen, const char *fmt, ...) {
+    if (!log || !loglen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(log, loglen, fmt, ap);
+    va_end(ap);
+}
+
+static size_t type_size_word(const char *s, int n) {
+    static const struct { const char *w; size_t sz; } tab[] = {
+        {".b8", 1}, {".u8", 1}, {".s8", 1}, {".b16", 2}, {".u16", 2}, {".s16", 2}, {".f16", 2},
+        {".bf16", 2}, {".b32", 4}, {".u32", 4}, {".s32", 4}, {".f32", 4}, {".f16x2", 4},
+        {".bf16x2", 4}, {".b64", 8}, {".u64", 8}, {".s64", 8}, {".f64", 8}, {".pred", 1},
+        {".b128", 16}, {".e4m3x2", 2}, {".e5m2x2", 2},
+    };
+    for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+        if ((int)strlen(tab[i].w) == n && memcmp(tab[i].w, s, (size_t)n) == 0) return tab[i].sz;
+    return 0;
+}
+
+/* Parses integer literal text; returns 0 on success. */
+static int parse_int_text(const char *s, int n, int64_t *out) {
+    char buf[80];
+    if (n <= 0 || n >= (int)sizeof(buf)) return -1;
+    memcpy(buf, s, (size_t)n);
+    buf[n] = 0;
+    if (buf[n - 1] == 'U' || buf[n - 1] == 'u') buf[--n] = 0;
+    char *end;
+    errno = 0;
+    unsigned long long v;
+    if (n > 2 && buf[0] == '0' && (buf[1] == 'b' || buf[1] == 'B')) v = strtoull(buf + 2, &end, 2);
+    else if (n > 2 && buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X')) v = strtoull(buf + 2, &end, 16);
+    else if (n > 1 && buf[0] == '0') v = strtoull(buf + 1, &end, 8);
+    else v = strtoull(buf, &end, 10);
+    if (*end || errno) return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* Numeric literal classification. */
+enum { NUM_INT, NUM_F32BITS, NUM_F64BITS, NUM_DEC };
+typedef struct numlit {
+    int kind;
+    int64_t i;
+    uint64_t bits;
+    double d;
+} numlit;
+
+static int parse_num(const tok *t, int neg, numlit *o) {
+    if (t->k != TK_NUM) return -1;
+    char buf[80];
+    if (t->n >= sizeof(buf)) return -1;
+    memcpy(buf, t->s, t->n);
+    buf[t->n] = 0;
+    if (t->n > 2 && buf[0] == '0' && (buf[1] == 'f' || buf[1] == 'F')) {
+        o->kind = NUM_F32BITS;
+        o->bits = strtoull(buf + 2, NULL, 16) & 0xffffffffu;
+        if (neg) o->bits ^= 0x80000000u;
+        return 0;
+    }
+    if (t->n > 2 && buf[0] == '0' && (buf[1] == 'd' || buf[1] == 'D')) {
+        o->kind = NUM_F64BITS;
+        o->bits = strtoull(buf + 2, NULL, 16);
+        if (neg) o->bits ^= 0x8000000000000000ull;
+        return 0;
+    }
+    int is_hex = t->n > 2 && buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X');
+    if (!is_hex && (strchr(buf, '.') || strchr(buf, 'e') || strchr(buf, 'E'))) {
+        o->kind = NUM_DEC;
+        o->d = strtod(buf, NULL);
+        if (neg) o->d = -o->d;
+        return 0;
+    }
+    o->kind = NUM_INT;
+    if (parse_int_text(buf, (int)t->n, &o->i)) return -1;
+    if (neg) o->i = -o->i;
+    return 0;
+}
+
+static pfunc *find_func(pmod *pm, const char *s, int n) {
+    for (int i = 0; i < pm->nfuncs; i++)
+        if (pm->funcs[i].nlen == n && memcmp(pm->funcs[i].name, s, (size_t)n) == 0) return &pm->funcs[i];
+    return NULL;
+}
+
+static mvar *find_var(pmod *pm, const char *s, int n) {
+    for (int i = 0; i < pm->nvars; i++)
+        if (pm->vars[i].nlen == n && memcmp(pm->vars[i].name, s, (size_t)n) == 0) return &pm->vars[i];
+    return NULL;
+}
+
+/* Skips a balanced {...} starting at t[i] == '{'; returns index of matching '}'. */
+static int skip_braces(pmod *pm, int i) {
+    int depth = 0;
+    for (; i < pm->nt && pm->t[i].k != TK_EOF; i++) {
+        if (tp(&pm->t[i], '{')) depth++;
+        else if (tp(&pm->t[i], '}') && --depth == 0) return i;
+    }
+    return -1;
+}
+
+/* Parses ".param [.attrs] name[N]" at *pi; appends to decl. */
+static int parse_param_decl(pmod *pm, int *pi, pdecl *d) {
+    int i = *pi;
+    tok *t = pm->t;
+    if (!teq(&t[i], ".param") && !teq(&t[i], ".reg")) return -1;
+    i++;
+    size_t esz = 0, align = 0;
+    while (t[i].k == TK_ID && t[i].s[0] == '.') {
+        if (teq(&t[i], ".align")) {
+            int64_t v;
+            if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &v)) return -1;
+            align = (size_t)v;
+            i += 2;
+            continue;
+        }
+        size_t sz = type_size_word(t[i].s, (int)t[i].n);
+        if (sz) esz = sz;
+        i++;
+    }
+    if (t[i].k != TK_ID || !esz) return -1;
+    d->name = t[i].s;
+    d->nlen = (int)t[i].n;
+    i++;
+    size_t count = 1;
+    if (tp(&t[i], '[')) {
+        int64_t v = 0;
+        if (t[i + 1].k == TK_NUM && parse_int_text(t[i + 1].s, (int)t[i + 1].n, &v)) return -1;
+        count = (size_t)v;
+        while (!tp(&t[i], ']') && t[i].k != TK_EOF) i++;
+        i++;
+    }
+    d->size = esz * count;
+    d->align = align ? align : esz;
+    *pi = i;
+    return 0;
+}
+
+/* Parses "( decl, decl )" at *pi. */
+static int parse_param_list(pmod *pm, int *pi, pfunc *f, int is_ret) {
+    int i = *pi;
+    if (!tp(&pm->t[i], '(')) return -1;
+    i++;
+    while (!tp(&pm->t[i], ')')) {
+        pdecl d;
+        if (parse_param_decl(pm, &i, &d)) return -1;
+        if (is_ret) { f->ret = d; f->has_ret = 1; }
+        else VEC_PUSH(f->params, f->nparams, f->capparams, d, return -1);
+        if (tp(&pm->t[i], ',')) i++;
+        else if (!tp(&pm->t[i], ')')) return -1;
+    }
+    *pi = i + 1;
+    return 0;
+}
+
+static int write_init_elem(pmod *pm, uint8_t *dst, size_t esz, int is_float, const tok *t, int *pi) {
+    int i = *pi;
+    int neg = 0;
+    if (tp(&t[i], '-')) { neg = 1; i++; }
+    uint64_t bits = 0;
+    if (t[i].k == TK_NUM) {
+        numlit nl;
+        if (parse_num(&t[i], neg, &nl)) return -1;
+        if (nl.kind == NUM_INT) {
+            if (is_float == 4) { float f = (float)nl.i; memcpy(&bits, &f, 4); }
+            else if (is_float == 8) { double d = (double)nl.i; memcpy(&bits, &d, 8); }
+            else bits = (uint64_t)nl.i;
+        } else if (nl.kind == NUM_DEC) {
+            if (esz == 4) { float f = (float)nl.d; memcpy(&bits, &f, 4); }
+            else { memcpy(&bits, &nl.d, 8); }
+        } else {
+            bits = nl.bits;
+        }
+        i++;
+    } else if (t[i].k == TK_ID) {
+        /* address of a variable: sym, generic(sym), sym+off */
+        int paren = 0;
+        if ((teq(&t[i], "generic") || teq(&t[i], "global")) && tp(&t[i + 1], '(')) { i += 2; paren = 1; }
+        mvar *v = find_var(pm, t[i].s, (int)t[i].n);
+        if (!v || v->space == SP_SHARED) return -1;
+        bits = v->addr;
+        i++;
+        if (paren && tp(&t[i], ')')) i++;
+        if (tp(&t[i], '+') && t[i + 1].k == TK_NUM) {
+            int64_t o;
+            if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &o)) return -1;
+            bits += (uint64_t)o;
+            i += 2;
+        }
+    } else {
+        return -1;
+    }
+    memcpy(dst, &bits, esz > 8 ? 8 : esz);
+    *pi = i;
+    return 0;
+}
+
+/* Module-scope variable: [.visible|.extern|.weak] .global/.const/.shared ... */
+static int parse_module_var(pmod *pm, int *pi, int is_extern, int space) {
+    tok *t = pm->t;
+    int i = *pi + 1;
+    size_t esz = 0, align = 0, vec = 1;
+    int is_float = 0;
+    while (t[i].k == TK_ID && t[i].s[0] == '.') {
+        if (teq(&t[i], ".align")) {
+            int64_t v;
+            if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &v)) return -1;
+            align = (size_t)v;
+            i += 2;
+            continue;
+        }
+        if (teq(&t[i], ".v2")) vec = 2;
+        else if (teq(&t[i], ".v4")) vec = 4;
+        size_t sz = type_size_word(t[i].s, (int)t[i].n);
+        if (sz) {
+            esz = sz;
+            is_float = (teq(&t[i], ".f32") ? 4 : teq(&t[i], ".f64") ? 8 : 0);
+        }
+        i++;
+    }
+    if (t[i].k != TK_ID || !esz) return -1;
+    mvar v = {t[i].s, (int)t[i].n, space, 0, 0, 0, 0};
+    i++;
+    size_t count = 1;
+    int unsized = 0;
+    while (tp(&t[i], '[')) {
+        if (tp(&t[i + 1], ']')) { unsized = 1; i += 2; continue; }
+        int64_t d;
+        if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &d) || !tp(&t[i + 2], ']')) return -1;
+        count *= (size_t)d;
+        i += 3;
+    }
+    esz *= 1;
+    size_t elem = esz;
+    v.align = align ? align : esz * vec;
+    v.size = elem * vec * count;
+    int init_at = -1;
+    if (tp(&t[i], '=')) {
+        init_at = i + 1;
+        if (unsized) {
+            /* count top-level elements to size the array */
+            size_t nel = 0;
+            int j = init_at;
+            if (tp(&t[j], '{')) {
+                int e = skip_braces(pm, j);
+                for (int k = j; k < e; k++) if (t[k].k == TK_NUM || (t[k].k == TK_ID && !tp(&t[k - 1], '('))) nel++;
+            }
+            v.size = elem * vec * nel;
+        }
+        while (!tp(&t[i], ';') && t[i].k != TK_EOF) i++;
+    }
+    if (!tp(&t[i], ';')) return -1;
+    *pi = i + 1;
+    if (space == SP_SHARED) {
+        v.dyn = is_extern || unsized;
+        VEC_PUSH(pm->vars, pm->nvars, pm->capvars, v, return -1);
+        return 0;
+    }
+    if (is_extern) {
+        void *p = pm->env->resolve_extern ? pm->env->resolve_extern(pm->env->ctx, "") : NULL;
+        (void)p;
+        logf_(pm->log, pm->loglen, "PTX: .extern variable %.*s is not supported", v.nlen, v.name);
+        return -2;
+    }
+    size_t alloc = v.size ? v.size : 1;
+    void *mem = pm->env->alloc_device ? pm->env->alloc_device(pm->env->ctx, alloc) : NULL;
+    if (!mem) {
+        logf_(pm->log, pm->loglen, "PTX: cannot allocate %zu bytes for variable %.*s", alloc, v.nlen, v.name);
+        return -3;
+    }
+    memset(mem, 0, alloc);
+    v.addr = (uint64_t)(uintptr_t)mem;
+    VEC_PUSH(pm->vars, pm->nvars, pm->capvars, v, return -1);
+    if (init_at >= 0) {
+        int j = init_at;
+        size_t off = 0;
+        size_t total = v.size;
+        int depth = 0;
+        while (!tp(&t[j], ';') && t[j].k != TK_EOF) {
+            if (tp(&t[j], '{')) { depth++; j++; continue; }
+            if (tp(&t[j], '}')) { depth--; j++; continue; }
+            if (tp(&t[j], ',')) { j++; continue; }
+            if (off + elem > total) return -1;
+            if (write_init_elem(pm, (uint8_t *)mem + off, elem, is_float, t, &j)) return -1;
+            off += elem;
+        }
+        (void)depth;
+    }
+    return 0;
+}
+
+static int parse_module(pmod *pm) {
+    tok *t = pm->t;
+    int i = 0;
+    while (t[i].k != TK_EOF) {
+        if (teq(&t[i], ".version") || teq(&t[i], ".address_size")) { i += 2; continue; }
+        if (teq(&t[i], ".target")) {
+            i += 2;
+            while (tp(&t[i], ',')) i += 2;
+            continue;
+        }
+        if (teq(&t[i], ".file") || teq(&t[i], ".loc")) {
+            uint32_t line = t[i].line;
+            while (t[i].k != TK_EOF && t[i].line == line) i++;
+            continue;
+        }
+        if (teq(&t[i], ".section")) {
+            while (!tp(&t[i], '{') && t[i].k != TK_EOF) i++;
+            int e = skip_braces(pm, i);
+            if (e < 0) return -1;
+            i = e + 1;
+            continue;
+        }
+        if (teq(&t[i], ".pragma")) {
+            while (!tp(&t[i], ';') && t[i].k != TK_EOF) i++;
+            i++;
+            continue;
+        }
+        int is_extern = 0;
+        while (teq(&t[i], ".visible") || teq(&t[i], ".extern") || teq(&t[i], ".weak") || teq(&t[i], ".common")) {
+            if (teq(&t[i], ".extern")) is_extern = 1;
+            i++;
+        }
+        if (teq(&t[i], ".global") || teq(&t[i], ".const") || teq(&t[i], ".shared")) {
+            int sp = teq(&t[i], ".global") ? SP_GLOBAL : teq(&t[i], ".const") ? SP_CONST : SP_SHARED;
+            int r = parse_module_var(pm, &i, is_extern, sp);
+            if (r == -1) logf_(pm->log, pm->loglen, "PTX: bad variable declaration at line %u", t[i].line);
+            if (r) return -1;
+            continue;
+        }
+        if (teq(&t[i], ".entry") || teq(&t[i], ".func")) {
+            pfunc f;
+            memset(&f, 0, sizeof(f));
+            f.is_entry = teq(&t[i], ".entry");
+            i++;
+            if (!f.is_entry && tp(&t[i], '(')) {
+                if (parse_param_list(pm, &i, &f, 1)) goto bad;
+            }
+            if (t[i].k != TK_ID) goto bad;
+            f.name = t[i].s;
+            f.nlen = (int)t[i].n;
+            i++;
+            if (tp(&t[i], '(') && parse_param_list(pm, &i, &f, 0)) goto bad;
+            while (t[i].k == TK_ID && t[i].s[0] == '.') {
+                if (teq(&t[i], ".maxntid") || teq(&t[i], ".reqntid")) {
+                    int64_t x = 1, y = 1, z = 1;
+                    if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &x)) goto bad;
+                    i += 2;
+                    if (tp(&t[i], ',')) { if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &y)) goto bad; i += 2; }
+                    if (tp(&t[i], ',')) { if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &z)) goto bad; i += 2; }
+                    f.maxntid = (int)(x * y * z);
+                    continue;
+                }
+                if (teq(&t[i], ".noreturn")) { i++; continue; }
+                if (teq(&t[i], ".pragma")) { while (!tp(&t[i], ';') && t[i].k != TK_EOF) i++; i++; continue; }
+                /* .minnctapersm N, .maxnreg N, .maxclusterrank N, .reqnctapercluster x,y,z, .explicitcluster */
+                i++;
+                while (t[i].k == TK_NUM || tp(&t[i], ',')) i++;
+            }
+            if (tp(&t[i], ';')) {
+                f.has_body = 0;
+                i++;
+            } else if (tp(&t[i], '{')) {
+                int e = skip_braces(pm, i);
+                if (e < 0) goto bad;
+                f.has_body = 1;
+                f.bstart = i + 1;
+                f.bend = e;
+                i = e + 1;
+            } else {
+                goto bad;
+            }
+            pfunc *old = find_func(pm, f.name, f.nlen);
+            if (old) {
+                if (f.has_body) { free(old->params); *old = f; }
+                else free(f.params);
+            } else {
+                VEC_PUSH(pm->funcs, pm->nfuncs, pm->capfuncs, f, free(f.params); return -1);
+            }
+            continue;
+        bad:
+            free(f.params);
+            logf_(pm->log, pm->loglen, "PTX: bad function header at line %u", t[i].line);
+            return -1;
+        }
+        logf_(pm->log, pm->loglen, "PTX: unexpected '%.*s' at line %u", (int)t[i].n, t[i].s, t[i].line);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ kernel compiler */
+enum { SYM_REG, SYM_LOCAL, SYM_SHARED, SYM_KPARAM, SYM_FPARAM };
+typedef struct sym {
+    const char *name;
+    int nlen;
+    int kind;
+    int range;   /* SYM_REG: -1 exact name, else count of "%name<N>" */
+    int64_t val; /* slot base or byte offset */
+} sym;
+
+typedef struct label {
+    const char *name;
+    int nlen;
+    int pc;
+} label;
+
+typedef struct fixup {
+    int at;
+    const char *name;
+    int nlen;
+} fixup;
+
+typedef struct frame {
+    pfunc *f;
+    label *labels;
+    int nlabels, caplabels;
+    fixup *fix;
+    int nfix, capfix;
+    int *rets;
+    int nrets, caprets;
+    int inst; /* inline instance id for shared var keys */
+} frame;
+
+typedef struct shvar {
+    const pfunc *f; /* NULL for module scope */
+    const char *name;
+    int nlen;
+    size_t off;
+} shvar;
+
+typedef struct kc {
+    pmod *pm;
+    ptx_kernel *k;
+    ptx_ins *code;
+    int ncode, capcode;
+    int nslots, nregs;
+    ptx_cslot *consts;
+    int nconsts, capconsts;
+    int *chash; /* open addressing: const index + 1 */
+    int chcap;
+    int sreg_slot[SR_COUNT];
+    shvar *sh;
+    int nsh, capsh;
+    int *dyn_consts; /* const indices holding the dynamic-shared base */
+    int ndyn, capdyn;
+    size_t shared_size, local_size;
+    sym *syms;
+    int nsyms, capsyms;
+    const pfunc *stack[32];
+    int depth;
+    int ninst;
+    int scratch_slot;
+    int carry_slot;
+    int oom;
+} kc;
+
+static int new_slots(kc *c, int n) {
+    int s = c->nslots;
+    c->nslots += n;
+    return s;
+}
+
+static int cslot_raw(kc *c, uint64_t bits, int dedupe) {
+    if (dedupe && c->chcap) {
+        size_t h = (size_t)((bits * 0x9E3779B97F4A7C15ull) >> 40) & (size_t)(c->chcap - 1);
+        for (;;) {
+            int e = c->chash[h];
+            if (!e) break;
+            if (c->consts[e - 1].bits == bits) return c->consts[e - 1].slot;
+            h = (h + 1) & (size_t)(c->chcap - 1);
+        }
+    }
+    ptx_cslot cs = {new_slots(c, 1), bits};
+    VEC_PUSH(c->consts, c->nconsts, c->capconsts, cs, c->oom = 1; return 0);
+    if (!dedupe) return cs.slot;
+    if ((c->nconsts) * 2 >= c->chcap) {
+        int ncap = c->chcap ? c->chcap * 2 : 256;
+        int *nh = calloc((size_t)ncap, sizeof(int));
+        if (!nh) { c->oom = 1; return cs.slot; }
+        free(c->chash);
+        c->chash = nh;
+        c->chcap = ncap;
+        for (int i = 0; i < c->nconsts; i++) {
+            if (c->consts[i].slot < 0) continue;
+            size_t h = (size_t)((c->consts[i].bits * 0x9E3779B97F4A7C15ull) >> 40) & (size_t)(ncap - 1);
+            while (nh[h]) h = (h + 1) & (size_t)(ncap - 1);
+            nh[h] = i + 1;
+        }
+        return cs.slot;
+    }
+    size_t h = (size_t)((bits * 0x9E3779B97F4A7C15ull) >> 40) & (size_t)(c->chcap - 1);
+    while (c->chash[h]) h = (h + 1) & (size_t)(c->chcap - 1);
+    c->chash[h] = c->nconsts;
+    return cs.slot;
+}
+static int cslot(kc *c, uint64_t bits) { return cslot_raw(c, bits, 1); }
+
+static int sreg_slot(kc *c, int sr) {
+    if (sr >= SR_FIRST_DYNAMIC) return -1;
+    if (c->sreg_slot[sr] < 0) {
+        c->sreg_slot[sr] = new_slots(c, 1);
+        ptx_sslot ss = {c->sreg_slot[sr], sr};
+        int n = c->k->nspecials, cap = n; /* grow by one: few specials per kernel */
+        ptx_sslot *np = realloc(c->k->specials, (size_t)(cap + 1) * sizeof(*np));
+        if (!np) { c->oom = 1; return 0; }
+        c->k->specials = np;
+        np[n] = ss;
+        c->k->nspecials = n + 1;
+    }
+    return c->sreg_slot[sr];
+}
+
+static int sreg_lookup(const char *s, int n) {
+    static const char *names[] = {
+#define X(e, str) str,
+        PTX_SREGS(X)
+#undef X
+    };
+    for (int i = 0; i < SR_COUNT; i++)
+        if ((int)strlen(names[i]) == n && memcmp(names[i], s, (size_t)n) == 0) return i;
+    return -1;
+}
+
+static sym *sym_find(kc *c, const char *s, int n) {
+    for (int i = c->nsyms - 1; i >= 0; i--) {
+        sym *y = &c->syms[i];
+        if (y->nlen == n && memcmp(y->name, s, (size_t)n) == 0 && y->range < 0) return y;
+    }
+    return NULL;
+}
+
+/* Register operand name -> slot, or -1. */
+static int reg_lookup(kc *c, const char *s, int n) {
+    sym *y = sym_find(c, s, n);
+    if (y && y->kind == SYM_REG) return (int)y->val;
+    if (y) return -1;
+    int p = n;
+    while (p > 0 && isdigit((unsigned char)s[p - 1])) p--;
+    if (p < n && p > 0) {
+        long idx = strtol(s + p, NULL, 10);
+        for (int i = c->nsyms - 1; i >= 0; i--) {
+            sym *r = &c->syms[i];
+            if (r->range >= 0 && r->nlen == p && memcmp(r->name, s, (size_t)p) == 0) {
+                if (idx < r->range) return (int)(r->val + idx);
+                return -1;
+            }
+        }
+    }
+    return -1;
+}
+
+static void add_sym(kc *c, sym y) { VEC_PUSH(c->syms, c->nsyms, c->capsyms, y, c->oom = 1); }
+
+static ptx_ins *emit(kc *c, int op, uint32_t line) {
+    ptx_ins in;
+    memset(&in, 0, sizeof(in));
+    in.op = (uint16_t)op;
+    in.pred = -1;
+    in.d = in.d2 = in.a = in.b = in.c = in.e = -1;
+    for (int i = 0; i < 4; i++) in.v[i] = -1;
+    in.line = line;
+    VEC_PUSH(c->code, c->ncode, c->capcode, in, c->oom = 1; return NULL);
+    return &c->code[c->ncode - 1];
+}
+
+static char *own_str(kc *c, const char *s, int n) {
+    char *p = malloc((size_t)n + 1);
+    if (!p) { c->oom = 1; return NULL; }
+    memcpy(p, s, (size_t)n);
+    p[n] = 0;
+    char **no = realloc(c->k->owned, (size_t)(c->k->nowned + 1) * sizeof(char *));
+    if (!no) { free(p); c->oom = 1; return NULL; }
+    c->k->owned = no;
+    no[c->k->nowned++] = p;
+    return p;
+}
+
+static void emit_illegal(kc *c, const char *what, int n, uint32_t line) {
+    char buf[200];
+    snprintf(buf, sizeof(buf), "%.*s", n, what);
+    ptx_ins *in = emit(c, OP_ILLEGAL, line);
+    if (in) in->text = own_str(c, buf, (int)strlen(buf));
+}
+
+static size_t align_up(size_t v, size_t a) { return a ? (v + a - 1) / a * a : v; }
+
+static size_t shared_var_off(kc *c, const pfunc *f, const char *name, int nlen, size_t size, size_t align) {
+    for (int i = 0; i < c->nsh; i++)
+        if (c->sh[i].f == f && c->sh[i].nlen == nlen && memcmp(c->sh[i].name, name, (size_t)nlen) == 0) return c->sh[i].off;
+    size_t off = align_up(c->shared_size, align < 4 ? 4 : align);
+    c->shared_size = off + size;
+    shvar v = {f, name, nlen, off};
+    VEC_PUSH(c->sh, c->nsh, c->capsh, v, c->oom = 1);
+    return off;
+}
+
+/* ------------------------------------------------------------------ opcode modifiers */
+typedef struct mods {
+    const char *base;
+    int blen;
+    int types[4];
+    int ntypes;
+    int space;
+    int has_space;
+    int rm;
+    int vec;
+    unsigned flags;
+    int cmp, bop, atop, shmode, vote;
+    int hi, lo, wide, uni, nc, sync, shiftamt, clamp, wrap, to, full, any, all, b4e, f4e, ecl, ecr, rc8, rc16;
+    int is_param, rel_lanes, relu, red_popc, red_and, red_or, mode_l, mode_r;
+    const char *bad;
+    int badlen;
+} mods;
+
+static int type_of_word(const char *s, int n) {
+    static const struct { const char *w; int t; } tab[] = {
+        {"u8", T_U8}, {"s8", T_S8}, {"b8", T_U8}, {"u16", T_U16}, {"s16", T_S16}, {"b16", T_U16},
+        {"u32", T_U32}, {"s32", T_S32}, {"b32", T_U32}, {"u64", T_U64}, {"s64", T_S64}, {"b64", T_U64},
+        {"f16", T_F16}, {"bf16", T_BF16}, {"f32", T_F32}, {"f64", T_F64}, {"pred", T_PRED},
+        {"f16x2", T_F16X2}, {"bf16x2", T_BF16X2},
+    };
+    for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+        if ((int)strlen(tab[i].w) == n && memcmp(tab[i].w, s, (size_t)n) == 0) return tab[i].t;
+    return -1;
+}
+
+static int word_in(const char *s, int n, const char *const *list, int cnt) {
+    for (int i = 0; i < cnt; i++)
+        if ((int)strlen(list[i]) == n && memcmp(list[i], s, (size_t)n) == 0) return i;
+    return -1;
+}
+
+static void parse_mods(const tok *t, mods *m) {
+    memset(m, 0, sizeof(*m));
+    m->cmp = m->bop = m->atop = m->shmode = m->vote = -1;
+    m->vec = 1;
+    const char *s = t->s, *end = t->s + t->n;
+    const char *p = memchr(s, '.', t->n);
+    m->base = s;
+    m->blen = (int)((p ? p : end) - s);
+    static const char *const cmps[] = {"eq", "ne", "lt", "le", "gt", "ge", "lo", "ls", "hi", "hs",
+                                       "equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan"};
+    static const char *const rms[] = {"", "rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi"};
+    static const char *const atops[] = {"add", "min", "max", "inc", "dec", "and", "or", "xor", "exch", "cas"};
+    static const char *const spaces[] = {"", "global", "shared", "local", "const", "param"};
+    static const char *const ignored[] = {"relaxed", "acquire", "release", "acq_rel", "sc", "volatile", "weak",
+                                          "cta", "gpu", "sys", "cluster", "ca", "cg", "cs", "lu", "cv", "wb",
+                                          "wt", "aligned", "noftz", "mmio", "noinc", "b", "unified", "red", "arrive", "warp"};
+    static const char *const shm[] = {"up", "down", "bfly", "idx"};
+    static const char *const votes[] = {"all", "any", "uni", "ballot"};
+    while (p && p < end) {
+        const char *w = p + 1;
+        const char *q = memchr(w, '.', (size_t)(end - w));
+        int n = (int)((q ? q : end) - w);
+        p = q;
+        int x;
+        if ((x = type_of_word(w, n)) >= 0) { if (m->ntypes < 4) m->types[m->ntypes++] = x; continue; }
+        if (memchr(w, ':', (size_t)n)) continue; /* cache hints like L1::no_allocate, L2::128B */
+        if (n == 6 && !memcmp(w, "shared", 6) && q && end - q > 4 && !memcmp(q, "::cta", 5)) { /* handled by ':' */ }
+        if ((x = word_in(w, n, spaces, 6)) > 0) { m->space = x; m->has_space = 1; if (x == SP_KPARAM) m->is_param = 1; continue; }
+        if ((x = word_in(w, n, rms, 9)) > 0) { m->rm = x; continue; }
+        if (m->blen == 4 && !memcmp(m->base, "setp", 4) && (x = word_in(w, n, cmps, 18)) >= 0 && m->cmp < 0) { m->cmp = x; continue; }
+        if ((m->blen == 3 && (!memcmp(m->base, "set", 3))) && (x = word_in(w, n, cmps, 18)) >= 0 && m->cmp < 0) { m->cmp = x; continue; }
+        if ((x = word_in(w, n, atops, 10)) >= 0) {
+            if (m->atop < 0 && ((m->blen == 4 && !memcmp(m->base, "atom", 4)) || (m->blen == 3 && !memcmp(m->base, "red", 3)) ||
+                                (m->blen == 5 && !memcmp(m->base, "redux", 5)))) { m->atop = x; continue; }
+            if (x == AT_AND || x == AT_OR || x == AT_XOR) { m->bop = x - AT_AND + 1; if (x == AT_AND) m->red_and = 1; if (x == AT_OR) m->red_or = 1; continue; }
+        }
+        if ((x = word_in(w, n, shm, 4)) >= 0) { m->shmode = x; continue; }
+        if ((x = word_in(w, n, votes, 4)) >= 0) {
+            if (x == VO_ALL) m->all = 1;
+            if (x == VO_ANY) m->any = 1;
+            m->vote = x;
+            continue;
+        }
+        if (n == 2 && !memcmp(w, "v2", 2)) { m->vec = 2; continue; }
+        if (n == 2 && !memcmp(w, "v4", 2)) { m->vec = 4; continue; }
+        if (n == 2 && !memcmp(w, "v8", 2)) { m->vec = 8; continue; }
+        if (n == 3 && !memcmp(w, "sat", 3)) { m->flags |= IF_SAT; continue; }
+        if (n == 3 && !memcmp(w, "ftz", 3)) { m->flags |= IF_FTZ; continue; }
+        if (n == 6 && !memcmp(w, "approx", 6)) { m->flags |= IF_APPROX; continue; }
+        if (n == 4 && !memcmp(w, "full", 4)) { m->full = 1; continue; }
+        if (n == 2 && !memcmp(w, "cc", 2)) { m->flags |= IF_CC; continue; }
+        if (n == 2 && !memcmp(w, "hi", 2)) { m->hi = 1; continue; }
+        if (n == 2 && !memcmp(w, "lo", 2)) { m->lo = 1; continue; }
+        if (n == 4 && !memcmp(w, "wide", 4)) { m->wide = 1; continue; }
+        if (n == 3 && !memcmp(w, "uni", 3)) { m->uni = 1; continue; }
+        if (n == 2 && !memcmp(w, "nc", 2)) { m->nc = 1; continue; }
+        if (n == 4 && !memcmp(w, "sync", 4)) { m->sync = 1; continue; }
+        if (n == 8 && !memcmp(w, "shiftamt", 8)) { m->shiftamt = 1; continue; }
+        if (n == 5 && !memcmp(w, "clamp", 5)) { m->clamp = 1; continue; }
+        if (n == 4 && !memcmp(w, "wrap", 4)) { m->wrap = 1; continue; }
+        if (n == 2 && !memcmp(w, "to", 2)) { m->to = 1; continue; }
+        if (n == 4 && !memcmp(w, "relu", 4)) { m->relu = 1; continue; }
+        if (n == 4 && !memcmp(w, "popc", 4)) { m->red_popc = 1; continue; }
+        if (n == 1 && w[0] == 'l') { m->mode_l = 1; continue; }
+        if (n == 1 && w[0] == 'r') { m->mode_r = 1; continue; }
+        if (n == 3 && !memcmp(w, "f4e", 3)) { m->f4e = 1; continue; }
+        if (n == 3 && !memcmp(w, "b4e", 3)) { m->b4e = 1; continue; }
+        if (n == 3 && !memcmp(w, "ecl", 3)) { m->ecl = 1; continue; }
+        if (n == 3 && !memcmp(w, "ecr", 3)) { m->ecr = 1; continue; }
+        if (n == 3 && !memcmp(w, "rc8", 3)) { m->rc8 = 1; continue; }
+        if (n == 4 && !memcmp(w, "rc16", 4)) { m->rc16 = 1; continue; }
+        if (word_in(w, n, ignored, (int)(sizeof(ignored) / sizeof(ignored[0]))) >= 0) continue;
+        if (!m->bad) { m->bad = w; m->badlen = n; }
+    }
+}
+
+static int mbase(const mods *m, const char *s) { return m->blen == (int)strlen(s) && memcmp(m->base, s, (size_t)m->blen) == 0; }
+
+/* ------------------------------------------------------------------ operands */
+enum { O_NONE, O_REG, O_NUM, O_SYM, O_ADDR, O_VEC, O_SINK, O_SREG };
+typedef struct opnd {
+    int kind;
+    int slot, slot2; /* O_REG (slot2: the "|%p" part) */
+    int neg;         /* '!' */
+    numlit num;
+    const tok *name; /* O_SYM, or O_ADDR base symbol */
+    int base_slot;   /* O_ADDR with register base, else -1 */
+    int64_t off;
+    int nvec;
+    int vk[4];       /* per element: O_REG/O_NUM/O_SINK */
+    int vslot[4];
+    numlit vnum[4];
+    int sreg;
+} opnd;
+
+/* Operand token ranges between top-level commas. */
+typedef struct oprange {
+    int a, b; /* [a, b) */
+} oprange;
+
+static int parse_simple(kc *c, const tok *t, int i, int end, int *kind, int *slot, numlit *num, int *sr) {
+    int neg = 0;
+    if (i < end && tp(&t[i], '-')) { neg = 1; i++; }
+    if (i >= end) return -1;
+    if (t[i].k == TK_NUM) {
+        if (parse_num(&t[i], neg, num)) return -1;
+        *kind = O_NUM;
+        return i + 1;
+    }
+    if (t[i].k == TK_ID) {
+        if (t[i].n == 1 && t[i].s[0] == '_') { *kind = O_SINK; return i + 1; }
+        int s = reg_lookup(c, t[i].s, (int)t[i].n);
+        if (s >= 0) { *kind = O_REG; *slot = s; return i + 1; }
+        int r = sreg_lookup(t[i].s, (int)t[i].n);
+        if (r < 0 && t[i].n > 7 && !memcmp(t[i].s, "%envreg", 7)) r = SR_COUNT; /* other envregs read 0 */
+        if (r >= 0) { *kind = O_SREG; *sr = r; return i + 1; }
+        *kind = O_SYM;
+        return i + 1;
+    }
+    return -1;
+}
+
+static int parse_operand(kc *c, const tok *t, oprange r, opnd *o) {
+    memset(o, 0, sizeof(*o));
+    o->base_slot = -1;
+    o->slot = o->slot2 = -1;
+    int i = r.a;
+    if (i >= r.b) return -1;
+    if (tp(&t[i], '!')) { o->neg = 1; i++; }
+    if (tp(&t[i], '[')) {
+        o->kind = O_ADDR;
+        i++;
+        if (t[i].k == TK_ID) {
+            int s = reg_lookup(c, t[i].s, (int)t[i].n);
+            if (s >= 0) o->base_slot = s;
+            else o->name = &t[i];
+            i++;
+        } else if (t[i].k == TK_NUM) {
+            numlit nl;
+            if (parse_num(&t[i], 0, &nl) || nl.kind != NUM_INT) return -1;
+            o->off = nl.i;
+            i++;
+        }
+        while (!tp(&t[i], ']') && i < r.b) {
+            int sign = 1;
+            if (tp(&t[i], '+')) i++;
+            if (tp(&t[i], '-')) { sign = -sign; i++; }
+            numlit nl;
+            if (parse_num(&t[i], 0, &nl) || nl.kind != NUM_INT) return -1;
+            o->off += sign * nl.i;
+            i++;
+        }
+        return tp(&t[i], ']') ? 0 : -1;
+    }
+    if (tp(&t[i], '{')) {
+        o->kind = O_VEC;
+        i++;
+        while (!tp(&t[i], '}') && i < r.b) {
+            if (o->nvec >= 4) return -1;
+            int k = o->nvec;
+            int sr = -1;
+            i = parse_simple(c, t, i, r.b, &o->vk[k], &o->vslot[k], &o->vnum[k], &sr);
+            if (i < 0 || o->vk[k] == O_SYM || o->vk[k] == O_SREG) return -1;
+            o->nvec++;
+            if (tp(&t[i], ',')) i++;
+        }
+        return 0;
+    }
+    i = parse_simple(c, t, i, r.b, &o->kind, &o->slot, &o->num, &o->sreg);
+    if (i < 0) return -1;
+    if (o->kind == O_SYM) o->name = &t[i - 1];
+    if (o->kind == O_SYM && i < r.b && tp(&t[i], '+')) {
+        numlit nl;
+        if (parse_num(&t[i + 1], 0, &nl) || nl.kind != NUM_INT) return -1;
+        o->off = nl.i;
+        i += 2;
+    }
+    if (i < r.b && tp(&t[i], '|')) {
+        int s = reg_lookup(c, t[i + 1].s, (int)t[i + 1].n);
+        if (s < 0) return -1;
+        o->slot2 = s;
+        i += 2;
+    }
+    return i == r.b ? 0 : -1;
+}
+
+static int is_float_t(int t) { return t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16; }
+
+/* Bits of a numeric literal as an operand of type t. */
+static uint64_t num_bits(const numlit *n, int t) {
+    uint64_t bits = 0;
+    if (n->kind == NUM_F32BITS) {
+        if (t == T_F64) { float f; uint32_t u = (uint32_t)n->bits; memcpy(&f, &u, 4); double d = f; memcpy(&bits, &d, 8); return bits; }
+        return n->bits;
+    }
+    if (n->kind == NUM_F64BITS) {
+        if (t == T_F32) { double d; memcpy(&d, &n->bits, 8); float f = (float)d; uint32_t u; memcpy(&u, &f, 4); return u; }
+        return n->bits;
+    }
+    double d = n->kind == NUM_DEC ? n->d : (double)n->i;
+    if (t == T_F32) { float f = (float)d; uint32_t u; memcpy(&u, &f, 4); return u; }
+    if (t == T_F64) { memcpy(&bits, &d, 8); return bits; }
+    if (t == T_F16) return ptx_f64_to_f16(d, RM_RN);
+    if (t == T_BF16) return ptx_f64_to_bf16(d, RM_RN);
+    if (n->kind == NUM_DEC) return (uint64_t)(int64_t)d;
+    return (uint64_t)n->i;
+}
+
+typedef struct cctx {
+    kc *c;
+    frame *fr;
+    const tok *t;
+    uint32_t line;
+    const tok *optok;
+    int failed; /* instruction could not be compiled: emitted ILLEGAL */
+} cctx;
+
+/* Address of a symbol as a register value, with its state space. Returns 0 if found. */
+static int sym_address(cctx *x, const tok *name, int64_t *val, int *space) {
+    kc *c = x->c;
+    sym *y = sym_find(c, name->s, (int)name->n);
+    if (y) {
+        switch (y->kind) {
+        case SYM_LOCAL: case SYM_FPARAM: *space = SP_LOCAL; *val = y->val; return 0;
+        case SYM_SHARED: *space = SP_SHARED; *val = y->val; return 0;
+        case SYM_KPARAM: *space = SP_KPARAM; *val = y->val; return 0;
+        default: return -1;
+        }
+    }
+    mvar *v = find_var(c->pm, name->s, (int)name->n);
+    if (v) {
+        if (v->space == SP_SHARED) {
+            *space = SP_SHARED;
+            if (v->dyn) { *val = -1; return 0; } /* patched to the dynamic base later */
+            *val = (int64_t)shared_var_off(c, NULL, v->name, v->nlen, v->size, v->align);
+            return 0;
+        }
+        *space = v->space;
+        *val = (int64_t)v->addr;
+        return 0;
+    }
+    return -1;
+}
+
+static int dyn_shared_slot(kc *c) {
+    int s = cslot_raw(c, 0, 0);
+    VEC_PUSH(c->dyn_consts, c->ndyn, c->capdyn, c->nconsts - 1, c->oom = 1);
+    return s;
+}
+
+static int fail_ins(cctx *x, const char *why) {
+    if (!x->failed) {
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%.*s (%s)", (int)x->optok->n, x->optok->s, why);
+        emit_illegal(x->c, buf, (int)strlen(buf), x->line);
+    }
+    x->failed = 1;
+    return -1;
+}
+
+/* Source operand -> slot for an operation of type t. */
+static int src_slot(cctx *x, const opnd *o, int t) {
+    switch (o->kind) {
+    case O_REG: return o->slot;
+    case O_NUM: return cslot(x->c, num_bits(&o->num, t));
+    case O_SREG:
+        if (o->sreg >= SR_COUNT) return cslot(x->c, 0);
+        if (o->sreg >= SR_FIRST_DYNAMIC) return fail_ins(x, "dynamic special register as operand");
+        return sreg_slot(x->c, o->sreg);
+    case O_SYM: {
+        int64_t v;
+        int sp;
+        if (sym_address(x, o->name, &v, &sp)) return fail_ins(x, "unknown symbol");
+        if (sp == SP_SHARED && v < 0) return dyn_shared_slot(x->c);
+        return cslot(x->c, (uint64_t)(v + o->off));
+    }
+    default: return fail_ins(x, "bad source operand");
+    }
+}
+
+static int dst_slot(cctx *x, const opnd *o) {
+    if (o->kind == O_REG) return o->slot;
+    if (o->kind == O_SINK) {
+        if (x->c->scratch_slot < 0) x->c->scratch_slot = new_slots(x->c, 1);
+        return x->c->scratch_slot;
+    }
+    return fail_ins(x, "bad destination operand");
+}
+
+/* Memory operand: fills in->a (base slot), in->imm (offset), in->space. */
+static int addr_operand(cctx *x, const opnd *o, ptx_ins *in, int declared_space, int has_space) {
+    if (o->kind != O_ADDR) return fail_ins(x, "expected [address]");
+    in->imm = o->off;
+    int sp = has_space ? declared_space : SP_GENERIC;
+    if (o->name) {
+        int64_t v;
+        int ssp;
+        if (sym_address(x, o->name, &v, &ssp)) return fail_ins(x, "unknown symbol in address");
+        if (ssp == SP_SHARED && v < 0) in->a = dyn_shared_slot(x->c);
+        else in->a = cslot(x->c, (uint64_t)v);
+        if (!has_space || sp == SP_KPARAM) sp = ssp;
+        else if (ssp == SP_LOCAL && sp == SP_KPARAM) sp = SP_LOCAL;
+        if (!has_space && (ssp == SP_SHARED || ssp == SP_LOCAL || ssp == SP_KPARAM)) {
+            /* generic access through a symbol of a windowed space */
+            sp = ssp;
+        }
+    } else if (o->base_slot >= 0) {
+        in->a = o->base_slot;
+    } else {
+        in->a = cslot(x->c, 0);
+    }
+    if (sp == SP_KPARAM && x->c->depth > 0 && o->name == NULL) sp = SP_LOCAL; /* param of an inlined func */
+    in->space = (uint8_t)sp;
+    return 0;
+}
+
+static size_t tsize(int t) {
+    switch (t) {
+    case T_U8: case T_S8: case T_PRED: return 1;
+    case T_U16: case T_S16: case T_F16: case T_BF16: return 2;
+    case T_U32: case T_S32: case T_F32: case T_F16X2: case T_BF16X2: return 4;
+    case T_U64: case T_S64: case T_F64: return 8;
+    default: return 0;
+    }
+}
+
+static int compile_body(kc *c, frame *fr, int bstart, int bend);
+
+static int need(cctx *x, int nops, int want) {
+    if (nops != want) return fail_ins(x, "wrong operand count");
+    return 0;
+}
+
+static int t0(const mods *m) { return m->ntypes ? m->types[0] : T_NONE; }
+
+/* Simple "op.type d, a[, b[, c]]" instructions. */
+static int compile_alu(cctx *x, const mods *m, opnd *ops, int nops, int op, int nsrc) {
+    if (need(x, nops, nsrc + 1)) return -1;
+    ptx_ins in;
+    memset(&in, 0, sizeof(in));
+    int t = t0(m);
+    int srct = t;
+    if (op == OP_MUL_WIDE || op == OP_MAD_WIDE) srct = t;
+    int d = dst_slot(x, &ops[0]);
+    int a = src_slot(x, &ops[1], srct);
+    int b = nsrc > 1 ? src_slot(x, &ops[2], op == OP_SHL || op == OP_SHR ? T_U32 : srct) : -1;
+    int cc = nsrc > 2 ? src_slot(x, &ops[3], (op == OP_MAD_WIDE) ? (t == T_S32 || t == T_S16 ? T_S64 : T_U64) : srct) : -1;
+    if (x->failed) return -1;
+    ptx_ins *p = emit(x->c, op, x->line);
+    if (!p) return -1;
+    p->t = (uint8_t)t;
+    p->d = d;
+    p->a = a;
+    p->b = b;
+    p->c = cc;
+    p->rm = (uint8_t)m->rm;
+    p->flags = (uint8_t)m->flags;
+    (void)in;
+    return 0;
+}
+
+static int compile_call(cctx *x, const tok *t, int i, int end);
+
+#define OPND_MAX 8
+
+static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
+    kc *c = x->c;
+    const tok *t = x->t;
+    const tok *optok = &t[i];
+    x->optok = optok;
+    x->line = optok->line;
+    x->failed = 0;
+    mods m;
+    parse_mods(optok, &m);
+    if (mbase(&m, "call")) {
+        int n0 = c->ncode;
+        int r = compile_call(x, t, i + 1, end);
+        if (guard >= 0 && c->ncode > n0) {
+            /* a predicated call: branch around the inlined body */
+            return fail_ins(x, "predicated call");
+        }
+        return r;
+    }
+    /* split operands */
+    oprange rng[OPND_MAX];
+    int nops = 0;
+    int depth = 0, st = i + 1;
+    for (int j = i + 1; j <= end; j++) {
+        if (j == end || (depth == 0 && tp(&t[j], ','))) {
+            if (j > st) {
+                if (nops >= OPND_MAX) return fail_ins(x, "too many operands");
+                rng[nops].a = st;
+                rng[nops].b = j;
+                nops++;
+            }
+            st = j + 1;
+            continue;
+        }
+        if (tp(&t[j], '[') || tp(&t[j], '{') || tp(&t[j], '(')) depth++;
+        if (tp(&t[j], ']') || tp(&t[j], '}') || tp(&t[j], ')')) depth--;
+    }
+    opnd ops[OPND_MAX];
+    for (int k = 0; k < nops; k++)
+        if (parse_operand(c, t, rng[k], &ops[k])) return fail_ins(x, "cannot parse operand");
+    if (m.bad) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "unsupported modifier .%.*s", m.badlen, m.bad);
+        return fail_ins(x, buf);
+    }
+    int n0 = c->ncode;
+    int r = 0;
+    int tt = t0(&m);
+    if (mbase(&m, "mov")) {
+        if (need(x, nops, 2)) return -1;
+        if (ops[1].kind == O_VEC) {
+            ptx_ins *p = emit(c, OP_PACK, x->line);
+            if (!p) return -1;
+            p->d = dst_slot(x, &ops[0]);
+            p->vec = (uint8_t)ops[1].nvec;
+            p->esize = (uint8_t)(tsize(tt) / (size_t)ops[1].nvec);
+            for (int k = 0; k < ops[1].nvec; k++) {
+                opnd e = {0};
+                e.kind = ops[1].vk[k];
+                e.slot = ops[1].vslot[k];
+                e.num = ops[1].vnum[k];
+                p = &c->code[c->ncode - 1];
+                int s = src_slot(x, &e, T_U64);
+                c->code[n0].v[k] = s;
+            }
+        } else if (ops[0].kind == O_VEC) {
+            ptx_ins *p = emit(c, OP_UNPACK, x->line);
+            if (!p) return -1;
+            p->vec = (uint8_t)ops[0].nvec;
+            p->esize = (uint8_t)(tsize(tt) / (size_t)ops[0].nvec);
+            int a = src_slot(x, &ops[1], tt);
+            c->code[n0].a = a;
+            for (int k = 0; k < ops[0].nvec; k++) {
+                opnd e = {0};
+                e.kind = ops[0].vk[k];
+                e.slot = ops[0].vslot[k];
+                int s = dst_slot(x, &e);
+                c->code[n0].v[k] = s;
+            }
+        } else if (ops[1].kind == O_SREG && ops[1].sreg >= SR_FIRST_DYNAMIC && ops[1].sreg < SR_COUNT) {
+            ptx_ins *p = emit(c, OP_SREG, x->line);
+            if (!p) return -1;
+            p->d = dst_slot(x, &ops[0]);
+            p->sub = (uint8_t)ops[1].sreg;
+            p->t = (uint8_t)tt;
+        } else {
+            int d = dst_slot(x, &ops[0]);
+            int a = src_slot(x, &ops[1], tt);
+            ptx_ins *p = emit(c, OP_MOV, x->line);
+            if (!p) return -1;
+            p->d = d;
+            p->a = a;
+            p->t = (uint8_t)tt;
+        }
+    } else if (mbase(&m, "add") || mbase(&m, "sub")) {
+        int isadd = mbase(&m, "add");
+        r = compile_alu(x, &m, ops, nops, isadd ? OP_ADD : OP_SUB, 2);
+    } else if (mbase(&m, "addc") || mbase(&m, "subc")) {
+        r = compile_alu(x, &m, ops, nops, mbase(&m, "addc") ? OP_ADD : OP_SUB, 2);
+        if (!r) c->code[c->ncode - 1].flags |= IF_USE_CC;
+    } else if (mbase(&m, "mul")) {
+        int op = is_float_t(tt) || tt == T_F16X2 || tt == T_BF16X2 ? OP_MUL_LO : m.hi ? OP_MUL_HI : m.wide ? OP_MUL_WIDE : OP_MUL_LO;
+        r = compile_alu(x, &m, ops, nops, op, 2);
+    } else if (mbase(&m, "mad") || mbase(&m, "fma") || mbase(&m, "madc")) {
+        int fl = is_float_t(tt) || tt == T_F16X2 || tt == T_BF16X2;
+        int op = fl ? OP_FMA : m.hi ? OP_MAD_HI : m.wide ? OP_MAD_WIDE : OP_MAD_LO;
+        r = compile_alu(x, &m, ops, nops, op, 3);
+        if (!r && mbase(&m, "madc")) c->code[c->ncode - 1].flags |= IF_USE_CC;
+    } else if (mbase(&m, "mul24") || mbase(&m, "mad24")) {
+        if (m.hi) return fail_ins(x, "mul24.hi");
+        r = compile_alu(x, &m, ops, nops, mbase(&m, "mul24") ? OP_MUL24_LO : OP_MAD24_LO, mbase(&m, "mul24") ? 2 : 3);
+    } else if (mbase(&m, "sad")) {
+        r = compile_alu(x, &m, ops, nops, OP_SAD, 3);
+    } else if (mbase(&m, "div") || mbase(&m, "rem") || mbase(&m, "min") || mbase(&m, "max") ||
+               mbase(&m, "and") || mbase(&m, "or") || mbase(&m, "xor") || mbase(&m, "copysign")) {
+        int op = mbase(&m, "div") ? OP_DIV : mbase(&m, "rem") ? OP_REM : mbase(&m, "min") ? OP_MIN :
+                 mbase(&m, "max") ? OP_MAX : mbase(&m, "and") ? OP_AND : mbase(&m, "or") ? OP_OR :
+                 mbase(&m, "xor") ? OP_XOR : OP_COPYSIGN;
+        if ((op == OP_MIN || op == OP_MAX) && nops == 4) return fail_ins(x, "three-input min/max");
+        r = compile_alu(x, &m, ops, nops, op, 2);
+        if (!r && m.relu) c->code[c->ncode - 1].flags |= IF_RELU;
+        if (!r && op == OP_DIV && m.full) c->code[c->ncode - 1].flags |= IF_APPROX;
+    } else if (mbase(&m, "shl") || mbase(&m, "shr")) {
+        r = compile_alu(x, &m, ops, nops, mbase(&m, "shl") ? OP_SHL : OP_SHR, 2);
+    } else if (mbase(&m, "abs") || mbase(&m, "neg") || mbase(&m, "not") || mbase(&m, "cnot") ||
+               mbase(&m, "popc") || mbase(&m, "clz") || mbase(&m, "brev") || mbase(&m, "rcp") ||
+               mbase(&m, "sqrt") || mbase(&m, "rsqrt") || mbase(&m, "sin") || mbase(&m, "cos") ||
+               mbase(&m, "ex2") || mbase(&m, "lg2") || mbase(&m, "tanh") || mbase(&m, "bfind")) {
+        static const struct { const char *n; int op; } u[] = {
+            {"abs", OP_ABS}, {"neg", OP_NEG}, {"not", OP_NOT}, {"cnot", OP_CNOT}, {"popc", OP_POPC},
+            {"clz", OP_CLZ}, {"brev", OP_BREV}, {"rcp", OP_RCP}, {"sqrt", OP_SQRT}, {"rsqrt", OP_RSQRT},
+            {"sin", OP_SIN}, {"cos", OP_COS}, {"ex2", OP_EX2}, {"lg2", OP_LG2}, {"tanh", OP_TANH}, {"bfind", OP_BFIND}};
+        int op = OP_NOP;
+        for (size_t k = 0; k < sizeof(u) / sizeof(u[0]); k++) if (mbase(&m, u[k].n)) op = u[k].op;
+        r = compile_alu(x, &m, ops, nops, op, 1);
+        if (!r && op == OP_BFIND && m.shiftamt) c->code[c->ncode - 1].sub = 1;
+    } else if (mbase(&m, "bfe") || mbase(&m, "prmt") || mbase(&m, "dp4a") || mbase(&m, "dp2a")) {
+        int op = mbase(&m, "bfe") ? OP_BFE : mbase(&m, "prmt") ? OP_PRMT : mbase(&m, "dp4a") ? OP_DP4A : OP_DP2A;
+        if (op == OP_PRMT && (m.f4e || m.b4e || m.ecl || m.ecr || m.rc8 || m.rc16)) return fail_ins(x, "prmt mode");
+        if (op == OP_BFE) {
+            if (need(x, nops, 4)) return -1;
+            int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], tt), b = src_slot(x, &ops[2], T_U32), cc = src_slot(x, &ops[3], T_U32);
+            ptx_ins *p = x->failed ? NULL : emit(c, op, x->line);
+            if (!p) return -1;
+            p->t = (uint8_t)tt; p->d = d; p->a = a; p->b = b; p->c = cc;
+        } else {
+            r = compile_alu(x, &m, ops, nops, op, 3);
+            if (!r && (op == OP_DP4A || op == OP_DP2A)) {
+                c->code[c->ncode - 1].t2 = (uint8_t)(m.ntypes > 1 ? m.types[1] : tt);
+                c->code[c->ncode - 1].sub = (uint8_t)(m.hi ? 1 : 0);
+            }
+        }
+    } else if (mbase(&m, "bfi")) {
+        if (need(x, nops, 5)) return -1;
+        int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], tt), b = src_slot(x, &ops[2], tt);
+        int cc = src_slot(x, &ops[3], T_U32), e = src_slot(x, &ops[4], T_U32);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_BFI, x->line);
+        if (!p) return -1;
+        p->t = (uint8_t)tt; p->d = d; p->a = a; p->b = b; p->c = cc; p->e = e;
+    } else if (mbase(&m, "lop3")) {
+        if (need(x, nops, 5) || ops[4].kind != O_NUM) return fail_ins(x, "lop3 operands");
+        r = compile_alu(x, &m, ops, 4, OP_LOP3, 3);
+        if (!r) c->code[c->ncode - 1].imm = ops[4].num.i & 0xff;
+    } else if (mbase(&m, "shf")) {
+        r = compile_alu(x, &m, ops, nops, m.mode_l ? OP_SHF_L : OP_SHF_R, 3);
+        if (!r && m.clamp) c->code[c->ncode - 1].flags |= IF_SHIFT_CLAMP;
+    } else if (mbase(&m, "testp")) {
+        static const char *const tw[] = {"finite", "infinite", "number", "notanumber", "normal", "subnormal"};
+        const char *w = memchr(optok->s, '.', optok->n);
+        int which = -1;
+        if (w) {
+            const char *w2 = w + 1;
+            const char *q = memchr(w2, '.', (size_t)(optok->s + optok->n - w2));
+            which = word_in(w2, (int)((q ? q : optok->s + optok->n) - w2), tw, 6);
+        }
+        if (which < 0) return fail_ins(x, "testp mode");
+        r = compile_alu(x, &m, ops, nops, OP_TESTP, 1);
+        if (!r) c->code[c->ncode - 1].sub = (uint8_t)which;
+    } else if (mbase(&m, "setp") || mbase(&m, "set")) {
+        int issetp = mbase(&m, "setp");
+        if (m.cmp < 0 || (nops != 3 && nops != 4)) return fail_ins(x, "setp form");
+        int st2 = issetp ? tt : (m.ntypes > 1 ? m.types[1] : tt);
+        int d = dst_slot(x, &ops[0]);
+        int a = src_slot(x, &ops[1], st2), b = src_slot(x, &ops[2], st2);
+        int cc = nops == 4 ? src_slot(x, &ops[3], T_PRED) : -1;
+        ptx_ins *p = x->failed ? NULL : emit(c, issetp ? OP_SETP : OP_SET, x->line);
+        if (!p) return -1;
+        p->t = (uint8_t)(issetp ? tt : tt);
+        p->t2 = (uint8_t)st2;
+        p->d = d;
+        p->d2 = ops[0].slot2;
+        p->a = a; p->b = b; p->c = cc;
+        p->sub = (uint8_t)m.cmp;
+        p->bop = (uint8_t)(nops == 4 ? (m.bop > 0 ? m.bop : 1) : 0);
+        if (nops == 4 && ops[3].neg) p->flags |= IF_NEG_C;
+        p->flags |= (uint8_t)(m.flags & IF_FTZ);
+    } else if (mbase(&m, "selp")) {
+        if (need(x, nops, 4)) return -1;
+        int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], tt), b = src_slot(x, &ops[2], tt), cc = src_slot(x, &ops[3], T_PRED);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_SELP, x->line);
+        if (!p) return -1;
+        p->t = (uint8_t)tt; p->d = d; p->a = a; p->b = b; p->c = cc;
+        if (ops[3].neg) p->flags |= IF_NEG_C;
+    } else if (mbase(&m, "slct")) {
+        if (need(x, nops, 4) || m.ntypes < 2) return fail_ins(x, "slct form");
+        int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], tt), b = src_slot(x, &ops[2], tt), cc = src_slot(x, &ops[3], m.types[1]);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_SLCT, x->line);
+        if (!p) return -1;
+        p->t = (uint8_t)tt; p->t2 = (uint8_t)m.types[1]; p->d = d; p->a = a; p->b = b; p->c = cc;
+    } else if (mbase(&m, "cvt")) {
+        if (need(x, nops, 2) || m.ntypes < 1) return fail_ins(x, "cvt form");
+        int dt = m.types[0], stt = m.ntypes > 1 ? m.types[1] : m.types[0];
+        if (ops[0].kind == O_VEC || (m.ntypes == 2 && (dt == T_F16X2 || dt == T_BF16X2))) {
+            /* cvt.rn.f16x2.f32 d, a, b: packs two converted floats (a -> high half) */
+            return fail_ins(x, "packed cvt form");
+        }
+        int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], stt);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_CVT, x->line);
+        if (!p) return -1;
+        p->t = (uint8_t)dt; p->t2 = (uint8_t)stt; p->d = d; p->a = a; p->rm = (uint8_t)m.rm; p->flags = (uint8_t)m.flags;
+        if (m.relu) p->flags |= IF_RELU;
+    } else if (mbase(&m, "cvta")) {
+        if (need(x, nops, 2)) return -1;
+        int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], T_U64);
+        if (x->failed) return -1;
+        int op = OP_MOV;
+        if (m.space == SP_SHARED) op = m.to ? OP_CVTA_TO_SHARED : OP_CVTA_SHARED;
+        else if (m.space == SP_LOCAL) op = m.to ? OP_CVTA_TO_LOCAL : OP_CVTA_LOCAL;
+        else if (m.space == SP_KPARAM) op = m.to ? OP_CVTA_TO_PARAM : OP_CVTA_PARAM;
+        ptx_ins *p = emit(c, op, x->line);
+        if (!p) return -1;
+        p->d = d; p->a = a; p->t = T_U64;
+        if (op == OP_MOV && tt == T_U32) p->t = T_U32;
+    } else if (mbase(&m, "isspacep")) {
+        if (need(x, nops, 2)) return -1;
+        int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], T_U64);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_ISSPACEP, x->line);
+        if (!p) return -1;
+        p->d = d; p->a = a; p->space = (uint8_t)m.space;
+    } else if (mbase(&m, "ld") || mbase(&m, "ldu") || mbase(&m, "st")) {
+        int isst = mbase(&m, "st");
+        if (need(x, nops, 2)) return -1;
+        const opnd *ao = isst ? &ops[0] : &ops[1];
+        const opnd *vo = isst ? &ops[1] : &ops[0];
+        ptx_ins tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        if (addr_operand(x, ao, &tmp, m.space, m.has_space)) return -1;
+        if (tt == T_NONE || tsize(tt) == 0) return fail_ins(x, "memory type");
+        int nv = vo->kind == O_VEC ? vo->nvec : 1;
+        if (nv != m.vec && !(m.vec == 1 && nv == 1)) return fail_ins(x, "vector width");
+        int slots[4];
+        for (int k = 0; k < nv; k++) {
+            opnd e = *vo;
+            if (vo->kind == O_VEC) {
+                memset(&e, 0, sizeof(e));
+                e.kind = vo->vk[k];
+                e.slot = vo->vslot[k];
+                e.num = vo->vnum[k];
+            }
+            slots[k] = isst ? src_slot(x, &e, tt) : dst_slot(x, &e);
+        }
+        if (x->failed) return -1;
+        ptx_ins *p = emit(c, isst ? OP_ST : OP_LD, x->line);
+        if (!p) return -1;
+        p->a = tmp.a; p->imm = tmp.imm; p->space = tmp.space;
+        p->t = (uint8_t)tt; p->esize = (uint8_t)tsize(tt); p->vec = (uint8_t)nv;
+        for (int k = 0; k < nv; k++) p->v[k] = slots[k];
+    } else if (mbase(&m, "atom") || mbase(&m, "red")) {
+        int isred = mbase(&m, "red");
+        if (m.atop < 0 || m.vec != 1) return fail_ins(x, "atomic operation");
+        int need_ops = (isred ? 2 : 3) + (m.atop == AT_CAS ? 1 : 0);
+        if (nops != need_ops) return fail_ins(x, "atomic operand count");
+        const opnd *ao = isred ? &ops[0] : &ops[1];
+        ptx_ins tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        if (addr_operand(x, ao, &tmp, m.space, m.has_space)) return -1;
+        int d = isred ? -1 : dst_slot(x, &ops[0]);
+        int b = src_slot(x, &ops[isred ? 1 : 2], tt);
+        int cc = m.atop == AT_CAS ? src_slot(x, &ops[isred ? 2 : 3], tt) : -1;
+        if (x->failed) return -1;
+        if (tt == T_F16 || tt == T_BF16 || tt == T_F16X2 || tt == T_BF16X2) return fail_ins(x, "half-precision atomic");
+        ptx_ins *p = emit(c, isred ? OP_RED : OP_ATOM, x->line);
+        if (!p) return -1;
+        p->a = tmp.a; p->imm = tmp.imm; p->space = tmp.space;
+        p->d = d; p->b = b; p->c = cc; p->t = (uint8_t)tt; p->sub = (uint8_t)m.atop; p->esize = (uint8_t)tsize(tt);
+    } else if (mbase(&m, "prefetch") || mbase(&m, "prefetchu") || mbase(&m, "membar") || mbase(&m, "fence") ||
+               mbase(&m, "discard") || mbase(&m, "applypriority") || mbase(&m, "nanosleep") || mbase(&m, "pmevent")) {
+        /* no observable effect in the emulator: memory is coherent, there are no caches */
+        emit(c, OP_NOP, x->line);
+    } else if (mbase(&m, "createpolicy")) {
+        if (nops < 1) return fail_ins(x, "createpolicy");
+        int d = dst_slot(x, &ops[0]);
+        int z = cslot(c, 0);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_MOV, x->line);
+        if (!p) return -1;
+        p->d = d; p->a = z; p->t = T_U64;
+    } else if (mbase(&m, "bra") || mbase(&m, "brx")) {
+        if (mbase(&m, "brx") || nops != 1 || ops[0].kind != O_SYM) return fail_ins(x, "indirect branch");
+        ptx_ins *p = emit(c, OP_BRA, x->line);
+        if (!p) return -1;
+        fixup f = {c->ncode - 1, ops[0].name->s, (int)ops[0].name->n};
+        VEC_PUSH(x->fr->fix, x->fr->nfix, x->fr->capfix, f, c->oom = 1; return -1);
+    } else if (mbase(&m, "ret")) {
+        if (c->depth == 0) {
+            emit(c, OP_EXIT, x->line);
+        } else {
+            emit(c, OP_BRA, x->line);
+            int at = c->ncode - 1;
+            VEC_PUSH(x->fr->rets, x->fr->nrets, x->fr->caprets, at, c->oom = 1; return -1);
+        }
+    } else if (mbase(&m, "exit")) {
+        emit(c, OP_EXIT, x->line);
+    } else if (mbase(&m, "trap") || mbase(&m, "brkpt")) {
+        emit(c, OP_TRAP, x->line);
+    } else if (mbase(&m, "bar") || mbase(&m, "barrier")) {
+        /* bar.sync / barrier.sync [.aligned] a{, b}; bar.warp.sync mask; bar.red.op.pred/u32 d, a{, b}, {!}c */
+        const char *w = memchr(optok->s, '.', optok->n);
+        int is_warp = w && optok->n - (size_t)(w - optok->s) >= 5 && !memcmp(w, ".warp", 5);
+        int is_arrive = 0;
+        for (size_t k = 0; k + 7 <= optok->n; k++) if (!memcmp(optok->s + k, ".arrive", 7)) is_arrive = 1;
+        int is_red = 0;
+        for (size_t k = 0; k + 4 <= optok->n; k++) if (!memcmp(optok->s + k, ".red", 4)) is_red = 1;
+        if (is_warp) {
+            emit(c, OP_NOP, x->line);
+        } else if (is_arrive) {
+            return fail_ins(x, "bar.arrive");
+        } else if (is_red) {
+            if (nops < 3) return fail_ins(x, "bar.red form");
+            int d = dst_slot(x, &ops[0]);
+            int cc = src_slot(x, &ops[nops - 1], T_PRED);
+            if (x->failed) return -1;
+            ptx_ins *p = emit(c, OP_BAR_RED, x->line);
+            if (!p) return -1;
+            p->c = cc;
+            p->sub = (uint8_t)(m.red_popc ? 0 : m.red_and ? 1 : 2);
+            if (ops[nops - 1].neg) p->flags |= IF_NEG_C;
+            p = emit(c, OP_BAR_RED_READ, x->line);
+            if (!p) return -1;
+            p->d = d;
+            p->sub = (uint8_t)(m.red_popc ? 0 : m.red_and ? 1 : 2);
+            p->t = (uint8_t)tt;
+        } else {
+            emit(c, OP_BAR, x->line);
+        }
+    } else if (mbase(&m, "shfl")) {
+        if (m.shmode < 0 || nops != (m.sync ? 5 : 4)) return fail_ins(x, "shfl form");
+        int d = dst_slot(x, &ops[0]);
+        int a = src_slot(x, &ops[1], T_U32), b = src_slot(x, &ops[2], T_U32), cc = src_slot(x, &ops[3], T_U32);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_SHFL, x->line);
+        if (!p) return -1;
+        p->d = d; p->d2 = ops[0].slot2; p->a = a; p->b = b; p->c = cc; p->sub = (uint8_t)m.shmode;
+    } else if (mbase(&m, "vote")) {
+        if (m.vote < 0 || nops < 2) return fail_ins(x, "vote form");
+        int d = dst_slot(x, &ops[0]);
+        int a = src_slot(x, &ops[1], T_PRED);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_VOTE, x->line);
+        if (!p) return -1;
+        p->d = d; p->a = a; p->sub = (uint8_t)m.vote;
+        if (ops[1].neg) p->flags |= IF_NEG_C;
+    } else if (mbase(&m, "activemask")) {
+        if (need(x, nops, 1)) return -1;
+        int d = dst_slot(x, &ops[0]);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_ACTIVEMASK, x->line);
+        if (!p) return -1;
+        p->d = d;
+    } else if (mbase(&m, "match")) {
+        if (nops != 3 || (!m.any && !m.all)) return fail_ins(x, "match form");
+        int d = dst_slot(x, &ops[0]);
+        int a = src_slot(x, &ops[1], tt);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_MATCH, x->line);
+        if (!p) return -1;
+        p->d = d; p->d2 = ops[0].slot2; p->a = a; p->t = (uint8_t)tt; p->sub = (uint8_t)(m.all ? 1 : 0);
+    } else if (mbase(&m, "redux")) {
+        if (nops != 3 || m.atop < 0 || tt == T_F32) return fail_ins(x, "redux form");
+        int d = dst_slot(x, &ops[0]);
+        int a = src_slot(x, &ops[1], tt);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_REDUX, x->line);
+        if (!p) return -1;
+        p->d = d; p->a = a; p->t = (uint8_t)tt; p->sub = (uint8_t)m.atop;
+    } else {
+        return fail_ins(x, "unsupported instruction");
+    }
+    if (r) return r;
+    if (!x->failed && c->ncode > n0 && (c->code[c->ncode - 1].flags & (IF_CC | IF_USE_CC))) {
+        if (c->carry_slot < 0) c->carry_slot = new_slots(c, 1);
+        c->code[c->ncode - 1].e = c->carry_slot;
+    }
+    if (x->failed) {
+        c->ncode = n0;
+        x->failed = 0;
+        return fail_ins(x, "bad operands");
+    }
+    if (guard >= 0) {
+        for (int k = n0; k < c->ncode; k++) {
+            c->code[k].pred = guard;
+            c->code[k].pneg = (uint8_t)gneg;
+        }
+    }
+    return 0;
+}
+
+/* call[.uni] [(ret),] fname[, (args)][, proto]; */
+static int compile_call(cctx *x, const tok *t, int i, int end) {
+    kc *c = x->c;
+    const tok *retp = NULL;
+    if (tp(&t[i], '(')) {
+        retp = &t[i + 1];
+        while (i < end && !tp(&t[i], ')')) i++;
+        i++;
+        if (tp(&t[i], ',')) i++;
+    }
+    if (t[i].k != TK_ID) return fail_ins(x, "call target");
+    const tok *fn = &t[i++];
+    const tok *args[32];
+    int nargs = 0;
+    if (tp(&t[i], ',')) i++;
+    if (tp(&t[i], '(')) {
+        i++;
+        while (i < end && !tp(&t[i], ')')) {
+            if (t[i].k == TK_ID || t[i].k == TK_NUM) { if (nargs < 32) args[nargs++] = &t[i]; }
+            i++;
+        }
+        i++;
+    }
+    if (i < end) return fail_ins(x, "indirect call");
+    if (reg_lookup(c, fn->s, (int)fn->n) >= 0) return fail_ins(x, "indirect call");
+    sym *ay[32];
+    for (int k = 0; k < nargs; k++) {
+        ay[k] = args[k]->k == TK_ID ? sym_find(c, args[k]->s, (int)args[k]->n) : NULL;
+        if (!ay[k] || ay[k]->kind != SYM_FPARAM) return fail_ins(x, "call argument must be a .param");
+    }
+    sym *ry = retp ? sym_find(c, retp->s, (int)retp->n) : NULL;
+    if (retp && (!ry || ry->kind != SYM_FPARAM)) return fail_ins(x, "call return must be a .param");
+    if (teq(fn, "vprintf")) {
+        if (nargs != 2) return fail_ins(x, "vprintf arguments");
+        ptx_ins *p = emit(c, OP_PRINTF, x->line);
+        if (!p) return -1;
+        p->imm = ay[0]->val;
+        p->b = (int32_t)ay[1]->val;
+        p->c = ry ? (int32_t)ry->val : -1;
+        return 0;
+    }
+    if (teq(fn, "__assertfail")) {
+        if (nargs < 4) return fail_ins(x, "__assertfail arguments");
+        ptx_ins *p = emit(c, OP_ASSERTFAIL, x->line);
+        if (!p) return -1;
+        p->a = (int32_t)ay[0]->val; p->b = (int32_t)ay[1]->val; p->c = (int32_t)ay[2]->val; p->e = (int32_t)ay[3]->val;
+        return 0;
+    }
+    pfunc *f = find_func(c->pm, fn->s, (int)fn->n);
+    if (!f || !f->has_body || f->is_entry) {
+        char buf[160];
+        snprintf(buf, sizeof(buf), "call to undefined function %.*s", (int)fn->n, fn->s);
+        return fail_ins(x, buf);
+    }
+    for (int k = 0; k < c->depth; k++)
+        if (c->stack[k] == f) return fail_ins(x, "recursive call");
+    if (c->depth >= 31) return fail_ins(x, "call depth");
+    if (nargs != f->nparams) return fail_ins(x, "argument count");
+    int mark = c->nsyms;
+    for (int k = 0; k < nargs; k++) {
+        sym y = {f->params[k].name, f->params[k].nlen, SYM_FPARAM, -1, ay[k]->val};
+        add_sym(c, y);
+    }
+    if (f->has_ret) {
+        int64_t off;
+        if (ry) off = ry->val;
+        else {
+            off = (int64_t)align_up(c->local_size, 8);
+            c->local_size = (size_t)off + f->ret.size;
+        }
+        sym y = {f->ret.name, f->ret.nlen, SYM_FPARAM, -1, off};
+        add_sym(c, y);
+    }
+    frame fr;
+    memset(&fr, 0, sizeof(fr));
+    fr.f = f;
+    fr.inst = ++c->ninst;
+    c->stack[c->depth++] = f;
+    int r = compile_body(c, &fr, f->bstart, f->bend);
+    c->depth--;
+    for (int k = 0; k < fr.nrets; k++) c->code[fr.rets[k]].imm = c->ncode;
+    free(fr.labels);
+    free(fr.fix);
+    free(fr.rets);
+    c->nsyms = mark;
+    return r;
+}
+
+/* Declarations inside a body: .reg/.local/.shared/.param. */
+static int compile_decl(kc *c, frame *fr, const tok *t, int i, int end) {
+    int is_reg = teq(&t[i], ".reg");
+    int is_local = teq(&t[i], ".local");
+    int is_shared = teq(&t[i], ".shared");
+    int j = i + 1;
+    size_t esz = 0, align = 0, vec = 1;
+    while (j < end && t[j].k == TK_ID && t[j].s[0] == '.') {
+        if (teq(&t[j], ".align")) {
+            int64_t v;
+            if (parse_int_text(t[j + 1].s, (int)t[j + 1].n, &v)) return -1;
+            align = (size_t)v;
+            j += 2;
+            continue;
+        }
+        if (teq(&t[j], ".v2")) vec = 2;
+        if (teq(&t[j], ".v4")) vec = 4;
+        size_t s = type_size_word(t[j].s, (int)t[j].n);
+        if (s) esz = s;
+        j++;
+    }
+    if (!esz) return -1;
+    /* one or more names: name, name<N>, name[N] */
+    while (j < end) {
+        if (t[j].k != TK_ID) return -1;
+        const tok *nm = &t[j++];
+        int range = -1;
+        size_t count = 1;
+        if (j < end && tp(&t[j], '<')) {
+            int64_t v;
+            if (parse_int_text(t[j + 1].s, (int)t[j + 1].n, &v) || !tp(&t[j + 2], '>')) return -1;
+            range = (int)v;
+            j += 3;
+        }
+        while (j < end && tp(&t[j], '[')) {
+            int64_t v = 0;
+            if (t[j + 1].k == TK_NUM) {
+                if (parse_int_text(t[j + 1].s, (int)t[j + 1].n, &v)) return -1;
+                j++;
+            }
+            count *= (size_t)v;
+            j += 2;
+        }
+        size_t size = esz * vec * count;
+        size_t al = align ? align : esz * vec;
+        if (is_reg) {
+            int n = range >= 0 ? range : 1;
+            sym y = {nm->s, (int)nm->n, SYM_REG, range, new_slots(c, n * (int)vec)};
+            c->nregs += n;
+            add_sym(c, y);
+        } else if (is_shared) {
+            sym y = {nm->s, (int)nm->n, SYM_SHARED, -1, (int64_t)shared_var_off(c, fr->f, nm->s, (int)nm->n, size, al)};
+            add_sym(c, y);
+        } else {
+            size_t off = align_up(c->local_size, al);
+            c->local_size = off + size;
+            sym y = {nm->s, (int)nm->n, is_local ? SYM_LOCAL : SYM_FPARAM, -1, (int64_t)off};
+            add_sym(c, y);
+        }
+        if (j < end && tp(&t[j], ',')) j++;
+        else break;
+    }
+    return 0;
+}
+
+static int compile_body(kc *c, frame *fr, int bstart, int bend) {
+    const tok *t = c->pm->t;
+    cctx x = {c, fr, t, 0, NULL, 0};
+    int marks[64];
+    int nmarks = 0;
+    int i = bstart;
+    while (i < bend && !c->oom) {
+        if (tp(&t[i], '{')) {
+            if (nmarks < 64) marks[nmarks++] = c->nsyms;
+            i++;
+            continue;
+        }
+        if (tp(&t[i], '}')) {
+            if (nmarks > 0) c->nsyms = marks[--nmarks];
+            i++;
+            continue;
+        }
+        if (tp(&t[i], ';')) { i++; continue; }
+        if (teq(&t[i], ".loc") || teq(&t[i], ".file")) {
+            uint32_t line = t[i].line;
+            while (i < bend && t[i].line == line && !tp(&t[i], ';') && !tp(&t[i], '}') && !tp(&t[i], '{')) i++;
+            continue;
+        }
+        if (teq(&t[i], ".pragma")) {
+            while (i < bend && !tp(&t[i], ';')) i++;
+            i++;
+            continue;
+        }
+        if (t[i].k == TK_ID && i + 1 < bend && tp(&t[i + 1], ':')) {
+            label l = {t[i].s, (int)t[i].n, c->ncode};
+            VEC_PUSH(fr->labels, fr->nlabels, fr->caplabels, l, c->oom = 1; return -1);
+            i += 2;
+            continue;
+        }
+        int e = i;
+        while (e < bend && !tp(&t[e], ';')) e++;
+        if (e >= bend) {
+            logf_(c->pm->log, c->pm->loglen, "PTX: missing ';' at line %u", t[i].line);
+            return -1;
+        }
+        if (teq(&t[i], ".reg") || teq(&t[i], ".local") || teq(&t[i], ".shared") || teq(&t[i], ".param")) {
+            if (compile_decl(c, fr, t, i, e)) {
+                logf_(c->pm->log, c->pm->loglen, "PTX: bad declaration at line %u", t[i].line);
+                return -1;
+            }
+            i = e + 1;
+            continue;
+        }
+        int guard = -1, gneg = 0;
+        if (tp(&t[i], '@')) {
+            i++;
+            if (tp(&t[i], '!')) { gneg = 1; i++; }
+            guard = reg_lookup(c, t[i].s, (int)t[i].n);
+            if (guard < 0) {
+                logf_(c->pm->log, c->pm->loglen, "PTX: unknown guard predicate at line %u", t[i].line);
+                return -1;
+            }
+            i++;
+        }
+        if (t[i].k != TK_ID) {
+            logf_(c->pm->log, c->pm->loglen, "PTX: unexpected '%.*s' at line %u", (int)t[i].n, t[i].s, t[i].line);
+            return -1;
+        }
+        compile_instr(&x, i, e, guard, gneg);
+        i = e + 1;
+    }
+    if (c->oom) return -1;
+    for (int k = 0; k < fr->nfix; k++) {
+        fixup *f = &fr->fix[k];
+        int pc = -1;
+        for (int l = 0; l < fr->nlabels; l++)
+            if (fr->labels[l].nlen == f->nlen && !memcmp(fr->labels[l].name, f->name, (size_t)f->nlen)) pc = fr->labels[l].pc;
+        if (pc < 0) {
+            logf_(c->pm->log, c->pm->loglen, "PTX: unknown label %.*s", f->nlen, f->name);
+            return -1;
+        }
+        c->code[f->at].imm = pc;
+    }
+    return 0;
+}
+
+static ptx_kernel *compile_entry(pmod *pm, ptx_module *m, pfunc *f) {
+    kc c;
+    memset(&c, 0, sizeof(c));
+    c.pm = pm;
+    for (int i = 0; i < SR_COUNT; i++) c.sreg_slot[i] = -1;
+    c.scratch_slot = -1;
+    c.carry_slot = -1;
+    ptx_kernel *k = calloc(1, sizeof(*k));
+    if (!k) return NULL;
+    c.k = k;
+    k->mod = m;
+    k->name = malloc((size_t)f->nlen + 1);
+    k->nparams = f->nparams;
+    k->param_off = calloc((size_t)f->nparams + 1, sizeof(size_t));
+    k->param_size = calloc((size_t)f->nparams + 1, sizeof(size_t));
+    if (!k->name || !k->param_off || !k->param_size) goto fail;
+    memcpy(k->name, f->name, (size_t)f->nlen);
+    k->name[f->nlen] = 0;
+    size_t off = 0;
+    for (int i = 0; i < f->nparams; i++) {
+        off = align_up(off, f->params[i].align);
+        k->param_off[i] = off;
+        k->param_size[i] = f->params[i].size;
+        sym y = {f->params[i].name, f->params[i].nlen, SYM_KPARAM, -1, (int64_t)off};
+        add_sym(&c, y);
+        off += f->params[i].size;
+    }
+    k->param_bytes = off;
+    k->maxntid = f->maxntid > 0 ? f->maxntid : 1024;
+    frame fr;
+    memset(&fr, 0, sizeof(fr));
+    fr.f = f;
+    c.stack[0] = f;
+    int r = compile_body(&c, &fr, f->bstart, f->bend);
+    free(fr.labels);
+    free(fr.fix);
+    free(fr.rets);
+    if (r || c.oom) goto fail;
+    if (!emit(&c, OP_EXIT, 0)) goto fail; /* falling off the end */
+    size_t dyn_base = align_up(c.shared_size, 16);
+    for (int i = 0; i < c.ndyn; i++) c.consts[c.dyn_consts[i]].bits = dyn_base;
+    k->code = c.code;
+    k->ncode = c.ncode;
+    k->nslots = c.nslots;
+    k->nregs = c.nregs;
+    k->consts = c.consts;
+    k->nconsts = c.nconsts;
+    k->shared_static = dyn_base;
+    k->local_bytes = align_up(c.local_size, 16);
+    free(c.chash);
+    free(c.sh);
+    free(c.dyn_consts);
+    free(c.syms);
+    return k;
+fail:
+    if (!pm->log || !pm->log[0]) logf_(pm->log, pm->loglen, "PTX: out of memory compiling %.*s", f->nlen, f->name);
+    free(c.code);
+    free(c.consts);
+    free(c.chash);
+    free(c.sh);
+    free(c.dyn_consts);
+    free(c.syms);
+    k->code = NULL;
+    k->consts = NULL;
+    free(k->name);
+    free(k->param_off);
+    free(k->param_size);
+    free(k->specials);
+    for (int i = 0; i < k->nowned; i++) free(k->owned[i]);
+    free(k->owned);
+    free(k);
+    return NULL;
+}
+
+static void kernel_free(ptx_kernel *k) {
+    if (!k) return;
+    free(k->name);
+    free(k->param_off);
+    free(k->param_size);
+    free(k->code);
+    free(k->consts);
+    free(k->specials);
+    for (int i = 0; i < k->nowned; i++) free(k->owned[i]);
+    free(k->owned);
+    free(k);
+}
+
+/* ------------------------------------------------------------------ ptx.h API */
+ptx_module *ptx_module_load(const char *ptx_text, size_t len, const ptx_env *env, int *err, char *log,
+                            size_t loglen) {
+    int dummy;
+    if (!err) err = &dummy;
+    if (log && loglen) log[0] = 0;
+    if (!ptx_text || !env) {
+        *err = PTXE_INVALID_VALUE;
+        logf_(log, loglen, "PTX: no text or env");
+        return NULL;
+    }
+    if (len == 0) len = strlen(ptx_text);
+    pmod pm;
+    memset(&pm, 0, sizeof(pm));
+    pm.env = env;
+    pm.log = log;
+    pm.loglen = loglen;
+    ptx_module *m = calloc(1, sizeof(*m));
+    if (!m) { *err = PTXE_OUT_OF_MEMORY; return NULL; }
+    m->env = *env;
+    if (lex(ptx_text, len, &pm.t, &pm.nt)) {
+        free(m);
+        *err = PTXE_OUT_OF_MEMORY;
+        return NULL;
+    }
+    *err = PTXE_INVALID_PTX;
+    if (parse_module(&pm)) goto fail;
+    for (int i = 0; i < pm.nfuncs; i++) {
+        if (!pm.funcs[i].is_entry || !pm.funcs[i].has_body) continue;
+        ptx_kernel *k = compile_entry(&pm, m, &pm.funcs[i]);
+        if (!k) goto fail;
+        ptx_kernel **nk = realloc(m->kernels, (size_t)(m->nkernels + 1) * sizeof(*nk));
+        if (!nk) { kernel_free(k); goto fail; }
+        m->kernels = nk;
+        nk[m->nkernels++] = k;
+    }
+    m->vars = calloc((size_t)pm.nvars + 1, sizeof(ptx_var));
+    if (!m->vars) goto fail;
+    for (int i = 0; i < pm.nvars; i++) {
+        if (pm.vars[i].space == SP_SHARED) continue;
+        ptx_var *v = &m->vars[m->nvars];
+        v->name = malloc((size_t)pm.vars[i].nlen + 1);
+        if (!v->name) goto fail;
+        memcpy(v->name, pm.vars[i].name, (size_t)pm.vars[i].nlen);
+        v->name[pm.vars[i].nlen] = 0;
+        v->space = pm.vars[i].space;
+        v->addr = pm.vars[i].addr;
+        v->bytes = pm.vars[i].size;
+        pm.vars[i].addr = 0; /* owned by m now */
+        m->nvars++;
+    }
+    for (int i = 0; i < pm.nfuncs; i++) free(pm.funcs[i].params);
+    free(pm.funcs);
+    free(pm.vars);
+    free(pm.t);
+    *err = PTXE_SUCCESS;
+    return m;
+fail:
+    for (int i = 0; i < pm.nvars; i++)
+        if (pm.vars[i].space != SP_SHARED && pm.vars[i].addr && env->free_device)
+            env->free_device(env->ctx, (void *)(uintptr_t)pm.vars[i].addr);
+    for (int i = 0; i < pm.nfuncs; i++) free(pm.funcs[i].params);
+    free(pm.funcs);
+    free(pm.vars);
+    free(pm.t);
+    ptx_module_free(m);
+    return NULL;
+}
+
+void ptx_module_free(ptx_module *m) {
+    if (!m) return;
+    for (int i = 0; i < m->nkernels; i++) kernel_free(m->kernels[i]);
+    free(m->kernels);
+    if (m->vars) {
+        for (int i = 0; i < m->nvars; i++) {
+            if (m->env.free_device && m->vars[i].addr) m->env.free_device(m->env.ctx, (void *)(uintptr_t)m->vars[i].addr);
+            free(m->vars[i].name);
+        }
+        free(m->vars);
+    }
+    free(m);
+}
+
+const ptx_kernel *ptx_module_get_kernel(const ptx_module *m, const char *name) {
+    if (!m || !name) return NULL;
+    for (int i = 0; i < m->nkernels; i++)
+        if (!strcmp(m->kernels[i]->name, name)) return m->kernels[i];
+    return NULL;
+}
+
+int ptx_module_kernel_count(const ptx_module *m) { return m ? m->nkernels : 0; }
+
+const ptx_kernel *ptx_module_kernel_at(const ptx_module *m, int i) {
+    if (!m || i < 0 || i >= m->nkernels) return NULL;
+    return m->kernels[i];
+}
+
+const char *ptx_kernel_name(const ptx_kernel *k) { return k ? k->name : NULL; }
+
+int ptx_module_get_global(const ptx_module *m, const char *name, uint64_t *addr, size_t *bytes) {
+    if (!m || !name) return PTXE_INVALID_VALUE;
+    for (int i = 0; i < m->nvars; i++) {
+        if (!strcmp(m->vars[i].name, name)) {
+            if (addr) *addr = m->vars[i].addr;
+            if (bytes) *bytes = m->vars[i].bytes;
+            return 0;
+        }
+    }
+    return PTXE_NOT_FOUND;
+}
+
+int ptx_kernel_param_count(const ptx_kernel *k) { return k ? k->nparams : 0; }
+
+int ptx_kernel_param_info(const ptx_kernel *k, int index, size_t *offset, size_t *size) {
+    if (!k || index < 0 || index >= k->nparams) return PTXE_INVALID_VALUE;
+    if (offset) *offset = k->param_off[index];
+    if (size) *size = k->param_size[index];
+    return 0;
+}
+
+size_t ptx_kernel_param_buffer_size(const ptx_kernel *k) { return k ? k->param_bytes : 0; }
+
+void ptx_kernel_get_attrs(const ptx_kernel *k, ptx_kernel_attrs *out) {
+    if (!out) return;
+    memset(out, 0, sizeof(*out));
+    if (!k) return;
+    out->static_shared_bytes = k->shared_static;
+    out->local_bytes_per_thread = k->local_bytes;
+    out->num_regs = k->nregs > 255 ? 255 : k->nregs;
+    out->max_threads_per_block = k->maxntid;
+}
+
+const char *ptx_op_name(int op) {
+    static const char *names[] = {
+#define X(e) #e,
+        PTX_OPS(X)
+#undef X
+    };
+    return op >= 0 && op < OP_COUNT ? names[op] : "?";
+}

@@ -1,0 +1,794 @@
+/* ptx_test.c - unit tests of the PTX engine (ptx_parse.c + ptx_exec.c) on PTX that nvcc generated
+ * from tests/cuda/ptx_kernels.cu (committed as emu_c/tests/ptx_kernels.ptx) plus small hand-written
+ * PTX. Every test launches through ptx.h with a tiny driver stand-in (tracked malloc'd buffers) and
+ * compares with a C reference. Run by emu_c's `make test` (under ASan by `make asan-test`) and by
+ * tests/emu/test_ptx_engine.py. Usage: ptx_test [path/to/ptx_kernels.ptx] [test-name ...]
+ */
+#include <fenv.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../ptx.h"
+
+/* ------------------------------------------------------------------ driver stand-in */
+#define MAX_ALLOCS 256
+static struct { uint64_t addr, len; } allocs[MAX_ALLOCS];
+static int nallocs;
+static pthread_mutex_t amu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *dev_alloc(void *ctx, size_t n) {
+    (void)ctx;
+    void *p = calloc(1, n ? n : 1);
+    if (!p) return NULL;
+    pthread_mutex_lock(&amu);
+    if (nallocs < MAX_ALLOCS) {
+        allocs[nallocs].addr = (uint64_t)(uintptr_t)p;
+        allocs[nallocs].len = n;
+        nallocs++;
+    }
+    pthread_mutex_unlock(&amu);
+    return p;
+}
+
+static void dev_free(void *ctx, void *p) {
+    (void)ctx;
+    pthread_mutex_lock(&amu);
+    for (int i = 0; i < nallocs; i++)
+        if (allocs[i].addr == (uint64_t)(uintptr_t)p) { allocs[i] = allocs[--nallocs]; break; }
+    pthread_mutex_unlock(&amu);
+    free(p);
+}
+
+static int dev_check(void *ctx, uint64_t a, uint64_t n) {
+    (void)ctx;
+    int ok = 0;
+    pthread_mutex_lock(&amu);
+    for (int i = 0; i < nallocs; i++)
+        if (a >= allocs[i].addr && a + n <= allocs[i].addr + allocs[i].len && a + n >= a) ok = 1;
+    pthread_mutex_unlock(&amu);
+    return ok;
+}
+
+static ptx_env ENV = {NULL, dev_alloc, dev_free, dev_check, NULL};
+
+/* ------------------------------------------------------------------ helpers */
+static int failures;
+static const char *cur_test;
+#define CHECK(cond, ...)                                                                      \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            failures++;                                                                       \
+            fprintf(stderr, "FAIL %s:%d [%s]: ", __FILE__, __LINE__, cur_test);               \
+            fprintf(stderr, __VA_ARGS__);                                                     \
+            fprintf(stderr, "\n");                                                            \
+            return;                                                                           \
+        }                                                                                     \
+    } while (0)
+
+static ptx_module *MOD;
+
+typedef struct pbuf {
+    uint8_t b[256];
+    size_t n;
+} pbuf;
+
+static void pput(pbuf *p, const void *v, size_t sz) {
+    p->n = (p->n + sz - 1) / sz * sz;
+    memcpy(p->b + p->n, v, sz);
+    p->n += sz;
+}
+static void pptr(pbuf *p, const void *v) { uint64_t a = (uint64_t)(uintptr_t)v; pput(p, &a, 8); }
+static void pint(pbuf *p, int v) { pput(p, &v, 4); }
+static void pflt(pbuf *p, float v) { pput(p, &v, 4); }
+
+static int launch(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                  size_t dyn, const pbuf *p, int workers, int coop, char *log, size_t loglen, uint64_t *icount) {
+    const ptx_kernel *k = ptx_module_get_kernel(MOD, name);
+    if (!k) {
+        snprintf(log, loglen, "no kernel %s", name);
+        return -1;
+    }
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = gx; cfg.grid[1] = gy; cfg.grid[2] = gz;
+    cfg.block[0] = bx; cfg.block[1] = by; cfg.block[2] = bz;
+    cfg.dynamic_shared_bytes = dyn;
+    cfg.param_buffer = p ? p->b : NULL;
+    cfg.param_buffer_size = p ? p->n : 0;
+    cfg.worker_threads = workers;
+    cfg.cooperative = coop;
+    return ptx_launch(k, &cfg, &ENV, icount, log, loglen);
+}
+
+#define LAUNCH_OK(name, gx, bx, dyn, p, workers)                                              \
+    do {                                                                                      \
+        char log_[512] = "";                                                                  \
+        int r_ = launch(name, gx, 1, 1, bx, 1, 1, dyn, p, workers, 0, log_, sizeof(log_), NULL); \
+        CHECK(r_ == 0, "launch %s -> %d (%s)", name, r_, log_);                              \
+    } while (0)
+
+static uint32_t rng_state = 12345;
+static uint32_t rnd(void) {
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return rng_state ^ (rng_state >> 13);
+}
+
+static float fbits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static uint32_t bitsf(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+/* ------------------------------------------------------------------ tests */
+static void test_vadd(void) {
+    int n = 1000;
+    float *a = dev_alloc(0, n * 4), *b = dev_alloc(0, n * 4), *c = dev_alloc(0, n * 4);
+    for (int i = 0; i < n; i++) { a[i] = (float)i * 0.5f; b[i] = (float)(n - i); }
+    pbuf p = {{0}, 0};
+    pptr(&p, a); pptr(&p, b); pptr(&p, c); pint(&p, n);
+    LAUNCH_OK("vadd", (n + 127) / 128, 128, 0, &p, 2);
+    for (int i = 0; i < n; i++) CHECK(c[i] == a[i] + b[i], "c[%d]=%f", i, c[i]);
+    dev_free(0, a); dev_free(0, b); dev_free(0, c);
+}
+
+static void test_saxpy(void) {
+    int n = 3000;
+    float *x = dev_alloc(0, n * 4), *y = dev_alloc(0, n * 4), *ref = malloc(n * 4);
+    for (int i = 0; i < n; i++) { x[i] = (float)(rnd() % 1000) / 7.0f; y[i] = (float)(rnd() % 1000) / 3.0f; ref[i] = fmaf(2.5f, x[i], y[i]); }
+    pbuf p = {{0}, 0};
+    pflt(&p, 2.5f); pptr(&p, x); pptr(&p, y); pint(&p, n);
+    LAUNCH_OK("saxpy", 4, 256, 0, &p, 2);
+    for (int i = 0; i < n; i++) CHECK(y[i] == ref[i], "y[%d]=%.9g want %.9g", i, y[i], ref[i]);
+    dev_free(0, x); dev_free(0, y); free(ref);
+}
+
+static void test_matmul(void) {
+    int n = 48;
+    float *A = dev_alloc(0, n * n * 4), *B = dev_alloc(0, n * n * 4), *C = dev_alloc(0, n * n * 4);
+    for (int i = 0; i < n * n; i++) { A[i] = (float)(rnd() % 17) - 8; B[i] = (float)(rnd() % 13) - 6; }
+    pbuf p = {{0}, 0};
+    pptr(&p, A); pptr(&p, B); pptr(&p, C); pint(&p, n);
+    char log[512];
+    int r = launch("matmul", n / 16, n / 16, 1, 16, 16, 1, 0, &p, 2, 0, log, sizeof(log), NULL);
+    CHECK(r == 0, "launch %d %s", r, log);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            float acc = 0;
+            for (int k = 0; k < n; k++) acc += A[i * n + k] * B[k * n + j];
+            CHECK(C[i * n + j] == acc, "C[%d][%d]=%f want %f", i, j, C[i * n + j], acc);
+        }
+    dev_free(0, A); dev_free(0, B); dev_free(0, C);
+}
+
+static void test_reduce(void) {
+    int n = 5000;
+    float *x = dev_alloc(0, n * 4), *out = dev_alloc(0, 4);
+    double ref = 0;
+    for (int i = 0; i < n; i++) { x[i] = (float)(i % 10); ref += x[i]; }
+    pbuf p = {{0}, 0};
+    pptr(&p, x); pptr(&p, out); pint(&p, n);
+    LAUNCH_OK("reduce_sum", 5, 256, 0, &p, 2);
+    CHECK(*out == (float)ref, "sum %f want %f", *out, ref);
+    dev_free(0, x); dev_free(0, out);
+}
+
+static void test_histogram(void) {
+    int n = 20000;
+    unsigned char *d = dev_alloc(0, n);
+    unsigned *h = dev_alloc(0, 256 * 4);
+    unsigned ref[256] = {0};
+    for (int i = 0; i < n; i++) { d[i] = (unsigned char)(rnd() % 251); ref[d[i]]++; }
+    pbuf p = {{0}, 0};
+    pptr(&p, d); pptr(&p, h); pint(&p, n);
+    LAUNCH_OK("histogram", 8, 192, 256 * 4, &p, 2);
+    for (int i = 0; i < 256; i++) CHECK(h[i] == ref[i], "h[%d]=%u want %u", i, h[i], ref[i]);
+    dev_free(0, d); dev_free(0, h);
+}
+
+static uint32_t brev32(uint32_t x) {
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i++) r |= ((x >> i) & 1) << (31 - i);
+    return r;
+}
+static uint32_t prmt_ref(uint32_t a, uint32_t b, uint32_t s) {
+    uint8_t by[8];
+    for (int i = 0; i < 4; i++) { by[i] = (uint8_t)(a >> (8 * i)); by[4 + i] = (uint8_t)(b >> (8 * i)); }
+    uint32_t r = 0;
+    for (int i = 0; i < 4; i++) {
+        uint32_t sel = (s >> (4 * i)) & 0xf;
+        uint32_t v = by[sel & 7];
+        if (sel & 8) v = (v & 0x80) ? 0xff : 0;
+        r |= v << (8 * i);
+    }
+    return r;
+}
+
+static void test_intops(void) {
+    enum { T = 64 };
+    unsigned *in = dev_alloc(0, T * 2 * 4), *out = dev_alloc(0, T * 16 * 4);
+    unsigned long long *o64 = dev_alloc(0, T * 2 * 8);
+    static const unsigned special[] = {0, 1, 0xffffffffu, 0x80000000u, 0x7fffffffu, 31, 32, 33};
+    for (int i = 0; i < T * 2; i++) in[i] = i < 16 ? special[i % 8] + (unsigned)(i / 8) : rnd();
+    pbuf p = {{0}, 0};
+    pptr(&p, in); pptr(&p, out); pptr(&p, o64);
+    LAUNCH_OK("intops", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        unsigned a = in[2 * t], b = in[2 * t + 1];
+        int sa = (int)a, sb = (int)b;
+        unsigned *o = out + 16 * t;
+        unsigned fl = (unsigned)(((((unsigned long long)b << 32) | a) << (t & 31)) >> 32);
+        unsigned fr = (unsigned)((((unsigned long long)b << 32) | a) >> (t & 31));
+        unsigned want[16] = {
+            a + b, a - b, a * b, (unsigned)(((unsigned long long)a * b) >> 32),
+            (unsigned)(((long long)sa * sb) >> 32), (unsigned)(sa >> (b & 31)), a >> (b & 31),
+            (unsigned)__builtin_popcount(a) + 100u * (unsigned)(b ? __builtin_clz(b) : 32), brev32(a),
+            prmt_ref(a, b, 0x5140u + (unsigned)(t & 7)), b ? a / b : 0, b ? a % b : 0,
+            (sb != 0 && !(sa == (int)0x80000000 && sb == -1)) ? (unsigned)(sa / sb) : 0,
+            (unsigned)(sa < sb ? sa : sb) ^ (a > b ? a : b), fl ^ fr,
+            (unsigned)__builtin_ffs(sa) + ((unsigned)(sb < 0 ? -(long long)sb : sb) << 8)};
+        for (int k = 0; k < 16; k++) CHECK(o[k] == want[k], "thread %d result %d: %#x want %#x (a=%#x b=%#x)", t, k, o[k], want[k], a, b);
+        unsigned long long w0 = (unsigned long long)a * b + ((unsigned long long)b << 33);
+        unsigned long long x = ((unsigned long long)a << 32) | b;
+        unsigned long long w1 = (unsigned long long)(((unsigned __int128)x * 0x9E3779B97F4A7C15ull) >> 64) ^ (unsigned long long)((long long)sa * sb);
+        CHECK(o64[2 * t] == w0 && o64[2 * t + 1] == w1, "thread %d 64-bit results", t);
+    }
+    dev_free(0, in); dev_free(0, out); dev_free(0, o64);
+}
+
+static float rmode_f(int mode, float a, float b, int op) {
+    volatile float x = a, y = b, r;
+    fesetround(mode);
+    r = op == 0 ? x + y : op == 1 ? x * y : x / y;
+    fesetround(FE_TONEAREST);
+    return r;
+}
+static double rmode_d(int mode, double a, double b, double c, int op) {
+    volatile double x = a, y = b, z = c, r;
+    fesetround(mode);
+    r = op == 0 ? x + y : op == 1 ? x * y : op == 2 ? x / y : fma(x, y, z);
+    fesetround(FE_TONEAREST);
+    return r;
+}
+static float d2f_mode(int mode, double d) {
+    volatile double x = d;
+    volatile float r;
+    fesetround(mode);
+    r = (float)x;
+    fesetround(FE_TONEAREST);
+    return r;
+}
+
+static int same_f(float a, float b) { return bitsf(a) == bitsf(b) || (isnan(a) && isnan(b)); }
+static int same_d(double a, double b) { return memcmp(&a, &b, 8) == 0 || (isnan(a) && isnan(b)); }
+
+static void test_fround(void) {
+    enum { T = 96 };
+    float *x = dev_alloc(0, T * 4), *y = dev_alloc(0, T * 4), *o = dev_alloc(0, T * 12 * 4);
+    double *dx = dev_alloc(0, T * 8), *dy = dev_alloc(0, T * 8), *od = dev_alloc(0, T * 4 * 8);
+    for (int i = 0; i < T; i++) {
+        x[i] = fbits(0x3f800000u + (rnd() & 0x7fffff)) * (float)((int)(rnd() % 2000) - 1000);
+        y[i] = fbits(0x3e000000u + (rnd() & 0x3ffffff)) * ((rnd() & 1) ? -1.0f : 1.0f);
+        dx[i] = (double)x[i] * (1.0 + 1e-9 * (double)(rnd() % 1000)) + 1e-12;
+        dy[i] = (double)y[i] / 3.0;
+    }
+    x[0] = 1e-40f; y[0] = 3.0f;
+    pbuf p = {{0}, 0};
+    pptr(&p, x); pptr(&p, y); pptr(&p, o); pptr(&p, dx); pptr(&p, dy); pptr(&p, od);
+    LAUNCH_OK("fround", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        float a = x[t], b = y[t];
+        float want[12] = {a + b, rmode_f(FE_TOWARDZERO, a, b, 0), rmode_f(FE_DOWNWARD, a, b, 0), rmode_f(FE_UPWARD, a, b, 0),
+                          rmode_f(FE_TOWARDZERO, a, b, 1), rmode_f(FE_UPWARD, a, b, 1), a / b, rmode_f(FE_TOWARDZERO, a, b, 2),
+                          fmaf(a, b, 1.0f), sqrtf(fabsf(a)), d2f_mode(FE_TOWARDZERO, dx[t]), d2f_mode(FE_UPWARD, dx[t])};
+        for (int k = 0; k < 12; k++)
+            CHECK(same_f(o[t * 12 + k], want[k]), "thread %d f32 result %d: %.9g (%#x) want %.9g (%#x)", t, k, o[t * 12 + k],
+                  bitsf(o[t * 12 + k]), want[k], bitsf(want[k]));
+        double da = dx[t], db = dy[t];
+        double wd[4] = {rmode_d(FE_TOWARDZERO, da, db, 0, 0), rmode_d(FE_UPWARD, da, db, 0, 1), da / db,
+                        rmode_d(FE_DOWNWARD, da, db, 1.0, 3)};
+        for (int k = 0; k < 4; k++) CHECK(same_d(od[t * 4 + k], wd[k]), "thread %d f64 result %d: %.17g want %.17g", t, k, od[t * 4 + k], wd[k]);
+    }
+    dev_free(0, x); dev_free(0, y); dev_free(0, o); dev_free(0, dx); dev_free(0, dy); dev_free(0, od);
+}
+
+static int f2i_sat(double r) { return r != r ? 0 : r >= 2147483647.0 ? 2147483647 : r <= -2147483648.0 ? (int)0x80000000 : (int)r; }
+
+static void test_fconv(void) {
+    enum { T = 64 };
+    float *x = dev_alloc(0, T * 4), *of = dev_alloc(0, T * 2 * 4);
+    int *oi = dev_alloc(0, T * 6 * 4);
+    for (int i = 0; i < T; i++) x[i] = ((float)((int)(rnd() % 20001) - 10000)) / 8.0f;
+    x[0] = 2.5f; x[1] = -2.5f; x[2] = 3.5f; x[3] = 1e20f; x[4] = -1e20f; x[5] = NAN; x[6] = -0.5f; x[7] = 0.5f;
+    pbuf p = {{0}, 0};
+    pptr(&p, x); pptr(&p, oi); pptr(&p, of);
+    LAUNCH_OK("fconv", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        float a = x[t];
+        double ll = (double)(a * 1e10f);
+        long long llz = ll != ll ? 0 : ll >= 9.2233720368547758e18 ? 0x7fffffffffffffffll : ll <= -9.2233720368547758e18 ? (long long)0x8000000000000000ull : (long long)trunc(ll);
+        double u = truncf(a);
+        unsigned uz = a != a ? 0 : u <= 0 ? 0 : u >= 4294967295.0 ? 0xffffffffu : (unsigned)u;
+        int want[6] = {f2i_sat(nearbyint(a)), f2i_sat(truncf(a)), f2i_sat(floorf(a)), f2i_sat(ceilf(a)), (int)uz, (int)llz};
+        for (int k = 0; k < 6; k++) CHECK(oi[6 * t + k] == want[k], "thread %d conv %d of %g: %d want %d", t, k, a, oi[6 * t + k], want[k]);
+        int i1 = (int)((unsigned)want[1] * 1234567u + 7u);
+        fesetround(FE_TOWARDZERO);
+        volatile float w0 = (float)(volatile int){i1};
+        fesetround(FE_UPWARD);
+        volatile float w1 = (float)(volatile unsigned){(unsigned)want[1] * 2654435761u};
+        fesetround(FE_TONEAREST);
+        CHECK(same_f(of[2 * t], w0) && same_f(of[2 * t + 1], w1), "thread %d int->float %g %g want %g %g", t, of[2 * t], of[2 * t + 1], w0, w1);
+    }
+    dev_free(0, x); dev_free(0, oi); dev_free(0, of);
+}
+
+/* Reference f16 rounding: exhaustive search over the ordered positive f16 encodings. */
+static double h2d(uint16_t h) {
+    _Float16 f;
+    memcpy(&f, &h, 2);
+    return (double)f;
+}
+static uint16_t f2h_mode(float f, int mode) {
+    if (isnan(f)) return 0x7fff;
+    if (mode == 0) { _Float16 h = (_Float16)f; uint16_t u; memcpy(&u, &h, 2); return u; }
+    int neg = signbit(f) != 0;
+    double a = fabs((double)f);
+    /* largest encoding <= a, smallest >= a */
+    uint16_t lo = 0, hi = 0x7c00;
+    for (uint16_t b = 0; b <= 0x7c00; b++) { if (h2d(b) <= a) lo = b; else break; }
+    for (uint16_t b = 0; b <= 0x7c00; b++) if (h2d(b) >= a) { hi = b; break; }
+    int up = mode == 1 ? 0 : (mode == 2 ? neg : !neg); /* 1 rz, 2 rd, 3 ru: magnitude rounds up? */
+    uint16_t m = up ? hi : lo;
+    if (isinf(a)) m = 0x7c00;
+    return (uint16_t)(m | (neg ? 0x8000 : 0));
+}
+static uint16_t f2bf_rn(float f) {
+    uint32_t u = bitsf(f);
+    if (isnan(f)) return 0x7fff;
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+static void test_halfconv(void) {
+    enum { T = 128 };
+    float *x = dev_alloc(0, T * 4), *back = dev_alloc(0, T * 2 * 4);
+    unsigned short *o = dev_alloc(0, T * 6 * 2);
+    for (int i = 0; i < T; i++) x[i] = fbits(0x33000000u + rnd() % 0x0e000000u) * ((rnd() & 1) ? -1.f : 1.f);
+    x[0] = 65504.f; x[1] = 65519.f; x[2] = 65520.f; x[3] = 1e-8f; x[4] = -1e-8f; x[5] = 5.96e-8f; x[6] = INFINITY; x[7] = NAN;
+    x[8] = 1.00048828125f; /* exact tie between two f16 values */
+    x[9] = 3.0e38f;
+    pbuf p = {{0}, 0};
+    pptr(&p, x); pptr(&p, o); pptr(&p, back);
+    LAUNCH_OK("halfconv", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        float a = x[t];
+        uint16_t want[5] = {f2h_mode(a, 0), f2h_mode(a, 1), f2h_mode(a, 2), f2h_mode(a, 3), f2bf_rn(a)};
+        for (int k = 0; k < 5; k++) {
+            if (isnan(a) && (o[6 * t + k] & 0x7c00) == 0x7c00 && (o[6 * t + k] & 0x3ff)) continue;
+            if (isnan(a) && k == 4 && (o[6 * t + k] & 0x7f80) == 0x7f80 && (o[6 * t + k] & 0x7f)) continue;
+            CHECK(o[6 * t + k] == want[k], "thread %d conv %d of %.9g: %#x want %#x", t, k, a, o[6 * t + k], want[k]);
+        }
+        _Float16 h, one = (_Float16)1.0f, s;
+        memcpy(&h, &want[0], 2);
+        s = (_Float16)((float)h + (float)one);
+        uint16_t sw;
+        memcpy(&sw, &s, 2);
+        if (!isnan(a)) CHECK(o[6 * t + 5] == sw, "thread %d hadd %#x want %#x", t, o[6 * t + 5], sw);
+        CHECK(same_f(back[2 * t], (float)h), "thread %d half->float", t);
+        uint32_t bw = (uint32_t)want[4] << 16;
+        CHECK(same_f(back[2 * t + 1], fbits(bw)), "thread %d bf16->float", t);
+    }
+    dev_free(0, x); dev_free(0, o); dev_free(0, back);
+}
+
+static void test_warpops(void) {
+    enum { T = 64 };
+    int *in = dev_alloc(0, T * 4), *out = dev_alloc(0, T * 10 * 4);
+    for (int i = 0; i < T; i++) in[i] = (int)(rnd() % 200) - 50;
+    in[40] = 77;
+    pbuf p = {{0}, 0};
+    pptr(&p, in); pptr(&p, out);
+    LAUNCH_OK("warpops", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        int w = t & ~31, l = t & 31;
+        const int *v = in + w;
+        int want[10];
+        want[0] = v[(t * 7) & 31];
+        want[1] = l >= 3 ? v[l - 3] : v[l];
+        want[2] = (l & 15) + 5 <= 15 ? v[l + 5] : v[l];
+        want[3] = v[l ^ 9];
+        unsigned ball = 0, anyeq = 0, allodd = 1, allbig = 1;
+        int sum = 0, mx = -1000000, mn = 1000000;
+        unsigned match = 0;
+        for (int j = 0; j < 32; j++) {
+            if (v[j] & 1) ball |= 1u << j;
+            else allodd = 0;
+            if (v[j] == 77) anyeq = 1;
+            if (!(v[j] > -1000)) allbig = 0;
+            sum += v[j];
+            if (v[j] > mx) mx = v[j];
+            if (v[j] < mn) mn = v[j];
+            if ((v[j] & 3) == (v[l] & 3)) match |= 1u << j;
+        }
+        want[4] = (int)ball;
+        want[5] = (int)(allbig + 2 * anyeq + 4 * allodd);
+        want[6] = sum;
+        want[7] = (int)match;
+        want[8] = (l & 1) ? (int)0xaaaaaaaau : (int)(0x55555555u | 0x10000000u);
+        want[9] = mx ^ mn;
+        for (int k = 0; k < 10; k++) CHECK(out[10 * t + k] == want[k], "thread %d result %d: %#x want %#x", t, k, out[10 * t + k], want[k]);
+    }
+    dev_free(0, in); dev_free(0, out);
+}
+
+static void test_atomics(void) {
+    int blocks = 6, threads = 96, total = blocks * threads;
+    int *gi = dev_alloc(0, 6 * 4), *order = dev_alloc(0, (size_t)total * 4);
+    unsigned *gu = dev_alloc(0, 5 * 4);
+    float *gf = dev_alloc(0, 4);
+    double *gd = dev_alloc(0, 8);
+    unsigned long long *gll = dev_alloc(0, 16);
+    gi[1] = 0x7fffffff; gi[2] = -5; gi[5] = -1;
+    gu[2] = 0; gu[4] = 0xffffffffu;
+    pbuf p = {{0}, 0};
+    pptr(&p, gi); pptr(&p, gu); pptr(&p, gf); pptr(&p, gd); pptr(&p, gll); pptr(&p, order);
+    LAUNCH_OK("atomics", (unsigned)blocks, (unsigned)threads, 0, &p, 2);
+    int sumt = threads * (threads - 1) / 2, x = 0;
+    for (int b = 0; b < blocks; b++) x ^= 0 ^ b; /* per-block xor of 0..threads-1 is 0 for threads % 4 == 0 */
+    CHECK(gi[0] == blocks * sumt, "add %d", gi[0]);
+    CHECK(gi[1] == 1, "min %d", gi[1]);
+    CHECK(gi[2] == threads - 1 + blocks - 1, "max %d", gi[2]);
+    CHECK(gi[3] == x, "xor %d want %d", gi[3], x);
+    CHECK(gf[0] == 0.5f * (float)total, "float add %f", gf[0]);
+    CHECK(gu[0] == (unsigned)total, "u add %u", gu[0]);
+    CHECK(gu[1] == (unsigned)(total % 100), "inc %u", gu[1]);
+    /* dec from 0 with limit 1000: 0 -> 1000 -> 999 ... */
+    unsigned dv = 0;
+    for (int i = 0; i < total; i++) dv = (dv == 0 || dv > 1000) ? 1000 : dv - 1;
+    CHECK(gu[2] == dv, "dec %u want %u", gu[2], dv);
+    CHECK(gu[3] == 0xffffffffu && gu[4] == 0, "or/and %#x %#x", gu[3], gu[4]);
+    CHECK(*gd == 0.25 * total, "double add %f", *gd);
+    CHECK(gll[0] == (unsigned long long)total << 33 && gll[1] == 5, "u64 add/cas");
+    CHECK(gi[4] == total, "counter %d", gi[4]);
+    /* exch chain: every slot's old value is some earlier slot, each value appears once */
+    char *seen = calloc((size_t)total + 1, 1);
+    for (int i = 0; i < total; i++) {
+        int v = order[i];
+        CHECK(v >= -1 && v < total && !seen[v + 1], "exch chain value %d", v);
+        seen[v + 1] = 1;
+    }
+    free(seen);
+    dev_free(0, gi); dev_free(0, order); dev_free(0, gu); dev_free(0, gf); dev_free(0, gd); dev_free(0, gll);
+}
+
+static void test_diverge(void) {
+    enum { T = 200 };
+    int *in = dev_alloc(0, T * 4), *out = dev_alloc(0, 2 * T * 4);
+    int acc[T];
+    for (int t = 0; t < T; t++) {
+        in[t] = (int)rnd();
+        int a = 0;
+        for (int i = 0; i < (in[t] & 15); i++) {
+            if (i & 1) a += i * t;
+            else a ^= i + t;
+            if (a > 100000) break;
+        }
+        acc[t] = a;
+    }
+    pbuf p = {{0}, 0};
+    pptr(&p, in); pptr(&p, out);
+    LAUNCH_OK("diverge", 1, T, 0, &p, 1);
+    int cnt = 0;
+    for (int t = 0; t < T; t++) cnt += acc[t] & 1;
+    for (int t = 0; t < T; t++) {
+        int want = acc[(t + 1) % T] + ((t >= 192) ? 1000000 : 0);
+        CHECK(out[t] == want, "thread %d: %d want %d", t, out[t], want);
+        CHECK(out[T + t] == cnt + 1000 + 10000, "thread %d barrier reductions %d want %d", t, out[T + t], cnt + 11000);
+    }
+    dev_free(0, in); dev_free(0, out);
+}
+
+static void test_localarr(void) {
+    enum { T = 100 };
+    int *idx = dev_alloc(0, T * 4), *out = dev_alloc(0, T * 4);
+    for (int t = 0; t < T; t++) idx[t] = (int)(rnd() % 1000);
+    pbuf p = {{0}, 0};
+    pptr(&p, idx); pptr(&p, out);
+    LAUNCH_OK("localarr", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        int a[24];
+        for (int i = 0; i < 24; i++) a[i] = i * t + (i ^ 5);
+        for (int i = 0; i < 8; i++) a[(idx[t] + i * 5) % 24] += i;
+        int want = a[idx[t] % 24] + a[(idx[t] * 7) % 24];
+        CHECK(out[t] == want, "thread %d: %d want %d", t, out[t], want);
+    }
+    dev_free(0, idx); dev_free(0, out);
+}
+
+static void test_globals(void) {
+    enum { T = 40 };
+    float *out = dev_alloc(0, T * 4);
+    uint64_t addr;
+    size_t sz;
+    CHECK(ptx_module_get_global(MOD, "gcounter", &addr, &sz) == 0 && sz == 4, "gcounter lookup");
+    int *gc = (int *)(uintptr_t)addr;
+    int before = *gc;
+    CHECK(ptx_module_get_global(MOD, "ctab", &addr, &sz) == 0 && sz == 16, "ctab lookup");
+    const float *ct = (const float *)(uintptr_t)addr;
+    CHECK(ct[0] == 1.5f && ct[3] == 100.0f, "ctab initializer");
+    CHECK(ptx_module_get_global(MOD, "nosuch", &addr, &sz) != 0, "missing global");
+    pbuf p = {{0}, 0};
+    pptr(&p, out);
+    LAUNCH_OK("globals", 1, T, 0, &p, 1);
+    static const float ctab[4] = {1.5f, -2.0f, 3.25f, 100.0f};
+    static const int gtab[3] = {7, 8, 9};
+    for (int t = 0; t < T; t++) {
+        float x = (float)t * 0.5f, r = 0;
+        for (int i = 0; i < 4; i++) r = fmaf(r, x, ctab[(i + t) & 3]);
+        float r2 = 0;
+        for (int i = 0; i < 4; i++) r2 = r2 * x + ctab[(i + t) & 3];
+        float want = r + (float)gtab[t % 3], want2 = r2 + (float)gtab[t % 3];
+        CHECK(out[t] == want || out[t] == want2, "thread %d: %f want %f", t, out[t], want);
+    }
+    CHECK(*gc == before + 2, "gcounter %d", *gc);
+    dev_free(0, out);
+}
+
+static void test_printf(void) {
+    fflush(stdout);
+    char path[] = "/tmp/ptx_test_printf_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    int saved = dup(1);
+    dup2(fd, 1);
+    pbuf p = {{0}, 0};
+    pint(&p, 3);
+    char log[256];
+    int r = launch("printer", 1, 1, 1, 8, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    char buf[512] = {0};
+    lseek(fd, 0, SEEK_SET);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    unlink(path);
+    CHECK(r == 0, "launch %d %s", r, log);
+    CHECK(n > 0 && strcmp(buf, "thread 0 k=3 f=3.75 s=ok c=A x=0xff ll=-5\nthread 1 k=3 f=3.75 s=ok c=B x=0xff ll=-5\n") == 0,
+          "printf output: '%s'", buf);
+}
+
+static void test_assert(void) {
+    pbuf p = {{0}, 0};
+    pint(&p, 5);
+    char log[512];
+    int r = launch("asserter", 2, 1, 1, 32, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 710, "assert -> %d (%s)", r, log);
+    CHECK(strstr(log, "threadIdx.x") != NULL, "log names the assertion: %s", log);
+    pbuf q = {{0}, 0};
+    pint(&q, 999);
+    r = launch("asserter", 2, 1, 1, 32, 1, 1, 0, &q, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 0, "no assert -> %d", r);
+}
+
+static void test_oob(void) {
+    int *buf = dev_alloc(0, 64 * 4);
+    pbuf p = {{0}, 0};
+    pptr(&p, buf); pint(&p, 1);
+    LAUNCH_OK("oob", 1, 64, 0, &p, 1);
+    pbuf q = {{0}, 0};
+    pptr(&q, buf); pint(&q, 1000);
+    char log[512];
+    int r = launch("oob", 1, 1, 1, 64, 1, 1, 0, &q, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 700, "oob -> %d (%s)", r, log);
+    CHECK(strstr(log, "oob") && strstr(log, "illegal"), "log: %s", log);
+    pbuf z = {{0}, 0};
+    pptr(&z, NULL); pint(&z, 0);
+    r = launch("oob", 1, 1, 1, 1, 1, 1, 0, &z, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 700, "null store -> %d (%s)", r, log);
+    dev_free(0, buf);
+}
+
+static void test_coop(void) {
+    int nb = 6;
+    int *buf = dev_alloc(0, 4), *out = dev_alloc(0, (size_t)nb * 4);
+    pbuf p = {{0}, 0};
+    pptr(&p, buf); pptr(&p, out);
+    char log[512];
+    int r = launch("coop_sum", (unsigned)nb, 1, 1, 64, 1, 1, 0, &p, 2, 1, log, sizeof(log), NULL);
+    CHECK(r == 0, "coop -> %d (%s)", r, log);
+    for (int b = 0; b < nb; b++) CHECK(out[b] == nb * (nb + 1) / 2, "block %d saw %d", b, out[b]);
+    /* without a cooperative launch grid.sync() traps, as on a GPU */
+    r = launch("coop_sum", (unsigned)nb, 1, 1, 64, 1, 1, 0, &p, 2, 0, log, sizeof(log), NULL);
+    CHECK(r == 719, "non-coop grid sync -> %d (%s)", r, log);
+    dev_free(0, buf); dev_free(0, out);
+}
+
+static void test_idx3d(void) {
+    unsigned g[3] = {3, 2, 2}, b[3] = {5, 3, 4};
+    int total = 3 * 2 * 2 * 5 * 3 * 4;
+    int *out = dev_alloc(0, (size_t)total * 4);
+    pbuf p = {{0}, 0};
+    pptr(&p, out);
+    char log[256];
+    int r = launch("idx3d", g[0], g[1], g[2], b[0], b[1], b[2], 0, &p, 2, 0, log, sizeof(log), NULL);
+    CHECK(r == 0, "launch %d %s", r, log);
+    int i = 0;
+    for (unsigned bz = 0; bz < g[2]; bz++)
+        for (unsigned by = 0; by < g[1]; by++)
+            for (unsigned bx = 0; bx < g[0]; bx++)
+                for (unsigned tz = 0; tz < b[2]; tz++)
+                    for (unsigned ty = 0; ty < b[1]; ty++)
+                        for (unsigned tx = 0; tx < b[0]; tx++, i++) {
+                            int want = (int)(tx | (ty << 8) | (tz << 16) | (bx << 20) | (by << 24) | (bz << 28));
+                            CHECK(out[i] == want, "index %d: %#x want %#x", i, out[i], want);
+                        }
+    dev_free(0, out);
+}
+
+static void test_launch_config_errors(void) {
+    char log[256];
+    int r = launch("empty", 1, 1, 1, 2048, 1, 1, 0, NULL, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 1, "block too big -> %d", r);
+    r = launch("empty", 0, 1, 1, 32, 1, 1, 0, NULL, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 1, "empty grid -> %d", r);
+    r = launch("empty", 1, 1, 1, 32, 1, 1, 1 << 20, NULL, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 701, "too much shared -> %d", r);
+    r = launch("vadd", 1, 1, 1, 32, 1, 1, 0, NULL, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 1, "missing params -> %d", r);
+    uint64_t ic = 0;
+    r = launch("empty", 3, 1, 1, 64, 1, 1, 0, NULL, 2, 0, log, sizeof(log), &ic);
+    CHECK(r == 0 && ic == 3 * 2, "empty kernel: %d, %llu instructions", r, (unsigned long long)ic);
+}
+
+/* Hand-written PTX: semantics nvcc would not emit from defined C, and failure paths. */
+static const char *HAND_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry edge(.param .u64 out)\n{\n"
+    "  .reg .b32 %r<20>; .reg .b64 %rd<4>; .reg .pred %p<3>;\n"
+    "  ld.param.u64 %rd1, [out];\n"
+    "  mov.u32 %r1, 7; mov.u32 %r2, 0;\n"
+    "  div.u32 %r3, %r1, %r2;\n"          /* x / 0 */
+    "  rem.u32 %r4, %r1, %r2;\n"
+    "  mov.u32 %r5, 40;\n"
+    "  shl.b32 %r6, %r1, %r5;\n"          /* shift >= width clamps to 0 */
+    "  mov.u32 %r7, -8;\n"
+    "  shr.s32 %r8, %r7, %r5;\n"          /* arithmetic shift clamps to sign fill */
+    "  bfe.u32 %r9, %r7, 4, 8;\n"
+    "  bfe.s32 %r10, %r7, 2, 3;\n"
+    "  bfi.b32 %r11, %r1, %r2, 4, 3;\n"
+    "  add.cc.u32 %r12, %r7, %r5;\n addc.u32 %r13, %r2, %r2;\n"
+    "  min.s32 %r14, %r7, %r1;\n"
+    "  setp.lt.u32 %p1, %r7, %r1;\n selp.b32 %r15, 1, 2, %p1;\n"
+    "  lop3.b32 %r16, %r1, %r7, %r5, 0x96;\n"
+    "  st.global.v4.u32 [%rd1], {%r3, %r4, %r6, %r8};\n"
+    "  st.global.v4.u32 [%rd1+16], {%r9, %r10, %r11, %r12};\n"
+    "  st.global.v4.u32 [%rd1+32], {%r13, %r14, %r15, %r16};\n"
+    "  ret;\n}\n"
+    ".visible .entry bad(.param .u64 out)\n{\n"
+    "  .reg .b32 %r<4>; .reg .b64 %rd<2>;\n"
+    "  ld.param.u64 %rd1, [out];\n"
+    "  mov.u32 %r1, 1;\n"
+    "  frobnicate.b32 %r2, %r1;\n"
+    "  st.global.u32 [%rd1], %r2;\n"
+    "  ret;\n}\n"
+    ".visible .entry sharedoob()\n{\n"
+    "  .reg .b32 %r<4>; .shared .align 4 .b8 sm[64];\n"
+    "  mov.u32 %r1, sm; mov.u32 %r2, %tid.x; shl.b32 %r2, %r2, 2; add.s32 %r1, %r1, %r2;\n"
+    "  st.shared.u32 [%r1], %r2;\n"
+    "  ret;\n}\n";
+
+static void test_hand_ptx(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(HAND_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    unsigned *out = dev_alloc(0, 12 * 4);
+    pbuf p = {{0}, 0};
+    pptr(&p, out);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = cfg.block[1] = cfg.block[2] = 1;
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
+    cfg.worker_threads = 1;
+    int r = ptx_launch(ptx_module_get_kernel(m, "edge"), &cfg, &ENV, NULL, log, sizeof(log));
+    if (r) { ptx_module_free(m); dev_free(0, out); }
+    CHECK(r == 0, "edge launch %d %s", r, log);
+    unsigned want[12] = {0xffffffffu, 7, 0, 0xffffffffu, 0xff, 0xfffffffeu, 0x70, 32, 1, (unsigned)-8, 2, 7u ^ 0xfffffff8u ^ 40u};
+    for (int i = 0; i < 12; i++)
+        if (out[i] != want[i]) { ptx_module_free(m); dev_free(0, out); CHECK(0, "edge result %d: %#x want %#x", i, out[i], want[i]); }
+    r = ptx_launch(ptx_module_get_kernel(m, "bad"), &cfg, &ENV, NULL, log, sizeof(log));
+    int bad_ok = r == 715 && strstr(log, "frobnicate") != NULL;
+    cfg.block[0] = 17;
+    cfg.param_buffer = NULL;
+    cfg.param_buffer_size = 0;
+    int r2 = ptx_launch(ptx_module_get_kernel(m, "sharedoob"), &cfg, &ENV, NULL, log, sizeof(log));
+    cfg.block[0] = 16;
+    int r3 = ptx_launch(ptx_module_get_kernel(m, "sharedoob"), &cfg, &ENV, NULL, log, sizeof(log));
+    ptx_module_free(m);
+    dev_free(0, out);
+    CHECK(bad_ok, "unsupported instruction -> %d (%s)", r, log);
+    CHECK(r2 == 700 && r3 == 0, "shared oob -> %d, in bounds -> %d", r2, r3);
+    /* malformed text fails the load cleanly */
+    m = ptx_module_load(".version 8.0\n.target sm_80\n.entry x( {\n", 0, &ENV, &err, log, sizeof(log));
+    CHECK(!m && err == 218, "malformed PTX -> %p %d", (void *)m, err);
+}
+
+static void test_determinism_threads(void) {
+    int n = 4096;
+    float *x = dev_alloc(0, n * 4), *y1 = dev_alloc(0, n * 4), *y2 = dev_alloc(0, n * 4);
+    for (int i = 0; i < n; i++) { x[i] = (float)i; y1[i] = y2[i] = 1.0f; }
+    pbuf p = {{0}, 0};
+    pflt(&p, 0.5f); pptr(&p, x); pptr(&p, y1); pint(&p, n);
+    LAUNCH_OK("saxpy", 16, 64, 0, &p, 1);
+    pbuf q = {{0}, 0};
+    pflt(&q, 0.5f); pptr(&q, x); pptr(&q, y2); pint(&q, n);
+    LAUNCH_OK("saxpy", 16, 64, 0, &q, 4);
+    CHECK(memcmp(y1, y2, (size_t)n * 4) == 0, "1 vs 4 workers differ");
+    dev_free(0, x); dev_free(0, y1); dev_free(0, y2);
+}
+
+typedef struct test {
+    const char *name;
+    void (*fn)(void);
+} test;
+
+static const test TESTS[] = {
+    {"vadd", test_vadd}, {"saxpy", test_saxpy}, {"matmul", test_matmul}, {"reduce", test_reduce},
+    {"histogram", test_histogram}, {"intops", test_intops}, {"fround", test_fround}, {"fconv", test_fconv},
+    {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"atomics", test_atomics}, {"diverge", test_diverge},
+    {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
+    {"oob", test_oob}, {"coop", test_coop}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
+    {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads},
+};
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    if (b) { b[n] = 0; *len = (size_t)n; }
+    return b;
+}
+
+int main(int argc, char **argv) {
+    const char *cands[] = {argc > 1 && strstr(argv[1], ".ptx") ? argv[1] : NULL, getenv("PTX_TEST_PTX"),
+                           "tests/ptx_kernels.ptx", "emu_c/tests/ptx_kernels.ptx", "../emu_c/tests/ptx_kernels.ptx"};
+    char *text = NULL;
+    size_t len = 0;
+    const char *used = NULL;
+    for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]) && !text; i++)
+        if (cands[i] && (text = read_file(cands[i], &len))) used = cands[i];
+    if (!text) {
+        fprintf(stderr, "ptx_test: cannot find ptx_kernels.ptx (pass its path or set PTX_TEST_PTX)\n");
+        return 2;
+    }
+    int err = 0;
+    char log[512];
+    MOD = ptx_module_load(text, len, &ENV, &err, log, sizeof(log));
+    free(text);
+    if (!MOD) {
+        fprintf(stderr, "ptx_test: loading %s failed: %d %s\n", used, err, log);
+        return 1;
+    }
+    int ran = 0;
+    for (size_t i = 0; i < sizeof(TESTS) / sizeof(TESTS[0]); i++) {
+        int want = argc <= 1 || (argc == 2 && strstr(argv[1], ".ptx"));
+        for (int a = 1; a < argc; a++) if (!strcmp(argv[a], TESTS[i].name)) want = 1;
+        if (!want) continue;
+        cur_test = TESTS[i].name;
+        int before = failures;
+        TESTS[i].fn();
+        ran++;
+        printf("%s %s\n", failures == before ? "ok  " : "FAIL", TESTS[i].name);
+    }
+    ptx_module_free(MOD);
+    printf("ptx_test: %d tests, %d failed\n", ran, failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,277 @@
+// Kernels for the emulated device's PTX engine tests (emu_c/tests/ptx_test.c). Each kernel
+// exercises one category of PTX; the C harness runs the nvcc-generated PTX through ptx_launch
+// and compares with a C reference. Regenerate the committed PTX after editing this file:
+//   nvcc -arch=compute_80 -ptx -O2 tests/cuda/ptx_kernels.cu -o emu_c/tests/ptx_kernels.ptx
+#include <cooperative_groups.h>
+#include <cstdio>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cassert>
+namespace cg = cooperative_groups;
+
+extern "C" __global__ void vadd(const float *a, const float *b, float *c, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) c[i] = a[i] + b[i];
+}
+
+extern "C" __global__ void saxpy(float a, const float *x, float *y, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) y[i] = a * x[i] + y[i];
+}
+
+#define TILE 16
+extern "C" __global__ void matmul(const float *A, const float *B, float *C, int n) {
+    __shared__ float sa[TILE][TILE], sb[TILE][TILE];
+    int r = blockIdx.y * TILE + threadIdx.y, c = blockIdx.x * TILE + threadIdx.x;
+    float acc = 0;
+    for (int k = 0; k < n; k += TILE) {
+        sa[threadIdx.y][threadIdx.x] = A[r * n + k + threadIdx.x];
+        sb[threadIdx.y][threadIdx.x] = B[(k + threadIdx.y) * n + c];
+        __syncthreads();
+        for (int j = 0; j < TILE; j++) acc += sa[threadIdx.y][j] * sb[j][threadIdx.x];
+        __syncthreads();
+    }
+    C[r * n + c] = acc;
+}
+
+extern "C" __global__ void reduce_sum(const float *x, float *out, int n) {
+    float v = 0;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) v += x[i];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffff, v, o);
+    __shared__ float ws[32];
+    if ((threadIdx.x & 31) == 0) ws[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v = threadIdx.x < blockDim.x / 32 ? ws[threadIdx.x] : 0;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+        if (threadIdx.x == 0) atomicAdd(out, v);
+    }
+}
+
+extern "C" __global__ void histogram(const unsigned char *d, unsigned *h, int n) {
+    extern __shared__ unsigned sh[];
+    for (int i = threadIdx.x; i < 256; i += blockDim.x) sh[i] = 0;
+    __syncthreads();
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) atomicAdd(&sh[d[i]], 1u);
+    __syncthreads();
+    for (int i = threadIdx.x; i < 256; i += blockDim.x) atomicAdd(&h[i], sh[i]);
+}
+
+// Integer semantics: wraparound, high/wide multiplies, bit operations. in[i] are inputs, out gets 16 results per thread.
+extern "C" __global__ void intops(const unsigned *in, unsigned *out, unsigned long long *out64) {
+    int t = threadIdx.x;
+    unsigned a = in[2 * t], b = in[2 * t + 1];
+    int sa = (int)a, sb = (int)b;
+    unsigned *o = out + 16 * t;
+    o[0] = a + b;
+    o[1] = a - b;
+    o[2] = a * b;
+    o[3] = __umulhi(a, b);
+    o[4] = (unsigned)__mulhi(sa, sb);
+    o[5] = (unsigned)(sa >> (b & 31));
+    o[6] = a >> (b & 31);
+    o[7] = __popc(a) + 100 * __clz(b);
+    o[8] = __brev(a);
+    o[9] = __byte_perm(a, b, 0x5140 + (t & 7));
+    o[10] = b ? a / b : 0;
+    o[11] = b ? a % b : 0;
+    o[12] = (sb != 0 && !(sa == (int)0x80000000 && sb == -1)) ? (unsigned)(sa / sb) : 0;
+    o[13] = (unsigned)min(sa, sb) ^ max(a, b);
+    o[14] = __funnelshift_l(a, b, t) ^ __funnelshift_r(a, b, t);
+    o[15] = (unsigned)__ffs(sa) + ((unsigned)abs(sb) << 8);
+    out64[2 * t] = (unsigned long long)a * b + ((unsigned long long)b << 33);
+    out64[2 * t + 1] = __umul64hi(((unsigned long long)a << 32) | b, 0x9E3779B97F4A7C15ull) ^ (unsigned long long)((long long)sa * sb);
+}
+
+// Float rounding modes through the __f*_r? intrinsics (which nvcc emits as add.rz.f32 etc.).
+extern "C" __global__ void fround(const float *x, const float *y, float *o, const double *dx, const double *dy, double *od) {
+    int t = threadIdx.x;
+    float a = x[t], b = y[t];
+    float *p = o + 12 * t;
+    p[0] = __fadd_rn(a, b);
+    p[1] = __fadd_rz(a, b);
+    p[2] = __fadd_rd(a, b);
+    p[3] = __fadd_ru(a, b);
+    p[4] = __fmul_rz(a, b);
+    p[5] = __fmul_ru(a, b);
+    p[6] = __fdiv_rn(a, b);
+    p[7] = __fdiv_rz(a, b);
+    p[8] = __fmaf_rn(a, b, 1.0f);
+    p[9] = __fsqrt_rn(fabsf(a));
+    p[10] = __double2float_rz(dx[t]);
+    p[11] = __double2float_ru(dx[t]);
+    double da = dx[t], db = dy[t];
+    double *q = od + 4 * t;
+    q[0] = __dadd_rz(da, db);
+    q[1] = __dmul_ru(da, db);
+    q[2] = __ddiv_rn(da, db);
+    q[3] = __fma_rd(da, db, 1.0);
+}
+
+// float -> int conversions and int -> float.
+extern "C" __global__ void fconv(const float *x, int *oi, float *of) {
+    int t = threadIdx.x;
+    float a = x[t];
+    int *p = oi + 6 * t;
+    p[0] = __float2int_rn(a);
+    p[1] = __float2int_rz(a);
+    p[2] = __float2int_rd(a);
+    p[3] = __float2int_ru(a);
+    p[4] = (int)__float2uint_rz(a);
+    p[5] = (int)__float2ll_rz(a * 1e10f);
+    of[2 * t] = __int2float_rz(p[1] * 1234567 + 7);
+    of[2 * t + 1] = __uint2float_ru((unsigned)p[1] * 2654435761u);
+}
+
+// f16 / bf16 conversions with rounding modes and a bit of half arithmetic.
+extern "C" __global__ void halfconv(const float *x, unsigned short *o, float *back) {
+    int t = threadIdx.x;
+    float a = x[t];
+    unsigned short *p = o + 6 * t;
+    p[0] = __half_as_ushort(__float2half_rn(a));
+    p[1] = __half_as_ushort(__float2half_rz(a));
+    p[2] = __half_as_ushort(__float2half_rd(a));
+    p[3] = __half_as_ushort(__float2half_ru(a));
+    p[4] = __bfloat16_as_ushort(__float2bfloat16_rn(a));
+    __half h = __float2half_rn(a);
+    __half s = __hadd(h, __float2half_rn(1.0f));
+    p[5] = __half_as_ushort(s);
+    back[2 * t] = __half2float(h);
+    back[2 * t + 1] = __bfloat162float(__float2bfloat16_rn(a));
+}
+
+// Warp primitives. Each thread writes 10 results.
+extern "C" __global__ void warpops(const int *in, int *out) {
+    int t = threadIdx.x;
+    int v = in[t];
+    int *o = out + 10 * t;
+    o[0] = __shfl_sync(0xffffffff, v, (t * 7) & 31);
+    o[1] = __shfl_up_sync(0xffffffff, v, 3);
+    o[2] = __shfl_down_sync(0xffffffff, v, 5, 16);
+    o[3] = __shfl_xor_sync(0xffffffff, v, 9);
+    o[4] = (int)__ballot_sync(0xffffffff, v & 1);
+    o[5] = __all_sync(0xffffffff, v > -1000) + 2 * __any_sync(0xffffffff, v == 77) + 4 * __all_sync(0xffffffff, v & 1);
+    o[6] = __reduce_add_sync(0xffffffff, v);
+    o[7] = (int)__match_any_sync(0xffffffff, v & 3);
+    unsigned am = 0;
+    if (t & 1) am = __activemask();
+    else am = __activemask() | 0x10000000u;
+    o[8] = (int)am;
+    o[9] = __reduce_max_sync(0xffffffff, v) ^ __reduce_min_sync(0xffffffff, v);
+}
+
+// Atomics on shared and global memory from every thread of every block.
+extern "C" __global__ void atomics(int *gi, unsigned *gu, float *gf, double *gd, unsigned long long *gll, int *order) {
+    __shared__ int si[4];
+    __shared__ float sf;
+    int t = threadIdx.x;
+    if (t == 0) { si[0] = 0; si[1] = 0x7fffffff; si[2] = 0; si[3] = 0; sf = 0; }
+    __syncthreads();
+    atomicAdd(&si[0], t);
+    atomicMin(&si[1], t * 3 + 1);
+    atomicMax(&si[2], t);
+    atomicXor(&si[3], t);
+    atomicAdd(&sf, 0.5f);
+    __syncthreads();
+    if (t == 0) {
+        atomicAdd(&gi[0], si[0]);
+        atomicMin(&gi[1], si[1] + (int)blockIdx.x);
+        atomicMax(&gi[2], si[2] + (int)blockIdx.x);
+        atomicXor(&gi[3], si[3] ^ (int)blockIdx.x);
+        atomicAdd(&gf[0], sf);
+    }
+    atomicAdd(&gu[0], 1u);
+    atomicInc(&gu[1], 99u);
+    atomicDec(&gu[2], 1000u);
+    atomicOr(&gu[3], 1u << (t & 31));
+    atomicAnd(&gu[4], ~(1u << (t & 31)));
+    atomicAdd(&gd[0], 0.25);
+    atomicAdd(&gll[0], 1ull << 33);
+    unsigned long long old = atomicCAS(&gll[1], 0ull, 5ull);
+    (void)old;
+    int slot = atomicAdd(&gi[4], 1);
+    order[slot] = atomicExch(&gi[5], slot);
+}
+
+// Divergent loops that reconverge before a barrier; every thread then reads its neighbour.
+extern "C" __global__ void diverge(const int *in, int *out) {
+    __shared__ int buf[256];
+    int t = threadIdx.x;
+    int acc = 0;
+    for (int i = 0; i < (in[t] & 15); i++) {
+        if (i & 1) acc += i * t;
+        else acc ^= i + t;
+        if (acc > 100000) break;
+    }
+    buf[t] = acc;
+    __syncthreads();
+    int n = buf[(t + 1) % blockDim.x];
+    unsigned full = __ballot_sync(0xffffffff, 1);
+    out[t] = n + (int)(full == 0xffffffffu ? 0 : 1000000);
+    out[blockDim.x + t] = __syncthreads_count(acc & 1) + 1000 * __syncthreads_or(t == 5) + 10000 * __syncthreads_and(t < 1000);
+}
+
+// Local memory: a dynamically indexed array per thread.
+extern "C" __global__ void localarr(const int *idx, int *out) {
+    int t = threadIdx.x;
+    int a[24];
+    for (int i = 0; i < 24; i++) a[i] = i * t + (i ^ 5);
+    for (int i = 0; i < 8; i++) a[(idx[t] + i * 5) % 24] += i;
+    out[t] = a[idx[t] % 24] + a[(idx[t] * 7) % 24];
+}
+
+// Module-scope variables with initializers, and a non-inlined device function.
+__constant__ float ctab[4] = {1.5f, -2.0f, 3.25f, 100.0f};
+__device__ int gcounter = 40;
+__device__ int gtab[3] = {7, 8, 9};
+
+__device__ __noinline__ float poly(float x, int k) {
+    float r = 0;
+    for (int i = 0; i < 4; i++) r = r * x + ctab[(i + k) & 3];
+    return r;
+}
+
+extern "C" __global__ void globals(float *out) {
+    int t = threadIdx.x;
+    out[t] = poly((float)t * 0.5f, t) + (float)gtab[t % 3];
+    if (t == 0) atomicAdd(&gcounter, 2);
+}
+
+extern "C" __global__ void printer(int k) {
+    if (threadIdx.x < 2) printf("thread %d k=%d f=%.2f s=%s c=%c x=%#x ll=%lld\n", threadIdx.x, k, 1.25 * k, "ok", 'A' + threadIdx.x, 255, -5ll);
+}
+
+extern "C" __global__ void asserter(int k) {
+    assert(threadIdx.x != (unsigned)k);
+}
+
+extern "C" __global__ void oob(int *p, int n) {
+    p[threadIdx.x * n] = 1;
+}
+
+extern "C" __global__ void coop_sum(int *buf, int *out) {
+    cg::grid_group g = cg::this_grid();
+    if (threadIdx.x == 0) atomicAdd(&buf[0], (int)blockIdx.x + 1);
+    g.sync();
+    if (threadIdx.x == 0) out[blockIdx.x] = buf[0];
+}
+
+extern "C" __global__ void idx3d(int *out) {
+    int b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    int t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    int nt = blockDim.x * blockDim.y * blockDim.z;
+    out[b * nt + t] = (threadIdx.x) | (threadIdx.y << 8) | (threadIdx.z << 16) | (blockIdx.x << 20) | (blockIdx.y << 24) | (blockIdx.z << 28);
+}
+
+extern "C" __global__ void empty() {}
+
+// Benchmark kernel: a compute-bound loop (integer + float ALU work, few memory ops).
+extern "C" __global__ void spin(float *out, int iters) {
+    float a = threadIdx.x * 0.001f, b = 1.0001f;
+    unsigned h = threadIdx.x;
+    for (int i = 0; i < iters; i++) {
+        a = a * b + 0.5f;
+        h = h * 1664525u + 1013904223u;
+        b = b - (h & 1) * 1e-7f;
+    }
+    out[blockIdx.x * blockDim.x + threadIdx.x] = a + (float)(h & 0xff);
+}
