@@ -80,6 +80,10 @@ void emu_lock(void);
 void emu_unlock(void);
 uint64_t emu_now_ns(void);
 
+/* Wall-clock ns the device spent in kernels since cuInit (exported for the limiter, which finds it
+ * with dlsym(RTLD_DEFAULT, "tfEmuGetBusyTime")). */
+CUresult tfEmuGetBusyTime(unsigned long long *busy_ns);
+
 /* Current context of the calling thread; NOT_INITIALIZED / INVALID_CONTEXT / its sticky error. */
 CUresult emu_enter(emu_ctx **out);
 #define EMU_ENTER(c)                                                                               \

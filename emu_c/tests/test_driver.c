@@ -1,0 +1,280 @@
+/* test_driver.c - unit test of the emulated driver layer without kernels: init, cuGetProcAddress
+ * version selection, export tables (incl. the integrity digest's determinism), error names,
+ * contexts (primary/explicit, push/pop, sticky errors), memory table checks, copies, memsets,
+ * streams, events, handle validation. Run by `make -C emu_c test` (ASan/UBSan with SANITIZE=1).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emu_internal.h"
+#include "cudart_export_tables.h"
+
+static int g_failed;
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
+            g_failed = 1;                                                                          \
+        }                                                                                          \
+    } while (0)
+#define OK(call) CHECK((call) == CUDA_SUCCESS)
+
+static void test_init_and_proc_address(void)
+{
+    int v = 0;
+    CUdevice dev;
+    CHECK(cuDeviceGet(&dev, 0) == CUDA_ERROR_NOT_INITIALIZED);
+    CHECK(cuInit(1) == CUDA_ERROR_INVALID_VALUE);
+    OK(cuInit(0));
+    OK(cuDriverGetVersion(&v));
+    CHECK(v == 13000);
+    void *fn = NULL;
+    CUdriverProcAddressQueryResult st;
+    OK(cuGetProcAddress_v2("cuMemAlloc", &fn, 12000, 0, &st));
+    CHECK(fn == (void *)(uintptr_t)&cuMemAlloc_v2 && st == CU_GET_PROC_ADDRESS_SUCCESS);
+    OK(cuGetProcAddress_v2("cuCtxCreate", &fn, 3020, 0, &st));
+    CHECK(fn == (void *)(uintptr_t)&cuCtxCreate_v2);
+    OK(cuGetProcAddress_v2("cuCtxCreate", &fn, 13000, 0, &st));
+    CHECK(fn == (void *)(uintptr_t)&cuCtxCreate_v4);
+    OK(cuGetProcAddress_v2("cuGetProcAddress", &fn, 11030, 0, &st));
+    CHECK(fn == (void *)(uintptr_t)&cuGetProcAddress);
+    OK(cuGetProcAddress_v2("cuGetProcAddress", &fn, 12000, 0, &st));
+    CHECK(fn == (void *)(uintptr_t)&cuGetProcAddress_v2);
+    /* per-thread-stream variants share the implementation */
+    void *ptds = NULL;
+    OK(cuGetProcAddress_v2("cuMemcpyHtoD", &ptds, 7000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st));
+    CHECK(ptds == (void *)(uintptr_t)&cuMemcpyHtoD_v2);
+    CHECK(cuGetProcAddress_v2("cuLaunchKernelEx", &fn, 11000, 0, &st) == CUDA_ERROR_NOT_FOUND);
+    CHECK(st == CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT && fn == NULL);
+    CHECK(cuGetProcAddress_v2("cuNoSuchThing", &fn, 13000, 0, &st) == CUDA_ERROR_NOT_FOUND);
+    CHECK(st == CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND);
+    CHECK(cuGetProcAddress_v2("", &fn, 0, 0, &st) == CUDA_ERROR_NOT_FOUND);
+    CHECK(cuGetProcAddress(NULL, &fn, 13000, 0) == CUDA_ERROR_INVALID_VALUE);
+}
+
+static void test_errors_and_export_tables(void)
+{
+    const char *s = NULL;
+    OK(cuGetErrorName(CUDA_ERROR_ILLEGAL_ADDRESS, &s));
+    CHECK(s && strcmp(s, "CUDA_ERROR_ILLEGAL_ADDRESS") == 0);
+    OK(cuGetErrorString(CUDA_ERROR_OUT_OF_MEMORY, &s));
+    CHECK(s && strstr(s, "memory") != NULL);
+    CHECK(cuGetErrorName((CUresult)12345, &s) == CUDA_ERROR_INVALID_VALUE && s == NULL);
+    static const unsigned char cudart_if[16] = {0x6b, 0xd5, 0xfb, 0x6c, 0x5b, 0xf4, 0xe7, 0x4a,
+                                                0x89, 0x87, 0xd9, 0x39, 0x12, 0xfd, 0x9d, 0xf9};
+    static const unsigned char integrity[16] = {0xd4, 0x08, 0x20, 0x55, 0xbd, 0xe6, 0x70, 0x4b,
+                                                0x8d, 0x34, 0xba, 0x12, 0x3c, 0x66, 0xe1, 0xf2};
+    CUuuid id;
+    const void *table = NULL;
+    memcpy(id.bytes, cudart_if, 16);
+    OK(cuGetExportTable(&table, &id));
+    CHECK(table && ((const uintptr_t *)table)[0] == 13 * sizeof(void *));
+    CUresult (*primary)(CUcontext *, CUdevice) = (CUresult(*)(CUcontext *, CUdevice))((void *const *)table)[2];
+    CUcontext pc = NULL;
+    OK(primary(&pc, 0));
+    CHECK(pc == (CUcontext)&g_emu.primary);
+    OK(cuDevicePrimaryCtxRelease_v2(0));
+    memcpy(id.bytes, integrity, 16);
+    OK(cuGetExportTable(&table, &id));
+    CUresult (*digest)(uint32_t, uint64_t, uint64_t *) =
+        (CUresult(*)(uint32_t, uint64_t, uint64_t *))((void *const *)table)[1];
+    uint64_t a[2], b[2], c[2];
+    OK(digest(13002, 1700000000, a));
+    OK(digest(13002, 1700000000, b));
+    OK(digest(13002, 1700000001, c));
+    CHECK(a[0] == b[0] && a[1] == b[1]);
+    CHECK(a[0] != c[0] || a[1] != c[1]);
+    memset(id.bytes, 0x5a, 16);
+    CHECK(cuGetExportTable(&table, &id) == CUDA_ERROR_NOT_SUPPORTED && table == NULL);
+}
+
+static void test_device_queries(void)
+{
+    int n = 0, v = 0;
+    char name[128];
+    size_t total = 0;
+    OK(cuDeviceGetCount(&n));
+    CHECK(n == 1);
+    OK(cuDeviceGetName(name, sizeof(name), 0));
+    CHECK(strstr(name, "Emulated") != NULL);
+    CHECK(cuDeviceGetName(name, sizeof(name), 1) == CUDA_ERROR_INVALID_DEVICE);
+    OK(cuDeviceTotalMem_v2(&total, 0));
+    CHECK(total == (size_t)16384 << 20);
+    OK(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0));
+    CHECK(v == 8);
+    OK(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, 0));
+    CHECK(v == 1024);
+    CHECK(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MAX, 0) == CUDA_ERROR_INVALID_VALUE);
+    char bus[32];
+    CUdevice d = -1;
+    OK(cuDeviceGetPCIBusId(bus, sizeof(bus), 0));
+    OK(cuDeviceGetByPCIBusId(&d, bus));
+    CHECK(d == 0);
+}
+
+static void test_contexts_and_memory(void)
+{
+    CUdeviceptr p;
+    CHECK(cuMemAlloc_v2(&p, 16) == CUDA_ERROR_INVALID_CONTEXT); /* no current context yet */
+    CUcontext ctx, cur, popped;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    OK(cuCtxGetCurrent(&cur));
+    CHECK(cur == ctx);
+    unsigned ver = 0;
+    OK(cuCtxGetApiVersion(NULL, &ver));
+    CHECK(ver == 3020);
+    size_t free0, free1, total;
+    OK(cuMemGetInfo_v2(&free0, &total));
+    OK(cuMemAlloc_v2(&p, 1000));
+    OK(cuMemGetInfo_v2(&free1, &total));
+    CHECK(free0 - free1 == 1024); /* 256-byte granularity */
+    CUdeviceptr base;
+    size_t size;
+    OK(cuMemGetAddressRange_v2(&base, &size, p + 500));
+    CHECK(base == p && size == 1024);
+    CHECK(cuMemGetAddressRange_v2(&base, &size, 0x10) == CUDA_ERROR_NOT_FOUND);
+    unsigned char host[1024], back[1024];
+    for (int i = 0; i < 1024; i++)
+        host[i] = (unsigned char)i;
+    OK(cuMemcpyHtoD_v2(p, host, 1024));
+    CHECK(cuMemcpyHtoD_v2(p + 512, host, 1024) == CUDA_ERROR_INVALID_VALUE); /* runs past the end */
+    CHECK(cuMemcpyHtoD_v2(0x1000, host, 16) == CUDA_ERROR_INVALID_VALUE);   /* no allocation */
+    OK(cuMemsetD16_v2(p + 2, 0xbeef, 3));
+    OK(cuMemcpyDtoH_v2(back, p, 1024));
+    CHECK(back[0] == 0 && back[1] == 1 && back[2] == 0xef && back[3] == 0xbe && back[7] == 0xbe && back[8] == 8);
+    OK(cuMemsetD2D32_v2(p, 256, 7, 4, 3));
+    OK(cuMemcpyDtoH_v2(back, p, 1024));
+    uint32_t w;
+    memcpy(&w, back + 256 * 2 + 12, 4);
+    CHECK(w == 7);
+    CHECK(back[16] == 16);
+    /* 2D copy host -> device with pitches */
+    CUDA_MEMCPY2D c2 = {0};
+    c2.srcMemoryType = CU_MEMORYTYPE_HOST;
+    c2.srcHost = host;
+    c2.srcPitch = 10;
+    c2.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+    c2.dstDevice = p;
+    c2.dstPitch = 100;
+    c2.WidthInBytes = 10;
+    c2.Height = 5;
+    OK(cuMemcpy2D_v2(&c2));
+    OK(cuMemcpyDtoH_v2(back, p, 1024));
+    CHECK(back[400] == 40 && back[409] == 49);
+    c2.Height = 20; /* 19 * 100 + 10 > 1024: outside the allocation */
+    CHECK(cuMemcpy2D_v2(&c2) == CUDA_ERROR_INVALID_VALUE);
+    /* host-mapped memory is a device address too */
+    void *hp;
+    CUdeviceptr hd;
+    OK(cuMemHostAlloc(&hp, 64, CU_MEMHOSTALLOC_DEVICEMAP));
+    OK(cuMemHostGetDevicePointer_v2(&hd, hp, 0));
+    CHECK(hd == (CUdeviceptr)(uintptr_t)hp);
+    OK(cuMemcpyDtoD_v2(hd, p, 64));
+    CHECK(memcmp(hp, back, 64) == 0);
+    OK(cuMemFreeHost(hp));
+    CHECK(cuMemFreeHost(hp) == CUDA_ERROR_INVALID_VALUE);
+    unsigned int attr_type = 0;
+    OK(cuPointerGetAttribute(&attr_type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, p));
+    CHECK(attr_type == CU_MEMORYTYPE_DEVICE);
+    CHECK(cuMemFree_v2(p + 8) == CUDA_ERROR_INVALID_VALUE);
+    OK(cuMemFree_v2(p));
+    CHECK(cuMemFree_v2(p) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuMemAlloc_v2(&p, (size_t)1 << 50) == CUDA_ERROR_OUT_OF_MEMORY);
+    /* push/pop and the primary context */
+    CUcontext prim;
+    OK(cuDevicePrimaryCtxRetain(&prim, 0));
+    OK(cuCtxPushCurrent_v2(prim));
+    OK(cuCtxGetCurrent(&cur));
+    CHECK(cur == prim);
+    OK(cuCtxPopCurrent_v2(&popped));
+    CHECK(popped == prim);
+    OK(cuCtxGetCurrent(&cur));
+    CHECK(cur == ctx);
+    unsigned flags;
+    int active;
+    OK(cuDevicePrimaryCtxGetState(0, &flags, &active));
+    CHECK(active == 1);
+    OK(cuDevicePrimaryCtxRelease_v2(0));
+    OK(cuDevicePrimaryCtxGetState(0, &flags, &active));
+    CHECK(active == 0);
+    /* a sticky error poisons the context until it is destroyed */
+    emu_ctx_set_sticky((emu_ctx *)ctx, CUDA_ERROR_ILLEGAL_ADDRESS);
+    CHECK(cuMemAlloc_v2(&p, 16) == CUDA_ERROR_ILLEGAL_ADDRESS);
+    CHECK(cuCtxSynchronize() == CUDA_ERROR_ILLEGAL_ADDRESS);
+    OK(cuCtxDestroy_v2(ctx));
+    CHECK(cuCtxDestroy_v2(ctx) == CUDA_ERROR_INVALID_CONTEXT);
+    CHECK(cuCtxPushCurrent_v2((CUcontext)(uintptr_t)0x1234) == CUDA_ERROR_INVALID_CONTEXT);
+}
+
+static void CUDA_CB host_fn(void *arg) { *(int *)arg += 1; }
+static void CUDA_CB stream_cb(CUstream s, CUresult status, void *arg)
+{
+    (void)s;
+    *(int *)arg = status == CUDA_SUCCESS ? 10 : -1;
+}
+
+static void test_streams_and_events(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    CUstream s;
+    OK(cuStreamCreateWithPriority(&s, CU_STREAM_NON_BLOCKING, -3));
+    int prio = 0;
+    unsigned flags = 0;
+    OK(cuStreamGetPriority(s, &prio));
+    OK(cuStreamGetFlags(s, &flags));
+    CHECK(prio == -3 && flags == CU_STREAM_NON_BLOCKING);
+    CUevent a, b, nt;
+    OK(cuEventCreate(&a, 0));
+    OK(cuEventCreate(&b, 0));
+    OK(cuEventCreate(&nt, CU_EVENT_DISABLE_TIMING));
+    float ms = -1;
+    CHECK(cuEventElapsedTime_v2(&ms, a, b) == CUDA_ERROR_INVALID_HANDLE); /* not recorded yet */
+    OK(cuEventRecord(a, s));
+    usleep(20000);
+    int ran = 0, cb = 0;
+    OK(cuLaunchHostFunc(s, host_fn, &ran));
+    OK(cuStreamAddCallback(s, stream_cb, &cb, 0));
+    OK(cuEventRecord(b, s));
+    OK(cuEventRecord(nt, s));
+    OK(cuStreamWaitEvent(NULL, b, 0));
+    OK(cuStreamSynchronize(s));
+    OK(cuEventSynchronize(b));
+    OK(cuEventElapsedTime_v2(&ms, a, b));
+    CHECK(ms >= 15.0f && ms < 5000.0f);
+    CHECK(cuEventElapsedTime_v2(&ms, a, nt) == CUDA_ERROR_INVALID_HANDLE);
+    CHECK(ran == 1 && cb == 10);
+    OK(cuStreamQuery(s));
+    OK(cuStreamQuery(CU_STREAM_PER_THREAD));
+    CHECK(cuStreamQuery((CUstream)(uintptr_t)0x4321) == CUDA_ERROR_INVALID_HANDLE);
+    OK(cuEventDestroy_v2(a));
+    OK(cuEventDestroy_v2(b));
+    OK(cuEventDestroy_v2(nt));
+    CHECK(cuEventQuery(a) == CUDA_ERROR_INVALID_HANDLE);
+    OK(cuStreamDestroy_v2(s));
+    CHECK(cuStreamDestroy_v2(s) == CUDA_ERROR_INVALID_HANDLE);
+    /* a module image that is neither fatbin nor PTX is refused; bogus handles are not dereferenced */
+    CUmodule m;
+    CHECK(cuModuleLoadData(&m, "definitely not a module") == CUDA_ERROR_INVALID_IMAGE);
+    CUfunction f;
+    CHECK(cuModuleGetFunction(&f, (CUmodule)(uintptr_t)0x999, "k") == CUDA_ERROR_INVALID_HANDLE);
+    CHECK(cuLaunchKernel((CUfunction)(uintptr_t)0x999, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL) != CUDA_SUCCESS);
+    unsigned long long busy = 1;
+    OK(tfEmuGetBusyTime(&busy));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
+int main(void)
+{
+    test_init_and_proc_address();
+    test_errors_and_export_tables();
+    test_device_queries();
+    test_contexts_and_memory();
+    test_streams_and_events();
+    if (g_failed)
+        return 1;
+    printf("test_driver: ok\n");
+    return 0;
+}
