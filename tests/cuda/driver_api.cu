@@ -5,8 +5,12 @@
 //   module: driver_kernels.cu compiled with nvcc -ptx or -fatbin.
 //   in.bin = x[N] float32;  out.bin = x * 3 * 0.5 (two launches of scale) float32.
 //   stdout: "params=<off:size,...>", "blocks_seen=<int>" (global read back: 2 * blocks),
-//           "blocks=<blocks per launch>", "bad_launch=<CUresult name of a launch with block 2048>".
+//           "blocks=<blocks per launch>", "bad_launch=<CUresult name of a launch with block 2048>",
+//           "busy_ns=<growth of tfEmuGetBusyTime over the two launches, -1 if the libcuda has none>",
+//           "wall_ns=<wall-clock ns of the two launch calls>".
 #include <cuda.h>
+#include <dlfcn.h>
+#include <time.h>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -64,6 +68,13 @@ int main(int argc, char **argv)
     CUdeviceptr dx;
     CU(cuMemAlloc(&dx, n * sizeof(float)));
     CU(cuMemcpyHtoD(dx, x.data(), n * sizeof(float)));
+    typedef CUresult (*busy_fn)(unsigned long long *);
+    busy_fn busy = (busy_fn)dlsym(RTLD_DEFAULT, "tfEmuGetBusyTime");
+    unsigned long long busy0 = 0, busy1 = 0;
+    if (busy)
+        CU(busy(&busy0));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     unsigned blocks = (n + 127) / 128;
     float a = 3.0f;
     void *params[] = {&dx, &a, &n};
@@ -77,6 +88,11 @@ int main(int argc, char **argv)
     void *extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, &buf, CU_LAUNCH_PARAM_BUFFER_SIZE, &buf_size, CU_LAUNCH_PARAM_END};
     CU(cuLaunchKernel(fn, blocks, 1, 1, 128, 1, 1, 0, NULL, NULL, extra));
     CU(cuCtxSynchronize());
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (busy)
+        CU(busy(&busy1));
+    long long wall = (t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec);
+    printf("busy_ns=%lld\nwall_ns=%lld\n", busy ? (long long)(busy1 - busy0) : -1ll, wall);
     CUresult bad = cuLaunchKernel(fn, 1, 1, 1, 2048, 1, 1, 0, NULL, params, NULL);
     const char *bad_name = "?";
     cuGetErrorName(bad, &bad_name);
