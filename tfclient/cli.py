@@ -182,7 +182,7 @@ def run_local(cmd: list[str], vram_limit_mib: int | None, tflops_limit: float | 
 
 def _known_tflops(model: str) -> float:
     from tfscheduler import models
-    return models.tflops_for(model)
+    return (models.lookup_tflops(model) or 0.0)
 
 
 def cmd_status(args) -> int:

@@ -124,7 +124,7 @@ def run_scheduler_foreground(listen: str, db_path: str) -> int:
 async def _worker(args, scheduler: str) -> int:
     from tfworker import gpus
     from tfworker.daemon import WorkerDaemon
-    backend = gpus.choose_backend(args.backend)
+    backend = gpus.choose_backend(args.backend, args.node)
     socket_path = args.unix or str(config.home() / f"worker-{os.getpid()}.sock")
     daemon = WorkerDaemon(scheduler=scheduler, secret=config.secret(), backend=backend, unix_path=socket_path,
                           tcp=_host_port(args.tcp) if args.tcp else None, advertise=args.advertise,

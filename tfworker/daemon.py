@@ -124,7 +124,7 @@ class WorkerDaemon:
         self.heartbeat_interval_s = response.heartbeat_interval_s or self.heartbeat_interval_s
         accepted = {g.uuid: g.tflops for g in response.gpus}
         for g in self.backend.gpus:
-            g.tflops = accepted.get(g.uuid) or g.tflops or models.tflops_for(g.model)
+            g.tflops = accepted.get(g.uuid) or g.tflops or (models.lookup_tflops(g.model) or 0.0)
         await self._apply_close_orders(response.close_allocations)
 
     async def _heartbeat_loop(self) -> None:
@@ -201,7 +201,7 @@ class WorkerDaemon:
             log.warning("limiter not built (%s): session %s runs without limits", native.limiter_lib(), session_id)
             return None
         return limits.SessionLimits.create(session_id, vram_limit_bytes=vram_mib << 20, tflops_limit=tflops,
-                                           device_tflops=gpu.tflops or models.tflops_for(gpu.model))
+                                           device_tflops=gpu.tflops or (models.lookup_tflops(gpu.model) or 0.0))
 
     async def _on_session_end(self, end: SessionEnd) -> None:
         if end.returncode not in (0, None):

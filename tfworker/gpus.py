@@ -55,15 +55,15 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def emulated_gpu() -> GpuInfo:
+def emulated_gpu(node: str | None = None) -> GpuInfo:
     vram_mib = int(os.environ.get("TF_EMU_VRAM_MIB", "16384"))
-    # Stable per host, so a worker that restarts re-registers the same GPU.
-    digest = hashlib.sha256(f"tf-emu:{socket.gethostname()}".encode()).hexdigest()
+    # Stable per node name, so a worker that restarts re-registers the same GPU.
+    digest = hashlib.sha256(f"tf-emu:{node or socket.gethostname()}".encode()).hexdigest()
     uuid = f"GPU-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
     return GpuInfo(0, uuid, EMULATED_MODEL, "tensorfusion", vram_mib)
 
 
-def choose_backend(requested: str = "auto") -> Backend:
+def choose_backend(requested: str = "auto", node: str | None = None) -> Backend:
     """'auto' uses the GPUs if NVML finds any, else the emulator; 'nvidia'/'emu' force one."""
     if requested not in ("auto", "nvidia", "emu"):
         raise ValueError(f"unknown backend {requested!r}: use auto, nvidia or emu")
@@ -74,7 +74,7 @@ def choose_backend(requested: str = "auto") -> Backend:
         if requested == "nvidia":
             raise RuntimeError("backend 'nvidia' requested but NVML finds no NVIDIA GPU on this host")
     lib = native.require(native.emu_lib_dir() / "libcuda.so.1")
-    return Backend("emu", str(lib.parent), _with_override([emulated_gpu()]))
+    return Backend("emu", str(lib.parent), _with_override([emulated_gpu(node)]))
 
 
 def _with_override(gpus: list[GpuInfo]) -> list[GpuInfo]:

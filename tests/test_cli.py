@@ -1,0 +1,121 @@
+"""The `tensorfusion` CLI end to end: `up` in the background, `status`, `run` of real nvcc programs through the
+stub to the embedded worker, clear errors for every mistake, and a shutdown that leaves no process behind."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import build_example
+from tfclient import native
+
+CLI = [sys.executable, "-m", "tfclient.cli"]
+
+
+def tf(*args, env, timeout=120, check=False):
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=check)
+
+
+@pytest.fixture
+def tf_env(tmp_path):
+    env = dict(os.environ)
+    env["TF_HOME"] = str(tmp_path / "tfhome")
+    env.pop("TF_SCHEDULER", None)
+    return env
+
+
+def session_members(sid: int) -> list[int]:
+    """Pids of live processes in session sid (the `up` process and everything it started)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def embedded_up(tf_env):
+    """`tensorfusion up` in the background (own session); yields (env, process); stops it with Ctrl-C."""
+    proc = subprocess.Popen([*CLI, "up", "--backend", "emu"], env=tf_env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = Path(tf_env["TF_HOME"]) / "embedded.json"
+    deadline = time.time() + 60
+    while not state.exists():
+        if proc.poll() is not None or time.time() > deadline:
+            out = proc.stdout.read() if proc.poll() is not None else ""
+            proc.kill()
+            pytest.fail(f"`tensorfusion up` did not come up: {out}")
+        time.sleep(0.1)
+    yield tf_env, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_help_for_every_command(tf_env):
+    for cmd in ([], ["up"], ["down"], ["scheduler"], ["worker"], ["run"], ["status"], ["demo"]):
+        r = tf(*cmd, "--help", env=tf_env)
+        assert r.returncode == 0, r.stderr
+        assert "usage: tensorfusion" in r.stdout
+
+
+def test_run_without_a_command_says_how(tf_env):
+    r = tf("run", "--vram", "1Gi", env=tf_env)
+    assert r.returncode == 1
+    assert "no command given" in r.stderr
+
+
+def test_unknown_size_unit_is_a_clear_error(tf_env):
+    r = tf("run", "--vram", "2Zi", "--", "true", env=tf_env)
+    assert r.returncode == 1
+    assert "2Zi" in r.stderr and "unit" in r.stderr.lower()
+    assert "Traceback" not in r.stderr
+
+
+def test_unreachable_scheduler_is_a_clear_error(tf_env):
+    tf_env["TF_SCHEDULER"] = "127.0.0.1:9"  # discard port: nothing listens there
+    r = tf("status", env=tf_env, timeout=60)
+    assert r.returncode == 1
+    assert "unreachable" in r.stderr.lower() and "127.0.0.1:9" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_up_status_run_and_clean_shutdown(embedded_up):
+    env, up = embedded_up
+    status = tf("status", env=env, check=True)
+    assert "TensorFusion Emulated GPU" in status.stdout
+    assert status.stdout.count("node") >= 1
+
+    program = build_example("vector_add")
+    r = tf("run", "--tflops", "0.001", "--vram", "256Mi", "--", str(program), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "65536 elements correct" in r.stdout
+
+    # No capacity: more VRAM than the emulated device has.
+    r = tf("run", "--vram", "1000Gi", "--", str(program), env=env)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr and "1024000 MiB" in r.stderr and "exceeds" in r.stderr
+
+    # The allocation of the finished run was released.
+    status = tf("status", env=env, check=True)
+    assert "no allocations" in status.stdout.lower()
+
+    up.send_signal(signal.SIGINT)
+    assert up.wait(timeout=30) == 0
+    time.sleep(0.5)
+    assert session_members(up.pid) == [], "processes left behind after `up` stopped"
+    assert not (Path(env["TF_HOME"]) / "embedded.json").exists()
