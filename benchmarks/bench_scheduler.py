@@ -137,11 +137,12 @@ def main():
             finally:
                 proc.terminate()
                 proc.wait(10)
+        load = os.getloadavg()[0]
         rows.append((size, core_lat, core_t, rpc_lat, rpc_t, conc_t, floor))
         print(f"{size:>6} GPUs: core p50 {ms(pct(core_lat, 50))} ms p99 {ms(pct(core_lat, 99))} ms "
               f"{args.n / core_t:,.0f} alloc+release/s | rpc p50 {ms(pct(rpc_lat, 50))} ms p99 {ms(pct(rpc_lat, 99))} ms "
               f"| rpc 64 in flight {args.n / conc_t:,.0f} alloc/s | empty-RPC floor p50 {ms(pct(floor, 50))} ms "
-              f"p99 {ms(pct(floor, 99))} ms", flush=True)
+              f"p99 {ms(pct(floor, 99))} ms | load avg {load:.1f} on {os.cpu_count()} CPUs", flush=True)
     print("\n| GPUs | core p50 (ms) | core p99 (ms) | core alloc+release/s | RPC p50 (ms) | RPC p99 (ms) | "
           "RPC allocs/s (64 in flight) | empty RPC p50 / p99 (ms) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")

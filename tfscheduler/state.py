@@ -59,11 +59,22 @@ def load_config(path: str | None, **overrides) -> Config:
                 "admin_timeout_s"):
         if key in data:
             setattr(cfg, key, float(data[key]))
+    known = set(PoolPolicy.__dataclass_fields__)
+    for section, table in [("default_pool", data.get("default_pool", {}))] + \
+            [(f"pools.{n}", t) for n, t in data.get("pools", {}).items()]:
+        bad = set(table) - known
+        if bad:
+            raise ValueError(f"config {path}: [{section}] has unknown key(s) {', '.join(sorted(bad))}; "
+                             f"known: {', '.join(sorted(known))}")
     if "default_pool" in data:
         cfg.default_policy = PoolPolicy(**data["default_pool"])
     for name, p in data.get("pools", {}).items():
         cfg.pools[name] = PoolPolicy(**{**cfg.default_policy.__dict__, **p})
     for ns, q in data.get("quotas", {}).items():
+        bad = set(q) - {"tflops", "vram", "allocations"}
+        if bad:
+            raise ValueError(f"config {path}: [quotas.{ns}] has unknown key(s) {', '.join(sorted(bad))}; "
+                             f"known: tflops, vram, allocations")
         cfg.quotas[ns] = Quota(tflops=parse_tflops(q["tflops"]) if "tflops" in q else None,
                                vram_mib=parse_vram_mib(q["vram"]) if "vram" in q else None,
                                allocations=int(q["allocations"]) if "allocations" in q else None)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tfclient import attach as tfattach
+import tfclient.attach  # noqa: F401  (the module; tfclient.attach the attribute is the function)
 from tfclient import native
 from tfclient.errors import NoCapacity
 from tfclient.protos import load
@@ -14,6 +14,8 @@ from tfclient.scheduler_client import SchedulerClient
 from tfscheduler import lease
 
 from sched_helpers import SECRET, gpus
+
+tfattach = sys.modules["tfclient.attach"]
 
 pb = load("scheduler_pb2")
 
@@ -67,12 +69,12 @@ def test_attach_loads_the_stub_as_libcuda(scheduler, tmp_path):
     sock.touch()
     with SchedulerClient(scheduler.address) as c:
         c.register_worker("node-a", "p", gpus("a"), unix_path=str(sock))
-    code = ("import ctypes, tfclient.attach as t\n"
-            f"l = t.attach(tflops=1, vram=1, scheduler='{scheduler.address}')\n"
+    code = ("import ctypes\nfrom tfclient.attach import attach, release\n"
+            f"l = attach(tflops=1, vram=1, scheduler='{scheduler.address}')\n"
             "maps = open('/proc/self/maps').read()\n"
             f"assert '{stub}' in maps, 'stub not mapped'\n"
             "ctypes.CDLL('libcuda.so.1')  # resolves to the already-loaded stub by SONAME\n"
-            "t.release()\nprint('ok')\n")
+            "release()\nprint('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=str(native.REPO_ROOT))
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
