@@ -709,6 +709,20 @@ static uint64_t sreg_value(const blk *B, int sr, unsigned w, unsigned l) {
     }
 }
 
+/* Full-warp f32 fma with the FMA instruction when the host has it (fmaf() is a libm call). */
+__attribute__((target("fma"))) static void fma32_warp_hw(uint64_t *d, const uint64_t *a, const uint64_t *b, const uint64_t *c) {
+    for (int l = 0; l < 32; l++) d[l] = UF(__builtin_fmaf(F(a[l]), F(b[l]), F(c[l])));
+}
+static void fma32_warp_sw(uint64_t *d, const uint64_t *a, const uint64_t *b, const uint64_t *c) {
+    for (int l = 0; l < 32; l++) d[l] = UF(fmaf(F(a[l]), F(b[l]), F(c[l])));
+}
+static void (*fma32_warp)(uint64_t *, const uint64_t *, const uint64_t *, const uint64_t *);
+static pthread_once_t fma_once = PTHREAD_ONCE_INIT;
+static void pick_fma(void) {
+    __builtin_cpu_init();
+    fma32_warp = __builtin_cpu_supports("fma") ? fma32_warp_hw : fma32_warp_sw;
+}
+
 /* ------------------------------------------------------------------ scheduling */
 static void resched(warp_st *W) {
     uint32_t act = W->live & ~W->exited & ~W->atbar;
@@ -740,7 +754,7 @@ static inline void store_pcs(warp_st *W, int pc, uint32_t cm) {
 #define LOOP(...)                                                                             \
     do {                                                                                      \
         if (em == FULL) {                                                                     \
-            for (int l = 0; l < 32; l++) { __VA_ARGS__; }                                     \
+            _Pragma("GCC ivdep") for (int l = 0; l < 32; l++) { __VA_ARGS__; }               \
         } else {                                                                              \
             for (uint32_t m_ = em; m_; m_ &= m_ - 1) {                                        \
                 const int l = __builtin_ctz(m_);                                              \
@@ -1095,7 +1109,8 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             break;
         }
         case OP_FMA:
-            if (t == T_F32 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UF(fmaf(F(S(ia)), F(S(ib)), F(S(ic)))));
+            if (t == T_F32 && !in->flags && in->rm <= RM_RN && em == FULL) fma32_warp(R + (size_t)id * 32, R + (size_t)ia * 32, R + (size_t)ib * 32, R + (size_t)ic * 32);
+            else if (t == T_F32 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UF(fmaf(F(S(ia)), F(S(ib)), F(S(ic)))));
             else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(fma(D(S(ia)), D(S(ib)), D(S(ic)))));
             else LOOP(S(id) = fop_slow(OP_FMA, t, S(ia), S(ib), S(ic), in->rm, in->flags));
             break;
@@ -1250,6 +1265,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             else if (t == T_S64 && st == T_S32) LOOP(S(id) = (uint64_t)(int64_t)(int32_t)S(ia));
             else if ((t == T_U32 || t == T_S32) && (st == T_U64 || st == T_S64) && !in->flags) LOOP(S(id) = (uint32_t)S(ia));
             else if (t == T_F32 && st == T_S32 && in->rm <= RM_RN && !in->flags) LOOP(S(id) = UF((float)(int32_t)S(ia)));
+            else if (t == T_F32 && st == T_U32 && in->rm <= RM_RN && !in->flags) LOOP(S(id) = UF((float)(uint32_t)S(ia)));
             else if (t == T_F64 && st == T_F32 && !in->flags) LOOP(S(id) = UD((double)F(S(ia))));
             else LOOP(S(id) = cvt1(S(ia), t, st, in->rm, in->flags));
             break;
@@ -1283,7 +1299,20 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             const int sp = in->space, et = in->t, nv = in->vec;
             const unsigned es = in->esize, tot = es * (unsigned)nv;
             const int64_t off = in->imm;
-            if (nv == 1) {
+            if (nv == 1 && sp == SP_SHARED && B->smem_size >= tot) {
+                const uint64_t lim = B->smem_size - tot;
+                const uint8_t *sm = B->smem;
+                if (tot == 4 && (et == T_U32 || et == T_F32))
+                    LOOP(uint64_t a = S(ia) + (uint64_t)off; if (a > lim || (a & 3)) { fault(B, in, tid0 + (unsigned)l, a, tot, a <= lim); ret = -1; goto out; }
+                         uint32_t v; memcpy(&v, sm + a, 4); S(in->v[0]) = v);
+                else
+                    LOOP(uint64_t a = S(ia) + (uint64_t)off; if (a > lim || (a & (tot - 1))) { fault(B, in, tid0 + (unsigned)l, a, tot, a <= lim); ret = -1; goto out; }
+                         S(in->v[0]) = load_elem(sm + a, et));
+            } else if (nv == 1 && (sp == SP_GLOBAL || sp == SP_GENERIC) && tot == 4 && (et == T_U32 || et == T_F32)) {
+                LOOP(uint64_t a = S(ia) + (uint64_t)off; const uint8_t *p = (sp == SP_GLOBAL || a < PTX_SHARED_BASE) ? gaddr(B, a, 4) : resolve(B, tid0 + (unsigned)l, sp, a, 4);
+                     if (!p || (a & 3)) { fault(B, in, tid0 + (unsigned)l, a, tot, p != NULL); ret = -1; goto out; }
+                     uint32_t v; memcpy(&v, p, 4); S(in->v[0]) = v);
+            } else if (nv == 1) {
                 LOOP(uint64_t a = S(ia) + (uint64_t)off; const uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, tot);
                      if (!p || (a & (tot - 1))) { fault(B, in, tid0 + (unsigned)l, a, tot, p != NULL); ret = -1; goto out; }
                      S(in->v[0]) = load_elem(p, et));
@@ -1298,9 +1327,20 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             const int sp = in->space, nv = in->vec;
             const unsigned es = in->esize, tot = es * (unsigned)nv;
             const int64_t off = in->imm;
-            LOOP(uint64_t a = S(ia) + (uint64_t)off; uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, tot);
-                 if (!p || (a & (tot - 1))) { fault(B, in, tid0 + (unsigned)l, a, tot, p != NULL); ret = -1; goto out; }
-                 for (int k = 0; k < nv; k++) store_elem(p + (unsigned)k * es, S(in->v[k]), es));
+            if (nv == 1 && sp == SP_SHARED && tot == 4 && B->smem_size >= 4) {
+                const uint64_t lim = B->smem_size - 4;
+                uint8_t *sm = B->smem;
+                LOOP(uint64_t a = S(ia) + (uint64_t)off; if (a > lim || (a & 3)) { fault(B, in, tid0 + (unsigned)l, a, tot, a <= lim); ret = -1; goto out; }
+                     uint32_t v = (uint32_t)S(in->v[0]); memcpy(sm + a, &v, 4));
+            } else if (nv == 1 && sp == SP_GLOBAL && tot == 4) {
+                LOOP(uint64_t a = S(ia) + (uint64_t)off; uint8_t *p = gaddr(B, a, 4);
+                     if (!p || (a & 3)) { fault(B, in, tid0 + (unsigned)l, a, tot, p != NULL); ret = -1; goto out; }
+                     uint32_t v = (uint32_t)S(in->v[0]); memcpy(p, &v, 4));
+            } else {
+                LOOP(uint64_t a = S(ia) + (uint64_t)off; uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, tot);
+                     if (!p || (a & (tot - 1))) { fault(B, in, tid0 + (unsigned)l, a, tot, p != NULL); ret = -1; goto out; }
+                     for (int k = 0; k < nv; k++) store_elem(p + (unsigned)k * es, S(in->v[k]), es));
+            }
             break;
         }
         case OP_ATOM:
@@ -1648,6 +1688,7 @@ int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *en
     L.log = log;
     L.loglen = loglen;
     pthread_mutex_init(&L.mu, NULL);
+    pthread_once(&fma_once, pick_fma);
     void *ws = NULL;
     int nw = cfg->worker_threads > 0 ? cfg->worker_threads : 1;
     if (cfg->cooperative) {

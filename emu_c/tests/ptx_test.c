@@ -757,6 +757,47 @@ static char *read_file(const char *path, size_t *len) {
     return b;
 }
 
+#include <time.h>
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* `ptx_test --bench [workers]`: engine throughput without the driver, one line of key=value per figure. */
+static int bench(int workers) {
+    float *out = dev_alloc(0, 64 * 256 * 4);
+    pbuf p = {{0}, 0};
+    pptr(&p, out);
+    pint(&p, 2000);
+    char log[256];
+    uint64_t ic = 0;
+    double t0 = now_s();
+    int r = launch("spin", 64, 1, 1, 256, 1, 1, 0, &p, workers, 0, log, sizeof(log), &ic);
+    double t1 = now_s();
+    if (r) { fprintf(stderr, "bench spin: %d %s\n", r, log); return 1; }
+    printf("spin workers=%d warp_instructions=%llu seconds=%.3f warp_instr_per_s=%.3g thread_instr_per_s=%.3g\n", workers,
+           (unsigned long long)ic, t1 - t0, (double)ic / (t1 - t0), 32.0 * (double)ic / (t1 - t0));
+    int n = 256;
+    float *A = dev_alloc(0, (size_t)n * n * 4), *B = dev_alloc(0, (size_t)n * n * 4), *C = dev_alloc(0, (size_t)n * n * 4);
+    pbuf q = {{0}, 0};
+    pptr(&q, A); pptr(&q, B); pptr(&q, C); pint(&q, n);
+    t0 = now_s();
+    r = launch("matmul", (unsigned)n / 16, (unsigned)n / 16, 1, 16, 16, 1, 0, &q, workers, 0, log, sizeof(log), &ic);
+    t1 = now_s();
+    if (r) { fprintf(stderr, "bench matmul: %d %s\n", r, log); return 1; }
+    printf("matmul256 workers=%d warp_instructions=%llu seconds=%.3f warp_instr_per_s=%.3g gflops=%.3g\n", workers,
+           (unsigned long long)ic, t1 - t0, (double)ic / (t1 - t0), 2.0 * n * n * n / (t1 - t0) * 1e-9);
+    int launches = 2000;
+    t0 = now_s();
+    for (int i = 0; i < launches; i++)
+        if (launch("empty", 1, 1, 1, 32, 1, 1, 0, NULL, workers, 0, log, sizeof(log), NULL)) return 1;
+    t1 = now_s();
+    printf("empty_launch workers=%d launches_per_s=%.3g\n", workers, launches / (t1 - t0));
+    dev_free(0, out); dev_free(0, A); dev_free(0, B); dev_free(0, C);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *cands[] = {argc > 1 && strstr(argv[1], ".ptx") ? argv[1] : NULL, getenv("PTX_TEST_PTX"),
                            "tests/ptx_kernels.ptx", "emu_c/tests/ptx_kernels.ptx", "../emu_c/tests/ptx_kernels.ptx"};
@@ -776,6 +817,12 @@ int main(int argc, char **argv) {
     if (!MOD) {
         fprintf(stderr, "ptx_test: loading %s failed: %d %s\n", used, err, log);
         return 1;
+    }
+    if (argc > 1 && !strcmp(argv[argc > 2 && strstr(argv[1], ".ptx") ? 2 : 1], "--bench")) {
+        int w = atoi(argv[argc - 1]);
+        int r = bench(w > 0 ? w : 1);
+        ptx_module_free(MOD);
+        return r;
     }
     int ran = 0;
     for (size_t i = 0; i < sizeof(TESTS) / sizeof(TESTS[0]); i++) {
