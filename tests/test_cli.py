@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import build_example
+from cudabuild import build_example
 from tfclient import native
 
 CLI = [sys.executable, "-m", "tfclient.cli"]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import build_example
+from cudabuild import build_example
 from tfclient import native
 from tfclient.scheduler_client import SchedulerClient
 

@@ -1,0 +1,54 @@
+"""Compiling CUDA test programs (tests/cuda/*.cu, examples/*.cu) with nvcc for the test suite.
+
+Imported by tests/conftest.py (fixtures) and directly by test modules: `from cudabuild import build_cuda`.
+
+Test programs are built with a PTX-only target (compute_80) so the emulated device can run
+them, with nvcc's default compression (what users ship) unless a test asks otherwise.
+Built binaries are cached in build/cuda/ keyed by source, flags and cudart mode.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tfclient import native
+
+REPO = native.REPO_ROOT
+CUDA_SRC = REPO / "tests" / "cuda"
+PTX_ARCH = ["-gencode", "arch=compute_80,code=compute_80"]
+
+
+def find_nvcc() -> str:
+    for cand in (shutil.which("nvcc"), str(REPO / ".venv" / "bin" / "nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if cand and os.path.exists(cand):
+            return cand
+    raise RuntimeError("nvcc not found: run `make setup` (installs it from PyPI when missing)")
+
+
+def build_cuda(name: str, cudart: str = "static", flags: tuple = (), arch: list | None = None,
+               src_dir: Path = CUDA_SRC) -> Path:
+    """Compiles <src_dir>/<name>.cu (default tests/cuda; cudart 'static' or 'shared'), returns the binary path."""
+    src = src_dir / f"{name}.cu"
+    arch = PTX_ARCH if arch is None else arch
+    args = [*arch, f"-cudart={cudart}", *flags]
+    key = hashlib.sha256(src.read_bytes() + repr(args).encode()).hexdigest()[:12]
+    out = native.build_dir() / "cuda" / f"{name}-{cudart}-{key}"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        subprocess.run([find_nvcc(), "-O2", "-o", str(tmp), str(src), *args], check=True)
+        tmp.rename(out)
+    return out
+
+
+def build_example(name: str) -> Path:
+    """Compiles one of the bundled demo programs, examples/<name>.cu."""
+    return build_cuda(name, src_dir=REPO / "examples")
+
+
+def env_with_lib_dir(lib_dir: Path, base: dict | None = None) -> dict:
+    """Environment that makes a program load libcuda.so.1 from lib_dir first."""
+    env = dict(os.environ if base is None else base)
+    env["LD_LIBRARY_PATH"] = f"{lib_dir}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
+    return env
