@@ -209,6 +209,17 @@ def gen_common(calls) -> str:
     o.append(f"    TF_N_CALLS = {len(wire)}")
     o.append("};")
     o.append(f"#define TF_TABLE_HASH 0x{table_hash(calls):08x}u")
+    o.append("/* bytes of each call's fixed part (before padding), for hand-written streaming paths */")
+    for c in wire:
+        parts = []
+        for p in c.params:
+            if p.kind == "val":
+                parts.append(f"sizeof({p.ctype})")
+            elif p.kind == "str":
+                parts.append("4")
+            elif p.kind != "zero":
+                parts.append("1")
+        o.append(f"#define TF_FIXED_{c.sym} ({' + '.join(parts) or '0'})")
     o.append("static const char *const tf_call_names[TF_N_CALLS] = {")
     o += [f'    "{c.sym}",' for c in wire]
     o.append("};")

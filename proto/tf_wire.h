@@ -50,7 +50,7 @@ typedef struct tf_rep_hdr {
 
 /* Largest body either side accepts; the stub splits bigger copies into chunks. */
 #define TF_MAX_FRAME (64u << 20)
-#define TF_COPY_CHUNK (8u << 20)
+#define TF_COPY_CHUNK (4u << 20)
 
 /* ---- session hello: what the stub caches and answers locally ---- */
 #define TF_MAX_DEVICES 8

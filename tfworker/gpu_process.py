@@ -23,6 +23,9 @@ def executor_env(backend_lib_dir: str | None, env: dict[str, str] | None = None,
     paths = [p for p in out.get("LD_LIBRARY_PATH", "").split(":") if p and os.path.realpath(p) != os.path.realpath(stub_dir)]
     if backend_lib_dir:
         paths.insert(0, str(backend_lib_dir))
+        if os.path.realpath(backend_lib_dir) == os.path.realpath(native.emu_lib_dir()):
+            # the emulator's device pointers are host addresses of the executor: copies skip staging
+            out["TF_EXECUTOR_HOST_DEVICE_MEMORY"] = "1"
     if paths:
         out["LD_LIBRARY_PATH"] = ":".join(paths)
     else:

@@ -60,6 +60,19 @@ int main()
     if (v != 5) { printf("FAIL kernel wrote %u\n", v); fails++; }
     WANT("dtoh past the end", cuMemcpyDtoH(buf, d + 32, 64), CUDA_ERROR_INVALID_VALUE);
     WANT("memset past the end", cuMemsetD32(d, 0, 17), CUDA_ERROR_INVALID_VALUE);
+    static char big[1 << 20];  /* large copies take the executor's streaming path: same checks */
+    WANT("big htod past the end", cuMemcpyHtoD(d, big, sizeof big), CUDA_ERROR_INVALID_VALUE);
+    WANT("big dtoh past the end", cuMemcpyDtoH(big, d, sizeof big), CUDA_ERROR_INVALID_VALUE);
+    WANT("big async htod past the end (queued)", cuMemcpyHtoDAsync(d, big, sizeof big, 0), CUDA_SUCCESS);
+    WANT("latched at next sync", cuCtxSynchronize(), CUDA_ERROR_INVALID_VALUE);
+    CUdeviceptr bigd;
+    WANT("alloc big", cuMemAlloc(&bigd, sizeof big), CUDA_SUCCESS);
+    memset(big, 0x5a, sizeof big);
+    WANT("big htod", cuMemcpyHtoD(bigd, big, sizeof big), CUDA_SUCCESS);
+    memset(big, 0, sizeof big);
+    WANT("big dtoh", cuMemcpyDtoH(big, bigd, sizeof big), CUDA_SUCCESS);
+    if (big[0] != 0x5a || big[sizeof big - 1] != 0x5a) { printf("FAIL big copy content\n"); fails++; }
+    WANT("free big", cuMemFree(bigd), CUDA_SUCCESS);
     WANT("unload", cuModuleUnload(mod), CUDA_SUCCESS);
     WANT("function of unloaded module", cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, 0, args, NULL), CUDA_SUCCESS);
     WANT("latched: function died with its module", cuCtxSynchronize(), CUDA_ERROR_INVALID_HANDLE);

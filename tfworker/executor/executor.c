@@ -410,6 +410,9 @@ int tf_session_init(tfx *x, void *lib)
     x->argbuf = aligned_alloc(16, ARGBUF_BYTES);
     if (!x->buckets || !x->argbuf) return -1;
     x->verbose = getenv("TF_EXECUTOR_DEBUG") != NULL;
+    /* set by tfworker/gpu_process.py for the emulated device, whose device pointers are host addresses */
+    const char *dh = getenv("TF_EXECUTOR_HOST_DEVICE_MEMORY");
+    x->direct_host = dh && strcmp(dh, "1") == 0;
     if (!lib) return 0;
     tf_backend_load(&x->be, lib);
 #define LOAD(name) *(void **)&x->bx.name = dlsym(lib, #name)
@@ -500,69 +503,173 @@ static int sock_out(void *ctx, const void *a, size_t an, const void *b, size_t b
     return 0;
 }
 
+/* Receive buffer of the frame loop: frames are consumed whole, so `start` stays 8-aligned. */
+typedef struct rbuf { uint8_t *buf; size_t cap, start, end; } rbuf;
+
+/* Makes n bytes from rb->start available. 1 = ok, 0 = clean EOF before any byte, -1 = error. */
+static int rb_need(rbuf *rb, int fd, size_t n)
+{
+    while (rb->end - rb->start < n) {
+        if (rb->start + n > rb->cap) {  /* make room: slide down, grow if the frame is bigger */
+            memmove(rb->buf, rb->buf + rb->start, rb->end - rb->start);
+            rb->end -= rb->start;
+            rb->start = 0;
+            if (n > rb->cap) {
+                size_t ncap = rb->cap;
+                while (ncap < n) ncap *= 2;
+                uint8_t *nb = aligned_alloc(16, ncap);
+                if (!nb) return -1;
+                memcpy(nb, rb->buf, rb->end);
+                free(rb->buf);
+                rb->buf = nb;
+                rb->cap = ncap;
+            }
+        }
+        ssize_t k = read(fd, rb->buf + rb->end, rb->cap - rb->end);
+        if (k < 0 && errno == EINTR) continue;
+        if (k == 0 && rb->end == rb->start) return 0;
+        if (k <= 0) {
+            tfx_log("connection closed mid-frame or failed (%s)", k ? strerror(errno) : "eof");
+            return -1;
+        }
+        rb->end += (size_t)k;
+    }
+    return 1;
+}
+
+static int send_reply(tfx *x, int fd, CUresult rc, const void *payload, size_t n)
+{
+    tf_rep_hdr rep = {.len = (uint32_t)n, .result = rc, .async_err = x->latched};
+    x->latched = CUDA_SUCCESS;
+    return sock_out(&fd, &rep, sizeof rep, payload, n);
+}
+
+#define DIRECT_MIN (64u << 10)
+
+/* Waits for the work a copy must follow (direct copies bypass the backend's copy engine). */
+static CUresult order_before_copy(tfx *x, int async, CUstream s)
+{
+    if (async) return x->be.f_cuStreamSynchronize ? x->be.f_cuStreamSynchronize(s) : CUDA_ERROR_NOT_SUPPORTED;
+    return x->be.f_cuCtxSynchronize ? x->be.f_cuCtxSynchronize() : CUDA_ERROR_NOT_SUPPORTED;
+}
+
+/* Host-to-device copy streamed from the socket straight into device memory, when device memory is host
+ * memory of this process (the emulator): no staging copy. Only the header and the fixed part are
+ * buffered. Returns 1 handled, 0 not applicable (the generic path answers), -1 session error. */
+static int direct_h2d(tfx *x, int fd, rbuf *rb, const tf_req_hdr *h, size_t fixed)
+{
+    int async = h->call == TF_CALL_cuMemcpyHtoDAsync_v2;
+    tf_rd r = {rb->buf + rb->start + sizeof *h, fixed, 0};
+    CUdeviceptr_v2 dst;
+    uint8_t present;
+    size_t count;
+    CUstream s = NULL;
+    if (tf_get(&r, &dst, sizeof dst) || tf_get(&r, &present, 1) || tf_get(&r, &count, sizeof count) ||
+        (async && tf_get(&r, &s, sizeof s)))
+        return 0;
+    if (present != 1 || count < DIRECT_MIN || tf_pad8(count) != h->len - fixed || !tf_dev_ok(x, dst, count)) return 0;
+    if (async && (uintptr_t)s > 2 && !tf_reg_has(x, (uint64_t)(uintptr_t)s, TFK_STREAM)) return 0;
+    CUresult rc = order_before_copy(x, async, s);
+    uint8_t *dev = (uint8_t *)(uintptr_t)dst;
+    size_t total = tf_pad8(count), got = 0;
+    rb->start += sizeof *h + fixed;
+    size_t take = rb->end - rb->start < total ? rb->end - rb->start : total;
+    if (rc == CUDA_SUCCESS) memcpy(dev, rb->buf + rb->start, take < count ? take : count);
+    rb->start += take;
+    got = take;
+    if (rb->start == rb->end) rb->start = rb->end = 0;
+    while (got < total) {
+        ssize_t k;
+        if (got < count && rc == CUDA_SUCCESS) {
+            k = read(fd, dev + got, count - got);
+        } else {  /* padding, or a payload we must drain after a failure */
+            uint8_t sink[4096];
+            k = read(fd, sink, total - got < sizeof sink ? total - got : sizeof sink);
+        }
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            tfx_log("connection closed inside a copy (%s)", k ? strerror(errno) : "eof");
+            return -1;
+        }
+        got += (size_t)k;
+    }
+    if (h->flags & TF_REQ_NOREPLY) {
+        if (rc != CUDA_SUCCESS && x->latched == CUDA_SUCCESS) x->latched = rc;
+        return 1;
+    }
+    return send_reply(x, fd, rc, NULL, 0) ? -1 : 1;
+}
+
+/* Device-to-host copy sent from device memory itself (same condition as direct_h2d). */
+static int direct_d2h(tfx *x, int fd, const tf_req_hdr *h, const uint8_t *body)
+{
+    int async = h->call == TF_CALL_cuMemcpyDtoHAsync_v2;
+    tf_rd r = {body, h->len, 0};
+    uint8_t present;
+    CUdeviceptr_v2 src;
+    size_t count;
+    CUstream s = NULL;
+    if (tf_get(&r, &present, 1) || tf_get(&r, &src, sizeof src) || tf_get(&r, &count, sizeof count) ||
+        (async && tf_get(&r, &s, sizeof s)) || !tf_done(&r))
+        return 0;
+    if ((h->flags & TF_REQ_NOREPLY) || present != 1 || count < DIRECT_MIN || count > TF_MAX_FRAME ||
+        !tf_dev_ok(x, src, count))
+        return 0;
+    if (async && (uintptr_t)s > 2 && !tf_reg_has(x, (uint64_t)(uintptr_t)s, TFK_STREAM)) return 0;
+    CUresult rc = order_before_copy(x, async, s);
+    if (rc != CUDA_SUCCESS) return send_reply(x, fd, rc, NULL, 0) ? -1 : 1;
+    return send_reply(x, fd, CUDA_SUCCESS, (const void *)(uintptr_t)src, count) ? -1 : 1;
+}
+
 /* Buffered frame loop: one read() often brings a whole batch of queued calls. Returns 0 when the
  * client closed the connection cleanly, -1 on a protocol or I/O error (the session ends either way). */
 int tf_serve(tfx *x, int fd)
 {
-    size_t cap = 1u << 20, start = 0, end = 0;
-    uint8_t *buf = aligned_alloc(16, cap);
-    if (!buf) return -1;
+    rbuf rb = {.cap = 1u << 20};
+    rb.buf = aligned_alloc(16, rb.cap);
+    if (!rb.buf) return -1;
     int ret = -1;
     /* TF_EXECUTOR_RECORD=FILE keeps every request frame: how tests/fuzz/ corpus files are made */
     const char *rec_path = getenv("TF_EXECUTOR_RECORD");
     FILE *rec = rec_path ? fopen(rec_path, "ab") : NULL;
     for (;;) {
-        size_t need = sizeof(tf_req_hdr);
         tf_req_hdr h;
-        for (int have_hdr = 0;;) {
-            if (end - start >= need) {
-                if (have_hdr) break;
-                memcpy(&h, buf + start, sizeof h);
-                if (h.len > TF_MAX_FRAME || h.len % 8) {
-                    tfx_log("bad frame (len %u, call %u): closing the session", h.len, h.call);
-                    goto out;
-                }
-                need = sizeof h + h.len;
-                have_hdr = 1;
-                continue;
-            }
-            if (start + need > cap) {  /* make room: slide down, grow if the frame is bigger */
-                memmove(buf, buf + start, end - start);
-                end -= start;
-                start = 0;
-                if (need > cap) {
-                    size_t ncap = cap;
-                    while (ncap < need) ncap *= 2;
-                    uint8_t *nb = aligned_alloc(16, ncap);
-                    if (!nb) goto out;
-                    memcpy(nb, buf, end);
-                    free(buf);
-                    buf = nb;
-                    cap = ncap;
-                }
-            }
-            ssize_t k = read(fd, buf + end, cap - end);
-            if (k < 0 && errno == EINTR) continue;
-            if (k <= 0) {
-                if (k == 0 && end == start) ret = 0;
-                else tfx_log("connection closed mid-frame or failed (%s)", k ? strerror(errno) : "eof");
-                goto out;
-            }
-            end += (size_t)k;
+        int k = rb_need(&rb, fd, sizeof h);
+        if (k == 0) { ret = 0; break; }
+        if (k < 0) break;
+        memcpy(&h, rb.buf + rb.start, sizeof h);
+        if (h.len > TF_MAX_FRAME || h.len % 8) {
+            tfx_log("bad frame (len %u, call %u): closing the session", h.len, h.call);
+            break;
         }
-        if (rec && fwrite(buf + start, 1, sizeof h + h.len, rec) != sizeof h + h.len) {
+        if (x->direct_host && !rec && (h.call == TF_CALL_cuMemcpyHtoD_v2 || h.call == TF_CALL_cuMemcpyHtoDAsync_v2)) {
+            size_t fixed = tf_pad8(h.call == TF_CALL_cuMemcpyHtoD_v2 ? TF_FIXED_cuMemcpyHtoD_v2
+                                                                    : TF_FIXED_cuMemcpyHtoDAsync_v2);
+            if (h.len >= fixed + DIRECT_MIN) {
+                if (rb_need(&rb, fd, sizeof h + fixed) <= 0) break;
+                int d = direct_h2d(x, fd, &rb, &h, fixed);
+                if (d < 0) break;
+                if (d > 0) continue;
+            }
+        }
+        if (rb_need(&rb, fd, sizeof h + h.len) <= 0) break;
+        const uint8_t *body = rb.buf + rb.start + sizeof h;
+        if (rec && fwrite(rb.buf + rb.start, 1, sizeof h + h.len, rec) != sizeof h + h.len) {
             fclose(rec);
             rec = NULL;
         }
-        if (tf_session_feed(x, &h, buf + start + sizeof h, sock_out, &fd)) {
+        int d = 0;
+        if (x->direct_host && (h.call == TF_CALL_cuMemcpyDtoH_v2 || h.call == TF_CALL_cuMemcpyDtoHAsync_v2))
+            d = direct_d2h(x, fd, &h, body);
+        if (d < 0) break;
+        if (d == 0 && tf_session_feed(x, &h, body, sock_out, &fd)) {
             tfx_log("reply failed: %s", strerror(errno));
-            goto out;
+            break;
         }
-        start += sizeof h + h.len;
-        if (start == end) start = end = 0;
+        rb.start += sizeof h + h.len;
+        if (rb.start == rb.end) rb.start = rb.end = 0;
     }
-out:
     if (rec) fclose(rec);
-    free(buf);
+    free(rb.buf);
     return ret;
 }

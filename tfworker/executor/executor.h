@@ -65,6 +65,7 @@ struct tfx {
     struct tf_wr w;
     uint8_t *argbuf;       /* 16-aligned copy of kernel parameters */
     int verbose;
+    int direct_host;       /* device pointers are host addresses of this process (the emulator) */
 };
 
 /* tf_rd helpers used by the generated decoders. */
