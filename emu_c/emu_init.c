@@ -274,6 +274,8 @@ typedef struct err_row {
 #define TF_CU_ERROR(name, text) {name, #name, text},
 static const err_row k_errors[] = {
 #include "cu_errors.h"
+    {EMU_ERROR_INVALID_CONFIGURATION, "CUDA_ERROR_INVALID_CONFIGURATION",
+     "This indicates that a kernel launch was given an invalid grid or block configuration"},
 };
 #undef TF_CU_ERROR
 

@@ -35,6 +35,10 @@
 #define EMU_MAX_SHARED_PER_BLOCK (48 * 1024)
 #define EMU_MAX_SHARED_PER_BLOCK_OPTIN (163 * 1024)
 #define EMU_SM_COUNT 108
+/* A bad launch configuration (zero or oversized grid/block). cuda.h has no name for 9, but it is what
+ * cudart maps to cudaErrorInvalidConfiguration ("invalid configuration argument"), the error a GPU
+ * program sees; cuGetErrorName knows it as CUDA_ERROR_INVALID_CONFIGURATION. */
+#define EMU_ERROR_INVALID_CONFIGURATION ((CUresult)9)
 
 /* stderr line with the "tf-emu: " prefix. */
 void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

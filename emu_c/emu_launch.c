@@ -58,14 +58,14 @@ static CUresult check_config(const launch_req *r)
     ptx_kernel_attrs a;
     emu_kernel_attrs(r->f, &a);
     if (!r->grid[0] || !r->grid[1] || !r->grid[2] || !r->block[0] || !r->block[1] || !r->block[2])
-        return CUDA_ERROR_INVALID_VALUE;
+        return EMU_ERROR_INVALID_CONFIGURATION;
     if (r->grid[0] > 2147483647u || r->grid[1] > 65535 || r->grid[2] > 65535)
-        return CUDA_ERROR_INVALID_VALUE;
+        return EMU_ERROR_INVALID_CONFIGURATION;
     if (r->block[0] > 1024 || r->block[1] > 1024 || r->block[2] > 64)
-        return CUDA_ERROR_INVALID_VALUE;
+        return EMU_ERROR_INVALID_CONFIGURATION;
     unsigned long long threads = (unsigned long long)r->block[0] * r->block[1] * r->block[2];
     if (threads > 1024)
-        return CUDA_ERROR_INVALID_VALUE;
+        return EMU_ERROR_INVALID_CONFIGURATION;
     if (threads > (unsigned long long)a.max_threads_per_block) /* .maxntid smaller than the block */
         return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
     /* dynamic shared memory above the function's limit (48 KiB unless raised with
