@@ -119,3 +119,13 @@ def test_up_status_run_and_clean_shutdown(embedded_up):
     time.sleep(0.5)
     assert session_members(up.pid) == [], "processes left behind after `up` stopped"
     assert not (Path(env["TF_HOME"]) / "embedded.json").exists()
+
+
+def test_demo_runs_every_sample_through_a_vgpu_and_cleans_up(tf_env):
+    r = tf("demo", env=tf_env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "vector_add: 65536 elements correct" in r.stdout
+    assert "matmul: 128x128 correct" in r.stdout
+    assert "TensorFusion Emulated GPU (CPU)" in r.stdout       # device_query and the status table
+    assert "3/3 samples ran correctly" in r.stdout
+    assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()   # the background default was stopped

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tfclient import native
+from tfclient import config, embedded, native
 
 EXAMPLES = native.REPO_ROOT / "examples"
 SAMPLES = [  # (program, vGPU request flags)
@@ -55,6 +55,18 @@ def run() -> int:
     if not nvcc:
         print("demo: nvcc not found; `make setup` installs it from PyPI")
         return 1
+    started_here = config.scheduler_address() is None
+    if started_here:
+        embedded.start_background()
+    try:
+        return run_samples(nvcc)
+    finally:
+        if started_here:
+            embedded.stop_background()
+            print("demo: stopped the embedded default it had started")
+
+
+def run_samples(nvcc: str) -> int:
     failures = 0
     for name, flags in SAMPLES:
         binary = build(name, nvcc)
