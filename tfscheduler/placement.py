@@ -8,7 +8,8 @@ Model
   oversell ratio. An allocation charges its *requests* against physical capacity (guaranteed share)
   and its *limits* against limit capacity (burst ceiling), per GPU, on each of its gpu_count GPUs,
   all on one node.
-- Filters: pool, model (case-insensitive substring), vendor, local node, node available, capacity.
+- Filters: pool, model (case-insensitive substring), vendor, QoS levels the pool accepts, local node,
+  node available, capacity, gpu_count GPUs on one node.
 - Scores use the GPU load = weighted fraction of capacity already requested
   (w_tflops * tflops_requested / tflops_cap + w_vram * vram_requested / vram_cap, weights normalised):
     compact-first              highest-loaded GPU that fits (bin packing, keeps whole GPUs free)
@@ -96,6 +97,7 @@ class PoolPolicy:
     vram_weight: float = 0.5
     tflops_oversell: float = 1.0   # limits may total capacity x this
     vram_oversell: float = 1.0
+    qos: tuple = (LOW, MEDIUM, HIGH, CRITICAL)   # QoS levels the pool accepts (e.g. a pool kept for high/critical)
 
 
 @dataclass
@@ -367,6 +369,14 @@ class PlacementIndex:
                 known = ", ".join(sorted(self._pool_ids)) or "none registered yet"
                 raise UnknownPool(f"pool {req.pool!r} does not exist (pools: {known})")
             mask &= self.pool_id[:n] == self._pool_ids[req.pool]
+            pol = self.policy(req.pool)
+            if req.qos not in pol.qos:
+                raise InvalidRequest(f"pool {req.pool!r} accepts QoS {', '.join(QOS_NAMES[q] for q in pol.qos)}, "
+                                     f"not {QOS_NAMES[req.qos]}: change the QoS or the pool")
+        else:
+            closed = [self._pool_ids[p] for p, pol in self.policies.items() if req.qos not in pol.qos]
+            if closed:
+                mask &= ~np.isin(self.pool_id[:n], closed)
         if req.model:
             sub = req.model.lower()
             ids = [i for m, i in self._models.items() if sub in m]

@@ -45,7 +45,7 @@ def load_config(path: str | None, **overrides) -> Config:
     """Config from a TOML file (all keys optional), then keyword overrides.
 
     lease_ttl_s = 30 / heartbeat_interval_s = 5 / node_timeout_s = 15 / tick_s = 1
-    [default_pool] strategy, tflops_oversell, vram_oversell, tflops_weight, vram_weight
+    [default_pool] strategy, tflops_oversell, vram_oversell, tflops_weight, vram_weight, qos = ["high", ...]
     [pools.<name>]  same keys as default_pool
     [quotas.<namespace>] tflops = 100, vram = "80Gi", allocations = 10
     [models] "NVIDIA A10G" = 70.0
@@ -66,10 +66,18 @@ def load_config(path: str | None, **overrides) -> Config:
         if bad:
             raise ValueError(f"config {path}: [{section}] has unknown key(s) {', '.join(sorted(bad))}; "
                              f"known: {', '.join(sorted(known))}")
+    def qos_levels(table: dict, section: str) -> dict:
+        if "qos" in table:
+            try:
+                table = {**table, "qos": tuple(QOS_BY_NAME[q.lower()] for q in table["qos"])}
+            except (KeyError, AttributeError):
+                raise ValueError(f"config {path}: [{section}] qos = {table['qos']!r}: use a list of "
+                                 f"low, medium, high, critical") from None
+        return table
     if "default_pool" in data:
-        cfg.default_policy = PoolPolicy(**data["default_pool"])
+        cfg.default_policy = PoolPolicy(**qos_levels(data["default_pool"], "default_pool"))
     for name, p in data.get("pools", {}).items():
-        cfg.pools[name] = PoolPolicy(**{**cfg.default_policy.__dict__, **p})
+        cfg.pools[name] = PoolPolicy(**{**cfg.default_policy.__dict__, **qos_levels(p, f"pools.{name}")})
     for ns, q in data.get("quotas", {}).items():
         bad = set(q) - {"tflops", "vram", "allocations"}
         if bad:
@@ -121,8 +129,9 @@ class SchedulerState:
         snap = self.store.load()
         now = self.clock()
         for p in snap.pools:
-            self.index.set_policy(p.name, PoolPolicy(p.strategy, p.tflops_weight, p.vram_weight,
-                                                     p.tflops_oversell, p.vram_oversell))
+            self.index.set_policy(p.name, PoolPolicy(strategy=p.strategy, tflops_weight=p.tflops_weight,
+                                                     vram_weight=p.vram_weight, tflops_oversell=p.tflops_oversell,
+                                                     vram_oversell=p.vram_oversell))
         for name, pol in self.cfg.pools.items():    # the config file wins over what was stored
             self._put_pool(name, pol)
         for n in snap.nodes:

@@ -222,3 +222,15 @@ def test_random_churn_keeps_the_index_consistent_and_never_overcommits():
     for node, nid in idx._node_ids.items():
         rows = [r for r in idx.rows.values() if idx.node_id[r] == nid]
         assert idx.n_req_t[nid] == pytest.approx(float(np.sum(idx.req_t[rows])))
+
+
+def test_pool_reserved_for_high_qos_is_skipped_by_lower_qos():
+    idx = pool(nodes=1, gpus=1, pool_name="general")
+    idx.set_policy("premium", PoolPolicy(qos=(HIGH, CRITICAL)))
+    idx.upsert_gpu(Gpu("prem", "pnode", "premium", "H100", "nvidia", 1000, 100))
+    take(idx, Request(100, 10, qos=MEDIUM))                    # fills "general"
+    with pytest.raises(NoCapacity):
+        idx.place(Request(10, 10, qos=MEDIUM))                 # premium is not for MEDIUM
+    assert idx.place(Request(10, 10, qos=HIGH)).gpus == ("prem",)
+    with pytest.raises(InvalidRequest, match="accepts QoS high, critical"):
+        idx.place(Request(10, 10, qos=LOW, pool="premium"))
