@@ -1,17 +1,10 @@
 """Helpers for the emulated-device tests: run a tests/cuda program against build/emu/libcuda.so.1
 and parse its "key=value" output lines."""
-import importlib.util
 import os
 import subprocess
 
+from cudabuild import CUDA_SRC, PTX_ARCH, build_cuda, env_with_lib_dir, find_nvcc  # noqa: F401
 from tfclient import native
-
-# tests/conftest.py holds build_cuda(); load it under its own name (several conftest.py files exist).
-_spec = importlib.util.spec_from_file_location("tf_tests_root_conftest", native.REPO_ROOT / "tests" / "conftest.py")
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-build_cuda = _root.build_cuda
-env_with_lib_dir = _root.env_with_lib_dir
 
 
 def emu_env(**extra) -> dict:

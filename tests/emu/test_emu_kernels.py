@@ -1,0 +1,199 @@
+"""Emulated CUDA device end to end: nvcc-built programs (PTX for compute_80, nvcc's default
+compression) run their kernels on build/emu/libcuda.so.1; results are checked against numpy
+references computed here on random inputs."""
+import subprocess
+
+import numpy as np
+import pytest
+
+from emu_run import CUDA_SRC, PTX_ARCH, find_nvcc, parse_kv, run_kv, run_program
+from tfclient import native
+
+CUDARTS = ["static", "shared"]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261123)
+
+
+def write(path, *arrays):
+    with open(path, "wb") as f:
+        for a in arrays:
+            f.write(np.ascontiguousarray(a).tobytes())
+    return path
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_vector_add_matches_numpy(tmp_path, rng, cudart):
+    n = 5000
+    a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    run_kv("vector_add", n, write(tmp_path / "in", a, b), tmp_path / "out", cudart=cudart)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), a + b)
+
+
+def test_saxpy_matches_numpy(tmp_path, rng):
+    n, alpha = 3001, np.float32(2.5)
+    x, y = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    run_kv("saxpy", n, alpha, write(tmp_path / "in", x, y), tmp_path / "out")
+    np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), alpha * x + y, rtol=1e-6, atol=1e-6)
+
+
+def test_tiled_matmul_with_shared_memory_and_syncthreads(tmp_path, rng):
+    m, n, k = 37, 45, 29  # not multiples of the 16x16 tile: exercises the guarded loads
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    run_kv("matmul_tiled", m, n, k, write(tmp_path / "in", a, b), tmp_path / "out")
+    c = np.fromfile(tmp_path / "out", np.float32).reshape(m, n)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_reduction_with_warp_shuffles_and_atomics(tmp_path, rng):
+    n = 20000
+    x = rng.integers(-100000, 100000, n, dtype=np.int32)
+    run_kv("reduce_shfl", n, write(tmp_path / "in", x), tmp_path / "out")
+    out = np.fromfile(tmp_path / "out", np.int64)
+    assert out[0] == int(x.astype(np.int64).sum())
+    assert np.int32(out[1] & 0xFFFFFFFF) == x.max()
+
+
+def test_histogram_with_shared_memory_atomics(tmp_path, rng):
+    n, bins = 30000, 100
+    v = rng.integers(0, 1 << 31, n, dtype=np.uint32)
+    run_kv("histogram", n, bins, write(tmp_path / "in", v), tmp_path / "out")
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.uint32), np.bincount(v % bins, minlength=bins))
+
+
+def collatz_reference(x):
+    out = np.empty(len(x), np.int32)
+    for i, raw in enumerate(x):
+        v = int(raw) % 10000 + 1
+        third = v % 3 == 0
+        s = 0
+        while v != 1 and s < 500:
+            v = 3 * v + 1 if v & 1 else v >> 1
+            s += 1
+        out[i] = -s if third else s
+    return out
+
+
+def test_divergent_loops_and_branches(tmp_path, rng):
+    n = 1000
+    x = rng.integers(0, 1 << 32, n, dtype=np.uint32)
+    run_kv("divergent_loops", n, write(tmp_path / "in", x), tmp_path / "out")
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.int32), collatz_reference(x))
+
+
+def test_device_function_and_constant_memory(tmp_path, rng):
+    n = 2000
+    coef = rng.uniform(-2, 2, 8).astype(np.float32)
+    x = rng.uniform(-1.5, 1.5, n).astype(np.float32)
+    kv = run_kv("constant_func", n, write(tmp_path / "in", coef, x), tmp_path / "out")
+    assert kv["symbol_roundtrip"] == "ok"
+    ref = np.zeros(n, np.float64)
+    for c in coef[::-1]:
+        ref = ref * x + c
+    np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_grid_stride_loop_covers_more_elements_than_threads(tmp_path, rng):
+    n = 10007
+    x = rng.standard_normal(n, dtype=np.float32)
+    run_kv("grid_stride", n, write(tmp_path / "in", x), tmp_path / "out")
+    ref = 2 * x + (np.arange(n) % 7).astype(np.float32)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), ref)
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_streams_events_and_host_functions(tmp_path, rng, cudart):
+    n = 4099
+    x = rng.standard_normal(n, dtype=np.float32)
+    kv = run_kv("streams_events", n, write(tmp_path / "in", x), tmp_path / "out", cudart=cudart)
+    fma = (3.0 * x.astype(np.float64) + 1.0).astype(np.float32)  # nvcc contracts 3*x+1 into one fma
+    np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), fma, rtol=1e-6, atol=1e-7)
+    assert float(kv["elapsed_ms"]) > 0.0  # real wall-clock time of the recorded work
+    assert kv["host_fn_ran"] == "1"
+    assert kv["query"] == "cudaSuccess"
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_out_of_bounds_store_is_a_sticky_illegal_address(cudart):
+    p = run_program("out_of_bounds", cudart=cudart)
+    kv = parse_kv(p.stdout)
+    assert p.returncode == 0, p.stdout + p.stderr
+    errors = {kv["launch"], kv["sync"]}
+    assert "cudaErrorIllegalAddress" in errors
+    assert kv["sync"] == "cudaErrorIllegalAddress"
+    assert kv["after"] == "cudaErrorIllegalAddress"  # sticky, as on a GPU
+    assert b"tf-emu:" in p.stderr
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_sass_only_binary_fails_with_a_message_about_ptx(tmp_path, cudart):
+    n = 64
+    a = np.ones(n, np.float32)
+    p = run_program("vector_add", n, write(tmp_path / "in", a, a), tmp_path / "out", cudart=cudart,
+                    arch=["-gencode", "arch=compute_80,code=sm_80"])
+    assert p.returncode != 0
+    assert b"error=cudaErrorNoKernelImageForDevice" in p.stdout or b"error=cudaErrorInvalidKernelImage" in p.stdout \
+        or b"error=" in p.stdout, p.stdout
+    assert b"tf-emu:" in p.stderr and b"PTX" in p.stderr and b"compute_" in p.stderr
+
+
+@pytest.mark.parametrize("mode", ["-no-compress", "-compress-mode=size", "-compress-mode=speed",
+                                  "-compress-mode=balance", "-compress-mode=default"])
+def test_every_nvcc_compression_mode_loads(tmp_path, rng, mode):
+    n = 777
+    a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    run_kv("vector_add", n, write(tmp_path / "in", a, b), tmp_path / "out", flags=(mode,))
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), a + b)
+
+
+@pytest.fixture(scope="module")
+def driver_modules():
+    """driver_kernels.cu compiled to a PTX file and to a (compressed) fatbin."""
+    src = CUDA_SRC / "driver_kernels.cu"
+    out = {}
+    for kind in ("ptx", "fatbin"):
+        path = native.build_dir() / "cuda" / f"driver_kernels.{kind}"
+        if not path.exists() or path.stat().st_mtime < src.stat().st_mtime:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            subprocess.run([find_nvcc(), f"-{kind}", *PTX_ARCH, "-o", str(tmp), str(src)], check=True)
+            tmp.rename(path)
+        out[kind] = path
+    return out
+
+
+@pytest.mark.parametrize("kind,how", [("ptx", "file"), ("ptx", "data"), ("fatbin", "data"), ("fatbin", "file")])
+def test_driver_api_program_loads_modules_and_launches(tmp_path, rng, driver_modules, kind, how):
+    n = 1000
+    x = rng.standard_normal(n, dtype=np.float32)
+    kv = run_kv("driver_api", driver_modules[kind], how, n, write(tmp_path / "in", x), tmp_path / "out",
+                flags=(f"-L{native.emu_lib_dir()}", "-lcuda"))
+    np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), x * 3.0 * 0.5, rtol=1e-6)
+    assert kv["params"] == "0:8,8:4,12:4"
+    assert int(kv["blocks_seen"]) == 2 * int(kv["blocks"])
+    assert kv["global_size"] == "4"
+    assert kv["bad_launch"] == "CUDA_ERROR_INVALID_CONFIGURATION"  # cudart: cudaErrorInvalidConfiguration
+    # the limiter's utilization source: kernel time is counted, and never more than wall time
+    assert 0 < int(kv["busy_ns"]) <= int(kv["wall_ns"])
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_launch_configuration_checks_attributes_and_allocation_paths(cudart):
+    kv = run_kv("launch_config", cudart=cudart)
+    assert kv["ok_launch"] == "cudaSuccess" and kv["fill"] == "ok"
+    # what a GPU reports for each misconfiguration, and none of them poisons the context
+    assert kv["zero_grid"] == "cudaErrorInvalidConfiguration"
+    assert kv["big_block"] == "cudaErrorInvalidConfiguration"
+    assert kv["big_block_z"] == "cudaErrorInvalidConfiguration"
+    assert kv["smem_default"] == "cudaErrorInvalidValue"
+    assert kv["smem_optin"] == "cudaSuccess"
+    assert kv["smem_too_much"] == "cudaErrorInvalidValue"
+    assert kv["after_errors"] == "cudaSuccess"
+    assert kv["max_threads"] == "1024" and kv["static_smem"] == "0"
+    assert 1 <= int(kv["occupancy"]) <= 32
+    assert kv["coop"] == "cudaSuccess" and kv["coop_sum"] == "ok"
+    assert kv["async_alloc"] == "cudaSuccess"
+    assert kv["managed"] == "ok"
