@@ -122,6 +122,7 @@ class SchedulerState:
         self.ended: OrderedDict[str, AllocationRecord] = OrderedDict()
         self.pending: dict[str, dict] = {}          # worker id -> {allocation id: reason}
         self.index.quotas.update(self.cfg.quotas)
+        self._next_prune = 0.0
         self._load()
 
     # ---- start ----
@@ -367,6 +368,9 @@ class SchedulerState:
     def tick(self) -> list:
         """Expires leases and marks silent nodes unavailable. -> Close orders."""
         now = self.clock()
+        if now >= self._next_prune:                  # bound the stored history of ended allocations
+            self._next_prune = now + 600.0
+            self.store.prune_ended(ENDED_KEPT)
         closes = []
         expired = [a.id for a in self.allocs.values() if a.lease_expires_at <= now]
         if expired:

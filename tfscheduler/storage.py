@@ -87,6 +87,7 @@ class Store(Protocol):
     def end_allocations(self, ended: list) -> None: ...            # [(id, state, reason)]
     def renew_leases(self, renewals: list) -> None: ...            # [(id, expires_at)]
     def get_ended(self, alloc_id: str) -> AllocationRecord | None: ...  # history, for GetAllocation
+    def prune_ended(self, keep: int) -> None: ...                  # keep only the newest `keep` ended ones
     def close(self) -> None: ...
 
 
