@@ -6,6 +6,7 @@
  * Exported under the CUDA names through the tfs_* prototypes of the generated stub_calls.h.
  */
 #include <elf.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,8 @@ static const err_row g_errors[] = {
     TF_CU_ERROR(CUDA_ERROR_NOT_PERMITTED, "operation not permitted")
     TF_CU_ERROR(CUDA_ERROR_NOT_SUPPORTED, "operation not supported")
 #endif
+    /* what a driver answers for a bad launch configuration, unnamed in cuda.h */
+    {(CUresult)9, "CUDA_ERROR_INVALID_CONFIGURATION", "invalid configuration argument"},
 };
 #undef TF_CU_ERROR
 
@@ -276,6 +279,22 @@ CUresult tfs_cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
     return rc;
 }
 
+/* Execution-affinity and CIG parameters describe the worker's GPU partitioning: not forwarded. */
+CUresult tfs_cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *paramsArray, int numParams, unsigned int flags,
+                            CUdevice dev)
+{
+    (void)paramsArray;
+    if (numParams > 0) return CUDA_ERROR_NOT_SUPPORTED;
+    return tfs_cuCtxCreate_v2(pctx, flags, dev);
+}
+
+CUresult tfs_cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *ctxCreateParams, unsigned int flags, CUdevice dev)
+{
+    if (ctxCreateParams && (ctxCreateParams->numExecAffinityParams > 0 || ctxCreateParams->cigParams))
+        return CUDA_ERROR_NOT_SUPPORTED;
+    return tfs_cuCtxCreate_v2(pctx, flags, dev);
+}
+
 CUresult tfs_cuCtxDestroy_v2(CUcontext ctx)
 {
     CUresult rc = rpc_cuCtxDestroy_v2(ctx);
@@ -336,11 +355,13 @@ CUresult tfs_cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthI
     return rc;
 }
 
+/* Managed memory would need the client's CPU to touch the worker's memory: refused, and the device
+ * attributes say so (transport.c clears MANAGED_MEMORY and friends at connect). */
 CUresult tfs_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
 {
-    CUresult rc = rpc_cuMemAllocManaged(dptr, bytesize, flags);
-    if (rc == CUDA_SUCCESS && dptr) tf_devmap_add(*dptr, bytesize);
-    return rc;
+    (void)dptr, (void)bytesize, (void)flags;
+    NEED_INIT();
+    return CUDA_ERROR_NOT_SUPPORTED;
 }
 
 CUresult tfs_cuMemFree_v2(CUdeviceptr dptr)
@@ -638,6 +659,63 @@ CUresult tfs_cuModuleLoadData(CUmodule *module, const void *image)
     return rpc_tfModuleLoadImage(module, data, len);
 }
 
+/* Module files are read here (client side) and travel as images. */
+static CUresult read_file(const char *fname, void **data, size_t *len)
+{
+    if (!fname) return CUDA_ERROR_INVALID_VALUE;
+    FILE *f = fopen(fname, "rb");
+    if (!f) return CUDA_ERROR_FILE_NOT_FOUND;
+    uint8_t *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 65536 + 1 > cap) {
+            cap = cap ? cap * 2 : 1 << 20;
+            if (cap > TF_MAX_FRAME) { free(buf); fclose(f); return CUDA_ERROR_INVALID_VALUE; }
+            uint8_t *b = realloc(buf, cap);
+            if (!b) { free(buf); fclose(f); return CUDA_ERROR_OUT_OF_MEMORY; }
+            buf = b;
+        }
+        size_t k = fread(buf + n, 1, 65536, f);
+        n += k;
+        if (k < 65536) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err || n == 0) { free(buf); return CUDA_ERROR_INVALID_IMAGE; }
+    buf[n] = 0;  /* PTX files are text without a terminator */
+    *data = buf;
+    *len = n + 1;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuModuleLoad(CUmodule *module, const char *fname)
+{
+    void *data;
+    size_t len;
+    if (!module) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = read_file(fname, &data, &len);
+    if (rc) return rc;
+    rc = rpc_tfModuleLoadImage(module, data, len);
+    free(data);
+    return rc;
+}
+
+CUresult tfs_cuLibraryLoadFromFile(CUlibrary *library, const char *fileName, CUjit_option *jitOptions,
+                                   void **jitOptionsValues, unsigned int numJitOptions, CUlibraryOption *libraryOptions,
+                                   void **libraryOptionValues, unsigned int numLibraryOptions)
+{
+    (void)jitOptions, (void)jitOptionsValues, (void)numJitOptions;
+    (void)libraryOptions, (void)libraryOptionValues, (void)numLibraryOptions;
+    void *data;
+    size_t len;
+    if (!library) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = read_file(fileName, &data, &len);
+    if (rc) return rc;
+    rc = rpc_tfLibraryLoadImage(library, data, len);
+    free(data);
+    return rc;
+}
+
 CUresult tfs_cuModuleLoadFatBinary(CUmodule *module, const void *fatCubin) { return tfs_cuModuleLoadData(module, fatCubin); }
 
 CUresult tfs_cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned int numOptions, CUjit_option *options,
@@ -702,22 +780,25 @@ static CUresult get_layout(CUfunction f, const layout **out)
     return CUDA_SUCCESS;
 }
 
-/* The checks a driver makes at the launch call itself (the rest comes back latched). */
+/* The checks a driver makes at the launch call itself (the rest comes back latched). The driver's
+ * answer to a bad grid or block is 9, which cuda.h does not name; cudart reports it as
+ * cudaErrorInvalidConfiguration. */
+#define TF_ERROR_INVALID_CONFIGURATION ((CUresult)9)
 static CUresult check_dims(const unsigned *d)
 {
     const tf_dev_info *di = dev_info(0);
     if (!di) return CUDA_ERROR_INVALID_CONTEXT;
     for (int i = 0; i < 6; i++)
-        if (d[i] == 0) return CUDA_ERROR_INVALID_VALUE;
+        if (d[i] == 0) return TF_ERROR_INVALID_CONFIGURATION;
     static const CUdevice_attribute lim[6] = {
         CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z,
         CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z};
     for (int i = 0; i < 6; i++)
-        if (di->attr_ok[lim[i]] && d[i] > (unsigned)di->attr[lim[i]]) return CUDA_ERROR_INVALID_VALUE;
+        if (di->attr_ok[lim[i]] && d[i] > (unsigned)di->attr[lim[i]]) return TF_ERROR_INVALID_CONFIGURATION;
     uint64_t threads = (uint64_t)d[3] * d[4] * d[5];
     if (di->attr_ok[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK] &&
         threads > (uint64_t)di->attr[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK])
-        return CUDA_ERROR_INVALID_VALUE;
+        return TF_ERROR_INVALID_CONFIGURATION;
     return CUDA_SUCCESS;
 }
 

@@ -474,6 +474,17 @@ static void connect_now(void)
         g.init_rc = rc;
         return;
     }
+    /* what a remote device cannot do for this process: its memory is not in our address space */
+    static const CUdevice_attribute not_here[] = {
+        CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY, CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS,
+        CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS, CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY,
+        CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES,
+        CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST,
+        CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM,
+    };
+    for (int d = 0; d < TF_MAX_DEVICES; d++)
+        for (size_t i = 0; i < sizeof not_here / sizeof not_here[0]; i++)
+            if ((int)not_here[i] < TF_MAX_ATTR) g.info.devs[d].attr[not_here[i]] = 0;
     g.info.driver_version = drv;
     g.info.dev_count = cnt < 0 ? 0 : cnt > TF_MAX_DEVICES ? TF_MAX_DEVICES : cnt;
     g.info.connected = 1;

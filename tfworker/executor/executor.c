@@ -107,6 +107,8 @@ void tf_reg_add(tfx *x, uint64_t key, int kind, uint64_t parent)
     if (!key) return;
     tf_reg_entry *e = tf_reg_get(x, key);
     if (e) {
+        /* a backend may hand out a kernel's own handle as its function (CUkernel is usable as one) */
+        if (e->kind == TFK_KERNEL && kind == TFK_FUNC) return;
         if (e->kind != kind) { free(e->aux); e->aux = NULL; }  /* value reused by another object */
         e->kind = kind;
         e->parent = parent;
