@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v make >/dev/null || need_apt+=(make)
+command -v g++ >/dev/null || need_apt+=(g++)   # nvcc compiles host code with it
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
@@ -13,8 +14,11 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev]'
 if ! command -v nvcc >/dev/null && [ ! -x .venv/bin/nvcc ]; then
-  echo "setup: no nvcc on this machine; installing the CUDA compiler from PyPI" >&2
-  .venv/bin/pip install -q 'nvidia-cuda-nvcc>=13,<14' 'nvidia-cuda-runtime>=13,<14' 'nvidia-cuda-cccl>=13,<14'
+  # Pinned to the CUDA 13.0 series: the emulated device answers the export tables of cudart 13.0
+  # (newer cudart releases ask for tables it does not implement yet; see emu_c/cudart_export_tables.c).
+  echo "setup: no nvcc on this machine; installing the CUDA 13.0 compiler from PyPI" >&2
+  .venv/bin/pip install -q 'nvidia-cuda-nvcc==13.0.*' 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cccl==13.0.*' \
+    'nvidia-cuda-crt==13.0.*' 'nvidia-nvvm==13.0.*'
   .venv/bin/python scripts/link_pip_nvcc.py
 fi
 echo "setup: done"
