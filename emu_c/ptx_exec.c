@@ -1270,6 +1270,11 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             else LOOP(S(id) = cvt1(S(ia), t, st, in->rm, in->flags));
             break;
         }
+        case OP_CVT_PACK: {
+            const int ht = t == T_F16X2 ? T_F16 : T_BF16;
+            LOOP(S(id) = ((cvt1(S(ia), ht, T_F32, in->rm, in->flags) & 0xffff) << 16) | (cvt1(S(ib), ht, T_F32, in->rm, in->flags) & 0xffff));
+            break;
+        }
         case OP_CVTA_SHARED: LOOP(S(id) = S(ia) + PTX_SHARED_BASE); break;
         case OP_CVTA_TO_SHARED: LOOP(S(id) = S(ia) - PTX_SHARED_BASE); break;
         case OP_CVTA_LOCAL: LOOP(S(id) = S(ia) + PTX_LOCAL_BASE); break;

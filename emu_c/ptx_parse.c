@@ -214,7 +214,7 @@ static int parse_num(const tok *t, int neg, numlit *o) {
     }
     o->kind = NUM_INT;
     if (parse_int_text(buf, (int)t->n, &o->i)) return -1;
-    if (neg) o->i = -o->i;
+    if (neg) o->i = (int64_t)(0 - (uint64_t)o->i);
     return 0;
 }
 
@@ -1346,12 +1346,18 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         if (!p) return -1;
         p->t = (uint8_t)tt; p->t2 = (uint8_t)m.types[1]; p->d = d; p->a = a; p->b = b; p->c = cc;
     } else if (mbase(&m, "cvt")) {
-        if (need(x, nops, 2) || m.ntypes < 1) return fail_ins(x, "cvt form");
-        int dt = m.types[0], stt = m.ntypes > 1 ? m.types[1] : m.types[0];
-        if (ops[0].kind == O_VEC || (m.ntypes == 2 && (dt == T_F16X2 || dt == T_BF16X2))) {
-            /* cvt.rn.f16x2.f32 d, a, b: packs two converted floats (a -> high half) */
-            return fail_ins(x, "packed cvt form");
+        int dt = m.ntypes ? m.types[0] : T_NONE, stt = m.ntypes > 1 ? m.types[1] : dt;
+        if (nops == 3 && (dt == T_F16X2 || dt == T_BF16X2) && stt == T_F32) {
+            /* cvt.rn.f16x2.f32 d, a, b: packs two converted floats, a into the high half */
+            int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], T_F32), b = src_slot(x, &ops[2], T_F32);
+            ptx_ins *p = x->failed ? NULL : emit(c, OP_CVT_PACK, x->line);
+            if (!p) return -1;
+            p->t = (uint8_t)dt; p->t2 = T_F32; p->d = d; p->a = a; p->b = b; p->rm = (uint8_t)m.rm; p->flags = (uint8_t)m.flags;
+            if (m.relu) p->flags |= IF_RELU;
+            goto done;
         }
+        if (need(x, nops, 2) || m.ntypes < 1) return fail_ins(x, "cvt form");
+        if (ops[0].kind == O_VEC || dt == T_F16X2 || dt == T_BF16X2) return fail_ins(x, "packed cvt form");
         int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], stt);
         ptx_ins *p = x->failed ? NULL : emit(c, OP_CVT, x->line);
         if (!p) return -1;
@@ -1518,6 +1524,7 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     } else {
         return fail_ins(x, "unsupported instruction");
     }
+done:
     if (r) return r;
     if (!x->failed && c->ncode > n0 && (c->code[c->ncode - 1].flags & (IF_CC | IF_USE_CC))) {
         if (c->carry_slot < 0) c->carry_slot = new_slots(c, 1);

@@ -730,6 +730,137 @@ static void test_determinism_threads(void) {
     dev_free(0, x); dev_free(0, y1); dev_free(0, y2);
 }
 
+static int close_f(float got, double want, double rel, double abs_) {
+    if (isnan(want)) return isnan(got);
+    return fabs((double)got - want) <= abs_ + rel * fabs(want);
+}
+
+static void test_fmath(void) {
+    enum { T = 64 };
+    float *x = dev_alloc(0, T * 4), *o = dev_alloc(0, T * 16 * 4);
+    double *dx = dev_alloc(0, T * 8), *od = dev_alloc(0, T * 8 * 8);
+    for (int i = 0; i < T; i++) {
+        x[i] = (float)((int)(rnd() % 20001) - 10000) / 1000.0f;
+        dx[i] = (double)((int)(rnd() % 2000001) - 1000000) / 1000.0 / 7.0;
+    }
+    x[0] = 0; x[1] = 2.5f; x[2] = -2.5f; x[3] = 0.5f;
+    pbuf p = {{0}, 0};
+    pptr(&p, x); pptr(&p, o); pptr(&p, dx); pptr(&p, od);
+    LAUNCH_OK("fmath", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        float a = x[t];
+        double d = dx[t];
+        double want[16] = {sin(a), cos(a), exp(a), log(fabs(a) + 1.0), pow(fabs(a), 1.3), tanh(a), sin(a), exp(a),
+                           1.0 / sqrt(fabs(a) + 1.0), atan2(a, 2.0), erf(a), fmod(a, 3.0), a / 3.7, a / 3.7, cbrt(a),
+                           truncf(a) + roundf(a) * 10 + floorf(a) * 100 + ceilf(a) * 1000 + rintf(a) * 10000};
+        for (int k = 0; k < 16; k++) {
+            double rel = (k == 6 || k == 7) ? 2e-5 : 4e-6, ab = (k == 6) ? 1e-5 : 1e-6;
+            if (k == 15) { rel = 0; ab = 0; }
+            CHECK(close_f(o[16 * t + k], want[k], rel, ab), "thread %d fn %d of %.9g: %.9g want %.9g", t, k, a, o[16 * t + k], want[k]);
+        }
+        double wd[8] = {sin(d), exp(d), log(fabs(d) + 1), sqrt(fabs(d)), d / 7.0, pow(fabs(d), 0.7), (double)(long long)(d * 1e6), fma(d, d, 1.0)};
+        for (int k = 0; k < 8; k++) {
+            int exact = k == 3 || k == 4 || k == 6 || k == 7;
+            double g = od[8 * t + k];
+            CHECK(exact ? same_d(g, wd[k]) : fabs(g - wd[k]) <= 1e-14 * fabs(wd[k]) + 1e-300, "thread %d f64 fn %d of %.17g: %.17g want %.17g", t, k, d, g, wd[k]);
+        }
+    }
+    dev_free(0, x); dev_free(0, o); dev_free(0, dx); dev_free(0, od);
+}
+
+static uint16_t h16(double v) { _Float16 h = (_Float16)v; uint16_t u; memcpy(&u, &h, 2); return u; }
+static float bf2f(uint16_t b) { return fbits((uint32_t)b << 16); }
+
+static void test_half2(void) {
+    enum { T = 64 };
+    uint16_t *a = dev_alloc(0, T * 4), *b = dev_alloc(0, T * 4), *o = dev_alloc(0, T * 4 * 4), *ob = dev_alloc(0, 2 * T * 4);
+    float *f = dev_alloc(0, 3 * T * 4);
+    for (int i = 0; i < 2 * T; i++) {
+        a[i] = h16((double)((int)(rnd() % 20001) - 10000) / 97.0);
+        b[i] = h16((double)((int)(rnd() % 20001) - 10000) / 89.0);
+    }
+    for (int i = 0; i < T + 1; i++) f[i] = (float)((int)(rnd() % 200001) - 100000) / 77.0f;
+    float fin[T + 1];
+    memcpy(fin, f, sizeof(fin));
+    pbuf p = {{0}, 0};
+    pptr(&p, a); pptr(&p, b); pptr(&p, o); pptr(&p, ob); pptr(&p, f);
+    LAUNCH_OK("half2ops", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        for (int h = 0; h < 2; h++) {
+            double x = h2d(a[2 * t + h]), y = h2d(b[2 * t + h]);
+            uint16_t want[4] = {h16(x + y), h16(x * y), h16(fma(x, y, x)), h16(h ? fin[t + 1] : fin[t])};
+            for (int k = 0; k < 4; k++) CHECK(o[8 * t + 2 * k + h] == want[k], "thread %d half %d op %d: %#x want %#x", t, h, k, o[8 * t + 2 * k + h], want[k]);
+        }
+        uint16_t lo = f2bf_rn(fin[t]), hi = f2bf_rn(2 * fin[t]);
+        CHECK(ob[2 * t] == lo && ob[2 * t + 1] == hi, "thread %d bf16x2 %#x %#x want %#x %#x", t, ob[2 * t], ob[2 * t + 1], lo, hi);
+        uint16_t sl = f2bf_rn(bf2f(lo) * bf2f(lo)), sh = f2bf_rn(bf2f(hi) * bf2f(hi));
+        CHECK(ob[2 * (T + t)] == sl && ob[2 * (T + t) + 1] == sh, "thread %d bf16 mul %#x %#x want %#x %#x", t, ob[2 * (T + t)], ob[2 * (T + t) + 1], sl, sh);
+        float lx = (float)h2d(a[2 * t]), hy = (float)h2d(b[2 * t + 1]);
+        float wf = lx + hy + (lx < hy ? 1000.f : 0.f);
+        CHECK(f[t + 128] == wf, "thread %d mixed %.9g want %.9g", t, f[t + 128], wf);
+    }
+    dev_free(0, a); dev_free(0, b); dev_free(0, o); dev_free(0, ob); dev_free(0, f);
+}
+
+static uint64_t brev64(uint64_t x) {
+    uint64_t r = 0;
+    for (int i = 0; i < 64; i++) r |= ((x >> i) & 1) << (63 - i);
+    return r;
+}
+
+static void test_ints64(void) {
+    enum { T = 64 };
+    long long *p64 = dev_alloc(0, 4 * T * 8);
+    unsigned long long *q = dev_alloc(0, 2 * T * 8);
+    signed char *c = dev_alloc(0, T);
+    short *s = dev_alloc(0, T * 2);
+    long long in[2 * T];
+    signed char c0[T];
+    short s0[T];
+    for (int i = 0; i < 2 * T; i++) {
+        in[i] = (long long)(((uint64_t)rnd() << 32) | rnd()) >> (rnd() % 40);
+        if (i % 9 == 0) in[i] = 0;
+        p64[i] = in[i];
+    }
+    for (int i = 0; i < T; i++) { c[i] = c0[i] = (signed char)rnd(); s[i] = s0[i] = (short)rnd(); }
+    pbuf p = {{0}, 0};
+    pptr(&p, p64); pptr(&p, q); pptr(&p, c); pptr(&p, s);
+    LAUNCH_OK("ints64", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        long long a = in[t], b = in[t + 64];
+        CHECK(p64[t + 128] == (b ? a / b : 0), "thread %d div", t);
+        CHECK(q[t] == (b ? (unsigned long long)a % (unsigned long long)b : 0), "thread %d urem", t);
+        signed char cw = (signed char)(c0[t] * 3 + s0[t]);
+        short sw = (short)((s0[t] * cw) >> 2);
+        CHECK(c[t] == cw && s[t] == sw, "thread %d small ints %d %d want %d %d", t, c[t], s[t], cw, sw);
+        long long hi = (long long)(((__int128)a * b) >> 64);
+        long long w = hi + (long long)brev64((uint64_t)a) + __builtin_popcountll((uint64_t)a) + (b ? __builtin_clzll((uint64_t)b) : 64) + __builtin_ffsll(a);
+        CHECK(p64[t + 192] == w, "thread %d bits %lld want %lld", t, p64[t + 192], w);
+        unsigned long long w2 = (unsigned long long)(a >> (t & 63)) ^ ((unsigned long long)b >> (t & 63)) ^ ((unsigned long long)a << (t & 63));
+        CHECK(q[t + 64] == w2, "thread %d shifts", t);
+    }
+    dev_free(0, p64); dev_free(0, q); dev_free(0, c); dev_free(0, s);
+}
+
+static void test_vecs(void) {
+    enum { T = 48 };
+    float *a = dev_alloc(0, T * 16), *b = dev_alloc(0, T * 16);
+    double *c = dev_alloc(0, T * 16), *d = dev_alloc(0, T * 16);
+    signed char *e = dev_alloc(0, T * 4);
+    int *f = dev_alloc(0, T * 4);
+    for (int i = 0; i < T * 4; i++) { a[i] = (float)(rnd() % 1000) / 8.0f; e[i] = (signed char)rnd(); }
+    for (int i = 0; i < T * 2; i++) c[i] = (double)(rnd() % 100000) / 3.0;
+    pbuf p = {{0}, 0};
+    pptr(&p, a); pptr(&p, b); pptr(&p, c); pptr(&p, d); pptr(&p, e); pptr(&p, f);
+    LAUNCH_OK("vecs", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        CHECK(b[4 * t] == a[4 * t] + a[4 * t + 3] && b[4 * t + 1] == a[4 * t + 1] && b[4 * t + 2] == a[4 * t + 2] && b[4 * t + 3] == a[4 * t + 3], "float4 %d", t);
+        CHECK(d[2 * t] == c[2 * t] && d[2 * t + 1] == c[2 * t + 1] * c[2 * t], "double2 %d", t);
+        CHECK(f[t] == e[4 * t] + e[4 * t + 1] * e[4 * t + 2] - e[4 * t + 3], "char4 %d", t);
+    }
+    dev_free(0, a); dev_free(0, b); dev_free(0, c); dev_free(0, d); dev_free(0, e); dev_free(0, f);
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -741,7 +872,8 @@ static const test TESTS[] = {
     {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"atomics", test_atomics}, {"diverge", test_diverge},
     {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
     {"oob", test_oob}, {"coop", test_coop}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
-    {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads},
+    {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
+    {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs},
 };
 
 static char *read_file(const char *path, size_t *len) {

@@ -264,6 +264,60 @@ extern "C" __global__ void idx3d(int *out) {
 
 extern "C" __global__ void empty() {}
 
+// CUDA math library (libdevice code: ex2/lg2/rcp.approx, fma chains, bit tricks) against libm.
+extern "C" __global__ void fmath(const float *x, float *o, const double *dx, double *od) {
+    int t = threadIdx.x;
+    float a = x[t];
+    double d = dx[t];
+    float *p = o + 16 * t;
+    p[0] = sinf(a); p[1] = cosf(a); p[2] = expf(a); p[3] = logf(fabsf(a) + 1); p[4] = powf(fabsf(a), 1.3f);
+    p[5] = tanhf(a); p[6] = __sinf(a); p[7] = __expf(a); p[8] = rsqrtf(fabsf(a) + 1); p[9] = atan2f(a, 2.f);
+    p[10] = erff(a); p[11] = fmodf(a, 3.f); p[12] = a / 3.7f; p[13] = __fdividef(a, 3.7f); p[14] = cbrtf(a);
+    p[15] = truncf(a) + roundf(a) * 10 + floorf(a) * 100 + ceilf(a) * 1000 + rintf(a) * 10000;
+    double *q = od + 8 * t;
+    q[0] = sin(d); q[1] = exp(d); q[2] = log(fabs(d) + 1); q[3] = sqrt(fabs(d)); q[4] = d / 7.0; q[5] = pow(fabs(d), 0.7);
+    q[6] = (double)(long long)(d * 1e6); q[7] = fma(d, d, 1.0);
+}
+
+// Packed half / bfloat16 arithmetic and conversions.
+extern "C" __global__ void half2ops(const __half2 *a, const __half2 *b, __half2 *o, __nv_bfloat162 *ob, float *f) {
+    int t = threadIdx.x;
+    __half2 x = a[t], y = b[t];
+    o[t * 4 + 0] = __hadd2(x, y);
+    o[t * 4 + 1] = __hmul2(x, y);
+    o[t * 4 + 2] = __hfma2(x, y, x);
+    o[t * 4 + 3] = __floats2half2_rn(f[t], f[t + 1]);
+    __nv_bfloat162 bb = __floats2bfloat162_rn(f[t], 2 * f[t]);
+    ob[t] = bb;
+    ob[t + 64] = __hmul2(bb, bb);
+    f[t + 128] = __low2float(x) + __high2float(y) + (__hlt(__low2half(x), __high2half(y)) ? 1000.f : 0.f);
+}
+
+// 64-bit division, 8/16-bit arithmetic, 64-bit bit operations.
+extern "C" __global__ void ints64(long long *p, unsigned long long *q, signed char *c, short *s) {
+    int t = threadIdx.x;
+    long long a = p[t], b = p[t + 64];
+    p[t + 128] = b ? a / b : 0;
+    q[t] = b ? (unsigned long long)a % (unsigned long long)b : 0;
+    c[t] = (signed char)(c[t] * 3 + s[t]);
+    s[t] = (short)((s[t] * c[t]) >> 2);
+    p[t + 192] = __mul64hi(a, b) + __brevll(a) + __popcll(a) + __clzll(b) + __ffsll(a);
+    q[t + 64] = (unsigned long long)(a >> (t & 63)) ^ ((unsigned long long)b >> (t & 63)) ^ (unsigned long long)(a << (t & 63));
+}
+
+// Vector loads and stores (ld.global.nc.v4.f32, v2.f64, 8-bit vectors).
+extern "C" __global__ void vecs(const float4 *a, float4 *b, const double2 *c, double2 *d, const char4 *e, int *f) {
+    int t = threadIdx.x;
+    float4 v = __ldg(&a[t]);
+    v.x += v.w;
+    b[t] = v;
+    double2 w = c[t];
+    w.y *= w.x;
+    d[t] = w;
+    char4 k = e[t];
+    f[t] = k.x + k.y * k.z - k.w;
+}
+
 // Benchmark kernel: a compute-bound loop (integer + float ALU work, few memory ops).
 extern "C" __global__ void spin(float *out, int iters) {
     float a = threadIdx.x * 0.001f, b = 1.0001f;
