@@ -139,8 +139,6 @@ EMU_API CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, i
     return CUDA_SUCCESS;
 }
 
-void emu_mem_release_all(void); /* emu_memory.c */
-
 EMU_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
 {
     CUresult rc = emu_check_init();
@@ -151,7 +149,7 @@ EMU_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
     /* cudart keeps its per-context state in context-local storage: let it tear that down first */
     tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary);
     emu_lock();
-    emu_mem_release_all();
+    emu_mem_release_owner(&g_emu.primary);
     g_emu.primary_refs = 0;
     g_emu.primary_flags = 0;
     emu_primary_reset_state();
@@ -217,6 +215,7 @@ EMU_API CUresult cuCtxDestroy_v2(CUcontext ctx)
     if (!c || !emu_handle_is(c, EMU_K_CTX) || c->is_primary)
         return CUDA_ERROR_INVALID_CONTEXT;
     tf_export_tables_ctx_destroyed(ctx);
+    emu_mem_release_owner(c);
     emu_handle_del(c);
     /* drop it from this thread's stack (other threads find it gone through the registry) */
     int j = 0;

@@ -111,6 +111,7 @@ int emu_mem_remove(uint64_t base, int *kind, size_t *size); /* 1 removed, 0 no a
 int emu_mem_check(uint64_t addr, uint64_t len);             /* 1 if inside one live allocation */
 CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags);
 CUresult emu_dev_free(uint64_t p);
+void emu_mem_release_owner(const void *owner); /* frees every allocation made in that context */
 void *emu_env_alloc(void *ctx, size_t bytes);
 void emu_env_free(void *ctx, void *p);
 int emu_env_check(void *ctx, uint64_t addr, uint64_t len);

@@ -15,6 +15,7 @@ typedef struct mem_rec {
     size_t size;
     int kind;
     unsigned flags;
+    const void *owner; /* context current at allocation (freed with it); NULL for module globals */
 } mem_rec;
 
 static pthread_rwlock_t g_mem_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -60,7 +61,7 @@ int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags)
     }
     size_t at = (size_t)(i + 1);
     memmove(&g_recs[at + 1], &g_recs[at], (g_nrecs - at) * sizeof(*g_recs));
-    g_recs[at] = (mem_rec){base, size, kind, flags};
+    g_recs[at] = (mem_rec){base, size, kind, flags, kind == EMU_MEM_MODULE ? NULL : emu_ctx_current()};
     g_nrecs++;
     pthread_rwlock_unlock(&g_mem_lock);
     return 0;
@@ -174,25 +175,28 @@ static CUresult free_kind(uint64_t p, int want1, int want2)
 
 CUresult emu_dev_free(uint64_t p) { return free_kind(p, EMU_MEM_DEVICE, EMU_MEM_MANAGED); }
 
-/* cuDevicePrimaryCtxReset: free what the application allocated (module globals stay with modules). */
-void emu_mem_release_all(void)
+/* cuCtxDestroy / cuDevicePrimaryCtxReset: free what was allocated in that context, as a GPU driver
+ * does (module globals stay with their modules; registered host ranges are just forgotten). */
+void emu_mem_release_owner(const void *owner)
 {
     for (;;) {
         uint64_t victim = 0;
         int vkind = 0;
         pthread_rwlock_rdlock(&g_mem_lock);
         for (size_t i = 0; i < g_nrecs; i++) {
-            int k = g_recs[i].kind;
-            if (k == EMU_MEM_DEVICE || k == EMU_MEM_MANAGED || k == EMU_MEM_HOST) {
+            if (g_recs[i].owner == owner && g_recs[i].kind != EMU_MEM_MODULE) {
                 victim = g_recs[i].base;
-                vkind = k;
+                vkind = g_recs[i].kind;
                 break;
             }
         }
         pthread_rwlock_unlock(&g_mem_lock);
         if (!victim)
             return;
-        free_kind(victim, vkind, vkind);
+        if (vkind == EMU_MEM_REGISTERED)
+            emu_mem_remove(victim, NULL, NULL);
+        else
+            free_kind(victim, vkind, vkind);
     }
 }
 

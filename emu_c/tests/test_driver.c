@@ -266,6 +266,30 @@ static void test_streams_and_events(void)
     OK(cuCtxDestroy_v2(ctx));
 }
 
+static void test_destroy_frees_context_memory(void)
+{
+    CUcontext keep, gone;
+    OK(cuCtxCreate_v2(&keep, 0, 0));
+    size_t free0, free1, total;
+    OK(cuMemGetInfo_v2(&free0, &total));
+    CUdeviceptr kept;
+    OK(cuMemAlloc_v2(&kept, 4096));
+    OK(cuCtxCreate_v2(&gone, 0, 0));
+    CUdeviceptr a, b;
+    void *h;
+    OK(cuMemAlloc_v2(&a, 1 << 20));
+    OK(cuMemAllocManaged(&b, 1 << 20, CU_MEM_ATTACH_GLOBAL));
+    OK(cuMemHostAlloc(&h, 100, 0));
+    OK(cuCtxDestroy_v2(gone)); /* frees a, b, h; `keep` becomes current again */
+    OK(cuMemGetInfo_v2(&free1, &total));
+    CHECK(free0 - free1 == 4096);
+    CHECK(cuMemFree_v2(a) == CUDA_ERROR_INVALID_VALUE);
+    OK(cuMemFree_v2(kept));
+    OK(cuMemGetInfo_v2(&free1, &total));
+    CHECK(free1 == free0);
+    OK(cuCtxDestroy_v2(keep));
+}
+
 int main(void)
 {
     test_init_and_proc_address();
@@ -273,6 +297,7 @@ int main(void)
     test_device_queries();
     test_contexts_and_memory();
     test_streams_and_events();
+    test_destroy_frees_context_memory();
     if (g_failed)
         return 1;
     printf("test_driver: ok\n");
