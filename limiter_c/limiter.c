@@ -149,8 +149,15 @@ typedef int (*nvml_init_fn)(void);
 typedef int (*nvml_by_index_fn)(unsigned int, void **);
 typedef int (*nvml_proc_util_fn)(void *, nvml_sample *, unsigned int *, unsigned long long);
 
+/* TF_LIMITER_BUSY picks the utilization source: unset/"auto" = the emulator's own busy counter
+ * (tfEmuGetBusyTime) when libcuda is the emulator, else NVML per-process utilization; "cpu" = this
+ * process's CPU time (an emulated device whose kernels run on this process's threads); "none" = no
+ * feedback, open-loop token bucket at TF_FLOPS_PER_THREAD. */
 static void busy_source_init(tfl_state *st)
 {
+    const char *src = getenv("TF_LIMITER_BUSY");
+    if (src && strcmp(src, "none") == 0) return;
+    if (src && strcmp(src, "cpu") == 0) { st->cpu_busy = 1; return; }
     st->emu_busy = (CUresult (*)(unsigned long long *))tfl_lib_sym(TFL_LIB_CUDA, "tfEmuGetBusyTime");
     if (st->emu_busy) return;
     nvml_init_fn init = (nvml_init_fn)tfl_lib_sym(TFL_LIB_NVML, "nvmlInit_v2");
@@ -163,9 +170,23 @@ static void busy_source_init(tfl_state *st)
     if (by_index(idx, &dev) == 0) st->nvml_dev = dev;
 }
 
+static uint64_t process_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* Busy ns of this process over the last dt_ns, or 0 when no source exists. */
 static uint64_t busy_delta(tfl_state *st, uint64_t dt_ns)
 {
+    if (st->cpu_busy) {
+        uint64_t b = process_cpu_ns();
+        uint64_t d = st->cpu_last && b > st->cpu_last ? b - st->cpu_last : 0;
+        st->cpu_last = b;
+        st->busy_ns += d;
+        return d;
+    }
     if (st->emu_busy) {
         unsigned long long b = 0;
         if (st->emu_busy(&b) != CUDA_SUCCESS) return 0;
@@ -192,7 +213,7 @@ static uint64_t busy_delta(tfl_state *st, uint64_t dt_ns)
     return d;
 }
 
-static int has_busy_source(const tfl_state *st) { return st->emu_busy || st->nvml_dev; }
+static int has_busy_source(const tfl_state *st) { return st->emu_busy || st->nvml_dev || st->cpu_busy; }
 
 /* ---- controller thread ---------------------------------------------------------------------------- */
 static double open_loop_rate(const tfl_state *st, const tfl_limits *l)
@@ -330,7 +351,8 @@ static void init_once(void)
     tfl_limits_read(st, &l);
     if (st->shared || l.share > 0) {
         busy_source_init(st);
-        if (l.share > 0 && !has_busy_source(st))
+        const char *src = getenv("TF_LIMITER_BUSY");
+        if (l.share > 0 && !has_busy_source(st) && !(src && strcmp(src, "none") == 0))
             tfl_log(st, "no utilization source (emulator counter / NVML): open-loop token bucket");
         tfl_ctrl_init(&st->ctrl, l.share > 0 ? open_loop_rate(st, &l) : 1.0);
         controller_step(st, TFL_PERIOD_NS); /* turns the bucket on now, not one period later */

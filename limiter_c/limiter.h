@@ -39,6 +39,8 @@ typedef struct {
 
     /* utilization source: the emulator's own counter, else NVML per-process, else none (open loop) */
     CUresult (*emu_busy)(unsigned long long *);
+    int cpu_busy;             /* TF_LIMITER_BUSY=cpu: this process's CPU time is the device time */
+    uint64_t cpu_last;
     void *nvml_dev;
     unsigned long long nvml_last_ts;
     double nvml_last_u;

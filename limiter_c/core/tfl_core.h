@@ -60,37 +60,41 @@ uint64_t tfl_ledger_lookup(const tfl_ledger *l, int kind, uint64_t key);
 /* ---- Utilization controller ----------------------------------------------------------------------
  * Output: the bucket's refill rate (tokens/s). Each step sees, over the last window, the device busy
  * time of this process and the tokens its launches spent.
- *   feed-forward  k   = sum(tokens) / sum(busy seconds), both sums decayed by TFL_CTRL_DECAY per step
- *                       (measured cost of this workload; ratio of sums so that busy time lagging the
- *                       launches by a window or two - queued GPU work - does not bias it);
- *                 r_ff = share * k  -> the rate that makes busy/wall == share.
- *   PI correction e   = (share - u) / share   (relative error: the same gains work for a 1 % and a
- *                                              100 % share, and for any device size - unlike
- *                                              HAMi-core, whose step grows with SMs^2)
- *                 c   = 1 + KP*e + I   (the P term only acts while throttled or over the share),
- *                         I += KI*e*dt, both clamped. Anti-windup: I integrates only
- *                       near the target (|e| <= TFL_CTRL_IZONE: a transient is the feed-forward's job,
- *                       it must not leave a long-lived bias in I), upward only while the bucket
- *                       actually throttled, and leaks toward 0 while the workload itself stays under
- *                       its share (it must not wind up and burst later).
- *   rate = r_ff * c, moved at most x TFL_CTRL_SLEW_UP up or / TFL_CTRL_SLEW_DOWN down per step once
- *   the first estimate is in (a bad early estimate cannot cause a large overshoot; cutting is safe).
- *   A changed share (live update) moves the rate at once and clears I: the slew guards against bad
- *   measurements, not against the supervisor.
+ *   smoothing     T, B, W = sums of tokens, busy seconds and wall seconds, each decayed by
+ *                 TFL_CTRL_DECAY per step (~0.5 s memory at 50 ms steps): a window holds only a few
+ *                 launches when kernels are long, and busy time may lag the launches (queued GPU work);
+ *                 ratios of decayed sums are robust to both.
+ *   feed-forward  k    = T / B            (tokens per busy second: the measured cost of this workload)
+ *                 r_ff = share * k        (the rate that makes busy/wall == share)
+ *   PI correction u    = B / W            (smoothed utilization)
+ *                 e    = (share - u) / share, clamped to [-1, 1]  (relative: the same gains work for a
+ *                        1 % and a 100 % share and for any device size - HAMi-core's step grows with
+ *                        SMs^2, so on a large GPU its limit is ignored)
+ *                 c    = 1 + KP*e + I,  I += KI*e*dt, both clamped.
+ *                 Anti-windup: I integrates only near the target (|e| <= TFL_CTRL_IZONE: transients are
+ *                 the feed-forward's job), upward only while the bucket actually throttled, and leaks
+ *                 toward 0 while the workload itself stays under its share (so it cannot burst later);
+ *                 the P term only acts while throttled or over the share.
+ *   rate = r_ff * c, moved at most x/÷ TFL_CTRL_SLEW per step once the first estimate is in (a bad
+ *   early estimate cannot cause a large overshoot; symmetric, so noise does not bias the rate).
+ *   A changed share (live update) moves the rate at once (the slew guards against bad measurements,
+ *   not against the supervisor), clears I and restarts u's sums; the PI waits for TFL_CTRL_UMIN_S of
+ *   them (u from before the change says nothing about the new share).
  * With no busy information yet (or no source at all) the rate stays at its open-loop value. */
 #define TFL_CTRL_KP    0.2   /* proportional gain on the relative error */
-#define TFL_CTRL_KI    1.0   /* integral gain, 1/s */
+#define TFL_CTRL_KI    0.5   /* integral gain, 1/s */
 #define TFL_CTRL_IMAX  0.5   /* |I| bound */
+#define TFL_CTRL_IZONE 0.1   /* integrate only when |e| is below this */
 #define TFL_CTRL_LEAK  0.8   /* I *= LEAK per step while unthrottled under the share */
 #define TFL_CTRL_CMIN  0.25  /* bounds of the correction factor c */
 #define TFL_CTRL_CMAX  2.0
-#define TFL_CTRL_DECAY 0.6   /* per-step decay of the token and busy sums (~125 ms memory at 50 ms steps) */
-#define TFL_CTRL_IZONE 0.25  /* integrate only when |e| is below this */
-#define TFL_CTRL_SLEW_UP   1.25 /* x3 in 5 steps (250 ms); bounds what a lagging k can overshoot */
-#define TFL_CTRL_SLEW_DOWN 4.0
+#define TFL_CTRL_DECAY 0.9    /* per-step decay of the sums */
+#define TFL_CTRL_SLEW  1.5   /* max rate change factor per step */
+#define TFL_CTRL_UMIN_S 0.2  /* wall seconds of u needed before the PI acts */
 
 typedef struct {
-    double sum_tokens, sum_busy; /* decayed sums for k */
+    double sum_tokens, sum_busy, sum_wall; /* decayed sums, see above */
+    double u_busy, u_wall;  /* the same for u, restarted when the share changes */
     double integ;   /* I term */
     double rate;    /* current output, tokens/s */
     double open_loop_rate;

@@ -158,9 +158,12 @@ static void test_ctrl_converges_to_share(void)
         tfl_ctrl c; tfl_ctrl_init(&c, 10.0); /* open-loop guess far too low */
         plant p = {.k_true = 5e6, .demand = 1.0, .lag = lag};
         double mean, mx;
-        run_ctrl(&c, &p, shares[s], 40, 10, 20, &mean, &mx, NULL); /* 2 s */
-        CHECK(fabs(mean - shares[s]) <= 0.02 * shares[s] + 1e-9, "lag %d share %.2f: mean utilization %.4f after 2 s", lag, shares[s], mean);
+        /* within 2 % after 2 s without queueing, 4 % with a one-window queue; 1 % after 4 s */
+        run_ctrl(&c, &p, shares[s], 40, 10, 20, &mean, &mx, NULL);
+        CHECK(fabs(mean - shares[s]) <= (lag ? 0.04 : 0.02) * shares[s] + 1e-9, "lag %d share %.2f: mean utilization %.4f after 2 s", lag, shares[s], mean);
         CHECK(mx <= shares[s] * 1.10 + 1e-9 || shares[s] == 1.0, "lag %d share %.2f: overshoot to %.4f after 1 s", lag, shares[s], mx);
+        run_ctrl(&c, &p, shares[s], 40, 10, 0, &mean, &mx, NULL);
+        CHECK(fabs(mean - shares[s]) <= 0.01 * shares[s] + 1e-9, "lag %d share %.2f: mean utilization %.4f after 4 s", lag, shares[s], mean);
     }
 }
 
@@ -209,7 +212,7 @@ static void test_ctrl_anti_windup(void)
         CHECK(c.integ <= 0.01, "integral did not wind up: %.4f", c.integ);
         p.demand = 1.0;
         run_ctrl(&c, &p, 0.5, 60, 10, 0, &mean, &mx, NULL);
-        CHECK(mx <= (lag ? 0.8 : 0.6) && fabs(mean - 0.5) < 0.01, "lag %d after turning greedy: max %.4f mean %.4f", lag, mx, mean);
+        CHECK(mx <= (lag ? 0.85 : 0.6) && fabs(mean - 0.5) < 0.01, "lag %d after turning greedy: max %.4f mean %.4f", lag, mx, mean);
     }
 }
 
@@ -221,8 +224,8 @@ static void test_ctrl_follows_workload_and_noise(void)
     run_ctrl(&c, &p, 0.25, 100, 60, 0, &mean, &mx, NULL);
     CHECK(fabs(mean - 0.25) < 0.0125, "noisy measurement: mean %.4f", mean);
     p.k_true = 1e5; p.noise = 0; /* kernels become 10x heavier per token */
-    run_ctrl(&c, &p, 0.25, 40, 10, 0, &mean, &mx, NULL);
-    CHECK(fabs(mean - 0.25) < 0.005, "re-converged after a workload change: %.4f", mean);
+    run_ctrl(&c, &p, 0.25, 80, 10, 0, &mean, &mx, NULL);
+    CHECK(fabs(mean - 0.25) < 0.005, "re-converged within 4 s after a 10x workload change: %.4f", mean);
     CHECK(tfl_ctrl_step(&c, 0.0, 50 * MS, 0, 0, 0) == c.rate, "share 0 leaves the rate alone");
 }
 

@@ -1,16 +1,14 @@
 """Helpers for the limiter tests: run a tests/cuda/lim_*.cu program with the limiter preloaded on the
 emulated device (or a real GPU), in local-env mode or with a session's shared-memory region."""
-import importlib.util
 import os
 import subprocess
+import sys
 import uuid
 
 from tfclient import native
 
-_spec = importlib.util.spec_from_file_location("tf_tests_root_conftest", native.REPO_ROOT / "tests" / "conftest.py")
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-build_cuda = _root.build_cuda
+sys.path.insert(0, str(native.REPO_ROOT / "tests"))
+from cudabuild import build_cuda  # noqa: E402  (tests/cudabuild.py: nvcc + cache)
 
 MiB = 1 << 20
 
