@@ -1,0 +1,109 @@
+// End-to-end checks of the emulated device's PTX engine through cudart and build/emu/libcuda.so.1
+// (tests/emu/test_ptx_engine.py). Usage: ptx_e2e <mode>; prints key=value lines.
+//   printf   - kernel printf lines on stdout, then "sync=<error name>"
+//   assert   - a failing device assert: "sync=<error name>"
+//   illegal  - an instruction the emulator does not implement: "sync=<error name>"
+//   coop     - cooperative launch with grid.sync(): "sync=<error name>" "ok=<0|1>"
+//   spin N   - compute-bound kernel, N iterations per thread: "sync=..." "seconds=..."
+//   empty N  - N empty launches: "sync=..." "launches_per_s=..."
+#include <chrono>
+#include <cooperative_groups.h>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <cassert>
+namespace cg = cooperative_groups;
+
+__global__ void k_printf(int v) {
+    if (threadIdx.x < 3) printf("kernel says %d %.3f %s\n", v + (int)threadIdx.x, 0.5 * threadIdx.x, threadIdx.x ? "b" : "a");
+}
+
+__global__ void k_assert(int *p) {
+    assert(p[threadIdx.x] < 10);
+}
+
+__global__ void k_illegal(unsigned *p) {
+    unsigned r;
+    asm volatile("vabsdiff4.u32.u32.u32 %0, %1, %2, %3;" : "=r"(r) : "r"(p[0]), "r"(p[1]), "r"(0u));
+    p[2] = r;
+}
+
+__global__ void k_coop(int *acc, int *seen) {
+    cg::grid_group g = cg::this_grid();
+    if (threadIdx.x == 0) atomicAdd(acc, 1);
+    g.sync();
+    if (threadIdx.x == 0) seen[blockIdx.x] = *acc;
+}
+
+__global__ void k_spin(float *out, int iters) {
+    float a = threadIdx.x * 0.001f, b = 1.0001f;
+    unsigned h = threadIdx.x;
+    for (int i = 0; i < iters; i++) {
+        a = a * b + 0.5f;
+        h = h * 1664525u + 1013904223u;
+        b = b - (h & 1) * 1e-7f;
+    }
+    out[blockIdx.x * blockDim.x + threadIdx.x] = a + (float)(h & 0xff);
+}
+
+__global__ void k_empty() {}
+
+static double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "printf";
+    if (!strcmp(mode, "printf")) {
+        k_printf<<<1, 8>>>(40);
+        cudaError_t e = cudaDeviceSynchronize();
+        fflush(stdout);
+        printf("sync=%s\n", cudaGetErrorName(e));
+    } else if (!strcmp(mode, "assert")) {
+        int *p;
+        cudaMalloc(&p, 32 * sizeof(int));
+        int h[32];
+        for (int i = 0; i < 32; i++) h[i] = i == 17 ? 99 : i % 10;
+        cudaMemcpy(p, h, sizeof(h), cudaMemcpyHostToDevice);
+        k_assert<<<1, 32>>>(p);
+        printf("sync=%s\n", cudaGetErrorName(cudaDeviceSynchronize()));
+    } else if (!strcmp(mode, "illegal")) {
+        unsigned *p;
+        cudaMalloc(&p, 16);
+        cudaMemset(p, 0, 16);
+        k_illegal<<<1, 1>>>(p);
+        printf("sync=%s\n", cudaGetErrorName(cudaDeviceSynchronize()));
+    } else if (!strcmp(mode, "coop")) {
+        int nb = 4, *acc, *seen;
+        cudaMalloc(&acc, sizeof(int));
+        cudaMalloc(&seen, nb * sizeof(int));
+        cudaMemset(acc, 0, sizeof(int));
+        void *args[] = {&acc, &seen};
+        cudaError_t e = cudaLaunchCooperativeKernel((void *)k_coop, dim3(nb), dim3(64), args, 0, 0);
+        cudaError_t s = cudaDeviceSynchronize();
+        int h[4] = {0};
+        cudaMemcpy(h, seen, sizeof(h), cudaMemcpyDeviceToHost);
+        int ok = 1;
+        for (int i = 0; i < nb; i++) ok &= h[i] == nb;
+        printf("launch=%s\nsync=%s\nok=%d\n", cudaGetErrorName(e), cudaGetErrorName(s), ok);
+    } else if (!strcmp(mode, "spin")) {
+        int iters = argc > 2 ? atoi(argv[2]) : 1000, blocks = 64, threads = 256;
+        float *out;
+        cudaMalloc(&out, blocks * threads * sizeof(float));
+        k_spin<<<1, 32>>>(out, 1);
+        cudaDeviceSynchronize();
+        double t0 = now();
+        k_spin<<<blocks, threads>>>(out, iters);
+        cudaError_t e = cudaDeviceSynchronize();
+        printf("sync=%s\nseconds=%.6f\nthreads=%d\n", cudaGetErrorName(e), now() - t0, blocks * threads);
+    } else if (!strcmp(mode, "empty")) {
+        int n = argc > 2 ? atoi(argv[2]) : 1000;
+        k_empty<<<1, 1>>>();
+        cudaDeviceSynchronize();
+        double t0 = now();
+        for (int i = 0; i < n; i++) k_empty<<<1, 32>>>();
+        cudaError_t e = cudaDeviceSynchronize();
+        printf("sync=%s\nlaunches_per_s=%.1f\n", cudaGetErrorName(e), n / (now() - t0));
+    }
+    return 0;
+}
