@@ -1,6 +1,7 @@
 """Scheduler and worker daemons as separate processes on loopback: two workers register their emulated
 GPUs, the second allocation lands on the worker with room, real nvcc programs run through the stub on each,
 a bad lease is refused, and a client that dies frees its session."""
+import contextlib
 import os
 import re
 import signal
@@ -10,9 +11,12 @@ import time
 
 import pytest
 
-from cudabuild import build_example
+from cudabuild import build_cuda, build_example
 from tfclient import native
+from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
+
+scheduler_pb = load("scheduler_pb2")
 
 CLI = [sys.executable, "-m", "tfclient.cli"]
 
@@ -34,9 +38,9 @@ def start(args, env, ready: str):
     pytest.fail(f"{args[0]} did not start:\n{''.join(lines)}")
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """One scheduler + two workers (1 GiB emulated GPU each); yields (env, scheduler address, workers)."""
+@contextlib.contextmanager
+def running_cluster(tmp_path, nodes):
+    """One scheduler + a worker per node (1 GiB emulated GPU each); yields (env, scheduler address)."""
     env = dict(os.environ, TF_HOME=str(tmp_path), TF_SECRET="test-secret", TF_EMU_VRAM_MIB="1024")
     procs = []
     try:
@@ -44,13 +48,11 @@ def cluster(tmp_path):
                          r"listening on (\S+:\d+)")
         procs.append(sched)
         address = m.group(1)
-        workers = {}
-        for node in ("node-a", "node-b"):
+        for node in nodes:
             w, _ = start(["worker", "--scheduler", address, "--backend", "emu", "--node", node,
                           "--unix", str(tmp_path / f"{node}.sock")], env, r"registered with")
             procs.append(w)
-            workers[node] = w
-        yield env, address, workers
+        yield env, address
     finally:
         for p in procs:
             if p.poll() is None:
@@ -62,6 +64,18 @@ def cluster(tmp_path):
                 p.kill()
 
 
+@pytest.fixture
+def cluster(tmp_path):
+    with running_cluster(tmp_path, ["node-a", "node-b"]) as c:
+        yield c
+
+
+@pytest.fixture
+def one_worker(tmp_path):
+    with running_cluster(tmp_path, ["node-a"]) as c:
+        yield c
+
+
 def run_with_lease(alloc, program, env):
     client_env = dict(env, TF_WORKER=f"unix:{alloc.endpoints.unix_path}", TF_LEASE=alloc.lease_token)
     client_env["LD_LIBRARY_PATH"] = str(native.stub_lib_dir())
@@ -69,7 +83,7 @@ def run_with_lease(alloc, program, env):
 
 
 def test_second_allocation_lands_on_the_worker_with_room(cluster):
-    env, address, _ = cluster
+    env, address = cluster
     program = build_example("vector_add")
     with SchedulerClient(address) as client:
         first = client.allocate(tflops=0.001, vram=768)
@@ -84,7 +98,7 @@ def test_second_allocation_lands_on_the_worker_with_room(cluster):
 
 
 def test_worker_refuses_a_forged_lease(cluster):
-    env, address, _ = cluster
+    env, address = cluster
     program = build_example("vector_add")
     with SchedulerClient(address) as client:
         alloc = client.allocate(tflops=0.001, vram=256)
@@ -93,4 +107,76 @@ def test_worker_refuses_a_forged_lease(cluster):
         r = run_with_lease(alloc, program, env)
         assert r.returncode != 0
         assert "lease" in (r.stdout + r.stderr).lower()
+        client.release(alloc.id)
+
+
+def gpu_vram_used(client) -> int:
+    return sum(g.usage.vram_used_mib for n in client.list_pool().nodes for g in n.gpus)
+
+
+def wait_for(predicate, timeout=15.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def hold(alloc, env, mib, *extra):
+    """Starts dp_hold (driver API program that allocates mib MiB and keeps it) on alloc's worker."""
+    program = build_cuda("dp_hold", flags=("-L", str(native.stub_lib_dir()), "-lcuda"))
+    client_env = dict(env, TF_WORKER=f"unix:{alloc.endpoints.unix_path}", TF_LEASE=alloc.lease_token,
+                      LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+    proc = subprocess.Popen([str(program), str(mib), *extra], env=client_env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout.readline().strip() == f"holding {mib} MiB"
+    return proc
+
+
+def test_killed_client_frees_its_memory_in_the_pool_view(one_worker):
+    env, address = one_worker
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=512)
+        proc = hold(alloc, env, 300)
+        wait_for(lambda: gpu_vram_used(client) >= 300, what="heartbeat to report 300 MiB used")
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: gpu_vram_used(client) == 0, what="usage back to 0 after the client died")
+        client.release(alloc.id)
+
+
+def test_higher_qos_request_preempts_and_the_worker_closes_the_session(one_worker):
+    env, address = one_worker
+    with SchedulerClient(address) as client:
+        low = client.allocate(tflops=0.001, vram=768, qos="low")
+        proc = hold(low, env, 256, "wait")
+        critical = client.allocate(tflops=0.001, vram=768, qos="critical")
+        assert list(critical.preempted) == [low.id]
+        assert critical.node_name == "node-a"
+        # The preempted client's next call fails instead of running on a GPU it no longer owns.
+        time.sleep(1.0)
+        out, _ = proc.communicate("go\n", timeout=30)
+        assert "after close:" in out and "CUDA_SUCCESS" not in out, out
+        assert client.get_allocation(low.id).state == scheduler_pb.ALLOCATION_PREEMPTED
+        client.release(critical.id)
+
+
+def test_live_limit_change_reaches_the_running_sessions_limiter(one_worker):
+    import grpc
+    env, address = one_worker
+    worker_rpc = load("worker_pb2_grpc")
+    worker_pb = load("worker_pb2")
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=512)
+        proc = hold(alloc, env, 64)
+        client.set_limits(alloc.id, vram=900, tflops=0.004)
+        with grpc.insecure_channel(alloc.endpoints.admin) as channel:
+            usage = worker_rpc.WorkerAdminStub(channel).GetUsage(worker_pb.GetUsageRequest(), timeout=5)
+        [session] = [s for s in usage.sessions if s.allocation_id == alloc.id]
+        assert session.limits.vram_mib == 900          # read back from the session's shared-memory region
+        assert abs(session.limits.tflops - 0.004) < 1e-9
+        assert session.pid > 0
+        proc.kill()
+        proc.wait()
         client.release(alloc.id)
