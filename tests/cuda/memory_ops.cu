@@ -8,6 +8,9 @@
 //   pitch=<pitch>           cudaMallocPitch pitch for a 100-byte row
 //   copy2d=<ok|bad>         cudaMemcpy2D host->pitched device->host
 //   host_alloc=<ok|bad>     cudaHostAlloc + cudaHostGetDevicePointer + copy through it
+//   host_register=<ok|bad>  cudaHostRegister of a malloc'd buffer, copy through its device pointer
+//   memset2d=<ok|bad>       cudaMemset2D of a 30x5 window inside a pitched allocation
+//   copy3d=<ok|bad>         cudaMemcpy3D host -> device -> host of a 16x4x3 box through cudaMalloc3D
 //   alloc_delta=<bytes>     drop of cudaMemGetInfo free memory while one 64 MiB buffer is allocated
 //   bogus_copy=<error name> cudaMemcpy to a device address no allocation covers
 //   too_big=<error name>    cudaMalloc larger than the device memory
@@ -77,6 +80,55 @@ int main(int argc, char **argv)
     CK(cudaMemcpy(g.data(), d, 64 * sizeof(float), cudaMemcpyDeviceToHost));
     printf("host_alloc=%s\n", memcmp(g.data(), hp, 64 * sizeof(float)) ? "bad" : "ok");
     CK(cudaFreeHost(hp));
+
+    std::vector<float> reg(256);
+    for (int i = 0; i < 256; i++)
+        reg[i] = (float)(3 * i);
+    CK(cudaHostRegister(reg.data(), reg.size() * sizeof(float), cudaHostRegisterMapped));
+    float *rd = 0;
+    CK(cudaHostGetDevicePointer((void **)&rd, reg.data(), 0));
+    CK(cudaMemcpy(d, rd, 256 * sizeof(float), cudaMemcpyDeviceToDevice));
+    CK(cudaMemcpy(g.data(), d, 256 * sizeof(float), cudaMemcpyDeviceToHost));
+    printf("host_register=%s\n", memcmp(g.data(), reg.data(), 256 * sizeof(float)) ? "bad" : "ok");
+    CK(cudaHostUnregister(reg.data()));
+
+    unsigned char *m2;
+    size_t p2;
+    CK(cudaMallocPitch((void **)&m2, &p2, 64, 8));
+    CK(cudaMemset2D(m2, p2, 0x11, 64, 8));
+    CK(cudaMemset2D(m2 + p2 * 2 + 10, p2, 0xab, 30, 5));
+    std::vector<unsigned char> m2h(p2 * 8);
+    CK(cudaMemcpy(m2h.data(), m2, p2 * 8, cudaMemcpyDeviceToHost));
+    ok = true;
+    for (int r = 0; r < 8; r++)
+        for (int c = 0; c < 64; c++)
+            ok = ok && m2h[r * p2 + c] == ((r >= 2 && r < 7 && c >= 10 && c < 40) ? 0xab : 0x11);
+    printf("memset2d=%s\n", ok ? "ok" : "bad");
+    CK(cudaFree(m2));
+
+    cudaExtent ext = make_cudaExtent(16 * sizeof(int), 4, 3);
+    cudaPitchedPtr box;
+    CK(cudaMalloc3D(&box, ext));
+    int hbox[3][4][16], hback[3][4][16];
+    for (int z = 0; z < 3; z++)
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 16; x++)
+                hbox[z][y][x] = z * 1000 + y * 100 + x;
+    cudaMemcpy3DParms up = {0};
+    up.srcPtr = make_cudaPitchedPtr(hbox, 16 * sizeof(int), 16, 4);
+    up.dstPtr = box;
+    up.extent = ext;
+    up.kind = cudaMemcpyHostToDevice;
+    CK(cudaMemcpy3D(&up));
+    cudaMemcpy3DParms down = {0};
+    down.srcPtr = box;
+    down.dstPtr = make_cudaPitchedPtr(hback, 16 * sizeof(int), 16, 4);
+    down.extent = ext;
+    down.kind = cudaMemcpyDeviceToHost;
+    memset(hback, 0, sizeof(hback));
+    CK(cudaMemcpy3D(&down));
+    printf("copy3d=%s\n", memcmp(hbox, hback, sizeof(hbox)) ? "bad" : "ok");
+    CK(cudaFree(box.ptr));
 
     size_t free0, free1, total;
     CK(cudaMemGetInfo(&free0, &total));

@@ -34,7 +34,7 @@ def test_memory_copies_memsets_and_errors_behave_like_a_gpu(cudart):
     kv = run_kv("memory_ops", n, seed, cudart=cudart)
     expected = sum(((i * 2654435761 + seed) % (1 << 32)) % 1000 / 8.0 for i in range(n))
     assert float(kv["checksum"]) == pytest.approx(expected, rel=1e-6)
-    for key in ("roundtrip", "memset_tail", "d2d", "copy2d", "host_alloc"):
+    for key in ("roundtrip", "memset_tail", "d2d", "copy2d", "host_alloc", "host_register", "memset2d", "copy3d"):
         assert kv[key] == "ok", key
     assert int(kv["pitch"]) >= 100 and int(kv["pitch"]) % 256 == 0
     assert int(kv["alloc_delta"]) == 64 << 20
