@@ -470,6 +470,73 @@ CUresult tfs_cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount, C
     return CUDA_SUCCESS;
 }
 
+/* 2D copies: the struct names client pointers, so host rows are packed here (pieces of at most
+ * TF_COPY_CHUNK bytes) and the worker sees contiguous rows of WidthInBytes. Arrays are not forwarded. */
+static int side_is_device(CUmemorytype t, const void *host, CUdeviceptr dev, int *is_dev)
+{
+    switch (t) {
+    case CU_MEMORYTYPE_HOST: *is_dev = 0; return 0;
+    case CU_MEMORYTYPE_DEVICE: *is_dev = 1; return 0;
+    case CU_MEMORYTYPE_UNIFIED: *is_dev = tf_devmap_find(dev ? dev : (CUdeviceptr)(uintptr_t)host, NULL, NULL); return 0;
+    default: return -1;  /* arrays */
+    }
+}
+
+static CUresult memcpy2d(const CUDA_MEMCPY2D *c, CUstream hStream, int async)
+{
+    NEED_INIT();
+    if (!c) return CUDA_ERROR_INVALID_VALUE;
+    int sdev, ddev;
+    if (side_is_device(c->srcMemoryType, c->srcHost, c->srcDevice, &sdev) ||
+        side_is_device(c->dstMemoryType, c->dstHost, c->dstDevice, &ddev))
+        return CUDA_ERROR_NOT_SUPPORTED;
+    size_t w = c->WidthInBytes, h = c->Height;
+    if (w == 0 || h == 0) return CUDA_SUCCESS;
+    if ((c->srcPitch && w > c->srcPitch) || (c->dstPitch && w > c->dstPitch) || w > TF_COPY_CHUNK)
+        return CUDA_ERROR_INVALID_VALUE;
+    /* unified pointers may come in either field */
+    uint64_t sbase = c->srcMemoryType == CU_MEMORYTYPE_UNIFIED && !c->srcDevice ? (uint64_t)(uintptr_t)c->srcHost
+                     : sdev ? c->srcDevice : (uint64_t)(uintptr_t)c->srcHost;
+    uint64_t dbase = c->dstMemoryType == CU_MEMORYTYPE_UNIFIED && !c->dstDevice ? (uint64_t)(uintptr_t)c->dstHost
+                     : ddev ? c->dstDevice : (uint64_t)(uintptr_t)c->dstHost;
+    sbase += c->srcY * c->srcPitch + c->srcXInBytes;
+    dbase += c->dstY * c->dstPitch + c->dstXInBytes;
+    if (sdev && ddev) {
+        CUresult rc = rpc_tfMemcpy2DDtoD(dbase, c->dstPitch, sbase, c->srcPitch, w, h, hStream);
+        return (rc == CUDA_SUCCESS && !async) ? tfs_cuStreamSynchronize(hStream) : rc;
+    }
+    if (!sdev && !ddev) {  /* host to host, after the stream's earlier work */
+        CUresult rc = tfs_cuStreamSynchronize(hStream);
+        for (size_t r = 0; rc == CUDA_SUCCESS && r < h; r++)
+            memmove((uint8_t *)(uintptr_t)dbase + r * c->dstPitch, (const uint8_t *)(uintptr_t)sbase + r * c->srcPitch, w);
+        return rc;
+    }
+    size_t rows_per = TF_COPY_CHUNK / w;
+    uint8_t *buf = malloc(rows_per < h ? rows_per * w : h * w);
+    if (!buf) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = CUDA_SUCCESS;
+    for (size_t r0 = 0; rc == CUDA_SUCCESS && r0 < h; r0 += rows_per) {
+        size_t n = h - r0 < rows_per ? h - r0 : rows_per;
+        if (ddev) {
+            for (size_t r = 0; r < n; r++)
+                memcpy(buf + r * w, (const uint8_t *)(uintptr_t)sbase + (r0 + r) * c->srcPitch, w);
+            CUdeviceptr d = dbase + r0 * c->dstPitch;
+            rc = async ? rpc_tfMemcpy2DHtoDAsync(d, c->dstPitch, w, n, buf, hStream)
+                       : rpc_tfMemcpy2DHtoD(d, c->dstPitch, w, n, buf, hStream);
+        } else {
+            rc = rpc_tfMemcpy2DDtoH(buf, sbase + r0 * c->srcPitch, c->srcPitch, w, n, async ? hStream : NULL);
+            for (size_t r = 0; rc == CUDA_SUCCESS && r < n; r++)
+                memcpy((uint8_t *)(uintptr_t)dbase + (r0 + r) * c->dstPitch, buf + r * w, w);
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+CUresult tfs_cuMemcpy2D_v2(const CUDA_MEMCPY2D *pCopy) { return memcpy2d(pCopy, NULL, 0); }
+CUresult tfs_cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *pCopy) { return memcpy2d(pCopy, NULL, 0); }
+CUresult tfs_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStream) { return memcpy2d(pCopy, hStream, 1); }
+
 /* ------------------------------------------------------------------------- host memory */
 /* Pinned host memory is client memory: plain page-aligned allocations, tracked for their flags. */
 static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -893,5 +960,55 @@ CUresult tfs_cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, vo
     if (rc == CUDA_ERROR_INVALID_HANDLE || rc == CUDA_ERROR_INVALID_CONTEXT || rc == CUDA_ERROR_NOT_INITIALIZED)
         return rc;
     callback(hStream, rc, userData);
+    return CUDA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------- stream capture */
+/* Capture (and graphs) are not forwarded, so no stream is ever capturing; PyTorch and cudart ask often. */
+CUresult tfs_cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
+{
+    (void)hStream;
+    NEED_INIT();
+    if (!captureStatus) return CUDA_ERROR_INVALID_VALUE;
+    *captureStatus = CU_STREAM_CAPTURE_STATUS_NONE;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuStreamGetCaptureInfo(CUstream hStream, CUstreamCaptureStatus *captureStatus_out, cuuint64_t *id_out)
+{
+    CUresult rc = tfs_cuStreamIsCapturing(hStream, captureStatus_out);
+    if (rc == CUDA_SUCCESS && id_out) *id_out = 0;
+    return rc;
+}
+
+CUresult tfs_cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *captureStatus_out, cuuint64_t *id_out,
+                                       CUgraph *graph_out, const CUgraphNode **dependencies_out,
+                                       size_t *numDependencies_out)
+{
+    CUresult rc = tfs_cuStreamGetCaptureInfo(hStream, captureStatus_out, id_out);
+    if (rc) return rc;
+    if (graph_out) *graph_out = NULL;
+    if (dependencies_out) *dependencies_out = NULL;
+    if (numDependencies_out) *numDependencies_out = 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStatus *captureStatus_out, cuuint64_t *id_out,
+                                       CUgraph *graph_out, const CUgraphNode **dependencies_out,
+                                       const CUgraphEdgeData **edgeData_out, size_t *numDependencies_out)
+{
+    CUresult rc = tfs_cuStreamGetCaptureInfo_v2(hStream, captureStatus_out, id_out, graph_out, dependencies_out,
+                                                numDependencies_out);
+    if (rc == CUDA_SUCCESS && edgeData_out) *edgeData_out = NULL;
+    return rc;
+}
+
+CUresult tfs_cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
+{
+    static __thread CUstreamCaptureMode t_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+    if (!mode) return CUDA_ERROR_INVALID_VALUE;
+    CUstreamCaptureMode old = t_mode;
+    t_mode = *mode;
+    *mode = old;
     return CUDA_SUCCESS;
 }

@@ -151,3 +151,18 @@ def test_standalone_entry_point_serves_unix_and_tcp(standalone_dataplane, cuda_p
         assert r.returncode == 0, r.stdout + r.stderr
     bad = run_via_stub(prog, unix, 10, lease="nope")
     assert bad.returncode == 1 and "tf-stub: worker refused the session (800): bad token" in bad.stderr
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_threads_with_their_own_streams_share_one_connection(dataplane, cuda_program, cudart):
+    r = run_via_stub(cuda_program("dp_threads", cudart=cudart), dataplane.unix, 6, 20000, 8)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "dp_threads ok 6" in r.stdout
+
+
+def test_pitched_2d_copies_and_memsets(dataplane, cuda_program):
+    prog = cuda_program("dp_2d", cudart="static")
+    for w, h in ((1000, 300), (5000, 3000)):  # the second crosses the copy chunk size
+        r = run_via_stub(prog, dataplane.unix, w, h)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.startswith(f"dp_2d ok {w} {h}")

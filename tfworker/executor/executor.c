@@ -340,6 +340,56 @@ CUresult ex_tfLaunch(tfx *x, CUfunction f, const unsigned int *dims, unsigned in
     return x->bx.cuLaunchKernelEx(&cfg, f, params, NULL);
 }
 
+/* 2D copies with the host side packed (rows of `width` bytes back to back in the frame or reply). */
+static CUresult copy2d(tfx *x, CUDA_MEMCPY2D *c, CUstream hStream, int async)
+{
+    if (c->WidthInBytes == 0 || c->Height == 0) return CUDA_SUCCESS;
+    if (async) return x->bx.cuMemcpy2DAsync_v2 ? x->bx.cuMemcpy2DAsync_v2(c, hStream) : CUDA_ERROR_NOT_SUPPORTED;
+    return x->bx.cuMemcpy2DUnaligned_v2 ? x->bx.cuMemcpy2DUnaligned_v2(c) : CUDA_ERROR_NOT_SUPPORTED;
+}
+
+static CUresult h2d_2d(tfx *x, CUdeviceptr dst, size_t dstPitch, size_t width, size_t height, const void *data,
+                       CUstream hStream, int async)
+{
+    CUDA_MEMCPY2D c = {.srcMemoryType = CU_MEMORYTYPE_HOST, .srcHost = data, .srcPitch = width,
+                       .dstMemoryType = CU_MEMORYTYPE_DEVICE, .dstDevice = dst, .dstPitch = dstPitch,
+                       .WidthInBytes = width, .Height = height};
+    return copy2d(x, &c, hStream, async);
+}
+
+CUresult ex_tfMemcpy2DHtoD(tfx *x, CUdeviceptr dst, size_t dstPitch, size_t width, size_t height, const void *data,
+                           CUstream hStream)
+{
+    return h2d_2d(x, dst, dstPitch, width, height, data, hStream, 0);
+}
+
+CUresult ex_tfMemcpy2DHtoDAsync(tfx *x, CUdeviceptr dst, size_t dstPitch, size_t width, size_t height,
+                                const void *data, CUstream hStream)
+{
+    return h2d_2d(x, dst, dstPitch, width, height, data, hStream, 1);
+}
+
+CUresult ex_tfMemcpy2DDtoH(tfx *x, void *data, CUdeviceptr src, size_t srcPitch, size_t width, size_t height,
+                           CUstream hStream)
+{
+    if (!data && width && height) return CUDA_ERROR_INVALID_VALUE;
+    CUDA_MEMCPY2D c = {.srcMemoryType = CU_MEMORYTYPE_DEVICE, .srcDevice = src, .srcPitch = srcPitch,
+                       .dstMemoryType = CU_MEMORYTYPE_HOST, .dstHost = data, .dstPitch = width,
+                       .WidthInBytes = width, .Height = height};
+    CUresult rc = copy2d(x, &c, hStream, hStream != NULL);
+    if (rc == CUDA_SUCCESS && hStream && x->be.f_cuStreamSynchronize) rc = x->be.f_cuStreamSynchronize(hStream);
+    return rc;
+}
+
+CUresult ex_tfMemcpy2DDtoD(tfx *x, CUdeviceptr dst, size_t dstPitch, CUdeviceptr src, size_t srcPitch, size_t width,
+                           size_t height, CUstream hStream)
+{
+    CUDA_MEMCPY2D c = {.srcMemoryType = CU_MEMORYTYPE_DEVICE, .srcDevice = src, .srcPitch = srcPitch,
+                       .dstMemoryType = CU_MEMORYTYPE_DEVICE, .dstDevice = dst, .dstPitch = dstPitch,
+                       .WidthInBytes = width, .Height = height};
+    return copy2d(x, &c, hStream, 1);
+}
+
 CUresult ex_cuCtxSynchronize_v2(tfx *x, CUcontext ctx)
 {
     if (x->be.f_cuCtxSynchronize_v2) return x->be.f_cuCtxSynchronize_v2(ctx);
@@ -433,6 +483,8 @@ int tf_session_init(tfx *x, void *lib)
     LOAD(cuLibraryLoadData);
     LOAD(cuLaunchKernel);
     LOAD(cuLaunchKernelEx);
+    LOAD(cuMemcpy2DUnaligned_v2);
+    LOAD(cuMemcpy2DAsync_v2);
 #undef LOAD
     *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid_v2");
     if (!x->bx.cuDeviceGetUuid) *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid");

@@ -48,6 +48,8 @@ typedef struct tf_be_extra {
     CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                                CUstream, void **, void **);
     CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
+    CUresult (*cuMemcpy2DUnaligned_v2)(const CUDA_MEMCPY2D *);
+    CUresult (*cuMemcpy2DAsync_v2)(const CUDA_MEMCPY2D *, CUstream);
 } tf_be_extra;
 
 /* The session: one per process. */
