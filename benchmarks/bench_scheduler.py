@@ -62,6 +62,24 @@ def bench_core(state, n):
     return lat, cpu, time.perf_counter() - t0
 
 
+def bench_preempt(tmp, size, n):
+    """HIGH requests into a pool whose every GPU is full of LOW allocations: each one preempts."""
+    state = SchedulerState(SqliteStore(os.path.join(tmp, "preempt.db")), b"bench", Config(lease_ttl_s=3600))
+    for node in range(size // GPUS_PER_NODE):
+        state.register_worker(f"node-{node:05d}", "bench", [_Gpu(node, i) for i in range(GPUS_PER_NODE)])
+    n_gpus = size // GPUS_PER_NODE * GPUS_PER_NODE
+    for _ in range(n_gpus):
+        state.allocate(989.4, 81559, qos=1, lease_ttl_s=3600)
+    lat = []
+    for _ in range(min(n, n_gpus)):
+        s = time.perf_counter()
+        g = state.allocate(500.0, 40000, qos=3, lease_ttl_s=3600)
+        lat.append(time.perf_counter() - s)
+        assert len(g.closes) == 1
+    state.store.close()
+    return lat
+
+
 def bench_rpc(address, n):
     lat = []
     with SchedulerClient(address) as c:
@@ -131,6 +149,7 @@ def main():
             populate(state, size)
             core_lat, core_cpu, core_t = bench_core(state, args.n)
             state.store.close()
+            pre = bench_preempt(tmp, size, min(args.n, 500))
             proc, address = start_process(tmp)
             try:
                 populate_rpc(address, size)
@@ -141,20 +160,23 @@ def main():
                 proc.terminate()
                 proc.wait(10)
         load = os.getloadavg()[0]
-        rows.append((size, core_lat, core_t, rpc_lat, rpc_t, conc_t, floor, core_cpu, load))
+        rows.append((size, core_lat, core_t, rpc_lat, rpc_t, conc_t, floor, core_cpu, load, pre))
         print(f"{size:>6} GPUs: core p50 {ms(pct(core_lat, 50))} ms p99 {ms(pct(core_lat, 99))} ms "
               f"(CPU p50 {ms(pct(core_cpu, 50))} p99 {ms(pct(core_cpu, 99))}) "
+              f"preempting p50 {ms(pct(pre, 50))} p99 {ms(pct(pre, 99))} ms "
               f"{args.n / core_t:,.0f} alloc+release/s | rpc p50 {ms(pct(rpc_lat, 50))} ms p99 {ms(pct(rpc_lat, 99))} ms "
               f"| rpc 64 in flight {args.n / conc_t:,.0f} alloc/s | empty-RPC floor p50 {ms(pct(floor, 50))} ms "
               f"p99 {ms(pct(floor, 99))} ms | load avg {load:.1f} on {os.cpu_count()} CPUs", flush=True)
     print("\n| GPUs | core p50 / p99 wall (ms) | core p50 / p99 CPU (ms) | core alloc+release/s | RPC p50 (ms) | "
-          "RPC p99 (ms) | RPC allocs/s (64 in flight) | empty RPC p50 / p99 (ms) | load avg |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for size, cl, ct, rl, rt, conc, fl, cc, la in rows:
+          "RPC p99 (ms) | RPC allocs/s (64 in flight) | empty RPC p50 / p99 (ms) | preempting alloc p50 / p99 (ms) | "
+          "load avg |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size, cl, ct, rl, rt, conc, fl, cc, la, pre in rows:
         print(f"| {size:,} | {pct(cl, 50) * 1e3:.3f} / {pct(cl, 99) * 1e3:.3f} | "
               f"{pct(cc, 50) * 1e3:.3f} / {pct(cc, 99) * 1e3:.3f} | {args.n / ct:,.0f} | "
               f"{pct(rl, 50) * 1e3:.3f} | {pct(rl, 99) * 1e3:.3f} | {args.n / conc:,.0f} | "
-              f"{pct(fl, 50) * 1e3:.3f} / {pct(fl, 99) * 1e3:.3f} | {la:.1f} |")
+              f"{pct(fl, 50) * 1e3:.3f} / {pct(fl, 99) * 1e3:.3f} | {pct(pre, 50) * 1e3:.3f} / "
+              f"{pct(pre, 99) * 1e3:.3f} | {la:.1f} |")
 
 
 if __name__ == "__main__":

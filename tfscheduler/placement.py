@@ -41,7 +41,7 @@ QOS_BY_NAME = {v: k for k, v in QOS_NAMES.items()}
 STRATEGIES = ("compact-first", "low-load-first", "node-compact-gpu-low-load")
 DEFAULT_STRATEGY = "node-compact-gpu-low-load"
 EPS = 1e-6                # tolerance on float TFLOPS sums
-PREEMPT_CANDIDATES = 32   # nodes examined in detail when looking for a preemption
+PREEMPT_CANDIDATES = 16   # nodes examined in detail when looking for a preemption
 
 
 @dataclass
@@ -506,14 +506,6 @@ class PlacementIndex:
                          + ": ask for less, wait for releases, or use a higher QoS")
 
     # ---- preemption ----
-    def _fits_after(self, rows, level: int, req: Request) -> np.ndarray:
-        """Whether req fits on rows once every allocation of QoS <= level is gone."""
-        lv = slice(1, level + 1)
-        return ((self.req_t[rows] - self.q_req_t[rows, lv].sum(axis=1) + req.tflops <= self.cap_t[rows] + EPS)
-                & (self.req_v[rows] - self.q_req_v[rows, lv].sum(axis=1) + req.vram_mib <= self.cap_v[rows])
-                & (self.lim_t[rows] - self.q_lim_t[rows, lv].sum(axis=1) + req.lim_tflops <= self.lcap_t[rows] + EPS)
-                & (self.lim_v[rows] - self.q_lim_v[rows, lv].sum(axis=1) + req.lim_vram_mib <= self.lcap_v[rows]))
-
     def _row_fits_without(self, r: int, gone: set, req: Request) -> bool:
         t, v, lt, lvv = self.req_t[r], self.req_v[r], self.lim_t[r], self.lim_v[r]
         for aid in self.on_gpu[r] & gone:
@@ -556,24 +548,42 @@ class PlacementIndex:
         return (top, sum(a.qos == top for a in vs), len(vs), share)
 
     def _preempt(self, req: Request, mask: np.ndarray, fit: np.ndarray) -> Decision | None:
-        rows = np.nonzero(mask)[0]
+        if not mask.any():
+            return None
+        # Per row: the lowest QoS level whose removal (all allocations of QoS <= level) makes req fit
+        # (0 = fits already, req.qos = never), and how many allocations sit at or below that level.
+        n = self._n
+        over_t = self.req_t[:n] + req.tflops - self.cap_t[:n] - EPS      # > 0: short of room
+        over_v = self.req_v[:n] + req.vram_mib - self.cap_v[:n]
+        over_lt = self.lim_t[:n] + req.lim_tflops - self.lcap_t[:n] - EPS
+        over_lv = self.lim_v[:n] + req.lim_vram_mib - self.lcap_v[:n]
+        level = np.full(n, req.qos, dtype=np.int32)
+        level[fit] = 0
+        count = np.zeros(n, dtype=np.int32)
+        below = np.zeros(n, dtype=np.int32)
+        for lvl in range(1, req.qos):
+            over_t -= self.q_req_t[:n, lvl]
+            over_v -= self.q_req_v[:n, lvl]
+            over_lt -= self.q_lim_t[:n, lvl]
+            over_lv -= self.q_lim_v[:n, lvl]
+            below += self.q_cnt[:n, lvl]
+            now = (level == req.qos) & (over_t <= 0) & (over_v <= 0) & (over_lt <= 0) & (over_lv <= 0)
+            level[now] = lvl
+            count[now] = below[now]
+        rows = np.nonzero(mask & (level < req.qos))[0]
         if len(rows) == 0:
             return None
-        # lowest QoS level whose removal would make each row fit (req.qos = never)
-        level = np.full(len(rows), req.qos, dtype=np.int32)
-        for lvl in range(req.qos - 1, 0, -1):
-            level[self._fits_after(rows, lvl, req)] = lvl
-        level[fit[rows]] = 0
-        usable = level < req.qos
-        rows, level = rows[usable], level[usable]
-        if len(rows) == 0:
-            return None
-        nodes = self.node_id[rows]
+        level, count = level[rows], count[rows]
         k = req.gpu_count
+        if k == 1 and len(rows) > PREEMPT_CANDIDATES:
+            # keep the rows with the lowest level, then the fewest allocations at or below it
+            keep = np.lexsort((count, level))[:PREEMPT_CANDIDATES]
+            rows, level, count = rows[keep], level[keep], count[keep]
+        nodes = self.node_id[rows]
         # a node's level: the k-th smallest row level on it; examine the cheapest nodes
         node_levels: dict[int, list] = {}
-        for r, lvl, nd in zip(rows.tolist(), level.tolist(), nodes.tolist()):
-            node_levels.setdefault(nd, []).append((lvl, int(self.q_cnt[r, 1:max(lvl, 1) + 1].sum()), r))
+        for r, lvl, c, nd in zip(rows.tolist(), level.tolist(), count.tolist(), nodes.tolist()):
+            node_levels.setdefault(nd, []).append((lvl, c, r))
         ranked = []
         for nd, lst in node_levels.items():
             if len(lst) < k:
@@ -583,6 +593,8 @@ class PlacementIndex:
         ranked.sort()
         best = None
         for top_level, _, nd, lst in ranked[:PREEMPT_CANDIDATES]:
+            if best is not None and top_level > best[0][0]:
+                break                      # ranked by level: every later node needs a higher-QoS victim
             victims: set = set()
             chosen = []
             # pick k rows greedily, cheapest first, reusing victims already chosen
