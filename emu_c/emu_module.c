@@ -61,20 +61,33 @@ void emu_kernel_attrs(const emu_func *f, ptx_kernel_attrs *a)
         a->max_threads_per_block = 1024;
 }
 
-/* image -> module. len = readable bytes if known, else 0. */
+/* image -> module. len = readable bytes if known, else 0. On failure the reason is logged and, if
+ * errlog is given, copied there (cuModuleLoadDataEx's CU_JIT_ERROR_LOG_BUFFER). */
+static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen);
+
 static CUresult module_load(emu_module **out, const void *image, size_t len)
+{
+    return module_load_log(out, image, len, NULL, 0);
+}
+
+static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen)
 {
     static atomic_int warned_no_ptx;
     if (!out || !image)
         return CUDA_ERROR_INVALID_VALUE;
     *out = NULL;
+    if (errlog && errlen)
+        errlog[0] = 0;
     char log[1024];
     char *ptx = NULL;
     size_t n = 0;
     int rc = fatbin_extract_ptx(image, len, EMU_CC_MAJOR * 10 + EMU_CC_MINOR, &ptx, &n, NULL, log, sizeof(log));
     if (rc) {
-        if (log[0])
+        if (log[0]) {
             emu_log("module load failed: %s", log);
+            if (errlog && errlen)
+                snprintf(errlog, errlen, "%s", log);
+        }
         return (CUresult)rc;
     }
     if (!ptx_available()) {
@@ -94,6 +107,8 @@ static CUresult module_load(emu_module **out, const void *image, size_t len)
     if (!m->pm) {
         free(m);
         emu_log("PTX load failed: %s", log[0] ? log : "(no reason given)");
+        if (errlog && errlen)
+            snprintf(errlog, errlen, "%s", log[0] ? log : "PTX load failed");
         return (CUresult)(err ? err : CUDA_ERROR_INVALID_PTX);
     }
     int nk = ptx_module_kernel_count(m->pm);
@@ -173,13 +188,44 @@ EMU_API CUresult cuModuleLoadData(CUmodule *module, const void *image)
     return rc;
 }
 
+/* JIT options: the error/info log buffers are honoured (sizes written back as the driver does), the
+ * wall time is reported; optimisation levels and targets have no meaning for the interpreter. */
 EMU_API CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned int numOptions,
                                     CUjit_option *options, void **optionValues)
 {
-    (void)numOptions; /* JIT options (log buffers, opt level) have no meaning for the interpreter */
-    (void)options;
-    (void)optionValues;
-    return cuModuleLoadData(module, image);
+    EMU_ENTER(c);
+    (void)c;
+    if (!module || (numOptions && (!options || !optionValues)))
+        return CUDA_ERROR_INVALID_VALUE;
+    char *errbuf = NULL, *infobuf = NULL;
+    size_t errlen = 0, infolen = 0;
+    int err_size_at = -1, info_size_at = -1, wall_at = -1;
+    for (unsigned i = 0; i < numOptions; i++) {
+        switch (options[i]) {
+        case CU_JIT_ERROR_LOG_BUFFER: errbuf = optionValues[i]; break;
+        case CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES: errlen = (size_t)(uintptr_t)optionValues[i]; err_size_at = (int)i; break;
+        case CU_JIT_INFO_LOG_BUFFER: infobuf = optionValues[i]; break;
+        case CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES: infolen = (size_t)(uintptr_t)optionValues[i]; info_size_at = (int)i; break;
+        case CU_JIT_WALL_TIME: wall_at = (int)i; break;
+        default: break;
+        }
+    }
+    uint64_t t0 = emu_now_ns();
+    emu_module *m;
+    CUresult rc = module_load_log(&m, image, 0, errbuf && errlen ? errbuf : NULL, errlen);
+    if (infobuf && infolen)
+        infobuf[0] = 0;
+    if (err_size_at >= 0)
+        optionValues[err_size_at] = (void *)(uintptr_t)(errbuf && errlen ? strlen(errbuf) + 1 : 0);
+    if (info_size_at >= 0)
+        optionValues[info_size_at] = (void *)(uintptr_t)0;
+    if (wall_at >= 0) {
+        float ms = (float)((double)(emu_now_ns() - t0) / 1e6);
+        memcpy(&optionValues[wall_at], &ms, sizeof(ms));
+    }
+    if (rc == CUDA_SUCCESS)
+        *module = (CUmodule)m;
+    return rc;
 }
 
 EMU_API CUresult cuModuleLoadFatBinary(CUmodule *module, const void *fatCubin) { return cuModuleLoadData(module, fatCubin); }

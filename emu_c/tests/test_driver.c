@@ -258,6 +258,12 @@ static void test_streams_and_events(void)
     /* a module image that is neither fatbin nor PTX is refused; bogus handles are not dereferenced */
     CUmodule m;
     CHECK(cuModuleLoadData(&m, "definitely not a module") == CUDA_ERROR_INVALID_IMAGE);
+    char errlog[256] = "x";
+    CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+    void *vals[] = {errlog, (void *)(uintptr_t)sizeof(errlog)};
+    static const unsigned char sass_only[] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0};
+    CHECK(cuModuleLoadDataEx(&m, sass_only, 2, opts, vals) == CUDA_ERROR_NO_BINARY_FOR_GPU);
+    CHECK(strstr(errlog, "PTX") != NULL && (size_t)(uintptr_t)vals[1] == strlen(errlog) + 1);
     CUfunction f;
     CHECK(cuModuleGetFunction(&f, (CUmodule)(uintptr_t)0x999, "k") == CUDA_ERROR_INVALID_HANDLE);
     CHECK(cuLaunchKernel((CUfunction)(uintptr_t)0x999, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL) != CUDA_SUCCESS);
