@@ -35,10 +35,11 @@ def dataplane(tmp_path):
 @pytest.fixture
 def standalone_dataplane(tmp_path):
     """`python -m tfworker.dataplane` in its own process; yields a function(token="") -> (unix, tcp)."""
-    _need_emu()
     procs = []
 
     def start(token: str = "", backend: str = "emu"):
+        if backend == "emu":
+            _need_emu()
         path = tmp_path / f"sa{len(procs)}.sock"
         p = subprocess.Popen([sys.executable, "-m", "tfworker.dataplane", "--unix", str(path), "--tcp", "127.0.0.1:0",
                               "--backend", backend, "--token", token], stdout=subprocess.PIPE, text=True, cwd=REPO)
