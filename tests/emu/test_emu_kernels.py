@@ -197,3 +197,10 @@ def test_launch_configuration_checks_attributes_and_allocation_paths(cudart):
     assert kv["coop"] == "cudaSuccess" and kv["coop_sum"] == "ok"
     assert kv["async_alloc"] == "cudaSuccess"
     assert kv["managed"] == "ok"
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_host_threads_share_the_device_concurrently(cudart):
+    kv = run_kv("multithread", 6, 5, cudart=cudart)
+    assert kv["errors"] == "none"
+    assert kv["threads_ok"] == "6"
