@@ -38,20 +38,26 @@ def start(args, env, ready: str):
     pytest.fail(f"{args[0]} did not start:\n{''.join(lines)}")
 
 
+workers: dict = {}   # node name -> worker process of the running cluster
+
+
 @contextlib.contextmanager
 def running_cluster(tmp_path, nodes):
     """One scheduler + a worker per node (1 GiB emulated GPU each); yields (env, scheduler address)."""
     env = dict(os.environ, TF_HOME=str(tmp_path), TF_SECRET="test-secret", TF_EMU_VRAM_MIB="1024")
     procs = []
     try:
-        sched, m = start(["scheduler", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "s.db")], env,
+        sched, m = start(["scheduler", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "s.db"),
+                          "--heartbeat-interval", "0.5", "--node-timeout", "2"], env,
                          r"listening on (\S+:\d+)")
         procs.append(sched)
         address = m.group(1)
+        workers.clear()
         for node in nodes:
             w, _ = start(["worker", "--scheduler", address, "--backend", "emu", "--node", node,
                           "--unix", str(tmp_path / f"{node}.sock")], env, r"registered with")
             procs.append(w)
+            workers[node] = w
         yield env, address
     finally:
         for p in procs:
@@ -180,3 +186,19 @@ def test_live_limit_change_reaches_the_running_sessions_limiter(one_worker):
         proc.kill()
         proc.wait()
         client.release(alloc.id)
+
+
+def test_a_killed_worker_is_noticed_and_its_allocations_reported_lost(cluster):
+    env, address = cluster
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=256)
+        victim = workers[alloc.node_name]
+        victim.kill()
+        victim.wait()
+        node_available = lambda: {n.node_name: n.available for n in client.list_pool().nodes}[alloc.node_name]
+        wait_for(lambda: not node_available(), timeout=10, what="the dead worker's node to become unavailable")
+        assert client.get_allocation(alloc.id).state == scheduler_pb.ALLOCATION_LOST
+        # New work goes to the surviving worker.
+        again = client.allocate(tflops=0.001, vram=256)
+        assert again.node_name != alloc.node_name
+        client.release(again.id)

@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     sched = sub.add_parser("scheduler", help="run the scheduler service (foreground)")
     sched.add_argument("--listen", default="0.0.0.0:7070", help="gRPC listen address (default 0.0.0.0:7070)")
     sched.add_argument("--db", default=None, help="SQLite state file (default $TF_HOME/scheduler.db)")
+    sched.add_argument("--config", default=None, help="TOML file: pools (strategy, oversell), quotas, models, timings")
+    sched.add_argument("--lease-ttl", type=float, default=None, help="lease TTL in seconds (default 30)")
+    sched.add_argument("--heartbeat-interval", type=float, default=None, help="worker heartbeat period (default 5 s)")
+    sched.add_argument("--node-timeout", type=float, default=None,
+                       help="seconds without heartbeat before a node is unavailable (default 15)")
     sched.set_defaults(func=cmd_scheduler)
 
     worker = sub.add_parser("worker", help="run the worker daemon on this GPU host (foreground)")
@@ -109,7 +114,10 @@ def cmd_down(args) -> int:
 
 def cmd_scheduler(args) -> int:
     from tfclient import embedded
-    return embedded.run_scheduler_foreground(args.listen, args.db or str(config.home() / "scheduler.db"))
+    timings = {k: v for k, v in (("lease_ttl_s", args.lease_ttl), ("heartbeat_interval_s", args.heartbeat_interval),
+                                 ("node_timeout_s", args.node_timeout)) if v is not None}
+    return embedded.run_scheduler_foreground(args.listen, args.db or str(config.home() / "scheduler.db"),
+                                             config_path=args.config, **timings)
 
 
 def cmd_worker(args) -> int:
