@@ -129,3 +129,13 @@ def test_demo_runs_every_sample_through_a_vgpu_and_cleans_up(tf_env):
     assert "TensorFusion Emulated GPU (CPU)" in r.stdout       # device_query and the status table
     assert "3/3 samples ran correctly" in r.stdout
     assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()   # the background default was stopped
+
+
+def test_run_passes_the_exit_code_through_and_releases_the_vgpu(embedded_up):
+    env, _ = embedded_up
+    r = tf("run", "--vram", "128Mi", "--", "sh", "-c", 'test -n "$TF_LEASE" && exit 3', env=env)
+    assert r.returncode == 3, r.stderr
+    r = tf("run", "--", "/nonexistent/program", env=env)
+    assert r.returncode == 1 and "command not found" in r.stderr
+    status = tf("status", env=env, check=True)
+    assert "no allocations" in status.stdout.lower()
