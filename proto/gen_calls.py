@@ -291,8 +291,10 @@ def gen_stub(calls) -> tuple:
             h.append(f"TF_EXPORT CUresult tfs_{vsym}({args}) __asm__(\"{vsym}\");")
             c_.append(f"TF_EXPORT CUresult tfs_{vsym}({args})")
             c_.append("{")
-            if any(p.name == "hStream" and p.base == "CUstream" for p in c.params):
-                c_.append("    if (hStream == NULL) hStream = CU_STREAM_PER_THREAD;")
+            for p in c.params:
+                if p.base == "CUstream" and p.name in ("hStream", "stream"):
+                    c_.append(f"    if ({p.name} == NULL) {p.name} = CU_STREAM_PER_THREAD;")
+                    break
             c_.append(f"    return tfs_{c.sym}({call_args(c.params)});")
             c_.append("}")
             procs.append((c.api, c.ptds_ver, 1, f"tfs_{vsym}"))

@@ -378,6 +378,13 @@ CUresult tfs_cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStrea
     return rc;
 }
 
+CUresult tfs_cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
+{
+    CUresult rc = rpc_cuMemAllocFromPoolAsync(dptr, bytesize, pool, hStream);
+    if (rc == CUDA_SUCCESS && dptr) tf_devmap_add(*dptr, bytesize);
+    return rc;
+}
+
 CUresult tfs_cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
 {
     CUresult rc = rpc_cuMemFreeAsync(dptr, hStream);
