@@ -135,7 +135,7 @@ def test_run_passes_the_exit_code_through_and_releases_the_vgpu(embedded_up):
     env, _ = embedded_up
     r = tf("run", "--vram", "128Mi", "--", "sh", "-c", 'test -n "$TF_LEASE" && exit 3', env=env)
     assert r.returncode == 3, r.stderr
-    r = tf("run", "--", "/nonexistent/program", env=env)
+    r = tf("run", "--vram", "128Mi", "--", "/nonexistent/program", env=env)
     assert r.returncode == 1 and "command not found" in r.stderr
     status = tf("status", env=env, check=True)
     assert "no allocations" in status.stdout.lower()
