@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from tfclient.errors import (AllocationInactive, InvalidQuantity, InvalidRequest, NoCapacity, QuotaExceeded,
-                             SchedulerUnreachable, UnknownAllocation, UnknownPool)
+                             SchedulerUnreachable, UnknownAllocation, UnknownPool, WorkerUnreachable)
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler import lease
@@ -198,3 +198,33 @@ def test_heartbeat_usage_shows_in_pool_and_allocation(client):
     assert (g.allocated_requests.tflops, g.allocated_requests.vram_mib, g.allocation_count) == (10, 2048, 1)
     pool = client.list_pool("p").pools[0]
     assert (pool.capacity.tflops, pool.allocated.vram_mib) == (100, 2048)
+
+
+def test_limit_change_the_worker_cannot_apply_is_rolled_back(client):
+    client.register_worker("node-a", "p", gpus("a"), admin="127.0.0.1:1")     # nothing listens there
+    a = client.allocate(tflops=10, vram="1Gi")
+    with pytest.raises(WorkerUnreachable, match="limits unchanged"):
+        client.set_limits(a.id, tflops=40)
+    assert client.get_allocation(a.id).limits.tflops == 10
+
+
+def test_multi_gpu_allocation_shares_one_worker_and_its_lease_names_every_gpu(client):
+    client.register_worker("node-a", "p", gpus("a", n=1))
+    client.register_worker("node-b", "p", gpus("b", n=4))
+    a = client.allocate(tflops=50, vram="1Gi", gpu_count=3)
+    assert a.worker_id == "node-b" and len(set(a.gpu_uuids)) == 3
+    claims = lease.verify(a.lease_token, SECRET)
+    assert list(claims.gpu_uuids) == list(a.gpu_uuids) and claims.gpu_uuid == a.gpu_uuids[0]
+    with pytest.raises(InvalidRequest, match="one node"):
+        client.allocate(tflops=1, vram=1, gpu_count=5)
+
+
+def test_reregistering_without_a_busy_gpu_keeps_its_allocation_but_stops_placing_there(client):
+    client.register_worker("node-a", "p", gpus("a", n=2, tflops=100))
+    a = client.allocate(tflops=60, vram=1, model="A100")
+    busy = a.gpu_uuids[0]
+    remaining = [g for g in gpus("a", n=2, tflops=100) if g["uuid"] != busy]
+    client.register_worker("node-a", "p", remaining, active_allocation_ids=[a.id])
+    assert client.get_allocation(a.id).state == pb.ALLOCATION_ACTIVE
+    for _ in range(2):
+        assert client.allocate(tflops=30, vram=1).gpu_uuids[0] != busy

@@ -37,3 +37,11 @@ def test_config_file_typos_are_named(tmp_path):
     c = load_config(str(cfg))
     assert (c.lease_ttl_s, c.pools["p"].tflops_oversell, c.quotas["team"].vram_mib, c.models["NVIDIA A10G"]) == \
         (5.0, 2.0, 8192, 70.0)
+
+
+def test_the_example_config_loads():
+    from pathlib import Path
+    import tfscheduler
+    c = load_config(str(Path(tfscheduler.__file__).parent / "scheduler.example.toml"))
+    assert c.pools["premium"].qos == (3, 4) and c.pools["inference"].tflops_oversell == 2.0
+    assert c.quotas["team-a"].vram_mib == 320 * 1024 and c.models["NVIDIA A10G"] == 70.0
