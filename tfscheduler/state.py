@@ -291,6 +291,8 @@ class SchedulerState:
             raise InvalidRequest(f"qos {qos} unknown: use one of {', '.join(QOS_BY_NAME)}")
         if local_gpu and not client_node:
             raise InvalidRequest("local_gpu needs client_node (the node the client runs on)")
+        if tflops <= 0 and vram_mib <= 0 and (lim_tflops > 0 or lim_vram_mib > 0):
+            tflops, vram_mib = lim_tflops, lim_vram_mib     # only limits given: requests = limits (as Kubernetes)
         ttl = lease_ttl_s or self.cfg.lease_ttl_s
         if not 0 < ttl <= self.cfg.max_lease_ttl_s:
             raise InvalidRequest(f"lease_ttl_s {lease_ttl_s} must be in (0, {self.cfg.max_lease_ttl_s:g}]")

@@ -228,3 +228,11 @@ def test_reregistering_without_a_busy_gpu_keeps_its_allocation_but_stops_placing
     assert client.get_allocation(a.id).state == pb.ALLOCATION_ACTIVE
     for _ in range(2):
         assert client.allocate(tflops=30, vram=1).gpu_uuids[0] != busy
+
+
+def test_limits_alone_become_the_requests(client):
+    client.register_worker("node-a", "p", gpus("a"))
+    a = client.allocate(tflops_limit=8, vram_limit="1Gi")
+    assert (a.requests.tflops, a.requests.vram_mib, a.limits.tflops) == (8, 1024, 8)
+    with pytest.raises(InvalidRequest, match="at least one"):
+        client.allocate()
