@@ -1197,6 +1197,21 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                  S(id) = left ? (uint32_t)((v << n) >> 32) : (uint32_t)(v >> n));
             break;
         }
+        case OP_BMSK: {
+            const int clampm = (in->flags & IF_SHIFT_CLAMP) != 0;
+            LOOP(uint32_t a = (uint32_t)S(ia), b = (uint32_t)S(ib);
+                 if (clampm) { a = a > 32 ? 32 : a; b = b > 32 ? 32 : b; } else { a &= 31; b &= 31; }
+                 uint64_t hi = (uint64_t)a + b >= 32 ? 0xffffffffull : ((1ull << (a + b)) - 1);
+                 S(id) = (uint32_t)(hi & (0xffffffffull << a)));
+            break;
+        }
+        case OP_SZEXT: {
+            const int clampm = (in->flags & IF_SHIFT_CLAMP) != 0, sg = is_signed_t(t);
+            LOOP(uint32_t b = (uint32_t)S(ib); b = clampm ? (b > 32 ? 32 : b) : (b & 31);
+                 uint64_t a = (uint32_t)S(ia);
+                 S(id) = b == 0 ? 0 : b >= 32 ? a : (uint32_t)(sg ? (uint64_t)sext(a, (int)b) : zext(a, (int)b)));
+            break;
+        }
         case OP_BFE: LOOP(S(id) = bfe1(t, S(ia), (uint32_t)S(ib), (uint32_t)S(ic))); break;
         case OP_BFI: { const int ie = in->e; LOOP(S(id) = bfi1(t, S(ia), S(ib), (uint32_t)S(ic), (uint32_t)S(ie))); break; }
         case OP_PRMT: LOOP(S(id) = prmt1((uint32_t)S(ia), (uint32_t)S(ib), (uint32_t)S(ic))); break;

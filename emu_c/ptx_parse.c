@@ -1299,6 +1299,14 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         if (need(x, nops, 5) || ops[4].kind != O_NUM) return fail_ins(x, "lop3 operands");
         r = compile_alu(x, &m, ops, 4, OP_LOP3, 3);
         if (!r) c->code[c->ncode - 1].imm = ops[4].num.i & 0xff;
+    } else if (mbase(&m, "bmsk") || mbase(&m, "szext")) {
+        int bm = mbase(&m, "bmsk");
+        if (need(x, nops, 3)) return -1;
+        int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], T_U32), b = src_slot(x, &ops[2], T_U32);
+        ptx_ins *p = x->failed ? NULL : emit(c, bm ? OP_BMSK : OP_SZEXT, x->line);
+        if (!p) return -1;
+        p->t = (uint8_t)tt; p->d = d; p->a = a; p->b = b;
+        if (m.clamp) p->flags |= IF_SHIFT_CLAMP;
     } else if (mbase(&m, "shf")) {
         r = compile_alu(x, &m, ops, nops, m.mode_l ? OP_SHF_L : OP_SHF_R, 3);
         if (!r && m.clamp) c->code[c->ncode - 1].flags |= IF_SHIFT_CLAMP;

@@ -70,6 +70,8 @@ static const char *cur_test;
     } while (0)
 
 static ptx_module *MOD;
+static char *PTX_TEXT;
+static size_t PTX_LEN;
 
 typedef struct pbuf {
     uint8_t b[256];
@@ -861,6 +863,89 @@ static void test_vecs(void) {
     dev_free(0, a); dev_free(0, b); dev_free(0, c); dev_free(0, d); dev_free(0, e); dev_free(0, f);
 }
 
+static void test_byval(void) {
+    int *o = dev_alloc(0, 32 * 4);
+    pbuf p = {{0}, 0};
+    for (int i = 0; i < 8; i++) pint(&p, 100 + i * i);
+    pflt(&p, 7.9f);
+    pptr(&p, o);
+    pint(&p, 3);
+    LAUNCH_OK("byval", 1, 32, 0, &p, 1);
+    for (int t = 0; t < 32; t++) CHECK(o[t] == 100 + ((3 + t) & 7) * ((3 + t) & 7) + 7, "thread %d: %d", t, o[t]);
+    dev_free(0, o);
+}
+
+static int cmp_int(const void *a, const void *b) { int x = *(const int *)a, y = *(const int *)b; return (x > y) - (x < y); }
+
+static void test_cub(void) {
+    enum { NB = 3 };
+    int *in = dev_alloc(0, NB * 128 * 4), *out = dev_alloc(0, NB * 128 * 4), *agg = dev_alloc(0, NB * 4);
+    for (int i = 0; i < NB * 128; i++) in[i] = (int)(rnd() % 1000) - 300;
+    pbuf p = {{0}, 0};
+    pptr(&p, in); pptr(&p, out); pptr(&p, agg);
+    LAUNCH_OK("cub_reduce_scan", NB, 128, 0, &p, 2);
+    for (int b = 0; b < NB; b++) {
+        int run = 0;
+        for (int t = 0; t < 128; t++) {
+            CHECK(out[b * 128 + t] == run, "block %d scan[%d]=%d want %d", b, t, out[b * 128 + t], run);
+            run += in[b * 128 + t];
+        }
+        CHECK(agg[b] == run, "block %d sum %d want %d", b, agg[b], run);
+    }
+    int *keys = dev_alloc(0, NB * 256 * 4), ref[NB * 256];
+    for (int i = 0; i < NB * 256; i++) ref[i] = keys[i] = (int)rnd();
+    pbuf q = {{0}, 0};
+    pptr(&q, keys);
+    LAUNCH_OK("cub_sort", NB, 64, 0, &q, 2);
+    for (int b = 0; b < NB; b++) qsort(ref + b * 256, 256, 4, cmp_int);
+    for (int i = 0; i < NB * 256; i++) CHECK(keys[i] == ref[i], "sorted[%d]=%d want %d", i, keys[i], ref[i]);
+    dev_free(0, in); dev_free(0, out); dev_free(0, agg); dev_free(0, keys);
+}
+
+/* Mutated PTX must load or fail cleanly, never crash or leak (ASan checks both). */
+static void test_fuzz_parser(void) {
+    static const char alphabet[] = "{}[]();,.%<>|@!+-_:0123456789abcdefxXfd \n\t\"";
+    char *buf = malloc(PTX_LEN + 1);
+    CHECK(buf != NULL, "malloc");
+    int loaded = 0;
+    for (int it = 0; it < 120; it++) {
+        memcpy(buf, PTX_TEXT, PTX_LEN + 1);
+        size_t len = PTX_LEN;
+        int kind = it % 4;
+        if (kind == 0) {
+            for (int k = 0; k < 1 + (int)(rnd() % 8); k++) buf[rnd() % len] = alphabet[rnd() % (sizeof(alphabet) - 1)];
+        } else if (kind == 1) {
+            len = rnd() % len;
+            buf[len] = 0;
+        } else if (kind == 2) {
+            size_t a = rnd() % len, n = rnd() % 200;
+            if (a + n > len) n = len - a;
+            memmove(buf + a, buf + a + n, len - a - n + 1);
+            len -= n;
+        } else {
+            size_t a = rnd() % len;
+            buf[a] = (char)(rnd() & 0xff);
+            if (!buf[a]) buf[a] = '~';
+        }
+        int err = 0;
+        char log[256];
+        ptx_module *m = ptx_module_load(buf, len, &ENV, &err, log, sizeof(log));
+        if (m) {
+            loaded++;
+            for (int i = 0; i < ptx_module_kernel_count(m); i++) {
+                ptx_kernel_attrs at;
+                ptx_kernel_get_attrs(ptx_module_kernel_at(m, i), &at);
+            }
+            ptx_module_free(m);
+        } else if (err == 0) {
+            free(buf);
+            CHECK(0, "load failed without an error code");
+        }
+    }
+    free(buf);
+    CHECK(loaded > 0, "no mutation loaded at all");
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -873,7 +958,8 @@ static const test TESTS[] = {
     {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
     {"oob", test_oob}, {"coop", test_coop}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
     {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
-    {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs},
+    {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
+    {"fuzz_parser", test_fuzz_parser},
 };
 
 static char *read_file(const char *path, size_t *len) {
@@ -945,8 +1031,10 @@ int main(int argc, char **argv) {
     int err = 0;
     char log[512];
     MOD = ptx_module_load(text, len, &ENV, &err, log, sizeof(log));
-    free(text);
+    PTX_TEXT = text;
+    PTX_LEN = len;
     if (!MOD) {
+        free(text);
         fprintf(stderr, "ptx_test: loading %s failed: %d %s\n", used, err, log);
         return 1;
     }
@@ -954,6 +1042,7 @@ int main(int argc, char **argv) {
         int w = atoi(argv[argc - 1]);
         int r = bench(w > 0 ? w : 1);
         ptx_module_free(MOD);
+        free(text);
         return r;
     }
     int ran = 0;
@@ -968,6 +1057,7 @@ int main(int argc, char **argv) {
         printf("%s %s\n", failures == before ? "ok  " : "FAIL", TESTS[i].name);
     }
     ptx_module_free(MOD);
+    free(text);
     printf("ptx_test: %d tests, %d failed\n", ran, failures);
     return failures ? 1 : 0;
 }

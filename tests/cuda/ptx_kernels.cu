@@ -3,6 +3,7 @@
 // and compares with a C reference. Regenerate the committed PTX after editing this file:
 //   nvcc -arch=compute_80 -ptx -O2 tests/cuda/ptx_kernels.cu -o emu_c/tests/ptx_kernels.ptx
 #include <cooperative_groups.h>
+#include <cub/cub.cuh>
 #include <cstdio>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -328,4 +329,36 @@ extern "C" __global__ void spin(float *out, int iters) {
         b = b - (h & 1) * 1e-7f;
     }
     out[blockIdx.x * blockDim.x + threadIdx.x] = a + (float)(h & 0xff);
+}
+
+// A struct passed by value (ld.param with offsets into one .param .b8 array).
+struct ByVal {
+    int a[8];
+    float f;
+};
+__device__ __noinline__ int pick(const ByVal *p, int i) { return p->a[i & 7]; }
+extern "C" __global__ void byval(ByVal p, int *o, int i) { o[threadIdx.x] = pick(&p, i + (int)threadIdx.x) + (int)p.f; }
+
+// CUB block-wide primitives: real library code (templates, shuffles, bmsk, shared temp storage).
+extern "C" __global__ void cub_reduce_scan(const int *in, int *out, int *agg) {
+    typedef cub::BlockReduce<int, 128> BR;
+    typedef cub::BlockScan<int, 128> BS;
+    __shared__ typename BR::TempStorage t1;
+    __shared__ typename BS::TempStorage t2;
+    int v = in[blockIdx.x * 128 + threadIdx.x];
+    int s = BR(t1).Sum(v);
+    __syncthreads();
+    int x;
+    BS(t2).ExclusiveSum(v, x);
+    out[blockIdx.x * 128 + threadIdx.x] = x;
+    if (threadIdx.x == 0) agg[blockIdx.x] = s;
+}
+
+extern "C" __global__ void cub_sort(int *keys) {
+    typedef cub::BlockRadixSort<int, 64, 4> S;
+    __shared__ typename S::TempStorage t;
+    int k[4];
+    for (int i = 0; i < 4; i++) k[i] = keys[blockIdx.x * 256 + threadIdx.x * 4 + i];
+    S(t).Sort(k);
+    for (int i = 0; i < 4; i++) keys[blockIdx.x * 256 + threadIdx.x * 4 + i] = k[i];
 }

@@ -7,18 +7,18 @@ import subprocess
 from emu_run import find_nvcc, parse_kv, repo_file, run_program
 from tfclient import native
 
-def build_ptx_test() -> str:
+def build_ptx_test(opt: str = "-O1") -> str:
     """Compiles the engine's C unit tests (only ptx_*.c, no driver) once per source state."""
     srcs = sorted(
         [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
     hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h")]
     key = hashlib.sha256(b"".join(open(p, "rb").read() for p in srcs + hdrs)).hexdigest()[:12]
-    out = native.build_dir() / "ptx_engine" / f"ptx_test-{key}"
+    out = native.build_dir() / "ptx_engine" / f"ptx_test{opt}-{key}"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
-        subprocess.run(["cc", "-O1", "-g", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-pthread",
+        subprocess.run(["cc", opt, "-g", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-pthread",
                         "-I", repo_file("emu_c"), "-o", str(tmp), *srcs, "-lm"], check=True)
         tmp.rename(out)
     return str(out)
