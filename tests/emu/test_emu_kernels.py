@@ -165,12 +165,14 @@ def driver_modules():
     return out
 
 
-@pytest.mark.parametrize("kind,how", [("ptx", "file"), ("ptx", "data"), ("fatbin", "data"), ("fatbin", "file")])
-def test_driver_api_program_loads_modules_and_launches(tmp_path, rng, driver_modules, kind, how):
+@pytest.mark.parametrize("kind,how,stream", [("ptx", "file", "legacy"), ("ptx", "data", "legacy"),
+                                             ("fatbin", "data", "legacy"), ("fatbin", "file", "per-thread")])
+def test_driver_api_program_loads_modules_and_launches(tmp_path, rng, driver_modules, kind, how, stream):
     n = 1000
     x = rng.standard_normal(n, dtype=np.float32)
+    # per-thread: cuda.h renames the calls to their _ptds/_ptsz exports
     kv = run_kv("driver_api", driver_modules[kind], how, n, write(tmp_path / "in", x), tmp_path / "out",
-                flags=(f"-L{native.emu_lib_dir()}", "-lcuda"))
+                flags=(f"-L{native.emu_lib_dir()}", "-lcuda", "--default-stream", stream))
     np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), x * 3.0 * 0.5, rtol=1e-6)
     assert kv["params"] == "0:8,8:4,12:4"
     assert int(kv["blocks_seen"]) == 2 * int(kv["blocks"])
