@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import uvloop
 
 from tfclient.errors import NoCapacity
@@ -94,3 +95,49 @@ def test_200_concurrent_allocations_never_overcommit(scheduler):
             for g in node.gpus:
                 assert g.allocated_requests.tflops <= g.info.tflops + 1e-9
                 assert g.allocation_count == 14
+
+
+def test_concurrent_churn_with_preemption_keeps_the_books_straight(scheduler):
+    import random
+    import threading
+    with SchedulerClient(scheduler.address) as c:
+        c.register_worker("node-0", "p", gpus("n0", n=2, tflops=100, vram=1000))
+        c.register_worker("node-1", "p", gpus("n1", n=2, tflops=100, vram=1000))
+    errors = []
+
+    def worker(seed):
+        rng = random.Random(seed)
+        mine = []
+        with SchedulerClient(scheduler.address, timeout=30) as c:
+            for _ in range(25):
+                try:
+                    if mine and rng.random() < 0.3:
+                        c.release(mine.pop(rng.randrange(len(mine))))
+                    else:
+                        a = c.allocate(tflops=rng.choice([10, 20, 45]), vram=rng.choice([100, 250]),
+                                       qos=rng.choice(["low", "medium", "high", "critical"]),
+                                       gpu_count=rng.choice([1, 1, 2]))
+                        mine.append(a.id)
+                except NoCapacity:
+                    pass
+                except Exception as e:  # anything else is a bug
+                    errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    with SchedulerClient(scheduler.address) as c:
+        pool = c.list_pool(include_allocations=True)
+    charged = {}
+    for a in pool.allocations:
+        for g in a.gpu_uuids:
+            t, v = charged.get(g, (0.0, 0))
+            charged[g] = (t + a.requests.tflops, v + a.requests.vram_mib)
+    for node in pool.nodes:
+        for g in node.gpus:
+            t, v = charged.get(g.info.uuid, (0.0, 0))
+            assert g.allocated_requests.tflops == pytest.approx(t) and g.allocated_requests.vram_mib == v
+            assert t <= g.info.tflops + 1e-6 and v <= g.info.vram_mib
