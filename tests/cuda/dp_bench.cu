@@ -6,7 +6,8 @@
 //   dp_bench sync N             N x cuCtxSynchronize (an empty round trip): p50_us, p99_us
 //   dp_bench copy MIB REPS      cuMemcpyHtoD / DtoH of MIB MiB, REPS times: h2d_gbs, d2h_gbs
 //   dp_bench raw-pingpong N     16-byte ping-pong over a Unix socketpair between two processes: p50_us, p99_us
-//   dp_bench raw-stream MIB REPS  MIB MiB one way over a Unix socketpair in 8 MiB writes: gbs
+//   dp_bench raw-stream MIB REPS  MIB MiB one way over a Unix socketpair in 8 MiB writes, read into a
+//                               MIB MiB destination (as a copy lands in a buffer of its size): gbs
 #include <cuda.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,11 +150,12 @@ static int raw_stream(size_t mib, int reps)
     pid_t pid = fork();
     if (pid == 0) {
         close(sv[0]);
-        char *b = (char *)malloc(chunk);
+        char *b = (char *)malloc(n);
+        memset(b, 0, n);
         for (int r = 0; r < reps + 1; r++) {
             for (size_t got = 0; got < n;) {
                 size_t want = n - got < chunk ? n - got : chunk;
-                if (full_io(sv[1], b, want, 0)) _exit(1);
+                if (full_io(sv[1], b + got, want, 0)) _exit(1);
                 got += want;
             }
             if (full_io(sv[1], b, 1, 1)) _exit(1);
