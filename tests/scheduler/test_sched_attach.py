@@ -46,12 +46,12 @@ def test_remote_worker_is_reached_over_tcp(scheduler):
 
 
 def test_lease_is_kept_alive_by_the_renewal_thread(start_scheduler):
-    s = start_scheduler(lease_ttl_s=0.6, tick_s=0.05)
+    s = start_scheduler(lease_ttl_s=1.0, tick_s=0.05)
     with SchedulerClient(s.address) as c:
         c.register_worker("node-a", "p", gpus("a", tflops=10))
         held = tfattach.allocate(tflops=10, vram=1, scheduler=s.address)
         unrenewed = tfattach.allocate(tflops=0, vram=1, scheduler=s.address, renew=False)
-        time.sleep(1.5)                            # 2.5 TTLs
+        time.sleep(2.2)                            # 2.2 TTLs (renewed every TTL/3)
         assert c.get_allocation(held.id).state == pb.ALLOCATION_ACTIVE
         assert c.get_allocation(unrenewed.id).state == pb.ALLOCATION_EXPIRED
         with pytest.raises(NoCapacity):

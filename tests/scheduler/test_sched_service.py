@@ -144,14 +144,14 @@ def test_set_limits_is_forwarded_to_the_worker_with_a_fresh_token(client, worker
 
 
 def test_lease_expires_unless_renewed_by_client_or_heartbeat(start_scheduler, worker_admin):
-    s = start_scheduler(lease_ttl_s=0.6, tick_s=0.05, node_timeout_s=30)
+    s = start_scheduler(lease_ttl_s=1.0, tick_s=0.05, node_timeout_s=30)
     with SchedulerClient(s.address) as c:
         c.register_worker("node-a", "p", gpus("a"), admin=worker_admin.address)
         idle = c.allocate(tflops=1, vram=1)
         by_client = c.allocate(tflops=1, vram=1)
         by_worker = c.allocate(tflops=1, vram=1)
-        for _ in range(8):                                   # ~1.2 s: two TTLs
-            time.sleep(0.15)
+        for _ in range(11):                                  # ~2.2 s: two TTLs, renewed every 0.2 s
+            time.sleep(0.2)
             c.renew(by_client.id)
             c.heartbeat("node-a", active_allocation_ids=[by_worker.id])
         assert c.get_allocation(idle.id).state == pb.ALLOCATION_EXPIRED
