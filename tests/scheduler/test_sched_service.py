@@ -163,7 +163,7 @@ def test_lease_expires_unless_renewed_by_client_or_heartbeat(start_scheduler, wo
 
 
 def test_node_without_heartbeats_becomes_unavailable_and_its_allocations_lost(start_scheduler):
-    s = start_scheduler(lease_ttl_s=60, tick_s=0.05, node_timeout_s=0.5)
+    s = start_scheduler(lease_ttl_s=60, tick_s=0.05, node_timeout_s=1.0)
     with SchedulerClient(s.address) as c:
         c.register_worker("node-a", "p", gpus("a"))
         a = c.allocate(tflops=1, vram=1)
