@@ -139,3 +139,16 @@ def test_run_passes_the_exit_code_through_and_releases_the_vgpu(embedded_up):
     assert r.returncode == 1 and "command not found" in r.stderr
     status = tf("status", env=env, check=True)
     assert "no allocations" in status.stdout.lower()
+
+
+def test_terminated_run_still_releases_its_vgpu(embedded_up):
+    env, _ = embedded_up
+    proc = subprocess.Popen([*CLI, "run", "--vram", "128Mi", "--", "sleep", "30"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while "1 allocation(s)" not in tf("status", env=env, check=True).stdout:
+        assert time.time() < deadline and proc.poll() is None, "the run never got its allocation"
+        time.sleep(0.2)
+    proc.terminate()
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert "no allocations" in tf("status", env=env, check=True).stdout.lower()

@@ -6,6 +6,7 @@ one-line message and exit code 2 (usage) or 1 (runtime), never a traceback.
 """
 import argparse
 import os
+import signal
 import subprocess
 import sys
 
@@ -154,6 +155,8 @@ def cmd_run(args) -> int:
     lease = allocate(scheduler=address, tflops=tflops or 0.0, tflops_limit=tflops_limit or 0.0,
                      vram_mib=vram_mib or 0, vram_limit_mib=vram_limit_mib or 0, qos=args.qos, pool=args.pool,
                      gpu_model=args.gpu_model)
+    # SIGTERM must not skip the release below (subprocess.run kills CMD when interrupted).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         env = dict(os.environ)
         env.update(lease.client_env(transport=args.transport))
@@ -166,6 +169,10 @@ def cmd_run(args) -> int:
         return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     finally:
         lease.release()
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def run_local(cmd: list[str], vram_limit_mib: int | None, tflops_limit: float | None) -> int:
@@ -199,7 +206,7 @@ def cmd_status(args) -> int:
     if not address:
         raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
     with SchedulerClient(address) as client:
-        pool = client.list_pool()
+        pool = client.list_pool(include_allocations=True)
     from tfclient import status_table
     print(status_table.render(pool))
     return 0
