@@ -52,7 +52,8 @@ def run_kv(name: str, *args, env: dict, cudart: str = "static", timeout: float =
 
 def start(name: str, *args, env: dict, cudart: str = "static") -> subprocess.Popen:
     exe = build_cuda(name, cudart=cudart)
-    return subprocess.Popen([str(exe), *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([str(exe), *map(str, args)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
 
 
 def session_id(tag: str) -> str:

@@ -3,7 +3,7 @@ sees the cap as its device memory, gets cudaErrorMemoryAllocation at the cap on 
 and can allocate again after freeing; the session's shared-memory region reports its usage."""
 import pytest
 
-from limiter_helpers import MiB, base_env, limited_env, run_kv, session_id
+from limiter_helpers import MiB, base_env, limited_env, run_kv, session_id, start
 from tfworker.limits import SessionLimits, local_env
 
 
@@ -60,3 +60,33 @@ def test_region_that_cannot_be_opened_fails_closed():
     env = limited_env({"TF_LIMITER_SHM": f"/tf-{session_id('missing')}", "TF_LIMITER_QUIET": "1"})
     kv = run_kv("lim_vram", 64, env=env)
     assert kv["filled"] == "0" and kv["fill_error"] == "cudaErrorMemoryAllocation"
+
+
+def test_vram_limit_changes_live():
+    """SessionLimits.update applies to the very next allocation of a running process."""
+    with SessionLimits.create(session_id("vlive"), vram_limit_bytes=256 * MiB) as lim:
+        p = start("lim_vram_steps", env=limited_env(lim.env))
+
+        def step(cmd: str) -> str:
+            p.stdin.write(f"{cmd}\n".encode())
+            p.stdin.flush()
+            return p.stdout.readline().decode().strip()
+
+        assert step("a 128") == "alloc=ok"
+        assert step("a 64") == "alloc=ok"
+        assert lim.usage().vram_used == 192 * MiB
+        lim.update(vram_limit_bytes=200 * MiB)
+        assert step("a 64") == "alloc=cudaErrorMemoryAllocation"
+        assert step("i") == f"free_mem={8 * MiB} total_mem={200 * MiB}"
+        lim.update(vram_limit_bytes=128 * MiB)                   # below what is in use
+        assert step("i") == f"free_mem=0 total_mem={128 * MiB}"
+        assert step("a 1") == "alloc=cudaErrorMemoryAllocation"
+        lim.update(vram_limit_bytes=1024 * MiB)
+        assert step("a 512") == "alloc=ok"
+        assert lim.usage().vram_used == 704 * MiB and lim.usage().vram_peak == 704 * MiB
+        assert step("f") == "free=ok"
+        assert lim.usage().vram_used == 192 * MiB
+        step("q")
+        p.stdin.close()
+        p.wait(timeout=30)
+        assert p.returncode == 0
