@@ -149,6 +149,7 @@ class PlacementIndex:
         self.rows: dict[str, int] = {}    # gpu uuid -> row
         self.gpus: dict[int, Gpu] = {}    # row -> Gpu
         self._free_rows: list[int] = []
+        self._retired: set[int] = set()  # rows of GPUs gone from their worker but still charged
         self.policies: dict[str, PoolPolicy] = {}
         self.quotas: dict[str, Quota] = {}
         self.allocs: dict[str, Alloc] = {}
@@ -250,6 +251,9 @@ class PlacementIndex:
         if row is None:
             if self._free_rows:
                 row = self._free_rows.pop()
+                for col in (self.req_t, self.req_v, self.lim_t, self.lim_v, self.q_req_t, self.q_req_v,
+                            self.q_lim_t, self.q_lim_v, self.q_cnt):
+                    col[row] = 0       # no float residue from the previous tenant of the row
             else:
                 if self._n == self._cap:
                     self._grow(self._cap * 2)
@@ -259,6 +263,7 @@ class PlacementIndex:
             self.on_gpu[row] = set()
         else:
             self._node_sums(row, -1)
+            self._retired.discard(row)
         self.gpus[row] = gpu
         self.cap_t[row], self.cap_v[row] = gpu.tflops, gpu.vram_mib
         self.lcap_t[row], self.lcap_v[row] = gpu.tflops * pol.tflops_oversell, gpu.vram_mib * pol.vram_oversell
@@ -278,6 +283,7 @@ class PlacementIndex:
         if self.on_gpu[row]:
             self.avail[row] = False
             self.gpus[row].available = False
+            self._retired.add(row)
             return
         self._node_sums(row, -1)
         del self.rows[uuid], self.gpus[row], self.on_gpu[row]
@@ -288,10 +294,11 @@ class PlacementIndex:
         nid = self._node_ids.get(node)
         if nid is None:
             return
-        rows = np.nonzero(self.live[:self._n] & (self.node_id[:self._n] == nid))[0]
+        rows = [r for r in np.nonzero(self.live[:self._n] & (self.node_id[:self._n] == nid))[0].tolist()
+                if r not in self._retired]
         self.avail[rows] = available
         for r in rows:
-            self.gpus[int(r)].available = available
+            self.gpus[r].available = available
 
     # ---- charges ----
     def _charge(self, a: Alloc, sign: int) -> None:

@@ -234,3 +234,17 @@ def test_pool_reserved_for_high_qos_is_skipped_by_lower_qos():
     assert idx.place(Request(10, 10, qos=HIGH)).gpus == ("prem",)
     with pytest.raises(InvalidRequest, match="accepts QoS high, critical"):
         idx.place(Request(10, 10, qos=LOW, pool="premium"))
+
+
+def test_gpu_gone_from_its_worker_stays_unplaceable_when_the_node_comes_back():
+    idx = pool(nodes=1, gpus=2, strategy="compact-first")
+    aid, d = take(idx, Request(10, 10))
+    gone = d.gpus[0]
+    idx.remove_gpu(gone)                       # still charged: kept, unavailable
+    idx.set_node_available("n0", False)
+    idx.set_node_available("n0", True)
+    for _ in range(3):
+        assert take(idx, Request(10, 10))[1].gpus[0] != gone
+    idx.remove_allocation(aid)
+    idx.upsert_gpu(Gpu(gone, "n0", "p", "A100", "nvidia", 1000, 100.0))   # reported again: placeable
+    assert idx.place(Request(90, 10)).gpus == (gone,)

@@ -226,6 +226,7 @@ def test_reregistering_without_a_busy_gpu_keeps_its_allocation_but_stops_placing
     remaining = [g for g in gpus("a", n=2, tflops=100) if g["uuid"] != busy]
     client.register_worker("node-a", "p", remaining, active_allocation_ids=[a.id])
     assert client.get_allocation(a.id).state == pb.ALLOCATION_ACTIVE
+    client.heartbeat("node-a", active_allocation_ids=[a.id])     # a heartbeat does not revive the gone GPU
     for _ in range(2):
         assert client.allocate(tflops=30, vram=1).gpu_uuids[0] != busy
 
