@@ -854,6 +854,34 @@ static CUresult get_layout(CUfunction f, const layout **out)
     return CUDA_SUCCESS;
 }
 
+/* Unloading may free function handles the worker will hand out again for other kernels. */
+static void layouts_forget_all(void)
+{
+    pthread_mutex_lock(&g_layout_mu);
+    for (size_t b = 0; b < LAYOUT_BUCKETS; b++) {
+        for (layout *l = g_layouts[b], *n; l; l = n) {
+            n = l->next;
+            free(l);
+        }
+        g_layouts[b] = NULL;
+    }
+    pthread_mutex_unlock(&g_layout_mu);
+}
+
+CUresult tfs_cuModuleUnload(CUmodule hmod)
+{
+    CUresult rc = rpc_cuModuleUnload(hmod);
+    if (rc == CUDA_SUCCESS) layouts_forget_all();
+    return rc;
+}
+
+CUresult tfs_cuLibraryUnload(CUlibrary library)
+{
+    CUresult rc = rpc_cuLibraryUnload(library);
+    if (rc == CUDA_SUCCESS) layouts_forget_all();
+    return rc;
+}
+
 /* The checks a driver makes at the launch call itself (the rest comes back latched). The driver's
  * answer to a bad grid or block is 9, which cuda.h does not name; cudart reports it as
  * cudaErrorInvalidConfiguration. */

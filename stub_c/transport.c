@@ -443,8 +443,24 @@ static CUresult handshake(int fd, const char *token)
     return CUDA_SUCCESS;
 }
 
+/* A forked child shares the parent's socket: it must never speak on it (CUDA is unusable after fork,
+ * as with NVIDIA's driver). */
+static void after_fork_in_child(void)
+{
+    if (g.fd >= 0) close(g.fd);
+    g.fd = -1;
+    g.dead = CUDA_ERROR_NOT_INITIALIZED;
+    g.blen = 0;
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_mutex_init(&g.map_mu, NULL);
+}
+
 static void connect_now(void)
 {
+    if (pthread_atfork(NULL, NULL, after_fork_in_child)) {
+        g.init_rc = CUDA_ERROR_OPERATING_SYSTEM;
+        return;
+    }
     const char *spec = getenv("TF_WORKER");
     const char *token = getenv("TF_LEASE");
     if (!spec || !*spec) {

@@ -76,8 +76,10 @@ int main()
     if (big[0] != 0x5a || big[sizeof big - 1] != 0x5a) { printf("FAIL big copy content\n"); fails++; }
     WANT("free big", cuMemFree(bigd), CUDA_SUCCESS);
     WANT("unload", cuModuleUnload(mod), CUDA_SUCCESS);
-    WANT("function of unloaded module", cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, 0, args, NULL), CUDA_SUCCESS);
-    WANT("latched: function died with its module", cuCtxSynchronize(), CUDA_ERROR_INVALID_HANDLE);
+    /* the function died with its module: the stub forgot its layout and the worker refuses it */
+    WANT("function of unloaded module", cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, 0, args, NULL),
+         CUDA_ERROR_INVALID_HANDLE);
+    WANT("nothing latched", cuCtxSynchronize(), CUDA_SUCCESS);
     WANT("unload twice", cuModuleUnload(mod), CUDA_ERROR_INVALID_HANDLE);
     WANT("free", cuMemFree(d), CUDA_SUCCESS);
     WANT("double free", cuMemFree(d), CUDA_ERROR_INVALID_VALUE);
