@@ -15,7 +15,9 @@ from dataclasses import dataclass, field, fields
 
 from tfclient.errors import LeaseError, LeaseExpired, LeaseInvalid
 
-__all__ = ["LeaseClaims", "sign", "verify", "LeaseError", "LeaseExpired", "LeaseInvalid"]
+__all__ = ["LeaseClaims", "sign", "verify", "sign_order", "verify_order", "LeaseError", "LeaseExpired",
+           "LeaseInvalid"]
+ORDER_MAX_AGE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -77,3 +79,32 @@ def verify(token: str, secret: bytes, now: float | None = None) -> LeaseClaims:
         raise LeaseExpired(f"lease of allocation {claims.allocation_id} expired "
                            f"{now - claims.expires_at:.1f}s ago; renew it or allocate again")
     return claims
+
+
+def _mac(payload: str, secret: bytes) -> str:
+    return _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
+
+
+def sign_order(action: str, allocation_id: str, secret: bytes, now: float | None = None) -> str:
+    """A token proving an admin order (e.g. "close") for one allocation comes from the scheduler."""
+    body = {"action": action, "allocation_id": allocation_id, "issued_at": time.time() if now is None else now}
+    payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+    return f"{payload}.{_mac(payload, secret)}"
+
+
+def verify_order(token: str, action: str, allocation_id: str, secret: bytes, now: float | None = None,
+                 max_age_s: float = ORDER_MAX_AGE_S) -> None:
+    """Raises LeaseInvalid unless token is a fresh order for (action, allocation_id) signed with secret."""
+    try:
+        payload, mac = token.strip().split(".")
+        body = json.loads(_unb64(payload))
+    except (ValueError, AttributeError) as e:
+        raise LeaseInvalid("admin order token is malformed") from e
+    if not hmac.compare_digest(_unb64(mac), _unb64(_mac(payload, secret))):
+        raise LeaseInvalid("admin order token signature does not verify (wrong secret or tampered token)")
+    if body.get("action") != action or body.get("allocation_id") != allocation_id:
+        raise LeaseInvalid(f"admin order token is for {body.get('action')} {body.get('allocation_id')}, "
+                           f"not {action} {allocation_id}")
+    age = (time.time() if now is None else now) - float(body.get("issued_at", 0))
+    if not -max_age_s < age < max_age_s:
+        raise LeaseInvalid(f"admin order token is {age:.0f}s old (limit {max_age_s:g}s): replayed or clocks differ")

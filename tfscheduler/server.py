@@ -14,7 +14,7 @@ import grpc
 
 from tfclient.errors import TensorFusionError, WorkerUnreachable, to_status
 from tfclient.protos import load
-from tfscheduler.placement import QOS_NAMES
+from tfscheduler import lease as lease_tokens
 from tfscheduler.state import Config, SchedulerState, load_config
 from tfscheduler.storage import SqliteStore
 
@@ -58,7 +58,9 @@ class SchedulerService(rpc.SchedulerServicer):
     async def _close_one(self, c) -> None:
         try:
             await self._admin(c.admin).CloseSession(
-                wpb.CloseSessionRequest(allocation_id=c.allocation_id, reason=c.reason),
+                wpb.CloseSessionRequest(allocation_id=c.allocation_id, reason=c.reason,
+                                        auth_token=lease_tokens.sign_order("close", c.allocation_id,
+                                                                           self.state.secret)),
                 timeout=self.state.cfg.admin_timeout_s)
         except grpc.RpcError as e:  # the heartbeat reply repeats the order
             log.info("CloseSession(%s) on %s failed (%s); it goes out with the next heartbeat reply",

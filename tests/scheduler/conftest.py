@@ -11,6 +11,7 @@ import uvloop
 
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
+from tfscheduler import lease
 from tfscheduler.server import serve
 
 wpb = load("worker_pb2")
@@ -43,6 +44,7 @@ class RecordingWorkerAdmin(wrpc.WorkerAdminServicer):
         self.event = threading.Event()
 
     def CloseSession(self, request, context):
+        lease.verify_order(request.auth_token, "close", request.allocation_id, SECRET)   # raises if forged
         self.closed.append((request.allocation_id, request.reason))
         self.event.set()
         return wpb.CloseSessionResponse(closed=True)

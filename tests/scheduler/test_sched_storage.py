@@ -45,3 +45,13 @@ def test_the_example_config_loads():
     c = load_config(str(Path(tfscheduler.__file__).parent / "scheduler.example.toml"))
     assert c.pools["premium"].qos == (3, 4) and c.pools["inference"].tflops_oversell == 2.0
     assert c.quotas["team-a"].vram_mib == 320 * 1024 and c.models["NVIDIA A10G"] == 70.0
+
+
+def test_admin_order_tokens_bind_action_allocation_and_time():
+    from tfscheduler import lease
+    t = lease.sign_order("close", "alloc-1", b"s", now=1000.0)
+    lease.verify_order(t, "close", "alloc-1", b"s", now=1010.0)
+    for args, now in ((("close", "alloc-2", b"s"), 1010.0), (("close", "alloc-1", b"x"), 1010.0),
+                      (("limits", "alloc-1", b"s"), 1010.0), (("close", "alloc-1", b"s"), 2000.0)):
+        with pytest.raises(lease.LeaseInvalid):
+            lease.verify_order(t, *args, now=now)
