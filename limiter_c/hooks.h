@@ -47,6 +47,10 @@
     X(MEMINFO, cuDeviceTotalMem_v2,              "cuDeviceTotalMem",            3020,  0, TFL_LIB_CUDA) \
     X(MEMINFO, nvmlDeviceGetMemoryInfo,          "nvmlDeviceGetMemoryInfo",     0,     0, TFL_LIB_NVML) \
     X(MEMINFO, nvmlDeviceGetMemoryInfo_v2,       "nvmlDeviceGetMemoryInfo_v2",  0,     0, TFL_LIB_NVML) \
+    /* ---- contexts: destroying one frees its memory in the driver, so its charges go too ------- */ \
+    X(CONTEXT, cuCtxDestroy_v2,                  "cuCtxDestroy",                4000,  0, TFL_LIB_CUDA) \
+    X(CONTEXT, cuDevicePrimaryCtxRelease_v2,     "cuDevicePrimaryCtxRelease",   11000, 0, TFL_LIB_CUDA) \
+    X(CONTEXT, cuDevicePrimaryCtxReset_v2,       "cuDevicePrimaryCtxReset",     11000, 0, TFL_LIB_CUDA) \
     /* ---- launches: take tokens (wait, never fail) -------------------------------------------- */ \
     X(LAUNCH,  cuLaunchKernel,                   "cuLaunchKernel",              4000,  0, TFL_LIB_CUDA) \
     X(LAUNCH,  cuLaunchKernel_ptsz,              "cuLaunchKernel",              4000,  1, TFL_LIB_CUDA) \

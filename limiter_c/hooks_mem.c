@@ -1,8 +1,9 @@
-/* hooks_mem.c - VRAM hooks: every device allocation is charged to the ledger BEFORE the driver sees
+/* hooks_mem.c - VRAM and context hooks: every device allocation is charged to the ledger BEFORE the driver sees
  * it (over the cap: CUDA_ERROR_OUT_OF_MEMORY, nothing allocated), bound to its pointer/handle on
  * success, refunded by the matching free; cuMemGetInfo / cuDeviceTotalMem / NVML report the cap.
  * Sizes are the logical bytes asked for (pitch: the real pitch; arrays: width*height*depth*channels*
  * element size per level), not the driver's internal rounding. Wrappers listed in hooks.h. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include "hooks.h"
 #include "limiter.h"
@@ -26,16 +27,31 @@ static void uncharge(tfl_state *st, uint64_t bytes)
     pthread_mutex_unlock(&st->lock);
 }
 
+/* The context an allocation lives in (its owner in the ledger): destroying the context frees it. */
+static uint64_t current_ctx(void)
+{
+    typedef CUresult (*get_fn)(CUcontext *);
+    static _Atomic(get_fn) fn;
+    get_fn f = atomic_load_explicit(&fn, memory_order_relaxed);
+    if (!f) {
+        f = (get_fn)tfl_lib_sym(TFL_LIB_CUDA, "cuCtxGetCurrent");
+        atomic_store_explicit(&fn, f, memory_order_relaxed);
+    }
+    CUcontext c = NULL;
+    return f && f(&c) == CUDA_SUCCESS ? (uint64_t)(uintptr_t)c : 0;
+}
+
 /* Binds a charged allocation to its key. A key already present means the driver freed the old one
  * behind our back (context destroyed) and reused the address: the stale charge is dropped. Returns -1
  * if the ledger cannot record it (out of host memory): the caller frees the allocation. */
 static int bind(tfl_state *st, int kind, uint64_t key, uint64_t bytes)
 {
+    uint64_t owner = kind == TFL_KEY_VMM ? 0 : current_ctx(); /* VMM memory belongs to the device */
     if (pthread_mutex_lock(&st->lock) != 0) return -1;
-    tfl_status s = tfl_ledger_commit(&st->ledger, kind, key, bytes);
+    tfl_status s = tfl_ledger_commit_owned(&st->ledger, kind, key, bytes, owner);
     if (s == TFL_DUPLICATE) {
         tfl_ledger_release(&st->ledger, kind, key);
-        s = tfl_ledger_commit(&st->ledger, kind, key, bytes);
+        s = tfl_ledger_commit_owned(&st->ledger, kind, key, bytes, owner);
     }
     if (s != TFL_OK) tfl_ledger_cancel(&st->ledger, bytes);
     pthread_mutex_unlock(&st->lock);
@@ -322,5 +338,68 @@ TFL_EXPORT tfl_nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(tfl_nvmlDevice_t dev, tfl
     uint64_t t = mem->total, f = mem->free;
     cap_info(st, &t, &f);
     if (t != mem->total) { mem->total = t; mem->free = f; mem->used = t - f; mem->reserved = 0; }
+    return r;
+}
+
+/* ---- contexts: the driver frees a destroyed context's memory; refund it ------------------------ */
+static void drop_context(CUcontext ctx)
+{
+    if (!ctx) return;
+    tfl_state *st = tfl_state_get();
+    uint64_t b = 0;
+    if (pthread_mutex_lock(&st->lock) == 0) {
+        b = tfl_ledger_release_owner(&st->ledger, (uint64_t)(uintptr_t)ctx);
+        pthread_mutex_unlock(&st->lock);
+    }
+    if (b && st->shared) tfl_publish_usage(st);
+}
+
+static int primary_active(CUdevice dev)
+{
+    typedef CUresult (*state_fn)(CUdevice, unsigned int *, int *);
+    state_fn f = (state_fn)tfl_lib_sym(TFL_LIB_CUDA, "cuDevicePrimaryCtxGetState");
+    unsigned flags = 0;
+    int active = 0;
+    return f && f(dev, &flags, &active) == CUDA_SUCCESS && active;
+}
+
+/* The handle of dev's primary context if it is active (a retain + release pair: no net change). */
+static CUcontext primary_of(CUdevice dev)
+{
+    typedef CUresult (*retain_fn)(CUcontext *, CUdevice);
+    retain_fn retain = (retain_fn)tfl_lib_sym(TFL_LIB_CUDA, "cuDevicePrimaryCtxRetain");
+    TFL_REAL(cuDevicePrimaryCtxRelease_v2);
+    CUcontext c = NULL;
+    if (!retain || !real || !primary_active(dev) || retain(&c, dev) != CUDA_SUCCESS) return NULL;
+    (void)real(dev);
+    return c;
+}
+
+TFL_EXPORT CUresult CUDAAPI cuCtxDestroy_v2(CUcontext ctx)
+{
+    TFL_REAL(cuCtxDestroy_v2);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult r = real(ctx);
+    if (r == CUDA_SUCCESS) drop_context(ctx);
+    return r;
+}
+
+TFL_EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+{
+    TFL_REAL(cuDevicePrimaryCtxRelease_v2);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    CUcontext pctx = primary_of(dev);
+    CUresult r = real(dev);
+    if (r == CUDA_SUCCESS && pctx && !primary_active(dev)) drop_context(pctx);
+    return r;
+}
+
+TFL_EXPORT CUresult CUDAAPI cuDevicePrimaryCtxReset_v2(CUdevice dev)
+{
+    TFL_REAL(cuDevicePrimaryCtxReset_v2);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    CUcontext pctx = primary_of(dev);
+    CUresult r = real(dev);
+    if (r == CUDA_SUCCESS && pctx) drop_context(pctx);
     return r;
 }

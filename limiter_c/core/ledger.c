@@ -51,12 +51,12 @@ static long find(const tfl_ledger *l, int kind, uint64_t key)
     return -1;
 }
 
-static int insert_raw(tfl_ledger_slot *slots, size_t cap, int kind, uint64_t key, uint64_t bytes)
+static int insert_raw(tfl_ledger_slot *slots, size_t cap, int kind, uint64_t key, uint64_t bytes, uint64_t owner)
 {
     size_t mask = cap - 1;
     for (size_t i = mix(key, kind) & mask, n = 0; n < cap; i = (i + 1) & mask, n++) {
         if (slots[i].kind == 0 || slots[i].kind == TOMB) {
-            slots[i].kind = (uint8_t)kind; slots[i].key = key; slots[i].bytes = bytes;
+            slots[i].kind = (uint8_t)kind; slots[i].key = key; slots[i].bytes = bytes; slots[i].owner = owner;
             return 0;
         }
     }
@@ -71,7 +71,7 @@ static int grow(tfl_ledger *l)
     if (!ns) return -1;
     for (size_t i = 0; i < l->cap; i++)
         if (l->slots[i].kind && l->slots[i].kind != TOMB)
-            (void)insert_raw(ns, ncap, l->slots[i].kind, l->slots[i].key, l->slots[i].bytes);
+            (void)insert_raw(ns, ncap, l->slots[i].kind, l->slots[i].key, l->slots[i].bytes, l->slots[i].owner);
     free(l->slots);
     l->slots = ns; l->cap = ncap; l->tombs = 0;
     return 0;
@@ -79,9 +79,14 @@ static int grow(tfl_ledger *l)
 
 tfl_status tfl_ledger_commit(tfl_ledger *l, int kind, uint64_t key, uint64_t bytes)
 {
+    return tfl_ledger_commit_owned(l, kind, key, bytes, 0);
+}
+
+tfl_status tfl_ledger_commit_owned(tfl_ledger *l, int kind, uint64_t key, uint64_t bytes, uint64_t owner)
+{
     if (find(l, kind, key) >= 0) return TFL_DUPLICATE;
     if ((l->count + l->tombs + 1) * 4 > l->cap * 3 && grow(l) != 0) return TFL_NOMEM;
-    if (insert_raw(l->slots, l->cap, kind, key, bytes) != 0) return TFL_NOMEM;
+    if (insert_raw(l->slots, l->cap, kind, key, bytes, owner) != 0) return TFL_NOMEM;
     l->count++;
     return TFL_OK;
 }
@@ -101,4 +106,19 @@ uint64_t tfl_ledger_lookup(const tfl_ledger *l, int kind, uint64_t key)
 {
     long i = find(l, kind, key);
     return i < 0 ? 0 : l->slots[i].bytes;
+}
+
+uint64_t tfl_ledger_release_owner(tfl_ledger *l, uint64_t owner)
+{
+    uint64_t total = 0;
+    if (!owner) return 0;
+    for (size_t i = 0; i < l->cap; i++) {
+        tfl_ledger_slot *s = &l->slots[i];
+        if (s->kind == 0 || s->kind == TOMB || s->owner != owner) continue;
+        total += s->bytes;
+        tfl_ledger_cancel(l, s->bytes);
+        s->kind = TOMB;
+        l->count--; l->tombs++;
+    }
+    return total;
 }

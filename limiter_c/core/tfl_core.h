@@ -35,7 +35,7 @@ double tfl_launch_cost(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsig
  * `used` never underflows. Keys are (kind, value): device pointers, arrays and VMM handles live in
  * different name spaces. Not thread-safe: the caller holds its lock. */
 enum tfl_key_kind { TFL_KEY_PTR = 1, TFL_KEY_ARRAY, TFL_KEY_MIPMAP, TFL_KEY_VMM };
-typedef struct { uint64_t key; uint64_t bytes; uint8_t kind; } tfl_ledger_slot;
+typedef struct { uint64_t key, bytes, owner; uint8_t kind; } tfl_ledger_slot;
 typedef struct {
     uint64_t used, peak;
     size_t count, cap;      /* live entries; table size (power of two, 0 = not allocated) */
@@ -53,6 +53,10 @@ void tfl_ledger_cancel(tfl_ledger *l, uint64_t bytes);
 /* Binds a reserved amount to a key. On TFL_NOMEM/TFL_DUPLICATE the reservation stays charged to
  * nobody; the caller cancels it. */
 tfl_status tfl_ledger_commit(tfl_ledger *l, int kind, uint64_t key, uint64_t bytes);
+/* The same, recording an owner (the CUDA context the allocation lives in; 0 = none). */
+tfl_status tfl_ledger_commit_owned(tfl_ledger *l, int kind, uint64_t key, uint64_t bytes, uint64_t owner);
+/* Refunds every key of an owner (its context was destroyed: the driver freed them); returns the bytes. */
+uint64_t tfl_ledger_release_owner(tfl_ledger *l, uint64_t owner);
 /* Removes a key; returns the bytes refunded (0 if unknown). */
 uint64_t tfl_ledger_release(tfl_ledger *l, int kind, uint64_t key);
 uint64_t tfl_ledger_lookup(const tfl_ledger *l, int kind, uint64_t key);

@@ -91,6 +91,20 @@ static void test_ledger_cap_and_refund(void)
     tfl_ledger_free(&l);
 }
 
+static void test_ledger_context_destroy_refunds_its_allocations(void)
+{
+    tfl_ledger l; tfl_ledger_init(&l);
+    for (uint64_t i = 1; i <= 6; i++) {
+        CHECK(tfl_ledger_reserve(&l, 10, 0) == TFL_OK, "reserve");
+        CHECK(tfl_ledger_commit_owned(&l, TFL_KEY_PTR, i << 20, 10, i % 2 ? 0xc1 : 0xc2) == TFL_OK, "commit");
+    }
+    CHECK(tfl_ledger_release_owner(&l, 0xc1) == 30 && l.used == 30 && l.count == 3, "context c1's 3 allocations refunded");
+    CHECK(tfl_ledger_release_owner(&l, 0xc1) == 0 && tfl_ledger_release_owner(&l, 0) == 0, "nothing left / no owner");
+    CHECK(tfl_ledger_release(&l, TFL_KEY_PTR, 1ull << 20) == 0, "a refunded pointer is gone");
+    CHECK(tfl_ledger_release(&l, TFL_KEY_PTR, 2ull << 20) == 10 && l.used == 20, "others untouched");
+    tfl_ledger_free(&l);
+}
+
 static void test_ledger_many_entries(void)
 {
     tfl_ledger l; tfl_ledger_init(&l);
@@ -272,6 +286,7 @@ int main(void)
     test_bucket_live_rate_change();
     test_bucket_idle_saves_only_capacity();
     test_ledger_cap_and_refund();
+    test_ledger_context_destroy_refunds_its_allocations();
     test_ledger_many_entries();
     test_ctrl_converges_to_share();
     test_ctrl_is_scale_free();

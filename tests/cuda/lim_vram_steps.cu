@@ -1,6 +1,6 @@
 // lim_vram_steps.cu - allocates on command, for live-limit tests (tests/limiter): one line on stdin per
 // step. "a <MiB>" allocates (prints "alloc=<ok|error name>"), "f" frees the last allocation
-// ("free=ok"), "i" prints "free_mem=<bytes> total_mem=<bytes>" (cudaMemGetInfo), "q" quits.
+// ("free=ok"), "r" resets the device (cudaDeviceReset: the driver frees everything; "reset=ok"), "i" prints "free_mem=<bytes> total_mem=<bytes>" (cudaMemGetInfo), "q" quits.
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -22,6 +22,10 @@ int main()
             cudaFree(bufs.back());
             bufs.pop_back();
             printf("free=ok\n");
+        } else if (line[0] == 'r') {
+            cudaError_t e = cudaDeviceReset();
+            bufs.clear();
+            printf("reset=%s\n", e == cudaSuccess ? "ok" : cudaGetErrorName(e));
         } else if (line[0] == 'i') {
             size_t f = 0, t = 0;
             cudaMemGetInfo(&f, &t);

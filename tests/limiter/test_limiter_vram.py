@@ -90,3 +90,25 @@ def test_vram_limit_changes_live():
         p.stdin.close()
         p.wait(timeout=30)
         assert p.returncode == 0
+
+
+def test_device_reset_refunds_what_the_driver_freed():
+    """cudaDeviceReset destroys the primary context and the driver frees its memory: the charges go
+    with it, so the program can allocate up to the cap again."""
+    with SessionLimits.create(session_id("reset"), vram_limit_bytes=256 * MiB) as lim:
+        p = start("lim_vram_steps", env=limited_env(lim.env))
+
+        def step(cmd: str) -> str:
+            p.stdin.write(f"{cmd}\n".encode())
+            p.stdin.flush()
+            return p.stdout.readline().decode().strip()
+
+        assert [step("a 128"), step("a 128"), step("a 64")] == ["alloc=ok", "alloc=ok", "alloc=cudaErrorMemoryAllocation"]
+        assert step("r") == "reset=ok"
+        assert lim.usage().vram_used == 0 and lim.usage().vram_peak == 256 * MiB
+        assert [step("a 192"), step("a 64")] == ["alloc=ok", "alloc=ok"]
+        assert lim.usage().vram_used == 256 * MiB
+        step("q")
+        p.stdin.close()
+        p.wait(timeout=30)
+        assert p.returncode == 0
