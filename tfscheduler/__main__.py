@@ -25,6 +25,7 @@ def parse_args(argv=None):
                    help="seconds without heartbeat before a node is unavailable")
     p.add_argument("--heartbeat-interval", type=float, dest="heartbeat_interval_s")
     p.add_argument("--tick", type=float, dest="tick_s", help="seconds between expiry checks")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus metrics here")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -33,8 +34,11 @@ async def main(args) -> None:
     with open(args.secret_file, "rb") as f:
         secret = f.read().strip()
     overrides = {k: getattr(args, k) for k in ("lease_ttl_s", "node_timeout_s", "heartbeat_interval_s", "tick_s")}
-    server = await serve(args.listen, args.db, secret, config_path=args.config, **overrides)
+    server = await serve(args.listen, args.db, secret, config_path=args.config, metrics_listen=args.metrics_listen,
+                         **overrides)
     print(f"tfscheduler listening on {server.address}", flush=True)
+    if server.metrics_port:
+        print(f"tfscheduler metrics on {args.metrics_listen.rsplit(':', 1)[0]}:{server.metrics_port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

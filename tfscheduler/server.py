@@ -9,6 +9,7 @@ import asyncio
 import functools
 import logging
 import os
+import time
 
 import grpc
 
@@ -36,6 +37,7 @@ class SchedulerService(rpc.SchedulerServicer):
         self.state = state
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._tasks: set = set()
+        self.metrics = None           # tfscheduler.metrics.SchedulerMetrics when metrics are served
 
     # ---- helpers ----
     def _alloc_pb(self, a, token: str = "", preempted=()) -> "pb.Allocation":
@@ -104,11 +106,15 @@ class SchedulerService(rpc.SchedulerServicer):
     # ---- allocations ----
     async def Allocate(self, request, context):
         r = request
+        t0 = time.perf_counter()
         g = self.state.allocate(
             r.requests.tflops, r.requests.vram_mib, r.limits.tflops, r.limits.vram_mib, r.qos, r.gpu_count, r.pool,
             r.namespace, r.workload, r.gpu_model, r.vendor, r.local_gpu, r.client_node, r.lease_ttl_s)
         self.send_closes(g.closes)
-        return self._alloc_pb(g.alloc, g.token, [c.allocation_id for c in g.closes])
+        out = self._alloc_pb(g.alloc, g.token, [c.allocation_id for c in g.closes])
+        if self.metrics is not None:
+            self.metrics.allocate_seconds.observe(time.perf_counter() - t0)
+        return out
 
     async def Release(self, request, context):
         released, closes = self.state.release(request.allocation_id)
@@ -212,6 +218,7 @@ class SchedulerServer:
     def __init__(self, server, service: SchedulerService, state: SchedulerState, port: int, host: str):
         self.server, self.service, self.state, self.port, self.host = server, service, state, port, host
         self._ticker: asyncio.Task | None = None
+        self.metrics_port: int | None = None
 
     @property
     def address(self) -> str:
@@ -233,12 +240,15 @@ class SchedulerServer:
             self._ticker.cancel()
         await self.server.stop(grace)
         await self.service.close()
+        if self.service.metrics is not None:
+            self.service.metrics.close()
         self.state.store.close()
 
 
 async def serve(listen: str, db_path: str, secret: bytes, config: Config | None = None,
-                config_path: str | None = None, **overrides) -> SchedulerServer:
+                config_path: str | None = None, metrics_listen: str | None = None, **overrides) -> SchedulerServer:
     """Starts the scheduler on listen ("host:port", port 0 = any free port) with state in db_path.
+    metrics_listen: "host:port" for Prometheus metrics (handle.metrics_port tells the bound port).
     overrides: Config fields (lease_ttl_s=..., node_timeout_s=..., tick_s=...)."""
     if not secret:
         raise ValueError("the lease secret is empty: pass the shared secret (tfclient.config.secret())")
@@ -258,6 +268,10 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
     await server.start()
     host = listen.rsplit(":", 1)[0] or "0.0.0.0"
     handle = SchedulerServer(server, service, state, port, host)
+    if metrics_listen:
+        from tfscheduler.metrics import SchedulerMetrics
+        service.metrics = SchedulerMetrics(state, metrics_listen)
+        handle.metrics_port = service.metrics.port
     handle._ticker = asyncio.get_running_loop().create_task(handle._tick_loop())
     log.info("tfscheduler listening on %s (db %s, %d node(s), %d allocation(s) restored)", handle.address,
              db_path, len(state.nodes), len(state.allocs))

@@ -121,6 +121,7 @@ class SchedulerState:
         self.allocs: dict[str, AllocationRecord] = {}
         self.ended: OrderedDict[str, AllocationRecord] = OrderedDict()
         self.pending: dict[str, dict] = {}          # worker id -> {allocation id: reason}
+        self.ended_counts: dict[str, int] = {}      # state name -> allocations ended so (metrics)
         self.index.quotas.update(self.cfg.quotas)
         self._next_prune = 0.0
         self._load()
@@ -265,6 +266,7 @@ class SchedulerState:
             self.index.remove_allocation(aid)
             a.state, a.reason = state, reason
             self.ended[aid] = a
+            self.ended_counts[STATE_NAMES[state]] = self.ended_counts.get(STATE_NAMES[state], 0) + 1
             ended.append((aid, state, reason))
             node = self.nodes.get(a.worker_id)
             self.pending.setdefault(a.worker_id, {})[aid] = reason

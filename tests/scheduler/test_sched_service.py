@@ -237,3 +237,22 @@ def test_limits_alone_become_the_requests(client):
     assert (a.requests.tflops, a.requests.vram_mib, a.limits.tflops) == (8, 1024, 8)
     with pytest.raises(InvalidRequest, match="at least one"):
         client.allocate()
+
+
+def test_prometheus_metrics_show_pool_allocations_and_endings(start_scheduler):
+    import urllib.request
+    s = start_scheduler(metrics_listen="127.0.0.1:0")
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=100, vram=10240))
+        low = c.allocate(tflops=60, vram="1Gi", qos="low")
+        c.allocate(tflops=80, vram="2Gi", qos="critical")          # preempts low
+        c.allocate(tflops=10, vram="1Gi", qos="low")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{s.handle.metrics_port}/metrics", timeout=10).read().decode()
+    assert 'tensorfusion_scheduler_capacity_tflops{pool="p"} 100.0' in text
+    assert 'tensorfusion_scheduler_requested_tflops{pool="p"} 90.0' in text
+    assert 'tensorfusion_scheduler_requested_vram_mib{pool="p"} 3072.0' in text
+    assert 'tensorfusion_scheduler_allocations{pool="p",qos="critical"} 1.0' in text
+    assert 'tensorfusion_scheduler_allocations_ended_total{state="preempted"} 1.0' in text
+    assert 'tensorfusion_scheduler_nodes{available="true",pool="p"} 1.0' in text
+    assert "tensorfusion_scheduler_allocate_seconds_count 3.0" in text
+    assert low.id

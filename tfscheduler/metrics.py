@@ -1,0 +1,78 @@
+"""Prometheus metrics of the scheduler (`python -m tfscheduler --metrics-listen HOST:PORT`, or
+serve(..., metrics_listen=...)).
+
+Gauges are computed from the live state at scrape time (a custom collector on a private registry, so
+several schedulers can live in one process, e.g. in tests); the allocate latency histogram is fed by
+the gRPC edge. Scrapes run on prometheus_client's HTTP thread and only read the state.
+"""
+import numpy as np
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from tfscheduler.placement import QOS_NAMES
+
+
+class SchedulerMetrics:
+    def __init__(self, state, listen: str = "127.0.0.1:0"):
+        self.state = state
+        self.registry = CollectorRegistry()
+        self.allocate_seconds = Histogram(
+            "tensorfusion_scheduler_allocate_seconds", "Time to serve one Allocate call (placement + commit)",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25), registry=self.registry)
+        self.registry.register(self)
+        host, port = listen.rsplit(":", 1)
+        self.httpd, self._thread = start_http_server(int(port), host or "0.0.0.0", registry=self.registry)
+        self.port = self.httpd.server_port
+
+    def collect(self):
+        st, idx = self.state, self.state.index
+        nodes = GaugeMetricFamily("tensorfusion_scheduler_nodes", "Registered worker nodes",
+                                  labels=["pool", "available"])
+        counts: dict = {}
+        for node in list(st.nodes.values()):
+            key = (node.pool, "true" if node.available else "false")
+            counts[key] = counts.get(key, 0) + 1
+        for key, c in sorted(counts.items()):
+            nodes.add_metric(list(key), c)
+        yield nodes
+        n = idx._n
+        live = idx.live[:n] & idx.avail[:n]
+        pool_names = {i: p for p, i in idx._pool_ids.items()}
+        m = len(pool_names)
+        pid = idx.pool_id[:n][live]
+        fams = {
+            "capacity_tflops": ("Physical TFLOPS of available GPUs", idx.cap_t),
+            "capacity_vram_mib": ("Physical VRAM (MiB) of available GPUs", idx.cap_v),
+            "requested_tflops": ("TFLOPS requested by active allocations", idx.req_t),
+            "requested_vram_mib": ("VRAM (MiB) requested by active allocations", idx.req_v),
+            "limit_tflops": ("TFLOPS limits of active allocations", idx.lim_t),
+            "limit_vram_mib": ("VRAM (MiB) limits of active allocations", idx.lim_v),
+        }
+        gpus = GaugeMetricFamily("tensorfusion_scheduler_gpus", "Available GPUs", labels=["pool"])
+        per_pool = np.bincount(pid, minlength=m)
+        for i, p in sorted(pool_names.items()):
+            gpus.add_metric([p], float(per_pool[i]))
+        yield gpus
+        for name, (doc, col) in fams.items():
+            fam = GaugeMetricFamily(f"tensorfusion_scheduler_{name}", doc, labels=["pool"])
+            sums = np.bincount(pid, weights=col[:n][live], minlength=m)
+            for i, p in sorted(pool_names.items()):
+                fam.add_metric([p], float(sums[i]))
+            yield fam
+        allocs = GaugeMetricFamily("tensorfusion_scheduler_allocations", "Active allocations", labels=["pool", "qos"])
+        by: dict = {}
+        for a in list(st.allocs.values()):
+            key = (a.pool, QOS_NAMES.get(a.qos, str(a.qos)))
+            by[key] = by.get(key, 0) + 1
+        for key, c in sorted(by.items()):
+            allocs.add_metric(list(key), c)
+        yield allocs
+        ended = CounterMetricFamily("tensorfusion_scheduler_allocations_ended", "Allocations ended, by how",
+                                    labels=["state"])
+        for state, c in sorted(dict(st.ended_counts).items()):
+            ended.add_metric([state], c)
+        yield ended
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
