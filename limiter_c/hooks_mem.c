@@ -55,7 +55,7 @@ static int bind(tfl_state *st, int kind, uint64_t key, uint64_t bytes)
     }
     if (s != TFL_OK) tfl_ledger_cancel(&st->ledger, bytes);
     pthread_mutex_unlock(&st->lock);
-    if (st->shared) tfl_publish_usage(st);
+    tfl_publish_usage(st);
     return s == TFL_OK ? 0 : -1;
 }
 
@@ -64,7 +64,7 @@ static void refund(tfl_state *st, int kind, uint64_t key)
     if (pthread_mutex_lock(&st->lock) != 0) return;
     uint64_t b = tfl_ledger_release(&st->ledger, kind, key);
     pthread_mutex_unlock(&st->lock);
-    if (b && st->shared) tfl_publish_usage(st);
+    if (b) tfl_publish_usage(st);
 }
 
 /* The common shape of a pointer allocation: charge, call, bind or undo. `call` is an expression
@@ -351,7 +351,7 @@ static void drop_context(CUcontext ctx)
         b = tfl_ledger_release_owner(&st->ledger, (uint64_t)(uintptr_t)ctx);
         pthread_mutex_unlock(&st->lock);
     }
-    if (b && st->shared) tfl_publish_usage(st);
+    if (b) tfl_publish_usage(st);
 }
 
 static int primary_active(CUdevice dev)

@@ -102,6 +102,7 @@ static void limits_write_local(tf_shm_region *r, uint64_t vram, double tflops, d
 void tfl_publish_usage(tfl_state *st)
 {
     tf_shm_region *r = st->shm;
+    if (!st->shared || st->is_child) return; /* one writer per region: the session's own process */
     if (pthread_mutex_lock(&st->publish_lock) != 0) return;
     if (pthread_mutex_lock(&st->lock) != 0) { pthread_mutex_unlock(&st->publish_lock); return; }
     uint64_t used = st->ledger.used, peak = st->ledger.peak;
@@ -319,6 +320,8 @@ static void local_config(tfl_state *st)
     limits_write_local(st->shm, vram, tflops, dev);
 }
 
+static void atfork_child(void);
+
 static void init_once(void)
 {
     tfl_state *st = &g_state;
@@ -363,11 +366,41 @@ static void init_once(void)
             tfl_log(st, "cannot start the controller thread: limits fixed at start");
         }
     }
-    if (st->shared) tfl_publish_usage(st);
+    if (pthread_atfork(NULL, NULL, atfork_child) != 0) tfl_log(st, "pthread_atfork failed: forked children share counters");
+    tfl_publish_usage(st);
+}
+
+/* A forked child keeps the limits (same region, same caps) but not the parent's charges, counters or
+ * controller thread (threads do not survive fork); it never writes the parent's usage. */
+static void atfork_child(void)
+{
+    tfl_state *st = &g_state;
+    pthread_mutex_init(&st->lock, NULL); /* another thread may have held them at fork time */
+    pthread_mutex_init(&st->publish_lock, NULL);
+    tfl_ledger_free(&st->ledger);
+    tfl_ledger_free(&st->graphs);
+    atomic_store(&st->launches, 0);
+    atomic_store(&st->throttled_ns, 0);
+    st->is_child = 1;
+    if (st->thread_started) {
+        st->thread_started = 0;
+        atomic_store(&st->restart_thread, 1);
+    }
+}
+
+static void restart_after_fork(tfl_state *st)
+{
+    if (!atomic_exchange(&st->restart_thread, 0)) return;
+    if (pthread_create(&st->thread, NULL, controller_main, st) == 0) {
+        st->thread_started = 1;
+        pthread_detach(st->thread);
+    }
 }
 
 tfl_state *tfl_state_get(void)
 {
     pthread_once(&g_once, init_once);
+    if (__builtin_expect(atomic_load_explicit(&g_state.restart_thread, memory_order_relaxed), 0))
+        restart_after_fork(&g_state);
     return &g_state;
 }

@@ -45,6 +45,8 @@ typedef struct {
     unsigned long long nvml_last_ts;
     double nvml_last_u;
 
+    int is_child;             /* forked from the process that owns the region: never writes usage */
+    atomic_int restart_thread; /* set in a forked child: start its own controller on next use */
     pthread_mutex_t publish_lock;
     pthread_t thread;
     int thread_started;

@@ -1,8 +1,10 @@
 // lim_vram_steps.cu - allocates on command, for live-limit tests (tests/limiter): one line on stdin per
-// step. "a <MiB>" allocates (prints "alloc=<ok|error name>"), "f" frees the last allocation
+// step. "k" forks a child that allocates 64 MiB and exits ("fork=ok" once it is reaped), "a <MiB>" allocates (prints "alloc=<ok|error name>"), "f" frees the last allocation
 // ("free=ok"), "r" resets the device (cudaDeviceReset: the driver frees everything; "reset=ok"), "i" prints "free_mem=<bytes> total_mem=<bytes>" (cudaMemGetInfo), "q" quits.
 #include <cstdio>
 #include <cstdlib>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <vector>
 
 int main()
@@ -22,6 +24,16 @@ int main()
             cudaFree(bufs.back());
             bufs.pop_back();
             printf("free=ok\n");
+        } else if (line[0] == 'k') {
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                void *p = 0;
+                cudaMalloc(&p, 64 << 20);
+                _exit(0);
+            }
+            int status = 0;
+            printf("fork=%s\n", pid > 0 && waitpid(pid, &status, 0) == pid ? "ok" : "failed");
         } else if (line[0] == 'r') {
             cudaError_t e = cudaDeviceReset();
             bufs.clear();

@@ -75,6 +75,9 @@ def test_vram_limit_changes_live():
         assert step("a 128") == "alloc=ok"
         assert step("a 64") == "alloc=ok"
         assert lim.usage().vram_used == 192 * MiB
+        pid = lim.usage().pid
+        assert step("k") == "fork=ok"                             # a forked child never writes our usage
+        assert lim.usage().vram_used == 192 * MiB and lim.usage().pid == pid
         lim.update(vram_limit_bytes=200 * MiB)
         assert step("a 64") == "alloc=cudaErrorMemoryAllocation"
         assert step("i") == f"free_mem={8 * MiB} total_mem={200 * MiB}"
