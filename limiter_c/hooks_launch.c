@@ -125,9 +125,14 @@ static CUresult graph_launch(CUresult (*real)(CUgraphExec, CUstream), CUgraphExe
 {
     if (!real) return CUDA_ERROR_NOT_INITIALIZED;
     tfl_state *st = tfl_state_get();
-    atomic_fetch_add_explicit(&st->launches, 1, memory_order_relaxed);
-    if (atomic_load_explicit(&st->compute_on, memory_order_relaxed)) tfl_throttle(st, exec_cost(st, exec));
-    return real(exec, s);
+    if (!tfl_depth) {
+        atomic_fetch_add_explicit(&st->launches, 1, memory_order_relaxed);
+        if (atomic_load_explicit(&st->compute_on, memory_order_relaxed)) tfl_throttle(st, exec_cost(st, exec));
+    }
+    tfl_depth++; /* the driver may run the kernel nodes through cuLaunchKernel: already paid */
+    CUresult r = real(exec, s);
+    tfl_depth--;
+    return r;
 }
 
 TFL_EXPORT CUresult CUDAAPI cuGraphLaunch(CUgraphExec exec, CUstream s)

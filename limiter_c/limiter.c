@@ -16,7 +16,7 @@
 #include "hooks.h"
 #include "limiter.h"
 
-__thread int tfl_depth;
+__thread int tfl_depth __attribute__((tls_model("initial-exec")));
 static tfl_state g_state;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 

@@ -61,15 +61,19 @@ void tfl_throttle(tfl_state *st, double cost);
 uint64_t tfl_now_ns(void);
 void tfl_log(tfl_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Launch accounting: counts every launch, waits for tokens only when a compute limit is on. */
+/* Re-entrancy guard: a driver that calls its own exported entry points (cuMemAllocPitch calling
+ * cuMemAlloc...) must not be charged twice. */
+extern __thread int tfl_depth __attribute__((tls_model("initial-exec")));
+
+/* Launch accounting: counts every launch, waits for tokens only when a compute limit is on. A launch
+ * made by the driver itself while inside a hooked call (a graph launch running its kernel nodes through
+ * the exported cuLaunchKernel) was already paid for. */
 static inline void tfl_before_launch(tfl_state *st, double cost)
 {
+    if (tfl_depth) return;
     atomic_fetch_add_explicit(&st->launches, 1, memory_order_relaxed);
     if (atomic_load_explicit(&st->compute_on, memory_order_relaxed)) tfl_throttle(st, cost);
 }
 
-/* Re-entrancy guard: a driver that calls its own exported entry points (cuMemAllocPitch calling
- * cuMemAlloc...) must not be charged twice. */
-extern __thread int tfl_depth;
 
 #endif
