@@ -202,3 +202,22 @@ def test_a_killed_worker_is_noticed_and_its_allocations_reported_lost(cluster):
         again = client.allocate(tflops=0.001, vram=256)
         assert again.node_name != alloc.node_name
         client.release(again.id)
+
+
+def test_worker_refuses_a_close_order_not_signed_by_the_scheduler(one_worker):
+    import grpc
+    env, address = one_worker
+    worker_rpc, worker_pb = load("worker_pb2_grpc"), load("worker_pb2")
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=256)
+        proc = hold(alloc, env, 32)
+        with grpc.insecure_channel(alloc.endpoints.admin) as channel:
+            admin = worker_rpc.WorkerAdminStub(channel)
+            with pytest.raises(grpc.RpcError) as err:
+                admin.CloseSession(worker_pb.CloseSessionRequest(allocation_id=alloc.id, reason="forged",
+                                                                 auth_token="bogus.token"), timeout=5)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert proc.poll() is None                      # the session is still there
+        proc.kill()
+        proc.wait()
+        client.release(alloc.id)

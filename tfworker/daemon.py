@@ -274,6 +274,11 @@ class _AdminServicer(worker_rpc.WorkerAdminServicer):
         return worker_pb.SetSessionLimitsResponse(applied=applied)
 
     async def CloseSession(self, request, context):
+        # Only the scheduler (holder of the shared secret) may end a client's session.
+        try:
+            lease.verify_order(request.auth_token, "close", request.allocation_id, self.daemon.secret)
+        except lease.LeaseError as e:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"close order rejected: {e}")
         closed = await self.daemon.close_allocation(request.allocation_id, request.reason or "closed by scheduler")
         return worker_pb.CloseSessionResponse(closed=closed)
 
