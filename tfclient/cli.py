@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--listen", default="0.0.0.0:7070", help="gRPC listen address (default 0.0.0.0:7070)")
     sched.add_argument("--db", default=None, help="SQLite state file (default $TF_HOME/scheduler.db)")
     sched.add_argument("--config", default=None, help="TOML file: pools (strategy, oversell), quotas, models, timings")
+    sched.add_argument("--metrics-listen", default=None, metavar="HOST:PORT", help="serve Prometheus metrics here")
     sched.add_argument("--lease-ttl", type=float, default=None, help="lease TTL in seconds (default 30)")
     sched.add_argument("--heartbeat-interval", type=float, default=None, help="worker heartbeat period (default 5 s)")
     sched.add_argument("--node-timeout", type=float, default=None,
@@ -118,7 +119,7 @@ def cmd_scheduler(args) -> int:
     timings = {k: v for k, v in (("lease_ttl_s", args.lease_ttl), ("heartbeat_interval_s", args.heartbeat_interval),
                                  ("node_timeout_s", args.node_timeout)) if v is not None}
     return embedded.run_scheduler_foreground(args.listen, args.db or str(config.home() / "scheduler.db"),
-                                             config_path=args.config, **timings)
+                                             config_path=args.config, metrics_listen=args.metrics_listen, **timings)
 
 
 def cmd_worker(args) -> int:

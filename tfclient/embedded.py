@@ -105,9 +105,11 @@ def stop_background(timeout_s: float = 30.0) -> bool:
     return True
 
 
-async def _scheduler(listen: str, db_path: str, config_path: str | None, timings: dict) -> int:
+async def _scheduler(listen: str, db_path: str, config_path: str | None, metrics_listen: str | None,
+                     timings: dict) -> int:
     from tfscheduler.server import serve
-    server = await serve(listen, db_path, config.secret(), config_path=config_path, **timings)
+    server = await serve(listen, db_path, config.secret(), config_path=config_path, metrics_listen=metrics_listen,
+                         **timings)
     print(f"tensorfusion scheduler: listening on {listen.rsplit(':', 1)[0]}:{server.port}, state {db_path}",
           flush=True)
     try:
@@ -117,9 +119,10 @@ async def _scheduler(listen: str, db_path: str, config_path: str | None, timings
     return 0
 
 
-def run_scheduler_foreground(listen: str, db_path: str, config_path: str | None = None, **timings) -> int:
+def run_scheduler_foreground(listen: str, db_path: str, config_path: str | None = None,
+                             metrics_listen: str | None = None, **timings) -> int:
     """timings: lease_ttl_s / heartbeat_interval_s / node_timeout_s overriding the config file."""
-    return _run(_scheduler(listen, db_path, config_path, timings))
+    return _run(_scheduler(listen, db_path, config_path, metrics_listen, timings))
 
 
 async def _worker(args, scheduler: str) -> int:
