@@ -42,7 +42,7 @@ workers: dict = {}   # node name -> worker process of the running cluster
 
 
 @contextlib.contextmanager
-def running_cluster(tmp_path, nodes):
+def running_cluster(tmp_path, nodes, worker_args=()):
     """One scheduler + a worker per node (1 GiB emulated GPU each); yields (env, scheduler address)."""
     env = dict(os.environ, TF_HOME=str(tmp_path), TF_SECRET="test-secret", TF_EMU_VRAM_MIB="1024")
     procs = []
@@ -55,7 +55,7 @@ def running_cluster(tmp_path, nodes):
         workers.clear()
         for node in nodes:
             w, _ = start(["worker", "--scheduler", address, "--backend", "emu", "--node", node,
-                          "--unix", str(tmp_path / f"{node}.sock")], env, r"registered with")
+                          "--unix", str(tmp_path / f"{node}.sock"), *worker_args], env, r"registered with")
             procs.append(w)
             workers[node] = w
         yield env, address
@@ -221,3 +221,32 @@ def test_worker_refuses_a_close_order_not_signed_by_the_scheduler(one_worker):
         proc.kill()
         proc.wait()
         client.release(alloc.id)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_worker_exports_prometheus_metrics_of_its_sessions(tmp_path):
+    port = free_port()
+    with running_cluster(tmp_path, ["node-a"], worker_args=["--metrics-port", str(port)]) as (env, address):
+        with SchedulerClient(address) as client:
+            alloc = client.allocate(tflops=0.001, vram=256)
+            proc = hold(alloc, env, 100)
+            vram_lines = lambda: [line for line in scrape(port).splitlines()
+                                  if line.startswith("tensorfusion_gpu_vram_used_mib{")]
+            wait_for(lambda: any(line.endswith(" 100.0") for line in vram_lines()), what="metrics to show 100 MiB")
+            assert 'tensorfusion_worker_sessions{worker="' in scrape(port)
+            proc.kill()
+            proc.wait()
+            wait_for(lambda: all(line.endswith(" 0.0") for line in vram_lines()), what="metrics back to 0")
+            client.release(alloc.id)
+
+
+def scrape(port: int) -> str:
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return r.read().decode()
