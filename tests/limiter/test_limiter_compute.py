@@ -3,7 +3,7 @@ the limiter preloaded, each a session with its own shared-memory region.
 
 Two kinds of checks, because the emulated device runs on a shared, loaded host CPU:
  - throughput (launch counts): open-loop token bucket (TF_LIMITER_BUSY=none) with the kernel's real
-   FLOPs per thread, on a "device" of 240 launches/s - little enough CPU that the host can always give
+   FLOPs per thread, on a "device" of 160 launches/s - little enough CPU that the host can always give
    it, so what is measured is the limiter, not the neighbours' load;
  - the closed loop (default: the emulator's busy-time counter): the busy share follows the limit. Host
    contention changes how long a kernel takes, not whether its busy time is held to the share.
@@ -18,7 +18,7 @@ from tfworker.limits import SessionLimits
 ITERS = 20000                            # loop iterations per thread in lim_busy.cu
 FLOPS_PER_THREAD = 2 * ITERS             # one multiply + one add per iteration
 THREADS = 32                             # lim_busy's default launch: 1 block of 32 threads
-DEVICE_LAUNCHES = 240                    # open-loop device: 100 % = 240 launches/s of this kernel
+DEVICE_LAUNCHES = 160                    # open-loop device: 100 % = 160 launches/s of this kernel
 DEVICE_TFLOPS = DEVICE_LAUNCHES * THREADS * FLOPS_PER_THREAD / 1e12
 OPEN_LOOP = {"TF_LIMITER_BUSY": "none", "TF_FLOPS_PER_THREAD": FLOPS_PER_THREAD}
 
