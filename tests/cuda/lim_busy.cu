@@ -1,7 +1,8 @@
 // lim_busy.cu - compute load for the limiter tests and benchmark: launches the same busy kernel in a
 // loop and prints "key=value" lines.
 // argv: [1] seconds to run (default 5), [2] loop iterations per thread (default 2000), [3] blocks
-// (default 1), [4] threads per block (default 32), [5] launch kind: plain | coop | graph (default plain).
+// (default 1), [4] threads per block (default 32), [5] launch kind: plain | coop | graph (default plain),
+// [6] kernels captured per graph (default 1).
 // Every launch is followed by a synchronize, so a launch's cost is paid before the next one.
 // Lines: launches=<n> elapsed_s=<s> rate=<launches/s> check=<ok|bad> (the kernel's result is verified)
 #include <chrono>
@@ -26,6 +27,7 @@ int main(int argc, char **argv)
     int blocks = argc > 3 ? atoi(argv[3]) : 1;
     int threads = argc > 4 ? atoi(argv[4]) : 32;
     const char *kind = argc > 5 ? argv[5] : "plain";
+    int per_graph = argc > 6 ? atoi(argv[6]) : 1;
     float *d = 0;
     CK(cudaMalloc(&d, sizeof(float) * blocks * threads));
     cudaGraphExec_t exec = 0;
@@ -34,7 +36,7 @@ int main(int argc, char **argv)
         CK(cudaStreamCreate(&s));
         cudaGraph_t g;
         CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-        busy<<<blocks, threads, 0, s>>>(d, iters);
+        for (int k = 0; k < per_graph; k++) busy<<<blocks, threads, 0, s>>>(d, iters);
         CK(cudaStreamEndCapture(s, &g));
         CK(cudaGraphInstantiate(&exec, g, 0));
     }

@@ -112,3 +112,16 @@ def test_cooperative_and_graph_launches_are_limited(kind):
     want = 0.2 * DEVICE_LAUNCHES
     assert kv["check"] == "ok"
     assert abs(float(kv["rate"]) - want) <= 0.12 * want, f"{kind}: {kv['rate']}/s with a limit of {want}/s"
+
+
+def test_a_graph_launch_costs_all_its_kernel_nodes():
+    """4 kernels captured in one graph: each graph launch pays for 4 (HAMi-core lets graphs run free)."""
+    env = limited_env({**OPEN_LOOP, "TF_TFLOPS_LIMIT": str(DEVICE_TFLOPS * 0.4), "TF_DEVICE_TFLOPS": str(DEVICE_TFLOPS)})
+    probe = start("lim_busy", 0.2, ITERS, 1, THREADS, "graph", 4, env=limited_env(OPEN_LOOP))
+    out, _ = probe.communicate(timeout=60)
+    if probe.returncode != 0 and b"error=" in out:
+        pytest.skip(f"the emulated device cannot run graphs: {parse_kv(out)['error']}")
+    kv = run_kv("lim_busy", 3, ITERS, 1, THREADS, "graph", 4, env=env)
+    want = 0.4 * DEVICE_LAUNCHES / 4
+    assert kv["check"] == "ok"
+    assert abs(float(kv["rate"]) - want) <= 0.12 * want, f"{kv['rate']} graph launches/s, want {want}"
