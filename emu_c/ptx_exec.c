@@ -379,22 +379,22 @@ static int compare(const ptx_ins *in, uint64_t a, uint64_t b) {
 }
 
 /* ------------------------------------------------------------------ memory */
+/* Cache miss: validate the access, then learn the whole allocation around it (the contract only
+ * offers a yes/no check, so grow [lo, hi) exponentially and refine by bisection: ~2 log2(size)
+ * calls once per allocation per block runner instead of one call per lane access). */
 static uint8_t *gslow(blk *B, uint64_t a, uint64_t n) {
     if (a >= PTX_SHARED_BASE || n == 0 || a + n < a) return NULL;
     const ptx_env *env = B->env;
     if (!env->check_global || !env->check_global(env->ctx, a, n)) return NULL;
-    gcache g = {a, a + n};
-    static const uint64_t spans[] = {1ull << 24, 1ull << 20, 1ull << 16, 1ull << 12};
-    for (int i = 0; i < 4; i++) {
-        uint64_t lo = a & ~(spans[i] - 1);
-        if (a + n <= lo + spans[i] && env->check_global(env->ctx, lo, spans[i])) {
-            g.lo = lo;
-            g.hi = lo + spans[i];
-            break;
-        }
-    }
+    uint64_t lo = a, hi = a + n, step = 64;
+    while (hi + step < PTX_SHARED_BASE && env->check_global(env->ctx, lo, hi + step - lo)) { hi += step; step <<= 1; }
+    while (step > 1) { step >>= 1; if (hi + step < PTX_SHARED_BASE && env->check_global(env->ctx, lo, hi + step - lo)) hi += step; }
+    step = 64;
+    while (lo >= step && env->check_global(env->ctx, lo - step, hi - (lo - step))) { lo -= step; step <<= 1; }
+    while (step > 1) { step >>= 1; if (lo >= step && env->check_global(env->ctx, lo - step, hi - (lo - step))) lo -= step; }
     memmove(&B->gc[1], &B->gc[0], 3 * sizeof(gcache));
-    B->gc[0] = g;
+    B->gc[0].lo = lo;
+    B->gc[0].hi = hi;
     return (uint8_t *)(uintptr_t)a;
 }
 
@@ -1647,6 +1647,7 @@ typedef struct wctx {
     launch *L;
     int worker;
     int fixed_block; /* cooperative: this thread runs exactly this block */
+    uint64_t budget_ns; /* stop taking blocks after this long (0: run until none are left) */
 } wctx;
 
 static void *worker_main(void *arg) {
@@ -1661,8 +1662,10 @@ static void *worker_main(void *arg) {
     if (wc->fixed_block >= 0) {
         run_block(&B, (uint64_t)wc->fixed_block);
     } else {
+        uint64_t t0 = wc->budget_ns ? now_ns(CLOCK_MONOTONIC) : 0;
         for (;;) {
             if (__atomic_load_n(&L->err, __ATOMIC_RELAXED)) break;
+            if (wc->budget_ns && now_ns(CLOCK_MONOTONIC) - t0 >= wc->budget_ns) break;
             uint64_t bid = __atomic_fetch_add(&L->next, 1, __ATOMIC_RELAXED);
             if (bid >= L->nblocks) break;
             if (run_block(&B, bid)) break;
@@ -1673,7 +1676,88 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+/* Persistent helper threads for multi-worker launches (creating threads per launch costs more
+ * than a small kernel). One launch uses the pool at a time; a concurrent launch (another stream)
+ * falls back to threads of its own. Reset in a forked child, which inherits no threads. */
+#define POOL_MAX 256
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    int nthreads, busy, pending, job_n;
+    uint64_t gen;
+    wctx *job;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, NULL};
+
+static void pool_atfork_child(void) {
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.work, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.nthreads = pool.busy = pool.pending = pool.job_n = 0;
+    pool.job = NULL;
+}
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static void pool_init_once(void) { pthread_atfork(NULL, NULL, pool_atfork_child); }
+
+static void *pool_main(void *arg) {
+    int idx = (int)(intptr_t)arg; /* serves job slot idx (>= 1) */
+    pthread_mutex_lock(&pool.mu);
+    /* Created while generation g (>= 1) is being posted, which cannot finish without this
+     * thread: starting from 0 makes it take that generation first. */
+    uint64_t seen = 0;
+    for (;;) {
+        while (pool.gen == seen) pthread_cond_wait(&pool.work, &pool.mu);
+        seen = pool.gen;
+        if (idx >= pool.job_n) continue;
+        wctx *w = &pool.job[idx];
+        pthread_mutex_unlock(&pool.mu);
+        worker_main(w);
+        pthread_mutex_lock(&pool.mu);
+        if (--pool.pending == 0) pthread_cond_signal(&pool.done);
+    }
+    return NULL;
+}
+
+/* Runs wc[0..n) with the pool; returns 0, or -1 if the pool is busy or cannot grow. */
+static int pool_run(wctx *wc, int n) {
+    pthread_once(&pool_once, pool_init_once);
+    pthread_mutex_lock(&pool.mu);
+    if (pool.busy || n > POOL_MAX) {
+        pthread_mutex_unlock(&pool.mu);
+        return -1;
+    }
+    while (pool.nthreads < n - 1) {
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &at, pool_main, (void *)(intptr_t)(pool.nthreads + 1));
+        pthread_attr_destroy(&at);
+        if (rc) break;
+        pool.nthreads++;
+    }
+    if (pool.nthreads < n - 1) {
+        pthread_mutex_unlock(&pool.mu);
+        return -1;
+    }
+    pool.busy = 1;
+    pool.job = wc;
+    pool.job_n = n;
+    pool.pending = n - 1;
+    pool.gen++;
+    pthread_cond_broadcast(&pool.work);
+    pthread_mutex_unlock(&pool.mu);
+    worker_main(&wc[0]);
+    pthread_mutex_lock(&pool.mu);
+    while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.mu);
+    pool.busy = 0;
+    pool.job = NULL;
+    pool.job_n = 0;
+    pthread_mutex_unlock(&pool.mu);
+    return 0;
+}
+
 #define MAX_SHARED_BYTES (227u * 1024u)
+#define SOLO_BUDGET_NS 200000ull
 #define MAX_COOP_BLOCKS 1024u
 
 int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *env, uint64_t *instructions_executed,
@@ -1740,6 +1824,19 @@ int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *en
             wc[i].worker = i;
             wc[i].fixed_block = cfg->cooperative ? i : -1;
         }
+        if (nw > 1 && !cfg->cooperative) {
+            /* Small launches finish faster on the calling thread alone than it takes to wake
+             * helpers: run blocks here first and bring in the others only past a time budget. */
+            wc[0].budget_ns = SOLO_BUDGET_NS;
+            worker_main(&wc[0]);
+            wc[0].budget_ns = 0;
+            if (__atomic_load_n(&L.next, __ATOMIC_RELAXED) >= nblocks || L.err) nw = 1;
+        }
+        if (nw == 1) {
+            if (wc[0].budget_ns == 0 && __atomic_load_n(&L.next, __ATOMIC_RELAXED) < nblocks && !L.err) worker_main(&wc[0]);
+        } else if (!cfg->cooperative && pool_run(wc, nw) == 0) {
+            /* ran on the pool */
+        } else {
         for (int i = 1; i < nw; i++) {
             if (pthread_create(&th[i], NULL, worker_main, &wc[i])) {
                 if (cfg->cooperative) {
@@ -1756,6 +1853,7 @@ int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *en
         }
         if (!(cfg->cooperative && L.err)) worker_main(&wc[0]);
         for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
+        }
     }
     free(wc);
     free(th);

@@ -1012,6 +1012,18 @@ static int bench(int workers) {
         if (launch("empty", 1, 1, 1, 32, 1, 1, 0, NULL, workers, 0, log, sizeof(log), NULL)) return 1;
     t1 = now_s();
     printf("empty_launch workers=%d launches_per_s=%.3g\n", workers, launches / (t1 - t0));
+    {
+        int nv = 5000;
+        float *a = dev_alloc(0, (size_t)nv * 4), *b = dev_alloc(0, (size_t)nv * 4), *c = dev_alloc(0, (size_t)nv * 4);
+        pbuf v = {{0}, 0};
+        pptr(&v, a); pptr(&v, b); pptr(&v, c); pint(&v, nv);
+        t0 = now_s();
+        for (int i = 0; i < 500; i++)
+            if (launch("vadd", (unsigned)(nv + 255) / 256, 1, 1, 256, 1, 1, 0, &v, workers, 0, log, sizeof(log), NULL)) return 1;
+        t1 = now_s();
+        printf("vadd5000_launch workers=%d launches_per_s=%.3g\n", workers, 500 / (t1 - t0));
+        dev_free(0, a); dev_free(0, b); dev_free(0, c);
+    }
     dev_free(0, out); dev_free(0, A); dev_free(0, B); dev_free(0, C);
     return 0;
 }
