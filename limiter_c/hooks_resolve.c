@@ -112,8 +112,15 @@ static void *wrap_proc(const char *api, void *fn, int version, cuuint64_t flags)
     }
     if (best < 0) return fn;
     void *cur = resolve_row(best);
-    if (cur && cur != fn) return fn; /* a different function we know nothing about: leave it alone */
-    set_real(best, fn);
+    if (!cur) {
+        set_real(best, fn);
+    } else if (cur != fn) {
+        /* The driver answered with an internal alias of the exported symbol. Same name, version and
+         * stream flavour means the same function, so wrap it (calling the exported one) rather than
+         * let allocations or launches escape the limiter - except for cuGetProcAddress itself, whose
+         * two signatures differ: there only an exact match is safe. */
+        if (best == TFL_HOOK_cuGetProcAddress_v2 || best == TFL_HOOK_cuGetProcAddress) return fn;
+    }
     return g_rows[best].wrapper;
 }
 
