@@ -20,6 +20,8 @@
 #undef cuMemPrefetchAsync
 #undef cuEventElapsedTime
 #undef cuStreamGetCaptureInfo
+#undef cuStreamBeginCapture
+#undef cuGraphInstantiate
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -50,7 +52,10 @@ void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
     } while (0)
 
 /* ---- handle registry: every handle given out is registered, so bogus ones are rejected ---- */
-enum emu_kind { EMU_K_CTX = 1, EMU_K_STREAM, EMU_K_EVENT, EMU_K_MODULE, EMU_K_FUNC, EMU_K_LIBRARY, EMU_K_POOL };
+enum emu_kind {
+    EMU_K_CTX = 1, EMU_K_STREAM, EMU_K_EVENT, EMU_K_MODULE, EMU_K_FUNC, EMU_K_LIBRARY, EMU_K_POOL,
+    EMU_K_GRAPH, EMU_K_GNODE, EMU_K_GEXEC
+};
 int emu_handle_add(const void *p, int kind); /* 0 ok, -1 out of memory */
 void emu_handle_del(const void *p);
 int emu_handle_is(const void *p, int kind);
@@ -138,14 +143,41 @@ struct emu_module {
 emu_func *emu_func_from_handle(const void *h); /* CUfunction or CUkernel; NULL if not one */
 
 /* ---- streams / events ---- */
+struct emu_graph;
 typedef struct emu_stream {
     emu_ctx *ctx;
     unsigned flags;
     int priority;
     unsigned long long id;
+    struct emu_graph *capture; /* stream capture in progress into this graph (emu_graph.c) */
+    int capture_origin;        /* began the capture (vs joined it through an event) */
+    unsigned long long capture_id; /* of that capture: a joined stream leaves when it has ended */
 } emu_stream;
 
+typedef struct emu_event {
+    unsigned flags;
+    int recorded;
+    uint64_t t_ns;
+    struct emu_graph *capture; /* recorded inside this capture: a stream waiting on it joins */
+    unsigned long long capture_id;
+} emu_event;
+
 CUresult emu_stream_check(CUstream s); /* 0 for NULL / legacy / per-thread / a live stream */
+
+/* ---- stream capture (emu_graph.c): work issued to a capturing stream becomes graph nodes ---- */
+struct emu_graph *emu_capture_of(CUstream s); /* NULL: not capturing */
+CUresult emu_capture_kernel(CUstream s, emu_func *f, const unsigned grid[3], const unsigned block[3],
+                            size_t shmem, const void *params, size_t len, int cooperative);
+CUresult emu_capture_copy(CUstream s, int kind, CUdeviceptr dst, CUdeviceptr src, size_t n);
+CUresult emu_capture_copy3d(CUstream s, const CUDA_MEMCPY3D *p);
+CUresult emu_capture_memset(CUstream s, CUdeviceptr dst, size_t pitch, unsigned value, unsigned elem,
+                            size_t width, size_t height);
+CUresult emu_capture_host(CUstream s, CUhostFn fn, void *data);
+CUresult emu_capture_event(CUstream s, emu_event *e);
+CUresult emu_capture_wait(CUstream s, emu_event *e);
+enum { EMU_COPY_UNIFIED, EMU_COPY_HTOD, EMU_COPY_DTOH, EMU_COPY_DTOD };
+/* Packs kernel arguments (kernelParams or `extra`) into a malloc'd buffer (emu_launch.c). */
+CUresult emu_kernel_pack(emu_func *f, void **params, void **extra, uint8_t **buf, size_t *len);
 
 /* ---- fatbin (fatbin.c) ---- */
 #include "fatbin.h"

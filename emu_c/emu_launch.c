@@ -128,6 +128,27 @@ static CUresult pack_params(const launch_req *r, uint8_t **buf, size_t *len, int
     return CUDA_SUCCESS;
 }
 
+CUresult emu_kernel_pack(emu_func *f, void **params, void **extra, uint8_t **buf, size_t *len)
+{
+    if (!f || !ptx_kernel_param_count || !ptx_kernel_param_info || !ptx_kernel_param_buffer_size)
+        return CUDA_ERROR_INVALID_HANDLE;
+    launch_req r = {f, {1, 1, 1}, {1, 1, 1}, 0, NULL, params, extra, 0};
+    uint8_t *b;
+    int owned;
+    CUresult rc = pack_params(&r, &b, len, &owned);
+    if (rc)
+        return rc;
+    if (owned) {
+        *buf = b;
+        return CUDA_SUCCESS;
+    }
+    *buf = malloc(*len ? *len : 1);
+    if (!*buf)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(*buf, b, *len);
+    return CUDA_SUCCESS;
+}
+
 static CUresult launch(const launch_req *r)
 {
     static atomic_int warned_no_exec;
@@ -150,6 +171,12 @@ static CUresult launch(const launch_req *r)
     rc = pack_params(r, &buf, &len, &owned);
     if (rc)
         return rc;
+    if (emu_capture_of(r->stream)) {
+        rc = emu_capture_kernel(r->stream, r->f, r->grid, r->block, r->shmem, buf, len, r->cooperative);
+        if (owned)
+            free(buf);
+        return rc;
+    }
     ptx_launch_cfg cfg = {
         .grid = {r->grid[0], r->grid[1], r->grid[2]},
         .block = {r->block[0], r->block[1], r->block[2]},
@@ -220,6 +247,8 @@ EMU_API CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
         return rc;
     if (!fn)
         return CUDA_ERROR_INVALID_VALUE;
+    if (emu_capture_of(hStream))
+        return emu_capture_host(hStream, fn, userData);
     fn(userData);
     return CUDA_SUCCESS;
 }
@@ -266,7 +295,7 @@ EMU_API CUresult cuStreamDestroy_v2(CUstream hStream)
 /* Stream handle -> its record; the NULL / legacy / per-thread streams have a shared default record. */
 static CUresult stream_get(CUstream h, const emu_stream **out)
 {
-    static const emu_stream k_default = {NULL, 0, 0, 0};
+    static const emu_stream k_default = {0};
     CUresult rc = emu_stream_check(h);
     if (rc)
         return rc;
@@ -339,7 +368,10 @@ EMU_API CUresult cuStreamSynchronize(CUstream hStream)
 {
     EMU_ENTER(c);
     (void)c;
-    return emu_stream_check(hStream);
+    CUresult rc = emu_stream_check(hStream);
+    if (rc == CUDA_SUCCESS && emu_capture_of(hStream))
+        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    return rc;
 }
 
 EMU_API CUresult cuStreamQuery(CUstream hStream) { return cuStreamSynchronize(hStream); }
@@ -353,7 +385,9 @@ EMU_API CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned in
         return rc;
     if (!emu_handle_is(hEvent, EMU_K_EVENT))
         return CUDA_ERROR_INVALID_HANDLE;
-    return Flags & ~(unsigned)CU_EVENT_WAIT_EXTERNAL ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+    if (Flags & ~(unsigned)CU_EVENT_WAIT_EXTERNAL)
+        return CUDA_ERROR_INVALID_VALUE;
+    return emu_capture_wait(hStream, (emu_event *)hEvent); /* joins a capture, else nothing to wait for */
 }
 
 EMU_API CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *userData, unsigned int flags)
@@ -369,6 +403,8 @@ EMU_API CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback
         return rc;
     if (!callback || flags != 0)
         return CUDA_ERROR_INVALID_VALUE;
+    if (emu_capture_of(hStream))
+        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* as on a GPU: use cuLaunchHostFunc */
     callback(hStream, c->sticky, userData); /* the callback is told about a faulted context */
     return CUDA_SUCCESS;
 }
@@ -383,53 +419,6 @@ EMU_API CUresult cuStreamAttachMemAsync(CUstream hStream, CUdeviceptr dptr, size
     return emu_mem_check(dptr, 1) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
-/* Stream capture (graphs) is not emulated: streams are never capturing. */
-EMU_API CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
-{
-    CUresult rc = emu_stream_check(hStream);
-    if (rc)
-        return rc;
-    if (!captureStatus)
-        return CUDA_ERROR_INVALID_VALUE;
-    *captureStatus = CU_STREAM_CAPTURE_STATUS_NONE;
-    return CUDA_SUCCESS;
-}
-
-EMU_API CUresult cuStreamGetCaptureInfo(CUstream hStream, CUstreamCaptureStatus *captureStatus_out, cuuint64_t *id_out)
-{
-    CUresult rc = cuStreamIsCapturing(hStream, captureStatus_out);
-    if (rc == CUDA_SUCCESS && id_out)
-        *id_out = 0;
-    return rc;
-}
-
-EMU_API CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
-                                           cuuint64_t *id_out, CUgraph *graph_out,
-                                           const CUgraphNode **dependencies_out, size_t *numDependencies_out)
-{
-    CUresult rc = cuStreamGetCaptureInfo(hStream, captureStatus_out, id_out);
-    if (rc == CUDA_SUCCESS) {
-        if (graph_out)
-            *graph_out = NULL;
-        if (dependencies_out)
-            *dependencies_out = NULL;
-        if (numDependencies_out)
-            *numDependencies_out = 0;
-    }
-    return rc;
-}
-
-EMU_API CUresult cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
-                                           cuuint64_t *id_out, CUgraph *graph_out,
-                                           const CUgraphNode **dependencies_out, const CUgraphEdgeData **edgeData_out,
-                                           size_t *numDependencies_out)
-{
-    if (edgeData_out)
-        *edgeData_out = NULL;
-    return cuStreamGetCaptureInfo_v2(hStream, captureStatus_out, id_out, graph_out, dependencies_out,
-                                     numDependencies_out);
-}
-
 EMU_API CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
 {
     static __thread CUstreamCaptureMode t_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
@@ -442,12 +431,6 @@ EMU_API CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
 }
 
 /* ---- events: a record takes the wall-clock time at which all prior work (already done) ended ---- */
-typedef struct emu_event {
-    unsigned flags;
-    int recorded;
-    uint64_t t_ns;
-} emu_event;
-
 EMU_API CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
 {
     EMU_ENTER(c);
@@ -490,6 +473,8 @@ EMU_API CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsign
     if (flags & ~(unsigned)CU_EVENT_RECORD_EXTERNAL)
         return CUDA_ERROR_INVALID_VALUE;
     emu_event *e = (emu_event *)hEvent;
+    if (emu_capture_of(hStream))
+        return emu_capture_event(hStream, e);
     e->t_ns = emu_now_ns();
     e->recorded = 1;
     return CUDA_SUCCESS;

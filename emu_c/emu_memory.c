@@ -607,6 +607,8 @@ static CUresult copy_htod(CUdeviceptr dst, const void *src, size_t n, CUstream s
     COPY_PROLOGUE(s);
     if (n && (!src || !dev_ok(dst, n)))
         return CUDA_ERROR_INVALID_VALUE;
+    if (emu_capture_of(s))
+        return emu_capture_copy(s, EMU_COPY_HTOD, dst, (CUdeviceptr)(uintptr_t)src, n);
     if (n)
         memmove((void *)(uintptr_t)dst, src, n);
     return CUDA_SUCCESS;
@@ -617,6 +619,8 @@ static CUresult copy_dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s)
     COPY_PROLOGUE(s);
     if (n && (!dst || !dev_ok(src, n)))
         return CUDA_ERROR_INVALID_VALUE;
+    if (emu_capture_of(s))
+        return emu_capture_copy(s, EMU_COPY_DTOH, (CUdeviceptr)(uintptr_t)dst, src, n);
     if (n)
         memmove(dst, (const void *)(uintptr_t)src, n);
     return CUDA_SUCCESS;
@@ -627,6 +631,8 @@ static CUresult copy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s
     COPY_PROLOGUE(s);
     if (n && (!dev_ok(dst, n) || !dev_ok(src, n)))
         return CUDA_ERROR_INVALID_VALUE;
+    if (emu_capture_of(s))
+        return emu_capture_copy(s, EMU_COPY_DTOD, dst, src, n);
     if (n)
         memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
     return CUDA_SUCCESS;
@@ -637,6 +643,8 @@ static CUresult copy_unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstrea
     COPY_PROLOGUE(s);
     if (n && (!unified_ok(dst, n) || !unified_ok(src, n)))
         return CUDA_ERROR_INVALID_VALUE;
+    if (emu_capture_of(s))
+        return emu_capture_copy(s, EMU_COPY_UNIFIED, dst, src, n);
     if (n)
         memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
     return CUDA_SUCCESS;
@@ -733,6 +741,16 @@ static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s)
         return rc;
     size_t spitch = p->srcPitch ? p->srcPitch : p->WidthInBytes;
     size_t dpitch = p->dstPitch ? p->dstPitch : p->WidthInBytes;
+    if (emu_capture_of(s)) {
+        CUDA_MEMCPY3D p3;
+        memset(&p3, 0, sizeof(p3));
+        p3.srcXInBytes = p->srcXInBytes, p3.srcY = p->srcY, p3.srcMemoryType = p->srcMemoryType;
+        p3.srcHost = p->srcHost, p3.srcDevice = p->srcDevice, p3.srcPitch = spitch, p3.srcHeight = p->Height;
+        p3.dstXInBytes = p->dstXInBytes, p3.dstY = p->dstY, p3.dstMemoryType = p->dstMemoryType;
+        p3.dstHost = p->dstHost, p3.dstDevice = p->dstDevice, p3.dstPitch = dpitch, p3.dstHeight = p->Height;
+        p3.WidthInBytes = p->WidthInBytes, p3.Height = p->Height, p3.Depth = 1;
+        return emu_capture_copy3d(s, &p3);
+    }
     return copy_3d(src, p->srcY * spitch + p->srcXInBytes, spitch, 0, dst, p->dstY * dpitch + p->dstXInBytes,
                    dpitch, 0, p->WidthInBytes, p->Height, 1);
 }
@@ -750,6 +768,8 @@ static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream s)
         return rc;
     size_t sp = p->srcPitch ? p->srcPitch : p->WidthInBytes, dp = p->dstPitch ? p->dstPitch : p->WidthInBytes;
     size_t sh = p->srcHeight ? p->srcHeight : p->Height, dh = p->dstHeight ? p->dstHeight : p->Height;
+    if (emu_capture_of(s))
+        return emu_capture_copy3d(s, p);
     return copy_3d(src, (p->srcZ * sh + p->srcY) * sp + p->srcXInBytes, sp, sp * sh, dst,
                    (p->dstZ * dh + p->dstY) * dp + p->dstXInBytes, dp, dp * dh, p->WidthInBytes, p->Height,
                    p->Depth);
@@ -773,6 +793,8 @@ static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, unsigned
     size_t span = (height - 1) * pitch + width * elem;
     if (!dev_ok(dst, span))
         return CUDA_ERROR_INVALID_VALUE;
+    if (emu_capture_of(s))
+        return emu_capture_memset(s, dst, pitch, value, elem, width, height);
     for (size_t y = 0; y < height; y++) {
         uint8_t *row = (uint8_t *)(uintptr_t)dst + y * pitch;
         if (elem == 1) {

@@ -296,6 +296,60 @@ static void test_destroy_frees_context_memory(void)
     OK(cuCtxDestroy_v2(keep));
 }
 
+static void test_stream_capture_without_kernels(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    CUstream s, s2;
+    OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    OK(cuStreamCreate(&s2, CU_STREAM_NON_BLOCKING));
+    CUdeviceptr a, b;
+    OK(cuMemAlloc_v2(&a, 64 * 4));
+    OK(cuMemAlloc_v2(&b, 64 * 4));
+    OK(cuMemsetD32_v2(a, 0, 64));
+    CHECK(cuStreamBeginCapture_v2(NULL, CU_STREAM_CAPTURE_MODE_GLOBAL) == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+    OK(cuStreamBeginCapture_v2(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+    CHECK(cuStreamBeginCapture_v2(s, CU_STREAM_CAPTURE_MODE_GLOBAL) == CUDA_ERROR_ILLEGAL_STATE);
+    CUstreamCaptureStatus st;
+    OK(cuStreamIsCapturing(s, &st));
+    CHECK(st == CU_STREAM_CAPTURE_STATUS_ACTIVE);
+    OK(cuMemsetD32Async(a, 5, 64, s));
+    CUevent fork;
+    OK(cuEventCreate(&fork, CU_EVENT_DISABLE_TIMING));
+    OK(cuEventRecord(fork, s));
+    OK(cuStreamWaitEvent(s2, fork, 0)); /* s2 joins the capture */
+    OK(cuStreamIsCapturing(s2, &st));
+    CHECK(st == CU_STREAM_CAPTURE_STATUS_ACTIVE);
+    OK(cuMemcpyDtoDAsync_v2(b, a, 64 * 4, s2));
+    int calls = 0;
+    OK(cuLaunchHostFunc(s2, host_fn, &calls));
+    CHECK(cuStreamSynchronize(s) == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+    CHECK(cuStreamEndCapture(s2, &(CUgraph){0}) == CUDA_ERROR_STREAM_CAPTURE_UNMATCHED);
+    CUgraph g;
+    OK(cuStreamEndCapture(s, &g));
+    OK(cuStreamIsCapturing(s2, &st)); /* the joined stream left with the end of the capture */
+    CHECK(st == CU_STREAM_CAPTURE_STATUS_NONE);
+    uint32_t host[64];
+    OK(cuMemcpyDtoH_v2(host, a, sizeof(host)));
+    CHECK(host[0] == 0 && calls == 0); /* nothing ran while capturing */
+    size_t n = 0;
+    OK(cuGraphGetNodes(g, NULL, &n));
+    CHECK(n == 4);
+    CUgraphExec x;
+    OK(cuGraphInstantiateWithFlags(&x, g, 0));
+    OK(cuGraphDestroy(g));
+    OK(cuGraphLaunch(x, s));
+    OK(cuGraphLaunch(x, NULL));
+    OK(cuMemcpyDtoH_v2(host, b, sizeof(host)));
+    CHECK(host[0] == 5 && host[63] == 5 && calls == 2);
+    OK(cuGraphExecDestroy(x));
+    CHECK(cuGraphLaunch(x, s) == CUDA_ERROR_INVALID_HANDLE);
+    OK(cuEventDestroy_v2(fork));
+    OK(cuStreamDestroy_v2(s));
+    OK(cuStreamDestroy_v2(s2));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
 int main(void)
 {
     test_init_and_proc_address();
@@ -304,6 +358,7 @@ int main(void)
     test_contexts_and_memory();
     test_streams_and_events();
     test_destroy_frees_context_memory();
+    test_stream_capture_without_kernels();
     if (g_failed)
         return 1;
     printf("test_driver: ok\n");
