@@ -43,8 +43,8 @@ def parse_kv(text: bytes | str) -> dict:
     return out
 
 
-def run_kv(name: str, *args, env: dict, cudart: str = "static", timeout: float = 120) -> dict:
-    exe = build_cuda(name, cudart=cudart)
+def run_kv(name: str, *args, env: dict, cudart: str = "static", flags: tuple = (), timeout: float = 120) -> dict:
+    exe = build_cuda(name, cudart=cudart, flags=flags)
     p = subprocess.run([str(exe), *map(str, args)], env=env, capture_output=True, timeout=timeout)
     assert p.returncode == 0, f"{name} exited {p.returncode}\n{p.stdout.decode()}\n{p.stderr.decode()}"
     return parse_kv(p.stdout)

@@ -125,3 +125,15 @@ def test_a_graph_launch_costs_all_its_kernel_nodes():
     want = 0.4 * DEVICE_LAUNCHES / 4
     assert kv["check"] == "ok"
     assert abs(float(kv["rate"]) - want) <= 0.12 * want, f"{kv['rate']} graph launches/s, want {want}"
+
+
+def test_per_thread_default_stream_programs_are_limited():
+    """nvcc --default-stream per-thread: cudart asks cuGetProcAddress for the per-thread (_ptsz) variants."""
+    ptds = ("--default-stream", "per-thread")
+    env = limited_env({**OPEN_LOOP, "TF_TFLOPS_LIMIT": str(DEVICE_TFLOPS * 0.3), "TF_DEVICE_TFLOPS": str(DEVICE_TFLOPS),
+                       "TF_VRAM_LIMIT": "256MiB"})
+    kv = run_kv("lim_busy", 3, ITERS, env=env, flags=ptds)
+    want = 0.3 * DEVICE_LAUNCHES
+    assert abs(float(kv["rate"]) - want) <= 0.12 * want, f"{kv['rate']} launches/s, want {want}"
+    kv = run_kv("lim_vram", 64, env=env, flags=ptds)
+    assert kv["filled"] == "4" and kv["async_over"] == "cudaErrorMemoryAllocation" and kv["async_fit"] == "ok"
