@@ -115,7 +115,7 @@ def accuracy_closed_loop(backend: str, targets: list[float], seconds: float) -> 
 def ratio_25_75(backend: str, seconds: float) -> tuple:
     exe = str(build_cuda("lim_busy"))
     env = {**base_env(backend), "LD_PRELOAD": str(native.require(native.limiter_lib()))}
-    device_launches = 240
+    device_launches = 160
     dev = device_launches * 32 * FLOPS_PER_THREAD / 1e12
     extra = {"TF_LIMITER_BUSY": "none", "TF_FLOPS_PER_THREAD": str(FLOPS_PER_THREAD), "TF_LIMITER_QUIET": "1"} \
         if backend == "emu" else {}
