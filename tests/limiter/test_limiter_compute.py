@@ -137,3 +137,13 @@ def test_per_thread_default_stream_programs_are_limited():
     assert abs(float(kv["rate"]) - want) <= 0.12 * want, f"{kv['rate']} launches/s, want {want}"
     kv = run_kv("lim_vram", 64, env=env, flags=ptds)
     assert kv["filled"] == "4" and kv["async_over"] == "cudaErrorMemoryAllocation" and kv["async_fit"] == "ok"
+
+
+def test_hami_style_sm_limit_env():
+    """CUDA_DEVICE_SM_LIMIT=30 (percent, as HAMi-core) is a 30 % share of the device."""
+    flops_per_thread = 100e12 / (DEVICE_LAUNCHES * THREADS)   # the share is of a 100-"TFLOPS" device here
+    env = limited_env({"TF_LIMITER_BUSY": "none", "TF_FLOPS_PER_THREAD": repr(flops_per_thread),
+                       "CUDA_DEVICE_SM_LIMIT": "30"})
+    kv = run_kv("lim_busy", 3, ITERS, env=env)
+    want = 0.3 * DEVICE_LAUNCHES
+    assert abs(float(kv["rate"]) - want) <= 0.12 * want, f"{kv['rate']} launches/s, want {want}"
