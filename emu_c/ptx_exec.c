@@ -604,12 +604,14 @@ static uint64_t atom_apply(int op, int t, uint64_t old, uint64_t b, uint64_t c) 
     int bits = bits_of(t);
     switch (op) {
     case AT_ADD:
+        if (t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2) return fop_slow(OP_ADD, t, old, b, 0, RM_RN, 0);
         if (t == T_F32) return UF(F(old) + F(b));
         if (t == T_F64) return UD(D(old) + D(b));
         return old + b;
     case AT_MIN:
     case AT_MAX: {
         int mx = op == AT_MAX;
+        if (t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2) return fop_slow(mx ? OP_MAX : OP_MIN, t, old, b, 0, RM_RN, 0);
         if (t == T_F32) return UF(mx ? fmaxf(F(old), F(b)) : fminf(F(old), F(b)));
         if (t == T_F64) return UD(mx ? fmax(D(old), D(b)) : fmin(D(old), D(b)));
         if (is_signed_t(t)) {
@@ -631,9 +633,22 @@ static uint64_t atom_apply(int op, int t, uint64_t old, uint64_t b, uint64_t c) 
 }
 
 static uint64_t atom_do(uint8_t *p, int es, int op, int t, uint64_t b, uint64_t c) {
+    if (es == 2) {
+        /* 16-bit atomics: compare-and-swap on the aligned 32-bit word holding the half */
+        uintptr_t a = (uintptr_t)p;
+        uint32_t *q = (uint32_t *)(a & ~(uintptr_t)3);
+        int sh = (int)(a & 2) * 8;
+        uint32_t old = __atomic_load_n(q, __ATOMIC_RELAXED);
+        for (;;) {
+            uint16_t o16 = (uint16_t)(old >> sh);
+            uint16_t n16 = (uint16_t)atom_apply(op, t, o16, b & 0xffff, c & 0xffff);
+            uint32_t nv = (old & ~(0xffffu << sh)) | ((uint32_t)n16 << sh);
+            if (__atomic_compare_exchange_n(q, &old, nv, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) return o16;
+        }
+    }
     if (es == 4) {
         uint32_t *q = (uint32_t *)p;
-        if (op == AT_ADD && t != T_F32) return __atomic_fetch_add(q, (uint32_t)b, __ATOMIC_SEQ_CST);
+        if (op == AT_ADD && t != T_F32 && t != T_F16X2 && t != T_BF16X2) return __atomic_fetch_add(q, (uint32_t)b, __ATOMIC_SEQ_CST);
         if (op == AT_EXCH) return __atomic_exchange_n(q, (uint32_t)b, __ATOMIC_SEQ_CST);
         if (op == AT_CAS) {
             uint32_t exp = (uint32_t)b;
@@ -1241,6 +1256,16 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         }
         case OP_SETP: {
             const int id2 = in->d2, bop = in->bop, negc = (in->flags & IF_NEG_C) != 0;
+            if (in->t2 == T_F16X2 || in->t2 == T_BF16X2) {
+                /* packed: the low halves set d, the high halves set d2 */
+                ptx_ins h = *in;
+                h.t2 = in->t2 == T_F16X2 ? T_F16 : T_BF16;
+                LOOP(int lo = compare(&h, S(ia) & 0xffff, S(ib) & 0xffff), hi = compare(&h, (S(ia) >> 16) & 0xffff, (S(ib) >> 16) & 0xffff);
+                     if (bop) { int c = (int)(S(ic) & 1) ^ negc;
+                                lo = bop == 1 ? (lo & c) : bop == 2 ? (lo | c) : (lo ^ c); hi = bop == 1 ? (hi & c) : bop == 2 ? (hi | c) : (hi ^ c); }
+                     S(id) = (uint64_t)lo; if (id2 >= 0) S(id2) = (uint64_t)hi);
+                break;
+            }
             if (t == T_S32 && !bop && id2 < 0) {
                 const int op = in->sub;
                 switch (op) {
@@ -1260,6 +1285,16 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         }
         case OP_SET: {
             const int bop = in->bop, negc = (in->flags & IF_NEG_C) != 0;
+            if (in->t2 == T_F16X2 || in->t2 == T_BF16X2) {
+                ptx_ins h = *in;
+                h.t2 = in->t2 == T_F16X2 ? T_F16 : T_BF16;
+                const uint64_t one = t == T_F16X2 ? 0x3c00 : t == T_BF16X2 ? 0x3f80 : 0xffff;
+                LOOP(int lo = compare(&h, S(ia) & 0xffff, S(ib) & 0xffff), hi = compare(&h, (S(ia) >> 16) & 0xffff, (S(ib) >> 16) & 0xffff);
+                     if (bop) { int c = (int)(S(ic) & 1) ^ negc;
+                                lo = bop == 1 ? (lo & c) : bop == 2 ? (lo | c) : (lo ^ c); hi = bop == 1 ? (hi & c) : bop == 2 ? (hi | c) : (hi ^ c); }
+                     S(id) = (lo ? one : 0) | ((hi ? one : 0) << 16));
+                break;
+            }
             LOOP(int r = compare(in, S(ia), S(ib));
                  if (bop) { int c = (int)(S(ic) & 1) ^ negc; r = bop == 1 ? (r & c) : bop == 2 ? (r | c) : (r ^ c); }
                  S(id) = t == T_F32 ? (r ? UF(1.0f) : 0) : (r ? zext(~0ull, bits_of(t)) : 0));
@@ -1361,6 +1396,18 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                      if (!p || (a & (tot - 1))) { fault(B, in, tid0 + (unsigned)l, a, tot, p != NULL); ret = -1; goto out; }
                      for (int k = 0; k < nv; k++) store_elem(p + (unsigned)k * es, S(in->v[k]), es));
             }
+            break;
+        }
+        case OP_CP_ASYNC: {
+            const unsigned sz = in->esize;
+            const int isz = in->c;
+            const int64_t doff = in->imm, soff = in->e;
+            LOOP(uint64_t da = S(ia) + (uint64_t)doff, sa = S(ib) + (uint64_t)soff;
+                 unsigned n = isz >= 0 ? (unsigned)S(isz) : sz; if (n > sz) n = sz;
+                 uint8_t *dp = resolve(B, tid0 + (unsigned)l, SP_SHARED, da, sz);
+                 const uint8_t *sp = n ? resolve(B, tid0 + (unsigned)l, SP_GLOBAL, sa, n) : dp;
+                 if (!dp || !sp || (da & (sz - 1))) { fault(B, in, tid0 + (unsigned)l, dp ? sa : da, sz, dp && sp); ret = -1; goto out; }
+                 memcpy(dp, sp, n); if (n < sz) memset(dp + n, 0, sz - n));
             break;
         }
         case OP_ATOM:

@@ -91,7 +91,7 @@ enum {
     X(CVT) X(CVT_PACK)                                                                        \
     X(CVTA_TO_SHARED) X(CVTA_SHARED) X(CVTA_TO_LOCAL) X(CVTA_LOCAL) X(CVTA_TO_PARAM)          \
     X(CVTA_PARAM) X(ISSPACEP)                                                                 \
-    X(LD) X(ST) X(ATOM) X(RED)                                                                \
+    X(LD) X(ST) X(ATOM) X(RED) X(CP_ASYNC)                                                    \
     X(BRA) X(EXIT) X(BAR) X(BAR_RED) X(BAR_RED_READ) X(TRAP)                                  \
     X(SHFL) X(VOTE) X(ACTIVEMASK) X(MATCH) X(REDUX)                                           \
     X(PRINTF) X(ASSERTFAIL) X(ILLEGAL)

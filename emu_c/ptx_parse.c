@@ -787,7 +787,8 @@ static void parse_mods(const tok *t, mods *m) {
     static const char *const spaces[] = {"", "global", "shared", "local", "const", "param"};
     static const char *const ignored[] = {"relaxed", "acquire", "release", "acq_rel", "sc", "volatile", "weak",
                                           "cta", "gpu", "sys", "cluster", "ca", "cg", "cs", "lu", "cv", "wb",
-                                          "wt", "aligned", "noftz", "mmio", "noinc", "b", "unified", "red", "arrive", "warp"};
+                                          "wt", "aligned", "noftz", "mmio", "noinc", "b", "unified", "red", "arrive", "warp", "async",
+                                          "commit_group", "wait_group", "wait_all"};
     static const char *const shm[] = {"up", "down", "bfly", "idx"};
     static const char *const votes[] = {"all", "any", "uni", "ballot"};
     while (p && p < end) {
@@ -797,6 +798,8 @@ static void parse_mods(const tok *t, mods *m) {
         p = q;
         int x;
         if ((x = type_of_word(w, n)) >= 0) { if (m->ntypes < 4) m->types[m->ntypes++] = x; continue; }
+        if (n >= 8 && !memcmp(w, "shared::", 8)) { m->space = SP_SHARED; m->has_space = 1; continue; }
+        if (n >= 8 && !memcmp(w, "global::", 8)) { m->space = SP_GLOBAL; m->has_space = 1; continue; }
         if (memchr(w, ':', (size_t)n)) continue; /* cache hints like L1::no_allocate, L2::128B */
         if (n == 6 && !memcmp(w, "shared", 6) && q && end - q > 4 && !memcmp(q, "::cta", 5)) { /* handled by ':' */ }
         if ((x = word_in(w, n, spaces, 6)) > 0) { m->space = x; m->has_space = 1; if (x == SP_KPARAM) m->is_param = 1; continue; }
@@ -1430,11 +1433,42 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         int b = src_slot(x, &ops[isred ? 1 : 2], tt);
         int cc = m.atop == AT_CAS ? src_slot(x, &ops[isred ? 2 : 3], tt) : -1;
         if (x->failed) return -1;
-        if (tt == T_F16 || tt == T_BF16 || tt == T_F16X2 || tt == T_BF16X2) return fail_ins(x, "half-precision atomic");
+        if ((tt == T_F16 || tt == T_BF16 || tt == T_F16X2 || tt == T_BF16X2) && m.atop != AT_ADD && m.atop != AT_MIN &&
+            m.atop != AT_MAX && m.atop != AT_EXCH && m.atop != AT_CAS)
+            return fail_ins(x, "half-precision atomic");
         ptx_ins *p = emit(c, isred ? OP_RED : OP_ATOM, x->line);
         if (!p) return -1;
         p->a = tmp.a; p->imm = tmp.imm; p->space = tmp.space;
         p->d = d; p->b = b; p->c = cc; p->t = (uint8_t)tt; p->sub = (uint8_t)m.atop; p->esize = (uint8_t)tsize(tt);
+    } else if (mbase(&m, "cp")) {
+        /* cp.async.{ca,cg}.shared.global [dst], [src], cp-size{, src-size}: done synchronously, so
+         * commit_group / wait_group / wait_all have nothing left to wait for */
+        int is_async = 0, is_wait = 0;
+        for (size_t k = 0; k + 6 <= optok->n; k++) if (!memcmp(optok->s + k, ".async", 6)) is_async = 1;
+        for (size_t k = 0; k + 5 <= optok->n; k++) if (!memcmp(optok->s + k, ".wait", 5) || !memcmp(optok->s + k, ".comm", 5)) is_wait = 1;
+        for (size_t k = 0; k + 5 <= optok->n; k++) if (!memcmp(optok->s + k, ".bulk", 5) || !memcmp(optok->s + k, ".mbar", 5)) is_async = 0;
+        if (!is_async) return fail_ins(x, "cp form");
+        if (is_wait) {
+            emit(c, OP_NOP, x->line);
+        } else {
+            if (nops < 3 || ops[2].kind != O_NUM || ops[2].num.kind != NUM_INT) return fail_ins(x, "cp.async operands");
+            ptx_ins dst, src;
+            memset(&dst, 0, sizeof(dst));
+            memset(&src, 0, sizeof(src));
+            if (addr_operand(x, &ops[0], &dst, SP_SHARED, 1) || addr_operand(x, &ops[1], &src, SP_GLOBAL, 1)) return -1;
+            if (src.imm < INT32_MIN || src.imm > INT32_MAX) return fail_ins(x, "cp.async offset");
+            int64_t sz = ops[2].num.i;
+            if (sz != 4 && sz != 8 && sz != 16) return fail_ins(x, "cp.async size");
+            int srcsz = -1;
+            if (nops >= 4 && ops[3].kind != O_NONE) srcsz = src_slot(x, &ops[3], T_U32);
+            if (x->failed) return -1;
+            ptx_ins *p = emit(c, OP_CP_ASYNC, x->line);
+            if (!p) return -1;
+            p->a = dst.a; p->imm = dst.imm; p->space = SP_SHARED;
+            p->b = src.a; p->e = (int32_t)src.imm;
+            p->c = srcsz;
+            p->esize = (uint8_t)sz;
+        }
     } else if (mbase(&m, "prefetch") || mbase(&m, "prefetchu") || mbase(&m, "membar") || mbase(&m, "fence") ||
                mbase(&m, "discard") || mbase(&m, "applypriority") || mbase(&m, "nanosleep") || mbase(&m, "pmevent")) {
         /* no observable effect in the emulator: memory is coherent, there are no caches */

@@ -946,6 +946,36 @@ static void test_fuzz_parser(void) {
     CHECK(loaded > 0, "no mutation loaded at all");
 }
 
+static void test_cpasync(void) {
+    float *g = dev_alloc(0, 512 * 4), *o = dev_alloc(0, 256 * 4);
+    for (int i = 0; i < 512; i++) g[i] = (float)(i % 300);
+    pbuf p = {{0}, 0};
+    pptr(&p, g); pptr(&p, o);
+    LAUNCH_OK("cpasync", 1, 256, 0, &p, 1);
+    for (int t = 0; t < 256; t++) CHECK(o[t] == g[255 - t] + 1000.0f * g[256 + t], "thread %d: %f", t, o[t]);
+    dev_free(0, g); dev_free(0, o);
+}
+
+static void test_halfatomics(void) {
+    enum { T = 64 };
+    uint16_t *p2 = dev_alloc(0, 4), *q = dev_alloc(0, 4), *a = dev_alloc(0, (T + 1) * 4), *c = dev_alloc(0, 2 * T * 4);
+    for (int i = 0; i < 2 * (T + 1); i++) a[i] = h16((double)((int)(rnd() % 64) - 32) / 4.0); /* sums stay exact */
+    pbuf p = {{0}, 0};
+    pptr(&p, p2); pptr(&p, q); pptr(&p, a); pptr(&p, c);
+    LAUNCH_OK("halfatomics", 1, T, 0, &p, 1);
+    double s0 = 0, s1 = 0;
+    for (int t = 0; t < T; t++) { s0 += h2d(a[2 * t]); s1 += h2d(a[2 * t + 1]); }
+    CHECK(p2[0] == h16(s0) && p2[1] == h16(s1), "half2 atomic sum %#x %#x want %#x %#x", p2[0], p2[1], h16(s0), h16(s1));
+    CHECK(q[1] == h16(s0) && q[0] == 0, "half atomic sum %#x want %#x (neighbour %#x)", q[1], h16(s0), q[0]);
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < 2; h++) {
+            double x = h2d(a[2 * t + h]), y = h2d(a[2 * (t + 1) + h]);
+            CHECK(c[2 * t + h] == (x < y ? 0x3c00 : 0), "thread %d hlt2 half %d: %#x", t, h, c[2 * t + h]);
+            CHECK(c[2 * (T + t) + h] == h16(x > y ? x : y), "thread %d hmax2 half %d", t, h);
+        }
+    dev_free(0, p2); dev_free(0, q); dev_free(0, a); dev_free(0, c);
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -959,7 +989,7 @@ static const test TESTS[] = {
     {"oob", test_oob}, {"coop", test_coop}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
     {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
-    {"fuzz_parser", test_fuzz_parser},
+    {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
 };
 
 static char *read_file(const char *path, size_t *len) {

@@ -4,6 +4,8 @@
 //   nvcc -arch=compute_80 -ptx -O2 tests/cuda/ptx_kernels.cu -o emu_c/tests/ptx_kernels.ptx
 #include <cooperative_groups.h>
 #include <cub/cub.cuh>
+#include <cuda_pipeline.h>
+#include <cooperative_groups/memcpy_async.h>
 #include <cstdio>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -361,4 +363,26 @@ extern "C" __global__ void cub_sort(int *keys) {
     for (int i = 0; i < 4; i++) k[i] = keys[blockIdx.x * 256 + threadIdx.x * 4 + i];
     S(t).Sort(k);
     for (int i = 0; i < 4; i++) keys[blockIdx.x * 256 + threadIdx.x * 4 + i] = k[i];
+}
+
+// sm_80 asynchronous copies into shared memory (cp.async + commit/wait groups).
+extern "C" __global__ void cpasync(const float *g, float *o) {
+    __shared__ float s[256];
+    __shared__ float s2[256];
+    __pipeline_memcpy_async(&s[threadIdx.x], &g[threadIdx.x], 4);
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
+    auto b = cg::this_thread_block();
+    cg::memcpy_async(b, s2, g + 256, sizeof(float) * 256);
+    cg::wait(b);
+    __syncthreads();
+    o[threadIdx.x] = s[255 - threadIdx.x] + 1000.0f * s2[threadIdx.x];
+}
+
+// Half-precision atomics and packed comparisons.
+extern "C" __global__ void halfatomics(__half2 *p, __half *q, const __half2 *a, __half2 *c) {
+    atomicAdd(p, a[threadIdx.x]);
+    atomicAdd(q + 1, __low2half(a[threadIdx.x]));
+    c[threadIdx.x] = __hlt2(a[threadIdx.x], a[threadIdx.x + 1]);
+    c[threadIdx.x + 64] = __hmax2(a[threadIdx.x], a[threadIdx.x + 1]);
 }
