@@ -64,6 +64,7 @@
     X(MAX_ACCESS_POLICY_WINDOW_SIZE, 134213632)                                                    \
     X(RESERVED_SHARED_MEMORY_PER_BLOCK, 1024)                                                      \
     X(MEMORY_POOLS_SUPPORTED, 1)                                                                   \
+    X(VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, 1)                                                      \
     X(UNIFIED_FUNCTION_POINTERS, 1)                                                                \
     X(MEM_SYNC_DOMAIN_COUNT, 1)                                                                    \
     X(NUMA_ID, -1)                                                                                 \

@@ -54,7 +54,7 @@ void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- handle registry: every handle given out is registered, so bogus ones are rejected ---- */
 enum emu_kind {
     EMU_K_CTX = 1, EMU_K_STREAM, EMU_K_EVENT, EMU_K_MODULE, EMU_K_FUNC, EMU_K_LIBRARY, EMU_K_POOL,
-    EMU_K_GRAPH, EMU_K_GNODE, EMU_K_GEXEC
+    EMU_K_GRAPH, EMU_K_GNODE, EMU_K_GEXEC, EMU_K_VMM
 };
 int emu_handle_add(const void *p, int kind); /* 0 ok, -1 out of memory */
 void emu_handle_del(const void *p);
@@ -108,7 +108,8 @@ void emu_ctx_set_sticky(emu_ctx *c, CUresult err);
 void emu_primary_reset_state(void);
 
 /* ---- memory: allocation table (device, host-mapped, registered, managed, module globals) ---- */
-enum emu_mem_kind { EMU_MEM_DEVICE = 1, EMU_MEM_HOST, EMU_MEM_REGISTERED, EMU_MEM_MANAGED, EMU_MEM_MODULE };
+/* EMU_MEM_VMM: a cuMemMap'ed range (charged once, at cuMemCreate, so not counted again here). */
+enum emu_mem_kind { EMU_MEM_DEVICE = 1, EMU_MEM_HOST, EMU_MEM_REGISTERED, EMU_MEM_MANAGED, EMU_MEM_MODULE, EMU_MEM_VMM };
 int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags);
 /* Allocation containing addr: 1 found (fills the outputs that are non-NULL), 0 not. */
 int emu_mem_find(uint64_t addr, uint64_t *base, size_t *size, int *kind, unsigned *flags);

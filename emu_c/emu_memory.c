@@ -184,7 +184,7 @@ void emu_mem_release_owner(const void *owner)
         int vkind = 0;
         pthread_rwlock_rdlock(&g_mem_lock);
         for (size_t i = 0; i < g_nrecs; i++) {
-            if (g_recs[i].owner == owner && g_recs[i].kind != EMU_MEM_MODULE) {
+            if (g_recs[i].owner == owner && g_recs[i].kind != EMU_MEM_MODULE && g_recs[i].kind != EMU_MEM_VMM) {
                 victim = g_recs[i].base;
                 vkind = g_recs[i].kind;
                 break;

@@ -350,6 +350,49 @@ static void test_stream_capture_without_kernels(void)
     OK(cuCtxDestroy_v2(ctx));
 }
 
+static void test_virtual_memory_management(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    CUmemAllocationProp prop;
+    memset(&prop, 0, sizeof(prop));
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = 0;
+    size_t gran = 0, free0, free1, total;
+    OK(cuMemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+    CHECK(gran == (size_t)2 << 20);
+    OK(cuMemGetInfo_v2(&free0, &total));
+    CUmemGenericAllocationHandle h;
+    CHECK(cuMemCreate(&h, gran + 1, &prop, 0) == CUDA_ERROR_INVALID_VALUE);
+    OK(cuMemCreate(&h, 2 * gran, &prop, 0));
+    OK(cuMemGetInfo_v2(&free1, &total));
+    CHECK(free0 - free1 == 2 * gran); /* charged at creation, like cuMemAlloc */
+    CUdeviceptr va;
+    OK(cuMemAddressReserve(&va, 4 * gran, 0, 0, 0));
+    CHECK(va % gran == 0);
+    CHECK(cuMemcpyHtoD_v2(va, "x", 1) == CUDA_ERROR_INVALID_VALUE); /* reserved, not mapped */
+    OK(cuMemMap(va, 2 * gran, 0, h, 0));
+    OK(cuMemMap(va + 2 * gran, gran, gran, h, 0)); /* second view of the handle's upper half */
+    CHECK(cuMemMap(va, gran, 0, h, 0) == CUDA_ERROR_INVALID_VALUE); /* already mapped there */
+    CUmemAccessDesc acc = {{CU_MEM_LOCATION_TYPE_DEVICE, 0}, CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+    OK(cuMemSetAccess(va, 3 * gran, &acc, 1));
+    OK(cuMemsetD32_v2(va + gran, 0x01020304u, 4));
+    uint32_t w = 0;
+    OK(cuMemcpyDtoH_v2(&w, va + 2 * gran, 4)); /* same physical page through the alias */
+    CHECK(w == 0x01020304u);
+    OK(cuMemRelease(h)); /* still mapped: memory stays */
+    OK(cuMemcpyDtoH_v2(&w, va + gran, 4));
+    CHECK(w == 0x01020304u);
+    CHECK(cuMemAddressFree(va, 4 * gran) == CUDA_ERROR_INVALID_VALUE); /* unmap first */
+    OK(cuMemUnmap(va, 2 * gran));
+    OK(cuMemUnmap(va + 2 * gran, gran));
+    OK(cuMemGetInfo_v2(&free1, &total));
+    CHECK(free1 == free0); /* last mapping gone: physical memory returned */
+    OK(cuMemAddressFree(va, 4 * gran));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
 int main(void)
 {
     test_init_and_proc_address();
@@ -359,6 +402,7 @@ int main(void)
     test_streams_and_events();
     test_destroy_frees_context_memory();
     test_stream_capture_without_kernels();
+    test_virtual_memory_management();
     if (g_failed)
         return 1;
     printf("test_driver: ok\n");

@@ -1,0 +1,295 @@
+/* emu_vmm.c - the CUDA virtual memory management API on the emulated device: cuMemAddressReserve
+ * reserves host address space (PROT_NONE), cuMemCreate makes a "physical" allocation (a memfd, charged
+ * to device memory like cuMemAlloc), cuMemMap maps it into a reservation (MAP_FIXED|MAP_SHARED, so
+ * several mappings of one handle alias), cuMemUnmap / cuMemRelease / cuMemAddressFree undo that.
+ * Mapped ranges join the allocation table, so copies and kernels may use them as device memory.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "emu_internal.h"
+
+#define EMU_VMM_GRANULARITY ((size_t)2 << 20) /* what GPUs report for CU_MEM_ALLOC_GRANULARITY_* */
+
+typedef struct vmm_handle {
+    int fd;
+    size_t size;
+    int refs; /* the handle itself + one per mapping */
+    CUmemAllocationProp prop;
+} vmm_handle;
+
+typedef struct vmm_map {
+    uint64_t ptr;
+    size_t size;
+    vmm_handle *h;
+    struct vmm_map *next;
+} vmm_map;
+
+typedef struct vmm_reserve {
+    uint64_t ptr;
+    size_t size;
+    void *raw; /* the over-sized mmap that provides the alignment */
+    size_t raw_size;
+    struct vmm_reserve *next;
+} vmm_reserve;
+
+static vmm_map *g_maps;
+static vmm_reserve *g_reserves;
+
+static void handle_unref(vmm_handle *h)
+{
+    if (--h->refs > 0)
+        return;
+    close(h->fd);
+    atomic_fetch_sub(&g_emu.vram_used, h->size);
+    emu_handle_del(h);
+    free(h);
+}
+
+static int prop_ok(const CUmemAllocationProp *prop)
+{
+    return prop && prop->type == CU_MEM_ALLOCATION_TYPE_PINNED && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE &&
+           prop->location.id == 0;
+}
+
+EMU_API CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
+                                               CUmemAllocationGranularity_flags option)
+{
+    (void)option;
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!granularity || !prop_ok(prop))
+        return CUDA_ERROR_INVALID_VALUE;
+    *granularity = EMU_VMM_GRANULARITY;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr,
+                                     unsigned long long flags)
+{
+    (void)addr; /* a hint only */
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!ptr || size == 0 || size % EMU_VMM_GRANULARITY || flags || (alignment & (alignment - 1)))
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t align = alignment > EMU_VMM_GRANULARITY ? alignment : EMU_VMM_GRANULARITY;
+    size_t raw_size = size + align;
+    if (raw_size < size)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    void *raw = mmap(NULL, raw_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    vmm_reserve *r = calloc(1, sizeof(*r));
+    if (!r) {
+        munmap(raw, raw_size);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    r->raw = raw;
+    r->raw_size = raw_size;
+    r->ptr = ((uint64_t)(uintptr_t)raw + align - 1) & ~(uint64_t)(align - 1);
+    r->size = size;
+    emu_lock();
+    r->next = g_reserves;
+    g_reserves = r;
+    emu_unlock();
+    *ptr = (CUdeviceptr)r->ptr;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    emu_lock();
+    for (vmm_reserve **link = &g_reserves; *link; link = &(*link)->next) {
+        vmm_reserve *r = *link;
+        if (r->ptr != ptr || r->size != size)
+            continue;
+        for (vmm_map *m = g_maps; m; m = m->next) {
+            if (m->ptr >= r->ptr && m->ptr < r->ptr + r->size) {
+                emu_unlock();
+                return CUDA_ERROR_INVALID_VALUE; /* still mapped: unmap first */
+            }
+        }
+        *link = r->next;
+        emu_unlock();
+        munmap(r->raw, r->raw_size);
+        free(r);
+        return CUDA_SUCCESS;
+    }
+    emu_unlock();
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
+                             unsigned long long flags)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!handle || size == 0 || size % EMU_VMM_GRANULARITY || flags || !prop_ok(prop))
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t used = atomic_load(&g_emu.vram_used);
+    do {
+        if (size > g_emu.vram_total || used > g_emu.vram_total - size)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+    } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + size));
+    vmm_handle *h = calloc(1, sizeof(*h));
+    int fd = memfd_create("tf-emu-vmm", MFD_CLOEXEC);
+    if (!h || fd < 0 || ftruncate(fd, (off_t)size) != 0 || emu_handle_add(h, EMU_K_VMM)) {
+        if (fd >= 0)
+            close(fd);
+        free(h);
+        atomic_fetch_sub(&g_emu.vram_used, size);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    h->fd = fd;
+    h->size = size;
+    h->refs = 1;
+    h->prop = *prop;
+    *handle = (CUmemGenericAllocationHandle)(uintptr_t)h;
+    return CUDA_SUCCESS;
+}
+
+static vmm_handle *handle_of(CUmemGenericAllocationHandle handle)
+{
+    void *p = (void *)(uintptr_t)handle;
+    return emu_handle_is(p, EMU_K_VMM) ? (vmm_handle *)p : NULL;
+}
+
+EMU_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+    emu_lock();
+    vmm_handle *h = handle_of(handle);
+    if (!h) {
+        emu_unlock();
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    handle_unref(h); /* physical memory lives on while mapped */
+    emu_unlock();
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *prop, CUmemGenericAllocationHandle handle)
+{
+    vmm_handle *h = handle_of(handle);
+    if (!prop || !h)
+        return CUDA_ERROR_INVALID_VALUE;
+    *prop = h->prop;
+    return CUDA_SUCCESS;
+}
+
+static int in_reservation(uint64_t ptr, size_t size)
+{
+    for (vmm_reserve *r = g_reserves; r; r = r->next)
+        if (ptr >= r->ptr && ptr + size <= r->ptr + r->size)
+            return 1;
+    return 0;
+}
+
+EMU_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+                          unsigned long long flags)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (flags || size == 0 || ptr % EMU_VMM_GRANULARITY || size % EMU_VMM_GRANULARITY || offset % EMU_VMM_GRANULARITY)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_lock();
+    vmm_handle *h = handle_of(handle);
+    vmm_map *m = calloc(1, sizeof(*m));
+    if (!h || !m || offset > h->size || size > h->size - offset || !in_reservation(ptr, size) ||
+        emu_mem_find(ptr, NULL, NULL, NULL, NULL) || emu_mem_find(ptr + size - 1, NULL, NULL, NULL, NULL)) {
+        emu_unlock();
+        free(m);
+        return h && m ? CUDA_ERROR_INVALID_VALUE : !m ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_INVALID_HANDLE;
+    }
+    void *p = mmap((void *)(uintptr_t)ptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, h->fd, (off_t)offset);
+    if (p == MAP_FAILED || emu_mem_add(ptr, size, EMU_MEM_VMM, 0) != 0) {
+        if (p != MAP_FAILED)
+            mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        emu_unlock();
+        free(m);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    m->ptr = ptr;
+    m->size = size;
+    m->h = h;
+    h->refs++;
+    m->next = g_maps;
+    g_maps = m;
+    emu_unlock();
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    emu_lock();
+    for (vmm_map **link = &g_maps; *link; link = &(*link)->next) {
+        vmm_map *m = *link;
+        if (m->ptr != ptr || m->size != size)
+            continue;
+        *link = m->next;
+        emu_mem_remove(ptr, NULL, NULL);
+        /* back to reserved-but-inaccessible address space */
+        mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        handle_unref(m->h);
+        free(m);
+        emu_unlock();
+        return CUDA_SUCCESS;
+    }
+    emu_unlock();
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!desc || count == 0 || size == 0 || ptr + size < ptr)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (uint64_t a = ptr; a < ptr + size; a += EMU_VMM_GRANULARITY) /* may span several mappings */
+        if (!emu_mem_check(a, 1))
+            return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < count; i++)
+        if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || desc[i].location.id != 0)
+            return CUDA_ERROR_INVALID_DEVICE;
+    return CUDA_SUCCESS; /* mappings are read-write from the start; one device, nothing to grant */
+}
+
+EMU_API CUresult cuMemGetAccess(unsigned long long *flags, const CUmemLocation *location, CUdeviceptr ptr)
+{
+    if (!flags || !location)
+        return CUDA_ERROR_INVALID_VALUE;
+    *flags = emu_mem_check(ptr, 1) && location->type == CU_MEM_LOCATION_TYPE_DEVICE && location->id == 0
+                 ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
+                 : CU_MEM_ACCESS_FLAGS_PROT_NONE;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr)
+{
+    if (!handle)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t a = (uint64_t)(uintptr_t)addr;
+    emu_lock();
+    for (vmm_map *m = g_maps; m; m = m->next) {
+        if (a >= m->ptr && a < m->ptr + m->size) {
+            m->h->refs++;
+            *handle = (CUmemGenericAllocationHandle)(uintptr_t)m->h;
+            emu_unlock();
+            return CUDA_SUCCESS;
+        }
+    }
+    emu_unlock();
+    return CUDA_ERROR_INVALID_VALUE;
+}
