@@ -229,35 +229,40 @@ def gen_common(calls) -> str:
 
 # ---------------------------------------------------------------------------------------------- stub
 def stub_rpc(c: Call) -> list:
-    o = [f"TF_HIDDEN CUresult rpc_{c.sym}({proto_args(c.params)})", "{",
-         "    tfc_call c;", f"    tfc_begin(&c, TF_CALL_{c.sym});"]
+    """enc_SYM fills a tfc_call (used alone by pipelined hand-written paths); rpc_SYM sends it."""
+    o = [f"TF_HIDDEN CUresult enc_{c.sym}(tfc_call *c{''.join(', ' + a for a in proto_args(c.params).split(', ') if a != 'void')})",
+         "{", f"    tfc_begin(c, TF_CALL_{c.sym});"]
     for p in c.params:  # fixed part
         if p.kind == "val":
-            o.append(f"    tfc_put(&c, &{p.name}, sizeof {p.name});")
+            o.append(f"    tfc_put(c, &{p.name}, sizeof {p.name});")
         elif p.kind == "str":
             o.append(f"    uint32_t {p.name}_n = {p.name} ? (uint32_t)strlen({p.name}) + 1u : 0u;")
-            o.append(f"    tfc_put(&c, &{p.name}_n, sizeof {p.name}_n);")
+            o.append(f"    tfc_put(c, &{p.name}_n, sizeof {p.name}_n);")
         elif p.kind != "zero":
             o.append(f"    uint8_t {p.name}_p = {p.name} != NULL;")
-            o.append(f"    tfc_put(&c, &{p.name}_p, 1);")
+            o.append(f"    tfc_put(c, &{p.name}_p, 1);")
     for p in c.params:  # variable part, then outputs
         if p.kind in ("in", "inout"):
-            o.append(f"    if ({p.name}) tfc_var(&c, {p.name}, sizeof *{p.name});")
+            o.append(f"    if ({p.name}) tfc_var(c, {p.name}, sizeof *{p.name});")
         elif p.kind == "inbuf":
             o.append(f"    if ({p.name}) {{ uint64_t nb = tf_mul((uint64_t)({p.expr}), {p.elem_size});"
                      f" if (nb > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;"
-                     f" tfc_var(&c, {p.name}, (size_t)nb); }}")
+                     f" tfc_var(c, {p.name}, (size_t)nb); }}")
         elif p.kind == "str":
-            o.append(f"    if ({p.name}) tfc_var(&c, {p.name}, {p.name}_n);")
+            o.append(f"    if ({p.name}) tfc_var(c, {p.name}, {p.name}_n);")
     for p in c.params:
         if p.kind in ("out", "inout"):
-            o.append(f"    if ({p.name}) tfc_out(&c, {p.name}, sizeof *{p.name});")
+            o.append(f"    if ({p.name}) tfc_out(c, {p.name}, sizeof *{p.name});")
         elif p.kind == "outbuf":
             o.append(f"    if ({p.name}) {{ uint64_t nb = tf_mul((uint64_t)({p.expr}), {p.elem_size});"
                      f" if (nb > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;"
-                     f" tfc_out(&c, {p.name}, (size_t)nb); }}")
-    o.append(f"    return tfc_{'async' if c.cls == 'async' else 'sync'}(&c);")
+                     f" tfc_out(c, {p.name}, (size_t)nb); }}")
+    o.append("    return CUDA_SUCCESS;")
     o.append("}")
+    o += [f"TF_HIDDEN CUresult rpc_{c.sym}({proto_args(c.params)})", "{", "    tfc_call c;",
+          f"    CUresult rc = enc_{c.sym}(&c{''.join(', ' + p.name for p in c.params)});",
+          "    if (rc != CUDA_SUCCESS) return rc;",
+          f"    return tfc_{'async' if c.cls == 'async' else 'sync'}(&c);", "}"]
     return o
 
 
@@ -275,6 +280,7 @@ def gen_stub(calls) -> tuple:
         args = proto_args(c.params)
         if c.wire:
             h.append(f"TF_HIDDEN CUresult rpc_{c.sym}({args});")
+            h.append(f"TF_HIDDEN CUresult enc_{c.sym}(tfc_call *c{''.join(', ' + a for a in args.split(', ') if a != 'void')});")
             c_ += stub_rpc(c)
         if c.internal:
             continue

@@ -41,6 +41,10 @@ CUresult tfc_async(tfc_call *c);
 /* Sends the queued batch now. */
 CUresult tfc_flush(void);
 
+/* Same-host copy through the shared-memory window; returns 0 if the window is not usable for it
+ * (TCP, TF_SHM=0, small copy), else 1 with the copy's result in *rc. */
+int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream hStream, CUresult *rc);
+
 /* Device memory the worker handed out, tracked to classify unified pointers (cuMemcpy) locally. */
 void tf_devmap_add(CUdeviceptr p, size_t n);
 void tf_devmap_del(CUdeviceptr p);

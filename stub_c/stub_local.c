@@ -397,6 +397,8 @@ CUresult tfs_cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
  * legacy stream (no reply, sent from the caller's memory) and the last one waits. */
 CUresult tfs_cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
 {
+    CUresult shm_rc;
+    if (srcHost && tf_shm_copy(1, dstDevice, (void *)(uintptr_t)srcHost, ByteCount, NULL, &shm_rc)) return shm_rc;
     const uint8_t *src = srcHost;
     while (ByteCount > TF_COPY_CHUNK && src) {
         CUresult rc = rpc_cuMemcpyHtoDAsync_v2(dstDevice, src, TF_COPY_CHUNK, CU_STREAM_LEGACY);
@@ -410,6 +412,8 @@ CUresult tfs_cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t 
 
 CUresult tfs_cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
 {
+    CUresult shm_rc;
+    if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, NULL, &shm_rc)) return shm_rc;
     uint8_t *dst = dstHost;
     while (ByteCount > TF_COPY_CHUNK && dst) {
         CUresult rc = rpc_cuMemcpyDtoH_v2(dst, srcDevice, TF_COPY_CHUNK);
@@ -423,6 +427,9 @@ CUresult tfs_cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCo
 
 CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, CUstream hStream)
 {
+    CUresult shm_rc;
+    if (srcHost && tf_shm_copy(1, dstDevice, (void *)(uintptr_t)srcHost, ByteCount, hStream, &shm_rc))
+        return shm_rc;
     const uint8_t *src = srcHost;
     while (ByteCount > TF_COPY_CHUNK && src) {
         CUresult rc = rpc_cuMemcpyHtoDAsync_v2(dstDevice, src, TF_COPY_CHUNK, hStream);
@@ -437,6 +444,8 @@ CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, si
 /* Device-to-host results must land in the caller's memory, so the async form waits like the sync one. */
 CUresult tfs_cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream)
 {
+    CUresult shm_rc;
+    if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, hStream, &shm_rc)) return shm_rc;
     uint8_t *dst = dstHost;
     while (ByteCount > TF_COPY_CHUNK && dst) {
         CUresult rc = rpc_cuMemcpyDtoHAsync_v2(dst, srcDevice, TF_COPY_CHUNK, hStream);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -35,6 +36,8 @@ typedef struct tf_stub {
     int remote_ctx_known;
     CUresult pending;        /* async error not yet returned */
     tf_session_info info;
+    uint8_t *shm;            /* shared-memory copy window (same host, Unix socket), NULL if none */
+    size_t shm_slot;         /* two slots of this size */
     pthread_mutex_t map_mu;  /* device allocation map, sorted by base */
     struct { CUdeviceptr base; size_t size; } *map;
     size_t nmap, map_cap;
@@ -119,12 +122,25 @@ static CUresult lost(const char *what)
     return g.dead;
 }
 
-/* Writes every byte of iov[0..n) (advancing through partial writes), without SIGPIPE. */
-static int send_all(int fd, struct iovec *iov, int n)
+/* Writes every byte of iov[0..n) (advancing through partial writes), without SIGPIPE; passfd >= 0
+ * travels (SCM_RIGHTS) with the first bytes. */
+static int send_all_fd(int fd, struct iovec *iov, int n, int passfd)
 {
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
     while (n > 0) {
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        if (passfd >= 0) {
+            memset(&cm, 0, sizeof cm);
+            m.msg_control = cm.buf;
+            m.msg_controllen = sizeof cm.buf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &passfd, sizeof passfd);
+        }
         ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (k > 0) passfd = -1;
         if (k < 0) {
             if (errno == EINTR) continue;
             return -1;
@@ -141,6 +157,8 @@ static int send_all(int fd, struct iovec *iov, int n)
     }
     return 0;
 }
+
+static int send_all(int fd, struct iovec *iov, int n) { return send_all_fd(fd, iov, n, -1); }
 
 /* Reads exactly the bytes described by iov[0..n). */
 static int recv_all(int fd, struct iovec *iov, int n)
@@ -308,38 +326,51 @@ static CUresult precheck_locked(tfc_call *c)
     return CUDA_SUCCESS;
 }
 
-CUresult tfc_sync(tfc_call *c)
+/* Writes the queued batch and this frame in one sendmsg (passfd, if >= 0, rides along). */
+static CUresult send_frame_locked(tfc_call *c, int passfd)
 {
-    pthread_mutex_lock(&g.mu);
-    CUresult rc = precheck_locked(c);
-    if (rc) goto out;
     struct iovec iov[3 + 2 * TFC_MAX_IOV];
     int n = 0;
     if (g.blen) iov[n++] = (struct iovec){g.batch, g.blen};
     n += frame_iov(c, iov + n);
     g.blen = 0;
-    if (send_all(g.fd, iov, n)) { rc = lost("send"); goto out; }
+    if (send_all_fd(g.fd, iov, n, passfd)) return lost("send");
+    return CUDA_SUCCESS;
+}
+
+/* Reads one reply straight into c's outputs; folds in an error latched by earlier batched calls. */
+static CUresult recv_reply_locked(tfc_call *c)
+{
     tf_rep_hdr rep;
-    if (recv_exact(g.fd, &rep, sizeof rep)) { rc = lost("recv"); goto out; }
+    if (recv_exact(g.fd, &rep, sizeof rep)) return lost("recv");
     if (rep.len) {
         if (rep.len != c->out_len || rep.result != CUDA_SUCCESS) {
             errno = EPROTO;
-            rc = lost("reply size");
-            goto out;
+            return lost("reply size");
         }
-        if (recv_all(g.fd, c->out, c->nout)) { rc = lost("recv"); goto out; }
+        if (recv_all(g.fd, c->out, c->nout)) return lost("recv");
     }
-    rc = (CUresult)rep.result;
+    CUresult rc = (CUresult)rep.result;
     CUresult late = g.pending ? g.pending : (CUresult)rep.async_err;
     g.pending = CUDA_SUCCESS;
     if (late) {
         if (rc == CUDA_SUCCESS) rc = late;
         else g.pending = late;  /* the call's own error first, the latched one at the next call */
     }
-out:
+    return rc;
+}
+
+static CUresult sync_call(tfc_call *c, int passfd)
+{
+    pthread_mutex_lock(&g.mu);
+    CUresult rc = precheck_locked(c);
+    if (rc == CUDA_SUCCESS) rc = send_frame_locked(c, passfd);
+    if (rc == CUDA_SUCCESS) rc = recv_reply_locked(c);
     pthread_mutex_unlock(&g.mu);
     return rc;
 }
+
+CUresult tfc_sync(tfc_call *c) { return sync_call(c, -1); }
 
 CUresult tfc_async(tfc_call *c)
 {
@@ -443,6 +474,77 @@ static CUresult handshake(int fd, const char *token)
     return CUDA_SUCCESS;
 }
 
+/* ------------------------------------------------------------------ shared-memory copies */
+#define SHM_SLOT (8u << 20)
+#define SHM_MIN (256u << 10)
+
+/* Same host: a memfd window the executor maps too, so big copies are two memcpys instead of two
+ * socket copies. TF_SHM=0 turns it off. */
+static void shm_setup(void)
+{
+    const char *off = getenv("TF_SHM");
+    if (off && strcmp(off, "0") == 0) return;
+    int fd = memfd_create("tf-stub-copy", MFD_CLOEXEC);
+    if (fd < 0) return;
+    size_t size = 2 * (size_t)SHM_SLOT;
+    void *p = MAP_FAILED;
+    if (ftruncate(fd, (off_t)size) == 0) p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) { close(fd); return; }
+    tfc_call c;
+    CUresult rc = enc_tfShmAttach(&c, size);
+    if (rc == CUDA_SUCCESS) rc = sync_call(&c, fd);
+    close(fd);
+    if (rc != CUDA_SUCCESS) {
+        tf_debug("shared-memory copies off (worker said %d)", rc);
+        munmap(p, size);
+        return;
+    }
+    g.shm = p;
+    g.shm_slot = SHM_SLOT;
+}
+
+/* Pipelined copy through the window: chunk k goes to slot k%2; at most two requests in flight, and a
+ * slot is refilled (or read out) only after the reply of the request that used it. Returns 0 when the
+ * window cannot be used (the caller takes the socket path). */
+int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream hStream, CUresult *out)
+{
+    if (!g.shm || n < SHM_MIN) return 0;
+    pthread_mutex_lock(&g.mu);
+    CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
+    size_t nchunks = (n + g.shm_slot - 1) / g.shm_slot, sent = 0, done = 0;
+    tfc_call c[2];
+    CUresult first_err = CUDA_SUCCESS;
+    while (rc == CUDA_SUCCESS && done < nchunks) {
+        /* keep two requests in flight while there is work */
+        while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < nchunks && sent - done < 2) {
+            size_t off = sent * g.shm_slot, k = n - off < g.shm_slot ? n - off : g.shm_slot;
+            uint64_t slot_off = (sent % 2) * g.shm_slot;
+            tfc_call *cc = &c[sent % 2];
+            if (to_device) {
+                memcpy(g.shm + slot_off, (uint8_t *)host + off, k);
+                rc = enc_tfShmHtoD(cc, dev + off, slot_off, k, hStream);
+            } else {
+                rc = enc_tfShmDtoH(cc, slot_off, dev + off, k, hStream);
+            }
+            if (rc == CUDA_SUCCESS) rc = precheck_locked(cc);
+            if (rc == CUDA_SUCCESS) rc = send_frame_locked(cc, -1);
+            sent++;
+        }
+        if (rc != CUDA_SUCCESS || done == sent) break;
+        CUresult r = recv_reply_locked(&c[done % 2]);
+        if (g.fd < 0) { rc = r; break; }
+        if (r == CUDA_SUCCESS && !to_device) {
+            size_t off = done * g.shm_slot, k = n - off < g.shm_slot ? n - off : g.shm_slot;
+            memcpy((uint8_t *)host + off, g.shm + (done % 2) * g.shm_slot, k);
+        }
+        if (r != CUDA_SUCCESS && first_err == CUDA_SUCCESS) first_err = r;
+        done++;
+    }
+    pthread_mutex_unlock(&g.mu);
+    *out = rc != CUDA_SUCCESS ? rc : first_err;
+    return 1;
+}
+
 /* A forked child shares the parent's socket: it must never speak on it (CUDA is unusable after fork,
  * as with NVIDIA's driver). */
 static void after_fork_in_child(void)
@@ -504,6 +606,7 @@ static void connect_now(void)
     g.info.driver_version = drv;
     g.info.dev_count = cnt < 0 ? 0 : cnt > TF_MAX_DEVICES ? TF_MAX_DEVICES : cnt;
     g.info.connected = 1;
+    if (strncmp(spec, "unix:", 5) == 0) shm_setup();
     tf_debug("connected to %s: %d device(s), backend driver %d", spec, g.info.dev_count, drv);
     g.init_rc = CUDA_SUCCESS;
 }

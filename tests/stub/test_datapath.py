@@ -166,3 +166,13 @@ def test_pitched_2d_copies_and_memsets(dataplane, cuda_program):
         r = run_via_stub(prog, dataplane.unix, w, h)
         assert r.returncode == 0, r.stdout + r.stderr
         assert r.stdout.startswith(f"dp_2d ok {w} {h}")
+
+
+def test_big_copies_same_result_through_shared_memory_and_socket(dataplane, cuda_program):
+    prog = cuda_program("dp_driver", flags=("-L", str(stub_dir()), "-lcuda"))
+    for shm in ("1", "0"):  # the memfd window, then the socket (streamed into device memory)
+        env = stub_env(dataplane.unix)
+        env["TF_SHM"] = shm
+        r = subprocess.run([str(prog), str((20 << 20) + 12345)], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.startswith("dp_driver ok 20983865")

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -390,6 +392,54 @@ CUresult ex_tfMemcpy2DDtoD(tfx *x, CUdeviceptr dst, size_t dstPitch, CUdeviceptr
     return copy2d(x, &c, hStream, 1);
 }
 
+/* ------------------------------------------------------------------- shared-memory copies */
+#define SHM_MAX (1ull << 30)
+
+CUresult ex_tfShmAttach(tfx *x, unsigned long long size)
+{
+    int fd = x->rx_fd;
+    x->rx_fd = -1;
+    if (fd < 0) return CUDA_ERROR_INVALID_VALUE;
+    struct stat st;
+    CUresult rc = CUDA_ERROR_INVALID_VALUE;
+    if (size && size <= SHM_MAX && fstat(fd, &st) == 0 && (unsigned long long)st.st_size >= size) {
+        void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED) {
+            if (x->shm) munmap(x->shm, x->shm_size);
+            x->shm = p;
+            x->shm_size = (size_t)size;
+            rc = CUDA_SUCCESS;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+static int shm_range_ok(const tfx *x, unsigned long long off, size_t len)
+{
+    return x->shm && off <= x->shm_size && len <= x->shm_size - off;
+}
+
+/* The window is pageable memory: an async copy from it has been staged when the call returns. */
+CUresult ex_tfShmHtoD(tfx *x, CUdeviceptr dst, unsigned long long off, size_t len, CUstream hStream)
+{
+    if (!shm_range_ok(x, off, len)) return CUDA_ERROR_INVALID_VALUE;
+    if (hStream)
+        return x->be.f_cuMemcpyHtoDAsync_v2 ? x->be.f_cuMemcpyHtoDAsync_v2(dst, x->shm + off, len, hStream)
+                                            : CUDA_ERROR_NOT_SUPPORTED;
+    return x->be.f_cuMemcpyHtoD_v2 ? x->be.f_cuMemcpyHtoD_v2(dst, x->shm + off, len) : CUDA_ERROR_NOT_SUPPORTED;
+}
+
+CUresult ex_tfShmDtoH(tfx *x, unsigned long long off, CUdeviceptr src, size_t len, CUstream hStream)
+{
+    if (!shm_range_ok(x, off, len)) return CUDA_ERROR_INVALID_VALUE;
+    if (!hStream)
+        return x->be.f_cuMemcpyDtoH_v2 ? x->be.f_cuMemcpyDtoH_v2(x->shm + off, src, len) : CUDA_ERROR_NOT_SUPPORTED;
+    if (!x->be.f_cuMemcpyDtoHAsync_v2 || !x->be.f_cuStreamSynchronize) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->be.f_cuMemcpyDtoHAsync_v2(x->shm + off, src, len, hStream);
+    return rc ? rc : x->be.f_cuStreamSynchronize(hStream);  /* the slot is read when we answer */
+}
+
 CUresult ex_cuCtxSynchronize_v2(tfx *x, CUcontext ctx)
 {
     if (x->be.f_cuCtxSynchronize_v2) return x->be.f_cuCtxSynchronize_v2(ctx);
@@ -465,6 +515,7 @@ int tf_session_init(tfx *x, void *lib)
     /* set by tfworker/gpu_process.py for the emulated device, whose device pointers are host addresses */
     const char *dh = getenv("TF_EXECUTOR_HOST_DEVICE_MEMORY");
     x->direct_host = dh && strcmp(dh, "1") == 0;
+    x->rx_fd = -1;
     if (!lib) return 0;
     tf_backend_load(&x->be, lib);
 #define LOAD(name) *(void **)&x->bx.name = dlsym(lib, #name)
@@ -508,10 +559,13 @@ void tf_session_free(tfx *x)
         }
     }
     free(x->buckets);
+    if (x->shm) munmap(x->shm, x->shm_size);
+    if (x->rx_fd >= 0) close(x->rx_fd);
     free(x->dev);
     free(x->w.buf);
     free(x->argbuf);
     memset(x, 0, sizeof *x);
+    x->rx_fd = -1;
 }
 
 int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn out, void *octx)
@@ -560,8 +614,29 @@ static int sock_out(void *ctx, const void *a, size_t an, const void *b, size_t b
 /* Receive buffer of the frame loop: frames are consumed whole, so `start` stays 8-aligned. */
 typedef struct rbuf { uint8_t *buf; size_t cap, start, end; } rbuf;
 
+/* read() that also takes a descriptor the client passed along (kept in x->rx_fd for tfShmAttach). */
+static ssize_t read_fds(tfx *x, int fd, void *p, size_t n)
+{
+    union { struct cmsghdr h; char buf[CMSG_SPACE(4 * sizeof(int))]; } cm;
+    struct iovec v = {p, n};
+    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+    ssize_t k = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+    if (k < 0) return k;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < nfd; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            if (x->rx_fd >= 0) close(x->rx_fd);
+            x->rx_fd = got;
+        }
+    }
+    return k;
+}
+
 /* Makes n bytes from rb->start available. 1 = ok, 0 = clean EOF before any byte, -1 = error. */
-static int rb_need(rbuf *rb, int fd, size_t n)
+static int rb_need(tfx *x, rbuf *rb, int fd, size_t n)
 {
     while (rb->end - rb->start < n) {
         if (rb->start + n > rb->cap) {  /* make room: slide down, grow if the frame is bigger */
@@ -579,7 +654,7 @@ static int rb_need(rbuf *rb, int fd, size_t n)
                 rb->cap = ncap;
             }
         }
-        ssize_t k = read(fd, rb->buf + rb->end, rb->cap - rb->end);
+        ssize_t k = read_fds(x, fd, rb->buf + rb->end, rb->cap - rb->end);
         if (k < 0 && errno == EINTR) continue;
         if (k == 0 && rb->end == rb->start) return 0;
         if (k <= 0) {
@@ -688,7 +763,7 @@ int tf_serve(tfx *x, int fd)
     FILE *rec = rec_path ? fopen(rec_path, "ab") : NULL;
     for (;;) {
         tf_req_hdr h;
-        int k = rb_need(&rb, fd, sizeof h);
+        int k = rb_need(x, &rb, fd, sizeof h);
         if (k == 0) { ret = 0; break; }
         if (k < 0) break;
         memcpy(&h, rb.buf + rb.start, sizeof h);
@@ -700,13 +775,13 @@ int tf_serve(tfx *x, int fd)
             size_t fixed = tf_pad8(h.call == TF_CALL_cuMemcpyHtoD_v2 ? TF_FIXED_cuMemcpyHtoD_v2
                                                                     : TF_FIXED_cuMemcpyHtoDAsync_v2);
             if (h.len >= fixed + DIRECT_MIN) {
-                if (rb_need(&rb, fd, sizeof h + fixed) <= 0) break;
+                if (rb_need(x, &rb, fd, sizeof h + fixed) <= 0) break;
                 int d = direct_h2d(x, fd, &rb, &h, fixed);
                 if (d < 0) break;
                 if (d > 0) continue;
             }
         }
-        if (rb_need(&rb, fd, sizeof h + h.len) <= 0) break;
+        if (rb_need(x, &rb, fd, sizeof h + h.len) <= 0) break;
         const uint8_t *body = rb.buf + rb.start + sizeof h;
         if (rec && fwrite(rb.buf + rb.start, 1, sizeof h + h.len, rec) != sizeof h + h.len) {
             fclose(rec);

@@ -68,6 +68,9 @@ struct tfx {
     uint8_t *argbuf;       /* 16-aligned copy of kernel parameters */
     int verbose;
     int direct_host;       /* device pointers are host addresses of this process (the emulator) */
+    int rx_fd;             /* last descriptor the client passed (SCM_RIGHTS), -1 if none */
+    uint8_t *shm;          /* the client's shared-memory copy window (tfShmAttach) */
+    size_t shm_size;
 };
 
 /* tf_rd helpers used by the generated decoders. */
