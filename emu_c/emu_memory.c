@@ -468,8 +468,15 @@ EMU_API CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_at
     return CUDA_SUCCESS;
 }
 
-/* ---- stream-ordered allocation: one default pool, allocations are ordinary device memory ---- */
-static int g_default_pool; /* its address is the CUmemoryPool handle */
+/* ---- stream-ordered allocation: a default pool plus created ones; pool allocations are ordinary
+ * device memory (stream order is trivially kept since all work is synchronous) ---- */
+static int g_default_pool; /* its address is the default CUmemoryPool handle */
+static CUmemoryPool g_current_pool = (CUmemoryPool)&g_default_pool;
+
+static int pool_ok(CUmemoryPool pool)
+{
+    return pool == (CUmemoryPool)&g_default_pool || emu_handle_is(pool, EMU_K_POOL);
+}
 
 EMU_API CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
 {
@@ -484,7 +491,13 @@ EMU_API CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
     return CUDA_SUCCESS;
 }
 
-EMU_API CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev) { return cuDeviceGetDefaultMemPool(pool, dev); }
+EMU_API CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
+{
+    CUresult rc = cuDeviceGetDefaultMemPool(pool, dev);
+    if (rc == CUDA_SUCCESS)
+        *pool = g_current_pool;
+    return rc;
+}
 
 EMU_API CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
 {
@@ -493,24 +506,102 @@ EMU_API CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
         return rc;
     if (dev != 0)
         return CUDA_ERROR_INVALID_DEVICE;
-    return pool == (CUmemoryPool)&g_default_pool ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    if (!pool_ok(pool))
+        return CUDA_ERROR_INVALID_VALUE;
+    g_current_pool = pool;
+    return CUDA_SUCCESS;
+}
+
+static int device_location(const CUmemLocation *loc, CUmemAllocationType type)
+{
+    return loc && loc->type == CU_MEM_LOCATION_TYPE_DEVICE && loc->id == 0 && type == CU_MEM_ALLOCATION_TYPE_PINNED;
+}
+
+EMU_API CUresult cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
+{
+    if (!device_location(location, type))
+        return CUDA_ERROR_NOT_SUPPORTED; /* host / managed pools are not emulated */
+    return cuDeviceGetDefaultMemPool(pool_out, 0);
+}
+
+EMU_API CUresult cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *location, CUmemAllocationType type)
+{
+    if (!device_location(location, type))
+        return CUDA_ERROR_NOT_SUPPORTED;
+    return cuDeviceGetMemPool(pool, 0);
+}
+
+EMU_API CUresult cuMemSetMemPool(CUmemLocation *location, CUmemAllocationType type, CUmemoryPool pool)
+{
+    if (!device_location(location, type))
+        return CUDA_ERROR_NOT_SUPPORTED;
+    return cuDeviceSetMemPool(0, pool);
+}
+
+EMU_API CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolProps)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!pool || !poolProps || poolProps->allocType != CU_MEM_ALLOCATION_TYPE_PINNED ||
+        poolProps->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (poolProps->location.id != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    int *p = calloc(1, sizeof(int));
+    if (!p || emu_handle_add(p, EMU_K_POOL)) {
+        free(p);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *pool = (CUmemoryPool)p;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemPoolDestroy(CUmemoryPool pool)
+{
+    if (!emu_handle_is(pool, EMU_K_POOL))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (g_current_pool == pool)
+        g_current_pool = (CUmemoryPool)&g_default_pool;
+    emu_handle_del(pool);
+    free(pool);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemPoolSetAccess(CUmemoryPool pool, const CUmemAccessDesc *map, size_t count)
+{
+    if (!pool_ok(pool) || (count && !map))
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < count; i++)
+        if (map[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || map[i].location.id != 0)
+            return CUDA_ERROR_INVALID_DEVICE;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemPoolGetAccess(CUmemAccess_flags *flags, CUmemoryPool memPool, CUmemLocation *location)
+{
+    if (!flags || !location || !pool_ok(memPool))
+        return CUDA_ERROR_INVALID_VALUE;
+    *flags = location->type == CU_MEM_LOCATION_TYPE_DEVICE && location->id == 0 ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
+                                                                                 : CU_MEM_ACCESS_FLAGS_PROT_NONE;
+    return CUDA_SUCCESS;
 }
 
 EMU_API CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep)
 {
     (void)minBytesToKeep;
-    return pool == (CUmemoryPool)&g_default_pool ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    return pool_ok(pool) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 EMU_API CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
 {
     (void)attr;
-    return pool == (CUmemoryPool)&g_default_pool && value ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    return pool_ok(pool) && value ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 EMU_API CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
 {
-    if (pool != (CUmemoryPool)&g_default_pool || !value)
+    if (!pool_ok(pool) || !value)
         return CUDA_ERROR_INVALID_VALUE;
     switch (attr) {
     case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
@@ -537,7 +628,7 @@ EMU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hS
 
 EMU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
 {
-    if (pool != (CUmemoryPool)&g_default_pool)
+    if (!pool_ok(pool))
         return CUDA_ERROR_INVALID_VALUE;
     return cuMemAllocAsync(dptr, bytesize, hStream);
 }

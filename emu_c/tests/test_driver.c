@@ -393,6 +393,35 @@ static void test_virtual_memory_management(void)
     OK(cuCtxDestroy_v2(ctx));
 }
 
+static void test_memory_pools(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    CUmemPoolProps props;
+    memset(&props, 0, sizeof(props));
+    props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    CUmemoryPool pool, def, cur;
+    OK(cuMemPoolCreate(&pool, &props));
+    OK(cuDeviceGetDefaultMemPool(&def, 0));
+    CHECK(pool != def);
+    CUstream s;
+    OK(cuStreamCreate(&s, 0));
+    CUdeviceptr p;
+    OK(cuMemAllocFromPoolAsync(&p, 1000, pool, s));
+    OK(cuMemsetD8Async(p, 1, 1000, s));
+    OK(cuMemFreeAsync(p, s));
+    OK(cuDeviceSetMemPool(0, pool));
+    OK(cuDeviceGetMemPool(&cur, 0));
+    CHECK(cur == pool);
+    OK(cuMemPoolDestroy(pool));
+    OK(cuDeviceGetMemPool(&cur, 0)); /* destroying the current pool falls back to the default */
+    CHECK(cur == def);
+    CHECK(cuMemAllocFromPoolAsync(&p, 1000, pool, s) == CUDA_ERROR_INVALID_VALUE);
+    OK(cuStreamDestroy_v2(s));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
 int main(void)
 {
     test_init_and_proc_address();
@@ -403,6 +432,7 @@ int main(void)
     test_destroy_frees_context_memory();
     test_stream_capture_without_kernels();
     test_virtual_memory_management();
+    test_memory_pools();
     if (g_failed)
         return 1;
     printf("test_driver: ok\n");
