@@ -467,7 +467,7 @@ def gen_exec(calls) -> tuple:
 def write(path: str, text: str) -> None:
     if os.path.exists(path) and open(path, encoding="utf-8").read() == text:
         return  # keep mtimes: no needless rebuilds
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # concurrent builds never share a temporary
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)

@@ -6,6 +6,7 @@
  * Called by the generated stub_calls.c and by stub_local.c; holds the one session struct.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -484,11 +485,13 @@ static void shm_setup(void)
 {
     const char *off = getenv("TF_SHM");
     if (off && strcmp(off, "0") == 0) return;
-    int fd = memfd_create("tf-stub-copy", MFD_CLOEXEC);
+    int fd = memfd_create("tf-stub-copy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return;
     size_t size = 2 * (size_t)SHM_SLOT;
     void *p = MAP_FAILED;
-    if (ftruncate(fd, (off_t)size) == 0) p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    /* sealed size: the executor maps it and must never fault on a window the client shrank */
+    if (ftruncate(fd, (off_t)size) == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) { close(fd); return; }
     tfc_call c;
     CUresult rc = enc_tfShmAttach(&c, size);

@@ -4,6 +4,8 @@ session must end alone (its GPU worker process exits), the server and other sess
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import random
 import re
 import socket
@@ -151,3 +153,30 @@ def test_mutated_recorded_sessions_never_take_the_worker_down(dataplane, cuda_pr
     assert all(e.returncode in (0, 1) for e in dataplane.ends), [e for e in dataplane.ends if e.returncode not in (0, 1)]
     good = run_via_stub(cuda_program("dp_runtime", cudart="shared"), dataplane.unix, 1000, "kernel")
     assert good.returncode == 0, good.stdout + good.stderr
+
+
+def test_shared_memory_window_must_be_sealed(dataplane):
+    """tfShmAttach maps a client memfd: one the client could still shrink (and so fault the executor)
+    is refused; a sealed one is accepted; a frame without a descriptor is refused."""
+    ids = _call_ids()
+    size = 1 << 20
+    s = _connect(dataplane)
+    frame = REQ.pack(8, ids["tfShmAttach"], 0) + struct.pack("<Q", size)
+
+    s.sendall(frame)                                                   # no descriptor at all
+    assert REP.unpack(_recv(s, REP.size))[1] == 1
+    loose = os.memfd_create("tf-test-loose")
+    os.ftruncate(loose, size)
+    socket.send_fds(s, [frame], [loose])
+    assert REP.unpack(_recv(s, REP.size))[1] == 1                      # not sealed: refused
+    sealed = os.memfd_create("tf-test-sealed", os.MFD_ALLOW_SEALING)
+    os.ftruncate(sealed, size)
+    fcntl.fcntl(sealed, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+    socket.send_fds(s, [REQ.pack(8, ids["tfShmAttach"], 0) + struct.pack("<Q", size * 2)], [sealed])
+    assert REP.unpack(_recv(s, REP.size))[1] == 1                      # bigger than the file
+    socket.send_fds(s, [frame], [sealed])
+    assert REP.unpack(_recv(s, REP.size))[1] == 0
+    os.close(loose)
+    os.close(sealed)
+    s.close()
+    assert _wait(lambda: dataplane.sessions() == {} and dataplane.ends and dataplane.ends[-1].returncode == 0)

@@ -5,6 +5,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,7 +403,9 @@ CUresult ex_tfShmAttach(tfx *x, unsigned long long size)
     if (fd < 0) return CUDA_ERROR_INVALID_VALUE;
     struct stat st;
     CUresult rc = CUDA_ERROR_INVALID_VALUE;
-    if (size && size <= SHM_MAX && fstat(fd, &st) == 0 && (unsigned long long)st.st_size >= size) {
+    int seals = fcntl(fd, F_GET_SEALS);  /* a window the client could shrink would fault us */
+    if (size && size <= SHM_MAX && seals >= 0 && (seals & F_SEAL_SHRINK) && fstat(fd, &st) == 0 &&
+        (unsigned long long)st.st_size >= size) {
         void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p != MAP_FAILED) {
             if (x->shm) munmap(x->shm, x->shm_size);
