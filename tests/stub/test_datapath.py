@@ -176,3 +176,14 @@ def test_big_copies_same_result_through_shared_memory_and_socket(dataplane, cuda
         r = subprocess.run([str(prog), str((20 << 20) + 12345)], env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
         assert r.stdout.startswith("dp_driver ok 20983865")
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_stub_works_when_preloaded(dataplane, cuda_program, cudart):
+    env = stub_env(dataplane.unix)
+    env["LD_LIBRARY_PATH"] = env["LD_LIBRARY_PATH"].replace(str(stub_dir()), "").strip(":")
+    env["LD_PRELOAD"] = str(stub_dir() / "libcuda.so.1")
+    r = subprocess.run([str(cuda_program("dp_runtime", cudart=cudart)), "1000", "kernel"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("dp_runtime ok 1000 TensorFusion Emulated GPU")
