@@ -179,11 +179,35 @@ EMU_API CUresult cuDriverGetVersion(int *driverVersion)
     return CUDA_SUCCESS;
 }
 
+static pthread_mutex_t g_busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_busy_active;          /* kernels executing right now */
+static uint64_t g_busy_since;      /* when g_busy_active last went 0 -> 1 */
+static unsigned long long g_busy_total;
+
+void emu_busy_enter(void)
+{
+    pthread_mutex_lock(&g_busy_lock);
+    if (g_busy_active++ == 0)
+        g_busy_since = emu_now_ns();
+    pthread_mutex_unlock(&g_busy_lock);
+}
+
+void emu_busy_exit(void)
+{
+    pthread_mutex_lock(&g_busy_lock);
+    if (--g_busy_active == 0)
+        g_busy_total += emu_now_ns() - g_busy_since;
+    pthread_mutex_unlock(&g_busy_lock);
+}
+
+/* The limiter's utilization source on the emulated device (it has no NVML). */
 EMU_API CUresult tfEmuGetBusyTime(unsigned long long *busy_ns)
 {
     if (!busy_ns)
         return CUDA_ERROR_INVALID_VALUE;
-    *busy_ns = atomic_load(&g_emu.busy_ns);
+    pthread_mutex_lock(&g_busy_lock);
+    *busy_ns = g_busy_total + (g_busy_active ? emu_now_ns() - g_busy_since : 0);
+    pthread_mutex_unlock(&g_busy_lock);
     return CUDA_SUCCESS;
 }
 

@@ -78,7 +78,7 @@ typedef struct emu_state {
     emu_ctx primary;
     int primary_refs;
     unsigned primary_flags;
-    atomic_ullong busy_ns;    /* wall-clock ns spent executing kernels (tfEmuGetBusyTime) */
+    atomic_ullong busy_ns;    /* unused; busy time lives in emu_init.c (emu_busy_enter/exit) */
     atomic_ullong next_id;
     int worker_threads;
 } emu_state;
@@ -92,6 +92,11 @@ uint64_t emu_now_ns(void);
 /* Wall-clock ns the device spent in kernels since cuInit (exported for the limiter, which finds it
  * with dlsym(RTLD_DEFAULT, "tfEmuGetBusyTime")). */
 CUresult tfEmuGetBusyTime(unsigned long long *busy_ns);
+/* Bracket kernel execution: busy time is the union of the intervals in which at least one kernel
+ * runs (concurrent launches from several host threads are not double-counted), and includes the
+ * part of a kernel still running when it is read. */
+void emu_busy_enter(void);
+void emu_busy_exit(void);
 
 /* Current context of the calling thread; NOT_INITIALIZED / INVALID_CONTEXT / its sticky error. */
 CUresult emu_enter(emu_ctx **out);

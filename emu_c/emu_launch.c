@@ -187,9 +187,9 @@ static CUresult launch(const launch_req *r)
         .cooperative = r->cooperative,
     };
     char log[512] = "";
-    uint64_t t0 = emu_now_ns();
+    emu_busy_enter();
     int lrc = ptx_launch(r->f->k, &cfg, &g_ptx_env, NULL, log, sizeof(log));
-    atomic_fetch_add(&g_emu.busy_ns, emu_now_ns() - t0);
+    emu_busy_exit();
     if (owned)
         free(buf);
     if (lrc != CUDA_SUCCESS) {

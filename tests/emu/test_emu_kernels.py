@@ -206,6 +206,8 @@ def test_host_threads_share_the_device_concurrently(cudart):
     kv = run_kv("multithread", 6, 5, cudart=cudart)
     assert kv["errors"] == "none"
     assert kv["threads_ok"] == "6"
+    # busy time is the union of kernel intervals: concurrent launches never count twice
+    assert 0 < int(kv["busy_ns"]) <= int(kv["wall_ns"])
 
 
 @pytest.mark.parametrize("cudart", CUDARTS)
