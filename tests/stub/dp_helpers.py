@@ -34,7 +34,7 @@ class InProcessDataPlane:
     """DataPlaneServer on a background event loop; accepts token `token` (empty = any)."""
 
     def __init__(self, tmp_path: Path, token: str = "", tcp: bool = True,
-                 backend_lib_dir: str | None = None):
+                 backend_lib_dir: str | None = None, authorize=None):
         self.unix_path = str(tmp_path / "dp.sock")
         self.token = token.encode()
         self.ends: list[SessionEnd] = []
@@ -44,7 +44,7 @@ class InProcessDataPlane:
         self._thread.start()
         lib_dir = backend_lib_dir if backend_lib_dir is not None else str(native.require(native.emu_lib_dir() / "libcuda.so.1").parent)
         self.server = DataPlaneServer(unix_path=self.unix_path, tcp=("127.0.0.1", 0) if tcp else None,
-                                      backend_lib_dir=lib_dir or None, authorize=self._authorize,
+                                      backend_lib_dir=lib_dir or None, authorize=authorize or self._authorize,
                                       on_end=self._on_end)
         self.call(self.server.start())
 

@@ -1,0 +1,47 @@
+"""The limiter rides in the GPU worker process: a session granted a VRAM cap (SessionLimits region +
+LD_PRELOAD of libtflimiter.so, as the daemon grants it) caps a remote program, reports the cap as the
+device's memory, and its usage shows in the region."""
+from __future__ import annotations
+
+import pytest
+
+from dp_helpers import InProcessDataPlane, run_via_stub
+from tfclient import native
+from tfworker.dataplane import SessionGrant
+from tfworker.limits import SessionLimits
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def limited_dataplane(tmp_path):
+    if not (native.emu_lib_dir() / "libcuda.so.1").exists():
+        pytest.skip("emulated device not built (build/emu/libcuda.so.1): run `make native`")
+    native.require(native.limiter_lib())
+    regions = []
+
+    async def authorize(token: bytes) -> SessionGrant:
+        lim = SessionLimits.create(f"dp-test-{len(regions)}-{id(regions)}", vram_limit_bytes=320 * MiB)
+        regions.append(lim)
+        return SessionGrant(session_id=f"lim{len(regions)}", env=lim.env, preload=lim.preload)
+
+    dp = InProcessDataPlane(tmp_path, tcp=False, authorize=authorize)
+    yield dp, regions
+    dp.close()
+    for lim in regions:
+        lim.close()
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_vram_cap_applies_to_a_remote_session(limited_dataplane, cuda_program, cudart):
+    dp, regions = limited_dataplane
+    r = run_via_stub(cuda_program("lim_vram", cudart=cudart), dp.unix, 64)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    assert kv["filled"] == "5" and kv["fill_error"] == "cudaErrorMemoryAllocation"
+    assert int(kv["info_total"]) == 320 * MiB and int(kv["prop_total"]) == 320 * MiB
+    assert kv["realloc_after_free"] == "ok"
+    for kind in ("pitch", "async"):
+        assert kv[f"{kind}_over"] == "cudaErrorMemoryAllocation" and kv[f"{kind}_fit"] == "ok", kind
+    u = regions[0].usage()
+    assert u.vram_peak == 320 * MiB and u.vram_used == 0
