@@ -890,6 +890,10 @@ static int parse_simple(kc *c, const tok *t, int i, int end, int *kind, int *slo
         if (s >= 0) { *kind = O_REG; *slot = s; return i + 1; }
         int r = sreg_lookup(t[i].s, (int)t[i].n);
         if (r < 0 && t[i].n > 7 && !memcmp(t[i].s, "%envreg", 7)) r = SR_COUNT; /* other envregs read 0 */
+        if (r < 0 && t[i].n > 21 && !memcmp(t[i].s, "%reserved_smem_offset", 21)) {
+            /* a small reserved shared-memory area some library code addresses */
+            r = teq(&t[i], "%reserved_smem_offset_end") ? SR_COUNT + 2 : teq(&t[i], "%reserved_smem_offset_cap") ? SR_COUNT + 3 : SR_COUNT + 1;
+        }
         if (r >= 0) { *kind = O_SREG; *sr = r; return i + 1; }
         *kind = O_SYM;
         return i + 1;
@@ -960,6 +964,8 @@ static int parse_operand(kc *c, const tok *t, oprange r, opnd *o) {
     }
     return i == r.b ? 0 : -1;
 }
+
+#define RESERVED_SMEM 64
 
 static int is_float_t(int t) { return t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16; }
 
@@ -1041,6 +1047,10 @@ static int src_slot(cctx *x, const opnd *o, int t) {
     case O_REG: return o->slot;
     case O_NUM: return cslot(x->c, num_bits(&o->num, t));
     case O_SREG:
+        if (o->sreg > SR_COUNT) {
+            size_t base = shared_var_off(x->c, NULL, "%reserved_smem", 14, RESERVED_SMEM, 16);
+            return cslot(x->c, o->sreg == SR_COUNT + 3 ? RESERVED_SMEM : base + (o->sreg == SR_COUNT + 2 ? RESERVED_SMEM : 0));
+        }
         if (o->sreg >= SR_COUNT) return cslot(x->c, 0);
         if (o->sreg >= SR_FIRST_DYNAMIC) return fail_ins(x, "dynamic special register as operand");
         return sreg_slot(x->c, o->sreg);

@@ -4,8 +4,11 @@ this machine's nvcc, and end-to-end behaviour users see through cudart + build/e
 import hashlib
 import subprocess
 
+import pytest
+
 from emu_run import find_nvcc, parse_kv, repo_file, run_program
 from tfclient import native
+
 
 def build_ptx_test(opt: str = "-O1") -> str:
     """Compiles the engine's C unit tests (only ptx_*.c, no driver) once per source state."""
@@ -24,9 +27,10 @@ def build_ptx_test(opt: str = "-O1") -> str:
     return str(out)
 
 
-def test_engine_unit_tests_pass_on_ptx_from_this_nvcc(tmp_path):
+@pytest.mark.parametrize("flags", [("-O2",), ("-G",), ("-lineinfo", "-O3")], ids=["O2", "debug-G", "lineinfo-O3"])
+def test_engine_unit_tests_pass_on_ptx_from_this_nvcc(tmp_path, flags):
     ptx = tmp_path / "ptx_kernels.ptx"
-    subprocess.run([find_nvcc(), "-arch=compute_80", "-ptx", "-O2", repo_file("tests", "cuda", "ptx_kernels.cu"),
+    subprocess.run([find_nvcc(), "-arch=compute_80", "-ptx", *flags, repo_file("tests", "cuda", "ptx_kernels.cu"),
                     "-o", str(ptx)], check=True)
     p = subprocess.run([build_ptx_test(), str(ptx)], capture_output=True, timeout=300)
     out = p.stdout.decode()
