@@ -25,6 +25,13 @@ uint64_t emu_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* TF_EMU_TRACE=1: also log every cuGetProcAddress name we do not implement and every export table. */
+static int trace_enabled(void)
+{
+    const char *v = getenv("TF_EMU_TRACE");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 void emu_log(const char *fmt, ...)
 {
     char buf[1024];
@@ -259,7 +266,7 @@ static CUresult proc_lookup(const char *symbol, void **pfn, int version, CUdrive
         if (fresh && nseen < 512)
             seen[nseen++] = strdup(symbol);
         emu_unlock();
-        if (fresh && getenv("TF_EMU_TRACE"))
+        if (fresh && trace_enabled())
             emu_log("cuGetProcAddress: %s (v%d) is not implemented by the emulated device", symbol, version);
     }
     return CUDA_ERROR_NOT_FOUND;
@@ -281,7 +288,7 @@ EMU_API CUresult cuGetProcAddress(const char *symbol, void **pfn, int cudaVersio
 EMU_API CUresult cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId)
 {
     CUresult rc = tf_export_table_get(ppExportTable, pExportTableId);
-    if (getenv("TF_EMU_TRACE") && pExportTableId) {
+    if (trace_enabled() && pExportTableId) {
         const unsigned char *b = (const unsigned char *)pExportTableId->bytes;
         emu_log("cuGetExportTable %02x%02x%02x%02x... -> %d", b[0], b[1], b[2], b[3], (int)rc);
     }

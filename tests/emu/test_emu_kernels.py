@@ -223,3 +223,15 @@ def test_graphs_from_stream_capture_and_built_by_hand_replay_correctly(tmp_path,
     last = x + np.float32(launches - 1)
     y = np.where(np.arange(n) < n // 2, last * 2 + 1, last * 2 - 1)
     np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), y * 3, rtol=1e-5, atol=1e-5)
+
+
+def test_thrust_sort_and_reduce_library_code(tmp_path, rng):
+    n = 20000
+    x = rng.standard_normal(n, dtype=np.float32)
+    k = rng.integers(-1000, 1000, n, dtype=np.int32)
+    kv = run_kv("thrust_sort", n, write(tmp_path / "in", x, k), tmp_path / "out")
+    assert int(kv["sum_k"]) == int(k.astype(np.int64).sum())
+    out = np.fromfile(tmp_path / "out", np.uint8)
+    order = np.argsort(x, kind="stable")
+    np.testing.assert_array_equal(out[:4 * n].view(np.float32), x[order])
+    np.testing.assert_array_equal(out[4 * n:].view(np.int32), k[order])
