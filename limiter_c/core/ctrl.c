@@ -36,8 +36,9 @@ double tfl_ctrl_step(tfl_ctrl *c, double share, uint64_t dt_ns, uint64_t busy_ns
     }
     double u = c->u_wall > 0 ? c->u_busy / c->u_wall : share;
     double e = c->u_wall >= TFL_CTRL_UMIN_S ? clamp((share - u) / share, -1, 1) : 0;
-    if ((e < 0 || throttled) && e > -TFL_CTRL_IZONE && e < TFL_CTRL_IZONE)
-        c->integ = clamp(c->integ + TFL_CTRL_KI * e * dt, -TFL_CTRL_IMAX, TFL_CTRL_IMAX);
+    if (e < 0 || throttled) /* the integrated error is capped: a transient cannot wind I up fast */
+        c->integ = clamp(c->integ + TFL_CTRL_KI * clamp(e, -TFL_CTRL_IZONE, TFL_CTRL_IZONE) * dt,
+                         -TFL_CTRL_IMAX, TFL_CTRL_IMAX);
     else if (e > 0 && !throttled && c->integ > 0)
         c->integ *= TFL_CTRL_LEAK;
     /* unthrottled under the share: nothing to correct; share just changed: u belongs to the old one */

@@ -75,10 +75,11 @@ uint64_t tfl_ledger_lookup(const tfl_ledger *l, int kind, uint64_t key);
  *                        1 % and a 100 % share and for any device size - HAMi-core's step grows with
  *                        SMs^2, so on a large GPU its limit is ignored)
  *                 c    = 1 + KP*e + I,  I += KI*e*dt, both clamped.
- *                 Anti-windup: I integrates only near the target (|e| <= TFL_CTRL_IZONE: transients are
- *                 the feed-forward's job), upward only while the bucket actually throttled, and leaks
- *                 toward 0 while the workload itself stays under its share (so it cannot burst later);
- *                 the P term only acts while throttled or over the share.
+ *                 Anti-windup: I integrates e clamped to +-TFL_CTRL_IZONE (a transient - the feed-
+ *                 forward's job - adds at most KI*IZONE per second, while a persistent bias such as
+ *                 late wake-ups on a loaded host is still removed), upward only while the bucket
+ *                 actually throttled, and leaks toward 0 while the workload itself stays under its
+ *                 share (so it cannot burst later); the P term only acts while throttled or over it.
  *   rate = r_ff * c, moved at most x/÷ TFL_CTRL_SLEW per step once the first estimate is in (a bad
  *   early estimate cannot cause a large overshoot; symmetric, so noise does not bias the rate).
  *   A changed share (live update) moves the rate at once (the slew guards against bad measurements,
@@ -86,9 +87,9 @@ uint64_t tfl_ledger_lookup(const tfl_ledger *l, int kind, uint64_t key);
  *   them (u from before the change says nothing about the new share).
  * With no busy information yet (or no source at all) the rate stays at its open-loop value. */
 #define TFL_CTRL_KP    0.2   /* proportional gain on the relative error */
-#define TFL_CTRL_KI    0.5   /* integral gain, 1/s */
+#define TFL_CTRL_KI    2.0   /* integral gain, 1/s */
 #define TFL_CTRL_IMAX  0.5   /* |I| bound */
-#define TFL_CTRL_IZONE 0.1   /* integrate only when |e| is below this */
+#define TFL_CTRL_IZONE 0.1   /* bound of the error the integral sees: I moves <= 0.2 per second */
 #define TFL_CTRL_LEAK  0.8   /* I *= LEAK per step while unthrottled under the share */
 #define TFL_CTRL_CMIN  0.25  /* bounds of the correction factor c */
 #define TFL_CTRL_CMAX  2.0
