@@ -60,6 +60,7 @@ class Call:
     params: list = field(default_factory=list)
     ptds: str = ""        # "" | "ptds" | "ptsz"
     ptds_ver: int = 0
+    scope_ctx: bool = False  # a context-wide synchronize: returns errors latched on any stream
     stub_hand: bool = False
     exec_hand: bool = False
     internal: bool = False
@@ -141,6 +142,8 @@ def parse_table(path: str, sigs: dict) -> list:
                 c.stub_hand = True
             elif t == "exec=hand":
                 c.exec_hand = True
+            elif t == "scope=ctx":
+                c.scope_ctx = True
             elif t.startswith("alias="):
                 c.alias = t[6:]
             elif ":" in t:
@@ -232,6 +235,12 @@ def stub_rpc(c: Call) -> list:
     """enc_SYM fills a tfc_call (used alone by pipelined hand-written paths); rpc_SYM sends it."""
     o = [f"TF_HIDDEN CUresult enc_{c.sym}(tfc_call *c{''.join(', ' + a for a in proto_args(c.params).split(', ') if a != 'void')})",
          "{", f"    tfc_begin(c, TF_CALL_{c.sym});"]
+    stream = next((p for p in c.params if p.kind == "val" and p.base == "CUstream"), None)
+    if c.scope_ctx:
+        o.append("    c->scope = TFC_SCOPE_CTX;")
+    elif stream:
+        o.append(f"    c->scope = TFC_SCOPE_STREAM;")
+        o.append(f"    c->stream = (uint64_t)(uintptr_t){stream.name};")
     for p in c.params:  # fixed part
         if p.kind == "val":
             o.append(f"    tfc_put(c, &{p.name}, sizeof {p.name});")
@@ -319,11 +328,14 @@ def gen_stub(calls) -> tuple:
 # ------------------------------------------------------------------------------------------ executor
 def exec_dispatch(c: Call) -> list:
     o = [f"static CUresult d_{c.sym}(tfx *x, tf_rd *r, tf_wr *w)", "{"]
+    stream = next((p for p in c.params if p.kind == "val" and p.base == "CUstream"), None)
     # declarations + fixed part
     for p in c.params:
         if p.kind == "val":
             o.append(f"    {p.ctype} {p.name};")
             o.append(f"    if (tf_get(r, &{p.name}, sizeof {p.name})) return CUDA_ERROR_INVALID_VALUE;")
+            if p is stream:
+                o.append(f"    x->cur_stream = (uint64_t)(uintptr_t){p.name};  /* where a latched error belongs */")
         elif p.kind == "zero":
             o.append(f"    {p.ctype}{p.name} = 0;")
         elif p.kind == "str":

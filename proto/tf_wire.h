@@ -6,8 +6,10 @@
  * Frames (after the handshake, both directions little endian, native struct layout of x86-64/aarch64):
  *   request  tf_req_hdr + body (body length `len` is a multiple of 8; bulk bytes follow raw, 8-aligned)
  *   reply    tf_rep_hdr + outputs in parameter order (only when result == CUDA_SUCCESS)
- * A request with TF_REQ_NOREPLY gets no reply; a failure is latched by the executor and reported in the
- * async_err field of the next reply.
+ *            + nlatched tf_latched entries
+ * A request with TF_REQ_NOREPLY gets no reply; a failure is latched by the executor with the stream the
+ * call named (first failure per stream) and sent with the next reply; the stub returns it at the next
+ * call on that stream, or at the next context-wide synchronize.
  */
 #ifndef TF_WIRE_H
 #define TF_WIRE_H
@@ -42,11 +44,17 @@ typedef struct tf_req_hdr {
     uint16_t flags; /* TF_REQ_* */
 } tf_req_hdr;
 typedef struct tf_rep_hdr {
-    uint32_t len;      /* payload bytes after this header */
+    uint32_t len;      /* payload bytes after this header (outputs, then the latched entries) */
     int32_t result;    /* CUresult of the call */
-    int32_t async_err; /* first error of a NOREPLY call since the previous reply, else 0 */
+    uint32_t nlatched; /* tf_latched entries at the end of the payload */
     uint32_t reserved;
 } tf_rep_hdr;
+typedef struct tf_latched {
+    uint64_t stream;   /* the stream the failed NOREPLY call named (0 if none) */
+    int32_t error;
+    uint32_t reserved;
+} tf_latched;
+#define TF_MAX_LATCHED 32
 
 /* Largest body either side accepts; the stub splits bigger copies into chunks. */
 #define TF_MAX_FRAME (64u << 20)

@@ -18,8 +18,11 @@
 
 /* One call being marshalled: fixed-size arguments, variable buffers (sent raw, 8-aligned) and the
  * places the reply's outputs land (read straight into the caller's memory). */
+enum { TFC_SCOPE_NONE, TFC_SCOPE_STREAM, TFC_SCOPE_CTX };
 typedef struct tfc_call {
     tf_req_hdr hdr;
+    int scope;        /* which latched errors this call returns: none, its stream's, or any (ctx sync) */
+    uint64_t stream;
     uint8_t fixed[TFC_MAX_FIXED];
     size_t nfixed;
     struct iovec var[TFC_MAX_IOV];
@@ -36,7 +39,7 @@ void tfc_var(tfc_call *c, const void *p, size_t n);
 void tfc_out(tfc_call *c, void *p, size_t n);
 /* Sends (flushing the batch first, in the same write) and waits for the reply. */
 CUresult tfc_sync(tfc_call *c);
-/* Queues into the batch (no reply); returns an error latched earlier, if any. */
+/* Queues into the batch (no reply); returns an error latched earlier on its stream, if any. */
 CUresult tfc_async(tfc_call *c);
 /* Sends the queued batch now. */
 CUresult tfc_flush(void);

@@ -2,7 +2,8 @@
  * handshake with the daemon, the session hello, and the frame I/O every generated marshaller uses
  * (tfc_*): sync calls are written together with the queued batch in one sendmsg and their reply is
  * read straight into the caller's output buffers; async calls are appended to the batch. Errors of
- * batched calls come back latched in the next reply's async_err and are returned at the next call.
+ * batched calls come back with the next reply, tagged with their stream, and are returned at the next
+ * call on that stream (or the next context-wide synchronize).
  * Called by the generated stub_calls.c and by stub_local.c; holds the one session struct.
  */
 #include <errno.h>
@@ -35,7 +36,8 @@ typedef struct tf_stub {
     size_t blen, bcap;
     uint64_t remote_ctx;     /* the executor thread's current context as we last set it */
     int remote_ctx_known;
-    CUresult pending;        /* async error not yet returned */
+    tf_latched pend[TF_MAX_LATCHED]; /* errors of batched calls not yet returned, one per stream */
+    uint32_t npend;
     tf_session_info info;
     uint8_t *shm;            /* shared-memory copy window (same host, Unix socket), NULL if none */
     size_t shm_slot;         /* two slots of this size */
@@ -202,6 +204,28 @@ void tfc_begin(tfc_call *c, uint16_t call)
     c->nout = 0;
     c->out_len = 0;
     c->overflow = 0;
+    c->scope = TFC_SCOPE_NONE;
+    c->stream = 0;
+}
+
+/* The latched error this call must return (and forget), per its scope. */
+static CUresult take_pending_locked(const tfc_call *c)
+{
+    for (uint32_t i = 0; i < g.npend; i++) {
+        if (c->scope == TFC_SCOPE_CTX || (c->scope == TFC_SCOPE_STREAM && g.pend[i].stream == c->stream)) {
+            CUresult e = (CUresult)g.pend[i].error;
+            g.pend[i] = g.pend[--g.npend];
+            return e;
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+static void add_pending_locked(const tf_latched *l)
+{
+    for (uint32_t i = 0; i < g.npend; i++)
+        if (g.pend[i].stream == l->stream) return;  /* the first error of a stream wins */
+    if (g.npend < TF_MAX_LATCHED) g.pend[g.npend++] = *l;
 }
 
 void tfc_put(tfc_call *c, const void *p, size_t n)
@@ -339,25 +363,23 @@ static CUresult send_frame_locked(tfc_call *c, int passfd)
     return CUDA_SUCCESS;
 }
 
-/* Reads one reply straight into c's outputs; folds in an error latched by earlier batched calls. */
+/* Reads one reply straight into c's outputs, keeps the errors of earlier batched calls it carries, and
+ * returns the call's result or, if that is success, an error latched on the call's stream. */
 static CUresult recv_reply_locked(tfc_call *c)
 {
     tf_rep_hdr rep;
     if (recv_exact(g.fd, &rep, sizeof rep)) return lost("recv");
-    if (rep.len) {
-        if (rep.len != c->out_len || rep.result != CUDA_SUCCESS) {
-            errno = EPROTO;
-            return lost("reply size");
-        }
-        if (recv_all(g.fd, c->out, c->nout)) return lost("recv");
+    size_t outs = rep.result == CUDA_SUCCESS ? c->out_len : 0;
+    if (rep.nlatched > TF_MAX_LATCHED || rep.len != outs + rep.nlatched * sizeof(tf_latched)) {
+        errno = EPROTO;
+        return lost("reply size");
     }
+    if (outs && recv_all(g.fd, c->out, c->nout)) return lost("recv");
+    tf_latched lat[TF_MAX_LATCHED];
+    if (rep.nlatched && recv_exact(g.fd, lat, rep.nlatched * sizeof(tf_latched))) return lost("recv");
+    for (uint32_t i = 0; i < rep.nlatched; i++) add_pending_locked(&lat[i]);
     CUresult rc = (CUresult)rep.result;
-    CUresult late = g.pending ? g.pending : (CUresult)rep.async_err;
-    g.pending = CUDA_SUCCESS;
-    if (late) {
-        if (rc == CUDA_SUCCESS) rc = late;
-        else g.pending = late;  /* the call's own error first, the latched one at the next call */
-    }
+    if (rc == CUDA_SUCCESS) rc = take_pending_locked(c);
     return rc;
 }
 
@@ -392,8 +414,7 @@ CUresult tfc_async(tfc_call *c)
         if (batch_append(c)) { rc = CUDA_ERROR_OUT_OF_MEMORY; goto out; }
         if (g.blen >= BATCH_FLUSH_BYTES && (rc = flush_locked())) goto out;
     }
-    rc = g.pending;
-    g.pending = CUDA_SUCCESS;
+    rc = take_pending_locked(c);
 out:
     pthread_mutex_unlock(&g.mu);
     return rc;
@@ -556,6 +577,7 @@ static void after_fork_in_child(void)
     g.fd = -1;
     g.dead = CUDA_ERROR_NOT_INITIALIZED;
     g.blen = 0;
+    g.npend = 0;
     pthread_mutex_init(&g.mu, NULL);
     pthread_mutex_init(&g.map_mu, NULL);
 }

@@ -41,6 +41,19 @@ int main()
     WANT("bogus event (queued)", cuEventRecord((CUevent)0x9999, 0), CUDA_SUCCESS);
     WANT("latched at next sync", cuCtxSynchronize(), CUDA_ERROR_INVALID_HANDLE);
     WANT("not sticky", cuCtxSynchronize(), CUDA_SUCCESS);
+    {   /* a queued failure belongs to its stream: other streams and stream-less calls do not see it */
+        CUstream a, b;
+        size_t fr, tot;
+        WANT("stream a", cuStreamCreate(&a, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+        WANT("stream b", cuStreamCreate(&b, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+        WANT("bogus event on a (queued)", cuEventRecord((CUevent)0x9999, a), CUDA_SUCCESS);
+        WANT("b does not see a's error", cuStreamSynchronize(b), CUDA_SUCCESS);
+        WANT("stream-less call does not see it", cuMemGetInfo(&fr, &tot), CUDA_SUCCESS);
+        WANT("a sees its error", cuStreamSynchronize(a), CUDA_ERROR_INVALID_HANDLE);
+        WANT("once", cuStreamSynchronize(a), CUDA_SUCCESS);
+        WANT("destroy a", cuStreamDestroy(a), CUDA_SUCCESS);
+        WANT("destroy b", cuStreamDestroy(b), CUDA_SUCCESS);
+    }
     WANT("bogus function", cuLaunchKernel((CUfunction)0x4242, 1, 1, 1, 1, 1, 1, 0, 0, NULL, NULL),
          CUDA_ERROR_INVALID_HANDLE);
     CUmodule mod;

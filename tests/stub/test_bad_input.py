@@ -70,8 +70,8 @@ def test_unknown_call_id_gets_an_error_reply_and_the_session_goes_on(dataplane):
     ids = _call_ids()
     s = _connect(dataplane)
     s.sendall(REQ.pack(8, 0xFFFF, 0) + b"\0" * 8)
-    length, result, async_err, _ = REP.unpack(_recv(s, REP.size))
-    assert (length, result, async_err) == (0, 801, 0)          # CUDA_ERROR_NOT_SUPPORTED
+    length, result, nlatched, _ = REP.unpack(_recv(s, REP.size))
+    assert (length, result, nlatched) == (0, 801, 0)           # CUDA_ERROR_NOT_SUPPORTED
     # a truncated body for a real call: INVALID_VALUE, still served
     s.sendall(REQ.pack(0, ids["cuMemAlloc_v2"], 0))
     assert REP.unpack(_recv(s, REP.size))[1] == 1
@@ -79,10 +79,12 @@ def test_unknown_call_id_gets_an_error_reply_and_the_session_goes_on(dataplane):
     body = struct.pack("<I", ids["__hash__"] ^ 1) + b"\1\1\1" + b"\0"
     s.sendall(REQ.pack(len(body), ids["tfHello"], 0) + body)
     assert REP.unpack(_recv(s, REP.size))[1] == 801
-    # a failing no-reply call is latched into the next reply
+    # a failing no-reply call is latched (with its stream, 0 here) into the next reply
     s.sendall(REQ.pack(8, 0xFFFE, 1) + b"\0" * 8)
     s.sendall(REQ.pack(8, 0xFFFF, 0) + b"\0" * 8)
-    assert REP.unpack(_recv(s, REP.size))[1:3] == (801, 801)
+    length, result, nlatched, _ = REP.unpack(_recv(s, REP.size))
+    assert (length, result, nlatched) == (16, 801, 1)
+    assert struct.unpack("<QiI", _recv(s, 16))[:2] == (0, 801)
     s.close()
     assert _wait(lambda: dataplane.sessions() == {} and len(dataplane.ends) == 1)
     assert dataplane.ends[-1].returncode == 0

@@ -571,11 +571,33 @@ void tf_session_free(tfx *x)
     x->rx_fd = -1;
 }
 
+/* Keeps the first failure per stream of calls nobody waits for (until the next reply carries it). */
+static void latch(tfx *x, uint64_t stream, CUresult rc)
+{
+    for (uint32_t i = 0; i < x->nlatched; i++)
+        if (x->latched[i].stream == stream) return;
+    if (x->nlatched < TF_MAX_LATCHED)
+        x->latched[x->nlatched++] = (tf_latched){.stream = stream, .error = rc};
+}
+
+/* Appends the latched entries to the reply payload in w and fills the header. */
+static void finish_reply(tfx *x, tf_wr *w, CUresult rc, tf_rep_hdr *rep)
+{
+    if (x->nlatched) {
+        size_t off = tf_reserve(w, x->nlatched * sizeof(tf_latched));
+        if (!w->failed) memcpy(w->buf + off, x->latched, x->nlatched * sizeof(tf_latched));
+    }
+    *rep = (tf_rep_hdr){.len = (uint32_t)w->len, .result = rc, .nlatched = w->failed ? 0 : x->nlatched};
+    if (w->failed) rep->len = 0;
+    x->nlatched = 0;
+}
+
 int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn out, void *octx)
 {
     tf_rd r = {body, h->len, 0};
     x->w.len = 0;
     x->w.failed = 0;
+    x->cur_stream = 0;
     CUresult rc;
     if (h->call < TF_N_CALLS) {
         rc = tf_dispatch[h->call](x, &r, &x->w);
@@ -586,13 +608,14 @@ int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn 
         if (logged++ < 3) tfx_log("unknown call id %u (client built from another call table?)", h->call);
     }
     if (rc != CUDA_SUCCESS) x->w.len = 0;
+    x->w.failed = 0;
     if (h->flags & TF_REQ_NOREPLY) {
-        if (rc != CUDA_SUCCESS && x->latched == CUDA_SUCCESS) x->latched = rc;
+        if (rc != CUDA_SUCCESS) latch(x, x->cur_stream, rc);
         return 0;
     }
-    tf_rep_hdr rep = {.len = (uint32_t)x->w.len, .result = rc, .async_err = x->latched};
-    x->latched = CUDA_SUCCESS;
-    return out(octx, &rep, sizeof rep, x->w.buf, x->w.len);
+    tf_rep_hdr rep;
+    finish_reply(x, &x->w, rc, &rep);
+    return out(octx, &rep, sizeof rep, x->w.buf, rep.len);
 }
 
 static int sock_out(void *ctx, const void *a, size_t an, const void *b, size_t bn)
@@ -669,11 +692,28 @@ static int rb_need(tfx *x, rbuf *rb, int fd, size_t n)
     return 1;
 }
 
+/* A reply whose payload lives elsewhere (device memory): header, payload, then the latched entries. */
 static int send_reply(tfx *x, int fd, CUresult rc, const void *payload, size_t n)
 {
-    tf_rep_hdr rep = {.len = (uint32_t)n, .result = rc, .async_err = x->latched};
-    x->latched = CUDA_SUCCESS;
-    return sock_out(&fd, &rep, sizeof rep, payload, n);
+    tf_latched lat[TF_MAX_LATCHED];
+    uint32_t nl = x->nlatched;
+    memcpy(lat, x->latched, nl * sizeof *lat);
+    x->nlatched = 0;
+    tf_rep_hdr rep = {.len = (uint32_t)(n + nl * sizeof *lat), .result = rc, .nlatched = nl};
+    struct iovec iov[3] = {{&rep, sizeof rep}, {(void *)(uintptr_t)payload, n}, {lat, nl * sizeof *lat}};
+    struct iovec *v = iov;
+    int cnt = 3;
+    while (cnt > 0) {
+        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)cnt};
+        ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        while (cnt > 0 && (size_t)k >= v->iov_len) { k -= (ssize_t)v->iov_len; v++; cnt--; }
+        if (cnt > 0) { v->iov_base = (uint8_t *)v->iov_base + k; v->iov_len -= (size_t)k; }
+    }
+    return 0;
 }
 
 #define DIRECT_MIN (64u << 10)
@@ -726,7 +766,7 @@ static int direct_h2d(tfx *x, int fd, rbuf *rb, const tf_req_hdr *h, size_t fixe
         got += (size_t)k;
     }
     if (h->flags & TF_REQ_NOREPLY) {
-        if (rc != CUDA_SUCCESS && x->latched == CUDA_SUCCESS) x->latched = rc;
+        if (rc != CUDA_SUCCESS) latch(x, (uint64_t)(uintptr_t)s, rc);
         return 1;
     }
     return send_reply(x, fd, rc, NULL, 0) ? -1 : 1;

@@ -63,7 +63,9 @@ struct tfx {
     /* device allocations, sorted by base */
     struct { uint64_t base, size; } *dev;
     size_t ndev, devcap;
-    CUresult latched;      /* first failure of a NOREPLY call since the last reply */
+    tf_latched latched[TF_MAX_LATCHED]; /* first failure per stream of NOREPLY calls since the last reply */
+    uint32_t nlatched;
+    uint64_t cur_stream;   /* stream named by the frame being run (set by the generated decoders) */
     struct tf_wr w;
     uint8_t *argbuf;       /* 16-aligned copy of kernel parameters */
     int verbose;

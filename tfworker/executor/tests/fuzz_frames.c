@@ -5,7 +5,8 @@
  * plus random frames for every call id, through the same frame parser and dispatch the executor runs.
  * There is no backend (calls that pass decoding and validation answer NOT_SUPPORTED), a few handles and
  * one allocation are registered so validation paths run past the handle checks. Fails on any crash or
- * sanitizer report, or on a reply that breaks the framing contract (payload only with success).
+ * sanitizer report, or on a reply that breaks the framing contract (outputs only with success, then the
+ * latched entries).
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -30,7 +31,9 @@ static int check_out(void *ctx, const void *a, size_t an, const void *b, size_t 
     tf_rep_hdr h;
     if (an != sizeof h) { bad_replies++; return 0; }
     memcpy(&h, a, sizeof h);
-    if (h.len != bn || (h.len && h.result != CUDA_SUCCESS)) bad_replies++;
+    if (h.len != bn || h.nlatched > TF_MAX_LATCHED ||
+        (h.result != CUDA_SUCCESS && h.len != h.nlatched * sizeof(tf_latched)))
+        bad_replies++;
     replies++;
     return 0;
 }
