@@ -60,7 +60,8 @@ class Call:
     params: list = field(default_factory=list)
     ptds: str = ""        # "" | "ptds" | "ptsz"
     ptds_ver: int = 0
-    scope_ctx: bool = False  # a context-wide synchronize: returns errors latched on any stream
+    scope_ctx: bool = False
+    ptds_hand: bool = False  # the _ptds/_ptsz variant is hand-written too  # a context-wide synchronize: returns errors latched on any stream
     stub_hand: bool = False
     exec_hand: bool = False
     internal: bool = False
@@ -142,6 +143,8 @@ def parse_table(path: str, sigs: dict) -> list:
                 c.stub_hand = True
             elif t == "exec=hand":
                 c.exec_hand = True
+            elif t == "ptds=hand":
+                c.ptds_hand = True
             elif t == "scope=ctx":
                 c.scope_ctx = True
             elif t.startswith("alias="):
@@ -304,6 +307,9 @@ def gen_stub(calls) -> tuple:
         if c.ptds:
             vsym = f"{c.sym}_{c.ptds}"
             h.append(f"TF_EXPORT CUresult tfs_{vsym}({args}) __asm__(\"{vsym}\");")
+            procs.append((c.api, c.ptds_ver, 1, f"tfs_{vsym}"))
+            if c.ptds_hand:
+                continue
             c_.append(f"TF_EXPORT CUresult tfs_{vsym}({args})")
             c_.append("{")
             for p in c.params:
@@ -312,7 +318,6 @@ def gen_stub(calls) -> tuple:
                     break
             c_.append(f"    return tfs_{c.sym}({call_args(c.params)});")
             c_.append("}")
-            procs.append((c.api, c.ptds_ver, 1, f"tfs_{vsym}"))
     procs.sort()
     c_.append("TF_HIDDEN const tf_proc_entry tf_proc_table[] = {")
     c_ += [f'    {{"{a}", {v}, {pt}, (void *)&{fn}}},' for a, v, pt, fn in procs]

@@ -986,6 +986,15 @@ CUresult tfs_cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void *
                   config->attrs);
 }
 
+/* Per-thread default stream variant: the stream lives in the config. */
+CUresult tfs_cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+{
+    if (!config || config->hStream) return tfs_cuLaunchKernelEx(config, f, kernelParams, extra);
+    CUlaunchConfig c = *config;
+    c.hStream = CU_STREAM_PER_THREAD;
+    return tfs_cuLaunchKernelEx(&c, f, kernelParams, extra);
+}
+
 /* Host functions run in the client, after the stream's earlier work is done: the stub waits for the
  * stream and calls them in place, which keeps stream order (later work is not queued yet). */
 CUresult tfs_cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)

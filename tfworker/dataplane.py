@@ -161,7 +161,7 @@ class DataPlaneServer:
                 log.warning("accept failed: %s", e)
                 await asyncio.sleep(0.1)
                 continue
-            peer = f"tcp:{addr[0]}:{addr[1]}" if conn.family in (socket.AF_INET, socket.AF_INET6) else "unix"
+            peer = f"tcp:{addr[0]}:{addr[1]}" if conn.family in (socket.AF_INET, socket.AF_INET6) else _unix_peer(conn)
             t = loop.create_task(self._handshake(conn, peer))
             self._handshakes.add(t)
             t.add_done_callback(self._handshakes.discard)
@@ -246,6 +246,16 @@ class DataPlaneServer:
                 await self._on_end(SessionEnd(s.info.session_id, rc, reason))
             except Exception:
                 log.exception("on_end failed for %s", s.info.session_id)
+
+
+def _unix_peer(conn: socket.socket) -> str:
+    """"unix:pid=N" from the kernel's credentials of the connecting process (SO_PEERCRED)."""
+    try:
+        pid, _uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                              struct.calcsize("3i")))
+        return f"unix:pid={pid}"
+    except OSError:
+        return "unix"
 
 
 # ---- standalone entry point ----

@@ -112,7 +112,7 @@ def test_killed_client_ends_its_session_and_frees_its_process(dataplane, cuda_pr
         sessions = dataplane.sessions()
         assert len(sessions) == 1
         info = next(iter(sessions.values()))
-        assert info.peer == "unix" and not _pid_gone(info.pid)
+        assert info.peer == f"unix:pid={p.pid}" and not _pid_gone(info.pid)
         p.send_signal(signal.SIGKILL)
         p.wait(10)
         assert _wait(lambda: dataplane.sessions() == {})
@@ -187,3 +187,10 @@ def test_stub_works_when_preloaded(dataplane, cuda_program, cudart):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("dp_runtime ok 1000 TensorFusion Emulated GPU")
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_many_queued_launches_all_arrive_in_order(dataplane, cuda_program, transport):
+    r = run_via_stub(cuda_program("dp_launches"), getattr(dataplane, transport), 30000)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "dp_launches ok 30000" in r.stdout
