@@ -32,7 +32,7 @@ def kv_line(line: str) -> dict:
 
 
 def engine(workers: int, repeats: int = 3) -> dict:
-    exe = build_ptx_test("-O2")
+    exe = build_ptx_test("-O2", sanitize=False)
     ptx = REPO / "emu_c" / "tests" / "ptx_kernels.ptx"
     best: dict = {}
     for _ in range(repeats):

@@ -29,6 +29,8 @@ typedef struct warp_st {
     uint64_t *R;
     int32_t pc[32];
     uint32_t live, exited, atbar;
+    uint32_t wsync;      /* lanes parked at a warp-synchronous instruction (pc[] holds it) */
+    int force_sync_pc;   /* run the parked group at this pc without waiting (nothing else can come) */
     int cur_pc;
     uint32_t cur_mask;
     int min_wait;
@@ -740,9 +742,19 @@ static void pick_fma(void) {
 
 /* ------------------------------------------------------------------ scheduling */
 static void resched(warp_st *W) {
-    uint32_t act = W->live & ~W->exited & ~W->atbar;
+    uint32_t act = W->live & ~W->exited & ~W->atbar & ~W->wsync;
     W->cur_mask = 0;
     W->min_wait = INT_MAX;
+    if (!act && (W->wsync & ~W->atbar & ~W->exited)) {
+        /* every runnable lane waits at a warp sync whose other members cannot arrive (exited or
+         * blocked elsewhere): let the lowest parked group go ahead with the lanes it has */
+        uint32_t ws = W->wsync & ~W->atbar & ~W->exited;
+        int mn = INT_MAX;
+        for (uint32_t m = ws; m; m &= m - 1) if (W->pc[__builtin_ctz(m)] < mn) mn = W->pc[__builtin_ctz(m)];
+        for (uint32_t m = ws; m; m &= m - 1) if (W->pc[__builtin_ctz(m)] == mn) W->wsync &= ~(1u << __builtin_ctz(m));
+        W->force_sync_pc = mn;
+        act = W->live & ~W->exited & ~W->atbar & ~W->wsync;
+    }
     if (!act) return;
     int mn = INT_MAX;
     for (uint32_t m = act; m; m &= m - 1) {
@@ -956,6 +968,26 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
     const unsigned tid0 = wi * 32;
     for (;;) {
         const ptx_ins *in = &code[pc];
+        if (in->wsync) {
+            /* shfl/vote/match/redux .sync and bar.warp.sync: wait for the membermask's lanes */
+            uint32_t mk = (uint32_t)R[(size_t)in->e * 32 + (unsigned)__builtin_ctz(cm)];
+            uint32_t need = mk & W->live & ~W->exited;
+            uint32_t here = 0;
+            for (uint32_t m = W->wsync; m; m &= m - 1) if (W->pc[__builtin_ctz(m)] == pc) here |= 1u << __builtin_ctz(m);
+            if ((need & ~(cm | here)) && W->force_sync_pc != pc) {
+                store_pcs(W, pc, cm);
+                W->wsync |= cm;
+                goto reschedule;
+            }
+            W->force_sync_pc = -1;
+            if (here) {
+                W->wsync &= ~here;
+                cm |= here;
+                minw = INT_MAX;
+                for (uint32_t m = W->live & ~W->exited & ~W->atbar & ~W->wsync & ~cm; m; m &= m - 1)
+                    if (W->pc[__builtin_ctz(m)] < minw) minw = W->pc[__builtin_ctz(m)];
+            }
+        }
         cnt++;
         uint32_t em = cm;
         if (in->pred >= 0) {
@@ -1649,7 +1681,8 @@ static int run_block(blk *B, uint64_t bid) {
         warp_st *W = &B->w[w];
         unsigned n = B->nthreads - w * 32;
         W->live = n >= 32 ? FULL : ((1u << n) - 1);
-        W->exited = W->atbar = 0;
+        W->exited = W->atbar = W->wsync = 0;
+        W->force_sync_pc = -1;
         memset(W->pc, 0, sizeof(W->pc));
         W->cur_pc = 0;
         W->cur_mask = W->live;

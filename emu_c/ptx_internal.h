@@ -128,6 +128,7 @@ typedef struct ptx_ins {
     uint8_t flags;
     uint8_t pneg;       /* guard is @!p */
     uint8_t esize;      /* memory element size in bytes */
+    uint8_t wsync;      /* warp-synchronous: waits until every lane of the membermask (slot e) arrives */
     int32_t pred;       /* guard predicate slot or -1 */
     int32_t d, d2;      /* destinations (d2: setp's second / shfl's pred), -1 when absent */
     int32_t a, b, c, e; /* sources */

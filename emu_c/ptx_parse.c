@@ -1517,7 +1517,12 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         int is_red = 0;
         for (size_t k = 0; k + 4 <= optok->n; k++) if (!memcmp(optok->s + k, ".red", 4)) is_red = 1;
         if (is_warp) {
-            emit(c, OP_NOP, x->line);
+            if (nops != 1) return fail_ins(x, "bar.warp.sync form");
+            int mk = src_slot(x, &ops[0], T_U32);
+            ptx_ins *p = x->failed ? NULL : emit(c, OP_NOP, x->line);
+            if (!p) return -1;
+            p->e = mk;
+            p->wsync = 1;
         } else if (is_arrive) {
             return fail_ins(x, "bar.arrive");
         } else if (is_red) {
@@ -1545,6 +1550,12 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         ptx_ins *p = x->failed ? NULL : emit(c, OP_SHFL, x->line);
         if (!p) return -1;
         p->d = d; p->d2 = ops[0].slot2; p->a = a; p->b = b; p->c = cc; p->sub = (uint8_t)m.shmode;
+        if (m.sync) {
+            int mk = src_slot(x, &ops[4], T_U32);
+            p = &c->code[c->ncode - 1];
+            p->e = mk;
+            p->wsync = 1;
+        }
     } else if (mbase(&m, "vote")) {
         if (m.vote < 0 || nops < 2) return fail_ins(x, "vote form");
         int d = dst_slot(x, &ops[0]);
@@ -1553,6 +1564,12 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         if (!p) return -1;
         p->d = d; p->a = a; p->sub = (uint8_t)m.vote;
         if (ops[1].neg) p->flags |= IF_NEG_C;
+        if (m.sync && nops >= 3) {
+            int mk = src_slot(x, &ops[2], T_U32);
+            p = &c->code[c->ncode - 1];
+            p->e = mk;
+            p->wsync = 1;
+        }
     } else if (mbase(&m, "activemask")) {
         if (need(x, nops, 1)) return -1;
         int d = dst_slot(x, &ops[0]);
@@ -1566,6 +1583,10 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         ptx_ins *p = x->failed ? NULL : emit(c, OP_MATCH, x->line);
         if (!p) return -1;
         p->d = d; p->d2 = ops[0].slot2; p->a = a; p->t = (uint8_t)tt; p->sub = (uint8_t)(m.all ? 1 : 0);
+        int mk = src_slot(x, &ops[2], T_U32);
+        p = &c->code[c->ncode - 1];
+        p->e = mk;
+        p->wsync = 1;
     } else if (mbase(&m, "redux")) {
         if (nops != 3 || m.atop < 0 || tt == T_F32) return fail_ins(x, "redux form");
         int d = dst_slot(x, &ops[0]);
@@ -1573,6 +1594,10 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         ptx_ins *p = x->failed ? NULL : emit(c, OP_REDUX, x->line);
         if (!p) return -1;
         p->d = d; p->a = a; p->t = (uint8_t)tt; p->sub = (uint8_t)m.atop;
+        int mk = src_slot(x, &ops[2], T_U32);
+        p = &c->code[c->ncode - 1];
+        p->e = mk;
+        p->wsync = 1;
     } else {
         return fail_ins(x, "unsupported instruction");
     }
@@ -1654,14 +1679,18 @@ static int compile_call(cctx *x, const tok *t, int i, int end) {
         if (c->stack[k] == f) return fail_ins(x, "recursive call");
     if (c->depth >= 31) return fail_ins(x, "call depth");
     if (nargs != f->nparams) return fail_ins(x, "argument count");
+    /* copy the offsets first: add_sym may move c->syms, which ay[] and ry point into */
+    int64_t argoff[32];
+    for (int k = 0; k < nargs; k++) argoff[k] = ay[k]->val;
+    int64_t retoff = ry ? ry->val : -1;
     int mark = c->nsyms;
     for (int k = 0; k < nargs; k++) {
-        sym y = {f->params[k].name, f->params[k].nlen, SYM_FPARAM, -1, ay[k]->val};
+        sym y = {f->params[k].name, f->params[k].nlen, SYM_FPARAM, -1, argoff[k]};
         add_sym(c, y);
     }
     if (f->has_ret) {
         int64_t off;
-        if (ry) off = ry->val;
+        if (ry) off = retoff;
         else {
             off = (int64_t)align_up(c->local_size, 8);
             c->local_size = (size_t)off + f->ret.size;

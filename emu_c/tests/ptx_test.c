@@ -684,6 +684,24 @@ static const char *HAND_PTX =
     "  frobnicate.b32 %r2, %r1;\n"
     "  st.global.u32 [%rd1], %r2;\n"
     "  ret;\n}\n"
+    /* the else-block sits after the join point: min-PC order alone would run the shfl with half a warp */
+    ".visible .entry latejoin(.param .u64 out)\n{\n"
+    "  .reg .b32 %r<8>; .reg .b64 %rd<4>; .reg .pred %p<2>;\n"
+    "  ld.param.u64 %rd1, [out];\n"
+    "  mov.u32 %r1, %laneid;\n"
+    "  setp.lt.u32 %p1, %r1, 16;\n"
+    "  @%p1 bra ELSE;\n"
+    "  mul.lo.u32 %r2, %r1, 2;\n"
+    "JOIN:\n"
+    "  mov.u32 %r3, 31; sub.u32 %r4, %r3, %r1;\n"
+    "  shfl.sync.idx.b32 %r5, %r2, %r4, 31, -1;\n"
+    "  vote.sync.ballot.b32 %r6, %p1, -1;\n"
+    "  mul.wide.u32 %rd2, %r1, 8; add.s64 %rd3, %rd1, %rd2;\n"
+    "  st.global.v2.u32 [%rd3], {%r5, %r6};\n"
+    "  ret;\n"
+    "ELSE:\n"
+    "  mul.lo.u32 %r2, %r1, 3;\n"
+    "  bra JOIN;\n}\n"
     ".visible .entry sharedoob()\n{\n"
     "  .reg .b32 %r<4>; .shared .align 4 .b8 sm[64];\n"
     "  mov.u32 %r1, sm; mov.u32 %r2, %tid.x; shl.b32 %r2, %r2, 2; add.s32 %r1, %r1, %r2;\n"
@@ -711,6 +729,22 @@ static void test_hand_ptx(void) {
     unsigned want[12] = {0xffffffffu, 7, 0, 0xffffffffu, 0xff, 0xfffffffeu, 0x70, 32, 1, (unsigned)-8, 2, 7u ^ 0xfffffff8u ^ 40u};
     for (int i = 0; i < 12; i++)
         if (out[i] != want[i]) { ptx_module_free(m); dev_free(0, out); CHECK(0, "edge result %d: %#x want %#x", i, out[i], want[i]); }
+    unsigned *lj = dev_alloc(0, 64 * 4);
+    pbuf q = {{0}, 0};
+    pptr(&q, lj);
+    cfg.block[0] = 32;
+    cfg.param_buffer = q.b;
+    cfg.param_buffer_size = q.n;
+    r = ptx_launch(ptx_module_get_kernel(m, "latejoin"), &cfg, &ENV, NULL, log, sizeof(log));
+    int lj_bad = r ? -2 : -1;
+    for (int l = 0; l < 32 && lj_bad == -1; l++) {
+        unsigned j = 31u - (unsigned)l;
+        if (lj[2 * l] != (j < 16 ? j * 3 : j * 2) || lj[2 * l + 1] != 0xffffu) lj_bad = l;
+    }
+    dev_free(0, lj);
+    cfg.block[0] = 1;
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
     r = ptx_launch(ptx_module_get_kernel(m, "bad"), &cfg, &ENV, NULL, log, sizeof(log));
     int bad_ok = r == 715 && strstr(log, "frobnicate") != NULL;
     cfg.block[0] = 17;
@@ -722,6 +756,7 @@ static void test_hand_ptx(void) {
     ptx_module_free(m);
     dev_free(0, out);
     CHECK(bad_ok, "unsupported instruction -> %d (%s)", r, log);
+    CHECK(lj_bad == -1, "late join: warp shuffle/vote ran before the warp reconverged (lane %d)", lj_bad);
     CHECK(r2 == 700 && r3 == 0, "shared oob -> %d, in bounds -> %d", r2, r3);
     /* malformed text fails the load cleanly */
     m = ptx_module_load(".version 8.0\n.target sm_80\n.entry x( {\n", 0, &ENV, &err, log, sizeof(log));

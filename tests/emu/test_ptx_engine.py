@@ -10,18 +10,20 @@ from emu_run import find_nvcc, parse_kv, repo_file, run_program
 from tfclient import native
 
 
-def build_ptx_test(opt: str = "-O1") -> str:
-    """Compiles the engine's C unit tests (only ptx_*.c, no driver) once per source state."""
+def build_ptx_test(opt: str = "-O1", sanitize: bool = True) -> str:
+    """Compiles the engine's C unit tests (only ptx_*.c, no driver) once per source state,
+    with AddressSanitizer + UBSan unless asked not to (the benchmark)."""
     srcs = sorted(
         [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
     hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h")]
     key = hashlib.sha256(b"".join(open(p, "rb").read() for p in srcs + hdrs)).hexdigest()[:12]
-    out = native.build_dir() / "ptx_engine" / f"ptx_test{opt}-{key}"
+    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if sanitize else []
+    out = native.build_dir() / "ptx_engine" / f"ptx_test{opt}{'-asan' if sanitize else ''}-{key}"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
-        subprocess.run(["cc", opt, "-g", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-pthread",
+        subprocess.run(["cc", opt, "-g", *san, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-pthread",
                         "-I", repo_file("emu_c"), "-o", str(tmp), *srcs, "-lm"], check=True)
         tmp.rename(out)
     return str(out)
