@@ -67,7 +67,13 @@ int emu_handle_add(const void *p, int kind)
 {
     emu_lock();
     if ((g_hused + 1) * 2 > g_hcap) {
-        size_t ncap = g_hcap ? g_hcap * 2 : 256;
+        /* size for the live handles only: tombstones are dropped, so churn does not grow the table */
+        size_t live = 0;
+        for (size_t i = 0; i < g_hcap; i++)
+            live += g_hs[i].kind > 0;
+        size_t ncap = 256;
+        while (ncap < (live + 1) * 4)
+            ncap *= 2;
         hslot *n = calloc(ncap, sizeof(*n));
         if (!n) {
             emu_unlock();
@@ -111,6 +117,14 @@ void emu_handle_del(const void *p)
     if (s)
         s->kind = -1; /* tombstone; slot counts as used until the next growth */
     emu_unlock();
+}
+
+size_t emu_handle_capacity(void)
+{
+    emu_lock();
+    size_t cap = g_hcap;
+    emu_unlock();
+    return cap;
 }
 
 int emu_handle_is(const void *p, int kind)

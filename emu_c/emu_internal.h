@@ -59,6 +59,7 @@ enum emu_kind {
 int emu_handle_add(const void *p, int kind); /* 0 ok, -1 out of memory */
 void emu_handle_del(const void *p);
 int emu_handle_is(const void *p, int kind);
+size_t emu_handle_capacity(void); /* slots in the registry (for tests) */
 
 /* ---- contexts ---- */
 typedef struct emu_ctx {

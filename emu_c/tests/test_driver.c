@@ -255,6 +255,12 @@ static void test_streams_and_events(void)
     CHECK(cuEventQuery(a) == CUDA_ERROR_INVALID_HANDLE);
     OK(cuStreamDestroy_v2(s));
     CHECK(cuStreamDestroy_v2(s) == CUDA_ERROR_INVALID_HANDLE);
+    for (int i = 0; i < 100000; i++) { /* handle churn: the registry must not grow without bound */
+        CUevent e;
+        OK(cuEventCreate(&e, 0));
+        OK(cuEventDestroy_v2(e));
+    }
+    CHECK(emu_handle_capacity() <= 4096);
     /* a module image that is neither fatbin nor PTX is refused; bogus handles are not dereferenced */
     CUmodule m;
     CHECK(cuModuleLoadData(&m, "definitely not a module") == CUDA_ERROR_INVALID_IMAGE);
