@@ -56,8 +56,9 @@ typedef struct tf_latched {
 } tf_latched;
 #define TF_MAX_LATCHED 32
 
-/* Largest body either side accepts; the stub splits bigger copies into chunks. */
-#define TF_MAX_FRAME (64u << 20)
+/* Largest body either side accepts (big enough for a library's whole fatbin); the stub splits bigger
+ * copies into chunks. */
+#define TF_MAX_FRAME (256u << 20)
 #define TF_COPY_CHUNK (4u << 20)
 
 /* ---- session hello: what the stub caches and answers locally ---- */

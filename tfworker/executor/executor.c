@@ -295,10 +295,11 @@ CUresult ex_tfFuncGetParamLayout(tfx *x, CUfunction f, unsigned int *count, unsi
     return CUDA_SUCCESS;
 }
 
-/* Launch attributes that carry no handle or pointer of the client (the rest are refused). */
-static int attr_allowed(CUlaunchAttributeID id)
+/* Launch attributes: plain values pass, the two that name an event pass when it is one of the session's,
+ * the rest (graph-only, unknown) are refused. */
+static int attr_allowed(tfx *x, const CUlaunchAttribute *a)
 {
-    switch (id) {
+    switch (a->id) {
     case CU_LAUNCH_ATTRIBUTE_IGNORE:
     case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW:
     case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
@@ -309,8 +310,14 @@ static int attr_allowed(CUlaunchAttributeID id)
     case CU_LAUNCH_ATTRIBUTE_PRIORITY:
     case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
     case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN:
+    case CU_LAUNCH_ATTRIBUTE_PREFERRED_CLUSTER_DIMENSION:
     case CU_LAUNCH_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+    case CU_LAUNCH_ATTRIBUTE_NVLINK_UTIL_CENTRIC_SCHEDULING:
         return 1;
+    case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT:
+        return tf_reg_has(x, (uint64_t)(uintptr_t)a->value.programmaticEvent.event, TFK_EVENT);
+    case CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT:
+        return tf_reg_has(x, (uint64_t)(uintptr_t)a->value.launchCompletionEvent.event, TFK_EVENT);
     default:
         return 0;
     }
@@ -324,7 +331,7 @@ CUresult ex_tfLaunch(tfx *x, CUfunction f, const unsigned int *dims, unsigned in
     if (rc) return rc;
     if (!dims || argBytes < l->total || argBytes > ARGBUF_BYTES || (argBytes && !args)) return CUDA_ERROR_INVALID_VALUE;
     for (unsigned i = 0; i < numAttrs; i++)
-        if (!attr_allowed(attrs[i].id)) return CUDA_ERROR_INVALID_VALUE;
+        if (!attr_allowed(x, &attrs[i])) return CUDA_ERROR_INVALID_VALUE;
     memcpy(x->argbuf, args, argBytes);  /* 16-aligned: vector parameters need it */
     void *params[MAX_PARAMS];
     for (unsigned i = 0; i < l->count; i++) params[i] = x->argbuf + l->off[i];
