@@ -152,23 +152,36 @@ typedef int (*nvml_proc_util_fn)(void *, nvml_sample *, unsigned int *, unsigned
 
 /* TF_LIMITER_BUSY picks the utilization source: unset/"auto" = the emulator's own busy counter
  * (tfEmuGetBusyTime) when libcuda is the emulator, else NVML per-process utilization; "cpu" = this
- * process's CPU time (an emulated device whose kernels run on this process's threads); "none" = no
+ * process's CPU time (an emulated device whose kernels run on this process's threads); "nvml" = NVML
+ * even when the emulator's counter exists; "none" = no
  * feedback, open-loop token bucket at TF_FLOPS_PER_THREAD. */
 static void busy_source_init(tfl_state *st)
 {
     const char *src = getenv("TF_LIMITER_BUSY");
     if (src && strcmp(src, "none") == 0) return;
     if (src && strcmp(src, "cpu") == 0) { st->cpu_busy = 1; return; }
-    st->emu_busy = (CUresult (*)(unsigned long long *))tfl_lib_sym(TFL_LIB_CUDA, "tfEmuGetBusyTime");
-    if (st->emu_busy) return;
+    if (!(src && strcmp(src, "nvml") == 0)) {
+        st->emu_busy = (CUresult (*)(unsigned long long *))tfl_lib_sym(TFL_LIB_CUDA, "tfEmuGetBusyTime");
+        if (st->emu_busy) return;
+    }
     nvml_init_fn init = (nvml_init_fn)tfl_lib_sym(TFL_LIB_NVML, "nvmlInit_v2");
     nvml_by_index_fn by_index = (nvml_by_index_fn)tfl_lib_sym(TFL_LIB_NVML, "nvmlDeviceGetHandleByIndex_v2");
     if (!init || !by_index || init() != 0) return;
-    unsigned idx = 0;
+    /* NVML numbers GPUs physically and ignores CUDA_VISIBLE_DEVICES (which the worker sets per session):
+     * CUDA's device 0 is the first visible entry - an index or a GPU-... UUID. */
+    typedef int (*nvml_by_uuid_fn)(const char *, void **);
+    nvml_by_uuid_fn by_uuid = (nvml_by_uuid_fn)tfl_lib_sym(TFL_LIB_NVML, "nvmlDeviceGetHandleByUUID");
     const char *e = getenv("TF_NVML_INDEX");
-    if (e) idx = (unsigned)strtoul(e, NULL, 10);
+    const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+    char first[96] = "0";
+    if (e && *e) snprintf(first, sizeof first, "%s", e);
+    else if (vis && *vis) snprintf(first, sizeof first, "%.*s", (int)strcspn(vis, ","), vis);
     void *dev = NULL;
-    if (by_index(idx, &dev) == 0) st->nvml_dev = dev;
+    int rc = -1;
+    if (strncmp(first, "GPU-", 4) == 0 || strncmp(first, "MIG-", 4) == 0) rc = by_uuid ? by_uuid(first, &dev) : -1;
+    else rc = by_index((unsigned)strtoul(first, NULL, 10), &dev);
+    if (rc == 0) st->nvml_dev = dev;
+    else tfl_log(st, "NVML has no device '%s': open-loop token bucket", first);
 }
 
 static uint64_t process_cpu_ns(void)

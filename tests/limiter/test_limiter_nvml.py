@@ -1,12 +1,15 @@
 """Native limiter, NVML: a program that dlopens libnvidia-ml.so.1 (nvidia-smi, pynvml, frameworks) and
-asks for memory info sees the VRAM cap in local mode. NVIDIA's library is replaced by a small stand-in
+asks for memory info sees the VRAM cap in local mode; the limiter's NVML utilization source reads the
+session's own process on the device CUDA_VISIBLE_DEVICES names. NVIDIA's library is replaced by a small stand-in
 (fake_nvml.c: an 80 GiB device) on hosts without the driver; the hook under test is the real one."""
 import subprocess
 import sys
+import time
 
 import pytest
 
-from limiter_helpers import base_env, limited_env
+from limiter_helpers import base_env, limited_env, parse_kv, session_id, start
+from tfworker.limits import SessionLimits
 from tfclient import native
 
 PROBE = """
@@ -48,3 +51,22 @@ def test_nvml_memory_info_reports_the_cap(fake_nvml_dir):
     assert _probe(base_env(), fake_nvml_dir) == [80 * gib, 79 * gib, gib] * 2
     assert _probe(limited_env({"TF_VRAM_LIMIT": "3GiB"}), fake_nvml_dir) == [3 * gib, 3 * gib, 0] * 2
     assert _probe(limited_env(), fake_nvml_dir) == [80 * gib, 79 * gib, gib] * 2   # no cap: untouched
+
+
+@pytest.mark.parametrize("visible", ["2", "2,0"])
+def test_nvml_utilization_is_read_for_the_visible_device(fake_nvml_dir, visible):
+    """TF_LIMITER_BUSY=nvml: busy time comes from NVML per-process samples of this process (50 % here) on
+    the device CUDA's device 0 maps to (NVML numbers GPUs physically)."""
+    with SessionLimits.create(session_id("nvml"), tflops_limit=30, device_tflops=100) as lim:
+        env = limited_env({**lim.env, "TF_LIMITER_BUSY": "nvml", "CUDA_VISIBLE_DEVICES": visible,
+                           "FAKE_NVML_INDEX": "2", "FAKE_NVML_SM_UTIL": "50"})
+        env["LD_LIBRARY_PATH"] = f"{fake_nvml_dir}:{env['LD_LIBRARY_PATH']}"
+        p = start("lim_busy", 2.5, 2000, env=env)
+        time.sleep(0.8)
+        b0, t0 = lim.usage().busy_ns, time.monotonic()
+        time.sleep(1.0)
+        share = (lim.usage().busy_ns - b0) / 1e9 / (time.monotonic() - t0)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0 and parse_kv(out)["check"] == "ok", err.decode()
+        assert 0.4 <= share <= 0.6, f"busy share from NVML {share:.3f}, the fake reports 50 %"
+        assert b"NVML has no device" not in err
