@@ -1670,6 +1670,16 @@ static int compile_call(cctx *x, const tok *t, int i, int end) {
         return 0;
     }
     pfunc *f = find_func(c->pm, fn->s, (int)fn->n);
+    if ((teq(fn, "malloc") || teq(fn, "free")) && (!f || !f->has_body)) {
+        /* device-side heap: served by the driver's device allocator */
+        int is_malloc = teq(fn, "malloc");
+        if (nargs != 1 || (is_malloc && !ry)) return fail_ins(x, "malloc/free arguments");
+        ptx_ins *p = emit(c, is_malloc ? OP_MALLOC : OP_FREE, x->line);
+        if (!p) return -1;
+        p->a = (int32_t)ay[0]->val;
+        p->c = ry ? (int32_t)ry->val : -1;
+        return 0;
+    }
     if (!f || !f->has_body || f->is_entry) {
         char buf[160];
         snprintf(buf, sizeof(buf), "call to undefined function %.*s", (int)fn->n, fn->s);

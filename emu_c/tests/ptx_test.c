@@ -1021,6 +1021,23 @@ static void test_halfatomics(void) {
     dev_free(0, p2); dev_free(0, q); dev_free(0, a); dev_free(0, c);
 }
 
+static void test_devmalloc(void) {
+    enum { T = 40 };
+    uint64_t *ptrs = dev_alloc(0, T * 8);
+    int *sum = dev_alloc(0, T * 4);
+    int before = nallocs;
+    pbuf p = {{0}, 0};
+    pptr(&p, ptrs);
+    LAUNCH_OK("devmalloc", 1, T, 0, &p, 1);
+    CHECK(nallocs == before + T, "device mallocs %d", nallocs - before);
+    pbuf q = {{0}, 0};
+    pptr(&q, ptrs); pptr(&q, sum);
+    LAUNCH_OK("devfree", 1, T, 0, &q, 1);
+    for (int t = 0; t < T; t++) CHECK(sum[t] == 16 * t + 120, "thread %d sum %d", t, sum[t]);
+    CHECK(nallocs == before, "device frees %d left", nallocs - before);
+    dev_free(0, ptrs); dev_free(0, sum);
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -1035,6 +1052,7 @@ static const test TESTS[] = {
     {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
+    {"devmalloc", test_devmalloc},
 };
 
 static char *read_file(const char *path, size_t *len) {

@@ -386,3 +386,21 @@ extern "C" __global__ void halfatomics(__half2 *p, __half *q, const __half2 *a, 
     c[threadIdx.x] = __hlt2(a[threadIdx.x], a[threadIdx.x + 1]);
     c[threadIdx.x + 64] = __hmax2(a[threadIdx.x], a[threadIdx.x + 1]);
 }
+
+// Device-side heap: malloc in one kernel, read and free in the next.
+extern "C" __global__ void devmalloc(int **out) {
+    int *p = (int *)malloc(16 * sizeof(int));
+    if (p)
+        for (int i = 0; i < 16; i++) p[i] = (int)threadIdx.x + i;
+    out[threadIdx.x] = p;
+}
+extern "C" __global__ void devfree(int **out, int *sum) {
+    int *p = out[threadIdx.x];
+    int s = -1;
+    if (p) {
+        s = 0;
+        for (int i = 0; i < 16; i++) s += p[i];
+        free(p);
+    }
+    sum[threadIdx.x] = s;
+}
