@@ -221,7 +221,10 @@ static uint64_t busy_delta(tfl_state *st, uint64_t dt_ns)
             if (samples[i].pid == (unsigned)getpid()) { sum += samples[i].smUtil; seen++; }
         }
     }
+    uint64_t launches = atomic_load_explicit(&st->launches, memory_order_relaxed);
     if (seen) st->nvml_last_u = sum / seen / 100.0; /* NVML samples every ~1/6 s: hold the last value */
+    else if (launches == st->nvml_last_launches) st->nvml_last_u = 0; /* idle, not just between samples */
+    st->nvml_last_launches = launches;
     uint64_t d = (uint64_t)(st->nvml_last_u * (double)dt_ns);
     st->busy_ns += d;
     return d;

@@ -44,6 +44,7 @@ typedef struct {
     void *nvml_dev;
     unsigned long long nvml_last_ts;
     double nvml_last_u;
+    uint64_t nvml_last_launches;
 
     int is_child;             /* forked from the process that owns the region: never writes usage */
     atomic_int restart_thread; /* set in a forked child: start its own controller on next use */
