@@ -296,9 +296,26 @@ static CUresult ctx_arg(CUcontext ctx, emu_ctx **out)
     return (*out)->sticky;
 }
 
+/* The same for metadata queries (API version, device, id, flags): these still answer in a faulted
+ * context - cudaDeviceReset asks them before it resets, and must be able to recover from a fault. */
+static CUresult ctx_query(CUcontext ctx, emu_ctx **out)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    emu_ctx *c = ctx ? (emu_ctx *)ctx : emu_ctx_current();
+    if (!c || !ctx_live(c))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *out = c;
+    return CUDA_SUCCESS;
+}
+
 EMU_API CUresult cuCtxGetFlags(unsigned int *flags)
 {
-    EMU_ENTER(c);
+    emu_ctx *c;
+    CUresult rc = ctx_query(NULL, &c);
+    if (rc)
+        return rc;
     if (!flags)
         return CUDA_ERROR_INVALID_VALUE;
     *flags = c->flags;
@@ -315,7 +332,7 @@ EMU_API CUresult cuCtxSetFlags(unsigned int flags)
 EMU_API CUresult cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)
 {
     emu_ctx *c;
-    CUresult rc = ctx_arg(ctx, &c);
+    CUresult rc = ctx_query(ctx, &c);
     if (rc)
         return rc;
     if (!version)
@@ -326,8 +343,10 @@ EMU_API CUresult cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)
 
 EMU_API CUresult cuCtxGetDevice(CUdevice *device)
 {
-    EMU_ENTER(c);
-    (void)c;
+    emu_ctx *c;
+    CUresult rc = ctx_query(NULL, &c);
+    if (rc)
+        return rc;
     if (!device)
         return CUDA_ERROR_INVALID_VALUE;
     *device = 0;
@@ -337,7 +356,7 @@ EMU_API CUresult cuCtxGetDevice(CUdevice *device)
 EMU_API CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx)
 {
     emu_ctx *c;
-    CUresult rc = ctx_arg(ctx, &c);
+    CUresult rc = ctx_query(ctx, &c);
     if (rc)
         return rc;
     if (!device)
@@ -349,7 +368,7 @@ EMU_API CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx)
 EMU_API CUresult cuCtxGetId(CUcontext ctx, unsigned long long *ctxId)
 {
     emu_ctx *c;
-    CUresult rc = ctx_arg(ctx, &c);
+    CUresult rc = ctx_query(ctx, &c);
     if (rc)
         return rc;
     if (!ctxId)

@@ -203,6 +203,10 @@ static void test_contexts_and_memory(void)
     emu_ctx_set_sticky((emu_ctx *)ctx, CUDA_ERROR_ILLEGAL_ADDRESS);
     CHECK(cuMemAlloc_v2(&p, 16) == CUDA_ERROR_ILLEGAL_ADDRESS);
     CHECK(cuCtxSynchronize() == CUDA_ERROR_ILLEGAL_ADDRESS);
+    OK(cuCtxGetApiVersion(ctx, &ver)); /* metadata still answers (cudaDeviceReset relies on it) */
+    CUdevice d0 = -1;
+    OK(cuCtxGetDevice(&d0));
+    CHECK(d0 == 0);
     OK(cuCtxDestroy_v2(ctx));
     CHECK(cuCtxDestroy_v2(ctx) == CUDA_ERROR_INVALID_CONTEXT);
     CHECK(cuCtxPushCurrent_v2((CUcontext)(uintptr_t)0x1234) == CUDA_ERROR_INVALID_CONTEXT);

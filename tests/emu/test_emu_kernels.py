@@ -125,6 +125,8 @@ def test_out_of_bounds_store_is_a_sticky_illegal_address(cudart):
     assert "cudaErrorIllegalAddress" in errors
     assert kv["sync"] == "cudaErrorIllegalAddress"
     assert kv["after"] == "cudaErrorIllegalAddress"  # sticky, as on a GPU
+    assert kv["reset"] == "cudaSuccess"
+    assert kv["after_reset"] == "cudaSuccess"  # cudaDeviceReset clears it
     assert b"tf-emu:" in p.stderr
 
 
