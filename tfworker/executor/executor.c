@@ -450,6 +450,14 @@ CUresult ex_tfShmDtoH(tfx *x, unsigned long long off, CUdeviceptr src, size_t le
     return rc ? rc : x->be.f_cuStreamSynchronize(hStream);  /* the slot is read when we answer */
 }
 
+/* A worker driver older than 12.8 only has the first version (same meaning for completed events). */
+CUresult ex_cuEventElapsedTime_v2(tfx *x, float *pMilliseconds, CUevent hStart, CUevent hEnd)
+{
+    if (x->be.f_cuEventElapsedTime_v2) return x->be.f_cuEventElapsedTime_v2(pMilliseconds, hStart, hEnd);
+    if (x->be.f_cuEventElapsedTime) return x->be.f_cuEventElapsedTime(pMilliseconds, hStart, hEnd);
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
 CUresult ex_cuCtxSynchronize_v2(tfx *x, CUcontext ctx)
 {
     if (x->be.f_cuCtxSynchronize_v2) return x->be.f_cuCtxSynchronize_v2(ctx);
