@@ -200,8 +200,12 @@ class WorkerDaemon:
         if not native.limiter_lib().exists():
             log.warning("limiter not built (%s): session %s runs without limits", native.limiter_lib(), session_id)
             return None
+        device_tflops = gpu.tflops or (models.lookup_tflops(gpu.model) or 0.0)
+        if tflops and not device_tflops:
+            log.warning("GPU model %r has no known TFLOPS (set TF_GPU_TFLOPS): session %s gets no compute limit",
+                        gpu.model, session_id)
         return limits.SessionLimits.create(session_id, vram_limit_bytes=vram_mib << 20, tflops_limit=tflops,
-                                           device_tflops=gpu.tflops or (models.lookup_tflops(gpu.model) or 0.0))
+                                           device_tflops=device_tflops)
 
     async def _on_session_end(self, end: SessionEnd) -> None:
         if end.returncode not in (0, None):
