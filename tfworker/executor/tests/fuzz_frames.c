@@ -114,6 +114,23 @@ static void random_frames(tfx *x, int rounds)
     }
 }
 
+#ifdef TF_LIBFUZZER
+/* libFuzzer entry (make -C tfworker/executor libfuzzer, needs clang): one input = a byte stream of frames. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static tfx x;
+    static int ready;
+    if (!ready) {
+        if (tf_session_init(&x, NULL)) abort();
+        fresh_session(&x);
+        ready = 1;
+    }
+    run_bytes(&x, data, size);
+    if (bad_replies) abort();
+    return 0;
+}
+#else
 int main(int argc, char **argv)
 {
     static tfx x;
@@ -147,3 +164,4 @@ int main(int argc, char **argv)
     printf("fuzz_frames: ok (%d corpus files, %ld replies)\n", files, replies);
     return 0;
 }
+#endif
