@@ -204,8 +204,8 @@ class WorkerDaemon:
         if tflops and not device_tflops:
             log.warning("GPU model %r has no known TFLOPS (set TF_GPU_TFLOPS): session %s gets no compute limit",
                         gpu.model, session_id)
-        return limits.SessionLimits.create(session_id, vram_limit_bytes=vram_mib << 20, tflops_limit=tflops,
-                                           device_tflops=device_tflops)
+        return limits.SessionLimits.create(session_id, vram_limit_bytes=vram_mib << 20,
+                                           tflops_limit=tflops if device_tflops else 0.0, device_tflops=device_tflops)
 
     async def _on_session_end(self, end: SessionEnd) -> None:
         if end.returncode not in (0, None):
