@@ -152,3 +152,13 @@ def test_terminated_run_still_releases_its_vgpu(embedded_up):
     proc.terminate()
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     assert "no allocations" in tf("status", env=env, check=True).stdout.lower()
+
+
+def test_run_local_caps_vram_with_the_limiter_alone(tf_env):
+    """Local vGPU mode: no scheduler, no worker; the limiter is preloaded into the program on this host
+    (here over the emulated device, since this host has no GPU)."""
+    program = build_example("device_query")
+    r = tf("run", "--local", "--vram", "300Mi", "--tflops", "0.005", "--", str(program), env=tf_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "300 MiB total, 300 MiB free" in r.stdout
+    assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()   # nothing was started
