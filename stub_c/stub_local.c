@@ -863,14 +863,17 @@ static CUresult get_layout(CUfunction f, const layout **out)
     return CUDA_SUCCESS;
 }
 
-/* Unloading may free function handles the worker will hand out again for other kernels. */
+/* Unloading may free function handles the worker will hand out again for other kernels. Forgotten
+ * layouts are retired, not freed: a launch in another thread may still be reading one. */
+static layout *g_retired;
 static void layouts_forget_all(void)
 {
     pthread_mutex_lock(&g_layout_mu);
     for (size_t b = 0; b < LAYOUT_BUCKETS; b++) {
         for (layout *l = g_layouts[b], *n; l; l = n) {
             n = l->next;
-            free(l);
+            l->next = g_retired;
+            g_retired = l;
         }
         g_layouts[b] = NULL;
     }
