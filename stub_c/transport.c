@@ -456,8 +456,16 @@ static int dial(const char *spec)
         }
         freeaddrinfo(res);
         if (fd >= 0) {
-            int one = 1;
-            if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one)) { close(fd); return -1; }
+            /* no Nagle delay on small calls; a worker host that vanishes is noticed within about a minute */
+            int one = 1, idle = 30, intvl = 10, cnt = 3;
+            if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ||
+                setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) ||
+                setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) ||
+                setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) ||
+                setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt)) {
+                close(fd);
+                return -1;
+            }
         }
         return fd;
     }

@@ -186,6 +186,12 @@ class DataPlaneServer:
             conn.setblocking(False)
             if conn.family in (socket.AF_INET, socket.AF_INET6):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # a client host that vanishes must not pin its GPU memory: its executor's read fails
+                # after about a minute of silence
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
             try:
                 magic, version, token_len, _ = HELLO.unpack(
                     await asyncio.wait_for(self._recv_exact(conn, HELLO.size), HELLO_TIMEOUT_S))
