@@ -66,11 +66,12 @@ def main() -> None:
     spin_iters = 2000
     for w in (1, 2):
         e = engine(w)
-        s, m, z = e["spin"], e["matmul256"], e["empty_launch"]
+        s, m, z, v = e["spin"], e["matmul256"], e["empty_launch"], e["vadd5000_launch"]
         print(f"engine  workers={w} spin: {float(s['warp_instr_per_s']) / 1e6:.1f} M warp-instr/s "
               f"({float(s['thread_instr_per_s']) / 1e9:.2f} G thread-instr/s); "
               f"matmul 256^3: {float(m['warp_instr_per_s']) / 1e6:.1f} M warp-instr/s, {float(m['gflops']):.2f} GFLOP/s; "
-              f"empty launches: {float(z['launches_per_s']) / 1e3:.0f} k/s")
+              f"empty launches: {float(z['launches_per_s']) / 1e3:.0f} k/s; "
+              f"vector add of 5000 floats (20 blocks): {float(v['launches_per_s']):.0f} launches/s")
         warp_instr = float(s["warp_instructions"])
         ps = program("spin", spin_iters, w)
         pe = program("empty", 5000, w)
