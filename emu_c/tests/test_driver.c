@@ -432,6 +432,43 @@ static void test_memory_pools(void)
     OK(cuCtxDestroy_v2(ctx));
 }
 
+static void test_jit_link_of_one_ptx_module(void)
+{
+    static const char ptx[] = ".version 8.0\n.target sm_80\n.address_size 64\n\n"
+                              ".visible .entry noop()\n{\n\tret;\n}\n";
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    char errlog[256];
+    CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+    void *vals[] = {errlog, (void *)(uintptr_t)sizeof(errlog)};
+    CUlinkState link;
+    OK(cuLinkCreate_v2(2, opts, vals, &link));
+    OK(cuLinkAddData_v2(link, CU_JIT_INPUT_PTX, (void *)ptx, sizeof(ptx), "noop.ptx", 0, NULL, NULL));
+    OK(cuLinkAddData_v2(link, CU_JIT_INPUT_LIBRARY, (void *)"!<arch>", 7, "libcudadevrt.a", 0, NULL, NULL));
+    void *cubin = NULL;
+    size_t size = 0;
+    OK(cuLinkComplete(link, &cubin, &size));
+    CHECK(cubin && size == sizeof(ptx));
+    CUmodule m;
+    CUresult rc = cuModuleLoadData(&m, cubin);
+    CHECK(rc == CUDA_SUCCESS || rc == CUDA_ERROR_NOT_SUPPORTED); /* NOT_SUPPORTED: no PTX executor linked */
+    if (rc == CUDA_SUCCESS) {
+        CUfunction f;
+        OK(cuModuleGetFunction(&f, m, "noop"));
+        OK(cuModuleUnload(m));
+    }
+    OK(cuLinkDestroy(link));
+    /* two PTX modules cannot be linked together here: a clear error, not a bad module */
+    OK(cuLinkCreate_v2(2, opts, vals, &link));
+    OK(cuLinkAddData_v2(link, CU_JIT_INPUT_PTX, (void *)ptx, sizeof(ptx), "a.ptx", 0, NULL, NULL));
+    OK(cuLinkAddData_v2(link, CU_JIT_INPUT_PTX, (void *)ptx, sizeof(ptx), "b.ptx", 0, NULL, NULL));
+    CHECK(cuLinkComplete(link, &cubin, &size) == CUDA_ERROR_NOT_SUPPORTED);
+    CHECK(strstr(errlog, "not emulated") != NULL);
+    OK(cuLinkDestroy(link));
+    CHECK(cuLinkDestroy(link) == CUDA_ERROR_INVALID_HANDLE);
+    OK(cuCtxDestroy_v2(ctx));
+}
+
 int main(void)
 {
     test_init_and_proc_address();
@@ -443,6 +480,7 @@ int main(void)
     test_stream_capture_without_kernels();
     test_virtual_memory_management();
     test_memory_pools();
+    test_jit_link_of_one_ptx_module();
     if (g_failed)
         return 1;
     printf("test_driver: ok\n");
