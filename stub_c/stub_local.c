@@ -553,6 +553,34 @@ CUresult tfs_cuMemcpy2D_v2(const CUDA_MEMCPY2D *pCopy) { return memcpy2d(pCopy, 
 CUresult tfs_cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *pCopy) { return memcpy2d(pCopy, NULL, 0); }
 CUresult tfs_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStream) { return memcpy2d(pCopy, hStream, 1); }
 
+/* 3D copies of pitched memory: one 2D copy per slice (arrays are not forwarded). */
+static CUresult memcpy3d(const CUDA_MEMCPY3D *c, CUstream hStream, int async)
+{
+    NEED_INIT();
+    if (!c) return CUDA_ERROR_INVALID_VALUE;
+    if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY || c->srcLOD || c->dstLOD)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    if (c->Depth > 1 && (!c->srcHeight || !c->dstHeight)) return CUDA_ERROR_INVALID_VALUE;
+    for (size_t z = 0; z < c->Depth; z++) {
+        size_t sz = (c->srcZ + z) * c->srcPitch * c->srcHeight, dz = (c->dstZ + z) * c->dstPitch * c->dstHeight;
+        CUDA_MEMCPY2D s = {
+            .srcXInBytes = c->srcXInBytes, .srcY = c->srcY, .srcMemoryType = c->srcMemoryType,
+            .srcHost = c->srcHost ? (const uint8_t *)c->srcHost + sz : NULL,
+            .srcDevice = c->srcDevice ? c->srcDevice + sz : 0, .srcPitch = c->srcPitch,
+            .dstXInBytes = c->dstXInBytes, .dstY = c->dstY, .dstMemoryType = c->dstMemoryType,
+            .dstHost = c->dstHost ? (uint8_t *)c->dstHost + dz : NULL,
+            .dstDevice = c->dstDevice ? c->dstDevice + dz : 0, .dstPitch = c->dstPitch,
+            .WidthInBytes = c->WidthInBytes, .Height = c->Height,
+        };
+        CUresult rc = memcpy2d(&s, hStream, async);
+        if (rc) return rc;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuMemcpy3D_v2(const CUDA_MEMCPY3D *pCopy) { return memcpy3d(pCopy, NULL, 0); }
+CUresult tfs_cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *pCopy, CUstream hStream) { return memcpy3d(pCopy, hStream, 1); }
+
 /* ------------------------------------------------------------------------- host memory */
 /* Pinned host memory is client memory: plain page-aligned allocations, tracked for their flags. */
 static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;

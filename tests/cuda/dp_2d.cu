@@ -1,7 +1,8 @@
 // dp_2d.cu - data-path test program (cudart): pitched allocations and 2D copies/memsets, whose
 // descriptors hold client pointers the stub must pack. I/O contract: dp_2d W H (W = row bytes);
 // host rows with padding -> pitched device (sync) -> second pitched buffer (2D D2D, async) ->
-// memset2D of a sub-rectangle -> host with another pitch (async + sync). Checks every byte, prints
+// memset2D of a sub-rectangle -> host with another pitch (async + sync); then a 3D box host ->
+// cudaMalloc3D -> second 3D allocation (async) -> host. Checks every byte, prints
 // "dp_2d ok <W> <H> pitch=<pitch>" and exits 0, or "FAIL ..." and exits 1.
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -42,6 +43,36 @@ int main(int argc, char **argv)
             }
         }
     }
+    /* 3D: a 16 x 4 x 3 box of ints, sub-box offsets on the way back */
+    cudaExtent ext = make_cudaExtent(16 * sizeof(int), 4, 3);
+    cudaPitchedPtr b1, b2;
+    CK(cudaMalloc3D(&b1, ext));
+    CK(cudaMalloc3D(&b2, ext));
+    int hbox[3][4][16], hback[3][4][16];
+    for (int z = 0; z < 3; z++)
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 16; x++) hbox[z][y][x] = z * 1000 + y * 100 + x;
+    cudaMemcpy3DParms up = {0};
+    up.srcPtr = make_cudaPitchedPtr(hbox, 16 * sizeof(int), 16, 4);
+    up.dstPtr = b1;
+    up.extent = ext;
+    up.kind = cudaMemcpyHostToDevice;
+    CK(cudaMemcpy3D(&up));
+    cudaMemcpy3DParms dd = {0};
+    dd.srcPtr = b1;
+    dd.dstPtr = b2;
+    dd.extent = ext;
+    dd.kind = cudaMemcpyDeviceToDevice;
+    CK(cudaMemcpy3DAsync(&dd, s));
+    CK(cudaStreamSynchronize(s));
+    cudaMemcpy3DParms down = {0};
+    down.srcPtr = b2;
+    down.dstPtr = make_cudaPitchedPtr(hback, 16 * sizeof(int), 16, 4);
+    down.extent = ext;
+    down.kind = cudaMemcpyDeviceToHost;
+    memset(hback, 0, sizeof hback);
+    CK(cudaMemcpy3D(&down));
+    if (memcmp(hbox, hback, sizeof hbox)) { printf("FAIL 3d box\n"); return 1; }
     printf("dp_2d ok %zu %zu pitch=%zu\n", w, h, pa);
     return 0;
 }
