@@ -254,17 +254,55 @@ static int ctx_known(CUcontext c)
     return have;
 }
 
+/* Primary contexts as the driver counts them: cudart keeps per-context state in the export tables'
+ * context-local storage, which must be torn down when a primary context dies (last release, reset). */
+static CUcontext g_primary[TF_MAX_DEVICES];
+static int g_primary_refs[TF_MAX_DEVICES];
+
 CUresult tfs_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
     CUresult rc = rpc_cuDevicePrimaryCtxRetain(pctx, dev);
-    if (rc == CUDA_SUCCESS && pctx) ctx_remember(*pctx);
+    if (rc == CUDA_SUCCESS && pctx) {
+        ctx_remember(*pctx);
+        pthread_mutex_lock(&g_ctx_mu);
+        if (dev >= 0 && dev < TF_MAX_DEVICES) {
+            g_primary[dev] = *pctx;
+            g_primary_refs[dev]++;
+        }
+        pthread_mutex_unlock(&g_ctx_mu);
+    }
+    return rc;
+}
+
+CUresult tfs_cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+{
+    CUresult rc = rpc_cuDevicePrimaryCtxRelease_v2(dev);
+    if (rc != CUDA_SUCCESS || dev < 0 || dev >= TF_MAX_DEVICES) return rc;
+    pthread_mutex_lock(&g_ctx_mu);
+    CUcontext dead = (g_primary_refs[dev] > 0 && --g_primary_refs[dev] == 0) ? g_primary[dev] : NULL;
+    pthread_mutex_unlock(&g_ctx_mu);
+    if (dead) tf_export_tables_ctx_destroyed(dead);
     return rc;
 }
 
 CUresult tfs_cuDevicePrimaryCtxReset_v2(CUdevice dev)
 {
+    CUcontext prim = NULL;
+    if (dev >= 0 && dev < TF_MAX_DEVICES) {
+        pthread_mutex_lock(&g_ctx_mu);
+        prim = g_primary[dev];
+        pthread_mutex_unlock(&g_ctx_mu);
+    }
+    if (prim) tf_export_tables_ctx_destroyed(prim);  /* cudart tears its state down while the context lives */
     CUresult rc = rpc_cuDevicePrimaryCtxReset_v2(dev);
-    if (rc == CUDA_SUCCESS) tf_ctx_remote_unknown();
+    if (rc == CUDA_SUCCESS) {
+        if (prim) {
+            pthread_mutex_lock(&g_ctx_mu);
+            g_primary_refs[dev] = 0;
+            pthread_mutex_unlock(&g_ctx_mu);
+        }
+        tf_ctx_remote_unknown();
+    }
     return rc;
 }
 

@@ -1,5 +1,6 @@
 // dp_runtime.cu - data-path test program through the CUDA runtime (cudart), for tests/stub.
-// I/O contract: argv[1] = element count (default 262144), argv[2] = "kernel" to also launch a kernel.
+// I/O contract: argv[1] = element count (default 262144), argv[2] = "kernel" to also launch a kernel,
+// argv[3] = "reset" to then cudaDeviceReset() and run a copy + kernel again on the fresh context.
 // cudaMalloc/cudaMemcpy/cudaMemset/cudaMemcpyAsync on a stream/events; with "kernel", scale<<<>>> (x*a+b)
 // in place. Checks every element; prints "dp_runtime ok <n> <device name>" and exits 0, or prints
 // "FAIL <step>: <cudaGetErrorString>" and exits 1.
@@ -63,6 +64,19 @@ int main(int argc, char **argv)
     CK("free", cudaFree(d));
     CK("free", cudaFree(d2));
     CK("destroy", cudaStreamDestroy(s));
+    if (argc > 3 && strcmp(argv[3], "reset") == 0) {
+        CK("reset", cudaDeviceReset());
+        float *r = 0;
+        CK("malloc after reset", cudaMalloc(&r, n * sizeof(float)));
+        for (int i = 0; i < n; i++) h[i] = (float)i;
+        CK("h2d after reset", cudaMemcpy(r, h, n * sizeof(float), cudaMemcpyHostToDevice));
+        scale<<<(n + 255) / 256, 256>>>(r, 3.0f, 0.0f, n);
+        CK("launch after reset", cudaGetLastError());
+        CK("d2h after reset", cudaMemcpy(h, r, n * sizeof(float), cudaMemcpyDeviceToHost));
+        for (int i = 0; i < n; i++)
+            if (h[i] != 3.0f * i) { printf("FAIL after reset at %d: %f\n", i, h[i]); return 1; }
+        CK("free after reset", cudaFree(r));
+    }
     printf("dp_runtime ok %d %s\n", n, prop.name);
     return 0;
 }

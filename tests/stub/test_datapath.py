@@ -194,3 +194,10 @@ def test_many_queued_launches_all_arrive_in_order(dataplane, cuda_program, trans
     r = run_via_stub(cuda_program("dp_launches"), getattr(dataplane, transport), 30000)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "dp_launches ok 30000" in r.stdout
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_device_reset_gives_a_working_fresh_context(dataplane, cuda_program, cudart):
+    r = run_via_stub(cuda_program("dp_runtime", cudart=cudart), dataplane.unix, 1000, "kernel", "reset")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("dp_runtime ok 1000")
