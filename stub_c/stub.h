@@ -48,6 +48,9 @@ CUresult tfc_flush(void);
  * (TCP, TF_SHM=0, small copy), else 1 with the copy's result in *rc. */
 int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream hStream, CUresult *rc);
 
+/* Device-to-host copy in chunks with two requests in flight (the socket path for big copies). */
+CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStream, int async);
+
 /* Device memory the worker handed out, tracked to classify unified pointers (cuMemcpy) locally. */
 void tf_devmap_add(CUdeviceptr p, size_t n);
 void tf_devmap_del(CUdeviceptr p);

@@ -452,15 +452,8 @@ CUresult tfs_cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCo
 {
     CUresult shm_rc;
     if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, NULL, &shm_rc)) return shm_rc;
-    uint8_t *dst = dstHost;
-    while (ByteCount > TF_COPY_CHUNK && dst) {
-        CUresult rc = rpc_cuMemcpyDtoH_v2(dst, srcDevice, TF_COPY_CHUNK);
-        if (rc) return rc;
-        srcDevice += TF_COPY_CHUNK;
-        dst += TF_COPY_CHUNK;
-        ByteCount -= TF_COPY_CHUNK;
-    }
-    return rpc_cuMemcpyDtoH_v2(dst, srcDevice, ByteCount);
+    if (dstHost && ByteCount > TF_COPY_CHUNK) return tf_pipelined_dtoh(dstHost, srcDevice, ByteCount, NULL, 0);
+    return rpc_cuMemcpyDtoH_v2(dstHost, srcDevice, ByteCount);
 }
 
 CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, CUstream hStream)
@@ -484,15 +477,8 @@ CUresult tfs_cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t B
 {
     CUresult shm_rc;
     if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, hStream, &shm_rc)) return shm_rc;
-    uint8_t *dst = dstHost;
-    while (ByteCount > TF_COPY_CHUNK && dst) {
-        CUresult rc = rpc_cuMemcpyDtoHAsync_v2(dst, srcDevice, TF_COPY_CHUNK, hStream);
-        if (rc) return rc;
-        srcDevice += TF_COPY_CHUNK;
-        dst += TF_COPY_CHUNK;
-        ByteCount -= TF_COPY_CHUNK;
-    }
-    return rpc_cuMemcpyDtoHAsync_v2(dst, srcDevice, ByteCount, hStream);
+    if (dstHost && ByteCount > TF_COPY_CHUNK) return tf_pipelined_dtoh(dstHost, srcDevice, ByteCount, hStream, 1);
+    return rpc_cuMemcpyDtoHAsync_v2(dstHost, srcDevice, ByteCount, hStream);
 }
 
 /* Unified copies: which side is the device is decided from the stub's own allocation map. */

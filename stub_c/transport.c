@@ -577,6 +577,36 @@ int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream h
     return 1;
 }
 
+/* Device-to-host copy over the socket in TF_COPY_CHUNK pieces with two requests in flight, so the
+ * worker starts on the next piece while this side reads the previous one (replies land straight in
+ * the caller's memory). */
+CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStream, int async)
+{
+    pthread_mutex_lock(&g.mu);
+    CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
+    size_t nchunks = (n + TF_COPY_CHUNK - 1) / TF_COPY_CHUNK, sent = 0, done = 0;
+    tfc_call c[2];
+    CUresult first_err = CUDA_SUCCESS;
+    while (rc == CUDA_SUCCESS && done < nchunks) {
+        while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < nchunks && sent - done < 2) {
+            size_t off = sent * (size_t)TF_COPY_CHUNK, k = n - off < TF_COPY_CHUNK ? n - off : TF_COPY_CHUNK;
+            tfc_call *cc = &c[sent % 2];
+            rc = async ? enc_cuMemcpyDtoHAsync_v2(cc, (uint8_t *)host + off, dev + off, k, hStream)
+                       : enc_cuMemcpyDtoH_v2(cc, (uint8_t *)host + off, dev + off, k);
+            if (rc == CUDA_SUCCESS) rc = precheck_locked(cc);
+            if (rc == CUDA_SUCCESS) rc = send_frame_locked(cc, -1);
+            sent++;
+        }
+        if (rc != CUDA_SUCCESS || done == sent) break;
+        CUresult r = recv_reply_locked(&c[done % 2]);
+        if (g.fd < 0) { rc = r; break; }
+        if (r != CUDA_SUCCESS && first_err == CUDA_SUCCESS) first_err = r;
+        done++;
+    }
+    pthread_mutex_unlock(&g.mu);
+    return rc != CUDA_SUCCESS ? rc : first_err;
+}
+
 /* A forked child shares the parent's socket: it must never speak on it (CUDA is unusable after fork,
  * as with NVIDIA's driver). */
 static void after_fork_in_child(void)
