@@ -21,11 +21,13 @@ def executor_env(backend_lib_dir: str | None, env: dict[str, str] | None = None,
     stub_dir = str(native.stub_lib_dir())
     # the stub must never become the executor's backend (it would connect to itself)
     paths = [p for p in out.get("LD_LIBRARY_PATH", "").split(":") if p and os.path.realpath(p) != os.path.realpath(stub_dir)]
+    host_memory = False
     if backend_lib_dir:
         paths.insert(0, str(backend_lib_dir))
         if os.path.realpath(backend_lib_dir) == os.path.realpath(native.emu_lib_dir()):
             # the emulator's device pointers are host addresses of the executor: copies skip staging
             out["TF_EXECUTOR_HOST_DEVICE_MEMORY"] = "1"
+            host_memory = True
     if paths:
         out["LD_LIBRARY_PATH"] = ":".join(paths)
     else:
@@ -33,6 +35,8 @@ def executor_env(backend_lib_dir: str | None, env: dict[str, str] | None = None,
     out.pop("LD_PRELOAD", None)
     for k in ("TF_WORKER", "TF_LEASE"):
         out.pop(k, None)
+    if not host_memory:
+        out.pop("TF_EXECUTOR_HOST_DEVICE_MEMORY", None)  # only ever true of the emulator
     out.update(env or {})
     if preload:
         out["LD_PRELOAD"] = ":".join(str(p) for p in preload)
