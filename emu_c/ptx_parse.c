@@ -749,7 +749,7 @@ typedef struct mods {
     unsigned flags;
     int cmp, bop, atop, shmode, vote;
     int hi, lo, wide, uni, nc, sync, shiftamt, clamp, wrap, to, full, any, all, b4e, f4e, ecl, ecr, rc8, rc16;
-    int is_param, rel_lanes, relu, red_popc, red_and, red_or, mode_l, mode_r;
+    int is_param, rel_lanes, relu, red_popc, red_and, red_or, mode_l, mode_r, cache_hint;
     const char *bad;
     int badlen;
 } mods;
@@ -800,6 +800,7 @@ static void parse_mods(const tok *t, mods *m) {
         if ((x = type_of_word(w, n)) >= 0) { if (m->ntypes < 4) m->types[m->ntypes++] = x; continue; }
         if (n >= 8 && !memcmp(w, "shared::", 8)) { m->space = SP_SHARED; m->has_space = 1; continue; }
         if (n >= 8 && !memcmp(w, "global::", 8)) { m->space = SP_GLOBAL; m->has_space = 1; continue; }
+        if (n == 14 && !memcmp(w, "L2::cache_hint", 14)) { m->cache_hint = 1; continue; }
         if (memchr(w, ':', (size_t)n)) continue; /* cache hints like L1::no_allocate, L2::128B */
         if (n == 6 && !memcmp(w, "shared", 6) && q && end - q > 4 && !memcmp(q, "::cta", 5)) { /* handled by ':' */ }
         if ((x = word_in(w, n, spaces, 6)) > 0) { m->space = x; m->has_space = 1; if (x == SP_KPARAM) m->is_param = 1; continue; }
@@ -1189,7 +1190,9 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     opnd ops[OPND_MAX];
     for (int k = 0; k < nops; k++)
         if (parse_operand(c, t, rng[k], &ops[k])) return fail_ins(x, "cannot parse operand");
-    if (m.bad) {
+    if (m.cache_hint && nops > 0) nops--; /* trailing cache-policy operand: no caches here */
+    if (m.bad && !mbase(&m, "fence") && !mbase(&m, "membar") && !mbase(&m, "prefetch") && !mbase(&m, "prefetchu") &&
+        !mbase(&m, "discard") && !mbase(&m, "applypriority") && !mbase(&m, "nanosleep") && !mbase(&m, "createpolicy")) {
         char buf[64];
         snprintf(buf, sizeof(buf), "unsupported modifier .%.*s", m.badlen, m.bad);
         return fail_ins(x, buf);

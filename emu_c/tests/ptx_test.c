@@ -702,6 +702,23 @@ static const char *HAND_PTX =
     "ELSE:\n"
     "  mul.lo.u32 %r2, %r1, 3;\n"
     "  bra JOIN;\n}\n"
+    /* cache policies and proxy fences have no effect here but must not fail */
+    ".visible .entry hints(.param .u64 out)\n{\n"
+    "  .reg .b32 %r<4>; .reg .b64 %rd<4>;\n"
+    "  ld.param.u64 %rd1, [out];\n"
+    "  createpolicy.fractional.L2::evict_last.b64 %rd2, 1.0;\n"
+    "  ld.global.L2::cache_hint.u32 %r1, [%rd1], %rd2;\n"
+    "  fence.proxy.async.shared::cta;\n fence.acq_rel.gpu;\n membar.sys;\n"
+    "  add.u32 %r1, %r1, 5;\n"
+    "  st.global.L2::cache_hint.u32 [%rd1], %r1, %rd2;\n"
+    "  ret;\n}\n"
+    /* a per-thread .local array indexed past its end */
+    ".visible .entry localoob(.param .u32 i)\n{\n"
+    "  .local .align 4 .b8 arr[16]; .reg .b32 %r<4>; .reg .b64 %rd<4>;\n"
+    "  ld.param.u32 %r1, [i];\n"
+    "  mov.u64 %rd1, arr; mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2;\n"
+    "  st.local.u32 [%rd3], %r1;\n"
+    "  ret;\n}\n"
     ".visible .entry sharedoob()\n{\n"
     "  .reg .b32 %r<4>; .shared .align 4 .b8 sm[64];\n"
     "  mov.u32 %r1, sm; mov.u32 %r2, %tid.x; shl.b32 %r2, %r2, 2; add.s32 %r1, %r1, %r2;\n"
@@ -745,6 +762,20 @@ static void test_hand_ptx(void) {
     cfg.block[0] = 1;
     cfg.param_buffer = p.b;
     cfg.param_buffer_size = p.n;
+    out[0] = 37;
+    r = ptx_launch(ptx_module_get_kernel(m, "hints"), &cfg, &ENV, NULL, log, sizeof(log));
+    int hints_ok = r == 0 && out[0] == 42;
+    pbuf li = {{0}, 0};
+    pint(&li, 3);
+    cfg.param_buffer = li.b;
+    cfg.param_buffer_size = li.n;
+    int rl_in = ptx_launch(ptx_module_get_kernel(m, "localoob"), &cfg, &ENV, NULL, log, sizeof(log));
+    pbuf lo = {{0}, 0};
+    pint(&lo, 4);
+    cfg.param_buffer = lo.b;
+    int rl_out = ptx_launch(ptx_module_get_kernel(m, "localoob"), &cfg, &ENV, NULL, log, sizeof(log));
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
     r = ptx_launch(ptx_module_get_kernel(m, "bad"), &cfg, &ENV, NULL, log, sizeof(log));
     int bad_ok = r == 715 && strstr(log, "frobnicate") != NULL;
     cfg.block[0] = 17;
@@ -756,6 +787,8 @@ static void test_hand_ptx(void) {
     ptx_module_free(m);
     dev_free(0, out);
     CHECK(bad_ok, "unsupported instruction -> %d (%s)", r, log);
+    CHECK(hints_ok, "cache hints / fences failed");
+    CHECK(rl_in == 0 && rl_out == 700, "local array in bounds -> %d, past its end -> %d", rl_in, rl_out);
     CHECK(lj_bad == -1, "late join: warp shuffle/vote ran before the warp reconverged (lane %d)", lj_bad);
     CHECK(r2 == 700 && r3 == 0, "shared oob -> %d, in bounds -> %d", r2, r3);
     /* malformed text fails the load cleanly */
