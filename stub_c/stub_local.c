@@ -1120,3 +1120,30 @@ CUresult tfs_cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
     *mode = old;
     return CUDA_SUCCESS;
 }
+
+/* Capture and graphs would need the graph to live on the worker: answered plainly, said once. */
+static CUresult graphs_not_forwarded(void)
+{
+    static int said;
+    if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+        tf_log("stream capture and CUDA graphs are not forwarded to the worker (CUDA_ERROR_NOT_SUPPORTED)");
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+CUresult tfs_cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode)
+{
+    (void)hStream, (void)mode;
+    return graphs_not_forwarded();
+}
+
+CUresult tfs_cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
+{
+    (void)hStream, (void)phGraph;
+    return CUDA_ERROR_ILLEGAL_STATE;  /* never capturing */
+}
+
+CUresult tfs_cuGraphCreate(CUgraph *phGraph, unsigned int flags)
+{
+    (void)phGraph, (void)flags;
+    return graphs_not_forwarded();
+}
