@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 #include <cuda.h>
-#include "tf_wire.h"
+#include "calls_wire.h"
 
 #define TFC_MAX_FIXED 256
 #define TFC_MAX_IOV 8

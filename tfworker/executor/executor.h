@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <cuda.h>
-#include "tf_wire.h"
+#include "calls_wire.h"
 #include "exec_calls.h"
 
 enum { TFK_NONE, TFK_CTX, TFK_MOD, TFK_FUNC, TFK_LIB, TFK_KERNEL, TFK_STREAM, TFK_EVENT, TFK_POOL };

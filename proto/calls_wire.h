@@ -1,4 +1,4 @@
-/* tf_wire.h - wire format of the remote data path, shared by the client stub (stub_c/) and the native
+/* calls_wire.h - wire format of the remote data path, shared by the client stub (stub_c/) and the native
  * executor (tfworker/executor/). The per-call argument layout is generated from proto/calls.tbl by
  * proto/gen_calls.py; this file holds what is common to every call: the connection handshake, the frame
  * headers, the session-hello payload and the small length helpers the table's expressions use.
