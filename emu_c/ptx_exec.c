@@ -1578,6 +1578,58 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             LOOP(S(id) = acc);
             break;
         }
+        case OP_WMMA_LOAD:
+        case OP_WMMA_STORE: {
+            /* lane l <-> elements l*8..l*8+7 of the row-major 16x16 tile; halves packed two per
+             * 32-bit register, f32 one per register; unused fragment registers read as zero */
+            const int32_t *regs = B->k->lists + ic;
+            const int isload = in->op == OP_WMMA_LOAD, col = in->bop, half = in->esize == 2, nr = in->vec;
+            const int sp = in->space;
+            const unsigned es = in->esize;
+            const int64_t off = in->imm;
+            LOOP(uint64_t base = S(ia) + (uint64_t)off; uint64_t ld = (uint32_t)S(ib);
+                 uint64_t frag[8] = {0};
+                 if (!isload) for (int k = 0; k < nr; k++) frag[k] = S(regs[k]);
+                 for (int i = 0; i < 8; i++) {
+                     unsigned e = (unsigned)l * 8 + (unsigned)i, r = e / 16, cc = e % 16;
+                     uint64_t a = base + es * (col ? (uint64_t)cc * ld + r : (uint64_t)r * ld + cc);
+                     uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, es);
+                     if (!p || (a & (es - 1))) { fault(B, in, tid0 + (unsigned)l, a, es, p != NULL); ret = -1; goto out; }
+                     if (isload) {
+                         uint64_t v = half ? load_elem(p, T_U16) : load_elem(p, T_U32);
+                         if (half) frag[i / 2] |= v << (16 * (i % 2));
+                         else frag[i] = v;
+                     } else {
+                         uint64_t v = half ? (frag[i / 2] >> (16 * (i % 2))) & 0xffff : frag[i] & 0xffffffffu;
+                         store_elem(p, v, es);
+                     }
+                 }
+                 if (isload) for (int k = 0; k < nr; k++) S(regs[k]) = frag[k]);
+            break;
+        }
+        case OP_WMMA_MMA: {
+            const int32_t *ld = B->k->lists + id, *la = B->k->lists + ia, *lb = B->k->lists + ib, *lc = B->k->lists + ic;
+            const int at = in->t2, ct = in->esize, dt = t;
+            float A[256], Bm[256], C[256];
+            for (int l = 0; l < 32; l++)
+                for (int i = 0; i < 8; i++) {
+                    unsigned e = (unsigned)l * 8 + (unsigned)i;
+                    uint16_t ha = (uint16_t)(S(la[i / 2]) >> (16 * (i % 2))), hb = (uint16_t)(S(lb[i / 2]) >> (16 * (i % 2)));
+                    A[e] = (float)(at == T_F16 ? ptx_f16_to_f64(ha) : ptx_bf16_to_f64(ha));
+                    Bm[e] = (float)(at == T_F16 ? ptx_f16_to_f64(hb) : ptx_bf16_to_f64(hb));
+                    C[e] = ct == T_F32 ? F(S(lc[i])) : (float)ptx_f16_to_f64((uint16_t)(S(lc[i / 2]) >> (16 * (i % 2))));
+                }
+            LOOP(uint64_t frag[8] = {0};
+                 for (int i = 0; i < 8; i++) {
+                     unsigned e = (unsigned)l * 8 + (unsigned)i, r = e / 16, cc = e % 16;
+                     float acc = C[e];
+                     for (int k = 0; k < 16; k++) acc = fmaf(A[r * 16 + (unsigned)k], Bm[(unsigned)k * 16 + cc], acc);
+                     if (dt == T_F32) frag[i] = UF(acc);
+                     else frag[i / 2] |= (uint64_t)ptx_f64_to_f16(acc, RM_RN) << (16 * (i % 2));
+                 }
+                 for (int k = 0; k < in->v[0]; k++) S(ld[k]) = frag[k]);
+            break;
+        }
         case OP_PRINTF:
             for (uint32_t m = em; m; m &= m - 1) {
                 if (do_printf(B, in, tid0 + (unsigned)__builtin_ctz(m))) {

@@ -94,6 +94,7 @@ enum {
     X(LD) X(ST) X(ATOM) X(RED) X(CP_ASYNC)                                                    \
     X(BRA) X(EXIT) X(BAR) X(BAR_RED) X(BAR_RED_READ) X(TRAP)                                  \
     X(SHFL) X(VOTE) X(ACTIVEMASK) X(MATCH) X(REDUX)                                           \
+    X(WMMA_LOAD) X(WMMA_STORE) X(WMMA_MMA)                                                    \
     X(PRINTF) X(ASSERTFAIL) X(MALLOC) X(FREE) X(ILLEGAL)
 enum {
 #define X(e) OP_##e,
@@ -166,6 +167,8 @@ struct ptx_kernel {
     size_t local_bytes;  /* per thread: .local depots + call parameter frames */
     int maxntid;
     int uses_dynamic_sregs;
+    int32_t *lists;   /* register lists of wmma instructions (ins.c indexes here) */
+    int nlists;
     char **owned;     /* strings the code points at (ILLEGAL names) */
     int nowned;
 };

@@ -593,6 +593,8 @@ typedef struct kc {
     int ninst;
     int scratch_slot;
     int carry_slot;
+    int32_t *lists;
+    int nlists, caplists;
     int oom;
 } kc;
 
@@ -865,9 +867,9 @@ typedef struct opnd {
     int base_slot;   /* O_ADDR with register base, else -1 */
     int64_t off;
     int nvec;
-    int vk[4];       /* per element: O_REG/O_NUM/O_SINK */
-    int vslot[4];
-    numlit vnum[4];
+    int vk[8];       /* per element: O_REG/O_NUM/O_SINK */
+    int vslot[8];
+    numlit vnum[8];
     int sreg;
 } opnd;
 
@@ -938,7 +940,7 @@ static int parse_operand(kc *c, const tok *t, oprange r, opnd *o) {
         o->kind = O_VEC;
         i++;
         while (!tp(&t[i], '}') && i < r.b) {
-            if (o->nvec >= 4) return -1;
+            if (o->nvec >= 8) return -1;
             int k = o->nvec;
             int sr = -1;
             i = parse_simple(c, t, i, r.b, &o->vk[k], &o->vslot[k], &o->vnum[k], &sr);
@@ -1151,6 +1153,105 @@ static int compile_call(cctx *x, const tok *t, int i, int end);
 
 #define OPND_MAX 8
 
+/* Appends the registers of a {vector} operand to the kernel's list table; returns its index. */
+static int vec_list(cctx *x, const opnd *o, int want, int is_dst, int t) {
+    kc *c = x->c;
+    if (o->kind != O_VEC || o->nvec != want) return fail_ins(x, "fragment register count");
+    int at = c->nlists;
+    for (int k = 0; k < o->nvec; k++) {
+        opnd e;
+        memset(&e, 0, sizeof(e));
+        e.kind = o->vk[k];
+        e.slot = o->vslot[k];
+        e.num = o->vnum[k];
+        int s = is_dst ? dst_slot(x, &e) : src_slot(x, &e, t);
+        VEC_PUSH(c->lists, c->nlists, c->caplists, s, c->oom = 1; return -1);
+    }
+    return at;
+}
+
+/* wmma.load/store/mma for the m16n16k16 shape with f16/bf16 inputs and f32/f16 accumulators.
+ * Fragment contents are opaque to programs, so the emulator picks its own layout: lane l holds
+ * elements l*8 .. l*8+7 of the row-major 16x16 tile (see ptx_exec.c). */
+static int compile_wmma(cctx *x, const tok *optok, opnd *ops, int nops) {
+    kc *c = x->c;
+    char words[16][24];
+    int nw = 0;
+    const char *s = optok->s, *end = optok->s + optok->n;
+    while (s < end && nw < 16) {
+        const char *q = memchr(s, '.', (size_t)(end - s));
+        size_t n = (size_t)((q ? q : end) - s);
+        if (n >= sizeof(words[0])) return fail_ins(x, "wmma form");
+        memcpy(words[nw], s, n);
+        words[nw][n] = 0;
+        nw++;
+        s = q ? q + 1 : end;
+    }
+    int kind = -1, matrix = -1, layout[2] = {0, 0}, nlay = 0, shape_ok = 0, space = SP_GENERIC, has_space = 0;
+    int types[4], ntypes = 0;
+    for (int i = 1; i < nw; i++) {
+        const char *w = words[i];
+        if (!strcmp(w, "load")) kind = 0;
+        else if (!strcmp(w, "store")) kind = 1;
+        else if (!strcmp(w, "mma")) kind = 2;
+        else if (!strcmp(w, "a") || !strcmp(w, "b") || !strcmp(w, "c") || !strcmp(w, "d")) matrix = w[0] == 'd' ? 2 : w[0] - 'a';
+        else if (!strcmp(w, "row") || !strcmp(w, "col")) { if (nlay < 2) layout[nlay++] = w[0] == 'c'; }
+        else if (!strcmp(w, "m16n16k16")) shape_ok = 1;
+        else if (!strcmp(w, "global")) { space = SP_GLOBAL; has_space = 1; }
+        else if (!strcmp(w, "shared") || !strcmp(w, "shared::cta")) { space = SP_SHARED; has_space = 1; }
+        else if (!strcmp(w, "sync") || !strcmp(w, "aligned")) continue;
+        else {
+            int t = type_of_word(w, (int)strlen(w));
+            if (t < 0 || ntypes >= 4) return fail_ins(x, "wmma shape or type");
+            types[ntypes++] = t;
+        }
+    }
+    if (!shape_ok || kind < 0 || ntypes < 1) return fail_ins(x, "wmma shape or type");
+    if (kind < 2) {
+        int t = types[0];
+        if (kind == 0 && matrix < 0) return fail_ins(x, "wmma matrix");
+        if (kind == 1) matrix = 2;
+        int ok = matrix < 2 ? (t == T_F16 || t == T_BF16) : (t == T_F16 || t == T_F32);
+        if (!ok || (nops != 2 && nops != 3)) return fail_ins(x, "wmma fragment type");
+        int nregs = matrix < 2 ? (t == T_F16 ? 8 : 4) : (t == T_F32 ? 8 : 4);
+        const opnd *ao = kind == 0 ? &ops[1] : &ops[0];
+        const opnd *vo = kind == 0 ? &ops[0] : &ops[1];
+        ptx_ins tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        if (addr_operand(x, ao, &tmp, space, has_space)) return -1;
+        int list = vec_list(x, vo, nregs, kind == 0, T_U32);
+        int stride = nops == 3 ? src_slot(x, &ops[2], T_U32) : cslot(c, 16);
+        if (x->failed || list < 0) return -1;
+        ptx_ins *p = emit(c, kind == 0 ? OP_WMMA_LOAD : OP_WMMA_STORE, x->line);
+        if (!p) return -1;
+        p->a = tmp.a; p->imm = tmp.imm; p->space = tmp.space;
+        p->b = stride; p->c = list; p->vec = (uint8_t)nregs;
+        p->sub = (uint8_t)matrix; p->t = (uint8_t)t; p->bop = (uint8_t)layout[0];
+        p->esize = (uint8_t)(t == T_F32 ? 4 : 2);
+        return 0;
+    }
+    /* mma: .dtype.ctype (f16 inputs) or .dtype.atype.btype.ctype */
+    int dt = types[0], at = ntypes == 4 ? types[1] : T_F16, ct = types[ntypes - 1];
+    if (ntypes != 2 && ntypes != 4) return fail_ins(x, "wmma mma types");
+    if ((at != T_F16 && at != T_BF16) || (ntypes == 4 && types[2] != at) || (dt != T_F32 && dt != T_F16) ||
+        (ct != T_F32 && ct != T_F16) || nops != 4)
+        return fail_ins(x, "wmma mma types");
+    int nd = dt == T_F32 ? 8 : 4, nab = at == T_F16 ? 8 : 4, nc = ct == T_F32 ? 8 : 4;
+    int ld = vec_list(x, &ops[0], nd, 1, T_U32);
+    int la = vec_list(x, &ops[1], nab, 0, T_U32);
+    int lb = vec_list(x, &ops[2], nab, 0, T_U32);
+    int lc = vec_list(x, &ops[3], nc, 0, ct == T_F32 ? T_F32 : T_U32);
+    if (x->failed || ld < 0 || la < 0 || lb < 0 || lc < 0) return -1;
+    ptx_ins *p = emit(c, OP_WMMA_MMA, x->line);
+    if (!p) return -1;
+    p->d = ld; p->a = la; p->b = lb; p->c = lc;
+    p->t = (uint8_t)dt; p->t2 = (uint8_t)at; p->esize = (uint8_t)ct;
+    p->v[0] = nd; p->v[1] = nab; p->v[2] = nab; p->v[3] = nc;
+    p->e = cslot(c, 0xffffffffu); /* .sync.aligned: the whole warp takes part */
+    p->wsync = 1;
+    return 0;
+}
+
 static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     kc *c = x->c;
     const tok *t = x->t;
@@ -1190,6 +1291,12 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     opnd ops[OPND_MAX];
     for (int k = 0; k < nops; k++)
         if (parse_operand(c, t, rng[k], &ops[k])) return fail_ins(x, "cannot parse operand");
+    int n0 = c->ncode;
+    int r = 0;
+    if (mbase(&m, "wmma")) {
+        r = compile_wmma(x, optok, ops, nops);
+        goto done;
+    }
     if (m.cache_hint && nops > 0) nops--; /* trailing cache-policy operand: no caches here */
     if (m.bad && !mbase(&m, "fence") && !mbase(&m, "membar") && !mbase(&m, "prefetch") && !mbase(&m, "prefetchu") &&
         !mbase(&m, "discard") && !mbase(&m, "applypriority") && !mbase(&m, "nanosleep") && !mbase(&m, "createpolicy")) {
@@ -1197,11 +1304,10 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         snprintf(buf, sizeof(buf), "unsupported modifier .%.*s", m.badlen, m.bad);
         return fail_ins(x, buf);
     }
-    int n0 = c->ncode;
-    int r = 0;
     int tt = t0(&m);
     if (mbase(&m, "mov")) {
         if (need(x, nops, 2)) return -1;
+        if ((ops[1].kind == O_VEC && ops[1].nvec > 4) || (ops[0].kind == O_VEC && ops[0].nvec > 4)) return fail_ins(x, "vector width");
         if (ops[1].kind == O_VEC) {
             ptx_ins *p = emit(c, OP_PACK, x->line);
             if (!p) return -1;
@@ -1415,7 +1521,7 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         if (addr_operand(x, ao, &tmp, m.space, m.has_space)) return -1;
         if (tt == T_NONE || tsize(tt) == 0) return fail_ins(x, "memory type");
         int nv = vo->kind == O_VEC ? vo->nvec : 1;
-        if (nv != m.vec && !(m.vec == 1 && nv == 1)) return fail_ins(x, "vector width");
+        if (nv > 4 || (nv != m.vec && !(m.vec == 1 && nv == 1))) return fail_ins(x, "vector width");
         int slots[4];
         for (int k = 0; k < nv; k++) {
             opnd e = *vo;
@@ -1920,6 +2026,8 @@ static ptx_kernel *compile_entry(pmod *pm, ptx_module *m, pfunc *f) {
     k->consts = c.consts;
     k->nconsts = c.nconsts;
     k->shared_static = dyn_base;
+    k->lists = c.lists;
+    k->nlists = c.nlists;
     k->local_bytes = align_up(c.local_size, 16);
     free(c.chash);
     free(c.sh);
@@ -1930,6 +2038,7 @@ fail:
     if (!pm->log || !pm->log[0]) logf_(pm->log, pm->loglen, "PTX: out of memory compiling %.*s", f->nlen, f->name);
     free(c.code);
     free(c.consts);
+    free(c.lists);
     free(c.chash);
     free(c.sh);
     free(c.dyn_consts);
@@ -1953,6 +2062,7 @@ static void kernel_free(ptx_kernel *k) {
     free(k->param_size);
     free(k->code);
     free(k->consts);
+    free(k->lists);
     free(k->specials);
     for (int i = 0; i < k->nowned; i++) free(k->owned[i]);
     free(k->owned);

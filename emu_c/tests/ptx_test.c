@@ -1072,6 +1072,38 @@ static void test_devmalloc(void) {
     dev_free(0, ptrs); dev_free(0, sum);
 }
 
+static void test_wmma(void) {
+    uint16_t *a = dev_alloc(0, 512), *b = dev_alloc(0, 512), *d = dev_alloc(0, 512);
+    float *c = dev_alloc(0, 1024), c0[256];
+    for (int i = 0; i < 256; i++) {
+        a[i] = h16((double)((int)(rnd() % 17) - 8) / 4.0);
+        b[i] = h16((double)((int)(rnd() % 13) - 6) / 2.0);
+        c[i] = c0[i] = (float)((int)(rnd() % 100) - 50);
+    }
+    pbuf p = {{0}, 0};
+    pptr(&p, a); pptr(&p, b); pptr(&p, c); pptr(&p, d);
+    LAUNCH_OK("wmma_f16", 1, 32, 0, &p, 1);
+    for (int r = 0; r < 16; r++)
+        for (int k = 0; k < 16; k++) {
+            double acc = 0; /* b is col-major: B[i][k] = b[k*16 + i] */
+            for (int i = 0; i < 16; i++) acc += h2d(a[r * 16 + i]) * h2d(b[k * 16 + i]);
+            CHECK(c[r * 16 + k] == (float)(2.0 * (acc + c0[r * 16 + k])), "f32 acc [%d][%d]=%g want %g", r, k, c[r * 16 + k], 2.0 * (acc + c0[r * 16 + k]));
+            CHECK(d[k * 16 + r] == h16(acc), "f16 acc [%d][%d]=%#x want %#x", r, k, d[k * 16 + r], h16(acc));
+        }
+    uint16_t *ba = dev_alloc(0, 512), *bb = dev_alloc(0, 512);
+    for (int i = 0; i < 256; i++) { ba[i] = f2bf_rn((float)((int)(rnd() % 9) - 4)); bb[i] = f2bf_rn((float)((int)(rnd() % 7) - 3) * 0.5f); }
+    pbuf q = {{0}, 0};
+    pptr(&q, ba); pptr(&q, bb); pptr(&q, c);
+    LAUNCH_OK("wmma_bf16", 1, 32, 0, &q, 1);
+    for (int r = 0; r < 16; r++)
+        for (int k = 0; k < 16; k++) {
+            double acc = 1.0;
+            for (int i = 0; i < 16; i++) acc += (double)bf2f(ba[r * 16 + i]) * bf2f(bb[i * 16 + k]);
+            CHECK(c[k * 16 + r] == (float)acc, "bf16 [%d][%d]=%g want %g", r, k, c[k * 16 + r], acc);
+        }
+    dev_free(0, a); dev_free(0, b); dev_free(0, c); dev_free(0, d); dev_free(0, ba); dev_free(0, bb);
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -1086,7 +1118,7 @@ static const test TESTS[] = {
     {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
-    {"devmalloc", test_devmalloc},
+    {"devmalloc", test_devmalloc}, {"wmma", test_wmma},
 };
 
 static char *read_file(const char *path, size_t *len) {

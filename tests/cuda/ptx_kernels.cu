@@ -4,6 +4,7 @@
 //   nvcc -arch=compute_80 -ptx -O2 tests/cuda/ptx_kernels.cu -o emu_c/tests/ptx_kernels.ptx
 #include <cooperative_groups.h>
 #include <cub/cub.cuh>
+#include <mma.h>
 #include <cuda_pipeline.h>
 #include <cooperative_groups/memcpy_async.h>
 #include <cstdio>
@@ -403,4 +404,37 @@ extern "C" __global__ void devfree(int **out, int *sum) {
         free(p);
     }
     sum[threadIdx.x] = s;
+}
+
+// Tensor-core matrix multiply through WMMA (16x16x16 tiles): f16 and bf16 inputs, f32 and f16 accumulators.
+extern "C" __global__ void wmma_f16(const half *a, const half *b, float *c, half *d) {
+    using namespace nvcuda;
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, half, wmma::row_major> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, half, wmma::col_major> fb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> fc;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, half> fd;
+    wmma::load_matrix_sync(fa, a, 16);
+    wmma::load_matrix_sync(fb, b, 16);
+    wmma::load_matrix_sync(fc, c, 16, wmma::mem_row_major);
+    wmma::mma_sync(fc, fa, fb, fc);
+    for (int i = 0; i < fc.num_elements; i++) fc.x[i] *= 2.0f;
+    wmma::store_matrix_sync(c, fc, 16, wmma::mem_row_major);
+    wmma::fill_fragment(fd, 0.0f);
+    wmma::mma_sync(fd, fa, fb, fd);
+    wmma::store_matrix_sync(d, fd, 16, wmma::mem_col_major);
+}
+
+extern "C" __global__ void wmma_bf16(const __nv_bfloat16 *a, const __nv_bfloat16 *b, float *c) {
+    using namespace nvcuda;
+    __shared__ __nv_bfloat16 sa[256];
+    for (int i = threadIdx.x; i < 256; i += 32) sa[i] = a[i];
+    __syncwarp();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> fc;
+    wmma::load_matrix_sync(fa, sa, 16);
+    wmma::load_matrix_sync(fb, b, 16);
+    wmma::fill_fragment(fc, 1.0f);
+    wmma::mma_sync(fc, fa, fb, fc);
+    wmma::store_matrix_sync(c, fc, 16, wmma::mem_col_major);
 }
