@@ -237,3 +237,8 @@ TF_EMU_API(cuLinkAddData, 5050, cuLinkAddData_v2)
 TF_EMU_API(cuLinkAddFile, 5050, cuLinkAddFile_v2)
 TF_EMU_API(cuLinkComplete, 5050, cuLinkComplete)
 TF_EMU_API(cuLinkDestroy, 5050, cuLinkDestroy)
+/* managed module variables, stream attributes */
+TF_EMU_API(cuLibraryGetManaged, 12000, cuLibraryGetManaged)
+TF_EMU_API(cuStreamGetAttribute, 11000, cuStreamGetAttribute)
+TF_EMU_API(cuStreamSetAttribute, 11000, cuStreamSetAttribute)
+TF_EMU_API(cuStreamCopyAttributes, 11000, cuStreamCopyAttributes)

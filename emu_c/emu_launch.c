@@ -512,3 +512,43 @@ EMU_API CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUeven
 {
     return cuEventElapsedTime_v2(pMilliseconds, hStart, hEnd);
 }
+
+/* Stream attributes (access-policy windows, synchronization policy, priority): kept per stream only
+ * as far as priority goes; the rest has no effect on a synchronous CPU device and reads back as 0. */
+EMU_API CUresult cuStreamGetAttribute(CUstream hStream, CUstreamAttrID attr, CUstreamAttrValue *value)
+{
+    const emu_stream *s;
+    CUresult rc = stream_get(hStream, &s);
+    if (rc)
+        return rc;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(value, 0, sizeof(*value));
+    if (attr == CU_LAUNCH_ATTRIBUTE_PRIORITY)
+        value->priority = s->priority;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuStreamSetAttribute(CUstream hStream, CUstreamAttrID attr, const CUstreamAttrValue *value)
+{
+    const emu_stream *s;
+    CUresult rc = stream_get(hStream, &s);
+    if (rc)
+        return rc;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (attr == CU_LAUNCH_ATTRIBUTE_PRIORITY && emu_handle_is(hStream, EMU_K_STREAM))
+        ((emu_stream *)hStream)->priority = value->priority > 0 ? 0 : value->priority < -5 ? -5 : value->priority;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuStreamCopyAttributes(CUstream dst, CUstream src)
+{
+    const emu_stream *d, *s;
+    CUresult rc = stream_get(dst, &d);
+    if (!rc)
+        rc = stream_get(src, &s);
+    if (!rc && emu_handle_is(dst, EMU_K_STREAM))
+        ((emu_stream *)dst)->priority = s->priority;
+    return rc;
+}

@@ -736,3 +736,9 @@ EMU_API CUresult cuOccupancyAvailableDynamicSMemPerBlock(size_t *dynamicSmemSize
     *dynamicSmemSize = avail < (size_t)f->max_dynamic_shared ? avail : (size_t)f->max_dynamic_shared;
     return CUDA_SUCCESS;
 }
+
+/* __managed__ variables: module globals already live in host-addressable memory. */
+EMU_API CUresult cuLibraryGetManaged(CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name)
+{
+    return cuLibraryGetGlobal(dptr, bytes, library, name);
+}

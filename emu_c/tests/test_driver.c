@@ -230,6 +230,13 @@ static void test_streams_and_events(void)
     OK(cuStreamGetPriority(s, &prio));
     OK(cuStreamGetFlags(s, &flags));
     CHECK(prio == -3 && flags == CU_STREAM_NON_BLOCKING);
+    CUstreamAttrValue av;
+    OK(cuStreamGetAttribute(s, CU_LAUNCH_ATTRIBUTE_PRIORITY, &av));
+    CHECK(av.priority == -3);
+    av.priority = -1;
+    OK(cuStreamSetAttribute(s, CU_LAUNCH_ATTRIBUTE_PRIORITY, &av));
+    OK(cuStreamGetPriority(s, &prio));
+    CHECK(prio == -1);
     CUevent a, b, nt;
     OK(cuEventCreate(&a, 0));
     OK(cuEventCreate(&b, 0));
