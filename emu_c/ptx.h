@@ -81,4 +81,17 @@ typedef struct ptx_launch_cfg {
 int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *env,
                uint64_t *instructions_executed, char *log, size_t loglen);
 
+/* Notes from the driver layer (emu_*.c) to the PTX side - additions only, nothing above changed:
+ *  - The driver validates grid/block/shared-memory limits before ptx_launch (bad grid/block returns
+ *    the driver's invalid-configuration code 9, which cudart reports as cudaErrorInvalidConfiguration),
+ *    so ptx_launch's own checks are a second line of defence.
+ *  - check_global is thread-safe and cheap on repeated hits (per-thread cache of the last allocation);
+ *    it also accepts host-mapped, registered, managed and cuMemMap'ed (VMM) ranges.
+ *  - Programs with __managed__ variables emit `.global .attribute(.managed) ...`; cudart 13 asks for
+ *    them (cuLibraryGetManaged) during its first CUDA call, so a PTX parse failure there makes every
+ *    call of such a program fail. Supporting the attribute (plain global storage) is enough.
+ *  - Graph replays and stream capture call ptx_launch through cuLaunchKernel with an `extra` buffer:
+ *    nothing new is needed from the PTX side.
+ */
+
 #endif
