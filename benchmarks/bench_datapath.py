@@ -131,7 +131,10 @@ def main() -> None:
          f"direct {r['copy_direct']['h2d_gbs']:.2f} / {r['copy_direct']['d2h_gbs']:.2f}", "", None),
     ]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    head = (f"Backend `{a.backend}`, {os.cpu_count()} CPUs ({platform.machine()}), median of {a.reps} runs, {when}. "
+    load = os.getloadavg()[0]
+    head = (f"Backend `{a.backend}`, {os.cpu_count()} CPUs ({platform.machine()}), median of {a.reps} runs, {when}, "
+            f"load average {load:.1f} while measuring (a shared machine: absolute numbers move by tens of percent "
+            "between runs; each ratio is taken within one run). "
             "Measured by `benchmarks/bench_datapath.py` (timing in C: `tests/cuda/dp_bench.cu`).")
     table = ["| measure | via stub | baseline (same run) | target | met |", "|---|---|---|---|---|"]
     for name, val, base, target, ok in rows:
