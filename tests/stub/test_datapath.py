@@ -201,3 +201,12 @@ def test_device_reset_gives_a_working_fresh_context(dataplane, cuda_program, cud
     r = run_via_stub(cuda_program("dp_runtime", cudart=cudart), dataplane.unix, 1000, "kernel", "reset")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("dp_runtime ok 1000")
+
+
+def test_per_thread_default_stream_programs(dataplane, cuda_program):
+    """Built with --default-stream per-thread, cudart asks for the _ptsz/_ptds entry points."""
+    flags = ("--default-stream", "per-thread")
+    r = run_via_stub(cuda_program("dp_runtime", flags=flags), dataplane.unix, 5000, "kernel")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_via_stub(cuda_program("dp_threads", flags=flags), dataplane.unix, 4, 5000, 4)
+    assert r.returncode == 0, r.stdout + r.stderr
