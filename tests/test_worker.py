@@ -250,3 +250,22 @@ def scrape(port: int) -> str:
     import urllib.request
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         return r.read().decode()
+
+
+def test_vram_cap_of_the_lease_holds_through_the_remote_stub(one_worker):
+    """The whole path: lease limits -> worker -> limiter in the GPU worker process -> answers through the stub."""
+    env, address = one_worker
+    program = build_cuda("lim_vram")
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=256, vram_limit=320)
+        client_env = dict(env, TF_WORKER=f"unix:{alloc.endpoints.unix_path}", TF_LEASE=alloc.lease_token,
+                          LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+        r = subprocess.run([str(program), "64"], env=client_env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        kv = dict(line.split("=", 1) for line in r.stdout.split())
+        assert int(kv["info_total"]) == 320 << 20            # the limit, not the request or the device
+        assert kv["filled"] == "5"                           # 5 x 64 MiB fit under 320 MiB, the 6th does not
+        assert kv["fill_error"] == "cudaErrorMemoryAllocation"
+        assert kv["realloc_after_free"] == "ok"
+        assert int(kv["info_free_end"]) == 320 << 20
+        client.release(alloc.id)
