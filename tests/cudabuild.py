@@ -8,7 +8,6 @@ Built binaries are cached in build/cuda/ keyed by source, flags and cudart mode.
 """
 import hashlib
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,9 +19,9 @@ PTX_ARCH = ["-gencode", "arch=compute_80,code=compute_80"]
 
 
 def find_nvcc() -> str:
-    for cand in (shutil.which("nvcc"), str(REPO / ".venv" / "bin" / "nvcc"), "/usr/local/cuda/bin/nvcc"):
-        if cand and os.path.exists(cand):
-            return cand
+    nvcc = native.find_nvcc()
+    if nvcc:
+        return nvcc
     raise RuntimeError("nvcc not found: run `make setup` (installs it from PyPI when missing)")
 
 

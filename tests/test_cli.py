@@ -1,6 +1,5 @@
 """The `tensorfusion` CLI end to end: `up` in the background, `status`, `run` of real nvcc programs through the
 stub to the embedded worker, clear errors for every mistake, and a shutdown that leaves no process behind."""
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from cudabuild import build_example
-from tfclient import native
 
 CLI = [sys.executable, "-m", "tfclient.cli"]
 

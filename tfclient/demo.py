@@ -1,7 +1,6 @@
 """`tensorfusion demo`: builds the bundled samples (examples/*.cu) with nvcc and runs each through
 `tensorfusion run`, printing what happened. It says plainly which layer is missing instead of pretending.
 """
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +13,6 @@ SAMPLES = [  # (program, vGPU request flags)
     ("vector_add", ["--tflops", "0.001", "--vram", "256Mi"]),
     ("matmul", ["--tflops", "0.002", "--vram", "256Mi", "--qos", "high"]),
 ]
-
-
-def find_nvcc() -> str | None:
-    for cand in (shutil.which("nvcc"), str(native.REPO_ROOT / ".venv" / "bin" / "nvcc"), "/usr/local/cuda/bin/nvcc"):
-        if cand and Path(cand).exists():
-            return cand
-    return None
 
 
 def build(name: str, nvcc: str) -> Path:
@@ -51,7 +43,7 @@ def run() -> int:
             print(f"  - {what}")
         print("demo: run `make native`; if it is built and still missing, that layer has not landed yet.")
         return 1
-    nvcc = find_nvcc()
+    nvcc = native.find_nvcc()
     if not nvcc:
         print("demo: nvcc not found; `make setup` installs it from PyPI")
         return 1

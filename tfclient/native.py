@@ -4,6 +4,7 @@ Everything that loads or spawns a native piece asks here, so users never set LD 
 TF_BUILD_DIR overrides the location (e.g. an ASan build).
 """
 import os
+import shutil
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -35,3 +36,11 @@ def require(path: Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `make native` in {REPO_ROOT}")
     return path
+
+
+def find_nvcc() -> str | None:
+    """The CUDA compiler: on PATH, else the one `make setup` installed from PyPI, else the usual toolkit place."""
+    for cand in (shutil.which("nvcc"), str(REPO_ROOT / ".venv" / "bin" / "nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if cand and os.path.exists(cand):
+            return cand
+    return None
