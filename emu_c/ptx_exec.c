@@ -1630,6 +1630,61 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                  for (int k = 0; k < in->v[0]; k++) S(ld[k]) = frag[k]);
             break;
         }
+        case OP_LDMATRIX: {
+            /* lanes 8j..8j+7 give the row addresses of 8x8 b16 matrix j; lane l receives row l/4,
+             * columns 2(l%4), 2(l%4)+1 of each matrix (.trans: the transposed element pair) */
+            const int32_t *regs = B->k->lists + ic;
+            const int num = in->vec, trans = in->bop, sp = in->space;
+            const int64_t off = in->imm;
+            uint64_t rows[32];
+            for (int l = 0; l < 32; l++) rows[l] = S(ia) + (uint64_t)off;
+            LOOP(for (int j = 0; j < num; j++) {
+                     uint32_t v = 0;
+                     for (int h = 0; h < 2; h++) {
+                         unsigned r = trans ? (unsigned)(l % 4) * 2 + (unsigned)h : (unsigned)l / 4;
+                         unsigned cc = trans ? (unsigned)l / 4 : (unsigned)(l % 4) * 2 + (unsigned)h;
+                         unsigned src = (unsigned)j * 8 + r;
+                         uint64_t a = rows[src] + 2 * cc;
+                         const uint8_t *p = resolve(B, tid0 + src, sp, a, 2);
+                         if (!p || (rows[src] & 15)) { fault(B, in, tid0 + src, a, 2, p != NULL); ret = -1; goto out; }
+                         v |= (uint32_t)load_elem(p, T_U16) << (16 * h);
+                     }
+                     S(regs[j]) = v;
+                 });
+            break;
+        }
+        case OP_MMA: {
+            const int32_t *ld = B->k->lists + id, *la = B->k->lists + ia, *lb = B->k->lists + ib, *lc = B->k->lists + ic;
+            const int at = in->t2, ct = in->esize, dt = t, K = in->sub ? 16 : 8;
+            float A[16 * 16], Bm[16 * 8], C[16 * 8];
+            for (int l = 0; l < 32; l++) {
+                unsigned g = (unsigned)l >> 2, tg = (unsigned)l & 3;
+                for (int i = 0; i < (K == 16 ? 8 : 4); i++) { /* A: 16 x K, row-major fragment */
+                    unsigned row = g + ((i >> 1) & 1) * 8, col = tg * 2 + (unsigned)(i & 1) + (unsigned)(i >> 2) * 8;
+                    uint16_t h = (uint16_t)(S(la[i / 2]) >> (16 * (i % 2)));
+                    A[row * 16 + col] = (float)(at == T_F16 ? ptx_f16_to_f64(h) : ptx_bf16_to_f64(h));
+                }
+                for (int i = 0; i < (K == 16 ? 4 : 2); i++) { /* B: K x 8, column-major fragment */
+                    unsigned krow = tg * 2 + (unsigned)(i & 1) + (unsigned)(i >> 1) * 8, col = g;
+                    uint16_t h = (uint16_t)(S(lb[i / 2]) >> (16 * (i % 2)));
+                    Bm[krow * 8 + col] = (float)(at == T_F16 ? ptx_f16_to_f64(h) : ptx_bf16_to_f64(h));
+                }
+                for (int i = 0; i < 4; i++) { /* C: 16 x 8 */
+                    unsigned row = g + (unsigned)(i >> 1) * 8, col = tg * 2 + (unsigned)(i & 1);
+                    C[row * 8 + col] = ct == T_F32 ? F(S(lc[i])) : (float)ptx_f16_to_f64((uint16_t)(S(lc[i / 2]) >> (16 * (i % 2))));
+                }
+            }
+            LOOP(unsigned g = (unsigned)l >> 2, tg = (unsigned)l & 3; uint64_t frag[4] = {0};
+                 for (int i = 0; i < 4; i++) {
+                     unsigned row = g + (unsigned)(i >> 1) * 8, col = tg * 2 + (unsigned)(i & 1);
+                     float acc = C[row * 8 + col];
+                     for (int k = 0; k < K; k++) acc = fmaf(A[row * 16 + (unsigned)k], Bm[(unsigned)k * 8 + col], acc);
+                     if (dt == T_F32) frag[i] = UF(acc);
+                     else frag[i / 2] |= (uint64_t)ptx_f64_to_f16(acc, RM_RN) << (16 * (i % 2));
+                 }
+                 for (int k = 0; k < (dt == T_F32 ? 4 : 2); k++) S(ld[k]) = frag[k]);
+            break;
+        }
         case OP_PRINTF:
             for (uint32_t m = em; m; m &= m - 1) {
                 if (do_printf(B, in, tid0 + (unsigned)__builtin_ctz(m))) {

@@ -94,7 +94,7 @@ enum {
     X(LD) X(ST) X(ATOM) X(RED) X(CP_ASYNC)                                                    \
     X(BRA) X(EXIT) X(BAR) X(BAR_RED) X(BAR_RED_READ) X(TRAP)                                  \
     X(SHFL) X(VOTE) X(ACTIVEMASK) X(MATCH) X(REDUX)                                           \
-    X(WMMA_LOAD) X(WMMA_STORE) X(WMMA_MMA)                                                    \
+    X(WMMA_LOAD) X(WMMA_STORE) X(WMMA_MMA) X(MMA) X(LDMATRIX)                                 \
     X(PRINTF) X(ASSERTFAIL) X(MALLOC) X(FREE) X(ILLEGAL)
 enum {
 #define X(e) OP_##e,

@@ -1252,6 +1252,74 @@ static int compile_wmma(cctx *x, const tok *optok, opnd *ops, int nops) {
     return 0;
 }
 
+/* mma.sync.aligned.m16n8k{8,16}.row.col.{f32,f16}.{f16,bf16}.{f16,bf16}.{f32,f16} and
+ * ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16: fragment layouts as the PTX ISA defines. */
+static int compile_mma(cctx *x, const tok *optok, opnd *ops, int nops, int is_ldmatrix) {
+    kc *c = x->c;
+    char w[24];
+    int k16 = -1, num = 0, trans = 0, ntypes = 0, types[4], rowcol = 0, space = SP_GENERIC, has_space = 0;
+    const char *s = optok->s, *end = optok->s + optok->n;
+    while (s < end) {
+        const char *q = memchr(s, '.', (size_t)(end - s));
+        size_t n = (size_t)((q ? q : end) - s);
+        if (n >= sizeof(w)) return fail_ins(x, "mma form");
+        memcpy(w, s, n);
+        w[n] = 0;
+        s = q ? q + 1 : end;
+        if (!strcmp(w, "mma") || !strcmp(w, "ldmatrix") || !strcmp(w, "sync") || !strcmp(w, "aligned") || !strcmp(w, "m8n8")) continue;
+        if (!strcmp(w, "m16n8k16")) k16 = 1;
+        else if (!strcmp(w, "m16n8k8")) k16 = 0;
+        else if (!strcmp(w, "row") || !strcmp(w, "col")) rowcol++;
+        else if (!strcmp(w, "x1") || !strcmp(w, "x2") || !strcmp(w, "x4")) num = w[1] - '0';
+        else if (!strcmp(w, "trans")) trans = 1;
+        else if (!strcmp(w, "shared") || !strcmp(w, "shared::cta")) { space = SP_SHARED; has_space = 1; }
+        else {
+            int t = type_of_word(w, (int)n);
+            if (t < 0 || ntypes >= 4) return fail_ins(x, "mma shape or type");
+            types[ntypes++] = t;
+        }
+    }
+    if (is_ldmatrix) {
+        if (!num || nops != 2 || ntypes != 1 || types[0] != T_U16) return fail_ins(x, "ldmatrix form");
+        ptx_ins tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        if (addr_operand(x, &ops[1], &tmp, space, has_space)) return -1;
+        int list;
+        if (ops[0].kind == O_VEC) list = vec_list(x, &ops[0], num, 1, T_U32);
+        else {
+            if (num != 1) return fail_ins(x, "ldmatrix registers");
+            list = c->nlists;
+            int d = dst_slot(x, &ops[0]);
+            VEC_PUSH(c->lists, c->nlists, c->caplists, d, c->oom = 1; return -1);
+        }
+        if (x->failed || list < 0) return -1;
+        ptx_ins *p = emit(c, OP_LDMATRIX, x->line);
+        if (!p) return -1;
+        p->a = tmp.a; p->imm = tmp.imm; p->space = tmp.space; p->c = list; p->vec = (uint8_t)num; p->bop = (uint8_t)trans;
+        p->e = cslot(c, 0xffffffffu);
+        p->wsync = 1;
+        return 0;
+    }
+    if (k16 < 0 || rowcol != 2 || ntypes != 4 || nops != 4) return fail_ins(x, "mma shape or type");
+    int dt = types[0], at = types[1], ct = types[3];
+    if ((at != T_F16 && at != T_BF16) || types[2] != at || (dt != T_F32 && dt != T_F16) || (ct != T_F32 && ct != T_F16) ||
+        (at == T_BF16 && dt != T_F32))
+        return fail_ins(x, "mma shape or type");
+    int nd = dt == T_F32 ? 4 : 2, na = k16 ? 4 : 2, nb = k16 ? 2 : 1, nc = ct == T_F32 ? 4 : 2;
+    int ld = vec_list(x, &ops[0], nd, 1, T_U32);
+    int la = vec_list(x, &ops[1], na, 0, T_U32);
+    int lb = vec_list(x, &ops[2], nb, 0, T_U32);
+    int lc = vec_list(x, &ops[3], nc, 0, ct == T_F32 ? T_F32 : T_U32);
+    if (x->failed || ld < 0 || la < 0 || lb < 0 || lc < 0) return -1;
+    ptx_ins *p = emit(c, OP_MMA, x->line);
+    if (!p) return -1;
+    p->d = ld; p->a = la; p->b = lb; p->c = lc;
+    p->t = (uint8_t)dt; p->t2 = (uint8_t)at; p->esize = (uint8_t)ct; p->sub = (uint8_t)k16;
+    p->e = cslot(c, 0xffffffffu);
+    p->wsync = 1;
+    return 0;
+}
+
 static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     kc *c = x->c;
     const tok *t = x->t;
@@ -1293,6 +1361,10 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         if (parse_operand(c, t, rng[k], &ops[k])) return fail_ins(x, "cannot parse operand");
     int n0 = c->ncode;
     int r = 0;
+    if (mbase(&m, "mma") || mbase(&m, "ldmatrix")) {
+        r = compile_mma(x, optok, ops, nops, mbase(&m, "ldmatrix"));
+        goto done;
+    }
     if (mbase(&m, "wmma")) {
         r = compile_wmma(x, optok, ops, nops);
         goto done;

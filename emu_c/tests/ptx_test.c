@@ -1104,6 +1104,25 @@ static void test_wmma(void) {
     dev_free(0, a); dev_free(0, b); dev_free(0, c); dev_free(0, d); dev_free(0, ba); dev_free(0, bb);
 }
 
+static void test_mma_ldmatrix(void) {
+    uint16_t *A = dev_alloc(0, 512), *Bt = dev_alloc(0, 256), *Br = dev_alloc(0, 256);
+    float *C = dev_alloc(0, 512), *D = dev_alloc(0, 512), *D2 = dev_alloc(0, 512);
+    for (int i = 0; i < 256; i++) A[i] = h16((double)((int)(rnd() % 17) - 8) / 2.0);
+    for (int k = 0; k < 16; k++)
+        for (int n = 0; n < 8; n++) Bt[n * 16 + k] = Br[k * 8 + n] = h16((double)((int)(rnd() % 11) - 5));
+    for (int i = 0; i < 128; i++) C[i] = (float)((int)(rnd() % 40) - 20);
+    pbuf p = {{0}, 0};
+    pptr(&p, A); pptr(&p, Bt); pptr(&p, Br); pptr(&p, C); pptr(&p, D); pptr(&p, D2);
+    LAUNCH_OK("mma_ldmatrix", 1, 32, 0, &p, 1);
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 8; n++) {
+            double acc = C[m * 8 + n];
+            for (int k = 0; k < 16; k++) acc += h2d(A[m * 16 + k]) * h2d(Br[k * 8 + n]);
+            CHECK(D[m * 8 + n] == (float)acc && D2[m * 8 + n] == (float)acc, "D[%d][%d]=%g / %g want %g", m, n, D[m * 8 + n], D2[m * 8 + n], acc);
+        }
+    dev_free(0, A); dev_free(0, Bt); dev_free(0, Br); dev_free(0, C); dev_free(0, D); dev_free(0, D2);
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -1118,7 +1137,7 @@ static const test TESTS[] = {
     {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
-    {"devmalloc", test_devmalloc}, {"wmma", test_wmma},
+    {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"mma_ldmatrix", test_mma_ldmatrix},
 };
 
 static char *read_file(const char *path, size_t *len) {

@@ -438,3 +438,35 @@ extern "C" __global__ void wmma_bf16(const __nv_bfloat16 *a, const __nv_bfloat16
     wmma::mma_sync(fc, fa, fb, fc);
     wmma::store_matrix_sync(c, fc, 16, wmma::mem_col_major);
 }
+
+// PTX mma.sync m16n8k16 with operands loaded by ldmatrix (plain and .trans), as in hand-tuned GEMMs.
+// A: 16x16 row-major; B: 16x8 given twice, column-major (Bt[n][k]) and row-major (B[k][n]); C, D: 16x8 row-major.
+extern "C" __global__ void mma_ldmatrix(const half *A, const half *Bt, const half *Brow, const float *C, float *D, float *D2) {
+    __shared__ __align__(16) half sA[256];
+    __shared__ __align__(16) half sBt[128];
+    __shared__ __align__(16) half sB[128];
+    int l = threadIdx.x;
+    for (int i = l; i < 256; i += 32) sA[i] = A[i];
+    for (int i = l; i < 128; i += 32) { sBt[i] = Bt[i]; sB[i] = Brow[i]; }
+    __syncwarp();
+    unsigned a[4], b[2], bt[2];
+    unsigned pa = (unsigned)__cvta_generic_to_shared(&sA[(l % 16) * 16 + (l / 16) * 8]);
+    unsigned pb = (unsigned)__cvta_generic_to_shared(&sBt[(l % 8) * 16 + ((l / 8) % 2) * 8]);
+    unsigned pbt = (unsigned)__cvta_generic_to_shared(&sB[(l % 16) * 8]);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(pa));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(b[0]), "=r"(b[1]) : "r"(pb));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(bt[0]), "=r"(bt[1]) : "r"(pbt));
+    int g = l >> 2, t = l & 3;
+    float c[4], d[4], d2[4];
+    for (int i = 0; i < 4; i++) c[i] = C[(g + (i >> 1) * 8) * 8 + t * 2 + (i & 1)];
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
+                 : "=f"(d2[0]), "=f"(d2[1]), "=f"(d2[2]), "=f"(d2[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(bt[0]), "r"(bt[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+    for (int i = 0; i < 4; i++) {
+        D[(g + (i >> 1) * 8) * 8 + t * 2 + (i & 1)] = d[i];
+        D2[(g + (i >> 1) * 8) * 8 + t * 2 + (i & 1)] = d2[i];
+    }
+}
