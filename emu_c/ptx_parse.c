@@ -115,6 +115,8 @@ typedef struct pfunc {
     int has_ret;
     int bstart, bend; /* token index of first token inside { and of the matching } */
     int maxntid;
+    uint64_t xsize;   /* statements once every call is inlined (saturating) */
+    int xstate;       /* 0 not computed, 1 in progress, 2 done */
 } pfunc;
 
 typedef struct mvar {
@@ -368,6 +370,7 @@ static int parse_module_var(pmod *pm, int *pi, int is_extern, int space) {
         if (tp(&t[i + 1], ']')) { unsized = 1; i += 2; continue; }
         int64_t d;
         if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &d) || !tp(&t[i + 2], ']')) return -1;
+        if (d < 0 || (uint64_t)d > ((uint64_t)1 << 31) || count * (size_t)d > ((size_t)1 << 31)) return -1;
         count *= (size_t)d;
         i += 3;
     }
@@ -595,10 +598,21 @@ typedef struct kc {
     int carry_slot;
     int32_t *lists;
     int nlists, caplists;
+    const char *toobig;
     int oom;
 } kc;
 
+/* Limits that keep hostile or absurd PTX from exhausting host memory at load or launch. */
+#define MAX_SLOTS (1 << 18)
+#define MAX_CODE (1 << 20)
+#define MAX_LOCAL_BYTES ((size_t)1 << 24)
+#define MAX_DECL_BYTES ((size_t)1 << 31)
+
 static int new_slots(kc *c, int n) {
+    if (n < 0 || (int64_t)c->nslots + n > MAX_SLOTS) {
+        c->toobig = "too many registers";
+        return 0;
+    }
     int s = c->nslots;
     c->nslots += n;
     return s;
@@ -703,6 +717,10 @@ static ptx_ins *emit(kc *c, int op, uint32_t line) {
     in.d = in.d2 = in.a = in.b = in.c = in.e = -1;
     for (int i = 0; i < 4; i++) in.v[i] = -1;
     in.line = line;
+    if (c->ncode >= MAX_CODE) {
+        c->toobig = "too many instructions after inlining calls";
+        c->ncode = 0;
+    }
     VEC_PUSH(c->code, c->ncode, c->capcode, in, c->oom = 1; return NULL);
     return &c->code[c->ncode - 1];
 }
@@ -1944,11 +1962,19 @@ static int compile_decl(kc *c, frame *fr, const tok *t, int i, int end) {
                 if (parse_int_text(t[j + 1].s, (int)t[j + 1].n, &v)) return -1;
                 j++;
             }
+            if (v < 0 || (size_t)v > MAX_DECL_BYTES || count * (size_t)v > MAX_DECL_BYTES) {
+                c->toobig = "declaration too large";
+                return 0;
+            }
             count *= (size_t)v;
             j += 2;
         }
         size_t size = esz * vec * count;
         size_t al = align ? align : esz * vec;
+        if (count > MAX_DECL_BYTES || size > MAX_DECL_BYTES || al > 4096 || (range >= 0 && range > MAX_SLOTS)) {
+            c->toobig = "declaration too large";
+            return 0;
+        }
         if (is_reg) {
             int n = range >= 0 ? range : 1;
             sym y = {nm->s, (int)nm->n, SYM_REG, range, new_slots(c, n * (int)vec)};
@@ -1975,7 +2001,7 @@ static int compile_body(kc *c, frame *fr, int bstart, int bend) {
     int marks[64];
     int nmarks = 0;
     int i = bstart;
-    while (i < bend && !c->oom) {
+    while (i < bend && !c->oom && !c->toobig) {
         if (tp(&t[i], '{')) {
             if (nmarks < 64) marks[nmarks++] = c->nsyms;
             i++;
@@ -2050,7 +2076,38 @@ static int compile_body(kc *c, frame *fr, int bstart, int bend) {
     return 0;
 }
 
+/* Upper bound of a function's size once calls are inlined, computed before inlining so that
+ * call trees that double at every level fail fast instead of exhausting memory. */
+static uint64_t expanded_size(pmod *pm, pfunc *f) {
+    if (f->xstate == 2) return f->xsize;
+    if (f->xstate == 1 || !f->has_body) return 1; /* recursion: reported when compiled */
+    f->xstate = 1;
+    uint64_t n = 0;
+    const tok *t = pm->t;
+    for (int i = f->bstart; i < f->bend; i++) {
+        if (tp(&t[i], ';')) n++;
+        if (t[i].k == TK_ID && t[i].n >= 4 && !memcmp(t[i].s, "call", 4) && (t[i].n == 4 || t[i].s[4] == '.')) {
+            for (int j = i + 1; j < f->bend && !tp(&t[j], ';'); j++) {
+                if (t[j].k != TK_ID) continue;
+                pfunc *g = find_func(pm, t[j].s, (int)t[j].n);
+                if (g) {
+                    n += expanded_size(pm, g);
+                    break;
+                }
+            }
+        }
+        if (n > (uint64_t)MAX_CODE * 4) break;
+    }
+    f->xsize = n;
+    f->xstate = 2;
+    return n;
+}
+
 static ptx_kernel *compile_entry(pmod *pm, ptx_module *m, pfunc *f) {
+    if (expanded_size(pm, f) > (uint64_t)MAX_CODE * 2) {
+        logf_(pm->log, pm->loglen, "PTX: kernel %.*s: too many instructions after inlining calls", f->nlen, f->name);
+        return NULL;
+    }
     kc c;
     memset(&c, 0, sizeof(c));
     c.pm = pm;
@@ -2087,6 +2144,11 @@ static ptx_kernel *compile_entry(pmod *pm, ptx_module *m, pfunc *f) {
     free(fr.labels);
     free(fr.fix);
     free(fr.rets);
+    if (!c.toobig && (c.local_size > MAX_LOCAL_BYTES || c.shared_size > MAX_DECL_BYTES)) c.toobig = "too much local or shared memory";
+    if (c.toobig) {
+        logf_(pm->log, pm->loglen, "PTX: kernel %.*s: %s", f->nlen, f->name, c.toobig);
+        goto fail;
+    }
     if (r || c.oom) goto fail;
     if (!emit(&c, OP_EXIT, 0)) goto fail; /* falling off the end */
     size_t dyn_base = align_up(c.shared_size, 16);

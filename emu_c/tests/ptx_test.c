@@ -1123,6 +1123,35 @@ static void test_mma_ldmatrix(void) {
     dev_free(0, A); dev_free(0, Bt); dev_free(0, Br); dev_free(0, C); dev_free(0, D); dev_free(0, D2);
 }
 
+/* PTX that would exhaust host memory fails the load with a message instead. */
+static void test_hostile_ptx(void) {
+    static const char *cases[] = {
+        ".version 8.0\n.target sm_80\n.address_size 64\n.visible .entry k()\n{\n .reg .b32 %r<2000000000>;\n ret;\n}\n",
+        ".version 8.0\n.target sm_80\n.address_size 64\n.visible .entry k()\n{\n .local .b8 big[4000000000];\n ret;\n}\n",
+        ".version 8.0\n.target sm_80\n.address_size 64\n.visible .entry k()\n{\n .shared .b8 s[65536][65536][65536];\n ret;\n}\n",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int err = 0;
+        char log[256] = "";
+        ptx_module *m = ptx_module_load(cases[i], 0, &ENV, &err, log, sizeof(log));
+        if (m) ptx_module_free(m);
+        CHECK(!m && err == 218 && log[0], "case %zu: loaded=%d err=%d log=%s", i, m != NULL, err, log);
+    }
+    /* calls that double at every level: inlining would need 2^24 copies */
+    char *text = malloc(64 * 1024);
+    CHECK(text != NULL, "malloc");
+    size_t n = (size_t)sprintf(text, ".version 8.0\n.target sm_80\n.address_size 64\n.func f24()\n{\n ret;\n}\n");
+    for (int lvl = 23; lvl >= 0; lvl--)
+        n += (size_t)sprintf(text + n, ".func f%d()\n{\n call.uni f%d;\n call.uni f%d;\n ret;\n}\n", lvl, lvl + 1, lvl + 1);
+    n += (size_t)sprintf(text + n, ".visible .entry k()\n{\n call.uni f0;\n ret;\n}\n");
+    int err = 0;
+    char log[256] = "";
+    ptx_module *m = ptx_module_load(text, n, &ENV, &err, log, sizeof(log));
+    free(text);
+    if (m) ptx_module_free(m);
+    CHECK(!m && strstr(log, "too many instructions"), "exponential inlining: loaded=%d log=%s", m != NULL, log);
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -1138,6 +1167,7 @@ static const test TESTS[] = {
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"mma_ldmatrix", test_mma_ldmatrix},
+    {"hostile_ptx", test_hostile_ptx},
 };
 
 static char *read_file(const char *path, size_t *len) {
