@@ -1,13 +1,20 @@
 /* ptx_exec.c - runs launches of pre-decoded PTX kernels (ptx_launch from ptx.h); called by the
- * emulated driver's launch path.
+ * emulated driver's launch path (emu_launch.c).
  *
- * Model: host worker threads take blocks from an atomic counter. A block runs all its threads as
- * warps of 32 lanes; each warp keeps one PC per lane and always executes the group of lanes with
- * the lowest PC, so divergent paths reconverge where they meet again (at the latest at the
- * immediate post-dominator, which is what the hardware's reconvergence gives too). Warps run
- * one after another until they reach bar.sync or exit; a barrier releases when every live
- * thread of the block has arrived. Registers are 64-bit slots stored register-major per warp
- * (R[slot*32 + lane]) so every instruction is one tight loop over the active lanes.
+ * Model: host worker threads take blocks from an atomic counter (a persistent pool, woken only
+ * when a launch outlasts a short solo budget on the calling thread; cooperative launches get one
+ * thread per block so grid.sync() can spin). A block runs all its threads as warps of 32 lanes;
+ * each warp keeps one PC per lane and always executes the group of lanes with the lowest PC, so
+ * divergent paths reconverge where they meet again. Warp-synchronous instructions (shfl/vote/
+ * match/redux .sync, bar.warp.sync, wmma/mma) also wait until every lane of their membermask has
+ * arrived, which covers branches that rejoin at a lower PC. Warps run one after another until
+ * bar.sync or exit; a barrier releases when every live thread of the block has arrived.
+ * Registers are 64-bit slots stored register-major per warp (R[slot*32 + lane]) so an instruction
+ * is one tight (vectorizable) loop over the active lanes.
+ *
+ * Memory: global addresses are host pointers checked with env->check_global (each worker caches
+ * whole allocations it has learned); shared, local and kernel-param generic addresses carry the
+ * window tags of ptx_internal.h; every access is bounds-checked -> CUDA_ERROR_ILLEGAL_ADDRESS.
  */
 #include <fenv.h>
 #include <limits.h>

@@ -249,11 +249,13 @@ static int parse_param_decl(pmod *pm, int *pi, pdecl *d) {
     if (!teq(&t[i], ".param") && !teq(&t[i], ".reg")) return -1;
     i++;
     size_t esz = 0, align = 0;
+    int is_ptr = 0;
     while (t[i].k == TK_ID && t[i].s[0] == '.') {
+        if (teq(&t[i], ".ptr")) is_ptr = 1;
         if (teq(&t[i], ".align")) {
             int64_t v;
-            if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &v)) return -1;
-            align = (size_t)v;
+            if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &v) || v <= 0 || v > 4096) return -1;
+            if (!is_ptr) align = (size_t)v; /* after .ptr it is the pointee's alignment */
             i += 2;
             continue;
         }

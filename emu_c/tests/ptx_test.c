@@ -719,6 +719,12 @@ static const char *HAND_PTX =
     "  mov.u64 %rd1, arr; mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2;\n"
     "  st.local.u32 [%rd3], %r1;\n"
     "  ret;\n}\n"
+    /* .ptr parameters: the .align after .ptr is the pointee's, the u64 still sits at offset 8 */
+    ".visible .entry ptrparam(.param .u32 n, .param .u64 .ptr .global .align 1 out)\n{\n"
+    "  .reg .b32 %r<2>; .reg .b64 %rd<2>;\n"
+    "  ld.param.u32 %r1, [n]; ld.param.u64 %rd1, [out];\n"
+    "  st.global.u32 [%rd1], %r1;\n"
+    "  ret;\n}\n"
     ".visible .entry sharedoob()\n{\n"
     "  .reg .b32 %r<4>; .shared .align 4 .b8 sm[64];\n"
     "  mov.u32 %r1, sm; mov.u32 %r2, %tid.x; shl.b32 %r2, %r2, 2; add.s32 %r1, %r1, %r2;\n"
@@ -784,9 +790,12 @@ static void test_hand_ptx(void) {
     int r2 = ptx_launch(ptx_module_get_kernel(m, "sharedoob"), &cfg, &ENV, NULL, log, sizeof(log));
     cfg.block[0] = 16;
     int r3 = ptx_launch(ptx_module_get_kernel(m, "sharedoob"), &cfg, &ENV, NULL, log, sizeof(log));
+    size_t ptr_off = 0, ptr_sz = 0;
+    ptx_kernel_param_info(ptx_module_get_kernel(m, "ptrparam"), 1, &ptr_off, &ptr_sz);
     ptx_module_free(m);
     dev_free(0, out);
     CHECK(bad_ok, "unsupported instruction -> %d (%s)", r, log);
+    CHECK(ptr_off == 8, "a .ptr .align 1 u64 parameter after a u32 is at offset %zu, want 8", ptr_off);
     CHECK(hints_ok, "cache hints / fences failed");
     CHECK(rl_in == 0 && rl_out == 700, "local array in bounds -> %d, past its end -> %d", rl_in, rl_out);
     CHECK(lj_bad == -1, "late join: warp shuffle/vote ran before the warp reconverged (lane %d)", lj_bad);
