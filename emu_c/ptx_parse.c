@@ -609,6 +609,8 @@ typedef struct kc {
 #define MAX_CODE (1 << 20)
 #define MAX_LOCAL_BYTES ((size_t)1 << 24)
 #define MAX_DECL_BYTES ((size_t)1 << 31)
+#define MAX_RECURSION 8
+#define MAX_RECURSION_STR "8"
 
 static int new_slots(kc *c, int n) {
     if (n < 0 || (int64_t)c->nslots + n > MAX_SLOTS) {
@@ -1886,9 +1888,12 @@ static int compile_call(cctx *x, const tok *t, int i, int end) {
         snprintf(buf, sizeof(buf), "call to undefined function %.*s", (int)fn->n, fn->s);
         return fail_ins(x, buf);
     }
-    for (int k = 0; k < c->depth; k++)
-        if (c->stack[k] == f) return fail_ins(x, "recursive call");
-    if (c->depth >= 31) return fail_ins(x, "call depth");
+    /* calls are inlined, so recursion is unrolled to a fixed depth; a launch that goes deeper
+     * reaches an ILLEGAL instruction and fails naming it */
+    int rec = 0;
+    for (int k = 0; k < c->depth; k++) rec += c->stack[k] == f;
+    if (rec >= MAX_RECURSION) return fail_ins(x, "recursion deeper than the emulator unrolls (" MAX_RECURSION_STR " levels)");
+    if (c->depth >= 31) return fail_ins(x, "call depth over 31");
     if (nargs != f->nparams) return fail_ins(x, "argument count");
     /* copy the offsets first: add_sym may move c->syms, which ay[] and ry point into */
     int64_t argoff[32];

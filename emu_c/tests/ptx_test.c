@@ -1161,6 +1161,21 @@ static void test_hostile_ptx(void) {
     CHECK(!m && strstr(log, "too many instructions"), "exponential inlining: loaded=%d log=%s", m != NULL, log);
 }
 
+static void test_recursion(void) {
+    int *n = dev_alloc(0, 32 * 4), *out = dev_alloc(0, 32 * 4);
+    static const int fibs[] = {0, 1, 1, 2, 3, 5, 8, 13};
+    for (int t = 0; t < 32; t++) n[t] = t % 8;
+    pbuf p = {{0}, 0};
+    pptr(&p, n); pptr(&p, out);
+    LAUNCH_OK("recursive", 1, 32, 0, &p, 1);
+    for (int t = 0; t < 32; t++) CHECK(out[t] == fibs[t % 8], "fib(%d)=%d", t % 8, out[t]);
+    n[5] = 20;
+    char log[512];
+    int r = launch("recursive", 1, 1, 1, 32, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 715 && strstr(log, "recursion"), "deep recursion -> %d (%s)", r, log);
+    dev_free(0, n); dev_free(0, out);
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -1176,7 +1191,7 @@ static const test TESTS[] = {
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"mma_ldmatrix", test_mma_ldmatrix},
-    {"hostile_ptx", test_hostile_ptx},
+    {"hostile_ptx", test_hostile_ptx}, {"recursion", test_recursion},
 };
 
 static char *read_file(const char *path, size_t *len) {

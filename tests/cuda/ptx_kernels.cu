@@ -470,3 +470,7 @@ extern "C" __global__ void mma_ldmatrix(const half *A, const half *Bt, const hal
         D2[(g + (i >> 1) * 8) * 8 + t * 2 + (i & 1)] = d2[i];
     }
 }
+
+// Recursion (calls are inlined, recursion unrolled to a fixed depth).
+__device__ __noinline__ int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+extern "C" __global__ void recursive(const int *n, int *out) { out[threadIdx.x] = fib(n[threadIdx.x]); }
