@@ -43,9 +43,14 @@ def session_members(sid: int) -> list[int]:
 
 
 @pytest.fixture
-def embedded_up(tf_env):
+def up_args():
+    return []
+
+
+@pytest.fixture
+def embedded_up(tf_env, up_args):
     """`tensorfusion up` in the background (own session); yields (env, process); stops it with Ctrl-C."""
-    proc = subprocess.Popen([*CLI, "up", "--backend", "emu"], env=tf_env, start_new_session=True,
+    proc = subprocess.Popen([*CLI, "up", "--backend", "emu", *up_args], env=tf_env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state = Path(tf_env["TF_HOME"]) / "embedded.json"
     deadline = time.time() + 60
@@ -160,3 +165,14 @@ def test_run_local_caps_vram_with_the_limiter_alone(tf_env):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "300 MiB total, 300 MiB free" in r.stdout
     assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()   # nothing was started
+
+
+@pytest.mark.parametrize("up_args", [["--tcp", "127.0.0.1:0"]])
+def test_run_over_tcp_transport(embedded_up):
+    env, _ = embedded_up
+    program = build_example("vector_add")
+    r = tf("run", "--transport", "tcp", "--tflops", "0.001", "--vram", "256Mi", "--", "sh", "-c",
+           f'echo "worker=$TF_WORKER"; exec {program}', env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "worker=tcp:127.0.0.1:" in r.stdout
+    assert "65536 elements correct" in r.stdout

@@ -46,8 +46,9 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None) -> int:
         await daemon.start()
         config.write_embedded(config.Embedded(scheduler=address, pid=os.getpid(), worker_socket=socket_path))
         gpu_names = ", ".join(g.model for g in backend.gpus)
-        print(f"tensorfusion up: scheduler {address}, worker {socket_path}, backend {backend.kind} ({gpu_names})",
-              flush=True)
+        tcp_note = f" and tcp {daemon.tcp[0]}:{daemon.dataplane.tcp_port}" if tcp else ""
+        print(f"tensorfusion up: scheduler {address}, worker {socket_path}{tcp_note}, backend {backend.kind} "
+              f"({gpu_names})", flush=True)
         print("tensorfusion up: ready (Ctrl-C stops)", flush=True)
         await _wait_for_stop_signal()
         print("tensorfusion up: stopping", flush=True)
