@@ -1967,7 +1967,7 @@ static int pool_run(wctx *wc, int n) {
 }
 
 #define MAX_SHARED_BYTES (227u * 1024u)
-#define SOLO_BUDGET_NS 200000ull
+#define SOLO_BUDGET_NS 500000ull
 #define MAX_COOP_BLOCKS 1024u
 
 int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *env, uint64_t *instructions_executed,
