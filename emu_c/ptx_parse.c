@@ -184,6 +184,7 @@ static int parse_int_text(const char *s, int n, int64_t *out) {
 enum { NUM_INT, NUM_F32BITS, NUM_F64BITS, NUM_DEC };
 typedef struct numlit {
     int kind;
+    int hex;
     int64_t i;
     uint64_t bits;
     double d;
@@ -215,6 +216,7 @@ static int parse_num(const tok *t, int neg, numlit *o) {
         return 0;
     }
     o->kind = NUM_INT;
+    o->hex = is_hex;
     if (parse_int_text(buf, (int)t->n, &o->i)) return -1;
     if (neg) o->i = (int64_t)(0 - (uint64_t)o->i);
     return 0;
@@ -1005,6 +1007,7 @@ static uint64_t num_bits(const numlit *n, int t) {
         if (t == T_F32) { double d; memcpy(&d, &n->bits, 8); float f = (float)d; uint32_t u; memcpy(&u, &f, 4); return u; }
         return n->bits;
     }
+    if (n->kind == NUM_INT && n->hex && (t == T_F16 || t == T_BF16)) return (uint64_t)n->i & 0xffff; /* bit pattern */
     double d = n->kind == NUM_DEC ? n->d : (double)n->i;
     if (t == T_F32) { float f = (float)d; uint32_t u; memcpy(&u, &f, 4); return u; }
     if (t == T_F64) { memcpy(&bits, &d, 8); return bits; }
