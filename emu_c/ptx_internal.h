@@ -81,11 +81,10 @@ enum {
     X(NOP) X(MOV) X(PACK) X(UNPACK) X(SREG)                                                   \
     X(ADD) X(SUB) X(MUL_LO) X(MUL_HI) X(MUL_WIDE) X(MAD_LO) X(MAD_HI) X(MAD_WIDE)             \
     X(MUL24_LO) X(MAD24_LO) X(SAD)                                                            \
-    X(ADDC) X(SUBC)                                                                           \
     X(DIV) X(REM) X(MIN) X(MAX) X(ABS) X(NEG)                                                 \
     X(AND) X(OR) X(XOR) X(NOT) X(CNOT) X(SHL) X(SHR) X(LOP3) X(SHF_L) X(SHF_R)                \
-    X(POPC) X(CLZ) X(BREV) X(BFE) X(BFI) X(PRMT) X(BFIND) X(FNS) X(DP4A) X(DP2A) X(BMSK) X(SZEXT)              \
-    X(FMUL) X(FMA) X(FDIV) X(RCP) X(SQRT) X(RSQRT) X(SIN) X(COS) X(EX2) X(LG2) X(TANH)        \
+    X(POPC) X(CLZ) X(BREV) X(BFE) X(BFI) X(PRMT) X(BFIND) X(DP4A) X(DP2A) X(BMSK) X(SZEXT)    \
+    X(FMA) X(RCP) X(SQRT) X(RSQRT) X(SIN) X(COS) X(EX2) X(LG2) X(TANH)                        \
     X(TESTP) X(COPYSIGN)                                                                      \
     X(SETP) X(SET) X(SELP) X(SLCT)                                                            \
     X(CVT) X(CVT_PACK)                                                                        \
