@@ -1286,6 +1286,31 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                  S(id) = (uint32_t)acc);
             break;
         }
+        case OP_VSIMD: {
+            const int op = in->sub, lanes = in->vec, add = in->bop, sat = (in->flags & IF_SAT) != 0;
+            const int sa = is_signed_t(in->t2), sb = is_signed_t(in->esize), sd = is_signed_t(t);
+            const int w = 32 / lanes;
+            LOOP(uint32_t x = (uint32_t)S(ia), y = (uint32_t)S(ib), cv = (uint32_t)S(ic), r = 0; int64_t sum = 0;
+                 for (int k = 0; k < lanes; k++) {
+                     uint64_t ex = (x >> (k * w)) & ((1u << w) - 1), ey = (y >> (k * w)) & ((1u << w) - 1);
+                     int64_t p = sa ? sext(ex, w) : (int64_t)ex, q = sb ? sext(ey, w) : (int64_t)ey, v;
+                     switch (op) {
+                     case 0: v = p + q; break;
+                     case 1: v = p - q; break;
+                     case 2: v = p > q ? p - q : q - p; break;
+                     case 3: v = p < q ? p : q; break;
+                     default: v = p > q ? p : q; break;
+                     }
+                     if (add) { sum += v; continue; }
+                     if (sat) {
+                         int64_t lo = sd ? -(1ll << (w - 1)) : 0, hi = sd ? (1ll << (w - 1)) - 1 : (1ll << w) - 1;
+                         v = v < lo ? lo : v > hi ? hi : v;
+                     }
+                     r |= (uint32_t)((uint64_t)v & ((1u << w) - 1)) << (k * w);
+                 }
+                 S(id) = add ? (uint32_t)((int64_t)(sd ? (int64_t)(int32_t)cv : (int64_t)cv) + sum) : r);
+            break;
+        }
         case OP_TESTP: LOOP(S(id) = (uint64_t)testp1(in->sub, t, S(ia))); break;
         case OP_COPYSIGN: {
             const int bits = bits_of(t);

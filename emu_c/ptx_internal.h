@@ -85,7 +85,7 @@ enum {
     X(AND) X(OR) X(XOR) X(NOT) X(CNOT) X(SHL) X(SHR) X(LOP3) X(SHF_L) X(SHF_R)                \
     X(POPC) X(CLZ) X(BREV) X(BFE) X(BFI) X(PRMT) X(BFIND) X(DP4A) X(DP2A) X(BMSK) X(SZEXT)    \
     X(FMA) X(RCP) X(SQRT) X(RSQRT) X(SIN) X(COS) X(EX2) X(LG2) X(TANH)                        \
-    X(TESTP) X(COPYSIGN)                                                                      \
+    X(TESTP) X(COPYSIGN) X(VSIMD)                                                             \
     X(SETP) X(SET) X(SELP) X(SLCT)                                                            \
     X(CVT) X(CVT_PACK)                                                                        \
     X(CVTA_TO_SHARED) X(CVTA_SHARED) X(CVTA_TO_LOCAL) X(CVTA_LOCAL) X(CVTA_TO_PARAM)          \

@@ -1345,6 +1345,38 @@ static int compile_mma(cctx *x, const tok *optok, opnd *ops, int nops, int is_ld
     return 0;
 }
 
+/* SIMD video instructions vadd4/vsub4/vabsdiff4/vmin4/vmax4 and their 2-way forms:
+ * vop.dtype.atype.btype{.sat} d, a, b, c (merge: every byte/half of d is the result) and
+ * vop.dtype.atype.btype.add d, a, b, c (d = c + sum of the per-element results). Operand
+ * selectors and masks are not supported (they fail as unknown registers). */
+static int compile_vsimd(cctx *x, const tok *optok, opnd *ops, int nops, int op, int lanes) {
+    kc *c = x->c;
+    int types[3], ntypes = 0, sat = 0, add = 0;
+    const char *s = memchr(optok->s, '.', optok->n), *end = optok->s + optok->n;
+    while (s && s < end) {
+        const char *w = s + 1, *q = memchr(w, '.', (size_t)(end - w));
+        int n = (int)((q ? q : end) - w);
+        s = q;
+        int t = type_of_word(w, n);
+        if (t >= 0 && ntypes < 3) types[ntypes++] = t;
+        else if (n == 3 && !memcmp(w, "sat", 3)) sat = 1;
+        else if (n == 3 && !memcmp(w, "add", 3)) add = 1;
+        else return fail_ins(x, "video instruction modifier");
+    }
+    if (ntypes != 3 || nops != 4 || (sat && add)) return fail_ins(x, "video instruction form");
+    for (int i = 0; i < 3; i++)
+        if (types[i] != T_U32 && types[i] != T_S32) return fail_ins(x, "video instruction type");
+    int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], T_U32), b = src_slot(x, &ops[2], T_U32), cc = src_slot(x, &ops[3], T_U32);
+    ptx_ins *p = x->failed ? NULL : emit(c, OP_VSIMD, x->line);
+    if (!p) return -1;
+    p->d = d; p->a = a; p->b = b; p->c = cc;
+    p->sub = (uint8_t)op; p->vec = (uint8_t)lanes;
+    p->t = (uint8_t)types[0]; p->t2 = (uint8_t)types[1]; p->esize = (uint8_t)types[2];
+    p->bop = (uint8_t)add;
+    if (sat) p->flags |= IF_SAT;
+    return 0;
+}
+
 static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     kc *c = x->c;
     const tok *t = x->t;
@@ -1386,6 +1418,16 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         if (parse_operand(c, t, rng[k], &ops[k])) return fail_ins(x, "cannot parse operand");
     int n0 = c->ncode;
     int r = 0;
+    {
+        static const char *const vops[] = {"vadd", "vsub", "vabsdiff", "vmin", "vmax"};
+        for (int k = 0; k < 5; k++) {
+            int bl = (int)strlen(vops[k]);
+            if (m.blen == bl + 1 && !memcmp(m.base, vops[k], (size_t)bl) && (m.base[bl] == '4' || m.base[bl] == '2')) {
+                r = compile_vsimd(x, optok, ops, nops, k, m.base[bl] - '0');
+                goto done;
+            }
+        }
+    }
     if (mbase(&m, "mma") || mbase(&m, "ldmatrix")) {
         r = compile_mma(x, optok, ops, nops, mbase(&m, "ldmatrix"));
         goto done;

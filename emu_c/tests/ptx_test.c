@@ -1176,6 +1176,30 @@ static void test_recursion(void) {
     dev_free(0, n); dev_free(0, out);
 }
 
+static void test_video(void) {
+    enum { T = 64 };
+    unsigned *a = dev_alloc(0, T * 4), *b = dev_alloc(0, T * 4), *o = dev_alloc(0, T * 16);
+    for (int i = 0; i < T; i++) { a[i] = rnd(); b[i] = rnd(); }
+    pbuf p = {{0}, 0};
+    pptr(&p, a); pptr(&p, b); pptr(&p, o);
+    LAUNCH_OK("video", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        unsigned du = 0, su = 0, ds = 0, ss = 0;
+        for (int k = 0; k < 4; k++) {
+            int xu = (int)((a[t] >> (8 * k)) & 0xff), yu = (int)((b[t] >> (8 * k)) & 0xff);
+            int xs = (int)(signed char)(a[t] >> (8 * k)), ys = (int)(signed char)(b[t] >> (8 * k));
+            unsigned eu = (unsigned)abs(xu - yu), es = (unsigned)abs(xs - ys);
+            du |= (eu & 0xff) << (8 * k);
+            ds |= (es & 0xff) << (8 * k);
+            su += eu;
+            ss += es;
+        }
+        CHECK(o[4 * t] == du && o[4 * t + 1] == su && o[4 * t + 2] == ds && o[4 * t + 3] == ss,
+              "thread %d: %#x %u %#x %u want %#x %u %#x %u", t, o[4 * t], o[4 * t + 1], o[4 * t + 2], o[4 * t + 3], du, su, ds, ss);
+    }
+    dev_free(0, a); dev_free(0, b); dev_free(0, o);
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -1192,6 +1216,7 @@ static const test TESTS[] = {
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"mma_ldmatrix", test_mma_ldmatrix},
     {"hostile_ptx", test_hostile_ptx}, {"recursion", test_recursion},
+    {"video", test_video},
 };
 
 static char *read_file(const char *path, size_t *len) {

@@ -22,10 +22,10 @@ __global__ void k_assert(int *p) {
     assert(p[threadIdx.x] < 10);
 }
 
-__global__ void k_illegal(unsigned *p) {
-    unsigned r;
-    asm volatile("vabsdiff4.u32.u32.u32 %0, %1, %2, %3;" : "=r"(r) : "r"(p[0]), "r"(p[1]), "r"(0u));
-    p[2] = r;
+__global__ void k_illegal(unsigned long long *p) {
+    unsigned long long r;
+    asm volatile("stacksave.u64 %0;" : "=l"(r));
+    p[0] = r;
 }
 
 __global__ void k_coop(int *acc, int *seen) {
@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
         k_assert<<<1, 32>>>(p);
         printf("sync=%s\n", cudaGetErrorName(cudaDeviceSynchronize()));
     } else if (!strcmp(mode, "illegal")) {
-        unsigned *p;
+        unsigned long long *p;
         cudaMalloc(&p, 16);
         cudaMemset(p, 0, 16);
         k_illegal<<<1, 1>>>(p);

@@ -474,3 +474,13 @@ extern "C" __global__ void mma_ldmatrix(const half *A, const half *Bt, const hal
 // Recursion (calls are inlined, recursion unrolled to a fixed depth).
 __device__ __noinline__ int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
 extern "C" __global__ void recursive(const int *n, int *out) { out[threadIdx.x] = fib(n[threadIdx.x]); }
+
+// SIMD video intrinsics (vabsdiff4 etc. where the headers use PTX video instructions).
+extern "C" __global__ void video(const unsigned *a, const unsigned *b, unsigned *o) {
+    int t = threadIdx.x;
+    unsigned x = a[t], y = b[t];
+    o[4 * t] = __vabsdiffu4(x, y);
+    o[4 * t + 1] = __vsadu4(x, y);
+    o[4 * t + 2] = __vabsdiffs4(x, y);
+    o[4 * t + 3] = __vsads4(x, y);
+}
