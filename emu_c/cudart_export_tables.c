@@ -1,13 +1,16 @@
-/* cudart_export_tables.c - cuGetExportTable for libcudart 13: the table layouts and the context-local
- * storage cudart keeps per context. Compiled into both libcuda.so.1 builds (emu_c/ and stub_c/), so it
- * uses nothing but cuda.h, libc and the hooks given to tf_export_tables_init(). See the header.
+/* cudart_export_tables.c - cuGetExportTable for libcudart 12 and 13: the table layouts and the
+ * context-local storage cudart keeps per context. Compiled into both libcuda.so.1 builds (emu_c/ and
+ * stub_c/), so it uses nothing but cuda.h, libc and the hooks given to tf_export_tables_init(). See the
+ * header.
  *
- * Observed bootstrap of a cudart 13 program (what each table must provide):
+ * Observed bootstrap of a cudart 12.0-13.5 program (what each table must provide):
  *   f8cff951-...  asked before cuInit; answering NOT_SUPPORTED makes cudart take its normal path.
- *   6bd5fb6c-...  "cudart interface": slot 0 = table size, slot 2 = retain primary context.
+ *   6bd5fb6c-...  "cudart interface": slot 0 = table size, slot 2 = retain primary context,
+ *                 slot 12 = start-up hook the shared cudart 13.1+ calls (must succeed).
  *   a094798c-...  tools runtime callback hooks: slots 2 and 6 hand out two scratch buffers.
  *   42d85a81-...  tools TLS: size only (cudart aborts before main without the table).
  *   c693336e-...  context-local storage: put / delete / get (no size slot).
+ *   21318c60-...  context identity: cudart 13.4+ fails without it; slots used only when tracing.
  *   263e8860-...  context checks: slot 2 reports "nothing special" for a context, slot 3 returns 0.
  *   d4082055-...  integrity check: mandatory for cudart 13 (any error from it fails cudaGetDeviceCount
  *                 etc. with that error). Slot 1 computes a keyed digest of the driver's identity that
@@ -59,6 +62,10 @@ static CUresult cudart_primary_ctx(CUcontext *pctx, CUdevice dev)
         return CUDA_ERROR_NOT_INITIALIZED;
     return g_hooks.primary_ctx_retain(pctx, dev);
 }
+
+/* Slot 12 (cudart 13.1+, shared library only): called once while cudart initialises, no arguments;
+ * a non-zero result fails initialisation. ZLUDA names it "load compilers"; nothing to do here. */
+static CUresult cudart_load_compilers(void) { return CUDA_SUCCESS; }
 
 /* ---- tools runtime callback hooks ----
  * Buffer 1 holds one int per runtime-API callback id: non-zero = a profiler subscribed to that API,
@@ -185,6 +192,21 @@ static CUresult ctx_check(CUcontext ctx, unsigned int *flags, const void **detai
 }
 
 static unsigned int ctx_check_global(void) { return 0; }
+
+/* ---- context/stream identity (cudart 13.4+) ----
+ * cudart 13.4 and later fail initialisation unless this table exists, but call none of its slots on
+ * their normal path: only the runtime-API tracing path (taken when a profiler set a flag in callback
+ * buffer 1, which stays zero here) calls slot 51 (context, stream, &out, 1) and then slot 39
+ * (context, out, &record field). Other users (cuBLASLt) are reported to call slot 4 (context id).
+ * Every slot answers NOT_SUPPORTED, so an unexpected caller gets an error instead of a NULL jump. */
+static CUresult cuexp_ctx_unsupported(void)
+{
+    static int logged;
+    if (!__atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED))
+        fprintf(stderr, "%s: cudart called an unimplemented slot of export table 21318c60, answering "
+                        "CUDA_ERROR_NOT_SUPPORTED\n", prefix());
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
 
 #define SLOT(fn) ((const void *)(uintptr_t)(fn))
 #define SIZE_SLOT(n) ((const void *)(uintptr_t)((n) * sizeof(void *)))
@@ -322,11 +344,14 @@ static CUresult integrity_check(uint32_t version, uint64_t unix_seconds, uint64_
 /* ---- the tables (slot 0 holds the table's byte size where the driver's tables have one) ---- */
 
 static const void *const t_integrity[3] = {[0] = SIZE_SLOT(3), [1] = SLOT(integrity_check)};
-static const void *const t_cudart[13] = {[0] = SIZE_SLOT(13), [2] = SLOT(cudart_primary_ctx)};
+static const void *const t_cudart[13] = {[0] = SIZE_SLOT(13), [2] = SLOT(cudart_primary_ctx),
+                                        [12] = SLOT(cudart_load_compilers)};
 static const void *const t_cb_hooks[7] = {[0] = SIZE_SLOT(7), [2] = SLOT(cb_buffer1),
                                           [6] = SLOT(cb_buffer2)};
 static const void *const t_tools_tls[4] = {[0] = SIZE_SLOT(4)};
 static const void *const t_cls[4] = {[0] = SLOT(cls_put), [1] = SLOT(cls_delete), [2] = SLOT(cls_get)};
+/* 95 slots: the size reported for the driver's table; cudart itself does not read slot 0. */
+static const void *const t_cuexp_ctx[95] = {[0] = SIZE_SLOT(95), [1 ... 94] = SLOT(cuexp_ctx_unsupported)};
 static const void *const t_ctx_checks[4] = {[0] = SIZE_SLOT(4), [2] = SLOT(ctx_check),
                                             [3] = SLOT(ctx_check_global)};
 
@@ -343,6 +368,7 @@ static const tf_export_entry k_tables[] = {
     {"context_local_storage", {0xc6, 0x93, 0x33, 0x6e, 0x11, 0x21, 0xdf, 0x11, 0xa8, 0xc3, 0x68, 0xf3, 0x55, 0xd8, 0x95, 0x93}, t_cls},
     {"context_checks", {0x26, 0x3e, 0x88, 0x60, 0x7c, 0xd2, 0x61, 0x43, 0x92, 0xf6, 0xbb, 0xd5, 0x00, 0x6d, 0xfa, 0x7e}, t_ctx_checks},
     {"bootstrap_f8cff951", {0xf8, 0xcf, 0xf9, 0x51, 0x21, 0x46, 0x8b, 0x4e, 0xb9, 0xe2, 0xfb, 0x46, 0x9e, 0x7c, 0x0d, 0xd9}, NULL},
+    {"context_identity", {0x21, 0x31, 0x8c, 0x60, 0x97, 0x14, 0x32, 0x48, 0x8c, 0xa6, 0x41, 0xff, 0x73, 0x24, 0xc8, 0xf2}, t_cuexp_ctx},
     {"integrity_check", {0xd4, 0x08, 0x20, 0x55, 0xbd, 0xe6, 0x70, 0x4b, 0x8d, 0x34, 0xba, 0x12, 0x3c, 0x66, 0xe1, 0xf2}, t_integrity},
 };
 

@@ -1,13 +1,14 @@
 /* cudart_export_tables.h - the private "export tables" (cuGetExportTable) that NVIDIA's CUDA runtime
- * (libcudart 13, static and shared) asks of libcuda.so.1 before it will use a device.
+ * (libcudart 12 and 13, static and shared) asks of libcuda.so.1 before it will use a device.
  *
  * Self-contained on purpose: it depends only on cuda.h and libc, so both libcuda.so.1 builds of this
  * project compile the same source - the emulated device (emu_c/) and the client stub (stub_c/).
  * The caller supplies the two driver services the tables need through tf_export_hooks.
  *
  * Layouts were learnt from public observations of what cudart requests (ZLUDA's dark-API notes and
- * other emulators' traces); only the slots cudart 13 actually calls are filled, unknown slots are NULL
- * and unknown tables answer CUDA_ERROR_NOT_SUPPORTED (logged once per UUID).
+ * other emulators' traces); only the slots cudart 12/13 actually call are filled, unknown slots are NULL
+ * (in table 21318c60: a stub answering CUDA_ERROR_NOT_SUPPORTED) and unknown tables answer
+ * CUDA_ERROR_NOT_SUPPORTED (logged once per UUID).
  */
 #ifndef TF_CUDART_EXPORT_TABLES_H
 #define TF_CUDART_EXPORT_TABLES_H

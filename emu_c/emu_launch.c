@@ -351,6 +351,16 @@ EMU_API CUresult cuStreamGetCtx(CUstream hStream, CUcontext *pctx)
     return *pctx ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
 }
 
+/* What cuGetProcAddress("cuStreamGetCtx") serves from CUDA 12.5 on (cudart 13.1+ asks for that version):
+ * also the stream's green context, always NULL here (the emulated device has none). */
+EMU_API CUresult cuStreamGetCtx_v2(CUstream hStream, CUcontext *pCtx, CUgreenCtx *pGreenCtx)
+{
+    if (!pCtx || !pGreenCtx)
+        return CUDA_ERROR_INVALID_VALUE;
+    *pGreenCtx = NULL;
+    return cuStreamGetCtx(hStream, pCtx);
+}
+
 EMU_API CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device)
 {
     const emu_stream *s;

@@ -42,6 +42,11 @@ static void test_init_and_proc_address(void)
     CHECK(fn == (void *)(uintptr_t)&cuGetProcAddress);
     OK(cuGetProcAddress_v2("cuGetProcAddress", &fn, 12000, 0, &st));
     CHECK(fn == (void *)(uintptr_t)&cuGetProcAddress_v2);
+    /* cudart 13.1+ asks for cuStreamGetCtx at 12050: the three-argument _v2 */
+    OK(cuGetProcAddress_v2("cuStreamGetCtx", &fn, 12050, 0, &st));
+    CHECK(fn == (void *)(uintptr_t)&cuStreamGetCtx_v2);
+    OK(cuGetProcAddress_v2("cuStreamGetCtx", &fn, 12040, 0, &st));
+    CHECK(fn == (void *)(uintptr_t)&cuStreamGetCtx);
     /* per-thread-stream variants share the implementation */
     void *ptds = NULL;
     OK(cuGetProcAddress_v2("cuMemcpyHtoD", &ptds, 7000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st));
@@ -75,7 +80,23 @@ static void test_errors_and_export_tables(void)
     CUcontext pc = NULL;
     OK(primary(&pc, 0));
     CHECK(pc == (CUcontext)&g_emu.primary);
+    /* slot 12: cudart 13.1+ (shared) calls it once at start-up and needs success */
+    CUresult (*slot12)(void) = (CUresult(*)(void))((void *const *)table)[12];
+    CHECK(slot12 && slot12() == CUDA_SUCCESS);
     OK(cuDevicePrimaryCtxRelease_v2(0));
+    /* context identity (cudart 13.4+ needs the table): every slot present, each answers an error */
+    static const unsigned char ctx_ident[16] = {0x21, 0x31, 0x8c, 0x60, 0x97, 0x14, 0x32, 0x48,
+                                                0x8c, 0xa6, 0x41, 0xff, 0x73, 0x24, 0xc8, 0xf2};
+    memcpy(id.bytes, ctx_ident, 16);
+    OK(cuGetExportTable(&table, &id));
+    size_t nslots = ((const uintptr_t *)table)[0] / sizeof(void *);
+    CHECK(nslots > 51);
+    for (size_t i = 1; i < nslots; i++)
+        CHECK(((void *const *)table)[i] != NULL);
+    CUresult (*slot51)(CUcontext, CUstream, unsigned long long *, int) =
+        (CUresult(*)(CUcontext, CUstream, unsigned long long *, int))((void *const *)table)[51];
+    unsigned long long out = 0;
+    CHECK(slot51(NULL, NULL, &out, 1) == CUDA_ERROR_NOT_SUPPORTED);
     memcpy(id.bytes, integrity, 16);
     OK(cuGetExportTable(&table, &id));
     CUresult (*digest)(uint32_t, uint64_t, uint64_t *) =
