@@ -22,4 +22,10 @@ if ! command -v nvcc >/dev/null && [ ! -x .venv/bin/nvcc ]; then
     'nvidia-cuda-crt==13.0.*' 'nvidia-nvvm==13.0.*'
   .venv/bin/python scripts/link_pip_nvcc.py
 fi
+# Other CUDA runtimes the tests run programs against (cudart 12 as PyTorch wheels ship it, the newest 13):
+# only the shared libcudart from each runtime wheel, a few MB, into .venv/cudart/<version>.
+for spec in "12.8=nvidia-cuda-runtime-cu12==12.8.*" "13.5=nvidia-cuda-runtime==13.5.*"; do
+  dir=".venv/cudart/${spec%%=*}"
+  [ -d "$dir" ] || .venv/bin/pip install -q --no-deps --target "$dir" "${spec#*=}"
+done
 echo "setup: done"
