@@ -15,8 +15,8 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev]'
 if ! command -v nvcc >/dev/null && [ ! -x .venv/bin/nvcc ]; then
-  # Pinned to the CUDA 13.0 series: the emulated device answers the export tables of cudart 13.0
-  # (newer cudart releases ask for tables it does not implement yet; see emu_c/cudart_export_tables.c).
+  # Pinned to the CUDA 13.0 series, the toolkit this machine kind ships, so test programs are built the
+  # same way everywhere (other cudart versions are tested separately, below).
   echo "setup: no nvcc on this machine; installing the CUDA 13.0 compiler from PyPI" >&2
   .venv/bin/pip install -q 'nvidia-cuda-nvcc==13.0.*' 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cccl==13.0.*' \
     'nvidia-cuda-crt==13.0.*' 'nvidia-nvvm==13.0.*'
