@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "stub.h"
+#include "tf_spin_wait.h"
 #include "stub_calls.h"
 
 #define BATCH_FLUSH_BYTES (256u << 10)
@@ -368,6 +369,7 @@ static CUresult send_frame_locked(tfc_call *c, int passfd)
 static CUresult recv_reply_locked(tfc_call *c)
 {
     tf_rep_hdr rep;
+    tf_spin_wait_readable(g.fd);
     if (recv_exact(g.fd, &rep, sizeof rep)) return lost("recv");
     size_t outs = rep.result == CUDA_SUCCESS ? c->out_len : 0;
     if (rep.nlatched > TF_MAX_LATCHED || rep.len != outs + rep.nlatched * sizeof(tf_latched)) {

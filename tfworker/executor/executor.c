@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "tf_spin_wait.h"
 
 #define MAX_PARAMS 256
 #define ARGBUF_BYTES (64u << 10)
@@ -695,6 +696,7 @@ static int rb_need(tfx *x, rbuf *rb, int fd, size_t n)
                 rb->cap = ncap;
             }
         }
+        if (rb->end == rb->start) tf_spin_wait_readable(fd);   /* idle: the next request is usually close */
         ssize_t k = read_fds(x, fd, rb->buf + rb->end, rb->cap - rb->end);
         if (k < 0 && errno == EINTR) continue;
         if (k == 0 && rb->end == rb->start) return 0;
