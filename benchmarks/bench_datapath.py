@@ -27,8 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from tfclient import native  # noqa: E402
+from results_md import write_section  # noqa: E402
 
-BEGIN, END = "<!-- datapath:begin -->", "<!-- datapath:end -->"
 TARGETS = {"launch": 200_000, "sync_ratio": 2.0, "copy_ratio": 0.9}
 
 
@@ -153,18 +153,7 @@ def main() -> None:
     text = "\n".join([head, "", *table, *notes])
     print(text)
     if a.write:
-        write_results(text)
-
-
-def write_results(text: str) -> None:
-    path = REPO / "benchmarks" / "RESULTS.md"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"{BEGIN}\n## Remote data path\n\n{text}\n{END}"
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + section + "\n"
-    path.write_text(new)
+        write_section("datapath", "Remote data path", text)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 from cudabuild import build_cuda  # noqa: E402
 from tfclient import native  # noqa: E402
+from results_md import write_section  # noqa: E402
 from tfworker.limits import SessionLimits  # noqa: E402
 
-BEGIN, END = "<!-- limiter:begin -->", "<!-- limiter:end -->"
 ITERS = 20000
 FLOPS_PER_THREAD = 2 * ITERS
 
@@ -174,18 +174,7 @@ def main() -> None:
                                             if a.backend == "emu" else "") + ":", "", *t3])
     print(text)
     if a.write:
-        write_results(text)
-
-
-def write_results(text: str) -> None:
-    path = REPO / "benchmarks" / "RESULTS.md"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"{BEGIN}\n## Native limiter\n\n{text}\n{END}"
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + section + "\n"
-    path.write_text(new)
+        write_section("limiter", "Native limiter", text)
 
 
 if __name__ == "__main__":
