@@ -51,3 +51,15 @@ def env_with_lib_dir(lib_dir: Path, base: dict | None = None) -> dict:
     env = dict(os.environ if base is None else base)
     env["LD_LIBRARY_PATH"] = f"{lib_dir}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
     return env
+
+
+def parse_kv(text: str | bytes) -> dict:
+    """The "key=value" lines a test program prints (the I/O contract of tests/cuda/*.cu), as a dict."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from cudabuild import build_cuda, build_example
+from cudabuild import build_cuda, build_example, parse_kv
 from tfclient import native
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
@@ -262,7 +262,7 @@ def test_vram_cap_of_the_lease_holds_through_the_remote_stub(one_worker):
                           LD_LIBRARY_PATH=str(native.stub_lib_dir()))
         r = subprocess.run([str(program), "64"], env=client_env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
-        kv = dict(line.split("=", 1) for line in r.stdout.split())
+        kv = parse_kv(r.stdout)
         assert int(kv["info_total"]) == 320 << 20            # the limit, not the request or the device
         assert kv["filled"] == "5"                           # 5 x 64 MiB fit under 320 MiB, the 6th does not
         assert kv["fill_error"] == "cudaErrorMemoryAllocation"

@@ -3,7 +3,7 @@ and parse its "key=value" output lines."""
 import os
 import subprocess
 
-from cudabuild import CUDA_SRC, PTX_ARCH, build_cuda, env_with_lib_dir, find_nvcc  # noqa: F401
+from cudabuild import CUDA_SRC, PTX_ARCH, build_cuda, env_with_lib_dir, find_nvcc, parse_kv  # noqa: F401
 from tfclient import native
 
 
@@ -21,17 +21,6 @@ def run_program(name: str, *args, cudart: str = "static", flags: tuple = (), arc
     exe = build_cuda(name, cudart=cudart, flags=flags, arch=arch)
     return subprocess.run([str(exe), *map(str, args)], env=env or emu_env(), capture_output=True,
                           timeout=timeout, input=stdin)
-
-
-def parse_kv(text: str | bytes) -> dict:
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
 
 
 def run_kv(name: str, *args, **kw) -> dict:

@@ -8,7 +8,7 @@ import uuid
 from tfclient import native
 
 sys.path.insert(0, str(native.REPO_ROOT / "tests"))
-from cudabuild import build_cuda  # noqa: E402  (tests/cudabuild.py: nvcc + cache)
+from cudabuild import build_cuda, parse_kv  # noqa: E402,F401  (tests/cudabuild.py: nvcc + cache)
 
 MiB = 1 << 20
 
@@ -30,17 +30,6 @@ def limited_env(extra: dict | None = None, emulated: bool = True, emu_threads: i
     env["LD_PRELOAD"] = str(native.require(native.limiter_lib()))
     env.update({k: str(v) for k, v in (extra or {}).items()})
     return env
-
-
-def parse_kv(text: bytes | str) -> dict:
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    out = {}
-    for line in text.splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            out[k.strip()] = v.strip()
-    return out
 
 
 def run_kv(name: str, *args, env: dict, cudart: str = "static", flags: tuple = (), timeout: float = 120) -> dict:

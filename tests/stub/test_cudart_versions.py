@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cudabuild import PTX_ARCH, CUDA_SRC, env_with_lib_dir, find_nvcc
+from cudabuild import PTX_ARCH, CUDA_SRC, env_with_lib_dir, find_nvcc, parse_kv
 from dp_helpers import run_via_stub
 from tfclient import native
 
@@ -40,17 +40,13 @@ def build_against(version: str, name: str = "device_query") -> Path:
     return out
 
 
-def kv(stdout: str) -> dict:
-    return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
-
-
 @pytest.mark.parametrize("version", sorted(RUNTIMES))
 def test_other_cudart_versions_start_on_the_emulated_device(version):
     program = build_against(version)
     r = subprocess.run([str(program)], env=env_with_lib_dir(native.emu_lib_dir()), capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    out = kv(r.stdout)
+    out = parse_kv(r.stdout)
     assert int(out["runtime_version"]) == RUNTIMES[version]      # really that cudart, not the toolkit's
     assert "Emulated" in out["name"]
     assert "unknown table" not in r.stderr and "unimplemented slot" not in r.stderr
@@ -61,7 +57,7 @@ def test_other_cudart_versions_start_through_the_remote_stub(version, standalone
     unix, _ = standalone_dataplane()
     r = run_via_stub(build_against(version), unix)
     assert r.returncode == 0, r.stdout + r.stderr
-    out = kv(r.stdout)
+    out = parse_kv(r.stdout)
     assert int(out["runtime_version"]) == RUNTIMES[version]
     assert "Emulated" in out["name"]
     assert "unknown table" not in r.stderr

@@ -9,6 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from cudabuild import parse_kv
 from dp_helpers import run_via_stub, stub_dir
 
 CUDARTS = ["static", "shared"]
@@ -28,7 +29,7 @@ def write(path, *arrays):
 
 def kv_of(r: subprocess.CompletedProcess) -> dict:
     assert r.returncode == 0, r.stdout + r.stderr
-    return dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
+    return parse_kv(r.stdout)
 
 
 @pytest.mark.parametrize("cudart", CUDARTS)
