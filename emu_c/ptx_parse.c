@@ -356,6 +356,15 @@ static int parse_module_var(pmod *pm, int *pi, int is_extern, int space) {
             i += 2;
             continue;
         }
+        /* .attribute(.managed): a __managed__ variable. Device memory of the emulated device is host
+         * memory, so it needs nothing beyond a normal .global (cudart maps it with cuLibraryGetManaged). */
+        if (teq(&t[i], ".attribute") && tp(&t[i + 1], '(')) {
+            i += 2;
+            while (t[i].k != TK_EOF && !tp(&t[i], ')')) i++;
+            if (!tp(&t[i], ')')) return -1;
+            i++;
+            continue;
+        }
         if (teq(&t[i], ".v2")) vec = 2;
         else if (teq(&t[i], ".v4")) vec = 4;
         size_t sz = type_size_word(t[i].s, (int)t[i].n);

@@ -237,3 +237,11 @@ def test_thrust_sort_and_reduce_library_code(tmp_path, rng):
     order = np.argsort(x, kind="stable")
     np.testing.assert_array_equal(out[:4 * n].view(np.float32), x[order])
     np.testing.assert_array_equal(out[4 * n:].view(np.int32), k[order])
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_managed_variables_are_shared_by_host_and_kernels(cudart):
+    blocks = 7
+    kv = run_kv("managed_var", blocks, cudart=cudart)
+    assert int(kv["counter"]) == 5 + blocks * 32
+    assert int(kv["sum"]) == sum(2 * i for i in range(256))
