@@ -88,8 +88,8 @@ int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *en
  *  - check_global is thread-safe and cheap on repeated hits (per-thread cache of the last allocation);
  *    it also accepts host-mapped, registered, managed and cuMemMap'ed (VMM) ranges.
  *  - Programs with __managed__ variables emit `.global .attribute(.managed) ...`; cudart 13 asks for
- *    them (cuLibraryGetManaged) during its first CUDA call, so a PTX parse failure there makes every
- *    call of such a program fail. Supporting the attribute (plain global storage) is enough.
+ *    them (cuLibraryGetManaged) during its first CUDA call. The parser takes them as plain globals
+ *    (tests/cuda/managed_var.cu).
  *  - Graph replays and stream capture call ptx_launch through cuLaunchKernel with an `extra` buffer:
  *    nothing new is needed from the PTX side.
  */
