@@ -182,6 +182,7 @@ class DataPlaneServer:
 
     async def _handshake(self, conn: socket.socket, peer: str) -> None:
         handed_over = False
+        grant: SessionGrant | None = None   # set once authorized: the daemon holds state for it from then on
         try:
             conn.setblocking(False)
             if conn.family in (socket.AF_INET, socket.AF_INET6):
@@ -220,8 +221,8 @@ class DataPlaneServer:
                                                         env=grant.env, preload=grant.preload)
             except Exception as e:
                 log.error("cannot start the GPU worker process for %s: %s", grant.session_id, e)
-                if self._on_end:
-                    await self._on_end(SessionEnd(grant.session_id, None, f"spawn failed: {e}"))
+                await self._end_unstarted(grant, f"spawn failed: {e}")
+                grant = None
                 return
             handed_over = True
             conn.close()
@@ -235,6 +236,15 @@ class DataPlaneServer:
         finally:
             if not handed_over:
                 conn.close()
+                if grant is not None:   # authorized, but the session never started (client gone, stopping)
+                    await self._end_unstarted(grant, "session not started")
+
+    async def _end_unstarted(self, grant: SessionGrant, reason: str) -> None:
+        if self._on_end:
+            try:
+                await self._on_end(SessionEnd(grant.session_id, None, reason))
+            except Exception:
+                log.exception("on_end failed for %s", grant.session_id)
 
     async def _supervise(self, s: _Session) -> None:
         rc = await s.proc.wait()
