@@ -81,4 +81,8 @@ void tf_ctx_forget(CUcontext c);
 void tf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tf_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Managed memory coherence (stub_local.c), driven by transport.c around every forwarded call. */
+int tf_managed_active(void);
+CUresult tf_managed_sync(int to_device);
+
 #endif

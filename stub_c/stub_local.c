@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "stub.h"
 #include "stub_calls.h"
@@ -393,18 +395,91 @@ CUresult tfs_cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthI
     return rc;
 }
 
-/* Managed memory would need the client's CPU to touch the worker's memory: refused, and the device
- * attributes say so (transport.c clears MANAGED_MEMORY and friends at connect). */
+/* ---- managed memory ----
+ * A managed allocation is memory of this process at address A and, on the worker, host memory mapped and
+ * registered at the same address A (tfMemAllocAt), which the device addresses as A (unified addressing),
+ * so one pointer works on both sides. They are kept coherent by whole-region copies where CUDA hands
+ * memory between host and device: before a forwarded call, regions the host owns are pushed and the
+ * device owns them; after a synchronous call returns, regions the device owns are pulled back. A host
+ * access while device work runs is a race in CUDA too. Correct, not fast: every synchronous call moves
+ * every managed region, so programs that care about speed use device memory. */
+#define TF_MAX_MANAGED 256
+typedef struct { CUdeviceptr base; size_t size; int device_owns; } managed_region;
+static managed_region g_managed[TF_MAX_MANAGED];
+static int g_nmanaged;
+static pthread_mutex_t g_managed_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int tf_managed_active(void) { return __atomic_load_n(&g_nmanaged, __ATOMIC_RELAXED) > 0; }
+
+/* Moves every region owned by the other side to `to_device`'s side (tfc_sync/tfc_async call this). */
+CUresult tf_managed_sync(int to_device)
+{
+    CUresult rc = CUDA_SUCCESS;
+    pthread_mutex_lock(&g_managed_mu);
+    for (int i = 0; i < g_nmanaged && rc == CUDA_SUCCESS; i++) {
+        managed_region *m = &g_managed[i];
+        if (m->device_owns == to_device) continue;
+        rc = to_device ? tfs_cuMemcpyHtoD_v2(m->base, (const void *)(uintptr_t)m->base, m->size)
+                       : tfs_cuMemcpyDtoH_v2((void *)(uintptr_t)m->base, m->base, m->size);
+        if (rc == CUDA_SUCCESS) m->device_owns = to_device;
+    }
+    pthread_mutex_unlock(&g_managed_mu);
+    return rc;
+}
+
 CUresult tfs_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
 {
-    (void)dptr, (void)bytesize, (void)flags;
     NEED_INIT();
-    return CUDA_ERROR_NOT_SUPPORTED;
+    if (!dptr || !bytesize || (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST))
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), size = (bytesize + page - 1) / page * page;
+    void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (host == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
+    pthread_mutex_lock(&g_managed_mu);
+    CUresult rc = g_nmanaged < TF_MAX_MANAGED ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    CUdeviceptr got = 0;
+    if (rc == CUDA_SUCCESS) rc = rpc_tfMemAllocAt(&got, (unsigned long long)(uintptr_t)host, size);
+    if (rc == CUDA_SUCCESS && got != (CUdeviceptr)(uintptr_t)host) {   /* the worker could not use A */
+        rpc_tfMemFreeAt(got);
+        rc = CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (rc == CUDA_SUCCESS) {
+        g_managed[g_nmanaged++] = (managed_region){got, size, 0};
+        tf_devmap_add(got, size);
+        *dptr = got;
+    }
+    pthread_mutex_unlock(&g_managed_mu);
+    if (rc != CUDA_SUCCESS) {
+        munmap(host, size);
+        if (rc == CUDA_ERROR_NOT_SUPPORTED) tf_log("managed memory: the worker cannot map %zu bytes at %p", size, host);
+    }
+    return rc;
+}
+
+/* 1 and the region freed if dptr is a managed allocation, 0 if it is not one. */
+static int managed_free(CUdeviceptr dptr, CUresult *rc)
+{
+    pthread_mutex_lock(&g_managed_mu);
+    int i = 0;
+    while (i < g_nmanaged && g_managed[i].base != dptr) i++;
+    if (i == g_nmanaged) {
+        pthread_mutex_unlock(&g_managed_mu);
+        return 0;
+    }
+    managed_region m = g_managed[i];
+    g_managed[i] = g_managed[--g_nmanaged];
+    pthread_mutex_unlock(&g_managed_mu);
+    *rc = rpc_tfMemFreeAt(dptr);
+    tf_devmap_del(dptr);
+    munmap((void *)(uintptr_t)m.base, m.size);
+    return 1;
 }
 
 CUresult tfs_cuMemFree_v2(CUdeviceptr dptr)
 {
-    CUresult rc = rpc_cuMemFree_v2(dptr);
+    CUresult rc;
+    if (managed_free(dptr, &rc)) return rc;
+    rc = rpc_cuMemFree_v2(dptr);
     if (rc == CUDA_SUCCESS) tf_devmap_del(dptr);
     return rc;
 }
@@ -1146,4 +1221,16 @@ CUresult tfs_cuGraphCreate(CUgraph *phGraph, unsigned int flags)
 {
     (void)phGraph, (void)flags;
     return graphs_not_forwarded();
+}
+
+/* __managed__ variables live at an address the worker's module chose, which this process cannot map
+ * reliably: refused with an error (cudart then fails the program's CUDA calls cleanly) instead of
+ * handing out an address the host would fault on. cudaMallocManaged memory works (see above). */
+CUresult tfs_cuLibraryGetManaged(CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name)
+{
+    (void)dptr, (void)bytes, (void)library;
+    NEED_INIT();
+    tf_log("__managed__ variable %s: not supported through the remote stub (use cudaMallocManaged)",
+           name ? name : "?");
+    return CUDA_ERROR_NOT_SUPPORTED;
 }

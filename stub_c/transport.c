@@ -395,10 +395,32 @@ static CUresult sync_call(tfc_call *c, int passfd)
     return rc;
 }
 
-CUresult tfc_sync(tfc_call *c) { return sync_call(c, -1); }
+/* Managed memory (stub_local.c): host-owned regions are pushed before a forwarded call, device-owned
+ * ones pulled after a synchronous call. The copies are forwarded calls themselves, hence the guard. */
+static __thread int t_managed_busy;
+
+static CUresult managed_sync(int to_device)
+{
+    if (t_managed_busy || !tf_managed_active()) return CUDA_SUCCESS;
+    t_managed_busy = 1;
+    CUresult rc = tf_managed_sync(to_device);
+    t_managed_busy = 0;
+    return rc;
+}
+
+CUresult tfc_sync(tfc_call *c)
+{
+    CUresult rc = managed_sync(1);
+    if (rc) return rc;
+    rc = sync_call(c, -1);
+    CUresult pulled = managed_sync(0);
+    return rc ? rc : pulled;
+}
 
 CUresult tfc_async(tfc_call *c)
 {
+    CUresult pushed = managed_sync(1);
+    if (pushed) return pushed;
     pthread_mutex_lock(&g.mu);
     CUresult rc = precheck_locked(c);
     if (rc) goto out;
@@ -657,9 +679,10 @@ static void connect_now(void)
         g.init_rc = rc;
         return;
     }
-    /* what a remote device cannot do for this process: its memory is not in our address space */
+    /* what a remote device cannot do for this process: its memory is not in our address space (managed
+     * memory works, kept coherent at calls and synchronizes, but not concurrently with device work) */
     static const CUdevice_attribute not_here[] = {
-        CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY, CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS,
+        CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS,
         CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS, CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY,
         CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES,
         CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST,

@@ -555,6 +555,10 @@ int tf_session_init(tfx *x, void *lib)
     LOAD(cuLaunchKernelEx);
     LOAD(cuMemcpy2DUnaligned_v2);
     LOAD(cuMemcpy2DAsync_v2);
+    LOAD(cuMemHostRegister_v2);
+    LOAD(cuMemHostGetDevicePointer_v2);
+    LOAD(cuMemHostUnregister);
+    LOAD(cuMemGetAddressRange_v2);
 #undef LOAD
     *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid_v2");
     if (!x->bx.cuDeviceGetUuid) *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid");
@@ -861,4 +865,50 @@ int tf_serve(tfx *x, int fd)
     if (rec) fclose(rec);
     free(rb.buf);
     return ret;
+}
+
+/* ------------------------------------------------------------------- managed memory */
+/* The client's managed allocation at address `addr`: host memory of this process mapped at the same
+ * address and registered with the device, whose unified address is then also `addr` (the stub keeps
+ * the two copies coherent). Any other outcome frees what was made and tells the client. */
+CUresult ex_tfMemAllocAt(tfx *x, CUdeviceptr *dptr, unsigned long long addr, size_t bytesize)
+{
+    if (!x->bx.cuMemHostRegister_v2 || !x->bx.cuMemHostGetDevicePointer_v2 || !x->bx.cuMemHostUnregister)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (!addr || addr % page || !bytesize || bytesize % page) return CUDA_ERROR_INVALID_VALUE;
+    void *want = (void *)(uintptr_t)addr;
+    void *p = mmap(want, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED) return CUDA_ERROR_NOT_SUPPORTED;
+    if (p != want) {   /* kernels without MAP_FIXED_NOREPLACE treat it as a hint */
+        munmap(p, bytesize);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    CUresult rc = x->bx.cuMemHostRegister_v2(p, bytesize, CU_MEMHOSTREGISTER_DEVICEMAP);
+    if (rc) {
+        munmap(p, bytesize);
+        return rc;
+    }
+    CUdeviceptr d = 0;
+    rc = x->bx.cuMemHostGetDevicePointer_v2(&d, p, 0);
+    if (rc == CUDA_SUCCESS && d != (CUdeviceptr)addr) rc = CUDA_ERROR_NOT_SUPPORTED;
+    if (rc) {
+        x->bx.cuMemHostUnregister(p);
+        munmap(p, bytesize);
+        return rc;
+    }
+    *dptr = d;
+    return CUDA_SUCCESS;
+}
+
+CUresult ex_tfMemFreeAt(tfx *x, CUdeviceptr dptr)
+{
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    if (!x->bx.cuMemGetAddressRange_v2 || !x->bx.cuMemHostUnregister) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->bx.cuMemGetAddressRange_v2(&base, &size, dptr);
+    if (rc == CUDA_SUCCESS && base != dptr) rc = CUDA_ERROR_INVALID_VALUE;
+    if (rc == CUDA_SUCCESS) rc = x->bx.cuMemHostUnregister((void *)(uintptr_t)dptr);
+    if (rc == CUDA_SUCCESS) munmap((void *)(uintptr_t)dptr, size);
+    return rc;
 }

@@ -50,6 +50,10 @@ typedef struct tf_be_extra {
     CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
     CUresult (*cuMemcpy2DUnaligned_v2)(const CUDA_MEMCPY2D *);
     CUresult (*cuMemcpy2DAsync_v2)(const CUDA_MEMCPY2D *, CUstream);
+    CUresult (*cuMemHostRegister_v2)(void *, size_t, unsigned);        /* managed memory (tfMemAllocAt) */
+    CUresult (*cuMemHostGetDevicePointer_v2)(CUdeviceptr *, void *, unsigned);
+    CUresult (*cuMemHostUnregister)(void *);
+    CUresult (*cuMemGetAddressRange_v2)(CUdeviceptr *, size_t *, CUdeviceptr);
 } tf_be_extra;
 
 /* The session: one per process. */

@@ -1,0 +1,26 @@
+"""Managed memory through the remote stub: cudaMallocManaged memory is mapped at the same address in the
+client and in the GPU worker process and kept coherent at calls and synchronizes; __managed__ variables,
+whose address the worker's module picks, are refused with a message instead of a fault."""
+import pytest
+
+from cudabuild import parse_kv
+from dp_helpers import run_via_stub
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_managed_allocation_is_coherent_between_host_and_remote_kernels(dataplane, cuda_program, cudart):
+    n = 100_000
+    r = run_via_stub(cuda_program("managed_alloc", cudart=cudart), dataplane.unix, n)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = parse_kv(r.stdout)
+    assert kv["managed_attr"] == "1"
+    first = n + n * (n - 1) // 2                   # host's ones + the kernel's indices
+    assert int(kv["first"]) == first
+    assert int(kv["second"]) == first + 999 + n * (n - 1) // 2   # host set a[0]=1000, kernel added again
+    assert kv["freed"] == "ok"
+
+
+def test_managed_variables_are_refused_with_a_message(dataplane, cuda_program):
+    r = run_via_stub(cuda_program("managed_var"), dataplane.unix, 3)
+    assert r.returncode != 0
+    assert "__managed__ variable counter: not supported through the remote stub" in r.stderr
