@@ -435,20 +435,26 @@ CUresult tfs_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int 
     size_t page = (size_t)sysconf(_SC_PAGESIZE), size = (bytesize + page - 1) / page * page;
     void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (host == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
-    pthread_mutex_lock(&g_managed_mu);
-    CUresult rc = g_nmanaged < TF_MAX_MANAGED ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    /* no lock held across the calls: every forwarded call takes g_managed_mu to push/pull regions */
     CUdeviceptr got = 0;
-    if (rc == CUDA_SUCCESS) rc = rpc_tfMemAllocAt(&got, (unsigned long long)(uintptr_t)host, size);
+    CUresult rc = rpc_tfMemAllocAt(&got, (unsigned long long)(uintptr_t)host, size);
     if (rc == CUDA_SUCCESS && got != (CUdeviceptr)(uintptr_t)host) {   /* the worker could not use A */
         rpc_tfMemFreeAt(got);
         rc = CUDA_ERROR_NOT_SUPPORTED;
     }
     if (rc == CUDA_SUCCESS) {
-        g_managed[g_nmanaged++] = (managed_region){got, size, 0};
-        tf_devmap_add(got, size);
-        *dptr = got;
+        pthread_mutex_lock(&g_managed_mu);
+        int added = g_nmanaged < TF_MAX_MANAGED;
+        if (added) g_managed[g_nmanaged++] = (managed_region){got, size, 0};
+        pthread_mutex_unlock(&g_managed_mu);
+        if (added) {
+            tf_devmap_add(got, size);
+            *dptr = got;
+        } else {
+            rpc_tfMemFreeAt(got);
+            rc = CUDA_ERROR_OUT_OF_MEMORY;
+        }
     }
-    pthread_mutex_unlock(&g_managed_mu);
     if (rc != CUDA_SUCCESS) {
         munmap(host, size);
         if (rc == CUDA_ERROR_NOT_SUPPORTED) tf_log("managed memory: the worker cannot map %zu bytes at %p", size, host);

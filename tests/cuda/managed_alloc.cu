@@ -1,6 +1,7 @@
 // managed_alloc.cu - cudaMallocManaged memory written by the host, changed by kernels, read by the host.
 // I/O contract: argv[1] = n (default 100000). stdout: "managed_attr=<cudaDevAttrManagedMemory>",
-// "first=<sum after one kernel>", "second=<sum after host edit + second kernel>", "freed=ok".
+// "first=<sum after one kernel>", "second=<sum after host edit + second kernel>", "copy=<sum of a second
+// managed buffer the device copied a into>", "freed=ok".
 // Any CUDA failure prints "error=<cudaGetErrorName> at <call>" and exits 1.
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +33,12 @@ int main(int argc, char **argv)
     add_index<<<64, 128>>>(a, n);
     CK(cudaDeviceSynchronize());
     printf("second=%lld\n", sum(a, n));
+    int *b;                                            // a second region: both stay coherent
+    CK(cudaMallocManaged(&b, n * sizeof(int)));
+    CK(cudaMemcpy(b, a, n * sizeof(int), cudaMemcpyDefault));
+    CK(cudaDeviceSynchronize());
+    printf("copy=%lld\n", sum(b, n));
+    CK(cudaFree(b));
     CK(cudaFree(a));
     printf("freed=ok\n");
     return 0;

@@ -17,6 +17,7 @@ def test_managed_allocation_is_coherent_between_host_and_remote_kernels(dataplan
     first = n + n * (n - 1) // 2                   # host's ones + the kernel's indices
     assert int(kv["first"]) == first
     assert int(kv["second"]) == first + 999 + n * (n - 1) // 2   # host set a[0]=1000, kernel added again
+    assert int(kv["copy"]) == int(kv["second"])     # device-side copy into a second managed region
     assert kv["freed"] == "ok"
 
 
