@@ -83,11 +83,9 @@ EMU_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 
 EMU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 {
-    CUresult rc = emu_check_init();
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
-    if (dev != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
     emu_lock();
     if (g_emu.primary_refs <= 0) {
         emu_unlock();
@@ -104,11 +102,9 @@ EMU_API CUresult cuDevicePrimaryCtxRelease(CUdevice dev) { return cuDevicePrimar
 
 EMU_API CUresult cuDevicePrimaryCtxSetFlags_v2(CUdevice dev, unsigned int flags)
 {
-    CUresult rc = emu_check_init();
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
-    if (dev != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
     if (flags & ~(unsigned)(CU_CTX_SCHED_MASK | CU_CTX_LMEM_RESIZE_TO_MAX | CU_CTX_MAP_HOST | CU_CTX_SYNC_MEMOPS))
         return CUDA_ERROR_INVALID_VALUE;
     emu_lock();
@@ -125,11 +121,9 @@ EMU_API CUresult cuDevicePrimaryCtxSetFlags(CUdevice dev, unsigned int flags)
 
 EMU_API CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
 {
-    CUresult rc = emu_check_init();
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
-    if (dev != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
     if (!flags || !active)
         return CUDA_ERROR_INVALID_VALUE;
     emu_lock();
@@ -141,11 +135,9 @@ EMU_API CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, i
 
 EMU_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
 {
-    CUresult rc = emu_check_init();
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
-    if (dev != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
     /* cudart keeps its per-context state in context-local storage: let it tear that down first */
     tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary);
     emu_lock();

@@ -76,14 +76,6 @@ static const int k_attr_value[CU_DEVICE_ATTRIBUTE_MAX] = {
 #undef X
 };
 
-static CUresult dev_check(CUdevice dev)
-{
-    CUresult rc = emu_check_init();
-    if (rc)
-        return rc;
-    return dev == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
-}
-
 EMU_API CUresult cuDeviceGet(CUdevice *device, int ordinal)
 {
     CUresult rc = emu_check_init();
@@ -110,7 +102,7 @@ EMU_API CUresult cuDeviceGetCount(int *count)
 
 EMU_API CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
 {
-    CUresult rc = dev_check(dev);
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
     if (!name || len <= 0)
@@ -121,7 +113,7 @@ EMU_API CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
 
 EMU_API CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
 {
-    CUresult rc = dev_check(dev);
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
     if (!bytes)
@@ -132,7 +124,7 @@ EMU_API CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
 
 EMU_API CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
 {
-    CUresult rc = dev_check(dev);
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
     if (!pi || (int)attrib <= 0 || attrib >= CU_DEVICE_ATTRIBUTE_MAX)
@@ -143,7 +135,7 @@ EMU_API CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevi
 
 EMU_API CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
 {
-    CUresult rc = dev_check(dev);
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
     if (!major || !minor)
@@ -155,7 +147,7 @@ EMU_API CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
 
 EMU_API CUresult cuDeviceGetUuid(CUuuid *uuid, CUdevice dev)
 {
-    CUresult rc = dev_check(dev);
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
     if (!uuid)
@@ -171,7 +163,7 @@ EMU_API CUresult cuDeviceGetUuid_v2(CUuuid *uuid, CUdevice dev) { return cuDevic
 
 EMU_API CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)
 {
-    CUresult rc = dev_check(dev);
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
     if (!pciBusId || len <= 0)
@@ -199,7 +191,7 @@ EMU_API CUresult cuDeviceGetP2PAttribute(int *value, CUdevice_P2PAttribute attri
                                          CUdevice dstDevice)
 {
     (void)attrib;
-    CUresult rc = dev_check(srcDevice);
+    CUresult rc = emu_check_device(srcDevice);
     if (rc)
         return rc;
     if (!value)
@@ -212,7 +204,7 @@ EMU_API CUresult cuDeviceGetP2PAttribute(int *value, CUdevice_P2PAttribute attri
 
 EMU_API CUresult cuDeviceCanAccessPeer(int *canAccessPeer, CUdevice dev, CUdevice peerDev)
 {
-    CUresult rc = dev_check(dev);
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
     if (!canAccessPeer)

@@ -192,6 +192,14 @@ CUresult emu_check_init(void)
     return atomic_load(&g_emu.initialized) ? CUDA_SUCCESS : CUDA_ERROR_NOT_INITIALIZED;
 }
 
+CUresult emu_check_device(CUdevice dev)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    return dev == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;   /* the one emulated device */
+}
+
 EMU_API CUresult cuDriverGetVersion(int *driverVersion)
 {
     if (!driverVersion)

@@ -109,6 +109,8 @@ CUresult emu_enter(emu_ctx **out);
             return enter_rc_;                                                                      \
     } while (0)
 CUresult emu_check_init(void);
+/* emu_check_init(), then CUDA_ERROR_INVALID_DEVICE unless dev is the emulated device (ordinal 0). */
+CUresult emu_check_device(CUdevice dev);
 emu_ctx *emu_ctx_current(void);
 void emu_ctx_set_sticky(emu_ctx *c, CUresult err);
 void emu_primary_reset_state(void);

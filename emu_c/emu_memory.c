@@ -501,11 +501,9 @@ EMU_API CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
 
 EMU_API CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
 {
-    CUresult rc = emu_check_init();
+    CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
-    if (dev != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
     if (!pool_ok(pool))
         return CUDA_ERROR_INVALID_VALUE;
     g_current_pool = pool;
