@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from tfclient import native
 from tfclient.protos import load
 from tfscheduler import lease, models
+from tfworker import limits
 from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant
 from tfworker.gpus import Backend, GpuInfo
 
@@ -35,7 +37,7 @@ class Session:
     session_id: str
     allocation_id: str
     gpu: GpuInfo
-    limits: object | None          # tfworker.limits.SessionLimits, None when the limiter is not built
+    limits: limits.SessionLimits | None   # None when the limiter is not built
     started_at: float = field(default_factory=time.time)
 
 
@@ -192,11 +194,6 @@ class WorkerDaemon:
             raise PermissionError(f"lease rejected: {e}") from None
 
     def _create_limits(self, session_id: str, vram_mib: int, tflops: float, gpu: GpuInfo):
-        try:
-            from tfworker import limits
-            from tfclient import native
-        except ImportError:
-            return None
         if not native.limiter_lib().exists():
             log.warning("limiter not built (%s): session %s runs without limits", native.limiter_lib(), session_id)
             return None
