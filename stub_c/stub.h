@@ -1,7 +1,16 @@
 /* stub.h - internals of the client stub (build/stub/libcuda.so.1), shared by its C files:
- *   transport.c   connection to the worker (handshake, framing, batching, error latching) - tfc_* API
- *   stub_local.c  hand-written driver entry points (answered locally or with special marshalling)
- *   build/stub/gen/stub_calls.c  generated marshallers (rpc_*) calling the tfc_* API
+ *   transport.c      connection to the worker (handshake, framing, batching, error latching) - tfc_* API;
+ *                    knows frames, never a particular driver call
+ *   build/stub/gen/stub_calls.c  generated marshallers (rpc_*) and exports of every calls.tbl row
+ *   hand-written entry points (calls.tbl rows `local` / `stub=hand`), one file per area:
+ *     api_init.c     cuInit, versions, error strings, cuGetProcAddress, cudart's export tables
+ *     api_device.c   device facts cached at cuInit
+ *     api_context.c  primary/created contexts, the per-thread current-context stack
+ *     api_memory.c   device, managed and pinned host memory, pointer attributes
+ *     api_copy.c     unified, chunked, shared-memory-window and 2D/3D copies
+ *     api_module.c   module and library images
+ *     api_launch.c   kernel launches and host callbacks
+ *     api_capture.c  stream capture and graphs
  * All process-wide state lives in one struct (tf_stub, the session) owned by transport.c.
  */
 #ifndef TF_STUB_H
@@ -68,6 +77,19 @@ const tf_session_info *tf_session(void);
 /* Connects, handshakes and says hello; idempotent (the first result is kept). */
 CUresult tf_connect_once(void);
 
+/* Entry points that need a session return NOT_INITIALIZED before cuInit connected. */
+#define NEED_INIT()                                                         \
+    do {                                                                    \
+        if (!tf_session()->connected) return CUDA_ERROR_NOT_INITIALIZED;    \
+    } while (0)
+
+/* The cached facts of device `dev`, NULL if there is no such device (api_device.c). */
+const tf_dev_info *tf_dev_info_of(CUdevice dev);
+
+/* Module unload may free function handles the worker hands out again: forget cached parameter
+ * layouts (api_launch.c). */
+void tf_layouts_forget_all(void);
+
 /* Calling thread's current context (a small per-thread stack, as the driver keeps). */
 CUcontext tf_ctx_current(void);
 void tf_ctx_set(CUcontext c);
@@ -81,7 +103,7 @@ void tf_ctx_forget(CUcontext c);
 void tf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tf_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Managed memory coherence (stub_local.c), driven by transport.c around every forwarded call. */
+/* Managed memory coherence (api_memory.c), driven by transport.c around every forwarded call. */
 int tf_managed_active(void);
 CUresult tf_managed_sync(int to_device);
 

@@ -4,7 +4,7 @@
  * read straight into the caller's output buffers; async calls are appended to the batch. Errors of
  * batched calls come back with the next reply, tagged with their stream, and are returned at the next
  * call on that stream (or the next context-wide synchronize).
- * Called by the generated stub_calls.c and by stub_local.c; holds the one session struct.
+ * Called by the generated stub_calls.c and by the api_*.c entry points; holds the one session struct.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -395,7 +395,7 @@ static CUresult sync_call(tfc_call *c, int passfd)
     return rc;
 }
 
-/* Managed memory (stub_local.c): host-owned regions are pushed before a forwarded call, device-owned
+/* Managed memory (api_memory.c): host-owned regions are pushed before a forwarded call, device-owned
  * ones pulled after a synchronous call. The copies are forwarded calls themselves, hence the guard. */
 static __thread int t_managed_busy;
 
