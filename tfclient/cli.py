@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--pool", default="default", help="GPU pool this node belongs to")
     worker.add_argument("--node", default=None, help="node name (default: host name)")
     worker.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    worker.add_argument("--token-file", default=None,
+                        help="worker bearer token bound to this node (default $TF_WORKER_TOKEN, $TF_HOME/worker.token)")
     worker.set_defaults(func=cmd_worker)
 
     run = sub.add_parser("run", help="run a command on a vGPU: run [options] -- CMD ARGS...")
@@ -100,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="build and run the bundled sample CUDA programs through `run`")
     demo.set_defaults(func=cmd_demo)
+
+    token = sub.add_parser("token", help="bearer tokens of the scheduler (admin): create, revoke, list")
+    token.add_argument("--scheduler", default=None)
+    tsub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = tsub.add_parser("create", help="print a new token (shown once)")
+    create.add_argument("--role", required=True, choices=["tenant", "worker", "admin"])
+    create.add_argument("--namespace", default="", help="tenant: the namespace it may use")
+    create.add_argument("--node", default="", help="worker: the node name it may register as")
+    create.add_argument("--description", default="")
+    revoke = tsub.add_parser("revoke", help="revoke a token by id (`token list` shows ids)")
+    revoke.add_argument("id")
+    tsub.add_parser("list", help="active tokens (ids, roles, bindings)")
+    token.set_defaults(func=cmd_token)
     return p
 
 
@@ -209,10 +224,29 @@ def cmd_status(args) -> int:
     address = config.scheduler_address(args.scheduler)
     if not address:
         raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
-    with SchedulerClient(address) as client:
+    with SchedulerClient(address, token=config.client_token(prefer=("admin", "tenant"))) as client:
         pool = client.list_pool(include_allocations=True)
     from tfclient import status_table
     print(status_table.render(pool))
+    return 0
+
+
+def cmd_token(args) -> int:
+    from tfclient.scheduler_client import SchedulerClient
+    address = config.scheduler_address(args.scheduler)
+    if not address:
+        raise CliError("no scheduler: pass --scheduler or set TF_SCHEDULER")
+    with SchedulerClient(address, token=config.client_token(prefer=("admin",))) as client:
+        if args.token_command == "create":
+            created = client.create_token(args.role, args.namespace, args.node, args.description)
+            print(created.token)
+            print(f"token {created.info.id} ({args.role}) created; it is shown only once", file=sys.stderr)
+        elif args.token_command == "revoke":
+            print(f"token {args.id} {'revoked' if client.revoke_token(args.id) else 'was already revoked'}")
+        else:
+            for t in client.list_tokens():
+                bound = f"namespace={t.namespace}" if t.namespace else f"node={t.node_name}" if t.node_name else ""
+                print(f"{t.id}  {t.role:<6}  {bound}  {t.description}".rstrip())
     return 0
 
 

@@ -1,9 +1,12 @@
 """Where TensorFusion keeps local state and how the CLI finds the scheduler.
 
-TF_HOME (default ~/.tensorfusion) holds: `secret` (the HMAC key shared by the embedded scheduler and
+TF_HOME (default ~/.tensorfusion, mode 0700) holds: `secret` (the HMAC key shared by the embedded scheduler and
 worker to sign/verify lease tokens), `scheduler.db` (SQLite state), `embedded.json` (address and pid
-of a running `tensorfusion up`), `up.log` and the worker's Unix socket.
+of a running `tensorfusion up`), `up.log`, the worker's Unix socket, and the bearer tokens the scheduler
+provisioned (`admin.token`, `tenant.token`, `worker.token`; files 0600).
 The scheduler address comes from --scheduler, else TF_SCHEDULER, else embedded.json.
+The caller's bearer token comes from an explicit argument, else TF_TOKEN (TF_WORKER_TOKEN for a worker),
+else the token files.
 """
 import json
 import os
@@ -14,8 +17,59 @@ from pathlib import Path
 
 def home() -> Path:
     path = Path(os.environ.get("TF_HOME", Path.home() / ".tensorfusion"))
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        st = path.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            path.chmod(0o700)          # secrets, tokens and sockets live here: this user only
+    except OSError:
+        pass
     return path
+
+
+TOKEN_FILES = {"admin": "admin.token", "tenant": "tenant.token", "worker": "worker.token"}
+
+
+def token_file(role: str) -> Path:
+    return home() / TOKEN_FILES[role]
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes text to path atomically, readable by this user only (0600 from creation on)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def read_token(role: str) -> str | None:
+    try:
+        return token_file(role).read_text().strip() or None
+    except (FileNotFoundError, PermissionError):
+        return None
+
+
+def client_token(explicit: str | None = None, prefer=("tenant", "admin")) -> str | None:
+    """Bearer token of a client: explicit, else TF_TOKEN, else the first token file present (in prefer order)."""
+    if explicit:
+        return explicit
+    if os.environ.get("TF_TOKEN"):
+        return os.environ["TF_TOKEN"].strip()
+    for role in prefer:
+        text = read_token(role)
+        if text:
+            return text
+    return None
+
+
+def worker_token(explicit_file: str | None = None) -> str | None:
+    """Bearer token of a worker daemon: --token-file, else TF_WORKER_TOKEN, else $TF_HOME/worker.token."""
+    if explicit_file:
+        return Path(explicit_file).read_text().strip()
+    if os.environ.get("TF_WORKER_TOKEN"):
+        return os.environ["TF_WORKER_TOKEN"].strip()
+    return read_token("worker")
 
 
 def secret(path: Path | None = None) -> bytes:

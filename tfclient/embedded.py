@@ -7,6 +7,7 @@ GPU worker processes exit, freeing their memory), then the scheduler stops, then
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,13 +36,18 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None) -> int:
 
     home = config.home()
     secret = config.secret()
+    from tfscheduler import auth
     backend = gpus.choose_backend(backend_name)
     scheduler = await serve(listen, str(home / "scheduler.db"), secret)
+    node = socket.gethostname()
+    # zero-config: admin/worker/tenant tokens of this scheduler, kept in $TF_HOME (0600)
+    paths = auth.provision(scheduler.tokens, home, node_name=node)
     address = f"127.0.0.1:{scheduler.port}" if listen.startswith(("127.", "localhost", "0.0.0.0")) \
         else f"{listen.rsplit(':', 1)[0]}:{scheduler.port}"
     socket_path = str(home / f"worker-{os.getpid()}.sock")
     daemon = WorkerDaemon(scheduler=address, secret=secret, backend=backend, unix_path=socket_path,
-                          tcp=_host_port(tcp) if tcp else None)
+                          tcp=_host_port(tcp) if tcp else None, node=node,
+                          token=paths[auth.WORKER].read_text().strip())
     try:
         await daemon.start()
         config.write_embedded(config.Embedded(scheduler=address, pid=os.getpid(), worker_socket=socket_path))
@@ -108,9 +114,14 @@ def stop_background(timeout_s: float = 30.0) -> bool:
 
 async def _scheduler(listen: str, db_path: str, config_path: str | None, metrics_listen: str | None,
                      timings: dict) -> int:
+    from tfscheduler import auth
     from tfscheduler.server import serve
     server = await serve(listen, db_path, config.secret(), config_path=config_path, metrics_listen=metrics_listen,
                          **timings)
+    created = auth.bootstrap_admin(server.tokens, config.home())
+    if created:
+        print(f"tensorfusion scheduler: first admin token written to {created} (0600); create tenant and worker "
+              f"tokens with `tensorfusion token create`", flush=True)
     print(f"tensorfusion scheduler: listening on {listen.rsplit(':', 1)[0]}:{server.port}, state {db_path}",
           flush=True)
     try:
@@ -131,9 +142,14 @@ async def _worker(args, scheduler: str) -> int:
     from tfworker.daemon import WorkerDaemon
     backend = gpus.choose_backend(args.backend, args.node)
     socket_path = args.unix or str(config.home() / f"worker-{os.getpid()}.sock")
+    token = config.worker_token(getattr(args, "token_file", None))
+    if not token:
+        raise RuntimeError("no worker token: an admin creates one with `tensorfusion token create --role worker "
+                           "--node NODE`; pass it with --token-file FILE or TF_WORKER_TOKEN")
     daemon = WorkerDaemon(scheduler=scheduler, secret=config.secret(), backend=backend, unix_path=socket_path,
                           tcp=_host_port(args.tcp) if args.tcp else None, advertise=args.advertise,
-                          admin_listen=args.admin, pool=args.pool, node=args.node, metrics_port=args.metrics_port)
+                          admin_listen=args.admin, pool=args.pool, node=args.node, metrics_port=args.metrics_port,
+                          token=token)
     await daemon.start()
     print(f"tensorfusion worker: registered with {scheduler} as {daemon.worker_id}, backend {backend.kind}",
           flush=True)

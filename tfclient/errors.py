@@ -64,6 +64,20 @@ class AllocationInactive(LeaseError):
     """The allocation was released, preempted, expired or lost; allocate again."""
 
 
+class Unauthenticated(TensorFusionError, PermissionError):
+    """No credential, or one the scheduler cannot verify (unknown, revoked, malformed bearer token)."""
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(TensorFusionError, PermissionError):
+    """A verified caller asked for something its role or namespace/node does not cover."""
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class UnknownToken(NotFound):
+    pass
+
+
 class SchedulerUnreachable(TensorFusionError, ConnectionError):
     code = grpc.StatusCode.UNAVAILABLE
 
@@ -75,14 +89,15 @@ class WorkerUnreachable(TensorFusionError, ConnectionError):
 _BY_NAME = {cls.__name__: cls for cls in (
     TensorFusionError, InvalidRequest, InvalidQuantity, NotFound, UnknownPool, UnknownAllocation,
     UnknownWorker, NoCapacity, QuotaExceeded, LeaseError, LeaseInvalid, LeaseExpired, AllocationInactive,
-    SchedulerUnreachable, WorkerUnreachable)}
+    SchedulerUnreachable, WorkerUnreachable, Unauthenticated, PermissionDenied, UnknownToken)}
 
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.RESOURCE_EXHAUSTED: NoCapacity,
     grpc.StatusCode.FAILED_PRECONDITION: LeaseError,
-    grpc.StatusCode.PERMISSION_DENIED: LeaseInvalid,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.UNAVAILABLE: SchedulerUnreachable,
     grpc.StatusCode.DEADLINE_EXCEEDED: SchedulerUnreachable,
 }
