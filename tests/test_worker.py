@@ -164,6 +164,32 @@ def test_released_and_preempted_allocations_tokens_are_refused_at_once(one_worke
         client.release(critical.id)
 
 
+def test_a_restarted_worker_still_refuses_a_released_allocations_token(tmp_path):
+    """The worker forgets close orders when it restarts; it asks the scheduler the first time an allocation
+    connects, so a still-unexpired token of a released allocation stays refused."""
+    program = build_example("vector_add")
+    with running_cluster(tmp_path, ["node-a"]) as (env, address):
+        with SchedulerClient(address) as client:
+            alloc = client.allocate(tflops=0.001, vram=256)
+            assert client.release(alloc.id)
+            old = workers["node-a"]
+            old.send_signal(signal.SIGINT)
+            old.wait(timeout=20)
+            token = client.create_token("worker", node_name="node-a").token
+            w, _ = start(["worker", "--scheduler", address, "--backend", "emu", "--node", "node-a",
+                          "--unix", str(tmp_path / "node-a.sock")], dict(env, TF_WORKER_TOKEN=token), r"registered with")
+            try:
+                r = run_with_lease(alloc, program, env)
+                assert r.returncode != 0 and "released" in (r.stdout + r.stderr), r.stdout + r.stderr
+                live = client.allocate(tflops=0.001, vram=256)
+                r = run_with_lease(live, program, env)         # confirmed active: accepted
+                assert r.returncode == 0, r.stdout + r.stderr
+                client.release(live.id)
+            finally:
+                w.send_signal(signal.SIGINT)
+                w.wait(timeout=20)
+
+
 def gpu_vram_used(client) -> int:
     return sum(g.usage.vram_used_mib for n in client.list_pool().nodes for g in n.gpus)
 

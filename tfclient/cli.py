@@ -179,6 +179,7 @@ def cmd_run(args) -> int:
     try:
         env = dict(os.environ)
         env.update(lease.client_env(transport=args.transport))
+        env["TF_LEASE_FILE"] = lease.keep_file(config.home() / "leases" / f"{lease.id}.token")   # fresh after renewals
         env["LD_LIBRARY_PATH"] = f"{native.require(native.stub_lib_dir() / 'libcuda.so.1').parent}:" \
                                  f"{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
         try:

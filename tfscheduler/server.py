@@ -70,6 +70,13 @@ class SchedulerService(rpc.SchedulerServicer):
             log.info("CloseSession(%s) on %s failed (%s); it goes out with the next heartbeat reply",
                      c.allocation_id, c.worker_id, e.code())
 
+    async def deliver_closes(self, closes) -> None:
+        """Sends close orders and waits for the workers' answers (each bounded by admin_timeout_s), so that a
+        released or preempted allocation's token is already void on its worker when the caller hears back."""
+        for c in closes:
+            log.info("closing %s on %s: %s", c.allocation_id, c.worker_id, c.reason)
+        await asyncio.gather(*(self._close_one(c) for c in closes if c.admin))
+
     def send_closes(self, closes) -> None:
         for c in closes:
             log.info("closing %s on %s: %s", c.allocation_id, c.worker_id, c.reason)
@@ -141,8 +148,8 @@ class SchedulerService(rpc.SchedulerServicer):
         g = self.state.allocate(
             r.requests.tflops, r.requests.vram_mib, r.limits.tflops, r.limits.vram_mib, r.qos, r.gpu_count, r.pool,
             namespace, r.workload, r.gpu_model, r.vendor, r.local_gpu, r.client_node, r.lease_ttl_s)
-        self.send_closes(g.closes)
         out = self._alloc_pb(g.alloc, g.token, [c.allocation_id for c in g.closes])
+        await self.deliver_closes(g.closes)        # the victims' tokens are void before this one is handed out
         if self.metrics is not None:
             self.metrics.allocate_seconds.observe(time.perf_counter() - t0)
         return out
@@ -150,7 +157,7 @@ class SchedulerService(rpc.SchedulerServicer):
     async def Release(self, request, context):
         self._owned(request.allocation_id)
         released, closes = self.state.release(request.allocation_id)
-        self.send_closes(closes)
+        await self.deliver_closes(closes)
         return pb.ReleaseResponse(released=released)
 
     async def RenewLease(self, request, context):

@@ -30,6 +30,7 @@ scheduler_rpc = load("scheduler_pb2_grpc")
 worker_rpc = load("worker_pb2_grpc")
 
 log = logging.getLogger("tfworker")
+REVOKED_KEEP_S = 25 * 3600.0      # longer than the longest lease a scheduler grants (max_lease_ttl_s, 24 h)
 
 
 @dataclass
@@ -64,6 +65,8 @@ class WorkerDaemon:
         self.pending_limits: dict[str, common.Resources] = {}   # allocation -> limits set before it connected
         self._counter = itertools.count(1)
         self._seen_orders: dict[tuple, float] = {}      # signed admin orders applied (replay guard)
+        self.revoked: dict[str, tuple] = {}             # allocation id -> (when, reason): its tokens are void
+        self.confirmed: set[str] = set()                # allocations the scheduler confirmed active
         self._seen_prune_at = 0.0
         self._channel: grpc.aio.Channel | None = None
         self._stub = None
@@ -181,22 +184,43 @@ class WorkerDaemon:
         return SessionGrant(session_id=session_id, env=env, preload=list(limits.preload))
 
     async def _claims_of(self, token: str) -> "lease.LeaseClaims":
-        """Verified claims of a client's lease token. A token past its own expiry is still accepted when
-        the scheduler says the allocation is active and renewed (a long `run` starts programs later)."""
+        """Verified claims of a client's lease token. Refused: a bad signature, a token past its expiry (the
+        client renews and gets a fresh one), an allocation the scheduler told us to close (released,
+        preempted, expired, lost), and an allocation the scheduler does not confirm active the first time
+        it connects here (a restarted worker has no memory of closes). Fails closed if the scheduler cannot
+        be asked."""
         try:
-            return lease.verify(token, self.secret)
-        except lease.LeaseExpired as e:
-            claims = lease.verify(token, self.secret, now=0.0)
-            try:
-                alloc = await self._stub.GetAllocation(pb.GetAllocationRequest(allocation_id=claims.allocation_id),
-                                                       timeout=5, metadata=self._md)
-            except grpc.aio.AioRpcError:
-                raise PermissionError(f"lease rejected: {e}") from None
-            if alloc.state == pb.ALLOCATION_ACTIVE and alloc.lease_expires_at > time.time():
-                return claims
-            raise PermissionError(f"lease rejected: {e}") from None
+            claims = lease.verify(token, self.secret)
         except lease.LeaseError as e:
             raise PermissionError(f"lease rejected: {e}") from None
+        aid = claims.allocation_id
+        self._check_not_revoked(aid)
+        if aid not in self.confirmed:
+            try:
+                alloc = await self._stub.GetAllocation(pb.GetAllocationRequest(allocation_id=aid), timeout=5,
+                                                       metadata=self._md)
+            except grpc.aio.AioRpcError as e:
+                raise PermissionError(f"lease rejected: the scheduler could not confirm allocation {aid} "
+                                      f"({e.code().name}: {e.details()})") from None
+            if alloc.state != pb.ALLOCATION_ACTIVE:
+                self.revoke(aid, alloc.reason or pb.AllocationState.Name(alloc.state).lower())
+            self._check_not_revoked(aid)     # also catches a close order that arrived while we asked
+            self.confirmed.add(aid)
+        return claims
+
+    def _check_not_revoked(self, aid: str) -> None:
+        gone = self.revoked.get(aid)
+        if gone is not None:
+            raise PermissionError(f"lease rejected: allocation {aid} is closed ({gone[1]}); allocate again")
+
+    def revoke(self, aid: str, reason: str) -> None:
+        """Remembers that aid's tokens are void (for longer than any token can live)."""
+        now = time.time()
+        if len(self.revoked) >= 100_000:
+            horizon = now - REVOKED_KEEP_S
+            self.revoked = {k: v for k, v in self.revoked.items() if v[0] > horizon}
+        self.revoked[aid] = (now, reason)
+        self.confirmed.discard(aid)
 
     def _create_limits(self, session_id: str, vram_mib: int, tflops: float, gpu: GpuInfo):
         if not native.limiter_lib().exists():
@@ -220,6 +244,7 @@ class WorkerDaemon:
             session.limits.close()
 
     async def close_allocation(self, allocation_id: str, reason: str) -> bool:
+        self.revoke(allocation_id, reason)
         self.pending_limits.pop(allocation_id, None)
         targets = [s.session_id for s in self.sessions.values() if s.allocation_id == allocation_id]
         for session_id in targets:
