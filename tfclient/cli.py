@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=cmd_down)
 
     sched = sub.add_parser("scheduler", help="run the scheduler service (foreground)")
-    sched.add_argument("--listen", default="0.0.0.0:7070", help="gRPC listen address (default 0.0.0.0:7070)")
+    sched.add_argument("--listen", default="127.0.0.1:7070",
+                       help="gRPC listen address (default 127.0.0.1:7070; 0.0.0.0:7070 to serve other hosts)")
     sched.add_argument("--db", default=None, help="SQLite state file (default $TF_HOME/scheduler.db)")
     sched.add_argument("--config", default=None, help="TOML file: pools (strategy, oversell), quotas, models, timings")
     sched.add_argument("--metrics-listen", default=None, metavar="HOST:PORT", help="serve Prometheus metrics here")

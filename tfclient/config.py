@@ -111,9 +111,7 @@ def read_embedded() -> Embedded | None:
 
 
 def write_embedded(info: Embedded) -> None:
-    tmp = embedded_file().with_suffix(".tmp")
-    tmp.write_text(json.dumps(info.__dict__))
-    tmp.replace(embedded_file())
+    write_private(embedded_file(), json.dumps(info.__dict__))
 
 
 def scheduler_address(explicit: str | None = None) -> str | None:

@@ -5,6 +5,7 @@ Everything runs on uvloop. SIGINT/SIGTERM stop the services cleanly: the worker 
 GPU worker processes exit, freeing their memory), then the scheduler stops, then the state file goes.
 """
 import asyncio
+import fcntl
 import os
 import signal
 import socket
@@ -65,35 +66,59 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None) -> int:
     return 0
 
 
+def _lock(name: str, blocking: bool):
+    """An exclusive flock on $TF_HOME/<name> (0600), held while the returned file stays open (and released by
+    the kernel when this process dies, so a crash never leaves a stale lock). None if not blocking and held."""
+    fd = os.open(config.home() / name, os.O_RDWR | os.O_CREAT, 0o600)
+    f = os.fdopen(fd, "r+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
 def run_foreground(listen: str, backend: str, tcp: str | None) -> int:
-    running = config.read_embedded()
-    if running:
-        raise RuntimeError(f"an embedded default is already running (pid {running.pid}, scheduler "
-                           f"{running.scheduler}); stop it with `tensorfusion down`")
-    return _run(_embedded(listen, backend, tcp))
+    # One embedded default per TF_HOME: the running one holds up.lock for its whole life.
+    held = _lock("up.lock", blocking=False)
+    if held is None:
+        running = config.read_embedded()
+        where = f" (pid {running.pid}, scheduler {running.scheduler})" if running else ""
+        raise RuntimeError(f"an embedded default is already running{where}; stop it with `tensorfusion down`")
+    try:
+        running = config.read_embedded()
+        if running:
+            raise RuntimeError(f"an embedded default is already running (pid {running.pid}, scheduler "
+                               f"{running.scheduler}); stop it with `tensorfusion down`")
+        return _run(_embedded(listen, backend, tcp))
+    finally:
+        held.close()
 
 
 def start_background(timeout_s: float = 60.0) -> str:
-    """Starts `tensorfusion up` detached (log in $TF_HOME/up.log) and returns its scheduler address."""
-    running = config.read_embedded()
-    if running:
-        return running.scheduler
-    log_path = config.home() / "up.log"
-    print(f"tensorfusion: no scheduler configured; starting the embedded default in the background "
-          f"(log: {log_path}, stop with `tensorfusion down`)", file=sys.stderr)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tfclient.cli", "up"], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """Starts `tensorfusion up` detached (log in $TF_HOME/up.log) and returns its scheduler address. Commands
+    started at the same moment queue on start.lock: the first starts it, the others find it running."""
+    with _lock("start.lock", blocking=True):
         running = config.read_embedded()
         if running:
             return running.scheduler
-        if proc.poll() is not None:
-            raise RuntimeError(f"the embedded default exited with {proc.returncode}; see {log_path}")
-        time.sleep(0.1)
-    proc.terminate()
-    raise RuntimeError(f"the embedded default did not start within {timeout_s:.0f} s; see {log_path}")
+        log_path = config.home() / "up.log"
+        print(f"tensorfusion: no scheduler configured; starting the embedded default in the background "
+              f"(log: {log_path}, stop with `tensorfusion down`)", file=sys.stderr)
+        with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "tfclient.cli", "up"], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            running = config.read_embedded()
+            if running:
+                return running.scheduler
+            if proc.poll() is not None:
+                raise RuntimeError(f"the embedded default exited with {proc.returncode}; see {log_path}")
+            time.sleep(0.1)
+        proc.terminate()
+        raise RuntimeError(f"the embedded default did not start within {timeout_s:.0f} s; see {log_path}")
 
 
 def stop_background(timeout_s: float = 30.0) -> bool:

@@ -105,9 +105,15 @@ _BY_CODE = {
 METADATA_KEY = "tf-error"
 
 
+MAX_DETAILS = 2000   # status details travel in a header: a message echoing a huge field must not break the call
+
+
 def to_status(err: TensorFusionError) -> tuple[grpc.StatusCode, str, tuple]:
     """(code, message, trailing metadata) for the gRPC edge."""
-    return err.code, str(err), ((METADATA_KEY, type(err).__name__),)
+    msg = str(err)
+    if len(msg) > MAX_DETAILS:
+        msg = msg[:MAX_DETAILS] + "... (truncated)"
+    return err.code, msg, ((METADATA_KEY, type(err).__name__),)
 
 
 def from_rpc_error(err: grpc.RpcError, target: str = "") -> TensorFusionError:
@@ -121,6 +127,9 @@ def from_rpc_error(err: grpc.RpcError, target: str = "") -> TensorFusionError:
                 name = value
     except Exception:  # some RpcErrors (channel-level) carry no metadata
         pass
+    if name is None and code == grpc.StatusCode.RESOURCE_EXHAUSTED and \
+            any(m in (details or "") for m in ("larger than max", "metadata size exceeds")):
+        return InvalidRequest(f"request too large for the scheduler ({details}): send smaller fields")
     cls = _BY_NAME.get(name) or _BY_CODE.get(code) or TensorFusionError
     if cls is SchedulerUnreachable and name is None:
         return SchedulerUnreachable(f"scheduler {target or ''} unreachable: {details}".replace("  ", " "))

@@ -15,7 +15,7 @@ import grpc
 
 from tfclient.errors import PermissionDenied, TensorFusionError, WorkerUnreachable, to_status
 from tfclient.protos import load
-from tfscheduler import auth
+from tfscheduler import auth, validate
 from tfscheduler import lease as lease_tokens
 from tfscheduler.state import Config, SchedulerState, load_config
 from tfscheduler.storage import SqliteStore
@@ -103,6 +103,7 @@ class SchedulerService(rpc.SchedulerServicer):
     def _owned(self, aid: str):
         """The allocation aid if the caller may act on it (its namespace's tenant, the worker it runs on,
         or an admin); PermissionDenied otherwise. UnknownAllocation if it does not exist."""
+        validate.token_like("allocation_id", aid)
         a = self.state.get(aid)
         p = auth.caller()
         if p.role == auth.TENANT and a.namespace != p.namespace:
@@ -195,6 +196,8 @@ class SchedulerService(rpc.SchedulerServicer):
     async def ListPool(self, request, context):
         st = self.state
         p = auth.caller()
+        validate.name("pool", request.pool)
+        validate.name("namespace", request.namespace)
         namespace = request.namespace
         if p.role == auth.TENANT:
             if namespace and namespace != p.namespace:
@@ -253,11 +256,15 @@ class SchedulerService(rpc.SchedulerServicer):
                             description=r.description, created_at=r.created_at, revoked_at=r.revoked_at)
 
     async def CreateToken(self, request, context):
+        validate.name("namespace", request.namespace)
+        validate.name("node_name", request.node_name, validate.NODE_MAX)
+        validate.text("description", request.description)
         rec, text = self.tokens.create(request.role, request.namespace, request.node_name, request.description)
         log.info("token %s created (%s) by %s", rec.id, rec.role, auth.caller().token_id)
         return pb.CreatedToken(info=self._token_pb(rec), token=text)
 
     async def RevokeToken(self, request, context):
+        validate.token_like("id", request.id)
         revoked = self.tokens.revoke(request.id)
         log.info("token %s revoked by %s", request.id, auth.caller().token_id)
         return pb.RevokeTokenResponse(revoked=revoked)
@@ -284,6 +291,16 @@ def _typed_errors(method):
 for _name in ("RegisterWorker", "Heartbeat", "Allocate", "Release", "RenewLease", "GetAllocation", "ListPool",
               "SetAllocationLimits", "CreateToken", "RevokeToken", "ListTokens"):
     setattr(SchedulerService, _name, _typed_errors(getattr(SchedulerService, _name)))
+
+
+# Explicit bounds: a bigger request is refused by grpc with RESOURCE_EXHAUSTED ("Received message larger than
+# max (N vs. 4194304)"); metadata (the bearer token) is small, so headers beyond 16 KiB are refused too.
+MAX_REQUEST_BYTES = 4 << 20
+MAX_RESPONSE_BYTES = 64 << 20           # ListPool of a large pool with its allocations
+MAX_METADATA_BYTES = 16 << 10
+SERVER_OPTIONS = [("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+                  ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
+                  ("grpc.max_metadata_size", MAX_METADATA_BYTES)]
 
 
 class SchedulerServer:
@@ -336,7 +353,7 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
     state = SchedulerState(SqliteStore(db_path), secret, cfg)
     tokens = auth.TokenRegistry(state.store)
     service = SchedulerService(state, tokens)
-    server = grpc.aio.server(interceptors=[auth.AuthInterceptor(tokens)], options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(interceptors=[auth.AuthInterceptor(tokens)], options=SERVER_OPTIONS)
     rpc.add_SchedulerServicer_to_server(service, server)
     port = server.add_insecure_port(listen)
     if port == 0:

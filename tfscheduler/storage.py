@@ -11,6 +11,7 @@ kills it with SIGKILL); a power loss may drop the last few commits, which the wo
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -115,10 +116,18 @@ class SqliteStore:
     """Store on one SQLite file. Single-threaded use (the scheduler's event loop)."""
 
     def __init__(self, path: str):
+        private = path != ":memory:" and not path.startswith("file:")
+        if private:     # state and token hashes: this user only, from creation on (WAL/SHM files follow the db)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(path, 0o600)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        if private:
+            for extra in (path + "-wal", path + "-shm"):
+                if os.path.exists(extra):
+                    os.chmod(extra, 0o600)
 
     def load(self) -> Snapshot:
         q = self.db.execute

@@ -166,8 +166,8 @@ class WorkerDaemon:
 
     async def _authorize(self, token: bytes) -> SessionGrant:
         claims = await self._claims_of(token.decode("utf-8", "replace"))
-        if self.worker_id and claims.worker_id != self.worker_id:
-            raise PermissionError(f"lease is for worker {claims.worker_id}, this is {self.worker_id}")
+        if claims.worker_id != self.worker_id:     # (before registration worker_id is "": nothing matches)
+            raise PermissionError(f"lease is for worker {claims.worker_id}, this is {self.worker_id or 'unregistered'}")
         gpu = next((g for g in self.backend.gpus if g.uuid == claims.gpu_uuid), None)
         if gpu is None:
             raise PermissionError(f"lease names GPU {claims.gpu_uuid}, which is not on this worker")
