@@ -258,11 +258,13 @@ class SchedulerState:
             node.available = True
             self.store.set_node_available(worker_id, True)
             self.index.set_node_available(worker_id, True)
-        for u in gpu_usage:
-            self.usage[u[0]] = tuple(u[1:])
+        own = {g.uuid for g in self.node_gpus.get(worker_id, ())}
+        for u in gpu_usage:               # a worker reports its own GPUs and sessions only
+            if u[0] in own:
+                self.usage[u[0]] = tuple(u[1:])
         per_alloc: dict[str, list] = {}
         for aid, t, v in session_usage:
-            if aid in self.allocs:
+            if aid in self.allocs and self.allocs[aid].worker_id == worker_id:
                 acc = per_alloc.setdefault(aid, [0.0, 0])
                 acc[0], acc[1] = acc[0] + t, acc[1] + v
         for aid, (t, v) in per_alloc.items():

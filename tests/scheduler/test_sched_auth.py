@@ -107,6 +107,21 @@ def test_a_worker_registers_and_reports_only_as_its_own_node(scheduler, client):
     node_a.close()
 
 
+def test_a_worker_cannot_report_usage_for_another_nodes_gpus_or_sessions(scheduler, client):
+    node_a = SchedulerClient(scheduler.address, token=scheduler.token("worker", node_name="node-a"))
+    node_a.register_worker("node-a", "p", gpus("a"))
+    client.register_worker("node-b", "p", gpus("b", model="NVIDIA H100 80GB HBM3"))
+    on_b = client.allocate(tflops=1, vram=1, model="H100")
+    assert on_b.node_name == "node-b"
+    node_a.heartbeat("node-a", gpus=[dict(uuid="GPU-b-0", vram_used_mib=9999), dict(uuid="GPU-a-0", vram_used_mib=7)],
+                     active_allocation_ids=[on_b.id],
+                     sessions=[dict(allocation_id=on_b.id, gpu_uuid="GPU-b-0", vram_used_mib=9999)])
+    used = {g.info.uuid: g.usage.vram_used_mib for n in client.list_pool().nodes for g in n.gpus}
+    assert used == {"GPU-a-0": 7, "GPU-b-0": 0}
+    assert client.get_allocation(on_b.id).used.vram_mib == 0
+    node_a.close()
+
+
 def test_a_flood_of_unauthenticated_registrations_leaves_no_node(scheduler, client):
     stub = raw(scheduler.address)
     for i in range(500):
