@@ -11,6 +11,7 @@ else the token files.
 import json
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,13 @@ from pathlib import Path
 def home() -> Path:
     path = Path(os.environ.get("TF_HOME", Path.home() / ".tensorfusion"))
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        st = path.stat()
-        if st.st_mode & 0o077 and st.st_uid == os.getuid():
-            path.chmod(0o700)          # secrets, tokens and sockets live here: this user only
-    except OSError:
-        pass
+    st = path.stat()
+    if st.st_mode & (stat.S_ISVTX | stat.S_IWOTH):
+        # a shared folder (/tmp and the like): never chmod it, and never keep secrets in it
+        raise RuntimeError(f"TF_HOME {path} is a shared folder (writable by others): point TF_HOME at a "
+                           f"private folder, e.g. {Path.home() / '.tensorfusion'}")
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        path.chmod(0o700)              # secrets, tokens and sockets live here: this user only
     return path
 
 
@@ -78,9 +80,17 @@ def secret(path: Path | None = None) -> bytes:
         return os.environ["TF_SECRET"].encode()
     path = path or home() / "secret"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # complete file first, then link it in place: concurrent first uses all end up with the same secret
+        tmp = path.with_name(f".secret.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
     return path.read_text().strip().encode()
 
 

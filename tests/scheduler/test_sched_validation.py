@@ -73,3 +73,19 @@ def test_state_and_token_files_are_private(scheduler, client, tf_home, tmp_path)
     for name in ("scheduler.db", "scheduler.db-wal", "scheduler.db-shm"):
         if (tmp_path / name).exists():
             assert mode(tmp_path / name) == 0o600, name
+
+
+def test_tf_home_is_tightened_to_0700_but_a_shared_folder_is_refused(tmp_path, monkeypatch):
+    from tfclient import config
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    mine.chmod(0o755)
+    monkeypatch.setenv("TF_HOME", str(mine))
+    assert stat.S_IMODE(os.stat(config.home()).st_mode) == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setenv("TF_HOME", str(shared))
+    with pytest.raises(RuntimeError, match="shared folder"):
+        config.home()
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777     # never chmod-ed
