@@ -1,4 +1,4 @@
-"""The `tensorfusion` command: up, down, scheduler, worker, run, status, demo.
+"""The `tensorfusion` command: up, down, scheduler, worker, run, status, demo, token.
 
 Each subcommand is a small function over the library pieces (tfclient.embedded for the embedded default,
 tfclient.scheduler_client for the control plane, tfworker.limits for local mode). Mistakes end with a
