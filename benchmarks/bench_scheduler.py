@@ -121,10 +121,15 @@ def start_process(tmp):
     secret = os.path.join(tmp, "secret")
     with open(secret, "w") as f:
         f.write("bench")
+    token_file = os.path.join(tmp, "admin.token")
     proc = subprocess.Popen([sys.executable, "-m", "tfscheduler", "--listen", "127.0.0.1:0", "--db",
                              os.path.join(tmp, "rpc.db"), "--secret-file", secret, "--lease-ttl", "3600",
-                             "--tick", "60", "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True, cwd=REPO)
-    return proc, proc.stdout.readline().split()[-1]
+                             "--tick", "60", "--log-level", "WARNING", "--admin-token-file", token_file],
+                            stdout=subprocess.PIPE, text=True, cwd=REPO)
+    address = proc.stdout.readline().split()[-1]
+    with open(token_file) as f:
+        os.environ["TF_TOKEN"] = f.read().strip()     # every call is authenticated (the bench is the admin)
+    return proc, address
 
 
 def populate_rpc(address, n_gpus):

@@ -70,7 +70,8 @@ def embedded_up(tf_env, up_args):
 
 
 def test_help_for_every_command(tf_env):
-    for cmd in ([], ["up"], ["down"], ["scheduler"], ["worker"], ["run"], ["status"], ["demo"]):
+    for cmd in ([], ["up"], ["down"], ["scheduler"], ["worker"], ["run"], ["status"], ["demo"], ["token"],
+                ["token", "create"]):
         r = tf(*cmd, "--help", env=tf_env)
         assert r.returncode == 0, r.stderr
         assert "usage: tensorfusion" in r.stdout
@@ -176,3 +177,61 @@ def test_run_over_tcp_transport(embedded_up):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "worker=tcp:127.0.0.1:" in r.stdout
     assert "65536 elements correct" in r.stdout
+
+
+def ups_of(home: str) -> list[int]:
+    """Pids of `tensorfusion up` processes serving this TF_HOME."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"tfclient.cli" in cmd and b"up" in cmd and f"TF_HOME={home}".encode() in environ:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_embedded_default_keeps_its_files_private_and_its_tokens_work(embedded_up):
+    env, _ = embedded_up
+    home = Path(env["TF_HOME"])
+    mode = lambda p: oct(p.stat().st_mode & 0o777)
+    assert mode(home) == "0o700"
+    for name in ("secret", "scheduler.db", "admin.token", "tenant.token", "worker.token", "embedded.json"):
+        assert mode(home / name) == "0o600", name
+    [sock] = home.glob("worker-*.sock")
+    assert mode(sock) == "0o600"
+    # an admin (the owner of the embedded default) hands out a tenant token; the tenant cannot do admin things
+    r = tf("token", "create", "--role", "tenant", "--namespace", "team-x", env=env)
+    assert r.returncode == 0 and r.stdout.startswith("tf1."), r.stderr
+    tenant = dict(env, TF_TOKEN=r.stdout.strip())
+    r = tf("token", "list", env=tenant)
+    assert r.returncode == 1 and "not allowed to a tenant token" in r.stderr and "Traceback" not in r.stderr
+    r = tf("run", "--vram", "128Mi", "--", "sh", "-c", 'test -n "$TF_LEASE_FILE" && test -s "$TF_LEASE_FILE"',
+           env=tenant)
+    assert r.returncode == 0, r.stderr
+    r = tf("status", env=dict(env, TF_TOKEN="tf1.0000000000000000.forged"))
+    assert r.returncode == 1 and "unknown, revoked or malformed" in r.stderr
+
+
+def test_two_runs_started_at_once_share_one_embedded_default(tf_env):
+    home = Path(tf_env["TF_HOME"])
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    runs = [subprocess.Popen([*CLI, "run", "--vram", "64Mi", "--", "true"], env=tf_env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        for p in runs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        assert len(ups_of(str(home))) == 1, "more than one embedded default for one TF_HOME"
+        assert oct(home.stat().st_mode & 0o777) == "0o700"
+    finally:
+        tf("down", env=tf_env)
+    deadline = time.time() + 30
+    while ups_of(str(home)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert ups_of(str(home)) == [], "an embedded default stayed behind"

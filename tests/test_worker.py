@@ -45,6 +45,8 @@ workers: dict = {}   # node name -> worker process of the running cluster
 def running_cluster(tmp_path, nodes, worker_args=()):
     """One scheduler + a worker per node (1 GiB emulated GPU each); yields (env, scheduler address)."""
     env = dict(os.environ, TF_HOME=str(tmp_path), TF_SECRET="test-secret", TF_EMU_VRAM_MIB="1024")
+    env.pop("TF_TOKEN", None)
+    saved_token = os.environ.pop("TF_TOKEN", None)
     procs = []
     try:
         sched, m = start(["scheduler", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "s.db"),
@@ -52,14 +54,23 @@ def running_cluster(tmp_path, nodes, worker_args=()):
                          r"listening on (\S+:\d+)")
         procs.append(sched)
         address = m.group(1)
+        # the test process is this cluster's admin (first admin token, written by the scheduler)
+        os.environ["TF_TOKEN"] = (tmp_path / "admin.token").read_text().strip()
         workers.clear()
         for node in nodes:
+            worker_token = subprocess.run([*CLI, "token", "--scheduler", address, "create", "--role", "worker",
+                                           "--node", node], env=env, capture_output=True, text=True, timeout=60,
+                                          check=True).stdout.strip()
             w, _ = start(["worker", "--scheduler", address, "--backend", "emu", "--node", node,
-                          "--unix", str(tmp_path / f"{node}.sock"), *worker_args], env, r"registered with")
+                          "--unix", str(tmp_path / f"{node}.sock"), *worker_args],
+                         dict(env, TF_WORKER_TOKEN=worker_token), r"registered with")
             procs.append(w)
             workers[node] = w
         yield env, address
     finally:
+        os.environ.pop("TF_TOKEN", None)
+        if saved_token is not None:
+            os.environ["TF_TOKEN"] = saved_token
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
@@ -114,6 +125,69 @@ def test_worker_refuses_a_forged_lease(cluster):
         assert r.returncode != 0
         assert "lease" in (r.stdout + r.stderr).lower()
         client.release(alloc.id)
+
+
+def test_worker_refuses_an_expired_lease_token_while_its_allocation_lives(one_worker):
+    """A copied token is good only until it expires: renewal hands out a fresh one, the old one is refused."""
+    env, address = one_worker
+    program = build_example("vector_add")
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=256, lease_ttl=3)
+        old = alloc.lease_token
+        deadline = time.time() + 4.0
+        while time.time() < deadline:           # the owner keeps the allocation alive
+            fresh = client.renew(alloc.id)
+            time.sleep(0.5)
+        assert client.get_allocation(alloc.id).state == scheduler_pb.ALLOCATION_ACTIVE
+        r = run_with_lease(alloc, program, env)
+        assert r.returncode != 0 and "expired" in (r.stdout + r.stderr), r.stdout + r.stderr
+        alloc.lease_token = client.renew(alloc.id).lease_token
+        assert alloc.lease_token != old
+        r = run_with_lease(alloc, program, env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        client.release(alloc.id)
+
+
+def test_released_and_preempted_allocations_tokens_are_refused_at_once(one_worker):
+    env, address = one_worker
+    program = build_example("vector_add")
+    with SchedulerClient(address) as client:
+        released = client.allocate(tflops=0.001, vram=256)
+        assert client.release(released.id)
+        r = run_with_lease(released, program, env)          # its token has ~30 s of validity left
+        assert r.returncode != 0 and "released" in (r.stdout + r.stderr), r.stdout + r.stderr
+        low = client.allocate(tflops=0.001, vram=768, qos="low")
+        critical = client.allocate(tflops=0.001, vram=768, qos="critical")
+        assert list(critical.preempted) == [low.id]
+        r = run_with_lease(low, program, env)
+        assert r.returncode != 0 and "preempted" in (r.stdout + r.stderr), r.stdout + r.stderr
+        client.release(critical.id)
+
+
+def test_a_restarted_worker_still_refuses_a_released_allocations_token(tmp_path):
+    """The worker forgets close orders when it restarts; it asks the scheduler the first time an allocation
+    connects, so a still-unexpired token of a released allocation stays refused."""
+    program = build_example("vector_add")
+    with running_cluster(tmp_path, ["node-a"]) as (env, address):
+        with SchedulerClient(address) as client:
+            alloc = client.allocate(tflops=0.001, vram=256)
+            assert client.release(alloc.id)
+            old = workers["node-a"]
+            old.send_signal(signal.SIGINT)
+            old.wait(timeout=20)
+            token = client.create_token("worker", node_name="node-a").token
+            w, _ = start(["worker", "--scheduler", address, "--backend", "emu", "--node", "node-a",
+                          "--unix", str(tmp_path / "node-a.sock")], dict(env, TF_WORKER_TOKEN=token), r"registered with")
+            try:
+                r = run_with_lease(alloc, program, env)
+                assert r.returncode != 0 and "released" in (r.stdout + r.stderr), r.stdout + r.stderr
+                live = client.allocate(tflops=0.001, vram=256)
+                r = run_with_lease(live, program, env)         # confirmed active: accepted
+                assert r.returncode == 0, r.stdout + r.stderr
+                client.release(live.id)
+            finally:
+                w.send_signal(signal.SIGINT)
+                w.wait(timeout=20)
 
 
 def gpu_vram_used(client) -> int:
@@ -218,6 +292,53 @@ def test_worker_refuses_a_close_order_not_signed_by_the_scheduler(one_worker):
                                                                  auth_token="bogus.token"), timeout=5)
             assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert proc.poll() is None                      # the session is still there
+        proc.kill()
+        proc.wait()
+        client.release(alloc.id)
+
+
+def test_worker_refuses_limit_orders_not_signed_by_the_scheduler(one_worker):
+    """Any local process can reach the admin port: an empty, forged, tenant-lease-backed, tampered or
+    replayed SetSessionLimits must not raise a session's VRAM cap."""
+    import grpc
+    from tfscheduler import lease as leases
+    env, address = one_worker
+    worker_rpc, worker_pb, common_pb = load("worker_pb2_grpc"), load("worker_pb2"), load("common_pb2")
+    secret = env["TF_SECRET"].encode()
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=256)
+        proc = hold(alloc, env, 32)
+        big = common_pb.Resources(tflops=1.0, vram_mib=1024)
+        good = leases.sign_order("limits", alloc.id, secret, tflops=1.0, vram_mib=1024)
+        attempts = {
+            "empty": worker_pb.SetSessionLimitsRequest(allocation_id=alloc.id, limits=big),
+            "tenant's own lease token": worker_pb.SetSessionLimitsRequest(allocation_id=alloc.id, limits=big,
+                                                                           lease_token=alloc.lease_token),
+            "forged": worker_pb.SetSessionLimitsRequest(allocation_id=alloc.id, limits=big,
+                                                        auth_token=leases.sign_order("limits", alloc.id, b"guess",
+                                                                                     tflops=1.0, vram_mib=1024)),
+            "close order reused": worker_pb.SetSessionLimitsRequest(
+                allocation_id=alloc.id, limits=big, auth_token=leases.sign_order("close", alloc.id, secret)),
+            "signed for smaller limits": worker_pb.SetSessionLimitsRequest(
+                allocation_id=alloc.id, limits=big,
+                auth_token=leases.sign_order("limits", alloc.id, secret, tflops=1.0, vram_mib=300)),
+        }
+        with grpc.insecure_channel(alloc.endpoints.admin) as channel:
+            admin = worker_rpc.WorkerAdminStub(channel)
+            for what, request in attempts.items():
+                with pytest.raises(grpc.RpcError) as err:
+                    admin.SetSessionLimits(request, timeout=5)
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, what
+                assert "limits order rejected" in err.value.details(), what
+            usage = admin.GetUsage(worker_pb.GetUsageRequest(), timeout=5)
+            [session] = [s for s in usage.sessions if s.allocation_id == alloc.id]
+            assert session.limits.vram_mib == 256                 # unchanged
+            # the scheduler's own order applies once; the same order replayed is refused
+            signed = worker_pb.SetSessionLimitsRequest(allocation_id=alloc.id, limits=big, auth_token=good)
+            assert admin.SetSessionLimits(signed, timeout=5).applied
+            with pytest.raises(grpc.RpcError) as err:
+                admin.SetSessionLimits(signed, timeout=5)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "replayed" in err.value.details()
         proc.kill()
         proc.wait()
         client.release(alloc.id)

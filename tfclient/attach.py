@@ -46,6 +46,8 @@ class Lease:
         self._lock = threading.Lock()
         self._thread = None
         self._released = False
+        self.export_env = False                # attach(): keep os.environ["TF_LEASE"] current
+        self.lease_file = None                 # keep_file(): a file holding the current token
         if renew:
             self._thread = threading.Thread(target=self._renew_loop, name=f"tf-lease-{self.id}", daemon=True)
             self._thread.start()
@@ -77,9 +79,26 @@ class Lease:
                 "TF_ALLOCATION": self.id, "TF_SCHEDULER": self.client.address}
 
     def renew(self) -> None:
+        """A fresh token: the worker refuses an expired one, so whatever connects later must present this."""
         lease = self.client.renew(self.id)
         with self._lock:
             self.token, self.expires_at = lease.lease_token, lease.expires_at
+            if self.export_env:
+                os.environ["TF_LEASE"] = self.token      # the stub reads it when this process connects
+            if self.lease_file:
+                self._write_file()
+
+    def keep_file(self, path) -> str:
+        """Keeps the current token in path (0600), rewritten at each renewal and removed at release, for
+        processes that connect after the token they were started with expired (TF_LEASE_FILE)."""
+        self.lease_file = path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._write_file()
+        return str(path)
+
+    def _write_file(self) -> None:
+        from tfclient.config import write_private
+        write_private(self.lease_file, self.token)
 
     def _renew_loop(self) -> None:
         period = max(self.ttl / 3.0, 0.1)
@@ -99,6 +118,11 @@ class Lease:
         self._stop.set()
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(5)
+        if self.lease_file:
+            try:
+                self.lease_file.unlink()
+            except OSError:
+                pass
         if not self._released:
             self._released = True
             try:
@@ -125,15 +149,16 @@ class Lease:
 def allocate(tflops=0.0, vram=0, *, tflops_limit=None, vram_limit=None, qos="medium", pool="", namespace="",
              workload="", gpu_count=1, model="", vendor="", local_gpu=False, lease_ttl=0.0, scheduler=None,
              renew=True, vram_mib=None, vram_limit_mib=None, gpu_model=None, client_node=None,
-             timeout=5.0) -> Lease:
+             timeout=5.0, token=None) -> Lease:
     """Allocates a vGPU and returns its Lease (renewed in the background unless renew=False).
     vram/vram_limit: MiB or a size ("4Gi"); tflops: FP16 TFLOPS (number or "500m"); limits default to requests.
-    scheduler: "host:port" (default: --scheduler/TF_SCHEDULER/the embedded one). Raises tfclient.errors.*."""
+    scheduler: "host:port" (default: --scheduler/TF_SCHEDULER/the embedded one); token: bearer token (default
+    TF_TOKEN, then $TF_HOME/tenant.token). Raises tfclient.errors.*."""
     if vram_mib is not None:
         vram = vram_mib
     if vram_limit_mib is not None:
         vram_limit = vram_limit_mib
-    client = SchedulerClient(scheduler, timeout=timeout)
+    client = SchedulerClient(scheduler, timeout=timeout, token=token)
     try:
         a = client.allocate(tflops, vram, tflops_limit=tflops_limit, vram_limit=vram_limit, qos=qos, pool=pool,
                             namespace=namespace, workload=workload or os.path.basename(sys.argv[0] or "python"),
@@ -166,6 +191,7 @@ def attach(tflops=0.0, vram=0, qos="medium", *, transport: str | None = None, lo
     lease = allocate(tflops, vram, qos=qos, **kw)
     try:
         os.environ.update(lease.client_env(transport))
+        lease.export_env = True
         if load:
             load_stub()
     except BaseException:

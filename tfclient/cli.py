@@ -1,4 +1,4 @@
-"""The `tensorfusion` command: up, down, scheduler, worker, run, status, demo.
+"""The `tensorfusion` command: up, down, scheduler, worker, run, status, demo, token.
 
 Each subcommand is a small function over the library pieces (tfclient.embedded for the embedded default,
 tfclient.scheduler_client for the control plane, tfworker.limits for local mode). Mistakes end with a
@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=cmd_down)
 
     sched = sub.add_parser("scheduler", help="run the scheduler service (foreground)")
-    sched.add_argument("--listen", default="0.0.0.0:7070", help="gRPC listen address (default 0.0.0.0:7070)")
+    sched.add_argument("--listen", default="127.0.0.1:7070",
+                       help="gRPC listen address (default 127.0.0.1:7070; 0.0.0.0:7070 to serve other hosts)")
     sched.add_argument("--db", default=None, help="SQLite state file (default $TF_HOME/scheduler.db)")
     sched.add_argument("--config", default=None, help="TOML file: pools (strategy, oversell), quotas, models, timings")
     sched.add_argument("--metrics-listen", default=None, metavar="HOST:PORT", help="serve Prometheus metrics here")
@@ -76,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--pool", default="default", help="GPU pool this node belongs to")
     worker.add_argument("--node", default=None, help="node name (default: host name)")
     worker.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    worker.add_argument("--token-file", default=None,
+                        help="worker bearer token bound to this node (default $TF_WORKER_TOKEN, $TF_HOME/worker.token)")
     worker.set_defaults(func=cmd_worker)
 
     run = sub.add_parser("run", help="run a command on a vGPU: run [options] -- CMD ARGS...")
@@ -100,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="build and run the bundled sample CUDA programs through `run`")
     demo.set_defaults(func=cmd_demo)
+
+    token = sub.add_parser("token", help="bearer tokens of the scheduler (admin): create, revoke, list")
+    token.add_argument("--scheduler", default=None)
+    tsub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = tsub.add_parser("create", help="print a new token (shown once)")
+    create.add_argument("--role", required=True, choices=["tenant", "worker", "admin"])
+    create.add_argument("--namespace", default="", help="tenant: the namespace it may use")
+    create.add_argument("--node", default="", help="worker: the node name it may register as")
+    create.add_argument("--description", default="")
+    revoke = tsub.add_parser("revoke", help="revoke a token by id (`token list` shows ids)")
+    revoke.add_argument("id")
+    tsub.add_parser("list", help="active tokens (ids, roles, bindings)")
+    token.set_defaults(func=cmd_token)
     return p
 
 
@@ -164,6 +180,7 @@ def cmd_run(args) -> int:
     try:
         env = dict(os.environ)
         env.update(lease.client_env(transport=args.transport))
+        env["TF_LEASE_FILE"] = lease.keep_file(config.home() / "leases" / f"{lease.id}.token")   # fresh after renewals
         env["LD_LIBRARY_PATH"] = f"{native.require(native.stub_lib_dir() / 'libcuda.so.1').parent}:" \
                                  f"{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
         try:
@@ -209,10 +226,29 @@ def cmd_status(args) -> int:
     address = config.scheduler_address(args.scheduler)
     if not address:
         raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
-    with SchedulerClient(address) as client:
+    with SchedulerClient(address, token=config.client_token(prefer=("admin", "tenant"))) as client:
         pool = client.list_pool(include_allocations=True)
     from tfclient import status_table
     print(status_table.render(pool))
+    return 0
+
+
+def cmd_token(args) -> int:
+    from tfclient.scheduler_client import SchedulerClient
+    address = config.scheduler_address(args.scheduler)
+    if not address:
+        raise CliError("no scheduler: pass --scheduler or set TF_SCHEDULER")
+    with SchedulerClient(address, token=config.client_token(prefer=("admin",))) as client:
+        if args.token_command == "create":
+            created = client.create_token(args.role, args.namespace, args.node, args.description)
+            print(created.token)
+            print(f"token {created.info.id} ({args.role}) created; it is shown only once", file=sys.stderr)
+        elif args.token_command == "revoke":
+            print(f"token {args.id} {'revoked' if client.revoke_token(args.id) else 'was already revoked'}")
+        else:
+            for t in client.list_tokens():
+                bound = f"namespace={t.namespace}" if t.namespace else f"node={t.node_name}" if t.node_name else ""
+                print(f"{t.id}  {t.role:<6}  {bound}  {t.description}".rstrip())
     return 0
 
 

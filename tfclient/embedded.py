@@ -5,8 +5,10 @@ Everything runs on uvloop. SIGINT/SIGTERM stop the services cleanly: the worker 
 GPU worker processes exit, freeing their memory), then the scheduler stops, then the state file goes.
 """
 import asyncio
+import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,13 +37,18 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None) -> int:
 
     home = config.home()
     secret = config.secret()
+    from tfscheduler import auth
     backend = gpus.choose_backend(backend_name)
     scheduler = await serve(listen, str(home / "scheduler.db"), secret)
+    node = socket.gethostname()
+    # zero-config: admin/worker/tenant tokens of this scheduler, kept in $TF_HOME (0600)
+    paths = auth.provision(scheduler.tokens, home, node_name=node)
     address = f"127.0.0.1:{scheduler.port}" if listen.startswith(("127.", "localhost", "0.0.0.0")) \
         else f"{listen.rsplit(':', 1)[0]}:{scheduler.port}"
     socket_path = str(home / f"worker-{os.getpid()}.sock")
     daemon = WorkerDaemon(scheduler=address, secret=secret, backend=backend, unix_path=socket_path,
-                          tcp=_host_port(tcp) if tcp else None)
+                          tcp=_host_port(tcp) if tcp else None, node=node,
+                          token=paths[auth.WORKER].read_text().strip())
     try:
         await daemon.start()
         config.write_embedded(config.Embedded(scheduler=address, pid=os.getpid(), worker_socket=socket_path))
@@ -59,35 +66,59 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None) -> int:
     return 0
 
 
+def _lock(name: str, blocking: bool):
+    """An exclusive flock on $TF_HOME/<name> (0600), held while the returned file stays open (and released by
+    the kernel when this process dies, so a crash never leaves a stale lock). None if not blocking and held."""
+    fd = os.open(config.home() / name, os.O_RDWR | os.O_CREAT, 0o600)
+    f = os.fdopen(fd, "r+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
 def run_foreground(listen: str, backend: str, tcp: str | None) -> int:
-    running = config.read_embedded()
-    if running:
-        raise RuntimeError(f"an embedded default is already running (pid {running.pid}, scheduler "
-                           f"{running.scheduler}); stop it with `tensorfusion down`")
-    return _run(_embedded(listen, backend, tcp))
+    # One embedded default per TF_HOME: the running one holds up.lock for its whole life.
+    held = _lock("up.lock", blocking=False)
+    if held is None:
+        running = config.read_embedded()
+        where = f" (pid {running.pid}, scheduler {running.scheduler})" if running else ""
+        raise RuntimeError(f"an embedded default is already running{where}; stop it with `tensorfusion down`")
+    try:
+        running = config.read_embedded()
+        if running:
+            raise RuntimeError(f"an embedded default is already running (pid {running.pid}, scheduler "
+                               f"{running.scheduler}); stop it with `tensorfusion down`")
+        return _run(_embedded(listen, backend, tcp))
+    finally:
+        held.close()
 
 
 def start_background(timeout_s: float = 60.0) -> str:
-    """Starts `tensorfusion up` detached (log in $TF_HOME/up.log) and returns its scheduler address."""
-    running = config.read_embedded()
-    if running:
-        return running.scheduler
-    log_path = config.home() / "up.log"
-    print(f"tensorfusion: no scheduler configured; starting the embedded default in the background "
-          f"(log: {log_path}, stop with `tensorfusion down`)", file=sys.stderr)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tfclient.cli", "up"], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """Starts `tensorfusion up` detached (log in $TF_HOME/up.log) and returns its scheduler address. Commands
+    started at the same moment queue on start.lock: the first starts it, the others find it running."""
+    with _lock("start.lock", blocking=True):
         running = config.read_embedded()
         if running:
             return running.scheduler
-        if proc.poll() is not None:
-            raise RuntimeError(f"the embedded default exited with {proc.returncode}; see {log_path}")
-        time.sleep(0.1)
-    proc.terminate()
-    raise RuntimeError(f"the embedded default did not start within {timeout_s:.0f} s; see {log_path}")
+        log_path = config.home() / "up.log"
+        print(f"tensorfusion: no scheduler configured; starting the embedded default in the background "
+              f"(log: {log_path}, stop with `tensorfusion down`)", file=sys.stderr)
+        with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "tfclient.cli", "up"], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            running = config.read_embedded()
+            if running:
+                return running.scheduler
+            if proc.poll() is not None:
+                raise RuntimeError(f"the embedded default exited with {proc.returncode}; see {log_path}")
+            time.sleep(0.1)
+        proc.terminate()
+        raise RuntimeError(f"the embedded default did not start within {timeout_s:.0f} s; see {log_path}")
 
 
 def stop_background(timeout_s: float = 30.0) -> bool:
@@ -108,9 +139,14 @@ def stop_background(timeout_s: float = 30.0) -> bool:
 
 async def _scheduler(listen: str, db_path: str, config_path: str | None, metrics_listen: str | None,
                      timings: dict) -> int:
+    from tfscheduler import auth
     from tfscheduler.server import serve
     server = await serve(listen, db_path, config.secret(), config_path=config_path, metrics_listen=metrics_listen,
                          **timings)
+    created = auth.bootstrap_admin(server.tokens, config.home())
+    if created:
+        print(f"tensorfusion scheduler: first admin token written to {created} (0600); create tenant and worker "
+              f"tokens with `tensorfusion token create`", flush=True)
     print(f"tensorfusion scheduler: listening on {listen.rsplit(':', 1)[0]}:{server.port}, state {db_path}",
           flush=True)
     try:
@@ -131,9 +167,14 @@ async def _worker(args, scheduler: str) -> int:
     from tfworker.daemon import WorkerDaemon
     backend = gpus.choose_backend(args.backend, args.node)
     socket_path = args.unix or str(config.home() / f"worker-{os.getpid()}.sock")
+    token = config.worker_token(getattr(args, "token_file", None))
+    if not token:
+        raise RuntimeError("no worker token: an admin creates one with `tensorfusion token create --role worker "
+                           "--node NODE`; pass it with --token-file FILE or TF_WORKER_TOKEN")
     daemon = WorkerDaemon(scheduler=scheduler, secret=config.secret(), backend=backend, unix_path=socket_path,
                           tcp=_host_port(args.tcp) if args.tcp else None, advertise=args.advertise,
-                          admin_listen=args.admin, pool=args.pool, node=args.node, metrics_port=args.metrics_port)
+                          admin_listen=args.admin, pool=args.pool, node=args.node, metrics_port=args.metrics_port,
+                          token=token)
     await daemon.start()
     print(f"tensorfusion worker: registered with {scheduler} as {daemon.worker_id}, backend {backend.kind}",
           flush=True)

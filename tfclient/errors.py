@@ -64,6 +64,20 @@ class AllocationInactive(LeaseError):
     """The allocation was released, preempted, expired or lost; allocate again."""
 
 
+class Unauthenticated(TensorFusionError, PermissionError):
+    """No credential, or one the scheduler cannot verify (unknown, revoked, malformed bearer token)."""
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(TensorFusionError, PermissionError):
+    """A verified caller asked for something its role or namespace/node does not cover."""
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class UnknownToken(NotFound):
+    pass
+
+
 class SchedulerUnreachable(TensorFusionError, ConnectionError):
     code = grpc.StatusCode.UNAVAILABLE
 
@@ -75,14 +89,15 @@ class WorkerUnreachable(TensorFusionError, ConnectionError):
 _BY_NAME = {cls.__name__: cls for cls in (
     TensorFusionError, InvalidRequest, InvalidQuantity, NotFound, UnknownPool, UnknownAllocation,
     UnknownWorker, NoCapacity, QuotaExceeded, LeaseError, LeaseInvalid, LeaseExpired, AllocationInactive,
-    SchedulerUnreachable, WorkerUnreachable)}
+    SchedulerUnreachable, WorkerUnreachable, Unauthenticated, PermissionDenied, UnknownToken)}
 
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.RESOURCE_EXHAUSTED: NoCapacity,
     grpc.StatusCode.FAILED_PRECONDITION: LeaseError,
-    grpc.StatusCode.PERMISSION_DENIED: LeaseInvalid,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.UNAVAILABLE: SchedulerUnreachable,
     grpc.StatusCode.DEADLINE_EXCEEDED: SchedulerUnreachable,
 }
@@ -90,9 +105,15 @@ _BY_CODE = {
 METADATA_KEY = "tf-error"
 
 
+MAX_DETAILS = 2000   # status details travel in a header: a message echoing a huge field must not break the call
+
+
 def to_status(err: TensorFusionError) -> tuple[grpc.StatusCode, str, tuple]:
     """(code, message, trailing metadata) for the gRPC edge."""
-    return err.code, str(err), ((METADATA_KEY, type(err).__name__),)
+    msg = str(err)
+    if len(msg) > MAX_DETAILS:
+        msg = msg[:MAX_DETAILS] + "... (truncated)"
+    return err.code, msg, ((METADATA_KEY, type(err).__name__),)
 
 
 def from_rpc_error(err: grpc.RpcError, target: str = "") -> TensorFusionError:
@@ -106,6 +127,9 @@ def from_rpc_error(err: grpc.RpcError, target: str = "") -> TensorFusionError:
                 name = value
     except Exception:  # some RpcErrors (channel-level) carry no metadata
         pass
+    if name is None and code == grpc.StatusCode.RESOURCE_EXHAUSTED and \
+            any(m in (details or "") for m in ("larger than max", "metadata size exceeds")):
+        return InvalidRequest(f"request too large for the scheduler ({details}): send smaller fields")
     cls = _BY_NAME.get(name) or _BY_CODE.get(code) or TensorFusionError
     if cls is SchedulerUnreachable and name is None:
         return SchedulerUnreachable(f"scheduler {target or ''} unreachable: {details}".replace("  ", " "))

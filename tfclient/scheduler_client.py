@@ -81,20 +81,45 @@ def heartbeat_request(worker_id, gpus=(), active_allocation_ids=(), sessions=())
                                          for s in sessions])
 
 
-class SchedulerClient:
-    """Blocking client. address: "host:port" (default: tfclient.config.scheduler_address())."""
+def _metadata(token: str | None) -> tuple:
+    # Over plain TCP this header can be sniffed; with TLS, grpc.access_token_call_credentials(token) sends the
+    # same header and the metadata here goes away.
+    return (("authorization", f"Bearer {token}"),) if token else ()
 
-    def __init__(self, address: str | None = None, timeout: float = 5.0):
+
+# Explicit sizes: the server refuses bigger messages with RESOURCE_EXHAUSTED naming the limit.
+MAX_MESSAGE_BYTES = 4 << 20
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                   ("grpc.max_receive_message_length", 64 << 20)]
+
+
+class SchedulerClient:
+    """Blocking client. address: "host:port" (default: tfclient.config.scheduler_address()).
+    token: bearer token (default: tfclient.config.client_token(): TF_TOKEN, then $TF_HOME token files)."""
+
+    def __init__(self, address: str | None = None, timeout: float = 5.0, token: str | None = None):
         self.address = _address(address)
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(self.address)
+        self._metadata = _metadata(config.client_token(token))
+        self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         self._stub = rpc.SchedulerStub(self._channel)
 
     def _call(self, method: str, request):
         try:
-            return getattr(self._stub, method)(request, timeout=self.timeout)
+            return getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e, self.address) from None
+
+    def create_token(self, role, namespace="", node_name="", description=""):
+        """-> scheduler_pb2.CreatedToken (info, token text). Admin only."""
+        return self._call("CreateToken", pb.CreateTokenRequest(role=role, namespace=namespace, node_name=node_name,
+                                                               description=description))
+
+    def revoke_token(self, token_id) -> bool:
+        return self._call("RevokeToken", pb.RevokeTokenRequest(id=token_id)).revoked
+
+    def list_tokens(self, include_revoked=False):
+        return self._call("ListTokens", pb.ListTokensRequest(include_revoked=include_revoked)).tokens
 
     def register_worker(self, node_name, pool="", gpus=(), unix_path="", tcp="", admin="", labels=None,
                         active_allocation_ids=()):
@@ -117,8 +142,9 @@ class SchedulerClient:
     def get_allocation(self, allocation_id):
         return self._call("GetAllocation", pb.GetAllocationRequest(allocation_id=allocation_id))
 
-    def list_pool(self, pool="", include_allocations=False):
-        return self._call("ListPool", pb.ListPoolRequest(pool=pool, include_allocations=include_allocations))
+    def list_pool(self, pool="", include_allocations=False, namespace=""):
+        return self._call("ListPool", pb.ListPoolRequest(pool=pool, include_allocations=include_allocations,
+                                                         namespace=namespace))
 
     def set_limits(self, allocation_id, tflops=None, vram=None, tflops_request=None, vram_request=None):
         return self._call("SetAllocationLimits", limits_request(allocation_id, tflops, vram, tflops_request,
@@ -137,15 +163,16 @@ class SchedulerClient:
 class AsyncSchedulerClient:
     """grpc.aio client with the same methods as SchedulerClient (awaitable)."""
 
-    def __init__(self, address: str | None = None, timeout: float = 5.0):
+    def __init__(self, address: str | None = None, timeout: float = 5.0, token: str | None = None):
         self.address = _address(address)
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(self.address)
+        self._metadata = _metadata(config.client_token(token))
+        self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         self._stub = rpc.SchedulerStub(self._channel)
 
     async def _call(self, method: str, request):
         try:
-            return await getattr(self._stub, method)(request, timeout=self.timeout)
+            return await getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e, self.address) from None
 
@@ -169,8 +196,9 @@ class AsyncSchedulerClient:
     async def get_allocation(self, allocation_id):
         return await self._call("GetAllocation", pb.GetAllocationRequest(allocation_id=allocation_id))
 
-    async def list_pool(self, pool="", include_allocations=False):
-        return await self._call("ListPool", pb.ListPoolRequest(pool=pool, include_allocations=include_allocations))
+    async def list_pool(self, pool="", include_allocations=False, namespace=""):
+        return await self._call("ListPool", pb.ListPoolRequest(pool=pool, include_allocations=include_allocations,
+                                                               namespace=namespace))
 
     async def set_limits(self, allocation_id, tflops=None, vram=None, tflops_request=None, vram_request=None):
         return await self._call("SetAllocationLimits", limits_request(allocation_id, tflops, vram, tflops_request,

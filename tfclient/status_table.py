@@ -1,7 +1,16 @@
-"""Renders the scheduler's ListPoolResponse as the text tables `tensorfusion status` prints."""
+"""Renders the scheduler's ListPoolResponse as the text tables `tensorfusion status` prints.
+
+Every cell goes through _cell: text from the scheduler (workload, node, model names) is shown with control
+characters escaped, so nothing stored can move the cursor, clear the screen or forge a line on a terminal."""
+
+
+def _cell(value) -> str:
+    s = str(value)
+    return s if s.isprintable() else s.encode("unicode_escape").decode("ascii")
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
+    rows = [[_cell(c) for c in r] for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])

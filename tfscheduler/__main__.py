@@ -26,6 +26,8 @@ def parse_args(argv=None):
     p.add_argument("--heartbeat-interval", type=float, dest="heartbeat_interval_s")
     p.add_argument("--tick", type=float, dest="tick_s", help="seconds between expiry checks")
     p.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus metrics here")
+    p.add_argument("--admin-token-file", default=None,
+                   help="where the first admin token is written when none exists (default $TF_HOME/admin.token)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -36,6 +38,14 @@ async def main(args) -> None:
     overrides = {k: getattr(args, k) for k in ("lease_ttl_s", "node_timeout_s", "heartbeat_interval_s", "tick_s")}
     server = await serve(args.listen, args.db, secret, config_path=args.config, metrics_listen=args.metrics_listen,
                          **overrides)
+    from pathlib import Path
+    from tfclient import config
+    from tfscheduler import auth
+    target = Path(args.admin_token_file) if args.admin_token_file else config.token_file(auth.ADMIN)
+    if not server.tokens.active(auth.ADMIN):
+        _, text = server.tokens.create(auth.ADMIN, description="first admin (bootstrap)")
+        config.write_private(target, text + "\n")
+        print(f"tfscheduler: first admin token written to {target} (0600)", file=sys.stderr, flush=True)
     print(f"tfscheduler listening on {server.address}", flush=True)
     if server.metrics_port:
         print(f"tfscheduler metrics on {args.metrics_listen.rsplit(':', 1)[0]}:{server.metrics_port}", flush=True)

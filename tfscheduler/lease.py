@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from dataclasses import dataclass, field, fields
 
@@ -85,19 +86,28 @@ def _mac(payload: str, secret: bytes) -> str:
     return _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
 
 
-def sign_order(action: str, allocation_id: str, secret: bytes, now: float | None = None) -> str:
-    """A token proving an admin order (e.g. "close") for one allocation comes from the scheduler."""
-    body = {"action": action, "allocation_id": allocation_id, "issued_at": time.time() if now is None else now}
+def sign_order(action: str, allocation_id: str, secret: bytes, now: float | None = None, **terms) -> str:
+    """A token proving an admin order (e.g. "close", or "limits" with terms vram_mib/tflops) for one
+    allocation comes from the scheduler. terms are signed with it: the worker applies exactly those.
+    A nonce makes every order distinct, so a worker can refuse one it has already seen."""
+    body = {"action": action, "allocation_id": allocation_id, "issued_at": time.time() if now is None else now,
+            "nonce": secrets.token_hex(8), **terms}
     payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
     return f"{payload}.{_mac(payload, secret)}"
 
 
 def verify_order(token: str, action: str, allocation_id: str, secret: bytes, now: float | None = None,
-                 max_age_s: float = ORDER_MAX_AGE_S) -> None:
-    """Raises LeaseInvalid unless token is a fresh order for (action, allocation_id) signed with secret."""
+                 max_age_s: float = ORDER_MAX_AGE_S) -> dict:
+    """The signed body of token (action, allocation_id, issued_at, nonce, terms). Raises LeaseInvalid
+    unless token is a fresh order for (action, allocation_id) signed with secret; an empty token is
+    refused like a forged one."""
+    if not token:
+        raise LeaseInvalid(f"the {action} order carries no auth_token: only the scheduler may give it")
     try:
         payload, mac = token.strip().split(".")
         body = json.loads(_unb64(payload))
+        if not isinstance(body, dict):
+            raise ValueError("not an object")
     except (ValueError, AttributeError) as e:
         raise LeaseInvalid("admin order token is malformed") from e
     if not hmac.compare_digest(_unb64(mac), _unb64(_mac(payload, secret))):
@@ -105,6 +115,10 @@ def verify_order(token: str, action: str, allocation_id: str, secret: bytes, now
     if body.get("action") != action or body.get("allocation_id") != allocation_id:
         raise LeaseInvalid(f"admin order token is for {body.get('action')} {body.get('allocation_id')}, "
                            f"not {action} {allocation_id}")
-    age = (time.time() if now is None else now) - float(body.get("issued_at", 0))
+    try:
+        age = (time.time() if now is None else now) - float(body.get("issued_at", 0))
+    except (TypeError, ValueError) as e:
+        raise LeaseInvalid("admin order token has no valid issued_at") from e
     if not -max_age_s < age < max_age_s:
         raise LeaseInvalid(f"admin order token is {age:.0f}s old (limit {max_age_s:g}s): replayed or clocks differ")
+    return body

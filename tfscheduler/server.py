@@ -13,8 +13,9 @@ import time
 
 import grpc
 
-from tfclient.errors import TensorFusionError, WorkerUnreachable, to_status
+from tfclient.errors import PermissionDenied, TensorFusionError, WorkerUnreachable, to_status
 from tfclient.protos import load
+from tfscheduler import auth, validate
 from tfscheduler import lease as lease_tokens
 from tfscheduler.state import Config, SchedulerState, load_config
 from tfscheduler.storage import SqliteStore
@@ -33,8 +34,9 @@ def _res(tflops: float, vram: float) -> "cpb.Resources":
 
 
 class SchedulerService(rpc.SchedulerServicer):
-    def __init__(self, state: SchedulerState):
+    def __init__(self, state: SchedulerState, tokens: "auth.TokenRegistry"):
         self.state = state
+        self.tokens = tokens
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._tasks: set = set()
         self.metrics = None           # tfscheduler.metrics.SchedulerMetrics when metrics are served
@@ -68,6 +70,13 @@ class SchedulerService(rpc.SchedulerServicer):
             log.info("CloseSession(%s) on %s failed (%s); it goes out with the next heartbeat reply",
                      c.allocation_id, c.worker_id, e.code())
 
+    async def deliver_closes(self, closes) -> None:
+        """Sends close orders and waits for the workers' answers (each bounded by admin_timeout_s), so that a
+        released or preempted allocation's token is already void on its worker when the caller hears back."""
+        for c in closes:
+            log.info("closing %s on %s: %s", c.allocation_id, c.worker_id, c.reason)
+        await asyncio.gather(*(self._close_one(c) for c in closes if c.admin))
+
     def send_closes(self, closes) -> None:
         for c in closes:
             log.info("closing %s on %s: %s", c.allocation_id, c.worker_id, c.reason)
@@ -83,7 +92,29 @@ class SchedulerService(rpc.SchedulerServicer):
             await ch.close()
 
     # ---- workers ----
+    # ---- who may touch what (the role was checked by auth.AuthInterceptor) ----
+    @staticmethod
+    def _as_node(node_name: str) -> None:
+        p = auth.caller()
+        if p.role == auth.WORKER and p.node_name != node_name:
+            raise PermissionDenied(f"this worker token is bound to node {p.node_name!r}, not {node_name!r}: "
+                                   f"a worker registers and reports only as its own node")
+
+    def _owned(self, aid: str):
+        """The allocation aid if the caller may act on it (its namespace's tenant, the worker it runs on,
+        or an admin); PermissionDenied otherwise. UnknownAllocation if it does not exist."""
+        validate.token_like("allocation_id", aid)
+        a = self.state.get(aid)
+        p = auth.caller()
+        if p.role == auth.TENANT and a.namespace != p.namespace:
+            raise PermissionDenied(f"allocation {aid} belongs to namespace {a.namespace!r}; your token is for "
+                                   f"namespace {p.namespace!r}")
+        if p.role == auth.WORKER and a.worker_id != p.node_name:
+            raise PermissionDenied(f"allocation {aid} is not placed on node {p.node_name!r}")
+        return a
+
     async def RegisterWorker(self, request, context):
+        self._as_node(request.node_name)
         ep = request.endpoints
         wid, gpus, closes = self.state.register_worker(
             request.node_name, request.pool, list(request.gpus), ep.unix_path, ep.tcp, ep.admin,
@@ -97,6 +128,7 @@ class SchedulerService(rpc.SchedulerServicer):
                               tflops=g.tflops) for g in gpus])
 
     async def Heartbeat(self, request, context):
+        self._as_node(request.worker_id)
         usage = [(u.uuid, u.tflops_used, u.vram_used_mib, u.utilization) for u in request.gpus]
         sessions = [(s.allocation_id, s.tflops_used, s.vram_used_mib) for s in request.sessions]
         closes, rereg = self.state.heartbeat(request.worker_id, usage, list(request.active_allocation_ids), sessions)
@@ -107,26 +139,35 @@ class SchedulerService(rpc.SchedulerServicer):
     async def Allocate(self, request, context):
         r = request
         t0 = time.perf_counter()
+        namespace = r.namespace
+        p = auth.caller()
+        if p.role == auth.TENANT:
+            if namespace and namespace != p.namespace:
+                raise PermissionDenied(f"your token is for namespace {p.namespace!r}, not {namespace!r}: "
+                                       f"allocate in your own namespace (leave it empty)")
+            namespace = p.namespace
         g = self.state.allocate(
             r.requests.tflops, r.requests.vram_mib, r.limits.tflops, r.limits.vram_mib, r.qos, r.gpu_count, r.pool,
-            r.namespace, r.workload, r.gpu_model, r.vendor, r.local_gpu, r.client_node, r.lease_ttl_s)
-        self.send_closes(g.closes)
+            namespace, r.workload, r.gpu_model, r.vendor, r.local_gpu, r.client_node, r.lease_ttl_s)
         out = self._alloc_pb(g.alloc, g.token, [c.allocation_id for c in g.closes])
+        await self.deliver_closes(g.closes)        # the victims' tokens are void before this one is handed out
         if self.metrics is not None:
             self.metrics.allocate_seconds.observe(time.perf_counter() - t0)
         return out
 
     async def Release(self, request, context):
+        self._owned(request.allocation_id)
         released, closes = self.state.release(request.allocation_id)
-        self.send_closes(closes)
+        await self.deliver_closes(closes)
         return pb.ReleaseResponse(released=released)
 
     async def RenewLease(self, request, context):
+        self._owned(request.allocation_id)
         a = self.state.renew(request.allocation_id, request.ttl_s)
         return pb.Lease(allocation_id=a.id, lease_token=self.state.token(a), expires_at=a.lease_expires_at)
 
     async def GetAllocation(self, request, context):
-        return self._alloc_pb(self.state.get(request.allocation_id))
+        return self._alloc_pb(self._owned(request.allocation_id))
 
     async def SetAllocationLimits(self, request, context):
         old = self.state.get(request.allocation_id)
@@ -137,8 +178,12 @@ class SchedulerService(rpc.SchedulerServicer):
         if node and node.admin:
             try:
                 await self._admin(node.admin).SetSessionLimits(
-                    wpb.SetSessionLimitsRequest(allocation_id=a.id, limits=_res(a.lim_tflops, a.lim_vram_mib),
-                                                lease_token=token), timeout=self.state.cfg.admin_timeout_s)
+                    wpb.SetSessionLimitsRequest(
+                        allocation_id=a.id, limits=_res(a.lim_tflops, a.lim_vram_mib), lease_token=token,
+                        auth_token=lease_tokens.sign_order("limits", a.id, self.state.secret,
+                                                           tflops=float(a.lim_tflops),
+                                                           vram_mib=int(round(a.lim_vram_mib)))),
+                    timeout=self.state.cfg.admin_timeout_s)
             except grpc.RpcError as e:
                 try:  # put the old figures back: the worker never saw the new ones
                     self.state.set_limits(a.id, old.lim_tflops, old.lim_vram_mib, old.tflops, old.vram_mib)
@@ -150,6 +195,16 @@ class SchedulerService(rpc.SchedulerServicer):
 
     async def ListPool(self, request, context):
         st = self.state
+        p = auth.caller()
+        validate.name("pool", request.pool)
+        validate.name("namespace", request.namespace)
+        namespace = request.namespace
+        if p.role == auth.TENANT:
+            if namespace and namespace != p.namespace:
+                raise PermissionDenied(f"your token is for namespace {p.namespace!r}, not {namespace!r}: "
+                                       f"only an admin lists other namespaces")
+            namespace = p.namespace
+        show_endpoints = p.role == auth.ADMIN      # a node's admin address is for the scheduler and admins
         if request.pool and request.pool not in st.index.policies:
             from tfclient.errors import UnknownPool
             raise UnknownPool(f"pool {request.pool!r} does not exist (pools: {', '.join(sorted(st.index.policies))})")
@@ -160,7 +215,8 @@ class SchedulerService(rpc.SchedulerServicer):
                 continue
             ns = out.nodes.add(worker_id=wid, node_name=node.node_name, pool=node.pool, available=node.available,
                                last_heartbeat=st.last_seen.get(wid, 0.0),
-                               endpoints=cpb.WorkerEndpoints(unix_path=node.unix_path, tcp=node.tcp, admin=node.admin),
+                               endpoints=cpb.WorkerEndpoints(unix_path=node.unix_path, tcp=node.tcp, admin=node.admin)
+                               if show_endpoints else None,
                                labels=node.labels)
             t = totals.setdefault(node.pool, [0.0, 0, 0.0, 0])
             for g in st.node_gpus.get(wid, []):
@@ -189,9 +245,34 @@ class SchedulerService(rpc.SchedulerServicer):
                           vram_oversell_ratio=pol.vram_oversell, capacity=_res(t[0], t[1]), allocated=_res(t[2], t[3]))
         if request.include_allocations:
             for a in st.allocs.values():
-                if not request.pool or a.pool == request.pool:
+                if (not request.pool or a.pool == request.pool) and (not namespace or a.namespace == namespace):
                     out.allocations.append(self._alloc_pb(a))
         return out
+
+    # ---- tokens (admin only, see auth.POLICY) ----
+    @staticmethod
+    def _token_pb(r) -> "pb.TokenInfo":
+        return pb.TokenInfo(id=r.id, role=r.role, namespace=r.namespace, node_name=r.node_name,
+                            description=r.description, created_at=r.created_at, revoked_at=r.revoked_at)
+
+    async def CreateToken(self, request, context):
+        validate.name("namespace", request.namespace)
+        validate.name("node_name", request.node_name, validate.NODE_MAX)
+        validate.text("description", request.description)
+        rec, text = self.tokens.create(request.role, request.namespace, request.node_name, request.description)
+        log.info("token %s created (%s) by %s", rec.id, rec.role, auth.caller().token_id)
+        return pb.CreatedToken(info=self._token_pb(rec), token=text)
+
+    async def RevokeToken(self, request, context):
+        validate.token_like("id", request.id)
+        revoked = self.tokens.revoke(request.id)
+        log.info("token %s revoked by %s", request.id, auth.caller().token_id)
+        return pb.RevokeTokenResponse(revoked=revoked)
+
+    async def ListTokens(self, request, context):
+        recs = sorted(self.tokens.by_id.values(), key=lambda r: r.created_at)
+        return pb.ListTokensResponse(tokens=[self._token_pb(r) for r in recs
+                                             if request.include_revoked or not r.revoked_at])
 
 
 def _typed_errors(method):
@@ -208,8 +289,18 @@ def _typed_errors(method):
 
 
 for _name in ("RegisterWorker", "Heartbeat", "Allocate", "Release", "RenewLease", "GetAllocation", "ListPool",
-              "SetAllocationLimits"):
+              "SetAllocationLimits", "CreateToken", "RevokeToken", "ListTokens"):
     setattr(SchedulerService, _name, _typed_errors(getattr(SchedulerService, _name)))
+
+
+# Explicit bounds: a bigger request is refused by grpc with RESOURCE_EXHAUSTED ("Received message larger than
+# max (N vs. 4194304)"); metadata (the bearer token) is small, so headers beyond 16 KiB are refused too.
+MAX_REQUEST_BYTES = 4 << 20
+MAX_RESPONSE_BYTES = 64 << 20           # ListPool of a large pool with its allocations
+MAX_METADATA_BYTES = 16 << 10
+SERVER_OPTIONS = [("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+                  ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
+                  ("grpc.max_metadata_size", MAX_METADATA_BYTES)]
 
 
 class SchedulerServer:
@@ -217,6 +308,7 @@ class SchedulerServer:
 
     def __init__(self, server, service: SchedulerService, state: SchedulerState, port: int, host: str):
         self.server, self.service, self.state, self.port, self.host = server, service, state, port, host
+        self.tokens = service.tokens
         self._ticker: asyncio.Task | None = None
         self.metrics_port: int | None = None
 
@@ -259,8 +351,9 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
     if os.path.dirname(db_path):
         os.makedirs(os.path.dirname(db_path), exist_ok=True)
     state = SchedulerState(SqliteStore(db_path), secret, cfg)
-    service = SchedulerService(state)
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    tokens = auth.TokenRegistry(state.store)
+    service = SchedulerService(state, tokens)
+    server = grpc.aio.server(interceptors=[auth.AuthInterceptor(tokens)], options=SERVER_OPTIONS)
     rpc.add_SchedulerServicer_to_server(service, server)
     port = server.add_insecure_port(listen)
     if port == 0:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from tfclient.errors import (AllocationInactive, InvalidRequest, UnknownAllocation)
 from tfclient.quantity import parse_tflops, parse_vram_mib
 from tfscheduler import lease as leases
+from tfscheduler import validate
 from tfscheduler.models import lookup_tflops, match_override
 from tfscheduler.placement import (MEDIUM, QOS_BY_NAME, QOS_NAMES, Alloc, Gpu, PlacementIndex, PoolPolicy, Quota,
                                    Request)
@@ -176,8 +177,20 @@ class SchedulerState:
         """-> (worker_id, accepted GpuRecords, [(allocation id, reason)] to close)."""
         if not node_name:
             raise InvalidRequest("node_name is empty: a worker must register with a stable node name")
+        validate.name("node_name", node_name, validate.NODE_MAX)
+        validate.name("pool", pool)
         if not gpus:
             raise InvalidRequest(f"worker {node_name!r} registered no GPUs: report at least one")
+        validate.count("gpus", len(gpus), validate.GPUS_MAX)
+        validate.count("active_allocation_ids", len(active_ids), validate.IDS_MAX)
+        validate.unix_path(unix_path)
+        validate.address("endpoints.tcp", tcp)
+        validate.address("endpoints.admin", admin)
+        validate.labels(dict(labels or {}))
+        for g in gpus:
+            validate.token_like("GPU uuid", g.uuid)
+            validate.text("GPU model", g.model)
+            validate.text("GPU vendor", g.vendor)
         worker_id = node_name
         pool = pool or "default"
         accepted = []
@@ -234,6 +247,8 @@ class SchedulerState:
     def heartbeat(self, worker_id: str, gpu_usage=(), active_ids=(), session_usage=()) -> tuple:
         """gpu_usage: [(uuid, tflops_used, vram_used_mib, utilization)]; session_usage:
         [(allocation id, tflops_used, vram_used_mib)]. -> (closes [(id, reason)], reregister: bool)."""
+        validate.count("active_allocation_ids", len(active_ids), validate.IDS_MAX)
+        validate.count("sessions", len(session_usage), validate.IDS_MAX)
         node = self.nodes.get(worker_id)
         if node is None:
             return [], True
@@ -243,11 +258,13 @@ class SchedulerState:
             node.available = True
             self.store.set_node_available(worker_id, True)
             self.index.set_node_available(worker_id, True)
-        for u in gpu_usage:
-            self.usage[u[0]] = tuple(u[1:])
+        own = {g.uuid for g in self.node_gpus.get(worker_id, ())}
+        for u in gpu_usage:               # a worker reports its own GPUs and sessions only
+            if u[0] in own:
+                self.usage[u[0]] = tuple(u[1:])
         per_alloc: dict[str, list] = {}
         for aid, t, v in session_usage:
-            if aid in self.allocs:
+            if aid in self.allocs and self.allocs[aid].worker_id == worker_id:
                 acc = per_alloc.setdefault(aid, [0.0, 0])
                 acc[0], acc[1] = acc[0] + t, acc[1] + v
         for aid, (t, v) in per_alloc.items():
@@ -287,6 +304,12 @@ class SchedulerState:
                  qos: int = MEDIUM, gpu_count: int = 1, pool: str = "", namespace: str = "", workload: str = "",
                  model: str = "", vendor: str = "", local_gpu: bool = False, client_node: str = "",
                  lease_ttl_s: float = 0.0) -> Granted:
+        validate.name("pool", pool)
+        validate.name("namespace", namespace)
+        validate.text("workload", workload)
+        validate.text("gpu_model", model)
+        validate.text("vendor", vendor)
+        validate.name("client_node", client_node, validate.NODE_MAX)
         if qos == 0:
             qos = MEDIUM
         if qos not in QOS_NAMES:

@@ -11,6 +11,7 @@ kills it with SIGKILL); a power loss may drop the last few commits, which the wo
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -88,6 +89,9 @@ class Store(Protocol):
     def renew_leases(self, renewals: list) -> None: ...            # [(id, expires_at)]
     def get_ended(self, alloc_id: str) -> AllocationRecord | None: ...  # history, for GetAllocation
     def prune_ended(self, keep: int) -> None: ...                  # keep only the newest `keep` ended ones
+    def load_tokens(self) -> list: ...                            # [tfscheduler.auth.TokenRecord]
+    def put_token(self, rec) -> None: ...
+    def revoke_token(self, token_id: str, at: float) -> None: ...
     def close(self) -> None: ...
 
 
@@ -103,6 +107,8 @@ CREATE TABLE IF NOT EXISTS allocations (id TEXT PRIMARY KEY, pool TEXT, namespac
     qos INTEGER, state INTEGER, reason TEXT, created_at REAL, lease_ttl_s REAL, lease_expires_at REAL,
     active INTEGER);
 CREATE INDEX IF NOT EXISTS allocations_active ON allocations(active);
+CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, digest TEXT, role TEXT, namespace TEXT, node_name TEXT,
+    description TEXT, created_at REAL, revoked_at REAL);
 """
 
 
@@ -110,10 +116,18 @@ class SqliteStore:
     """Store on one SQLite file. Single-threaded use (the scheduler's event loop)."""
 
     def __init__(self, path: str):
+        private = path != ":memory:" and not path.startswith("file:")
+        if private:     # state and token hashes: this user only, from creation on (WAL/SHM files follow the db)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(path, 0o600)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        if private:
+            for extra in (path + "-wal", path + "-shm"):
+                if os.path.exists(extra):
+                    os.chmod(extra, 0o600)
 
     def load(self) -> Snapshot:
         q = self.db.execute
@@ -191,6 +205,19 @@ class SqliteStore:
         """Drops the oldest ended allocations beyond `keep` (history is for GetAllocation only)."""
         self.db.execute("DELETE FROM allocations WHERE active = 0 AND id NOT IN (SELECT id FROM allocations "
                         "WHERE active = 0 ORDER BY created_at DESC LIMIT ?)", (keep,))
+
+    def load_tokens(self) -> list:
+        from tfscheduler.auth import TokenRecord
+        return [TokenRecord(*r) for r in self.db.execute(
+            "SELECT id, digest, role, namespace, node_name, description, created_at, revoked_at FROM tokens")]
+
+    def put_token(self, r) -> None:
+        self.db.execute("INSERT INTO tokens VALUES (?,?,?,?,?,?,?,?)", (r.id, r.digest, r.role, r.namespace,
+                                                                        r.node_name, r.description, r.created_at,
+                                                                        r.revoked_at))
+
+    def revoke_token(self, token_id: str, at: float) -> None:
+        self.db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", (at, token_id))
 
     def close(self) -> None:
         self.db.close()

@@ -30,6 +30,7 @@ scheduler_rpc = load("scheduler_pb2_grpc")
 worker_rpc = load("worker_pb2_grpc")
 
 log = logging.getLogger("tfworker")
+REVOKED_KEEP_S = 25 * 3600.0      # longer than the longest lease a scheduler grants (max_lease_ttl_s, 24 h)
 
 
 @dataclass
@@ -44,9 +45,12 @@ class Session:
 class WorkerDaemon:
     def __init__(self, *, scheduler: str, secret: bytes, backend: Backend, unix_path: str | None,
                  tcp: tuple[str, int] | None = None, advertise: str | None = None, admin_listen: str = "127.0.0.1:0",
-                 pool: str = "default", node: str | None = None, metrics_port: int | None = None):
+                 pool: str = "default", node: str | None = None, metrics_port: int | None = None,
+                 token: str | None = None):
         self.scheduler_address = scheduler
         self.secret = secret
+        # the worker's bearer token: bound by the scheduler to this node name
+        self._md = (("authorization", f"Bearer {token}"),) if token else ()
         self.backend = backend
         self.unix_path = unix_path
         self.tcp = tcp
@@ -60,6 +64,10 @@ class WorkerDaemon:
         self.sessions: dict[str, Session] = {}
         self.pending_limits: dict[str, common.Resources] = {}   # allocation -> limits set before it connected
         self._counter = itertools.count(1)
+        self._seen_orders: dict[tuple, float] = {}      # signed admin orders applied (replay guard)
+        self.revoked: dict[str, tuple] = {}             # allocation id -> (when, reason): its tokens are void
+        self.confirmed: set[str] = set()                # allocations the scheduler confirmed active
+        self._seen_prune_at = 0.0
         self._channel: grpc.aio.Channel | None = None
         self._stub = None
         self._admin: grpc.aio.Server | None = None
@@ -118,7 +126,7 @@ class WorkerDaemon:
                                  tflops=g.tflops) for g in self.backend.gpus],
             active_allocation_ids=sorted({s.allocation_id for s in self.sessions.values()}))
         try:
-            response = await self._stub.RegisterWorker(request, timeout=10)
+            response = await self._stub.RegisterWorker(request, timeout=10, metadata=self._md)
         except grpc.aio.AioRpcError as e:
             raise RuntimeError(f"scheduler {self.scheduler_address} unreachable or refused registration: "
                                f"{e.details() or e.code().name}") from None
@@ -143,7 +151,7 @@ class WorkerDaemon:
         request = pb.HeartbeatRequest(worker_id=self.worker_id, gpus=self.gpu_usage(),
                                       active_allocation_ids=sorted({s.allocation_id for s in self.sessions.values()}),
                                       sessions=self.session_usage())
-        response = await self._stub.Heartbeat(request, timeout=10)
+        response = await self._stub.Heartbeat(request, timeout=10, metadata=self._md)
         if response.reregister:
             await self._register()
         if response.heartbeat_interval_s:
@@ -158,8 +166,8 @@ class WorkerDaemon:
 
     async def _authorize(self, token: bytes) -> SessionGrant:
         claims = await self._claims_of(token.decode("utf-8", "replace"))
-        if self.worker_id and claims.worker_id != self.worker_id:
-            raise PermissionError(f"lease is for worker {claims.worker_id}, this is {self.worker_id}")
+        if claims.worker_id != self.worker_id:     # (before registration worker_id is "": nothing matches)
+            raise PermissionError(f"lease is for worker {claims.worker_id}, this is {self.worker_id or 'unregistered'}")
         gpu = next((g for g in self.backend.gpus if g.uuid == claims.gpu_uuid), None)
         if gpu is None:
             raise PermissionError(f"lease names GPU {claims.gpu_uuid}, which is not on this worker")
@@ -176,22 +184,43 @@ class WorkerDaemon:
         return SessionGrant(session_id=session_id, env=env, preload=list(limits.preload))
 
     async def _claims_of(self, token: str) -> "lease.LeaseClaims":
-        """Verified claims of a client's lease token. A token past its own expiry is still accepted when
-        the scheduler says the allocation is active and renewed (a long `run` starts programs later)."""
+        """Verified claims of a client's lease token. Refused: a bad signature, a token past its expiry (the
+        client renews and gets a fresh one), an allocation the scheduler told us to close (released,
+        preempted, expired, lost), and an allocation the scheduler does not confirm active the first time
+        it connects here (a restarted worker has no memory of closes). Fails closed if the scheduler cannot
+        be asked."""
         try:
-            return lease.verify(token, self.secret)
-        except lease.LeaseExpired as e:
-            claims = lease.verify(token, self.secret, now=0.0)
-            try:
-                alloc = await self._stub.GetAllocation(pb.GetAllocationRequest(allocation_id=claims.allocation_id),
-                                                       timeout=5)
-            except grpc.aio.AioRpcError:
-                raise PermissionError(f"lease rejected: {e}") from None
-            if alloc.state == pb.ALLOCATION_ACTIVE and alloc.lease_expires_at > time.time():
-                return claims
-            raise PermissionError(f"lease rejected: {e}") from None
+            claims = lease.verify(token, self.secret)
         except lease.LeaseError as e:
             raise PermissionError(f"lease rejected: {e}") from None
+        aid = claims.allocation_id
+        self._check_not_revoked(aid)
+        if aid not in self.confirmed:
+            try:
+                alloc = await self._stub.GetAllocation(pb.GetAllocationRequest(allocation_id=aid), timeout=5,
+                                                       metadata=self._md)
+            except grpc.aio.AioRpcError as e:
+                raise PermissionError(f"lease rejected: the scheduler could not confirm allocation {aid} "
+                                      f"({e.code().name}: {e.details()})") from None
+            if alloc.state != pb.ALLOCATION_ACTIVE:
+                self.revoke(aid, alloc.reason or pb.AllocationState.Name(alloc.state).lower())
+            self._check_not_revoked(aid)     # also catches a close order that arrived while we asked
+            self.confirmed.add(aid)
+        return claims
+
+    def _check_not_revoked(self, aid: str) -> None:
+        gone = self.revoked.get(aid)
+        if gone is not None:
+            raise PermissionError(f"lease rejected: allocation {aid} is closed ({gone[1]}); allocate again")
+
+    def revoke(self, aid: str, reason: str) -> None:
+        """Remembers that aid's tokens are void (for longer than any token can live)."""
+        now = time.time()
+        if len(self.revoked) >= 100_000:
+            horizon = now - REVOKED_KEEP_S
+            self.revoked = {k: v for k, v in self.revoked.items() if v[0] > horizon}
+        self.revoked[aid] = (now, reason)
+        self.confirmed.discard(aid)
 
     def _create_limits(self, session_id: str, vram_mib: int, tflops: float, gpu: GpuInfo):
         if not native.limiter_lib().exists():
@@ -215,12 +244,26 @@ class WorkerDaemon:
             session.limits.close()
 
     async def close_allocation(self, allocation_id: str, reason: str) -> bool:
+        self.revoke(allocation_id, reason)
         self.pending_limits.pop(allocation_id, None)
         targets = [s.session_id for s in self.sessions.values() if s.allocation_id == allocation_id]
         for session_id in targets:
             await self.dataplane.close_session(session_id, reason)
             self._drop_session(session_id)
         return bool(targets)
+
+    def accept_order_once(self, order: dict) -> bool:
+        """False when this signed order was seen before (a replay); remembers it for its lifetime."""
+        now = time.time()
+        if len(self._seen_orders) > 10_000 or now >= self._seen_prune_at:
+            self._seen_prune_at = now + 10.0
+            horizon = now - 2 * lease.ORDER_MAX_AGE_S
+            self._seen_orders = {k: t for k, t in self._seen_orders.items() if t > horizon}
+        key = (order.get("action"), order.get("allocation_id"), order.get("nonce"), order.get("issued_at"))
+        if key in self._seen_orders:
+            return False
+        self._seen_orders[key] = float(order.get("issued_at", now))
+        return True
 
     def set_limits(self, allocation_id: str, limits) -> bool:
         self.pending_limits[allocation_id] = limits
@@ -264,13 +307,21 @@ class _AdminServicer(worker_rpc.WorkerAdminServicer):
         self.daemon = daemon
 
     async def SetSessionLimits(self, request, context):
-        if request.lease_token:
-            try:
-                claims = lease.verify(request.lease_token, self.daemon.secret)
-            except lease.LeaseError as e:
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"lease token rejected: {e}")
-            if claims.allocation_id != request.allocation_id:
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "lease token names another allocation")
+        # Only the scheduler (holder of the shared secret) may change limits: a signed "limits" order that
+        # names this allocation and these exact figures, fresh, and never seen before (no replay).
+        try:
+            order = lease.verify_order(request.auth_token, "limits", request.allocation_id, self.daemon.secret)
+            signed = (float(order.get("tflops", -1)), int(order.get("vram_mib", -1)))
+        except (lease.LeaseError, TypeError, ValueError) as e:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"limits order rejected: {e}")
+        if signed != (float(request.limits.tflops), int(request.limits.vram_mib)):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                f"limits order rejected: the request's limits ({request.limits.tflops:g} TFLOPS, "
+                                f"{request.limits.vram_mib} MiB) differ from the signed ones ({signed[0]:g}, "
+                                f"{signed[1]})")
+        if not self.daemon.accept_order_once(order):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                "limits order rejected: already applied (replayed order)")
         applied = self.daemon.set_limits(request.allocation_id, request.limits)
         return worker_pb.SetSessionLimitsResponse(applied=applied)
 

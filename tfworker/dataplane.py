@@ -86,6 +86,8 @@ class DataPlaneServer:
         self._accept_tasks: list[asyncio.Task] = []
         self._handshakes: set[asyncio.Task] = set()
         self._sessions: dict[str, _Session] = {}
+        self._starting: set[str] = set()      # authorized, GPU worker process not started yet
+        self._cancelled: set[str] = set()     # of those, closed meanwhile: killed as soon as they start
         self._tcp_port = 0
         self._stopping = False
 
@@ -97,8 +99,12 @@ class DataPlaneServer:
             if os.path.exists(self.unix_path):
                 os.unlink(self.unix_path)
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.bind(self.unix_path)
-            os.chmod(self.unix_path, 0o666)
+            old_umask = os.umask(0o177)     # the socket is 0600 from its creation: this user's clients only
+            try:
+                s.bind(self.unix_path)
+            finally:
+                os.umask(old_umask)
+            os.chmod(self.unix_path, 0o600)
             self._listeners.append(s)
         if self.tcp:
             host, port = self.tcp
@@ -139,6 +145,8 @@ class DataPlaneServer:
         """Kills the session's GPU worker process (the driver frees its memory) and waits for it."""
         s = self._sessions.get(session_id)
         if s is None:
+            if session_id in self._starting:   # a close order raced the spawn: the session must not run
+                self._cancelled.add(session_id)
             return
         s.close_reason = reason
         try:
@@ -214,20 +222,30 @@ class DataPlaneServer:
             if self._stopping:
                 await self._reply(conn, CUDA_ERROR_NOT_PERMITTED, "worker is stopping")
                 return
-            await self._reply(conn, 0, "")
-            conn.setblocking(True)
+            sid = grant.session_id
+            self._starting.add(sid)
             try:
-                proc = await gpu_process.spawn_executor(conn.fileno(), backend_lib_dir=self.backend_lib_dir,
-                                                        env=grant.env, preload=grant.preload)
-            except Exception as e:
-                log.error("cannot start the GPU worker process for %s: %s", grant.session_id, e)
-                await self._end_unstarted(grant, f"spawn failed: {e}")
-                grant = None
-                return
+                await self._reply(conn, 0, "")
+                conn.setblocking(True)
+                try:
+                    proc = await gpu_process.spawn_executor(conn.fileno(), backend_lib_dir=self.backend_lib_dir,
+                                                            env=grant.env, preload=grant.preload)
+                except Exception as e:
+                    log.error("cannot start the GPU worker process for %s: %s", sid, e)
+                    await self._end_unstarted(grant, f"spawn failed: {e}")
+                    grant = None
+                    return
+                cancelled = sid in self._cancelled
+            finally:
+                self._starting.discard(sid)
+                self._cancelled.discard(sid)
             handed_over = True
             conn.close()
-            s = _Session(SessionInfo(grant.session_id, proc.pid, time.time(), peer), proc)
-            self._sessions[grant.session_id] = s
+            s = _Session(SessionInfo(sid, proc.pid, time.time(), peer), proc)
+            self._sessions[sid] = s
+            if cancelled:                     # a close order came while it was starting
+                s.close_reason = "closed while starting"
+                proc.kill()
             s.task = asyncio.get_running_loop().create_task(self._supervise(s))
         except asyncio.CancelledError:
             raise

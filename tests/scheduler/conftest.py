@@ -9,9 +9,10 @@ import grpc
 import pytest
 import uvloop
 
+from tfclient import config
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
-from tfscheduler import lease
+from tfscheduler import auth, lease
 from tfscheduler.server import serve
 
 wpb = load("worker_pb2")
@@ -27,6 +28,18 @@ class SchedulerThread:
         self.handle = self.run(serve("127.0.0.1:0", db, SECRET, **overrides))
         self.address = f"127.0.0.1:{self.handle.port}"
         self.state = self.handle.state
+        self.tokens = self.handle.tokens
+
+        async def admin_token():    # on the scheduler's loop, like every other write to its store
+            auth.bootstrap_admin(self.tokens, config.home())     # $TF_HOME/admin.token: clients' default
+        self.run(admin_token())
+        self.admin_token = config.read_token("admin")
+
+    def token(self, role, namespace="", node_name=""):
+        """A new bearer token made on the scheduler's loop."""
+        async def create():
+            return self.tokens.create(role, namespace, node_name)[1]
+        return self.run(create())
 
     def run(self, coro, timeout=20):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -78,6 +91,15 @@ def worker_admin():
     admin.address = f"127.0.0.1:{port}"
     yield admin
     server.stop(0)
+
+
+@pytest.fixture(autouse=True)
+def tf_home(tmp_path, monkeypatch):
+    """Every test gets its own TF_HOME (token files) and no ambient TF_TOKEN."""
+    monkeypatch.setenv("TF_HOME", str(tmp_path / "tfhome"))
+    monkeypatch.delenv("TF_TOKEN", raising=False)
+    monkeypatch.delenv("TF_SCHEDULER", raising=False)
+    return tmp_path / "tfhome"
 
 
 @pytest.fixture

@@ -61,6 +61,29 @@ def test_lease_is_kept_alive_by_the_renewal_thread(start_scheduler):
         unrenewed.release()                        # releasing an expired lease is harmless
 
 
+def test_renewal_hands_fresh_tokens_to_whatever_connects_later(start_scheduler, tmp_path, monkeypatch):
+    """Workers refuse expired tokens, so renewal must reach TF_LEASE (attach) and TF_LEASE_FILE (run)."""
+    for k in ("TF_WORKER", "TF_LEASE", "TF_ALLOCATION", "TF_SCHEDULER"):
+        monkeypatch.delenv(k, raising=False)
+    s = start_scheduler(lease_ttl_s=1.0, tick_s=0.05)
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=10), unix_path=str(tmp_path / "w.sock"))
+    held = tfattach.attach(tflops=1, vram=1, scheduler=s.address, load=False, transport="unix")
+    path = tmp_path / "leases" / f"{held.id}.token"
+    try:
+        first = held.token
+        held.keep_file(path)
+        assert oct(path.stat().st_mode & 0o777) == "0o600" and path.read_text() == first
+        time.sleep(1.5)                             # past the first token's expiry
+        with pytest.raises(lease.LeaseExpired):
+            lease.verify(first, SECRET)
+        assert lease.verify(os.environ["TF_LEASE"], SECRET).allocation_id == held.id
+        assert lease.verify(path.read_text(), SECRET).allocation_id == held.id
+    finally:
+        held.release()
+    assert not path.exists()
+
+
 def test_attach_loads_the_stub_as_libcuda(scheduler, tmp_path):
     stub = native.stub_lib_dir() / "libcuda.so.1"
     if not stub.exists():

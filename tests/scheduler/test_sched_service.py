@@ -66,15 +66,16 @@ def test_bad_input_is_rejected_with_a_status_that_says_what_to_change(client, sc
         client.register_worker("node-x", "p", [dict(index=0, uuid="GPU-x", model="Mystery 9000", vram_mib=1)])
     # raw gRPC codes, for non-Python callers
     stub = rpc.SchedulerStub(grpc.insecure_channel(scheduler.address))
+    md = (("authorization", f"Bearer {scheduler.admin_token}"),)
     with pytest.raises(grpc.RpcError) as e:
-        stub.Allocate(pb.AllocateRequest(pool="nope", requests={"tflops": 1, "vram_mib": 1}))
+        stub.Allocate(pb.AllocateRequest(pool="nope", requests={"tflops": 1, "vram_mib": 1}), metadata=md)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as e:
-        stub.Allocate(pb.AllocateRequest(requests={"tflops": 1e6, "vram_mib": 1}))
+        stub.Allocate(pb.AllocateRequest(requests={"tflops": 1e6, "vram_mib": 1}), metadata=md)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     client.allocate(tflops=100, vram=1)
     with pytest.raises(grpc.RpcError) as e:
-        stub.Allocate(pb.AllocateRequest(requests={"tflops": 1, "vram_mib": 1}))
+        stub.Allocate(pb.AllocateRequest(requests={"tflops": 1, "vram_mib": 1}), metadata=md)
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "ask for less" in e.value.details()
 
