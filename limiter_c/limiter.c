@@ -302,36 +302,82 @@ static tf_shm_region *open_region(tfl_state *st, const char *name)
     return r;
 }
 
-static int env_bytes(tfl_state *st, const char *name, uint64_t *out)
+/* ---- local configuration (env) ----------------------------------------------------------------
+ * Every limit variable that is set must parse (grammar in core/tfl_core.h, the same as `--vram` /
+ * `--tflops`); one that does not makes the limiter refuse cuInit and every allocation (fail closed),
+ * with ONE line on stderr naming the variable and the spellings accepted. Never runs uncapped on a typo. */
+#define VRAM_HELP "bytes (1073741824) or a number with Ki/Mi/Gi/Ti (x1024^n) or K/M/G/T, KB/MB/GB/TB (x1000^n), " \
+                  "e.g. 512Mi, 1.5Gi, 2G"
+#define HAMI_HELP "bytes (1073741824) or a number with k/m/g/t or Ki/Mi/Gi/Ti (x1024^n, HAMi's meaning), e.g. 512m, 1g"
+#define TFLOPS_HELP "a number of TFLOPS (10, 2.5), 500G / 500GFLOPS, or 500m (= 0.5)"
+
+static void config_refuse(tfl_state *st, const char *name, const char *value, const char *what, const char *help)
+{
+    if (st->config_refused) return; /* one line: the first bad variable */
+    st->config_refused = 1;
+    st->broken = 1;
+    /* printed even with TF_LIMITER_QUIET: the user must learn why every CUDA call fails */
+    fprintf(stderr, "tflimiter[%d]: %s='%s' %s; accepted: %s. Every CUDA initialisation is refused until it "
+            "is fixed or unset (fail closed)\n", (int)getpid(), name, value, what, help);
+}
+
+static const char *env_set(const char *name)
 {
     const char *v = getenv(name);
-    if (!v || !*v) return 0;
-    if (tfl_parse_bytes(v, out) != 0) { tfl_log(st, "%s=%s: not a size (e.g. 2GiB, 512m), ignored", name, v); return 0; }
+    return v && *v ? v : NULL;
+}
+
+/* 1 = set and valid (*out filled), 0 = unset, -1 = set but refused (limiter now fails closed) */
+static int env_bytes(tfl_state *st, const char *name, int dialect, uint64_t *out)
+{
+    const char *v = env_set(name);
+    if (!v) return 0;
+    const char *help = dialect == TFL_UNITS_HAMI ? HAMI_HELP : VRAM_HELP;
+    if (tfl_parse_bytes(v, dialect, out) != 0) { config_refuse(st, name, v, "is not a VRAM size", help); return -1; }
+    if (*out == 0) { config_refuse(st, name, v, "is a cap of 0 bytes (unset it for no cap)", help); return -1; }
     return 1;
 }
 
-static int env_double(tfl_state *st, const char *name, double *out)
+static int env_tflops(tfl_state *st, const char *name, double *out)
 {
-    const char *v = getenv(name);
-    if (!v || !*v) return 0;
-    if (tfl_parse_double(v, out) != 0) { tfl_log(st, "%s=%s: not a number, ignored", name, v); return 0; }
+    const char *v = env_set(name);
+    if (!v) return 0;
+    if (tfl_parse_tflops(v, out) != 0 || !(*out > 0)) {
+        config_refuse(st, name, v, "is not a TFLOPS quantity > 0", TFLOPS_HELP);
+        return -1;
+    }
     return 1;
 }
 
 static void local_config(tfl_state *st)
 {
-    uint64_t vram = 0;
+    uint64_t vram = 0, hami = 0, hami0 = 0;
     double tflops = 0, dev = 0, sm = 0;
-    if (!env_bytes(st, "TF_VRAM_LIMIT", &vram) && !env_bytes(st, "CUDA_DEVICE_MEMORY_LIMIT", &vram))
-        env_bytes(st, "CUDA_DEVICE_MEMORY_LIMIT_0", &vram);
-    if (env_double(st, "TF_TFLOPS_LIMIT", &tflops)) {
-        if (!env_double(st, "TF_DEVICE_TFLOPS", &dev)) {
-            tfl_log(st, "TF_TFLOPS_LIMIT needs TF_DEVICE_TFLOPS (the device's TFLOPS): compute not limited");
-            tflops = 0;
+    /* all of them are checked, also those a higher-priority variable overrides: a typo anywhere is an error */
+    int v_tf = env_bytes(st, "TF_VRAM_LIMIT", TFL_UNITS_TF, &vram);
+    int v_hami = env_bytes(st, "CUDA_DEVICE_MEMORY_LIMIT", TFL_UNITS_HAMI, &hami);
+    int v_hami0 = env_bytes(st, "CUDA_DEVICE_MEMORY_LIMIT_0", TFL_UNITS_HAMI, &hami0);
+    if (v_tf <= 0) vram = v_hami > 0 ? hami : v_hami0 > 0 ? hami0 : 0;
+    int t = env_tflops(st, "TF_TFLOPS_LIMIT", &tflops);
+    int d = env_tflops(st, "TF_DEVICE_TFLOPS", &dev);
+    const char *smv = env_set("CUDA_DEVICE_SM_LIMIT");
+    if (smv && (tfl_parse_double(smv, &sm) != 0 || sm > 100))
+        config_refuse(st, "CUDA_DEVICE_SM_LIMIT", smv, "is not a percentage",
+                      "a number from 0 to 100 (0 or 100 = no compute limit)");
+    if (t > 0 && d == 0)
+        config_refuse(st, "TF_TFLOPS_LIMIT", env_set("TF_TFLOPS_LIMIT"), "needs TF_DEVICE_TFLOPS (the device's TFLOPS)",
+                      "set both, the share is their ratio");
+    if (st->config_refused) {
+        limits_write_local(st->shm, 0, 0, 0);
+        return;
+    }
+    if (t <= 0) {
+        tflops = 0;
+        dev = 0;
+        if (sm > 0 && sm < 100) {
+            tflops = sm; /* HAMi-style percentage: share = sm / 100 */
+            dev = 100;
         }
-    } else if (env_double(st, "CUDA_DEVICE_SM_LIMIT", &sm) && sm > 0 && sm < 100) {
-        tflops = sm; /* HAMi-style percentage: share = sm / 100 */
-        dev = 100;
     }
     limits_write_local(st->shm, vram, tflops, dev);
 }
@@ -348,14 +394,15 @@ static void init_once(void)
     tfl_ledger_init(&st->ledger);
     tfl_ledger_init(&st->graphs);
     st->flops_per_token = 1000;
-    env_double(st, "TF_FLOPS_PER_THREAD", &st->flops_per_token);
-    if (!(st->flops_per_token > 0)) st->flops_per_token = 1000;
+    const char *fpt = env_set("TF_FLOPS_PER_THREAD");
+    if (fpt && (tfl_parse_double(fpt, &st->flops_per_token) != 0 || !(st->flops_per_token > 0)))
+        config_refuse(st, "TF_FLOPS_PER_THREAD", fpt, "is not a number > 0", "a number of FLOPs per thread, e.g. 1000");
 
     const char *name = getenv("TF_LIMITER_SHM");
     if (name && *name) {
         st->shm = open_region(st, name);
         st->shared = st->shm != NULL;
-        st->broken = st->shm == NULL;
+        st->broken |= st->shm == NULL;
         if (st->broken) tfl_log(st, "limits unknown: every device allocation will fail (fail closed)");
     }
     if (!st->shm) {
@@ -366,6 +413,7 @@ static void init_once(void)
         local.size = sizeof local;
         if (!st->broken) local_config(st);
     }
+    if (st->config_refused) return; /* fail closed: no controller, cuInit and allocations refused */
     tfl_limits l;
     tfl_limits_read(st, &l);
     if (st->shared || l.share > 0) {

@@ -22,6 +22,7 @@ typedef struct {
     tf_shm_region *shm;       /* the session's region, or a private one filled from env (local mode) */
     int shared;               /* 1 = shm from TF_LIMITER_SHM */
     int broken;               /* TF_LIMITER_SHM set but unusable: fail closed (allocations OOM) */
+    int config_refused;       /* a local limit variable does not parse: cuInit refused too */
 
     pthread_mutex_t lock;     /* ledger, bucket, window counters */
     tfl_ledger ledger;        /* VRAM charges */

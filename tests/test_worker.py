@@ -269,3 +269,59 @@ def test_vram_cap_of_the_lease_holds_through_the_remote_stub(one_worker):
         assert kv["realloc_after_free"] == "ok"
         assert int(kv["info_free_end"]) == 320 << 20
         client.release(alloc.id)
+
+
+def executors_of(parent_pid: int) -> set[int]:
+    """Live tf-executor processes whose parent is parent_pid (zombies count as gone)."""
+    out = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if comm == "tf-executor" and int(ppid) == parent_pid and state != "Z":
+            out.add(int(d))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_killed_client_with_a_running_kernel_ends_its_session(one_worker):
+    """kill -9 of a client whose kernel never ends: its executor exits within seconds, the pool shows the
+    memory free again, and the worker stops renewing the allocation's lease."""
+    env, address = one_worker
+    program = build_cuda("dp_endless")
+    worker = workers["node-a"]
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=512)
+        client_env = dict(env, TF_WORKER=f"unix:{alloc.endpoints.unix_path}", TF_LEASE=alloc.lease_token,
+                          LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+        proc = subprocess.Popen([str(program), "200"], env=client_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout.readline().strip() == "running 200 MiB"
+        wait_for(lambda: gpu_vram_used(client) >= 200, what="heartbeat to report 200 MiB used")
+        pids = executors_of(worker.pid)
+        assert len(pids) == 1
+        time.sleep(1.0)                                   # the kernel runs; the synchronize waits
+        assert proc.poll() is None
+        proc.kill()
+        proc.wait()
+        t0 = time.time()
+        wait_for(lambda: not any(alive(p) for p in pids), timeout=5, what="the executor to exit")
+        assert time.time() - t0 < 5
+        wait_for(lambda: gpu_vram_used(client) == 0, what="usage back to 0 after the client died")
+        first = client.get_allocation(alloc.id).lease_expires_at
+        time.sleep(1.5)                                   # three heartbeats
+        assert client.get_allocation(alloc.id).lease_expires_at == first, "the worker still renews the lease"
+        client.release(alloc.id)

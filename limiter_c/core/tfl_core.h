@@ -113,9 +113,22 @@ void tfl_ctrl_init(tfl_ctrl *c, double open_loop_rate);
 double tfl_ctrl_step(tfl_ctrl *c, double share, uint64_t dt_ns, uint64_t busy_ns, double tokens, int throttled);
 
 /* ---- Parsing -------------------------------------------------------------------------------------
- * Byte sizes: "1073741824", "512MiB", "2GiB", "1.5GB", HAMi-style "1g" / "512m" / "64k" (binary units
- * for single letters, as HAMi-core). Returns 0 on success. */
-int tfl_parse_bytes(const char *s, uint64_t *out);
+ * One grammar for every limit the limiter reads from its environment, the same as tfclient/quantity.py's
+ * (`--vram`, `--tflops`): optional blanks, a non-negative decimal number ("2", "1.5", ".5", "1e3"; no
+ * sign, no hex, no inf/nan), optional blanks, a unit, optional blanks. Returns 0 on success, -1 else.
+ *
+ * Byte sizes, TFL_UNITS_TF (TF_VRAM_LIMIT): Ki/Mi/Gi/Ti (optionally ...B) = 1024^n, K/M/G/T and
+ * KB/MB/GB/TB = 1000^n, B = bytes, case-insensitive (as quantity.py). A bare number is BYTES here,
+ * while `--vram 1024` means MiB: an environment variable has always been bytes (HAMi, our README).
+ * TFL_UNITS_HAMI (CUDA_DEVICE_MEMORY_LIMIT[_0]): HAMi-core's historical meaning, single letters are
+ * binary ("1g" = 2^30, "512m" = 2^29: the HAMi device plugin writes "<MiB>m"); Ki/Mi/Gi/Ti(B) too;
+ * decimal KB/MB/GB/TB are refused there. Fractions of a byte round up.
+ * TFLOPS (TF_TFLOPS_LIMIT, TF_DEVICE_TFLOPS): a number, or with T/TFLOPS (x1), G/GFLOPS (x1e-3) or the
+ * k8s milli "m" (lower case only, x1e-3), as quantity.parse_tflops.
+ * Plain numbers (tfl_parse_double): the grammar without a unit. */
+enum { TFL_UNITS_TF = 0, TFL_UNITS_HAMI = 1 };
+int tfl_parse_bytes(const char *s, int dialect, uint64_t *out);
+int tfl_parse_tflops(const char *s, double *out);
 int tfl_parse_double(const char *s, double *out);
 
 #endif

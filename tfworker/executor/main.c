@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "watch.h"
 
 static int usage(void)
 {
@@ -54,6 +55,11 @@ int main(int argc, char **argv)
     if (tf_session_init(&x, h)) {
         tfx_log("backend %s did not initialise", lib);
         return 3;
+    }
+    /* a client that dies while a call blocks (an endless kernel) must still end the session */
+    if (tf_watch_client(fd) != 0) {
+        tfx_log("cannot start the client watcher: not serving");
+        return 1;
     }
     int rc = tf_serve(&x, fd);
     close(fd);
