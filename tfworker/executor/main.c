@@ -2,8 +2,9 @@
  * Spawned by tfworker/gpu_process.py with the client's socket (already handshaken by the daemon) as
  * file descriptor N:  tf-executor --fd N [--lib PATH]. The backend is the libcuda.so.1 the dynamic
  * loader finds (the daemon points LD_LIBRARY_PATH at the emulator or leaves NVIDIA's driver; the
- * limiter may be LD_PRELOADed over it). Exits when the client disconnects: process exit frees the
- * session's device memory and every other driver object.
+ * limiter may be LD_PRELOADed over it). Exits when the client disconnects - also while a driver call
+ * blocks, through the socket watcher in watch.c: process exit frees the session's device memory and
+ * every other driver object.
  */
 #include <dlfcn.h>
 #include <errno.h>
