@@ -325,3 +325,43 @@ def test_killed_client_with_a_running_kernel_ends_its_session(one_worker):
         time.sleep(1.5)                                   # three heartbeats
         assert client.get_allocation(alloc.id).lease_expires_at == first, "the worker still renews the lease"
         client.release(alloc.id)
+
+
+def test_a_restarted_worker_reaps_what_its_previous_life_left_behind(tmp_path):
+    """kill -9 of the worker daemon leaves its limiter regions (and any executor not yet dead) behind; the
+    next daemon with the same TF_HOME and node removes them before serving, and nothing of another's."""
+    from tfworker import gpu_process, limits
+    with running_cluster(tmp_path, ["node-a"]) as (env, address):
+        tag = limits.worker_tag(str(tmp_path), "node-a")
+        foreign = limits.SessionLimits.create(f"{limits.worker_tag(str(tmp_path), 'node-b')}-alloc-x-1")
+        restarted = None
+        try:
+            with SchedulerClient(address) as client:
+                alloc = client.allocate(tflops=0.001, vram=512)
+                proc = hold(alloc, env, 64)
+                assert len(limits.regions_of(tag)) == 1
+                assert len(gpu_process.executors_of(tag)) == 1
+                old = workers["node-a"]
+                old.kill()
+                old.wait()
+                proc.kill()
+                proc.wait()
+                assert limits.regions_of(tag), "the killed daemon's region should still be there"
+                restarted, _ = start(["worker", "--scheduler", address, "--backend", "emu", "--node", "node-a",
+                                      "--unix", str(tmp_path / "node-a.sock")], env, r"registered with")
+                assert limits.regions_of(tag) == []
+                assert gpu_process.executors_of(tag) == []
+                assert os.path.exists(foreign.path)          # another daemon's region is not ours to reap
+                # and the new life serves
+                again = client.allocate(tflops=0.001, vram=256)
+                r = run_with_lease(again, build_example("vector_add"), env)
+                assert r.returncode == 0, r.stdout + r.stderr
+                client.release(again.id)
+        finally:
+            foreign.close()
+            if restarted is not None:
+                restarted.send_signal(signal.SIGINT)
+                try:
+                    restarted.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    restarted.kill()

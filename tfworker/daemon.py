@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from tfclient import native
+from tfclient import config, native
 from tfclient.protos import load
 from tfscheduler import lease, models
-from tfworker import limits
+from tfworker import gpu_process, limits
 from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant
 from tfworker.gpus import Backend, GpuInfo
 
@@ -44,7 +44,8 @@ class Session:
 class WorkerDaemon:
     def __init__(self, *, scheduler: str, secret: bytes, backend: Backend, unix_path: str | None,
                  tcp: tuple[str, int] | None = None, advertise: str | None = None, admin_listen: str = "127.0.0.1:0",
-                 pool: str = "default", node: str | None = None, metrics_port: int | None = None):
+                 pool: str = "default", node: str | None = None, metrics_port: int | None = None,
+                 home: str | None = None):
         self.scheduler_address = scheduler
         self.secret = secret
         self.backend = backend
@@ -55,6 +56,8 @@ class WorkerDaemon:
         self.pool = pool
         self.node = node or socket.gethostname()
         self.metrics_port = metrics_port
+        self.home = str(home or config.home())   # with the node name: this daemon's identity (limits.worker_tag)
+        self.identity: limits.WorkerIdentity | None = None
         self.worker_id = ""
         self.heartbeat_interval_s = 2.0
         self.sessions: dict[str, Session] = {}
@@ -72,6 +75,7 @@ class WorkerDaemon:
     # ---- lifecycle ----
 
     async def start(self) -> None:
+        self._reap_previous_life()
         await self.dataplane.start()
         self._admin = grpc.aio.server()
         worker_rpc.add_WorkerAdminServicer_to_server(_AdminServicer(self), self._admin)
@@ -99,6 +103,22 @@ class WorkerDaemon:
             await self._admin.stop(grace=1.0)
         if self._channel:
             await self._channel.close()
+        if self.identity is not None:
+            self.identity.close()
+
+    def _reap_previous_life(self) -> None:
+        """A daemon that died (kill -9, OOM) left its executors and limiter regions behind: end them
+        before serving, so their memory is free and their regions do not pile up in /dev/shm."""
+        self.identity = limits.WorkerIdentity(self.home, self.node)
+        if not self.identity.reaps:
+            log.warning("another worker daemon with TF_HOME=%s and node %s is running: reaping nothing",
+                        self.home, self.node)
+            return
+        pids = gpu_process.reap_executors(self.identity.tag)
+        regions = limits.reap_regions(self.identity.tag)
+        if pids or regions:
+            log.info("reaped %d GPU worker process(es) and %d limiter region(s) of a previous life",
+                     len(pids), len(regions))
 
     # ---- control plane ----
 
@@ -170,6 +190,8 @@ class WorkerDaemon:
         limits = self._create_limits(session_id, vram_mib, tflops, gpu)
         self.sessions[session_id] = Session(session_id, claims.allocation_id, gpu, limits)
         env = {"CUDA_VISIBLE_DEVICES": str(gpu.index)} if self.backend.kind == "nvidia" else {}
+        if self.identity is not None:
+            env[gpu_process.TAG_VAR] = self.identity.tag   # found again by a restarted daemon
         if limits is None:
             return SessionGrant(session_id=session_id, env=env, preload=[])
         env.update(limits.env)
@@ -201,7 +223,8 @@ class WorkerDaemon:
         if tflops and not device_tflops:
             log.warning("GPU model %r has no known TFLOPS (set TF_GPU_TFLOPS): session %s gets no compute limit",
                         gpu.model, session_id)
-        return limits.SessionLimits.create(session_id, vram_limit_bytes=vram_mib << 20,
+        region = f"{self.identity.tag}-{session_id}" if self.identity is not None else session_id
+        return limits.SessionLimits.create(region, vram_limit_bytes=vram_mib << 20,
                                            tflops_limit=tflops if device_tflops else 0.0, device_tflops=device_tflops)
 
     async def _on_session_end(self, end: SessionEnd) -> None:

@@ -3,6 +3,8 @@
 The worker daemon creates one region per session (SessionLimits.create), gives the session's GPU worker
 process the limiter (LD_PRELOAD=.preload, env=.env), changes limits live (.update) and reads usage
 (.usage). `tensorfusion run --local` uses local_env() instead: limits passed as env, no region.
+Region names carry the daemon's identity (worker_tag: TF_HOME + node), so a restarted daemon reaps exactly
+what its previous life left in /dev/shm (reap_regions) and never another daemon's.
 
 The layout is defined once, in limiter_c/tf_limiter_shm.h; FIELDS below mirrors it and
 tests/limiter/test_limits_py.py compiles the header and asserts every offset matches. Each half of the
@@ -12,6 +14,9 @@ Linux keep the order of the separate stores/loads Python does through the mmap (
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import math
 import mmap
 import os
 import re
@@ -92,7 +97,8 @@ class SessionLimits:
     def create(cls, session_id: str, vram_limit_bytes: int = 0, tflops_limit: float = 0.0,
                device_tflops: float = 0.0, replace: bool = True) -> "SessionLimits":
         """Creates /dev/shm/tf-<session_id> with these limits (0 = none). replace=True reuses the
-        name of a region a crashed daemon left behind."""
+        name of a region a crashed daemon left behind. Every error path removes what it created."""
+        _check_limits(vram_limit_bytes, tflops_limit, device_tflops)  # before anything exists
         path = cls._path_of(session_id)
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
         if replace and os.path.exists(path):
@@ -101,20 +107,29 @@ class SessionLimits:
             fd = os.open(path, flags, 0o600)
         except OSError as e:
             raise LimiterRegionError(f"cannot create {path}: {e}") from e
+        mm = None
         try:
-            os.ftruncate(fd, SIZE)
-            mm = mmap.mmap(fd, SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        except OSError as e:
-            os.close(fd)
-            os.unlink(path)
-            raise LimiterRegionError(f"cannot map {path}: {e}") from e
-        os.close(fd)
-        self = cls(session_id, path, mm, owner=True)
-        self._limits_write(vram_limit_bytes, tflops_limit, device_tflops)
-        self._put("size", SIZE)
-        self._put("version", VERSION)
-        self._put("magic", MAGIC)  # last: a limiter that opens early sees no magic, not half a header
-        return self
+            try:
+                os.ftruncate(fd, SIZE)
+                mm = mmap.mmap(fd, SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            except OSError as e:
+                raise LimiterRegionError(f"cannot map {path}: {e}") from e
+            finally:
+                os.close(fd)
+            self = cls(session_id, path, mm, owner=True)
+            self._limits_write(vram_limit_bytes, tflops_limit, device_tflops)
+            self._put("size", SIZE)
+            self._put("version", VERSION)
+            self._put("magic", MAGIC)  # last: a limiter that opens early sees no magic, not half a header
+            return self
+        except BaseException:
+            if mm is not None:
+                mm.close()
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            raise
 
     @classmethod
     def open(cls, session_id: str) -> "SessionLimits":
@@ -217,8 +232,7 @@ class SessionLimits:
         struct.pack_into("<" + code, self._mm, off, value)
 
     def _limits_write(self, vram: int, tflops: float, device_tflops: float) -> None:
-        if vram < 0 or tflops < 0 or device_tflops < 0:
-            raise ValueError("limits must be >= 0")
+        _check_limits(vram, tflops, device_tflops)
         seq = self._get("limits_seq")
         if seq & 1:  # a writer died mid-update (we are the only writer): start from even
             seq += 1
@@ -240,6 +254,68 @@ class SessionLimits:
             if self._get(seq_name) == s1:
                 return vals
         raise LimiterRegionError(f"{self.path}: {seq_name} never settled (writer stuck mid-update?)")
+
+
+def _check_limits(vram, tflops, device_tflops) -> None:
+    """Limits a region can hold: finite numbers >= 0 (0 = none), VRAM an integer below 2^64."""
+    for name, v in (("vram_limit_bytes", vram), ("tflops_limit", tflops), ("device_tflops", device_tflops)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name}={v!r}: limits must be finite numbers >= 0 (0 = none)")
+    if int(vram) != vram or vram >= 1 << 64:
+        raise ValueError(f"vram_limit_bytes={vram!r}: a whole number of bytes below 2^64")
+
+
+# ---- one worker daemon's regions and executors, found again after a crash -------------------------
+
+def worker_tag(home: str, node: str) -> str:
+    """Short stable name of one worker daemon's identity (its TF_HOME and node name): the prefix of its
+    regions (/dev/shm/tf-<tag>-...) and the TF_WORKER_TAG of its executors, so that a restarted daemon
+    reaps what its previous life left behind and nothing of another daemon's."""
+    import hashlib
+    return hashlib.sha256(f"{os.path.realpath(home)}\0{node}".encode()).hexdigest()[:12]
+
+
+class WorkerIdentity:
+    """This daemon's tag, held by an flock on $TF_HOME/worker-<tag>.lock for its whole life: a second
+    live daemon with the same TF_HOME and node must not reap the first one's sessions, so it gets a
+    private tag (and reaps nothing) instead. The kernel drops the lock when the daemon dies."""
+
+    def __init__(self, home: str, node: str):
+        self.tag = worker_tag(home, node)
+        self.reaps = True
+        self._fd = os.open(os.path.join(home, f"worker-{self.tag}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.tag = worker_tag(home, f"{node}\0pid={os.getpid()}")
+            self.reaps = False
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def regions_of(tag: str) -> list[str]:
+    """Paths of the limiter regions named for worker `tag`."""
+    prefix = f"tf-{tag}-"
+    try:
+        names = os.listdir(SHM_DIR)
+    except OSError:
+        return []
+    return sorted(os.path.join(SHM_DIR, n) for n in names if n.startswith(prefix))
+
+
+def reap_regions(tag: str) -> list[str]:
+    """Unlinks every region of worker `tag` (a previous life's); returns their paths."""
+    gone = []
+    for path in regions_of(tag):
+        try:
+            os.unlink(path)
+            gone.append(path)
+        except FileNotFoundError:
+            pass
+    return gone
 
 
 def local_env(vram_limit_bytes: int = 0, tflops_limit: float = 0.0, device_tflops: float = 0.0,

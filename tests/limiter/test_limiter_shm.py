@@ -8,6 +8,7 @@ import pytest
 from limiter_helpers import session_id
 from tfclient import native
 from tfworker import limits as L
+from tfworker.limits import SessionLimits
 
 HEADER_DIR = native.REPO_ROOT / "limiter_c"
 
@@ -69,3 +70,27 @@ def test_local_env_preloads_the_limiter_and_keeps_other_preloads():
     assert "TF_TFLOPS_LIMIT" not in L.local_env(vram_limit_bytes=1 << 30, base={})
     with pytest.raises(ValueError):
         L.local_env(tflops_limit=10, base={})
+
+
+@pytest.mark.parametrize("bad", [dict(vram_limit_bytes=-1), dict(tflops_limit=float("nan")), dict(device_tflops=-2.0),
+                                 dict(vram_limit_bytes=1 << 64), dict(vram_limit_bytes=1.5)])
+def test_create_with_a_bad_limit_raises_and_leaves_no_region(bad):
+    sid = session_id("bad")
+    with pytest.raises(ValueError):
+        SessionLimits.create(sid, **bad)
+    assert not os.path.exists(f"/dev/shm/tf-{sid}")
+
+
+def test_a_second_daemon_of_the_same_identity_reaps_nothing_of_the_first(tmp_path):
+    from tfworker.limits import WorkerIdentity, worker_tag
+    first = WorkerIdentity(str(tmp_path), "node-x")
+    second = WorkerIdentity(str(tmp_path), "node-x")
+    try:
+        assert first.reaps and first.tag == worker_tag(str(tmp_path), "node-x")
+        assert not second.reaps and second.tag != first.tag
+    finally:
+        first.close()
+        second.close()
+    again = WorkerIdentity(str(tmp_path), "node-x")    # the first is gone: its successor reaps
+    assert again.reaps and again.tag == first.tag
+    again.close()
