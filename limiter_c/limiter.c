@@ -99,44 +99,164 @@ static void limits_write_local(tf_shm_region *r, uint64_t vram, double tflops, d
     __atomic_store_n(&r->limits_seq, s + 2, __ATOMIC_RELEASE);
 }
 
+/* ---- the allocation's processes: per-process ledger slots --------------------------------------- */
+/* Start time (clock ticks since boot, field 22 of /proc/<pid>/stat) of a live process, 0 if there is no
+ * such process or it is a zombie (its memory is already freed). */
+static uint64_t proc_start(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ') return 0;
+    p += 2;
+    if (*p == 'Z' || *p == 'X') return 0;
+    for (int field = 3; field < 22; field++) { /* p points at field 3 (state) */
+        p = strchr(p, ' ');
+        if (!p) return 0;
+        p++;
+    }
+    return strtoull(p, NULL, 10);
+}
+
+/* The pid namespace of this process: pids in slots of another namespace cannot be judged (never reclaimed). */
+static uint64_t pid_ns(void)
+{
+    struct stat sb;
+    return stat("/proc/self/ns/pid", &sb) == 0 ? (uint64_t)sb.st_ino : 0;
+}
+
+/* Gives back the charges of processes of the allocation that are gone (kill -9, crash) and frees their
+ * slots. The exchange of the slot's bytes with 0 decides who returns them: each byte once, even when
+ * several processes reclaim the same slot at the same time. Returns the bytes given back. */
+uint64_t tfl_reclaim_dead(tfl_state *st)
+{
+    tf_shm_region *r = st->shm;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < TF_SHM_SLOTS; i++) {
+        tf_shm_slot *sl = &r->slots[i];
+        uint64_t pv = __atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE);
+        if (!pv || (int)i == st->slot) continue;
+        if (__atomic_load_n(&sl->rsv, __ATOMIC_RELAXED) != st->ns) continue;
+        pid_t pid = (pid_t)(pv & ~TF_SHM_SLOT_RECLAIM);
+        uint64_t start = proc_start(pid);
+        if (start && ((pv & TF_SHM_SLOT_RECLAIM) || start == __atomic_load_n(&sl->start, __ATOMIC_RELAXED)))
+            continue; /* alive (or still claiming its slot) */
+        uint64_t b = __atomic_exchange_n(&sl->vram, 0, __ATOMIC_ACQ_REL);
+        if (b) tfl_shared_return(&r->vram_used, b);
+        total += b;
+        __atomic_compare_exchange_n(&sl->pid, &pv, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+    }
+    if (total) tfl_log(st, "gave back %llu bytes charged by processes that are gone", (unsigned long long)total);
+    return total;
+}
+
+/* This process's slot (claimed on first use; a forked child claims its own). The slot is marked while
+ * its start time is written, so no reclaimer judges it by a half-written record. -1: no slot free even
+ * after reclaiming (more than TF_SHM_SLOTS live processes in one allocation). */
+static int slot_get(tfl_state *st)
+{
+    int s = __atomic_load_n(&st->slot, __ATOMIC_ACQUIRE);
+    if (s >= 0) return s;
+    if (pthread_mutex_lock(&st->slot_lock) != 0) return -1;
+    s = st->slot;
+    tf_shm_region *r = st->shm;
+    pid_t me = getpid();
+    uint64_t start = proc_start(me);
+    for (int round = 0; s < 0 && round < 2; round++) {
+        for (unsigned i = 0; i < TF_SHM_SLOTS; i++) {
+            uint64_t zero = 0;
+            if (!__atomic_compare_exchange_n(&r->slots[i].pid, &zero, (uint64_t)me | TF_SHM_SLOT_RECLAIM, 0,
+                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+                continue;
+            __atomic_store_n(&r->slots[i].start, start, __ATOMIC_RELAXED);
+            __atomic_store_n(&r->slots[i].vram, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&r->slots[i].rsv, st->ns, __ATOMIC_RELAXED);
+            __atomic_store_n(&r->slots[i].pid, (uint64_t)me, __ATOMIC_RELEASE);
+            s = (int)i;
+            break;
+        }
+        if (s < 0 && round == 0) tfl_reclaim_dead(st);
+    }
+    if (s >= 0) __atomic_store_n(&st->slot, s, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&st->slot_lock);
+    if (s < 0) tfl_log(st, "all %u process slots of the allocation are taken: allocations refused", TF_SHM_SLOTS);
+    return s;
+}
+
+int tfl_vram_charge(tfl_state *st, uint64_t bytes, uint64_t limit)
+{
+    tf_shm_region *r = st->shm;
+    int s = slot_get(st);
+    if (s < 0) return -1;
+    if (tfl_shared_charge(&r->vram_used, &r->vram_peak, bytes, limit) != TFL_OK) {
+        /* over the cap: maybe because of a dead process's charges */
+        if (!limit || !tfl_reclaim_dead(st) || tfl_shared_charge(&r->vram_used, &r->vram_peak, bytes, limit) != TFL_OK)
+            return -1;
+    }
+    /* A kill between the two adds leaks `bytes` in the total (fail closed), never frees what is in use. */
+    __atomic_add_fetch(&r->slots[s].vram, bytes, __ATOMIC_RELEASE);
+    return 0;
+}
+
+void tfl_vram_return(tfl_state *st, uint64_t bytes)
+{
+    if (!bytes) return;
+    int s = __atomic_load_n(&st->slot, __ATOMIC_ACQUIRE);
+    if (s < 0) return; /* nothing was charged through a slot (a forked child's inherited ledger is gone) */
+    tfl_shared_return(&st->shm->slots[s].vram, bytes);
+    tfl_shared_return(&st->shm->vram_used, bytes);
+}
+
+uint64_t tfl_vram_used(tfl_state *st) { return __atomic_load_n(&st->shm->vram_used, __ATOMIC_ACQUIRE); }
+
+/* Adds this process's counters since its last publication to the allocation's (many writers: deltas only). */
 void tfl_publish_usage(tfl_state *st)
 {
     tf_shm_region *r = st->shm;
-    if (!st->shared || st->is_child) return; /* one writer per region: the session's own process */
     if (pthread_mutex_lock(&st->publish_lock) != 0) return;
-    if (pthread_mutex_lock(&st->lock) != 0) { pthread_mutex_unlock(&st->publish_lock); return; }
-    uint64_t used = st->ledger.used, peak = st->ledger.peak;
-    double rate = atomic_load(&st->compute_on) ? st->bucket.rate : 0;
-    pthread_mutex_unlock(&st->lock);
-    uint64_t s = ld64(&r->usage_seq);
-    __atomic_store_n(&r->usage_seq, s + 1, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    st64(&r->vram_used, used);
-    st64(&r->vram_peak, peak);
-    st64(&r->launches, atomic_load_explicit(&st->launches, memory_order_relaxed));
-    st64(&r->throttled_ns, atomic_load_explicit(&st->throttled_ns, memory_order_relaxed));
-    st64(&r->busy_ns, st->busy_ns);
-    stf(&r->refill_rate, rate);
+    uint64_t v;
+    v = atomic_load_explicit(&st->launches, memory_order_relaxed);
+    __atomic_add_fetch(&r->launches, v - st->pub_launches, __ATOMIC_RELAXED);
+    st->pub_launches = v;
+    v = atomic_load_explicit(&st->throttled_ns, memory_order_relaxed);
+    __atomic_add_fetch(&r->throttled_ns, v - st->pub_throttled, __ATOMIC_RELAXED);
+    st->pub_throttled = v;
+    v = atomic_load_explicit(&st->tokens, memory_order_relaxed);
+    __atomic_add_fetch(&r->tokens, v - st->pub_tokens, __ATOMIC_RELAXED);
+    st->pub_tokens = v;
+    v = __atomic_load_n(&st->busy_ns, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&r->busy_ns, v - st->pub_busy, __ATOMIC_RELAXED);
+    st->pub_busy = v;
+    stf(&r->refill_rate, atomic_load(&st->compute_on) ? ldf(&r->bucket_rate) : 0);
     st64(&r->limiter_pid, (uint64_t)getpid());
     st64(&r->updated_ns, realtime_ns());
-    __atomic_store_n(&r->usage_seq, s + 2, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&st->publish_lock);
 }
 
 /* ---- launches ---------------------------------------------------------------------------------- */
+/* The allocation's bucket (one for all its processes, in the region): admitted when the shared level is
+ * positive, else the thread sleeps and re-checks (a live change applies to waiting launches too). */
 void tfl_throttle(tfl_state *st, double cost)
 {
+    tf_shm_region *r = st->shm;
     uint64_t t0 = 0;
     for (;;) {
-        if (pthread_mutex_lock(&st->lock) != 0) return;
+        double rate = ldf(&r->bucket_rate);
+        if (!(rate > 0) || !atomic_load_explicit(&st->compute_on, memory_order_relaxed)) break; /* lifted */
         uint64_t now = tfl_now_ns();
-        uint64_t w = tfl_bucket_take(&st->bucket, cost, now);
-        if (w == 0) st->window_tokens += cost;
-        else st->window_throttled = 1;
-        pthread_mutex_unlock(&st->lock);
-        if (w == 0) break;
+        uint64_t w = tfl_gcra_take(&r->bucket_tat_ns, rate, cost, now, (uint64_t)(TFL_BURST_S * 1e9));
+        if (w == 0) {
+            atomic_fetch_add_explicit(&st->tokens, (uint64_t)cost, memory_order_relaxed);
+            break;
+        }
+        atomic_store_explicit(&st->window_throttled, 1, memory_order_relaxed);
         if (!t0) t0 = now;
-        if (!atomic_load_explicit(&st->compute_on, memory_order_relaxed)) break; /* limit lifted while waiting */
         uint64_t s = w < TFL_MAX_SLEEP_NS ? w : TFL_MAX_SLEEP_NS;
         struct timespec ts = {.tv_sec = (time_t)(s / 1000000000ull), .tv_nsec = (long)(s % 1000000000ull)};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
@@ -198,14 +318,14 @@ static uint64_t busy_delta(tfl_state *st, uint64_t dt_ns)
         uint64_t b = process_cpu_ns();
         uint64_t d = st->cpu_last && b > st->cpu_last ? b - st->cpu_last : 0;
         st->cpu_last = b;
-        st->busy_ns += d;
+        __atomic_store_n(&st->busy_ns, st->busy_ns + d, __ATOMIC_RELAXED);
         return d;
     }
     if (st->emu_busy) {
         unsigned long long b = 0;
         if (st->emu_busy(&b) != CUDA_SUCCESS) return 0;
         uint64_t d = b > st->busy_ns ? b - st->busy_ns : 0;
-        st->busy_ns = b;
+        __atomic_store_n(&st->busy_ns, (uint64_t)b, __ATOMIC_RELAXED);
         return d;
     }
     if (!st->nvml_dev) return 0;
@@ -226,7 +346,7 @@ static uint64_t busy_delta(tfl_state *st, uint64_t dt_ns)
     else if (launches == st->nvml_last_launches) st->nvml_last_u = 0; /* idle, not just between samples */
     st->nvml_last_launches = launches;
     uint64_t d = (uint64_t)(st->nvml_last_u * (double)dt_ns);
-    st->busy_ns += d;
+    __atomic_store_n(&st->busy_ns, st->busy_ns + d, __ATOMIC_RELAXED);
     return d;
 }
 
@@ -238,26 +358,35 @@ static double open_loop_rate(const tfl_state *st, const tfl_limits *l)
     return l->tflops_limit * 1e12 / st->flops_per_token;
 }
 
+/* One step of this process's controller. Its inputs are the ALLOCATION's (busy time and tokens of all
+ * its processes, read back from the region after adding this process's own), so every process of the
+ * allocation computes the same rate for the one shared bucket; whichever writes last sets it. */
 static void controller_step(tfl_state *st, uint64_t dt_ns)
 {
+    tf_shm_region *r = st->shm;
     tfl_limits l;
     tfl_limits_read(st, &l);
-    uint64_t busy = busy_delta(st, dt_ns);
+    busy_delta(st, dt_ns);
+    tfl_publish_usage(st);
     if (pthread_mutex_lock(&st->lock) != 0) return;
-    double tokens = st->window_tokens;
-    int thr = st->window_throttled;
-    st->window_tokens = 0;
-    st->window_throttled = 0;
-    uint64_t now = tfl_now_ns();
+    uint64_t busy_all = __atomic_load_n(&r->busy_ns, __ATOMIC_RELAXED);
+    uint64_t tokens_all = __atomic_load_n(&r->tokens, __ATOMIC_RELAXED);
+    uint64_t thr_all = __atomic_load_n(&r->throttled_ns, __ATOMIC_RELAXED);
+    uint64_t busy = busy_all - st->seen_busy;
+    double tokens = (double)(tokens_all - st->seen_tokens);
+    int thr = atomic_exchange(&st->window_throttled, 0) || thr_all != st->seen_throttled;
+    st->seen_busy = busy_all;
+    st->seen_tokens = tokens_all;
+    st->seen_throttled = thr_all;
     if (l.share > 0) {
         if (!atomic_load(&st->compute_on)) {
             if (st->ctrl.rate <= 0 || st->last_share <= 0) tfl_ctrl_init(&st->ctrl, open_loop_rate(st, &l));
-            tfl_bucket_init(&st->bucket, st->ctrl.rate, now);
+            stf(&r->bucket_rate, st->ctrl.rate);
             atomic_store(&st->compute_on, 1);
         } else {
             double rate = has_busy_source(st) ? tfl_ctrl_step(&st->ctrl, l.share, dt_ns, busy, tokens, thr)
                                               : open_loop_rate(st, &l);
-            tfl_bucket_set_rate(&st->bucket, rate, now);
+            stf(&r->bucket_rate, rate);
         }
     } else {
         atomic_store(&st->compute_on, 0);
@@ -270,13 +399,14 @@ static void *controller_main(void *arg)
 {
     tfl_state *st = arg;
     uint64_t last = tfl_now_ns();
-    for (;;) {
+    for (unsigned n = 1;; n++) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)TFL_PERIOD_NS};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
         uint64_t now = tfl_now_ns();
         controller_step(st, now - last);
         last = now;
         tfl_publish_usage(st);
+        if (st->shared && n % TFL_RECLAIM_PERIODS == 0) tfl_reclaim_dead(st); /* a dead process's charges */
     }
     return NULL;
 }
@@ -391,6 +521,9 @@ static void init_once(void)
     st->quiet = q && *q && strcmp(q, "0") != 0;
     pthread_mutex_init(&st->lock, NULL);
     pthread_mutex_init(&st->publish_lock, NULL);
+    pthread_mutex_init(&st->slot_lock, NULL);
+    st->slot = -1;
+    st->ns = pid_ns();
     tfl_ledger_init(&st->ledger);
     tfl_ledger_init(&st->graphs);
     st->flops_per_token = 1000;
@@ -441,10 +574,14 @@ static void atfork_child(void)
     tfl_state *st = &g_state;
     pthread_mutex_init(&st->lock, NULL); /* another thread may have held them at fork time */
     pthread_mutex_init(&st->publish_lock, NULL);
+    pthread_mutex_init(&st->slot_lock, NULL);
     tfl_ledger_free(&st->ledger);
     tfl_ledger_free(&st->graphs);
+    st->slot = -1; /* the parent's slot (and charges) stay the parent's; the child claims its own */
     atomic_store(&st->launches, 0);
     atomic_store(&st->throttled_ns, 0);
+    atomic_store(&st->tokens, 0);
+    st->pub_launches = st->pub_throttled = st->pub_tokens = 0;
     st->is_child = 1;
     if (st->thread_started) {
         st->thread_started = 0;

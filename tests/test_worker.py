@@ -365,3 +365,47 @@ def test_a_restarted_worker_reaps_what_its_previous_life_left_behind(tmp_path):
                     restarted.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     restarted.kill()
+
+
+def hold_attempt(alloc, env, mib):
+    """Starts dp_hold for mib MiB; returns (process, first line): "holding <mib> MiB" or "FAIL setup <error>"."""
+    program = build_cuda("dp_hold", flags=("-L", str(native.stub_lib_dir()), "-lcuda"))
+    client_env = dict(env, TF_WORKER=f"unix:{alloc.endpoints.unix_path}", TF_LEASE=alloc.lease_token,
+                      LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+    proc = subprocess.Popen([str(program), str(mib)], env=client_env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, proc.stdout.readline().strip()
+
+
+def test_processes_of_one_allocation_share_its_vram_cap(one_worker):
+    """Four processes on one 256 MiB vGPU, 80 MiB each: three fit, the fourth gets CUDA_ERROR_OUT_OF_MEMORY
+    (the cap belongs to the allocation, not to each process); the pool shows the allocation's total; a
+    holder killed with -9 gives its 80 MiB back and a new process fits again."""
+    env, address = one_worker
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=256)
+        holders = []
+        try:
+            for _ in range(3):
+                proc, line = hold_attempt(alloc, env, 80)
+                holders.append(proc)
+                assert line == "holding 80 MiB"
+            proc, line = hold_attempt(alloc, env, 80)
+            holders.append(proc)
+            assert line == "FAIL setup CUDA_ERROR_OUT_OF_MEMORY"
+            proc.wait(timeout=30)
+            wait_for(lambda: gpu_vram_used(client) == 240, what="the pool to show the allocation's 240 MiB")
+            victim = holders[0]
+            victim.kill()
+            victim.wait()
+            wait_for(lambda: gpu_vram_used(client) == 160, what="the killed holder's 80 MiB given back")
+            proc, line = hold_attempt(alloc, env, 80)
+            holders.append(proc)
+            assert line == "holding 80 MiB"
+        finally:
+            for p in holders:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        wait_for(lambda: gpu_vram_used(client) == 0, what="usage back to 0")
+        client.release(alloc.id)

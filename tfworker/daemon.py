@@ -61,6 +61,7 @@ class WorkerDaemon:
         self.worker_id = ""
         self.heartbeat_interval_s = 2.0
         self.sessions: dict[str, Session] = {}
+        self.regions: dict[str, limits.SessionLimits] = {}     # allocation -> its limiter region (all its sessions)
         self.pending_limits: dict[str, common.Resources] = {}   # allocation -> limits set before it connected
         self._counter = itertools.count(1)
         self._channel: grpc.aio.Channel | None = None
@@ -187,7 +188,12 @@ class WorkerDaemon:
         pending = self.pending_limits.get(claims.allocation_id)
         vram_mib = pending.vram_mib if pending and pending.vram_mib else claims.vram_limit_mib
         tflops = pending.tflops if pending and pending.tflops else claims.tflops_limit
-        limits = self._create_limits(session_id, vram_mib, tflops, gpu)
+        # one region per allocation: its sessions share the VRAM cap and the compute share
+        limits = self.regions.get(claims.allocation_id)
+        if limits is None:
+            limits = self._create_limits(claims.allocation_id, vram_mib, tflops, gpu)
+            if limits is not None:
+                self.regions[claims.allocation_id] = limits
         self.sessions[session_id] = Session(session_id, claims.allocation_id, gpu, limits)
         env = {"CUDA_VISIBLE_DEVICES": str(gpu.index)} if self.backend.kind == "nvidia" else {}
         if self.identity is not None:
@@ -215,15 +221,15 @@ class WorkerDaemon:
         except lease.LeaseError as e:
             raise PermissionError(f"lease rejected: {e}") from None
 
-    def _create_limits(self, session_id: str, vram_mib: int, tflops: float, gpu: GpuInfo):
+    def _create_limits(self, allocation_id: str, vram_mib: int, tflops: float, gpu: GpuInfo):
         if not native.limiter_lib().exists():
-            log.warning("limiter not built (%s): session %s runs without limits", native.limiter_lib(), session_id)
+            log.warning("limiter not built (%s): allocation %s runs without limits", native.limiter_lib(), allocation_id)
             return None
         device_tflops = gpu.tflops or (models.lookup_tflops(gpu.model) or 0.0)
         if tflops and not device_tflops:
-            log.warning("GPU model %r has no known TFLOPS (set TF_GPU_TFLOPS): session %s gets no compute limit",
-                        gpu.model, session_id)
-        region = f"{self.identity.tag}-{session_id}" if self.identity is not None else session_id
+            log.warning("GPU model %r has no known TFLOPS (set TF_GPU_TFLOPS): allocation %s gets no compute limit",
+                        gpu.model, allocation_id)
+        region = f"{self.identity.tag}-{allocation_id}" if self.identity is not None else allocation_id
         return limits.SessionLimits.create(region, vram_limit_bytes=vram_mib << 20,
                                            tflops_limit=tflops if device_tflops else 0.0, device_tflops=device_tflops)
 
@@ -233,9 +239,14 @@ class WorkerDaemon:
         self._drop_session(end.session_id)
 
     def _drop_session(self, session_id: str) -> None:
+        """Forgets a session; the allocation's region goes with its last session (a dead process's charges
+        in it are given back by the limiters of the sessions that remain)."""
         session = self.sessions.pop(session_id, None)
-        if session and session.limits is not None:
-            session.limits.close()
+        if session is None or any(s.allocation_id == session.allocation_id for s in self.sessions.values()):
+            return
+        region = self.regions.pop(session.allocation_id, None)
+        if region is not None:
+            region.close()
 
     async def close_allocation(self, allocation_id: str, reason: str) -> bool:
         self.pending_limits.pop(allocation_id, None)
@@ -247,20 +258,24 @@ class WorkerDaemon:
 
     def set_limits(self, allocation_id: str, limits) -> bool:
         self.pending_limits[allocation_id] = limits
-        applied = False
-        for s in self.sessions.values():
-            if s.allocation_id == allocation_id and s.limits is not None:
-                s.limits.update(vram_limit_bytes=(limits.vram_mib << 20) if limits.vram_mib else None,
-                                tflops_limit=limits.tflops or None)
-                applied = True
-        return applied
+        region = self.regions.get(allocation_id)
+        if region is None:
+            return False
+        region.update(vram_limit_bytes=(limits.vram_mib << 20) if limits.vram_mib else None,
+                      tflops_limit=limits.tflops or None)
+        return True
 
     # ---- usage ----
 
     def session_usage(self) -> list:
+        """One entry per allocation (its region counts all its sessions; pid: one of them)."""
         out = []
         pids = {sid: info.pid for sid, info in self.dataplane.sessions().items()}
+        seen = set()
         for s in self.sessions.values():
+            if s.allocation_id in seen:
+                continue
+            seen.add(s.allocation_id)
             used_mib, tflops_used, limits = 0, 0.0, common.Resources()
             if s.limits is not None:
                 u = s.limits.usage()

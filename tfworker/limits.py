@@ -1,15 +1,17 @@
-"""Python side of the limiter's per-session shared-memory region (/dev/shm/tf-<session>).
+"""Python side of the limiter's per-allocation shared-memory region (/dev/shm/tf-<tag>-<allocation>).
 
-The worker daemon creates one region per session (SessionLimits.create), gives the session's GPU worker
-process the limiter (LD_PRELOAD=.preload, env=.env), changes limits live (.update) and reads usage
-(.usage). `tensorfusion run --local` uses local_env() instead: limits passed as env, no region.
+The worker daemon creates one region per allocation (SessionLimits.create), shared by all its sessions:
+each session's GPU worker process gets the limiter (LD_PRELOAD=.preload, env=.env); the daemon changes
+limits live (.update) and reads the allocation's usage (.usage), which every process adds to.
+`tensorfusion run --local` uses local_env() instead: limits passed as env, no region.
 Region names carry the daemon's identity (worker_tag: TF_HOME + node), so a restarted daemon reaps exactly
 what its previous life left in /dev/shm (reap_regions) and never another daemon's.
 
 The layout is defined once, in limiter_c/tf_limiter_shm.h; FIELDS below mirrors it and
-tests/limiter/test_limits_py.py compiles the header and asserts every offset matches. Each half of the
-region is a seqlock with one writer (limits: this module; usage: the limiter): the writer makes the
-sequence odd, writes, makes it even; readers retry while it is odd or changed. x86-64 and aarch64
+tests/limiter/test_limiter_shm.py compiles the header and asserts every offset matches. The limits half
+is a seqlock with one writer (this module): the writer makes the sequence odd, writes, makes it even;
+readers retry while it is odd or changed. The rest (usage, the shared token bucket, per-process ledger
+slots) is written by the limiters with 8-byte atomics; this module only reads it. x86-64 and aarch64
 Linux keep the order of the separate stores/loads Python does through the mmap (each is one C call).
 """
 from __future__ import annotations
@@ -27,15 +29,19 @@ from dataclasses import dataclass
 from tfclient import native
 
 MAGIC = 0x4D4C4654
-VERSION = 1
+VERSION = 2
 # (name, struct code) in layout order; little-endian, naturally aligned, no padding.
 FIELDS = [
     ("magic", "I"), ("version", "I"), ("size", "I"), ("flags", "I"),
     ("limits_seq", "Q"), ("vram_limit", "Q"), ("tflops_limit", "d"), ("device_tflops", "d"),
     ("limits_rsv0", "Q"), ("limits_rsv1", "Q"),
-    ("usage_seq", "Q"), ("vram_used", "Q"), ("vram_peak", "Q"), ("launches", "Q"), ("throttled_ns", "Q"),
-    ("busy_ns", "Q"), ("refill_rate", "d"), ("limiter_pid", "Q"), ("updated_ns", "Q"), ("usage_rsv0", "Q"),
+    ("usage_rsv1", "Q"), ("vram_used", "Q"), ("vram_peak", "Q"), ("launches", "Q"), ("throttled_ns", "Q"),
+    ("busy_ns", "Q"), ("refill_rate", "d"), ("limiter_pid", "Q"), ("updated_ns", "Q"), ("tokens", "Q"),
+    ("bucket_tat_ns", "Q"), ("bucket_rate", "d"), ("slots_rsv0", "Q"),
 ]
+# then SLOTS per-process ledger slots of (pid, start, vram, rsv) u64 each: read only (the limiters own them)
+SLOTS = 64
+SLOT_FIELDS = ("pid", "start", "vram", "rsv")
 
 
 def _offsets() -> dict[str, tuple[int, str]]:
@@ -49,7 +55,9 @@ def _offsets() -> dict[str, tuple[int, str]]:
 
 
 OFFSETS = _offsets()
-SIZE = sum(struct.calcsize("<" + c) for _, c in FIELDS)
+SLOTS_OFFSET = sum(struct.calcsize("<" + c) for _, c in FIELDS)
+SLOT_SIZE = 8 * len(SLOT_FIELDS)
+SIZE = SLOTS_OFFSET + SLOTS * SLOT_SIZE
 _LIMIT_FIELDS = ("vram_limit", "tflops_limit", "device_tflops")
 _USAGE_FIELDS = ("vram_used", "vram_peak", "launches", "throttled_ns", "busy_ns", "refill_rate", "limiter_pid",
                  "updated_ns")
@@ -211,7 +219,11 @@ class SessionLimits:
 
     # ---- usage (limiter writes) ----
     def usage(self) -> LimiterUsage:
-        v = self._read_consistent("usage_seq", _USAGE_FIELDS)
+        """The allocation's usage: every process of it adds to these counters (8-byte atomics: each value
+        is whole, the set is not a snapshot)."""
+        if self._mm is None:
+            raise LimiterRegionError(f"{self.path}: closed")
+        v = {n: self._get(n) for n in _USAGE_FIELDS}
         now = time.monotonic()
         tflops_used = 0.0
         if self._last_busy is not None and now > self._last_busy[0]:
@@ -221,6 +233,15 @@ class SessionLimits:
         return LimiterUsage(vram_used=v["vram_used"], vram_peak=v["vram_peak"], launches=v["launches"],
                             throttled_ns=v["throttled_ns"], busy_ns=v["busy_ns"], refill_rate=v["refill_rate"],
                             pid=v["limiter_pid"], updated_ns=v["updated_ns"], tflops_used=tflops_used)
+
+    def processes(self) -> list[tuple[int, int]]:
+        """(pid, charged bytes) of each process holding a ledger slot of this region."""
+        out = []
+        for i in range(SLOTS):
+            pid, _start, vram, _rsv = struct.unpack_from("<4Q", self._mm, SLOTS_OFFSET + i * SLOT_SIZE)
+            if pid:
+                out.append((pid & ~(1 << 63), vram))
+        return out
 
     # ---- raw access ----
     def _get(self, name: str):

@@ -112,6 +112,16 @@ void tfl_ctrl_init(tfl_ctrl *c, double open_loop_rate);
  * waited in the window. Returns the new rate. */
 double tfl_ctrl_step(tfl_ctrl *c, double share, uint64_t dt_ns, uint64_t busy_ns, double tokens, int throttled);
 
+/* ---- Shared between processes (core/shared.c) -------------------------------------------------------
+ * Lock-free operations on 8-byte words of an allocation's shared region. tfl_shared_charge adds `bytes`
+ * to *used only if the result stays <= limit (0 = no limit; one CAS, so racing processes never pass the
+ * cap together) and raises *peak; tfl_shared_return subtracts, never below 0. tfl_gcra_take is the
+ * shared token bucket: 0 = admitted (the launch's cost is booked), else ns to wait before retrying;
+ * burst_ns of refill can be saved up (the capacity). */
+tfl_status tfl_shared_charge(uint64_t *used, uint64_t *peak, uint64_t bytes, uint64_t limit);
+void tfl_shared_return(uint64_t *used, uint64_t bytes);
+uint64_t tfl_gcra_take(uint64_t *tat, double rate, double cost, uint64_t now_ns, uint64_t burst_ns);
+
 /* ---- Parsing -------------------------------------------------------------------------------------
  * One grammar for every limit the limiter reads from its environment, the same as tfclient/quantity.py's
  * (`--vram`, `--tflops`): optional blanks, a non-negative decimal number ("2", "1.5", ".5", "1e3"; no

@@ -304,6 +304,56 @@ static void test_parse(void)
     CHECK(tfl_parse_tflops("5M", &d) != 0 && tfl_parse_tflops("x", &d) != 0, "bad tflops");
 }
 
+/* ---- shared counters ---- */
+#include <pthread.h>
+static uint64_t g_used, g_peak;
+static int g_admitted[8];
+static void *racer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i < 20000; i++) {
+        if (tfl_shared_charge(&g_used, &g_peak, 80, 256 * 4) == TFL_OK) {
+            g_admitted[id]++;
+            tfl_shared_return(&g_used, 80);
+        }
+    }
+    return NULL;
+}
+
+static void test_shared_charge_never_passes_the_cap_under_races(void)
+{
+    /* 8 threads race charges of 80 against a cap of 1024: at most 12 fit at once, and used/peak say so */
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, racer, (void *)(intptr_t)i);
+    for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+    CHECK(g_used == 0, "everything returned: used %llu", (unsigned long long)g_used);
+    CHECK(g_peak <= 1024 && g_peak >= 80, "peak %llu within the cap", (unsigned long long)g_peak);
+    uint64_t used = 0, peak = 0;
+    int fit = 0;
+    while (tfl_shared_charge(&used, &peak, 80, 256) == TFL_OK) fit++;
+    CHECK(fit == 3 && used == 240, "3 x 80 fit under 256 (got %d, used %llu)", fit, (unsigned long long)used);
+    tfl_shared_return(&used, 1000);
+    CHECK(used == 0, "return never underflows");
+    CHECK(tfl_shared_charge(&used, &peak, 1ull << 40, 0) == TFL_OK, "no limit: anything fits");
+}
+
+static void test_gcra_rate_burst_and_debt(void)
+{
+    uint64_t tat = 0, now = 1000000000ull, burst = 20000000ull; /* 20 ms */
+    double rate = 1e6;                                         /* tokens/s */
+    /* one second of 1000-token launches at a simulated clock: about rate * 1 s + burst admitted */
+    double admitted = 0;
+    for (uint64_t t = now; t < now + 1000000000ull; t += 100000ull) /* try every 0.1 ms */
+        while (tfl_gcra_take(&tat, rate, 1000, t, burst) == 0) admitted += 1000;
+    CHECK(fabs(admitted - 1.02e6) < 2e4, "admitted %.0f tokens in 1 s at 1e6/s (+ burst)", admitted);
+    /* debt: a launch of 10 s worth is admitted at once, the next waits ~10 s */
+    tat = 0;
+    CHECK(tfl_gcra_take(&tat, rate, 1e7, now, burst) == 0, "huge launch admitted");
+    uint64_t w = tfl_gcra_take(&tat, rate, 1, now, burst);
+    CHECK(w > 9900000000ull && w < 10000000001ull, "then waits ~10 s (%llu ns)", (unsigned long long)w);
+    CHECK(tfl_gcra_take(&tat, 0, 1, now, burst) == 0, "rate 0 = off");
+}
+
 int main(void)
 {
     test_bucket_rate_is_exact();
@@ -321,6 +371,8 @@ int main(void)
     test_ctrl_integral_removes_a_persistent_bias();
     test_ctrl_live_share_change();
     test_parse();
+    test_shared_charge_never_passes_the_cap_under_races();
+    test_gcra_rate_burst_and_debt();
     if (failures) { fprintf(stderr, "test_core: %d failure(s)\n", failures); return 1; }
     printf("test_core: all passed\n");
     return 0;

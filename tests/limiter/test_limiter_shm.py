@@ -18,7 +18,9 @@ PRINT_OFFSETS = r"""
 #include "tf_limiter_shm.h"
 #define P(t, n, c) printf("%s %zu %zu %s\n", #n, offsetof(tf_shm_region, n), sizeof(((tf_shm_region *)0)->n), #t);
 int main(void) { TF_SHM_FIELDS(P) printf("SIZE %zu 0 -\nMAGIC %u 0 -\nVERSION %u 0 -\n", sizeof(tf_shm_region),
-                 TF_SHM_MAGIC, TF_SHM_VERSION); return 0; }
+                 TF_SHM_MAGIC, TF_SHM_VERSION);
+                 printf("SLOTS_OFFSET %zu 0 -\nSLOTS %u 0 -\nSLOT_SIZE %zu 0 -\n", offsetof(tf_shm_region, slots),
+                 TF_SHM_SLOTS, sizeof(tf_shm_slot)); return 0; }
 """
 
 
@@ -28,13 +30,15 @@ def test_python_layout_matches_the_c_header(tmp_path):
     exe = tmp_path / "offsets"
     subprocess.run(["cc", "-std=gnu11", "-Wall", "-Werror", f"-I{HEADER_DIR}", "-o", str(exe), str(src)], check=True)
     rows = [line.split() for line in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()]
-    c_fields = [(name, int(off), int(size), t) for name, off, size, t in rows if name not in ("SIZE", "MAGIC", "VERSION")]
-    consts = {name: int(off) for name, off, _, _ in rows if name in ("SIZE", "MAGIC", "VERSION")}
+    const_names = ("SIZE", "MAGIC", "VERSION", "SLOTS_OFFSET", "SLOTS", "SLOT_SIZE")
+    c_fields = [(name, int(off), int(size), t) for name, off, size, t in rows if name not in const_names]
+    consts = {name: int(off) for name, off, _, _ in rows if name in const_names}
     codes = {"u32": "I", "u64": "Q", "f64": "d"}
     assert [n for n, *_ in c_fields] == [n for n, _ in L.FIELDS]
     for name, off, size, t in c_fields:
         assert L.OFFSETS[name] == (off, codes[t]), name
     assert L.SIZE == consts["SIZE"] and L.MAGIC == consts["MAGIC"] and L.VERSION == consts["VERSION"]
+    assert (L.SLOTS_OFFSET, L.SLOTS, L.SLOT_SIZE) == (consts["SLOTS_OFFSET"], consts["SLOTS"], consts["SLOT_SIZE"])
 
 
 def test_limits_round_trip_and_update_keeps_unset_values():
