@@ -16,12 +16,14 @@ Linux keep the order of the separate stores/loads Python does through the mmap (
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import math
 import mmap
 import os
 import re
+import secrets
 import struct
 import time
 from dataclasses import dataclass
@@ -355,3 +357,47 @@ def local_env(vram_limit_bytes: int = 0, tflops_limit: float = 0.0, device_tflop
         env["TF_TFLOPS_LIMIT"] = repr(float(tflops_limit))
         env["TF_DEVICE_TFLOPS"] = repr(float(device_tflops))
     return env
+
+
+LOCAL_PREFIX = "local-"
+
+
+@contextlib.contextmanager
+def local_vgpu(vram_limit_bytes: int = 0, tflops_limit: float = 0.0, device_tflops: float = 0.0,
+               base: dict | None = None):
+    """Env for `tensorfusion run --local` (a context: the region lives as long as CMD): the limiter
+    preloaded and ONE region for CMD and every process it starts, so `sh -c 'a & b & wait'` shares one
+    cap and one compute share, as an allocation's sessions do. The region is named for this process
+    (tf-local-<pid>-...): regions of a `run --local` that was killed are removed by the next one."""
+    if tflops_limit and not device_tflops:
+        raise ValueError("a TFLOPS limit needs the device's TFLOPS (device_tflops)")
+    reap_local_regions()
+    region = SessionLimits.create(f"{LOCAL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}",
+                                  vram_limit_bytes=vram_limit_bytes, tflops_limit=tflops_limit,
+                                  device_tflops=device_tflops)
+    try:
+        base = os.environ if base is None else base
+        lib = str(native.limiter_lib())
+        pre = [p for p in re.split(r"[: ]", base.get("LD_PRELOAD", "")) if p and p != lib]
+        yield {"LD_PRELOAD": ":".join([lib, *pre]), **region.env}
+    finally:
+        region.close()
+
+
+def reap_local_regions() -> list[str]:
+    """Removes the regions of `run --local` processes that are gone (killed before they could)."""
+    gone = []
+    try:
+        names = os.listdir(SHM_DIR)
+    except OSError:
+        return gone
+    for n in names:
+        m = re.match(rf"^tf-{LOCAL_PREFIX}(\d+)-[0-9a-f]+$", n)
+        if not m or os.path.exists(f"/proc/{m.group(1)}"):
+            continue
+        try:
+            os.unlink(os.path.join(SHM_DIR, n))
+            gone.append(n)
+        except OSError:
+            pass
+    return gone
