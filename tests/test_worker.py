@@ -321,6 +321,8 @@ def test_killed_client_with_a_running_kernel_ends_its_session(one_worker):
         wait_for(lambda: not any(alive(p) for p in pids), timeout=5, what="the executor to exit")
         assert time.time() - t0 < 5
         wait_for(lambda: gpu_vram_used(client) == 0, what="usage back to 0 after the client died")
+        wait_for(lambda: client.get_allocation(alloc.id).used.vram_mib == 0,
+                 what="the allocation's own usage back to 0 too")
         first = client.get_allocation(alloc.id).lease_expires_at
         time.sleep(1.5)                                   # three heartbeats
         assert client.get_allocation(alloc.id).lease_expires_at == first, "the worker still renews the lease"
