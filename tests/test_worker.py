@@ -397,6 +397,8 @@ def test_processes_of_one_allocation_share_its_vram_cap(one_worker):
             assert line == "FAIL setup CUDA_ERROR_OUT_OF_MEMORY"
             proc.wait(timeout=30)
             wait_for(lambda: gpu_vram_used(client) == 240, what="the pool to show the allocation's 240 MiB")
+            wait_for(lambda: client.get_allocation(alloc.id).used.vram_mib == 240,
+                     what="the allocation's own usage: its three processes together")
             victim = holders[0]
             victim.kill()
             victim.wait()
