@@ -131,33 +131,27 @@ static uint64_t pid_ns(void)
     return stat("/proc/self/ns/pid", &sb) == 0 ? (uint64_t)sb.st_ino : 0;
 }
 
+/* A slot's process is alive if /proc knows a live process with that pid and the slot's start time (a
+ * reused pid is another process); while it claims its slot, any live process with that pid counts. */
+static int proc_alive(uint64_t pid, uint64_t start, int claiming, void *ctx)
+{
+    (void)ctx;
+    uint64_t now = pid && pid < (1u << 22) ? proc_start((pid_t)pid) : 0;
+    return now && (claiming || now == start);
+}
+
 /* Gives back the charges of processes of the allocation that are gone (kill -9, crash) and frees their
- * slots. The exchange of the slot's bytes with 0 decides who returns them: each byte once, even when
- * several processes reclaim the same slot at the same time. Returns the bytes given back. */
+ * slots (core/slots.c). Returns the bytes given back. */
 uint64_t tfl_reclaim_dead(tfl_state *st)
 {
     tf_shm_region *r = st->shm;
-    uint64_t total = 0;
-    for (unsigned i = 0; i < TF_SHM_SLOTS; i++) {
-        tf_shm_slot *sl = &r->slots[i];
-        uint64_t pv = __atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE);
-        if (!pv || (int)i == st->slot) continue;
-        if (__atomic_load_n(&sl->rsv, __ATOMIC_RELAXED) != st->ns) continue;
-        pid_t pid = (pid_t)(pv & ~TF_SHM_SLOT_RECLAIM);
-        uint64_t start = proc_start(pid);
-        if (start && ((pv & TF_SHM_SLOT_RECLAIM) || start == __atomic_load_n(&sl->start, __ATOMIC_RELAXED)))
-            continue; /* alive (or still claiming its slot) */
-        uint64_t b = __atomic_exchange_n(&sl->vram, 0, __ATOMIC_ACQ_REL);
-        if (b) tfl_shared_return(&r->vram_used, b);
-        total += b;
-        __atomic_compare_exchange_n(&sl->pid, &pv, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
-    }
+    uint64_t total = tfl_slots_reclaim(r->slots, TF_SHM_SLOTS, &r->vram_used,
+                                       __atomic_load_n(&st->slot, __ATOMIC_ACQUIRE), st->ns, proc_alive, NULL);
     if (total) tfl_log(st, "gave back %llu bytes charged by processes that are gone", (unsigned long long)total);
     return total;
 }
 
-/* This process's slot (claimed on first use; a forked child claims its own). The slot is marked while
- * its start time is written, so no reclaimer judges it by a half-written record. -1: no slot free even
+/* This process's slot (claimed on first use; a forked child claims its own). -1: no slot free even
  * after reclaiming (more than TF_SHM_SLOTS live processes in one allocation). */
 static int slot_get(tfl_state *st)
 {
@@ -166,22 +160,11 @@ static int slot_get(tfl_state *st)
     if (pthread_mutex_lock(&st->slot_lock) != 0) return -1;
     s = st->slot;
     tf_shm_region *r = st->shm;
-    pid_t me = getpid();
-    uint64_t start = proc_start(me);
-    for (int round = 0; s < 0 && round < 2; round++) {
-        for (unsigned i = 0; i < TF_SHM_SLOTS; i++) {
-            uint64_t zero = 0;
-            if (!__atomic_compare_exchange_n(&r->slots[i].pid, &zero, (uint64_t)me | TF_SHM_SLOT_RECLAIM, 0,
-                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-                continue;
-            __atomic_store_n(&r->slots[i].start, start, __ATOMIC_RELAXED);
-            __atomic_store_n(&r->slots[i].vram, 0, __ATOMIC_RELAXED);
-            __atomic_store_n(&r->slots[i].rsv, st->ns, __ATOMIC_RELAXED);
-            __atomic_store_n(&r->slots[i].pid, (uint64_t)me, __ATOMIC_RELEASE);
-            s = (int)i;
-            break;
-        }
-        if (s < 0 && round == 0) tfl_reclaim_dead(st);
+    uint64_t me = (uint64_t)getpid(), start = proc_start(getpid());
+    if (s < 0) s = tfl_slot_claim(r->slots, TF_SHM_SLOTS, me, start, st->ns);
+    if (s < 0) { /* full: dead processes' slots are freed (even those with nothing charged) */
+        tfl_reclaim_dead(st);
+        s = tfl_slot_claim(r->slots, TF_SHM_SLOTS, me, start, st->ns);
     }
     if (s >= 0) __atomic_store_n(&st->slot, s, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&st->slot_lock);

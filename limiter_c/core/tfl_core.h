@@ -5,6 +5,7 @@
 #define TFL_CORE_H
 #include <stddef.h>
 #include <stdint.h>
+#include "../tf_limiter_shm.h"
 
 /* ---- Token bucket (debt model) ------------------------------------------------------------------
  * Tokens are "thread launches": a launch of grid G and block B costs G.x*G.y*G.z * B.x*B.y*B.z.
@@ -121,6 +122,16 @@ double tfl_ctrl_step(tfl_ctrl *c, double share, uint64_t dt_ns, uint64_t busy_ns
 tfl_status tfl_shared_charge(uint64_t *used, uint64_t *peak, uint64_t bytes, uint64_t limit);
 void tfl_shared_return(uint64_t *used, uint64_t bytes);
 uint64_t tfl_gcra_take(uint64_t *tat, double rate, double cost, uint64_t now_ns, uint64_t burst_ns);
+
+/* ---- Per-process ledger slots (core/slots.c) ----------------------------------------------------------
+ * tfl_slot_claim takes a free slot for process `pid` (start time `start`, pid namespace `ns`): its index,
+ * or -1 when all n are taken. tfl_slots_reclaim gives back to *used the bytes of every slot (other than
+ * `self`, of namespace `ns`) whose process `alive` says is gone, frees those slots and returns the bytes;
+ * `alive(pid, start, claiming, ctx)`: 1 = alive; claiming = the slot's start time is not written yet. */
+typedef int (*tfl_alive_fn)(uint64_t pid, uint64_t start, int claiming, void *ctx);
+int tfl_slot_claim(tf_shm_slot *slots, unsigned n, uint64_t pid, uint64_t start, uint64_t ns);
+uint64_t tfl_slots_reclaim(tf_shm_slot *slots, unsigned n, uint64_t *used, int self, uint64_t ns,
+                           tfl_alive_fn alive, void *ctx);
 
 /* ---- Parsing -------------------------------------------------------------------------------------
  * One grammar for every limit the limiter reads from its environment, the same as tfclient/quantity.py's

@@ -354,6 +354,65 @@ static void test_gcra_rate_burst_and_debt(void)
     CHECK(tfl_gcra_take(&tat, 0, 1, now, burst) == 0, "rate 0 = off");
 }
 
+/* ---- per-process slots ---- */
+static int g_alive[TF_SHM_SLOTS + 1]; /* by pid (1..64) */
+static int alive_by_table(uint64_t pid, uint64_t start, int claiming, void *ctx)
+{
+    (void)start; (void)claiming; (void)ctx;
+    return pid <= TF_SHM_SLOTS && g_alive[pid];
+}
+
+static tf_shm_slot g_slots[TF_SHM_SLOTS];
+static uint64_t g_total, g_reclaimed[8];
+static void *reclaimer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    g_reclaimed[id] = tfl_slots_reclaim(g_slots, TF_SHM_SLOTS, &g_total, -1, 7, alive_by_table, NULL);
+    return NULL;
+}
+
+static void test_slots_of_dead_processes_come_back_exactly_once(void)
+{
+    for (int round = 0; round < 200; round++) {
+        memset(g_slots, 0, sizeof g_slots);
+        g_total = 0;
+        uint64_t live = 0;
+        for (uint64_t pid = 1; pid <= TF_SHM_SLOTS; pid++) {
+            int s = tfl_slot_claim(g_slots, TF_SHM_SLOTS, pid, 1000 + pid, 7);
+            CHECK(s == (int)pid - 1, "slot %d for pid %llu", s, (unsigned long long)pid);
+            uint64_t b = pid * 4096;
+            CHECK(tfl_shared_charge(&g_total, &(uint64_t){0}, b, 0) == TFL_OK, "charge");
+            __atomic_add_fetch(&g_slots[s].vram, b, __ATOMIC_RELAXED);
+            g_alive[pid] = (pid + (uint64_t)round) % 3 != 0; /* a third of them died */
+            if (g_alive[pid]) live += b;
+        }
+        CHECK(tfl_slot_claim(g_slots, TF_SHM_SLOTS, 99, 1, 7) == -1, "65th process gets no slot");
+        pthread_t t[8];
+        for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, reclaimer, (void *)(intptr_t)i);
+        for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+        uint64_t given = 0;
+        for (int i = 0; i < 8; i++) given += g_reclaimed[i];
+        CHECK(g_total == live, "round %d: total %llu == live %llu (8 racing reclaimers)", round,
+              (unsigned long long)g_total, (unsigned long long)live);
+        CHECK(given + live == (uint64_t)TF_SHM_SLOTS * (TF_SHM_SLOTS + 1) / 2 * 4096, "each byte given back once");
+        for (uint64_t pid = 1; pid <= TF_SHM_SLOTS; pid++)
+            CHECK((g_slots[pid - 1].pid != 0) == (g_alive[pid] != 0), "dead slots freed, live kept");
+        if (failures) return;
+    }
+    /* a slot of another pid namespace is never judged; a slot being claimed by a live process is kept */
+    memset(g_slots, 0, sizeof g_slots);
+    uint64_t total = 100;
+    g_slots[0] = (tf_shm_slot){.pid = 5, .start = 1, .vram = 100, .rsv = 8};
+    g_slots[1] = (tf_shm_slot){.pid = 6 | TF_SHM_SLOT_RECLAIM, .start = 0, .vram = 0, .rsv = 7};
+    g_alive[5] = 0;
+    g_alive[6] = 1;
+    CHECK(tfl_slots_reclaim(g_slots, TF_SHM_SLOTS, &total, -1, 7, alive_by_table, NULL) == 0 && total == 100 &&
+          g_slots[0].pid == 5 && g_slots[1].pid != 0, "other namespace and claiming slots left alone");
+    g_alive[6] = 0;
+    tfl_slots_reclaim(g_slots, TF_SHM_SLOTS, &total, -1, 7, alive_by_table, NULL);
+    CHECK(g_slots[1].pid == 0, "a claimer that died is freed");
+}
+
 int main(void)
 {
     test_bucket_rate_is_exact();
@@ -373,6 +432,7 @@ int main(void)
     test_parse();
     test_shared_charge_never_passes_the_cap_under_races();
     test_gcra_rate_burst_and_debt();
+    test_slots_of_dead_processes_come_back_exactly_once();
     if (failures) { fprintf(stderr, "test_core: %d failure(s)\n", failures); return 1; }
     printf("test_core: all passed\n");
     return 0;
