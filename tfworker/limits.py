@@ -3,7 +3,8 @@
 The worker daemon creates one region per allocation (SessionLimits.create), shared by all its sessions:
 each session's GPU worker process gets the limiter (LD_PRELOAD=.preload, env=.env); the daemon changes
 limits live (.update) and reads the allocation's usage (.usage), which every process adds to.
-`tensorfusion run --local` uses local_env() instead: limits passed as env, no region.
+`tensorfusion run --local` uses local_vgpu(): one region for CMD and every process it starts;
+local_env() gives the same limits as env variables (each process then is its own vGPU).
 Region names carry the daemon's identity (worker_tag: TF_HOME + node), so a restarted daemon reaps exactly
 what its previous life left in /dev/shm (reap_regions) and never another daemon's.
 
@@ -294,7 +295,6 @@ def worker_tag(home: str, node: str) -> str:
     """Short stable name of one worker daemon's identity (its TF_HOME and node name): the prefix of its
     regions (/dev/shm/tf-<tag>-...) and the TF_WORKER_TAG of its executors, so that a restarted daemon
     reaps what its previous life left behind and nothing of another daemon's."""
-    import hashlib
     return hashlib.sha256(f"{os.path.realpath(home)}\0{node}".encode()).hexdigest()[:12]
 
 
