@@ -413,3 +413,18 @@ def test_processes_of_one_allocation_share_its_vram_cap(one_worker):
                     p.wait()
         wait_for(lambda: gpu_vram_used(client) == 0, what="usage back to 0")
         client.release(alloc.id)
+
+
+def test_run_vram_cap_holds_for_all_processes_of_the_command(one_worker, tmp_path):
+    """The issue's reproduction: `tensorfusion run --vram 256Mi -- sh -c 'hold & hold & hold & hold'`
+    through the scheduler and the worker: 80 MiB each, three fit, the fourth is refused."""
+    env, address = one_worker
+    hold = build_cuda("dp_hold", flags=("-L", str(native.stub_lib_dir()), "-lcuda"))
+    out = tmp_path / "holds.out"
+    script = (f"for i in 1 2 3 4; do {hold} 80 >> {out} & done; "
+              f"for t in $(seq 600); do [ $(wc -l < {out}) -ge 4 ] && break; sleep 0.1; done; "
+              f"for p in $(jobs -p); do kill $p 2>/dev/null; done; wait; cat {out}")
+    r = subprocess.run([*CLI, "run", "--scheduler", address, "--vram", "256Mi", "--tflops", "0.001", "--",
+                        "bash", "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    lines = sorted(line for line in r.stdout.splitlines() if line.strip())
+    assert lines == ["FAIL setup CUDA_ERROR_OUT_OF_MEMORY"] + ["holding 80 MiB"] * 3, r.stdout + r.stderr
