@@ -23,6 +23,8 @@
      *      under both names gets the 5-argument wrapper) ------------------------------------------ */ \
     X(RESOLVE, cuGetProcAddress_v2,              "cuGetProcAddress",            11030, 0, TFL_LIB_CUDA) \
     X(RESOLVE, cuGetProcAddress,                 "cuGetProcAddress",            2147483647, 0, TFL_LIB_CUDA) \
+    /* ---- init: refused while the limiter's own configuration is unusable (fail closed) -------- */ \
+    X(INIT,    cuInit,                           "cuInit",                      2000,  0, TFL_LIB_CUDA) \
     /* ---- memory: allocations charged before the driver sees them ------------------------------ */ \
     X(MEMORY,  cuMemAlloc_v2,                    "cuMemAlloc",                  3020,  0, TFL_LIB_CUDA) \
     X(MEMORY,  cuMemAllocPitch_v2,               "cuMemAllocPitch",             3020,  0, TFL_LIB_CUDA) \

@@ -8,15 +8,18 @@
 #include "hooks.h"
 #include "limiter.h"
 
-/* Charges `bytes` against the current cap; 0 on success. */
+/* Charges `bytes` against the current cap, in the allocation's total (all its processes, one CAS) and
+ * in this process's ledger; 0 on success. */
 static int charge(tfl_state *st, uint64_t bytes)
 {
     if (st->broken) return -1;
     tfl_limits l;
     tfl_limits_read(st, &l);
-    if (pthread_mutex_lock(&st->lock) != 0) return -1;
-    tfl_status s = tfl_ledger_reserve(&st->ledger, bytes, l.vram_limit);
+    if (tfl_vram_charge(st, bytes, l.vram_limit) != 0) return -1;
+    if (pthread_mutex_lock(&st->lock) != 0) { tfl_vram_return(st, bytes); return -1; }
+    tfl_status s = tfl_ledger_reserve(&st->ledger, bytes, 0);
     pthread_mutex_unlock(&st->lock);
+    if (s != TFL_OK) tfl_vram_return(st, bytes);
     return s == TFL_OK ? 0 : -1;
 }
 
@@ -25,6 +28,7 @@ static void uncharge(tfl_state *st, uint64_t bytes)
     if (pthread_mutex_lock(&st->lock) != 0) return;
     tfl_ledger_cancel(&st->ledger, bytes);
     pthread_mutex_unlock(&st->lock);
+    tfl_vram_return(st, bytes);
 }
 
 /* The context an allocation lives in (its owner in the ledger): destroying the context frees it. */
@@ -47,14 +51,16 @@ static uint64_t current_ctx(void)
 static int bind(tfl_state *st, int kind, uint64_t key, uint64_t bytes)
 {
     uint64_t owner = kind == TFL_KEY_VMM ? 0 : current_ctx(); /* VMM memory belongs to the device */
-    if (pthread_mutex_lock(&st->lock) != 0) return -1;
+    if (pthread_mutex_lock(&st->lock) != 0) { uncharge(st, bytes); return -1; }
+    uint64_t stale = 0;
     tfl_status s = tfl_ledger_commit_owned(&st->ledger, kind, key, bytes, owner);
     if (s == TFL_DUPLICATE) {
-        tfl_ledger_release(&st->ledger, kind, key);
+        stale = tfl_ledger_release(&st->ledger, kind, key);
         s = tfl_ledger_commit_owned(&st->ledger, kind, key, bytes, owner);
     }
     if (s != TFL_OK) tfl_ledger_cancel(&st->ledger, bytes);
     pthread_mutex_unlock(&st->lock);
+    tfl_vram_return(st, stale + (s == TFL_OK ? 0 : bytes));
     tfl_publish_usage(st);
     return s == TFL_OK ? 0 : -1;
 }
@@ -64,7 +70,10 @@ static void refund(tfl_state *st, int kind, uint64_t key)
     if (pthread_mutex_lock(&st->lock) != 0) return;
     uint64_t b = tfl_ledger_release(&st->ledger, kind, key);
     pthread_mutex_unlock(&st->lock);
-    if (b) tfl_publish_usage(st);
+    if (b) {
+        tfl_vram_return(st, b);
+        tfl_publish_usage(st);
+    }
 }
 
 /* The common shape of a pointer allocation: charge, call, bind or undo. `call` is an expression
@@ -281,8 +290,7 @@ static void cap_info(tfl_state *st, uint64_t *total, uint64_t *free_b)
     tfl_limits l;
     tfl_limits_read(st, &l);
     if (!l.vram_limit) return;
-    uint64_t used = 0;
-    if (pthread_mutex_lock(&st->lock) == 0) { used = st->ledger.used; pthread_mutex_unlock(&st->lock); }
+    uint64_t used = tfl_vram_used(st); /* the allocation's, all its processes */
     if (*total > l.vram_limit) *total = l.vram_limit;
     uint64_t room = l.vram_limit > used ? l.vram_limit - used : 0;
     if (*free_b > room) *free_b = room;
@@ -351,7 +359,10 @@ static void drop_context(CUcontext ctx)
         b = tfl_ledger_release_owner(&st->ledger, (uint64_t)(uintptr_t)ctx);
         pthread_mutex_unlock(&st->lock);
     }
-    if (b) tfl_publish_usage(st);
+    if (b) {
+        tfl_vram_return(st, b);
+        tfl_publish_usage(st);
+    }
 }
 
 static int primary_active(CUdevice dev)

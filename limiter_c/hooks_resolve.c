@@ -167,3 +167,13 @@ TFL_EXPORT CUresult CUDAAPI cuGetProcAddress(const char *symbol, void **pfn, int
     if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc(symbol, *pfn, cudaVersion, flags);
     return r;
 }
+
+/* A limit variable that does not parse (local mode) refuses the whole device: the program fails at
+ * initialisation with the limiter's one-line reason on stderr, instead of running without a cap. */
+TFL_EXPORT CUresult CUDAAPI cuInit(unsigned int Flags)
+{
+    TFL_REAL(cuInit);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    if (tfl_state_get()->config_refused) return CUDA_ERROR_NOT_INITIALIZED;
+    return real(Flags);
+}

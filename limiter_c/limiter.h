@@ -11,6 +11,7 @@
 
 #define TFL_PERIOD_NS   50000000ull /* controller period */
 #define TFL_MAX_SLEEP_NS 5000000ull /* a waiting launch re-checks at least this often (live changes) */
+#define TFL_RECLAIM_PERIODS 20     /* the controller looks for dead processes' charges every second */
 
 typedef struct {
     uint64_t vram_limit;  /* 0 = none */
@@ -22,20 +23,28 @@ typedef struct {
     tf_shm_region *shm;       /* the session's region, or a private one filled from env (local mode) */
     int shared;               /* 1 = shm from TF_LIMITER_SHM */
     int broken;               /* TF_LIMITER_SHM set but unusable: fail closed (allocations OOM) */
+    int config_refused;       /* a local limit variable does not parse: cuInit refused too */
 
-    pthread_mutex_t lock;     /* ledger, bucket, window counters */
-    tfl_ledger ledger;        /* VRAM charges */
+    pthread_mutex_t lock;     /* ledger, controller state */
+    tfl_ledger ledger;        /* this process's VRAM charges by pointer/handle (the shared total is in shm) */
     tfl_ledger graphs;        /* graph exec -> launch cost (bytes field = tokens) */
-    tfl_bucket bucket;
     tfl_ctrl ctrl;
-    double window_tokens;     /* spent since the last controller step */
-    int window_throttled;
+    atomic_int window_throttled; /* a launch waited since the last controller step */
+
+    /* the allocation's region (shared by all its processes): this process's ledger slot, and what of
+     * its counters it has added to the region's so far */
+    int slot;                 /* index in shm->slots, -1 until the first charge */
+    uint64_t ns;              /* pid namespace inode: only slots of the same namespace are judged */
+    pthread_mutex_t slot_lock;
+    uint64_t pub_launches, pub_throttled, pub_tokens, pub_busy;
+    uint64_t seen_busy, seen_tokens, seen_throttled; /* region totals at the last controller step */
+    atomic_uint_fast64_t tokens; /* tokens admitted by this process */
     double flops_per_token;   /* open-loop conversion, TF_FLOPS_PER_THREAD */
     double last_share;
 
     atomic_int compute_on;    /* hot-path flag: launches go through the bucket */
     atomic_uint_fast64_t launches, throttled_ns;
-    uint64_t busy_ns;         /* device busy time seen so far (source below) */
+    uint64_t busy_ns;         /* this process's device busy time so far (source below; atomic stores) */
 
     /* utilization source: the emulator's own counter, else NVML per-process, else none (open loop) */
     CUresult (*emu_busy)(unsigned long long *);
@@ -46,7 +55,7 @@ typedef struct {
     double nvml_last_u;
     uint64_t nvml_last_launches;
 
-    int is_child;             /* forked from the process that owns the region: never writes usage */
+    int is_child;             /* forked from a process of the allocation (claims its own slot) */
     atomic_int restart_thread; /* set in a forked child: start its own controller on next use */
     pthread_mutex_t publish_lock;
     pthread_t thread;
@@ -58,6 +67,12 @@ typedef struct {
 tfl_state *tfl_state_get(void);
 void tfl_limits_read(tfl_state *st, tfl_limits *out);
 void tfl_publish_usage(tfl_state *st);
+/* The allocation's VRAM total (shared by its processes): charge `bytes` against `limit` (0 = none) with
+ * one CAS, 0 on success; return bytes charged before; the total now. */
+int tfl_vram_charge(tfl_state *st, uint64_t bytes, uint64_t limit);
+void tfl_vram_return(tfl_state *st, uint64_t bytes);
+uint64_t tfl_vram_used(tfl_state *st);
+uint64_t tfl_reclaim_dead(tfl_state *st);
 void tfl_throttle(tfl_state *st, double cost);
 uint64_t tfl_now_ns(void);
 void tfl_log(tfl_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

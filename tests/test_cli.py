@@ -235,3 +235,20 @@ def test_two_runs_started_at_once_share_one_embedded_default(tf_env):
     while ups_of(str(home)) and time.time() < deadline:
         time.sleep(0.2)
     assert ups_of(str(home)) == [], "an embedded default stayed behind"
+
+
+def test_run_local_processes_of_one_command_share_the_vram_cap(tf_env, tmp_path):
+    """`run --local --vram 256Mi -- sh -c 'hold & hold & hold & hold'`: 80 MiB each, three fit, the fourth
+    is refused - the cap is the command's, not each process's - and no region is left behind."""
+    from cudabuild import build_cuda
+    from tfclient import native
+    hold = build_cuda("dp_hold", flags=("-L", str(native.emu_lib_dir()), "-lcuda"))
+    out = tmp_path / "holds.out"
+    script = (f"for i in 1 2 3 4; do {hold} 80 >> {out} & done; "
+              f"for t in $(seq 600); do [ $(wc -l < {out}) -ge 4 ] && break; sleep 0.1; done; "
+              f"for p in $(jobs -p); do kill $p 2>/dev/null; done; wait; cat {out}")
+    before = {n for n in os.listdir("/dev/shm") if n.startswith("tf-local-")}
+    r = tf("run", "--local", "--vram", "256Mi", "--", "bash", "-c", script, env=tf_env)
+    lines = sorted(line for line in r.stdout.splitlines() if line.strip())
+    assert lines == ["FAIL setup CUDA_ERROR_OUT_OF_MEMORY"] + ["holding 80 MiB"] * 3, r.stdout + r.stderr
+    assert {n for n in os.listdir("/dev/shm") if n.startswith("tf-local-")} <= before

@@ -390,3 +390,162 @@ def test_vram_cap_of_the_lease_holds_through_the_remote_stub(one_worker):
         assert kv["realloc_after_free"] == "ok"
         assert int(kv["info_free_end"]) == 320 << 20
         client.release(alloc.id)
+
+
+def executors_of(parent_pid: int) -> set[int]:
+    """Live tf-executor processes whose parent is parent_pid (zombies count as gone)."""
+    out = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if comm == "tf-executor" and int(ppid) == parent_pid and state != "Z":
+            out.add(int(d))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_killed_client_with_a_running_kernel_ends_its_session(one_worker):
+    """kill -9 of a client whose kernel never ends: its executor exits within seconds, the pool shows the
+    memory free again, and the worker stops renewing the allocation's lease."""
+    env, address = one_worker
+    program = build_cuda("dp_endless")
+    worker = workers["node-a"]
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=512)
+        client_env = dict(env, TF_WORKER=f"unix:{alloc.endpoints.unix_path}", TF_LEASE=alloc.lease_token,
+                          LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+        proc = subprocess.Popen([str(program), "200"], env=client_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout.readline().strip() == "running 200 MiB"
+        wait_for(lambda: gpu_vram_used(client) >= 200, what="heartbeat to report 200 MiB used")
+        pids = executors_of(worker.pid)
+        assert len(pids) == 1
+        time.sleep(1.0)                                   # the kernel runs; the synchronize waits
+        assert proc.poll() is None
+        proc.kill()
+        proc.wait()
+        t0 = time.time()
+        wait_for(lambda: not any(alive(p) for p in pids), timeout=5, what="the executor to exit")
+        assert time.time() - t0 < 5
+        wait_for(lambda: gpu_vram_used(client) == 0, what="usage back to 0 after the client died")
+        wait_for(lambda: client.get_allocation(alloc.id).used.vram_mib == 0,
+                 what="the allocation's own usage back to 0 too")
+        first = client.get_allocation(alloc.id).lease_expires_at
+        time.sleep(1.5)                                   # three heartbeats
+        assert client.get_allocation(alloc.id).lease_expires_at == first, "the worker still renews the lease"
+        client.release(alloc.id)
+
+
+def test_a_restarted_worker_reaps_what_its_previous_life_left_behind(tmp_path):
+    """kill -9 of the worker daemon leaves its limiter regions (and any executor not yet dead) behind; the
+    next daemon with the same TF_HOME and node removes them before serving, and nothing of another's."""
+    from tfworker import gpu_process, limits
+    with running_cluster(tmp_path, ["node-a"]) as (env, address):
+        tag = limits.worker_tag(str(tmp_path), "node-a")
+        foreign = limits.SessionLimits.create(f"{limits.worker_tag(str(tmp_path), 'node-b')}-alloc-x-1")
+        restarted = None
+        try:
+            with SchedulerClient(address) as client:
+                alloc = client.allocate(tflops=0.001, vram=512)
+                proc = hold(alloc, env, 64)
+                assert len(limits.regions_of(tag)) == 1
+                assert len(gpu_process.executors_of(tag)) == 1
+                old = workers["node-a"]
+                old.kill()
+                old.wait()
+                proc.kill()
+                proc.wait()
+                assert limits.regions_of(tag), "the killed daemon's region should still be there"
+                restarted, _ = start(["worker", "--scheduler", address, "--backend", "emu", "--node", "node-a",
+                                      "--unix", str(tmp_path / "node-a.sock")], env, r"registered with")
+                assert limits.regions_of(tag) == []
+                assert gpu_process.executors_of(tag) == []
+                assert os.path.exists(foreign.path)          # another daemon's region is not ours to reap
+                # and the new life serves
+                again = client.allocate(tflops=0.001, vram=256)
+                r = run_with_lease(again, build_example("vector_add"), env)
+                assert r.returncode == 0, r.stdout + r.stderr
+                client.release(again.id)
+        finally:
+            foreign.close()
+            if restarted is not None:
+                restarted.send_signal(signal.SIGINT)
+                try:
+                    restarted.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    restarted.kill()
+
+
+def hold_attempt(alloc, env, mib):
+    """Starts dp_hold for mib MiB; returns (process, first line): "holding <mib> MiB" or "FAIL setup <error>"."""
+    program = build_cuda("dp_hold", flags=("-L", str(native.stub_lib_dir()), "-lcuda"))
+    client_env = dict(env, TF_WORKER=f"unix:{alloc.endpoints.unix_path}", TF_LEASE=alloc.lease_token,
+                      LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+    proc = subprocess.Popen([str(program), str(mib)], env=client_env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, proc.stdout.readline().strip()
+
+
+def test_processes_of_one_allocation_share_its_vram_cap(one_worker):
+    """Four processes on one 256 MiB vGPU, 80 MiB each: three fit, the fourth gets CUDA_ERROR_OUT_OF_MEMORY
+    (the cap belongs to the allocation, not to each process); the pool shows the allocation's total; a
+    holder killed with -9 gives its 80 MiB back and a new process fits again."""
+    env, address = one_worker
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=256)
+        holders = []
+        try:
+            for _ in range(3):
+                proc, line = hold_attempt(alloc, env, 80)
+                holders.append(proc)
+                assert line == "holding 80 MiB"
+            proc, line = hold_attempt(alloc, env, 80)
+            holders.append(proc)
+            assert line == "FAIL setup CUDA_ERROR_OUT_OF_MEMORY"
+            proc.wait(timeout=30)
+            wait_for(lambda: gpu_vram_used(client) == 240, what="the pool to show the allocation's 240 MiB")
+            wait_for(lambda: client.get_allocation(alloc.id).used.vram_mib == 240,
+                     what="the allocation's own usage: its three processes together")
+            victim = holders[0]
+            victim.kill()
+            victim.wait()
+            wait_for(lambda: gpu_vram_used(client) == 160, what="the killed holder's 80 MiB given back")
+            proc, line = hold_attempt(alloc, env, 80)
+            holders.append(proc)
+            assert line == "holding 80 MiB"
+        finally:
+            for p in holders:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        wait_for(lambda: gpu_vram_used(client) == 0, what="usage back to 0")
+        client.release(alloc.id)
+
+
+def test_run_vram_cap_holds_for_all_processes_of_the_command(one_worker, tmp_path):
+    """The issue's reproduction: `tensorfusion run --vram 256Mi -- sh -c 'hold & hold & hold & hold'`
+    through the scheduler and the worker: 80 MiB each, three fit, the fourth is refused."""
+    env, address = one_worker
+    hold = build_cuda("dp_hold", flags=("-L", str(native.stub_lib_dir()), "-lcuda"))
+    out = tmp_path / "holds.out"
+    script = (f"for i in 1 2 3 4; do {hold} 80 >> {out} & done; "
+              f"for t in $(seq 600); do [ $(wc -l < {out}) -ge 4 ] && break; sleep 0.1; done; "
+              f"for p in $(jobs -p); do kill $p 2>/dev/null; done; wait; cat {out}")
+    r = subprocess.run([*CLI, "run", "--scheduler", address, "--vram", "256Mi", "--tflops", "0.001", "--",
+                        "bash", "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    lines = sorted(line for line in r.stdout.splitlines() if line.strip())
+    assert lines == ["FAIL setup CUDA_ERROR_OUT_OF_MEMORY"] + ["holding 80 MiB"] * 3, r.stdout + r.stderr

@@ -206,14 +206,16 @@ def run_local(cmd: list[str], vram_limit_mib: int | None, tflops_limit: float | 
         print("tensorfusion run --local: no NVIDIA GPU here; using the emulated device", file=sys.stderr)
         device_tflops, lib_dir = _known_tflops(gpus.EMULATED_MODEL), str(native.emu_lib_dir())
     env = dict(os.environ)
-    env.update(limits.local_env(vram_limit_bytes=(vram_limit_mib or 0) << 20, tflops_limit=tflops_limit or 0.0,
-                                device_tflops=device_tflops))
-    if lib_dir:
-        env["LD_LIBRARY_PATH"] = f"{lib_dir}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
-    try:
-        return subprocess.run(cmd, env=env).returncode
-    except FileNotFoundError:
-        raise CliError(f"command not found: {cmd[0]}")
+    # one region for CMD and all its processes: they share the cap, as an allocation's processes do
+    with limits.local_vgpu(vram_limit_bytes=(vram_limit_mib or 0) << 20, tflops_limit=tflops_limit or 0.0,
+                           device_tflops=device_tflops) as vgpu_env:
+        env.update(vgpu_env)
+        if lib_dir:
+            env["LD_LIBRARY_PATH"] = f"{lib_dir}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
+        try:
+            return subprocess.run(cmd, env=env).returncode
+        except FileNotFoundError:
+            raise CliError(f"command not found: {cmd[0]}")
 
 
 def _known_tflops(model: str) -> float:

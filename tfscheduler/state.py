@@ -270,6 +270,10 @@ class SchedulerState:
         for aid, (t, v) in per_alloc.items():
             n = len(self.allocs[aid].gpu_uuids)
             self.alloc_usage[aid] = (t / n, v // n)
+        for aid in [aid for aid in self.alloc_usage if aid not in per_alloc]:
+            a = self.allocs.get(aid)
+            if a is None or a.worker_id == worker_id:   # no session on its worker any more: nothing in use
+                self.alloc_usage.pop(aid, None)
         return self._renew_listed(worker_id, active_ids, now), False
 
     # ---- allocations ----

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from tfclient import native
+from tfclient import config, native
 from tfclient.protos import load
 from tfscheduler import lease, models
-from tfworker import limits
+from tfworker import gpu_process, limits
 from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant
 from tfworker.gpus import Backend, GpuInfo
 
@@ -46,7 +46,7 @@ class WorkerDaemon:
     def __init__(self, *, scheduler: str, secret: bytes, backend: Backend, unix_path: str | None,
                  tcp: tuple[str, int] | None = None, advertise: str | None = None, admin_listen: str = "127.0.0.1:0",
                  pool: str = "default", node: str | None = None, metrics_port: int | None = None,
-                 token: str | None = None):
+                 token: str | None = None, home: str | None = None):
         self.scheduler_address = scheduler
         self.secret = secret
         # the worker's bearer token: bound by the scheduler to this node name
@@ -59,9 +59,12 @@ class WorkerDaemon:
         self.pool = pool
         self.node = node or socket.gethostname()
         self.metrics_port = metrics_port
+        self.home = str(home or config.home())   # with the node name: this daemon's identity (limits.worker_tag)
+        self.identity: limits.WorkerIdentity | None = None
         self.worker_id = ""
         self.heartbeat_interval_s = 2.0
         self.sessions: dict[str, Session] = {}
+        self.regions: dict[str, limits.SessionLimits] = {}     # allocation -> its limiter region (all its sessions)
         self.pending_limits: dict[str, common.Resources] = {}   # allocation -> limits set before it connected
         self._counter = itertools.count(1)
         self._seen_orders: dict[tuple, float] = {}      # signed admin orders applied (replay guard)
@@ -80,6 +83,7 @@ class WorkerDaemon:
     # ---- lifecycle ----
 
     async def start(self) -> None:
+        self._reap_previous_life()
         await self.dataplane.start()
         self._admin = grpc.aio.server()
         worker_rpc.add_WorkerAdminServicer_to_server(_AdminServicer(self), self._admin)
@@ -107,6 +111,22 @@ class WorkerDaemon:
             await self._admin.stop(grace=1.0)
         if self._channel:
             await self._channel.close()
+        if self.identity is not None:
+            self.identity.close()
+
+    def _reap_previous_life(self) -> None:
+        """A daemon that died (kill -9, OOM) left its executors and limiter regions behind: end them
+        before serving, so their memory is free and their regions do not pile up in /dev/shm."""
+        self.identity = limits.WorkerIdentity(self.home, self.node)
+        if not self.identity.reaps:
+            log.warning("another worker daemon with TF_HOME=%s and node %s is running: reaping nothing",
+                        self.home, self.node)
+            return
+        pids = gpu_process.reap_executors(self.identity.tag)
+        regions = limits.reap_regions(self.identity.tag)
+        if pids or regions:
+            log.info("reaped %d GPU worker process(es) and %d limiter region(s) of a previous life",
+                     len(pids), len(regions))
 
     # ---- control plane ----
 
@@ -175,9 +195,16 @@ class WorkerDaemon:
         pending = self.pending_limits.get(claims.allocation_id)
         vram_mib = pending.vram_mib if pending and pending.vram_mib else claims.vram_limit_mib
         tflops = pending.tflops if pending and pending.tflops else claims.tflops_limit
-        limits = self._create_limits(session_id, vram_mib, tflops, gpu)
+        # one region per allocation: its sessions share the VRAM cap and the compute share
+        limits = self.regions.get(claims.allocation_id)
+        if limits is None:
+            limits = self._create_limits(claims.allocation_id, vram_mib, tflops, gpu)
+            if limits is not None:
+                self.regions[claims.allocation_id] = limits
         self.sessions[session_id] = Session(session_id, claims.allocation_id, gpu, limits)
         env = {"CUDA_VISIBLE_DEVICES": str(gpu.index)} if self.backend.kind == "nvidia" else {}
+        if self.identity is not None:
+            env[gpu_process.TAG_VAR] = self.identity.tag   # found again by a restarted daemon
         if limits is None:
             return SessionGrant(session_id=session_id, env=env, preload=[])
         env.update(limits.env)
@@ -222,15 +249,16 @@ class WorkerDaemon:
         self.revoked[aid] = (now, reason)
         self.confirmed.discard(aid)
 
-    def _create_limits(self, session_id: str, vram_mib: int, tflops: float, gpu: GpuInfo):
+    def _create_limits(self, allocation_id: str, vram_mib: int, tflops: float, gpu: GpuInfo):
         if not native.limiter_lib().exists():
-            log.warning("limiter not built (%s): session %s runs without limits", native.limiter_lib(), session_id)
+            log.warning("limiter not built (%s): allocation %s runs without limits", native.limiter_lib(), allocation_id)
             return None
         device_tflops = gpu.tflops or (models.lookup_tflops(gpu.model) or 0.0)
         if tflops and not device_tflops:
-            log.warning("GPU model %r has no known TFLOPS (set TF_GPU_TFLOPS): session %s gets no compute limit",
-                        gpu.model, session_id)
-        return limits.SessionLimits.create(session_id, vram_limit_bytes=vram_mib << 20,
+            log.warning("GPU model %r has no known TFLOPS (set TF_GPU_TFLOPS): allocation %s gets no compute limit",
+                        gpu.model, allocation_id)
+        region = f"{self.identity.tag}-{allocation_id}" if self.identity is not None else allocation_id
+        return limits.SessionLimits.create(region, vram_limit_bytes=vram_mib << 20,
                                            tflops_limit=tflops if device_tflops else 0.0, device_tflops=device_tflops)
 
     async def _on_session_end(self, end: SessionEnd) -> None:
@@ -239,9 +267,14 @@ class WorkerDaemon:
         self._drop_session(end.session_id)
 
     def _drop_session(self, session_id: str) -> None:
+        """Forgets a session; the allocation's region goes with its last session (a dead process's charges
+        in it are given back by the limiters of the sessions that remain)."""
         session = self.sessions.pop(session_id, None)
-        if session and session.limits is not None:
-            session.limits.close()
+        if session is None or any(s.allocation_id == session.allocation_id for s in self.sessions.values()):
+            return
+        region = self.regions.pop(session.allocation_id, None)
+        if region is not None:
+            region.close()
 
     async def close_allocation(self, allocation_id: str, reason: str) -> bool:
         self.revoke(allocation_id, reason)
@@ -267,20 +300,24 @@ class WorkerDaemon:
 
     def set_limits(self, allocation_id: str, limits) -> bool:
         self.pending_limits[allocation_id] = limits
-        applied = False
-        for s in self.sessions.values():
-            if s.allocation_id == allocation_id and s.limits is not None:
-                s.limits.update(vram_limit_bytes=(limits.vram_mib << 20) if limits.vram_mib else None,
-                                tflops_limit=limits.tflops or None)
-                applied = True
-        return applied
+        region = self.regions.get(allocation_id)
+        if region is None:
+            return False
+        region.update(vram_limit_bytes=(limits.vram_mib << 20) if limits.vram_mib else None,
+                      tflops_limit=limits.tflops or None)
+        return True
 
     # ---- usage ----
 
     def session_usage(self) -> list:
+        """One entry per allocation (its region counts all its sessions; pid: one of them)."""
         out = []
         pids = {sid: info.pid for sid, info in self.dataplane.sessions().items()}
+        seen = set()
         for s in self.sessions.values():
+            if s.allocation_id in seen:
+                continue
+            seen.add(s.allocation_id)
             used_mib, tflops_used, limits = 0, 0.0, common.Resources()
             if s.limits is not None:
                 u = s.limits.usage()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import time
 
 from tfclient import native
 
@@ -51,3 +53,45 @@ async def spawn_executor(fd: int, *, backend_lib_dir: str | None, env: dict[str,
         str(exe), "--fd", str(fd), pass_fds=(fd,), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL, env=executor_env(backend_lib_dir, env, preload),
         start_new_session=True)
+
+
+TAG_VAR = "TF_WORKER_TAG"   # set in every executor's environment: which worker daemon (limits.worker_tag) owns it
+
+
+def executors_of(tag: str) -> list[int]:
+    """Pids of live tf-executor processes started by worker `tag` (in this life or a previous one),
+    found by the TF_WORKER_TAG in their environment (readable for this user's processes only)."""
+    want = f"{TAG_VAR}={tag}".encode()
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/comm", "rb") as f:
+                if f.read().strip() != b"tf-executor":
+                    continue
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if want not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{d}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except OSError:
+            continue
+        out.append(int(d))
+    return out
+
+
+def reap_executors(tag: str, timeout_s: float = 5.0) -> list[int]:
+    """Kills every executor of worker `tag` (a previous life's) and waits until they are gone, so their
+    device memory is free before this life serves anyone. Returns their pids."""
+    pids = executors_of(tag)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(p in pids for p in executors_of(tag)):
+        time.sleep(0.02)
+    return pids

@@ -1,20 +1,30 @@
-"""Python side of the limiter's per-session shared-memory region (/dev/shm/tf-<session>).
+"""Python side of the limiter's per-allocation shared-memory region (/dev/shm/tf-<tag>-<allocation>).
 
-The worker daemon creates one region per session (SessionLimits.create), gives the session's GPU worker
-process the limiter (LD_PRELOAD=.preload, env=.env), changes limits live (.update) and reads usage
-(.usage). `tensorfusion run --local` uses local_env() instead: limits passed as env, no region.
+The worker daemon creates one region per allocation (SessionLimits.create), shared by all its sessions:
+each session's GPU worker process gets the limiter (LD_PRELOAD=.preload, env=.env); the daemon changes
+limits live (.update) and reads the allocation's usage (.usage), which every process adds to.
+`tensorfusion run --local` uses local_vgpu(): one region for CMD and every process it starts;
+local_env() gives the same limits as env variables (each process then is its own vGPU).
+Region names carry the daemon's identity (worker_tag: TF_HOME + node), so a restarted daemon reaps exactly
+what its previous life left in /dev/shm (reap_regions) and never another daemon's.
 
 The layout is defined once, in limiter_c/tf_limiter_shm.h; FIELDS below mirrors it and
-tests/limiter/test_limits_py.py compiles the header and asserts every offset matches. Each half of the
-region is a seqlock with one writer (limits: this module; usage: the limiter): the writer makes the
-sequence odd, writes, makes it even; readers retry while it is odd or changed. x86-64 and aarch64
+tests/limiter/test_limiter_shm.py compiles the header and asserts every offset matches. The limits half
+is a seqlock with one writer (this module): the writer makes the sequence odd, writes, makes it even;
+readers retry while it is odd or changed. The rest (usage, the shared token bucket, per-process ledger
+slots) is written by the limiters with 8-byte atomics; this module only reads it. x86-64 and aarch64
 Linux keep the order of the separate stores/loads Python does through the mmap (each is one C call).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import math
 import mmap
 import os
 import re
+import secrets
 import struct
 import time
 from dataclasses import dataclass
@@ -22,15 +32,19 @@ from dataclasses import dataclass
 from tfclient import native
 
 MAGIC = 0x4D4C4654
-VERSION = 1
+VERSION = 2
 # (name, struct code) in layout order; little-endian, naturally aligned, no padding.
 FIELDS = [
     ("magic", "I"), ("version", "I"), ("size", "I"), ("flags", "I"),
     ("limits_seq", "Q"), ("vram_limit", "Q"), ("tflops_limit", "d"), ("device_tflops", "d"),
     ("limits_rsv0", "Q"), ("limits_rsv1", "Q"),
-    ("usage_seq", "Q"), ("vram_used", "Q"), ("vram_peak", "Q"), ("launches", "Q"), ("throttled_ns", "Q"),
-    ("busy_ns", "Q"), ("refill_rate", "d"), ("limiter_pid", "Q"), ("updated_ns", "Q"), ("usage_rsv0", "Q"),
+    ("usage_rsv1", "Q"), ("vram_used", "Q"), ("vram_peak", "Q"), ("launches", "Q"), ("throttled_ns", "Q"),
+    ("busy_ns", "Q"), ("refill_rate", "d"), ("limiter_pid", "Q"), ("updated_ns", "Q"), ("tokens", "Q"),
+    ("bucket_tat_ns", "Q"), ("bucket_rate", "d"), ("slots_rsv0", "Q"),
 ]
+# then SLOTS per-process ledger slots of (pid, start, vram, rsv) u64 each: read only (the limiters own them)
+SLOTS = 64
+SLOT_FIELDS = ("pid", "start", "vram", "rsv")
 
 
 def _offsets() -> dict[str, tuple[int, str]]:
@@ -44,7 +58,9 @@ def _offsets() -> dict[str, tuple[int, str]]:
 
 
 OFFSETS = _offsets()
-SIZE = sum(struct.calcsize("<" + c) for _, c in FIELDS)
+SLOTS_OFFSET = sum(struct.calcsize("<" + c) for _, c in FIELDS)
+SLOT_SIZE = 8 * len(SLOT_FIELDS)
+SIZE = SLOTS_OFFSET + SLOTS * SLOT_SIZE
 _LIMIT_FIELDS = ("vram_limit", "tflops_limit", "device_tflops")
 _USAGE_FIELDS = ("vram_used", "vram_peak", "launches", "throttled_ns", "busy_ns", "refill_rate", "limiter_pid",
                  "updated_ns")
@@ -92,7 +108,8 @@ class SessionLimits:
     def create(cls, session_id: str, vram_limit_bytes: int = 0, tflops_limit: float = 0.0,
                device_tflops: float = 0.0, replace: bool = True) -> "SessionLimits":
         """Creates /dev/shm/tf-<session_id> with these limits (0 = none). replace=True reuses the
-        name of a region a crashed daemon left behind."""
+        name of a region a crashed daemon left behind. Every error path removes what it created."""
+        _check_limits(vram_limit_bytes, tflops_limit, device_tflops)  # before anything exists
         path = cls._path_of(session_id)
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
         if replace and os.path.exists(path):
@@ -101,20 +118,29 @@ class SessionLimits:
             fd = os.open(path, flags, 0o600)
         except OSError as e:
             raise LimiterRegionError(f"cannot create {path}: {e}") from e
+        mm = None
         try:
-            os.ftruncate(fd, SIZE)
-            mm = mmap.mmap(fd, SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        except OSError as e:
-            os.close(fd)
-            os.unlink(path)
-            raise LimiterRegionError(f"cannot map {path}: {e}") from e
-        os.close(fd)
-        self = cls(session_id, path, mm, owner=True)
-        self._limits_write(vram_limit_bytes, tflops_limit, device_tflops)
-        self._put("size", SIZE)
-        self._put("version", VERSION)
-        self._put("magic", MAGIC)  # last: a limiter that opens early sees no magic, not half a header
-        return self
+            try:
+                os.ftruncate(fd, SIZE)
+                mm = mmap.mmap(fd, SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            except OSError as e:
+                raise LimiterRegionError(f"cannot map {path}: {e}") from e
+            finally:
+                os.close(fd)
+            self = cls(session_id, path, mm, owner=True)
+            self._limits_write(vram_limit_bytes, tflops_limit, device_tflops)
+            self._put("size", SIZE)
+            self._put("version", VERSION)
+            self._put("magic", MAGIC)  # last: a limiter that opens early sees no magic, not half a header
+            return self
+        except BaseException:
+            if mm is not None:
+                mm.close()
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            raise
 
     @classmethod
     def open(cls, session_id: str) -> "SessionLimits":
@@ -196,7 +222,11 @@ class SessionLimits:
 
     # ---- usage (limiter writes) ----
     def usage(self) -> LimiterUsage:
-        v = self._read_consistent("usage_seq", _USAGE_FIELDS)
+        """The allocation's usage: every process of it adds to these counters (8-byte atomics: each value
+        is whole, the set is not a snapshot)."""
+        if self._mm is None:
+            raise LimiterRegionError(f"{self.path}: closed")
+        v = {n: self._get(n) for n in _USAGE_FIELDS}
         now = time.monotonic()
         tflops_used = 0.0
         if self._last_busy is not None and now > self._last_busy[0]:
@@ -206,6 +236,15 @@ class SessionLimits:
         return LimiterUsage(vram_used=v["vram_used"], vram_peak=v["vram_peak"], launches=v["launches"],
                             throttled_ns=v["throttled_ns"], busy_ns=v["busy_ns"], refill_rate=v["refill_rate"],
                             pid=v["limiter_pid"], updated_ns=v["updated_ns"], tflops_used=tflops_used)
+
+    def processes(self) -> list[tuple[int, int]]:
+        """(pid, charged bytes) of each process holding a ledger slot of this region."""
+        out = []
+        for i in range(SLOTS):
+            pid, _start, vram, _rsv = struct.unpack_from("<4Q", self._mm, SLOTS_OFFSET + i * SLOT_SIZE)
+            if pid:
+                out.append((pid & ~(1 << 63), vram))
+        return out
 
     # ---- raw access ----
     def _get(self, name: str):
@@ -217,8 +256,7 @@ class SessionLimits:
         struct.pack_into("<" + code, self._mm, off, value)
 
     def _limits_write(self, vram: int, tflops: float, device_tflops: float) -> None:
-        if vram < 0 or tflops < 0 or device_tflops < 0:
-            raise ValueError("limits must be >= 0")
+        _check_limits(vram, tflops, device_tflops)
         seq = self._get("limits_seq")
         if seq & 1:  # a writer died mid-update (we are the only writer): start from even
             seq += 1
@@ -242,6 +280,67 @@ class SessionLimits:
         raise LimiterRegionError(f"{self.path}: {seq_name} never settled (writer stuck mid-update?)")
 
 
+def _check_limits(vram, tflops, device_tflops) -> None:
+    """Limits a region can hold: finite numbers >= 0 (0 = none), VRAM an integer below 2^64."""
+    for name, v in (("vram_limit_bytes", vram), ("tflops_limit", tflops), ("device_tflops", device_tflops)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name}={v!r}: limits must be finite numbers >= 0 (0 = none)")
+    if int(vram) != vram or vram >= 1 << 64:
+        raise ValueError(f"vram_limit_bytes={vram!r}: a whole number of bytes below 2^64")
+
+
+# ---- one worker daemon's regions and executors, found again after a crash -------------------------
+
+def worker_tag(home: str, node: str) -> str:
+    """Short stable name of one worker daemon's identity (its TF_HOME and node name): the prefix of its
+    regions (/dev/shm/tf-<tag>-...) and the TF_WORKER_TAG of its executors, so that a restarted daemon
+    reaps what its previous life left behind and nothing of another daemon's."""
+    return hashlib.sha256(f"{os.path.realpath(home)}\0{node}".encode()).hexdigest()[:12]
+
+
+class WorkerIdentity:
+    """This daemon's tag, held by an flock on $TF_HOME/worker-<tag>.lock for its whole life: a second
+    live daemon with the same TF_HOME and node must not reap the first one's sessions, so it gets a
+    private tag (and reaps nothing) instead. The kernel drops the lock when the daemon dies."""
+
+    def __init__(self, home: str, node: str):
+        self.tag = worker_tag(home, node)
+        self.reaps = True
+        self._fd = os.open(os.path.join(home, f"worker-{self.tag}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.tag = worker_tag(home, f"{node}\0pid={os.getpid()}")
+            self.reaps = False
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def regions_of(tag: str) -> list[str]:
+    """Paths of the limiter regions named for worker `tag`."""
+    prefix = f"tf-{tag}-"
+    try:
+        names = os.listdir(SHM_DIR)
+    except OSError:
+        return []
+    return sorted(os.path.join(SHM_DIR, n) for n in names if n.startswith(prefix))
+
+
+def reap_regions(tag: str) -> list[str]:
+    """Unlinks every region of worker `tag` (a previous life's); returns their paths."""
+    gone = []
+    for path in regions_of(tag):
+        try:
+            os.unlink(path)
+            gone.append(path)
+        except FileNotFoundError:
+            pass
+    return gone
+
+
 def local_env(vram_limit_bytes: int = 0, tflops_limit: float = 0.0, device_tflops: float = 0.0,
               base: dict | None = None) -> dict[str, str]:
     """Env for a local vGPU (`tensorfusion run --local`): the limiter preloaded, limits as TF_* vars.
@@ -258,3 +357,47 @@ def local_env(vram_limit_bytes: int = 0, tflops_limit: float = 0.0, device_tflop
         env["TF_TFLOPS_LIMIT"] = repr(float(tflops_limit))
         env["TF_DEVICE_TFLOPS"] = repr(float(device_tflops))
     return env
+
+
+LOCAL_PREFIX = "local-"
+
+
+@contextlib.contextmanager
+def local_vgpu(vram_limit_bytes: int = 0, tflops_limit: float = 0.0, device_tflops: float = 0.0,
+               base: dict | None = None):
+    """Env for `tensorfusion run --local` (a context: the region lives as long as CMD): the limiter
+    preloaded and ONE region for CMD and every process it starts, so `sh -c 'a & b & wait'` shares one
+    cap and one compute share, as an allocation's sessions do. The region is named for this process
+    (tf-local-<pid>-...): regions of a `run --local` that was killed are removed by the next one."""
+    if tflops_limit and not device_tflops:
+        raise ValueError("a TFLOPS limit needs the device's TFLOPS (device_tflops)")
+    reap_local_regions()
+    region = SessionLimits.create(f"{LOCAL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}",
+                                  vram_limit_bytes=vram_limit_bytes, tflops_limit=tflops_limit,
+                                  device_tflops=device_tflops)
+    try:
+        base = os.environ if base is None else base
+        lib = str(native.limiter_lib())
+        pre = [p for p in re.split(r"[: ]", base.get("LD_PRELOAD", "")) if p and p != lib]
+        yield {"LD_PRELOAD": ":".join([lib, *pre]), **region.env}
+    finally:
+        region.close()
+
+
+def reap_local_regions() -> list[str]:
+    """Removes the regions of `run --local` processes that are gone (killed before they could)."""
+    gone = []
+    try:
+        names = os.listdir(SHM_DIR)
+    except OSError:
+        return gone
+    for n in names:
+        m = re.match(rf"^tf-{LOCAL_PREFIX}(\d+)-[0-9a-f]+$", n)
+        if not m or os.path.exists(f"/proc/{m.group(1)}"):
+            continue
+        try:
+            os.unlink(os.path.join(SHM_DIR, n))
+            gone.append(n)
+        except OSError:
+            pass
+    return gone

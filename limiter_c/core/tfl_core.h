@@ -5,6 +5,7 @@
 #define TFL_CORE_H
 #include <stddef.h>
 #include <stdint.h>
+#include "../tf_limiter_shm.h"
 
 /* ---- Token bucket (debt model) ------------------------------------------------------------------
  * Tokens are "thread launches": a launch of grid G and block B costs G.x*G.y*G.z * B.x*B.y*B.z.
@@ -112,10 +113,43 @@ void tfl_ctrl_init(tfl_ctrl *c, double open_loop_rate);
  * waited in the window. Returns the new rate. */
 double tfl_ctrl_step(tfl_ctrl *c, double share, uint64_t dt_ns, uint64_t busy_ns, double tokens, int throttled);
 
+/* ---- Shared between processes (core/shared.c) -------------------------------------------------------
+ * Lock-free operations on 8-byte words of an allocation's shared region. tfl_shared_charge adds `bytes`
+ * to *used only if the result stays <= limit (0 = no limit; one CAS, so racing processes never pass the
+ * cap together) and raises *peak; tfl_shared_return subtracts, never below 0. tfl_gcra_take is the
+ * shared token bucket: 0 = admitted (the launch's cost is booked), else ns to wait before retrying;
+ * burst_ns of refill can be saved up (the capacity). */
+tfl_status tfl_shared_charge(uint64_t *used, uint64_t *peak, uint64_t bytes, uint64_t limit);
+void tfl_shared_return(uint64_t *used, uint64_t bytes);
+uint64_t tfl_gcra_take(uint64_t *tat, double rate, double cost, uint64_t now_ns, uint64_t burst_ns);
+
+/* ---- Per-process ledger slots (core/slots.c) ----------------------------------------------------------
+ * tfl_slot_claim takes a free slot for process `pid` (start time `start`, pid namespace `ns`): its index,
+ * or -1 when all n are taken. tfl_slots_reclaim gives back to *used the bytes of every slot (other than
+ * `self`, of namespace `ns`) whose process `alive` says is gone, frees those slots and returns the bytes;
+ * `alive(pid, start, claiming, ctx)`: 1 = alive; claiming = the slot's start time is not written yet. */
+typedef int (*tfl_alive_fn)(uint64_t pid, uint64_t start, int claiming, void *ctx);
+int tfl_slot_claim(tf_shm_slot *slots, unsigned n, uint64_t pid, uint64_t start, uint64_t ns);
+uint64_t tfl_slots_reclaim(tf_shm_slot *slots, unsigned n, uint64_t *used, int self, uint64_t ns,
+                           tfl_alive_fn alive, void *ctx);
+
 /* ---- Parsing -------------------------------------------------------------------------------------
- * Byte sizes: "1073741824", "512MiB", "2GiB", "1.5GB", HAMi-style "1g" / "512m" / "64k" (binary units
- * for single letters, as HAMi-core). Returns 0 on success. */
-int tfl_parse_bytes(const char *s, uint64_t *out);
+ * One grammar for every limit the limiter reads from its environment, the same as tfclient/quantity.py's
+ * (`--vram`, `--tflops`): optional blanks, a non-negative decimal number ("2", "1.5", ".5", "1e3"; no
+ * sign, no hex, no inf/nan), optional blanks, a unit, optional blanks. Returns 0 on success, -1 else.
+ *
+ * Byte sizes, TFL_UNITS_TF (TF_VRAM_LIMIT): Ki/Mi/Gi/Ti (optionally ...B) = 1024^n, K/M/G/T and
+ * KB/MB/GB/TB = 1000^n, B = bytes, case-insensitive (as quantity.py). A bare number is BYTES here,
+ * while `--vram 1024` means MiB: an environment variable has always been bytes (HAMi, our README).
+ * TFL_UNITS_HAMI (CUDA_DEVICE_MEMORY_LIMIT[_0]): HAMi-core's historical meaning, single letters are
+ * binary ("1g" = 2^30, "512m" = 2^29: the HAMi device plugin writes "<MiB>m"); Ki/Mi/Gi/Ti(B) too;
+ * decimal KB/MB/GB/TB are refused there. Fractions of a byte round up.
+ * TFLOPS (TF_TFLOPS_LIMIT, TF_DEVICE_TFLOPS): a number, or with T/TFLOPS (x1), G/GFLOPS (x1e-3) or the
+ * k8s milli "m" (lower case only, x1e-3), as quantity.parse_tflops.
+ * Plain numbers (tfl_parse_double): the grammar without a unit. */
+enum { TFL_UNITS_TF = 0, TFL_UNITS_HAMI = 1 };
+int tfl_parse_bytes(const char *s, int dialect, uint64_t *out);
+int tfl_parse_tflops(const char *s, double *out);
 int tfl_parse_double(const char *s, double *out);
 
 #endif

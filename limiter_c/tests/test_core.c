@@ -271,23 +271,146 @@ static void test_ctrl_live_share_change(void)
 
 static void test_parse(void)
 {
-    const struct { const char *s; uint64_t v; } ok[] = {
-        {"1024", 1024}, {"512MiB", 512ull << 20}, {"2GiB", 2ull << 30}, {"1g", 1ull << 30}, {"512m", 512ull << 20},
-        {"1.5GB", 1500000000ull}, {"64k", 65536}, {"3 MiB", 3ull << 20}, {"7b", 7},
+    const struct { const char *s; int dialect; uint64_t v; } ok[] = {
+        {"1024", TFL_UNITS_TF, 1024}, {"512MiB", TFL_UNITS_TF, 512ull << 20}, {"2GiB", TFL_UNITS_TF, 2ull << 30},
+        {"1Gi", TFL_UNITS_TF, 1ull << 30}, {"1G", TFL_UNITS_TF, 1000000000ull}, {"1g", TFL_UNITS_TF, 1000000000ull},
+        {"512m", TFL_UNITS_TF, 512000000ull}, {"1.5GB", TFL_UNITS_TF, 1500000000ull}, {"64k", TFL_UNITS_TF, 64000},
+        {" 3 MiB ", TFL_UNITS_TF, 3ull << 20}, {"7b", TFL_UNITS_TF, 7}, {".5Ki", TFL_UNITS_TF, 512},
+        {"1e3", TFL_UNITS_TF, 1000}, {"0.1b", TFL_UNITS_TF, 1}, {"1gI", TFL_UNITS_TF, 1ull << 30},
+        {"1g", TFL_UNITS_HAMI, 1ull << 30}, {"512m", TFL_UNITS_HAMI, 512ull << 20}, {"64k", TFL_UNITS_HAMI, 65536},
+        {"1Gi", TFL_UNITS_HAMI, 1ull << 30}, {"4096", TFL_UNITS_HAMI, 4096},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint64_t v = 0;
-        CHECK(tfl_parse_bytes(ok[i].s, &v) == 0 && v == ok[i].v, "%s -> %llu", ok[i].s, (unsigned long long)v);
+        CHECK(tfl_parse_bytes(ok[i].s, ok[i].dialect, &v) == 0 && v == ok[i].v, "%s (dialect %d) -> %llu", ok[i].s,
+              ok[i].dialect, (unsigned long long)v);
     }
-    const char *bad[] = {"", "abc", "-1", "12xb", "1e30g", "nan"};
+    const char *bad[] = {"", " ", "abc", "-1", "+1", "12xb", "4Gx", "1e30g", "nan", "inf", "0x10", "1.", "1 G i",
+                         "1GiBs", "G", "1e", "1e+", "٣"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v;
-        CHECK(tfl_parse_bytes(bad[i], &v) != 0, "'%s' must be rejected", bad[i]);
+        CHECK(tfl_parse_bytes(bad[i], TFL_UNITS_TF, &v) != 0, "'%s' must be rejected", bad[i]);
+        CHECK(tfl_parse_bytes(bad[i], TFL_UNITS_HAMI, &v) != 0, "'%s' must be rejected (HAMi)", bad[i]);
     }
-    CHECK(tfl_parse_bytes(NULL, &(uint64_t){0}) != 0, "NULL rejected");
+    uint64_t v;
+    CHECK(tfl_parse_bytes("1GB", TFL_UNITS_HAMI, &v) != 0, "decimal GB refused in HAMi's variable");
+    CHECK(tfl_parse_bytes(NULL, TFL_UNITS_TF, &v) != 0, "NULL rejected");
     double d;
     CHECK(tfl_parse_double("312.5", &d) == 0 && d == 312.5, "double");
     CHECK(tfl_parse_double("12x", &d) != 0 && tfl_parse_double("-3", &d) != 0, "bad doubles");
+    CHECK(tfl_parse_tflops("500m", &d) == 0 && d == 0.5, "500m tflops");
+    CHECK(tfl_parse_tflops("500G", &d) == 0 && d == 0.5, "500G tflops");
+    CHECK(tfl_parse_tflops("10 TFLOPS", &d) == 0 && d == 10, "10 TFLOPS");
+    CHECK(tfl_parse_tflops("5M", &d) != 0 && tfl_parse_tflops("x", &d) != 0, "bad tflops");
+}
+
+/* ---- shared counters ---- */
+#include <pthread.h>
+static uint64_t g_used, g_peak;
+static int g_admitted[8];
+static void *racer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i < 20000; i++) {
+        if (tfl_shared_charge(&g_used, &g_peak, 80, 256 * 4) == TFL_OK) {
+            g_admitted[id]++;
+            tfl_shared_return(&g_used, 80);
+        }
+    }
+    return NULL;
+}
+
+static void test_shared_charge_never_passes_the_cap_under_races(void)
+{
+    /* 8 threads race charges of 80 against a cap of 1024: at most 12 fit at once, and used/peak say so */
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, racer, (void *)(intptr_t)i);
+    for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+    CHECK(g_used == 0, "everything returned: used %llu", (unsigned long long)g_used);
+    CHECK(g_peak <= 1024 && g_peak >= 80, "peak %llu within the cap", (unsigned long long)g_peak);
+    uint64_t used = 0, peak = 0;
+    int fit = 0;
+    while (tfl_shared_charge(&used, &peak, 80, 256) == TFL_OK) fit++;
+    CHECK(fit == 3 && used == 240, "3 x 80 fit under 256 (got %d, used %llu)", fit, (unsigned long long)used);
+    tfl_shared_return(&used, 1000);
+    CHECK(used == 0, "return never underflows");
+    CHECK(tfl_shared_charge(&used, &peak, 1ull << 40, 0) == TFL_OK, "no limit: anything fits");
+}
+
+static void test_gcra_rate_burst_and_debt(void)
+{
+    uint64_t tat = 0, now = 1000000000ull, burst = 20000000ull; /* 20 ms */
+    double rate = 1e6;                                         /* tokens/s */
+    /* one second of 1000-token launches at a simulated clock: about rate * 1 s + burst admitted */
+    double admitted = 0;
+    for (uint64_t t = now; t < now + 1000000000ull; t += 100000ull) /* try every 0.1 ms */
+        while (tfl_gcra_take(&tat, rate, 1000, t, burst) == 0) admitted += 1000;
+    CHECK(fabs(admitted - 1.02e6) < 2e4, "admitted %.0f tokens in 1 s at 1e6/s (+ burst)", admitted);
+    /* debt: a launch of 10 s worth is admitted at once, the next waits ~10 s */
+    tat = 0;
+    CHECK(tfl_gcra_take(&tat, rate, 1e7, now, burst) == 0, "huge launch admitted");
+    uint64_t w = tfl_gcra_take(&tat, rate, 1, now, burst);
+    CHECK(w > 9900000000ull && w < 10000000001ull, "then waits ~10 s (%llu ns)", (unsigned long long)w);
+    CHECK(tfl_gcra_take(&tat, 0, 1, now, burst) == 0, "rate 0 = off");
+}
+
+/* ---- per-process slots ---- */
+static int g_alive[TF_SHM_SLOTS + 1]; /* by pid (1..64) */
+static int alive_by_table(uint64_t pid, uint64_t start, int claiming, void *ctx)
+{
+    (void)start; (void)claiming; (void)ctx;
+    return pid <= TF_SHM_SLOTS && g_alive[pid];
+}
+
+static tf_shm_slot g_slots[TF_SHM_SLOTS];
+static uint64_t g_total, g_reclaimed[8];
+static void *reclaimer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    g_reclaimed[id] = tfl_slots_reclaim(g_slots, TF_SHM_SLOTS, &g_total, -1, 7, alive_by_table, NULL);
+    return NULL;
+}
+
+static void test_slots_of_dead_processes_come_back_exactly_once(void)
+{
+    for (int round = 0; round < 200; round++) {
+        memset(g_slots, 0, sizeof g_slots);
+        g_total = 0;
+        uint64_t live = 0;
+        for (uint64_t pid = 1; pid <= TF_SHM_SLOTS; pid++) {
+            int s = tfl_slot_claim(g_slots, TF_SHM_SLOTS, pid, 1000 + pid, 7);
+            CHECK(s == (int)pid - 1, "slot %d for pid %llu", s, (unsigned long long)pid);
+            uint64_t b = pid * 4096;
+            CHECK(tfl_shared_charge(&g_total, &(uint64_t){0}, b, 0) == TFL_OK, "charge");
+            __atomic_add_fetch(&g_slots[s].vram, b, __ATOMIC_RELAXED);
+            g_alive[pid] = (pid + (uint64_t)round) % 3 != 0; /* a third of them died */
+            if (g_alive[pid]) live += b;
+        }
+        CHECK(tfl_slot_claim(g_slots, TF_SHM_SLOTS, 99, 1, 7) == -1, "65th process gets no slot");
+        pthread_t t[8];
+        for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, reclaimer, (void *)(intptr_t)i);
+        for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+        uint64_t given = 0;
+        for (int i = 0; i < 8; i++) given += g_reclaimed[i];
+        CHECK(g_total == live, "round %d: total %llu == live %llu (8 racing reclaimers)", round,
+              (unsigned long long)g_total, (unsigned long long)live);
+        CHECK(given + live == (uint64_t)TF_SHM_SLOTS * (TF_SHM_SLOTS + 1) / 2 * 4096, "each byte given back once");
+        for (uint64_t pid = 1; pid <= TF_SHM_SLOTS; pid++)
+            CHECK((g_slots[pid - 1].pid != 0) == (g_alive[pid] != 0), "dead slots freed, live kept");
+        if (failures) return;
+    }
+    /* a slot of another pid namespace is never judged; a slot being claimed by a live process is kept */
+    memset(g_slots, 0, sizeof g_slots);
+    uint64_t total = 100;
+    g_slots[0] = (tf_shm_slot){.pid = 5, .start = 1, .vram = 100, .rsv = 8};
+    g_slots[1] = (tf_shm_slot){.pid = 6 | TF_SHM_SLOT_RECLAIM, .start = 0, .vram = 0, .rsv = 7};
+    g_alive[5] = 0;
+    g_alive[6] = 1;
+    CHECK(tfl_slots_reclaim(g_slots, TF_SHM_SLOTS, &total, -1, 7, alive_by_table, NULL) == 0 && total == 100 &&
+          g_slots[0].pid == 5 && g_slots[1].pid != 0, "other namespace and claiming slots left alone");
+    g_alive[6] = 0;
+    tfl_slots_reclaim(g_slots, TF_SHM_SLOTS, &total, -1, 7, alive_by_table, NULL);
+    CHECK(g_slots[1].pid == 0, "a claimer that died is freed");
 }
 
 int main(void)
@@ -307,6 +430,9 @@ int main(void)
     test_ctrl_integral_removes_a_persistent_bias();
     test_ctrl_live_share_change();
     test_parse();
+    test_shared_charge_never_passes_the_cap_under_races();
+    test_gcra_rate_burst_and_debt();
+    test_slots_of_dead_processes_come_back_exactly_once();
     if (failures) { fprintf(stderr, "test_core: %d failure(s)\n", failures); return 1; }
     printf("test_core: all passed\n");
     return 0;

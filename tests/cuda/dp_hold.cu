@@ -1,6 +1,6 @@
 // dp_hold.cu - data-path test program (driver API, -lcuda): holds device memory until killed or told.
 // I/O contract: argv[1] = MiB to allocate; prints "holding <MiB> MiB" once allocated and set.
-// Without argv[2] it then sleeps until killed. With argv[2] = "wait" it reads one line from stdin, then
+// A failure prints "FAIL setup <CUresult name>" and exits 1. Without argv[2] it then sleeps until killed. With argv[2] = "wait" it reads one line from stdin, then
 // tries a cuMemsetD8 and prints "after close: <CUresult name>" (the test closes the session first).
 #include <cuda.h>
 #include <stdio.h>
@@ -14,9 +14,12 @@ int main(int argc, char **argv)
     CUdevice dev;
     CUcontext ctx;
     CUdeviceptr p;
-    if (cuInit(0) || cuDeviceGet(&dev, 0) || cuDevicePrimaryCtxRetain(&ctx, dev) || cuCtxSetCurrent(ctx) ||
-        cuMemAlloc(&p, mib << 20) || cuMemsetD8(p, 7, mib << 20)) {
-        printf("FAIL setup\n");
+    CUresult rc;
+    if ((rc = cuInit(0)) || (rc = cuDeviceGet(&dev, 0)) || (rc = cuDevicePrimaryCtxRetain(&ctx, dev)) ||
+        (rc = cuCtxSetCurrent(ctx)) || (rc = cuMemAlloc(&p, mib << 20)) || (rc = cuMemsetD8(p, 7, mib << 20))) {
+        const char *name = "?";
+        cuGetErrorName(rc, &name);
+        printf("FAIL setup %s\n", name);
         return 1;
     }
     printf("holding %zu MiB\n", mib);
@@ -24,7 +27,7 @@ int main(int argc, char **argv)
     if (argc > 2 && strcmp(argv[2], "wait") == 0) {
         char line[64];
         if (!fgets(line, sizeof line, stdin)) return 1;
-        CUresult rc = cuMemsetD8(p, 9, mib << 20);
+        rc = cuMemsetD8(p, 9, mib << 20);
         const char *name = "?";
         cuGetErrorName(rc, &name);
         printf("after close: %s\n", name);

@@ -147,3 +147,18 @@ def test_hami_style_sm_limit_env():
     kv = run_kv("lim_busy", 3, ITERS, env=env)
     want = 0.3 * DEVICE_LAUNCHES
     assert abs(float(kv["rate"]) - want) <= 0.12 * want, f"{kv['rate']} launches/s, want {want}"
+
+
+@pytest.mark.slow
+def test_processes_of_one_allocation_share_one_compute_share():
+    """Two processes in one allocation's region at 30 %: together they get 30 % (one token bucket in the
+    region), not 30 % each."""
+    with _session("shared", 30) as lim:
+        ps = [start("lim_busy", 10, ITERS, env=limited_env({**lim.env, **OPEN_LOOP})) for _ in range(2)]
+        now = time.monotonic()
+        both = _count_between(lim, now + 2.0, now + 8.0)
+        kvs = [_finish(p) for p in ps]
+        want = 0.3 * DEVICE_LAUNCHES
+        assert abs(both - want) <= 0.1 * want, f"{both:.1f} launches/s for both together, want {want:.0f}"
+        assert all(int(kv["launches"]) > 0 for kv in kvs)        # both ran, sharing the share
+        assert len({pid for pid, _ in lim.processes()}) == 2

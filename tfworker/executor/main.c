@@ -2,8 +2,9 @@
  * Spawned by tfworker/gpu_process.py with the client's socket (already handshaken by the daemon) as
  * file descriptor N:  tf-executor --fd N [--lib PATH]. The backend is the libcuda.so.1 the dynamic
  * loader finds (the daemon points LD_LIBRARY_PATH at the emulator or leaves NVIDIA's driver; the
- * limiter may be LD_PRELOADed over it). Exits when the client disconnects: process exit frees the
- * session's device memory and every other driver object.
+ * limiter may be LD_PRELOADed over it). Exits when the client disconnects - also while a driver call
+ * blocks, through the socket watcher in watch.c: process exit frees the session's device memory and
+ * every other driver object.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "watch.h"
 
 static int usage(void)
 {
@@ -54,6 +56,11 @@ int main(int argc, char **argv)
     if (tf_session_init(&x, h)) {
         tfx_log("backend %s did not initialise", lib);
         return 3;
+    }
+    /* a client that dies while a call blocks (an endless kernel) must still end the session */
+    if (tf_watch_client(fd) != 0) {
+        tfx_log("cannot start the client watcher: not serving");
+        return 1;
     }
     int rc = tf_serve(&x, fd);
     close(fd);
