@@ -39,6 +39,7 @@ def start(args, env, ready: str):
 
 
 workers: dict = {}   # node name -> worker process of the running cluster
+worker_envs: dict = {}   # node name -> the environment its worker runs with (its worker token)
 
 
 @contextlib.contextmanager
@@ -57,6 +58,7 @@ def running_cluster(tmp_path, nodes, worker_args=()):
         # the test process is this cluster's admin (first admin token, written by the scheduler)
         os.environ["TF_TOKEN"] = (tmp_path / "admin.token").read_text().strip()
         workers.clear()
+        worker_envs.clear()
         for node in nodes:
             worker_token = subprocess.run([*CLI, "token", "--scheduler", address, "create", "--role", "worker",
                                            "--node", node], env=env, capture_output=True, text=True, timeout=60,
@@ -66,6 +68,7 @@ def running_cluster(tmp_path, nodes, worker_args=()):
                          dict(env, TF_WORKER_TOKEN=worker_token), r"registered with")
             procs.append(w)
             workers[node] = w
+            worker_envs[node] = dict(env, TF_WORKER_TOKEN=worker_token)
         yield env, address
     finally:
         os.environ.pop("TF_TOKEN", None)
@@ -471,7 +474,8 @@ def test_a_restarted_worker_reaps_what_its_previous_life_left_behind(tmp_path):
                 proc.wait()
                 assert limits.regions_of(tag), "the killed daemon's region should still be there"
                 restarted, _ = start(["worker", "--scheduler", address, "--backend", "emu", "--node", "node-a",
-                                      "--unix", str(tmp_path / "node-a.sock")], env, r"registered with")
+                                      "--unix", str(tmp_path / "node-a.sock")], worker_envs["node-a"],
+                                     r"registered with")
                 assert limits.regions_of(tag) == []
                 assert gpu_process.executors_of(tag) == []
                 assert os.path.exists(foreign.path)          # another daemon's region is not ours to reap
