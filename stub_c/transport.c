@@ -644,6 +644,30 @@ static void after_fork_in_child(void)
     pthread_mutex_init(&g.map_mu, NULL);
 }
 
+/* The lease token: TF_LEASE_FILE (a 0600 file `tensorfusion run` rewrites at each renewal, so a program
+ * started long after the allocation still presents a fresh token) wins over TF_LEASE. A file that is named
+ * but cannot be read is an error, never a silent fall back to an older token. */
+static CUresult lease_token(char *buf, size_t cap)
+{
+    const char *path = getenv("TF_LEASE_FILE");
+    if (path && *path) {
+        FILE *f = fopen(path, "r");
+        if (!f) { tf_log("TF_LEASE_FILE %s: %s", path, strerror(errno)); return CUDA_ERROR_NOT_PERMITTED; }
+        size_t n = fread(buf, 1, cap - 1, f);
+        int err = ferror(f), more = fgetc(f) != EOF;
+        fclose(f);
+        if (err || more) { tf_log("TF_LEASE_FILE %s: unreadable or too long", path); return CUDA_ERROR_NOT_PERMITTED; }
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) n--;
+        buf[n] = 0;
+        return CUDA_SUCCESS;
+    }
+    const char *token = getenv("TF_LEASE");
+    size_t n = token ? strlen(token) : 0;
+    if (n >= cap) { tf_log("TF_LEASE is too long"); return CUDA_ERROR_INVALID_VALUE; }
+    memcpy(buf, token ? token : "", n + 1);
+    return CUDA_SUCCESS;
+}
+
 static void connect_now(void)
 {
     if (pthread_atfork(NULL, NULL, after_fork_in_child)) {
@@ -651,7 +675,12 @@ static void connect_now(void)
         return;
     }
     const char *spec = getenv("TF_WORKER");
-    const char *token = getenv("TF_LEASE");
+    static char token[TF_MAX_TOKEN + 2];
+    CUresult trc = lease_token(token, sizeof token);
+    if (trc) {
+        g.init_rc = trc;
+        return;
+    }
     if (!spec || !*spec) {
         tf_log("TF_WORKER is not set (unix:/path/to.sock or tcp:host:port)");
         g.init_rc = CUDA_ERROR_NO_DEVICE;
@@ -663,7 +692,7 @@ static void connect_now(void)
         g.init_rc = CUDA_ERROR_NO_DEVICE;
         return;
     }
-    CUresult rc = handshake(fd, token ? token : "");
+    CUresult rc = handshake(fd, token);
     if (rc) {
         close(fd);
         g.init_rc = rc;

@@ -153,6 +153,22 @@ def test_standalone_entry_point_serves_unix_and_tcp(standalone_dataplane, cuda_p
     assert bad.returncode == 1 and "tf-stub: worker refused the session (800): bad token" in bad.stderr
 
 
+def test_the_lease_file_wins_over_the_environment_token(standalone_dataplane, cuda_program, tmp_path):
+    """`tensorfusion run` keeps the renewed token in TF_LEASE_FILE: a program started after its TF_LEASE expired
+    presents the file's token; a named file that cannot be read refuses the session instead of falling back."""
+    unix, _ = standalone_dataplane(token="fresh")
+    prog = cuda_program("dp_runtime", cudart="shared")
+    lease = tmp_path / "lease.token"
+    lease.write_text("fresh\n")
+    env = stub_env(unix, lease="stale")
+    r = subprocess.run([str(prog), "1000", "kernel"], env=dict(env, TF_LEASE_FILE=str(lease)), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([str(prog), "10"], env=dict(env, TF_LEASE_FILE=str(tmp_path / "gone")), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and f"TF_LEASE_FILE {tmp_path / 'gone'}: No such file" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("cudart", ["static", "shared"])
 def test_threads_with_their_own_streams_share_one_connection(dataplane, cuda_program, cudart):
     r = run_via_stub(cuda_program("dp_threads", cudart=cudart), dataplane.unix, 6, 20000, 8)
