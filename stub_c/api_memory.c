@@ -117,6 +117,8 @@ static int managed_free(CUdeviceptr dptr, CUresult *rc)
 CUresult tfs_cuMemFree_v2(CUdeviceptr dptr)
 {
     CUresult rc;
+    NEED_INIT();
+    if (dptr == 0) return CUDA_SUCCESS;  /* no operation, as the driver does (cudart's cudaFree(0) sends it) */
     if (managed_free(dptr, &rc)) return rc;
     rc = rpc_cuMemFree_v2(dptr);
     if (rc == CUDA_SUCCESS) tf_devmap_del(dptr);

@@ -75,3 +75,27 @@ CUresult tfs_cuMemRangeGetAttributes(void **data, size_t *dataSizes, CUmem_range
     }
     return CUDA_SUCCESS;
 }
+
+/* A prefetch is stream-ordered (queued, no reply), but CUDA refuses a range that is not memory of the
+ * context at the call: checked here against the device map (managed regions are in it). */
+static int range_known(CUdeviceptr p, size_t n)
+{
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    return n && tf_devmap_find(p, &base, &size) && p - base <= size && n <= size - (p - base);
+}
+
+CUresult tfs_cuMemPrefetchAsync(CUdeviceptr_v2 devPtr, size_t count, CUdevice_v1 dstDevice, CUstream hStream)
+{
+    NEED_INIT();
+    if (!range_known(devPtr, count)) return CUDA_ERROR_INVALID_VALUE;
+    return rpc_cuMemPrefetchAsync(devPtr, count, dstDevice, hStream);
+}
+
+CUresult tfs_cuMemPrefetchAsync_v2(CUdeviceptr_v2 devPtr, size_t count, CUmemLocation_v1 location, unsigned int flags,
+                                   CUstream hStream)
+{
+    NEED_INIT();
+    if (!range_known(devPtr, count)) return CUDA_ERROR_INVALID_VALUE;
+    return rpc_cuMemPrefetchAsync_v2(devPtr, count, location, flags, hStream);
+}
