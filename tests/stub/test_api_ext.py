@@ -101,3 +101,38 @@ def test_vmm_allocation_over_the_lease_vram_cap_is_out_of_memory(tmp_path, cuda_
         dp.close()
         for lim in regions:
             lim.close()
+
+
+MODULE_DOCUMENTED = {
+    "occ_plain": "0", "occ_cb": "0", "occ_cb_same": "1", "occ_cb_called": "1", "occ_cb_smem": "0",
+    "occ_cb_smem_block": "128", "occ_active": "0",
+    "link_create": "0", "link_add": "0", "link_complete": "0", "link_size_ok": "1", "link_load": "0",
+    "link_getfunc": "0", "link_launch": "0", "link_kernel": "ok", "link_destroy": "0", "link_addfile": "0",
+    "link_addfile_missing": "301",  # CUDA_ERROR_FILE_NOT_FOUND
+    "link_complete_file": "0",
+    "lib_load": "0", "lib_count": "0", "lib_kernels": "2", "lib_enumerate": "0", "lib_names_rc": "0",
+    "lib_names": "k_add,k_smem", "kernel_name_rc": "0", "kernel_name": "k_smem", "kernel_name_bogus_rejected": "1",
+    "lib_unload": "0", "mod_count": "0", "mod_functions": "2", "func_name_rc": "0", "func_name": "k_smem",
+    "can_access_peer_rc": "0", "can_access_peer": "0",  # a device is not its own peer
+    "peer_copy": "0", "peer_value": "77", "peer_copy_async": "0", "peer_async_value": "78",
+    "peer_copy_bogus_rejected": "1", "done": "1",
+}
+
+
+def test_occupancy_linking_enumeration_names_and_peers_on_the_emulator_and_through_the_stub(dataplane, cuda_program):
+    prog = _program(cuda_program, "api_module_ext")
+    direct = _direct(prog)
+    remote, err = _remote(dataplane, prog)
+    for k, want in MODULE_DOCUMENTED.items():
+        assert direct.get(k) == want, ("direct", k, direct.get(k))
+        assert remote.get(k) == want, ("remote", k, remote.get(k), err)
+    # the callback search runs in the stub, the device's own search on the emulator: same answers
+    for k in ("occ_block", "occ_grid", "occ_cb_smem_grid", "occ_active_blocks"):
+        assert remote[k] == direct[k], k
+    # what the emulated device lacks, the stub forwards and the worker answers NOT_SUPPORTED
+    for k in ("cluster_size", "kernel_library", "mod_enumerate", "enable_peer"):
+        assert direct[k] == "absent" and remote[k] == str(NOT_SUPPORTED), k
+    # stream memory operations are stream-ordered: the worker's answer comes back at the synchronize
+    for op in ("write_value", "batch"):
+        assert direct[op] == "absent"
+        assert remote[op] == "0" and remote[f"{op}_sync"] == str(NOT_SUPPORTED), op
