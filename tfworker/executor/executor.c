@@ -417,7 +417,6 @@ CUresult ex_tfShmAttach(tfx *x, unsigned long long size)
         void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p != MAP_FAILED) {
             if (x->shm) munmap(x->shm, x->shm_size);
-    tf_vmm_free(x);
             x->shm = p;
             x->shm_size = (size_t)size;
             rc = CUDA_SUCCESS;
@@ -584,6 +583,7 @@ void tf_session_free(tfx *x)
     }
     free(x->buckets);
     if (x->shm) munmap(x->shm, x->shm_size);
+    tf_vmm_free(x);
     if (x->rx_fd >= 0) close(x->rx_fd);
     free(x->dev);
     free(x->w.buf);
