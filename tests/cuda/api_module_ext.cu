@@ -232,6 +232,11 @@ static void peers(CUcontext ctx)
         RC("write_value_sync", cuCtxSynchronize());
         cuMemcpyDtoH(&v, b, 4);
         printf("write_value_result=%d\n", v);
+        wv_fn wt = (wv_fn)proc("cuStreamWaitValue32", 12000);
+        if (wt) {
+            RC("wait_value", wt(NULL, b, 1000, CU_STREAM_WAIT_VALUE_GEQ));
+            RC("wait_value_sync", cuCtxSynchronize());
+        }
     } else {
         printf("write_value=absent\n");
     }
@@ -245,6 +250,8 @@ static void peers(CUcontext ctx)
         op.writeValue.value = 99;
         RC("batch", bm(NULL, 1, &op, 0));
         RC("batch_sync", cuCtxSynchronize());
+        cuMemcpyDtoH(&v, b + 4, 4);
+        printf("batch_result=%d\n", v);
     } else {
         printf("batch=absent\n");
     }

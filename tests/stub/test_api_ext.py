@@ -129,9 +129,12 @@ def test_occupancy_linking_enumeration_names_and_peers_on_the_emulator_and_throu
     for k in ("occ_block", "occ_grid", "occ_cb_smem_grid", "occ_active_blocks"):
         assert remote[k] == direct[k], k
     # what the emulated device lacks, the stub forwards and the worker answers NOT_SUPPORTED
-    for k in ("cluster_size", "kernel_library", "mod_enumerate", "enable_peer"):
+    for k in ("cluster_size", "kernel_library", "mod_enumerate"):
         assert direct[k] == "absent" and remote[k] == str(NOT_SUPPORTED), k
-    # stream memory operations are stream-ordered: the worker's answer comes back at the synchronize
-    for op in ("write_value", "batch"):
-        assert direct[op] == "absent"
-        assert remote[op] == "0" and remote[f"{op}_sync"] == str(NOT_SUPPORTED), op
+    # one device is not its own peer: CUDA_ERROR_INVALID_DEVICE
+    assert direct["enable_peer"] == remote["enable_peer"] == "101"
+    # stream memory operations: written at stream order, waits met, batches run
+    for kv in (direct, remote):
+        assert kv["write_value"] == "0" and kv["write_value_sync"] == "0" and kv["write_value_result"] == "1234"
+        assert kv["wait_value"] == "0" and kv["wait_value_sync"] == "0"
+        assert kv["batch"] == "0" and kv["batch_sync"] == "0" and kv["batch_result"] == "99"
