@@ -63,6 +63,18 @@ static void vmm(void)
     int probe = 7;
     printf("copy_unmapped=%d\n", (int)cuMemcpyHtoD(va, &probe, sizeof probe));
     printf("map_bogus_handle_rejected=%d\n", cuMemMap(va, size, 0, h ^ 0x5a5a0000ull, 0) != CUDA_SUCCESS);
+    // ranges and handles that are not what the call needs: a CUresult, and the session goes on
+    CUmemAccessDesc a0;
+    memset(&a0, 0, sizeof a0);
+    a0.location = p.location;
+    a0.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    printf("set_access_unmapped=%d\n", (int)cuMemSetAccess(va, size, &a0, 1));
+    CUmemGenericAllocationHandle hx = 0;
+    printf("retain_unmapped=%d\n", (int)cuMemRetainAllocationHandle(&hx, (void *)va));
+    printf("map_outside=%d\n", (int)cuMemMap((CUdeviceptr)gran * 3, size, 0, h, 0));
+    CUmemAllocationProp qx;
+    printf("props_bogus=%d\n", (int)cuMemGetAllocationPropertiesFromHandle(&qx, 12345));
+    printf("unmap_unmapped=%d\n", (int)cuMemUnmap(va, size));
     printf("map=%d\n", (int)cuMemMap(va, size, 0, h, 0));
     CUmemAccessDesc a;
     memset(&a, 0, sizeof a);

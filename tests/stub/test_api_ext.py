@@ -41,7 +41,8 @@ VMM_DOCUMENTED = {
     # reserve, create, map, set access: success; a copy to reserved-but-unmapped VA, freeing a mapped
     # reservation, releasing a released handle, freeing a freed range: CUDA_ERROR_INVALID_VALUE (1)
     "granularity_rc": "0", "granularity_ok": "1", "reserve": "0", "create": "0", "copy_unmapped": "1",
-    "map_bogus_handle_rejected": "1", "map": "0", "set_access": "0", "get_access": "0",
+    "map_bogus_handle_rejected": "1", "set_access_unmapped": "1", "retain_unmapped": "1", "map_outside": "1",
+    "props_bogus": "1", "unmap_unmapped": "1", "map": "0", "set_access": "0", "get_access": "0",
     "access_flags": "3",  # CU_MEM_ACCESS_FLAGS_PROT_READWRITE
     "memcpy_in": "0", "kernel": "0", "memcpy_out": "0", "vmm_data": "ok",
     "ptr_attr": "0", "ptr_memtype": "2",  # CU_MEMORYTYPE_DEVICE
