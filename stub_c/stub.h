@@ -107,6 +107,11 @@ void tf_ctx_forget(CUcontext c);
 void tf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tf_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* 1 if [p, p+n) lies inside one managed region (its base in *base) (api_memory.c). */
+int tf_managed_range(CUdeviceptr p, size_t n, CUdeviceptr *base);
+/* The hints (cuMemAdvise, prefetch) recorded for a managed region are dropped with it (api_vmm.c). */
+void tf_managed_hints_forget(CUdeviceptr base);
+
 /* The answer of a cuda.h function no calls.tbl row serves (generated exports call it): logs the
  * name once (*logged guards it) and returns CUDA_ERROR_NOT_SUPPORTED (api_surface.c). */
 CUresult tf_unsupported(const char *name, int *logged);

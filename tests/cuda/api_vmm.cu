@@ -207,6 +207,21 @@ static void managed_hints(void)
         CUresult r = rg(&rm, sizeof rm, CU_MEM_RANGE_ATTRIBUTE_READ_MOSTLY, (CUdeviceptr)m, n * sizeof(int));
         printf("range_attr=%d\n", (int)r);
         if (r == CUDA_SUCCESS) printf("range_read_mostly=%d\n", rm);
+        int last = 7;
+        rg(&last, sizeof last, CU_MEM_RANGE_ATTRIBUTE_LAST_PREFETCH_LOCATION, (CUdeviceptr)m, 4096);
+        printf("range_last_prefetch=%d\n", last);
+        cudaMemAdvise(m, n * sizeof(int), cudaMemAdviseSetPreferredLocation, dev);
+        cudaMemAdvise(m, n * sizeof(int), cudaMemAdviseSetAccessedBy, dev);
+        cudaMemAdvise(m, n * sizeof(int), cudaMemAdviseUnsetReadMostly, dev);
+        int pref = 7, acc[2] = {7, 7};
+        void *datas[3] = {&pref, acc, &rm};
+        size_t sizes[3] = {sizeof pref, sizeof acc, sizeof rm};
+        CUmem_range_attribute attrs[3] = {CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION, CU_MEM_RANGE_ATTRIBUTE_ACCESSED_BY,
+                                          CU_MEM_RANGE_ATTRIBUTE_READ_MOSTLY};
+        typedef CUresult (*ranges_fn)(void **, size_t *, CUmem_range_attribute *, size_t, CUdeviceptr, size_t);
+        ranges_fn rgs = (ranges_fn)proc("cuMemRangeGetAttributes", 8000);
+        printf("range_attrs=%d\n", rgs ? (int)rgs(datas, sizes, attrs, 3, (CUdeviceptr)m, n * sizeof(int)) : -1);
+        printf("range_preferred=%d\nrange_accessed_by=%d,%d\nrange_read_mostly_after=%d\n", pref, acc[0], acc[1], rm);
     } else {
         printf("range_attr=absent\n");
     }

@@ -68,8 +68,13 @@ def test_vmm_pools_and_managed_hints_on_the_emulator_and_through_the_stub(datapl
     for k, want in VMM_DOCUMENTED.items():
         assert direct.get(k) == want, ("direct", k, direct.get(k))
         assert remote.get(k) == want, ("remote", k, remote.get(k), err)
-    # what the emulated device lacks (range attributes) the worker answers NOT_SUPPORTED
-    assert direct["range_attr"] == "absent" and remote["range_attr"] == str(NOT_SUPPORTED)
+    # the emulated device has no range attributes; through the stub, a managed region's advice and
+    # last prefetch are kept by the stub and read back as CUDA documents them
+    assert direct["range_attr"] == "absent"
+    assert remote["range_attr"] == "0" and remote["range_read_mostly"] == "1", err
+    assert remote["range_last_prefetch"] == "-1"  # CU_DEVICE_CPU: prefetched to the host last
+    assert remote["range_attrs"] == "0" and remote["range_preferred"] == "0", err
+    assert remote["range_accessed_by"] == "0,-2" and remote["range_read_mostly_after"] == "0"  # -2: CU_DEVICE_INVALID
     # a POSIX fd names a descriptor of the GPU host's process: refused with a reason
     assert remote["export_fd"] == str(NOT_SUPPORTED)
     assert "only CU_MEM_HANDLE_TYPE_FABRIC travels through the remote stub" in err
