@@ -470,7 +470,11 @@ EMU_API CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_at
 
 /* ---- stream-ordered allocation: a default pool plus created ones; pool allocations are ordinary
  * device memory (stream order is trivially kept since all work is synchronous) ---- */
-static int g_default_pool; /* its address is the default CUmemoryPool handle */
+typedef struct emu_pool {
+    int reuse[3];          /* CU_MEMPOOL_ATTR_REUSE_* (1..3), on by default */
+    cuuint64_t threshold;  /* CU_MEMPOOL_ATTR_RELEASE_THRESHOLD */
+} emu_pool;
+static emu_pool g_default_pool = {{1, 1, 1}, 0}; /* its address is the default CUmemoryPool handle */
 static CUmemoryPool g_current_pool = (CUmemoryPool)&g_default_pool;
 
 static int pool_ok(CUmemoryPool pool)
@@ -546,7 +550,9 @@ EMU_API CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolP
         return CUDA_ERROR_INVALID_VALUE;
     if (poolProps->location.id != 0)
         return CUDA_ERROR_INVALID_DEVICE;
-    int *p = calloc(1, sizeof(int));
+    emu_pool *p = calloc(1, sizeof(*p));
+    if (p)
+        p->reuse[0] = p->reuse[1] = p->reuse[2] = 1;
     if (!p || emu_handle_add(p, EMU_K_POOL)) {
         free(p);
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -593,8 +599,24 @@ EMU_API CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep)
 
 EMU_API CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
 {
-    (void)attr;
-    return pool_ok(pool) && value ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    if (!pool_ok(pool) || !value)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_pool *p = (emu_pool *)pool;
+    switch (attr) {
+    case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
+    case CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC:
+    case CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES:
+        p->reuse[attr - 1] = *(int *)value != 0;
+        return CUDA_SUCCESS;
+    case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD:
+        p->threshold = *(cuuint64_t *)value;
+        return CUDA_SUCCESS;
+    case CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH:
+    case CU_MEMPOOL_ATTR_USED_MEM_HIGH: /* may only be reset */
+        return *(cuuint64_t *)value == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
 }
 
 EMU_API CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
@@ -605,7 +627,10 @@ EMU_API CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute at
     case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
     case CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC:
     case CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES:
-        *(int *)value = 1;
+        *(int *)value = ((emu_pool *)pool)->reuse[attr - 1];
+        break;
+    case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD:
+        *(cuuint64_t *)value = ((emu_pool *)pool)->threshold;
         break;
     case CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT:
     case CU_MEMPOOL_ATTR_USED_MEM_CURRENT:

@@ -295,6 +295,18 @@ EMU_API CUresult cuModuleGetFunctionCount(unsigned int *count, CUmodule mod)
     return CUDA_SUCCESS;
 }
 
+EMU_API CUresult cuModuleEnumerateFunctions(CUfunction *functions, unsigned int numFunctions, CUmodule mod)
+{
+    if (!functions || numFunctions == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(mod, EMU_K_MODULE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_module *m = (emu_module *)mod;
+    for (unsigned i = 0; i < numFunctions && (int)i < m->nfuncs; i++)
+        functions[i] = (CUfunction)&m->funcs[i];
+    return CUDA_SUCCESS;
+}
+
 EMU_API CUresult cuModuleGetGlobal_v2(CUdeviceptr *dptr, size_t *bytes, CUmodule hmod, const char *name)
 {
     EMU_ENTER(c);
@@ -482,6 +494,17 @@ EMU_API CUresult cuLibraryGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUlibrary 
 }
 
 emu_func *emu_func_from_handle(const void *h) { return emu_handle_is(h, EMU_K_FUNC) ? (emu_func *)h : NULL; }
+
+EMU_API CUresult cuKernelGetLibrary(CUlibrary *pLib, CUkernel kernel)
+{
+    if (!pLib)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_func *f = emu_func_from_handle(kernel);
+    if (!f || !f->mod->library) /* a function of a cuModuleLoad* module is not a library's kernel */
+        return CUDA_ERROR_INVALID_HANDLE;
+    *pLib = (CUlibrary)f->mod->library;
+    return CUDA_SUCCESS;
+}
 
 EMU_API CUresult cuKernelGetFunction(CUfunction *pFunc, CUkernel kernel)
 {

@@ -84,6 +84,12 @@ static inline uint64_t tf_2d(uint64_t pitch, uint64_t width, uint64_t height)
     uint64_t rows = tf_mul(pitch, height - 1);
     return rows > UINT64_MAX - width ? UINT64_MAX : rows + width;
 }
+/* bytes of a cuMemPoolGet/SetAttribute value: the reuse policies are ints, the thresholds and
+ * counters cuuint64_t (an unknown attribute travels as 8 bytes; the backend rejects it) */
+static inline uint64_t tf_pool_attr_size(int attr)
+{
+    return attr >= 1 && attr <= 3 ? sizeof(int) : sizeof(unsigned long long);
+}
 static inline size_t tf_pad8(size_t n) { return (n + 7u) & ~(size_t)7u; }
 
 #endif

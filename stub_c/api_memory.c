@@ -95,6 +95,21 @@ CUresult tfs_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int 
     return rc;
 }
 
+int tf_managed_range(CUdeviceptr p, size_t n, CUdeviceptr *base)
+{
+    int found = 0;
+    pthread_mutex_lock(&g_managed_mu);
+    for (int i = 0; i < g_nmanaged && !found; i++) {
+        managed_region *m = &g_managed[i];
+        if (n && p >= m->base && p - m->base <= m->size && n <= m->size - (p - m->base)) {
+            found = 1;
+            if (base) *base = m->base;
+        }
+    }
+    pthread_mutex_unlock(&g_managed_mu);
+    return found;
+}
+
 /* 1 and the region freed if dptr is a managed allocation, 0 if it is not one. */
 static int managed_free(CUdeviceptr dptr, CUresult *rc)
 {
@@ -110,6 +125,7 @@ static int managed_free(CUdeviceptr dptr, CUresult *rc)
     pthread_mutex_unlock(&g_managed_mu);
     *rc = rpc_tfMemFreeAt(dptr);
     tf_devmap_del(dptr);
+    tf_managed_hints_forget(dptr);
     munmap((void *)(uintptr_t)m.base, m.size);
     return 1;
 }
@@ -117,6 +133,8 @@ static int managed_free(CUdeviceptr dptr, CUresult *rc)
 CUresult tfs_cuMemFree_v2(CUdeviceptr dptr)
 {
     CUresult rc;
+    NEED_INIT();
+    if (dptr == 0) return CUDA_SUCCESS;  /* no operation, as the driver does (cudart's cudaFree(0) sends it) */
     if (managed_free(dptr, &rc)) return rc;
     rc = rpc_cuMemFree_v2(dptr);
     if (rc == CUDA_SUCCESS) tf_devmap_del(dptr);

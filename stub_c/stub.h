@@ -11,6 +11,10 @@
  *     api_module.c   module and library images
  *     api_launch.c   kernel launches and host callbacks
  *     api_capture.c  stream capture and graphs
+ *     api_vmm.c      virtual memory management (mapped ranges join the device map), range attributes
+ *     api_occupancy.c occupancy calculators (the blockSizeToDynamicSMemSize search runs here)
+ *     api_link.c     JIT linking (the linked image comes back), function and kernel names
+ *     api_surface.c  the generated NOT_SUPPORTED answer of every other cuda.h function
  * All process-wide state lives in one struct (tf_stub, the session) owned by transport.c.
  */
 #ifndef TF_STUB_H
@@ -102,6 +106,15 @@ void tf_ctx_forget(CUcontext c);
 /* stderr logging with the "tf-stub:" prefix; tf_debug only when TF_STUB_DEBUG is set. */
 void tf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tf_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* 1 if [p, p+n) lies inside one managed region (its base in *base) (api_memory.c). */
+int tf_managed_range(CUdeviceptr p, size_t n, CUdeviceptr *base);
+/* The hints (cuMemAdvise, prefetch) recorded for a managed region are dropped with it (api_vmm.c). */
+void tf_managed_hints_forget(CUdeviceptr base);
+
+/* The answer of a cuda.h function no calls.tbl row serves (generated exports call it): logs the
+ * name once (*logged guards it) and returns CUDA_ERROR_NOT_SUPPORTED (api_surface.c). */
+CUresult tf_unsupported(const char *name, int *logged);
 
 /* Managed memory coherence (api_memory.c), driven by transport.c around every forwarded call. */
 int tf_managed_active(void);

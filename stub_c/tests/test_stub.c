@@ -49,7 +49,12 @@ static void test_proc_address(void)
     CHECK(fn == (void *)&tfs_cuMemAlloc_v2);
     CHECK(tfs_cuGetProcAddress_v2("cuNoSuchThing", &fn, 13000, 0, &st) == CUDA_ERROR_NOT_FOUND);
     CHECK(fn == NULL && st == CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND);
-    CHECK(tfs_cuGetProcAddress_v2("cuMemAlloc", &fn, 2000, 0, &st) == CUDA_ERROR_NOT_FOUND);
+    /* every version cuda.h has is served: the legacy 32-bit cuMemAlloc answers NOT_SUPPORTED */
+    CHECK(tfs_cuGetProcAddress_v2("cuMemAlloc", &fn, 2000, 0, &st) == CUDA_SUCCESS && st == CU_GET_PROC_ADDRESS_SUCCESS);
+    CHECK(fn != NULL && fn != (void *)&tfs_cuMemAlloc_v2);
+    CHECK(fn && ((CUresult (*)(void))fn)() == CUDA_ERROR_NOT_SUPPORTED);
+    /* below the first version of a function: not sufficient */
+    CHECK(tfs_cuGetProcAddress_v2("cuMemAddressReserve", &fn, 10000, 0, &st) == CUDA_ERROR_NOT_FOUND);
     CHECK(st == CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT);
     CHECK(tfs_cuGetProcAddress_v2("", &fn, 13000, 0, &st) == CUDA_ERROR_NOT_FOUND);
     CHECK(tfs_cuGetProcAddress_v2(NULL, &fn, 13000, 0, &st) == CUDA_ERROR_INVALID_VALUE);

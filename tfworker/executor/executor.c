@@ -583,6 +583,7 @@ void tf_session_free(tfx *x)
     }
     free(x->buckets);
     if (x->shm) munmap(x->shm, x->shm_size);
+    tf_vmm_free(x);
     if (x->rx_fd >= 0) close(x->rx_fd);
     free(x->dev);
     free(x->w.buf);

@@ -13,7 +13,7 @@
 #include "calls_wire.h"
 #include "exec_calls.h"
 
-enum { TFK_NONE, TFK_CTX, TFK_MOD, TFK_FUNC, TFK_LIB, TFK_KERNEL, TFK_STREAM, TFK_EVENT, TFK_POOL };
+enum { TFK_NONE, TFK_CTX, TFK_MOD, TFK_FUNC, TFK_LIB, TFK_KERNEL, TFK_STREAM, TFK_EVENT, TFK_POOL, TFK_LINK };
 
 /* Request body reader: fixed fields in order, then 8-aligned variable buffers. */
 struct tf_rd { const uint8_t *p; size_t n, off; };
@@ -76,6 +76,7 @@ struct tfx {
     int direct_host;       /* device pointers are host addresses of this process (the emulator) */
     int rx_fd;             /* last descriptor the client passed (SCM_RIGHTS), -1 if none */
     uint8_t *shm;          /* the client's shared-memory copy window (tfShmAttach) */
+    struct tf_vmm *vmm;    /* reserved / mapped VA and allocation handles (exec_vmm.c) */
     size_t shm_size;
 };
 
@@ -103,6 +104,9 @@ void tf_session_free(tfx *x);
 typedef int (*tf_out_fn)(void *ctx, const void *a, size_t an, const void *b, size_t bn);
 int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn out, void *octx);
 int tf_serve(tfx *x, int fd);
+
+/* exec_vmm.c: frees the VMM bookkeeping (tf_session_free). */
+void tf_vmm_free(tfx *x);
 
 void tfx_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

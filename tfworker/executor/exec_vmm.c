@@ -1,0 +1,298 @@
+/* exec_vmm.c - the executor's hand-written side of virtual memory management, memory pools and stream
+ * memory operations (calls.tbl rows with exec=hand in the sections "virtual memory management",
+ * "memory pools", "peers and stream memory operations"); called by the generated dispatch.
+ *
+ * The client's addresses and handles are checked here before the backend sees them: a reservation
+ * is known from cuMemAddressReserve to cuMemAddressFree, a mapping from cuMemMap to cuMemUnmap (and
+ * joins the device-pointer registry, so every dev[...] check accepts mapped VA and rejects the rest),
+ * an allocation handle from cuMemCreate / cuMemImportFromShareableHandle / cuMemRetainAllocationHandle
+ * until as many cuMemRelease. One session per process: the state hangs off tfx (x->vmm).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "executor.h"
+
+typedef struct { uint64_t base, size; } vrange;
+typedef struct { uint64_t base, size, handle; } vmap;
+typedef struct { uint64_t handle; uint64_t refs; } vhandle;
+
+struct tf_vmm {
+    vrange *res;
+    size_t nres, capres;
+    vmap *map;
+    size_t nmap, capmap;
+    vhandle *h;
+    size_t nh, caph;
+};
+
+static struct tf_vmm *vmm_of(tfx *x)
+{
+    if (!x->vmm) x->vmm = calloc(1, sizeof *x->vmm);
+    return x->vmm;
+}
+
+void tf_vmm_free(tfx *x)
+{
+    if (!x->vmm) return;
+    free(x->vmm->res);
+    free(x->vmm->map);
+    free(x->vmm->h);
+    free(x->vmm);
+    x->vmm = NULL;
+}
+
+/* grows *arr (elements of `sz` bytes) to hold one more; 0 on success */
+static int grow(void **arr, size_t *cap, size_t n, size_t sz)
+{
+    if (n < *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, c * sz);
+    if (!p) return -1;
+    *arr = p;
+    *cap = c;
+    return 0;
+}
+
+static vhandle *handle_find(struct tf_vmm *v, uint64_t h)
+{
+    for (size_t i = 0; v && i < v->nh; i++)
+        if (v->h[i].handle == h) return &v->h[i];
+    return NULL;
+}
+
+/* one more reference of the client to handle h; -1 if out of memory */
+static int handle_ref(struct tf_vmm *v, uint64_t h)
+{
+    vhandle *e = handle_find(v, h);
+    if (e) { e->refs++; return 0; }
+    if (grow((void **)&v->h, &v->caph, v->nh, sizeof *v->h)) return -1;
+    v->h[v->nh++] = (vhandle){h, 1};
+    return 0;
+}
+
+static int range_in(uint64_t p, uint64_t n, uint64_t base, uint64_t size)
+{
+    return n <= size && p >= base && p - base <= size - n;
+}
+
+static int overlaps(uint64_t a, uint64_t an, uint64_t b, uint64_t bn)
+{
+    return a < b + bn && b < a + an;
+}
+
+/* the mapping containing address p, or NULL */
+static vmap *map_at(struct tf_vmm *v, uint64_t p)
+{
+    for (size_t i = 0; v && i < v->nmap; i++)
+        if (p >= v->map[i].base && p - v->map[i].base < v->map[i].size) return &v->map[i];
+    return NULL;
+}
+
+/* 1 if [p, p+n) is mapped throughout (possibly by several adjacent mappings) */
+static int fully_mapped(struct tf_vmm *v, uint64_t p, uint64_t n)
+{
+    if (n == 0 || p + n < p) return 0;
+    for (uint64_t a = p; a < p + n;) {
+        vmap *m = map_at(v, a);
+        if (!m) return 0;
+        a = m->base + m->size;
+    }
+    return 1;
+}
+
+CUresult ex_cuMemAddressReserve(tfx *x, CUdeviceptr_v2 *ptr, size_t size, size_t alignment, CUdeviceptr_v2 addr,
+                                unsigned long long flags)
+{
+    struct tf_vmm *v = vmm_of(x);
+    if (!v) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!x->be.f_cuMemAddressReserve) return CUDA_ERROR_NOT_SUPPORTED;
+    if (grow((void **)&v->res, &v->capres, v->nres, sizeof *v->res)) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = x->be.f_cuMemAddressReserve(ptr, size, alignment, addr, flags);
+    if (rc == CUDA_SUCCESS) v->res[v->nres++] = (vrange){*ptr, size};
+    return rc;
+}
+
+CUresult ex_cuMemAddressFree(tfx *x, CUdeviceptr_v2 ptr, size_t size)
+{
+    struct tf_vmm *v = vmm_of(x);
+    if (!v) return CUDA_ERROR_OUT_OF_MEMORY;
+    size_t i = 0;
+    while (i < v->nres && (v->res[i].base != ptr || v->res[i].size != size)) i++;
+    if (i == v->nres) return CUDA_ERROR_INVALID_VALUE;  /* not a reservation of this session */
+    for (size_t j = 0; j < v->nmap; j++)
+        if (overlaps(v->map[j].base, v->map[j].size, ptr, size)) return CUDA_ERROR_INVALID_VALUE;  /* unmap first */
+    if (!x->be.f_cuMemAddressFree) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->be.f_cuMemAddressFree(ptr, size);
+    if (rc == CUDA_SUCCESS) v->res[i] = v->res[--v->nres];
+    return rc;
+}
+
+CUresult ex_cuMemCreate(tfx *x, CUmemGenericAllocationHandle_v1 *handle, size_t size,
+                        const CUmemAllocationProp_v1 *prop, unsigned long long flags)
+{
+    struct tf_vmm *v = vmm_of(x);
+    if (!v) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!x->be.f_cuMemCreate) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!prop) return CUDA_ERROR_INVALID_VALUE;
+    CUmemAllocationProp p = *prop;
+    p.win32HandleMetaData = NULL;  /* a client pointer: meaningless here (Windows only) */
+    CUresult rc = x->be.f_cuMemCreate(handle, size, &p, flags);
+    if (rc == CUDA_SUCCESS && handle_ref(v, *handle)) {
+        if (x->be.f_cuMemRelease) x->be.f_cuMemRelease(*handle);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    return rc;
+}
+
+CUresult ex_cuMemRelease(tfx *x, CUmemGenericAllocationHandle_v1 handle)
+{
+    struct tf_vmm *v = vmm_of(x);
+    vhandle *e = handle_find(v, handle);
+    if (!e) return CUDA_ERROR_INVALID_VALUE;
+    if (!x->be.f_cuMemRelease) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->be.f_cuMemRelease(handle);
+    if (rc == CUDA_SUCCESS && --e->refs == 0) *e = v->h[--v->nh];
+    return rc;
+}
+
+CUresult ex_cuMemMap(tfx *x, CUdeviceptr_v2 ptr, size_t size, size_t offset, CUmemGenericAllocationHandle_v1 handle,
+                     unsigned long long flags)
+{
+    struct tf_vmm *v = vmm_of(x);
+    if (!v) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!handle_find(v, handle)) return CUDA_ERROR_INVALID_HANDLE;
+    size_t i = 0;
+    while (i < v->nres && !range_in(ptr, size, v->res[i].base, v->res[i].size)) i++;
+    if (i == v->nres || size == 0) return CUDA_ERROR_INVALID_VALUE;  /* outside every reservation */
+    for (size_t j = 0; j < v->nmap; j++)
+        if (overlaps(v->map[j].base, v->map[j].size, ptr, size)) return CUDA_ERROR_INVALID_VALUE;
+    if (!x->be.f_cuMemMap) return CUDA_ERROR_NOT_SUPPORTED;
+    if (grow((void **)&v->map, &v->capmap, v->nmap, sizeof *v->map)) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = x->be.f_cuMemMap(ptr, size, offset, handle, flags);
+    if (rc == CUDA_SUCCESS) {
+        v->map[v->nmap++] = (vmap){ptr, size, handle};
+        tf_dev_add(x, ptr, size);
+    }
+    return rc;
+}
+
+CUresult ex_cuMemUnmap(tfx *x, CUdeviceptr_v2 ptr, size_t size)
+{
+    struct tf_vmm *v = vmm_of(x);
+    if (!v) return CUDA_ERROR_OUT_OF_MEMORY;
+    /* the range must consist of whole mappings: none may stick out of it */
+    if (!fully_mapped(v, ptr, size)) return CUDA_ERROR_INVALID_VALUE;
+    for (size_t j = 0; j < v->nmap; j++)
+        if (overlaps(v->map[j].base, v->map[j].size, ptr, size) && !range_in(v->map[j].base, v->map[j].size, ptr, size))
+            return CUDA_ERROR_INVALID_VALUE;
+    if (!x->be.f_cuMemUnmap) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->be.f_cuMemUnmap(ptr, size);
+    if (rc != CUDA_SUCCESS) return rc;
+    for (size_t j = 0; j < v->nmap;) {
+        if (range_in(v->map[j].base, v->map[j].size, ptr, size)) {
+            tf_dev_del(x, v->map[j].base);
+            v->map[j] = v->map[--v->nmap];
+        } else {
+            j++;
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult ex_cuMemSetAccess(tfx *x, CUdeviceptr_v2 ptr, size_t size, const CUmemAccessDesc_v1 *desc, size_t count)
+{
+    if (!desc || count == 0 || !fully_mapped(vmm_of(x), ptr, size)) return CUDA_ERROR_INVALID_VALUE;
+    if (!x->be.f_cuMemSetAccess) return CUDA_ERROR_NOT_SUPPORTED;
+    return x->be.f_cuMemSetAccess(ptr, size, desc, count);
+}
+
+CUresult ex_cuMemGetAllocationPropertiesFromHandle(tfx *x, CUmemAllocationProp_v1 *prop,
+                                                   CUmemGenericAllocationHandle_v1 handle)
+{
+    if (!handle_find(vmm_of(x), handle)) return CUDA_ERROR_INVALID_VALUE;
+    if (!x->be.f_cuMemGetAllocationPropertiesFromHandle) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->be.f_cuMemGetAllocationPropertiesFromHandle(prop, handle);
+    if (rc == CUDA_SUCCESS) prop->win32HandleMetaData = NULL;  /* an address of this process */
+    return rc;
+}
+
+CUresult ex_cuMemRetainAllocationHandle(tfx *x, CUmemGenericAllocationHandle_v1 *handle, void *addr)
+{
+    struct tf_vmm *v = vmm_of(x);
+    if (!v) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!map_at(v, (uint64_t)(uintptr_t)addr)) return CUDA_ERROR_INVALID_VALUE;  /* not mapped VA */
+    if (!x->be.f_cuMemRetainAllocationHandle) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->be.f_cuMemRetainAllocationHandle(handle, addr);
+    if (rc == CUDA_SUCCESS && handle_ref(v, *handle)) {
+        if (x->be.f_cuMemRelease) x->be.f_cuMemRelease(*handle);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    return rc;
+}
+
+/* Only a fabric handle names memory another host can import; a POSIX fd or Win32 handle is a
+ * descriptor of this process (the stub refuses those before sending, this is the same rule). */
+CUresult ex_cuMemExportToShareableHandle(tfx *x, void *shareableHandle, CUmemGenericAllocationHandle_v1 handle,
+                                         CUmemAllocationHandleType handleType, unsigned long long flags)
+{
+    if (!handle_find(vmm_of(x), handle) || !shareableHandle) return CUDA_ERROR_INVALID_VALUE;
+    if (handleType != CU_MEM_HANDLE_TYPE_FABRIC) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!x->be.f_cuMemExportToShareableHandle) return CUDA_ERROR_NOT_SUPPORTED;
+    return x->be.f_cuMemExportToShareableHandle(shareableHandle, handle, handleType, flags);
+}
+
+CUresult ex_cuMemImportFromShareableHandle(tfx *x, CUmemGenericAllocationHandle_v1 *handle, void *osHandle,
+                                           CUmemAllocationHandleType shHandleType)
+{
+    struct tf_vmm *v = vmm_of(x);
+    if (!v) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!osHandle) return CUDA_ERROR_INVALID_VALUE;
+    if (shHandleType != CU_MEM_HANDLE_TYPE_FABRIC) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!x->be.f_cuMemImportFromShareableHandle) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->be.f_cuMemImportFromShareableHandle(handle, osHandle, shHandleType);
+    if (rc == CUDA_SUCCESS && handle_ref(v, *handle)) {
+        if (x->be.f_cuMemRelease) x->be.f_cuMemRelease(*handle);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ pools */
+CUresult ex_cuMemPoolCreate(tfx *x, CUmemoryPool *pool, const CUmemPoolProps_v1 *poolProps)
+{
+    if (!poolProps) return CUDA_ERROR_INVALID_VALUE;
+    if (!x->be.f_cuMemPoolCreate) return CUDA_ERROR_NOT_SUPPORTED;
+    CUmemPoolProps p = *poolProps;
+    p.win32SecurityAttributes = NULL;  /* a client pointer (Windows only) */
+    return x->be.f_cuMemPoolCreate(pool, &p);
+}
+
+/* ------------------------------------------------------------------- stream memory operations */
+/* Every operation's address must be device memory of the session (the device writes or polls it). */
+CUresult ex_cuStreamBatchMemOp_v2(tfx *x, CUstream stream, unsigned int count, CUstreamBatchMemOpParams *paramArray,
+                                  unsigned int flags)
+{
+    if (count && !paramArray) return CUDA_ERROR_INVALID_VALUE;
+    for (unsigned i = 0; i < count; i++) {
+        const CUstreamBatchMemOpParams *op = &paramArray[i];
+        switch (op->operation) {
+        case CU_STREAM_MEM_OP_WAIT_VALUE_32:
+        case CU_STREAM_MEM_OP_WAIT_VALUE_64:
+            if (!tf_dev_ok(x, op->waitValue.address, op->operation == CU_STREAM_MEM_OP_WAIT_VALUE_32 ? 4 : 8))
+                return CUDA_ERROR_INVALID_VALUE;
+            break;
+        case CU_STREAM_MEM_OP_WRITE_VALUE_32:
+        case CU_STREAM_MEM_OP_WRITE_VALUE_64:
+            if (!tf_dev_ok(x, op->writeValue.address, op->operation == CU_STREAM_MEM_OP_WRITE_VALUE_32 ? 4 : 8))
+                return CUDA_ERROR_INVALID_VALUE;
+            break;
+        case CU_STREAM_MEM_OP_FLUSH_REMOTE_WRITES:
+        case CU_STREAM_MEM_OP_BARRIER:
+            break;
+        default:
+            return CUDA_ERROR_INVALID_VALUE;  /* unknown operations may carry addresses we cannot check */
+        }
+    }
+    if (!x->be.f_cuStreamBatchMemOp_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    return x->be.f_cuStreamBatchMemOp_v2(stream, count, paramArray, flags);
+}
