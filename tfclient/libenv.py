@@ -1,0 +1,32 @@
+"""What GPU libraries must be told so their kernels run on the vGPU's device: environment variables set by
+tfclient.attach (into os.environ, before the library is imported) and `tensorfusion run` (into the child).
+
+The emulated device (the worker's `emu` backend) runs PTX only, never SASS. Libraries that compile kernels
+at run time must then emit PTX:
+  CuPy   CUPY_COMPILE_WITH_PTX=1: NVRTC compiles to compute_XX PTX instead of an sm_XX cubin (read at each
+         compile). Kernels CuPy ships precompiled (CUB, cuRAND state setup) carry a compute_120 PTX entry
+         that the emulator runs as is.
+  numba-cuda  nothing to set: it has no switch for PTX. Its linker (cuda.core Linker) links NVVM's PTX to
+         a cubin with nvJitLink when nvJitLink is installed, and falls back to the driver's cuLink* (which
+         the emulator answers with PTX) only when it is not, so PTX reaches the emulator only in an
+         environment without nvJitLink (see tests/pylibs/README.md).
+A variable the user already set is kept. On NVIDIA's driver nothing is set: SASS runs natively there.
+"""
+from __future__ import annotations
+
+EMULATED_VENDOR = "tensorfusion"            # tfworker.gpus.emulated_gpu() registers the device under it
+EMULATED_MODEL = "TensorFusion Emulated GPU (CPU)"
+
+PTX_ONLY_ENV = {"CUPY_COMPILE_WITH_PTX": "1"}
+
+
+def backend_of(vendor: str, model: str) -> str:
+    """'emu' for the emulated device, else 'nvidia'."""
+    return "emu" if vendor.lower() == EMULATED_VENDOR or model == EMULATED_MODEL else "nvidia"
+
+
+def library_env(backend: str, environ: dict) -> dict:
+    """Variables to add for a device of this backend ('emu' / 'nvidia'), leaving those set in environ."""
+    if backend != "emu":
+        return {}
+    return {k: v for k, v in PTX_ONLY_ENV.items() if k not in environ}
