@@ -24,15 +24,18 @@ class EmbeddedEmu:
         self.env = dict(os.environ)
         self.env["TF_HOME"] = str(tf_home)
         self.env.pop("TF_SCHEDULER", None)
-        self.proc = subprocess.Popen([*CLI, "up", "--backend", "emu"], env=self.env, start_new_session=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # Its output (and the GPU worker processes', e.g. one emulator line per SASS-only module torch
+        # registers) goes to a file: an unread pipe fills up and blocks the worker mid-call.
+        self.log = tf_home / "up-test.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([*CLI, "up", "--backend", "emu"], env=self.env, start_new_session=True,
+                                         stdout=log, stderr=subprocess.STDOUT)
         state = tf_home / "embedded.json"
         deadline = time.time() + timeout
         while not state.exists():
             if self.proc.poll() is not None or time.time() > deadline:
-                out = self.proc.stdout.read() if self.proc.poll() is not None else ""
                 self.stop()
-                raise RuntimeError(f"`tensorfusion up` did not come up: {out}")
+                raise RuntimeError(f"`tensorfusion up` did not come up: {self.log.read_text()[-2000:]}")
             time.sleep(0.1)
 
     def stop(self) -> None:
