@@ -6,10 +6,14 @@ at run time must then emit PTX:
   CuPy   CUPY_COMPILE_WITH_PTX=1: NVRTC compiles to compute_XX PTX instead of an sm_XX cubin (read at each
          compile). Kernels CuPy ships precompiled (CUB, cuRAND state setup) carry a compute_120 PTX entry
          that the emulator runs as is.
-  numba-cuda  nothing to set: it has no switch for PTX. Its linker (cuda.core Linker) links NVVM's PTX to
-         a cubin with nvJitLink when nvJitLink is installed, and falls back to the driver's cuLink* (which
-         the emulator answers with PTX) only when it is not, so PTX reaches the emulator only in an
-         environment without nvJitLink (see tests/pylibs/README.md).
+  numba-cuda  nothing can be set (checked on numba-cuda 0.30.4): it has no option to load PTX. NVVM emits
+         PTX, then CUDACodeLibrary.get_cubin() always links it with cuda.core's Linker and loads the result;
+         that Linker uses nvJitLink when cuda.bindings finds libnvJitLink (numba-cuda[cu13] installs it) and
+         then yields an sm_XX cubin the emulator cannot run; without nvJitLink it falls back to the driver's
+         cuLink* (RuntimeWarning "the driver APIs will be used instead"), which the emulator implements
+         (emu_c/emu_link.c) but the stub does not forward yet: cuda.bindings raises FunctionNotFoundError
+         "function cuLinkCreate_v2 is not found". So numba-cuda can reach the emulator only once the stub
+         forwards cuLink*, and only in an environment without nvJitLink.
 A variable the user already set is kept. On NVIDIA's driver nothing is set: SASS runs natively there.
 """
 from __future__ import annotations
