@@ -267,3 +267,22 @@ print("after", s, float((a * 2).sum()))   # the device still answers after the w
     assert lines["after"] == "500500.0 999000.0"
     assert int(lines["state-after-block"]) == pb.ALLOCATION_ACTIVE
     wait_state(emu, lines["id"], pb.ALLOCATION_RELEASED)
+
+
+def test_cupy_under_tensorfusion_run_gets_ptx_and_computes(emu, tmp_path):
+    """`tensorfusion run -- python script.py`: no attach() in the script; run sets the stub and the
+    library settings (a value the user set is kept: checked with the env var the child prints)."""
+    import subprocess
+    import sys
+    script = tmp_path / "plain_cupy.py"
+    script.write_text("import os, cupy as cp\n"
+                      "x = cp.arange(10, dtype=cp.float32)\n"
+                      "print('ptx', os.environ.get('CUPY_COMPILE_WITH_PTX'), float((x * x).sum()))\n")
+    cmd = [sys.executable, "-m", "tfclient.cli", "run", "--vram", "512Mi", "--", sys.executable, str(script)]
+    r = subprocess.run(cmd, env={**emu.env, "CUPY_ACCELERATORS": ""}, capture_output=True, text=True, timeout=300)
+    assert_clean(r)
+    assert "ptx 1 285.0" in r.stdout
+    r = subprocess.run(cmd, env={**emu.env, "CUPY_COMPILE_WITH_PTX": "0"}, capture_output=True, text=True,
+                       timeout=300)
+    assert "no kernel image" in r.stderr.lower() or "NO_BINARY_FOR_GPU" in r.stderr   # SASS asked for: refused
+    assert "ptx" not in r.stdout
