@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time setup on a fresh machine: system packages, the .venv with tensorfusion installed
-# editable (plus test deps), and nvcc/cuda headers from PyPI when the machine has no CUDA toolkit.
+# editable (plus test deps and the GPU libraries the tests run through the stub: CuPy, NVRTC),
+# and nvcc/cuda headers from PyPI when the machine has no CUDA toolkit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
@@ -13,7 +14,7 @@ if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -e '.[dev,test-libs]'    # test-libs: CuPy (+NVRTC) for tests/test_pylibs_cupy.py
 if ! command -v nvcc >/dev/null && [ ! -x .venv/bin/nvcc ]; then
   # Pinned to the CUDA 13.0 series, the toolkit this machine kind ships, so test programs are built the
   # same way everywhere (other cudart versions are tested separately, below).

@@ -794,3 +794,17 @@ int tf_devmap_find(CUdeviceptr p, CUdeviceptr *base, size_t *size)
     pthread_mutex_unlock(&g.map_mu);
     return found;
 }
+
+/* ------------------------------------------------------------- session state, asked by tfclient */
+/* 1 while this process holds an open session with its GPU worker (connected and not lost), else 0.
+ * tfclient.attach asks it (ctypes) when a lease ends: with a session open, CUDA users in the process
+ * (CuPy's module unloads and memory pools, torch's caching allocator) keep calling the driver until
+ * the interpreter is gone, so the vGPU must be released only after the process exits. Not part of
+ * the CUDA API; exported by exports.map (tfStub*). */
+__attribute__((visibility("default"))) int tfStubSessionOpen(void)
+{
+    pthread_mutex_lock(&g.mu);
+    int open = g.fd >= 0 && !g.dead;
+    pthread_mutex_unlock(&g.mu);
+    return open;
+}

@@ -252,3 +252,50 @@ def test_run_local_processes_of_one_command_share_the_vram_cap(tf_env, tmp_path)
     lines = sorted(line for line in r.stdout.splitlines() if line.strip())
     assert lines == ["FAIL setup CUDA_ERROR_OUT_OF_MEMORY"] + ["holding 80 MiB"] * 3, r.stdout + r.stderr
     assert {n for n in os.listdir("/dev/shm") if n.startswith("tf-local-")} <= before
+
+
+def one_line_error(r) -> str:
+    """The failure a user sees: exit code 1 and exactly one line on stderr, no traceback."""
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+def test_run_without_resource_flags_gets_the_pools_default_profile(embedded_up):
+    """First-time use: `tensorfusion run -- ./app` asks for nothing and gets the default vGPU profile (the
+    whole VRAM of one GPU, no compute limit), then runs the program on it."""
+    env, _ = embedded_up
+    program = build_example("vector_add")
+    r = tf("run", "--", str(program), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "65536 elements correct" in r.stdout
+    r = tf("run", "--", sys.executable, "-m", "tfclient.cli", "status", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("alloc-"))
+    assert row.split()[3:5] == ["0/0", "16384/16384"], row     # tflops req/lim, vram req/lim (emulator: 16 GiB)
+    assert "no allocations" in tf("status", env=env, check=True).stdout.lower()
+
+
+def test_a_command_that_cannot_run_is_one_line_before_any_vgpu_is_allocated(tf_env, tmp_path):
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")                # not executable
+    for cmd, says in (([str(tmp_path)], "is a directory"), ([str(script)], "not executable"),
+                      (["/nonexistent/app"], "command not found"), (["no-such-program-tf"], "not on PATH")):
+        line = one_line_error(tf("run", "--", *cmd, env=tf_env))
+        assert says in line and cmd[0] in line, line
+    assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()    # nothing was started or allocated
+
+
+@pytest.mark.parametrize("flags,says", [
+    (["--vram", "1e99"], "VRAM '1e99' is out of range: allowed 0 to 1024Ti"),
+    (["--vram-limit=-1Gi"], "VRAM '-1Gi' is out of range: allowed 0 to 1024Ti"),
+    (["--tflops", "-5"], "TFLOPS '-5' is out of range: allowed 0 to 1000000"),
+    (["--tflops", "1e12"], "TFLOPS '1e12' is out of range: allowed 0 to 1000000"),
+    (["--tflops", "fast"], "TFLOPS 'fast' is not a number"),
+    (["--qos", "urgent"], "invalid choice: 'urgent'"),
+])
+def test_bad_numbers_and_flags_are_one_line_saying_what_is_allowed(tf_env, flags, says):
+    line = one_line_error(tf("run", *flags, "--", "true", env=tf_env))
+    assert says in line, line

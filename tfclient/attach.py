@@ -7,22 +7,33 @@ driver API of this process at the worker.
         ...
 
 attach() allocates from the scheduler, sets TF_WORKER (unix:<path> or tcp:<host:port>) and TF_LEASE for the
-stub, and loads build/stub/libcuda.so.1 with RTLD_GLOBAL *before* torch/cupy load a libcuda of their own
+stub, plus what GPU libraries need for the device (tfclient.libenv: CUPY_COMPILE_WITH_PTX=1 on the emulated
+device), and loads build/stub/libcuda.so.1 with RTLD_GLOBAL *before* torch/cupy load a libcuda of their own
 (the stub's SONAME is libcuda.so.1, so their dlopen returns it). A daemon thread renews the lease every
 third of its TTL; the worker's heartbeat renews it too once the session is connected. Used by user code
 and by `tensorfusion run` (tfclient.cli), which passes the lease's client_env() to the child instead.
+
+Release order: a library loaded into this process keeps calling the driver until the interpreter is gone
+(CuPy unloads its modules and frees its memory pool in finalizers that run after atexit handlers), and a
+stub cannot be unloaded. So while the stub holds an open session (tfStubSessionOpen), ending the lease (the
+`with` block, release(), or interpreter exit) only marks it; at exit a detached helper
+(tfclient.release_after) gives the vGPU back once the process has exited. A lease whose stub never
+connected is released at once. release(now=True) releases at once regardless (later CUDA calls in this
+process then fail with CUDA_ERROR_DEVICE_UNAVAILABLE).
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import os
 import socket
+import subprocess
 import sys
 import threading
 import warnings
 
-from tfclient import native
+from tfclient import config, libenv, native
 from tfclient.errors import AllocationInactive, InvalidRequest, NotFound, SchedulerUnreachable, TensorFusionError
 from tfclient.scheduler_client import SchedulerClient
 
@@ -48,6 +59,9 @@ class Lease:
         self._released = False
         self.export_env = False                # attach(): keep os.environ["TF_LEASE"] current
         self.lease_file = None                 # keep_file(): a file holding the current token
+        self._backend: str | None = None
+        self.stub_bound = False                # attach() loaded the stub for this lease (release waits for exit)
+        self.release_deferred = False          # release asked while the stub's session is open: done after exit
         if renew:
             self._thread = threading.Thread(target=self._renew_loop, name=f"tf-lease-{self.id}", daemon=True)
             self._thread.start()
@@ -77,6 +91,23 @@ class Lease:
         """Environment the stub reads: TF_WORKER, TF_LEASE (+ TF_ALLOCATION, TF_SCHEDULER for tools)."""
         return {"TF_WORKER": self.worker_address(transport), "TF_LEASE": self.token,
                 "TF_ALLOCATION": self.id, "TF_SCHEDULER": self.client.address}
+
+    def device_backend(self) -> str:
+        """'emu' when the allocation's GPU is the emulated device, else 'nvidia' (one ListPool call, cached)."""
+        if self._backend is None:
+            uuid = self.allocation.gpu_uuids[0] if self.allocation.gpu_uuids else ""
+            backend = "nvidia"
+            for node in self.client.list_pool(self.allocation.pool).nodes:
+                for g in node.gpus:
+                    if g.info.uuid == uuid:
+                        backend = libenv.backend_of(g.info.vendor, g.info.model)
+            self._backend = backend
+        return self._backend
+
+    def library_env(self, environ=None) -> dict:
+        """Variables GPU libraries need on this vGPU's device (tfclient.libenv), except those already in
+        environ (default os.environ): {"CUPY_COMPILE_WITH_PTX": "1"} on the emulated device, else {}."""
+        return libenv.library_env(self.device_backend(), os.environ if environ is None else environ)
 
     def renew(self) -> None:
         """A fresh token: the worker refuses an expired one, so whatever connects later must present this."""
@@ -112,9 +143,14 @@ class Lease:
             except (SchedulerUnreachable, TensorFusionError) as e:   # try again next period
                 log.info("renewing lease %s failed: %s", self.id, e)
 
-    def release(self) -> None:
-        """Gives the vGPU back (idempotent); the worker closes the session."""
+    def release(self, now: bool = False) -> None:
+        """Gives the vGPU back (idempotent); the worker closes the session. For a lease attach() bound to
+        the loaded stub whose session is open, the release happens after this process exits (see the
+        module docstring) unless now=True."""
         global _current
+        if self.stub_bound and not now and not self._released and stub_session_open():
+            self.release_deferred = True       # renewal goes on (the worker's heartbeat renews it too)
+            return
         self._stop.set()
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(5)
@@ -184,21 +220,95 @@ def load_stub() -> ctypes.CDLL:
     return _stub_handle
 
 
+def stub_session_open() -> bool:
+    """True while the stub loaded in this process holds an open session with its GPU worker."""
+    if _stub_handle is None:
+        return False
+    try:
+        return bool(_stub_handle.tfStubSessionOpen())
+    except AttributeError:                 # a stub built before tfStubSessionOpen: assume CUDA is in use
+        return True
+
+
 def attach(tflops=0.0, vram=0, qos="medium", *, transport: str | None = None, load: bool = True, **kw) -> Lease:
-    """allocate() + TF_WORKER/TF_LEASE in os.environ + the stub loaded. Usable as a context manager
-    (releases on exit). kw: see allocate()."""
+    """allocate() + TF_WORKER/TF_LEASE and the device's library settings (Lease.library_env) in os.environ
+    + the stub loaded. With neither tflops nor vram the pool's default profile applies (scheduler config;
+    default: the whole VRAM of one GPU, no compute limit). Usable as a context manager. The vGPU is given
+    back at the end of the with block / release(), or at interpreter exit, and, once the stub has
+    connected, only after the process has exited (module docstring). kw: see allocate(). Raises
+    tfclient.errors.* (InvalidQuantity, NoCapacity, SchedulerUnreachable, ...)."""
     global _current
     lease = allocate(tflops, vram, qos=qos, **kw)
     try:
         os.environ.update(lease.client_env(transport))
         lease.export_env = True
+        os.environ.update(lease.library_env(os.environ))
         if load:
             load_stub()
+            lease.stub_bound = True
     except BaseException:
-        lease.release()
+        lease.release(now=True)
         raise
     _current = lease
+    _release_at_exit(lease)
     return lease
+
+
+_exit_leases: list = []
+_exit_pid: int | None = None
+
+
+def _release_at_exit(lease: Lease) -> None:
+    """Registers lease for _at_exit (the handler once per process, at the first attach(): atexit runs
+    handlers last-registered-first, so it runs after those of libraries imported after attach)."""
+    global _exit_pid
+    if _exit_pid != os.getpid():
+        _exit_pid = os.getpid()
+        _exit_leases.clear()
+        atexit.register(_at_exit)
+    _exit_leases.append(lease)
+
+
+def _at_exit() -> None:
+    if os.getpid() != _exit_pid:           # a forked child that exits normally: not its vGPU
+        return
+    for lease in _exit_leases:
+        if lease._released:
+            continue
+        if lease.stub_bound and stub_session_open():
+            _hand_over_release(lease)
+        else:
+            try:
+                lease.release(now=True)
+            except TensorFusionError as e:
+                log.warning("releasing %s at exit failed: %s (its lease expires by itself)", lease.id, e)
+
+
+def _hand_over_release(lease: Lease) -> None:
+    """Starts `python -m tfclient.release_after PID SCHEDULER ID` detached; it releases once we are gone."""
+    lease._stop.set()
+    lease._released = True
+    try:
+        logf = open(config.home() / "release_after.log", "ab")
+    except OSError:
+        logf = subprocess.DEVNULL
+    try:
+        subprocess.Popen([sys.executable, "-m", "tfclient.release_after", str(os.getpid()), lease.client.address,
+                          lease.id], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                         start_new_session=True, close_fds=True, env=_helper_env())
+    except OSError as e:
+        log.warning("cannot start the release helper for %s: %s (its lease expires by itself)", lease.id, e)
+    finally:
+        if logf is not subprocess.DEVNULL:
+            logf.close()
+
+
+def _helper_env() -> dict:
+    """The helper is plain Python: no stub, no preload (it must not open a session of its own)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "TF_WORKER", "TF_LEASE")}
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def release(lease: Lease | None = None) -> None:

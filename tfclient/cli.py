@@ -1,11 +1,13 @@
 """The `tensorfusion` command: up, down, scheduler, worker, run, status, demo, token.
 
 Each subcommand is a small function over the library pieces (tfclient.embedded for the embedded default,
-tfclient.scheduler_client for the control plane, tfworker.limits for local mode). Mistakes end with a
-one-line message and exit code 2 (usage) or 1 (runtime), never a traceback.
+tfclient.scheduler_client for the control plane, tfworker.limits for local mode). Every failure ends with
+ONE line on stderr ("tensorfusion CMD: what is wrong and what to do") and exit code 1, never a traceback
+(TF_DEBUG=1 re-raises unexpected errors to show it); `run` otherwise exits with its command's exit code.
 """
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +17,13 @@ from tfclient import config, native
 
 class CliError(Exception):
     """A mistake or failure to report as one line (exit code 1)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage mistakes as one line and exit code 1, like every other CLI failure."""
+
+    def error(self, message):
+        self.exit(1, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,17 +42,25 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         print(f"tensorfusion {args.command}: {e}", file=sys.stderr)
         return 1
-    except Exception as e:  # typed tfclient errors and the like: one clear line
+    except Exception as e:  # typed tfclient errors and anything unexpected: one clear line
         from tfclient import errors
-        if isinstance(e, (errors.TensorFusionError, FileNotFoundError, ValueError, RuntimeError)):
-            print(f"tensorfusion {args.command}: {e}", file=sys.stderr)
+        if isinstance(e, (errors.TensorFusionError, OSError, ValueError, RuntimeError)):
+            print(f"tensorfusion {args.command}: {_one_line(e)}", file=sys.stderr)
             return 1
-        raise
+        if os.environ.get("TF_DEBUG"):
+            raise
+        print(f"tensorfusion {args.command}: internal error ({type(e).__name__}: {_one_line(e)}); "
+              f"TF_DEBUG=1 shows the traceback", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tensorfusion", description="Fractional, remote vGPUs for CUDA programs.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p = _Parser(prog="tensorfusion", description="Fractional, remote vGPUs for CUDA programs.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     up = sub.add_parser("up", help="embedded default: scheduler + one worker on this host (foreground)")
     up.add_argument("--listen", default="127.0.0.1:0", help="scheduler address (default: a free loopback port)")
@@ -83,9 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a command on a vGPU: run [options] -- CMD ARGS...")
     run.add_argument("--scheduler", default=None, help="scheduler host:port (default: $TF_SCHEDULER or embedded)")
-    run.add_argument("--tflops", default=None, help="TFLOPS request (FP16 dense)")
+    run.add_argument("--tflops", default=None,
+                     help="TFLOPS request (FP16 dense, 0 to 1000000); with neither --tflops nor --vram the "
+                          "pool's default profile (as configured: the whole VRAM of one GPU, no compute limit)")
     run.add_argument("--tflops-limit", default=None, help="TFLOPS limit (default: the request)")
-    run.add_argument("--vram", default=None, help="VRAM request, e.g. 512Mi, 2Gi (plain number = MiB)")
+    run.add_argument("--vram", default=None, help="VRAM request, e.g. 512Mi, 2Gi (plain number = MiB; up to 1024Ti)")
     run.add_argument("--vram-limit", default=None, help="VRAM limit (default: the request)")
     run.add_argument("--qos", default="medium", choices=["low", "medium", "high", "critical"])
     run.add_argument("--pool", default="default")
@@ -155,7 +174,36 @@ def command_of(args) -> list[str]:
         cmd = cmd[1:]
     if not cmd:
         raise CliError("no command given: use `tensorfusion run [options] -- CMD ARGS...`")
+    check_command(cmd[0])
     return cmd
+
+
+def check_command(name: str) -> str:
+    """The path `name` runs as, checked before any vGPU is allocated. CliError (one line) when it is
+    missing, a directory or not executable."""
+    if os.sep not in name:
+        found = shutil.which(name)
+        if found is None:
+            raise CliError(f"command not found: {name} (not on PATH; give its path, e.g. ./{name})")
+        return found
+    if not os.path.exists(name):
+        raise CliError(f"command not found: {name} (no such file)")
+    if os.path.isdir(name):
+        raise CliError(f"cannot run {name}: it is a directory, not a program")
+    if not os.access(name, os.X_OK):
+        raise CliError(f"cannot run {name}: not executable (chmod +x {name}, or run it through its interpreter)")
+    return name
+
+
+def _spawn(cmd: list[str], env: dict) -> int:
+    """Runs cmd to its end -> its exit code (128+N when killed by signal N); OSError -> CliError."""
+    try:
+        proc = subprocess.run(cmd, env=env)
+    except FileNotFoundError:
+        raise CliError(f"command not found: {cmd[0]}")
+    except OSError as e:
+        raise CliError(f"cannot run {cmd[0]}: {e.strerror or e}")
+    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
 
 
 def cmd_run(args) -> int:
@@ -181,13 +229,10 @@ def cmd_run(args) -> int:
         env = dict(os.environ)
         env.update(lease.client_env(transport=args.transport))
         env["TF_LEASE_FILE"] = lease.keep_file(config.home() / "leases" / f"{lease.id}.token")   # fresh after renewals
+        env.update(lease.library_env(env))        # e.g. CUPY_COMPILE_WITH_PTX=1 on the emulated device
         env["LD_LIBRARY_PATH"] = f"{native.require(native.stub_lib_dir() / 'libcuda.so.1').parent}:" \
                                  f"{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
-        try:
-            proc = subprocess.run(cmd, env=env)
-        except FileNotFoundError:
-            raise CliError(f"command not found: {cmd[0]}")
-        return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        return _spawn(cmd, env)
     finally:
         lease.release()
 
@@ -212,10 +257,9 @@ def run_local(cmd: list[str], vram_limit_mib: int | None, tflops_limit: float | 
         env.update(vgpu_env)
         if lib_dir:
             env["LD_LIBRARY_PATH"] = f"{lib_dir}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
-        try:
-            return subprocess.run(cmd, env=env).returncode
-        except FileNotFoundError:
-            raise CliError(f"command not found: {cmd[0]}")
+            from tfclient import libenv
+            env.update(libenv.library_env("emu", env))
+        return _spawn(cmd, env)
 
 
 def _known_tflops(model: str) -> float:

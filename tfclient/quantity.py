@@ -4,7 +4,9 @@ VRAM is always returned in MiB (the unit of TensorFusion): "1024" and 1024 are M
 Ki/Mi/Gi/Ti (optionally with a trailing B: "1.5GiB") and decimal K/M/G/T (k8s style, "2G" = 2e9 bytes)
 and plain bytes "B" are accepted; fractional MiB round up. TFLOPS (FP16 dense) is a number, optionally
 with "T"/"TFLOPS", "G"/"GFLOPS" (/1000) or the k8s milli suffix "m" ("500m" = 0.5 TFLOPS).
-Anything else raises tfclient.errors.InvalidQuantity saying what is accepted.
+Allowed ranges: VRAM 0 to VRAM_MAX_MIB (1024Ti), TFLOPS 0 to TFLOPS_MAX (1000000); both far above any GPU,
+low enough that every value fits the wire's int64/double fields. Anything else raises
+tfclient.errors.InvalidQuantity saying what is accepted (a number out of range says the range).
 """
 import math
 import re
@@ -20,7 +22,9 @@ _VRAM_UNITS = {  # multiplier to bytes
     "t": 10 ** 12, "tb": 10 ** 12,
 }
 _TFLOPS_UNITS = {"": 1.0, "t": 1.0, "tflops": 1.0, "g": 1e-3, "gflops": 1e-3, "m": 1e-3}
-_NUM = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
+_NUM = re.compile(r"^\s*([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
+VRAM_MAX_MIB = 1 << 30          # 1024Ti
+TFLOPS_MAX = 1e6
 
 VRAM_HELP = 'use MiB as a number ("1024") or a size with a unit: 512Mi, 2Gi, 1.5GiB, 2G, 80GB'
 TFLOPS_HELP = 'use a number of FP16 TFLOPS ("10", "2.5"), or 500G / 500GFLOPS, or 500m (= 0.5)'
@@ -41,9 +45,11 @@ def parse_vram_mib(value) -> int:
             raise InvalidQuantity(f"VRAM {value!r} has unknown unit {m.group(2)!r}: {VRAM_HELP}")
     else:
         raise InvalidQuantity(f"VRAM {value!r} is not a size: {VRAM_HELP}")
-    if not math.isfinite(number) or number < 0:
-        raise InvalidQuantity(f"VRAM {value!r} must be a finite size >= 0: {VRAM_HELP}")
-    return math.ceil(number * _VRAM_UNITS[unit] / _MIB - 1e-9)
+    mib = number * _VRAM_UNITS[unit] / _MIB
+    if not math.isfinite(mib) or not 0 <= mib <= VRAM_MAX_MIB:
+        raise InvalidQuantity(f"VRAM {value!r} is out of range: allowed 0 to 1024Ti ({VRAM_MAX_MIB} MiB), "
+                              f"e.g. 512Mi, 2Gi, 80GB")
+    return math.ceil(mib - 1e-9)
 
 
 def parse_tflops(value) -> float:
@@ -64,9 +70,11 @@ def parse_tflops(value) -> float:
         unit = key
     else:
         raise InvalidQuantity(f"TFLOPS {value!r} is not a number: {TFLOPS_HELP}")
-    if not math.isfinite(number) or number < 0:
-        raise InvalidQuantity(f"TFLOPS {value!r} must be a finite number >= 0: {TFLOPS_HELP}")
-    return number * _TFLOPS_UNITS[unit]
+    tflops = number * _TFLOPS_UNITS[unit]
+    if not math.isfinite(tflops) or not 0 <= tflops <= TFLOPS_MAX:
+        raise InvalidQuantity(f"TFLOPS {value!r} is out of range: allowed 0 to {TFLOPS_MAX:.0f} (FP16 TFLOPS), "
+                              f"e.g. 10, 2.5, 500m")
+    return tflops
 
 
 def format_vram(mib: int) -> str:

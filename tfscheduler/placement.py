@@ -29,7 +29,8 @@ most PREEMPT_CANDIDATES nodes, chosen by the lowest QoS level that would make th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -485,11 +486,14 @@ class PlacementIndex:
             lv = np.where(cv > 0, self.n_req_v[:m] / cv, 1.0)
         return ((wt / s) * lt + (wv / s) * lv)[nodes]
 
-    def place(self, req: Request) -> Decision:
+    def place(self, req: Request, rows: np.ndarray | None = None) -> Decision:
         """Where req goes (and what to preempt first). Raises InvalidRequest / UnknownPool /
-        QuotaExceeded / NoCapacity with a message saying what to change. Does not charge."""
+        QuotaExceeded / NoCapacity with a message saying what to change. Does not charge.
+        rows: optional bool mask over GPU rows to choose from (place_share uses it)."""
         validate(req)
         mask = self._static_mask(req)
+        if rows is not None:
+            mask &= rows
         self._impossible(req, mask)
         self._check_quota(req)
         n = self._n
@@ -511,6 +515,28 @@ class PlacementIndex:
                          f"{req.lim_vram_mib} MiB) right now"
                          + (" and no lower-QoS allocations would make room" if req.qos > LOW else "")
                          + ": ask for less, wait for releases, or use a higher QoS")
+
+    def place_share(self, req: Request, share: float) -> tuple[Decision, Request]:
+        """Places a request for `share` (0 < share <= 1) of one GPU's VRAM (the default profile's "100%"):
+        the VRAM asked of each GPU is ceil(share x its VRAM), so GPUs of each VRAM size are tried in turn,
+        smallest first (keeps big GPUs for big requests). -> (decision, the request with VRAM filled in).
+        Raises what place() raises; NoCapacity names the share when no size has room."""
+        if not 0 < share <= 1:
+            raise InvalidRequest(f"VRAM share {share:g} must be in (0, 1]")
+        n = self._n
+        mask = self._static_mask(replace(req, vram_mib=1))
+        caps = sorted({int(c) for c in self.cap_v[:n][mask]})
+        if not caps:
+            self._impossible(replace(req, vram_mib=1), mask)      # raises: nothing matches
+        busy = None
+        for cap in caps:
+            vram = max(1, math.ceil(share * cap - 1e-9))
+            sized = replace(req, vram_mib=vram, lim_vram_mib=max(req.lim_vram_mib, vram))
+            try:
+                return self.place(sized, rows=self.cap_v[:n] == cap), sized
+            except NoCapacity as e:
+                busy = e
+        raise NoCapacity(f"no GPU has {share:.0%} of its VRAM free (the default profile) right now: {busy}")
 
     # ---- preemption ----
     def _row_fits_without(self, r: int, gone: set, req: Request) -> bool:

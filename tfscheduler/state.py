@@ -29,6 +29,39 @@ ENDED_KEPT = 100_000          # ended allocations remembered for GetAllocation
 
 
 @dataclass
+class Profile:
+    """The default vGPU profile: what a request with neither TFLOPS nor VRAM (nor limits) gets, e.g.
+    `tensorfusion run -- CMD` or attach() with no arguments. tflops: FP16 TFLOPS request and limit (0 = no
+    compute reservation and no compute limit). VRAM: vram_mib MiB if > 0, else vram_share of the chosen
+    GPU's VRAM (1.0 = the whole GPU's memory). Default: the whole VRAM of one GPU, no compute limit."""
+    tflops: float = 0.0
+    vram_mib: int = 0
+    vram_share: float = 1.0
+
+
+def parse_profile(table: dict, where: str) -> Profile:
+    """[default_profile]-style table {tflops = 10, vram = "8Gi" | 2048 | "50%"} -> Profile. ValueError."""
+    bad = set(table) - {"tflops", "vram"}
+    if bad:
+        raise ValueError(f"{where} has unknown key(s) {', '.join(sorted(bad))}; known: tflops, vram")
+    prof = Profile(tflops=parse_tflops(table.get("tflops", 0)))
+    vram = table.get("vram", "100%")
+    if isinstance(vram, str) and vram.strip().endswith("%"):
+        try:
+            share = float(vram.strip()[:-1]) / 100.0
+        except ValueError:
+            share = -1.0
+        if not 0 < share <= 1:
+            raise ValueError(f"{where} vram = {vram!r}: a share must be a percentage in (0%, 100%]")
+        prof.vram_share = share
+    else:
+        prof.vram_mib = parse_vram_mib(vram)
+        if prof.vram_mib <= 0:
+            raise ValueError(f"{where} vram = {vram!r}: use a size > 0 (\"8Gi\") or a share (\"100%\")")
+    return prof
+
+
+@dataclass
 class Config:
     lease_ttl_s: float = 30.0
     max_lease_ttl_s: float = 24 * 3600.0
@@ -40,6 +73,11 @@ class Config:
     pools: dict = field(default_factory=dict)       # name -> PoolPolicy
     quotas: dict = field(default_factory=dict)      # namespace -> Quota
     models: dict = field(default_factory=dict)      # model name or regex -> TFLOPS
+    default_profile: Profile = field(default_factory=Profile)
+    profiles: dict = field(default_factory=dict)    # pool name -> Profile (overrides default_profile)
+
+    def profile_for(self, pool: str) -> Profile:
+        return self.profiles.get(pool, self.default_profile)
 
 
 def load_config(path: str | None, **overrides) -> Config:
@@ -50,6 +88,8 @@ def load_config(path: str | None, **overrides) -> Config:
     [pools.<name>]  same keys as default_pool
     [quotas.<namespace>] tflops = 100, vram = "80Gi", allocations = 10
     [models] "NVIDIA A10G" = 70.0
+    [default_profile] tflops = 0, vram = "100%"   (what a request with no resources gets; see Profile)
+    [profiles.<pool>] same keys, for one pool
     """
     cfg = Config()
     data = {}
@@ -88,6 +128,13 @@ def load_config(path: str | None, **overrides) -> Config:
                                vram_mib=parse_vram_mib(q["vram"]) if "vram" in q else None,
                                allocations=int(q["allocations"]) if "allocations" in q else None)
     cfg.models.update({k: float(v) for k, v in data.get("models", {}).items()})
+    try:
+        if "default_profile" in data:
+            cfg.default_profile = parse_profile(data["default_profile"], f"config {path}: [default_profile]")
+        for name, t in data.get("profiles", {}).items():
+            cfg.profiles[name] = parse_profile(t, f"config {path}: [profiles.{name}]")
+    except InvalidRequest as e:       # a bad quantity inside a profile
+        raise ValueError(f"config {path}: default profile: {e}") from None
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
@@ -325,9 +372,16 @@ class SchedulerState:
         ttl = lease_ttl_s or self.cfg.lease_ttl_s
         if not 0 < ttl <= self.cfg.max_lease_ttl_s:
             raise InvalidRequest(f"lease_ttl_s {lease_ttl_s} must be in (0, {self.cfg.max_lease_ttl_s:g}]")
+        profile = None
+        if tflops <= 0 and vram_mib <= 0 and lim_tflops <= 0 and lim_vram_mib <= 0:
+            profile = self.cfg.profile_for(pool)          # nothing asked: the pool's default vGPU profile
+            tflops, vram_mib = profile.tflops, profile.vram_mib
         req = Request(tflops, vram_mib, lim_tflops, lim_vram_mib, qos, gpu_count or 1, pool, model, vendor,
                       client_node if local_gpu else "", namespace or "default")
-        d = self.index.place(req)
+        if profile is not None and not profile.vram_mib:
+            d, req = self.index.place_share(req, profile.vram_share)
+        else:
+            d = self.index.place(req)
         now = self.clock()
         aid = "alloc-" + secrets.token_hex(8)
         a = AllocationRecord(aid, d.pool, req.namespace, workload, d.node, d.gpus, req.tflops, req.vram_mib,

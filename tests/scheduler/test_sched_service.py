@@ -236,7 +236,7 @@ def test_limits_alone_become_the_requests(client):
     client.register_worker("node-a", "p", gpus("a"))
     a = client.allocate(tflops_limit=8, vram_limit="1Gi")
     assert (a.requests.tflops, a.requests.vram_mib, a.limits.tflops) == (8, 1024, 8)
-    with pytest.raises(InvalidRequest, match="at least one"):
+    with pytest.raises(NoCapacity, match="default profile"):   # nothing asked: the whole GPU's VRAM, taken
         client.allocate()
 
 
@@ -257,3 +257,38 @@ def test_prometheus_metrics_show_pool_allocations_and_endings(start_scheduler):
     assert 'tensorfusion_scheduler_nodes{available="true",pool="p"} 1.0' in text
     assert "tensorfusion_scheduler_allocate_seconds_count 3.0" in text
     assert low.id
+
+
+def test_request_without_resources_gets_the_default_profile_whole_gpu_vram(client):
+    client.register_worker("node-a", "p", gpus("a", n=2, tflops=100, vram=10240))
+    a = client.allocate()                                   # `tensorfusion run -- CMD`: no flags
+    assert (a.requests.vram_mib, a.limits.vram_mib) == (10240, 10240)
+    assert (a.requests.tflops, a.limits.tflops) == (0.0, 0.0)      # no compute reservation, no compute limit
+    b = client.allocate()
+    assert b.gpu_uuids != a.gpu_uuids                        # the second default vGPU takes the other GPU
+    with pytest.raises(NoCapacity, match="100% of its VRAM"):
+        client.allocate()
+    client.allocate(tflops=1)                                # an explicit request still fits beside them
+
+
+def test_default_profile_from_config_per_pool(start_scheduler, tmp_path):
+    cfg = tmp_path / "sched.toml"
+    cfg.write_text('[default_profile]\ntflops = 5\nvram = "50%"\n[profiles.small]\nvram = "1Gi"\n')
+    s = start_scheduler(config_path=str(cfg))
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "big", gpus("a", tflops=100, vram=8192))
+        c.register_worker("node-b", "small", gpus("b", tflops=100, vram=8192))
+        a = c.allocate(pool="big")
+        assert (a.requests.tflops, a.requests.vram_mib) == (5.0, 4096)
+        a = c.allocate(pool="small")
+        assert (a.requests.tflops, a.requests.vram_mib) == (0.0, 1024)
+
+
+@pytest.mark.parametrize("text,message", [('vram = "150%"', "percentage"), ('vram = 0', "size > 0"),
+                                          ('gpus = 1', "unknown key"), ('tflops = "-1"', "out of range")])
+def test_bad_default_profile_in_config_is_a_clear_error(tmp_path, text, message):
+    from tfscheduler.state import load_config
+    cfg = tmp_path / "sched.toml"
+    cfg.write_text(f"[default_profile]\n{text}\n")
+    with pytest.raises(ValueError, match=message):
+        load_config(str(cfg))
