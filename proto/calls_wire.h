@@ -61,6 +61,12 @@ typedef struct tf_latched {
 #define TF_MAX_FRAME (256u << 20)
 #define TF_COPY_CHUNK (4u << 20)
 
+/* Graphs: most dependencies a capture-info reply carries, largest packed kernel-node parameter block
+ * (CUDA allows 32764 bytes), largest .dot text of cuGraphDebugDotPrint. */
+#define TF_MAX_CAPTURE_DEPS 256
+#define TF_MAX_KPARAM_BYTES 32768
+#define TF_MAX_DOT_BYTES (1u << 20)
+
 /* ---- session hello: what the stub caches and answers locally ---- */
 #define TF_MAX_DEVICES 8
 #define TF_MAX_ATTR 160
