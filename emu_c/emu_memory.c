@@ -245,8 +245,11 @@ EMU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
     (void)c;
     if (!dptr)
         return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = emu_capture_unsafe_call(); /* prohibited during a capture, per capture mode */
+    if (rc)
+        return rc;
     uint64_t p;
-    CUresult rc = emu_dev_alloc(&p, bytesize, EMU_MEM_DEVICE, 0);
+    rc = emu_dev_alloc(&p, bytesize, EMU_MEM_DEVICE, 0);
     if (rc == CUDA_SUCCESS)
         *dptr = (CUdeviceptr)p;
     return rc;
