@@ -84,6 +84,12 @@ static int capture_find(CUstream s, live_capture *out)
     return found;
 }
 
+int tf_capture_live_on(CUstream s)
+{
+    live_capture c;
+    return __atomic_load_n(&g_ncaps, __ATOMIC_ACQUIRE) != 0 && capture_find(s, &c) >= 0;
+}
+
 static void capture_ended(CUstream s)
 {
     pthread_mutex_lock(&g_cap_mu);
@@ -230,6 +236,75 @@ CUresult tfs_cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGraph, CUgrap
                                 size_t bufferSize)
 {
     return tfs_cuGraphInstantiate_v2(phGraphExec, hGraph, phErrorNode, logBuffer, bufferSize);
+}
+
+/* ----------------------------------------------------------------------- executable graphs */
+/* The executable graphs the worker handed out: cuGraphLaunch is batched (no reply), so a bogus handle
+ * is refused here, at the call, as the driver does. */
+#define EXEC_BUCKETS 256
+typedef struct exec_entry { uint64_t h; struct exec_entry *next; } exec_entry;
+static exec_entry *g_execs[EXEC_BUCKETS];
+static pthread_mutex_t g_exec_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t exec_bucket(uint64_t h) { return (size_t)((h >> 4) * 0x9E3779B97F4A7C15ull >> 56) % EXEC_BUCKETS; }
+
+static void exec_remember(CUgraphExec e)
+{
+    exec_entry *n = malloc(sizeof *n);
+    if (!n) return;  /* unknown to the stub: its launches are then refused, never unchecked */
+    n->h = (uint64_t)(uintptr_t)e;
+    pthread_mutex_lock(&g_exec_mu);
+    n->next = g_execs[exec_bucket(n->h)];
+    g_execs[exec_bucket(n->h)] = n;
+    pthread_mutex_unlock(&g_exec_mu);
+}
+
+static int exec_known(CUgraphExec e, int forget)
+{
+    uint64_t h = (uint64_t)(uintptr_t)e;
+    int found = 0;
+    pthread_mutex_lock(&g_exec_mu);
+    for (exec_entry **p = &g_execs[exec_bucket(h)]; *p; p = &(*p)->next) {
+        if ((*p)->h != h) continue;
+        found = 1;
+        if (forget) {
+            exec_entry *d = *p;
+            *p = d->next;
+            free(d);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&g_exec_mu);
+    return found;
+}
+
+CUresult tfs_cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph, unsigned long long flags)
+{
+    CUresult rc = rpc_cuGraphInstantiateWithFlags(phGraphExec, hGraph, flags);
+    if (rc == CUDA_SUCCESS && phGraphExec) exec_remember(*phGraphExec);
+    return rc;
+}
+
+CUresult tfs_cuGraphInstantiateWithParams(CUgraphExec *phGraphExec, CUgraph hGraph,
+                                          CUDA_GRAPH_INSTANTIATE_PARAMS *instantiateParams)
+{
+    CUresult rc = rpc_cuGraphInstantiateWithParams(phGraphExec, hGraph, instantiateParams);
+    if (rc == CUDA_SUCCESS && phGraphExec) exec_remember(*phGraphExec);
+    return rc;
+}
+
+CUresult tfs_cuGraphExecDestroy(CUgraphExec hGraphExec)
+{
+    CUresult rc = rpc_cuGraphExecDestroy(hGraphExec);
+    if (rc == CUDA_SUCCESS) exec_known(hGraphExec, 1);
+    return rc;
+}
+
+CUresult tfs_cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
+{
+    NEED_INIT();
+    if (!exec_known(hGraphExec, 0)) return CUDA_ERROR_INVALID_HANDLE;
+    return rpc_cuGraphLaunch(hGraphExec, hStream);
 }
 
 /* ---------------------------------------------------------------------------- kernel nodes */

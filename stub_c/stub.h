@@ -98,6 +98,8 @@ CUresult tf_param_layout(CUfunction f, unsigned *count, const uint32_t **off, co
 /* Stream capture (api_graph.c): the capture mode the executor thread must be in for the calling
  * thread's next call (transport.c sends tfSetCaptureMode when it changes), -1 when no capture is live. */
 int tf_capture_mode_wanted(void);
+/* 1 if a capture this process began on stream s is live (streams that joined one are not known). */
+int tf_capture_live_on(CUstream s);
 /* Forgets the latched error of a stream (a refused call of a capture that ended invalidated). */
 void tfc_drop_pending(uint64_t stream);
 

@@ -151,6 +151,7 @@ int main(int argc, char **argv)
         std::atomic<int> phase{0};
         cudaError_t e_begin = cudaSuccess, e_end_other = cudaSuccess;
         std::thread t([&] {
+            cudaSetDevice(0); // makes the device's context current in this thread
             e_begin = cudaStreamBeginCapture(s2, other);
             phase = 1;
             while (phase != 2)

@@ -1,0 +1,36 @@
+"""CUDA graphs and stream capture through the client stub: capture happens in the GPU worker process
+(where the streams live), graphs/nodes/executable graphs are the worker's handles. The same program,
+tests/cuda/graphs_remote.cu, runs on the emulated device directly (tests/emu/test_emu_kernels.py) and
+here through stub -> data plane -> tf-executor -> emulated device; results are checked against numpy.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cudabuild import parse_kv
+from dp_helpers import run_via_stub
+from graphs_expect import LAUNCHES, N, check_graphs_remote
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_capture_instantiate_launch_and_explicit_graphs_through_the_stub(dataplane, cuda_program, tmp_path, cudart,
+                                                                       capfd):
+    x = np.random.default_rng(11).standard_normal(N, dtype=np.float32)
+    x.tofile(tmp_path / "in")
+    r = run_via_stub(cuda_program("graphs_remote", cudart=cudart), dataplane.unix, N, LAUNCHES, tmp_path / "in",
+                     tmp_path / "out", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = parse_kv(r.stdout)
+    check_graphs_remote(kv, tmp_path / "out", x)
+    # client host memory and client code cannot be part of a graph that runs in the GPU worker: refused,
+    # with a message saying why, and the capture that tried is invalidated
+    assert kv["host_copy_node"] == "cudaErrorNotSupported"
+    assert kv["host_node"] == "cudaErrorNotSupported"
+    assert kv["captured_h2d"] == "cudaErrorStreamCaptureUnsupported"
+    assert kv["captured_h2d_end"] == "cudaErrorStreamCaptureInvalidated"
+    assert kv["sync_after"] == "cudaSuccess"  # nothing stale is left latched on the stream
+    assert "host nodes are not supported" in r.stderr and "can only copy device memory" in r.stderr
+    worker_log = capfd.readouterr().err  # the GPU worker process (a child of this one) says why it refused
+    assert "cuMemcpyHtoDAsync_v2: a copy between client host memory and the device cannot be captured" in worker_log
+
