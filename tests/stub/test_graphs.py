@@ -34,3 +34,13 @@ def test_capture_instantiate_launch_and_explicit_graphs_through_the_stub(datapla
     worker_log = capfd.readouterr().err  # the GPU worker process (a child of this one) says why it refused
     assert "cuMemcpyHtoDAsync_v2: a copy between client host memory and the device cannot be captured" in worker_log
 
+
+
+def test_capturing_a_copy_of_client_host_memory_is_refused_at_the_call(dataplane, cuda_program, tmp_path):
+    """tests/cuda/graphs.cu captures copies between pinned host memory and the device (it runs on the
+    emulated device directly, tests/emu): through the stub the client's memory is on another machine than
+    the graph, so the copy is refused at the call, as the driver refuses an unsupported call in a capture."""
+    np.zeros(64, dtype=np.float32).tofile(tmp_path / "in")
+    r = run_via_stub(cuda_program("graphs"), dataplane.unix, 64, 2, tmp_path / "in", tmp_path / "out")
+    assert r.returncode == 1
+    assert "error=cudaErrorStreamCaptureUnsupported at cudaMemcpyAsync(dx, hx" in r.stdout
