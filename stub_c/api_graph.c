@@ -8,8 +8,9 @@
  *  - copies between client host memory and the device, captured or as memcpy nodes (the node would
  *    have to read or write this process's memory whenever the graph runs): CUDA_ERROR_STREAM_CAPTURE_
  *    UNSUPPORTED during capture (the capture is invalidated, as the driver does for unsupported calls),
- *    CUDA_ERROR_NOT_SUPPORTED for cuGraphAddMemcpyNode; device-to-device copies work;
- *  - host nodes and host functions launched into a capturing stream (the function lives here).
+ *    CUDA_ERROR_NOT_SUPPORTED for cuGraphAddMemcpyNode; device-to-device copies work.
+ * Host nodes (cuGraphAddHostNode, cuLaunchHostFunc into a capturing stream) work: the function runs here,
+ * called back by the worker when its graph reaches the node (see tfs_cuGraphAddHostNode).
  *
  * Capture modes. The executor runs every client thread's calls on its one thread, so to the backend one
  * thread began every capture. CUDA decides per calling thread whether a potentially unsafe call (a
@@ -40,6 +41,7 @@ static live_capture g_caps[MAX_LIVE_CAPTURES];
 static int g_ncaps;
 static pthread_mutex_t g_cap_mu = PTHREAD_MUTEX_INITIALIZER;
 static __thread CUstreamCaptureMode t_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+static int g_host_nodes; /* set once a host node exists (see tfs_cuGraphAddHostNode) */
 
 /* Called by transport.c with its lock held (g_cap_mu is never held around a forwarded call). */
 int tf_capture_mode_wanted(void)
@@ -304,6 +306,7 @@ CUresult tfs_cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
 {
     NEED_INIT();
     if (!exec_known(hGraphExec, 0)) return CUDA_ERROR_INVALID_HANDLE;
+    if (__atomic_load_n(&g_host_nodes, __ATOMIC_ACQUIRE)) return rpc_tfGraphLaunchServe(hGraphExec, hStream);
     return rpc_cuGraphLaunch(hGraphExec, hStream);
 }
 
@@ -438,16 +441,34 @@ CUresult tfs_cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, cons
     return rpc_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &c, ctx);
 }
 
+/* Host nodes run the client's function in this process: the worker's graph holds a trampoline node that
+ * asks for it while this process waits in tfGraphLaunchServe (transport.c answers the call). Once any
+ * host node exists every graph launch waits that way: correct for any graph, at the cost of a round trip
+ * and the graph's run time per launch. */
 CUresult tfs_cuGraphAddHostNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                 size_t numDependencies, const CUDA_HOST_NODE_PARAMS *nodeParams)
 {
-    (void)phGraphNode, (void)hGraph, (void)dependencies, (void)numDependencies, (void)nodeParams;
     NEED_INIT();
-    static int said;
-    if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
-        tf_log("cuGraphAddHostNode: host nodes are not supported through the remote stub (the function lives in "
-               "this process, the graph runs in the GPU worker): CUDA_ERROR_NOT_SUPPORTED");
-    return CUDA_ERROR_NOT_SUPPORTED;
+    if (!nodeParams || !nodeParams->fn) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = rpc_tfGraphAddHostNode(phGraphNode, hGraph, dependencies, numDependencies,
+                                         (unsigned long long)(uintptr_t)nodeParams->fn,
+                                         (unsigned long long)(uintptr_t)nodeParams->userData);
+    if (rc == CUDA_SUCCESS) __atomic_store_n(&g_host_nodes, 1, __ATOMIC_RELEASE);
+    return rc;
+}
+
+/* cuLaunchHostFunc (api_launch.c) while a capture is live: the worker captures it as a host node if the
+ * stream is capturing (*handled = 1); otherwise the caller runs the function in stream order itself. */
+CUresult tf_capture_host_func(CUstream hStream, CUhostFn fn, void *userData, int *handled)
+{
+    *handled = 0;
+    if (__atomic_load_n(&g_ncaps, __ATOMIC_ACQUIRE) == 0) return CUDA_SUCCESS;
+    int captured = 0;
+    CUresult rc = rpc_tfLaunchHostFuncCaptured(hStream, (unsigned long long)(uintptr_t)fn,
+                                               (unsigned long long)(uintptr_t)userData, &captured);
+    if (rc == CUDA_SUCCESS && captured) __atomic_store_n(&g_host_nodes, 1, __ATOMIC_RELEASE);
+    *handled = rc != CUDA_SUCCESS || captured;
+    return rc;
 }
 
 /* -------------------------------------------------------------------------------- .dot text */

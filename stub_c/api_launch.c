@@ -202,10 +202,10 @@ CUresult tfs_cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f, v
 CUresult tfs_cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
 {
     if (!fn) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = tfs_cuStreamSynchronize(hStream);
-    if (rc == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED)
-        tf_log("cuLaunchHostFunc: a host function cannot be captured into a graph through the remote stub "
-               "(it would run in the GPU worker, not in this process): capture invalidated");
+    int captured;  /* into a graph, as a host node that calls back here (api_graph.c) */
+    CUresult rc = tf_capture_host_func(hStream, fn, userData, &captured);
+    if (captured || rc) return rc;
+    rc = tfs_cuStreamSynchronize(hStream);
     if (rc) return rc;
     fn(userData);
     return CUDA_SUCCESS;

@@ -100,6 +100,8 @@ CUresult tf_param_layout(CUfunction f, unsigned *count, const uint32_t **off, co
 int tf_capture_mode_wanted(void);
 /* 1 if a capture this process began on stream s is live (streams that joined one are not known). */
 int tf_capture_live_on(CUstream s);
+/* cuLaunchHostFunc while a capture is live: *handled = 1 when the worker captured it (or failed). */
+CUresult tf_capture_host_func(CUstream hStream, CUhostFn fn, void *userData, int *handled);
 /* Forgets the latched error of a stream (a refused call of a capture that ended invalidated). */
 void tfc_drop_pending(uint64_t stream);
 

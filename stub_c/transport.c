@@ -395,8 +395,17 @@ static CUresult send_frame_locked(tfc_call *c, int passfd)
 static CUresult recv_reply_locked(tfc_call *c)
 {
     tf_rep_hdr rep;
-    tf_spin_wait_readable(g.fd);
-    if (recv_exact(g.fd, &rep, sizeof rep)) return lost("recv");
+    for (;;) {
+        tf_spin_wait_readable(g.fd);
+        if (recv_exact(g.fd, &rep, sizeof rep)) return lost("recv");
+        if (rep.reserved != TF_REP_HOST_CALL) break;
+        /* a graph's host node: the worker waits while this process runs the function (api_graph.c) */
+        uint64_t call[2];
+        if (rep.len != sizeof call || recv_exact(g.fd, call, sizeof call)) return lost("host call");
+        ((CUhostFn)(uintptr_t)call[0])((void *)(uintptr_t)call[1]);
+        struct iovec v = {(void *)(uintptr_t)TF_HOST_CALL_DONE, 8};
+        if (send_all(g.fd, &v, 1)) return lost("send");
+    }
     size_t outs = rep.result == CUDA_SUCCESS ? c->out_len : 0;
     if (rep.nlatched > TF_MAX_LATCHED || rep.len != outs + rep.nlatched * sizeof(tf_latched)) {
         errno = EPROTO;

@@ -43,6 +43,9 @@ static bool all_eq(const int *d, int n, int v)
 
 static const char *name(cudaError_t e) { return cudaGetErrorName(e); }
 
+static int g_host_calls;
+static void CUDART_CB count_call(void *arg) { g_host_calls += *(int *)arg; }
+
 int main(int argc, char **argv)
 {
     if (argc < 5) {
@@ -304,6 +307,41 @@ int main(int argc, char **argv)
     hp.fn = [](void *) {};
     cudaError_t e_hnode = cudaGraphAddHostNode(&nh, g4, nullptr, 0, &hp);
     (void)cudaGetLastError();
+    // host nodes run this process's function when the graph reaches them: built (kernel -> host) and
+    // captured (kernel, cudaLaunchHostFunc, kernel), each launched a few times
+    static int one = 1, ten = 10;
+    cudaGraph_t g6;
+    CK(cudaGraphCreate(&g6, 0));
+    cudaGraphNode_t nk6, nh6;
+    kp.kernelParams = kargs;
+    CK(cudaGraphAddKernelNode(&nk6, g6, nullptr, 0, &kp));
+    hp.fn = count_call;
+    hp.userData = &one;
+    CK(cudaGraphAddHostNode(&nh6, g6, &nk6, 1, &hp));
+    cudaGraphExec_t x6;
+    CK(cudaGraphInstantiate(&x6, g6, 0));
+    for (int i = 0; i < 3; i++)
+        CK(cudaGraphLaunch(x6, s1));
+    CK(cudaStreamSynchronize(s1));
+    int built_calls = g_host_calls;
+    CK(cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal));
+    add_k<<<2, 128, 0, s1>>>(di, ni, 1);
+    CK(cudaLaunchHostFunc(s1, count_call, &ten));
+    add_k<<<2, 128, 0, s1>>>(di, ni, 1);
+    cudaGraph_t g7;
+    CK(cudaStreamEndCapture(s1, &g7));
+    int calls_at_capture = g_host_calls;
+    cudaGraphExec_t x7;
+    CK(cudaGraphInstantiate(&x7, g7, 0));
+    for (int i = 0; i < 2; i++)
+        CK(cudaGraphLaunch(x7, s1));
+    CK(cudaStreamSynchronize(s1));
+    printf("host_node_calls=%d\nhost_calls_at_capture=%d\ncaptured_host_calls=%d\n", built_calls,
+           calls_at_capture - built_calls, g_host_calls - calls_at_capture);
+    CK(cudaGraphExecDestroy(x6));
+    CK(cudaGraphExecDestroy(x7));
+    CK(cudaGraphDestroy(g6));
+    CK(cudaGraphDestroy(g7));
     CK(cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal));
     cudaError_t e_cap_h2d = cudaMemcpyAsync(di, host_buf, sizeof host_buf, cudaMemcpyHostToDevice, s1);
     cudaGraph_t gh = nullptr;

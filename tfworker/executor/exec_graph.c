@@ -13,9 +13,12 @@
  * backend prohibits and invalidates exactly as it would), RELAXED when not.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "executor.h"
@@ -32,6 +35,8 @@ static struct {
                                 size_t *);
     CUresult (*exchange_mode)(CUstreamCaptureMode *);
     CUresult (*dot_print)(CUgraph, const char *, unsigned int);
+    CUresult (*add_host)(CUgraphNode *, CUgraph, const CUgraphNode *, size_t, const CUDA_HOST_NODE_PARAMS *);
+    CUresult (*launch_host_func)(CUstream, CUhostFn, void *);
 } gb;
 
 void tfx_graph_load(void *lib)
@@ -46,6 +51,8 @@ void tfx_graph_load(void *lib)
     *(void **)&gb.capture_info_v2 = dlsym(lib, "cuStreamGetCaptureInfo_v2");
     *(void **)&gb.exchange_mode = dlsym(lib, "cuThreadExchangeStreamCaptureMode");
     *(void **)&gb.dot_print = dlsym(lib, "cuGraphDebugDotPrint");
+    *(void **)&gb.add_host = dlsym(lib, "cuGraphAddHostNode");
+    *(void **)&gb.launch_host_func = dlsym(lib, "cuLaunchHostFunc");
 }
 
 /* ------------------------------------------------------------------------------ capture */
@@ -306,5 +313,111 @@ CUresult ex_tfGraphDebugDotPrint(tfx *x, CUgraph hGraph, unsigned int flags, uns
         fclose(f);
     }
     unlink(path);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------- host nodes */
+/* A host node of the client's: the backend runs host_trampoline, which has the client run fn(userData)
+ * and waits for it. The client can only answer while it waits in tfGraphLaunchServe (the stub launches
+ * every graph that way once host nodes exist); the trampoline may run on a driver thread while this
+ * thread waits for the stream in ex_tfGraphLaunchServe. Records live as long as the session. */
+typedef struct host_rec {
+    uint64_t fn, data;
+    struct host_rec *next;
+} host_rec;
+static host_rec *g_host_recs;
+static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_serve_fd = -1; /* the client's socket while a tfGraphLaunchServe waits, else -1 */
+
+static void CUDA_CB host_trampoline(void *p)
+{
+    const host_rec *r = p;
+    pthread_mutex_lock(&g_host_mu);
+    int fd = g_serve_fd;
+    if (fd < 0) {
+        static int said;
+        if (said++ < 4)
+            tfx_log("a host node ran outside a launch the client waits for (graph launched from a graph or "
+                    "another stream?): its function was not run");
+        pthread_mutex_unlock(&g_host_mu);
+        return;
+    }
+    struct { tf_rep_hdr h; uint64_t fn, data; } req = {{.len = 16, .result = 0, .nlatched = 0,
+                                                        .reserved = TF_REP_HOST_CALL}, r->fn, r->data};
+    char ack[8];
+    size_t got = 0;
+    ssize_t k;
+    do k = send(fd, &req, sizeof req, MSG_NOSIGNAL); while (k < 0 && errno == EINTR);
+    if (k != (ssize_t)sizeof req) goto fail;  /* a socket send of 32 bytes is whole or failed */
+    while (got < sizeof ack) {
+        k = recv(fd, ack + got, sizeof ack - got, 0);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) goto fail;
+        got += (size_t)k;
+    }
+    if (memcmp(ack, TF_HOST_CALL_DONE, sizeof ack) != 0) goto fail;
+    pthread_mutex_unlock(&g_host_mu);
+    return;
+fail:
+    tfx_log("host node: the client did not answer the call of its host function (%s): ending the session",
+            strerror(errno ? errno : EPROTO));
+    g_serve_fd = -1;
+    shutdown(fd, SHUT_RDWR);  /* the stream is out of step: the session cannot go on */
+    pthread_mutex_unlock(&g_host_mu);
+}
+
+static host_rec *host_rec_new(unsigned long long fn, unsigned long long data)
+{
+    host_rec *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->fn = fn;
+    r->data = data;
+    pthread_mutex_lock(&g_host_mu);
+    r->next = g_host_recs;
+    g_host_recs = r;
+    pthread_mutex_unlock(&g_host_mu);
+    return r;
+}
+
+CUresult ex_tfGraphAddHostNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                               size_t numDependencies, unsigned long long fn, unsigned long long userData)
+{
+    (void)x;
+    if (!gb.add_host) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!fn) return CUDA_ERROR_INVALID_VALUE;
+    host_rec *r = host_rec_new(fn, userData);
+    if (!r) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUDA_HOST_NODE_PARAMS p = {.fn = host_trampoline, .userData = r};
+    return gb.add_host(phGraphNode, hGraph, dependencies, numDependencies, &p);
+}
+
+/* cuLaunchHostFunc on a stream that may be capturing: captured as a trampoline host node if it is
+ * (*captured = 1); otherwise nothing happens here and the stub runs the function itself. */
+CUresult ex_tfLaunchHostFuncCaptured(tfx *x, CUstream hStream, unsigned long long fn, unsigned long long userData,
+                                     int *captured)
+{
+    *captured = 0;
+    if (!fn) return CUDA_ERROR_INVALID_VALUE;
+    if (!tfx_stream_capturing(x, hStream)) return CUDA_SUCCESS;
+    if (!gb.launch_host_func) return CUDA_ERROR_NOT_SUPPORTED;
+    host_rec *r = host_rec_new(fn, userData);
+    if (!r) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = gb.launch_host_func(hStream, host_trampoline, r);
+    if (rc == CUDA_SUCCESS) *captured = 1;
+    return rc;
+}
+
+/* A graph launch the client waits for: its host nodes can call back until the graph is done. */
+CUresult ex_tfGraphLaunchServe(tfx *x, CUgraphExec hGraphExec, CUstream hStream)
+{
+    if (!x->be.f_cuGraphLaunch || !x->be.f_cuStreamSynchronize) return CUDA_ERROR_NOT_SUPPORTED;
+    pthread_mutex_lock(&g_host_mu);
+    g_serve_fd = x->fd;
+    pthread_mutex_unlock(&g_host_mu);
+    CUresult rc = x->be.f_cuGraphLaunch(hGraphExec, hStream);
+    if (rc == CUDA_SUCCESS) rc = x->be.f_cuStreamSynchronize(hStream);
+    pthread_mutex_lock(&g_host_mu);
+    g_serve_fd = -1;
+    pthread_mutex_unlock(&g_host_mu);
     return rc;
 }

@@ -531,6 +531,7 @@ int tf_session_init(tfx *x, void *lib)
     const char *dh = getenv("TF_EXECUTOR_HOST_DEVICE_MEMORY");
     x->direct_host = dh && strcmp(dh, "1") == 0;
     x->rx_fd = -1;
+    x->fd = -1;
     if (!lib) return 0;
     tf_backend_load(&x->be, lib);
     tfx_graph_load(lib);
@@ -817,6 +818,7 @@ static int direct_d2h(tfx *x, int fd, const tf_req_hdr *h, const uint8_t *body)
  * client closed the connection cleanly, -1 on a protocol or I/O error (the session ends either way). */
 int tf_serve(tfx *x, int fd)
 {
+    x->fd = fd;
     rbuf rb = {.cap = 1u << 20};
     rb.buf = aligned_alloc(16, rb.cap);
     if (!rb.buf) return -1;

@@ -76,6 +76,7 @@ struct tfx {
     int verbose;
     int direct_host;       /* device pointers are host addresses of this process (the emulator) */
     int rx_fd;             /* last descriptor the client passed (SCM_RIGHTS), -1 if none */
+    int fd;                /* the client's socket (host nodes call back through it, exec_graph.c) */
     uint8_t *shm;          /* the client's shared-memory copy window (tfShmAttach) */
     size_t shm_size;
 };
