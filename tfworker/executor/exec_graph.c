@@ -89,6 +89,54 @@ CUresult ex_tfSetCaptureMode(tfx *x, CUstreamCaptureMode mode)
     return gb.exchange_mode(&m);
 }
 
+/* Captures into a graph of the client's (cuStreamBeginCaptureToGraph): an invalidated one leaves that graph
+ * alive, while the graph of an ordinary capture dies with the invalidation and must leave the registry. */
+#define MAX_TO_GRAPH 64
+static struct { CUstream s; CUgraph g; } g_to_graph[MAX_TO_GRAPH];
+
+static int to_graph_find(CUstream s)
+{
+    for (int i = 0; i < MAX_TO_GRAPH; i++)
+        if (g_to_graph[i].g && g_to_graph[i].s == s) return i;
+    return -1;
+}
+
+CUresult ex_cuStreamBeginCaptureToGraph(tfx *x, CUstream hStream, CUgraph hGraph, const CUgraphNode *dependencies,
+                                        const CUgraphEdgeData *dependencyData, size_t numDependencies,
+                                        CUstreamCaptureMode mode)
+{
+    if (!x->be.f_cuStreamBeginCaptureToGraph) return CUDA_ERROR_NOT_SUPPORTED;
+    int free_slot = -1;
+    for (int i = 0; i < MAX_TO_GRAPH && free_slot < 0; i++)
+        if (!g_to_graph[i].g) free_slot = i;
+    if (free_slot < 0 || to_graph_find(hStream) >= 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = x->be.f_cuStreamBeginCaptureToGraph(hStream, hGraph, dependencies, dependencyData, numDependencies,
+                                                      mode);
+    if (rc == CUDA_SUCCESS) {
+        g_to_graph[free_slot].s = hStream;
+        g_to_graph[free_slot].g = hGraph;
+    }
+    return rc;
+}
+
+CUresult ex_cuStreamEndCapture(tfx *x, CUstream hStream, CUgraph *phGraph)
+{
+    if (!x->be.f_cuStreamEndCapture) return CUDA_ERROR_NOT_SUPPORTED;
+    CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+    cuuint64_t id = 0;
+    CUgraph cg = NULL;
+    const CUgraphNode *d = NULL;
+    size_t nd = 0;
+    if (!gb.capture_info_v2 || gb.capture_info_v2(hStream, &st, &id, &cg, &d, &nd) != CUDA_SUCCESS) cg = NULL;
+    CUresult rc = x->be.f_cuStreamEndCapture(hStream, phGraph);
+    int tg = to_graph_find(hStream);
+    if (rc != CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD && rc != CUDA_ERROR_STREAM_CAPTURE_UNMATCHED && tg >= 0)
+        g_to_graph[tg].g = NULL, g_to_graph[tg].s = NULL;
+    /* the graph of an invalidated ordinary capture is gone (nodes too): forget it if the client saw it */
+    if (rc == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED && cg && tg < 0) tf_reg_del(x, (uint64_t)(uintptr_t)cg);
+    return rc;
+}
+
 CUresult ex_tfStreamGetCaptureInfo(tfx *x, CUstream hStream, CUstreamCaptureStatus *status, cuuint64_t *id,
                                    CUgraph *graph, size_t *numDeps, unsigned long long *deps, CUgraphEdgeData *edges)
 {
