@@ -12,7 +12,19 @@
 
 #include "emu_internal.h"
 
-enum { N_KERNEL = 1, N_COPY, N_COPY3D, N_MEMSET, N_HOST, N_EMPTY, N_EVENT_RECORD, N_EVENT_WAIT, N_CHILD };
+enum { N_KERNEL = 1, N_COPY, N_COPY3D, N_MEMSET, N_HOST, N_EMPTY, N_EVENT_RECORD, N_EVENT_WAIT, N_CHILD, N_MEM_ALLOC,
+       N_MEM_FREE };
+
+/* Graph memory (cuMemAllocAsync / cuMemFreeAsync captured as alloc and free nodes): allocated when the
+ * alloc node is captured, at the address the capture returned, and kept while any graph or executable
+ * graph holding that alloc node lives; a free node, and cuMemFreeAsync of graph memory outside a
+ * capture, leave it for the next launch (a GPU maps the same address again at each launch). */
+typedef struct gmem {
+    uint64_t p;
+    int refs;
+    struct gmem *next;
+} gmem;
+static gmem *g_gmem; /* emu_lock */
 
 typedef struct gnode {
     int type;
@@ -47,6 +59,8 @@ typedef struct gnode {
         CUDA_HOST_NODE_PARAMS h;
         CUevent ev;
         struct emu_graph *child; /* owned copy of the child graph */
+        gmem *mem;               /* N_MEM_ALLOC: a reference to the allocation */
+        CUdeviceptr freed;       /* N_MEM_FREE */
     } u;
 } gnode;
 
@@ -70,8 +84,28 @@ typedef struct gexec {
 static void graph_free(emu_graph *g);
 static CUresult graph_clone(const emu_graph *src, emu_graph **out);
 
+static void gmem_ref(gmem *m, int delta)
+{
+    emu_lock();
+    m->refs += delta;
+    int dead = m->refs == 0;
+    if (dead)
+        for (gmem **pp = &g_gmem; *pp; pp = &(*pp)->next)
+            if (*pp == m) {
+                *pp = m->next;
+                break;
+            }
+    emu_unlock();
+    if (dead) {
+        emu_dev_free(m->p);
+        free(m);
+    }
+}
+
 static void payload_free(gnode *nd)
 {
+    if (nd->type == N_MEM_ALLOC)
+        gmem_ref(nd->u.mem, -1);
     if (nd->type == N_KERNEL) {
         free(nd->u.k.params);
         free(nd->u.k.kptrs);
@@ -94,6 +128,8 @@ static CUresult payload_copy(gnode *dst, const gnode *src)
     } else if (src->type == N_CHILD) {
         dst->u.child = NULL;
         return graph_clone(src->u.child, &dst->u.child);
+    } else if (src->type == N_MEM_ALLOC) {
+        gmem_ref(src->u.mem, 1);
     }
     return CUDA_SUCCESS;
 }
@@ -663,6 +699,8 @@ EMU_API CUresult cuGraphNodeGetType(CUgraphNode hNode, CUgraphNodeType *type)
     case N_EVENT_RECORD: *type = CU_GRAPH_NODE_TYPE_EVENT_RECORD; break;
     case N_EVENT_WAIT: *type = CU_GRAPH_NODE_TYPE_WAIT_EVENT; break;
     case N_CHILD: *type = CU_GRAPH_NODE_TYPE_GRAPH; break;
+    case N_MEM_ALLOC: *type = CU_GRAPH_NODE_TYPE_MEM_ALLOC; break;
+    case N_MEM_FREE: *type = CU_GRAPH_NODE_TYPE_MEM_FREE; break;
     default: *type = CU_GRAPH_NODE_TYPE_EMPTY; break;
     }
     return CUDA_SUCCESS;
@@ -679,8 +717,8 @@ EMU_API CUresult cuGraphChildGraphNodeGetGraph(CUgraphNode hNode, CUgraph *phGra
 static const char *type_name(int t)
 {
     static const char *const names[] = {"?", "KERNEL", "MEMCPY", "MEMCPY", "MEMSET", "HOST", "EMPTY",
-                                        "EVENT_RECORD", "WAIT_EVENT", "GRAPH"};
-    return t > 0 && t <= N_CHILD ? names[t] : "?";
+                                        "EVENT_RECORD", "WAIT_EVENT", "GRAPH", "MEM_ALLOC", "MEM_FREE"};
+    return t > 0 && t <= N_MEM_FREE ? names[t] : "?";
 }
 
 static void dot_nodes(FILE *f, const emu_graph *g, const char *prefix)
@@ -1148,6 +1186,54 @@ CUresult emu_capture_memset(CUstream s, CUdeviceptr dst, size_t pitch, unsigned 
     gnode nd = {.type = N_MEMSET};
     nd.u.m.dst = dst, nd.u.m.pitch = pitch, nd.u.m.value = value, nd.u.m.elem = elem;
     nd.u.m.width = width, nd.u.m.height = height;
+    return capture_add(s, &nd);
+}
+
+CUresult emu_capture_alloc(CUstream s, CUdeviceptr *dptr, size_t bytes)
+{
+    emu_graph *g = emu_capture_of(s);
+    if (!g || g->invalidated)
+        return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    gmem *m = calloc(1, sizeof(*m));
+    if (!m)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = emu_dev_alloc(&m->p, bytes, EMU_MEM_DEVICE, 0);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    m->refs = 1; /* the alloc node's */
+    emu_lock();
+    m->next = g_gmem;
+    g_gmem = m;
+    emu_unlock();
+    gnode nd = {.type = N_MEM_ALLOC};
+    nd.u.mem = m;
+    rc = capture_add(s, &nd);
+    if (rc) {
+        gmem_ref(m, -1);
+        return rc;
+    }
+    *dptr = (CUdeviceptr)m->p;
+    return CUDA_SUCCESS;
+}
+
+int emu_graph_mem_is(CUdeviceptr p)
+{
+    int found = 0;
+    emu_lock();
+    for (gmem *m = g_gmem; m && !found; m = m->next)
+        found = m->p == p;
+    emu_unlock();
+    return found;
+}
+
+CUresult emu_capture_free(CUstream s, CUdeviceptr p)
+{
+    if (!emu_graph_mem_is(p) && !emu_mem_check(p, 1))
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode nd = {.type = N_MEM_FREE};
+    nd.u.freed = p;
     return capture_add(s, &nd);
 }
 

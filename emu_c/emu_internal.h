@@ -193,6 +193,10 @@ void emu_capture_invalidate(CUstream s);
 /* Capture-mode rules for a potentially unsafe call of this thread (cuMemAlloc, cuCtxSynchronize):
  * CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, and the prohibiting captures invalidated, when it is refused. */
 CUresult emu_capture_unsafe_call(void);
+/* cuMemAllocAsync / cuMemFreeAsync on a capturing stream: graph memory (alloc and free nodes). */
+CUresult emu_capture_alloc(CUstream s, CUdeviceptr *dptr, size_t bytes);
+CUresult emu_capture_free(CUstream s, CUdeviceptr p);
+int emu_graph_mem_is(CUdeviceptr p); /* p is graph memory, kept for the graph's next launch */
 enum { EMU_COPY_UNIFIED, EMU_COPY_HTOD, EMU_COPY_DTOH, EMU_COPY_DTOD };
 /* Packs kernel arguments (kernelParams or `extra`) into a malloc'd buffer (emu_launch.c). */
 CUresult emu_kernel_pack(emu_func *f, void **params, void **extra, uint8_t **buf, size_t *len);

@@ -40,6 +40,9 @@ def check_graphs_remote(kv: dict, out_path, x: np.ndarray) -> None:
     assert kv["exec_update"] == "ok" and kv["update_result"] == "0"
     assert kv["child_graph"] == "ok" and kv["dot"] == "ok"
     assert kv["bogus_exec"] == "cudaErrorInvalidResourceHandle"
+    # graph memory (PyTorch's cudaMallocAsync path): alloc node, two kernels, free node
+    assert (kv["graph_mem_nodes"], kv["mem_alloc_nodes"], kv["mem_free_nodes"]) == ("4", "1", "1")
+    assert kv["graph_mem_launch_ok"] == "3"
     # host nodes run the program's own function, once per launch, never at capture time
     assert kv["host_node"] == "cudaSuccess"
     assert kv["host_node_calls"] == "3" and kv["host_calls_at_capture"] == "0" and kv["captured_host_calls"] == "20"

@@ -2,7 +2,7 @@
 // program on the emulated device and through the stub: stream capture (fork/join over two streams,
 // kernels, memset, device-to-device copy) instantiated once and launched repeatedly with new inputs;
 // capture-mode rules (a cudaMalloc during capture in Global / Relaxed / ThreadLocal-in-another-thread);
-// cudaStreamBeginCaptureToGraph; an explicit graph (memset -> kernel -> memcpy D2D, + empty, child graph)
+// cudaStreamBeginCaptureToGraph; graph memory (cudaMallocAsync/cudaFreeAsync captured); an explicit graph (memset -> kernel -> memcpy D2D, + empty, child graph)
 // with its nodes/edges queried, cudaGraphExecKernelNodeSetParams, cudaGraphKernelNodeGetParams,
 // clone + cudaGraphExecUpdate, cudaGraphDebugDotPrint; and what a remote GPU must refuse (host memory in a
 // graph, host nodes) reported as error names for the test to check per backend.
@@ -297,7 +297,50 @@ int main(int argc, char **argv)
            get_ok ? "ok" : "bad", updated ? "ok" : "bad", (int)ui.result, child ? "ok" : "bad",
            strstr(dbuf, "digraph") ? "ok" : "bad");
 
-    // ---- 5. what involves this process's memory or code inside a graph (the test checks per backend)
+    // ---- 5. graph memory, as PyTorch's cudaMallocAsync allocator captures it: a temporary allocated and
+    // freed inside the capture (alloc and free nodes), the graph launched repeatedly with new inputs
+    CK(cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal));
+    float *tmpd = nullptr;
+    CK(cudaMallocAsync((void **)&tmpd, n * sizeof(float), s1));
+    affine<<<(n + 255) / 256, 256, 0, s1>>>(dx, tmpd, n, 2.0f, 0.0f);
+    affine<<<(n + 255) / 256, 256, 0, s1>>>(tmpd, dw, n, 1.0f, 5.0f);
+    CK(cudaFreeAsync(tmpd, s1));
+    cudaGraph_t g8;
+    CK(cudaStreamEndCapture(s1, &g8));
+    size_t n8 = 0;
+    CK(cudaGraphGetNodes(g8, nullptr, &n8));
+    std::vector<cudaGraphNode_t> nodes8(n8);
+    CK(cudaGraphGetNodes(g8, nodes8.data(), &n8));
+    int allocs = 0, frees = 0;
+    for (size_t i = 0; i < n8; i++) {
+        cudaGraphNodeType t;
+        CK(cudaGraphNodeGetType(nodes8[i], &t));
+        allocs += t == cudaGraphNodeTypeMemAlloc;
+        frees += t == cudaGraphNodeTypeMemFree;
+    }
+    cudaGraphExec_t x8;
+    CK(cudaGraphInstantiate(&x8, g8, 0));
+    CK(cudaGraphDestroy(g8));
+    int mem_good = 0;
+    for (int r = 0; r < 3; r++) {
+        for (int i = 0; i < n; i++)
+            hx[i] = x[i] + (float)r;
+        CK(cudaMemcpyAsync(dx, hx.data(), n * sizeof(float), cudaMemcpyHostToDevice, s1));
+        CK(cudaGraphLaunch(x8, s1));
+        CK(cudaMemcpyAsync(hw.data(), dw, n * sizeof(float), cudaMemcpyDeviceToHost, s1));
+        CK(cudaStreamSynchronize(s1));
+        bool ok = true;
+        for (int i = 0; i < n; i++) {
+            float d = hw[i] - ((x[i] + (float)r) * 2.0f + 5.0f);
+            ok = ok && d < 1e-3f && d > -1e-3f;
+        }
+        mem_good += ok;
+    }
+    CK(cudaGraphExecDestroy(x8));
+    printf("graph_mem_nodes=%zu\nmem_alloc_nodes=%d\nmem_free_nodes=%d\ngraph_mem_launch_ok=%d\n", n8, allocs, frees,
+           mem_good);
+
+    // ---- 6. what involves this process's memory or code inside a graph (the test checks per backend)
     static int host_buf[ni];
     cudaGraphNode_t nh;
     cudaError_t e_hcopy = cudaGraphAddMemcpyNode1D(&nh, g4, nullptr, 0, dj, host_buf, sizeof host_buf,

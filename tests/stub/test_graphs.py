@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cudabuild import parse_kv
-from dp_helpers import run_via_stub
+from dp_helpers import run_via_stub, stub_dir
 from graphs_expect import LAUNCHES, N, check_graphs_remote
 
 
@@ -43,3 +43,12 @@ def test_capturing_a_copy_of_client_host_memory_is_refused_at_the_call(dataplane
     r = run_via_stub(cuda_program("graphs"), dataplane.unix, 64, 2, tmp_path / "in", tmp_path / "out")
     assert r.returncode == 1
     assert "error=cudaErrorStreamCaptureUnsupported at cudaMemcpyAsync(dx, hx" in r.stdout
+
+
+def test_bogus_graph_handles_and_ranges_are_refused_and_the_session_goes_on(dataplane, cuda_program):
+    """Graphs, nodes and executable graphs are handles the worker tracks: bogus or dead ones, nodes past
+    the end of an allocation and bogus kernels get an error code, never a crash of the GPU worker."""
+    prog = cuda_program("dp_graph_bogus", flags=("-L", str(stub_dir()), "-lcuda"))
+    r = run_via_stub(prog, dataplane.unix)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "dp_graph_bogus ok" in r.stdout

@@ -163,10 +163,11 @@ CUresult ex_tfStreamGetCaptureInfo(tfx *x, CUstream hStream, CUstreamCaptureStat
     }
     if (n && !d) return CUDA_ERROR_UNKNOWN;
     *numDeps = n;
-    for (size_t i = 0; i < n; i++) {
-        deps[i] = (unsigned long long)(uintptr_t)d[i];
-        if (e) edges[i] = e[i];
-        tf_reg_add(x, deps[i], TFK_GNODE, (uint64_t)(uintptr_t)*graph);
+    for (size_t i = 0; i < n; i++) {  /* reply outputs are packed back to back: no alignment */
+        unsigned long long v = (unsigned long long)(uintptr_t)d[i];
+        memcpy((char *)deps + i * sizeof v, &v, sizeof v);
+        if (e) memcpy((char *)edges + i * sizeof *e, &e[i], sizeof *e);
+        tf_reg_add(x, v, TFK_GNODE, (uint64_t)(uintptr_t)*graph);
     }
     return CUDA_SUCCESS;
 }

@@ -288,7 +288,10 @@ CUresult ex_tfFuncGetParamLayout(tfx *x, CUfunction f, unsigned int *count, unsi
     if (rc) return rc;
     *count = l->count;
     if (layout)
-        for (unsigned i = 0; i < l->count; i++) layout[i] = ((unsigned long long)l->off[i] << 32) | l->size[i];
+        for (unsigned i = 0; i < l->count; i++) {  /* reply outputs are packed: layout may be unaligned */
+            unsigned long long v = ((unsigned long long)l->off[i] << 32) | l->size[i];
+            memcpy((char *)layout + i * sizeof v, &v, sizeof v);
+        }
     return CUDA_SUCCESS;
 }
 
