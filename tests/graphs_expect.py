@@ -32,7 +32,8 @@ def check_graphs_remote(kv: dict, out_path, x: np.ndarray) -> None:
     assert kv["malloc_other_global"] == "cudaErrorStreamCaptureUnsupported"
     assert kv["global_end"] == "cudaErrorStreamCaptureInvalidated"
     assert kv["capture_to_graph"] == "ok" and kv["capture_to_graph_same"] == "1"
-    assert kv["capture_to_graph_nodes"] == "2"
+    assert kv["capture_to_graph_nodes"] == "2" and kv["capture_to_graph_edges"] == "1"  # memset -> kernel
+    assert kv["capture_to_graph_deps"] == "ok" and kv["update_capture_deps"] == "cudaSuccess"
     assert kv["explicit_graph"] == "ok"
     assert (kv["explicit_nodes"], kv["explicit_edges"], kv["explicit_roots"]) == ("4", "3", "1")
     assert (kv["root_type"], kv["kernel_type"], kv["copy_type"]) == ("2", "0", "1")  # memset, kernel, memcpy

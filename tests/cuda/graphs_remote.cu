@@ -193,6 +193,12 @@ int main(int argc, char **argv)
     cudaGraphNode_t nset3;
     CK(cudaGraphAddMemsetNode(&nset3, g3, nullptr, 0, &mp));
     CK(cudaStreamBeginCaptureToGraph(s1, g3, &nset3, nullptr, 1, cudaStreamCaptureModeGlobal));
+    const cudaGraphNode_t *deps3 = nullptr;
+    size_t ndeps3 = 0;
+    cudaGraph_t cap3 = nullptr;
+    CK(cudaStreamGetCaptureInfo(s1, &info_status, nullptr, &cap3, &deps3, nullptr, &ndeps3));
+    bool deps3_ok = cap3 == g3 && ndeps3 == 1 && deps3[0] == nset3;
+    cudaError_t e_update = cudaStreamUpdateCaptureDependencies(s1, &nset3, nullptr, 1, cudaStreamSetCaptureDependencies);
     add_k<<<(nq + 127) / 128, 128, 0, s1>>>(dq, nq, 1);
     cudaGraph_t g3out = nullptr;
     CK(cudaStreamEndCapture(s1, &g3out));
@@ -200,10 +206,12 @@ int main(int argc, char **argv)
     CK(cudaGraphInstantiate(&e3, g3, 0));
     CK(cudaGraphLaunch(e3, s1));
     CK(cudaStreamSynchronize(s1));
-    size_t n3 = 0;
+    size_t n3 = 0, e3n = 0;
     CK(cudaGraphGetNodes(g3, nullptr, &n3));
-    printf("capture_to_graph=%s\ncapture_to_graph_same=%d\ncapture_to_graph_nodes=%zu\n",
-           all_eq(dq, nq, 6) ? "ok" : "bad", g3out == g3, n3);
+    CK(cudaGraphGetEdges(g3, nullptr, nullptr, nullptr, &e3n));
+    printf("capture_to_graph=%s\ncapture_to_graph_same=%d\ncapture_to_graph_nodes=%zu\ncapture_to_graph_edges=%zu\n"
+           "capture_to_graph_deps=%s\nupdate_capture_deps=%s\n",
+           all_eq(dq, nq, 6) ? "ok" : "bad", g3out == g3, n3, e3n, deps3_ok ? "ok" : "bad", name(e_update));
     CK(cudaGraphExecDestroy(e3));
     CK(cudaGraphDestroy(g3));
 
