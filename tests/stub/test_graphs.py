@@ -13,13 +13,13 @@ from dp_helpers import run_via_stub, stub_dir
 from graphs_expect import LAUNCHES, N, check_graphs_remote
 
 
-@pytest.mark.parametrize("cudart", ["static", "shared"])
+@pytest.mark.parametrize("cudart,transport", [("static", "unix"), ("shared", "tcp")])
 def test_capture_instantiate_launch_and_explicit_graphs_through_the_stub(dataplane, cuda_program, tmp_path, cudart,
-                                                                       capfd):
+                                                                       transport, capfd):
     x = np.random.default_rng(11).standard_normal(N, dtype=np.float32)
     x.tofile(tmp_path / "in")
-    r = run_via_stub(cuda_program("graphs_remote", cudart=cudart), dataplane.unix, N, LAUNCHES, tmp_path / "in",
-                     tmp_path / "out", timeout=300)
+    r = run_via_stub(cuda_program("graphs_remote", cudart=cudart), getattr(dataplane, transport), N, LAUNCHES,
+                     tmp_path / "in", tmp_path / "out", timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     kv = parse_kv(r.stdout)
     check_graphs_remote(kv, tmp_path / "out", x)
