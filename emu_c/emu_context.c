@@ -439,7 +439,7 @@ EMU_API CUresult cuCtxSynchronize(void)
 {
     EMU_ENTER(c);
     (void)c;
-    return CUDA_SUCCESS;
+    return emu_capture_unsafe_call(); /* prohibited during a capture, per capture mode */
 }
 
 EMU_API CUresult cuCtxSynchronize_v2(CUcontext ctx)

@@ -5,22 +5,44 @@
  * topological order: cuGraphLaunch replays the nodes in that order, synchronously, each through the
  * ordinary driver entry point on the NULL stream (so replays get the same checks as direct calls).
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "emu_internal.h"
 
-enum { N_KERNEL = 1, N_COPY, N_COPY3D, N_MEMSET, N_HOST, N_EMPTY, N_EVENT_RECORD, N_EVENT_WAIT };
+enum { N_KERNEL = 1, N_COPY, N_COPY3D, N_MEMSET, N_HOST, N_EMPTY, N_EVENT_RECORD, N_EVENT_WAIT, N_CHILD, N_MEM_ALLOC,
+       N_MEM_FREE };
+
+/* Graph memory (cuMemAllocAsync / cuMemFreeAsync captured as alloc and free nodes): allocated when the
+ * alloc node is captured, at the address the capture returned, and kept while any graph or executable
+ * graph holding that alloc node lives; a free node, and cuMemFreeAsync of graph memory outside a
+ * capture, leave it for the next launch (a GPU maps the same address again at each launch). */
+typedef struct gmem {
+    uint64_t p;
+    int refs;
+    struct gmem *next;
+} gmem;
+static gmem *g_gmem; /* emu_lock */
 
 typedef struct gnode {
     int type;
     struct emu_graph *graph;
+    struct gnode **deps; /* edges: this node runs after each of these (nodes of the same graph) */
+    size_t ndeps, depcap;
+    const struct gnode *origin; /* the node this one is a copy of (clone, executable graph) */
+    size_t idx;                 /* scratch: position while ordering */
     union {
         struct {
             emu_func *f;
+            CUfunction func;    /* the handles the node was made with, given back as they came */
+            CUkernel kern;
+            CUcontext ctx;
             unsigned grid[3], block[3];
             size_t shmem, len;
             uint8_t *params;
+            void **kptrs;       /* kernelParams handed out by cuGraphKernelNodeGetParams (into params) */
             int cooperative;
         } k;
         struct {
@@ -36,6 +58,9 @@ typedef struct gnode {
         } m;
         CUDA_HOST_NODE_PARAMS h;
         CUevent ev;
+        struct emu_graph *child; /* owned copy of the child graph */
+        gmem *mem;               /* N_MEM_ALLOC: a reference to the allocation */
+        CUdeviceptr freed;       /* N_MEM_FREE */
     } u;
 } gnode;
 
@@ -43,34 +68,117 @@ typedef struct emu_graph {
     gnode **nodes;
     size_t n, cap;
     int capturing;
+    int invalidated;      /* an unsupported call was made during the capture: it ends in an error */
+    int user_graph;       /* captured into by cuStreamBeginCaptureToGraph: not freed by an invalidation */
     unsigned long long capture_id;
     CUstreamCaptureMode mode;
+    pthread_t owner;      /* thread that began the capture */
 } emu_graph;
 
 typedef struct gexec {
-    gnode *nodes; /* deep copies */
+    gnode *nodes; /* flattened (child graphs inlined), in an order that respects every edge */
     size_t n;
+    unsigned long long flags;
 } gexec;
 
-static void node_free_payload(gnode *nd)
+static void graph_free(emu_graph *g);
+static CUresult graph_clone(const emu_graph *src, emu_graph **out);
+
+static void gmem_ref(gmem *m, int delta)
 {
-    if (nd->type == N_KERNEL)
-        free(nd->u.k.params);
+    emu_lock();
+    m->refs += delta;
+    int dead = m->refs == 0;
+    if (dead)
+        for (gmem **pp = &g_gmem; *pp; pp = &(*pp)->next)
+            if (*pp == m) {
+                *pp = m->next;
+                break;
+            }
+    emu_unlock();
+    if (dead) {
+        emu_dev_free(m->p);
+        free(m);
+    }
 }
 
-static CUresult graph_add(emu_graph *g, gnode *tmpl, CUgraphNode *out)
+static void payload_free(gnode *nd)
 {
-    gnode *nd = malloc(sizeof(*nd));
+    if (nd->type == N_MEM_ALLOC)
+        gmem_ref(nd->u.mem, -1);
+    if (nd->type == N_KERNEL) {
+        free(nd->u.k.params);
+        free(nd->u.k.kptrs);
+    }
+    else if (nd->type == N_CHILD && nd->u.child)
+        graph_free(nd->u.child);
+}
+
+/* Deep copy of a node's parameters (kernel arguments, child graph). */
+static CUresult payload_copy(gnode *dst, const gnode *src)
+{
+    dst->type = src->type;
+    dst->u = src->u;
+    if (src->type == N_KERNEL) {
+        dst->u.k.kptrs = NULL;
+        dst->u.k.params = malloc(src->u.k.len ? src->u.k.len : 1);
+        if (!dst->u.k.params)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        memcpy(dst->u.k.params, src->u.k.params, src->u.k.len);
+    } else if (src->type == N_CHILD) {
+        dst->u.child = NULL;
+        return graph_clone(src->u.child, &dst->u.child);
+    } else if (src->type == N_MEM_ALLOC) {
+        gmem_ref(src->u.mem, 1);
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult dep_add(gnode *nd, gnode *dep)
+{
+    for (size_t i = 0; i < nd->ndeps; i++)
+        if (nd->deps[i] == dep)
+            return CUDA_ERROR_INVALID_VALUE; /* the edge exists already */
+    if (nd->ndeps == nd->depcap) {
+        size_t ncap = nd->depcap ? nd->depcap * 2 : 4;
+        gnode **d = realloc(nd->deps, ncap * sizeof(*d));
+        if (!d)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        nd->deps = d;
+        nd->depcap = ncap;
+    }
+    nd->deps[nd->ndeps++] = dep;
+    return CUDA_SUCCESS;
+}
+
+/* Adds a node made from tmpl (its payload now belongs to the graph) after the given dependencies. */
+static CUresult graph_add(emu_graph *g, gnode *tmpl, gnode *const *deps, size_t ndeps, CUgraphNode *out)
+{
+    gnode *nd = calloc(1, sizeof(*nd));
     if (!nd)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    *nd = *tmpl;
+    nd->type = tmpl->type;
+    nd->u = tmpl->u;
+    nd->origin = tmpl->origin;
     nd->graph = g;
+    CUresult rc = CUDA_SUCCESS;
+    for (size_t i = 0; i < ndeps && rc == CUDA_SUCCESS; i++)
+        rc = dep_add(nd, deps[i]);
+    if (rc == CUDA_SUCCESS && emu_handle_add(nd, EMU_K_GNODE))
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+    if (rc) {
+        free(nd->deps);
+        free(nd);
+        return rc;
+    }
     emu_lock();
     if (g->n == g->cap) {
         size_t ncap = g->cap ? g->cap * 2 : 16;
         gnode **nn = realloc(g->nodes, ncap * sizeof(*nn));
         if (!nn) {
             emu_unlock();
+            emu_handle_del(nd);
+            free(nd->deps);
             free(nd);
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
@@ -79,13 +187,6 @@ static CUresult graph_add(emu_graph *g, gnode *tmpl, CUgraphNode *out)
     }
     g->nodes[g->n++] = nd;
     emu_unlock();
-    if (emu_handle_add(nd, EMU_K_GNODE)) {
-        emu_lock();
-        g->n--;
-        emu_unlock();
-        free(nd);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
     if (out)
         *out = (CUgraphNode)nd;
     return CUDA_SUCCESS;
@@ -95,14 +196,66 @@ static void graph_free(emu_graph *g)
 {
     for (size_t i = 0; i < g->n; i++) {
         emu_handle_del(g->nodes[i]);
-        node_free_payload(g->nodes[i]);
+        payload_free(g->nodes[i]);
+        free(g->nodes[i]->deps);
         free(g->nodes[i]);
     }
     free(g->nodes);
     free(g);
 }
 
-/* Dependencies only need to be nodes of this graph: insertion order already respects them. */
+static emu_graph *graph_new(void)
+{
+    emu_graph *g = calloc(1, sizeof(*g));
+    if (g && emu_handle_add(g, EMU_K_GRAPH)) {
+        free(g);
+        g = NULL;
+    }
+    return g;
+}
+
+static void graph_destroy(emu_graph *g)
+{
+    emu_handle_del(g);
+    graph_free(g);
+}
+
+/* Copies every node (payloads deep-copied) and edge; each copy's origin is its source node. */
+static CUresult graph_clone(const emu_graph *src, emu_graph **out)
+{
+    emu_graph *g = graph_new();
+    if (!g)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = CUDA_SUCCESS;
+    for (size_t i = 0; i < src->n && rc == CUDA_SUCCESS; i++) {
+        gnode tmpl;
+        memset(&tmpl, 0, sizeof(tmpl));
+        rc = payload_copy(&tmpl, src->nodes[i]);
+        tmpl.origin = src->nodes[i];
+        if (rc == CUDA_SUCCESS) {
+            rc = graph_add(g, &tmpl, NULL, 0, NULL);
+            if (rc)
+                payload_free(&tmpl);
+        }
+        src->nodes[i]->idx = i;
+    }
+    for (size_t i = 0; i < src->n && rc == CUDA_SUCCESS; i++)
+        for (size_t d = 0; d < src->nodes[i]->ndeps && rc == CUDA_SUCCESS; d++)
+            rc = dep_add(g->nodes[i], g->nodes[src->nodes[i]->deps[d]->idx]);
+    if (rc) {
+        graph_destroy(g);
+        return rc;
+    }
+    *out = g;
+    return CUDA_SUCCESS;
+}
+
+static int node_of(const void *h, const emu_graph *g)
+{
+    return emu_handle_is(h, EMU_K_GNODE) && ((const gnode *)h)->graph == g;
+}
+
+/* Dependencies must be nodes of this graph. */
 static CUresult add_prologue(CUgraph hGraph, const CUgraphNode *deps, size_t ndeps, CUgraphNode *out)
 {
     CUresult rc = emu_check_init();
@@ -113,9 +266,14 @@ static CUresult add_prologue(CUgraph hGraph, const CUgraphNode *deps, size_t nde
     if (!emu_handle_is(hGraph, EMU_K_GRAPH))
         return CUDA_ERROR_INVALID_HANDLE;
     for (size_t i = 0; i < ndeps; i++)
-        if (!emu_handle_is(deps[i], EMU_K_GNODE) || ((gnode *)deps[i])->graph != (emu_graph *)hGraph)
+        if (!node_of(deps[i], (emu_graph *)hGraph))
             return CUDA_ERROR_INVALID_VALUE;
     return CUDA_SUCCESS;
+}
+
+static CUresult add_node(CUgraphNode *out, CUgraph hGraph, const CUgraphNode *deps, size_t ndeps, gnode *tmpl)
+{
+    return graph_add((emu_graph *)hGraph, tmpl, (gnode *const *)deps, ndeps, out);
 }
 
 EMU_API CUresult cuGraphCreate(CUgraph *phGraph, unsigned int flags)
@@ -125,11 +283,9 @@ EMU_API CUresult cuGraphCreate(CUgraph *phGraph, unsigned int flags)
         return rc;
     if (!phGraph || flags)
         return CUDA_ERROR_INVALID_VALUE;
-    emu_graph *g = calloc(1, sizeof(*g));
-    if (!g || emu_handle_add(g, EMU_K_GRAPH)) {
-        free(g);
+    emu_graph *g = graph_new();
+    if (!g)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    }
     *phGraph = (CUgraph)g;
     return CUDA_SUCCESS;
 }
@@ -141,8 +297,69 @@ EMU_API CUresult cuGraphDestroy(CUgraph hGraph)
     emu_graph *g = (emu_graph *)hGraph;
     if (g->capturing)
         return CUDA_ERROR_ILLEGAL_STATE;
-    emu_handle_del(g);
-    graph_free(g);
+    graph_destroy(g);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphClone(CUgraph *phGraphClone, CUgraph originalGraph)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!phGraphClone)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(originalGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_graph *g;
+    rc = graph_clone((const emu_graph *)originalGraph, &g);
+    if (rc == CUDA_SUCCESS)
+        *phGraphClone = (CUgraph)g;
+    return rc;
+}
+
+EMU_API CUresult cuGraphNodeFindInClone(CUgraphNode *phNode, CUgraphNode hOriginalNode, CUgraph hClonedGraph)
+{
+    if (!phNode || !emu_handle_is(hOriginalNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(hClonedGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_HANDLE;
+    const emu_graph *g = (const emu_graph *)hClonedGraph;
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->nodes[i]->origin == (const gnode *)hOriginalNode) {
+            *phNode = (CUgraphNode)g->nodes[i];
+            return CUDA_SUCCESS;
+        }
+    }
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuGraphDestroyNode(CUgraphNode hNode)
+{
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode *nd = (gnode *)hNode;
+    emu_graph *g = nd->graph;
+    if (g->capturing)
+        return CUDA_ERROR_ILLEGAL_STATE;
+    emu_lock();
+    size_t j = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        gnode *o = g->nodes[i];
+        if (o == nd)
+            continue;
+        size_t e = 0;
+        for (size_t d = 0; d < o->ndeps; d++)
+            if (o->deps[d] != nd)
+                o->deps[e++] = o->deps[d];
+        o->ndeps = e;
+        g->nodes[j++] = o;
+    }
+    g->n--;
+    emu_unlock();
+    emu_handle_del(nd);
+    payload_free(nd);
+    free(nd->deps);
+    free(nd);
     return CUDA_SUCCESS;
 }
 
@@ -156,6 +373,7 @@ static CUresult kernel_node(gnode *nd, const CUDA_KERNEL_NODE_PARAMS *p)
     memset(nd, 0, sizeof(*nd));
     nd->type = N_KERNEL;
     nd->u.k.f = f;
+    nd->u.k.func = p->func, nd->u.k.kern = p->kern, nd->u.k.ctx = p->ctx;
     nd->u.k.grid[0] = p->gridDimX, nd->u.k.grid[1] = p->gridDimY, nd->u.k.grid[2] = p->gridDimZ;
     nd->u.k.block[0] = p->blockDimX, nd->u.k.block[1] = p->blockDimY, nd->u.k.block[2] = p->blockDimZ;
     nd->u.k.shmem = p->sharedMemBytes;
@@ -172,12 +390,13 @@ EMU_API CUresult cuGraphAddKernelNode_v2(CUgraphNode *phGraphNode, CUgraph hGrap
     rc = kernel_node(&nd, nodeParams);
     if (rc)
         return rc;
-    rc = graph_add((emu_graph *)hGraph, &nd, phGraphNode);
+    rc = add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
     if (rc)
         free(nd.u.k.params);
     return rc;
 }
 
+/* kernelParams point into the node's own argument block: valid until the node's parameters change. */
 EMU_API CUresult cuGraphKernelNodeGetParams_v2(CUgraphNode hNode, CUDA_KERNEL_NODE_PARAMS *nodeParams)
 {
     if (!nodeParams)
@@ -186,13 +405,53 @@ EMU_API CUresult cuGraphKernelNodeGetParams_v2(CUgraphNode hNode, CUDA_KERNEL_NO
         return CUDA_ERROR_INVALID_VALUE;
     const gnode *nd = (const gnode *)hNode;
     memset(nodeParams, 0, sizeof(*nodeParams));
-    nodeParams->func = (CUfunction)nd->u.k.f;
+    nodeParams->func = nd->u.k.func || nd->u.k.kern ? nd->u.k.func : (CUfunction)nd->u.k.f;
+    nodeParams->kern = nd->u.k.kern;
+    nodeParams->ctx = nd->u.k.ctx;
     nodeParams->gridDimX = nd->u.k.grid[0], nodeParams->gridDimY = nd->u.k.grid[1];
     nodeParams->gridDimZ = nd->u.k.grid[2];
     nodeParams->blockDimX = nd->u.k.block[0], nodeParams->blockDimY = nd->u.k.block[1];
     nodeParams->blockDimZ = nd->u.k.block[2];
     nodeParams->sharedMemBytes = (unsigned)nd->u.k.shmem;
+    gnode *w = (gnode *)hNode;
+    if (!w->u.k.kptrs) {
+        size_t off, size, cnt = 0;
+        while (cuFuncGetParamInfo((CUfunction)w->u.k.f, cnt, &off, &size) == CUDA_SUCCESS)
+            cnt++;
+        w->u.k.kptrs = calloc(cnt ? cnt : 1, sizeof(void *));
+        if (!w->u.k.kptrs)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        for (size_t i = 0; i < cnt; i++) {
+            if (cuFuncGetParamInfo((CUfunction)w->u.k.f, i, &off, &size) != CUDA_SUCCESS || off + size > w->u.k.len)
+                return CUDA_ERROR_UNKNOWN;
+            w->u.k.kptrs[i] = w->u.k.params + off;
+        }
+    }
+    nodeParams->kernelParams = w->u.k.kptrs;
     return CUDA_SUCCESS;
+}
+
+/* New parameters for a kernel node (of a graph, or of an executable graph: exec_node). */
+static CUresult kernel_set(gnode *nd, const CUDA_KERNEL_NODE_PARAMS *p)
+{
+    if (nd->type != N_KERNEL)
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode fresh;
+    CUresult rc = kernel_node(&fresh, p);
+    if (rc)
+        return rc;
+    free(nd->u.k.params);
+    free(nd->u.k.kptrs);
+    fresh.u.k.cooperative = nd->u.k.cooperative;
+    nd->u.k = fresh.u.k;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphKernelNodeSetParams_v2(CUgraphNode hNode, const CUDA_KERNEL_NODE_PARAMS *nodeParams)
+{
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    return kernel_set((gnode *)hNode, nodeParams);
 }
 
 EMU_API CUresult cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -206,7 +465,7 @@ EMU_API CUresult cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, 
         return CUDA_ERROR_INVALID_VALUE;
     gnode nd = {.type = N_COPY3D};
     nd.u.c3 = *copyParams;
-    return graph_add((emu_graph *)hGraph, &nd, phGraphNode);
+    return add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
 }
 
 EMU_API CUresult cuGraphAddMemsetNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -221,7 +480,7 @@ EMU_API CUresult cuGraphAddMemsetNode(CUgraphNode *phGraphNode, CUgraph hGraph, 
     gnode nd = {.type = N_MEMSET};
     nd.u.m.dst = p->dst, nd.u.m.pitch = p->pitch ? p->pitch : p->width * p->elementSize;
     nd.u.m.value = p->value, nd.u.m.elem = p->elementSize, nd.u.m.width = p->width, nd.u.m.height = p->height;
-    return graph_add((emu_graph *)hGraph, &nd, phGraphNode);
+    return add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
 }
 
 EMU_API CUresult cuGraphAddHostNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -234,7 +493,7 @@ EMU_API CUresult cuGraphAddHostNode(CUgraphNode *phGraphNode, CUgraph hGraph, co
         return CUDA_ERROR_INVALID_VALUE;
     gnode nd = {.type = N_HOST};
     nd.u.h = *nodeParams;
-    return graph_add((emu_graph *)hGraph, &nd, phGraphNode);
+    return add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
 }
 
 EMU_API CUresult cuGraphAddEmptyNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -244,7 +503,26 @@ EMU_API CUresult cuGraphAddEmptyNode(CUgraphNode *phGraphNode, CUgraph hGraph, c
     if (rc)
         return rc;
     gnode nd = {.type = N_EMPTY};
-    return graph_add((emu_graph *)hGraph, &nd, phGraphNode);
+    return add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
+}
+
+/* The child graph is copied into the node (later changes to it do not reach the parent). */
+EMU_API CUresult cuGraphAddChildGraphNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                          size_t numDependencies, CUgraph childGraph)
+{
+    CUresult rc = add_prologue(hGraph, dependencies, numDependencies, phGraphNode);
+    if (rc)
+        return rc;
+    if (!emu_handle_is(childGraph, EMU_K_GRAPH) || childGraph == hGraph)
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode nd = {.type = N_CHILD};
+    rc = graph_clone((const emu_graph *)childGraph, &nd.u.child);
+    if (rc)
+        return rc;
+    rc = add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
+    if (rc)
+        graph_destroy(nd.u.child);
+    return rc;
 }
 
 static CUresult event_node(CUgraphNode *out, CUgraph g, const CUgraphNode *deps, size_t n, CUevent e, int type)
@@ -256,7 +534,7 @@ static CUresult event_node(CUgraphNode *out, CUgraph g, const CUgraphNode *deps,
         return CUDA_ERROR_INVALID_HANDLE;
     gnode nd = {.type = type};
     nd.u.ev = e;
-    return graph_add((emu_graph *)g, &nd, out);
+    return add_node(out, g, deps, n, &nd);
 }
 
 EMU_API CUresult cuGraphAddEventRecordNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -271,6 +549,14 @@ EMU_API CUresult cuGraphAddEventWaitNode(CUgraphNode *phGraphNode, CUgraph hGrap
     return event_node(phGraphNode, hGraph, dependencies, numDependencies, event, N_EVENT_WAIT);
 }
 
+/* The driver's array protocol: with an array, fill up to *count entries and say how many there are only
+ * when fewer were asked for (or none); without one, say how many. */
+static void fill_count(size_t have, size_t *count, int with_array)
+{
+    if (!with_array || *count > have)
+        *count = have;
+}
+
 EMU_API CUresult cuGraphGetNodes(CUgraph hGraph, CUgraphNode *nodes, size_t *numNodes)
 {
     if (!numNodes)
@@ -281,9 +567,121 @@ EMU_API CUresult cuGraphGetNodes(CUgraph hGraph, CUgraphNode *nodes, size_t *num
     if (nodes)
         for (size_t i = 0; i < *numNodes && i < g->n; i++)
             nodes[i] = (CUgraphNode)g->nodes[i];
-    if (!nodes || *numNodes > g->n)
-        *numNodes = g->n;
+    fill_count(g->n, numNodes, nodes != NULL);
     return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphGetRootNodes(CUgraph hGraph, CUgraphNode *rootNodes, size_t *numRootNodes)
+{
+    if (!numRootNodes)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(hGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_graph *g = (emu_graph *)hGraph;
+    size_t k = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->nodes[i]->ndeps)
+            continue;
+        if (rootNodes && k < *numRootNodes)
+            rootNodes[k] = (CUgraphNode)g->nodes[i];
+        k++;
+    }
+    fill_count(k, numRootNodes, rootNodes != NULL);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphGetEdges_v2(CUgraph hGraph, CUgraphNode *from, CUgraphNode *to, CUgraphEdgeData *edgeData,
+                                    size_t *numEdges)
+{
+    if (!numEdges || (!from) != (!to) || (edgeData && !from))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(hGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_graph *g = (emu_graph *)hGraph;
+    size_t k = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        for (size_t d = 0; d < g->nodes[i]->ndeps; d++) {
+            if (from && k < *numEdges) {
+                from[k] = (CUgraphNode)g->nodes[i]->deps[d];
+                to[k] = (CUgraphNode)g->nodes[i];
+                if (edgeData)
+                    memset(&edgeData[k], 0, sizeof(edgeData[k]));
+            }
+            k++;
+        }
+    }
+    fill_count(k, numEdges, from != NULL);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphGetEdges(CUgraph hGraph, CUgraphNode *from, CUgraphNode *to, size_t *numEdges)
+{
+    return cuGraphGetEdges_v2(hGraph, from, to, NULL, numEdges);
+}
+
+/* Only default edges exist here: edge data must be absent or all zero. */
+static int plain_edges(const CUgraphEdgeData *e, size_t n)
+{
+    for (size_t i = 0; e && i < n; i++)
+        if (e[i].from_port || e[i].to_port || e[i].type)
+            return 0;
+    return 1;
+}
+
+static CUresult deps_change(CUgraph hGraph, const CUgraphNode *from, const CUgraphNode *to,
+                            const CUgraphEdgeData *edgeData, size_t n, int add)
+{
+    if (!emu_handle_is(hGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_graph *g = (emu_graph *)hGraph;
+    if (n && (!from || !to))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!plain_edges(edgeData, n))
+        return CUDA_ERROR_NOT_SUPPORTED;
+    for (size_t i = 0; i < n; i++)
+        if (!node_of(from[i], g) || !node_of(to[i], g) || from[i] == to[i])
+            return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < n; i++) {
+        gnode *t = (gnode *)to[i];
+        if (add) {
+            CUresult rc = dep_add(t, (gnode *)from[i]);
+            if (rc)
+                return rc;
+            continue;
+        }
+        size_t d = 0;
+        while (d < t->ndeps && t->deps[d] != (gnode *)from[i])
+            d++;
+        if (d == t->ndeps)
+            return CUDA_ERROR_INVALID_VALUE; /* no such edge */
+        memmove(&t->deps[d], &t->deps[d + 1], (t->ndeps - d - 1) * sizeof(t->deps[0]));
+        t->ndeps--;
+    }
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphAddDependencies_v2(CUgraph hGraph, const CUgraphNode *from, const CUgraphNode *to,
+                                           const CUgraphEdgeData *edgeData, size_t numDependencies)
+{
+    return deps_change(hGraph, from, to, edgeData, numDependencies, 1);
+}
+
+EMU_API CUresult cuGraphAddDependencies(CUgraph hGraph, const CUgraphNode *from, const CUgraphNode *to,
+                                        size_t numDependencies)
+{
+    return deps_change(hGraph, from, to, NULL, numDependencies, 1);
+}
+
+EMU_API CUresult cuGraphRemoveDependencies_v2(CUgraph hGraph, const CUgraphNode *from, const CUgraphNode *to,
+                                              const CUgraphEdgeData *edgeData, size_t numDependencies)
+{
+    return deps_change(hGraph, from, to, edgeData, numDependencies, 0);
+}
+
+EMU_API CUresult cuGraphRemoveDependencies(CUgraph hGraph, const CUgraphNode *from, const CUgraphNode *to,
+                                           size_t numDependencies)
+{
+    return deps_change(hGraph, from, to, NULL, numDependencies, 0);
 }
 
 EMU_API CUresult cuGraphNodeGetType(CUgraphNode hNode, CUgraphNodeType *type)
@@ -300,13 +698,126 @@ EMU_API CUresult cuGraphNodeGetType(CUgraphNode hNode, CUgraphNodeType *type)
     case N_HOST: *type = CU_GRAPH_NODE_TYPE_HOST; break;
     case N_EVENT_RECORD: *type = CU_GRAPH_NODE_TYPE_EVENT_RECORD; break;
     case N_EVENT_WAIT: *type = CU_GRAPH_NODE_TYPE_WAIT_EVENT; break;
+    case N_CHILD: *type = CU_GRAPH_NODE_TYPE_GRAPH; break;
+    case N_MEM_ALLOC: *type = CU_GRAPH_NODE_TYPE_MEM_ALLOC; break;
+    case N_MEM_FREE: *type = CU_GRAPH_NODE_TYPE_MEM_FREE; break;
     default: *type = CU_GRAPH_NODE_TYPE_EMPTY; break;
     }
     return CUDA_SUCCESS;
 }
 
+EMU_API CUresult cuGraphChildGraphNodeGetGraph(CUgraphNode hNode, CUgraph *phGraph)
+{
+    if (!phGraph || !emu_handle_is(hNode, EMU_K_GNODE) || ((gnode *)hNode)->type != N_CHILD)
+        return CUDA_ERROR_INVALID_VALUE;
+    *phGraph = (CUgraph)((gnode *)hNode)->u.child;
+    return CUDA_SUCCESS;
+}
+
+static const char *type_name(int t)
+{
+    static const char *const names[] = {"?", "KERNEL", "MEMCPY", "MEMCPY", "MEMSET", "HOST", "EMPTY",
+                                        "EVENT_RECORD", "WAIT_EVENT", "GRAPH", "MEM_ALLOC", "MEM_FREE"};
+    return t > 0 && t <= N_MEM_FREE ? names[t] : "?";
+}
+
+static void dot_nodes(FILE *f, const emu_graph *g, const char *prefix)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        const gnode *nd = g->nodes[i];
+        if (nd->type == N_KERNEL)
+            fprintf(f, "  \"%s%zu\" [label=\"%zu KERNEL %s <<<(%u,%u,%u),(%u,%u,%u)>>>\"];\n", prefix, i, i,
+                    nd->u.k.f->name, nd->u.k.grid[0], nd->u.k.grid[1], nd->u.k.grid[2], nd->u.k.block[0],
+                    nd->u.k.block[1], nd->u.k.block[2]);
+        else
+            fprintf(f, "  \"%s%zu\" [label=\"%zu %s\"];\n", prefix, i, i, type_name(nd->type));
+        g->nodes[i]->idx = i;
+    }
+    for (size_t i = 0; i < g->n; i++)
+        for (size_t d = 0; d < g->nodes[i]->ndeps; d++)
+            fprintf(f, "  \"%s%zu\" -> \"%s%zu\";\n", prefix, g->nodes[i]->deps[d]->idx, prefix, i);
+}
+
+EMU_API CUresult cuGraphDebugDotPrint(CUgraph hGraph, const char *path, unsigned int flags)
+{
+    (void)flags;
+    if (!path)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(hGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_HANDLE;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return CUDA_ERROR_OPERATING_SYSTEM;
+    fprintf(f, "digraph emu_graph {\n");
+    dot_nodes(f, (const emu_graph *)hGraph, "n");
+    fprintf(f, "}\n");
+    return fclose(f) ? CUDA_ERROR_OPERATING_SYSTEM : CUDA_SUCCESS;
+}
+
 /* ---- instantiate / launch ---- */
-static CUresult instantiate(CUgraphExec *out, CUgraph hGraph)
+/* Kahn's order over the edges, ties in insertion order; child graphs are inlined. Each copy's origin is
+ * the node it was made from (how an executable graph's node is found from a graph node). */
+static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
+{
+    if (depth > 16)
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t n = g->n, placed = 0;
+    size_t *indeg = calloc(n ? n : 1, sizeof(*indeg));
+    size_t *queue = calloc(n ? n : 1, sizeof(*queue));
+    CUresult rc = indeg && queue ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < n; i++)
+        g->nodes[i]->idx = i;
+    for (size_t i = 0; rc == CUDA_SUCCESS && i < n; i++)
+        indeg[i] = g->nodes[i]->ndeps;
+    size_t head = 0, tail = 0;
+    for (size_t i = 0; rc == CUDA_SUCCESS && i < n; i++)
+        if (indeg[i] == 0)
+            queue[tail++] = i;
+    while (rc == CUDA_SUCCESS && head < tail) {
+        const gnode *nd = g->nodes[queue[head++]];
+        placed++;
+        if (nd->type == N_CHILD) {
+            rc = flatten(nd->u.child, x, cap, depth + 1);
+        } else {
+            if (x->n == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 16;
+                gnode *nn = realloc(x->nodes, ncap * sizeof(*nn));
+                if (!nn) {
+                    rc = CUDA_ERROR_OUT_OF_MEMORY;
+                    break;
+                }
+                x->nodes = nn;
+                *cap = ncap;
+            }
+            gnode *c = &x->nodes[x->n];
+            memset(c, 0, sizeof(*c));
+            rc = payload_copy(c, nd);
+            if (rc)
+                break;
+            c->origin = nd;
+            x->n++;
+        }
+        /* release the nodes that wait on this one (n^2 only in the number of edges scanned) */
+        for (size_t i = 0; i < n; i++)
+            for (size_t d = 0; d < g->nodes[i]->ndeps; d++)
+                if (g->nodes[i]->deps[d] == nd && --indeg[i] == 0)
+                    queue[tail++] = i;
+    }
+    if (rc == CUDA_SUCCESS && placed != n)
+        rc = CUDA_ERROR_INVALID_VALUE; /* a cycle */
+    free(indeg);
+    free(queue);
+    return rc;
+}
+
+static void exec_free_nodes(gnode *nodes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        payload_free(&nodes[i]);
+    free(nodes);
+}
+
+static CUresult instantiate(CUgraphExec *out, CUgraph hGraph, unsigned long long flags)
 {
     CUresult rc = emu_check_init();
     if (rc)
@@ -315,36 +826,18 @@ static CUresult instantiate(CUgraphExec *out, CUgraph hGraph)
         return CUDA_ERROR_INVALID_VALUE;
     if (!emu_handle_is(hGraph, EMU_K_GRAPH))
         return CUDA_ERROR_INVALID_HANDLE;
-    emu_graph *g = (emu_graph *)hGraph;
     gexec *x = calloc(1, sizeof(*x));
     if (!x)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    x->nodes = calloc(g->n ? g->n : 1, sizeof(gnode));
-    if (!x->nodes) {
-        free(x);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    for (size_t i = 0; i < g->n; i++) {
-        x->nodes[i] = *g->nodes[i];
-        x->n = i + 1;
-        if (x->nodes[i].type == N_KERNEL) {
-            size_t len = x->nodes[i].u.k.len;
-            uint8_t *copy = malloc(len ? len : 1);
-            if (!copy) {
-                x->nodes[i].u.k.params = NULL;
-                rc = CUDA_ERROR_OUT_OF_MEMORY;
-                break;
-            }
-            memcpy(copy, g->nodes[i]->u.k.params, len);
-            x->nodes[i].u.k.params = copy;
-        }
-    }
+    size_t cap = 0;
+    emu_lock();
+    rc = flatten((const emu_graph *)hGraph, x, &cap, 0);
+    emu_unlock();
+    x->flags = flags;
     if (rc == CUDA_SUCCESS && emu_handle_add(x, EMU_K_GEXEC))
         rc = CUDA_ERROR_OUT_OF_MEMORY;
     if (rc) {
-        for (size_t i = 0; i < x->n; i++)
-            node_free_payload(&x->nodes[i]);
-        free(x->nodes);
+        exec_free_nodes(x->nodes, x->n);
         free(x);
         return rc;
     }
@@ -354,8 +847,8 @@ static CUresult instantiate(CUgraphExec *out, CUgraph hGraph)
 
 EMU_API CUresult cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph, unsigned long long flags)
 {
-    (void)flags; /* auto-free-on-launch, upload, device launch, priority: nothing to do here */
-    return instantiate(phGraphExec, hGraph);
+    /* auto-free-on-launch, upload, device launch, priority: nothing to do here */
+    return instantiate(phGraphExec, hGraph, flags);
 }
 
 EMU_API CUresult cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
@@ -365,7 +858,7 @@ EMU_API CUresult cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGraph, CU
         *phErrorNode = NULL;
     if (logBuffer && bufferSize)
         logBuffer[0] = 0;
-    return instantiate(phGraphExec, hGraph);
+    return instantiate(phGraphExec, hGraph, 0);
 }
 
 EMU_API CUresult cuGraphInstantiate_v2(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
@@ -377,12 +870,22 @@ EMU_API CUresult cuGraphInstantiate_v2(CUgraphExec *phGraphExec, CUgraph hGraph,
 EMU_API CUresult cuGraphInstantiateWithParams(CUgraphExec *phGraphExec, CUgraph hGraph,
                                               CUDA_GRAPH_INSTANTIATE_PARAMS *instantiateParams)
 {
-    CUresult rc = instantiate(phGraphExec, hGraph);
+    CUresult rc = instantiate(phGraphExec, hGraph, instantiateParams ? instantiateParams->flags : 0);
     if (instantiateParams) {
         instantiateParams->result_out = rc == CUDA_SUCCESS ? CUDA_GRAPH_INSTANTIATE_SUCCESS : CUDA_GRAPH_INSTANTIATE_ERROR;
         instantiateParams->hErrNode_out = NULL;
     }
     return rc;
+}
+
+EMU_API CUresult cuGraphExecGetFlags(CUgraphExec hGraphExec, cuuint64_t *flags)
+{
+    if (!flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    *flags = ((gexec *)hGraphExec)->flags;
+    return CUDA_SUCCESS;
 }
 
 EMU_API CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
@@ -391,10 +894,72 @@ EMU_API CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
         return CUDA_ERROR_INVALID_HANDLE;
     gexec *x = (gexec *)hGraphExec;
     emu_handle_del(x);
-    for (size_t i = 0; i < x->n; i++)
-        node_free_payload(&x->nodes[i]);
-    free(x->nodes);
+    exec_free_nodes(x->nodes, x->n);
     free(x);
+    return CUDA_SUCCESS;
+}
+
+/* The executable graph's copy of graph node hNode (NULL if it has none). */
+static gnode *exec_node(gexec *x, CUgraphNode hNode)
+{
+    for (size_t i = 0; i < x->n; i++)
+        if (x->nodes[i].origin == (const gnode *)hNode)
+            return &x->nodes[i];
+    return NULL;
+}
+
+EMU_API CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec hGraphExec, CUgraphNode hNode,
+                                                   const CUDA_KERNEL_NODE_PARAMS *nodeParams)
+{
+    if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode *nd = exec_node((gexec *)hGraphExec, hNode);
+    if (!nd)
+        return CUDA_ERROR_INVALID_VALUE;
+    return kernel_set(nd, nodeParams);
+}
+
+/* Same topology (the same node kinds in the same order once flattened, the same kernels' functions):
+ * the new parameters replace the old ones in place; else nothing changes. */
+EMU_API CUresult cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph, CUgraphExecUpdateResultInfo *resultInfo)
+{
+    if (!resultInfo)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(resultInfo, 0, sizeof(*resultInfo));
+    if (!emu_handle_is(hGraphExec, EMU_K_GEXEC) || !emu_handle_is(hGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_HANDLE;
+    gexec *x = (gexec *)hGraphExec;
+    gexec fresh = {0};
+    size_t cap = 0;
+    emu_lock();
+    CUresult rc = flatten((const emu_graph *)hGraph, &fresh, &cap, 0);
+    emu_unlock();
+    if (rc) {
+        exec_free_nodes(fresh.nodes, fresh.n);
+        resultInfo->result = CU_GRAPH_EXEC_UPDATE_ERROR;
+        return rc;
+    }
+    CUgraphExecUpdateResult why = CU_GRAPH_EXEC_UPDATE_SUCCESS;
+    if (fresh.n != x->n)
+        why = CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;
+    for (size_t i = 0; why == CU_GRAPH_EXEC_UPDATE_SUCCESS && i < x->n; i++) {
+        if (fresh.nodes[i].type != x->nodes[i].type) {
+            why = CU_GRAPH_EXEC_UPDATE_ERROR_NODE_TYPE_CHANGED;
+            resultInfo->errorNode = (CUgraphNode)fresh.nodes[i].origin;
+        } else if (x->nodes[i].type == N_KERNEL && fresh.nodes[i].u.k.f != x->nodes[i].u.k.f) {
+            why = CU_GRAPH_EXEC_UPDATE_ERROR_FUNCTION_CHANGED;
+            resultInfo->errorNode = (CUgraphNode)fresh.nodes[i].origin;
+        }
+    }
+    resultInfo->result = why;
+    if (why != CU_GRAPH_EXEC_UPDATE_SUCCESS) {
+        exec_free_nodes(fresh.nodes, fresh.n);
+        return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+    }
+    exec_free_nodes(x->nodes, x->n);
+    x->nodes = fresh.nodes;
     return CUDA_SUCCESS;
 }
 
@@ -467,7 +1032,46 @@ EMU_API CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
     return CUDA_SUCCESS;
 }
 
-/* ---- stream capture ---- */
+/* ---- stream capture ----
+ * Each capturing stream (and each event recorded in a capture) carries the capture's current
+ * dependency set: the nodes the next captured work runs after. New work depends on the set and
+ * becomes it; a stream that waits on such an event joins the capture and takes the event's set. */
+static __thread CUstreamCaptureMode t_capture_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+static emu_graph *g_live[256]; /* captures under way (emu_lock) */
+static size_t g_nlive;
+
+static void live_add(emu_graph *g)
+{
+    emu_lock();
+    if (g_nlive < sizeof(g_live) / sizeof(g_live[0]))
+        g_live[g_nlive++] = g;
+    emu_unlock();
+}
+
+static void live_del(emu_graph *g)
+{
+    emu_lock();
+    for (size_t i = 0; i < g_nlive; i++)
+        if (g_live[i] == g)
+            g_live[i--] = g_live[--g_nlive];
+    emu_unlock();
+}
+
+static CUresult set_deps(gnode ***deps, size_t *n, gnode *const *from, size_t k)
+{
+    gnode **d = NULL;
+    if (k) {
+        d = malloc(k * sizeof(*d));
+        if (!d)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        memcpy(d, from, k * sizeof(*d));
+    }
+    free(*deps);
+    *deps = d;
+    *n = k;
+    return CUDA_SUCCESS;
+}
+
 emu_graph *emu_capture_of(CUstream s)
 {
     if (!s || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD || !emu_handle_is(s, EMU_K_STREAM))
@@ -477,15 +1081,68 @@ emu_graph *emu_capture_of(CUstream s)
     if (g && (!emu_handle_is(g, EMU_K_GRAPH) || !g->capturing || g->capture_id != st->capture_id)) {
         st->capture = NULL; /* the capture it joined has ended */
         st->capture_origin = 0;
+        set_deps((gnode ***)&st->cap_deps, &st->cap_ndeps, NULL, 0);
         g = NULL;
     }
     return g;
 }
 
+/* An unsupported call during a capture invalidates it: later captured work fails, the capture ends in
+ * CUDA_ERROR_STREAM_CAPTURE_INVALIDATED. */
+void emu_capture_invalidate(CUstream s)
+{
+    emu_graph *g = emu_capture_of(s);
+    if (g)
+        g->invalidated = 1;
+}
+
+/* The capture-mode rules for a potentially unsafe call (cuMemAlloc, cuCtxSynchronize, ...) made by this
+ * thread: prohibited if it began a non-relaxed capture, or, in GLOBAL mode, if another thread began a
+ * GLOBAL one; the captures that prohibit it are invalidated. */
+CUresult emu_capture_unsafe_call(void)
+{
+    if (t_capture_mode == CU_STREAM_CAPTURE_MODE_RELAXED || g_nlive == 0)
+        return CUDA_SUCCESS;
+    int prohibited = 0;
+    pthread_t self = pthread_self();
+    emu_lock();
+    for (size_t i = 0; i < g_nlive; i++) {
+        emu_graph *g = g_live[i];
+        int mine = pthread_equal(g->owner, self);
+        if ((mine && g->mode != CU_STREAM_CAPTURE_MODE_RELAXED) ||
+            (!mine && t_capture_mode == CU_STREAM_CAPTURE_MODE_GLOBAL && g->mode == CU_STREAM_CAPTURE_MODE_GLOBAL)) {
+            g->invalidated = 1;
+            prohibited = 1;
+        }
+    }
+    emu_unlock();
+    return prohibited ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
+{
+    if (!mode || (*mode != CU_STREAM_CAPTURE_MODE_GLOBAL && *mode != CU_STREAM_CAPTURE_MODE_THREAD_LOCAL &&
+                  *mode != CU_STREAM_CAPTURE_MODE_RELAXED))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUstreamCaptureMode old = t_capture_mode;
+    t_capture_mode = *mode;
+    *mode = old;
+    return CUDA_SUCCESS;
+}
+
 static CUresult capture_add(CUstream s, gnode *nd)
 {
     emu_graph *g = emu_capture_of(s);
-    return g ? graph_add(g, nd, NULL) : CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    if (!g || g->invalidated)
+        return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    emu_stream *st = (emu_stream *)s;
+    CUgraphNode node;
+    CUresult rc = graph_add(g, nd, (gnode *const *)st->cap_deps, st->cap_ndeps, &node);
+    if (rc == CUDA_SUCCESS) {
+        gnode *one = (gnode *)node;
+        rc = set_deps((gnode ***)&st->cap_deps, &st->cap_ndeps, &one, 1);
+    }
+    return rc;
 }
 
 CUresult emu_capture_kernel(CUstream s, emu_func *f, const unsigned grid[3], const unsigned block[3], size_t shmem,
@@ -493,6 +1150,7 @@ CUresult emu_capture_kernel(CUstream s, emu_func *f, const unsigned grid[3], con
 {
     gnode nd = {.type = N_KERNEL};
     nd.u.k.f = f;
+    nd.u.k.func = (CUfunction)f;
     memcpy(nd.u.k.grid, grid, sizeof(nd.u.k.grid));
     memcpy(nd.u.k.block, block, sizeof(nd.u.k.block));
     nd.u.k.shmem = shmem;
@@ -531,6 +1189,54 @@ CUresult emu_capture_memset(CUstream s, CUdeviceptr dst, size_t pitch, unsigned 
     return capture_add(s, &nd);
 }
 
+CUresult emu_capture_alloc(CUstream s, CUdeviceptr *dptr, size_t bytes)
+{
+    emu_graph *g = emu_capture_of(s);
+    if (!g || g->invalidated)
+        return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    gmem *m = calloc(1, sizeof(*m));
+    if (!m)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = emu_dev_alloc(&m->p, bytes, EMU_MEM_DEVICE, 0);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    m->refs = 1; /* the alloc node's */
+    emu_lock();
+    m->next = g_gmem;
+    g_gmem = m;
+    emu_unlock();
+    gnode nd = {.type = N_MEM_ALLOC};
+    nd.u.mem = m;
+    rc = capture_add(s, &nd);
+    if (rc) {
+        gmem_ref(m, -1);
+        return rc;
+    }
+    *dptr = (CUdeviceptr)m->p;
+    return CUDA_SUCCESS;
+}
+
+int emu_graph_mem_is(CUdeviceptr p)
+{
+    int found = 0;
+    emu_lock();
+    for (gmem *m = g_gmem; m && !found; m = m->next)
+        found = m->p == p;
+    emu_unlock();
+    return found;
+}
+
+CUresult emu_capture_free(CUstream s, CUdeviceptr p)
+{
+    if (!emu_graph_mem_is(p) && !emu_mem_check(p, 1))
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode nd = {.type = N_MEM_FREE};
+    nd.u.freed = p;
+    return capture_add(s, &nd);
+}
+
 CUresult emu_capture_host(CUstream s, CUhostFn fn, void *data)
 {
     gnode nd = {.type = N_HOST};
@@ -538,17 +1244,23 @@ CUresult emu_capture_host(CUstream s, CUhostFn fn, void *data)
     return capture_add(s, &nd);
 }
 
+/* An event recorded in a capture is a join point, not a node: it keeps the stream's dependency set. */
 CUresult emu_capture_event(CUstream s, emu_event *e)
 {
-    gnode nd = {.type = N_EVENT_RECORD};
-    nd.u.ev = (CUevent)e;
     emu_graph *g = emu_capture_of(s);
+    if (!g || g->invalidated)
+        return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    emu_stream *st = (emu_stream *)s;
+    CUresult rc = set_deps((gnode ***)&e->cap_deps, &e->cap_ndeps, (gnode *const *)st->cap_deps, st->cap_ndeps);
+    if (rc)
+        return rc;
     e->capture = g;
-    e->capture_id = g ? g->capture_id : 0;
-    return capture_add(s, &nd);
+    e->capture_id = g->capture_id;
+    return CUDA_SUCCESS;
 }
 
-/* A stream waiting on an event recorded inside a live capture joins that capture (fork/join). */
+/* A stream waiting on an event recorded inside a live capture joins that capture (fork/join): its next
+ * work depends on the event's nodes as well. */
 CUresult emu_capture_wait(CUstream s, emu_event *e)
 {
     emu_graph *g = e->capture;
@@ -560,38 +1272,96 @@ CUresult emu_capture_wait(CUstream s, emu_event *e)
     emu_graph *cur = emu_capture_of(s);
     if (cur && cur != g)
         return CUDA_ERROR_STREAM_CAPTURE_MERGE;
+    gnode **ed = (gnode **)e->cap_deps;
+    if (!cur) {
+        CUresult rc = set_deps((gnode ***)&st->cap_deps, &st->cap_ndeps, ed, e->cap_ndeps);
+        if (rc)
+            return rc;
+    } else {
+        for (size_t i = 0; i < e->cap_ndeps; i++) {
+            gnode **d = (gnode **)st->cap_deps;
+            size_t k = 0;
+            while (k < st->cap_ndeps && d[k] != ed[i])
+                k++;
+            if (k < st->cap_ndeps)
+                continue;
+            d = realloc(d, (st->cap_ndeps + 1) * sizeof(*d));
+            if (!d)
+                return CUDA_ERROR_OUT_OF_MEMORY;
+            d[st->cap_ndeps++] = ed[i];
+            st->cap_deps = d;
+        }
+    }
     st->capture = g;
     st->capture_id = g->capture_id;
     return CUDA_SUCCESS;
 }
 
-EMU_API CUresult cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode)
+static CUresult begin_capture(CUstream hStream, emu_graph *into, const CUgraphNode *deps, size_t ndeps,
+                              CUstreamCaptureMode mode)
 {
-    EMU_ENTER(c);
-    (void)c;
-    CUresult rc = emu_stream_check(hStream);
+    CUresult rc = emu_check_init(); /* the stream names its context: none need be current */
     if (rc)
         return rc;
+    rc = emu_stream_check(hStream);
+    if (rc)
+        return rc;
+    if (mode != CU_STREAM_CAPTURE_MODE_GLOBAL && mode != CU_STREAM_CAPTURE_MODE_THREAD_LOCAL &&
+        mode != CU_STREAM_CAPTURE_MODE_RELAXED)
+        return CUDA_ERROR_INVALID_VALUE;
     if (!hStream || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD)
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* the legacy default stream cannot capture */
     emu_stream *st = (emu_stream *)hStream;
     if (emu_capture_of(hStream))
         return CUDA_ERROR_ILLEGAL_STATE;
-    CUgraph g;
-    rc = cuGraphCreate(&g, 0);
-    if (rc)
+    emu_graph *eg = into;
+    if (eg) {
+        if (eg->capturing)
+            return CUDA_ERROR_ILLEGAL_STATE;
+        for (size_t i = 0; i < ndeps; i++)
+            if (!node_of(deps[i], eg))
+                return CUDA_ERROR_INVALID_VALUE;
+        eg->user_graph = 1;
+    } else {
+        eg = graph_new();
+        if (!eg)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    rc = set_deps((gnode ***)&st->cap_deps, &st->cap_ndeps, (gnode *const *)deps, ndeps);
+    if (rc) {
+        if (!into)
+            graph_destroy(eg);
         return rc;
-    emu_graph *eg = (emu_graph *)g;
+    }
     eg->capturing = 1;
+    eg->invalidated = 0;
     eg->capture_id = atomic_fetch_add(&g_emu.next_id, 1);
     eg->mode = mode;
+    eg->owner = pthread_self();
     st->capture = eg;
     st->capture_origin = 1;
     st->capture_id = eg->capture_id;
+    live_add(eg);
     return CUDA_SUCCESS;
 }
 
+EMU_API CUresult cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode)
+{
+    return begin_capture(hStream, NULL, NULL, 0, mode);
+}
+
 EMU_API CUresult cuStreamBeginCapture(CUstream hStream) { return cuStreamBeginCapture_v2(hStream, CU_STREAM_CAPTURE_MODE_GLOBAL); }
+
+EMU_API CUresult cuStreamBeginCaptureToGraph(CUstream hStream, CUgraph hGraph, const CUgraphNode *dependencies,
+                                             const CUgraphEdgeData *dependencyData, size_t numDependencies,
+                                             CUstreamCaptureMode mode)
+{
+    if (!emu_handle_is(hGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if ((numDependencies && !dependencies) || !plain_edges(dependencyData, numDependencies))
+        return CUDA_ERROR_INVALID_VALUE;
+    return begin_capture(hStream, (emu_graph *)hGraph, dependencies, numDependencies, mode);
+}
 
 EMU_API CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
 {
@@ -608,10 +1378,21 @@ EMU_API CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
         return CUDA_ERROR_ILLEGAL_STATE;
     if (!st->capture_origin)
         return CUDA_ERROR_STREAM_CAPTURE_UNMATCHED;
+    if (g->mode != CU_STREAM_CAPTURE_MODE_RELAXED && !pthread_equal(g->owner, pthread_self()))
+        return CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD;
     /* streams that joined through events notice the end lazily (emu_capture_of) */
     g->capturing = 0;
+    live_del(g);
     st->capture = NULL;
     st->capture_origin = 0;
+    set_deps((gnode ***)&st->cap_deps, &st->cap_ndeps, NULL, 0);
+    if (g->invalidated) {
+        g->invalidated = 0;
+        if (!g->user_graph)
+            graph_destroy(g);
+        *phGraph = NULL;
+        return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    }
     *phGraph = (CUgraph)g;
     return CUDA_SUCCESS;
 }
@@ -624,7 +1405,8 @@ EMU_API CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *ca
     if (!captureStatus)
         return CUDA_ERROR_INVALID_VALUE;
     emu_graph *g = emu_capture_of(hStream);
-    *captureStatus = g && g->capturing ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+    *captureStatus = !g ? CU_STREAM_CAPTURE_STATUS_NONE
+                     : g->invalidated ? CU_STREAM_CAPTURE_STATUS_INVALIDATED : CU_STREAM_CAPTURE_STATUS_ACTIVE;
     return CUDA_SUCCESS;
 }
 
@@ -633,24 +1415,7 @@ EMU_API CUresult cuStreamGetCaptureInfo(CUstream hStream, CUstreamCaptureStatus 
     CUresult rc = cuStreamIsCapturing(hStream, captureStatus_out);
     if (rc == CUDA_SUCCESS && id_out) {
         emu_graph *g = emu_capture_of(hStream);
-        *id_out = g && g->capturing ? g->capture_id : 0;
-    }
-    return rc;
-}
-
-EMU_API CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
-                                           cuuint64_t *id_out, CUgraph *graph_out,
-                                           const CUgraphNode **dependencies_out, size_t *numDependencies_out)
-{
-    CUresult rc = cuStreamGetCaptureInfo(hStream, captureStatus_out, id_out);
-    if (rc == CUDA_SUCCESS) {
-        emu_graph *g = emu_capture_of(hStream);
-        if (graph_out)
-            *graph_out = g && g->capturing ? (CUgraph)g : NULL;
-        if (dependencies_out)
-            *dependencies_out = NULL;
-        if (numDependencies_out)
-            *numDependencies_out = 0;
+        *id_out = g ? g->capture_id : 0;
     }
     return rc;
 }
@@ -660,8 +1425,68 @@ EMU_API CUresult cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStat
                                            const CUgraphNode **dependencies_out, const CUgraphEdgeData **edgeData_out,
                                            size_t *numDependencies_out)
 {
+    CUresult rc = cuStreamGetCaptureInfo(hStream, captureStatus_out, id_out);
+    if (rc)
+        return rc;
+    emu_graph *g = emu_capture_of(hStream);
+    int active = g && *captureStatus_out == CU_STREAM_CAPTURE_STATUS_ACTIVE;
+    const emu_stream *st = active ? (const emu_stream *)hStream : NULL;
+    if (graph_out)
+        *graph_out = active ? (CUgraph)g : NULL;
+    if (dependencies_out)
+        *dependencies_out = st && st->cap_ndeps ? (const CUgraphNode *)st->cap_deps : NULL;
     if (edgeData_out)
-        *edgeData_out = NULL;
-    return cuStreamGetCaptureInfo_v2(hStream, captureStatus_out, id_out, graph_out, dependencies_out,
+        *edgeData_out = NULL; /* all edges are plain ones */
+    if (numDependencies_out)
+        *numDependencies_out = st ? st->cap_ndeps : 0;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+                                           cuuint64_t *id_out, CUgraph *graph_out,
+                                           const CUgraphNode **dependencies_out, size_t *numDependencies_out)
+{
+    return cuStreamGetCaptureInfo_v3(hStream, captureStatus_out, id_out, graph_out, dependencies_out, NULL,
                                      numDependencies_out);
+}
+
+EMU_API CUresult cuStreamUpdateCaptureDependencies_v2(CUstream hStream, CUgraphNode *dependencies,
+                                                      const CUgraphEdgeData *dependencyData, size_t numDependencies,
+                                                      unsigned int flags)
+{
+    CUresult rc = emu_stream_check(hStream);
+    if (rc)
+        return rc;
+    emu_graph *g = emu_capture_of(hStream);
+    if (!g)
+        return CUDA_ERROR_ILLEGAL_STATE;
+    if ((numDependencies && !dependencies) || !plain_edges(dependencyData, numDependencies) ||
+        (flags != CU_STREAM_ADD_CAPTURE_DEPENDENCIES && flags != CU_STREAM_SET_CAPTURE_DEPENDENCIES))
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < numDependencies; i++)
+        if (!node_of(dependencies[i], g))
+            return CUDA_ERROR_INVALID_VALUE;
+    emu_stream *st = (emu_stream *)hStream;
+    if (flags == CU_STREAM_SET_CAPTURE_DEPENDENCIES)
+        return set_deps((gnode ***)&st->cap_deps, &st->cap_ndeps, (gnode *const *)dependencies, numDependencies);
+    for (size_t i = 0; i < numDependencies; i++) {
+        gnode **d = (gnode **)st->cap_deps;
+        size_t k = 0;
+        while (k < st->cap_ndeps && d[k] != (gnode *)dependencies[i])
+            k++;
+        if (k < st->cap_ndeps)
+            continue;
+        d = realloc(d, (st->cap_ndeps + 1) * sizeof(*d));
+        if (!d)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        d[st->cap_ndeps++] = (gnode *)dependencies[i];
+        st->cap_deps = d;
+    }
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuStreamUpdateCaptureDependencies(CUstream hStream, CUgraphNode *dependencies, size_t numDependencies,
+                                                   unsigned int flags)
+{
+    return cuStreamUpdateCaptureDependencies_v2(hStream, dependencies, NULL, numDependencies, flags);
 }

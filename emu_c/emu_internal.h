@@ -161,6 +161,8 @@ typedef struct emu_stream {
     struct emu_graph *capture; /* stream capture in progress into this graph (emu_graph.c) */
     int capture_origin;        /* began the capture (vs joined it through an event) */
     unsigned long long capture_id; /* of that capture: a joined stream leaves when it has ended */
+    void *cap_deps;            /* graph nodes the next captured work depends on (emu_graph.c) */
+    size_t cap_ndeps;
 } emu_stream;
 
 typedef struct emu_event {
@@ -169,6 +171,8 @@ typedef struct emu_event {
     uint64_t t_ns;
     struct emu_graph *capture; /* recorded inside this capture: a stream waiting on it joins */
     unsigned long long capture_id;
+    void *cap_deps;            /* the recording stream's capture dependencies at the record */
+    size_t cap_ndeps;
 } emu_event;
 
 CUresult emu_stream_check(CUstream s); /* 0 for NULL / legacy / per-thread / a live stream */
@@ -184,6 +188,15 @@ CUresult emu_capture_memset(CUstream s, CUdeviceptr dst, size_t pitch, unsigned 
 CUresult emu_capture_host(CUstream s, CUhostFn fn, void *data);
 CUresult emu_capture_event(CUstream s, emu_event *e);
 CUresult emu_capture_wait(CUstream s, emu_event *e);
+/* An unsupported call was made on capturing stream s: its capture ends in INVALIDATED. */
+void emu_capture_invalidate(CUstream s);
+/* Capture-mode rules for a potentially unsafe call of this thread (cuMemAlloc, cuCtxSynchronize):
+ * CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, and the prohibiting captures invalidated, when it is refused. */
+CUresult emu_capture_unsafe_call(void);
+/* cuMemAllocAsync / cuMemFreeAsync on a capturing stream: graph memory (alloc and free nodes). */
+CUresult emu_capture_alloc(CUstream s, CUdeviceptr *dptr, size_t bytes);
+CUresult emu_capture_free(CUstream s, CUdeviceptr p);
+int emu_graph_mem_is(CUdeviceptr p); /* p is graph memory, kept for the graph's next launch */
 enum { EMU_COPY_UNIFIED, EMU_COPY_HTOD, EMU_COPY_DTOH, EMU_COPY_DTOD };
 /* Packs kernel arguments (kernelParams or `extra`) into a malloc'd buffer (emu_launch.c). */
 CUresult emu_kernel_pack(emu_func *f, void **params, void **extra, uint8_t **buf, size_t *len);

@@ -288,6 +288,7 @@ EMU_API CUresult cuStreamDestroy_v2(CUstream hStream)
     if (!emu_handle_is(hStream, EMU_K_STREAM))
         return CUDA_ERROR_INVALID_HANDLE;
     emu_handle_del(hStream);
+    free(((emu_stream *)hStream)->cap_deps);
     free(hStream);
     return CUDA_SUCCESS;
 }
@@ -379,8 +380,10 @@ EMU_API CUresult cuStreamSynchronize(CUstream hStream)
     EMU_ENTER(c);
     (void)c;
     CUresult rc = emu_stream_check(hStream);
-    if (rc == CUDA_SUCCESS && emu_capture_of(hStream))
+    if (rc == CUDA_SUCCESS && emu_capture_of(hStream)) {
+        emu_capture_invalidate(hStream); /* as on a GPU: the capture cannot survive it */
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    }
     return rc;
 }
 
@@ -429,17 +432,6 @@ EMU_API CUresult cuStreamAttachMemAsync(CUstream hStream, CUdeviceptr dptr, size
     return emu_mem_check(dptr, 1) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
-EMU_API CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
-{
-    static __thread CUstreamCaptureMode t_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
-    if (!mode)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUstreamCaptureMode old = t_mode;
-    t_mode = *mode;
-    *mode = old;
-    return CUDA_SUCCESS;
-}
-
 /* ---- events: a record takes the wall-clock time at which all prior work (already done) ended ---- */
 EMU_API CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
 {
@@ -467,6 +459,7 @@ EMU_API CUresult cuEventDestroy_v2(CUevent hEvent)
     if (!emu_handle_is(hEvent, EMU_K_EVENT))
         return CUDA_ERROR_INVALID_HANDLE;
     emu_handle_del(hEvent);
+    free(((emu_event *)hEvent)->cap_deps);
     free(hEvent);
     return CUDA_SUCCESS;
 }

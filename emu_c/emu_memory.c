@@ -239,7 +239,7 @@ EMU_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
     return CUDA_SUCCESS;
 }
 
-EMU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+static CUresult mem_alloc(CUdeviceptr *dptr, size_t bytesize)
 {
     EMU_ENTER(c);
     (void)c;
@@ -250,6 +250,12 @@ EMU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
     if (rc == CUDA_SUCCESS)
         *dptr = (CUdeviceptr)p;
     return rc;
+}
+
+EMU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    CUresult rc = emu_capture_unsafe_call(); /* prohibited during a capture, per capture mode */
+    return rc ? rc : mem_alloc(dptr, bytesize);
 }
 
 EMU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
@@ -646,7 +652,11 @@ EMU_API CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute at
 EMU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
     CUresult rc = emu_stream_check(hStream);
-    return rc ? rc : cuMemAlloc_v2(dptr, bytesize);
+    if (rc)
+        return rc;
+    if (dptr && bytesize && emu_capture_of(hStream))
+        return emu_capture_alloc(hStream, dptr, bytesize); /* an alloc node: legal in any capture mode */
+    return mem_alloc(dptr, bytesize);
 }
 
 EMU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
@@ -659,7 +669,13 @@ EMU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUm
 EMU_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
 {
     CUresult rc = emu_stream_check(hStream);
-    return rc ? rc : cuMemFree_v2(dptr);
+    if (rc)
+        return rc;
+    if (emu_capture_of(hStream))
+        return emu_capture_free(hStream, dptr); /* a free node */
+    if (emu_graph_mem_is(dptr))
+        return CUDA_SUCCESS; /* graph memory stays for the graph's next launch */
+    return cuMemFree_v2(dptr);
 }
 
 EMU_API CUresult cuMemPrefetchAsync(CUdeviceptr devPtr, size_t count, CUdevice dstDevice, CUstream hStream)

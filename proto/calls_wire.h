@@ -49,6 +49,11 @@ typedef struct tf_rep_hdr {
     uint32_t nlatched; /* tf_latched entries at the end of the payload */
     uint32_t reserved;
 } tf_rep_hdr;
+/* A reply header whose `reserved` is TF_REP_HOST_CALL is not a reply but a request from the worker, sent
+ * while the client waits for tfGraphLaunchServe: run the client's host function (payload: u64 fn, u64
+ * userData) and answer with the 8 bytes TF_HOST_CALL_DONE; the real reply follows later. */
+#define TF_REP_HOST_CALL 0x4c4c4143u  /* "CALL" */
+#define TF_HOST_CALL_DONE "TFHD\0\0\0\0"
 typedef struct tf_latched {
     uint64_t stream;   /* the stream the failed NOREPLY call named (0 if none) */
     int32_t error;
@@ -60,6 +65,12 @@ typedef struct tf_latched {
  * copies into chunks. */
 #define TF_MAX_FRAME (256u << 20)
 #define TF_COPY_CHUNK (4u << 20)
+
+/* Graphs: most dependencies a capture-info reply carries, largest packed kernel-node parameter block
+ * (CUDA allows 32764 bytes), largest .dot text of cuGraphDebugDotPrint. */
+#define TF_MAX_CAPTURE_DEPS 256
+#define TF_MAX_KPARAM_BYTES 32768
+#define TF_MAX_DOT_BYTES (1u << 20)
 
 /* ---- session hello: what the stub caches and answers locally ---- */
 #define TF_MAX_DEVICES 8

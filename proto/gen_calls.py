@@ -25,7 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HANDLE_KINDS = {
     "CUcontext": "TFK_CTX", "CUmodule": "TFK_MOD", "CUfunction": "TFK_FUNC", "CUlibrary": "TFK_LIB",
     "CUkernel": "TFK_KERNEL", "CUstream": "TFK_STREAM", "CUevent": "TFK_EVENT",
-    "CUmemoryPool": "TFK_POOL", "CUlinkState": "TFK_LINK",
+    "CUmemoryPool": "TFK_POOL", "CUlinkState": "TFK_LINK", "CUgraph": "TFK_GRAPH", "CUgraphNode": "TFK_GNODE",
+    "CUgraphExec": "TFK_GEXEC",
 }
 DEVPTR_TYPES = {"CUdeviceptr", "CUdeviceptr_v2", "CUdeviceptr_v1"}
 
@@ -66,6 +67,7 @@ class Call:
     scope_ctx: bool = False
     ptds_hand: bool = False  # the _ptds/_ptsz variant is hand-written too  # a context-wide synchronize: returns errors latched on any stream
     stub_hand: bool = False
+    hostmem: bool = False    # moves client bytes through executor memory: refused on a capturing stream
     exec_hand: bool = False
     internal: bool = False
     alias: str = ""       # proc-address entry served by another row's function (same ABI)
@@ -154,6 +156,8 @@ def parse_table(path: str, sigs: dict) -> list:
                 c.ptds_hand = True
             elif t == "scope=ctx":
                 c.scope_ctx = True
+            elif t == "hostmem":
+                c.hostmem = True
             elif t.startswith("alias="):
                 c.alias = t[6:]
             elif ":" in t:
@@ -276,7 +280,9 @@ def stub_rpc(c: Call) -> list:
         if p.kind in ("out", "inout"):
             o.append(f"    if ({p.name}) tfc_out(c, {p.name}, sizeof *{p.name});")
         elif p.kind == "outbuf":
-            o.append(f"    if ({p.name}) {{ uint64_t nb = tf_mul((uint64_t)({p.expr}), {p.elem_size});"
+            derefs = [q.name for q in c.params if q.ptr and re.search(rf"\*\s*{q.name}\b", p.expr)]
+            guard = "".join(f" if (!{d}) return CUDA_ERROR_INVALID_VALUE;" for d in derefs)
+            o.append(f"    if ({p.name}) {{{guard} uint64_t nb = tf_mul((uint64_t)({p.expr}), {p.elem_size});"
                      f" if (nb > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;"
                      f" tfc_out(c, {p.name}, (size_t)nb); }}")
     o.append("    return CUDA_SUCCESS;")
@@ -431,6 +437,14 @@ def exec_dispatch(c: Call) -> list:
                 o.append(f"    if (!tf_dev_is_base(x, (uint64_t){p.name})) return CUDA_ERROR_INVALID_VALUE;")
             elif p.dev:
                 o.append(f"    if (!tf_dev_ok(x, (uint64_t){p.name}, (uint64_t)({p.dev}))) return CUDA_ERROR_INVALID_VALUE;")
+    # arrays of handles (graph node lists): every element must be one of the session's
+    for p in c.params:
+        kind = HANDLE_KINDS.get(p.base)
+        if p.kind == "inbuf" and kind:
+            o.append(f"    if ({p.name}) for (uint64_t i = 0; i < (uint64_t)({p.expr}); i++)"
+                     f" if (!tf_reg_has(x, (uint64_t)(uintptr_t){p.name}[i], {kind})) return CUDA_ERROR_INVALID_VALUE;")
+    if c.hostmem and stream:
+        o.append(f"    if (tfx_stream_capturing(x, {stream.name})) return tfx_refuse_captured_host_copy(x, {stream.name}, \"{c.sym}\");")
     # outputs: reserve reply space in parameter order, then point into it
     for p in c.params:
         if p.kind == "out":
@@ -444,13 +458,18 @@ def exec_dispatch(c: Call) -> list:
         elif p.kind == "inout":
             o.append(f"    size_t {p.name}_o = {p.name}_p ? tf_reserve(w, sizeof {p.name}_v) : 0;")
         elif p.kind == "outbuf":
-            o.append(f"    uint64_t {p.name}_nb = tf_mul((uint64_t)({p.expr}), {p.elem_size});")
+            derefs = [q.name for q in c.params if q.ptr and re.search(rf"\*\s*{q.name}\b", p.expr)]
+            # a count read through another pointer parameter (*numNodes) needs that pointer
+            o.append(f"    uint64_t {p.name}_nb = 0;")
+            guard = "".join(f" if (!{d}) return CUDA_ERROR_INVALID_VALUE;" for d in derefs)
+            o.append(f"    if ({p.name}_p) {{{guard} {p.name}_nb = tf_mul((uint64_t)({p.expr}), {p.elem_size}); }}")
             o.append(f"    if ({p.name}_p && {p.name}_nb > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;")
             o.append(f"    size_t {p.name}_o = {p.name}_p ? tf_reserve(w, (size_t){p.name}_nb) : 0;")
     o.append("    if (w->failed) return CUDA_ERROR_OUT_OF_MEMORY;")
     for p in c.params:
         if p.kind == "outbuf":
             o.append(f"    {p.ctype}{p.name} = {p.name}_p ? ({p.ctype})(w->buf + {p.name}_o) : NULL;")
+            o.append(f"    if ({p.name}) memset({p.name}, 0, (size_t){p.name}_nb);  /* never stale bytes to the client */")
     # the call
     if c.exec_hand:
         o.append(f"    CUresult rc = ex_{c.sym}(x{''.join(', ' + p.name for p in c.params)});")
@@ -472,6 +491,10 @@ def exec_dispatch(c: Call) -> list:
                 o.append(f"    tf_reg_add(x, (uint64_t)(uintptr_t){p.name}_v, {kind}, {par});")
             if p.alloc:
                 o.append(f"    tf_dev_add(x, (uint64_t){p.name}_v, (uint64_t)({p.alloc}));")
+        if p.kind == "outbuf" and kind:
+            par = f"(uint64_t)(uintptr_t){p.parent}" if p.parent else "0"
+            o.append(f"    if ({p.name}) for (uint64_t i = 0; i < {p.name}_nb / sizeof *{p.name}; i++)"
+                     f" tf_reg_add(x, (uint64_t)(uintptr_t){p.name}[i], {kind}, {par});")
         if p.kind in ("out", "inout"):
             o.append(f"    if ({p.name}_p) memcpy(w->buf + {p.name}_o, &{p.name}_v, sizeof {p.name}_v);")
     o.append("    return CUDA_SUCCESS;")

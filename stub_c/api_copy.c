@@ -36,20 +36,31 @@ CUresult tfs_cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCo
     return rpc_cuMemcpyDtoH_v2(dstHost, srcDevice, ByteCount);
 }
 
+static CUresult h2d_async_chunk(CUdeviceptr dst, const void *src, size_t n, CUstream hStream, int wait)
+{
+    if (!wait) return rpc_cuMemcpyHtoDAsync_v2(dst, src, n, hStream);
+    tfc_call c;
+    CUresult rc = enc_cuMemcpyHtoDAsync_v2(&c, dst, src, n, hStream);
+    return rc ? rc : tfc_sync(&c);
+}
+
 CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, CUstream hStream)
 {
     CUresult shm_rc;
     if (srcHost && tf_shm_copy(1, dstDevice, (void *)(uintptr_t)srcHost, ByteCount, hStream, &shm_rc))
         return shm_rc;
     const uint8_t *src = srcHost;
+    /* on a stream this process is capturing, the worker refuses host copies: waiting for its answer
+     * returns the error at this call, as the driver does (api_graph.c) */
+    int wait = tf_capture_live_on(hStream);
     while (ByteCount > TF_COPY_CHUNK && src) {
-        CUresult rc = rpc_cuMemcpyHtoDAsync_v2(dstDevice, src, TF_COPY_CHUNK, hStream);
+        CUresult rc = h2d_async_chunk(dstDevice, src, TF_COPY_CHUNK, hStream, wait);
         if (rc) return rc;
         dstDevice += TF_COPY_CHUNK;
         src += TF_COPY_CHUNK;
         ByteCount -= TF_COPY_CHUNK;
     }
-    return rpc_cuMemcpyHtoDAsync_v2(dstDevice, src, ByteCount, hStream);
+    return h2d_async_chunk(dstDevice, src, ByteCount, hStream, wait);
 }
 
 /* Device-to-host results must land in the caller's memory, so the async form waits like the sync one. */

@@ -92,17 +92,13 @@ static CUresult check_dims(const unsigned *d)
     return CUDA_SUCCESS;
 }
 
-static CUresult launch(CUfunction f, const unsigned *dims, unsigned shmem, CUstream hStream, void **kernelParams,
-                       void **extra, unsigned numAttrs, const CUlaunchAttribute *attrs)
+/* Packs a launch's parameters: kernelParams by the function's cached layout, or the `extra` buffer.
+ * *out is `small` when it fits, else malloc'd (the caller frees it when != small). Shared with graph
+ * kernel nodes (api_graph.c). */
+CUresult tf_pack_params(CUfunction f, void **kernelParams, void **extra, uint8_t *small, size_t smallcap,
+                        const uint8_t **out, size_t *len)
 {
-    NEED_INIT();
-    if (!f) return CUDA_ERROR_INVALID_HANDLE;
-    CUresult rc = check_dims(dims);
-    if (rc) return rc;
-    const void *args = NULL;
-    size_t argBytes = 0;
-    uint8_t small[4096];
-    uint8_t *packed = NULL;
+    CUresult rc;
     if (extra) {
         void *buf = NULL;
         size_t *sz = NULL;
@@ -112,26 +108,53 @@ static CUresult launch(CUfunction f, const unsigned *dims, unsigned shmem, CUstr
             else return CUDA_ERROR_INVALID_VALUE;
         }
         if (kernelParams || !buf || !sz) return CUDA_ERROR_INVALID_VALUE;
-        args = buf;
-        argBytes = *sz;
-    } else {
-        const layout *l;
-        if ((rc = get_layout(f, &l))) return rc;
-        if (l->count && !kernelParams) return CUDA_ERROR_INVALID_VALUE;
-        argBytes = l->total;
-        packed = argBytes <= sizeof small ? small : malloc(argBytes);
-        if (!packed) return CUDA_ERROR_OUT_OF_MEMORY;
-        memset(packed, 0, argBytes);
-        for (unsigned i = 0; i < l->count; i++) {
-            if (!kernelParams[i]) { rc = CUDA_ERROR_INVALID_VALUE; goto done; }
-            memcpy(packed + l->off[i], kernelParams[i], l->size[i]);
-        }
-        args = packed;
+        if (*sz > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;
+        *out = buf;
+        *len = *sz;
+        return CUDA_SUCCESS;
     }
-    if (argBytes > TF_MAX_FRAME) { rc = CUDA_ERROR_INVALID_VALUE; goto done; }
+    const layout *l;
+    if ((rc = get_layout(f, &l))) return rc;
+    if (l->count && !kernelParams) return CUDA_ERROR_INVALID_VALUE;
+    uint8_t *packed = l->total <= smallcap ? small : malloc(l->total);
+    if (!packed) return CUDA_ERROR_OUT_OF_MEMORY;
+    memset(packed, 0, l->total);
+    for (unsigned i = 0; i < l->count; i++) {
+        if (!kernelParams[i]) {
+            if (packed != small) free(packed);
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        memcpy(packed + l->off[i], kernelParams[i], l->size[i]);
+    }
+    *out = packed;
+    *len = l->total;
+    return CUDA_SUCCESS;
+}
+
+CUresult tf_param_layout(CUfunction f, unsigned *count, const uint32_t **off, const uint32_t **size)
+{
+    const layout *l;
+    CUresult rc = get_layout(f, &l);
+    if (rc) return rc;
+    *count = l->count;
+    *off = l->off;
+    *size = l->size;
+    return CUDA_SUCCESS;
+}
+
+static CUresult launch(CUfunction f, const unsigned *dims, unsigned shmem, CUstream hStream, void **kernelParams,
+                       void **extra, unsigned numAttrs, const CUlaunchAttribute *attrs)
+{
+    NEED_INIT();
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult rc = check_dims(dims);
+    if (rc) return rc;
+    const uint8_t *args = NULL;
+    size_t argBytes = 0;
+    uint8_t small[4096];
+    if ((rc = tf_pack_params(f, kernelParams, extra, small, sizeof small, &args, &argBytes))) return rc;
     rc = rpc_tfLaunch(f, dims, shmem, hStream, (unsigned)argBytes, args, numAttrs, attrs);
-done:
-    if (packed && packed != small) free(packed);
+    if (args != small && !extra) free((void *)args);
     return rc;
 }
 
@@ -179,7 +202,10 @@ CUresult tfs_cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f, v
 CUresult tfs_cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
 {
     if (!fn) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = tfs_cuStreamSynchronize(hStream);
+    int captured;  /* into a graph, as a host node that calls back here (api_graph.c) */
+    CUresult rc = tf_capture_host_func(hStream, fn, userData, &captured);
+    if (captured || rc) return rc;
+    rc = tfs_cuStreamSynchronize(hStream);
     if (rc) return rc;
     fn(userData);
     return CUDA_SUCCESS;

@@ -10,7 +10,7 @@
  *     api_copy.c     unified, chunked, shared-memory-window and 2D/3D copies
  *     api_module.c   module and library images
  *     api_launch.c   kernel launches and host callbacks
- *     api_capture.c  stream capture and graphs
+ *     api_graph.c    stream capture and graphs (run in the GPU worker process)
  *     api_vmm.c      virtual memory management (mapped ranges join the device map), range attributes
  *     api_occupancy.c occupancy calculators (the blockSizeToDynamicSMemSize search runs here)
  *     api_link.c     JIT linking (the linked image comes back), function and kernel names
@@ -93,6 +93,21 @@ const tf_dev_info *tf_dev_info_of(CUdevice dev);
 /* Module unload may free function handles the worker hands out again: forget cached parameter
  * layouts (api_launch.c). */
 void tf_layouts_forget_all(void);
+/* Kernel parameters packed by the function's layout (or taken from `extra`); *out is `small` or malloc'd
+ * (free it when it is neither `small` nor the caller's extra buffer). The layout itself, cached. */
+CUresult tf_pack_params(CUfunction f, void **kernelParams, void **extra, uint8_t *small, size_t smallcap,
+                        const uint8_t **out, size_t *len);
+CUresult tf_param_layout(CUfunction f, unsigned *count, const uint32_t **off, const uint32_t **size);
+
+/* Stream capture (api_graph.c): the capture mode the executor thread must be in for the calling
+ * thread's next call (transport.c sends tfSetCaptureMode when it changes), -1 when no capture is live. */
+int tf_capture_mode_wanted(void);
+/* 1 if a capture this process began on stream s is live (streams that joined one are not known). */
+int tf_capture_live_on(CUstream s);
+/* cuLaunchHostFunc while a capture is live: *handled = 1 when the worker captured it (or failed). */
+CUresult tf_capture_host_func(CUstream hStream, CUhostFn fn, void *userData, int *handled);
+/* Forgets the latched error of a stream (a refused call of a capture that ended invalidated). */
+void tfc_drop_pending(uint64_t stream);
 
 /* Calling thread's current context (a small per-thread stack, as the driver keeps). */
 CUcontext tf_ctx_current(void);

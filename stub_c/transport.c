@@ -37,6 +37,7 @@ typedef struct tf_stub {
     size_t blen, bcap;
     uint64_t remote_ctx;     /* the executor thread's current context as we last set it */
     int remote_ctx_known;
+    int remote_capture_mode; /* the executor thread's capture mode as we last set it (api_graph.c) */
     tf_latched pend[TF_MAX_LATCHED]; /* errors of batched calls not yet returned, one per stream */
     uint32_t npend;
     tf_session_info info;
@@ -49,7 +50,7 @@ typedef struct tf_stub {
 
 static tf_stub g = {
     .mu = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT, .fd = -1,
-    .remote_ctx_known = 1, .map_mu = PTHREAD_MUTEX_INITIALIZER,
+    .remote_ctx_known = 1, .remote_capture_mode = CU_STREAM_CAPTURE_MODE_GLOBAL, .map_mu = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static const uint8_t zeros[8];
@@ -324,6 +325,31 @@ static int sync_ctx_locked(void)
     return 0;
 }
 
+/* Queues a capture-mode switch of the executor thread when the calling thread needs another one (only
+ * while a capture is live; see api_graph.c for why one executor thread needs this). */
+static int sync_capture_mode_locked(void)
+{
+    int want = tf_capture_mode_wanted();
+    if (want < 0 || want == g.remote_capture_mode) return 0;
+    tfc_call c;
+    CUstreamCaptureMode mode = (CUstreamCaptureMode)want;
+    tfc_begin(&c, TF_CALL_tfSetCaptureMode);
+    tfc_put(&c, &mode, sizeof mode);
+    c.hdr.flags = TF_REQ_NOREPLY;
+    c.hdr.len = (uint32_t)body_len(&c);
+    if (batch_append(&c)) return -1;
+    g.remote_capture_mode = want;
+    return 0;
+}
+
+void tfc_drop_pending(uint64_t stream)
+{
+    pthread_mutex_lock(&g.mu);
+    for (uint32_t i = 0; i < g.npend; i++)
+        if (g.pend[i].stream == stream) g.pend[i--] = g.pend[--g.npend];
+    pthread_mutex_unlock(&g.mu);
+}
+
 static CUresult flush_locked(void)
 {
     if (g.blen == 0) return CUDA_SUCCESS;
@@ -348,7 +374,7 @@ static CUresult precheck_locked(tfc_call *c)
     size_t body = body_len(c);
     if (body > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;
     c->hdr.len = (uint32_t)body;
-    if (sync_ctx_locked()) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (sync_ctx_locked() || sync_capture_mode_locked()) return CUDA_ERROR_OUT_OF_MEMORY;
     return CUDA_SUCCESS;
 }
 
@@ -369,8 +395,17 @@ static CUresult send_frame_locked(tfc_call *c, int passfd)
 static CUresult recv_reply_locked(tfc_call *c)
 {
     tf_rep_hdr rep;
-    tf_spin_wait_readable(g.fd);
-    if (recv_exact(g.fd, &rep, sizeof rep)) return lost("recv");
+    for (;;) {
+        tf_spin_wait_readable(g.fd);
+        if (recv_exact(g.fd, &rep, sizeof rep)) return lost("recv");
+        if (rep.reserved != TF_REP_HOST_CALL) break;
+        /* a graph's host node: the worker waits while this process runs the function (api_graph.c) */
+        uint64_t call[2];
+        if (rep.len != sizeof call || recv_exact(g.fd, call, sizeof call)) return lost("host call");
+        ((CUhostFn)(uintptr_t)call[0])((void *)(uintptr_t)call[1]);
+        struct iovec v = {(void *)(uintptr_t)TF_HOST_CALL_DONE, 8};
+        if (send_all(g.fd, &v, 1)) return lost("send");
+    }
     size_t outs = rep.result == CUDA_SUCCESS ? c->out_len : 0;
     if (rep.nlatched > TF_MAX_LATCHED || rep.len != outs + rep.nlatched * sizeof(tf_latched)) {
         errno = EPROTO;

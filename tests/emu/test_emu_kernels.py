@@ -227,6 +227,18 @@ def test_graphs_from_stream_capture_and_built_by_hand_replay_correctly(tmp_path,
     np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), y * 3, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_graphs_capture_modes_explicit_nodes_update_and_clone(tmp_path, rng, cudart):
+    from graphs_expect import LAUNCHES, N, check_graphs_remote
+    x = rng.standard_normal(N, dtype=np.float32)
+    kv = run_kv("graphs_remote", N, LAUNCHES, write(tmp_path / "in", x), tmp_path / "out", cudart=cudart, timeout=300)
+    check_graphs_remote(kv, tmp_path / "out", x)
+    # the device is in this process: host memory and host functions may be part of a graph
+    assert kv["host_copy_node"] == "cudaSuccess"
+    assert kv["captured_h2d"] == "cudaSuccess" and kv["captured_h2d_end"] == "cudaSuccess"
+    assert kv["sync_after"] == "cudaSuccess"
+
+
 def test_thrust_sort_and_reduce_library_code(tmp_path, rng):
     n = 20000
     x = rng.standard_normal(n, dtype=np.float32)

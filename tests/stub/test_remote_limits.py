@@ -45,3 +45,16 @@ def test_vram_cap_applies_to_a_remote_session(limited_dataplane, cuda_program, c
         assert kv[f"{kind}_over"] == "cudaErrorMemoryAllocation" and kv[f"{kind}_fit"] == "ok", kind
     u = regions[0].usage()
     assert u.vram_peak == 320 * MiB and u.vram_used == 0
+
+
+
+def test_graph_launches_reach_the_limiter_once_each(limited_dataplane, cuda_program):
+    """cuGraphLaunch is forwarded as itself, so the limiter in the GPU worker process sees each graph launch
+    (priced there by its kernel nodes) and counts it once: six more launches of a captured graph of three
+    kernel nodes add exactly six to the session's launch counter."""
+    dp, regions = limited_dataplane
+    for launches in (4, 10):
+        r = run_via_stub(cuda_program("graph_launches"), dp.unix, launches)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"sum={3 * launches}" in r.stdout
+    assert regions[1].usage().launches - regions[0].usage().launches == 6

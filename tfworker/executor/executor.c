@@ -19,7 +19,7 @@
 #include "executor.h"
 #include "tf_spin_wait.h"
 
-#define MAX_PARAMS 256
+#define MAX_PARAMS TF_MAX_PARAMS
 #define ARGBUF_BYTES (64u << 10)
 
 void tfx_log(const char *fmt, ...)
@@ -140,8 +140,8 @@ void tf_reg_del(tfx *x, uint64_t key)
         free(e->aux);
         free(e);
         x->nentries--;
-        if (kind == TFK_MOD || kind == TFK_LIB || kind == TFK_KERNEL) {
-            /* children (functions of a module, kernels of a library) die with it */
+        if (kind == TFK_MOD || kind == TFK_LIB || kind == TFK_KERNEL || kind == TFK_GRAPH) {
+            /* children (functions of a module, kernels of a library, nodes of a graph) die with it */
             for (size_t i = 0; i < x->nbuckets; i++) {
                 for (tf_reg_entry *c = x->buckets[i]; c; c = c->next) {
                     if (c->parent == key) {
@@ -249,14 +249,10 @@ CUresult ex_tfLibraryLoadImage(tfx *x, CUlibrary *library, const void *image, si
     return CUDA_SUCCESS;
 }
 
-typedef struct param_layout {
-    unsigned count;
-    uint32_t total;
-    uint32_t off[MAX_PARAMS], size[MAX_PARAMS];
-} param_layout;
+typedef tf_param_layout param_layout;
 
 /* The parameter layout of a function or kernel, asked of the backend once and kept with its handle. */
-static CUresult layout_of(tfx *x, CUfunction f, const param_layout **out)
+CUresult tf_layout_of(tfx *x, CUfunction f, const param_layout **out)
 {
     tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)f);
     if (!e || (e->kind != TFK_FUNC && e->kind != TFK_KERNEL)) return CUDA_ERROR_INVALID_HANDLE;
@@ -288,11 +284,14 @@ static CUresult layout_of(tfx *x, CUfunction f, const param_layout **out)
 CUresult ex_tfFuncGetParamLayout(tfx *x, CUfunction f, unsigned int *count, unsigned long long *layout)
 {
     const param_layout *l;
-    CUresult rc = layout_of(x, f, &l);
+    CUresult rc = tf_layout_of(x, f, &l);
     if (rc) return rc;
     *count = l->count;
     if (layout)
-        for (unsigned i = 0; i < l->count; i++) layout[i] = ((unsigned long long)l->off[i] << 32) | l->size[i];
+        for (unsigned i = 0; i < l->count; i++) {  /* reply outputs are packed: layout may be unaligned */
+            unsigned long long v = ((unsigned long long)l->off[i] << 32) | l->size[i];
+            memcpy((char *)layout + i * sizeof v, &v, sizeof v);
+        }
     return CUDA_SUCCESS;
 }
 
@@ -328,7 +327,7 @@ CUresult ex_tfLaunch(tfx *x, CUfunction f, const unsigned int *dims, unsigned in
                      unsigned int argBytes, const void *args, unsigned int numAttrs, const CUlaunchAttribute *attrs)
 {
     const param_layout *l;
-    CUresult rc = layout_of(x, f, &l);
+    CUresult rc = tf_layout_of(x, f, &l);
     if (rc) return rc;
     if (!dims || argBytes < l->total || argBytes > ARGBUF_BYTES || (argBytes && !args)) return CUDA_ERROR_INVALID_VALUE;
     for (unsigned i = 0; i < numAttrs; i++)
@@ -535,8 +534,10 @@ int tf_session_init(tfx *x, void *lib)
     const char *dh = getenv("TF_EXECUTOR_HOST_DEVICE_MEMORY");
     x->direct_host = dh && strcmp(dh, "1") == 0;
     x->rx_fd = -1;
+    x->fd = -1;
     if (!lib) return 0;
     tf_backend_load(&x->be, lib);
+    tfx_graph_load(lib);
 #define LOAD(name) *(void **)&x->bx.name = dlsym(lib, #name)
     LOAD(cuInit);
     LOAD(cuDriverGetVersion);
@@ -763,6 +764,7 @@ static int direct_h2d(tfx *x, int fd, rbuf *rb, const tf_req_hdr *h, size_t fixe
         return 0;
     if (present != 1 || count < DIRECT_MIN || tf_pad8(count) != h->len - fixed || !tf_dev_ok(x, dst, count)) return 0;
     if (async && (uintptr_t)s > 2 && !tf_reg_has(x, (uint64_t)(uintptr_t)s, TFK_STREAM)) return 0;
+    if (async && tfx_stream_capturing(x, s)) return 0;  /* the generic path refuses it (exec_graph.c) */
     CUresult rc = order_before_copy(x, async, s);
     uint8_t *dev = (uint8_t *)(uintptr_t)dst;
     size_t total = tf_pad8(count), got = 0;
@@ -810,6 +812,7 @@ static int direct_d2h(tfx *x, int fd, const tf_req_hdr *h, const uint8_t *body)
         !tf_dev_ok(x, src, count))
         return 0;
     if (async && (uintptr_t)s > 2 && !tf_reg_has(x, (uint64_t)(uintptr_t)s, TFK_STREAM)) return 0;
+    if (async && tfx_stream_capturing(x, s)) return 0;
     CUresult rc = order_before_copy(x, async, s);
     if (rc != CUDA_SUCCESS) return send_reply(x, fd, rc, NULL, 0) ? -1 : 1;
     return send_reply(x, fd, CUDA_SUCCESS, (const void *)(uintptr_t)src, count) ? -1 : 1;
@@ -819,6 +822,7 @@ static int direct_d2h(tfx *x, int fd, const tf_req_hdr *h, const uint8_t *body)
  * client closed the connection cleanly, -1 on a protocol or I/O error (the session ends either way). */
 int tf_serve(tfx *x, int fd)
 {
+    x->fd = fd;
     rbuf rb = {.cap = 1u << 20};
     rb.buf = aligned_alloc(16, rb.cap);
     if (!rb.buf) return -1;

@@ -13,7 +13,8 @@
 #include "calls_wire.h"
 #include "exec_calls.h"
 
-enum { TFK_NONE, TFK_CTX, TFK_MOD, TFK_FUNC, TFK_LIB, TFK_KERNEL, TFK_STREAM, TFK_EVENT, TFK_POOL, TFK_LINK };
+enum { TFK_NONE, TFK_CTX, TFK_MOD, TFK_FUNC, TFK_LIB, TFK_KERNEL, TFK_STREAM, TFK_EVENT, TFK_POOL, TFK_LINK,
+       TFK_GRAPH, TFK_GNODE, TFK_GEXEC };
 
 /* Request body reader: fixed fields in order, then 8-aligned variable buffers. */
 struct tf_rd { const uint8_t *p; size_t n, off; };
@@ -75,6 +76,7 @@ struct tfx {
     int verbose;
     int direct_host;       /* device pointers are host addresses of this process (the emulator) */
     int rx_fd;             /* last descriptor the client passed (SCM_RIGHTS), -1 if none */
+    int fd;                /* the client's socket (host nodes call back through it, exec_graph.c) */
     uint8_t *shm;          /* the client's shared-memory copy window (tfShmAttach) */
     struct tf_vmm *vmm;    /* reserved / mapped VA and allocation handles (exec_vmm.c) */
     size_t shm_size;
@@ -109,5 +111,20 @@ int tf_serve(tfx *x, int fd);
 void tf_vmm_free(tfx *x);
 
 void tfx_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Kernel parameter layout of a function or kernel (executor.c), shared with graph kernel nodes. */
+#define TF_MAX_PARAMS 256
+typedef struct tf_param_layout {
+    unsigned count;
+    uint32_t total;
+    uint32_t off[TF_MAX_PARAMS], size[TF_MAX_PARAMS];
+} tf_param_layout;
+CUresult tf_layout_of(tfx *x, CUfunction f, const tf_param_layout **out);
+
+/* Graphs and stream capture (exec_graph.c): backend entry points the table does not carry, loaded at
+ * session start; whether a stream is capturing (host-memory copies are refused then, see calls.tbl). */
+void tfx_graph_load(void *lib);
+int tfx_stream_capturing(tfx *x, CUstream s);
+CUresult tfx_refuse_captured_host_copy(tfx *x, CUstream s, const char *call);
 
 #endif

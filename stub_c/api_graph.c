@@ -1,0 +1,491 @@
+/* api_graph.c - the client stub's hand-written entry points for stream capture and CUDA graphs.
+ * Rows of proto/calls.tbl's graphs section marked `local` or `stub=hand`; exported under the CUDA names
+ * through the tfs_* prototypes of the generated stub_calls.h. The list of areas is in stub.h.
+ *
+ * Capture and graphs run in the GPU worker process, where the streams live: the launches, copies and
+ * memsets the stub already forwards land in the capturing stream there, and graphs, nodes and executable
+ * graphs are the worker's handles. What cannot cross the machine boundary is refused with a message:
+ *  - copies between client host memory and the device, captured or as memcpy nodes (the node would
+ *    have to read or write this process's memory whenever the graph runs): CUDA_ERROR_STREAM_CAPTURE_
+ *    UNSUPPORTED during capture (the capture is invalidated, as the driver does for unsupported calls),
+ *    CUDA_ERROR_NOT_SUPPORTED for cuGraphAddMemcpyNode; device-to-device copies work.
+ * Host nodes (cuGraphAddHostNode, cuLaunchHostFunc into a capturing stream) work: the function runs here,
+ * called back by the worker when its graph reaches the node (see tfs_cuGraphAddHostNode).
+ *
+ * Capture modes. The executor runs every client thread's calls on its one thread, so to the backend one
+ * thread began every capture. CUDA decides per calling thread whether a potentially unsafe call (a
+ * cuMemAlloc, a synchronize, ...) is prohibited: GLOBAL - if this thread began a non-relaxed capture or
+ * any other thread began a GLOBAL one; THREAD_LOCAL - only this thread's non-relaxed captures count;
+ * RELAXED - never. The stub keeps each client thread's mode (cuThreadExchangeStreamCaptureMode) and the
+ * live captures with the thread that began them, applies those rules, and has the executor thread switch
+ * to GLOBAL (prohibited: the backend then refuses and invalidates as it would) or RELAXED (allowed)
+ * before the call when that answer changes (transport.c, tfSetCaptureMode). Limits: a capture is known
+ * live from its cuStreamBeginCapture to its cuStreamEndCapture in this process; the per-thread default
+ * stream of every client thread is the executor thread's one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stub.h"
+#include "stub_calls.h"
+
+/* ------------------------------------------------------------------------- capture modes */
+#define MAX_LIVE_CAPTURES 256
+typedef struct live_capture {
+    uint64_t stream;
+    pthread_t thread;
+    CUstreamCaptureMode mode;
+} live_capture;
+static live_capture g_caps[MAX_LIVE_CAPTURES];
+static int g_ncaps;
+static pthread_mutex_t g_cap_mu = PTHREAD_MUTEX_INITIALIZER;
+static __thread CUstreamCaptureMode t_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+static int g_host_nodes; /* set once a host node exists (see tfs_cuGraphAddHostNode) */
+
+/* Called by transport.c with its lock held (g_cap_mu is never held around a forwarded call). */
+int tf_capture_mode_wanted(void)
+{
+    if (__atomic_load_n(&g_ncaps, __ATOMIC_ACQUIRE) == 0) return -1;
+    if (t_mode == CU_STREAM_CAPTURE_MODE_RELAXED) return CU_STREAM_CAPTURE_MODE_RELAXED;
+    int prohibited = 0;
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&g_cap_mu);
+    for (int i = 0; i < g_ncaps && !prohibited; i++) {
+        const live_capture *c = &g_caps[i];
+        if (pthread_equal(c->thread, self))
+            prohibited = c->mode != CU_STREAM_CAPTURE_MODE_RELAXED;
+        else
+            prohibited = t_mode == CU_STREAM_CAPTURE_MODE_GLOBAL && c->mode == CU_STREAM_CAPTURE_MODE_GLOBAL;
+    }
+    pthread_mutex_unlock(&g_cap_mu);
+    return prohibited ? CU_STREAM_CAPTURE_MODE_GLOBAL : CU_STREAM_CAPTURE_MODE_RELAXED;
+}
+
+static void capture_began(CUstream s, CUstreamCaptureMode mode)
+{
+    pthread_mutex_lock(&g_cap_mu);
+    if (g_ncaps < MAX_LIVE_CAPTURES) {
+        g_caps[g_ncaps] = (live_capture){(uint64_t)(uintptr_t)s, pthread_self(), mode};
+        __atomic_store_n(&g_ncaps, g_ncaps + 1, __ATOMIC_RELEASE);
+    } else {
+        tf_log("more than %d stream captures at once: capture-mode rules for the later ones are not applied",
+               MAX_LIVE_CAPTURES);
+    }
+    pthread_mutex_unlock(&g_cap_mu);
+}
+
+/* The capture of stream s, or -1; its mode and thread. */
+static int capture_find(CUstream s, live_capture *out)
+{
+    int found = -1;
+    pthread_mutex_lock(&g_cap_mu);
+    for (int i = 0; i < g_ncaps; i++)
+        if (g_caps[i].stream == (uint64_t)(uintptr_t)s) { found = i; *out = g_caps[i]; break; }
+    pthread_mutex_unlock(&g_cap_mu);
+    return found;
+}
+
+int tf_capture_live_on(CUstream s)
+{
+    live_capture c;
+    return __atomic_load_n(&g_ncaps, __ATOMIC_ACQUIRE) != 0 && capture_find(s, &c) >= 0;
+}
+
+static void capture_ended(CUstream s)
+{
+    pthread_mutex_lock(&g_cap_mu);
+    for (int i = 0; i < g_ncaps; i++) {
+        if (g_caps[i].stream == (uint64_t)(uintptr_t)s) {
+            g_caps[i] = g_caps[g_ncaps - 1];
+            __atomic_store_n(&g_ncaps, g_ncaps - 1, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_cap_mu);
+}
+
+static int mode_ok(CUstreamCaptureMode m)
+{
+    return m == CU_STREAM_CAPTURE_MODE_GLOBAL || m == CU_STREAM_CAPTURE_MODE_THREAD_LOCAL ||
+           m == CU_STREAM_CAPTURE_MODE_RELAXED;
+}
+
+CUresult tfs_cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
+{
+    if (!mode || !mode_ok(*mode)) return CUDA_ERROR_INVALID_VALUE;
+    CUstreamCaptureMode old = t_mode;
+    t_mode = *mode;
+    *mode = old;
+    return CUDA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------- stream capture */
+CUresult tfs_cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode)
+{
+    NEED_INIT();
+    if (!mode_ok(mode)) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = rpc_cuStreamBeginCapture_v2(hStream, mode);
+    if (rc == CUDA_SUCCESS) capture_began(hStream, mode);
+    return rc;
+}
+
+CUresult tfs_cuStreamBeginCapture(CUstream hStream)
+{
+    return tfs_cuStreamBeginCapture_v2(hStream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+}
+
+CUresult tfs_cuStreamBeginCaptureToGraph(CUstream hStream, CUgraph hGraph, const CUgraphNode *dependencies,
+                                         const CUgraphEdgeData *dependencyData, size_t numDependencies,
+                                         CUstreamCaptureMode mode)
+{
+    NEED_INIT();
+    if (!mode_ok(mode) || (numDependencies && !dependencies) || numDependencies > TF_MAX_CAPTURE_DEPS)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = rpc_cuStreamBeginCaptureToGraph(hStream, hGraph, dependencies, dependencyData, numDependencies,
+                                                  mode);
+    if (rc == CUDA_SUCCESS) capture_began(hStream, mode);
+    return rc;
+}
+
+CUresult tfs_cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
+{
+    NEED_INIT();
+    live_capture c;
+    /* the driver's rule; the executor's single thread cannot see which client thread calls */
+    if (capture_find(hStream, &c) >= 0 && c.mode != CU_STREAM_CAPTURE_MODE_RELAXED &&
+        !pthread_equal(c.thread, pthread_self()))
+        return CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD;
+    CUresult rc = rpc_cuStreamEndCapture(hStream, phGraph);
+    if (rc != CUDA_ERROR_INVALID_VALUE && rc != CUDA_ERROR_INVALID_HANDLE && rc != CUDA_ERROR_DEVICE_UNAVAILABLE)
+        capture_ended(hStream);  /* ended, invalidated or never capturing: no longer live either way */
+    if (rc == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED) {
+        /* a refused call of this capture may still be latched: the invalidated capture was its answer */
+        tfc_drop_pending((uint64_t)(uintptr_t)hStream);
+        if (phGraph) *phGraph = NULL;
+    }
+    return rc;
+}
+
+/* Dependencies are copied out per thread; valid until this thread asks again (the driver keeps them
+ * until the next call on the stream). */
+static __thread CUgraphNode t_deps[TF_MAX_CAPTURE_DEPS];
+static __thread CUgraphEdgeData t_edges[TF_MAX_CAPTURE_DEPS];
+
+CUresult tfs_cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStatus *captureStatus_out, cuuint64_t *id_out,
+                                       CUgraph *graph_out, const CUgraphNode **dependencies_out,
+                                       const CUgraphEdgeData **edgeData_out, size_t *numDependencies_out)
+{
+    NEED_INIT();
+    if (!captureStatus_out) return CUDA_ERROR_INVALID_VALUE;
+    CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+    cuuint64_t id = 0;
+    CUgraph g = NULL;
+    size_t n = 0;
+    unsigned long long deps[TF_MAX_CAPTURE_DEPS];
+    CUresult rc = rpc_tfStreamGetCaptureInfo(hStream, &st, &id, &g, &n, deps, t_edges);
+    if (rc) return rc;
+    if (n > TF_MAX_CAPTURE_DEPS) return CUDA_ERROR_UNKNOWN;
+    for (size_t i = 0; i < n; i++) t_deps[i] = (CUgraphNode)(uintptr_t)deps[i];
+    *captureStatus_out = st;
+    if (id_out) *id_out = id;
+    if (graph_out) *graph_out = g;
+    if (dependencies_out) *dependencies_out = n ? t_deps : NULL;
+    if (edgeData_out) {
+        int any = 0;  /* NULL when every edge is a plain one, as the driver answers */
+        for (size_t i = 0; i < n; i++) any |= t_edges[i].from_port || t_edges[i].to_port || t_edges[i].type;
+        *edgeData_out = any ? t_edges : NULL;
+    }
+    if (numDependencies_out) *numDependencies_out = n;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *captureStatus_out, cuuint64_t *id_out,
+                                       CUgraph *graph_out, const CUgraphNode **dependencies_out,
+                                       size_t *numDependencies_out)
+{
+    return tfs_cuStreamGetCaptureInfo_v3(hStream, captureStatus_out, id_out, graph_out, dependencies_out, NULL,
+                                         numDependencies_out);
+}
+
+/* ------------------------------------------------------------------- older ABIs of graph calls */
+CUresult tfs_cuGraphGetEdges(CUgraph hGraph, CUgraphNode *from, CUgraphNode *to, size_t *numEdges)
+{
+    return tfs_cuGraphGetEdges_v2(hGraph, from, to, NULL, numEdges);
+}
+
+CUresult tfs_cuGraphAddDependencies(CUgraph hGraph, const CUgraphNode *from, const CUgraphNode *to,
+                                    size_t numDependencies)
+{
+    return tfs_cuGraphAddDependencies_v2(hGraph, from, to, NULL, numDependencies);
+}
+
+CUresult tfs_cuGraphRemoveDependencies(CUgraph hGraph, const CUgraphNode *from, const CUgraphNode *to,
+                                       size_t numDependencies)
+{
+    return tfs_cuGraphRemoveDependencies_v2(hGraph, from, to, NULL, numDependencies);
+}
+
+CUresult tfs_cuGraphInstantiate_v2(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
+                                   char *logBuffer, size_t bufferSize)
+{
+    if (phErrorNode) *phErrorNode = NULL;
+    if (logBuffer && bufferSize) logBuffer[0] = 0;
+    return tfs_cuGraphInstantiateWithFlags(phGraphExec, hGraph, 0);
+}
+
+CUresult tfs_cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode, char *logBuffer,
+                                size_t bufferSize)
+{
+    return tfs_cuGraphInstantiate_v2(phGraphExec, hGraph, phErrorNode, logBuffer, bufferSize);
+}
+
+/* ----------------------------------------------------------------------- executable graphs */
+/* The executable graphs the worker handed out: cuGraphLaunch is batched (no reply), so a bogus handle
+ * is refused here, at the call, as the driver does. */
+#define EXEC_BUCKETS 256
+typedef struct exec_entry { uint64_t h; struct exec_entry *next; } exec_entry;
+static exec_entry *g_execs[EXEC_BUCKETS];
+static pthread_mutex_t g_exec_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t exec_bucket(uint64_t h) { return (size_t)((h >> 4) * 0x9E3779B97F4A7C15ull >> 56) % EXEC_BUCKETS; }
+
+static void exec_remember(CUgraphExec e)
+{
+    exec_entry *n = malloc(sizeof *n);
+    if (!n) return;  /* unknown to the stub: its launches are then refused, never unchecked */
+    n->h = (uint64_t)(uintptr_t)e;
+    pthread_mutex_lock(&g_exec_mu);
+    n->next = g_execs[exec_bucket(n->h)];
+    g_execs[exec_bucket(n->h)] = n;
+    pthread_mutex_unlock(&g_exec_mu);
+}
+
+static int exec_known(CUgraphExec e, int forget)
+{
+    uint64_t h = (uint64_t)(uintptr_t)e;
+    int found = 0;
+    pthread_mutex_lock(&g_exec_mu);
+    for (exec_entry **p = &g_execs[exec_bucket(h)]; *p; p = &(*p)->next) {
+        if ((*p)->h != h) continue;
+        found = 1;
+        if (forget) {
+            exec_entry *d = *p;
+            *p = d->next;
+            free(d);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&g_exec_mu);
+    return found;
+}
+
+CUresult tfs_cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph, unsigned long long flags)
+{
+    CUresult rc = rpc_cuGraphInstantiateWithFlags(phGraphExec, hGraph, flags);
+    if (rc == CUDA_SUCCESS && phGraphExec) exec_remember(*phGraphExec);
+    return rc;
+}
+
+CUresult tfs_cuGraphInstantiateWithParams(CUgraphExec *phGraphExec, CUgraph hGraph,
+                                          CUDA_GRAPH_INSTANTIATE_PARAMS *instantiateParams)
+{
+    CUresult rc = rpc_cuGraphInstantiateWithParams(phGraphExec, hGraph, instantiateParams);
+    if (rc == CUDA_SUCCESS && phGraphExec) exec_remember(*phGraphExec);
+    return rc;
+}
+
+CUresult tfs_cuGraphExecDestroy(CUgraphExec hGraphExec)
+{
+    CUresult rc = rpc_cuGraphExecDestroy(hGraphExec);
+    if (rc == CUDA_SUCCESS) exec_known(hGraphExec, 1);
+    return rc;
+}
+
+CUresult tfs_cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
+{
+    NEED_INIT();
+    if (!exec_known(hGraphExec, 0)) return CUDA_ERROR_INVALID_HANDLE;
+    if (__atomic_load_n(&g_host_nodes, __ATOMIC_ACQUIRE)) return rpc_tfGraphLaunchServe(hGraphExec, hStream);
+    return rpc_cuGraphLaunch(hGraphExec, hStream);
+}
+
+/* ---------------------------------------------------------------------------- kernel nodes */
+/* kernelParams travel packed (the launch path's per-function layout); the executor rebuilds them. */
+static CUresult kernel_node_call(CUgraphNode *phNode, CUgraph hGraph, const CUgraphNode *deps, size_t ndeps,
+                                 CUgraphExec hExec, CUgraphNode hNode, const CUDA_KERNEL_NODE_PARAMS *p)
+{
+    NEED_INIT();
+    if (!p) return CUDA_ERROR_INVALID_VALUE;
+    CUfunction f = p->func ? p->func : (CUfunction)p->kern;
+    if (!f) return CUDA_ERROR_INVALID_VALUE;
+    uint8_t small[4096];
+    const uint8_t *args = NULL;
+    size_t len = 0;
+    CUresult rc = tf_pack_params(f, p->kernelParams, p->extra, small, sizeof small, &args, &len);
+    if (rc) return rc;
+    if (len > TF_MAX_KPARAM_BYTES) rc = CUDA_ERROR_INVALID_VALUE;
+    else if (phNode) rc = rpc_tfGraphAddKernelNode(phNode, hGraph, deps, ndeps, p, (unsigned)len, args);
+    else rc = rpc_tfGraphKernelNodeSetParams(hExec, hNode, p, (unsigned)len, args);
+    if (args != small && !p->extra) free((void *)args);
+    return rc;
+}
+
+CUresult tfs_cuGraphAddKernelNode_v2(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                     size_t numDependencies, const CUDA_KERNEL_NODE_PARAMS *nodeParams)
+{
+    if (!phGraphNode) return CUDA_ERROR_INVALID_VALUE;
+    return kernel_node_call(phGraphNode, hGraph, dependencies, numDependencies, NULL, NULL, nodeParams);
+}
+
+CUresult tfs_cuGraphKernelNodeSetParams_v2(CUgraphNode hNode, const CUDA_KERNEL_NODE_PARAMS *nodeParams)
+{
+    return kernel_node_call(NULL, NULL, NULL, 0, NULL, hNode, nodeParams);
+}
+
+CUresult tfs_cuGraphExecKernelNodeSetParams_v2(CUgraphExec hGraphExec, CUgraphNode hNode,
+                                               const CUDA_KERNEL_NODE_PARAMS *nodeParams)
+{
+    if (!hGraphExec) return CUDA_ERROR_INVALID_VALUE;
+    return kernel_node_call(NULL, NULL, NULL, 0, hGraphExec, hNode, nodeParams);
+}
+
+/* What cuGraphKernelNodeGetParams hands out: kernelParams point into a copy of the node's argument
+ * values kept per node (overwritten by the next get of that node, as the node's own storage would be). */
+typedef struct kparam_copy {
+    uint64_t node;
+    size_t cap;
+    uint8_t *bytes;
+    void **ptrs;
+    struct kparam_copy *next;
+} kparam_copy;
+static kparam_copy *g_kcopies;
+static pthread_mutex_t g_kcopy_mu = PTHREAD_MUTEX_INITIALIZER;
+
+CUresult tfs_cuGraphKernelNodeGetParams_v2(CUgraphNode hNode, CUDA_KERNEL_NODE_PARAMS *nodeParams)
+{
+    NEED_INIT();
+    if (!nodeParams) return CUDA_ERROR_INVALID_VALUE;
+    unsigned len = 0;
+    uint8_t *buf = malloc(TF_MAX_KPARAM_BYTES);
+    if (!buf) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUDA_KERNEL_NODE_PARAMS p;
+    CUresult rc = rpc_tfGraphKernelNodeGetParams(hNode, &p, &len, buf);
+    unsigned count = 0;
+    const uint32_t *off = NULL, *size = NULL;
+    if (rc == CUDA_SUCCESS) rc = tf_param_layout(p.func ? p.func : (CUfunction)p.kern, &count, &off, &size);
+    if (rc == CUDA_SUCCESS && len > TF_MAX_KPARAM_BYTES) rc = CUDA_ERROR_UNKNOWN;
+    if (rc) { free(buf); return rc; }
+    pthread_mutex_lock(&g_kcopy_mu);
+    kparam_copy *k = g_kcopies;
+    while (k && k->node != (uint64_t)(uintptr_t)hNode) k = k->next;
+    if (!k || k->cap < len + 1 || !k->ptrs) {
+        /* a smaller copy may still be read by another thread: it is left in the list, never freed */
+        kparam_copy *n = calloc(1, sizeof *n);
+        uint8_t *bytes = malloc(len + 1);
+        void **ptrs = calloc(count ? count : 1, sizeof *ptrs);
+        if (!n || !bytes || !ptrs) {
+            pthread_mutex_unlock(&g_kcopy_mu);
+            free(n), free(bytes), free(ptrs), free(buf);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        n->node = (uint64_t)(uintptr_t)hNode;
+        n->cap = len + 1;
+        n->bytes = bytes;
+        n->ptrs = ptrs;
+        if (k) k->node = 0;  /* retired */
+        n->next = g_kcopies;
+        g_kcopies = n;
+        k = n;
+    }
+    memcpy(k->bytes, buf, len);
+    for (unsigned i = 0; i < count; i++) k->ptrs[i] = k->bytes + off[i];
+    pthread_mutex_unlock(&g_kcopy_mu);
+    free(buf);
+    *nodeParams = p;
+    nodeParams->kernelParams = count ? k->ptrs : NULL;
+    nodeParams->extra = NULL;
+    return CUDA_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------- memcpy and host nodes */
+/* One side of a copy node: device memory (a unified pointer the stub knows as device memory counts) or
+ * a refusal: client host memory cannot be read or written by a node that runs in the GPU worker. */
+static CUresult copy_side(CUmemorytype *type, CUdeviceptr *dev, const void **host, const char *which)
+{
+    if (*type == CU_MEMORYTYPE_UNIFIED) {
+        if (tf_devmap_find(*dev, NULL, NULL)) {
+            *type = CU_MEMORYTYPE_DEVICE;
+            return CUDA_SUCCESS;
+        }
+        *type = CU_MEMORYTYPE_HOST;
+    }
+    if (*type == CU_MEMORYTYPE_DEVICE) return CUDA_SUCCESS;
+    tf_log("cuGraphAddMemcpyNode: the %s is %s; a graph node runs in the GPU worker and can only copy device "
+           "memory there (CUDA_ERROR_NOT_SUPPORTED: copy host data with cuMemcpy*Async outside the graph)", which,
+           *type == CU_MEMORYTYPE_HOST ? "client host memory" : "an array (not forwarded)");
+    (void)host;
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+CUresult tfs_cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                  size_t numDependencies, const CUDA_MEMCPY3D *copyParams, CUcontext ctx)
+{
+    NEED_INIT();
+    if (!phGraphNode || !copyParams) return CUDA_ERROR_INVALID_VALUE;
+    CUDA_MEMCPY3D c = *copyParams;
+    CUresult rc = copy_side(&c.srcMemoryType, &c.srcDevice, &c.srcHost, "source");
+    if (rc == CUDA_SUCCESS) rc = copy_side(&c.dstMemoryType, &c.dstDevice, (const void **)&c.dstHost, "destination");
+    if (rc) return rc;
+    c.srcHost = NULL, c.dstHost = NULL, c.srcArray = NULL, c.dstArray = NULL;
+    return rpc_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &c, ctx);
+}
+
+/* Host nodes run the client's function in this process: the worker's graph holds a trampoline node that
+ * asks for it while this process waits in tfGraphLaunchServe (transport.c answers the call). Once any
+ * host node exists every graph launch waits that way: correct for any graph, at the cost of a round trip
+ * and the graph's run time per launch. */
+CUresult tfs_cuGraphAddHostNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                size_t numDependencies, const CUDA_HOST_NODE_PARAMS *nodeParams)
+{
+    NEED_INIT();
+    if (!nodeParams || !nodeParams->fn) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = rpc_tfGraphAddHostNode(phGraphNode, hGraph, dependencies, numDependencies,
+                                         (unsigned long long)(uintptr_t)nodeParams->fn,
+                                         (unsigned long long)(uintptr_t)nodeParams->userData);
+    if (rc == CUDA_SUCCESS) __atomic_store_n(&g_host_nodes, 1, __ATOMIC_RELEASE);
+    return rc;
+}
+
+/* cuLaunchHostFunc (api_launch.c) while a capture is live: the worker captures it as a host node if the
+ * stream is capturing (*handled = 1); otherwise the caller runs the function in stream order itself. */
+CUresult tf_capture_host_func(CUstream hStream, CUhostFn fn, void *userData, int *handled)
+{
+    *handled = 0;
+    if (__atomic_load_n(&g_ncaps, __ATOMIC_ACQUIRE) == 0) return CUDA_SUCCESS;
+    int captured = 0;
+    CUresult rc = rpc_tfLaunchHostFuncCaptured(hStream, (unsigned long long)(uintptr_t)fn,
+                                               (unsigned long long)(uintptr_t)userData, &captured);
+    if (rc == CUDA_SUCCESS && captured) __atomic_store_n(&g_host_nodes, 1, __ATOMIC_RELEASE);
+    *handled = rc != CUDA_SUCCESS || captured;
+    return rc;
+}
+
+/* -------------------------------------------------------------------------------- .dot text */
+CUresult tfs_cuGraphDebugDotPrint(CUgraph hGraph, const char *path, unsigned int flags)
+{
+    NEED_INIT();
+    if (!path) return CUDA_ERROR_INVALID_VALUE;
+    char *text = malloc(TF_MAX_DOT_BYTES);
+    if (!text) return CUDA_ERROR_OUT_OF_MEMORY;
+    unsigned len = 0;
+    CUresult rc = rpc_tfGraphDebugDotPrint(hGraph, flags, &len, text);
+    if (rc == CUDA_SUCCESS && len > TF_MAX_DOT_BYTES) rc = CUDA_ERROR_UNKNOWN;
+    if (rc == CUDA_SUCCESS) {
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(text, 1, len, f) != len) rc = CUDA_ERROR_OPERATING_SYSTEM;
+        if (f && fclose(f)) rc = CUDA_ERROR_OPERATING_SYSTEM;
+    }
+    free(text);
+    return rc;
+}

@@ -1,0 +1,50 @@
+"""What tests/cuda/graphs_remote.cu prints on every backend that runs CUDA graphs correctly: the emulated
+device directly (tests/emu/test_emu_kernels.py) and through the stub (tests/stub/test_graphs.py).
+"""
+import numpy as np
+
+N, LAUNCHES = 3001, 4
+
+
+def expected_w(x: np.ndarray, r: int) -> np.ndarray:
+    xr = x + np.float32(r)
+    y = np.where(np.arange(x.size) < x.size // 2, xr * 2 + 1, xr * 2 - 1)
+    return y * 3
+
+
+def check_graphs_remote(kv: dict, out_path, x: np.ndarray) -> None:
+    """What graphs_remote prints on any backend that runs graphs correctly (the part both agree on)."""
+    assert kv["status_before"] == "0" and kv["status_during"] == "1" and kv["status_after"] == "0"
+    assert kv["info_status"] == "1" and kv["capture_id_nonzero"] == "1" and kv["capture_deps"] == "1"
+    # 3 kernels, memset, copy; fork/join edges: k1->memset, k2->memset, memset->k3, k3->copy
+    assert kv["nodes"] == "5" and kv["edges"] == "4"
+    assert kv["launch_ok"] == str(LAUNCHES)
+    np.testing.assert_allclose(np.fromfile(out_path, np.float32), expected_w(x, LAUNCHES - 1), rtol=1e-5, atol=1e-4)
+    # capture modes: Global prohibits the capturing thread's cudaMalloc and invalidates the capture,
+    # Relaxed allows it, another thread's ThreadLocal capture does not bind this thread, its Global one does
+    assert kv["malloc_global"] == "cudaErrorStreamCaptureUnsupported"
+    assert kv["status_invalidated"] == "2"  # cudaStreamCaptureStatusInvalidated
+    assert kv["end_invalidated"] == "cudaErrorStreamCaptureInvalidated" and kv["graph_null"] == "1"
+    assert kv["malloc_relaxed"] == "cudaSuccess" and kv["end_relaxed"] == "cudaSuccess"
+    assert kv["threadlocal_begin"] == "cudaSuccess" and kv["threadlocal_end"] == "cudaSuccess"
+    assert kv["malloc_other_threadlocal"] == "cudaSuccess"
+    assert kv["global_begin"] == "cudaSuccess"
+    assert kv["malloc_other_global"] == "cudaErrorStreamCaptureUnsupported"
+    assert kv["global_end"] == "cudaErrorStreamCaptureInvalidated"
+    assert kv["capture_to_graph"] == "ok" and kv["capture_to_graph_same"] == "1"
+    assert kv["capture_to_graph_nodes"] == "2" and kv["capture_to_graph_edges"] == "1"  # memset -> kernel
+    assert kv["capture_to_graph_deps"] == "ok" and kv["update_capture_deps"] == "cudaSuccess"
+    assert kv["explicit_graph"] == "ok"
+    assert (kv["explicit_nodes"], kv["explicit_edges"], kv["explicit_roots"]) == ("4", "3", "1")
+    assert (kv["root_type"], kv["kernel_type"], kv["copy_type"]) == ("2", "0", "1")  # memset, kernel, memcpy
+    assert kv["exec_set_params"] == "ok" and kv["get_params"] == "ok"
+    assert kv["exec_update"] == "ok" and kv["update_result"] == "0"
+    assert kv["child_graph"] == "ok" and kv["dot"] == "ok"
+    assert kv["bogus_exec"] == "cudaErrorInvalidResourceHandle"
+    # graph memory (PyTorch's cudaMallocAsync path): alloc node, two kernels, free node
+    assert (kv["graph_mem_nodes"], kv["mem_alloc_nodes"], kv["mem_free_nodes"]) == ("4", "1", "1")
+    assert kv["graph_mem_launch_ok"] == "3"
+    # host nodes run the program's own function, once per launch, never at capture time
+    assert kv["host_node"] == "cudaSuccess"
+    assert kv["host_node_calls"] == "3" and kv["host_calls_at_capture"] == "0" and kv["captured_host_calls"] == "20"
+    assert kv["done"] == "1"
