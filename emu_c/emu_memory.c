@@ -327,6 +327,8 @@ EMU_API CUresult cuMemFreeHost(void *p)
 {
     EMU_ENTER(c);
     (void)c;
+    if (!p)
+        return CUDA_SUCCESS; /* free(NULL), as NVIDIA's driver (cudaFreeHost(NULL) sends it here) */
     return free_kind((uint64_t)(uintptr_t)p, EMU_MEM_HOST, EMU_MEM_HOST);
 }
 
@@ -375,6 +377,8 @@ EMU_API CUresult cuMemHostUnregister(void *p)
     (void)c;
     int kind;
     uint64_t base;
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE; /* unlike cuMemFreeHost, NULL is no no-op here (NVIDIA's driver agrees) */
     if (!emu_mem_find((uint64_t)(uintptr_t)p, &base, NULL, &kind, NULL) || kind != EMU_MEM_REGISTERED ||
         base != (uint64_t)(uintptr_t)p)
         return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
