@@ -150,6 +150,16 @@ struct emu_module {
 };
 
 emu_func *emu_func_from_handle(const void *h); /* CUfunction or CUkernel; NULL if not one */
+/* Blocks of f that fit on one SM at once (emu_launch.c: NVIDIA's occupancy calculator for this device). */
+int emu_occupancy(const emu_func *f, int block, size_t dyn);
+/* The launch entries cuGetProcAddress hands cudart (emu_launch.c). */
+CUresult emu_rt_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                               unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                               void **kernelParams, void **extra);
+CUresult emu_rt_cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                                          unsigned int bx, unsigned int by, unsigned int bz,
+                                          unsigned int sharedMemBytes, CUstream hStream, void **kernelParams);
+CUresult emu_rt_cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra);
 
 /* ---- streams / events ---- */
 struct emu_graph;

@@ -51,30 +51,108 @@ typedef struct launch_req {
     void **params;
     void **extra;
     int cooperative;
+    CUresult bad_dims; /* the answer to a bad grid/block: INVALID_VALUE, or 9 for cudart (rt_* entries) */
 } launch_req;
+
+/* ---- occupancy: NVIDIA's occupancy calculator (cuda_occupancy.h: cudaOccMaxActiveBlocksPerMultiprocessor)
+ * for this device (compute capability 8.0: 4 sub-partitions, registers allocated per warp in units of 256,
+ * shared memory in units of 128 bytes plus the reserved 1 KiB per block, carveouts 0/8/16/32/64/100/132/164
+ * KiB), fed with the function's own attributes: registers, static shared memory, .maxntid, the dynamic
+ * shared memory limit (cuFuncSetAttribute MAX_DYNAMIC_SHARED_SIZE_BYTES) and the preferred carveout. */
+static int dev_attr(CUdevice_attribute a, int fallback)
+{
+    int v = 0;
+    return cuDeviceGetAttribute(&v, a, 0) == CUDA_SUCCESS && v > 0 ? v : fallback;
+}
+
+static size_t carveout_align(size_t size) /* cudaOccAlignUpShmemSizeVoltaPlus, CC 8.0 */
+{
+    static const size_t steps[] = {0, 8, 16, 32, 64, 100, 132, 164};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+        if (size <= steps[i] * 1024)
+            return steps[i] * 1024;
+    return 0; /* above the largest carveout: no block fits */
+}
+
+int emu_occupancy(const emu_func *f, int block, size_t dyn)
+{
+    ptx_kernel_attrs a;
+    emu_kernel_attrs(f, &a);
+    if (block <= 0 || block > a.max_threads_per_block)
+        return 0;
+    const int warp = dev_attr(CU_DEVICE_ATTRIBUTE_WARP_SIZE, 32);
+    const int warps = (block + warp - 1) / warp;
+    /* warps */
+    int by_warps = dev_attr(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR, 2048) / warp / warps;
+    /* registers (per warp, granularity 256, 4 sub-partitions) */
+    int by_regs = INT32_MAX;
+    if (a.num_regs > 0) {
+        const int per_warp = (a.num_regs * warp + 255) / 256 * 256, subparts = 4;
+        const int per_block = dev_attr(CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK, 65536);
+        const int assumed = per_warp * ((warps + subparts - 1) / subparts * subparts);
+        if (per_block < assumed || per_block < per_warp * warps || a.num_regs > 256)
+            by_regs = 0;
+        else
+            by_regs = dev_attr(CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_MULTIPROCESSOR, 65536) / subparts / per_warp *
+                      subparts / warps;
+    }
+    /* shared memory */
+    const size_t reserved = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK, 1024);
+    const size_t per_sm = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR, 167936);
+    const size_t per_block = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK, 48 * 1024);
+    const size_t optin = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, 163 * 1024);
+    const size_t stat = a.static_shared_bytes + reserved;
+    const size_t alloc = (stat + dyn + 127) / 128 * 128;
+    const size_t max_use = stat + (size_t)f->max_dynamic_shared;
+    const size_t limit = (max_use > per_block ? optin : per_block) + reserved;
+    int by_smem;
+    if (dyn > (size_t)f->max_dynamic_shared || alloc > limit) {
+        by_smem = 0;
+    } else {
+        int pref = f->carveout;
+        if (pref < 0)
+            pref = f->cache == CU_FUNC_CACHE_PREFER_L1 ? 0 : f->cache == CU_FUNC_CACHE_PREFER_SHARED ? 100
+                 : f->cache == CU_FUNC_CACHE_PREFER_EQUAL ? 50 : -1;
+        size_t smem = carveout_align(pref < 0 ? per_sm : (size_t)pref * per_sm / 100);
+        if (smem < alloc)
+            smem = carveout_align(alloc);
+        by_smem = alloc ? (int)(smem / alloc) : INT32_MAX;
+    }
+    int n = dev_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR, 32);
+    if (by_warps < n)
+        n = by_warps;
+    if (by_regs < n)
+        n = by_regs;
+    if (by_smem < n)
+        n = by_smem;
+    return n;
+}
 
 static CUresult check_config(const launch_req *r)
 {
     ptx_kernel_attrs a;
     emu_kernel_attrs(r->f, &a);
     if (!r->grid[0] || !r->grid[1] || !r->grid[2] || !r->block[0] || !r->block[1] || !r->block[2])
-        return EMU_ERROR_INVALID_CONFIGURATION;
+        return r->bad_dims;
     if (r->grid[0] > 2147483647u || r->grid[1] > 65535 || r->grid[2] > 65535)
-        return EMU_ERROR_INVALID_CONFIGURATION;
+        return r->bad_dims;
     if (r->block[0] > 1024 || r->block[1] > 1024 || r->block[2] > 64)
-        return EMU_ERROR_INVALID_CONFIGURATION;
+        return r->bad_dims;
     unsigned long long threads = (unsigned long long)r->block[0] * r->block[1] * r->block[2];
     if (threads > 1024)
-        return EMU_ERROR_INVALID_CONFIGURATION;
+        return r->bad_dims;
     if (threads > (unsigned long long)a.max_threads_per_block) /* .maxntid smaller than the block */
         return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
-    /* dynamic shared memory above the function's limit (48 KiB unless raised with
+    /* dynamic shared memory above the function's limit (48 KiB - static unless raised with
      * cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)) is an invalid argument, as on a GPU */
     if (r->shmem > (size_t)r->f->max_dynamic_shared || a.static_shared_bytes + r->shmem > EMU_MAX_SHARED_PER_BLOCK_OPTIN)
         return CUDA_ERROR_INVALID_VALUE;
     if (r->cooperative) {
+        /* every block must be resident at once: the occupancy of this configuration on every SM (at
+         * least one block: a configuration that launches at all runs one block per SM here) */
         unsigned long long blocks = (unsigned long long)r->grid[0] * r->grid[1] * r->grid[2];
-        if (blocks > 32ull * EMU_SM_COUNT)
+        int per_sm = emu_occupancy(r->f, (int)threads, r->shmem);
+        if (blocks > (unsigned long long)(per_sm > 0 ? per_sm : 1) * EMU_SM_COUNT)
             return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
     }
     return CUDA_SUCCESS;
@@ -132,7 +210,7 @@ CUresult emu_kernel_pack(emu_func *f, void **params, void **extra, uint8_t **buf
 {
     if (!f || !ptx_kernel_param_count || !ptx_kernel_param_info || !ptx_kernel_param_buffer_size)
         return CUDA_ERROR_INVALID_HANDLE;
-    launch_req r = {f, {1, 1, 1}, {1, 1, 1}, 0, NULL, params, extra, 0};
+    launch_req r = {f, {1, 1, 1}, {1, 1, 1}, 0, NULL, params, extra, 0, CUDA_ERROR_INVALID_VALUE};
     uint8_t *b;
     int owned;
     CUresult rc = pack_params(&r, &b, len, &owned);
@@ -202,23 +280,17 @@ static CUresult launch(const launch_req *r)
     return (CUresult)lrc;
 }
 
-EMU_API CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
-                                unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
-                                void **kernelParams, void **extra)
+static CUresult launch_kernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                              unsigned bz, unsigned sharedMemBytes, CUstream hStream, void **kernelParams,
+                              void **extra, int cooperative, CUresult bad_dims)
 {
-    launch_req r = {emu_func_from_handle(f), {gx, gy, gz}, {bx, by, bz}, sharedMemBytes, hStream, kernelParams, extra, 0};
+    launch_req r = {emu_func_from_handle(f), {gx, gy, gz}, {bx, by, bz}, sharedMemBytes, hStream, kernelParams, extra,
+                    cooperative, bad_dims};
     return launch(&r);
 }
 
-EMU_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
-                                           unsigned int bx, unsigned int by, unsigned int bz,
-                                           unsigned int sharedMemBytes, CUstream hStream, void **kernelParams)
-{
-    launch_req r = {emu_func_from_handle(f), {gx, gy, gz}, {bx, by, bz}, sharedMemBytes, hStream, kernelParams, NULL, 1};
-    return launch(&r);
-}
-
-EMU_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+static CUresult launch_ex(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra,
+                          CUresult bad_dims)
 {
     static atomic_int warned_cluster;
     if (!config || (config->numAttrs && !config->attrs))
@@ -226,7 +298,7 @@ EMU_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, vo
     launch_req r = {emu_func_from_handle(f),
                     {config->gridDimX, config->gridDimY, config->gridDimZ},
                     {config->blockDimX, config->blockDimY, config->blockDimZ},
-                    config->sharedMemBytes, config->hStream, kernelParams, extra, 0};
+                    config->sharedMemBytes, config->hStream, kernelParams, extra, 0, bad_dims};
     for (unsigned i = 0; i < config->numAttrs; i++) {
         const CUlaunchAttribute *a = &config->attrs[i];
         if (a->id == CU_LAUNCH_ATTRIBUTE_COOPERATIVE)
@@ -236,6 +308,53 @@ EMU_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, vo
         /* priority, access policy, memory sync domains, programmatic serialization: no effect here */
     }
     return launch(&r);
+}
+
+/* The exported launch calls answer a bad grid or block with CUDA_ERROR_INVALID_VALUE, as NVIDIA's driver
+ * does for a program calling cuLaunchKernel. cudart makes no check of its own (it calls the launch entry
+ * it got from cuGetProcAddress and passes the answer on), yet reports cudaErrorInvalidConfiguration on a
+ * GPU: the emu_rt_* entries, which cuGetProcAddress hands out (emu_api.h), answer the code cudart maps
+ * to it (EMU_ERROR_INVALID_CONFIGURATION). Everything else is the same call. */
+EMU_API CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                                unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                                void **kernelParams, void **extra)
+{
+    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, extra, 0,
+                         CUDA_ERROR_INVALID_VALUE);
+}
+
+CUresult emu_rt_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                               unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                               void **kernelParams, void **extra)
+{
+    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, extra, 0,
+                         EMU_ERROR_INVALID_CONFIGURATION);
+}
+
+EMU_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                                           unsigned int bx, unsigned int by, unsigned int bz,
+                                           unsigned int sharedMemBytes, CUstream hStream, void **kernelParams)
+{
+    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, NULL, 1,
+                         CUDA_ERROR_INVALID_VALUE);
+}
+
+CUresult emu_rt_cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                                          unsigned int bx, unsigned int by, unsigned int bz,
+                                          unsigned int sharedMemBytes, CUstream hStream, void **kernelParams)
+{
+    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, NULL, 1,
+                         EMU_ERROR_INVALID_CONFIGURATION);
+}
+
+EMU_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+{
+    return launch_ex(config, f, kernelParams, extra, CUDA_ERROR_INVALID_VALUE);
+}
+
+CUresult emu_rt_cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+{
+    return launch_ex(config, f, kernelParams, extra, EMU_ERROR_INVALID_CONFIGURATION);
 }
 
 EMU_API CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)

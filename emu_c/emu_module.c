@@ -660,20 +660,8 @@ EMU_API CUresult cuFuncSetSharedMemConfig(CUfunction hfunc, CUsharedconfig confi
     return emu_func_from_handle(hfunc) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
-/* ---- occupancy: 2048 threads, 32 blocks, 164 KiB shared memory per SM (CC 8.0) ---- */
-static int blocks_per_sm(const emu_func *f, int block, size_t dyn)
-{
-    ptx_kernel_attrs a;
-    emu_kernel_attrs(f, &a);
-    if (block <= 0 || block > a.max_threads_per_block)
-        return 0;
-    int warps = (block + 31) / 32;
-    int by_threads = 64 / warps;
-    size_t smem = a.static_shared_bytes + dyn + 1024; /* + reserved shared memory per block */
-    int by_smem = (int)(167936 / smem);
-    int n = by_threads < by_smem ? by_threads : by_smem;
-    return n < 32 ? n : 32;
-}
+/* ---- occupancy: NVIDIA's calculator over the function's attributes (emu_occupancy, emu_launch.c) ---- */
+static int blocks_per_sm(const emu_func *f, int block, size_t dyn) { return emu_occupancy(f, block, dyn); }
 
 EMU_API CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *numBlocks, CUfunction func, int blockSize,
                                                                       size_t dynamicSMemSize, unsigned int flags)

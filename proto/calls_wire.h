@@ -72,6 +72,15 @@ typedef struct tf_dev_info {
     uint8_t attr_ok[TF_MAX_ATTR];    /* 1 = the backend answered */
 } tf_dev_info;
 
+/* ---- a function's launch limits (tfFuncGetParamLayout), -1 where the backend did not say ---- */
+enum {
+    TF_FUNC_LIMIT_MAX_DYNAMIC_SHARED, /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: more is INVALID_VALUE */
+    TF_FUNC_LIMIT_MAX_THREADS,        /* CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK: more is LAUNCH_OUT_OF_RESOURCES */
+    TF_FUNC_LIMIT_STATIC_SHARED,      /* CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES */
+    TF_FUNC_LIMIT_NUM_REGS,           /* CU_FUNC_ATTRIBUTE_NUM_REGS */
+    TF_FUNC_NLIMITS
+};
+
 /* ---- helpers used in the table's length expressions (saturate instead of wrapping) ---- */
 static inline uint64_t tf_mul(uint64_t a, uint64_t b)
 {

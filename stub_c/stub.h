@@ -89,6 +89,9 @@ const tf_dev_info *tf_dev_info_of(CUdevice dev);
 /* Module unload may free function handles the worker hands out again: forget cached parameter
  * layouts (api_launch.c). */
 void tf_layouts_forget_all(void);
+/* The launch entry cuGetProcAddress hands out for `fn` (api_launch.c): cudart's flavour of the launch
+ * calls answers a bad grid/block with the code cudart reports as cudaErrorInvalidConfiguration. */
+void *tf_launch_entry_for_runtime(void *fn);
 
 /* Calling thread's current context (a small per-thread stack, as the driver keeps). */
 CUcontext tf_ctx_current(void);

@@ -19,6 +19,41 @@ NULL_FREE = {
     "cuMemFreeAsync0": "CUDA_SUCCESS", "cuMemHostUnregister0": "CUDA_ERROR_INVALID_VALUE",
     "double_free": "CUDA_ERROR_INVALID_VALUE", "after": "cudaSuccess",
 }
+# A launch the device cannot run fails at the launch call itself. Driver API: CUDA_ERROR_INVALID_VALUE for a
+# bad grid/block (not 9, which is no CUresult); cudart reports cudaErrorInvalidConfiguration for the same.
+LAUNCH_ERRORS = {
+    "rt_zero_grid": "cudaErrorInvalidConfiguration", "rt_big_block": "cudaErrorInvalidConfiguration",
+    "drv_zero_grid": "CUDA_ERROR_INVALID_VALUE", "drv_big_block": "CUDA_ERROR_INVALID_VALUE",
+    "drv_big_block_z": "CUDA_ERROR_INVALID_VALUE", "drv_ex_big_block": "CUDA_ERROR_INVALID_VALUE",
+    "rt_smem_default": "cudaErrorInvalidValue", "rt_smem_default_sync": "cudaSuccess",
+    "drv_smem_default": "CUDA_ERROR_INVALID_VALUE", "drv_ex_smem": "CUDA_ERROR_INVALID_VALUE",
+    "drv_static_plus_dyn": "CUDA_ERROR_INVALID_VALUE", "drv_static_plus_dyn_ok": "CUDA_SUCCESS",
+    "drv_smem_optin": "CUDA_SUCCESS", "rt_smem_optin": "cudaSuccess", "drv_smem_lowered": "CUDA_ERROR_INVALID_VALUE",
+    "drv_over_launch_bounds": "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES",
+    "rt_over_launch_bounds": "cudaErrorLaunchOutOfResources", "sync_after_config_errors": "cudaSuccess",
+    "rt_coop_fits": "cudaSuccess", "rt_coop_too_large": "cudaErrorCooperativeLaunchTooLarge",
+    "drv_coop_too_large": "CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE",
+    "drv_ex_coop_too_large": "CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE", "after": "cudaSuccess",
+}
+
+
+def check_launch_errors(kv: dict) -> None:
+    assert {k: kv.get(k) for k in LAUNCH_ERRORS} == LAUNCH_ERRORS
+    # the cooperative limit is the occupancy of that configuration on every SM, and all of it runs
+    assert int(kv["coop_max_blocks"]) > 0 and kv["coop_blocks_ran"] == kv["coop_max_blocks"]
+
+
+def check_occupancy(kv: dict) -> None:
+    """Every case: the driver's answer equals NVIDIA's calculator's (cuda_occupancy.h) for the same kernel."""
+    cases = {k: v.split(":") for k, v in kv.items() if k.startswith("occ_")}
+    assert len(cases) == 17 and "error" not in kv
+    assert {k: d for k, (d, c) in cases.items()} == {k: c for k, (d, c) in cases.items()}
+    # and the attributes matter: opting in to more dynamic shared memory, the carveout, registers
+    assert cases["occ_dyn_64k_default_limit"][0] == "0" and int(cases["occ_dyn_64k_raised"][0]) > 0
+    assert int(cases["occ_dyn_8k_carveout25"][0]) < int(cases["occ_dyn_8k"][0])
+    assert int(cases["occ_heavy_256"][0]) < int(cases["occ_bounded_256"][0])
+
+
 NEW_THREAD = {"main": "cudaSuccess", "thread_stream": "cudaSuccess", "thread_device": "cudaSuccess:0",
               "thread_work": "cudaSuccess", "thread_ctx": "same"}
 
@@ -33,3 +68,12 @@ def test_freeing_null_is_a_no_op_where_cuda_says_so(cudart):
 def test_a_new_host_thread_uses_the_device_without_cudaSetDevice(cudart):
     kv = run_kv("new_thread", cudart=cudart, flags=LCUDA)
     assert {k: kv.get(k) for k in NEW_THREAD} == NEW_THREAD
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_launch_errors_come_back_from_the_launch_itself(cudart):
+    check_launch_errors(run_kv("launch_errors", cudart=cudart, flags=LCUDA))
+
+
+def test_occupancy_honours_each_kernels_attributes():
+    check_occupancy(run_kv("occupancy"))

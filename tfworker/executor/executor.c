@@ -285,11 +285,12 @@ static CUresult layout_of(tfx *x, CUfunction f, const param_layout **out)
     return CUDA_SUCCESS;
 }
 
-CUresult ex_tfFuncGetParamLayout(tfx *x, CUfunction f, unsigned int *count, unsigned long long *layout)
+CUresult ex_tfFuncGetParamLayout(tfx *x, CUfunction f, unsigned int *count, unsigned long long *layout, int *limits)
 {
     const param_layout *l;
     CUresult rc = layout_of(x, f, &l);
     if (rc) return rc;
+    if (limits) tfx_func_limits(x, f, tf_reg_has(x, (uint64_t)(uintptr_t)f, TFK_KERNEL), limits);
     *count = l->count;
     if (layout)
         for (unsigned i = 0; i < l->count; i++) layout[i] = ((unsigned long long)l->off[i] << 32) | l->size[i];

@@ -106,4 +106,7 @@ int tf_serve(tfx *x, int fd);
 
 void tfx_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A function's launch limits, TF_FUNC_LIMIT_* (launch_limits.c). */
+void tfx_func_limits(tfx *x, CUfunction f, int is_kernel, int *limits);
+
 #endif
