@@ -7,6 +7,8 @@
  * (ILLEGAL_ADDRESS, ILLEGAL_INSTRUCTION, LAUNCH_FAILED, ...) is sticky for the context.
  * Kernels run on TF_EMU_THREADS host threads (default: number of CPUs) inside ptx_launch.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,64 @@ extern __typeof__(ptx_kernel_param_count) ptx_kernel_param_count __attribute__((
 extern __typeof__(ptx_kernel_param_info) ptx_kernel_param_info __attribute__((weak));
 extern __typeof__(ptx_kernel_param_buffer_size) ptx_kernel_param_buffer_size __attribute__((weak));
 void emu_kernel_attrs(const emu_func *f, ptx_kernel_attrs *a); /* emu_module.c */
+
+/* ---- device printf: the FIFO between two flushes ----
+ * One process-wide buffer (one device; kernels run on worker threads that have no current context), its
+ * size the CU_LIMIT_PRINTF_FIFO_SIZE of the context of the last launch. A printf that does not fit is
+ * dropped whole, as a GPU drops records once its FIFO is full (the GPU counts records - format pointer and
+ * arguments - where this counts the formatted text). */
+static pthread_mutex_t g_printf_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *g_printf_buf;
+static size_t g_printf_len, g_printf_cap;
+static size_t g_printf_limit = 1 << 20;
+
+void emu_printf_append(void *ctx, const char *text, size_t len)
+{
+    (void)ctx;
+    pthread_mutex_lock(&g_printf_mu);
+    if (g_printf_len + len <= g_printf_limit) {
+        if (g_printf_len + len > g_printf_cap) {
+            size_t cap = g_printf_cap ? g_printf_cap : 4096;
+            while (cap < g_printf_len + len)
+                cap *= 2;
+            char *b = realloc(g_printf_buf, cap);
+            if (b) {
+                g_printf_buf = b;
+                g_printf_cap = cap;
+            }
+        }
+        if (g_printf_len + len <= g_printf_cap) {
+            memcpy(g_printf_buf + g_printf_len, text, len);
+            g_printf_len += len;
+        }
+    }
+    pthread_mutex_unlock(&g_printf_mu);
+}
+
+void emu_printf_flush(void)
+{
+    pthread_mutex_lock(&g_printf_mu);
+    if (g_printf_len) {
+        /* stdio's stdout, as NVIDIA's driver: the program's own buffered output stays in order */
+        flockfile(stdout);
+        fwrite(g_printf_buf, 1, g_printf_len, stdout);
+        fflush(stdout);
+        funlockfile(stdout);
+        g_printf_len = 0;
+    }
+    pthread_mutex_unlock(&g_printf_mu);
+}
+
+/* A program that ends without a synchronize still shows its kernels' output (cudart's teardown
+ * destroys the context, which flushes, on a GPU). */
+__attribute__((destructor)) static void printf_at_exit(void) { emu_printf_flush(); }
+
+static void printf_limit_from(const emu_ctx *c)
+{
+    pthread_mutex_lock(&g_printf_mu);
+    g_printf_limit = c->limits[CU_LIMIT_PRINTF_FIFO_SIZE];
+    pthread_mutex_unlock(&g_printf_mu);
+}
 
 CUresult emu_stream_check(CUstream s)
 {
@@ -243,6 +303,8 @@ static CUresult launch(const launch_req *r)
     rc = check_config(r);
     if (rc)
         return rc;
+    emu_printf_flush(); /* a launch flushes the output of the work before it, as on a GPU */
+    printf_limit_from(c);
     uint8_t *buf;
     size_t len;
     int owned;
@@ -368,6 +430,7 @@ EMU_API CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(hStream))
         return emu_capture_host(hStream, fn, userData);
+    emu_printf_flush();
     fn(userData);
     return CUDA_SUCCESS;
 }
@@ -492,9 +555,10 @@ EMU_API CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device)
     return CUDA_SUCCESS;
 }
 
-/* Work already ran; synchronizing a stream only reports the context's sticky error. */
+/* Work already ran; synchronizing a stream flushes device printf and reports the context's sticky error. */
 EMU_API CUresult cuStreamSynchronize(CUstream hStream)
 {
+    emu_printf_flush();
     EMU_ENTER(c);
     (void)c;
     CUresult rc = emu_stream_check(hStream);
@@ -503,7 +567,15 @@ EMU_API CUresult cuStreamSynchronize(CUstream hStream)
     return rc;
 }
 
-EMU_API CUresult cuStreamQuery(CUstream hStream) { return cuStreamSynchronize(hStream); }
+EMU_API CUresult cuStreamQuery(CUstream hStream)
+{
+    EMU_ENTER(c);
+    (void)c;
+    CUresult rc = emu_stream_check(hStream);
+    if (rc == CUDA_SUCCESS && emu_capture_of(hStream))
+        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    return rc;
+}
 
 EMU_API CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags)
 {
@@ -534,6 +606,7 @@ EMU_API CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(hStream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* as on a GPU: use cuLaunchHostFunc */
+    emu_printf_flush(); /* CUDA flushes device printf before a stream callback runs */
     callback(hStream, c->sticky, userData); /* the callback is told about a faulted context */
     return CUDA_SUCCESS;
 }
@@ -618,7 +691,11 @@ EMU_API CUresult cuEventQuery(CUevent hEvent)
     return emu_handle_is(hEvent, EMU_K_EVENT) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
-EMU_API CUresult cuEventSynchronize(CUevent hEvent) { return cuEventQuery(hEvent); }
+EMU_API CUresult cuEventSynchronize(CUevent hEvent)
+{
+    emu_printf_flush();
+    return cuEventQuery(hEvent);
+}
 
 EMU_API CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUevent hEnd)
 {

@@ -224,7 +224,7 @@ int emu_env_check(void *ctx, uint64_t addr, uint64_t len)
     return emu_mem_check(addr, len);
 }
 
-const ptx_env g_ptx_env = {NULL, emu_env_alloc, emu_env_free, emu_env_check, NULL};
+const ptx_env g_ptx_env = {NULL, emu_env_alloc, emu_env_free, emu_env_check, NULL, emu_printf_append};
 
 /* ---- allocation API ---- */
 EMU_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
@@ -743,13 +743,13 @@ static CUresult copy_unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstrea
     return CUDA_SUCCESS;
 }
 
-EMU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { return copy_htod(d, s, n, NULL); }
+EMU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { emu_printf_flush(); return copy_htod(d, s, n, NULL); }
 EMU_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void *s, size_t n, CUstream st) { return copy_htod(d, s, n, st); }
-EMU_API CUresult cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { return copy_dtoh(d, s, n, NULL); }
+EMU_API CUresult cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { emu_printf_flush(); return copy_dtoh(d, s, n, NULL); }
 EMU_API CUresult cuMemcpyDtoHAsync_v2(void *d, CUdeviceptr s, size_t n, CUstream st) { return copy_dtoh(d, s, n, st); }
-EMU_API CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy_dtod(d, s, n, NULL); }
+EMU_API CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { emu_printf_flush(); return copy_dtod(d, s, n, NULL); }
 EMU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_dtod(d, s, n, st); }
-EMU_API CUresult cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy_unified(d, s, n, NULL); }
+EMU_API CUresult cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { emu_printf_flush(); return copy_unified(d, s, n, NULL); }
 EMU_API CUresult cuMemcpyAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_unified(d, s, n, st); }
 
 EMU_API CUresult cuMemcpyPeer(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n)
@@ -868,10 +868,10 @@ static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream s)
                    p->Depth);
 }
 
-EMU_API CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL); }
-EMU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL); }
+EMU_API CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *p) { emu_printf_flush(); return copy2d(p, NULL); }
+EMU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p) { emu_printf_flush(); return copy2d(p, NULL); }
 EMU_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *p, CUstream s) { return copy2d(p, s); }
-EMU_API CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *p) { return copy3d(p, NULL); }
+EMU_API CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *p) { emu_printf_flush(); return copy3d(p, NULL); }
 EMU_API CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *p, CUstream s) { return copy3d(p, s); }
 
 /* ---- memset ---- */

@@ -67,6 +67,7 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
 
 static CUresult module_load(emu_module **out, const void *image, size_t len)
 {
+    emu_printf_flush(); /* CUDA flushes device printf at module load and unload */
     return module_load_log(out, image, len, NULL, 0);
 }
 
@@ -257,6 +258,7 @@ EMU_API CUresult cuModuleUnload(CUmodule hmod)
     emu_module *m = (emu_module *)hmod;
     if (!emu_handle_is(m, EMU_K_MODULE) || m->library)
         return CUDA_ERROR_INVALID_HANDLE;
+    emu_printf_flush(); /* CUDA flushes device printf at module load and unload */
     emu_handle_del(m);
     module_destroy(m);
     return CUDA_SUCCESS;

@@ -582,10 +582,14 @@ static int do_printf(blk *B, const ptx_ins *in, unsigned tid) {
         if (n > 0) o += (size_t)n < room ? (size_t)n : room - 1;
     }
     out[o < sizeof(out) ? o : sizeof(out) - 1] = 0;
-    flockfile(stdout);
-    fputs(out, stdout);
-    fflush(stdout);
-    funlockfile(stdout);
+    if (B->env->print) {
+        B->env->print(B->env->ctx, out, strlen(out));
+    } else {
+        flockfile(stdout);
+        fputs(out, stdout);
+        fflush(stdout);
+        funlockfile(stdout);
+    }
     if (in->c >= 0) {
         uint8_t *r = resolve(B, tid, SP_LOCAL, (uint64_t)in->c, 4);
         int32_t v = nargs;

@@ -6,7 +6,7 @@
  * Frames (after the handshake, both directions little endian, native struct layout of x86-64/aarch64):
  *   request  tf_req_hdr + body (body length `len` is a multiple of 8; bulk bytes follow raw, 8-aligned)
  *   reply    tf_rep_hdr + outputs in parameter order (only when result == CUDA_SUCCESS)
- *            + nlatched tf_latched entries
+ *            + nlatched tf_latched entries + nconsole bytes of tf_console records
  * A request with TF_REQ_NOREPLY gets no reply; a failure is latched by the executor with the stream the
  * call named (first failure per stream) and sent with the next reply; the stub returns it at the next
  * call on that stream, or at the next context-wide synchronize.
@@ -44,11 +44,19 @@ typedef struct tf_req_hdr {
     uint16_t flags; /* TF_REQ_* */
 } tf_req_hdr;
 typedef struct tf_rep_hdr {
-    uint32_t len;      /* payload bytes after this header (outputs, then the latched entries) */
+    uint32_t len;      /* payload bytes after this header (outputs, the latched entries, console records) */
     int32_t result;    /* CUresult of the call */
-    uint32_t nlatched; /* tf_latched entries at the end of the payload */
-    uint32_t reserved;
+    uint32_t nlatched; /* tf_latched entries after the outputs */
+    uint32_t nconsole; /* bytes of tf_console records at the end of the payload */
 } tf_rep_hdr;
+/* Console output of the GPU worker process since the last reply, whatever the call: device printf (the
+ * backend writes it to the process's stdout where CUDA flushes its printf FIFO, so it rides on the reply
+ * of the flushing call) and diagnostics written to its stderr. The stub writes each record's bytes to
+ * its own stdout (fd 1) or stderr (fd 2), in order, before the call returns. */
+typedef struct tf_console {
+    uint32_t fd;       /* 1 = stdout, 2 = stderr */
+    uint32_t len;      /* bytes that follow, then padding to 8 */
+} tf_console;
 typedef struct tf_latched {
     uint64_t stream;   /* the stream the failed NOREPLY call named (0 if none) */
     int32_t error;

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu_run import run_kv
+from emu_run import run_kv, run_program
 from tfclient import native
 
 CUDARTS = ["static", "shared"]
@@ -77,3 +77,61 @@ def test_launch_errors_come_back_from_the_launch_itself(cudart):
 
 def test_occupancy_honours_each_kernels_attributes():
     check_occupancy(run_kv("occupancy"))
+
+
+# Device printf appears where CUDA flushes the printf FIFO (synchronizes, blocking copies, ...), after the
+# host output that came before that point, never at the printf itself.
+PRINTF_ORDER = """host: start
+host: launched A
+A 0
+A 1
+A 2
+A 3
+host: after sync 1
+B 7 2.50 text
+host: after sync 2
+C 0
+C 1
+host: after copy
+host: before stream sync
+D 0
+D 1
+host: end
+"""
+
+
+def check_printf_fifo(out: str) -> None:
+    """cudaLimitPrintfFifoSize = 4096: of 1000 printed lines per kernel, only whole lines that fit in 4096
+    bytes appear; the FIFO empties at each synchronize, so the second kernel prints as much again."""
+    lines = out.splitlines()
+    assert lines[0] == "host: fifo = 4096"
+    sync1, sync2 = lines.index("host: sync 1 = cudaSuccess"), lines.index("host: sync 2 = cudaSuccess")
+    for tag, part in (("F", lines[1:sync1]), ("G", lines[sync1 + 1:sync2])):
+        assert part and all(ln.startswith(f"{tag} ") and ln.endswith(".") and len(ln) == 33 for ln in part)
+        size = sum(len(ln) + 1 for ln in part)
+        assert 4096 - 34 < size <= 4096, (tag, size)
+        assert len(set(part)) == len(part)
+
+
+def check_bad_instruction(out: str, err: str) -> None:
+    assert "sync=cudaErrorIllegalInstruction" in out.splitlines()
+    named = [ln for ln in err.splitlines() if "tfemu.no.such.instruction" in ln]
+    assert len(named) == 1, err
+
+
+def test_device_printf_appears_where_cuda_flushes_it():
+    p = run_program("device_printf", "order")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == PRINTF_ORDER
+
+
+def test_device_printf_honours_the_fifo_size():
+    p = run_program("device_printf", "fifo")
+    assert p.returncode == 0, p.stderr
+    check_printf_fifo(p.stdout.decode())
+
+
+def test_an_unsupported_instruction_is_named_on_stderr():
+    p = run_program("device_printf", "bad")
+    assert p.returncode == 0, p.stderr
+    check_bad_instruction(p.stdout.decode(), p.stderr.decode())

@@ -106,6 +106,11 @@ int tf_serve(tfx *x, int fd);
 
 void tfx_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The process's console (console.c): start captures fd 1 and fd 2 (main.c); take returns the tf_console
+ * records gathered since the last take (0 and NULL if not started), valid until the next take. */
+int tfx_console_start(void);
+size_t tfx_console_take(const uint8_t **records);
+
 /* A function's launch limits, TF_FUNC_LIMIT_* (launch_limits.c). */
 void tfx_func_limits(tfx *x, CUfunction f, int is_kernel, int *limits);
 
