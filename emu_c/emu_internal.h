@@ -150,11 +150,10 @@ struct emu_module {
 };
 
 emu_func *emu_func_from_handle(const void *h); /* CUfunction or CUkernel; NULL if not one */
-/* Device printf (emu_launch.c): kernels append to the printf FIFO (ptx_env.print), at most
+/* Device printf (emu_launch.c): kernels append to the printf FIFO (through ptx.h's ptx_device_print), at most
  * CU_LIMIT_PRINTF_FIFO_SIZE bytes between two flushes (the rest is dropped, as on a GPU); a flush writes
  * it to stdout where CUDA flushes: launches, synchronizes, blocking copies, module load/unload, context
  * destruction, stream callbacks, and process exit. */
-void emu_printf_append(void *ctx, const char *text, size_t len);
 void emu_printf_flush(void);
 /* Blocks of f that fit on one SM at once (emu_launch.c: NVIDIA's occupancy calculator for this device). */
 int emu_occupancy(const emu_func *f, int block, size_t dyn);

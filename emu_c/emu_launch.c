@@ -30,9 +30,8 @@ static char *g_printf_buf;
 static size_t g_printf_len, g_printf_cap;
 static size_t g_printf_limit = 1 << 20;
 
-void emu_printf_append(void *ctx, const char *text, size_t len)
+static void printf_append(const char *text, size_t len)
 {
-    (void)ctx;
     pthread_mutex_lock(&g_printf_mu);
     if (g_printf_len + len <= g_printf_limit) {
         if (g_printf_len + len > g_printf_cap) {
@@ -75,6 +74,7 @@ static void printf_limit_from(const emu_ctx *c)
 {
     pthread_mutex_lock(&g_printf_mu);
     g_printf_limit = c->limits[CU_LIMIT_PRINTF_FIFO_SIZE];
+    ptx_device_print = printf_append;
     pthread_mutex_unlock(&g_printf_mu);
 }
 

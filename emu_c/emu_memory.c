@@ -224,7 +224,7 @@ int emu_env_check(void *ctx, uint64_t addr, uint64_t len)
     return emu_mem_check(addr, len);
 }
 
-const ptx_env g_ptx_env = {NULL, emu_env_alloc, emu_env_free, emu_env_check, NULL, emu_printf_append};
+const ptx_env g_ptx_env = {NULL, emu_env_alloc, emu_env_free, emu_env_check, NULL};
 
 /* ---- allocation API ---- */
 EMU_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total)

@@ -30,10 +30,12 @@ typedef struct ptx_env {
     /* Resolves an .extern .global/.func the module references but does not define (e.g. vprintf
      * is handled by the executor itself; this is for future cross-module linking). May be NULL. */
     void *(*resolve_extern)(void *ctx, const char *name);
-    /* Output of one device printf call (len bytes, formatted). NULL: the executor writes it to stdout.
-     * The driver layer keeps it in the printf FIFO and writes it out where CUDA flushes that FIFO. */
-    void (*print)(void *ctx, const char *text, size_t len);
 } ptx_env;
+
+/* Where the output of a device printf call (len bytes, formatted) goes: set by the driver layer, which
+ * keeps it in the printf FIFO and writes it out where CUDA flushes that FIFO (emu_launch.c). NULL (PTX-only
+ * unit tests): the executor writes the text to stdout itself. */
+extern void (*ptx_device_print)(const char *text, size_t len);
 
 /* Parse PTX text (as found in the fatbin, NUL-terminated or len bytes) into a module.
  * Allocates storage for the module's .global/.const variables through env and applies their

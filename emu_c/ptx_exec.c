@@ -498,6 +498,8 @@ static uint64_t local_u64(blk *B, unsigned tid, int64_t off) {
     return v;
 }
 
+void (*ptx_device_print)(const char *text, size_t len);
+
 /* printf from a kernel: formats vprintf's (format, packed argument buffer) pair. */
 static int do_printf(blk *B, const ptx_ins *in, unsigned tid) {
     char fmt[2048], out[8192], sval[2048];
@@ -582,8 +584,8 @@ static int do_printf(blk *B, const ptx_ins *in, unsigned tid) {
         if (n > 0) o += (size_t)n < room ? (size_t)n : room - 1;
     }
     out[o < sizeof(out) ? o : sizeof(out) - 1] = 0;
-    if (B->env->print) {
-        B->env->print(B->env->ctx, out, strlen(out));
+    if (ptx_device_print) {
+        ptx_device_print(out, strlen(out));
     } else {
         flockfile(stdout);
         fputs(out, stdout);
