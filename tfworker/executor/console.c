@@ -66,12 +66,16 @@ static void add_record(uint32_t fd, const uint8_t *p, size_t n)
 }
 
 /* Reads what is in the pipes now (non-blocking), under g_con.mu: reads happen only under the lock, so
- * records keep the order the bytes were written in. Returns the number of bytes read. */
+ * records keep the order the bytes were written in. One poll() when both are empty (every reply asks).
+ * Returns the number of bytes read. */
 static size_t drain_locked(void)
 {
     uint8_t chunk[65536];
     size_t total = 0;
+    struct pollfd p[2] = {{g_con.rfd[0], POLLIN, 0}, {g_con.rfd[1], POLLIN, 0}};
+    if (poll(p, 2, 0) <= 0) return 0;
     for (int i = 0; i < 2; i++) {
+        if (!(p[i].revents & POLLIN)) continue;
         for (;;) {
             ssize_t k = read(g_con.rfd[i], chunk, sizeof chunk);
             if (k < 0 && errno == EINTR) continue;
