@@ -157,6 +157,7 @@ emu_func *emu_func_from_handle(const void *h); /* CUfunction or CUkernel; NULL i
 void emu_printf_flush(void);
 /* Blocks of f that fit on one SM at once (emu_launch.c: NVIDIA's occupancy calculator for this device). */
 int emu_occupancy(const emu_func *f, int block, size_t dyn);
+CUresult emu_occupancy_available_dynamic(const emu_func *f, int numBlocks, int block, size_t *out);
 /* The launch entries cuGetProcAddress hands cudart (emu_launch.c). */
 CUresult emu_rt_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
                                unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,

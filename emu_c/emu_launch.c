@@ -188,6 +188,41 @@ int emu_occupancy(const emu_func *f, int block, size_t dyn)
     return n;
 }
 
+/* cudaOccAvailableDynamicSMemPerBlock: the dynamic shared memory each of numBlocks blocks of `block`
+ * threads may use when they share an SM; INVALID_VALUE when numBlocks such blocks never fit at once. */
+CUresult emu_occupancy_available_dynamic(const emu_func *f, int numBlocks, int block, size_t *out)
+{
+    ptx_kernel_attrs a;
+    emu_kernel_attrs(f, &a);
+    if (numBlocks <= 0 || block <= 0 || emu_occupancy(f, block, 0) < numBlocks)
+        return CUDA_ERROR_INVALID_VALUE;
+    const size_t reserved = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK, 1024);
+    const size_t per_sm = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR, 167936);
+    const size_t per_block = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK, 48 * 1024);
+    const size_t optin = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, 163 * 1024);
+    const size_t limit = (per_sm > per_block ? optin : per_block) + reserved;
+    size_t smem;
+    if (numBlocks == 1) {
+        smem = limit;
+    } else {
+        int pref = f->carveout;
+        if (pref < 0)
+            pref = f->cache == CU_FUNC_CACHE_PREFER_L1 ? 0 : f->cache == CU_FUNC_CACHE_PREFER_SHARED ? 100
+                 : f->cache == CU_FUNC_CACHE_PREFER_EQUAL ? 50 : -1;
+        smem = carveout_align(pref < 0 ? per_sm : (size_t)pref * per_sm / 100);
+        if (!smem)
+            smem = carveout_align(1);
+    }
+    size_t avail = smem / (size_t)numBlocks / 128 * 128;
+    if (avail > limit)
+        avail = limit;
+    avail = avail > a.static_shared_bytes ? avail - a.static_shared_bytes : 0;
+    if (avail > (size_t)f->max_dynamic_shared)
+        avail = (size_t)f->max_dynamic_shared;
+    *out = avail;
+    return CUDA_SUCCESS;
+}
+
 static CUresult check_config(const launch_req *r)
 {
     ptx_kernel_attrs a;

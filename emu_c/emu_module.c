@@ -696,18 +696,22 @@ EMU_API CUresult cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSi
     ptx_kernel_attrs a;
     emu_kernel_attrs(f, &a);
     int limit = blockSizeLimit > 0 && blockSizeLimit < a.max_threads_per_block ? blockSizeLimit : a.max_threads_per_block;
-    int best_block = 0, best_occ = -1;
-    for (int b = limit - limit % 32 ? limit - limit % 32 : limit; b > 0; b -= 32) {
+    int best_block = 0, best_occ = 0;
+    /* cudaOccMaxPotentialOccupancyBlockSize: the block limit, then down by warps, the first best wins */
+    for (int aligned = (limit + 31) / 32 * 32; aligned > 0; aligned -= 32) {
+        int b = aligned < limit ? aligned : limit;
         size_t dyn = blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(b) : dynamicSMemSize;
         int occ = blocks_per_sm(f, b, dyn) * b;
         if (occ > best_occ) {
             best_occ = occ;
             best_block = b;
         }
+        if (best_occ == 2048) /* every thread slot of the SM */
+            break;
     }
-    size_t dyn = blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(best_block) : dynamicSMemSize;
+    size_t dyn = !best_block ? 0 : blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(best_block) : dynamicSMemSize;
     *blockSize = best_block;
-    *minGridSize = blocks_per_sm(f, best_block, dyn) * EMU_SM_COUNT;
+    *minGridSize = best_block ? blocks_per_sm(f, best_block, dyn) * EMU_SM_COUNT : 0;
     return CUDA_SUCCESS;
 }
 
@@ -719,12 +723,7 @@ EMU_API CUresult cuOccupancyAvailableDynamicSMemPerBlock(size_t *dynamicSmemSize
         return CUDA_ERROR_INVALID_VALUE;
     if (!f)
         return CUDA_ERROR_INVALID_HANDLE;
-    ptx_kernel_attrs a;
-    emu_kernel_attrs(f, &a);
-    size_t per = 167936 / (size_t)numBlocks;
-    size_t avail = per > a.static_shared_bytes + 1024 ? per - a.static_shared_bytes - 1024 : 0;
-    *dynamicSmemSize = avail < (size_t)f->max_dynamic_shared ? avail : (size_t)f->max_dynamic_shared;
-    return CUDA_SUCCESS;
+    return emu_occupancy_available_dynamic(f, numBlocks, blockSize, dynamicSmemSize);
 }
 
 /* __managed__ variables: module globals already live in host-addressable memory. */

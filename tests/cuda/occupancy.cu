@@ -3,9 +3,15 @@
 // attributes as cudaFuncGetAttributes reports them: per-kernel registers, static and dynamic shared
 // memory, .maxntid (__launch_bounds__), the dynamic shared memory limit
 // (cudaFuncAttributeMaxDynamicSharedMemorySize) and the preferred shared memory carveout.
+// Also the driver's cuOccupancyMaxPotentialBlockSize and cudaOccupancyAvailableDynamicSMemPerBlock against
+// the calculator's. Build with -lcuda.
 // I/O contract: occupancy   (no arguments). stdout one line per case, "occ_<case>=<driver>:<calculator>",
-//   and "error=..." if a call failed.
+//   "pot_<case>=<driver block>/<grid>:<calculator block>/<grid>", "avail_<case>=<driver>:<calculator>"
+//   (-1 where the call refused the configuration; "pot_<case>=n/a" where the libcuda.so.1 has no
+//   cuOccupancyMaxPotentialBlockSize), and "error=..." if a call failed.
+#include <cuda.h>
 #include <cuda_occupancy.h>
+#include <dlfcn.h>
 #include <cstdio>
 #include "tf_test_io.h"
 
@@ -68,6 +74,53 @@ template <typename K> static void one(const char *name, K kernel, int block, siz
     printf("occ_%s=%d:%d\n", name, drv, calc);
 }
 
+static cudaOccDeviceState state_of(int carveout)
+{
+    cudaOccDeviceState state;
+    state.carveoutConfig = (cudaOccCarveoutConfig)carveout;
+    return state;
+}
+
+template <typename K> static void potential(const char *name, K kernel, size_t dyn, int carveout = -1)
+{
+    cudaFunction_t f;
+    CK(cudaGetFuncBySymbol(&f, (const void *)kernel));
+    typedef CUresult (*pot_fn)(int *, int *, CUfunction, CUoccupancyB2DSize, size_t, int);
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD); /* loaded by cudart already */
+    pot_fn pot = lib ? (pot_fn)dlsym(lib, "cuOccupancyMaxPotentialBlockSize") : NULL;
+    if (!pot) { /* a libcuda.so.1 without it */
+        printf("pot_%s=n/a\n", name);
+        return;
+    }
+    int grid = -1, block = -1;
+    if (pot(&grid, &block, (CUfunction)f, NULL, dyn, 0) != CUDA_SUCCESS)
+        grid = block = -1;
+    cudaFuncAttributes fa;
+    CK(cudaFuncGetAttributes(&fa, kernel));
+    cudaOccDeviceProp prop(g_prop);
+    cudaOccFuncAttributes attr(fa);
+    cudaOccDeviceState state = state_of(carveout);
+    int cgrid = -1, cblock = -1;
+    if (cudaOccMaxPotentialOccupancyBlockSize(&cgrid, &cblock, &prop, &attr, &state, dyn) != CUDA_OCC_SUCCESS)
+        cgrid = cblock = -1;
+    printf("pot_%s=%d/%d:%d/%d\n", name, block, grid, cblock, cgrid);
+}
+
+template <typename K> static void available(const char *name, K kernel, int blocks, int block, int carveout = -1)
+{
+    size_t drv = 0, calc = 0;
+    long long d = cudaOccupancyAvailableDynamicSMemPerBlock(&drv, kernel, blocks, block) == cudaSuccess ? (long long)drv : -1;
+    cudaGetLastError();
+    cudaFuncAttributes fa;
+    CK(cudaFuncGetAttributes(&fa, kernel));
+    cudaOccDeviceProp prop(g_prop);
+    cudaOccFuncAttributes attr(fa);
+    cudaOccDeviceState state = state_of(carveout);
+    long long c = cudaOccAvailableDynamicSMemPerBlock(&calc, &prop, &attr, &state, blocks, block) == CUDA_OCC_SUCCESS
+                      ? (long long)calc : -1;
+    printf("avail_%s=%lld:%lld\n", name, d, c);
+}
+
 int main()
 {
     CK(cudaGetDeviceProperties(&g_prop, 0));
@@ -82,13 +135,25 @@ int main()
     one("dyn_40k", smem_dyn, 128, 40 * 1024);
     one("dyn_64k_default_limit", smem_dyn, 128, 64 * 1024);
     one("dyn_96k_default_limit", smem_dyn, 128, 96 * 1024);
+    potential("light", light, 0);
+    potential("heavy", heavy, 0);
+    potential("bounded", bounded, 0);
+    potential("dyn_20k", smem_dyn, 20 * 1024);
+    available("light_1x256", light, 1, 256);
+    available("light_4x256", light, 4, 256);
+    available("static_3x128", smem_static, 3, 128);
+    available("heavy_9x256", heavy, 9, 256);
     CK(cudaFuncSetAttribute(smem_dyn, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024));
     one("dyn_64k_raised", smem_dyn, 128, 64 * 1024);
     one("dyn_96k_raised", smem_dyn, 128, 96 * 1024);
     one("dyn_120k_above_raised", smem_dyn, 128, 120 * 1024);
     one("dyn_20k_raised", smem_dyn, 128, 20 * 1024);
+    available("dyn_raised_1x128", smem_dyn, 1, 128);
+    available("dyn_raised_2x128", smem_dyn, 2, 128);
     CK(cudaFuncSetAttribute(smem_dyn, cudaFuncAttributePreferredSharedMemoryCarveout, 25));
     one("dyn_8k_carveout25", smem_dyn, 128, 8 * 1024, 25);
     one("dyn_20k_carveout25", smem_dyn, 128, 20 * 1024, 25);
+    available("dyn_carveout25_3x128", smem_dyn, 3, 128, 25);
+    potential("dyn_20k_carveout25", smem_dyn, 20 * 1024, 25);
     return 0;
 }
