@@ -41,6 +41,11 @@ static tf_cls_entry *g_cls;
 
 static const char *prefix(void) { return g_hooks.log_prefix ? g_hooks.log_prefix : "tf"; }
 
+/* NULL names the calling thread's current context. A thread with none has no context-local storage:
+ * cudart asks cls_get first on each new thread, and only an error makes it bind the device's primary
+ * context to that thread (cuDevicePrimaryCtxRetain + cuCtxSetCurrent) before its first call, as it
+ * does on NVIDIA's driver. Answering with the primary context's values instead would make cudart skip
+ * the binding, and the thread's first call would fail with CUDA_ERROR_INVALID_CONTEXT. */
 static CUcontext resolve_ctx(CUcontext ctx)
 {
     if (ctx)
@@ -48,8 +53,6 @@ static CUcontext resolve_ctx(CUcontext ctx)
     CUcontext cur = NULL;
     if (g_hooks.ctx_get_current && g_hooks.ctx_get_current(&cur) == CUDA_SUCCESS && cur)
         return cur;
-    if (g_hooks.primary_ctx_retain && g_hooks.primary_ctx_retain(&cur, 0) == CUDA_SUCCESS)
-        return cur; /* cudart holds its own reference to the primary context anyway */
     return NULL;
 }
 
@@ -93,9 +96,11 @@ static void cb_buffer2(void **ptr, size_t *size)
 /* ---- context-local storage ---- */
 static CUresult cls_put(CUcontext ctx, void *key, void *value, tf_cls_dtor dtor)
 {
-    ctx = resolve_ctx(ctx);
-    if (!ctx || !key)
+    if (!key)
         return CUDA_ERROR_INVALID_VALUE;
+    ctx = resolve_ctx(ctx);
+    if (!ctx)
+        return CUDA_ERROR_INVALID_CONTEXT;
     pthread_mutex_lock(&g_lock);
     for (tf_cls_entry *e = g_cls; e; e = e->next) {
         if (e->ctx == ctx && e->key == key) {
@@ -122,9 +127,11 @@ static CUresult cls_put(CUcontext ctx, void *key, void *value, tf_cls_dtor dtor)
 
 static CUresult cls_delete(CUcontext ctx, void *key)
 {
-    ctx = resolve_ctx(ctx);
-    if (!ctx || !key)
+    if (!key)
         return CUDA_ERROR_INVALID_VALUE;
+    ctx = resolve_ctx(ctx);
+    if (!ctx)
+        return CUDA_ERROR_INVALID_CONTEXT;
     pthread_mutex_lock(&g_lock);
     for (tf_cls_entry **link = &g_cls; *link; link = &(*link)->next) {
         tf_cls_entry *e = *link;
@@ -143,9 +150,11 @@ static CUresult cls_get(void **value, CUcontext ctx, void *key)
     if (!value)
         return CUDA_ERROR_INVALID_VALUE;
     *value = NULL;
-    ctx = resolve_ctx(ctx);
-    if (!ctx || !key)
+    if (!key)
         return CUDA_ERROR_INVALID_VALUE;
+    ctx = resolve_ctx(ctx);
+    if (!ctx)
+        return CUDA_ERROR_INVALID_CONTEXT;
     CUresult rc = CUDA_ERROR_INVALID_HANDLE; /* "no value yet": cudart then creates its state */
     pthread_mutex_lock(&g_lock);
     for (tf_cls_entry *e = g_cls; e; e = e->next) {

@@ -160,9 +160,10 @@ TF_EMU_API(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags, 7000, cuOccupan
 TF_EMU_API(cuOccupancyMaxPotentialBlockSize, 6050, cuOccupancyMaxPotentialBlockSize)
 TF_EMU_API(cuOccupancyAvailableDynamicSMemPerBlock, 10020, cuOccupancyAvailableDynamicSMemPerBlock)
 /* launch */
-TF_EMU_API(cuLaunchKernel, 4000, cuLaunchKernel)
-TF_EMU_API(cuLaunchKernelEx, 11060, cuLaunchKernelEx)
-TF_EMU_API(cuLaunchCooperativeKernel, 9000, cuLaunchCooperativeKernel)
+/* launches: cudart's flavour (a bad grid/block answers 9, see emu_launch.c) */
+TF_EMU_API(cuLaunchKernel, 4000, emu_rt_cuLaunchKernel)
+TF_EMU_API(cuLaunchKernelEx, 11060, emu_rt_cuLaunchKernelEx)
+TF_EMU_API(cuLaunchCooperativeKernel, 9000, emu_rt_cuLaunchCooperativeKernel)
 TF_EMU_API(cuLaunchHostFunc, 10000, cuLaunchHostFunc)
 /* streams */
 TF_EMU_API(cuStreamCreate, 2000, cuStreamCreate)

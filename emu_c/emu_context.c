@@ -93,8 +93,10 @@ EMU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
     }
     int last = --g_emu.primary_refs == 0;
     emu_unlock();
-    if (last)
+    if (last) {
+        emu_printf_flush();
         tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary);
+    }
     return CUDA_SUCCESS;
 }
 
@@ -138,6 +140,7 @@ EMU_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
     CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
+    emu_printf_flush();
     /* cudart keeps its per-context state in context-local storage: let it tear that down first */
     tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary);
     emu_lock();
@@ -206,6 +209,7 @@ EMU_API CUresult cuCtxDestroy_v2(CUcontext ctx)
     emu_ctx *c = (emu_ctx *)ctx;
     if (!c || !emu_handle_is(c, EMU_K_CTX) || c->is_primary)
         return CUDA_ERROR_INVALID_CONTEXT;
+    emu_printf_flush();
     tf_export_tables_ctx_destroyed(ctx);
     emu_mem_release_owner(c);
     emu_handle_del(c);
@@ -434,9 +438,10 @@ EMU_API CUresult cuCtxGetStreamPriorityRange(int *leastPriority, int *greatestPr
     return CUDA_SUCCESS;
 }
 
-/* Work is executed synchronously, so synchronizing only reports the sticky error. */
+/* Work is executed synchronously, so synchronizing flushes device printf and reports the sticky error. */
 EMU_API CUresult cuCtxSynchronize(void)
 {
+    emu_printf_flush();
     EMU_ENTER(c);
     (void)c;
     return emu_capture_unsafe_call(); /* prohibited during a capture, per capture mode */
@@ -444,6 +449,7 @@ EMU_API CUresult cuCtxSynchronize(void)
 
 EMU_API CUresult cuCtxSynchronize_v2(CUcontext ctx)
 {
+    emu_printf_flush();
     emu_ctx *c;
     return ctx_arg(ctx, &c);
 }

@@ -150,6 +150,22 @@ struct emu_module {
 };
 
 emu_func *emu_func_from_handle(const void *h); /* CUfunction or CUkernel; NULL if not one */
+/* Device printf (emu_launch.c): kernels append to the printf FIFO (through ptx.h's ptx_device_print), at most
+ * CU_LIMIT_PRINTF_FIFO_SIZE bytes between two flushes (the rest is dropped, as on a GPU); a flush writes
+ * it to stdout where CUDA flushes: launches, synchronizes, blocking copies, module load/unload, context
+ * destruction, stream callbacks, and process exit. */
+void emu_printf_flush(void);
+/* Blocks of f that fit on one SM at once (emu_launch.c: NVIDIA's occupancy calculator for this device). */
+int emu_occupancy(const emu_func *f, int block, size_t dyn);
+CUresult emu_occupancy_available_dynamic(const emu_func *f, int numBlocks, int block, size_t *out);
+/* The launch entries cuGetProcAddress hands cudart (emu_launch.c). */
+CUresult emu_rt_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                               unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                               void **kernelParams, void **extra);
+CUresult emu_rt_cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                                          unsigned int bx, unsigned int by, unsigned int bz,
+                                          unsigned int sharedMemBytes, CUstream hStream, void **kernelParams);
+CUresult emu_rt_cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra);
 
 /* ---- streams / events ---- */
 struct emu_graph;

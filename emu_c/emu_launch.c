@@ -7,6 +7,8 @@
  * (ILLEGAL_ADDRESS, ILLEGAL_INSTRUCTION, LAUNCH_FAILED, ...) is sticky for the context.
  * Kernels run on TF_EMU_THREADS host threads (default: number of CPUs) inside ptx_launch.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,64 @@ extern __typeof__(ptx_kernel_param_count) ptx_kernel_param_count __attribute__((
 extern __typeof__(ptx_kernel_param_info) ptx_kernel_param_info __attribute__((weak));
 extern __typeof__(ptx_kernel_param_buffer_size) ptx_kernel_param_buffer_size __attribute__((weak));
 void emu_kernel_attrs(const emu_func *f, ptx_kernel_attrs *a); /* emu_module.c */
+
+/* ---- device printf: the FIFO between two flushes ----
+ * One process-wide buffer (one device; kernels run on worker threads that have no current context), its
+ * size the CU_LIMIT_PRINTF_FIFO_SIZE of the context of the last launch. A printf that does not fit is
+ * dropped whole, as a GPU drops records once its FIFO is full (the GPU counts records - format pointer and
+ * arguments - where this counts the formatted text). */
+static pthread_mutex_t g_printf_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *g_printf_buf;
+static size_t g_printf_len, g_printf_cap;
+static size_t g_printf_limit = 1 << 20;
+
+static void printf_append(const char *text, size_t len)
+{
+    pthread_mutex_lock(&g_printf_mu);
+    if (g_printf_len + len <= g_printf_limit) {
+        if (g_printf_len + len > g_printf_cap) {
+            size_t cap = g_printf_cap ? g_printf_cap : 4096;
+            while (cap < g_printf_len + len)
+                cap *= 2;
+            char *b = realloc(g_printf_buf, cap);
+            if (b) {
+                g_printf_buf = b;
+                g_printf_cap = cap;
+            }
+        }
+        if (g_printf_len + len <= g_printf_cap) {
+            memcpy(g_printf_buf + g_printf_len, text, len);
+            g_printf_len += len;
+        }
+    }
+    pthread_mutex_unlock(&g_printf_mu);
+}
+
+void emu_printf_flush(void)
+{
+    pthread_mutex_lock(&g_printf_mu);
+    if (g_printf_len) {
+        /* stdio's stdout, as NVIDIA's driver: the program's own buffered output stays in order */
+        flockfile(stdout);
+        fwrite(g_printf_buf, 1, g_printf_len, stdout);
+        fflush(stdout);
+        funlockfile(stdout);
+        g_printf_len = 0;
+    }
+    pthread_mutex_unlock(&g_printf_mu);
+}
+
+/* A program that ends without a synchronize still shows its kernels' output (cudart's teardown
+ * destroys the context, which flushes, on a GPU). */
+__attribute__((destructor)) static void printf_at_exit(void) { emu_printf_flush(); }
+
+static void printf_limit_from(const emu_ctx *c)
+{
+    pthread_mutex_lock(&g_printf_mu);
+    g_printf_limit = c->limits[CU_LIMIT_PRINTF_FIFO_SIZE];
+    ptx_device_print = printf_append;
+    pthread_mutex_unlock(&g_printf_mu);
+}
 
 CUresult emu_stream_check(CUstream s)
 {
@@ -51,30 +111,143 @@ typedef struct launch_req {
     void **params;
     void **extra;
     int cooperative;
+    CUresult bad_dims; /* the answer to a bad grid/block: INVALID_VALUE, or 9 for cudart (rt_* entries) */
 } launch_req;
+
+/* ---- occupancy: NVIDIA's occupancy calculator (cuda_occupancy.h: cudaOccMaxActiveBlocksPerMultiprocessor)
+ * for this device (compute capability 8.0: 4 sub-partitions, registers allocated per warp in units of 256,
+ * shared memory in units of 128 bytes plus the reserved 1 KiB per block, carveouts 0/8/16/32/64/100/132/164
+ * KiB), fed with the function's own attributes: registers, static shared memory, .maxntid, the dynamic
+ * shared memory limit (cuFuncSetAttribute MAX_DYNAMIC_SHARED_SIZE_BYTES) and the preferred carveout. */
+static int dev_attr(CUdevice_attribute a, int fallback)
+{
+    int v = 0;
+    return cuDeviceGetAttribute(&v, a, 0) == CUDA_SUCCESS && v > 0 ? v : fallback;
+}
+
+static size_t carveout_align(size_t size) /* cudaOccAlignUpShmemSizeVoltaPlus, CC 8.0 */
+{
+    static const size_t steps[] = {0, 8, 16, 32, 64, 100, 132, 164};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+        if (size <= steps[i] * 1024)
+            return steps[i] * 1024;
+    return 0; /* above the largest carveout: no block fits */
+}
+
+int emu_occupancy(const emu_func *f, int block, size_t dyn)
+{
+    ptx_kernel_attrs a;
+    emu_kernel_attrs(f, &a);
+    if (block <= 0 || block > a.max_threads_per_block)
+        return 0;
+    const int warp = dev_attr(CU_DEVICE_ATTRIBUTE_WARP_SIZE, 32);
+    const int warps = (block + warp - 1) / warp;
+    /* warps */
+    int by_warps = dev_attr(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR, 2048) / warp / warps;
+    /* registers (per warp, granularity 256, 4 sub-partitions) */
+    int by_regs = INT32_MAX;
+    if (a.num_regs > 0) {
+        const int per_warp = (a.num_regs * warp + 255) / 256 * 256, subparts = 4;
+        const int per_block = dev_attr(CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK, 65536);
+        const int assumed = per_warp * ((warps + subparts - 1) / subparts * subparts);
+        if (per_block < assumed || per_block < per_warp * warps || a.num_regs > 256)
+            by_regs = 0;
+        else
+            by_regs = dev_attr(CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_MULTIPROCESSOR, 65536) / subparts / per_warp *
+                      subparts / warps;
+    }
+    /* shared memory */
+    const size_t reserved = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK, 1024);
+    const size_t per_sm = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR, 167936);
+    const size_t per_block = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK, 48 * 1024);
+    const size_t optin = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, 163 * 1024);
+    const size_t stat = a.static_shared_bytes + reserved;
+    const size_t alloc = (stat + dyn + 127) / 128 * 128;
+    const size_t max_use = stat + (size_t)f->max_dynamic_shared;
+    const size_t limit = (max_use > per_block ? optin : per_block) + reserved;
+    int by_smem;
+    if (dyn > (size_t)f->max_dynamic_shared || alloc > limit) {
+        by_smem = 0;
+    } else {
+        int pref = f->carveout;
+        if (pref < 0)
+            pref = f->cache == CU_FUNC_CACHE_PREFER_L1 ? 0 : f->cache == CU_FUNC_CACHE_PREFER_SHARED ? 100
+                 : f->cache == CU_FUNC_CACHE_PREFER_EQUAL ? 50 : -1;
+        size_t smem = carveout_align(pref < 0 ? per_sm : (size_t)pref * per_sm / 100);
+        if (smem < alloc)
+            smem = carveout_align(alloc);
+        by_smem = alloc ? (int)(smem / alloc) : INT32_MAX;
+    }
+    int n = dev_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR, 32);
+    if (by_warps < n)
+        n = by_warps;
+    if (by_regs < n)
+        n = by_regs;
+    if (by_smem < n)
+        n = by_smem;
+    return n;
+}
+
+/* cudaOccAvailableDynamicSMemPerBlock: the dynamic shared memory each of numBlocks blocks of `block`
+ * threads may use when they share an SM; INVALID_VALUE when numBlocks such blocks never fit at once. */
+CUresult emu_occupancy_available_dynamic(const emu_func *f, int numBlocks, int block, size_t *out)
+{
+    ptx_kernel_attrs a;
+    emu_kernel_attrs(f, &a);
+    if (numBlocks <= 0 || block <= 0 || emu_occupancy(f, block, 0) < numBlocks)
+        return CUDA_ERROR_INVALID_VALUE;
+    const size_t reserved = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK, 1024);
+    const size_t per_sm = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR, 167936);
+    const size_t per_block = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK, 48 * 1024);
+    const size_t optin = (size_t)dev_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, 163 * 1024);
+    const size_t limit = (per_sm > per_block ? optin : per_block) + reserved;
+    size_t smem;
+    if (numBlocks == 1) {
+        smem = limit;
+    } else {
+        int pref = f->carveout;
+        if (pref < 0)
+            pref = f->cache == CU_FUNC_CACHE_PREFER_L1 ? 0 : f->cache == CU_FUNC_CACHE_PREFER_SHARED ? 100
+                 : f->cache == CU_FUNC_CACHE_PREFER_EQUAL ? 50 : -1;
+        smem = carveout_align(pref < 0 ? per_sm : (size_t)pref * per_sm / 100);
+        if (!smem)
+            smem = carveout_align(1);
+    }
+    size_t avail = smem / (size_t)numBlocks / 128 * 128;
+    if (avail > limit)
+        avail = limit;
+    avail = avail > a.static_shared_bytes ? avail - a.static_shared_bytes : 0;
+    if (avail > (size_t)f->max_dynamic_shared)
+        avail = (size_t)f->max_dynamic_shared;
+    *out = avail;
+    return CUDA_SUCCESS;
+}
 
 static CUresult check_config(const launch_req *r)
 {
     ptx_kernel_attrs a;
     emu_kernel_attrs(r->f, &a);
     if (!r->grid[0] || !r->grid[1] || !r->grid[2] || !r->block[0] || !r->block[1] || !r->block[2])
-        return EMU_ERROR_INVALID_CONFIGURATION;
+        return r->bad_dims;
     if (r->grid[0] > 2147483647u || r->grid[1] > 65535 || r->grid[2] > 65535)
-        return EMU_ERROR_INVALID_CONFIGURATION;
+        return r->bad_dims;
     if (r->block[0] > 1024 || r->block[1] > 1024 || r->block[2] > 64)
-        return EMU_ERROR_INVALID_CONFIGURATION;
+        return r->bad_dims;
     unsigned long long threads = (unsigned long long)r->block[0] * r->block[1] * r->block[2];
     if (threads > 1024)
-        return EMU_ERROR_INVALID_CONFIGURATION;
+        return r->bad_dims;
     if (threads > (unsigned long long)a.max_threads_per_block) /* .maxntid smaller than the block */
         return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
-    /* dynamic shared memory above the function's limit (48 KiB unless raised with
+    /* dynamic shared memory above the function's limit (48 KiB - static unless raised with
      * cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)) is an invalid argument, as on a GPU */
     if (r->shmem > (size_t)r->f->max_dynamic_shared || a.static_shared_bytes + r->shmem > EMU_MAX_SHARED_PER_BLOCK_OPTIN)
         return CUDA_ERROR_INVALID_VALUE;
     if (r->cooperative) {
+        /* every block must be resident at once: the occupancy of this configuration on every SM (at
+         * least one block: a configuration that launches at all runs one block per SM here) */
         unsigned long long blocks = (unsigned long long)r->grid[0] * r->grid[1] * r->grid[2];
-        if (blocks > 32ull * EMU_SM_COUNT)
+        int per_sm = emu_occupancy(r->f, (int)threads, r->shmem);
+        if (blocks > (unsigned long long)(per_sm > 0 ? per_sm : 1) * EMU_SM_COUNT)
             return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
     }
     return CUDA_SUCCESS;
@@ -132,7 +305,7 @@ CUresult emu_kernel_pack(emu_func *f, void **params, void **extra, uint8_t **buf
 {
     if (!f || !ptx_kernel_param_count || !ptx_kernel_param_info || !ptx_kernel_param_buffer_size)
         return CUDA_ERROR_INVALID_HANDLE;
-    launch_req r = {f, {1, 1, 1}, {1, 1, 1}, 0, NULL, params, extra, 0};
+    launch_req r = {f, {1, 1, 1}, {1, 1, 1}, 0, NULL, params, extra, 0, CUDA_ERROR_INVALID_VALUE};
     uint8_t *b;
     int owned;
     CUresult rc = pack_params(&r, &b, len, &owned);
@@ -165,6 +338,8 @@ static CUresult launch(const launch_req *r)
     rc = check_config(r);
     if (rc)
         return rc;
+    emu_printf_flush(); /* a launch flushes the output of the work before it, as on a GPU */
+    printf_limit_from(c);
     uint8_t *buf;
     size_t len;
     int owned;
@@ -202,23 +377,17 @@ static CUresult launch(const launch_req *r)
     return (CUresult)lrc;
 }
 
-EMU_API CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
-                                unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
-                                void **kernelParams, void **extra)
+static CUresult launch_kernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                              unsigned bz, unsigned sharedMemBytes, CUstream hStream, void **kernelParams,
+                              void **extra, int cooperative, CUresult bad_dims)
 {
-    launch_req r = {emu_func_from_handle(f), {gx, gy, gz}, {bx, by, bz}, sharedMemBytes, hStream, kernelParams, extra, 0};
+    launch_req r = {emu_func_from_handle(f), {gx, gy, gz}, {bx, by, bz}, sharedMemBytes, hStream, kernelParams, extra,
+                    cooperative, bad_dims};
     return launch(&r);
 }
 
-EMU_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
-                                           unsigned int bx, unsigned int by, unsigned int bz,
-                                           unsigned int sharedMemBytes, CUstream hStream, void **kernelParams)
-{
-    launch_req r = {emu_func_from_handle(f), {gx, gy, gz}, {bx, by, bz}, sharedMemBytes, hStream, kernelParams, NULL, 1};
-    return launch(&r);
-}
-
-EMU_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+static CUresult launch_ex(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra,
+                          CUresult bad_dims)
 {
     static atomic_int warned_cluster;
     if (!config || (config->numAttrs && !config->attrs))
@@ -226,7 +395,7 @@ EMU_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, vo
     launch_req r = {emu_func_from_handle(f),
                     {config->gridDimX, config->gridDimY, config->gridDimZ},
                     {config->blockDimX, config->blockDimY, config->blockDimZ},
-                    config->sharedMemBytes, config->hStream, kernelParams, extra, 0};
+                    config->sharedMemBytes, config->hStream, kernelParams, extra, 0, bad_dims};
     for (unsigned i = 0; i < config->numAttrs; i++) {
         const CUlaunchAttribute *a = &config->attrs[i];
         if (a->id == CU_LAUNCH_ATTRIBUTE_COOPERATIVE)
@@ -236,6 +405,53 @@ EMU_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, vo
         /* priority, access policy, memory sync domains, programmatic serialization: no effect here */
     }
     return launch(&r);
+}
+
+/* The exported launch calls answer a bad grid or block with CUDA_ERROR_INVALID_VALUE, as NVIDIA's driver
+ * does for a program calling cuLaunchKernel. cudart makes no check of its own (it calls the launch entry
+ * it got from cuGetProcAddress and passes the answer on), yet reports cudaErrorInvalidConfiguration on a
+ * GPU: the emu_rt_* entries, which cuGetProcAddress hands out (emu_api.h), answer the code cudart maps
+ * to it (EMU_ERROR_INVALID_CONFIGURATION). Everything else is the same call. */
+EMU_API CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                                unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                                void **kernelParams, void **extra)
+{
+    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, extra, 0,
+                         CUDA_ERROR_INVALID_VALUE);
+}
+
+CUresult emu_rt_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                               unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                               void **kernelParams, void **extra)
+{
+    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, extra, 0,
+                         EMU_ERROR_INVALID_CONFIGURATION);
+}
+
+EMU_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                                           unsigned int bx, unsigned int by, unsigned int bz,
+                                           unsigned int sharedMemBytes, CUstream hStream, void **kernelParams)
+{
+    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, NULL, 1,
+                         CUDA_ERROR_INVALID_VALUE);
+}
+
+CUresult emu_rt_cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                                          unsigned int bx, unsigned int by, unsigned int bz,
+                                          unsigned int sharedMemBytes, CUstream hStream, void **kernelParams)
+{
+    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, NULL, 1,
+                         EMU_ERROR_INVALID_CONFIGURATION);
+}
+
+EMU_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+{
+    return launch_ex(config, f, kernelParams, extra, CUDA_ERROR_INVALID_VALUE);
+}
+
+CUresult emu_rt_cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+{
+    return launch_ex(config, f, kernelParams, extra, EMU_ERROR_INVALID_CONFIGURATION);
 }
 
 EMU_API CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
@@ -249,6 +465,7 @@ EMU_API CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(hStream))
         return emu_capture_host(hStream, fn, userData);
+    emu_printf_flush();
     fn(userData);
     return CUDA_SUCCESS;
 }
@@ -374,9 +591,10 @@ EMU_API CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device)
     return CUDA_SUCCESS;
 }
 
-/* Work already ran; synchronizing a stream only reports the context's sticky error. */
+/* Work already ran; synchronizing a stream flushes device printf and reports the context's sticky error. */
 EMU_API CUresult cuStreamSynchronize(CUstream hStream)
 {
+    emu_printf_flush();
     EMU_ENTER(c);
     (void)c;
     CUresult rc = emu_stream_check(hStream);
@@ -387,7 +605,15 @@ EMU_API CUresult cuStreamSynchronize(CUstream hStream)
     return rc;
 }
 
-EMU_API CUresult cuStreamQuery(CUstream hStream) { return cuStreamSynchronize(hStream); }
+EMU_API CUresult cuStreamQuery(CUstream hStream)
+{
+    EMU_ENTER(c);
+    (void)c;
+    CUresult rc = emu_stream_check(hStream);
+    if (rc == CUDA_SUCCESS && emu_capture_of(hStream))
+        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    return rc;
+}
 
 EMU_API CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags)
 {
@@ -418,6 +644,7 @@ EMU_API CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(hStream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* as on a GPU: use cuLaunchHostFunc */
+    emu_printf_flush(); /* CUDA flushes device printf before a stream callback runs */
     callback(hStream, c->sticky, userData); /* the callback is told about a faulted context */
     return CUDA_SUCCESS;
 }
@@ -492,7 +719,11 @@ EMU_API CUresult cuEventQuery(CUevent hEvent)
     return emu_handle_is(hEvent, EMU_K_EVENT) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
-EMU_API CUresult cuEventSynchronize(CUevent hEvent) { return cuEventQuery(hEvent); }
+EMU_API CUresult cuEventSynchronize(CUevent hEvent)
+{
+    emu_printf_flush();
+    return cuEventQuery(hEvent);
+}
 
 EMU_API CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUevent hEnd)
 {

@@ -333,6 +333,8 @@ EMU_API CUresult cuMemFreeHost(void *p)
 {
     EMU_ENTER(c);
     (void)c;
+    if (!p)
+        return CUDA_SUCCESS; /* free(NULL), as NVIDIA's driver (cudaFreeHost(NULL) sends it here) */
     return free_kind((uint64_t)(uintptr_t)p, EMU_MEM_HOST, EMU_MEM_HOST);
 }
 
@@ -381,6 +383,8 @@ EMU_API CUresult cuMemHostUnregister(void *p)
     (void)c;
     int kind;
     uint64_t base;
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE; /* unlike cuMemFreeHost, NULL is no no-op here (NVIDIA's driver agrees) */
     if (!emu_mem_find((uint64_t)(uintptr_t)p, &base, NULL, &kind, NULL) || kind != EMU_MEM_REGISTERED ||
         base != (uint64_t)(uintptr_t)p)
         return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
@@ -780,13 +784,13 @@ static CUresult copy_unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstrea
     return CUDA_SUCCESS;
 }
 
-EMU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { return copy_htod(d, s, n, NULL); }
+EMU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { emu_printf_flush(); return copy_htod(d, s, n, NULL); }
 EMU_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void *s, size_t n, CUstream st) { return copy_htod(d, s, n, st); }
-EMU_API CUresult cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { return copy_dtoh(d, s, n, NULL); }
+EMU_API CUresult cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { emu_printf_flush(); return copy_dtoh(d, s, n, NULL); }
 EMU_API CUresult cuMemcpyDtoHAsync_v2(void *d, CUdeviceptr s, size_t n, CUstream st) { return copy_dtoh(d, s, n, st); }
-EMU_API CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy_dtod(d, s, n, NULL); }
+EMU_API CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { emu_printf_flush(); return copy_dtod(d, s, n, NULL); }
 EMU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_dtod(d, s, n, st); }
-EMU_API CUresult cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy_unified(d, s, n, NULL); }
+EMU_API CUresult cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { emu_printf_flush(); return copy_unified(d, s, n, NULL); }
 EMU_API CUresult cuMemcpyAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_unified(d, s, n, st); }
 
 EMU_API CUresult cuMemcpyPeer(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n)
@@ -905,10 +909,10 @@ static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream s)
                    p->Depth);
 }
 
-EMU_API CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL); }
-EMU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL); }
+EMU_API CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *p) { emu_printf_flush(); return copy2d(p, NULL); }
+EMU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p) { emu_printf_flush(); return copy2d(p, NULL); }
 EMU_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *p, CUstream s) { return copy2d(p, s); }
-EMU_API CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *p) { return copy3d(p, NULL); }
+EMU_API CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *p) { emu_printf_flush(); return copy3d(p, NULL); }
 EMU_API CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *p, CUstream s) { return copy3d(p, s); }
 
 /* ---- memset ---- */

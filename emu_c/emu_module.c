@@ -67,6 +67,7 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
 
 static CUresult module_load(emu_module **out, const void *image, size_t len)
 {
+    emu_printf_flush(); /* CUDA flushes device printf at module load and unload */
     return module_load_log(out, image, len, NULL, 0);
 }
 
@@ -257,6 +258,7 @@ EMU_API CUresult cuModuleUnload(CUmodule hmod)
     emu_module *m = (emu_module *)hmod;
     if (!emu_handle_is(m, EMU_K_MODULE) || m->library)
         return CUDA_ERROR_INVALID_HANDLE;
+    emu_printf_flush(); /* CUDA flushes device printf at module load and unload */
     emu_handle_del(m);
     module_destroy(m);
     return CUDA_SUCCESS;
@@ -683,20 +685,8 @@ EMU_API CUresult cuFuncSetSharedMemConfig(CUfunction hfunc, CUsharedconfig confi
     return emu_func_from_handle(hfunc) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
-/* ---- occupancy: 2048 threads, 32 blocks, 164 KiB shared memory per SM (CC 8.0) ---- */
-static int blocks_per_sm(const emu_func *f, int block, size_t dyn)
-{
-    ptx_kernel_attrs a;
-    emu_kernel_attrs(f, &a);
-    if (block <= 0 || block > a.max_threads_per_block)
-        return 0;
-    int warps = (block + 31) / 32;
-    int by_threads = 64 / warps;
-    size_t smem = a.static_shared_bytes + dyn + 1024; /* + reserved shared memory per block */
-    int by_smem = (int)(167936 / smem);
-    int n = by_threads < by_smem ? by_threads : by_smem;
-    return n < 32 ? n : 32;
-}
+/* ---- occupancy: NVIDIA's calculator over the function's attributes (emu_occupancy, emu_launch.c) ---- */
+static int blocks_per_sm(const emu_func *f, int block, size_t dyn) { return emu_occupancy(f, block, dyn); }
 
 EMU_API CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *numBlocks, CUfunction func, int blockSize,
                                                                       size_t dynamicSMemSize, unsigned int flags)
@@ -729,18 +719,22 @@ EMU_API CUresult cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSi
     ptx_kernel_attrs a;
     emu_kernel_attrs(f, &a);
     int limit = blockSizeLimit > 0 && blockSizeLimit < a.max_threads_per_block ? blockSizeLimit : a.max_threads_per_block;
-    int best_block = 0, best_occ = -1;
-    for (int b = limit - limit % 32 ? limit - limit % 32 : limit; b > 0; b -= 32) {
+    int best_block = 0, best_occ = 0;
+    /* cudaOccMaxPotentialOccupancyBlockSize: the block limit, then down by warps, the first best wins */
+    for (int aligned = (limit + 31) / 32 * 32; aligned > 0; aligned -= 32) {
+        int b = aligned < limit ? aligned : limit;
         size_t dyn = blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(b) : dynamicSMemSize;
         int occ = blocks_per_sm(f, b, dyn) * b;
         if (occ > best_occ) {
             best_occ = occ;
             best_block = b;
         }
+        if (best_occ == 2048) /* every thread slot of the SM */
+            break;
     }
-    size_t dyn = blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(best_block) : dynamicSMemSize;
+    size_t dyn = !best_block ? 0 : blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(best_block) : dynamicSMemSize;
     *blockSize = best_block;
-    *minGridSize = blocks_per_sm(f, best_block, dyn) * EMU_SM_COUNT;
+    *minGridSize = best_block ? blocks_per_sm(f, best_block, dyn) * EMU_SM_COUNT : 0;
     return CUDA_SUCCESS;
 }
 
@@ -752,12 +746,7 @@ EMU_API CUresult cuOccupancyAvailableDynamicSMemPerBlock(size_t *dynamicSmemSize
         return CUDA_ERROR_INVALID_VALUE;
     if (!f)
         return CUDA_ERROR_INVALID_HANDLE;
-    ptx_kernel_attrs a;
-    emu_kernel_attrs(f, &a);
-    size_t per = 167936 / (size_t)numBlocks;
-    size_t avail = per > a.static_shared_bytes + 1024 ? per - a.static_shared_bytes - 1024 : 0;
-    *dynamicSmemSize = avail < (size_t)f->max_dynamic_shared ? avail : (size_t)f->max_dynamic_shared;
-    return CUDA_SUCCESS;
+    return emu_occupancy_available_dynamic(f, numBlocks, blockSize, dynamicSmemSize);
 }
 
 /* __managed__ variables: module globals already live in host-addressable memory. */

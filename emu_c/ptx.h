@@ -32,6 +32,11 @@ typedef struct ptx_env {
     void *(*resolve_extern)(void *ctx, const char *name);
 } ptx_env;
 
+/* Where the output of a device printf call (len bytes, formatted) goes: set by the driver layer, which
+ * keeps it in the printf FIFO and writes it out where CUDA flushes that FIFO (emu_launch.c). NULL (PTX-only
+ * unit tests): the executor writes the text to stdout itself. */
+extern void (*ptx_device_print)(const char *text, size_t len);
+
 /* Parse PTX text (as found in the fatbin, NUL-terminated or len bytes) into a module.
  * Allocates storage for the module's .global/.const variables through env and applies their
  * initializers. On failure returns NULL and sets *err (e.g. CUDA_ERROR_INVALID_PTX). */

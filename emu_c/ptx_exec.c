@@ -498,6 +498,8 @@ static uint64_t local_u64(blk *B, unsigned tid, int64_t off) {
     return v;
 }
 
+void (*ptx_device_print)(const char *text, size_t len);
+
 /* printf from a kernel: formats vprintf's (format, packed argument buffer) pair. */
 static int do_printf(blk *B, const ptx_ins *in, unsigned tid) {
     char fmt[2048], out[8192], sval[2048];
@@ -582,10 +584,14 @@ static int do_printf(blk *B, const ptx_ins *in, unsigned tid) {
         if (n > 0) o += (size_t)n < room ? (size_t)n : room - 1;
     }
     out[o < sizeof(out) ? o : sizeof(out) - 1] = 0;
-    flockfile(stdout);
-    fputs(out, stdout);
-    fflush(stdout);
-    funlockfile(stdout);
+    if (ptx_device_print) {
+        ptx_device_print(out, strlen(out));
+    } else {
+        flockfile(stdout);
+        fputs(out, stdout);
+        fflush(stdout);
+        funlockfile(stdout);
+    }
     if (in->c >= 0) {
         uint8_t *r = resolve(B, tid, SP_LOCAL, (uint64_t)in->c, 4);
         int32_t v = nargs;

@@ -6,7 +6,7 @@
  * Frames (after the handshake, both directions little endian, native struct layout of x86-64/aarch64):
  *   request  tf_req_hdr + body (body length `len` is a multiple of 8; bulk bytes follow raw, 8-aligned)
  *   reply    tf_rep_hdr + outputs in parameter order (only when result == CUDA_SUCCESS)
- *            + nlatched tf_latched entries
+ *            + nlatched tf_latched entries + nconsole bytes of tf_console records
  * A request with TF_REQ_NOREPLY gets no reply; a failure is latched by the executor with the stream the
  * call named (first failure per stream) and sent with the next reply; the stub returns it at the next
  * call on that stream, or at the next context-wide synchronize.
@@ -44,14 +44,23 @@ typedef struct tf_req_hdr {
     uint16_t flags; /* TF_REQ_* */
 } tf_req_hdr;
 typedef struct tf_rep_hdr {
-    uint32_t len;      /* payload bytes after this header (outputs, then the latched entries) */
+    uint32_t len;      /* payload bytes after this header (outputs, the latched entries, console records) */
     int32_t result;    /* CUresult of the call */
-    uint32_t nlatched; /* tf_latched entries at the end of the payload */
-    uint32_t reserved;
+    uint32_t nlatched; /* tf_latched entries after the outputs */
+    uint32_t nconsole; /* bytes of tf_console records at the end of the payload */
 } tf_rep_hdr;
-/* A reply header whose `reserved` is TF_REP_HOST_CALL is not a reply but a request from the worker, sent
- * while the client waits for tfGraphLaunchServe: run the client's host function (payload: u64 fn, u64
- * userData) and answer with the 8 bytes TF_HOST_CALL_DONE; the real reply follows later. */
+/* Console output of the GPU worker process since the last reply, whatever the call: device printf (the
+ * backend writes it to the process's stdout where CUDA flushes its printf FIFO, so it rides on the reply
+ * of the flushing call) and diagnostics written to its stderr. The stub writes each record's bytes to
+ * its own stdout (fd 1) or stderr (fd 2), in order, before the call returns. */
+typedef struct tf_console {
+    uint32_t fd;       /* 1 = stdout, 2 = stderr */
+    uint32_t len;      /* bytes that follow, then padding to 8 */
+} tf_console;
+/* A reply header whose `nconsole` is TF_REP_HOST_CALL (above TF_MAX_FRAME, so never a byte count) is not a
+ * reply but a request from the worker, sent while the client waits for tfGraphLaunchServe: run the client's
+ * host function (payload: u64 fn, u64 userData) and answer with the 8 bytes TF_HOST_CALL_DONE; the real
+ * reply follows later. */
 #define TF_REP_HOST_CALL 0x4c4c4143u  /* "CALL" */
 #define TF_HOST_CALL_DONE "TFHD\0\0\0\0"
 typedef struct tf_latched {
@@ -82,6 +91,15 @@ typedef struct tf_dev_info {
     int32_t attr[TF_MAX_ATTR];       /* CUdevice_attribute values */
     uint8_t attr_ok[TF_MAX_ATTR];    /* 1 = the backend answered */
 } tf_dev_info;
+
+/* ---- a function's launch limits (tfFuncGetParamLayout), -1 where the backend did not say ---- */
+enum {
+    TF_FUNC_LIMIT_MAX_DYNAMIC_SHARED, /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: more is INVALID_VALUE */
+    TF_FUNC_LIMIT_MAX_THREADS,        /* CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK: more is LAUNCH_OUT_OF_RESOURCES */
+    TF_FUNC_LIMIT_STATIC_SHARED,      /* CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES */
+    TF_FUNC_LIMIT_NUM_REGS,           /* CU_FUNC_ATTRIBUTE_NUM_REGS */
+    TF_FUNC_NLIMITS
+};
 
 /* ---- helpers used in the table's length expressions (saturate instead of wrapping) ---- */
 static inline uint64_t tf_mul(uint64_t a, uint64_t b)

@@ -429,11 +429,13 @@ def exec_dispatch(c: Call) -> list:
                         f"!tf_reg_has(x, (uint64_t)(uintptr_t){p.name}, TFK_KERNEL)")
             else:
                 cond = f"!tf_reg_has(x, (uint64_t)(uintptr_t){p.name}, {kind})"
-            if p.free and kind in ("TFK_CTX", "TFK_STREAM"):
+            if p.free and not p.null and kind in ("TFK_CTX", "TFK_STREAM"):
                 cond = f"!tf_reg_has(x, (uint64_t)(uintptr_t){p.name}, {kind})"
             o.append(f"    if ({cond}) return {err};")
         elif p.base in DEVPTR_TYPES:
-            if p.free:
+            if p.free and p.null:  # 0 is CUDA's no-op: the backend answers it (success, or a context error)
+                o.append(f"    if ({p.name} && !tf_dev_is_base(x, (uint64_t){p.name})) return CUDA_ERROR_INVALID_VALUE;")
+            elif p.free:
                 o.append(f"    if (!tf_dev_is_base(x, (uint64_t){p.name})) return CUDA_ERROR_INVALID_VALUE;")
             elif p.dev:
                 o.append(f"    if (!tf_dev_ok(x, (uint64_t){p.name}, (uint64_t)({p.dev}))) return CUDA_ERROR_INVALID_VALUE;")

@@ -115,7 +115,7 @@ static CUresult proc_lookup(const char *symbol, void **pfn, int version, cuuint6
                  seen ? "version not sufficient" : "not provided");
         return CUDA_ERROR_NOT_FOUND;
     }
-    *pfn = best->fn;
+    *pfn = tf_launch_entry_for_runtime(best->fn);
     if (status) *status = CU_GET_PROC_ADDRESS_SUCCESS;
     return CUDA_SUCCESS;
 }

@@ -197,6 +197,7 @@ CUresult tfs_cuMemAllocHost_v2(void **pp, size_t bytesize) { return tfs_cuMemHos
 CUresult tfs_cuMemFreeHost(void *p)
 {
     NEED_INIT();
+    if (!p) return CUDA_SUCCESS;  /* free(NULL): NVIDIA's driver answers success (cudaFreeHost(NULL) sends it) */
     pthread_mutex_lock(&g_host_mu);
     for (host_block **pb = &g_host; *pb; pb = &(*pb)->next) {
         if ((*pb)->p == p) {

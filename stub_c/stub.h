@@ -109,6 +109,10 @@ CUresult tf_capture_host_func(CUstream hStream, CUhostFn fn, void *userData, int
 /* Forgets the latched error of a stream (a refused call of a capture that ended invalidated). */
 void tfc_drop_pending(uint64_t stream);
 
+/* The launch entry cuGetProcAddress hands out for `fn` (api_launch.c): cudart's flavour of the launch
+ * calls answers a bad grid/block with the code cudart reports as cudaErrorInvalidConfiguration. */
+void *tf_launch_entry_for_runtime(void *fn);
+
 /* Calling thread's current context (a small per-thread stack, as the driver keeps). */
 CUcontext tf_ctx_current(void);
 void tf_ctx_set(CUcontext c);

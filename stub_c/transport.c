@@ -390,15 +390,33 @@ static CUresult send_frame_locked(tfc_call *c, int passfd)
     return CUDA_SUCCESS;
 }
 
-/* Reads one reply straight into c's outputs, keeps the errors of earlier batched calls it carries, and
- * returns the call's result or, if that is success, an error latched on the call's stream. */
+/* Console records of a reply (the GPU worker's stdout/stderr since its last reply: device printf,
+ * diagnostics) go to this process's stdout/stderr before the call returns. stdio's streams, so the
+ * program's own buffered output stays in order with the device's, as with a local GPU. */
+static int console_out(const uint8_t *p, size_t n)
+{
+    while (n >= sizeof(tf_console)) {
+        tf_console h;
+        memcpy(&h, p, sizeof h);
+        if ((h.fd != 1 && h.fd != 2) || h.len > n - sizeof h || tf_pad8(h.len) > n - sizeof h) return -1;
+        FILE *f = h.fd == 1 ? stdout : stderr;
+        if (h.len && fwrite(p + sizeof h, 1, h.len, f) == h.len) fflush(f);
+        p += sizeof h + tf_pad8(h.len);
+        n -= sizeof h + tf_pad8(h.len);
+    }
+    return n ? -1 : 0;
+}
+
+/* Reads one reply straight into c's outputs, keeps the errors of earlier batched calls it carries, writes
+ * out its console records, and returns the call's result or, if that is success, an error latched on the
+ * call's stream. */
 static CUresult recv_reply_locked(tfc_call *c)
 {
     tf_rep_hdr rep;
     for (;;) {
         tf_spin_wait_readable(g.fd);
         if (recv_exact(g.fd, &rep, sizeof rep)) return lost("recv");
-        if (rep.reserved != TF_REP_HOST_CALL) break;
+        if (rep.nconsole != TF_REP_HOST_CALL) break;
         /* a graph's host node: the worker waits while this process runs the function (api_graph.c) */
         uint64_t call[2];
         if (rep.len != sizeof call || recv_exact(g.fd, call, sizeof call)) return lost("host call");
@@ -407,13 +425,23 @@ static CUresult recv_reply_locked(tfc_call *c)
         if (send_all(g.fd, &v, 1)) return lost("send");
     }
     size_t outs = rep.result == CUDA_SUCCESS ? c->out_len : 0;
-    if (rep.nlatched > TF_MAX_LATCHED || rep.len != outs + rep.nlatched * sizeof(tf_latched)) {
+    if (rep.nlatched > TF_MAX_LATCHED || rep.nconsole > TF_MAX_FRAME ||
+        rep.len != outs + rep.nlatched * sizeof(tf_latched) + rep.nconsole) {
         errno = EPROTO;
         return lost("reply size");
     }
     if (outs && recv_all(g.fd, c->out, c->nout)) return lost("recv");
     tf_latched lat[TF_MAX_LATCHED];
     if (rep.nlatched && recv_exact(g.fd, lat, rep.nlatched * sizeof(tf_latched))) return lost("recv");
+    if (rep.nconsole) {
+        uint8_t *con = malloc(rep.nconsole);
+        if (!con) return lost("console");
+        int bad = recv_exact(g.fd, con, rep.nconsole);
+        if (!bad) bad = console_out(con, rep.nconsole) ? 2 : 0;
+        free(con);
+        if (bad == 1) return lost("recv");
+        if (bad) { errno = EPROTO; return lost("console records"); }
+    }
     for (uint32_t i = 0; i < rep.nlatched; i++) add_pending_locked(&lat[i]);
     CUresult rc = (CUresult)rep.result;
     if (rc == CUDA_SUCCESS) rc = take_pending_locked(c);

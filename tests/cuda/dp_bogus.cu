@@ -64,10 +64,10 @@ int main()
     CUdeviceptr d;
     WANT("alloc", cuMemAlloc(&d, 64), CUDA_SUCCESS);
     void *args[] = {&d};
-    /* a driver answers 9 (cudart: cudaErrorInvalidConfiguration) at the launch call itself */
-    WANT("grid 0", cuLaunchKernel(f, 0, 1, 1, 1, 1, 1, 0, 0, args, NULL), (CUresult)9);
-    WANT("block too big", cuLaunchKernel(f, 1, 1, 1, 2048, 1, 1, 0, 0, args, NULL), (CUresult)9);
-    WANT("block z too big", cuLaunchKernel(f, 1, 1, 1, 1, 1, 128, 0, 0, args, NULL), (CUresult)9);
+    /* a driver answers INVALID_VALUE at the launch call itself (cudart's entries: 9, tests/cuda/launch_errors.cu) */
+    WANT("grid 0", cuLaunchKernel(f, 0, 1, 1, 1, 1, 1, 0, 0, args, NULL), CUDA_ERROR_INVALID_VALUE);
+    WANT("block too big", cuLaunchKernel(f, 1, 1, 1, 2048, 1, 1, 0, 0, args, NULL), CUDA_ERROR_INVALID_VALUE);
+    WANT("block z too big", cuLaunchKernel(f, 1, 1, 1, 1, 1, 128, 0, 0, args, NULL), CUDA_ERROR_INVALID_VALUE);
     WANT("launch", cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, 0, args, NULL), CUDA_SUCCESS);
     WANT("sync", cuCtxSynchronize(), CUDA_SUCCESS);
     unsigned v = 0;

@@ -52,6 +52,19 @@ def _recv(s: socket.socket, n: int) -> bytes:
     return buf
 
 
+def _reply(s: socket.socket) -> tuple[int, int, bytes, str]:
+    """One whole reply: (result, nlatched, outputs + latched entries, the console's stderr text)."""
+    length, result, nlatched, nconsole = REP.unpack(_recv(s, REP.size))
+    payload = _recv(s, length)
+    body, con, err = payload[:length - nconsole], payload[length - nconsole:], ""
+    while con:
+        fd, n = struct.unpack("<II", con[:8])
+        if fd == 2:
+            err += con[8:8 + n].decode()
+        con = con[8 + (n + 7) // 8 * 8:]
+    return result, nlatched, body, err
+
+
 def _closed(s: socket.socket) -> bool:
     try:
         return s.recv(1) == b""
@@ -70,21 +83,23 @@ def test_unknown_call_id_gets_an_error_reply_and_the_session_goes_on(dataplane):
     ids = _call_ids()
     s = _connect(dataplane)
     s.sendall(REQ.pack(8, 0xFFFF, 0) + b"\0" * 8)
-    length, result, nlatched, _ = REP.unpack(_recv(s, REP.size))
-    assert (length, result, nlatched) == (0, 801, 0)           # CUDA_ERROR_NOT_SUPPORTED
+    result, nlatched, body, err = _reply(s)
+    assert (result, nlatched, body) == (801, 0, b"")            # CUDA_ERROR_NOT_SUPPORTED
+    assert "unknown call id 65535" in err                       # the worker's diagnostic reaches the client
     # a truncated body for a real call: INVALID_VALUE, still served
     s.sendall(REQ.pack(0, ids["cuMemAlloc_v2"], 0))
-    assert REP.unpack(_recv(s, REP.size))[1] == 1
+    assert _reply(s)[0] == 1
     # the wrong table hash is refused by the hello
     body = struct.pack("<I", ids["__hash__"] ^ 1) + b"\1\1\1" + b"\0"
     s.sendall(REQ.pack(len(body), ids["tfHello"], 0) + body)
-    assert REP.unpack(_recv(s, REP.size))[1] == 801
+    result, _, _, err = _reply(s)
+    assert result == 801 and "rebuild the stub and the executor together" in err
     # a failing no-reply call is latched (with its stream, 0 here) into the next reply
     s.sendall(REQ.pack(8, 0xFFFE, 1) + b"\0" * 8)
     s.sendall(REQ.pack(8, 0xFFFF, 0) + b"\0" * 8)
-    length, result, nlatched, _ = REP.unpack(_recv(s, REP.size))
-    assert (length, result, nlatched) == (16, 801, 1)
-    assert struct.unpack("<QiI", _recv(s, 16))[:2] == (0, 801)
+    result, nlatched, body, _ = _reply(s)
+    assert (result, nlatched, len(body)) == (801, 1, 16)
+    assert struct.unpack("<QiI", body)[:2] == (0, 801)
     s.close()
     assert _wait(lambda: dataplane.sessions() == {} and len(dataplane.ends) == 1)
     assert dataplane.ends[-1].returncode == 0

@@ -392,7 +392,7 @@ static void CUDA_CB host_trampoline(void *p)
         return;
     }
     struct { tf_rep_hdr h; uint64_t fn, data; } req = {{.len = 16, .result = 0, .nlatched = 0,
-                                                        .reserved = TF_REP_HOST_CALL}, r->fn, r->data};
+                                                        .nconsole = TF_REP_HOST_CALL}, r->fn, r->data};
     char ack[8];
     size_t got = 0;
     ssize_t k;

@@ -281,11 +281,12 @@ CUresult tf_layout_of(tfx *x, CUfunction f, const param_layout **out)
     return CUDA_SUCCESS;
 }
 
-CUresult ex_tfFuncGetParamLayout(tfx *x, CUfunction f, unsigned int *count, unsigned long long *layout)
+CUresult ex_tfFuncGetParamLayout(tfx *x, CUfunction f, unsigned int *count, unsigned long long *layout, int *limits)
 {
     const param_layout *l;
     CUresult rc = tf_layout_of(x, f, &l);
     if (rc) return rc;
+    if (limits) tfx_func_limits(x, f, tf_reg_has(x, (uint64_t)(uintptr_t)f, TFK_KERNEL), limits);
     *count = l->count;
     if (layout)
         for (unsigned i = 0; i < l->count; i++) {  /* reply outputs are packed: layout may be unaligned */
@@ -602,14 +603,21 @@ static void latch(tfx *x, uint64_t stream, CUresult rc)
         x->latched[x->nlatched++] = (tf_latched){.stream = stream, .error = rc};
 }
 
-/* Appends the latched entries to the reply payload in w and fills the header. */
+/* Appends the latched entries and the console records to the reply payload in w and fills the header. */
 static void finish_reply(tfx *x, tf_wr *w, CUresult rc, tf_rep_hdr *rep)
 {
     if (x->nlatched) {
         size_t off = tf_reserve(w, x->nlatched * sizeof(tf_latched));
         if (!w->failed) memcpy(w->buf + off, x->latched, x->nlatched * sizeof(tf_latched));
     }
-    *rep = (tf_rep_hdr){.len = (uint32_t)w->len, .result = rc, .nlatched = w->failed ? 0 : x->nlatched};
+    const uint8_t *con;
+    size_t ncon = tfx_console_take(&con);
+    if (ncon && !w->failed) {
+        size_t off = tf_reserve(w, ncon);
+        if (!w->failed) memcpy(w->buf + off, con, ncon);
+    }
+    *rep = (tf_rep_hdr){.len = (uint32_t)w->len, .result = rc, .nlatched = w->failed ? 0 : x->nlatched,
+                        .nconsole = w->failed ? 0 : (uint32_t)ncon};
     if (w->failed) rep->len = 0;
     x->nlatched = 0;
 }
@@ -715,17 +723,22 @@ static int rb_need(tfx *x, rbuf *rb, int fd, size_t n)
     return 1;
 }
 
-/* A reply whose payload lives elsewhere (device memory): header, payload, then the latched entries. */
+/* A reply whose payload lives elsewhere (device memory): header, payload, the latched entries, then the
+ * console records. */
 static int send_reply(tfx *x, int fd, CUresult rc, const void *payload, size_t n)
 {
     tf_latched lat[TF_MAX_LATCHED];
     uint32_t nl = x->nlatched;
     memcpy(lat, x->latched, nl * sizeof *lat);
     x->nlatched = 0;
-    tf_rep_hdr rep = {.len = (uint32_t)(n + nl * sizeof *lat), .result = rc, .nlatched = nl};
-    struct iovec iov[3] = {{&rep, sizeof rep}, {(void *)(uintptr_t)payload, n}, {lat, nl * sizeof *lat}};
+    const uint8_t *con;
+    size_t ncon = tfx_console_take(&con);
+    tf_rep_hdr rep = {.len = (uint32_t)(n + nl * sizeof *lat + ncon), .result = rc, .nlatched = nl,
+                      .nconsole = (uint32_t)ncon};
+    struct iovec iov[4] = {{&rep, sizeof rep}, {(void *)(uintptr_t)payload, n}, {lat, nl * sizeof *lat},
+                           {(void *)(uintptr_t)con, ncon}};
     struct iovec *v = iov;
-    int cnt = 3;
+    int cnt = 4;
     while (cnt > 0) {
         struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)cnt};
         ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);

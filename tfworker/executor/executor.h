@@ -127,4 +127,12 @@ void tfx_graph_load(void *lib);
 int tfx_stream_capturing(tfx *x, CUstream s);
 CUresult tfx_refuse_captured_host_copy(tfx *x, CUstream s, const char *call);
 
+/* The process's console (console.c): start captures fd 1 and fd 2 (main.c); take returns the tf_console
+ * records gathered since the last take (0 and NULL if not started), valid until the next take. */
+int tfx_console_start(void);
+size_t tfx_console_take(const uint8_t **records);
+
+/* A function's launch limits, TF_FUNC_LIMIT_* (exec_launch_limits.c). */
+void tfx_func_limits(tfx *x, CUfunction f, int is_kernel, int *limits);
+
 #endif

@@ -47,6 +47,8 @@ int main(int argc, char **argv)
     if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) return 1;
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_PDEATHSIG, SIGKILL);  /* a session never outlives its daemon */
+    /* device printf and diagnostics travel to the client with the replies (console.c) */
+    if (tfx_console_start()) tfx_log("console capture unavailable: device printf stays in this process");
     void *h = dlopen(lib, RTLD_NOW | RTLD_GLOBAL);
     if (!h) {
         tfx_log("cannot load the backend %s: %s", lib, dlerror());
