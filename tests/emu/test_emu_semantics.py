@@ -43,14 +43,12 @@ def check_launch_errors(kv: dict) -> None:
     assert int(kv["coop_max_blocks"]) > 0 and kv["coop_blocks_ran"] == kv["coop_max_blocks"]
 
 
-def check_occupancy(kv: dict, potential_forwarded: bool = True) -> None:
+def check_occupancy(kv: dict) -> None:
     """Every case: the driver's answer equals NVIDIA's calculator's (cuda_occupancy.h) for the same kernel:
     blocks per SM, the block size of best occupancy, the dynamic shared memory available per block."""
     assert "error" not in kv
-    if not potential_forwarded:  # the stub does not export cuOccupancyMaxPotentialBlockSize (yet)
-        kv = {k: v for k, v in kv.items() if not (k.startswith("pot_") and v == "n/a")}
     every = {k: v.split(":") for k, v in kv.items() if k.startswith(("occ_", "pot_", "avail_"))}
-    assert len(every) == (29 if potential_forwarded else len(every)) and len(every) >= 24
+    assert len(every) == 29
     assert {k: d for k, (d, c) in every.items()} == {k: c for k, (d, c) in every.items()}
     cases = {k: v for k, v in every.items() if k.startswith("occ_")}
     # and the attributes matter: opting in to more dynamic shared memory, the carveout, registers

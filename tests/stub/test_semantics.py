@@ -44,8 +44,7 @@ def test_launch_errors_come_back_from_the_launch_itself(dataplane, cuda_program,
 
 
 def test_occupancy_honours_each_kernels_attributes(dataplane, cuda_program):
-    check_occupancy(kv_of(run_via_stub(cuda_program("occupancy", flags=LCUDA), dataplane.unix)),
-                    potential_forwarded=False)
+    check_occupancy(kv_of(run_via_stub(cuda_program("occupancy", flags=LCUDA), dataplane.unix)))
 
 
 @pytest.mark.parametrize("cudart", CUDARTS)
