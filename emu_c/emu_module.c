@@ -10,6 +10,8 @@
 
 #include "emu_internal.h"
 
+#define EMU_PTX_ISA_MAX 90 /* PTX ISA 9.0: the newest a CUDA 13.0 driver (EMU_DRIVER_VERSION) JIT-compiles */
+
 /* The PTX executor lands separately; until it is linked in these resolve to NULL. */
 extern __typeof__(ptx_module_load) ptx_module_load __attribute__((weak));
 extern __typeof__(ptx_module_free) ptx_module_free __attribute__((weak));
@@ -65,6 +67,38 @@ void emu_kernel_attrs(const emu_func *f, ptx_kernel_attrs *a)
  * errlog is given, copied there (cuModuleLoadDataEx's CU_JIT_ERROR_LOG_BUFFER). */
 static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen);
 
+/* A driver runs PTX only if its .target is at most the device's capability (an `a` target only on
+ * exactly that capability, an `f` target within its family), and only PTX ISA versions it knows
+ * (CUDA 13.0: up to 9.0). A fatbin whose PTX is above the device is refused as having no image
+ * for it; PTX text as ptxas refuses it. */
+static int target_check(const ptx_target *t, int from_fatbin, char *log, size_t loglen)
+{
+    int cc = EMU_CC;
+    if (t->isa_major * 10 + t->isa_minor > EMU_PTX_ISA_MAX) {
+        snprintf(log, loglen, "PTX ISA version %d.%d is newer than this driver supports (%d.%d)", t->isa_major,
+                 t->isa_minor, EMU_PTX_ISA_MAX / 10, EMU_PTX_ISA_MAX % 10);
+        return CUDA_ERROR_UNSUPPORTED_PTX_VERSION;
+    }
+    int ok = t->sm <= cc;
+    if (t->suffix == 'a')
+        ok = t->sm == cc;
+    else if (t->suffix == 'f')
+        ok = t->sm <= cc && t->sm / 10 == cc / 10;
+    if (ok)
+        return 0;
+    if (from_fatbin) {
+        snprintf(log, loglen,
+                 "no kernel image for the device: the PTX targets sm_%d%s, the emulated device has compute "
+                 "capability %d.%d (TF_EMU_CC)", t->sm, t->suffix == 'a' ? "a" : t->suffix == 'f' ? "f" : "",
+                 cc / 10, cc % 10);
+        return CUDA_ERROR_NO_BINARY_FOR_GPU;
+    }
+    snprintf(log, loglen,
+             "ptxas fatal: SM version specified by .target (sm_%d%s) is higher than default SM version assumed "
+             "(sm_%d; TF_EMU_CC)", t->sm, t->suffix == 'a' ? "a" : t->suffix == 'f' ? "f" : "", cc);
+    return CUDA_ERROR_INVALID_PTX;
+}
+
 static CUresult module_load(emu_module **out, const void *image, size_t len)
 {
     return module_load_log(out, image, len, NULL, 0);
@@ -81,8 +115,12 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
     char log[1024];
     char *ptx = NULL;
     size_t n = 0;
-    int rc = fatbin_extract_ptx(image, len, EMU_CC_MAJOR * 10 + EMU_CC_MINOR, &ptx, &n, NULL, log, sizeof(log));
+    int rc = fatbin_extract_ptx(image, len, (unsigned)EMU_CC, &ptx, &n, NULL, log, sizeof(log));
+    ptx_target tgt = {0, 0, 0, 0};
+    if (rc == 0 && fatbin_ptx_target(ptx, n, &tgt) == 0)
+        rc = target_check(&tgt, fatbin_image_kind(image, len) != IMAGE_PTX, log, sizeof(log));
     if (rc) {
+        free(ptx);
         if (log[0]) {
             emu_log("module load failed: %s", log);
             if (errlog && errlen)
@@ -100,6 +138,7 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
         free(ptx);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
+    m->ptx_target = tgt.sm ? tgt.sm : EMU_CC;
     int err = CUDA_ERROR_INVALID_PTX;
     log[0] = 0;
     m->pm = ptx_module_load(ptx, n, &g_ptx_env, &err, log, sizeof(log));
@@ -572,8 +611,9 @@ static CUresult func_get_attr(int *pi, CUfunction_attribute attrib, const void *
     case CU_FUNC_ATTRIBUTE_CONST_SIZE_BYTES: *pi = 0; break;
     case CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES: *pi = (int)a.local_bytes_per_thread; break;
     case CU_FUNC_ATTRIBUTE_NUM_REGS: *pi = a.num_regs; break;
+    /* the module's PTX is JIT-compiled for its own target, so both read that target */
     case CU_FUNC_ATTRIBUTE_PTX_VERSION:
-    case CU_FUNC_ATTRIBUTE_BINARY_VERSION: *pi = EMU_CC_MAJOR * 10 + EMU_CC_MINOR; break;
+    case CU_FUNC_ATTRIBUTE_BINARY_VERSION: *pi = f->mod ? f->mod->ptx_target : EMU_CC; break;
     case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: *pi = f->max_dynamic_shared; break;
     case CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT: *pi = f->carveout; break;
     default:
@@ -660,19 +700,20 @@ EMU_API CUresult cuFuncSetSharedMemConfig(CUfunction hfunc, CUsharedconfig confi
     return emu_func_from_handle(hfunc) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
-/* ---- occupancy: 2048 threads, 32 blocks, 164 KiB shared memory per SM (CC 8.0) ---- */
+/* ---- occupancy: threads, blocks and shared memory per SM of the device's capability ---- */
 static int blocks_per_sm(const emu_func *f, int block, size_t dyn)
 {
+    const emu_devfacts *d = emu_dev();
     ptx_kernel_attrs a;
     emu_kernel_attrs(f, &a);
     if (block <= 0 || block > a.max_threads_per_block)
         return 0;
     int warps = (block + 31) / 32;
-    int by_threads = 64 / warps;
+    int by_threads = d->max_threads_per_sm / 32 / warps;
     size_t smem = a.static_shared_bytes + dyn + 1024; /* + reserved shared memory per block */
-    int by_smem = (int)(167936 / smem);
+    int by_smem = (int)((size_t)d->shared_per_sm / smem);
     int n = by_threads < by_smem ? by_threads : by_smem;
-    return n < 32 ? n : 32;
+    return n < d->max_blocks_per_sm ? n : d->max_blocks_per_sm;
 }
 
 EMU_API CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *numBlocks, CUfunction func, int blockSize,
@@ -731,7 +772,7 @@ EMU_API CUresult cuOccupancyAvailableDynamicSMemPerBlock(size_t *dynamicSmemSize
         return CUDA_ERROR_INVALID_HANDLE;
     ptx_kernel_attrs a;
     emu_kernel_attrs(f, &a);
-    size_t per = 167936 / (size_t)numBlocks;
+    size_t per = (size_t)emu_dev()->shared_per_sm / (size_t)numBlocks;
     size_t avail = per > a.static_shared_bytes + 1024 ? per - a.static_shared_bytes - 1024 : 0;
     *dynamicSmemSize = avail < (size_t)f->max_dynamic_shared ? avail : (size_t)f->max_dynamic_shared;
     return CUDA_SUCCESS;

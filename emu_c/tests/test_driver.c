@@ -123,8 +123,30 @@ static void test_device_queries(void)
     CHECK(cuDeviceGetName(name, sizeof(name), 1) == CUDA_ERROR_INVALID_DEVICE);
     OK(cuDeviceTotalMem_v2(&total, 0));
     CHECK(total == (size_t)16384 << 20);
-    OK(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0));
-    CHECK(v == 8);
+    /* default capability 12.1 (unless TF_EMU_CC says otherwise): what NVIDIA's libraries ship PTX for */
+    int major = 0, minor = 0, want = 121;
+    const char *cc_env = getenv("TF_EMU_CC");
+    if (cc_env && *cc_env)
+        want = (int)(strtod(cc_env, NULL) * 10 + 0.5);
+    OK(cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0));
+    OK(cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, 0));
+    CHECK(major * 10 + minor == want);
+    int ma2 = 0, mi2 = 0;
+    OK(cuDeviceComputeCapability(&ma2, &mi2, 0));
+    CHECK(ma2 == major && mi2 == minor);
+    /* limits coherent with the capability: threads/SM and shared memory/SM bound blocks/SM sanely */
+    int thr_sm = 0, smem_sm = 0, optin = 0, blk_sm = 0, sms = 0, warp = 0;
+    OK(cuDeviceGetAttribute(&thr_sm, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR, 0));
+    OK(cuDeviceGetAttribute(&smem_sm, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR, 0));
+    OK(cuDeviceGetAttribute(&optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, 0));
+    OK(cuDeviceGetAttribute(&blk_sm, CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR, 0));
+    OK(cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 0));
+    OK(cuDeviceGetAttribute(&warp, CU_DEVICE_ATTRIBUTE_WARP_SIZE, 0));
+    CHECK(warp == 32 && sms > 0 && optin <= smem_sm && optin >= 48 * 1024 && blk_sm >= 16);
+    if (want == 121)
+        CHECK(thr_sm == 1536 && smem_sm == 102400 && optin == 101376 && blk_sm == 32);
+    if (want == 90)
+        CHECK(thr_sm == 2048 && smem_sm == 233472 && optin == 232448 && sms == 132);
     OK(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, 0));
     CHECK(v == 1024);
     CHECK(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MAX, 0) == CUDA_ERROR_INVALID_VALUE);
@@ -497,6 +519,59 @@ static void test_jit_link_of_one_ptx_module(void)
     OK(cuCtxDestroy_v2(ctx));
 }
 
+/* PTX whose .target is above the device's capability never runs: PTX text fails as ptxas fails it,
+ * a fatbin with only such PTX has no image for the device; PTX_VERSION / BINARY_VERSION of a
+ * function are its module's target. */
+static void test_ptx_target_against_capability(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    CUmodule m;
+    CUfunction f;
+    int v = 0;
+    static const char p80[] = ".version 8.0\n.target sm_80\n.address_size 64\n.visible .entry k()\n{\n\tret;\n}\n";
+    CUresult rc = cuModuleLoadData(&m, p80);
+    CHECK(rc == CUDA_SUCCESS || rc == CUDA_ERROR_NOT_SUPPORTED);
+    if (rc == CUDA_SUCCESS) {
+        OK(cuModuleGetFunction(&f, m, "k"));
+        OK(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_PTX_VERSION, f));
+        CHECK(v == 80);
+        OK(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_BINARY_VERSION, f));
+        CHECK(v == 80);
+        OK(cuModuleUnload(m));
+    }
+    static const char p999[] = ".version 8.0\n.target sm_999\n.address_size 64\n.visible .entry k()\n{\n\tret;\n}\n";
+    char errlog[512] = "";
+    CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+    void *vals[] = {errlog, (void *)(uintptr_t)sizeof(errlog)};
+    CHECK(cuModuleLoadDataEx(&m, p999, 2, opts, vals) == CUDA_ERROR_INVALID_PTX);
+    CHECK(strstr(errlog, "sm_999") != NULL);
+    static const char pisa[] = ".version 99.0\n.target sm_80\n.address_size 64\n";
+    CHECK(cuModuleLoadData(&m, pisa) == CUDA_ERROR_UNSUPPORTED_PTX_VERSION);
+    static const char p90a[] = ".version 8.0\n.target sm_90a\n.address_size 64\n";
+    int major = 0, minor = 0;
+    OK(cuDeviceComputeCapability(&major, &minor, 0));
+    rc = cuModuleLoadData(&m, p90a); /* arch-specific PTX runs on exactly that capability */
+    if (major * 10 + minor == 90)
+        CHECK(rc == CUDA_SUCCESS || rc == CUDA_ERROR_NOT_SUPPORTED);
+    else
+        CHECK(rc == CUDA_ERROR_INVALID_PTX);
+    if (rc == CUDA_SUCCESS)
+        OK(cuModuleUnload(m));
+    /* a fatbin whose only PTX is compute_999 */
+    static unsigned char fb[16 + 64 + sizeof(p999) + 8];
+    memset(fb, 0, sizeof(fb));
+    unsigned magic = FATBIN_MAGIC, hsz = 64, bits = 64, sm = 999;
+    unsigned short one = 1, h16 = 16, kind = FATBIN_KIND_PTX, ver = 0x101;
+    unsigned long long padded = (sizeof(p999) + 7) & ~7ull, total = 64 + padded;
+    memcpy(fb, &magic, 4); memcpy(fb + 4, &one, 2); memcpy(fb + 6, &h16, 2); memcpy(fb + 8, &total, 8);
+    unsigned char *e = fb + 16;
+    memcpy(e, &kind, 2); memcpy(e + 2, &ver, 2); memcpy(e + 4, &hsz, 4); memcpy(e + 8, &padded, 8);
+    memcpy(e + 20, &bits, 4); memcpy(e + 28, &sm, 4); memcpy(e + 64, p999, sizeof(p999));
+    CHECK(cuModuleLoadData(&m, fb) == CUDA_ERROR_NO_BINARY_FOR_GPU);
+    OK(cuCtxDestroy_v2(ctx));
+}
+
 int main(void)
 {
     test_init_and_proc_address();
@@ -509,6 +584,7 @@ int main(void)
     test_virtual_memory_management();
     test_memory_pools();
     test_jit_link_of_one_ptx_module();
+    test_ptx_target_against_capability();
     if (g_failed)
         return 1;
     printf("test_driver: ok\n");

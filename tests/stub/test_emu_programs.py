@@ -118,3 +118,15 @@ def test_launch_configuration_checks_match_the_device(dataplane, cuda_program, c
     assert kv["coop"] == "cudaSuccess" and kv["coop_sum"] == "ok"
     assert kv["async_alloc"] == "cudaSuccess"
     assert kv["managed"] == "ok" and "error" not in kv
+
+
+def test_thrust_sort_and_cub_scan_built_for_compute_90_through_the_stub(dataplane, cuda_program, tmp_path, rng):
+    # the capability and PTX_VERSION the stub forwards must agree with the PTX the worker runs
+    n = 20_000
+    x = rng.integers(-100_000, 100_000, n, dtype=np.int32)
+    prog = cuda_program("cub_thrust_oneliners", arch=["-gencode", "arch=compute_90,code=compute_90"])
+    kv = kv_of(run_via_stub(prog, dataplane.unix, n, write(tmp_path / "in", x), tmp_path / "out"))
+    assert kv["cc"] == "12.1" and kv["ptx_version"] == "900"
+    out = np.fromfile(tmp_path / "out", np.uint8)
+    np.testing.assert_array_equal(out[:4 * n].view(np.int32), np.sort(x))
+    np.testing.assert_array_equal(out[4 * n:].view(np.int64), np.cumsum(x.astype(np.int64)))
