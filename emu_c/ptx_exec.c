@@ -977,7 +977,10 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         const ptx_ins *in = &code[pc];
         if (in->wsync) {
             /* shfl/vote/match/redux .sync and bar.warp.sync: wait for the membermask's lanes */
-            uint32_t mk = (uint32_t)R[(size_t)in->e * 32 + (unsigned)__builtin_ctz(cm)];
+            /* lanes at the same pc may name different member masks (one per labeled group): wait
+             * for the union; each lane computes over its own mask below */
+            uint32_t mk = 0;
+            for (uint32_t m = cm; m; m &= m - 1) mk |= (uint32_t)R[(size_t)in->e * 32 + (unsigned)__builtin_ctz(m)];
             uint32_t need = mk & W->live & ~W->exited;
             uint32_t here = 0;
             for (uint32_t m = W->wsync; m; m &= m - 1) if (W->pc[__builtin_ctz(m)] == pc) here |= 1u << __builtin_ctz(m);
@@ -1474,6 +1477,62 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                  memcpy(dp, sp, n); if (n < sz) memset(dp + n, 0, sz - n));
             break;
         }
+        case OP_MBAR: {
+            /* barrier word: bits 0-20 expected arrivals, 21-41 pending arrivals of the current phase,
+             * 42-62 transaction count (signed), 63 phase parity. A phase completes when its pending
+             * arrivals and its transaction count both reach zero. The lanes of a block run in one
+             * host thread, so the shared word needs no atomics. */
+            const int sub = in->sub, ib2 = in->b, ic2 = in->c, nocomplete = (in->flags & IF_SAT) != 0;
+            const int64_t off = in->imm;
+            if (sub == MB_PENDING) {
+                LOOP(S(id) = (S(ib2) >> 21) & 0x1fffff);
+                break;
+            }
+            for (uint32_t m_ = em; m_; m_ &= m_ - 1) {
+                const int l = __builtin_ctz(m_);
+                uint64_t a = S(ia) + (uint64_t)off;
+                int sp = in->space;
+                if (sp == SP_GENERIC && !(a >= PTX_SHARED_BASE && a < PTX_SHARED_BASE + PTX_WIN_SIZE)) sp = -1;
+                uint8_t *p = sp < 0 ? NULL : resolve(B, tid0 + (unsigned)l, sp, a, 8);
+                if (!p || (a & 7)) { fault(B, in, tid0 + (unsigned)l, a, 8, p != NULL); ret = -1; goto out; }
+                uint64_t w;
+                memcpy(&w, p, 8);
+                uint64_t expct = w & 0x1fffff, pend = (w >> 21) & 0x1fffff, phase = w >> 63;
+                int64_t tx = (int64_t)((w >> 42) & 0x1fffff);
+                if (tx & 0x100000) tx -= 0x200000;
+                int complete_check = 0;
+                switch (sub) {
+                case MB_INIT: expct = pend = S(ib2) & 0xfffff; tx = 0; phase = 0; break;
+                case MB_INVAL: expct = pend = 0; tx = 0; phase = 0; break;
+                case MB_ARRIVE:
+                case MB_ARRIVE_DROP:
+                case MB_CPASYNC_ARRIVE_NOINC: {
+                    uint64_t n = ib2 >= 0 ? (uint32_t)S(ib2) : 1;
+                    if (ic2 >= 0) tx += (int64_t)(uint32_t)S(ic2);
+                    uint64_t token = phase << 63;
+                    pend = n > pend ? 0 : pend - n;
+                    if (sub == MB_ARRIVE_DROP) expct = n > expct ? 0 : expct - n;
+                    if (id >= 0) S(id) = token | (pend << 21);
+                    complete_check = !nocomplete;
+                    break;
+                }
+                case MB_CPASYNC_ARRIVE: break; /* +1 pending then an arrive when the (finished) copies land */
+                case MB_EXPECT_TX: tx += (int64_t)(uint32_t)S(ib2); break;
+                case MB_COMPLETE_TX: tx -= (int64_t)(uint32_t)S(ib2); complete_check = 1; break;
+                case MB_TEST_WAIT: S(id) = phase != (S(ib2) >> 63); break;
+                default: S(id) = phase != (S(ib2) & 1); break; /* MB_TEST_PARITY */
+                }
+                if (complete_check && pend == 0 && tx == 0) {
+                    phase ^= 1;
+                    pend = expct;
+                }
+                if (tx > 0xfffff) tx = 0xfffff;
+                if (tx < -0xfffff) tx = -0xfffff;
+                w = expct | (pend << 21) | (((uint64_t)tx & 0x1fffff) << 42) | (phase << 63);
+                memcpy(p, &w, 8);
+            }
+            break;
+        }
         case OP_ATOM:
         case OP_RED: {
             const int sp = in->space, es = in->esize, op = in->sub;
@@ -1557,20 +1616,22 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             break;
         }
         case OP_VOTE: {
-            const int negc = (in->flags & IF_NEG_C) != 0;
+            /* over the lanes of each lane's member mask (.sync) that execute it, else the active ones */
+            const int negc = (in->flags & IF_NEG_C) != 0, ie = in->wsync ? in->e : -1;
             uint32_t ball = 0;
             for (uint32_t m = em; m; m &= m - 1) {
                 int l = __builtin_ctz(m);
                 if ((S(ia) & 1) ^ (uint64_t)negc) ball |= 1u << l;
             }
-            uint64_t v;
-            switch (in->sub) {
-            case VO_ALL: v = ball == em; break;
-            case VO_ANY: v = ball != 0; break;
-            case VO_UNI: v = ball == 0 || ball == em; break;
-            default: v = ball; break;
-            }
-            LOOP(S(id) = v);
+            const int sub = in->sub;
+            LOOP(uint32_t g = ie >= 0 ? (uint32_t)S(ie) & em : em; uint32_t b = ball & g; uint64_t v;
+                 switch (sub) {
+                 case VO_ALL: v = b == g; break;
+                 case VO_ANY: v = b != 0; break;
+                 case VO_UNI: v = b == 0 || b == g; break;
+                 default: v = b; break;
+                 }
+                 S(id) = v);
             break;
         }
         case OP_ACTIVEMASK: {
@@ -1579,35 +1640,34 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             break;
         }
         case OP_MATCH: {
-            const int bits = bits_of(t), all = in->sub, id2 = in->d2;
+            const int bits = bits_of(t), all = in->sub, id2 = in->d2, ie = in->wsync ? in->e : -1;
             uint64_t vals[32];
             for (int l = 0; l < 32; l++) vals[l] = zext(S(ia), bits);
-            int alleq = 1;
-            uint64_t first = em ? vals[__builtin_ctz(em)] : 0;
-            for (uint32_t m = em; m; m &= m - 1) if (vals[__builtin_ctz(m)] != first) alleq = 0;
-            LOOP(uint32_t mk = 0; if (all) mk = alleq ? em : 0;
-                 else for (uint32_t m2 = em; m2; m2 &= m2 - 1) { int j = __builtin_ctz(m2); if (vals[j] == vals[l]) mk |= 1u << j; }
+            LOOP(uint32_t g = ie >= 0 ? (uint32_t)S(ie) & em : em; uint32_t same = 0;
+                 for (uint32_t m2 = g; m2; m2 &= m2 - 1) { int j = __builtin_ctz(m2); if (vals[j] == vals[l]) same |= 1u << j; }
+                 int alleq = same == g; uint32_t mk = all ? (alleq ? g : 0) : same;
                  S(id) = mk; if (id2 >= 0) S(id2) = (uint64_t)alleq);
             break;
         }
         case OP_REDUX: {
-            const int op = in->sub, sg = is_signed_t(t);
-            uint32_t acc = 0;
-            int first = 1;
-            for (uint32_t m = em; m; m &= m - 1) {
-                int l = __builtin_ctz(m);
-                uint32_t v = (uint32_t)S(ia);
-                if (first) { acc = v; first = 0; continue; }
-                switch (op) {
-                case AT_ADD: acc += v; break;
-                case AT_MIN: acc = sg ? (uint32_t)((int32_t)v < (int32_t)acc ? (int32_t)v : (int32_t)acc) : (v < acc ? v : acc); break;
-                case AT_MAX: acc = sg ? (uint32_t)((int32_t)v > (int32_t)acc ? (int32_t)v : (int32_t)acc) : (v > acc ? v : acc); break;
-                case AT_AND: acc &= v; break;
-                case AT_OR: acc |= v; break;
-                default: acc ^= v; break;
-                }
-            }
-            LOOP(S(id) = acc);
+            /* each lane reduces over the lanes of its own member mask (labeled groups at one pc) */
+            const int op = in->sub, sg = is_signed_t(t), ie = in->e;
+            uint32_t vals[32];
+            for (int l = 0; l < 32; l++) vals[l] = (uint32_t)S(ia);
+            LOOP(uint32_t g = ie >= 0 ? (uint32_t)S(ie) & em : em; uint32_t acc = 0; int first = 1;
+                 for (uint32_t m = g; m; m &= m - 1) {
+                     uint32_t v = vals[__builtin_ctz(m)];
+                     if (first) { acc = v; first = 0; continue; }
+                     switch (op) {
+                     case AT_ADD: acc += v; break;
+                     case AT_MIN: acc = sg ? (uint32_t)((int32_t)v < (int32_t)acc ? (int32_t)v : (int32_t)acc) : (v < acc ? v : acc); break;
+                     case AT_MAX: acc = sg ? (uint32_t)((int32_t)v > (int32_t)acc ? (int32_t)v : (int32_t)acc) : (v > acc ? v : acc); break;
+                     case AT_AND: acc &= v; break;
+                     case AT_OR: acc |= v; break;
+                     default: acc ^= v; break;
+                     }
+                 }
+                 S(id) = acc);
             break;
         }
         case OP_WMMA_LOAD:

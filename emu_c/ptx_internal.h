@@ -90,7 +90,7 @@ enum {
     X(CVT) X(CVT_PACK)                                                                        \
     X(CVTA_TO_SHARED) X(CVTA_SHARED) X(CVTA_TO_LOCAL) X(CVTA_LOCAL) X(CVTA_TO_PARAM)          \
     X(CVTA_PARAM) X(ISSPACEP)                                                                 \
-    X(LD) X(ST) X(ATOM) X(RED) X(CP_ASYNC)                                                    \
+    X(LD) X(ST) X(ATOM) X(RED) X(CP_ASYNC) X(MBAR)                                            \
     X(BRA) X(EXIT) X(BAR) X(BAR_RED) X(BAR_RED_READ) X(TRAP)                                  \
     X(SHFL) X(VOTE) X(ACTIVEMASK) X(MATCH) X(REDUX)                                           \
     X(WMMA_LOAD) X(WMMA_STORE) X(WMMA_MMA) X(MMA) X(LDMATRIX)                                 \
@@ -106,6 +106,9 @@ enum {
 enum { AT_ADD, AT_MIN, AT_MAX, AT_INC, AT_DEC, AT_AND, AT_OR, AT_XOR, AT_EXCH, AT_CAS };
 enum { SH_UP, SH_DOWN, SH_BFLY, SH_IDX };
 enum { VO_ALL, VO_ANY, VO_UNI, VO_BALLOT };
+/* mbarrier operations (OP_MBAR; IF_SAT marks .noComplete). */
+enum { MB_INIT, MB_INVAL, MB_ARRIVE, MB_ARRIVE_DROP, MB_EXPECT_TX, MB_COMPLETE_TX, MB_TEST_WAIT,
+       MB_TEST_PARITY, MB_PENDING, MB_CPASYNC_ARRIVE, MB_CPASYNC_ARRIVE_NOINC };
 
 /* Instruction flags. */
 #define IF_SAT    0x01u

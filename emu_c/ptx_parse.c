@@ -923,6 +923,13 @@ static int parse_simple(kc *c, const tok *t, int i, int end, int *kind, int *slo
     if (t[i].k == TK_ID) {
         if (t[i].n == 1 && t[i].s[0] == '_') { *kind = O_SINK; return i + 1; }
         int s = reg_lookup(c, t[i].s, (int)t[i].n);
+        if (s < 0 && teq(&t[i], "WARP_SZ")) { /* the ISA's run-time constant: threads per warp */
+            memset(num, 0, sizeof(*num));
+            num->kind = NUM_INT;
+            num->i = neg ? -32 : 32;
+            *kind = O_NUM;
+            return i + 1;
+        }
         if (s >= 0) { *kind = O_REG; *slot = s; return i + 1; }
         int r = sreg_lookup(t[i].s, (int)t[i].n);
         if (r < 0 && t[i].n > 7 && !memcmp(t[i].s, "%envreg", 7)) r = SR_COUNT; /* other envregs read 0 */
@@ -1149,6 +1156,83 @@ static size_t tsize(int t) {
 }
 
 static int compile_body(kc *c, frame *fr, int bstart, int bend);
+
+/* 1 if the instruction's name contains w followed by '.', ':' or its end. */
+static int has_word(const tok *optok, const char *w) {
+    size_t n = strlen(w);
+    for (size_t k = 0; k + n <= optok->n; k++)
+        if (!memcmp(optok->s + k, w, n) && (k + n == optok->n || optok->s[k + n] == '.' || optok->s[k + n] == ':'))
+            return 1;
+    return 0;
+}
+
+/* mbarrier.{init,inval,arrive{.expect_tx,.noComplete},arrive_drop{...},expect_tx,complete_tx,
+ * test_wait{.parity},try_wait{.parity},pending_count} and cp.async.mbarrier.arrive{.noinc}, on a
+ * 64-bit barrier object in shared memory (or generic addressing into it). The object's encoding is
+ * the executor's (OP_MBAR); the ISA leaves it opaque. try_wait is test_wait: a try_wait may return
+ * false before its time limit, and the waiting loop lets the other warps run. */
+static int compile_mbarrier(cctx *x, const tok *optok, const opnd *ops, int nops, int is_cp) {
+    kc *c = x->c;
+    int shared = has_word(optok, ".shared") || has_word(optok, ".shared::cta");
+    if (has_word(optok, ".shared::cluster")) shared = 1; /* one CTA per cluster here */
+    int sub, addr_at = 1, d = -1, b = -1, cc = -1;
+    unsigned flags = 0;
+    if (is_cp) {
+        sub = has_word(optok, ".noinc") ? MB_CPASYNC_ARRIVE_NOINC : MB_CPASYNC_ARRIVE;
+        addr_at = 0;
+        if (nops != 1) return fail_ins(x, "cp.async.mbarrier.arrive form");
+    } else if (has_word(optok, ".init")) {
+        sub = MB_INIT; addr_at = 0;
+        if (nops != 2) return fail_ins(x, "mbarrier.init form");
+        b = src_slot(x, &ops[1], T_U32);
+    } else if (has_word(optok, ".inval")) {
+        sub = MB_INVAL; addr_at = 0;
+        if (nops != 1) return fail_ins(x, "mbarrier.inval form");
+    } else if (has_word(optok, ".pending_count")) {
+        if (nops != 2) return fail_ins(x, "mbarrier.pending_count form");
+        d = dst_slot(x, &ops[0]);
+        b = src_slot(x, &ops[1], T_U64);
+        if (x->failed) return -1;
+        ptx_ins *p = emit(c, OP_MBAR, x->line);
+        if (!p) return -1;
+        p->sub = MB_PENDING; p->d = d; p->b = b; p->a = -1;
+        return 0;
+    } else if (has_word(optok, ".test_wait") || has_word(optok, ".try_wait")) {
+        sub = has_word(optok, ".parity") ? MB_TEST_PARITY : MB_TEST_WAIT;
+        if (nops != 3 && nops != 4) return fail_ins(x, "mbarrier wait form");
+        d = dst_slot(x, &ops[0]);
+        b = src_slot(x, &ops[2], sub == MB_TEST_PARITY ? T_U32 : T_U64);
+    } else if (has_word(optok, ".arrive") || has_word(optok, ".arrive_drop")) {
+        sub = has_word(optok, ".arrive_drop") ? MB_ARRIVE_DROP : MB_ARRIVE;
+        if (nops != 2 && nops != 3) return fail_ins(x, "mbarrier.arrive form");
+        d = dst_slot(x, &ops[0]);
+        if (has_word(optok, ".expect_tx")) {
+            if (nops != 3) return fail_ins(x, "mbarrier.arrive.expect_tx form");
+            cc = src_slot(x, &ops[2], T_U32);
+        } else if (nops == 3) {
+            b = src_slot(x, &ops[2], T_U32);
+        }
+        if (has_word(optok, ".noComplete")) flags |= IF_SAT;
+    } else if (has_word(optok, ".expect_tx") || has_word(optok, ".complete_tx")) {
+        sub = has_word(optok, ".expect_tx") ? MB_EXPECT_TX : MB_COMPLETE_TX;
+        addr_at = 0;
+        if (nops != 2) return fail_ins(x, "mbarrier tx form");
+        b = src_slot(x, &ops[1], T_U32);
+    } else {
+        return fail_ins(x, "unsupported mbarrier operation");
+    }
+    if (addr_at >= nops) return fail_ins(x, "mbarrier operands");
+    ptx_ins tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    if (addr_operand(x, &ops[addr_at], &tmp, SP_SHARED, shared)) return -1;
+    if (x->failed) return -1;
+    if (tmp.space != SP_SHARED && tmp.space != SP_GENERIC) return fail_ins(x, "mbarrier outside shared memory");
+    ptx_ins *p = emit(c, OP_MBAR, x->line);
+    if (!p) return -1;
+    p->sub = (uint8_t)sub; p->a = tmp.a; p->imm = tmp.imm; p->space = tmp.space;
+    p->d = d; p->b = b; p->c = cc; p->flags = (uint8_t)flags; p->t = T_U64; p->esize = 8;
+    return 0;
+}
 
 static int need(cctx *x, int nops, int want) {
     if (nops != want) return fail_ins(x, "wrong operand count");
@@ -1443,6 +1527,10 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     }
     if (mbase(&m, "wmma")) {
         r = compile_wmma(x, optok, ops, nops);
+        goto done;
+    }
+    if (mbase(&m, "mbarrier") || (mbase(&m, "cp") && has_word(optok, ".mbarrier"))) {
+        r = compile_mbarrier(x, optok, ops, nops, mbase(&m, "cp"));
         goto done;
     }
     if (m.cache_hint && nops > 0) nops--; /* trailing cache-policy operand: no caches here */

@@ -433,6 +433,114 @@ static void test_warpops(void) {
     dev_free(0, in); dev_free(0, out);
 }
 
+/* .sync warp operations honour each lane's member mask (labeled groups at one pc): reference in C. */
+static void test_warpgroups(void) {
+    enum { T = 64 };
+    int *in = dev_alloc(0, T * 4), *out = dev_alloc(0, T * 8 * 4);
+    for (int i = 0; i < T; i++) in[i] = (int)(rnd() % 200) - 50;
+    in[40] = 77;
+    for (int i = 2; i < 32; i += 3) in[32 + i] |= 1; /* one group of warp 1 all odd */
+    CHECK(strstr(PTX_TEXT, "WARP_SZ") != NULL, "warpSize should compile to WARP_SZ");
+    pbuf p = {{0}, 0};
+    pptr(&p, in); pptr(&p, out);
+    LAUNCH_OK("warpgroups", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        int w = t & ~31, l = t & 31;
+        const int *v = in + w;
+        unsigned g = 0, ball = 0, match = 0, orv = 0;
+        int sum = 0, mx = -1000000, anyeq = 0, allodd = 1, allbig = 1, alleq = 1;
+        for (int j = l % 3; j < 32; j += 3) {
+            g |= 1u << j;
+            sum += v[j];
+            if (v[j] > mx) mx = v[j];
+            orv |= (unsigned)v[j];
+            if (v[j] & 1) ball |= 1u << j;
+            else allodd = 0;
+            if (v[j] == 77) anyeq = 1;
+            if (!(v[j] > -1000)) allbig = 0;
+            if ((v[j] & 3) == (v[l] & 3)) match |= 1u << j;
+            if (v[j] != v[l % 3]) alleq = 0;
+        }
+        if (l % 3 == 2) alleq = 1;
+        int want[8] = {sum, mx ^ (int)orv, (int)ball, allbig + 2 * anyeq + 4 * allodd, (int)match,
+                       alleq ? (int)g + 1 : 0, v[l % 3] + 32 * 1000, 1};
+        for (int k = 0; k < 8; k++) CHECK(out[8 * t + k] == want[k], "thread %d result %d: %#x want %#x", t, k, out[8 * t + k], want[k]);
+    }
+    dev_free(0, in); dev_free(0, out);
+}
+
+/* mbarrier: arrival counts, phases (token and parity waits), transaction counts, arrive_drop,
+ * generic addressing and cp.async.mbarrier.arrive, across two warps (simpleAWBarrier's pattern:
+ * one thread writes, all arrive, all wait, all read). */
+static const char MBAR_PTX[] =
+    ".version 8.0\n.target sm_90\n.address_size 64\n"
+    ".visible .entry mbar(.param .u64 out)\n{\n"
+    ".reg .pred %p<8>;\n.reg .b32 %r<20>;\n.reg .b64 %rd<20>;\n"
+    ".shared .align 8 .b64 bar;\n.shared .align 8 .b64 bar2;\n.shared .align 4 .b32 data;\n"
+    "ld.param.u64 %rd1, [out];\nmov.u32 %r1, %tid.x;\nsetp.ne.u32 %p1, %r1, 0;\n"
+    "@%p1 bra SKIP_INIT;\nmbarrier.init.shared::cta.b64 [bar], 64;\nmbarrier.init.shared.b64 [bar2], 2;\n"
+    "SKIP_INIT:\nbar.sync 0;\n"
+    "setp.ne.u32 %p2, %r1, 40;\n@%p2 bra NOWRITE;\nmov.u32 %r2, 1234;\nst.shared.u32 [data], %r2;\n"
+    "NOWRITE:\nmbarrier.arrive.shared.b64 %rd2, [bar];\n"
+    "WAIT0:\nmbarrier.test_wait.shared.b64 %p3, [bar], %rd2;\n@!%p3 bra WAIT0;\n"
+    "ld.shared.u32 %r3, [data];\ncvt.u64.u32 %rd3, %r1;\nshl.b64 %rd3, %rd3, 2;\nadd.s64 %rd4, %rd1, %rd3;\n"
+    "st.global.u32 [%rd4], %r3;\n"
+    "mbarrier.arrive.release.cta.shared::cta.b64 %rd5, [bar];\n"
+    "WAIT1:\nmbarrier.try_wait.parity.acquire.cta.shared::cta.b64 %p4, [bar], 1;\n@!%p4 bra WAIT1;\n"
+    "bar.sync 0;\n@%p1 bra DONE;\n"
+    "mbarrier.arrive.expect_tx.shared.b64 %rd6, [bar2], 16;\nmbarrier.pending_count.b64 %r4, %rd6;\n"
+    "st.global.u32 [%rd1+256], %r4;\n"
+    "mbarrier.arrive.shared.b64 %rd7, [bar2];\nmbarrier.test_wait.shared.b64 %p5, [bar2], %rd6;\n"
+    "selp.u32 %r5, 1, 0, %p5;\nst.global.u32 [%rd1+260], %r5;\n"
+    "mbarrier.complete_tx.shared.b64 [bar2], 16;\nmbarrier.test_wait.shared.b64 %p5, [bar2], %rd6;\n"
+    "selp.u32 %r5, 1, 0, %p5;\nst.global.u32 [%rd1+264], %r5;\n"
+    "mbarrier.arrive_drop.shared.b64 %rd8, [bar2];\nmbarrier.test_wait.parity.shared.b64 %p6, [bar2], 1;\n"
+    "selp.u32 %r6, 1, 0, %p6;\nst.global.u32 [%rd1+268], %r6;\n"
+    "mbarrier.arrive.shared.b64 %rd9, [bar2];\nmbarrier.test_wait.parity.shared.b64 %p6, [bar2], 1;\n"
+    "selp.u32 %r6, 1, 0, %p6;\nst.global.u32 [%rd1+272], %r6;\n"
+    "mbarrier.expect_tx.relaxed.cta.shared.b64 [bar2], 8;\nmbarrier.arrive.shared.b64 %rd10, [bar2];\n"
+    "mbarrier.test_wait.shared.b64 %p7, [bar2], %rd10;\nselp.u32 %r7, 1, 0, %p7;\nst.global.u32 [%rd1+276], %r7;\n"
+    "mbarrier.complete_tx.shared.b64 [bar2], 8;\nmbarrier.test_wait.shared.b64 %p7, [bar2], %rd10;\n"
+    "selp.u32 %r7, 1, 0, %p7;\nst.global.u32 [%rd1+280], %r7;\n"
+    "mov.u64 %rd11, bar2;\ncvta.shared.u64 %rd11, %rd11;\nmbarrier.arrive.b64 %rd12, [%rd11];\n"
+    "mbarrier.test_wait.b64 %p7, [%rd11], %rd12;\nselp.u32 %r7, 1, 0, %p7;\nst.global.u32 [%rd1+284], %r7;\n"
+    "mbarrier.inval.shared.b64 [bar2];\nmbarrier.init.shared.b64 [bar2], 3;\n"
+    "cp.async.mbarrier.arrive.noinc.shared.b64 [bar2];\ncp.async.mbarrier.arrive.shared.b64 [bar2];\n"
+    "mbarrier.arrive.noComplete.shared.b64 %rd13, [bar2], 1;\nmbarrier.pending_count.b64 %r8, %rd13;\n"
+    "st.global.u32 [%rd1+288], %r8;\n"
+    "mbarrier.arrive.shared.b64 %rd14, [bar2];\nmbarrier.test_wait.shared.b64 %p7, [bar2], %rd13;\n"
+    "selp.u32 %r7, 1, 0, %p7;\nst.global.u32 [%rd1+292], %r7;\n"
+    "DONE:\nret;\n}\n";
+
+static void test_mbarrier(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(MBAR_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    unsigned *out = dev_alloc(0, 80 * 4);
+    pbuf p = {{0}, 0};
+    pptr(&p, out);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = 64;
+    cfg.block[1] = cfg.block[2] = 1;
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
+    cfg.worker_threads = 1;
+    int r = ptx_launch(ptx_module_get_kernel(m, "mbar"), &cfg, &ENV, NULL, log, sizeof(log));
+    ptx_module_free(m);
+    unsigned got[80];
+    memcpy(got, out, sizeof(got));
+    dev_free(0, out);
+    CHECK(r == 0, "launch %d %s", r, log);
+    for (int i = 0; i < 64; i++) CHECK(got[i] == 1234, "thread %d read %u before the phase completed", i, got[i]);
+    /* pending 1; tx outstanding; tx done; drop leaves 1 of 1; completes; tx again; done; generic;
+     * noComplete leaves 1 pending; then the last arrival completes */
+    const unsigned want[10] = {1, 0, 1, 0, 1, 0, 1, 1, 1, 1};
+    for (int i = 0; i < 10; i++) CHECK(got[64 + i] == want[i], "result %d: %u want %u", i, got[64 + i], want[i]);
+}
+
 static void test_atomics(void) {
     int blocks = 6, threads = 96, total = blocks * threads;
     int *gi = dev_alloc(0, 6 * 4), *order = dev_alloc(0, (size_t)total * 4);
@@ -1208,7 +1316,7 @@ typedef struct test {
 static const test TESTS[] = {
     {"vadd", test_vadd}, {"saxpy", test_saxpy}, {"matmul", test_matmul}, {"reduce", test_reduce},
     {"histogram", test_histogram}, {"intops", test_intops}, {"fround", test_fround}, {"fconv", test_fconv},
-    {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"atomics", test_atomics}, {"diverge", test_diverge},
+    {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"warpgroups", test_warpgroups}, {"mbarrier", test_mbarrier}, {"atomics", test_atomics}, {"diverge", test_diverge},
     {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
     {"oob", test_oob}, {"coop", test_coop}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
     {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},

@@ -163,6 +163,27 @@ extern "C" __global__ void warpops(const int *in, int *out) {
     o[9] = __reduce_max_sync(0xffffffff, v) ^ __reduce_min_sync(0xffffffff, v);
 }
 
+// Warp primitives over labeled groups: every lane runs the same .sync instructions at the same pc,
+// each with its own member mask (lanes with equal lane % 3), as cooperative groups' labeled_partition
+// and coalesced groups do. Each thread writes 8 results. warpSize is the PTX constant WARP_SZ.
+extern "C" __global__ void warpgroups(const int *in, int *out) {
+    int t = threadIdx.x, l = t & 31;
+    int v = in[t];
+    unsigned g = 0;
+    for (int j = l % 3; j < 32; j += 3) g |= 1u << j;
+    int *o = out + 8 * t;
+    o[0] = __reduce_add_sync(g, v);
+    o[1] = __reduce_max_sync(g, v) ^ __reduce_or_sync(g, (unsigned)v);
+    o[2] = (int)__ballot_sync(g, v & 1);
+    o[3] = __all_sync(g, v > -1000) + 2 * __any_sync(g, v == 77) + 4 * __all_sync(g, v & 1);
+    o[4] = (int)__match_any_sync(g, v & 3);
+    int pred = 0;
+    o[5] = (int)__match_all_sync(g, l % 3 == 2 ? 5 : v, &pred) + pred;
+    o[6] = __shfl_sync(g, v, l % 3) + warpSize * 1000;
+    __syncwarp(g);
+    o[7] = (int)__activemask() == -1;
+}
+
 // Atomics on shared and global memory from every thread of every block.
 extern "C" __global__ void atomics(int *gi, unsigned *gu, float *gf, double *gd, unsigned long long *gll, int *order) {
     __shared__ int si[4];
