@@ -1288,9 +1288,19 @@ static int vec_list(cctx *x, const opnd *o, int want, int is_dst, int t) {
     return at;
 }
 
-/* wmma.load/store/mma for the m16n16k16 shape with f16/bf16 inputs and f32/f16 accumulators.
- * Fragment contents are opaque to programs, so the emulator picks its own layout: lane l holds
- * elements l*8 .. l*8+7 of the row-major 16x16 tile (see ptx_exec.c). */
+/* wmma.load/store/mma: m16n16k16 with f16/bf16 (f32/f16 accumulators) and s8/u8 (s32) inputs,
+ * m16n16k8 with tf32 inputs (f32), m8n8k4 with f64. Fragment mapping: wmma_elem (ptx_internal.h).
+ * Encoding: load/store: sub = matrix, t = element type (tf32 as T_F32), esize = element bytes, vec =
+ * registers, bop = column-major memory, e = shape. mma: t = dtype, t2 = atype, esize = ctype, v[] =
+ * register counts of d, a, b, c, imm = shape | 16 * (tf32 inputs) | 32 * satfinite. */
+static int wmma_nregs(int t, int shape, int matrix) {
+    unsigned R, C;
+    wmma_dims(shape, matrix, &R, &C);
+    unsigned n = R * C / 32, bytes = (unsigned)tsize(t);
+    if (t == T_F16 && matrix < 2) return 8; /* the ISA's f16 A/B fragments: 8 .f16x2 (the last 4 unused here) */
+    return t == T_F64 ? (int)n : (int)(n * bytes / 4);
+}
+
 static int compile_wmma(cctx *x, const tok *optok, opnd *ops, int nops) {
     kc *c = x->c;
     char words[16][24];
@@ -1305,8 +1315,8 @@ static int compile_wmma(cctx *x, const tok *optok, opnd *ops, int nops) {
         nw++;
         s = q ? q + 1 : end;
     }
-    int kind = -1, matrix = -1, layout[2] = {0, 0}, nlay = 0, shape_ok = 0, space = SP_GENERIC, has_space = 0;
-    int types[4], ntypes = 0;
+    int kind = -1, matrix = -1, layout[2] = {0, 0}, nlay = 0, shape = -1, space = SP_GENERIC, has_space = 0;
+    int types[4], ntypes = 0, tf32 = 0, satf = 0;
     for (int i = 1; i < nw; i++) {
         const char *w = words[i];
         if (!strcmp(w, "load")) kind = 0;
@@ -1314,57 +1324,75 @@ static int compile_wmma(cctx *x, const tok *optok, opnd *ops, int nops) {
         else if (!strcmp(w, "mma")) kind = 2;
         else if (!strcmp(w, "a") || !strcmp(w, "b") || !strcmp(w, "c") || !strcmp(w, "d")) matrix = w[0] == 'd' ? 2 : w[0] - 'a';
         else if (!strcmp(w, "row") || !strcmp(w, "col")) { if (nlay < 2) layout[nlay++] = w[0] == 'c'; }
-        else if (!strcmp(w, "m16n16k16")) shape_ok = 1;
+        else if (!strcmp(w, "m16n16k16")) shape = WS_M16N16K16;
+        else if (!strcmp(w, "m8n8k4")) shape = WS_M8N8K4;
+        else if (!strcmp(w, "m16n16k8")) shape = WS_M16N16K8;
         else if (!strcmp(w, "global")) { space = SP_GLOBAL; has_space = 1; }
         else if (!strcmp(w, "shared") || !strcmp(w, "shared::cta")) { space = SP_SHARED; has_space = 1; }
-        else if (!strcmp(w, "sync") || !strcmp(w, "aligned")) continue;
+        else if (!strcmp(w, "sync") || !strcmp(w, "aligned") || !strcmp(w, "rn")) continue;
+        else if (!strcmp(w, "satfinite")) satf = 1;
         else {
-            int t = type_of_word(w, (int)strlen(w));
+            int t = !strcmp(w, "tf32") ? T_F32 : type_of_word(w, (int)strlen(w));
+            if (!strcmp(w, "tf32")) tf32 = 1;
             if (t < 0 || ntypes >= 4) return fail_ins(x, "wmma shape or type");
             types[ntypes++] = t;
         }
     }
-    if (!shape_ok || kind < 0 || ntypes < 1) return fail_ins(x, "wmma shape or type");
+    if (shape < 0 || kind < 0 || ntypes < 1) return fail_ins(x, "wmma shape or type");
     if (kind < 2) {
         int t = types[0];
         if (kind == 0 && matrix < 0) return fail_ins(x, "wmma matrix");
         if (kind == 1) matrix = 2;
-        int ok = matrix < 2 ? (t == T_F16 || t == T_BF16) : (t == T_F16 || t == T_F32);
+        int ok;
+        if (shape == WS_M8N8K4) ok = t == T_F64;
+        else if (shape == WS_M16N16K8) ok = matrix < 2 ? tf32 : t == T_F32;
+        else ok = matrix < 2 ? (t == T_F16 || t == T_BF16 || t == T_S8 || t == T_U8)
+                             : (t == T_F16 || t == T_F32 || t == T_S32);
         if (!ok || (nops != 2 && nops != 3)) return fail_ins(x, "wmma fragment type");
-        int nregs = matrix < 2 ? (t == T_F16 ? 8 : 4) : (t == T_F32 ? 8 : 4);
+        int nregs = wmma_nregs(t, shape, matrix);
         const opnd *ao = kind == 0 ? &ops[1] : &ops[0];
         const opnd *vo = kind == 0 ? &ops[0] : &ops[1];
         ptx_ins tmp;
         memset(&tmp, 0, sizeof(tmp));
         if (addr_operand(x, ao, &tmp, space, has_space)) return -1;
-        int list = vec_list(x, vo, nregs, kind == 0, T_U32);
-        int stride = nops == 3 ? src_slot(x, &ops[2], T_U32) : cslot(c, 16);
+        int list = vec_list(x, vo, nregs, kind == 0, t == T_F64 ? T_F64 : T_U32);
+        unsigned R, C;
+        wmma_dims(shape, matrix, &R, &C);
+        int stride = nops == 3 ? src_slot(x, &ops[2], T_U32) : cslot(c, layout[0] ? R : C);
         if (x->failed || list < 0) return -1;
         ptx_ins *p = emit(c, kind == 0 ? OP_WMMA_LOAD : OP_WMMA_STORE, x->line);
         if (!p) return -1;
         p->a = tmp.a; p->imm = tmp.imm; p->space = tmp.space;
         p->b = stride; p->c = list; p->vec = (uint8_t)nregs;
         p->sub = (uint8_t)matrix; p->t = (uint8_t)t; p->bop = (uint8_t)layout[0];
-        p->esize = (uint8_t)(t == T_F32 ? 4 : 2);
+        p->esize = (uint8_t)tsize(t);
+        p->e = shape;
         return 0;
     }
     /* mma: .dtype.ctype (f16 inputs) or .dtype.atype.btype.ctype */
     int dt = types[0], at = ntypes == 4 ? types[1] : T_F16, ct = types[ntypes - 1];
     if (ntypes != 2 && ntypes != 4) return fail_ins(x, "wmma mma types");
-    if ((at != T_F16 && at != T_BF16) || (ntypes == 4 && types[2] != at) || (dt != T_F32 && dt != T_F16) ||
-        (ct != T_F32 && ct != T_F16) || nops != 4)
+    int ok;
+    if (shape == WS_M8N8K4) ok = dt == T_F64 && at == T_F64 && ct == T_F64;
+    else if (shape == WS_M16N16K8) ok = tf32 && dt == T_F32 && ct == T_F32;
+    else if (at == T_S8 || at == T_U8) ok = dt == T_S32 && ct == T_S32;
+    else ok = (at == T_F16 || at == T_BF16) && (dt == T_F32 || dt == T_F16) && (ct == T_F32 || ct == T_F16);
+    if (!ok || (ntypes == 4 && (types[2] != at && !((at == T_S8 || at == T_U8) && (types[2] == T_S8 || types[2] == T_U8)))) ||
+        nops != 4)
         return fail_ins(x, "wmma mma types");
-    int nd = dt == T_F32 ? 8 : 4, nab = at == T_F16 ? 8 : 4, nc = ct == T_F32 ? 8 : 4;
+    int bt = ntypes == 4 ? types[2] : at;
+    int nd = wmma_nregs(dt, shape, 2), na = wmma_nregs(at, shape, 0), nb = wmma_nregs(bt, shape, 1), nc = wmma_nregs(ct, shape, 2);
     int ld = vec_list(x, &ops[0], nd, 1, T_U32);
-    int la = vec_list(x, &ops[1], nab, 0, T_U32);
-    int lb = vec_list(x, &ops[2], nab, 0, T_U32);
-    int lc = vec_list(x, &ops[3], nc, 0, ct == T_F32 ? T_F32 : T_U32);
+    int la = vec_list(x, &ops[1], na, 0, at == T_F64 ? T_F64 : T_U32);
+    int lb = vec_list(x, &ops[2], nb, 0, at == T_F64 ? T_F64 : T_U32);
+    int lc = vec_list(x, &ops[3], nc, 0, ct == T_F32 || ct == T_F64 ? ct : T_U32);
     if (x->failed || ld < 0 || la < 0 || lb < 0 || lc < 0) return -1;
     ptx_ins *p = emit(c, OP_WMMA_MMA, x->line);
     if (!p) return -1;
     p->d = ld; p->a = la; p->b = lb; p->c = lc;
-    p->t = (uint8_t)dt; p->t2 = (uint8_t)at; p->esize = (uint8_t)ct;
-    p->v[0] = nd; p->v[1] = nab; p->v[2] = nab; p->v[3] = nc;
+    p->t = (uint8_t)dt; p->t2 = (uint8_t)at; p->esize = (uint8_t)ct; p->space = (uint8_t)bt;
+    p->v[0] = nd; p->v[1] = na; p->v[2] = nb; p->v[3] = nc;
+    p->imm = shape | (tf32 ? 16 : 0) | (satf ? 32 : 0);
     p->e = cslot(c, 0xffffffffu); /* .sync.aligned: the whole warp takes part */
     p->wsync = 1;
     return 0;
@@ -1527,6 +1555,17 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     }
     if (mbase(&m, "wmma")) {
         r = compile_wmma(x, optok, ops, nops);
+        goto done;
+    }
+    if (mbase(&m, "cvt") && has_word(optok, ".tf32")) {
+        /* cvt.{rna,rn,rz}{.satfinite}{.relu}.tf32.f32 d, a (tf32 kept in a 32-bit register) */
+        if (need(x, nops, 2)) return -1;
+        int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], T_F32);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_CVT_TF32, x->line);
+        if (!p) return -1;
+        p->d = d; p->a = a; p->t = T_U32;
+        p->rm = (uint8_t)(has_word(optok, ".rn") ? RM_RN : has_word(optok, ".rz") ? RM_RZ : RM_NONE);
+        if (has_word(optok, ".relu")) p->flags |= IF_RELU;
         goto done;
     }
     if (mbase(&m, "mbarrier") || (mbase(&m, "cp") && has_word(optok, ".mbarrier"))) {

@@ -1221,6 +1221,51 @@ static void test_wmma(void) {
     dev_free(0, a); dev_free(0, b); dev_free(0, c); dev_free(0, d); dev_free(0, ba); dev_free(0, bb);
 }
 
+static float tf32_rna(float f) { /* __float_to_tf32: round to nearest, ties away, 10 mantissa bits */
+    uint32_t u = bitsf(f);
+    if ((u & 0x1fffu) >= 0x1000u) u += 0x2000u;
+    return fbits(u & ~0x1fffu);
+}
+
+/* WMMA f64 m8n8k4, s8 -> s32 m16n16k16, tf32 m16n16k8 against C references. */
+static void test_wmma_more(void) {
+    double *da = dev_alloc(0, 32 * 8), *db = dev_alloc(0, 32 * 8), *dc = dev_alloc(0, 64 * 8), dc0[64];
+    signed char *ia = dev_alloc(0, 256);
+    signed char *ib = dev_alloc(0, 256);
+    int *ic = dev_alloc(0, 256 * 4);
+    float *fa = dev_alloc(0, 128 * 4), *fb = dev_alloc(0, 128 * 4), *fc = dev_alloc(0, 256 * 4);
+    for (int i = 0; i < 32; i++) { da[i] = (double)((int)(rnd() % 2001) - 1000) / 7.0; db[i] = (double)((int)(rnd() % 2001) - 1000) / 3.0; }
+    for (int i = 0; i < 64; i++) dc[i] = dc0[i] = (double)((int)(rnd() % 100) - 50) / 9.0;
+    for (int i = 0; i < 256; i++) { ia[i] = (signed char)(rnd() & 0xff); ib[i] = (signed char)(rnd() & 0xff); }
+    for (int i = 0; i < 128; i++) { fa[i] = fbits((rnd() & 0x807fffffu) | 0x3f000000u); fb[i] = fbits((rnd() & 0x807fffffu) | 0x3f800000u); }
+    pbuf p = {{0}, 0};
+    pptr(&p, da); pptr(&p, db); pptr(&p, dc); pptr(&p, ia); pptr(&p, ib); pptr(&p, ic); pptr(&p, fa); pptr(&p, fb); pptr(&p, fc);
+    LAUNCH_OK("wmma_more", 1, 32, 0, &p, 1);
+    /* f64: A 8x4 row-major (ld 4), B 4x8 col-major (B[k][n] = db[n*4+k]), C row-major in, D col-major out */
+    for (int r = 0; r < 8; r++)
+        for (int n = 0; n < 8; n++) {
+            double acc = dc0[r * 8 + n];
+            for (int k = 0; k < 4; k++) acc = fma(da[r * 4 + k], db[n * 4 + k], acc);
+            CHECK(dc[n * 8 + r] == acc, "f64 [%d][%d]=%.17g want %.17g", r, n, dc[n * 8 + r], acc);
+        }
+    /* s8: A col-major (A[m][k] = ia[k*16+m]), B row-major, C = 7, then -1 elementwise */
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            int acc = 7;
+            for (int k = 0; k < 16; k++) acc += (int)ia[k * 16 + m] * (int)ib[k * 16 + n];
+            CHECK(ic[m * 16 + n] == acc - 1, "s8 [%d][%d]=%d want %d", m, n, ic[m * 16 + n], acc - 1);
+        }
+    /* tf32: A 16x8 row-major, B 8x16 col-major (B[k][n] = fb[n*8+k]), inputs rounded, f32 accumulate */
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            float acc = 0.5f;
+            for (int k = 0; k < 8; k++) acc = fmaf(tf32_rna(fa[m * 8 + k]), tf32_rna(fb[n * 8 + k]), acc);
+            CHECK(fabsf(fc[m * 16 + n] - acc) <= 1e-5f * fabsf(acc) + 1e-6f, "tf32 [%d][%d]=%.9g want %.9g", m, n, fc[m * 16 + n], acc);
+        }
+    dev_free(0, da); dev_free(0, db); dev_free(0, dc); dev_free(0, ia); dev_free(0, ib); dev_free(0, ic);
+    dev_free(0, fa); dev_free(0, fb); dev_free(0, fc);
+}
+
 static void test_mma_ldmatrix(void) {
     uint16_t *A = dev_alloc(0, 512), *Bt = dev_alloc(0, 256), *Br = dev_alloc(0, 256);
     float *C = dev_alloc(0, 512), *D = dev_alloc(0, 512), *D2 = dev_alloc(0, 512);
@@ -1322,7 +1367,7 @@ static const test TESTS[] = {
     {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
-    {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"mma_ldmatrix", test_mma_ldmatrix},
+    {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
     {"hostile_ptx", test_hostile_ptx}, {"recursion", test_recursion},
     {"video", test_video},
 };

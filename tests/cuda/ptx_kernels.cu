@@ -460,6 +460,43 @@ extern "C" __global__ void wmma_bf16(const __nv_bfloat16 *a, const __nv_bfloat16
     wmma::store_matrix_sync(c, fc, 16, wmma::mem_col_major);
 }
 
+// WMMA beyond f16/bf16 (dmmaTensorCoreGemm, immaTensorCoreGemm, tf32TensorCoreGemm): f64 m8n8k4,
+// s8 -> s32 m16n16k16, tf32 m16n16k8 (inputs rounded with __float_to_tf32), each loaded in both
+// memory layouts, with an elementwise op on the accumulator fragment.
+extern "C" __global__ void wmma_more(const double *da, const double *db, double *dc, const signed char *ia,
+                                     const signed char *ib, int *ic, const float *fa, const float *fb, float *fc) {
+    using namespace nvcuda;
+    wmma::fragment<wmma::matrix_a, 8, 8, 4, double, wmma::row_major> a64;
+    wmma::fragment<wmma::matrix_b, 8, 8, 4, double, wmma::col_major> b64;
+    wmma::fragment<wmma::accumulator, 8, 8, 4, double> c64;
+    wmma::load_matrix_sync(a64, da, 4);
+    wmma::load_matrix_sync(b64, db, 4);
+    wmma::load_matrix_sync(c64, dc, 8, wmma::mem_row_major);
+    wmma::mma_sync(c64, a64, b64, c64);
+    wmma::store_matrix_sync(dc, c64, 8, wmma::mem_col_major);
+
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, signed char, wmma::col_major> a8;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, signed char, wmma::row_major> b8;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, int> c32;
+    wmma::load_matrix_sync(a8, ia, 16);
+    wmma::load_matrix_sync(b8, ib, 16);
+    wmma::fill_fragment(c32, 7);
+    wmma::mma_sync(c32, a8, b8, c32);
+    for (int i = 0; i < c32.num_elements; i++) c32.x[i] -= 1;
+    wmma::store_matrix_sync(ic, c32, 16, wmma::mem_row_major);
+
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> atf;
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> btf;
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> ctf;
+    wmma::load_matrix_sync(atf, fa, 8);
+    wmma::load_matrix_sync(btf, fb, 8);
+    for (int i = 0; i < atf.num_elements; i++) atf.x[i] = wmma::__float_to_tf32(atf.x[i]);
+    for (int i = 0; i < btf.num_elements; i++) btf.x[i] = wmma::__float_to_tf32(btf.x[i]);
+    wmma::fill_fragment(ctf, 0.5f);
+    wmma::mma_sync(ctf, atf, btf, ctf);
+    wmma::store_matrix_sync(fc, ctf, 16, wmma::mem_row_major);
+}
+
 // PTX mma.sync m16n8k16 with operands loaded by ldmatrix (plain and .trans), as in hand-tuned GEMMs.
 // A: 16x16 row-major; B: 16x8 given twice, column-major (Bt[n][k]) and row-major (B[k][n]); C, D: 16x8 row-major.
 extern "C" __global__ void mma_ldmatrix(const half *A, const half *Bt, const half *Brow, const float *C, float *D, float *D2) {

@@ -176,6 +176,16 @@ def test_device_reports_the_capability_it_is_given():
     assert (kv["major"], kv["minor"]) == ("12", "1")
 
 
+@pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
+def test_arrive_wait_barrier_phases_as_simpleAWBarrier(tmp_path, rng, arch):
+    # cuda::barrier in shared memory: mbarrier.arrive + test_wait (compute_80) / try_wait (compute_90)
+    n = 10_000
+    a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    kv = run_kv("aw_barrier", n, write(tmp_path / "in", a, b), arch=["-gencode", f"arch={arch},code={arch}"])
+    assert kv["rounds_ok"] == "1"
+    assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
+
+
 @pytest.mark.parametrize("mode", ["-no-compress", "-compress-mode=size", "-compress-mode=speed",
                                   "-compress-mode=balance", "-compress-mode=default"])
 def test_every_nvcc_compression_mode_loads(tmp_path, rng, mode):

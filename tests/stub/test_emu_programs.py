@@ -130,3 +130,12 @@ def test_thrust_sort_and_cub_scan_built_for_compute_90_through_the_stub(dataplan
     out = np.fromfile(tmp_path / "out", np.uint8)
     np.testing.assert_array_equal(out[:4 * n].view(np.int32), np.sort(x))
     np.testing.assert_array_equal(out[4 * n:].view(np.int64), np.cumsum(x.astype(np.int64)))
+
+
+def test_arrive_wait_barrier_through_the_stub(dataplane, cuda_program, tmp_path, rng):
+    n = 5000
+    a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    prog = cuda_program("aw_barrier", arch=["-gencode", "arch=compute_90,code=compute_90"])
+    kv = kv_of(run_via_stub(prog, dataplane.unix, n, write(tmp_path / "in", a, b)))
+    assert kv["rounds_ok"] == "1"
+    assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
