@@ -61,6 +61,13 @@
     X(VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, 1)                                                      \
     X(UNIFIED_FUNCTION_POINTERS, 1)                                                                \
     X(MEM_SYNC_DOMAIN_COUNT, 1)                                                                    \
+    X(CAN_USE_STREAM_MEM_OPS_V1, 1)                                                                \
+    X(CAN_USE_64_BIT_STREAM_MEM_OPS_V1, 1)                                                         \
+    X(CAN_USE_STREAM_WAIT_VALUE_NOR_V1, 1)                                                         \
+    X(CAN_USE_64_BIT_STREAM_MEM_OPS, 1)                                                            \
+    X(CAN_USE_STREAM_WAIT_VALUE_NOR, 1)                                                            \
+    X(CAN_FLUSH_REMOTE_WRITES, 1)                                                                  \
+    X(HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED, 1)                                              \
     X(NUMA_ID, -1)                                                                                 \
     X(HOST_NUMA_ID, -1)
 
@@ -233,6 +240,32 @@ EMU_API CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
         return CUDA_ERROR_INVALID_VALUE;
     *major = EMU_CC_MAJOR;
     *minor = EMU_CC_MINOR;
+    return CUDA_SUCCESS;
+}
+
+/* The deprecated CUdevprop view of the same facts. */
+EMU_API CUresult cuDeviceGetProperties(CUdevprop *prop, CUdevice dev)
+{
+    CUresult rc = emu_check_device(dev);
+    if (rc)
+        return rc;
+    if (!prop)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(prop, 0, sizeof(*prop));
+    prop->maxThreadsPerBlock = device_attr(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK);
+    prop->maxThreadsDim[0] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X);
+    prop->maxThreadsDim[1] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y);
+    prop->maxThreadsDim[2] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z);
+    prop->maxGridSize[0] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X);
+    prop->maxGridSize[1] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y);
+    prop->maxGridSize[2] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z);
+    prop->sharedMemPerBlock = device_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK);
+    prop->totalConstantMemory = device_attr(CU_DEVICE_ATTRIBUTE_TOTAL_CONSTANT_MEMORY);
+    prop->SIMDWidth = device_attr(CU_DEVICE_ATTRIBUTE_WARP_SIZE);
+    prop->memPitch = device_attr(CU_DEVICE_ATTRIBUTE_MAX_PITCH);
+    prop->regsPerBlock = device_attr(CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK);
+    prop->clockRate = device_attr(CU_DEVICE_ATTRIBUTE_CLOCK_RATE);
+    prop->textureAlign = device_attr(CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT);
     return CUDA_SUCCESS;
 }
 

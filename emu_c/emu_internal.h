@@ -22,6 +22,11 @@
 #undef cuStreamGetCaptureInfo
 #undef cuStreamBeginCapture
 #undef cuGraphInstantiate
+#undef cuStreamWaitValue32
+#undef cuStreamWaitValue64
+#undef cuStreamWriteValue32
+#undef cuStreamWriteValue64
+#undef cuStreamBatchMemOp
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
