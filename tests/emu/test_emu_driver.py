@@ -40,3 +40,12 @@ def test_memory_copies_memsets_and_errors_behave_like_a_gpu(cudart):
     assert int(kv["alloc_delta"]) == 64 << 20
     assert kv["bogus_copy"] == "cudaErrorInvalidValue"
     assert kv["too_big"] == "cudaErrorMemoryAllocation"
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_forked_child_cannot_use_the_parents_cuda(cudart):
+    # NVIDIA's driver: CUDA initialised before fork is unusable in the child
+    kv = run_kv("fork_child", cudart=cudart)
+    assert kv["child"] == "cudaErrorInitializationError"
+    assert kv["child_malloc"] == "cudaErrorInitializationError"
+    assert kv["parent"] == "cudaSuccess"
