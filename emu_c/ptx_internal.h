@@ -34,6 +34,9 @@ enum {
 #define PTX_LOCAL_BASE  0x0002000000000000ULL
 #define PTX_PARAM_BASE  0x0003000000000000ULL
 #define PTX_WIN_SIZE    0x0000000100000000ULL
+/* Address of the module's k-th function (function pointers, vtables): a tagged value no memory
+ * access resolves; indirect calls compare against it. */
+#define PTX_FUNC_ADDR(k) (0x0004000000000000ULL + 16ULL * (uint64_t)(k))
 
 /* Value types (4 bits; b-types decode to the u-type of the same width). */
 enum {

@@ -117,6 +117,7 @@ typedef struct pfunc {
     int maxntid;
     uint64_t xsize;   /* statements once every call is inlined (saturating) */
     int xstate;       /* 0 not computed, 1 in progress, 2 done */
+    int addr_taken;   /* its address is used (vtables, function pointers): a target of indirect calls */
 } pfunc;
 
 typedef struct mvar {
@@ -324,8 +325,15 @@ static int write_init_elem(pmod *pm, uint8_t *dst, size_t esz, int is_float, con
         int paren = 0;
         if ((teq(&t[i], "generic") || teq(&t[i], "global")) && tp(&t[i + 1], '(')) { i += 2; paren = 1; }
         mvar *v = find_var(pm, t[i].s, (int)t[i].n);
-        if (!v || v->space == SP_SHARED) return -1;
-        bits = v->addr;
+        pfunc *f = v ? NULL : find_func(pm, t[i].s, (int)t[i].n);
+        if (f && !f->is_entry) { /* a function's address (vtables): what indirect calls dispatch on */
+            f->addr_taken = 1;
+            bits = PTX_FUNC_ADDR(f - pm->funcs);
+        } else if (!v || v->space == SP_SHARED) {
+            return -1;
+        } else {
+            bits = v->addr;
+        }
         i++;
         if (paren && tp(&t[i], ')')) i++;
         if (tp(&t[i], '+') && t[i + 1].k == TK_NUM) {
@@ -529,7 +537,7 @@ static int parse_module(pmod *pm) {
             }
             pfunc *old = find_func(pm, f.name, f.nlen);
             if (old) {
-                if (f.has_body) { free(old->params); *old = f; }
+                if (f.has_body) { int taken = old->addr_taken; free(old->params); *old = f; old->addr_taken = taken; }
                 else free(f.params);
             } else {
                 VEC_PUSH(pm->funcs, pm->nfuncs, pm->capfuncs, f, free(f.params); return -1);
@@ -1064,6 +1072,13 @@ static int sym_address(cctx *x, const tok *name, int64_t *val, int *space) {
         }
         *space = v->space;
         *val = (int64_t)v->addr;
+        return 0;
+    }
+    pfunc *f = find_func(c->pm, name->s, (int)name->n);
+    if (f && !f->is_entry) {
+        f->addr_taken = 1;
+        *space = SP_GLOBAL;
+        *val = (int64_t)PTX_FUNC_ADDR(f - c->pm->funcs);
         return 0;
     }
     return -1;
@@ -2005,6 +2020,9 @@ done:
     return 0;
 }
 
+static int compile_indirect_call(cctx *x, int fnreg, sym **ay, int nargs, sym *ry);
+static int inline_call(cctx *x, pfunc *f, sym **ay, int nargs, sym *ry);
+
 /* call[.uni] [(ret),] fname[, (args)][, proto]; */
 static int compile_call(cctx *x, const tok *t, int i, int end) {
     kc *c = x->c;
@@ -2028,8 +2046,10 @@ static int compile_call(cctx *x, const tok *t, int i, int end) {
         }
         i++;
     }
-    if (i < end) return fail_ins(x, "indirect call");
-    if (reg_lookup(c, fn->s, (int)fn->n) >= 0) return fail_ins(x, "indirect call");
+    if (tp(&t[i], ',')) i++; /* the prototype of an indirect call */
+    if (i < end && t[i].k == TK_ID) i++;
+    if (i < end) return fail_ins(x, "call form");
+    int fnreg = reg_lookup(c, fn->s, (int)fn->n);
     sym *ay[32];
     for (int k = 0; k < nargs; k++) {
         ay[k] = args[k]->k == TK_ID ? sym_find(c, args[k]->s, (int)args[k]->n) : NULL;
@@ -2037,6 +2057,7 @@ static int compile_call(cctx *x, const tok *t, int i, int end) {
     }
     sym *ry = retp ? sym_find(c, retp->s, (int)retp->n) : NULL;
     if (retp && (!ry || ry->kind != SYM_FPARAM)) return fail_ins(x, "call return must be a .param");
+    if (fnreg >= 0) return compile_indirect_call(x, fnreg, ay, nargs, ry);
     if (teq(fn, "vprintf")) {
         if (nargs != 2) return fail_ins(x, "vprintf arguments");
         ptx_ins *p = emit(c, OP_PRINTF, x->line);
@@ -2069,6 +2090,45 @@ static int compile_call(cctx *x, const tok *t, int i, int end) {
         snprintf(buf, sizeof(buf), "call to undefined function %.*s", (int)fn->n, fn->s);
         return fail_ins(x, buf);
     }
+    return inline_call(x, f, ay, nargs, ry);
+}
+
+/* call through a register (virtual functions, function pointers): every function whose address the
+ * module takes and whose parameters match is a candidate; the call becomes a chain of compare-and-
+ * branch to each candidate's inlined body, and an address that is none of them traps. */
+static int compile_indirect_call(cctx *x, int fnreg, sym **ay, int nargs, sym *ry) {
+    kc *c = x->c;
+    pmod *pm = c->pm;
+    int pslot = new_slots(c, 1);
+    int ends[64], nends = 0;
+    for (int k = 0; k < pm->nfuncs; k++) {
+        pfunc *f = &pm->funcs[k];
+        if (!f->addr_taken || !f->has_body || f->is_entry || f->nparams != nargs || f->has_ret != (ry != NULL)) continue;
+        int rec = 0;
+        for (int d = 0; d < c->depth; d++) rec += c->stack[d] == f;
+        if (rec >= MAX_RECURSION || nends >= 64) continue; /* deeper/more: the trap below */
+        ptx_ins *p = emit(c, OP_SETP, x->line);
+        if (!p) return -1;
+        p->t = p->t2 = T_U64; p->d = pslot; p->a = fnreg; p->b = cslot(c, PTX_FUNC_ADDR(k)); p->sub = CMP_NE;
+        int skip = c->ncode;
+        p = emit(c, OP_BRA, x->line);
+        if (!p) return -1;
+        p->pred = pslot;
+        int r = inline_call(x, f, ay, nargs, ry);
+        if (r) return r;
+        p = emit(c, OP_BRA, x->line);
+        if (!p) return -1;
+        ends[nends++] = c->ncode - 1;
+        c->code[skip].imm = c->ncode;
+    }
+    static const char k_nofn[] = "call through a pointer to no function of this module";
+    emit_illegal(c, k_nofn, (int)strlen(k_nofn), x->line);
+    for (int k = 0; k < nends; k++) c->code[ends[k]].imm = c->ncode;
+    return 0;
+}
+
+static int inline_call(cctx *x, pfunc *f, sym **ay, int nargs, sym *ry) {
+    kc *c = x->c;
     /* calls are inlined, so recursion is unrolled to a fixed depth; a launch that goes deeper
      * reaches an ILLEGAL instruction and fails naming it */
     int rec = 0;
@@ -2206,7 +2266,7 @@ static int compile_body(kc *c, frame *fr, int bstart, int bend) {
             while (i < bend && t[i].line == line && !tp(&t[i], ';') && !tp(&t[i], '}') && !tp(&t[i], '{')) i++;
             continue;
         }
-        if (teq(&t[i], ".pragma")) {
+        if (teq(&t[i], ".pragma") || teq(&t[i], ".callprototype")) {
             while (i < bend && !tp(&t[i], ';')) i++;
             i++;
             continue;

@@ -541,6 +541,26 @@ static void test_mbarrier(void) {
     for (int i = 0; i < 10; i++) CHECK(got[64 + i] == want[i], "result %d: %u want %u", i, got[64 + i], want[i]);
 }
 
+/* virtual calls through vtables, device new/delete, a table of function pointers */
+static void test_virtuals(void) {
+    enum { T = 48 };
+    float *in = dev_alloc(0, T * 4), *area = dev_alloc(0, T * 4);
+    int *sides = dev_alloc(0, T * 4), *ops = dev_alloc(0, T * 4);
+    for (int i = 0; i < T; i++) in[i] = (float)(i % 7) + 0.5f;
+    CHECK(strstr(PTX_TEXT, "_ZTV6Square") != NULL && strstr(PTX_TEXT, "op_table") != NULL, "expected vtables in the PTX");
+    pbuf p = {{0}, 0};
+    pptr(&p, in); pptr(&p, area); pptr(&p, sides); pptr(&p, ops);
+    LAUNCH_OK("virtuals", 1, T, 0, &p, 1);
+    for (int i = 0; i < T; i++) {
+        float x = in[i];
+        float wa = i % 3 == 0 ? x * x : i % 3 == 1 ? 0.5f * x * x : 3.0f * x * x;
+        int ws = i % 3 == 0 ? 4 : i % 3 == 1 ? 3 : 0;
+        CHECK(area[i] == wa && sides[i] == ws, "thread %d: area %g sides %d, want %g %d", i, area[i], sides[i], wa, ws);
+        CHECK(ops[i] == ((i & 1) ? i * 3 : i + 3), "thread %d: op %d", i, ops[i]);
+    }
+    dev_free(0, in); dev_free(0, area); dev_free(0, sides); dev_free(0, ops);
+}
+
 static void test_atomics(void) {
     int blocks = 6, threads = 96, total = blocks * threads;
     int *gi = dev_alloc(0, 6 * 4), *order = dev_alloc(0, (size_t)total * 4);
@@ -1361,7 +1381,7 @@ typedef struct test {
 static const test TESTS[] = {
     {"vadd", test_vadd}, {"saxpy", test_saxpy}, {"matmul", test_matmul}, {"reduce", test_reduce},
     {"histogram", test_histogram}, {"intops", test_intops}, {"fround", test_fround}, {"fconv", test_fconv},
-    {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"warpgroups", test_warpgroups}, {"mbarrier", test_mbarrier}, {"atomics", test_atomics}, {"diverge", test_diverge},
+    {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"warpgroups", test_warpgroups}, {"mbarrier", test_mbarrier}, {"virtuals", test_virtuals}, {"atomics", test_atomics}, {"diverge", test_diverge},
     {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
     {"oob", test_oob}, {"coop", test_coop}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
     {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},

@@ -186,6 +186,21 @@ def test_arrive_wait_barrier_phases_as_simpleAWBarrier(tmp_path, rng, arch):
     assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
 
 
+def virtual_shapes_reference(n):
+    i = np.arange(n)
+    x = (i % 11 + 1).astype(np.float32)
+    area = np.where(i % 3 == 0, x * x, np.where(i % 3 == 1, np.float32(0.5) * x * x, np.float32(3.0) * x * x))
+    sides = np.where(i % 3 == 0, 4, np.where(i % 3 == 1, 3, 0)).astype(np.float32)
+    return (area + np.float32(100.0) * sides).astype(np.float32)
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_virtual_functions_with_device_new_and_delete(tmp_path, cudart):
+    n = 1000
+    run_kv("virtual_newdelete", n, tmp_path / "out", cudart=cudart)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), virtual_shapes_reference(n))
+
+
 @pytest.mark.parametrize("mode", ["-no-compress", "-compress-mode=size", "-compress-mode=speed",
                                   "-compress-mode=balance", "-compress-mode=default"])
 def test_every_nvcc_compression_mode_loads(tmp_path, rng, mode):

@@ -139,3 +139,13 @@ def test_arrive_wait_barrier_through_the_stub(dataplane, cuda_program, tmp_path,
     kv = kv_of(run_via_stub(prog, dataplane.unix, n, write(tmp_path / "in", a, b)))
     assert kv["rounds_ok"] == "1"
     assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
+
+
+def test_virtual_functions_through_the_stub(dataplane, cuda_program, tmp_path):
+    n = 500
+    kv_of(run_via_stub(cuda_program("virtual_newdelete"), dataplane.unix, n, tmp_path / "out"))
+    i = np.arange(n)
+    x = (i % 11 + 1).astype(np.float32)
+    area = np.where(i % 3 == 0, x * x, np.where(i % 3 == 1, np.float32(0.5) * x * x, np.float32(3.0) * x * x))
+    sides = np.where(i % 3 == 0, 4, np.where(i % 3 == 1, 3, 0)).astype(np.float32)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), (area + 100 * sides).astype(np.float32))
