@@ -93,9 +93,15 @@ static int target_check(const ptx_target *t, int from_fatbin, char *log, size_t 
                  cc / 10, cc % 10);
         return CUDA_ERROR_NO_BINARY_FOR_GPU;
     }
-    snprintf(log, loglen,
-             "ptxas fatal: SM version specified by .target (sm_%d%s) is higher than default SM version assumed "
-             "(sm_%d; TF_EMU_CC)", t->sm, t->suffix == 'a' ? "a" : t->suffix == 'f' ? "f" : "", cc);
+    if (t->sm <= cc)
+        snprintf(log, loglen,
+                 "ptxas fatal: .target sm_%d%c is specific to compute capability %d.%d%s; the emulated device has "
+                 "%d.%d (TF_EMU_CC)", t->sm, t->suffix, t->sm / 10, t->sm % 10, t->suffix == 'f' ? "'s family" : "",
+                 cc / 10, cc % 10);
+    else
+        snprintf(log, loglen,
+                 "ptxas fatal: SM version specified by .target (sm_%d%s) is higher than default SM version assumed "
+                 "(sm_%d; TF_EMU_CC)", t->sm, t->suffix == 'a' ? "a" : t->suffix == 'f' ? "f" : "", cc);
     return CUDA_ERROR_INVALID_PTX;
 }
 

@@ -186,6 +186,20 @@ def test_arrive_wait_barrier_phases_as_simpleAWBarrier(tmp_path, rng, arch):
     assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
 
 
+def test_warp_aggregated_atomics_with_labeled_groups(tmp_path, rng):
+    # warpAggregatedAtomicsCG: redux/match/shfl .sync over each labeled group's own member mask
+    n, nb = 5000, 7
+    src = rng.integers(0, nb, n, dtype=np.int32)
+    kv = run_kv("warp_aggregated", n, nb, write(tmp_path / "in", src), tmp_path / "out")
+    out = np.fromfile(tmp_path / "out", np.int32)
+    nres, dst, count, index = out[0], out[1:1 + n], out[1 + n:1 + n + nb], out[1 + n + nb:]
+    assert int(kv["nres"]) == nres == int((src > 0).sum())
+    np.testing.assert_array_equal(np.sort(dst[:nres]), np.sort(src[src > 0]))
+    np.testing.assert_array_equal(count, np.bincount(src, minlength=nb))
+    for b in range(nb):  # each element got its own slot in its bucket
+        np.testing.assert_array_equal(np.sort(index[src == b]), np.arange(count[b]))
+
+
 def virtual_shapes_reference(n):
     i = np.arange(n)
     x = (i % 11 + 1).astype(np.float32)

@@ -149,3 +149,13 @@ def test_virtual_functions_through_the_stub(dataplane, cuda_program, tmp_path):
     area = np.where(i % 3 == 0, x * x, np.where(i % 3 == 1, np.float32(0.5) * x * x, np.float32(3.0) * x * x))
     sides = np.where(i % 3 == 0, 4, np.where(i % 3 == 1, 3, 0)).astype(np.float32)
     np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), (area + 100 * sides).astype(np.float32))
+
+
+def test_warp_aggregated_atomics_through_the_stub(dataplane, cuda_program, tmp_path, rng):
+    n, nb = 3000, 5
+    src = rng.integers(0, nb, n, dtype=np.int32)
+    kv = kv_of(run_via_stub(cuda_program("warp_aggregated"), dataplane.unix, n, nb, write(tmp_path / "in", src),
+                            tmp_path / "out"))
+    out = np.fromfile(tmp_path / "out", np.int32)
+    assert int(kv["nres"]) == out[0] == int((src > 0).sum())
+    np.testing.assert_array_equal(out[1 + n:1 + n + nb], np.bincount(src, minlength=nb))
