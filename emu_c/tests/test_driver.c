@@ -130,8 +130,12 @@ static void test_device_queries(void)
     /* default capability 12.1 (unless TF_EMU_CC says otherwise): what NVIDIA's libraries ship PTX for */
     int major = 0, minor = 0, want = 121;
     const char *cc_env = getenv("TF_EMU_CC");
-    if (cc_env && *cc_env)
-        want = (int)(strtod(cc_env, NULL) * 10 + 0.5);
+    if (cc_env && *cc_env) { /* "9.0", "90", "sm_90"; anything else is ignored by the driver */
+        const char *v = strncmp(cc_env, "sm_", 3) ? cc_env : cc_env + 3;
+        int x = strchr(v, '.') ? (int)(strtod(v, NULL) * 10 + 0.5) : atoi(v);
+        if (x == 75 || x == 80 || x == 86 || x == 89 || x == 90 || x == 100 || x == 120 || x == 121)
+            want = x;
+    }
     OK(cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0));
     OK(cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, 0));
     CHECK(major * 10 + minor == want);
