@@ -460,3 +460,25 @@ EMU_API CUresult cuCtxResetPersistingL2Cache(void)
     (void)c;
     return CUDA_SUCCESS;
 }
+
+/* There is one device, which is never its own peer: enabling peer access answers CUDA_ERROR_INVALID_DEVICE,
+ * disabling it CUDA_ERROR_PEER_ACCESS_NOT_ENABLED, as on a one-GPU host. */
+EMU_API CUresult cuCtxEnablePeerAccess(CUcontext peerContext, unsigned int Flags)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!emu_handle_is(peerContext, EMU_K_CTX))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (Flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_ERROR_INVALID_DEVICE; /* cuDeviceCanAccessPeer(0, 0) is 0 */
+}
+
+EMU_API CUresult cuCtxDisablePeerAccess(CUcontext peerContext)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!emu_handle_is(peerContext, EMU_K_CTX))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    return CUDA_ERROR_PEER_ACCESS_NOT_ENABLED;
+}

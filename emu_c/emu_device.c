@@ -1,15 +1,21 @@
 /* emu_device.c - device queries of the one emulated device (ordinal 0): name, UUID, PCI id, memory
- * size (TF_EMU_VRAM_MIB, default 16384) and the attribute table. Values follow an A100-class part
- * (compute capability 8.0, documented limits in the CUDA programming guide's CC 8.0 table), so
- * cudart's cudaGetDeviceProperties and occupancy maths see a plausible GPU.
+ * size (TF_EMU_VRAM_MIB, default 16384), the compute capability (TF_EMU_CC, default 12.1) and the
+ * attribute table. The capability decides which PTX the device runs (fatbin.c picks the entry with
+ * the highest target <= it; emu_module.c refuses PTX above it) and the limits it reports are those of
+ * a real part of that capability (CUDA programming guide, "Technical Specifications per Compute
+ * Capability", and the part's deviceQuery), so CUB/Thrust/PyTorch tuning and cudart's occupancy
+ * maths see a coherent GPU.
  */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "emu_internal.h"
 
-/* attribute, value - every attribute not listed reads 0 (unsupported feature). */
+/* attribute, value - the same on every capability; the ones that differ come from emu_devfacts
+ * (device_attr below); every attribute not listed reads 0 (unsupported feature). */
 #define EMU_DEVICE_ATTRS(X)                                                                        \
     X(MAX_THREADS_PER_BLOCK, 1024)                                                                 \
     X(MAX_BLOCK_DIM_X, 1024)                                                                       \
@@ -23,10 +29,8 @@
     X(WARP_SIZE, 32)                                                                               \
     X(MAX_PITCH, 2147483647)                                                                       \
     X(MAX_REGISTERS_PER_BLOCK, 65536)                                                              \
-    X(CLOCK_RATE, 1410000)                                                                         \
     X(TEXTURE_ALIGNMENT, 512)                                                                      \
     X(GPU_OVERLAP, 1)                                                                              \
-    X(MULTIPROCESSOR_COUNT, EMU_SM_COUNT)                                                          \
     X(CAN_MAP_HOST_MEMORY, 1)                                                                      \
     X(MAXIMUM_TEXTURE1D_WIDTH, 131072)                                                             \
     X(MAXIMUM_TEXTURE2D_WIDTH, 131072)                                                             \
@@ -36,20 +40,13 @@
     X(MAXIMUM_TEXTURE3D_DEPTH, 16384)                                                              \
     X(SURFACE_ALIGNMENT, 512)                                                                      \
     X(CONCURRENT_KERNELS, 1)                                                                       \
-    X(MEMORY_CLOCK_RATE, 1215000)                                                                  \
-    X(GLOBAL_MEMORY_BUS_WIDTH, 5120)                                                               \
-    X(L2_CACHE_SIZE, 41943040)                                                                     \
-    X(MAX_THREADS_PER_MULTIPROCESSOR, 2048)                                                        \
     X(ASYNC_ENGINE_COUNT, 2)                                                                       \
     X(UNIFIED_ADDRESSING, 1)                                                                       \
     X(PCI_BUS_ID, 1)                                                                               \
     X(TEXTURE_PITCH_ALIGNMENT, 32)                                                                 \
-    X(COMPUTE_CAPABILITY_MAJOR, EMU_CC_MAJOR)                                                      \
-    X(COMPUTE_CAPABILITY_MINOR, EMU_CC_MINOR)                                                      \
     X(STREAM_PRIORITIES_SUPPORTED, 1)                                                              \
     X(GLOBAL_L1_CACHE_SUPPORTED, 1)                                                                \
     X(LOCAL_L1_CACHE_SUPPORTED, 1)                                                                 \
-    X(MAX_SHARED_MEMORY_PER_MULTIPROCESSOR, 167936)                                                \
     X(MAX_REGISTERS_PER_MULTIPROCESSOR, 65536)                                                     \
     X(MANAGED_MEMORY, 1)                                                                           \
     X(SINGLE_TO_DOUBLE_PRECISION_PERF_RATIO, 2)                                                    \
@@ -57,16 +54,20 @@
     X(COMPUTE_PREEMPTION_SUPPORTED, 1)                                                             \
     X(CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM, 1)                                                  \
     X(COOPERATIVE_LAUNCH, 1)                                                                       \
-    X(MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, EMU_MAX_SHARED_PER_BLOCK_OPTIN)                           \
     X(HOST_REGISTER_SUPPORTED, 1)                                                                  \
-    X(MAX_BLOCKS_PER_MULTIPROCESSOR, 32)                                                           \
-    X(MAX_PERSISTING_L2_CACHE_SIZE, 31457280)                                                      \
     X(MAX_ACCESS_POLICY_WINDOW_SIZE, 134213632)                                                    \
     X(RESERVED_SHARED_MEMORY_PER_BLOCK, 1024)                                                      \
     X(MEMORY_POOLS_SUPPORTED, 1)                                                                   \
     X(VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, 1)                                                      \
     X(UNIFIED_FUNCTION_POINTERS, 1)                                                                \
     X(MEM_SYNC_DOMAIN_COUNT, 1)                                                                    \
+    X(CAN_USE_STREAM_MEM_OPS_V1, 1)                                                                \
+    X(CAN_USE_64_BIT_STREAM_MEM_OPS_V1, 1)                                                         \
+    X(CAN_USE_STREAM_WAIT_VALUE_NOR_V1, 1)                                                         \
+    X(CAN_USE_64_BIT_STREAM_MEM_OPS, 1)                                                            \
+    X(CAN_USE_STREAM_WAIT_VALUE_NOR, 1)                                                            \
+    X(CAN_FLUSH_REMOTE_WRITES, 1)                                                                  \
+    X(HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED, 1)                                              \
     X(NUMA_ID, -1)                                                                                 \
     X(HOST_NUMA_ID, -1)
 
@@ -75,6 +76,103 @@ static const int k_attr_value[CU_DEVICE_ATTRIBUTE_MAX] = {
     EMU_DEVICE_ATTRS(X)
 #undef X
 };
+
+/* One row per capability TF_EMU_CC accepts; figures of the named part. */
+static const emu_devfacts k_facts[] = {
+    /* cc      part                          SMs thr/SM blk/SM smem/SM  optin   clock    memclk  bus   L2          persisting L2 */
+    {7, 5, "Tesla T4 (TU104)",               40, 1024, 16, 65536,  65536,  1590000, 5001000, 256,  4194304,   0},
+    {8, 0, "A100-SXM4 (GA100)",              108, 2048, 32, 167936, 166912, 1410000, 1215000, 5120, 41943040,  31457280},
+    {8, 6, "RTX A6000 (GA102)",              84, 1536, 16, 102400, 101376, 1800000, 8001000, 384,  6291456,   4718592},
+    {8, 9, "L40S (AD102)",                   142, 1536, 24, 102400, 101376, 2520000, 9001000, 384,  100663296, 75497472},
+    {9, 0, "H100-SXM5 (GH100)",              132, 2048, 32, 233472, 232448, 1980000, 2619000, 5120, 52428800,  39321600},
+    {10, 0, "B200 (GB100)",                  148, 2048, 32, 233472, 232448, 1965000, 3996000, 8192, 132120576, 99090432},
+    {12, 0, "RTX PRO 6000 Blackwell (GB202)", 188, 1536, 32, 102400, 101376, 2617000, 14001000, 512, 134217728, 100663296},
+    {12, 1, "GB10 (DGX Spark)",              48, 1536, 32, 102400, 101376, 2418000, 4266000, 256,  25165824,  18874368},
+};
+#define EMU_DEFAULT_CC 121
+
+static const emu_devfacts *g_facts;
+static pthread_once_t g_facts_once = PTHREAD_ONCE_INIT;
+
+/* "9.0", "90", "sm_90", "12.1", "121" -> major*10+minor; -1 if not a capability. */
+static int parse_cc(const char *v)
+{
+    if (!strncmp(v, "sm_", 3) || !strncmp(v, "SM_", 3))
+        v += 3;
+    char *end;
+    long a = strtol(v, &end, 10);
+    if (end == v || a < 0)
+        return -1;
+    if (*end == '.') {
+        const char *m = end + 1;
+        long b = strtol(m, &end, 10);
+        if (end == m || *end || b < 0 || b > 9 || a > 99)
+            return -1;
+        return (int)(a * 10 + b);
+    }
+    return *end || a < 10 || a > 999 ? -1 : (int)a;
+}
+
+static void facts_init(void)
+{
+    int want = EMU_DEFAULT_CC;
+    const char *v = getenv("TF_EMU_CC");
+    if (v && *v) {
+        int cc = parse_cc(v);
+        int known = 0;
+        for (size_t i = 0; i < sizeof(k_facts) / sizeof(k_facts[0]); i++)
+            known |= k_facts[i].cc_major * 10 + k_facts[i].cc_minor == cc;
+        if (known) {
+            want = cc;
+        } else {
+            char list[128] = "";
+            for (size_t i = 0; i < sizeof(k_facts) / sizeof(k_facts[0]); i++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%d.%d", i ? " " : "",
+                         k_facts[i].cc_major, k_facts[i].cc_minor);
+            emu_log("ignoring TF_EMU_CC=%s (known capabilities: %s); using %d.%d", v, list,
+                    EMU_DEFAULT_CC / 10, EMU_DEFAULT_CC % 10);
+        }
+    }
+    for (size_t i = 0; i < sizeof(k_facts) / sizeof(k_facts[0]); i++)
+        if (k_facts[i].cc_major * 10 + k_facts[i].cc_minor == want)
+            g_facts = &k_facts[i];
+}
+
+const emu_devfacts *emu_dev(void)
+{
+    pthread_once(&g_facts_once, facts_init);
+    return g_facts;
+}
+
+static int device_attr(CUdevice_attribute attrib)
+{
+    const emu_devfacts *d = emu_dev();
+    int cc = d->cc_major * 10 + d->cc_minor;
+    switch (attrib) {
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: return d->cc_major;
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: return d->cc_minor;
+    case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: return d->sm_count;
+    case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR: return d->max_threads_per_sm;
+    case CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR: return d->max_blocks_per_sm;
+    case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR: return d->shared_per_sm;
+    case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: return d->shared_per_block_optin;
+    case CU_DEVICE_ATTRIBUTE_CLOCK_RATE: return d->clock_khz;
+    case CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE: return d->mem_clock_khz;
+    case CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH: return d->bus_width_bits;
+    case CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE: return d->l2_bytes;
+    case CU_DEVICE_ATTRIBUTE_MAX_PERSISTING_L2_CACHE_SIZE: return d->persisting_l2_bytes;
+    case CU_DEVICE_ATTRIBUTE_MAX_ACCESS_POLICY_WINDOW_SIZE: return cc >= 80 ? 134213632 : 0;
+    case CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK: return cc >= 80 ? 1024 : 0;
+    case CU_DEVICE_ATTRIBUTE_SINGLE_TO_DOUBLE_PRECISION_PERF_RATIO:
+        return cc == 80 || cc == 90 || cc == 100 ? 2 : cc == 75 ? 32 : 64;
+    case CU_DEVICE_ATTRIBUTE_CLUSTER_LAUNCH:
+    case CU_DEVICE_ATTRIBUTE_DEFERRED_MAPPING_CUDA_ARRAY_SUPPORTED:
+        return cc >= 90;
+    case CU_DEVICE_ATTRIBUTE_IPC_EVENT_SUPPORTED:
+        return 0;
+    default: return k_attr_value[attrib];
+    }
+}
 
 EMU_API CUresult cuDeviceGet(CUdevice *device, int ordinal)
 {
@@ -129,7 +227,7 @@ EMU_API CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevi
         return rc;
     if (!pi || (int)attrib <= 0 || attrib >= CU_DEVICE_ATTRIBUTE_MAX)
         return CUDA_ERROR_INVALID_VALUE;
-    *pi = k_attr_value[attrib];
+    *pi = device_attr(attrib);
     return CUDA_SUCCESS;
 }
 
@@ -142,6 +240,32 @@ EMU_API CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
         return CUDA_ERROR_INVALID_VALUE;
     *major = EMU_CC_MAJOR;
     *minor = EMU_CC_MINOR;
+    return CUDA_SUCCESS;
+}
+
+/* The deprecated CUdevprop view of the same facts. */
+EMU_API CUresult cuDeviceGetProperties(CUdevprop *prop, CUdevice dev)
+{
+    CUresult rc = emu_check_device(dev);
+    if (rc)
+        return rc;
+    if (!prop)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(prop, 0, sizeof(*prop));
+    prop->maxThreadsPerBlock = device_attr(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK);
+    prop->maxThreadsDim[0] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X);
+    prop->maxThreadsDim[1] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y);
+    prop->maxThreadsDim[2] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z);
+    prop->maxGridSize[0] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X);
+    prop->maxGridSize[1] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y);
+    prop->maxGridSize[2] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z);
+    prop->sharedMemPerBlock = device_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK);
+    prop->totalConstantMemory = device_attr(CU_DEVICE_ATTRIBUTE_TOTAL_CONSTANT_MEMORY);
+    prop->SIMDWidth = device_attr(CU_DEVICE_ATTRIBUTE_WARP_SIZE);
+    prop->memPitch = device_attr(CU_DEVICE_ATTRIBUTE_MAX_PITCH);
+    prop->regsPerBlock = device_attr(CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK);
+    prop->clockRate = device_attr(CU_DEVICE_ATTRIBUTE_CLOCK_RATE);
+    prop->textureAlign = device_attr(CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT);
     return CUDA_SUCCESS;
 }
 

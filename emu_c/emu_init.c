@@ -12,6 +12,7 @@
 
 #include "emu_internal.h" /* first: it selects cuda.h's internal (all-versions) view */
 #include "cudart_export_tables.h"
+#include <cudaProfiler.h> /* cuProfilerStart/Stop's prototypes for the emu_api.h checks */
 
 emu_state g_emu = {.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP};
 
@@ -140,6 +141,18 @@ int emu_handle_is(const void *p, int kind)
 static CUresult hook_primary_retain(CUcontext *pctx, CUdevice dev) { return cuDevicePrimaryCtxRetain(pctx, dev); }
 static CUresult hook_get_current(CUcontext *pctx) { return cuCtxGetCurrent(pctx); }
 
+/* A child forked from a process that initialised the driver cannot use it, as with NVIDIA's driver:
+ * every call (cuInit included) answers CUDA_ERROR_NOT_INITIALIZED, which cudart reports as
+ * cudaErrorInitializationError. (The parent's contexts, streams and device memory are not the
+ * child's: a GPU driver's state does not survive fork.) */
+static atomic_int g_forked;
+
+static void forked_child(void)
+{
+    atomic_store(&g_forked, 1);
+    atomic_store(&g_emu.initialized, 0);
+}
+
 static void emu_init_once(void)
 {
     const char *v = getenv("TF_EMU_VRAM_MIB");
@@ -173,6 +186,7 @@ static void emu_init_once(void)
         .log_prefix = "tf-emu",
     };
     tf_export_tables_init(&hooks);
+    pthread_atfork(NULL, NULL, forked_child);
     atomic_store(&g_emu.initialized, 1);
 }
 
@@ -182,6 +196,8 @@ EMU_API CUresult cuInit(unsigned int Flags)
 {
     if (Flags != 0)
         return CUDA_ERROR_INVALID_VALUE;
+    if (atomic_load(&g_forked))
+        return CUDA_ERROR_NOT_INITIALIZED;
     if (pthread_once(&g_init_once, emu_init_once) != 0)
         return CUDA_ERROR_UNKNOWN;
     return CUDA_SUCCESS;

@@ -22,6 +22,11 @@
 #undef cuStreamGetCaptureInfo
 #undef cuStreamBeginCapture
 #undef cuGraphInstantiate
+#undef cuStreamWaitValue32
+#undef cuStreamWaitValue64
+#undef cuStreamWriteValue32
+#undef cuStreamWriteValue64
+#undef cuStreamBatchMemOp
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -32,11 +37,26 @@
 #define EMU_API __attribute__((visibility("default")))
 #define EMU_DRIVER_VERSION 13000
 #define EMU_DEVICE_NAME "TensorFusion Emulated GPU (CPU)"
-#define EMU_CC_MAJOR 8
-#define EMU_CC_MINOR 0
+/* The device's facts, chosen once from TF_EMU_CC (emu_device.c; default 12.1, see README): the
+ * compute capability and the limits a real part of that capability reports. */
+typedef struct emu_devfacts {
+    int cc_major, cc_minor;
+    const char *part;            /* the real part the figures come from */
+    int sm_count;
+    int max_threads_per_sm;
+    int max_blocks_per_sm;
+    int shared_per_sm;           /* bytes */
+    int shared_per_block_optin;  /* bytes */
+    int clock_khz, mem_clock_khz, bus_width_bits;
+    int l2_bytes, persisting_l2_bytes;
+} emu_devfacts;
+const emu_devfacts *emu_dev(void);
+#define EMU_CC_MAJOR (emu_dev()->cc_major)
+#define EMU_CC_MINOR (emu_dev()->cc_minor)
+#define EMU_CC (EMU_CC_MAJOR * 10 + EMU_CC_MINOR)
 #define EMU_MAX_SHARED_PER_BLOCK (48 * 1024)
-#define EMU_MAX_SHARED_PER_BLOCK_OPTIN (163 * 1024)
-#define EMU_SM_COUNT 108
+#define EMU_MAX_SHARED_PER_BLOCK_OPTIN ((size_t)emu_dev()->shared_per_block_optin)
+#define EMU_SM_COUNT (emu_dev()->sm_count)
 /* A bad launch configuration (zero or oversized grid/block). cuda.h has no name for 9, but it is what
  * cudart maps to cudaErrorInvalidConfiguration ("invalid configuration argument"), the error a GPU
  * program sees; cuGetErrorName knows it as CUDA_ERROR_INVALID_CONFIGURATION. */
@@ -147,6 +167,7 @@ struct emu_module {
     int nfuncs;
     emu_func *funcs;
     void *library;            /* owning emu_library, NULL for cuModuleLoad* modules */
+    int ptx_target;           /* .target sm_XY of its PTX as XY (CU_FUNC_ATTRIBUTE_PTX_VERSION) */
 };
 
 emu_func *emu_func_from_handle(const void *h); /* CUfunction or CUkernel; NULL if not one */

@@ -10,6 +10,8 @@
 
 #include "emu_internal.h"
 
+#define EMU_PTX_ISA_MAX 90 /* PTX ISA 9.0: the newest a CUDA 13.0 driver (EMU_DRIVER_VERSION) JIT-compiles */
+
 /* The PTX executor lands separately; until it is linked in these resolve to NULL. */
 extern __typeof__(ptx_module_load) ptx_module_load __attribute__((weak));
 extern __typeof__(ptx_module_free) ptx_module_free __attribute__((weak));
@@ -65,6 +67,44 @@ void emu_kernel_attrs(const emu_func *f, ptx_kernel_attrs *a)
  * errlog is given, copied there (cuModuleLoadDataEx's CU_JIT_ERROR_LOG_BUFFER). */
 static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen);
 
+/* A driver runs PTX only if its .target is at most the device's capability (an `a` target only on
+ * exactly that capability, an `f` target within its family), and only PTX ISA versions it knows
+ * (CUDA 13.0: up to 9.0). A fatbin whose PTX is above the device is refused as having no image
+ * for it; PTX text as ptxas refuses it. */
+static int target_check(const ptx_target *t, int from_fatbin, char *log, size_t loglen)
+{
+    int cc = EMU_CC;
+    if (t->isa_major * 10 + t->isa_minor > EMU_PTX_ISA_MAX) {
+        snprintf(log, loglen, "PTX ISA version %d.%d is newer than this driver supports (%d.%d)", t->isa_major,
+                 t->isa_minor, EMU_PTX_ISA_MAX / 10, EMU_PTX_ISA_MAX % 10);
+        return CUDA_ERROR_UNSUPPORTED_PTX_VERSION;
+    }
+    int ok = t->sm <= cc;
+    if (t->suffix == 'a')
+        ok = t->sm == cc;
+    else if (t->suffix == 'f')
+        ok = t->sm <= cc && t->sm / 10 == cc / 10;
+    if (ok)
+        return 0;
+    if (from_fatbin) {
+        snprintf(log, loglen,
+                 "no kernel image for the device: the PTX targets sm_%d%s, the emulated device has compute "
+                 "capability %d.%d (TF_EMU_CC)", t->sm, t->suffix == 'a' ? "a" : t->suffix == 'f' ? "f" : "",
+                 cc / 10, cc % 10);
+        return CUDA_ERROR_NO_BINARY_FOR_GPU;
+    }
+    if (t->sm <= cc)
+        snprintf(log, loglen,
+                 "ptxas fatal: .target sm_%d%c is specific to compute capability %d.%d%s; the emulated device has "
+                 "%d.%d (TF_EMU_CC)", t->sm, t->suffix, t->sm / 10, t->sm % 10, t->suffix == 'f' ? "'s family" : "",
+                 cc / 10, cc % 10);
+    else
+        snprintf(log, loglen,
+                 "ptxas fatal: SM version specified by .target (sm_%d%s) is higher than default SM version assumed "
+                 "(sm_%d; TF_EMU_CC)", t->sm, t->suffix == 'a' ? "a" : t->suffix == 'f' ? "f" : "", cc);
+    return CUDA_ERROR_INVALID_PTX;
+}
+
 static CUresult module_load(emu_module **out, const void *image, size_t len)
 {
     emu_printf_flush(); /* CUDA flushes device printf at module load and unload */
@@ -82,8 +122,12 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
     char log[1024];
     char *ptx = NULL;
     size_t n = 0;
-    int rc = fatbin_extract_ptx(image, len, EMU_CC_MAJOR * 10 + EMU_CC_MINOR, &ptx, &n, NULL, log, sizeof(log));
+    int rc = fatbin_extract_ptx(image, len, (unsigned)EMU_CC, &ptx, &n, NULL, log, sizeof(log));
+    ptx_target tgt = {0, 0, 0, 0};
+    if (rc == 0 && fatbin_ptx_target(ptx, n, &tgt) == 0)
+        rc = target_check(&tgt, fatbin_image_kind(image, len) != IMAGE_PTX, log, sizeof(log));
     if (rc) {
+        free(ptx);
         if (log[0]) {
             emu_log("module load failed: %s", log);
             if (errlog && errlen)
@@ -101,6 +145,7 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
         free(ptx);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
+    m->ptx_target = tgt.sm ? tgt.sm : EMU_CC;
     int err = CUDA_ERROR_INVALID_PTX;
     log[0] = 0;
     m->pm = ptx_module_load(ptx, n, &g_ptx_env, &err, log, sizeof(log));
@@ -597,8 +642,9 @@ static CUresult func_get_attr(int *pi, CUfunction_attribute attrib, const void *
     case CU_FUNC_ATTRIBUTE_CONST_SIZE_BYTES: *pi = 0; break;
     case CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES: *pi = (int)a.local_bytes_per_thread; break;
     case CU_FUNC_ATTRIBUTE_NUM_REGS: *pi = a.num_regs; break;
+    /* the module's PTX is JIT-compiled for its own target, so both read that target */
     case CU_FUNC_ATTRIBUTE_PTX_VERSION:
-    case CU_FUNC_ATTRIBUTE_BINARY_VERSION: *pi = EMU_CC_MAJOR * 10 + EMU_CC_MINOR; break;
+    case CU_FUNC_ATTRIBUTE_BINARY_VERSION: *pi = f->mod ? f->mod->ptx_target : EMU_CC; break;
     case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: *pi = f->max_dynamic_shared; break;
     case CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT: *pi = f->carveout; break;
     default:

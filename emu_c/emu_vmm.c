@@ -3,10 +3,16 @@
  * to device memory like cuMemAlloc), cuMemMap maps it into a reservation (MAP_FIXED|MAP_SHARED, so
  * several mappings of one handle alias), cuMemUnmap / cuMemRelease / cuMemAddressFree undo that.
  * Mapped ranges join the allocation table, so copies and kernels may use them as device memory.
+ * cuMemExportToShareableHandle gives the memfd as a POSIX file descriptor (CU_MEM_HANDLE_TYPE_POSIX_
+ * FILE_DESCRIPTOR, if cuMemCreate asked for it); cuMemImportFromShareableHandle turns such a
+ * descriptor - in this process, or passed to another one on this host (SCM_RIGHTS, inheritance,
+ * pidfd_getfd) - back into an allocation handle whose mappings alias the exporter's memory.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "emu_internal.h"
@@ -15,6 +21,7 @@
 
 typedef struct vmm_handle {
     int fd;
+    int imported; /* from cuMemImportFromShareableHandle: the exporter's memory, not charged again */
     size_t size;
     int refs; /* the handle itself + one per mapping */
     CUmemAllocationProp prop;
@@ -43,7 +50,8 @@ static void handle_unref(vmm_handle *h)
     if (--h->refs > 0)
         return;
     close(h->fd);
-    atomic_fetch_sub(&g_emu.vram_used, h->size);
+    if (!h->imported)
+        atomic_fetch_sub(&g_emu.vram_used, h->size);
     emu_handle_del(h);
     free(h);
 }
@@ -292,4 +300,63 @@ EMU_API CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handl
     }
     emu_unlock();
     return CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuMemExportToShareableHandle(void *shareableHandle, CUmemGenericAllocationHandle handle,
+                                              CUmemAllocationHandleType handleType, unsigned long long flags)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!shareableHandle || flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (handleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+        return CUDA_ERROR_NOT_SUPPORTED; /* Win32 and fabric handles do not exist here */
+    emu_lock();
+    vmm_handle *h = handle_of(handle);
+    if (!h || !(h->prop.requestedHandleTypes & CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)) {
+        emu_unlock();
+        return CUDA_ERROR_INVALID_VALUE; /* as the driver: the type must have been requested at creation */
+    }
+    int fd = dup(h->fd);
+    emu_unlock();
+    if (fd < 0)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *(int *)shareableHandle = fd;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, void *osHandle,
+                                                CUmemAllocationHandleType shHandleType)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!handle)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (shHandleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    int src = (int)(intptr_t)osHandle; /* the descriptor itself, passed as a pointer-sized value */
+    struct stat st;
+    if (src < 0 || fstat(src, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (size_t)st.st_size % EMU_VMM_GRANULARITY)
+        return CUDA_ERROR_INVALID_VALUE; /* not a descriptor this driver exported */
+    vmm_handle *h = calloc(1, sizeof(*h));
+    int fd = fcntl(src, F_DUPFD_CLOEXEC, 0); /* the caller may close its descriptor after the import */
+    if (!h || fd < 0 || emu_handle_add(h, EMU_K_VMM)) {
+        if (fd >= 0)
+            close(fd);
+        free(h);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    h->fd = fd;
+    h->imported = 1;
+    h->size = (size_t)st.st_size;
+    h->refs = 1;
+    h->prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    h->prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    h->prop.location.id = 0;
+    h->prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    *handle = (CUmemGenericAllocationHandle)(uintptr_t)h;
+    return CUDA_SUCCESS;
 }

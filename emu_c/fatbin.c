@@ -147,6 +147,7 @@ typedef struct pick {
     unsigned sm;
     int any_elf;
     unsigned elf_sm;
+    unsigned min_ptx_sm;  /* lowest PTX target seen (for the log when every one is too new) */
 } pick;
 
 /* Scans one fatbin (header at p, avail readable bytes) for PTX entries. 0 ok, else CUresult. */
@@ -166,14 +167,9 @@ static int scan_fatbin(const uint8_t *p, uint64_t avail, unsigned max_sm, pick *
             return CUDA_ERROR_INVALID_IMAGE;
         unsigned sm = rd32(e + 28);
         if (kind == FATBIN_KIND_PTX) {
-            int better;
-            if (!best->entry)
-                better = 1;
-            else if (sm <= max_sm)
-                better = best->sm > max_sm || sm > best->sm;
-            else
-                better = best->sm > max_sm && sm < best->sm;
-            if (better) {
+            if (!best->min_ptx_sm || sm < best->min_ptx_sm)
+                best->min_ptx_sm = sm;
+            if (sm <= max_sm && (!best->entry || sm > best->sm)) {
                 best->entry = e;
                 best->sm = sm;
             }
@@ -292,7 +288,13 @@ int fatbin_extract_ptx(const void *image, size_t len, unsigned max_sm, char **pt
         return rc;
     }
     if (!best.entry) {
-        if (best.any_elf)
+        if (best.min_ptx_sm) {
+            if (log && loglen)
+                snprintf(log, loglen,
+                         "no kernel image for the device: the fatbin's PTX targets start at compute_%u, above "
+                         "the emulated device's capability %u.%u (set TF_EMU_CC, or build for a lower target)",
+                         best.min_ptx_sm, max_sm / 10, max_sm % 10);
+        } else if (best.any_elf)
             setlog(log, loglen,
                    "the fatbin has no PTX, only SASS (sm_%s%u): the emulated device runs PTX only; build "
                    "with a PTX target, e.g. -gencode arch=compute_80,code=compute_80", "", best.elf_sm);
@@ -303,4 +305,57 @@ int fatbin_extract_ptx(const void *image, size_t len, unsigned max_sm, char **pt
     if (arch)
         *arch = best.sm;
     return entry_text(best.entry, ptx, ptx_len, log, loglen);
+}
+
+/* Reads directives until the first non-directive token; only the module header is looked at. */
+int fatbin_ptx_target(const char *ptx, size_t len, ptx_target *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t i = 0, n = len ? len : (ptx ? strlen(ptx) : 0);
+    int found = -1;
+    while (ptx && i < n && ptx[i]) {
+        char c = ptx[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            i++;
+        } else if (c == '/' && i + 1 < n && ptx[i + 1] == '/') {
+            while (i < n && ptx[i] && ptx[i] != '\n')
+                i++;
+        } else if (c == '/' && i + 1 < n && ptx[i + 1] == '*') {
+            i += 2;
+            while (i + 1 < n && ptx[i] && !(ptx[i] == '*' && ptx[i + 1] == '/'))
+                i++;
+            i += 2;
+        } else if (n - i > 8 && !strncmp(ptx + i, ".version", 8)) {
+            i += 8;
+            while (i < n && (ptx[i] == ' ' || ptx[i] == '\t'))
+                i++;
+            while (i < n && ptx[i] >= '0' && ptx[i] <= '9' && out->isa_major < 100)
+                out->isa_major = out->isa_major * 10 + (ptx[i++] - '0');
+            if (i < n && ptx[i] == '.')
+                i++;
+            while (i < n && ptx[i] >= '0' && ptx[i] <= '9' && out->isa_minor < 100)
+                out->isa_minor = out->isa_minor * 10 + (ptx[i++] - '0');
+        } else if (n - i > 7 && !strncmp(ptx + i, ".target", 7)) {
+            i += 7;
+            while (i < n && (ptx[i] == ' ' || ptx[i] == '\t'))
+                i++;
+            if (n - i > 3 && !strncmp(ptx + i, "sm_", 3)) {
+                i += 3;
+                while (i < n && ptx[i] >= '0' && ptx[i] <= '9' && out->sm < 10000)
+                    out->sm = out->sm * 10 + (ptx[i++] - '0');
+                if (i < n && (ptx[i] == 'a' || ptx[i] == 'f'))
+                    out->suffix = ptx[i++];
+                found = out->sm ? 0 : -1;
+            }
+            while (i < n && ptx[i] && ptx[i] != '\n')
+                i++;
+        } else if (ptx[i] == '.' && n - i > 13 && !strncmp(ptx + i, ".address_size", 13)) {
+            i += 13;
+            while (i < n && (ptx[i] == ' ' || ptx[i] == '\t' || (ptx[i] >= '0' && ptx[i] <= '9')))
+                i++;
+        } else {
+            break;
+        }
+    }
+    return found;
 }

@@ -22,12 +22,23 @@ enum fatbin_image_kind { IMAGE_UNKNOWN = 0, IMAGE_WRAPPER, IMAGE_FATBIN, IMAGE_E
 int fatbin_image_kind(const void *image, size_t len);
 
 /* Extracts NUL-terminated PTX text from any image kind (wrapper, fatbin, PTX text). Picks the PTX
- * entry with the highest arch <= max_sm, else the lowest PTX arch present. Returns a CUresult:
- * 0 with *ptx malloc'd (caller frees) and *ptx_len; CUDA_ERROR_NO_BINARY_FOR_GPU when the image has
- * only SASS/ELF (log says to build with a PTX target); CUDA_ERROR_INVALID_IMAGE on a malformed image.
+ * entry with the highest arch <= max_sm, as a driver does (PTX for a newer device is never run).
+ * Returns a CUresult: 0 with *ptx malloc'd (caller frees) and *ptx_len; CUDA_ERROR_NO_BINARY_FOR_GPU
+ * when the image has only SASS/ELF (log says to build with a PTX target) or only PTX above max_sm
+ * (log names the targets and the device's); CUDA_ERROR_INVALID_IMAGE on a malformed image.
  * *arch (optional) receives the chosen entry's sm number. */
 int fatbin_extract_ptx(const void *image, size_t len, unsigned max_sm, char **ptx, size_t *ptx_len,
                        unsigned *arch, char *log, size_t loglen);
+
+/* The `.version X.Y` and `.target sm_XY[a|f]` directives of PTX text (a module's PTX ISA version and
+ * the capability it was generated for). suffix is 'a' (arch-specific: that capability only), 'f'
+ * (family-specific) or 0. Returns 0 when a .target was found in the text's header, else -1. */
+typedef struct ptx_target {
+    int isa_major, isa_minor;
+    int sm;        /* sm_90a -> 90, sm_121 -> 121 */
+    int suffix;
+} ptx_target;
+int fatbin_ptx_target(const char *ptx, size_t len, ptx_target *out);
 
 /* LZ4 block format decoder. Returns bytes written, or -1 on malformed input / overflow of dstcap. */
 long fatbin_lz4_decompress(const uint8_t *src, size_t srclen, uint8_t *dst, size_t dstcap);

@@ -967,6 +967,20 @@ static int testp1(int which, int t, uint64_t a) {
     }
 }
 
+/* Element i of lane l's fragment (registers at list) as a number: f16/bf16 packed two per register,
+ * s8/u8 four, f32/tf32/s32 one per register, f64 one per (64-bit) register. */
+static double wmma_in(const uint64_t *R, const int32_t *list, int l, unsigned i, int t, int tf32) {
+    switch (t) {
+    case T_F16: return ptx_f16_to_f64((uint16_t)(S(list[i / 2]) >> (16 * (i % 2))));
+    case T_BF16: return ptx_bf16_to_f64((uint16_t)(S(list[i / 2]) >> (16 * (i % 2))));
+    case T_S8: return (double)(int8_t)(uint8_t)(S(list[i / 4]) >> (8 * (i % 4)));
+    case T_U8: return (double)(uint8_t)(S(list[i / 4]) >> (8 * (i % 4)));
+    case T_S32: return (double)(int32_t)(uint32_t)S(list[i]);
+    case T_F64: return D(S(list[i]));
+    default: return (double)F(tf32 ? S(list[i]) & ~0x1fffull : S(list[i]));
+    }
+}
+
 /* Runs one warp until it has no runnable lanes (exit/barrier), yields, or fails.
  * Returns 0 (blocked or done), 1 (yielded) or -1 (error). */
 static int run_warp(blk *B, warp_st *W, unsigned wi) {
@@ -983,7 +997,10 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         const ptx_ins *in = &code[pc];
         if (in->wsync) {
             /* shfl/vote/match/redux .sync and bar.warp.sync: wait for the membermask's lanes */
-            uint32_t mk = (uint32_t)R[(size_t)in->e * 32 + (unsigned)__builtin_ctz(cm)];
+            /* lanes at the same pc may name different member masks (one per labeled group): wait
+             * for the union; each lane computes over its own mask below */
+            uint32_t mk = 0;
+            for (uint32_t m = cm; m; m &= m - 1) mk |= (uint32_t)R[(size_t)in->e * 32 + (unsigned)__builtin_ctz(m)];
             uint32_t need = mk & W->live & ~W->exited;
             uint32_t here = 0;
             for (uint32_t m = W->wsync; m; m &= m - 1) if (W->pc[__builtin_ctz(m)] == pc) here |= 1u << __builtin_ctz(m);
@@ -1480,6 +1497,62 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                  memcpy(dp, sp, n); if (n < sz) memset(dp + n, 0, sz - n));
             break;
         }
+        case OP_MBAR: {
+            /* barrier word: bits 0-20 expected arrivals, 21-41 pending arrivals of the current phase,
+             * 42-62 transaction count (signed), 63 phase parity. A phase completes when its pending
+             * arrivals and its transaction count both reach zero. The lanes of a block run in one
+             * host thread, so the shared word needs no atomics. */
+            const int sub = in->sub, ib2 = in->b, ic2 = in->c, nocomplete = (in->flags & IF_SAT) != 0;
+            const int64_t off = in->imm;
+            if (sub == MB_PENDING) {
+                LOOP(S(id) = (S(ib2) >> 21) & 0x1fffff);
+                break;
+            }
+            for (uint32_t m_ = em; m_; m_ &= m_ - 1) {
+                const int l = __builtin_ctz(m_);
+                uint64_t a = S(ia) + (uint64_t)off;
+                int sp = in->space;
+                if (sp == SP_GENERIC && !(a >= PTX_SHARED_BASE && a < PTX_SHARED_BASE + PTX_WIN_SIZE)) sp = -1;
+                uint8_t *p = sp < 0 ? NULL : resolve(B, tid0 + (unsigned)l, sp, a, 8);
+                if (!p || (a & 7)) { fault(B, in, tid0 + (unsigned)l, a, 8, p != NULL); ret = -1; goto out; }
+                uint64_t w;
+                memcpy(&w, p, 8);
+                uint64_t expct = w & 0x1fffff, pend = (w >> 21) & 0x1fffff, phase = w >> 63;
+                int64_t tx = (int64_t)((w >> 42) & 0x1fffff);
+                if (tx & 0x100000) tx -= 0x200000;
+                int complete_check = 0;
+                switch (sub) {
+                case MB_INIT: expct = pend = S(ib2) & 0xfffff; tx = 0; phase = 0; break;
+                case MB_INVAL: expct = pend = 0; tx = 0; phase = 0; break;
+                case MB_ARRIVE:
+                case MB_ARRIVE_DROP:
+                case MB_CPASYNC_ARRIVE_NOINC: {
+                    uint64_t n = ib2 >= 0 ? (uint32_t)S(ib2) : 1;
+                    if (ic2 >= 0) tx += (int64_t)(uint32_t)S(ic2);
+                    uint64_t token = phase << 63;
+                    pend = n > pend ? 0 : pend - n;
+                    if (sub == MB_ARRIVE_DROP) expct = n > expct ? 0 : expct - n;
+                    if (id >= 0) S(id) = token | (pend << 21);
+                    complete_check = !nocomplete;
+                    break;
+                }
+                case MB_CPASYNC_ARRIVE: break; /* +1 pending then an arrive when the (finished) copies land */
+                case MB_EXPECT_TX: tx += (int64_t)(uint32_t)S(ib2); break;
+                case MB_COMPLETE_TX: tx -= (int64_t)(uint32_t)S(ib2); complete_check = 1; break;
+                case MB_TEST_WAIT: S(id) = phase != (S(ib2) >> 63); break;
+                default: S(id) = phase != (S(ib2) & 1); break; /* MB_TEST_PARITY */
+                }
+                if (complete_check && pend == 0 && tx == 0) {
+                    phase ^= 1;
+                    pend = expct;
+                }
+                if (tx > 0xfffff) tx = 0xfffff;
+                if (tx < -0xfffff) tx = -0xfffff;
+                w = expct | (pend << 21) | (((uint64_t)tx & 0x1fffff) << 42) | (phase << 63);
+                memcpy(p, &w, 8);
+            }
+            break;
+        }
         case OP_ATOM:
         case OP_RED: {
             const int sp = in->space, es = in->esize, op = in->sub;
@@ -1563,20 +1636,22 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             break;
         }
         case OP_VOTE: {
-            const int negc = (in->flags & IF_NEG_C) != 0;
+            /* over the lanes of each lane's member mask (.sync) that execute it, else the active ones */
+            const int negc = (in->flags & IF_NEG_C) != 0, ie = in->wsync ? in->e : -1;
             uint32_t ball = 0;
             for (uint32_t m = em; m; m &= m - 1) {
                 int l = __builtin_ctz(m);
                 if ((S(ia) & 1) ^ (uint64_t)negc) ball |= 1u << l;
             }
-            uint64_t v;
-            switch (in->sub) {
-            case VO_ALL: v = ball == em; break;
-            case VO_ANY: v = ball != 0; break;
-            case VO_UNI: v = ball == 0 || ball == em; break;
-            default: v = ball; break;
-            }
-            LOOP(S(id) = v);
+            const int sub = in->sub;
+            LOOP(uint32_t g = ie >= 0 ? (uint32_t)S(ie) & em : em; uint32_t b = ball & g; uint64_t v;
+                 switch (sub) {
+                 case VO_ALL: v = b == g; break;
+                 case VO_ANY: v = b != 0; break;
+                 case VO_UNI: v = b == 0 || b == g; break;
+                 default: v = b; break;
+                 }
+                 S(id) = v);
             break;
         }
         case OP_ACTIVEMASK: {
@@ -1585,87 +1660,131 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             break;
         }
         case OP_MATCH: {
-            const int bits = bits_of(t), all = in->sub, id2 = in->d2;
+            const int bits = bits_of(t), all = in->sub, id2 = in->d2, ie = in->wsync ? in->e : -1;
             uint64_t vals[32];
             for (int l = 0; l < 32; l++) vals[l] = zext(S(ia), bits);
-            int alleq = 1;
-            uint64_t first = em ? vals[__builtin_ctz(em)] : 0;
-            for (uint32_t m = em; m; m &= m - 1) if (vals[__builtin_ctz(m)] != first) alleq = 0;
-            LOOP(uint32_t mk = 0; if (all) mk = alleq ? em : 0;
-                 else for (uint32_t m2 = em; m2; m2 &= m2 - 1) { int j = __builtin_ctz(m2); if (vals[j] == vals[l]) mk |= 1u << j; }
+            LOOP(uint32_t g = ie >= 0 ? (uint32_t)S(ie) & em : em; uint32_t same = 0;
+                 for (uint32_t m2 = g; m2; m2 &= m2 - 1) { int j = __builtin_ctz(m2); if (vals[j] == vals[l]) same |= 1u << j; }
+                 int alleq = same == g; uint32_t mk = all ? (alleq ? g : 0) : same;
                  S(id) = mk; if (id2 >= 0) S(id2) = (uint64_t)alleq);
             break;
         }
         case OP_REDUX: {
-            const int op = in->sub, sg = is_signed_t(t);
-            uint32_t acc = 0;
-            int first = 1;
-            for (uint32_t m = em; m; m &= m - 1) {
-                int l = __builtin_ctz(m);
-                uint32_t v = (uint32_t)S(ia);
-                if (first) { acc = v; first = 0; continue; }
-                switch (op) {
-                case AT_ADD: acc += v; break;
-                case AT_MIN: acc = sg ? (uint32_t)((int32_t)v < (int32_t)acc ? (int32_t)v : (int32_t)acc) : (v < acc ? v : acc); break;
-                case AT_MAX: acc = sg ? (uint32_t)((int32_t)v > (int32_t)acc ? (int32_t)v : (int32_t)acc) : (v > acc ? v : acc); break;
-                case AT_AND: acc &= v; break;
-                case AT_OR: acc |= v; break;
-                default: acc ^= v; break;
-                }
-            }
-            LOOP(S(id) = acc);
+            /* each lane reduces over the lanes of its own member mask (labeled groups at one pc) */
+            const int op = in->sub, sg = is_signed_t(t), ie = in->e;
+            uint32_t vals[32];
+            for (int l = 0; l < 32; l++) vals[l] = (uint32_t)S(ia);
+            LOOP(uint32_t g = ie >= 0 ? (uint32_t)S(ie) & em : em; uint32_t acc = 0; int first = 1;
+                 for (uint32_t m = g; m; m &= m - 1) {
+                     uint32_t v = vals[__builtin_ctz(m)];
+                     if (first) { acc = v; first = 0; continue; }
+                     switch (op) {
+                     case AT_ADD: acc += v; break;
+                     case AT_MIN: acc = sg ? (uint32_t)((int32_t)v < (int32_t)acc ? (int32_t)v : (int32_t)acc) : (v < acc ? v : acc); break;
+                     case AT_MAX: acc = sg ? (uint32_t)((int32_t)v > (int32_t)acc ? (int32_t)v : (int32_t)acc) : (v > acc ? v : acc); break;
+                     case AT_AND: acc &= v; break;
+                     case AT_OR: acc |= v; break;
+                     default: acc ^= v; break;
+                     }
+                 }
+                 S(id) = acc);
             break;
         }
         case OP_WMMA_LOAD:
         case OP_WMMA_STORE: {
-            /* lane l <-> elements l*8..l*8+7 of the row-major 16x16 tile; halves packed two per
-             * 32-bit register, f32 one per register; unused fragment registers read as zero */
+            /* lane l <-> elements l*n .. l*n+n-1 of the tile (wmma_elem); elements narrower than 32
+             * bits packed low first into 32-bit registers, f64 one per register */
             const int32_t *regs = B->k->lists + ic;
-            const int isload = in->op == OP_WMMA_LOAD, col = in->bop, half = in->esize == 2, nr = in->vec;
+            const int isload = in->op == OP_WMMA_LOAD, col = in->bop, nr = in->vec, shape = in->e, mat = in->sub;
             const int sp = in->space;
-            const unsigned es = in->esize;
+            const unsigned es = in->esize, epr = es >= 4 ? 1 : 4 / es;
+            unsigned R_, C_;
+            wmma_dims(shape, mat, &R_, &C_);
+            const unsigned n = R_ * C_ / 32;
             const int64_t off = in->imm;
             LOOP(uint64_t base = S(ia) + (uint64_t)off; uint64_t ld = (uint32_t)S(ib);
                  uint64_t frag[8] = {0};
                  if (!isload) for (int k = 0; k < nr; k++) frag[k] = S(regs[k]);
-                 for (int i = 0; i < 8; i++) {
-                     unsigned e = (unsigned)l * 8 + (unsigned)i, r = e / 16, cc = e % 16;
+                 for (unsigned i = 0; i < n; i++) {
+                     unsigned r, cc;
+                     wmma_elem(shape, mat, (unsigned)l * n + i, &r, &cc);
                      uint64_t a = base + es * (col ? (uint64_t)cc * ld + r : (uint64_t)r * ld + cc);
                      uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, es);
                      if (!p || (a & (es - 1))) { fault(B, in, tid0 + (unsigned)l, a, es, p != NULL); ret = -1; goto out; }
-                     if (isload) {
-                         uint64_t v = half ? load_elem(p, T_U16) : load_elem(p, T_U32);
-                         if (half) frag[i / 2] |= v << (16 * (i % 2));
-                         else frag[i] = v;
-                     } else {
-                         uint64_t v = half ? (frag[i / 2] >> (16 * (i % 2))) & 0xffff : frag[i] & 0xffffffffu;
-                         store_elem(p, v, es);
-                     }
+                     const unsigned sh = 8 * es * (i % epr);
+                     const uint64_t msk = es == 8 ? ~0ull : (1ull << (8 * es)) - 1;
+                     if (isload) frag[i / epr] |= (load_elem(p, es == 1 ? T_U8 : es == 2 ? T_U16 : es == 4 ? T_U32 : T_U64) & msk) << sh;
+                     else store_elem(p, (frag[i / epr] >> sh) & msk, es);
                  }
                  if (isload) for (int k = 0; k < nr; k++) S(regs[k]) = frag[k]);
             break;
         }
         case OP_WMMA_MMA: {
+            /* gather the three tiles from the warp's fragments, multiply, scatter D; f16/bf16/tf32
+             * accumulate in f32 (tf32: the low 13 mantissa bits ignored), f64 in f64, integers in
+             * 32-bit wrap-around (.satfinite: saturate) */
             const int32_t *ld = B->k->lists + id, *la = B->k->lists + ia, *lb = B->k->lists + ib, *lc = B->k->lists + ic;
-            const int at = in->t2, ct = in->esize, dt = t;
-            float A[256], Bm[256], C[256];
-            for (int l = 0; l < 32; l++)
-                for (int i = 0; i < 8; i++) {
-                    unsigned e = (unsigned)l * 8 + (unsigned)i;
-                    uint16_t ha = (uint16_t)(S(la[i / 2]) >> (16 * (i % 2))), hb = (uint16_t)(S(lb[i / 2]) >> (16 * (i % 2)));
-                    A[e] = (float)(at == T_F16 ? ptx_f16_to_f64(ha) : ptx_bf16_to_f64(ha));
-                    Bm[e] = (float)(at == T_F16 ? ptx_f16_to_f64(hb) : ptx_bf16_to_f64(hb));
-                    C[e] = ct == T_F32 ? F(S(lc[i])) : (float)ptx_f16_to_f64((uint16_t)(S(lc[i / 2]) >> (16 * (i % 2))));
+            const int at = in->t2, bt = in->space, ct = in->esize, dt = t, shape = (int)(in->imm & 15);
+            const int tf32 = (in->imm & 16) != 0, satf = (in->imm & 32) != 0;
+            unsigned M, N, K, dummy;
+            wmma_dims(shape, 2, &M, &N);
+            wmma_dims(shape, 0, &dummy, &K);
+            const unsigned na = M * K / 32, nb = K * N / 32, nc = M * N / 32;
+            double A[256], Bm[256], C[256];
+            for (int l = 0; l < 32; l++) {
+                for (unsigned i = 0; i < na; i++) {
+                    unsigned r, cc;
+                    wmma_elem(shape, 0, (unsigned)l * na + i, &r, &cc);
+                    A[r * K + cc] = wmma_in(R, la, l, i, at, tf32);
                 }
+                for (unsigned i = 0; i < nb; i++) {
+                    unsigned r, cc;
+                    wmma_elem(shape, 1, (unsigned)l * nb + i, &r, &cc);
+                    Bm[r * N + cc] = wmma_in(R, lb, l, i, bt, tf32);
+                }
+                for (unsigned i = 0; i < nc; i++) {
+                    unsigned r, cc;
+                    wmma_elem(shape, 2, (unsigned)l * nc + i, &r, &cc);
+                    C[r * N + cc] = wmma_in(R, lc, l, i, ct, 0);
+                }
+            }
             LOOP(uint64_t frag[8] = {0};
-                 for (int i = 0; i < 8; i++) {
-                     unsigned e = (unsigned)l * 8 + (unsigned)i, r = e / 16, cc = e % 16;
-                     float acc = C[e];
-                     for (int k = 0; k < 16; k++) acc = fmaf(A[r * 16 + (unsigned)k], Bm[(unsigned)k * 16 + cc], acc);
-                     if (dt == T_F32) frag[i] = UF(acc);
-                     else frag[i / 2] |= (uint64_t)ptx_f64_to_f16(acc, RM_RN) << (16 * (i % 2));
+                 for (unsigned i = 0; i < nc; i++) {
+                     unsigned r, cc;
+                     wmma_elem(shape, 2, (unsigned)l * nc + i, &r, &cc);
+                     if (dt == T_F64) {
+                         double acc = C[r * N + cc];
+                         for (unsigned k = 0; k < K; k++) acc = fma(A[r * K + k], Bm[k * N + cc], acc);
+                         frag[i] = UD(acc);
+                     } else if (dt == T_S32) {
+                         int64_t acc = (int64_t)C[r * N + cc];
+                         for (unsigned k = 0; k < K; k++) acc += (int64_t)A[r * K + k] * (int64_t)Bm[k * N + cc];
+                         if (satf) acc = acc > INT32_MAX ? INT32_MAX : acc < INT32_MIN ? INT32_MIN : acc;
+                         frag[i] = (uint32_t)(uint64_t)acc;
+                     } else {
+                         float acc = (float)C[r * N + cc];
+                         for (unsigned k = 0; k < K; k++) acc = fmaf((float)A[r * K + k], (float)Bm[k * N + cc], acc);
+                         if (dt == T_F32) frag[i] = UF(acc);
+                         else frag[i / 2] |= (uint64_t)ptx_f64_to_f16(acc, RM_RN) << (16 * (i % 2));
+                     }
                  }
                  for (int k = 0; k < in->v[0]; k++) S(ld[k]) = frag[k]);
+            break;
+        }
+        case OP_CVT_TF32: {
+            /* cvt.{rna,rn,rz}{.satfinite}{.relu}.tf32.f32: round the f32 to 10 mantissa bits (the low
+             * 13 bits become zero); NaN stays NaN */
+            const int rm = in->rm, relu = (in->flags & IF_RELU) != 0;
+            LOOP(uint32_t u = (uint32_t)S(ia); uint32_t o;
+                 if ((u & 0x7f800000u) == 0x7f800000u) o = (u & 0x7fffffu) ? 0x7fffffffu : u;
+                 else {
+                     uint32_t low = u & 0x1fffu;
+                     o = u & ~0x1fffu;
+                     if (rm == RM_RN) { if (low > 0x1000u || (low == 0x1000u && (o & 0x2000u))) o += 0x2000u; }
+                     else if (rm != RM_RZ) { if (low >= 0x1000u) o += 0x2000u; } /* rna: ties away */
+                 }
+                 if (relu && (o & 0x80000000u)) o = (o & 0x7fffffffu) > 0x7f800000u ? 0x7fffffffu : 0;
+                 S(id) = o);
             break;
         }
         case OP_LDMATRIX: {

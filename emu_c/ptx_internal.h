@@ -34,6 +34,9 @@ enum {
 #define PTX_LOCAL_BASE  0x0002000000000000ULL
 #define PTX_PARAM_BASE  0x0003000000000000ULL
 #define PTX_WIN_SIZE    0x0000000100000000ULL
+/* Address of the module's k-th function (function pointers, vtables): a tagged value no memory
+ * access resolves; indirect calls compare against it. */
+#define PTX_FUNC_ADDR(k) (0x0004000000000000ULL + 16ULL * (uint64_t)(k))
 
 /* Value types (4 bits; b-types decode to the u-type of the same width). */
 enum {
@@ -90,10 +93,10 @@ enum {
     X(CVT) X(CVT_PACK)                                                                        \
     X(CVTA_TO_SHARED) X(CVTA_SHARED) X(CVTA_TO_LOCAL) X(CVTA_LOCAL) X(CVTA_TO_PARAM)          \
     X(CVTA_PARAM) X(ISSPACEP)                                                                 \
-    X(LD) X(ST) X(ATOM) X(RED) X(CP_ASYNC)                                                    \
+    X(LD) X(ST) X(ATOM) X(RED) X(CP_ASYNC) X(MBAR)                                            \
     X(BRA) X(EXIT) X(BAR) X(BAR_RED) X(BAR_RED_READ) X(TRAP)                                  \
     X(SHFL) X(VOTE) X(ACTIVEMASK) X(MATCH) X(REDUX)                                           \
-    X(WMMA_LOAD) X(WMMA_STORE) X(WMMA_MMA) X(MMA) X(LDMATRIX)                                 \
+    X(WMMA_LOAD) X(WMMA_STORE) X(WMMA_MMA) X(MMA) X(LDMATRIX) X(CVT_TF32)                                 \
     X(PRINTF) X(ASSERTFAIL) X(MALLOC) X(FREE) X(ILLEGAL)
 enum {
 #define X(e) OP_##e,
@@ -106,6 +109,27 @@ enum {
 enum { AT_ADD, AT_MIN, AT_MAX, AT_INC, AT_DEC, AT_AND, AT_OR, AT_XOR, AT_EXCH, AT_CAS };
 enum { SH_UP, SH_DOWN, SH_BFLY, SH_IDX };
 enum { VO_ALL, VO_ANY, VO_UNI, VO_BALLOT };
+/* mbarrier operations (OP_MBAR; IF_SAT marks .noComplete). */
+enum { MB_INIT, MB_INVAL, MB_ARRIVE, MB_ARRIVE_DROP, MB_EXPECT_TX, MB_COMPLETE_TX, MB_TEST_WAIT,
+       MB_TEST_PARITY, MB_PENDING, MB_CPASYNC_ARRIVE, MB_CPASYNC_ARRIVE_NOINC };
+
+/* WMMA shapes and the fragment mapping both sides share: lane l holds elements l*n .. l*n+n-1
+ * (n = rows*cols/32) of its matrix, numbered row-major - except B of m8n8k4 (f64), numbered
+ * column-major - which is the ISA's layout for m8n8k4 and an emulator-chosen one for the others
+ * (their fragments are opaque to programs). matrix: 0 = A (MxK), 1 = B (KxN), 2 = C/D (MxN). */
+enum { WS_M16N16K16, WS_M8N8K4, WS_M16N16K8 };
+static inline void wmma_dims(int shape, int matrix, unsigned *rows, unsigned *cols) {
+    static const unsigned mnk[3][3] = {{16, 16, 16}, {8, 8, 4}, {16, 16, 8}};
+    const unsigned *d = mnk[shape];
+    *rows = matrix == 1 ? d[2] : d[0];
+    *cols = matrix == 0 ? d[2] : d[1];
+}
+static inline void wmma_elem(int shape, int matrix, unsigned e, unsigned *r, unsigned *c) {
+    unsigned R, C;
+    wmma_dims(shape, matrix, &R, &C);
+    if (shape == WS_M8N8K4 && matrix == 1) { *r = e % R; *c = e / R; }
+    else { *r = e / C; *c = e % C; }
+}
 
 /* Instruction flags. */
 #define IF_SAT    0x01u

@@ -117,6 +117,7 @@ typedef struct pfunc {
     int maxntid;
     uint64_t xsize;   /* statements once every call is inlined (saturating) */
     int xstate;       /* 0 not computed, 1 in progress, 2 done */
+    int addr_taken;   /* its address is used (vtables, function pointers): a target of indirect calls */
 } pfunc;
 
 typedef struct mvar {
@@ -324,8 +325,15 @@ static int write_init_elem(pmod *pm, uint8_t *dst, size_t esz, int is_float, con
         int paren = 0;
         if ((teq(&t[i], "generic") || teq(&t[i], "global")) && tp(&t[i + 1], '(')) { i += 2; paren = 1; }
         mvar *v = find_var(pm, t[i].s, (int)t[i].n);
-        if (!v || v->space == SP_SHARED) return -1;
-        bits = v->addr;
+        pfunc *f = v ? NULL : find_func(pm, t[i].s, (int)t[i].n);
+        if (f && !f->is_entry) { /* a function's address (vtables): what indirect calls dispatch on */
+            f->addr_taken = 1;
+            bits = PTX_FUNC_ADDR(f - pm->funcs);
+        } else if (!v || v->space == SP_SHARED) {
+            return -1;
+        } else {
+            bits = v->addr;
+        }
         i++;
         if (paren && tp(&t[i], ')')) i++;
         if (tp(&t[i], '+') && t[i + 1].k == TK_NUM) {
@@ -529,7 +537,7 @@ static int parse_module(pmod *pm) {
             }
             pfunc *old = find_func(pm, f.name, f.nlen);
             if (old) {
-                if (f.has_body) { free(old->params); *old = f; }
+                if (f.has_body) { int taken = old->addr_taken; free(old->params); *old = f; old->addr_taken = taken; }
                 else free(f.params);
             } else {
                 VEC_PUSH(pm->funcs, pm->nfuncs, pm->capfuncs, f, free(f.params); return -1);
@@ -923,6 +931,13 @@ static int parse_simple(kc *c, const tok *t, int i, int end, int *kind, int *slo
     if (t[i].k == TK_ID) {
         if (t[i].n == 1 && t[i].s[0] == '_') { *kind = O_SINK; return i + 1; }
         int s = reg_lookup(c, t[i].s, (int)t[i].n);
+        if (s < 0 && teq(&t[i], "WARP_SZ")) { /* the ISA's run-time constant: threads per warp */
+            memset(num, 0, sizeof(*num));
+            num->kind = NUM_INT;
+            num->i = neg ? -32 : 32;
+            *kind = O_NUM;
+            return i + 1;
+        }
         if (s >= 0) { *kind = O_REG; *slot = s; return i + 1; }
         int r = sreg_lookup(t[i].s, (int)t[i].n);
         if (r < 0 && t[i].n > 7 && !memcmp(t[i].s, "%envreg", 7)) r = SR_COUNT; /* other envregs read 0 */
@@ -1059,6 +1074,13 @@ static int sym_address(cctx *x, const tok *name, int64_t *val, int *space) {
         *val = (int64_t)v->addr;
         return 0;
     }
+    pfunc *f = find_func(c->pm, name->s, (int)name->n);
+    if (f && !f->is_entry) {
+        f->addr_taken = 1;
+        *space = SP_GLOBAL;
+        *val = (int64_t)PTX_FUNC_ADDR(f - c->pm->funcs);
+        return 0;
+    }
     return -1;
 }
 
@@ -1150,6 +1172,83 @@ static size_t tsize(int t) {
 
 static int compile_body(kc *c, frame *fr, int bstart, int bend);
 
+/* 1 if the instruction's name contains w followed by '.', ':' or its end. */
+static int has_word(const tok *optok, const char *w) {
+    size_t n = strlen(w);
+    for (size_t k = 0; k + n <= optok->n; k++)
+        if (!memcmp(optok->s + k, w, n) && (k + n == optok->n || optok->s[k + n] == '.' || optok->s[k + n] == ':'))
+            return 1;
+    return 0;
+}
+
+/* mbarrier.{init,inval,arrive{.expect_tx,.noComplete},arrive_drop{...},expect_tx,complete_tx,
+ * test_wait{.parity},try_wait{.parity},pending_count} and cp.async.mbarrier.arrive{.noinc}, on a
+ * 64-bit barrier object in shared memory (or generic addressing into it). The object's encoding is
+ * the executor's (OP_MBAR); the ISA leaves it opaque. try_wait is test_wait: a try_wait may return
+ * false before its time limit, and the waiting loop lets the other warps run. */
+static int compile_mbarrier(cctx *x, const tok *optok, const opnd *ops, int nops, int is_cp) {
+    kc *c = x->c;
+    int shared = has_word(optok, ".shared") || has_word(optok, ".shared::cta");
+    if (has_word(optok, ".shared::cluster")) shared = 1; /* one CTA per cluster here */
+    int sub, addr_at = 1, d = -1, b = -1, cc = -1;
+    unsigned flags = 0;
+    if (is_cp) {
+        sub = has_word(optok, ".noinc") ? MB_CPASYNC_ARRIVE_NOINC : MB_CPASYNC_ARRIVE;
+        addr_at = 0;
+        if (nops != 1) return fail_ins(x, "cp.async.mbarrier.arrive form");
+    } else if (has_word(optok, ".init")) {
+        sub = MB_INIT; addr_at = 0;
+        if (nops != 2) return fail_ins(x, "mbarrier.init form");
+        b = src_slot(x, &ops[1], T_U32);
+    } else if (has_word(optok, ".inval")) {
+        sub = MB_INVAL; addr_at = 0;
+        if (nops != 1) return fail_ins(x, "mbarrier.inval form");
+    } else if (has_word(optok, ".pending_count")) {
+        if (nops != 2) return fail_ins(x, "mbarrier.pending_count form");
+        d = dst_slot(x, &ops[0]);
+        b = src_slot(x, &ops[1], T_U64);
+        if (x->failed) return -1;
+        ptx_ins *p = emit(c, OP_MBAR, x->line);
+        if (!p) return -1;
+        p->sub = MB_PENDING; p->d = d; p->b = b; p->a = -1;
+        return 0;
+    } else if (has_word(optok, ".test_wait") || has_word(optok, ".try_wait")) {
+        sub = has_word(optok, ".parity") ? MB_TEST_PARITY : MB_TEST_WAIT;
+        if (nops != 3 && nops != 4) return fail_ins(x, "mbarrier wait form");
+        d = dst_slot(x, &ops[0]);
+        b = src_slot(x, &ops[2], sub == MB_TEST_PARITY ? T_U32 : T_U64);
+    } else if (has_word(optok, ".arrive") || has_word(optok, ".arrive_drop")) {
+        sub = has_word(optok, ".arrive_drop") ? MB_ARRIVE_DROP : MB_ARRIVE;
+        if (nops != 2 && nops != 3) return fail_ins(x, "mbarrier.arrive form");
+        d = dst_slot(x, &ops[0]);
+        if (has_word(optok, ".expect_tx")) {
+            if (nops != 3) return fail_ins(x, "mbarrier.arrive.expect_tx form");
+            cc = src_slot(x, &ops[2], T_U32);
+        } else if (nops == 3) {
+            b = src_slot(x, &ops[2], T_U32);
+        }
+        if (has_word(optok, ".noComplete")) flags |= IF_SAT;
+    } else if (has_word(optok, ".expect_tx") || has_word(optok, ".complete_tx")) {
+        sub = has_word(optok, ".expect_tx") ? MB_EXPECT_TX : MB_COMPLETE_TX;
+        addr_at = 0;
+        if (nops != 2) return fail_ins(x, "mbarrier tx form");
+        b = src_slot(x, &ops[1], T_U32);
+    } else {
+        return fail_ins(x, "unsupported mbarrier operation");
+    }
+    if (addr_at >= nops) return fail_ins(x, "mbarrier operands");
+    ptx_ins tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    if (addr_operand(x, &ops[addr_at], &tmp, SP_SHARED, shared)) return -1;
+    if (x->failed) return -1;
+    if (tmp.space != SP_SHARED && tmp.space != SP_GENERIC) return fail_ins(x, "mbarrier outside shared memory");
+    ptx_ins *p = emit(c, OP_MBAR, x->line);
+    if (!p) return -1;
+    p->sub = (uint8_t)sub; p->a = tmp.a; p->imm = tmp.imm; p->space = tmp.space;
+    p->d = d; p->b = b; p->c = cc; p->flags = (uint8_t)flags; p->t = T_U64; p->esize = 8;
+    return 0;
+}
+
 static int need(cctx *x, int nops, int want) {
     if (nops != want) return fail_ins(x, "wrong operand count");
     return 0;
@@ -1204,9 +1303,19 @@ static int vec_list(cctx *x, const opnd *o, int want, int is_dst, int t) {
     return at;
 }
 
-/* wmma.load/store/mma for the m16n16k16 shape with f16/bf16 inputs and f32/f16 accumulators.
- * Fragment contents are opaque to programs, so the emulator picks its own layout: lane l holds
- * elements l*8 .. l*8+7 of the row-major 16x16 tile (see ptx_exec.c). */
+/* wmma.load/store/mma: m16n16k16 with f16/bf16 (f32/f16 accumulators) and s8/u8 (s32) inputs,
+ * m16n16k8 with tf32 inputs (f32), m8n8k4 with f64. Fragment mapping: wmma_elem (ptx_internal.h).
+ * Encoding: load/store: sub = matrix, t = element type (tf32 as T_F32), esize = element bytes, vec =
+ * registers, bop = column-major memory, e = shape. mma: t = dtype, t2 = atype, esize = ctype, v[] =
+ * register counts of d, a, b, c, imm = shape | 16 * (tf32 inputs) | 32 * satfinite. */
+static int wmma_nregs(int t, int shape, int matrix) {
+    unsigned R, C;
+    wmma_dims(shape, matrix, &R, &C);
+    unsigned n = R * C / 32, bytes = (unsigned)tsize(t);
+    if (t == T_F16 && matrix < 2) return 8; /* the ISA's f16 A/B fragments: 8 .f16x2 (the last 4 unused here) */
+    return t == T_F64 ? (int)n : (int)(n * bytes / 4);
+}
+
 static int compile_wmma(cctx *x, const tok *optok, opnd *ops, int nops) {
     kc *c = x->c;
     char words[16][24];
@@ -1221,8 +1330,8 @@ static int compile_wmma(cctx *x, const tok *optok, opnd *ops, int nops) {
         nw++;
         s = q ? q + 1 : end;
     }
-    int kind = -1, matrix = -1, layout[2] = {0, 0}, nlay = 0, shape_ok = 0, space = SP_GENERIC, has_space = 0;
-    int types[4], ntypes = 0;
+    int kind = -1, matrix = -1, layout[2] = {0, 0}, nlay = 0, shape = -1, space = SP_GENERIC, has_space = 0;
+    int types[4], ntypes = 0, tf32 = 0, satf = 0;
     for (int i = 1; i < nw; i++) {
         const char *w = words[i];
         if (!strcmp(w, "load")) kind = 0;
@@ -1230,57 +1339,75 @@ static int compile_wmma(cctx *x, const tok *optok, opnd *ops, int nops) {
         else if (!strcmp(w, "mma")) kind = 2;
         else if (!strcmp(w, "a") || !strcmp(w, "b") || !strcmp(w, "c") || !strcmp(w, "d")) matrix = w[0] == 'd' ? 2 : w[0] - 'a';
         else if (!strcmp(w, "row") || !strcmp(w, "col")) { if (nlay < 2) layout[nlay++] = w[0] == 'c'; }
-        else if (!strcmp(w, "m16n16k16")) shape_ok = 1;
+        else if (!strcmp(w, "m16n16k16")) shape = WS_M16N16K16;
+        else if (!strcmp(w, "m8n8k4")) shape = WS_M8N8K4;
+        else if (!strcmp(w, "m16n16k8")) shape = WS_M16N16K8;
         else if (!strcmp(w, "global")) { space = SP_GLOBAL; has_space = 1; }
         else if (!strcmp(w, "shared") || !strcmp(w, "shared::cta")) { space = SP_SHARED; has_space = 1; }
-        else if (!strcmp(w, "sync") || !strcmp(w, "aligned")) continue;
+        else if (!strcmp(w, "sync") || !strcmp(w, "aligned") || !strcmp(w, "rn")) continue;
+        else if (!strcmp(w, "satfinite")) satf = 1;
         else {
-            int t = type_of_word(w, (int)strlen(w));
+            int t = !strcmp(w, "tf32") ? T_F32 : type_of_word(w, (int)strlen(w));
+            if (!strcmp(w, "tf32")) tf32 = 1;
             if (t < 0 || ntypes >= 4) return fail_ins(x, "wmma shape or type");
             types[ntypes++] = t;
         }
     }
-    if (!shape_ok || kind < 0 || ntypes < 1) return fail_ins(x, "wmma shape or type");
+    if (shape < 0 || kind < 0 || ntypes < 1) return fail_ins(x, "wmma shape or type");
     if (kind < 2) {
         int t = types[0];
         if (kind == 0 && matrix < 0) return fail_ins(x, "wmma matrix");
         if (kind == 1) matrix = 2;
-        int ok = matrix < 2 ? (t == T_F16 || t == T_BF16) : (t == T_F16 || t == T_F32);
+        int ok;
+        if (shape == WS_M8N8K4) ok = t == T_F64;
+        else if (shape == WS_M16N16K8) ok = matrix < 2 ? tf32 : t == T_F32;
+        else ok = matrix < 2 ? (t == T_F16 || t == T_BF16 || t == T_S8 || t == T_U8)
+                             : (t == T_F16 || t == T_F32 || t == T_S32);
         if (!ok || (nops != 2 && nops != 3)) return fail_ins(x, "wmma fragment type");
-        int nregs = matrix < 2 ? (t == T_F16 ? 8 : 4) : (t == T_F32 ? 8 : 4);
+        int nregs = wmma_nregs(t, shape, matrix);
         const opnd *ao = kind == 0 ? &ops[1] : &ops[0];
         const opnd *vo = kind == 0 ? &ops[0] : &ops[1];
         ptx_ins tmp;
         memset(&tmp, 0, sizeof(tmp));
         if (addr_operand(x, ao, &tmp, space, has_space)) return -1;
-        int list = vec_list(x, vo, nregs, kind == 0, T_U32);
-        int stride = nops == 3 ? src_slot(x, &ops[2], T_U32) : cslot(c, 16);
+        int list = vec_list(x, vo, nregs, kind == 0, t == T_F64 ? T_F64 : T_U32);
+        unsigned R, C;
+        wmma_dims(shape, matrix, &R, &C);
+        int stride = nops == 3 ? src_slot(x, &ops[2], T_U32) : cslot(c, layout[0] ? R : C);
         if (x->failed || list < 0) return -1;
         ptx_ins *p = emit(c, kind == 0 ? OP_WMMA_LOAD : OP_WMMA_STORE, x->line);
         if (!p) return -1;
         p->a = tmp.a; p->imm = tmp.imm; p->space = tmp.space;
         p->b = stride; p->c = list; p->vec = (uint8_t)nregs;
         p->sub = (uint8_t)matrix; p->t = (uint8_t)t; p->bop = (uint8_t)layout[0];
-        p->esize = (uint8_t)(t == T_F32 ? 4 : 2);
+        p->esize = (uint8_t)tsize(t);
+        p->e = shape;
         return 0;
     }
     /* mma: .dtype.ctype (f16 inputs) or .dtype.atype.btype.ctype */
     int dt = types[0], at = ntypes == 4 ? types[1] : T_F16, ct = types[ntypes - 1];
     if (ntypes != 2 && ntypes != 4) return fail_ins(x, "wmma mma types");
-    if ((at != T_F16 && at != T_BF16) || (ntypes == 4 && types[2] != at) || (dt != T_F32 && dt != T_F16) ||
-        (ct != T_F32 && ct != T_F16) || nops != 4)
+    int ok;
+    if (shape == WS_M8N8K4) ok = dt == T_F64 && at == T_F64 && ct == T_F64;
+    else if (shape == WS_M16N16K8) ok = tf32 && dt == T_F32 && ct == T_F32;
+    else if (at == T_S8 || at == T_U8) ok = dt == T_S32 && ct == T_S32;
+    else ok = (at == T_F16 || at == T_BF16) && (dt == T_F32 || dt == T_F16) && (ct == T_F32 || ct == T_F16);
+    if (!ok || (ntypes == 4 && (types[2] != at && !((at == T_S8 || at == T_U8) && (types[2] == T_S8 || types[2] == T_U8)))) ||
+        nops != 4)
         return fail_ins(x, "wmma mma types");
-    int nd = dt == T_F32 ? 8 : 4, nab = at == T_F16 ? 8 : 4, nc = ct == T_F32 ? 8 : 4;
+    int bt = ntypes == 4 ? types[2] : at;
+    int nd = wmma_nregs(dt, shape, 2), na = wmma_nregs(at, shape, 0), nb = wmma_nregs(bt, shape, 1), nc = wmma_nregs(ct, shape, 2);
     int ld = vec_list(x, &ops[0], nd, 1, T_U32);
-    int la = vec_list(x, &ops[1], nab, 0, T_U32);
-    int lb = vec_list(x, &ops[2], nab, 0, T_U32);
-    int lc = vec_list(x, &ops[3], nc, 0, ct == T_F32 ? T_F32 : T_U32);
+    int la = vec_list(x, &ops[1], na, 0, at == T_F64 ? T_F64 : T_U32);
+    int lb = vec_list(x, &ops[2], nb, 0, at == T_F64 ? T_F64 : T_U32);
+    int lc = vec_list(x, &ops[3], nc, 0, ct == T_F32 || ct == T_F64 ? ct : T_U32);
     if (x->failed || ld < 0 || la < 0 || lb < 0 || lc < 0) return -1;
     ptx_ins *p = emit(c, OP_WMMA_MMA, x->line);
     if (!p) return -1;
     p->d = ld; p->a = la; p->b = lb; p->c = lc;
-    p->t = (uint8_t)dt; p->t2 = (uint8_t)at; p->esize = (uint8_t)ct;
-    p->v[0] = nd; p->v[1] = nab; p->v[2] = nab; p->v[3] = nc;
+    p->t = (uint8_t)dt; p->t2 = (uint8_t)at; p->esize = (uint8_t)ct; p->space = (uint8_t)bt;
+    p->v[0] = nd; p->v[1] = na; p->v[2] = nb; p->v[3] = nc;
+    p->imm = shape | (tf32 ? 16 : 0) | (satf ? 32 : 0);
     p->e = cslot(c, 0xffffffffu); /* .sync.aligned: the whole warp takes part */
     p->wsync = 1;
     return 0;
@@ -1443,6 +1570,21 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     }
     if (mbase(&m, "wmma")) {
         r = compile_wmma(x, optok, ops, nops);
+        goto done;
+    }
+    if (mbase(&m, "cvt") && has_word(optok, ".tf32")) {
+        /* cvt.{rna,rn,rz}{.satfinite}{.relu}.tf32.f32 d, a (tf32 kept in a 32-bit register) */
+        if (need(x, nops, 2)) return -1;
+        int d = dst_slot(x, &ops[0]), a = src_slot(x, &ops[1], T_F32);
+        ptx_ins *p = x->failed ? NULL : emit(c, OP_CVT_TF32, x->line);
+        if (!p) return -1;
+        p->d = d; p->a = a; p->t = T_U32;
+        p->rm = (uint8_t)(has_word(optok, ".rn") ? RM_RN : has_word(optok, ".rz") ? RM_RZ : RM_NONE);
+        if (has_word(optok, ".relu")) p->flags |= IF_RELU;
+        goto done;
+    }
+    if (mbase(&m, "mbarrier") || (mbase(&m, "cp") && has_word(optok, ".mbarrier"))) {
+        r = compile_mbarrier(x, optok, ops, nops, mbase(&m, "cp"));
         goto done;
     }
     if (m.cache_hint && nops > 0) nops--; /* trailing cache-policy operand: no caches here */
@@ -1878,6 +2020,9 @@ done:
     return 0;
 }
 
+static int compile_indirect_call(cctx *x, int fnreg, sym **ay, int nargs, sym *ry);
+static int inline_call(cctx *x, pfunc *f, sym **ay, int nargs, sym *ry);
+
 /* call[.uni] [(ret),] fname[, (args)][, proto]; */
 static int compile_call(cctx *x, const tok *t, int i, int end) {
     kc *c = x->c;
@@ -1901,8 +2046,10 @@ static int compile_call(cctx *x, const tok *t, int i, int end) {
         }
         i++;
     }
-    if (i < end) return fail_ins(x, "indirect call");
-    if (reg_lookup(c, fn->s, (int)fn->n) >= 0) return fail_ins(x, "indirect call");
+    if (tp(&t[i], ',')) i++; /* the prototype of an indirect call */
+    if (i < end && t[i].k == TK_ID) i++;
+    if (i < end) return fail_ins(x, "call form");
+    int fnreg = reg_lookup(c, fn->s, (int)fn->n);
     sym *ay[32];
     for (int k = 0; k < nargs; k++) {
         ay[k] = args[k]->k == TK_ID ? sym_find(c, args[k]->s, (int)args[k]->n) : NULL;
@@ -1910,6 +2057,7 @@ static int compile_call(cctx *x, const tok *t, int i, int end) {
     }
     sym *ry = retp ? sym_find(c, retp->s, (int)retp->n) : NULL;
     if (retp && (!ry || ry->kind != SYM_FPARAM)) return fail_ins(x, "call return must be a .param");
+    if (fnreg >= 0) return compile_indirect_call(x, fnreg, ay, nargs, ry);
     if (teq(fn, "vprintf")) {
         if (nargs != 2) return fail_ins(x, "vprintf arguments");
         ptx_ins *p = emit(c, OP_PRINTF, x->line);
@@ -1942,6 +2090,45 @@ static int compile_call(cctx *x, const tok *t, int i, int end) {
         snprintf(buf, sizeof(buf), "call to undefined function %.*s", (int)fn->n, fn->s);
         return fail_ins(x, buf);
     }
+    return inline_call(x, f, ay, nargs, ry);
+}
+
+/* call through a register (virtual functions, function pointers): every function whose address the
+ * module takes and whose parameters match is a candidate; the call becomes a chain of compare-and-
+ * branch to each candidate's inlined body, and an address that is none of them traps. */
+static int compile_indirect_call(cctx *x, int fnreg, sym **ay, int nargs, sym *ry) {
+    kc *c = x->c;
+    pmod *pm = c->pm;
+    int pslot = new_slots(c, 1);
+    int ends[64], nends = 0;
+    for (int k = 0; k < pm->nfuncs; k++) {
+        pfunc *f = &pm->funcs[k];
+        if (!f->addr_taken || !f->has_body || f->is_entry || f->nparams != nargs || f->has_ret != (ry != NULL)) continue;
+        int rec = 0;
+        for (int d = 0; d < c->depth; d++) rec += c->stack[d] == f;
+        if (rec >= MAX_RECURSION || nends >= 64) continue; /* deeper/more: the trap below */
+        ptx_ins *p = emit(c, OP_SETP, x->line);
+        if (!p) return -1;
+        p->t = p->t2 = T_U64; p->d = pslot; p->a = fnreg; p->b = cslot(c, PTX_FUNC_ADDR(k)); p->sub = CMP_NE;
+        int skip = c->ncode;
+        p = emit(c, OP_BRA, x->line);
+        if (!p) return -1;
+        p->pred = pslot;
+        int r = inline_call(x, f, ay, nargs, ry);
+        if (r) return r;
+        p = emit(c, OP_BRA, x->line);
+        if (!p) return -1;
+        ends[nends++] = c->ncode - 1;
+        c->code[skip].imm = c->ncode;
+    }
+    static const char k_nofn[] = "call through a pointer to no function of this module";
+    emit_illegal(c, k_nofn, (int)strlen(k_nofn), x->line);
+    for (int k = 0; k < nends; k++) c->code[ends[k]].imm = c->ncode;
+    return 0;
+}
+
+static int inline_call(cctx *x, pfunc *f, sym **ay, int nargs, sym *ry) {
+    kc *c = x->c;
     /* calls are inlined, so recursion is unrolled to a fixed depth; a launch that goes deeper
      * reaches an ILLEGAL instruction and fails naming it */
     int rec = 0;
@@ -2079,7 +2266,7 @@ static int compile_body(kc *c, frame *fr, int bstart, int bend) {
             while (i < bend && t[i].line == line && !tp(&t[i], ';') && !tp(&t[i], '}') && !tp(&t[i], '{')) i++;
             continue;
         }
-        if (teq(&t[i], ".pragma")) {
+        if (teq(&t[i], ".pragma") || teq(&t[i], ".callprototype")) {
             while (i < bend && !tp(&t[i], ';')) i++;
             i++;
             continue;

@@ -433,6 +433,134 @@ static void test_warpops(void) {
     dev_free(0, in); dev_free(0, out);
 }
 
+/* .sync warp operations honour each lane's member mask (labeled groups at one pc): reference in C. */
+static void test_warpgroups(void) {
+    enum { T = 64 };
+    int *in = dev_alloc(0, T * 4), *out = dev_alloc(0, T * 8 * 4);
+    for (int i = 0; i < T; i++) in[i] = (int)(rnd() % 200) - 50;
+    in[40] = 77;
+    for (int i = 2; i < 32; i += 3) in[32 + i] |= 1; /* one group of warp 1 all odd */
+    CHECK(strstr(PTX_TEXT, "WARP_SZ") != NULL, "warpSize should compile to WARP_SZ");
+    pbuf p = {{0}, 0};
+    pptr(&p, in); pptr(&p, out);
+    LAUNCH_OK("warpgroups", 1, T, 0, &p, 1);
+    for (int t = 0; t < T; t++) {
+        int w = t & ~31, l = t & 31;
+        const int *v = in + w;
+        unsigned g = 0, ball = 0, match = 0, orv = 0;
+        int sum = 0, mx = -1000000, anyeq = 0, allodd = 1, allbig = 1, alleq = 1;
+        for (int j = l % 3; j < 32; j += 3) {
+            g |= 1u << j;
+            sum += v[j];
+            if (v[j] > mx) mx = v[j];
+            orv |= (unsigned)v[j];
+            if (v[j] & 1) ball |= 1u << j;
+            else allodd = 0;
+            if (v[j] == 77) anyeq = 1;
+            if (!(v[j] > -1000)) allbig = 0;
+            if ((v[j] & 3) == (v[l] & 3)) match |= 1u << j;
+            if (v[j] != v[l % 3]) alleq = 0;
+        }
+        if (l % 3 == 2) alleq = 1;
+        int want[8] = {sum, mx ^ (int)orv, (int)ball, allbig + 2 * anyeq + 4 * allodd, (int)match,
+                       alleq ? (int)g + 1 : 0, v[l % 3] + 32 * 1000, 1};
+        for (int k = 0; k < 8; k++) CHECK(out[8 * t + k] == want[k], "thread %d result %d: %#x want %#x", t, k, out[8 * t + k], want[k]);
+    }
+    dev_free(0, in); dev_free(0, out);
+}
+
+/* mbarrier: arrival counts, phases (token and parity waits), transaction counts, arrive_drop,
+ * generic addressing and cp.async.mbarrier.arrive, across two warps (simpleAWBarrier's pattern:
+ * one thread writes, all arrive, all wait, all read). */
+static const char MBAR_PTX[] =
+    ".version 8.0\n.target sm_90\n.address_size 64\n"
+    ".visible .entry mbar(.param .u64 out)\n{\n"
+    ".reg .pred %p<8>;\n.reg .b32 %r<20>;\n.reg .b64 %rd<20>;\n"
+    ".shared .align 8 .b64 bar;\n.shared .align 8 .b64 bar2;\n.shared .align 4 .b32 data;\n"
+    "ld.param.u64 %rd1, [out];\nmov.u32 %r1, %tid.x;\nsetp.ne.u32 %p1, %r1, 0;\n"
+    "@%p1 bra SKIP_INIT;\nmbarrier.init.shared::cta.b64 [bar], 64;\nmbarrier.init.shared.b64 [bar2], 2;\n"
+    "SKIP_INIT:\nbar.sync 0;\n"
+    "setp.ne.u32 %p2, %r1, 40;\n@%p2 bra NOWRITE;\nmov.u32 %r2, 1234;\nst.shared.u32 [data], %r2;\n"
+    "NOWRITE:\nmbarrier.arrive.shared.b64 %rd2, [bar];\n"
+    "WAIT0:\nmbarrier.test_wait.shared.b64 %p3, [bar], %rd2;\n@!%p3 bra WAIT0;\n"
+    "ld.shared.u32 %r3, [data];\ncvt.u64.u32 %rd3, %r1;\nshl.b64 %rd3, %rd3, 2;\nadd.s64 %rd4, %rd1, %rd3;\n"
+    "st.global.u32 [%rd4], %r3;\n"
+    "mbarrier.arrive.release.cta.shared::cta.b64 %rd5, [bar];\n"
+    "WAIT1:\nmbarrier.try_wait.parity.acquire.cta.shared::cta.b64 %p4, [bar], 1;\n@!%p4 bra WAIT1;\n"
+    "bar.sync 0;\n@%p1 bra DONE;\n"
+    "mbarrier.arrive.expect_tx.shared.b64 %rd6, [bar2], 16;\nmbarrier.pending_count.b64 %r4, %rd6;\n"
+    "st.global.u32 [%rd1+256], %r4;\n"
+    "mbarrier.arrive.shared.b64 %rd7, [bar2];\nmbarrier.test_wait.shared.b64 %p5, [bar2], %rd6;\n"
+    "selp.u32 %r5, 1, 0, %p5;\nst.global.u32 [%rd1+260], %r5;\n"
+    "mbarrier.complete_tx.shared.b64 [bar2], 16;\nmbarrier.test_wait.shared.b64 %p5, [bar2], %rd6;\n"
+    "selp.u32 %r5, 1, 0, %p5;\nst.global.u32 [%rd1+264], %r5;\n"
+    "mbarrier.arrive_drop.shared.b64 %rd8, [bar2];\nmbarrier.test_wait.parity.shared.b64 %p6, [bar2], 1;\n"
+    "selp.u32 %r6, 1, 0, %p6;\nst.global.u32 [%rd1+268], %r6;\n"
+    "mbarrier.arrive.shared.b64 %rd9, [bar2];\nmbarrier.test_wait.parity.shared.b64 %p6, [bar2], 1;\n"
+    "selp.u32 %r6, 1, 0, %p6;\nst.global.u32 [%rd1+272], %r6;\n"
+    "mbarrier.expect_tx.relaxed.cta.shared.b64 [bar2], 8;\nmbarrier.arrive.shared.b64 %rd10, [bar2];\n"
+    "mbarrier.test_wait.shared.b64 %p7, [bar2], %rd10;\nselp.u32 %r7, 1, 0, %p7;\nst.global.u32 [%rd1+276], %r7;\n"
+    "mbarrier.complete_tx.shared.b64 [bar2], 8;\nmbarrier.test_wait.shared.b64 %p7, [bar2], %rd10;\n"
+    "selp.u32 %r7, 1, 0, %p7;\nst.global.u32 [%rd1+280], %r7;\n"
+    "mov.u64 %rd11, bar2;\ncvta.shared.u64 %rd11, %rd11;\nmbarrier.arrive.b64 %rd12, [%rd11];\n"
+    "mbarrier.test_wait.b64 %p7, [%rd11], %rd12;\nselp.u32 %r7, 1, 0, %p7;\nst.global.u32 [%rd1+284], %r7;\n"
+    "mbarrier.inval.shared.b64 [bar2];\nmbarrier.init.shared.b64 [bar2], 3;\n"
+    "cp.async.mbarrier.arrive.noinc.shared.b64 [bar2];\ncp.async.mbarrier.arrive.shared.b64 [bar2];\n"
+    "mbarrier.arrive.noComplete.shared.b64 %rd13, [bar2], 1;\nmbarrier.pending_count.b64 %r8, %rd13;\n"
+    "st.global.u32 [%rd1+288], %r8;\n"
+    "mbarrier.arrive.shared.b64 %rd14, [bar2];\nmbarrier.test_wait.shared.b64 %p7, [bar2], %rd13;\n"
+    "selp.u32 %r7, 1, 0, %p7;\nst.global.u32 [%rd1+292], %r7;\n"
+    "DONE:\nret;\n}\n";
+
+static void test_mbarrier(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(MBAR_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    unsigned *out = dev_alloc(0, 80 * 4);
+    pbuf p = {{0}, 0};
+    pptr(&p, out);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = 64;
+    cfg.block[1] = cfg.block[2] = 1;
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
+    cfg.worker_threads = 1;
+    int r = ptx_launch(ptx_module_get_kernel(m, "mbar"), &cfg, &ENV, NULL, log, sizeof(log));
+    ptx_module_free(m);
+    unsigned got[80];
+    memcpy(got, out, sizeof(got));
+    dev_free(0, out);
+    CHECK(r == 0, "launch %d %s", r, log);
+    for (int i = 0; i < 64; i++) CHECK(got[i] == 1234, "thread %d read %u before the phase completed", i, got[i]);
+    /* pending 1; tx outstanding; tx done; drop leaves 1 of 1; completes; tx again; done; generic;
+     * noComplete leaves 1 pending; then the last arrival completes */
+    const unsigned want[10] = {1, 0, 1, 0, 1, 0, 1, 1, 1, 1};
+    for (int i = 0; i < 10; i++) CHECK(got[64 + i] == want[i], "result %d: %u want %u", i, got[64 + i], want[i]);
+}
+
+/* virtual calls through vtables, device new/delete, a table of function pointers */
+static void test_virtuals(void) {
+    enum { T = 48 };
+    float *in = dev_alloc(0, T * 4), *area = dev_alloc(0, T * 4);
+    int *sides = dev_alloc(0, T * 4), *ops = dev_alloc(0, T * 4);
+    for (int i = 0; i < T; i++) in[i] = (float)(i % 7) + 0.5f;
+    CHECK(strstr(PTX_TEXT, "_ZTV6Square") != NULL && strstr(PTX_TEXT, "op_table") != NULL, "expected vtables in the PTX");
+    pbuf p = {{0}, 0};
+    pptr(&p, in); pptr(&p, area); pptr(&p, sides); pptr(&p, ops);
+    LAUNCH_OK("virtuals", 1, T, 0, &p, 1);
+    for (int i = 0; i < T; i++) {
+        float x = in[i];
+        float wa = i % 3 == 0 ? x * x : i % 3 == 1 ? 0.5f * x * x : 3.0f * x * x;
+        int ws = i % 3 == 0 ? 4 : i % 3 == 1 ? 3 : 0;
+        CHECK(area[i] == wa && sides[i] == ws, "thread %d: area %g sides %d, want %g %d", i, area[i], sides[i], wa, ws);
+        CHECK(ops[i] == ((i & 1) ? i * 3 : i + 3), "thread %d: op %d", i, ops[i]);
+    }
+    dev_free(0, in); dev_free(0, area); dev_free(0, sides); dev_free(0, ops);
+}
+
 static void test_atomics(void) {
     int blocks = 6, threads = 96, total = blocks * threads;
     int *gi = dev_alloc(0, 6 * 4), *order = dev_alloc(0, (size_t)total * 4);
@@ -1113,6 +1241,51 @@ static void test_wmma(void) {
     dev_free(0, a); dev_free(0, b); dev_free(0, c); dev_free(0, d); dev_free(0, ba); dev_free(0, bb);
 }
 
+static float tf32_rna(float f) { /* __float_to_tf32: round to nearest, ties away, 10 mantissa bits */
+    uint32_t u = bitsf(f);
+    if ((u & 0x1fffu) >= 0x1000u) u += 0x2000u;
+    return fbits(u & ~0x1fffu);
+}
+
+/* WMMA f64 m8n8k4, s8 -> s32 m16n16k16, tf32 m16n16k8 against C references. */
+static void test_wmma_more(void) {
+    double *da = dev_alloc(0, 32 * 8), *db = dev_alloc(0, 32 * 8), *dc = dev_alloc(0, 64 * 8), dc0[64];
+    signed char *ia = dev_alloc(0, 256);
+    signed char *ib = dev_alloc(0, 256);
+    int *ic = dev_alloc(0, 256 * 4);
+    float *fa = dev_alloc(0, 128 * 4), *fb = dev_alloc(0, 128 * 4), *fc = dev_alloc(0, 256 * 4);
+    for (int i = 0; i < 32; i++) { da[i] = (double)((int)(rnd() % 2001) - 1000) / 7.0; db[i] = (double)((int)(rnd() % 2001) - 1000) / 3.0; }
+    for (int i = 0; i < 64; i++) dc[i] = dc0[i] = (double)((int)(rnd() % 100) - 50) / 9.0;
+    for (int i = 0; i < 256; i++) { ia[i] = (signed char)(rnd() & 0xff); ib[i] = (signed char)(rnd() & 0xff); }
+    for (int i = 0; i < 128; i++) { fa[i] = fbits((rnd() & 0x807fffffu) | 0x3f000000u); fb[i] = fbits((rnd() & 0x807fffffu) | 0x3f800000u); }
+    pbuf p = {{0}, 0};
+    pptr(&p, da); pptr(&p, db); pptr(&p, dc); pptr(&p, ia); pptr(&p, ib); pptr(&p, ic); pptr(&p, fa); pptr(&p, fb); pptr(&p, fc);
+    LAUNCH_OK("wmma_more", 1, 32, 0, &p, 1);
+    /* f64: A 8x4 row-major (ld 4), B 4x8 col-major (B[k][n] = db[n*4+k]), C row-major in, D col-major out */
+    for (int r = 0; r < 8; r++)
+        for (int n = 0; n < 8; n++) {
+            double acc = dc0[r * 8 + n];
+            for (int k = 0; k < 4; k++) acc = fma(da[r * 4 + k], db[n * 4 + k], acc);
+            CHECK(dc[n * 8 + r] == acc, "f64 [%d][%d]=%.17g want %.17g", r, n, dc[n * 8 + r], acc);
+        }
+    /* s8: A col-major (A[m][k] = ia[k*16+m]), B row-major, C = 7, then -1 elementwise */
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            int acc = 7;
+            for (int k = 0; k < 16; k++) acc += (int)ia[k * 16 + m] * (int)ib[k * 16 + n];
+            CHECK(ic[m * 16 + n] == acc - 1, "s8 [%d][%d]=%d want %d", m, n, ic[m * 16 + n], acc - 1);
+        }
+    /* tf32: A 16x8 row-major, B 8x16 col-major (B[k][n] = fb[n*8+k]), inputs rounded, f32 accumulate */
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            float acc = 0.5f;
+            for (int k = 0; k < 8; k++) acc = fmaf(tf32_rna(fa[m * 8 + k]), tf32_rna(fb[n * 8 + k]), acc);
+            CHECK(fabsf(fc[m * 16 + n] - acc) <= 1e-5f * fabsf(acc) + 1e-6f, "tf32 [%d][%d]=%.9g want %.9g", m, n, fc[m * 16 + n], acc);
+        }
+    dev_free(0, da); dev_free(0, db); dev_free(0, dc); dev_free(0, ia); dev_free(0, ib); dev_free(0, ic);
+    dev_free(0, fa); dev_free(0, fb); dev_free(0, fc);
+}
+
 static void test_mma_ldmatrix(void) {
     uint16_t *A = dev_alloc(0, 512), *Bt = dev_alloc(0, 256), *Br = dev_alloc(0, 256);
     float *C = dev_alloc(0, 512), *D = dev_alloc(0, 512), *D2 = dev_alloc(0, 512);
@@ -1208,13 +1381,13 @@ typedef struct test {
 static const test TESTS[] = {
     {"vadd", test_vadd}, {"saxpy", test_saxpy}, {"matmul", test_matmul}, {"reduce", test_reduce},
     {"histogram", test_histogram}, {"intops", test_intops}, {"fround", test_fround}, {"fconv", test_fconv},
-    {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"atomics", test_atomics}, {"diverge", test_diverge},
+    {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"warpgroups", test_warpgroups}, {"mbarrier", test_mbarrier}, {"virtuals", test_virtuals}, {"atomics", test_atomics}, {"diverge", test_diverge},
     {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
     {"oob", test_oob}, {"coop", test_coop}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
     {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
-    {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"mma_ldmatrix", test_mma_ldmatrix},
+    {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
     {"hostile_ptx", test_hostile_ptx}, {"recursion", test_recursion},
     {"video", test_video},
 };

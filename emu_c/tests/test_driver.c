@@ -3,13 +3,17 @@
  * contexts (primary/explicit, push/pop, sticky errors), memory table checks, copies, memsets,
  * streams, events, handle validation. Run by `make -C emu_c test` (ASan/UBSan with SANITIZE=1).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "emu_internal.h"
 #include "cudart_export_tables.h"
+#include <cudaProfiler.h>
 
 static int g_failed;
 #define CHECK(cond)                                                                                \
@@ -123,8 +127,34 @@ static void test_device_queries(void)
     CHECK(cuDeviceGetName(name, sizeof(name), 1) == CUDA_ERROR_INVALID_DEVICE);
     OK(cuDeviceTotalMem_v2(&total, 0));
     CHECK(total == (size_t)16384 << 20);
-    OK(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0));
-    CHECK(v == 8);
+    /* default capability 12.1 (unless TF_EMU_CC says otherwise): what NVIDIA's libraries ship PTX for */
+    int major = 0, minor = 0, want = 121;
+    const char *cc_env = getenv("TF_EMU_CC");
+    if (cc_env && *cc_env) { /* "9.0", "90", "sm_90"; anything else is ignored by the driver */
+        const char *v = strncmp(cc_env, "sm_", 3) ? cc_env : cc_env + 3;
+        int x = strchr(v, '.') ? (int)(strtod(v, NULL) * 10 + 0.5) : atoi(v);
+        if (x == 75 || x == 80 || x == 86 || x == 89 || x == 90 || x == 100 || x == 120 || x == 121)
+            want = x;
+    }
+    OK(cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0));
+    OK(cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, 0));
+    CHECK(major * 10 + minor == want);
+    int ma2 = 0, mi2 = 0;
+    OK(cuDeviceComputeCapability(&ma2, &mi2, 0));
+    CHECK(ma2 == major && mi2 == minor);
+    /* limits coherent with the capability: threads/SM and shared memory/SM bound blocks/SM sanely */
+    int thr_sm = 0, smem_sm = 0, optin = 0, blk_sm = 0, sms = 0, warp = 0;
+    OK(cuDeviceGetAttribute(&thr_sm, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR, 0));
+    OK(cuDeviceGetAttribute(&smem_sm, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR, 0));
+    OK(cuDeviceGetAttribute(&optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, 0));
+    OK(cuDeviceGetAttribute(&blk_sm, CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR, 0));
+    OK(cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 0));
+    OK(cuDeviceGetAttribute(&warp, CU_DEVICE_ATTRIBUTE_WARP_SIZE, 0));
+    CHECK(warp == 32 && sms > 0 && optin <= smem_sm && optin >= 48 * 1024 && blk_sm >= 16);
+    if (want == 121)
+        CHECK(thr_sm == 1536 && smem_sm == 102400 && optin == 101376 && blk_sm == 32);
+    if (want == 90)
+        CHECK(thr_sm == 2048 && smem_sm == 233472 && optin == 232448 && sms == 132);
     OK(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, 0));
     CHECK(v == 1024);
     CHECK(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MAX, 0) == CUDA_ERROR_INVALID_VALUE);
@@ -509,8 +539,245 @@ static void test_jit_link_of_one_ptx_module(void)
     OK(cuCtxDestroy_v2(ctx));
 }
 
-int main(void)
+/* PTX whose .target is above the device's capability never runs: PTX text fails as ptxas fails it,
+ * a fatbin with only such PTX has no image for the device; PTX_VERSION / BINARY_VERSION of a
+ * function are its module's target. */
+static void test_ptx_target_against_capability(void)
 {
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    CUmodule m;
+    CUfunction f;
+    int v = 0;
+    static const char p80[] = ".version 8.0\n.target sm_80\n.address_size 64\n.visible .entry k()\n{\n\tret;\n}\n";
+    CUresult rc = cuModuleLoadData(&m, p80);
+    CHECK(rc == CUDA_SUCCESS || rc == CUDA_ERROR_NOT_SUPPORTED);
+    if (rc == CUDA_SUCCESS) {
+        OK(cuModuleGetFunction(&f, m, "k"));
+        OK(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_PTX_VERSION, f));
+        CHECK(v == 80);
+        OK(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_BINARY_VERSION, f));
+        CHECK(v == 80);
+        OK(cuModuleUnload(m));
+    }
+    static const char p999[] = ".version 8.0\n.target sm_999\n.address_size 64\n.visible .entry k()\n{\n\tret;\n}\n";
+    char errlog[512] = "";
+    CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+    void *vals[] = {errlog, (void *)(uintptr_t)sizeof(errlog)};
+    CHECK(cuModuleLoadDataEx(&m, p999, 2, opts, vals) == CUDA_ERROR_INVALID_PTX);
+    CHECK(strstr(errlog, "sm_999") != NULL);
+    static const char pisa[] = ".version 99.0\n.target sm_80\n.address_size 64\n";
+    CHECK(cuModuleLoadData(&m, pisa) == CUDA_ERROR_UNSUPPORTED_PTX_VERSION);
+    static const char p90a[] = ".version 8.0\n.target sm_90a\n.address_size 64\n";
+    int major = 0, minor = 0;
+    OK(cuDeviceComputeCapability(&major, &minor, 0));
+    rc = cuModuleLoadData(&m, p90a); /* arch-specific PTX runs on exactly that capability */
+    if (major * 10 + minor == 90)
+        CHECK(rc == CUDA_SUCCESS || rc == CUDA_ERROR_NOT_SUPPORTED);
+    else
+        CHECK(rc == CUDA_ERROR_INVALID_PTX);
+    if (rc == CUDA_SUCCESS)
+        OK(cuModuleUnload(m));
+    /* a fatbin whose only PTX is compute_999 */
+    static unsigned char fb[16 + 64 + sizeof(p999) + 8];
+    memset(fb, 0, sizeof(fb));
+    unsigned magic = FATBIN_MAGIC, hsz = 64, bits = 64, sm = 999;
+    unsigned short one = 1, h16 = 16, kind = FATBIN_KIND_PTX, ver = 0x101;
+    unsigned long long padded = (sizeof(p999) + 7) & ~7ull, total = 64 + padded;
+    memcpy(fb, &magic, 4); memcpy(fb + 4, &one, 2); memcpy(fb + 6, &h16, 2); memcpy(fb + 8, &total, 8);
+    unsigned char *e = fb + 16;
+    memcpy(e, &kind, 2); memcpy(e + 2, &ver, 2); memcpy(e + 4, &hsz, 4); memcpy(e + 8, &padded, 8);
+    memcpy(e + 20, &bits, 4); memcpy(e + 28, &sm, 4); memcpy(e + 64, p999, sizeof(p999));
+    CHECK(cuModuleLoadData(&m, fb) == CUDA_ERROR_NO_BINARY_FOR_GPU);
+    OK(cuCtxDestroy_v2(ctx));
+}
+
+/* cuProfilerStart/Stop, the deprecated device queries, stream memory operations. */
+static void *write_later(void *p)
+{
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    __atomic_store_n((uint32_t *)p, 5u, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void test_small_gaps(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    OK(cuProfilerStart());
+    OK(cuProfilerStop());
+    CUdevprop prop;
+    OK(cuDeviceGetProperties(&prop, 0));
+    CHECK(prop.maxThreadsPerBlock == 1024 && prop.SIMDWidth == 32 && prop.sharedMemPerBlock == 48 * 1024 &&
+          prop.clockRate > 0 && prop.maxGridSize[0] == 2147483647);
+    CHECK(cuDeviceGetProperties(&prop, 1) == CUDA_ERROR_INVALID_DEVICE);
+    void *fn = NULL;
+    CUdriverProcAddressQueryResult st;
+    const char *names[] = {"cuStreamWaitValue32", "cuStreamWaitValue64", "cuStreamWriteValue32",
+                           "cuStreamWriteValue64", "cuStreamBatchMemOp", "cuProfilerStart", "cuProfilerStop",
+                           "cuDeviceGetProperties", "cuMemExportToShareableHandle", "cuMemImportFromShareableHandle"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        fn = NULL;
+        CHECK(cuGetProcAddress_v2(names[i], &fn, 12000, 0, &st) == CUDA_SUCCESS && fn != NULL);
+    }
+    int v = 0;
+    OK(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_CAN_USE_64_BIT_STREAM_MEM_OPS, 0));
+    CHECK(v == 1);
+    CUdeviceptr d;
+    OK(cuMemAlloc_v2(&d, 64));
+    CUstream s;
+    OK(cuStreamCreate(&s, 0));
+    OK(cuStreamWriteValue32_v2(s, d, 7, 0));
+    OK(cuStreamWriteValue64_v2(s, d + 8, 0x1122334455667788ull, CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER));
+    uint64_t w[2] = {0, 0};
+    OK(cuMemcpyDtoH_v2(w, d, 16));
+    CHECK((uint32_t)w[0] == 7 && w[1] == 0x1122334455667788ull);
+    OK(cuStreamWaitValue32_v2(s, d, 7, CU_STREAM_WAIT_VALUE_EQ));
+    OK(cuStreamWaitValue32_v2(s, d, 6, CU_STREAM_WAIT_VALUE_GEQ));
+    OK(cuStreamWaitValue32_v2(s, d, 4, CU_STREAM_WAIT_VALUE_AND));
+    OK(cuStreamWaitValue32_v2(s, d, 0xfffffff0u, CU_STREAM_WAIT_VALUE_NOR)); /* ~(7 | 0xfffffff0) = 8 != 0 */
+    OK(cuStreamWaitValue64_v2(s, d + 8, 0x1122334455667788ull, CU_STREAM_WAIT_VALUE_EQ));
+    CHECK(cuStreamWaitValue32_v2(s, d + 2, 7, 0) == CUDA_ERROR_INVALID_VALUE);           /* misaligned */
+    CHECK(cuStreamWaitValue32_v2(s, (CUdeviceptr)(uintptr_t)&v, 7, 0) == CUDA_ERROR_INVALID_VALUE); /* not device memory */
+    CHECK(cuStreamWriteValue32_v2(s, d, 1, 0x80) == CUDA_ERROR_INVALID_VALUE);          /* unknown flag */
+    /* a wait another thread satisfies later (GEQ is a cyclic comparison) */
+    OK(cuStreamWriteValue32_v2(s, d + 16, 0xfffffff0u, 0));
+    pthread_t th;
+    pthread_create(&th, NULL, write_later, (void *)(uintptr_t)(d + 16));
+    OK(cuStreamWaitValue32_v2(s, d + 16, 3, CU_STREAM_WAIT_VALUE_GEQ));
+    pthread_join(th, NULL);
+    CUstreamBatchMemOpParams ops[2];
+    memset(ops, 0, sizeof(ops));
+    ops[0].writeValue.operation = CU_STREAM_MEM_OP_WRITE_VALUE_32;
+    ops[0].writeValue.address = d + 24;
+    ops[0].writeValue.value = 9;
+    ops[1].waitValue.operation = CU_STREAM_MEM_OP_WAIT_VALUE_32;
+    ops[1].waitValue.address = d + 24;
+    ops[1].waitValue.value = 9;
+    ops[1].waitValue.flags = CU_STREAM_WAIT_VALUE_EQ;
+    OK(cuStreamBatchMemOp_v2(s, 2, ops, 0));
+    OK(cuStreamDestroy_v2(s));
+    OK(cuMemFree_v2(d));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
+/* POSIX-fd shareable handles: export, import in this process (aliasing), and in another process. */
+static int vmm_child(int fd, size_t size)
+{
+    CUcontext ctx;
+    CUmemGenericAllocationHandle h;
+    CUdeviceptr va;
+    if (cuInit(0) || cuCtxCreate_v2(&ctx, 0, 0) || cuMemImportFromShareableHandle(&h, (void *)(intptr_t)fd,
+                                                                              CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR))
+        return 10;
+    close(fd);
+    CUmemAccessDesc acc = {{CU_MEM_LOCATION_TYPE_DEVICE, 0}, CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+    if (cuMemAddressReserve(&va, size, 0, 0, 0) || cuMemMap(va, size, 0, h, 0) || cuMemSetAccess(va, size, &acc, 1))
+        return 11;
+    uint32_t w = 0;
+    if (cuMemcpyDtoH_v2(&w, va, 4) || w != 0x5eed5eedu)
+        return 12; /* the parent's data */
+    if (cuMemsetD32_v2(va + 4, 0xc41dc41du, 1))
+        return 13; /* the parent checks it */
+    cuMemUnmap(va, size);
+    cuMemRelease(h);
+    return 0;
+}
+
+static void test_shareable_handles(const char *self)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    CUmemAllocationProp prop;
+    memset(&prop, 0, sizeof(prop));
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    size_t gran = (size_t)2 << 20;
+    CUmemGenericAllocationHandle plain, h, h2;
+    OK(cuMemCreate(&plain, gran, &prop, 0));
+    int fd = -1;
+    CHECK(cuMemExportToShareableHandle(&fd, plain, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0) ==
+          CUDA_ERROR_INVALID_VALUE); /* not requested at creation */
+    OK(cuMemRelease(plain));
+    prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    OK(cuMemCreate(&h, gran, &prop, 0));
+    OK(cuMemExportToShareableHandle(&fd, h, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
+    CHECK(fd >= 0);
+    size_t free0, free1, total;
+    OK(cuMemGetInfo_v2(&free0, &total));
+    OK(cuMemImportFromShareableHandle(&h2, (void *)(intptr_t)fd, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR));
+    OK(cuMemGetInfo_v2(&free1, &total));
+    CHECK(free1 == free0); /* the same memory, not charged twice */
+    CHECK(cuMemImportFromShareableHandle(&h2, (void *)(intptr_t)-1, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) ==
+          CUDA_ERROR_INVALID_VALUE);
+    CUdeviceptr a, b;
+    CUmemAccessDesc acc = {{CU_MEM_LOCATION_TYPE_DEVICE, 0}, CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+    OK(cuMemAddressReserve(&a, gran, 0, 0, 0));
+    OK(cuMemAddressReserve(&b, gran, 0, 0, 0));
+    OK(cuMemMap(a, gran, 0, h, 0));
+    OK(cuMemMap(b, gran, 0, h2, 0));
+    OK(cuMemSetAccess(a, gran, &acc, 1));
+    OK(cuMemSetAccess(b, gran, &acc, 1));
+    OK(cuMemsetD32_v2(a, 0x5eed5eedu, 1));
+    uint32_t w = 0;
+    OK(cuMemcpyDtoH_v2(&w, b, 4));
+    CHECK(w == 0x5eed5eedu); /* imported mapping aliases the exported memory */
+    /* another process on this host gets the descriptor (here: inherited across exec) */
+    pid_t pid = fork();
+    if (pid == 0) {
+        char fds[16], sz[32];
+        snprintf(fds, sizeof(fds), "%d", fd);
+        snprintf(sz, sizeof(sz), "%zu", gran);
+        execl(self, self, "--vmm-child", fds, sz, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    OK(cuMemcpyDtoH_v2(&w, a + 4, 4));
+    CHECK(w == 0xc41dc41du); /* the other process wrote through its import */
+    close(fd);
+    OK(cuMemUnmap(a, gran));
+    OK(cuMemUnmap(b, gran));
+    OK(cuMemRelease(h));
+    OK(cuMemRelease(h2));
+    OK(cuMemAddressFree(a, gran));
+    OK(cuMemAddressFree(b, gran));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
+/* A forked child cannot use the driver its parent initialised (NVIDIA's driver: NOT_INITIALIZED). */
+static void test_fork_child_is_not_initialized(void)
+{
+    CUdeviceptr d;
+    OK(cuCtxSetCurrent(NULL));
+    CUcontext pctx;
+    OK(cuDevicePrimaryCtxRetain(&pctx, 0));
+    OK(cuCtxSetCurrent(pctx));
+    OK(cuMemAlloc_v2(&d, 16));
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = 0;
+        CUdeviceptr d2;
+        int n = 0;
+        bad |= cuInit(0) != CUDA_ERROR_NOT_INITIALIZED;
+        bad |= cuMemAlloc_v2(&d2, 16) != CUDA_ERROR_NOT_INITIALIZED;
+        bad |= cuMemsetD8_v2(d, 1, 16) != CUDA_ERROR_NOT_INITIALIZED;
+        bad |= cuDeviceGetCount(&n) != CUDA_ERROR_NOT_INITIALIZED;
+        bad |= cuCtxSynchronize() != CUDA_ERROR_NOT_INITIALIZED;
+        _exit(bad ? 1 : 0);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    OK(cuMemsetD8_v2(d, 1, 16)); /* the parent is unaffected */
+    OK(cuMemFree_v2(d));
+    OK(cuDevicePrimaryCtxRelease_v2(0));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && !strcmp(argv[1], "--vmm-child"))
+        return vmm_child(atoi(argv[2]), (size_t)strtoull(argv[3], NULL, 10));
     test_init_and_proc_address();
     test_errors_and_export_tables();
     test_device_queries();
@@ -521,6 +788,10 @@ int main(void)
     test_virtual_memory_management();
     test_memory_pools();
     test_jit_link_of_one_ptx_module();
+    test_ptx_target_against_capability();
+    test_small_gaps();
+    test_shareable_handles("/proc/self/exe");
+    test_fork_child_is_not_initialized();
     if (g_failed)
         return 1;
     printf("test_driver: ok\n");

@@ -235,14 +235,33 @@ static void test_selection_and_sass_only(void)
     CHECK(fatbin_extract_ptx(buf, n, 75, &ptx, &len, &arch, log, sizeof(log)) == 0);
     CHECK(arch == 70);
     free(ptx);
-    n = make_fatbin(buf, three + 1, 1); /* only a newer PTX: taken anyway */
-    CHECK(fatbin_extract_ptx(buf, n, 80, &ptx, &len, &arch, log, sizeof(log)) == 0 && arch == 90);
+    CHECK(fatbin_extract_ptx(buf, n, 121, &ptx, &len, &arch, log, sizeof(log)) == 0 && arch == 90);
+    free(ptx);
+    /* only a newer PTX: a driver never runs PTX above its capability */
+    n = make_fatbin(buf, three + 1, 1);
+    ptx = NULL;
+    CHECK(fatbin_extract_ptx(buf, n, 80, &ptx, &len, &arch, log, sizeof(log)) == CUDA_ERROR_NO_BINARY_FOR_GPU);
+    CHECK(ptx == NULL && strstr(log, "compute_90") != NULL && strstr(log, "8.0") != NULL);
+    n = make_fatbin(buf, three + 1, 2); /* compute_90 + compute_70 on a 7.5 device: the 7.0 one */
+    CHECK(fatbin_extract_ptx(buf, n, 75, &ptx, &len, &arch, log, sizeof(log)) == 0 && arch == 70);
     free(ptx);
 
     n = make_fatbin(buf, three, 1); /* SASS only */
     CHECK(fatbin_extract_ptx(buf, n, 80, &ptx, &len, NULL, log, sizeof(log)) == CUDA_ERROR_NO_BINARY_FOR_GPU);
     CHECK(strstr(log, "PTX") != NULL && strstr(log, "compute_") != NULL);
     CHECK(fatbin_extract_ptx(elf, sizeof(elf), 80, &ptx, &len, NULL, log, sizeof(log)) == CUDA_ERROR_NO_BINARY_FOR_GPU);
+}
+
+static void test_ptx_target_directives(void)
+{
+    ptx_target t;
+    CHECK(fatbin_ptx_target(k_ptx, 0, &t) == 0 && t.isa_major == 9 && t.isa_minor == 0 && t.sm == 80 && !t.suffix);
+    const char *a = "// c\n/* x */ .version 8.8\n.target sm_90a, texmode_independent\n.address_size 64\n";
+    CHECK(fatbin_ptx_target(a, 0, &t) == 0 && t.isa_major == 8 && t.isa_minor == 8 && t.sm == 90 && t.suffix == 'a');
+    const char *f = ".version 9.0\n.address_size 64\n.target sm_121f\n";
+    CHECK(fatbin_ptx_target(f, strlen(f), &t) == 0 && t.sm == 121 && t.suffix == 'f');
+    const char *none = ".version 9.0\n.visible .entry k() { ret; }\n.target sm_80\n";
+    CHECK(fatbin_ptx_target(none, 0, &t) == -1);
 }
 
 static void test_malformed(void)
@@ -280,6 +299,7 @@ int main(void)
     test_plain_and_lz4_fatbin();
     test_zstd_fatbin();
     test_selection_and_sass_only();
+    test_ptx_target_directives();
     test_malformed();
     if (g_failed)
         return 1;

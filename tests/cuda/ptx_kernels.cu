@@ -163,6 +163,68 @@ extern "C" __global__ void warpops(const int *in, int *out) {
     o[9] = __reduce_max_sync(0xffffffff, v) ^ __reduce_min_sync(0xffffffff, v);
 }
 
+// Warp primitives over labeled groups: every lane runs the same .sync instructions at the same pc,
+// each with its own member mask (lanes with equal lane % 3), as cooperative groups' labeled_partition
+// and coalesced groups do. Each thread writes 8 results. warpSize is the PTX constant WARP_SZ.
+extern "C" __global__ void warpgroups(const int *in, int *out) {
+    int t = threadIdx.x, l = t & 31;
+    int v = in[t];
+    unsigned g = 0;
+    for (int j = l % 3; j < 32; j += 3) g |= 1u << j;
+    int *o = out + 8 * t;
+    o[0] = __reduce_add_sync(g, v);
+    o[1] = __reduce_max_sync(g, v) ^ __reduce_or_sync(g, (unsigned)v);
+    o[2] = (int)__ballot_sync(g, v & 1);
+    o[3] = __all_sync(g, v > -1000) + 2 * __any_sync(g, v == 77) + 4 * __all_sync(g, v & 1);
+    o[4] = (int)__match_any_sync(g, v & 3);
+    int pred = 0;
+    o[5] = (int)__match_all_sync(g, l % 3 == 2 ? 5 : v, &pred) + pred;
+    o[6] = __shfl_sync(g, v, l % 3) + warpSize * 1000;
+    __syncwarp(g);
+    o[7] = (int)__activemask() == -1;
+}
+
+// Virtual functions (vtables: .global arrays initialised with function addresses, indirect calls),
+// device new/delete, and a __device__ table of function pointers, as the newdelete sample uses them.
+struct Shape {
+    __device__ virtual float area() const = 0;
+    __device__ virtual int sides() const { return 0; }
+    __device__ virtual ~Shape() {}
+};
+struct Square : Shape {
+    float s;
+    __device__ Square(float s) : s(s) {}
+    __device__ float area() const override { return s * s; }
+    __device__ int sides() const override { return 4; }
+};
+struct Triangle : Shape {
+    float s;
+    __device__ Triangle(float s) : s(s) {}
+    __device__ float area() const override { return 0.5f * s * s; }
+    __device__ int sides() const override { return 3; }
+};
+struct Circle : Shape {
+    float r;
+    __device__ Circle(float r) : r(r) {}
+    __device__ float area() const override { return 3.0f * r * r; }
+};
+__device__ int op_add(int a, int b) { return a + b; }
+__device__ int op_mul(int a, int b) { return a * b; }
+__device__ int (*const op_table[2])(int, int) = {op_add, op_mul};
+extern "C" __global__ void virtuals(const float *in, float *area, int *sides, int *ops) {
+    int i = threadIdx.x;
+    Shape *s;
+    switch (i % 3) {
+    case 0: s = new Square(in[i]); break;
+    case 1: s = new Triangle(in[i]); break;
+    default: s = new Circle(in[i]); break;
+    }
+    area[i] = s->area();
+    sides[i] = s->sides();
+    delete s;
+    ops[i] = op_table[i & 1](i, 3);
+}
+
 // Atomics on shared and global memory from every thread of every block.
 extern "C" __global__ void atomics(int *gi, unsigned *gu, float *gf, double *gd, unsigned long long *gll, int *order) {
     __shared__ int si[4];
@@ -437,6 +499,43 @@ extern "C" __global__ void wmma_bf16(const __nv_bfloat16 *a, const __nv_bfloat16
     wmma::fill_fragment(fc, 1.0f);
     wmma::mma_sync(fc, fa, fb, fc);
     wmma::store_matrix_sync(c, fc, 16, wmma::mem_col_major);
+}
+
+// WMMA beyond f16/bf16 (dmmaTensorCoreGemm, immaTensorCoreGemm, tf32TensorCoreGemm): f64 m8n8k4,
+// s8 -> s32 m16n16k16, tf32 m16n16k8 (inputs rounded with __float_to_tf32), each loaded in both
+// memory layouts, with an elementwise op on the accumulator fragment.
+extern "C" __global__ void wmma_more(const double *da, const double *db, double *dc, const signed char *ia,
+                                     const signed char *ib, int *ic, const float *fa, const float *fb, float *fc) {
+    using namespace nvcuda;
+    wmma::fragment<wmma::matrix_a, 8, 8, 4, double, wmma::row_major> a64;
+    wmma::fragment<wmma::matrix_b, 8, 8, 4, double, wmma::col_major> b64;
+    wmma::fragment<wmma::accumulator, 8, 8, 4, double> c64;
+    wmma::load_matrix_sync(a64, da, 4);
+    wmma::load_matrix_sync(b64, db, 4);
+    wmma::load_matrix_sync(c64, dc, 8, wmma::mem_row_major);
+    wmma::mma_sync(c64, a64, b64, c64);
+    wmma::store_matrix_sync(dc, c64, 8, wmma::mem_col_major);
+
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, signed char, wmma::col_major> a8;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, signed char, wmma::row_major> b8;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, int> c32;
+    wmma::load_matrix_sync(a8, ia, 16);
+    wmma::load_matrix_sync(b8, ib, 16);
+    wmma::fill_fragment(c32, 7);
+    wmma::mma_sync(c32, a8, b8, c32);
+    for (int i = 0; i < c32.num_elements; i++) c32.x[i] -= 1;
+    wmma::store_matrix_sync(ic, c32, 16, wmma::mem_row_major);
+
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> atf;
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> btf;
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> ctf;
+    wmma::load_matrix_sync(atf, fa, 8);
+    wmma::load_matrix_sync(btf, fb, 8);
+    for (int i = 0; i < atf.num_elements; i++) atf.x[i] = wmma::__float_to_tf32(atf.x[i]);
+    for (int i = 0; i < btf.num_elements; i++) btf.x[i] = wmma::__float_to_tf32(btf.x[i]);
+    wmma::fill_fragment(ctf, 0.5f);
+    wmma::mma_sync(ctf, atf, btf, ctf);
+    wmma::store_matrix_sync(fc, ctf, 16, wmma::mem_row_major);
 }
 
 // PTX mma.sync m16n8k16 with operands loaded by ldmatrix (plain and .trans), as in hand-tuned GEMMs.

@@ -8,11 +8,11 @@ CUDARTS = ["static", "shared"]
 
 
 @pytest.mark.parametrize("cudart", CUDARTS)
-def test_cudart_sees_one_emulated_device_with_cc_8_0(cudart):
+def test_cudart_sees_one_emulated_device_with_the_default_cc_12_1(cudart):
     kv = run_kv("device_query", cudart=cudart)
     assert kv["count"] == "1"
     assert "Emulated" in kv["name"]
-    assert (kv["major"], kv["minor"]) == ("8", "0")
+    assert (kv["major"], kv["minor"]) == ("12", "1")  # the default capability (TF_EMU_CC)
     assert int(kv["total_mem"]) == 16384 << 20
     assert int(kv["sm_count"]) > 0 and kv["warp_size"] == "32"
     assert kv["max_threads_per_block"] == "1024"
@@ -40,3 +40,12 @@ def test_memory_copies_memsets_and_errors_behave_like_a_gpu(cudart):
     assert int(kv["alloc_delta"]) == 64 << 20
     assert kv["bogus_copy"] == "cudaErrorInvalidValue"
     assert kv["too_big"] == "cudaErrorMemoryAllocation"
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_forked_child_cannot_use_the_parents_cuda(cudart):
+    # NVIDIA's driver: CUDA initialised before fork is unusable in the child
+    kv = run_kv("fork_child", cudart=cudart)
+    assert kv["child"] == "cudaErrorInitializationError"
+    assert kv["child_malloc"] == "cudaErrorInitializationError"
+    assert kv["parent"] == "cudaSuccess"

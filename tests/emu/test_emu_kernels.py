@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from emu_run import CUDA_SRC, PTX_ARCH, find_nvcc, parse_kv, run_kv, run_program
+from emu_run import CUDA_SRC, PTX_ARCH, emu_env, find_nvcc, parse_kv, run_kv, run_program
 from tfclient import native
 
 CUDARTS = ["static", "shared"]
@@ -140,6 +140,79 @@ def test_sass_only_binary_fails_with_a_message_about_ptx(tmp_path, cudart):
     assert b"error=cudaErrorNoKernelImageForDevice" in p.stdout or b"error=cudaErrorInvalidKernelImage" in p.stdout \
         or b"error=" in p.stdout, p.stdout
     assert b"tf-emu:" in p.stderr and b"PTX" in p.stderr and b"compute_" in p.stderr
+
+
+SM90 = ["-gencode", "arch=compute_90,code=compute_90"]
+
+
+@pytest.mark.parametrize("cc", ["", "9.0"], ids=["default-cc", "cc-9.0"])
+def test_thrust_sort_and_cub_inclusive_sum_built_for_compute_90(tmp_path, rng, cc):
+    # CUB/Thrust pick their tuning from the device's capability and the kernel's PTX_VERSION: both must
+    # be consistent with the PTX the device runs (cc 8.0 + PTX 80 for compute_90 code gave error 98)
+    n = 30_000
+    x = rng.integers(-100_000, 100_000, n, dtype=np.int32)
+    env = emu_env(**({"TF_EMU_CC": cc} if cc else {}))
+    kv = run_kv("cub_thrust_oneliners", n, write(tmp_path / "in", x), tmp_path / "out", arch=SM90, env=env)
+    assert kv["cc"] == (cc or "12.1") and kv["ptx_version"] == "900"
+    out = np.fromfile(tmp_path / "out", np.uint8)
+    np.testing.assert_array_equal(out[:4 * n].view(np.int32), np.sort(x))
+    np.testing.assert_array_equal(out[4 * n:].view(np.int64), np.cumsum(x.astype(np.int64)))
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_ptx_above_the_device_capability_is_no_kernel_image(tmp_path, cudart):
+    # a driver never runs PTX for a newer device: compute_90 code on a cc 8.0 device has no image
+    a = np.ones(64, np.float32)
+    p = run_program("vector_add", 64, write(tmp_path / "in", a, a), tmp_path / "out", cudart=cudart, arch=SM90,
+                    env=emu_env(TF_EMU_CC="8.0"))
+    assert p.returncode == 1 and b"error=cudaErrorNoKernelImageForDevice" in p.stdout, p.stdout
+    assert b"tf-emu:" in p.stderr and b"compute_90" in p.stderr and b"8.0" in p.stderr
+
+
+def test_device_reports_the_capability_it_is_given():
+    kv = run_kv("device_query", env=emu_env(TF_EMU_CC="9.0"))
+    assert (kv["major"], kv["minor"], kv["sm_count"]) == ("9", "0", "132")
+    kv = run_kv("device_query")
+    assert (kv["major"], kv["minor"]) == ("12", "1")
+
+
+@pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
+def test_arrive_wait_barrier_phases_as_simpleAWBarrier(tmp_path, rng, arch):
+    # cuda::barrier in shared memory: mbarrier.arrive + test_wait (compute_80) / try_wait (compute_90)
+    n = 10_000
+    a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    kv = run_kv("aw_barrier", n, write(tmp_path / "in", a, b), arch=["-gencode", f"arch={arch},code={arch}"])
+    assert kv["rounds_ok"] == "1"
+    assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
+
+
+def test_warp_aggregated_atomics_with_labeled_groups(tmp_path, rng):
+    # warpAggregatedAtomicsCG: redux/match/shfl .sync over each labeled group's own member mask
+    n, nb = 5000, 7
+    src = rng.integers(0, nb, n, dtype=np.int32)
+    kv = run_kv("warp_aggregated", n, nb, write(tmp_path / "in", src), tmp_path / "out")
+    out = np.fromfile(tmp_path / "out", np.int32)
+    nres, dst, count, index = out[0], out[1:1 + n], out[1 + n:1 + n + nb], out[1 + n + nb:]
+    assert int(kv["nres"]) == nres == int((src > 0).sum())
+    np.testing.assert_array_equal(np.sort(dst[:nres]), np.sort(src[src > 0]))
+    np.testing.assert_array_equal(count, np.bincount(src, minlength=nb))
+    for b in range(nb):  # each element got its own slot in its bucket
+        np.testing.assert_array_equal(np.sort(index[src == b]), np.arange(count[b]))
+
+
+def virtual_shapes_reference(n):
+    i = np.arange(n)
+    x = (i % 11 + 1).astype(np.float32)
+    area = np.where(i % 3 == 0, x * x, np.where(i % 3 == 1, np.float32(0.5) * x * x, np.float32(3.0) * x * x))
+    sides = np.where(i % 3 == 0, 4, np.where(i % 3 == 1, 3, 0)).astype(np.float32)
+    return (area + np.float32(100.0) * sides).astype(np.float32)
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_virtual_functions_with_device_new_and_delete(tmp_path, cudart):
+    n = 1000
+    run_kv("virtual_newdelete", n, tmp_path / "out", cudart=cudart)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), virtual_shapes_reference(n))
 
 
 @pytest.mark.parametrize("mode", ["-no-compress", "-compress-mode=size", "-compress-mode=speed",

@@ -118,3 +118,44 @@ def test_launch_configuration_checks_match_the_device(dataplane, cuda_program, c
     assert kv["coop"] == "cudaSuccess" and kv["coop_sum"] == "ok"
     assert kv["async_alloc"] == "cudaSuccess"
     assert kv["managed"] == "ok" and "error" not in kv
+
+
+def test_thrust_sort_and_cub_scan_built_for_compute_90_through_the_stub(dataplane, cuda_program, tmp_path, rng):
+    # the capability and PTX_VERSION the stub forwards must agree with the PTX the worker runs
+    n = 20_000
+    x = rng.integers(-100_000, 100_000, n, dtype=np.int32)
+    prog = cuda_program("cub_thrust_oneliners", arch=["-gencode", "arch=compute_90,code=compute_90"])
+    kv = kv_of(run_via_stub(prog, dataplane.unix, n, write(tmp_path / "in", x), tmp_path / "out"))
+    assert kv["cc"] == "12.1" and kv["ptx_version"] == "900"
+    out = np.fromfile(tmp_path / "out", np.uint8)
+    np.testing.assert_array_equal(out[:4 * n].view(np.int32), np.sort(x))
+    np.testing.assert_array_equal(out[4 * n:].view(np.int64), np.cumsum(x.astype(np.int64)))
+
+
+def test_arrive_wait_barrier_through_the_stub(dataplane, cuda_program, tmp_path, rng):
+    n = 5000
+    a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    prog = cuda_program("aw_barrier", arch=["-gencode", "arch=compute_90,code=compute_90"])
+    kv = kv_of(run_via_stub(prog, dataplane.unix, n, write(tmp_path / "in", a, b)))
+    assert kv["rounds_ok"] == "1"
+    assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
+
+
+def test_virtual_functions_through_the_stub(dataplane, cuda_program, tmp_path):
+    n = 500
+    kv_of(run_via_stub(cuda_program("virtual_newdelete"), dataplane.unix, n, tmp_path / "out"))
+    i = np.arange(n)
+    x = (i % 11 + 1).astype(np.float32)
+    area = np.where(i % 3 == 0, x * x, np.where(i % 3 == 1, np.float32(0.5) * x * x, np.float32(3.0) * x * x))
+    sides = np.where(i % 3 == 0, 4, np.where(i % 3 == 1, 3, 0)).astype(np.float32)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), (area + 100 * sides).astype(np.float32))
+
+
+def test_warp_aggregated_atomics_through_the_stub(dataplane, cuda_program, tmp_path, rng):
+    n, nb = 3000, 5
+    src = rng.integers(0, nb, n, dtype=np.int32)
+    kv = kv_of(run_via_stub(cuda_program("warp_aggregated"), dataplane.unix, n, nb, write(tmp_path / "in", src),
+                            tmp_path / "out"))
+    out = np.fromfile(tmp_path / "out", np.int32)
+    assert int(kv["nres"]) == out[0] == int((src > 0).sum())
+    np.testing.assert_array_equal(out[1 + n:1 + n + nb], np.bincount(src, minlength=nb))
