@@ -35,7 +35,7 @@
 #include "ptx.h"
 
 #define EMU_API __attribute__((visibility("default")))
-#define EMU_DRIVER_VERSION 13000
+#define EMU_DRIVER_VERSION 13020 /* a CUDA 13.2 driver: it JIT-compiles PTX ISA up to 9.2 (EMU_PTX_ISA_MAX), which CuPy 14's prebuilt kernels need */
 #define EMU_DEVICE_NAME "TensorFusion Emulated GPU (CPU)"
 /* The device's facts, chosen once from TF_EMU_CC (emu_device.c; default 12.1, see README): the
  * compute capability and the limits a real part of that capability reports. */

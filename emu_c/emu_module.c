@@ -10,7 +10,7 @@
 
 #include "emu_internal.h"
 
-#define EMU_PTX_ISA_MAX 90 /* PTX ISA 9.0: the newest a CUDA 13.0 driver (EMU_DRIVER_VERSION) JIT-compiles */
+#define EMU_PTX_ISA_MAX 92 /* PTX ISA 9.2: the newest a CUDA 13.2 driver (EMU_DRIVER_VERSION) JIT-compiles */
 
 /* The PTX executor lands separately; until it is linked in these resolve to NULL. */
 extern __typeof__(ptx_module_load) ptx_module_load __attribute__((weak));

@@ -46,7 +46,7 @@ out["cc"] = np.array(cp.cuda.Device(0).compute_capability)
 out["name"] = np.array(cp.cuda.runtime.getDeviceProperties(0)["name"].decode())
 """)
     assert str(got["ptx"]) == "1"
-    assert str(got["cc"]) == "80" and str(got["name"]) == "TensorFusion Emulated GPU (CPU)"
+    assert str(got["cc"]) == "121" and str(got["name"]) == "TensorFusion Emulated GPU (CPU)"
 
 
 def test_elementwise_ops_match_numpy(emu, tmp_path):
@@ -218,7 +218,9 @@ out["normal"] = cp.asnumpy(g.standard_normal(20000))
 
 
 def allocation_state(emu, alloc_id: str) -> int:
-    with SchedulerClient(emu.env.get("TF_SCHEDULER") or _embedded_address(emu)) as c:
+    from pathlib import Path
+    token = (Path(emu.env["TF_HOME"]) / "tenant.token").read_text().strip()   # the embedded default's tenant
+    with SchedulerClient(emu.env.get("TF_SCHEDULER") or _embedded_address(emu), token=token) as c:
         return c.get_allocation(alloc_id).state
 
 

@@ -22,7 +22,7 @@ _VRAM_UNITS = {  # multiplier to bytes
     "t": 10 ** 12, "tb": 10 ** 12,
 }
 _TFLOPS_UNITS = {"": 1.0, "t": 1.0, "tflops": 1.0, "g": 1e-3, "gflops": 1e-3, "m": 1e-3}
-_NUM = re.compile(r"^\s*([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
+_NUM = re.compile(r"^\s*(-?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
 VRAM_MAX_MIB = 1 << 30          # 1024Ti
 TFLOPS_MAX = 1e6
 

@@ -33,7 +33,7 @@ static void test_init_and_proc_address(void)
     CHECK(cuInit(1) == CUDA_ERROR_INVALID_VALUE);
     OK(cuInit(0));
     OK(cuDriverGetVersion(&v));
-    CHECK(v == 13000);
+    CHECK(v == 13020);
     void *fn = NULL;
     CUdriverProcAddressQueryResult st;
     OK(cuGetProcAddress_v2("cuMemAlloc", &fn, 12000, 0, &st));
