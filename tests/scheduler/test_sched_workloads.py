@@ -205,3 +205,25 @@ def test_tenants_see_their_own_namespace_and_admins_all(scheduler):
     with SchedulerClient(scheduler.address) as admin:       # $TF_HOME/admin.token
         assert sorted(x.namespace for x in admin.list_workloads()) == ["team-a", "team-b"]
         assert [x.name for x in admin.list_workloads(namespace="team-b")] == ["shared-name"]
+
+
+def test_prometheus_gauges_show_each_workloads_recommendation(start_scheduler, worker_admin):
+    import urllib.request
+    clock = Clock()
+    s = start_scheduler(clock=clock, autoscale_interval_s=0, node_timeout_s=1e9, lease_ttl_s=1e4,
+                        max_lease_ttl_s=1e5, metrics_listen="127.0.0.1:0")
+    s.clock = clock
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=100), admin=worker_admin.address)
+        c.apply_workload(workload())
+        a = c.allocate(workload="train", pool="p")
+        stream_usage(s, c, [a.id], tflops=8.0, vram_mib=900)
+        s.run(s.handle.service.autoscale())
+        rec = c.get_workload("train").status.recommendation
+    text = urllib.request.urlopen(f"http://127.0.0.1:{s.handle.metrics_port}/metrics", timeout=10).read().decode()
+    want = ('tensorfusion_scheduler_workload_recommendation{kind="requests",namespace="default",resource="tflops",'
+            f'workload="train"}} {rec.requests.tflops}')
+    assert want in text, text
+    assert 'tensorfusion_scheduler_workload_estimate{bound="lower",namespace="default",resource="tflops"' in text
+    assert ('tensorfusion_scheduler_workload_applied_recommended_replicas{namespace="default",workload="train"} 0.0'
+            in text)
