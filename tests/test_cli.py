@@ -71,7 +71,7 @@ def embedded_up(tf_env, up_args):
 
 def test_help_for_every_command(tf_env):
     for cmd in ([], ["up"], ["down"], ["scheduler"], ["worker"], ["run"], ["status"], ["demo"], ["token"],
-                ["token", "create"], ["workload"], ["workload", "apply"], ["workload", "get"]):
+                ["token", "create"], ["workload"], ["workload", "apply"], ["workload", "get"], ["top"]):
         r = tf(*cmd, "--help", env=tf_env)
         assert r.returncode == 0, r.stderr
         assert "usage: tensorfusion" in r.stdout
@@ -349,6 +349,14 @@ def test_workload_apply_get_list_and_run_with_the_workloads_resources(embedded_u
     assert r.returncode == 0, r.stdout + r.stderr
     row = next(line for line in r.stdout.splitlines() if line.startswith("alloc-"))
     assert tuple(row.split()[3:5]) == want, row
+
+    # `top --once`: one frame with the GPU, and the workload with its condition
+    r = tf("run", "--workload", "train-a", "--", sys.executable, "-m", "tfclient.cli", "top", "--once", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "TensorFusion Emulated" in out and "Workloads" in out and "Allocations" in out, out
+    wl_row = next(line for line in out.splitlines() if "train-a" in line and "NoUsageHistory" in line)
+    assert "default" in wl_row, out
 
 
 def test_bad_workload_files_are_one_line_naming_the_field(embedded_up, tmp_path):

@@ -1,4 +1,4 @@
-"""The `tensorfusion` command: up, down, scheduler, worker, run, status, demo, token, workload.
+"""The `tensorfusion` command: up, down, scheduler, worker, run, status, top, demo, token, workload.
 
 Each subcommand is a small function over the library pieces (tfclient.embedded for the embedded default,
 tfclient.scheduler_client for the control plane, tfworker.limits for local mode). Every failure ends with
@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="pool, nodes, GPUs and allocations")
     status.add_argument("--scheduler", default=None)
     status.set_defaults(func=cmd_status)
+
+    top = sub.add_parser("top", help="live view of GPUs, allocations and workloads (Ctrl-C stops)")
+    top.add_argument("--scheduler", default=None)
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between frames (default 2)")
+    top.set_defaults(func=cmd_top)
 
     demo = sub.add_parser("demo", help="build and run the bundled sample CUDA programs through `run`")
     demo.set_defaults(func=cmd_demo)
@@ -292,6 +298,18 @@ def cmd_status(args) -> int:
     from tfclient import status_table
     print(status_table.render(pool))
     return 0
+
+
+def cmd_top(args) -> int:
+    from tfclient import top
+    from tfclient.scheduler_client import SchedulerClient
+    address = config.scheduler_address(args.scheduler)
+    if not address:
+        raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
+    if not args.interval > 0:
+        raise CliError(f"--interval {args.interval:g}: use a number of seconds > 0")
+    with SchedulerClient(address, token=config.client_token(prefer=("admin", "tenant"))) as client:
+        return top.run(client, once=args.once, interval=args.interval)
 
 
 def cmd_token(args) -> int:
