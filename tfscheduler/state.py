@@ -7,16 +7,16 @@ into protobuf messages and WorkerAdmin calls. Time comes from `clock` so tests c
 """
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 import time
 import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
-import json
-
-from tfclient.errors import (AllocationInactive, InvalidRequest, NoCapacity, QuotaExceeded, UnknownAllocation,
-                             UnknownWorkload)
+from tfclient.errors import (AllocationInactive, InvalidRequest, NoCapacity, QuotaExceeded, TensorFusionError,
+                             UnknownAllocation, UnknownWorkload)
 from tfclient.quantity import parse_tflops, parse_vram_mib
 from tfscheduler import lease as leases
 from tfscheduler import validate
@@ -220,7 +220,6 @@ class SchedulerState:
             try:
                 self.autoscaler.restore(w.namespace, w.name, w.spec, w.status, w.checkpoint, w.updated_at)
             except (ValueError, KeyError, TypeError, WorkloadConfigError) as e:   # keep serving the rest
-                import logging
                 logging.getLogger("tfscheduler").error("workload %s/%s not restored: %s", w.namespace, w.name, e)
 
     def _put_pool(self, name: str, pol: PoolPolicy) -> None:
@@ -551,7 +550,7 @@ class SchedulerState:
         """The worker did not apply a change autoscale() made: the old figures go back, the status says why."""
         try:
             self.set_limits(new.id, old.lim_tflops, old.lim_vram_mib, old.tflops, old.vram_mib)
-        except Exception:
+        except TensorFusionError:     # ended meanwhile, or its old room taken: the next pass sorts it out
             pass
         e = self.autoscaler.entries.get((new.namespace, new.workload))
         if e is not None:

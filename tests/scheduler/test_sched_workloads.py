@@ -227,3 +227,17 @@ def test_prometheus_gauges_show_each_workloads_recommendation(start_scheduler, w
     assert 'tensorfusion_scheduler_workload_estimate{bound="lower",namespace="default",resource="tflops"' in text
     assert ('tensorfusion_scheduler_workload_applied_recommended_replicas{namespace="default",workload="train"} 0.0'
             in text)
+
+
+def test_a_worker_that_does_not_answer_keeps_the_old_limits_and_the_status_says_so(clocked):
+    with SchedulerClient(clocked.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=100), admin="127.0.0.1:1")     # nothing listens
+        c.apply_workload(workload(auto={"enable": True, "targetResource": "tflops"}))
+        a = c.allocate(workload="train", pool="p")
+        stream_usage(clocked, c, [a.id], tflops=8.0, vram_mib=900)
+        clocked.autoscale()
+        cond = condition(c.get_workload("train"), "ResourcesApplied")
+        assert (cond.status, cond.reason) == ("False", "WorkerUnreachable")
+        assert a.id in cond.message and "did not apply the new limits" in cond.message
+        kept = c.get_allocation(a.id)
+        assert (kept.requests.tflops, kept.limits.tflops) == (2, 4)
