@@ -71,7 +71,7 @@ def embedded_up(tf_env, up_args):
 
 def test_help_for_every_command(tf_env):
     for cmd in ([], ["up"], ["down"], ["scheduler"], ["worker"], ["run"], ["status"], ["demo"], ["token"],
-                ["token", "create"]):
+                ["token", "create"], ["workload"], ["workload", "apply"], ["workload", "get"], ["top"]):
         r = tf(*cmd, "--help", env=tf_env)
         assert r.returncode == 0, r.stderr
         assert "usage: tensorfusion" in r.stdout
@@ -299,3 +299,73 @@ def test_a_command_that_cannot_run_is_one_line_before_any_vgpu_is_allocated(tf_e
 def test_bad_numbers_and_flags_are_one_line_saying_what_is_allowed(tf_env, flags, says):
     line = one_line_error(tf("run", *flags, "--", "true", env=tf_env))
     assert says in line, line
+
+
+WORKLOAD_YAML = """\
+name: train-a
+resources:
+  requests: {tflops: "0.002", vram: 1Gi}
+  limits: {tflops: "0.004", vram: 2Gi}
+autoScalingConfig:
+  autoSetResources:
+    enable: true
+    targetResource: all
+  autoSetReplicas: {}
+  cronScalingRules:
+    - enable: true
+      name: "test"
+      start: "0 0 * * Thu"
+      end: "59 23 * * Thu"
+      desiredResources:
+        limits: {tflops: "0.006", vram: 10Gi}
+        requests: {tflops: "0.003", vram: 5Gi}
+"""
+
+
+def test_workload_apply_get_list_and_run_with_the_workloads_resources(embedded_up, tmp_path):
+    import json
+    env, _ = embedded_up
+    doc = tmp_path / "workload.yaml"
+    doc.write_text(WORKLOAD_YAML)
+    r = tf("workload", "apply", "-f", str(doc), env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "workload default/train-a applied"
+
+    view = json.loads(tf("workload", "get", "train-a", "-o", "json", env=env, check=True).stdout)
+    assert view["name"] == "train-a" and view["autoScalingConfig"]["autoSetResources"]["targetResource"] == "all"
+    cond = view["status"]["conditions"][0]
+    assert (cond["type"], cond["status"], cond["reason"]) == ("RecommendationProvided", "False", "NoUsageHistory")
+    thursday = time.gmtime().tm_wday == 3
+    assert view["status"]["activeCronScalingRule"] == ("test" if thursday else None)
+    want = ("0.003/0.006", "5120/10240") if thursday else ("0.002/0.004", "1024/2048")
+    assert "appliedRecommendedReplicas: 0" in tf("workload", "get", "train-a", env=env, check=True).stdout   # yaml
+
+    listed = tf("workload", "list", env=env, check=True).stdout.splitlines()
+    assert listed[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert listed[1].split()[:3] == ["default", "train-a", "0"]
+
+    # an allocation named after the workload, asking for nothing, runs with the workload's resources
+    r = tf("run", "--workload", "train-a", "--", sys.executable, "-m", "tfclient.cli", "status", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("alloc-"))
+    assert tuple(row.split()[3:5]) == want, row
+
+    # `top --once`: one frame with the GPU, and the workload with its condition
+    r = tf("run", "--workload", "train-a", "--", sys.executable, "-m", "tfclient.cli", "top", "--once", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "TensorFusion Emulated" in out and "Workloads" in out and "Allocations" in out, out
+    wl_row = next(line for line in out.splitlines() if "train-a" in line and "NoUsageHistory" in line)
+    assert "default" in wl_row, out
+
+
+def test_bad_workload_files_are_one_line_naming_the_field(embedded_up, tmp_path):
+    env, _ = embedded_up
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(WORKLOAD_YAML.replace("targetResource: all", "targetResource: gpu"))
+    line = one_line_error(tf("workload", "apply", "-f", str(bad), env=env))
+    assert "autoScalingConfig.autoSetResources.targetResource: 'gpu' must be all, tflops, vram or empty" in line
+    bad.write_text("name: [unclosed\n")
+    assert "is not valid YAML (line" in one_line_error(tf("workload", "apply", "-f", str(bad), env=env))
+    assert "cannot read" in one_line_error(tf("workload", "apply", "-f", str(tmp_path / "none.yaml"), env=env))
+    assert "'nope' does not exist" in one_line_error(tf("workload", "get", "nope", env=env))

@@ -43,15 +43,16 @@ worker_envs: dict = {}   # node name -> the environment its worker runs with (it
 
 
 @contextlib.contextmanager
-def running_cluster(tmp_path, nodes, worker_args=()):
+def running_cluster(tmp_path, nodes, worker_args=(), scheduler_args=(), extra_env=None):
     """One scheduler + a worker per node (1 GiB emulated GPU each); yields (env, scheduler address)."""
-    env = dict(os.environ, TF_HOME=str(tmp_path), TF_SECRET="test-secret", TF_EMU_VRAM_MIB="1024")
+    env = dict(os.environ, TF_HOME=str(tmp_path), TF_SECRET="test-secret", TF_EMU_VRAM_MIB="1024",
+               **(extra_env or {}))
     env.pop("TF_TOKEN", None)
     saved_token = os.environ.pop("TF_TOKEN", None)
     procs = []
     try:
         sched, m = start(["scheduler", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "s.db"),
-                          "--heartbeat-interval", "0.5", "--node-timeout", "2"], env,
+                          "--heartbeat-interval", "0.5", "--node-timeout", "2", *scheduler_args], env,
                          r"listening on (\S+:\d+)")
         procs.append(sched)
         address = m.group(1)
@@ -553,3 +554,52 @@ def test_run_vram_cap_holds_for_all_processes_of_the_command(one_worker, tmp_pat
                         "bash", "-c", script], env=env, capture_output=True, text=True, timeout=180)
     lines = sorted(line for line in r.stdout.splitlines() if line.strip())
     assert lines == ["FAIL setup CUDA_ERROR_OUT_OF_MEMORY"] + ["holding 80 MiB"] * 3, r.stdout + r.stderr
+
+
+def test_workload_using_more_compute_than_its_limit_gets_a_raised_limit_live(tmp_path):
+    """Autoscaling end to end (seed 004): a workload with autoSetResources enabled for TFLOPS runs a busy
+    kernel loop at its 2-TFLOPS limit; the worker's heartbeats feed the scheduler's histogram, the autoscale
+    loop recommends more, and the new limit lands in the running session's limiter region (no restart)."""
+    import grpc
+    cfg = tmp_path / "sched.toml"
+    cfg.write_text("autoscale_interval_s = 1.0\nvram_peak_interval_s = 2.0\n")
+    worker_rpc = load("worker_pb2_grpc")
+    worker_pb = load("worker_pb2")
+    # the emulated GPU counts as a 10-TFLOPS device, so 2 TFLOPS is a 20% duty cycle
+    with running_cluster(tmp_path, ["node-a"], scheduler_args=["--config", str(cfg)],
+                         extra_env={"TF_GPU_TFLOPS": "10"}) as (env, address):
+        with SchedulerClient(address) as client:
+            client.apply_workload({
+                "name": "busy", "resources": {"requests": {"tflops": "1", "vram": "256Mi"},
+                                              "limits": {"tflops": "2", "vram": "512Mi"}},
+                "autoScalingConfig": {"autoSetResources": {"enable": True, "targetResource": "tflops",
+                                                           "confidenceInterval": "10s"}}})
+            alloc = client.allocate(workload="busy", lease_ttl=120)
+            assert (alloc.requests.tflops, alloc.limits.tflops) == (1, 2)
+            program = build_cuda("lim_busy")
+            client_env = dict(env, TF_WORKER=f"unix:{alloc.endpoints.unix_path}", TF_LEASE=alloc.lease_token,
+                              LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+            proc = subprocess.Popen([str(program), "60", "20000"], env=client_env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            try:
+                def region_limit():
+                    with grpc.insecure_channel(alloc.endpoints.admin) as channel:
+                        usage = worker_rpc.WorkerAdminStub(channel).GetUsage(worker_pb.GetUsageRequest(), timeout=5)
+                    return next((s.limits.tflops for s in usage.sessions if s.allocation_id == alloc.id), 0.0)
+
+                wait_for(lambda: region_limit() == 2.0, timeout=30,
+                         what="the session's region with its 2-TFLOPS limit")
+                wait_for(lambda: region_limit() > 2.0, timeout=45, what="a raised TFLOPS limit in the region")
+                assert proc.poll() is None, "the session was restarted or ended: " + (proc.stdout.read() or "")
+                w = client.get_workload("busy")
+                cond = next(c for c in w.status.conditions if c.type == "RecommendationProvided")
+                assert (cond.status, cond.reason) == ("True", "OutOfEstimatedBound")
+                assert cond.message.startswith("TFLOPS scaled up due to (1) below lower bound (")
+                now = client.get_allocation(alloc.id)
+                assert now.limits.tflops == pytest.approx(region_limit()) and now.limits.tflops > 2
+                assert now.limits.vram_mib == 512                       # target tflops only
+                assert w.status.applied_recommended_replicas == 1
+            finally:
+                proc.kill()
+                proc.wait()
+            client.release(alloc.id)

@@ -1,4 +1,4 @@
-"""The `tensorfusion` command: up, down, scheduler, worker, run, status, demo, token.
+"""The `tensorfusion` command: up, down, scheduler, worker, run, status, top, demo, token, workload.
 
 Each subcommand is a small function over the library pieces (tfclient.embedded for the embedded default,
 tfclient.scheduler_client for the control plane, tfworker.limits for local mode). Every failure ends with
@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vram-limit", default=None, help="VRAM limit (default: the request)")
     run.add_argument("--qos", default="medium", choices=["low", "medium", "high", "critical"])
     run.add_argument("--pool", default="default")
+    run.add_argument("--workload", default=None,
+                     help="workload name (autoscaling: `tensorfusion workload apply`); with no --tflops/--vram the "
+                          "workload's current resources")
     run.add_argument("--gpu-model", default=None, help="only GPUs of this model")
     run.add_argument("--transport", default="auto", choices=["auto", "unix", "tcp"],
                      help="data plane to use (auto: Unix socket when the worker is on this host)")
@@ -119,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="pool, nodes, GPUs and allocations")
     status.add_argument("--scheduler", default=None)
     status.set_defaults(func=cmd_status)
+
+    top = sub.add_parser("top", help="live view of GPUs, allocations and workloads (Ctrl-C stops)")
+    top.add_argument("--scheduler", default=None)
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between frames (default 2)")
+    top.set_defaults(func=cmd_top)
 
     demo = sub.add_parser("demo", help="build and run the bundled sample CUDA programs through `run`")
     demo.set_defaults(func=cmd_demo)
@@ -135,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id")
     tsub.add_parser("list", help="active tokens (ids, roles, bindings)")
     token.set_defaults(func=cmd_token)
+
+    wl = sub.add_parser("workload", help="workloads and their autoscaling (seed 004): apply, get, list")
+    wl.add_argument("--scheduler", default=None)
+    wl.add_argument("--namespace", default="", help="namespace (default: your token's; admin: default)")
+    wsub = wl.add_subparsers(dest="workload_command", metavar="ACTION", required=True)
+    wapply = wsub.add_parser("apply", help="create or replace a workload from a YAML (or JSON) file")
+    wapply.add_argument("-f", "--filename", required=True, help="the workload document ('-' = stdin)")
+    wget = wsub.add_parser("get", help="a workload's spec and status (conditions, recommendation, cron rule)")
+    wget.add_argument("name")
+    wget.add_argument("-o", "--output", default="yaml", choices=["yaml", "json"])
+    wsub.add_parser("list", help="workloads, their recommendation and active cron rule")
+    wl.set_defaults(func=cmd_workload)
     return p
 
 
@@ -222,7 +243,7 @@ def cmd_run(args) -> int:
     from tfclient.attach import allocate
     lease = allocate(scheduler=address, tflops=tflops or 0.0, tflops_limit=tflops_limit or 0.0,
                      vram_mib=vram_mib or 0, vram_limit_mib=vram_limit_mib or 0, qos=args.qos, pool=args.pool,
-                     gpu_model=args.gpu_model)
+                     gpu_model=args.gpu_model, workload=args.workload or "")
     # SIGTERM must not skip the release below (subprocess.run kills CMD when interrupted).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
@@ -279,6 +300,18 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_top(args) -> int:
+    from tfclient import top
+    from tfclient.scheduler_client import SchedulerClient
+    address = config.scheduler_address(args.scheduler)
+    if not address:
+        raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
+    if not args.interval > 0:
+        raise CliError(f"--interval {args.interval:g}: use a number of seconds > 0")
+    with SchedulerClient(address, token=config.client_token(prefer=("admin", "tenant"))) as client:
+        return top.run(client, once=args.once, interval=args.interval)
+
+
 def cmd_token(args) -> int:
     from tfclient.scheduler_client import SchedulerClient
     address = config.scheduler_address(args.scheduler)
@@ -295,6 +328,82 @@ def cmd_token(args) -> int:
             for t in client.list_tokens():
                 bound = f"namespace={t.namespace}" if t.namespace else f"node={t.node_name}" if t.node_name else ""
                 print(f"{t.id}  {t.role:<6}  {bound}  {t.description}".rstrip())
+    return 0
+
+
+def _load_document(path: str) -> dict:
+    """A workload document from a YAML/JSON file (JSON is YAML) -> dict; CliError (one line) if unreadable."""
+    import yaml
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {e.strerror or e}")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise CliError(f"{path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}")
+    if not isinstance(doc, dict):
+        raise CliError(f"{path}: expected a workload document (a mapping with name, resources, autoScalingConfig)")
+    return doc
+
+
+def _res_dict(r) -> dict:
+    return {"tflops": f"{r.tflops:g}", "vram": f"{r.vram_mib}Mi"}
+
+
+def workload_view(w) -> dict:
+    """A Workload message as the seed's document: spec fields, then status with the seed's field names."""
+    import json
+    st = w.status
+    status = {"conditions": [{"lastTransitionTime": c.last_transition_time, "message": c.message,
+                              "reason": c.reason, "status": c.status, "type": c.type} for c in st.conditions]}
+    if st.HasField("recommendation"):
+        status["recommendation"] = {"limits": _res_dict(st.recommendation.limits),
+                                    "requests": _res_dict(st.recommendation.requests)}
+    status["appliedRecommendedReplicas"] = st.applied_recommended_replicas
+    status["activeCronScalingRule"] = st.active_cron_scaling_rule or None
+    if st.HasField("effective"):
+        status["resources"] = {"limits": _res_dict(st.effective.limits), "requests": _res_dict(st.effective.requests)}
+    status["allocations"] = list(w.allocation_ids)
+    doc = json.loads(w.spec_json or "{}")
+    return {**doc, "namespace": w.namespace, "status": status}
+
+
+def cmd_workload(args) -> int:
+    from tfclient.scheduler_client import SchedulerClient
+    address = config.scheduler_address(args.scheduler)
+    if not address:
+        raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
+    with SchedulerClient(address, token=config.client_token(prefer=("tenant", "admin"))) as client:
+        if args.workload_command == "apply":
+            w = client.apply_workload(_load_document(args.filename), namespace=args.namespace)
+            print(f"workload {w.namespace}/{w.name} applied")
+        elif args.workload_command == "get":
+            view = workload_view(client.get_workload(args.name, namespace=args.namespace))
+            if args.output == "json":
+                import json
+                print(json.dumps(view, indent=2))
+            else:
+                import yaml
+                print(yaml.safe_dump(view, sort_keys=False).rstrip())
+        else:
+            rows = [("NAMESPACE", "NAME", "ALLOCATIONS", "RECOMMENDED (REQ/LIM)", "CRON RULE", "CONDITION")]
+            for w in client.list_workloads(namespace=args.namespace):
+                st = w.status
+                rec = "-"
+                if st.HasField("recommendation"):
+                    r = st.recommendation
+                    rec = (f"{r.requests.tflops:g}/{r.limits.tflops:g} TFLOPS "
+                           f"{r.requests.vram_mib}/{r.limits.vram_mib} MiB")
+                cond = next((f"{c.reason}: {c.message}" for c in st.conditions
+                             if c.type == "RecommendationProvided"), "-")
+                rows.append((w.namespace, w.name, str(len(w.allocation_ids)), rec,
+                             st.active_cron_scaling_rule or "-", cond))
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+            for r in rows:
+                print("  ".join(c.ljust(wd) for c, wd in zip(r, widths)) + "  " + r[-1])
     return 0
 
 

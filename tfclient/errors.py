@@ -33,6 +33,10 @@ class UnknownAllocation(NotFound):
     pass
 
 
+class UnknownWorkload(NotFound):
+    pass
+
+
 class UnknownWorker(NotFound):
     pass
 
@@ -88,7 +92,8 @@ class WorkerUnreachable(TensorFusionError, ConnectionError):
 
 _BY_NAME = {cls.__name__: cls for cls in (
     TensorFusionError, InvalidRequest, InvalidQuantity, NotFound, UnknownPool, UnknownAllocation,
-    UnknownWorker, NoCapacity, QuotaExceeded, LeaseError, LeaseInvalid, LeaseExpired, AllocationInactive,
+    UnknownWorker, UnknownWorkload, NoCapacity, QuotaExceeded, LeaseError, LeaseInvalid, LeaseExpired,
+    AllocationInactive,
     SchedulerUnreachable, WorkerUnreachable, Unauthenticated, PermissionDenied, UnknownToken)}
 
 _BY_CODE = {

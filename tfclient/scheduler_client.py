@@ -150,6 +150,17 @@ class SchedulerClient:
         return self._call("SetAllocationLimits", limits_request(allocation_id, tflops, vram, tflops_request,
                                                                 vram_request))
 
+    # workloads (seed 004): doc = the workload document as a dict (YAML/JSON loaded)
+    def apply_workload(self, doc: dict, namespace=""):
+        import json
+        return self._call("ApplyWorkload", pb.ApplyWorkloadRequest(namespace=namespace, spec_json=json.dumps(doc)))
+
+    def get_workload(self, name, namespace=""):
+        return self._call("GetWorkload", pb.GetWorkloadRequest(namespace=namespace, name=name))
+
+    def list_workloads(self, namespace=""):
+        return list(self._call("ListWorkloads", pb.ListWorkloadsRequest(namespace=namespace)).workloads)
+
     def close(self) -> None:
         self._channel.close()
 

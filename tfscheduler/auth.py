@@ -46,6 +46,9 @@ POLICY = {
     "CreateToken": (ADMIN,),
     "RevokeToken": (ADMIN,),
     "ListTokens": (ADMIN,),
+    "ApplyWorkload": (TENANT, ADMIN),      # tenants: their own namespace (checked by the handler)
+    "GetWorkload": (TENANT, ADMIN),
+    "ListWorkloads": (TENANT, ADMIN),
 }
 
 

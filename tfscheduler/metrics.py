@@ -72,6 +72,39 @@ class SchedulerMetrics:
         for state, c in sorted(dict(st.ended_counts).items()):
             ended.add_metric([state], c)
         yield ended
+        yield from self._workloads()
+
+    def _workloads(self):
+        """Per workload (seed 004): the recommendation, the VPA estimates, replicas running the recommendation
+        and whether a cron rule is active."""
+        labels = ["namespace", "workload", "resource"]
+        rec = GaugeMetricFamily("tensorfusion_scheduler_workload_recommendation",
+                                "Recommended per-GPU resources (TFLOPS; VRAM in MiB)", labels=labels + ["kind"])
+        est = GaugeMetricFamily("tensorfusion_scheduler_workload_estimate",
+                                "VPA estimate of per-GPU usage (TFLOPS; VRAM in MiB)", labels=labels + ["bound"])
+        applied = GaugeMetricFamily("tensorfusion_scheduler_workload_applied_recommended_replicas",
+                                    "Allocations running with the recommendation", labels=["namespace", "workload"])
+        cron = GaugeMetricFamily("tensorfusion_scheduler_workload_cron_rule_active",
+                                 "1 while a cron scaling rule is active", labels=["namespace", "workload", "rule"])
+        for e in sorted(list(self.state.autoscaler.entries.values()), key=lambda e: e.key):
+            ns, name = e.key
+            r = e.recommendation
+            if r is not None:
+                for res, kind, v in (("tflops", "requests", r.tflops), ("tflops", "limits", r.lim_tflops),
+                                     ("vram_mib", "requests", r.vram_mib), ("vram_mib", "limits", r.lim_vram_mib)):
+                    if v is not None:
+                        rec.add_metric([ns, name, res, kind], float(v))
+            for res, x in (("tflops", e.est_tflops), ("vram_mib", e.est_vram)):
+                if x is not None:
+                    for bound, v in (("target", x.target), ("lower", x.lower_bound), ("upper", x.upper_bound)):
+                        est.add_metric([ns, name, res, bound], float(v))
+            applied.add_metric([ns, name], float(e.applied_replicas))
+            if e.active_rule:
+                cron.add_metric([ns, name, e.active_rule], 1.0)
+        yield rec
+        yield est
+        yield applied
+        yield cron
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import os
 import time
 
 import grpc
 
-from tfclient.errors import PermissionDenied, TensorFusionError, WorkerUnreachable, to_status
+from tfclient.errors import InvalidRequest, PermissionDenied, TensorFusionError, WorkerUnreachable, to_status
 from tfclient.protos import load
 from tfscheduler import auth, validate
 from tfscheduler import lease as lease_tokens
@@ -169,6 +170,33 @@ class SchedulerService(rpc.SchedulerServicer):
     async def GetAllocation(self, request, context):
         return self._alloc_pb(self._owned(request.allocation_id))
 
+    async def order_limits(self, a, token: str) -> None:
+        """Orders a's worker (signed SetSessionLimits) to enforce a's limits now. grpc.RpcError if it did not."""
+        node = self.state.nodes.get(a.worker_id)
+        if node and node.admin:
+            await self._admin(node.admin).SetSessionLimits(
+                wpb.SetSessionLimitsRequest(
+                    allocation_id=a.id, limits=_res(a.lim_tflops, a.lim_vram_mib), lease_token=token,
+                    auth_token=lease_tokens.sign_order("limits", a.id, self.state.secret,
+                                                       tflops=float(a.lim_tflops),
+                                                       vram_mib=int(round(a.lim_vram_mib)))),
+                timeout=self.state.cfg.admin_timeout_s)
+
+    async def autoscale(self) -> None:
+        """One pass of the workload loop (state.autoscale) and the worker orders for what it changed."""
+        changes = self.state.autoscale()
+
+        async def one(new, old):
+            try:
+                await self.order_limits(new, self.state.token(new))
+                log.info("autoscale: %s (workload %s/%s) now requests %g TFLOPS/%d MiB, limits %g TFLOPS/%d MiB",
+                         new.id, new.namespace, new.workload, new.tflops, new.vram_mib, new.lim_tflops,
+                         new.lim_vram_mib)
+            except grpc.RpcError as e:
+                self.state.autoscale_failed(new, old, f"worker {new.worker_id} did not apply the new limits "
+                                                      f"({e.code().name}: {e.details()})")
+        await asyncio.gather(*(one(n, o) for n, o in changes))
+
     async def SetAllocationLimits(self, request, context):
         old = self.state.get(request.allocation_id)
         a = self.state.set_limits(request.allocation_id, request.limits.tflops, request.limits.vram_mib,
@@ -177,13 +205,7 @@ class SchedulerService(rpc.SchedulerServicer):
         node = self.state.nodes.get(a.worker_id)
         if node and node.admin:
             try:
-                await self._admin(node.admin).SetSessionLimits(
-                    wpb.SetSessionLimitsRequest(
-                        allocation_id=a.id, limits=_res(a.lim_tflops, a.lim_vram_mib), lease_token=token,
-                        auth_token=lease_tokens.sign_order("limits", a.id, self.state.secret,
-                                                           tflops=float(a.lim_tflops),
-                                                           vram_mib=int(round(a.lim_vram_mib)))),
-                    timeout=self.state.cfg.admin_timeout_s)
+                await self.order_limits(a, token)
             except grpc.RpcError as e:
                 try:  # put the old figures back: the worker never saw the new ones
                     self.state.set_limits(a.id, old.lim_tflops, old.lim_vram_mib, old.tflops, old.vram_mib)
@@ -275,6 +297,62 @@ class SchedulerService(rpc.SchedulerServicer):
                                              if request.include_revoked or not r.revoked_at])
 
 
+    # ---- workloads (seed 004) ----
+    @staticmethod
+    def _namespace(namespace: str) -> str:
+        """The namespace a workload call acts in: "" = a tenant's own ("default" for an admin)."""
+        validate.name("namespace", namespace)
+        p = auth.caller()
+        if p.role == auth.TENANT:
+            if namespace and namespace != p.namespace:
+                raise PermissionDenied(f"your token is for namespace {p.namespace!r}, not {namespace!r}: "
+                                       f"only an admin acts in other namespaces")
+            return p.namespace
+        return namespace or "default"
+
+    def _workload_pb(self, e) -> "pb.Workload":
+        st = pb.WorkloadStatus(applied_recommended_replicas=e.applied_replicas,
+                               active_cron_scaling_rule=e.active_rule)
+        for c in e.conditions.values():
+            st.conditions.add(type=c["type"], status=c["status"], reason=c["reason"], message=c["message"],
+                              last_transition_time=c["lastTransitionTime"])
+        for field_name, r in (("recommendation", e.recommendation), ("effective", e.effective)):
+            if r is not None:
+                getattr(st, field_name).CopyFrom(pb.ResourceRequirements(
+                    requests=_res(r.tflops or 0.0, r.vram_mib or 0), limits=_res(r.lim_tflops or 0.0,
+                                                                                r.lim_vram_mib or 0)))
+        for field_name, est in (("tflops_estimate", e.est_tflops), ("vram_estimate", e.est_vram)):
+            if est is not None:
+                getattr(st, field_name).CopyFrom(pb.Estimate(target=est.target, lower_bound=est.lower_bound,
+                                                             upper_bound=est.upper_bound))
+        return pb.Workload(name=e.name, namespace=e.namespace, spec_json=json.dumps(e.doc), status=st,
+                           allocation_ids=[a.id for a in self.state.workload_allocs(e)], updated_at=e.updated_at)
+
+    async def ApplyWorkload(self, request, context):
+        namespace = self._namespace(request.namespace)
+        try:
+            doc = json.loads(request.spec_json)
+        except ValueError as e:
+            raise InvalidRequest(f"spec_json: not a JSON document ({e})") from None
+        e = self.state.apply_workload(namespace, doc)
+        log.info("workload %s/%s applied by %s", namespace, e.name, auth.caller().token_id)
+        return self._workload_pb(e)
+
+    async def GetWorkload(self, request, context):
+        validate.text("name", request.name)
+        return self._workload_pb(self.state.get_workload(self._namespace(request.namespace), request.name))
+
+    async def ListWorkloads(self, request, context):
+        validate.name("namespace", request.namespace)
+        namespace = request.namespace
+        p = auth.caller()
+        if p.role == auth.TENANT:
+            namespace = self._namespace(namespace)
+        entries = sorted(self.state.autoscaler.entries.values(), key=lambda e: e.key)
+        return pb.ListWorkloadsResponse(workloads=[self._workload_pb(e) for e in entries
+                                                   if not namespace or e.namespace == namespace])
+
+
 def _typed_errors(method):
     """Turns TensorFusionError raised by a handler into its status code + "tf-error" metadata.
     (A decorator rather than a grpc.aio interceptor: interceptors cost ~0.1 ms per call here.)"""
@@ -289,7 +367,8 @@ def _typed_errors(method):
 
 
 for _name in ("RegisterWorker", "Heartbeat", "Allocate", "Release", "RenewLease", "GetAllocation", "ListPool",
-              "SetAllocationLimits", "CreateToken", "RevokeToken", "ListTokens"):
+              "SetAllocationLimits", "CreateToken", "RevokeToken", "ListTokens", "ApplyWorkload", "GetWorkload",
+              "ListWorkloads"):
     setattr(SchedulerService, _name, _typed_errors(getattr(SchedulerService, _name)))
 
 
@@ -310,6 +389,7 @@ class SchedulerServer:
         self.server, self.service, self.state, self.port, self.host = server, service, state, port, host
         self.tokens = service.tokens
         self._ticker: asyncio.Task | None = None
+        self._autoscaler: asyncio.Task | None = None
         self.metrics_port: int | None = None
 
     @property
@@ -324,12 +404,21 @@ class SchedulerServer:
             except Exception:  # a bad tick must not stop expiry for good
                 log.exception("scheduler tick failed")
 
+    async def _autoscale_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.state.cfg.autoscale_interval_s)
+            try:
+                await self.service.autoscale()
+            except Exception:  # a bad pass must not stop the loop for good
+                log.exception("autoscale pass failed")
+
     async def wait_for_termination(self) -> None:
         await self.server.wait_for_termination()
 
     async def stop(self, grace: float | None = 1.0) -> None:
-        if self._ticker:
-            self._ticker.cancel()
+        for t in (self._ticker, self._autoscaler):
+            if t:
+                t.cancel()
         await self.server.stop(grace)
         await self.service.close()
         if self.service.metrics is not None:
@@ -338,10 +427,13 @@ class SchedulerServer:
 
 
 async def serve(listen: str, db_path: str, secret: bytes, config: Config | None = None,
-                config_path: str | None = None, metrics_listen: str | None = None, **overrides) -> SchedulerServer:
+                config_path: str | None = None, metrics_listen: str | None = None, clock=None,
+                **overrides) -> SchedulerServer:
     """Starts the scheduler on listen ("host:port", port 0 = any free port) with state in db_path.
     metrics_listen: "host:port" for Prometheus metrics (handle.metrics_port tells the bound port).
-    overrides: Config fields (lease_ttl_s=..., node_timeout_s=..., tick_s=...)."""
+    clock: the state's time source (unix seconds; default time.time), for tests of time-driven behaviour.
+    overrides: Config fields (lease_ttl_s=..., node_timeout_s=..., tick_s=..., autoscale_interval_s=...; 0
+    turns the autoscale loop off)."""
     if not secret:
         raise ValueError("the lease secret is empty: pass the shared secret (tfclient.config.secret())")
     cfg = config or load_config(config_path, **overrides)
@@ -350,7 +442,7 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
             setattr(cfg, k, v)
     if os.path.dirname(db_path):
         os.makedirs(os.path.dirname(db_path), exist_ok=True)
-    state = SchedulerState(SqliteStore(db_path), secret, cfg)
+    state = SchedulerState(SqliteStore(db_path), secret, cfg, clock=clock or time.time)
     tokens = auth.TokenRegistry(state.store)
     service = SchedulerService(state, tokens)
     server = grpc.aio.server(interceptors=[auth.AuthInterceptor(tokens)], options=SERVER_OPTIONS)
@@ -366,6 +458,8 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
         service.metrics = SchedulerMetrics(state, metrics_listen)
         handle.metrics_port = service.metrics.port
     handle._ticker = asyncio.get_running_loop().create_task(handle._tick_loop())
+    if cfg.autoscale_interval_s > 0:
+        handle._autoscaler = asyncio.get_running_loop().create_task(handle._autoscale_loop())
     log.info("tfscheduler listening on %s (db %s, %d node(s), %d allocation(s) restored)", handle.address,
              db_path, len(state.nodes), len(state.allocs))
     return handle

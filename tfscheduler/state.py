@@ -7,20 +7,25 @@ into protobuf messages and WorkerAdmin calls. Time comes from `clock` so tests c
 """
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 import time
 import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
-from tfclient.errors import (AllocationInactive, InvalidRequest, UnknownAllocation)
+from tfclient.errors import (AllocationInactive, InvalidRequest, NoCapacity, QuotaExceeded, TensorFusionError,
+                             UnknownAllocation, UnknownWorkload)
 from tfclient.quantity import parse_tflops, parse_vram_mib
 from tfscheduler import lease as leases
 from tfscheduler import validate
 from tfscheduler.models import lookup_tflops, match_override
 from tfscheduler.placement import (MEDIUM, QOS_BY_NAME, QOS_NAMES, Alloc, Gpu, PlacementIndex, PoolPolicy, Quota,
                                    Request)
-from tfscheduler.storage import AllocationRecord, GpuRecord, NodeRecord, PoolRecord, Store
+from tfscheduler.autoscaler import RESOURCES_APPLIED, Autoscaler, WorkloadEntry, matches
+from tfscheduler.storage import AllocationRecord, GpuRecord, NodeRecord, PoolRecord, Store, WorkloadRecord
+from tfscheduler.workload_config import WorkloadConfigError
 
 # scheduler_pb2.AllocationState values (kept here so this module needs no generated code)
 ACTIVE, RELEASED, EXPIRED, PREEMPTED, LOST = 1, 2, 3, 4, 5
@@ -69,6 +74,8 @@ class Config:
     node_timeout_s: float = 15.0
     tick_s: float = 1.0
     admin_timeout_s: float = 2.0
+    autoscale_interval_s: float = 30.0     # the workload loop: estimates, cron rules, live limit changes
+    vram_peak_interval_s: float = 300.0    # VRAM samples are the peak per allocation over this long
     default_policy: PoolPolicy = field(default_factory=PoolPolicy)
     pools: dict = field(default_factory=dict)       # name -> PoolPolicy
     quotas: dict = field(default_factory=dict)      # namespace -> Quota
@@ -97,7 +104,7 @@ def load_config(path: str | None, **overrides) -> Config:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     for key in ("lease_ttl_s", "max_lease_ttl_s", "heartbeat_interval_s", "node_timeout_s", "tick_s",
-                "admin_timeout_s"):
+                "admin_timeout_s", "autoscale_interval_s", "vram_peak_interval_s"):
         if key in data:
             setattr(cfg, key, float(data[key]))
     known = set(PoolPolicy.__dataclass_fields__)
@@ -172,6 +179,7 @@ class SchedulerState:
         self.ended_counts: dict[str, int] = {}      # state name -> allocations ended so (metrics)
         self.index.quotas.update(self.cfg.quotas)
         self._next_prune = 0.0
+        self.autoscaler = Autoscaler(self.cfg.vram_peak_interval_s)
         self._load()
 
     # ---- start ----
@@ -207,6 +215,12 @@ class SchedulerState:
                 renewals.append((a.id, a.lease_expires_at))
             self.allocs[a.id] = a
         self.store.renew_leases(renewals)
+        # a Store engine without the workload keys (storage.py) keeps working; it just forgets workloads
+        for w in (self.store.load_workloads() if hasattr(self.store, "load_workloads") else ()):
+            try:
+                self.autoscaler.restore(w.namespace, w.name, w.spec, w.status, w.checkpoint, w.updated_at)
+            except (ValueError, KeyError, TypeError, WorkloadConfigError) as e:   # keep serving the rest
+                logging.getLogger("tfscheduler").error("workload %s/%s not restored: %s", w.namespace, w.name, e)
 
     def _put_pool(self, name: str, pol: PoolPolicy) -> None:
         self.index.set_policy(name, pol)
@@ -315,8 +329,11 @@ class SchedulerState:
                 acc = per_alloc.setdefault(aid, [0.0, 0])
                 acc[0], acc[1] = acc[0] + t, acc[1] + v
         for aid, (t, v) in per_alloc.items():
-            n = len(self.allocs[aid].gpu_uuids)
+            a = self.allocs[aid]
+            n = len(a.gpu_uuids)
             self.alloc_usage[aid] = (t / n, v // n)
+            if a.workload:                 # autoscaling input: per-GPU usage of each allocation
+                self.autoscaler.observe(a.namespace, a.workload, aid, t / n, v / n, now)
         for aid in [aid for aid in self.alloc_usage if aid not in per_alloc]:
             a = self.allocs.get(aid)
             if a is None or a.worker_id == worker_id:   # no session on its worker any more: nothing in use
@@ -367,6 +384,14 @@ class SchedulerState:
             raise InvalidRequest(f"qos {qos} unknown: use one of {', '.join(QOS_BY_NAME)}")
         if local_gpu and not client_node:
             raise InvalidRequest("local_gpu needs client_node (the node the client runs on)")
+        wl = self.autoscaler.entries.get((namespace or "default", workload)) if workload else None
+        if wl is not None and wl.effective and tflops <= 0 and vram_mib <= 0 and lim_tflops <= 0 \
+                and lim_vram_mib <= 0:       # nothing asked: the workload's resources (cron rule, recommendation)
+            eff = wl.effective
+            tflops, vram_mib = eff.tflops or 0.0, eff.vram_mib or 0
+            lim_tflops, lim_vram_mib = eff.lim_tflops or 0.0, eff.lim_vram_mib or 0
+            if not pool and wl.cfg.pool:
+                pool = wl.cfg.pool if wl.cfg.pool in self.index.policies else pool
         if tflops <= 0 and vram_mib <= 0 and (lim_tflops > 0 or lim_vram_mib > 0):
             tflops, vram_mib = lim_tflops, lim_vram_mib     # only limits given: requests = limits (as Kubernetes)
         ttl = lease_ttl_s or self.cfg.lease_ttl_s
@@ -449,6 +474,89 @@ class SchedulerState:
         self.allocs[aid] = new
         return new
 
+    # ---- workloads (autoscaling) ----
+    def apply_workload(self, namespace: str, doc) -> WorkloadEntry:
+        """Creates or replaces a workload from its document (WorkloadConfigError -> InvalidRequest)."""
+        validate.name("namespace", namespace)
+        e = self.autoscaler.entries.get((namespace, doc.get("name"))) if isinstance(doc, dict) else None
+        try:
+            new = self.autoscaler.apply(namespace, doc, self.clock())
+        except WorkloadConfigError as err:
+            raise InvalidRequest(f"workload: {err}") from None
+        try:
+            if hasattr(self.store, "put_workload"):
+                self.store.put_workload(self._workload_record(new))
+        except Exception:
+            if e is None:
+                self.autoscaler.entries.pop(new.key, None)
+            else:
+                self.autoscaler.entries[e.key] = e
+            raise
+        self.autoscaler.evaluate(new, self.clock(), self.workload_allocs(new))
+        return new
+
+    @staticmethod
+    def _workload_record(e: WorkloadEntry) -> WorkloadRecord:
+        return WorkloadRecord(e.namespace, e.name, json.dumps(e.doc), json.dumps(e.status()),
+                              json.dumps(e.checkpoint()), e.updated_at)
+
+    def get_workload(self, namespace: str, name: str) -> WorkloadEntry:
+        e = self.autoscaler.entries.get((namespace, name))
+        if e is None:
+            raise UnknownWorkload(f"workload {name!r} does not exist in namespace {namespace!r}: "
+                                  f"create it with `tensorfusion workload apply -f FILE`")
+        return e
+
+    def workload_allocs(self, e: WorkloadEntry) -> list:
+        return [a for a in self.allocs.values() if a.workload == e.name and a.namespace == e.namespace]
+
+    def autoscale(self) -> list:
+        """One pass of the workload loop: for every workload, estimates, recommendation and active cron rule;
+        a workload that manages its allocations gets them resized to its effective resources when their GPUs
+        have room (else the old values stay and a ResourcesApplied=False condition says why; the next pass
+        retries). Persists statuses and checkpoints. -> [(new AllocationRecord, old AllocationRecord)] whose
+        limits the worker must now be ordered to enforce."""
+        now = self.clock()
+        changes, cps = [], []
+        for e in list(self.autoscaler.entries.values()):
+            allocs = self.workload_allocs(e)
+            eff = self.autoscaler.evaluate(e, now, allocs)
+            if e.manages and allocs:
+                refused = []
+                for a in allocs:
+                    t, v = eff.tflops or a.tflops, eff.vram_mib or a.vram_mib
+                    lt, lv = eff.lim_tflops or max(a.lim_tflops, t), eff.lim_vram_mib or max(a.lim_vram_mib, v)
+                    if (abs(t - a.tflops) < 1e-6 and v == a.vram_mib and abs(lt - a.lim_tflops) < 1e-6
+                            and lv == a.lim_vram_mib):
+                        continue
+                    try:
+                        changes.append((self.set_limits(a.id, lt, int(lv), t, int(v)), a))
+                    except (NoCapacity, QuotaExceeded, InvalidRequest) as err:
+                        refused.append(f"{a.id}: {err}")
+                if refused:
+                    e.set_condition(RESOURCES_APPLIED, False, "InsufficientCapacity",
+                                    "kept the old resources, retrying next pass: " + "; ".join(refused), now)
+                else:
+                    e.set_condition(RESOURCES_APPLIED, True, "Applied",
+                                    f"{len(allocs)} allocation(s) run with the workload's resources", now)
+                e.applied_replicas = sum(1 for a in self.workload_allocs(e)
+                                         if e.recommendation and _matches(a, e))
+            cps.append((e.namespace, e.name, json.dumps(e.status()), json.dumps(e.checkpoint())))
+        if hasattr(self.store, "put_workload_checkpoints"):
+            self.store.put_workload_checkpoints(cps)
+        return changes
+
+    def autoscale_failed(self, new: AllocationRecord, old: AllocationRecord, why: str) -> None:
+        """The worker did not apply a change autoscale() made: the old figures go back, the status says why."""
+        try:
+            self.set_limits(new.id, old.lim_tflops, old.lim_vram_mib, old.tflops, old.vram_mib)
+        except TensorFusionError:     # ended meanwhile, or its old room taken: the next pass sorts it out
+            pass
+        e = self.autoscaler.entries.get((new.namespace, new.workload))
+        if e is not None:
+            e.set_condition(RESOURCES_APPLIED, False, "WorkerUnreachable",
+                            f"{new.id}: {why}; kept the old resources, retrying next pass", self.clock())
+
     # ---- time ----
     def tick(self) -> list:
         """Expires leases and marks silent nodes unavailable. -> Close orders."""
@@ -472,3 +580,7 @@ class SchedulerState:
 
     def endpoints(self, worker_id: str) -> NodeRecord | None:
         return self.nodes.get(worker_id)
+
+
+def _matches(a: AllocationRecord, e: WorkloadEntry) -> bool:
+    return matches(a, e.recommendation, e.cfg.auto_set_resources.target_resource)

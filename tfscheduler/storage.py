@@ -72,6 +72,18 @@ class AllocationRecord:
 
 
 @dataclass
+class WorkloadRecord:
+    """A workload (seed 004): its document as applied (JSON text, re-parsed on load), its status (JSON) and the
+    recommender's checkpoint (JSON: histograms and what their confidence needs). Keyed by (namespace, name)."""
+    namespace: str
+    name: str
+    spec: str
+    status: str = "{}"
+    checkpoint: str = "{}"
+    updated_at: float = 0.0
+
+
+@dataclass
 class Snapshot:
     pools: list
     nodes: list
@@ -93,6 +105,10 @@ class Store(Protocol):
     def put_token(self, rec) -> None: ...
     def revoke_token(self, token_id: str, at: float) -> None: ...
     def close(self) -> None: ...
+    # workloads (autoscaling; additive: an engine without them loses only workloads and their history)
+    def load_workloads(self) -> list: ...                         # [WorkloadRecord]
+    def put_workload(self, rec: WorkloadRecord) -> None: ...      # insert or replace all of it
+    def put_workload_checkpoints(self, recs: list) -> None: ...   # [(namespace, name, status, checkpoint)]
 
 
 _SCHEMA = """
@@ -109,6 +125,8 @@ CREATE TABLE IF NOT EXISTS allocations (id TEXT PRIMARY KEY, pool TEXT, namespac
 CREATE INDEX IF NOT EXISTS allocations_active ON allocations(active);
 CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, digest TEXT, role TEXT, namespace TEXT, node_name TEXT,
     description TEXT, created_at REAL, revoked_at REAL);
+CREATE TABLE IF NOT EXISTS workloads (namespace TEXT, name TEXT, spec TEXT, status TEXT, checkpoint TEXT,
+    updated_at REAL, PRIMARY KEY (namespace, name));
 """
 
 
@@ -218,6 +236,21 @@ class SqliteStore:
 
     def revoke_token(self, token_id: str, at: float) -> None:
         self.db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", (at, token_id))
+
+    def load_workloads(self) -> list:
+        return [WorkloadRecord(*r) for r in self.db.execute(
+            "SELECT namespace, name, spec, status, checkpoint, updated_at FROM workloads ORDER BY namespace, name")]
+
+    def put_workload(self, w: WorkloadRecord) -> None:
+        self.db.execute("INSERT OR REPLACE INTO workloads VALUES (?,?,?,?,?,?)",
+                        (w.namespace, w.name, w.spec, w.status, w.checkpoint, w.updated_at))
+
+    def put_workload_checkpoints(self, recs: list) -> None:
+        if recs:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany("UPDATE workloads SET status = ?, checkpoint = ? WHERE namespace = ? AND name = ?",
+                                    [(st, cp, ns, n) for ns, n, st, cp in recs])
 
     def close(self) -> None:
         self.db.close()

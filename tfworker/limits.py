@@ -82,7 +82,7 @@ class LimiterUsage:
     refill_rate: float = 0.0  # current token refill rate, 0 when compute is not limited
     pid: int = 0            # process writing the usage (0: no limiter attached yet)
     updated_ns: int = 0     # CLOCK_REALTIME ns of the last write
-    tflops_used: float = 0.0  # busy fraction since the previous usage() call x device TFLOPS
+    tflops_used: float = 0.0  # busy fraction over the last measuring window (>= USAGE_WINDOW_S) x device TFLOPS
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,10 @@ class Limits:
     vram_limit_bytes: int
     tflops_limit: float
     device_tflops: float
+
+
+USAGE_WINDOW_S = 0.2
+"""The shortest window tflops_used is measured over (see SessionLimits.usage)."""
 
 
 class SessionLimits:
@@ -102,6 +106,7 @@ class SessionLimits:
         self._mm = mm
         self._owner = owner
         self._last_busy: tuple[float, int] | None = None
+        self._last_rate = 0.0
 
     # ---- lifecycle ----
     @classmethod
@@ -228,11 +233,16 @@ class SessionLimits:
             raise LimiterRegionError(f"{self.path}: closed")
         v = {n: self._get(n) for n in _USAGE_FIELDS}
         now = time.monotonic()
-        tflops_used = 0.0
-        if self._last_busy is not None and now > self._last_busy[0]:
+        # Several readers (heartbeat, GetUsage, metrics; gpu_usage then session_usage in one heartbeat) share
+        # one baseline: a read sooner than USAGE_WINDOW_S after the last measurement returns that measurement
+        # instead of a near-empty window (which would report ~0 to whoever reads second).
+        if self._last_busy is None:
+            self._last_busy = (now, v["busy_ns"])
+        elif now - self._last_busy[0] >= USAGE_WINDOW_S:
             busy_s = max(0, v["busy_ns"] - self._last_busy[1]) / 1e9
-            tflops_used = min(1.0, busy_s / (now - self._last_busy[0])) * self.device_tflops
-        self._last_busy = (now, v["busy_ns"])
+            self._last_rate = min(1.0, busy_s / (now - self._last_busy[0])) * self.device_tflops
+            self._last_busy = (now, v["busy_ns"])
+        tflops_used = self._last_rate
         return LimiterUsage(vram_used=v["vram_used"], vram_peak=v["vram_peak"], launches=v["launches"],
                             throttled_ns=v["throttled_ns"], busy_ns=v["busy_ns"], refill_rate=v["refill_rate"],
                             pid=v["limiter_pid"], updated_ns=v["updated_ns"], tflops_used=tflops_used)

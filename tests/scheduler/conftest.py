@@ -45,6 +45,8 @@ class SchedulerThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self):
+        if not self.loop.is_running():      # stopped already (a restart test stops it before teardown)
+            return
         self.run(self.handle.stop(0))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)

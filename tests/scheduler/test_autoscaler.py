@@ -1,0 +1,72 @@
+"""tfscheduler.autoscaler with plain numbers and an explicit clock: VRAM samples are per-allocation peaks per
+aggregation window, the recommendation keeps the workload's limit/request ratio, effective resources follow the
+seed's precedence (cron rule > targeted recommendation > own resources), and the checkpoint round-trips."""
+import json
+from datetime import datetime, timezone
+
+from tfscheduler.autoscaler import Autoscaler
+
+T0 = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc).timestamp()     # Thursday 08:00 UTC
+
+
+def doc(**auto):
+    return {"name": "w", "resources": {"requests": {"tflops": "2", "vram": "1Gi"},
+                                       "limits": {"tflops": "6", "vram": "2Gi"}},
+            "autoScalingConfig": {"autoSetResources": {"confidenceInterval": "1h", **auto}}}
+
+
+def test_vram_samples_are_the_peak_of_each_allocation_per_window():
+    a = Autoscaler(vram_peak_interval_s=60)
+    e = a.apply("ns", doc(), T0)
+    for i, mib in enumerate((100, 700, 300)):          # one window: only the 700 MiB peak counts
+        a.observe("ns", "w", "alloc-1", 1.0, mib, T0 + i * 10)
+    assert e.vram.samples == 0 and e.tflops.samples == 3
+    a.observe("ns", "w", "alloc-1", 1.0, 50, T0 + 61)  # next window: the first one's peak goes in
+    assert e.vram.samples == 1
+    assert 700 <= e.vram.hist.percentile(0.5) <= 760           # the end of the bucket holding 700 MiB
+    a.evaluate(e, T0 + 200, ())                        # the loop closes finished windows too
+    assert e.vram.samples == 2
+    a.observe("ns", "other", "alloc-2", 1.0, 1, T0)    # not an applied workload: ignored
+    assert ("ns", "other") not in a.entries
+
+
+def test_recommendation_keeps_the_limit_ratio_and_is_applied_only_to_targeted_resources():
+    a = Autoscaler(vram_peak_interval_s=60)
+    e = a.apply("ns", doc(enable=True, targetResource="tflops"), T0)
+    for i in range(30):
+        a.observe("ns", "w", "alloc-1", 8.0, 100, T0 + 60 * i)
+    eff = a.evaluate(e, T0 + 1800, ())
+    r = e.recommendation
+    assert r.tflops > 8 and abs(r.lim_tflops - 3 * r.tflops) < 0.05      # 6/2 = 3x
+    assert e.conditions["RecommendationProvided"]["message"].startswith("TFLOPS scaled up due to (2) below")
+    assert (eff.tflops, eff.lim_tflops) == (r.tflops, r.lim_tflops)
+    assert (eff.vram_mib, eff.lim_vram_mib) == (1024, 2048)            # VRAM not targeted: own resources
+    since = e.conditions["RecommendationProvided"]["lastTransitionTime"]
+    a.evaluate(e, T0 + 1900, ())                                        # within bounds now: unchanged
+    assert e.conditions["RecommendationProvided"]["lastTransitionTime"] == since
+
+
+def test_cron_desired_resources_win_inside_the_window_only():
+    a = Autoscaler()
+    d = doc(enable=True, targetResource="all")
+    d["autoScalingConfig"]["cronScalingRules"] = [
+        {"enable": True, "name": "nine", "start": "0 9 * * *", "end": "0 10 * * *",
+         "desiredResources": {"limits": {"tflops": "9"}}}]
+    e = a.apply("ns", d, T0)
+    assert a.evaluate(e, T0, ()).lim_tflops == 6 and e.active_rule == ""
+    inside = a.evaluate(e, T0 + 3600 + 30, ())
+    assert (inside.tflops, inside.lim_tflops, e.active_rule) == (2, 9, "nine")   # fields it leaves out: own
+    assert a.evaluate(e, T0 + 2 * 3600 + 30, ()).lim_tflops == 6 and e.active_rule == ""
+
+
+def test_checkpoint_and_status_round_trip():
+    a = Autoscaler(vram_peak_interval_s=60)
+    e = a.apply("ns", doc(), T0)
+    for i in range(20):
+        a.observe("ns", "w", "alloc-1", 5.0, 400, T0 + 60 * i)
+    a.evaluate(e, T0 + 1300, ())
+    b = Autoscaler(vram_peak_interval_s=60)
+    r = b.restore("ns", "w", json.dumps(e.doc), json.dumps(e.status()), json.dumps(e.checkpoint()), e.updated_at)
+    assert (r.tflops.samples, r.vram.samples) == (e.tflops.samples, e.vram.samples)
+    assert r.recommendation == e.recommendation and r.conditions == e.conditions
+    assert b.evaluate(r, T0 + 1300, ()) == a.evaluate(e, T0 + 1300, ())

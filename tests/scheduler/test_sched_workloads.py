@@ -1,0 +1,243 @@
+"""Workloads and autoscaling (seed 004) through the real scheduler's gRPC API: ApplyWorkload/GetWorkload/
+ListWorkloads, usage streamed in worker heartbeats, the autoscale pass (run by hand here, with the scheduler's
+clock injected) producing the seed's status, live limit changes ordered to the worker, cron rules applying and
+reverting, and the history surviving a restart."""
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from tfclient.errors import InvalidRequest, PermissionDenied, UnknownWorkload
+from tfclient.scheduler_client import SchedulerClient
+from tfscheduler import lease
+
+from sched_helpers import SECRET, gpus
+
+T0 = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc).timestamp()     # a Thursday, 08:00 UTC
+
+
+class Clock:
+    """The scheduler's injected clock (unix seconds), moved by the test."""
+
+    def __init__(self, t=T0):
+        self.t = t
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        with self.lock:
+            return self.t
+
+    def advance(self, s):
+        with self.lock:
+            self.t += s
+
+
+@pytest.fixture
+def clocked(start_scheduler):
+    clock = Clock()
+    # the loop is driven by hand (autoscale_interval_s=0); nodes and leases never time out on the fake clock
+    s = start_scheduler(clock=clock, autoscale_interval_s=0, node_timeout_s=1e9, lease_ttl_s=1e4,
+                        max_lease_ttl_s=1e5)
+    s.clock = clock
+    s.autoscale = lambda: s.run(s.handle.service.autoscale())
+    return s
+
+
+def workload(name="train", auto=None, cron=None, requests=None, limits=None):
+    doc = {"name": name, "pool": "p",
+           "resources": {"requests": requests or {"tflops": "2", "vram": "1Gi"},
+                         "limits": limits or {"tflops": "4", "vram": "2Gi"}},
+           "autoScalingConfig": {"autoSetResources": {"confidenceInterval": "1h", **(auto or {})}}}
+    if cron:
+        doc["autoScalingConfig"]["cronScalingRules"] = cron
+    return doc
+
+
+def stream_usage(s, c, alloc_ids, tflops, vram_mib, minutes=30, step_s=60):
+    """The worker reports each allocation's usage once a minute for `minutes` of scheduler time."""
+    for _ in range(minutes):
+        s.clock.advance(step_s)
+        c.heartbeat("node-a", active_allocation_ids=alloc_ids,
+                    sessions=[dict(allocation_id=a, gpu_uuid="GPU-a-0", tflops_used=tflops, vram_used_mib=vram_mib)
+                              for a in alloc_ids])
+
+
+def condition(w, ctype="RecommendationProvided"):
+    return next(c for c in w.status.conditions if c.type == ctype)
+
+
+def test_usage_above_the_request_yields_a_scale_up_recommendation_and_condition(clocked, worker_admin):
+    with SchedulerClient(clocked.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=100), admin=worker_admin.address)
+        c.apply_workload(workload())                        # recommend only: enable false
+        a = c.allocate(workload="train", pool="p")          # no resources: the workload's
+        assert (a.requests.tflops, a.limits.tflops, a.requests.vram_mib, a.limits.vram_mib) == (2, 4, 1024, 2048)
+        stream_usage(clocked, c, [a.id], tflops=8.0, vram_mib=900)
+        clocked.autoscale()
+        w = c.get_workload("train")
+        cond = condition(w)
+        assert (cond.status, cond.reason) == ("True", "OutOfEstimatedBound")
+        assert cond.message.startswith("TFLOPS scaled up due to (2) below lower bound (")
+        assert cond.last_transition_time == "2026-01-01T08:30:00Z"
+        rec = w.status.recommendation
+        assert 8.0 <= rec.requests.tflops <= 8.0 * 1.15 * 1.1      # P90 of ~8 TFLOPS plus the 15% margin
+        assert rec.limits.tflops == pytest.approx(2 * rec.requests.tflops, abs=0.02)   # the 2:1 limit ratio
+        assert w.status.tflops_estimate.lower_bound > 2
+        # recommend only: the allocation keeps its resources and nothing was ordered
+        assert c.get_allocation(a.id).limits.tflops == 4 and worker_admin.limits == []
+        assert w.status.applied_recommended_replicas == 0 and list(w.allocation_ids) == [a.id]
+
+
+def test_enabled_auto_set_resources_raises_the_limit_live_on_the_worker(clocked, worker_admin):
+    with SchedulerClient(clocked.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=100), admin=worker_admin.address)
+        c.apply_workload(workload(auto={"enable": True, "targetResource": "tflops"}))
+        a = c.allocate(workload="train", pool="p")
+        stream_usage(clocked, c, [a.id], tflops=8.0, vram_mib=900)
+        clocked.autoscale()
+        w = c.get_workload("train")
+        rec = w.status.recommendation
+        now = c.get_allocation(a.id)
+        assert (now.requests.tflops, now.limits.tflops) == (rec.requests.tflops, rec.limits.tflops)
+        assert (now.requests.vram_mib, now.limits.vram_mib) == (1024, 2048)     # target tflops: VRAM untouched
+        aid, t, v, token = worker_admin.limits[-1]
+        assert (aid, t, v) == (a.id, rec.limits.tflops, 2048)
+        assert lease.verify(token, SECRET, now=clocked.clock()).tflops_limit == rec.limits.tflops
+        assert w.status.applied_recommended_replicas == 1
+        assert condition(w, "ResourcesApplied").status == "True"
+        # a second pass changes nothing: no new order
+        orders = len(worker_admin.limits)
+        clocked.autoscale()
+        assert len(worker_admin.limits) == orders
+
+
+def test_recommendation_that_does_not_fit_keeps_the_old_limits_and_says_why(clocked, worker_admin):
+    with SchedulerClient(clocked.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=10), admin=worker_admin.address)
+        c.apply_workload(workload(auto={"enable": True, "targetResource": "all"}))
+        a = c.allocate(workload="train", pool="p")
+        stream_usage(clocked, c, [a.id], tflops=30.0, vram_mib=900)     # more than the 10-TFLOPS GPU
+        clocked.autoscale()
+        w = c.get_workload("train")
+        cond = condition(w, "ResourcesApplied")
+        assert (cond.status, cond.reason) == ("False", "InsufficientCapacity")
+        assert a.id in cond.message and "no room" in cond.message
+        kept = c.get_allocation(a.id)
+        assert (kept.requests.tflops, kept.limits.tflops) == (2, 4) and worker_admin.limits == []
+        assert w.status.applied_recommended_replicas == 0
+
+
+def test_cron_rule_applies_its_resources_in_its_window_and_reverts_after_end(clocked, worker_admin):
+    rule = {"enable": True, "name": "morning", "start": "0 9 * * *", "end": "0 10 * * *",
+            "desiredResources": {"requests": {"tflops": "6", "vram": "3Gi"}, "limits": {"tflops": "9", "vram": "4Gi"}}}
+    with SchedulerClient(clocked.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=100), admin=worker_admin.address)
+        c.apply_workload(workload(cron=[rule]))
+        a = c.allocate(workload="train", pool="p")
+        clocked.autoscale()                                     # 08:00: before the window
+        assert c.get_workload("train").status.active_cron_scaling_rule == ""
+        assert c.get_allocation(a.id).limits.tflops == 4
+        clocked.clock.advance(3600 + 60)                        # 09:01: inside
+        clocked.autoscale()
+        w = c.get_workload("train")
+        assert w.status.active_cron_scaling_rule == "morning"
+        inside = c.get_allocation(a.id)
+        assert (inside.requests.tflops, inside.limits.tflops, inside.requests.vram_mib, inside.limits.vram_mib) == \
+            (6, 9, 3072, 4096)
+        assert worker_admin.limits[-1][:3] == (a.id, 9, 4096)
+        clocked.clock.advance(3600)                             # 10:01: after end, the workload's own resources
+        clocked.autoscale()
+        assert c.get_workload("train").status.active_cron_scaling_rule == ""
+        after = c.get_allocation(a.id)
+        assert (after.requests.tflops, after.limits.tflops, after.requests.vram_mib, after.limits.vram_mib) == \
+            (2, 4, 1024, 2048)
+        assert worker_admin.limits[-1][:3] == (a.id, 4, 2048)
+
+
+def test_usage_history_and_recommendation_survive_a_scheduler_restart(start_scheduler, tmp_path, worker_admin):
+    clock = Clock()
+    db = tmp_path / "wl.db"
+    opts = dict(clock=clock, autoscale_interval_s=0, node_timeout_s=1e9, lease_ttl_s=1e4, max_lease_ttl_s=1e5)
+    s = start_scheduler(db, **opts)
+    s.clock = clock
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=100), admin=worker_admin.address)
+        c.apply_workload(workload())
+        a = c.allocate(workload="train", pool="p")
+        stream_usage(s, c, [a.id], tflops=8.0, vram_mib=900)
+        s.run(s.handle.service.autoscale())                    # the pass checkpoints the histories
+        before = c.get_workload("train")
+    hist = s.state.autoscaler.entries[("default", "train")].tflops
+    samples, p90 = hist.samples, hist.hist.percentile(0.9)
+    s.stop()
+    s2 = start_scheduler(db, **opts)
+    with SchedulerClient(s2.address) as c:
+        after = c.get_workload("train")
+        assert after.status.recommendation == before.status.recommendation
+        assert [tuple(str(x) for x in (k.type, k.status, k.message)) for k in after.status.conditions] == \
+            [tuple(str(x) for x in (k.type, k.status, k.message)) for k in before.status.conditions]
+    restored = s2.state.autoscaler.entries[("default", "train")].tflops
+    assert restored.samples == samples == 30
+    assert restored.hist.percentile(0.9) == pytest.approx(p90)
+
+
+def test_bad_workload_document_is_invalid_argument_naming_the_field(client):
+    with pytest.raises(InvalidRequest, match=r"autoScalingConfig.autoSetResources.targetResource: 'gpu'"):
+        client.apply_workload(workload(auto={"targetResource": "gpu"}))
+    with pytest.raises(InvalidRequest, match=r"resources.requests.vram"):
+        client.apply_workload(workload(requests={"vram": "lots"}))
+    with pytest.raises(UnknownWorkload, match="'nope' does not exist"):
+        client.get_workload("nope")
+
+
+def test_tenants_see_their_own_namespace_and_admins_all(scheduler):
+    team_a = scheduler.token("tenant", namespace="team-a")
+    team_b = scheduler.token("tenant", namespace="team-b")
+    with SchedulerClient(scheduler.address, token=team_a) as a, SchedulerClient(scheduler.address, token=team_b) as b:
+        w = a.apply_workload(workload("shared-name"))
+        assert w.namespace == "team-a"
+        b.apply_workload(workload("shared-name"))
+        assert [x.namespace for x in a.list_workloads()] == ["team-a"]
+        with pytest.raises(PermissionDenied, match="team-a"):
+            b.get_workload("shared-name", namespace="team-a")
+        with pytest.raises(PermissionDenied):
+            b.apply_workload(workload("x"), namespace="team-a")
+    with SchedulerClient(scheduler.address) as admin:       # $TF_HOME/admin.token
+        assert sorted(x.namespace for x in admin.list_workloads()) == ["team-a", "team-b"]
+        assert [x.name for x in admin.list_workloads(namespace="team-b")] == ["shared-name"]
+
+
+def test_prometheus_gauges_show_each_workloads_recommendation(start_scheduler, worker_admin):
+    import urllib.request
+    clock = Clock()
+    s = start_scheduler(clock=clock, autoscale_interval_s=0, node_timeout_s=1e9, lease_ttl_s=1e4,
+                        max_lease_ttl_s=1e5, metrics_listen="127.0.0.1:0")
+    s.clock = clock
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=100), admin=worker_admin.address)
+        c.apply_workload(workload())
+        a = c.allocate(workload="train", pool="p")
+        stream_usage(s, c, [a.id], tflops=8.0, vram_mib=900)
+        s.run(s.handle.service.autoscale())
+        rec = c.get_workload("train").status.recommendation
+    text = urllib.request.urlopen(f"http://127.0.0.1:{s.handle.metrics_port}/metrics", timeout=10).read().decode()
+    want = ('tensorfusion_scheduler_workload_recommendation{kind="requests",namespace="default",resource="tflops",'
+            f'workload="train"}} {rec.requests.tflops}')
+    assert want in text, text
+    assert 'tensorfusion_scheduler_workload_estimate{bound="lower",namespace="default",resource="tflops"' in text
+    assert ('tensorfusion_scheduler_workload_applied_recommended_replicas{namespace="default",workload="train"} 0.0'
+            in text)
+
+
+def test_a_worker_that_does_not_answer_keeps_the_old_limits_and_the_status_says_so(clocked):
+    with SchedulerClient(clocked.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=100), admin="127.0.0.1:1")     # nothing listens
+        c.apply_workload(workload(auto={"enable": True, "targetResource": "tflops"}))
+        a = c.allocate(workload="train", pool="p")
+        stream_usage(clocked, c, [a.id], tflops=8.0, vram_mib=900)
+        clocked.autoscale()
+        cond = condition(c.get_workload("train"), "ResourcesApplied")
+        assert (cond.status, cond.reason) == ("False", "WorkerUnreachable")
+        assert a.id in cond.message and "did not apply the new limits" in cond.message
+        kept = c.get_allocation(a.id)
+        assert (kept.requests.tflops, kept.limits.tflops) == (2, 4)
