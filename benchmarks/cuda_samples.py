@@ -78,7 +78,7 @@ LINK = {
 STACK_VRAM = "6Gi"   # two sessions at once fit in the emulated device's 16 GiB
 
 ERROR_LINE = re.compile(r"^tensorfusion \w+:|CUDA_ERROR_\w+|cuda\w*Error\w*|error|unsupported|not supported|unimplemented|fail|"
-                        r"mismatch|abort|segmentation|exception|assert|illegal|invalid|terminate", re.I)
+                        r"mismatch|abort|segmentation fault|exception|assert|illegal|invalid|terminate", re.I)
 PASS_LINE = re.compile(r"Result = PASS|Test passed|PASSED|Passed", re.I)
 
 
@@ -141,6 +141,8 @@ def build(s: Sample, samples_dir: Path, stub: Path, deps: Path, log) -> None:
     fmt = {"stub": stub, "deps": deps}
     libs = [f.format(**fmt) for w in cmake_list(cm, "target_link_libraries", s.name) for f in LINK.get(w, [])]
     incs = ["-I", str(samples_dir / "Common")] + (["-I", str(work / "inc")] if (work / "inc").is_dir() else [])
+    if (deps / "nvidia" / "cu13" / "include").is_dir():   # curand_kernel.h: device-side cuRAND needs no library
+        incs += ["-I", str(deps / "nvidia" / "cu13" / "include")]
     extra = SPECIAL.get(s.name, {}).get("flags", [])
     cmds = []
     kernel = re.search(r'set\(CUDA_KERNEL_SOURCE\s+"\$\{CMAKE_CURRENT_SOURCE_DIR\}/([^"]+)"', cm)
@@ -170,7 +172,8 @@ def build(s: Sample, samples_dir: Path, stub: Path, deps: Path, log) -> None:
 def first_error(text: str) -> str:
     for line in text.splitlines():
         if ERROR_LINE.search(line) and not PASS_LINE.search(line):
-            return "".join(c if c.isprintable() else "?" for c in line.strip()[:160])
+            line = line.strip().replace(f"{OUT}/", "")   # "symbol lookup error: NAME/NAME: undefined symbol: cuX"
+            return "".join(c if c.isprintable() else "?" for c in line[:160])
     return ""
 
 
