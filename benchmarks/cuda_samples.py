@@ -12,7 +12,7 @@ NVRTC / cuRAND / cuBLAS samples need their libraries from PyPI (else they are re
     .venv/bin/pip install --no-deps --target build/cuda-samples-deps \
         nvidia-cuda-nvrtc==13.0.88 nvidia-curand==10.4.0.35 nvidia-cublas==13.0.0.19
 Usage: .venv/bin/python benchmarks/cuda_samples.py SAMPLES_DIR [--timeout 120] [--jobs 2] [--only NAME ...] [--write]
-Per-sample logs (build commands and outputs, both runs) go to build/cuda-samples/log.txt.
+Per-sample logs (build commands and outputs, both runs) go to build/cuda-samples/log-DATE-TIME.txt (one per run).
 """
 import argparse
 import concurrent.futures
@@ -318,7 +318,9 @@ def main() -> None:
     finally:
         stop_embedded(up)
 
-    (OUT / "log.txt").write_text("".join(f"===== {s.category}/{s.name}\n" + "\n".join(logs[s.name]) + "\n"
+    log_file = OUT / time.strftime("log-%Y%m%d-%H%M.txt", time.gmtime())
+    print(f"# per-sample log: {log_file}", file=sys.stderr)
+    log_file.write_text("".join(f"===== {s.category}/{s.name}\n" + "\n".join(logs[s.name]) + "\n"
                                          for s in samples))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
