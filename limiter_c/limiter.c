@@ -179,8 +179,10 @@ int tfl_vram_charge(tfl_state *st, uint64_t bytes, uint64_t limit)
     if (s < 0) return -1;
     if (tfl_shared_charge(&r->vram_used, &r->vram_peak, bytes, limit) != TFL_OK) {
         /* over the cap: maybe because of a dead process's charges */
-        if (!limit || !tfl_reclaim_dead(st) || tfl_shared_charge(&r->vram_used, &r->vram_peak, bytes, limit) != TFL_OK)
+        if (!limit || !tfl_reclaim_dead(st) || tfl_shared_charge(&r->vram_used, &r->vram_peak, bytes, limit) != TFL_OK) {
+            __atomic_add_fetch(&r->oom_refusals, 1, __ATOMIC_RELAXED);
             return -1;
+        }
     }
     /* A kill between the two adds leaks `bytes` in the total (fail closed), never frees what is in use. */
     __atomic_add_fetch(&r->slots[s].vram, bytes, __ATOMIC_RELEASE);

@@ -37,7 +37,7 @@
     X(u64, limits_rsv0,   "reserved") \
     X(u64, limits_rsv1,   "reserved") \
     /* usage of the whole allocation: atomics, written by every process of it */ \
-    X(u64, usage_rsv1,    "reserved (version 1's usage seqlock)") \
+    X(u64, oom_refusals,  "allocations refused for the VRAM cap (CUDA_ERROR_OUT_OF_MEMORY)") \
     X(u64, vram_used,     "bytes charged now by all processes (CAS against vram_limit)") \
     X(u64, vram_peak,     "max of vram_used") \
     X(u64, launches,      "kernel launches (graph launches count once)") \

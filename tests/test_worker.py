@@ -365,6 +365,16 @@ def test_worker_exports_prometheus_metrics_of_its_sessions(tmp_path):
                                   if line.startswith("tensorfusion_gpu_vram_used_mib{")]
             wait_for(lambda: any(line.endswith(" 100.0") for line in vram_lines()), what="metrics to show 100 MiB")
             assert 'tensorfusion_worker_sessions{worker="' in scrape(port)
+            # per allocation: usage against the cap, and a refusal over it counted
+            over, line = hold_attempt(alloc, env, 200)
+            over.wait()
+            assert line == "FAIL setup CUDA_ERROR_OUT_OF_MEMORY", line
+            per_alloc = {ln.split("{")[0]: float(ln.rsplit(" ", 1)[1]) for ln in scrape(port).splitlines()
+                         if ln.startswith("tensorfusion_allocation_") and f'allocation="{alloc.id}"' in ln}
+            assert per_alloc["tensorfusion_allocation_vram_used_mib"] == 100.0, per_alloc
+            assert per_alloc["tensorfusion_allocation_vram_limit_mib"] == 256.0, per_alloc
+            assert per_alloc["tensorfusion_allocation_oom_refusals_total"] == 1.0, per_alloc
+            assert "tensorfusion_allocation_throttled_seconds_total" in per_alloc
             proc.kill()
             proc.wait()
             wait_for(lambda: all(line.endswith(" 0.0") for line in vram_lines()), what="metrics back to 0")

@@ -38,7 +38,7 @@ FIELDS = [
     ("magic", "I"), ("version", "I"), ("size", "I"), ("flags", "I"),
     ("limits_seq", "Q"), ("vram_limit", "Q"), ("tflops_limit", "d"), ("device_tflops", "d"),
     ("limits_rsv0", "Q"), ("limits_rsv1", "Q"),
-    ("usage_rsv1", "Q"), ("vram_used", "Q"), ("vram_peak", "Q"), ("launches", "Q"), ("throttled_ns", "Q"),
+    ("oom_refusals", "Q"), ("vram_used", "Q"), ("vram_peak", "Q"), ("launches", "Q"), ("throttled_ns", "Q"),
     ("busy_ns", "Q"), ("refill_rate", "d"), ("limiter_pid", "Q"), ("updated_ns", "Q"), ("tokens", "Q"),
     ("bucket_tat_ns", "Q"), ("bucket_rate", "d"), ("slots_rsv0", "Q"),
 ]
@@ -63,7 +63,7 @@ SLOT_SIZE = 8 * len(SLOT_FIELDS)
 SIZE = SLOTS_OFFSET + SLOTS * SLOT_SIZE
 _LIMIT_FIELDS = ("vram_limit", "tflops_limit", "device_tflops")
 _USAGE_FIELDS = ("vram_used", "vram_peak", "launches", "throttled_ns", "busy_ns", "refill_rate", "limiter_pid",
-                 "updated_ns")
+                 "updated_ns", "oom_refusals")
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 SHM_DIR = "/dev/shm"
 
@@ -83,6 +83,7 @@ class LimiterUsage:
     pid: int = 0            # process writing the usage (0: no limiter attached yet)
     updated_ns: int = 0     # CLOCK_REALTIME ns of the last write
     tflops_used: float = 0.0  # busy fraction over the last measuring window (>= USAGE_WINDOW_S) x device TFLOPS
+    oom_refusals: int = 0   # allocations refused for the VRAM cap
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,8 @@ class SessionLimits:
         tflops_used = self._last_rate
         return LimiterUsage(vram_used=v["vram_used"], vram_peak=v["vram_peak"], launches=v["launches"],
                             throttled_ns=v["throttled_ns"], busy_ns=v["busy_ns"], refill_rate=v["refill_rate"],
-                            pid=v["limiter_pid"], updated_ns=v["updated_ns"], tflops_used=tflops_used)
+                            pid=v["limiter_pid"], updated_ns=v["updated_ns"], tflops_used=tflops_used,
+                            oom_refusals=v["oom_refusals"])
 
     def processes(self) -> list[tuple[int, int]]:
         """(pid, charged bytes) of each process holding a ledger slot of this region."""
