@@ -14,10 +14,43 @@ import uvloop
 from tfscheduler.server import serve
 
 
+def add_store_args(p) -> None:
+    """--store etcd://... and its options (shared with `tensorfusion scheduler`)."""
+    p.add_argument("--store", metavar="etcd://HOST:PORT[,HOST:PORT...]",
+                   help="keep the state in etcd v3 instead of SQLite; replicas elect a leader through it")
+    p.add_argument("--etcd-cacert", help="CA bundle to verify etcd's TLS certificate (turns TLS on)")
+    p.add_argument("--etcd-cert", help="client certificate for etcd (TLS client auth)")
+    p.add_argument("--etcd-key", help="client key for --etcd-cert")
+    p.add_argument("--etcd-user", help="etcd user (password from $TF_ETCD_PASSWORD or --etcd-password-file)")
+    p.add_argument("--etcd-password-file", help="file holding the etcd user's password")
+    p.add_argument("--etcd-prefix", default="/tensorfusion/", help="key prefix of this scheduler's state in etcd")
+    p.add_argument("--advertise", help="host:port clients reach this replica at (named by followers; default: "
+                                       "the listen address)")
+    p.add_argument("--leader-ttl", type=int, default=5, help="seconds a dead leader keeps the lead (etcd lease)")
+    p.add_argument("--no-election", action="store_true",
+                   help="with etcd: write without electing a leader (several writers; for tests, not production)")
+
+
+def store_options(args) -> dict:
+    """serve() keyword arguments from add_store_args' options (empty for SQLite)."""
+    if not args.store:
+        return {}
+    import os
+    password = os.environ.get("TF_ETCD_PASSWORD")
+    if args.etcd_password_file:
+        with open(args.etcd_password_file) as f:
+            password = f.read().strip()
+    etcd = {k: v for k, v in (("cacert", args.etcd_cacert), ("cert", args.etcd_cert), ("key", args.etcd_key),
+                              ("user", args.etcd_user), ("password", password)) if v}
+    return dict(store=args.store, etcd=etcd, elect=not args.no_election, advertise=args.advertise,
+                leader_ttl_s=args.leader_ttl, etcd_prefix=args.etcd_prefix)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m tfscheduler", description="TensorFusion scheduler")
     p.add_argument("--listen", default="127.0.0.1:7070", help="host:port to serve gRPC on (port 0 = any)")
-    p.add_argument("--db", required=True, help="SQLite state file (created if missing)")
+    p.add_argument("--db", help="SQLite state file (created if missing); the default store")
+    add_store_args(p)
     p.add_argument("--secret-file", required=True, help="file with the lease-signing secret shared with workers")
     p.add_argument("--config", help="TOML config (pools, quotas, models, timeouts)")
     p.add_argument("--lease-ttl", type=float, dest="lease_ttl_s", help="default lease TTL in seconds")
@@ -29,20 +62,24 @@ def parse_args(argv=None):
     p.add_argument("--admin-token-file", default=None,
                    help="where the first admin token is written when none exists (default $TF_HOME/admin.token)")
     p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.db and not args.store:
+        p.error("pass --db FILE (SQLite) or --store etcd://HOST:PORT")
+    return args
 
 
 async def main(args) -> None:
     with open(args.secret_file, "rb") as f:
         secret = f.read().strip()
     overrides = {k: getattr(args, k) for k in ("lease_ttl_s", "node_timeout_s", "heartbeat_interval_s", "tick_s")}
-    server = await serve(args.listen, args.db, secret, config_path=args.config, metrics_listen=args.metrics_listen,
-                         **overrides)
+    server = await serve(args.listen, args.db or "", secret, config_path=args.config,
+                         metrics_listen=args.metrics_listen, **store_options(args), **overrides)
+    await server.settled()
     from pathlib import Path
     from tfclient import config
     from tfscheduler import auth
     target = Path(args.admin_token_file) if args.admin_token_file else config.token_file(auth.ADMIN)
-    if not server.tokens.active(auth.ADMIN):
+    if server.leading and not server.tokens.active(auth.ADMIN):
         _, text = server.tokens.create(auth.ADMIN, description="first admin (bootstrap)")
         config.write_private(target, text + "\n")
         print(f"tfscheduler: first admin token written to {target} (0600)", file=sys.stderr, flush=True)

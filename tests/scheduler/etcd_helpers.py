@@ -1,0 +1,127 @@
+"""Real etcd servers and scheduler processes for the etcd tests (imported by name: tests/ has no packages).
+
+Each etcd listens on fresh loopback ports with its own temporary data dir and is killed (SIGKILL) at the end;
+nothing is mocked. Tests skip where no `etcd` binary is installed (scripts/setup.sh installs etcd-server)."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tfclient import native
+from tfscheduler.etcd_store import EtcdClient
+from sched_helpers import SECRET
+
+ETCD = shutil.which("etcd")
+needs_etcd = pytest.mark.skipif(ETCD is None, reason="etcd not installed (scripts/setup.sh installs etcd-server)")
+
+
+def free_ports(n: int) -> list:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class EtcdCluster:
+    """n etcd members on loopback (1 = a single node). .url = etcd://h:p,h:p,..."""
+
+    def __init__(self, tmp_path, n: int = 1):
+        self.tmp, self.n = tmp_path, n
+        ports = free_ports(2 * n)
+        self.client_ports, self.peer_ports = ports[:n], ports[n:]
+        self.names = [f"m{i}" for i in range(n)]
+        self.procs = [None] * n
+        self.cluster = ",".join(f"{nm}=http://127.0.0.1:{p}" for nm, p in zip(self.names, self.peer_ports))
+        for i in range(n):
+            self.start(i)
+        self.wait_ready()
+
+    @property
+    def url(self) -> str:
+        return "etcd://" + ",".join(f"127.0.0.1:{p}" for p in self.client_ports)
+
+    def start(self, i: int) -> None:
+        c, p = self.client_ports[i], self.peer_ports[i]
+        log = open(self.tmp / f"etcd-{i}.log", "ab")
+        self.procs[i] = subprocess.Popen(
+            [ETCD, "--name", self.names[i], "--data-dir", str(self.tmp / f"etcd-{i}.data"),
+             "--listen-client-urls", f"http://127.0.0.1:{c}", "--advertise-client-urls", f"http://127.0.0.1:{c}",
+             "--listen-peer-urls", f"http://127.0.0.1:{p}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{p}",
+             "--initial-cluster", self.cluster, "--initial-cluster-state", "new",
+             "--initial-cluster-token", f"tf-{os.getpid()}-{c}", "--heartbeat-interval", "50",
+             "--election-timeout", "500"], stdout=log, stderr=log)
+
+    def kill(self, i: int) -> None:
+        if self.procs[i] is not None and self.procs[i].poll() is None:
+            self.procs[i].send_signal(signal.SIGKILL)
+            self.procs[i].wait()
+        self.procs[i] = None
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        c = EtcdClient([f"127.0.0.1:{p}" for p in self.client_ports], timeout_s=1.0)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                c.txn([], [])        # a write: needs a raft leader, not just a listening member
+                c.close()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def client(self) -> EtcdClient:
+        return EtcdClient([f"127.0.0.1:{p}" for p in self.client_ports])
+
+    def stop(self) -> None:
+        for i in range(self.n):
+            self.kill(i)
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    cluster = EtcdCluster(tmp_path)
+    yield cluster
+    cluster.stop()
+
+
+def start_scheduler(tmp_path, store_url: str, *extra, name: str = "s") -> tuple:
+    """A `python -m tfscheduler --store ...` process. -> (Popen, address)."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(SECRET)
+    log = open(tmp_path / f"sched-{name}.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "tfscheduler", "--listen", "127.0.0.1:0", "--store", store_url,
+                             "--secret-file", str(secret), "--log-level", "INFO", *extra],
+                            stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(native.REPO_ROOT))
+    line = proc.stdout.readline()
+    assert line.startswith("tfscheduler listening on "), (line, (tmp_path / f"sched-{name}.log").read_text())
+    return proc, line.split()[-1]
+
+
+def kill9(proc) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def wait_leading(addr: str, timeout: float = 20.0) -> float:
+    """Waits until the replica at addr serves (it leads). -> seconds waited."""
+    from tfclient.errors import NotLeader, StoreUnavailable
+    from tfclient.scheduler_client import SchedulerClient
+    t0 = time.monotonic()
+    with SchedulerClient(addr, failover_s=0) as c:
+        while True:
+            try:
+                c.list_pool()
+                return time.monotonic() - t0
+            except (NotLeader, StoreUnavailable):
+                assert time.monotonic() - t0 < timeout, f"{addr} did not lead within {timeout} s"
+                time.sleep(0.05)
