@@ -46,7 +46,6 @@ def _address(address: str | None) -> str:
     return addr
 
 
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
 FAILOVER_S = 30.0     # longer than a leader change (leader TTL 5 s + campaign poll + state load)
 
 
@@ -84,16 +83,24 @@ class FailoverStub:
     def _next(self) -> None:
         self._i = (self._i + 1) % len(self.addresses)
 
+    def _retry(self, e: grpc.RpcError, start: float) -> bool:
+        """Retry e? UNAVAILABLE with another replica to try, ABORTED always, both within failover_s."""
+        if time.monotonic() - start >= self.failover_s:
+            return False
+        return e.code() == grpc.StatusCode.ABORTED or \
+            (e.code() == grpc.StatusCode.UNAVAILABLE and len(self.addresses) > 1)
+
     def __getattr__(self, method: str):
         def call(request, **kw):
-            deadline = time.monotonic() + (self.failover_s if len(self.addresses) > 1 else 0)
-            pause = 0.05
+            start, pause = time.monotonic(), 0.05
             while True:
                 try:
                     return getattr(self._stub(), method)(request, **kw)
                 except grpc.RpcError as e:
-                    if e.code() not in RETRYABLE or time.monotonic() >= deadline:
+                    if not self._retry(e, start):
                         raise
+                    if e.code() == grpc.StatusCode.ABORTED:
+                        continue                  # a write race on a shared store: the same replica, again
                     self._next()
                     if self._i == 0:          # went round every replica: give the election time
                         time.sleep(pause)
@@ -113,14 +120,15 @@ class AioFailoverStub(FailoverStub):
 
     def __getattr__(self, method: str):
         async def call(request, **kw):
-            deadline = time.monotonic() + (self.failover_s if len(self.addresses) > 1 else 0)
-            pause = 0.05
+            start, pause = time.monotonic(), 0.05
             while True:
                 try:
                     return await getattr(self._stub(), method)(request, **kw)
                 except grpc.RpcError as e:
-                    if e.code() not in RETRYABLE or time.monotonic() >= deadline:
+                    if not self._retry(e, start):
                         raise
+                    if e.code() == grpc.StatusCode.ABORTED:
+                        continue
                     self._next()
                     if self._i == 0:
                         await asyncio.sleep(pause)

@@ -401,7 +401,7 @@ class SchedulerState:
                 raise AllocationInactive(f"allocation {fixed_id} of request {request_id} has already ended")
         shared = getattr(self.store, "shared", False) and getattr(self.store, "guard", None) is None   # other schedulers may write (etcd): re-read, place again
         first = req
-        for attempt in range(8):
+        for attempt in range(16):
             try:
                 if profile is not None and not profile.vram_mib:
                     d, req = self.index.place_share(first, profile.vram_share)
@@ -423,7 +423,7 @@ class SchedulerState:
                 self.store.put_allocation(a, ended=tuple((v, PREEMPTED, reason) for v in d.preempt))
                 break
             except StoreConflict:
-                if attempt == 7:
+                if attempt == 15:
                     raise
                 self.resync()
         closes = self._end(d.preempt, PREEMPTED, reason, persist=False)

@@ -119,3 +119,22 @@ def test_two_schedulers_allocating_on_one_pool_never_over_commit(tmp_path, etcd)
     finally:
         kill9(a_proc)
         kill9(b_proc)
+
+
+def test_a_commit_on_a_gpu_changed_since_it_was_read_is_refused(etcd):
+    from tfclient.errors import StoreConflict
+    from tfscheduler.storage import AllocationRecord, GpuRecord, NodeRecord
+    one, two = EtcdStore(etcd.client()), EtcdStore(etcd.client())
+    one.put_node(NodeRecord("n", "n", "p"), [GpuRecord("GPU-0", "n", 0, "A100", "nvidia", 1024, 100.0)])
+    one.load()
+    two.load()                      # both read the GPU at the same revision
+
+    def alloc(aid):
+        return AllocationRecord(aid, "p", "default", "", "n", ("GPU-0",), 60.0, 1, 60.0, 1, 2, 1, "", 0.0, 30.0, 30.0)
+    one.put_allocation(alloc("a1"))
+    with pytest.raises(StoreConflict):
+        two.put_allocation(alloc("a2"))          # placed on what it read: 60 TFLOPS it did not see
+    assert [a.id for a in two.load().allocations] == ["a1"]
+    two.put_allocation(alloc("a2"))              # after reading again the commit goes through
+    with pytest.raises(StoreConflict):
+        one.put_allocation(alloc("a3"))
