@@ -86,16 +86,18 @@ class EtcdClient:
             self._token = r.token
 
     def call(self, service: str, method: str, request):
-        """One unary call, trying each endpoint once on UNAVAILABLE. StoreUnavailable when none answers."""
+        """One unary call, moving to the next endpoint on UNAVAILABLE (a member down, or raft electing a leader),
+        for up to timeout_s. StoreUnavailable when none answered."""
         last = None
+        deadline = time.monotonic() + self.timeout_s
         with self._lock:
-            for _ in range(len(self.endpoints)):
+            while time.monotonic() < deadline:
                 try:
                     if self._channel is None:
                         self._connect()
                     stub = {"KV": erpc.KVStub, "Lease": erpc.LeaseStub}[service](self._channel)
                     md = (("token", self._token),) if self._token else None
-                    return getattr(stub, method)(request, timeout=self.timeout_s, metadata=md)
+                    return getattr(stub, method)(request, timeout=max(0.2, deadline - time.monotonic()), metadata=md)
                 except grpc.RpcError as e:
                     last = e
                     if e.code() == grpc.StatusCode.UNAUTHENTICATED or "auth token" in (e.details() or ""):
@@ -105,6 +107,8 @@ class EtcdClient:
                         raise
                     self._drop()
                     self._i += 1
+                    if self._i % len(self.endpoints) == 0:
+                        time.sleep(0.05)        # every member tried: give raft a moment
         ep = ", ".join(self.endpoints)
         detail = last.details() if last is not None else "no endpoint"
         raise StoreUnavailable(f"etcd unreachable at {ep} ({detail}): nothing was changed; retry shortly")

@@ -401,6 +401,7 @@ class SchedulerState:
                 raise AllocationInactive(f"allocation {fixed_id} of request {request_id} has already ended")
         shared = getattr(self.store, "shared", False) and getattr(self.store, "guard", None) is None   # other schedulers may write (etcd): re-read, place again
         first = req
+        aid = fixed_id or "alloc-" + secrets.token_hex(8)
         for attempt in range(16):
             try:
                 if profile is not None and not profile.vram_mib:
@@ -413,7 +414,6 @@ class SchedulerState:
                 self.resync()          # capacity freed or nodes added by another scheduler are seen now
                 continue
             now = self.clock()
-            aid = fixed_id or "alloc-" + secrets.token_hex(8)
             a = AllocationRecord(aid, d.pool, req.namespace, workload, d.node, d.gpus, req.tflops, req.vram_mib,
                                  req.lim_tflops, req.lim_vram_mib, qos, ACTIVE, "", now, ttl, now + ttl)
             reason = f"preempted by {aid} ({QOS_NAMES[qos]} QoS)"
@@ -426,6 +426,8 @@ class SchedulerState:
                 if attempt == 15:
                     raise
                 self.resync()
+                if aid in self.allocs:  # a try whose answer was lost (etcd changed leader) did commit: that one
+                    return Granted(self.allocs[aid], self.token(self.allocs[aid]), [])
         closes = self._end(d.preempt, PREEMPTED, reason, persist=False)
         self.index.add_allocation(self._alloc_view(a))
         self.allocs[aid] = a

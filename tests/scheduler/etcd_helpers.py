@@ -56,7 +56,7 @@ class EtcdCluster:
              "--listen-client-urls", f"http://127.0.0.1:{c}", "--advertise-client-urls", f"http://127.0.0.1:{c}",
              "--listen-peer-urls", f"http://127.0.0.1:{p}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{p}",
              "--initial-cluster", self.cluster, "--initial-cluster-state", "new",
-             "--initial-cluster-token", f"tf-{os.getpid()}-{c}", "--heartbeat-interval", "50",
+             "--initial-cluster-token", f"tf-{os.getpid()}-{self.client_ports[0]}", "--heartbeat-interval", "50",
              "--election-timeout", "500"], stdout=log, stderr=log)
 
     def kill(self, i: int) -> None:

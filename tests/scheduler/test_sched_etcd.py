@@ -138,3 +138,27 @@ def test_a_commit_on_a_gpu_changed_since_it_was_read_is_refused(etcd):
     two.put_allocation(alloc("a2"))              # after reading again the commit goes through
     with pytest.raises(StoreConflict):
         one.put_allocation(alloc("a3"))
+
+
+def test_a_three_member_etcd_losing_one_member_changes_nothing(tmp_path):
+    cluster = EtcdCluster(tmp_path, n=3)
+    procs = []
+    try:
+        procs = [start_scheduler(tmp_path, cluster.url, name=f"r{i}") for i in range(2)]
+        addrs = ",".join(a for _, a in procs)
+        with SchedulerClient(addrs) as c:
+            c.register_worker("node-a", "p", gpus("a", n=2, tflops=100), admin="127.0.0.1:1")
+            before = [c.allocate(tflops=30, vram="1Gi").id for _ in range(3)]
+            leader = c.address
+            cluster.kill(0)                 # the first endpoint every scheduler talks to
+            after = [c.allocate(tflops=30, vram="1Gi").id for _ in range(3)]
+            c.release(before[0])
+            assert c.address == leader, "the scheduler leader changed"
+            active = {a.id for a in c.list_pool(include_allocations=True).allocations}
+            assert active == set(before[1:] + after)
+            with pytest.raises(NoCapacity):
+                c.allocate(tflops=50, vram="1Gi")       # 2 x 100 TFLOPS, 150 charged: no GPU has 50 left
+    finally:
+        for p, _ in procs:
+            kill9(p)
+        cluster.stop()
