@@ -132,3 +132,52 @@ def test_killing_the_leader_loses_and_doubles_nothing(tmp_path, etcd):
         stop.set()
         for p in procs.values():
             kill9(p)
+
+
+def test_a_worker_daemon_given_every_replica_follows_the_new_leader(tmp_path, etcd):
+    """`tensorfusion scheduler --store etcd://...` twice and a real `tensorfusion worker --scheduler a,b`: after a
+    kill -9 of the leader the worker's heartbeats reach the new one, which keeps the node and its allocation."""
+    import os
+    import re
+    import subprocess
+    import sys
+    cli = [sys.executable, "-m", "tfclient.cli"]
+    env = dict(os.environ, TF_SECRET="test-secret", TF_EMU_VRAM_MIB="1024")
+    env.pop("TF_TOKEN", None)
+    procs, addrs = [], []
+
+    def start(args, ready, extra_env=None):
+        p = subprocess.Popen([*cli, *args], env=dict(env, **(extra_env or {})), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        procs.append(p)
+        lines = []
+        for line in p.stdout:
+            lines.append(line)
+            m = re.search(ready, line)
+            if m:
+                return p, m
+        raise AssertionError("".join(lines))
+    try:
+        for i in range(2):
+            p, m = start(["scheduler", "--listen", "127.0.0.1:0", "--store", etcd.url, "--leader-ttl", "2",
+                          "--heartbeat-interval", "0.5", "--node-timeout", "2"], r"listening on (\S+:\d+)")
+            addrs.append(m.group(1))
+        both = ",".join(addrs)
+        admin = (tmp_path / "tfhome" / "admin.token").read_text().strip()
+        with SchedulerClient(both, token=admin) as c:
+            wtoken = c.create_token("worker", node_name="node-a").token
+        start(["worker", "--scheduler", both, "--backend", "emu", "--node", "node-a", "--unix",
+               str(tmp_path / "a.sock")], r"registered with", {"TF_WORKER_TOKEN": wtoken})
+        with SchedulerClient(both, token=admin) as c:
+            a = c.allocate(vram="256Mi")
+            leader = c.address
+            kill9(procs[addrs.index(leader)])
+            time.sleep(2 + 2 * 2.0 + 1)      # lease runs out, a new leader, then two node timeouts
+            pool = c.list_pool(include_allocations=True)
+            assert c.address != leader
+            assert [n.available for n in pool.nodes] == [True]
+            assert [x.id for x in pool.allocations] == [a.id]
+            assert time.time() - pool.nodes[0].last_heartbeat < 2.0
+    finally:
+        for p in procs:
+            kill9(p)
