@@ -181,3 +181,36 @@ def test_a_worker_daemon_given_every_replica_follows_the_new_leader(tmp_path, et
     finally:
         for p in procs:
             kill9(p)
+
+
+def test_a_new_leader_gives_nodes_a_full_node_timeout_from_its_start(tmp_path, etcd):
+    procs = start_replicas(tmp_path, etcd)
+    try:
+        wait_leading(leader_of(list(procs)))
+        addrs = ",".join(procs)
+        with SchedulerClient(addrs) as c:
+            c.register_worker("node-a", "p", gpus("a"), admin="127.0.0.1:1")
+            a = c.allocate(tflops=10, vram="1Gi")
+            c.heartbeat("node-a")                        # then the node falls silent for good
+            killed_at = time.monotonic()
+            kill9(procs.pop(c.address))
+            while True:                                  # whoever leads next
+                try:
+                    leader_of(list(procs))
+                    break
+                except AssertionError:
+                    assert time.monotonic() - killed_at < LEADER_TTL + 3.0, "no new leader"
+                    time.sleep(0.05)
+            led_at = time.monotonic()
+            assert led_at - killed_at < LEADER_TTL + 3.0
+            time.sleep(max(0.0, killed_at + NODE_TIMEOUT + 1.0 - time.monotonic()))
+            # past node_timeout since the last heartbeat, but not since the new leader started: still available
+            if time.monotonic() < led_at + NODE_TIMEOUT - 0.5:
+                assert [n.available for n in c.list_pool().nodes] == [True]
+                assert c.get_allocation(a.id).state == pb.ALLOCATION_ACTIVE
+            time.sleep(max(0.0, led_at + NODE_TIMEOUT + 2.0 - time.monotonic()))
+            assert [n.available for n in c.list_pool().nodes] == [False]     # and then it is declared lost
+            assert c.get_allocation(a.id).state == pb.ALLOCATION_LOST
+    finally:
+        for p in procs.values():
+            kill9(p)
