@@ -259,7 +259,8 @@ def main():
 
 
 def print_side_by_side(etcd_rows, sqlite_rows, n):
-    print("\n| store | GPUs | core p50 / p99 (ms) | core alloc+release/s | RPC p50 / p99 (ms) | RPC allocs/s (64 in flight) |")
+    print("\n| store | GPUs | core p50 / p99 (ms) | core alloc+release/s | RPC p50 / p99 (ms) | "
+          "RPC allocs/s (64 in flight) |")
     print("|---|---:|---:|---:|---:|---:|")
     pairs = [(r, "sqlite") for r in sqlite_rows or []] + [(r, "etcd") for r in etcd_rows]
     pairs.sort(key=lambda x: (x[0][0], x[1] != "sqlite"))

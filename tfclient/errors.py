@@ -104,7 +104,8 @@ class StoreConflict(TensorFusionError):
 _BY_NAME = {cls.__name__: cls for cls in (
     TensorFusionError, InvalidRequest, InvalidQuantity, NotFound, UnknownPool, UnknownAllocation,
     UnknownWorker, NoCapacity, QuotaExceeded, LeaseError, LeaseInvalid, LeaseExpired, AllocationInactive,
-    SchedulerUnreachable, WorkerUnreachable, StoreUnavailable, NotLeader, StoreConflict, Unauthenticated, PermissionDenied, UnknownToken)}
+    SchedulerUnreachable, WorkerUnreachable, StoreUnavailable, NotLeader, StoreConflict, Unauthenticated,
+    PermissionDenied, UnknownToken)}
 
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,

@@ -399,7 +399,8 @@ class SchedulerState:
                 return Granted(self.allocs[fixed_id], self.token(self.allocs[fixed_id]), [])
             if self._ended(fixed_id) is not None:
                 raise AllocationInactive(f"allocation {fixed_id} of request {request_id} has already ended")
-        shared = getattr(self.store, "shared", False) and getattr(self.store, "guard", None) is None   # other schedulers may write (etcd): re-read, place again
+        # other schedulers may write the same store (etcd, no elected leader): on a miss, re-read and place again
+        shared = getattr(self.store, "shared", False) and getattr(self.store, "guard", None) is None
         first = req
         aid = fixed_id or "alloc-" + secrets.token_hex(8)
         for attempt in range(16):
