@@ -98,4 +98,8 @@ if __name__ == "__main__":
     args = parse_args()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvloop.run(main(args))
+    try:
+        uvloop.run(main(args))
+    except (PermissionError, ConnectionError, ValueError) as e:   # etcd refused us, unreachable, bad --store
+        print(f"tfscheduler: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)

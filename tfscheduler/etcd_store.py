@@ -81,8 +81,15 @@ class EtcdClient:
                          else grpc.insecure_channel(ep, opts))
         self._token = None
         if self.user:
-            r = erpc.AuthStub(self._channel).Authenticate(
-                epb.AuthenticateRequest(name=self.user, password=self.password or ""), timeout=self.timeout_s)
+            try:
+                r = erpc.AuthStub(self._channel).Authenticate(
+                    epb.AuthenticateRequest(name=self.user, password=self.password or ""), timeout=self.timeout_s)
+            except grpc.RpcError as e:
+                if e.code() in RETRYABLE:
+                    raise
+                self._drop()
+                raise PermissionError(f"etcd at {ep} refused user {self.user!r}: {e.details()} (check --etcd-user "
+                                      f"and TF_ETCD_PASSWORD / --etcd-password-file)") from None
             self._token = r.token
 
     def call(self, service: str, method: str, request):

@@ -1,6 +1,7 @@
 """The scheduler on etcd (`--store etcd://...`): placement and restart against a real etcd, writes refused with
 UNAVAILABLE while etcd is away and accepted again when it is back, and two schedulers allocating on one pool at
 once never over-commit a GPU (every commit compares the GPU ledger revisions it placed on)."""
+import shutil
 import threading
 import time
 
@@ -11,7 +12,7 @@ from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler.etcd_store import EtcdStore
 
-from etcd_helpers import EtcdCluster, etcd, kill9, needs_etcd, start_scheduler, wait_leading  # noqa: F401 (fixture)
+from etcd_helpers import EtcdCluster, etcd, kill9, make_certs, needs_etcd, start_scheduler, wait_leading  # noqa: F401 (fixture)
 from sched_helpers import gpus
 
 pb = load("scheduler_pb2")
@@ -161,4 +162,33 @@ def test_a_three_member_etcd_losing_one_member_changes_nothing(tmp_path):
     finally:
         for p, _ in procs:
             kill9(p)
+        cluster.stop()
+
+
+@pytest.mark.skipif(shutil.which("etcdctl") is None or shutil.which("openssl") is None,
+                    reason="needs etcdctl (etcd-client) and openssl")
+def test_etcd_over_tls_with_a_user_and_password(tmp_path):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    cluster = EtcdCluster(tmp_path, tls=make_certs(certs))
+    proc = None
+    try:
+        cluster.etcdctl("user", "add", "root:s3cret")
+        cluster.etcdctl("auth", "enable")
+        tls = ["--etcd-cacert", cluster.tls["ca"], "--etcd-cert", cluster.tls["client_cert"], "--etcd-key",
+               cluster.tls["client_key"], "--etcd-user", "root"]
+        proc, addr = start_scheduler(tmp_path, cluster.url, *tls, env={"TF_ETCD_PASSWORD": "s3cret"})
+        with SchedulerClient(addr) as c:
+            c.register_worker("node-a", "p", gpus("a"), admin="127.0.0.1:1")
+            a = c.allocate(tflops=10, vram="1Gi")
+        kill9(proc)
+        with pytest.raises(AssertionError, match="refused user .root.: etcdserver: authentication failed"):     # a wrong password: a clear refusal
+            start_scheduler(tmp_path, cluster.url, *tls, name="bad", env={"TF_ETCD_PASSWORD": "wrong"})
+        proc, addr = start_scheduler(tmp_path, cluster.url, *tls, name="again", env={"TF_ETCD_PASSWORD": "s3cret"})
+        wait_leading(addr)
+        with SchedulerClient(addr) as c:
+            assert c.get_allocation(a.id).state == pb.ALLOCATION_ACTIVE
+    finally:
+        if proc is not None:
+            kill9(proc)
         cluster.stop()
