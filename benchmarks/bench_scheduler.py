@@ -8,6 +8,9 @@ Two figures per pool size:
   rpc-c - allocations/s with 64 requests in flight from an async client.
 The pool is pre-loaded to ~50% of its GPUs holding an allocation, so placement scans a mixed pool.
 Usage: .venv/bin/python benchmarks/bench_scheduler.py [--sizes 100,1000,10000] [--n 2000]
+
+--store etcd|both: the same core and rpc figures with the state in etcd (a single etcd member started here on
+loopback, temporary data dir, its default fsync on; the scheduler as one elected replica), side by side with SQLite.
 """
 import argparse
 import asyncio
@@ -117,13 +120,14 @@ def bench_rpc_concurrent(address, n, inflight=64):
     return uvloop.run(run())
 
 
-def start_process(tmp):
+def start_process(tmp, store=None, prefix=None):
     secret = os.path.join(tmp, "secret")
     with open(secret, "w") as f:
         f.write("bench")
     token_file = os.path.join(tmp, "admin.token")
-    proc = subprocess.Popen([sys.executable, "-m", "tfscheduler", "--listen", "127.0.0.1:0", "--db",
-                             os.path.join(tmp, "rpc.db"), "--secret-file", secret, "--lease-ttl", "3600",
+    where = ["--store", store, "--etcd-prefix", prefix] if store else ["--db", os.path.join(tmp, "rpc.db")]
+    proc = subprocess.Popen([sys.executable, "-m", "tfscheduler", "--listen", "127.0.0.1:0", *where,
+                             "--secret-file", secret, "--lease-ttl", "3600",
                              "--tick", "60", "--log-level", "WARNING", "--admin-token-file", token_file],
                             stdout=subprocess.PIPE, text=True, cwd=REPO)
     address = proc.stdout.readline().split()[-1]
@@ -141,14 +145,79 @@ def populate_rpc(address, n_gpus):
             c.allocate(tflops=100, vram=8192, lease_ttl=3600)
 
 
+def start_etcd(tmp):
+    """A single-member etcd on free loopback ports. -> (process, "etcd://127.0.0.1:PORT")."""
+    import shutil
+    import socket
+    socks = [socket.socket() for _ in range(2)]
+    for so in socks:
+        so.bind(("127.0.0.1", 0))
+    cport, pport = (so.getsockname()[1] for so in socks)
+    for so in socks:
+        so.close()
+    log = open(os.path.join(tmp, "etcd.log"), "ab")
+    proc = subprocess.Popen([shutil.which("etcd") or "etcd", "--data-dir", os.path.join(tmp, "etcd.data"),
+                             "--listen-client-urls", f"http://127.0.0.1:{cport}",
+                             "--advertise-client-urls", f"http://127.0.0.1:{cport}",
+                             "--listen-peer-urls", f"http://127.0.0.1:{pport}",
+                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
+                             "--initial-cluster", f"default=http://127.0.0.1:{pport}"], stdout=log, stderr=log)
+    from tfscheduler.etcd_store import EtcdClient, wait_ready
+    c = EtcdClient([f"127.0.0.1:{cport}"])
+    wait_ready(c, 20)
+    c.close()
+    return proc, f"etcd://127.0.0.1:{cport}"
+
+
+def bench_store(store, sizes, n):
+    """Core and RPC figures per size with the state in etcd (store = its URL) -> rows for the side-by-side table."""
+    from tfscheduler.etcd_store import EtcdStore
+    rows = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            state = SchedulerState(EtcdStore.from_url(store, prefix=f"/bench-core-{size}/"), b"bench",
+                                   Config(lease_ttl_s=3600))
+            populate(state, size)
+            core_lat, _, core_t = bench_core(state, n)
+            state.store.close()
+            proc, address = start_process(tmp, store=store, prefix=f"/bench-rpc-{size}/")
+            try:
+                populate_rpc(address, size)
+                rpc_lat, _ = bench_rpc(address, n)
+                conc_t = bench_rpc_concurrent(address, n)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+        rows.append((size, core_lat, core_t, rpc_lat, conc_t))
+        print(f"etcd {size:>6} GPUs: core p50 {pct(core_lat, 50) * 1e3:.3f} ms p99 {pct(core_lat, 99) * 1e3:.3f} ms "
+              f"{n / core_t:,.0f} alloc+release/s | rpc p50 {pct(rpc_lat, 50) * 1e3:.3f} ms p99 "
+              f"{pct(rpc_lat, 99) * 1e3:.3f} ms | rpc 64 in flight {n / conc_t:,.0f} alloc/s", flush=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100,1000,10000")
     ap.add_argument("--n", type=int, default=2000, help="allocations measured per size")
+    ap.add_argument("--store", default="sqlite", choices=["sqlite", "etcd", "both"],
+                    help="where the scheduler keeps its state (both: side by side)")
     args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.store in ("etcd", "both"):
+        with tempfile.TemporaryDirectory() as etmp:
+            eproc, url = start_etcd(etmp)
+            try:
+                etcd_rows = bench_store(url, sizes, args.n)
+            finally:
+                eproc.kill()
+                eproc.wait()
+        if args.store == "etcd":
+            print_side_by_side(etcd_rows, None, args.n)
+            return
     rows = []
     ms = lambda x: f"{x * 1e3:.3f}"  # noqa: E731
-    for size in [int(s) for s in args.sizes.split(",")]:
+    sqlite_rows = []
+    for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             state = SchedulerState(SqliteStore(os.path.join(tmp, "core.db")), b"bench", Config(lease_ttl_s=3600))
             populate(state, size)
@@ -166,6 +235,7 @@ def main():
                 proc.wait(10)
         load = os.getloadavg()[0]
         rows.append((size, core_lat, core_t, rpc_lat, rpc_t, conc_t, floor, core_cpu, load, pre))
+        sqlite_rows.append((size, core_lat, core_t, rpc_lat, conc_t))
         print(f"{size:>6} GPUs: core p50 {ms(pct(core_lat, 50))} ms p99 {ms(pct(core_lat, 99))} ms "
               f"(CPU p50 {ms(pct(core_cpu, 50))} p99 {ms(pct(core_cpu, 99))}) "
               f"preempting p50 {ms(pct(pre, 50))} p99 {ms(pct(pre, 99))} ms "
@@ -182,6 +252,21 @@ def main():
               f"{pct(rl, 50) * 1e3:.3f} | {pct(rl, 99) * 1e3:.3f} | {args.n / conc:,.0f} | "
               f"{pct(fl, 50) * 1e3:.3f} / {pct(fl, 99) * 1e3:.3f} | {pct(pre, 50) * 1e3:.3f} / "
               f"{pct(pre, 99) * 1e3:.3f} | {la:.1f} |")
+
+
+    if args.store == "both":
+        print_side_by_side(etcd_rows, sqlite_rows, args.n)
+
+
+def print_side_by_side(etcd_rows, sqlite_rows, n):
+    print("\n| store | GPUs | core p50 / p99 (ms) | core alloc+release/s | RPC p50 / p99 (ms) | "
+          "RPC allocs/s (64 in flight) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    pairs = [(r, "sqlite") for r in sqlite_rows or []] + [(r, "etcd") for r in etcd_rows]
+    pairs.sort(key=lambda x: (x[0][0], x[1] != "sqlite"))
+    for (size, cl, ct, rl, conc), name in pairs:
+        print(f"| {name} | {size:,} | {pct(cl, 50) * 1e3:.3f} / {pct(cl, 99) * 1e3:.3f} | {n / ct:,.0f} | "
+              f"{pct(rl, 50) * 1e3:.3f} / {pct(rl, 99) * 1e3:.3f} | {n / conc:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -25,4 +25,12 @@ if rc != 0:
     sys.exit(f"gen_proto: protoc failed with {rc}")
 for d in (os.path.join(OUT, "tensorfusion"), os.path.join(OUT, "tensorfusion", "v1")):
     open(os.path.join(d, "__init__.py"), "a").close()
-print(f"gen_proto: {len(protos)} files -> {OUT}")
+# etcd v3's API (a wire-compatible subset, proto/etcd/) for tfscheduler.etcd_store: `import etcdserverpb.rpc_pb2`
+etcd_dir = os.path.join(PROTO_DIR, "etcd")
+etcd_protos = sorted(glob.glob(os.path.join(etcd_dir, "*", "*.proto")))
+rc = protoc.main(["protoc", f"-I{etcd_dir}", f"--python_out={OUT}", f"--grpc_python_out={OUT}", *etcd_protos])
+if rc != 0:
+    sys.exit(f"gen_proto: protoc failed on the etcd protos with {rc}")
+for d in ("mvccpb", "etcdserverpb"):
+    open(os.path.join(OUT, d, "__init__.py"), "a").close()
+print(f"gen_proto: {len(protos) + len(etcd_protos)} files -> {OUT}")

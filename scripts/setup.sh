@@ -8,7 +8,9 @@ need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v make >/dev/null || need_apt+=(make)
 command -v g++ >/dev/null || need_apt+=(g++)   # nvcc compiles host code with it
-ldconfig -p 2>/dev/null | grep -c "libzstd.so.1 " >/dev/null || need_apt+=(libzstd1)   # the emulator decompresses nvcc 13 fatbins
+ldconfig -p 2>/dev/null | grep -c "libzstd.so.1 " >/dev/null || need_apt+=(libzstd1)
+command -v etcd >/dev/null || need_apt+=(etcd-server)   # scheduler --store etcd:// and its tests (etcd 3.4)
+command -v etcdctl >/dev/null || need_apt+=(etcd-client)   # the etcd TLS/auth test enables auth with it
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi

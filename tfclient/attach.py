@@ -90,7 +90,7 @@ class Lease:
     def client_env(self, transport: str | None = None) -> dict:
         """Environment the stub reads: TF_WORKER, TF_LEASE (+ TF_ALLOCATION, TF_SCHEDULER for tools)."""
         return {"TF_WORKER": self.worker_address(transport), "TF_LEASE": self.token,
-                "TF_ALLOCATION": self.id, "TF_SCHEDULER": self.client.address}
+                "TF_ALLOCATION": self.id, "TF_SCHEDULER": self.client.addresses}
 
     def device_backend(self) -> str:
         """'emu' when the allocation's GPU is the emulated device, else 'nvidia' (one ListPool call, cached)."""
@@ -293,7 +293,7 @@ def _hand_over_release(lease: Lease) -> None:
     except OSError:
         logf = subprocess.DEVNULL
     try:
-        subprocess.Popen([sys.executable, "-m", "tfclient.release_after", str(os.getpid()), lease.client.address,
+        subprocess.Popen([sys.executable, "-m", "tfclient.release_after", str(os.getpid()), lease.client.addresses,
                           lease.id], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                          start_new_session=True, close_fds=True, env=_helper_env())
     except OSError as e:

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--heartbeat-interval", type=float, default=None, help="worker heartbeat period (default 5 s)")
     sched.add_argument("--node-timeout", type=float, default=None,
                        help="seconds without heartbeat before a node is unavailable (default 15)")
+    from tfscheduler.store_args import add_store_args
+    add_store_args(sched)
     sched.set_defaults(func=cmd_scheduler)
 
     worker = sub.add_parser("worker", help="run the worker daemon on this GPU host (foreground)")
@@ -177,8 +179,10 @@ def cmd_scheduler(args) -> int:
     from tfclient import embedded
     timings = {k: v for k, v in (("lease_ttl_s", args.lease_ttl), ("heartbeat_interval_s", args.heartbeat_interval),
                                  ("node_timeout_s", args.node_timeout)) if v is not None}
+    from tfscheduler.store_args import store_options
     return embedded.run_scheduler_foreground(args.listen, args.db or str(config.home() / "scheduler.db"),
-                                             config_path=args.config, metrics_listen=args.metrics_listen, **timings)
+                                             config_path=args.config, metrics_listen=args.metrics_listen,
+                                             store=store_options(args) or None, **timings)
 
 
 def cmd_worker(args) -> int:

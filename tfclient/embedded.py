@@ -138,12 +138,15 @@ def stop_background(timeout_s: float = 30.0) -> bool:
 
 
 async def _scheduler(listen: str, db_path: str, config_path: str | None, metrics_listen: str | None,
-                     timings: dict) -> int:
+                     timings: dict, store: dict | None = None) -> int:
     from tfscheduler import auth
     from tfscheduler.server import serve
     server = await serve(listen, db_path, config.secret(), config_path=config_path, metrics_listen=metrics_listen,
-                         **timings)
-    created = auth.bootstrap_admin(server.tokens, config.home())
+                         **(store or {}), **timings)
+    await server.settled()
+    if store:
+        db_path = store["store"]
+    created = auth.bootstrap_admin(server.tokens, config.home()) if server.leading else None
     if created:
         print(f"tensorfusion scheduler: first admin token written to {created} (0600); create tenant and worker "
               f"tokens with `tensorfusion token create`", flush=True)
@@ -157,9 +160,10 @@ async def _scheduler(listen: str, db_path: str, config_path: str | None, metrics
 
 
 def run_scheduler_foreground(listen: str, db_path: str, config_path: str | None = None,
-                             metrics_listen: str | None = None, **timings) -> int:
-    """timings: lease_ttl_s / heartbeat_interval_s / node_timeout_s overriding the config file."""
-    return _run(_scheduler(listen, db_path, config_path, metrics_listen, timings))
+                             metrics_listen: str | None = None, store: dict | None = None, **timings) -> int:
+    """timings: lease_ttl_s / heartbeat_interval_s / node_timeout_s overriding the config file; store: serve()'s
+    etcd options (tfscheduler.__main__.store_options)."""
+    return _run(_scheduler(listen, db_path, config_path, metrics_listen, timings, store))
 
 
 async def _worker(args, scheduler: str) -> int:

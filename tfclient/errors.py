@@ -90,11 +90,26 @@ class WorkerUnreachable(TensorFusionError, ConnectionError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class StoreUnavailable(TensorFusionError, ConnectionError):
+    """The scheduler cannot reach its state store (etcd): nothing was changed; retry (here or at another replica)."""
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class NotLeader(StoreUnavailable):
+    """This scheduler replica is a follower (or lost its leadership): the message names the leader's address."""
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class StoreConflict(TensorFusionError):
+    """Another scheduler changed the same GPUs between our read and our write: nothing was changed; retry."""
+    code = grpc.StatusCode.ABORTED
+
+
 _BY_NAME = {cls.__name__: cls for cls in (
     TensorFusionError, InvalidRequest, InvalidQuantity, NotFound, UnknownPool, UnknownAllocation,
     UnknownWorker, UnknownWorkload, NoCapacity, QuotaExceeded, LeaseError, LeaseInvalid, LeaseExpired,
-    AllocationInactive,
-    SchedulerUnreachable, WorkerUnreachable, Unauthenticated, PermissionDenied, UnknownToken)}
+    AllocationInactive, SchedulerUnreachable, WorkerUnreachable, StoreUnavailable, NotLeader, StoreConflict,
+    Unauthenticated, PermissionDenied, UnknownToken)}
 
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,

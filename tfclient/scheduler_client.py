@@ -1,11 +1,20 @@
 """Clients of the scheduler's gRPC API: SchedulerClient (blocking: CLI, user code, tfclient.attach) and
 AsyncSchedulerClient (grpc.aio: the worker daemon). Same methods, same arguments.
 
+Several scheduler replicas (etcd, leader election): the address may be a comma-separated list ("a:7070,b:7070",
+also in TF_SCHEDULER). A call answered UNAVAILABLE (replica down, a follower naming the leader, etcd away) or
+ABORTED (a write raced another scheduler) goes to the next replica, until `failover_s` has passed; Allocate carries
+a request id, so a retried Allocate whose first try was committed returns that allocation, never a second one.
+
 Quantities may be strings ("2Gi", "500m") and are parsed here (tfclient.quantity) so a typo fails
 before any RPC; QoS may be "low"/"medium"/"high"/"critical" or the enum value. Every grpc.RpcError is
 turned into the matching tfclient.errors class (NoCapacity, InvalidRequest, SchedulerUnreachable, ...).
 """
 from __future__ import annotations
+
+import asyncio
+import time
+import uuid
 
 import grpc
 
@@ -37,6 +46,100 @@ def _address(address: str | None) -> str:
     return addr
 
 
+FAILOVER_S = 30.0     # longer than a leader change (leader TTL 5 s + campaign poll + state load)
+
+
+def split_addresses(address: str) -> list:
+    """"a:1, b:2" -> ["a:1", "b:2"]."""
+    out = [a.strip() for a in address.split(",") if a.strip()]
+    if not out:
+        raise SchedulerUnreachable(f"no scheduler address in {address!r}")
+    return out
+
+
+class FailoverStub:
+    """A SchedulerStub over several replicas (blocking): stub.Method(request, timeout=, metadata=) is tried on the
+    current replica, then the next on a retryable status, until failover_s has passed."""
+
+    def __init__(self, addresses: list, failover_s: float = FAILOVER_S, channel=None):
+        self.addresses, self.failover_s = addresses, failover_s
+        self._channel = channel or (lambda a: grpc.insecure_channel(a, options=CHANNEL_OPTIONS))
+        self._i = 0
+        self._stubs: dict = {}
+        self._channels: list = []
+
+    @property
+    def address(self) -> str:
+        return self.addresses[self._i]
+
+    def _stub(self):
+        a = self.address
+        if a not in self._stubs:
+            ch = self._channel(a)
+            self._channels.append(ch)
+            self._stubs[a] = rpc.SchedulerStub(ch)
+        return self._stubs[a]
+
+    def _next(self) -> None:
+        self._i = (self._i + 1) % len(self.addresses)
+
+    def _retry(self, e: grpc.RpcError, start: float) -> bool:
+        """Retry e? UNAVAILABLE with another replica to try, ABORTED always, both within failover_s."""
+        if time.monotonic() - start >= self.failover_s:
+            return False
+        return e.code() == grpc.StatusCode.ABORTED or \
+            (e.code() == grpc.StatusCode.UNAVAILABLE and len(self.addresses) > 1)
+
+    def __getattr__(self, method: str):
+        def call(request, **kw):
+            start, pause = time.monotonic(), 0.05
+            while True:
+                try:
+                    return getattr(self._stub(), method)(request, **kw)
+                except grpc.RpcError as e:
+                    if not self._retry(e, start):
+                        raise
+                    if e.code() == grpc.StatusCode.ABORTED:
+                        continue                  # a write race on a shared store: the same replica, again
+                    self._next()
+                    if self._i == 0:          # went round every replica: give the election time
+                        time.sleep(pause)
+                        pause = min(pause * 2, 0.5)
+        return call
+
+    def close(self) -> None:
+        for ch in self._channels:
+            ch.close()
+
+
+class AioFailoverStub(FailoverStub):
+    """FailoverStub for grpc.aio (the worker daemon, AsyncSchedulerClient)."""
+
+    def __init__(self, addresses: list, failover_s: float = FAILOVER_S):
+        super().__init__(addresses, failover_s, lambda a: grpc.aio.insecure_channel(a, options=CHANNEL_OPTIONS))
+
+    def __getattr__(self, method: str):
+        async def call(request, **kw):
+            start, pause = time.monotonic(), 0.05
+            while True:
+                try:
+                    return await getattr(self._stub(), method)(request, **kw)
+                except grpc.RpcError as e:
+                    if not self._retry(e, start):
+                        raise
+                    if e.code() == grpc.StatusCode.ABORTED:
+                        continue
+                    self._next()
+                    if self._i == 0:
+                        await asyncio.sleep(pause)
+                        pause = min(pause * 2, 0.5)
+        return call
+
+    async def close(self) -> None:
+        for ch in self._channels:
+            await ch.close()
+
+
 def gpu_info(g) -> "cpb.GPUInfo":
     """A GPUInfo from a GPUInfo or a dict with its fields (vram may be a quantity string as vram/vram_mib)."""
     if isinstance(g, cpb.GPUInfo):
@@ -57,8 +160,9 @@ def register_request(node_name, pool="", gpus=(), unix_path="", tcp="", admin=""
 
 def allocate_request(tflops=0.0, vram=0, tflops_limit=None, vram_limit=None, qos="medium", gpu_count=1, pool="",
                      namespace="", workload="", model="", vendor="", local_gpu=False, client_node="",
-                     lease_ttl=0.0) -> "pb.AllocateRequest":
+                     lease_ttl=0.0, request_id=None) -> "pb.AllocateRequest":
     return pb.AllocateRequest(
+        request_id=request_id or uuid.uuid4().hex,
         pool=pool, namespace=namespace, workload=workload,
         requests=cpb.Resources(tflops=parse_tflops(tflops), vram_mib=parse_vram_mib(vram)),
         limits=cpb.Resources(tflops=parse_tflops(tflops_limit or 0), vram_mib=parse_vram_mib(vram_limit or 0)),
@@ -97,12 +201,21 @@ class SchedulerClient:
     """Blocking client. address: "host:port" (default: tfclient.config.scheduler_address()).
     token: bearer token (default: tfclient.config.client_token(): TF_TOKEN, then $TF_HOME token files)."""
 
-    def __init__(self, address: str | None = None, timeout: float = 5.0, token: str | None = None):
-        self.address = _address(address)
+    def __init__(self, address: str | None = None, timeout: float = 5.0, token: str | None = None,
+                 failover_s: float = FAILOVER_S):
         self.timeout = timeout
         self._metadata = _metadata(config.client_token(token))
-        self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
-        self._stub = rpc.SchedulerStub(self._channel)
+        self._stub = FailoverStub(split_addresses(_address(address)), failover_s)
+
+    @property
+    def address(self) -> str:
+        """The replica in use now."""
+        return self._stub.address
+
+    @property
+    def addresses(self) -> str:
+        """Every replica, comma-separated (what TF_SCHEDULER takes)."""
+        return ",".join(self._stub.addresses)
 
     def _call(self, method: str, request):
         try:
@@ -162,7 +275,7 @@ class SchedulerClient:
         return list(self._call("ListWorkloads", pb.ListWorkloadsRequest(namespace=namespace)).workloads)
 
     def close(self) -> None:
-        self._channel.close()
+        self._stub.close()
 
     def __enter__(self):
         return self
@@ -174,12 +287,21 @@ class SchedulerClient:
 class AsyncSchedulerClient:
     """grpc.aio client with the same methods as SchedulerClient (awaitable)."""
 
-    def __init__(self, address: str | None = None, timeout: float = 5.0, token: str | None = None):
-        self.address = _address(address)
+    def __init__(self, address: str | None = None, timeout: float = 5.0, token: str | None = None,
+                 failover_s: float = FAILOVER_S):
         self.timeout = timeout
         self._metadata = _metadata(config.client_token(token))
-        self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
-        self._stub = rpc.SchedulerStub(self._channel)
+        self._stub = AioFailoverStub(split_addresses(_address(address)), failover_s)
+
+    @property
+    def address(self) -> str:
+        """The replica in use now."""
+        return self._stub.address
+
+    @property
+    def addresses(self) -> str:
+        """Every replica, comma-separated (what TF_SCHEDULER takes)."""
+        return ",".join(self._stub.addresses)
 
     async def _call(self, method: str, request):
         try:
@@ -216,7 +338,7 @@ class AsyncSchedulerClient:
                                                                       vram_request))
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._stub.close()
 
     async def __aenter__(self):
         return self

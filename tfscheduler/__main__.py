@@ -12,12 +12,14 @@ import sys
 import uvloop
 
 from tfscheduler.server import serve
+from tfscheduler.store_args import add_store_args, store_options
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m tfscheduler", description="TensorFusion scheduler")
     p.add_argument("--listen", default="127.0.0.1:7070", help="host:port to serve gRPC on (port 0 = any)")
-    p.add_argument("--db", required=True, help="SQLite state file (created if missing)")
+    p.add_argument("--db", help="SQLite state file (created if missing); the default store")
+    add_store_args(p)
     p.add_argument("--secret-file", required=True, help="file with the lease-signing secret shared with workers")
     p.add_argument("--config", help="TOML config (pools, quotas, models, timeouts)")
     p.add_argument("--lease-ttl", type=float, dest="lease_ttl_s", help="default lease TTL in seconds")
@@ -29,20 +31,24 @@ def parse_args(argv=None):
     p.add_argument("--admin-token-file", default=None,
                    help="where the first admin token is written when none exists (default $TF_HOME/admin.token)")
     p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.db and not args.store:
+        p.error("pass --db FILE (SQLite) or --store etcd://HOST:PORT")
+    return args
 
 
 async def main(args) -> None:
     with open(args.secret_file, "rb") as f:
         secret = f.read().strip()
     overrides = {k: getattr(args, k) for k in ("lease_ttl_s", "node_timeout_s", "heartbeat_interval_s", "tick_s")}
-    server = await serve(args.listen, args.db, secret, config_path=args.config, metrics_listen=args.metrics_listen,
-                         **overrides)
+    server = await serve(args.listen, args.db or "", secret, config_path=args.config,
+                         metrics_listen=args.metrics_listen, **store_options(args), **overrides)
+    await server.settled()
     from pathlib import Path
     from tfclient import config
     from tfscheduler import auth
     target = Path(args.admin_token_file) if args.admin_token_file else config.token_file(auth.ADMIN)
-    if not server.tokens.active(auth.ADMIN):
+    if server.leading and not server.tokens.active(auth.ADMIN):
         _, text = server.tokens.create(auth.ADMIN, description="first admin (bootstrap)")
         config.write_private(target, text + "\n")
         print(f"tfscheduler: first admin token written to {target} (0600)", file=sys.stderr, flush=True)
@@ -61,4 +67,8 @@ if __name__ == "__main__":
     args = parse_args()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvloop.run(main(args))
+    try:
+        uvloop.run(main(args))
+    except (PermissionError, ConnectionError, ValueError) as e:   # etcd refused us, unreachable, bad --store
+        print(f"tfscheduler: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)

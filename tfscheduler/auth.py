@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from tfclient.errors import InvalidRequest, PermissionDenied, Unauthenticated, UnknownToken
+from tfclient.errors import InvalidRequest, NotLeader, PermissionDenied, Unauthenticated, UnknownToken
 
 TENANT, WORKER, ADMIN = "tenant", "worker", "admin"
 ROLES = (TENANT, WORKER, ADMIN)
@@ -181,8 +181,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Checks the bearer token and role of every unary call, then runs the handler with caller() set.
     Wrapped handlers are cached per method, so a call costs one dict lookup more than without."""
 
-    def __init__(self, registry: TokenRegistry):
+    def __init__(self, registry: TokenRegistry, gate=None):
         self.registry = registry
+        self.gate = gate          # () -> None or raises (tfscheduler.election: a follower refuses every call)
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation, details):
@@ -195,13 +196,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return handler      # unknown method: grpc answers UNIMPLEMENTED; we serve no streams
         name = method.rsplit("/", 1)[-1]
         inner = handler.unary_unary
-        registry = self.registry
+        registry, gate = self.registry, self.gate
 
         async def checked(request, context):
             try:
+                if gate is not None:
+                    gate()
                 principal = registry.principal(context.invocation_metadata())
                 authorize(principal, name)
-            except (Unauthenticated, PermissionDenied) as e:
+            except (Unauthenticated, PermissionDenied, NotLeader) as e:
                 await context.abort(e.code, str(e), trailing_metadata=(("tf-error", type(e).__name__),))
             token = _caller.set(principal)
             try:

@@ -14,11 +14,13 @@ import time
 
 import grpc
 
-from tfclient.errors import InvalidRequest, PermissionDenied, TensorFusionError, WorkerUnreachable, to_status
+from tfclient.errors import (InvalidRequest, NotLeader, PermissionDenied, StoreConflict, TensorFusionError,
+                             WorkerUnreachable, to_status)
 from tfclient.protos import load
 from tfscheduler import auth, validate
 from tfscheduler import lease as lease_tokens
 from tfscheduler.state import Config, SchedulerState, load_config
+from tfscheduler.etcd_store import EtcdStore
 from tfscheduler.storage import SqliteStore
 
 pb = load("scheduler_pb2")
@@ -41,6 +43,8 @@ class SchedulerService(rpc.SchedulerServicer):
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._tasks: set = set()
         self.metrics = None           # tfscheduler.metrics.SchedulerMetrics when metrics are served
+        self.election = None          # tfscheduler.election.Election with replicas on etcd
+        self.etcd = None              # the EtcdStore, when the state is in etcd
 
     # ---- helpers ----
     def _alloc_pb(self, a, token: str = "", preempted=()) -> "pb.Allocation":
@@ -149,7 +153,7 @@ class SchedulerService(rpc.SchedulerServicer):
             namespace = p.namespace
         g = self.state.allocate(
             r.requests.tflops, r.requests.vram_mib, r.limits.tflops, r.limits.vram_mib, r.qos, r.gpu_count, r.pool,
-            namespace, r.workload, r.gpu_model, r.vendor, r.local_gpu, r.client_node, r.lease_ttl_s)
+            namespace, r.workload, r.gpu_model, r.vendor, r.local_gpu, r.client_node, r.lease_ttl_s, r.request_id)
         out = self._alloc_pb(g.alloc, g.token, [c.allocation_id for c in g.closes])
         await self.deliver_closes(g.closes)        # the victims' tokens are void before this one is handed out
         if self.metrics is not None:
@@ -361,6 +365,11 @@ def _typed_errors(method):
         try:
             return await method(self, request, context)
         except TensorFusionError as e:
+            if isinstance(e, NotLeader) and self.election is not None:
+                self.election.lost()                  # another replica leads now: follow at once
+                self.etcd.guard = FOLLOWER_GUARD
+            elif isinstance(e, StoreConflict):
+                self.state.resync()                   # another scheduler wrote the same GPUs: see it for the retry
             code, msg, md = to_status(e)
             await context.abort(code, msg, trailing_metadata=md)
     return wrapped
@@ -390,7 +399,43 @@ class SchedulerServer:
         self.tokens = service.tokens
         self._ticker: asyncio.Task | None = None
         self._autoscaler: asyncio.Task | None = None
+        self._campaign: asyncio.Task | None = None
+        self._etcd: EtcdStore | None = None
         self.metrics_port: int | None = None
+
+    @property
+    def election(self):
+        return self.service.election
+
+    @property
+    def leading(self) -> bool:
+        """True unless this is a follower replica (SQLite, or etcd without election: always True)."""
+        return self.service.election is None or self.service.election.leading
+
+    async def settled(self, timeout_s: float = 30.0) -> None:
+        """Returns once this replica leads or knows who does (at once without election)."""
+        deadline = time.monotonic() + timeout_s
+        while self.service.election is not None and not self.leading and not self.service.election.leader:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no scheduler leader elected: is etcd reachable?")
+            await asyncio.sleep(0.05)
+
+    def _swap_state(self, state: SchedulerState) -> None:
+        self.state = self.service.state = state
+        if self.service.metrics is not None:
+            self.service.metrics.state = state
+
+    async def _on_elected(self, guard) -> None:
+        """This replica now leads: read everything back (nodes get a full node_timeout_s from now to heartbeat,
+        leases a full TTL, as after a restart) and the tokens created under the previous leader."""
+        store = self._etcd
+        store.guard = guard
+        self._swap_state(SchedulerState(store, self.state.secret, self.state.cfg, clock=self.state.clock))
+        self.tokens.by_id = {r.id: r for r in store.load_tokens()}
+        log.info("leading: %d node(s), %d allocation(s) restored", len(self.state.nodes), len(self.state.allocs))
+
+    async def _on_lost(self) -> None:
+        self._etcd.guard = FOLLOWER_GUARD
 
     @property
     def address(self) -> str:
@@ -399,6 +444,8 @@ class SchedulerServer:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(self.state.cfg.tick_s)
+            if self.service.election is not None and not self.service.election.leading:
+                continue                    # a follower's state is not the truth: the leader expires and times out
             try:
                 self.service.send_closes(self.state.tick())
             except Exception:  # a bad tick must not stop expiry for good
@@ -407,6 +454,8 @@ class SchedulerServer:
     async def _autoscale_loop(self) -> None:
         while True:
             await asyncio.sleep(self.state.cfg.autoscale_interval_s)
+            if not self.leading:       # a follower replica holds no live state: the leader scales
+                continue
             try:
                 await self.service.autoscale()
             except Exception:  # a bad pass must not stop the loop for good
@@ -419,6 +468,10 @@ class SchedulerServer:
         for t in (self._ticker, self._autoscaler):
             if t:
                 t.cancel()
+        if self.service.election is not None:
+            await self.service.election.resign()      # the next replica leads without waiting for the lease
+            if self._campaign:
+                self._campaign.cancel()
         await self.server.stop(grace)
         await self.service.close()
         if self.service.metrics is not None:
@@ -426,10 +479,20 @@ class SchedulerServer:
         self.state.store.close()
 
 
+FOLLOWER_GUARD = (b"", -1)       # EtcdStore.guard that no transaction passes: a follower writes nothing
+
+
 async def serve(listen: str, db_path: str, secret: bytes, config: Config | None = None,
                 config_path: str | None = None, metrics_listen: str | None = None, clock=None,
+                store: str | None = None, etcd: dict | None = None, elect: bool = True,
+                advertise: str | None = None, leader_ttl_s: int = 5, etcd_prefix: str = "/tensorfusion/",
                 **overrides) -> SchedulerServer:
     """Starts the scheduler on listen ("host:port", port 0 = any free port) with state in db_path.
+    store: "etcd://h:2379,h:2379" to keep the state in etcd instead (db_path unused); etcd: EtcdClient options
+    (cacert, cert, key, user, password, timeout_s). elect: with etcd, run as one of several replicas (leader
+    election, tfscheduler.election; advertise = the address clients reach this replica at, default listen's).
+    elect=False lets several schedulers write one etcd at once (safe, but each sees only its own heartbeats:
+    for tests of the transactions, not for production).
     metrics_listen: "host:port" for Prometheus metrics (handle.metrics_port tells the bound port).
     clock: the state's time source (unix seconds; default time.time), for tests of time-driven behaviour.
     overrides: Config fields (lease_ttl_s=..., node_timeout_s=..., tick_s=..., autoscale_interval_s=...; 0
@@ -440,19 +503,42 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
     if config is not None:
         for k, v in overrides.items():
             setattr(cfg, k, v)
-    if os.path.dirname(db_path):
-        os.makedirs(os.path.dirname(db_path), exist_ok=True)
-    state = SchedulerState(SqliteStore(db_path), secret, cfg, clock=clock or time.time)
-    tokens = auth.TokenRegistry(state.store)
+    election = estore = None
+    if store and store.startswith("etcd://"):
+        from tfscheduler.etcd_store import wait_ready
+        estore = EtcdStore.from_url(store, etcd_prefix, **(etcd or {}))
+        await asyncio.to_thread(wait_ready, estore.c)
+        if elect:       # a follower serves nothing: an empty placeholder until it leads
+            estore.guard = FOLLOWER_GUARD
+            state = SchedulerState(SqliteStore(":memory:"), secret, cfg, clock=clock or time.time)
+        else:
+            state = SchedulerState(estore, secret, cfg, clock=clock or time.time)
+        tokens = auth.TokenRegistry(estore)
+        db_path = store
+    elif store:
+        raise ValueError(f"store {store!r}: use etcd://HOST:PORT[,HOST:PORT...] (or --db FILE for SQLite)")
+    else:
+        if os.path.dirname(db_path):
+            os.makedirs(os.path.dirname(db_path), exist_ok=True)
+        state = SchedulerState(SqliteStore(db_path), secret, cfg, clock=clock or time.time)
+        tokens = auth.TokenRegistry(state.store)
     service = SchedulerService(state, tokens)
-    server = grpc.aio.server(interceptors=[auth.AuthInterceptor(tokens)], options=SERVER_OPTIONS)
+    if estore is not None and elect:
+        from tfscheduler.election import Election
+        service.etcd = estore
+        election = service.election = Election(estore.c, estore.k("leader"), advertise or "", leader_ttl_s)
+    server = grpc.aio.server(interceptors=[auth.AuthInterceptor(tokens, gate=election.gate if election else None)],
+                             options=SERVER_OPTIONS)
     rpc.add_SchedulerServicer_to_server(service, server)
     port = server.add_insecure_port(listen)
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     await server.start()
     host = listen.rsplit(":", 1)[0] or "0.0.0.0"
+    if election is not None and not election.address:
+        election.address = f"{host}:{port}"
     handle = SchedulerServer(server, service, state, port, host)
+    handle._etcd = estore
     if metrics_listen:
         from tfscheduler.metrics import SchedulerMetrics
         service.metrics = SchedulerMetrics(state, metrics_listen)
@@ -460,6 +546,8 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
     handle._ticker = asyncio.get_running_loop().create_task(handle._tick_loop())
     if cfg.autoscale_interval_s > 0:
         handle._autoscaler = asyncio.get_running_loop().create_task(handle._autoscale_loop())
+    if election is not None:
+        handle._campaign = asyncio.get_running_loop().create_task(election.run(handle._on_elected, handle._on_lost))
     log.info("tfscheduler listening on %s (db %s, %d node(s), %d allocation(s) restored)", handle.address,
              db_path, len(state.nodes), len(state.allocs))
     return handle

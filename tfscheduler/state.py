@@ -7,6 +7,7 @@ into protobuf messages and WorkerAdmin calls. Time comes from `clock` so tests c
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -15,8 +16,8 @@ import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
-from tfclient.errors import (AllocationInactive, InvalidRequest, NoCapacity, QuotaExceeded, TensorFusionError,
-                             UnknownAllocation, UnknownWorkload)
+from tfclient.errors import (AllocationInactive, InvalidRequest, NoCapacity, QuotaExceeded, StoreConflict,
+                             TensorFusionError, UnknownAllocation, UnknownWorkload)
 from tfclient.quantity import parse_tflops, parse_vram_mib
 from tfscheduler import lease as leases
 from tfscheduler import validate
@@ -183,7 +184,7 @@ class SchedulerState:
         self._load()
 
     # ---- start ----
-    def _load(self) -> None:
+    def _load(self, grace: bool = True) -> None:
         snap = self.store.load()
         now = self.clock()
         for p in snap.pools:
@@ -195,7 +196,8 @@ class SchedulerState:
         for n in snap.nodes:
             self.nodes[n.worker_id] = n
             self.node_gpus[n.worker_id] = []
-            self.last_seen[n.worker_id] = now       # grace: a full node timeout to heartbeat again
+            if grace or n.worker_id not in self.last_seen:
+                self.last_seen[n.worker_id] = now   # grace: a full node timeout to heartbeat again
         for g in snap.gpus:
             node = self.nodes.get(g.worker_id)
             if node is None:
@@ -210,7 +212,7 @@ class SchedulerState:
                 continue
             self.index.add_allocation(self._alloc_view(a))
             # grace: clients and workers get a full TTL after a restart to renew
-            if a.lease_expires_at < now + a.lease_ttl_s:
+            if grace and a.lease_expires_at < now + a.lease_ttl_s:
                 a.lease_expires_at = now + a.lease_ttl_s
                 renewals.append((a.id, a.lease_expires_at))
             self.allocs[a.id] = a
@@ -221,6 +223,17 @@ class SchedulerState:
                 self.autoscaler.restore(w.namespace, w.name, w.spec, w.status, w.checkpoint, w.updated_at)
             except (ValueError, KeyError, TypeError, WorkloadConfigError) as e:   # keep serving the rest
                 logging.getLogger("tfscheduler").error("workload %s/%s not restored: %s", w.namespace, w.name, e)
+
+    def resync(self) -> None:
+        """Makes memory what the store holds, after another scheduler wrote to a shared store (etcd): the index is
+        rebuilt from one consistent read. Unlike a start, no grace: leases keep their expiry, nodes their last
+        heartbeat."""
+        self.index = PlacementIndex()
+        self.index.quotas.update(self.cfg.quotas)
+        self.nodes, self.node_gpus, self.allocs = {}, {}, {}
+        self._load(grace=False)
+        self.last_seen = {w: t for w, t in self.last_seen.items() if w in self.nodes}
+        self.alloc_usage = {a: u for a, u in self.alloc_usage.items() if a in self.allocs}
 
     def _put_pool(self, name: str, pol: PoolPolicy) -> None:
         self.index.set_policy(name, pol)
@@ -343,6 +356,8 @@ class SchedulerState:
     # ---- allocations ----
     def _end(self, ids, state: int, reason: str, persist: bool = True) -> list:
         closes, ended = [], []
+        if persist:         # the store first: a failed write (etcd unreachable) leaves them active, to retry
+            self.store.end_allocations([(aid, state, reason) for aid in ids if aid in self.allocs])
         for aid in ids:
             a = self.allocs.pop(aid, None)
             self.alloc_usage.pop(aid, None)
@@ -358,8 +373,6 @@ class SchedulerState:
             closes.append(Close(a.worker_id, node.admin if node else "", aid, reason))
         while len(self.ended) > ENDED_KEPT:
             self.ended.popitem(last=False)
-        if persist:
-            self.store.end_allocations(ended)
         return closes
 
     def token(self, a: AllocationRecord) -> str:
@@ -371,7 +384,7 @@ class SchedulerState:
     def allocate(self, tflops: float, vram_mib: int, lim_tflops: float = 0.0, lim_vram_mib: int = 0,
                  qos: int = MEDIUM, gpu_count: int = 1, pool: str = "", namespace: str = "", workload: str = "",
                  model: str = "", vendor: str = "", local_gpu: bool = False, client_node: str = "",
-                 lease_ttl_s: float = 0.0) -> Granted:
+                 lease_ttl_s: float = 0.0, request_id: str = "") -> Granted:
         validate.name("pool", pool)
         validate.name("namespace", namespace)
         validate.text("workload", workload)
@@ -403,17 +416,44 @@ class SchedulerState:
             tflops, vram_mib = profile.tflops, profile.vram_mib
         req = Request(tflops, vram_mib, lim_tflops, lim_vram_mib, qos, gpu_count or 1, pool, model, vendor,
                       client_node if local_gpu else "", namespace or "default")
-        if profile is not None and not profile.vram_mib:
-            d, req = self.index.place_share(req, profile.vram_share)
-        else:
-            d = self.index.place(req)
-        now = self.clock()
-        aid = "alloc-" + secrets.token_hex(8)
-        a = AllocationRecord(aid, d.pool, req.namespace, workload, d.node, d.gpus, req.tflops, req.vram_mib,
-                             req.lim_tflops, req.lim_vram_mib, qos, ACTIVE, "", now, ttl, now + ttl)
-        reason = f"preempted by {aid} ({QOS_NAMES[qos]} QoS)"
-        # write-through: the store first, so a failed write changes nothing in memory
-        self.store.put_allocation(a, ended=tuple((v, PREEMPTED, reason) for v in d.preempt))
+        fixed_id = ""
+        if request_id:     # a retry (after a failover) of an Allocate that may have been committed: same answer
+            validate.token_like("request_id", request_id)
+            fixed_id = "alloc-" + hashlib.sha256(f"{req.namespace}\0{request_id}".encode()).hexdigest()[:16]
+            if fixed_id in self.allocs:
+                return Granted(self.allocs[fixed_id], self.token(self.allocs[fixed_id]), [])
+            if self._ended(fixed_id) is not None:
+                raise AllocationInactive(f"allocation {fixed_id} of request {request_id} has already ended")
+        # other schedulers may write the same store (etcd, no elected leader): on a miss, re-read and place again
+        shared = getattr(self.store, "shared", False) and getattr(self.store, "guard", None) is None
+        first = req
+        aid = fixed_id or "alloc-" + secrets.token_hex(8)
+        for attempt in range(16):
+            try:
+                if profile is not None and not profile.vram_mib:
+                    d, req = self.index.place_share(first, profile.vram_share)
+                else:
+                    d = self.index.place(req)
+            except (NoCapacity, InvalidRequest):
+                if not shared or attempt:
+                    raise
+                self.resync()          # capacity freed or nodes added by another scheduler are seen now
+                continue
+            now = self.clock()
+            a = AllocationRecord(aid, d.pool, req.namespace, workload, d.node, d.gpus, req.tflops, req.vram_mib,
+                                 req.lim_tflops, req.lim_vram_mib, qos, ACTIVE, "", now, ttl, now + ttl)
+            reason = f"preempted by {aid} ({QOS_NAMES[qos]} QoS)"
+            # write-through: the store first, so a failed write changes nothing in memory; on a shared store the
+            # write compares the GPUs' revisions we placed on (StoreConflict: someone else charged them meanwhile)
+            try:
+                self.store.put_allocation(a, ended=tuple((v, PREEMPTED, reason) for v in d.preempt))
+                break
+            except StoreConflict:
+                if attempt == 15:
+                    raise
+                self.resync()
+                if aid in self.allocs:  # a try whose answer was lost (etcd changed leader) did commit: that one
+                    return Granted(self.allocs[aid], self.token(self.allocs[aid]), [])
         closes = self._end(d.preempt, PREEMPTED, reason, persist=False)
         self.index.add_allocation(self._alloc_view(a))
         self.allocs[aid] = a

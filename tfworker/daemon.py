@@ -89,8 +89,10 @@ class WorkerDaemon:
         worker_rpc.add_WorkerAdminServicer_to_server(_AdminServicer(self), self._admin)
         self._admin_port = self._admin.add_insecure_port(self.admin_listen)
         await self._admin.start()
-        self._channel = grpc.aio.insecure_channel(self.scheduler_address)
-        self._stub = scheduler_rpc.SchedulerStub(self._channel)
+        from tfclient.scheduler_client import AioFailoverStub, split_addresses
+        # "a,b,c": scheduler replicas; calls move to the next one when one is down or a follower
+        self._channel = AioFailoverStub(split_addresses(self.scheduler_address))
+        self._stub = self._channel
         await self._register()
         if self.metrics_port is not None:
             from tfworker.metrics import WorkerMetrics
