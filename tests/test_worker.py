@@ -592,14 +592,18 @@ def test_workload_using_more_compute_than_its_limit_gets_a_raised_limit_live(tmp
             proc = subprocess.Popen([str(program), "60", "20000"], env=client_env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
             try:
-                def region_limit():
+                def session():
                     with grpc.insecure_channel(alloc.endpoints.admin) as channel:
                         usage = worker_rpc.WorkerAdminStub(channel).GetUsage(worker_pb.GetUsageRequest(), timeout=5)
-                    return next((s.limits.tflops for s in usage.sessions if s.allocation_id == alloc.id), 0.0)
+                    return next((s for s in usage.sessions if s.allocation_id == alloc.id), None)
 
+                region_limit = lambda: (s := session()) and s.limits.tflops or 0.0
                 wait_for(lambda: region_limit() == 2.0, timeout=30,
                          what="the session's region with its 2-TFLOPS limit")
                 wait_for(lambda: region_limit() > 2.0, timeout=45, what="a raised TFLOPS limit in the region")
+                # and the throughput follows: the session now uses more than its old limit allowed
+                wait_for(lambda: (s := session()) is not None and s.tflops_used > 2.0 * 1.05, timeout=30,
+                         what="measured TFLOPS above the old 2-TFLOPS limit")
                 assert proc.poll() is None, "the session was restarted or ended: " + (proc.stdout.read() or "")
                 w = client.get_workload("busy")
                 cond = next(c for c in w.status.conditions if c.type == "RecommendationProvided")
