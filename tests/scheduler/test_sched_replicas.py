@@ -103,7 +103,7 @@ def test_killing_the_leader_loses_and_doubles_nothing(tmp_path, etcd):
                     except Exception as e:
                         errors.append((f"tenant{k}", e))
                         return
-        threads = [threading.Thread(target=worker)] + [threading.Thread(target=tenant, args=(k,)) for k in range(3)]
+        threads = [threading.Thread(target=worker)] + [threading.Thread(target=tenant, args=(k,)) for k in range(8)]
         for t in threads:
             t.start()
         time.sleep(2.0)
