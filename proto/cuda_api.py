@@ -39,10 +39,14 @@ _DECL = re.compile(r"\bCUresult\s+(?:__attribute__\s*\(\(\s*\w+\s*\)\)\s*)*(cu\w
 _PFN = re.compile(r"typedef\s+CUresult\s+\(CUDAAPI\s+\*PFN_(\w+?)_v(\d+)(_ptds|_ptsz)?\)")
 
 
+# The driver library's API: cuda.h plus the profiler control of cudaProfiler.h (libcuda exports both).
+TYPEDEF_HEADERS = ("cudaTypedefs.h", "cudaProfilerTypedefs.h")
+
+
 def _preprocess(cuda_include: str, defines: list) -> str:
     cc = shlex.split(os.environ.get("CC") or "cc")
     cmd = cc + ["-E", "-P", "-x", "c", f"-I{cuda_include}", *defines, "-"]
-    r = subprocess.run(cmd, input="#include <cuda.h>\n", capture_output=True, text=True)
+    r = subprocess.run(cmd, input="#include <cuda.h>\n#include <cudaProfiler.h>\n", capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"cuda_api.py: preprocessing cuda.h failed: {r.stderr.strip()[:400]}")
     return r.stdout
@@ -59,7 +63,7 @@ def header_names(cuda_include: str) -> set:
 
 def typedef_versions(cuda_include: str) -> dict:
     """api -> set of (version, '' | 'ptds' | 'ptsz') from cudaTypedefs.h."""
-    text = open(os.path.join(cuda_include, "cudaTypedefs.h"), encoding="utf-8").read()
+    text = "".join(open(os.path.join(cuda_include, h), encoding="utf-8").read() for h in TYPEDEF_HEADERS)
     out = {}
     for m in _PFN.finditer(text):
         out.setdefault(m.group(1), set()).add((int(m.group(2)), (m.group(3) or "").lstrip("_")))

@@ -72,3 +72,17 @@ def test_worker_diagnostics_reach_the_clients_stderr_once(dataplane, cuda_progra
     assert r.returncode == 0, r.stderr
     check_bad_instruction(r.stdout, r.stderr)
     assert "tfemu.no.such.instruction" in capfd.readouterr().err
+
+
+PROFILER = {"start": "cudaSuccess", "stop": "cudaSuccess", "kernel": "ok"}
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_profiler_start_and_stop_succeed_on_the_emulator_and_through_the_stub(dataplane, cuda_program, cudart):
+    """asyncAPI and matrixMul of NVIDIA's samples begin with cudaProfilerStart: it used to fail through the stub
+    (cudaErrorCallRequiresNewerDriver: cuProfilerStart was not resolvable)."""
+    direct = run_program("profiler_control", cudart=cudart)
+    assert direct.returncode == 0, direct.stdout + direct.stderr
+    assert {k: v for k, v in parse_kv(direct.stdout.decode()).items() if k in PROFILER} == PROFILER
+    prog = cuda_program("profiler_control", cudart=cudart)
+    assert {k: v for k, v in kv_of(run_via_stub(prog, dataplane.unix)).items() if k in PROFILER} == PROFILER
