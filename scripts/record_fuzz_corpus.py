@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +37,12 @@ SESSIONS = {
 FRAMED = {"driver_api_session", "copies_2d_session", "cudart_kernel_session", "graphs_session"}
 
 
+def _settled(path: Path) -> bool:
+    size = path.stat().st_size
+    time.sleep(0.3)
+    return path.stat().st_size == size
+
+
 def record(name: str, program: str, flags: tuple, args: tuple, tmp: Path) -> int:
     binary = build_cuda(program, flags=flags)
     sock = tmp / f"{name}.sock"
@@ -50,6 +57,10 @@ def record(name: str, program: str, flags: tuple, args: tuple, tmp: Path) -> int
         client = dict(os.environ, LD_LIBRARY_PATH=str(native.stub_lib_dir()), TF_WORKER=f"unix:{sock}", TF_LEASE="",
                       TF_SHM="0" if name in FRAMED else "1")
         r = subprocess.run([str(binary), *args], env=client, capture_output=True, text=True, timeout=300)
+        # the session's executor writes the recording as it ends (the client is gone): let it finish
+        deadline = time.time() + 10
+        while time.time() < deadline and not (out.exists() and out.stat().st_size and _settled(out)):
+            time.sleep(0.1)
     finally:
         dp.terminate()
         dp.wait(20)

@@ -151,7 +151,7 @@ def test_mutated_recorded_sessions_never_take_the_worker_down(dataplane, cuda_pr
     """Replays the fuzz corpus with random damage against the emulator-backed executor."""
     rng = random.Random(1234)
     corpus = [p.read_bytes() for p in sorted(CORPUS.glob("*.bin"))]
-    assert corpus
+    assert corpus and all(corpus), "an empty recording in tests/fuzz: re-run scripts/record_fuzz_corpus.py"
     for i in range(24):
         data = bytearray(rng.choice(corpus))
         for _ in range(rng.randint(1, 6)):
