@@ -20,21 +20,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "scheduler"), str(REPO / "benchmarks")]
-from etcd_helpers import EtcdCluster, kill9, start_scheduler  # noqa: E402
+from etcd_helpers import EtcdCluster, kill9, leader_of, start_scheduler  # noqa: E402
 from results_md import write_section  # noqa: E402
-from tfclient.errors import NotLeader  # noqa: E402
 from tfclient.scheduler_client import SchedulerClient  # noqa: E402
-
-
-def leader_of(addrs: list[str]) -> str:
-    for a in addrs:
-        with SchedulerClient(a, failover_s=0) as c:
-            try:
-                c.list_pool()
-                return a
-            except NotLeader:
-                pass
-    raise RuntimeError("no replica leads")
 
 
 def main() -> None:

@@ -157,3 +157,17 @@ def wait_leading(addr: str, timeout: float = 20.0) -> float:
             except (NotLeader, StoreUnavailable):
                 assert time.monotonic() - t0 < timeout, f"{addr} did not lead within {timeout} s"
                 time.sleep(0.05)
+
+
+def leader_of(addrs) -> str:
+    """The address of the replica that leads (answers instead of refusing with NotLeader)."""
+    from tfclient.errors import NotLeader
+    from tfclient.scheduler_client import SchedulerClient
+    for a in addrs:
+        with SchedulerClient(a, failover_s=0) as c:
+            try:
+                c.list_pool()
+                return a
+            except NotLeader:
+                pass
+    raise AssertionError("no replica leads")

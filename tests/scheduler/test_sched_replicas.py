@@ -9,7 +9,7 @@ from tfclient.errors import NotLeader
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 
-from etcd_helpers import etcd, kill9, needs_etcd, start_scheduler, wait_leading  # noqa: F401 (fixture)
+from etcd_helpers import etcd, kill9, leader_of, needs_etcd, start_scheduler, wait_leading  # noqa: F401 (fixture)
 from sched_helpers import gpus
 
 pb = load("scheduler_pb2")
@@ -25,17 +25,6 @@ def start_replicas(tmp_path, etcd, n=3):
                                   str(NODE_TIMEOUT), "--heartbeat-interval", "1", name=f"r{i}")
         procs[addr] = p
     return procs
-
-
-def leader_of(addrs) -> str:
-    for a in addrs:
-        with SchedulerClient(a, failover_s=0) as c:
-            try:
-                c.list_pool()
-                return a
-            except NotLeader:
-                pass
-    raise AssertionError("no replica leads")
 
 
 def test_followers_refuse_with_unavailable_naming_the_leader(tmp_path, etcd):
