@@ -60,6 +60,27 @@ def test_placement_and_state_survive_a_killed_scheduler_on_etcd(tmp_path, etcd):
     assert sorted(charged(etcd).values()) == [60.0, 100.0]
 
 
+def test_workloads_survive_a_killed_scheduler_on_etcd(tmp_path, etcd):
+    """A workload applied through one scheduler is there for the next one (and for a new leader)."""
+    doc = {"name": "train-a", "resources": {"requests": {"tflops": "10", "vram": "4Gi"}},
+           "autoScalingConfig": {"autoSetResources": {"enable": True, "targetResource": "tflops"}}}
+    proc, addr = start_scheduler(tmp_path, etcd.url)
+    try:
+        with SchedulerClient(addr) as c:
+            c.apply_workload(doc)
+            assert [w.name for w in c.list_workloads()] == ["train-a"]
+    finally:
+        kill9(proc)
+    proc, addr = start_scheduler(tmp_path, etcd.url, name="s2")
+    wait_leading(addr)
+    try:
+        with SchedulerClient(addr) as c:
+            assert [w.name for w in c.list_workloads()] == ["train-a"]
+            assert c.get_workload("train-a").name == "train-a"
+    finally:
+        kill9(proc)
+
+
 def test_writes_refused_unavailable_while_etcd_is_down_then_recovered(tmp_path, etcd):
     proc, addr = start_scheduler(tmp_path, etcd.url)
     try:
