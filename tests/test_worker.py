@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -33,6 +34,10 @@ def start(args, env, ready: str):
         lines.append(line)
         m = re.search(ready, line)
         if m:
+            # keep reading its output: a service whose log pipe fills up blocks (and so do its GPU worker
+            # processes, which share its stderr); the lines stay available for failure messages
+            proc.log_lines = lines
+            threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
             return proc, m
     proc.kill()
     pytest.fail(f"{args[0]} did not start:\n{''.join(lines)}")
@@ -563,7 +568,8 @@ def test_run_vram_cap_holds_for_all_processes_of_the_command(one_worker, tmp_pat
     r = subprocess.run([*CLI, "run", "--scheduler", address, "--vram", "256Mi", "--tflops", "0.001", "--",
                         "bash", "-c", script], env=env, capture_output=True, text=True, timeout=180)
     lines = sorted(line for line in r.stdout.splitlines() if line.strip())
-    assert lines == ["FAIL setup CUDA_ERROR_OUT_OF_MEMORY"] + ["holding 80 MiB"] * 3, r.stdout + r.stderr
+    assert lines == ["FAIL setup CUDA_ERROR_OUT_OF_MEMORY"] + ["holding 80 MiB"] * 3, \
+        r.stdout + r.stderr + "\nworker log:\n" + "".join(workers["node-a"].log_lines[-60:])
 
 
 def test_workload_using_more_compute_than_its_limit_gets_a_raised_limit_live(tmp_path):
