@@ -522,7 +522,7 @@ class SchedulerState:
         try:
             new = self.autoscaler.apply(namespace, doc, self.clock())
         except WorkloadConfigError as err:
-            raise InvalidRequest(f"workload: {err}") from None
+            raise InvalidRequest(f"invalid workload document: {err}") from None
         try:
             if hasattr(self.store, "put_workload"):
                 self.store.put_workload(self._workload_record(new))
