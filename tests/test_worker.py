@@ -223,6 +223,33 @@ def hold(alloc, env, mib, *extra):
     return proc
 
 
+def test_a_gpu_worker_process_holds_its_own_session_socket_and_nothing_else_of_the_daemon(one_worker, tmp_path):
+    """Two sessions at once: each tf-executor has exactly one socket (its client's), not the other
+    session's nor the daemon's listening or gRPC sockets, and no descriptor of the daemon's beyond its log."""
+    from tfworker import gpu_process, limits
+    env, address = one_worker
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=512)
+        procs = [hold(alloc, env, 16), hold(alloc, env, 16)]
+        try:
+            pids = gpu_process.executors_of(limits.worker_tag(str(tmp_path), "node-a"))
+            assert len(pids) == 2
+            sockets = []
+            for pid in pids:
+                targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+                socks = [t for t in targets if t.startswith("socket:")]
+                assert len(socks) == 1, (pid, targets)
+                sockets += socks
+                # stdin (/dev/null), the console's two pipes (each twice: fd 1/2 and its read end) and the log
+                assert len(targets) <= 7, (pid, targets)
+            assert sockets[0] != sockets[1]
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        client.release(alloc.id)
+
+
 def test_killed_client_frees_its_memory_in_the_pool_view(one_worker):
     env, address = one_worker
     with SchedulerClient(address) as client:
