@@ -340,9 +340,9 @@ def test_worker_refuses_limit_orders_not_signed_by_the_scheduler(one_worker):
     from tfscheduler import lease as leases
     env, address = one_worker
     worker_rpc, worker_pb, common_pb = load("worker_pb2_grpc"), load("worker_pb2"), load("common_pb2")
-    secret = env["TF_SECRET"].encode()
     with SchedulerClient(address) as client:
         alloc = client.allocate(tflops=0.001, vram=256)
+        secret = leases.node_key(env["TF_SECRET"].encode(), alloc.worker_id)   # what the scheduler signs with
         proc = hold(alloc, env, 32)
         big = common_pb.Resources(tflops=1.0, vram_mib=1024)
         good = leases.sign_order("limits", alloc.id, secret, tflops=1.0, vram_mib=1024)
@@ -353,6 +353,13 @@ def test_worker_refuses_limit_orders_not_signed_by_the_scheduler(one_worker):
             "forged": worker_pb.SetSessionLimitsRequest(allocation_id=alloc.id, limits=big,
                                                         auth_token=leases.sign_order("limits", alloc.id, b"guess",
                                                                                      tflops=1.0, vram_mib=1024)),
+            "signed with the scheduler's secret, not this node's key": worker_pb.SetSessionLimitsRequest(
+                allocation_id=alloc.id, limits=big, auth_token=leases.sign_order(
+                    "limits", alloc.id, env["TF_SECRET"].encode(), tflops=1.0, vram_mib=1024)),
+            "signed with another node's key": worker_pb.SetSessionLimitsRequest(
+                allocation_id=alloc.id, limits=big, auth_token=leases.sign_order(
+                    "limits", alloc.id, leases.node_key(env["TF_SECRET"].encode(), "node-b"),
+                    tflops=1.0, vram_mib=1024)),
             "close order reused": worker_pb.SetSessionLimitsRequest(
                 allocation_id=alloc.id, limits=big, auth_token=leases.sign_order("close", alloc.id, secret)),
             "signed for smaller limits": worker_pb.SetSessionLimitsRequest(

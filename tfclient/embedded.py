@@ -46,7 +46,7 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None) -> int:
     address = f"127.0.0.1:{scheduler.port}" if listen.startswith(("127.", "localhost", "0.0.0.0")) \
         else f"{listen.rsplit(':', 1)[0]}:{scheduler.port}"
     socket_path = str(home / f"worker-{os.getpid()}.sock")
-    daemon = WorkerDaemon(scheduler=address, secret=secret, backend=backend, unix_path=socket_path,
+    daemon = WorkerDaemon(scheduler=address, backend=backend, unix_path=socket_path,
                           tcp=_host_port(tcp) if tcp else None, node=node,
                           token=paths[auth.WORKER].read_text().strip())
     try:
@@ -175,7 +175,7 @@ async def _worker(args, scheduler: str) -> int:
     if not token:
         raise RuntimeError("no worker token: an admin creates one with `tensorfusion token create --role worker "
                            "--node NODE`; pass it with --token-file FILE or TF_WORKER_TOKEN")
-    daemon = WorkerDaemon(scheduler=scheduler, secret=config.secret(), backend=backend, unix_path=socket_path,
+    daemon = WorkerDaemon(scheduler=scheduler, backend=backend, unix_path=socket_path,
                           tcp=_host_port(args.tcp) if args.tcp else None, advertise=args.advertise,
                           admin_listen=args.admin, pool=args.pool, node=args.node, metrics_port=args.metrics_port,
                           token=token)

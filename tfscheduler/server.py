@@ -68,8 +68,9 @@ class SchedulerService(rpc.SchedulerServicer):
         try:
             await self._admin(c.admin).CloseSession(
                 wpb.CloseSessionRequest(allocation_id=c.allocation_id, reason=c.reason,
-                                        auth_token=lease_tokens.sign_order("close", c.allocation_id,
-                                                                           self.state.secret)),
+                                        auth_token=lease_tokens.sign_order(
+                                            "close", c.allocation_id,
+                                            lease_tokens.node_key(self.state.secret, c.worker_id))),
                 timeout=self.state.cfg.admin_timeout_s)
         except grpc.RpcError as e:  # the heartbeat reply repeats the order
             log.info("CloseSession(%s) on %s failed (%s); it goes out with the next heartbeat reply",
@@ -130,7 +131,8 @@ class SchedulerService(rpc.SchedulerServicer):
             worker_id=wid, heartbeat_interval_s=cfg.heartbeat_interval_s, node_timeout_s=cfg.node_timeout_s,
             close_allocations=[pb.CloseOrder(allocation_id=i, reason=r) for i, r in closes],
             gpus=[cpb.GPUInfo(index=g.index, uuid=g.uuid, model=g.model, vendor=g.vendor, vram_mib=g.vram_mib,
-                              tflops=g.tflops) for g in gpus])
+                              tflops=g.tflops) for g in gpus],
+            node_key=lease_tokens.node_key(self.state.secret, wid))
 
     async def Heartbeat(self, request, context):
         self._as_node(request.worker_id)
@@ -181,7 +183,7 @@ class SchedulerService(rpc.SchedulerServicer):
             await self._admin(node.admin).SetSessionLimits(
                 wpb.SetSessionLimitsRequest(
                     allocation_id=a.id, limits=_res(a.lim_tflops, a.lim_vram_mib), lease_token=token,
-                    auth_token=lease_tokens.sign_order("limits", a.id, self.state.secret,
+                    auth_token=lease_tokens.sign_order("limits", a.id, lease_tokens.node_key(self.state.secret, a.worker_id),
                                                        tflops=float(a.lim_tflops),
                                                        vram_mib=int(round(a.lim_vram_mib)))),
                 timeout=self.state.cfg.admin_timeout_s)

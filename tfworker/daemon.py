@@ -43,12 +43,12 @@ class Session:
 
 
 class WorkerDaemon:
-    def __init__(self, *, scheduler: str, secret: bytes, backend: Backend, unix_path: str | None,
+    def __init__(self, *, scheduler: str, backend: Backend, unix_path: str | None,
                  tcp: tuple[str, int] | None = None, advertise: str | None = None, admin_listen: str = "127.0.0.1:0",
                  pool: str = "default", node: str | None = None, metrics_port: int | None = None,
                  token: str | None = None, home: str | None = None):
         self.scheduler_address = scheduler
-        self.secret = secret
+        self.node_key = b""     # from the scheduler at registration (lease.node_key); until then no token passes
         # the worker's bearer token: bound by the scheduler to this node name
         self._md = (("authorization", f"Bearer {token}"),) if token else ()
         self.backend = backend
@@ -152,7 +152,11 @@ class WorkerDaemon:
         except grpc.aio.AioRpcError as e:
             raise RuntimeError(f"scheduler {self.scheduler_address} unreachable or refused registration: "
                                f"{e.details() or e.code().name}") from None
+        if not response.node_key:
+            raise RuntimeError(f"scheduler {self.scheduler_address} gave this worker no node key (a scheduler "
+                               "older than this worker?): it cannot check lease tokens, so it does not serve")
         self.worker_id = response.worker_id
+        self.node_key = response.node_key   # checks this node's lease tokens and orders
         self.heartbeat_interval_s = response.heartbeat_interval_s or self.heartbeat_interval_s
         accepted = {g.uuid: g.tflops for g in response.gpus}
         for g in self.backend.gpus:
@@ -219,7 +223,7 @@ class WorkerDaemon:
         it connects here (a restarted worker has no memory of closes). Fails closed if the scheduler cannot
         be asked."""
         try:
-            claims = lease.verify(token, self.secret)
+            claims = lease.verify(token, self.node_key)
         except lease.LeaseError as e:
             raise PermissionError(f"lease rejected: {e}") from None
         aid = claims.allocation_id
@@ -346,10 +350,10 @@ class _AdminServicer(worker_rpc.WorkerAdminServicer):
         self.daemon = daemon
 
     async def SetSessionLimits(self, request, context):
-        # Only the scheduler (holder of the shared secret) may change limits: a signed "limits" order that
+        # Only the scheduler (the holder of this node's key) may change limits: a signed "limits" order that
         # names this allocation and these exact figures, fresh, and never seen before (no replay).
         try:
-            order = lease.verify_order(request.auth_token, "limits", request.allocation_id, self.daemon.secret)
+            order = lease.verify_order(request.auth_token, "limits", request.allocation_id, self.daemon.node_key)
             signed = (float(order.get("tflops", -1)), int(order.get("vram_mib", -1)))
         except (lease.LeaseError, TypeError, ValueError) as e:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"limits order rejected: {e}")
@@ -365,9 +369,9 @@ class _AdminServicer(worker_rpc.WorkerAdminServicer):
         return worker_pb.SetSessionLimitsResponse(applied=applied)
 
     async def CloseSession(self, request, context):
-        # Only the scheduler (holder of the shared secret) may end a client's session.
+        # Only the scheduler (the holder of this node's key) may end a client's session.
         try:
-            lease.verify_order(request.auth_token, "close", request.allocation_id, self.daemon.secret)
+            lease.verify_order(request.auth_token, "close", request.allocation_id, self.daemon.node_key)
         except lease.LeaseError as e:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"close order rejected: {e}")
         closed = await self.daemon.close_allocation(request.allocation_id, request.reason or "closed by scheduler")
