@@ -219,8 +219,9 @@ class SchedulerService(rpc.SchedulerServicer):
                     self.state.set_limits(a.id, old.lim_tflops, old.lim_vram_mib, old.tflops, old.vram_mib)
                 except TensorFusionError:
                     pass
+                why = tlsmod.explain(e.details(), node.admin, self.worker_tls) or f"{e.code().name}: {e.details()}"
                 raise WorkerUnreachable(f"worker {a.worker_id} ({node.admin}) did not apply the new limits "
-                                        f"({e.code().name}: {e.details()}); limits unchanged, retry") from e
+                                        f"({why}); limits unchanged, retry") from e
         return self._alloc_pb(a, token)
 
     async def ListPool(self, request, context):
