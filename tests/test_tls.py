@@ -232,3 +232,13 @@ def test_half_a_key_pair_is_one_line(tmp_path, pki):
                             "--tls-cert", str(pki / "ca" / "scheduler.key"), "--tls-key",
                             str(pki / "ca" / "scheduler.key"), env=env))
     assert "not a PEM certificate" in err
+
+
+def test_worker_dialing_a_tls_scheduler_in_plaintext_stops_with_one_line(tls_cluster, tmp_path):
+    env, address = tls_cluster
+    worker_env = {k: v for k, v in base_env(tmp_path).items()}
+    worker_env["TF_WORKER_TOKEN"] = "tf1.unused.token"      # refused in the handshake, before any token check
+    r = tf("worker", "--scheduler", address, "--backend", "emu", "--node", "plain-node", "--unix",
+           str(tmp_path / "w.sock"), env=worker_env, timeout=90)
+    err = one_line_error(r)
+    assert "cannot register" in err and "TLS" in err
