@@ -189,7 +189,11 @@ async def _worker(args, scheduler: str) -> int:
                           tcp=_host_port(args.tcp) if args.tcp else None, advertise=args.advertise,
                           admin_listen=args.admin, pool=args.pool, node=args.node, metrics_port=args.metrics_port,
                           token=token, admin_tls=admin_tls, scheduler_tls=worker_scheduler_tls(args))
-    await daemon.start()
+    try:
+        await daemon.start()
+    except BaseException:
+        await daemon.stop()       # registration refused: stop the servers already started, then report one line
+        raise
     print(f"tensorfusion worker: registered with {scheduler} as {daemon.worker_id}, backend {backend.kind}",
           flush=True)
     try:
