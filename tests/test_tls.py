@@ -40,14 +40,15 @@ def base_env(home: Path) -> dict:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     """A CA and its certificates, made with the CLI: scheduler and worker (server, 127.0.0.1), a tenant client
-    certificate; plus a second, unrelated CA."""
+    certificate; plus a second, unrelated CA with a client certificate of its own."""
     d = tmp_path_factory.mktemp("pki")
     env = base_env(tmp_path_factory.mktemp("home"))
     for args in (["init", "--dir", str(d / "ca")],
                  ["issue", "--dir", str(d / "ca"), "--name", "scheduler", "--host", "127.0.0.1"],
                  ["issue", "--dir", str(d / "ca"), "--name", "worker", "--host", "127.0.0.1,localhost"],
                  ["issue", "--dir", str(d / "ca"), "--name", "tenant", "--client"],
-                 ["init", "--dir", str(d / "other")]):
+                 ["init", "--dir", str(d / "other")],
+                 ["issue", "--dir", str(d / "other"), "--name", "stranger", "--client"]):
         r = tf("certs", *args, env=env)
         assert r.returncode == 0, r.stderr
     return d
@@ -181,6 +182,14 @@ def test_client_without_its_certificate_is_refused_by_an_mtls_scheduler(tls_clus
     no_cert = {k: v for k, v in env.items() if k not in ("TF_TLS_CERT", "TF_TLS_KEY")}
     err = one_line_error(tf("status", env=no_cert, timeout=60))
     assert "client certificate" in err and "TF_TLS_CERT" in err
+
+
+def test_client_certificate_of_another_ca_is_refused(tls_cluster, pki):
+    env, address = tls_cluster
+    other = pki / "other"
+    err = one_line_error(tf("status", env=dict(env, TF_TLS_CERT=str(other / "stranger.crt"),
+                                               TF_TLS_KEY=str(other / "stranger.key")), timeout=60))
+    assert "may not accept our client certificate" in err and "stranger.crt" in err
 
 
 def test_unknown_ca_is_refused(tls_cluster, pki):

@@ -183,7 +183,9 @@ def explain(details: str, target: str, tls: ClientTLS | None) -> str | None:
             if needle in d:
                 return "TLS: " + hint.format(target=target, ca=tls.ca or "the system's trust store")
         if "Socket closed" in d or "Connection reset" in d:
-            extra = "" if tls.cert else ": it may require a client certificate (set TF_TLS_CERT and TF_TLS_KEY)"
+            extra = (f": it may not accept our client certificate ({tls.cert}: signed by a CA it does not trust, "
+                     f"or expired)" if tls.cert else
+                     ": it may require a client certificate (set TF_TLS_CERT and TF_TLS_KEY)")
             return f"TLS: {target} closed the connection during the TLS handshake{extra}"
     elif "Socket closed" in d or "Connection reset" in d:
         return (f"{target} closed the connection: it may serve TLS only (set TF_TLS_CA or pass --tls-ca with the CA "
