@@ -293,7 +293,8 @@ def cmd_run(args) -> int:
     from tfclient import embedded
     address = config.scheduler_address(args.scheduler)
     if not address:
-        address = embedded.start_background()
+        # the services keep gRPC's own log lines (in up.log): not the quieting this command set for itself
+        address = embedded.start_background(env={k: v for k, v in os.environ.items() if k not in _QUIETED})
     from tfclient.attach import allocate
     lease = allocate(scheduler=address, tflops=tflops or 0.0, tflops_limit=tflops_limit or 0.0,
                      vram_mib=vram_mib or 0, vram_limit_mib=vram_limit_mib or 0, qos=args.qos, pool=args.pool,

@@ -100,9 +100,10 @@ def run_foreground(listen: str, backend: str, tcp: str | None, insecure: bool = 
         held.close()
 
 
-def start_background(timeout_s: float = 60.0) -> str:
+def start_background(timeout_s: float = 60.0, env: dict | None = None) -> str:
     """Starts `tensorfusion up` detached (log in $TF_HOME/up.log) and returns its scheduler address. Commands
-    started at the same moment queue on start.lock: the first starts it, the others find it running."""
+    started at the same moment queue on start.lock: the first starts it, the others find it running.
+    env: its environment (default os.environ)."""
     with _lock("start.lock", blocking=True):
         running = config.read_embedded()
         if running:
@@ -111,7 +112,7 @@ def start_background(timeout_s: float = 60.0) -> str:
         print(f"tensorfusion: no scheduler configured; starting the embedded default in the background "
               f"(log: {log_path}, stop with `tensorfusion down`)", file=sys.stderr)
         with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "tfclient.cli", "up"], stdout=log,
+            proc = subprocess.Popen([sys.executable, "-m", "tfclient.cli", "up"], stdout=log, env=env,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
