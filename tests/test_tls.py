@@ -3,11 +3,9 @@ a scheduler that requires client certificates (mTLS) and a worker serving its ad
 program through `tensorfusion run`; plaintext clients, a plaintext server, an unknown CA, a wrong host name and a
 missing client certificate each end in one clear line; plaintext beyond loopback is refused without --insecure."""
 import os
-import re
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

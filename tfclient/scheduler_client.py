@@ -229,7 +229,7 @@ class SchedulerClient:
         self._metadata = _metadata(config.client_token(token))
         self._tls = tls if tls is not None else tlsmod.ClientTLS.resolve()
         if self._tls is not None:
-            self._tls.credentials()            # an unreadable or non-PEM file: one clear error now, not at the first call
+            self._tls.credentials()      # an unreadable or non-PEM file: one clear error now, not at the first call
         self._stub = FailoverStub(split_addresses(_address(address)), failover_s, tls=self._tls)
 
     @property

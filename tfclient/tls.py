@@ -90,8 +90,8 @@ class ServerTLS:
                                      "asked for in the TLS handshake)")
             return None
         if not (cert and key):
-            raise TlsConfigError(f"TLS needs both --tls-cert and --tls-key (only {'--tls-cert' if cert else '--tls-key'}"
-                                 f" was given)")
+            given = "--tls-cert" if cert else "--tls-key"
+            raise TlsConfigError(f"TLS needs both --tls-cert and --tls-key (only {given} was given)")
         return cls(cert, key, client_ca)
 
     def credentials(self):
