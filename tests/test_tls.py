@@ -230,7 +230,7 @@ def test_plaintext_beyond_loopback_is_refused_without_insecure(tmp_path, pki):
         assert m.group(2) == ("plaintext" if extra == ["--insecure"] else "TLS")
 
 
-def test_half_a_key_pair_is_one_line(tmp_path, pki):
+def test_half_a_key_pair_or_a_mismatched_one_is_one_line(tmp_path, pki):
     env = base_env(tmp_path)
     err = one_line_error(tf("scheduler", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "s.db"),
                             "--tls-cert", str(pki / "ca" / "scheduler.crt"), env=env))
@@ -239,6 +239,11 @@ def test_half_a_key_pair_is_one_line(tmp_path, pki):
                             "--tls-cert", str(pki / "ca" / "scheduler.key"), "--tls-key",
                             str(pki / "ca" / "scheduler.key"), env=env))
     assert "not a PEM certificate" in err
+    err = one_line_error(tf("scheduler", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "s.db"),
+                            "--tls-cert", str(pki / "ca" / "scheduler.crt"), "--tls-key",
+                            str(pki / "ca" / "worker.key"), env=env))
+    assert "is not the private key of" in err
+    assert not (tmp_path / "s.db").exists()
 
 
 def test_worker_dialing_a_tls_scheduler_in_plaintext_stops_with_one_line(tls_cluster, tmp_path):

@@ -41,6 +41,26 @@ def _read(path: str, what: str, kind: str) -> bytes:
     return data
 
 
+def check_pair(chain: bytes, key: bytes, cert_path: str, key_path: str) -> None:
+    """TlsConfigError (one line) unless key is the private key of the first certificate in chain and that
+    certificate is valid now: gRPC itself only says "Failed to bind" for a mismatched pair."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    try:
+        cert = x509.load_pem_x509_certificates(chain)[0]
+        private = serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError) as e:
+        raise TlsConfigError(f"cannot load {cert_path} / {key_path}: {e}") from None
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if cert.public_key().public_bytes(*fmt) != private.public_key().public_bytes(*fmt):
+        raise TlsConfigError(f"{key_path} is not the private key of {cert_path}")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise TlsConfigError(f"{cert_path} is valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+                             f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, not now: issue a new one")
+
+
 @dataclass(frozen=True)
 class ClientTLS:
     """What a gRPC client trusts (ca: PEM file) and presents (cert + key: PEM files, for mTLS).
@@ -69,6 +89,8 @@ class ClientTLS:
         root = _read(self.ca, "TLS CA (--tls-ca/TF_TLS_CA)", "cert") if self.ca else None
         key = _read(self.key, "TLS client key (TF_TLS_KEY)", "key") if self.key else None
         chain = _read(self.cert, "TLS client certificate (TF_TLS_CERT)", "cert") if self.cert else None
+        if chain is not None:
+            check_pair(chain, key, self.cert, self.key)
         return grpc.ssl_channel_credentials(root, key, chain)
 
 
@@ -99,6 +121,7 @@ class ServerTLS:
         import grpc
         chain = _read(self.cert, "--tls-cert", "cert")
         key = _read(self.key, "--tls-key", "key")
+        check_pair(chain, key, self.cert, self.key)
         ca = _read(self.client_ca, "--tls-client-ca", "cert") if self.client_ca else None
         return grpc.ssl_server_credentials([(key, chain)], root_certificates=ca, require_client_auth=ca is not None)
 
