@@ -254,3 +254,18 @@ def test_worker_dialing_a_tls_scheduler_in_plaintext_stops_with_one_line(tls_clu
            str(tmp_path / "w.sock"), env=worker_env, timeout=90)
     err = one_line_error(r)
     assert "cannot register" in err and "TLS" in err
+
+
+@pytest.mark.timeout(90)
+def test_tls_failure_on_every_replica_is_raised_not_retried_until_failover_ends(tls_cluster, pki):
+    """A certificate problem is a setting to fix: once every replica failed the handshake the client says so,
+    instead of cycling through the replicas for failover_s (600 s here, far past this test's timeout)."""
+    env, address = tls_cluster
+    from tfclient import errors, tls
+    from tfclient.scheduler_client import SchedulerClient
+    port = address.rsplit(":", 1)[1]
+    wrong = tls.ClientTLS(str(pki / "other" / "ca.crt"), env["TF_TLS_CERT"], env["TF_TLS_KEY"])
+    with SchedulerClient(f"127.0.0.1:{port},localhost:{port}", token=env["TF_TOKEN"], tls=wrong,
+                         failover_s=600) as client:
+        with pytest.raises(errors.TlsHandshakeFailed, match="TLS: "):
+            client.list_pool()
