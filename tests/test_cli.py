@@ -74,7 +74,8 @@ def embedded_up(tf_env, up_args):
 
 def test_help_for_every_command(tf_env):
     for cmd in ([], ["up"], ["down"], ["scheduler"], ["worker"], ["run"], ["status"], ["demo"], ["token"],
-                ["token", "create"], ["workload"], ["workload", "apply"], ["workload", "get"], ["top"]):
+                ["token", "create"], ["workload"], ["workload", "apply"], ["workload", "get"], ["top"], ["certs"],
+                ["certs", "init"], ["certs", "issue"]):
         r = tf(*cmd, "--help", env=tf_env)
         assert r.returncode == 0, r.stderr
         assert "usage: tensorfusion" in r.stdout

@@ -46,9 +46,13 @@ class WorkerDaemon:
     def __init__(self, *, scheduler: str, backend: Backend, unix_path: str | None,
                  tcp: tuple[str, int] | None = None, advertise: str | None = None, admin_listen: str = "127.0.0.1:0",
                  pool: str = "default", node: str | None = None, metrics_port: int | None = None,
-                 token: str | None = None, home: str | None = None):
+                 token: str | None = None, home: str | None = None, admin_tls=None, scheduler_tls=None):
+        """admin_tls: tfclient.tls.ServerTLS of the admin gRPC server (None: plaintext); scheduler_tls:
+        tfclient.tls.ClientTLS the scheduler is dialed with (None: plaintext)."""
         self.scheduler_address = scheduler
         self.node_key = b""     # from the scheduler at registration (lease.node_key); until then no token passes
+        self.admin_tls = admin_tls
+        self.scheduler_tls = scheduler_tls
         # the worker's bearer token: bound by the scheduler to this node name
         self._md = (("authorization", f"Bearer {token}"),) if token else ()
         self.backend = backend
@@ -87,11 +91,14 @@ class WorkerDaemon:
         await self.dataplane.start()
         self._admin = grpc.aio.server()
         worker_rpc.add_WorkerAdminServicer_to_server(_AdminServicer(self), self._admin)
-        self._admin_port = self._admin.add_insecure_port(self.admin_listen)
+        if self.admin_tls is not None:
+            self._admin_port = self._admin.add_secure_port(self.admin_listen, self.admin_tls.credentials())
+        else:
+            self._admin_port = self._admin.add_insecure_port(self.admin_listen)
         await self._admin.start()
         from tfclient.scheduler_client import AioFailoverStub, split_addresses
         # "a,b,c": scheduler replicas; calls move to the next one when one is down or a follower
-        self._channel = AioFailoverStub(split_addresses(self.scheduler_address))
+        self._channel = AioFailoverStub(split_addresses(self.scheduler_address), tls=self.scheduler_tls)
         self._stub = self._channel
         await self._register()
         if self.metrics_port is not None:
@@ -150,6 +157,10 @@ class WorkerDaemon:
         try:
             response = await self._stub.RegisterWorker(request, timeout=10, metadata=self._md)
         except grpc.aio.AioRpcError as e:
+            from tfclient.tls import explain
+            hint = explain(e.details(), self._stub.address, self.scheduler_tls)
+            if hint:
+                raise RuntimeError(f"cannot register with scheduler {self.scheduler_address}: {hint}") from None
             raise RuntimeError(f"scheduler {self.scheduler_address} unreachable or refused registration: "
                                f"{e.details() or e.code().name}") from None
         if not response.node_key:
