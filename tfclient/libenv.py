@@ -6,14 +6,15 @@ at run time must then emit PTX:
   CuPy   CUPY_COMPILE_WITH_PTX=1: NVRTC compiles to compute_XX PTX instead of an sm_XX cubin (read at each
          compile). Kernels CuPy ships precompiled (CUB, cuRAND state setup) carry a compute_120 PTX entry
          that the emulator runs as is.
-  numba-cuda  nothing can be set (checked on numba-cuda 0.30.4): it has no option to load PTX. NVVM emits
-         PTX, then CUDACodeLibrary.get_cubin() always links it with cuda.core's Linker and loads the result;
-         that Linker uses nvJitLink when cuda.bindings finds libnvJitLink (numba-cuda[cu13] installs it) and
-         then yields an sm_XX cubin the emulator cannot run; without nvJitLink it falls back to the driver's
-         cuLink* (RuntimeWarning "the driver APIs will be used instead"), which the emulator implements
-         (emu_c/emu_link.c) but the stub does not forward yet: cuda.bindings raises FunctionNotFoundError
-         "function cuLinkCreate_v2 is not found". So numba-cuda can reach the emulator only once the stub
-         forwards cuLink*, and only in an environment without nvJitLink.
+  numba-cuda  nothing to set, and nothing can be (checked on numba-cuda 0.30.4): it has no option to load
+         PTX. NVVM emits PTX, then CUDACodeLibrary.get_cubin() always links it with cuda.core's Linker and
+         loads the result. Without nvJitLink (cuda.pathfinder finds no libnvJitLink.so.13/12) that Linker
+         uses the driver's cuLink*, forwarded by the stub and run by the emulator (emu_c/emu_link.c), whose
+         output the emulator loads: @cuda.jit kernels run (tests/test_pylibs_numba.py), with numba's one
+         RuntimeWarning "the driver APIs will be used instead". With nvJitLink (numba-cuda[cu13] installs
+         nvidia-nvjitlink) it links LTO to an sm_XX cubin, SASS only, which the emulator cannot run, and
+         neither numba-cuda nor cuda.pathfinder has a variable to turn nvJitLink off: install numba-cuda
+         without the [cu13] extra for the emulated device.
 A variable the user already set is kept. On NVIDIA's driver nothing is set: SASS runs natively there.
 """
 from __future__ import annotations
