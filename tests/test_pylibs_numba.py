@@ -100,14 +100,27 @@ def test_numba_kernels_run_on_the_emulator_directly(tmp_path):
     check(tmp_path)
 
 
-def test_numba_kernels_run_through_attach_on_the_emulated_vgpu(tmp_path):
-    (tmp_path / "tfhome").mkdir()
-    emu = EmbeddedEmu(tmp_path / "tfhome")
-    try:
-        r = emu.run_script("import tfclient\nlease = tfclient.attach(vram='1Gi')\n" + KERNELS, tmp_path,
-                           env={"PYTHONPATH": str(REPO)}, timeout=300)
-    finally:
-        emu.stop()
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory):
+    e = EmbeddedEmu(tmp_path_factory.mktemp("tfhome"))
+    yield e
+    e.stop()
+
+
+def test_numba_kernels_run_through_attach_on_the_emulated_vgpu(emu, tmp_path):
+    r = emu.run_script("import tfclient\nlease = tfclient.attach(vram='1Gi')\n" + KERNELS, tmp_path,
+                       env={"PYTHONPATH": str(REPO)}, timeout=300)
+    assert_clean(r)
+    assert "numba_ok TensorFusion Emulated GPU (CPU)" in r.stdout, r.stdout
+    check(tmp_path)
+
+
+def test_numba_kernels_run_under_tensorfusion_run(emu, tmp_path):
+    """No attach() in the script: `tensorfusion run` points the child's libcuda.so.1 at the stub."""
+    script = tmp_path / "kernels.py"
+    script.write_text(KERNELS)
+    r = subprocess.run([sys.executable, "-m", "tfclient.cli", "run", "--vram", "512Mi", "--", sys.executable,
+                        str(script)], env=emu.env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert_clean(r)
     assert "numba_ok TensorFusion Emulated GPU (CPU)" in r.stdout, r.stdout
     check(tmp_path)
