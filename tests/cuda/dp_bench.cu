@@ -1,6 +1,7 @@
 // dp_bench.cu - data-path micro-benchmarks (driver API, -lcuda), driven by benchmarks/bench_datapath.py.
 // Run against the client stub or directly against a backend libcuda, plus raw-socket baselines that
-// touch no CUDA at all, so ratios are measured side by side in the same run.
+// touch no CUDA at all, so ratios are measured side by side in the same run. The raw baselines' reads
+// spin before blocking as the data plane's do (include/tf_spin_wait.h, TF_SPIN_US).
 // Usage / output (one line "key=value ..." each):
 //   dp_bench launch N           empty-kernel cuLaunchKernel x N, then one sync: enqueue_per_s, total_per_s
 //   dp_bench sync N             N x cuCtxSynchronize (an empty round trip): p50_us, p99_us
@@ -26,6 +27,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../../include/tf_spin_wait.h"
 
 static double now(void)
 {
@@ -189,10 +192,13 @@ static int tcp_pair(int sv[2])
     return 0;
 }
 
+/* Reads spin briefly before they block, as both ends of the data plane do (TF_SPIN_US, tf_spin_wait.h):
+ * the raw baselines pay the same wake-up costs as the stack, no more. */
 static int full_io(int fd, void *p, size_t n, int wr)
 {
     char *c = (char *)p;
     while (n) {
+        if (!wr) tf_spin_wait_readable(fd);
         ssize_t k = wr ? write(fd, c, n) : read(fd, c, n);
         if (k <= 0) return -1;
         c += k;
