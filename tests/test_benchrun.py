@@ -4,6 +4,7 @@ on a shared CI machine mean nothing, so no figure is asserted (figures live in b
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -22,8 +23,8 @@ def table_rows(stdout: str) -> tuple[list[str], list[list[str]]]:
 
 @pytest.fixture(scope="module")
 def quick():
-    r = subprocess.run([str(RUN), "--quick"], capture_output=True, text=True, timeout=900, cwd=REPO)
-    return r
+    return subprocess.run([sys.executable, str(RUN), "--quick"], capture_output=True, text=True, timeout=900,
+                          cwd=REPO)
 
 
 def test_quick_run_prints_one_table_with_every_section(quick):
@@ -60,13 +61,13 @@ def test_nvidia_backend_without_a_gpu_fails_with_one_line():
     smi = shutil.which("nvidia-smi")
     if smi and subprocess.run([smi, "-L"], capture_output=True).returncode == 0:
         pytest.skip("a GPU is present here")
-    r = subprocess.run([str(RUN), "--backend", "nvidia", "--quick"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, str(RUN), "--backend", "nvidia", "--quick"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and "needs an NVIDIA GPU" in r.stderr, r.stderr
 
 
 def test_unknown_section_fails_with_one_line():
-    r = subprocess.run([str(RUN), "--only", "datapath,nosuch"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, str(RUN), "--only", "datapath,nosuch"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "unknown section 'nosuch'" in r.stderr, r.stderr

@@ -93,8 +93,8 @@ def check(out_dir):
 def test_numba_kernels_run_on_the_emulator_directly(tmp_path):
     script = tmp_path / "kernels.py"
     script.write_text(KERNELS)
-    r = subprocess.run([sys.executable, str(script)], env=env_with_lib_dir(native.emu_lib_dir()), capture_output=True, text=True, timeout=300,
-                       cwd=tmp_path)
+    r = subprocess.run([sys.executable, str(script)], env=env_with_lib_dir(native.emu_lib_dir()), capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "numba_ok" in r.stdout
     check(tmp_path)
