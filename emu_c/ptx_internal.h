@@ -189,6 +189,7 @@ struct ptx_kernel {
     size_t shared_static;
     size_t local_bytes;  /* per thread: .local depots + call parameter frames */
     int maxntid;
+    int maxnreg, minnctapersm; /* .maxnreg / .minnctapersm (0: absent) */
     int uses_dynamic_sregs;
     int32_t *lists;   /* register lists of wmma instructions (ins.c indexes here) */
     int nlists;

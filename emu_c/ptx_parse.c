@@ -115,6 +115,7 @@ typedef struct pfunc {
     int has_ret;
     int bstart, bend; /* token index of first token inside { and of the matching } */
     int maxntid;
+    int maxnreg, minnctapersm; /* performance-tuning directives (0: absent) */
     uint64_t xsize;   /* statements once every call is inlined (saturating) */
     int xstate;       /* 0 not computed, 1 in progress, 2 done */
     int addr_taken;   /* its address is used (vtables, function pointers): a target of indirect calls */
@@ -516,9 +517,16 @@ static int parse_module(pmod *pm) {
                     f.maxntid = (int)(x * y * z);
                     continue;
                 }
+                if ((teq(&t[i], ".maxnreg") || teq(&t[i], ".minnctapersm")) && t[i + 1].k == TK_NUM) {
+                    int64_t v = 0;
+                    if (parse_int_text(t[i + 1].s, (int)t[i + 1].n, &v) || v <= 0 || v > 65536) goto bad;
+                    *(teq(&t[i], ".maxnreg") ? &f.maxnreg : &f.minnctapersm) = (int)v;
+                    i += 2;
+                    continue;
+                }
                 if (teq(&t[i], ".noreturn")) { i++; continue; }
                 if (teq(&t[i], ".pragma")) { while (!tp(&t[i], ';') && t[i].k != TK_EOF) i++; i++; continue; }
-                /* .minnctapersm N, .maxnreg N, .maxclusterrank N, .reqnctapercluster x,y,z, .explicitcluster */
+                /* .maxclusterrank N, .reqnctapercluster x,y,z, .explicitcluster */
                 i++;
                 while (t[i].k == TK_NUM || tp(&t[i], ',')) i++;
             }
@@ -2384,6 +2392,8 @@ static ptx_kernel *compile_entry(pmod *pm, ptx_module *m, pfunc *f) {
     }
     k->param_bytes = off;
     k->maxntid = f->maxntid > 0 ? f->maxntid : 1024;
+    k->maxnreg = f->maxnreg;
+    k->minnctapersm = f->minnctapersm;
     frame fr;
     memset(&fr, 0, sizeof(fr));
     fr.f = f;
@@ -2579,7 +2589,17 @@ void ptx_kernel_get_attrs(const ptx_kernel *k, ptx_kernel_attrs *out) {
     if (!k) return;
     out->static_shared_bytes = k->shared_static;
     out->local_bytes_per_thread = k->local_bytes;
-    out->num_regs = k->nregs > 255 ? 255 : k->nregs;
+    /* What ptxas would allocate, bounded as it bounds it: at most 255, at most .maxnreg, and few enough that
+     * .minnctapersm blocks (default 1) of the kernel's maximum block size fit in the 64K-register file
+     * (allocated per warp, in steps of 8 registers a thread). The PTX's virtual registers are only an upper
+     * bound; without the cap a block of MAX_THREADS_PER_BLOCK threads could never be resident, and occupancy
+     * calculators (CUB's grid sizing) would divide by a zero occupancy. */
+    int cap = 255;
+    if (k->maxnreg > 0 && k->maxnreg < cap) cap = k->maxnreg;
+    const int warps = (k->maxntid + 31) / 32, blocks = k->minnctapersm > 0 ? k->minnctapersm : 1;
+    const int fit = 65536 / (blocks * warps * 32) / 8 * 8;
+    if (fit < cap) cap = fit < 8 ? 8 : fit;
+    out->num_regs = k->nregs > cap ? cap : k->nregs;
     out->max_threads_per_block = k->maxntid;
 }
 

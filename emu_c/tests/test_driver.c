@@ -592,6 +592,43 @@ static void test_ptx_target_against_capability(void)
     OK(cuCtxDestroy_v2(ctx));
 }
 
+/* NUM_REGS is bounded as ptxas bounds it (255, .maxnreg, and .minnctapersm blocks of .maxntid threads in 64K
+ * registers), however many virtual registers the PTX declares: a block of the kernel's maximum size is
+ * always resident (CUB sizes grids by the occupancy and divides by it). */
+static void test_register_count_bounded_by_launch_bounds(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    static const char ptx[] =
+        ".version 8.0\n.target sm_80\n.address_size 64\n"
+        ".visible .entry plain()\n{\n\t.reg .b32 %r<400>;\n\tmov.u32 %r1, 1;\n\tret;\n}\n"
+        ".visible .entry bounded() .maxntid 512, 1, 1\n{\n\t.reg .b32 %r<400>;\n\tmov.u32 %r1, 1;\n\tret;\n}\n"
+        ".visible .entry capped() .maxnreg 40\n{\n\t.reg .b32 %r<400>;\n\tmov.u32 %r1, 1;\n\tret;\n}\n"
+        ".visible .entry two() .maxntid 256, 1, 1 .minnctapersm 2\n{\n\t.reg .b32 %r<400>;\n\tret;\n}\n"
+        ".visible .entry small() .maxntid 128, 1, 1\n{\n\t.reg .b32 %r<12>;\n\tret;\n}\n";
+    CUmodule m;
+    OK(cuModuleLoadData(&m, ptx));
+    static const struct { const char *name; int block, max_regs, min_blocks; } want[] = {
+        {"plain", 1024, 64, 1}, {"bounded", 512, 128, 1}, {"capped", 1024, 40, 1}, {"two", 256, 128, 2},
+        {"small", 128, 12, 1},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        CUfunction f;
+        int regs = 0, maxt = 0, blocks = 0;
+        OK(cuModuleGetFunction(&f, m, want[i].name));
+        OK(cuFuncGetAttribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, f));
+        OK(cuFuncGetAttribute(&maxt, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, f));
+        OK(cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, f, want[i].block, 0));
+        CHECK(regs > 0 && regs <= want[i].max_regs);
+        CHECK(maxt >= want[i].block);
+        CHECK(blocks >= want[i].min_blocks);
+        if (!strcmp(want[i].name, "small"))
+            CHECK(regs == 12); /* few declared registers: the declared count */
+    }
+    OK(cuModuleUnload(m));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
 /* cuProfilerStart/Stop, the deprecated device queries, stream memory operations. */
 static void *write_later(void *p)
 {
@@ -789,6 +826,7 @@ int main(int argc, char **argv)
     test_memory_pools();
     test_jit_link_of_one_ptx_module();
     test_ptx_target_against_capability();
+    test_register_count_bounded_by_launch_bounds();
     test_small_gaps();
     test_shareable_handles("/proc/self/exe");
     test_fork_child_is_not_initialized();
