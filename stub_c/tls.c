@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -25,10 +26,12 @@
     X(TLS_client_method) X(SSL_CTX_new) X(SSL_CTX_free) X(SSL_CTX_ctrl) X(SSL_CTX_set_verify)       \
     X(SSL_CTX_load_verify_locations) X(SSL_CTX_set_default_verify_paths)                              \
     X(SSL_CTX_use_certificate_chain_file) X(SSL_CTX_use_PrivateKey_file) X(SSL_CTX_check_private_key) \
-    X(SSL_CTX_set_default_read_buffer_len) X(SSL_new) X(SSL_free) X(SSL_set_fd) X(SSL_ctrl)         \
+    X(SSL_CTX_set_default_read_buffer_len) X(SSL_new) X(SSL_free) X(SSL_ctrl)         \
     X(SSL_set1_host) X(SSL_connect) X(SSL_get_error) X(SSL_get_verify_result) X(SSL_read_ex)         \
     X(SSL_write_ex) X(SSL_has_pending) X(X509_verify_cert_error_string) X(ERR_get_error)            \
-    X(ERR_error_string_n) X(ERR_clear_error)
+    X(ERR_error_string_n) X(ERR_clear_error) X(BIO_get_new_index) X(BIO_meth_new)                  \
+    X(BIO_meth_set_write_ex) X(BIO_meth_set_read_ex) X(BIO_meth_set_ctrl) X(BIO_new) X(BIO_set_data)  \
+    X(BIO_get_data) X(BIO_set_init) X(SSL_set_bio)
 
 static struct {
 #define DECL(f) __typeof__(f) *f;
@@ -38,7 +41,44 @@ static struct {
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static const char *load_error;
 
-struct tf_tls { SSL *ssl; SSL_CTX *ctx; };
+/* The socket under the session. OpenSSL's own socket BIO write()s, and a write to a socket the worker
+ * closed would raise SIGPIPE in the user's program: this one sends with MSG_NOSIGNAL. */
+typedef struct sock_bio { int fd, eof; } sock_bio;
+static BIO_METHOD *bio_method;
+
+struct tf_tls { SSL *ssl; SSL_CTX *ctx; sock_bio sb; };
+
+static int bio_write(BIO *b, const char *p, size_t n, size_t *done)
+{
+    sock_bio *sb = o.BIO_get_data(b);
+    ssize_t k;
+    do k = send(sb->fd, p, n, MSG_NOSIGNAL); while (k < 0 && errno == EINTR);
+    if (k < 0) return 0;   /* blocking socket: EAGAIN is the connect-time timeout, an error */
+    *done = (size_t)k;
+    return 1;
+}
+
+static int bio_read(BIO *b, char *p, size_t n, size_t *done)
+{
+    sock_bio *sb = o.BIO_get_data(b);
+    ssize_t k;
+    do k = recv(sb->fd, p, n, 0); while (k < 0 && errno == EINTR);
+    if (k <= 0) {
+        if (k == 0) sb->eof = 1;
+        return 0;
+    }
+    *done = (size_t)k;
+    return 1;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num, (void)ptr;
+    sock_bio *sb = o.BIO_get_data(b);
+    if (cmd == BIO_CTRL_FLUSH) return 1;
+    if (cmd == BIO_CTRL_EOF) return sb->eof;
+    return 0;
+}
 
 static void load(void)
 {
@@ -48,6 +88,10 @@ static void load(void)
     if (!(*(void **)&o.f = dlsym(h, #f))) { load_error = "libssl.so.3 lacks " #f; return; }
     SSL_FUNCS(LOAD)
 #undef LOAD
+    bio_method = o.BIO_meth_new(o.BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tf-stub socket");
+    if (!bio_method || o.BIO_meth_set_write_ex(bio_method, bio_write) != 1 ||
+        o.BIO_meth_set_read_ex(bio_method, bio_read) != 1 || o.BIO_meth_set_ctrl(bio_method, bio_ctrl) != 1)
+        load_error = "cannot make a socket BIO";
 }
 
 static const char *ssl_reason(char *buf, size_t n)
@@ -108,7 +152,14 @@ tf_tls *tf_tls_connect(int fd, const char *host, CUresult *rc)
     o.SSL_CTX_ctrl(t->ctx, SSL_CTRL_SET_READ_AHEAD, 1, NULL);   /* bulk replies: bursts of records per read */
     o.SSL_CTX_set_default_read_buffer_len(t->ctx, 256 * 1024);
     t->ssl = o.SSL_new(t->ctx);
-    if (!t->ssl || o.SSL_set_fd(t->ssl, fd) != 1 || o.SSL_set1_host(t->ssl, name) != 1) {
+    BIO *bio = t->ssl ? o.BIO_new(bio_method) : NULL;
+    if (bio) {
+        t->sb.fd = fd;
+        o.BIO_set_data(bio, &t->sb);
+        o.BIO_set_init(bio, 1);
+        o.SSL_set_bio(t->ssl, bio, bio);   /* the session owns it from here */
+    }
+    if (!bio || o.SSL_set1_host(t->ssl, name) != 1) {
         tf_log("TLS: cannot set up the session for %s: %s", name, ssl_reason(err, sizeof err));
         return fail(t, rc, CUDA_ERROR_NOT_PERMITTED);
     }

@@ -2,7 +2,9 @@
 
 Called by tfworker.dataplane once a connection passed the handshake: the accepted socket is inherited
 as a file descriptor (pass_fds) and the executor speaks the call protocol on it from then on, so no
-Python sits on the hot path. The backend libcuda.so.1 is chosen here through LD_LIBRARY_PATH (the
+Python sits on the hot path. On a TLS listener the executor is spawned at accept instead, with the raw
+socket and a control socket (spawn_tls_executor): it makes the TLS handshake itself and asks the daemon
+to authorize the client's token (tfworker/executor/tls_start.c). The backend libcuda.so.1 is chosen here through LD_LIBRARY_PATH (the
 emulator's folder, or nothing for the system's NVIDIA driver); extra LD_PRELOAD libraries (the limiter)
 come from the session grant.
 """
@@ -51,6 +53,22 @@ async def spawn_executor(fd: int, *, backend_lib_dir: str | None, env: dict[str,
     exe = native.require(native.executor_bin())
     return await asyncio.create_subprocess_exec(
         str(exe), "--fd", str(fd), pass_fds=(fd,), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, env=executor_env(backend_lib_dir, env, preload),
+        start_new_session=True)
+
+
+async def spawn_tls_executor(fd: int, control_fd: int, *, backend_lib_dir: str | None, cert: str, key: str,
+                             ca: str | None = None, env: dict[str, str] | None = None,
+                             preload: list[str] | None = None) -> asyncio.subprocess.Process:
+    """Starts tf-executor on a raw TLS-listener socket `fd` before any handshake, with the control socket
+    `control_fd` to the daemon and the daemon-wide `env`/`preload` (the session's own environment comes
+    later, in the grant). The caller closes its copies of both descriptors after."""
+    exe = native.require(native.executor_bin())
+    args = [str(exe), "--fd", str(fd), "--control", str(control_fd), "--tls-cert", cert, "--tls-key", key]
+    if ca:
+        args += ["--tls-ca", ca]
+    return await asyncio.create_subprocess_exec(
+        *args, pass_fds=(fd, control_fd), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL, env=executor_env(backend_lib_dir, env, preload),
         start_new_session=True)
 
