@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     worker.add_argument("--token-file", default=None,
                         help="worker bearer token bound to this node (default $TF_WORKER_TOKEN, $TF_HOME/worker.token)")
+    worker.add_argument("--tls-cert", default=None, metavar="FILE",
+                        help="PEM certificate chain of this worker: the TCP data plane speaks TLS only")
+    worker.add_argument("--tls-key", default=None, metavar="FILE", help="PEM private key of --tls-cert")
+    worker.add_argument("--tls-ca", default=None, metavar="FILE",
+                        help="PEM CA that client certificates presented on the TCP data plane must chain to")
     worker.set_defaults(func=cmd_worker)
 
     run = sub.add_parser("run", help="run a command on a vGPU: run [options] -- CMD ARGS...")
@@ -115,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "workload's current resources")
     run.add_argument("--gpu-model", default=None, help="only GPUs of this model")
     run.add_argument("--transport", default="auto", choices=["auto", "unix", "tcp"],
-                     help="data plane to use (auto: Unix socket when the worker is on this host)")
+                     help="data plane to use (auto: Unix socket when the worker is on this host); tcp is TLS "
+                          "when the worker requires it")
+    run.add_argument("--tls-ca", default=None, metavar="FILE",
+                     help="PEM CA that verifies a TLS worker's certificate (default $TF_TLS_CA, else the system's CAs)")
     run.add_argument("--local", action="store_true",
                      help="local vGPU: run on this host's GPU with the limiter preloaded (no scheduler)")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
@@ -190,6 +198,13 @@ def cmd_worker(args) -> int:
     address = config.scheduler_address(args.scheduler)
     if not address:
         raise CliError("no scheduler: pass --scheduler HOST:PORT or set TF_SCHEDULER")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CliError("--tls-cert and --tls-key go together")
+    if args.tls_ca and not args.tls_cert:
+        raise CliError("--tls-ca needs --tls-cert and --tls-key (the worker's own certificate)")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key), ("--tls-ca", args.tls_ca)):
+        if path and not os.access(path, os.R_OK):
+            raise CliError(f"{flag} {path}: not a readable file")
     return embedded.run_worker_foreground(args, address)
 
 
@@ -252,7 +267,7 @@ def cmd_run(args) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         env = dict(os.environ)
-        env.update(lease.client_env(transport=args.transport))
+        env.update(lease.client_env(transport=args.transport, tls_ca=args.tls_ca))
         env["TF_LEASE_FILE"] = lease.keep_file(config.home() / "leases" / f"{lease.id}.token")   # fresh after renewals
         env.update(lease.library_env(env))        # e.g. CUPY_COMPILE_WITH_PTX=1 on the emulated device
         env["LD_LIBRARY_PATH"] = f"{native.require(native.stub_lib_dir() / 'libcuda.so.1').parent}:" \

@@ -175,10 +175,14 @@ async def _worker(args, scheduler: str) -> int:
     if not token:
         raise RuntimeError("no worker token: an admin creates one with `tensorfusion token create --role worker "
                            "--node NODE`; pass it with --token-file FILE or TF_WORKER_TOKEN")
+    from tfworker.dataplane import TlsFiles
+    cert = getattr(args, "tls_cert", None)
+    tls = TlsFiles(os.path.abspath(cert), os.path.abspath(args.tls_key),
+                   os.path.abspath(args.tls_ca) if args.tls_ca else None) if cert else None
     daemon = WorkerDaemon(scheduler=scheduler, secret=config.secret(), backend=backend, unix_path=socket_path,
                           tcp=_host_port(args.tcp) if args.tcp else None, advertise=args.advertise,
                           admin_listen=args.admin, pool=args.pool, node=args.node, metrics_port=args.metrics_port,
-                          token=token)
+                          token=token, tls=tls)
     await daemon.start()
     print(f"tensorfusion worker: registered with {scheduler} as {daemon.worker_id}, backend {backend.kind}",
           flush=True)

@@ -1,0 +1,55 @@
+"""A worker daemon with a TLS-only TCP data plane (`tensorfusion worker --tcp ... --tls-cert --tls-key`),
+with the scheduler, as separate processes on loopback: it registers a tls: endpoint, `tensorfusion run
+--transport tcp --tls-ca` reaches it over TLS, and the lease's limits still hold in the GPU worker process
+(the grant's environment reaches the limiter through the executor's control socket)."""
+import subprocess
+
+from cudabuild import build_cuda, build_example, parse_kv
+from test_worker import CLI, running_cluster
+from tfclient import native
+from tfclient.scheduler_client import SchedulerClient
+from tls_certs import issue, make_ca
+
+
+def _certs(tmp_path):
+    d = tmp_path / "certs"
+    ca = make_ca(d)
+    return ca, issue(d, ca, "worker")
+
+
+def test_run_over_tls_with_the_workers_ca(tmp_path):
+    ca, server = _certs(tmp_path)
+    args = ["--tcp", "127.0.0.1:0", "--tls-cert", server.cert, "--tls-key", server.key]
+    with running_cluster(tmp_path, ["node-a"], worker_args=args) as (env, address):
+        program = build_example("vector_add")
+        r = subprocess.run([*CLI, "run", "--scheduler", address, "--transport", "tcp", "--tls-ca", ca.cert,
+                            "--vram", "256Mi", "--tflops", "0.001", "--", str(program)],
+                           env=env, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "65536 elements correct" in r.stdout
+        # without the CA the worker is not trusted: refused, never a plaintext fallback
+        env_no_ca = {k: v for k, v in env.items() if k != "TF_TLS_CA"}
+        r = subprocess.run([*CLI, "run", "--scheduler", address, "--transport", "tcp",
+                            "--vram", "256Mi", "--tflops", "0.001", "--", str(program)],
+                           env=env_no_ca, capture_output=True, text=True, timeout=180)
+        assert r.returncode != 0
+        assert "not trusted" in r.stderr
+
+
+def test_vram_cap_of_the_lease_holds_over_tls(tmp_path):
+    ca, server = _certs(tmp_path)
+    args = ["--tcp", "127.0.0.1:0", "--tls-cert", server.cert, "--tls-key", server.key]
+    with running_cluster(tmp_path, ["node-a"], worker_args=args) as (env, address):
+        program = build_cuda("lim_vram")
+        with SchedulerClient(address) as client:
+            alloc = client.allocate(tflops=0.001, vram=256, vram_limit=320)
+            assert alloc.endpoints.tcp.startswith("tls:127.0.0.1:")     # clients learn TLS is required
+            client_env = dict(env, TF_WORKER=alloc.endpoints.tcp, TF_LEASE=alloc.lease_token,
+                              TF_TLS_CA=ca.cert, LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+            r = subprocess.run([str(program), "64"], env=client_env, capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr
+            kv = parse_kv(r.stdout)
+            assert int(kv["info_total"]) == 320 << 20
+            assert kv["filled"] == "5"
+            assert kv["fill_error"] == "cudaErrorMemoryAllocation"
+            client.release(alloc.id)
