@@ -42,19 +42,46 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static const char *load_error;
 
 /* The socket under the session. OpenSSL's own socket BIO write()s, and a write to a socket the worker
- * closed would raise SIGPIPE in the user's program: this one sends with MSG_NOSIGNAL. */
-typedef struct sock_bio { int fd, eof; } sock_bio;
+ * closed would raise SIGPIPE in the user's program: this one sends with MSG_NOSIGNAL. It also gathers
+ * the records of one tf_tls_write (a big copy is thousands of 16 KiB records) into sends of up to
+ * WBUF bytes, flushed at the end of the write: one record per send() made TCP carry (and wake the
+ * receiver for) every 16 KiB separately. */
+#define WBUF (256u << 10)
+typedef struct sock_bio { int fd, eof; uint8_t *wbuf; size_t wlen; } sock_bio;
 static BIO_METHOD *bio_method;
 
 struct tf_tls { SSL *ssl; SSL_CTX *ctx; sock_bio sb; };
 
+static int send_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -1;   /* blocking socket: EAGAIN is the connect-time timeout, an error */
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int bio_flush(sock_bio *sb)
+{
+    int rc = sb->wlen ? send_all(sb->fd, sb->wbuf, sb->wlen) : 0;
+    sb->wlen = 0;
+    return rc;
+}
+
 static int bio_write(BIO *b, const char *p, size_t n, size_t *done)
 {
     sock_bio *sb = o.BIO_get_data(b);
-    ssize_t k;
-    do k = send(sb->fd, p, n, MSG_NOSIGNAL); while (k < 0 && errno == EINTR);
-    if (k < 0) return 0;   /* blocking socket: EAGAIN is the connect-time timeout, an error */
-    *done = (size_t)k;
+    if (sb->wlen + n > WBUF && bio_flush(sb)) return 0;
+    if (n >= WBUF) {
+        if (send_all(sb->fd, (const uint8_t *)p, n)) return 0;
+    } else {
+        memcpy(sb->wbuf + sb->wlen, p, n);
+        sb->wlen += n;
+    }
+    *done = n;
     return 1;
 }
 
@@ -75,7 +102,7 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
     (void)num, (void)ptr;
     sock_bio *sb = o.BIO_get_data(b);
-    if (cmd == BIO_CTRL_FLUSH) return 1;
+    if (cmd == BIO_CTRL_FLUSH) return bio_flush(sb) == 0;
     if (cmd == BIO_CTRL_EOF) return sb->eof;
     return 0;
 }
@@ -107,6 +134,7 @@ static tf_tls *fail(tf_tls *t, CUresult *rc, CUresult code)
 {
     if (t->ssl) o.SSL_free(t->ssl);
     if (t->ctx) o.SSL_CTX_free(t->ctx);
+    free(t->sb.wbuf);
     free(t);
     *rc = code;
     return NULL;
@@ -121,7 +149,12 @@ tf_tls *tf_tls_connect(int fd, const char *host, CUresult *rc)
         return NULL;
     }
     tf_tls *t = calloc(1, sizeof *t);
-    if (!t) { *rc = CUDA_ERROR_OUT_OF_MEMORY; return NULL; }
+    if (t) t->sb.wbuf = malloc(WBUF);
+    if (!t || !t->sb.wbuf) {
+        free(t);
+        *rc = CUDA_ERROR_OUT_OF_MEMORY;
+        return NULL;
+    }
     char err[256];
     const char *ca = getenv("TF_TLS_CA"), *name = getenv("TF_TLS_SERVER_NAME");
     const char *cert = getenv("TF_TLS_CERT"), *key = getenv("TF_TLS_KEY");
@@ -206,6 +239,10 @@ int tf_tls_write(tf_tls *t, const void *p, size_t n)
         p = (const uint8_t *)p + put;
         n -= put;
     }
+    if (bio_flush(&t->sb)) {
+        if (!errno) errno = EPIPE;
+        return -1;
+    }
     return 0;
 }
 
@@ -216,5 +253,6 @@ void tf_tls_free(tf_tls *t)
     if (!t) return;
     o.SSL_free(t->ssl);
     o.SSL_CTX_free(t->ctx);
+    free(t->sb.wbuf);
     free(t);
 }

@@ -433,16 +433,14 @@ class DataPlaneServer:
 async def _end_process(proc: asyncio.subprocess.Process, grace_s: float = 0.5) -> None:
     """Waits briefly for a process that is ending by itself (a refused TLS client), then kills it. (Killing
     first would race the event loop's child watcher for the exit status.)"""
-    try:
-        await asyncio.wait_for(asyncio.shield(proc.wait()), grace_s)
-        return
-    except asyncio.TimeoutError:
-        pass
-    try:
-        proc.kill()
-    except ProcessLookupError:
-        pass
-    await proc.wait()
+    waiting = asyncio.ensure_future(proc.wait())
+    done, _ = await asyncio.wait({waiting}, timeout=grace_s)
+    if not done:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    await waiting
 
 
 def _unix_peer(conn: socket.socket) -> str:

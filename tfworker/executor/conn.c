@@ -72,7 +72,7 @@ int tf_conn_read_exact(tfx *x, void *p, size_t n)
     return 0;
 }
 
-static int tls_write_all(SSL *ssl, const void *p, size_t n)
+static int tls_write_records(SSL *ssl, const void *p, size_t n)
 {
     while (n > 0) {
         size_t put = 0;
@@ -82,6 +82,16 @@ static int tls_write_all(SSL *ssl, const void *p, size_t n)
         }
         p = (const uint8_t *)p + put;
         n -= put;
+    }
+    return 0;
+}
+
+/* Records pile up in the session's buffering write BIO (tls_start.c): one send per 256 KiB. */
+static int tls_flush(SSL *ssl)
+{
+    if (BIO_flush(SSL_get_wbio(ssl)) != 1) {
+        if (!errno) errno = EPIPE;
+        return -1;
     }
     return 0;
 }
@@ -99,16 +109,17 @@ static int tls_writev(SSL *ssl, const struct iovec *v, int n)
         /* a big piece: top the record up with its start, then send the rest straight from its memory */
         size_t fill = sizeof buf - used;
         memcpy(buf + used, v[i].iov_base, fill);
-        if (tls_write_all(ssl, buf, sizeof buf)) return -1;
+        if (tls_write_records(ssl, buf, sizeof buf)) return -1;
         used = 0;
         const uint8_t *rest = (const uint8_t *)v[i].iov_base + fill;
         size_t left = v[i].iov_len - fill;
         size_t tail = left % GATHER_MAX;   /* kept for gathering with what follows */
-        if (left - tail && tls_write_all(ssl, rest, left - tail)) return -1;
+        if (left - tail && tls_write_records(ssl, rest, left - tail)) return -1;
         memcpy(buf, rest + left - tail, tail);
         used = tail;
     }
-    return used ? tls_write_all(ssl, buf, used) : 0;
+    if (used && tls_write_records(ssl, buf, used)) return -1;
+    return tls_flush(ssl);
 }
 
 int tf_conn_writev(tfx *x, struct iovec *v, int n)

@@ -15,6 +15,7 @@
 #define TF_GRANT_MAX_MSG 4096u
 #define TF_GRANT_MAX_ENV 65536u
 #define TF_GRANT_MAX_PRELOAD 4096u
+#define TF_TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define TF_TLS_START_TIMEOUT_S 10   /* handshake + hello + authorization, each socket wait */
 
 /* Server context from PEM files; ca (may be NULL) verifies client certificates a client presents.
