@@ -50,13 +50,16 @@ def up_args():
 @pytest.fixture
 def embedded_up(tf_env, up_args):
     """`tensorfusion up` in the background (own session); yields (env, process); stops it with Ctrl-C."""
-    proc = subprocess.Popen([*CLI, "up", "--backend", "emu", *up_args], env=tf_env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # its output (and its GPU worker processes') goes to a file: an unread pipe fills up and blocks them
+    log_path = Path(tf_env["TF_HOME"]).parent / "up-test.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([*CLI, "up", "--backend", "emu", *up_args], env=tf_env, start_new_session=True,
+                                stdout=log, stderr=subprocess.STDOUT)
     state = Path(tf_env["TF_HOME"]) / "embedded.json"
     deadline = time.time() + 60
     while not state.exists():
         if proc.poll() is not None or time.time() > deadline:
-            out = proc.stdout.read() if proc.poll() is not None else ""
+            out = log_path.read_text(errors="replace")
             proc.kill()
             pytest.fail(f"`tensorfusion up` did not come up: {out}")
         time.sleep(0.1)
@@ -71,7 +74,8 @@ def embedded_up(tf_env, up_args):
 
 def test_help_for_every_command(tf_env):
     for cmd in ([], ["up"], ["down"], ["scheduler"], ["worker"], ["run"], ["status"], ["demo"], ["token"],
-                ["token", "create"], ["workload"], ["workload", "apply"], ["workload", "get"], ["top"]):
+                ["token", "create"], ["workload"], ["workload", "apply"], ["workload", "get"], ["top"], ["certs"],
+                ["certs", "init"], ["certs", "issue"]):
         r = tf(*cmd, "--help", env=tf_env)
         assert r.returncode == 0, r.stderr
         assert "usage: tensorfusion" in r.stdout

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -33,6 +34,10 @@ def start(args, env, ready: str):
         lines.append(line)
         m = re.search(ready, line)
         if m:
+            # keep reading its output: a service whose log pipe fills up blocks (and so do its GPU worker
+            # processes, which share its stderr); the lines stay available for failure messages
+            proc.log_lines = lines
+            threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
             return proc, m
     proc.kill()
     pytest.fail(f"{args[0]} did not start:\n{''.join(lines)}")
@@ -218,6 +223,33 @@ def hold(alloc, env, mib, *extra):
     return proc
 
 
+def test_a_gpu_worker_process_holds_its_own_session_socket_and_nothing_else_of_the_daemon(one_worker, tmp_path):
+    """Two sessions at once: each tf-executor has exactly one socket (its client's), not the other
+    session's nor the daemon's listening or gRPC sockets, and no descriptor of the daemon's beyond its log."""
+    from tfworker import gpu_process, limits
+    env, address = one_worker
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=512)
+        procs = [hold(alloc, env, 16), hold(alloc, env, 16)]
+        try:
+            pids = gpu_process.executors_of(limits.worker_tag(str(tmp_path), "node-a"))
+            assert len(pids) == 2
+            sockets = []
+            for pid in pids:
+                targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+                socks = [t for t in targets if t.startswith("socket:")]
+                assert len(socks) == 1, (pid, targets)
+                sockets += socks
+                # stdin (/dev/null), the console's two pipes (each twice: fd 1/2 and its read end) and the log
+                assert len(targets) <= 7, (pid, targets)
+            assert sockets[0] != sockets[1]
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        client.release(alloc.id)
+
+
 def test_killed_client_frees_its_memory_in_the_pool_view(one_worker):
     env, address = one_worker
     with SchedulerClient(address) as client:
@@ -308,9 +340,9 @@ def test_worker_refuses_limit_orders_not_signed_by_the_scheduler(one_worker):
     from tfscheduler import lease as leases
     env, address = one_worker
     worker_rpc, worker_pb, common_pb = load("worker_pb2_grpc"), load("worker_pb2"), load("common_pb2")
-    secret = env["TF_SECRET"].encode()
     with SchedulerClient(address) as client:
         alloc = client.allocate(tflops=0.001, vram=256)
+        secret = leases.node_key(env["TF_SECRET"].encode(), alloc.worker_id)   # what the scheduler signs with
         proc = hold(alloc, env, 32)
         big = common_pb.Resources(tflops=1.0, vram_mib=1024)
         good = leases.sign_order("limits", alloc.id, secret, tflops=1.0, vram_mib=1024)
@@ -321,6 +353,13 @@ def test_worker_refuses_limit_orders_not_signed_by_the_scheduler(one_worker):
             "forged": worker_pb.SetSessionLimitsRequest(allocation_id=alloc.id, limits=big,
                                                         auth_token=leases.sign_order("limits", alloc.id, b"guess",
                                                                                      tflops=1.0, vram_mib=1024)),
+            "signed with the scheduler's secret, not this node's key": worker_pb.SetSessionLimitsRequest(
+                allocation_id=alloc.id, limits=big, auth_token=leases.sign_order(
+                    "limits", alloc.id, env["TF_SECRET"].encode(), tflops=1.0, vram_mib=1024)),
+            "signed with another node's key": worker_pb.SetSessionLimitsRequest(
+                allocation_id=alloc.id, limits=big, auth_token=leases.sign_order(
+                    "limits", alloc.id, leases.node_key(env["TF_SECRET"].encode(), "node-b"),
+                    tflops=1.0, vram_mib=1024)),
             "close order reused": worker_pb.SetSessionLimitsRequest(
                 allocation_id=alloc.id, limits=big, auth_token=leases.sign_order("close", alloc.id, secret)),
             "signed for smaller limits": worker_pb.SetSessionLimitsRequest(
@@ -563,7 +602,8 @@ def test_run_vram_cap_holds_for_all_processes_of_the_command(one_worker, tmp_pat
     r = subprocess.run([*CLI, "run", "--scheduler", address, "--vram", "256Mi", "--tflops", "0.001", "--",
                         "bash", "-c", script], env=env, capture_output=True, text=True, timeout=180)
     lines = sorted(line for line in r.stdout.splitlines() if line.strip())
-    assert lines == ["FAIL setup CUDA_ERROR_OUT_OF_MEMORY"] + ["holding 80 MiB"] * 3, r.stdout + r.stderr
+    assert lines == ["FAIL setup CUDA_ERROR_OUT_OF_MEMORY"] + ["holding 80 MiB"] * 3, \
+        r.stdout + r.stderr + "\nworker log:\n" + "".join(workers["node-a"].log_lines[-60:])
 
 
 def test_workload_using_more_compute_than_its_limit_gets_a_raised_limit_live(tmp_path):

@@ -192,16 +192,17 @@ class Lease:
 def allocate(tflops=0.0, vram=0, *, tflops_limit=None, vram_limit=None, qos="medium", pool="", namespace="",
              workload="", gpu_count=1, model="", vendor="", local_gpu=False, lease_ttl=0.0, scheduler=None,
              renew=True, vram_mib=None, vram_limit_mib=None, gpu_model=None, client_node=None,
-             timeout=5.0, token=None) -> Lease:
+             timeout=5.0, token=None, tls=None) -> Lease:
     """Allocates a vGPU and returns its Lease (renewed in the background unless renew=False).
     vram/vram_limit: MiB or a size ("4Gi"); tflops: FP16 TFLOPS (number or "500m"); limits default to requests.
     scheduler: "host:port" (default: --scheduler/TF_SCHEDULER/the embedded one); token: bearer token (default
-    TF_TOKEN, then $TF_HOME/tenant.token). Raises tfclient.errors.*."""
+    TF_TOKEN, then $TF_HOME/tenant.token); tls: tfclient.tls.ClientTLS (default TF_TLS_CA/TF_TLS_CERT/TF_TLS_KEY;
+    none = plaintext). Raises tfclient.errors.* (TlsHandshakeFailed when TLS is misconfigured)."""
     if vram_mib is not None:
         vram = vram_mib
     if vram_limit_mib is not None:
         vram_limit = vram_limit_mib
-    client = SchedulerClient(scheduler, timeout=timeout, token=token)
+    client = SchedulerClient(scheduler, timeout=timeout, token=token, tls=tls)
     try:
         a = client.allocate(tflops, vram, tflops_limit=tflops_limit, vram_limit=vram_limit, qos=qos, pool=pool,
                             namespace=namespace, workload=workload or os.path.basename(sys.argv[0] or "python"),

@@ -1,4 +1,4 @@
-"""The `tensorfusion` command: up, down, scheduler, worker, run, status, top, demo, token, workload.
+"""The `tensorfusion` command: up, down, scheduler, worker, run, status, top, demo, token, workload, certs.
 
 Each subcommand is a small function over the library pieces (tfclient.embedded for the embedded default,
 tfclient.scheduler_client for the control plane, tfworker.limits for local mode). Every failure ends with
@@ -13,6 +13,10 @@ import subprocess
 import sys
 
 from tfclient import config, native
+
+# Commands that only dial a scheduler: they take --tls-ca (exported as TF_TLS_CA for the process and what it runs)
+# and keep gRPC's own log lines (a failed TLS handshake logs one) off stderr, where the one-line error goes.
+CLIENT_COMMANDS = ("run", "status", "top", "token", "workload")
 
 
 class CliError(Exception):
@@ -32,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.command in CLIENT_COMMANDS:
+        if getattr(args, "tls_ca", None):
+            os.environ["TF_TLS_CA"] = args.tls_ca
+        if "GRPC_VERBOSITY" not in os.environ and not os.environ.get("TF_DEBUG"):
+            os.environ["GRPC_VERBOSITY"] = "NONE"
+            _QUIETED.append("GRPC_VERBOSITY")
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
@@ -54,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+_QUIETED: list = []     # environment variables main() set for itself only: not passed on to `run`'s command
+
+
+def _client_tls_arg(p) -> None:
+    p.add_argument("--tls-ca", metavar="FILE", default=None,
+                   help="dial the scheduler over TLS, verifying it with this CA (default $TF_TLS_CA; a client "
+                        "certificate comes from $TF_TLS_CERT/$TF_TLS_KEY); `run` also verifies a TLS worker's "
+                        "data plane with it")
+
+
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
@@ -67,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--backend", default="auto", choices=["auto", "nvidia", "emu"],
                     help="GPU backend for the worker (auto: NVIDIA GPUs if present, else the emulated device)")
     up.add_argument("--tcp", default=None, metavar="HOST:PORT", help="also serve the data plane on TCP")
+    up.add_argument("--insecure", action="store_true",
+                    help="allow --listen on a non-loopback address without TLS (use `tensorfusion scheduler` with "
+                         "--tls-cert/--tls-key to serve other hosts)")
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="stop the embedded default started in the background")
@@ -84,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds without heartbeat before a node is unavailable (default 15)")
     from tfscheduler.store_args import add_store_args
     add_store_args(sched)
+    from tfclient.tls import add_server_args
+    add_server_args(sched)
     sched.set_defaults(func=cmd_scheduler)
 
     worker = sub.add_parser("worker", help="run the worker daemon on this GPU host (foreground)")
@@ -98,11 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     worker.add_argument("--token-file", default=None,
                         help="worker bearer token bound to this node (default $TF_WORKER_TOKEN, $TF_HOME/worker.token)")
-    worker.add_argument("--tls-cert", default=None, metavar="FILE",
-                        help="PEM certificate chain of this worker: the TCP data plane speaks TLS only")
-    worker.add_argument("--tls-key", default=None, metavar="FILE", help="PEM private key of --tls-cert")
-    worker.add_argument("--tls-ca", default=None, metavar="FILE",
-                        help="PEM CA that client certificates presented on the TCP data plane must chain to")
+    add_server_args(worker, worker=True)
     worker.set_defaults(func=cmd_worker)
 
     run = sub.add_parser("run", help="run a command on a vGPU: run [options] -- CMD ARGS...")
@@ -122,19 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--transport", default="auto", choices=["auto", "unix", "tcp"],
                      help="data plane to use (auto: Unix socket when the worker is on this host); tcp is TLS "
                           "when the worker requires it")
-    run.add_argument("--tls-ca", default=None, metavar="FILE",
-                     help="PEM CA that verifies a TLS worker's certificate (default $TF_TLS_CA, else the system's CAs)")
     run.add_argument("--local", action="store_true",
                      help="local vGPU: run on this host's GPU with the limiter preloaded (no scheduler)")
+    _client_tls_arg(run)
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="pool, nodes, GPUs and allocations")
     status.add_argument("--scheduler", default=None)
+    _client_tls_arg(status)
     status.set_defaults(func=cmd_status)
 
     top = sub.add_parser("top", help="live view of GPUs, allocations and workloads (Ctrl-C stops)")
     top.add_argument("--scheduler", default=None)
+    _client_tls_arg(top)
     top.add_argument("--once", action="store_true", help="print one frame and exit")
     top.add_argument("--interval", type=float, default=2.0, help="seconds between frames (default 2)")
     top.set_defaults(func=cmd_top)
@@ -144,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("token", help="bearer tokens of the scheduler (admin): create, revoke, list")
     token.add_argument("--scheduler", default=None)
+    _client_tls_arg(token)
     tsub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = tsub.add_parser("create", help="print a new token (shown once)")
     create.add_argument("--role", required=True, choices=["tenant", "worker", "admin"])
@@ -157,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     wl = sub.add_parser("workload", help="workloads and their autoscaling (seed 004): apply, get, list")
     wl.add_argument("--scheduler", default=None)
+    _client_tls_arg(wl)
     wl.add_argument("--namespace", default="", help="namespace (default: your token's; admin: default)")
     wsub = wl.add_subparsers(dest="workload_command", metavar="ACTION", required=True)
     wapply = wsub.add_parser("apply", help="create or replace a workload from a YAML (or JSON) file")
@@ -166,12 +190,27 @@ def build_parser() -> argparse.ArgumentParser:
     wget.add_argument("-o", "--output", default="yaml", choices=["yaml", "json"])
     wsub.add_parser("list", help="workloads, their recommendation and active cron rule")
     wl.set_defaults(func=cmd_workload)
+
+    certs = sub.add_parser("certs", help="a small CA and the TLS certificates of a pool's control plane")
+    csub = certs.add_subparsers(dest="certs_command", metavar="ACTION", required=True)
+    cinit = csub.add_parser("init", help="create the CA: DIR/ca.crt and DIR/ca.key (0600)")
+    cinit.add_argument("--dir", required=True, help="folder for the CA (created 0700 if missing)")
+    cinit.add_argument("--days", type=int, default=3650, help="validity in days (default 3650)")
+    cissue = csub.add_parser("issue", help="a certificate signed by the CA: DIR/NAME.crt and DIR/NAME.key (0600)")
+    cissue.add_argument("--dir", required=True, help="the CA's folder (from `certs init`)")
+    cissue.add_argument("--name", required=True, help="file name and common name, e.g. scheduler, worker-gpu1")
+    cissue.add_argument("--host", default="", metavar="HOST[,HOST...]",
+                        help="DNS names and IP addresses clients dial this server at (server certificates)")
+    cissue.add_argument("--client", action="store_true",
+                        help="a client certificate (clientAuth only) for schedulers that require one")
+    cissue.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    certs.set_defaults(func=cmd_certs)
     return p
 
 
 def cmd_up(args) -> int:
     from tfclient import embedded
-    return embedded.run_foreground(listen=args.listen, backend=args.backend, tcp=args.tcp)
+    return embedded.run_foreground(listen=args.listen, backend=args.backend, tcp=args.tcp, insecure=args.insecure)
 
 
 def cmd_down(args) -> int:
@@ -188,9 +227,14 @@ def cmd_scheduler(args) -> int:
     timings = {k: v for k, v in (("lease_ttl_s", args.lease_ttl), ("heartbeat_interval_s", args.heartbeat_interval),
                                  ("node_timeout_s", args.node_timeout)) if v is not None}
     from tfscheduler.store_args import store_options
+    from tfclient import tls
+    server_tls = tls.ServerTLS.resolve(args.tls_cert, args.tls_key, args.tls_client_ca)
+    tls.check_listen(args.listen, server_tls, args.insecure)
+    worker_tls = tls.ClientTLS.resolve(ca=args.tls_ca) if (args.tls_ca or os.environ.get("TF_TLS_CA")) else None
     return embedded.run_scheduler_foreground(args.listen, args.db or str(config.home() / "scheduler.db"),
                                              config_path=args.config, metrics_listen=args.metrics_listen,
-                                             store=store_options(args) or None, **timings)
+                                             store=store_options(args) or None, tls=server_tls,
+                                             insecure=args.insecure, worker_tls=worker_tls, **timings)
 
 
 def cmd_worker(args) -> int:
@@ -198,13 +242,6 @@ def cmd_worker(args) -> int:
     address = config.scheduler_address(args.scheduler)
     if not address:
         raise CliError("no scheduler: pass --scheduler HOST:PORT or set TF_SCHEDULER")
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise CliError("--tls-cert and --tls-key go together")
-    if args.tls_ca and not args.tls_cert:
-        raise CliError("--tls-ca needs --tls-cert and --tls-key (the worker's own certificate)")
-    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key), ("--tls-ca", args.tls_ca)):
-        if path and not os.access(path, os.R_OK):
-            raise CliError(f"{flag} {path}: not a readable file")
     return embedded.run_worker_foreground(args, address)
 
 
@@ -258,7 +295,8 @@ def cmd_run(args) -> int:
     from tfclient import embedded
     address = config.scheduler_address(args.scheduler)
     if not address:
-        address = embedded.start_background()
+        # the services keep gRPC's own log lines (in up.log): not the quieting this command set for itself
+        address = embedded.start_background(env={k: v for k, v in os.environ.items() if k not in _QUIETED})
     from tfclient.attach import allocate
     lease = allocate(scheduler=address, tflops=tflops or 0.0, tflops_limit=tflops_limit or 0.0,
                      vram_mib=vram_mib or 0, vram_limit_mib=vram_limit_mib or 0, qos=args.qos, pool=args.pool,
@@ -266,7 +304,7 @@ def cmd_run(args) -> int:
     # SIGTERM must not skip the release below (subprocess.run kills CMD when interrupted).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in _QUIETED}
         env.update(lease.client_env(transport=args.transport, tls_ca=args.tls_ca))
         env["TF_LEASE_FILE"] = lease.keep_file(config.home() / "leases" / f"{lease.id}.token")   # fresh after renewals
         env.update(lease.library_env(env))        # e.g. CUPY_COMPILE_WITH_PTX=1 on the emulated device
@@ -423,6 +461,23 @@ def cmd_workload(args) -> int:
             widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
             for r in rows:
                 print("  ".join(c.ljust(wd) for c, wd in zip(r, widths)) + "  " + r[-1])
+    return 0
+
+
+def cmd_certs(args) -> int:
+    from tfclient import certs
+    try:
+        if args.certs_command == "init":
+            crt, key = certs.init_ca(args.dir, days=args.days)
+            print(f"CA written: {crt} (give it to every client and worker: --tls-ca / TF_TLS_CA) and {key} "
+                  f"(0600; keep it off the servers)")
+        else:
+            crt, key = certs.issue(args.dir, args.name, certs.split_hosts(args.host), client=args.client,
+                                   days=args.days)
+            kind = "client" if args.client else "server"
+            print(f"{kind} certificate written: {crt} and {key} (0600)")
+    except certs.CertError as e:
+        raise CliError(str(e)) from None
     return 0
 
 

@@ -30,7 +30,7 @@ async def _wait_for_stop_signal() -> None:
     await stop.wait()
 
 
-async def _embedded(listen: str, backend_name: str, tcp: str | None) -> int:
+async def _embedded(listen: str, backend_name: str, tcp: str | None, insecure: bool = False) -> int:
     from tfscheduler.server import serve
     from tfworker import gpus
     from tfworker.daemon import WorkerDaemon
@@ -39,14 +39,14 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None) -> int:
     secret = config.secret()
     from tfscheduler import auth
     backend = gpus.choose_backend(backend_name)
-    scheduler = await serve(listen, str(home / "scheduler.db"), secret)
+    scheduler = await serve(listen, str(home / "scheduler.db"), secret, insecure=insecure)
     node = socket.gethostname()
     # zero-config: admin/worker/tenant tokens of this scheduler, kept in $TF_HOME (0600)
     paths = auth.provision(scheduler.tokens, home, node_name=node)
     address = f"127.0.0.1:{scheduler.port}" if listen.startswith(("127.", "localhost", "0.0.0.0")) \
         else f"{listen.rsplit(':', 1)[0]}:{scheduler.port}"
     socket_path = str(home / f"worker-{os.getpid()}.sock")
-    daemon = WorkerDaemon(scheduler=address, secret=secret, backend=backend, unix_path=socket_path,
+    daemon = WorkerDaemon(scheduler=address, backend=backend, unix_path=socket_path,
                           tcp=_host_port(tcp) if tcp else None, node=node,
                           token=paths[auth.WORKER].read_text().strip())
     try:
@@ -79,7 +79,11 @@ def _lock(name: str, blocking: bool):
     return f
 
 
-def run_foreground(listen: str, backend: str, tcp: str | None) -> int:
+def run_foreground(listen: str, backend: str, tcp: str | None, insecure: bool = False) -> int:
+    from tfclient import tls
+    # zero-config stays on loopback; serving other hosts in clear is a choice made with --insecure
+    tls.check_listen(listen, None, insecure, what="embedded scheduler",
+                     fix="run `tensorfusion scheduler --tls-cert FILE --tls-key FILE` to serve other hosts")
     # One embedded default per TF_HOME: the running one holds up.lock for its whole life.
     held = _lock("up.lock", blocking=False)
     if held is None:
@@ -91,14 +95,15 @@ def run_foreground(listen: str, backend: str, tcp: str | None) -> int:
         if running:
             raise RuntimeError(f"an embedded default is already running (pid {running.pid}, scheduler "
                                f"{running.scheduler}); stop it with `tensorfusion down`")
-        return _run(_embedded(listen, backend, tcp))
+        return _run(_embedded(listen, backend, tcp, insecure))
     finally:
         held.close()
 
 
-def start_background(timeout_s: float = 60.0) -> str:
+def start_background(timeout_s: float = 60.0, env: dict | None = None) -> str:
     """Starts `tensorfusion up` detached (log in $TF_HOME/up.log) and returns its scheduler address. Commands
-    started at the same moment queue on start.lock: the first starts it, the others find it running."""
+    started at the same moment queue on start.lock: the first starts it, the others find it running.
+    env: its environment (default os.environ)."""
     with _lock("start.lock", blocking=True):
         running = config.read_embedded()
         if running:
@@ -107,7 +112,7 @@ def start_background(timeout_s: float = 60.0) -> str:
         print(f"tensorfusion: no scheduler configured; starting the embedded default in the background "
               f"(log: {log_path}, stop with `tensorfusion down`)", file=sys.stderr)
         with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "tfclient.cli", "up"], stdout=log,
+            proc = subprocess.Popen([sys.executable, "-m", "tfclient.cli", "up"], stdout=log, env=env,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -138,11 +143,12 @@ def stop_background(timeout_s: float = 30.0) -> bool:
 
 
 async def _scheduler(listen: str, db_path: str, config_path: str | None, metrics_listen: str | None,
-                     timings: dict, store: dict | None = None) -> int:
+                     timings: dict, store: dict | None = None, tls=None, insecure: bool = False,
+                     worker_tls=None) -> int:
     from tfscheduler import auth
     from tfscheduler.server import serve
     server = await serve(listen, db_path, config.secret(), config_path=config_path, metrics_listen=metrics_listen,
-                         **(store or {}), **timings)
+                         tls=tls, insecure=insecure, worker_tls=worker_tls, **(store or {}), **timings)
     await server.settled()
     if store:
         db_path = store["store"]
@@ -150,7 +156,8 @@ async def _scheduler(listen: str, db_path: str, config_path: str | None, metrics
     if created:
         print(f"tensorfusion scheduler: first admin token written to {created} (0600); create tenant and worker "
               f"tokens with `tensorfusion token create`", flush=True)
-    print(f"tensorfusion scheduler: listening on {listen.rsplit(':', 1)[0]}:{server.port}, state {db_path}",
+    mode = "plaintext" if tls is None else "TLS" + (", client certificates required" if tls.client_ca else "")
+    print(f"tensorfusion scheduler: listening on {listen.rsplit(':', 1)[0]}:{server.port} ({mode}), state {db_path}",
           flush=True)
     try:
         await _wait_for_stop_signal()
@@ -160,10 +167,11 @@ async def _scheduler(listen: str, db_path: str, config_path: str | None, metrics
 
 
 def run_scheduler_foreground(listen: str, db_path: str, config_path: str | None = None,
-                             metrics_listen: str | None = None, store: dict | None = None, **timings) -> int:
+                             metrics_listen: str | None = None, store: dict | None = None, tls=None,
+                             insecure: bool = False, worker_tls=None, **timings) -> int:
     """timings: lease_ttl_s / heartbeat_interval_s / node_timeout_s overriding the config file; store: serve()'s
-    etcd options (tfscheduler.__main__.store_options)."""
-    return _run(_scheduler(listen, db_path, config_path, metrics_listen, timings, store))
+    etcd options (tfscheduler.__main__.store_options); tls / insecure / worker_tls: as serve()'s."""
+    return _run(_scheduler(listen, db_path, config_path, metrics_listen, timings, store, tls, insecure, worker_tls))
 
 
 async def _worker(args, scheduler: str) -> int:
@@ -175,15 +183,24 @@ async def _worker(args, scheduler: str) -> int:
     if not token:
         raise RuntimeError("no worker token: an admin creates one with `tensorfusion token create --role worker "
                            "--node NODE`; pass it with --token-file FILE or TF_WORKER_TOKEN")
+    from tfclient import tls
+    admin_tls = tls.ServerTLS.resolve(args.tls_cert, args.tls_key)
+    tls.check_listen(args.admin, admin_tls, args.insecure, what="worker admin")
+    # the same certificate serves the TCP data plane, TLS-only then; client certificates that stubs present
+    # there must chain to --tls-ca (the pool's CA)
     from tfworker.dataplane import TlsFiles
-    cert = getattr(args, "tls_cert", None)
-    tls = TlsFiles(os.path.abspath(cert), os.path.abspath(args.tls_key),
-                   os.path.abspath(args.tls_ca) if args.tls_ca else None) if cert else None
-    daemon = WorkerDaemon(scheduler=scheduler, secret=config.secret(), backend=backend, unix_path=socket_path,
+    dataplane_tls = TlsFiles(os.path.abspath(admin_tls.cert), os.path.abspath(admin_tls.key),
+                             os.path.abspath(args.tls_ca) if args.tls_ca else None) if admin_tls else None
+    daemon = WorkerDaemon(scheduler=scheduler, backend=backend, unix_path=socket_path,
                           tcp=_host_port(args.tcp) if args.tcp else None, advertise=args.advertise,
                           admin_listen=args.admin, pool=args.pool, node=args.node, metrics_port=args.metrics_port,
-                          token=token, tls=tls)
-    await daemon.start()
+                          token=token, admin_tls=admin_tls, scheduler_tls=worker_scheduler_tls(args),
+                          tls=dataplane_tls)
+    try:
+        await daemon.start()
+    except BaseException:
+        await daemon.stop()       # registration refused: stop the servers already started, then report one line
+        raise
     print(f"tensorfusion worker: registered with {scheduler} as {daemon.worker_id}, backend {backend.kind}",
           flush=True)
     try:
@@ -191,6 +208,19 @@ async def _worker(args, scheduler: str) -> int:
     finally:
         await daemon.stop()
     return 0
+
+
+def worker_scheduler_tls(args):
+    """How a worker dials the scheduler: TLS when a CA is given (--tls-ca, else TF_TLS_CA), presenting TF_TLS_CERT/
+    TF_TLS_KEY, else its own --tls-cert/--tls-key (issued with clientAuth by `certs issue`) as client certificate;
+    plaintext without a CA."""
+    from tfclient import tls
+    ca = args.tls_ca or os.environ.get("TF_TLS_CA")
+    if not ca:
+        return None
+    if os.environ.get("TF_TLS_CERT") or os.environ.get("TF_TLS_KEY"):
+        return tls.ClientTLS.resolve(ca=ca)
+    return tls.ClientTLS.resolve(ca=ca, cert=args.tls_cert, key=args.tls_key)
 
 
 def run_worker_foreground(args, scheduler: str) -> int:

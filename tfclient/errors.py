@@ -86,6 +86,11 @@ class SchedulerUnreachable(TensorFusionError, ConnectionError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class TlsHandshakeFailed(SchedulerUnreachable):
+    """The TLS handshake with a control-plane server failed: a plaintext server, a certificate signed by another
+    CA or not naming the host dialed, a client certificate missing or refused. A setting to fix, not an outage."""
+
+
 class WorkerUnreachable(TensorFusionError, ConnectionError):
     code = grpc.StatusCode.UNAVAILABLE
 
@@ -109,7 +114,7 @@ _BY_NAME = {cls.__name__: cls for cls in (
     TensorFusionError, InvalidRequest, InvalidQuantity, NotFound, UnknownPool, UnknownAllocation,
     UnknownWorker, UnknownWorkload, NoCapacity, QuotaExceeded, LeaseError, LeaseInvalid, LeaseExpired,
     AllocationInactive, SchedulerUnreachable, WorkerUnreachable, StoreUnavailable, NotLeader, StoreConflict,
-    Unauthenticated, PermissionDenied, UnknownToken)}
+    Unauthenticated, PermissionDenied, UnknownToken, TlsHandshakeFailed)}
 
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,

@@ -6,6 +6,11 @@ also in TF_SCHEDULER). A call answered UNAVAILABLE (replica down, a follower nam
 ABORTED (a write raced another scheduler) goes to the next replica, until `failover_s` has passed; Allocate carries
 a request id, so a retried Allocate whose first try was committed returns that allocation, never a second one.
 
+TLS (tfclient.tls): with a CA (tls=ClientTLS(...), or TF_TLS_CA) every replica is dialed over TLS and verified
+against that CA (TF_TLS_CERT/TF_TLS_KEY add a client certificate for schedulers that require one); without one,
+plaintext. A handshake that fails on certificates is not retried once every replica failed that way, and is
+raised as TlsHandshakeFailed with one line saying what to fix.
+
 Quantities may be strings ("2Gi", "500m") and are parsed here (tfclient.quantity) so a typo fails
 before any RPC; QoS may be "low"/"medium"/"high"/"critical" or the enum value. Every grpc.RpcError is
 turned into the matching tfclient.errors class (NoCapacity, InvalidRequest, SchedulerUnreachable, ...).
@@ -18,8 +23,8 @@ import uuid
 
 import grpc
 
-from tfclient import config
-from tfclient.errors import InvalidRequest, SchedulerUnreachable, from_rpc_error
+from tfclient import config, tls as tlsmod
+from tfclient.errors import InvalidRequest, SchedulerUnreachable, TlsHandshakeFailed, from_rpc_error
 from tfclient.protos import load
 from tfclient.quantity import parse_tflops, parse_vram_mib
 
@@ -61,9 +66,10 @@ class FailoverStub:
     """A SchedulerStub over several replicas (blocking): stub.Method(request, timeout=, metadata=) is tried on the
     current replica, then the next on a retryable status, until failover_s has passed."""
 
-    def __init__(self, addresses: list, failover_s: float = FAILOVER_S, channel=None):
+    def __init__(self, addresses: list, failover_s: float = FAILOVER_S, channel=None,
+                 tls: "tlsmod.ClientTLS | None" = None):
         self.addresses, self.failover_s = addresses, failover_s
-        self._channel = channel or (lambda a: grpc.insecure_channel(a, options=CHANNEL_OPTIONS))
+        self._channel = channel or (lambda a: tlsmod.channel(a, tls, CHANNEL_OPTIONS))
         self._i = 0
         self._stubs: dict = {}
         self._channels: list = []
@@ -83,21 +89,26 @@ class FailoverStub:
     def _next(self) -> None:
         self._i = (self._i + 1) % len(self.addresses)
 
-    def _retry(self, e: grpc.RpcError, start: float) -> bool:
-        """Retry e? UNAVAILABLE with another replica to try, ABORTED always, both within failover_s."""
+    def _retry(self, e: grpc.RpcError, start: float, tls_failed: set) -> bool:
+        """Retry e? UNAVAILABLE with another replica to try, ABORTED always, both within failover_s; a TLS
+        verification failure only until every replica failed that way (a setting to fix, not a replica down)."""
         if time.monotonic() - start >= self.failover_s:
             return False
+        if e.code() == grpc.StatusCode.UNAVAILABLE and tlsmod.is_verification_failure(e.details()):
+            tls_failed.add(self.address)
+            if len(tls_failed) >= len(self.addresses):
+                return False
         return e.code() == grpc.StatusCode.ABORTED or \
             (e.code() == grpc.StatusCode.UNAVAILABLE and len(self.addresses) > 1)
 
     def __getattr__(self, method: str):
         def call(request, **kw):
-            start, pause = time.monotonic(), 0.05
+            start, pause, tls_failed = time.monotonic(), 0.05, set()
             while True:
                 try:
                     return getattr(self._stub(), method)(request, **kw)
                 except grpc.RpcError as e:
-                    if not self._retry(e, start):
+                    if not self._retry(e, start, tls_failed):
                         raise
                     if e.code() == grpc.StatusCode.ABORTED:
                         continue                  # a write race on a shared store: the same replica, again
@@ -115,17 +126,17 @@ class FailoverStub:
 class AioFailoverStub(FailoverStub):
     """FailoverStub for grpc.aio (the worker daemon, AsyncSchedulerClient)."""
 
-    def __init__(self, addresses: list, failover_s: float = FAILOVER_S):
-        super().__init__(addresses, failover_s, lambda a: grpc.aio.insecure_channel(a, options=CHANNEL_OPTIONS))
+    def __init__(self, addresses: list, failover_s: float = FAILOVER_S, tls: "tlsmod.ClientTLS | None" = None):
+        super().__init__(addresses, failover_s, lambda a: tlsmod.channel(a, tls, CHANNEL_OPTIONS, aio=True))
 
     def __getattr__(self, method: str):
         async def call(request, **kw):
-            start, pause = time.monotonic(), 0.05
+            start, pause, tls_failed = time.monotonic(), 0.05, set()
             while True:
                 try:
                     return await getattr(self._stub(), method)(request, **kw)
                 except grpc.RpcError as e:
-                    if not self._retry(e, start):
+                    if not self._retry(e, start, tls_failed):
                         raise
                     if e.code() == grpc.StatusCode.ABORTED:
                         continue
@@ -185,9 +196,19 @@ def heartbeat_request(worker_id, gpus=(), active_allocation_ids=(), sessions=())
                                          for s in sessions])
 
 
+def rpc_error(e: grpc.RpcError, target: str, tls: "tlsmod.ClientTLS | None"):
+    """The typed error for e; a connection that failed on TLS as TlsHandshakeFailed with one line on what to fix."""
+    err = from_rpc_error(e, target)
+    if isinstance(err, SchedulerUnreachable):
+        hint = tlsmod.explain(e.details() if hasattr(e, "details") else "", target, tls)
+        if hint:
+            return TlsHandshakeFailed(f"scheduler {target}: {hint}")
+    return err
+
+
 def _metadata(token: str | None) -> tuple:
-    # Over plain TCP this header can be sniffed; with TLS, grpc.access_token_call_credentials(token) sends the
-    # same header and the metadata here goes away.
+    # Over plaintext this header can be sniffed: plaintext is allowed on loopback only (tfclient.tls.check_listen)
+    # or with an explicit --insecure; over TLS it travels encrypted.
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
@@ -199,13 +220,17 @@ CHANNEL_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 
 class SchedulerClient:
     """Blocking client. address: "host:port" (default: tfclient.config.scheduler_address()).
-    token: bearer token (default: tfclient.config.client_token(): TF_TOKEN, then $TF_HOME token files)."""
+    token: bearer token (default: tfclient.config.client_token(): TF_TOKEN, then $TF_HOME token files).
+    tls: tfclient.tls.ClientTLS (default: TF_TLS_CA/TF_TLS_CERT/TF_TLS_KEY; none set = plaintext)."""
 
     def __init__(self, address: str | None = None, timeout: float = 5.0, token: str | None = None,
-                 failover_s: float = FAILOVER_S):
+                 failover_s: float = FAILOVER_S, tls: "tlsmod.ClientTLS | None" = None):
         self.timeout = timeout
         self._metadata = _metadata(config.client_token(token))
-        self._stub = FailoverStub(split_addresses(_address(address)), failover_s)
+        self._tls = tls if tls is not None else tlsmod.ClientTLS.resolve()
+        if self._tls is not None:
+            self._tls.credentials()      # an unreadable or non-PEM file: one clear error now, not at the first call
+        self._stub = FailoverStub(split_addresses(_address(address)), failover_s, tls=self._tls)
 
     @property
     def address(self) -> str:
@@ -221,7 +246,7 @@ class SchedulerClient:
         try:
             return getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
-            raise from_rpc_error(e, self.address) from None
+            raise rpc_error(e, self.address, self._tls) from None
 
     def create_token(self, role, namespace="", node_name="", description=""):
         """-> scheduler_pb2.CreatedToken (info, token text). Admin only."""
@@ -285,13 +310,16 @@ class SchedulerClient:
 
 
 class AsyncSchedulerClient:
-    """grpc.aio client with the same methods as SchedulerClient (awaitable)."""
+    """grpc.aio client with the same methods as SchedulerClient (awaitable); tls as there."""
 
     def __init__(self, address: str | None = None, timeout: float = 5.0, token: str | None = None,
-                 failover_s: float = FAILOVER_S):
+                 failover_s: float = FAILOVER_S, tls: "tlsmod.ClientTLS | None" = None):
         self.timeout = timeout
         self._metadata = _metadata(config.client_token(token))
-        self._stub = AioFailoverStub(split_addresses(_address(address)), failover_s)
+        self._tls = tls if tls is not None else tlsmod.ClientTLS.resolve()
+        if self._tls is not None:
+            self._tls.credentials()
+        self._stub = AioFailoverStub(split_addresses(_address(address)), failover_s, tls=self._tls)
 
     @property
     def address(self) -> str:
@@ -307,7 +335,7 @@ class AsyncSchedulerClient:
         try:
             return await getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
-            raise from_rpc_error(e, self.address) from None
+            raise rpc_error(e, self.address, self._tls) from None
 
     async def register_worker(self, node_name, pool="", gpus=(), unix_path="", tcp="", admin="", labels=None,
                               active_allocation_ids=()):

@@ -1,4 +1,5 @@
-"""`python -m tfscheduler --listen HOST:PORT --db PATH --secret-file F [--config F.toml]`
+"""`python -m tfscheduler --listen HOST:PORT --db PATH --secret-file F [--config F.toml] [--tls-cert F --tls-key F
+[--tls-client-ca F]] [--insecure]`
 
 Prints "tfscheduler listening on HOST:PORT" on stdout once serving (port 0 picks a free port), runs
 until SIGINT/SIGTERM. The secret file holds the HMAC key shared with the workers (lease tokens).
@@ -6,12 +7,14 @@ until SIGINT/SIGTERM. The secret file holds the HMAC key shared with the workers
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 import uvloop
 
 from tfscheduler.server import serve
+from tfclient import tls
 from tfscheduler.store_args import add_store_args, store_options
 
 
@@ -20,6 +23,7 @@ def parse_args(argv=None):
     p.add_argument("--listen", default="127.0.0.1:7070", help="host:port to serve gRPC on (port 0 = any)")
     p.add_argument("--db", help="SQLite state file (created if missing); the default store")
     add_store_args(p)
+    tls.add_server_args(p)
     p.add_argument("--secret-file", required=True, help="file with the lease-signing secret shared with workers")
     p.add_argument("--config", help="TOML config (pools, quotas, models, timeouts)")
     p.add_argument("--lease-ttl", type=float, dest="lease_ttl_s", help="default lease TTL in seconds")
@@ -41,8 +45,11 @@ async def main(args) -> None:
     with open(args.secret_file, "rb") as f:
         secret = f.read().strip()
     overrides = {k: getattr(args, k) for k in ("lease_ttl_s", "node_timeout_s", "heartbeat_interval_s", "tick_s")}
+    worker_tls = tls.ClientTLS.resolve(ca=args.tls_ca) if (args.tls_ca or os.environ.get("TF_TLS_CA")) else None
     server = await serve(args.listen, args.db or "", secret, config_path=args.config,
-                         metrics_listen=args.metrics_listen, **store_options(args), **overrides)
+                         metrics_listen=args.metrics_listen, **store_options(args), **overrides,
+                         tls=tls.ServerTLS.resolve(args.tls_cert, args.tls_key, args.tls_client_ca),
+                         insecure=args.insecure, worker_tls=worker_tls)
     await server.settled()
     from pathlib import Path
     from tfclient import config

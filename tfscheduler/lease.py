@@ -2,8 +2,9 @@
 limits until T".
 
 Format: base64url(JSON claims) "." base64url(HMAC-SHA256(secret, first part)), no padding. The
-secret is shared by the scheduler (sign) and the worker daemons (verify, when a client connects with
-TF_LEASE=<token> and when SetSessionLimits brings new limits). Called by tfscheduler.server and
+key is per worker: node_key(scheduler secret, worker id). The scheduler signs with it; the worker daemon, which
+learns its own key when it registers, verifies with it (when a client connects with TF_LEASE=<token>, and the
+orders of SetSessionLimits / CloseSession). Called by tfscheduler.server and
 tfworker.daemon.
 """
 import base64
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field, fields
 
 from tfclient.errors import LeaseError, LeaseExpired, LeaseInvalid
 
-__all__ = ["LeaseClaims", "sign", "verify", "sign_order", "verify_order", "LeaseError", "LeaseExpired",
+__all__ = ["LeaseClaims", "sign", "verify", "sign_order", "verify_order", "node_key", "LeaseError", "LeaseExpired",
            "LeaseInvalid"]
 ORDER_MAX_AGE_S = 60.0
 
@@ -60,7 +61,9 @@ def sign(claims: LeaseClaims, secret: bytes) -> str:
 
 def verify(token: str, secret: bytes, now: float | None = None) -> LeaseClaims:
     """Claims of a token signed with secret. Raises LeaseInvalid (malformed or bad signature) or
-    LeaseExpired (valid signature, expires_at passed)."""
+    LeaseExpired (valid signature, expires_at passed). An empty secret verifies nothing (LeaseInvalid)."""
+    if not secret:
+        raise LeaseInvalid("no key to check lease tokens with (the worker has not registered yet)")
     try:
         payload, mac = token.strip().split(".")
         given = _unb64(mac)
@@ -80,6 +83,16 @@ def verify(token: str, secret: bytes, now: float | None = None) -> LeaseClaims:
         raise LeaseExpired(f"lease of allocation {claims.allocation_id} expired "
                            f"{now - claims.expires_at:.1f}s ago; renew it or allocate again")
     return claims
+
+
+def node_key(secret: bytes, worker_id: str) -> bytes:
+    """The key that signs worker `worker_id`'s lease tokens and orders: HMAC-SHA256(secret, label + worker_id),
+    32 bytes. The scheduler alone holds `secret`; each worker daemon gets only its own key (in the reply to its
+    authenticated RegisterWorker), so a compromised node can mint tokens or orders for itself alone, never for
+    another node's sessions."""
+    if not worker_id:
+        raise ValueError("node_key needs a worker id")
+    return hmac.new(secret, b"tensorfusion node key\0" + worker_id.encode(), hashlib.sha256).digest()
 
 
 def _mac(payload: str, secret: bytes) -> str:
@@ -103,6 +116,8 @@ def verify_order(token: str, action: str, allocation_id: str, secret: bytes, now
     refused like a forged one."""
     if not token:
         raise LeaseInvalid(f"the {action} order carries no auth_token: only the scheduler may give it")
+    if not secret:
+        raise LeaseInvalid(f"no key to check the {action} order with (the worker has not registered yet)")
     try:
         payload, mac = token.strip().split(".")
         body = json.loads(_unb64(payload))

@@ -16,6 +16,7 @@ import grpc
 
 from tfclient.errors import (InvalidRequest, NotLeader, PermissionDenied, StoreConflict, TensorFusionError,
                              WorkerUnreachable, to_status)
+from tfclient import tls as tlsmod
 from tfclient.protos import load
 from tfscheduler import auth, validate
 from tfscheduler import lease as lease_tokens
@@ -37,9 +38,11 @@ def _res(tflops: float, vram: float) -> "cpb.Resources":
 
 
 class SchedulerService(rpc.SchedulerServicer):
-    def __init__(self, state: SchedulerState, tokens: "auth.TokenRegistry"):
+    def __init__(self, state: SchedulerState, tokens: "auth.TokenRegistry",
+                 worker_tls: "tlsmod.ClientTLS | None" = None):
         self.state = state
         self.tokens = tokens
+        self.worker_tls = worker_tls    # how the workers' admin API is dialed (None: plaintext)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._tasks: set = set()
         self.metrics = None           # tfscheduler.metrics.SchedulerMetrics when metrics are served
@@ -61,19 +64,21 @@ class SchedulerService(rpc.SchedulerServicer):
     def _admin(self, target: str):
         ch = self._channels.get(target)
         if ch is None:
-            ch = self._channels[target] = grpc.aio.insecure_channel(target)
+            ch = self._channels[target] = tlsmod.channel(target, self.worker_tls, aio=True)
         return wrpc.WorkerAdminStub(ch)
 
     async def _close_one(self, c) -> None:
         try:
             await self._admin(c.admin).CloseSession(
                 wpb.CloseSessionRequest(allocation_id=c.allocation_id, reason=c.reason,
-                                        auth_token=lease_tokens.sign_order("close", c.allocation_id,
-                                                                           self.state.secret)),
+                                        auth_token=lease_tokens.sign_order(
+                                            "close", c.allocation_id,
+                                            lease_tokens.node_key(self.state.secret, c.worker_id))),
                 timeout=self.state.cfg.admin_timeout_s)
         except grpc.RpcError as e:  # the heartbeat reply repeats the order
+            hint = tlsmod.explain(e.details(), c.admin, self.worker_tls) or e.code()
             log.info("CloseSession(%s) on %s failed (%s); it goes out with the next heartbeat reply",
-                     c.allocation_id, c.worker_id, e.code())
+                     c.allocation_id, c.worker_id, hint)
 
     async def deliver_closes(self, closes) -> None:
         """Sends close orders and waits for the workers' answers (each bounded by admin_timeout_s), so that a
@@ -130,7 +135,8 @@ class SchedulerService(rpc.SchedulerServicer):
             worker_id=wid, heartbeat_interval_s=cfg.heartbeat_interval_s, node_timeout_s=cfg.node_timeout_s,
             close_allocations=[pb.CloseOrder(allocation_id=i, reason=r) for i, r in closes],
             gpus=[cpb.GPUInfo(index=g.index, uuid=g.uuid, model=g.model, vendor=g.vendor, vram_mib=g.vram_mib,
-                              tflops=g.tflops) for g in gpus])
+                              tflops=g.tflops) for g in gpus],
+            node_key=lease_tokens.node_key(self.state.secret, wid))
 
     async def Heartbeat(self, request, context):
         self._as_node(request.worker_id)
@@ -181,7 +187,7 @@ class SchedulerService(rpc.SchedulerServicer):
             await self._admin(node.admin).SetSessionLimits(
                 wpb.SetSessionLimitsRequest(
                     allocation_id=a.id, limits=_res(a.lim_tflops, a.lim_vram_mib), lease_token=token,
-                    auth_token=lease_tokens.sign_order("limits", a.id, self.state.secret,
+                    auth_token=lease_tokens.sign_order("limits", a.id, lease_tokens.node_key(self.state.secret, a.worker_id),
                                                        tflops=float(a.lim_tflops),
                                                        vram_mib=int(round(a.lim_vram_mib)))),
                 timeout=self.state.cfg.admin_timeout_s)
@@ -215,8 +221,9 @@ class SchedulerService(rpc.SchedulerServicer):
                     self.state.set_limits(a.id, old.lim_tflops, old.lim_vram_mib, old.tflops, old.vram_mib)
                 except TensorFusionError:
                     pass
+                why = tlsmod.explain(e.details(), node.admin, self.worker_tls) or f"{e.code().name}: {e.details()}"
                 raise WorkerUnreachable(f"worker {a.worker_id} ({node.admin}) did not apply the new limits "
-                                        f"({e.code().name}: {e.details()}); limits unchanged, retry") from e
+                                        f"({why}); limits unchanged, retry") from e
         return self._alloc_pb(a, token)
 
     async def ListPool(self, request, context):
@@ -486,7 +493,8 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
                 config_path: str | None = None, metrics_listen: str | None = None, clock=None,
                 store: str | None = None, etcd: dict | None = None, elect: bool = True,
                 advertise: str | None = None, leader_ttl_s: int = 5, etcd_prefix: str = "/tensorfusion/",
-                **overrides) -> SchedulerServer:
+                tls: "tlsmod.ServerTLS | None" = None, insecure: bool = False,
+                worker_tls: "tlsmod.ClientTLS | None" = None, **overrides) -> SchedulerServer:
     """Starts the scheduler on listen ("host:port", port 0 = any free port) with state in db_path.
     store: "etcd://h:2379,h:2379" to keep the state in etcd instead (db_path unused); etcd: EtcdClient options
     (cacert, cert, key, user, password, timeout_s). elect: with etcd, run as one of several replicas (leader
@@ -495,8 +503,14 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
     for tests of the transactions, not for production).
     metrics_listen: "host:port" for Prometheus metrics (handle.metrics_port tells the bound port).
     clock: the state's time source (unix seconds; default time.time), for tests of time-driven behaviour.
+    tls: serve over TLS (tfclient.tls.ServerTLS: certificate, key, optional client CA = client certificates
+    required). Without it, a listen address beyond loopback raises ValueError unless insecure=True.
+    worker_tls: how the workers' admin API is dialed for close/limit orders (tfclient.tls.ClientTLS; None =
+    plaintext).
     overrides: Config fields (lease_ttl_s=..., node_timeout_s=..., tick_s=..., autoscale_interval_s=...; 0
     turns the autoscale loop off)."""
+    tlsmod.check_listen(listen, tls, insecure)
+    server_creds = tls.credentials() if tls else None     # a bad file fails here, before any state is opened
     if not secret:
         raise ValueError("the lease secret is empty: pass the shared secret (tfclient.config.secret())")
     cfg = config or load_config(config_path, **overrides)
@@ -522,7 +536,7 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
             os.makedirs(os.path.dirname(db_path), exist_ok=True)
         state = SchedulerState(SqliteStore(db_path), secret, cfg, clock=clock or time.time)
         tokens = auth.TokenRegistry(state.store)
-    service = SchedulerService(state, tokens)
+    service = SchedulerService(state, tokens, worker_tls)
     if estore is not None and elect:
         from tfscheduler.election import Election
         service.etcd = estore
@@ -530,7 +544,7 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
     server = grpc.aio.server(interceptors=[auth.AuthInterceptor(tokens, gate=election.gate if election else None)],
                              options=SERVER_OPTIONS)
     rpc.add_SchedulerServicer_to_server(service, server)
-    port = server.add_insecure_port(listen)
+    port = server.add_secure_port(listen, server_creds) if server_creds else server.add_insecure_port(listen)
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     await server.start()
@@ -548,6 +562,7 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
         handle._autoscaler = asyncio.get_running_loop().create_task(handle._autoscale_loop())
     if election is not None:
         handle._campaign = asyncio.get_running_loop().create_task(election.run(handle._on_elected, handle._on_lost))
-    log.info("tfscheduler listening on %s (db %s, %d node(s), %d allocation(s) restored)", handle.address,
+    log.info("tfscheduler listening on %s%s (db %s, %d node(s), %d allocation(s) restored)", handle.address,
+             "" if tls is None else " with TLS" + (" (client certificates required)" if tls.client_ca else ""),
              db_path, len(state.nodes), len(state.allocs))
     return handle

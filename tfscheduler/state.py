@@ -379,7 +379,7 @@ class SchedulerState:
         return leases.sign(leases.LeaseClaims(
             allocation_id=a.id, worker_id=a.worker_id, gpu_uuid=a.gpu_uuids[0], vram_limit_mib=a.lim_vram_mib,
             tflops_limit=a.lim_tflops, qos=QOS_NAMES[a.qos], expires_at=a.lease_expires_at,
-            gpu_uuids=tuple(a.gpu_uuids), vram_request_mib=a.vram_mib, tflops_request=a.tflops), self.secret)
+            gpu_uuids=tuple(a.gpu_uuids), vram_request_mib=a.vram_mib, tflops_request=a.tflops), leases.node_key(self.secret, a.worker_id))
 
     def allocate(self, tflops: float, vram_mib: int, lim_tflops: float = 0.0, lim_vram_mib: int = 0,
                  qos: int = MEDIUM, gpu_count: int = 1, pool: str = "", namespace: str = "", workload: str = "",
@@ -522,7 +522,7 @@ class SchedulerState:
         try:
             new = self.autoscaler.apply(namespace, doc, self.clock())
         except WorkloadConfigError as err:
-            raise InvalidRequest(f"workload: {err}") from None
+            raise InvalidRequest(f"invalid workload document: {err}") from None
         try:
             if hasattr(self.store, "put_workload"):
                 self.store.put_workload(self._workload_record(new))

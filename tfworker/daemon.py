@@ -43,12 +43,18 @@ class Session:
 
 
 class WorkerDaemon:
-    def __init__(self, *, scheduler: str, secret: bytes, backend: Backend, unix_path: str | None,
+    def __init__(self, *, scheduler: str, backend: Backend, unix_path: str | None,
                  tcp: tuple[str, int] | None = None, advertise: str | None = None, admin_listen: str = "127.0.0.1:0",
                  pool: str = "default", node: str | None = None, metrics_port: int | None = None,
-                 token: str | None = None, home: str | None = None, tls: "TlsFiles | None" = None):
+                 token: str | None = None, home: str | None = None, admin_tls=None, scheduler_tls=None,
+                 tls: "TlsFiles | None" = None):
+        """admin_tls: tfclient.tls.ServerTLS of the admin gRPC server (None: plaintext); scheduler_tls:
+        tfclient.tls.ClientTLS the scheduler is dialed with (None: plaintext); tls: the TCP data plane's
+        certificate files (its listener then speaks TLS only; Unix sockets stay plain)."""
         self.scheduler_address = scheduler
-        self.secret = secret
+        self.node_key = b""     # from the scheduler at registration (lease.node_key); until then no token passes
+        self.admin_tls = admin_tls
+        self.scheduler_tls = scheduler_tls
         # the worker's bearer token: bound by the scheduler to this node name
         self._md = (("authorization", f"Bearer {token}"),) if token else ()
         self.backend = backend
@@ -89,11 +95,14 @@ class WorkerDaemon:
         await self.dataplane.start()
         self._admin = grpc.aio.server()
         worker_rpc.add_WorkerAdminServicer_to_server(_AdminServicer(self), self._admin)
-        self._admin_port = self._admin.add_insecure_port(self.admin_listen)
+        if self.admin_tls is not None:
+            self._admin_port = self._admin.add_secure_port(self.admin_listen, self.admin_tls.credentials())
+        else:
+            self._admin_port = self._admin.add_insecure_port(self.admin_listen)
         await self._admin.start()
         from tfclient.scheduler_client import AioFailoverStub, split_addresses
         # "a,b,c": scheduler replicas; calls move to the next one when one is down or a follower
-        self._channel = AioFailoverStub(split_addresses(self.scheduler_address))
+        self._channel = AioFailoverStub(split_addresses(self.scheduler_address), tls=self.scheduler_tls)
         self._stub = self._channel
         await self._register()
         if self.metrics_port is not None:
@@ -154,9 +163,17 @@ class WorkerDaemon:
         try:
             response = await self._stub.RegisterWorker(request, timeout=10, metadata=self._md)
         except grpc.aio.AioRpcError as e:
+            from tfclient.tls import explain
+            hint = explain(e.details(), self._stub.address, self.scheduler_tls)
+            if hint:
+                raise RuntimeError(f"cannot register with scheduler {self.scheduler_address}: {hint}") from None
             raise RuntimeError(f"scheduler {self.scheduler_address} unreachable or refused registration: "
                                f"{e.details() or e.code().name}") from None
+        if not response.node_key:
+            raise RuntimeError(f"scheduler {self.scheduler_address} gave this worker no node key (a scheduler "
+                               "older than this worker?): it cannot check lease tokens, so it does not serve")
         self.worker_id = response.worker_id
+        self.node_key = response.node_key   # checks this node's lease tokens and orders
         self.heartbeat_interval_s = response.heartbeat_interval_s or self.heartbeat_interval_s
         accepted = {g.uuid: g.tflops for g in response.gpus}
         for g in self.backend.gpus:
@@ -231,7 +248,7 @@ class WorkerDaemon:
         it connects here (a restarted worker has no memory of closes). Fails closed if the scheduler cannot
         be asked."""
         try:
-            claims = lease.verify(token, self.secret)
+            claims = lease.verify(token, self.node_key)
         except lease.LeaseError as e:
             raise PermissionError(f"lease rejected: {e}") from None
         aid = claims.allocation_id
@@ -358,10 +375,10 @@ class _AdminServicer(worker_rpc.WorkerAdminServicer):
         self.daemon = daemon
 
     async def SetSessionLimits(self, request, context):
-        # Only the scheduler (holder of the shared secret) may change limits: a signed "limits" order that
+        # Only the scheduler (the holder of this node's key) may change limits: a signed "limits" order that
         # names this allocation and these exact figures, fresh, and never seen before (no replay).
         try:
-            order = lease.verify_order(request.auth_token, "limits", request.allocation_id, self.daemon.secret)
+            order = lease.verify_order(request.auth_token, "limits", request.allocation_id, self.daemon.node_key)
             signed = (float(order.get("tflops", -1)), int(order.get("vram_mib", -1)))
         except (lease.LeaseError, TypeError, ValueError) as e:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"limits order rejected: {e}")
@@ -377,9 +394,9 @@ class _AdminServicer(worker_rpc.WorkerAdminServicer):
         return worker_pb.SetSessionLimitsResponse(applied=applied)
 
     async def CloseSession(self, request, context):
-        # Only the scheduler (holder of the shared secret) may end a client's session.
+        # Only the scheduler (the holder of this node's key) may end a client's session.
         try:
-            lease.verify_order(request.auth_token, "close", request.allocation_id, self.daemon.secret)
+            lease.verify_order(request.auth_token, "close", request.allocation_id, self.daemon.node_key)
         except lease.LeaseError as e:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"close order rejected: {e}")
         closed = await self.daemon.close_allocation(request.allocation_id, request.reason or "closed by scheduler")

@@ -1,7 +1,7 @@
 """Spawning the GPU worker process of one data-plane session (native tf-executor).
 
 Called by tfworker.dataplane once a connection passed the handshake: the accepted socket is inherited
-as a file descriptor (pass_fds) and the executor speaks the call protocol on it from then on, so no
+as a file descriptor (pass_fds, every other descriptor closed) and the executor speaks the call protocol on it from then on, so no
 Python sits on the hot path. On a TLS listener the executor is spawned at accept instead, with the raw
 socket and a control socket (spawn_tls_executor): it makes the TLS handshake itself and asks the daemon
 to authorize the client's token (tfworker/executor/tls_start.c). The backend libcuda.so.1 is chosen here through LD_LIBRARY_PATH (the
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 
 from tfclient import native
@@ -47,30 +48,79 @@ def executor_env(backend_lib_dir: str | None, env: dict[str, str] | None = None,
     return out
 
 
+class ExecutorProcess:
+    """A running tf-executor: `pid`, `kill()`, and `await wait()` -> its exit status (negative: killed by
+    that signal, as asyncio reports it). Started with the standard library's fork/exec, which closes every
+    descriptor but the session's socket in the child (libuv's spawn, under uvloop, leaves the daemon's
+    other inheritable descriptors open in it), and watched through a pidfd on the event loop."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self._popen = popen
+        self.pid = popen.pid
+        self.returncode: int | None = None
+        self._loop = asyncio.get_running_loop()
+        self._exited = self._loop.create_future()
+        self._pidfd = os.pidfd_open(popen.pid)
+        self._loop.add_reader(self._pidfd, self._reap)
+
+    def _reap(self) -> None:
+        rc = self._popen.poll()          # waitpid(WNOHANG) of this child only
+        if rc is None:
+            return
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        self.returncode = rc
+        if not self._exited.done():
+            self._exited.set_result(rc)
+
+    def kill(self) -> None:
+        """SIGKILL through the pidfd (never another process that reused the pid); raises
+        ProcessLookupError once it has exited, as asyncio's Process.kill does."""
+        if self._pidfd < 0:
+            raise ProcessLookupError(self.pid)
+        signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+
 async def spawn_executor(fd: int, *, backend_lib_dir: str | None, env: dict[str, str] | None = None,
-                         preload: list[str] | None = None) -> asyncio.subprocess.Process:
-    """Starts tf-executor serving the connected socket `fd` (the caller closes its own copy after)."""
+                         preload: list[str] | None = None) -> ExecutorProcess:
+    """Starts tf-executor serving the connected socket `fd` (the caller closes its own copy after).
+    OSError if it cannot be started."""
     exe = native.require(native.executor_bin())
-    return await asyncio.create_subprocess_exec(
-        str(exe), "--fd", str(fd), pass_fds=(fd,), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, env=executor_env(backend_lib_dir, env, preload),
-        start_new_session=True)
+    popen = subprocess.Popen([str(exe), "--fd", str(fd)], pass_fds=(fd,), close_fds=True,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             env=executor_env(backend_lib_dir, env, preload), start_new_session=True)
+    try:
+        return ExecutorProcess(popen)
+    except BaseException:
+        popen.kill()
+        popen.wait()
+        raise
 
 
 async def spawn_tls_executor(fd: int, control_fd: int, *, backend_lib_dir: str | None, cert: str, key: str,
-                             ca: str | None = None, env: dict[str, str] | None = None,
-                             preload: list[str] | None = None) -> asyncio.subprocess.Process:
+                       ca: str | None = None, env: dict[str, str] | None = None,
+                       preload: list[str] | None = None) -> ExecutorProcess:
     """Starts tf-executor on a raw TLS-listener socket `fd` before any handshake, with the control socket
     `control_fd` to the daemon and the daemon-wide `env`/`preload` (the session's own environment comes
-    later, in the grant). The caller closes its copies of both descriptors after."""
+    later, in the grant). The caller closes its copies of both descriptors after. OSError if it cannot be
+    started."""
     exe = native.require(native.executor_bin())
     args = [str(exe), "--fd", str(fd), "--control", str(control_fd), "--tls-cert", cert, "--tls-key", key]
     if ca:
         args += ["--tls-ca", ca]
-    return await asyncio.create_subprocess_exec(
-        *args, pass_fds=(fd, control_fd), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, env=executor_env(backend_lib_dir, env, preload),
-        start_new_session=True)
+    popen = subprocess.Popen(args, pass_fds=(fd, control_fd), close_fds=True, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, env=executor_env(backend_lib_dir, env, preload),
+                             start_new_session=True)
+    try:
+        return ExecutorProcess(popen)
+    except BaseException:
+        popen.kill()
+        popen.wait()
+        raise
 
 
 TAG_VAR = "TF_WORKER_TAG"   # set in every executor's environment: which worker daemon (limits.worker_tag) owns it

@@ -59,7 +59,8 @@ class RecordingWorkerAdmin(wrpc.WorkerAdminServicer):
         self.event = threading.Event()
 
     def CloseSession(self, request, context):
-        lease.verify_order(request.auth_token, "close", request.allocation_id, SECRET)   # raises if forged
+        # raises if forged; the tests register this admin endpoint as node-a's
+        lease.verify_order(request.auth_token, "close", request.allocation_id, lease.node_key(SECRET, "node-a"))
         self.closed.append((request.allocation_id, request.reason))
         self.event.set()
         return wpb.CloseSessionResponse(closed=True)

@@ -29,7 +29,7 @@ def test_attach_points_the_stub_at_the_worker_and_releases_on_exit(scheduler, tm
         c.register_worker("node-a", "p", gpus("a"), unix_path=str(sock), tcp="127.0.0.1:9")
         with tfattach.attach(tflops=5, vram="1Gi", qos="high", scheduler=scheduler.address, load=False) as held:
             assert os.environ["TF_WORKER"] == f"unix:{sock}"
-            assert lease.verify(os.environ["TF_LEASE"], SECRET).allocation_id == held.id
+            assert lease.verify(os.environ["TF_LEASE"], lease.node_key(SECRET, "node-a")).allocation_id == held.id
             assert c.get_allocation(held.id).state == pb.ALLOCATION_ACTIVE
             assert held.client_env("tcp")["TF_WORKER"] == "tcp:127.0.0.1:9"
         assert c.get_allocation(held.id).state == pb.ALLOCATION_RELEASED
@@ -76,9 +76,9 @@ def test_renewal_hands_fresh_tokens_to_whatever_connects_later(start_scheduler, 
         assert oct(path.stat().st_mode & 0o777) == "0o600" and path.read_text() == first
         time.sleep(1.5)                             # past the first token's expiry
         with pytest.raises(lease.LeaseExpired):
-            lease.verify(first, SECRET)
-        assert lease.verify(os.environ["TF_LEASE"], SECRET).allocation_id == held.id
-        assert lease.verify(path.read_text(), SECRET).allocation_id == held.id
+            lease.verify(first, lease.node_key(SECRET, "node-a"))
+        assert lease.verify(os.environ["TF_LEASE"], lease.node_key(SECRET, "node-a")).allocation_id == held.id
+        assert lease.verify(path.read_text(), lease.node_key(SECRET, "node-a")).allocation_id == held.id
     finally:
         held.release()
     assert not path.exists()

@@ -55,7 +55,7 @@ def test_allocations_survive_a_killed_scheduler_process(tmp_path):
             assert [(x.allocation_id, x.reason) for x in r.close_allocations] == [(gone.id, "released")]
             assert c.get_allocation(gone.id).state == pb.ALLOCATION_RELEASED
             renewed = c.renew(kept.id)
-            assert lease.verify(renewed.lease_token, SECRET).allocation_id == kept.id
+            assert lease.verify(renewed.lease_token, lease.node_key(SECRET, kept.worker_id)).allocation_id == kept.id
             # capacity is still charged: 60 of 100 TFLOPS are taken
             try:
                 c.allocate(tflops=41, vram=1)

@@ -22,11 +22,15 @@ def test_allocate_returns_worker_endpoints_and_a_lease_the_worker_verifies(clien
                            admin="127.0.0.1:1")
     a = client.allocate(tflops=10, vram="2Gi", tflops_limit=20, vram_limit="4Gi", qos="high")
     assert a.endpoints.unix_path == "/tmp/w.sock" and a.endpoints.tcp == "10.0.0.1:7000"
-    claims = lease.verify(a.lease_token, SECRET)
+    claims = lease.verify(a.lease_token, lease.node_key(SECRET, "node-a"))
     assert (claims.allocation_id, claims.worker_id, claims.gpu_uuid) == (a.id, "node-a", "GPU-a-0")
     assert (claims.vram_limit_mib, claims.tflops_limit, claims.qos) == (4096, 20.0, "high")
     with pytest.raises(lease.LeaseInvalid):
         lease.verify(a.lease_token, b"other-secret")
+    with pytest.raises(lease.LeaseInvalid):     # per-node keys: not the scheduler's secret, not another node's key
+        lease.verify(a.lease_token, SECRET)
+    with pytest.raises(lease.LeaseInvalid):
+        lease.verify(a.lease_token, lease.node_key(SECRET, "node-b"))
     got = client.get_allocation(a.id)
     assert got.state == pb.ALLOCATION_ACTIVE and got.requests.vram_mib == 2048 and got.pool == "pool-1"
 
@@ -139,7 +143,7 @@ def test_set_limits_is_forwarded_to_the_worker_with_a_fresh_token(client, worker
     assert (b.limits.tflops, b.limits.vram_mib) == (30, 2048)
     aid, t, v, token = worker_admin.limits[-1]
     assert (aid, t, v) == (a.id, 30, 2048)
-    assert lease.verify(token, SECRET).tflops_limit == 30
+    assert lease.verify(token, lease.node_key(SECRET, a.worker_id)).tflops_limit == 30
     with pytest.raises(NoCapacity):
         client.set_limits(a.id, tflops_request=200, tflops=200)
 
@@ -214,7 +218,7 @@ def test_multi_gpu_allocation_shares_one_worker_and_its_lease_names_every_gpu(cl
     client.register_worker("node-b", "p", gpus("b", n=4))
     a = client.allocate(tflops=50, vram="1Gi", gpu_count=3)
     assert a.worker_id == "node-b" and len(set(a.gpu_uuids)) == 3
-    claims = lease.verify(a.lease_token, SECRET)
+    claims = lease.verify(a.lease_token, lease.node_key(SECRET, "node-b"))
     assert list(claims.gpu_uuids) == list(a.gpu_uuids) and claims.gpu_uuid == a.gpu_uuids[0]
     with pytest.raises(InvalidRequest, match="one node"):
         client.allocate(tflops=1, vram=1, gpu_count=5)

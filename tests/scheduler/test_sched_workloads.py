@@ -102,7 +102,7 @@ def test_enabled_auto_set_resources_raises_the_limit_live_on_the_worker(clocked,
         assert (now.requests.vram_mib, now.limits.vram_mib) == (1024, 2048)     # target tflops: VRAM untouched
         aid, t, v, token = worker_admin.limits[-1]
         assert (aid, t, v) == (a.id, rec.limits.tflops, 2048)
-        assert lease.verify(token, SECRET, now=clocked.clock()).tflops_limit == rec.limits.tflops
+        assert lease.verify(token, lease.node_key(SECRET, a.worker_id), now=clocked.clock()).tflops_limit == rec.limits.tflops
         assert w.status.applied_recommended_replicas == 1
         assert condition(w, "ResourcesApplied").status == "True"
         # a second pass changes nothing: no new order
