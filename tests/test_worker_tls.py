@@ -1,7 +1,7 @@
 """A worker daemon with a TLS-only TCP data plane (`tensorfusion worker --tcp ... --tls-cert --tls-key`),
-with the scheduler, as separate processes on loopback: it registers a tls: endpoint, `tensorfusion run
---transport tcp --tls-ca` reaches it over TLS, and the lease's limits still hold in the GPU worker process
-(the grant's environment reaches the limiter through the executor's control socket)."""
+with the scheduler (gRPC over TLS too), as separate processes on loopback: it registers a tls: endpoint,
+`tensorfusion run --transport tcp --tls-ca` reaches it over TLS, and the lease's limits still hold in the GPU
+worker process (the grant's environment reaches the limiter through the executor's control socket)."""
 import subprocess
 
 from cudabuild import build_cuda, build_example, parse_kv
@@ -11,37 +11,42 @@ from tfclient.scheduler_client import SchedulerClient
 from tls_certs import issue, make_ca
 
 
-def _certs(tmp_path):
+def _pool(tmp_path):
+    """A pool's CA and certificates, and the cluster arguments of a production-like setup: gRPC over TLS
+    (tensorfusion certs is tlscp's; the openssl CLI is enough here) and the worker's TCP data plane TLS-only."""
     d = tmp_path / "certs"
     ca = make_ca(d)
-    return ca, issue(d, ca, "worker")
+    sched, worker = issue(d, ca, "sched"), issue(d, ca, "worker")
+    return ca, dict(
+        scheduler_args=["--tls-cert", sched.cert, "--tls-key", sched.key, "--tls-ca", ca.cert],
+        worker_args=["--tcp", "127.0.0.1:0", "--tls-cert", worker.cert, "--tls-key", worker.key, "--tls-ca", ca.cert],
+        extra_env={"TF_TLS_CA": ca.cert})
 
 
-def test_run_over_tls_with_the_workers_ca(tmp_path):
-    ca, server = _certs(tmp_path)
-    args = ["--tcp", "127.0.0.1:0", "--tls-cert", server.cert, "--tls-key", server.key]
-    with running_cluster(tmp_path, ["node-a"], worker_args=args) as (env, address):
+def test_run_over_tls_with_the_pools_ca(tmp_path):
+    ca, cluster_args = _pool(tmp_path)
+    with running_cluster(tmp_path, ["node-a"], **cluster_args) as (env, address):
         program = build_example("vector_add")
         r = subprocess.run([*CLI, "run", "--scheduler", address, "--transport", "tcp", "--tls-ca", ca.cert,
                             "--vram", "256Mi", "--tflops", "0.001", "--", str(program)],
                            env=env, capture_output=True, text=True, timeout=180)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "65536 elements correct" in r.stdout
-        # without the CA the worker is not trusted: refused, never a plaintext fallback
-        env_no_ca = {k: v for k, v in env.items() if k != "TF_TLS_CA"}
-        r = subprocess.run([*CLI, "run", "--scheduler", address, "--transport", "tcp",
-                            "--vram", "256Mi", "--tflops", "0.001", "--", str(program)],
-                           env=env_no_ca, capture_output=True, text=True, timeout=180)
+        # a worker certificate that does not carry the name the stub checks is refused: never plaintext
+        r = subprocess.run([*CLI, "run", "--scheduler", address, "--transport", "tcp", "--vram", "256Mi",
+                            "--tflops", "0.001", "--", str(program)],
+                           env=dict(env, TF_TLS_SERVER_NAME="other.example"), capture_output=True, text=True,
+                           timeout=180)
         assert r.returncode != 0
-        assert "not trusted" in r.stderr
+        assert "tf-stub: TLS: the worker's certificate is not trusted for other.example" in r.stderr
 
 
 def test_vram_cap_of_the_lease_holds_over_tls(tmp_path):
-    ca, server = _certs(tmp_path)
-    args = ["--tcp", "127.0.0.1:0", "--tls-cert", server.cert, "--tls-key", server.key]
-    with running_cluster(tmp_path, ["node-a"], worker_args=args) as (env, address):
+    from tfclient.tls import ClientTLS
+    ca, cluster_args = _pool(tmp_path)
+    with running_cluster(tmp_path, ["node-a"], **cluster_args) as (env, address):
         program = build_cuda("lim_vram")
-        with SchedulerClient(address) as client:
+        with SchedulerClient(address, tls=ClientTLS.resolve(ca=ca.cert)) as client:
             alloc = client.allocate(tflops=0.001, vram=256, vram_limit=320)
             assert alloc.endpoints.tcp.startswith("tls:127.0.0.1:")     # clients learn TLS is required
             client_env = dict(env, TF_WORKER=alloc.endpoints.tcp, TF_LEASE=alloc.lease_token,
@@ -58,10 +63,9 @@ def test_vram_cap_of_the_lease_holds_over_tls(tmp_path):
 def test_worker_tls_flags_are_checked_in_one_line(tmp_path):
     import os
     env = dict(os.environ, TF_HOME=str(tmp_path), TF_WORKER_TOKEN="x")
-    for args, want in ((["--tls-cert", str(tmp_path / "c.pem")], "--tls-cert and --tls-key go together"),
-                       (["--tls-ca", str(tmp_path / "ca.pem")], "--tls-ca needs --tls-cert"),
+    for args, want in ((["--tls-cert", str(tmp_path / "c.pem")], "needs both --tls-cert and --tls-key"),
                        (["--tls-cert", str(tmp_path / "no.pem"), "--tls-key", str(tmp_path / "no.key")],
-                        "not a readable file")):
+                        "no.pem")):
         r = subprocess.run([*CLI, "worker", "--scheduler", "127.0.0.1:1", "--tcp", "127.0.0.1:0", *args], env=env,
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 1, r.stdout + r.stderr
