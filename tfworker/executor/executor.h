@@ -1,5 +1,6 @@
 /* executor.h - internals of the native executor (build/bin/tf-executor), the GPU worker process of one
- * client session. main.c starts it; executor.c reads frames, runs the generated dispatch
+ * client session. main.c starts it (tls_start.c first, on a TLS listener); conn.c moves the bytes (plain
+ * socket or TLS); executor.c reads frames, runs the generated dispatch
  * (build/executor/gen/exec_calls.c) against the backend libcuda and keeps the registries every handle
  * and device pointer from the client is checked against; the fuzz harness (tests/fuzz_frames.c) drives
  * tf_session_feed() with made-up frames.
