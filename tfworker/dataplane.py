@@ -12,7 +12,7 @@ Handshake (little endian), the contract with stub_c/transport.c:
 After status 0 the socket belongs to the session's executor, which speaks the call protocol from the
 next byte on; this process closes its copy and never reads it again.
 
-TLS (a TcpListener given `tls`: the TCP listener is TLS-only, Unix sockets stay plain): a TLS session
+TLS (a DataPlaneServer given `tls`: its TCP listener is TLS-only, Unix sockets stay plain): a TLS session
 cannot move between processes without kernel TLS (not available everywhere), so the executor is spawned
 at accept, before any byte is read, with the daemon-wide environment; it makes the handshake, reads the
 same hello inside TLS and sends the token here over a control socket (tfworker/executor/tls_start.c):
@@ -119,7 +119,7 @@ class DataPlaneServer:
             tls.check()
         self.tls = tls
         self._spawn_env = spawn_env
-        self._preauth: set[asyncio.subprocess.Process] = set()
+        self._preauth: set[gpu_process.ExecutorProcess] = set()
         self.max_preauth = MAX_PREAUTH
         self._npreauth = 0        # TLS connections accepted and not yet authorized (counted at accept)
         self.unix_path = unix_path
@@ -430,9 +430,9 @@ class DataPlaneServer:
                 log.exception("on_end failed for %s", s.info.session_id)
 
 
-async def _end_process(proc: asyncio.subprocess.Process, grace_s: float = 0.5) -> None:
-    """Waits briefly for a process that is ending by itself (a refused TLS client), then kills it. (Killing
-    first would race the event loop's child watcher for the exit status.)"""
+async def _end_process(proc: gpu_process.ExecutorProcess, grace_s: float = 0.5) -> None:
+    """Waits briefly for an executor that is ending by itself (it may still be telling a refused client
+    why), then kills it; returns once it is reaped."""
     waiting = asyncio.ensure_future(proc.wait())
     done, _ = await asyncio.wait({waiting}, timeout=grace_s)
     if not done:

@@ -204,3 +204,31 @@ def test_silent_connections_beyond_the_preauth_cap_are_closed_at_accept(tmp_path
         for s in silent:
             s.close()
         dp.close()
+
+
+def test_grant_with_limits_but_no_limiter_in_the_process_is_refused(tmp_path, certs, cuda_program):
+    """Fail closed: a grant that needs the limiter, in an executor started without it, runs nothing."""
+    from tfworker.dataplane import SessionGrant
+
+    async def authorize(token: bytes) -> SessionGrant:
+        return SessionGrant(session_id="limited", env={"TF_LIMITER_SHM": "/tf-nonexistent"},
+                            preload=[str(tmp_path / "libtf_limiter.so")])
+
+    dp = InProcessDataPlane(tmp_path, tls=TlsFiles(certs["server"].cert, certs["server"].key), authorize=authorize)
+    try:
+        prog = cuda_program("dp_driver", flags=("-L", str(stub_dir()), "-lcuda"))
+        r = _run(prog, dp.tls, 4096, certs=certs)
+        assert r.returncode == 1
+        assert "FAIL init 999" in r.stdout
+        assert "the limiter is not loaded in the GPU worker process" in r.stderr
+        assert _wait(lambda: [e.session_id for e in dp.ends] == ["limited"] and dp.sessions() == {})
+        assert dp.ends[0].returncode != 0
+    finally:
+        dp.close()
+
+
+def test_unix_socket_of_a_tls_worker_stays_plain(tls_dataplane, cuda_program):
+    prog = cuda_program("dp_driver", flags=("-L", str(stub_dir()), "-lcuda"))
+    r = _run(prog, tls_dataplane.unix, 3 << 20)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("dp_driver ok 3145728")
