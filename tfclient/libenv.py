@@ -6,14 +6,24 @@ at run time must then emit PTX:
   CuPy   CUPY_COMPILE_WITH_PTX=1: NVRTC compiles to compute_XX PTX instead of an sm_XX cubin (read at each
          compile). Kernels CuPy ships precompiled (CUB, cuRAND state setup) carry a compute_120 PTX entry
          that the emulator runs as is.
-  numba-cuda  nothing can be set (checked on numba-cuda 0.30.4): it has no option to load PTX. NVVM emits
-         PTX, then CUDACodeLibrary.get_cubin() always links it with cuda.core's Linker and loads the result;
-         that Linker uses nvJitLink when cuda.bindings finds libnvJitLink (numba-cuda[cu13] installs it) and
-         then yields an sm_XX cubin the emulator cannot run; without nvJitLink it falls back to the driver's
-         cuLink* (RuntimeWarning "the driver APIs will be used instead"), which the emulator implements
-         (emu_c/emu_link.c) but the stub does not forward yet: cuda.bindings raises FunctionNotFoundError
-         "function cuLinkCreate_v2 is not found". So numba-cuda can reach the emulator only once the stub
-         forwards cuLink*, and only in an environment without nvJitLink.
+  numba-cuda  nothing to set, and nothing can be (checked on numba-cuda 0.30.4): it has no option to load
+         PTX. NVVM emits PTX, then CUDACodeLibrary.get_cubin() always links it with cuda.core's Linker and
+         loads the result. Without nvJitLink (cuda.pathfinder finds no libnvJitLink.so.13/12) that Linker
+         uses the driver's cuLink*, forwarded by the stub and run by the emulator (emu_c/emu_link.c), whose
+         output the emulator loads: @cuda.jit kernels run (tests/test_pylibs_numba.py), with numba's one
+         RuntimeWarning "the driver APIs will be used instead". With nvJitLink (numba-cuda[cu13] installs
+         nvidia-nvjitlink) it links LTO to an sm_XX cubin, SASS only, which the emulator cannot run, and
+         neither numba-cuda nor cuda.pathfinder has a variable to turn nvJitLink off: install numba-cuda
+         without the [cu13] extra for the emulated device.
+  cuBLAS  nothing can be set: it ships compiled kernels. Checked on nvidia-cublas 13.0.0.19 (and 13.1.1.3) with
+         scripts/fatbin_inventory.py: libcublas.so.13 has 193 fatbins, 188 with a compute_120 PTX entry, 5 SASS
+         only; libcublasLt.so.13 has 3158 fatbins, only 288 with PTX (287 compute_120, 1 compute_75) and 2870
+         SASS only (sm_75/80/86/89/90/100/103/120/121). A cublasCreate + cublasSgemm program on the emulated
+         device directly: the emulator refuses ~2,500 SASS-only modules and cublasCreate returns
+         CUBLAS_STATUS_INTERNAL_ERROR (14). Through the stub cublasCreate returns success (a divergence not yet
+         isolated: cuModuleLoadData / cuLibraryLoadData answer the same codes on both) and cublasSgemm then
+         dies of SIGSEGV: cublasLtSSSMatmulAlgoGetHeuristic calls slot 2 of the tools-TLS export table
+         (42d85a81, emu_c/cudart_export_tables.c), which holds only its size and NULL slots.
 A variable the user already set is kept. On NVIDIA's driver nothing is set: SASS runs natively there.
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
 // dp_bench.cu - data-path micro-benchmarks (driver API, -lcuda), driven by benchmarks/bench_datapath.py.
 // Run against the client stub or directly against a backend libcuda, plus raw-socket baselines that
-// touch no CUDA at all, so ratios are measured side by side in the same run.
+// touch no CUDA at all, so ratios are measured side by side in the same run. The raw baselines' reads
+// spin before blocking as the data plane's do (include/tf_spin_wait.h, TF_SPIN_US).
 // Usage / output (one line "key=value ..." each):
 //   dp_bench launch N           empty-kernel cuLaunchKernel x N, then one sync: enqueue_per_s, total_per_s
 //   dp_bench sync N             N x cuCtxSynchronize (an empty round trip): p50_us, p99_us
@@ -8,14 +9,26 @@
 //   dp_bench raw-pingpong N     16-byte ping-pong over a Unix socketpair between two processes: p50_us, p99_us
 //   dp_bench raw-stream MIB REPS  MIB MiB one way over a Unix socketpair in 8 MiB writes, read into a
 //                               MIB MiB destination (as a copy lands in a buffer of its size): gbs
+// Sizes in KiB (benchmarks/run), each op waited for as a synchronous copy is:
+//   dp_bench copyk KIB REPS     cuMemcpyHtoD / DtoH / DtoD of KIB KiB: h2d_gbs d2h_gbs d2d_gbs h2d_us d2h_us
+//   dp_bench raw-streamk KIB REPS / raw-tcp-streamk KIB REPS
+//                               KIB KiB one way then a 1-byte answer, over a Unix socketpair / a TCP
+//                               connection on 127.0.0.1 (TCP_NODELAY): gbs us
+//   dp_bench raw-tcp-pingpong N 16-byte ping-pong over TCP on 127.0.0.1 (TCP_NODELAY): p50_us p99_us p999_us
+//   dp_bench memcpyk KIB REPS   host memcpy of KIB KiB between two touched buffers: gbs us
 #include <cuda.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../../include/tf_spin_wait.h"
 
 static double now(void)
 {
@@ -33,7 +46,8 @@ static int cmp(const void *a, const void *b)
 static void pct(const char *what, double *v, int n)
 {
     qsort(v, n, sizeof *v, cmp);
-    printf("%s p50_us=%.2f p99_us=%.2f\n", what, v[n / 2] * 1e6, v[(int)(n * 0.99)] * 1e6);
+    printf("%s p50_us=%.2f p99_us=%.2f p999_us=%.2f\n", what, v[n / 2] * 1e6, v[(int)(n * 0.99)] * 1e6,
+           v[(int)(n * 0.999)] * 1e6);
 }
 
 #define CK(call)                                                        \
@@ -106,10 +120,85 @@ static int copy(size_t mib, int reps)
     return 0;
 }
 
+static int copyk(size_t kib, int reps)
+{
+    setup();
+    size_t n = kib << 10;
+    CUdeviceptr d, d2;
+    CK(cuMemAlloc(&d, n));
+    CK(cuMemAlloc(&d2, n));
+    char *h = (char *)malloc(n);
+    if (!h) { printf("FAIL malloc %zu\n", n); return 1; }
+    memset(h, 1, n);
+    CK(cuMemcpyHtoD(d, h, n));
+    CK(cuMemcpyDtoH(h, d, n));
+    CK(cuMemcpyDtoD(d2, d, n));
+    CK(cuCtxSynchronize());
+    double t0 = now();
+    for (int i = 0; i < reps; i++) CK(cuMemcpyHtoD(d, h, n));
+    double t1 = now();
+    for (int i = 0; i < reps; i++) CK(cuMemcpyDtoH(h, d, n));
+    double t2 = now();
+    for (int i = 0; i < reps; i++) CK(cuMemcpyDtoD(d2, d, n));
+    CK(cuCtxSynchronize());
+    double t3 = now();
+    double b = (double)n * reps;
+    printf("copyk kib=%zu h2d_gbs=%.4f d2h_gbs=%.4f d2d_gbs=%.4f h2d_us=%.3f d2h_us=%.3f\n", kib, b / (t1 - t0) / 1e9,
+           b / (t2 - t1) / 1e9, b / (t3 - t2) / 1e9, (t1 - t0) / reps * 1e6, (t2 - t1) / reps * 1e6);
+    return 0;
+}
+
+static int memcpyk(size_t kib, int reps)
+{
+    size_t n = kib << 10;
+    char *a = (char *)malloc(n), *b = (char *)malloc(n);
+    if (!a || !b) { printf("FAIL malloc %zu\n", n); return 1; }
+    memset(a, 1, n);
+    memset(b, 2, n);
+    memcpy(b, a, n);
+    double t0 = now();
+    for (int i = 0; i < reps; i++) {
+        a[i % n] = (char)i;             /* the copy cannot be hoisted out of the loop */
+        memcpy(b, a, n);
+    }
+    double t1 = now();
+    printf("memcpyk kib=%zu gbs=%.4f us=%.3f check=%d\n", kib, (double)n * reps / (t1 - t0) / 1e9,
+           (t1 - t0) / reps * 1e6, b[(reps - 1) % n]);
+    return 0;
+}
+
+/* A connected TCP pair on 127.0.0.1 (as the stub's tcp: transport uses), TCP_NODELAY on both ends. */
+static int tcp_pair(int sv[2])
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+    if (l < 0) return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len)) {
+        close(l);
+        return -1;
+    }
+    sv[0] = socket(AF_INET, SOCK_STREAM, 0);
+    if (sv[0] < 0 || connect(sv[0], (struct sockaddr *)&a, sizeof a)) { close(l); return -1; }
+    sv[1] = accept(l, NULL, NULL);
+    close(l);
+    if (sv[1] < 0) return -1;
+    if (setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ||
+        setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one))
+        return -1;
+    return 0;
+}
+
+/* Reads spin briefly before they block, as both ends of the data plane do (TF_SPIN_US, tf_spin_wait.h):
+ * the raw baselines pay the same wake-up costs as the stack, no more. */
 static int full_io(int fd, void *p, size_t n, int wr)
 {
     char *c = (char *)p;
     while (n) {
+        if (!wr) tf_spin_wait_readable(fd);
         ssize_t k = wr ? write(fd, c, n) : read(fd, c, n);
         if (k <= 0) return -1;
         c += k;
@@ -118,10 +207,10 @@ static int full_io(int fd, void *p, size_t n, int wr)
     return 0;
 }
 
-static int raw_pingpong(int n)
+static int raw_pingpong(int n, int tcp)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return 1;
+    if (tcp ? tcp_pair(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return 1;
     pid_t pid = fork();
     char m[16] = {0};
     if (pid == 0) {
@@ -138,7 +227,7 @@ static int raw_pingpong(int n)
     }
     close(sv[0]);
     waitpid(pid, NULL, 0);
-    pct("raw-pingpong", v, n);
+    pct(tcp ? "raw-tcp-pingpong" : "raw-pingpong", v, n);
     return 0;
 }
 
@@ -180,6 +269,48 @@ static int raw_stream(size_t mib, int reps)
     return 0;
 }
 
+/* KIB KiB one way per op, then a 1-byte answer: the shape of one synchronous copy of that size. */
+static int raw_streamk(size_t kib, int reps, int tcp)
+{
+    int sv[2];
+    if (tcp ? tcp_pair(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return 1;
+    size_t n = kib << 10, chunk = 8u << 20;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        char *b = (char *)malloc(n);
+        if (!b) _exit(1);
+        memset(b, 0, n);
+        for (int r = 0; r < reps + 1; r++) {
+            for (size_t got = 0; got < n;) {
+                size_t want = n - got < chunk ? n - got : chunk;
+                if (full_io(sv[1], b + got, want, 0)) _exit(1);
+                got += want;
+            }
+            if (full_io(sv[1], b, 1, 1)) _exit(1);
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    char *h = (char *)malloc(n);
+    if (!h) return 1;
+    memset(h, 1, n);
+    double t0 = 0;
+    for (int r = 0; r < reps + 1; r++) {
+        if (r == 1) t0 = now();
+        for (size_t off = 0; off < n; off += chunk)
+            if (full_io(sv[0], h + off, n - off < chunk ? n - off : chunk, 1)) return 1;
+        char ack;
+        if (full_io(sv[0], &ack, 1, 0)) return 1;
+    }
+    double t1 = now();
+    close(sv[0]);
+    waitpid(pid, NULL, 0);
+    printf("%s kib=%zu gbs=%.4f us=%.3f\n", tcp ? "raw-tcp-streamk" : "raw-streamk", kib,
+           (double)n * reps / (t1 - t0) / 1e9, (t1 - t0) / reps * 1e6);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) { fprintf(stderr, "usage: see the header of dp_bench.cu\n"); return 2; }
@@ -188,7 +319,12 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "launch")) return launch((int)a);
     if (!strcmp(mode, "sync")) return sync_rt((int)a);
     if (!strcmp(mode, "copy")) return copy((size_t)a, (int)b);
-    if (!strcmp(mode, "raw-pingpong")) return raw_pingpong((int)a);
+    if (!strcmp(mode, "raw-pingpong")) return raw_pingpong((int)a, 0);
+    if (!strcmp(mode, "raw-tcp-pingpong")) return raw_pingpong((int)a, 1);
+    if (!strcmp(mode, "copyk")) return copyk((size_t)a, (int)b);
+    if (!strcmp(mode, "memcpyk")) return memcpyk((size_t)a, (int)b);
+    if (!strcmp(mode, "raw-streamk")) return raw_streamk((size_t)a, (int)b, 0);
+    if (!strcmp(mode, "raw-tcp-streamk")) return raw_streamk((size_t)a, (int)b, 1);
     if (!strcmp(mode, "raw-stream")) return raw_stream((size_t)a, (int)b);
     return 2;
 }
