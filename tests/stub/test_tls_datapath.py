@@ -232,3 +232,17 @@ def test_unix_socket_of_a_tls_worker_stays_plain(tls_dataplane, cuda_program):
     r = _run(prog, tls_dataplane.unix, 3 << 20)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("dp_driver ok 3145728")
+
+
+def test_graphs_with_host_nodes_over_tls(tls_dataplane, certs, cuda_program, tmp_path):
+    """Graph host nodes call back into the client on the session's connection from a driver thread of the
+    executor (exec_graph.c): over TLS too."""
+    import numpy as np
+    from cudabuild import parse_kv
+    from graphs_expect import LAUNCHES, N, check_graphs_remote
+    x = np.random.default_rng(11).standard_normal(N, dtype=np.float32)
+    x.tofile(tmp_path / "in")
+    r = _run(cuda_program("graphs_remote", cudart="shared"), tls_dataplane.tls, N, LAUNCHES, tmp_path / "in",
+             tmp_path / "out", certs=certs, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    check_graphs_remote(parse_kv(r.stdout), tmp_path / "out", x)
