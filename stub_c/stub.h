@@ -1,5 +1,6 @@
 /* stub.h - internals of the client stub (build/stub/libcuda.so.1), shared by its C files:
  *   transport.c      connection to the worker (handshake, framing, batching, error latching) - tfc_* API;
+ *   tls.c            the TLS client of TF_WORKER=tls: (OpenSSL loaded with dlopen on first use)
  *                    knows frames, never a particular driver call
  *   build/stub/gen/stub_calls.c  generated marshallers (rpc_*) and exports of every calls.tbl row
  *   hand-written entry points (calls.tbl rows `local` / `stub=hand`), one file per area:

@@ -1,4 +1,4 @@
-/* transport.c - the client stub's connection to its GPU worker: connect (unix:/tcp:), the TFH1/TFR1
+/* transport.c - the client stub's connection to its GPU worker: connect (unix:/tcp:/tls:), the TFH1/TFR1
  * handshake with the daemon, the session hello, and the frame I/O every generated marshaller uses
  * (tfc_*): sync calls are written together with the queued batch in one sendmsg and their reply is
  * read straight into the caller's output buffers; async calls are appended to the batch. Errors of
@@ -17,11 +17,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "stub.h"
 #include "tf_spin_wait.h"
+#include "tls.h"
 #include "stub_calls.h"
 
 #define BATCH_FLUSH_BYTES (256u << 10)
@@ -32,6 +34,7 @@ typedef struct tf_stub {
     pthread_once_t once;
     CUresult init_rc;
     int fd;
+    tf_tls *tls;             /* TF_WORKER=tls:...: every byte on fd goes through it (tls.c) */
     CUresult dead;           /* != 0: connection lost, every call returns it */
     uint8_t *batch;
     size_t blen, bcap;
@@ -121,16 +124,46 @@ static CUresult lost(const char *what)
     if (!g.dead) {
         tf_log("connection to the GPU worker lost (%s: %s)", what, strerror(errno ? errno : EPIPE));
         g.dead = CUDA_ERROR_DEVICE_UNAVAILABLE;
+        tf_tls_free(g.tls);
+        g.tls = NULL;
         if (g.fd >= 0) close(g.fd);
         g.fd = -1;
     }
     return g.dead;
 }
 
+/* TLS: the pieces of a frame (header, fixed part, small buffers, padding) are gathered into whole
+ * records, so a small call costs one record and one syscall as with sendmsg; big buffers go straight. */
+static int tls_send_all(struct iovec *iov, int n)
+{
+    uint8_t buf[16384];
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len <= sizeof buf - used) {
+            memcpy(buf + used, iov[i].iov_base, iov[i].iov_len);
+            used += iov[i].iov_len;
+            continue;
+        }
+        size_t fill = sizeof buf - used;
+        memcpy(buf + used, iov[i].iov_base, fill);
+        if (tf_tls_write(g.tls, buf, sizeof buf)) return -1;
+        const uint8_t *rest = (const uint8_t *)iov[i].iov_base + fill;
+        size_t left = iov[i].iov_len - fill, tail = left % sizeof buf;
+        if (left - tail && tf_tls_write(g.tls, rest, left - tail)) return -1;
+        memcpy(buf, rest + left - tail, tail);
+        used = tail;
+    }
+    return used ? tf_tls_write(g.tls, buf, used) : 0;
+}
+
 /* Writes every byte of iov[0..n) (advancing through partial writes), without SIGPIPE; passfd >= 0
- * travels (SCM_RIGHTS) with the first bytes. */
+ * travels (SCM_RIGHTS) with the first bytes (Unix sockets only, never over TLS). */
 static int send_all_fd(int fd, struct iovec *iov, int n, int passfd)
 {
+    if (g.tls) {
+        if (passfd >= 0) { errno = EINVAL; return -1; }
+        return tls_send_all(iov, n);
+    }
     union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
     while (n > 0) {
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
@@ -170,7 +203,7 @@ static int recv_all(int fd, struct iovec *iov, int n)
 {
     while (n > 0) {
         if (iov->iov_len == 0) { iov++; n--; continue; }
-        ssize_t k = readv(fd, iov, n);
+        ssize_t k = g.tls ? tf_tls_read(g.tls, iov->iov_base, iov->iov_len) : readv(fd, iov, n);
         if (k < 0) {
             if (errno == EINTR) continue;
             return -1;
@@ -414,7 +447,7 @@ static CUresult recv_reply_locked(tfc_call *c)
 {
     tf_rep_hdr rep;
     for (;;) {
-        tf_spin_wait_readable(g.fd);
+        if (!g.tls || !tf_tls_pending(g.tls)) tf_spin_wait_readable(g.fd);
         if (recv_exact(g.fd, &rep, sizeof rep)) return lost("recv");
         if (rep.nconsole != TF_REP_HOST_CALL) break;
         /* a graph's host node: the worker waits while this process runs the function (api_graph.c) */
@@ -508,7 +541,8 @@ out:
 }
 
 /* ----------------------------------------------------------------------------- connection */
-static int dial(const char *spec)
+/* Connects to unix:PATH, tcp:HOST:PORT or tls:HOST:PORT (TCP; the caller adds TLS); host gets HOST. */
+static int dial(const char *spec, char *host_out, size_t host_cap)
 {
     if (strncmp(spec, "unix:", 5) == 0) {
         struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -519,7 +553,7 @@ static int dial(const char *spec)
         if (connect(fd, (struct sockaddr *)&a, sizeof a)) { int e = errno; close(fd); errno = e; return -1; }
         return fd;
     }
-    if (strncmp(spec, "tcp:", 4) == 0) {
+    if (strncmp(spec, "tcp:", 4) == 0 || strncmp(spec, "tls:", 4) == 0) {
         char host[256];
         const char *hp = spec + 4, *colon = strrchr(hp, ':');
         if (!colon || (size_t)(colon - hp) >= sizeof host) { errno = EINVAL; return -1; }
@@ -542,6 +576,7 @@ static int dial(const char *spec)
             fd = -1;
         }
         freeaddrinfo(res);
+        snprintf(host_out, host_cap, "%s", host);
         if (fd >= 0) {
             /* no Nagle delay on small calls; a worker host that vanishes is noticed within about a minute */
             int one = 1, idle = 30, intvl = 10, cnt = 3;
@@ -700,6 +735,8 @@ static void after_fork_in_child(void)
 {
     if (g.fd >= 0) close(g.fd);
     g.fd = -1;
+    tf_tls_free(g.tls);   /* frees memory only: nothing is sent on the parent's session */
+    g.tls = NULL;
     g.dead = CUDA_ERROR_NOT_INITIALIZED;
     g.blen = 0;
     g.npend = 0;
@@ -745,18 +782,42 @@ static void connect_now(void)
         return;
     }
     if (!spec || !*spec) {
-        tf_log("TF_WORKER is not set (unix:/path/to.sock or tcp:host:port)");
+        tf_log("TF_WORKER is not set (unix:/path/to.sock, tcp:host:port or tls:host:port)");
         g.init_rc = CUDA_ERROR_NO_DEVICE;
         return;
     }
-    int fd = dial(spec);
+    char host[256] = "";
+    int fd = dial(spec, host, sizeof host);
     if (fd < 0) {
         tf_log("cannot connect to %s: %s", spec, strerror(errno));
         g.init_rc = CUDA_ERROR_NO_DEVICE;
         return;
     }
-    CUresult rc = handshake(fd, token);
+    int tls = strncmp(spec, "tls:", 4) == 0;
+    CUresult rc = CUDA_SUCCESS;
+    if (tls) {
+        /* a worker that never answers must not hang cuInit: bounded until the session is accepted */
+        struct timeval tv = {.tv_sec = 30};
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) ||
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv)) {
+            tf_log("cannot connect to %s: %s", spec, strerror(errno));
+            rc = CUDA_ERROR_NO_DEVICE;
+        } else if (!(g.tls = tf_tls_connect(fd, host, &rc))) {
+            if (rc == CUDA_SUCCESS) rc = CUDA_ERROR_NO_DEVICE;
+        }
+    }
+    if (rc == CUDA_SUCCESS) rc = handshake(fd, token);
+    if (rc == CUDA_SUCCESS && tls) {
+        struct timeval none = {0};
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none) ||
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none)) {
+            tf_log("cannot configure the connection to %s: %s", spec, strerror(errno));
+            rc = CUDA_ERROR_NO_DEVICE;
+        }
+    }
     if (rc) {
+        tf_tls_free(g.tls);
+        g.tls = NULL;
         close(fd);
         g.init_rc = rc;
         return;
@@ -766,7 +827,9 @@ static void connect_now(void)
     rc = rpc_tfHello(TF_TABLE_HASH, &drv, &cnt, g.info.devs);
     if (rc) {
         tf_log("session hello failed (%d)", rc);
-        close(fd);
+        if (g.fd >= 0) close(g.fd);   /* (a lost connection already closed it) */
+        tf_tls_free(g.tls);
+        g.tls = NULL;
         g.fd = -1;
         g.init_rc = rc;
         return;

@@ -85,12 +85,19 @@ class Lease:
         if not ep.tcp:
             raise InvalidRequest(f"worker {self.allocation.worker_id} has no TCP endpoint (only "
                                  f"{ep.unix_path or 'nothing'}): run on its host or start the worker with --tcp")
-        return f"tcp:{ep.tcp}"
+        # a worker with a TLS listener registers "tls:host:port": the stub must speak TLS to it
+        return ep.tcp if ep.tcp.startswith("tls:") else f"tcp:{ep.tcp}"
 
-    def client_env(self, transport: str | None = None) -> dict:
-        """Environment the stub reads: TF_WORKER, TF_LEASE (+ TF_ALLOCATION, TF_SCHEDULER for tools)."""
-        return {"TF_WORKER": self.worker_address(transport), "TF_LEASE": self.token,
-                "TF_ALLOCATION": self.id, "TF_SCHEDULER": self.client.addresses}
+    def client_env(self, transport: str | None = None, tls_ca: str | None = None) -> dict:
+        """Environment the stub reads: TF_WORKER, TF_LEASE (+ TF_ALLOCATION, TF_SCHEDULER for tools), and
+        TF_TLS_CA (absolute path of tls_ca, else $TF_TLS_CA) when the worker is reached over TLS."""
+        worker = self.worker_address(transport)
+        env = {"TF_WORKER": worker, "TF_LEASE": self.token, "TF_ALLOCATION": self.id,
+               "TF_SCHEDULER": self.client.addresses}
+        ca = tls_ca or os.environ.get("TF_TLS_CA")
+        if worker.startswith("tls:") and ca:
+            env["TF_TLS_CA"] = os.path.abspath(ca)
+        return env
 
     def device_backend(self) -> str:
         """'emu' when the allocation's GPU is the emulated device, else 'nvidia' (one ListPool call, cached)."""
@@ -231,17 +238,19 @@ def stub_session_open() -> bool:
         return True
 
 
-def attach(tflops=0.0, vram=0, qos="medium", *, transport: str | None = None, load: bool = True, **kw) -> Lease:
+def attach(tflops=0.0, vram=0, qos="medium", *, transport: str | None = None, load: bool = True,
+           tls_ca: str | None = None, **kw) -> Lease:
     """allocate() + TF_WORKER/TF_LEASE and the device's library settings (Lease.library_env) in os.environ
     + the stub loaded. With neither tflops nor vram the pool's default profile applies (scheduler config;
     default: the whole VRAM of one GPU, no compute limit). Usable as a context manager. The vGPU is given
     back at the end of the with block / release(), or at interpreter exit, and, once the stub has
-    connected, only after the process has exited (module docstring). kw: see allocate(). Raises
+    connected, only after the process has exited (module docstring). tls_ca: PEM CA file that verifies a
+    worker whose TCP data plane is TLS (default $TF_TLS_CA, else the system's CAs). kw: see allocate(). Raises
     tfclient.errors.* (InvalidQuantity, NoCapacity, SchedulerUnreachable, ...)."""
     global _current
     lease = allocate(tflops, vram, qos=qos, **kw)
     try:
-        os.environ.update(lease.client_env(transport))
+        os.environ.update(lease.client_env(transport, tls_ca=tls_ca))
         lease.export_env = True
         os.environ.update(lease.library_env(os.environ))
         if load:

@@ -70,7 +70,8 @@ _QUIETED: list = []     # environment variables main() set for itself only: not 
 def _client_tls_arg(p) -> None:
     p.add_argument("--tls-ca", metavar="FILE", default=None,
                    help="dial the scheduler over TLS, verifying it with this CA (default $TF_TLS_CA; a client "
-                        "certificate comes from $TF_TLS_CERT/$TF_TLS_KEY)")
+                        "certificate comes from $TF_TLS_CERT/$TF_TLS_KEY); `run` also verifies a TLS worker's "
+                        "data plane with it")
 
 
 def _one_line(e: BaseException) -> str:
@@ -140,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "workload's current resources")
     run.add_argument("--gpu-model", default=None, help="only GPUs of this model")
     run.add_argument("--transport", default="auto", choices=["auto", "unix", "tcp"],
-                     help="data plane to use (auto: Unix socket when the worker is on this host)")
+                     help="data plane to use (auto: Unix socket when the worker is on this host); tcp is TLS "
+                          "when the worker requires it")
     run.add_argument("--local", action="store_true",
                      help="local vGPU: run on this host's GPU with the limiter preloaded (no scheduler)")
     _client_tls_arg(run)
@@ -303,7 +305,7 @@ def cmd_run(args) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         env = {k: v for k, v in os.environ.items() if k not in _QUIETED}
-        env.update(lease.client_env(transport=args.transport))
+        env.update(lease.client_env(transport=args.transport, tls_ca=args.tls_ca))
         env["TF_LEASE_FILE"] = lease.keep_file(config.home() / "leases" / f"{lease.id}.token")   # fresh after renewals
         env.update(lease.library_env(env))        # e.g. CUPY_COMPILE_WITH_PTX=1 on the emulated device
         env["LD_LIBRARY_PATH"] = f"{native.require(native.stub_lib_dir() / 'libcuda.so.1').parent}:" \

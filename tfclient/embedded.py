@@ -186,10 +186,16 @@ async def _worker(args, scheduler: str) -> int:
     from tfclient import tls
     admin_tls = tls.ServerTLS.resolve(args.tls_cert, args.tls_key)
     tls.check_listen(args.admin, admin_tls, args.insecure, what="worker admin")
+    # the same certificate serves the TCP data plane, TLS-only then; client certificates that stubs present
+    # there must chain to --tls-ca (the pool's CA)
+    from tfworker.dataplane import TlsFiles
+    dataplane_tls = TlsFiles(os.path.abspath(admin_tls.cert), os.path.abspath(admin_tls.key),
+                             os.path.abspath(args.tls_ca) if args.tls_ca else None) if admin_tls else None
     daemon = WorkerDaemon(scheduler=scheduler, backend=backend, unix_path=socket_path,
                           tcp=_host_port(args.tcp) if args.tcp else None, advertise=args.advertise,
                           admin_listen=args.admin, pool=args.pool, node=args.node, metrics_port=args.metrics_port,
-                          token=token, admin_tls=admin_tls, scheduler_tls=worker_scheduler_tls(args))
+                          token=token, admin_tls=admin_tls, scheduler_tls=worker_scheduler_tls(args),
+                          tls=dataplane_tls)
     try:
         await daemon.start()
     except BaseException:

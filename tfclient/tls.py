@@ -152,7 +152,9 @@ def add_server_args(p, worker: bool = False) -> None:
     """--tls-cert, --tls-key, --insecure and the CA option(s) of `tensorfusion scheduler` (--tls-client-ca, --tls-ca)
     or `tensorfusion worker` (--tls-ca)."""
     p.add_argument("--tls-cert", metavar="FILE", help="serve gRPC over TLS with this certificate (PEM; see "
-                                                      "`tensorfusion certs issue`)")
+                                                      "`tensorfusion certs issue`)" + (
+                       "; a worker's TCP data plane (--tcp) then speaks TLS only, with the same certificate"
+                       if worker else ""))
     p.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert (PEM)")
     if worker:
         p.add_argument("--tls-ca", metavar="FILE",

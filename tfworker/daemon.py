@@ -20,7 +20,7 @@ from tfclient import config, native
 from tfclient.protos import load
 from tfscheduler import lease, models
 from tfworker import gpu_process, limits
-from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant
+from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant, TlsFiles
 from tfworker.gpus import Backend, GpuInfo
 
 pb = load("scheduler_pb2")
@@ -46,9 +46,11 @@ class WorkerDaemon:
     def __init__(self, *, scheduler: str, backend: Backend, unix_path: str | None,
                  tcp: tuple[str, int] | None = None, advertise: str | None = None, admin_listen: str = "127.0.0.1:0",
                  pool: str = "default", node: str | None = None, metrics_port: int | None = None,
-                 token: str | None = None, home: str | None = None, admin_tls=None, scheduler_tls=None):
+                 token: str | None = None, home: str | None = None, admin_tls=None, scheduler_tls=None,
+                 tls: "TlsFiles | None" = None):
         """admin_tls: tfclient.tls.ServerTLS of the admin gRPC server (None: plaintext); scheduler_tls:
-        tfclient.tls.ClientTLS the scheduler is dialed with (None: plaintext)."""
+        tfclient.tls.ClientTLS the scheduler is dialed with (None: plaintext); tls: the TCP data plane's
+        certificate files (its listener then speaks TLS only; Unix sockets stay plain)."""
         self.scheduler_address = scheduler
         self.node_key = b""     # from the scheduler at registration (lease.node_key); until then no token passes
         self.admin_tls = admin_tls
@@ -81,8 +83,10 @@ class WorkerDaemon:
         self._admin_port = 0
         self._heartbeat_task: asyncio.Task | None = None
         self._metrics = None
+        self.tls = tls if tcp else None    # TLS is for the TCP data plane; Unix sockets stay plain
         self.dataplane = DataPlaneServer(unix_path=unix_path, tcp=tcp, backend_lib_dir=backend.lib_dir,
-                                         authorize=self._authorize, on_end=self._on_session_end)
+                                         authorize=self._authorize, on_end=self._on_session_end, tls=self.tls,
+                                         spawn_env=self._tls_spawn_env)
 
     # ---- lifecycle ----
 
@@ -144,8 +148,10 @@ class WorkerDaemon:
         admin_host = self.admin_listen.rsplit(":", 1)[0]
         if admin_host in ("0.0.0.0", "[::]", ""):
             admin_host = self.advertise or "127.0.0.1"
-        return common.WorkerEndpoints(unix_path=self.unix_path or "",
-                                      tcp=f"{host}:{self.dataplane.tcp_port}" if self.tcp else "",
+        # "tls:host:port" tells clients the listener speaks TLS only (a client that does not know the prefix
+        # fails to dial: it never falls back to plaintext)
+        tcp = f"{'tls:' if self.tls else ''}{host}:{self.dataplane.tcp_port}" if self.tcp else ""
+        return common.WorkerEndpoints(unix_path=self.unix_path or "", tcp=tcp,
                                       admin=f"{admin_host}:{self._admin_port}")
 
     async def _register(self) -> None:
@@ -226,6 +232,14 @@ class WorkerDaemon:
             return SessionGrant(session_id=session_id, env=env, preload=[])
         env.update(limits.env)
         return SessionGrant(session_id=session_id, env=env, preload=list(limits.preload))
+
+    def _tls_spawn_env(self) -> tuple[dict[str, str], list[str]]:
+        """What a TLS executor starts with before its client is known: this daemon's tag (found again by a
+        restarted daemon in /proc/PID/environ, which setenv does not change) and the limiter, preloaded
+        whenever it is built since a grant may carry limits (its TF_LIMITER_* arrive with the grant)."""
+        env = {gpu_process.TAG_VAR: self.identity.tag} if self.identity is not None else {}
+        lib = native.limiter_lib()
+        return env, [str(lib)] if lib.exists() else []
 
     async def _claims_of(self, token: str) -> "lease.LeaseClaims":
         """Verified claims of a client's lease token. Refused: a bad signature, a token past its expiry (the

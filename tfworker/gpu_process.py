@@ -2,7 +2,9 @@
 
 Called by tfworker.dataplane once a connection passed the handshake: the accepted socket is inherited
 as a file descriptor (pass_fds, every other descriptor closed) and the executor speaks the call protocol on it from then on, so no
-Python sits on the hot path. The backend libcuda.so.1 is chosen here through LD_LIBRARY_PATH (the
+Python sits on the hot path. On a TLS listener the executor is spawned at accept instead, with the raw
+socket and a control socket (spawn_tls_executor): it makes the TLS handshake itself and asks the daemon
+to authorize the client's token (tfworker/executor/tls_start.c). The backend libcuda.so.1 is chosen here through LD_LIBRARY_PATH (the
 emulator's folder, or nothing for the system's NVIDIA driver); extra LD_PRELOAD libraries (the limiter)
 come from the session grant.
 """
@@ -91,6 +93,28 @@ async def spawn_executor(fd: int, *, backend_lib_dir: str | None, env: dict[str,
     popen = subprocess.Popen([str(exe), "--fd", str(fd)], pass_fds=(fd,), close_fds=True,
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              env=executor_env(backend_lib_dir, env, preload), start_new_session=True)
+    try:
+        return ExecutorProcess(popen)
+    except BaseException:
+        popen.kill()
+        popen.wait()
+        raise
+
+
+async def spawn_tls_executor(fd: int, control_fd: int, *, backend_lib_dir: str | None, cert: str, key: str,
+                       ca: str | None = None, env: dict[str, str] | None = None,
+                       preload: list[str] | None = None) -> ExecutorProcess:
+    """Starts tf-executor on a raw TLS-listener socket `fd` before any handshake, with the control socket
+    `control_fd` to the daemon and the daemon-wide `env`/`preload` (the session's own environment comes
+    later, in the grant). The caller closes its copies of both descriptors after. OSError if it cannot be
+    started."""
+    exe = native.require(native.executor_bin())
+    args = [str(exe), "--fd", str(fd), "--control", str(control_fd), "--tls-cert", cert, "--tls-key", key]
+    if ca:
+        args += ["--tls-ca", ca]
+    popen = subprocess.Popen(args, pass_fds=(fd, control_fd), close_fds=True, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, env=executor_env(backend_lib_dir, env, preload),
+                             start_new_session=True)
     try:
         return ExecutorProcess(popen)
     except BaseException:

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from tfclient import native
-from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant
+from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant, TlsFiles
 
 
 def stub_dir() -> Path:
@@ -34,7 +34,8 @@ class InProcessDataPlane:
     """DataPlaneServer on a background event loop; accepts token `token` (empty = any)."""
 
     def __init__(self, tmp_path: Path, token: str = "", tcp: bool = True,
-                 backend_lib_dir: str | None = None, authorize=None):
+                 backend_lib_dir: str | None = None, authorize=None, tls: TlsFiles | None = None,
+                 max_preauth: int | None = None):
         self.unix_path = str(tmp_path / "dp.sock")
         self.token = token.encode()
         self.ends: list[SessionEnd] = []
@@ -45,7 +46,9 @@ class InProcessDataPlane:
         lib_dir = backend_lib_dir if backend_lib_dir is not None else str(native.require(native.emu_lib_dir() / "libcuda.so.1").parent)
         self.server = DataPlaneServer(unix_path=self.unix_path, tcp=("127.0.0.1", 0) if tcp else None,
                                       backend_lib_dir=lib_dir or None, authorize=authorize or self._authorize,
-                                      on_end=self._on_end)
+                                      on_end=self._on_end, tls=tls)
+        if max_preauth is not None:
+            self.server.max_preauth = max_preauth
         self.call(self.server.start())
 
     async def _authorize(self, token: bytes) -> SessionGrant:
@@ -72,6 +75,10 @@ class InProcessDataPlane:
     @property
     def tcp(self) -> str:
         return f"tcp:127.0.0.1:{self.server.tcp_port}"
+
+    @property
+    def tls(self) -> str:
+        return f"tls:127.0.0.1:{self.server.tcp_port}"
 
     def close(self) -> None:
         try:

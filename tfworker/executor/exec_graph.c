@@ -376,14 +376,14 @@ typedef struct host_rec {
 } host_rec;
 static host_rec *g_host_recs;
 static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;
-static int g_serve_fd = -1; /* the client's socket while a tfGraphLaunchServe waits, else -1 */
+static tfx *g_serve_x; /* the session (its client connection) while a tfGraphLaunchServe waits, else NULL */
 
 static void CUDA_CB host_trampoline(void *p)
 {
     const host_rec *r = p;
     pthread_mutex_lock(&g_host_mu);
-    int fd = g_serve_fd;
-    if (fd < 0) {
+    tfx *x = g_serve_x;
+    if (!x) {
         static int said;
         if (said++ < 4)
             tfx_log("a host node ran outside a launch the client waits for (graph launched from a graph or "
@@ -394,24 +394,17 @@ static void CUDA_CB host_trampoline(void *p)
     struct { tf_rep_hdr h; uint64_t fn, data; } req = {{.len = 16, .result = 0, .nlatched = 0,
                                                         .nconsole = TF_REP_HOST_CALL}, r->fn, r->data};
     char ack[8];
-    size_t got = 0;
-    ssize_t k;
-    do k = send(fd, &req, sizeof req, MSG_NOSIGNAL); while (k < 0 && errno == EINTR);
-    if (k != (ssize_t)sizeof req) goto fail;  /* a socket send of 32 bytes is whole or failed */
-    while (got < sizeof ack) {
-        k = recv(fd, ack + got, sizeof ack - got, 0);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) goto fail;
-        got += (size_t)k;
-    }
+    struct iovec v = {&req, sizeof req};
+    errno = 0;
+    if (tf_conn_writev(x, &v, 1) || tf_conn_read_exact(x, ack, sizeof ack)) goto fail;
     if (memcmp(ack, TF_HOST_CALL_DONE, sizeof ack) != 0) goto fail;
     pthread_mutex_unlock(&g_host_mu);
     return;
 fail:
     tfx_log("host node: the client did not answer the call of its host function (%s): ending the session",
             strerror(errno ? errno : EPROTO));
-    g_serve_fd = -1;
-    shutdown(fd, SHUT_RDWR);  /* the stream is out of step: the session cannot go on */
+    g_serve_x = NULL;
+    shutdown(x->fd, SHUT_RDWR);  /* the stream is out of step: the session cannot go on */
     pthread_mutex_unlock(&g_host_mu);
 }
 
@@ -461,12 +454,12 @@ CUresult ex_tfGraphLaunchServe(tfx *x, CUgraphExec hGraphExec, CUstream hStream)
 {
     if (!x->be.f_cuGraphLaunch || !x->be.f_cuStreamSynchronize) return CUDA_ERROR_NOT_SUPPORTED;
     pthread_mutex_lock(&g_host_mu);
-    g_serve_fd = x->fd;
+    g_serve_x = x;
     pthread_mutex_unlock(&g_host_mu);
     CUresult rc = x->be.f_cuGraphLaunch(hGraphExec, hStream);
     if (rc == CUDA_SUCCESS) rc = x->be.f_cuStreamSynchronize(hStream);
     pthread_mutex_lock(&g_host_mu);
-    g_serve_fd = -1;
+    g_serve_x = NULL;
     pthread_mutex_unlock(&g_host_mu);
     return rc;
 }

@@ -650,49 +650,15 @@ int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn 
 
 static int sock_out(void *ctx, const void *a, size_t an, const void *b, size_t bn)
 {
-    int fd = *(int *)ctx;
     struct iovec iov[2] = {{(void *)(uintptr_t)a, an}, {(void *)(uintptr_t)b, bn}};
-    int n = bn ? 2 : 1;
-    struct iovec *v = iov;
-    while (n > 0) {
-        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
-        ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        while (n > 0 && (size_t)k >= v->iov_len) { k -= (ssize_t)v->iov_len; v++; n--; }
-        if (n > 0) { v->iov_base = (uint8_t *)v->iov_base + k; v->iov_len -= (size_t)k; }
-    }
-    return 0;
+    return tf_conn_writev(ctx, iov, bn ? 2 : 1);
 }
 
 /* Receive buffer of the frame loop: frames are consumed whole, so `start` stays 8-aligned. */
 typedef struct rbuf { uint8_t *buf; size_t cap, start, end; } rbuf;
 
-/* read() that also takes a descriptor the client passed along (kept in x->rx_fd for tfShmAttach). */
-static ssize_t read_fds(tfx *x, int fd, void *p, size_t n)
-{
-    union { struct cmsghdr h; char buf[CMSG_SPACE(4 * sizeof(int))]; } cm;
-    struct iovec v = {p, n};
-    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
-    ssize_t k = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
-    if (k < 0) return k;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < nfd; i++) {
-            int got;
-            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-            if (x->rx_fd >= 0) close(x->rx_fd);
-            x->rx_fd = got;
-        }
-    }
-    return k;
-}
-
 /* Makes n bytes from rb->start available. 1 = ok, 0 = clean EOF before any byte, -1 = error. */
-static int rb_need(tfx *x, rbuf *rb, int fd, size_t n)
+static int rb_need(tfx *x, rbuf *rb, size_t n)
 {
     while (rb->end - rb->start < n) {
         if (rb->start + n > rb->cap) {  /* make room: slide down, grow if the frame is bigger */
@@ -710,8 +676,8 @@ static int rb_need(tfx *x, rbuf *rb, int fd, size_t n)
                 rb->cap = ncap;
             }
         }
-        if (rb->end == rb->start) tf_spin_wait_readable(fd);   /* idle: the next request is usually close */
-        ssize_t k = read_fds(x, fd, rb->buf + rb->end, rb->cap - rb->end);
+        if (rb->end == rb->start) tf_conn_wait_readable(x);   /* idle: the next request is usually close */
+        ssize_t k = tf_conn_read(x, rb->buf + rb->end, rb->cap - rb->end, 1);
         if (k < 0 && errno == EINTR) continue;
         if (k == 0 && rb->end == rb->start) return 0;
         if (k <= 0) {
@@ -725,7 +691,7 @@ static int rb_need(tfx *x, rbuf *rb, int fd, size_t n)
 
 /* A reply whose payload lives elsewhere (device memory): header, payload, the latched entries, then the
  * console records. */
-static int send_reply(tfx *x, int fd, CUresult rc, const void *payload, size_t n)
+static int send_reply(tfx *x, CUresult rc, const void *payload, size_t n)
 {
     tf_latched lat[TF_MAX_LATCHED];
     uint32_t nl = x->nlatched;
@@ -737,19 +703,7 @@ static int send_reply(tfx *x, int fd, CUresult rc, const void *payload, size_t n
                       .nconsole = (uint32_t)ncon};
     struct iovec iov[4] = {{&rep, sizeof rep}, {(void *)(uintptr_t)payload, n}, {lat, nl * sizeof *lat},
                            {(void *)(uintptr_t)con, ncon}};
-    struct iovec *v = iov;
-    int cnt = 4;
-    while (cnt > 0) {
-        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)cnt};
-        ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        while (cnt > 0 && (size_t)k >= v->iov_len) { k -= (ssize_t)v->iov_len; v++; cnt--; }
-        if (cnt > 0) { v->iov_base = (uint8_t *)v->iov_base + k; v->iov_len -= (size_t)k; }
-    }
-    return 0;
+    return tf_conn_writev(x, iov, 4);
 }
 
 #define DIRECT_MIN (64u << 10)
@@ -764,7 +718,7 @@ static CUresult order_before_copy(tfx *x, int async, CUstream s)
 /* Host-to-device copy streamed from the socket straight into device memory, when device memory is host
  * memory of this process (the emulator): no staging copy. Only the header and the fixed part are
  * buffered. Returns 1 handled, 0 not applicable (the generic path answers), -1 session error. */
-static int direct_h2d(tfx *x, int fd, rbuf *rb, const tf_req_hdr *h, size_t fixed)
+static int direct_h2d(tfx *x, rbuf *rb, const tf_req_hdr *h, size_t fixed)
 {
     int async = h->call == TF_CALL_cuMemcpyHtoDAsync_v2;
     tf_rd r = {rb->buf + rb->start + sizeof *h, fixed, 0};
@@ -790,10 +744,10 @@ static int direct_h2d(tfx *x, int fd, rbuf *rb, const tf_req_hdr *h, size_t fixe
     while (got < total) {
         ssize_t k;
         if (got < count && rc == CUDA_SUCCESS) {
-            k = read(fd, dev + got, count - got);
+            k = tf_conn_read(x, dev + got, count - got, 0);
         } else {  /* padding, or a payload we must drain after a failure */
             uint8_t sink[4096];
-            k = read(fd, sink, total - got < sizeof sink ? total - got : sizeof sink);
+            k = tf_conn_read(x, sink, total - got < sizeof sink ? total - got : sizeof sink, 0);
         }
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
@@ -806,11 +760,11 @@ static int direct_h2d(tfx *x, int fd, rbuf *rb, const tf_req_hdr *h, size_t fixe
         if (rc != CUDA_SUCCESS) latch(x, (uint64_t)(uintptr_t)s, rc);
         return 1;
     }
-    return send_reply(x, fd, rc, NULL, 0) ? -1 : 1;
+    return send_reply(x, rc, NULL, 0) ? -1 : 1;
 }
 
 /* Device-to-host copy sent from device memory itself (same condition as direct_h2d). */
-static int direct_d2h(tfx *x, int fd, const tf_req_hdr *h, const uint8_t *body)
+static int direct_d2h(tfx *x, const tf_req_hdr *h, const uint8_t *body)
 {
     int async = h->call == TF_CALL_cuMemcpyDtoHAsync_v2;
     tf_rd r = {body, h->len, 0};
@@ -827,8 +781,8 @@ static int direct_d2h(tfx *x, int fd, const tf_req_hdr *h, const uint8_t *body)
     if (async && (uintptr_t)s > 2 && !tf_reg_has(x, (uint64_t)(uintptr_t)s, TFK_STREAM)) return 0;
     if (async && tfx_stream_capturing(x, s)) return 0;
     CUresult rc = order_before_copy(x, async, s);
-    if (rc != CUDA_SUCCESS) return send_reply(x, fd, rc, NULL, 0) ? -1 : 1;
-    return send_reply(x, fd, CUDA_SUCCESS, (const void *)(uintptr_t)src, count) ? -1 : 1;
+    if (rc != CUDA_SUCCESS) return send_reply(x, rc, NULL, 0) ? -1 : 1;
+    return send_reply(x, CUDA_SUCCESS, (const void *)(uintptr_t)src, count) ? -1 : 1;
 }
 
 /* Buffered frame loop: one read() often brings a whole batch of queued calls. Returns 0 when the
@@ -845,7 +799,7 @@ int tf_serve(tfx *x, int fd)
     FILE *rec = rec_path ? fopen(rec_path, "ab") : NULL;
     for (;;) {
         tf_req_hdr h;
-        int k = rb_need(x, &rb, fd, sizeof h);
+        int k = rb_need(x, &rb, sizeof h);
         if (k == 0) { ret = 0; break; }
         if (k < 0) break;
         memcpy(&h, rb.buf + rb.start, sizeof h);
@@ -857,13 +811,13 @@ int tf_serve(tfx *x, int fd)
             size_t fixed = tf_pad8(h.call == TF_CALL_cuMemcpyHtoD_v2 ? TF_FIXED_cuMemcpyHtoD_v2
                                                                     : TF_FIXED_cuMemcpyHtoDAsync_v2);
             if (h.len >= fixed + DIRECT_MIN) {
-                if (rb_need(x, &rb, fd, sizeof h + fixed) <= 0) break;
-                int d = direct_h2d(x, fd, &rb, &h, fixed);
+                if (rb_need(x, &rb, sizeof h + fixed) <= 0) break;
+                int d = direct_h2d(x, &rb, &h, fixed);
                 if (d < 0) break;
                 if (d > 0) continue;
             }
         }
-        if (rb_need(x, &rb, fd, sizeof h + h.len) <= 0) break;
+        if (rb_need(x, &rb, sizeof h + h.len) <= 0) break;
         const uint8_t *body = rb.buf + rb.start + sizeof h;
         if (rec && fwrite(rb.buf + rb.start, 1, sizeof h + h.len, rec) != sizeof h + h.len) {
             fclose(rec);
@@ -871,9 +825,9 @@ int tf_serve(tfx *x, int fd)
         }
         int d = 0;
         if (x->direct_host && (h.call == TF_CALL_cuMemcpyDtoH_v2 || h.call == TF_CALL_cuMemcpyDtoHAsync_v2))
-            d = direct_d2h(x, fd, &h, body);
+            d = direct_d2h(x, &h, body);
         if (d < 0) break;
-        if (d == 0 && tf_session_feed(x, &h, body, sock_out, &fd)) {
+        if (d == 0 && tf_session_feed(x, &h, body, sock_out, x)) {
             tfx_log("reply failed: %s", strerror(errno));
             break;
         }

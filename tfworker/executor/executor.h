@@ -1,5 +1,6 @@
 /* executor.h - internals of the native executor (build/bin/tf-executor), the GPU worker process of one
- * client session. main.c starts it; executor.c reads frames, runs the generated dispatch
+ * client session. main.c starts it (tls_start.c first, on a TLS listener); conn.c moves the bytes (plain
+ * socket or TLS); executor.c reads frames, runs the generated dispatch
  * (build/executor/gen/exec_calls.c) against the backend libcuda and keeps the registries every handle
  * and device pointer from the client is checked against; the fuzz harness (tests/fuzz_frames.c) drives
  * tf_session_feed() with made-up frames.
@@ -9,6 +10,8 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 #include <cuda.h>
 #include "calls_wire.h"
 #include "exec_calls.h"
@@ -77,6 +80,7 @@ struct tfx {
     int direct_host;       /* device pointers are host addresses of this process (the emulator) */
     int rx_fd;             /* last descriptor the client passed (SCM_RIGHTS), -1 if none */
     int fd;                /* the client's socket (host nodes call back through it, exec_graph.c) */
+    struct ssl_st *ssl;    /* the TLS session over fd (tls_start.c), NULL on a plain connection */
     uint8_t *shm;          /* the client's shared-memory copy window (tfShmAttach) */
     struct tf_vmm *vmm;    /* reserved / mapped VA and allocation handles (exec_vmm.c) */
     size_t shm_size;
@@ -106,6 +110,14 @@ void tf_session_free(tfx *x);
 typedef int (*tf_out_fn)(void *ctx, const void *a, size_t an, const void *b, size_t bn);
 int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn out, void *octx);
 int tf_serve(tfx *x, int fd);
+
+/* conn.c: I/O on the client connection, plain or TLS (x->fd, x->ssl). read returns >0, 0 at a clean
+ * end, -1 with errno; take_fds keeps a descriptor the client passed (plain Unix sockets only). writev
+ * sends every byte or returns -1 (it may modify v). */
+ssize_t tf_conn_read(tfx *x, void *p, size_t n, int take_fds);
+int tf_conn_read_exact(tfx *x, void *p, size_t n);
+int tf_conn_writev(tfx *x, struct iovec *v, int n);
+void tf_conn_wait_readable(tfx *x);
 
 /* exec_vmm.c: frees the VMM bookkeeping (tf_session_free). */
 void tf_vmm_free(tfx *x);
