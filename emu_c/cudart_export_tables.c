@@ -8,7 +8,8 @@
  *   6bd5fb6c-...  "cudart interface": slot 0 = table size, slot 2 = retain primary context,
  *                 slot 12 = start-up hook the shared cudart 13.1+ calls (must succeed).
  *   a094798c-...  tools runtime callback hooks: slots 2 and 6 hand out two scratch buffers.
- *   42d85a81-...  tools TLS: size only (cudart aborts before main without the table).
+ *   42d85a81-...  tools TLS: cudart aborts before main without the table; cublasLt calls slot 2
+ *                 (CUresult fn(void **out)): every slot answers "no tools state", NOT_SUPPORTED.
  *   c693336e-...  context-local storage: put / delete / get (no size slot).
  *   21318c60-...  context identity: cudart 13.4+ fails without it; slots used only when tracing.
  *   263e8860-...  context checks: slot 2 reports "nothing special" for a context, slot 3 returns 0.
@@ -218,6 +219,16 @@ static CUresult cuexp_ctx_unsupported(void)
 }
 
 #define SLOT(fn) ((const void *)(uintptr_t)(fn))
+/* Tools thread-local state (42d85a81): cublasLt's heuristics call slot 2 as CUresult fn(void **out) and take
+ * another path on an error; with no profiling tools attached there is no such state: out = NULL and
+ * CUDA_ERROR_NOT_SUPPORTED (a NULL slot crashed cublasSgemm's client). */
+static CUresult tools_tls_unavailable(void **out)
+{
+    if (out)
+        *out = NULL;
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
 #define SIZE_SLOT(n) ((const void *)(uintptr_t)((n) * sizeof(void *)))
 
 /* ---- integrity check: HMAC-MD2 ---- */
@@ -357,7 +368,7 @@ static const void *const t_cudart[13] = {[0] = SIZE_SLOT(13), [2] = SLOT(cudart_
                                         [12] = SLOT(cudart_load_compilers)};
 static const void *const t_cb_hooks[7] = {[0] = SIZE_SLOT(7), [2] = SLOT(cb_buffer1),
                                           [6] = SLOT(cb_buffer2)};
-static const void *const t_tools_tls[4] = {[0] = SIZE_SLOT(4)};
+static const void *const t_tools_tls[4] = {[0] = SIZE_SLOT(4), [1 ... 3] = SLOT(tools_tls_unavailable)};
 static const void *const t_cls[4] = {[0] = SLOT(cls_put), [1] = SLOT(cls_delete), [2] = SLOT(cls_get)};
 /* 95 slots: the size reported for the driver's table; cudart itself does not read slot 0. */
 static const void *const t_cuexp_ctx[95] = {[0] = SIZE_SLOT(95), [1 ... 94] = SLOT(cuexp_ctx_unsupported)};

@@ -111,6 +111,17 @@ static void test_errors_and_export_tables(void)
     OK(digest(13002, 1700000001, c));
     CHECK(a[0] == b[0] && a[1] == b[1]);
     CHECK(a[0] != c[0] || a[1] != c[1]);
+    /* tools TLS: cublasLt calls slot 2 as CUresult fn(void **out); no slot may be NULL (a crash) */
+    static const unsigned char tools_tls[16] = {0x42, 0xd8, 0x5a, 0x81, 0x23, 0xf6, 0xcb, 0x47,
+                                                0x82, 0x98, 0xf6, 0xe7, 0x8a, 0x3a, 0xec, 0xdc};
+    memcpy(id.bytes, tools_tls, 16);
+    OK(cuGetExportTable(&table, &id));
+    CHECK(((const uintptr_t *)table)[0] == 4 * sizeof(void *));
+    for (size_t i = 1; i < 4; i++) {
+        CUresult (*slot)(void **) = (CUresult(*)(void **))((void *const *)table)[i];
+        void *state = &id;
+        CHECK(slot && slot(&state) == CUDA_ERROR_NOT_SUPPORTED && state == NULL);
+    }
     memset(id.bytes, 0x5a, 16);
     CHECK(cuGetExportTable(&table, &id) == CUDA_ERROR_NOT_SUPPORTED && table == NULL);
 }
