@@ -11,7 +11,8 @@
  *   42d85a81-...  tools TLS: cudart aborts before main without the table; cublasLt calls slot 2
  *                 (CUresult fn(void **out)): every slot answers "no tools state", NOT_SUPPORTED.
  *   c693336e-...  context-local storage: put / delete / get (no size slot).
- *   21318c60-...  context identity: cudart 13.4+ fails without it; slots used only when tracing.
+ *   21318c60-...  context identity: cudart 13.4+ fails without it; slot 4 = the context's id (cublasLt),
+ *                 the other slots answer NOT_SUPPORTED (used only when tracing).
  *   263e8860-...  context checks: slot 2 reports "nothing special" for a context, slot 3 returns 0.
  *   d4082055-...  integrity check: mandatory for cudart 13 (any error from it fails cudaGetDeviceCount
  *                 etc. with that error). Slot 1 computes a keyed digest of the driver's identity that
@@ -209,6 +210,13 @@ static unsigned int ctx_check_global(void) { return 0; }
  * buffer 1, which stays zero here) calls slot 51 (context, stream, &out, 1) and then slot 39
  * (context, out, &record field). Other users (cuBLASLt) are reported to call slot 4 (context id).
  * Every slot answers NOT_SUPPORTED, so an unexpected caller gets an error instead of a NULL jump. */
+/* Slot 4: CUresult fn(CUcontext, unsigned long long *id), the context's id as cuCtxGetId gives it (cublasLt
+ * asks it for the context tools-TLS slot 2 returned, to key its per-context caches). */
+static CUresult cuexp_ctx_id(CUcontext ctx, unsigned long long *id)
+{
+    return g_hooks.ctx_get_id ? g_hooks.ctx_get_id(ctx, id) : CUDA_ERROR_NOT_SUPPORTED;
+}
+
 static CUresult cuexp_ctx_unsupported(void)
 {
     static int logged;
@@ -219,9 +227,17 @@ static CUresult cuexp_ctx_unsupported(void)
 }
 
 #define SLOT(fn) ((const void *)(uintptr_t)(fn))
-/* Tools thread-local state (42d85a81): cublasLt's heuristics call slot 2 as CUresult fn(void **out) and take
- * another path on an error; with no profiling tools attached there is no such state: out = NULL and
- * CUDA_ERROR_NOT_SUPPORTED (a NULL slot crashed cublasSgemm's client). */
+/* Tools thread-local state (42d85a81). cublasLt's heuristics call slot 2 as CUresult fn(CUcontext *out) and
+ * then ask for that context's id: slot 2 is the calling thread's current context (cuCtxGetCurrent). The
+ * other slots are unknown: "nothing", NOT_SUPPORTED (a NULL slot crashed cublasSgemm's client). */
+static CUresult tools_tls_current_ctx(CUcontext *out)
+{
+    if (!out)
+        return CUDA_ERROR_INVALID_VALUE;
+    *out = NULL;
+    return g_hooks.ctx_get_current ? g_hooks.ctx_get_current(out) : CUDA_ERROR_NOT_INITIALIZED;
+}
+
 static CUresult tools_tls_unavailable(void **out)
 {
     if (out)
@@ -368,10 +384,12 @@ static const void *const t_cudart[13] = {[0] = SIZE_SLOT(13), [2] = SLOT(cudart_
                                         [12] = SLOT(cudart_load_compilers)};
 static const void *const t_cb_hooks[7] = {[0] = SIZE_SLOT(7), [2] = SLOT(cb_buffer1),
                                           [6] = SLOT(cb_buffer2)};
-static const void *const t_tools_tls[4] = {[0] = SIZE_SLOT(4), [1 ... 3] = SLOT(tools_tls_unavailable)};
+static const void *const t_tools_tls[4] = {[0] = SIZE_SLOT(4), [1] = SLOT(tools_tls_unavailable),
+                                           [2] = SLOT(tools_tls_current_ctx), [3] = SLOT(tools_tls_unavailable)};
 static const void *const t_cls[4] = {[0] = SLOT(cls_put), [1] = SLOT(cls_delete), [2] = SLOT(cls_get)};
 /* 95 slots: the size reported for the driver's table; cudart itself does not read slot 0. */
-static const void *const t_cuexp_ctx[95] = {[0] = SIZE_SLOT(95), [1 ... 94] = SLOT(cuexp_ctx_unsupported)};
+static const void *const t_cuexp_ctx[95] = {[0] = SIZE_SLOT(95), [1 ... 3] = SLOT(cuexp_ctx_unsupported),
+                                           [4] = SLOT(cuexp_ctx_id), [5 ... 94] = SLOT(cuexp_ctx_unsupported)};
 static const void *const t_ctx_checks[4] = {[0] = SIZE_SLOT(4), [2] = SLOT(ctx_check),
                                             [3] = SLOT(ctx_check_global)};
 

@@ -179,6 +179,7 @@ static void emu_init_once(void)
     tf_export_hooks hooks = {
         .primary_ctx_retain = hook_primary_retain,
         .ctx_get_current = hook_get_current,
+        .ctx_get_id = cuCtxGetId,
         .driver_version = cuDriverGetVersion,
         .device_count = cuDeviceGetCount,
         .device_uuid = cuDeviceGetUuid,

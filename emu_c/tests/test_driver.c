@@ -117,11 +117,26 @@ static void test_errors_and_export_tables(void)
     memcpy(id.bytes, tools_tls, 16);
     OK(cuGetExportTable(&table, &id));
     CHECK(((const uintptr_t *)table)[0] == 4 * sizeof(void *));
-    for (size_t i = 1; i < 4; i++) {
+    for (size_t i = 1; i < 4; i += 2) {
         CUresult (*slot)(void **) = (CUresult(*)(void **))((void *const *)table)[i];
         void *state = &id;
         CHECK(slot && slot(&state) == CUDA_ERROR_NOT_SUPPORTED && state == NULL);
     }
+    /* slot 2: the current context, whose id cublasLt then asks of table 21318c60 slot 4 (= cuCtxGetId) */
+    CUcontext made, got = NULL;
+    OK(cuCtxCreate_v2(&made, 0, 0));
+    CUresult (*current)(CUcontext *) = (CUresult(*)(CUcontext *))((void *const *)table)[2];
+    OK(current(&got));
+    CHECK(got == made);
+    memcpy(id.bytes, ctx_ident, 16);
+    OK(cuGetExportTable(&table, &id));
+    CUresult (*ctx_id)(CUcontext, unsigned long long *) =
+        (CUresult(*)(CUcontext, unsigned long long *))((void *const *)table)[4];
+    unsigned long long via_table = 0, via_api = 1;
+    OK(ctx_id(made, &via_table));
+    OK(cuCtxGetId(made, &via_api));
+    CHECK(via_table == via_api);
+    OK(cuCtxDestroy_v2(made));
     memset(id.bytes, 0x5a, 16);
     CHECK(cuGetExportTable(&table, &id) == CUDA_ERROR_NOT_SUPPORTED && table == NULL);
 }
