@@ -48,3 +48,23 @@ def check_graphs_remote(kv: dict, out_path, x: np.ndarray) -> None:
     assert kv["host_node"] == "cudaSuccess"
     assert kv["host_node_calls"] == "3" and kv["host_calls_at_capture"] == "0" and kv["captured_host_calls"] == "20"
     assert kv["done"] == "1"
+
+
+HOST_COPY_N, HOST_COPY_LAUNCHES = 1000, 3
+
+
+def check_graph_host_copies(kv: dict) -> None:
+    """What tests/cuda/graph_host_copies.cu prints where graph copies read and write the program's host
+    memory in stream order (the emulated device directly, and through the stub)."""
+    L = str(HOST_COPY_LAUNCHES)
+    # memcpy nodes on pageable memory: each launch reads the input written just before it, and the result
+    # is in host memory after cudaStreamSynchronize; the host node after the D2H node already sees it
+    assert kv["explicit_ok"] == L
+    assert kv["host_node_calls"] == L and kv["host_node_saw_ok"] == L
+    # pitched host matrices with offsets: only the block moves, both ways
+    assert kv["rect_ok"] == "2"
+    # captured cudaMemcpyAsync: a node on the range, never a snapshot of the bytes at capture time
+    assert kv["captured_nodes"] == "3"
+    assert kv["captured_ok"] == L
+    assert kv["relaunch_ok"] == "1"
+    assert kv["done"] == "1"

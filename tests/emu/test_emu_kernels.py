@@ -312,6 +312,13 @@ def test_graphs_capture_modes_explicit_nodes_update_and_clone(tmp_path, rng, cud
     assert kv["sync_after"] == "cudaSuccess"
 
 
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_graph_copies_of_host_memory_see_the_bytes_of_each_launch(cudart):
+    from graphs_expect import HOST_COPY_LAUNCHES, HOST_COPY_N, check_graph_host_copies
+    kv = run_kv("graph_host_copies", HOST_COPY_N, HOST_COPY_LAUNCHES, cudart=cudart, timeout=300)
+    check_graph_host_copies(kv)
+
+
 def test_thrust_sort_and_reduce_library_code(tmp_path, rng):
     n = 20000
     x = rng.standard_normal(n, dtype=np.float32)

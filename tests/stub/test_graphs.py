@@ -10,7 +10,7 @@ import pytest
 
 from cudabuild import parse_kv
 from dp_helpers import run_via_stub, stub_dir
-from graphs_expect import LAUNCHES, N, check_graphs_remote
+from graphs_expect import HOST_COPY_LAUNCHES, HOST_COPY_N, LAUNCHES, N, check_graph_host_copies, check_graphs_remote
 
 
 @pytest.mark.parametrize("cudart,transport", [("static", "unix"), ("shared", "tcp")])
@@ -23,26 +23,42 @@ def test_capture_instantiate_launch_and_explicit_graphs_through_the_stub(datapla
     assert r.returncode == 0, r.stdout + r.stderr
     kv = parse_kv(r.stdout)
     check_graphs_remote(kv, tmp_path / "out", x)
-    # client host memory cannot be part of a graph that runs in the GPU worker: refused, with a message
-    # saying why, and the capture that tried is invalidated
-    assert kv["host_copy_node"] == "cudaErrorNotSupported"
-    assert kv["captured_h2d"] == "cudaErrorStreamCaptureUnsupported"
-    assert kv["captured_h2d_end"] == "cudaErrorStreamCaptureInvalidated"
+    # client host memory in a graph: a memcpy node on it and a captured host-to-device copy are accepted
+    # (the worker's node copies a staging buffer that stands for the client's range)
+    assert kv["host_copy_node"] == "cudaSuccess"
+    assert kv["captured_h2d"] == "cudaSuccess" and kv["captured_h2d_end"] == "cudaSuccess"
     assert kv["sync_after"] == "cudaSuccess"  # nothing stale is left latched on the stream
-    assert "can only copy device memory" in r.stderr
-    worker_log = capfd.readouterr().err  # the GPU worker process (a child of this one) says why it refused
-    assert "cuMemcpyHtoDAsync_v2: a copy between client host memory and the device cannot be captured" in worker_log
 
 
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_graph_copies_of_client_host_memory_see_the_bytes_of_each_launch(dataplane, cuda_program, transport):
+    """Memcpy nodes and captured cudaMemcpyAsync on the client's host memory: the graph runs in the GPU
+    worker, yet each launch reads the input the client wrote just before it (after the capture too), the
+    results are in the client's memory at cudaStreamSynchronize / cudaEventSynchronize /
+    cudaDeviceSynchronize, and a host node after a device-to-host node sees what that node wrote."""
+    r = run_via_stub(cuda_program("graph_host_copies"), getattr(dataplane, transport), HOST_COPY_N,
+                     HOST_COPY_LAUNCHES, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    check_graph_host_copies(parse_kv(r.stdout))
 
-def test_capturing_a_copy_of_client_host_memory_is_refused_at_the_call(dataplane, cuda_program, tmp_path):
-    """tests/cuda/graphs.cu captures copies between pinned host memory and the device (it runs on the
-    emulated device directly, tests/emu): through the stub the client's memory is on another machine than
-    the graph, so the copy is refused at the call, as the driver refuses an unsupported call in a capture."""
-    np.zeros(64, dtype=np.float32).tofile(tmp_path / "in")
-    r = run_via_stub(cuda_program("graphs"), dataplane.unix, 64, 2, tmp_path / "in", tmp_path / "out")
-    assert r.returncode == 1
-    assert "error=cudaErrorStreamCaptureUnsupported at cudaMemcpyAsync(dx, hx" in r.stdout
+
+def test_graphs_capturing_copies_of_client_host_memory_replay_with_new_inputs(dataplane, cuda_program, tmp_path):
+    """tests/cuda/graphs.cu (the same program and checks as on the emulated device directly, tests/emu)
+    captures copies between pinned host memory and the device and a host function, and launches the graph
+    with new inputs written into that host memory between launches."""
+    n, launches = 3000, 3
+    x = np.random.default_rng(5).standard_normal(n, dtype=np.float32)
+    x.tofile(tmp_path / "in")
+    r = run_via_stub(cuda_program("graphs"), dataplane.unix, n, launches, tmp_path / "in", tmp_path / "out",
+                     timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = parse_kv(r.stdout)
+    assert kv["launch_ok"] == str(launches)
+    assert kv["host_calls"] == str(launches + 1)
+    assert kv["built_graph"] == "ok"
+    last = x + np.float32(launches - 1)
+    y = np.where(np.arange(n) < n // 2, last * 2 + 1, last * 2 - 1)
+    np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), y * 3, rtol=1e-5, atol=1e-5)
 
 
 def test_bogus_graph_handles_and_ranges_are_refused_and_the_session_goes_on(dataplane, cuda_program):

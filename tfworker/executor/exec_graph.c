@@ -42,7 +42,10 @@ static struct {
 void tfx_graph_load(void *lib)
 {
     memset(&gb, 0, sizeof gb);
-    if (!lib) return;
+    if (!lib) {
+        tfx_graph_host_load(NULL);
+        return;
+    }
     *(void **)&gb.add_kernel = dlsym(lib, "cuGraphAddKernelNode_v2");
     *(void **)&gb.get_kernel = dlsym(lib, "cuGraphKernelNodeGetParams_v2");
     *(void **)&gb.set_kernel = dlsym(lib, "cuGraphKernelNodeSetParams_v2");
@@ -53,6 +56,7 @@ void tfx_graph_load(void *lib)
     *(void **)&gb.dot_print = dlsym(lib, "cuGraphDebugDotPrint");
     *(void **)&gb.add_host = dlsym(lib, "cuGraphAddHostNode");
     *(void **)&gb.launch_host_func = dlsym(lib, "cuLaunchHostFunc");
+    tfx_graph_host_load(lib);
 }
 
 /* ------------------------------------------------------------------------------ capture */
@@ -339,6 +343,9 @@ CUresult ex_cuGraphInstantiateWithParams(tfx *x, CUgraphExec *phGraphExec, CUgra
     CUresult rc = x->be.f_cuGraphInstantiateWithParams(phGraphExec, hGraph, instantiateParams);
     if (instantiateParams->hErrNode_out)
         tf_reg_add(x, (uint64_t)(uintptr_t)instantiateParams->hErrNode_out, TFK_GNODE, (uint64_t)(uintptr_t)hGraph);
+    if (rc == CUDA_SUCCESS && (rc = tfx_graph_host_instantiated(*phGraphExec, hGraph)) != CUDA_SUCCESS &&
+        x->be.f_cuGraphExecDestroy)
+        (void)ex_cuGraphExecDestroy(x, *phGraphExec);
     return rc;
 }
 
@@ -377,6 +384,7 @@ typedef struct host_rec {
 static host_rec *g_host_recs;
 static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_serve_fd = -1; /* the client's socket while a tfGraphLaunchServe waits, else -1 */
+static CUgraphExec g_serve_exec; /* the graph being served; its host destination bytes go with each call */
 
 static void CUDA_CB host_trampoline(void *p)
 {
@@ -391,13 +399,36 @@ static void CUDA_CB host_trampoline(void *p)
         pthread_mutex_unlock(&g_host_mu);
         return;
     }
-    struct { tf_rep_hdr h; uint64_t fn, data; } req = {{.len = 16, .result = 0, .nlatched = 0,
+    /* the graph's host destinations as they are now, so the function sees what the nodes before it wrote
+     * (exec_graph_host.c) */
+    size_t extra = g_serve_exec ? tfx_graph_host_d2h(g_serve_exec, NULL) : 0;
+    uint8_t *dbytes = extra ? malloc(extra) : NULL;
+    if (extra && !dbytes) goto fail;
+    if (extra) tfx_graph_host_d2h(g_serve_exec, dbytes);
+    struct { tf_rep_hdr h; uint64_t fn, data; } req = {{.len = 16 + (uint32_t)extra, .result = 0, .nlatched = 0,
                                                         .nconsole = TF_REP_HOST_CALL}, r->fn, r->data};
     char ack[8];
     size_t got = 0;
     ssize_t k;
-    do k = send(fd, &req, sizeof req, MSG_NOSIGNAL); while (k < 0 && errno == EINTR);
-    if (k != (ssize_t)sizeof req) goto fail;  /* a socket send of 32 bytes is whole or failed */
+    struct iovec iov[2] = {{&req, sizeof req}, {dbytes, extra}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = extra ? 2 : 1};
+    size_t want = sizeof req + extra, sent = 0;
+    while (sent < want) {
+        do k = sendmsg(fd, &mh, MSG_NOSIGNAL); while (k < 0 && errno == EINTR);
+        if (k <= 0) break;
+        sent += (size_t)k;
+        while (mh.msg_iovlen && (size_t)k >= mh.msg_iov[0].iov_len) {
+            k -= (ssize_t)mh.msg_iov[0].iov_len;
+            mh.msg_iov++;
+            mh.msg_iovlen--;
+        }
+        if (mh.msg_iovlen) {
+            mh.msg_iov[0].iov_base = (uint8_t *)mh.msg_iov[0].iov_base + k;
+            mh.msg_iov[0].iov_len -= (size_t)k;
+        }
+    }
+    free(dbytes);
+    if (sent != want) goto fail;
     while (got < sizeof ack) {
         k = recv(fd, ack + got, sizeof ack - got, 0);
         if (k < 0 && errno == EINTR) continue;
@@ -457,16 +488,23 @@ CUresult ex_tfLaunchHostFuncCaptured(tfx *x, CUstream hStream, unsigned long lon
 }
 
 /* A graph launch the client waits for: its host nodes can call back until the graph is done. */
-CUresult ex_tfGraphLaunchServe(tfx *x, CUgraphExec hGraphExec, CUstream hStream)
+CUresult tfx_graph_launch_served(tfx *x, CUgraphExec hGraphExec, CUstream hStream)
 {
     if (!x->be.f_cuGraphLaunch || !x->be.f_cuStreamSynchronize) return CUDA_ERROR_NOT_SUPPORTED;
     pthread_mutex_lock(&g_host_mu);
     g_serve_fd = x->fd;
+    g_serve_exec = hGraphExec;
     pthread_mutex_unlock(&g_host_mu);
     CUresult rc = x->be.f_cuGraphLaunch(hGraphExec, hStream);
     if (rc == CUDA_SUCCESS) rc = x->be.f_cuStreamSynchronize(hStream);
     pthread_mutex_lock(&g_host_mu);
     g_serve_fd = -1;
+    g_serve_exec = NULL;
     pthread_mutex_unlock(&g_host_mu);
     return rc;
+}
+
+CUresult ex_tfGraphLaunchServe(tfx *x, CUgraphExec hGraphExec, CUstream hStream)
+{
+    return tfx_graph_launch_served(x, hGraphExec, hStream);
 }
