@@ -15,16 +15,25 @@
 enum { N_KERNEL = 1, N_COPY, N_COPY3D, N_MEMSET, N_HOST, N_EMPTY, N_EVENT_RECORD, N_EVENT_WAIT, N_CHILD, N_MEM_ALLOC,
        N_MEM_FREE };
 
-/* Graph memory (cuMemAllocAsync / cuMemFreeAsync captured as alloc and free nodes): allocated when the
- * alloc node is captured, at the address the capture returned, and kept while any graph or executable
- * graph holding that alloc node lives; a free node, and cuMemFreeAsync of graph memory outside a
- * capture, leave it for the next launch (a GPU maps the same address again at each launch). */
+/* Graph memory (alloc and free nodes: cuGraphAddMemAllocNode / cuGraphAddMemFreeNode, or cuMemAllocAsync /
+ * cuMemFreeAsync captured): allocated when the alloc node is made, at the address it returns, and kept
+ * while any graph or executable graph holding that alloc node lives; a free node, and cuMemFreeAsync of
+ * graph memory outside a capture, leave it for the next launch (a GPU maps the same address again at
+ * each launch). Device graph-memory attributes: RESERVED = bytes set aside for graph allocations (all of
+ * them: the emulator backs an allocation from the node's creation, so cuDeviceGraphMemTrim has nothing
+ * to give back while the graphs live); USED = bytes allocated by a launch and not freed yet. */
 typedef struct gmem {
     uint64_t p;
     int refs;
+    size_t size;
+    int live;                /* allocated by a launched alloc node, not freed since */
+    CUmemPoolProps props;    /* what cuGraphMemAllocNodeGetParams gives back */
+    CUmemAccessDesc *descs;
+    size_t ndescs;
     struct gmem *next;
 } gmem;
 static gmem *g_gmem; /* emu_lock */
+static uint64_t g_gm_used_high, g_gm_reserved_high; /* emu_lock */
 
 typedef struct gnode {
     int type;
@@ -98,8 +107,65 @@ static void gmem_ref(gmem *m, int delta)
     emu_unlock();
     if (dead) {
         emu_dev_free(m->p);
+        free(m->descs);
         free(m);
     }
+}
+
+/* Current graph-memory totals (emu_lock held), and the high-water marks brought up to them. */
+static void gm_totals(uint64_t *used, uint64_t *reserved)
+{
+    uint64_t u = 0, r = 0;
+    for (gmem *m = g_gmem; m; m = m->next) {
+        r += m->size;
+        if (m->live)
+            u += m->size;
+    }
+    if (u > g_gm_used_high)
+        g_gm_used_high = u;
+    if (r > g_gm_reserved_high)
+        g_gm_reserved_high = r;
+    *used = u;
+    *reserved = r;
+}
+
+static void gm_set_live(uint64_t p, int live)
+{
+    uint64_t u, r;
+    emu_lock();
+    for (gmem *m = g_gmem; m; m = m->next)
+        if (m->p == p)
+            m->live = live;
+    gm_totals(&u, &r);
+    emu_unlock();
+}
+
+/* cuMemFree(Async) of graph memory outside a graph (emu_memory.c): no longer in use until the next launch. */
+void emu_graph_mem_release(CUdeviceptr p) { gm_set_live(p, 0); }
+
+/* A new graph allocation of `bytes` (one reference: the alloc node's). */
+static CUresult gmem_new(size_t bytes, gmem **out)
+{
+    gmem *m = calloc(1, sizeof(*m));
+    if (!m)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = emu_dev_alloc(&m->p, bytes, EMU_MEM_DEVICE, 0);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    m->refs = 1;
+    m->size = bytes;
+    m->props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    m->props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    uint64_t u, r;
+    emu_lock();
+    m->next = g_gmem;
+    g_gmem = m;
+    gm_totals(&u, &r);
+    emu_unlock();
+    *out = m;
+    return CUDA_SUCCESS;
 }
 
 static void payload_free(gnode *nd)
@@ -557,6 +623,142 @@ static void fill_count(size_t have, size_t *count, int with_array)
         *count = have;
 }
 
+/* ---- memory alloc / free nodes ---- */
+static CUresult alloc_params_check(const CUDA_MEM_ALLOC_NODE_PARAMS *p)
+{
+    if (!p || p->bytesize == 0 || (p->accessDescCount && !p->accessDescs))
+        return CUDA_ERROR_INVALID_VALUE;
+    const CUmemPoolProps *pp = &p->poolProps;
+    if (pp->allocType != CU_MEM_ALLOCATION_TYPE_PINNED || pp->location.type != CU_MEM_LOCATION_TYPE_DEVICE ||
+        emu_check_device(pp->location.id) != CUDA_SUCCESS || pp->handleTypes != CU_MEM_HANDLE_TYPE_NONE)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < p->accessDescCount; i++) {
+        const CUmemAccessDesc *d = &p->accessDescs[i];
+        if (d->location.type != CU_MEM_LOCATION_TYPE_DEVICE || emu_check_device(d->location.id) != CUDA_SUCCESS ||
+            (d->flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE && d->flags != CU_MEM_ACCESS_FLAGS_PROT_READ))
+            return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                        size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams)
+{
+    CUresult rc = add_prologue(hGraph, dependencies, numDependencies, phGraphNode);
+    if (rc == CUDA_SUCCESS)
+        rc = alloc_params_check(nodeParams);
+    if (rc)
+        return rc;
+    gmem *m;
+    rc = gmem_new(nodeParams->bytesize, &m);
+    if (rc)
+        return rc;
+    m->props = nodeParams->poolProps;
+    if (nodeParams->accessDescCount) {
+        m->descs = malloc(nodeParams->accessDescCount * sizeof(*m->descs));
+        if (!m->descs) {
+            gmem_ref(m, -1);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        memcpy(m->descs, nodeParams->accessDescs, nodeParams->accessDescCount * sizeof(*m->descs));
+        m->ndescs = nodeParams->accessDescCount;
+    }
+    gnode nd = {.type = N_MEM_ALLOC};
+    nd.u.mem = m;
+    rc = add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
+    if (rc) {
+        gmem_ref(m, -1);
+        return rc;
+    }
+    nodeParams->dptr = (CUdeviceptr)m->p;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphMemAllocNodeGetParams(CUgraphNode hNode, CUDA_MEM_ALLOC_NODE_PARAMS *params_out)
+{
+    if (!params_out || !emu_handle_is(hNode, EMU_K_GNODE) || ((gnode *)hNode)->type != N_MEM_ALLOC)
+        return CUDA_ERROR_INVALID_VALUE;
+    const gmem *m = ((gnode *)hNode)->u.mem;
+    memset(params_out, 0, sizeof(*params_out));
+    params_out->poolProps = m->props;
+    params_out->accessDescs = m->descs;
+    params_out->accessDescCount = m->ndescs;
+    params_out->bytesize = m->size;
+    params_out->dptr = (CUdeviceptr)m->p;
+    return CUDA_SUCCESS;
+}
+
+/* dptr must be graph memory (an alloc node's address); freeing it once per graph is the caller's rule. */
+EMU_API CUresult cuGraphAddMemFreeNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                       size_t numDependencies, CUdeviceptr dptr)
+{
+    CUresult rc = add_prologue(hGraph, dependencies, numDependencies, phGraphNode);
+    if (rc)
+        return rc;
+    if (!emu_graph_mem_is(dptr))
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode nd = {.type = N_MEM_FREE};
+    nd.u.freed = dptr;
+    return add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
+}
+
+EMU_API CUresult cuGraphMemFreeNodeGetParams(CUgraphNode hNode, CUdeviceptr *dptr_out)
+{
+    if (!dptr_out || !emu_handle_is(hNode, EMU_K_GNODE) || ((gnode *)hNode)->type != N_MEM_FREE)
+        return CUDA_ERROR_INVALID_VALUE;
+    *dptr_out = ((gnode *)hNode)->u.freed;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuDeviceGraphMemTrim(CUdevice device)
+{
+    /* nothing is cached beyond what live graphs hold (see gmem) */
+    return emu_check_device(device);
+}
+
+EMU_API CUresult cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+    CUresult rc = emu_check_device(device);
+    if (rc)
+        return rc;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t used, reserved, v;
+    emu_lock();
+    gm_totals(&used, &reserved);
+    switch (attr) {
+    case CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT: v = used; break;
+    case CU_GRAPH_MEM_ATTR_USED_MEM_HIGH: v = g_gm_used_high; break;
+    case CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT: v = reserved; break;
+    case CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH: v = g_gm_reserved_high; break;
+    default: rc = CUDA_ERROR_INVALID_VALUE; break;
+    }
+    emu_unlock();
+    if (rc == CUDA_SUCCESS)
+        *(cuuint64_t *)value = v;
+    return rc;
+}
+
+/* Only the high-water marks can be set, and only to 0 (they restart from the current value). */
+EMU_API CUresult cuDeviceSetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+    CUresult rc = emu_check_device(device);
+    if (rc)
+        return rc;
+    if (!value || *(const cuuint64_t *)value != 0 ||
+        (attr != CU_GRAPH_MEM_ATTR_USED_MEM_HIGH && attr != CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH))
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t used, reserved;
+    emu_lock();
+    if (attr == CU_GRAPH_MEM_ATTR_USED_MEM_HIGH)
+        g_gm_used_high = 0;
+    else
+        g_gm_reserved_high = 0;
+    gm_totals(&used, &reserved);
+    emu_unlock();
+    return CUDA_SUCCESS;
+}
+
 EMU_API CUresult cuGraphGetNodes(CUgraph hGraph, CUgraphNode *nodes, size_t *numNodes)
 {
     if (!numNodes)
@@ -1007,6 +1209,12 @@ static CUresult run_node(const gnode *nd)
         return CUDA_SUCCESS;
     case N_EVENT_RECORD:
         return cuEventRecord(nd->u.ev, NULL);
+    case N_MEM_ALLOC:
+        gm_set_live(nd->u.mem->p, 1);
+        return CUDA_SUCCESS;
+    case N_MEM_FREE:
+        gm_set_live(nd->u.freed, 0);
+        return CUDA_SUCCESS;
     default:
         return CUDA_SUCCESS; /* empty, event wait: ordering is already sequential */
     }
@@ -1194,19 +1402,10 @@ CUresult emu_capture_alloc(CUstream s, CUdeviceptr *dptr, size_t bytes)
     emu_graph *g = emu_capture_of(s);
     if (!g || g->invalidated)
         return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
-    gmem *m = calloc(1, sizeof(*m));
-    if (!m)
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    CUresult rc = emu_dev_alloc(&m->p, bytes, EMU_MEM_DEVICE, 0);
-    if (rc) {
-        free(m);
+    gmem *m;
+    CUresult rc = gmem_new(bytes, &m);
+    if (rc)
         return rc;
-    }
-    m->refs = 1; /* the alloc node's */
-    emu_lock();
-    m->next = g_gmem;
-    g_gmem = m;
-    emu_unlock();
     gnode nd = {.type = N_MEM_ALLOC};
     nd.u.mem = m;
     rc = capture_add(s, &nd);

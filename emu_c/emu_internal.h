@@ -234,6 +234,7 @@ CUresult emu_capture_unsafe_call(void);
 CUresult emu_capture_alloc(CUstream s, CUdeviceptr *dptr, size_t bytes);
 CUresult emu_capture_free(CUstream s, CUdeviceptr p);
 int emu_graph_mem_is(CUdeviceptr p); /* p is graph memory, kept for the graph's next launch */
+void emu_graph_mem_release(CUdeviceptr p);
 enum { EMU_COPY_UNIFIED, EMU_COPY_HTOD, EMU_COPY_DTOH, EMU_COPY_DTOD };
 /* Packs kernel arguments (kernelParams or `extra`) into a malloc'd buffer (emu_launch.c). */
 CUresult emu_kernel_pack(emu_func *f, void **params, void **extra, uint8_t **buf, size_t *len);

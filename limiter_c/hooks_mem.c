@@ -414,3 +414,75 @@ TFL_EXPORT CUresult CUDAAPI cuDevicePrimaryCtxReset_v2(CUdevice dev)
     if (r == CUDA_SUCCESS && pctx) drop_context(pctx);
     return r;
 }
+
+/* ---- graph memory ----
+ * An alloc node (cuGraphAddMemAllocNode) is charged when it is made, before the driver sees it (over the
+ * cap: CUDA_ERROR_OUT_OF_MEMORY, no node): the emulated device backs it from then on, a GPU at
+ * instantiation or launch, so the cap holds no later than the driver would run out. Its memory lives as
+ * long as some graph or executable graph holds the node, whatever free nodes or cuMemFreeAsync do
+ * between launches, so it is keyed apart from ordinary pointers (TFL_KEY_GRAPHMEM: cuMemFreeAsync of
+ * the address refunds nothing) and refunded once the address is no longer an allocation, checked after
+ * each graph or executable graph is destroyed (tfl_graph_mem_sweep). */
+#define TFL_MAX_GRAPHMEM 1024
+static uint64_t g_graphmem[TFL_MAX_GRAPHMEM]; /* st->lock */
+static int g_ngraphmem;
+
+TFL_EXPORT CUresult CUDAAPI cuGraphAddMemAllocNode(CUgraphNode *node, CUgraph g, const CUgraphNode *deps, size_t n,
+                                                  CUDA_MEM_ALLOC_NODE_PARAMS *p)
+{
+    TFL_REAL(cuGraphAddMemAllocNode);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    if (tfl_depth || !p || !node) return real(node, g, deps, n, p);
+    tfl_state *st = tfl_state_get();
+    uint64_t b = p->bytesize;
+    if (charge(st, b) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    tfl_depth++;
+    CUresult r = real(node, g, deps, n, p);
+    tfl_depth--;
+    if (r != CUDA_SUCCESS) {
+        uncharge(st, b);
+        return r;
+    }
+    int tracked = 0;
+    if (bind(st, TFL_KEY_GRAPHMEM, (uint64_t)p->dptr, b) == 0 && pthread_mutex_lock(&st->lock) == 0) {
+        if (g_ngraphmem < TFL_MAX_GRAPHMEM) g_graphmem[g_ngraphmem++] = (uint64_t)p->dptr, tracked = 1;
+        pthread_mutex_unlock(&st->lock);
+        if (!tracked) refund(st, TFL_KEY_GRAPHMEM, (uint64_t)p->dptr);
+    }
+    if (!tracked) {  /* cannot account for it: the node goes, as if the allocation failed */
+        typedef CUresult (*destroy_node_fn)(CUgraphNode);
+        destroy_node_fn dn = (destroy_node_fn)tfl_lib_sym(TFL_LIB_CUDA, "cuGraphDestroyNode");
+        if (dn) { tfl_depth++; (void)dn(*node); tfl_depth--; }
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    return CUDA_SUCCESS;
+}
+
+void tfl_graph_mem_sweep(void)
+{
+    typedef CUresult (*attr_fn)(void *, CUpointer_attribute, CUdeviceptr);
+    static _Atomic(attr_fn) fn;
+    attr_fn f = atomic_load_explicit(&fn, memory_order_relaxed);
+    if (!f) {
+        f = (attr_fn)tfl_lib_sym(TFL_LIB_CUDA, "cuPointerGetAttribute");
+        atomic_store_explicit(&fn, f, memory_order_relaxed);
+    }
+    tfl_state *st = tfl_state_get();
+    if (!f || pthread_mutex_lock(&st->lock) != 0) return;
+    uint64_t gone[TFL_MAX_GRAPHMEM];
+    int ngone = 0;
+    for (int i = 0; i < g_ngraphmem;) {
+        CUdeviceptr base = 0;
+        tfl_depth++;
+        CUresult r = f(&base, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, (CUdeviceptr)g_graphmem[i]);
+        tfl_depth--;
+        if (r == CUDA_ERROR_INVALID_VALUE) {
+            gone[ngone++] = g_graphmem[i];
+            g_graphmem[i] = g_graphmem[--g_ngraphmem];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    for (int i = 0; i < ngone; i++) refund(st, TFL_KEY_GRAPHMEM, gone[i]);
+}

@@ -84,6 +84,8 @@ typedef struct tf_latched {
 #define TF_MAX_DOT_BYTES (1u << 20)
 /* Most client host ranges (memcpy nodes on host memory) one executable graph may have. */
 #define TF_MAX_HOST_RANGES 256
+/* Most access descriptors of a graph memory alloc node (one per device that may access it). */
+#define TF_MAX_ACCESS_DESCS 64
 
 /* ---- session hello: what the stub caches and answers locally ---- */
 #define TF_MAX_DEVICES 8

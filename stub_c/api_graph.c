@@ -734,3 +734,85 @@ CUresult tfs_cuGraphDebugDotPrint(CUgraph hGraph, const char *path, unsigned int
     free(text);
     return rc;
 }
+
+/* ---------------------------------------------------------------------------- graph memory */
+/* An alloc node's address is device memory to this process too (unified copies, kernel arguments). */
+CUresult tfs_cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                    size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams)
+{
+    NEED_INIT();
+    if (!phGraphNode || !nodeParams || nodeParams->accessDescCount > TF_MAX_ACCESS_DESCS ||
+        (nodeParams->accessDescCount && !nodeParams->accessDescs))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUdeviceptr p = 0;
+    CUresult rc = rpc_tfGraphAddMemAllocNode(phGraphNode, hGraph, dependencies, numDependencies, nodeParams,
+                                             nodeParams->accessDescCount, nodeParams->accessDescs, &p);
+    if (rc) return rc;
+    nodeParams->dptr = p;
+    tf_devmap_add(p, nodeParams->bytesize);
+    return CUDA_SUCCESS;
+}
+
+/* The access descriptors handed out are owned by the node (the driver's rule): one copy per node, kept
+ * for the life of the process (a later get of the same node reuses it when it fits). */
+typedef struct desc_copy { uint64_t node; size_t n; CUmemAccessDesc *d; struct desc_copy *next; } desc_copy;
+static desc_copy *g_desc_copies;
+static pthread_mutex_t g_desc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+CUresult tfs_cuGraphMemAllocNodeGetParams(CUgraphNode hNode, CUDA_MEM_ALLOC_NODE_PARAMS *params_out)
+{
+    NEED_INIT();
+    if (!params_out) return CUDA_ERROR_INVALID_VALUE;
+    CUDA_MEM_ALLOC_NODE_PARAMS p;
+    unsigned n = 0;
+    CUmemAccessDesc descs[TF_MAX_ACCESS_DESCS];
+    CUresult rc = rpc_tfGraphMemAllocNodeGetParams(hNode, &p, &n, descs);
+    if (rc) return rc;
+    if (n > TF_MAX_ACCESS_DESCS) return CUDA_ERROR_UNKNOWN;
+    const CUmemAccessDesc *mine = NULL;
+    if (n) {
+        pthread_mutex_lock(&g_desc_mu);
+        desc_copy *c = g_desc_copies;
+        while (c && !(c->node == (uint64_t)(uintptr_t)hNode && c->n == n && !memcmp(c->d, descs, n * sizeof *descs)))
+            c = c->next;
+        if (!c && (c = calloc(1, sizeof *c)) != NULL) {
+            c->d = malloc(n * sizeof *descs);
+            if (!c->d) {
+                free(c);
+                c = NULL;
+            } else {
+                memcpy(c->d, descs, n * sizeof *descs);
+                c->node = (uint64_t)(uintptr_t)hNode;
+                c->n = n;
+                c->next = g_desc_copies;
+                g_desc_copies = c;
+            }
+        }
+        mine = c ? c->d : NULL;
+        pthread_mutex_unlock(&g_desc_mu);
+        if (!mine) return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *params_out = p;
+    params_out->accessDescs = mine;
+    params_out->accessDescCount = n;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+    NEED_INIT();
+    if (!value) return CUDA_ERROR_INVALID_VALUE;
+    cuuint64_t v = 0;
+    CUresult rc = rpc_tfDeviceGetGraphMemAttribute(device, attr, &v);
+    if (rc == CUDA_SUCCESS) memcpy(value, &v, sizeof v);
+    return rc;
+}
+
+CUresult tfs_cuDeviceSetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+    NEED_INIT();
+    if (!value) return CUDA_ERROR_INVALID_VALUE;
+    cuuint64_t v;
+    memcpy(&v, value, sizeof v);
+    return rpc_tfDeviceSetGraphMemAttribute(device, attr, v);
+}

@@ -68,3 +68,29 @@ def check_graph_host_copies(kv: dict) -> None:
     assert kv["captured_ok"] == L
     assert kv["relaunch_ok"] == "1"
     assert kv["done"] == "1"
+
+
+GRAPH_MEM_N, GRAPH_MEM_LAUNCHES = 777, 3
+
+
+def check_graph_mem_nodes(kv: dict) -> None:
+    """What tests/cuda/graph_mem_nodes.cu prints where graph memory nodes follow CUDA's rules."""
+    nbytes = GRAPH_MEM_N * 4
+    assert kv["alloc_addr_nonzero"] == "1" and kv["get_bytesize_ok"] == "1" and kv["get_dptr_ok"] == "1"
+    assert kv["get_descs"] == "1" and kv["get_desc_ok"] == "1" and kv["free_dptr_ok"] == "1"
+    assert (kv["alloc_type"], kv["free_type"]) == ("10", "11")  # cudaGraphNodeTypeMemAlloc / MemFree
+    assert kv["launch_ok"] == str(GRAPH_MEM_LAUNCHES)
+    # freed inside the graph: nothing in use after a launch, the memory still reserved for the graph
+    assert kv["used_after_freeing_graph"] == "0"
+    assert kv["reserved_covers"] == "1" and kv["reserved_high_covers"] == "1"
+    # left to the stream: in use (and readable) after the launch until cudaFreeAsync
+    assert kv["unfreed_result_ok"] == "1"
+    assert kv["used_while_allocated"] == str(nbytes) and kv["used_after_free_async"] == "0"
+    assert kv["used_high_covers"] == "1"
+    # only the high-water marks can be set, and only to 0 (they restart from the current use)
+    assert kv["reset_high"] == "cudaSuccess" and kv["used_high_after_reset"] == "0"
+    assert kv["set_current"] == "cudaErrorInvalidValue" and kv["set_high_nonzero"] == "cudaErrorInvalidValue"
+    assert kv["trim"] == "cudaSuccess"
+    assert kv["zero_bytes"] == "cudaErrorInvalidValue" and kv["bad_alloc_type"] == "cudaErrorInvalidValue"
+    assert kv["free_of_plain_memory"] == "cudaErrorInvalidValue"
+    assert kv["done"] == "1"

@@ -319,6 +319,13 @@ def test_graph_copies_of_host_memory_see_the_bytes_of_each_launch(cudart):
     check_graph_host_copies(kv)
 
 
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_graph_memory_alloc_and_free_nodes_attributes_and_refusals(cudart):
+    from graphs_expect import GRAPH_MEM_LAUNCHES, GRAPH_MEM_N, check_graph_mem_nodes
+    kv = run_kv("graph_mem_nodes", GRAPH_MEM_N, GRAPH_MEM_LAUNCHES, cudart=cudart, timeout=300)
+    check_graph_mem_nodes(kv)
+
+
 def test_thrust_sort_and_reduce_library_code(tmp_path, rng):
     n = 20000
     x = rng.standard_normal(n, dtype=np.float32)

@@ -10,7 +10,8 @@ import pytest
 
 from cudabuild import parse_kv
 from dp_helpers import run_via_stub, stub_dir
-from graphs_expect import HOST_COPY_LAUNCHES, HOST_COPY_N, LAUNCHES, N, check_graph_host_copies, check_graphs_remote
+from graphs_expect import (GRAPH_MEM_LAUNCHES, GRAPH_MEM_N, HOST_COPY_LAUNCHES, HOST_COPY_N, LAUNCHES, N,
+                           check_graph_host_copies, check_graph_mem_nodes, check_graphs_remote)
 
 
 @pytest.mark.parametrize("cudart,transport", [("static", "unix"), ("shared", "tcp")])
@@ -68,3 +69,12 @@ def test_bogus_graph_handles_and_ranges_are_refused_and_the_session_goes_on(data
     r = run_via_stub(prog, dataplane.unix)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "dp_graph_bogus ok" in r.stdout
+
+
+def test_graph_memory_nodes_and_attributes_through_the_stub(dataplane, cuda_program):
+    """cudaGraphAddMemAllocNode / cudaGraphAddMemFreeNode, their parameters (access descriptors included),
+    the device's graph-memory attributes and trim through the stub: the same answers as on the emulated
+    device directly (tests/emu), and the alloc node's address works as device memory in the client."""
+    r = run_via_stub(cuda_program("graph_mem_nodes"), dataplane.unix, GRAPH_MEM_N, GRAPH_MEM_LAUNCHES, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    check_graph_mem_nodes(parse_kv(r.stdout))

@@ -44,6 +44,7 @@ void tfx_graph_load(void *lib)
     memset(&gb, 0, sizeof gb);
     if (!lib) {
         tfx_graph_host_load(NULL);
+        tfx_graph_mem_load(NULL);
         return;
     }
     *(void **)&gb.add_kernel = dlsym(lib, "cuGraphAddKernelNode_v2");
@@ -57,6 +58,7 @@ void tfx_graph_load(void *lib)
     *(void **)&gb.add_host = dlsym(lib, "cuGraphAddHostNode");
     *(void **)&gb.launch_host_func = dlsym(lib, "cuLaunchHostFunc");
     tfx_graph_host_load(lib);
+    tfx_graph_mem_load(lib);
 }
 
 /* ------------------------------------------------------------------------------ capture */

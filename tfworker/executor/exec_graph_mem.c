@@ -1,0 +1,75 @@
+/* exec_graph_mem.c - the executor's graph-memory calls (rows tfGraphAddMemAllocNode, tfGraphMemAllocNodeGetParams,
+ * tfDeviceGetGraphMemAttribute, tfDeviceSetGraphMemAttribute of proto/calls.tbl): alloc-node parameters
+ * rebuilt with their access descriptors (which travel as an array), device attributes as cuuint64_t.
+ * The address an alloc node returns is registered as device memory by the generated dispatch (alloc()).
+ * Called by the generated dispatch (build/executor/gen/exec_calls.c).
+ */
+#include <dlfcn.h>
+#include <string.h>
+
+#include "executor.h"
+
+static struct {
+    CUresult (*add_alloc)(CUgraphNode *, CUgraph, const CUgraphNode *, size_t, CUDA_MEM_ALLOC_NODE_PARAMS *);
+    CUresult (*get_alloc)(CUgraphNode, CUDA_MEM_ALLOC_NODE_PARAMS *);
+    CUresult (*get_attr)(CUdevice, CUgraphMem_attribute, void *);
+    CUresult (*set_attr)(CUdevice, CUgraphMem_attribute, void *);
+} mb;
+
+void tfx_graph_mem_load(void *lib)
+{
+    memset(&mb, 0, sizeof mb);
+    if (!lib) return;
+    *(void **)&mb.add_alloc = dlsym(lib, "cuGraphAddMemAllocNode");
+    *(void **)&mb.get_alloc = dlsym(lib, "cuGraphMemAllocNodeGetParams");
+    *(void **)&mb.get_attr = dlsym(lib, "cuDeviceGetGraphMemAttribute");
+    *(void **)&mb.set_attr = dlsym(lib, "cuDeviceSetGraphMemAttribute");
+}
+
+CUresult ex_tfGraphAddMemAllocNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                   size_t numDependencies, const CUDA_MEM_ALLOC_NODE_PARAMS *params, size_t ndescs,
+                                   const CUmemAccessDesc *descs, CUdeviceptr *dptr)
+{
+    (void)x;
+    if (!mb.add_alloc) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!params || ndescs > TF_MAX_ACCESS_DESCS || (ndescs && !descs)) return CUDA_ERROR_INVALID_VALUE;
+    CUDA_MEM_ALLOC_NODE_PARAMS p = *params;
+    p.accessDescs = ndescs ? descs : NULL;
+    p.accessDescCount = ndescs;
+    p.dptr = 0;
+    CUresult rc = mb.add_alloc(phGraphNode, hGraph, dependencies, numDependencies, &p);
+    if (rc == CUDA_SUCCESS) *dptr = p.dptr;
+    return rc;
+}
+
+CUresult ex_tfGraphMemAllocNodeGetParams(tfx *x, CUgraphNode hNode, CUDA_MEM_ALLOC_NODE_PARAMS *params,
+                                         unsigned int *ndescs, CUmemAccessDesc *descs)
+{
+    (void)x;
+    if (!mb.get_alloc) return CUDA_ERROR_NOT_SUPPORTED;
+    CUDA_MEM_ALLOC_NODE_PARAMS p;
+    memset(&p, 0, sizeof p);
+    CUresult rc = mb.get_alloc(hNode, &p);
+    if (rc) return rc;
+    if (p.accessDescCount > TF_MAX_ACCESS_DESCS || (p.accessDescCount && !p.accessDescs)) return CUDA_ERROR_NOT_SUPPORTED;
+    for (size_t i = 0; i < p.accessDescCount; i++)  /* reply outputs are packed: no alignment */
+        memcpy((char *)descs + i * sizeof *descs, &p.accessDescs[i], sizeof *descs);
+    *ndescs = (unsigned)p.accessDescCount;
+    *params = p;
+    params->accessDescs = NULL;  /* a pointer of this process never goes back */
+    return CUDA_SUCCESS;
+}
+
+CUresult ex_tfDeviceGetGraphMemAttribute(tfx *x, CUdevice device, CUgraphMem_attribute attr, cuuint64_t *value)
+{
+    (void)x;
+    if (!mb.get_attr) return CUDA_ERROR_NOT_SUPPORTED;
+    return mb.get_attr(device, attr, value);
+}
+
+CUresult ex_tfDeviceSetGraphMemAttribute(tfx *x, CUdevice device, CUgraphMem_attribute attr, cuuint64_t value)
+{
+    (void)x;
+    if (!mb.set_attr) return CUDA_ERROR_NOT_SUPPORTED;
+    return mb.set_attr(device, attr, &value);
+}
