@@ -13,7 +13,16 @@
 #include "emu_internal.h"
 
 enum { N_KERNEL = 1, N_COPY, N_COPY3D, N_MEMSET, N_HOST, N_EMPTY, N_EVENT_RECORD, N_EVENT_WAIT, N_CHILD, N_MEM_ALLOC,
-       N_MEM_FREE };
+       N_MEM_FREE, N_COND };
+
+/* Conditional handles (cuGraphConditionalHandleCreate): a value kernels set with cudaGraphSetConditional
+ * (PTX: a call of the extern function cudaGraphSetConditional, served by ptx_graph_set_conditional) and
+ * conditional nodes read; reset to its default at each launch with CU_GRAPH_COND_ASSIGN_DEFAULT. */
+typedef struct emu_cond {
+    unsigned value, def, flags;
+    struct emu_graph *graph;
+} emu_cond;
+struct gexec;
 
 /* Graph memory (alloc and free nodes: cuGraphAddMemAllocNode / cuGraphAddMemFreeNode, or cuMemAllocAsync /
  * cuMemFreeAsync captured): allocated when the alloc node is made, at the address it returns, and kept
@@ -70,6 +79,13 @@ typedef struct gnode {
         struct emu_graph *child; /* owned copy of the child graph */
         gmem *mem;               /* N_MEM_ALLOC: a reference to the allocation */
         CUdeviceptr freed;       /* N_MEM_FREE */
+        struct {
+            emu_cond *h;
+            int type;            /* CU_GRAPH_COND_TYPE_* */
+            unsigned size;
+            struct emu_graph **bodies; /* graph nodes: the body graphs (owned) */
+            struct gexec *xs;          /* executable copies: the bodies flattened, size of them */
+        } cond;
     } u;
 } gnode;
 
@@ -168,8 +184,21 @@ static CUresult gmem_new(size_t bytes, gmem **out)
     return CUDA_SUCCESS;
 }
 
+static void graph_destroy(struct emu_graph *g);
+static void exec_free_nodes(gnode *nodes, size_t n);
+
 static void payload_free(gnode *nd)
 {
+    if (nd->type == N_COND) {
+        for (unsigned i = 0; nd->u.cond.bodies && i < nd->u.cond.size; i++)
+            if (nd->u.cond.bodies[i])
+                graph_destroy(nd->u.cond.bodies[i]);
+        free(nd->u.cond.bodies);
+        for (unsigned i = 0; nd->u.cond.xs && i < nd->u.cond.size; i++)
+            exec_free_nodes(nd->u.cond.xs[i].nodes, nd->u.cond.xs[i].n);
+        free(nd->u.cond.xs);
+        return;
+    }
     if (nd->type == N_MEM_ALLOC)
         gmem_ref(nd->u.mem, -1);
     if (nd->type == N_KERNEL) {
@@ -196,6 +225,16 @@ static CUresult payload_copy(gnode *dst, const gnode *src)
         return graph_clone(src->u.child, &dst->u.child);
     } else if (src->type == N_MEM_ALLOC) {
         gmem_ref(src->u.mem, 1);
+    } else if (src->type == N_COND) {
+        dst->u.cond.xs = NULL;
+        dst->u.cond.bodies = calloc(src->u.cond.size, sizeof(*dst->u.cond.bodies));
+        if (!dst->u.cond.bodies)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        for (unsigned i = 0; i < src->u.cond.size; i++) {
+            CUresult rc = graph_clone(src->u.cond.bodies[i], &dst->u.cond.bodies[i]);
+            if (rc)
+                return rc;  /* the caller frees what was made (payload_free) */
+        }
     }
     return CUDA_SUCCESS;
 }
@@ -623,6 +662,144 @@ static void fill_count(size_t have, size_t *count, int with_array)
         *count = have;
 }
 
+/* ---- conditional nodes ---- */
+static int cond_of(CUgraphConditionalHandle h)
+{
+    return h && emu_handle_is((void *)(uintptr_t)h, EMU_K_COND);
+}
+
+/* cudaGraphSetConditional from a kernel (ptx_exec.c): 0, or -1 for a value that is not a handle. */
+static int set_conditional(uint64_t handle, unsigned value)
+{
+    if (!cond_of(handle))
+        return -1;
+    __atomic_store_n(&((emu_cond *)(uintptr_t)handle)->value, value, __ATOMIC_RELEASE);
+    return 0;
+}
+
+EMU_API CUresult cuGraphConditionalHandleCreate(CUgraphConditionalHandle *pHandle_out, CUgraph hGraph, CUcontext ctx,
+                                                unsigned int defaultLaunchValue, unsigned int flags)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!pHandle_out || (flags & ~(unsigned)CU_GRAPH_COND_ASSIGN_DEFAULT))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(hGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_HANDLE;
+    (void)ctx;
+    ptx_graph_set_conditional = set_conditional;
+    emu_cond *c = calloc(1, sizeof(*c));
+    if (!c)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    c->value = c->def = defaultLaunchValue;
+    c->flags = flags;
+    c->graph = (emu_graph *)hGraph;
+    if (emu_handle_add(c, EMU_K_COND)) {
+        free(c);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *pHandle_out = (CUgraphConditionalHandle)(uintptr_t)c; /* lives as long as the process (like its graph's) */
+    return CUDA_SUCCESS;
+}
+
+static CUresult add_conditional(CUgraphNode *out, CUgraph hGraph, const CUgraphNode *deps, size_t ndeps,
+                                CUDA_CONDITIONAL_NODE_PARAMS *p)
+{
+    if (!cond_of(p->handle))
+        return CUDA_ERROR_INVALID_VALUE;
+    unsigned t = (unsigned)p->type;
+    if (t > CU_GRAPH_COND_TYPE_SWITCH || p->size == 0 || (t == CU_GRAPH_COND_TYPE_WHILE && p->size != 1) ||
+        (t == CU_GRAPH_COND_TYPE_IF && p->size > 2) || p->size > 4096)
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode nd = {.type = N_COND};
+    nd.u.cond.h = (emu_cond *)(uintptr_t)p->handle;
+    nd.u.cond.type = (int)t;
+    nd.u.cond.size = p->size;
+    nd.u.cond.bodies = calloc(p->size, sizeof(*nd.u.cond.bodies));
+    CUresult rc = nd.u.cond.bodies ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    for (unsigned i = 0; rc == CUDA_SUCCESS && i < p->size; i++)
+        if (!(nd.u.cond.bodies[i] = graph_new()))
+            rc = CUDA_ERROR_OUT_OF_MEMORY;
+    if (rc == CUDA_SUCCESS)
+        rc = add_node(out, hGraph, deps, ndeps, &nd);
+    if (rc) {
+        payload_free(&nd);
+        return rc;
+    }
+    p->phGraph_out = (CUgraph *)((gnode *)*out)->u.cond.bodies; /* owned by the node */
+    return CUDA_SUCCESS;
+}
+
+/* cuGraphAddNode: every node kind through one entry point; edges other than plain ones are refused. */
+EMU_API CUresult cuGraphAddNode_v2(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                   const CUgraphEdgeData *dependencyData, size_t numDependencies,
+                                   CUgraphNodeParams *nodeParams)
+{
+    CUresult rc = add_prologue(hGraph, dependencies, numDependencies, phGraphNode);
+    if (rc)
+        return rc;
+    if (!nodeParams)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; dependencyData && i < numDependencies; i++)
+        if (dependencyData[i].from_port || dependencyData[i].to_port || dependencyData[i].type)
+            return CUDA_ERROR_NOT_SUPPORTED;
+    CUgraphNodeParams *p = nodeParams;
+    const CUgraphNode *d = dependencies;
+    size_t n = numDependencies;
+    switch (p->type) {
+    case CU_GRAPH_NODE_TYPE_KERNEL: {
+        CUDA_KERNEL_NODE_PARAMS k;
+        memset(&k, 0, sizeof(k));
+        k.func = p->kernel.func, k.kern = p->kernel.kern, k.ctx = p->kernel.ctx;
+        k.gridDimX = p->kernel.gridDimX, k.gridDimY = p->kernel.gridDimY, k.gridDimZ = p->kernel.gridDimZ;
+        k.blockDimX = p->kernel.blockDimX, k.blockDimY = p->kernel.blockDimY, k.blockDimZ = p->kernel.blockDimZ;
+        k.sharedMemBytes = p->kernel.sharedMemBytes, k.kernelParams = p->kernel.kernelParams;
+        k.extra = p->kernel.extra;
+        return cuGraphAddKernelNode_v2(phGraphNode, hGraph, d, n, &k);
+    }
+    case CU_GRAPH_NODE_TYPE_MEMCPY:
+        return cuGraphAddMemcpyNode(phGraphNode, hGraph, d, n, &p->memcpy.copyParams, p->memcpy.copyCtx);
+    case CU_GRAPH_NODE_TYPE_MEMSET: {
+        CUDA_MEMSET_NODE_PARAMS m = {p->memset.dst, p->memset.pitch, p->memset.value, p->memset.elementSize,
+                                     p->memset.width, p->memset.height};
+        return cuGraphAddMemsetNode(phGraphNode, hGraph, d, n, &m, p->memset.ctx);
+    }
+    case CU_GRAPH_NODE_TYPE_HOST: {
+        CUDA_HOST_NODE_PARAMS h = {p->host.fn, p->host.userData};
+        return cuGraphAddHostNode(phGraphNode, hGraph, d, n, &h);
+    }
+    case CU_GRAPH_NODE_TYPE_GRAPH:
+        return cuGraphAddChildGraphNode(phGraphNode, hGraph, d, n, p->graph.graph);
+    case CU_GRAPH_NODE_TYPE_EMPTY:
+        return cuGraphAddEmptyNode(phGraphNode, hGraph, d, n);
+    case CU_GRAPH_NODE_TYPE_EVENT_RECORD:
+        return cuGraphAddEventRecordNode(phGraphNode, hGraph, d, n, p->eventRecord.event);
+    case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
+        return cuGraphAddEventWaitNode(phGraphNode, hGraph, d, n, p->eventWait.event);
+    case CU_GRAPH_NODE_TYPE_MEM_ALLOC: {
+        CUDA_MEM_ALLOC_NODE_PARAMS a = {p->alloc.poolProps, p->alloc.accessDescs, p->alloc.accessDescCount,
+                                        p->alloc.bytesize, 0};
+        rc = cuGraphAddMemAllocNode(phGraphNode, hGraph, d, n, &a);
+        if (rc == CUDA_SUCCESS)
+            p->alloc.dptr = a.dptr;
+        return rc;
+    }
+    case CU_GRAPH_NODE_TYPE_MEM_FREE:
+        return cuGraphAddMemFreeNode(phGraphNode, hGraph, d, n, p->free.dptr);
+    case CU_GRAPH_NODE_TYPE_CONDITIONAL:
+        return add_conditional(phGraphNode, hGraph, d, n, &p->conditional);
+    default:
+        return CUDA_ERROR_NOT_SUPPORTED; /* external semaphores, batched memory operations */
+    }
+}
+
+EMU_API CUresult cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                size_t numDependencies, CUgraphNodeParams *nodeParams)
+{
+    return cuGraphAddNode_v2(phGraphNode, hGraph, dependencies, NULL, numDependencies, nodeParams);
+}
+
 /* ---- memory alloc / free nodes ---- */
 static CUresult alloc_params_check(const CUDA_MEM_ALLOC_NODE_PARAMS *p)
 {
@@ -903,6 +1080,7 @@ EMU_API CUresult cuGraphNodeGetType(CUgraphNode hNode, CUgraphNodeType *type)
     case N_CHILD: *type = CU_GRAPH_NODE_TYPE_GRAPH; break;
     case N_MEM_ALLOC: *type = CU_GRAPH_NODE_TYPE_MEM_ALLOC; break;
     case N_MEM_FREE: *type = CU_GRAPH_NODE_TYPE_MEM_FREE; break;
+    case N_COND: *type = CU_GRAPH_NODE_TYPE_CONDITIONAL; break;
     default: *type = CU_GRAPH_NODE_TYPE_EMPTY; break;
     }
     return CUDA_SUCCESS;
@@ -919,8 +1097,9 @@ EMU_API CUresult cuGraphChildGraphNodeGetGraph(CUgraphNode hNode, CUgraph *phGra
 static const char *type_name(int t)
 {
     static const char *const names[] = {"?", "KERNEL", "MEMCPY", "MEMCPY", "MEMSET", "HOST", "EMPTY",
-                                        "EVENT_RECORD", "WAIT_EVENT", "GRAPH", "MEM_ALLOC", "MEM_FREE"};
-    return t > 0 && t <= N_MEM_FREE ? names[t] : "?";
+                                        "EVENT_RECORD", "WAIT_EVENT", "GRAPH", "MEM_ALLOC", "MEM_FREE",
+                                        "CONDITIONAL"};
+    return t > 0 && t <= N_COND ? names[t] : "?";
 }
 
 static void dot_nodes(FILE *f, const emu_graph *g, const char *prefix)
@@ -980,6 +1159,33 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
         placed++;
         if (nd->type == N_CHILD) {
             rc = flatten(nd->u.child, x, cap, depth + 1);
+        } else if (nd->type == N_COND) {
+            if (x->n == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 16;
+                gnode *nn = realloc(x->nodes, ncap * sizeof(*nn));
+                if (!nn) {
+                    rc = CUDA_ERROR_OUT_OF_MEMORY;
+                    break;
+                }
+                x->nodes = nn;
+                *cap = ncap;
+            }
+            gnode *c = &x->nodes[x->n];
+            memset(c, 0, sizeof(*c));
+            c->type = N_COND;
+            c->u.cond = nd->u.cond;
+            c->u.cond.bodies = NULL;
+            c->u.cond.xs = calloc(nd->u.cond.size, sizeof(*c->u.cond.xs));
+            c->origin = nd;
+            if (!c->u.cond.xs) {
+                rc = CUDA_ERROR_OUT_OF_MEMORY;
+                break;
+            }
+            x->n++;
+            for (unsigned b = 0; b < nd->u.cond.size && rc == CUDA_SUCCESS; b++) {
+                size_t bcap = 0;
+                rc = flatten(nd->u.cond.bodies[b], &c->u.cond.xs[b], &bcap, depth + 1);
+            }
         } else {
             if (x->n == *cap) {
                 size_t ncap = *cap ? *cap * 2 : 16;
@@ -1220,6 +1426,54 @@ static CUresult run_node(const gnode *nd)
     }
 }
 
+static CUresult run_exec(const gexec *x);
+
+static CUresult run_cond(const gnode *nd)
+{
+    const emu_cond *h = nd->u.cond.h;
+    unsigned v = __atomic_load_n(&h->value, __ATOMIC_ACQUIRE);
+    switch (nd->u.cond.type) {
+    case CU_GRAPH_COND_TYPE_IF:
+        if (v)
+            return run_exec(&nd->u.cond.xs[0]);
+        return nd->u.cond.size == 2 ? run_exec(&nd->u.cond.xs[1]) : CUDA_SUCCESS;
+    case CU_GRAPH_COND_TYPE_WHILE:
+        while (__atomic_load_n(&h->value, __ATOMIC_ACQUIRE)) {
+            CUresult rc = run_exec(&nd->u.cond.xs[0]);
+            if (rc)
+                return rc;
+        }
+        return CUDA_SUCCESS;
+    default: /* switch: body v if there is one */
+        return v < nd->u.cond.size ? run_exec(&nd->u.cond.xs[v]) : CUDA_SUCCESS;
+    }
+}
+
+static CUresult run_exec(const gexec *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        CUresult rc = x->nodes[i].type == N_COND ? run_cond(&x->nodes[i]) : run_node(&x->nodes[i]);
+        if (rc)
+            return rc;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* CU_GRAPH_COND_ASSIGN_DEFAULT handles of every conditional node, bodies included, start each launch at
+ * their default. */
+static void reset_conds(const gexec *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        const gnode *nd = &x->nodes[i];
+        if (nd->type != N_COND)
+            continue;
+        if (nd->u.cond.h->flags & CU_GRAPH_COND_ASSIGN_DEFAULT)
+            __atomic_store_n(&nd->u.cond.h->value, nd->u.cond.h->def, __ATOMIC_RELEASE);
+        for (unsigned b = 0; b < nd->u.cond.size; b++)
+            reset_conds(&nd->u.cond.xs[b]);
+    }
+}
+
 EMU_API CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
 {
     EMU_ENTER(c);
@@ -1232,12 +1486,8 @@ EMU_API CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
     if (emu_capture_of(hStream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* child-graph capture is not emulated */
     const gexec *x = (const gexec *)hGraphExec;
-    for (size_t i = 0; i < x->n; i++) {
-        rc = run_node(&x->nodes[i]);
-        if (rc)
-            return rc;
-    }
-    return CUDA_SUCCESS;
+    reset_conds(x);
+    return run_exec(x);
 }
 
 /* ---- stream capture ----
@@ -1567,14 +1817,17 @@ EMU_API CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
     CUresult rc = emu_check_init();
     if (rc)
         return rc;
-    if (!phGraph)
-        return CUDA_ERROR_INVALID_VALUE;
     if (!emu_handle_is(hStream, EMU_K_STREAM))
         return CUDA_ERROR_ILLEGAL_STATE;
     emu_stream *st = (emu_stream *)hStream;
     emu_graph *g = emu_capture_of(hStream);
     if (!g)
         return CUDA_ERROR_ILLEGAL_STATE;
+    CUgraph unused;
+    if (!phGraph && !g->user_graph)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!phGraph)
+        phGraph = &unused; /* cuStreamBeginCaptureToGraph: the graph is the caller's already */
     if (!st->capture_origin)
         return CUDA_ERROR_STREAM_CAPTURE_UNMATCHED;
     if (g->mode != CU_STREAM_CAPTURE_MODE_RELAXED && !pthread_equal(g->owner, pthread_self()))

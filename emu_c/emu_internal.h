@@ -74,7 +74,7 @@ void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- handle registry: every handle given out is registered, so bogus ones are rejected ---- */
 enum emu_kind {
     EMU_K_CTX = 1, EMU_K_STREAM, EMU_K_EVENT, EMU_K_MODULE, EMU_K_FUNC, EMU_K_LIBRARY, EMU_K_POOL,
-    EMU_K_GRAPH, EMU_K_GNODE, EMU_K_GEXEC, EMU_K_VMM, EMU_K_LINK
+    EMU_K_GRAPH, EMU_K_GNODE, EMU_K_GEXEC, EMU_K_VMM, EMU_K_LINK, EMU_K_COND
 };
 int emu_handle_add(const void *p, int kind); /* 0 ok, -1 out of memory */
 void emu_handle_del(const void *p);

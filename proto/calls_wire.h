@@ -86,6 +86,12 @@ typedef struct tf_latched {
 #define TF_MAX_HOST_RANGES 256
 /* Most access descriptors of a graph memory alloc node (one per device that may access it). */
 #define TF_MAX_ACCESS_DESCS 64
+/* Most body graphs of a conditional node (a switch node's size) one reply carries. */
+#define TF_MAX_COND_BODIES 1024
+static inline uint64_t tf_cond_bodies(const CUDA_CONDITIONAL_NODE_PARAMS *p)
+{
+    return p && p->size <= TF_MAX_COND_BODIES ? p->size : 0;
+}
 
 /* ---- session hello: what the stub caches and answers locally ---- */
 #define TF_MAX_DEVICES 8

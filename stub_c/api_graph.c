@@ -816,3 +816,89 @@ CUresult tfs_cuDeviceSetGraphMemAttribute(CUdevice device, CUgraphMem_attribute 
     memcpy(&v, value, sizeof v);
     return rpc_tfDeviceSetGraphMemAttribute(device, attr, v);
 }
+
+/* ------------------------------------------------------------------ cuGraphAddNode, conditional nodes */
+/* A conditional node's body graphs are the worker's handles; the array handed out is owned by the node
+ * (here: kept for the life of the process). */
+static CUresult add_conditional(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *deps, size_t ndeps,
+                                CUDA_CONDITIONAL_NODE_PARAMS *p)
+{
+    if (p->size == 0 || p->size > TF_MAX_COND_BODIES) return CUDA_ERROR_INVALID_VALUE;
+    CUgraph *bodies = calloc(p->size, sizeof *bodies);
+    if (!bodies) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = rpc_tfGraphAddConditionalNode(phGraphNode, hGraph, deps, ndeps, p, bodies);
+    if (rc) {
+        free(bodies);
+        return rc;
+    }
+    p->phGraph_out = bodies;
+    return CUDA_SUCCESS;
+}
+
+/* Every node kind through one entry point, each to the call that makes that kind (edges: plain only). */
+CUresult tfs_cuGraphAddNode_v2(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                               const CUgraphEdgeData *dependencyData, size_t numDependencies,
+                               CUgraphNodeParams *nodeParams)
+{
+    NEED_INIT();
+    if (!phGraphNode || !nodeParams || (numDependencies && !dependencies)) return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; dependencyData && i < numDependencies; i++)
+        if (dependencyData[i].from_port || dependencyData[i].to_port || dependencyData[i].type) {
+            tf_log("cuGraphAddNode: edges with ports or types are not forwarded (CUDA_ERROR_NOT_SUPPORTED)");
+            return CUDA_ERROR_NOT_SUPPORTED;
+        }
+    CUgraphNodeParams *p = nodeParams;
+    const CUgraphNode *d = dependencies;
+    size_t n = numDependencies;
+    switch (p->type) {
+    case CU_GRAPH_NODE_TYPE_KERNEL: {
+        CUDA_KERNEL_NODE_PARAMS k;
+        memset(&k, 0, sizeof k);
+        k.func = p->kernel.func, k.kern = p->kernel.kern, k.ctx = p->kernel.ctx;
+        k.gridDimX = p->kernel.gridDimX, k.gridDimY = p->kernel.gridDimY, k.gridDimZ = p->kernel.gridDimZ;
+        k.blockDimX = p->kernel.blockDimX, k.blockDimY = p->kernel.blockDimY, k.blockDimZ = p->kernel.blockDimZ;
+        k.sharedMemBytes = p->kernel.sharedMemBytes, k.kernelParams = p->kernel.kernelParams;
+        k.extra = p->kernel.extra;
+        return tfs_cuGraphAddKernelNode_v2(phGraphNode, hGraph, d, n, &k);
+    }
+    case CU_GRAPH_NODE_TYPE_MEMCPY:
+        return tfs_cuGraphAddMemcpyNode(phGraphNode, hGraph, d, n, &p->memcpy.copyParams, p->memcpy.copyCtx);
+    case CU_GRAPH_NODE_TYPE_MEMSET: {
+        CUDA_MEMSET_NODE_PARAMS m = {p->memset.dst, p->memset.pitch, p->memset.value, p->memset.elementSize,
+                                     p->memset.width, p->memset.height};
+        return rpc_cuGraphAddMemsetNode(phGraphNode, hGraph, d, n, &m, p->memset.ctx);
+    }
+    case CU_GRAPH_NODE_TYPE_HOST: {
+        CUDA_HOST_NODE_PARAMS h = {p->host.fn, p->host.userData};
+        return tfs_cuGraphAddHostNode(phGraphNode, hGraph, d, n, &h);
+    }
+    case CU_GRAPH_NODE_TYPE_GRAPH:
+        return rpc_cuGraphAddChildGraphNode(phGraphNode, hGraph, d, n, p->graph.graph);
+    case CU_GRAPH_NODE_TYPE_EMPTY:
+        return rpc_cuGraphAddEmptyNode(phGraphNode, hGraph, d, n);
+    case CU_GRAPH_NODE_TYPE_EVENT_RECORD:
+        return rpc_cuGraphAddEventRecordNode(phGraphNode, hGraph, d, n, p->eventRecord.event);
+    case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
+        return rpc_cuGraphAddEventWaitNode(phGraphNode, hGraph, d, n, p->eventWait.event);
+    case CU_GRAPH_NODE_TYPE_MEM_ALLOC: {
+        CUDA_MEM_ALLOC_NODE_PARAMS a = {p->alloc.poolProps, p->alloc.accessDescs, p->alloc.accessDescCount,
+                                        p->alloc.bytesize, 0};
+        CUresult rc = tfs_cuGraphAddMemAllocNode(phGraphNode, hGraph, d, n, &a);
+        if (rc == CUDA_SUCCESS) p->alloc.dptr = a.dptr;
+        return rc;
+    }
+    case CU_GRAPH_NODE_TYPE_MEM_FREE:
+        return rpc_cuGraphAddMemFreeNode(phGraphNode, hGraph, d, n, p->free.dptr);
+    case CU_GRAPH_NODE_TYPE_CONDITIONAL:
+        return add_conditional(phGraphNode, hGraph, d, n, &p->conditional);
+    default:
+        tf_log("cuGraphAddNode: node type %d is not forwarded (CUDA_ERROR_NOT_SUPPORTED)", (int)p->type);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+}
+
+CUresult tfs_cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                            size_t numDependencies, CUgraphNodeParams *nodeParams)
+{
+    return tfs_cuGraphAddNode_v2(phGraphNode, hGraph, dependencies, NULL, numDependencies, nodeParams);
+}

@@ -94,3 +94,14 @@ def check_graph_mem_nodes(kv: dict) -> None:
     assert kv["zero_bytes"] == "cudaErrorInvalidValue" and kv["bad_alloc_type"] == "cudaErrorInvalidValue"
     assert kv["free_of_plain_memory"] == "cudaErrorInvalidValue"
     assert kv["done"] == "1"
+
+
+def check_graph_conditional(kv: dict) -> None:
+    """What tests/cuda/graph_conditional.cu prints where conditional nodes follow CUDA's rules."""
+    assert kv["cond_type"] == "13"  # cudaGraphNodeTypeConditional
+    assert kv["if_results"] == "2,1,2"  # else body for 0, then body otherwise, at each launch
+    assert kv["while_iters"] == "5,3"  # the handle restarts at its default (1) at each launch
+    assert kv["switch_results"] == "10,11,12,-1"  # no body for a value past the last
+    for key in ("while_two_bodies", "if_three_bodies", "bogus_handle", "bad_flags"):
+        assert kv[key] == "cudaErrorInvalidValue", key
+    assert kv["done"] == "1"

@@ -326,6 +326,12 @@ def test_graph_memory_alloc_and_free_nodes_attributes_and_refusals(cudart):
     check_graph_mem_nodes(kv)
 
 
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_conditional_nodes_if_else_while_switch_driven_by_kernels(cudart):
+    from graphs_expect import check_graph_conditional
+    check_graph_conditional(run_kv("graph_conditional", cudart=cudart, timeout=300))
+
+
 def test_thrust_sort_and_reduce_library_code(tmp_path, rng):
     n = 20000
     x = rng.standard_normal(n, dtype=np.float32)

@@ -11,7 +11,8 @@ import pytest
 from cudabuild import parse_kv
 from dp_helpers import run_via_stub, stub_dir
 from graphs_expect import (GRAPH_MEM_LAUNCHES, GRAPH_MEM_N, HOST_COPY_LAUNCHES, HOST_COPY_N, LAUNCHES, N,
-                           check_graph_host_copies, check_graph_mem_nodes, check_graphs_remote)
+                           check_graph_conditional, check_graph_host_copies, check_graph_mem_nodes,
+                           check_graphs_remote)
 
 
 @pytest.mark.parametrize("cudart,transport", [("static", "unix"), ("shared", "tcp")])
@@ -78,3 +79,12 @@ def test_graph_memory_nodes_and_attributes_through_the_stub(dataplane, cuda_prog
     r = run_via_stub(cuda_program("graph_mem_nodes"), dataplane.unix, GRAPH_MEM_N, GRAPH_MEM_LAUNCHES, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     check_graph_mem_nodes(parse_kv(r.stdout))
+
+
+def test_conditional_nodes_through_the_stub(dataplane, cuda_program):
+    """cudaGraphConditionalHandleCreate, cudaGraphAddNode (kernel and conditional nodes) and the body graphs
+    it hands back, driven by kernels calling cudaGraphSetConditional in the GPU worker: the same answers as
+    on the emulated device directly (tests/emu)."""
+    r = run_via_stub(cuda_program("graph_conditional"), dataplane.unix, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    check_graph_conditional(parse_kv(r.stdout))

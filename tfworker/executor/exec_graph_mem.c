@@ -1,6 +1,8 @@
-/* exec_graph_mem.c - the executor's graph-memory calls (rows tfGraphAddMemAllocNode, tfGraphMemAllocNodeGetParams,
- * tfDeviceGetGraphMemAttribute, tfDeviceSetGraphMemAttribute of proto/calls.tbl): alloc-node parameters
- * rebuilt with their access descriptors (which travel as an array), device attributes as cuuint64_t.
+/* exec_graph_mem.c - the executor's graph-memory and conditional-node calls (rows tfGraphAddMemAllocNode,
+ * tfGraphMemAllocNodeGetParams, tfDeviceGetGraphMemAttribute, tfDeviceSetGraphMemAttribute,
+ * tfGraphAddConditionalNode of proto/calls.tbl): alloc-node parameters rebuilt with their access
+ * descriptors (which travel as an array), device attributes as cuuint64_t, conditional nodes made with
+ * cuGraphAddNode and their body graphs handed back.
  * The address an alloc node returns is registered as device memory by the generated dispatch (alloc()).
  * Called by the generated dispatch (build/executor/gen/exec_calls.c).
  */
@@ -14,6 +16,7 @@ static struct {
     CUresult (*get_alloc)(CUgraphNode, CUDA_MEM_ALLOC_NODE_PARAMS *);
     CUresult (*get_attr)(CUdevice, CUgraphMem_attribute, void *);
     CUresult (*set_attr)(CUdevice, CUgraphMem_attribute, void *);
+    CUresult (*add_node)(CUgraphNode *, CUgraph, const CUgraphNode *, size_t, CUgraphNodeParams *);
 } mb;
 
 void tfx_graph_mem_load(void *lib)
@@ -24,6 +27,7 @@ void tfx_graph_mem_load(void *lib)
     *(void **)&mb.get_alloc = dlsym(lib, "cuGraphMemAllocNodeGetParams");
     *(void **)&mb.get_attr = dlsym(lib, "cuDeviceGetGraphMemAttribute");
     *(void **)&mb.set_attr = dlsym(lib, "cuDeviceSetGraphMemAttribute");
+    *(void **)&mb.add_node = dlsym(lib, "cuGraphAddNode");
 }
 
 CUresult ex_tfGraphAddMemAllocNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -72,4 +76,27 @@ CUresult ex_tfDeviceSetGraphMemAttribute(tfx *x, CUdevice device, CUgraphMem_att
     (void)x;
     if (!mb.set_attr) return CUDA_ERROR_NOT_SUPPORTED;
     return mb.set_attr(device, attr, &value);
+}
+
+/* ---------------------------------------------------------------------------- conditional nodes */
+/* The body graphs the backend made for the node go back as handles (registered by the generated
+ * dispatch); the struct's pointer fields are this process's business. */
+CUresult ex_tfGraphAddConditionalNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                      size_t numDependencies, const CUDA_CONDITIONAL_NODE_PARAMS *params,
+                                      CUgraph *bodies)
+{
+    if (!mb.add_node) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!params || params->size == 0 || params->size > TF_MAX_COND_BODIES) return CUDA_ERROR_INVALID_VALUE;
+    if (params->ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)params->ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
+    CUgraphNodeParams p;
+    memset(&p, 0, sizeof p);
+    p.type = CU_GRAPH_NODE_TYPE_CONDITIONAL;
+    p.conditional = *params;
+    p.conditional.phGraph_out = NULL;
+    CUresult rc = mb.add_node(phGraphNode, hGraph, dependencies, numDependencies, &p);
+    if (rc) return rc;
+    if (!p.conditional.phGraph_out) return CUDA_ERROR_UNKNOWN;
+    for (unsigned i = 0; i < params->size; i++)  /* reply outputs are packed: no alignment */
+        memcpy((char *)bodies + i * sizeof *bodies, &p.conditional.phGraph_out[i], sizeof *bodies);
+    return CUDA_SUCCESS;
 }
