@@ -481,6 +481,30 @@ static CUresult launch_host(CUgraphExec e, CUstream s)
     return rc;
 }
 
+/* The graph's parameters replace the executable graph's, host ranges included: the stub learns them anew
+ * (destinations of its last launch are collected first: they belong to the old ranges). */
+CUresult tfs_cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph, CUgraphExecUpdateResultInfo *resultInfo)
+{
+    NEED_INIT();
+    CUresult rc = exec_fetch((uint64_t)(uintptr_t)hGraphExec, 1);
+    if (rc) return rc;
+    rc = rpc_cuGraphExecUpdate_v2(hGraphExec, hGraph, resultInfo);
+    if (rc) return rc;
+    unsigned n = 0;
+    unsigned long long *rng = malloc(sizeof(unsigned long long) * 3 * TF_MAX_HOST_RANGES);
+    if (!rng) return CUDA_ERROR_OUT_OF_MEMORY;
+    rc = rpc_tfGraphHostRanges(hGraphExec, &n, rng);
+    if (rc == CUDA_SUCCESS && n > TF_MAX_HOST_RANGES) rc = CUDA_ERROR_UNKNOWN;
+    if (rc) {
+        free(rng);
+        return rc;
+    }
+    exec_known(hGraphExec, 1);  /* replaced by an entry with the new ranges */
+    exec_remember(hGraphExec, n, n ? rng : NULL);
+    if (!n) free(rng);
+    return CUDA_SUCCESS;
+}
+
 CUresult tfs_cuGraphExecDestroy(CUgraphExec hGraphExec)
 {
     CUresult rc = exec_fetch((uint64_t)(uintptr_t)hGraphExec, 1);  /* its last launch's results still land */

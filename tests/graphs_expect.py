@@ -67,6 +67,8 @@ def check_graph_host_copies(kv: dict) -> None:
     assert kv["captured_nodes"] == "3"
     assert kv["captured_ok"] == L
     assert kv["relaunch_ok"] == "1"
+    # cudaGraphExecUpdate: the executable graph copies the new graph's host buffers from then on
+    assert kv["update_ok"] == "1"
     assert kv["done"] == "1"
 
 

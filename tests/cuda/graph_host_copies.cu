@@ -3,7 +3,8 @@
 // pitched host matrices and offsets), a host node that reads what a device-to-host node wrote, and
 // cudaMemcpyAsync host<->device captured on a stream. Each graph is launched several times with new host
 // inputs written between launches (after capture too: a capture keeps the range, not the bytes), and the
-// results are read after cudaStreamSynchronize / cudaEventSynchronize / cudaDeviceSynchronize.
+// results are read after cudaStreamSynchronize / cudaEventSynchronize / cudaDeviceSynchronize; cudaGraphExecUpdate
+// moves an executable graph to another graph's host buffers.
 // Usage: graph_host_copies N LAUNCHES. stdout: key=value lines; *_ok counts launches whose every value
 // matched the host reference computed here.
 #include <cstring>
@@ -174,6 +175,34 @@ int main(int argc, char **argv)
     printf("relaunch_ok=%d\n", (int)matches(pout, n, 60.0f, 3.0f, -2.0f));
     CK(cudaGraphExecDestroy(x3));
     CK(cudaGraphDestroy(g3));
+
+    // ---- 4. cudaGraphExecUpdate to a graph of the same shape copying other host buffers: the executable
+    // graph reads and writes the new ones from then on
+    std::vector<float> in_a(n, 1.0f), in_b(n), out_a(n, 0.0f), out_b(n, 0.0f);
+    cudaGraph_t ga, gb;
+    cudaGraphNode_t a1, a2, b1, b2;
+    CK(cudaGraphCreate(&ga, 0));
+    CK(cudaGraphAddMemcpyNode1D(&a1, ga, nullptr, 0, dx, in_a.data(), bytes, cudaMemcpyHostToDevice));
+    CK(cudaGraphAddMemcpyNode1D(&a2, ga, &a1, 1, out_a.data(), dx, bytes, cudaMemcpyDeviceToHost));
+    CK(cudaGraphCreate(&gb, 0));
+    CK(cudaGraphAddMemcpyNode1D(&b1, gb, nullptr, 0, dx, in_b.data(), bytes, cudaMemcpyHostToDevice));
+    CK(cudaGraphAddMemcpyNode1D(&b2, gb, &b1, 1, out_b.data(), dx, bytes, cudaMemcpyDeviceToHost));
+    cudaGraphExec_t xa;
+    CK(cudaGraphInstantiate(&xa, ga, 0));
+    CK(cudaGraphLaunch(xa, s));
+    CK(cudaStreamSynchronize(s));
+    bool first_ok = matches(out_a.data(), n, -(float)0, 0.0f, 1.0f);
+    for (int i = 0; i < n; i++)
+        in_b[i] = (float)i;
+    cudaGraphExecUpdateResultInfo info;
+    CK(cudaGraphExecUpdate(xa, gb, &info));
+    std::fill(out_a.begin(), out_a.end(), -3.0f);
+    CK(cudaGraphLaunch(xa, s));
+    CK(cudaStreamSynchronize(s));
+    printf("update_ok=%d\n", (int)(first_ok && matches(out_b.data(), n, 0.0f, 1.0f, 0.0f) && out_a[0] == -3.0f));
+    CK(cudaGraphExecDestroy(xa));
+    CK(cudaGraphDestroy(ga));
+    CK(cudaGraphDestroy(gb));
     CK(cudaEventDestroy(ev));
     CK(cudaFreeHost(pin));
     CK(cudaFreeHost(pout));

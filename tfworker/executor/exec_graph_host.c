@@ -285,6 +285,8 @@ CUresult ex_cuGraphAddChildGraphNode(tfx *x, CUgraphNode *phGraphNode, CUgraph h
     return x->be.f_cuGraphAddChildGraphNode(phGraphNode, hGraph, dependencies, numDependencies, childGraph);
 }
 
+static void exec_forget(uint64_t e);
+
 /* After a successful instantiation: the executable graph uses the graph's staging buffers. */
 CUresult tfx_graph_host_instantiated(CUgraphExec e, CUgraph g)
 {
@@ -308,6 +310,26 @@ CUresult tfx_graph_host_instantiated(CUgraphExec e, CUgraph g)
     g_execs = he;
     for (size_t i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = ref_add(he->exec, 1, list[i]->node, list[i]->st);
     return rc;
+}
+
+/* cuGraphExecUpdate: the executable graph's nodes now carry hGraph's parameters, staging buffers included,
+ * so it uses hGraph's buffers from now on (after its last launch is done with the old ones). */
+CUresult ex_cuGraphExecUpdate_v2(tfx *x, CUgraphExec hGraphExec, CUgraph hGraph, CUgraphExecUpdateResultInfo *resultInfo)
+{
+    if (!x->be.f_cuGraphExecUpdate_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    uint64_t e = (uint64_t)(uintptr_t)hGraphExec;
+    href *list[TF_MAX_HOST_RANGES + 1];
+    if (refs_of((uint64_t)(uintptr_t)hGraph, 0, list, TF_MAX_HOST_RANGES + 1) > TF_MAX_HOST_RANGES)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    hexec *he = hexec_get(e);
+    if (he && he->launched) {
+        CUresult rc = hb.ev_sync(he->done);
+        if (rc) return rc;
+    }
+    CUresult rc = x->be.f_cuGraphExecUpdate_v2(hGraphExec, hGraph, resultInfo);
+    if (rc) return rc;
+    exec_forget(e);
+    return tfx_graph_host_instantiated(hGraphExec, hGraph);
 }
 
 static void exec_forget(uint64_t e)
