@@ -760,6 +760,11 @@ CUresult tfs_cuGraphDebugDotPrint(CUgraph hGraph, const char *path, unsigned int
 }
 
 /* ---------------------------------------------------------------------------- graph memory */
+#define TF_MAX_GRAPH_MEM 4096
+static CUdeviceptr g_gmem[TF_MAX_GRAPH_MEM]; /* addresses of alloc nodes (until the process ends) */
+static int g_ngmem;
+static pthread_mutex_t g_gmem_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* An alloc node's address is device memory to this process too (unified copies, kernel arguments). */
 CUresult tfs_cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                     size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams)
@@ -774,7 +779,22 @@ CUresult tfs_cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, co
     if (rc) return rc;
     nodeParams->dptr = p;
     tf_devmap_add(p, nodeParams->bytesize);
+    pthread_mutex_lock(&g_gmem_mu);
+    if (g_ngmem < TF_MAX_GRAPH_MEM) g_gmem[g_ngmem++] = p;
+    pthread_mutex_unlock(&g_gmem_mu);
     return CUDA_SUCCESS;
+}
+
+/* cuMemFree(Async) of an alloc node's memory (api_memory.c): 1 if p is one (*rc: the answer). The graph
+ * allocates it again at its next launch, so it stays device memory to this process and to the worker. */
+int tf_graph_mem_free(CUdeviceptr p, CUstream hStream, int async, CUresult *rc)
+{
+    int found = 0;
+    pthread_mutex_lock(&g_gmem_mu);
+    for (int i = 0; i < g_ngmem && !found; i++) found = g_gmem[i] == p;
+    pthread_mutex_unlock(&g_gmem_mu);
+    if (found) *rc = rpc_tfGraphMemFree(p, hStream, async);
+    return found;
 }
 
 /* The access descriptors handed out are owned by the node (the driver's rule): one copy per node, kept

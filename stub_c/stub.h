@@ -111,6 +111,7 @@ CUresult tf_capture_host_func(CUstream hStream, CUhostFn fn, void *userData, int
 CUresult tf_capture_host_copy(int to_device, CUdeviceptr dev, const void *host, size_t n, CUstream hStream,
                               int *handled);
 CUresult tf_graph_host_sync(int wait);
+int tf_graph_mem_free(CUdeviceptr p, CUstream hStream, int async, CUresult *rc);
 int tf_graph_host_call_bytes(const uint8_t *bytes, size_t len);
 /* Forgets the latched error of a stream (a refused call of a capture that ended invalidated). */
 void tfc_drop_pending(uint64_t stream);

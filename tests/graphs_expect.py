@@ -89,6 +89,7 @@ def check_graph_mem_nodes(kv: dict) -> None:
     assert kv["unfreed_result_ok"] == "1"
     assert kv["used_while_allocated"] == str(nbytes) and kv["used_after_free_async"] == "0"
     assert kv["used_high_covers"] == "1"
+    assert kv["relaunch_after_free_ok"] == "2"  # freed with cudaFree outside the graph, allocated again
     # only the high-water marks can be set, and only to 0 (they restart from the current use)
     assert kv["reset_high"] == "cudaSuccess" and kv["used_high_after_reset"] == "0"
     assert kv["set_current"] == "cudaErrorInvalidValue" and kv["set_high_nonzero"] == "cudaErrorInvalidValue"

@@ -135,6 +135,19 @@ int main(int argc, char **argv)
     CK(cudaStreamSynchronize(s));
     printf("unfreed_result_ok=%d\nused_while_allocated=%llu\nused_after_free_async=%llu\nused_high_covers=%d\n", ok2,
            used_live, attr(cudaGraphMemAttrUsedMemCurrent), attr(cudaGraphMemAttrUsedMemHigh) >= bytes);
+    // the graph allocates it again at its next launch, wherever it was freed (cudaFreeAsync, cudaFree)
+    int relaunch_ok = 0;
+    for (int r = 0; r < 2; r++) {
+        CK(cudaGraphLaunch(x2, s));
+        CK(cudaStreamSynchronize(s));
+        CK(cudaMemcpy(h.data(), out2, bytes, cudaMemcpyDeviceToHost));
+        bool ok = true;
+        for (int i = 0; i < n; i++)
+            ok = ok && h[i] == (float)i * 2.0f + 1.0f;
+        relaunch_ok += ok;
+        CK(cudaFree(out2));
+    }
+    printf("relaunch_after_free_ok=%d\n", relaunch_ok);
 
     // ---- 3. attributes that can be set (the high-water marks, to 0 only), trim
     unsigned long long zero = 0, five = 5;

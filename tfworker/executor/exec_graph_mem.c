@@ -100,3 +100,13 @@ CUresult ex_tfGraphAddConditionalNode(tfx *x, CUgraphNode *phGraphNode, CUgraph 
         memcpy((char *)bodies + i * sizeof *bodies, &p.conditional.phGraph_out[i], sizeof *bodies);
     return CUDA_SUCCESS;
 }
+
+/* A free of graph memory outside its graph: the backend's free (which only ends its use until the graph's
+ * next launch); the address stays registered, since the next launch allocates it again. */
+CUresult ex_tfGraphMemFree(tfx *x, CUdeviceptr dptr, CUstream hStream, int async)
+{
+    if ((uintptr_t)hStream > 2 && !tf_reg_has(x, (uint64_t)(uintptr_t)hStream, TFK_STREAM))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (async) return x->be.f_cuMemFreeAsync ? x->be.f_cuMemFreeAsync(dptr, hStream) : CUDA_ERROR_NOT_SUPPORTED;
+    return x->be.f_cuMemFree_v2 ? x->be.f_cuMemFree_v2(dptr) : CUDA_ERROR_NOT_SUPPORTED;
+}
