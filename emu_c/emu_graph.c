@@ -108,6 +108,7 @@ typedef struct gexec {
 
 static void graph_free(emu_graph *g);
 static CUresult graph_clone(const emu_graph *src, emu_graph **out);
+static gnode *exec_node(struct gexec *x, CUgraphNode hNode);
 
 static void gmem_ref(gmem *m, int delta)
 {
@@ -571,6 +572,80 @@ EMU_API CUresult cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, 
     gnode nd = {.type = N_COPY3D};
     nd.u.c3 = *copyParams;
     return add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
+}
+
+/* A memcpy node's parameters as CUDA_MEMCPY3D (a captured 1D copy is one row of a 3D copy). */
+static CUresult copy_params_of(const gnode *nd, CUDA_MEMCPY3D *out)
+{
+    if (nd->type == N_COPY3D) {
+        *out = nd->u.c3;
+        return CUDA_SUCCESS;
+    }
+    if (nd->type != N_COPY)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(out, 0, sizeof(*out));
+    static const CUmemorytype src_t[] = {CU_MEMORYTYPE_UNIFIED, CU_MEMORYTYPE_HOST, CU_MEMORYTYPE_DEVICE,
+                                         CU_MEMORYTYPE_DEVICE};
+    static const CUmemorytype dst_t[] = {CU_MEMORYTYPE_UNIFIED, CU_MEMORYTYPE_DEVICE, CU_MEMORYTYPE_HOST,
+                                         CU_MEMORYTYPE_DEVICE};
+    int k = nd->u.c.kind >= EMU_COPY_UNIFIED && nd->u.c.kind <= EMU_COPY_DTOD ? nd->u.c.kind : EMU_COPY_UNIFIED;
+    out->srcMemoryType = src_t[k];
+    out->dstMemoryType = dst_t[k];
+    if (out->srcMemoryType == CU_MEMORYTYPE_HOST)
+        out->srcHost = (const void *)(uintptr_t)nd->u.c.src;
+    else
+        out->srcDevice = nd->u.c.src;
+    if (out->dstMemoryType == CU_MEMORYTYPE_HOST)
+        out->dstHost = (void *)(uintptr_t)nd->u.c.dst;
+    else
+        out->dstDevice = nd->u.c.dst;
+    out->WidthInBytes = nd->u.c.n;
+    out->Height = out->Depth = 1;
+    return CUDA_SUCCESS;
+}
+
+static int is_copy(const gnode *nd) { return nd->type == N_COPY || nd->type == N_COPY3D; }
+
+EMU_API CUresult cuGraphMemcpyNodeGetParams(CUgraphNode hNode, CUDA_MEMCPY3D *nodeParams)
+{
+    if (!nodeParams || !emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    return copy_params_of((const gnode *)hNode, nodeParams);
+}
+
+EMU_API CUresult cuGraphMemcpyNodeSetParams(CUgraphNode hNode, const CUDA_MEMCPY3D *nodeParams)
+{
+    if (!nodeParams || !emu_handle_is(hNode, EMU_K_GNODE) || !is_copy((const gnode *)hNode) ||
+        nodeParams->WidthInBytes == 0 || nodeParams->Height == 0 || nodeParams->Depth == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode *nd = (gnode *)hNode;
+    nd->type = N_COPY3D;
+    nd->u.c3 = *nodeParams;
+    return CUDA_SUCCESS;
+}
+
+/* The executable graph's copy of a memcpy node takes new operands; the node kind and the direction stay
+ * (the driver's rule: the memory of the new operands comes from the same places as the old). */
+EMU_API CUresult cuGraphExecMemcpyNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode,
+                                                const CUDA_MEMCPY3D *copyParams, CUcontext ctx)
+{
+    (void)ctx;
+    if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!copyParams || !emu_handle_is(hNode, EMU_K_GNODE) || copyParams->WidthInBytes == 0 ||
+        copyParams->Height == 0 || copyParams->Depth == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode *nd = exec_node((gexec *)hGraphExec, hNode);
+    CUDA_MEMCPY3D old;
+    if (!nd || copy_params_of(nd, &old) != CUDA_SUCCESS)
+        return CUDA_ERROR_INVALID_VALUE;
+    int host_src = old.srcMemoryType == CU_MEMORYTYPE_HOST, host_dst = old.dstMemoryType == CU_MEMORYTYPE_HOST;
+    if ((copyParams->srcMemoryType == CU_MEMORYTYPE_HOST) != host_src ||
+        (copyParams->dstMemoryType == CU_MEMORYTYPE_HOST) != host_dst)
+        return CUDA_ERROR_INVALID_VALUE;
+    nd->type = N_COPY3D;
+    nd->u.c3 = *copyParams;
+    return CUDA_SUCCESS;
 }
 
 EMU_API CUresult cuGraphAddMemsetNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,

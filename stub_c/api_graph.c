@@ -481,6 +481,8 @@ static CUresult launch_host(CUgraphExec e, CUstream s)
     return rc;
 }
 
+static CUresult exec_refresh(CUgraphExec hGraphExec);
+
 /* The graph's parameters replace the executable graph's, host ranges included: the stub learns them anew
  * (destinations of its last launch are collected first: they belong to the old ranges). */
 CUresult tfs_cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph, CUgraphExecUpdateResultInfo *resultInfo)
@@ -490,6 +492,13 @@ CUresult tfs_cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph, CUgrap
     if (rc) return rc;
     rc = rpc_cuGraphExecUpdate_v2(hGraphExec, hGraph, resultInfo);
     if (rc) return rc;
+    return exec_refresh(hGraphExec);
+}
+
+/* Learns an executable graph's host ranges anew (after its nodes' parameters changed in the worker). */
+static CUresult exec_refresh(CUgraphExec hGraphExec)
+{
+    CUresult rc;
     unsigned n = 0;
     unsigned long long *rng = malloc(sizeof(unsigned long long) * 3 * TF_MAX_HOST_RANGES);
     if (!rng) return CUDA_ERROR_OUT_OF_MEMORY;
@@ -693,6 +702,37 @@ CUresult tfs_cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, cons
     c.srcHost = NULL, c.dstHost = NULL;
     return rpc_tfGraphAddHostCopyNode(phGraphNode, hGraph, dependencies, numDependencies, &c, ctx,
                                       (unsigned long long)(uintptr_t)host, len);
+}
+
+/* New operands for one memcpy node of an executable graph: device memory as they are, a host range through
+ * a staging buffer of this executable graph's own (the stub then learns its ranges anew). */
+CUresult tfs_cuGraphExecMemcpyNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode, const CUDA_MEMCPY3D *copyParams,
+                                            CUcontext ctx)
+{
+    NEED_INIT();
+    if (!copyParams) return CUDA_ERROR_INVALID_VALUE;
+    CUDA_MEMCPY3D c = *copyParams;
+    if (c.WidthInBytes == 0 || c.Height == 0 || c.Depth == 0) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = copy_side(&c.srcMemoryType, &c.srcDevice, &c.srcHost, "source");
+    if (rc == CUDA_SUCCESS) rc = copy_side(&c.dstMemoryType, &c.dstDevice, (const void **)&c.dstHost, "destination");
+    if (rc) return rc;
+    c.srcArray = NULL, c.dstArray = NULL;
+    int sh = c.srcMemoryType == CU_MEMORYTYPE_HOST, dh = c.dstMemoryType == CU_MEMORYTYPE_HOST;
+    if (!sh && !dh) {
+        c.srcHost = NULL, c.dstHost = NULL;
+        return rpc_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &c, ctx);
+    }
+    if (sh && dh) return CUDA_ERROR_NOT_SUPPORTED;
+    uint64_t len = 0;
+    const void *host = sh ? c.srcHost : c.dstHost;
+    rc = sh ? host_side(&host, &c.srcXInBytes, &c.srcY, &c.srcZ, &c.srcPitch, &c.srcHeight, &c, &len)
+            : host_side(&host, &c.dstXInBytes, &c.dstY, &c.dstZ, &c.dstPitch, &c.dstHeight, &c, &len);
+    if (rc) return rc;
+    c.srcHost = NULL, c.dstHost = NULL;
+    rc = exec_fetch((uint64_t)(uintptr_t)hGraphExec, 1);  /* the last launch's destinations are the old ranges */
+    if (rc) return rc;
+    rc = rpc_tfGraphExecHostCopySetParams(hGraphExec, hNode, &c, ctx, (unsigned long long)(uintptr_t)host, len);
+    return rc ? rc : exec_refresh(hGraphExec);
 }
 
 /* cuMemcpyHtoDAsync / DtoHAsync (api_copy.c) while a capture is live: on a capturing stream the worker

@@ -69,6 +69,8 @@ def check_graph_host_copies(kv: dict) -> None:
     assert kv["relaunch_ok"] == "1"
     # cudaGraphExecUpdate: the executable graph copies the new graph's host buffers from then on
     assert kv["update_ok"] == "1"
+    # cudaGraphExecMemcpyNodeSetParams1D: that executable graph alone copies the new host buffers
+    assert kv["exec_set_params_ok"] == "1"
     assert kv["done"] == "1"
 
 

@@ -200,6 +200,26 @@ int main(int argc, char **argv)
     CK(cudaGraphLaunch(xa, s));
     CK(cudaStreamSynchronize(s));
     printf("update_ok=%d\n", (int)(first_ok && matches(out_b.data(), n, 0.0f, 1.0f, 0.0f) && out_a[0] == -3.0f));
+    // ---- 5. cudaGraphExecMemcpyNodeSetParams1D: one executable graph copies other host buffers; another one
+    // instantiated from the same graph keeps the original ones
+    cudaGraphExec_t xc;
+    CK(cudaGraphInstantiate(&xc, ga, 0));
+    std::vector<float> in_c(n), out_c(n, 0.0f);
+    for (int i = 0; i < n; i++)
+        in_c[i] = (float)(2 * i);
+    CK(cudaGraphExecMemcpyNodeSetParams1D(xc, a1, dx, in_c.data(), bytes, cudaMemcpyHostToDevice));
+    CK(cudaGraphExecMemcpyNodeSetParams1D(xc, a2, out_c.data(), dx, bytes, cudaMemcpyDeviceToHost));
+    std::fill(out_a.begin(), out_a.end(), 0.0f);
+    CK(cudaGraphLaunch(xc, s));
+    CK(cudaStreamSynchronize(s));
+    bool set_ok = matches(out_c.data(), n, 0.0f, 2.0f, 0.0f) && out_a[0] == 0.0f;
+    CK(cudaGraphLaunch(xa, s));  // updated to gb above: in_b -> out_b
+    for (int i = 0; i < n; i++)
+        in_b[i] = (float)(i + 1);
+    CK(cudaGraphLaunch(xa, s));
+    CK(cudaStreamSynchronize(s));
+    printf("exec_set_params_ok=%d\n", (int)(set_ok && matches(out_b.data(), n, 1.0f, 1.0f, 0.0f)));
+    CK(cudaGraphExecDestroy(xc));
     CK(cudaGraphExecDestroy(xa));
     CK(cudaGraphDestroy(ga));
     CK(cudaGraphDestroy(gb));

@@ -333,6 +333,25 @@ CUresult ex_cuGraphAddMemcpyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGrap
     return x->be.f_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &q, ctx);
 }
 
+CUresult ex_cuGraphExecMemcpyNodeSetParams(tfx *x, CUgraphExec hGraphExec, CUgraphNode hNode,
+                                          const CUDA_MEMCPY3D *copyParams, CUcontext ctx)
+{
+    if (!x->be.f_cuGraphExecMemcpyNodeSetParams) return CUDA_ERROR_NOT_SUPPORTED;
+    if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!tf_reg_has(x, (uint64_t)(uintptr_t)hNode, TFK_GNODE)) return CUDA_ERROR_INVALID_VALUE;
+    const CUDA_MEMCPY3D *c = copyParams;
+    if (!c || c->WidthInBytes == 0 || c->Height == 0) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = copy_side(x, c->srcMemoryType, c->srcDevice, c->srcXInBytes, c->srcY, c->srcZ, c->srcPitch,
+                            c->srcHeight, c);
+    if (rc == CUDA_SUCCESS)
+        rc = copy_side(x, c->dstMemoryType, c->dstDevice, c->dstXInBytes, c->dstY, c->dstZ, c->dstPitch, c->dstHeight,
+                       c);
+    if (rc) return rc;
+    CUDA_MEMCPY3D q = *c;
+    q.srcHost = NULL, q.dstHost = NULL, q.srcArray = NULL, q.dstArray = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
+    return x->be.f_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &q, ctx);
+}
+
 /* ----------------------------------------------------------------------------- instantiate */
 CUresult ex_cuGraphInstantiateWithParams(tfx *x, CUgraphExec *phGraphExec, CUgraph hGraph,
                                          CUDA_GRAPH_INSTANTIATE_PARAMS *instantiateParams)

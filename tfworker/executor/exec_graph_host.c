@@ -166,12 +166,11 @@ static hexec *hexec_get(uint64_t exec)
 }
 
 /* ---------------------------------------------------------------------------- explicit nodes */
-CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
-                                   size_t numDependencies, const CUDA_MEMCPY3D *copyParams, CUcontext ctx,
-                                   unsigned long long hostAddr, size_t hostLen)
+/* A copy between one host range (normalised by the stub: offsets 0, hostLen bytes) and device memory of the
+ * session; *src_host: which side is the client's. */
+static CUresult host_copy_check(tfx *x, const CUDA_MEMCPY3D *copyParams, unsigned long long hostAddr, size_t hostLen,
+                                int *src_host_out)
 {
-    if (!x->be.f_cuGraphAddMemcpyNode) return CUDA_ERROR_NOT_SUPPORTED;
-    if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
     const CUDA_MEMCPY3D *c = copyParams;
     if (!c || !hostAddr || c->WidthInBytes == 0 || c->Height == 0) return CUDA_ERROR_INVALID_VALUE;
     int src_host = c->srcMemoryType == CU_MEMORYTYPE_HOST, dst_host = c->dstMemoryType == CU_MEMORYTYPE_HOST;
@@ -187,7 +186,6 @@ CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGr
     if ((src_host ? c->srcXInBytes || c->srcY || c->srcZ : c->dstXInBytes || c->dstY || c->dstZ) || need != hostLen)
         return CUDA_ERROR_INVALID_VALUE;
     /* the device side: within one of the session's allocations */
-    CUDA_MEMCPY3D q = *c;
     CUdeviceptr dev = src_host ? c->dstDevice : c->srcDevice;
     uint64_t dpitch = src_host ? (c->dstPitch ? c->dstPitch : c->WidthInBytes) : (c->srcPitch ? c->srcPitch : c->WidthInBytes);
     uint64_t dheight = src_host ? (c->dstHeight ? c->dstHeight : c->Height) : (c->srcHeight ? c->srcHeight : c->Height);
@@ -201,6 +199,21 @@ CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGr
         return CUDA_ERROR_INVALID_VALUE;
     if ((src_host ? c->dstMemoryType : c->srcMemoryType) != CU_MEMORYTYPE_DEVICE || !tf_dev_ok(x, start, dbytes))
         return CUDA_ERROR_INVALID_VALUE;
+    *src_host_out = src_host;
+    return CUDA_SUCCESS;
+}
+
+CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                   size_t numDependencies, const CUDA_MEMCPY3D *copyParams, CUcontext ctx,
+                                   unsigned long long hostAddr, size_t hostLen)
+{
+    if (!x->be.f_cuGraphAddMemcpyNode) return CUDA_ERROR_NOT_SUPPORTED;
+    if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
+    int src_host;
+    CUresult crc = host_copy_check(x, copyParams, hostAddr, hostLen, &src_host);
+    if (crc) return crc;
+    const CUDA_MEMCPY3D *c = copyParams;
+    CUDA_MEMCPY3D q = *c;
     hstage *st;
     CUresult rc = stage_new(hostAddr, hostLen, src_host, &st);
     if (rc) return rc;
@@ -446,5 +459,49 @@ CUresult ex_tfGraphFetch(tfx *x, CUgraphExec hGraphExec, int wait, size_t cap, i
     }
     tfx_graph_host_d2h(hGraphExec, bytes);
     *done = 1;
+    return CUDA_SUCCESS;
+}
+
+/* cuGraphExecMemcpyNodeSetParams on a node that copies client host memory: this executable graph alone gets a
+ * new staging buffer for the new range (the old one may be shared with its graph and other executable
+ * graphs), after its last launch. */
+CUresult ex_tfGraphExecHostCopySetParams(tfx *x, CUgraphExec hGraphExec, CUgraphNode hNode,
+                                         const CUDA_MEMCPY3D *copyParams, CUcontext ctx, unsigned long long hostAddr,
+                                         size_t hostLen)
+{
+    if (!x->be.f_cuGraphExecMemcpyNodeSetParams) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!tf_reg_has(x, (uint64_t)(uintptr_t)hGraphExec, TFK_GEXEC)) return CUDA_ERROR_INVALID_HANDLE;
+    if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
+    href *r = NULL;
+    for (href *p = g_refs; p && !r; p = p->next)
+        if (p->owner == (uint64_t)(uintptr_t)hGraphExec && p->is_exec && p->node && p->node == (uint64_t)(uintptr_t)hNode)
+            r = p;
+    if (!r) return CUDA_ERROR_INVALID_VALUE;  /* not a node of this executable graph that copies host memory */
+    int src_host;
+    CUresult rc = host_copy_check(x, copyParams, hostAddr, hostLen, &src_host);
+    if (rc) return rc;
+    if (src_host != r->st->to_device) return CUDA_ERROR_INVALID_VALUE;  /* the direction cannot change */
+    hexec *he = hexec_get((uint64_t)(uintptr_t)hGraphExec);
+    if (he && he->launched && (rc = hb.ev_sync(he->done)) != CUDA_SUCCESS) return rc;
+    hstage *st;
+    rc = stage_new(hostAddr, hostLen, src_host, &st);
+    if (rc) return rc;
+    CUDA_MEMCPY3D q = *copyParams;
+    q.srcArray = NULL, q.dstArray = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
+    q.srcHost = src_host ? st->buf : NULL;
+    q.dstHost = src_host ? NULL : st->buf;
+    rc = x->be.f_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &q, ctx);
+    if (rc) {
+        (void)hb.free_host(st->buf);
+        free(st);
+        return rc;
+    }
+    hstage *old = r->st;
+    st->refs = 1;
+    r->st = st;
+    if (--old->refs == 0) {
+        (void)hb.free_host(old->buf);
+        free(old);
+    }
     return CUDA_SUCCESS;
 }
