@@ -383,7 +383,7 @@ static void write_back(const exec_ranges *r, const uint8_t *bytes)
 /* Collects the destinations of exec h's last launch if it has finished (or waits for it: wait = 1). */
 static CUresult exec_fetch(uint64_t h, int wait)
 {
-    exec_ranges r;
+    exec_ranges r = {0};
     int got = exec_ranges_get(h, &r);
     if (got < 0) return CUDA_ERROR_OUT_OF_MEMORY;
     if (!got || !r.pending) { free(r.rng); return CUDA_SUCCESS; }
@@ -455,7 +455,7 @@ static CUresult launch_host(CUgraphExec e, CUstream s)
 {
     CUresult rc = tf_graph_host_sync(1);  /* a shared staging buffer may still hold another launch's result */
     if (rc) return rc;
-    exec_ranges r;
+    exec_ranges r = {0};
     int got = exec_ranges_get((uint64_t)(uintptr_t)e, &r);
     if (got <= 0) return got < 0 ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_INVALID_HANDLE;
     uint8_t *payload = malloc(r.h2d ? r.h2d : 1);
@@ -526,7 +526,7 @@ CUresult tfs_cuGraphExecDestroy(CUgraphExec hGraphExec)
 CUresult tfs_cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
 {
     NEED_INIT();
-    exec_ranges r;
+    exec_ranges r = {0};
     int got = exec_ranges_get((uint64_t)(uintptr_t)hGraphExec, &r);
     if (got == 0) return CUDA_ERROR_INVALID_HANDLE;
     free(r.rng);
