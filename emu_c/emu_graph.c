@@ -28,14 +28,17 @@ struct gexec;
  * cuMemFreeAsync captured): allocated when the alloc node is made, at the address it returns, and kept
  * while any graph or executable graph holding that alloc node lives; a free node, and cuMemFreeAsync of
  * graph memory outside a capture, leave it for the next launch (a GPU maps the same address again at
- * each launch). Device graph-memory attributes: RESERVED = bytes set aside for graph allocations (all of
- * them: the emulator backs an allocation from the node's creation, so cuDeviceGraphMemTrim has nothing
- * to give back while the graphs live); USED = bytes allocated by a launch and not freed yet. */
+ * each launch). Device graph-memory attributes follow a GPU's footprint (what NVIDIA's graphMemoryFootprint
+ * sample shows): an allocation's memory is associated with graphs from the first launch of its alloc node
+ * on, whether the graph frees it or not, and cuDeviceGraphMemTrim gives back the memory of allocations
+ * that are not outstanding (freed in the graph, or by cuMemFree(Async) after it); USED and RESERVED both
+ * report that memory (the emulator itself backs an allocation from the node's creation). */
 typedef struct gmem {
     uint64_t p;
     int refs;
     size_t size;
     int live;                /* allocated by a launched alloc node, not freed since */
+    int mapped;              /* associated with graphs: launched since the last trim that released it */
     CUmemPoolProps props;    /* what cuGraphMemAllocNodeGetParams gives back */
     CUmemAccessDesc *descs;
     size_t ndescs;
@@ -133,11 +136,9 @@ static void gmem_ref(gmem *m, int delta)
 static void gm_totals(uint64_t *used, uint64_t *reserved)
 {
     uint64_t u = 0, r = 0;
-    for (gmem *m = g_gmem; m; m = m->next) {
-        r += m->size;
-        if (m->live)
-            u += m->size;
-    }
+    for (gmem *m = g_gmem; m; m = m->next)
+        if (m->mapped)
+            u += m->size, r += m->size;
     if (u > g_gm_used_high)
         g_gm_used_high = u;
     if (r > g_gm_reserved_high)
@@ -151,8 +152,10 @@ static void gm_set_live(uint64_t p, int live)
     uint64_t u, r;
     emu_lock();
     for (gmem *m = g_gmem; m; m = m->next)
-        if (m->p == p)
+        if (m->p == p) {
             m->live = live;
+            m->mapped |= live;
+        }
     gm_totals(&u, &r);
     emu_unlock();
 }
@@ -964,8 +967,17 @@ EMU_API CUresult cuGraphMemFreeNodeGetParams(CUgraphNode hNode, CUdeviceptr *dpt
 
 EMU_API CUresult cuDeviceGraphMemTrim(CUdevice device)
 {
-    /* nothing is cached beyond what live graphs hold (see gmem) */
-    return emu_check_device(device);
+    CUresult rc = emu_check_device(device);
+    if (rc)
+        return rc;
+    uint64_t u, r;
+    emu_lock();
+    for (gmem *m = g_gmem; m; m = m->next)
+        if (!m->live)
+            m->mapped = 0; /* not outstanding: its memory goes back (the next launch maps it again) */
+    gm_totals(&u, &r);
+    emu_unlock();
+    return CUDA_SUCCESS;
 }
 
 EMU_API CUresult cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)

@@ -104,9 +104,9 @@ int main(int argc, char **argv)
         launch_ok += ok;
     }
     printf("launch_ok=%d\n", launch_ok);
-    // freed inside the graph: nothing in use after the launch, the memory still set aside for it
-    printf("used_after_freeing_graph=%llu\nreserved_covers=%d\nreserved_high_covers=%d\n",
-           attr(cudaGraphMemAttrUsedMemCurrent), attr(cudaGraphMemAttrReservedMemCurrent) >= bytes,
+    // freed inside the graph: the memory stays associated with graphs after the launch (the footprint)
+    printf("used_after_freeing_graph=%llu\nreserved_after_freeing_graph=%llu\nreserved_high_covers=%d\n",
+           attr(cudaGraphMemAttrUsedMemCurrent), attr(cudaGraphMemAttrReservedMemCurrent),
            attr(cudaGraphMemAttrReservedMemHigh) >= bytes);
 
     // ---- 2. an allocation the graph leaves to the stream: usable after the launch, freed with cudaFreeAsync
@@ -149,7 +149,11 @@ int main(int argc, char **argv)
     }
     printf("relaunch_after_free_ok=%d\n", relaunch_ok);
 
-    // ---- 3. attributes that can be set (the high-water marks, to 0 only), trim
+    // ---- 3. trim gives back the memory of allocations that are not outstanding; the attributes that can be
+    // set (the high-water marks, to 0 only)
+    unsigned long long before_trim = attr(cudaGraphMemAttrUsedMemCurrent);
+    cudaError_t e_trim = cudaDeviceGraphMemTrim(0);
+    printf("used_before_trim=%llu\nused_after_trim=%llu\n", before_trim, attr(cudaGraphMemAttrUsedMemCurrent));
     unsigned long long zero = 0, five = 5;
     cudaError_t e_reset = cudaDeviceSetGraphMemAttribute(0, cudaGraphMemAttrUsedMemHigh, &zero);
     unsigned long long high_after_reset = attr(cudaGraphMemAttrUsedMemHigh);
@@ -157,7 +161,6 @@ int main(int argc, char **argv)
     (void)cudaGetLastError();
     cudaError_t e_set_five = cudaDeviceSetGraphMemAttribute(0, cudaGraphMemAttrReservedMemHigh, &five);
     (void)cudaGetLastError();
-    cudaError_t e_trim = cudaDeviceGraphMemTrim(0);
     printf("reset_high=%s\nused_high_after_reset=%llu\nset_current=%s\nset_high_nonzero=%s\ntrim=%s\n", name(e_reset),
            high_after_reset, name(e_set_current), name(e_set_five), name(e_trim));
 
