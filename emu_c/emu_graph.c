@@ -98,6 +98,7 @@ typedef struct emu_graph {
     int capturing;
     int invalidated;      /* an unsupported call was made during the capture: it ends in an error */
     int user_graph;       /* captured into by cuStreamBeginCaptureToGraph: not freed by an invalidation */
+    int node_owned;       /* a child graph's copy or a conditional body: lives and dies with its node */
     unsigned long long capture_id;
     CUstreamCaptureMode mode;
     pthread_t owner;      /* thread that began the capture */
@@ -226,7 +227,10 @@ static CUresult payload_copy(gnode *dst, const gnode *src)
         memcpy(dst->u.k.params, src->u.k.params, src->u.k.len);
     } else if (src->type == N_CHILD) {
         dst->u.child = NULL;
-        return graph_clone(src->u.child, &dst->u.child);
+        CUresult rc = graph_clone(src->u.child, &dst->u.child);
+        if (dst->u.child)
+            dst->u.child->node_owned = 1;
+        return rc;
     } else if (src->type == N_MEM_ALLOC) {
         gmem_ref(src->u.mem, 1);
     } else if (src->type == N_COND) {
@@ -236,6 +240,8 @@ static CUresult payload_copy(gnode *dst, const gnode *src)
             return CUDA_ERROR_OUT_OF_MEMORY;
         for (unsigned i = 0; i < src->u.cond.size; i++) {
             CUresult rc = graph_clone(src->u.cond.bodies[i], &dst->u.cond.bodies[i]);
+            if (dst->u.cond.bodies[i])
+                dst->u.cond.bodies[i]->node_owned = 1;
             if (rc)
                 return rc;  /* the caller frees what was made (payload_free) */
         }
@@ -406,6 +412,8 @@ EMU_API CUresult cuGraphDestroy(CUgraph hGraph)
     emu_graph *g = (emu_graph *)hGraph;
     if (g->capturing)
         return CUDA_ERROR_ILLEGAL_STATE;
+    if (g->node_owned)
+        return CUDA_ERROR_INVALID_VALUE; /* owned by its node: destroying the node (or its graph) frees it */
     graph_destroy(g);
     return CUDA_SUCCESS;
 }
@@ -700,6 +708,8 @@ EMU_API CUresult cuGraphAddChildGraphNode(CUgraphNode *phGraphNode, CUgraph hGra
         return CUDA_ERROR_INVALID_VALUE;
     gnode nd = {.type = N_CHILD};
     rc = graph_clone((const emu_graph *)childGraph, &nd.u.child);
+    if (nd.u.child)
+        nd.u.child->node_owned = 1;
     if (rc)
         return rc;
     rc = add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
@@ -799,6 +809,8 @@ static CUresult add_conditional(CUgraphNode *out, CUgraph hGraph, const CUgraphN
     for (unsigned i = 0; rc == CUDA_SUCCESS && i < p->size; i++)
         if (!(nd.u.cond.bodies[i] = graph_new()))
             rc = CUDA_ERROR_OUT_OF_MEMORY;
+        else
+            nd.u.cond.bodies[i]->node_owned = 1;
     if (rc == CUDA_SUCCESS)
         rc = add_node(out, hGraph, deps, ndeps, &nd);
     if (rc) {

@@ -109,6 +109,6 @@ def check_graph_conditional(kv: dict) -> None:
     assert kv["if_results"] == "2,1,2"  # else body for 0, then body otherwise, at each launch
     assert kv["while_iters"] == "5,3"  # the handle restarts at its default (1) at each launch
     assert kv["switch_results"] == "10,11,12,-1"  # no body for a value past the last
-    for key in ("while_two_bodies", "if_three_bodies", "bogus_handle", "bad_flags"):
+    for key in ("while_two_bodies", "if_three_bodies", "bogus_handle", "bad_flags", "destroy_body"):
         assert kv[key] == "cudaErrorInvalidValue", key
     assert kv["done"] == "1"

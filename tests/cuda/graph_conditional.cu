@@ -152,6 +152,12 @@ int main()
     cudaGraphConditionalHandle h2;
     cudaError_t e_flags = cudaGraphConditionalHandleCreate(&h2, g, 0, 0x80);
     (void)cudaGetLastError();
+    cp.conditional.handle = h;
+    cp.conditional.size = 1;
+    CK(cudaGraphAddNode(&bad, g, nullptr, nullptr, 0, &cp));
+    cudaError_t e_body = cudaGraphDestroy(cp.conditional.phGraph_out[0]);  // owned by the node
+    (void)cudaGetLastError();
+    printf("destroy_body=%s\n", name(e_body));
     printf("while_two_bodies=%s\nif_three_bodies=%s\nbogus_handle=%s\nbad_flags=%s\n", name(e_while2), name(e_if3),
            name(e_bogus), name(e_flags));
     CK(cudaGraphDestroy(g));
