@@ -2,7 +2,7 @@
 // reset to its default at each launch (cudaGraphCondAssignDefault), SWITCH (including a value with no
 // body), each driven by a kernel that calls cudaGraphSetConditional, built with cudaGraphAddNode (kernel
 // and conditional nodes alike) and launched several times with new device inputs; plus the parameters
-// the driver refuses. Usage: graph_conditional. stdout: key=value lines.
+// the driver refuses; a body node copying host memory (per backend). Usage: graph_conditional. stdout: key=value lines.
 #include "tf_test_io.h"
 
 __global__ void set_from(cudaGraphConditionalHandle h, const int *v) { cudaGraphSetConditional(h, (unsigned)*v); }
@@ -158,6 +158,14 @@ int main()
     cudaError_t e_body = cudaGraphDestroy(cp.conditional.phGraph_out[0]);  // owned by the node
     (void)cudaGetLastError();
     printf("destroy_body=%s\n", name(e_body));
+    // a body copying this process's host memory (the emulated device directly runs it; through the stub the
+    // copy is refused: the launch carries its top graph's host ranges only)
+    static int hbuf[4];
+    cudaGraphNode_t hcopy;
+    cudaError_t e_host_body = cudaGraphAddMemcpyNode1D(&hcopy, cp.conditional.phGraph_out[0], nullptr, 0, dout, hbuf,
+                                                       sizeof(int), cudaMemcpyHostToDevice);
+    (void)cudaGetLastError();
+    printf("host_copy_in_body=%s\n", name(e_host_body));
     printf("while_two_bodies=%s\nif_three_bodies=%s\nbogus_handle=%s\nbad_flags=%s\n", name(e_while2), name(e_if3),
            name(e_bogus), name(e_flags));
     CK(cudaGraphDestroy(g));

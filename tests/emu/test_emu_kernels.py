@@ -329,7 +329,9 @@ def test_graph_memory_alloc_and_free_nodes_attributes_and_refusals(cudart):
 @pytest.mark.parametrize("cudart", ["static", "shared"])
 def test_conditional_nodes_if_else_while_switch_driven_by_kernels(cudart):
     from graphs_expect import check_graph_conditional
-    check_graph_conditional(run_kv("graph_conditional", cudart=cudart, timeout=300))
+    kv = run_kv("graph_conditional", cudart=cudart, timeout=300)
+    check_graph_conditional(kv)
+    assert kv["host_copy_in_body"] == "cudaSuccess"  # the device is in this process
 
 
 def test_thrust_sort_and_reduce_library_code(tmp_path, rng):

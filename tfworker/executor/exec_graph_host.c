@@ -14,8 +14,9 @@
  *
  * Records: a staging buffer is shared by the graph that made it, its clones and every executable graph
  * instantiated from them (refs); a launch first waits for the last launch that used each of its buffers.
- * Limits: a graph with such copies cannot become a child graph node (CUDA_ERROR_NOT_SUPPORTED, logged); at
- * most TF_MAX_HOST_RANGES ranges per executable graph.
+ * Limits: a graph with such copies cannot become a child graph node, nor can such a copy be a node of a
+ * conditional node's body (CUDA_ERROR_NOT_SUPPORTED, logged); at most TF_MAX_HOST_RANGES ranges per
+ * executable graph.
  */
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -166,6 +167,13 @@ static hexec *hexec_get(uint64_t exec)
 }
 
 /* ---------------------------------------------------------------------------- explicit nodes */
+static CUresult body_refused(const char *call)
+{
+    tfx_log("%s: a copy of client host memory cannot be a node of a conditional node's body graph here "
+            "(CUDA_ERROR_NOT_SUPPORTED: a launch carries the host ranges of its top graph only)", call);
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
 /* A copy between one host range (normalised by the stub: offsets 0, hostLen bytes) and device memory of the
  * session; *src_host: which side is the client's. */
 static CUresult host_copy_check(tfx *x, const CUDA_MEMCPY3D *copyParams, unsigned long long hostAddr, size_t hostLen,
@@ -209,6 +217,7 @@ CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGr
 {
     if (!x->be.f_cuGraphAddMemcpyNode) return CUDA_ERROR_NOT_SUPPORTED;
     if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (tfx_graph_is_body(hGraph)) return body_refused("cuGraphAddMemcpyNode");
     int src_host;
     CUresult crc = host_copy_check(x, copyParams, hostAddr, hostLen, &src_host);
     if (crc) return crc;
@@ -249,6 +258,7 @@ CUresult ex_tfMemcpyHostCaptured(tfx *x, CUstream hStream, CUdeviceptr dev, unsi
     CUresult rc = hb.capture_info_v2(hStream, &cs, &id, &g, &deps, &nd);
     if (rc) return rc;
     if (cs != CU_STREAM_CAPTURE_STATUS_ACTIVE || !g) return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    if (tfx_graph_is_body(g)) return body_refused("cuMemcpy*Async captured");
     hstage *st;
     rc = stage_new(hostAddr, n, toDevice != 0, &st);
     if (rc) return rc;

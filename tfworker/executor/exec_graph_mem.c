@@ -7,6 +7,7 @@
  * Called by the generated dispatch (build/executor/gen/exec_calls.c).
  */
 #include <dlfcn.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "executor.h"
@@ -79,6 +80,31 @@ CUresult ex_tfDeviceSetGraphMemAttribute(tfx *x, CUdevice device, CUgraphMem_att
 }
 
 /* ---------------------------------------------------------------------------- conditional nodes */
+/* Body graphs of conditional nodes (for the lifetime of the session): a copy of client host memory cannot
+ * be a node of one (exec_graph_host.c), since a launch carries only its top graph's host ranges. */
+static uint64_t *g_bodies;
+static size_t g_nbodies, g_bodycap;
+
+int tfx_graph_is_body(CUgraph g)
+{
+    for (size_t i = 0; i < g_nbodies; i++)
+        if (g_bodies[i] == (uint64_t)(uintptr_t)g) return 1;
+    return 0;
+}
+
+static int body_add(CUgraph g)
+{
+    if (g_nbodies == g_bodycap) {
+        size_t cap = g_bodycap ? g_bodycap * 2 : 64;
+        uint64_t *n = realloc(g_bodies, cap * sizeof *n);
+        if (!n) return -1;
+        g_bodies = n;
+        g_bodycap = cap;
+    }
+    g_bodies[g_nbodies++] = (uint64_t)(uintptr_t)g;
+    return 0;
+}
+
 /* The body graphs the backend made for the node go back as handles (registered by the generated
  * dispatch); the struct's pointer fields are this process's business. */
 CUresult ex_tfGraphAddConditionalNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -96,8 +122,10 @@ CUresult ex_tfGraphAddConditionalNode(tfx *x, CUgraphNode *phGraphNode, CUgraph 
     CUresult rc = mb.add_node(phGraphNode, hGraph, dependencies, numDependencies, &p);
     if (rc) return rc;
     if (!p.conditional.phGraph_out) return CUDA_ERROR_UNKNOWN;
-    for (unsigned i = 0; i < params->size; i++)  /* reply outputs are packed: no alignment */
+    for (unsigned i = 0; i < params->size; i++) {  /* reply outputs are packed: no alignment */
         memcpy((char *)bodies + i * sizeof *bodies, &p.conditional.phGraph_out[i], sizeof *bodies);
+        if (body_add(p.conditional.phGraph_out[i])) return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     return CUDA_SUCCESS;
 }
 
