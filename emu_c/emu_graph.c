@@ -13,18 +13,39 @@
 #include "emu_internal.h"
 
 enum { N_KERNEL = 1, N_COPY, N_COPY3D, N_MEMSET, N_HOST, N_EMPTY, N_EVENT_RECORD, N_EVENT_WAIT, N_CHILD, N_MEM_ALLOC,
-       N_MEM_FREE };
+       N_MEM_FREE, N_COND };
 
-/* Graph memory (cuMemAllocAsync / cuMemFreeAsync captured as alloc and free nodes): allocated when the
- * alloc node is captured, at the address the capture returned, and kept while any graph or executable
- * graph holding that alloc node lives; a free node, and cuMemFreeAsync of graph memory outside a
- * capture, leave it for the next launch (a GPU maps the same address again at each launch). */
+/* Conditional handles (cuGraphConditionalHandleCreate): a value kernels set with cudaGraphSetConditional
+ * (PTX: a call of the extern function cudaGraphSetConditional, served by ptx_graph_set_conditional) and
+ * conditional nodes read; reset to its default at each launch with CU_GRAPH_COND_ASSIGN_DEFAULT. */
+typedef struct emu_cond {
+    unsigned value, def, flags;
+    struct emu_graph *graph;
+} emu_cond;
+struct gexec;
+
+/* Graph memory (alloc and free nodes: cuGraphAddMemAllocNode / cuGraphAddMemFreeNode, or cuMemAllocAsync /
+ * cuMemFreeAsync captured): allocated when the alloc node is made, at the address it returns, and kept
+ * while any graph or executable graph holding that alloc node lives; a free node, and cuMemFreeAsync of
+ * graph memory outside a capture, leave it for the next launch (a GPU maps the same address again at
+ * each launch). Device graph-memory attributes follow a GPU's footprint (what NVIDIA's graphMemoryFootprint
+ * sample shows): an allocation's memory is associated with graphs from the first launch of its alloc node
+ * on, whether the graph frees it or not, and cuDeviceGraphMemTrim gives back the memory of allocations
+ * that are not outstanding (freed in the graph, or by cuMemFree(Async) after it); USED and RESERVED both
+ * report that memory (the emulator itself backs an allocation from the node's creation). */
 typedef struct gmem {
     uint64_t p;
     int refs;
+    size_t size;
+    int live;                /* allocated by a launched alloc node, not freed since */
+    int mapped;              /* associated with graphs: launched since the last trim that released it */
+    CUmemPoolProps props;    /* what cuGraphMemAllocNodeGetParams gives back */
+    CUmemAccessDesc *descs;
+    size_t ndescs;
     struct gmem *next;
 } gmem;
 static gmem *g_gmem; /* emu_lock */
+static uint64_t g_gm_used_high, g_gm_reserved_high; /* emu_lock */
 
 typedef struct gnode {
     int type;
@@ -61,6 +82,13 @@ typedef struct gnode {
         struct emu_graph *child; /* owned copy of the child graph */
         gmem *mem;               /* N_MEM_ALLOC: a reference to the allocation */
         CUdeviceptr freed;       /* N_MEM_FREE */
+        struct {
+            emu_cond *h;
+            int type;            /* CU_GRAPH_COND_TYPE_* */
+            unsigned size;
+            struct emu_graph **bodies; /* graph nodes: the body graphs (owned) */
+            struct gexec *xs;          /* executable copies: the bodies flattened, size of them */
+        } cond;
     } u;
 } gnode;
 
@@ -70,6 +98,7 @@ typedef struct emu_graph {
     int capturing;
     int invalidated;      /* an unsupported call was made during the capture: it ends in an error */
     int user_graph;       /* captured into by cuStreamBeginCaptureToGraph: not freed by an invalidation */
+    int node_owned;       /* a child graph's copy or a conditional body: lives and dies with its node */
     unsigned long long capture_id;
     CUstreamCaptureMode mode;
     pthread_t owner;      /* thread that began the capture */
@@ -83,6 +112,7 @@ typedef struct gexec {
 
 static void graph_free(emu_graph *g);
 static CUresult graph_clone(const emu_graph *src, emu_graph **out);
+static gnode *exec_node(struct gexec *x, CUgraphNode hNode);
 
 static void gmem_ref(gmem *m, int delta)
 {
@@ -98,12 +128,82 @@ static void gmem_ref(gmem *m, int delta)
     emu_unlock();
     if (dead) {
         emu_dev_free(m->p);
+        free(m->descs);
         free(m);
     }
 }
 
+/* Current graph-memory totals (emu_lock held), and the high-water marks brought up to them. */
+static void gm_totals(uint64_t *used, uint64_t *reserved)
+{
+    uint64_t u = 0, r = 0;
+    for (gmem *m = g_gmem; m; m = m->next)
+        if (m->mapped)
+            u += m->size, r += m->size;
+    if (u > g_gm_used_high)
+        g_gm_used_high = u;
+    if (r > g_gm_reserved_high)
+        g_gm_reserved_high = r;
+    *used = u;
+    *reserved = r;
+}
+
+static void gm_set_live(uint64_t p, int live)
+{
+    uint64_t u, r;
+    emu_lock();
+    for (gmem *m = g_gmem; m; m = m->next)
+        if (m->p == p) {
+            m->live = live;
+            m->mapped |= live;
+        }
+    gm_totals(&u, &r);
+    emu_unlock();
+}
+
+/* cuMemFree(Async) of graph memory outside a graph (emu_memory.c): no longer in use until the next launch. */
+void emu_graph_mem_release(CUdeviceptr p) { gm_set_live(p, 0); }
+
+/* A new graph allocation of `bytes` (one reference: the alloc node's). */
+static CUresult gmem_new(size_t bytes, gmem **out)
+{
+    gmem *m = calloc(1, sizeof(*m));
+    if (!m)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = emu_dev_alloc(&m->p, bytes, EMU_MEM_DEVICE, 0);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    m->refs = 1;
+    m->size = bytes;
+    m->props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    m->props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    uint64_t u, r;
+    emu_lock();
+    m->next = g_gmem;
+    g_gmem = m;
+    gm_totals(&u, &r);
+    emu_unlock();
+    *out = m;
+    return CUDA_SUCCESS;
+}
+
+static void graph_destroy(struct emu_graph *g);
+static void exec_free_nodes(gnode *nodes, size_t n);
+
 static void payload_free(gnode *nd)
 {
+    if (nd->type == N_COND) {
+        for (unsigned i = 0; nd->u.cond.bodies && i < nd->u.cond.size; i++)
+            if (nd->u.cond.bodies[i])
+                graph_destroy(nd->u.cond.bodies[i]);
+        free(nd->u.cond.bodies);
+        for (unsigned i = 0; nd->u.cond.xs && i < nd->u.cond.size; i++)
+            exec_free_nodes(nd->u.cond.xs[i].nodes, nd->u.cond.xs[i].n);
+        free(nd->u.cond.xs);
+        return;
+    }
     if (nd->type == N_MEM_ALLOC)
         gmem_ref(nd->u.mem, -1);
     if (nd->type == N_KERNEL) {
@@ -127,9 +227,24 @@ static CUresult payload_copy(gnode *dst, const gnode *src)
         memcpy(dst->u.k.params, src->u.k.params, src->u.k.len);
     } else if (src->type == N_CHILD) {
         dst->u.child = NULL;
-        return graph_clone(src->u.child, &dst->u.child);
+        CUresult rc = graph_clone(src->u.child, &dst->u.child);
+        if (dst->u.child)
+            dst->u.child->node_owned = 1;
+        return rc;
     } else if (src->type == N_MEM_ALLOC) {
         gmem_ref(src->u.mem, 1);
+    } else if (src->type == N_COND) {
+        dst->u.cond.xs = NULL;
+        dst->u.cond.bodies = calloc(src->u.cond.size, sizeof(*dst->u.cond.bodies));
+        if (!dst->u.cond.bodies)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        for (unsigned i = 0; i < src->u.cond.size; i++) {
+            CUresult rc = graph_clone(src->u.cond.bodies[i], &dst->u.cond.bodies[i]);
+            if (dst->u.cond.bodies[i])
+                dst->u.cond.bodies[i]->node_owned = 1;
+            if (rc)
+                return rc;  /* the caller frees what was made (payload_free) */
+        }
     }
     return CUDA_SUCCESS;
 }
@@ -297,6 +412,8 @@ EMU_API CUresult cuGraphDestroy(CUgraph hGraph)
     emu_graph *g = (emu_graph *)hGraph;
     if (g->capturing)
         return CUDA_ERROR_ILLEGAL_STATE;
+    if (g->node_owned)
+        return CUDA_ERROR_INVALID_VALUE; /* owned by its node: destroying the node (or its graph) frees it */
     graph_destroy(g);
     return CUDA_SUCCESS;
 }
@@ -468,6 +585,80 @@ EMU_API CUresult cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, 
     return add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
 }
 
+/* A memcpy node's parameters as CUDA_MEMCPY3D (a captured 1D copy is one row of a 3D copy). */
+static CUresult copy_params_of(const gnode *nd, CUDA_MEMCPY3D *out)
+{
+    if (nd->type == N_COPY3D) {
+        *out = nd->u.c3;
+        return CUDA_SUCCESS;
+    }
+    if (nd->type != N_COPY)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(out, 0, sizeof(*out));
+    static const CUmemorytype src_t[] = {CU_MEMORYTYPE_UNIFIED, CU_MEMORYTYPE_HOST, CU_MEMORYTYPE_DEVICE,
+                                         CU_MEMORYTYPE_DEVICE};
+    static const CUmemorytype dst_t[] = {CU_MEMORYTYPE_UNIFIED, CU_MEMORYTYPE_DEVICE, CU_MEMORYTYPE_HOST,
+                                         CU_MEMORYTYPE_DEVICE};
+    int k = nd->u.c.kind >= EMU_COPY_UNIFIED && nd->u.c.kind <= EMU_COPY_DTOD ? nd->u.c.kind : EMU_COPY_UNIFIED;
+    out->srcMemoryType = src_t[k];
+    out->dstMemoryType = dst_t[k];
+    if (out->srcMemoryType == CU_MEMORYTYPE_HOST)
+        out->srcHost = (const void *)(uintptr_t)nd->u.c.src;
+    else
+        out->srcDevice = nd->u.c.src;
+    if (out->dstMemoryType == CU_MEMORYTYPE_HOST)
+        out->dstHost = (void *)(uintptr_t)nd->u.c.dst;
+    else
+        out->dstDevice = nd->u.c.dst;
+    out->WidthInBytes = nd->u.c.n;
+    out->Height = out->Depth = 1;
+    return CUDA_SUCCESS;
+}
+
+static int is_copy(const gnode *nd) { return nd->type == N_COPY || nd->type == N_COPY3D; }
+
+EMU_API CUresult cuGraphMemcpyNodeGetParams(CUgraphNode hNode, CUDA_MEMCPY3D *nodeParams)
+{
+    if (!nodeParams || !emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    return copy_params_of((const gnode *)hNode, nodeParams);
+}
+
+EMU_API CUresult cuGraphMemcpyNodeSetParams(CUgraphNode hNode, const CUDA_MEMCPY3D *nodeParams)
+{
+    if (!nodeParams || !emu_handle_is(hNode, EMU_K_GNODE) || !is_copy((const gnode *)hNode) ||
+        nodeParams->WidthInBytes == 0 || nodeParams->Height == 0 || nodeParams->Depth == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode *nd = (gnode *)hNode;
+    nd->type = N_COPY3D;
+    nd->u.c3 = *nodeParams;
+    return CUDA_SUCCESS;
+}
+
+/* The executable graph's copy of a memcpy node takes new operands; the node kind and the direction stay
+ * (the driver's rule: the memory of the new operands comes from the same places as the old). */
+EMU_API CUresult cuGraphExecMemcpyNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode,
+                                                const CUDA_MEMCPY3D *copyParams, CUcontext ctx)
+{
+    (void)ctx;
+    if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!copyParams || !emu_handle_is(hNode, EMU_K_GNODE) || copyParams->WidthInBytes == 0 ||
+        copyParams->Height == 0 || copyParams->Depth == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode *nd = exec_node((gexec *)hGraphExec, hNode);
+    CUDA_MEMCPY3D old;
+    if (!nd || copy_params_of(nd, &old) != CUDA_SUCCESS)
+        return CUDA_ERROR_INVALID_VALUE;
+    int host_src = old.srcMemoryType == CU_MEMORYTYPE_HOST, host_dst = old.dstMemoryType == CU_MEMORYTYPE_HOST;
+    if ((copyParams->srcMemoryType == CU_MEMORYTYPE_HOST) != host_src ||
+        (copyParams->dstMemoryType == CU_MEMORYTYPE_HOST) != host_dst)
+        return CUDA_ERROR_INVALID_VALUE;
+    nd->type = N_COPY3D;
+    nd->u.c3 = *copyParams;
+    return CUDA_SUCCESS;
+}
+
 EMU_API CUresult cuGraphAddMemsetNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                       size_t numDependencies, const CUDA_MEMSET_NODE_PARAMS *p, CUcontext ctx)
 {
@@ -517,6 +708,8 @@ EMU_API CUresult cuGraphAddChildGraphNode(CUgraphNode *phGraphNode, CUgraph hGra
         return CUDA_ERROR_INVALID_VALUE;
     gnode nd = {.type = N_CHILD};
     rc = graph_clone((const emu_graph *)childGraph, &nd.u.child);
+    if (nd.u.child)
+        nd.u.child->node_owned = 1;
     if (rc)
         return rc;
     rc = add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
@@ -555,6 +748,291 @@ static void fill_count(size_t have, size_t *count, int with_array)
 {
     if (!with_array || *count > have)
         *count = have;
+}
+
+/* ---- conditional nodes ---- */
+static int cond_of(CUgraphConditionalHandle h)
+{
+    return h && emu_handle_is((void *)(uintptr_t)h, EMU_K_COND);
+}
+
+/* cudaGraphSetConditional from a kernel (ptx_exec.c): 0, or -1 for a value that is not a handle. */
+static int set_conditional(uint64_t handle, unsigned value)
+{
+    if (!cond_of(handle))
+        return -1;
+    __atomic_store_n(&((emu_cond *)(uintptr_t)handle)->value, value, __ATOMIC_RELEASE);
+    return 0;
+}
+
+EMU_API CUresult cuGraphConditionalHandleCreate(CUgraphConditionalHandle *pHandle_out, CUgraph hGraph, CUcontext ctx,
+                                                unsigned int defaultLaunchValue, unsigned int flags)
+{
+    CUresult rc = emu_check_init();
+    if (rc)
+        return rc;
+    if (!pHandle_out || (flags & ~(unsigned)CU_GRAPH_COND_ASSIGN_DEFAULT))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(hGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_HANDLE;
+    (void)ctx;
+    ptx_graph_set_conditional = set_conditional;
+    emu_cond *c = calloc(1, sizeof(*c));
+    if (!c)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    c->value = c->def = defaultLaunchValue;
+    c->flags = flags;
+    c->graph = (emu_graph *)hGraph;
+    if (emu_handle_add(c, EMU_K_COND)) {
+        free(c);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *pHandle_out = (CUgraphConditionalHandle)(uintptr_t)c; /* lives as long as the process (like its graph's) */
+    return CUDA_SUCCESS;
+}
+
+static CUresult add_conditional(CUgraphNode *out, CUgraph hGraph, const CUgraphNode *deps, size_t ndeps,
+                                CUDA_CONDITIONAL_NODE_PARAMS *p)
+{
+    if (!cond_of(p->handle))
+        return CUDA_ERROR_INVALID_VALUE;
+    unsigned t = (unsigned)p->type;
+    if (t > CU_GRAPH_COND_TYPE_SWITCH || p->size == 0 || (t == CU_GRAPH_COND_TYPE_WHILE && p->size != 1) ||
+        (t == CU_GRAPH_COND_TYPE_IF && p->size > 2) || p->size > 4096)
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode nd = {.type = N_COND};
+    nd.u.cond.h = (emu_cond *)(uintptr_t)p->handle;
+    nd.u.cond.type = (int)t;
+    nd.u.cond.size = p->size;
+    nd.u.cond.bodies = calloc(p->size, sizeof(*nd.u.cond.bodies));
+    CUresult rc = nd.u.cond.bodies ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    for (unsigned i = 0; rc == CUDA_SUCCESS && i < p->size; i++)
+        if (!(nd.u.cond.bodies[i] = graph_new()))
+            rc = CUDA_ERROR_OUT_OF_MEMORY;
+        else
+            nd.u.cond.bodies[i]->node_owned = 1;
+    if (rc == CUDA_SUCCESS)
+        rc = add_node(out, hGraph, deps, ndeps, &nd);
+    if (rc) {
+        payload_free(&nd);
+        return rc;
+    }
+    p->phGraph_out = (CUgraph *)((gnode *)*out)->u.cond.bodies; /* owned by the node */
+    return CUDA_SUCCESS;
+}
+
+/* cuGraphAddNode: every node kind through one entry point; edges other than plain ones are refused. */
+EMU_API CUresult cuGraphAddNode_v2(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                   const CUgraphEdgeData *dependencyData, size_t numDependencies,
+                                   CUgraphNodeParams *nodeParams)
+{
+    CUresult rc = add_prologue(hGraph, dependencies, numDependencies, phGraphNode);
+    if (rc)
+        return rc;
+    if (!nodeParams)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; dependencyData && i < numDependencies; i++)
+        if (dependencyData[i].from_port || dependencyData[i].to_port || dependencyData[i].type)
+            return CUDA_ERROR_NOT_SUPPORTED;
+    CUgraphNodeParams *p = nodeParams;
+    const CUgraphNode *d = dependencies;
+    size_t n = numDependencies;
+    switch (p->type) {
+    case CU_GRAPH_NODE_TYPE_KERNEL: {
+        CUDA_KERNEL_NODE_PARAMS k;
+        memset(&k, 0, sizeof(k));
+        k.func = p->kernel.func, k.kern = p->kernel.kern, k.ctx = p->kernel.ctx;
+        k.gridDimX = p->kernel.gridDimX, k.gridDimY = p->kernel.gridDimY, k.gridDimZ = p->kernel.gridDimZ;
+        k.blockDimX = p->kernel.blockDimX, k.blockDimY = p->kernel.blockDimY, k.blockDimZ = p->kernel.blockDimZ;
+        k.sharedMemBytes = p->kernel.sharedMemBytes, k.kernelParams = p->kernel.kernelParams;
+        k.extra = p->kernel.extra;
+        return cuGraphAddKernelNode_v2(phGraphNode, hGraph, d, n, &k);
+    }
+    case CU_GRAPH_NODE_TYPE_MEMCPY:
+        return cuGraphAddMemcpyNode(phGraphNode, hGraph, d, n, &p->memcpy.copyParams, p->memcpy.copyCtx);
+    case CU_GRAPH_NODE_TYPE_MEMSET: {
+        CUDA_MEMSET_NODE_PARAMS m = {p->memset.dst, p->memset.pitch, p->memset.value, p->memset.elementSize,
+                                     p->memset.width, p->memset.height};
+        return cuGraphAddMemsetNode(phGraphNode, hGraph, d, n, &m, p->memset.ctx);
+    }
+    case CU_GRAPH_NODE_TYPE_HOST: {
+        CUDA_HOST_NODE_PARAMS h = {p->host.fn, p->host.userData};
+        return cuGraphAddHostNode(phGraphNode, hGraph, d, n, &h);
+    }
+    case CU_GRAPH_NODE_TYPE_GRAPH:
+        return cuGraphAddChildGraphNode(phGraphNode, hGraph, d, n, p->graph.graph);
+    case CU_GRAPH_NODE_TYPE_EMPTY:
+        return cuGraphAddEmptyNode(phGraphNode, hGraph, d, n);
+    case CU_GRAPH_NODE_TYPE_EVENT_RECORD:
+        return cuGraphAddEventRecordNode(phGraphNode, hGraph, d, n, p->eventRecord.event);
+    case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
+        return cuGraphAddEventWaitNode(phGraphNode, hGraph, d, n, p->eventWait.event);
+    case CU_GRAPH_NODE_TYPE_MEM_ALLOC: {
+        CUDA_MEM_ALLOC_NODE_PARAMS a = {p->alloc.poolProps, p->alloc.accessDescs, p->alloc.accessDescCount,
+                                        p->alloc.bytesize, 0};
+        rc = cuGraphAddMemAllocNode(phGraphNode, hGraph, d, n, &a);
+        if (rc == CUDA_SUCCESS)
+            p->alloc.dptr = a.dptr;
+        return rc;
+    }
+    case CU_GRAPH_NODE_TYPE_MEM_FREE:
+        return cuGraphAddMemFreeNode(phGraphNode, hGraph, d, n, p->free.dptr);
+    case CU_GRAPH_NODE_TYPE_CONDITIONAL:
+        return add_conditional(phGraphNode, hGraph, d, n, &p->conditional);
+    default:
+        return CUDA_ERROR_NOT_SUPPORTED; /* external semaphores, batched memory operations */
+    }
+}
+
+EMU_API CUresult cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                size_t numDependencies, CUgraphNodeParams *nodeParams)
+{
+    return cuGraphAddNode_v2(phGraphNode, hGraph, dependencies, NULL, numDependencies, nodeParams);
+}
+
+/* ---- memory alloc / free nodes ---- */
+static CUresult alloc_params_check(const CUDA_MEM_ALLOC_NODE_PARAMS *p)
+{
+    if (!p || p->bytesize == 0 || (p->accessDescCount && !p->accessDescs))
+        return CUDA_ERROR_INVALID_VALUE;
+    const CUmemPoolProps *pp = &p->poolProps;
+    if (pp->allocType != CU_MEM_ALLOCATION_TYPE_PINNED || pp->location.type != CU_MEM_LOCATION_TYPE_DEVICE ||
+        emu_check_device(pp->location.id) != CUDA_SUCCESS || pp->handleTypes != CU_MEM_HANDLE_TYPE_NONE)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < p->accessDescCount; i++) {
+        const CUmemAccessDesc *d = &p->accessDescs[i];
+        if (d->location.type != CU_MEM_LOCATION_TYPE_DEVICE || emu_check_device(d->location.id) != CUDA_SUCCESS ||
+            (d->flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE && d->flags != CU_MEM_ACCESS_FLAGS_PROT_READ))
+            return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                        size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams)
+{
+    CUresult rc = add_prologue(hGraph, dependencies, numDependencies, phGraphNode);
+    if (rc == CUDA_SUCCESS)
+        rc = alloc_params_check(nodeParams);
+    if (rc)
+        return rc;
+    gmem *m;
+    rc = gmem_new(nodeParams->bytesize, &m);
+    if (rc)
+        return rc;
+    m->props = nodeParams->poolProps;
+    if (nodeParams->accessDescCount) {
+        m->descs = malloc(nodeParams->accessDescCount * sizeof(*m->descs));
+        if (!m->descs) {
+            gmem_ref(m, -1);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        memcpy(m->descs, nodeParams->accessDescs, nodeParams->accessDescCount * sizeof(*m->descs));
+        m->ndescs = nodeParams->accessDescCount;
+    }
+    gnode nd = {.type = N_MEM_ALLOC};
+    nd.u.mem = m;
+    rc = add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
+    if (rc) {
+        gmem_ref(m, -1);
+        return rc;
+    }
+    nodeParams->dptr = (CUdeviceptr)m->p;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphMemAllocNodeGetParams(CUgraphNode hNode, CUDA_MEM_ALLOC_NODE_PARAMS *params_out)
+{
+    if (!params_out || !emu_handle_is(hNode, EMU_K_GNODE) || ((gnode *)hNode)->type != N_MEM_ALLOC)
+        return CUDA_ERROR_INVALID_VALUE;
+    const gmem *m = ((gnode *)hNode)->u.mem;
+    memset(params_out, 0, sizeof(*params_out));
+    params_out->poolProps = m->props;
+    params_out->accessDescs = m->descs;
+    params_out->accessDescCount = m->ndescs;
+    params_out->bytesize = m->size;
+    params_out->dptr = (CUdeviceptr)m->p;
+    return CUDA_SUCCESS;
+}
+
+/* dptr must be graph memory (an alloc node's address); freeing it once per graph is the caller's rule. */
+EMU_API CUresult cuGraphAddMemFreeNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                       size_t numDependencies, CUdeviceptr dptr)
+{
+    CUresult rc = add_prologue(hGraph, dependencies, numDependencies, phGraphNode);
+    if (rc)
+        return rc;
+    if (!emu_graph_mem_is(dptr))
+        return CUDA_ERROR_INVALID_VALUE;
+    gnode nd = {.type = N_MEM_FREE};
+    nd.u.freed = dptr;
+    return add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
+}
+
+EMU_API CUresult cuGraphMemFreeNodeGetParams(CUgraphNode hNode, CUdeviceptr *dptr_out)
+{
+    if (!dptr_out || !emu_handle_is(hNode, EMU_K_GNODE) || ((gnode *)hNode)->type != N_MEM_FREE)
+        return CUDA_ERROR_INVALID_VALUE;
+    *dptr_out = ((gnode *)hNode)->u.freed;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuDeviceGraphMemTrim(CUdevice device)
+{
+    CUresult rc = emu_check_device(device);
+    if (rc)
+        return rc;
+    uint64_t u, r;
+    emu_lock();
+    for (gmem *m = g_gmem; m; m = m->next)
+        if (!m->live)
+            m->mapped = 0; /* not outstanding: its memory goes back (the next launch maps it again) */
+    gm_totals(&u, &r);
+    emu_unlock();
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+    CUresult rc = emu_check_device(device);
+    if (rc)
+        return rc;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t used, reserved, v;
+    emu_lock();
+    gm_totals(&used, &reserved);
+    switch (attr) {
+    case CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT: v = used; break;
+    case CU_GRAPH_MEM_ATTR_USED_MEM_HIGH: v = g_gm_used_high; break;
+    case CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT: v = reserved; break;
+    case CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH: v = g_gm_reserved_high; break;
+    default: rc = CUDA_ERROR_INVALID_VALUE; break;
+    }
+    emu_unlock();
+    if (rc == CUDA_SUCCESS)
+        *(cuuint64_t *)value = v;
+    return rc;
+}
+
+/* Only the high-water marks can be set, and only to 0 (they restart from the current value). */
+EMU_API CUresult cuDeviceSetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+    CUresult rc = emu_check_device(device);
+    if (rc)
+        return rc;
+    if (!value || *(const cuuint64_t *)value != 0 ||
+        (attr != CU_GRAPH_MEM_ATTR_USED_MEM_HIGH && attr != CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH))
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t used, reserved;
+    emu_lock();
+    if (attr == CU_GRAPH_MEM_ATTR_USED_MEM_HIGH)
+        g_gm_used_high = 0;
+    else
+        g_gm_reserved_high = 0;
+    gm_totals(&used, &reserved);
+    emu_unlock();
+    return CUDA_SUCCESS;
 }
 
 EMU_API CUresult cuGraphGetNodes(CUgraph hGraph, CUgraphNode *nodes, size_t *numNodes)
@@ -701,6 +1179,7 @@ EMU_API CUresult cuGraphNodeGetType(CUgraphNode hNode, CUgraphNodeType *type)
     case N_CHILD: *type = CU_GRAPH_NODE_TYPE_GRAPH; break;
     case N_MEM_ALLOC: *type = CU_GRAPH_NODE_TYPE_MEM_ALLOC; break;
     case N_MEM_FREE: *type = CU_GRAPH_NODE_TYPE_MEM_FREE; break;
+    case N_COND: *type = CU_GRAPH_NODE_TYPE_CONDITIONAL; break;
     default: *type = CU_GRAPH_NODE_TYPE_EMPTY; break;
     }
     return CUDA_SUCCESS;
@@ -717,8 +1196,9 @@ EMU_API CUresult cuGraphChildGraphNodeGetGraph(CUgraphNode hNode, CUgraph *phGra
 static const char *type_name(int t)
 {
     static const char *const names[] = {"?", "KERNEL", "MEMCPY", "MEMCPY", "MEMSET", "HOST", "EMPTY",
-                                        "EVENT_RECORD", "WAIT_EVENT", "GRAPH", "MEM_ALLOC", "MEM_FREE"};
-    return t > 0 && t <= N_MEM_FREE ? names[t] : "?";
+                                        "EVENT_RECORD", "WAIT_EVENT", "GRAPH", "MEM_ALLOC", "MEM_FREE",
+                                        "CONDITIONAL"};
+    return t > 0 && t <= N_COND ? names[t] : "?";
 }
 
 static void dot_nodes(FILE *f, const emu_graph *g, const char *prefix)
@@ -778,6 +1258,33 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
         placed++;
         if (nd->type == N_CHILD) {
             rc = flatten(nd->u.child, x, cap, depth + 1);
+        } else if (nd->type == N_COND) {
+            if (x->n == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 16;
+                gnode *nn = realloc(x->nodes, ncap * sizeof(*nn));
+                if (!nn) {
+                    rc = CUDA_ERROR_OUT_OF_MEMORY;
+                    break;
+                }
+                x->nodes = nn;
+                *cap = ncap;
+            }
+            gnode *c = &x->nodes[x->n];
+            memset(c, 0, sizeof(*c));
+            c->type = N_COND;
+            c->u.cond = nd->u.cond;
+            c->u.cond.bodies = NULL;
+            c->u.cond.xs = calloc(nd->u.cond.size, sizeof(*c->u.cond.xs));
+            c->origin = nd;
+            if (!c->u.cond.xs) {
+                rc = CUDA_ERROR_OUT_OF_MEMORY;
+                break;
+            }
+            x->n++;
+            for (unsigned b = 0; b < nd->u.cond.size && rc == CUDA_SUCCESS; b++) {
+                size_t bcap = 0;
+                rc = flatten(nd->u.cond.bodies[b], &c->u.cond.xs[b], &bcap, depth + 1);
+            }
         } else {
             if (x->n == *cap) {
                 size_t ncap = *cap ? *cap * 2 : 16;
@@ -1007,8 +1514,62 @@ static CUresult run_node(const gnode *nd)
         return CUDA_SUCCESS;
     case N_EVENT_RECORD:
         return cuEventRecord(nd->u.ev, NULL);
+    case N_MEM_ALLOC:
+        gm_set_live(nd->u.mem->p, 1);
+        return CUDA_SUCCESS;
+    case N_MEM_FREE:
+        gm_set_live(nd->u.freed, 0);
+        return CUDA_SUCCESS;
     default:
         return CUDA_SUCCESS; /* empty, event wait: ordering is already sequential */
+    }
+}
+
+static CUresult run_exec(const gexec *x);
+
+static CUresult run_cond(const gnode *nd)
+{
+    const emu_cond *h = nd->u.cond.h;
+    unsigned v = __atomic_load_n(&h->value, __ATOMIC_ACQUIRE);
+    switch (nd->u.cond.type) {
+    case CU_GRAPH_COND_TYPE_IF:
+        if (v)
+            return run_exec(&nd->u.cond.xs[0]);
+        return nd->u.cond.size == 2 ? run_exec(&nd->u.cond.xs[1]) : CUDA_SUCCESS;
+    case CU_GRAPH_COND_TYPE_WHILE:
+        while (__atomic_load_n(&h->value, __ATOMIC_ACQUIRE)) {
+            CUresult rc = run_exec(&nd->u.cond.xs[0]);
+            if (rc)
+                return rc;
+        }
+        return CUDA_SUCCESS;
+    default: /* switch: body v if there is one */
+        return v < nd->u.cond.size ? run_exec(&nd->u.cond.xs[v]) : CUDA_SUCCESS;
+    }
+}
+
+static CUresult run_exec(const gexec *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        CUresult rc = x->nodes[i].type == N_COND ? run_cond(&x->nodes[i]) : run_node(&x->nodes[i]);
+        if (rc)
+            return rc;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* CU_GRAPH_COND_ASSIGN_DEFAULT handles of every conditional node, bodies included, start each launch at
+ * their default. */
+static void reset_conds(const gexec *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        const gnode *nd = &x->nodes[i];
+        if (nd->type != N_COND)
+            continue;
+        if (nd->u.cond.h->flags & CU_GRAPH_COND_ASSIGN_DEFAULT)
+            __atomic_store_n(&nd->u.cond.h->value, nd->u.cond.h->def, __ATOMIC_RELEASE);
+        for (unsigned b = 0; b < nd->u.cond.size; b++)
+            reset_conds(&nd->u.cond.xs[b]);
     }
 }
 
@@ -1024,12 +1585,8 @@ EMU_API CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
     if (emu_capture_of(hStream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* child-graph capture is not emulated */
     const gexec *x = (const gexec *)hGraphExec;
-    for (size_t i = 0; i < x->n; i++) {
-        rc = run_node(&x->nodes[i]);
-        if (rc)
-            return rc;
-    }
-    return CUDA_SUCCESS;
+    reset_conds(x);
+    return run_exec(x);
 }
 
 /* ---- stream capture ----
@@ -1194,19 +1751,10 @@ CUresult emu_capture_alloc(CUstream s, CUdeviceptr *dptr, size_t bytes)
     emu_graph *g = emu_capture_of(s);
     if (!g || g->invalidated)
         return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
-    gmem *m = calloc(1, sizeof(*m));
-    if (!m)
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    CUresult rc = emu_dev_alloc(&m->p, bytes, EMU_MEM_DEVICE, 0);
-    if (rc) {
-        free(m);
+    gmem *m;
+    CUresult rc = gmem_new(bytes, &m);
+    if (rc)
         return rc;
-    }
-    m->refs = 1; /* the alloc node's */
-    emu_lock();
-    m->next = g_gmem;
-    g_gmem = m;
-    emu_unlock();
     gnode nd = {.type = N_MEM_ALLOC};
     nd.u.mem = m;
     rc = capture_add(s, &nd);
@@ -1368,14 +1916,17 @@ EMU_API CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
     CUresult rc = emu_check_init();
     if (rc)
         return rc;
-    if (!phGraph)
-        return CUDA_ERROR_INVALID_VALUE;
     if (!emu_handle_is(hStream, EMU_K_STREAM))
         return CUDA_ERROR_ILLEGAL_STATE;
     emu_stream *st = (emu_stream *)hStream;
     emu_graph *g = emu_capture_of(hStream);
     if (!g)
         return CUDA_ERROR_ILLEGAL_STATE;
+    CUgraph unused;
+    if (!phGraph && !g->user_graph)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!phGraph)
+        phGraph = &unused; /* cuStreamBeginCaptureToGraph: the graph is the caller's already */
     if (!st->capture_origin)
         return CUDA_ERROR_STREAM_CAPTURE_UNMATCHED;
     if (g->mode != CU_STREAM_CAPTURE_MODE_RELAXED && !pthread_equal(g->owner, pthread_self()))

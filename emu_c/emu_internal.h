@@ -74,7 +74,7 @@ void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- handle registry: every handle given out is registered, so bogus ones are rejected ---- */
 enum emu_kind {
     EMU_K_CTX = 1, EMU_K_STREAM, EMU_K_EVENT, EMU_K_MODULE, EMU_K_FUNC, EMU_K_LIBRARY, EMU_K_POOL,
-    EMU_K_GRAPH, EMU_K_GNODE, EMU_K_GEXEC, EMU_K_VMM, EMU_K_LINK
+    EMU_K_GRAPH, EMU_K_GNODE, EMU_K_GEXEC, EMU_K_VMM, EMU_K_LINK, EMU_K_COND
 };
 int emu_handle_add(const void *p, int kind); /* 0 ok, -1 out of memory */
 void emu_handle_del(const void *p);
@@ -234,6 +234,7 @@ CUresult emu_capture_unsafe_call(void);
 CUresult emu_capture_alloc(CUstream s, CUdeviceptr *dptr, size_t bytes);
 CUresult emu_capture_free(CUstream s, CUdeviceptr p);
 int emu_graph_mem_is(CUdeviceptr p); /* p is graph memory, kept for the graph's next launch */
+void emu_graph_mem_release(CUdeviceptr p);
 enum { EMU_COPY_UNIFIED, EMU_COPY_HTOD, EMU_COPY_DTOH, EMU_COPY_DTOD };
 /* Packs kernel arguments (kernelParams or `extra`) into a malloc'd buffer (emu_launch.c). */
 CUresult emu_kernel_pack(emu_func *f, void **params, void **extra, uint8_t **buf, size_t *len);

@@ -284,6 +284,10 @@ EMU_API CUresult cuMemFree_v2(CUdeviceptr dptr)
     (void)c;
     if (dptr == 0)
         return CUDA_SUCCESS;
+    if (emu_graph_mem_is(dptr)) {
+        emu_graph_mem_release(dptr); /* graph memory stays for the graph's next launch (a GPU maps it again) */
+        return CUDA_SUCCESS;
+    }
     return emu_dev_free(dptr);
 }
 
@@ -677,8 +681,10 @@ EMU_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
         return rc;
     if (emu_capture_of(hStream))
         return emu_capture_free(hStream, dptr); /* a free node */
-    if (emu_graph_mem_is(dptr))
-        return CUDA_SUCCESS; /* graph memory stays for the graph's next launch */
+    if (emu_graph_mem_is(dptr)) {
+        emu_graph_mem_release(dptr); /* graph memory stays for the graph's next launch */
+        return CUDA_SUCCESS;
+    }
     return cuMemFree_v2(dptr);
 }
 

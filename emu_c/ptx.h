@@ -36,6 +36,10 @@ typedef struct ptx_env {
  * keeps it in the printf FIFO and writes it out where CUDA flushes that FIFO (emu_launch.c). NULL (PTX-only
  * unit tests): the executor writes the text to stdout itself. */
 extern void (*ptx_device_print)(const char *text, size_t len);
+/* cudaGraphSetConditional(handle, value) from a kernel (PTX: a call of the extern function of that name, which
+ * the driver provides): set by the driver layer when the first conditional handle is made (emu_graph.c);
+ * returns -1 for a value that is not a conditional handle. */
+extern int (*ptx_graph_set_conditional)(uint64_t handle, unsigned value);
 
 /* Parse PTX text (as found in the fatbin, NUL-terminated or len bytes) into a module.
  * Allocates storage for the module's .global/.const variables through env and applies their

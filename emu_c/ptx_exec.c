@@ -499,6 +499,7 @@ static uint64_t local_u64(blk *B, unsigned tid, int64_t off) {
 }
 
 void (*ptx_device_print)(const char *text, size_t len);
+int (*ptx_graph_set_conditional)(uint64_t handle, unsigned value);
 
 /* printf from a kernel: formats vprintf's (format, packed argument buffer) pair. */
 static int do_printf(blk *B, const ptx_ins *in, unsigned tid) {
@@ -1865,6 +1866,22 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                 uint8_t *r = resolve(B, tid, SP_LOCAL, (uint64_t)in->c, 8);
                 uint64_t v = (uint64_t)(uintptr_t)ptr;
                 if (r) memcpy(r, &v, 8);
+            }
+            break;
+        case OP_SETCOND:
+            /* lane order: the last active lane's value is the one the node sees */
+            for (uint32_t m = em; m; m &= m - 1) {
+                unsigned tid = tid0 + (unsigned)__builtin_ctz(m);
+                uint64_t h = local_u64(B, tid, in->a);
+                uint8_t *vp = resolve(B, tid, SP_LOCAL, (uint64_t)in->b, 4);
+                uint32_t v = 0;
+                if (vp) memcpy(&v, vp, 4);
+                if (!ptx_graph_set_conditional || ptx_graph_set_conditional(h, v) != 0) {
+                    fail(B, PTXE_ILLEGAL_ADDRESS, "cudaGraphSetConditional with a value that is not a conditional "
+                         "handle in kernel %s at PTX line %u", B->k->name, in->line);
+                    ret = -1;
+                    goto out;
+                }
             }
             break;
         case OP_ASSERTFAIL:

@@ -2083,6 +2083,15 @@ static int compile_call(cctx *x, const tok *t, int i, int end) {
         return 0;
     }
     pfunc *f = find_func(c->pm, fn->s, (int)fn->n);
+    if (teq(fn, "cudaGraphSetConditional") && (!f || !f->has_body)) {
+        /* the driver's function: sets a graph conditional handle's value (ptx_graph_set_conditional) */
+        if (nargs != 2 || ry) return fail_ins(x, "cudaGraphSetConditional arguments");
+        ptx_ins *p = emit(c, OP_SETCOND, x->line);
+        if (!p) return -1;
+        p->a = (int32_t)ay[0]->val;
+        p->b = (int32_t)ay[1]->val;
+        return 0;
+    }
     if ((teq(fn, "malloc") || teq(fn, "free")) && (!f || !f->has_body)) {
         /* device-side heap: served by the driver's device allocator */
         int is_malloc = teq(fn, "malloc");

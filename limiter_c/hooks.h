@@ -67,7 +67,10 @@
     X(GRAPH,   cuGraphInstantiateWithParams,     "cuGraphInstantiateWithParams", 12000, 0, TFL_LIB_CUDA) \
     X(GRAPH,   cuGraphInstantiateWithParams_ptsz, "cuGraphInstantiateWithParams", 12000, 1, TFL_LIB_CUDA) \
     X(GRAPH,   cuGraphExecUpdate_v2,             "cuGraphExecUpdate",           12000, 0, TFL_LIB_CUDA) \
-    X(GRAPH,   cuGraphExecDestroy,               "cuGraphExecDestroy",          10000, 0, TFL_LIB_CUDA)
+    X(GRAPH,   cuGraphExecDestroy,               "cuGraphExecDestroy",          10000, 0, TFL_LIB_CUDA) \
+    /* ---- graph memory: an alloc node is charged when it is made, refunded when its memory is gone -- */ \
+    X(MEMORY,  cuGraphAddMemAllocNode,           "cuGraphAddMemAllocNode",      11040, 0, TFL_LIB_CUDA) \
+    X(GRAPH,   cuGraphDestroy,                   "cuGraphDestroy",              10000, 0, TFL_LIB_CUDA)
 
 enum tfl_hook_id {
 #define TFL_HOOK_ENUM(area, sym, api, ver, ptds, lib) TFL_HOOK_##sym,
@@ -98,6 +101,8 @@ tfl_nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(tfl_nvmlDevice_t dev, tfl_nvmlMemory
 
 /* The real function behind a hook, resolved on first use; NULL if the library lacks it. */
 void *tfl_real(enum tfl_hook_id id);
+/* hooks_mem.c: refunds graph allocations whose memory is gone (after a graph or executable graph dies). */
+void tfl_graph_mem_sweep(void);
 /* Symbol of libcuda.so.1 / libnvidia-ml.so.1 that is not hooked (cuGraphGetNodes, tfEmuGetBusyTime...). */
 void *tfl_lib_sym(int lib, const char *name);
 

@@ -196,6 +196,16 @@ TFL_EXPORT CUresult CUDAAPI cuGraphExecDestroy(CUgraphExec exec)
             st->graphs.used = 0;
             pthread_mutex_unlock(&st->lock);
         }
+        tfl_graph_mem_sweep();
     }
+    return r;
+}
+
+TFL_EXPORT CUresult CUDAAPI cuGraphDestroy(CUgraph g)
+{
+    TFL_REAL(cuGraphDestroy);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult r = real(g);
+    if (r == CUDA_SUCCESS) tfl_graph_mem_sweep();  /* its alloc nodes' memory may be gone with it */
     return r;
 }

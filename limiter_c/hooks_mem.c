@@ -110,25 +110,58 @@ TFL_EXPORT CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize
     ALLOC_PTR(cuMemAllocManaged, bytesize, dptr, real(dptr, bytesize, flags));
 }
 
-TFL_EXPORT CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+/* Stream-ordered allocations: on a capturing stream the allocation becomes graph memory (an alloc node),
+ * which lives as long as the graph, whatever the captured free does: it is re-keyed as graph memory
+ * (graph_mem_adopt, below). */
+static void graph_mem_adopt(CUstream s, CUdeviceptr p);
+static CUresult alloc_async(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
     ALLOC_PTR(cuMemAllocAsync, bytesize, dptr, real(dptr, bytesize, hStream));
+}
+static CUresult alloc_async_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    ALLOC_PTR(cuMemAllocAsync_ptsz, bytesize, dptr, real(dptr, bytesize, hStream));
+}
+static CUresult alloc_pool(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
+{
+    ALLOC_PTR(cuMemAllocFromPoolAsync, bytesize, dptr, real(dptr, bytesize, pool, hStream));
+}
+static CUresult alloc_pool_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
+{
+    ALLOC_PTR(cuMemAllocFromPoolAsync_ptsz, bytesize, dptr, real(dptr, bytesize, pool, hStream));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    int outer = tfl_depth == 0;
+    CUresult r = alloc_async(dptr, bytesize, hStream);
+    if (r == CUDA_SUCCESS && outer) graph_mem_adopt(hStream, *dptr);
+    return r;
 }
 
 TFL_EXPORT CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
-    ALLOC_PTR(cuMemAllocAsync_ptsz, bytesize, dptr, real(dptr, bytesize, hStream));
+    int outer = tfl_depth == 0;
+    CUresult r = alloc_async_ptsz(dptr, bytesize, hStream);
+    if (r == CUDA_SUCCESS && outer) graph_mem_adopt(hStream, *dptr);
+    return r;
 }
 
 TFL_EXPORT CUresult CUDAAPI cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
 {
-    ALLOC_PTR(cuMemAllocFromPoolAsync, bytesize, dptr, real(dptr, bytesize, pool, hStream));
+    int outer = tfl_depth == 0;
+    CUresult r = alloc_pool(dptr, bytesize, pool, hStream);
+    if (r == CUDA_SUCCESS && outer) graph_mem_adopt(hStream, *dptr);
+    return r;
 }
 
 TFL_EXPORT CUresult CUDAAPI cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
                                                          CUstream hStream)
 {
-    ALLOC_PTR(cuMemAllocFromPoolAsync_ptsz, bytesize, dptr, real(dptr, bytesize, pool, hStream));
+    int outer = tfl_depth == 0;
+    CUresult r = alloc_pool_ptsz(dptr, bytesize, pool, hStream);
+    if (r == CUDA_SUCCESS && outer) graph_mem_adopt(hStream, *dptr);
+    return r;
 }
 
 #define PITCH_ALIGN 512 /* estimate before the call; corrected with the pitch the driver returns */
@@ -413,4 +446,108 @@ TFL_EXPORT CUresult CUDAAPI cuDevicePrimaryCtxReset_v2(CUdevice dev)
     CUresult r = real(dev);
     if (r == CUDA_SUCCESS && pctx) drop_context(pctx);
     return r;
+}
+
+/* ---- graph memory ----
+ * An alloc node (cuGraphAddMemAllocNode) is charged when it is made, before the driver sees it (over the
+ * cap: CUDA_ERROR_OUT_OF_MEMORY, no node): the emulated device backs it from then on, a GPU at
+ * instantiation or launch, so the cap holds no later than the driver would run out. Its memory lives as
+ * long as some graph or executable graph holds the node, whatever free nodes or cuMemFreeAsync do
+ * between launches, so it is keyed apart from ordinary pointers (TFL_KEY_GRAPHMEM: cuMemFreeAsync of
+ * the address refunds nothing) and refunded once the address is no longer an allocation, checked after
+ * each graph or executable graph is destroyed (tfl_graph_mem_sweep). */
+#define TFL_MAX_GRAPHMEM 1024
+static uint64_t g_graphmem[TFL_MAX_GRAPHMEM]; /* st->lock */
+static int g_ngraphmem;
+
+TFL_EXPORT CUresult CUDAAPI cuGraphAddMemAllocNode(CUgraphNode *node, CUgraph g, const CUgraphNode *deps, size_t n,
+                                                  CUDA_MEM_ALLOC_NODE_PARAMS *p)
+{
+    TFL_REAL(cuGraphAddMemAllocNode);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    if (tfl_depth || !p || !node) return real(node, g, deps, n, p);
+    tfl_state *st = tfl_state_get();
+    uint64_t b = p->bytesize;
+    if (charge(st, b) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    tfl_depth++;
+    CUresult r = real(node, g, deps, n, p);
+    tfl_depth--;
+    if (r != CUDA_SUCCESS) {
+        uncharge(st, b);
+        return r;
+    }
+    int tracked = 0;
+    if (bind(st, TFL_KEY_GRAPHMEM, (uint64_t)p->dptr, b) == 0 && pthread_mutex_lock(&st->lock) == 0) {
+        if (g_ngraphmem < TFL_MAX_GRAPHMEM) g_graphmem[g_ngraphmem++] = (uint64_t)p->dptr, tracked = 1;
+        pthread_mutex_unlock(&st->lock);
+        if (!tracked) refund(st, TFL_KEY_GRAPHMEM, (uint64_t)p->dptr);
+    }
+    if (!tracked) {  /* cannot account for it: the node goes, as if the allocation failed */
+        typedef CUresult (*destroy_node_fn)(CUgraphNode);
+        destroy_node_fn dn = (destroy_node_fn)tfl_lib_sym(TFL_LIB_CUDA, "cuGraphDestroyNode");
+        if (dn) { tfl_depth++; (void)dn(*node); tfl_depth--; }
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    return CUDA_SUCCESS;
+}
+
+void tfl_graph_mem_sweep(void)
+{
+    typedef CUresult (*attr_fn)(void *, CUpointer_attribute, CUdeviceptr);
+    static _Atomic(attr_fn) fn;
+    attr_fn f = atomic_load_explicit(&fn, memory_order_relaxed);
+    if (!f) {
+        f = (attr_fn)tfl_lib_sym(TFL_LIB_CUDA, "cuPointerGetAttribute");
+        atomic_store_explicit(&fn, f, memory_order_relaxed);
+    }
+    tfl_state *st = tfl_state_get();
+    if (!f || pthread_mutex_lock(&st->lock) != 0) return;
+    uint64_t gone[TFL_MAX_GRAPHMEM];
+    int ngone = 0;
+    for (int i = 0; i < g_ngraphmem;) {
+        CUdeviceptr base = 0;
+        tfl_depth++;
+        CUresult r = f(&base, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, (CUdeviceptr)g_graphmem[i]);
+        tfl_depth--;
+        if (r == CUDA_ERROR_INVALID_VALUE) {
+            gone[ngone++] = g_graphmem[i];
+            g_graphmem[i] = g_graphmem[--g_ngraphmem];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    for (int i = 0; i < ngone; i++) refund(st, TFL_KEY_GRAPHMEM, gone[i]);
+}
+
+/* A stream-ordered allocation made on a capturing stream: its charge moves from the pointer key to the
+ * graph-memory key (refunded by tfl_graph_mem_sweep when the memory is gone, not by the captured free). */
+static void graph_mem_adopt(CUstream s, CUdeviceptr p)
+{
+    typedef CUresult (*capturing_fn)(CUstream, CUstreamCaptureStatus *);
+    static _Atomic(capturing_fn) fn;
+    capturing_fn f = atomic_load_explicit(&fn, memory_order_relaxed);
+    if (!f) {
+        f = (capturing_fn)tfl_lib_sym(TFL_LIB_CUDA, "cuStreamIsCapturing");
+        atomic_store_explicit(&fn, f, memory_order_relaxed);
+    }
+    CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;
+    tfl_depth++;
+    CUresult r = f ? f(s, &cs) : CUDA_ERROR_NOT_SUPPORTED;
+    tfl_depth--;
+    if (r != CUDA_SUCCESS || cs != CU_STREAM_CAPTURE_STATUS_ACTIVE) return;
+    tfl_state *st = tfl_state_get();
+    if (pthread_mutex_lock(&st->lock) != 0) return;
+    uint64_t owner = current_ctx();
+    uint64_t b = tfl_ledger_release(&st->ledger, TFL_KEY_PTR, (uint64_t)p);
+    int moved = b && g_ngraphmem < TFL_MAX_GRAPHMEM && tfl_ledger_reserve(&st->ledger, b, 0) == TFL_OK;
+    if (moved && tfl_ledger_commit_owned(&st->ledger, TFL_KEY_GRAPHMEM, (uint64_t)p, b, owner) == TFL_OK) {
+        g_graphmem[g_ngraphmem++] = (uint64_t)p;
+    } else if (moved) {
+        tfl_ledger_cancel(&st->ledger, b);
+        moved = 0;
+    }
+    if (b && !moved && tfl_ledger_reserve(&st->ledger, b, 0) == TFL_OK)  /* back under its pointer key */
+        (void)tfl_ledger_commit_owned(&st->ledger, TFL_KEY_PTR, (uint64_t)p, b, owner);
+    pthread_mutex_unlock(&st->lock);
 }

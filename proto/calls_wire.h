@@ -60,7 +60,9 @@ typedef struct tf_console {
 /* A reply header whose `nconsole` is TF_REP_HOST_CALL (above TF_MAX_FRAME, so never a byte count) is not a
  * reply but a request from the worker, sent while the client waits for tfGraphLaunchServe: run the client's
  * host function (payload: u64 fn, u64 userData) and answer with the 8 bytes TF_HOST_CALL_DONE; the real
- * reply follows later. */
+ * reply follows later. When the launch is a tfGraphLaunchHost, the payload goes on with the current bytes of
+ * the graph's host destination ranges (as tfGraphFetch returns them), written to the client's memory before
+ * the function runs. */
 #define TF_REP_HOST_CALL 0x4c4c4143u  /* "CALL" */
 #define TF_HOST_CALL_DONE "TFHD\0\0\0\0"
 typedef struct tf_latched {
@@ -80,6 +82,16 @@ typedef struct tf_latched {
 #define TF_MAX_CAPTURE_DEPS 256
 #define TF_MAX_KPARAM_BYTES 32768
 #define TF_MAX_DOT_BYTES (1u << 20)
+/* Most client host ranges (memcpy nodes on host memory) one executable graph may have. */
+#define TF_MAX_HOST_RANGES 256
+/* Most access descriptors of a graph memory alloc node (one per device that may access it). */
+#define TF_MAX_ACCESS_DESCS 64
+/* Most body graphs of a conditional node (a switch node's size) one reply carries. */
+#define TF_MAX_COND_BODIES 1024
+static inline uint64_t tf_cond_bodies(const CUDA_CONDITIONAL_NODE_PARAMS *p)
+{
+    return p && p->size <= TF_MAX_COND_BODIES ? p->size : 0;
+}
 
 /* ---- session hello: what the stub caches and answers locally ---- */
 #define TF_MAX_DEVICES 8

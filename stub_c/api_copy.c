@@ -46,6 +46,9 @@ static CUresult h2d_async_chunk(CUdeviceptr dst, const void *src, size_t n, CUst
 
 CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, CUstream hStream)
 {
+    int captured;  /* on a capturing stream: a graph node that reads this range at each launch */
+    CUresult cap_rc = tf_capture_host_copy(1, dstDevice, srcHost, ByteCount, hStream, &captured);
+    if (captured) return cap_rc;
     CUresult shm_rc;
     if (srcHost && tf_shm_copy(1, dstDevice, (void *)(uintptr_t)srcHost, ByteCount, hStream, &shm_rc))
         return shm_rc;
@@ -66,6 +69,9 @@ CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, si
 /* Device-to-host results must land in the caller's memory, so the async form waits like the sync one. */
 CUresult tfs_cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream)
 {
+    int captured;  /* on a capturing stream: a graph node that writes this range at each launch */
+    CUresult cap_rc = tf_capture_host_copy(0, srcDevice, dstHost, ByteCount, hStream, &captured);
+    if (captured) return cap_rc;
     CUresult shm_rc;
     if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, hStream, &shm_rc)) return shm_rc;
     if (dstHost && ByteCount > TF_COPY_CHUNK) return tf_pipelined_dtoh(dstHost, srcDevice, ByteCount, hStream, 1);

@@ -4,11 +4,16 @@
  *
  * Capture and graphs run in the GPU worker process, where the streams live: the launches, copies and
  * memsets the stub already forwards land in the capturing stream there, and graphs, nodes and executable
- * graphs are the worker's handles. What cannot cross the machine boundary is refused with a message:
- *  - copies between client host memory and the device, captured or as memcpy nodes (the node would
- *    have to read or write this process's memory whenever the graph runs): CUDA_ERROR_STREAM_CAPTURE_
- *    UNSUPPORTED during capture (the capture is invalidated, as the driver does for unsupported calls),
- *    CUDA_ERROR_NOT_SUPPORTED for cuGraphAddMemcpyNode; device-to-device copies work.
+ * graphs are the worker's handles.
+ *
+ * Copies between this process's host memory and the device inside graphs (memcpy nodes, cuMemcpyHtoDAsync/
+ * DtoHAsync on a capturing stream): the worker's node copies to or from a staging buffer that stands for
+ * our range (tfworker/executor/exec_graph_host.c). Each launch of an executable graph with such ranges
+ * sends the ranges' current bytes (sources, and destinations so that what no node writes stays as it is);
+ * the destinations are written back here at the first synchronous call that finds the launch finished
+ * (tf_graph_host_sync, run by transport.c after every synchronous call, like managed memory), and before a
+ * host node's function runs. A later launch of a graph with host ranges first collects what is pending.
+ * Refused: 2D copies of host memory during capture, arrays, host-to-host nodes (CUDA_ERROR_NOT_SUPPORTED).
  * Host nodes (cuGraphAddHostNode, cuLaunchHostFunc into a capturing stream) work: the function runs here,
  * called back by the worker when its graph reaches the node (see tfs_cuGraphAddHostNode).
  *
@@ -244,17 +249,31 @@ CUresult tfs_cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGraph, CUgrap
 /* The executable graphs the worker handed out: cuGraphLaunch is batched (no reply), so a bogus handle
  * is refused here, at the call, as the driver does. */
 #define EXEC_BUCKETS 256
-typedef struct exec_entry { uint64_t h; struct exec_entry *next; } exec_entry;
+typedef struct exec_entry {
+    uint64_t h;
+    unsigned nr;             /* client host ranges of its memcpy nodes (exec_graph_host.c), 0 if none */
+    unsigned long long *rng; /* nr (address, bytes, to_device) triples, in launch-payload order */
+    size_t h2d, d2h;         /* payload bytes of a launch, bytes written back */
+    int pending;             /* launched; destinations not written back yet */
+    struct exec_entry *next;
+} exec_entry;
+static int g_npending;       /* execs with pending write-backs (atomic reads) */
 static exec_entry *g_execs[EXEC_BUCKETS];
 static pthread_mutex_t g_exec_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t exec_bucket(uint64_t h) { return (size_t)((h >> 4) * 0x9E3779B97F4A7C15ull >> 56) % EXEC_BUCKETS; }
 
-static void exec_remember(CUgraphExec e)
+static void exec_remember(CUgraphExec e, unsigned nr, unsigned long long *rng)
 {
-    exec_entry *n = malloc(sizeof *n);
-    if (!n) return;  /* unknown to the stub: its launches are then refused, never unchecked */
+    exec_entry *n = calloc(1, sizeof *n);
+    if (!n) { free(rng); return; }  /* unknown to the stub: its launches are then refused, never unchecked */
     n->h = (uint64_t)(uintptr_t)e;
+    n->nr = nr;
+    n->rng = rng;
+    for (unsigned i = 0; i < nr; i++) {
+        n->h2d += rng[3 * i + 1];
+        if (!rng[3 * i + 2]) n->d2h += rng[3 * i + 1];
+    }
     pthread_mutex_lock(&g_exec_mu);
     n->next = g_execs[exec_bucket(n->h)];
     g_execs[exec_bucket(n->h)] = n;
@@ -272,6 +291,8 @@ static int exec_known(CUgraphExec e, int forget)
         if (forget) {
             exec_entry *d = *p;
             *p = d->next;
+            if (d->pending) __atomic_sub_fetch(&g_npending, 1, __ATOMIC_RELEASE);
+            free(d->rng);
             free(d);
         }
         break;
@@ -280,10 +301,31 @@ static int exec_known(CUgraphExec e, int forget)
     return found;
 }
 
+/* A new executable graph: the stub learns its client host ranges, if any. */
+static CUresult exec_new(CUgraphExec e)
+{
+    unsigned n = 0;
+    unsigned long long *rng = malloc(sizeof(unsigned long long) * 3 * TF_MAX_HOST_RANGES);
+    if (!rng) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = rpc_tfGraphHostRanges(e, &n, rng);
+    if (rc == CUDA_SUCCESS && n > TF_MAX_HOST_RANGES) rc = CUDA_ERROR_UNKNOWN;
+    if (rc) {
+        free(rng);
+        (void)rpc_cuGraphExecDestroy(e);
+        return rc;
+    }
+    if (n == 0) {
+        free(rng);
+        rng = NULL;
+    }
+    exec_remember(e, n, rng);
+    return CUDA_SUCCESS;
+}
+
 CUresult tfs_cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph, unsigned long long flags)
 {
     CUresult rc = rpc_cuGraphInstantiateWithFlags(phGraphExec, hGraph, flags);
-    if (rc == CUDA_SUCCESS && phGraphExec) exec_remember(*phGraphExec);
+    if (rc == CUDA_SUCCESS && phGraphExec) rc = exec_new(*phGraphExec);
     return rc;
 }
 
@@ -291,13 +333,192 @@ CUresult tfs_cuGraphInstantiateWithParams(CUgraphExec *phGraphExec, CUgraph hGra
                                           CUDA_GRAPH_INSTANTIATE_PARAMS *instantiateParams)
 {
     CUresult rc = rpc_cuGraphInstantiateWithParams(phGraphExec, hGraph, instantiateParams);
-    if (rc == CUDA_SUCCESS && phGraphExec) exec_remember(*phGraphExec);
+    if (rc == CUDA_SUCCESS && phGraphExec) rc = exec_new(*phGraphExec);
     return rc;
+}
+
+/* A copy of an exec entry's ranges taken under the lock (the entry may go away during a call). */
+typedef struct exec_ranges { uint64_t h; unsigned nr; unsigned long long *rng; size_t h2d, d2h; int pending; } exec_ranges;
+
+static int exec_ranges_get(uint64_t h, exec_ranges *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&g_exec_mu);
+    for (exec_entry *p = g_execs[exec_bucket(h)]; p; p = p->next) {
+        if (p->h != h) continue;
+        found = 1;
+        *out = (exec_ranges){h, p->nr, NULL, p->h2d, p->d2h, p->pending};
+        if (p->nr && (out->rng = malloc(sizeof(unsigned long long) * 3 * p->nr)) != NULL)
+            memcpy(out->rng, p->rng, sizeof(unsigned long long) * 3 * p->nr);
+        else if (p->nr) found = -1;
+        break;
+    }
+    pthread_mutex_unlock(&g_exec_mu);
+    return found;
+}
+
+static void exec_set_pending(uint64_t h, int pending)
+{
+    pthread_mutex_lock(&g_exec_mu);
+    for (exec_entry *p = g_execs[exec_bucket(h)]; p; p = p->next)
+        if (p->h == h) {
+            if (p->pending != pending) __atomic_add_fetch(&g_npending, pending ? 1 : -1, __ATOMIC_RELEASE);
+            p->pending = pending;
+            break;
+        }
+    pthread_mutex_unlock(&g_exec_mu);
+}
+
+/* Writes the destination bytes of r (d2h bytes, payload order) into this process's memory. */
+static void write_back(const exec_ranges *r, const uint8_t *bytes)
+{
+    size_t off = 0;
+    for (unsigned i = 0; i < r->nr; i++) {
+        if (r->rng[3 * i + 2]) continue;
+        memcpy((void *)(uintptr_t)r->rng[3 * i], bytes + off, r->rng[3 * i + 1]);
+        off += r->rng[3 * i + 1];
+    }
+}
+
+/* Collects the destinations of exec h's last launch if it has finished (or waits for it: wait = 1). */
+static CUresult exec_fetch(uint64_t h, int wait)
+{
+    exec_ranges r = {0};
+    int got = exec_ranges_get(h, &r);
+    if (got < 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!got || !r.pending) { free(r.rng); return CUDA_SUCCESS; }
+    uint8_t *buf = malloc(r.d2h ? r.d2h : 1);
+    int done = 0;
+    CUresult rc = buf ? rpc_tfGraphFetch((CUgraphExec)(uintptr_t)h, wait, r.d2h, &done, buf) : CUDA_ERROR_OUT_OF_MEMORY;
+    if (rc == CUDA_SUCCESS && done) {
+        write_back(&r, buf);
+        exec_set_pending(h, 0);
+    }
+    free(buf);
+    free(r.rng);
+    return rc;
+}
+
+/* Every exec with pending write-backs (snapshot of the handles). */
+static size_t pending_list(uint64_t **out)
+{
+    size_t n = 0, cap = 0;
+    uint64_t *v = NULL;
+    pthread_mutex_lock(&g_exec_mu);
+    for (int b = 0; b < EXEC_BUCKETS; b++)
+        for (exec_entry *p = g_execs[b]; p; p = p->next) {
+            if (!p->pending) continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 8;
+                uint64_t *nv = realloc(v, cap * sizeof *v);
+                if (!nv) break;
+                v = nv;
+            }
+            v[n++] = p->h;
+        }
+    pthread_mutex_unlock(&g_exec_mu);
+    *out = v;
+    return n;
+}
+
+static __thread int t_fetching;
+
+/* After every synchronous call (transport.c): the destinations of graph launches that have finished are
+ * written back, so whatever synchronizes with them (stream/event/context synchronize, a blocking copy, a
+ * query that says done) sees them. wait = 1: collects every pending launch, waiting for them. */
+CUresult tf_graph_host_sync(int wait)
+{
+    if (t_fetching || __atomic_load_n(&g_npending, __ATOMIC_ACQUIRE) == 0) return CUDA_SUCCESS;
+    t_fetching = 1;
+    uint64_t *v = NULL;
+    size_t n = pending_list(&v);
+    CUresult rc = CUDA_SUCCESS;
+    for (size_t i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = exec_fetch(v[i], wait);
+    free(v);
+    t_fetching = 0;
+    return rc;
+}
+
+/* The launch being served (tfGraphLaunchHost with host nodes): a host node's call carries the graph's
+ * destination bytes (transport.c hands them here before running the function). */
+static exec_ranges g_serving;
+static int g_serving_set;
+
+int tf_graph_host_call_bytes(const uint8_t *bytes, size_t len)
+{
+    if (!g_serving_set || len != g_serving.d2h) return -1;
+    write_back(&g_serving, bytes);
+    return 0;
+}
+
+static CUresult launch_host(CUgraphExec e, CUstream s)
+{
+    CUresult rc = tf_graph_host_sync(1);  /* a shared staging buffer may still hold another launch's result */
+    if (rc) return rc;
+    exec_ranges r = {0};
+    int got = exec_ranges_get((uint64_t)(uintptr_t)e, &r);
+    if (got <= 0) return got < 0 ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_INVALID_HANDLE;
+    uint8_t *payload = malloc(r.h2d ? r.h2d : 1);
+    if (!payload) { free(r.rng); return CUDA_ERROR_OUT_OF_MEMORY; }
+    size_t off = 0;
+    for (unsigned i = 0; i < r.nr; i++) {
+        memcpy(payload + off, (const void *)(uintptr_t)r.rng[3 * i], r.rng[3 * i + 1]);
+        off += r.rng[3 * i + 1];
+    }
+    int serve = __atomic_load_n(&g_host_nodes, __ATOMIC_ACQUIRE);
+    if (serve) {
+        g_serving = r;
+        g_serving_set = 1;
+    }
+    rc = rpc_tfGraphLaunchHost(e, s, serve, r.h2d, payload);
+    g_serving_set = 0;
+    free(payload);
+    free(r.rng);
+    if (rc == CUDA_SUCCESS) {
+        exec_set_pending((uint64_t)(uintptr_t)e, 1);
+        if (serve) rc = exec_fetch((uint64_t)(uintptr_t)e, 1);  /* the served launch has finished */
+    }
+    return rc;
+}
+
+static CUresult exec_refresh(CUgraphExec hGraphExec);
+
+/* The graph's parameters replace the executable graph's, host ranges included: the stub learns them anew
+ * (destinations of its last launch are collected first: they belong to the old ranges). */
+CUresult tfs_cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph, CUgraphExecUpdateResultInfo *resultInfo)
+{
+    NEED_INIT();
+    CUresult rc = exec_fetch((uint64_t)(uintptr_t)hGraphExec, 1);
+    if (rc) return rc;
+    rc = rpc_cuGraphExecUpdate_v2(hGraphExec, hGraph, resultInfo);
+    if (rc) return rc;
+    return exec_refresh(hGraphExec);
+}
+
+/* Learns an executable graph's host ranges anew (after its nodes' parameters changed in the worker). */
+static CUresult exec_refresh(CUgraphExec hGraphExec)
+{
+    CUresult rc;
+    unsigned n = 0;
+    unsigned long long *rng = malloc(sizeof(unsigned long long) * 3 * TF_MAX_HOST_RANGES);
+    if (!rng) return CUDA_ERROR_OUT_OF_MEMORY;
+    rc = rpc_tfGraphHostRanges(hGraphExec, &n, rng);
+    if (rc == CUDA_SUCCESS && n > TF_MAX_HOST_RANGES) rc = CUDA_ERROR_UNKNOWN;
+    if (rc) {
+        free(rng);
+        return rc;
+    }
+    exec_known(hGraphExec, 1);  /* replaced by an entry with the new ranges */
+    exec_remember(hGraphExec, n, n ? rng : NULL);
+    if (!n) free(rng);
+    return CUDA_SUCCESS;
 }
 
 CUresult tfs_cuGraphExecDestroy(CUgraphExec hGraphExec)
 {
-    CUresult rc = rpc_cuGraphExecDestroy(hGraphExec);
+    CUresult rc = exec_fetch((uint64_t)(uintptr_t)hGraphExec, 1);  /* its last launch's results still land */
+    if (rc && rc != CUDA_ERROR_INVALID_HANDLE) return rc;
+    rc = rpc_cuGraphExecDestroy(hGraphExec);
     if (rc == CUDA_SUCCESS) exec_known(hGraphExec, 1);
     return rc;
 }
@@ -305,7 +526,11 @@ CUresult tfs_cuGraphExecDestroy(CUgraphExec hGraphExec)
 CUresult tfs_cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
 {
     NEED_INIT();
-    if (!exec_known(hGraphExec, 0)) return CUDA_ERROR_INVALID_HANDLE;
+    exec_ranges r = {0};
+    int got = exec_ranges_get((uint64_t)(uintptr_t)hGraphExec, &r);
+    if (got == 0) return CUDA_ERROR_INVALID_HANDLE;
+    free(r.rng);
+    if (got > 0 && r.nr) return launch_host(hGraphExec, hStream);
     if (__atomic_load_n(&g_host_nodes, __ATOMIC_ACQUIRE)) return rpc_tfGraphLaunchServe(hGraphExec, hStream);
     return rpc_cuGraphLaunch(hGraphExec, hStream);
 }
@@ -409,8 +634,8 @@ CUresult tfs_cuGraphKernelNodeGetParams_v2(CUgraphNode hNode, CUDA_KERNEL_NODE_P
 }
 
 /* ---------------------------------------------------------------------- memcpy and host nodes */
-/* One side of a copy node: device memory (a unified pointer the stub knows as device memory counts) or
- * a refusal: client host memory cannot be read or written by a node that runs in the GPU worker. */
+/* One side of a copy node: device memory (a unified pointer the stub knows as device memory counts), this
+ * process's host memory (*host set to its address), or a refusal (arrays are not forwarded). */
 static CUresult copy_side(CUmemorytype *type, CUdeviceptr *dev, const void **host, const char *which)
 {
     if (*type == CU_MEMORYTYPE_UNIFIED) {
@@ -419,13 +644,33 @@ static CUresult copy_side(CUmemorytype *type, CUdeviceptr *dev, const void **hos
             return CUDA_SUCCESS;
         }
         *type = CU_MEMORYTYPE_HOST;
+        *host = (const void *)(uintptr_t)*dev;
+        *dev = 0;
     }
-    if (*type == CU_MEMORYTYPE_DEVICE) return CUDA_SUCCESS;
-    tf_log("cuGraphAddMemcpyNode: the %s is %s; a graph node runs in the GPU worker and can only copy device "
-           "memory there (CUDA_ERROR_NOT_SUPPORTED: copy host data with cuMemcpy*Async outside the graph)", which,
-           *type == CU_MEMORYTYPE_HOST ? "client host memory" : "an array (not forwarded)");
-    (void)host;
+    if (*type == CU_MEMORYTYPE_DEVICE || *type == CU_MEMORYTYPE_HOST) return CUDA_SUCCESS;
+    tf_log("cuGraphAddMemcpyNode: the %s is an array (not forwarded): CUDA_ERROR_NOT_SUPPORTED", which);
     return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+/* The host side of a node, normalised: its first byte at offset 0 (x, y, z = 0), *len bytes spanned. */
+static CUresult host_side(const void **host, size_t *x, size_t *y, size_t *z, size_t *pitch, size_t *height,
+                          const CUDA_MEMCPY3D *c, uint64_t *len)
+{
+    uint64_t p = *pitch ? *pitch : c->WidthInBytes, h = *height ? *height : c->Height, d = c->Depth ? c->Depth : 1;
+    uint64_t lo, rows, span;
+    if (!*host || c->WidthInBytes > p || c->Height > h) return CUDA_ERROR_INVALID_VALUE;
+    if (__builtin_mul_overflow((uint64_t)*z, h, &lo) || __builtin_add_overflow(lo, (uint64_t)*y, &lo) ||
+        __builtin_mul_overflow(lo, p, &lo) || __builtin_add_overflow(lo, (uint64_t)*x, &lo) ||
+        __builtin_mul_overflow(d - 1, h, &rows) || __builtin_add_overflow(rows, (uint64_t)c->Height - 1, &rows) ||
+        __builtin_mul_overflow(rows, p, &span) || __builtin_add_overflow(span, (uint64_t)c->WidthInBytes, &span) ||
+        span > TF_MAX_FRAME)
+        return CUDA_ERROR_INVALID_VALUE;
+    *host = (const uint8_t *)*host + lo;
+    *x = *y = *z = 0;
+    *pitch = p;
+    *height = h;
+    *len = span;
+    return CUDA_SUCCESS;
 }
 
 CUresult tfs_cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -434,11 +679,75 @@ CUresult tfs_cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, cons
     NEED_INIT();
     if (!phGraphNode || !copyParams) return CUDA_ERROR_INVALID_VALUE;
     CUDA_MEMCPY3D c = *copyParams;
+    if (c.WidthInBytes == 0 || c.Height == 0 || c.Depth == 0) return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = copy_side(&c.srcMemoryType, &c.srcDevice, &c.srcHost, "source");
     if (rc == CUDA_SUCCESS) rc = copy_side(&c.dstMemoryType, &c.dstDevice, (const void **)&c.dstHost, "destination");
     if (rc) return rc;
-    c.srcHost = NULL, c.dstHost = NULL, c.srcArray = NULL, c.dstArray = NULL;
-    return rpc_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &c, ctx);
+    c.srcArray = NULL, c.dstArray = NULL;
+    int sh = c.srcMemoryType == CU_MEMORYTYPE_HOST, dh = c.dstMemoryType == CU_MEMORYTYPE_HOST;
+    if (!sh && !dh) {
+        c.srcHost = NULL, c.dstHost = NULL;
+        return rpc_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &c, ctx);
+    }
+    if (sh && dh) {
+        tf_log("cuGraphAddMemcpyNode: a host-to-host node is not supported through the stub "
+               "(CUDA_ERROR_NOT_SUPPORTED)");
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    uint64_t len = 0;
+    const void *host = sh ? c.srcHost : c.dstHost;
+    rc = sh ? host_side(&host, &c.srcXInBytes, &c.srcY, &c.srcZ, &c.srcPitch, &c.srcHeight, &c, &len)
+            : host_side(&host, &c.dstXInBytes, &c.dstY, &c.dstZ, &c.dstPitch, &c.dstHeight, &c, &len);
+    if (rc) return rc;
+    c.srcHost = NULL, c.dstHost = NULL;
+    return rpc_tfGraphAddHostCopyNode(phGraphNode, hGraph, dependencies, numDependencies, &c, ctx,
+                                      (unsigned long long)(uintptr_t)host, len);
+}
+
+/* New operands for one memcpy node of an executable graph: device memory as they are, a host range through
+ * a staging buffer of this executable graph's own (the stub then learns its ranges anew). */
+CUresult tfs_cuGraphExecMemcpyNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode, const CUDA_MEMCPY3D *copyParams,
+                                            CUcontext ctx)
+{
+    NEED_INIT();
+    if (!copyParams) return CUDA_ERROR_INVALID_VALUE;
+    CUDA_MEMCPY3D c = *copyParams;
+    if (c.WidthInBytes == 0 || c.Height == 0 || c.Depth == 0) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = copy_side(&c.srcMemoryType, &c.srcDevice, &c.srcHost, "source");
+    if (rc == CUDA_SUCCESS) rc = copy_side(&c.dstMemoryType, &c.dstDevice, (const void **)&c.dstHost, "destination");
+    if (rc) return rc;
+    c.srcArray = NULL, c.dstArray = NULL;
+    int sh = c.srcMemoryType == CU_MEMORYTYPE_HOST, dh = c.dstMemoryType == CU_MEMORYTYPE_HOST;
+    if (!sh && !dh) {
+        c.srcHost = NULL, c.dstHost = NULL;
+        return rpc_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &c, ctx);
+    }
+    if (sh && dh) return CUDA_ERROR_NOT_SUPPORTED;
+    uint64_t len = 0;
+    const void *host = sh ? c.srcHost : c.dstHost;
+    rc = sh ? host_side(&host, &c.srcXInBytes, &c.srcY, &c.srcZ, &c.srcPitch, &c.srcHeight, &c, &len)
+            : host_side(&host, &c.dstXInBytes, &c.dstY, &c.dstZ, &c.dstPitch, &c.dstHeight, &c, &len);
+    if (rc) return rc;
+    c.srcHost = NULL, c.dstHost = NULL;
+    rc = exec_fetch((uint64_t)(uintptr_t)hGraphExec, 1);  /* the last launch's destinations are the old ranges */
+    if (rc) return rc;
+    rc = rpc_tfGraphExecHostCopySetParams(hGraphExec, hNode, &c, ctx, (unsigned long long)(uintptr_t)host, len);
+    return rc ? rc : exec_refresh(hGraphExec);
+}
+
+/* cuMemcpyHtoDAsync / DtoHAsync (api_copy.c) while a capture is live: on a capturing stream the worker
+ * makes the copy a node on a staging buffer for [host, host + n) (*handled = 1); otherwise the caller
+ * copies as usual. */
+CUresult tf_capture_host_copy(int to_device, CUdeviceptr dev, const void *host, size_t n, CUstream hStream,
+                              int *handled)
+{
+    *handled = 0;
+    if (__atomic_load_n(&g_ncaps, __ATOMIC_ACQUIRE) == 0 || !host || !n) return CUDA_SUCCESS;
+    int captured = 0;
+    CUresult rc = rpc_tfMemcpyHostCaptured(hStream, dev, (unsigned long long)(uintptr_t)host, n, to_device,
+                                           &captured);
+    *handled = rc != CUDA_SUCCESS || captured;
+    return rc;
 }
 
 /* Host nodes run the client's function in this process: the worker's graph holds a trampoline node that
@@ -488,4 +797,192 @@ CUresult tfs_cuGraphDebugDotPrint(CUgraph hGraph, const char *path, unsigned int
     }
     free(text);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------- graph memory */
+#define TF_MAX_GRAPH_MEM 4096
+static CUdeviceptr g_gmem[TF_MAX_GRAPH_MEM]; /* addresses of alloc nodes (until the process ends) */
+static int g_ngmem;
+static pthread_mutex_t g_gmem_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* An alloc node's address is device memory to this process too (unified copies, kernel arguments). */
+CUresult tfs_cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                    size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams)
+{
+    NEED_INIT();
+    if (!phGraphNode || !nodeParams || nodeParams->accessDescCount > TF_MAX_ACCESS_DESCS ||
+        (nodeParams->accessDescCount && !nodeParams->accessDescs))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUdeviceptr p = 0;
+    CUresult rc = rpc_tfGraphAddMemAllocNode(phGraphNode, hGraph, dependencies, numDependencies, nodeParams,
+                                             nodeParams->accessDescCount, nodeParams->accessDescs, &p);
+    if (rc) return rc;
+    nodeParams->dptr = p;
+    tf_devmap_add(p, nodeParams->bytesize);
+    pthread_mutex_lock(&g_gmem_mu);
+    if (g_ngmem < TF_MAX_GRAPH_MEM) g_gmem[g_ngmem++] = p;
+    pthread_mutex_unlock(&g_gmem_mu);
+    return CUDA_SUCCESS;
+}
+
+/* cuMemFree(Async) of an alloc node's memory (api_memory.c): 1 if p is one (*rc: the answer). The graph
+ * allocates it again at its next launch, so it stays device memory to this process and to the worker. */
+int tf_graph_mem_free(CUdeviceptr p, CUstream hStream, int async, CUresult *rc)
+{
+    int found = 0;
+    pthread_mutex_lock(&g_gmem_mu);
+    for (int i = 0; i < g_ngmem && !found; i++) found = g_gmem[i] == p;
+    pthread_mutex_unlock(&g_gmem_mu);
+    if (found) *rc = rpc_tfGraphMemFree(p, hStream, async);
+    return found;
+}
+
+/* The access descriptors handed out are owned by the node (the driver's rule): one copy per node, kept
+ * for the life of the process (a later get of the same node reuses it when it fits). */
+typedef struct desc_copy { uint64_t node; size_t n; CUmemAccessDesc *d; struct desc_copy *next; } desc_copy;
+static desc_copy *g_desc_copies;
+static pthread_mutex_t g_desc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+CUresult tfs_cuGraphMemAllocNodeGetParams(CUgraphNode hNode, CUDA_MEM_ALLOC_NODE_PARAMS *params_out)
+{
+    NEED_INIT();
+    if (!params_out) return CUDA_ERROR_INVALID_VALUE;
+    CUDA_MEM_ALLOC_NODE_PARAMS p;
+    unsigned n = 0;
+    CUmemAccessDesc descs[TF_MAX_ACCESS_DESCS];
+    CUresult rc = rpc_tfGraphMemAllocNodeGetParams(hNode, &p, &n, descs);
+    if (rc) return rc;
+    if (n > TF_MAX_ACCESS_DESCS) return CUDA_ERROR_UNKNOWN;
+    const CUmemAccessDesc *mine = NULL;
+    if (n) {
+        pthread_mutex_lock(&g_desc_mu);
+        desc_copy *c = g_desc_copies;
+        while (c && !(c->node == (uint64_t)(uintptr_t)hNode && c->n == n && !memcmp(c->d, descs, n * sizeof *descs)))
+            c = c->next;
+        if (!c && (c = calloc(1, sizeof *c)) != NULL) {
+            c->d = malloc(n * sizeof *descs);
+            if (!c->d) {
+                free(c);
+                c = NULL;
+            } else {
+                memcpy(c->d, descs, n * sizeof *descs);
+                c->node = (uint64_t)(uintptr_t)hNode;
+                c->n = n;
+                c->next = g_desc_copies;
+                g_desc_copies = c;
+            }
+        }
+        mine = c ? c->d : NULL;
+        pthread_mutex_unlock(&g_desc_mu);
+        if (!mine) return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *params_out = p;
+    params_out->accessDescs = mine;
+    params_out->accessDescCount = n;
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+    NEED_INIT();
+    if (!value) return CUDA_ERROR_INVALID_VALUE;
+    cuuint64_t v = 0;
+    CUresult rc = rpc_tfDeviceGetGraphMemAttribute(device, attr, &v);
+    if (rc == CUDA_SUCCESS) memcpy(value, &v, sizeof v);
+    return rc;
+}
+
+CUresult tfs_cuDeviceSetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+    NEED_INIT();
+    if (!value) return CUDA_ERROR_INVALID_VALUE;
+    cuuint64_t v;
+    memcpy(&v, value, sizeof v);
+    return rpc_tfDeviceSetGraphMemAttribute(device, attr, v);
+}
+
+/* ------------------------------------------------------------------ cuGraphAddNode, conditional nodes */
+/* A conditional node's body graphs are the worker's handles; the array handed out is owned by the node
+ * (here: kept for the life of the process). */
+static CUresult add_conditional(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *deps, size_t ndeps,
+                                CUDA_CONDITIONAL_NODE_PARAMS *p)
+{
+    if (p->size == 0 || p->size > TF_MAX_COND_BODIES) return CUDA_ERROR_INVALID_VALUE;
+    CUgraph *bodies = calloc(p->size, sizeof *bodies);
+    if (!bodies) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = rpc_tfGraphAddConditionalNode(phGraphNode, hGraph, deps, ndeps, p, bodies);
+    if (rc) {
+        free(bodies);
+        return rc;
+    }
+    p->phGraph_out = bodies;
+    return CUDA_SUCCESS;
+}
+
+/* Every node kind through one entry point, each to the call that makes that kind (edges: plain only). */
+CUresult tfs_cuGraphAddNode_v2(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                               const CUgraphEdgeData *dependencyData, size_t numDependencies,
+                               CUgraphNodeParams *nodeParams)
+{
+    NEED_INIT();
+    if (!phGraphNode || !nodeParams || (numDependencies && !dependencies)) return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; dependencyData && i < numDependencies; i++)
+        if (dependencyData[i].from_port || dependencyData[i].to_port || dependencyData[i].type) {
+            tf_log("cuGraphAddNode: edges with ports or types are not forwarded (CUDA_ERROR_NOT_SUPPORTED)");
+            return CUDA_ERROR_NOT_SUPPORTED;
+        }
+    CUgraphNodeParams *p = nodeParams;
+    const CUgraphNode *d = dependencies;
+    size_t n = numDependencies;
+    switch (p->type) {
+    case CU_GRAPH_NODE_TYPE_KERNEL: {
+        CUDA_KERNEL_NODE_PARAMS k;
+        memset(&k, 0, sizeof k);
+        k.func = p->kernel.func, k.kern = p->kernel.kern, k.ctx = p->kernel.ctx;
+        k.gridDimX = p->kernel.gridDimX, k.gridDimY = p->kernel.gridDimY, k.gridDimZ = p->kernel.gridDimZ;
+        k.blockDimX = p->kernel.blockDimX, k.blockDimY = p->kernel.blockDimY, k.blockDimZ = p->kernel.blockDimZ;
+        k.sharedMemBytes = p->kernel.sharedMemBytes, k.kernelParams = p->kernel.kernelParams;
+        k.extra = p->kernel.extra;
+        return tfs_cuGraphAddKernelNode_v2(phGraphNode, hGraph, d, n, &k);
+    }
+    case CU_GRAPH_NODE_TYPE_MEMCPY:
+        return tfs_cuGraphAddMemcpyNode(phGraphNode, hGraph, d, n, &p->memcpy.copyParams, p->memcpy.copyCtx);
+    case CU_GRAPH_NODE_TYPE_MEMSET: {
+        CUDA_MEMSET_NODE_PARAMS m = {p->memset.dst, p->memset.pitch, p->memset.value, p->memset.elementSize,
+                                     p->memset.width, p->memset.height};
+        return rpc_cuGraphAddMemsetNode(phGraphNode, hGraph, d, n, &m, p->memset.ctx);
+    }
+    case CU_GRAPH_NODE_TYPE_HOST: {
+        CUDA_HOST_NODE_PARAMS h = {p->host.fn, p->host.userData};
+        return tfs_cuGraphAddHostNode(phGraphNode, hGraph, d, n, &h);
+    }
+    case CU_GRAPH_NODE_TYPE_GRAPH:
+        return rpc_cuGraphAddChildGraphNode(phGraphNode, hGraph, d, n, p->graph.graph);
+    case CU_GRAPH_NODE_TYPE_EMPTY:
+        return rpc_cuGraphAddEmptyNode(phGraphNode, hGraph, d, n);
+    case CU_GRAPH_NODE_TYPE_EVENT_RECORD:
+        return rpc_cuGraphAddEventRecordNode(phGraphNode, hGraph, d, n, p->eventRecord.event);
+    case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
+        return rpc_cuGraphAddEventWaitNode(phGraphNode, hGraph, d, n, p->eventWait.event);
+    case CU_GRAPH_NODE_TYPE_MEM_ALLOC: {
+        CUDA_MEM_ALLOC_NODE_PARAMS a = {p->alloc.poolProps, p->alloc.accessDescs, p->alloc.accessDescCount,
+                                        p->alloc.bytesize, 0};
+        CUresult rc = tfs_cuGraphAddMemAllocNode(phGraphNode, hGraph, d, n, &a);
+        if (rc == CUDA_SUCCESS) p->alloc.dptr = a.dptr;
+        return rc;
+    }
+    case CU_GRAPH_NODE_TYPE_MEM_FREE:
+        return rpc_cuGraphAddMemFreeNode(phGraphNode, hGraph, d, n, p->free.dptr);
+    case CU_GRAPH_NODE_TYPE_CONDITIONAL:
+        return add_conditional(phGraphNode, hGraph, d, n, &p->conditional);
+    default:
+        tf_log("cuGraphAddNode: node type %d is not forwarded (CUDA_ERROR_NOT_SUPPORTED)", (int)p->type);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+}
+
+CUresult tfs_cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                            size_t numDependencies, CUgraphNodeParams *nodeParams)
+{
+    return tfs_cuGraphAddNode_v2(phGraphNode, hGraph, dependencies, NULL, numDependencies, nodeParams);
 }

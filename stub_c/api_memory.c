@@ -136,6 +136,7 @@ CUresult tfs_cuMemFree_v2(CUdeviceptr dptr)
     NEED_INIT();
     if (dptr == 0) return CUDA_SUCCESS;  /* no operation, as the driver does (cudart's cudaFree(0) sends it) */
     if (managed_free(dptr, &rc)) return rc;
+    if (tf_graph_mem_free(dptr, NULL, 0, &rc)) return rc;  /* graph memory (api_graph.c) */
     rc = rpc_cuMemFree_v2(dptr);
     if (rc == CUDA_SUCCESS) tf_devmap_del(dptr);
     return rc;
@@ -157,7 +158,9 @@ CUresult tfs_cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemor
 
 CUresult tfs_cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
 {
-    CUresult rc = rpc_cuMemFreeAsync(dptr, hStream);
+    CUresult rc;
+    if (tf_graph_mem_free(dptr, hStream, 1, &rc)) return rc;  /* graph memory (api_graph.c) */
+    rc = rpc_cuMemFreeAsync(dptr, hStream);
     tf_devmap_del(dptr);
     return rc;
 }

@@ -107,6 +107,13 @@ int tf_capture_mode_wanted(void);
 int tf_capture_live_on(CUstream s);
 /* cuLaunchHostFunc while a capture is live: *handled = 1 when the worker captured it (or failed). */
 CUresult tf_capture_host_func(CUstream hStream, CUhostFn fn, void *userData, int *handled);
+/* Graph copies of this process's host memory (api_graph.c): captured copies, write-back after synchronous
+ * calls (transport.c), destination bytes that come with a host node's call. */
+CUresult tf_capture_host_copy(int to_device, CUdeviceptr dev, const void *host, size_t n, CUstream hStream,
+                              int *handled);
+CUresult tf_graph_host_sync(int wait);
+int tf_graph_mem_free(CUdeviceptr p, CUstream hStream, int async, CUresult *rc);
+int tf_graph_host_call_bytes(const uint8_t *bytes, size_t len);
 /* Forgets the latched error of a stream (a refused call of a capture that ended invalidated). */
 void tfc_drop_pending(uint64_t stream);
 

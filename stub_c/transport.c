@@ -452,7 +452,15 @@ static CUresult recv_reply_locked(tfc_call *c)
         if (rep.nconsole != TF_REP_HOST_CALL) break;
         /* a graph's host node: the worker waits while this process runs the function (api_graph.c) */
         uint64_t call[2];
-        if (rep.len != sizeof call || recv_exact(g.fd, call, sizeof call)) return lost("host call");
+        if (rep.len < sizeof call || rep.len > TF_MAX_FRAME || recv_exact(g.fd, call, sizeof call))
+            return lost("host call");
+        if (rep.len > sizeof call) {  /* the graph's host destinations as they are now (api_graph.c) */
+            uint8_t *d = malloc(rep.len - sizeof call);
+            if (!d) return lost("host call");
+            int bad = recv_exact(g.fd, d, rep.len - sizeof call) ? 1 : tf_graph_host_call_bytes(d, rep.len - sizeof call);
+            free(d);
+            if (bad) { errno = EPROTO; return lost("host call"); }
+        }
         ((CUhostFn)(uintptr_t)call[0])((void *)(uintptr_t)call[1]);
         struct iovec v = {(void *)(uintptr_t)TF_HOST_CALL_DONE, 8};
         if (send_all(g.fd, &v, 1)) return lost("send");
@@ -510,7 +518,8 @@ CUresult tfc_sync(tfc_call *c)
     if (rc) return rc;
     rc = sync_call(c, -1);
     CUresult pulled = managed_sync(0);
-    return rc ? rc : pulled;
+    CUresult graphs = tf_graph_host_sync(0);  /* graph launches that finished: host destinations written back */
+    return rc ? rc : pulled ? pulled : graphs;
 }
 
 CUresult tfc_async(tfc_call *c)

@@ -48,3 +48,67 @@ def check_graphs_remote(kv: dict, out_path, x: np.ndarray) -> None:
     assert kv["host_node"] == "cudaSuccess"
     assert kv["host_node_calls"] == "3" and kv["host_calls_at_capture"] == "0" and kv["captured_host_calls"] == "20"
     assert kv["done"] == "1"
+
+
+HOST_COPY_N, HOST_COPY_LAUNCHES = 1000, 3
+
+
+def check_graph_host_copies(kv: dict) -> None:
+    """What tests/cuda/graph_host_copies.cu prints where graph copies read and write the program's host
+    memory in stream order (the emulated device directly, and through the stub)."""
+    L = str(HOST_COPY_LAUNCHES)
+    # memcpy nodes on pageable memory: each launch reads the input written just before it, and the result
+    # is in host memory after cudaStreamSynchronize; the host node after the D2H node already sees it
+    assert kv["explicit_ok"] == L
+    assert kv["host_node_calls"] == L and kv["host_node_saw_ok"] == L
+    # pitched host matrices with offsets: only the block moves, both ways
+    assert kv["rect_ok"] == "2"
+    # captured cudaMemcpyAsync: a node on the range, never a snapshot of the bytes at capture time
+    assert kv["captured_nodes"] == "3"
+    assert kv["captured_ok"] == L
+    assert kv["relaunch_ok"] == "1"
+    # cudaGraphExecUpdate: the executable graph copies the new graph's host buffers from then on
+    assert kv["update_ok"] == "1"
+    # cudaGraphExecMemcpyNodeSetParams1D: that executable graph alone copies the new host buffers
+    assert kv["exec_set_params_ok"] == "1"
+    assert kv["done"] == "1"
+
+
+GRAPH_MEM_N, GRAPH_MEM_LAUNCHES = 777, 3
+
+
+def check_graph_mem_nodes(kv: dict) -> None:
+    """What tests/cuda/graph_mem_nodes.cu prints where graph memory nodes follow CUDA's rules."""
+    nbytes = GRAPH_MEM_N * 4
+    assert kv["alloc_addr_nonzero"] == "1" and kv["get_bytesize_ok"] == "1" and kv["get_dptr_ok"] == "1"
+    assert kv["get_descs"] == "1" and kv["get_desc_ok"] == "1" and kv["free_dptr_ok"] == "1"
+    assert (kv["alloc_type"], kv["free_type"]) == ("10", "11")  # cudaGraphNodeTypeMemAlloc / MemFree
+    assert kv["launch_ok"] == str(GRAPH_MEM_LAUNCHES)
+    # the footprint (what NVIDIA's graphMemoryFootprint shows): memory is associated with graphs from a
+    # launch on, freed in the graph or not, until a trim gives back what is not outstanding
+    assert kv["used_after_freeing_graph"] == str(nbytes) and kv["reserved_after_freeing_graph"] == str(nbytes)
+    assert kv["reserved_high_covers"] == "1"
+    # left to the stream: readable after the launch; freeing it does not shrink the footprint, a trim does
+    assert kv["unfreed_result_ok"] == "1"
+    assert kv["used_while_allocated"] == str(2 * nbytes) and kv["used_after_free_async"] == str(2 * nbytes)
+    assert kv["used_high_covers"] == "1"
+    assert kv["used_before_trim"] == str(2 * nbytes) and kv["used_after_trim"] == "0"
+    assert kv["relaunch_after_free_ok"] == "2"  # freed with cudaFree outside the graph, allocated again
+    # only the high-water marks can be set, and only to 0 (they restart from the current use)
+    assert kv["reset_high"] == "cudaSuccess" and kv["used_high_after_reset"] == "0"
+    assert kv["set_current"] == "cudaErrorInvalidValue" and kv["set_high_nonzero"] == "cudaErrorInvalidValue"
+    assert kv["trim"] == "cudaSuccess"
+    assert kv["zero_bytes"] == "cudaErrorInvalidValue" and kv["bad_alloc_type"] == "cudaErrorInvalidValue"
+    assert kv["free_of_plain_memory"] == "cudaErrorInvalidValue"
+    assert kv["done"] == "1"
+
+
+def check_graph_conditional(kv: dict) -> None:
+    """What tests/cuda/graph_conditional.cu prints where conditional nodes follow CUDA's rules."""
+    assert kv["cond_type"] == "13"  # cudaGraphNodeTypeConditional
+    assert kv["if_results"] == "2,1,2"  # else body for 0, then body otherwise, at each launch
+    assert kv["while_iters"] == "5,3"  # the handle restarts at its default (1) at each launch
+    assert kv["switch_results"] == "10,11,12,-1"  # no body for a value past the last
+    for key in ("while_two_bodies", "if_three_bodies", "bogus_handle", "bad_flags", "destroy_body"):
+        assert kv[key] == "cudaErrorInvalidValue", key
+    assert kv["done"] == "1"

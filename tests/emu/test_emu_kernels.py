@@ -312,6 +312,28 @@ def test_graphs_capture_modes_explicit_nodes_update_and_clone(tmp_path, rng, cud
     assert kv["sync_after"] == "cudaSuccess"
 
 
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_graph_copies_of_host_memory_see_the_bytes_of_each_launch(cudart):
+    from graphs_expect import HOST_COPY_LAUNCHES, HOST_COPY_N, check_graph_host_copies
+    kv = run_kv("graph_host_copies", HOST_COPY_N, HOST_COPY_LAUNCHES, cudart=cudart, timeout=300)
+    check_graph_host_copies(kv)
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_graph_memory_alloc_and_free_nodes_attributes_and_refusals(cudart):
+    from graphs_expect import GRAPH_MEM_LAUNCHES, GRAPH_MEM_N, check_graph_mem_nodes
+    kv = run_kv("graph_mem_nodes", GRAPH_MEM_N, GRAPH_MEM_LAUNCHES, cudart=cudart, timeout=300)
+    check_graph_mem_nodes(kv)
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_conditional_nodes_if_else_while_switch_driven_by_kernels(cudart):
+    from graphs_expect import check_graph_conditional
+    kv = run_kv("graph_conditional", cudart=cudart, timeout=300)
+    check_graph_conditional(kv)
+    assert kv["host_copy_in_body"] == "cudaSuccess"  # the device is in this process
+
+
 def test_thrust_sort_and_reduce_library_code(tmp_path, rng):
     n = 20000
     x = rng.standard_normal(n, dtype=np.float32)

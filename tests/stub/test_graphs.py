@@ -10,7 +10,9 @@ import pytest
 
 from cudabuild import parse_kv
 from dp_helpers import run_via_stub, stub_dir
-from graphs_expect import LAUNCHES, N, check_graphs_remote
+from graphs_expect import (GRAPH_MEM_LAUNCHES, GRAPH_MEM_N, HOST_COPY_LAUNCHES, HOST_COPY_N, LAUNCHES, N,
+                           check_graph_conditional, check_graph_host_copies, check_graph_mem_nodes,
+                           check_graphs_remote)
 
 
 @pytest.mark.parametrize("cudart,transport", [("static", "unix"), ("shared", "tcp")])
@@ -23,26 +25,42 @@ def test_capture_instantiate_launch_and_explicit_graphs_through_the_stub(datapla
     assert r.returncode == 0, r.stdout + r.stderr
     kv = parse_kv(r.stdout)
     check_graphs_remote(kv, tmp_path / "out", x)
-    # client host memory cannot be part of a graph that runs in the GPU worker: refused, with a message
-    # saying why, and the capture that tried is invalidated
-    assert kv["host_copy_node"] == "cudaErrorNotSupported"
-    assert kv["captured_h2d"] == "cudaErrorStreamCaptureUnsupported"
-    assert kv["captured_h2d_end"] == "cudaErrorStreamCaptureInvalidated"
+    # client host memory in a graph: a memcpy node on it and a captured host-to-device copy are accepted
+    # (the worker's node copies a staging buffer that stands for the client's range)
+    assert kv["host_copy_node"] == "cudaSuccess"
+    assert kv["captured_h2d"] == "cudaSuccess" and kv["captured_h2d_end"] == "cudaSuccess"
     assert kv["sync_after"] == "cudaSuccess"  # nothing stale is left latched on the stream
-    assert "can only copy device memory" in r.stderr
-    worker_log = capfd.readouterr().err  # the GPU worker process (a child of this one) says why it refused
-    assert "cuMemcpyHtoDAsync_v2: a copy between client host memory and the device cannot be captured" in worker_log
 
 
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_graph_copies_of_client_host_memory_see_the_bytes_of_each_launch(dataplane, cuda_program, transport):
+    """Memcpy nodes and captured cudaMemcpyAsync on the client's host memory: the graph runs in the GPU
+    worker, yet each launch reads the input the client wrote just before it (after the capture too), the
+    results are in the client's memory at cudaStreamSynchronize / cudaEventSynchronize /
+    cudaDeviceSynchronize, and a host node after a device-to-host node sees what that node wrote."""
+    r = run_via_stub(cuda_program("graph_host_copies"), getattr(dataplane, transport), HOST_COPY_N,
+                     HOST_COPY_LAUNCHES, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    check_graph_host_copies(parse_kv(r.stdout))
 
-def test_capturing_a_copy_of_client_host_memory_is_refused_at_the_call(dataplane, cuda_program, tmp_path):
-    """tests/cuda/graphs.cu captures copies between pinned host memory and the device (it runs on the
-    emulated device directly, tests/emu): through the stub the client's memory is on another machine than
-    the graph, so the copy is refused at the call, as the driver refuses an unsupported call in a capture."""
-    np.zeros(64, dtype=np.float32).tofile(tmp_path / "in")
-    r = run_via_stub(cuda_program("graphs"), dataplane.unix, 64, 2, tmp_path / "in", tmp_path / "out")
-    assert r.returncode == 1
-    assert "error=cudaErrorStreamCaptureUnsupported at cudaMemcpyAsync(dx, hx" in r.stdout
+
+def test_graphs_capturing_copies_of_client_host_memory_replay_with_new_inputs(dataplane, cuda_program, tmp_path):
+    """tests/cuda/graphs.cu (the same program and checks as on the emulated device directly, tests/emu)
+    captures copies between pinned host memory and the device and a host function, and launches the graph
+    with new inputs written into that host memory between launches."""
+    n, launches = 3000, 3
+    x = np.random.default_rng(5).standard_normal(n, dtype=np.float32)
+    x.tofile(tmp_path / "in")
+    r = run_via_stub(cuda_program("graphs"), dataplane.unix, n, launches, tmp_path / "in", tmp_path / "out",
+                     timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = parse_kv(r.stdout)
+    assert kv["launch_ok"] == str(launches)
+    assert kv["host_calls"] == str(launches + 1)
+    assert kv["built_graph"] == "ok"
+    last = x + np.float32(launches - 1)
+    y = np.where(np.arange(n) < n // 2, last * 2 + 1, last * 2 - 1)
+    np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), y * 3, rtol=1e-5, atol=1e-5)
 
 
 def test_bogus_graph_handles_and_ranges_are_refused_and_the_session_goes_on(dataplane, cuda_program):
@@ -52,3 +70,24 @@ def test_bogus_graph_handles_and_ranges_are_refused_and_the_session_goes_on(data
     r = run_via_stub(prog, dataplane.unix)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "dp_graph_bogus ok" in r.stdout
+
+
+def test_graph_memory_nodes_and_attributes_through_the_stub(dataplane, cuda_program):
+    """cudaGraphAddMemAllocNode / cudaGraphAddMemFreeNode, their parameters (access descriptors included),
+    the device's graph-memory attributes and trim through the stub: the same answers as on the emulated
+    device directly (tests/emu), and the alloc node's address works as device memory in the client."""
+    r = run_via_stub(cuda_program("graph_mem_nodes"), dataplane.unix, GRAPH_MEM_N, GRAPH_MEM_LAUNCHES, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    check_graph_mem_nodes(parse_kv(r.stdout))
+
+
+def test_conditional_nodes_through_the_stub(dataplane, cuda_program):
+    """cudaGraphConditionalHandleCreate, cudaGraphAddNode (kernel and conditional nodes) and the body graphs
+    it hands back, driven by kernels calling cudaGraphSetConditional in the GPU worker: the same answers as
+    on the emulated device directly (tests/emu)."""
+    r = run_via_stub(cuda_program("graph_conditional"), dataplane.unix, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = parse_kv(r.stdout)
+    check_graph_conditional(kv)
+    # a copy of client host memory in a body graph is refused (a launch carries its top graph's ranges only)
+    assert kv["host_copy_in_body"] == "cudaErrorNotSupported"

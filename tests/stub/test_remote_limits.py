@@ -58,3 +58,33 @@ def test_graph_launches_reach_the_limiter_once_each(limited_dataplane, cuda_prog
         assert r.returncode == 0, r.stdout + r.stderr
         assert f"sum={3 * launches}" in r.stdout
     assert regions[1].usage().launches - regions[0].usage().launches == 6
+
+
+def test_graph_alloc_nodes_are_charged_against_the_vram_cap(limited_dataplane, cuda_program):
+    """An alloc node's memory counts against the session's VRAM cap from the node's creation: a node
+    asking for more than the cap is refused with cudaErrorMemoryAllocation (nothing made), the others
+    work, and the memory is given back once the graphs holding the nodes are destroyed."""
+    from graphs_expect import GRAPH_MEM_LAUNCHES, GRAPH_MEM_N, check_graph_mem_nodes
+    dp, regions = limited_dataplane
+    r = run_via_stub(cuda_program("graph_mem_nodes"), dp.unix, GRAPH_MEM_N, GRAPH_MEM_LAUNCHES, 400 * MiB,
+                     timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    check_graph_mem_nodes(kv)
+    assert kv["big_alloc"] == "cudaErrorMemoryAllocation"
+    u = regions[0].usage()
+    assert u.vram_used == 0  # graphs, executable graphs and plain allocations all destroyed or freed
+    assert u.vram_peak >= 3 * GRAPH_MEM_N * 4  # two device buffers + the graph temporaries were charged
+
+
+def test_captured_graph_memory_counts_against_the_cap_while_the_graph_lives(limited_dataplane, cuda_program):
+    """cudaMallocAsync / cudaFreeAsync captured into a graph: the graph keeps its 200 MiB temporary as long as
+    it lives (the captured free is a node of the graph, not a free), so under the 320 MiB cap a cudaMalloc
+    of 200 MiB more is refused while the graph exists and succeeds once it is destroyed."""
+    dp, regions = limited_dataplane
+    r = run_via_stub(cuda_program("graph_mem_captured"), dp.unix, 200 * MiB, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    assert kv["malloc_while_graph"] == "cudaErrorMemoryAllocation"
+    assert kv["malloc_after_graph"] == "cudaSuccess"
+    assert regions[0].usage().vram_used == 0

@@ -42,7 +42,11 @@ static struct {
 void tfx_graph_load(void *lib)
 {
     memset(&gb, 0, sizeof gb);
-    if (!lib) return;
+    if (!lib) {
+        tfx_graph_host_load(NULL);
+        tfx_graph_mem_load(NULL);
+        return;
+    }
     *(void **)&gb.add_kernel = dlsym(lib, "cuGraphAddKernelNode_v2");
     *(void **)&gb.get_kernel = dlsym(lib, "cuGraphKernelNodeGetParams_v2");
     *(void **)&gb.set_kernel = dlsym(lib, "cuGraphKernelNodeSetParams_v2");
@@ -53,6 +57,8 @@ void tfx_graph_load(void *lib)
     *(void **)&gb.dot_print = dlsym(lib, "cuGraphDebugDotPrint");
     *(void **)&gb.add_host = dlsym(lib, "cuGraphAddHostNode");
     *(void **)&gb.launch_host_func = dlsym(lib, "cuLaunchHostFunc");
+    tfx_graph_host_load(lib);
+    tfx_graph_mem_load(lib);
 }
 
 /* ------------------------------------------------------------------------------ capture */
@@ -327,6 +333,25 @@ CUresult ex_cuGraphAddMemcpyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGrap
     return x->be.f_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &q, ctx);
 }
 
+CUresult ex_cuGraphExecMemcpyNodeSetParams(tfx *x, CUgraphExec hGraphExec, CUgraphNode hNode,
+                                          const CUDA_MEMCPY3D *copyParams, CUcontext ctx)
+{
+    if (!x->be.f_cuGraphExecMemcpyNodeSetParams) return CUDA_ERROR_NOT_SUPPORTED;
+    if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!tf_reg_has(x, (uint64_t)(uintptr_t)hNode, TFK_GNODE)) return CUDA_ERROR_INVALID_VALUE;
+    const CUDA_MEMCPY3D *c = copyParams;
+    if (!c || c->WidthInBytes == 0 || c->Height == 0) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = copy_side(x, c->srcMemoryType, c->srcDevice, c->srcXInBytes, c->srcY, c->srcZ, c->srcPitch,
+                            c->srcHeight, c);
+    if (rc == CUDA_SUCCESS)
+        rc = copy_side(x, c->dstMemoryType, c->dstDevice, c->dstXInBytes, c->dstY, c->dstZ, c->dstPitch, c->dstHeight,
+                       c);
+    if (rc) return rc;
+    CUDA_MEMCPY3D q = *c;
+    q.srcHost = NULL, q.dstHost = NULL, q.srcArray = NULL, q.dstArray = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
+    return x->be.f_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &q, ctx);
+}
+
 /* ----------------------------------------------------------------------------- instantiate */
 CUresult ex_cuGraphInstantiateWithParams(tfx *x, CUgraphExec *phGraphExec, CUgraph hGraph,
                                          CUDA_GRAPH_INSTANTIATE_PARAMS *instantiateParams)
@@ -339,6 +364,9 @@ CUresult ex_cuGraphInstantiateWithParams(tfx *x, CUgraphExec *phGraphExec, CUgra
     CUresult rc = x->be.f_cuGraphInstantiateWithParams(phGraphExec, hGraph, instantiateParams);
     if (instantiateParams->hErrNode_out)
         tf_reg_add(x, (uint64_t)(uintptr_t)instantiateParams->hErrNode_out, TFK_GNODE, (uint64_t)(uintptr_t)hGraph);
+    if (rc == CUDA_SUCCESS && (rc = tfx_graph_host_instantiated(*phGraphExec, hGraph)) != CUDA_SUCCESS &&
+        x->be.f_cuGraphExecDestroy)
+        (void)ex_cuGraphExecDestroy(x, *phGraphExec);
     return rc;
 }
 
@@ -377,6 +405,7 @@ typedef struct host_rec {
 static host_rec *g_host_recs;
 static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;
 static tfx *g_serve_x; /* the session (its client connection) while a tfGraphLaunchServe waits, else NULL */
+static CUgraphExec g_serve_exec; /* the graph being served; its host destination bytes go with each call */
 
 static void CUDA_CB host_trampoline(void *p)
 {
@@ -391,12 +420,20 @@ static void CUDA_CB host_trampoline(void *p)
         pthread_mutex_unlock(&g_host_mu);
         return;
     }
-    struct { tf_rep_hdr h; uint64_t fn, data; } req = {{.len = 16, .result = 0, .nlatched = 0,
+    /* the graph's host destinations as they are now, so the function sees what the nodes before it wrote
+     * (exec_graph_host.c) */
+    size_t extra = g_serve_exec ? tfx_graph_host_d2h(g_serve_exec, NULL) : 0;
+    uint8_t *dbytes = extra ? malloc(extra) : NULL;
+    if (extra && !dbytes) goto fail;
+    if (extra) tfx_graph_host_d2h(g_serve_exec, dbytes);
+    struct { tf_rep_hdr h; uint64_t fn, data; } req = {{.len = 16 + (uint32_t)extra, .result = 0, .nlatched = 0,
                                                         .nconsole = TF_REP_HOST_CALL}, r->fn, r->data};
     char ack[8];
-    struct iovec v = {&req, sizeof req};
+    struct iovec v[2] = {{&req, sizeof req}, {dbytes, extra}};
     errno = 0;
-    if (tf_conn_writev(x, &v, 1) || tf_conn_read_exact(x, ack, sizeof ack)) goto fail;
+    int werr = tf_conn_writev(x, v, extra ? 2 : 1);
+    free(dbytes);
+    if (werr || tf_conn_read_exact(x, ack, sizeof ack)) goto fail;
     if (memcmp(ack, TF_HOST_CALL_DONE, sizeof ack) != 0) goto fail;
     pthread_mutex_unlock(&g_host_mu);
     return;
@@ -450,16 +487,23 @@ CUresult ex_tfLaunchHostFuncCaptured(tfx *x, CUstream hStream, unsigned long lon
 }
 
 /* A graph launch the client waits for: its host nodes can call back until the graph is done. */
-CUresult ex_tfGraphLaunchServe(tfx *x, CUgraphExec hGraphExec, CUstream hStream)
+CUresult tfx_graph_launch_served(tfx *x, CUgraphExec hGraphExec, CUstream hStream)
 {
     if (!x->be.f_cuGraphLaunch || !x->be.f_cuStreamSynchronize) return CUDA_ERROR_NOT_SUPPORTED;
     pthread_mutex_lock(&g_host_mu);
     g_serve_x = x;
+    g_serve_exec = hGraphExec;
     pthread_mutex_unlock(&g_host_mu);
     CUresult rc = x->be.f_cuGraphLaunch(hGraphExec, hStream);
     if (rc == CUDA_SUCCESS) rc = x->be.f_cuStreamSynchronize(hStream);
     pthread_mutex_lock(&g_host_mu);
     g_serve_x = NULL;
+    g_serve_exec = NULL;
     pthread_mutex_unlock(&g_host_mu);
     return rc;
+}
+
+CUresult ex_tfGraphLaunchServe(tfx *x, CUgraphExec hGraphExec, CUstream hStream)
+{
+    return tfx_graph_launch_served(x, hGraphExec, hStream);
 }

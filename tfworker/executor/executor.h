@@ -136,6 +136,13 @@ CUresult tf_layout_of(tfx *x, CUfunction f, const tf_param_layout **out);
 /* Graphs and stream capture (exec_graph.c): backend entry points the table does not carry, loaded at
  * session start; whether a stream is capturing (host-memory copies are refused then, see calls.tbl). */
 void tfx_graph_load(void *lib);
+/* Graph copies of client host memory (exec_graph_host.c) and the served graph launch (exec_graph.c). */
+void tfx_graph_host_load(void *lib);
+void tfx_graph_mem_load(void *lib); /* exec_graph_mem.c */
+int tfx_graph_is_body(CUgraph g);    /* a conditional node's body graph (exec_graph_mem.c) */
+CUresult tfx_graph_host_instantiated(CUgraphExec e, CUgraph g);
+size_t tfx_graph_host_d2h(CUgraphExec e, uint8_t *out);
+CUresult tfx_graph_launch_served(tfx *x, CUgraphExec hGraphExec, CUstream hStream);
 int tfx_stream_capturing(tfx *x, CUstream s);
 CUresult tfx_refuse_captured_host_copy(tfx *x, CUstream s, const char *call);
 
