@@ -127,6 +127,8 @@ int emu_mem_check(uint64_t addr, uint64_t len)
 
 static int counts_as_vram(int kind) { return kind == EMU_MEM_DEVICE || kind == EMU_MEM_MANAGED || kind == EMU_MEM_MODULE; }
 
+/* Allocations start on 512 bytes: CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT, which a texture over linear memory
+ * (cuTexObjectCreate) requires of its address, as cudaMalloc'd memory on a GPU satisfies. */
 CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
 {
     if (!out || bytes == 0)
@@ -143,7 +145,7 @@ CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
         } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + rounded));
     }
     void *p = NULL;
-    if (posix_memalign(&p, 256, rounded) != 0 || !p) {
+    if (posix_memalign(&p, 512, rounded) != 0 || !p) {
         if (counts_as_vram(kind))
             atomic_fetch_sub(&g_emu.vram_used, rounded);
         return kind == EMU_MEM_HOST ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_OUT_OF_MEMORY;
