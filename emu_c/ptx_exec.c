@@ -999,7 +999,7 @@ static float f32_of(uint64_t v) { union { uint32_t u; float f; } x = {(uint32_t)
 
 /* tex, tld4, txq/suq, suld, sust over the lanes in em (encoding: compile_texinst in ptx_parse.c). */
 static int exec_tex(blk *B, const ptx_ins *in, uint64_t *R, uint32_t em, unsigned tid0) {
-    const int32_t *co = B->k->lists + in->c;
+    const int32_t *co = in->op == OP_TXQ ? NULL : B->k->lists + in->c;
     const int surf = in->op == OP_SULD || in->op == OP_SUST || (in->op == OP_TXQ && in->bop);
     for (uint32_t m_ = em; m_; m_ &= m_ - 1) {
         const int l = __builtin_ctz(m_);

@@ -301,10 +301,13 @@ void ptx_tex_sample(const ptx_texdesc *t, int geom, const float *coords, const i
         z = clamp_layer(t, layer, 1);
     }
     float l = pick_lod(t, dims, mode, lod, dpdx, dpdy) + t->mip_bias;
+    /* the sampler's clamps as given (maxMipmapLevelClamp 0 keeps level 0), within the levels there are */
     float hi = (float)(t->nlevels - 1);
-    if (t->max_lod > 0 && t->max_lod < hi)
-        hi = t->max_lod;
+    if (t->max_lod < hi)
+        hi = t->max_lod > 0 ? t->max_lod : 0.0f;
     float lo = t->min_lod > 0 ? t->min_lod : 0.0f;
+    if (lo > hi)
+        lo = hi;
     l = !(l >= lo) ? lo : l > hi ? hi : l; /* NaN -> lo */
     if (t->nlevels <= 1 || int_coords) {
         sample_at_lod(t, dims, nc, z, 0, int_coords, icoords, f, iv);
