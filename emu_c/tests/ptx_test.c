@@ -888,6 +888,18 @@ static const char *TEX_PTX =
     " .reg .u64 %rd<4>;\n .reg .b32 %r<8>;\n"
     " ld.param.u64 %rd1, [s];\n ld.param.u32 %r3, [v];\n ld.param.u32 %r1, [x];\n ld.param.u32 %r2, [y];\n"
     " sust.b.2d.b32.zero [%rd1, {%r1, %r2}], {%r3};\n ret;\n}\n"
+    ".visible .entry lvl(.param .u64 t, .param .u64 out, .param .f32 x, .param .f32 lod)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .f32 %f<8>;\n"
+    " ld.param.u64 %rd1, [t];\n ld.param.u64 %rd2, [out];\n ld.param.f32 %f1, [x];\n ld.param.f32 %f2, [lod];\n"
+    " mov.f32 %f7, 0f3E800000;\n"
+    " tex.level.2d.v4.f32.f32 {%f3, %f4, %f5, %f6}, [%rd1, {%f1, %f7}], %f2;\n"
+    " st.global.v4.f32 [%rd2], {%f3, %f4, %f5, %f6};\n ret;\n}\n"
+    ".visible .entry cube(.param .u64 t, .param .u64 out, .param .f32 x, .param .f32 z)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .f32 %f<8>;\n"
+    " ld.param.u64 %rd1, [t];\n ld.param.u64 %rd2, [out];\n ld.param.f32 %f1, [x];\n ld.param.f32 %f2, [z];\n"
+    " mov.f32 %f7, 0f3E4CCCCD;\n"
+    " tex.cube.v4.f32.f32 {%f3, %f4, %f5, %f6}, [%rd1, {%f1, %f7, %f2, %f2}];\n"
+    " st.global.v4.f32 [%rd2], {%f3, %f4, %f5, %f6};\n ret;\n}\n"
     ".visible .entry tq(.param .u64 t, .param .u64 out)\n{\n"
     " .reg .u64 %rd<4>;\n .reg .b32 %r<8>;\n"
     " ld.param.u64 %rd1, [t];\n ld.param.u64 %rd2, [out];\n"
@@ -970,6 +982,30 @@ static void test_textures(void) {
     int rwz = tex_run(m, "sst", 2, (void *)(uintptr_t)bitsf(1.0f), 4, 7, log); /* .zero: dropped */
     int rq = tex_run(m, "tq", 1, out, 0, 0, log);
     uint32_t qw = u[0], qh = u[1];
+    /* mipmaps: level 1 is 2x1 {100, 200}; tex.level at normalized (0.75, 0.25) reads T[0][3] = 30 on level 0
+     * and 200 on level 1; point mip filtering rounds the lod, linear blends the two levels */
+    static float L1[2] = {100, 200};
+    ptx_texdesc saved0 = TEXD[0];
+    TEXD[0].nlevels = 2, TEXD[0].lv[1] = (ptx_texlevel){(uint8_t *)L1, 2, 1, 1, 8, 8};
+    TEXD[0].normalized = 1, TEXD[0].filter = PTXTF_POINT, TEXD[0].max_lod = 1.0f;
+    float mip[4];
+    int rm = 0;
+    const float lods[4] = {1.0f, 0.6f, 0.5f, 0.5f};
+    for (int k = 0; k < 4; k++) {
+        TEXD[0].mip_filter = k == 2 ? PTXTF_LINEAR : PTXTF_POINT;
+        if (k == 3) TEXD[0].max_lod = 0.0f; /* maxMipmapLevelClamp 0 keeps level 0 */
+        rm |= tex_run(m, "lvl", 1, out, bitsf(0.75f), bitsf(lods[k]), log);
+        mip[k] = out[0];
+    }
+    /* cubemap of 1x1 faces holding 10 * face: -x is face 1, -z face 5 */
+    static float F[6] = {0, 10, 20, 30, 40, 50};
+    TEXD[0] = saved0;
+    TEXD[0].cubemap = 1, TEXD[0].normalized = 1, TEXD[0].lv[0] = (ptx_texlevel){(uint8_t *)F, 1, 1, 6, 4, 4};
+    int rc1 = tex_run(m, "cube", 1, out, bitsf(-1.0f), bitsf(0.1f), log);
+    float negx = out[0];
+    int rc2 = tex_run(m, "cube", 1, out, bitsf(0.1f), bitsf(-3.0f), log);
+    float negz = out[0];
+    TEXD[0] = saved0;
     int rbad = tex_run(m, "texk", 3, out, 0, 0, log);
     int rkind = tex_run(m, "sul", 1, out, 0, 0, log); /* a texture handle is no surface */
     ptx_module_free(m);
@@ -991,6 +1027,10 @@ static void test_textures(void) {
     CHECK(rt == 719 && strstr(traplog, "trap") != NULL, "suld.trap out of range -> %d (%s), want 719", rt, traplog);
     CHECK(rw == 0 && wrote == 99.0f && rwz == 0, "sust -> %d, T[1] = %g want 99; .zero past the end -> %d", rw, wrote, rwz);
     CHECK(rq == 0 && qw == 4 && qh == 2, "txq width/height %u/%u want 4/2", qw, qh);
+    CHECK(rm == 0 && mip[0] == 200.0f && mip[1] == 200.0f && mip[2] == 115.0f && mip[3] == 30.0f,
+          "tex.level -> %d: lod 1 %g, 0.6 point %g, 0.5 linear %g, clamped to 0 %g; want 200 200 115 30", rm, mip[0],
+          mip[1], mip[2], mip[3]);
+    CHECK(rc1 == 0 && rc2 == 0 && negx == 10.0f && negz == 50.0f, "cubemap -x %g want 10, -z %g want 50", negx, negz);
     CHECK(rbad == 700 && rkind == 700, "bogus texture handle -> %d, texture as surface -> %d, want 700", rbad, rkind);
 }
 
