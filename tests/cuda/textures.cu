@@ -141,7 +141,7 @@ int main(int argc, char **argv)
     cudaChannelFormatDesc fd = cudaCreateChannelDesc<float>();
 
     cudaArray_t arr;
-    CK(cudaMallocArray(&arr, &fd, W, H));
+    CK(cudaMallocArray(&arr, &fd, W, H, cudaArrayTextureGather));  // tex2Dgather needs the flag
     CK(cudaMemcpy2DToArray(arr, 0, 0, img.data(), W * sizeof(float), W * sizeof(float), H, cudaMemcpyHostToDevice));
     struct { cudaTextureFilterMode f; cudaTextureAddressMode m; int norm; float border; } modes[] = {
         {cudaFilterModePoint, cudaAddressModeClamp, 0, 0}, {cudaFilterModeLinear, cudaAddressModeClamp, 0, 0},
