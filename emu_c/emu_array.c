@@ -261,6 +261,60 @@ int emu_array_layout(CUarray h, uint8_t **data, size_t *pitch, size_t *height, s
     return 0;
 }
 
+/* Arrays here are never sparse, deferred-mapped (both refused at creation) nor multi-planar (NV12 and the other
+ * YUV formats are refused), which is what these queries are about: CUDA answers CUDA_ERROR_INVALID_VALUE. */
+EMU_API CUresult cuArrayGetMemoryRequirements(CUDA_ARRAY_MEMORY_REQUIREMENTS *req, CUarray h, CUdevice dev)
+{
+    EMU_ENTER(c);
+    (void)c;
+    CUresult rc = emu_check_device(dev);
+    if (rc)
+        return rc;
+    if (!array_of(h))
+        return CUDA_ERROR_INVALID_HANDLE;
+    (void)req;
+    return CUDA_ERROR_INVALID_VALUE; /* "not allocated with CUDA_ARRAY3D_DEFERRED_MAPPING" */
+}
+
+EMU_API CUresult cuArrayGetSparseProperties(CUDA_ARRAY_SPARSE_PROPERTIES *props, CUarray h)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!array_of(h))
+        return CUDA_ERROR_INVALID_HANDLE;
+    (void)props;
+    return CUDA_ERROR_INVALID_VALUE; /* not a sparse array */
+}
+
+EMU_API CUresult cuArrayGetPlane(CUarray *plane, CUarray h, unsigned int planeIdx)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!array_of(h))
+        return CUDA_ERROR_INVALID_HANDLE;
+    (void)plane, (void)planeIdx;
+    return CUDA_ERROR_INVALID_VALUE; /* not a multi-planar array */
+}
+
+/* Elements a 1D texture over linear memory may hold: 2^28, any element size (the limit cuTexObjectCreate checks). */
+#define EMU_TEX1D_LINEAR_MAX (1u << 28)
+EMU_API CUresult cuDeviceGetTexture1DLinearMaxWidth(size_t *maxWidthInElements, CUarray_format format, unsigned numChannels,
+                                                    CUdevice dev)
+{
+    CUresult rc = emu_check_device(dev);
+    if (rc)
+        return rc;
+    int fmt;
+    unsigned esize;
+    int frc = fmt_of(format, numChannels, &fmt, &esize);
+    if (frc == -2)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    if (frc || !maxWidthInElements)
+        return CUDA_ERROR_INVALID_VALUE;
+    *maxWidthInElements = EMU_TEX1D_LINEAR_MAX;
+    return CUDA_SUCCESS;
+}
+
 /* ---- mipmapped arrays ---- */
 EMU_API CUresult cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *p, unsigned int numLevels)
 {
@@ -324,6 +378,29 @@ EMU_API CUresult cuMipmappedArrayGetLevel(CUarray *pLevelArray, CUmipmappedArray
         return CUDA_ERROR_INVALID_VALUE;
     *pLevelArray = (CUarray)m->lv[level];
     return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMipmappedArrayGetMemoryRequirements(CUDA_ARRAY_MEMORY_REQUIREMENTS *req, CUmipmappedArray h, CUdevice dev)
+{
+    EMU_ENTER(c);
+    (void)c;
+    CUresult rc = emu_check_device(dev);
+    if (rc)
+        return rc;
+    if (!mipmap_of(h))
+        return CUDA_ERROR_INVALID_HANDLE;
+    (void)req;
+    return CUDA_ERROR_INVALID_VALUE; /* see cuArrayGetMemoryRequirements */
+}
+
+EMU_API CUresult cuMipmappedArrayGetSparseProperties(CUDA_ARRAY_SPARSE_PROPERTIES *props, CUmipmappedArray h)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!mipmap_of(h))
+        return CUDA_ERROR_INVALID_HANDLE;
+    (void)props;
+    return CUDA_ERROR_INVALID_VALUE;
 }
 
 EMU_API CUresult cuMipmappedArrayDestroy(CUmipmappedArray h)
@@ -503,7 +580,7 @@ static CUresult resource_of(const CUDA_RESOURCE_DESC *r, emu_texobj *o, int surf
         /* CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT (512) for linear, TEXTURE_PITCH_ALIGNMENT (32) for pitch2D */
         size_t w, h, pitch;
         if (lin) {
-            if (p % 512 || r->res.linear.sizeInBytes == 0 || r->res.linear.sizeInBytes / esize > (1u << 27))
+            if (p % 512 || r->res.linear.sizeInBytes == 0 || r->res.linear.sizeInBytes / esize > EMU_TEX1D_LINEAR_MAX)
                 return CUDA_ERROR_INVALID_VALUE;
             w = r->res.linear.sizeInBytes / esize, h = 1, pitch = r->res.linear.sizeInBytes;
         } else {

@@ -113,13 +113,16 @@ def split(out, img):
 
 # What textures.cu prints (the same directly and through the stub): CU_RESOURCE_TYPE_ARRAY (0) and
 # CU_TR_FILTER_MODE_POINT (0) read back; a view-less object has no view (CUDA_ERROR_INVALID_VALUE); three
-# channels is no array format; bogus handles are CUDA_ERROR_INVALID_HANDLE; a surface needs an array made with
+# channels is no array format; a 1D texture over linear memory holds up to 2^28 elements; bogus handles are CUDA_ERROR_INVALID_HANDLE; a surface needs an array made with
 # cudaArraySurfaceLoadStore; a fetch through a destroyed object fails the launch.
 KEYS = {
     "desc": "32x16x2:32:1:0", "three_channels": "CUDA_ERROR_INVALID_VALUE",
     "bad_array_destroy": "CUDA_ERROR_INVALID_HANDLE", "bad_tex_destroy": "CUDA_ERROR_INVALID_HANDLE",
     "view_without_view": "CUDA_ERROR_INVALID_VALUE", "res_type": "0", "tex_filter": "0",
     "surf_on_plain_array": "cudaErrorInvalidValue", "bad_handle_launch": "cudaErrorIllegalAddress",
+    # a plain array has no deferred-mapping requirements, sparse properties or planes
+    "mem_requirements": "CUDA_ERROR_INVALID_VALUE", "sparse_properties": "CUDA_ERROR_INVALID_VALUE",
+    "plane": "CUDA_ERROR_INVALID_VALUE", "linear_max": "CUDA_SUCCESS:268435456",
 }
 
 

@@ -16,7 +16,7 @@
 //     [W*H] 3D array W x H x 2 of {img, img+100}, tex3D point at z=1.5 (slice 1), unnormalized
 //     [W*H] img copied array -> array (cudaMemcpy2DArrayToArray) -> device (cudaMemcpy2DFromArray) -> host
 //   stdout key=value: desc=<W>x<H>x<D>:<fmt>:<ch>:<flags> of the 3D array (cuArray3DGetDescriptor),
-//     three_channels, bad_array_destroy, bad_tex_destroy, view_without_view, res_type (cuTexObjectGetResourceDesc),
+//     three_channels, mem_requirements, sparse_properties, plane, linear_max, bad_array_destroy, bad_tex_destroy, view_without_view, res_type (cuTexObjectGetResourceDesc),
 //     tex_filter (cuTexObjectGetTextureDesc), surf_on_plain_array, bad_handle_launch (a tex fetch through a
 //     destroyed object, as a kernel error name).
 #include <cuda.h>
@@ -275,6 +275,16 @@ int main(int argc, char **argv)
         CUDA_ARRAY_DESCRIPTOR three = {(size_t)W, (size_t)H, CU_AD_FORMAT_FLOAT, 3};
         CUarray bad;
         printf("three_channels=%s\n", CUNAME(cuArrayCreate(&bad, &three)));
+        // no deferred mapping, sparseness or planes on a plain array
+        CUDA_ARRAY_MEMORY_REQUIREMENTS req;
+        printf("mem_requirements=%s\n", CUNAME(cuArrayGetMemoryRequirements(&req, (CUarray)a3, 0)));
+        CUDA_ARRAY_SPARSE_PROPERTIES sp;
+        printf("sparse_properties=%s\n", CUNAME(cuArrayGetSparseProperties(&sp, (CUarray)a3)));
+        CUarray plane;
+        printf("plane=%s\n", CUNAME(cuArrayGetPlane(&plane, (CUarray)a3, 0)));
+        size_t lin = 0;
+        CUresult lr = cuDeviceGetTexture1DLinearMaxWidth(&lin, CU_AD_FORMAT_FLOAT, 1, 0);
+        printf("linear_max=%s:%zu\n", CUNAME(lr), lin);
     }
     // array -> array -> device -> host
     {
