@@ -1646,9 +1646,8 @@ static int compile_texinst(cctx *x, const mods *m, const tok *optok, const opran
     }
     /* suld.b / sust.b / sust.p */
     if (!tex_word(optok, "b") && !(is_sust && tex_word(optok, "p"))) return fail_ins(x, "surface access (.b or .p)");
-    int smode = tex_word(optok, "clamp") ? 2 : tex_word(optok, "zero") ? 3 : 1;
-    if (!tex_word(optok, "trap") && smode == 1 && !tex_word(optok, "clamp")) smode = 1; /* .trap is the default */
-    smode -= 1;
+    /* out-of-range mode: .trap (the default), .clamp or .zero (PTXS_* order) */
+    int smode = tex_word(optok, "clamp") ? 1 : tex_word(optok, "zero") ? 2 : 0;
     size_t es = tsize(tt);
     if (!es || dv.nvec > 4 || dv.nvec != m->vec || (m->vec == 1 && dv.nvec != 1)) return fail_ins(x, "surface data type/vector");
     int vs[4];
