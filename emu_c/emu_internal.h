@@ -74,7 +74,8 @@ void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- handle registry: every handle given out is registered, so bogus ones are rejected ---- */
 enum emu_kind {
     EMU_K_CTX = 1, EMU_K_STREAM, EMU_K_EVENT, EMU_K_MODULE, EMU_K_FUNC, EMU_K_LIBRARY, EMU_K_POOL,
-    EMU_K_GRAPH, EMU_K_GNODE, EMU_K_GEXEC, EMU_K_VMM, EMU_K_LINK, EMU_K_COND
+    EMU_K_GRAPH, EMU_K_GNODE, EMU_K_GEXEC, EMU_K_VMM, EMU_K_LINK, EMU_K_COND, EMU_K_ARRAY, EMU_K_MIPMAP,
+    EMU_K_TEXOBJ, EMU_K_SURFOBJ
 };
 int emu_handle_add(const void *p, int kind); /* 0 ok, -1 out of memory */
 void emu_handle_del(const void *p);
@@ -238,6 +239,10 @@ void emu_graph_mem_release(CUdeviceptr p);
 enum { EMU_COPY_UNIFIED, EMU_COPY_HTOD, EMU_COPY_DTOH, EMU_COPY_DTOD };
 /* Packs kernel arguments (kernelParams or `extra`) into a malloc'd buffer (emu_launch.c). */
 CUresult emu_kernel_pack(emu_func *f, void **params, void **extra, uint8_t **buf, size_t *len);
+
+/* ---- CUDA arrays (emu_array.c) ---- */
+/* 0 and a live array's dense storage (row pitch, rows per slice, total bytes), -1 if h is no array. */
+int emu_array_layout(CUarray h, uint8_t **data, size_t *pitch, size_t *height, size_t *bytes);
 
 /* ---- fatbin (fatbin.c) ---- */
 #include "fatbin.h"

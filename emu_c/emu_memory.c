@@ -127,6 +127,8 @@ int emu_mem_check(uint64_t addr, uint64_t len)
 
 static int counts_as_vram(int kind) { return kind == EMU_MEM_DEVICE || kind == EMU_MEM_MANAGED || kind == EMU_MEM_MODULE; }
 
+/* Allocations start on 512 bytes: CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT, which a texture over linear memory
+ * (cuTexObjectCreate) requires of its address, as cudaMalloc'd memory on a GPU satisfies. */
 CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
 {
     if (!out || bytes == 0)
@@ -143,7 +145,7 @@ CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
         } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + rounded));
     }
     void *p = NULL;
-    if (posix_memalign(&p, 256, rounded) != 0 || !p) {
+    if (posix_memalign(&p, 512, rounded) != 0 || !p) {
         if (counts_as_vram(kind))
             atomic_fetch_sub(&g_emu.vram_used, rounded);
         return kind == EMU_MEM_HOST ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_OUT_OF_MEMORY;
@@ -813,27 +815,32 @@ EMU_API CUresult cuMemcpyPeerAsync(CUdeviceptr d, CUcontext dc, CUdeviceptr s, C
     return copy_dtod(d, s, n, st);
 }
 
-/* One side of a 2D/3D copy resolved to a base address; `dev` = must be inside an allocation. */
+/* One side of a 2D/3D copy resolved to a base address; `dev` = must be inside an allocation; `arr` = a CUDA
+ * array, whose own row pitch and rows per slice replace the descriptor's and which bounds the copy. */
 typedef struct side {
     uint8_t *base;
     int dev;
     int unified;
+    int arr;
+    size_t apitch, aheight, abytes;
 } side;
 
-static CUresult resolve_side(CUmemorytype t, const void *host, CUdeviceptr devp, side *out)
+static CUresult resolve_side(CUmemorytype t, const void *host, CUdeviceptr devp, CUarray array, side *out)
 {
     switch (t) {
     case CU_MEMORYTYPE_HOST:
-        *out = (side){(uint8_t *)(uintptr_t)host, 0, 0};
+        *out = (side){(uint8_t *)(uintptr_t)host, 0, 0, 0, 0, 0, 0};
         return host ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
     case CU_MEMORYTYPE_DEVICE:
-        *out = (side){(uint8_t *)(uintptr_t)devp, 1, 0};
+        *out = (side){(uint8_t *)(uintptr_t)devp, 1, 0, 0, 0, 0, 0};
         return devp ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
     case CU_MEMORYTYPE_UNIFIED:
-        *out = (side){(uint8_t *)(uintptr_t)devp, 0, 1};
+        *out = (side){(uint8_t *)(uintptr_t)devp, 0, 1, 0, 0, 0, 0};
         return devp ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
     case CU_MEMORYTYPE_ARRAY:
-        return CUDA_ERROR_NOT_SUPPORTED; /* CUDA arrays / textures are not emulated */
+        *out = (side){NULL, 0, 0, 1, 0, 0, 0};
+        return emu_array_layout(array, &out->base, &out->apitch, &out->aheight, &out->abytes) ? CUDA_ERROR_INVALID_HANDLE
+                                                                                                 : CUDA_SUCCESS;
     default:
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -842,6 +849,8 @@ static CUresult resolve_side(CUmemorytype t, const void *host, CUdeviceptr devp,
 static int side_range_ok(const side *s, size_t first, size_t span)
 {
     uint64_t p = (uint64_t)(uintptr_t)s->base + first;
+    if (s->arr)
+        return first <= s->abytes && span <= s->abytes - first;
     if (s->dev)
         return dev_ok(p, span);
     if (s->unified)
@@ -856,6 +865,9 @@ static CUresult copy_3d(side src, size_t s_off, size_t s_pitch, size_t s_slice, 
     if (width == 0 || height == 0 || depth == 0)
         return CUDA_SUCCESS;
     if ((height > 1 && (width > s_pitch || width > d_pitch)) || (depth > 1 && (s_slice < s_pitch * height || d_slice < d_pitch * height)))
+        return CUDA_ERROR_INVALID_VALUE;
+    /* an array's rows do not run into the next row: x + width stays within one row */
+    if ((src.arr && s_off % s_pitch + width > s_pitch) || (dst.arr && d_off % d_pitch + width > d_pitch))
         return CUDA_ERROR_INVALID_VALUE;
     size_t s_span = (depth - 1) * s_slice + (height - 1) * s_pitch + width;
     size_t d_span = (depth - 1) * d_slice + (height - 1) * d_pitch + width;
@@ -874,20 +886,22 @@ static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s)
     if (!p)
         return CUDA_ERROR_INVALID_VALUE;
     side src, dst;
-    CUresult rc = resolve_side(p->srcMemoryType, p->srcHost, p->srcDevice, &src);
+    CUresult rc = resolve_side(p->srcMemoryType, p->srcHost, p->srcDevice, p->srcArray, &src);
     if (!rc)
-        rc = resolve_side(p->dstMemoryType, p->dstHost, p->dstDevice, &dst);
+        rc = resolve_side(p->dstMemoryType, p->dstHost, p->dstDevice, p->dstArray, &dst);
     if (rc)
         return rc;
-    size_t spitch = p->srcPitch ? p->srcPitch : p->WidthInBytes;
-    size_t dpitch = p->dstPitch ? p->dstPitch : p->WidthInBytes;
+    size_t spitch = src.arr ? src.apitch : p->srcPitch ? p->srcPitch : p->WidthInBytes;
+    size_t dpitch = dst.arr ? dst.apitch : p->dstPitch ? p->dstPitch : p->WidthInBytes;
     if (emu_capture_of(s)) {
         CUDA_MEMCPY3D p3;
         memset(&p3, 0, sizeof(p3));
         p3.srcXInBytes = p->srcXInBytes, p3.srcY = p->srcY, p3.srcMemoryType = p->srcMemoryType;
-        p3.srcHost = p->srcHost, p3.srcDevice = p->srcDevice, p3.srcPitch = spitch, p3.srcHeight = p->Height;
+        p3.srcHost = p->srcHost, p3.srcDevice = p->srcDevice, p3.srcArray = p->srcArray, p3.srcPitch = spitch;
+        p3.srcHeight = src.arr ? src.aheight : p->Height;
         p3.dstXInBytes = p->dstXInBytes, p3.dstY = p->dstY, p3.dstMemoryType = p->dstMemoryType;
-        p3.dstHost = p->dstHost, p3.dstDevice = p->dstDevice, p3.dstPitch = dpitch, p3.dstHeight = p->Height;
+        p3.dstHost = p->dstHost, p3.dstDevice = p->dstDevice, p3.dstArray = p->dstArray, p3.dstPitch = dpitch;
+        p3.dstHeight = dst.arr ? dst.aheight : p->Height;
         p3.WidthInBytes = p->WidthInBytes, p3.Height = p->Height, p3.Depth = 1;
         return emu_capture_copy3d(s, &p3);
     }
@@ -901,13 +915,17 @@ static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream s)
     if (!p)
         return CUDA_ERROR_INVALID_VALUE;
     side src, dst;
-    CUresult rc = resolve_side(p->srcMemoryType, p->srcHost, p->srcDevice, &src);
+    CUresult rc = resolve_side(p->srcMemoryType, p->srcHost, p->srcDevice, p->srcArray, &src);
     if (!rc)
-        rc = resolve_side(p->dstMemoryType, p->dstHost, p->dstDevice, &dst);
+        rc = resolve_side(p->dstMemoryType, p->dstHost, p->dstDevice, p->dstArray, &dst);
     if (rc)
         return rc;
-    size_t sp = p->srcPitch ? p->srcPitch : p->WidthInBytes, dp = p->dstPitch ? p->dstPitch : p->WidthInBytes;
-    size_t sh = p->srcHeight ? p->srcHeight : p->Height, dh = p->dstHeight ? p->dstHeight : p->Height;
+    if (p->srcLOD || p->dstLOD)
+        return CUDA_ERROR_INVALID_VALUE; /* "must be set to 0" */
+    size_t sp = src.arr ? src.apitch : p->srcPitch ? p->srcPitch : p->WidthInBytes;
+    size_t dp = dst.arr ? dst.apitch : p->dstPitch ? p->dstPitch : p->WidthInBytes;
+    size_t sh = src.arr ? src.aheight : p->srcHeight ? p->srcHeight : p->Height;
+    size_t dh = dst.arr ? dst.aheight : p->dstHeight ? p->dstHeight : p->Height;
     if (emu_capture_of(s))
         return emu_capture_copy3d(s, p);
     return copy_3d(src, (p->srcZ * sh + p->srcY) * sp + p->srcXInBytes, sp, sp * sh, dst,

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "ptx_internal.h"
+#include "ptx_texture.h"
 
 #define FULL 0xffffffffu
 #define YIELD_BACK_BRANCHES 4096
@@ -67,6 +68,9 @@ typedef struct blk {
     uint64_t icount;
     uint32_t red_count, red_and, red_or;
     uint32_t red_out_count, red_out_and, red_out_or;
+    uint64_t tex_h;            /* last texture/surface handle resolved, and its descriptor */
+    int tex_surf;
+    const ptx_texdesc *tex_d;
 } blk;
 
 struct launch {
@@ -984,6 +988,94 @@ static double wmma_in(const uint64_t *R, const int32_t *list, int l, unsigned i,
 
 /* Runs one warp until it has no runnable lanes (exit/barrier), yields, or fails.
  * Returns 0 (blocked or done), 1 (yielded) or -1 (error). */
+/* Descriptor behind handle h (cached per block: kernels mostly use one or two objects). */
+static const ptx_texdesc *tex_of(blk *B, uint64_t h, int surf) {
+    if (B->tex_d && B->tex_h == h && B->tex_surf == surf) return B->tex_d;
+    const ptx_texdesc *d = ptx_tex_resolve ? ptx_tex_resolve(h, surf) : NULL;
+    if (d) { B->tex_h = h; B->tex_surf = surf; B->tex_d = d; }
+    return d;
+}
+
+static float f32_of(uint64_t v) { union { uint32_t u; float f; } x = {(uint32_t)v}; return x.f; }
+
+/* tex, tld4, txq/suq, suld, sust over the lanes in em (encoding: compile_texinst in ptx_parse.c). */
+static int exec_tex(blk *B, const ptx_ins *in, uint64_t *R, uint32_t em, unsigned tid0) {
+    const int32_t *co = in->op == OP_TXQ ? NULL : B->k->lists + in->c;
+    const int surf = in->op == OP_SULD || in->op == OP_SUST || (in->op == OP_TXQ && in->bop);
+    for (uint32_t m_ = em; m_; m_ &= m_ - 1) {
+        const int l = __builtin_ctz(m_);
+        uint64_t h = S(in->a);
+        const ptx_texdesc *d = tex_of(B, h, surf);
+        if (!d) {
+            unsigned x, y, z;
+            thread_coords(B, tid0 + (unsigned)l, &x, &y, &z);
+            fail(B, PTXE_ILLEGAL_ADDRESS, "%s: 0x%llx is no live %s object, in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
+                 ptx_op_name(in->op), (unsigned long long)h, surf ? "surface" : "texture", B->k->name, in->line, B->bid[0],
+                 B->bid[1], B->bid[2], x, y, z);
+            return -1;
+        }
+        if (in->op == OP_TXQ) {
+            S(in->d) = ptx_tex_query(d, in->sub, in->b >= 0 ? (int)(int32_t)S(in->b) : 0);
+            continue;
+        }
+        const int geom = in->sub;
+        const int arrayed = geom == PTXG_A1D || geom == PTXG_A2D || geom == PTXG_ACUBE;
+        const int first = arrayed ? 1 : 0;
+        if (in->op == OP_TEX || in->op == OP_TLD4) {
+            float fc[3] = {0, 0, 0};
+            int32_t ic[3] = {0, 0, 0};
+            const int nco = in->esize;
+            for (int k = 0; k < 3 && first + k < nco; k++) {
+                uint64_t v = S(co[first + k]);
+                fc[k] = f32_of(v);
+                ic[k] = (int32_t)v;
+            }
+            const int int_coords = in->t2 == T_S32;
+            if (int_coords) for (int k = 0; k < 3; k++) fc[k] = (float)ic[k];
+            int layer = arrayed ? (int32_t)S(co[0]) : 0;
+            uint32_t out[4];
+            if (in->op == OP_TLD4) {
+                ptx_tex_gather(d, geom, fc, layer, in->rm, in->t == T_F32, out);
+            } else {
+                float lod = in->bop == 1 ? f32_of(S(in->e)) : 0.0f, gx[3] = {0, 0, 0}, gy[3] = {0, 0, 0};
+                if (in->bop == 2) {
+                    const int32_t *g = B->k->lists + in->imm;
+                    for (int k = 0; k < 3; k++) { gx[k] = f32_of(S(g[k])); gy[k] = f32_of(S(g[3 + k])); }
+                }
+                ptx_tex_sample(d, geom, fc, ic, int_coords, layer, in->bop, lod, gx, gy, in->t == T_F32, out);
+            }
+            for (int k = 0; k < 4; k++) S(in->v[k]) = out[k];
+            continue;
+        }
+        /* suld / sust: x in bytes; layer first for .a1d/.a2d */
+        int64_t c3[3] = {0, 0, 0};
+        for (int k = 0; k < 3 && first + k < in->t2; k++) c3[k] = (int32_t)S(co[first + k]);
+        int64_t z = arrayed ? (int32_t)S(co[0]) : (geom == PTXG_3D ? c3[2] : 0);
+        if (geom == PTXG_A1D) c3[1] = 0;
+        const unsigned es = in->esize, nv = in->vec, tot = in->bop ? d->esize : es * nv;
+        int trap = 0;
+        uint8_t *p = ptx_surf_addr(d, geom, in->bop ? c3[0] * (int64_t)d->esize : c3[0], c3[1], z, tot, in->rm, &trap);
+        if (trap) {
+            unsigned x, y, zz;
+            thread_coords(B, tid0 + (unsigned)l, &x, &y, &zz);
+            fail(B, PTXE_LAUNCH_FAILED, "%s out of range (.trap) at (%lld, %lld, %lld) in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
+                 ptx_op_name(in->op), (long long)c3[0], (long long)c3[1], (long long)z, B->k->name, in->line, B->bid[0],
+                 B->bid[1], B->bid[2], x, y, zz);
+            return -1;
+        }
+        if (in->op == OP_SULD) {
+            for (unsigned k = 0; k < nv; k++) S(in->v[k]) = p ? load_elem(p + k * es, in->t) : 0;
+        } else if (p && in->bop) {
+            uint32_t vals[4] = {0, 0, 0, 0};
+            for (unsigned k = 0; k < nv && k < 4; k++) vals[k] = (uint32_t)S(in->v[k]);
+            ptx_surf_pack(d, vals, d->fmt == PTXTF_F32 || d->fmt == PTXTF_F16 || d->fmt >= PTXTF_UNORM8, p);
+        } else if (p) {
+            for (unsigned k = 0; k < nv; k++) store_elem(p + k * es, S(in->v[k]), es);
+        }
+    }
+    return 0;
+}
+
 static int run_warp(blk *B, warp_st *W, unsigned wi) {
     const ptx_ins *code = B->k->code;
     uint64_t *R = W->R;
@@ -1609,6 +1701,9 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             LOOP(S(id) = v);
             break;
         }
+        case OP_TEX: case OP_TLD4: case OP_TXQ: case OP_SULD: case OP_SUST:
+            if (exec_tex(B, in, R, em, tid0)) { ret = -1; goto out; }
+            break;
         case OP_TRAP: {
             unsigned x, y, z;
             thread_coords(B, tid0 + (unsigned)__builtin_ctz(em ? em : 1), &x, &y, &z);

@@ -1521,6 +1521,157 @@ static int compile_vsimd(cctx *x, const tok *optok, opnd *ops, int nops, int op,
     return 0;
 }
 
+/* Word w (without its dot) among optok's modifiers. */
+static int tex_word(const tok *optok, const char *w) {
+    char buf[32];
+    snprintf(buf, sizeof(buf), ".%s", w);
+    return has_word(optok, buf);
+}
+
+/* One element of a {vector} operand as a plain operand. */
+static opnd vec_elem(const opnd *v, int k) {
+    opnd e;
+    memset(&e, 0, sizeof(e));
+    e.kind = v->vk[k];
+    e.slot = v->vslot[k];
+    e.num = v->vnum[k];
+    e.base_slot = -1;
+    return e;
+}
+
+/* Texture and surface instructions (ptx_texture.h does the work at run time):
+ *   tex{.level,.grad}.geom.v4.dtype.ctype d, [h, {c}]{, lod | , {dPdx}, {dPdy}}
+ *   tld4.comp.2d.v4.dtype.f32 d, [h, {c}]      txq{.level}.query.b32 d, [h]{, lod}     suq.query.b32 d, [h]
+ *   suld.b.geom{.vN}.btype.mode d, [h, {c}]     sust.{b,p}.geom{.vN}.btype.mode [h, {c}], s
+ * geom: 1d 2d 3d a1d a2d cube acube (layer first in the coordinate vector of the a* forms). Encoding: a =
+ * handle slot, sub = geometry, c = list index of the coordinates (esize = their count, t2 = their type),
+ * v[] = destination/source registers (vec of them), t = result/element type; tex: bop = 0 plain, 1 level
+ * (e = lod slot), 2 grad (imm = list index of dPdx then dPdy, 3 each); tld4: rm = component; suld/sust: rm =
+ * out-of-range mode, esize = element bytes, c = coordinates (count in t2), bop = 1 for sust.p; txq/suq: sub =
+ * query, b = lod slot or -1, bop = 1 for suq. */
+static int compile_texinst(cctx *x, const mods *m, const tok *optok, const oprange *rng, int nops) {
+    kc *c = x->c;
+    const tok *t = x->t;
+    int is_tex = mbase(m, "tex"), is_tld4 = mbase(m, "tld4"), is_suld = mbase(m, "suld"), is_sust = mbase(m, "sust");
+    int is_txq = mbase(m, "txq"), is_suq = mbase(m, "suq");
+    static const char *const geoms[] = {"1d", "2d", "3d", "a1d", "a2d", "cube", "acube"};
+    int geom = -1;
+    for (int k = 0; k < 7; k++)
+        if (tex_word(optok, geoms[k])) geom = k;
+    if (is_txq || is_suq) {
+        static const char *const qs[] = {"width", "height", "depth", "channel_data_type", "channel_order",
+                                         "normalized_coords", "filter_mode", "addr_mode_0", "addr_mode_1",
+                                         "addr_mode_2", "num_mipmap_levels", "num_samples", "array_size"};
+        int q = -1;
+        for (int k = 0; k < 13; k++)
+            if (tex_word(optok, qs[k])) q = k;
+        if (q < 0 || nops < 2) return fail_ins(x, "txq/suq query");
+        opnd d, h;
+        if (parse_operand(c, t, rng[0], &d) || parse_operand(c, t, rng[1], &h) || h.kind != O_ADDR || h.base_slot < 0)
+            return fail_ins(x, "txq/suq operands (a texture object register)");
+        int lod = -1;
+        if (nops >= 3) {
+            opnd l;
+            if (parse_operand(c, t, rng[2], &l)) return fail_ins(x, "txq lod operand");
+            lod = src_slot(x, &l, T_S32);
+        }
+        int ds = dst_slot(x, &d);
+        if (x->failed) return -1;
+        ptx_ins *p = emit(c, OP_TXQ, x->line);
+        if (!p) return -1;
+        p->d = ds; p->a = h.base_slot; p->b = lod; p->sub = (uint8_t)q; p->bop = (uint8_t)is_suq;
+        return 0;
+    }
+    if (geom < 0) return fail_ins(x, "texture geometry");
+    if (is_tld4 && geom != 1 && geom != 4) return fail_ins(x, "tld4 geometry");
+    if ((is_suld || is_sust) && geom >= 5) return fail_ins(x, "surface geometry");
+    if (nops < 2) return fail_ins(x, "operand count");
+    /* the [handle, {coords}] operand */
+    oprange ar = is_sust ? rng[0] : rng[1];
+    int i = ar.a;
+    if (!tp(&t[i], '[') || t[i + 1].k != TK_ID || !tp(&t[i + 2], ',')) return fail_ins(x, "[handle, {coordinates}]");
+    int hslot = reg_lookup(c, t[i + 1].s, (int)t[i + 1].n);
+    if (hslot < 0) return fail_ins(x, "texture handle must be a register (texture references are not supported)");
+    oprange cr = {i + 3, ar.b - 1};
+    if (!tp(&t[ar.b - 1], ']')) return fail_ins(x, "[handle, {coordinates}]");
+    opnd cv;
+    if (parse_operand(c, t, cr, &cv)) return fail_ins(x, "coordinates");
+    if (cv.kind != O_VEC) { opnd one = cv; memset(&cv, 0, sizeof(cv)); cv.kind = O_VEC; cv.nvec = 1; cv.vk[0] = one.kind; cv.vslot[0] = one.slot; cv.vnum[0] = one.num; }
+    static const int need_co[] = {1, 2, 4, 2, 4, 4, 4};
+    if (cv.nvec < need_co[geom] - (geom == 2 || geom == 4 || geom == 5 ? 1 : 0)) return fail_ins(x, "coordinate count");
+    int ctype = (is_suld || is_sust) ? T_S32 : (m->ntypes >= 2 ? m->types[1] : T_F32);
+    int clist = c->nlists;
+    for (int k = 0; k < cv.nvec; k++) {
+        opnd e = vec_elem(&cv, k);
+        /* the layer of .a1d/.a2d/.acube is an integer even when the coordinates are floats */
+        int ty = (k == 0 && (geom == 3 || geom == 4 || geom == 6)) ? T_S32 : ctype;
+        int s = src_slot(x, &e, ty);
+        VEC_PUSH(c->lists, c->nlists, c->caplists, s, c->oom = 1; return -1);
+    }
+    /* data operand */
+    opnd dv;
+    if (parse_operand(c, t, is_sust ? rng[1] : rng[0], &dv)) return fail_ins(x, "data operand");
+    if (dv.kind != O_VEC) { opnd one = dv; memset(&dv, 0, sizeof(dv)); dv.kind = O_VEC; dv.nvec = 1; dv.vk[0] = one.kind; dv.vslot[0] = one.slot; dv.vnum[0] = one.num; }
+    int tt = m->ntypes ? m->types[0] : T_NONE;
+    if (is_tex || is_tld4) {
+        if (dv.nvec != 4 || (tt != T_F32 && tt != T_S32 && tt != T_U32)) return fail_ins(x, "tex result (.v4 .f32/.s32/.u32)");
+        if (ctype != T_F32 && ctype != T_S32) return fail_ins(x, "tex coordinate type");
+        int mode = tex_word(optok, "level") ? 1 : tex_word(optok, "grad") ? 2 : 0;
+        int lod = -1, glist = -1;
+        if (mode == 1) {
+            opnd l;
+            if (nops < 3 || parse_operand(c, t, rng[2], &l)) return fail_ins(x, "tex.level lod");
+            lod = src_slot(x, &l, T_F32);
+        } else if (mode == 2) {
+            opnd gx, gy;
+            if (nops < 4 || parse_operand(c, t, rng[2], &gx) || parse_operand(c, t, rng[3], &gy) || gx.kind != O_VEC ||
+                gy.kind != O_VEC)
+                return fail_ins(x, "tex.grad gradients");
+            glist = c->nlists;
+            for (int g = 0; g < 2; g++) {
+                const opnd *go = g ? &gy : &gx;
+                for (int k = 0; k < 3; k++) {
+                    int s;
+                    if (k < go->nvec) { opnd e = vec_elem(go, k); s = src_slot(x, &e, T_F32); }
+                    else s = cslot(c, 0);
+                    VEC_PUSH(c->lists, c->nlists, c->caplists, s, c->oom = 1; return -1);
+                }
+            }
+        } else if (nops > 2 && !is_tld4) {
+            return fail_ins(x, "tex operand (depth compare / offsets are not supported)");
+        }
+        int comp = 0;
+        if (is_tld4) comp = tex_word(optok, "g") ? 1 : tex_word(optok, "b") ? 2 : tex_word(optok, "a") ? 3 : 0;
+        int ds[4];
+        for (int k = 0; k < 4; k++) { opnd e = vec_elem(&dv, k); ds[k] = dst_slot(x, &e); }
+        if (x->failed) return -1;
+        ptx_ins *p = emit(c, is_tld4 ? OP_TLD4 : OP_TEX, x->line);
+        if (!p) return -1;
+        p->a = hslot; p->sub = (uint8_t)geom; p->c = clist; p->esize = (uint8_t)cv.nvec; p->t = (uint8_t)tt;
+        p->t2 = (uint8_t)ctype; p->bop = (uint8_t)mode; p->e = lod; p->imm = glist; p->rm = (uint8_t)comp; p->vec = 4;
+        for (int k = 0; k < 4; k++) p->v[k] = ds[k];
+        return 0;
+    }
+    /* suld.b / sust.b / sust.p */
+    if (!tex_word(optok, "b") && !(is_sust && tex_word(optok, "p"))) return fail_ins(x, "surface access (.b or .p)");
+    /* out-of-range mode: .trap (the default), .clamp or .zero (PTXS_* order) */
+    int smode = tex_word(optok, "clamp") ? 1 : tex_word(optok, "zero") ? 2 : 0;
+    size_t es = tsize(tt);
+    if (!es || dv.nvec > 4 || dv.nvec != m->vec || (m->vec == 1 && dv.nvec != 1)) return fail_ins(x, "surface data type/vector");
+    int vs[4];
+    for (int k = 0; k < dv.nvec; k++) {
+        opnd e = vec_elem(&dv, k);
+        vs[k] = is_sust ? src_slot(x, &e, tt) : dst_slot(x, &e);
+    }
+    if (x->failed) return -1;
+    ptx_ins *p = emit(c, is_sust ? OP_SUST : OP_SULD, x->line);
+    if (!p) return -1;
+    p->a = hslot; p->sub = (uint8_t)geom; p->c = clist; p->t2 = (uint8_t)cv.nvec; p->t = (uint8_t)tt;
+    p->esize = (uint8_t)es; p->vec = (uint8_t)dv.nvec; p->rm = (uint8_t)smode; p->bop = (uint8_t)(is_sust && tex_word(optok, "p"));
+    for (int k = 0; k < dv.nvec; k++) p->v[k] = vs[k];
+    return 0;
+}
+
 static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     kc *c = x->c;
     const tok *t = x->t;
@@ -1558,10 +1709,15 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         if (tp(&t[j], ']') || tp(&t[j], '}') || tp(&t[j], ')')) depth--;
     }
     opnd ops[OPND_MAX];
-    for (int k = 0; k < nops; k++)
-        if (parse_operand(c, t, rng[k], &ops[k])) return fail_ins(x, "cannot parse operand");
     int n0 = c->ncode;
     int r = 0;
+    if (mbase(&m, "tex") || mbase(&m, "tld4") || mbase(&m, "suld") || mbase(&m, "sust") || mbase(&m, "txq") ||
+        mbase(&m, "suq")) {
+        r = compile_texinst(x, &m, optok, rng, nops);
+        goto done;
+    }
+    for (int k = 0; k < nops; k++)
+        if (parse_operand(c, t, rng[k], &ops[k])) return fail_ins(x, "cannot parse operand");
     {
         static const char *const vops[] = {"vadd", "vsub", "vabsdiff", "vmin", "vmax"};
         for (int k = 0; k < 5; k++) {

@@ -27,6 +27,8 @@ HANDLE_KINDS = {
     "CUkernel": "TFK_KERNEL", "CUstream": "TFK_STREAM", "CUevent": "TFK_EVENT",
     "CUmemoryPool": "TFK_POOL", "CUlinkState": "TFK_LINK", "CUgraph": "TFK_GRAPH", "CUgraphNode": "TFK_GNODE",
     "CUgraphExec": "TFK_GEXEC",
+    "CUarray": "TFK_ARRAY", "CUmipmappedArray": "TFK_MIPMAP", "CUtexObject_v1": "TFK_TEXOBJ",
+    "CUsurfObject_v1": "TFK_SURFOBJ",
 }
 DEVPTR_TYPES = {"CUdeviceptr", "CUdeviceptr_v2", "CUdeviceptr_v1"}
 

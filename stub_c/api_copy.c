@@ -107,8 +107,120 @@ CUresult tfs_cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount, C
     return CUDA_SUCCESS;
 }
 
+/* 1D copies with an array: the array is the worker's handle; client host bytes go in pieces of at most
+ * TF_COPY_CHUNK (the array's storage is dense, so an offset is a byte offset into it). */
+static CUresult htoa(CUarray dst, size_t off, const void *src, size_t n, CUstream s, int async)
+{
+    NEED_INIT();
+    if (n && !src) return CUDA_ERROR_INVALID_VALUE;
+    const uint8_t *p = src;
+    do {
+        size_t k = n < TF_COPY_CHUNK ? n : TF_COPY_CHUNK;
+        CUresult rc = async ? rpc_cuMemcpyHtoAAsync_v2(dst, off, p, k, s) : rpc_cuMemcpyHtoA_v2(dst, off, p, k);
+        if (rc) return rc;
+        off += k, p += k, n -= k;
+    } while (n);
+    return CUDA_SUCCESS;
+}
+
+static CUresult atoh(void *dst, CUarray src, size_t off, size_t n, CUstream s, int async)
+{
+    NEED_INIT();
+    if (n && !dst) return CUDA_ERROR_INVALID_VALUE;
+    uint8_t *p = dst;
+    do {
+        size_t k = n < TF_COPY_CHUNK ? n : TF_COPY_CHUNK;
+        CUresult rc = async ? rpc_cuMemcpyAtoHAsync_v2(p, src, off, k, s) : rpc_cuMemcpyAtoH_v2(p, src, off, k);
+        if (rc) return rc;
+        off += k, p += k, n -= k;
+    } while (n);
+    return CUDA_SUCCESS;
+}
+
+CUresult tfs_cuMemcpyHtoA_v2(CUarray dstArray, size_t dstOffset, const void *srcHost, size_t ByteCount)
+{
+    return htoa(dstArray, dstOffset, srcHost, ByteCount, NULL, 0);
+}
+CUresult tfs_cuMemcpyHtoAAsync_v2(CUarray dstArray, size_t dstOffset, const void *srcHost, size_t ByteCount, CUstream hStream)
+{
+    return htoa(dstArray, dstOffset, srcHost, ByteCount, hStream, 1);
+}
+CUresult tfs_cuMemcpyAtoH_v2(void *dstHost, CUarray srcArray, size_t srcOffset, size_t ByteCount)
+{
+    return atoh(dstHost, srcArray, srcOffset, ByteCount, NULL, 0);
+}
+CUresult tfs_cuMemcpyAtoHAsync_v2(void *dstHost, CUarray srcArray, size_t srcOffset, size_t ByteCount, CUstream hStream)
+{
+    return atoh(dstHost, srcArray, srcOffset, ByteCount, hStream, 1);
+}
+
+/* 2D/3D copies with an array side. Host rows are packed here (pieces of whole rows, at most TF_COPY_CHUNK
+ * bytes, one slice at a time); without client host memory the CUDA_MEMCPY3D travels as it is (its arrays
+ * and device ranges are the worker's, checked there). */
+static CUresult memcpy3d_array(const CUDA_MEMCPY3D *c, CUstream hStream, int async)
+{
+    size_t w = c->WidthInBytes, h = c->Height, d = c->Depth;
+    if (w == 0 || h == 0 || d == 0) return CUDA_SUCCESS;
+    int src_host = c->srcMemoryType == CU_MEMORYTYPE_HOST ||
+                   (c->srcMemoryType == CU_MEMORYTYPE_UNIFIED && !tf_devmap_find(c->srcDevice ? c->srcDevice : (CUdeviceptr)(uintptr_t)c->srcHost, NULL, NULL));
+    int dst_host = c->dstMemoryType == CU_MEMORYTYPE_HOST ||
+                   (c->dstMemoryType == CU_MEMORYTYPE_UNIFIED && !tf_devmap_find(c->dstDevice ? c->dstDevice : (CUdeviceptr)(uintptr_t)c->dstHost, NULL, NULL));
+    if (!src_host && !dst_host) {
+        CUDA_MEMCPY3D p = *c;
+        /* unified pointers that are device memory travel as device memory */
+        if (p.srcMemoryType == CU_MEMORYTYPE_UNIFIED) p.srcMemoryType = CU_MEMORYTYPE_DEVICE, p.srcDevice = p.srcDevice ? p.srcDevice : (CUdeviceptr)(uintptr_t)p.srcHost;
+        if (p.dstMemoryType == CU_MEMORYTYPE_UNIFIED) p.dstMemoryType = CU_MEMORYTYPE_DEVICE, p.dstDevice = p.dstDevice ? p.dstDevice : (CUdeviceptr)(uintptr_t)p.dstHost;
+        p.srcHost = NULL, p.dstHost = NULL;
+        CUresult rc = rpc_tfMemcpy3DArray(&p, hStream);
+        return (rc == CUDA_SUCCESS && !async) ? tfs_cuStreamSynchronize(hStream) : rc;
+    }
+    if (src_host && dst_host) return CUDA_ERROR_INVALID_VALUE;
+    if (w > TF_COPY_CHUNK) return CUDA_ERROR_INVALID_VALUE;
+    int to_array = src_host;
+    const uint8_t *hbase = to_array ? (const uint8_t *)(c->srcHost ? c->srcHost : (const void *)(uintptr_t)c->srcDevice)
+                                    : (const uint8_t *)(c->dstHost ? c->dstHost : (void *)(uintptr_t)c->dstDevice);
+    if (!hbase) return CUDA_ERROR_INVALID_VALUE;
+    if ((to_array ? c->dstMemoryType : c->srcMemoryType) != CU_MEMORYTYPE_ARRAY) return CUDA_ERROR_INVALID_VALUE;
+    size_t hp = to_array ? (c->srcPitch ? c->srcPitch : w) : (c->dstPitch ? c->dstPitch : w);
+    size_t hh = to_array ? (c->srcHeight ? c->srcHeight : h) : (c->dstHeight ? c->dstHeight : h);
+    size_t hx = to_array ? c->srcXInBytes : c->dstXInBytes, hy = to_array ? c->srcY : c->dstY, hz = to_array ? c->srcZ : c->dstZ;
+    if ((h > 1 && hp < w) || (d > 1 && hh < h)) return CUDA_ERROR_INVALID_VALUE;
+    size_t rows_per = TF_COPY_CHUNK / w;
+    uint8_t *buf = malloc(rows_per < h ? rows_per * w : h * w);
+    if (!buf) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUstream s = async ? hStream : NULL;
+    CUresult rc = CUDA_SUCCESS;
+    for (size_t z = 0; rc == CUDA_SUCCESS && z < d; z++) {
+        for (size_t r0 = 0; rc == CUDA_SUCCESS && r0 < h; r0 += rows_per) {
+            size_t n = h - r0 < rows_per ? h - r0 : rows_per;
+            const uint8_t *row0 = hbase + ((hz + z) * hh + hy + r0) * hp + hx;
+            if (to_array) {
+                for (size_t r = 0; r < n; r++) memcpy(buf + r * w, row0 + r * hp, w);
+                rc = rpc_tfMemcpy3DHtoA(c->dstArray, c->dstXInBytes, c->dstY + r0, c->dstZ + z, w, n, buf, s);
+            } else {
+                rc = rpc_tfMemcpy3DAtoH(buf, c->srcArray, c->srcXInBytes, c->srcY + r0, c->srcZ + z, w, n, s);
+                for (size_t r = 0; rc == CUDA_SUCCESS && r < n; r++) memcpy((uint8_t *)(uintptr_t)row0 + r * hp, buf + r * w, w);
+            }
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+static CUresult memcpy2d_array(const CUDA_MEMCPY2D *c, CUstream hStream, int async)
+{
+    CUDA_MEMCPY3D p = {
+        .srcXInBytes = c->srcXInBytes, .srcY = c->srcY, .srcMemoryType = c->srcMemoryType, .srcHost = c->srcHost,
+        .srcDevice = c->srcDevice, .srcArray = c->srcArray, .srcPitch = c->srcPitch,
+        .dstXInBytes = c->dstXInBytes, .dstY = c->dstY, .dstMemoryType = c->dstMemoryType, .dstHost = c->dstHost,
+        .dstDevice = c->dstDevice, .dstArray = c->dstArray, .dstPitch = c->dstPitch,
+        .WidthInBytes = c->WidthInBytes, .Height = c->Height, .Depth = 1,
+    };
+    return memcpy3d_array(&p, hStream, async);
+}
+
 /* 2D copies: the struct names client pointers, so host rows are packed here (pieces of at most
- * TF_COPY_CHUNK bytes) and the worker sees contiguous rows of WidthInBytes. Arrays are not forwarded. */
+ * TF_COPY_CHUNK bytes) and the worker sees contiguous rows of WidthInBytes. Arrays: memcpy3d_array. */
 static int side_is_device(CUmemorytype t, const void *host, CUdeviceptr dev, int *is_dev)
 {
     switch (t) {
@@ -123,6 +235,8 @@ static CUresult memcpy2d(const CUDA_MEMCPY2D *c, CUstream hStream, int async)
 {
     NEED_INIT();
     if (!c) return CUDA_ERROR_INVALID_VALUE;
+    if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY)
+        return memcpy2d_array(c, hStream, async);
     int sdev, ddev;
     if (side_is_device(c->srcMemoryType, c->srcHost, c->srcDevice, &sdev) ||
         side_is_device(c->dstMemoryType, c->dstHost, c->dstDevice, &ddev))
@@ -174,13 +288,14 @@ CUresult tfs_cuMemcpy2D_v2(const CUDA_MEMCPY2D *pCopy) { return memcpy2d(pCopy, 
 CUresult tfs_cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *pCopy) { return memcpy2d(pCopy, NULL, 0); }
 CUresult tfs_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStream) { return memcpy2d(pCopy, hStream, 1); }
 
-/* 3D copies of pitched memory: one 2D copy per slice (arrays are not forwarded). */
+/* 3D copies of pitched memory: one 2D copy per slice; with an array side: memcpy3d_array. */
 static CUresult memcpy3d(const CUDA_MEMCPY3D *c, CUstream hStream, int async)
 {
     NEED_INIT();
     if (!c) return CUDA_ERROR_INVALID_VALUE;
-    if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY || c->srcLOD || c->dstLOD)
-        return CUDA_ERROR_NOT_SUPPORTED;
+    if (c->srcLOD || c->dstLOD) return CUDA_ERROR_INVALID_VALUE; /* "must be set to 0" */
+    if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY)
+        return memcpy3d_array(c, hStream, async);
     if (c->Depth > 1 && (!c->srcHeight || !c->dstHeight)) return CUDA_ERROR_INVALID_VALUE;
     for (size_t z = 0; z < c->Depth; z++) {
         size_t sz = (c->srcZ + z) * c->srcPitch * c->srcHeight, dz = (c->dstZ + z) * c->dstPitch * c->dstHeight;

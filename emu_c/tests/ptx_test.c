@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../ptx.h"
+#include "../ptx_texture.h"
 
 /* ------------------------------------------------------------------ driver stand-in */
 #define MAX_ALLOCS 256
@@ -859,6 +860,180 @@ static const char *HAND_PTX =
     "  st.shared.u32 [%r1], %r2;\n"
     "  ret;\n}\n";
 
+/* Textures and surfaces (ptx_texture.c through tex/tld4/txq/suld/sust): a 4x2 float texture
+ * T = {{0, 10, 20, 30}, {40, 50, 60, 70}} behind handles 1 (texture) and 2 (surface); expected values
+ * computed by hand from the programming guide's texture-fetching formulas (9-bit linear fractions). */
+static const char *TEX_PTX =
+    ".version 7.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry texk(.param .u64 t, .param .u64 out, .param .f32 x, .param .f32 y)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .f32 %f<8>;\n"
+    " ld.param.u64 %rd1, [t];\n ld.param.u64 %rd2, [out];\n ld.param.f32 %f1, [x];\n ld.param.f32 %f2, [y];\n"
+    " tex.2d.v4.f32.f32 {%f3, %f4, %f5, %f6}, [%rd1, {%f1, %f2}];\n"
+    " st.global.v4.f32 [%rd2], {%f3, %f4, %f5, %f6};\n ret;\n}\n"
+    ".visible .entry gat(.param .u64 t, .param .u64 out, .param .f32 x, .param .f32 y)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .f32 %f<8>;\n"
+    " ld.param.u64 %rd1, [t];\n ld.param.u64 %rd2, [out];\n ld.param.f32 %f1, [x];\n ld.param.f32 %f2, [y];\n"
+    " tld4.r.2d.v4.f32.f32 {%f3, %f4, %f5, %f6}, [%rd1, {%f1, %f2}];\n"
+    " st.global.v4.f32 [%rd2], {%f3, %f4, %f5, %f6};\n ret;\n}\n"
+    ".visible .entry sul(.param .u64 s, .param .u64 out, .param .u32 x, .param .u32 y)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .b32 %r<8>;\n"
+    " ld.param.u64 %rd1, [s];\n ld.param.u64 %rd2, [out];\n ld.param.u32 %r1, [x];\n ld.param.u32 %r2, [y];\n"
+    " suld.b.2d.b32.zero {%r3}, [%rd1, {%r1, %r2}];\n suld.b.2d.b32.clamp {%r4}, [%rd1, {%r1, %r2}];\n"
+    " st.global.v2.u32 [%rd2], {%r3, %r4};\n ret;\n}\n"
+    ".visible .entry sutrap(.param .u64 s, .param .u64 out, .param .u32 x, .param .u32 y)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .b32 %r<8>;\n"
+    " ld.param.u64 %rd1, [s];\n ld.param.u64 %rd2, [out];\n ld.param.u32 %r1, [x];\n ld.param.u32 %r2, [y];\n"
+    " suld.b.2d.b32.trap {%r3}, [%rd1, {%r1, %r2}];\n st.global.u32 [%rd2], %r3;\n ret;\n}\n"
+    ".visible .entry sst(.param .u64 s, .param .u64 v, .param .u32 x, .param .u32 y)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .b32 %r<8>;\n"
+    " ld.param.u64 %rd1, [s];\n ld.param.u32 %r3, [v];\n ld.param.u32 %r1, [x];\n ld.param.u32 %r2, [y];\n"
+    " sust.b.2d.b32.zero [%rd1, {%r1, %r2}], {%r3};\n ret;\n}\n"
+    ".visible .entry lvl(.param .u64 t, .param .u64 out, .param .f32 x, .param .f32 lod)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .f32 %f<8>;\n"
+    " ld.param.u64 %rd1, [t];\n ld.param.u64 %rd2, [out];\n ld.param.f32 %f1, [x];\n ld.param.f32 %f2, [lod];\n"
+    " mov.f32 %f7, 0f3E800000;\n"
+    " tex.level.2d.v4.f32.f32 {%f3, %f4, %f5, %f6}, [%rd1, {%f1, %f7}], %f2;\n"
+    " st.global.v4.f32 [%rd2], {%f3, %f4, %f5, %f6};\n ret;\n}\n"
+    ".visible .entry cube(.param .u64 t, .param .u64 out, .param .f32 x, .param .f32 z)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .f32 %f<8>;\n"
+    " ld.param.u64 %rd1, [t];\n ld.param.u64 %rd2, [out];\n ld.param.f32 %f1, [x];\n ld.param.f32 %f2, [z];\n"
+    " mov.f32 %f7, 0f3E4CCCCD;\n"
+    " tex.cube.v4.f32.f32 {%f3, %f4, %f5, %f6}, [%rd1, {%f1, %f7, %f2, %f2}];\n"
+    " st.global.v4.f32 [%rd2], {%f3, %f4, %f5, %f6};\n ret;\n}\n"
+    ".visible .entry tq(.param .u64 t, .param .u64 out)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .b32 %r<8>;\n"
+    " ld.param.u64 %rd1, [t];\n ld.param.u64 %rd2, [out];\n"
+    " txq.width.b32 %r1, [%rd1];\n txq.height.b32 %r2, [%rd1];\n st.global.v2.u32 [%rd2], {%r1, %r2};\n ret;\n}\n";
+
+static ptx_texdesc TEXD[2];
+static const ptx_texdesc *tex_resolve(uint64_t h, int surf) {
+    if (h == 1 && !surf) return &TEXD[0];
+    if (h == 2 && surf) return &TEXD[1];
+    return NULL;
+}
+
+static int tex_run(ptx_module *m, const char *k, uint64_t h, void *out, uint32_t a, uint32_t b, char *log) {
+    pbuf p = {{0}, 0};
+    uint64_t hv = h;
+    pput(&p, &hv, 8);
+    pptr(&p, out);
+    pput(&p, &a, 4);
+    pput(&p, &b, 4);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = cfg.block[1] = cfg.block[2] = 1;
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
+    cfg.worker_threads = 1;
+    return ptx_launch(ptx_module_get_kernel(m, k), &cfg, &ENV, NULL, log, 256);
+}
+
+/* One tex.2d at (x, y) under the given sampler; returns component 0 (NAN on a launch failure). */
+static float tex_at(ptx_module *m, float *out, int filter, int addr, int normalized, float border, float x, float y) {
+    char log[256];
+    TEXD[0].filter = filter;
+    TEXD[0].addr[0] = TEXD[0].addr[1] = addr;
+    TEXD[0].normalized = normalized;
+    for (int c = 0; c < 4; c++) TEXD[0].border[c] = border;
+    if (tex_run(m, "texk", 1, out, bitsf(x), bitsf(y), log)) return NAN;
+    return out[0];
+}
+
+static void test_textures(void) {
+    static float T[8] = {0, 10, 20, 30, 40, 50, 60, 70};
+    memset(TEXD, 0, sizeof(TEXD));
+    for (int k = 0; k < 2; k++) {
+        TEXD[k].fmt = PTXTF_F32, TEXD[k].nch = 1, TEXD[k].esize = 4, TEXD[k].nlevels = 1;
+        TEXD[k].lv[0] = (ptx_texlevel){(uint8_t *)T, 4, 2, 1, 16, 32};
+    }
+    TEXD[1].is_surface = 1;
+    const ptx_texdesc *(*saved)(uint64_t, int) = ptx_tex_resolve;
+    ptx_tex_resolve = tex_resolve;
+    int err = 0;
+    char log[256];
+    ptx_module *m = ptx_module_load(TEX_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    float *out = dev_alloc(0, 16);
+    /* linear at (1.8, 0.5): xB = 1.3, i = 1, a = frac 0.3 held as 77/256 -> 10 + 10 * 77/256 */
+    float lin = tex_at(m, out, PTXTF_LINEAR, PTXTA_CLAMP, 0, 0, 1.8f, 0.5f);
+    /* bilinear at (2, 1): the mean of T[0][1], T[0][2], T[1][1], T[1][2] */
+    float bil = tex_at(m, out, PTXTF_LINEAR, PTXTA_CLAMP, 0, 0, 2.0f, 1.0f);
+    float bord = tex_at(m, out, PTXTF_POINT, PTXTA_BORDER, 0, 5.0f, -0.5f, 0.5f);
+    float alpha = out[3]; /* border colour in every component */
+    float clampd = tex_at(m, out, PTXTF_POINT, PTXTA_CLAMP, 0, 0, 9.0f, -3.0f); /* -> T[0][3] */
+    float wrap = tex_at(m, out, PTXTF_POINT, PTXTA_WRAP, 1, 0, 1.25f, 0.75f); /* u 5 -> 1, v 1.5 -> 1: T[1][1] */
+    float mirror = tex_at(m, out, PTXTF_POINT, PTXTA_MIRROR, 1, 0, 1.1f, 0.25f); /* u 4.4 -> 4 -> 3: T[0][3] */
+    float wrap_unnorm = tex_at(m, out, PTXTF_POINT, PTXTA_WRAP, 0, 0, 5.5f, 0.5f); /* wrap is clamp unnormalized */
+    float one_ch_alpha = (tex_at(m, out, PTXTF_POINT, PTXTA_CLAMP, 0, 0, 0.5f, 0.5f), out[3]);
+    TEXD[0].filter = PTXTF_POINT, TEXD[0].normalized = 0, TEXD[0].addr[0] = TEXD[0].addr[1] = PTXTA_CLAMP;
+    int rg = tex_run(m, "gat", 1, out, bitsf(2.0f), bitsf(1.0f), log);
+    float g[4] = {out[0], out[1], out[2], out[3]};
+    uint32_t *u = (uint32_t *)out;
+    int rs = tex_run(m, "sul", 2, out, 16, 1, log); /* x = 16 bytes: one past the row */
+    uint32_t zero = u[0], clampv = u[1];
+    int rin = tex_run(m, "sul", 2, out, 8, 1, log);
+    uint32_t in0 = u[0];
+    int rt = tex_run(m, "sutrap", 2, out, 0, 2, log);
+    char traplog[256];
+    memcpy(traplog, log, sizeof(traplog));
+    int rw = tex_run(m, "sst", 2, (void *)(uintptr_t)bitsf(99.0f), 4, 0, log); /* "out" slot carries v */
+    float wrote = T[1];
+    int rwz = tex_run(m, "sst", 2, (void *)(uintptr_t)bitsf(1.0f), 4, 7, log); /* .zero: dropped */
+    int rq = tex_run(m, "tq", 1, out, 0, 0, log);
+    uint32_t qw = u[0], qh = u[1];
+    /* mipmaps: level 1 is 2x1 {100, 200}; tex.level at normalized (0.75, 0.25) reads T[0][3] = 30 on level 0
+     * and 200 on level 1; point mip filtering rounds the lod, linear blends the two levels */
+    static float L1[2] = {100, 200};
+    ptx_texdesc saved0 = TEXD[0];
+    TEXD[0].nlevels = 2, TEXD[0].lv[1] = (ptx_texlevel){(uint8_t *)L1, 2, 1, 1, 8, 8};
+    TEXD[0].normalized = 1, TEXD[0].filter = PTXTF_POINT, TEXD[0].max_lod = 1.0f;
+    float mip[4];
+    int rm = 0;
+    const float lods[4] = {1.0f, 0.6f, 0.5f, 0.5f};
+    for (int k = 0; k < 4; k++) {
+        TEXD[0].mip_filter = k == 2 ? PTXTF_LINEAR : PTXTF_POINT;
+        if (k == 3) TEXD[0].max_lod = 0.0f; /* maxMipmapLevelClamp 0 keeps level 0 */
+        rm |= tex_run(m, "lvl", 1, out, bitsf(0.75f), bitsf(lods[k]), log);
+        mip[k] = out[0];
+    }
+    /* cubemap of 1x1 faces holding 10 * face: -x is face 1, -z face 5 */
+    static float F[6] = {0, 10, 20, 30, 40, 50};
+    TEXD[0] = saved0;
+    TEXD[0].cubemap = 1, TEXD[0].normalized = 1, TEXD[0].lv[0] = (ptx_texlevel){(uint8_t *)F, 1, 1, 6, 4, 4};
+    int rc1 = tex_run(m, "cube", 1, out, bitsf(-1.0f), bitsf(0.1f), log);
+    float negx = out[0];
+    int rc2 = tex_run(m, "cube", 1, out, bitsf(0.1f), bitsf(-3.0f), log);
+    float negz = out[0];
+    TEXD[0] = saved0;
+    int rbad = tex_run(m, "texk", 3, out, 0, 0, log);
+    int rkind = tex_run(m, "sul", 1, out, 0, 0, log); /* a texture handle is no surface */
+    ptx_module_free(m);
+    dev_free(0, out);
+    ptx_tex_resolve = saved;
+    CHECK(lin == 10.0f + 10.0f * 77.0f / 256.0f, "linear with a 9-bit fraction: %.9g want %.9g", lin, 10.0f + 770.0f / 256.0f);
+    CHECK(bil == 35.0f, "bilinear %g want 35", bil);
+    CHECK(bord == 5.0f && alpha == 5.0f, "border %g/%g want 5", bord, alpha);
+    CHECK(clampd == 30.0f, "clamp %g want 30", clampd);
+    CHECK(wrap == 50.0f, "wrap %g want 50", wrap);
+    CHECK(mirror == 30.0f, "mirror %g want 30", mirror);
+    CHECK(wrap_unnorm == 30.0f, "wrap with unnormalized coordinates clamps: %g want 30", wrap_unnorm);
+    CHECK(one_ch_alpha == 1.0f, "a one-channel texture reads alpha 1, got %g", one_ch_alpha);
+    CHECK(rg == 0 && g[0] == 50 && g[1] == 60 && g[2] == 20 && g[3] == 10, "tld4 -> %d {%g %g %g %g} want {50 60 20 10}",
+          rg, g[0], g[1], g[2], g[3]);
+    CHECK(rs == 0 && zero == 0 && fbits(clampv) == 70.0f, "suld past the row: zero %#x, clamp %g want 0, 70", zero,
+          fbits(clampv));
+    CHECK(rin == 0 && fbits(in0) == 60.0f, "suld (8 bytes, 1) %g want 60", fbits(in0));
+    CHECK(rt == 719 && strstr(traplog, "trap") != NULL, "suld.trap out of range -> %d (%s), want 719", rt, traplog);
+    CHECK(rw == 0 && wrote == 99.0f && rwz == 0, "sust -> %d, T[1] = %g want 99; .zero past the end -> %d", rw, wrote, rwz);
+    CHECK(rq == 0 && qw == 4 && qh == 2, "txq width/height %u/%u want 4/2", qw, qh);
+    CHECK(rm == 0 && mip[0] == 200.0f && mip[1] == 200.0f && mip[2] == 115.0f && mip[3] == 30.0f,
+          "tex.level -> %d: lod 1 %g, 0.6 point %g, 0.5 linear %g, clamped to 0 %g; want 200 200 115 30", rm, mip[0],
+          mip[1], mip[2], mip[3]);
+    CHECK(rc1 == 0 && rc2 == 0 && negx == 10.0f && negz == 50.0f, "cubemap -x %g want 10, -z %g want 50", negx, negz);
+    CHECK(rbad == 700 && rkind == 700, "bogus texture handle -> %d, texture as surface -> %d, want 700", rbad, rkind);
+}
+
 static void test_hand_ptx(void) {
     int err = 0;
     char log[512];
@@ -1389,7 +1564,7 @@ static const test TESTS[] = {
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
     {"hostile_ptx", test_hostile_ptx}, {"recursion", test_recursion},
-    {"video", test_video},
+    {"video", test_video}, {"textures", test_textures},
 };
 
 static char *read_file(const char *path, size_t *len) {

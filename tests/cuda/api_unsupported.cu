@@ -16,11 +16,9 @@ int main()
         printf("FAIL context\n");
         return 1;
     }
-    CUDA_ARRAY_DESCRIPTOR d = {};
-    d.Width = 64; d.Height = 1; d.Format = CU_AD_FORMAT_FLOAT; d.NumChannels = 1;
-    CUarray arr;
-    printf("array_create=%d\n", (int)cuArrayCreate(&arr, &d));
-    printf("array_create_again=%d\n", (int)cuArrayCreate(&arr, &d));
+    // graphics interop: a resource of a graphics API this host does not have
+    printf("graphics_unregister=%d\n", (int)cuGraphicsUnregisterResource(NULL));
+    printf("graphics_unregister_again=%d\n", (int)cuGraphicsUnregisterResource(NULL));
     int sup = -1;
     printf("exec_affinity=%d\n", (int)cuDeviceGetExecAffinitySupport(&sup, CU_EXEC_AFFINITY_TYPE_SM_COUNT, dev));
     CUipcMemHandle ipc;

@@ -14,9 +14,9 @@ def build_ptx_test(opt: str = "-O1", sanitize: bool = True) -> str:
     """Compiles the engine's C unit tests (only ptx_*.c, no driver) once per source state,
     with AddressSanitizer + UBSan unless asked not to (the benchmark)."""
     srcs = sorted(
-        [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c")]
+        [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c", "ptx_texture.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
-    hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h")]
+    hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h")]
     key = hashlib.sha256(b"".join(open(p, "rb").read() for p in srcs + hdrs)).hexdigest()[:12]
     san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if sanitize else []
     out = native.build_dir() / "ptx_engine" / f"ptx_test{opt}{'-asan' if sanitize else ''}-{key}"

@@ -557,6 +557,8 @@ int tf_session_init(tfx *x, void *lib)
     LOAD(cuLaunchKernelEx);
     LOAD(cuMemcpy2DUnaligned_v2);
     LOAD(cuMemcpy2DAsync_v2);
+    LOAD(cuMemcpy3D_v2);
+    LOAD(cuMemcpy3DAsync_v2);
     LOAD(cuMemHostRegister_v2);
     LOAD(cuMemHostGetDevicePointer_v2);
     LOAD(cuMemHostUnregister);

@@ -17,7 +17,7 @@
 #include "exec_calls.h"
 
 enum { TFK_NONE, TFK_CTX, TFK_MOD, TFK_FUNC, TFK_LIB, TFK_KERNEL, TFK_STREAM, TFK_EVENT, TFK_POOL, TFK_LINK,
-       TFK_GRAPH, TFK_GNODE, TFK_GEXEC };
+       TFK_GRAPH, TFK_GNODE, TFK_GEXEC, TFK_ARRAY, TFK_MIPMAP, TFK_TEXOBJ, TFK_SURFOBJ };
 
 /* Request body reader: fixed fields in order, then 8-aligned variable buffers. */
 struct tf_rd { const uint8_t *p; size_t n, off; };
@@ -54,6 +54,8 @@ typedef struct tf_be_extra {
     CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
     CUresult (*cuMemcpy2DUnaligned_v2)(const CUDA_MEMCPY2D *);
     CUresult (*cuMemcpy2DAsync_v2)(const CUDA_MEMCPY2D *, CUstream);
+    CUresult (*cuMemcpy3D_v2)(const CUDA_MEMCPY3D *);                  /* array copies (exec_array.c) */
+    CUresult (*cuMemcpy3DAsync_v2)(const CUDA_MEMCPY3D *, CUstream);
     CUresult (*cuMemHostRegister_v2)(void *, size_t, unsigned);        /* managed memory (tfMemAllocAt) */
     CUresult (*cuMemHostGetDevicePointer_v2)(CUdeviceptr *, void *, unsigned);
     CUresult (*cuMemHostUnregister)(void *);

@@ -1,0 +1,20 @@
+"""CUDA arrays, texture objects and surface objects through the client stub -> data plane -> tf-executor ->
+emulated device: tests/cuda/textures.cu gives what it gives on the device directly (tests/emu/test_emu_textures.py),
+checked against the numpy reference of tests/texture_ref.py. Arrays and objects are the worker's handles; a
+texture object travels to kernels inside their parameters; 2D/3D copies with a client host side go packed."""
+from __future__ import annotations
+
+import numpy as np
+
+import texture_ref
+from cudabuild import parse_kv
+from dp_helpers import run_via_stub, stub_dir
+
+
+def test_textures_and_surfaces_through_the_stub(dataplane, cuda_program, tmp_path):
+    img = np.random.default_rng(11).standard_normal((texture_ref.H, texture_ref.W)).astype(np.float32)
+    img.tofile(tmp_path / "in.bin")
+    prog = cuda_program("textures", flags=("-L", str(stub_dir()), "-lcuda"))
+    r = run_via_stub(prog, dataplane.unix, texture_ref.W, texture_ref.H, tmp_path / "in.bin", tmp_path / "out.bin")
+    assert r.returncode == 0, r.stdout + r.stderr
+    texture_ref.check(tmp_path / "out.bin", img, parse_kv(r.stdout))
