@@ -135,6 +135,11 @@ void tf_managed_hints_forget(CUdeviceptr base);
  * name once (*logged guards it) and returns CUDA_ERROR_NOT_SUPPORTED (api_surface.c). */
 CUresult tf_unsupported(const char *name, int *logged);
 
+/* A synchronous call whose frame carries descriptor `fd` (SCM_RIGHTS); 1 when such descriptors reach a
+ * worker that maps them (same host, shared-memory window on) (transport.c). */
+CUresult tfc_sync_fd(tfc_call *c, int fd);
+int tf_same_host_shm(void);
+
 /* Managed memory coherence (api_memory.c), driven by transport.c around every forwarded call. */
 int tf_managed_active(void);
 CUresult tf_managed_sync(int to_device);
