@@ -14,6 +14,7 @@
  *     api_vmm.c      virtual memory management (mapped ranges join the device map), range attributes
  *     api_occupancy.c occupancy calculators (the blockSizeToDynamicSMemSize search runs here)
  *     api_link.c     JIT linking (the linked image comes back), function and kernel names
+ *     api_ipc.c      CUDA IPC: handles opened by this process's worker, opened ranges, interprocess events
  *     api_surface.c  the generated NOT_SUPPORTED answer of every other cuda.h function
  * All process-wide state lives in one struct (tf_stub, the session) owned by transport.c.
  */

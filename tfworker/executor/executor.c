@@ -561,6 +561,9 @@ int tf_session_init(tfx *x, void *lib)
     LOAD(cuMemHostGetDevicePointer_v2);
     LOAD(cuMemHostUnregister);
     LOAD(cuMemGetAddressRange_v2);
+    LOAD(cuIpcOpenMemHandle_v2);
+    LOAD(cuIpcCloseMemHandle);
+    LOAD(cuIpcOpenEventHandle);
 #undef LOAD
     *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid_v2");
     if (!x->bx.cuDeviceGetUuid) *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid");
