@@ -207,6 +207,7 @@ class WorkerDaemon:
         env = {"CUDA_VISIBLE_DEVICES": str(gpu.index)} if self.backend.kind == "nvidia" else {}
         if self.identity is not None:
             env[gpu_process.TAG_VAR] = self.identity.tag   # found again by a restarted daemon
+        env["TF_IPC_SCOPE"] = claims.allocation_id   # CUDA IPC handles open only within one allocation
         if limits is None:
             return SessionGrant(session_id=session_id, env=env, preload=[])
         env.update(limits.env)

@@ -10,9 +10,10 @@
 //           open_bogus=<error name opening 64 zero bytes>, child_status=<exit status>,
 //           parent_sees_child=<1 if every element is what the child's kernel wrote>,
 //           open_freed=<error name a second child gets opening the handle of a freed buffer>
-//   child:  child_open=ok, child_same_ptr=<1 if opening twice gives one pointer>, child_saw_parent=<1 if the
+//   child:  child_open=<ok, or the error name of opening the parent's handle (then nothing else)>, child_same_ptr=<1 if opening twice gives one pointer>, child_saw_parent=<1 if the
 //           data is the parent's>, child_free_delta=<bytes cudaMemGetInfo's free fell by when opening>,
 //           child_close_again=<error name of a third close>, child_event=ok
+// Environment: IPC_CHILD_LEASE, if set, becomes the child's TF_LEASE.
 // Any unexpected CUDA failure prints "error=<cudaGetErrorName> at <call>" and exits 1.
 #include <cstdio>
 #include <cstdlib>
@@ -45,6 +46,8 @@ static int run_child(const char *self, const char *mode, const cudaIpcMemHandle_
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
+        // through the stub: the child may be made a session of another allocation (tests/stub/test_ipc.py)
+        if (getenv("IPC_CHILD_LEASE")) setenv("TF_LEASE", getenv("IPC_CHILD_LEASE"), 1);
         execl(self, self, mode, m, e, (char *)NULL);
         _exit(127);
     }
@@ -69,9 +72,10 @@ static int child(const char *mode, const char *mhex, const char *ehex)
     CK(cudaFree(0));
     CK(cudaMemGetInfo(&free0, &total));
     int *v = NULL, *v2 = NULL;
-    CK(cudaIpcOpenMemHandle((void **)&v, mh, cudaIpcMemLazyEnablePeerAccess));
+    cudaError_t opened = cudaIpcOpenMemHandle((void **)&v, mh, cudaIpcMemLazyEnablePeerAccess);
+    printf("child_open=%s\n", opened == cudaSuccess ? "ok" : cudaGetErrorName(opened));
+    if (opened != cudaSuccess) return 0;
     CK(cudaMemGetInfo(&free1, &total));
-    printf("child_open=ok\n");
     CK(cudaIpcOpenMemHandle((void **)&v2, mh, cudaIpcMemLazyEnablePeerAccess));
     printf("child_same_ptr=%d\n", v == v2);
     printf("child_free_delta=%lld\n", (long long)free0 - (long long)free1);

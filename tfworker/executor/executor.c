@@ -564,6 +564,8 @@ int tf_session_init(tfx *x, void *lib)
     LOAD(cuIpcOpenMemHandle_v2);
     LOAD(cuIpcCloseMemHandle);
     LOAD(cuIpcOpenEventHandle);
+    LOAD(cuIpcGetMemHandle);
+    LOAD(cuIpcGetEventHandle);
 #undef LOAD
     *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid_v2");
     if (!x->bx.cuDeviceGetUuid) *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid");

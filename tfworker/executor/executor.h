@@ -58,6 +58,8 @@ typedef struct tf_be_extra {
     CUresult (*cuIpcOpenMemHandle_v2)(CUdeviceptr *, CUipcMemHandle, unsigned);   /* exec_ipc.c */
     CUresult (*cuIpcCloseMemHandle)(CUdeviceptr);
     CUresult (*cuIpcOpenEventHandle)(CUevent *, CUipcEventHandle);
+    CUresult (*cuIpcGetMemHandle)(CUipcMemHandle *, CUdeviceptr);
+    CUresult (*cuIpcGetEventHandle)(CUipcEventHandle *, CUevent);
 } tf_be_extra;
 
 /* The session: one per process. */
