@@ -138,3 +138,11 @@ def test_an_unsupported_instruction_is_named_on_stderr():
     p = run_program("device_printf", "bad")
     assert p.returncode == 0, p.stderr
     check_bad_instruction(p.stdout.decode(), p.stderr.decode())
+
+
+def test_host_and_device_writes_to_one_managed_range_between_two_syncs_both_land():
+    # the reference for tests/stub/test_managed.py: system-wide atomics from both sides count, and host and
+    # kernel writing different halves between one launch and its synchronize both survive
+    kv = run_kv("managed_both_sides", "atomics")
+    assert kv["atomic_sum"] == kv["atomic_expected"]
+    assert run_kv("managed_both_sides", "disjoint")["disjoint_bad"] == "0"
