@@ -47,7 +47,8 @@ CUresult tfs_cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthI
 #define TF_MAX_MANAGED 256
 typedef struct {
     CUdeviceptr base;
-    size_t size;
+    size_t size;       /* page-rounded */
+    size_t asked;      /* the bytesize of cuMemAllocManaged */
     int device_owns;
     int shared;        /* memfd mapped by both processes: never copied */
     uint8_t *pushed;   /* while the device owns a copied region: the bytes pushed */
@@ -159,7 +160,7 @@ CUresult tfs_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int 
     pthread_mutex_lock(&g_managed_mu);
     int added = g_nmanaged < TF_MAX_MANAGED;
     if (added) {
-        g_managed[g_nmanaged++] = (managed_region){got, size, 0, shared, NULL};
+        g_managed[g_nmanaged++] = (managed_region){got, size, bytesize, 0, shared, NULL};
         if (!shared) __atomic_add_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&g_managed_mu);
@@ -186,6 +187,29 @@ int tf_managed_range(CUdeviceptr p, size_t n, CUdeviceptr *base)
     }
     pthread_mutex_unlock(&g_managed_mu);
     return found;
+}
+
+/* cuStreamAttachMemAsync: dptr in a managed allocation, length 0 or the whole allocation, flags one of
+ * CUmemAttach_flags (SINGLE not on the NULL / legacy / per-thread stream), a live stream. The association
+ * itself changes nothing here: coherence moves whole regions at every call. */
+CUresult tfs_cuStreamAttachMemAsync(CUstream hStream, CUdeviceptr dptr, size_t length, unsigned int flags)
+{
+    NEED_INIT();
+    if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST && flags != CU_MEM_ATTACH_SINGLE)
+        return CUDA_ERROR_INVALID_VALUE;
+    int global_stream = hStream == NULL || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD;
+    if (flags == CU_MEM_ATTACH_SINGLE && global_stream) return CUDA_ERROR_INVALID_VALUE;
+    int ok = 0;
+    pthread_mutex_lock(&g_managed_mu);
+    for (int i = 0; i < g_nmanaged && !ok; i++) {
+        managed_region *m = &g_managed[i];
+        ok = dptr >= m->base && dptr - m->base < m->asked && (length == 0 || (dptr == m->base && length == m->asked));
+    }
+    pthread_mutex_unlock(&g_managed_mu);
+    if (!ok) return CUDA_ERROR_INVALID_VALUE;   /* not managed memory, or a part of an allocation */
+    if (global_stream) return CUDA_SUCCESS;
+    unsigned int sflags;
+    return rpc_cuStreamGetFlags(hStream, &sflags);   /* a stream the worker knows (else INVALID_HANDLE) */
 }
 
 /* 1 and the region freed if dptr is a managed allocation, 0 if it is not one. */
