@@ -51,7 +51,8 @@ typedef struct {
     size_t asked;      /* the bytesize of cuMemAllocManaged */
     int device_owns;
     int shared;        /* memfd mapped by both processes: never copied */
-    uint8_t *pushed;   /* while the device owns a copied region: the bytes pushed */
+    uint8_t *pushed;   /* the bytes last pushed (valid while the device owns the region) */
+    uint8_t *scratch;  /* where a pull lands before the merge; both kept for the region's life */
 } managed_region;
 static managed_region g_managed[TF_MAX_MANAGED];
 static int g_nmanaged, g_ncopied;
@@ -62,9 +63,8 @@ int tf_managed_active(void) { return __atomic_load_n(&g_ncopied, __ATOMIC_RELAXE
 /* Pulls a device-owned region: device bytes that differ from what was pushed win, the rest stay the host's. */
 static CUresult managed_pull(managed_region *m)
 {
-    if (!m->pushed) return tfs_cuMemcpyDtoH_v2((void *)(uintptr_t)m->base, m->base, m->size);
-    uint8_t *dev = malloc(m->size);
-    if (!dev) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!m->pushed || !m->scratch) return tfs_cuMemcpyDtoH_v2((void *)(uintptr_t)m->base, m->base, m->size);
+    uint8_t *dev = m->scratch;
     CUresult rc = tfs_cuMemcpyDtoH_v2(dev, m->base, m->size);
     if (rc == CUDA_SUCCESS) {
         uint8_t *host = (uint8_t *)(uintptr_t)m->base;
@@ -75,7 +75,6 @@ static CUresult managed_pull(managed_region *m)
                 if (dev[i] != m->pushed[i]) host[i] = dev[i];
         }
     }
-    free(dev);
     return rc;
 }
 
@@ -88,14 +87,12 @@ CUresult tf_managed_sync(int to_device)
         managed_region *m = &g_managed[i];
         if (m->shared || m->device_owns == to_device) continue;
         if (to_device) {
-            free(m->pushed);
-            m->pushed = malloc(m->size);   /* without a snapshot the pull falls back to device-wins */
+            if (!m->pushed) m->pushed = malloc(m->size);   /* without a snapshot the pull is device-wins */
+            if (!m->scratch) m->scratch = malloc(m->size);
             if (m->pushed) memcpy(m->pushed, (const void *)(uintptr_t)m->base, m->size);
             rc = tfs_cuMemcpyHtoD_v2(m->base, m->pushed ? m->pushed : (const void *)(uintptr_t)m->base, m->size);
         } else {
             rc = managed_pull(m);
-            free(m->pushed);
-            m->pushed = NULL;
         }
         if (rc == CUDA_SUCCESS) m->device_owns = to_device;
     }
@@ -160,7 +157,7 @@ CUresult tfs_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int 
     pthread_mutex_lock(&g_managed_mu);
     int added = g_nmanaged < TF_MAX_MANAGED;
     if (added) {
-        g_managed[g_nmanaged++] = (managed_region){got, size, bytesize, 0, shared, NULL};
+        g_managed[g_nmanaged++] = (managed_region){got, size, bytesize, 0, shared, NULL, NULL};
         if (!shared) __atomic_add_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&g_managed_mu);
@@ -226,6 +223,7 @@ static int managed_free(CUdeviceptr dptr, CUresult *rc)
     g_managed[i] = g_managed[--g_nmanaged];
     if (!m.shared) __atomic_sub_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
     free(m.pushed);
+    free(m.scratch);
     pthread_mutex_unlock(&g_managed_mu);
     *rc = rpc_tfMemFreeAt(dptr);
     tf_devmap_del(dptr);
