@@ -4,6 +4,7 @@ whose executor maps the first's memory. The same program and expectations as on 
 directly (tests/emu/test_emu_ipc.py)."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from cudabuild import parse_kv
 from dp_helpers import InProcessDataPlane, run_via_stub, stub_env
+from tfworker.daemon import ipc_scope_dir
 from tfworker.dataplane import SessionGrant
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emu"))
@@ -41,6 +43,9 @@ def test_ipc_handles_open_only_in_sessions_of_the_exporting_allocation(tmp_path,
     finally:
         dp.close()
     assert r.returncode == 0, r.stdout + r.stderr
+    marks = Path(ipc_scope_dir("alloc-1"))   # where the exporting executor marked its handles; the daemon
+    assert marks.is_dir() and any(marks.iterdir())   # removes it with the allocation's last session
+    shutil.rmtree(marks)
     kv = parse_kv(r.stdout)
     if opens:   # 64 zero bytes are no handle of this allocation either: refused by the policy before the driver
         assert {k: kv.get(k) for k in IPC_EXPECT} == {**IPC_EXPECT, "open_bogus": "cudaErrorNotPermitted"}
