@@ -169,7 +169,7 @@ static int device_attr(CUdevice_attribute attrib)
     case CU_DEVICE_ATTRIBUTE_DEFERRED_MAPPING_CUDA_ARRAY_SUPPORTED:
         return cc >= 90;
     case CU_DEVICE_ATTRIBUTE_IPC_EVENT_SUPPORTED:
-        return 0;
+        return 1; /* between processes of one host (emu_ipc.c) */
     default: return k_attr_value[attrib];
     }
 }

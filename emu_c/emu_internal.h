@@ -140,6 +140,15 @@ void emu_primary_reset_state(void);
 /* EMU_MEM_VMM: a cuMemMap'ed range (charged once, at cuMemCreate, so not counted again here). */
 enum emu_mem_kind { EMU_MEM_DEVICE = 1, EMU_MEM_HOST, EMU_MEM_REGISTERED, EMU_MEM_MANAGED, EMU_MEM_MODULE, EMU_MEM_VMM };
 int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags);
+/* flags of a record: EMU_MEMF_SHAREABLE asks emu_dev_alloc for a memfd another process may map (cuMemAlloc);
+ * EMU_MEMF_IPC marks an EMU_MEM_VMM range cuIpcOpenMemHandle mapped from another process. */
+#define EMU_MEMF_SHAREABLE 0x40000000u
+#define EMU_MEMF_IPC 0x80000000u
+/* emu_ipc.c: a shared, exportable device range (0, or -1 when the process cannot make one), its release
+ * (1 if base was one). */
+int emu_ipc_alloc(size_t size, void **out);
+int emu_ipc_free(uint64_t base);
+int emu_ipc_exportable(uint64_t base); /* 1 if base is such a range */
 /* Allocation containing addr: 1 found (fills the outputs that are non-NULL), 0 not. */
 int emu_mem_find(uint64_t addr, uint64_t *base, size_t *size, int *kind, unsigned *flags);
 int emu_mem_remove(uint64_t base, int *kind, size_t *size); /* 1 removed, 0 no allocation at base */

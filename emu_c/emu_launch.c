@@ -649,14 +649,26 @@ EMU_API CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback
     return CUDA_SUCCESS;
 }
 
+/* As the driver checks it: managed memory (cuMemAllocManaged or a __managed__ variable), length 0 or the
+ * whole allocation (records are 256-byte rounded: the asked size is within the last 256 bytes), flags one of
+ * CUmemAttach_flags, SINGLE not on the NULL (virtual global) stream. Memory is always coherent here. */
 EMU_API CUresult cuStreamAttachMemAsync(CUstream hStream, CUdeviceptr dptr, size_t length, unsigned int flags)
 {
-    (void)length;
-    (void)flags;
     CUresult rc = emu_stream_check(hStream);
     if (rc)
         return rc;
-    return emu_mem_check(dptr, 1) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST && flags != CU_MEM_ATTACH_SINGLE)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (flags == CU_MEM_ATTACH_SINGLE && (hStream == NULL || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD))
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t base;
+    size_t size;
+    int kind;
+    if (!emu_mem_find(dptr, &base, &size, &kind, NULL) || (kind != EMU_MEM_MANAGED && kind != EMU_MEM_MODULE))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (length && (dptr != base || length > size || (kind == EMU_MEM_MANAGED && length + 256 <= size)))
+        return CUDA_ERROR_INVALID_VALUE; /* a part of a managed allocation cannot change association */
+    return CUDA_SUCCESS;
 }
 
 /* ---- events: a record takes the wall-clock time at which all prior work (already done) ended ---- */

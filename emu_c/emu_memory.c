@@ -145,13 +145,19 @@ CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
         } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + rounded));
     }
     void *p = NULL;
-    if (posix_memalign(&p, 512, rounded) != 0 || !p) {
+    if (kind == EMU_MEM_DEVICE && (flags & EMU_MEMF_SHAREABLE)) {
+        flags &= ~EMU_MEMF_SHAREABLE;
+        if (emu_ipc_alloc(rounded, &p) != 0)
+            p = NULL; /* out of descriptors: private memory, which cuIpcGetMemHandle refuses */
+    }
+    if (!p && (posix_memalign(&p, 512, rounded) != 0 || !p)) {
         if (counts_as_vram(kind))
             atomic_fetch_sub(&g_emu.vram_used, rounded);
         return kind == EMU_MEM_HOST ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_OUT_OF_MEMORY;
     }
     if (emu_mem_add((uint64_t)(uintptr_t)p, rounded, kind, flags) != 0) {
-        free(p);
+        if (!emu_ipc_free((uint64_t)(uintptr_t)p))
+            free(p);
         if (counts_as_vram(kind))
             atomic_fetch_sub(&g_emu.vram_used, rounded);
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -171,7 +177,8 @@ static CUresult free_kind(uint64_t p, int want1, int want2)
         return CUDA_ERROR_INVALID_VALUE;
     if (counts_as_vram(kind))
         atomic_fetch_sub(&g_emu.vram_used, size);
-    free((void *)(uintptr_t)p);
+    if (!emu_ipc_free(p))
+        free((void *)(uintptr_t)p);
     return CUDA_SUCCESS;
 }
 
@@ -248,7 +255,7 @@ static CUresult mem_alloc(CUdeviceptr *dptr, size_t bytesize)
     if (!dptr)
         return CUDA_ERROR_INVALID_VALUE;
     uint64_t p;
-    CUresult rc = emu_dev_alloc(&p, bytesize, EMU_MEM_DEVICE, 0);
+    CUresult rc = emu_dev_alloc(&p, bytesize, EMU_MEM_DEVICE, EMU_MEMF_SHAREABLE);
     if (rc == CUDA_SUCCESS)
         *dptr = (CUdeviceptr)p;
     return rc;
@@ -272,7 +279,7 @@ EMU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t Wi
     if (Height > (size_t)-1 / pitch)
         return CUDA_ERROR_OUT_OF_MEMORY;
     uint64_t p;
-    CUresult rc = emu_dev_alloc(&p, pitch * Height, EMU_MEM_DEVICE, 0);
+    CUresult rc = emu_dev_alloc(&p, pitch * Height, EMU_MEM_DEVICE, EMU_MEMF_SHAREABLE);
     if (rc == CUDA_SUCCESS) {
         *dptr = (CUdeviceptr)p;
         *pPitch = pitch;
@@ -448,11 +455,14 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attribute, CUdevice
     case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS:
         *(unsigned *)data = known ? 0x3 : 0; /* CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE */
         break;
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: /* cuMemAlloc'd (shared) memory */
+        *(int *)data = known && kind == EMU_MEM_DEVICE && emu_ipc_exportable(base);
+        break;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
         *(void **)data = NULL;
         break;
     default:
-        *(unsigned long long *)data = 0; /* IPC / handle types / compression: not supported -> 0 */
+        *(unsigned long long *)data = 0; /* handle types / compression: not supported -> 0 */
         break;
     }
     return CUDA_SUCCESS;

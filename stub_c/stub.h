@@ -15,6 +15,7 @@
  *     api_vmm.c      virtual memory management (mapped ranges join the device map), range attributes
  *     api_occupancy.c occupancy calculators (the blockSizeToDynamicSMemSize search runs here)
  *     api_link.c     JIT linking (the linked image comes back), function and kernel names
+ *     api_ipc.c      CUDA IPC: handles opened by this process's worker, opened ranges, interprocess events
  *     api_surface.c  the generated NOT_SUPPORTED answer of every other cuda.h function
  * All process-wide state lives in one struct (tf_stub, the session) owned by transport.c.
  */
@@ -142,6 +143,11 @@ void tf_managed_hints_forget(CUdeviceptr base);
 /* The answer of a cuda.h function no calls.tbl row serves (generated exports call it): logs the
  * name once (*logged guards it) and returns CUDA_ERROR_NOT_SUPPORTED (api_surface.c). */
 CUresult tf_unsupported(const char *name, int *logged);
+
+/* A synchronous call whose frame carries descriptor `fd` (SCM_RIGHTS); 1 when such descriptors reach a
+ * worker that maps them (same host, shared-memory window on) (transport.c). */
+CUresult tfc_sync_fd(tfc_call *c, int fd);
+int tf_same_host_shm(void);
 
 /* Managed memory coherence (api_memory.c), driven by transport.c around every forwarded call. */
 int tf_managed_active(void);

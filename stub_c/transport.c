@@ -522,6 +522,17 @@ CUresult tfc_sync(tfc_call *c)
     return rc ? rc : pulled ? pulled : graphs;
 }
 
+/* A synchronous call that passes `fd` (SCM_RIGHTS, Unix sockets only) with its frame: the executor takes
+ * it as the call's descriptor (e.g. tfMemAllocAtFd). Managed regions are kept coherent as for tfc_sync. */
+CUresult tfc_sync_fd(tfc_call *c, int fd)
+{
+    CUresult rc = managed_sync(1);
+    if (rc) return rc;
+    rc = sync_call(c, fd);
+    CUresult pulled = managed_sync(0);
+    return rc ? rc : pulled;
+}
+
 CUresult tfc_async(tfc_call *c)
 {
     CUresult pushed = managed_sync(1);
@@ -665,6 +676,9 @@ static void shm_setup(void)
     g.shm = p;
     g.shm_slot = SHM_SLOT;
 }
+
+/* 1 when the worker maps memory this process passes it (same host, the shared-memory window is on). */
+int tf_same_host_shm(void) { return g.shm != NULL; }
 
 /* Pipelined copy through the window: chunk k goes to slot k%2; at most two requests in flight, and a
  * slot is refilled (or read out) only after the reply of the request that used it. Returns 0 when the

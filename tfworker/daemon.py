@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,15 @@ worker_rpc = load("worker_pb2_grpc")
 log = logging.getLogger("tfworker")
 REVOKED_KEEP_S = 25 * 3600.0      # longer than the longest lease a scheduler grants (max_lease_ttl_s, 24 h)
 
+
+
+def ipc_scope_dir(allocation_id: str) -> str:
+    """Folder where the GPU worker processes of an allocation (TF_IPC_SCOPE) mark the CUDA IPC handles they
+    exported (tfworker/executor/exec_ipc.c names it with the same FNV-1a 64 hash of the scope)."""
+    h = 0xcbf29ce484222325
+    for b in allocation_id.encode():
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f"/dev/shm/tf-ipc-{h:016x}"
 
 @dataclass
 class Session:
@@ -228,6 +238,7 @@ class WorkerDaemon:
         env = {"CUDA_VISIBLE_DEVICES": str(gpu.index)} if self.backend.kind == "nvidia" else {}
         if self.identity is not None:
             env[gpu_process.TAG_VAR] = self.identity.tag   # found again by a restarted daemon
+        env["TF_IPC_SCOPE"] = claims.allocation_id   # CUDA IPC handles open only within one allocation
         if limits is None:
             return SessionGrant(session_id=session_id, env=env, preload=[])
         env.update(limits.env)
@@ -306,6 +317,7 @@ class WorkerDaemon:
         region = self.regions.pop(session.allocation_id, None)
         if region is not None:
             region.close()
+        shutil.rmtree(ipc_scope_dir(session.allocation_id), ignore_errors=True)   # its IPC handles died with it
 
     async def close_allocation(self, allocation_id: str, reason: str) -> bool:
         self.revoke(allocation_id, reason)

@@ -138,3 +138,26 @@ def test_an_unsupported_instruction_is_named_on_stderr():
     p = run_program("device_printf", "bad")
     assert p.returncode == 0, p.stderr
     check_bad_instruction(p.stdout.decode(), p.stderr.decode())
+
+
+def test_host_and_device_writes_to_one_managed_range_between_two_syncs_both_land():
+    # the reference for tests/stub/test_managed.py: system-wide atomics from both sides count, and host and
+    # kernel writing different halves between one launch and its synchronize both survive
+    kv = run_kv("managed_both_sides", "atomics")
+    assert kv["atomic_sum"] == kv["atomic_expected"]
+    assert run_kv("managed_both_sides", "disjoint")["disjoint_bad"] == "0"
+
+
+# cuStreamAttachMemAsync as documented: managed memory only, length 0 or the whole allocation, flags one of
+# CUmemAttach_flags, SINGLE never on the NULL stream. Shared with tests/stub/test_managed.py.
+ATTACH = {
+    "attach_global": "cudaSuccess", "attach_whole_length": "cudaSuccess", "attach_host": "cudaSuccess",
+    "attach_single": "cudaSuccess", "attach_part": "cudaErrorInvalidValue",
+    "attach_device_memory": "cudaErrorInvalidValue", "attach_single_null": "cudaErrorInvalidValue",
+    "attach_bad_flags": "cudaErrorInvalidValue", "kernel_after": str(999 * 1000 // 2),
+}
+
+
+def test_stream_attach_of_managed_memory_checks_what_the_driver_checks():
+    kv = run_kv("managed_attach")
+    assert {k: kv.get(k) for k in ATTACH} == ATTACH

@@ -1,7 +1,9 @@
 """Native limiter, VRAM: a real nvcc program on the emulated device with libtflimiter.so preloaded
 sees the cap as its device memory, gets cudaErrorMemoryAllocation at the cap on every allocation path,
 and can allocate again after freeing; the session's shared-memory region reports its usage."""
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +121,12 @@ def test_device_reset_refunds_what_the_driver_freed():
         p.stdin.close()
         p.wait(timeout=30)
         assert p.returncode == 0
+
+
+def test_memory_opened_from_another_process_is_not_charged_to_the_importer():
+    # CUDA IPC (tests/cuda/ipc.cu): the child opens the parent's 1 MiB cudaMalloc buffer under the same cap;
+    # the bytes are the exporter's, so the importer's cudaMemGetInfo does not fall and nothing is refused
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emu"))
+    from test_emu_ipc import IPC_EXPECT
+    kv = run_kv("ipc", env=limited_env({"TF_VRAM_LIMIT": "64MiB"}))
+    assert {k: kv.get(k) for k in IPC_EXPECT} == IPC_EXPECT

@@ -74,3 +74,25 @@ def test_pytorch_matmul_through_the_stub(gpu_worker):
                        timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "torch ok" in r.stdout
+
+
+def test_ipc_between_two_client_processes_on_a_real_gpu(gpu_worker, cuda_program):
+    # two sessions, two tf-executor processes on NVIDIA's driver: the child's executor opens the parent's handle
+    from cudabuild import parse_kv
+    unix, _ = gpu_worker
+    r = run_via_stub(cuda_program("ipc"), unix)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = parse_kv(r.stdout)
+    for key, want in {"same_handle": "1", "open_self": "cudaErrorDeviceUninitialized", "child_open": "ok",
+                      "child_same_ptr": "1", "child_saw_parent": "1", "child_event": "ok", "child_status": "0",
+                      "parent_sees_child": "1"}.items():
+        assert kv.get(key) == want, (key, r.stdout)
+
+
+def test_managed_range_written_by_host_and_device_between_two_syncs_on_a_real_gpu(gpu_worker, cuda_program):
+    from cudabuild import parse_kv
+    unix, tcp = gpu_worker
+    for worker in (unix, tcp):
+        r = run_via_stub(cuda_program("managed_both_sides"), worker, "disjoint")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert parse_kv(r.stdout)["disjoint_bad"] == "0", worker

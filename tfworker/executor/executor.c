@@ -563,6 +563,11 @@ int tf_session_init(tfx *x, void *lib)
     LOAD(cuMemHostGetDevicePointer_v2);
     LOAD(cuMemHostUnregister);
     LOAD(cuMemGetAddressRange_v2);
+    LOAD(cuIpcOpenMemHandle_v2);
+    LOAD(cuIpcCloseMemHandle);
+    LOAD(cuIpcOpenEventHandle);
+    LOAD(cuIpcGetMemHandle);
+    LOAD(cuIpcGetEventHandle);
 #undef LOAD
     *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid_v2");
     if (!x->bx.cuDeviceGetUuid) *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid");
@@ -843,16 +848,18 @@ int tf_serve(tfx *x, int fd)
 
 /* ------------------------------------------------------------------- managed memory */
 /* The client's managed allocation at address `addr`: host memory of this process mapped at the same
- * address and registered with the device, whose unified address is then also `addr` (the stub keeps
- * the two copies coherent). Any other outcome frees what was made and tells the client. */
-CUresult ex_tfMemAllocAt(tfx *x, CUdeviceptr *dptr, unsigned long long addr, size_t bytesize)
+ * address and registered with the device, whose unified address is then also `addr`. fd < 0: private
+ * memory (the stub keeps the two copies coherent); else the client's memfd, mapped shared, so both
+ * processes address the same bytes. Any other outcome frees what was made and tells the client. */
+static CUresult managed_map_at(tfx *x, CUdeviceptr *dptr, unsigned long long addr, size_t bytesize, int fd)
 {
     if (!x->bx.cuMemHostRegister_v2 || !x->bx.cuMemHostGetDevicePointer_v2 || !x->bx.cuMemHostUnregister)
         return CUDA_ERROR_NOT_SUPPORTED;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (!addr || addr % page || !bytesize || bytesize % page) return CUDA_ERROR_INVALID_VALUE;
     void *want = (void *)(uintptr_t)addr;
-    void *p = mmap(want, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    void *p = fd < 0 ? mmap(want, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+                     : mmap(want, bytesize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
     if (p == MAP_FAILED) return CUDA_ERROR_NOT_SUPPORTED;
     if (p != want) {   /* kernels without MAP_FIXED_NOREPLACE treat it as a hint */
         munmap(p, bytesize);
@@ -873,6 +880,27 @@ CUresult ex_tfMemAllocAt(tfx *x, CUdeviceptr *dptr, unsigned long long addr, siz
     }
     *dptr = d;
     return CUDA_SUCCESS;
+}
+
+CUresult ex_tfMemAllocAt(tfx *x, CUdeviceptr *dptr, unsigned long long addr, size_t bytesize)
+{
+    return managed_map_at(x, dptr, addr, bytesize, -1);
+}
+
+/* The memfd must come with the frame and be sealed against shrinking (a client that shrank it would
+ * make this process fault when a kernel touches the range). */
+CUresult ex_tfMemAllocAtFd(tfx *x, CUdeviceptr *dptr, unsigned long long addr, size_t bytesize)
+{
+    int fd = x->rx_fd;
+    x->rx_fd = -1;
+    if (fd < 0) return CUDA_ERROR_INVALID_VALUE;
+    struct stat st;
+    int seals = fcntl(fd, F_GET_SEALS);
+    CUresult rc = CUDA_ERROR_INVALID_VALUE;
+    if (seals >= 0 && (seals & F_SEAL_SHRINK) && fstat(fd, &st) == 0 && (unsigned long long)st.st_size >= bytesize)
+        rc = managed_map_at(x, dptr, addr, bytesize, fd);
+    close(fd);
+    return rc;
 }
 
 CUresult ex_tfMemFreeAt(tfx *x, CUdeviceptr dptr)

@@ -60,6 +60,11 @@ typedef struct tf_be_extra {
     CUresult (*cuMemHostGetDevicePointer_v2)(CUdeviceptr *, void *, unsigned);
     CUresult (*cuMemHostUnregister)(void *);
     CUresult (*cuMemGetAddressRange_v2)(CUdeviceptr *, size_t *, CUdeviceptr);
+    CUresult (*cuIpcOpenMemHandle_v2)(CUdeviceptr *, CUipcMemHandle, unsigned);   /* exec_ipc.c */
+    CUresult (*cuIpcCloseMemHandle)(CUdeviceptr);
+    CUresult (*cuIpcOpenEventHandle)(CUevent *, CUipcEventHandle);
+    CUresult (*cuIpcGetMemHandle)(CUipcMemHandle *, CUdeviceptr);
+    CUresult (*cuIpcGetEventHandle)(CUipcEventHandle *, CUevent);
 } tf_be_extra;
 
 /* The session: one per process. */
