@@ -12,6 +12,7 @@
  *                 (CUresult fn(void **out)): every slot answers "no tools state", NOT_SUPPORTED.
  *   c693336e-...  context-local storage: put / delete / get (no size slot).
  *   21318c60-...  context identity: cudart 13.4+ fails without it; slot 4 = the context's id (cublasLt),
+ *                 slot 51 = the stream a handle names, slot 39 = a stream's id (cuBLAS's per-stream cache);
  *                 the other slots answer NOT_SUPPORTED (used only when tracing).
  *   263e8860-...  context checks: slot 2 reports "nothing special" for a context, slot 3 returns 0.
  *   d4082055-...  integrity check: mandatory for cudart 13 (any error from it fails cudaGetDeviceCount
@@ -217,6 +218,25 @@ static CUresult cuexp_ctx_id(CUcontext ctx, unsigned long long *id)
     return g_hooks.ctx_get_id ? g_hooks.ctx_get_id(ctx, id) : CUDA_ERROR_NOT_SUPPORTED;
 }
 
+/* Slot 51: CUresult fn(CUcontext, CUstream, CUstream *out, int per_thread): the stream a handle names in that
+ * context. cuBLAS passes what the application gave it (0, cudaStreamPerThread or a stream) and then asks slot
+ * 39 for the result's id; handles are the driver's own here, so the stream is itself. */
+static CUresult cuexp_stream_of(CUcontext ctx, CUstream stream, CUstream *out, int per_thread)
+{
+    (void)ctx;
+    if (!out)
+        return CUDA_ERROR_INVALID_VALUE;
+    *out = stream ? stream : per_thread ? CU_STREAM_PER_THREAD : NULL;
+    return CUDA_SUCCESS;
+}
+
+/* Slot 39: CUresult fn(CUcontext, CUstream, unsigned long long *id): the stream's unique id (cuStreamGetId). */
+static CUresult cuexp_stream_id(CUcontext ctx, CUstream stream, unsigned long long *id)
+{
+    (void)ctx;
+    return g_hooks.stream_get_id ? g_hooks.stream_get_id(stream, id) : CUDA_ERROR_NOT_SUPPORTED;
+}
+
 static CUresult cuexp_ctx_unsupported(void)
 {
     static int logged;
@@ -388,8 +408,10 @@ static const void *const t_tools_tls[4] = {[0] = SIZE_SLOT(4), [1] = SLOT(tools_
                                            [2] = SLOT(tools_tls_current_ctx), [3] = SLOT(tools_tls_unavailable)};
 static const void *const t_cls[4] = {[0] = SLOT(cls_put), [1] = SLOT(cls_delete), [2] = SLOT(cls_get)};
 /* 95 slots: the size reported for the driver's table; cudart itself does not read slot 0. */
-static const void *const t_cuexp_ctx[95] = {[0] = SIZE_SLOT(95), [1 ... 3] = SLOT(cuexp_ctx_unsupported),
-                                           [4] = SLOT(cuexp_ctx_id), [5 ... 94] = SLOT(cuexp_ctx_unsupported)};
+static const void *const t_cuexp_ctx[95] = {
+    [0] = SIZE_SLOT(95),         [1 ... 3] = SLOT(cuexp_ctx_unsupported),   [4] = SLOT(cuexp_ctx_id),
+    [5 ... 38] = SLOT(cuexp_ctx_unsupported), [39] = SLOT(cuexp_stream_id), [40 ... 50] = SLOT(cuexp_ctx_unsupported),
+    [51] = SLOT(cuexp_stream_of), [52 ... 94] = SLOT(cuexp_ctx_unsupported)};
 static const void *const t_ctx_checks[4] = {[0] = SIZE_SLOT(4), [2] = SLOT(ctx_check),
                                             [3] = SLOT(ctx_check_global)};
 

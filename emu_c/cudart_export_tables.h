@@ -22,6 +22,8 @@ typedef struct tf_export_hooks {
     CUresult (*ctx_get_current)(CUcontext *pctx);
     /* A context's unique id (cuCtxGetId): table 21318c60 slot 4, which cublasLt keys its caches with. */
     CUresult (*ctx_get_id)(CUcontext ctx, unsigned long long *id);
+    /* A stream's unique id (cuStreamGetId): table 21318c60 slot 39, cuBLAS's per-stream cache key. */
+    CUresult (*stream_get_id)(CUstream stream, unsigned long long *id);
     /* Device facts mixed into cudart's integrity check (table d4082055): driver version, device count,
      * and per device its UUID and PCI domain/bus/device numbers. */
     CUresult (*driver_version)(int *version);

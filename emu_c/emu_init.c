@@ -180,6 +180,7 @@ static void emu_init_once(void)
         .primary_ctx_retain = hook_primary_retain,
         .ctx_get_current = hook_get_current,
         .ctx_get_id = cuCtxGetId,
+        .stream_get_id = cuStreamGetId,
         .driver_version = cuDriverGetVersion,
         .device_count = cuDeviceGetCount,
         .device_uuid = cuDeviceGetUuid,

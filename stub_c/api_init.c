@@ -19,6 +19,7 @@ static void export_init(void)
         .primary_ctx_retain = tfs_cuDevicePrimaryCtxRetain,
         .ctx_get_current = tfs_cuCtxGetCurrent,
         .ctx_get_id = tfs_cuCtxGetId,
+        .stream_get_id = tfs_cuStreamGetId,
         .driver_version = tfs_cuDriverGetVersion,
         .device_count = tfs_cuDeviceGetCount,
         .device_uuid = tfs_cuDeviceGetUuid_v2,

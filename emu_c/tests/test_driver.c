@@ -97,10 +97,26 @@ static void test_errors_and_export_tables(void)
     CHECK(nslots > 51);
     for (size_t i = 1; i < nslots; i++)
         CHECK(((void *const *)table)[i] != NULL);
-    CUresult (*slot51)(CUcontext, CUstream, unsigned long long *, int) =
-        (CUresult(*)(CUcontext, CUstream, unsigned long long *, int))((void *const *)table)[51];
-    unsigned long long out = 0;
-    CHECK(slot51(NULL, NULL, &out, 1) == CUDA_ERROR_NOT_SUPPORTED);
+    /* cuBLAS: slot 51 = the stream a handle names (per-thread flag for a 0 handle), slot 39 = its id */
+    CUresult (*slot51)(CUcontext, CUstream, CUstream *, int) =
+        (CUresult(*)(CUcontext, CUstream, CUstream *, int))((void *const *)table)[51];
+    CUresult (*slot39)(CUcontext, CUstream, unsigned long long *) =
+        (CUresult(*)(CUcontext, CUstream, unsigned long long *))((void *const *)table)[39];
+    CUstream named = (CUstream)&id;
+    CHECK(slot51(NULL, NULL, &named, 1) == CUDA_SUCCESS && named == CU_STREAM_PER_THREAD);
+    CHECK(slot51(NULL, NULL, &named, 0) == CUDA_SUCCESS && named == NULL);
+    CUcontext sc;
+    CUstream st;
+    OK(cuCtxCreate_v2(&sc, 0, 0));
+    OK(cuStreamCreate(&st, 0));
+    CHECK(slot51(sc, st, &named, 0) == CUDA_SUCCESS && named == st);
+    unsigned long long sid_table = 0, sid_api = 1;
+    OK(slot39(sc, st, &sid_table));
+    OK(cuStreamGetId(st, &sid_api));
+    CHECK(sid_table == sid_api);
+    OK(cuStreamDestroy_v2(st));
+    OK(cuCtxDestroy_v2(sc));
+    CHECK(((CUresult(*)(void))((void *const *)table)[50])() == CUDA_ERROR_NOT_SUPPORTED); /* unknown slots */
     memcpy(id.bytes, integrity, 16);
     OK(cuGetExportTable(&table, &id));
     CUresult (*digest)(uint32_t, uint64_t, uint64_t *) =
