@@ -155,6 +155,8 @@ static kern_fn compile(const ptx_kernel *k, char *why, size_t whylen) {
         return NULL;
     }
     if (verr) LLVMDisposeMessage(verr);
+    const char *dumpraw = getenv("TF_EMU_JIT_DUMP_RAW");
+    if (dumpraw) { char fn[256]; snprintf(fn, sizeof(fn), "%s/%s.ll", dumpraw, k->name); LLVMPrintModuleToFile(m, fn, NULL); }
     LLVMPassManagerRef pm = LLVMCreatePassManager();
     LLVMAddAnalysisPasses(g_tm_opt, pm);
     LLVMPassManagerBuilderRef pmb = LLVMPassManagerBuilderCreate();
@@ -267,10 +269,50 @@ int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
     J->f[JF_CTAID_X] = J->bid[0];
     J->f[JF_CTAID_Y] = J->bid[1];
     J->f[JF_CTAID_Z] = J->bid[2];
+    const ptx_launch_cfg *cfg = J->cfg;
     for (unsigned w = 0; w < nw; w++) {
         unsigned n = J->nthreads - w * 32;
         for (unsigned l = 0; l < 32; l++) J->pcs[w * 32 + l] = l < n ? 0 : PTX_JIT_PC_EXITED;
         J->state[w] = 0;
+        uint64_t *R = J->R + (size_t)w * nslots * 32;
+        for (int s = 0; s < J->k->nspecials; s++) {
+            uint64_t *v = R + (size_t)J->k->specials[s].slot * 32;
+            const int sr = J->k->specials[s].sreg;
+            for (unsigned l = 0; l < 32; l++) {
+                const unsigned tid = w * 32 + l;
+                uint64_t x;
+                switch (sr) {
+                case SR_TID_X: x = tid % cfg->block[0]; break;
+                case SR_TID_Y: x = (tid / cfg->block[0]) % cfg->block[1]; break;
+                case SR_TID_Z: x = tid / (cfg->block[0] * cfg->block[1]); break;
+                case SR_NTID_X: x = cfg->block[0]; break;
+                case SR_NTID_Y: x = cfg->block[1]; break;
+                case SR_NTID_Z: x = cfg->block[2]; break;
+                case SR_CTAID_X: x = J->bid[0]; break;
+                case SR_CTAID_Y: x = J->bid[1]; break;
+                case SR_CTAID_Z: x = J->bid[2]; break;
+                case SR_NCTAID_X: x = cfg->grid[0]; break;
+                case SR_NCTAID_Y: x = cfg->grid[1]; break;
+                case SR_NCTAID_Z: x = cfg->grid[2]; break;
+                case SR_LANEID: x = l; break;
+                case SR_WARPID: x = w; break;
+                case SR_NWARPID: x = nw; break;
+                case SR_SMID: x = J->f[JF_SMID]; break;
+                case SR_NSMID: x = J->f[JF_NSMID]; break;
+                case SR_LANEMASK_EQ: x = 1u << l; break;
+                case SR_LANEMASK_LT: x = (1u << l) - 1; break;
+                case SR_LANEMASK_LE: x = l == 31 ? 0xffffffffu : (2u << l) - 1; break;
+                case SR_LANEMASK_GT: x = l == 31 ? 0 : (uint32_t)~((2u << l) - 1); break;
+                case SR_LANEMASK_GE: x = (uint32_t)~((1u << l) - 1); break;
+                case SR_ENVREG1: x = J->f[JF_ENVREG1]; break;
+                case SR_ENVREG2: x = J->f[JF_ENVREG2]; break;
+                case SR_DYN_SMEM: x = J->f[JF_DYN_SMEM]; break;
+                case SR_TOTAL_SMEM: x = J->f[JF_TOTAL_SMEM]; break;
+                default: x = ptx_jit_sreg(J, sr); break;
+                }
+                v[l] = x;
+            }
+        }
     }
     for (;;) {
         int any_run = 0, any_bar = 0;
@@ -355,39 +397,17 @@ static void fault(ptx_jit_blk *J, const ptx_ins *in, unsigned tid, uint64_t a, u
     J->fail(J->owner, misaligned ? PTXE_MISALIGNED_ADDRESS : PTXE_ILLEGAL_ADDRESS, msg);
 }
 
-static inline uint64_t load_elem(const uint8_t *p, int t) {
-    switch (t) {
-    case T_U8: return p[0];
-    case T_S8: return (uint64_t)(int64_t)(int8_t)p[0];
-    case T_PRED: return p[0] & 1;
-    case T_U16: case T_F16: case T_BF16: { uint16_t v; memcpy(&v, p, 2); return v; }
-    case T_S16: { int16_t v; memcpy(&v, p, 2); return (uint64_t)(int64_t)v; }
-    case T_U32: case T_F32: case T_F16X2: case T_BF16X2: { uint32_t v; memcpy(&v, p, 4); return v; }
-    case T_S32: { int32_t v; memcpy(&v, p, 4); return (uint64_t)(int64_t)v; }
-    default: { uint64_t v; memcpy(&v, p, 8); return v; }
-    }
-}
-
-static inline void store_elem(uint8_t *p, uint64_t v, unsigned es) {
-    switch (es) {
-    case 1: p[0] = (uint8_t)v; break;
-    case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
-    case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
-    default: memcpy(p, &v, 8); break;
-    }
-}
-
-int ptx_jit_mem(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t mask, uint64_t *vals) {
+int ptx_jit_xlate(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t mask, uint64_t *ptrs) {
     const ptx_ins *in = &J->k->code[insidx];
-    const unsigned es = in->esize, nv = in->vec, tot = es * nv;
-    for (uint32_t m = mask; m; m &= m - 1) {
-        const unsigned l = (unsigned)__builtin_ctz(m);
+    const unsigned tot = (unsigned)in->esize * in->vec;
+    for (unsigned l = 0; l < 32; l++) {
+        ptrs[l] = 0;
+        if (!((mask >> l) & 1)) continue;
         const unsigned tid = J->cur_warp * 32 + l;
         uint64_t a = addr[l];
         uint8_t *p = resolve(J, tid, in->space, a, tot);
         if (!p || (a & (tot - 1))) { fault(J, in, tid, a, tot, p != NULL); return -1; }
-        if (in->op == OP_LD) for (unsigned k = 0; k < nv; k++) vals[k * 32 + l] = load_elem(p + k * es, in->t);
-        else for (unsigned k = 0; k < nv; k++) store_elem(p + k * es, vals[k * 32 + l], es);
+        ptrs[l] = (uint64_t)(uintptr_t)p;
     }
     return 0;
 }

@@ -68,7 +68,8 @@ void ptx_jit_blk_free(ptx_jit_blk *J);
 double ptx_jit_compile_ms(const ptx_kernel *k);
 
 /* Runtime helpers generated code calls (ptx_jit.c). addr/vals/b/c/out: 32 lanes each (vals: vec*32). */
-int ptx_jit_mem(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t mask, uint64_t *vals);
+/* Host address of each executing lane's access (any state space) into ptrs, or -1 with the fault reported. */
+int ptx_jit_xlate(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t mask, uint64_t *ptrs);
 int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uint64_t *b, const uint64_t *c,
                  uint32_t mask, uint64_t *out);
 uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);

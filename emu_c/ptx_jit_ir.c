@@ -313,10 +313,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, sp = in->space, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
     LLVMValueRef a = LLVMBuildAdd(g->b, V(g, in->a), splat(g, g->v64, (uint64_t)in->imm), "");
-    LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fast");
-    LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "slow");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->cx, g->fn, "memdone");
-    LLVMValueRef base = NULL, okc = NULL;
+    LLVMValueRef fastp = a, okc = NULL;
     LLVMValueRef aligned = tot > 1 ? LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, a, splat(g, g->v64, tot - 1), ""),
                                                    splat(g, g->v64, 0), "")
                                    : NULL;
@@ -326,7 +323,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         LLVMValueRef in_r = LLVMBuildICmp(g->b, LLVMIntULE, a, splatv(g, lim, g->v64), "");
         if (aligned) in_r = LLVMBuildAnd(g->b, in_r, aligned, "");
         okc = LLVMBuildAnd(g->b, all_of(g, em, in_r), LLVMBuildICmp(g->b, LLVMIntUGE, size, ci(g->i64, tot), ""), "");
-        base = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
+        fastp = LLVMBuildAdd(g->b, a, splatv(g, jf(g, JF_SMEM), g->v64), "");
     } else if (sp == SP_GLOBAL || sp == SP_CONST || sp == SP_GENERIC) {
         LLVMValueRef mn = intrin(g, "llvm.vector.reduce.umin", &g->v64, 1,
                                  (LLVMValueRef[]){LLVMBuildSelect(g->b, em, a, splat(g, g->v64, ~0ull), "")}, 1);
@@ -343,48 +340,43 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         }
         okc = hit;
         if (aligned) okc = LLVMBuildAnd(g->b, okc, all_of(g, em, aligned), "");
-        /* an all-inactive access is fine too (mn = ~0 fails the check: take the slow path, which does nothing) */
-        base = LLVMConstNull(LLVMPointerType(g->i8, 0));
     }
     if (!okc) okc = ci(g->i1, 0);
-    if (!base) base = LLVMConstNull(LLVMPointerType(g->i8, 0));
-    LLVMBuildCondBr(g->b, okc, fast, slow);
-    /* fast: masked gather / scatter */
-    LLVMPositionBuilderAtEnd(g->b, fast);
+    /* fast: the addresses are host addresses; slow: the runtime translates each lane (any space) or reports the fault */
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(g->b);
+    LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "slow");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->cx, g->fn, "mem");
+    LLVMBuildCondBr(g->b, okc, join, slow);
+    LLVMPositionBuilderAtEnd(g->b, slow);
+    store_vec(g, g->sc_addr, 0, a);
+    LLVMTypeRef ps[5] = {LLVMTypeOf(g->J), g->i32, LLVMPointerType(g->i64, 0), g->i32, LLVMPointerType(g->i64, 0)};
+    LLVMValueRef rc = helper(g, (void *)ptx_jit_xlate, g->i32, ps, 5,
+                             (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, mask_bits(g, em), g->sc_vals});
+    fail_call_check(g, rc);
+    LLVMValueRef slowp = load_vec(g, g->sc_vals, 0);
+    LLVMBasicBlockRef slow_end = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, join);
+    LLVMValueRef ptr = LLVMBuildPhi(g->b, g->v64, "");
+    LLVMValueRef inv[2] = {fastp, slowp};
+    LLVMBasicBlockRef inb[2] = {cur, slow_end};
+    LLVMAddIncoming(ptr, inv, inb, 2);
     LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
     LLVMTypeRef velt = itype(g, (int)es * 8);
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
-    LLVMValueRef bptr = LLVMBuildGEP2(g->b, g->i8, base, (LLVMValueRef[]){ci(g->i64, 0)}, 1, "");
-    LLVMValueRef vbase = splatv(g, bptr, LLVMVectorType(LLVMPointerType(g->i8, 0), 32));
-    LLVMValueRef fastv[4] = {0};
     for (int kk = 0; kk < nv; kk++) {
-        LLVMValueRef off = LLVMBuildAdd(g->b, a, splat(g, g->v64, (uint64_t)kk * es), "");
-        LLVMValueRef bp = LLVMBuildGEP2(g->b, g->i8, vbase, &off, 1, "");
-        LLVMValueRef ptrs = LLVMBuildBitCast(g->b, bp, pvt, "");
+        LLVMValueRef pk = kk ? LLVMBuildAdd(g->b, ptr, splat(g, g->v64, (uint64_t)kk * es), "") : ptr;
+        LLVMValueRef ptrs = LLVMBuildIntToPtr(g->b, pk, pvt, "");
+        LLVMTypeRef tys[2] = {velt, pvt};
         if (isld) {
-            LLVMTypeRef tys[2] = {velt, pvt};
             LLVMValueRef raw = intrin(g, "llvm.masked.gather", tys, 2,
                                       (LLVMValueRef[]){ptrs, ci(g->i32, es), em, LLVMGetUndef(velt)}, 4);
-            fastv[kk] = ext_elem(g, raw, et);
+            SET(g, in->v[kk], ext_elem(g, raw, et), em);
         } else {
-            LLVMTypeRef tys[2] = {velt, pvt};
             LLVMValueRef val = TR(g, V(g, in->v[kk]), (int)es * 8);
             intrin(g, "llvm.masked.scatter", tys, 2, (LLVMValueRef[]){val, ptrs, ci(g->i32, es), em}, 4);
         }
     }
-    if (isld) for (int kk = 0; kk < nv; kk++) SET(g, in->v[kk], fastv[kk], em);
-    LLVMBuildBr(g->b, done);
-    /* slow: the runtime resolves each lane (any space), reports faults */
-    LLVMPositionBuilderAtEnd(g->b, slow);
-    store_vec(g, g->sc_addr, 0, a);
-    if (!isld) for (int kk = 0; kk < nv; kk++) store_vec(g, g->sc_vals, kk, V(g, in->v[kk]));
-    LLVMTypeRef ps[5] = {LLVMTypeOf(g->J), g->i32, LLVMPointerType(g->i64, 0), g->i32, LLVMPointerType(g->i64, 0)};
-    LLVMValueRef rc = helper(g, (void *)ptx_jit_mem, g->i32, ps, 5,
-                             (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, mask_bits(g, em), g->sc_vals});
-    fail_call_check(g, rc);
-    if (isld) for (int kk = 0; kk < nv; kk++) SET(g, in->v[kk], load_vec(g, g->sc_vals, kk), em);
-    LLVMBuildBr(g->b, done);
-    LLVMPositionBuilderAtEnd(g->b, done);
 }
 
 static void gen_atom(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
@@ -796,45 +788,6 @@ static void add_icount(G *g) {
     LLVMBuildStore(g->b, LLVMBuildAdd(g->b, LLVMBuildLoad2(g->b, g->i64, p, ""), c, ""), p);
 }
 
-static LLVMValueRef sreg_init(G *g, int sr, LLVMValueRef lane) {
-    LLVMValueRef tid = LLVMBuildAdd(g->b, splatv(g, LLVMBuildMul(g->b, LLVMBuildZExt(g->b, g->warp, g->i64, ""), ci(g->i64, 32), ""), g->v64), lane, "");
-    LLVMValueRef nx = splatv(g, jf(g, JF_NTID_X), g->v64), ny = splatv(g, jf(g, JF_NTID_Y), g->v64);
-    switch (sr) {
-    case SR_TID_X: return LLVMBuildURem(g->b, tid, nx, "");
-    case SR_TID_Y: return LLVMBuildURem(g->b, LLVMBuildUDiv(g->b, tid, nx, ""), ny, "");
-    case SR_TID_Z: return LLVMBuildUDiv(g->b, tid, LLVMBuildMul(g->b, nx, ny, ""), "");
-    case SR_NTID_X: return nx;
-    case SR_NTID_Y: return ny;
-    case SR_NTID_Z: return splatv(g, jf(g, JF_NTID_Z), g->v64);
-    case SR_CTAID_X: return splatv(g, jf(g, JF_CTAID_X), g->v64);
-    case SR_CTAID_Y: return splatv(g, jf(g, JF_CTAID_Y), g->v64);
-    case SR_CTAID_Z: return splatv(g, jf(g, JF_CTAID_Z), g->v64);
-    case SR_NCTAID_X: return splatv(g, jf(g, JF_NCTAID_X), g->v64);
-    case SR_NCTAID_Y: return splatv(g, jf(g, JF_NCTAID_Y), g->v64);
-    case SR_NCTAID_Z: return splatv(g, jf(g, JF_NCTAID_Z), g->v64);
-    case SR_LANEID: return lane;
-    case SR_WARPID: return splatv(g, LLVMBuildZExt(g->b, g->warp, g->i64, ""), g->v64);
-    case SR_NWARPID: return splatv(g, jf(g, JF_NWARPS), g->v64);
-    case SR_SMID: return splatv(g, jf(g, JF_SMID), g->v64);
-    case SR_NSMID: return splatv(g, jf(g, JF_NSMID), g->v64);
-    case SR_ENVREG1: return splatv(g, jf(g, JF_ENVREG1), g->v64);
-    case SR_ENVREG2: return splatv(g, jf(g, JF_ENVREG2), g->v64);
-    case SR_DYN_SMEM: return splatv(g, jf(g, JF_DYN_SMEM), g->v64);
-    case SR_TOTAL_SMEM: return splatv(g, jf(g, JF_TOTAL_SMEM), g->v64);
-    case SR_LANEMASK_EQ: case SR_LANEMASK_LT: case SR_LANEMASK_LE: case SR_LANEMASK_GT: case SR_LANEMASK_GE: {
-        LLVMValueRef e[32];
-        for (unsigned l = 0; l < 32; l++) {
-            uint64_t v = sr == SR_LANEMASK_EQ ? 1u << l : sr == SR_LANEMASK_LT ? (1u << l) - 1
-                       : sr == SR_LANEMASK_LE ? (l == 31 ? 0xffffffffu : (2u << l) - 1)
-                       : sr == SR_LANEMASK_GT ? (l == 31 ? 0 : ~((2u << l) - 1)) : ~((1u << l) - 1);
-            e[l] = ci(g->i64, (uint32_t)v);
-        }
-        return LLVMConstVector(e, 32);
-    }
-    default: return splat(g, g->v64, 0);
-    }
-}
-
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *why, size_t whylen) {
     G G0, *g = &G0;
     memset(g, 0, sizeof(*g));
@@ -938,15 +891,10 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     }
     for (int s = 0; s < ns; s++)
         if (!g->is_const[s]) LLVMBuildStore(g->b, splat(g, g->v64, 0), g->slot[s]);
-    LLVMValueRef lanev;
-    {
-        LLVMValueRef e[32];
-        for (int l = 0; l < 32; l++) e[l] = ci(g->i64, (uint64_t)l);
-        lanev = LLVMConstVector(e, 32);
-    }
+    /* special registers: the runner wrote them into the save area when the block started */
     for (int sp = 0; sp < k->nspecials; sp++) {
         int s = k->specials[sp].slot;
-        if (s >= 0 && s < ns && !g->is_const[s]) LLVMBuildStore(g->b, sreg_init(g, k->specials[sp].sreg, lanev), g->slot[s]);
+        if (s >= 0 && s < ns && !g->is_const[s]) LLVMBuildStore(g->b, load_vec(g, g->R, s), g->slot[s]);
     }
     LLVMBasicBlockRef ld_bar = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_bar");
     LLVMBasicBlockRef ld_all = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_all");
