@@ -30,6 +30,7 @@ typedef struct G {
     LLVMTypeRef i1, i8, i16, i32, i64, i128, f32, f64, v1, v8, v16, v32, v64, vf32, vf64, vptr;
     LLVMValueRef *slot;         /* alloca per slot (NULL: constant) */
     int8_t *is_const;
+    int8_t *narrow;             /* slot always holds a zero-extended 32-bit value: stored as <32 x i32> */
     uint64_t *cval;
     LLVMValueRef J, R, pcs, warp, mode;
     LLVMValueRef pcv, active, parked, icnt, backs;
@@ -63,10 +64,11 @@ static int bits_of(int t) {
     default: return 64;
     }
 }
+static int int_t(int t) { return t >= T_U8 && t <= T_S64; }
+static int intbin_bits(int t);
 static int is_float_t(int t) { return t == T_F16 || t == T_BF16 || t == T_F32 || t == T_F64 || t == T_F16X2 || t == T_BF16X2; }
 
 /* ------------------------------------------------------------------ coverage */
-static int int_t(int t) { return t >= T_U8 && t <= T_S64; }
 
 /* 0 if the JIT translates in, else -1 with the reason. */
 static int covered(G *g, const ptx_ins *in) {
@@ -177,6 +179,71 @@ static int defs_of(const ptx_ins *in, int *d) {
     }
 }
 
+/* Whether instruction in writes slot d (one of its destinations) with a zero-extended value of at
+ * most 32 bits, as gen_ins() computes it; -1: only if its source slots do (mov/selp). */
+static int narrow_def(const ptx_ins *in, int d) {
+    const int t = in->t, bits = bits_of(t);
+    switch (in->op) {
+    case OP_MOV:
+        if (t == T_U32 || t == T_S32 || t == T_F32 || t == T_U16 || t == T_S16 || t == T_F16 || t == T_BF16 || t == T_PRED) return 1;
+        return -1;
+    case OP_SELP: return -1;
+    case OP_ADD: case OP_SUB: case OP_MUL_LO: case OP_AND: case OP_OR: case OP_XOR:
+        return t == T_F32 || t == T_PRED || (int_t(t) && intbin_bits(t) <= 32);
+    case OP_FMA: return t == T_F32;
+    case OP_DIV: case OP_REM: case OP_MUL_HI: return t == T_F32 || t == T_U32 || t == T_S32;
+    case OP_MUL_WIDE: return t == T_U16 || t == T_S16;
+    case OP_MAD_LO: return t == T_U16 || t == T_S16 || t == T_U32 || t == T_S32;
+    case OP_MIN: case OP_MAX: return t == T_F32 || (int_t(t) && bits <= 32);
+    case OP_ABS: case OP_NEG: case OP_NOT: case OP_SHL: case OP_SHR: case OP_BREV: case OP_LOP3: return bits <= 32;
+    case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_SHF_L: case OP_SHF_R: case OP_SETP: return 1;
+    case OP_CVT: {
+        const int st = in->t2;
+        if (t == T_F32) return 1;
+        if (t == T_F64) return 0;
+        if (is_float_t(st)) return !is_signed_t(t) && bits <= 32;
+        return !is_signed_t(t) && bits <= 32;
+    }
+    case OP_LD: {
+        (void)d;
+        return in->t == T_U8 || in->t == T_U16 || in->t == T_U32 || in->t == T_F32 || in->t == T_F16 || in->t == T_BF16 ||
+               in->t == T_PRED || in->t == T_F16X2 || in->t == T_BF16X2;
+    }
+    case OP_ATOM: return in->esize <= 4 && !is_signed_t(t);
+    default: return 0;
+    }
+}
+
+static void narrow_slots(G *g) {
+    const ptx_kernel *k = g->k;
+    const int ns = k->nslots > 0 ? k->nslots : 1;
+    for (int s = 0; s < ns; s++) g->narrow[s] = !g->is_const[s];
+    int changed = 1, d[8];
+    while (changed) {
+        changed = 0;
+        for (int i = 0; i < k->ncode; i++) {
+            const ptx_ins *in = &k->code[i];
+            int nd = defs_of(in, d);
+            for (int j = 0; j < nd; j++) {
+                int s = d[j];
+                if (s < 0 || s >= ns || !g->narrow[s]) continue;
+                int r = narrow_def(in, s);
+                if (r < 0) {
+                    /* mov of a 64-bit type / selp: narrow when every source is */
+                    int src[2] = {in->a, in->op == OP_SELP ? in->b : -1};
+                    r = 1;
+                    for (int q = 0; q < 2; q++) {
+                        int x = src[q];
+                        if (x < 0) continue;
+                        if (g->is_const[x] ? (g->cval[x] >> 32) != 0 : !g->narrow[x]) r = 0;
+                    }
+                }
+                if (!r) { g->narrow[s] = 0; changed = 1; }
+            }
+        }
+    }
+}
+
 /* live_save = union of live-in sets at every bar.sync continuation. */
 static int liveness(G *g) {
     const ptx_kernel *k = g->k;
@@ -243,11 +310,14 @@ static LLVMValueRef jf(G *g, int idx) {
 }
 static LLVMValueRef V(G *g, int s) {
     if (g->is_const[s]) return splat(g, g->v64, g->cval[s]);
+    if (g->narrow[s]) return LLVMBuildZExt(g->b, LLVMBuildLoad2(g->b, g->v32, g->slot[s], ""), g->v64, "");
     return LLVMBuildLoad2(g->b, g->v64, g->slot[s], "");
 }
 static void SET(G *g, int s, LLVMValueRef v, LLVMValueRef em) {
     if (s < 0 || g->is_const[s]) return;
-    LLVMValueRef old = LLVMBuildLoad2(g->b, g->v64, g->slot[s], "");
+    LLVMTypeRef t = g->narrow[s] ? g->v32 : g->v64;
+    if (g->narrow[s]) v = LLVMBuildTrunc(g->b, v, g->v32, "");
+    LLVMValueRef old = LLVMBuildLoad2(g->b, t, g->slot[s], "");
     LLVMBuildStore(g->b, LLVMBuildSelect(g->b, em, v, old, ""), g->slot[s]);
 }
 static LLVMTypeRef itype(G *g, int bits) {
@@ -771,14 +841,15 @@ static void save_slots(G *g, int all) {
     for (int s = 0; s < g->k->nslots; s++) {
         if (g->is_const[s]) continue;
         if (!all && !((g->live_save[s / 64] >> (s % 64)) & 1)) continue;
-        store_vec(g, g->R, s, LLVMBuildLoad2(g->b, g->v64, g->slot[s], ""));
+        store_vec(g, g->R, s, V(g, s));
     }
 }
 static void load_slots(G *g, int all) {
     for (int s = 0; s < g->k->nslots; s++) {
         if (g->is_const[s]) continue;
         if (!all && !((g->live_save[s / 64] >> (s % 64)) & 1)) continue;
-        LLVMBuildStore(g->b, load_vec(g, g->R, s), g->slot[s]);
+        LLVMValueRef v = load_vec(g, g->R, s);
+        LLVMBuildStore(g->b, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v, g->slot[s]);
     }
 }
 
@@ -809,13 +880,14 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->nw = (ns + 63) / 64;
     g->slot = calloc((size_t)ns, sizeof(LLVMValueRef));
     g->is_const = calloc((size_t)ns, 1);
+    g->narrow = calloc((size_t)ns, 1);
     g->cval = calloc((size_t)ns, sizeof(uint64_t));
     g->bb = calloc((size_t)n + 1, sizeof(LLVMBasicBlockRef));
     g->blen = calloc((size_t)n + 1, sizeof(int));
     g->live_save = calloc((size_t)g->nw, sizeof(uint64_t));
     uint8_t *leader = calloc((size_t)n + 1, 1);
     void *result = NULL;
-    if (!g->slot || !g->is_const || !g->cval || !g->bb || !g->blen || !g->live_save || !leader) {
+    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !leader) {
         snprintf(why, whylen, "out of memory");
         goto out;
     }
@@ -828,6 +900,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         int d[8], nd = defs_of(&k->code[i], d);
         for (int j = 0; j < nd; j++) if (d[j] >= 0 && d[j] < ns && g->is_const[d[j]]) { snprintf(why, whylen, "write to a constant slot"); goto out; }
     }
+    narrow_slots(g);
     if (liveness(g)) { snprintf(why, whylen, "out of memory"); goto out; }
     leader[0] = 1;
     for (int i = 0; i < n; i++) {
@@ -870,7 +943,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->cx, g->fn, "entry");
     LLVMPositionBuilderAtEnd(g->b, entry);
     for (int s = 0; s < ns; s++)
-        if (!g->is_const[s]) g->slot[s] = LLVMBuildAlloca(g->b, g->v64, "");
+        if (!g->is_const[s]) g->slot[s] = LLVMBuildAlloca(g->b, g->narrow[s] ? g->v32 : g->v64, "");
     g->pcv = LLVMBuildAlloca(g->b, g->v32, "pcv");
     g->active = LLVMBuildAlloca(g->b, g->v1, "active");
     g->parked = LLVMBuildAlloca(g->b, g->i32, "parked");
@@ -890,11 +963,14 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         LLVMBuildStore(g->b, l, g->pcv);
     }
     for (int s = 0; s < ns; s++)
-        if (!g->is_const[s]) LLVMBuildStore(g->b, splat(g, g->v64, 0), g->slot[s]);
+        if (!g->is_const[s]) LLVMBuildStore(g->b, LLVMGetUndef(g->narrow[s] ? g->v32 : g->v64), g->slot[s]);
     /* special registers: the runner wrote them into the save area when the block started */
     for (int sp = 0; sp < k->nspecials; sp++) {
         int s = k->specials[sp].slot;
-        if (s >= 0 && s < ns && !g->is_const[s]) LLVMBuildStore(g->b, load_vec(g, g->R, s), g->slot[s]);
+        if (s >= 0 && s < ns && !g->is_const[s]) {
+            LLVMValueRef v = load_vec(g, g->R, s);
+            LLVMBuildStore(g->b, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v, g->slot[s]);
+        }
     }
     LLVMBasicBlockRef ld_bar = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_bar");
     LLVMBasicBlockRef ld_all = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_all");
@@ -1050,6 +1126,7 @@ out_mod:
 out:
     free(g->slot);
     free(g->is_const);
+    free(g->narrow);
     free(g->cval);
     free(g->bb);
     free(g->blen);
