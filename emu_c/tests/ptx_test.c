@@ -1413,6 +1413,26 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The spin kernel's math written lanes-inner for this CPU (one host thread): the baseline "one core's
+ * vectorized speed" the PTX engines are measured against (4 flops per thread-iteration). */
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"), optimize("O3")))
+#endif
+static void spin_native(float *out, unsigned blocks, unsigned threads, int iters) {
+    float a[256], b[256];
+    unsigned h[256];
+    for (unsigned blk = 0; blk < blocks; blk++) {
+        for (unsigned t = 0; t < threads; t++) { a[t] = (float)t * 0.001f; b[t] = 1.0001f; h[t] = t; }
+        for (int i = 0; i < iters; i++)
+            for (unsigned t = 0; t < threads; t++) {
+                a[t] = __builtin_fmaf(a[t], b[t], 0.5f);
+                h[t] = h[t] * 1664525u + 1013904223u;
+                b[t] = b[t] - (float)(h[t] & 1) * 1e-7f;
+            }
+        for (unsigned t = 0; t < threads; t++) out[blk * threads + t] = a[t] + (float)(h[t] & 0xff);
+    }
+}
+
 /* `ptx_test --bench [workers]`: engine throughput without the driver, one line of key=value per figure. */
 static int bench(int workers) {
     float *out = dev_alloc(0, 64 * 256 * 4);
@@ -1443,8 +1463,19 @@ static int bench(int workers) {
     int r = launch("spin", 64, 1, 1, 256, 1, 1, 0, &p, workers, 0, log, sizeof(log), &ic);
     double t1 = now_s();
     if (r) { fprintf(stderr, "bench spin: %d %s\n", r, log); return 1; }
-    printf("spin workers=%d warp_instructions=%llu seconds=%.3f warp_instr_per_s=%.3g thread_instr_per_s=%.3g\n", workers,
-           (unsigned long long)ic, t1 - t0, (double)ic / (t1 - t0), 32.0 * (double)ic / (t1 - t0));
+    printf("spin workers=%d warp_instructions=%llu seconds=%.3f warp_instr_per_s=%.3g thread_instr_per_s=%.3g gflops=%.3g\n",
+           workers, (unsigned long long)ic, t1 - t0, (double)ic / (t1 - t0), 32.0 * (double)ic / (t1 - t0),
+           4.0 * 64 * 256 * 2000 / (t1 - t0) * 1e-9);
+    {
+        float *nat = malloc(64 * 256 * sizeof(float));
+        if (!nat) return 1;
+        double n0 = now_s();
+        spin_native(nat, 64, 256, 2000);
+        double n1 = now_s();
+        int same = !memcmp(nat, out, 64 * 256 * sizeof(float));
+        printf("spin_native seconds=%.3f gflops=%.3g same_bits=%d\n", n1 - n0, 4.0 * 64 * 256 * 2000 / (n1 - n0) * 1e-9, same);
+        free(nat);
+    }
     int n = 256;
     float *A = dev_alloc(0, (size_t)n * n * 4), *B = dev_alloc(0, (size_t)n * n * 4), *C = dev_alloc(0, (size_t)n * n * 4);
     pbuf q = {{0}, 0};
