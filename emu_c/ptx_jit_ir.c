@@ -39,6 +39,9 @@ typedef struct G {
     int *blen;                  /* per leader: instructions in its block */
     LLVMBasicBlockRef disp, finish, failbb;
     uint64_t *live_save;        /* slots saved at a barrier (bitset) */
+    uint64_t *live_lead;        /* slots live at the start of some block (where parked lanes wait) */
+    uint8_t *leader;
+    int cur_unpred;             /* the instruction being generated has no guard predicate */
     int nw;                     /* 64-bit words per slot bitset */
     char *why;
     size_t whylen;
@@ -273,6 +276,9 @@ static int liveness(G *g) {
     for (int i = 0; i < n; i++)
         if (k->code[i].op == OP_BAR && i + 1 < n)
             for (int w = 0; w < nw; w++) g->live_save[w] |= L[(size_t)(i + 1) * nw + w];
+    for (int i = 0; i < n; i++)
+        if (g->leader[i])
+            for (int w = 0; w < nw; w++) g->live_lead[w] |= L[(size_t)i * nw + w];
     free(L);
     return 0;
 }
@@ -317,6 +323,12 @@ static void SET(G *g, int s, LLVMValueRef v, LLVMValueRef em) {
     if (s < 0 || g->is_const[s]) return;
     LLVMTypeRef t = g->narrow[s] ? g->v32 : g->v64;
     if (g->narrow[s]) v = LLVMBuildTrunc(g->b, v, g->v32, "");
+    if (g->cur_unpred && !((g->live_lead[s / 64] >> (s % 64)) & 1)) {
+        /* no lane outside the running group can still need the old value: lanes not running wait at
+         * the start of a block, where this slot is dead */
+        LLVMBuildStore(g->b, v, g->slot[s]);
+        return;
+    }
     LLVMValueRef old = LLVMBuildLoad2(g->b, t, g->slot[s], "");
     LLVMBuildStore(g->b, LLVMBuildSelect(g->b, em, v, old, ""), g->slot[s]);
 }
@@ -885,9 +897,10 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->bb = calloc((size_t)n + 1, sizeof(LLVMBasicBlockRef));
     g->blen = calloc((size_t)n + 1, sizeof(int));
     g->live_save = calloc((size_t)g->nw, sizeof(uint64_t));
+    g->live_lead = calloc((size_t)g->nw, sizeof(uint64_t));
     uint8_t *leader = calloc((size_t)n + 1, 1);
     void *result = NULL;
-    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !leader) {
+    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !leader) {
         snprintf(why, whylen, "out of memory");
         goto out;
     }
@@ -900,14 +913,15 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         int d[8], nd = defs_of(&k->code[i], d);
         for (int j = 0; j < nd; j++) if (d[j] >= 0 && d[j] < ns && g->is_const[d[j]]) { snprintf(why, whylen, "write to a constant slot"); goto out; }
     }
-    narrow_slots(g);
-    if (liveness(g)) { snprintf(why, whylen, "out of memory"); goto out; }
     leader[0] = 1;
     for (int i = 0; i < n; i++) {
         const ptx_ins *in = &k->code[i];
         if (in->op == OP_BRA) leader[in->imm] = 1;
         if (in->op == OP_BRA || in->op == OP_EXIT || in->op == OP_BAR) leader[i + 1] = 1;
     }
+    g->leader = leader;
+    narrow_slots(g);
+    if (liveness(g)) { snprintf(why, whylen, "out of memory"); goto out; }
 
     g->m = LLVMModuleCreateWithNameInContext(name, g->cx);
     g->b = LLVMCreateBuilderInContext(g->cx);
@@ -1115,6 +1129,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
             goto_pc(g, i + 1, rest);
             continue;
         }
+        g->cur_unpred = in->pred < 0;
         if (gen_ins(g, i, in, em)) goto out_mod;
         if (leader[i + 1] || i + 1 == n) goto_pc(g, i + 1, LLVMBuildLoad2(g->b, g->v1, g->active, ""));
     }
@@ -1131,6 +1146,7 @@ out:
     free(g->bb);
     free(g->blen);
     free(g->live_save);
+    free(g->live_lead);
     free(leader);
     return result;
 }
