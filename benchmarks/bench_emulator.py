@@ -46,7 +46,7 @@ def engine(workers: int, eng: str = "interp", repeats: int = 3) -> dict:
             name = d["name"]
             if name == "jit_compile":
                 score = -float(d["matmul_ms"])
-            elif name == "spin_native":
+            elif name in ("spin_native", "spin_thread_loop"):
                 score = float(d["gflops"])
             else:
                 score = float(d.get("warp_instr_per_s", d.get("launches_per_s", 0)))
@@ -86,7 +86,8 @@ def main() -> None:
             c = e["jit_compile"]
             print(f"engine  {eng} compile time: spin {float(c['spin_ms']):.0f} ms, matmul {float(c['matmul_ms']):.0f} ms")
         print(f"engine  {eng} workers={w} spin: {float(s['gflops']):.2f} GFLOP/s = {float(s['gflops']) / nat * 100:.1f}% of "
-              f"spin_native {nat:.2f} GFLOP/s (one thread, lanes-inner, this CPU){ratio}")
+              f"spin_native {nat:.2f} GFLOP/s (one thread, lanes-inner, this CPU; one thread at a time: "
+              f"{float(e['spin_thread_loop']['gflops']):.2f}){ratio}")
         print(f"engine  {eng} workers={w} spin: {float(s['warp_instr_per_s']) / 1e6:.1f} M warp-instr/s "
               f"({float(s['thread_instr_per_s']) / 1e9:.2f} G thread-instr/s); "
               f"matmul 256^3: {float(m['warp_instr_per_s']) / 1e6:.1f} M warp-instr/s, {float(m['gflops']):.2f} GFLOP/s; "

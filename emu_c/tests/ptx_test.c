@@ -1433,6 +1433,25 @@ static void spin_native(float *out, unsigned blocks, unsigned threads, int iters
     }
 }
 
+/* The same math one thread at a time (each thread's loop to completion, scalar): the best the other
+ * execution model a JIT could use, "each thread a loop iteration between barriers", can do here. */
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"), optimize("O3")))
+#endif
+static void spin_thread_loop(float *out, unsigned blocks, unsigned threads, int iters) {
+    for (unsigned blk = 0; blk < blocks; blk++)
+        for (unsigned t = 0; t < threads; t++) {
+            float a = (float)t * 0.001f, b = 1.0001f;
+            unsigned h = t;
+            for (int i = 0; i < iters; i++) {
+                a = __builtin_fmaf(a, b, 0.5f);
+                h = h * 1664525u + 1013904223u;
+                b = b - (float)(h & 1) * 1e-7f;
+            }
+            out[blk * threads + t] = a + (float)(h & 0xff);
+        }
+}
+
 /* `ptx_test --bench [workers]`: engine throughput without the driver, one line of key=value per figure. */
 static int bench(int workers) {
     float *out = dev_alloc(0, 64 * 256 * 4);
@@ -1450,8 +1469,12 @@ static int bench(int workers) {
         pptr(&w0, out); pint(&w0, 1);
         pbuf w1 = {{0}, 0};
         pptr(&w1, A0); pptr(&w1, B0); pptr(&w1, C0); pint(&w1, n0);
+        pbuf w2 = {{0}, 0};
+        pptr(&w2, A0); pptr(&w2, B0); pptr(&w2, C0); pint(&w2, 1);
         if (launch("spin", 1, 1, 1, 32, 1, 1, 0, &w0, workers, 0, log, sizeof(log), NULL) ||
-            launch("matmul", 1, 1, 1, 16, 16, 1, 0, &w1, workers, 0, log, sizeof(log), NULL)) {
+            launch("matmul", 1, 1, 1, 16, 16, 1, 0, &w1, workers, 0, log, sizeof(log), NULL) ||
+            launch("empty", 1, 1, 1, 32, 1, 1, 0, NULL, workers, 0, log, sizeof(log), NULL) ||
+            launch("vadd", 1, 1, 1, 32, 1, 1, 0, &w2, workers, 0, log, sizeof(log), NULL)) {
             fprintf(stderr, "bench warm-up: %s\n", log);
             return 1;
         }
@@ -1474,6 +1497,11 @@ static int bench(int workers) {
         double n1 = now_s();
         int same = !memcmp(nat, out, 64 * 256 * sizeof(float));
         printf("spin_native seconds=%.3f gflops=%.3g same_bits=%d\n", n1 - n0, 4.0 * 64 * 256 * 2000 / (n1 - n0) * 1e-9, same);
+        n0 = now_s();
+        spin_thread_loop(nat, 64, 256, 2000);
+        n1 = now_s();
+        same = !memcmp(nat, out, 64 * 256 * sizeof(float));
+        printf("spin_thread_loop seconds=%.3f gflops=%.3g same_bits=%d\n", n1 - n0, 4.0 * 64 * 256 * 2000 / (n1 - n0) * 1e-9, same);
         free(nat);
     }
     int n = 256;
