@@ -439,16 +439,31 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMBasicBlockRef slow_end = LLVMGetInsertBlock(g->b);
     LLVMBuildBr(g->b, join);
     LLVMPositionBuilderAtEnd(g->b, join);
-    LLVMValueRef ptr = LLVMBuildPhi(g->b, g->v64, "");
-    LLVMValueRef inv[2] = {fastp, slowp};
-    LLVMBasicBlockRef inb[2] = {cur, slow_end};
-    LLVMAddIncoming(ptr, inv, inb, 2);
+    LLVMValueRef ptr = NULL, sbase = NULL, soff = NULL;
+    if (sp == SP_SHARED) {
+        /* a shared access the slow path did not fault is at smem + a (a < 227 KiB): gather with a
+         * scalar base and 32-bit offsets (half the gather instructions of 64-bit pointers) */
+        (void)slowp;
+        sbase = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
+        soff = LLVMBuildTrunc(g->b, a, g->v32, "");
+    } else {
+        ptr = LLVMBuildPhi(g->b, g->v64, "");
+        LLVMValueRef inv[2] = {fastp, slowp};
+        LLVMBasicBlockRef inb[2] = {cur, slow_end};
+        LLVMAddIncoming(ptr, inv, inb, 2);
+    }
     LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
     LLVMTypeRef velt = itype(g, (int)es * 8);
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
     for (int kk = 0; kk < nv; kk++) {
-        LLVMValueRef pk = kk ? LLVMBuildAdd(g->b, ptr, splat(g, g->v64, (uint64_t)kk * es), "") : ptr;
-        LLVMValueRef ptrs = LLVMBuildIntToPtr(g->b, pk, pvt, "");
+        LLVMValueRef ptrs;
+        if (sbase) {
+            LLVMValueRef off = kk ? LLVMBuildAdd(g->b, soff, splat(g, g->v32, (uint64_t)kk * es), "") : soff;
+            ptrs = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, sbase, &off, 1, ""), pvt, "");
+        } else {
+            LLVMValueRef pk = kk ? LLVMBuildAdd(g->b, ptr, splat(g, g->v64, (uint64_t)kk * es), "") : ptr;
+            ptrs = LLVMBuildIntToPtr(g->b, pk, pvt, "");
+        }
         LLVMTypeRef tys[2] = {velt, pvt};
         if (isld) {
             LLVMValueRef raw = intrin(g, "llvm.masked.gather", tys, 2,
