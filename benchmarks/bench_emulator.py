@@ -35,7 +35,7 @@ def kv_line(line: str) -> dict:
 
 
 def engine(workers: int, eng: str = "interp", repeats: int = 3) -> dict:
-    exe = build_ptx_test("-O2", sanitize=False)
+    exe = build_ptx_test("-O2", sanitize=False, jit=True)
     ptx = REPO / "emu_c" / "tests" / "ptx_kernels.ptx"
     best: dict = {}
     for _ in range(repeats):

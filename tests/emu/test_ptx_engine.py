@@ -23,14 +23,15 @@ def llvm_flags() -> tuple[list[str], list[str]]:
     return ["-DTF_EMU_HAVE_LLVM", "-isystem", inc], [f"-L{lib}", f"-Wl,-rpath,{lib}", "-lLLVM-14"]
 
 
-def build_ptx_test(opt: str = "-O1", sanitize: bool = True) -> str:
+def build_ptx_test(opt: str = "-O1", sanitize: bool = True, jit: bool = False) -> str:
     """Compiles the engine's C unit tests (only ptx_*.c, no driver) once per source state,
-    with AddressSanitizer + UBSan unless asked not to (the benchmark)."""
+    with AddressSanitizer + UBSan unless asked not to (the benchmark), and with the LLVM JIT when
+    asked to (else ptx_jit.c builds as the interpreter-only stub, much faster to compile)."""
     srcs = sorted(
         [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c", "ptx_jit.c", "ptx_jit_ir.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
     hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_jit.h")]
-    cflags, ldflags = llvm_flags()
+    cflags, ldflags = llvm_flags() if jit else ([], [])
     key = hashlib.sha256(b"".join(open(p, "rb").read() for p in srcs + hdrs) + " ".join(cflags).encode()).hexdigest()[:12]
     san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if sanitize else []
     out = native.build_dir() / "ptx_engine" / f"ptx_test{opt}{'-asan' if sanitize else ''}-{key}"
@@ -48,13 +49,14 @@ def engine() -> str:
     return os.environ.get("TF_EMU_ENGINE", "interp")
 
 
+@pytest.mark.timeout(900)  # with TF_EMU_ENGINE=jit: LLVM compiles ~20 kernels
 @pytest.mark.parametrize("flags", [("-O2",), ("-G",), ("-lineinfo", "-O3")], ids=["O2", "debug-G", "lineinfo-O3"])
 def test_engine_unit_tests_pass_on_ptx_from_this_nvcc(tmp_path, flags):
     ptx = tmp_path / "ptx_kernels.ptx"
     subprocess.run([find_nvcc(), "-arch=compute_80", "-ptx", *flags, repo_file("tests", "cuda", "ptx_kernels.cu"),
                     "-o", str(ptx)], check=True)
     # the JIT under ASan compiles slowly: this engine's own unit tests are the point here, not the sanitizer
-    exe = build_ptx_test() if engine() == "interp" else build_ptx_test("-O2", sanitize=False)
+    exe = build_ptx_test() if engine() == "interp" else build_ptx_test("-O2", sanitize=False, jit=True)
     p = subprocess.run([exe, str(ptx)], capture_output=True, timeout=900)
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
