@@ -140,8 +140,18 @@ static int jit_init(void) {
     return ok;
 }
 
+/* Kernels longer than this run on the interpreter: LLVM's code generation for 32-lane vectors costs
+ * 10-30 ms of CPU per PTX instruction on these cores, so CUB's multi-thousand-instruction sorting
+ * kernels would spend minutes compiling (measured: tests/emu thrust sort + CUB scan took 3m47s on the
+ * JIT, against the interpreter's seconds). */
+#define PTX_JIT_MAX_INSTRUCTIONS 400
+
 /* Compiles k; fn NULL with a reason in why when it cannot. */
 static kern_fn compile(const ptx_kernel *k, char *why, size_t whylen) {
+    if (k->ncode > PTX_JIT_MAX_INSTRUCTIONS) {
+        snprintf(why, whylen, "%d instructions, above the JIT's limit of %d (compile time)", k->ncode, PTX_JIT_MAX_INSTRUCTIONS);
+        return NULL;
+    }
     if (!jit_init()) { snprintf(why, whylen, "LLVM JIT unavailable"); return NULL; }
     char name[32];
     snprintf(name, sizeof(name), "tfk%u", g_serial++);
@@ -215,7 +225,7 @@ const ptx_jit_fn *ptx_jit_get(const ptx_kernel *k, const ptx_launch_cfg *cfg) {
             ce->next = g_cache;
             g_cache = ce;
             if (g_trace) {
-                if (ce->f.fn) fprintf(stderr, "tf-emu: jit: kernel %s compiled in %.1f ms\n", k->name, ce->compile_ms);
+                if (ce->f.fn) fprintf(stderr, "tf-emu: jit: kernel %s compiled in %.1f ms (%d instructions)\n", k->name, ce->compile_ms, k->ncode);
                 else fprintf(stderr, "tf-emu: jit: kernel %s runs on the interpreter: %s\n", k->name, why);
             }
         }
