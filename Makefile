@@ -2,6 +2,7 @@
 #   make setup   - Debian packages, .venv with the Python package (editable) and its deps, nvcc if missing
 #   make native  - every C component into build/ (+ generated gRPC code into tfclient/_gen)
 #   make test    - setup + native + C unit tests under ASan + the pytest suite
+#   make test-jit - the emulated-device pytest suite on the PTX JIT (TF_EMU_ENGINE=jit)
 #   make demo    - setup + native + `tensorfusion demo`
 VENV     := .venv
 PY       := $(VENV)/bin/python
@@ -10,7 +11,7 @@ NATIVE_DIRS := emu_c stub_c limiter_c tfworker/executor
 PRESENT  := $(foreach d,$(NATIVE_DIRS),$(if $(wildcard $(d)/Makefile),$(d)))
 JOBS     ?= $(shell nproc)
 
-.PHONY: all setup native proto asan-test test demo clean
+.PHONY: all setup native proto asan-test test test-jit demo clean
 all: native
 
 setup: $(VENV)/.installed
@@ -30,6 +31,11 @@ asan-test: setup
 
 test: native asan-test
 	bash scripts/run_pytest.sh
+
+# The emulated-device tests again on the PTX JIT (TF_EMU_ENGINE=jit; `make test` covers the interpreter, and both
+# engines in emu_c's C tests).
+test-jit: native
+	TF_EMU_ENGINE=jit bash scripts/run_pytest.sh tests/emu
 
 demo: native
 	$(VENV)/bin/tensorfusion demo

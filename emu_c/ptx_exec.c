@@ -29,6 +29,7 @@
 
 #include "ptx_internal.h"
 #include "ptx_texture.h"
+#include "ptx_jit.h"
 
 #define FULL 0xffffffffu
 #define YIELD_BACK_BRANCHES 4096
@@ -71,6 +72,7 @@ typedef struct blk {
     uint64_t tex_h;            /* last texture/surface handle resolved, and its descriptor */
     int tex_surf;
     const ptx_texdesc *tex_d;
+    ptx_jit_blk J;       /* blocks of a JIT-compiled kernel run through here (ptx_jit.h) */
 } blk;
 
 struct launch {
@@ -85,6 +87,7 @@ struct launch {
     pthread_mutex_t mu;
     uint64_t icount;
     uint64_t coop_ws;
+    const ptx_jit_fn *jit; /* compiled kernel, or NULL: the interpreter runs it */
 };
 
 static void fail(blk *B, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -652,6 +655,8 @@ static uint64_t atom_apply(int op, int t, uint64_t old, uint64_t b, uint64_t c) 
     }
 }
 
+static uint64_t atom_do(uint8_t *p, int es, int op, int t, uint64_t b, uint64_t c);
+uint64_t ptx_atom_do(uint8_t *p, int es, int op, int t, uint64_t b, uint64_t c) { return atom_do(p, es, op, t, b, c); }
 static uint64_t atom_do(uint8_t *p, int es, int op, int t, uint64_t b, uint64_t c) {
     if (es == 2) {
         /* 16-bit atomics: compare-and-swap on the aligned 32-bit word holding the half */
@@ -2024,6 +2029,8 @@ out_saved:
 }
 
 /* ------------------------------------------------------------------ blocks and launches */
+static void jit_fail(void *owner, int code, const char *msg) { fail((blk *)owner, code, "%s", msg); }
+
 static int blk_init(blk *B, launch *L, int worker) {
     memset(B, 0, sizeof(*B));
     const ptx_kernel *k = L->k;
@@ -2043,6 +2050,20 @@ static int blk_init(blk *B, launch *L, int worker) {
     B->lsize = k->local_bytes;
     B->lmem = calloc((size_t)B->nthreads * (B->lsize ? B->lsize : 1), 1);
     if (!B->R || !B->w || !B->smem || !B->lmem) return -1;
+    if (L->jit) {
+        B->J.k = k;
+        B->J.cfg = cfg;
+        B->J.env = L->env;
+        B->J.nthreads = B->nthreads;
+        B->J.nwarps = B->nwarps;
+        B->J.R = B->R;
+        B->J.lmem = B->lmem;
+        B->J.lsize = B->lsize;
+        B->J.err = &L->err;
+        B->J.owner = B;
+        B->J.fail = jit_fail;
+        ptx_jit_blk_setup(&B->J, B->smem, B->smem_size, worker, L->coop_ws);
+    }
     for (unsigned w = 0; w < B->nwarps; w++) {
         B->w[w].R = B->R + (size_t)w * nslots * 32;
         for (int c = 0; c < k->nconsts; c++) {
@@ -2054,6 +2075,7 @@ static int blk_init(blk *B, launch *L, int worker) {
 }
 
 static void blk_free(blk *B) {
+    ptx_jit_blk_free(&B->J);
     free(B->R);
     free(B->w);
     free(B->smem);
@@ -2066,6 +2088,13 @@ static int run_block(blk *B, uint64_t bid) {
     B->bid[0] = (unsigned)(bid % cfg->grid[0]);
     B->bid[1] = (unsigned)((bid / cfg->grid[0]) % cfg->grid[1]);
     B->bid[2] = (unsigned)(bid / ((uint64_t)cfg->grid[0] * cfg->grid[1]));
+    if (B->L->jit) {
+        memcpy(B->J.bid, B->bid, sizeof(B->bid));
+        int r = ptx_jit_run_block(B->L->jit, &B->J);
+        B->icount += B->J.f[JF_ICOUNT];
+        B->J.f[JF_ICOUNT] = 0;
+        return r;
+    }
     B->red_count = 0;
     B->red_and = 1;
     B->red_or = 0;
@@ -2265,6 +2294,7 @@ int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *en
     L.loglen = loglen;
     pthread_mutex_init(&L.mu, NULL);
     pthread_once(&fma_once, pick_fma);
+    L.jit = ptx_jit_get(k, cfg);
     void *ws = NULL;
     int nw = cfg->worker_threads > 0 ? cfg->worker_threads : 1;
     if (cfg->cooperative) {

@@ -196,6 +196,7 @@ struct ptx_kernel {
     int nlists;
     char **owned;     /* strings the code points at (ILLEGAL names) */
     int nowned;
+    void *jit;        /* the JIT's cache entry for this kernel (ptx_jit.c owns it), NULL until first launch */
 };
 
 typedef struct ptx_var {

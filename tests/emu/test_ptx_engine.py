@@ -2,39 +2,63 @@
 this machine's nvcc, and end-to-end behaviour users see through cudart + build/emu/libcuda.so.1
 (printf, device asserts, unsupported instructions, cooperative grid sync)."""
 import hashlib
+import os
+import shutil
 import subprocess
 
 import pytest
 
-from emu_run import find_nvcc, parse_kv, repo_file, run_program
+from emu_run import emu_env, find_nvcc, parse_kv, repo_file, run_program
 from tfclient import native
 
 
-def build_ptx_test(opt: str = "-O1", sanitize: bool = True) -> str:
+def llvm_flags() -> tuple[list[str], list[str]]:
+    """Compile and link flags of the PTX JIT's LLVM 14 (empty when llvm-config-14 is missing: the
+    engine then builds without the JIT, as emu_c/Makefile does)."""
+    cfg = shutil.which("llvm-config-14")
+    if not cfg:
+        return [], []
+    inc = subprocess.run([cfg, "--includedir"], capture_output=True, text=True, check=True).stdout.strip()
+    lib = subprocess.run([cfg, "--libdir"], capture_output=True, text=True, check=True).stdout.strip()
+    return ["-DTF_EMU_HAVE_LLVM", "-isystem", inc], [f"-L{lib}", f"-Wl,-rpath,{lib}", "-lLLVM-14"]
+
+
+def build_ptx_test(opt: str = "-O1", sanitize: bool = True, jit: bool = False) -> str:
     """Compiles the engine's C unit tests (only ptx_*.c, no driver) once per source state,
-    with AddressSanitizer + UBSan unless asked not to (the benchmark)."""
+    with AddressSanitizer + UBSan unless asked not to (the benchmark), and with the LLVM JIT when
+    asked to (else ptx_jit.c builds as the interpreter-only stub, much faster to compile)."""
     srcs = sorted(
-        [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c", "ptx_texture.c")]
+        [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c", "ptx_texture.c", "ptx_jit.c",
+                                         "ptx_jit_ir.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
-    hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h")]
-    key = hashlib.sha256(b"".join(open(p, "rb").read() for p in srcs + hdrs)).hexdigest()[:12]
+    hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h", "ptx_jit.h")]
+    cflags, ldflags = llvm_flags() if jit else ([], [])
+    key = hashlib.sha256(b"".join(open(p, "rb").read() for p in srcs + hdrs) + " ".join(cflags).encode()).hexdigest()[:12]
     san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if sanitize else []
     out = native.build_dir() / "ptx_engine" / f"ptx_test{opt}{'-asan' if sanitize else ''}-{key}"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
         subprocess.run(["cc", opt, "-g", *san, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-pthread",
-                        "-I", repo_file("emu_c"), "-o", str(tmp), *srcs, "-lm"], check=True)
+                        "-I", repo_file("emu_c"), *cflags, "-o", str(tmp), *srcs, "-lm", *ldflags], check=True)
         tmp.rename(out)
     return str(out)
 
 
+def engine() -> str:
+    """The PTX engine this run tests (TF_EMU_ENGINE, as the emulator reads it; CI runs both)."""
+    return os.environ.get("TF_EMU_ENGINE", "interp")
+
+
+@pytest.mark.timeout(900)  # with TF_EMU_ENGINE=jit: LLVM compiles ~20 kernels
 @pytest.mark.parametrize("flags", [("-O2",), ("-G",), ("-lineinfo", "-O3")], ids=["O2", "debug-G", "lineinfo-O3"])
 def test_engine_unit_tests_pass_on_ptx_from_this_nvcc(tmp_path, flags):
     ptx = tmp_path / "ptx_kernels.ptx"
     subprocess.run([find_nvcc(), "-arch=compute_80", "-ptx", *flags, repo_file("tests", "cuda", "ptx_kernels.cu"),
                     "-o", str(ptx)], check=True)
-    p = subprocess.run([build_ptx_test(), str(ptx)], capture_output=True, timeout=300)
+    # the JIT under ASan compiles slowly: this engine's own unit tests are the point here, not the sanitizer
+    exe = build_ptx_test() if engine() == "interp" else build_ptx_test("-O2", sanitize=False, jit=True)
+    p = subprocess.run([exe, str(ptx)], capture_output=True, timeout=900)
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
     assert "0 failed" in out and "FAIL" not in out
@@ -63,3 +87,35 @@ def test_unsupported_instruction_fails_the_launch_naming_it():
 def test_cooperative_launch_grid_sync_sees_every_block():
     kv = parse_kv(run_program("ptx_e2e", "coop").stdout)
     assert kv == {"launch": "cudaSuccess", "sync": "cudaSuccess", "ok": "1"}
+
+
+def _spin(engine_name: str, iters: int = 300) -> dict:
+    p = run_program("ptx_e2e", "spin", iters, env=emu_env(TF_EMU_ENGINE=engine_name, TF_EMU_TRACE=1), timeout=600)
+    kv = parse_kv(p.stdout)
+    assert kv["sync"] == "cudaSuccess", p.stderr.decode()
+    return {**kv, "stderr": p.stderr.decode()}
+
+
+@pytest.mark.skipif(not shutil.which("llvm-config-14"), reason="the PTX JIT needs LLVM 14 (llvm-14-dev)")
+def test_jit_compiles_a_kernel_and_gives_the_interpreters_bits():
+    """TF_EMU_ENGINE=jit compiles the FMA/integer loop kernel with LLVM (TF_EMU_TRACE names it with its
+    compile time) and its output is bit-identical to the interpreter's."""
+    jit, interp = _spin("jit"), _spin("interp")
+    assert "k_spin" in jit["stderr"] and "compiled in" in jit["stderr"], jit["stderr"]
+    assert "compiled in" not in interp["stderr"]
+    assert jit["checksum"] == interp["checksum"]
+
+
+@pytest.mark.skipif(not shutil.which("llvm-config-14"), reason="the PTX JIT needs LLVM 14 (llvm-14-dev)")
+def test_jit_falls_back_to_the_interpreter_per_kernel_saying_why():
+    """A kernel with an instruction the JIT does not translate (printf) still runs, on the interpreter."""
+    p = run_program("ptx_e2e", "printf", env=emu_env(TF_EMU_ENGINE="jit", TF_EMU_TRACE=1))
+    assert p.stdout.decode().splitlines()[:1] == ["kernel says 40 0.000 a"]
+    assert parse_kv(p.stdout)["sync"] == "cudaSuccess"
+    assert "runs on the interpreter: PRINTF" in p.stderr.decode()
+
+
+def test_unknown_engine_name_is_one_clear_line_and_the_interpreter_runs():
+    p = run_program("ptx_e2e", "printf", env=emu_env(TF_EMU_ENGINE="llvm"))
+    assert parse_kv(p.stdout)["sync"] == "cudaSuccess"
+    assert "TF_EMU_ENGINE=llvm is neither interp nor jit; using the interpreter" in p.stderr.decode()

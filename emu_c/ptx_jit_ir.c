@@ -1,0 +1,1170 @@
+/* ptx_jit_ir.c - translates a decoded PTX kernel (ptx_internal.h) into LLVM IR for the JIT
+ * (ptx_jit.c compiles and runs it; the contract is ptx_jit.h).
+ *
+ * Model: one generated function runs one warp; the 32 lanes are the 32 elements of LLVM vectors, every
+ * register slot is a <32 x i64> value with exactly the interpreter's (ptx_exec.c) encoding, and each
+ * instruction mirrors the interpreter's expression for it, so both engines give identical bits.
+ * Divergence follows the interpreter's rule: a per-lane PC vector, and the warp always runs the lanes
+ * with the lowest PC (a dispatcher block); while no lane is parked elsewhere, branches jump straight
+ * to their target. Instructions write with select(executing lanes, new, old). Registers live across
+ * bar.sync (the slots live at any barrier continuation, from a liveness pass) are saved in the warp's
+ * save area when the warp returns at a barrier and loaded when it resumes.
+ * Anything not translated here makes the whole kernel fall back to the interpreter.
+ */
+#include "ptx_jit.h"
+
+#ifdef TF_EMU_HAVE_LLVM
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Core.h>
+
+typedef struct G {
+    LLVMContextRef cx;
+    LLVMModuleRef m;
+    LLVMBuilderRef b;
+    LLVMValueRef fn;
+    const ptx_kernel *k;
+    LLVMTypeRef i1, i8, i16, i32, i64, i128, f32, f64, v1, v8, v16, v32, v64, vf32, vf64, vptr;
+    LLVMValueRef *slot;         /* alloca per slot (NULL: constant) */
+    int8_t *is_const;
+    int8_t *narrow;             /* slot always holds a zero-extended 32-bit value: stored as <32 x i32> */
+    uint64_t *cval;
+    LLVMValueRef J, R, pcs, warp, mode;
+    LLVMValueRef pcv, active, parked, icnt, backs;
+    LLVMValueRef sc_addr, sc_vals, sc_b, sc_c;
+    LLVMBasicBlockRef *bb;      /* per instruction: the block it leads, or NULL */
+    int *blen;                  /* per leader: instructions in its block */
+    LLVMBasicBlockRef disp, finish, failbb;
+    uint64_t *live_save;        /* slots saved at a barrier (bitset) */
+    uint64_t *live_lead;        /* slots live at the start of some block (where parked lanes wait) */
+    uint8_t *leader;
+    int cur_unpred;             /* the instruction being generated has no guard predicate */
+    int nw;                     /* 64-bit words per slot bitset */
+    char *why;
+    size_t whylen;
+} G;
+
+static int bad(G *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad(G *g, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->why, g->whylen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+#define BAD(...) return bad(g, __VA_ARGS__)
+
+static int is_signed_t(int t) { return t == T_S8 || t == T_S16 || t == T_S32 || t == T_S64; }
+static int bits_of(int t) {
+    switch (t) {
+    case T_U8: case T_S8: return 8;
+    case T_U16: case T_S16: case T_F16: case T_BF16: return 16;
+    case T_U32: case T_S32: case T_F32: case T_F16X2: case T_BF16X2: return 32;
+    case T_PRED: return 1;
+    default: return 64;
+    }
+}
+static int int_t(int t) { return t >= T_U8 && t <= T_S64; }
+static int intbin_bits(int t);
+static int is_float_t(int t) { return t == T_F16 || t == T_BF16 || t == T_F32 || t == T_F64 || t == T_F16X2 || t == T_BF16X2; }
+
+/* ------------------------------------------------------------------ coverage */
+
+/* 0 if the JIT translates in, else -1 with the reason. */
+static int covered(G *g, const ptx_ins *in) {
+    const int t = in->t;
+    const char *opn = ptx_op_name(in->op);
+    if (in->wsync) BAD("warp-synchronous %s", opn);
+    switch (in->op) {
+    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG:
+    case OP_CVTA_SHARED: case OP_CVTA_TO_SHARED: case OP_CVTA_LOCAL: case OP_CVTA_TO_LOCAL:
+    case OP_CVTA_PARAM: case OP_CVTA_TO_PARAM: case OP_SELP: case OP_LD: case OP_ST:
+    case OP_MOV: case OP_SHF_L: case OP_SHF_R: case OP_LOP3:
+        return 0;
+    case OP_ATOM: case OP_RED:
+        if (in->esize != 2 && in->esize != 4 && in->esize != 8) BAD("%s of %u bytes", opn, in->esize);
+        return 0;
+    case OP_ADD: case OP_SUB: case OP_MUL_LO:
+        if (t == T_F32 || t == T_F64) { if (in->flags || in->rm > RM_RN) BAD("%s with rounding/flags", opn); return 0; }
+        if (is_float_t(t)) BAD("half-precision %s", opn);
+        if (in->flags) BAD("%s.cc/.sat", opn);
+        return int_t(t) ? 0 : bad(g, "%s type", opn);
+    case OP_FMA:
+        if ((t == T_F32 || t == T_F64) && !in->flags && in->rm <= RM_RN) return 0;
+        BAD("fma variant");
+    case OP_DIV:
+        if (t == T_F32 && !(in->flags & ~IF_APPROX) && in->rm <= RM_RN) return 0;
+        if (t == T_F64 && !in->flags && in->rm <= RM_RN) return 0;
+        if (t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
+        BAD("div variant");
+    case OP_REM:
+        if (t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
+        BAD("rem variant");
+    case OP_MUL_HI:
+        if (t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
+        BAD("mul.hi variant");
+    case OP_MUL_WIDE:
+        return 0;
+    case OP_MAD_LO:
+        if (in->flags & (IF_CC | IF_USE_CC)) BAD("mad.cc");
+        return int_t(t) ? 0 : bad(g, "mad type");
+    case OP_MAD_WIDE:
+        if (t == T_U32 || t == T_S32) return 0;
+        BAD("mad.wide variant");
+    case OP_MIN: case OP_MAX:
+        if (t == T_F32 && !in->flags) return 0;
+        if (t == T_F64 && !in->flags) BAD("f64 min/max");
+        if (is_float_t(t)) BAD("min/max variant");
+        if ((in->flags & IF_RELU) && t != T_S32) BAD("min/max.relu");
+        return 0;
+    case OP_ABS: case OP_NEG:
+        if (t == T_F16X2 || t == T_BF16X2) BAD("packed abs/neg");
+        if (is_float_t(t) && (in->flags & IF_FTZ)) BAD("abs/neg.ftz");
+        return 0;
+    case OP_NOT: case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_BREV:
+        return 0;
+    case OP_AND: case OP_OR: case OP_XOR: case OP_SHL: case OP_SHR:
+        return 0;
+    case OP_SETP: {
+        int ct = in->t2 ? in->t2 : in->t;
+        if (ct == T_F32 || ct == T_F64) { if (in->flags & IF_FTZ) BAD("setp.ftz"); return 0; }
+        if (is_float_t(ct)) BAD("half-precision setp");
+        return 0;
+    }
+    case OP_CVT: {
+        const int st = in->t2, dt = t;
+        const int sf = is_float_t(st), df = is_float_t(dt);
+        if (!sf && !df) { if (in->flags) BAD("cvt.sat int"); return 0; }
+        if (st == T_F16 || st == T_BF16 || dt == T_F16 || dt == T_BF16 || st == T_F16X2 || dt == T_F16X2 ||
+            st == T_BF16X2 || dt == T_BF16X2)
+            BAD("half-precision cvt");
+        if (in->flags) BAD("cvt with .ftz/.sat/.relu");
+        if (!sf) return in->rm <= RM_RN ? 0 : bad(g, "cvt int->float rounding");
+        if (!df) return 0;
+        if (st == T_F32 && dt == T_F64) return in->rm <= RM_RN ? 0 : bad(g, "cvt f32->f64 rounding");
+        if (st == T_F64 && dt == T_F32) return in->rm <= RM_RN ? 0 : bad(g, "cvt f64->f32 rounding");
+        if (st == dt && (in->rm == RM_NONE || in->rm >= RM_RNI)) return 0;
+        BAD("cvt float variant");
+    }
+    default:
+        BAD("%s", opn);
+    }
+}
+
+/* ------------------------------------------------------------------ liveness */
+static int uses_of(const ptx_ins *in, int *u) {
+    int n = 0;
+    if (in->pred >= 0) u[n++] = in->pred;
+    switch (in->op) {
+    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG: return n;
+    case OP_LD: if (in->a >= 0) u[n++] = in->a; return n;
+    case OP_ST: if (in->a >= 0) u[n++] = in->a; for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) u[n++] = in->v[k]; return n;
+    default:
+        if (in->a >= 0) u[n++] = in->a;
+        if (in->b >= 0) u[n++] = in->b;
+        if (in->c >= 0) u[n++] = in->c;
+        if (in->e >= 0) u[n++] = in->e;
+        return n;
+    }
+}
+static int defs_of(const ptx_ins *in, int *d) {
+    int n = 0;
+    switch (in->op) {
+    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_ST: case OP_RED: return 0;
+    case OP_LD: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
+    default:
+        if (in->d >= 0) d[n++] = in->d;
+        if (in->d2 >= 0) d[n++] = in->d2;
+        return n;
+    }
+}
+
+/* Whether instruction in writes slot d (one of its destinations) with a zero-extended value of at
+ * most 32 bits, as gen_ins() computes it; -1: only if its source slots do (mov/selp). */
+static int narrow_def(const ptx_ins *in, int d) {
+    const int t = in->t, bits = bits_of(t);
+    switch (in->op) {
+    case OP_MOV:
+        if (t == T_U32 || t == T_S32 || t == T_F32 || t == T_U16 || t == T_S16 || t == T_F16 || t == T_BF16 || t == T_PRED) return 1;
+        return -1;
+    case OP_SELP: return -1;
+    case OP_ADD: case OP_SUB: case OP_MUL_LO: case OP_AND: case OP_OR: case OP_XOR:
+        return t == T_F32 || t == T_PRED || (int_t(t) && intbin_bits(t) <= 32);
+    case OP_FMA: return t == T_F32;
+    case OP_DIV: case OP_REM: case OP_MUL_HI: return t == T_F32 || t == T_U32 || t == T_S32;
+    case OP_MUL_WIDE: return t == T_U16 || t == T_S16;
+    case OP_MAD_LO: return t == T_U16 || t == T_S16 || t == T_U32 || t == T_S32;
+    case OP_MIN: case OP_MAX: return t == T_F32 || (int_t(t) && bits <= 32);
+    case OP_ABS: case OP_NEG: case OP_NOT: case OP_SHL: case OP_SHR: case OP_BREV: case OP_LOP3: return bits <= 32;
+    case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_SHF_L: case OP_SHF_R: case OP_SETP: return 1;
+    case OP_CVT: {
+        const int st = in->t2;
+        if (t == T_F32) return 1;
+        if (t == T_F64) return 0;
+        if (is_float_t(st)) return !is_signed_t(t) && bits <= 32;
+        return !is_signed_t(t) && bits <= 32;
+    }
+    case OP_LD: {
+        (void)d;
+        return in->t == T_U8 || in->t == T_U16 || in->t == T_U32 || in->t == T_F32 || in->t == T_F16 || in->t == T_BF16 ||
+               in->t == T_PRED || in->t == T_F16X2 || in->t == T_BF16X2;
+    }
+    case OP_ATOM: return in->esize <= 4 && !is_signed_t(t);
+    default: return 0;
+    }
+}
+
+static void narrow_slots(G *g) {
+    const ptx_kernel *k = g->k;
+    const int ns = k->nslots > 0 ? k->nslots : 1;
+    for (int s = 0; s < ns; s++) g->narrow[s] = !g->is_const[s];
+    int changed = 1, d[8];
+    while (changed) {
+        changed = 0;
+        for (int i = 0; i < k->ncode; i++) {
+            const ptx_ins *in = &k->code[i];
+            int nd = defs_of(in, d);
+            for (int j = 0; j < nd; j++) {
+                int s = d[j];
+                if (s < 0 || s >= ns || !g->narrow[s]) continue;
+                int r = narrow_def(in, s);
+                if (r < 0) {
+                    /* mov of a 64-bit type / selp: narrow when every source is */
+                    int src[2] = {in->a, in->op == OP_SELP ? in->b : -1};
+                    r = 1;
+                    for (int q = 0; q < 2; q++) {
+                        int x = src[q];
+                        if (x < 0) continue;
+                        if (g->is_const[x] ? (g->cval[x] >> 32) != 0 : !g->narrow[x]) r = 0;
+                    }
+                }
+                if (!r) { g->narrow[s] = 0; changed = 1; }
+            }
+        }
+    }
+}
+
+/* live_save = union of live-in sets at every bar.sync continuation. */
+static int liveness(G *g) {
+    const ptx_kernel *k = g->k;
+    const int nw = g->nw, n = k->ncode;
+    uint64_t *L = calloc((size_t)(n + 1) * (size_t)nw, sizeof(uint64_t));
+    if (!L) return -1;
+    int changed = 1, u[16], d[8];
+    while (changed) {
+        changed = 0;
+        for (int i = n - 1; i >= 0; i--) {
+            const ptx_ins *in = &k->code[i];
+            uint64_t *li = L + (size_t)i * nw;
+            uint64_t tmp[nw];
+            memset(tmp, 0, sizeof(tmp));
+            int fall = !(in->op == OP_EXIT && in->pred < 0) && !(in->op == OP_BRA && in->pred < 0);
+            if (fall && i + 1 < n) for (int w = 0; w < nw; w++) tmp[w] |= L[(size_t)(i + 1) * nw + w];
+            if (in->op == OP_BRA && in->imm >= 0 && in->imm < n) for (int w = 0; w < nw; w++) tmp[w] |= L[(size_t)in->imm * nw + w];
+            if (in->pred < 0) {
+                int nd = defs_of(in, d);
+                for (int j = 0; j < nd; j++) tmp[d[j] / 64] &= ~(1ull << (d[j] % 64));
+            }
+            int nu = uses_of(in, u);
+            for (int j = 0; j < nu; j++) tmp[u[j] / 64] |= 1ull << (u[j] % 64);
+            for (int w = 0; w < nw; w++) if (tmp[w] != li[w]) { li[w] = tmp[w]; changed = 1; }
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (k->code[i].op == OP_BAR && i + 1 < n)
+            for (int w = 0; w < nw; w++) g->live_save[w] |= L[(size_t)(i + 1) * nw + w];
+    for (int i = 0; i < n; i++)
+        if (g->leader[i])
+            for (int w = 0; w < nw; w++) g->live_lead[w] |= L[(size_t)i * nw + w];
+    free(L);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ IR helpers */
+static LLVMValueRef ci(LLVMTypeRef t, uint64_t v) { return LLVMConstInt(t, v, 0); }
+static LLVMValueRef splat(G *g, LLVMTypeRef vt, uint64_t v) {
+    LLVMTypeRef et = LLVMGetElementType(vt);
+    LLVMValueRef e[32];
+    for (int i = 0; i < 32; i++) e[i] = LLVMConstInt(et, v, 0);
+    (void)g;
+    return LLVMConstVector(e, 32);
+}
+static LLVMValueRef splatv(G *g, LLVMValueRef s, LLVMTypeRef vt) {
+    LLVMValueRef u = LLVMGetUndef(vt);
+    LLVMValueRef ins = LLVMBuildInsertElement(g->b, u, s, ci(g->i32, 0), "");
+    LLVMValueRef zero[32];
+    for (int i = 0; i < 32; i++) zero[i] = ci(g->i32, 0);
+    return LLVMBuildShuffleVector(g->b, ins, u, LLVMConstVector(zero, 32), "");
+}
+static LLVMValueRef intrin(G *g, const char *name, LLVMTypeRef *tys, int ntys, LLVMValueRef *args, int nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->m, id, tys, (size_t)ntys);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(g->cx, id, tys, (size_t)ntys);
+    return LLVMBuildCall2(g->b, ft, f, args, (unsigned)nargs, "");
+}
+static LLVMValueRef helper(G *g, void *addr, LLVMTypeRef ret, LLVMTypeRef *ps, int np, LLVMValueRef *args) {
+    LLVMTypeRef ft = LLVMFunctionType(ret, ps, (unsigned)np, 0);
+    LLVMValueRef fp = LLVMConstIntToPtr(ci(g->i64, (uint64_t)(uintptr_t)addr), LLVMPointerType(ft, 0));
+    return LLVMBuildCall2(g->b, ft, fp, args, (unsigned)np, "");
+}
+static LLVMValueRef jf(G *g, int idx) {
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->J, (LLVMValueRef[]){ci(g->i32, (uint64_t)idx)}, 1, "");
+    return LLVMBuildLoad2(g->b, g->i64, p, "");
+}
+static LLVMValueRef V(G *g, int s) {
+    if (g->is_const[s]) return splat(g, g->v64, g->cval[s]);
+    if (g->narrow[s]) return LLVMBuildZExt(g->b, LLVMBuildLoad2(g->b, g->v32, g->slot[s], ""), g->v64, "");
+    return LLVMBuildLoad2(g->b, g->v64, g->slot[s], "");
+}
+static void SET(G *g, int s, LLVMValueRef v, LLVMValueRef em) {
+    if (s < 0 || g->is_const[s]) return;
+    LLVMTypeRef t = g->narrow[s] ? g->v32 : g->v64;
+    if (g->narrow[s]) v = LLVMBuildTrunc(g->b, v, g->v32, "");
+    if (g->cur_unpred && !((g->live_lead[s / 64] >> (s % 64)) & 1)) {
+        /* no lane outside the running group can still need the old value: lanes not running wait at
+         * the start of a block, where this slot is dead */
+        LLVMBuildStore(g->b, v, g->slot[s]);
+        return;
+    }
+    LLVMValueRef old = LLVMBuildLoad2(g->b, t, g->slot[s], "");
+    LLVMBuildStore(g->b, LLVMBuildSelect(g->b, em, v, old, ""), g->slot[s]);
+}
+static LLVMTypeRef itype(G *g, int bits) {
+    return bits == 1 ? g->v1 : bits == 8 ? g->v8 : bits == 16 ? g->v16 : bits == 32 ? g->v32 : g->v64;
+}
+static LLVMValueRef TR(G *g, LLVMValueRef v, int bits) { return bits >= 64 ? v : LLVMBuildTrunc(g->b, v, itype(g, bits), ""); }
+static LLVMValueRef ZX(G *g, LLVMValueRef v) {
+    return LLVMTypeOf(v) == g->v64 ? v : LLVMBuildZExt(g->b, v, g->v64, "");
+}
+static LLVMValueRef SX(G *g, LLVMValueRef v) {
+    return LLVMTypeOf(v) == g->v64 ? v : LLVMBuildSExt(g->b, v, g->v64, "");
+}
+static LLVMValueRef zextb(G *g, LLVMValueRef v, int bits) { return ZX(g, TR(g, v, bits)); }
+static LLVMValueRef sextb(G *g, LLVMValueRef v, int bits) { return SX(g, TR(g, v, bits)); }
+static LLVMValueRef asf32(G *g, LLVMValueRef v) { return LLVMBuildBitCast(g->b, TR(g, v, 32), g->vf32, ""); }
+static LLVMValueRef asf64(G *g, LLVMValueRef v) { return LLVMBuildBitCast(g->b, v, g->vf64, ""); }
+static LLVMValueRef fromf32(G *g, LLVMValueRef f) { return ZX(g, LLVMBuildBitCast(g->b, f, g->v32, "")); }
+static LLVMValueRef fromf64(G *g, LLVMValueRef f) { return LLVMBuildBitCast(g->b, f, g->v64, ""); }
+static LLVMValueRef bit1(G *g, LLVMValueRef v) { return TR(g, v, 1); }
+
+/* The interpreter's INT_BIN: 8/16-bit types compute on 16 bits, 32 on 32, else 64; zero-extended. */
+static int intbin_bits(int t) { int b = bits_of(t); return b <= 16 ? 16 : b; }
+
+static LLVMValueRef mask_bits(G *g, LLVMValueRef m) { return LLVMBuildBitCast(g->b, m, g->i32, ""); }
+
+/* ------------------------------------------------------------------ memory */
+static LLVMValueRef all_of(G *g, LLVMValueRef em, LLVMValueRef ok) {
+    /* every executing lane satisfies ok */
+    LLVMValueRef bad = LLVMBuildAnd(g->b, em, LLVMBuildNot(g->b, ok, ""), "");
+    return LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, bad), ci(g->i32, 0), "");
+}
+
+static void store_vec(G *g, LLVMValueRef arr, int idx, LLVMValueRef v) {
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, arr, (LLVMValueRef[]){ci(g->i32, (uint64_t)idx * 32)}, 1, "");
+    p = LLVMBuildBitCast(g->b, p, LLVMPointerType(g->v64, 0), "");
+    LLVMSetAlignment(LLVMBuildStore(g->b, v, p), 8);
+}
+static LLVMValueRef load_vec(G *g, LLVMValueRef arr, int idx) {
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, arr, (LLVMValueRef[]){ci(g->i32, (uint64_t)idx * 32)}, 1, "");
+    p = LLVMBuildBitCast(g->b, p, LLVMPointerType(g->v64, 0), "");
+    LLVMValueRef l = LLVMBuildLoad2(g->b, g->v64, p, "");
+    LLVMSetAlignment(l, 8);
+    return l;
+}
+
+/* value of a loaded element as load_elem() gives it */
+static LLVMValueRef ext_elem(G *g, LLVMValueRef raw, int t) {
+    switch (t) {
+    case T_S8: case T_S16: case T_S32: return SX(g, raw);
+    case T_PRED: return LLVMBuildAnd(g->b, ZX(g, raw), splat(g, g->v64, 1), "");
+    default: return ZX(g, raw);
+    }
+}
+
+static LLVMValueRef fail_call_check(G *g, LLVMValueRef rc) {
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(g->cx, g->fn, "memok");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, rc, ci(g->i32, 0), ""), g->failbb, ok);
+    LLVMPositionBuilderAtEnd(g->b, ok);
+    return rc;
+}
+
+static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
+    const int isld = in->op == OP_LD, sp = in->space, nv = in->vec, et = in->t;
+    const unsigned es = in->esize, tot = es * (unsigned)nv;
+    LLVMValueRef a = LLVMBuildAdd(g->b, V(g, in->a), splat(g, g->v64, (uint64_t)in->imm), "");
+    LLVMValueRef fastp = a, okc = NULL;
+    LLVMValueRef aligned = tot > 1 ? LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, a, splat(g, g->v64, tot - 1), ""),
+                                                   splat(g, g->v64, 0), "")
+                                   : NULL;
+    if (sp == SP_SHARED) {
+        LLVMValueRef size = jf(g, JF_SMEM_SIZE);
+        LLVMValueRef lim = LLVMBuildSub(g->b, size, ci(g->i64, tot), "");
+        LLVMValueRef in_r = LLVMBuildICmp(g->b, LLVMIntULE, a, splatv(g, lim, g->v64), "");
+        if (aligned) in_r = LLVMBuildAnd(g->b, in_r, aligned, "");
+        okc = LLVMBuildAnd(g->b, all_of(g, em, in_r), LLVMBuildICmp(g->b, LLVMIntUGE, size, ci(g->i64, tot), ""), "");
+        fastp = LLVMBuildAdd(g->b, a, splatv(g, jf(g, JF_SMEM), g->v64), "");
+    } else if (sp == SP_GLOBAL || sp == SP_CONST || sp == SP_GENERIC) {
+        LLVMValueRef mn = intrin(g, "llvm.vector.reduce.umin", &g->v64, 1,
+                                 (LLVMValueRef[]){LLVMBuildSelect(g->b, em, a, splat(g, g->v64, ~0ull), "")}, 1);
+        LLVMValueRef mx = intrin(g, "llvm.vector.reduce.umax", &g->v64, 1,
+                                 (LLVMValueRef[]){LLVMBuildSelect(g->b, em, a, splat(g, g->v64, 0), "")}, 1);
+        LLVMValueRef end = LLVMBuildAdd(g->b, mx, ci(g->i64, tot), "");
+        LLVMValueRef hit = NULL;
+        for (int c = 0; c < 2; c++) {
+            LLVMValueRef lo = jf(g, JF_GC0_LO + 2 * c), hi = jf(g, JF_GC0_HI + 2 * c);
+            LLVMValueRef h = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, mn, lo, ""),
+                                          LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntULE, end, hi, ""),
+                                                       LLVMBuildICmp(g->b, LLVMIntULT, mx, hi, ""), ""), "");
+            hit = hit ? LLVMBuildOr(g->b, hit, h, "") : h;
+        }
+        okc = hit;
+        if (aligned) okc = LLVMBuildAnd(g->b, okc, all_of(g, em, aligned), "");
+    }
+    if (!okc) okc = ci(g->i1, 0);
+    /* fast: the addresses are host addresses; slow: the runtime translates each lane (any space) or reports the fault */
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(g->b);
+    LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "slow");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->cx, g->fn, "mem");
+    LLVMBuildCondBr(g->b, okc, join, slow);
+    LLVMPositionBuilderAtEnd(g->b, slow);
+    store_vec(g, g->sc_addr, 0, a);
+    LLVMTypeRef ps[5] = {LLVMTypeOf(g->J), g->i32, LLVMPointerType(g->i64, 0), g->i32, LLVMPointerType(g->i64, 0)};
+    LLVMValueRef rc = helper(g, (void *)ptx_jit_xlate, g->i32, ps, 5,
+                             (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, mask_bits(g, em), g->sc_vals});
+    fail_call_check(g, rc);
+    LLVMValueRef slowp = load_vec(g, g->sc_vals, 0);
+    LLVMBasicBlockRef slow_end = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, join);
+    LLVMValueRef ptr = NULL, sbase = NULL, soff = NULL;
+    if (sp == SP_SHARED) {
+        /* a shared access the slow path did not fault is at smem + a (a < 227 KiB): gather with a
+         * scalar base and 32-bit offsets (half the gather instructions of 64-bit pointers) */
+        (void)slowp;
+        sbase = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
+        soff = LLVMBuildTrunc(g->b, a, g->v32, "");
+    } else {
+        ptr = LLVMBuildPhi(g->b, g->v64, "");
+        LLVMValueRef inv[2] = {fastp, slowp};
+        LLVMBasicBlockRef inb[2] = {cur, slow_end};
+        LLVMAddIncoming(ptr, inv, inb, 2);
+    }
+    LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
+    LLVMTypeRef velt = itype(g, (int)es * 8);
+    LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
+    for (int kk = 0; kk < nv; kk++) {
+        LLVMValueRef ptrs;
+        if (sbase) {
+            LLVMValueRef off = kk ? LLVMBuildAdd(g->b, soff, splat(g, g->v32, (uint64_t)kk * es), "") : soff;
+            ptrs = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, sbase, &off, 1, ""), pvt, "");
+        } else {
+            LLVMValueRef pk = kk ? LLVMBuildAdd(g->b, ptr, splat(g, g->v64, (uint64_t)kk * es), "") : ptr;
+            ptrs = LLVMBuildIntToPtr(g->b, pk, pvt, "");
+        }
+        LLVMTypeRef tys[2] = {velt, pvt};
+        if (isld) {
+            LLVMValueRef raw = intrin(g, "llvm.masked.gather", tys, 2,
+                                      (LLVMValueRef[]){ptrs, ci(g->i32, es), em, LLVMGetUndef(velt)}, 4);
+            SET(g, in->v[kk], ext_elem(g, raw, et), em);
+        } else {
+            LLVMValueRef val = TR(g, V(g, in->v[kk]), (int)es * 8);
+            intrin(g, "llvm.masked.scatter", tys, 2, (LLVMValueRef[]){val, ptrs, ci(g->i32, es), em}, 4);
+        }
+    }
+}
+
+static void gen_atom(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
+    LLVMValueRef a = LLVMBuildAdd(g->b, V(g, in->a), splat(g, g->v64, (uint64_t)in->imm), "");
+    store_vec(g, g->sc_addr, 0, a);
+    store_vec(g, g->sc_b, 0, V(g, in->b));
+    store_vec(g, g->sc_c, 0, in->c >= 0 ? V(g, in->c) : splat(g, g->v64, 0));
+    LLVMTypeRef pi = LLVMPointerType(g->i64, 0);
+    LLVMTypeRef ps[7] = {LLVMTypeOf(g->J), g->i32, pi, pi, pi, g->i32, pi};
+    LLVMValueRef rc = helper(g, (void *)ptx_jit_atom, g->i32, ps, 7,
+                             (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, g->sc_b, g->sc_c, mask_bits(g, em),
+                                              g->sc_vals});
+    fail_call_check(g, rc);
+    if (in->op == OP_ATOM) SET(g, in->d, load_vec(g, g->sc_vals, 0), em);
+}
+
+/* ------------------------------------------------------------------ one instruction */
+static LLVMValueRef intbin(G *g, int op, int t, LLVMValueRef a, LLVMValueRef b) {
+    int bits = intbin_bits(t);
+    LLVMValueRef x = TR(g, a, bits), y = TR(g, b, bits), r;
+    switch (op) {
+    case OP_ADD: r = LLVMBuildAdd(g->b, x, y, ""); break;
+    case OP_SUB: r = LLVMBuildSub(g->b, x, y, ""); break;
+    case OP_MUL_LO: r = LLVMBuildMul(g->b, x, y, ""); break;
+    case OP_AND: r = LLVMBuildAnd(g->b, x, y, ""); break;
+    case OP_OR: r = LLVMBuildOr(g->b, x, y, ""); break;
+    default: r = LLVMBuildXor(g->b, x, y, ""); break;
+    }
+    return ZX(g, r);
+}
+
+static LLVMValueRef fcmp_of(G *g, int op, LLVMValueRef x, LLVMValueRef y) {
+    static const LLVMRealPredicate P[] = {
+        [CMP_EQ] = LLVMRealOEQ, [CMP_NE] = LLVMRealONE, [CMP_LT] = LLVMRealOLT, [CMP_LE] = LLVMRealOLE,
+        [CMP_GT] = LLVMRealOGT, [CMP_GE] = LLVMRealOGE, [CMP_LO] = LLVMRealOLT, [CMP_LS] = LLVMRealOLE,
+        [CMP_HI] = LLVMRealOGT, [CMP_HS] = LLVMRealOGE, [CMP_EQU] = LLVMRealUEQ, [CMP_NEU] = LLVMRealUNE,
+        [CMP_LTU] = LLVMRealULT, [CMP_LEU] = LLVMRealULE, [CMP_GTU] = LLVMRealUGT, [CMP_GEU] = LLVMRealUGE,
+        [CMP_NUM] = LLVMRealORD, [CMP_NAN] = LLVMRealUNO};
+    return LLVMBuildFCmp(g->b, P[op], x, y, "");
+}
+static LLVMValueRef icmp_of(G *g, int op, int sgn, LLVMValueRef x, LLVMValueRef y) {
+    LLVMIntPredicate p;
+    switch (op) {
+    case CMP_EQ: p = LLVMIntEQ; break;
+    case CMP_NE: p = LLVMIntNE; break;
+    case CMP_LT: p = sgn ? LLVMIntSLT : LLVMIntULT; break;
+    case CMP_LE: p = sgn ? LLVMIntSLE : LLVMIntULE; break;
+    case CMP_GT: p = sgn ? LLVMIntSGT : LLVMIntUGT; break;
+    case CMP_GE: p = sgn ? LLVMIntSGE : LLVMIntUGE; break;
+    case CMP_LO: p = LLVMIntULT; break;
+    case CMP_LS: p = LLVMIntULE; break;
+    case CMP_HI: p = LLVMIntUGT; break;
+    case CMP_HS: p = LLVMIntUGE; break;
+    default: return splat(g, g->v1, 0);
+    }
+    return LLVMBuildICmp(g->b, p, x, y, "");
+}
+
+/* Signed/unsigned integer division as int_div() does it (no traps: divisor 0 / -1 selected away). */
+static LLVMValueRef gen_div(G *g, int t, LLVMValueRef a, LLVMValueRef b, int rem) {
+    int bits = bits_of(t);
+    LLVMTypeRef vt = itype(g, bits);
+    LLVMValueRef x = TR(g, a, bits), y = TR(g, b, bits);
+    LLVMValueRef zero = LLVMConstNull(vt), ones = LLVMConstAllOnes(vt), one = splat(g, vt, 1);
+    LLVMValueRef y0 = LLVMBuildICmp(g->b, LLVMIntEQ, y, zero, "");
+    if (is_signed_t(t)) {
+        LLVMValueRef ym1 = LLVMBuildICmp(g->b, LLVMIntEQ, y, ones, "");
+        LLVMValueRef ys = LLVMBuildSelect(g->b, LLVMBuildOr(g->b, y0, ym1, ""), one, y, "");
+        LLVMValueRef q = rem ? LLVMBuildSRem(g->b, x, ys, "") : LLVMBuildSDiv(g->b, x, ys, "");
+        LLVMValueRef r0 = rem ? x : ones, rm1 = rem ? zero : LLVMBuildSub(g->b, zero, x, "");
+        return ZX(g, LLVMBuildSelect(g->b, y0, r0, LLVMBuildSelect(g->b, ym1, rm1, q, ""), ""));
+    }
+    LLVMValueRef ys = LLVMBuildSelect(g->b, y0, one, y, "");
+    LLVMValueRef q = rem ? LLVMBuildURem(g->b, x, ys, "") : LLVMBuildUDiv(g->b, x, ys, "");
+    return ZX(g, LLVMBuildSelect(g->b, y0, rem ? x : ones, q, ""));
+}
+
+static LLVMValueRef round_int(G *g, LLVMValueRef f, int rm) {
+    LLVMTypeRef ft = LLVMTypeOf(f);
+    const char *n = rm == RM_RMI ? "llvm.floor" : rm == RM_RPI ? "llvm.ceil" : rm == RM_RZI ? "llvm.trunc" : "llvm.roundeven";
+    return intrin(g, n, &ft, 1, &f, 1);
+}
+
+static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
+    const int t = in->t;
+    LLVMValueRef A = NULL, Bv = NULL, Cv = NULL, r = NULL;
+    switch (in->op) {
+    case OP_NOP:
+        return 0;
+    case OP_MOV:
+        A = V(g, in->a);
+        if (t == T_U32 || t == T_S32 || t == T_F32) r = zextb(g, A, 32);
+        else if (t == T_U16 || t == T_S16 || t == T_F16 || t == T_BF16) r = zextb(g, A, 16);
+        else if (t == T_PRED) r = LLVMBuildAnd(g->b, A, splat(g, g->v64, 1), "");
+        else r = A;
+        break;
+    case OP_SREG: {
+        /* as the interpreter: only these are read at run time (the others were filled at block start) */
+        if (!(in->sub == SR_CLOCK || in->sub == SR_CLOCK64 || in->sub >= SR_GTIMER)) return 0;
+        LLVMTypeRef ps[2] = {LLVMTypeOf(g->J), g->i32};
+        LLVMValueRef v = helper(g, (void *)ptx_jit_sreg, g->i64, ps, 2, (LLVMValueRef[]){g->J, ci(g->i32, in->sub)});
+        r = splatv(g, v, g->v64);
+        break;
+    }
+    case OP_ADD: case OP_SUB: case OP_MUL_LO:
+        A = V(g, in->a); Bv = V(g, in->b);
+        if (t == T_F32 || t == T_F64) {
+            int d = t == T_F64;
+            LLVMValueRef x = d ? asf64(g, A) : asf32(g, A), y = d ? asf64(g, Bv) : asf32(g, Bv);
+            LLVMValueRef f = in->op == OP_ADD ? LLVMBuildFAdd(g->b, x, y, "") : in->op == OP_SUB ? LLVMBuildFSub(g->b, x, y, "")
+                                                                                                 : LLVMBuildFMul(g->b, x, y, "");
+            r = d ? fromf64(g, f) : fromf32(g, f);
+        } else {
+            r = intbin(g, in->op, t, A, Bv);
+        }
+        break;
+    case OP_AND: case OP_OR: case OP_XOR:
+        A = V(g, in->a); Bv = V(g, in->b);
+        if (t == T_PRED) {
+            LLVMValueRef x = in->op == OP_AND ? LLVMBuildAnd(g->b, A, Bv, "") : in->op == OP_OR ? LLVMBuildOr(g->b, A, Bv, "")
+                                                                                               : LLVMBuildXor(g->b, A, Bv, "");
+            r = LLVMBuildAnd(g->b, x, splat(g, g->v64, 1), "");
+        } else {
+            r = intbin(g, in->op, t, A, Bv);
+        }
+        break;
+    case OP_FMA: {
+        A = V(g, in->a); Bv = V(g, in->b); Cv = V(g, in->c);
+        int d = t == T_F64;
+        LLVMTypeRef ft = d ? g->vf64 : g->vf32;
+        LLVMValueRef args[3] = {d ? asf64(g, A) : asf32(g, A), d ? asf64(g, Bv) : asf32(g, Bv), d ? asf64(g, Cv) : asf32(g, Cv)};
+        LLVMValueRef f = intrin(g, "llvm.fma", &ft, 1, args, 3);
+        r = d ? fromf64(g, f) : fromf32(g, f);
+        break;
+    }
+    case OP_DIV: case OP_REM:
+        A = V(g, in->a); Bv = V(g, in->b);
+        if (t == T_F32) r = fromf32(g, LLVMBuildFDiv(g->b, asf32(g, A), asf32(g, Bv), ""));
+        else if (t == T_F64) r = fromf64(g, LLVMBuildFDiv(g->b, asf64(g, A), asf64(g, Bv), ""));
+        else r = gen_div(g, t, A, Bv, in->op == OP_REM);
+        break;
+    case OP_MUL_HI: {
+        A = V(g, in->a); Bv = V(g, in->b);
+        int sg = is_signed_t(t), bits = bits_of(t);
+        LLVMTypeRef wt = bits == 32 ? g->v64 : LLVMVectorType(g->i128, 32);
+        LLVMValueRef x = TR(g, A, bits), y = TR(g, Bv, bits);
+        x = sg ? LLVMBuildSExt(g->b, x, wt, "") : LLVMBuildZExt(g->b, x, wt, "");
+        y = sg ? LLVMBuildSExt(g->b, y, wt, "") : LLVMBuildZExt(g->b, y, wt, "");
+        LLVMValueRef p = LLVMBuildMul(g->b, x, y, "");
+        if (bits == 32) p = sg ? LLVMBuildAShr(g->b, p, splat(g, g->v64, 32), "") : LLVMBuildLShr(g->b, p, splat(g, g->v64, 32), "");
+        else {
+            LLVMValueRef e[32];
+            for (int i = 0; i < 32; i++) e[i] = ci(g->i128, 64);
+            p = LLVMBuildLShr(g->b, p, LLVMConstVector(e, 32), "");
+        }
+        r = bits == 32 ? zextb(g, p, 32) : LLVMBuildTrunc(g->b, p, g->v64, "");
+        break;
+    }
+    case OP_MUL_WIDE: {
+        A = V(g, in->a); Bv = V(g, in->b);
+        if (t == T_U16 || t == T_S16) {
+            int sg = t == T_S16;
+            LLVMValueRef x = TR(g, A, 16), y = TR(g, Bv, 16);
+            x = sg ? LLVMBuildSExt(g->b, x, g->v32, "") : LLVMBuildZExt(g->b, x, g->v32, "");
+            y = sg ? LLVMBuildSExt(g->b, y, g->v32, "") : LLVMBuildZExt(g->b, y, g->v32, "");
+            r = ZX(g, LLVMBuildMul(g->b, x, y, ""));
+        } else {
+            int sg = t != T_U32;
+            LLVMValueRef x = sg ? sextb(g, A, 32) : zextb(g, A, 32), y = sg ? sextb(g, Bv, 32) : zextb(g, Bv, 32);
+            r = LLVMBuildMul(g->b, x, y, "");
+        }
+        break;
+    }
+    case OP_MAD_LO: {
+        A = V(g, in->a); Bv = V(g, in->b); Cv = V(g, in->c);
+        int bits = (t == T_U16 || t == T_S16) ? 16 : (t == T_U32 || t == T_S32) ? 32 : 64;
+        r = ZX(g, LLVMBuildAdd(g->b, LLVMBuildMul(g->b, TR(g, A, bits), TR(g, Bv, bits), ""), TR(g, Cv, bits), ""));
+        break;
+    }
+    case OP_MAD_WIDE: {
+        A = V(g, in->a); Bv = V(g, in->b); Cv = V(g, in->c);
+        int sg = t != T_U32;
+        LLVMValueRef x = sg ? sextb(g, A, 32) : zextb(g, A, 32), y = sg ? sextb(g, Bv, 32) : zextb(g, Bv, 32);
+        r = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, x, y, ""), Cv, "");
+        break;
+    }
+    case OP_MIN: case OP_MAX: {
+        A = V(g, in->a); Bv = V(g, in->b);
+        int mx = in->op == OP_MAX;
+        if (t == T_F32) {
+            LLVMTypeRef ft = g->vf32;
+            r = fromf32(g, intrin(g, mx ? "llvm.maxnum" : "llvm.minnum", &ft, 1, (LLVMValueRef[]){asf32(g, A), asf32(g, Bv)}, 2));
+            break;
+        }
+        int bits = bits_of(t), sg = is_signed_t(t);
+        LLVMValueRef x = TR(g, A, bits), y = TR(g, Bv, bits);
+        LLVMValueRef c = LLVMBuildICmp(g->b, mx ? (sg ? LLVMIntSGT : LLVMIntUGT) : (sg ? LLVMIntSLT : LLVMIntULT), x, y, "");
+        LLVMValueRef m = LLVMBuildSelect(g->b, c, x, y, "");
+        if (in->flags & IF_RELU) m = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, m, LLVMConstNull(LLVMTypeOf(m)), ""),
+                                                     LLVMConstNull(LLVMTypeOf(m)), m, "");
+        r = ZX(g, m);
+        break;
+    }
+    case OP_ABS: case OP_NEG: {
+        A = V(g, in->a);
+        int bits = bits_of(t);
+        if (is_float_t(t)) {
+            uint64_t sb = 1ull << (bits - 1);
+            LLVMValueRef v = zextb(g, A, bits);
+            r = in->op == OP_ABS ? LLVMBuildAnd(g->b, v, splat(g, g->v64, ~sb), "") : LLVMBuildXor(g->b, v, splat(g, g->v64, sb), "");
+        } else if (in->op == OP_NEG) {
+            r = zextb(g, LLVMBuildSub(g->b, splat(g, g->v64, 0), zextb(g, A, bits), ""), bits);
+        } else {
+            LLVMValueRef v = sextb(g, A, bits);
+            LLVMValueRef neg = LLVMBuildICmp(g->b, LLVMIntSLT, v, splat(g, g->v64, 0), "");
+            r = zextb(g, LLVMBuildSelect(g->b, neg, LLVMBuildSub(g->b, splat(g, g->v64, 0), v, ""), v, ""), bits);
+        }
+        break;
+    }
+    case OP_NOT: case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_BREV: {
+        A = V(g, in->a);
+        int bits = bits_of(t);
+        LLVMValueRef x = zextb(g, A, bits);
+        LLVMTypeRef vt = g->v64;
+        if (in->op == OP_NOT) r = t == T_PRED ? LLVMBuildXor(g->b, LLVMBuildAnd(g->b, A, splat(g, g->v64, 1), ""), splat(g, g->v64, 1), "")
+                                              : zextb(g, LLVMBuildNot(g->b, x, ""), bits);
+        else if (in->op == OP_CNOT) r = ZX(g, LLVMBuildICmp(g->b, LLVMIntEQ, x, splat(g, g->v64, 0), ""));
+        else if (in->op == OP_POPC) r = intrin(g, "llvm.ctpop", &vt, 1, &x, 1);
+        else if (in->op == OP_CLZ)
+            r = LLVMBuildSub(g->b, intrin(g, "llvm.ctlz", &vt, 1, (LLVMValueRef[]){x, ci(g->i1, 0)}, 2), splat(g, g->v64, (uint64_t)(64 - bits)), "");
+        else {
+            LLVMTypeRef bt = itype(g, bits);
+            LLVMValueRef tv = TR(g, A, bits);
+            r = ZX(g, intrin(g, "llvm.bitreverse", &bt, 1, &tv, 1));
+        }
+        break;
+    }
+    case OP_SHL: case OP_SHR: {
+        A = V(g, in->a); Bv = V(g, in->b);
+        int bits = bits_of(t);
+        LLVMTypeRef vt = itype(g, bits);
+        LLVMValueRef s32 = TR(g, Bv, 32);
+        LLVMValueRef big = LLVMBuildICmp(g->b, LLVMIntUGE, s32, splat(g, g->v32, (uint64_t)bits), "");
+        LLVMValueRef sc = LLVMBuildSelect(g->b, big, splat(g, g->v32, (uint64_t)bits - 1), s32, "");
+        LLVMValueRef s = bits == 32 ? sc : bits > 32 ? LLVMBuildZExt(g->b, sc, vt, "") : LLVMBuildTrunc(g->b, sc, vt, "");
+        LLVMValueRef x = TR(g, A, bits);
+        if (in->op == OP_SHL) {
+            r = ZX(g, LLVMBuildSelect(g->b, big, LLVMConstNull(vt), LLVMBuildShl(g->b, x, s, ""), ""));
+        } else if (is_signed_t(t)) {
+            r = ZX(g, LLVMBuildAShr(g->b, x, s, ""));
+        } else {
+            r = ZX(g, LLVMBuildSelect(g->b, big, LLVMConstNull(vt), LLVMBuildLShr(g->b, x, s, ""), ""));
+        }
+        break;
+    }
+    case OP_SHF_L: case OP_SHF_R: {
+        A = V(g, in->a); Bv = V(g, in->b); Cv = V(g, in->c);
+        LLVMValueRef n = zextb(g, Cv, 32);
+        if (in->flags & IF_SHIFT_CLAMP)
+            n = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntUGT, n, splat(g, g->v64, 32), ""), splat(g, g->v64, 32), n, "");
+        else n = LLVMBuildAnd(g->b, n, splat(g, g->v64, 31), "");
+        LLVMValueRef v = LLVMBuildOr(g->b, LLVMBuildShl(g->b, zextb(g, Bv, 32), splat(g, g->v64, 32), ""), zextb(g, A, 32), "");
+        if (in->op == OP_SHF_L) r = LLVMBuildLShr(g->b, LLVMBuildShl(g->b, v, n, ""), splat(g, g->v64, 32), "");
+        else r = zextb(g, LLVMBuildLShr(g->b, v, n, ""), 32);
+        break;
+    }
+    case OP_LOP3: {
+        A = V(g, in->a); Bv = V(g, in->b); Cv = V(g, in->c);
+        unsigned lut = (unsigned)in->imm;
+        LLVMValueRef acc = splat(g, g->v64, 0);
+        for (int i = 0; i < 8; i++) {
+            if (!((lut >> i) & 1)) continue;
+            LLVMValueRef x = (i & 4) ? A : LLVMBuildNot(g->b, A, ""), y = (i & 2) ? Bv : LLVMBuildNot(g->b, Bv, ""),
+                         z = (i & 1) ? Cv : LLVMBuildNot(g->b, Cv, "");
+            acc = LLVMBuildOr(g->b, acc, LLVMBuildAnd(g->b, x, LLVMBuildAnd(g->b, y, z, ""), ""), "");
+        }
+        r = zextb(g, acc, bits_of(t));
+        break;
+    }
+    case OP_SETP: {
+        A = V(g, in->a); Bv = V(g, in->b);
+        int ct = in->t2 ? in->t2 : t;
+        LLVMValueRef c;
+        if (ct == T_F32) c = fcmp_of(g, in->sub, asf32(g, A), asf32(g, Bv));
+        else if (ct == T_F64) c = fcmp_of(g, in->sub, asf64(g, A), asf64(g, Bv));
+        else {
+            int bits = bits_of(ct), sg = is_signed_t(ct);
+            int eqop = in->sub == CMP_EQ || in->sub == CMP_NE;
+            c = icmp_of(g, in->sub, sg && !eqop, TR(g, A, bits), TR(g, Bv, bits));
+        }
+        LLVMValueRef nc = LLVMBuildNot(g->b, c, "");
+        if (in->bop) {
+            LLVMValueRef cc = bit1(g, V(g, in->c));
+            if (in->flags & IF_NEG_C) cc = LLVMBuildNot(g->b, cc, "");
+            if (in->bop == 1) { c = LLVMBuildAnd(g->b, c, cc, ""); nc = LLVMBuildAnd(g->b, nc, cc, ""); }
+            else if (in->bop == 2) { c = LLVMBuildOr(g->b, c, cc, ""); nc = LLVMBuildOr(g->b, nc, cc, ""); }
+            else { c = LLVMBuildXor(g->b, c, cc, ""); nc = LLVMBuildXor(g->b, nc, cc, ""); }
+        }
+        SET(g, in->d, ZX(g, c), em);
+        if (in->d2 >= 0) SET(g, in->d2, ZX(g, nc), em);
+        return 0;
+    }
+    case OP_SELP: {
+        A = V(g, in->a); Bv = V(g, in->b);
+        LLVMValueRef cc = bit1(g, V(g, in->c));
+        if (in->flags & IF_NEG_C) cc = LLVMBuildNot(g->b, cc, "");
+        r = LLVMBuildSelect(g->b, cc, A, Bv, "");
+        break;
+    }
+    case OP_CVT: {
+        A = V(g, in->a);
+        const int st = in->t2, dt = t;
+        const int sf = is_float_t(st), df = is_float_t(dt);
+        if (!sf && !df) {
+            int sb = bits_of(st), db = bits_of(dt);
+            LLVMValueRef v = is_signed_t(st) ? sextb(g, A, sb) : zextb(g, A, sb);
+            r = is_signed_t(dt) ? sextb(g, v, db) : zextb(g, v, db);
+        } else if (!sf) {
+            int sb = bits_of(st);
+            LLVMValueRef x = TR(g, A, sb);
+            LLVMTypeRef ft = dt == T_F64 ? g->vf64 : g->vf32;
+            LLVMValueRef f = is_signed_t(st) ? LLVMBuildSIToFP(g->b, x, ft, "") : LLVMBuildUIToFP(g->b, x, ft, "");
+            r = dt == T_F64 ? fromf64(g, f) : fromf32(g, f);
+        } else if (!df) {
+            LLVMValueRef x = st == T_F64 ? asf64(g, A) : asf32(g, A);
+            x = round_int(g, x, in->rm == RM_NONE ? RM_RZI : in->rm);
+            int db = bits_of(dt);
+            LLVMTypeRef it = itype(g, db), tys[2] = {it, LLVMTypeOf(x)};
+            LLVMValueRef iv = intrin(g, is_signed_t(dt) ? "llvm.fptosi.sat" : "llvm.fptoui.sat", tys, 2, &x, 1);
+            r = is_signed_t(dt) ? SX(g, iv) : ZX(g, iv);
+        } else if (st == T_F32 && dt == T_F64) {
+            r = fromf64(g, LLVMBuildFPExt(g->b, asf32(g, A), g->vf64, ""));
+        } else if (st == T_F64 && dt == T_F32) {
+            r = fromf32(g, LLVMBuildFPTrunc(g->b, asf64(g, A), g->vf32, ""));
+        } else if (in->rm == RM_NONE) {
+            r = st == T_F64 ? A : zextb(g, A, 32);
+        } else {
+            r = st == T_F64 ? fromf64(g, round_int(g, asf64(g, A), in->rm)) : fromf32(g, round_int(g, asf32(g, A), in->rm));
+        }
+        break;
+    }
+    case OP_CVTA_SHARED: case OP_CVTA_TO_SHARED: case OP_CVTA_LOCAL: case OP_CVTA_TO_LOCAL:
+    case OP_CVTA_PARAM: case OP_CVTA_TO_PARAM: {
+        A = V(g, in->a);
+        uint64_t base = (in->op == OP_CVTA_SHARED || in->op == OP_CVTA_TO_SHARED) ? PTX_SHARED_BASE
+                        : (in->op == OP_CVTA_LOCAL || in->op == OP_CVTA_TO_LOCAL) ? PTX_LOCAL_BASE : PTX_PARAM_BASE;
+        int to = in->op == OP_CVTA_TO_SHARED || in->op == OP_CVTA_TO_LOCAL || in->op == OP_CVTA_TO_PARAM;
+        r = to ? LLVMBuildSub(g->b, A, splat(g, g->v64, base), "") : LLVMBuildAdd(g->b, A, splat(g, g->v64, base), "");
+        break;
+    }
+    case OP_LD: case OP_ST:
+        gen_ldst(g, idx, in, em);
+        return 0;
+    case OP_ATOM: case OP_RED:
+        gen_atom(g, idx, in, em);
+        return 0;
+    default:
+        BAD("%s", ptx_op_name(in->op));
+    }
+    SET(g, in->d, r, em);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ control flow */
+/* Go to instruction `target` with the current active lanes: straight there while no lane is
+ * parked elsewhere, else through the dispatcher. */
+static void goto_pc(G *g, int target, LLVMValueRef act) {
+    if (target >= g->k->ncode || !g->bb[target]) {
+        /* past the end (cannot happen: the parser ends every kernel with exit) */
+        LLVMBuildBr(g->b, g->disp);
+        return;
+    }
+    LLVMValueRef parked = LLVMBuildLoad2(g->b, g->i32, g->parked, "");
+    LLVMBasicBlockRef direct = LLVMAppendBasicBlockInContext(g->cx, g->fn, "direct");
+    LLVMBasicBlockRef viad = LLVMAppendBasicBlockInContext(g->cx, g->fn, "viadisp");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, parked, ci(g->i32, 0), ""), direct, viad);
+    LLVMPositionBuilderAtEnd(g->b, direct);
+    LLVMBuildStore(g->b, act, g->active);
+    LLVMBuildBr(g->b, g->bb[target]);
+    LLVMPositionBuilderAtEnd(g->b, viad);
+    LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
+    LLVMBuildStore(g->b, LLVMBuildSelect(g->b, act, splat(g, g->v32, (uint64_t)target), pcv, ""), g->pcv);
+    LLVMBuildBr(g->b, g->disp);
+}
+
+static void count_block(G *g, int leader) {
+    LLVMValueRef c = LLVMBuildLoad2(g->b, g->i64, g->icnt, "");
+    LLVMBuildStore(g->b, LLVMBuildAdd(g->b, c, ci(g->i64, (uint64_t)g->blen[leader]), ""), g->icnt);
+}
+
+static void save_slots(G *g, int all) {
+    for (int s = 0; s < g->k->nslots; s++) {
+        if (g->is_const[s]) continue;
+        if (!all && !((g->live_save[s / 64] >> (s % 64)) & 1)) continue;
+        store_vec(g, g->R, s, V(g, s));
+    }
+}
+static void load_slots(G *g, int all) {
+    for (int s = 0; s < g->k->nslots; s++) {
+        if (g->is_const[s]) continue;
+        if (!all && !((g->live_save[s / 64] >> (s % 64)) & 1)) continue;
+        LLVMValueRef v = load_vec(g, g->R, s);
+        LLVMBuildStore(g->b, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v, g->slot[s]);
+    }
+}
+
+static void add_icount(G *g) {
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->J, (LLVMValueRef[]){ci(g->i32, JF_ICOUNT)}, 1, "");
+    LLVMValueRef c = LLVMBuildLoad2(g->b, g->i64, g->icnt, "");
+    LLVMBuildStore(g->b, LLVMBuildAdd(g->b, LLVMBuildLoad2(g->b, g->i64, p, ""), c, ""), p);
+}
+
+void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *why, size_t whylen) {
+    G G0, *g = &G0;
+    memset(g, 0, sizeof(*g));
+    g->cx = (LLVMContextRef)cxv;
+    g->k = k;
+    g->why = why;
+    g->whylen = whylen;
+    why[0] = 0;
+    const int n = k->ncode, ns = k->nslots > 0 ? k->nslots : 1;
+    for (int i = 0; i < n; i++) {
+        if (covered(g, &k->code[i])) {
+            char tmp[200];
+            snprintf(tmp, sizeof(tmp), "%s (PTX line %u)", why, k->code[i].line);
+            snprintf(why, whylen, "%s", tmp);
+            return NULL;
+        }
+        if (k->code[i].op == OP_BRA && (k->code[i].imm < 0 || k->code[i].imm >= n)) { snprintf(why, whylen, "branch target"); return NULL; }
+    }
+    g->nw = (ns + 63) / 64;
+    g->slot = calloc((size_t)ns, sizeof(LLVMValueRef));
+    g->is_const = calloc((size_t)ns, 1);
+    g->narrow = calloc((size_t)ns, 1);
+    g->cval = calloc((size_t)ns, sizeof(uint64_t));
+    g->bb = calloc((size_t)n + 1, sizeof(LLVMBasicBlockRef));
+    g->blen = calloc((size_t)n + 1, sizeof(int));
+    g->live_save = calloc((size_t)g->nw, sizeof(uint64_t));
+    g->live_lead = calloc((size_t)g->nw, sizeof(uint64_t));
+    uint8_t *leader = calloc((size_t)n + 1, 1);
+    void *result = NULL;
+    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !leader) {
+        snprintf(why, whylen, "out of memory");
+        goto out;
+    }
+    for (int c = 0; c < k->nconsts; c++) {
+        int s = k->consts[c].slot;
+        if (s >= 0 && s < ns) { g->is_const[s] = 1; g->cval[s] = k->consts[c].bits; }
+    }
+    /* a constant slot that is written is not a constant (never expected from the parser) */
+    for (int i = 0; i < n; i++) {
+        int d[8], nd = defs_of(&k->code[i], d);
+        for (int j = 0; j < nd; j++) if (d[j] >= 0 && d[j] < ns && g->is_const[d[j]]) { snprintf(why, whylen, "write to a constant slot"); goto out; }
+    }
+    leader[0] = 1;
+    for (int i = 0; i < n; i++) {
+        const ptx_ins *in = &k->code[i];
+        if (in->op == OP_BRA) leader[in->imm] = 1;
+        if (in->op == OP_BRA || in->op == OP_EXIT || in->op == OP_BAR) leader[i + 1] = 1;
+    }
+    g->leader = leader;
+    narrow_slots(g);
+    if (liveness(g)) { snprintf(why, whylen, "out of memory"); goto out; }
+
+    g->m = LLVMModuleCreateWithNameInContext(name, g->cx);
+    g->b = LLVMCreateBuilderInContext(g->cx);
+    g->i1 = LLVMInt1TypeInContext(g->cx);
+    g->i8 = LLVMInt8TypeInContext(g->cx);
+    g->i16 = LLVMInt16TypeInContext(g->cx);
+    g->i32 = LLVMInt32TypeInContext(g->cx);
+    g->i64 = LLVMInt64TypeInContext(g->cx);
+    g->i128 = LLVMIntTypeInContext(g->cx, 128);
+    g->f32 = LLVMFloatTypeInContext(g->cx);
+    g->f64 = LLVMDoubleTypeInContext(g->cx);
+    g->v1 = LLVMVectorType(g->i1, 32);
+    g->v8 = LLVMVectorType(g->i8, 32);
+    g->v16 = LLVMVectorType(g->i16, 32);
+    g->v32 = LLVMVectorType(g->i32, 32);
+    g->v64 = LLVMVectorType(g->i64, 32);
+    g->vf32 = LLVMVectorType(g->f32, 32);
+    g->vf64 = LLVMVectorType(g->f64, 32);
+    LLVMTypeRef pi64 = LLVMPointerType(g->i64, 0), pi32 = LLVMPointerType(g->i32, 0);
+    LLVMTypeRef ps[5] = {pi64, pi64, pi32, g->i32, g->i32};
+    g->fn = LLVMAddFunction(g->m, name, LLVMFunctionType(g->i32, ps, 5, 0));
+    g->J = LLVMGetParam(g->fn, 0);
+    g->R = LLVMGetParam(g->fn, 1);
+    g->pcs = LLVMGetParam(g->fn, 2);
+    g->warp = LLVMGetParam(g->fn, 3);
+    g->mode = LLVMGetParam(g->fn, 4);
+    {
+        unsigned kind = LLVMGetEnumAttributeKindForName("noalias", 7);
+        LLVMAddAttributeAtIndex(g->fn, 2, LLVMCreateEnumAttribute(g->cx, kind, 0));
+        LLVMAddAttributeAtIndex(g->fn, 3, LLVMCreateEnumAttribute(g->cx, kind, 0));
+    }
+
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->cx, g->fn, "entry");
+    LLVMPositionBuilderAtEnd(g->b, entry);
+    for (int s = 0; s < ns; s++)
+        if (!g->is_const[s]) g->slot[s] = LLVMBuildAlloca(g->b, g->narrow[s] ? g->v32 : g->v64, "");
+    g->pcv = LLVMBuildAlloca(g->b, g->v32, "pcv");
+    g->active = LLVMBuildAlloca(g->b, g->v1, "active");
+    g->parked = LLVMBuildAlloca(g->b, g->i32, "parked");
+    g->icnt = LLVMBuildAlloca(g->b, g->i64, "icnt");
+    g->backs = LLVMBuildAlloca(g->b, g->i32, "backs");
+    LLVMTypeRef arr = LLVMArrayType(g->i64, 32 * 4);
+    g->sc_addr = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
+    g->sc_vals = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
+    g->sc_b = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
+    g->sc_c = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
+    LLVMBuildStore(g->b, ci(g->i64, 0), g->icnt);
+    LLVMBuildStore(g->b, ci(g->i32, 0), g->backs);
+    {
+        LLVMValueRef p = LLVMBuildBitCast(g->b, g->pcs, LLVMPointerType(g->v32, 0), "");
+        LLVMValueRef l = LLVMBuildLoad2(g->b, g->v32, p, "");
+        LLVMSetAlignment(l, 4);
+        LLVMBuildStore(g->b, l, g->pcv);
+    }
+    for (int s = 0; s < ns; s++)
+        if (!g->is_const[s]) LLVMBuildStore(g->b, LLVMGetUndef(g->narrow[s] ? g->v32 : g->v64), g->slot[s]);
+    /* special registers: the runner wrote them into the save area when the block started */
+    for (int sp = 0; sp < k->nspecials; sp++) {
+        int s = k->specials[sp].slot;
+        if (s >= 0 && s < ns && !g->is_const[s]) {
+            LLVMValueRef v = load_vec(g, g->R, s);
+            LLVMBuildStore(g->b, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v, g->slot[s]);
+        }
+    }
+    LLVMBasicBlockRef ld_bar = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_bar");
+    LLVMBasicBlockRef ld_all = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_all");
+    g->disp = LLVMAppendBasicBlockInContext(g->cx, g->fn, "dispatch");
+    g->finish = LLVMAppendBasicBlockInContext(g->cx, g->fn, "finish");
+    g->failbb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fail");
+    LLVMValueRef sw = LLVMBuildSwitch(g->b, g->mode, g->disp, 2);
+    LLVMAddCase(sw, ci(g->i32, 1), ld_bar);
+    LLVMAddCase(sw, ci(g->i32, 2), ld_all);
+    LLVMPositionBuilderAtEnd(g->b, ld_bar);
+    load_slots(g, 0);
+    LLVMBuildBr(g->b, g->disp);
+    LLVMPositionBuilderAtEnd(g->b, ld_all);
+    load_slots(g, 1);
+    LLVMBuildBr(g->b, g->disp);
+
+    /* blocks */
+    for (int i = 0; i < n; i++)
+        if (leader[i]) g->bb[i] = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
+    for (int i = 0, cur = 0; i < n; i++) {
+        if (leader[i]) cur = i;
+        g->blen[cur]++;
+    }
+
+    /* dispatcher: run the lanes with the lowest PC */
+    LLVMPositionBuilderAtEnd(g->b, g->disp);
+    {
+        LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
+        LLVMValueRef mn = intrin(g, "llvm.vector.reduce.umin", &g->v32, 1, &pcv, 1);
+        LLVMValueRef act = LLVMBuildICmp(g->b, LLVMIntEQ, pcv, splatv(g, mn, g->v32), "");
+        LLVMValueRef runnable = LLVMBuildICmp(g->b, LLVMIntULT, pcv, splat(g, g->v32, PTX_JIT_PC_ATBAR), "");
+        LLVMBuildStore(g->b, act, g->active);
+        LLVMBuildStore(g->b, mask_bits(g, LLVMBuildAnd(g->b, runnable, LLVMBuildNot(g->b, act, ""), "")), g->parked);
+        LLVMValueRef swd = LLVMBuildSwitch(g->b, mn, g->finish, (unsigned)n);
+        for (int i = 0; i < n; i++) if (g->bb[i]) LLVMAddCase(swd, ci(g->i32, (uint64_t)i), g->bb[i]);
+    }
+    /* finish: every lane exited or waits at a barrier */
+    LLVMPositionBuilderAtEnd(g->b, g->finish);
+    {
+        LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
+        LLVMValueRef p = LLVMBuildBitCast(g->b, g->pcs, LLVMPointerType(g->v32, 0), "");
+        LLVMSetAlignment(LLVMBuildStore(g->b, pcv, p), 4);
+        add_icount(g);
+        LLVMValueRef mn = intrin(g, "llvm.vector.reduce.umin", &g->v32, 1, &pcv, 1);
+        LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->cx, g->fn, "alldone");
+        LLVMBasicBlockRef atbar = LLVMAppendBasicBlockInContext(g->cx, g->fn, "atbar");
+        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mn, ci(g->i32, PTX_JIT_PC_EXITED), ""), done, atbar);
+        LLVMPositionBuilderAtEnd(g->b, done);
+        LLVMBuildRet(g->b, ci(g->i32, 0));
+        LLVMPositionBuilderAtEnd(g->b, atbar);
+        save_slots(g, 0);
+        LLVMBuildRet(g->b, ci(g->i32, 1));
+    }
+    LLVMPositionBuilderAtEnd(g->b, g->failbb);
+    add_icount(g);
+    LLVMBuildRet(g->b, ci(g->i32, (uint64_t)-1));
+
+    for (int i = 0; i < n; i++) {
+        const ptx_ins *in = &k->code[i];
+        if (leader[i]) {
+            LLVMPositionBuilderAtEnd(g->b, g->bb[i]);
+            count_block(g, i);
+        }
+        LLVMValueRef act = LLVMBuildLoad2(g->b, g->v1, g->active, "");
+        LLVMValueRef em = act;
+        if (in->pred >= 0) {
+            LLVMValueRef p = bit1(g, V(g, in->pred));
+            if (in->pneg) p = LLVMBuildNot(g->b, p, "");
+            em = LLVMBuildAnd(g->b, act, p, "");
+        }
+        if (in->op == OP_BRA) {
+            const int tgt = (int)in->imm;
+            if (in->pred < 0) {
+                if (tgt <= i) {
+                    /* uniform backward branch: count, yield to other warps now and then */
+                    LLVMValueRef bc = LLVMBuildAdd(g->b, LLVMBuildLoad2(g->b, g->i32, g->backs, ""), ci(g->i32, 1), "");
+                    LLVMBuildStore(g->b, bc, g->backs);
+                    LLVMValueRef y = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, bc, ci(g->i32, PTX_JIT_YIELD_BACK_BRANCHES), ""),
+                                                  LLVMBuildICmp(g->b, LLVMIntUGT, jf(g, JF_NWARPS), ci(g->i64, 1), ""), "");
+                    LLVMBasicBlockRef yb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "yield");
+                    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
+                    LLVMBuildCondBr(g->b, y, yb, go);
+                    LLVMPositionBuilderAtEnd(g->b, yb);
+                    LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
+                    pcv = LLVMBuildSelect(g->b, act, splat(g, g->v32, (uint64_t)tgt), pcv, "");
+                    LLVMValueRef pp = LLVMBuildBitCast(g->b, g->pcs, LLVMPointerType(g->v32, 0), "");
+                    LLVMSetAlignment(LLVMBuildStore(g->b, pcv, pp), 4);
+                    save_slots(g, 1);
+                    add_icount(g);
+                    LLVMBuildRet(g->b, ci(g->i32, 2));
+                    LLVMPositionBuilderAtEnd(g->b, go);
+                }
+                goto_pc(g, tgt, act);
+            } else {
+                LLVMValueRef tk = mask_bits(g, em), am = mask_bits(g, act);
+                LLVMBasicBlockRef all = LLVMAppendBasicBlockInContext(g->cx, g->fn, "taken");
+                LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
+                LLVMBasicBlockRef none = LLVMAppendBasicBlockInContext(g->cx, g->fn, "nottaken");
+                LLVMBasicBlockRef div = LLVMAppendBasicBlockInContext(g->cx, g->fn, "diverge");
+                LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, tk, am, ""), all, chk);
+                LLVMPositionBuilderAtEnd(g->b, chk);
+                LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, tk, ci(g->i32, 0), ""), none, div);
+                LLVMPositionBuilderAtEnd(g->b, all);
+                if (tgt <= i) {
+                    LLVMValueRef bc = LLVMBuildAdd(g->b, LLVMBuildLoad2(g->b, g->i32, g->backs, ""), ci(g->i32, 1), "");
+                    LLVMBuildStore(g->b, bc, g->backs);
+                    LLVMValueRef y = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, bc, ci(g->i32, PTX_JIT_YIELD_BACK_BRANCHES), ""),
+                                                  LLVMBuildICmp(g->b, LLVMIntUGT, jf(g, JF_NWARPS), ci(g->i64, 1), ""), "");
+                    LLVMBasicBlockRef yb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "yield");
+                    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
+                    LLVMBuildCondBr(g->b, y, yb, go);
+                    LLVMPositionBuilderAtEnd(g->b, yb);
+                    LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
+                    pcv = LLVMBuildSelect(g->b, act, splat(g, g->v32, (uint64_t)tgt), pcv, "");
+                    LLVMValueRef pp = LLVMBuildBitCast(g->b, g->pcs, LLVMPointerType(g->v32, 0), "");
+                    LLVMSetAlignment(LLVMBuildStore(g->b, pcv, pp), 4);
+                    save_slots(g, 1);
+                    add_icount(g);
+                    LLVMBuildRet(g->b, ci(g->i32, 2));
+                    LLVMPositionBuilderAtEnd(g->b, go);
+                }
+                goto_pc(g, tgt, act);
+                LLVMPositionBuilderAtEnd(g->b, none);
+                goto_pc(g, i + 1, act);
+                LLVMPositionBuilderAtEnd(g->b, div);
+                LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
+                pcv = LLVMBuildSelect(g->b, em, splat(g, g->v32, (uint64_t)tgt),
+                                      LLVMBuildSelect(g->b, act, splat(g, g->v32, (uint64_t)i + 1), pcv, ""), "");
+                LLVMBuildStore(g->b, pcv, g->pcv);
+                LLVMBuildBr(g->b, g->disp);
+            }
+            continue;
+        }
+        if (in->op == OP_EXIT || in->op == OP_BAR) {
+            uint64_t mark = in->op == OP_EXIT ? PTX_JIT_PC_EXITED : (uint64_t)(i + 1) | PTX_JIT_PC_ATBAR;
+            LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
+            LLVMBuildStore(g->b, LLVMBuildSelect(g->b, em, splat(g, g->v32, mark), pcv, ""), g->pcv);
+            LLVMValueRef rest = LLVMBuildAnd(g->b, act, LLVMBuildNot(g->b, em, ""), "");
+            LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
+            LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, rest), ci(g->i32, 0), ""), g->disp, cont);
+            LLVMPositionBuilderAtEnd(g->b, cont);
+            goto_pc(g, i + 1, rest);
+            continue;
+        }
+        g->cur_unpred = in->pred < 0;
+        if (gen_ins(g, i, in, em)) goto out_mod;
+        if (leader[i + 1] || i + 1 == n) goto_pc(g, i + 1, LLVMBuildLoad2(g->b, g->v1, g->active, ""));
+    }
+    result = g->m;
+    g->m = NULL;
+out_mod:
+    if (g->m) LLVMDisposeModule(g->m);
+    LLVMDisposeBuilder(g->b);
+out:
+    free(g->slot);
+    free(g->is_const);
+    free(g->narrow);
+    free(g->cval);
+    free(g->bb);
+    free(g->blen);
+    free(g->live_save);
+    free(g->live_lead);
+    free(leader);
+    return result;
+}
+#else
+typedef int ptx_jit_ir_unused; /* built without LLVM: ptx_jit.c never calls the translator */
+#endif
