@@ -2,7 +2,7 @@
 #   make setup   - Debian packages, .venv with the Python package (editable) and its deps, nvcc if missing
 #   make native  - every C component into build/ (+ generated gRPC code into tfclient/_gen)
 #   make test    - setup + native + C unit tests under ASan + the pytest suite
-#   make test-jit - the emulated-device pytest suite on the PTX JIT (TF_EMU_ENGINE=jit)
+#   make test-jit - the emulated-device pytest suite on the PTX JIT (TF_EMU_ENGINE=jit; part of make test)
 #   make demo    - setup + native + `tensorfusion demo`
 VENV     := .venv
 PY       := $(VENV)/bin/python
@@ -31,9 +31,10 @@ asan-test: setup
 
 test: native asan-test
 	bash scripts/run_pytest.sh
+	$(MAKE) test-jit
 
-# The emulated-device tests again on the PTX JIT (TF_EMU_ENGINE=jit; `make test` covers the interpreter, and both
-# engines in emu_c's C tests).
+# The emulated-device tests again on the PTX JIT (TF_EMU_ENGINE=jit): `make test` runs the whole suite on the
+# interpreter, then these on the JIT (about 2 minutes); emu_c's C tests run the PTX suite on both engines.
 test-jit: native
 	TF_EMU_ENGINE=jit bash scripts/run_pytest.sh tests/emu
 
