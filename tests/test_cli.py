@@ -361,6 +361,9 @@ def test_workload_apply_get_list_and_run_with_the_workloads_resources(embedded_u
     assert "TensorFusion Emulated" in out and "Workloads" in out and "Allocations" in out, out
     wl_row = next(line for line in out.splitlines() if "train-a" in line and "NoUsageHistory" in line)
     assert "default" in wl_row, out
+    # piped without --once: one frame and exit (a live view would print nothing until it is stopped)
+    r = tf("top", env=env, timeout=60)
+    assert r.returncode == 0 and "TensorFusion Emulated" in r.stdout and "Workloads" in r.stdout, r.stdout + r.stderr
 
 
 def test_bad_workload_files_are_one_line_naming_the_field(embedded_up, tmp_path):

@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     top = sub.add_parser("top", help="live view of GPUs, allocations and workloads (Ctrl-C stops)")
     top.add_argument("--scheduler", default=None)
     _client_tls_arg(top)
-    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.add_argument("--once", action="store_true", help="print one frame and exit (also what a piped `top` does)")
     top.add_argument("--interval", type=float, default=2.0, help="seconds between frames (default 2)")
     top.set_defaults(func=cmd_top)
 

@@ -69,7 +69,7 @@ def run(client, once: bool, interval: float = 2.0, console: Console | None = Non
     def fetch():
         return frame(client.list_pool(include_allocations=True), client.list_workloads())
 
-    if once:
+    if once or not sys.stdout.isatty():   # piped: one frame (a live view only redraws a terminal)
         console.print(fetch())
         return 0
     from rich.live import Live
