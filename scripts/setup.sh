@@ -17,13 +17,13 @@ if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[dev,test-libs]'    # test-libs: CuPy (+NVRTC) for tests/test_pylibs_cupy.py
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev,test-libs]'    # test-libs: CuPy (+NVRTC) for tests/test_pylibs_cupy.py
 if ! command -v nvcc >/dev/null && [ ! -x .venv/bin/nvcc ]; then
   # Pinned to the CUDA 13.0 series, the toolkit this machine kind ships, so test programs are built the
   # same way everywhere (other cudart versions are tested separately, below).
   echo "setup: no nvcc on this machine; installing the CUDA 13.0 compiler from PyPI" >&2
-  .venv/bin/pip install -q 'nvidia-cuda-nvcc==13.0.*' 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cccl==13.0.*' \
+  .venv/bin/python -m pip install -q 'nvidia-cuda-nvcc==13.0.*' 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cccl==13.0.*' \
     'nvidia-cuda-crt==13.0.*' 'nvidia-nvvm==13.0.*'
   .venv/bin/python scripts/link_pip_nvcc.py
 fi
@@ -31,6 +31,10 @@ fi
 # only the shared libcudart from each runtime wheel, a few MB, into .venv/cudart/<version>.
 for spec in "12.8=nvidia-cuda-runtime-cu12==12.8.*" "13.5=nvidia-cuda-runtime==13.5.*"; do
   dir=".venv/cudart/${spec%%=*}"
-  [ -d "$dir" ] || .venv/bin/pip install -q --no-deps --target "$dir" "${spec#*=}"
+  [ -d "$dir" ] || .venv/bin/python -m pip install -q --no-deps --target "$dir" "${spec#*=}"
 done
+# PyTorch for tests/test_pylibs_torch.py (starts through the stub on the emulated device): ~5 GB with its CUDA
+# wheels, ~6 min here, in its own folder so its pinned dependencies stay out of the venv (the test adds it to
+# the path of the interpreter it starts).
+[ -d .venv/torch/torch ] || .venv/bin/python -m pip install -q --target .venv/torch 'torch==2.14.*'
 echo "setup: done"

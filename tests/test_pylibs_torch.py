@@ -1,7 +1,8 @@
 """PyTorch starts through the stub on the emulated device (scripts/torch_smoke.py in its own interpreter,
 real scheduler/worker/emulator processes). Runs only where torch is importable: torch is not a project
-dependency (its CUDA wheels are ~5 GB installed, ~6 min to install here), so set TF_TORCH_PATH to a folder
-holding it (`pip install --target DIR torch`) or install it into the venv."""
+dependency (its CUDA wheels are ~5 GB installed, ~6 min to install here): scripts/setup.sh installs it into
+.venv/torch (`pip install --target`), which CI uses; TF_TORCH_PATH names another such folder; or install it into
+the venv."""
 import importlib.util
 import os
 import sys
@@ -11,7 +12,8 @@ import pytest
 from attached import EmbeddedEmu
 from cudabuild import REPO, parse_kv
 
-TORCH_PATH = os.environ.get("TF_TORCH_PATH", "")
+_SETUP_TORCH = REPO / ".venv" / "torch"
+TORCH_PATH = os.environ.get("TF_TORCH_PATH", "") or (str(_SETUP_TORCH) if (_SETUP_TORCH / "torch").is_dir() else "")
 pytestmark = pytest.mark.skipif(
     not TORCH_PATH and importlib.util.find_spec("torch") is None,
     reason="torch not importable (set TF_TORCH_PATH to a `pip install --target` folder holding it)")
