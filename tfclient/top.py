@@ -86,12 +86,12 @@ def frame(pool, workloads) -> Group:
 
     gpus = _table("GPUs")
     for col, width in (("node", None), ("model", None), ("tflops used", BAR_COL), ("vram used", BAR_COL),
-                       ("requested (allocs)", 18)):
+                       ("requested (n)", 14)):
         gpus.add_column(col, no_wrap=True, min_width=width)
     for n in pool.nodes:
         for g in n.gpus:
             u, cap = g.usage, g.info
-            gpus.add_row(_t(n.node_name + ("" if n.available else " (down)"), 14), _t(cap.model, 14),
+            gpus.add_row(_t(n.node_name + ("" if n.available else " (down)"), 12), _t(cap.model, 20),
                          bar(u.tflops_used, cap.tflops, f"{_n(u.tflops_used)}/{_n(cap.tflops)}"),
                          bar(u.vram_used_mib, cap.vram_mib, f"{_mib(u.vram_used_mib)}/{_mib(cap.vram_mib)}"),
                          f"{_n(g.allocated_requests.tflops)} {_mib(g.allocated_requests.vram_mib)} "
