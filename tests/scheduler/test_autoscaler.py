@@ -121,3 +121,18 @@ def test_scheduler_config_sets_half_life_and_minimums(tmp_path):
         cfg.write_text(text + "\n")
         with pytest.raises(ValueError, match=key):
             load_config(str(cfg))
+
+
+def test_enable_false_or_an_empty_target_only_recommends():
+    """Seed 004: 若enable不为true,或者targetResource为空,则只推荐资源值 — the recommendation is reported, the
+    effective resources stay the workload's own."""
+    for auto in ({"enable": False, "targetResource": "all"}, {"enable": True, "targetResource": ""}, {}):
+        a = Autoscaler(vram_peak_interval_s=60)
+        e = a.apply("ns", doc(**auto), T0)
+        for i in range(30):
+            a.observe("ns", "w", "alloc-1", 8.0, 100, T0 + 60 * i)
+        eff = a.evaluate(e, T0 + 1800, ())
+        assert e.recommendation is not None and e.recommendation.tflops > 8, auto
+        assert e.conditions["RecommendationProvided"]["reason"] == "OutOfEstimatedBound"
+        assert (eff.tflops, eff.lim_tflops, eff.vram_mib, eff.lim_vram_mib) == (2, 6, 1024, 2048), auto
+        assert not e.manages, auto
