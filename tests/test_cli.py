@@ -359,7 +359,10 @@ def test_workload_apply_get_list_and_run_with_the_workloads_resources(embedded_u
     thursday = time.gmtime().tm_wday == 3
     assert view["status"]["activeCronScalingRule"] == ("test" if thursday else None)
     want = ("0.003/0.006", "5120/10240") if thursday else ("0.002/0.004", "1024/2048")
-    assert "appliedRecommendedReplicas: 0" in tf("workload", "get", "train-a", env=env, check=True).stdout   # yaml
+    got = tf("workload", "get", "train-a", env=env, check=True).stdout                   # yaml, the seed's fields
+    assert "appliedRecommendedReplicas: 0" in got
+    assert view["status"]["resources"]["limits"] == ({"tflops": "0.006", "vram": "10Gi"} if thursday
+                                                     else {"tflops": "0.004", "vram": "2Gi"}), view["status"]
 
     listed = tf("workload", "list", env=env, check=True).stdout.splitlines()
     assert listed[0].split()[:2] == ["NAMESPACE", "NAME"]

@@ -409,7 +409,9 @@ def _load_document(path: str) -> dict:
 
 
 def _res_dict(r) -> dict:
-    return {"tflops": f"{r.tflops:g}", "vram": f"{r.vram_mib}Mi"}
+    """Resources as the seed writes them: tflops '13', vram 1Gi (whole GiB) or 1536Mi."""
+    vram = f"{r.vram_mib // 1024}Gi" if r.vram_mib and r.vram_mib % 1024 == 0 else f"{r.vram_mib}Mi"
+    return {"tflops": f"{r.tflops:g}", "vram": vram}
 
 
 def workload_view(w) -> dict:

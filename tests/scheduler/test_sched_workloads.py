@@ -292,3 +292,20 @@ def test_a_worker_that_does_not_answer_keeps_the_old_limits_and_the_status_says_
         assert a.id in cond.message and "did not apply the new limits" in cond.message
         kept = c.get_allocation(a.id)
         assert (kept.requests.tflops, kept.limits.tflops) == (2, 4)
+
+
+def test_per_workload_series_are_bounded(start_scheduler, monkeypatch):
+    """Label cardinality: beyond WORKLOAD_SERIES_MAX workloads, no more per-workload series, only a count."""
+    import urllib.request
+    from tfscheduler import metrics
+    monkeypatch.setattr(metrics, "WORKLOAD_SERIES_MAX", 2)
+    s = start_scheduler(metrics_listen="127.0.0.1:0")
+    with SchedulerClient(s.address) as c:
+        for name in ("w1", "w2", "w3"):
+            c.apply_workload(workload(name))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{s.handle.metrics_port}/metrics", timeout=10).read().decode()
+    replicas = [line for line in text.splitlines()
+                if line.startswith("tensorfusion_scheduler_workload_applied_recommended_replicas{")]
+    assert [r.split('workload="')[1].split('"')[0] for r in replicas] == ["w1", "w2"], text
+    assert 'tensorfusion_scheduler_workloads{exported="true"} 2.0' in text
+    assert 'tensorfusion_scheduler_workloads{exported="false"} 1.0' in text
