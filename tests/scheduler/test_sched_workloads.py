@@ -11,6 +11,7 @@ from tfclient.errors import InvalidRequest, PermissionDenied, UnknownWorkload
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler import lease
 
+from etcd_helpers import EtcdCluster, needs_etcd
 from sched_helpers import SECRET, gpus
 
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc).timestamp()     # a Thursday, 08:00 UTC
@@ -205,10 +206,17 @@ def test_cron_rule_applies_its_resources_in_its_window_and_reverts_after_end(clo
         assert worker_admin.limits[-1][:3] == (a.id, 4, 2048)
 
 
-def test_usage_history_and_recommendation_survive_a_scheduler_restart(start_scheduler, tmp_path, worker_admin):
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("etcd", marks=needs_etcd)])
+def test_usage_history_and_recommendation_survive_a_scheduler_restart(engine, start_scheduler, tmp_path,
+                                                                      worker_admin, request):
+    """The VPA histogram checkpoints are in the state store, SQLite or etcd, as VPA keeps its checkpoints."""
     clock = Clock()
     db = tmp_path / "wl.db"
     opts = dict(clock=clock, autoscale_interval_s=0, node_timeout_s=1e9, lease_ttl_s=1e4, max_lease_ttl_s=1e5)
+    if engine == "etcd":
+        cluster = EtcdCluster(tmp_path)
+        request.addfinalizer(cluster.stop)
+        opts.update(store=cluster.url, etcd={}, elect=False)
     s = start_scheduler(db, **opts)
     s.clock = clock
     with SchedulerClient(s.address) as c:
@@ -227,6 +235,7 @@ def test_usage_history_and_recommendation_survive_a_scheduler_restart(start_sche
         assert after.status.recommendation == before.status.recommendation
         assert [tuple(str(x) for x in (k.type, k.status, k.message)) for k in after.status.conditions] == \
             [tuple(str(x) for x in (k.type, k.status, k.message)) for k in before.status.conditions]
+    assert type(s2.state.store).__name__ == ("EtcdStore" if engine == "etcd" else "SqliteStore")
     restored = s2.state.autoscaler.entries[("default", "train")].tflops
     assert restored.samples == samples == 30
     assert restored.hist.percentile(0.9) == pytest.approx(p90)
