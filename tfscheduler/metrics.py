@@ -58,11 +58,19 @@ class SchedulerMetrics:
         for i, p in sorted(pool_names.items()):
             gpus.add_metric([p], float(per_pool[i]))
         yield gpus
+        sums = {}
         for name, (doc, col) in fams.items():
             fam = GaugeMetricFamily(f"tensorfusion_scheduler_{name}", doc, labels=["pool"])
-            sums = np.bincount(pid, weights=col[:n][live], minlength=m)
+            sums[name] = np.bincount(pid, weights=col[:n][live], minlength=m)
             for i, p in sorted(pool_names.items()):
-                fam.add_metric([p], float(sums[i]))
+                fam.add_metric([p], float(sums[name][i]))
+            yield fam
+        for res in ("tflops", "vram_mib"):    # what requests may still take: capacity - requested
+            fam = GaugeMetricFamily(f"tensorfusion_scheduler_available_{res}",
+                                    f"{'TFLOPS' if res == 'tflops' else 'VRAM (MiB)'} of available GPUs not "
+                                    "requested by active allocations", labels=["pool"])
+            for i, p in sorted(pool_names.items()):
+                fam.add_metric([p], max(0.0, float(sums[f"capacity_{res}"][i] - sums[f"requested_{res}"][i])))
             yield fam
         allocs = GaugeMetricFamily("tensorfusion_scheduler_allocations", "Active allocations", labels=["pool", "qos"])
         by: dict = {}
