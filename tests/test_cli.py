@@ -126,7 +126,7 @@ def test_up_status_run_and_clean_shutdown(embedded_up):
     # `up` says where its scheduler and its metrics are
     log = (Path(env["TF_HOME"]).parent / "up-test.log").read_text()
     address = json.loads((Path(env["TF_HOME"]) / "embedded.json").read_text())["scheduler"]
-    assert f"tensorfusion up: scheduler {address} (export TF_SCHEDULER={address}" in log, log
+    assert f"tensorfusion up: scheduler {address} (TF_HOME {env['TF_HOME']})" in log, log
     assert "tensorfusion up: metrics http://127.0.0.1:" in log, log
 
     up.send_signal(signal.SIGINT)

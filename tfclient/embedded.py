@@ -59,8 +59,8 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None, insecure: b
         config.write_embedded(info)
         gpu_names = ", ".join(g.model for g in backend.gpus)
         tcp_note = f" and tcp {daemon.tcp[0]}:{daemon.dataplane.tcp_port}" if tcp else ""
-        print(f"tensorfusion up: scheduler {address} (export TF_SCHEDULER={address} for other shells' commands)",
-              flush=True)
+        # commands with this TF_HOME find it through embedded.json; others take --scheduler / TF_SCHEDULER
+        print(f"tensorfusion up: scheduler {address} (TF_HOME {home})", flush=True)
         print(f"tensorfusion up: worker {socket_path}{tcp_note}, backend {backend.kind} ({gpu_names})", flush=True)
         print(f"tensorfusion up: metrics {info.scheduler_metrics} (scheduler), {info.worker_metrics} (worker)",
               flush=True)
