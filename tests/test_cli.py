@@ -322,25 +322,8 @@ def test_bad_numbers_and_flags_are_one_line_saying_what_is_allowed(tf_env, flags
     assert says in line, line
 
 
-WORKLOAD_YAML = """\
-name: train-a
-resources:
-  requests: {tflops: "0.002", vram: 1Gi}
-  limits: {tflops: "0.004", vram: 2Gi}
-autoScalingConfig:
-  autoSetResources:
-    enable: true
-    targetResource: all
-  autoSetReplicas: {}
-  cronScalingRules:
-    - enable: true
-      name: "test"
-      start: "0 0 * * Thu"
-      end: "59 23 * * Thu"
-      desiredResources:
-        limits: {tflops: "0.006", vram: 10Gi}
-        requests: {tflops: "0.003", vram: 5Gi}
-"""
+# the shipped example (README): sized for the emulated device, its cron rule active on Thursdays (UTC)
+WORKLOAD_YAML = (Path(__file__).resolve().parent.parent / "examples" / "workload.yaml").read_text()
 
 
 def test_workload_apply_get_list_and_run_with_the_workloads_resources(embedded_up, tmp_path):
