@@ -47,7 +47,7 @@ def test_every_dashboard_query_uses_a_metric_of_a_real_scrape(embedded_up):
     assert not missing, f"dashboard queries metrics the scrape does not have: {sorted(missing)}"
     # and it covers every area the issue names: pools, GPUs (VRAM, TFLOPS, utilization), allocations, latency,
     # workloads
-    for prefix in ("tensorfusion_scheduler_capacity", "tensorfusion_gpu_vram", "tensorfusion_gpu_tflops",
-                   "tensorfusion_gpu_utilization", "tensorfusion_allocation_", "tensorfusion_scheduler_allocate_seconds",
-                   "tensorfusion_scheduler_workload_"):
+    for prefix in ("tensorfusion_scheduler_capacity", "tensorfusion_scheduler_available", "tensorfusion_gpu_vram",
+                   "tensorfusion_gpu_tflops", "tensorfusion_gpu_utilization", "tensorfusion_allocation_",
+                   "tensorfusion_scheduler_allocate_seconds", "tensorfusion_scheduler_workload_"):
         assert any(m.startswith(prefix) for m in used), prefix
