@@ -140,6 +140,18 @@ def test_up_status_run_and_clean_shutdown(embedded_up):
 KEPT = sorted(["admin.token", "scheduler.db", "secret", "tenant.token", "worker.token"])
 
 
+def test_down_after_a_killed_up_removes_what_it_left(embedded_up):
+    env, up = embedded_up
+    os.killpg(up.pid, signal.SIGKILL)          # no chance to clean up: locks, socket, embedded.json stay
+    up.wait(timeout=30)
+    assert {"up.lock", "embedded.json"} <= set(os.listdir(env["TF_HOME"]))
+    r = tf("down", env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "tensorfusion down: no embedded default is running", r.stdout
+    # SQLite's write-ahead log of the killed scheduler stays (it holds committed state; the next start folds it in)
+    left = set(os.listdir(env["TF_HOME"])) - {"scheduler.db-wal", "scheduler.db-shm"}
+    assert sorted(left) == KEPT, os.listdir(env["TF_HOME"])
+
+
 def test_demo_runs_every_sample_through_a_vgpu_and_cleans_up(tf_env):
     r = tf("demo", env=tf_env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -186,10 +186,20 @@ def stop_background(timeout_s: float = 30.0) -> bool:
             config.embedded_file().unlink(missing_ok=True)
             from tfworker import limits
             limits.remove_stale_identities(str(home))
+            _remove_dead_sockets(home)
             _remove_run_files(home)
             _unlock_and_remove(held, "up.lock")
         _unlock_and_remove(starting, "start.lock")
     return running is not None
+
+
+def _remove_dead_sockets(home) -> None:
+    """Data-plane sockets (worker-<pid>.sock) of worker processes that are gone (a killed `up` leaves its own)."""
+    import re
+    for path in home.glob("worker-*.sock"):
+        m = re.fullmatch(r"worker-(\d+)\.sock", path.name)
+        if m and not _alive(int(m.group(1))):
+            path.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
