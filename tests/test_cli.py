@@ -1,5 +1,6 @@
 """The `tensorfusion` CLI end to end: `up` in the background, `status`, `run` of real nvcc programs through the
 stub to the embedded worker, clear errors for every mistake, and a shutdown that leaves no process behind."""
+import json
 import os
 import signal
 import subprocess
@@ -122,11 +123,33 @@ def test_up_status_run_and_clean_shutdown(embedded_up):
     status = tf("status", env=env, check=True)
     assert "no allocations" in status.stdout.lower()
 
+    # `up` says where its scheduler and its metrics are
+    log = (Path(env["TF_HOME"]).parent / "up-test.log").read_text()
+    address = json.loads((Path(env["TF_HOME"]) / "embedded.json").read_text())["scheduler"]
+    assert f"tensorfusion up: scheduler {address} (TF_HOME {env['TF_HOME']})" in log, log
+    assert "tensorfusion up: metrics http://127.0.0.1:" in log, log
+
     up.send_signal(signal.SIGINT)
     assert up.wait(timeout=30) == 0
     time.sleep(0.5)
     assert session_members(up.pid) == [], "processes left behind after `up` stopped"
-    assert not (Path(env["TF_HOME"]) / "embedded.json").exists()
+    # what only a running `up` needs is gone; its state (secret, tokens, scheduler.db) stays
+    assert sorted(os.listdir(env["TF_HOME"])) == KEPT, os.listdir(env["TF_HOME"])
+
+
+KEPT = sorted(["admin.token", "scheduler.db", "secret", "tenant.token", "worker.token"])
+
+
+def test_down_after_a_killed_up_removes_what_it_left(embedded_up):
+    env, up = embedded_up
+    os.killpg(up.pid, signal.SIGKILL)          # no chance to clean up: locks, socket, embedded.json stay
+    up.wait(timeout=30)
+    assert {"up.lock", "embedded.json"} <= set(os.listdir(env["TF_HOME"]))
+    r = tf("down", env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "tensorfusion down: no embedded default is running", r.stdout
+    # SQLite's write-ahead log of the killed scheduler stays (it holds committed state; the next start folds it in)
+    left = set(os.listdir(env["TF_HOME"])) - {"scheduler.db-wal", "scheduler.db-shm"}
+    assert sorted(left) == KEPT, os.listdir(env["TF_HOME"])
 
 
 def test_demo_runs_every_sample_through_a_vgpu_and_cleans_up(tf_env):
@@ -228,17 +251,23 @@ def test_two_runs_started_at_once_share_one_embedded_default(tf_env):
     runs = [subprocess.Popen([*CLI, "run", "--vram", "64Mi", "--", "true"], env=tf_env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
     try:
+        errs = []
         for p in runs:
             out, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
+            errs.append(err)
         assert len(ups_of(str(home))) == 1, "more than one embedded default for one TF_HOME"
         assert oct(home.stat().st_mode & 0o777) == "0o700"
+        # the run that started it says where the scheduler and the metrics are
+        address = json.loads((home / "embedded.json").read_text())["scheduler"]
+        assert any(f"embedded default up: scheduler {address}, metrics http://" in e for e in errs), errs
     finally:
-        tf("down", env=tf_env)
-    deadline = time.time() + 30
-    while ups_of(str(home)) and time.time() < deadline:
-        time.sleep(0.2)
+        down = tf("down", env=tf_env)
+    assert down.stdout.strip() == "tensorfusion down: stopped", down.stdout + down.stderr
     assert ups_of(str(home)) == [], "an embedded default stayed behind"
+    # `down` leaves no lock, lease or socket file behind: only the state and the log of `up`
+    assert sorted(os.listdir(home)) == sorted(KEPT + ["up.log"]), os.listdir(home)
+    assert tf("down", env=tf_env).stdout.strip() == "tensorfusion down: no embedded default is running"
 
 
 def test_run_local_processes_of_one_command_share_the_vram_cap(tf_env, tmp_path):
@@ -305,25 +334,8 @@ def test_bad_numbers_and_flags_are_one_line_saying_what_is_allowed(tf_env, flags
     assert says in line, line
 
 
-WORKLOAD_YAML = """\
-name: train-a
-resources:
-  requests: {tflops: "0.002", vram: 1Gi}
-  limits: {tflops: "0.004", vram: 2Gi}
-autoScalingConfig:
-  autoSetResources:
-    enable: true
-    targetResource: all
-  autoSetReplicas: {}
-  cronScalingRules:
-    - enable: true
-      name: "test"
-      start: "0 0 * * Thu"
-      end: "59 23 * * Thu"
-      desiredResources:
-        limits: {tflops: "0.006", vram: 10Gi}
-        requests: {tflops: "0.003", vram: 5Gi}
-"""
+# the shipped example (README): sized for the emulated device, its cron rule active on Thursdays (UTC)
+WORKLOAD_YAML = (Path(__file__).resolve().parent.parent / "examples" / "workload.yaml").read_text()
 
 
 def test_workload_apply_get_list_and_run_with_the_workloads_resources(embedded_up, tmp_path):
@@ -342,7 +354,10 @@ def test_workload_apply_get_list_and_run_with_the_workloads_resources(embedded_u
     thursday = time.gmtime().tm_wday == 3
     assert view["status"]["activeCronScalingRule"] == ("test" if thursday else None)
     want = ("0.003/0.006", "5120/10240") if thursday else ("0.002/0.004", "1024/2048")
-    assert "appliedRecommendedReplicas: 0" in tf("workload", "get", "train-a", env=env, check=True).stdout   # yaml
+    got = tf("workload", "get", "train-a", env=env, check=True).stdout                   # yaml, the seed's fields
+    assert "appliedRecommendedReplicas: 0" in got
+    assert view["status"]["resources"]["limits"] == ({"tflops": "0.006", "vram": "10Gi"} if thursday
+                                                     else {"tflops": "0.004", "vram": "2Gi"}), view["status"]
 
     listed = tf("workload", "list", env=env, check=True).stdout.splitlines()
     assert listed[0].split()[:2] == ["NAMESPACE", "NAME"]
@@ -354,16 +369,34 @@ def test_workload_apply_get_list_and_run_with_the_workloads_resources(embedded_u
     row = next(line for line in r.stdout.splitlines() if line.startswith("alloc-"))
     assert tuple(row.split()[3:5]) == want, row
 
-    # `top --once`: one frame with the GPU, and the workload with its condition
+    # `top --once`: one frame of pools, GPUs, sessions (with usage bars) and the workload with its condition,
+    # 100 columns wide at most
     r = tf("run", "--workload", "train-a", "--", sys.executable, "-m", "tfclient.cli", "top", "--once", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
-    assert "TensorFusion Emulated" in out and "Workloads" in out and "Allocations" in out, out
+    for title in ("Pools", "GPUs", "Sessions", "Workloads"):
+        assert f"\n{title}" in "\n" + out, out
+    assert "TensorFusion" in out and "░" in out, out
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= 100, out
     wl_row = next(line for line in out.splitlines() if "train-a" in line and "NoUsageHistory" in line)
-    assert "default" in wl_row, out
+    assert "default/train-a" in wl_row, out
+    session = next(line for line in out.splitlines() if line.strip().startswith("alloc-"))
+    assert "train-a" in session and ("/10Gi" if thursday else "/2Gi") in session, session   # vram used/limit
+
+    # `list -o json|yaml`: every workload as `get` shows it
+    views = json.loads(tf("workload", "list", "-o", "json", env=env, check=True).stdout)
+    assert [v["name"] for v in views] == ["train-a"] and "conditions" in views[0]["status"]
+    import yaml
+    assert yaml.safe_load(tf("workload", "list", "-o", "yaml", env=env, check=True).stdout)[0]["name"] == "train-a"
+
+    # joining a workload that does not exist is refused before any vGPU is allocated
+    line = one_line_error(tf("run", "--workload", "train-b", "--", "true", env=env))
+    assert line == ("tensorfusion run: workload 'train-b' does not exist in namespace 'default': create it with "
+                    "`tensorfusion workload apply -f FILE`"), line
+    assert "no allocations" in tf("status", env=env, check=True).stdout.lower()
     # piped without --once: one frame and exit (a live view would print nothing until it is stopped)
     r = tf("top", env=env, timeout=60)
-    assert r.returncode == 0 and "TensorFusion Emulated" in r.stdout and "Workloads" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "TensorFusion Emulat" in r.stdout and "Workloads" in r.stdout, r.stdout + r.stderr
 
 
 def test_bad_workload_files_are_one_line_naming_the_field(embedded_up, tmp_path):

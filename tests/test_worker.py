@@ -405,6 +405,11 @@ def test_worker_exports_prometheus_metrics_of_its_sessions(tmp_path):
                                   if line.startswith("tensorfusion_gpu_vram_used_mib{")]
             wait_for(lambda: any(line.endswith(" 100.0") for line in vram_lines()), what="metrics to show 100 MiB")
             assert 'tensorfusion_worker_sessions{worker="' in scrape(port)
+            # per GPU: its size and how busy it is (a ratio of its TFLOPS)
+            per_gpu = {ln.split("{")[0]: float(ln.rsplit(" ", 1)[1]) for ln in scrape(port).splitlines()
+                       if ln.startswith("tensorfusion_gpu_")}
+            assert per_gpu["tensorfusion_gpu_vram_total_mib"] > 0 and per_gpu["tensorfusion_gpu_tflops_capacity"] > 0
+            assert 0.0 <= per_gpu["tensorfusion_gpu_utilization"] <= 1.0, per_gpu
             # per allocation: usage against the cap, and a refusal over it counted
             over, line = hold_attempt(alloc, env, 200)
             over.wait()

@@ -197,13 +197,17 @@ def allocate(tflops=0.0, vram=0, *, tflops_limit=None, vram_limit=None, qos="med
     vram/vram_limit: MiB or a size ("4Gi"); tflops: FP16 TFLOPS (number or "500m"); limits default to requests.
     scheduler: "host:port" (default: --scheduler/TF_SCHEDULER/the embedded one); token: bearer token (default
     TF_TOKEN, then $TF_HOME/tenant.token); tls: tfclient.tls.ClientTLS (default TF_TLS_CA/TF_TLS_CERT/TF_TLS_KEY;
-    none = plaintext). Raises tfclient.errors.* (TlsHandshakeFailed when TLS is misconfigured)."""
+    none = plaintext); workload: the autoscaled workload (`tensorfusion workload apply`) this allocation joins,
+    UnknownWorkload if it does not exist (without it, the allocation is labelled with the program's name).
+    Raises tfclient.errors.* (TlsHandshakeFailed when TLS is misconfigured)."""
     if vram_mib is not None:
         vram = vram_mib
     if vram_limit_mib is not None:
         vram_limit = vram_limit_mib
     client = SchedulerClient(scheduler, timeout=timeout, token=token, tls=tls)
     try:
+        if workload:        # joining an autoscaled workload: it must exist (a typo must not go unnoticed)
+            client.get_workload(workload, namespace=namespace)
         a = client.allocate(tflops, vram, tflops_limit=tflops_limit, vram_limit=vram_limit, qos=qos, pool=pool,
                             namespace=namespace, workload=workload or os.path.basename(sys.argv[0] or "python"),
                             gpu_count=gpu_count, model=gpu_model or model, vendor=vendor, local_gpu=local_gpu,

@@ -137,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--qos", default="medium", choices=["low", "medium", "high", "critical"])
     run.add_argument("--pool", default="default")
     run.add_argument("--workload", default=None,
-                     help="workload name (autoscaling: `tensorfusion workload apply`); with no --tflops/--vram the "
-                          "workload's current resources")
+                     help="join workload NAME (created first with `tensorfusion workload apply -f FILE`; an "
+                          "unknown NAME is refused); with no --tflops/--vram the workload's current resources")
     run.add_argument("--gpu-model", default=None, help="only GPUs of this model")
     run.add_argument("--transport", default="auto", choices=["auto", "unix", "tcp"],
                      help="data plane to use (auto: Unix socket when the worker is on this host); tcp is TLS "
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--scheduler", default=None)
     _client_tls_arg(top)
     top.add_argument("--once", action="store_true", help="print one frame and exit (also what a piped `top` does)")
-    top.add_argument("--interval", type=float, default=2.0, help="seconds between frames (default 2)")
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between frames (default 1)")
     top.set_defaults(func=cmd_top)
 
     demo = sub.add_parser("demo", help="build and run the bundled sample CUDA programs through `run`")
@@ -188,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     wget = wsub.add_parser("get", help="a workload's spec and status (conditions, recommendation, cron rule)")
     wget.add_argument("name")
     wget.add_argument("-o", "--output", default="yaml", choices=["yaml", "json"])
-    wsub.add_parser("list", help="workloads, their recommendation and active cron rule")
+    wlist = wsub.add_parser("list", help="workloads, their recommendation and active cron rule")
+    wlist.add_argument("-o", "--output", default="table", choices=["table", "yaml", "json"],
+                       help="table (default), or every workload as `get` shows it: yaml (a list) or json (an array)")
     wl.set_defaults(func=cmd_workload)
 
     certs = sub.add_parser("certs", help="a small CA and the TLS certificates of a pool's control plane")
@@ -407,7 +409,9 @@ def _load_document(path: str) -> dict:
 
 
 def _res_dict(r) -> dict:
-    return {"tflops": f"{r.tflops:g}", "vram": f"{r.vram_mib}Mi"}
+    """Resources as the seed writes them: tflops '13', vram 1Gi (whole GiB) or 1536Mi."""
+    vram = f"{r.vram_mib // 1024}Gi" if r.vram_mib and r.vram_mib % 1024 == 0 else f"{r.vram_mib}Mi"
+    return {"tflops": f"{r.tflops:g}", "vram": vram}
 
 
 def workload_view(w) -> dict:
@@ -428,6 +432,16 @@ def workload_view(w) -> dict:
     return {**doc, "namespace": w.namespace, "status": status}
 
 
+def _print_views(views, output: str) -> None:
+    """A workload view (get) or a list of them (list -o) as JSON or YAML on stdout."""
+    if output == "json":
+        import json
+        print(json.dumps(views, indent=2))
+    else:
+        import yaml
+        print(yaml.safe_dump(views, sort_keys=False).rstrip())
+
+
 def cmd_workload(args) -> int:
     from tfclient.scheduler_client import SchedulerClient
     address = config.scheduler_address(args.scheduler)
@@ -438,13 +452,10 @@ def cmd_workload(args) -> int:
             w = client.apply_workload(_load_document(args.filename), namespace=args.namespace)
             print(f"workload {w.namespace}/{w.name} applied")
         elif args.workload_command == "get":
-            view = workload_view(client.get_workload(args.name, namespace=args.namespace))
-            if args.output == "json":
-                import json
-                print(json.dumps(view, indent=2))
-            else:
-                import yaml
-                print(yaml.safe_dump(view, sort_keys=False).rstrip())
+            _print_views(workload_view(client.get_workload(args.name, namespace=args.namespace)), args.output)
+        elif args.output != "table":
+            views = [workload_view(w) for w in client.list_workloads(namespace=args.namespace)]
+            _print_views(views, args.output)
         else:
             rows = [("NAMESPACE", "NAME", "ALLOCATIONS", "RECOMMENDED (REQ/LIM)", "CRON RULE", "CONDITION")]
             for w in client.list_workloads(namespace=args.namespace):

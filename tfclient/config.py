@@ -100,6 +100,8 @@ class Embedded:
     scheduler: str
     pid: int
     worker_socket: str
+    scheduler_metrics: str = ""     # http://HOST:PORT/metrics ("" when not served)
+    worker_metrics: str = ""
 
 
 def embedded_file() -> Path:

@@ -39,7 +39,9 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None, insecure: b
     secret = config.secret()
     from tfscheduler import auth
     backend = gpus.choose_backend(backend_name)
-    scheduler = await serve(listen, str(home / "scheduler.db"), secret, insecure=insecure)
+    # metrics on loopback only, whatever --listen says: `curl` them here, or point a local Prometheus at them
+    scheduler = await serve(listen, str(home / "scheduler.db"), secret, insecure=insecure,
+                            metrics_listen="127.0.0.1:0")
     node = socket.gethostname()
     # zero-config: admin/worker/tenant tokens of this scheduler, kept in $TF_HOME (0600)
     paths = auth.provision(scheduler.tokens, home, node_name=node)
@@ -47,36 +49,70 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None, insecure: b
         else f"{listen.rsplit(':', 1)[0]}:{scheduler.port}"
     socket_path = str(home / f"worker-{os.getpid()}.sock")
     daemon = WorkerDaemon(scheduler=address, backend=backend, unix_path=socket_path,
-                          tcp=_host_port(tcp) if tcp else None, node=node,
+                          tcp=_host_port(tcp) if tcp else None, node=node, metrics_port="127.0.0.1:0",
                           token=paths[auth.WORKER].read_text().strip())
     try:
         await daemon.start()
-        config.write_embedded(config.Embedded(scheduler=address, pid=os.getpid(), worker_socket=socket_path))
+        info = config.Embedded(scheduler=address, pid=os.getpid(), worker_socket=socket_path,
+                               scheduler_metrics=f"http://127.0.0.1:{scheduler.metrics_port}/metrics",
+                               worker_metrics=f"http://127.0.0.1:{daemon.metrics_bound}/metrics")
+        config.write_embedded(info)
         gpu_names = ", ".join(g.model for g in backend.gpus)
         tcp_note = f" and tcp {daemon.tcp[0]}:{daemon.dataplane.tcp_port}" if tcp else ""
-        print(f"tensorfusion up: scheduler {address}, worker {socket_path}{tcp_note}, backend {backend.kind} "
-              f"({gpu_names})", flush=True)
-        print("tensorfusion up: ready (Ctrl-C stops)", flush=True)
+        # commands with this TF_HOME find it through embedded.json; others take --scheduler / TF_SCHEDULER
+        print(f"tensorfusion up: scheduler {address} (TF_HOME {home})", flush=True)
+        print(f"tensorfusion up: worker {socket_path}{tcp_note}, backend {backend.kind} ({gpu_names})", flush=True)
+        print(f"tensorfusion up: metrics {info.scheduler_metrics} (scheduler), {info.worker_metrics} (worker)",
+              flush=True)
+        print("tensorfusion up: ready (Ctrl-C stops; `tensorfusion down` from another shell)", flush=True)
         await _wait_for_stop_signal()
         print("tensorfusion up: stopping", flush=True)
     finally:
         config.embedded_file().unlink(missing_ok=True)
         await daemon.stop()
         await scheduler.stop()
+        _remove_run_files(home)
     return 0
 
 
 def _lock(name: str, blocking: bool):
     """An exclusive flock on $TF_HOME/<name> (0600), held while the returned file stays open (and released by
-    the kernel when this process dies, so a crash never leaves a stale lock). None if not blocking and held."""
-    fd = os.open(config.home() / name, os.O_RDWR | os.O_CREAT, 0o600)
-    f = os.fdopen(fd, "r+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
+    the kernel when this process dies, so a crash never leaves a stale lock). None if not blocking and held.
+    The holder may unlink the file before closing it (`down` leaves no lock files behind): a waiter that then
+    gets the lock of the unlinked file sees that the name now points elsewhere (or nowhere) and tries again."""
+    path = config.home() / name
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        f = os.fdopen(fd, "r+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.close()
+            return None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return f
         f.close()
-        return None
-    return f
+
+
+def _unlock_and_remove(f, name: str) -> None:
+    """Removes $TF_HOME/<name> while its lock is held, then releases it (see _lock)."""
+    try:
+        (config.home() / name).unlink(missing_ok=True)
+    finally:
+        f.close()
+
+
+def _remove_run_files(home) -> None:
+    """What a stopped embedded default leaves that only a running one needs: the lease files folder of `run`
+    (each run removes its own file; the folder goes once empty)."""
+    try:
+        (home / "leases").rmdir()
+    except OSError:          # absent, or a run of another scheduler still holds a lease file in it
+        pass
 
 
 def run_foreground(listen: str, backend: str, tcp: str | None, insecure: bool = False) -> int:
@@ -97,7 +133,7 @@ def run_foreground(listen: str, backend: str, tcp: str | None, insecure: bool = 
                                f"{running.scheduler}); stop it with `tensorfusion down`")
         return _run(_embedded(listen, backend, tcp, insecure))
     finally:
-        held.close()
+        _unlock_and_remove(held, "up.lock")
 
 
 def start_background(timeout_s: float = 60.0, env: dict | None = None) -> str:
@@ -118,6 +154,8 @@ def start_background(timeout_s: float = 60.0, env: dict | None = None) -> str:
         while time.monotonic() < deadline:
             running = config.read_embedded()
             if running:
+                print(f"tensorfusion: embedded default up: scheduler {running.scheduler}, metrics "
+                      f"{running.scheduler_metrics} and {running.worker_metrics}", file=sys.stderr)
                 return running.scheduler
             if proc.poll() is not None:
                 raise RuntimeError(f"the embedded default exited with {proc.returncode}; see {log_path}")
@@ -127,19 +165,51 @@ def start_background(timeout_s: float = 60.0, env: dict | None = None) -> str:
 
 
 def stop_background(timeout_s: float = 30.0) -> bool:
-    running = config.read_embedded()
-    if not running:
+    """Stops the running embedded default (SIGINT, SIGKILL after timeout_s) and removes the run files it owns
+    (start.lock, and what a killed one could not remove itself: up.lock, its worker-*.lock, embedded.json, the
+    empty leases folder). -> whether one was running."""
+    with _lock("start.lock", blocking=True) as starting:     # no `run` starts a new one meanwhile
+        running = config.read_embedded()
+        if running:
+            os.kill(running.pid, signal.SIGINT)
+            deadline = time.monotonic() + timeout_s
+            while _alive(running.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(running.pid):
+                os.kill(running.pid, signal.SIGKILL)
+                deadline = time.monotonic() + 5.0
+                while _alive(running.pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        home = config.home()
+        held = _lock("up.lock", blocking=False)       # free now, unless an `up` runs in the foreground
+        if held is not None:
+            config.embedded_file().unlink(missing_ok=True)
+            from tfworker import limits
+            limits.remove_stale_identities(str(home))
+            _remove_dead_sockets(home)
+            _remove_run_files(home)
+            _unlock_and_remove(held, "up.lock")
+        _unlock_and_remove(starting, "start.lock")
+    return running is not None
+
+
+def _remove_dead_sockets(home) -> None:
+    """Data-plane sockets (worker-<pid>.sock) of worker processes that are gone (a killed `up` leaves its own)."""
+    import re
+    for path in home.glob("worker-*.sock"):
+        m = re.fullmatch(r"worker-(\d+)\.sock", path.name)
+        if m and not _alive(int(m.group(1))):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether pid runs (a zombie, exited but not yet reaped by its parent, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
         return False
-    os.kill(running.pid, signal.SIGINT)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(running.pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    os.kill(running.pid, signal.SIGKILL)
-    return True
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
 
 
 async def _scheduler(listen: str, db_path: str, config_path: str | None, metrics_listen: str | None,

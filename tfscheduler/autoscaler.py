@@ -80,10 +80,10 @@ def _hist_cp(h: UsageHistory) -> dict:
             "last": h.last_sample.isoformat() if h.last_sample else None}
 
 
-def _hist_restore(d: dict | None, scheme, new) -> UsageHistory:
+def _hist_restore(d: dict | None, scheme, half_life: timedelta) -> UsageHistory:
     if not d:
-        return new()
-    h = UsageHistory(DecayingHistogram.from_checkpoint(d.get("hist") or {}, scheme, timedelta(hours=24)))
+        return UsageHistory(DecayingHistogram(scheme, half_life))
+    h = UsageHistory(DecayingHistogram.from_checkpoint(d.get("hist") or {}, scheme, half_life))
     h.samples = int(d.get("samples", 0))
     h.first_sample = datetime.fromisoformat(d["first"]) if d.get("first") else None
     h.last_sample = datetime.fromisoformat(d["last"]) if d.get("last") else None
@@ -140,9 +140,23 @@ class WorkloadEntry:
 
 
 class Autoscaler:
-    def __init__(self, vram_peak_interval_s: float = 300.0):
+    """vram_peak_interval_s: VRAM samples are each allocation's peak over this long; half_life: a usage sample
+    loses half its weight in the histograms every half_life (VPA: 24h); min_tflops / min_vram_mib: the smallest
+    recommendation (VPA's --pod-recommendation-min-cpu-millicores / -min-memory-mb). Raises ValueError on a
+    value <= 0."""
+
+    def __init__(self, vram_peak_interval_s: float = 300.0, half_life: timedelta = timedelta(hours=24),
+                 min_tflops: float = MIN_TFLOPS, min_vram_mib: float = MIN_VRAM_MIB):
+        if not (vram_peak_interval_s > 0 and half_life > timedelta(0) and min_tflops > 0 and min_vram_mib > 0):
+            raise ValueError("autoscaler: vram_peak_interval_s, half_life, min_tflops and min_vram_mib must be > 0")
         self.peak_s = float(vram_peak_interval_s)
+        self.half_life = half_life
+        self.min_tflops, self.min_vram_mib = float(min_tflops), float(min_vram_mib)
         self.entries: dict[tuple, WorkloadEntry] = {}
+
+    def _new_entry(self, namespace: str, doc: dict, cfg: WorkloadConfig, updated_at: float) -> WorkloadEntry:
+        return WorkloadEntry(namespace, cfg.name, doc, cfg, updated_at,
+                             tflops=new_tflops_history(self.half_life), vram=new_vram_history(self.half_life))
 
     # ---- documents ----
     def apply(self, namespace: str, doc: dict, now: float) -> WorkloadEntry:
@@ -150,7 +164,7 @@ class Autoscaler:
         when the workload exists already."""
         cfg = parse_workload(doc)
         old = self.entries.get((namespace, cfg.name))
-        e = WorkloadEntry(namespace, cfg.name, doc, cfg, now)
+        e = self._new_entry(namespace, doc, cfg, now)
         if old is not None:
             e.tflops, e.vram, e.peaks = old.tflops, old.vram, old.peaks
             e.recommendation, e.conditions, e.active_rule = old.recommendation, old.conditions, old.active_rule
@@ -160,15 +174,15 @@ class Autoscaler:
 
     def restore(self, namespace: str, name: str, spec: str, status: str, checkpoint: str, updated_at: float):
         doc = json.loads(spec)
-        e = WorkloadEntry(namespace, name, doc, parse_workload(doc), updated_at)
+        e = self._new_entry(namespace, doc, parse_workload(doc), updated_at)
         st, cp = json.loads(status or "{}"), json.loads(checkpoint or "{}")
         e.recommendation = Res.from_dict(st.get("recommendation"))
         e.conditions = {c["type"]: c for c in st.get("conditions") or []}
         e.active_rule = st.get("activeCronScalingRule") or ""
         e.applied_replicas = int(st.get("appliedRecommendedReplicas") or 0)
         e.effective = Res.from_dict(st.get("effective"))
-        e.tflops = _hist_restore(cp.get("tflops"), TFLOPS_BUCKETS, new_tflops_history)
-        e.vram = _hist_restore(cp.get("vram"), VRAM_BUCKETS, new_vram_history)
+        e.tflops = _hist_restore(cp.get("tflops"), TFLOPS_BUCKETS, self.half_life)
+        e.vram = _hist_restore(cp.get("vram"), VRAM_BUCKETS, self.half_life)
         e.peaks = {k: list(v) for k, v in (cp.get("peaks") or {}).items()}
         self.entries[e.key] = e
         return e
@@ -207,8 +221,8 @@ class Autoscaler:
         self._flush_ended(e, now)
         cfg, own = e.cfg, _own(e.cfg)
         auto = cfg.auto_set_resources
-        e.est_tflops = e.tflops.estimate(auto.tflops, MIN_TFLOPS)
-        e.est_vram = e.vram.estimate(auto.vram, MIN_VRAM_MIB)
+        e.est_tflops = e.tflops.estimate(auto.tflops, self.min_tflops)
+        e.est_vram = e.vram.estimate(auto.vram, self.min_vram_mib)
         rec = e.recommendation or Res()
         cur_t = _pick(rec.tflops, own.tflops) or 0.0
         cur_v = _pick(rec.vram_mib, own.vram_mib) or 0

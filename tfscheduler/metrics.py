@@ -11,6 +11,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tfscheduler.placement import QOS_NAMES
 
+WORKLOAD_SERIES_MAX = 500
+"""Label cardinality bound: per-workload series are exported for at most this many workloads (the first by
+namespace and name); tensorfusion_scheduler_workloads{exported="false"} counts the others. Every other label is
+bounded by the pools, QoS levels and allocation states."""
+
 
 class SchedulerMetrics:
     def __init__(self, state, listen: str = "127.0.0.1:0"):
@@ -53,11 +58,19 @@ class SchedulerMetrics:
         for i, p in sorted(pool_names.items()):
             gpus.add_metric([p], float(per_pool[i]))
         yield gpus
+        sums = {}
         for name, (doc, col) in fams.items():
             fam = GaugeMetricFamily(f"tensorfusion_scheduler_{name}", doc, labels=["pool"])
-            sums = np.bincount(pid, weights=col[:n][live], minlength=m)
+            sums[name] = np.bincount(pid, weights=col[:n][live], minlength=m)
             for i, p in sorted(pool_names.items()):
-                fam.add_metric([p], float(sums[i]))
+                fam.add_metric([p], float(sums[name][i]))
+            yield fam
+        for res in ("tflops", "vram_mib"):    # what requests may still take: capacity - requested
+            fam = GaugeMetricFamily(f"tensorfusion_scheduler_available_{res}",
+                                    f"{'TFLOPS' if res == 'tflops' else 'VRAM (MiB)'} of available GPUs not "
+                                    "requested by active allocations", labels=["pool"])
+            for i, p in sorted(pool_names.items()):
+                fam.add_metric([p], max(0.0, float(sums[f"capacity_{res}"][i] - sums[f"requested_{res}"][i])))
             yield fam
         allocs = GaugeMetricFamily("tensorfusion_scheduler_allocations", "Active allocations", labels=["pool", "qos"])
         by: dict = {}
@@ -86,7 +99,14 @@ class SchedulerMetrics:
                                     "Allocations running with the recommendation", labels=["namespace", "workload"])
         cron = GaugeMetricFamily("tensorfusion_scheduler_workload_cron_rule_active",
                                  "1 while a cron scaling rule is active", labels=["namespace", "workload", "rule"])
-        for e in sorted(list(self.state.autoscaler.entries.values()), key=lambda e: e.key):
+        entries = sorted(list(self.state.autoscaler.entries.values()), key=lambda e: e.key)
+        count = GaugeMetricFamily("tensorfusion_scheduler_workloads",
+                                  f"Applied workloads; exported=\"false\": beyond the {WORKLOAD_SERIES_MAX} whose "
+                                  "series are exported", labels=["exported"])
+        count.add_metric(["true"], float(min(len(entries), WORKLOAD_SERIES_MAX)))
+        count.add_metric(["false"], float(max(0, len(entries) - WORKLOAD_SERIES_MAX)))
+        yield count
+        for e in entries[:WORKLOAD_SERIES_MAX]:
             ns, name = e.key
             r = e.recommendation
             if r is not None:

@@ -15,9 +15,10 @@ import time
 import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
-from tfclient.errors import (AllocationInactive, InvalidRequest, NoCapacity, QuotaExceeded, StoreConflict,
-                             TensorFusionError, UnknownAllocation, UnknownWorkload)
+from tfclient.errors import (AllocationInactive, InvalidQuantity, InvalidRequest, NoCapacity, QuotaExceeded,
+                             StoreConflict, TensorFusionError, UnknownAllocation, UnknownWorkload)
 from tfclient.quantity import parse_tflops, parse_vram_mib
 from tfscheduler import lease as leases
 from tfscheduler import validate
@@ -25,6 +26,7 @@ from tfscheduler.models import lookup_tflops, match_override
 from tfscheduler.placement import (MEDIUM, QOS_BY_NAME, QOS_NAMES, Alloc, Gpu, PlacementIndex, PoolPolicy, Quota,
                                    Request)
 from tfscheduler.autoscaler import RESOURCES_APPLIED, Autoscaler, WorkloadEntry, matches
+from tfscheduler.recommender import MIN_TFLOPS, MIN_VRAM_MIB
 from tfscheduler.storage import AllocationRecord, GpuRecord, NodeRecord, PoolRecord, Store, WorkloadRecord
 from tfscheduler.workload_config import WorkloadConfigError
 
@@ -77,6 +79,9 @@ class Config:
     admin_timeout_s: float = 2.0
     autoscale_interval_s: float = 30.0     # the workload loop: estimates, cron rules, live limit changes
     vram_peak_interval_s: float = 300.0    # VRAM samples are the peak per allocation over this long
+    histogram_half_life_s: float = 86400.0  # usage samples lose half their weight this often (VPA: 24h)
+    recommendation_min_tflops: float = MIN_TFLOPS     # the smallest recommendation (VPA's minimum resources)
+    recommendation_min_vram_mib: int = int(MIN_VRAM_MIB)
     default_policy: PoolPolicy = field(default_factory=PoolPolicy)
     pools: dict = field(default_factory=dict)       # name -> PoolPolicy
     quotas: dict = field(default_factory=dict)      # namespace -> Quota
@@ -105,9 +110,21 @@ def load_config(path: str | None, **overrides) -> Config:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     for key in ("lease_ttl_s", "max_lease_ttl_s", "heartbeat_interval_s", "node_timeout_s", "tick_s",
-                "admin_timeout_s", "autoscale_interval_s", "vram_peak_interval_s"):
+                "admin_timeout_s", "autoscale_interval_s", "vram_peak_interval_s", "histogram_half_life_s",
+                "recommendation_min_tflops"):
         if key in data:
             setattr(cfg, key, float(data[key]))
+    for key in ("histogram_half_life_s", "vram_peak_interval_s", "recommendation_min_tflops"):
+        if not getattr(cfg, key) > 0:
+            raise ValueError(f"config {path}: {key} = {data.get(key)!r}: must be > 0")
+    if "recommendation_min_vram" in data:
+        try:
+            cfg.recommendation_min_vram_mib = parse_vram_mib(data["recommendation_min_vram"])
+        except InvalidQuantity as e:
+            raise ValueError(f"config {path}: recommendation_min_vram: {e}") from None
+        if cfg.recommendation_min_vram_mib <= 0:
+            raise ValueError(f"config {path}: recommendation_min_vram = {data['recommendation_min_vram']!r}: "
+                             "must be > 0")
     known = set(PoolPolicy.__dataclass_fields__)
     for section, table in [("default_pool", data.get("default_pool", {}))] + \
             [(f"pools.{n}", t) for n, t in data.get("pools", {}).items()]:
@@ -180,7 +197,8 @@ class SchedulerState:
         self.ended_counts: dict[str, int] = {}      # state name -> allocations ended so (metrics)
         self.index.quotas.update(self.cfg.quotas)
         self._next_prune = 0.0
-        self.autoscaler = Autoscaler(self.cfg.vram_peak_interval_s)
+        self.autoscaler = Autoscaler(self.cfg.vram_peak_interval_s, timedelta(seconds=self.cfg.histogram_half_life_s),
+                                     self.cfg.recommendation_min_tflops, self.cfg.recommendation_min_vram_mib)
         self._load()
 
     # ---- start ----

@@ -55,12 +55,13 @@ class Session:
 class WorkerDaemon:
     def __init__(self, *, scheduler: str, backend: Backend, unix_path: str | None,
                  tcp: tuple[str, int] | None = None, advertise: str | None = None, admin_listen: str = "127.0.0.1:0",
-                 pool: str = "default", node: str | None = None, metrics_port: int | None = None,
+                 pool: str = "default", node: str | None = None, metrics_port: "int | str | None" = None,
                  token: str | None = None, home: str | None = None, admin_tls=None, scheduler_tls=None,
                  tls: "TlsFiles | None" = None):
         """admin_tls: tfclient.tls.ServerTLS of the admin gRPC server (None: plaintext); scheduler_tls:
         tfclient.tls.ClientTLS the scheduler is dialed with (None: plaintext); tls: the TCP data plane's
-        certificate files (its listener then speaks TLS only; Unix sockets stay plain)."""
+        certificate files (its listener then speaks TLS only; Unix sockets stay plain); metrics_port: serve
+        Prometheus metrics on this port (all interfaces) or "HOST:PORT" (port 0: a free one, see metrics_bound)."""
         self.scheduler_address = scheduler
         self.node_key = b""     # from the scheduler at registration (lease.node_key); until then no token passes
         self.admin_tls = admin_tls
@@ -98,6 +99,11 @@ class WorkerDaemon:
                                          authorize=self._authorize, on_end=self._on_session_end, tls=self.tls,
                                          spawn_env=self._tls_spawn_env)
 
+    @property
+    def metrics_bound(self) -> int | None:
+        """The port the Prometheus metrics are served on, None when they are not."""
+        return self._metrics.port if self._metrics is not None else None
+
     # ---- lifecycle ----
 
     async def start(self) -> None:
@@ -134,6 +140,9 @@ class WorkerDaemon:
             await self._admin.stop(grace=1.0)
         if self._channel:
             await self._channel.close()
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
         if self.identity is not None:
             self.identity.close()
 
@@ -373,10 +382,16 @@ class WorkerDaemon:
         return out
 
     def gpu_usage(self) -> list:
+        """-> [GPUUsage] of this node's GPUs: the sum of their sessions' VRAM (MiB) and TFLOPS, and utilization =
+        TFLOPS used / the GPU's TFLOPS (0..1; 0 when the model's TFLOPS are unknown here)."""
         per_gpu = {g.uuid: common.GPUUsage(uuid=g.uuid) for g in self.backend.gpus}
         for u in self.session_usage():
             per_gpu[u.gpu_uuid].vram_used_mib += u.vram_used_mib
             per_gpu[u.gpu_uuid].tflops_used += u.tflops_used
+        for g in self.backend.gpus:
+            cap = g.tflops or models.lookup_tflops(g.model) or 0.0
+            if cap > 0:
+                per_gpu[g.uuid].utilization = min(1.0, per_gpu[g.uuid].tflops_used / cap)
         return list(per_gpu.values())
 
 

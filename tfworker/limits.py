@@ -313,22 +313,66 @@ def worker_tag(home: str, node: str) -> str:
 class WorkerIdentity:
     """This daemon's tag, held by an flock on $TF_HOME/worker-<tag>.lock for its whole life: a second
     live daemon with the same TF_HOME and node must not reap the first one's sessions, so it gets a
-    private tag (and reaps nothing) instead. The kernel drops the lock when the daemon dies."""
+    private tag (and reaps nothing) instead. The kernel drops the lock when the daemon dies; a daemon that
+    stops removes the file (under the lock; one that got the lock of a removed file tries again)."""
 
     def __init__(self, home: str, node: str):
         self.tag = worker_tag(home, node)
         self.reaps = True
-        self._fd = os.open(os.path.join(home, f"worker-{self.tag}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.tag = worker_tag(home, f"{node}\0pid={os.getpid()}")
-            self.reaps = False
+        self.path = os.path.join(home, f"worker-{self.tag}.lock")
+        while True:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.tag = worker_tag(home, f"{node}\0pid={os.getpid()}")
+                self.reaps = False
+                return
+            if _same_file(self.path, self._fd):
+                return
+            os.close(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:
+            if self.reaps:              # the holder of the lock: nobody else uses the file
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
             os.close(self._fd)
             self._fd = -1
+
+
+def _same_file(path: str, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def remove_stale_identities(home: str) -> list[str]:
+    """Removes the worker-*.lock files in `home` no live daemon holds (left by a killed one); -> their paths."""
+    removed = []
+    try:
+        names = sorted(n for n in os.listdir(home) if n.startswith("worker-") and n.endswith(".lock"))
+    except OSError:
+        return removed
+    for n in names:
+        path = os.path.join(home, n)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(path, fd):
+                os.unlink(path)
+                removed.append(path)
+        except (BlockingIOError, OSError):
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 def regions_of(tag: str) -> list[str]:

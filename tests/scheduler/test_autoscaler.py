@@ -70,3 +70,69 @@ def test_checkpoint_and_status_round_trip():
     assert (r.tflops.samples, r.vram.samples) == (e.tflops.samples, e.vram.samples)
     assert r.recommendation == e.recommendation and r.conditions == e.conditions
     assert b.evaluate(r, T0 + 1300, ()) == a.evaluate(e, T0 + 1300, ())
+
+
+def test_half_life_and_minimum_resources_are_configurable():
+    """A sample loses half its weight every half_life: with a 1-hour half-life, one sample of 20 TFLOPS taken two
+    hours after three of 1 TFLOPS weighs 4 against their 3, so the median is its bucket; with the default 24 hours
+    the three old ones still outweigh it. The minimum lifts a small recommendation (VPA's minimum resources)."""
+    from datetime import timedelta
+    import pytest
+
+    def median(half_life):
+        a = Autoscaler(half_life=half_life)
+        e = a.apply("ns", doc(), T0)
+        for t, v in ((T0, 1.0), (T0 + 1, 1.0), (T0 + 2, 1.0), (T0 + 7200, 20.0)):
+            a.observe("ns", "w", "alloc-1", v, 100, t)
+        assert e.tflops.hist.half_life == half_life
+        return e.tflops.hist.percentile(0.5)
+
+    assert 20 <= median(timedelta(hours=1)) <= 21.1       # the end of the bucket holding 20
+    assert 1 <= median(timedelta(hours=24)) <= 1.06        # the end of the bucket holding 1
+
+    def target(**minimums):
+        a = Autoscaler(**minimums)
+        e = a.apply("ns", doc(), T0)
+        for i in range(10):
+            a.observe("ns", "w", "alloc-1", 0.001, 1, T0 + 60 * i)
+        a.evaluate(e, T0 + 700, ())
+        return e.est_tflops.target, e.est_vram
+
+    # 0.001 TFLOPS lies in the first bucket [0, 0.01): its end x 1.15 = 0.0115, lifted to the minimum
+    assert target()[0] == 0.1
+    t, vram = target(min_tflops=0.5, min_vram_mib=256)
+    assert t == 0.5 and vram.target == 256
+    with pytest.raises(ValueError, match="must be > 0"):
+        Autoscaler(half_life=timedelta(0))
+
+
+def test_scheduler_config_sets_half_life_and_minimums(tmp_path):
+    import pytest
+    from tfscheduler.state import load_config
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("histogram_half_life_s = 3600\nrecommendation_min_tflops = 0.001\nrecommendation_min_vram = '1Mi'\n")
+    c = load_config(str(cfg))
+    assert (c.histogram_half_life_s, c.recommendation_min_tflops, c.recommendation_min_vram_mib) == (3600, 0.001, 1)
+    d = load_config(None)
+    assert (d.histogram_half_life_s, d.recommendation_min_tflops, d.recommendation_min_vram_mib) == (86400, 0.1, 64)
+    for text, key in (("histogram_half_life_s = 0", "histogram_half_life_s"),
+                      ("recommendation_min_vram = '4Qi'", "recommendation_min_vram"),
+                      ("recommendation_min_tflops = -1", "recommendation_min_tflops")):
+        cfg.write_text(text + "\n")
+        with pytest.raises(ValueError, match=key):
+            load_config(str(cfg))
+
+
+def test_enable_false_or_an_empty_target_only_recommends():
+    """Seed 004: 若enable不为true,或者targetResource为空,则只推荐资源值 — the recommendation is reported, the
+    effective resources stay the workload's own."""
+    for auto in ({"enable": False, "targetResource": "all"}, {"enable": True, "targetResource": ""}, {}):
+        a = Autoscaler(vram_peak_interval_s=60)
+        e = a.apply("ns", doc(**auto), T0)
+        for i in range(30):
+            a.observe("ns", "w", "alloc-1", 8.0, 100, T0 + 60 * i)
+        eff = a.evaluate(e, T0 + 1800, ())
+        assert e.recommendation is not None and e.recommendation.tflops > 8, auto
+        assert e.conditions["RecommendationProvided"]["reason"] == "OutOfEstimatedBound"
+        assert (eff.tflops, eff.lim_tflops, eff.vram_mib, eff.lim_vram_mib) == (2, 6, 1024, 2048), auto
+        assert not e.manages, auto

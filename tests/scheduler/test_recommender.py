@@ -115,3 +115,32 @@ def test_recommendation_when_current_lies_outside_the_bounds():
     assert down.value == 13.0 and "scaled down" in down.reason and "(20)" in down.reason
     inside = r.recommend("TFLOPS", 15.0, est)
     assert inside.value == 15.0 and inside.reason is None
+
+
+def test_the_tflops_and_vram_schemes_are_vpas_with_units_of_their_own():
+    """VPA's 5% bucket growth; the first bucket is 0.01 TFLOPS (VPA: 0.01 cores) and 10 MiB (VPA: 1e7 bytes)."""
+    t, v = r.TFLOPS_BUCKETS, r.VRAM_BUCKETS
+    assert (t.ratio, t.first, t.max_value) == (1.05, 0.01, 10000.0)
+    assert (v.ratio, v.first, v.max_value) == (1.05, 10.0, float(1 << 20))
+    assert t.start(1) == 0.01 and t.start(2) == pytest.approx(0.01 * (1.05 ** 2 - 1) / 0.05)      # 0.0205
+    assert v.start(3) == pytest.approx(10 * (1.05 ** 3 - 1) / 0.05)                                # 31.525 MiB
+    # ceil(log(10000 * 0.05 / 0.01 + 1) / log 1.05) + 1 buckets reach 10 PFLOPS
+    assert t.num_buckets == math.ceil(math.log(10000 * 0.05 / 0.01 + 1) / math.log(1.05)) + 1
+    assert t.start(t.num_buckets - 1) >= 10000.0 > t.start(t.num_buckets - 2)
+    assert v.start(v.num_buckets - 1) >= float(1 << 20) > v.start(v.num_buckets - 2)
+
+
+def test_confidence_multipliers_match_the_vpa_table():
+    """recommender.go: 12h of history -> upper bound x3, 24h -> x2, 1 week -> x1.14; lower bound x(1 + 0.001/conf)^-2
+    (24h: x0.998). Samples one a minute, so the sample count does not cap the confidence."""
+    for hours, upper, lower in ((12, 3.0, (1 + 0.002) ** -2), (24, 2.0, (1 + 0.001) ** -2),
+                                (168, 1 + 1 / 7, (1 + 0.001 / 7) ** -2)):
+        u = r.new_tflops_history()
+        for m in range(hours * 60 + 1):
+            u.add(10.0, T0 + timedelta(minutes=m))
+        assert u.confidence(DAY) == pytest.approx(hours / 24)
+        est = u.estimate(r.Percentiles(), r.MIN_TFLOPS)
+        base = u.hist.percentile(0.95) * 1.15               # one bucket: every percentile is its end
+        assert est.upper_bound == pytest.approx(base * upper), hours
+        assert est.lower_bound == pytest.approx(base * lower), hours
+    assert round(1 + 1 / 7, 2) == 1.14

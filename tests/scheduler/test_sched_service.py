@@ -256,6 +256,8 @@ def test_prometheus_metrics_show_pool_allocations_and_endings(start_scheduler):
     assert 'tensorfusion_scheduler_capacity_tflops{pool="p"} 100.0' in text
     assert 'tensorfusion_scheduler_requested_tflops{pool="p"} 90.0' in text
     assert 'tensorfusion_scheduler_requested_vram_mib{pool="p"} 3072.0' in text
+    assert 'tensorfusion_scheduler_available_tflops{pool="p"} 10.0' in text
+    assert 'tensorfusion_scheduler_available_vram_mib{pool="p"} 7168.0' in text
     assert 'tensorfusion_scheduler_allocations{pool="p",qos="critical"} 1.0' in text
     assert 'tensorfusion_scheduler_allocations_ended_total{state="preempted"} 1.0' in text
     assert 'tensorfusion_scheduler_nodes{available="true",pool="p"} 1.0' in text

@@ -11,6 +11,7 @@ from tfclient.errors import InvalidRequest, PermissionDenied, UnknownWorkload
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler import lease
 
+from etcd_helpers import EtcdCluster, needs_etcd
 from sched_helpers import SECRET, gpus
 
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc).timestamp()     # a Thursday, 08:00 UTC
@@ -127,6 +128,57 @@ def test_recommendation_that_does_not_fit_keeps_the_old_limits_and_says_why(cloc
         assert w.status.applied_recommended_replicas == 0
 
 
+def scale_up_next_to(s, c, worker_admin, occupier_limit):
+    """A 100-TFLOPS GPU holding another allocation (10 TFLOPS requested, `occupier_limit` as limit) and the
+    workload's (2/4), whose usage of 8 TFLOPS asks for ~9.2 requested / ~18.4 limit (its 2:1 ratio) after a pass.
+    -> (client's workload allocation, the occupier)."""
+    c.register_worker("node-a", "p", gpus("a", tflops=100), admin=worker_admin.address)
+    c.apply_workload(workload(auto={"enable": True, "targetResource": "all"}))
+    other = c.allocate(tflops=10, tflops_limit=occupier_limit, vram="1Gi", pool="p")
+    a = c.allocate(workload="train", pool="p")
+    stream_usage(s, c, [a.id, other.id], tflops=8.0, vram_mib=900)
+    s.autoscale()
+    return a, other
+
+
+def test_limits_are_checked_against_oversold_capacity_and_a_refused_change_is_retried(clocked, worker_admin):
+    with SchedulerClient(clocked.address) as c:
+        a, other = scale_up_next_to(clocked, c, worker_admin, occupier_limit=85)
+        w = c.get_workload("train")
+        rec = w.status.recommendation
+        # requests fit the physical 100 TFLOPS (10 + ~9.2), limits do not fit 100 x oversell 1.0 (85 + ~18.4)
+        assert 10 + rec.requests.tflops <= 100 < 85 + rec.limits.tflops
+        cond = condition(w, "ResourcesApplied")
+        assert (cond.status, cond.reason) == ("False", "InsufficientCapacity") and "retrying" in cond.message
+        kept = c.get_allocation(a.id)
+        assert (kept.requests.tflops, kept.limits.tflops) == (2, 4) and worker_admin.limits == []
+        # the room comes back: the next pass applies what was refused, live
+        c.release(other.id)
+        clocked.clock.advance(60)
+        clocked.autoscale()
+        w = c.get_workload("train")
+        assert condition(w, "ResourcesApplied").status == "True"
+        now = c.get_allocation(a.id)
+        assert (now.requests.tflops, now.limits.tflops) == (w.status.recommendation.requests.tflops,
+                                                            w.status.recommendation.limits.tflops)
+        assert worker_admin.limits[-1][:2] == (a.id, now.limits.tflops)
+        assert w.status.applied_recommended_replicas == 1
+
+
+def test_limits_may_use_the_pools_oversold_capacity(start_scheduler, tmp_path, worker_admin):
+    cfg = tmp_path / "sched.toml"
+    cfg.write_text("[pools.p]\ntflops_oversell = 2.0\n")
+    s = start_scheduler(clock=Clock(), config_path=str(cfg), autoscale_interval_s=0, node_timeout_s=1e9,
+                        lease_ttl_s=1e4, max_lease_ttl_s=1e5)
+    s.clock = s.handle.state.clock
+    s.autoscale = lambda: s.run(s.handle.service.autoscale())
+    with SchedulerClient(s.address) as c:
+        a, _ = scale_up_next_to(s, c, worker_admin, occupier_limit=85)   # 85 + ~18.4 <= 100 x 2
+        w = c.get_workload("train")
+        assert condition(w, "ResourcesApplied").status == "True"
+        assert c.get_allocation(a.id).limits.tflops == w.status.recommendation.limits.tflops > 4
+
+
 def test_cron_rule_applies_its_resources_in_its_window_and_reverts_after_end(clocked, worker_admin):
     rule = {"enable": True, "name": "morning", "start": "0 9 * * *", "end": "0 10 * * *",
             "desiredResources": {"requests": {"tflops": "6", "vram": "3Gi"}, "limits": {"tflops": "9", "vram": "4Gi"}}}
@@ -154,10 +206,17 @@ def test_cron_rule_applies_its_resources_in_its_window_and_reverts_after_end(clo
         assert worker_admin.limits[-1][:3] == (a.id, 4, 2048)
 
 
-def test_usage_history_and_recommendation_survive_a_scheduler_restart(start_scheduler, tmp_path, worker_admin):
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("etcd", marks=needs_etcd)])
+def test_usage_history_and_recommendation_survive_a_scheduler_restart(engine, start_scheduler, tmp_path,
+                                                                      worker_admin, request):
+    """The VPA histogram checkpoints are in the state store, SQLite or etcd, as VPA keeps its checkpoints."""
     clock = Clock()
     db = tmp_path / "wl.db"
     opts = dict(clock=clock, autoscale_interval_s=0, node_timeout_s=1e9, lease_ttl_s=1e4, max_lease_ttl_s=1e5)
+    if engine == "etcd":
+        cluster = EtcdCluster(tmp_path)
+        request.addfinalizer(cluster.stop)
+        opts.update(store=cluster.url, etcd={}, elect=False)
     s = start_scheduler(db, **opts)
     s.clock = clock
     with SchedulerClient(s.address) as c:
@@ -176,6 +235,7 @@ def test_usage_history_and_recommendation_survive_a_scheduler_restart(start_sche
         assert after.status.recommendation == before.status.recommendation
         assert [tuple(str(x) for x in (k.type, k.status, k.message)) for k in after.status.conditions] == \
             [tuple(str(x) for x in (k.type, k.status, k.message)) for k in before.status.conditions]
+    assert type(s2.state.store).__name__ == ("EtcdStore" if engine == "etcd" else "SqliteStore")
     restored = s2.state.autoscaler.entries[("default", "train")].tflops
     assert restored.samples == samples == 30
     assert restored.hist.percentile(0.9) == pytest.approx(p90)
@@ -241,3 +301,20 @@ def test_a_worker_that_does_not_answer_keeps_the_old_limits_and_the_status_says_
         assert a.id in cond.message and "did not apply the new limits" in cond.message
         kept = c.get_allocation(a.id)
         assert (kept.requests.tflops, kept.limits.tflops) == (2, 4)
+
+
+def test_per_workload_series_are_bounded(start_scheduler, monkeypatch):
+    """Label cardinality: beyond WORKLOAD_SERIES_MAX workloads, no more per-workload series, only a count."""
+    import urllib.request
+    from tfscheduler import metrics
+    monkeypatch.setattr(metrics, "WORKLOAD_SERIES_MAX", 2)
+    s = start_scheduler(metrics_listen="127.0.0.1:0")
+    with SchedulerClient(s.address) as c:
+        for name in ("w1", "w2", "w3"):
+            c.apply_workload(workload(name))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{s.handle.metrics_port}/metrics", timeout=10).read().decode()
+    replicas = [line for line in text.splitlines()
+                if line.startswith("tensorfusion_scheduler_workload_applied_recommended_replicas{")]
+    assert [r.split('workload="')[1].split('"')[0] for r in replicas] == ["w1", "w2"], text
+    assert 'tensorfusion_scheduler_workloads{exported="true"} 2.0' in text
+    assert 'tensorfusion_scheduler_workloads{exported="false"} 1.0' in text
