@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tf_devprop.h"
 #include "emu_internal.h"
 
 /* attribute, value - the same on every capability; the ones that differ come from emu_devfacts
@@ -243,6 +244,12 @@ EMU_API CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
     return CUDA_SUCCESS;
 }
 
+static int devprop_attr(void *ctx, CUdevice_attribute a)
+{
+    (void)ctx;
+    return device_attr(a);
+}
+
 /* The deprecated CUdevprop view of the same facts. */
 EMU_API CUresult cuDeviceGetProperties(CUdevprop *prop, CUdevice dev)
 {
@@ -251,21 +258,7 @@ EMU_API CUresult cuDeviceGetProperties(CUdevprop *prop, CUdevice dev)
         return rc;
     if (!prop)
         return CUDA_ERROR_INVALID_VALUE;
-    memset(prop, 0, sizeof(*prop));
-    prop->maxThreadsPerBlock = device_attr(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK);
-    prop->maxThreadsDim[0] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X);
-    prop->maxThreadsDim[1] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y);
-    prop->maxThreadsDim[2] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z);
-    prop->maxGridSize[0] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X);
-    prop->maxGridSize[1] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y);
-    prop->maxGridSize[2] = device_attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z);
-    prop->sharedMemPerBlock = device_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK);
-    prop->totalConstantMemory = device_attr(CU_DEVICE_ATTRIBUTE_TOTAL_CONSTANT_MEMORY);
-    prop->SIMDWidth = device_attr(CU_DEVICE_ATTRIBUTE_WARP_SIZE);
-    prop->memPitch = device_attr(CU_DEVICE_ATTRIBUTE_MAX_PITCH);
-    prop->regsPerBlock = device_attr(CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK);
-    prop->clockRate = device_attr(CU_DEVICE_ATTRIBUTE_CLOCK_RATE);
-    prop->textureAlign = device_attr(CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT);
+    tf_devprop_fill(prop, devprop_attr, NULL);
     return CUDA_SUCCESS;
 }
 

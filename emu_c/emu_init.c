@@ -258,6 +258,13 @@ EMU_API CUresult tfEmuGetBusyTime(unsigned long long *busy_ns)
     return CUDA_SUCCESS;
 }
 
+CUresult emu_unsupported(const char *name, int *logged)
+{
+    if (!__atomic_exchange_n(logged, 1, __ATOMIC_RELAXED))
+        emu_log("%s is not supported by the emulated device", name);
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
 /* ---- cuGetProcAddress ---- */
 typedef struct api_row {
     const char *name;
@@ -285,6 +292,18 @@ static CUresult proc_lookup(const char *symbol, void **pfn, int version, CUdrive
         name_known = 1;
         if (k_api[i].version <= version && (!best || k_api[i].version > best->version))
             best = &k_api[i];
+    }
+    if (!best) { /* a cuda.h function the emulator does not implement: served, answering NOT_SUPPORTED */
+        const emu_surface_proc *unsup = NULL;
+        for (const emu_surface_proc *p = emu_surface_procs; p->api; p++)
+            if (strcmp(p->api, symbol) == 0 && p->version <= version && (!unsup || p->version > unsup->version))
+                unsup = p;
+        if (unsup) {
+            *pfn = unsup->fn;
+            if (st)
+                *st = CU_GET_PROC_ADDRESS_SUCCESS;
+            return CUDA_SUCCESS;
+        }
     }
     if (best) {
         *pfn = best->fn;

@@ -71,6 +71,17 @@ void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
             emu_log(__VA_ARGS__);                                                                  \
     } while (0)
 
+/* The cuda.h functions the emulator does not implement (build/emu/gen/emu_surface.c, from
+ * gen_surface.py): each answers CUDA_ERROR_NOT_SUPPORTED through emu_unsupported, which logs the name
+ * once per function; cuGetProcAddress serves them from this table (ends with a NULL api). */
+typedef struct emu_surface_proc {
+    const char *api;
+    int version;
+    void *fn;
+} emu_surface_proc;
+extern const emu_surface_proc emu_surface_procs[];
+CUresult emu_unsupported(const char *name, int *logged);
+
 /* ---- handle registry: every handle given out is registered, so bogus ones are rejected ---- */
 enum emu_kind {
     EMU_K_CTX = 1, EMU_K_STREAM, EMU_K_EVENT, EMU_K_MODULE, EMU_K_FUNC, EMU_K_LIBRARY, EMU_K_POOL,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "stub.h"
+#include "tf_devprop.h"
 #include "stub_calls.h"
 
 /* ------------------------------------------------------------------------------- devices */
@@ -64,6 +65,34 @@ CUresult tfs_cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice d
     if (!d) return CUDA_ERROR_INVALID_DEVICE;
     if (!pi || (int)attrib <= 0 || (int)attrib >= TF_MAX_ATTR || !d->attr_ok[attrib]) return CUDA_ERROR_INVALID_VALUE;
     *pi = d->attr[attrib];
+    return CUDA_SUCCESS;
+}
+
+/* The deprecated compute-capability and CUdevprop views of the cached attributes. */
+CUresult tfs_cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
+{
+    NEED_INIT();
+    const tf_dev_info *d = tf_dev_info_of(dev);
+    if (!d) return CUDA_ERROR_INVALID_DEVICE;
+    if (!major || !minor) return CUDA_ERROR_INVALID_VALUE;
+    *major = d->attr[CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR];
+    *minor = d->attr[CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR];
+    return CUDA_SUCCESS;
+}
+
+static int devprop_attr(void *ctx, CUdevice_attribute a)
+{
+    const tf_dev_info *d = ctx;
+    return (int)a > 0 && (int)a < TF_MAX_ATTR && d->attr_ok[a] ? d->attr[a] : 0;
+}
+
+CUresult tfs_cuDeviceGetProperties(CUdevprop *prop, CUdevice dev)
+{
+    NEED_INIT();
+    const tf_dev_info *d = tf_dev_info_of(dev);
+    if (!d) return CUDA_ERROR_INVALID_DEVICE;
+    if (!prop) return CUDA_ERROR_INVALID_VALUE;
+    tf_devprop_fill(prop, devprop_attr, (void *)d);
     return CUDA_SUCCESS;
 }
 

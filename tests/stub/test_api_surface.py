@@ -1,7 +1,8 @@
-"""The stub is the whole driver API of the cuda.h it is built against: every function name the header
-declares (with the versioned ABI names it #defines, the legacy names and the _ptds/_ptsz variants) is
-exported, and every (name, version, per-thread flag) cuGetProcAddress can be asked for resolves to that
-very symbol. What no calls.tbl row forwards answers CUDA_ERROR_NOT_SUPPORTED and says so once."""
+"""The stub and the emulated device are each the whole driver API of the cuda.h they are built against:
+every function name the header declares (with the versioned ABI names it #defines, the legacy names and
+the _ptds/_ptsz variants) is exported, and every (name, version, per-thread flag) cuGetProcAddress can be
+asked for resolves to that very symbol. What no calls.tbl row forwards (stub) or the emulator does not
+implement (emu_c/gen_surface.py) answers CUDA_ERROR_NOT_SUPPORTED and says so once."""
 from __future__ import annotations
 
 import json
@@ -28,22 +29,32 @@ def _stub_lib():
     return lib
 
 
+def _emu_lib():
+    lib = native.emu_lib_dir() / "libcuda.so.1"
+    native.require(lib)
+    return lib
+
+
+LIBS = {"stub": _stub_lib, "emu": _emu_lib}
+
+
 def _exported(lib) -> set:
     out = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True).stdout
     return {line.split()[-1].split("@")[0] for line in out.splitlines() if line.split() and line.split()[-1].startswith("cu")}
 
 
-def test_stub_exports_every_function_cuda_h_declares():
+@pytest.mark.parametrize("which", LIBS)
+def test_library_exports_every_function_cuda_h_declares(which):
     names = cuda_api.header_names(CUDA_INC)
     # the header is really read: the versioned ABI names cuda.h #defines, legacy ones, per-thread variants
     assert {"cuMemAlloc_v2", "cuMemAlloc", "cuCtxCreate_v4", "cuMemcpyHtoD_v2_ptds", "cuLaunchKernel_ptsz",
             "cuMemAddressReserve", "cuGreenCtxCreate"} <= names
     assert len(names) > 600
-    exported = _exported(_stub_lib())
+    exported = _exported(LIBS[which]())
     missing = sorted(names - exported)
-    assert not missing, f"{len(missing)} cuda.h functions not exported by the stub: {missing[:40]}"
+    assert not missing, f"{len(missing)} cuda.h functions not exported by {which}: {missing[:40]}"
     extra = sorted(n for n in exported - names if not n.startswith("cuda"))
-    assert not extra, f"the stub exports names cuda.h does not declare: {extra}"
+    assert not extra, f"{which} exports names cuda.h does not declare: {extra}"
 
 
 _RESOLVE = r"""
@@ -67,10 +78,11 @@ print(json.dumps(bad))
 """
 
 
-def test_every_version_cuGetProcAddress_can_ask_for_resolves_to_its_symbol():
+@pytest.mark.parametrize("which", LIBS)
+def test_every_version_cuGetProcAddress_can_ask_for_resolves_to_its_symbol(which):
     entries = cuda_api.api_entries(CUDA_INC)
     assert len(entries) >= len(cuda_api.header_names(CUDA_INC))
-    r = subprocess.run([sys.executable, "-c", _RESOLVE, str(_stub_lib())], input=json.dumps(entries),
+    r = subprocess.run([sys.executable, "-c", _RESOLVE, str(LIBS[which]())], input=json.dumps(entries),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     bad = json.loads(r.stdout)
@@ -91,3 +103,20 @@ def test_unforwarded_functions_answer_not_supported_through_the_stub(dataplane, 
     # named once on stderr, however often it is called
     assert r.stderr.count("tf-stub: cuGraphicsUnregisterResource is not supported through the remote stub") == 1, r.stderr
     assert "tf-stub: cuMemAlloc is not supported through the remote stub" in r.stderr
+
+
+def test_unimplemented_functions_answer_not_supported_on_the_emulator(cuda_program):
+    """The same program directly on the emulated device: linked names and cuGetProcAddress entries of the
+    functions it does not implement resolve and answer NOT_SUPPORTED (named once), never 'undefined symbol'."""
+    from cudabuild import env_with_lib_dir, parse_kv
+    prog = cuda_program("api_unsupported", flags=("-L", str(_emu_lib().parent), "-lcuda"))
+    r = subprocess.run([str(prog)], env=env_with_lib_dir(_emu_lib().parent), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = parse_kv(r.stdout)
+    for key in ("graphics_unregister", "graphics_unregister_again", "exec_affinity", "legacy_call"):
+        assert int(kv[key]) == NOT_SUPPORTED, (key, r.stdout)
+    assert kv["after_count"] == "0"
+    assert kv["proc_legacy"] == "0" and kv["proc_legacy_found"] == "0"
+    assert r.stderr.count("tf-emu: cuGraphicsUnregisterResource is not supported by the emulated device") == 1, r.stderr
+    assert "tf-emu: cuMemAlloc is not supported by the emulated device" in r.stderr

@@ -86,3 +86,18 @@ def test_profiler_start_and_stop_succeed_on_the_emulator_and_through_the_stub(da
     assert {k: v for k, v in parse_kv(direct.stdout.decode()).items() if k in PROFILER} == PROFILER
     prog = cuda_program("profiler_control", cudart=cudart)
     assert {k: v for k, v in kv_of(run_via_stub(prog, dataplane.unix)).items() if k in PROFILER} == PROFILER
+
+
+LEGACY_PROPS = {"cc_rc": "0", "cc_match": "1", "cc_bad_device": "101", "cc_null": "1", "props_rc": "0",
+                "props_match": "1", "props_null": "1"}
+
+
+def test_deprecated_device_queries_answer_like_the_attributes(dataplane, cuda_program):
+    """cuDeviceComputeCapability / cuDeviceGetProperties (deprecated, still in the driver: matrixMulDynlinkJIT
+    calls them) agree with cuDeviceGetAttribute on the emulator and through the stub (they were NOT_SUPPORTED
+    there). 101 = CUDA_ERROR_INVALID_DEVICE, 1 = CUDA_ERROR_INVALID_VALUE."""
+    link = ("-L", str(stub_dir()), "-lcuda")   # any libcuda.so.1 to link against; which one runs is the env's
+    prog = cuda_program("device_legacy_props", flags=link)
+    direct = run_program("device_legacy_props", flags=link)
+    assert parse_kv(direct.stdout.decode()) == LEGACY_PROPS, direct.stdout + direct.stderr
+    assert kv_of(run_via_stub(prog, dataplane.unix)) == LEGACY_PROPS
