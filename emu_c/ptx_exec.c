@@ -2038,7 +2038,9 @@ static void jit_fail(void *owner, int code, const char *msg) { fail((blk *)owner
 
 /* A host thread's block buffers, kept from one launch to the next: allocating them fresh per launch
  * (calloc of a 1024-thread block's registers is megabytes) cost page faults and zeroing that
- * dominated short launches. Zeroed again at each launch, as calloc did. Threads that end (a
+ * dominated short launches. Shared, local memory and warp state are zeroed again at each launch, as
+ * calloc did; registers are not (PTX registers are undefined until written, and a kernel's register
+ * file is megabytes for a 1024-thread block). Threads that end (a
  * launch's own threads) release theirs with blk_cache_release. */
 typedef struct blk_cache {
     void *p[4];
@@ -2046,15 +2048,15 @@ typedef struct blk_cache {
 } blk_cache;
 static __thread blk_cache t_cache;
 
-static void *cache_take(int i, size_t n) {
+static void *cache_take(int i, size_t n, int zero) {
     blk_cache *c = &t_cache;
     if (c->cap[i] < n) {
         free(c->p[i]);
-        c->p[i] = malloc(n);
+        c->p[i] = zero ? calloc(n, 1) : malloc(n);
         c->cap[i] = c->p[i] ? n : 0;
-        if (!c->p[i]) return NULL;
+        return c->p[i];
     }
-    memset(c->p[i], 0, n);
+    if (zero) memset(c->p[i], 0, n);
     return c->p[i];
 }
 
@@ -2079,12 +2081,12 @@ static int blk_init(blk *B, launch *L, int worker) {
     B->nthreads = cfg->block[0] * cfg->block[1] * cfg->block[2];
     B->nwarps = (B->nthreads + 31) / 32;
     size_t nslots = (size_t)(k->nslots > 0 ? k->nslots : 1);
-    B->R = cache_take(0, (size_t)B->nwarps * nslots * 32 * sizeof(uint64_t));
-    B->w = cache_take(1, B->nwarps * sizeof(warp_st));
+    B->R = cache_take(0, (size_t)B->nwarps * nslots * 32 * sizeof(uint64_t), 0);
+    B->w = cache_take(1, B->nwarps * sizeof(warp_st), 1);
     B->smem_size = k->shared_static + cfg->dynamic_shared_bytes;
-    B->smem = cache_take(2, B->smem_size ? B->smem_size : 1);
+    B->smem = cache_take(2, B->smem_size ? B->smem_size : 1, 1);
     B->lsize = k->local_bytes;
-    B->lmem = cache_take(3, (size_t)B->nthreads * (B->lsize ? B->lsize : 1));
+    B->lmem = cache_take(3, (size_t)B->nthreads * (B->lsize ? B->lsize : 1), 1);
     if (!B->R || !B->w || !B->smem || !B->lmem) return -1;
     if (L->jit) {
         B->J.k = k;
