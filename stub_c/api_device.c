@@ -3,6 +3,7 @@
  * Rows of proto/calls.tbl marked `local` or `stub=hand` in this area; exported under the CUDA names
  * through the tfs_* prototypes of the generated stub_calls.h. The list of areas is in stub.h.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,48 @@ CUresult tfs_cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice d
     if (!d) return CUDA_ERROR_INVALID_DEVICE;
     if (!pi || (int)attrib <= 0 || (int)attrib >= TF_MAX_ATTR || !d->attr_ok[attrib]) return CUDA_ERROR_INVALID_VALUE;
     *pi = d->attr[attrib];
+    return CUDA_SUCCESS;
+}
+
+/* The deprecated views of the cached attributes (NVIDIA's cuda_drvapi_dynlink.c samples still call them). */
+CUresult tfs_cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
+{
+    NEED_INIT();
+    if (!tf_dev_info_of(dev)) return CUDA_ERROR_INVALID_DEVICE;
+    if (!major || !minor) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = tfs_cuDeviceGetAttribute(major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
+    if (rc == CUDA_SUCCESS) rc = tfs_cuDeviceGetAttribute(minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
+    return rc;
+}
+
+CUresult tfs_cuDeviceGetProperties(CUdevprop *prop, CUdevice dev)
+{
+    NEED_INIT();
+    if (!tf_dev_info_of(dev)) return CUDA_ERROR_INVALID_DEVICE;
+    if (!prop) return CUDA_ERROR_INVALID_VALUE;
+    static const struct { size_t off; CUdevice_attribute a; } map[] = {
+        {offsetof(CUdevprop, maxThreadsPerBlock), CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK},
+        {offsetof(CUdevprop, maxThreadsDim[0]), CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X},
+        {offsetof(CUdevprop, maxThreadsDim[1]), CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y},
+        {offsetof(CUdevprop, maxThreadsDim[2]), CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z},
+        {offsetof(CUdevprop, maxGridSize[0]), CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X},
+        {offsetof(CUdevprop, maxGridSize[1]), CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y},
+        {offsetof(CUdevprop, maxGridSize[2]), CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z},
+        {offsetof(CUdevprop, sharedMemPerBlock), CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK},
+        {offsetof(CUdevprop, totalConstantMemory), CU_DEVICE_ATTRIBUTE_TOTAL_CONSTANT_MEMORY},
+        {offsetof(CUdevprop, SIMDWidth), CU_DEVICE_ATTRIBUTE_WARP_SIZE},
+        {offsetof(CUdevprop, memPitch), CU_DEVICE_ATTRIBUTE_MAX_PITCH},
+        {offsetof(CUdevprop, regsPerBlock), CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK},
+        {offsetof(CUdevprop, clockRate), CU_DEVICE_ATTRIBUTE_CLOCK_RATE},
+        {offsetof(CUdevprop, textureAlign), CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT},
+    };
+    CUdevprop p;
+    memset(&p, 0, sizeof(p));
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        CUresult rc = tfs_cuDeviceGetAttribute((int *)((char *)&p + map[i].off), map[i].a, dev);
+        if (rc != CUDA_SUCCESS) return rc;
+    }
+    *prop = p;
     return CUDA_SUCCESS;
 }
 

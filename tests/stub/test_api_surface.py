@@ -91,3 +91,23 @@ def test_unforwarded_functions_answer_not_supported_through_the_stub(dataplane, 
     # named once on stderr, however often it is called
     assert r.stderr.count("tf-stub: cuGraphicsUnregisterResource is not supported through the remote stub") == 1, r.stderr
     assert "tf-stub: cuMemAlloc is not supported through the remote stub" in r.stderr
+
+
+@pytest.mark.parametrize("where", ["emulator", "stub"])
+def test_deprecated_device_queries_answer_the_attributes(where, dataplane, cuda_program):
+    """cuDeviceComputeCapability / cuDeviceGetProperties (the matrixMulDynlinkJIT sample calls them) report what
+    cuDeviceGetAttribute does, directly on the emulated device and through the stub (answered from the
+    attributes cached at attach); NULL outputs and a bad device are errors as on the driver."""
+    from cudabuild import env_with_lib_dir
+    prog = cuda_program("legacy_device_props", flags=("-L", str(stub_dir()), "-lcuda"))
+    if where == "stub":
+        r = run_via_stub(prog, dataplane.unix)
+    else:
+        r = subprocess.run([str(prog)], env=env_with_lib_dir(native.emu_lib_dir()), capture_output=True,
+                           text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    assert kv["cc_rc"] == "0" and kv["cc_match"] == "1", r.stdout
+    assert kv["prop_rc"] == "0" and kv["prop_match"] == "1", r.stdout
+    assert kv["cc_null"] == kv["prop_null"] == "1"          # CUDA_ERROR_INVALID_VALUE
+    assert kv["cc_bad_dev"] == kv["prop_bad_dev"] == "101"  # CUDA_ERROR_INVALID_DEVICE
