@@ -26,11 +26,22 @@ uint64_t emu_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* TF_EMU_TRACE=1: also log every cuGetProcAddress name we do not implement and every export table. */
+/* TF_EMU_TRACE=1: also log every cuGetProcAddress name we do not implement and every export table;
+ * TF_EMU_TRACE=2: besides, one line per kernel launch (emu_launch.c). */
 static int trace_enabled(void)
 {
     const char *v = getenv("TF_EMU_TRACE");
     return v && *v && strcmp(v, "0") != 0;
+}
+
+int emu_trace_launches(void)
+{
+    static int level = -1;
+    if (level < 0) {
+        const char *v = getenv("TF_EMU_TRACE");
+        level = v && strcmp(v, "2") == 0;
+    }
+    return level;
 }
 
 void emu_log(const char *fmt, ...)

@@ -121,6 +121,7 @@ extern emu_state g_emu;
 void emu_lock(void);
 void emu_unlock(void);
 uint64_t emu_now_ns(void);
+int emu_trace_launches(void); /* TF_EMU_TRACE=2: log every kernel launch */
 
 /* Wall-clock ns the device spent in kernels since cuInit (exported for the limiter, which finds it
  * with dlsym(RTLD_DEFAULT, "tfEmuGetBusyTime")). */

@@ -362,9 +362,16 @@ static CUresult launch(const launch_req *r)
         .cooperative = r->cooperative,
     };
     char log[512] = "";
+    int trace = emu_trace_launches();
+    uint64_t t0 = trace ? emu_now_ns() : 0, icount = 0;
     emu_busy_enter();
-    int lrc = ptx_launch(r->f->k, &cfg, &g_ptx_env, NULL, log, sizeof(log));
+    int lrc = ptx_launch(r->f->k, &cfg, &g_ptx_env, trace ? &icount : NULL, log, sizeof(log));
     emu_busy_exit();
+    if (trace)
+        emu_log("launch %s grid (%u,%u,%u) block (%u,%u,%u) shmem %zu%s: %.3f ms, %llu warp instructions, rc %d",
+                r->f->name, r->grid[0], r->grid[1], r->grid[2], r->block[0], r->block[1], r->block[2], r->shmem,
+                r->cooperative ? " cooperative" : "", (double)(emu_now_ns() - t0) / 1e6,
+                (unsigned long long)icount, lrc);
     if (owned)
         free(buf);
     if (lrc != CUDA_SUCCESS) {

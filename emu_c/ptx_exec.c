@@ -67,6 +67,9 @@ typedef struct blk {
     size_t lsize;
     gcache gc[4];
     uint64_t icount;
+    uint64_t writes;           /* st/atom/red executed: a warp slice that wrote nothing is spinning */
+    int yield_backs;           /* back branches a warp runs before returning to the block runner */
+    unsigned spin_us;          /* cooperative launches: current sleep of a spinning block (0: none) */
     uint32_t red_count, red_and, red_or;
     uint32_t red_out_count, red_out_and, red_out_or;
     uint64_t tex_h;            /* last texture/surface handle resolved, and its descriptor */
@@ -1564,6 +1567,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             break;
         }
         case OP_ST: {
+            B->writes++;
             const int sp = in->space, nv = in->vec;
             const unsigned es = in->esize, tot = es * (unsigned)nv;
             const int64_t off = in->imm;
@@ -1656,6 +1660,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             const int sp = in->space, es = in->esize, op = in->sub;
             const int64_t off = in->imm;
             const int isatom = in->op == OP_ATOM;
+            B->writes++;
             LOOP(uint64_t a = S(ia) + (uint64_t)off; uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, (uint64_t)es);
                  if (!p || (a & (uint64_t)(es - 1))) { fault(B, in, tid0 + (unsigned)l, a, (uint64_t)es, p != NULL); ret = -1; goto out; }
                  uint64_t old = atom_do(p, es, op, t, S(ib), ic >= 0 ? S(ic) : 0);
@@ -1665,7 +1670,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         case OP_BRA: {
             const int tgt = (int)in->imm;
             if (em == cm) {
-                if (tgt <= pc && ++backs >= YIELD_BACK_BRANCHES && (B->nwarps > 1 || B->L->coop_ws)) {
+                if (tgt <= pc && ++backs >= B->yield_backs && (B->nwarps > 1 || B->L->coop_ws)) {
                     backs = 0;
                     pc = tgt;
                     ret = 1;
@@ -2031,6 +2036,38 @@ out_saved:
 /* ------------------------------------------------------------------ blocks and launches */
 static void jit_fail(void *owner, int code, const char *msg) { fail((blk *)owner, code, "%s", msg); }
 
+/* A host thread's block buffers, kept from one launch to the next: allocating them fresh per launch
+ * (calloc of a 1024-thread block's registers is megabytes) cost page faults and zeroing that
+ * dominated short launches. Shared, local memory and warp state are zeroed again at each launch, as
+ * calloc did; registers are not (PTX registers are undefined until written, and a kernel's register
+ * file is megabytes for a 1024-thread block). Threads that end (a
+ * launch's own threads) release theirs with blk_cache_release. */
+typedef struct blk_cache {
+    void *p[4];
+    size_t cap[4];
+} blk_cache;
+static __thread blk_cache t_cache;
+
+static void *cache_take(int i, size_t n, int zero) {
+    blk_cache *c = &t_cache;
+    if (c->cap[i] < n) {
+        free(c->p[i]);
+        c->p[i] = zero ? calloc(n, 1) : malloc(n);
+        c->cap[i] = c->p[i] ? n : 0;
+        return c->p[i];
+    }
+    if (zero) memset(c->p[i], 0, n);
+    return c->p[i];
+}
+
+static void blk_cache_release(void) {
+    for (int i = 0; i < 4; i++) {
+        free(t_cache.p[i]);
+        t_cache.p[i] = NULL;
+        t_cache.cap[i] = 0;
+    }
+}
+
 static int blk_init(blk *B, launch *L, int worker) {
     memset(B, 0, sizeof(*B));
     const ptx_kernel *k = L->k;
@@ -2040,15 +2077,16 @@ static int blk_init(blk *B, launch *L, int worker) {
     B->cfg = cfg;
     B->env = L->env;
     B->worker = worker;
+    B->yield_backs = YIELD_BACK_BRANCHES;
     B->nthreads = cfg->block[0] * cfg->block[1] * cfg->block[2];
     B->nwarps = (B->nthreads + 31) / 32;
     size_t nslots = (size_t)(k->nslots > 0 ? k->nslots : 1);
-    B->R = calloc((size_t)B->nwarps * nslots * 32, sizeof(uint64_t));
-    B->w = calloc(B->nwarps, sizeof(warp_st));
+    B->R = cache_take(0, (size_t)B->nwarps * nslots * 32 * sizeof(uint64_t), 0);
+    B->w = cache_take(1, B->nwarps * sizeof(warp_st), 1);
     B->smem_size = k->shared_static + cfg->dynamic_shared_bytes;
-    B->smem = calloc(B->smem_size ? B->smem_size : 1, 1);
+    B->smem = cache_take(2, B->smem_size ? B->smem_size : 1, 1);
     B->lsize = k->local_bytes;
-    B->lmem = calloc((size_t)B->nthreads * (B->lsize ? B->lsize : 1), 1);
+    B->lmem = cache_take(3, (size_t)B->nthreads * (B->lsize ? B->lsize : 1), 1);
     if (!B->R || !B->w || !B->smem || !B->lmem) return -1;
     if (L->jit) {
         B->J.k = k;
@@ -2074,12 +2112,28 @@ static int blk_init(blk *B, launch *L, int worker) {
     return 0;
 }
 
-static void blk_free(blk *B) {
-    ptx_jit_blk_free(&B->J);
-    free(B->R);
-    free(B->w);
-    free(B->smem);
-    free(B->lmem);
+static void blk_free(blk *B) { ptx_jit_blk_free(&B->J); } /* the buffers stay in t_cache */
+
+/* Cooperative launches run one host thread per block, usually more threads than cores; a block
+ * waiting in grid.sync() spins on a global word (ld.acquire in a loop) that only other blocks
+ * change. A pass over the block's warps that ended at the back-branch budget without a store or
+ * atomic is such a spin: it sleeps (20 us doubling to 1 ms) and its warps then return after a
+ * few back branches, so spinning blocks leave the cores to the blocks still working. Any write
+ * restores the full budget. */
+#define SPIN_BACKS 16
+#define SPIN_MIN_US 20u
+#define SPIN_MAX_US 1000u
+static void coop_pause(blk *B, int spinning) {
+    if (!spinning) {
+        B->spin_us = 0;
+        B->yield_backs = YIELD_BACK_BRANCHES;
+        sched_yield();
+        return;
+    }
+    B->spin_us = B->spin_us ? (B->spin_us * 2 > SPIN_MAX_US ? SPIN_MAX_US : B->spin_us * 2) : SPIN_MIN_US;
+    B->yield_backs = SPIN_BACKS;
+    struct timespec ts = {0, (long)B->spin_us * 1000};
+    nanosleep(&ts, NULL);
 }
 
 static int run_block(blk *B, uint64_t bid) {
@@ -2113,20 +2167,23 @@ static int run_block(blk *B, uint64_t bid) {
             for (unsigned l = 0; l < 32; l++) R[l] = sreg_value(B, k->specials[s].sreg, w, l);
         }
     }
+    B->spin_us = 0;
+    B->yield_backs = YIELD_BACK_BRANCHES;
     for (;;) {
         int any_runnable = 0;
+        uint64_t writes0 = B->writes;
         for (unsigned w = 0; w < B->nwarps; w++) {
             warp_st *W = &B->w[w];
             if (!W->cur_mask) continue;
             int r = run_warp(B, W, w);
             if (r < 0) return -1;
-            if (r == 1) {
-                any_runnable = 1;
-                if (B->L->coop_ws) sched_yield();
-            }
+            if (r == 1) any_runnable = 1;
             if (__atomic_load_n(&B->L->err, __ATOMIC_RELAXED)) return -1;
         }
-        if (any_runnable) continue;
+        if (any_runnable) {
+            if (B->L->coop_ws) coop_pause(B, B->writes == writes0);
+            continue;
+        }
         /* every warp is blocked at a barrier or done */
         int any_bar = 0;
         for (unsigned w = 0; w < B->nwarps; w++) if (B->w[w].atbar) any_bar = 1;
@@ -2148,6 +2205,7 @@ typedef struct wctx {
     launch *L;
     int worker;
     int fixed_block; /* cooperative: this thread runs exactly this block */
+    int own_thread;  /* a thread started for this launch only: frees its block buffers at the end */
     uint64_t budget_ns; /* stop taking blocks after this long (0: run until none are left) */
 } wctx;
 
@@ -2174,6 +2232,7 @@ static void *worker_main(void *arg) {
     }
     __atomic_fetch_add(&L->icount, B.icount, __ATOMIC_RELAXED);
     blk_free(&B);
+    if (wc->own_thread) blk_cache_release();
     return NULL;
 }
 
@@ -2336,10 +2395,12 @@ int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *en
         }
         if (nw == 1) {
             if (wc[0].budget_ns == 0 && __atomic_load_n(&L.next, __ATOMIC_RELAXED) < nblocks && !L.err) worker_main(&wc[0]);
-        } else if (!cfg->cooperative && pool_run(wc, nw) == 0) {
-            /* ran on the pool */
+        } else if (pool_run(wc, nw) == 0) {
+            /* ran on the pool (a cooperative launch too: each pool thread serves one slot, so all
+             * its blocks run at once) */
         } else {
         for (int i = 1; i < nw; i++) {
+            wc[i].own_thread = 1;
             if (pthread_create(&th[i], NULL, worker_main, &wc[i])) {
                 if (cfg->cooperative) {
                     pthread_mutex_lock(&L.mu);

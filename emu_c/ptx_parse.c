@@ -1751,6 +1751,16 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
         r = compile_mbarrier(x, optok, ops, nops, mbase(&m, "cp"));
         goto done;
     }
+    if (mbase(&m, "griddepcontrol")) {
+        /* Programmatic dependent launch. .wait: until the prerequisite grids have completed and their
+         * memory is visible; .launch_dependents: dependents may be scheduled early. Launches on a
+         * stream run here one after another, each after the previous one has completed, so the
+         * wait is always already satisfied and the early start is never taken: both are no-ops. */
+        if (nops != 0 || (has_word(optok, ".wait") == has_word(optok, ".launch_dependents")))
+            return fail_ins(x, "griddepcontrol needs exactly one of .wait, .launch_dependents and no operands");
+        emit(c, OP_NOP, x->line);
+        goto done;
+    }
     if (m.cache_hint && nops > 0) nops--; /* trailing cache-policy operand: no caches here */
     if (m.bad && !mbase(&m, "fence") && !mbase(&m, "membar") && !mbase(&m, "prefetch") && !mbase(&m, "prefetchu") &&
         !mbase(&m, "discard") && !mbase(&m, "applypriority") && !mbase(&m, "nanosleep") && !mbase(&m, "createpolicy")) {

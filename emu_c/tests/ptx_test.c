@@ -543,6 +543,65 @@ static void test_mbarrier(void) {
     for (int i = 0; i < 10; i++) CHECK(got[64 + i] == want[i], "result %d: %u want %u", i, got[64 + i], want[i]);
 }
 
+/* griddepcontrol (programmatic dependent launch, as CUB 3's kernels emit it): .wait sees every
+ * write of the grid launched before it (stream order), .launch_dependents changes nothing; the
+ * malformed forms are illegal instructions (715 at launch, as every unsupported form) */
+static const char GRIDDEP_PTX[] =
+    ".version 8.0\n.target sm_90\n.address_size 64\n"
+    ".visible .entry produce(.param .u64 p)\n{\n.reg .b32 %r<3>;\n.reg .b64 %rd<4>;\n"
+    "ld.param.u64 %rd1, [p];\nmov.u32 %r1, %tid.x;\nmul.wide.u32 %rd2, %r1, 4;\nadd.s64 %rd3, %rd1, %rd2;\n"
+    "mul.lo.u32 %r2, %r1, 3;\nst.global.u32 [%rd3], %r2;\ngriddepcontrol.launch_dependents;\nret;\n}\n"
+    ".visible .entry consume(.param .u64 p, .param .u64 q)\n{\n.reg .b32 %r<3>;\n.reg .b64 %rd<6>;\n"
+    "griddepcontrol.wait;\nld.param.u64 %rd1, [p];\nld.param.u64 %rd4, [q];\nmov.u32 %r1, %tid.x;\n"
+    "mul.wide.u32 %rd2, %r1, 4;\nadd.s64 %rd3, %rd1, %rd2;\nld.global.u32 %r2, [%rd3];\nadd.u32 %r2, %r2, 1;\n"
+    "add.s64 %rd5, %rd4, %rd2;\nst.global.u32 [%rd5], %r2;\nret;\n}\n";
+
+static void test_griddepcontrol(void) {
+    int err = 0;
+    char log[512] = "";
+    ptx_module *m = ptx_module_load(GRIDDEP_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    enum { N = 96 };
+    unsigned *a = dev_alloc(0, N * 4), *b = dev_alloc(0, N * 4);
+    pbuf p1 = {{0}, 0}, p2 = {{0}, 0};
+    pptr(&p1, a);
+    pptr(&p2, a); pptr(&p2, b);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = N;
+    cfg.block[1] = cfg.block[2] = 1;
+    cfg.worker_threads = 2;
+    cfg.param_buffer = p1.b;
+    cfg.param_buffer_size = p1.n;
+    int r1 = ptx_launch(ptx_module_get_kernel(m, "produce"), &cfg, &ENV, NULL, log, sizeof(log));
+    cfg.param_buffer = p2.b;
+    cfg.param_buffer_size = p2.n;
+    int r2 = r1 ? r1 : ptx_launch(ptx_module_get_kernel(m, "consume"), &cfg, &ENV, NULL, log, sizeof(log));
+    ptx_module_free(m);
+    unsigned got[N];
+    memcpy(got, b, sizeof(got));
+    dev_free(0, a); dev_free(0, b);
+    CHECK(r1 == 0 && r2 == 0, "launches %d %d: %s", r1, r2, log);
+    for (unsigned i = 0; i < N; i++) CHECK(got[i] == i * 3 + 1, "thread %u: %u, want %u", i, got[i], i * 3 + 1);
+    static const char *bad[] = {"griddepcontrol;", "griddepcontrol.wait.launch_dependents;", "griddepcontrol.wait %r1;",
+                                "griddepcontrol.sync;"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), ".version 8.0\n.target sm_90\n.address_size 64\n"
+                 ".visible .entry k()\n{\n.reg .b32 %%r<2>;\n%s\nret;\n}\n", bad[i]);
+        err = 0;
+        ptx_module *mb = ptx_module_load(text, 0, &ENV, &err, log, sizeof(log));
+        CHECK(mb != NULL, "'%s': load %d %s", bad[i], err, log);
+        cfg.block[0] = 1;
+        cfg.param_buffer = NULL;
+        cfg.param_buffer_size = 0;
+        int rb = ptx_launch(ptx_module_get_kernel(mb, "k"), &cfg, &ENV, NULL, log, sizeof(log));
+        ptx_module_free(mb);
+        CHECK(rb == 715 && strstr(log, "griddepcontrol"), "'%s' -> %d (%s), want 715", bad[i], rb, log);
+    }
+}
+
 /* virtual calls through vtables, device new/delete, a table of function pointers */
 static void test_virtuals(void) {
     enum { T = 48 };
@@ -1559,7 +1618,7 @@ static const test TESTS[] = {
     {"histogram", test_histogram}, {"intops", test_intops}, {"fround", test_fround}, {"fconv", test_fconv},
     {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"warpgroups", test_warpgroups}, {"mbarrier", test_mbarrier}, {"virtuals", test_virtuals}, {"atomics", test_atomics}, {"diverge", test_diverge},
     {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
-    {"oob", test_oob}, {"coop", test_coop}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
+    {"oob", test_oob}, {"coop", test_coop}, {"griddepcontrol", test_griddepcontrol}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
     {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
