@@ -25,7 +25,8 @@ from tfscheduler.models import lookup_tflops, match_override
 from tfscheduler.placement import (MEDIUM, QOS_BY_NAME, QOS_NAMES, Alloc, Gpu, PlacementIndex, PoolPolicy, Quota,
                                    Request)
 from tfscheduler.autoscaler import RESOURCES_APPLIED, Autoscaler, WorkloadEntry, matches
-from tfscheduler.storage import AllocationRecord, GpuRecord, NodeRecord, PoolRecord, Store, WorkloadRecord
+from tfscheduler.storage import (AllocationRecord, GpuRecord, NodeRecord, PoolRecord, QuotaRecord, Store,
+                                 WorkloadRecord)
 from tfscheduler.workload_config import WorkloadConfigError
 
 # scheduler_pb2.AllocationState values (kept here so this module needs no generated code)
@@ -178,7 +179,6 @@ class SchedulerState:
         self.ended: OrderedDict[str, AllocationRecord] = OrderedDict()
         self.pending: dict[str, dict] = {}          # worker id -> {allocation id: reason}
         self.ended_counts: dict[str, int] = {}      # state name -> allocations ended so (metrics)
-        self.index.quotas.update(self.cfg.quotas)
         self._next_prune = 0.0
         self.autoscaler = Autoscaler(self.cfg.vram_peak_interval_s)
         self._load()
@@ -193,6 +193,14 @@ class SchedulerState:
                                                      vram_oversell=p.vram_oversell))
         for name, pol in self.cfg.pools.items():    # the config file wins over what was stored
             self._put_pool(name, pol)
+        # quotas live in the store too, so every replica (and a restart without the config file) enforces the
+        # same ones; a quota in this scheduler's config file replaces the stored one of its namespace
+        for q in snap.quotas:
+            self.index.quotas[q.namespace] = Quota(q.tflops, q.vram_mib, q.allocations)
+        for ns, quota in self.cfg.quotas.items():
+            if self.index.quotas.get(ns) != quota:
+                self.store.put_quota(QuotaRecord(ns, quota.tflops, quota.vram_mib, quota.allocations))
+                self.index.quotas[ns] = quota
         for n in snap.nodes:
             self.nodes[n.worker_id] = n
             self.node_gpus[n.worker_id] = []
@@ -229,7 +237,6 @@ class SchedulerState:
         rebuilt from one consistent read. Unlike a start, no grace: leases keep their expiry, nodes their last
         heartbeat."""
         self.index = PlacementIndex()
-        self.index.quotas.update(self.cfg.quotas)
         self.nodes, self.node_gpus, self.allocs = {}, {}, {}
         self._load(grace=False)
         self.last_seen = {w: t for w, t in self.last_seen.items() if w in self.nodes}
@@ -488,12 +495,15 @@ class SchedulerState:
 
     def renew(self, aid: str, ttl_s: float = 0.0) -> AllocationRecord:
         a = self._active(aid)
-        if ttl_s:
-            if not 0 < ttl_s <= self.cfg.max_lease_ttl_s:
-                raise InvalidRequest(f"ttl_s {ttl_s} must be in (0, {self.cfg.max_lease_ttl_s:g}]")
-            a.lease_ttl_s = ttl_s
-        a.lease_expires_at = self.clock() + a.lease_ttl_s
-        self.store.renew_leases([(aid, a.lease_expires_at)])
+        if ttl_s and not 0 < ttl_s <= self.cfg.max_lease_ttl_s:
+            raise InvalidRequest(f"ttl_s {ttl_s} must be in (0, {self.cfg.max_lease_ttl_s:g}]")
+        ttl = ttl_s or a.lease_ttl_s
+        expires_at = self.clock() + ttl
+        if ttl != a.lease_ttl_s:      # a new TTL is part of the record: a restart or a new leader keeps it
+            self.store.put_allocation(replace(a, lease_ttl_s=ttl, lease_expires_at=expires_at))
+        else:
+            self.store.renew_leases([(aid, expires_at)])
+        a.lease_ttl_s, a.lease_expires_at = ttl, expires_at   # the store first: a failed write changes nothing
         return a
 
     def set_limits(self, aid: str, lim_tflops: float = 0.0, lim_vram_mib: int = 0, tflops: float = 0.0,

@@ -1,13 +1,14 @@
 """The scheduler on etcd (`--store etcd://...`): placement and restart against a real etcd, writes refused with
 UNAVAILABLE while etcd is away and accepted again when it is back, and two schedulers allocating on one pool at
 once never over-commit a GPU (every commit compares the GPU ledger revisions it placed on)."""
+import json
 import shutil
 import threading
 import time
 
 import pytest
 
-from tfclient.errors import NoCapacity, StoreUnavailable, TensorFusionError
+from tfclient.errors import NoCapacity, QuotaExceeded, StoreUnavailable, TensorFusionError
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler.etcd_store import EtcdStore
@@ -77,6 +78,31 @@ def test_workloads_survive_a_killed_scheduler_on_etcd(tmp_path, etcd):
         with SchedulerClient(addr) as c:
             assert [w.name for w in c.list_workloads()] == ["train-a"]
             assert c.get_workload("train-a").name == "train-a"
+    finally:
+        kill9(proc)
+
+
+def test_quotas_live_in_etcd_and_bind_a_scheduler_started_without_the_config(tmp_path, etcd):
+    """A quota from one scheduler's config file is a key in etcd: a replica started without that file (a new
+    leader, a restart) enforces it too."""
+    cfg = tmp_path / "sched.toml"
+    cfg.write_text('[quotas.team]\ntflops = 30\nvram = "4Gi"\n')
+    proc, addr = start_scheduler(tmp_path, etcd.url, "--config", str(cfg))
+    try:
+        with SchedulerClient(addr) as c:
+            c.register_worker("node-a", "p", gpus("a", tflops=100), admin="127.0.0.1:1")
+            c.allocate(tflops=20, vram="1Gi", namespace="team")
+    finally:
+        kill9(proc)
+    stored = json.loads(etcd.client().range(b"/tensorfusion/quotas/team").kvs[0].value)
+    assert (stored["tflops"], stored["vram_mib"], stored["allocations"]) == (30.0, 4096, None)
+    proc, addr = start_scheduler(tmp_path, etcd.url, name="s2")      # no --config
+    wait_leading(addr)
+    try:
+        with SchedulerClient(addr) as c:
+            with pytest.raises(QuotaExceeded, match="quota 30 TFLOPS: 20 in use"):
+                c.allocate(tflops=20, vram="1Gi", namespace="team")
+            c.allocate(tflops=10, vram="1Gi", namespace="team")
     finally:
         kill9(proc)
 
