@@ -2,7 +2,6 @@
 UNAVAILABLE while etcd is away and accepted again when it is back, and two schedulers allocating on one pool at
 once never over-commit a GPU (every commit compares the GPU ledger revisions it placed on)."""
 import json
-import shutil
 import threading
 import time
 
@@ -13,7 +12,8 @@ from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler.etcd_store import EtcdStore
 
-from etcd_helpers import EtcdCluster, etcd, kill9, make_certs, needs_etcd, start_scheduler, wait_leading  # noqa: F401 (fixture)
+from etcd_helpers import (EtcdCluster, etcd, kill9, make_certs, needs_etcd, needs_etcd_tools,  # noqa: F401 (fixture)
+                          start_scheduler, wait_leading)
 from sched_helpers import gpus
 
 pb = load("scheduler_pb2")
@@ -212,8 +212,7 @@ def test_a_three_member_etcd_losing_one_member_changes_nothing(tmp_path):
         cluster.stop()
 
 
-@pytest.mark.skipif(shutil.which("etcdctl") is None or shutil.which("openssl") is None,
-                    reason="needs etcdctl (etcd-client) and openssl")
+@needs_etcd_tools
 def test_etcd_over_tls_with_a_user_and_password(tmp_path):
     certs = tmp_path / "certs"
     certs.mkdir()
