@@ -148,10 +148,14 @@ def test_a_worker_daemon_given_every_replica_follows_the_new_leader(tmp_path, et
                 return p, m
         raise AssertionError("".join(lines))
     try:
+        roles = []
         for i in range(2):
             p, m = start(["scheduler", "--listen", "127.0.0.1:0", "--store", etcd.url, "--leader-ttl", "2",
-                          "--heartbeat-interval", "0.5", "--node-timeout", "2"], r"listening on (\S+:\d+)")
+                          "--heartbeat-interval", "0.5", "--node-timeout", "2"],
+                         r"listening on (\S+:\d+) .*, (leading|following \(leader: \S+\))$")
             addrs.append(m.group(1))
+            roles.append(m.group(2))
+        assert roles == ["leading", f"following (leader: {addrs[0]})"]      # what each replica prints
         both = ",".join(addrs)
         admin = (tmp_path / "tfhome" / "admin.token").read_text().strip()
         with SchedulerClient(both, token=admin) as c:
@@ -168,6 +172,9 @@ def test_a_worker_daemon_given_every_replica_follows_the_new_leader(tmp_path, et
             assert [n.available for n in pool.nodes] == [True]
             assert [x.id for x in pool.allocations] == [a.id]
             assert time.time() - pool.nodes[0].last_heartbeat < 2.0
+        survivor = procs[addrs.index(c.address)]
+        kill9(survivor)
+        assert f"tensorfusion scheduler: leading as {c.address}\n" in survivor.stdout.read()   # the takeover is said
     finally:
         for p in procs:
             kill9(p)
