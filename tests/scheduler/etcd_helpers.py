@@ -76,6 +76,21 @@ class EtcdCluster:
             self.procs[i].wait()
         self.procs[i] = None
 
+    def raft_leader(self) -> int:
+        """The index of the member raft elected leader (etcd's JSON gateway, /v3/maintenance/status)."""
+        import json
+        import urllib.request
+        assert not self.tls, "raft_leader() reads the plaintext gateway"
+        for i, port in enumerate(self.client_ports):
+            if self.procs[i] is None:
+                continue
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/v3/maintenance/status", data=b"{}", method="POST")
+            with urllib.request.urlopen(req, timeout=5) as r:
+                st = json.load(r)
+            if st["header"]["member_id"] == st["leader"]:
+                return i
+        raise AssertionError("no etcd member leads")
+
     def wait_ready(self, timeout: float = 20.0) -> None:
         c = self.client(timeout_s=1.0)
         deadline = time.monotonic() + timeout

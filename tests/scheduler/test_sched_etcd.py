@@ -189,16 +189,22 @@ def test_a_commit_on_a_gpu_changed_since_it_was_read_is_refused(etcd):
 
 
 def test_a_three_member_etcd_losing_one_member_changes_nothing(tmp_path):
+    """The member killed is raft's leader and the first endpoint every scheduler talks to: the schedulers move to
+    another member while raft elects a new leader, and users see nothing."""
     cluster = EtcdCluster(tmp_path, n=3)
     procs = []
     try:
-        procs = [start_scheduler(tmp_path, cluster.url, name=f"r{i}") for i in range(2)]
+        lead = cluster.raft_leader()
+        ports = [cluster.client_ports[lead]] + [p for i, p in enumerate(cluster.client_ports) if i != lead]
+        url = "etcd://" + ",".join(f"127.0.0.1:{p}" for p in ports)
+        procs = [start_scheduler(tmp_path, url, name=f"r{i}") for i in range(2)]
         addrs = ",".join(a for _, a in procs)
         with SchedulerClient(addrs) as c:
             c.register_worker("node-a", "p", gpus("a", n=2, tflops=100), admin="127.0.0.1:1")
             before = [c.allocate(tflops=30, vram="1Gi").id for _ in range(3)]
             leader = c.address
-            cluster.kill(0)                 # the first endpoint every scheduler talks to
+            assert cluster.raft_leader() == lead
+            cluster.kill(lead)
             after = [c.allocate(tflops=30, vram="1Gi").id for _ in range(3)]
             c.release(before[0])
             assert c.address == leader, "the scheduler leader changed"
