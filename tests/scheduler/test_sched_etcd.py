@@ -1,6 +1,7 @@
-"""The scheduler on etcd (`--store etcd://...`): placement and restart against a real etcd, writes refused with
-UNAVAILABLE while etcd is away and accepted again when it is back, and two schedulers allocating on one pool at
-once never over-commit a GPU (every commit compares the GPU ledger revisions it placed on)."""
+"""The scheduler on etcd (`--store etcd://...`): placement and restart against a real etcd, quotas, workloads and
+their checkpoints kept there, writes refused with UNAVAILABLE while etcd is away and accepted again when it is back,
+two schedulers allocating on one pool at once never over-commit a GPU (every commit compares the GPU ledger
+revisions it placed on), a three-member etcd losing its raft leader, etcd over TLS with a user and password."""
 import json
 import threading
 import time
@@ -244,3 +245,17 @@ def test_etcd_over_tls_with_a_user_and_password(tmp_path):
         if proc is not None:
             kill9(proc)
         cluster.stop()
+
+
+def test_workload_status_and_histogram_checkpoints_are_kept_in_etcd(etcd):
+    """What the autoscaler writes every pass (status, VPA histogram checkpoint) is one key per workload under the
+    prefix; a second store (another replica) reads it back; a checkpoint of a workload never applied is dropped."""
+    from tfscheduler.storage import WorkloadRecord
+    one, two = EtcdStore(etcd.client()), EtcdStore(etcd.client())
+    one.put_workload(WorkloadRecord("team", "train-a", '{"name": "train-a"}', updated_at=1.0))
+    checkpoint = json.dumps({"tflops": {"buckets": {"3": 1.5}, "total_weight": 1.5}, "samples": 7})
+    one.put_workload_checkpoints([("team", "train-a", '{"conditions": []}', checkpoint),
+                                  ("team", "never-applied", "{}", "{}")])
+    assert [(w.namespace, w.name, w.status, w.checkpoint) for w in two.load_workloads()] == \
+        [("team", "train-a", '{"conditions": []}', checkpoint)]
+    assert etcd.client().range(b"/tensorfusion/workloads/team/train-a").kvs
