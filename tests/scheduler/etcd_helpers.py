@@ -81,14 +81,18 @@ class EtcdCluster:
         import json
         import urllib.request
         assert not self.tls, "raft_leader() reads the plaintext gateway"
-        for i, port in enumerate(self.client_ports):
-            if self.procs[i] is None:
-                continue
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/v3/maintenance/status", data=b"{}", method="POST")
-            with urllib.request.urlopen(req, timeout=5) as r:
-                st = json.load(r)
-            if st["header"]["member_id"] == st["leader"]:
-                return i
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:       # a member that knows no leader yet omits the field (0)
+            for i, port in enumerate(self.client_ports):
+                if self.procs[i] is None:
+                    continue
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/v3/maintenance/status", data=b"{}",
+                                             method="POST")
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    st = json.load(r)
+                if st["header"]["member_id"] == st.get("leader"):
+                    return i
+            time.sleep(0.1)
         raise AssertionError("no etcd member leads")
 
     def wait_ready(self, timeout: float = 20.0) -> None:
