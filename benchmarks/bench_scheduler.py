@@ -129,7 +129,7 @@ def start_process(tmp, store=None, prefix=None):
     token_file = os.path.join(tmp, "admin.token")
     where = ["--store", store, "--etcd-prefix", prefix] if store else ["--db", os.path.join(tmp, "rpc.db")]
     proc = subprocess.Popen([sys.executable, "-m", "tfscheduler", "--listen", "127.0.0.1:0", *where,
-                             "--secret-file", secret, "--lease-ttl", "3600",
+                             "--secret-file", secret, "--lease-ttl", "3600", "--node-timeout", "3600",
                              "--tick", "60", "--log-level", "WARNING", "--admin-token-file", token_file],
                             stdout=subprocess.PIPE, text=True, cwd=REPO)
     address = proc.stdout.readline().split()[-1]

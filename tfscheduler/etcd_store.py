@@ -39,6 +39,9 @@ from etcdserverpb import rpc_pb2_grpc as erpc    # noqa: E402
 log = logging.getLogger("tfscheduler.etcd")
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# etcd refuses a transaction with more than --max-txn-ops (default 128) compares or operations
+# ("too many operations in txn request"); what may be split is written in parts of at most this many
+TXN_OPS = 100
 
 
 def parse_url(url: str) -> list:
@@ -311,22 +314,39 @@ class EtcdStore:
     def end_allocations(self, ended: list) -> None:
         """Ends them whatever else changed on their GPUs (releasing only frees capacity): compared first, so our
         ledger revisions stay exact when nobody else wrote; else written unconditionally and our view of those
-        GPUs marked stale (the next placement there re-reads)."""
-        if not ended:
-            return
-        ops, gpus = self._end_ops(ended)
-        if ops:
-            try:
-                self._commit(ops, gpus)
-            except StoreConflict:
-                self._commit(ops + [put(self.k("ledger", u), b"") for u in set(gpus)])
-        for aid, _, _ in ended:
-            self.active.pop(aid, None)
+        GPUs marked stale (the next placement there re-reads). Many at once (a lost node, a wave of expiries) go
+        in several transactions, each within etcd's limit; each allocation ends whole in one of them."""
+        for chunk in self._chunks(ended):
+            ops, gpus = self._end_ops(chunk)
+            if ops:
+                try:
+                    self._commit(ops, gpus)
+                except StoreConflict:
+                    self._commit(ops + [put(self.k("ledger", u), b"") for u in set(gpus)])
+            for aid, _, _ in chunk:
+                self.active.pop(aid, None)
+
+    def _chunks(self, ended):
+        """ended split so that one transaction's compares and operations (3 per allocation + a ledger per GPU)
+        stay under TXN_OPS."""
+        chunk, gpus = [], set()
+        for e in ended:
+            a = self.active.get(e[0])
+            g = set(a.gpu_uuids) if a else set()
+            if chunk and 3 * (len(chunk) + 1) + len(gpus | g) > TXN_OPS:
+                yield chunk
+                chunk, gpus = [], set()
+            chunk.append(e)
+            gpus |= g
+        if chunk:
+            yield chunk
 
     def renew_leases(self, renewals: list) -> None:
-        if renewals:
-            self._commit([put(self.k("leases", aid), str(exp).encode()) for aid, exp in renewals])
-            for aid, exp in renewals:
+        """Renewals are independent: TXN_OPS per transaction (a new leader renews every lease at once)."""
+        for i in range(0, len(renewals), TXN_OPS):
+            part = renewals[i:i + TXN_OPS]
+            self._commit([put(self.k("leases", aid), str(exp).encode()) for aid, exp in part])
+            for aid, exp in part:
                 if aid in self.active:
                     self.active[aid].lease_expires_at = exp
 
@@ -341,8 +361,8 @@ class EtcdStore:
         recs = sorted((json.loads(kv.value) for kv in self.c.range(self.k("ended") + b"/", prefix=True).kvs),
                       key=lambda d: d["created_at"])
         drop = recs[:len(recs) - keep]
-        for i in range(0, len(drop), 100):            # etcd caps the operations of one transaction (128)
-            self._commit([delete(self.k("ended", d["id"])) for d in drop[i:i + 100]])
+        for i in range(0, len(drop), TXN_OPS):
+            self._commit([delete(self.k("ended", d["id"])) for d in drop[i:i + TXN_OPS]])
 
     def load_tokens(self) -> list:
         from tfscheduler.auth import TokenRecord
@@ -376,8 +396,8 @@ class EtcdStore:
                 d = json.loads(kvs[0].value)
                 d["status"], d["checkpoint"] = status, checkpoint
                 ops.append(put(self.k("workloads", ns, name), d))
-        for i in range(0, len(ops), 100):            # etcd caps the operations of one transaction (128)
-            self._commit(ops[i:i + 100])
+        for i in range(0, len(ops), TXN_OPS):
+            self._commit(ops[i:i + TXN_OPS])
 
     def close(self) -> None:
         self.c.close()

@@ -336,8 +336,8 @@ class SchedulerState:
         now = self.clock()
         self.last_seen[worker_id] = now
         if not node.available:
-            node.available = True
             self.store.set_node_available(worker_id, True)
+            node.available = True
             self.index.set_node_available(worker_id, True)
         own = {g.uuid for g in self.node_gpus.get(worker_id, ())}
         for u in gpu_usage:               # a worker reports its own GPUs and sessions only
@@ -621,11 +621,12 @@ class SchedulerState:
         for wid, node in self.nodes.items():
             silent = now - self.last_seen.get(wid, now)
             if node.available and silent > self.cfg.node_timeout_s:
-                node.available = False
-                self.store.set_node_available(wid, False)
-                self.index.set_node_available(wid, False)
+                # the store first (a failed write leaves the node to the next tick, nothing half done in memory)
                 lost = [a.id for a in self.allocs.values() if a.worker_id == wid]
                 closes += self._end(lost, LOST, f"worker {wid} missed heartbeats for {silent:.1f}s")
+                self.store.set_node_available(wid, False)
+                node.available = False
+                self.index.set_node_available(wid, False)
         return closes
 
     def endpoints(self, worker_id: str) -> NodeRecord | None:

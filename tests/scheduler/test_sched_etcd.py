@@ -259,3 +259,36 @@ def test_workload_status_and_histogram_checkpoints_are_kept_in_etcd(etcd):
     assert [(w.namespace, w.name, w.status, w.checkpoint) for w in two.load_workloads()] == \
         [("team", "train-a", '{"conditions": []}', checkpoint)]
     assert etcd.client().range(b"/tensorfusion/workloads/team/train-a").kvs
+
+
+def test_hundreds_of_allocations_survive_a_restart_and_end_together_when_their_node_is_lost(tmp_path, etcd):
+    """More allocations than etcd takes operations in one transaction (128): a scheduler restarted on them (as a
+    new leader would) renews every lease and serves; when their node falls silent they all end LOST."""
+    from concurrent.futures import ThreadPoolExecutor
+    proc, addr = start_scheduler(tmp_path, etcd.url, "--node-timeout", "600")
+    try:
+        with SchedulerClient(addr) as c:
+            c.register_worker("node-a", "p", gpus("a", n=2, tflops=1000, vram=1 << 20), admin="127.0.0.1:1")
+
+        def some(k):
+            with SchedulerClient(addr) as c:
+                return [c.allocate(tflops=1, vram="1Mi").id for _ in range(k)]
+        with ThreadPoolExecutor(6) as pool:
+            ids = [i for part in pool.map(some, [35] * 6) for i in part]
+    finally:
+        kill9(proc)
+    assert len(set(ids)) == 210
+    proc, addr = start_scheduler(tmp_path, etcd.url, "--node-timeout", "3", name="s2")
+    try:
+        wait_leading(addr)
+        with SchedulerClient(addr) as c:
+            assert {a.id for a in c.list_pool(include_allocations=True).allocations} == set(ids)
+            deadline = time.monotonic() + 3 + 10.0           # the node's grace, then ticks
+            while c.list_pool(include_allocations=True).allocations:
+                assert time.monotonic() < deadline, "the silent node's allocations did not end"
+                time.sleep(0.2)
+            assert {c.get_allocation(i).state for i in ids[::20]} == {pb.ALLOCATION_LOST}
+            assert [n.available for n in c.list_pool().nodes] == [False]
+    finally:
+        kill9(proc)
+    assert charged(etcd) == {}

@@ -318,3 +318,47 @@ def test_a_follower_sends_the_client_straight_to_the_leader_it_names(tmp_path, e
         hung.close()
         for p in procs.values():
             kill9(p)
+
+
+def test_tensorfusion_run_with_every_replica_in_tf_scheduler_survives_a_leader_kill(tmp_path, etcd):
+    """The README's deployment on loopback: three `tensorfusion scheduler` replicas on etcd, one `tensorfusion
+    worker --scheduler a,b,c`, a real CUDA program through `tensorfusion run` with TF_SCHEDULER=a,b,c; kill -9 the
+    leader, and the same command works again (the client finds the new leader by itself)."""
+    import os
+    import subprocess
+    import sys
+    from cudabuild import build_example
+    from test_worker import start
+    cli = [sys.executable, "-m", "tfclient.cli"]
+    env = dict(os.environ, TF_SECRET="test-secret", TF_EMU_VRAM_MIB="1024")
+    for k in ("TF_TOKEN", "TF_SCHEDULER", "TF_WORKER_TOKEN"):
+        env.pop(k, None)
+    program = build_example("vector_add")
+    procs, addrs = [], []
+    try:
+        for _ in range(3):
+            p, m = start(["scheduler", "--listen", "127.0.0.1:0", "--store", etcd.url, "--leader-ttl",
+                          str(LEADER_TTL)], env, r"listening on (\S+:\d+)")
+            procs.append(p)
+            addrs.append(m.group(1))
+        every = ",".join(addrs)
+        admin = dict(env, TF_SCHEDULER=every, TF_TOKEN=(tmp_path / "tfhome" / "admin.token").read_text().strip())
+
+        def tf(*args, e):
+            return subprocess.run([*cli, *args], env=e, capture_output=True, text=True, timeout=120)
+        wtoken = tf("token", "create", "--role", "worker", "--node", "gpu1", e=admin).stdout.strip()
+        ttoken = tf("token", "create", "--role", "tenant", "--namespace", "team", e=admin).stdout.strip()
+        w, _ = start(["worker", "--scheduler", every, "--backend", "emu", "--node", "gpu1", "--unix",
+                      str(tmp_path / "w.sock")], dict(env, TF_WORKER_TOKEN=wtoken), r"registered with")
+        procs.append(w)
+        tenant = dict(env, TF_SCHEDULER=every, TF_TOKEN=ttoken)
+        r = tf("run", "--vram", "256Mi", "--", str(program), e=tenant)
+        assert r.returncode == 0 and "65536 elements correct" in r.stdout, r.stdout + r.stderr
+        leader = leader_of(addrs)
+        kill9(procs[addrs.index(leader)])
+        r = tf("run", "--vram", "256Mi", "--", str(program), e=tenant)
+        assert r.returncode == 0 and "65536 elements correct" in r.stdout, r.stdout + r.stderr
+        assert leader_of([a for a in addrs if a != leader])
+    finally:
+        for p in procs:
+            kill9(p)
