@@ -5,7 +5,8 @@ served again through the client's replica list, side by side with the leader lea
 
 Three `python -m tfscheduler --store etcd://...` replicas on one local etcd (from the system package); after each kill
 a fresh replica is started so three always compete. Measured: kill -> first ListPool answered through
-SchedulerClient("a,b,c") (which fails over by itself). --write records median and max in benchmarks/RESULTS.md.
+SchedulerClient("a,b,c") with the dead leader first in the list (the client fails over by itself). --write records
+median and max in benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -25,12 +26,11 @@ from results_md import write_section  # noqa: E402
 from tfclient.scheduler_client import SchedulerClient  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kills", type=int, default=10)
-    ap.add_argument("--ttl", type=int, default=3, help="leader lease TTL in seconds (--leader-ttl)")
-    ap.add_argument("--write", action="store_true")
-    args = ap.parse_args()
+def measure(kills: int = 10, ttl: int = 3) -> list:
+    """Kills the leading replica `kills` times -> seconds from each kill -9 to the first call served again.
+    Also run by `bench_scheduler.py --store etcd|both` (its failover figures)."""
+    gaps = []
+    saved = {k: os.environ.get(k) for k in ("TF_HOME", "TF_TOKEN")}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         cluster = EtcdCluster(tmp)
@@ -40,7 +40,7 @@ def main() -> None:
         def spawn():
             nonlocal n
             n += 1
-            p, addr = start_scheduler(tmp, cluster.url, "--leader-ttl", str(args.ttl), name=f"r{n}")
+            p, addr = start_scheduler(tmp, cluster.url, "--leader-ttl", str(ttl), name=f"r{n}")
             procs[addr] = p
 
         # the first replica writes the first admin token to $TF_HOME/admin.token, which clients read by default
@@ -50,11 +50,11 @@ def main() -> None:
         try:
             for _ in range(3):
                 spawn()
-            time.sleep(args.ttl + 1)
-            gaps = []
-            for k in range(args.kills):
+            time.sleep(ttl + 1)
+            for k in range(kills):
                 leader = leader_of(list(procs))
-                addrs = ",".join(a for a in procs if a != leader)
+                # the dead leader stays in the list, first: what a client configured with every replica meets
+                addrs = ",".join([leader] + [a for a in procs if a != leader])
                 with SchedulerClient(addrs, failover_s=60) as c:
                     t0 = time.monotonic()
                     kill9(procs.pop(leader))
@@ -66,6 +66,21 @@ def main() -> None:
             for p in procs.values():
                 kill9(p)
             cluster.stop()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return gaps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kills", type=int, default=10)
+    ap.add_argument("--ttl", type=int, default=3, help="leader lease TTL in seconds (--leader-ttl)")
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    gaps = measure(args.kills, args.ttl)
     med, mx = statistics.median(gaps), max(gaps)
     print(f"failover over {len(gaps)} leader kills: median {med:.2f} s, max {mx:.2f} s (leader TTL {args.ttl} s)")
     if args.write:

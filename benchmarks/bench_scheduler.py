@@ -10,7 +10,9 @@ The pool is pre-loaded to ~50% of its GPUs holding an allocation, so placement s
 Usage: .venv/bin/python benchmarks/bench_scheduler.py [--sizes 100,1000,10000] [--n 2000]
 
 --store etcd|both: the same core and rpc figures with the state in etcd (a single etcd member started here on
-loopback, temporary data dir, its default fsync on; the scheduler as one elected replica), side by side with SQLite.
+loopback, temporary data dir, its default fsync on; the scheduler as one elected replica), side by side with SQLite,
+then failover: --kills (default 10) kill -9 of the leader of three replicas, median and max seconds until a call is
+served again (bench_failover.py; --kills 0 skips it).
 """
 import argparse
 import asyncio
@@ -127,7 +129,7 @@ def start_process(tmp, store=None, prefix=None):
     token_file = os.path.join(tmp, "admin.token")
     where = ["--store", store, "--etcd-prefix", prefix] if store else ["--db", os.path.join(tmp, "rpc.db")]
     proc = subprocess.Popen([sys.executable, "-m", "tfscheduler", "--listen", "127.0.0.1:0", *where,
-                             "--secret-file", secret, "--lease-ttl", "3600",
+                             "--secret-file", secret, "--lease-ttl", "3600", "--node-timeout", "3600",
                              "--tick", "60", "--log-level", "WARNING", "--admin-token-file", token_file],
                             stdout=subprocess.PIPE, text=True, cwd=REPO)
     address = proc.stdout.readline().split()[-1]
@@ -201,6 +203,8 @@ def main():
     ap.add_argument("--n", type=int, default=2000, help="allocations measured per size")
     ap.add_argument("--store", default="sqlite", choices=["sqlite", "etcd", "both"],
                     help="where the scheduler keeps its state (both: side by side)")
+    ap.add_argument("--kills", type=int, default=10, help="with etcd: leader kills for the failover figures")
+    ap.add_argument("--leader-ttl", type=int, default=3, help="with etcd: --leader-ttl of the failover replicas")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.store in ("etcd", "both"):
@@ -213,6 +217,7 @@ def main():
                 eproc.wait()
         if args.store == "etcd":
             print_side_by_side(etcd_rows, None, args.n)
+            print_failover(args.kills, args.leader_ttl)
             return
     rows = []
     ms = lambda x: f"{x * 1e3:.3f}"  # noqa: E731
@@ -256,6 +261,18 @@ def main():
 
     if args.store == "both":
         print_side_by_side(etcd_rows, sqlite_rows, args.n)
+        print_failover(args.kills, args.leader_ttl)
+
+
+def print_failover(kills: int, ttl: int) -> None:
+    if kills <= 0:
+        return
+    import statistics
+    sys.path[:0] = [os.path.join(REPO, "tests", "scheduler"), os.path.join(REPO, "benchmarks")]
+    from bench_failover import measure
+    gaps = measure(kills, ttl)
+    print(f"\nfailover (three replicas, leader TTL {ttl} s): kill -9 of the leader -> first call served again, "
+          f"over {len(gaps)} kills: median {statistics.median(gaps):.2f} s, max {max(gaps):.2f} s")
 
 
 def print_side_by_side(etcd_rows, sqlite_rows, n):

@@ -11,6 +11,7 @@ command -v g++ >/dev/null || need_apt+=(g++)   # nvcc compiles host code with it
 ldconfig -p 2>/dev/null | grep -c "libzstd.so.1 " >/dev/null || need_apt+=(libzstd1)
 command -v etcd >/dev/null || need_apt+=(etcd-server)   # scheduler --store etcd:// and its tests (etcd 3.4)
 command -v etcdctl >/dev/null || need_apt+=(etcd-client)   # the etcd TLS/auth test enables auth with it
+command -v openssl >/dev/null || need_apt+=(openssl)   # that test's throwaway CA (libssl-dev has no CLI)
 [ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)   # TLS on the TCP data plane (stub + executor, OpenSSL 3)
 command -v llvm-config-14 >/dev/null || need_apt+=(llvm-14-dev)   # the emulator's PTX JIT (TF_EMU_ENGINE=jit), LLVM 14 ORC
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then

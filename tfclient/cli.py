@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     sched.set_defaults(func=cmd_scheduler)
 
     worker = sub.add_parser("worker", help="run the worker daemon on this GPU host (foreground)")
-    worker.add_argument("--scheduler", default=None, help="scheduler host:port (default $TF_SCHEDULER)")
+    worker.add_argument("--scheduler", default=None, metavar="HOST:PORT[,HOST:PORT...]",
+                        help="the scheduler, or every replica of it (default $TF_SCHEDULER)")
     worker.add_argument("--backend", default="auto", choices=["auto", "nvidia", "emu"])
     worker.add_argument("--unix", default=None, help="data-plane Unix socket (default $TF_HOME/worker-<pid>.sock)")
     worker.add_argument("--tcp", default=None, metavar="HOST:PORT", help="data-plane TCP listen address")
@@ -127,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     run = sub.add_parser("run", help="run a command on a vGPU: run [options] -- CMD ARGS...")
-    run.add_argument("--scheduler", default=None, help="scheduler host:port (default: $TF_SCHEDULER or embedded)")
+    run.add_argument("--scheduler", default=None, metavar="HOST:PORT[,HOST:PORT...]",
+                     help="the scheduler, or every replica of it (default: $TF_SCHEDULER or embedded)")
     run.add_argument("--tflops", default=None,
                      help="TFLOPS request (FP16 dense, 0 to 1000000); with neither --tflops nor --vram the "
                           "pool's default profile (as configured: the whole VRAM of one GPU, no compute limit)")

@@ -212,23 +212,40 @@ def _alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2:].split()[0] != "Z"
 
 
+def _print_election_changes() -> None:
+    """A replica says on stdout when it starts or stops leading (tfscheduler.election's log lines), so that an
+    operator sees a failover in each replica's output."""
+    import logging
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("tensorfusion scheduler: %(message)s"))
+    log = logging.getLogger("tfscheduler.election")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 async def _scheduler(listen: str, db_path: str, config_path: str | None, metrics_listen: str | None,
                      timings: dict, store: dict | None = None, tls=None, insecure: bool = False,
                      worker_tls=None) -> int:
     from tfscheduler import auth
     from tfscheduler.server import serve
+    if store and store.get("elect", True):
+        _print_election_changes()
     server = await serve(listen, db_path, config.secret(), config_path=config_path, metrics_listen=metrics_listen,
                          tls=tls, insecure=insecure, worker_tls=worker_tls, **(store or {}), **timings)
     await server.settled()
+    role = ""
     if store:
         db_path = store["store"]
+        if server.election is not None:
+            role = ", leading" if server.leading else f", following (leader: {server.election.leader})"
     created = auth.bootstrap_admin(server.tokens, config.home()) if server.leading else None
     if created:
         print(f"tensorfusion scheduler: first admin token written to {created} (0600); create tenant and worker "
               f"tokens with `tensorfusion token create`", flush=True)
     mode = "plaintext" if tls is None else "TLS" + (", client certificates required" if tls.client_ca else "")
-    print(f"tensorfusion scheduler: listening on {listen.rsplit(':', 1)[0]}:{server.port} ({mode}), state {db_path}",
-          flush=True)
+    print(f"tensorfusion scheduler: listening on {listen.rsplit(':', 1)[0]}:{server.port} ({mode}), state {db_path}"
+          f"{role}", flush=True)
     try:
         await _wait_for_stop_signal()
     finally:

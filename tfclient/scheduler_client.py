@@ -3,8 +3,10 @@ AsyncSchedulerClient (grpc.aio: the worker daemon). Same methods, same arguments
 
 Several scheduler replicas (etcd, leader election): the address may be a comma-separated list ("a:7070,b:7070",
 also in TF_SCHEDULER). A call answered UNAVAILABLE (replica down, a follower naming the leader, etcd away) or
-ABORTED (a write raced another scheduler) goes to the next replica, until `failover_s` has passed; Allocate carries
-a request id, so a retried Allocate whose first try was committed returns that allocation, never a second one.
+DEADLINE_EXCEEDED (a replica frozen or its host unreachable) goes to the leader a follower named when it is in the
+list, else to the next replica; ABORTED (a write raced another scheduler) is retried on the same one; all until
+`failover_s` has passed. Allocate carries a request id, so a retried Allocate whose first try was committed returns
+that allocation, never a second one.
 
 TLS (tfclient.tls): with a CA (tls=ClientTLS(...), or TF_TLS_CA) every replica is dialed over TLS and verified
 against that CA (TF_TLS_CERT/TF_TLS_KEY add a client certificate for schedulers that require one); without one,
@@ -18,6 +20,7 @@ turned into the matching tfclient.errors class (NoCapacity, InvalidRequest, Sche
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 
@@ -52,6 +55,8 @@ def _address(address: str | None) -> str:
 
 
 FAILOVER_S = 30.0     # longer than a leader change (leader TTL 5 s + campaign poll + state load)
+# what a follower's refusal says (tfscheduler.election.Election.gate, EtcdStore's NotLeader): "leader: HOST:PORT"
+_LEADER_NAMED = re.compile(r"\bleader(?: now)?: (\S+?:\d+)\b")
 
 
 def split_addresses(address: str) -> list:
@@ -90,8 +95,9 @@ class FailoverStub:
         self._i = (self._i + 1) % len(self.addresses)
 
     def _retry(self, e: grpc.RpcError, start: float, tls_failed: set) -> bool:
-        """Retry e? UNAVAILABLE with another replica to try, ABORTED always, both within failover_s; a TLS
-        verification failure only until every replica failed that way (a setting to fix, not a replica down)."""
+        """Retry e? UNAVAILABLE or DEADLINE_EXCEEDED (a replica down, frozen or unreachable) with another replica
+        to try, ABORTED always, all within failover_s; a TLS verification failure only until every replica failed
+        that way (a setting to fix, not a replica down)."""
         if time.monotonic() - start >= self.failover_s:
             return False
         if e.code() == grpc.StatusCode.UNAVAILABLE and tlsmod.is_verification_failure(e.details()):
@@ -99,11 +105,22 @@ class FailoverStub:
             if len(tls_failed) >= len(self.addresses):
                 return False
         return e.code() == grpc.StatusCode.ABORTED or \
-            (e.code() == grpc.StatusCode.UNAVAILABLE and len(self.addresses) > 1)
+            (e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and len(self.addresses) > 1)
+
+    def _advance(self, e: grpc.RpcError, tries: int) -> bool:
+        """Picks the replica for the retry of a call that failed with e (its tries-th failure): the leader a
+        follower named, when it is one of ours, else the next. -> True after each round of as many tries as
+        there are replicas (time to pause: an election is under way)."""
+        m = _LEADER_NAMED.search(e.details() or "") if e.code() == grpc.StatusCode.UNAVAILABLE else None
+        if m and m.group(1) in self.addresses and m.group(1) != self.address:
+            self._i = self.addresses.index(m.group(1))
+        else:
+            self._next()
+        return tries % len(self.addresses) == 0
 
     def __getattr__(self, method: str):
         def call(request, **kw):
-            start, pause, tls_failed = time.monotonic(), 0.05, set()
+            start, pause, tls_failed, tries = time.monotonic(), 0.05, set(), 0
             while True:
                 try:
                     return getattr(self._stub(), method)(request, **kw)
@@ -112,8 +129,8 @@ class FailoverStub:
                         raise
                     if e.code() == grpc.StatusCode.ABORTED:
                         continue                  # a write race on a shared store: the same replica, again
-                    self._next()
-                    if self._i == 0:          # went round every replica: give the election time
+                    tries += 1
+                    if self._advance(e, tries):     # went round every replica: give the election time
                         time.sleep(pause)
                         pause = min(pause * 2, 0.5)
         return call
@@ -131,7 +148,7 @@ class AioFailoverStub(FailoverStub):
 
     def __getattr__(self, method: str):
         async def call(request, **kw):
-            start, pause, tls_failed = time.monotonic(), 0.05, set()
+            start, pause, tls_failed, tries = time.monotonic(), 0.05, set(), 0
             while True:
                 try:
                     return await getattr(self._stub(), method)(request, **kw)
@@ -140,8 +157,8 @@ class AioFailoverStub(FailoverStub):
                         raise
                     if e.code() == grpc.StatusCode.ABORTED:
                         continue
-                    self._next()
-                    if self._i == 0:
+                    tries += 1
+                    if self._advance(e, tries):
                         await asyncio.sleep(pause)
                         pause = min(pause * 2, 0.5)
         return call

@@ -97,11 +97,13 @@ class Election:
             self.leading, self.guard = False, None
             await on_lost()
 
-    def lost(self) -> None:
-        """Called when a store write found the leader key changed (NotLeader): follow at once."""
+    def lost(self, leader: str = "") -> None:
+        """Called when a store write found the leader key changed (NotLeader; leader = the key's value then, "" if
+        none): follow at once, naming that leader in refusals (never ourselves)."""
         if self.leading:
-            log.warning("a store write found another leader: following")
+            log.warning("a store write found another leader (%s): following", leader or "none yet")
         self.leading, self.guard = False, None
+        self.leader = leader if leader != self.address else ""
 
     async def resign(self) -> None:
         self._stop = True

@@ -373,7 +373,7 @@ def _typed_errors(method):
             return await method(self, request, context)
         except TensorFusionError as e:
             if isinstance(e, NotLeader) and self.election is not None:
-                self.election.lost()                  # another replica leads now: follow at once
+                self.election.lost(getattr(e, "leader", ""))   # another replica leads now: follow at once
                 self.etcd.guard = FOLLOWER_GUARD
             elif isinstance(e, StoreConflict):
                 self.state.resync()                   # another scheduler wrote the same GPUs: see it for the retry

@@ -27,7 +27,8 @@ from tfscheduler.placement import (MEDIUM, QOS_BY_NAME, QOS_NAMES, Alloc, Gpu, P
                                    Request)
 from tfscheduler.autoscaler import RESOURCES_APPLIED, Autoscaler, WorkloadEntry, matches
 from tfscheduler.recommender import MIN_TFLOPS, MIN_VRAM_MIB
-from tfscheduler.storage import AllocationRecord, GpuRecord, NodeRecord, PoolRecord, Store, WorkloadRecord
+from tfscheduler.storage import (AllocationRecord, GpuRecord, NodeRecord, PoolRecord, QuotaRecord, Store,
+                                 WorkloadRecord)
 from tfscheduler.workload_config import WorkloadConfigError
 
 # scheduler_pb2.AllocationState values (kept here so this module needs no generated code)
@@ -195,7 +196,6 @@ class SchedulerState:
         self.ended: OrderedDict[str, AllocationRecord] = OrderedDict()
         self.pending: dict[str, dict] = {}          # worker id -> {allocation id: reason}
         self.ended_counts: dict[str, int] = {}      # state name -> allocations ended so (metrics)
-        self.index.quotas.update(self.cfg.quotas)
         self._next_prune = 0.0
         self.autoscaler = Autoscaler(self.cfg.vram_peak_interval_s, timedelta(seconds=self.cfg.histogram_half_life_s),
                                      self.cfg.recommendation_min_tflops, self.cfg.recommendation_min_vram_mib)
@@ -211,6 +211,14 @@ class SchedulerState:
                                                      vram_oversell=p.vram_oversell))
         for name, pol in self.cfg.pools.items():    # the config file wins over what was stored
             self._put_pool(name, pol)
+        # quotas live in the store too, so every replica (and a restart without the config file) enforces the
+        # same ones; a quota in this scheduler's config file replaces the stored one of its namespace
+        for q in snap.quotas:
+            self.index.quotas[q.namespace] = Quota(q.tflops, q.vram_mib, q.allocations)
+        for ns, quota in self.cfg.quotas.items():
+            if self.index.quotas.get(ns) != quota:
+                self.store.put_quota(QuotaRecord(ns, quota.tflops, quota.vram_mib, quota.allocations))
+                self.index.quotas[ns] = quota
         for n in snap.nodes:
             self.nodes[n.worker_id] = n
             self.node_gpus[n.worker_id] = []
@@ -247,7 +255,6 @@ class SchedulerState:
         rebuilt from one consistent read. Unlike a start, no grace: leases keep their expiry, nodes their last
         heartbeat."""
         self.index = PlacementIndex()
-        self.index.quotas.update(self.cfg.quotas)
         self.nodes, self.node_gpus, self.allocs = {}, {}, {}
         self._load(grace=False)
         self.last_seen = {w: t for w, t in self.last_seen.items() if w in self.nodes}
@@ -347,8 +354,8 @@ class SchedulerState:
         now = self.clock()
         self.last_seen[worker_id] = now
         if not node.available:
-            node.available = True
             self.store.set_node_available(worker_id, True)
+            node.available = True
             self.index.set_node_available(worker_id, True)
         own = {g.uuid for g in self.node_gpus.get(worker_id, ())}
         for u in gpu_usage:               # a worker reports its own GPUs and sessions only
@@ -506,12 +513,15 @@ class SchedulerState:
 
     def renew(self, aid: str, ttl_s: float = 0.0) -> AllocationRecord:
         a = self._active(aid)
-        if ttl_s:
-            if not 0 < ttl_s <= self.cfg.max_lease_ttl_s:
-                raise InvalidRequest(f"ttl_s {ttl_s} must be in (0, {self.cfg.max_lease_ttl_s:g}]")
-            a.lease_ttl_s = ttl_s
-        a.lease_expires_at = self.clock() + a.lease_ttl_s
-        self.store.renew_leases([(aid, a.lease_expires_at)])
+        if ttl_s and not 0 < ttl_s <= self.cfg.max_lease_ttl_s:
+            raise InvalidRequest(f"ttl_s {ttl_s} must be in (0, {self.cfg.max_lease_ttl_s:g}]")
+        ttl = ttl_s or a.lease_ttl_s
+        expires_at = self.clock() + ttl
+        if ttl != a.lease_ttl_s:      # a new TTL is part of the record: a restart or a new leader keeps it
+            self.store.put_allocation(replace(a, lease_ttl_s=ttl, lease_expires_at=expires_at))
+        else:
+            self.store.renew_leases([(aid, expires_at)])
+        a.lease_ttl_s, a.lease_expires_at = ttl, expires_at   # the store first: a failed write changes nothing
         return a
 
     def set_limits(self, aid: str, lim_tflops: float = 0.0, lim_vram_mib: int = 0, tflops: float = 0.0,
@@ -629,11 +639,12 @@ class SchedulerState:
         for wid, node in self.nodes.items():
             silent = now - self.last_seen.get(wid, now)
             if node.available and silent > self.cfg.node_timeout_s:
-                node.available = False
-                self.store.set_node_available(wid, False)
-                self.index.set_node_available(wid, False)
+                # the store first (a failed write leaves the node to the next tick, nothing half done in memory)
                 lost = [a.id for a in self.allocs.values() if a.worker_id == wid]
                 closes += self._end(lost, LOST, f"worker {wid} missed heartbeats for {silent:.1f}s")
+                self.store.set_node_available(wid, False)
+                node.available = False
+                self.index.set_node_available(wid, False)
         return closes
 
     def endpoints(self, worker_id: str) -> NodeRecord | None:

@@ -84,16 +84,27 @@ class WorkloadRecord:
 
 
 @dataclass
+class QuotaRecord:
+    """A namespace's quota: sums of requests x gpu_count over its active allocations (None = unlimited)."""
+    namespace: str
+    tflops: float | None = None
+    vram_mib: int | None = None
+    allocations: int | None = None
+
+
+@dataclass
 class Snapshot:
     pools: list
     nodes: list
     gpus: list
     allocations: list        # active ones only
+    quotas: list = field(default_factory=list)     # [QuotaRecord]
 
 
 class Store(Protocol):
     def load(self) -> Snapshot: ...
     def put_pool(self, pool: PoolRecord) -> None: ...
+    def put_quota(self, quota: QuotaRecord) -> None: ...           # insert or replace a namespace's quota
     def put_node(self, node: NodeRecord, gpus: list) -> None: ...   # replaces the node's GPU list
     def set_node_available(self, worker_id: str, available: bool) -> None: ...
     def put_allocation(self, alloc: AllocationRecord, ended: tuple = ()) -> None: ...  # + ended (id, state, reason)
@@ -125,6 +136,7 @@ CREATE TABLE IF NOT EXISTS allocations (id TEXT PRIMARY KEY, pool TEXT, namespac
 CREATE INDEX IF NOT EXISTS allocations_active ON allocations(active);
 CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, digest TEXT, role TEXT, namespace TEXT, node_name TEXT,
     description TEXT, created_at REAL, revoked_at REAL);
+CREATE TABLE IF NOT EXISTS quotas (namespace TEXT PRIMARY KEY, tflops REAL, vram_mib INTEGER, allocations INTEGER);
 CREATE TABLE IF NOT EXISTS workloads (namespace TEXT, name TEXT, spec TEXT, status TEXT, checkpoint TEXT,
     updated_at REAL, PRIMARY KEY (namespace, name));
 """
@@ -163,11 +175,16 @@ class SqliteStore:
             r = list(r)
             r[5] = tuple(json.loads(r[5]))
             allocs.append(AllocationRecord(*r))
-        return Snapshot(pools, nodes, gpus, allocs)
+        quotas = [QuotaRecord(*r) for r in q("SELECT namespace, tflops, vram_mib, allocations FROM quotas")]
+        return Snapshot(pools, nodes, gpus, allocs, quotas)
 
     def put_pool(self, p: PoolRecord) -> None:
         self.db.execute("INSERT OR REPLACE INTO pools VALUES (?,?,?,?,?,?)",
                         (p.name, p.strategy, p.tflops_oversell, p.vram_oversell, p.tflops_weight, p.vram_weight))
+
+    def put_quota(self, q: QuotaRecord) -> None:
+        self.db.execute("INSERT OR REPLACE INTO quotas VALUES (?,?,?,?)",
+                        (q.namespace, q.tflops, q.vram_mib, q.allocations))
 
     def put_node(self, n: NodeRecord, gpus: list) -> None:
         with self.db:

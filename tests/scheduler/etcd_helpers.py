@@ -17,7 +17,13 @@ from tfscheduler.etcd_store import EtcdClient
 from sched_helpers import SECRET
 
 ETCD = shutil.which("etcd")
-needs_etcd = pytest.mark.skipif(ETCD is None, reason="etcd not installed (scripts/setup.sh installs etcd-server)")
+# CI (.ci/run sets CI=true) runs `make test`, whose setup installs etcd: there a missing etcd fails these tests
+# instead of skipping them, so the scale-out tests can never silently stop running.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+needs_etcd = pytest.mark.skipif(ETCD is None and not IN_CI,
+                                reason="etcd not installed (scripts/setup.sh installs etcd-server)")
+needs_etcd_tools = pytest.mark.skipif((shutil.which("etcdctl") is None or shutil.which("openssl") is None)
+                                      and not IN_CI, reason="needs etcdctl (etcd-client) and openssl")
 
 
 def free_ports(n: int) -> list:
@@ -34,6 +40,7 @@ class EtcdCluster:
     """n etcd members on loopback (1 = a single node). .url = etcd://h:p,h:p,..."""
 
     def __init__(self, tmp_path, n: int = 1, tls: dict | None = None):
+        assert ETCD, "no etcd binary on PATH: run scripts/setup.sh (installs etcd-server)"
         self.tmp, self.n, self.tls = tmp_path, n, tls    # tls: make_certs() -> client URLs are https
         ports = free_ports(2 * n)
         self.client_ports, self.peer_ports = ports[:n], ports[n:]
@@ -68,6 +75,25 @@ class EtcdCluster:
             self.procs[i].send_signal(signal.SIGKILL)
             self.procs[i].wait()
         self.procs[i] = None
+
+    def raft_leader(self) -> int:
+        """The index of the member raft elected leader (etcd's JSON gateway, /v3/maintenance/status)."""
+        import json
+        import urllib.request
+        assert not self.tls, "raft_leader() reads the plaintext gateway"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:       # a member that knows no leader yet omits the field (0)
+            for i, port in enumerate(self.client_ports):
+                if self.procs[i] is None:
+                    continue
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/v3/maintenance/status", data=b"{}",
+                                             method="POST")
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    st = json.load(r)
+                if st["header"]["member_id"] == st.get("leader"):
+                    return i
+            time.sleep(0.1)
+        raise AssertionError("no etcd member leads")
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         c = self.client(timeout_s=1.0)

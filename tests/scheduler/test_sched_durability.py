@@ -9,7 +9,7 @@ import sys
 import pytest
 import uvloop
 
-from tfclient.errors import NoCapacity
+from tfclient.errors import NoCapacity, QuotaExceeded
 from tfclient.protos import load
 from tfclient.scheduler_client import AsyncSchedulerClient, SchedulerClient
 from tfclient import native
@@ -20,15 +20,38 @@ from sched_helpers import SECRET, gpus
 pb = load("scheduler_pb2")
 
 
-def start_process(tmp_path, db):
+def start_process(tmp_path, db, *extra):
     secret = tmp_path / "secret"
     secret.write_bytes(SECRET)
     proc = subprocess.Popen([sys.executable, "-m", "tfscheduler", "--listen", "127.0.0.1:0", "--db", str(db),
-                             "--secret-file", str(secret), "--log-level", "WARNING"],
+                             "--secret-file", str(secret), "--log-level", "WARNING", *extra],
                             stdout=subprocess.PIPE, text=True, cwd=str(native.REPO_ROOT))
     line = proc.stdout.readline()
     assert line.startswith("tfscheduler listening on "), line
     return proc, line.split()[-1]
+
+
+def test_a_quota_is_kept_in_the_store_and_holds_after_a_restart_without_the_config(tmp_path):
+    """Quotas are state like pools: the config file writes them, a restart without it still enforces them."""
+    db, cfg = tmp_path / "state.db", tmp_path / "sched.toml"
+    cfg.write_text('[quotas.team]\ntflops = 30\n')
+    proc, addr = start_process(tmp_path, db, "--config", str(cfg))
+    try:
+        with SchedulerClient(addr) as c:
+            c.register_worker("node-a", "p", gpus("a", tflops=100), admin="127.0.0.1:1")
+            c.allocate(tflops=20, vram="1Gi", namespace="team")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    proc, addr = start_process(tmp_path, db)
+    try:
+        with SchedulerClient(addr) as c:
+            with pytest.raises(QuotaExceeded, match="quota 30 TFLOPS: 20 in use"):
+                c.allocate(tflops=20, vram="1Gi", namespace="team")
+            c.allocate(tflops=10, vram="1Gi", namespace="team")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
 
 
 def test_allocations_survive_a_killed_scheduler_process(tmp_path):

@@ -1,18 +1,20 @@
-"""The scheduler on etcd (`--store etcd://...`): placement and restart against a real etcd, writes refused with
-UNAVAILABLE while etcd is away and accepted again when it is back, and two schedulers allocating on one pool at
-once never over-commit a GPU (every commit compares the GPU ledger revisions it placed on)."""
-import shutil
+"""The scheduler on etcd (`--store etcd://...`): placement and restart against a real etcd, quotas, workloads and
+their checkpoints kept there, writes refused with UNAVAILABLE while etcd is away and accepted again when it is back,
+two schedulers allocating on one pool at once never over-commit a GPU (every commit compares the GPU ledger
+revisions it placed on), a three-member etcd losing its raft leader, etcd over TLS with a user and password."""
+import json
 import threading
 import time
 
 import pytest
 
-from tfclient.errors import NoCapacity, StoreUnavailable, TensorFusionError
+from tfclient.errors import NoCapacity, QuotaExceeded, StoreUnavailable, TensorFusionError
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler.etcd_store import EtcdStore
 
-from etcd_helpers import EtcdCluster, etcd, kill9, make_certs, needs_etcd, start_scheduler, wait_leading  # noqa: F401 (fixture)
+from etcd_helpers import (EtcdCluster, etcd, kill9, make_certs, needs_etcd, needs_etcd_tools,  # noqa: F401 (fixture)
+                          start_scheduler, wait_leading)
 from sched_helpers import gpus
 
 pb = load("scheduler_pb2")
@@ -77,6 +79,31 @@ def test_workloads_survive_a_killed_scheduler_on_etcd(tmp_path, etcd):
         with SchedulerClient(addr) as c:
             assert [w.name for w in c.list_workloads()] == ["train-a"]
             assert c.get_workload("train-a").name == "train-a"
+    finally:
+        kill9(proc)
+
+
+def test_quotas_live_in_etcd_and_bind_a_scheduler_started_without_the_config(tmp_path, etcd):
+    """A quota from one scheduler's config file is a key in etcd: a replica started without that file (a new
+    leader, a restart) enforces it too."""
+    cfg = tmp_path / "sched.toml"
+    cfg.write_text('[quotas.team]\ntflops = 30\nvram = "4Gi"\n')
+    proc, addr = start_scheduler(tmp_path, etcd.url, "--config", str(cfg))
+    try:
+        with SchedulerClient(addr) as c:
+            c.register_worker("node-a", "p", gpus("a", tflops=100), admin="127.0.0.1:1")
+            c.allocate(tflops=20, vram="1Gi", namespace="team")
+    finally:
+        kill9(proc)
+    stored = json.loads(etcd.client().range(b"/tensorfusion/quotas/team").kvs[0].value)
+    assert (stored["tflops"], stored["vram_mib"], stored["allocations"]) == (30.0, 4096, None)
+    proc, addr = start_scheduler(tmp_path, etcd.url, name="s2")      # no --config
+    wait_leading(addr)
+    try:
+        with SchedulerClient(addr) as c:
+            with pytest.raises(QuotaExceeded, match="quota 30 TFLOPS: 20 in use"):
+                c.allocate(tflops=20, vram="1Gi", namespace="team")
+            c.allocate(tflops=10, vram="1Gi", namespace="team")
     finally:
         kill9(proc)
 
@@ -163,16 +190,22 @@ def test_a_commit_on_a_gpu_changed_since_it_was_read_is_refused(etcd):
 
 
 def test_a_three_member_etcd_losing_one_member_changes_nothing(tmp_path):
+    """The member killed is raft's leader and the first endpoint every scheduler talks to: the schedulers move to
+    another member while raft elects a new leader, and users see nothing."""
     cluster = EtcdCluster(tmp_path, n=3)
     procs = []
     try:
-        procs = [start_scheduler(tmp_path, cluster.url, name=f"r{i}") for i in range(2)]
+        lead = cluster.raft_leader()
+        ports = [cluster.client_ports[lead]] + [p for i, p in enumerate(cluster.client_ports) if i != lead]
+        url = "etcd://" + ",".join(f"127.0.0.1:{p}" for p in ports)
+        procs = [start_scheduler(tmp_path, url, name=f"r{i}") for i in range(2)]
         addrs = ",".join(a for _, a in procs)
         with SchedulerClient(addrs) as c:
             c.register_worker("node-a", "p", gpus("a", n=2, tflops=100), admin="127.0.0.1:1")
             before = [c.allocate(tflops=30, vram="1Gi").id for _ in range(3)]
             leader = c.address
-            cluster.kill(0)                 # the first endpoint every scheduler talks to
+            assert cluster.raft_leader() == lead
+            cluster.kill(lead)
             after = [c.allocate(tflops=30, vram="1Gi").id for _ in range(3)]
             c.release(before[0])
             assert c.address == leader, "the scheduler leader changed"
@@ -186,8 +219,7 @@ def test_a_three_member_etcd_losing_one_member_changes_nothing(tmp_path):
         cluster.stop()
 
 
-@pytest.mark.skipif(shutil.which("etcdctl") is None or shutil.which("openssl") is None,
-                    reason="needs etcdctl (etcd-client) and openssl")
+@needs_etcd_tools
 def test_etcd_over_tls_with_a_user_and_password(tmp_path):
     certs = tmp_path / "certs"
     certs.mkdir()
@@ -213,3 +245,50 @@ def test_etcd_over_tls_with_a_user_and_password(tmp_path):
         if proc is not None:
             kill9(proc)
         cluster.stop()
+
+
+def test_workload_status_and_histogram_checkpoints_are_kept_in_etcd(etcd):
+    """What the autoscaler writes every pass (status, VPA histogram checkpoint) is one key per workload under the
+    prefix; a second store (another replica) reads it back; a checkpoint of a workload never applied is dropped."""
+    from tfscheduler.storage import WorkloadRecord
+    one, two = EtcdStore(etcd.client()), EtcdStore(etcd.client())
+    one.put_workload(WorkloadRecord("team", "train-a", '{"name": "train-a"}', updated_at=1.0))
+    checkpoint = json.dumps({"tflops": {"buckets": {"3": 1.5}, "total_weight": 1.5}, "samples": 7})
+    one.put_workload_checkpoints([("team", "train-a", '{"conditions": []}', checkpoint),
+                                  ("team", "never-applied", "{}", "{}")])
+    assert [(w.namespace, w.name, w.status, w.checkpoint) for w in two.load_workloads()] == \
+        [("team", "train-a", '{"conditions": []}', checkpoint)]
+    assert etcd.client().range(b"/tensorfusion/workloads/team/train-a").kvs
+
+
+def test_hundreds_of_allocations_survive_a_restart_and_end_together_when_their_node_is_lost(tmp_path, etcd):
+    """More allocations than etcd takes operations in one transaction (128): a scheduler restarted on them (as a
+    new leader would) renews every lease and serves; when their node falls silent they all end LOST."""
+    from concurrent.futures import ThreadPoolExecutor
+    proc, addr = start_scheduler(tmp_path, etcd.url, "--node-timeout", "600")
+    try:
+        with SchedulerClient(addr) as c:
+            c.register_worker("node-a", "p", gpus("a", n=2, tflops=1000, vram=1 << 20), admin="127.0.0.1:1")
+
+        def some(k):
+            with SchedulerClient(addr) as c:
+                return [c.allocate(tflops=1, vram="1Mi").id for _ in range(k)]
+        with ThreadPoolExecutor(6) as pool:
+            ids = [i for part in pool.map(some, [35] * 6) for i in part]
+    finally:
+        kill9(proc)
+    assert len(set(ids)) == 210
+    proc, addr = start_scheduler(tmp_path, etcd.url, "--node-timeout", "3", name="s2")
+    try:
+        wait_leading(addr)
+        with SchedulerClient(addr) as c:
+            assert {a.id for a in c.list_pool(include_allocations=True).allocations} == set(ids)
+            deadline = time.monotonic() + 3 + 10.0           # the node's grace, then ticks
+            while c.list_pool(include_allocations=True).allocations:
+                assert time.monotonic() < deadline, "the silent node's allocations did not end"
+                time.sleep(0.2)
+            assert {c.get_allocation(i).state for i in ids[::20]} == {pb.ALLOCATION_LOST}
+            assert [n.available for n in c.list_pool().nodes] == [False]
+    finally:
+        kill9(proc)
+    assert charged(etcd) == {}

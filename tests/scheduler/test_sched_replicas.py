@@ -2,6 +2,7 @@
 workers given the whole list fail over by themselves. Killing the leader (kill -9) while clients allocate and
 release in a loop: a follower leads within a bound, no allocation is lost or doubled, nodes are not declared lost,
 and the clients see no error (retryable ones are retried inside the client)."""
+import json
 import threading
 import time
 
@@ -147,10 +148,14 @@ def test_a_worker_daemon_given_every_replica_follows_the_new_leader(tmp_path, et
                 return p, m
         raise AssertionError("".join(lines))
     try:
+        roles = []
         for i in range(2):
             p, m = start(["scheduler", "--listen", "127.0.0.1:0", "--store", etcd.url, "--leader-ttl", "2",
-                          "--heartbeat-interval", "0.5", "--node-timeout", "2"], r"listening on (\S+:\d+)")
+                          "--heartbeat-interval", "0.5", "--node-timeout", "2"],
+                         r"listening on (\S+:\d+) .*, (leading|following \(leader: \S+\))$")
             addrs.append(m.group(1))
+            roles.append(m.group(2))
+        assert roles == ["leading", f"following (leader: {addrs[0]})"]      # what each replica prints
         both = ",".join(addrs)
         admin = (tmp_path / "tfhome" / "admin.token").read_text().strip()
         with SchedulerClient(both, token=admin) as c:
@@ -167,6 +172,9 @@ def test_a_worker_daemon_given_every_replica_follows_the_new_leader(tmp_path, et
             assert [n.available for n in pool.nodes] == [True]
             assert [x.id for x in pool.allocations] == [a.id]
             assert time.time() - pool.nodes[0].last_heartbeat < 2.0
+        survivor = procs[addrs.index(c.address)]
+        kill9(survivor)
+        assert f"tensorfusion scheduler: leading as {c.address}\n" in survivor.stdout.read()   # the takeover is said
     finally:
         for p in procs:
             kill9(p)
@@ -202,4 +210,155 @@ def test_a_new_leader_gives_nodes_a_full_node_timeout_from_its_start(tmp_path, e
             assert c.get_allocation(a.id).state == pb.ALLOCATION_LOST
     finally:
         for p in procs.values():
+            kill9(p)
+
+
+def wait_new_leader(procs, since: float) -> tuple:
+    """Polls the replicas left until one leads. -> (its address, monotonic time it was first seen leading)."""
+    while True:
+        try:
+            return leader_of(list(procs)), time.monotonic()
+        except AssertionError:
+            assert time.monotonic() - since < LEADER_TTL + 3.0, "no new leader"
+            time.sleep(0.05)
+
+
+def test_leases_keep_working_across_a_leader_change(tmp_path, etcd):
+    """Lease expiries and TTLs are in etcd: a lease renewed with a new TTL keeps it under the next leader, a lease
+    nobody renews expires under the next leader (and its worker is told to close it), renewals go on."""
+    procs = start_replicas(tmp_path, etcd)
+    try:
+        wait_leading(leader_of(list(procs)))
+        addrs = ",".join(procs)
+        with SchedulerClient(addrs) as c:
+            c.register_worker("node-a", "p", gpus("a"), admin="127.0.0.1:1")
+            kept = c.allocate(tflops=10, vram="1Gi", lease_ttl=4)
+            lapsed = c.allocate(tflops=10, vram="1Gi", lease_ttl=4)
+            renewed = c.renew(kept.id, ttl=600)
+            stored = etcd.client().range(f"/tensorfusion/leases/{kept.id}".encode()).kvs
+            assert abs(json.loads(stored[0].value) - renewed.expires_at) < 1e-3, "the renewal is not in etcd"
+            killed_at = time.monotonic()
+            kill9(procs.pop(c.address))
+            _, led_at = wait_new_leader(procs, killed_at)
+            c.heartbeat("node-a")                   # the node stays; it lists no session, so renews nothing
+            got = c.get_allocation(kept.id)
+            assert got.state == pb.ALLOCATION_ACTIVE       # its lease never shortened (a new leader only extends)
+            assert got.lease_expires_at >= renewed.expires_at - 1e-3
+            deadline = time.monotonic() + 4 + 5.0   # the new leader's grace (one TTL) + ticks
+            while c.get_allocation(lapsed.id).state == pb.ALLOCATION_ACTIVE:
+                assert time.monotonic() < deadline, "an unrenewed lease did not expire under the new leader"
+                c.heartbeat("node-a")
+                time.sleep(0.2)
+            assert c.get_allocation(lapsed.id).state == pb.ALLOCATION_EXPIRED
+            r = c.heartbeat("node-a", active_allocation_ids=[lapsed.id])
+            assert [(x.allocation_id, x.reason) for x in r.close_allocations] == [(lapsed.id, "lease expired")]
+            again = c.renew(kept.id)                 # no TTL given: the 600 s set under the old leader
+            assert again.expires_at > time.time() + 590
+            assert c.get_allocation(kept.id).state == pb.ALLOCATION_ACTIVE
+    finally:
+        for p in procs.values():
+            kill9(p)
+
+
+def test_a_frozen_leader_is_replaced_and_writes_nothing_when_it_wakes(tmp_path, etcd):
+    """SIGSTOP the leader (a stalled host): its lease runs out, a follower leads, clients whose calls time out on
+    the frozen one move on by themselves; woken up (SIGCONT), the old leader finds the leader key changed and
+    refuses instead of writing on a stale view."""
+    import signal
+    procs = start_replicas(tmp_path, etcd)
+    frozen = None
+    try:
+        wait_leading(leader_of(list(procs)))
+        old = leader_of(list(procs))
+        addrs = [old] + [a for a in procs if a != old]      # the frozen one first: every call meets it
+        with SchedulerClient(",".join(addrs), timeout=1.0) as c:
+            c.register_worker("node-a", "p", gpus("a", tflops=100), admin="127.0.0.1:1")
+            first = c.allocate(tflops=60, vram="1Gi")
+            frozen = procs[old]
+            frozen.send_signal(signal.SIGSTOP)
+            second = c.allocate(tflops=40, vram="1Gi")        # times out on the frozen leader, then the new one
+            assert c.address != old
+            frozen.send_signal(signal.SIGCONT)
+            frozen = None
+            time.sleep(LEADER_TTL / 3 + 1.0)                  # its next renewal finds the lease gone
+            with SchedulerClient(old, failover_s=0) as stale:
+                try:
+                    stale.allocate(tflops=40, vram="1Gi")
+                    raise AssertionError("a deposed leader placed an allocation")
+                except NotLeader as e:
+                    assert c.address in str(e)
+            pool = c.list_pool(include_allocations=True)
+            assert {a.id for a in pool.allocations} == {first.id, second.id}
+            assert sum(g.allocated_requests.tflops for n in pool.nodes for g in n.gpus) == 100.0
+    finally:
+        if frozen is not None:
+            frozen.send_signal(signal.SIGCONT)
+        for p in procs.values():
+            kill9(p)
+
+
+def test_a_follower_sends_the_client_straight_to_the_leader_it_names(tmp_path, etcd):
+    """The client takes the leader's address from a follower's refusal when it is in its list: here the replica
+    listed between them never answers, and a failover budget shorter than one call timeout is spent only if the
+    client tried it."""
+    import socket
+    procs = start_replicas(tmp_path, etcd, n=2)
+    hung = socket.socket()              # accepts TCP connections and never speaks: a frozen replica
+    try:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        wait_leading(leader_of(list(procs)))
+        leader = leader_of(list(procs))
+        follower = next(a for a in procs if a != leader)
+        silent = f"127.0.0.1:{hung.getsockname()[1]}"
+        with SchedulerClient(",".join((follower, silent, leader)), timeout=2.0, failover_s=1.0) as c:
+            c.register_worker("node-a", "p", gpus("a"), admin="127.0.0.1:1")
+            assert c.address == leader
+    finally:
+        hung.close()
+        for p in procs.values():
+            kill9(p)
+
+
+def test_tensorfusion_run_with_every_replica_in_tf_scheduler_survives_a_leader_kill(tmp_path, etcd):
+    """The README's deployment on loopback: three `tensorfusion scheduler` replicas on etcd, one `tensorfusion
+    worker --scheduler a,b,c`, a real CUDA program through `tensorfusion run` with TF_SCHEDULER=a,b,c; kill -9 the
+    leader, and the same command works again (the client finds the new leader by itself)."""
+    import os
+    import subprocess
+    import sys
+    from cudabuild import build_example
+    from test_worker import start
+    cli = [sys.executable, "-m", "tfclient.cli"]
+    env = dict(os.environ, TF_SECRET="test-secret", TF_EMU_VRAM_MIB="1024")
+    for k in ("TF_TOKEN", "TF_SCHEDULER", "TF_WORKER_TOKEN"):
+        env.pop(k, None)
+    program = build_example("vector_add")
+    procs, addrs = [], []
+    try:
+        for _ in range(3):
+            p, m = start(["scheduler", "--listen", "127.0.0.1:0", "--store", etcd.url, "--leader-ttl",
+                          str(LEADER_TTL)], env, r"listening on (\S+:\d+)")
+            procs.append(p)
+            addrs.append(m.group(1))
+        every = ",".join(addrs)
+        admin = dict(env, TF_SCHEDULER=every, TF_TOKEN=(tmp_path / "tfhome" / "admin.token").read_text().strip())
+
+        def tf(*args, e):
+            return subprocess.run([*cli, *args], env=e, capture_output=True, text=True, timeout=120)
+        wtoken = tf("token", "create", "--role", "worker", "--node", "gpu1", e=admin).stdout.strip()
+        ttoken = tf("token", "create", "--role", "tenant", "--namespace", "team", e=admin).stdout.strip()
+        w, _ = start(["worker", "--scheduler", every, "--backend", "emu", "--node", "gpu1", "--unix",
+                      str(tmp_path / "w.sock")], dict(env, TF_WORKER_TOKEN=wtoken), r"registered with")
+        procs.append(w)
+        tenant = dict(env, TF_SCHEDULER=every, TF_TOKEN=ttoken)
+        r = tf("run", "--vram", "256Mi", "--", str(program), e=tenant)
+        assert r.returncode == 0 and "65536 elements correct" in r.stdout, r.stdout + r.stderr
+        leader = leader_of(addrs)
+        kill9(procs[addrs.index(leader)])
+        r = tf("run", "--vram", "256Mi", "--", str(program), e=tenant)
+        assert r.returncode == 0 and "65536 elements correct" in r.stdout, r.stdout + r.stderr
+        assert leader_of([a for a in addrs if a != leader])
+    finally:
+        for p in procs:
             kill9(p)
