@@ -244,21 +244,24 @@ static float pick_lod(const ptx_texdesc *t, int dims, int mode, float lod, const
 }
 
 static void sample_at_lod(const ptx_texdesc *t, int dims, const float *nc, int64_t layer, int level, int int_coords,
-                          const int32_t *ic, float f[4], int32_t iv[4])
+                          const int32_t *ic, const int32_t *off, float f[4], int32_t iv[4])
 {
+    static const int32_t no_off[3] = {0, 0, 0};
     const ptx_texlevel *L = &t->lv[level];
+    if (!off)
+        off = no_off;
     if (int_coords) {
         int64_t n[3], idx[3] = {0, 0, 0};
         level_dims(L, dims, n);
         for (int k = 0; k < dims; k++)
-            idx[k] = address(ic[k], n[k], t->addr[k], 0);
+            idx[k] = address((int64_t)ic[k] + off[k], n[k], t->addr[k], 0);
         fetch(t, L, idx[0], dims >= 2 ? idx[1] : 0, dims == 3 ? idx[2] : layer, f, iv);
         return;
     }
     float u[3];
     float sz[3] = {(float)L->w, (float)L->h, (float)L->d};
     for (int k = 0; k < dims; k++)
-        u[k] = t->normalized ? nc[k] * sz[k] : nc[k];
+        u[k] = (t->normalized ? nc[k] * sz[k] : nc[k]) + (float)off[k];
     sample_level(t, L, dims, u, layer, t->filter == PTXTF_LINEAR, t->normalized, t->addr, f, iv);
 }
 
@@ -277,8 +280,8 @@ static int64_t clamp_layer(const ptx_texdesc *t, int64_t layer, int per)
 }
 
 void ptx_tex_sample(const ptx_texdesc *t, int geom, const float *coords, const int32_t *icoords, int int_coords,
-                    int layer, int mode, float lod, const float *dpdx, const float *dpdy, int result_float,
-                    uint32_t out[4])
+                    int layer, int mode, float lod, const float *dpdx, const float *dpdy, const int32_t *off,
+                    int result_float, uint32_t out[4])
 {
     float f[4];
     int32_t iv[4];
@@ -310,34 +313,36 @@ void ptx_tex_sample(const ptx_texdesc *t, int geom, const float *coords, const i
         lo = hi;
     l = !(l >= lo) ? lo : l > hi ? hi : l; /* NaN -> lo */
     if (t->nlevels <= 1 || int_coords) {
-        sample_at_lod(t, dims, nc, z, 0, int_coords, icoords, f, iv);
+        sample_at_lod(t, dims, nc, z, 0, int_coords, icoords, off, f, iv);
     } else if (t->mip_filter == PTXTF_LINEAR) {
         int l0 = (int)floorf(l);
         float a = l - (float)l0;
-        sample_at_lod(t, dims, nc, z, l0, 0, icoords, f, iv);
+        sample_at_lod(t, dims, nc, z, l0, 0, icoords, off, f, iv);
         if (a > 0 && l0 + 1 < t->nlevels) {
             float f1[4];
             int32_t i1[4];
-            sample_at_lod(t, dims, nc, z, l0 + 1, 0, icoords, f1, i1);
+            sample_at_lod(t, dims, nc, z, l0 + 1, 0, icoords, off, f1, i1);
             for (int c = 0; c < 4; c++) {
                 f[c] = (1.0f - a) * f[c] + a * f1[c];
                 iv[c] = (int32_t)fbits(f[c]);
             }
         }
     } else {
-        sample_at_lod(t, dims, nc, z, (int)floorf(l + 0.5f), 0, icoords, f, iv);
+        sample_at_lod(t, dims, nc, z, (int)floorf(l + 0.5f), 0, icoords, off, f, iv);
     }
     put(out, f, iv, result_float);
 }
 
-void ptx_tex_gather(const ptx_texdesc *t, int geom, const float *coords, int layer, int comp, int result_float,
-                    uint32_t out[4])
+void ptx_tex_gather(const ptx_texdesc *t, int geom, const float *coords, int layer, int comp, const int32_t *off,
+                    int result_float, uint32_t out[4])
 {
     const ptx_texlevel *L = &t->lv[0];
     int64_t z = geom == PTXG_A2D ? clamp_layer(t, layer, 1) : 0;
     float u[2] = {coords[0], coords[1]};
     if (t->normalized)
         u[0] *= (float)L->w, u[1] *= (float)L->h;
+    if (off)
+        u[0] += (float)off[0], u[1] += (float)off[1];
     int64_t n[2] = {L->w, L->h}, i0[2], i1[2];
     for (int k = 0; k < 2; k++) {
         float fl = floorf(u[k] - 0.5f);

@@ -23,3 +23,15 @@ def test_textures_and_surfaces_match_the_reference(tmp_path, cudart):
     kv = run_kv("textures", texture_ref.W, texture_ref.H, tmp_path / "in.bin", tmp_path / "out.bin",
                 cudart=cudart, flags=LCUDA)
     texture_ref.check(tmp_path / "out.bin", img, kv)
+
+
+@pytest.mark.parametrize("cudart", ["static"])
+def test_surface_reductions_and_texel_offsets_match_the_reference(tmp_path, cudart):
+    """PTX sured (every op/type pair of the ISA, .b and .p, 1d/2d/3d, .zero/.clamp/.trap) and tex/tld4 with texel
+    offsets (tests/cuda/surface_reduce.cu) against tests/surface_reduce_ref.py."""
+    import surface_reduce_ref
+    img = np.random.default_rng(5).standard_normal((texture_ref.H, texture_ref.W)).astype(np.float32)
+    img.tofile(tmp_path / "in.bin")
+    kv = run_kv("surface_reduce", texture_ref.W, texture_ref.H, tmp_path / "in.bin", tmp_path / "out.bin",
+                cudart=cudart, flags=LCUDA)
+    surface_reduce_ref.check(tmp_path / "out.bin", img, kv)

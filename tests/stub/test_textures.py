@@ -18,3 +18,15 @@ def test_textures_and_surfaces_through_the_stub(dataplane, cuda_program, tmp_pat
     r = run_via_stub(prog, dataplane.unix, texture_ref.W, texture_ref.H, tmp_path / "in.bin", tmp_path / "out.bin")
     assert r.returncode == 0, r.stdout + r.stderr
     texture_ref.check(tmp_path / "out.bin", img, parse_kv(r.stdout))
+
+
+def test_surface_reductions_and_texel_offsets_through_the_stub(dataplane, cuda_program, tmp_path):
+    """tests/cuda/surface_reduce.cu (PTX sured, tex/tld4 texel offsets) through the stub: the same values as on the
+    device directly, and the .trap launch fails with cudaErrorLaunchFailure."""
+    import surface_reduce_ref
+    img = np.random.default_rng(5).standard_normal((texture_ref.H, texture_ref.W)).astype(np.float32)
+    img.tofile(tmp_path / "in.bin")
+    prog = cuda_program("surface_reduce", flags=("-L", str(stub_dir()), "-lcuda"))
+    r = run_via_stub(prog, dataplane.unix, texture_ref.W, texture_ref.H, tmp_path / "in.bin", tmp_path / "out.bin")
+    assert r.returncode == 0, r.stdout + r.stderr
+    surface_reduce_ref.check(tmp_path / "out.bin", img, parse_kv(r.stdout))
