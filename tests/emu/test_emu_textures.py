@@ -35,3 +35,11 @@ def test_surface_reductions_and_texel_offsets_match_the_reference(tmp_path, cuda
     kv = run_kv("surface_reduce", texture_ref.W, texture_ref.H, tmp_path / "in.bin", tmp_path / "out.bin",
                 cudart=cudart, flags=LCUDA)
     surface_reduce_ref.check(tmp_path / "out.bin", img, kv)
+
+
+def test_resource_views_reinterpret_formats_and_narrow_levels_and_layers():
+    """cudaCreateTextureObject with a resource view (tests/cuda/texture_views.cu): a float view of UINT32 bits, a
+    byte view of 32-bit texels, layer and mipmap-level ranges (level clamps relative to the first level), the view
+    read back, and INVALID_VALUE for the views CUDA refuses (NOT_SUPPORTED for block-compressed ones)."""
+    kv = run_kv("texture_views", flags=LCUDA)
+    assert {k: kv.get(k) for k in texture_ref.views_expected()} == texture_ref.views_expected()

@@ -30,3 +30,13 @@ def test_surface_reductions_and_texel_offsets_through_the_stub(dataplane, cuda_p
     r = run_via_stub(prog, dataplane.unix, texture_ref.W, texture_ref.H, tmp_path / "in.bin", tmp_path / "out.bin")
     assert r.returncode == 0, r.stdout + r.stderr
     surface_reduce_ref.check(tmp_path / "out.bin", img, parse_kv(r.stdout))
+
+
+def test_resource_views_through_the_stub(dataplane, cuda_program):
+    """tests/cuda/texture_views.cu through the stub: the view travels with cuTexObjectCreate and comes back from
+    cuTexObjectGetResourceViewDesc; the same values and error codes as on the device directly."""
+    prog = cuda_program("texture_views", flags=("-L", str(stub_dir()), "-lcuda"))
+    r = run_via_stub(prog, dataplane.unix)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = parse_kv(r.stdout)
+    assert {k: kv.get(k) for k in texture_ref.views_expected()} == texture_ref.views_expected()
