@@ -139,7 +139,7 @@ CUresult ex_cuStreamEndCapture(tfx *x, CUstream hStream, CUgraph *phGraph)
     if (rc != CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD && rc != CUDA_ERROR_STREAM_CAPTURE_UNMATCHED && tg >= 0)
         g_to_graph[tg].g = NULL, g_to_graph[tg].s = NULL;
     /* the graph of an invalidated ordinary capture is gone (nodes too): forget it if the client saw it */
-    if (rc == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED && cg && tg < 0) tf_reg_del(x, (uint64_t)(uintptr_t)cg);
+    if (rc == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED && cg && tg < 0) tf_reg_del(x, (uint64_t)(uintptr_t)cg, TFK_GRAPH);
     return rc;
 }
 
@@ -173,7 +173,7 @@ CUresult ex_tfStreamGetCaptureInfo(tfx *x, CUstream hStream, CUstreamCaptureStat
         unsigned long long v = (unsigned long long)(uintptr_t)d[i];
         memcpy((char *)deps + i * sizeof v, &v, sizeof v);
         if (e) memcpy((char *)edges + i * sizeof *e, &e[i], sizeof *e);
-        tf_reg_add(x, v, TFK_GNODE, (uint64_t)(uintptr_t)*graph);
+        tf_reg_add(x, v, TFK_GNODE, (uint64_t)(uintptr_t)*graph, TFK_GRAPH);
     }
     return CUDA_SUCCESS;
 }
@@ -363,7 +363,7 @@ CUresult ex_cuGraphInstantiateWithParams(tfx *x, CUgraphExec *phGraphExec, CUgra
     instantiateParams->hErrNode_out = NULL;
     CUresult rc = x->be.f_cuGraphInstantiateWithParams(phGraphExec, hGraph, instantiateParams);
     if (instantiateParams->hErrNode_out)
-        tf_reg_add(x, (uint64_t)(uintptr_t)instantiateParams->hErrNode_out, TFK_GNODE, (uint64_t)(uintptr_t)hGraph);
+        tf_reg_add(x, (uint64_t)(uintptr_t)instantiateParams->hErrNode_out, TFK_GNODE, (uint64_t)(uintptr_t)hGraph, TFK_GRAPH);
     if (rc == CUDA_SUCCESS && (rc = tfx_graph_host_instantiated(*phGraphExec, hGraph)) != CUDA_SUCCESS &&
         x->be.f_cuGraphExecDestroy)
         (void)ex_cuGraphExecDestroy(x, *phGraphExec);
