@@ -420,23 +420,35 @@ static inline uint8_t *gaddr(blk *B, uint64_t a, uint64_t n) {
     return gslow(B, a, n);
 }
 
+static inline uint8_t *smem_at(blk *B, uint64_t a, uint64_t n) {
+    return (a <= B->smem_size && n <= B->smem_size - a) ? B->smem + a : NULL;
+}
+static inline uint8_t *lmem_at(blk *B, unsigned tid, uint64_t a, uint64_t n) {
+    return (a <= B->lsize && n <= B->lsize - a) ? B->lmem + (size_t)tid * B->lsize + a : NULL;
+}
+static inline uint8_t *kparam_at(blk *B, uint64_t a, uint64_t n) {
+    return (a <= B->cfg->param_buffer_size && n <= B->cfg->param_buffer_size - a)
+               ? (uint8_t *)(uintptr_t)B->cfg->param_buffer + a : NULL;
+}
+
+/* Host address of n bytes at a in a state space, NULL when outside it (not recursive, so it inlines into the
+ * load/store loops). */
 static inline uint8_t *resolve(blk *B, unsigned tid, int space, uint64_t a, uint64_t n) {
     switch (space) {
     case SP_GLOBAL:
     case SP_CONST:
         return gaddr(B, a, n);
     case SP_SHARED:
-        return (a <= B->smem_size && n <= B->smem_size - a) ? B->smem + a : NULL;
+        return smem_at(B, a, n);
     case SP_LOCAL:
-        return (a <= B->lsize && n <= B->lsize - a) ? B->lmem + (size_t)tid * B->lsize + a : NULL;
+        return lmem_at(B, tid, a, n);
     case SP_KPARAM:
-        return (a <= B->cfg->param_buffer_size && n <= B->cfg->param_buffer_size - a)
-                   ? (uint8_t *)(uintptr_t)B->cfg->param_buffer + a : NULL;
+        return kparam_at(B, a, n);
     default:
         if (a < PTX_SHARED_BASE) return gaddr(B, a, n);
-        if (a < PTX_SHARED_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_SHARED, a - PTX_SHARED_BASE, n);
-        if (a >= PTX_LOCAL_BASE && a < PTX_LOCAL_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_LOCAL, a - PTX_LOCAL_BASE, n);
-        if (a >= PTX_PARAM_BASE && a < PTX_PARAM_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_KPARAM, a - PTX_PARAM_BASE, n);
+        if (a < PTX_SHARED_BASE + PTX_WIN_SIZE) return smem_at(B, a - PTX_SHARED_BASE, n);
+        if (a >= PTX_LOCAL_BASE && a < PTX_LOCAL_BASE + PTX_WIN_SIZE) return lmem_at(B, tid, a - PTX_LOCAL_BASE, n);
+        if (a >= PTX_PARAM_BASE && a < PTX_PARAM_BASE + PTX_WIN_SIZE) return kparam_at(B, a - PTX_PARAM_BASE, n);
         return NULL;
     }
 }
@@ -746,6 +758,36 @@ static uint64_t sreg_value(const blk *B, int sr, unsigned w, unsigned l) {
     case SR_GTIMER_LO: return (uint32_t)now_ns(CLOCK_REALTIME);
     case SR_GTIMER_HI: return (uint32_t)(now_ns(CLOCK_REALTIME) >> 32);
     default: return 0;
+    }
+}
+
+/* The 32 lanes of special register sr for warp w at the start of a block (every block of every launch does
+ * this, so no per-lane switch or division: thread indices step through the block shape incrementally, and the
+ * registers that do not depend on the lane are computed once). */
+static void fill_special(const blk *B, int sr, unsigned w, uint64_t *R) {
+    const ptx_launch_cfg *cfg = B->cfg;
+    switch (sr) {
+    case SR_TID_X: case SR_TID_Y: case SR_TID_Z: {
+        const unsigned bx = cfg->block[0], by = cfg->block[1], t0 = w * 32;
+        unsigned x = t0 % bx, y = (t0 / bx) % by, z = t0 / (bx * by);
+        for (unsigned l = 0; l < 32; l++) {
+            R[l] = sr == SR_TID_X ? x : sr == SR_TID_Y ? y : z;
+            if (++x == bx) {
+                x = 0;
+                if (++y == by) y = 0, z++;
+            }
+        }
+        return;
+    }
+    case SR_LANEID: case SR_LANEMASK_EQ: case SR_LANEMASK_LT: case SR_LANEMASK_LE: case SR_LANEMASK_GT:
+    case SR_LANEMASK_GE:
+        for (unsigned l = 0; l < 32; l++) R[l] = sreg_value(B, sr, w, l);
+        return;
+    default: {
+        const uint64_t v = sreg_value(B, sr, w, 0);
+        for (unsigned l = 0; l < 32; l++) R[l] = v;
+        return;
+    }
     }
 }
 
@@ -2155,10 +2197,7 @@ static int run_block(blk *B, uint64_t bid) {
         W->cur_pc = 0;
         W->cur_mask = W->live;
         W->min_wait = INT_MAX;
-        for (int s = 0; s < k->nspecials; s++) {
-            uint64_t *R = W->R + (size_t)k->specials[s].slot * 32;
-            for (unsigned l = 0; l < 32; l++) R[l] = sreg_value(B, k->specials[s].sreg, w, l);
-        }
+        for (int s = 0; s < k->nspecials; s++) fill_special(B, k->specials[s].sreg, w, W->R + (size_t)k->specials[s].slot * 32);
     }
     for (;;) {
         int any_runnable = 0;

@@ -36,10 +36,17 @@ static float srgb_to_linear(float c)
 
 /* One texel: raw integer values (float formats: their f32 bits) and values as floats (normalized per
  * the read mode). */
-static void texel(const ptx_texdesc *t, const uint8_t *p, float f[4], int32_t iv[4])
+static inline __attribute__((always_inline)) void texel(const ptx_texdesc *t, const uint8_t *p, float f[4], int32_t iv[4])
 {
     f[0] = f[1] = f[2] = 0.0f, f[3] = 1.0f;
     iv[0] = iv[1] = iv[2] = 0, iv[3] = 1;
+    if (t->fmt == PTXTF_F32) { /* the common case, without the per-channel switch */
+        for (int c = 0; c < t->nch && c < 4; c++) {
+            memcpy(&iv[c], p + 4 * c, 4);
+            memcpy(&f[c], p + 4 * c, 4);
+        }
+        return;
+    }
     const int norm = !t->read_int || t->fmt >= PTXTF_UNORM8;
     for (int c = 0; c < t->nch && c < 4; c++) {
         switch (t->fmt) {
@@ -96,8 +103,10 @@ static void texel(const ptx_texdesc *t, const uint8_t *p, float f[4], int32_t iv
 }
 
 /* Integer texel index i along a dimension of n texels under mode: the index to read, or -1 for border. */
-static int64_t address(int64_t i, int64_t n, int mode, int normalized)
+static inline __attribute__((always_inline)) int64_t address(int64_t i, int64_t n, int mode, int normalized)
 {
+    if (i >= 0 && i < n) /* in range: every mode reads it (and wrap/mirror need no division) */
+        return i;
     if (n <= 0)
         return -1;
     if (!normalized && (mode == PTXTA_WRAP || mode == PTXTA_MIRROR))
@@ -121,7 +130,7 @@ static int64_t address(int64_t i, int64_t n, int mode, int normalized)
 }
 
 /* The texel at integer indices (already addressed; -1 = border) of level L, layer/face z0. */
-static void fetch(const ptx_texdesc *t, const ptx_texlevel *L, int64_t x, int64_t y, int64_t z, float f[4],
+static inline __attribute__((always_inline)) void fetch(const ptx_texdesc *t, const ptx_texlevel *L, int64_t x, int64_t y, int64_t z, float f[4],
                   int32_t iv[4])
 {
     if (x < 0 || y < 0 || z < 0 || x >= L->w || y >= L->h || z >= L->d) {
@@ -303,6 +312,11 @@ void ptx_tex_sample(const ptx_texdesc *t, int geom, const float *coords, const i
     } else if (geom == PTXG_A1D || geom == PTXG_A2D) {
         z = clamp_layer(t, layer, 1);
     }
+    if (t->nlevels <= 1 || int_coords) { /* one level: no level of detail to compute */
+        sample_at_lod(t, dims, nc, z, 0, int_coords, icoords, off, f, iv);
+        put(out, f, iv, result_float);
+        return;
+    }
     float l = pick_lod(t, dims, mode, lod, dpdx, dpdy) + t->mip_bias;
     /* the sampler's clamps as given (maxMipmapLevelClamp 0 keeps level 0), within the levels there are */
     float hi = (float)(t->nlevels - 1);
@@ -312,9 +326,7 @@ void ptx_tex_sample(const ptx_texdesc *t, int geom, const float *coords, const i
     if (lo > hi)
         lo = hi;
     l = !(l >= lo) ? lo : l > hi ? hi : l; /* NaN -> lo */
-    if (t->nlevels <= 1 || int_coords) {
-        sample_at_lod(t, dims, nc, z, 0, int_coords, icoords, off, f, iv);
-    } else if (t->mip_filter == PTXTF_LINEAR) {
+    if (t->mip_filter == PTXTF_LINEAR) {
         int l0 = (int)floorf(l);
         float a = l - (float)l0;
         sample_at_lod(t, dims, nc, z, l0, 0, icoords, off, f, iv);
