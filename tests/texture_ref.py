@@ -151,3 +151,12 @@ def views_expected() -> dict:
         "size_mismatch": "cudaErrorInvalidValue", "level_past_end": "cudaErrorInvalidValue",
         "block_compressed": "cudaErrorNotSupported",
     }
+
+
+def check_graph_copies(out_path, img, kv: dict) -> None:
+    """tests/cuda/graph_array_copies.cu: the explicit graph copies img, then 2*img after the host input changed; the
+    captured graph gives img + 1; 5 explicit nodes, 3 captured (two copies and the kernel)."""
+    got = np.fromfile(out_path, np.float32)
+    want = np.concatenate([img.reshape(-1), 2 * img.reshape(-1), img.reshape(-1) + np.float32(1)])
+    np.testing.assert_array_equal(got, want)
+    assert (kv.get("nodes"), kv.get("captured_nodes")) == ("5", "3")

@@ -43,3 +43,13 @@ def test_resource_views_reinterpret_formats_and_narrow_levels_and_layers():
     read back, and INVALID_VALUE for the views CUDA refuses (NOT_SUPPORTED for block-compressed ones)."""
     kv = run_kv("texture_views", flags=LCUDA)
     assert {k: kv.get(k) for k in texture_ref.views_expected()} == texture_ref.views_expected()
+
+
+def test_graph_memcpy_nodes_with_arrays(tmp_path):
+    """Graph memcpy nodes with an array side (tests/cuda/graph_array_copies.cu): explicit host -> array -> array ->
+    device -> array -> host nodes, relaunched with new host data, and captured device <-> array copies."""
+    img = np.random.default_rng(3).standard_normal((texture_ref.H, texture_ref.W)).astype(np.float32)
+    img.tofile(tmp_path / "in.bin")
+    kv = run_kv("graph_array_copies", texture_ref.W, texture_ref.H, tmp_path / "in.bin", tmp_path / "out.bin",
+                flags=LCUDA)
+    texture_ref.check_graph_copies(tmp_path / "out.bin", img, kv)
