@@ -155,7 +155,33 @@ static void level_dims(const ptx_texlevel *L, int dims, int64_t n[3])
 }
 
 /* a = frac(x) in 9-bit fixed point: a multiple of 1/256 in [0, 1]. */
-static float frac9(float xb, float fl) { return rintf((xb - fl) * 256.0f) / 256.0f; }
+/* floor() and round-to-nearest-even without libm calls (the baseline x86-64 target has no roundss, so floorf and
+ * rintf are calls, several per fetch). Exact for every float: beyond 2^23 a float is already an integer. */
+static inline float ffloor(float x)
+{
+    if (!(fabsf(x) < 8388608.0f))
+        return x; /* integral, infinite or NaN */
+    float t = (float)(int32_t)x;
+    return t > x ? t - 1.0f : t;
+}
+static inline float frint(float x)
+{
+    if (!(fabsf(x) < 8388608.0f))
+        return x;
+    const float big = x < 0 ? -8388608.0f : 8388608.0f;
+    volatile float y = x + big; /* volatile: keep the rounding add (no -ffast-math here, but be explicit) */
+    return y - big;
+}
+
+/* The texel index of a floored coordinate: 0 for NaN/infinity, else clamped far outside any texture. */
+static inline int64_t index_of(float fl)
+{
+    if (!isfinite(fl))
+        return 0;
+    return (int64_t)(fl > 1e18f ? 1e18f : fl < -1e18f ? -1e18f : fl);
+}
+
+static float frac9(float xb, float fl) { return frint((xb - fl) * 256.0f) / 256.0f; }
 
 /* Samples level L at (unnormalized, level-scaled) coordinates u[dims], layer z (or -1 for 3D). */
 static void sample_level(const ptx_texdesc *t, const ptx_texlevel *L, int dims, const float *u, int64_t layer,
@@ -166,8 +192,8 @@ static void sample_level(const ptx_texdesc *t, const ptx_texlevel *L, int dims, 
     if (!linear) {
         int64_t idx[3] = {0, 0, 0};
         for (int k = 0; k < dims; k++) {
-            float fl = floorf(u[k]);
-            int64_t i = isfinite(fl) ? (int64_t)fmaxf(fminf(fl, 1e18f), -1e18f) : 0;
+            float fl = ffloor(u[k]);
+            int64_t i = index_of(fl);
             idx[k] = address(i, n[k], modes[k], addr_normalized);
         }
         int64_t z = dims == 3 ? idx[2] : layer;
@@ -177,8 +203,8 @@ static void sample_level(const ptx_texdesc *t, const ptx_texlevel *L, int dims, 
     int64_t i0[3] = {0, 0, 0}, i1[3] = {0, 0, 0};
     float a[3] = {0, 0, 0};
     for (int k = 0; k < dims; k++) {
-        float xb = u[k] - 0.5f, fl = floorf(xb);
-        int64_t i = isfinite(fl) ? (int64_t)fmaxf(fminf(fl, 1e18f), -1e18f) : 0;
+        float xb = u[k] - 0.5f, fl = ffloor(xb);
+        int64_t i = index_of(fl);
         a[k] = isfinite(fl) ? frac9(xb, fl) : 0.0f;
         i0[k] = address(i, n[k], modes[k], addr_normalized);
         i1[k] = address(i + 1, n[k], modes[k], addr_normalized);
@@ -357,8 +383,8 @@ void ptx_tex_gather(const ptx_texdesc *t, int geom, const float *coords, int lay
         u[0] += (float)off[0], u[1] += (float)off[1];
     int64_t n[2] = {L->w, L->h}, i0[2], i1[2];
     for (int k = 0; k < 2; k++) {
-        float fl = floorf(u[k] - 0.5f);
-        int64_t i = isfinite(fl) ? (int64_t)fmaxf(fminf(fl, 1e18f), -1e18f) : 0;
+        float fl = ffloor(u[k] - 0.5f);
+        int64_t i = index_of(fl);
         i0[k] = address(i, n[k], t->addr[k], t->normalized);
         i1[k] = address(i + 1, n[k], t->addr[k], t->normalized);
     }
