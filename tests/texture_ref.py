@@ -150,6 +150,8 @@ def views_expected() -> dict:
         "linear_view": "cudaErrorInvalidValue", "layer_on_2d": "cudaErrorInvalidValue",
         "size_mismatch": "cudaErrorInvalidValue", "level_past_end": "cudaErrorInvalidValue",
         "block_compressed": "cudaErrorNotSupported",
+        # legacy texture references link and answer NOT_SUPPORTED (not emulated; cudart 13 never calls them)
+        "texref": "CUDA_ERROR_NOT_SUPPORTED",
     }
 
 

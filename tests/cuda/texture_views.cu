@@ -14,6 +14,8 @@
 //   linear_view, layer_on_2d, size_mismatch, level_past_end, block_compressed: cudaCreateTextureObject's error
 //   name for a view on linear memory, firstLayer 1 on a plain 2D array, an 8-bit view of 32-bit texels,
 //   lastMipmapLevel past the levels, a BC1 view (not emulated)
+//   texref=<cuGetErrorName of the deprecated cuTexRefCreate> (texture references: not emulated, yet linkable)
+#include <cuda.h>
 #include <cuda_runtime.h>
 #include <cstdint>
 #include <cstdio>
@@ -197,5 +199,12 @@ int main()
     v4.width = 8, v4.height = 8;
     printf("block_compressed=%s\n", cudaGetErrorName(cudaCreateTextureObject(&t, &rbc, &td, &v4)));
     cudaGetLastError();
+
+    // texture references (deprecated, still in cuda.h): a CUresult, never an undefined symbol
+    CUtexref tr;
+    const char *trn = "?";
+#pragma nv_diag_suppress 1444
+    cuGetErrorName(cuTexRefCreate(&tr), &trn);
+    printf("texref=%s\n", trn);
     return 0;
 }
