@@ -210,6 +210,31 @@ static void sample_level(const ptx_texdesc *t, const ptx_texlevel *L, int dims, 
         i1[k] = address(i + 1, n[k], modes[k], addr_normalized);
     }
     float acc[4] = {0, 0, 0, 0};
+    if (dims == 2 && t->fmt == PTXTF_F32 && t->nch == 1) {
+        /* the common case (one f32 channel, 2D), the same arithmetic in the same order as the loop below: a texel
+         * is (v, 0, 0, 1), a border texel the border colour */
+        const float w4[4] = {(1.0f - a[0]) * (1.0f - a[1]), a[0] * (1.0f - a[1]), (1.0f - a[0]) * a[1], a[0] * a[1]};
+        const int64_t xs[4] = {i0[0], i1[0], i0[0], i1[0]}, ys[4] = {i0[1], i0[1], i1[1], i1[1]};
+        const int in_z = layer >= 0 && layer < L->d;
+        for (int q = 0; q < 4; q++) {
+            const float w = w4[q];
+            if (w == 0.0f)
+                continue;
+            if (in_z && xs[q] >= 0 && ys[q] >= 0 && xs[q] < L->w && ys[q] < L->h) {
+                float v;
+                memcpy(&v, L->data + (size_t)layer * L->slice + (size_t)ys[q] * L->pitch + (size_t)xs[q] * 4, 4);
+                acc[0] += w * v, acc[1] += w * 0.0f, acc[2] += w * 0.0f, acc[3] += w * 1.0f;
+            } else {
+                for (int c = 0; c < 4; c++)
+                    acc[c] += w * t->border[c];
+            }
+        }
+        for (int c = 0; c < 4; c++) {
+            f[c] = acc[c];
+            iv[c] = (int32_t)fbits(acc[c]);
+        }
+        return;
+    }
     for (int corner = 0; corner < (1 << dims); corner++) {
         float w = 1.0f;
         int64_t ix[3] = {0, 0, 0};
