@@ -11,6 +11,7 @@
  * storage until the object goes (CUDA leaves that use undefined; here it stays memory-safe).
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -601,6 +602,59 @@ static CUresult resource_of(const CUDA_RESOURCE_DESC *r, emu_texobj *o, int surf
     }
 }
 
+/* A resource view (cuTexObjectCreate's rules in cuda.h): arrays and mipmapped arrays only; the format reinterprets
+ * texels of the same size (block-compressed views are not emulated: CUDA_ERROR_NOT_SUPPORTED); width, height and
+ * depth equal the resource's (0 is taken as "the resource's"); firstMipmapLevel becomes level 0 (the sampler's
+ * level clamps are then relative to it, as CUDA says) and firstLayer layer 0; level and layer ranges must lie in
+ * the resource and be 0 where it has no levels / layers. Narrows t in place. */
+static CUresult view_of(const CUDA_RESOURCE_DESC *r, const CUDA_RESOURCE_VIEW_DESC *v, ptx_texdesc *t)
+{
+    if (r->resType != CU_RESOURCE_TYPE_ARRAY && r->resType != CU_RESOURCE_TYPE_MIPMAPPED_ARRAY)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (int k = 0; k < 16; k++)
+        if (v->reserved[k])
+            return CUDA_ERROR_INVALID_VALUE;
+    const CUDA_ARRAY3D_DESCRIPTOR *base = r->resType == CU_RESOURCE_TYPE_ARRAY
+                                              ? &array_of(r->res.array.hArray)->desc
+                                              : &mipmap_of(r->res.mipmap.hMipmappedArray)->desc;
+    if (v->format != CU_RES_VIEW_FORMAT_NONE) {
+        /* formats 0x01..0x18: {UINT, SINT} x {8, 16, 32 bits} x {1, 2, 4 channels}, then FLOAT x {16, 32} */
+        static const int kinds[] = {PTXTF_U8, PTXTF_S8, PTXTF_U16, PTXTF_S16, PTXTF_U32, PTXTF_S32, PTXTF_F16, PTXTF_F32};
+        unsigned f = (unsigned)v->format;
+        if (f > CU_RES_VIEW_FORMAT_FLOAT_4X32) {
+            static int logged;
+            emu_log_once(logged, "cuTexObjectCreate: block-compressed resource view formats are not supported by the emulated device");
+            return f <= CU_RES_VIEW_FORMAT_UNSIGNED_BC7 ? CUDA_ERROR_NOT_SUPPORTED : CUDA_ERROR_INVALID_VALUE;
+        }
+        int fmt = kinds[(f - 1) / 3], nch = 1 << ((f - 1) % 3);
+        unsigned esize = ptx_tex_fmt_bytes(fmt) * (unsigned)nch;
+        if (esize != t->esize)
+            return CUDA_ERROR_INVALID_VALUE; /* a view keeps the texel size (widths must match) */
+        t->fmt = fmt, t->nch = nch;
+    }
+    if ((v->width && v->width != base->Width) || (v->height && v->height != base->Height) ||
+        (v->depth && v->depth != base->Depth))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (v->lastMipmapLevel < v->firstMipmapLevel || v->lastMipmapLevel >= (unsigned)t->nlevels)
+        return CUDA_ERROR_INVALID_VALUE;
+    int n = (int)(v->lastMipmapLevel - v->firstMipmapLevel + 1);
+    memmove(&t->lv[0], &t->lv[v->firstMipmapLevel], (size_t)n * sizeof(t->lv[0]));
+    t->nlevels = n;
+    if (!t->layered) {
+        if (v->firstLayer || v->lastLayer)
+            return CUDA_ERROR_INVALID_VALUE;
+        return CUDA_SUCCESS;
+    }
+    unsigned per = t->cubemap ? 6 : 1, layers = t->lv[0].d / per;
+    if (v->lastLayer < v->firstLayer || v->lastLayer >= layers)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (int l = 0; l < n; l++) {
+        t->lv[l].data += (size_t)v->firstLayer * per * t->lv[l].slice;
+        t->lv[l].d = (v->lastLayer - v->firstLayer + 1) * per;
+    }
+    return CUDA_SUCCESS;
+}
+
 static CUresult sampler_of(const CUDA_TEXTURE_DESC *d, ptx_texdesc *t)
 {
     const unsigned known = CU_TRSF_READ_AS_INTEGER | CU_TRSF_NORMALIZED_COORDINATES | CU_TRSF_SRGB |
@@ -648,22 +702,13 @@ EMU_API CUresult cuTexObjectCreate(CUtexObject *pTexObject, const CUDA_RESOURCE_
     if (!o)
         return CUDA_ERROR_OUT_OF_MEMORY;
     CUresult rc = resource_of(pResDesc, o, 0);
-    if (!rc)
-        rc = sampler_of(pTexDesc, &o->t);
     if (!rc && pResViewDesc) {
-        /* a view that changes nothing is accepted; reinterpreting formats, level or layer sub-ranges is not emulated */
-        const CUDA_RESOURCE_VIEW_DESC *v = pResViewDesc;
-        const ptx_texlevel *L = &o->t.lv[0];
-        int same = v->firstMipmapLevel == 0 && (v->lastMipmapLevel == 0 || v->lastMipmapLevel + 1 == (unsigned)o->t.nlevels) &&
-                   v->firstLayer == 0 && (v->width == 0 || v->width == L->w) && (v->height == 0 || v->height == L->h);
-        if (!same) {
-            static int logged;
-            emu_log_once(logged, "cuTexObjectCreate: resource views other than the whole resource are not supported");
-            rc = CUDA_ERROR_NOT_SUPPORTED;
-        }
-        o->view = *v;
+        rc = view_of(pResDesc, pResViewDesc, &o->t);
+        o->view = *pResViewDesc;
         o->has_view = 1;
     }
+    if (!rc)
+        rc = sampler_of(pTexDesc, &o->t);
     if (!rc && emu_handle_add(o, EMU_K_TEXOBJ))
         rc = CUDA_ERROR_OUT_OF_MEMORY;
     if (rc) {
@@ -697,43 +742,42 @@ static CUresult obj_destroy(unsigned long long h, int kind)
 EMU_API CUresult cuTexObjectDestroy(CUtexObject h) { return obj_destroy(h, EMU_K_TEXOBJ); }
 EMU_API CUresult cuSurfObjectDestroy(CUsurfObject h) { return obj_destroy(h, EMU_K_SURFOBJ); }
 
-EMU_API CUresult cuTexObjectGetResourceDesc(CUDA_RESOURCE_DESC *out, CUtexObject h)
+/* The descriptor getters: copy what the object was created with (the field at off, n bytes) to out. A view is
+ * there only if one was given ("If no resource view was set for texObject, CUDA_ERROR_INVALID_VALUE"). */
+static CUresult obj_get(void *out, unsigned long long h, int kind, size_t off, size_t n, int is_view)
 {
     EMU_ENTER(c);
     (void)c;
-    emu_texobj *o = obj_of(h, EMU_K_TEXOBJ);
+    emu_texobj *o = obj_of(h, kind);
     if (!o)
         return CUDA_ERROR_INVALID_HANDLE;
-    if (!out)
+    if (!out || (is_view && !o->has_view))
         return CUDA_ERROR_INVALID_VALUE;
-    *out = o->res;
+    memcpy(out, (const char *)o + off, n);
     return CUDA_SUCCESS;
+}
+
+#define OBJ_GET(out, h, kind, field, is_view) \
+    obj_get(out, h, kind, offsetof(emu_texobj, field), sizeof(((emu_texobj *)0)->field), is_view)
+
+EMU_API CUresult cuTexObjectGetResourceDesc(CUDA_RESOURCE_DESC *out, CUtexObject h)
+{
+    return OBJ_GET(out, h, EMU_K_TEXOBJ, res, 0);
 }
 
 EMU_API CUresult cuTexObjectGetTextureDesc(CUDA_TEXTURE_DESC *out, CUtexObject h)
 {
-    EMU_ENTER(c);
-    (void)c;
-    emu_texobj *o = obj_of(h, EMU_K_TEXOBJ);
-    if (!o)
-        return CUDA_ERROR_INVALID_HANDLE;
-    if (!out)
-        return CUDA_ERROR_INVALID_VALUE;
-    *out = o->tex;
-    return CUDA_SUCCESS;
+    return OBJ_GET(out, h, EMU_K_TEXOBJ, tex, 0);
 }
 
 EMU_API CUresult cuTexObjectGetResourceViewDesc(CUDA_RESOURCE_VIEW_DESC *out, CUtexObject h)
 {
-    EMU_ENTER(c);
-    (void)c;
-    emu_texobj *o = obj_of(h, EMU_K_TEXOBJ);
-    if (!o)
-        return CUDA_ERROR_INVALID_HANDLE;
-    if (!out || !o->has_view)
-        return CUDA_ERROR_INVALID_VALUE; /* "If no resource view was set for texObject, CUDA_ERROR_INVALID_VALUE" */
-    *out = o->view;
-    return CUDA_SUCCESS;
+    return OBJ_GET(out, h, EMU_K_TEXOBJ, view, 1);
+}
+
+EMU_API CUresult cuSurfObjectGetResourceDesc(CUDA_RESOURCE_DESC *out, CUsurfObject h)
+{
+    return OBJ_GET(out, h, EMU_K_SURFOBJ, res, 0);
 }
 
 EMU_API CUresult cuSurfObjectCreate(CUsurfObject *pSurfObject, const CUDA_RESOURCE_DESC *pResDesc)
@@ -757,19 +801,6 @@ EMU_API CUresult cuSurfObjectCreate(CUsurfObject *pSurfObject, const CUDA_RESOUR
     }
     o->res = *pResDesc;
     *pSurfObject = (CUsurfObject)(uintptr_t)o;
-    return CUDA_SUCCESS;
-}
-
-EMU_API CUresult cuSurfObjectGetResourceDesc(CUDA_RESOURCE_DESC *out, CUsurfObject h)
-{
-    EMU_ENTER(c);
-    (void)c;
-    emu_texobj *o = obj_of(h, EMU_K_SURFOBJ);
-    if (!o)
-        return CUDA_ERROR_INVALID_HANDLE;
-    if (!out)
-        return CUDA_ERROR_INVALID_VALUE;
-    *out = o->res;
     return CUDA_SUCCESS;
 }
 

@@ -423,23 +423,35 @@ static inline uint8_t *gaddr(blk *B, uint64_t a, uint64_t n) {
     return gslow(B, a, n);
 }
 
+static inline uint8_t *smem_at(blk *B, uint64_t a, uint64_t n) {
+    return (a <= B->smem_size && n <= B->smem_size - a) ? B->smem + a : NULL;
+}
+static inline uint8_t *lmem_at(blk *B, unsigned tid, uint64_t a, uint64_t n) {
+    return (a <= B->lsize && n <= B->lsize - a) ? B->lmem + (size_t)tid * B->lsize + a : NULL;
+}
+static inline uint8_t *kparam_at(blk *B, uint64_t a, uint64_t n) {
+    return (a <= B->cfg->param_buffer_size && n <= B->cfg->param_buffer_size - a)
+               ? (uint8_t *)(uintptr_t)B->cfg->param_buffer + a : NULL;
+}
+
+/* Host address of n bytes at a in a state space, NULL when outside it (not recursive, so it inlines into the
+ * load/store loops). */
 static inline uint8_t *resolve(blk *B, unsigned tid, int space, uint64_t a, uint64_t n) {
     switch (space) {
     case SP_GLOBAL:
     case SP_CONST:
         return gaddr(B, a, n);
     case SP_SHARED:
-        return (a <= B->smem_size && n <= B->smem_size - a) ? B->smem + a : NULL;
+        return smem_at(B, a, n);
     case SP_LOCAL:
-        return (a <= B->lsize && n <= B->lsize - a) ? B->lmem + (size_t)tid * B->lsize + a : NULL;
+        return lmem_at(B, tid, a, n);
     case SP_KPARAM:
-        return (a <= B->cfg->param_buffer_size && n <= B->cfg->param_buffer_size - a)
-                   ? (uint8_t *)(uintptr_t)B->cfg->param_buffer + a : NULL;
+        return kparam_at(B, a, n);
     default:
         if (a < PTX_SHARED_BASE) return gaddr(B, a, n);
-        if (a < PTX_SHARED_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_SHARED, a - PTX_SHARED_BASE, n);
-        if (a >= PTX_LOCAL_BASE && a < PTX_LOCAL_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_LOCAL, a - PTX_LOCAL_BASE, n);
-        if (a >= PTX_PARAM_BASE && a < PTX_PARAM_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_KPARAM, a - PTX_PARAM_BASE, n);
+        if (a < PTX_SHARED_BASE + PTX_WIN_SIZE) return smem_at(B, a - PTX_SHARED_BASE, n);
+        if (a >= PTX_LOCAL_BASE && a < PTX_LOCAL_BASE + PTX_WIN_SIZE) return lmem_at(B, tid, a - PTX_LOCAL_BASE, n);
+        if (a >= PTX_PARAM_BASE && a < PTX_PARAM_BASE + PTX_WIN_SIZE) return kparam_at(B, a - PTX_PARAM_BASE, n);
         return NULL;
     }
 }
@@ -752,6 +764,36 @@ static uint64_t sreg_value(const blk *B, int sr, unsigned w, unsigned l) {
     }
 }
 
+/* The 32 lanes of special register sr for warp w at the start of a block (every block of every launch does
+ * this, so no per-lane switch or division: thread indices step through the block shape incrementally, and the
+ * registers that do not depend on the lane are computed once). */
+static void fill_special(const blk *B, int sr, unsigned w, uint64_t *R) {
+    const ptx_launch_cfg *cfg = B->cfg;
+    switch (sr) {
+    case SR_TID_X: case SR_TID_Y: case SR_TID_Z: {
+        const unsigned bx = cfg->block[0], by = cfg->block[1], t0 = w * 32;
+        unsigned x = t0 % bx, y = (t0 / bx) % by, z = t0 / (bx * by);
+        for (unsigned l = 0; l < 32; l++) {
+            R[l] = sr == SR_TID_X ? x : sr == SR_TID_Y ? y : z;
+            if (++x == bx) {
+                x = 0;
+                if (++y == by) y = 0, z++;
+            }
+        }
+        return;
+    }
+    case SR_LANEID: case SR_LANEMASK_EQ: case SR_LANEMASK_LT: case SR_LANEMASK_LE: case SR_LANEMASK_GT:
+    case SR_LANEMASK_GE:
+        for (unsigned l = 0; l < 32; l++) R[l] = sreg_value(B, sr, w, l);
+        return;
+    default: {
+        const uint64_t v = sreg_value(B, sr, w, 0);
+        for (unsigned l = 0; l < 32; l++) R[l] = v;
+        return;
+    }
+    }
+}
+
 /* Full-warp f32 fma with the FMA instruction when the host has it (fmaf() is a libm call). */
 __attribute__((target("fma"))) static void fma32_warp_hw(uint64_t *d, const uint64_t *a, const uint64_t *b, const uint64_t *c) {
     for (int l = 0; l < 32; l++) d[l] = UF(__builtin_fmaf(F(a[l]), F(b[l]), F(c[l])));
@@ -1006,10 +1048,47 @@ static const ptx_texdesc *tex_of(blk *B, uint64_t h, int surf) {
 
 static float f32_of(uint64_t v) { union { uint32_t u; float f; } x = {(uint32_t)v}; return x.f; }
 
-/* tex, tld4, txq/suq, suld, sust over the lanes in em (encoding: compile_texinst in ptx_parse.c). */
+/* sured.b / sured.p for lane l at (c3[0], c3[1], z): an atomic reduction into the surface element. .b: x in
+ * bytes, the instruction's type; .p: x in texels of a 32-bit integer format whose texel is the instruction's
+ * size, signed when the format is (SINT -> .s32/.s64, else unsigned), as the ISA says. Out of range: .trap
+ * fails the launch, .clamp moves the access, .zero drops it. */
+static int sured_one(blk *B, const ptx_ins *in, uint64_t *R, const ptx_texdesc *d, int l, unsigned tid0, int geom,
+                     const int64_t c3[3], int64_t z) {
+    const unsigned n = in->esize;
+    int t = in->t;
+    unsigned x, y, zz;
+    if (in->bop) {
+        if (d->esize != n || (d->fmt != PTXTF_U32 && d->fmt != PTXTF_S32)) {
+            thread_coords(B, tid0 + (unsigned)l, &x, &y, &zz);
+            fail(B, PTXE_ILLEGAL_INSTRUCTION, "sured.p.b%u on a surface of %u-byte texels of format %d (needs 32-bit integer channels, %u bytes a texel) in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
+                 8 * n, d->esize, d->fmt, n, B->k->name, in->line, B->bid[0], B->bid[1], B->bid[2], x, y, zz);
+            return -1;
+        }
+        t = d->fmt == PTXTF_S32 ? (n == 8 ? T_S64 : T_S32) : (n == 8 ? T_U64 : T_U32);
+    }
+    int trap = 0;
+    uint8_t *p = ptx_surf_addr(d, geom, in->bop ? c3[0] * (int64_t)d->esize : c3[0], c3[1], z, n, in->rm, &trap);
+    if (trap) {
+        thread_coords(B, tid0 + (unsigned)l, &x, &y, &zz);
+        fail(B, PTXE_LAUNCH_FAILED, "sured out of range (.trap) at (%lld, %lld, %lld) in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
+             (long long)c3[0], (long long)c3[1], (long long)z, B->k->name, in->line, B->bid[0], B->bid[1], B->bid[2], x, y, zz);
+        return -1;
+    }
+    if (!p) return 0;
+    if ((uintptr_t)p % n) {
+        thread_coords(B, tid0 + (unsigned)l, &x, &y, &zz);
+        fail(B, PTXE_MISALIGNED_ADDRESS, "sured at byte %lld is not %u-byte aligned in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
+             (long long)c3[0], n, B->k->name, in->line, B->bid[0], B->bid[1], B->bid[2], x, y, zz);
+        return -1;
+    }
+    atom_do(p, (int)n, (int)in->imm, t, S(in->v[0]), 0);
+    return 0;
+}
+
+/* tex, tld4, txq/suq, suld, sust, sured over the lanes in em (encoding: compile_texinst in ptx_parse.c). */
 static int exec_tex(blk *B, const ptx_ins *in, uint64_t *R, uint32_t em, unsigned tid0) {
     const int32_t *co = in->op == OP_TXQ ? NULL : B->k->lists + in->c;
-    const int surf = in->op == OP_SULD || in->op == OP_SUST || (in->op == OP_TXQ && in->bop);
+    const int surf = in->op == OP_SULD || in->op == OP_SUST || in->op == OP_SURED || (in->op == OP_TXQ && in->bop);
     for (uint32_t m_ = em; m_; m_ &= m_ - 1) {
         const int l = __builtin_ctz(m_);
         uint64_t h = S(in->a);
@@ -1042,15 +1121,21 @@ static int exec_tex(blk *B, const ptx_ins *in, uint64_t *R, uint32_t em, unsigne
             if (int_coords) for (int k = 0; k < 3; k++) fc[k] = (float)ic[k];
             int layer = arrayed ? (int32_t)S(co[0]) : 0;
             uint32_t out[4];
+            int32_t off[3];
+            if (in->b >= 0) {
+                const int32_t *ol = B->k->lists + in->b;
+                for (int k = 0; k < 3; k++) off[k] = (int32_t)S(ol[k]);
+            }
+            const int32_t *offp = in->b >= 0 ? off : NULL;
             if (in->op == OP_TLD4) {
-                ptx_tex_gather(d, geom, fc, layer, in->rm, in->t == T_F32, out);
+                ptx_tex_gather(d, geom, fc, layer, in->rm, offp, in->t == T_F32, out);
             } else {
                 float lod = in->bop == 1 ? f32_of(S(in->e)) : 0.0f, gx[3] = {0, 0, 0}, gy[3] = {0, 0, 0};
                 if (in->bop == 2) {
                     const int32_t *g = B->k->lists + in->imm;
                     for (int k = 0; k < 3; k++) { gx[k] = f32_of(S(g[k])); gy[k] = f32_of(S(g[3 + k])); }
                 }
-                ptx_tex_sample(d, geom, fc, ic, int_coords, layer, in->bop, lod, gx, gy, in->t == T_F32, out);
+                ptx_tex_sample(d, geom, fc, ic, int_coords, layer, in->bop, lod, gx, gy, offp, in->t == T_F32, out);
             }
             for (int k = 0; k < 4; k++) S(in->v[k]) = out[k];
             continue;
@@ -1060,6 +1145,10 @@ static int exec_tex(blk *B, const ptx_ins *in, uint64_t *R, uint32_t em, unsigne
         for (int k = 0; k < 3 && first + k < in->t2; k++) c3[k] = (int32_t)S(co[first + k]);
         int64_t z = arrayed ? (int32_t)S(co[0]) : (geom == PTXG_3D ? c3[2] : 0);
         if (geom == PTXG_A1D) c3[1] = 0;
+        if (in->op == OP_SURED) {
+            if (sured_one(B, in, R, d, l, tid0, geom, c3, z)) return -1;
+            continue;
+        }
         const unsigned es = in->esize, nv = in->vec, tot = in->bop ? d->esize : es * nv;
         int trap = 0;
         uint8_t *p = ptx_surf_addr(d, geom, in->bop ? c3[0] * (int64_t)d->esize : c3[0], c3[1], z, tot, in->rm, &trap);
@@ -1711,7 +1800,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             LOOP(S(id) = v);
             break;
         }
-        case OP_TEX: case OP_TLD4: case OP_TXQ: case OP_SULD: case OP_SUST:
+        case OP_TEX: case OP_TLD4: case OP_TXQ: case OP_SULD: case OP_SUST: case OP_SURED:
             if (exec_tex(B, in, R, em, tid0)) { ret = -1; goto out; }
             break;
         case OP_TRAP: {
@@ -2162,10 +2251,7 @@ static int run_block(blk *B, uint64_t bid) {
         W->cur_pc = 0;
         W->cur_mask = W->live;
         W->min_wait = INT_MAX;
-        for (int s = 0; s < k->nspecials; s++) {
-            uint64_t *R = W->R + (size_t)k->specials[s].slot * 32;
-            for (unsigned l = 0; l < 32; l++) R[l] = sreg_value(B, k->specials[s].sreg, w, l);
-        }
+        for (int s = 0; s < k->nspecials; s++) fill_special(B, k->specials[s].sreg, w, W->R + (size_t)k->specials[s].slot * 32);
     }
     B->spin_us = 0;
     B->yield_backs = YIELD_BACK_BRANCHES;

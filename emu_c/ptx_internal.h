@@ -97,7 +97,7 @@ enum {
     X(BRA) X(EXIT) X(BAR) X(BAR_RED) X(BAR_RED_READ) X(TRAP)                                  \
     X(SHFL) X(VOTE) X(ACTIVEMASK) X(MATCH) X(REDUX)                                           \
     X(WMMA_LOAD) X(WMMA_STORE) X(WMMA_MMA) X(MMA) X(LDMATRIX) X(CVT_TF32)                                 \
-    X(TEX) X(TLD4) X(TXQ) X(SULD) X(SUST)                                                   \
+    X(TEX) X(TLD4) X(TXQ) X(SULD) X(SUST) X(SURED)                                          \
     X(PRINTF) X(ASSERTFAIL) X(MALLOC) X(FREE) X(SETCOND) X(ILLEGAL)
 enum {
 #define X(e) OP_##e,

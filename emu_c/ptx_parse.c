@@ -1553,7 +1553,7 @@ static int compile_texinst(cctx *x, const mods *m, const tok *optok, const opran
     kc *c = x->c;
     const tok *t = x->t;
     int is_tex = mbase(m, "tex"), is_tld4 = mbase(m, "tld4"), is_suld = mbase(m, "suld"), is_sust = mbase(m, "sust");
-    int is_txq = mbase(m, "txq"), is_suq = mbase(m, "suq");
+    int is_txq = mbase(m, "txq"), is_suq = mbase(m, "suq"), is_sured = mbase(m, "sured");
     static const char *const geoms[] = {"1d", "2d", "3d", "a1d", "a2d", "cube", "acube"};
     int geom = -1;
     for (int k = 0; k < 7; k++)
@@ -1585,9 +1585,10 @@ static int compile_texinst(cctx *x, const mods *m, const tok *optok, const opran
     if (geom < 0) return fail_ins(x, "texture geometry");
     if (is_tld4 && geom != 1 && geom != 4) return fail_ins(x, "tld4 geometry");
     if ((is_suld || is_sust) && geom >= 5) return fail_ins(x, "surface geometry");
+    if (is_sured && geom != 0 && geom != 1 && geom != 2) return fail_ins(x, "sured geometry (.1d, .2d or .3d)");
     if (nops < 2) return fail_ins(x, "operand count");
     /* the [handle, {coords}] operand */
-    oprange ar = is_sust ? rng[0] : rng[1];
+    oprange ar = (is_sust || is_sured) ? rng[0] : rng[1];
     int i = ar.a;
     if (!tp(&t[i], '[') || t[i + 1].k != TK_ID || !tp(&t[i + 2], ',')) return fail_ins(x, "[handle, {coordinates}]");
     int hslot = reg_lookup(c, t[i + 1].s, (int)t[i + 1].n);
@@ -1599,7 +1600,7 @@ static int compile_texinst(cctx *x, const mods *m, const tok *optok, const opran
     if (cv.kind != O_VEC) { opnd one = cv; memset(&cv, 0, sizeof(cv)); cv.kind = O_VEC; cv.nvec = 1; cv.vk[0] = one.kind; cv.vslot[0] = one.slot; cv.vnum[0] = one.num; }
     static const int need_co[] = {1, 2, 4, 2, 4, 4, 4};
     if (cv.nvec < need_co[geom] - (geom == 2 || geom == 4 || geom == 5 ? 1 : 0)) return fail_ins(x, "coordinate count");
-    int ctype = (is_suld || is_sust) ? T_S32 : (m->ntypes >= 2 ? m->types[1] : T_F32);
+    int ctype = (is_suld || is_sust || is_sured) ? T_S32 : (m->ntypes >= 2 ? m->types[1] : T_F32);
     int clist = c->nlists;
     for (int k = 0; k < cv.nvec; k++) {
         opnd e = vec_elem(&cv, k);
@@ -1610,7 +1611,7 @@ static int compile_texinst(cctx *x, const mods *m, const tok *optok, const opran
     }
     /* data operand */
     opnd dv;
-    if (parse_operand(c, t, is_sust ? rng[1] : rng[0], &dv)) return fail_ins(x, "data operand");
+    if (parse_operand(c, t, (is_sust || is_sured) ? rng[1] : rng[0], &dv)) return fail_ins(x, "data operand");
     if (dv.kind != O_VEC) { opnd one = dv; memset(&dv, 0, sizeof(dv)); dv.kind = O_VEC; dv.nvec = 1; dv.vk[0] = one.kind; dv.vslot[0] = one.slot; dv.vnum[0] = one.num; }
     int tt = m->ntypes ? m->types[0] : T_NONE;
     if (is_tex || is_tld4) {
@@ -1637,8 +1638,29 @@ static int compile_texinst(cctx *x, const mods *m, const tok *optok, const opran
                     VEC_PUSH(c->lists, c->nlists, c->caplists, s, c->oom = 1; return -1);
                 }
             }
-        } else if (nops > 2 && !is_tld4) {
-            return fail_ins(x, "tex operand (depth compare / offsets are not supported)");
+        }
+        /* optional texel offset e (.s32 per sampled dimension, added to the texel coordinates) and depth-compare
+         * value f (.f32 scalar): a vector, or for .1d/.a1d a scalar, is e; a second operand, or a scalar after
+         * 2D/3D coordinates, is f. CUDA's texture descriptor has no depth-compare function, so f is refused. */
+        int extra = (mode == 1 ? 3 : mode == 2 ? 4 : 2), olist = -1;
+        if (nops > extra) {
+            opnd e;
+            if (parse_operand(c, t, rng[extra], &e)) return fail_ins(x, "tex offset operand");
+            int dims_o = (geom == 0 || geom == 3) ? 1 : geom == 2 ? 3 : 2;
+            if (geom == 5 || geom == 6) return fail_ins(x, "tex texel offset on a cubemap (the ISA has none)");
+            if (e.kind != O_VEC && dims_o != 1)
+                return fail_ins(x, "tex depth-compare operand (not emulated: CUDA sets no depth-compare function)");
+            if (e.kind != O_VEC) { opnd one = e; memset(&e, 0, sizeof(e)); e.kind = O_VEC; e.nvec = 1; e.vk[0] = one.kind; e.vslot[0] = one.slot; e.vnum[0] = one.num; }
+            if (e.nvec < dims_o) return fail_ins(x, "tex offset vector (one .s32 per dimension)");
+            if (nops > extra + 1)
+                return fail_ins(x, "tex depth-compare operand (not emulated: CUDA sets no depth-compare function)");
+            olist = c->nlists;
+            for (int k = 0; k < 3; k++) {
+                int s;
+                if (k < dims_o) { opnd el = vec_elem(&e, k); s = src_slot(x, &el, T_S32); }
+                else s = cslot(c, 0);
+                VEC_PUSH(c->lists, c->nlists, c->caplists, s, c->oom = 1; return -1);
+            }
         }
         int comp = 0;
         if (is_tld4) comp = tex_word(optok, "g") ? 1 : tex_word(optok, "b") ? 2 : tex_word(optok, "a") ? 3 : 0;
@@ -1649,7 +1671,43 @@ static int compile_texinst(cctx *x, const mods *m, const tok *optok, const opran
         if (!p) return -1;
         p->a = hslot; p->sub = (uint8_t)geom; p->c = clist; p->esize = (uint8_t)cv.nvec; p->t = (uint8_t)tt;
         p->t2 = (uint8_t)ctype; p->bop = (uint8_t)mode; p->e = lod; p->imm = glist; p->rm = (uint8_t)comp; p->vec = 4;
+        p->b = olist;
         for (int k = 0; k < 4; k++) p->v[k] = ds[k];
+        return 0;
+    }
+    if (is_sured) {
+        /* sured.b.op / sured.p.op: the ISA's op/type pairs (.b: add .u32 .s32 .u64; min/max .u32 .s32 .u64 .s64;
+         * and/or .b32. .p: .b32 any op, .b64 min/max only, signedness from the surface format) */
+        int is_p = tex_word(optok, "p");
+        if (!is_p && !tex_word(optok, "b")) return fail_ins(x, "sured form (.b or .p)");
+        static const char *const rops[] = {"add", "min", "max", "and", "or"};
+        static const int atops[] = {AT_ADD, AT_MIN, AT_MAX, AT_AND, AT_OR};
+        int op = -1;
+        for (int k = 0; k < 5; k++)
+            if (tex_word(optok, rops[k])) op = atops[k];
+        /* .b32/.b64 decode to .u32/.u64: tell them apart by the written word */
+        int b32 = tex_word(optok, "b32"), b64 = tex_word(optok, "b64"), u32 = tex_word(optok, "u32"),
+            s32 = tex_word(optok, "s32"), u64 = tex_word(optok, "u64"), s64 = tex_word(optok, "s64"), ok;
+        if (b32 + b64 + u32 + s32 + u64 + s64 != 1)
+            ok = 0;
+        else if (is_p)
+            ok = op >= 0 && (b32 || (b64 && (op == AT_MIN || op == AT_MAX)));
+        else if (op == AT_ADD)
+            ok = u32 || s32 || u64;
+        else if (op == AT_MIN || op == AT_MAX)
+            ok = u32 || s32 || u64 || s64;
+        else
+            ok = op >= 0 && b32;
+        if (!ok) return fail_ins(x, "sured operation/type (not a pair the PTX ISA allows)");
+        if (dv.nvec != 1) return fail_ins(x, "sured source (a scalar)");
+        opnd e = vec_elem(&dv, 0);
+        int vs = src_slot(x, &e, tt);
+        if (x->failed) return -1;
+        ptx_ins *p = emit(c, OP_SURED, x->line);
+        if (!p) return -1;
+        p->a = hslot; p->sub = (uint8_t)geom; p->c = clist; p->t2 = (uint8_t)cv.nvec; p->t = (uint8_t)tt;
+        p->esize = (uint8_t)tsize(tt); p->vec = 1; p->rm = (uint8_t)(tex_word(optok, "clamp") ? 1 : tex_word(optok, "zero") ? 2 : 0);
+        p->bop = (uint8_t)is_p; p->imm = op; p->v[0] = vs;
         return 0;
     }
     /* suld.b / sust.b / sust.p */
@@ -1712,7 +1770,7 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     int n0 = c->ncode;
     int r = 0;
     if (mbase(&m, "tex") || mbase(&m, "tld4") || mbase(&m, "suld") || mbase(&m, "sust") || mbase(&m, "txq") ||
-        mbase(&m, "suq")) {
+        mbase(&m, "suq") || mbase(&m, "sured")) {
         r = compile_texinst(x, &m, optok, rng, nops);
         goto done;
     }

@@ -36,10 +36,17 @@ static float srgb_to_linear(float c)
 
 /* One texel: raw integer values (float formats: their f32 bits) and values as floats (normalized per
  * the read mode). */
-static void texel(const ptx_texdesc *t, const uint8_t *p, float f[4], int32_t iv[4])
+static inline __attribute__((always_inline)) void texel(const ptx_texdesc *t, const uint8_t *p, float f[4], int32_t iv[4])
 {
     f[0] = f[1] = f[2] = 0.0f, f[3] = 1.0f;
     iv[0] = iv[1] = iv[2] = 0, iv[3] = 1;
+    if (t->fmt == PTXTF_F32) { /* the common case, without the per-channel switch */
+        for (int c = 0; c < t->nch && c < 4; c++) {
+            memcpy(&iv[c], p + 4 * c, 4);
+            memcpy(&f[c], p + 4 * c, 4);
+        }
+        return;
+    }
     const int norm = !t->read_int || t->fmt >= PTXTF_UNORM8;
     for (int c = 0; c < t->nch && c < 4; c++) {
         switch (t->fmt) {
@@ -96,8 +103,10 @@ static void texel(const ptx_texdesc *t, const uint8_t *p, float f[4], int32_t iv
 }
 
 /* Integer texel index i along a dimension of n texels under mode: the index to read, or -1 for border. */
-static int64_t address(int64_t i, int64_t n, int mode, int normalized)
+static inline __attribute__((always_inline)) int64_t address(int64_t i, int64_t n, int mode, int normalized)
 {
+    if (i >= 0 && i < n) /* in range: every mode reads it (and wrap/mirror need no division) */
+        return i;
     if (n <= 0)
         return -1;
     if (!normalized && (mode == PTXTA_WRAP || mode == PTXTA_MIRROR))
@@ -121,7 +130,7 @@ static int64_t address(int64_t i, int64_t n, int mode, int normalized)
 }
 
 /* The texel at integer indices (already addressed; -1 = border) of level L, layer/face z0. */
-static void fetch(const ptx_texdesc *t, const ptx_texlevel *L, int64_t x, int64_t y, int64_t z, float f[4],
+static inline __attribute__((always_inline)) void fetch(const ptx_texdesc *t, const ptx_texlevel *L, int64_t x, int64_t y, int64_t z, float f[4],
                   int32_t iv[4])
 {
     if (x < 0 || y < 0 || z < 0 || x >= L->w || y >= L->h || z >= L->d) {
@@ -146,7 +155,33 @@ static void level_dims(const ptx_texlevel *L, int dims, int64_t n[3])
 }
 
 /* a = frac(x) in 9-bit fixed point: a multiple of 1/256 in [0, 1]. */
-static float frac9(float xb, float fl) { return rintf((xb - fl) * 256.0f) / 256.0f; }
+/* floor() and round-to-nearest-even without libm calls (the baseline x86-64 target has no roundss, so floorf and
+ * rintf are calls, several per fetch). Exact for every float: beyond 2^23 a float is already an integer. */
+static inline float ffloor(float x)
+{
+    if (!(fabsf(x) < 8388608.0f))
+        return x; /* integral, infinite or NaN */
+    float t = (float)(int32_t)x;
+    return t > x ? t - 1.0f : t;
+}
+static inline float frint(float x)
+{
+    if (!(fabsf(x) < 8388608.0f))
+        return x;
+    const float big = x < 0 ? -8388608.0f : 8388608.0f;
+    volatile float y = x + big; /* volatile: keep the rounding add (no -ffast-math here, but be explicit) */
+    return y - big;
+}
+
+/* The texel index of a floored coordinate: 0 for NaN/infinity, else clamped far outside any texture. */
+static inline int64_t index_of(float fl)
+{
+    if (!isfinite(fl))
+        return 0;
+    return (int64_t)(fl > 1e18f ? 1e18f : fl < -1e18f ? -1e18f : fl);
+}
+
+static float frac9(float xb, float fl) { return frint((xb - fl) * 256.0f) / 256.0f; }
 
 /* Samples level L at (unnormalized, level-scaled) coordinates u[dims], layer z (or -1 for 3D). */
 static void sample_level(const ptx_texdesc *t, const ptx_texlevel *L, int dims, const float *u, int64_t layer,
@@ -157,8 +192,8 @@ static void sample_level(const ptx_texdesc *t, const ptx_texlevel *L, int dims, 
     if (!linear) {
         int64_t idx[3] = {0, 0, 0};
         for (int k = 0; k < dims; k++) {
-            float fl = floorf(u[k]);
-            int64_t i = isfinite(fl) ? (int64_t)fmaxf(fminf(fl, 1e18f), -1e18f) : 0;
+            float fl = ffloor(u[k]);
+            int64_t i = index_of(fl);
             idx[k] = address(i, n[k], modes[k], addr_normalized);
         }
         int64_t z = dims == 3 ? idx[2] : layer;
@@ -168,13 +203,38 @@ static void sample_level(const ptx_texdesc *t, const ptx_texlevel *L, int dims, 
     int64_t i0[3] = {0, 0, 0}, i1[3] = {0, 0, 0};
     float a[3] = {0, 0, 0};
     for (int k = 0; k < dims; k++) {
-        float xb = u[k] - 0.5f, fl = floorf(xb);
-        int64_t i = isfinite(fl) ? (int64_t)fmaxf(fminf(fl, 1e18f), -1e18f) : 0;
+        float xb = u[k] - 0.5f, fl = ffloor(xb);
+        int64_t i = index_of(fl);
         a[k] = isfinite(fl) ? frac9(xb, fl) : 0.0f;
         i0[k] = address(i, n[k], modes[k], addr_normalized);
         i1[k] = address(i + 1, n[k], modes[k], addr_normalized);
     }
     float acc[4] = {0, 0, 0, 0};
+    if (dims == 2 && t->fmt == PTXTF_F32 && t->nch == 1) {
+        /* the common case (one f32 channel, 2D), the same arithmetic in the same order as the loop below: a texel
+         * is (v, 0, 0, 1), a border texel the border colour */
+        const float w4[4] = {(1.0f - a[0]) * (1.0f - a[1]), a[0] * (1.0f - a[1]), (1.0f - a[0]) * a[1], a[0] * a[1]};
+        const int64_t xs[4] = {i0[0], i1[0], i0[0], i1[0]}, ys[4] = {i0[1], i0[1], i1[1], i1[1]};
+        const int in_z = layer >= 0 && layer < L->d;
+        for (int q = 0; q < 4; q++) {
+            const float w = w4[q];
+            if (w == 0.0f)
+                continue;
+            if (in_z && xs[q] >= 0 && ys[q] >= 0 && xs[q] < L->w && ys[q] < L->h) {
+                float v;
+                memcpy(&v, L->data + (size_t)layer * L->slice + (size_t)ys[q] * L->pitch + (size_t)xs[q] * 4, 4);
+                acc[0] += w * v, acc[1] += w * 0.0f, acc[2] += w * 0.0f, acc[3] += w * 1.0f;
+            } else {
+                for (int c = 0; c < 4; c++)
+                    acc[c] += w * t->border[c];
+            }
+        }
+        for (int c = 0; c < 4; c++) {
+            f[c] = acc[c];
+            iv[c] = (int32_t)fbits(acc[c]);
+        }
+        return;
+    }
     for (int corner = 0; corner < (1 << dims); corner++) {
         float w = 1.0f;
         int64_t ix[3] = {0, 0, 0};
@@ -244,21 +304,24 @@ static float pick_lod(const ptx_texdesc *t, int dims, int mode, float lod, const
 }
 
 static void sample_at_lod(const ptx_texdesc *t, int dims, const float *nc, int64_t layer, int level, int int_coords,
-                          const int32_t *ic, float f[4], int32_t iv[4])
+                          const int32_t *ic, const int32_t *off, float f[4], int32_t iv[4])
 {
+    static const int32_t no_off[3] = {0, 0, 0};
     const ptx_texlevel *L = &t->lv[level];
+    if (!off)
+        off = no_off;
     if (int_coords) {
         int64_t n[3], idx[3] = {0, 0, 0};
         level_dims(L, dims, n);
         for (int k = 0; k < dims; k++)
-            idx[k] = address(ic[k], n[k], t->addr[k], 0);
+            idx[k] = address((int64_t)ic[k] + off[k], n[k], t->addr[k], 0);
         fetch(t, L, idx[0], dims >= 2 ? idx[1] : 0, dims == 3 ? idx[2] : layer, f, iv);
         return;
     }
     float u[3];
     float sz[3] = {(float)L->w, (float)L->h, (float)L->d};
     for (int k = 0; k < dims; k++)
-        u[k] = t->normalized ? nc[k] * sz[k] : nc[k];
+        u[k] = (t->normalized ? nc[k] * sz[k] : nc[k]) + (float)off[k];
     sample_level(t, L, dims, u, layer, t->filter == PTXTF_LINEAR, t->normalized, t->addr, f, iv);
 }
 
@@ -277,8 +340,8 @@ static int64_t clamp_layer(const ptx_texdesc *t, int64_t layer, int per)
 }
 
 void ptx_tex_sample(const ptx_texdesc *t, int geom, const float *coords, const int32_t *icoords, int int_coords,
-                    int layer, int mode, float lod, const float *dpdx, const float *dpdy, int result_float,
-                    uint32_t out[4])
+                    int layer, int mode, float lod, const float *dpdx, const float *dpdy, const int32_t *off,
+                    int result_float, uint32_t out[4])
 {
     float f[4];
     int32_t iv[4];
@@ -300,6 +363,11 @@ void ptx_tex_sample(const ptx_texdesc *t, int geom, const float *coords, const i
     } else if (geom == PTXG_A1D || geom == PTXG_A2D) {
         z = clamp_layer(t, layer, 1);
     }
+    if (t->nlevels <= 1 || int_coords) { /* one level: no level of detail to compute */
+        sample_at_lod(t, dims, nc, z, 0, int_coords, icoords, off, f, iv);
+        put(out, f, iv, result_float);
+        return;
+    }
     float l = pick_lod(t, dims, mode, lod, dpdx, dpdy) + t->mip_bias;
     /* the sampler's clamps as given (maxMipmapLevelClamp 0 keeps level 0), within the levels there are */
     float hi = (float)(t->nlevels - 1);
@@ -309,39 +377,39 @@ void ptx_tex_sample(const ptx_texdesc *t, int geom, const float *coords, const i
     if (lo > hi)
         lo = hi;
     l = !(l >= lo) ? lo : l > hi ? hi : l; /* NaN -> lo */
-    if (t->nlevels <= 1 || int_coords) {
-        sample_at_lod(t, dims, nc, z, 0, int_coords, icoords, f, iv);
-    } else if (t->mip_filter == PTXTF_LINEAR) {
+    if (t->mip_filter == PTXTF_LINEAR) {
         int l0 = (int)floorf(l);
         float a = l - (float)l0;
-        sample_at_lod(t, dims, nc, z, l0, 0, icoords, f, iv);
+        sample_at_lod(t, dims, nc, z, l0, 0, icoords, off, f, iv);
         if (a > 0 && l0 + 1 < t->nlevels) {
             float f1[4];
             int32_t i1[4];
-            sample_at_lod(t, dims, nc, z, l0 + 1, 0, icoords, f1, i1);
+            sample_at_lod(t, dims, nc, z, l0 + 1, 0, icoords, off, f1, i1);
             for (int c = 0; c < 4; c++) {
                 f[c] = (1.0f - a) * f[c] + a * f1[c];
                 iv[c] = (int32_t)fbits(f[c]);
             }
         }
     } else {
-        sample_at_lod(t, dims, nc, z, (int)floorf(l + 0.5f), 0, icoords, f, iv);
+        sample_at_lod(t, dims, nc, z, (int)floorf(l + 0.5f), 0, icoords, off, f, iv);
     }
     put(out, f, iv, result_float);
 }
 
-void ptx_tex_gather(const ptx_texdesc *t, int geom, const float *coords, int layer, int comp, int result_float,
-                    uint32_t out[4])
+void ptx_tex_gather(const ptx_texdesc *t, int geom, const float *coords, int layer, int comp, const int32_t *off,
+                    int result_float, uint32_t out[4])
 {
     const ptx_texlevel *L = &t->lv[0];
     int64_t z = geom == PTXG_A2D ? clamp_layer(t, layer, 1) : 0;
     float u[2] = {coords[0], coords[1]};
     if (t->normalized)
         u[0] *= (float)L->w, u[1] *= (float)L->h;
+    if (off)
+        u[0] += (float)off[0], u[1] += (float)off[1];
     int64_t n[2] = {L->w, L->h}, i0[2], i1[2];
     for (int k = 0; k < 2; k++) {
-        float fl = floorf(u[k] - 0.5f);
-        int64_t i = isfinite(fl) ? (int64_t)fmaxf(fminf(fl, 1e18f), -1e18f) : 0;
+        float fl = ffloor(u[k] - 0.5f);
+        int64_t i = index_of(fl);
         i0[k] = address(i, n[k], t->addr[k], t->normalized);
         i1[k] = address(i + 1, n[k], t->addr[k], t->normalized);
     }

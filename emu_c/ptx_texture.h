@@ -1,5 +1,5 @@
 /* ptx_texture.h - textures and surfaces between the emulated driver (emu_array.c: CUDA arrays, texture and
- * surface objects) and the PTX executor (ptx_exec.c: tex, tld4, txq, suld, sust, suq). A texture or surface
+ * surface objects) and the PTX executor (ptx_exec.c: tex, tld4, txq, suld, sust, sured, suq). A texture or surface
  * object handle is a 64-bit value a kernel receives as a parameter (cudaTextureObject_t); the executor asks
  * ptx_tex_resolve for the descriptor behind it. Sampling (addressing, filtering, format conversion) is pure
  * code in ptx_texture.c, following the PTX ISA (texture instructions) and the CUDA programming guide's
@@ -60,14 +60,15 @@ extern const ptx_texdesc *(*ptx_tex_resolve)(uint64_t handle, int want_surface);
 /* tex / tex.level / tex.grad: samples t at coords (floats, or integers when int_coords; array layer in
  * layer) and writes 4 components to out as 32-bit patterns: floats when result_float, else the integer
  * values (signed or unsigned per the format). mode: 0 plain (level 0 of a mipmap), 1 explicit lod,
- * 2 gradients (dpdx/dpdy, 3 components each). */
+ * 2 gradients (dpdx/dpdy, 3 components each). off: NULL, or the texel offset of the PTX form with operand
+ * e (3 integers, in texels of the sampled level, added after normalized coordinates are scaled). */
 void ptx_tex_sample(const ptx_texdesc *t, int geom, const float *coords, const int32_t *icoords, int int_coords,
-                    int layer, int mode, float lod, const float *dpdx, const float *dpdy, int result_float,
-                    uint32_t out[4]);
+                    int layer, int mode, float lod, const float *dpdx, const float *dpdy, const int32_t *off,
+                    int result_float, uint32_t out[4]);
 /* tld4.{r,g,b,a}.2d: the four texels bilinear filtering of (x, y) would use, component comp of each, in the
- * order the ISA gives: (i0,j1), (i1,j1), (i1,j0), (i0,j0). */
-void ptx_tex_gather(const ptx_texdesc *t, int geom, const float *coords, int layer, int comp, int result_float,
-                    uint32_t out[4]);
+ * order the ISA gives: (i0,j1), (i1,j1), (i1,j0), (i0,j0). off: NULL or the texel offset (as ptx_tex_sample). */
+void ptx_tex_gather(const ptx_texdesc *t, int geom, const float *coords, int layer, int comp, const int32_t *off,
+                    int result_float, uint32_t out[4]);
 /* suld.b / sust.b: x is in bytes, y/z in elements (z = layer for .a1d/.a2d), n bytes accessed. Returns the
  * address to access, NULL for an out-of-range access under .zero (load zeros / drop the store); *trap = 1
  * when .trap hits out of range. Clamp moves the access to the nearest in-range location. */

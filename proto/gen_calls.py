@@ -372,6 +372,17 @@ def gen_stub(calls, entries) -> tuple:
 
 
 # ------------------------------------------------------------------------------------------ executor
+def parent_args(c: Call, p) -> str:
+    """The parent key and kind tf_reg_add takes for out handle p (parent(P) in the table), "0, TFK_NONE" if none."""
+    if not p.parent:
+        return "0, TFK_NONE"
+    par = next(q for q in c.params if q.name == p.parent)
+    kind = HANDLE_KINDS.get(par.base)
+    if not kind:
+        raise SystemExit(f"{c.sym}: parent({p.parent}) is not a handle parameter")
+    return f"(uint64_t)(uintptr_t){p.parent}, {kind}"
+
+
 def exec_dispatch(c: Call) -> list:
     o = [f"static CUresult d_{c.sym}(tfx *x, tf_rd *r, tf_wr *w)", "{"]
     stream = next((p for p in c.params if p.kind == "val" and p.base == "CUstream"), None)
@@ -486,17 +497,17 @@ def exec_dispatch(c: Call) -> list:
         kind = HANDLE_KINDS.get(p.base)
         if p.kind == "val" and p.free:
             if kind:
-                o.append(f"    tf_reg_del(x, (uint64_t)(uintptr_t){p.name});")
+                o.append(f"    tf_reg_del(x, (uint64_t)(uintptr_t){p.name}, {kind});")
             elif p.base in DEVPTR_TYPES:
                 o.append(f"    tf_dev_del(x, (uint64_t){p.name});")
         if p.kind == "out":
             if kind:
-                par = f"(uint64_t)(uintptr_t){p.parent}" if p.parent else "0"
+                par = parent_args(c, p)
                 o.append(f"    tf_reg_add(x, (uint64_t)(uintptr_t){p.name}_v, {kind}, {par});")
             if p.alloc:
                 o.append(f"    tf_dev_add(x, (uint64_t){p.name}_v, (uint64_t)({p.alloc}));")
         if p.kind == "outbuf" and kind:
-            par = f"(uint64_t)(uintptr_t){p.parent}" if p.parent else "0"
+            par = parent_args(c, p)
             o.append(f"    if ({p.name}) for (uint64_t i = 0; i < {p.name}_nb / sizeof *{p.name}; i++)"
                      f" tf_reg_add(x, (uint64_t)(uintptr_t){p.name}[i], {kind}, {par});")
         if p.kind in ("out", "inout"):

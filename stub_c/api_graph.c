@@ -647,9 +647,11 @@ static CUresult copy_side(CUmemorytype *type, CUdeviceptr *dev, const void **hos
         *host = (const void *)(uintptr_t)*dev;
         *dev = 0;
     }
-    if (*type == CU_MEMORYTYPE_DEVICE || *type == CU_MEMORYTYPE_HOST) return CUDA_SUCCESS;
-    tf_log("cuGraphAddMemcpyNode: the %s is an array (not forwarded): CUDA_ERROR_NOT_SUPPORTED", which);
-    return CUDA_ERROR_NOT_SUPPORTED;
+    /* an array is the worker's handle, as every array handle of this stub: sent as it is, checked there */
+    if (*type == CU_MEMORYTYPE_DEVICE || *type == CU_MEMORYTYPE_HOST || *type == CU_MEMORYTYPE_ARRAY)
+        return CUDA_SUCCESS;
+    tf_log("cuGraphAddMemcpyNode: the %s has memory type %d: CUDA_ERROR_INVALID_VALUE", which, (int)*type);
+    return CUDA_ERROR_INVALID_VALUE;
 }
 
 /* The host side of a node, normalised: its first byte at offset 0 (x, y, z = 0), *len bytes spanned. */
@@ -683,7 +685,8 @@ CUresult tfs_cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, cons
     CUresult rc = copy_side(&c.srcMemoryType, &c.srcDevice, &c.srcHost, "source");
     if (rc == CUDA_SUCCESS) rc = copy_side(&c.dstMemoryType, &c.dstDevice, (const void **)&c.dstHost, "destination");
     if (rc) return rc;
-    c.srcArray = NULL, c.dstArray = NULL;
+    if (c.srcMemoryType != CU_MEMORYTYPE_ARRAY) c.srcArray = NULL;
+    if (c.dstMemoryType != CU_MEMORYTYPE_ARRAY) c.dstArray = NULL;
     int sh = c.srcMemoryType == CU_MEMORYTYPE_HOST, dh = c.dstMemoryType == CU_MEMORYTYPE_HOST;
     if (!sh && !dh) {
         c.srcHost = NULL, c.dstHost = NULL;
@@ -716,7 +719,8 @@ CUresult tfs_cuGraphExecMemcpyNodeSetParams(CUgraphExec hGraphExec, CUgraphNode 
     CUresult rc = copy_side(&c.srcMemoryType, &c.srcDevice, &c.srcHost, "source");
     if (rc == CUDA_SUCCESS) rc = copy_side(&c.dstMemoryType, &c.dstDevice, (const void **)&c.dstHost, "destination");
     if (rc) return rc;
-    c.srcArray = NULL, c.dstArray = NULL;
+    if (c.srcMemoryType != CU_MEMORYTYPE_ARRAY) c.srcArray = NULL;
+    if (c.dstMemoryType != CU_MEMORYTYPE_ARRAY) c.dstArray = NULL;
     int sh = c.srcMemoryType == CU_MEMORYTYPE_HOST, dh = c.dstMemoryType == CU_MEMORYTYPE_HOST;
     if (!sh && !dh) {
         c.srcHost = NULL, c.dstHost = NULL;

@@ -132,3 +132,33 @@ def check(out_path, img, kv: dict) -> None:
     for name, e in exp.items():
         np.testing.assert_allclose(got[name], e, rtol=1e-6, atol=1e-6, err_msg=name)
     assert {k: kv.get(k) for k in KEYS} == KEYS
+
+
+def views_expected() -> dict:
+    """What tests/cuda/texture_views.cu prints, from its data formulas and CUDA's resource-view rules."""
+    fmt = lambda xs: ",".join(f"{x:g}" for x in xs)  # noqa: E731 (matches printf %g)
+    packed = 0x40302010 + 1
+    return {
+        "reinterpret": fmt([i * 1.5 - 2 for i in range(8)]),
+        "bytes": ",".join(str((packed >> (8 * c)) & 0xFF) for c in range(4)),
+        # view layer 0 = layer 1 (10), 1 = layer 2 (20), 2 clamps to the view's last (20), -1 to its first (10)
+        "layers": fmt([10, 20, 20, 10]),
+        # view level 0 = level 1 (200), 1 = level 2 (300), lod 3 clamps to the view's last level (300)
+        "levels": fmt([200, 300, 300]),
+        "max_clamp": "200", "min_clamp": "300",
+        "view_get": "22:1:2",  # cudaResViewFormatFloat1 = 0x16
+        "linear_view": "cudaErrorInvalidValue", "layer_on_2d": "cudaErrorInvalidValue",
+        "size_mismatch": "cudaErrorInvalidValue", "level_past_end": "cudaErrorInvalidValue",
+        "block_compressed": "cudaErrorNotSupported",
+        # legacy texture references link and answer NOT_SUPPORTED (not emulated; cudart 13 never calls them)
+        "texref": "CUDA_ERROR_NOT_SUPPORTED",
+    }
+
+
+def check_graph_copies(out_path, img, kv: dict) -> None:
+    """tests/cuda/graph_array_copies.cu: the explicit graph copies img, then 2*img after the host input changed; the
+    captured graph gives img + 1; 5 explicit nodes, 3 captured (two copies and the kernel)."""
+    got = np.fromfile(out_path, np.float32)
+    want = np.concatenate([img.reshape(-1), 2 * img.reshape(-1), img.reshape(-1) + np.float32(1)])
+    np.testing.assert_array_equal(got, want)
+    assert (kv.get("nodes"), kv.get("captured_nodes")) == ("5", "3")

@@ -963,7 +963,26 @@ static const char *TEX_PTX =
     ".visible .entry tq(.param .u64 t, .param .u64 out)\n{\n"
     " .reg .u64 %rd<4>;\n .reg .b32 %r<8>;\n"
     " ld.param.u64 %rd1, [t];\n ld.param.u64 %rd2, [out];\n"
-    " txq.width.b32 %r1, [%rd1];\n txq.height.b32 %r2, [%rd1];\n st.global.v2.u32 [%rd2], {%r1, %r2};\n ret;\n}\n";
+    " txq.width.b32 %r1, [%rd1];\n txq.height.b32 %r2, [%rd1];\n st.global.v2.u32 [%rd2], {%r1, %r2};\n ret;\n}\n"
+    /* refused forms: a depth-compare operand (CUDA sets no compare function), an op/type pair the ISA does not
+     * allow for sured (.and is .b32 only), and sured.p on a float surface (the ISA defines it on integer data) */
+    ".visible .entry depthcmp(.param .u64 t, .param .u64 out, .param .f32 x, .param .f32 y)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .f32 %f<8>;\n"
+    " ld.param.u64 %rd1, [t];\n ld.param.u64 %rd2, [out];\n ld.param.f32 %f1, [x];\n ld.param.f32 %f2, [y];\n"
+    " tex.2d.v4.f32.f32 {%f3, %f4, %f5, %f6}, [%rd1, {%f1, %f2}], {0, 0}, %f1;\n"
+    " st.global.v4.f32 [%rd2], {%f3, %f4, %f5, %f6};\n ret;\n}\n"
+    ".visible .entry suredbad(.param .u64 s, .param .u64 out, .param .u32 x, .param .u32 y)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .b32 %r<8>;\n"
+    " ld.param.u64 %rd1, [s];\n ld.param.u32 %r1, [x];\n ld.param.u32 %r2, [y];\n"
+    " sured.b.and.2d.u32.trap [%rd1, {%r1, %r2}], %r1;\n ret;\n}\n"
+    ".visible .entry suredp(.param .u64 s, .param .u64 out, .param .u32 x, .param .u32 y)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .b32 %r<8>;\n"
+    " ld.param.u64 %rd1, [s];\n ld.param.u32 %r1, [x];\n ld.param.u32 %r2, [y];\n"
+    " sured.p.add.2d.b32.trap [%rd1, {%r1, %r2}], %r1;\n ret;\n}\n"
+    ".visible .entry suredb(.param .u64 s, .param .u64 out, .param .u32 x, .param .u32 y)\n{\n"
+    " .reg .u64 %rd<4>;\n .reg .b32 %r<8>;\n"
+    " ld.param.u64 %rd1, [s];\n ld.param.u32 %r1, [x];\n ld.param.u32 %r2, [y];\n mov.u32 %r3, 0x00400000;\n"
+    " sured.b.or.2d.b32.zero [%rd1, {%r1, %r2}], %r3;\n ret;\n}\n";
 
 static ptx_texdesc TEXD[2];
 static const ptx_texdesc *tex_resolve(uint64_t h, int surf) {
@@ -1066,6 +1085,15 @@ static void test_textures(void) {
     int rc2 = tex_run(m, "cube", 1, out, bitsf(0.1f), bitsf(-3.0f), log);
     float negz = out[0];
     TEXD[0] = saved0;
+    char dlog[256], blog[256], plog[256];
+    int rdepth = tex_run(m, "depthcmp", 1, out, 0, 0, dlog);
+    int rsbad = tex_run(m, "suredbad", 2, out, 0, 0, blog);
+    int rsp = tex_run(m, "suredp", 2, out, 0, 0, plog); /* TEXD[1] is a float surface */
+    /* sured.b.or.b32 of 0x00400000 into T[0][2] (8 bytes in, row 0): 20.0f = 0x41A00000 -> 0x41E00000 = 28.0f;
+     * .zero past the row drops */
+    int rsb = tex_run(m, "suredb", 2, out, 8, 0, log);
+    float ored = T[2];
+    int rsbz = tex_run(m, "suredb", 2, out, 16, 0, log);
     int rbad = tex_run(m, "texk", 3, out, 0, 0, log);
     int rkind = tex_run(m, "sul", 1, out, 0, 0, log); /* a texture handle is no surface */
     ptx_module_free(m);
@@ -1091,6 +1119,10 @@ static void test_textures(void) {
           "tex.level -> %d: lod 1 %g, 0.6 point %g, 0.5 linear %g, clamped to 0 %g; want 200 200 115 30", rm, mip[0],
           mip[1], mip[2], mip[3]);
     CHECK(rc1 == 0 && rc2 == 0 && negx == 10.0f && negz == 50.0f, "cubemap -x %g want 10, -z %g want 50", negx, negz);
+    CHECK(rdepth == 715 && strstr(dlog, "depth-compare"), "tex with a depth-compare operand -> %d (%s), want 715", rdepth, dlog);
+    CHECK(rsbad == 715 && strstr(blog, "sured"), "sured.b.and.u32 -> %d (%s), want 715", rsbad, blog);
+    CHECK(rsp == 715 && strstr(plog, "sured.p"), "sured.p on a float surface -> %d (%s), want 715", rsp, plog);
+    CHECK(rsb == 0 && rsbz == 0 && ored == 28.0f, "sured.b.or -> %d/%d, T[0][2] = %g want 28", rsb, rsbz, ored);
     CHECK(rbad == 700 && rkind == 700, "bogus texture handle -> %d, texture as surface -> %d, want 700", rbad, rkind);
 }
 

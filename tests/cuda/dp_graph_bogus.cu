@@ -79,7 +79,7 @@ int main()
     cp.srcDevice = d, cp.dstDevice = d + 32, cp.WidthInBytes = 64, cp.Height = 1, cp.Depth = 1;
     WANT("copy node past the end", cuGraphAddMemcpyNode(&n, g, NULL, 0, &cp, ctx), CUDA_ERROR_INVALID_VALUE);
     cp.dstArray = (CUarray)0x1, cp.dstMemoryType = CU_MEMORYTYPE_ARRAY, cp.WidthInBytes = 16;
-    WANT("copy node to an array", cuGraphAddMemcpyNode(&n, g, NULL, 0, &cp, ctx), CUDA_ERROR_NOT_SUPPORTED);
+    WANT("copy node to a bogus array", cuGraphAddMemcpyNode(&n, g, NULL, 0, &cp, ctx), CUDA_ERROR_INVALID_HANDLE);
     unsigned v = 7;
     void *args[] = {&d, &v};
     CUDA_KERNEL_NODE_PARAMS kp;

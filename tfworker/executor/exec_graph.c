@@ -139,7 +139,7 @@ CUresult ex_cuStreamEndCapture(tfx *x, CUstream hStream, CUgraph *phGraph)
     if (rc != CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD && rc != CUDA_ERROR_STREAM_CAPTURE_UNMATCHED && tg >= 0)
         g_to_graph[tg].g = NULL, g_to_graph[tg].s = NULL;
     /* the graph of an invalidated ordinary capture is gone (nodes too): forget it if the client saw it */
-    if (rc == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED && cg && tg < 0) tf_reg_del(x, (uint64_t)(uintptr_t)cg);
+    if (rc == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED && cg && tg < 0) tf_reg_del(x, (uint64_t)(uintptr_t)cg, TFK_GRAPH);
     return rc;
 }
 
@@ -173,7 +173,7 @@ CUresult ex_tfStreamGetCaptureInfo(tfx *x, CUstream hStream, CUstreamCaptureStat
         unsigned long long v = (unsigned long long)(uintptr_t)d[i];
         memcpy((char *)deps + i * sizeof v, &v, sizeof v);
         if (e) memcpy((char *)edges + i * sizeof *e, &e[i], sizeof *e);
-        tf_reg_add(x, v, TFK_GNODE, (uint64_t)(uintptr_t)*graph);
+        tf_reg_add(x, v, TFK_GNODE, (uint64_t)(uintptr_t)*graph, TFK_GRAPH);
     }
     return CUDA_SUCCESS;
 }
@@ -293,12 +293,14 @@ CUresult ex_cuGraphAddMemsetNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGrap
 }
 
 /* One side of a 3D copy: device memory of the session, whole extent checked. */
-static CUresult copy_side(tfx *x, CUmemorytype type, CUdeviceptr dev, size_t xb, size_t y, size_t z, size_t pitch,
-                          size_t height, const CUDA_MEMCPY3D *c)
+static CUresult copy_side(tfx *x, CUmemorytype type, CUdeviceptr dev, CUarray arr, size_t xb, size_t y, size_t z,
+                          size_t pitch, size_t height, const CUDA_MEMCPY3D *c)
 {
+    if (type == CU_MEMORYTYPE_ARRAY)  /* the backend checks offsets and extents against the array */
+        return tf_reg_has(x, (uint64_t)(uintptr_t)arr, TFK_ARRAY) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
     if (type != CU_MEMORYTYPE_DEVICE) {
-        tfx_log("cuGraphAddMemcpyNode: only device memory can be copied by a graph node here (memory type %d: "
-                "client host memory is not in the GPU worker, arrays are not forwarded)", (int)type);
+        tfx_log("cuGraphAddMemcpyNode: only device memory and arrays can be copied by a graph node here (memory "
+                "type %d: client host memory is not in the GPU worker)", (int)type);
         return CUDA_ERROR_NOT_SUPPORTED;
     }
     uint64_t p = pitch ? pitch : c->WidthInBytes, h = height ? height : c->Height, depth = c->Depth ? c->Depth : 1;
@@ -322,14 +324,16 @@ CUresult ex_cuGraphAddMemcpyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGrap
     if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
     const CUDA_MEMCPY3D *c = copyParams;
     if (!c || c->WidthInBytes == 0 || c->Height == 0) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = copy_side(x, c->srcMemoryType, c->srcDevice, c->srcXInBytes, c->srcY, c->srcZ, c->srcPitch,
-                            c->srcHeight, c);
+    CUresult rc = copy_side(x, c->srcMemoryType, c->srcDevice, c->srcArray, c->srcXInBytes, c->srcY, c->srcZ,
+                            c->srcPitch, c->srcHeight, c);
     if (rc == CUDA_SUCCESS)
-        rc = copy_side(x, c->dstMemoryType, c->dstDevice, c->dstXInBytes, c->dstY, c->dstZ, c->dstPitch, c->dstHeight,
-                       c);
+        rc = copy_side(x, c->dstMemoryType, c->dstDevice, c->dstArray, c->dstXInBytes, c->dstY, c->dstZ, c->dstPitch,
+                       c->dstHeight, c);
     if (rc) return rc;
-    CUDA_MEMCPY3D q = *c;  /* host and array fields of a device-to-device copy mean nothing: cleared */
-    q.srcHost = NULL, q.dstHost = NULL, q.srcArray = NULL, q.dstArray = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
+    CUDA_MEMCPY3D q = *c;  /* host fields, and array fields of a side that is no array, mean nothing: cleared */
+    q.srcHost = NULL, q.dstHost = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
+    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
+    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
     return x->be.f_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &q, ctx);
 }
 
@@ -341,14 +345,16 @@ CUresult ex_cuGraphExecMemcpyNodeSetParams(tfx *x, CUgraphExec hGraphExec, CUgra
     if (!tf_reg_has(x, (uint64_t)(uintptr_t)hNode, TFK_GNODE)) return CUDA_ERROR_INVALID_VALUE;
     const CUDA_MEMCPY3D *c = copyParams;
     if (!c || c->WidthInBytes == 0 || c->Height == 0) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = copy_side(x, c->srcMemoryType, c->srcDevice, c->srcXInBytes, c->srcY, c->srcZ, c->srcPitch,
-                            c->srcHeight, c);
+    CUresult rc = copy_side(x, c->srcMemoryType, c->srcDevice, c->srcArray, c->srcXInBytes, c->srcY, c->srcZ,
+                            c->srcPitch, c->srcHeight, c);
     if (rc == CUDA_SUCCESS)
-        rc = copy_side(x, c->dstMemoryType, c->dstDevice, c->dstXInBytes, c->dstY, c->dstZ, c->dstPitch, c->dstHeight,
-                       c);
+        rc = copy_side(x, c->dstMemoryType, c->dstDevice, c->dstArray, c->dstXInBytes, c->dstY, c->dstZ, c->dstPitch,
+                       c->dstHeight, c);
     if (rc) return rc;
     CUDA_MEMCPY3D q = *c;
-    q.srcHost = NULL, q.dstHost = NULL, q.srcArray = NULL, q.dstArray = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
+    q.srcHost = NULL, q.dstHost = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
+    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
+    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
     return x->be.f_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &q, ctx);
 }
 
@@ -363,7 +369,7 @@ CUresult ex_cuGraphInstantiateWithParams(tfx *x, CUgraphExec *phGraphExec, CUgra
     instantiateParams->hErrNode_out = NULL;
     CUresult rc = x->be.f_cuGraphInstantiateWithParams(phGraphExec, hGraph, instantiateParams);
     if (instantiateParams->hErrNode_out)
-        tf_reg_add(x, (uint64_t)(uintptr_t)instantiateParams->hErrNode_out, TFK_GNODE, (uint64_t)(uintptr_t)hGraph);
+        tf_reg_add(x, (uint64_t)(uintptr_t)instantiateParams->hErrNode_out, TFK_GNODE, (uint64_t)(uintptr_t)hGraph, TFK_GRAPH);
     if (rc == CUDA_SUCCESS && (rc = tfx_graph_host_instantiated(*phGraphExec, hGraph)) != CUDA_SUCCESS &&
         x->be.f_cuGraphExecDestroy)
         (void)ex_cuGraphExecDestroy(x, *phGraphExec);

@@ -193,7 +193,14 @@ static CUresult host_copy_check(tfx *x, const CUDA_MEMCPY3D *copyParams, unsigne
         return CUDA_ERROR_INVALID_VALUE;
     if ((src_host ? c->srcXInBytes || c->srcY || c->srcZ : c->dstXInBytes || c->dstY || c->dstZ) || need != hostLen)
         return CUDA_ERROR_INVALID_VALUE;
-    /* the device side: within one of the session's allocations */
+    /* the other side: an array of the session (the backend checks its offsets), or within one of its allocations */
+    CUmemorytype other = src_host ? c->dstMemoryType : c->srcMemoryType;
+    if (other == CU_MEMORYTYPE_ARRAY) {
+        if (!tf_reg_has(x, (uint64_t)(uintptr_t)(src_host ? c->dstArray : c->srcArray), TFK_ARRAY))
+            return CUDA_ERROR_INVALID_HANDLE;
+        *src_host_out = src_host;
+        return CUDA_SUCCESS;
+    }
     CUdeviceptr dev = src_host ? c->dstDevice : c->srcDevice;
     uint64_t dpitch = src_host ? (c->dstPitch ? c->dstPitch : c->WidthInBytes) : (c->srcPitch ? c->srcPitch : c->WidthInBytes);
     uint64_t dheight = src_host ? (c->dstHeight ? c->dstHeight : c->Height) : (c->srcHeight ? c->srcHeight : c->Height);
@@ -228,7 +235,9 @@ CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGr
     if (rc) return rc;
     if (src_host) q.srcHost = st->buf;
     else q.dstHost = st->buf;
-    q.srcArray = NULL, q.dstArray = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
+    q.reserved0 = NULL, q.reserved1 = NULL;
+    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
+    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
     if (src_host) q.dstHost = NULL;
     else q.srcHost = NULL;
     rc = x->be.f_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &q, ctx);
@@ -497,7 +506,9 @@ CUresult ex_tfGraphExecHostCopySetParams(tfx *x, CUgraphExec hGraphExec, CUgraph
     rc = stage_new(hostAddr, hostLen, src_host, &st);
     if (rc) return rc;
     CUDA_MEMCPY3D q = *copyParams;
-    q.srcArray = NULL, q.dstArray = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
+    q.reserved0 = NULL, q.reserved1 = NULL;
+    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
+    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
     q.srcHost = src_host ? st->buf : NULL;
     q.dstHost = src_host ? NULL : st->buf;
     rc = x->be.f_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &q, ctx);

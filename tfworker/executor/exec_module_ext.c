@@ -49,8 +49,8 @@ CUresult ex_tfLinkCompleteSize(tfx *x, CUlinkState state, unsigned long long *si
 {
     CUresult (*complete)(CUlinkState, void **, size_t *) = (CUresult (*)(CUlinkState, void **, size_t *))be_sym(x, "cuLinkComplete");
     if (!complete) return CUDA_ERROR_NOT_SUPPORTED;
-    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)state);
-    if (!e || e->kind != TFK_LINK) return CUDA_ERROR_INVALID_HANDLE;
+    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)state, TFK_LINK);
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
     link_image *img = calloc(1, sizeof *img);
     if (!img) return CUDA_ERROR_OUT_OF_MEMORY;
     CUresult rc = complete(state, &img->cubin, &img->size);
@@ -66,8 +66,8 @@ CUresult ex_tfLinkCompleteSize(tfx *x, CUlinkState state, unsigned long long *si
 
 CUresult ex_tfLinkGetImage(tfx *x, CUlinkState state, void *image, unsigned long long size)
 {
-    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)state);
-    if (!e || e->kind != TFK_LINK) return CUDA_ERROR_INVALID_HANDLE;
+    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)state, TFK_LINK);
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
     link_image *img = e->aux;
     if (!img || !image || size != img->size) return CUDA_ERROR_INVALID_VALUE;  /* tfLinkCompleteSize first */
     memcpy(image, img->cubin, img->size);
@@ -81,7 +81,7 @@ CUresult ex_cuLibraryEnumerateKernels(tfx *x, CUkernel *kernels, unsigned int nu
     if (!x->be.f_cuLibraryEnumerateKernels) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = x->be.f_cuLibraryEnumerateKernels(kernels, numKernels, lib);
     for (unsigned i = 0; rc == CUDA_SUCCESS && i < numKernels; i++)
-        tf_reg_add(x, (uint64_t)(uintptr_t)kernels[i], TFK_KERNEL, (uint64_t)(uintptr_t)lib);
+        tf_reg_add(x, (uint64_t)(uintptr_t)kernels[i], TFK_KERNEL, (uint64_t)(uintptr_t)lib, TFK_LIB);
     return rc;
 }
 
@@ -91,7 +91,7 @@ CUresult ex_cuModuleEnumerateFunctions(tfx *x, CUfunction *functions, unsigned i
     if (!x->be.f_cuModuleEnumerateFunctions) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = x->be.f_cuModuleEnumerateFunctions(functions, numFunctions, mod);
     for (unsigned i = 0; rc == CUDA_SUCCESS && i < numFunctions; i++)
-        tf_reg_add(x, (uint64_t)(uintptr_t)functions[i], TFK_FUNC, (uint64_t)(uintptr_t)mod);
+        tf_reg_add(x, (uint64_t)(uintptr_t)functions[i], TFK_FUNC, (uint64_t)(uintptr_t)mod, TFK_MOD);
     return rc;
 }
 

@@ -68,22 +68,23 @@ size_t tf_reserve(tf_wr *w, size_t n)
 }
 
 /* ---------------------------------------------------------------------------- registries */
-static size_t bucket_of(const tfx *x, uint64_t key)
+/* Handles are keyed by (kind, value): NVIDIA's driver hands out texture and surface objects as small integers
+ * that can equal each other or another kind's value, so a value alone names no object. */
+static size_t bucket_of(const tfx *x, uint64_t key, int kind)
 {
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & (x->nbuckets - 1);
+    return (size_t)(((key ^ ((uint64_t)kind << 56)) * 0x9E3779B97F4A7C15ull) >> 20) & (x->nbuckets - 1);
 }
 
-tf_reg_entry *tf_reg_get(tfx *x, uint64_t key)
+tf_reg_entry *tf_reg_get(tfx *x, uint64_t key, int kind)
 {
-    for (tf_reg_entry *e = x->buckets[bucket_of(x, key)]; e; e = e->next)
-        if (e->key == key) return e;
+    for (tf_reg_entry *e = x->buckets[bucket_of(x, key, kind)]; e; e = e->next)
+        if (e->key == key && e->kind == kind) return e;
     return NULL;
 }
 
 int tf_reg_has(tfx *x, uint64_t key, int kind)
 {
-    tf_reg_entry *e = key ? tf_reg_get(x, key) : NULL;
-    return e && e->kind == kind;
+    return key && tf_reg_get(x, key, kind) != NULL;
 }
 
 static void reg_grow(tfx *x)
@@ -98,7 +99,7 @@ static void reg_grow(tfx *x)
     for (size_t i = 0; i < on; i++) {
         for (tf_reg_entry *e = old[i], *n; e; e = n) {
             n = e->next;
-            size_t k = bucket_of(x, e->key);
+            size_t k = bucket_of(x, e->key, e->kind);
             e->next = b[k];
             b[k] = e;
         }
@@ -106,16 +107,13 @@ static void reg_grow(tfx *x)
     free(old);
 }
 
-void tf_reg_add(tfx *x, uint64_t key, int kind, uint64_t parent)
+void tf_reg_add(tfx *x, uint64_t key, int kind, uint64_t parent, int parent_kind)
 {
     if (!key) return;
-    tf_reg_entry *e = tf_reg_get(x, key);
-    if (e) {
-        /* a backend may hand out a kernel's own handle as its function (CUkernel is usable as one) */
-        if (e->kind == TFK_KERNEL && kind == TFK_FUNC) return;
-        if (e->kind != kind) { free(e->aux); e->aux = NULL; }  /* value reused by another object */
-        e->kind = kind;
+    tf_reg_entry *e = tf_reg_get(x, key, kind);
+    if (e) {  /* the value came back for a new object of the same kind (the old one died unseen) */
         e->parent = parent;
+        e->parent_kind = parent_kind;
         return;
     }
     e = calloc(1, sizeof *e);
@@ -123,30 +121,33 @@ void tf_reg_add(tfx *x, uint64_t key, int kind, uint64_t parent)
     e->key = key;
     e->kind = kind;
     e->parent = parent;
-    size_t b = bucket_of(x, key);
+    e->parent_kind = parent_kind;
+    size_t b = bucket_of(x, key, kind);
     e->next = x->buckets[b];
     x->buckets[b] = e;
     if (++x->nentries > x->nbuckets) reg_grow(x);
 }
 
-void tf_reg_del(tfx *x, uint64_t key)
+void tf_reg_del(tfx *x, uint64_t key, int kind)
 {
-    tf_reg_entry **pe = &x->buckets[bucket_of(x, key)];
+    tf_reg_entry **pe = &x->buckets[bucket_of(x, key, kind)];
     for (; *pe; pe = &(*pe)->next) {
-        if ((*pe)->key != key) continue;
+        if ((*pe)->key != key || (*pe)->kind != kind) continue;
         tf_reg_entry *e = *pe;
         *pe = e->next;
-        int kind = e->kind;
         free(e->aux);
         free(e);
         x->nentries--;
-        if (kind == TFK_MOD || kind == TFK_LIB || kind == TFK_KERNEL || kind == TFK_GRAPH) {
-            /* children (functions of a module, kernels of a library, nodes of a graph) die with it */
+        if (kind == TFK_MOD || kind == TFK_LIB || kind == TFK_KERNEL || kind == TFK_GRAPH || kind == TFK_MIPMAP ||
+            kind == TFK_ARRAY) {
+            /* children (functions of a module, kernels of a library, nodes of a graph, levels of a mipmapped
+             * array, planes of an array) die with it */
             for (size_t i = 0; i < x->nbuckets; i++) {
                 for (tf_reg_entry *c = x->buckets[i]; c; c = c->next) {
-                    if (c->parent == key) {
+                    if (c->parent == key && c->parent_kind == kind) {
                         uint64_t ck = c->key;
-                        tf_reg_del(x, ck);
+                        int cknd = c->kind;
+                        tf_reg_del(x, ck, cknd);
                         i = (size_t)-1;  /* the table changed: rescan */
                         break;
                     }
@@ -227,8 +228,8 @@ CUresult ex_tfModuleLoadImage(tfx *x, CUmodule *module, const void *image, size_
     ((char *)copy)[len] = 0;  /* PTX text stays terminated whatever the client sent */
     CUresult rc = x->bx.cuModuleLoadData(module, copy);
     if (rc != CUDA_SUCCESS) { free(copy); return rc; }
-    tf_reg_add(x, (uint64_t)(uintptr_t)*module, TFK_MOD, 0);
-    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)*module);
+    tf_reg_add(x, (uint64_t)(uintptr_t)*module, TFK_MOD, 0, TFK_NONE);
+    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)*module, TFK_MOD);
     if (e) { free(e->aux); e->aux = copy; } else free(copy);
     return CUDA_SUCCESS;
 }
@@ -243,8 +244,8 @@ CUresult ex_tfLibraryLoadImage(tfx *x, CUlibrary *library, const void *image, si
     ((char *)copy)[len] = 0;
     CUresult rc = x->bx.cuLibraryLoadData(library, copy, NULL, NULL, 0, NULL, NULL, 0);
     if (rc != CUDA_SUCCESS) { free(copy); return rc; }
-    tf_reg_add(x, (uint64_t)(uintptr_t)*library, TFK_LIB, 0);
-    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)*library);
+    tf_reg_add(x, (uint64_t)(uintptr_t)*library, TFK_LIB, 0, TFK_NONE);
+    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)*library, TFK_LIB);
     if (e) { free(e->aux); e->aux = copy; } else free(copy);
     return CUDA_SUCCESS;
 }
@@ -254,8 +255,10 @@ typedef tf_param_layout param_layout;
 /* The parameter layout of a function or kernel, asked of the backend once and kept with its handle. */
 CUresult tf_layout_of(tfx *x, CUfunction f, const param_layout **out)
 {
-    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)f);
-    if (!e || (e->kind != TFK_FUNC && e->kind != TFK_KERNEL)) return CUDA_ERROR_INVALID_HANDLE;
+    /* a function, or a kernel used as one (CUkernel is usable where CUfunction is) */
+    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)f, TFK_FUNC);
+    if (!e) e = tf_reg_get(x, (uint64_t)(uintptr_t)f, TFK_KERNEL);
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
     if (e->aux) { *out = e->aux; return CUDA_SUCCESS; }
     param_layout *l = calloc(1, sizeof *l);
     if (!l) return CUDA_ERROR_OUT_OF_MEMORY;

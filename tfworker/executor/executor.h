@@ -26,8 +26,9 @@ struct tf_wr { uint8_t *buf; size_t len, cap; int failed; };
 
 typedef struct tf_reg_entry {
     uint64_t key;
-    int kind;
+    int kind;              /* (kind, key) names the object: values of different kinds may be equal */
     uint64_t parent;
+    int parent_kind;
     void *aux;             /* owned: module image copy, kernel parameter layout */
     struct tf_reg_entry *next;
 } tf_reg_entry;
@@ -100,10 +101,12 @@ int tf_done(const tf_rd *r);
 size_t tf_reserve(tf_wr *w, size_t n);
 
 /* Registries. */
+/* The handle registry, keyed by (kind, value). parent/parent_kind: the object whose destruction takes this one
+ * with it (0, TFK_NONE: none). */
 int tf_reg_has(tfx *x, uint64_t key, int kind);
-void tf_reg_add(tfx *x, uint64_t key, int kind, uint64_t parent);
-tf_reg_entry *tf_reg_get(tfx *x, uint64_t key);
-void tf_reg_del(tfx *x, uint64_t key);
+void tf_reg_add(tfx *x, uint64_t key, int kind, uint64_t parent, int parent_kind);
+tf_reg_entry *tf_reg_get(tfx *x, uint64_t key, int kind);
+void tf_reg_del(tfx *x, uint64_t key, int kind);
 void tf_dev_add(tfx *x, uint64_t base, uint64_t size);
 void tf_dev_del(tfx *x, uint64_t base);
 int tf_dev_ok(tfx *x, uint64_t p, uint64_t len);

@@ -66,11 +66,11 @@ static void fresh_session(tfx *x)
 {
     tf_session_free(x);
     if (tf_session_init(x, NULL)) { fprintf(stderr, "session init failed\n"); exit(1); }
-    tf_reg_add(x, 0x1000, TFK_CTX, 0);
-    tf_reg_add(x, 0x2000, TFK_MOD, 0);
-    tf_reg_add(x, 0x2100, TFK_FUNC, 0x2000);
-    tf_reg_add(x, 0x3000, TFK_STREAM, 0);
-    tf_reg_add(x, 0x4000, TFK_EVENT, 0);
+    tf_reg_add(x, 0x1000, TFK_CTX, 0, TFK_NONE);
+    tf_reg_add(x, 0x2000, TFK_MOD, 0, TFK_NONE);
+    tf_reg_add(x, 0x2100, TFK_FUNC, 0x2000, TFK_MOD);
+    tf_reg_add(x, 0x3000, TFK_STREAM, 0, TFK_NONE);
+    tf_reg_add(x, 0x4000, TFK_EVENT, 0, TFK_NONE);
     tf_dev_add(x, 0x100000, 1 << 16);
 }
 
