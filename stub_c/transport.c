@@ -920,13 +920,23 @@ static void connect_now(void)
         CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST,
         CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM,
     };
-    for (int d = 0; d < TF_MAX_DEVICES; d++)
+    /* ...except page-locked memory on the same host, which both processes map (api_memory.c) */
+    static const CUdevice_attribute same_host[] = {
+        CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY, CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM,
+    };
+    int backend_says[TF_MAX_DEVICES][2];
+    for (int d = 0; d < TF_MAX_DEVICES; d++) {
+        for (size_t i = 0; i < 2; i++) backend_says[d][i] = g.info.devs[d].attr[same_host[i]];
         for (size_t i = 0; i < sizeof not_here / sizeof not_here[0]; i++)
             if ((int)not_here[i] < TF_MAX_ATTR) g.info.devs[d].attr[not_here[i]] = 0;
+    }
     g.info.driver_version = drv;
     g.info.dev_count = cnt < 0 ? 0 : cnt > TF_MAX_DEVICES ? TF_MAX_DEVICES : cnt;
     g.info.connected = 1;
     if (strncmp(spec, "unix:", 5) == 0) shm_setup();
+    if (g.shm)
+        for (int d = 0; d < TF_MAX_DEVICES; d++)
+            for (size_t i = 0; i < 2; i++) g.info.devs[d].attr[same_host[i]] = backend_says[d][i];
     tf_debug("connected to %s: %d device(s), backend driver %d", spec, g.info.dev_count, drv);
     g.init_rc = CUDA_SUCCESS;
 }
