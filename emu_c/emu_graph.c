@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "emu_internal.h"
+#include "graph_add_node.h"
 
 enum { N_KERNEL = 1, N_COPY, N_COPY3D, N_MEMSET, N_HOST, N_EMPTY, N_EVENT_RECORD, N_EVENT_WAIT, N_CHILD, N_MEM_ALLOC,
        N_MEM_FREE, N_COND };
@@ -821,7 +822,15 @@ static CUresult add_conditional(CUgraphNode *out, CUgraph hGraph, const CUgraphN
     return CUDA_SUCCESS;
 }
 
-/* cuGraphAddNode: every node kind through one entry point; edges other than plain ones are refused. */
+/* cuGraphAddNode: every node kind through one entry point (the dispatch is graph_add_node.c, shared with
+ * the client stub); edges other than plain ones are refused. */
+static const tf_graph_add_calls g_add_calls = {
+    .kernel = cuGraphAddKernelNode_v2, .memcpy = cuGraphAddMemcpyNode, .memset = cuGraphAddMemsetNode,
+    .host = cuGraphAddHostNode, .child_graph = cuGraphAddChildGraphNode, .empty = cuGraphAddEmptyNode,
+    .event_record = cuGraphAddEventRecordNode, .event_wait = cuGraphAddEventWaitNode,
+    .mem_alloc = cuGraphAddMemAllocNode, .mem_free = cuGraphAddMemFreeNode, .conditional = add_conditional,
+};
+
 EMU_API CUresult cuGraphAddNode_v2(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                    const CUgraphEdgeData *dependencyData, size_t numDependencies,
                                    CUgraphNodeParams *nodeParams)
@@ -831,57 +840,8 @@ EMU_API CUresult cuGraphAddNode_v2(CUgraphNode *phGraphNode, CUgraph hGraph, con
         return rc;
     if (!nodeParams)
         return CUDA_ERROR_INVALID_VALUE;
-    for (size_t i = 0; dependencyData && i < numDependencies; i++)
-        if (dependencyData[i].from_port || dependencyData[i].to_port || dependencyData[i].type)
-            return CUDA_ERROR_NOT_SUPPORTED;
-    CUgraphNodeParams *p = nodeParams;
-    const CUgraphNode *d = dependencies;
-    size_t n = numDependencies;
-    switch (p->type) {
-    case CU_GRAPH_NODE_TYPE_KERNEL: {
-        CUDA_KERNEL_NODE_PARAMS k;
-        memset(&k, 0, sizeof(k));
-        k.func = p->kernel.func, k.kern = p->kernel.kern, k.ctx = p->kernel.ctx;
-        k.gridDimX = p->kernel.gridDimX, k.gridDimY = p->kernel.gridDimY, k.gridDimZ = p->kernel.gridDimZ;
-        k.blockDimX = p->kernel.blockDimX, k.blockDimY = p->kernel.blockDimY, k.blockDimZ = p->kernel.blockDimZ;
-        k.sharedMemBytes = p->kernel.sharedMemBytes, k.kernelParams = p->kernel.kernelParams;
-        k.extra = p->kernel.extra;
-        return cuGraphAddKernelNode_v2(phGraphNode, hGraph, d, n, &k);
-    }
-    case CU_GRAPH_NODE_TYPE_MEMCPY:
-        return cuGraphAddMemcpyNode(phGraphNode, hGraph, d, n, &p->memcpy.copyParams, p->memcpy.copyCtx);
-    case CU_GRAPH_NODE_TYPE_MEMSET: {
-        CUDA_MEMSET_NODE_PARAMS m = {p->memset.dst, p->memset.pitch, p->memset.value, p->memset.elementSize,
-                                     p->memset.width, p->memset.height};
-        return cuGraphAddMemsetNode(phGraphNode, hGraph, d, n, &m, p->memset.ctx);
-    }
-    case CU_GRAPH_NODE_TYPE_HOST: {
-        CUDA_HOST_NODE_PARAMS h = {p->host.fn, p->host.userData};
-        return cuGraphAddHostNode(phGraphNode, hGraph, d, n, &h);
-    }
-    case CU_GRAPH_NODE_TYPE_GRAPH:
-        return cuGraphAddChildGraphNode(phGraphNode, hGraph, d, n, p->graph.graph);
-    case CU_GRAPH_NODE_TYPE_EMPTY:
-        return cuGraphAddEmptyNode(phGraphNode, hGraph, d, n);
-    case CU_GRAPH_NODE_TYPE_EVENT_RECORD:
-        return cuGraphAddEventRecordNode(phGraphNode, hGraph, d, n, p->eventRecord.event);
-    case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
-        return cuGraphAddEventWaitNode(phGraphNode, hGraph, d, n, p->eventWait.event);
-    case CU_GRAPH_NODE_TYPE_MEM_ALLOC: {
-        CUDA_MEM_ALLOC_NODE_PARAMS a = {p->alloc.poolProps, p->alloc.accessDescs, p->alloc.accessDescCount,
-                                        p->alloc.bytesize, 0};
-        rc = cuGraphAddMemAllocNode(phGraphNode, hGraph, d, n, &a);
-        if (rc == CUDA_SUCCESS)
-            p->alloc.dptr = a.dptr;
-        return rc;
-    }
-    case CU_GRAPH_NODE_TYPE_MEM_FREE:
-        return cuGraphAddMemFreeNode(phGraphNode, hGraph, d, n, p->free.dptr);
-    case CU_GRAPH_NODE_TYPE_CONDITIONAL:
-        return add_conditional(phGraphNode, hGraph, d, n, &p->conditional);
-    default:
-        return CUDA_ERROR_NOT_SUPPORTED; /* external semaphores, batched memory operations */
-    }
+    return tf_graph_add_node(&g_add_calls, phGraphNode, hGraph, dependencies, dependencyData, numDependencies,
+                             nodeParams);
 }
 
 EMU_API CUresult cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_add_node.h"
 #include "stub.h"
 #include "stub_calls.h"
 
@@ -923,66 +924,26 @@ static CUresult add_conditional(CUgraphNode *phGraphNode, CUgraph hGraph, const 
     return CUDA_SUCCESS;
 }
 
-/* Every node kind through one entry point, each to the call that makes that kind (edges: plain only). */
+/* Every node kind through one entry point, each to the call that makes that kind (edges: plain only); the
+ * dispatch is emu_c/graph_add_node.c, shared with the emulated device. */
+static void add_refused(const char *why) { tf_log("%s", why); }
+
+static const tf_graph_add_calls g_add_calls = {
+    .kernel = tfs_cuGraphAddKernelNode_v2, .memcpy = tfs_cuGraphAddMemcpyNode, .memset = rpc_cuGraphAddMemsetNode,
+    .host = tfs_cuGraphAddHostNode, .child_graph = rpc_cuGraphAddChildGraphNode, .empty = rpc_cuGraphAddEmptyNode,
+    .event_record = rpc_cuGraphAddEventRecordNode, .event_wait = rpc_cuGraphAddEventWaitNode,
+    .mem_alloc = tfs_cuGraphAddMemAllocNode, .mem_free = rpc_cuGraphAddMemFreeNode, .conditional = add_conditional,
+    .refused = add_refused,
+};
+
 CUresult tfs_cuGraphAddNode_v2(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                const CUgraphEdgeData *dependencyData, size_t numDependencies,
                                CUgraphNodeParams *nodeParams)
 {
     NEED_INIT();
     if (!phGraphNode || !nodeParams || (numDependencies && !dependencies)) return CUDA_ERROR_INVALID_VALUE;
-    for (size_t i = 0; dependencyData && i < numDependencies; i++)
-        if (dependencyData[i].from_port || dependencyData[i].to_port || dependencyData[i].type) {
-            tf_log("cuGraphAddNode: edges with ports or types are not forwarded (CUDA_ERROR_NOT_SUPPORTED)");
-            return CUDA_ERROR_NOT_SUPPORTED;
-        }
-    CUgraphNodeParams *p = nodeParams;
-    const CUgraphNode *d = dependencies;
-    size_t n = numDependencies;
-    switch (p->type) {
-    case CU_GRAPH_NODE_TYPE_KERNEL: {
-        CUDA_KERNEL_NODE_PARAMS k;
-        memset(&k, 0, sizeof k);
-        k.func = p->kernel.func, k.kern = p->kernel.kern, k.ctx = p->kernel.ctx;
-        k.gridDimX = p->kernel.gridDimX, k.gridDimY = p->kernel.gridDimY, k.gridDimZ = p->kernel.gridDimZ;
-        k.blockDimX = p->kernel.blockDimX, k.blockDimY = p->kernel.blockDimY, k.blockDimZ = p->kernel.blockDimZ;
-        k.sharedMemBytes = p->kernel.sharedMemBytes, k.kernelParams = p->kernel.kernelParams;
-        k.extra = p->kernel.extra;
-        return tfs_cuGraphAddKernelNode_v2(phGraphNode, hGraph, d, n, &k);
-    }
-    case CU_GRAPH_NODE_TYPE_MEMCPY:
-        return tfs_cuGraphAddMemcpyNode(phGraphNode, hGraph, d, n, &p->memcpy.copyParams, p->memcpy.copyCtx);
-    case CU_GRAPH_NODE_TYPE_MEMSET: {
-        CUDA_MEMSET_NODE_PARAMS m = {p->memset.dst, p->memset.pitch, p->memset.value, p->memset.elementSize,
-                                     p->memset.width, p->memset.height};
-        return rpc_cuGraphAddMemsetNode(phGraphNode, hGraph, d, n, &m, p->memset.ctx);
-    }
-    case CU_GRAPH_NODE_TYPE_HOST: {
-        CUDA_HOST_NODE_PARAMS h = {p->host.fn, p->host.userData};
-        return tfs_cuGraphAddHostNode(phGraphNode, hGraph, d, n, &h);
-    }
-    case CU_GRAPH_NODE_TYPE_GRAPH:
-        return rpc_cuGraphAddChildGraphNode(phGraphNode, hGraph, d, n, p->graph.graph);
-    case CU_GRAPH_NODE_TYPE_EMPTY:
-        return rpc_cuGraphAddEmptyNode(phGraphNode, hGraph, d, n);
-    case CU_GRAPH_NODE_TYPE_EVENT_RECORD:
-        return rpc_cuGraphAddEventRecordNode(phGraphNode, hGraph, d, n, p->eventRecord.event);
-    case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
-        return rpc_cuGraphAddEventWaitNode(phGraphNode, hGraph, d, n, p->eventWait.event);
-    case CU_GRAPH_NODE_TYPE_MEM_ALLOC: {
-        CUDA_MEM_ALLOC_NODE_PARAMS a = {p->alloc.poolProps, p->alloc.accessDescs, p->alloc.accessDescCount,
-                                        p->alloc.bytesize, 0};
-        CUresult rc = tfs_cuGraphAddMemAllocNode(phGraphNode, hGraph, d, n, &a);
-        if (rc == CUDA_SUCCESS) p->alloc.dptr = a.dptr;
-        return rc;
-    }
-    case CU_GRAPH_NODE_TYPE_MEM_FREE:
-        return rpc_cuGraphAddMemFreeNode(phGraphNode, hGraph, d, n, p->free.dptr);
-    case CU_GRAPH_NODE_TYPE_CONDITIONAL:
-        return add_conditional(phGraphNode, hGraph, d, n, &p->conditional);
-    default:
-        tf_log("cuGraphAddNode: node type %d is not forwarded (CUDA_ERROR_NOT_SUPPORTED)", (int)p->type);
-        return CUDA_ERROR_NOT_SUPPORTED;
-    }
+    return tf_graph_add_node(&g_add_calls, phGraphNode, hGraph, dependencies, dependencyData, numDependencies,
+                             nodeParams);
 }
 
 CUresult tfs_cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,

@@ -268,9 +268,29 @@ CUresult tfs_cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
 }
 
 /* ------------------------------------------------------------------------- host memory */
-/* Pinned host memory is client memory: plain page-aligned allocations, tracked for their flags. */
+/* Pinned host memory is client memory. On a GPU with unified addressing every page-locked allocation is
+ * also device memory at the same address (cuMemHostGetDevicePointer answers the host pointer), and kernels
+ * read and write it while the host does (flags, latches, zero-copy buffers). Same host (the shared-memory
+ * window is on): a cuMemHostAlloc block is a sealed memfd mapped here and, at the same address, registered
+ * by the GPU worker process (tfMemAllocAtFd, as for managed memory), so both sides touch the same bytes.
+ * cuMemHostRegister does the same to the pages around the caller's range: their contents move into a memfd
+ * mapped over them (MAP_FIXED) and the worker maps that memfd; cuMemHostUnregister turns them back into
+ * private memory with the same contents (bytes of other objects on those pages keep their values). A range
+ * whose pages another mapped registration already uses stays unmapped, as does everything over TCP or
+ * with TF_SHM=0: there the device cannot see client memory, CAN_MAP_HOST_MEMORY reads 0 and
+ * cuMemHostGetDevicePointer answers CUDA_ERROR_NOT_SUPPORTED with a reason. Cost: one memfd and one round
+ * trip per allocation or registration. A child forked without exec shares mapped pages with its parent
+ * (MAP_SHARED), and another thread writing to those pages while they are swapped may lose that write. */
 static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;
-typedef struct host_block { void *p; size_t n; unsigned flags; struct host_block *next; } host_block;
+typedef struct host_block {
+    void *p;
+    size_t n;
+    unsigned flags;
+    int registered;   /* cuMemHostRegister (the caller's memory), else cuMemHostAlloc (ours) */
+    void *map_base;   /* the whole pages around [p, p+n) the worker maps at the same address ... */
+    size_t mapped;    /* ... and their length, 0 if none */
+    struct host_block *next;
+} host_block;
 static host_block *g_host;
 
 static host_block *host_find(const void *p)
@@ -280,19 +300,56 @@ static host_block *host_find(const void *p)
     return NULL;
 }
 
-CUresult tfs_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
+static void host_add(host_block *b)
 {
-    NEED_INIT();
-    if (!pp || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
-    host_block *b = calloc(1, sizeof *b);
-    if (!b) return CUDA_ERROR_OUT_OF_MEMORY;
-    if (posix_memalign(&b->p, 4096, bytesize)) { free(b); return CUDA_ERROR_OUT_OF_MEMORY; }
-    b->n = bytesize;
-    b->flags = Flags;
     pthread_mutex_lock(&g_host_mu);
     b->next = g_host;
     g_host = b;
     pthread_mutex_unlock(&g_host_mu);
+}
+
+/* Takes the block starting at p of the given kind out of the list; NULL if there is none. */
+static host_block *host_take(const void *p, int registered)
+{
+    host_block *b = NULL;
+    pthread_mutex_lock(&g_host_mu);
+    for (host_block **pb = &g_host; *pb; pb = &(*pb)->next) {
+        if ((*pb)->p == p && (*pb)->registered == registered) {
+            b = *pb;
+            *pb = b->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_host_mu);
+    return b;
+}
+
+CUresult tfs_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
+{
+    NEED_INIT();
+    if (!pp || bytesize == 0 ||
+        (Flags & ~(unsigned)(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED)))
+        return CUDA_ERROR_INVALID_VALUE;
+    host_block *b = calloc(1, sizeof *b);
+    if (!b) return CUDA_ERROR_OUT_OF_MEMORY;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), size = (bytesize + page - 1) / page * page;
+    if (tf_same_host_shm()) {
+        CUdeviceptr got = 0;
+        CUresult rc = managed_alloc_shared(&b->p, size, &got);
+        if (rc == CUDA_ERROR_OUT_OF_MEMORY) {
+            free(b);
+            return rc;
+        }
+        if (rc == CUDA_SUCCESS) b->map_base = b->p, b->mapped = size;
+        else tf_debug("pinned memory: the worker did not map %zu bytes (%d); the device cannot reach them", size, rc);
+    }
+    if (!b->mapped && posix_memalign(&b->p, page, bytesize)) {
+        free(b);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    b->n = bytesize;
+    b->flags = Flags;
+    host_add(b);
     *pp = b->p;
     return CUDA_SUCCESS;
 }
@@ -303,32 +360,113 @@ CUresult tfs_cuMemFreeHost(void *p)
 {
     NEED_INIT();
     if (!p) return CUDA_SUCCESS;  /* free(NULL): NVIDIA's driver answers success (cudaFreeHost(NULL) sends it) */
-    pthread_mutex_lock(&g_host_mu);
-    for (host_block **pb = &g_host; *pb; pb = &(*pb)->next) {
-        if ((*pb)->p == p) {
-            host_block *b = *pb;
-            *pb = b->next;
-            pthread_mutex_unlock(&g_host_mu);
-            free(b->p);
-            free(b);
-            return CUDA_SUCCESS;
-        }
+    host_block *b = host_take(p, 0);
+    if (!b) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = CUDA_SUCCESS;
+    if (b->mapped) {
+        rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)p);   /* the worker's mapping goes first */
+        munmap(p, b->mapped);
+    } else {
+        free(p);
     }
-    pthread_mutex_unlock(&g_host_mu);
-    return CUDA_ERROR_INVALID_VALUE;
+    free(b);
+    return rc;
+}
+
+/* Private anonymous pages with the current contents at [a, a+len) (what a registration's memfd replaced). */
+static int pages_private_again(void *a, size_t len)
+{
+    void *tmp = malloc(len);
+    if (!tmp) return -1;
+    memcpy(tmp, a, len);
+    void *q = mmap(a, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (q != MAP_FAILED) memcpy(a, tmp, len);
+    free(tmp);
+    return q == MAP_FAILED ? -1 : 0;
+}
+
+/* Moves the caller's pages [a, a+len) into a sealed memfd mapped over them and has the worker map it at
+ * the same address. CUDA_SUCCESS, or the pages are as they were. */
+static CUresult pages_shared(void *a, size_t len)
+{
+    int fd = memfd_create("tf-registered", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return CUDA_ERROR_NOT_SUPPORTED;
+    size_t done = 0;
+    if (ftruncate(fd, (off_t)len) == 0)
+        while (done < len) {
+            ssize_t k = pwrite(fd, (uint8_t *)a + done, len - done, (off_t)done);
+            if (k <= 0) break;
+            done += (size_t)k;
+        }
+    if (done < len || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0 ||
+        mmap(a, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+        close(fd);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    tfc_call c;
+    CUdeviceptr got = 0;
+    CUresult rc = enc_tfMemAllocAtFd(&c, &got, (unsigned long long)(uintptr_t)a, len);
+    if (rc == CUDA_SUCCESS) rc = tfc_sync_fd(&c, fd);
+    close(fd);
+    if (rc == CUDA_SUCCESS && got != (CUdeviceptr)(uintptr_t)a) {
+        rpc_tfMemFreeAt(got);
+        rc = CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (rc != CUDA_SUCCESS && pages_private_again(a, len)) return CUDA_ERROR_OPERATING_SYSTEM;
+    return rc;
 }
 
 CUresult tfs_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
 {
-    (void)Flags;
     NEED_INIT();
-    return (p && bytesize) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    if (!p || bytesize == 0 || (Flags & ~(unsigned)(CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP |
+                                                    CU_MEMHOSTREGISTER_IOMEMORY | CU_MEMHOSTREGISTER_READ_ONLY)))
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_host_mu);
+    int overlap = 0;
+    for (host_block *b = g_host; b && !overlap; b = b->next)
+        overlap = (uint8_t *)p < (uint8_t *)b->p + b->n && (uint8_t *)b->p < (uint8_t *)p + bytesize;
+    pthread_mutex_unlock(&g_host_mu);
+    if (overlap) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+    host_block *b = calloc(1, sizeof *b);
+    if (!b) return CUDA_ERROR_OUT_OF_MEMORY;
+    *b = (host_block){.p = p, .n = bytesize, .flags = Flags, .registered = 1};
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uint8_t *a = (uint8_t *)((uintptr_t)p / page * page);
+    uint8_t *e = (uint8_t *)(((uintptr_t)p + bytesize + page - 1) / page * page);
+    pthread_mutex_lock(&g_host_mu);   /* held to the end: no other registration may take these pages meanwhile */
+    int pages_taken = 0;
+    for (host_block *o = g_host; o && !pages_taken; o = o->next)
+        pages_taken = o->mapped && a < (uint8_t *)o->map_base + o->mapped && (uint8_t *)o->map_base < e;
+    if (tf_same_host_shm() && !pages_taken && !(Flags & (CU_MEMHOSTREGISTER_IOMEMORY | CU_MEMHOSTREGISTER_READ_ONLY))) {
+        CUresult rc = pages_shared(a, (size_t)(e - a));
+        if (rc == CUDA_ERROR_OPERATING_SYSTEM || rc == CUDA_ERROR_OUT_OF_MEMORY) {
+            pthread_mutex_unlock(&g_host_mu);
+            free(b);
+            return rc;
+        }
+        if (rc == CUDA_SUCCESS) b->map_base = a, b->mapped = (size_t)(e - a);
+        else tf_debug("registered memory: the worker did not map %zu bytes at %p (%d)", (size_t)(e - a), (void *)a, rc);
+    }
+    b->next = g_host;
+    g_host = b;
+    pthread_mutex_unlock(&g_host_mu);
+    return CUDA_SUCCESS;
 }
 
 CUresult tfs_cuMemHostUnregister(void *p)
 {
     NEED_INIT();
-    return p ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    if (!p) return CUDA_ERROR_INVALID_VALUE;
+    host_block *b = host_take(p, 1);
+    if (!b) return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+    CUresult rc = CUDA_SUCCESS;
+    if (b->mapped) {
+        rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)b->map_base);
+        if (pages_private_again(b->map_base, b->mapped)) rc = CUDA_ERROR_OPERATING_SYSTEM;
+    }
+    free(b);
+    return rc;
 }
 
 CUresult tfs_cuMemHostGetFlags(unsigned int *pFlags, void *p)
@@ -344,8 +482,22 @@ CUresult tfs_cuMemHostGetFlags(unsigned int *pFlags, void *p)
 
 CUresult tfs_cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
 {
-    (void)pdptr, (void)p, (void)Flags;
-    return CUDA_ERROR_NOT_SUPPORTED;  /* client memory cannot be mapped into a remote device */
+    NEED_INIT();
+    if (!pdptr || Flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_host_mu);
+    host_block *b = host_find(p);
+    int known = b != NULL, mapped = b && b->mapped;
+    pthread_mutex_unlock(&g_host_mu);
+    if (!known) return CUDA_ERROR_INVALID_VALUE;   /* not page-locked memory */
+    if (!mapped) {
+        static int logged;
+        if (!__atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED))
+            tf_log("cuMemHostGetDevicePointer: the device reaches page-locked memory of this process only when the "
+                   "worker is on this host (unix: socket, TF_SHM on)");
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    *pdptr = (CUdeviceptr)(uintptr_t)p;   /* unified addressing: the same address on both sides */
+    return CUDA_SUCCESS;
 }
 
 /* ------------------------------------------------------------------------ pointer attributes */
@@ -356,6 +508,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute a, CUdeviceptr ptr,
     int dev = tf_devmap_find(ptr, &base, &size);
     pthread_mutex_lock(&g_host_mu);
     host_block *hb = dev ? NULL : host_find((void *)(uintptr_t)ptr);
+    int hmapped = hb && hb->mapped;
     if (hb) { base = (CUdeviceptr)(uintptr_t)hb->p; size = hb->n; }
     pthread_mutex_unlock(&g_host_mu);
     if (!dev && !hb) {
@@ -370,7 +523,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute a, CUdeviceptr ptr,
     switch (a) {
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned *)data = dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST; break;
     case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = tf_ctx_current(); break;
-    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = dev ? ptr : 0; break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = dev || hmapped ? ptr : 0; break;
     case CU_POINTER_ATTRIBUTE_HOST_POINTER: *(void **)data = dev ? NULL : (void *)(uintptr_t)ptr; break;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(int *)data = 0; break;
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = 0; break;

@@ -1,11 +1,14 @@
 /* api_vmm.c - the client stub's hand-written entry points for virtual memory management and managed-range
  * attributes. Reserved and mapped addresses are the worker's, the same on both sides (unified
  * addressing): a successful cuMemMap teaches the stub's device map the range (cuMemcpy classification,
- * pointer attributes), cuMemUnmap takes it back. Shareable handles: only a fabric handle means anything
- * on another host; a POSIX file descriptor or Win32 handle is refused here, with the reason logged.
+ * pointer attributes), cuMemUnmap takes it back. Shareable handles: a fabric handle travels anywhere; a
+ * POSIX file descriptor is the worker's own descriptor of the allocation, handed to this process over the
+ * Unix socket (SCM_RIGHTS) at export and sent back with an import (same host only; the worker applies the
+ * IPC policy: same allocation); a Win32 handle, or a POSIX fd over TCP/TLS, is refused with the reason logged.
  * Managed-memory hints of the stub's managed regions are kept and answered here (see below).
  * Rows of proto/calls.tbl marked `local` or `stub=hand` in this area; the list of areas is in stub.h.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -40,9 +43,15 @@ CUresult tfs_cuMemUnmap(CUdeviceptr_v2 ptr, size_t size)
 static CUresult refuse_handle_type(const char *call, CUmemAllocationHandleType t)
 {
     static int logged;
-    if (!__atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED))
-        tf_log("%s: handle type %d is a descriptor of the GPU host's process and cannot reach this one; "
-               "only CU_MEM_HANDLE_TYPE_FABRIC travels through the remote stub", call, (int)t);
+    if (!__atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED)) {
+        if (t == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+            tf_log("%s: a POSIX file descriptor of the GPU worker reaches this process only over a Unix socket "
+                   "(the worker on this host); over TCP/TLS use CU_MEM_HANDLE_TYPE_FABRIC", call);
+        else
+            tf_log("%s: handle type %d is a descriptor of the GPU host's process and cannot reach this one; "
+                   "CU_MEM_HANDLE_TYPE_FABRIC (and a POSIX fd on the same host) travel through the remote stub",
+                   call, (int)t);
+    }
     return CUDA_ERROR_NOT_SUPPORTED;
 }
 
@@ -51,6 +60,15 @@ CUresult tfs_cuMemExportToShareableHandle(void *shareableHandle, CUmemGenericAll
 {
     NEED_INIT();
     if (!shareableHandle) return CUDA_ERROR_INVALID_VALUE;
+    if (handleType == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) {
+        if (!tf_conn_is_unix()) return refuse_handle_type("cuMemExportToShareableHandle", handleType);
+        tfc_call c;
+        int fd = -1;
+        CUresult rc = enc_tfMemExportToFd(&c, handle, flags);
+        if (rc == CUDA_SUCCESS) rc = tfc_sync_take_fd(&c, &fd);
+        if (rc == CUDA_SUCCESS) *(int *)shareableHandle = fd;
+        return rc;
+    }
     if (handleType != CU_MEM_HANDLE_TYPE_FABRIC) return refuse_handle_type("cuMemExportToShareableHandle", handleType);
     return rpc_cuMemExportToShareableHandle(shareableHandle, handle, handleType, flags);
 }
@@ -59,7 +77,16 @@ CUresult tfs_cuMemImportFromShareableHandle(CUmemGenericAllocationHandle_v1 *han
                                             CUmemAllocationHandleType shHandleType)
 {
     NEED_INIT();
-    if (!handle || !osHandle) return CUDA_ERROR_INVALID_VALUE;
+    if (!handle) return CUDA_ERROR_INVALID_VALUE;
+    if (shHandleType == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) {
+        int fd = (int)(intptr_t)osHandle;   /* the descriptor itself, passed as a pointer-sized value */
+        if (fd < 0 || fcntl(fd, F_GETFD) < 0) return CUDA_ERROR_INVALID_VALUE;
+        if (!tf_conn_is_unix()) return refuse_handle_type("cuMemImportFromShareableHandle", shHandleType);
+        tfc_call c;
+        CUresult rc = enc_tfMemImportFromFd(&c, handle);
+        return rc == CUDA_SUCCESS ? tfc_sync_fd(&c, fd) : rc;
+    }
+    if (!osHandle) return CUDA_ERROR_INVALID_VALUE;
     if (shHandleType != CU_MEM_HANDLE_TYPE_FABRIC)
         return refuse_handle_type("cuMemImportFromShareableHandle", shHandleType);
     return rpc_cuMemImportFromShareableHandle(handle, osHandle, shHandleType);

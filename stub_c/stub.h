@@ -148,6 +148,10 @@ CUresult tf_unsupported(const char *name, int *logged);
  * worker that maps them (same host, shared-memory window on) (transport.c). */
 CUresult tfc_sync_fd(tfc_call *c, int fd);
 int tf_same_host_shm(void);
+/* A synchronous call whose reply brings a descriptor of the worker (SCM_RIGHTS): *fd, owned by the caller
+ * (-1 unless CUDA_SUCCESS); 1 from tf_conn_is_unix when descriptors can travel at all (transport.c). */
+CUresult tfc_sync_take_fd(tfc_call *c, int *fd);
+int tf_conn_is_unix(void);
 
 /* Managed memory coherence (api_memory.c), driven by transport.c around every forwarded call. */
 int tf_managed_active(void);

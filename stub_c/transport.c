@@ -228,6 +228,30 @@ static int recv_exact(int fd, void *p, size_t n)
     return recv_all(fd, &v, 1);
 }
 
+/* recv_exact on a plain Unix socket whose peer may send a descriptor (SCM_RIGHTS) with the first byte: it
+ * lands in *got (a second one replaces and closes the first). */
+static int recv_exact_fd(int fd, void *p, size_t n, int *got)
+{
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
+    struct iovec v = {p, n};
+    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+    ssize_t k;
+    do k = recvmsg(fd, &m, MSG_CMSG_CLOEXEC); while (k < 0 && errno == EINTR);
+    if (k <= 0) {
+        if (k == 0) errno = ECONNRESET;
+        return -1;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(sizeof(int))) continue;
+        if (*got >= 0) close(*got);
+        memcpy(got, CMSG_DATA(c), sizeof *got);
+    }
+    return (size_t)k < n ? recv_exact(fd, (uint8_t *)p + k, n - (size_t)k) : 0;
+}
+
+/* Where the reply being read may deliver a descriptor (tfc_sync_take_fd), NULL otherwise. */
+static __thread int *t_reply_fd;
+
 /* ------------------------------------------------------------------------------ marshalling */
 void tfc_begin(tfc_call *c, uint16_t call)
 {
@@ -448,7 +472,8 @@ static CUresult recv_reply_locked(tfc_call *c)
     tf_rep_hdr rep;
     for (;;) {
         if (!g.tls || !tf_tls_pending(g.tls)) tf_spin_wait_readable(g.fd);
-        if (recv_exact(g.fd, &rep, sizeof rep)) return lost("recv");
+        if (t_reply_fd && !g.tls ? recv_exact_fd(g.fd, &rep, sizeof rep, t_reply_fd) : recv_exact(g.fd, &rep, sizeof rep))
+            return lost("recv");
         if (rep.nconsole != TF_REP_HOST_CALL) break;
         /* a graph's host node: the worker waits while this process runs the function (api_graph.c) */
         uint64_t call[2];
@@ -531,6 +556,35 @@ CUresult tfc_sync_fd(tfc_call *c, int fd)
     rc = sync_call(c, fd);
     CUresult pulled = managed_sync(0);
     return rc ? rc : pulled;
+}
+
+/* A synchronous call whose reply carries a descriptor of the worker (SCM_RIGHTS, Unix sockets only): *fd is
+ * it on success (the caller owns it), -1 otherwise. */
+CUresult tfc_sync_take_fd(tfc_call *c, int *fd)
+{
+    *fd = -1;
+    CUresult rc = managed_sync(1);
+    if (rc) return rc;
+    t_reply_fd = fd;
+    rc = sync_call(c, -1);
+    t_reply_fd = NULL;
+    CUresult pulled = managed_sync(0);
+    if (rc == CUDA_SUCCESS && *fd < 0) rc = CUDA_ERROR_OPERATING_SYSTEM;   /* the worker sent none */
+    if (rc != CUDA_SUCCESS && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc ? rc : pulled;
+}
+
+int tf_conn_is_unix(void)
+{
+    pthread_mutex_lock(&g.mu);
+    struct sockaddr_storage a;
+    socklen_t n = sizeof a;
+    int yes = g.fd >= 0 && !g.tls && getsockname(g.fd, (struct sockaddr *)&a, &n) == 0 && a.ss_family == AF_UNIX;
+    pthread_mutex_unlock(&g.mu);
+    return yes;
 }
 
 CUresult tfc_async(tfc_call *c)
@@ -866,13 +920,23 @@ static void connect_now(void)
         CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST,
         CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM,
     };
-    for (int d = 0; d < TF_MAX_DEVICES; d++)
+    /* ...except page-locked memory on the same host, which both processes map (api_memory.c) */
+    static const CUdevice_attribute same_host[] = {
+        CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY, CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM,
+    };
+    int backend_says[TF_MAX_DEVICES][2];
+    for (int d = 0; d < TF_MAX_DEVICES; d++) {
+        for (size_t i = 0; i < 2; i++) backend_says[d][i] = g.info.devs[d].attr[same_host[i]];
         for (size_t i = 0; i < sizeof not_here / sizeof not_here[0]; i++)
             if ((int)not_here[i] < TF_MAX_ATTR) g.info.devs[d].attr[not_here[i]] = 0;
+    }
     g.info.driver_version = drv;
     g.info.dev_count = cnt < 0 ? 0 : cnt > TF_MAX_DEVICES ? TF_MAX_DEVICES : cnt;
     g.info.connected = 1;
     if (strncmp(spec, "unix:", 5) == 0) shm_setup();
+    if (g.shm)
+        for (int d = 0; d < TF_MAX_DEVICES; d++)
+            for (size_t i = 0; i < 2; i++) g.info.devs[d].attr[same_host[i]] = backend_says[d][i];
     tf_debug("connected to %s: %d device(s), backend driver %d", spec, g.info.dev_count, drv);
     g.init_rc = CUDA_SUCCESS;
 }

@@ -122,12 +122,29 @@ static int tls_writev(SSL *ssl, const struct iovec *v, int n)
     return tls_flush(ssl);
 }
 
+/* x->tx_fd, if set, rides (SCM_RIGHTS) with the first bytes of this write and is then closed here (the
+ * handlers that set it refuse TLS and TCP connections first). */
 int tf_conn_writev(tfx *x, struct iovec *v, int n)
 {
     if (x->ssl) return tls_writev(x->ssl, v, n);
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
     while (n > 0) {
         struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
+        if (x->tx_fd >= 0) {
+            memset(&cm, 0, sizeof cm);
+            m.msg_control = cm.buf;
+            m.msg_controllen = sizeof cm.buf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &x->tx_fd, sizeof x->tx_fd);
+        }
         ssize_t k = sendmsg(x->fd, &m, MSG_NOSIGNAL);
+        if (k > 0 && x->tx_fd >= 0) {
+            close(x->tx_fd);
+            x->tx_fd = -1;
+        }
         if (k < 0) {
             if (errno == EINTR) continue;
             return -1;

@@ -9,7 +9,8 @@
  * allocation in TF_IPC_SCOPE; each export leaves a mark (the handle's hash) in /dev/shm/tf-ipc-<scope hash>/,
  * and an open whose handle has no mark in its own scope's folder is CUDA_ERROR_NOT_PERMITTED - another
  * tenant's memory never maps here, even from a leaked or forged handle. Without TF_IPC_SCOPE (a standalone
- * worker) the processes of this host's user share handles as on a plain driver.
+ * worker) the processes of this host's user share handles as on a plain driver. The same marks guard the
+ * POSIX-fd shareable handles of virtual memory management (exec_vmm.c: tfMemExportToFd / tfMemImportFromFd).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +51,7 @@ static int mark_path(char *out, size_t n, const void *h, size_t hn)
 }
 
 /* After an export: leave the mark (fails closed: no mark, no handle). */
-static CUresult mark_export(tfx *x, const void *h, size_t hn)
+CUresult tfx_ipc_mark_export(tfx *x, const void *h, size_t hn)
 {
     char path[96];
     if (!mark_path(path, sizeof path, h, hn)) return CUDA_SUCCESS;
@@ -69,7 +70,7 @@ static CUresult mark_export(tfx *x, const void *h, size_t hn)
 }
 
 /* Before an open: the handle must have been exported by a session of this allocation. */
-static CUresult check_import(const void *h, size_t hn)
+CUresult tfx_ipc_check_import(const void *h, size_t hn)
 {
     char path[96];
     if (!mark_path(path, sizeof path, h, hn)) return CUDA_SUCCESS;
@@ -82,14 +83,14 @@ CUresult ex_cuIpcGetMemHandle(tfx *x, CUipcMemHandle *pHandle, CUdeviceptr dptr)
 {
     if (!x->bx.cuIpcGetMemHandle) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = x->bx.cuIpcGetMemHandle(pHandle, dptr);
-    return rc ? rc : mark_export(x, pHandle->reserved, sizeof pHandle->reserved);
+    return rc ? rc : tfx_ipc_mark_export(x, pHandle->reserved, sizeof pHandle->reserved);
 }
 
 CUresult ex_cuIpcGetEventHandle(tfx *x, CUipcEventHandle *pHandle, CUevent event)
 {
     if (!x->bx.cuIpcGetEventHandle) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = x->bx.cuIpcGetEventHandle(pHandle, event);
-    return rc ? rc : mark_export(x, pHandle->reserved, sizeof pHandle->reserved);
+    return rc ? rc : tfx_ipc_mark_export(x, pHandle->reserved, sizeof pHandle->reserved);
 }
 
 CUresult ex_tfIpcOpenMemHandle(tfx *x, CUdeviceptr *pdptr, size_t *psize, const CUipcMemHandle *handle,
@@ -98,7 +99,7 @@ CUresult ex_tfIpcOpenMemHandle(tfx *x, CUdeviceptr *pdptr, size_t *psize, const 
     if (!x->bx.cuIpcOpenMemHandle_v2 || !x->bx.cuMemGetAddressRange_v2) return CUDA_ERROR_NOT_SUPPORTED;
     CUdeviceptr p = 0, base = 0;
     size_t size = 0;
-    CUresult rc = check_import(handle->reserved, sizeof handle->reserved);
+    CUresult rc = tfx_ipc_check_import(handle->reserved, sizeof handle->reserved);
     if (rc) return rc;
     rc = x->bx.cuIpcOpenMemHandle_v2(&p, *handle, Flags);
     if (rc) return rc;
@@ -151,6 +152,6 @@ CUresult ex_cuIpcCloseMemHandle(tfx *x, CUdeviceptr dptr)
 CUresult ex_tfIpcOpenEventHandle(tfx *x, CUevent *phEvent, const CUipcEventHandle *handle)
 {
     if (!x->bx.cuIpcOpenEventHandle) return CUDA_ERROR_NOT_SUPPORTED;
-    CUresult rc = check_import(handle->reserved, sizeof handle->reserved);
+    CUresult rc = tfx_ipc_check_import(handle->reserved, sizeof handle->reserved);
     return rc ? rc : x->bx.cuIpcOpenEventHandle(phEvent, *handle);
 }

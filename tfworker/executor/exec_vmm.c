@@ -7,9 +7,14 @@
  * joins the device-pointer registry, so every dev[...] check accepts mapped VA and rejects the rest),
  * an allocation handle from cuMemCreate / cuMemImportFromShareableHandle / cuMemRetainAllocationHandle
  * until as many cuMemRelease. One session per process: the state hangs off tfx (x->vmm).
+ * POSIX-fd shareable handles (tfMemExportToFd / tfMemImportFromFd): the backend's descriptor itself goes
+ * to the client with the reply (SCM_RIGHTS, Unix sockets only) and comes back with an import's frame.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "executor.h"
 
 typedef struct { uint64_t base, size; } vrange;
@@ -250,6 +255,67 @@ CUresult ex_cuMemImportFromShareableHandle(tfx *x, CUmemGenericAllocationHandle_
     if (shHandleType != CU_MEM_HANDLE_TYPE_FABRIC) return CUDA_ERROR_NOT_SUPPORTED;
     if (!x->be.f_cuMemImportFromShareableHandle) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = x->be.f_cuMemImportFromShareableHandle(handle, osHandle, shHandleType);
+    if (rc == CUDA_SUCCESS && handle_ref(v, *handle)) {
+        if (x->be.f_cuMemRelease) x->be.f_cuMemRelease(*handle);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    return rc;
+}
+
+/* POSIX file descriptors (same host). The client gets the backend's own descriptor: it is a kernel
+ * capability the application may pass on with SCM_RIGHTS (as memMapIPCDrv does) but cannot forge, and the
+ * importing session's executor gets back the very file the exporter's backend made, so no registry of
+ * descriptors between GPU worker processes is needed. Policy as CUDA IPC's (exec_ipc.c): the export marks
+ * the file's identity (device and inode) in the allocation's scope; an import of a file without the mark
+ * (another tenant's, or any other file) is CUDA_ERROR_NOT_PERMITTED before the backend sees it. */
+static int fd_key(int fd, uint64_t key[3])
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    key[0] = 0x6466706d6d76ull;   /* "vmmpfd": never the 64 bytes of a cuIpc handle */
+    key[1] = (uint64_t)st.st_dev;
+    key[2] = (uint64_t)st.st_ino;
+    return 0;
+}
+
+static int client_on_unix_socket(tfx *x)
+{
+    struct sockaddr_storage a;
+    socklen_t n = sizeof a;
+    return !x->ssl && getsockname(x->fd, (struct sockaddr *)&a, &n) == 0 && a.ss_family == AF_UNIX;
+}
+
+CUresult ex_tfMemExportToFd(tfx *x, CUmemGenericAllocationHandle_v1 handle, unsigned long long flags)
+{
+    if (!handle_find(vmm_of(x), handle)) return CUDA_ERROR_INVALID_VALUE;
+    if (!client_on_unix_socket(x) || !x->be.f_cuMemExportToShareableHandle) return CUDA_ERROR_NOT_SUPPORTED;
+    int fd = -1;
+    CUresult rc = x->be.f_cuMemExportToShareableHandle(&fd, handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, flags);
+    if (rc != CUDA_SUCCESS) return rc;
+    uint64_t key[3];
+    rc = fd_key(fd, key) ? CUDA_ERROR_OPERATING_SYSTEM : tfx_ipc_mark_export(x, key, sizeof key);
+    if (rc != CUDA_SUCCESS) {
+        close(fd);
+        return rc;
+    }
+    x->tx_fd = fd;   /* sent with the reply, then closed here: the client holds the only copy */
+    return CUDA_SUCCESS;
+}
+
+CUresult ex_tfMemImportFromFd(tfx *x, CUmemGenericAllocationHandle_v1 *handle)
+{
+    int fd = x->rx_fd;
+    x->rx_fd = -1;
+    struct tf_vmm *v = vmm_of(x);
+    uint64_t key[3];
+    CUresult rc = CUDA_SUCCESS;
+    if (fd < 0 || fd_key(fd, key)) rc = CUDA_ERROR_INVALID_VALUE;
+    else if (!v) rc = CUDA_ERROR_OUT_OF_MEMORY;
+    else if (!x->be.f_cuMemImportFromShareableHandle) rc = CUDA_ERROR_NOT_SUPPORTED;
+    else rc = tfx_ipc_check_import(key, sizeof key);
+    if (rc == CUDA_SUCCESS)
+        rc = x->be.f_cuMemImportFromShareableHandle(handle, (void *)(intptr_t)fd, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+    if (fd >= 0) close(fd);   /* the backend keeps its own reference, as the driver does */
     if (rc == CUDA_SUCCESS && handle_ref(v, *handle)) {
         if (x->be.f_cuMemRelease) x->be.f_cuMemRelease(*handle);
         return CUDA_ERROR_OUT_OF_MEMORY;

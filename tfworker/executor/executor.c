@@ -538,6 +538,7 @@ int tf_session_init(tfx *x, void *lib)
     const char *dh = getenv("TF_EXECUTOR_HOST_DEVICE_MEMORY");
     x->direct_host = dh && strcmp(dh, "1") == 0;
     x->rx_fd = -1;
+    x->tx_fd = -1;
     x->fd = -1;
     if (!lib) return 0;
     tf_backend_load(&x->be, lib);
@@ -597,11 +598,13 @@ void tf_session_free(tfx *x)
     if (x->shm) munmap(x->shm, x->shm_size);
     tf_vmm_free(x);
     if (x->rx_fd >= 0) close(x->rx_fd);
+    if (x->tx_fd >= 0) close(x->tx_fd);
     free(x->dev);
     free(x->w.buf);
     free(x->argbuf);
     memset(x, 0, sizeof *x);
     x->rx_fd = -1;
+    x->tx_fd = -1;
 }
 
 /* Keeps the first failure per stream of calls nobody waits for (until the next reply carries it). */
@@ -648,6 +651,7 @@ int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn 
         if (logged++ < 3) tfx_log("unknown call id %u (client built from another call table?)", h->call);
     }
     if (rc != CUDA_SUCCESS) x->w.len = 0;
+    if (rc != CUDA_SUCCESS && x->tx_fd >= 0) { close(x->tx_fd); x->tx_fd = -1; }
     x->w.failed = 0;
     if (h->flags & TF_REQ_NOREPLY) {
         if (rc != CUDA_SUCCESS) latch(x, x->cur_stream, rc);

@@ -87,6 +87,7 @@ struct tfx {
     int verbose;
     int direct_host;       /* device pointers are host addresses of this process (the emulator) */
     int rx_fd;             /* last descriptor the client passed (SCM_RIGHTS), -1 if none */
+    int tx_fd;             /* a descriptor for the client, sent (SCM_RIGHTS) and closed with the next reply */
     int fd;                /* the client's socket (host nodes call back through it, exec_graph.c) */
     struct ssl_st *ssl;    /* the TLS session over fd (tls_start.c), NULL on a plain connection */
     uint8_t *shm;          /* the client's shared-memory copy window (tfShmAttach) */
@@ -131,6 +132,10 @@ void tf_conn_wait_readable(tfx *x);
 
 /* exec_vmm.c: frees the VMM bookkeeping (tf_session_free). */
 void tf_vmm_free(tfx *x);
+/* The IPC policy (exec_ipc.c): an export leaves a mark of its key (handle bytes, or a descriptor's identity)
+ * in the allocation's scope folder; an import whose key has no mark there is CUDA_ERROR_NOT_PERMITTED. */
+CUresult tfx_ipc_mark_export(tfx *x, const void *key, size_t n);
+CUresult tfx_ipc_check_import(const void *key, size_t n);
 
 void tfx_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
