@@ -1,5 +1,6 @@
-/* ptx_jit_ir.c - translates a decoded PTX kernel (ptx_internal.h) into LLVM IR for the JIT
- * (ptx_jit.c compiles and runs it; the contract is ptx_jit.h).
+/* ptx_jit_ir.c - translates a decoded PTX kernel (ptx_internal.h) into LLVM IR for the JIT: part of the
+ * plugin libtf-emu-jit.so (ptx_jit_llvm.c compiles what this builds; ptx_jit.c in libcuda.so.1 runs it;
+ * the contract is ptx_jit.h). Bump PTX_JIT_GENERATOR_VERSION when the generated code changes.
  *
  * Model: one generated function runs one warp; the 32 lanes are the 32 elements of LLVM vectors, every
  * register slot is a <32 x i64> value with exactly the interpreter's (ptx_exec.c) encoding, and each
@@ -305,9 +306,11 @@ static LLVMValueRef intrin(G *g, const char *name, LLVMTypeRef *tys, int ntys, L
     LLVMTypeRef ft = LLVMIntrinsicGetType(g->cx, id, tys, (size_t)ntys);
     return LLVMBuildCall2(g->b, ft, f, args, (unsigned)nargs, "");
 }
-static LLVMValueRef helper(G *g, void *addr, LLVMTypeRef ret, LLVMTypeRef *ps, int np, LLVMValueRef *args) {
+/* a call of a runtime helper by its symbol (PTX_JIT_SYM_*): objects hold no process addresses */
+static LLVMValueRef helper(G *g, const char *sym, LLVMTypeRef ret, LLVMTypeRef *ps, int np, LLVMValueRef *args) {
     LLVMTypeRef ft = LLVMFunctionType(ret, ps, (unsigned)np, 0);
-    LLVMValueRef fp = LLVMConstIntToPtr(ci(g->i64, (uint64_t)(uintptr_t)addr), LLVMPointerType(ft, 0));
+    LLVMValueRef fp = LLVMGetNamedFunction(g->m, sym);
+    if (!fp) fp = LLVMAddFunction(g->m, sym, ft);
     return LLVMBuildCall2(g->b, ft, fp, args, (unsigned)np, "");
 }
 static LLVMValueRef jf(G *g, int idx) {
@@ -432,7 +435,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMPositionBuilderAtEnd(g->b, slow);
     store_vec(g, g->sc_addr, 0, a);
     LLVMTypeRef ps[5] = {LLVMTypeOf(g->J), g->i32, LLVMPointerType(g->i64, 0), g->i32, LLVMPointerType(g->i64, 0)};
-    LLVMValueRef rc = helper(g, (void *)ptx_jit_xlate, g->i32, ps, 5,
+    LLVMValueRef rc = helper(g, PTX_JIT_SYM_XLATE, g->i32, ps, 5,
                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, mask_bits(g, em), g->sc_vals});
     fail_call_check(g, rc);
     LLVMValueRef slowp = load_vec(g, g->sc_vals, 0);
@@ -483,7 +486,7 @@ static void gen_atom(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     store_vec(g, g->sc_c, 0, in->c >= 0 ? V(g, in->c) : splat(g, g->v64, 0));
     LLVMTypeRef pi = LLVMPointerType(g->i64, 0);
     LLVMTypeRef ps[7] = {LLVMTypeOf(g->J), g->i32, pi, pi, pi, g->i32, pi};
-    LLVMValueRef rc = helper(g, (void *)ptx_jit_atom, g->i32, ps, 7,
+    LLVMValueRef rc = helper(g, PTX_JIT_SYM_ATOM, g->i32, ps, 7,
                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, g->sc_b, g->sc_c, mask_bits(g, em),
                                               g->sc_vals});
     fail_call_check(g, rc);
@@ -574,7 +577,7 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         /* as the interpreter: only these are read at run time (the others were filled at block start) */
         if (!(in->sub == SR_CLOCK || in->sub == SR_CLOCK64 || in->sub >= SR_GTIMER)) return 0;
         LLVMTypeRef ps[2] = {LLVMTypeOf(g->J), g->i32};
-        LLVMValueRef v = helper(g, (void *)ptx_jit_sreg, g->i64, ps, 2, (LLVMValueRef[]){g->J, ci(g->i32, in->sub)});
+        LLVMValueRef v = helper(g, PTX_JIT_SYM_SREG, g->i64, ps, 2, (LLVMValueRef[]){g->J, ci(g->i32, in->sub)});
         r = splatv(g, v, g->v64);
         break;
     }
