@@ -40,7 +40,7 @@ def engine(workers: int, eng: str = "interp", repeats: int = 3) -> dict:
     best: dict = {}
     for _ in range(repeats):
         out = subprocess.run([exe, str(ptx), "--bench", str(workers)], capture_output=True, check=True, text=True,
-                             env={**os.environ, "TF_EMU_ENGINE": eng}).stdout
+                             env={**os.environ, "TF_EMU_ENGINE": eng, "TF_EMU_JIT_CACHE": "off"}).stdout
         for line in out.splitlines():
             d = kv_line(line)
             name = d["name"]
