@@ -394,6 +394,98 @@ static LLVMValueRef fail_call_check(G *g, LLVMValueRef rc) {
     return rc;
 }
 
+/* One lane-wise gather (load) or scatter (store) of a 1-element access. */
+static LLVMValueRef gather_scatter(G *g, const ptx_ins *in, int isld, LLVMValueRef em, unsigned es, LLVMTypeRef velt,
+                                   LLVMTypeRef pvt, LLVMValueRef sbase, LLVMValueRef soff, LLVMValueRef ptr) {
+    LLVMValueRef ptrs = sbase ? LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, sbase, &soff, 1, ""), pvt, "")
+                              : LLVMBuildIntToPtr(g->b, ptr, pvt, "");
+    LLVMTypeRef tys[2] = {velt, pvt};
+    if (isld) return intrin(g, "llvm.masked.gather", tys, 2, (LLVMValueRef[]){ptrs, ci(g->i32, es), em, LLVMGetUndef(velt)}, 4);
+    LLVMValueRef val = TR(g, V(g, in->v[0]), (int)es * 8);
+    intrin(g, "llvm.masked.scatter", tys, 2, (LLVMValueRef[]){val, ptrs, ci(g->i32, es), em}, 4);
+    return NULL;
+}
+
+static LLVMValueRef shuf(G *g, LLVMValueRef a, LLVMValueRef b, const int *idx, int n) {
+    LLVMValueRef m[32];
+    for (int i = 0; i < n; i++) m[i] = ci(g->i32, (uint64_t)idx[i]);
+    return LLVMBuildShuffleVector(g->b, a, b ? b : LLVMGetUndef(LLVMTypeOf(a)), LLVMConstVector(m, (unsigned)n), "");
+}
+
+/* A 1-element ld/st whose host addresses (A, every executing lane checked) have a shape a warp's
+ * memory accesses usually have: when all 32 lanes execute and each 8-lane chunk reads or writes
+ * consecutive elements (a tile row: A[8c+i] = A[8c] + i*es), it is 4 vector loads/stores; when each
+ * chunk's lanes share one address (a broadcast of a tile element), 4 scalar loads. Otherwise the
+ * lane-wise gather/scatter. Same bits either way; only the instructions differ. */
+static void gen_shaped(G *g, const ptx_ins *in, int isld, LLVMValueRef A, LLVMValueRef em, unsigned es, LLVMTypeRef elt,
+                       LLVMTypeRef velt, LLVMTypeRef pvt, LLVMValueRef sbase, LLVMValueRef soff, LLVMValueRef ptr, int et) {
+    int bidx[32], cat[32];
+    LLVMValueRef step[32];
+    for (int i = 0; i < 32; i++) { bidx[i] = i & ~7; cat[i] = i; step[i] = ci(g->i64, (uint64_t)(i & 7) * es); }
+    LLVMValueRef d = LLVMBuildSub(g->b, A, shuf(g, A, NULL, bidx, 32), "");
+    LLVMValueRef ones = ci(g->i32, 0xffffffffu);
+    LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ones, "");
+    LLVMValueRef lin = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, LLVMConstVector(step, 32), "")), ones, "");
+    LLVMValueRef uni = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, splat(g, g->v64, 0), "")), ones, "");
+    LLVMBasicBlockRef linb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "lin");
+    LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "chk");
+    LLVMBasicBlockRef unib = isld ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "uni") : NULL;
+    LLVMBasicBlockRef genb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gather");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->cx, g->fn, "shaped");
+    LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, full, lin, ""), linb, chk);
+    LLVMPositionBuilderAtEnd(g->b, chk);
+    LLVMBuildCondBr(g->b, isld ? LLVMBuildAnd(g->b, full, uni, "") : ci(g->i1, 0), isld ? unib : genb, genb);
+    LLVMTypeRef v8 = LLVMVectorType(elt, 8), p8 = LLVMPointerType(v8, 0), pe = LLVMPointerType(elt, 0);
+    LLVMValueRef res[3];
+    LLVMBasicBlockRef from[3];
+    int nres = 0;
+    /* lane-linear chunks */
+    LLVMPositionBuilderAtEnd(g->b, linb);
+    LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
+    LLVMValueRef part[4];
+    for (int c = 0; c < 4; c++) {
+        LLVMValueRef p = LLVMBuildIntToPtr(g->b, LLVMBuildExtractElement(g->b, A, ci(g->i32, (uint64_t)c * 8), ""), p8, "");
+        if (isld) {
+            part[c] = LLVMBuildLoad2(g->b, v8, p, "");
+            LLVMSetAlignment(part[c], es);
+        } else {
+            LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, cat + 8 * c, 8), p), es);
+        }
+    }
+    if (isld) {
+        LLVMValueRef lo = shuf(g, part[0], part[1], cat, 16), hi = shuf(g, part[2], part[3], cat, 16);
+        res[nres] = shuf(g, lo, hi, cat, 32);
+        from[nres++] = LLVMGetInsertBlock(g->b);
+    }
+    LLVMBuildBr(g->b, join);
+    /* warp-uniform chunks (loads) */
+    if (isld) {
+        LLVMPositionBuilderAtEnd(g->b, unib);
+        LLVMValueRef v4 = LLVMGetUndef(LLVMVectorType(elt, 4));
+        for (int c = 0; c < 4; c++) {
+            LLVMValueRef p = LLVMBuildIntToPtr(g->b, LLVMBuildExtractElement(g->b, A, ci(g->i32, (uint64_t)c * 8), ""), pe, "");
+            LLVMValueRef x = LLVMBuildLoad2(g->b, elt, p, "");
+            LLVMSetAlignment(x, es);
+            v4 = LLVMBuildInsertElement(g->b, v4, x, ci(g->i32, (uint64_t)c), "");
+        }
+        int rep[32];
+        for (int i = 0; i < 32; i++) rep[i] = i >> 3;
+        res[nres] = shuf(g, v4, NULL, rep, 32);
+        from[nres++] = LLVMGetInsertBlock(g->b);
+        LLVMBuildBr(g->b, join);
+    }
+    LLVMPositionBuilderAtEnd(g->b, genb);
+    LLVMValueRef gv = gather_scatter(g, in, isld, em, es, velt, pvt, sbase, soff, ptr);
+    if (isld) { res[nres] = gv; from[nres++] = LLVMGetInsertBlock(g->b); }
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, join);
+    if (isld) {
+        LLVMValueRef raw = LLVMBuildPhi(g->b, velt, "");
+        LLVMAddIncoming(raw, res, from, (unsigned)nres);
+        SET(g, in->v[0], ext_elem(g, raw, et), em);
+    }
+}
+
 static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, sp = in->space, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
@@ -458,6 +550,10 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
     LLVMTypeRef velt = itype(g, (int)es * 8);
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
+    if (nv == 1) {
+        gen_shaped(g, in, isld, sp == SP_SHARED ? fastp : ptr, em, es, elt, velt, pvt, sbase, soff, ptr, et);
+        return;
+    }
     for (int kk = 0; kk < nv; kk++) {
         LLVMValueRef ptrs;
         if (sbase) {
