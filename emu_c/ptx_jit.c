@@ -430,6 +430,44 @@ void ptx_jit_blk_free(ptx_jit_blk *J) {
 
 enum { ST_DONE = -1, ST_BAR = -2 }; /* else: the mode to call the warp with */
 
+/* A special register's 32 lanes for warp w at block start (the lane-dependent ones per lane, the
+ * others once: this runs for every warp of every block). */
+static void fill_special(ptx_jit_blk *J, uint64_t *v, int sr, unsigned w) {
+    const ptx_launch_cfg *cfg = J->cfg;
+    const unsigned bx = cfg->block[0], bxy = cfg->block[0] * cfg->block[1];
+    uint64_t x;
+    switch (sr) {
+    case SR_TID_X: for (unsigned l = 0; l < 32; l++) v[l] = (w * 32 + l) % bx; return;
+    case SR_TID_Y: for (unsigned l = 0; l < 32; l++) v[l] = ((w * 32 + l) / bx) % cfg->block[1]; return;
+    case SR_TID_Z: for (unsigned l = 0; l < 32; l++) v[l] = (w * 32 + l) / bxy; return;
+    case SR_LANEID: for (unsigned l = 0; l < 32; l++) v[l] = l; return;
+    case SR_LANEMASK_EQ: for (unsigned l = 0; l < 32; l++) v[l] = 1u << l; return;
+    case SR_LANEMASK_LT: for (unsigned l = 0; l < 32; l++) v[l] = (1u << l) - 1; return;
+    case SR_LANEMASK_LE: for (unsigned l = 0; l < 32; l++) v[l] = l == 31 ? 0xffffffffu : (2u << l) - 1; return;
+    case SR_LANEMASK_GT: for (unsigned l = 0; l < 32; l++) v[l] = l == 31 ? 0 : (uint32_t)~((2u << l) - 1); return;
+    case SR_LANEMASK_GE: for (unsigned l = 0; l < 32; l++) v[l] = (uint32_t)~((1u << l) - 1); return;
+    case SR_NTID_X: x = cfg->block[0]; break;
+    case SR_NTID_Y: x = cfg->block[1]; break;
+    case SR_NTID_Z: x = cfg->block[2]; break;
+    case SR_CTAID_X: x = J->bid[0]; break;
+    case SR_CTAID_Y: x = J->bid[1]; break;
+    case SR_CTAID_Z: x = J->bid[2]; break;
+    case SR_NCTAID_X: x = cfg->grid[0]; break;
+    case SR_NCTAID_Y: x = cfg->grid[1]; break;
+    case SR_NCTAID_Z: x = cfg->grid[2]; break;
+    case SR_WARPID: x = w; break;
+    case SR_NWARPID: x = J->nwarps; break;
+    case SR_SMID: x = J->f[JF_SMID]; break;
+    case SR_NSMID: x = J->f[JF_NSMID]; break;
+    case SR_ENVREG1: x = J->f[JF_ENVREG1]; break;
+    case SR_ENVREG2: x = J->f[JF_ENVREG2]; break;
+    case SR_DYN_SMEM: x = J->f[JF_DYN_SMEM]; break;
+    case SR_TOTAL_SMEM: x = J->f[JF_TOTAL_SMEM]; break;
+    default: x = ptx_jit_sreg(J, sr); break;
+    }
+    for (unsigned l = 0; l < 32; l++) v[l] = x;
+}
+
 int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
     const unsigned nw = J->nwarps;
     const size_t nslots = (size_t)(J->k->nslots > 0 ? J->k->nslots : 1);
@@ -444,50 +482,13 @@ int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
     J->f[JF_CTAID_X] = J->bid[0];
     J->f[JF_CTAID_Y] = J->bid[1];
     J->f[JF_CTAID_Z] = J->bid[2];
-    const ptx_launch_cfg *cfg = J->cfg;
     for (unsigned w = 0; w < nw; w++) {
         unsigned n = J->nthreads - w * 32;
         for (unsigned l = 0; l < 32; l++) J->pcs[w * 32 + l] = l < n ? 0 : PTX_JIT_PC_EXITED;
         J->state[w] = 0;
         uint64_t *R = J->R + (size_t)w * nslots * 32;
-        for (int s = 0; s < J->k->nspecials; s++) {
-            uint64_t *v = R + (size_t)J->k->specials[s].slot * 32;
-            const int sr = J->k->specials[s].sreg;
-            for (unsigned l = 0; l < 32; l++) {
-                const unsigned tid = w * 32 + l;
-                uint64_t x;
-                switch (sr) {
-                case SR_TID_X: x = tid % cfg->block[0]; break;
-                case SR_TID_Y: x = (tid / cfg->block[0]) % cfg->block[1]; break;
-                case SR_TID_Z: x = tid / (cfg->block[0] * cfg->block[1]); break;
-                case SR_NTID_X: x = cfg->block[0]; break;
-                case SR_NTID_Y: x = cfg->block[1]; break;
-                case SR_NTID_Z: x = cfg->block[2]; break;
-                case SR_CTAID_X: x = J->bid[0]; break;
-                case SR_CTAID_Y: x = J->bid[1]; break;
-                case SR_CTAID_Z: x = J->bid[2]; break;
-                case SR_NCTAID_X: x = cfg->grid[0]; break;
-                case SR_NCTAID_Y: x = cfg->grid[1]; break;
-                case SR_NCTAID_Z: x = cfg->grid[2]; break;
-                case SR_LANEID: x = l; break;
-                case SR_WARPID: x = w; break;
-                case SR_NWARPID: x = nw; break;
-                case SR_SMID: x = J->f[JF_SMID]; break;
-                case SR_NSMID: x = J->f[JF_NSMID]; break;
-                case SR_LANEMASK_EQ: x = 1u << l; break;
-                case SR_LANEMASK_LT: x = (1u << l) - 1; break;
-                case SR_LANEMASK_LE: x = l == 31 ? 0xffffffffu : (2u << l) - 1; break;
-                case SR_LANEMASK_GT: x = l == 31 ? 0 : (uint32_t)~((2u << l) - 1); break;
-                case SR_LANEMASK_GE: x = (uint32_t)~((1u << l) - 1); break;
-                case SR_ENVREG1: x = J->f[JF_ENVREG1]; break;
-                case SR_ENVREG2: x = J->f[JF_ENVREG2]; break;
-                case SR_DYN_SMEM: x = J->f[JF_DYN_SMEM]; break;
-                case SR_TOTAL_SMEM: x = J->f[JF_TOTAL_SMEM]; break;
-                default: x = ptx_jit_sreg(J, sr); break;
-                }
-                v[l] = x;
-            }
-        }
+        for (int s = 0; s < J->k->nspecials; s++)
+            fill_special(J, R + (size_t)J->k->specials[s].slot * 32, J->k->specials[s].sreg, w);
     }
     for (;;) {
         int any_run = 0, any_bar = 0;

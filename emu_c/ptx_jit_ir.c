@@ -508,7 +508,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
                                  (LLVMValueRef[]){LLVMBuildSelect(g->b, em, a, splat(g, g->v64, 0), "")}, 1);
         LLVMValueRef end = LLVMBuildAdd(g->b, mx, ci(g->i64, tot), "");
         LLVMValueRef hit = NULL;
-        for (int c = 0; c < 2; c++) {
+        for (int c = 0; c < 4; c++) { /* the runtime's 4 most recent allocations (a, b, c of c = a op b) */
             LLVMValueRef lo = jf(g, JF_GC0_LO + 2 * c), hi = jf(g, JF_GC0_HI + 2 * c);
             LLVMValueRef h = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, mn, lo, ""),
                                           LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntULE, end, hi, ""),
