@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ptx_jit.h"
 
@@ -149,11 +150,28 @@ static const ptx_jit_host g_host = {
 
 static void at_exit(void);
 
-/* Loads and starts the plugin (found through libcuda.so.1's RUNPATH, $ORIGIN: next to it). */
+/* Loads and starts the plugin: $TF_EMU_JIT_PLUGIN, else the file next to this library (found by its
+ * own path: a sanitizer's dlopen interceptor hides the caller's RUNPATH), else by name through the
+ * RUNPATH ($ORIGIN; unit-test binaries: $ORIGIN/..) and the usual search. */
 static int plugin_up(void) {
     if (g_plugin_state) return g_plugin_state > 0;
     g_plugin_state = -1;
-    void *h = dlopen(PTX_JIT_PLUGIN_FILE, RTLD_NOW | RTLD_LOCAL);
+    const char *env = getenv("TF_EMU_JIT_PLUGIN");
+    void *h = NULL;
+    if (env && *env) {
+        h = dlopen(env, RTLD_NOW | RTLD_LOCAL);
+    } else {
+        Dl_info di;
+        char path[4096];
+        const char *slash;
+        if (dladdr((void *)plugin_up, &di) && di.dli_fname && (slash = strrchr(di.dli_fname, '/')) &&
+            snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - di.dli_fname), di.dli_fname, PTX_JIT_PLUGIN_FILE) <
+                (int)sizeof(path) &&
+            access(path, F_OK) == 0)
+            h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        else
+            h = dlopen(PTX_JIT_PLUGIN_FILE, RTLD_NOW | RTLD_LOCAL);
+    }
     if (!h) {
         fprintf(stderr, "tf-emu: jit: cannot load the JIT plugin (%s); kernels run on the interpreter\n", dlerror());
         return 0;
