@@ -30,6 +30,7 @@
 #include "ptx_internal.h"
 #include "ptx_texture.h"
 #include "ptx_jit.h"
+#include "ptx_mem.h"
 
 #define FULL 0xffffffffu
 #define YIELD_BACK_BRANCHES 4096
@@ -47,10 +48,6 @@ typedef struct warp_st {
 
 typedef struct launch launch;
 
-typedef struct gcache {
-    uint64_t lo, hi;
-} gcache;
-
 typedef struct blk {
     launch *L;
     const ptx_kernel *k;
@@ -61,11 +58,8 @@ typedef struct blk {
     unsigned bid[3];
     uint64_t *R;
     warp_st *w;
-    uint8_t *smem;
-    size_t smem_size;
-    uint8_t *lmem;
-    size_t lsize;
-    gcache gc[4];
+    ptx_memview mv;      /* shared/local memory, the global-allocation cache (ptx_mem.h) */
+    uint64_t gcw[8];     /* mv.gc */
     uint64_t icount;
     uint32_t red_count, red_and, red_or;
     uint32_t red_out_count, red_out_and, red_out_or;
@@ -395,50 +389,10 @@ static int compare(const ptx_ins *in, uint64_t a, uint64_t b) {
 }
 
 /* ------------------------------------------------------------------ memory */
-/* Cache miss: validate the access, then learn the whole allocation around it (the contract only
- * offers a yes/no check, so grow [lo, hi) exponentially and refine by bisection: ~2 log2(size)
- * calls once per allocation per block runner instead of one call per lane access). */
-static uint8_t *gslow(blk *B, uint64_t a, uint64_t n) {
-    if (a >= PTX_SHARED_BASE || n == 0 || a + n < a) return NULL;
-    const ptx_env *env = B->env;
-    if (!env->check_global || !env->check_global(env->ctx, a, n)) return NULL;
-    uint64_t lo = a, hi = a + n, step = 64;
-    while (hi + step < PTX_SHARED_BASE && env->check_global(env->ctx, lo, hi + step - lo)) { hi += step; step <<= 1; }
-    while (step > 1) { step >>= 1; if (hi + step < PTX_SHARED_BASE && env->check_global(env->ctx, lo, hi + step - lo)) hi += step; }
-    step = 64;
-    while (lo >= step && env->check_global(env->ctx, lo - step, hi - (lo - step))) { lo -= step; step <<= 1; }
-    while (step > 1) { step >>= 1; if (lo >= step && env->check_global(env->ctx, lo - step, hi - (lo - step))) lo -= step; }
-    memmove(&B->gc[1], &B->gc[0], 3 * sizeof(gcache));
-    B->gc[0].lo = lo;
-    B->gc[0].hi = hi;
-    return (uint8_t *)(uintptr_t)a;
-}
-
-static inline uint8_t *gaddr(blk *B, uint64_t a, uint64_t n) {
-    for (int i = 0; i < 4; i++)
-        if (a >= B->gc[i].lo && a + n <= B->gc[i].hi && a + n >= a) return (uint8_t *)(uintptr_t)a;
-    return gslow(B, a, n);
-}
+static inline uint8_t *gaddr(blk *B, uint64_t a, uint64_t n) { return ptx_mem_global(&B->mv, a, n); }
 
 static inline uint8_t *resolve(blk *B, unsigned tid, int space, uint64_t a, uint64_t n) {
-    switch (space) {
-    case SP_GLOBAL:
-    case SP_CONST:
-        return gaddr(B, a, n);
-    case SP_SHARED:
-        return (a <= B->smem_size && n <= B->smem_size - a) ? B->smem + a : NULL;
-    case SP_LOCAL:
-        return (a <= B->lsize && n <= B->lsize - a) ? B->lmem + (size_t)tid * B->lsize + a : NULL;
-    case SP_KPARAM:
-        return (a <= B->cfg->param_buffer_size && n <= B->cfg->param_buffer_size - a)
-                   ? (uint8_t *)(uintptr_t)B->cfg->param_buffer + a : NULL;
-    default:
-        if (a < PTX_SHARED_BASE) return gaddr(B, a, n);
-        if (a < PTX_SHARED_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_SHARED, a - PTX_SHARED_BASE, n);
-        if (a >= PTX_LOCAL_BASE && a < PTX_LOCAL_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_LOCAL, a - PTX_LOCAL_BASE, n);
-        if (a >= PTX_PARAM_BASE && a < PTX_PARAM_BASE + PTX_WIN_SIZE) return resolve(B, tid, SP_KPARAM, a - PTX_PARAM_BASE, n);
-        return NULL;
-    }
+    return ptx_mem_resolve(&B->mv, tid, space, a, n);
 }
 
 static const char *space_name(int sp) {
@@ -738,7 +692,7 @@ static uint64_t sreg_value(const blk *B, int sr, unsigned w, unsigned l) {
     case SR_ENVREG1: return B->L->coop_ws >> 32;
     case SR_ENVREG2: return B->L->coop_ws & 0xffffffffu;
     case SR_DYN_SMEM: return cfg->dynamic_shared_bytes;
-    case SR_TOTAL_SMEM: return B->smem_size;
+    case SR_TOTAL_SMEM: return B->mv.smem_size;
     case SR_CLOCK: return (uint32_t)now_ns(CLOCK_MONOTONIC);
     case SR_CLOCK_HI: return (uint32_t)(now_ns(CLOCK_MONOTONIC) >> 32);
     case SR_CLOCK64: return now_ns(CLOCK_MONOTONIC);
@@ -1539,9 +1493,9 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             const int sp = in->space, et = in->t, nv = in->vec;
             const unsigned es = in->esize, tot = es * (unsigned)nv;
             const int64_t off = in->imm;
-            if (nv == 1 && sp == SP_SHARED && B->smem_size >= tot) {
-                const uint64_t lim = B->smem_size - tot;
-                const uint8_t *sm = B->smem;
+            if (nv == 1 && sp == SP_SHARED && B->mv.smem_size >= tot) {
+                const uint64_t lim = B->mv.smem_size - tot;
+                const uint8_t *sm = B->mv.smem;
                 if (tot == 4 && (et == T_U32 || et == T_F32))
                     LOOP(uint64_t a = S(ia) + (uint64_t)off; if (a > lim || (a & 3)) { fault(B, in, tid0 + (unsigned)l, a, tot, a <= lim); ret = -1; goto out; }
                          uint32_t v; memcpy(&v, sm + a, 4); S(in->v[0]) = v);
@@ -1567,9 +1521,9 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             const int sp = in->space, nv = in->vec;
             const unsigned es = in->esize, tot = es * (unsigned)nv;
             const int64_t off = in->imm;
-            if (nv == 1 && sp == SP_SHARED && tot == 4 && B->smem_size >= 4) {
-                const uint64_t lim = B->smem_size - 4;
-                uint8_t *sm = B->smem;
+            if (nv == 1 && sp == SP_SHARED && tot == 4 && B->mv.smem_size >= 4) {
+                const uint64_t lim = B->mv.smem_size - 4;
+                uint8_t *sm = B->mv.smem;
                 LOOP(uint64_t a = S(ia) + (uint64_t)off; if (a > lim || (a & 3)) { fault(B, in, tid0 + (unsigned)l, a, tot, a <= lim); ret = -1; goto out; }
                      uint32_t v = (uint32_t)S(in->v[0]); memcpy(sm + a, &v, 4));
             } else if (nv == 1 && sp == SP_GLOBAL && tot == 4) {
@@ -2039,17 +1993,20 @@ static int blk_init(blk *B, launch *L, int worker) {
     B->k = k;
     B->cfg = cfg;
     B->env = L->env;
+    B->mv.gc = B->gcw;
+    B->mv.cfg = cfg;
+    B->mv.env = L->env;
     B->worker = worker;
     B->nthreads = cfg->block[0] * cfg->block[1] * cfg->block[2];
     B->nwarps = (B->nthreads + 31) / 32;
     size_t nslots = (size_t)(k->nslots > 0 ? k->nslots : 1);
     B->R = calloc((size_t)B->nwarps * nslots * 32, sizeof(uint64_t));
     B->w = calloc(B->nwarps, sizeof(warp_st));
-    B->smem_size = k->shared_static + cfg->dynamic_shared_bytes;
-    B->smem = calloc(B->smem_size ? B->smem_size : 1, 1);
-    B->lsize = k->local_bytes;
-    B->lmem = calloc((size_t)B->nthreads * (B->lsize ? B->lsize : 1), 1);
-    if (!B->R || !B->w || !B->smem || !B->lmem) return -1;
+    B->mv.smem_size = k->shared_static + cfg->dynamic_shared_bytes;
+    B->mv.smem = calloc(B->mv.smem_size ? B->mv.smem_size : 1, 1);
+    B->mv.lsize = k->local_bytes;
+    B->mv.lmem = calloc((size_t)B->nthreads * (B->mv.lsize ? B->mv.lsize : 1), 1);
+    if (!B->R || !B->w || !B->mv.smem || !B->mv.lmem) return -1;
     if (L->jit) {
         B->J.k = k;
         B->J.cfg = cfg;
@@ -2057,12 +2014,12 @@ static int blk_init(blk *B, launch *L, int worker) {
         B->J.nthreads = B->nthreads;
         B->J.nwarps = B->nwarps;
         B->J.R = B->R;
-        B->J.lmem = B->lmem;
-        B->J.lsize = B->lsize;
+        B->J.lmem = B->mv.lmem;
+        B->J.lsize = B->mv.lsize;
         B->J.err = &L->err;
         B->J.owner = B;
         B->J.fail = jit_fail;
-        ptx_jit_blk_setup(&B->J, B->smem, B->smem_size, worker, L->coop_ws);
+        ptx_jit_blk_setup(&B->J, B->mv.smem, B->mv.smem_size, worker, L->coop_ws);
     }
     for (unsigned w = 0; w < B->nwarps; w++) {
         B->w[w].R = B->R + (size_t)w * nslots * 32;
@@ -2078,8 +2035,8 @@ static void blk_free(blk *B) {
     ptx_jit_blk_free(&B->J);
     free(B->R);
     free(B->w);
-    free(B->smem);
-    free(B->lmem);
+    free(B->mv.smem);
+    free(B->mv.lmem);
 }
 
 static int run_block(blk *B, uint64_t bid) {

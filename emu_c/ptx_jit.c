@@ -7,7 +7,8 @@
  *
  * Compiles run on one background thread: a kernel's first launch queues it and runs on the interpreter,
  * as do its launches until the code is ready; the next launch after that runs compiled code. So a
- * compile never stalls a program (TF_EMU_JIT_SYNC=1 waits instead, for tests and benchmarks). At exit
+ * compile never stalls a program (TF_EMU_JIT_SYNC=1 waits instead, for tests and benchmarks); the
+ * thread runs at nice 19, on CPU the program leaves idle. At exit
  * the queue is dropped and only a compile already running is waited for (LLVM must not be torn down
  * under it).
  */
@@ -18,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -259,6 +262,10 @@ done:
 
 static void *compile_thread(void *arg) {
     (void)arg;
+    /* nice 19 (Linux: per thread): a compile takes only CPU the program's own threads leave idle, so
+     * the interpreter that runs meanwhile is not slowed down by it */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) && g_trace)
+        fprintf(stderr, "tf-emu: jit: could not lower the compile thread's priority\n");
     pthread_mutex_lock(&g_mu);
     for (;;) {
         while (!g_quit && (g_hold || !g_queue)) pthread_cond_wait(&g_cv, &g_mu);
@@ -437,6 +444,13 @@ void ptx_jit_blk_setup(ptx_jit_blk *J, uint8_t *smem, uint64_t smem_size, int wo
     J->f[JF_ENVREG2] = coop_ws & 0xffffffffu;
     J->f[JF_DYN_SMEM] = cfg->dynamic_shared_bytes;
     J->f[JF_TOTAL_SMEM] = smem_size;
+    J->mv.gc = &J->f[JF_GC0_LO];
+    J->mv.smem = smem;
+    J->mv.smem_size = smem_size;
+    J->mv.lmem = J->lmem;
+    J->mv.lsize = J->lsize;
+    J->mv.cfg = cfg;
+    J->mv.env = J->env;
 }
 
 void ptx_jit_blk_free(ptx_jit_blk *J) {
@@ -532,51 +546,6 @@ int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
 }
 
 /* ------------------------------------------------------------------ runtime helpers */
-/* as the interpreter's gslow: validate, then learn the whole allocation (grow, then bisect) */
-static uint8_t *gslow(ptx_jit_blk *J, uint64_t a, uint64_t n) {
-    if (a >= PTX_SHARED_BASE || n == 0 || a + n < a) return NULL;
-    const ptx_env *env = J->env;
-    if (!env->check_global || !env->check_global(env->ctx, a, n)) return NULL;
-    uint64_t lo = a, hi = a + n, step = 64;
-    while (hi + step < PTX_SHARED_BASE && env->check_global(env->ctx, lo, hi + step - lo)) { hi += step; step <<= 1; }
-    while (step > 1) { step >>= 1; if (hi + step < PTX_SHARED_BASE && env->check_global(env->ctx, lo, hi + step - lo)) hi += step; }
-    step = 64;
-    while (lo >= step && env->check_global(env->ctx, lo - step, hi - (lo - step))) { lo -= step; step <<= 1; }
-    while (step > 1) { step >>= 1; if (lo >= step && env->check_global(env->ctx, lo - step, hi - (lo - step))) lo -= step; }
-    memmove(&J->f[JF_GC1_LO], &J->f[JF_GC0_LO], 6 * sizeof(uint64_t));
-    J->f[JF_GC0_LO] = lo;
-    J->f[JF_GC0_HI] = hi;
-    return (uint8_t *)(uintptr_t)a;
-}
-
-static uint8_t *gaddr(ptx_jit_blk *J, uint64_t a, uint64_t n) {
-    for (int i = 0; i < 4; i++)
-        if (a >= J->f[JF_GC0_LO + 2 * i] && a + n <= J->f[JF_GC0_HI + 2 * i] && a + n >= a) return (uint8_t *)(uintptr_t)a;
-    return gslow(J, a, n);
-}
-
-static uint8_t *resolve(ptx_jit_blk *J, unsigned tid, int space, uint64_t a, uint64_t n) {
-    const uint64_t ssz = J->f[JF_SMEM_SIZE];
-    switch (space) {
-    case SP_GLOBAL:
-    case SP_CONST:
-        return gaddr(J, a, n);
-    case SP_SHARED:
-        return (a <= ssz && n <= ssz - a) ? (uint8_t *)(uintptr_t)J->f[JF_SMEM] + a : NULL;
-    case SP_LOCAL:
-        return (a <= J->lsize && n <= J->lsize - a) ? J->lmem + (size_t)tid * J->lsize + a : NULL;
-    case SP_KPARAM:
-        return (a <= J->cfg->param_buffer_size && n <= J->cfg->param_buffer_size - a)
-                   ? (uint8_t *)(uintptr_t)J->cfg->param_buffer + a : NULL;
-    default:
-        if (a < PTX_SHARED_BASE) return gaddr(J, a, n);
-        if (a < PTX_SHARED_BASE + PTX_WIN_SIZE) return resolve(J, tid, SP_SHARED, a - PTX_SHARED_BASE, n);
-        if (a >= PTX_LOCAL_BASE && a < PTX_LOCAL_BASE + PTX_WIN_SIZE) return resolve(J, tid, SP_LOCAL, a - PTX_LOCAL_BASE, n);
-        if (a >= PTX_PARAM_BASE && a < PTX_PARAM_BASE + PTX_WIN_SIZE) return resolve(J, tid, SP_KPARAM, a - PTX_PARAM_BASE, n);
-        return NULL;
-    }
-}
-
 /* the interpreter's fault() message, word for word */
 static void fault(ptx_jit_blk *J, const ptx_ins *in, unsigned tid, uint64_t a, uint64_t n, int misaligned) {
     static const char *sn[] = {"generic", "global", "shared", "local", "const", "param"};
@@ -599,7 +568,7 @@ int ptx_jit_xlate(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t
         if (!((mask >> l) & 1)) continue;
         const unsigned tid = J->cur_warp * 32 + l;
         uint64_t a = addr[l];
-        uint8_t *p = resolve(J, tid, in->space, a, tot);
+        uint8_t *p = ptx_mem_resolve(&J->mv, tid, in->space, a, tot);
         if (!p || (a & (tot - 1))) { fault(J, in, tid, a, tot, p != NULL); return -1; }
         ptrs[l] = (uint64_t)(uintptr_t)p;
     }
@@ -614,7 +583,7 @@ int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uin
         const unsigned l = (unsigned)__builtin_ctz(m);
         const unsigned tid = J->cur_warp * 32 + l;
         uint64_t a = addr[l];
-        uint8_t *p = resolve(J, tid, in->space, a, (uint64_t)es);
+        uint8_t *p = ptx_mem_resolve(&J->mv, tid, in->space, a, (uint64_t)es);
         if (!p || (a & (uint64_t)(es - 1))) { fault(J, in, tid, a, (uint64_t)es, p != NULL); return -1; }
         uint64_t old = ptx_atom_do(p, es, in->sub, in->t, b[l], c[l]);
         int sg = in->t == T_S8 || in->t == T_S16 || in->t == T_S32 || in->t == T_S64;

@@ -22,6 +22,7 @@
 
 #include <stdint.h>
 #include "ptx_internal.h"
+#include "ptx_mem.h"
 
 #define PTX_JIT_PC_EXITED 0x7fffffff
 #define PTX_JIT_PC_ATBAR  0x40000000
@@ -54,6 +55,9 @@ typedef struct ptx_jit_blk {
     int *err;           /* the launch's error word: stop early when set */
     void *owner;
     void (*fail)(void *owner, int code, const char *msg);
+    /* set by ptx_jit_blk_setup: the memory the runtime helpers resolve addresses in (ptx_mem.h; its
+     * global-allocation cache is f[JF_GC0_LO..JF_GC3_HI], which generated code checks inline) */
+    ptx_memview mv;
     /* the runner's own (allocated on first use, freed by ptx_jit_blk_free) */
     int32_t *pcs;
     int8_t *state;
