@@ -40,7 +40,8 @@ typedef struct centry {
     size_t keylen;
     struct centry *next;
     ptx_jit_fn f;       /* valid once state is CE_READY */
-    int state;          /* CE_*, under g_mu; CE_READY is also published with release for ptx_jit_get */
+    int state;          /* CE_*, written under g_mu with atomic stores (CE_READY/FAILED with release),
+                         * read without it by ptx_jit_get's fast path */
     int from_disk;
     double compile_ms;
 } centry;
@@ -273,7 +274,7 @@ static void *compile_thread(void *arg) {
         job *j = g_queue;
         g_queue = j->next;
         if (!g_queue) g_qtail = &g_queue;
-        j->ce->state = CE_COMPILING;
+        __atomic_store_n(&j->ce->state, CE_COMPILING, __ATOMIC_RELAXED);
         g_compiling = j->k;
         pthread_mutex_unlock(&g_mu);
         make_code(j->ce, j->k);
@@ -293,7 +294,7 @@ static void at_exit(void) {
     while (g_queue) {
         job *j = g_queue;
         g_queue = j->next;
-        j->ce->state = CE_IDLE;
+        __atomic_store_n(&j->ce->state, CE_IDLE, __ATOMIC_RELAXED);
         free(j);
     }
     g_qtail = &g_queue;
@@ -326,7 +327,7 @@ static int enqueue(centry *ce, const ptx_kernel *k) {
     j->k = k;
     *g_qtail = j;
     g_qtail = &j->next;
-    ce->state = CE_QUEUED;
+    __atomic_store_n(&ce->state, CE_QUEUED, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&g_cv);
     if (g_trace && !g_sync)
         fprintf(stderr, "tf-emu: jit: kernel %s queued for the compile thread; it runs on the interpreter until its code is ready\n", k->name);
@@ -351,7 +352,7 @@ static centry *entry_of(const ptx_kernel *k) {
         ce->hash = h;
         ce->key = b.p;
         ce->keylen = b.n;
-        ce->state = CE_IDLE;
+        __atomic_store_n(&ce->state, CE_IDLE, __ATOMIC_RELAXED);
         ce->next = g_cache;
         g_cache = ce;
     }
@@ -398,7 +399,7 @@ void ptx_jit_forget(const ptx_kernel *k) {
         job *j = *pp;
         if (j->k != k) { pp = &j->next; continue; }
         *pp = j->next;
-        if (j->ce->state == CE_QUEUED) j->ce->state = CE_IDLE; /* another kernel with this program queues it again */
+        if (j->ce->state == CE_QUEUED) __atomic_store_n(&j->ce->state, CE_IDLE, __ATOMIC_RELAXED); /* another kernel with this program queues it again */
         free(j);
     }
     g_qtail = &g_queue;
