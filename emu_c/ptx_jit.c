@@ -7,8 +7,9 @@
  *
  * Compiles run on one background thread: a kernel's first launch queues it and runs on the interpreter,
  * as do its launches until the code is ready; the next launch after that runs compiled code. So a
- * compile never stalls a program (TF_EMU_JIT_SYNC=1 waits instead, for tests and benchmarks); the
- * thread runs at nice 19, on CPU the program leaves idle (at the normal priority with SYNC). At exit
+ * compile never stalls a program (TF_EMU_JIT_SYNC=1 waits instead, for tests and benchmarks). The
+ * thread keeps the normal priority: niced, it would starve on a loaded machine, and the exit below
+ * waits for it (an unprivileged thread cannot raise its priority back). At exit
  * the queue is dropped and only a compile already running is waited for (LLVM must not be torn down
  * under it).
  */
@@ -19,8 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -263,11 +262,6 @@ done:
 
 static void *compile_thread(void *arg) {
     (void)arg;
-    /* nice 19 (Linux: per thread): a compile takes only CPU the program's own threads leave idle, so
-     * the interpreter that runs meanwhile is not slowed down by it. Not with TF_EMU_JIT_SYNC, where the
-     * launch waits for the compile (on a loaded machine a niced compile waits minutes for a CPU). */
-    if (!g_sync && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) && g_trace)
-        fprintf(stderr, "tf-emu: jit: could not lower the compile thread's priority\n");
     pthread_mutex_lock(&g_mu);
     for (;;) {
         while (!g_quit && (g_hold || !g_queue)) pthread_cond_wait(&g_cv, &g_mu);
