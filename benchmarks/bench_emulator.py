@@ -18,6 +18,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,18 +35,19 @@ def kv_line(line: str) -> dict:
     return {"name": parts[0], **dict(p.split("=", 1) for p in parts[1:])}
 
 
-def engine(workers: int, eng: str = "interp", repeats: int = 3) -> dict:
+def engine(workers: int, eng: str = "interp", repeats: int = 3, cache: str = "off") -> dict:
+    """Best of repeats of `ptx_test --bench`; cache: TF_EMU_JIT_CACHE (off: every run compiles)."""
     exe = build_ptx_test("-O2", sanitize=False, jit=True)
     ptx = REPO / "emu_c" / "tests" / "ptx_kernels.ptx"
     best: dict = {}
     for _ in range(repeats):
         out = subprocess.run([exe, str(ptx), "--bench", str(workers)], capture_output=True, check=True, text=True,
-                             env={**os.environ, "TF_EMU_ENGINE": eng}).stdout
+                             env={**os.environ, "TF_EMU_ENGINE": eng, "TF_EMU_JIT_CACHE": cache}).stdout
         for line in out.splitlines():
             d = kv_line(line)
             name = d["name"]
             if name == "jit_compile":
-                score = -float(d["matmul_ms"])
+                score = -float(d["matmul_ms"])  # the fastest compile (not a cache hit: engine() passes cache)
             elif name in ("spin_native", "spin_thread_loop"):
                 score = float(d["gflops"])
             else:
@@ -55,13 +57,16 @@ def engine(workers: int, eng: str = "interp", repeats: int = 3) -> dict:
     return {k: v[1] for k, v in best.items()}
 
 
-def program(mode: str, arg: int, threads: int, eng: str = "interp", repeats: int = 3) -> dict:
+def program(mode: str, arg: int, threads: int, eng: str = "interp", repeats: int = 3, **env) -> dict:
+    """Best of repeats of the program; "wall" is the whole process (start to exit) in seconds."""
     exe = build_cuda("ptx_e2e")
     best = None
     for _ in range(repeats):
-        p = subprocess.run([str(exe), mode, str(arg)], env=emu_env(TF_EMU_THREADS=threads, TF_EMU_ENGINE=eng), capture_output=True,
-                           check=True, timeout=300)
+        t0 = time.perf_counter()
+        p = subprocess.run([str(exe), mode, str(arg)], env=emu_env(TF_EMU_THREADS=threads, TF_EMU_ENGINE=eng, **env),
+                           capture_output=True, check=True, timeout=300)
         kv = parse_kv(p.stdout)
+        kv["wall"] = time.perf_counter() - t0
         assert kv["sync"] == "cudaSuccess", p.stderr.decode()
         if best is None or (mode == "spin" and float(kv["seconds"]) < float(best["seconds"])) or \
                 (mode == "empty" and float(kv["launches_per_s"]) > float(best["launches_per_s"])):
@@ -69,9 +74,21 @@ def program(mode: str, arg: int, threads: int, eng: str = "interp", repeats: int
     return best
 
 
+def jit_disk_cache() -> None:
+    """The JIT's compile time per kernel against loading the same kernel from the disk cache: one run
+    fills an empty cache, the next loads from it."""
+    with tempfile.TemporaryDirectory() as d:
+        cold = engine(1, "jit", repeats=1, cache=d)["jit_compile"]
+        warm = engine(1, "jit", repeats=1, cache=d)["jit_compile"]
+    assert cold["spin_from_disk"] == "0" and warm["spin_from_disk"] == "1" and warm["matmul_from_disk"] == "1"
+    print(f"engine  jit disk cache: spin compile {float(cold['spin_ms']):.0f} ms -> load {float(warm['spin_ms']):.1f} ms; "
+          f"matmul compile {float(cold['matmul_ms']):.0f} ms -> load {float(warm['matmul_ms']):.1f} ms")
+
+
 def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.processor() or platform.machine()} "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    jit_disk_cache()
     spin_iters = 2000
     base: dict = {}
     for eng, w in (("interp", 1), ("jit", 1), ("interp", 2), ("jit", 2)):
@@ -98,7 +115,13 @@ def main() -> None:
         pe = program("empty", 5000, w, eng)
         secs = float(ps["seconds"])
         print(f"program {eng} TF_EMU_THREADS={w} spin ({int(ps['threads'])} threads x {spin_iters} iters): {secs * 1e3:.1f} ms "
-              f"= {warp_instr / secs / 1e6:.1f} M warp-instr/s; empty launches: {float(pe['launches_per_s']) / 1e3:.0f} k/s")
+              f"= {warp_instr / secs / 1e6:.1f} M warp-instr/s (process {ps['wall']:.2f} s); "
+              f"empty launches: {float(pe['launches_per_s']) / 1e3:.0f} k/s")
+        if eng == "jit":
+            # a first run: no disk cache, the kernel compiles in the background while the interpreter runs it
+            pc = program("spin", spin_iters, w, eng, repeats=1, TF_EMU_JIT_CACHE="off")
+            print(f"program {eng} TF_EMU_THREADS={w} spin, cold (no disk cache, background compile): "
+                  f"{float(pc['seconds']) * 1e3:.1f} ms, process {pc['wall']:.2f} s")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@
 #include "ptx_internal.h"
 #include "ptx_texture.h"
 #include "ptx_jit.h"
+#include "ptx_mem.h"
 
 #define FULL 0xffffffffu
 #define YIELD_BACK_BRANCHES 4096
@@ -47,10 +48,6 @@ typedef struct warp_st {
 
 typedef struct launch launch;
 
-typedef struct gcache {
-    uint64_t lo, hi;
-} gcache;
-
 typedef struct blk {
     launch *L;
     const ptx_kernel *k;
@@ -61,11 +58,8 @@ typedef struct blk {
     unsigned bid[3];
     uint64_t *R;
     warp_st *w;
-    uint8_t *smem;
-    size_t smem_size;
-    uint8_t *lmem;
-    size_t lsize;
-    gcache gc[4];
+    ptx_memview mv;      /* shared/local memory, the global-allocation cache (ptx_mem.h) */
+    uint64_t gcw[8];     /* mv.gc */
     uint64_t icount;
     uint64_t writes;           /* st/atom/red executed: a warp slice that wrote nothing is spinning */
     int yield_backs;           /* back branches a warp runs before returning to the block runner */
@@ -398,62 +392,12 @@ static int compare(const ptx_ins *in, uint64_t a, uint64_t b) {
 }
 
 /* ------------------------------------------------------------------ memory */
-/* Cache miss: validate the access, then learn the whole allocation around it (the contract only
- * offers a yes/no check, so grow [lo, hi) exponentially and refine by bisection: ~2 log2(size)
- * calls once per allocation per block runner instead of one call per lane access). */
-static uint8_t *gslow(blk *B, uint64_t a, uint64_t n) {
-    if (a >= PTX_SHARED_BASE || n == 0 || a + n < a) return NULL;
-    const ptx_env *env = B->env;
-    if (!env->check_global || !env->check_global(env->ctx, a, n)) return NULL;
-    uint64_t lo = a, hi = a + n, step = 64;
-    while (hi + step < PTX_SHARED_BASE && env->check_global(env->ctx, lo, hi + step - lo)) { hi += step; step <<= 1; }
-    while (step > 1) { step >>= 1; if (hi + step < PTX_SHARED_BASE && env->check_global(env->ctx, lo, hi + step - lo)) hi += step; }
-    step = 64;
-    while (lo >= step && env->check_global(env->ctx, lo - step, hi - (lo - step))) { lo -= step; step <<= 1; }
-    while (step > 1) { step >>= 1; if (lo >= step && env->check_global(env->ctx, lo - step, hi - (lo - step))) lo -= step; }
-    memmove(&B->gc[1], &B->gc[0], 3 * sizeof(gcache));
-    B->gc[0].lo = lo;
-    B->gc[0].hi = hi;
-    return (uint8_t *)(uintptr_t)a;
-}
-
-static inline uint8_t *gaddr(blk *B, uint64_t a, uint64_t n) {
-    for (int i = 0; i < 4; i++)
-        if (a >= B->gc[i].lo && a + n <= B->gc[i].hi && a + n >= a) return (uint8_t *)(uintptr_t)a;
-    return gslow(B, a, n);
-}
-
-static inline uint8_t *smem_at(blk *B, uint64_t a, uint64_t n) {
-    return (a <= B->smem_size && n <= B->smem_size - a) ? B->smem + a : NULL;
-}
-static inline uint8_t *lmem_at(blk *B, unsigned tid, uint64_t a, uint64_t n) {
-    return (a <= B->lsize && n <= B->lsize - a) ? B->lmem + (size_t)tid * B->lsize + a : NULL;
-}
-static inline uint8_t *kparam_at(blk *B, uint64_t a, uint64_t n) {
-    return (a <= B->cfg->param_buffer_size && n <= B->cfg->param_buffer_size - a)
-               ? (uint8_t *)(uintptr_t)B->cfg->param_buffer + a : NULL;
-}
+static inline uint8_t *gaddr(blk *B, uint64_t a, uint64_t n) { return ptx_mem_global(&B->mv, a, n); }
 
 /* Host address of n bytes at a in a state space, NULL when outside it (not recursive, so it inlines into the
  * load/store loops). */
 static inline uint8_t *resolve(blk *B, unsigned tid, int space, uint64_t a, uint64_t n) {
-    switch (space) {
-    case SP_GLOBAL:
-    case SP_CONST:
-        return gaddr(B, a, n);
-    case SP_SHARED:
-        return smem_at(B, a, n);
-    case SP_LOCAL:
-        return lmem_at(B, tid, a, n);
-    case SP_KPARAM:
-        return kparam_at(B, a, n);
-    default:
-        if (a < PTX_SHARED_BASE) return gaddr(B, a, n);
-        if (a < PTX_SHARED_BASE + PTX_WIN_SIZE) return smem_at(B, a - PTX_SHARED_BASE, n);
-        if (a >= PTX_LOCAL_BASE && a < PTX_LOCAL_BASE + PTX_WIN_SIZE) return lmem_at(B, tid, a - PTX_LOCAL_BASE, n);
-        if (a >= PTX_PARAM_BASE && a < PTX_PARAM_BASE + PTX_WIN_SIZE) return kparam_at(B, a - PTX_PARAM_BASE, n);
-        return NULL;
-    }
+    return ptx_mem_resolve(&B->mv, tid, space, a, n);
 }
 
 static const char *space_name(int sp) {
@@ -753,7 +697,7 @@ static uint64_t sreg_value(const blk *B, int sr, unsigned w, unsigned l) {
     case SR_ENVREG1: return B->L->coop_ws >> 32;
     case SR_ENVREG2: return B->L->coop_ws & 0xffffffffu;
     case SR_DYN_SMEM: return cfg->dynamic_shared_bytes;
-    case SR_TOTAL_SMEM: return B->smem_size;
+    case SR_TOTAL_SMEM: return B->mv.smem_size;
     case SR_CLOCK: return (uint32_t)now_ns(CLOCK_MONOTONIC);
     case SR_CLOCK_HI: return (uint32_t)(now_ns(CLOCK_MONOTONIC) >> 32);
     case SR_CLOCK64: return now_ns(CLOCK_MONOTONIC);
@@ -1631,9 +1575,9 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             const int sp = in->space, et = in->t, nv = in->vec;
             const unsigned es = in->esize, tot = es * (unsigned)nv;
             const int64_t off = in->imm;
-            if (nv == 1 && sp == SP_SHARED && B->smem_size >= tot) {
-                const uint64_t lim = B->smem_size - tot;
-                const uint8_t *sm = B->smem;
+            if (nv == 1 && sp == SP_SHARED && B->mv.smem_size >= tot) {
+                const uint64_t lim = B->mv.smem_size - tot;
+                const uint8_t *sm = B->mv.smem;
                 if (tot == 4 && (et == T_U32 || et == T_F32))
                     LOOP(uint64_t a = S(ia) + (uint64_t)off; if (a > lim || (a & 3)) { fault(B, in, tid0 + (unsigned)l, a, tot, a <= lim); ret = -1; goto out; }
                          uint32_t v; memcpy(&v, sm + a, 4); S(in->v[0]) = v);
@@ -1660,9 +1604,9 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             const int sp = in->space, nv = in->vec;
             const unsigned es = in->esize, tot = es * (unsigned)nv;
             const int64_t off = in->imm;
-            if (nv == 1 && sp == SP_SHARED && tot == 4 && B->smem_size >= 4) {
-                const uint64_t lim = B->smem_size - 4;
-                uint8_t *sm = B->smem;
+            if (nv == 1 && sp == SP_SHARED && tot == 4 && B->mv.smem_size >= 4) {
+                const uint64_t lim = B->mv.smem_size - 4;
+                uint8_t *sm = B->mv.smem;
                 LOOP(uint64_t a = S(ia) + (uint64_t)off; if (a > lim || (a & 3)) { fault(B, in, tid0 + (unsigned)l, a, tot, a <= lim); ret = -1; goto out; }
                      uint32_t v = (uint32_t)S(in->v[0]); memcpy(sm + a, &v, 4));
             } else if (nv == 1 && sp == SP_GLOBAL && tot == 4) {
@@ -2165,6 +2109,9 @@ static int blk_init(blk *B, launch *L, int worker) {
     B->k = k;
     B->cfg = cfg;
     B->env = L->env;
+    B->mv.gc = B->gcw;
+    B->mv.cfg = cfg;
+    B->mv.env = L->env;
     B->worker = worker;
     B->yield_backs = YIELD_BACK_BRANCHES;
     B->nthreads = cfg->block[0] * cfg->block[1] * cfg->block[2];
@@ -2172,11 +2119,11 @@ static int blk_init(blk *B, launch *L, int worker) {
     size_t nslots = (size_t)(k->nslots > 0 ? k->nslots : 1);
     B->R = cache_take(0, (size_t)B->nwarps * nslots * 32 * sizeof(uint64_t), 0);
     B->w = cache_take(1, B->nwarps * sizeof(warp_st), 1);
-    B->smem_size = k->shared_static + cfg->dynamic_shared_bytes;
-    B->smem = cache_take(2, B->smem_size ? B->smem_size : 1, 1);
-    B->lsize = k->local_bytes;
-    B->lmem = cache_take(3, (size_t)B->nthreads * (B->lsize ? B->lsize : 1), 1);
-    if (!B->R || !B->w || !B->smem || !B->lmem) return -1;
+    B->mv.smem_size = k->shared_static + cfg->dynamic_shared_bytes;
+    B->mv.smem = cache_take(2, B->mv.smem_size ? B->mv.smem_size : 1, 1);
+    B->mv.lsize = k->local_bytes;
+    B->mv.lmem = cache_take(3, (size_t)B->nthreads * (B->mv.lsize ? B->mv.lsize : 1), 1);
+    if (!B->R || !B->w || !B->mv.smem || !B->mv.lmem) return -1;
     if (L->jit) {
         B->J.k = k;
         B->J.cfg = cfg;
@@ -2184,12 +2131,12 @@ static int blk_init(blk *B, launch *L, int worker) {
         B->J.nthreads = B->nthreads;
         B->J.nwarps = B->nwarps;
         B->J.R = B->R;
-        B->J.lmem = B->lmem;
-        B->J.lsize = B->lsize;
+        B->J.lmem = B->mv.lmem;
+        B->J.lsize = B->mv.lsize;
         B->J.err = &L->err;
         B->J.owner = B;
         B->J.fail = jit_fail;
-        ptx_jit_blk_setup(&B->J, B->smem, B->smem_size, worker, L->coop_ws);
+        ptx_jit_blk_setup(&B->J, B->mv.smem, B->mv.smem_size, worker, L->coop_ws);
     }
     for (unsigned w = 0; w < B->nwarps; w++) {
         B->w[w].R = B->R + (size_t)w * nslots * 32;

@@ -1,9 +1,19 @@
-/* ptx_jit.c - the PTX JIT's driver side: engine choice (TF_EMU_ENGINE=interp|jit), the compile cache
- * (in memory, keyed by a hash of the decoded kernel), LLVM ORC (LLJIT through the C API, code for the
- * host CPU), the block runner that ptx_exec.c calls instead of its interpreter loop, and the runtime
- * helpers generated code calls (slow memory paths, atomics, clocks). IR generation: ptx_jit_ir.c.
- * Contract: ptx_jit.h. Built without LLVM (no llvm-config-14), every kernel runs on the interpreter.
+/* ptx_jit.c - the PTX JIT's driver side, in libcuda.so.1 (no LLVM here): engine choice
+ * (TF_EMU_ENGINE=interp|jit), the in-memory cache (keyed by the decoded program), the compile thread,
+ * loading the LLVM plugin (libtf-emu-jit.so: ptx_jit_llvm.c + ptx_jit_ir.c, dlopened at the first
+ * compile so processes that never compile never load libLLVM), the disk cache's use (ptx_jit_cache.c),
+ * the block runner that ptx_exec.c calls instead of its interpreter loop, and the runtime helpers
+ * generated code calls (slow memory paths, atomics, clocks). Contract: ptx_jit.h.
+ *
+ * Compiles run on one background thread: a kernel's first launch queues it and runs on the interpreter,
+ * as do its launches until the code is ready; the next launch after that runs compiled code. So a
+ * compile never stalls a program (TF_EMU_JIT_SYNC=1 waits instead, for tests and benchmarks). The
+ * thread keeps the normal priority: niced, it would starve on a loaded machine, and the exit below
+ * waits for it (an unprivileged thread cannot raise its priority back). At exit
+ * the queue is dropped and only a compile already running is waited for (LLVM must not be torn down
+ * under it).
  */
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -11,20 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ptx_jit.h"
-
-#ifdef TF_EMU_HAVE_LLVM
-#include <llvm-c/Analysis.h>
-#include <llvm-c/Core.h>
-#include <llvm-c/Error.h>
-#include <llvm-c/LLJIT.h>
-#include <llvm-c/Orc.h>
-#include <llvm-c/Support.h>
-#include <llvm-c/Target.h>
-#include <llvm-c/TargetMachine.h>
-#include <llvm-c/Transforms/PassManagerBuilder.h>
-#endif
 
 typedef int32_t (*kern_fn)(ptx_jit_blk *J, uint64_t *R, int32_t *pcs, int32_t warp, int32_t mode);
 
@@ -32,17 +31,34 @@ struct ptx_jit_fn {
     kern_fn fn;
 };
 
+enum { CE_IDLE, CE_QUEUED, CE_COMPILING, CE_READY, CE_FAILED };
+
 typedef struct centry {
     uint64_t hash;
+    uint8_t *key;       /* the serialised program (what the code depends on) */
+    size_t keylen;
     struct centry *next;
-    ptx_jit_fn f;       /* f.fn NULL: the interpreter runs this kernel */
+    ptx_jit_fn f;       /* valid once state is CE_READY */
+    int state;          /* CE_*, written under g_mu with atomic stores (CE_READY/FAILED with release),
+                         * read without it by ptx_jit_get's fast path */
+    int from_disk;
     double compile_ms;
 } centry;
 
+typedef struct job {
+    centry *ce;
+    const ptx_kernel *k;
+    struct job *next;
+} job;
+
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER; /* queue, states, hold and quit changed */
 static centry *g_cache;
+static job *g_queue, **g_qtail = &g_queue;
+static const ptx_kernel *g_compiling; /* the kernel the compile thread reads now */
+static int g_thread_started, g_hold, g_quit;
 static int g_engine = -1; /* 0 interp, 1 jit */
-static int g_trace;
+static int g_sync, g_trace;
 
 static uint64_t now_ns(clockid_t id) {
     struct timespec ts;
@@ -53,7 +69,9 @@ static uint64_t now_ns(clockid_t id) {
 static void pick_engine(void) {
     const char *e = getenv("TF_EMU_ENGINE");
     const char *tr = getenv("TF_EMU_TRACE");
+    const char *sy = getenv("TF_EMU_JIT_SYNC");
     g_trace = tr && *tr && strcmp(tr, "0");
+    g_sync = sy && *sy && strcmp(sy, "0");
     if (!e || !*e || !strcmp(e, "interp")) g_engine = 0;
     else if (!strcmp(e, "jit")) g_engine = 1;
     else {
@@ -62,183 +80,346 @@ static void pick_engine(void) {
     }
 }
 
-/* FNV-1a over the decoded program: what the generated code depends on. */
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ull; }
-    return h;
-}
-static uint64_t kernel_hash(const ptx_kernel *k) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    h = fnv(h, &k->ncode, sizeof(k->ncode));
-    h = fnv(h, &k->nslots, sizeof(k->nslots));
-    for (int i = 0; i < k->ncode; i++) {
-        const ptx_ins *in = &k->code[i];
-        uint8_t f[12] = {(uint8_t)in->op, (uint8_t)(in->op >> 8), in->t, in->t2, in->space, in->vec, in->rm, in->sub,
-                         in->bop, in->flags, in->pneg, in->esize};
-        h = fnv(h, f, sizeof(f));
-        h = fnv(h, &in->wsync, 1);
-        int32_t r[11] = {in->pred, in->d, in->d2, in->a, in->b, in->c, in->e, in->v[0], in->v[1], in->v[2], in->v[3]};
-        h = fnv(h, r, sizeof(r));
-        h = fnv(h, &in->imm, sizeof(in->imm));
-    }
-    for (int c = 0; c < k->nconsts; c++) {
-        h = fnv(h, &k->consts[c].slot, sizeof(int32_t));
-        h = fnv(h, &k->consts[c].bits, sizeof(uint64_t));
-    }
-    for (int s = 0; s < k->nspecials; s++) {
-        h = fnv(h, &k->specials[s].slot, sizeof(int32_t));
-        h = fnv(h, &k->specials[s].sreg, sizeof(int32_t));
-    }
-    return h;
-}
-
-#ifdef TF_EMU_HAVE_LLVM
-static LLVMOrcLLJITRef g_jit;
-static int g_jit_ok = -1;
-static LLVMTargetMachineRef g_tm_opt; /* for the optimizer's cost model */
-static unsigned g_serial;
-
-static int jit_init(void) {
-    if (g_jit_ok >= 0) return g_jit_ok;
-    g_jit_ok = 0;
-    if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter()) return 0;
-    /* The generated functions are few, big basic blocks of wide vectors: LLVM's instruction schedulers
-     * spend ~40% of llc-14 -O2 time on them (matmul: 6.6 s -> 3.9 s of CPU) for no measurable gain here. */
-    const char *opts[] = {"tf-emu", "-enable-misched=false", "-post-RA-scheduler=false"};
-    LLVMParseCommandLineOptions(3, opts, NULL);
-    char *triple = LLVMGetDefaultTargetTriple();
-    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
-    LLVMTargetRef T;
-    char *err = NULL;
-    int ok = 0;
-    if (!LLVMGetTargetFromTriple(triple, &T, &err)) {
-        LLVMTargetMachineRef tm = LLVMCreateTargetMachine(T, triple, cpu, feat, LLVMCodeGenLevelAggressive, LLVMRelocDefault,
-                                                          LLVMCodeModelJITDefault);
-        g_tm_opt = LLVMCreateTargetMachine(T, triple, cpu, feat, LLVMCodeGenLevelAggressive, LLVMRelocDefault,
-                                           LLVMCodeModelJITDefault);
-        if (tm && g_tm_opt) {
-            LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
-            LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(b, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
-            LLVMErrorRef e = LLVMOrcCreateLLJIT(&g_jit, b);
-            if (e) {
-                char *m = LLVMGetErrorMessage(e);
-                fprintf(stderr, "tf-emu: LLVM JIT unavailable: %s\n", m);
-                LLVMDisposeErrorMessage(m);
-            } else {
-                ok = 1;
-            }
-        }
-    } else {
-        fprintf(stderr, "tf-emu: LLVM JIT unavailable: %s\n", err ? err : "no native target");
-        LLVMDisposeMessage(err);
-    }
-    LLVMDisposeMessage(triple);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(feat);
-    g_jit_ok = ok;
-    return ok;
-}
-
 /* Kernels longer than this run on the interpreter: LLVM's code generation for 32-lane vectors costs
  * 10-30 ms of CPU per PTX instruction on these cores, so CUB's multi-thousand-instruction sorting
  * kernels would spend minutes compiling (measured: tests/emu thrust sort + CUB scan took 3m47s on the
  * JIT, against the interpreter's seconds). */
 #define PTX_JIT_MAX_INSTRUCTIONS 400
 
-/* Compiles k; fn NULL with a reason in why when it cannot. */
-static kern_fn compile(const ptx_kernel *k, char *why, size_t whylen) {
-    if (k->ncode > PTX_JIT_MAX_INSTRUCTIONS) {
-        snprintf(why, whylen, "%d instructions, above the JIT's limit of %d (compile time)", k->ncode, PTX_JIT_MAX_INSTRUCTIONS);
-        return NULL;
+/* ------------------------------------------------------------------ keys */
+typedef struct kbuf {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} kbuf;
+
+static void kput(kbuf *b, const void *v, size_t n) {
+    if (b->oom) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->n + n) cap *= 2;
+        uint8_t *q = realloc(b->p, cap);
+        if (!q) { b->oom = 1; return; }
+        b->p = q;
+        b->cap = cap;
     }
-    if (!jit_init()) { snprintf(why, whylen, "LLVM JIT unavailable"); return NULL; }
-    char name[32];
-    snprintf(name, sizeof(name), "tfk%u", g_serial++);
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMContextRef cx = LLVMOrcThreadSafeContextGetContext(tsc);
-    LLVMModuleRef m = ptx_jit_build_ir(k, cx, name, why, whylen);
-    if (!m) { LLVMOrcDisposeThreadSafeContext(tsc); return NULL; }
-    LLVMSetTarget(m, LLVMOrcLLJITGetTripleString(g_jit));
-    LLVMSetDataLayout(m, LLVMOrcLLJITGetDataLayoutStr(g_jit));
-    char *verr = NULL;
-    if (getenv("TF_EMU_JIT_VERIFY") && LLVMVerifyModule(m, LLVMReturnStatusAction, &verr)) {
-        snprintf(why, whylen, "generated IR does not verify: %.150s", verr ? verr : "?");
-        LLVMDisposeMessage(verr);
-        LLVMDisposeModule(m);
-        LLVMOrcDisposeThreadSafeContext(tsc);
-        return NULL;
-    }
-    if (verr) LLVMDisposeMessage(verr);
-    const char *dumpraw = getenv("TF_EMU_JIT_DUMP_RAW");
-    if (dumpraw) { char fn[256]; snprintf(fn, sizeof(fn), "%s/%s.ll", dumpraw, k->name); LLVMPrintModuleToFile(m, fn, NULL); }
-    LLVMPassManagerRef pm = LLVMCreatePassManager();
-    LLVMAddAnalysisPasses(g_tm_opt, pm);
-    LLVMPassManagerBuilderRef pmb = LLVMPassManagerBuilderCreate();
-    LLVMPassManagerBuilderSetOptLevel(pmb, 2);
-    LLVMPassManagerBuilderPopulateModulePassManager(pmb, pm);
-    LLVMRunPassManager(pm, m);
-    LLVMPassManagerBuilderDispose(pmb);
-    LLVMDisposePassManager(pm);
-    if (getenv("TF_EMU_JIT_DUMP")) LLVMDumpModule(m);
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, tsc);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModule(g_jit, LLVMOrcLLJITGetMainJITDylib(g_jit), tsm);
-    LLVMOrcExecutorAddress addr = 0;
-    if (!e) e = LLVMOrcLLJITLookup(g_jit, &addr, name);
-    if (e) {
-        char *msg = LLVMGetErrorMessage(e);
-        snprintf(why, whylen, "LLVM: %.150s", msg);
-        LLVMDisposeErrorMessage(msg);
-        return NULL;
-    }
-    return (kern_fn)(uintptr_t)addr;
+    memcpy(b->p + b->n, v, n);
+    b->n += n;
 }
-#else
-static kern_fn compile(const ptx_kernel *k, char *why, size_t whylen) {
-    (void)k;
-    snprintf(why, whylen, "built without LLVM (llvm-14-dev)");
+
+/* The decoded program, field by field: everything ptx_jit_ir.c reads (not the PTX line numbers or
+ * names, which the runtime reads from the kernel itself). */
+static void serialise(kbuf *b, const ptx_kernel *k) {
+    kput(b, &k->ncode, sizeof(k->ncode));
+    kput(b, &k->nslots, sizeof(k->nslots));
+    for (int i = 0; i < k->ncode; i++) {
+        const ptx_ins *in = &k->code[i];
+        uint8_t f[13] = {(uint8_t)in->op, (uint8_t)(in->op >> 8), in->t, in->t2, in->space, in->vec, in->rm, in->sub,
+                         in->bop, in->flags, in->pneg, in->esize, in->wsync};
+        kput(b, f, sizeof(f));
+        int32_t r[11] = {in->pred, in->d, in->d2, in->a, in->b, in->c, in->e, in->v[0], in->v[1], in->v[2], in->v[3]};
+        kput(b, r, sizeof(r));
+        kput(b, &in->imm, sizeof(in->imm));
+    }
+    kput(b, &k->nconsts, sizeof(k->nconsts));
+    for (int c = 0; c < k->nconsts; c++) {
+        kput(b, &k->consts[c].slot, sizeof(int32_t));
+        kput(b, &k->consts[c].bits, sizeof(uint64_t));
+    }
+    kput(b, &k->nspecials, sizeof(k->nspecials));
+    for (int s = 0; s < k->nspecials; s++) {
+        kput(b, &k->specials[s].slot, sizeof(int32_t));
+        kput(b, &k->specials[s].sreg, sizeof(int32_t));
+    }
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ull; }
+    return h;
+}
+
+/* ------------------------------------------------------------------ the plugin */
+static const ptx_jit_plugin *g_plugin; /* compile thread only */
+static int g_plugin_state;             /* 0 not tried, 1 ready, -1 unavailable (said once) */
+
+static const ptx_jit_host g_host = {
+    .abi = PTX_JIT_PLUGIN_ABI,
+    .op_name = ptx_op_name,
+    .xlate = (void *)ptx_jit_xlate,
+    .atom = (void *)ptx_jit_atom,
+    .sreg = (void *)ptx_jit_sreg,
+};
+
+static void at_exit(void);
+
+/* Loads and starts the plugin: $TF_EMU_JIT_PLUGIN, else the file next to this library (found by its
+ * own path: a sanitizer's dlopen interceptor hides the caller's RUNPATH), else by name through the
+ * RUNPATH ($ORIGIN; unit-test binaries: $ORIGIN/..) and the usual search. */
+static int plugin_up(void) {
+    if (g_plugin_state) return g_plugin_state > 0;
+    g_plugin_state = -1;
+    const char *env = getenv("TF_EMU_JIT_PLUGIN");
+    void *h = NULL;
+    if (env && *env) {
+        h = dlopen(env, RTLD_NOW | RTLD_LOCAL);
+    } else {
+        Dl_info di;
+        char path[4096];
+        const char *slash;
+        if (dladdr((void *)plugin_up, &di) && di.dli_fname && (slash = strrchr(di.dli_fname, '/')) &&
+            snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - di.dli_fname), di.dli_fname, PTX_JIT_PLUGIN_FILE) <
+                (int)sizeof(path) &&
+            access(path, F_OK) == 0)
+            h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        else
+            h = dlopen(PTX_JIT_PLUGIN_FILE, RTLD_NOW | RTLD_LOCAL);
+    }
+    if (!h) {
+        fprintf(stderr, "tf-emu: jit: cannot load the JIT plugin (%s); kernels run on the interpreter\n", dlerror());
+        return 0;
+    }
+    ptx_jit_plugin_entry_fn entry = (ptx_jit_plugin_entry_fn)dlsym(h, PTX_JIT_PLUGIN_ENTRY);
+    const ptx_jit_plugin *p = entry ? entry() : NULL;
+    char why[256] = "";
+    if (!p || p->abi != PTX_JIT_PLUGIN_ABI) {
+        fprintf(stderr, "tf-emu: jit: %s is not this library's JIT plugin; kernels run on the interpreter\n", PTX_JIT_PLUGIN_FILE);
+        return 0;
+    }
+    /* after LLVM's own constructors ran: at_exit then runs before LLVM's destructors */
+    atexit(at_exit);
+    if (p->init(&g_host, why, sizeof(why))) {
+        fprintf(stderr, "tf-emu: jit: %s; kernels run on the interpreter\n", why);
+        return 0;
+    }
+    g_plugin = p;
+    g_plugin_state = 1;
+    return 1;
+}
+
+/* Makes k's code (compile thread, without g_mu): from the disk cache when an entry matches, else
+ * compiled and stored there. */
+static void make_code(centry *ce, const ptx_kernel *k) {
+    char why[256] = "";
+    uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+    void *fn = NULL, *obj = NULL;
+    size_t objlen = 0;
+    int from_disk = 0;
+    kbuf key = {0};
+    char name[48];
+    snprintf(name, sizeof(name), "tfk_%016" PRIx64, ce->hash);
+    if (k->ncode > PTX_JIT_MAX_INSTRUCTIONS) {
+        snprintf(why, sizeof(why), "%d instructions, above the JIT's limit of %d (compile time)", k->ncode,
+                 PTX_JIT_MAX_INSTRUCTIONS);
+        goto done;
+    }
+    if (!plugin_up()) { snprintf(why, sizeof(why), "JIT plugin unavailable"); goto done; }
+    const char *dir = ptx_jit_cache_dir();
+    if (dir) {
+        char head[1200];
+        int n = snprintf(head, sizeof(head), "tf-emu-jit generator %d\n%s\n", PTX_JIT_GENERATOR_VERSION, g_plugin->target_id());
+        kput(&key, head, (size_t)n);
+        kput(&key, ce->key, ce->keylen);
+        if (key.oom) dir = NULL;
+    }
+    if (dir && (obj = ptx_jit_cache_read(dir, key.p, key.n, &objlen))) {
+        if (!g_plugin->load(obj, objlen, name, &fn, why, sizeof(why))) {
+            from_disk = 1;
+            goto done;
+        }
+        /* a damaged entry that passed the checksum: compile afresh under another symbol (the bad
+         * object may have claimed this one) and store it */
+        if (g_trace) fprintf(stderr, "tf-emu: jit: cache entry for kernel %s refused (%s); compiling\n", k->name, why);
+        snprintf(name, sizeof(name), "tfk_%016" PRIx64 "_r", ce->hash);
+        dir = NULL;
+        fn = NULL;
+    }
+    free(obj);
+    obj = NULL;
+    if (g_plugin->compile(k, name, &obj, &objlen, why, sizeof(why)) || g_plugin->load(obj, objlen, name, &fn, why, sizeof(why))) {
+        fn = NULL;
+        goto done;
+    }
+    if (dir && ptx_jit_cache_write(dir, key.p, key.n, obj, objlen) && g_trace)
+        fprintf(stderr, "tf-emu: jit: could not store kernel %s in %s\n", k->name, dir);
+done:
+    free(obj);
+    free(key.p);
+    double ms = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
+    if (g_trace) {
+        if (fn) fprintf(stderr, "tf-emu: jit: kernel %s %s in %.1f ms (%d instructions)\n", k->name,
+                        from_disk ? "loaded from the disk cache" : "compiled", ms, k->ncode);
+        else fprintf(stderr, "tf-emu: jit: kernel %s runs on the interpreter: %s\n", k->name, why);
+    }
+    pthread_mutex_lock(&g_mu);
+    ce->compile_ms = ms;
+    ce->from_disk = from_disk;
+    ce->f.fn = (kern_fn)(uintptr_t)fn;
+    __atomic_store_n(&ce->state, fn ? CE_READY : CE_FAILED, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static void *compile_thread(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&g_mu);
+    for (;;) {
+        while (!g_quit && (g_hold || !g_queue)) pthread_cond_wait(&g_cv, &g_mu);
+        if (g_quit) break;
+        job *j = g_queue;
+        g_queue = j->next;
+        if (!g_queue) g_qtail = &g_queue;
+        __atomic_store_n(&j->ce->state, CE_COMPILING, __ATOMIC_RELAXED);
+        g_compiling = j->k;
+        pthread_mutex_unlock(&g_mu);
+        make_code(j->ce, j->k);
+        free(j);
+        pthread_mutex_lock(&g_mu);
+        g_compiling = NULL;
+        pthread_cond_broadcast(&g_cv);
+    }
+    pthread_mutex_unlock(&g_mu);
     return NULL;
 }
-#endif
+
+/* exit: drop what is queued, wait for a compile already under way (LLVM's destructors run after this) */
+static void at_exit(void) {
+    pthread_mutex_lock(&g_mu);
+    g_quit = 1;
+    while (g_queue) {
+        job *j = g_queue;
+        g_queue = j->next;
+        __atomic_store_n(&j->ce->state, CE_IDLE, __ATOMIC_RELAXED);
+        free(j);
+    }
+    g_qtail = &g_queue;
+    pthread_cond_broadcast(&g_cv);
+    while (g_compiling) pthread_cond_wait(&g_cv, &g_mu);
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* under g_mu: queue k for the compile thread, starting the thread on first use */
+static int enqueue(centry *ce, const ptx_kernel *k) {
+    if (g_quit) return -1;
+    if (!g_thread_started) {
+        pthread_t t;
+        pthread_attr_t a;
+        if (pthread_attr_init(&a)) return -1;
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        /* LLVM's code generation recurses deeply on big functions */
+        pthread_attr_setstacksize(&a, 16u << 20);
+        int r = pthread_create(&t, &a, compile_thread, NULL);
+        pthread_attr_destroy(&a);
+        if (r) {
+            fprintf(stderr, "tf-emu: jit: cannot start the compile thread; kernels run on the interpreter\n");
+            return -1;
+        }
+        g_thread_started = 1;
+    }
+    job *j = calloc(1, sizeof(*j));
+    if (!j) return -1;
+    j->ce = ce;
+    j->k = k;
+    *g_qtail = j;
+    g_qtail = &j->next;
+    __atomic_store_n(&ce->state, CE_QUEUED, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&g_cv);
+    if (g_trace && !g_sync)
+        fprintf(stderr, "tf-emu: jit: kernel %s queued for the compile thread; it runs on the interpreter until its code is ready\n", k->name);
+    return 0;
+}
+
+/* under g_mu: k's cache entry, created (CE_IDLE) on first sight */
+static centry *entry_of(const ptx_kernel *k) {
+    centry *ce = ((ptx_kernel *)k)->jit;
+    if (ce) return ce;
+    kbuf b = {0};
+    serialise(&b, k);
+    if (b.oom) { free(b.p); return NULL; }
+    uint64_t h = fnv(0xcbf29ce484222325ull, b.p, b.n);
+    for (centry *c = g_cache; c; c = c->next)
+        if (c->hash == h && c->keylen == b.n && !memcmp(c->key, b.p, b.n)) { ce = c; break; }
+    if (ce) {
+        free(b.p);
+    } else {
+        ce = calloc(1, sizeof(*ce));
+        if (!ce) { free(b.p); return NULL; }
+        ce->hash = h;
+        ce->key = b.p;
+        ce->keylen = b.n;
+        __atomic_store_n(&ce->state, CE_IDLE, __ATOMIC_RELAXED);
+        ce->next = g_cache;
+        g_cache = ce;
+    }
+    __atomic_store_n((centry **)&((ptx_kernel *)k)->jit, ce, __ATOMIC_RELEASE);
+    return ce;
+}
+
+static void engine_once(void) {
+    if (__atomic_load_n(&g_engine, __ATOMIC_ACQUIRE) >= 0) return;
+    pthread_mutex_lock(&g_mu);
+    if (g_engine < 0) pick_engine();
+    pthread_mutex_unlock(&g_mu);
+}
 
 const ptx_jit_fn *ptx_jit_get(const ptx_kernel *k, const ptx_launch_cfg *cfg) {
-    if (g_engine < 0) {
-        pthread_mutex_lock(&g_mu);
-        if (g_engine < 0) pick_engine();
-        pthread_mutex_unlock(&g_mu);
-    }
+    engine_once();
     if (g_engine != 1 || cfg->cooperative) return NULL;
     centry *ce = __atomic_load_n((centry **)&((ptx_kernel *)k)->jit, __ATOMIC_ACQUIRE);
-    if (!ce) {
-        uint64_t h = kernel_hash(k);
-        pthread_mutex_lock(&g_mu);
-        for (centry *c = g_cache; c; c = c->next) if (c->hash == h) { ce = c; break; }
-        if (!ce) {
-            ce = calloc(1, sizeof(*ce));
-            if (!ce) { pthread_mutex_unlock(&g_mu); return NULL; }
-            char why[256] = "";
-            uint64_t t0 = now_ns(CLOCK_MONOTONIC);
-            ce->f.fn = compile(k, why, sizeof(why));
-            ce->compile_ms = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
-            ce->hash = h;
-            ce->next = g_cache;
-            g_cache = ce;
-            if (g_trace) {
-                if (ce->f.fn) fprintf(stderr, "tf-emu: jit: kernel %s compiled in %.1f ms (%d instructions)\n", k->name, ce->compile_ms, k->ncode);
-                else fprintf(stderr, "tf-emu: jit: kernel %s runs on the interpreter: %s\n", k->name, why);
-            }
-        }
-        __atomic_store_n((centry **)&((ptx_kernel *)k)->jit, ce, __ATOMIC_RELEASE);
-        pthread_mutex_unlock(&g_mu);
-    }
-    return ce->f.fn ? &ce->f : NULL;
+    if (ce && __atomic_load_n(&ce->state, __ATOMIC_ACQUIRE) == CE_READY) return &ce->f;
+    if (ce && __atomic_load_n(&ce->state, __ATOMIC_ACQUIRE) == CE_FAILED) return NULL;
+    pthread_mutex_lock(&g_mu);
+    ce = entry_of(k);
+    if (ce && ce->state == CE_IDLE) enqueue(ce, k);
+    if (ce && g_sync) /* ptx_jit_hold (tests) holds the compile and these waits */
+        while ((ce->state == CE_QUEUED || ce->state == CE_COMPILING) && !g_hold) pthread_cond_wait(&g_cv, &g_mu);
+    int ready = ce && ce->state == CE_READY;
+    pthread_mutex_unlock(&g_mu);
+    return ready ? &ce->f : NULL;
 }
 
-double ptx_jit_compile_ms(const ptx_kernel *k) {
-    centry *ce = __atomic_load_n((centry **)&((ptx_kernel *)k)->jit, __ATOMIC_ACQUIRE);
-    return ce && ce->f.fn ? ce->compile_ms : -1;
+int ptx_jit_wait(const ptx_kernel *k) {
+    pthread_mutex_lock(&g_mu);
+    centry *ce = ((ptx_kernel *)k)->jit;
+    while (ce && (ce->state == CE_QUEUED || ce->state == CE_COMPILING) && !g_hold) pthread_cond_wait(&g_cv, &g_mu);
+    int ready = ce && ce->state == CE_READY;
+    pthread_mutex_unlock(&g_mu);
+    return ready;
 }
+
+void ptx_jit_forget(const ptx_kernel *k) {
+    if (!k->jit) return;
+    pthread_mutex_lock(&g_mu);
+    for (job **pp = &g_queue; *pp;) {
+        job *j = *pp;
+        if (j->k != k) { pp = &j->next; continue; }
+        *pp = j->next;
+        if (j->ce->state == CE_QUEUED) __atomic_store_n(&j->ce->state, CE_IDLE, __ATOMIC_RELAXED); /* another kernel with this program queues it again */
+        free(j);
+    }
+    g_qtail = &g_queue;
+    while (*g_qtail) g_qtail = &(*g_qtail)->next;
+    while (g_compiling == k) pthread_cond_wait(&g_cv, &g_mu);
+    pthread_mutex_unlock(&g_mu);
+}
+
+void ptx_jit_hold(int on) {
+    pthread_mutex_lock(&g_mu);
+    g_hold = on;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+double ptx_jit_compile_info(const ptx_kernel *k, int *from_disk) {
+    pthread_mutex_lock(&g_mu);
+    centry *ce = ((ptx_kernel *)k)->jit;
+    double ms = ce && ce->state == CE_READY ? ce->compile_ms : -1;
+    if (from_disk) *from_disk = ce && ce->state == CE_READY ? ce->from_disk : 0;
+    pthread_mutex_unlock(&g_mu);
+    return ms;
+}
+
+double ptx_jit_compile_ms(const ptx_kernel *k) { return ptx_jit_compile_info(k, NULL); }
 
 /* ------------------------------------------------------------------ block runner */
 void ptx_jit_blk_setup(ptx_jit_blk *J, uint8_t *smem, uint64_t smem_size, int worker, uint64_t coop_ws) {
@@ -259,6 +440,13 @@ void ptx_jit_blk_setup(ptx_jit_blk *J, uint8_t *smem, uint64_t smem_size, int wo
     J->f[JF_ENVREG2] = coop_ws & 0xffffffffu;
     J->f[JF_DYN_SMEM] = cfg->dynamic_shared_bytes;
     J->f[JF_TOTAL_SMEM] = smem_size;
+    J->mv.gc = &J->f[JF_GC0_LO];
+    J->mv.smem = smem;
+    J->mv.smem_size = smem_size;
+    J->mv.lmem = J->lmem;
+    J->mv.lsize = J->lsize;
+    J->mv.cfg = cfg;
+    J->mv.env = J->env;
 }
 
 void ptx_jit_blk_free(ptx_jit_blk *J) {
@@ -269,6 +457,44 @@ void ptx_jit_blk_free(ptx_jit_blk *J) {
 }
 
 enum { ST_DONE = -1, ST_BAR = -2 }; /* else: the mode to call the warp with */
+
+/* A special register's 32 lanes for warp w at block start (the lane-dependent ones per lane, the
+ * others once: this runs for every warp of every block). */
+static void fill_special(ptx_jit_blk *J, uint64_t *v, int sr, unsigned w) {
+    const ptx_launch_cfg *cfg = J->cfg;
+    const unsigned bx = cfg->block[0], bxy = cfg->block[0] * cfg->block[1];
+    uint64_t x;
+    switch (sr) {
+    case SR_TID_X: for (unsigned l = 0; l < 32; l++) v[l] = (w * 32 + l) % bx; return;
+    case SR_TID_Y: for (unsigned l = 0; l < 32; l++) v[l] = ((w * 32 + l) / bx) % cfg->block[1]; return;
+    case SR_TID_Z: for (unsigned l = 0; l < 32; l++) v[l] = (w * 32 + l) / bxy; return;
+    case SR_LANEID: for (unsigned l = 0; l < 32; l++) v[l] = l; return;
+    case SR_LANEMASK_EQ: for (unsigned l = 0; l < 32; l++) v[l] = 1u << l; return;
+    case SR_LANEMASK_LT: for (unsigned l = 0; l < 32; l++) v[l] = (1u << l) - 1; return;
+    case SR_LANEMASK_LE: for (unsigned l = 0; l < 32; l++) v[l] = l == 31 ? 0xffffffffu : (2u << l) - 1; return;
+    case SR_LANEMASK_GT: for (unsigned l = 0; l < 32; l++) v[l] = l == 31 ? 0 : (uint32_t)~((2u << l) - 1); return;
+    case SR_LANEMASK_GE: for (unsigned l = 0; l < 32; l++) v[l] = (uint32_t)~((1u << l) - 1); return;
+    case SR_NTID_X: x = cfg->block[0]; break;
+    case SR_NTID_Y: x = cfg->block[1]; break;
+    case SR_NTID_Z: x = cfg->block[2]; break;
+    case SR_CTAID_X: x = J->bid[0]; break;
+    case SR_CTAID_Y: x = J->bid[1]; break;
+    case SR_CTAID_Z: x = J->bid[2]; break;
+    case SR_NCTAID_X: x = cfg->grid[0]; break;
+    case SR_NCTAID_Y: x = cfg->grid[1]; break;
+    case SR_NCTAID_Z: x = cfg->grid[2]; break;
+    case SR_WARPID: x = w; break;
+    case SR_NWARPID: x = J->nwarps; break;
+    case SR_SMID: x = J->f[JF_SMID]; break;
+    case SR_NSMID: x = J->f[JF_NSMID]; break;
+    case SR_ENVREG1: x = J->f[JF_ENVREG1]; break;
+    case SR_ENVREG2: x = J->f[JF_ENVREG2]; break;
+    case SR_DYN_SMEM: x = J->f[JF_DYN_SMEM]; break;
+    case SR_TOTAL_SMEM: x = J->f[JF_TOTAL_SMEM]; break;
+    default: x = ptx_jit_sreg(J, sr); break;
+    }
+    for (unsigned l = 0; l < 32; l++) v[l] = x;
+}
 
 int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
     const unsigned nw = J->nwarps;
@@ -284,50 +510,13 @@ int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
     J->f[JF_CTAID_X] = J->bid[0];
     J->f[JF_CTAID_Y] = J->bid[1];
     J->f[JF_CTAID_Z] = J->bid[2];
-    const ptx_launch_cfg *cfg = J->cfg;
     for (unsigned w = 0; w < nw; w++) {
         unsigned n = J->nthreads - w * 32;
         for (unsigned l = 0; l < 32; l++) J->pcs[w * 32 + l] = l < n ? 0 : PTX_JIT_PC_EXITED;
         J->state[w] = 0;
         uint64_t *R = J->R + (size_t)w * nslots * 32;
-        for (int s = 0; s < J->k->nspecials; s++) {
-            uint64_t *v = R + (size_t)J->k->specials[s].slot * 32;
-            const int sr = J->k->specials[s].sreg;
-            for (unsigned l = 0; l < 32; l++) {
-                const unsigned tid = w * 32 + l;
-                uint64_t x;
-                switch (sr) {
-                case SR_TID_X: x = tid % cfg->block[0]; break;
-                case SR_TID_Y: x = (tid / cfg->block[0]) % cfg->block[1]; break;
-                case SR_TID_Z: x = tid / (cfg->block[0] * cfg->block[1]); break;
-                case SR_NTID_X: x = cfg->block[0]; break;
-                case SR_NTID_Y: x = cfg->block[1]; break;
-                case SR_NTID_Z: x = cfg->block[2]; break;
-                case SR_CTAID_X: x = J->bid[0]; break;
-                case SR_CTAID_Y: x = J->bid[1]; break;
-                case SR_CTAID_Z: x = J->bid[2]; break;
-                case SR_NCTAID_X: x = cfg->grid[0]; break;
-                case SR_NCTAID_Y: x = cfg->grid[1]; break;
-                case SR_NCTAID_Z: x = cfg->grid[2]; break;
-                case SR_LANEID: x = l; break;
-                case SR_WARPID: x = w; break;
-                case SR_NWARPID: x = nw; break;
-                case SR_SMID: x = J->f[JF_SMID]; break;
-                case SR_NSMID: x = J->f[JF_NSMID]; break;
-                case SR_LANEMASK_EQ: x = 1u << l; break;
-                case SR_LANEMASK_LT: x = (1u << l) - 1; break;
-                case SR_LANEMASK_LE: x = l == 31 ? 0xffffffffu : (2u << l) - 1; break;
-                case SR_LANEMASK_GT: x = l == 31 ? 0 : (uint32_t)~((2u << l) - 1); break;
-                case SR_LANEMASK_GE: x = (uint32_t)~((1u << l) - 1); break;
-                case SR_ENVREG1: x = J->f[JF_ENVREG1]; break;
-                case SR_ENVREG2: x = J->f[JF_ENVREG2]; break;
-                case SR_DYN_SMEM: x = J->f[JF_DYN_SMEM]; break;
-                case SR_TOTAL_SMEM: x = J->f[JF_TOTAL_SMEM]; break;
-                default: x = ptx_jit_sreg(J, sr); break;
-                }
-                v[l] = x;
-            }
-        }
+        for (int s = 0; s < J->k->nspecials; s++)
+            fill_special(J, R + (size_t)J->k->specials[s].slot * 32, J->k->specials[s].sreg, w);
     }
     for (;;) {
         int any_run = 0, any_bar = 0;
@@ -353,51 +542,6 @@ int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
 }
 
 /* ------------------------------------------------------------------ runtime helpers */
-/* as the interpreter's gslow: validate, then learn the whole allocation (grow, then bisect) */
-static uint8_t *gslow(ptx_jit_blk *J, uint64_t a, uint64_t n) {
-    if (a >= PTX_SHARED_BASE || n == 0 || a + n < a) return NULL;
-    const ptx_env *env = J->env;
-    if (!env->check_global || !env->check_global(env->ctx, a, n)) return NULL;
-    uint64_t lo = a, hi = a + n, step = 64;
-    while (hi + step < PTX_SHARED_BASE && env->check_global(env->ctx, lo, hi + step - lo)) { hi += step; step <<= 1; }
-    while (step > 1) { step >>= 1; if (hi + step < PTX_SHARED_BASE && env->check_global(env->ctx, lo, hi + step - lo)) hi += step; }
-    step = 64;
-    while (lo >= step && env->check_global(env->ctx, lo - step, hi - (lo - step))) { lo -= step; step <<= 1; }
-    while (step > 1) { step >>= 1; if (lo >= step && env->check_global(env->ctx, lo - step, hi - (lo - step))) lo -= step; }
-    memmove(&J->f[JF_GC1_LO], &J->f[JF_GC0_LO], 6 * sizeof(uint64_t));
-    J->f[JF_GC0_LO] = lo;
-    J->f[JF_GC0_HI] = hi;
-    return (uint8_t *)(uintptr_t)a;
-}
-
-static uint8_t *gaddr(ptx_jit_blk *J, uint64_t a, uint64_t n) {
-    for (int i = 0; i < 4; i++)
-        if (a >= J->f[JF_GC0_LO + 2 * i] && a + n <= J->f[JF_GC0_HI + 2 * i] && a + n >= a) return (uint8_t *)(uintptr_t)a;
-    return gslow(J, a, n);
-}
-
-static uint8_t *resolve(ptx_jit_blk *J, unsigned tid, int space, uint64_t a, uint64_t n) {
-    const uint64_t ssz = J->f[JF_SMEM_SIZE];
-    switch (space) {
-    case SP_GLOBAL:
-    case SP_CONST:
-        return gaddr(J, a, n);
-    case SP_SHARED:
-        return (a <= ssz && n <= ssz - a) ? (uint8_t *)(uintptr_t)J->f[JF_SMEM] + a : NULL;
-    case SP_LOCAL:
-        return (a <= J->lsize && n <= J->lsize - a) ? J->lmem + (size_t)tid * J->lsize + a : NULL;
-    case SP_KPARAM:
-        return (a <= J->cfg->param_buffer_size && n <= J->cfg->param_buffer_size - a)
-                   ? (uint8_t *)(uintptr_t)J->cfg->param_buffer + a : NULL;
-    default:
-        if (a < PTX_SHARED_BASE) return gaddr(J, a, n);
-        if (a < PTX_SHARED_BASE + PTX_WIN_SIZE) return resolve(J, tid, SP_SHARED, a - PTX_SHARED_BASE, n);
-        if (a >= PTX_LOCAL_BASE && a < PTX_LOCAL_BASE + PTX_WIN_SIZE) return resolve(J, tid, SP_LOCAL, a - PTX_LOCAL_BASE, n);
-        if (a >= PTX_PARAM_BASE && a < PTX_PARAM_BASE + PTX_WIN_SIZE) return resolve(J, tid, SP_KPARAM, a - PTX_PARAM_BASE, n);
-        return NULL;
-    }
-}
-
 /* the interpreter's fault() message, word for word */
 static void fault(ptx_jit_blk *J, const ptx_ins *in, unsigned tid, uint64_t a, uint64_t n, int misaligned) {
     static const char *sn[] = {"generic", "global", "shared", "local", "const", "param"};
@@ -420,7 +564,7 @@ int ptx_jit_xlate(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t
         if (!((mask >> l) & 1)) continue;
         const unsigned tid = J->cur_warp * 32 + l;
         uint64_t a = addr[l];
-        uint8_t *p = resolve(J, tid, in->space, a, tot);
+        uint8_t *p = ptx_mem_resolve(&J->mv, tid, in->space, a, tot);
         if (!p || (a & (tot - 1))) { fault(J, in, tid, a, tot, p != NULL); return -1; }
         ptrs[l] = (uint64_t)(uintptr_t)p;
     }
@@ -435,7 +579,7 @@ int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uin
         const unsigned l = (unsigned)__builtin_ctz(m);
         const unsigned tid = J->cur_warp * 32 + l;
         uint64_t a = addr[l];
-        uint8_t *p = resolve(J, tid, in->space, a, (uint64_t)es);
+        uint8_t *p = ptx_mem_resolve(&J->mv, tid, in->space, a, (uint64_t)es);
         if (!p || (a & (uint64_t)(es - 1))) { fault(J, in, tid, a, (uint64_t)es, p != NULL); return -1; }
         uint64_t old = ptx_atom_do(p, es, in->sub, in->t, b[l], c[l]);
         int sg = in->t == T_S8 || in->t == T_S16 || in->t == T_S32 || in->t == T_S64;

@@ -1,7 +1,11 @@
-/* ptx_jit.h - the contract between the PTX executor (ptx_exec.c) and the PTX JIT (ptx_jit.c: engine
- * choice, compile cache, LLVM ORC, block runner and runtime helpers; ptx_jit_ir.c: decoded PTX ->
- * LLVM IR). ptx_exec.c keeps launches, the worker pool and blocks; for a kernel the JIT compiled it
- * hands each block to ptx_jit_run_block instead of its interpreter loop.
+/* ptx_jit.h - the contract between the PTX executor (ptx_exec.c) and the PTX JIT, and between the
+ * JIT's two halves. In libcuda.so.1 (no LLVM): ptx_jit.c (engine choice, in-memory cache, the
+ * background compile thread, plugin loading, block runner, runtime helpers) and ptx_jit_cache.c (the
+ * on-disk cache of compiled objects). In the plugin build/emu/libtf-emu-jit.so, which ptx_jit.c
+ * dlopens at the first kernel it compiles (so libLLVM-14 loads only into processes that use the JIT):
+ * ptx_jit_llvm.c (LLVM ORC, object code) and ptx_jit_ir.c (decoded PTX -> LLVM IR).
+ * ptx_exec.c keeps launches, the worker pool and blocks; for a kernel the JIT compiled it hands each
+ * block to ptx_jit_run_block instead of its interpreter loop.
  *
  * Generated code reads the block's state from ptx_jit_blk.f[] (64-bit words, JF_* indices) and calls
  * the runtime helpers below (by address) for slow memory paths, atomics and dynamic special registers.
@@ -18,6 +22,7 @@
 
 #include <stdint.h>
 #include "ptx_internal.h"
+#include "ptx_mem.h"
 
 #define PTX_JIT_PC_EXITED 0x7fffffff
 #define PTX_JIT_PC_ATBAR  0x40000000
@@ -50,22 +55,36 @@ typedef struct ptx_jit_blk {
     int *err;           /* the launch's error word: stop early when set */
     void *owner;
     void (*fail)(void *owner, int code, const char *msg);
+    /* set by ptx_jit_blk_setup: the memory the runtime helpers resolve addresses in (ptx_mem.h; its
+     * global-allocation cache is f[JF_GC0_LO..JF_GC3_HI], which generated code checks inline) */
+    ptx_memview mv;
     /* the runner's own (allocated on first use, freed by ptx_jit_blk_free) */
     int32_t *pcs;
     int8_t *state;
     unsigned cur_warp;  /* the warp running now (for the helpers' thread indices) */
 } ptx_jit_blk;
 
-/* The compiled kernel for k, compiling it at its first launch; NULL when the engine is the
- * interpreter (TF_EMU_ENGINE=interp, the default), LLVM is missing, or k uses something the JIT does
- * not translate (then the interpreter runs it; TF_EMU_TRACE=1 logs why, once per kernel). */
+/* The compiled kernel for k; NULL (the interpreter runs this launch) when the engine is the
+ * interpreter (TF_EMU_ENGINE=interp, the default), the plugin or LLVM is missing, k uses something the
+ * JIT does not translate (TF_EMU_TRACE=1 logs why, once per kernel), or k's code is not ready yet: the
+ * first launch queues k for the compile thread and returns at once, so launches run on the
+ * interpreter until the code is ready and switch at a launch boundary. TF_EMU_JIT_SYNC=1 compiles in
+ * the launching thread instead (deterministic tests, benchmarks that time the compile). */
 const ptx_jit_fn *ptx_jit_get(const ptx_kernel *k, const ptx_launch_cfg *cfg);
+/* k is being freed (module unload): drops it from the compile queue, waits if it is compiling now. */
+void ptx_jit_forget(const ptx_kernel *k);
+/* Waits until k's compile (queued by a launch) finished; 1 if compiled code is ready, else 0. */
+int ptx_jit_wait(const ptx_kernel *k);
+/* Tests: 1 stops the compile thread before its next compile, 0 lets it go on. */
+void ptx_jit_hold(int on);
 /* Runs one block (J->bid set, J->f filled by ptx_jit_blk_setup); 0 or -1 (reported through J->fail). */
 int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J);
 void ptx_jit_blk_setup(ptx_jit_blk *J, uint8_t *smem, uint64_t smem_size, int worker, uint64_t coop_ws);
 void ptx_jit_blk_free(ptx_jit_blk *J);
-/* Milliseconds the JIT took to compile k (IR, optimisation, machine code); -1 if it did not. */
+/* Milliseconds the JIT took to make k's code (IR, optimisation, machine code; or, from the disk
+ * cache, reading and linking the object); -1 if it did not. *from_disk (may be NULL): 1 for a hit. */
 double ptx_jit_compile_ms(const ptx_kernel *k);
+double ptx_jit_compile_info(const ptx_kernel *k, int *from_disk);
 
 /* Runtime helpers generated code calls (ptx_jit.c). addr/vals/b/c/out: 32 lanes each (vals: vec*32). */
 /* Host address of each executing lane's access (any state space) into ptrs, or -1 with the fault reported. */
@@ -74,9 +93,50 @@ int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uin
                  uint32_t mask, uint64_t *out);
 uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
 
-/* Translator (ptx_jit_ir.c). Returns NULL and a reason in why when k uses something it does not
- * translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
+/* Generated code names the helpers above by these symbols (the plugin defines them at the addresses
+ * ptx_jit_host gives), so compiled objects hold no process addresses and can be cached on disk. */
+#define PTX_JIT_SYM_XLATE "tf_emu_jit_xlate"
+#define PTX_JIT_SYM_ATOM  "tf_emu_jit_atom"
+#define PTX_JIT_SYM_SREG  "tf_emu_jit_sreg"
+
+/* Translator (ptx_jit_ir.c, in the plugin). Returns NULL and a reason in why when k uses something it
+ * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
+/* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
+#define PTX_JIT_GENERATOR_VERSION 4
+
+/* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
+#define PTX_JIT_PLUGIN_ABI 1
+#define PTX_JIT_PLUGIN_FILE "libtf-emu-jit.so"
+#define PTX_JIT_PLUGIN_ENTRY "tf_emu_jit_plugin"
+typedef struct ptx_jit_host {
+    int abi;
+    const char *(*op_name)(int op);
+    void *xlate, *atom, *sreg; /* ptx_jit_xlate, ptx_jit_atom, ptx_jit_sreg */
+} ptx_jit_host;
+typedef struct ptx_jit_plugin {
+    int abi;
+    /* Starts LLVM for the host CPU (once): 0, or -1 with the reason. */
+    int (*init)(const ptx_jit_host *host, char *why, size_t whylen);
+    /* What compiled code depends on besides the program: LLVM version, triple, CPU name and features. */
+    const char *(*target_id)(void);
+    /* k -> optimised object code defining function `name` (*obj: malloc'ed, the caller frees);
+     * 0, or -1 with the reason (k uses something the JIT does not translate, LLVM failed). */
+    int (*compile)(const ptx_kernel *k, const char *name, void **obj, size_t *objlen, char *why, size_t whylen);
+    /* Links an object compile made (now or in an earlier process) and returns the address of `name`. */
+    int (*load)(const void *obj, size_t objlen, const char *name, void **fn, char *why, size_t whylen);
+} ptx_jit_plugin;
+typedef const ptx_jit_plugin *(*ptx_jit_plugin_entry_fn)(void);
+
+/* ---- the disk cache (ptx_jit_cache.c) ---- */
+/* The cache directory: $TF_EMU_JIT_CACHE, else $XDG_CACHE_HOME/tensorfusion/jit, else
+ * $HOME/.cache/tensorfusion/jit; TF_EMU_JIT_CACHE=off (or 0) disables it. NULL when disabled/unknown. */
+const char *ptx_jit_cache_dir(void);
+/* The entry for key (the exact bytes compiled code depends on): its object bytes (malloc'ed) or NULL
+ * when absent, unreadable, foreign (another key, another format) or corrupt (checksum). */
+void *ptx_jit_cache_read(const char *dir, const void *key, size_t keylen, size_t *objlen);
+/* Stores obj under key: a temporary file renamed into place (readers see a whole entry or none); 0 or -1. */
+int ptx_jit_cache_write(const char *dir, const void *key, size_t keylen, const void *obj, size_t objlen);
 
 /* From ptx_exec.c: one atomic read-modify-write as the interpreter does it (returns the old value). */
 uint64_t ptx_atom_do(uint8_t *p, int es, int op, int t, uint64_t b, uint64_t c);

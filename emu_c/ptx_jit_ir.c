@@ -1,5 +1,6 @@
-/* ptx_jit_ir.c - translates a decoded PTX kernel (ptx_internal.h) into LLVM IR for the JIT
- * (ptx_jit.c compiles and runs it; the contract is ptx_jit.h).
+/* ptx_jit_ir.c - translates a decoded PTX kernel (ptx_internal.h) into LLVM IR for the JIT: part of the
+ * plugin libtf-emu-jit.so (ptx_jit_llvm.c compiles what this builds; ptx_jit.c in libcuda.so.1 runs it;
+ * the contract is ptx_jit.h). Bump PTX_JIT_GENERATOR_VERSION when the generated code changes.
  *
  * Model: one generated function runs one warp; the 32 lanes are the 32 elements of LLVM vectors, every
  * register slot is a <32 x i64> value with exactly the interpreter's (ptx_exec.c) encoding, and each
@@ -305,9 +306,11 @@ static LLVMValueRef intrin(G *g, const char *name, LLVMTypeRef *tys, int ntys, L
     LLVMTypeRef ft = LLVMIntrinsicGetType(g->cx, id, tys, (size_t)ntys);
     return LLVMBuildCall2(g->b, ft, f, args, (unsigned)nargs, "");
 }
-static LLVMValueRef helper(G *g, void *addr, LLVMTypeRef ret, LLVMTypeRef *ps, int np, LLVMValueRef *args) {
+/* a call of a runtime helper by its symbol (PTX_JIT_SYM_*): objects hold no process addresses */
+static LLVMValueRef helper(G *g, const char *sym, LLVMTypeRef ret, LLVMTypeRef *ps, int np, LLVMValueRef *args) {
     LLVMTypeRef ft = LLVMFunctionType(ret, ps, (unsigned)np, 0);
-    LLVMValueRef fp = LLVMConstIntToPtr(ci(g->i64, (uint64_t)(uintptr_t)addr), LLVMPointerType(ft, 0));
+    LLVMValueRef fp = LLVMGetNamedFunction(g->m, sym);
+    if (!fp) fp = LLVMAddFunction(g->m, sym, ft);
     return LLVMBuildCall2(g->b, ft, fp, args, (unsigned)np, "");
 }
 static LLVMValueRef jf(G *g, int idx) {
@@ -391,6 +394,98 @@ static LLVMValueRef fail_call_check(G *g, LLVMValueRef rc) {
     return rc;
 }
 
+/* One lane-wise gather (load) or scatter (store) of a 1-element access. */
+static LLVMValueRef gather_scatter(G *g, const ptx_ins *in, int isld, LLVMValueRef em, unsigned es, LLVMTypeRef velt,
+                                   LLVMTypeRef pvt, LLVMValueRef sbase, LLVMValueRef soff, LLVMValueRef ptr) {
+    LLVMValueRef ptrs = sbase ? LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, sbase, &soff, 1, ""), pvt, "")
+                              : LLVMBuildIntToPtr(g->b, ptr, pvt, "");
+    LLVMTypeRef tys[2] = {velt, pvt};
+    if (isld) return intrin(g, "llvm.masked.gather", tys, 2, (LLVMValueRef[]){ptrs, ci(g->i32, es), em, LLVMGetUndef(velt)}, 4);
+    LLVMValueRef val = TR(g, V(g, in->v[0]), (int)es * 8);
+    intrin(g, "llvm.masked.scatter", tys, 2, (LLVMValueRef[]){val, ptrs, ci(g->i32, es), em}, 4);
+    return NULL;
+}
+
+static LLVMValueRef shuf(G *g, LLVMValueRef a, LLVMValueRef b, const int *idx, int n) {
+    LLVMValueRef m[32];
+    for (int i = 0; i < n; i++) m[i] = ci(g->i32, (uint64_t)idx[i]);
+    return LLVMBuildShuffleVector(g->b, a, b ? b : LLVMGetUndef(LLVMTypeOf(a)), LLVMConstVector(m, (unsigned)n), "");
+}
+
+/* A 1-element ld/st whose host addresses (A, every executing lane checked) have a shape a warp's
+ * memory accesses usually have: when all 32 lanes execute and each 8-lane chunk reads or writes
+ * consecutive elements (a tile row: A[8c+i] = A[8c] + i*es), it is 4 vector loads/stores; when each
+ * chunk's lanes share one address (a broadcast of a tile element), 4 scalar loads. Otherwise the
+ * lane-wise gather/scatter. Same bits either way; only the instructions differ. */
+static void gen_shaped(G *g, const ptx_ins *in, int isld, LLVMValueRef A, LLVMValueRef em, unsigned es, LLVMTypeRef elt,
+                       LLVMTypeRef velt, LLVMTypeRef pvt, LLVMValueRef sbase, LLVMValueRef soff, LLVMValueRef ptr, int et) {
+    int bidx[32], cat[32];
+    LLVMValueRef step[32];
+    for (int i = 0; i < 32; i++) { bidx[i] = i & ~7; cat[i] = i; step[i] = ci(g->i64, (uint64_t)(i & 7) * es); }
+    LLVMValueRef d = LLVMBuildSub(g->b, A, shuf(g, A, NULL, bidx, 32), "");
+    LLVMValueRef ones = ci(g->i32, 0xffffffffu);
+    LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ones, "");
+    LLVMValueRef lin = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, LLVMConstVector(step, 32), "")), ones, "");
+    LLVMValueRef uni = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, splat(g, g->v64, 0), "")), ones, "");
+    LLVMBasicBlockRef linb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "lin");
+    LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "chk");
+    LLVMBasicBlockRef unib = isld ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "uni") : NULL;
+    LLVMBasicBlockRef genb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gather");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->cx, g->fn, "shaped");
+    LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, full, lin, ""), linb, chk);
+    LLVMPositionBuilderAtEnd(g->b, chk);
+    LLVMBuildCondBr(g->b, isld ? LLVMBuildAnd(g->b, full, uni, "") : ci(g->i1, 0), isld ? unib : genb, genb);
+    LLVMTypeRef v8 = LLVMVectorType(elt, 8), p8 = LLVMPointerType(v8, 0), pe = LLVMPointerType(elt, 0);
+    LLVMValueRef res[3];
+    LLVMBasicBlockRef from[3];
+    int nres = 0;
+    /* lane-linear chunks */
+    LLVMPositionBuilderAtEnd(g->b, linb);
+    LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
+    LLVMValueRef part[4];
+    for (int c = 0; c < 4; c++) {
+        LLVMValueRef p = LLVMBuildIntToPtr(g->b, LLVMBuildExtractElement(g->b, A, ci(g->i32, (uint64_t)c * 8), ""), p8, "");
+        if (isld) {
+            part[c] = LLVMBuildLoad2(g->b, v8, p, "");
+            LLVMSetAlignment(part[c], es);
+        } else {
+            LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, cat + 8 * c, 8), p), es);
+        }
+    }
+    if (isld) {
+        LLVMValueRef lo = shuf(g, part[0], part[1], cat, 16), hi = shuf(g, part[2], part[3], cat, 16);
+        res[nres] = shuf(g, lo, hi, cat, 32);
+        from[nres++] = LLVMGetInsertBlock(g->b);
+    }
+    LLVMBuildBr(g->b, join);
+    /* warp-uniform chunks (loads) */
+    if (isld) {
+        LLVMPositionBuilderAtEnd(g->b, unib);
+        LLVMValueRef v4 = LLVMGetUndef(LLVMVectorType(elt, 4));
+        for (int c = 0; c < 4; c++) {
+            LLVMValueRef p = LLVMBuildIntToPtr(g->b, LLVMBuildExtractElement(g->b, A, ci(g->i32, (uint64_t)c * 8), ""), pe, "");
+            LLVMValueRef x = LLVMBuildLoad2(g->b, elt, p, "");
+            LLVMSetAlignment(x, es);
+            v4 = LLVMBuildInsertElement(g->b, v4, x, ci(g->i32, (uint64_t)c), "");
+        }
+        int rep[32];
+        for (int i = 0; i < 32; i++) rep[i] = i >> 3;
+        res[nres] = shuf(g, v4, NULL, rep, 32);
+        from[nres++] = LLVMGetInsertBlock(g->b);
+        LLVMBuildBr(g->b, join);
+    }
+    LLVMPositionBuilderAtEnd(g->b, genb);
+    LLVMValueRef gv = gather_scatter(g, in, isld, em, es, velt, pvt, sbase, soff, ptr);
+    if (isld) { res[nres] = gv; from[nres++] = LLVMGetInsertBlock(g->b); }
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, join);
+    if (isld) {
+        LLVMValueRef raw = LLVMBuildPhi(g->b, velt, "");
+        LLVMAddIncoming(raw, res, from, (unsigned)nres);
+        SET(g, in->v[0], ext_elem(g, raw, et), em);
+    }
+}
+
 static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, sp = in->space, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
@@ -413,7 +508,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
                                  (LLVMValueRef[]){LLVMBuildSelect(g->b, em, a, splat(g, g->v64, 0), "")}, 1);
         LLVMValueRef end = LLVMBuildAdd(g->b, mx, ci(g->i64, tot), "");
         LLVMValueRef hit = NULL;
-        for (int c = 0; c < 2; c++) {
+        for (int c = 0; c < 4; c++) { /* the runtime's 4 most recent allocations (a, b, c of c = a op b) */
             LLVMValueRef lo = jf(g, JF_GC0_LO + 2 * c), hi = jf(g, JF_GC0_HI + 2 * c);
             LLVMValueRef h = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, mn, lo, ""),
                                           LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntULE, end, hi, ""),
@@ -432,7 +527,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMPositionBuilderAtEnd(g->b, slow);
     store_vec(g, g->sc_addr, 0, a);
     LLVMTypeRef ps[5] = {LLVMTypeOf(g->J), g->i32, LLVMPointerType(g->i64, 0), g->i32, LLVMPointerType(g->i64, 0)};
-    LLVMValueRef rc = helper(g, (void *)ptx_jit_xlate, g->i32, ps, 5,
+    LLVMValueRef rc = helper(g, PTX_JIT_SYM_XLATE, g->i32, ps, 5,
                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, mask_bits(g, em), g->sc_vals});
     fail_call_check(g, rc);
     LLVMValueRef slowp = load_vec(g, g->sc_vals, 0);
@@ -455,6 +550,10 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
     LLVMTypeRef velt = itype(g, (int)es * 8);
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
+    if (nv == 1) {
+        gen_shaped(g, in, isld, sp == SP_SHARED ? fastp : ptr, em, es, elt, velt, pvt, sbase, soff, ptr, et);
+        return;
+    }
     for (int kk = 0; kk < nv; kk++) {
         LLVMValueRef ptrs;
         if (sbase) {
@@ -483,7 +582,7 @@ static void gen_atom(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     store_vec(g, g->sc_c, 0, in->c >= 0 ? V(g, in->c) : splat(g, g->v64, 0));
     LLVMTypeRef pi = LLVMPointerType(g->i64, 0);
     LLVMTypeRef ps[7] = {LLVMTypeOf(g->J), g->i32, pi, pi, pi, g->i32, pi};
-    LLVMValueRef rc = helper(g, (void *)ptx_jit_atom, g->i32, ps, 7,
+    LLVMValueRef rc = helper(g, PTX_JIT_SYM_ATOM, g->i32, ps, 7,
                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, g->sc_b, g->sc_c, mask_bits(g, em),
                                               g->sc_vals});
     fail_call_check(g, rc);
@@ -574,7 +673,7 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         /* as the interpreter: only these are read at run time (the others were filled at block start) */
         if (!(in->sub == SR_CLOCK || in->sub == SR_CLOCK64 || in->sub >= SR_GTIMER)) return 0;
         LLVMTypeRef ps[2] = {LLVMTypeOf(g->J), g->i32};
-        LLVMValueRef v = helper(g, (void *)ptx_jit_sreg, g->i64, ps, 2, (LLVMValueRef[]){g->J, ci(g->i32, in->sub)});
+        LLVMValueRef v = helper(g, PTX_JIT_SYM_SREG, g->i64, ps, 2, (LLVMValueRef[]){g->J, ci(g->i32, in->sub)});
         r = splatv(g, v, g->v64);
         break;
     }

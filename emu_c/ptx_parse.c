@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "ptx_internal.h"
+#include "ptx_jit.h"
 
 /* ------------------------------------------------------------------ lexer */
 enum { TK_ID, TK_NUM, TK_STR, TK_P, TK_EOF };
@@ -2682,6 +2683,7 @@ fail:
 
 static void kernel_free(ptx_kernel *k) {
     if (!k) return;
+    ptx_jit_forget(k); /* the compile thread never reads it after this */
     free(k->name);
     free(k->param_off);
     free(k->param_size);

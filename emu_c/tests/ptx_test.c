@@ -1640,6 +1640,104 @@ static void test_video(void) {
     dev_free(0, a); dev_free(0, b); dev_free(0, o);
 }
 
+/* ------------------------------------------------------------------ the JIT's compile thread and disk cache */
+/* A kernel of its own (so no earlier test compiled it): out[i] = in[i] * 3 + K. */
+static const char *BG_PTX_FMT =
+    ".version 7.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry bg(.param .u64 pin, .param .u64 pout, .param .u32 pn)\n{\n"
+    "  .reg .pred %%p<2>;\n  .reg .b32 %%r<8>;\n  .reg .b64 %%rd<8>;\n"
+    "  ld.param.u64 %%rd1, [pin];\n  ld.param.u64 %%rd2, [pout];\n  ld.param.u32 %%r1, [pn];\n"
+    "  mov.u32 %%r2, %%ctaid.x;\n  mov.u32 %%r3, %%ntid.x;\n  mov.u32 %%r4, %%tid.x;\n"
+    "  mad.lo.s32 %%r5, %%r2, %%r3, %%r4;\n  setp.ge.s32 %%p1, %%r5, %%r1;\n  @%%p1 bra DONE;\n"
+    "  mul.wide.s32 %%rd3, %%r5, 4;\n  add.s64 %%rd4, %%rd1, %%rd3;\n  add.s64 %%rd5, %%rd2, %%rd3;\n"
+    "  ld.global.u32 %%r6, [%%rd4];\n  mad.lo.s32 %%r7, %%r6, 3, %d;\n  st.global.u32 [%%rd5], %%r7;\n"
+    "DONE:\n  ret;\n}\n";
+
+static int bg_launch(ptx_module *m, const unsigned *in, unsigned *out, int n, char *log, size_t loglen) {
+    pbuf p = {{0}, 0};
+    pptr(&p, in); pptr(&p, out); pint(&p, n);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = (unsigned)(n + 63) / 64; cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = 64; cfg.block[1] = cfg.block[2] = 1;
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
+    cfg.worker_threads = 2;
+    memset(out, 0, (size_t)n * 4);
+    return ptx_launch(ptx_module_get_kernel(m, "bg"), &cfg, &ENV, NULL, log, loglen);
+}
+
+/* With the JIT, a kernel's launches run on the interpreter while its compile is pending (held here),
+ * give the same results, and run compiled code from the first launch after it is ready; a module
+ * freed while its kernel waits in the compile queue leaves the queue. */
+static void test_jit_background(void) {
+    const char *e = getenv("TF_EMU_ENGINE");
+    if (!e || strcmp(e, "jit")) return; /* the interpreter has no compile thread */
+    char text[2048], log[512];
+    int err = 0, n = 200;
+    snprintf(text, sizeof(text), BG_PTX_FMT, 1234567);
+    unsigned *in = dev_alloc(0, (size_t)n * 4), *out = dev_alloc(0, (size_t)n * 4);
+    for (int i = 0; i < n; i++) in[i] = (unsigned)i * 7u;
+    ptx_jit_hold(1);
+    ptx_module *m = ptx_module_load(text, 0, &ENV, &err, log, sizeof(log));
+    int bad = !m;
+    for (int round = 0; round < 3 && !bad; round++) {
+        if (bg_launch(m, in, out, n, log, sizeof(log))) bad = 1;
+        for (int i = 0; i < n && !bad; i++) if (out[i] != in[i] * 3u + 1234567u) bad = 2;
+        if (!bad && ptx_jit_compile_ms(ptx_module_get_kernel(m, "bg")) >= 0) bad = 3; /* ran before its code existed */
+    }
+    ptx_jit_hold(0);
+    if (!bad && !ptx_jit_wait(ptx_module_get_kernel(m, "bg"))) bad = 4;
+    if (!bad && bg_launch(m, in, out, n, log, sizeof(log))) bad = 5;
+    for (int i = 0; i < n && !bad; i++) if (out[i] != in[i] * 3u + 1234567u) bad = 6;
+    if (m) ptx_module_free(m);
+    /* freed while queued */
+    ptx_module *m2 = NULL;
+    if (!bad) {
+        snprintf(text, sizeof(text), BG_PTX_FMT, 7654321);
+        ptx_jit_hold(1);
+        m2 = ptx_module_load(text, 0, &ENV, &err, log, sizeof(log));
+        if (!m2 || bg_launch(m2, in, out, n, log, sizeof(log))) bad = 7;
+        if (m2) ptx_module_free(m2);
+        ptx_jit_hold(0);
+    }
+    dev_free(0, in);
+    dev_free(0, out);
+    CHECK(!bad, "step %d failed (%s)", bad, log);
+}
+
+/* The disk cache returns exactly what was stored under exactly that key, and nothing for a foreign
+ * key, a damaged object or a truncated file; a rewrite replaces a damaged entry. */
+static void test_jit_disk_cache(void) {
+    char dir[] = "/tmp/ptx_test_jitcache.XXXXXX";
+    CHECK(mkdtemp(dir), "mkdtemp");
+    const char key[] = "generator 2\nLLVM 14 test-cpu +feat\nprogram bytes", other[] = "generator 2\nLLVM 14 test-cpu +feat\nprogram bytez";
+    uint8_t obj[3000];
+    for (size_t i = 0; i < sizeof(obj); i++) obj[i] = (uint8_t)(i * 31 + 7);
+    size_t n = 0;
+    int bad = ptx_jit_cache_read(dir, key, sizeof(key), &n) != NULL; /* absent */
+    if (!bad && ptx_jit_cache_write(dir, key, sizeof(key), obj, sizeof(obj))) bad = 2;
+    uint8_t *got = bad ? NULL : ptx_jit_cache_read(dir, key, sizeof(key), &n);
+    if (!bad && (!got || n != sizeof(obj) || memcmp(got, obj, n))) bad = 3;
+    free(got);
+    if (!bad && ptx_jit_cache_read(dir, other, sizeof(other), &n)) bad = 4; /* another key: a miss */
+    /* damage the one entry's object bytes, then truncate it */
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "f=$(ls %s/*.tfjit) && printf 'X' | dd of=$f bs=1 seek=2000 conv=notrunc 2>/dev/null", dir);
+    if (!bad && system(cmd)) bad = 5;
+    if (!bad && ptx_jit_cache_read(dir, key, sizeof(key), &n)) bad = 6;
+    if (!bad && ptx_jit_cache_write(dir, key, sizeof(key), obj, sizeof(obj))) bad = 7;
+    got = bad ? NULL : ptx_jit_cache_read(dir, key, sizeof(key), &n);
+    if (!bad && (!got || n != sizeof(obj) || memcmp(got, obj, n))) bad = 8;
+    free(got);
+    snprintf(cmd, sizeof(cmd), "f=$(ls %s/*.tfjit) && truncate -s 1000 $f", dir);
+    if (!bad && system(cmd)) bad = 9;
+    if (!bad && ptx_jit_cache_read(dir, key, sizeof(key), &n)) bad = 10;
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd)) bad = bad ? bad : 11;
+    CHECK(!bad, "step %d failed", bad);
+}
+
 typedef struct test {
     const char *name;
     void (*fn)(void);
@@ -1656,7 +1754,8 @@ static const test TESTS[] = {
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
     {"hostile_ptx", test_hostile_ptx}, {"recursion", test_recursion},
-    {"video", test_video}, {"textures", test_textures},
+    {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background},
+    {"jit_disk_cache", test_jit_disk_cache},
 };
 
 static char *read_file(const char *path, size_t *len) {
@@ -1744,8 +1843,14 @@ static int bench(int workers) {
             fprintf(stderr, "bench warm-up: %s\n", log);
             return 1;
         }
-        printf("jit_compile spin_ms=%.1f matmul_ms=%.1f\n", ptx_jit_compile_ms(ptx_module_get_kernel(MOD, "spin")),
-               ptx_jit_compile_ms(ptx_module_get_kernel(MOD, "matmul")));
+        /* compiles run in the background: wait for them, so the timed launches run compiled code */
+        const char *names[] = {"spin", "matmul", "empty", "vadd"};
+        for (int i = 0; i < 4; i++) ptx_jit_wait(ptx_module_get_kernel(MOD, names[i]));
+        int disk_spin = 0, disk_matmul = 0;
+        double ms_spin = ptx_jit_compile_info(ptx_module_get_kernel(MOD, "spin"), &disk_spin);
+        double ms_matmul = ptx_jit_compile_info(ptx_module_get_kernel(MOD, "matmul"), &disk_matmul);
+        printf("jit_compile spin_ms=%.1f matmul_ms=%.1f spin_from_disk=%d matmul_from_disk=%d\n", ms_spin, ms_matmul,
+               disk_spin, disk_matmul);
         dev_free(0, A0); dev_free(0, B0); dev_free(0, C0);
     }
     double t0 = now_s();

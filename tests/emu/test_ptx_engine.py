@@ -5,42 +5,36 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from emu_run import emu_env, find_nvcc, parse_kv, repo_file, run_program
+from emu_run import emu_env, env_with_lib_dir, find_nvcc, parse_kv, repo_file, run_program
 from tfclient import native
-
-
-def llvm_flags() -> tuple[list[str], list[str]]:
-    """Compile and link flags of the PTX JIT's LLVM 14 (empty when llvm-config-14 is missing: the
-    engine then builds without the JIT, as emu_c/Makefile does)."""
-    cfg = shutil.which("llvm-config-14")
-    if not cfg:
-        return [], []
-    inc = subprocess.run([cfg, "--includedir"], capture_output=True, text=True, check=True).stdout.strip()
-    lib = subprocess.run([cfg, "--libdir"], capture_output=True, text=True, check=True).stdout.strip()
-    return ["-DTF_EMU_HAVE_LLVM", "-isystem", inc], [f"-L{lib}", f"-Wl,-rpath,{lib}", "-lLLVM-14"]
 
 
 def build_ptx_test(opt: str = "-O1", sanitize: bool = True, jit: bool = False) -> str:
     """Compiles the engine's C unit tests (only ptx_*.c, no driver) once per source state,
-    with AddressSanitizer + UBSan unless asked not to (the benchmark), and with the LLVM JIT when
-    asked to (else ptx_jit.c builds as the interpreter-only stub, much faster to compile)."""
+    with AddressSanitizer + UBSan unless asked not to (the benchmark). The JIT's LLVM half is the
+    plugin make native built (build/emu/libtf-emu-jit.so), which the test finds through its RUNPATH
+    when asked to (jit=True), as libcuda.so.1 finds it next to itself."""
     srcs = sorted(
         [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c", "ptx_texture.c", "ptx_jit.c",
-                                         "ptx_jit_ir.c")]
+                                         "ptx_jit_cache.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
-    hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h", "ptx_jit.h")]
-    cflags, ldflags = llvm_flags() if jit else ([], [])
-    key = hashlib.sha256(b"".join(open(p, "rb").read() for p in srcs + hdrs) + " ".join(cflags).encode()).hexdigest()[:12]
+    hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h", "ptx_jit.h", "ptx_mem.h")]
+    ldflags = []
+    if jit:
+        native.require(native.emu_lib_dir() / "libtf-emu-jit.so")
+        ldflags = [f"-Wl,-rpath,{native.emu_lib_dir()}"]
+    key = hashlib.sha256(b"".join(open(p, "rb").read() for p in srcs + hdrs) + " ".join(ldflags).encode()).hexdigest()[:12]
     san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if sanitize else []
     out = native.build_dir() / "ptx_engine" / f"ptx_test{opt}{'-asan' if sanitize else ''}-{key}"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
         subprocess.run(["cc", opt, "-g", *san, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-pthread",
-                        "-I", repo_file("emu_c"), *cflags, "-o", str(tmp), *srcs, "-lm", *ldflags], check=True)
+                        "-I", repo_file("emu_c"), "-o", str(tmp), *srcs, "-lm", "-ldl", *ldflags], check=True)
         tmp.rename(out)
     return str(out)
 
@@ -58,7 +52,10 @@ def test_engine_unit_tests_pass_on_ptx_from_this_nvcc(tmp_path, flags):
                     "-o", str(ptx)], check=True)
     # the JIT under ASan compiles slowly: this engine's own unit tests are the point here, not the sanitizer
     exe = build_ptx_test() if engine() == "interp" else build_ptx_test("-O2", sanitize=False, jit=True)
-    p = subprocess.run([exe, str(ptx)], capture_output=True, timeout=900)
+    # TF_EMU_JIT_SYNC: every launch waits for its kernel's code, so the JIT (not the interpreter while
+    # a background compile runs) is what these tests check
+    p = subprocess.run([exe, str(ptx)], capture_output=True, timeout=900,
+                       env={**os.environ, "TF_EMU_JIT_SYNC": "1", "TF_EMU_JIT_CACHE": "off"})
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
     assert "0 failed" in out and "FAIL" not in out
@@ -89,8 +86,9 @@ def test_cooperative_launch_grid_sync_sees_every_block():
     assert kv == {"launch": "cudaSuccess", "sync": "cudaSuccess", "ok": "1"}
 
 
-def _spin(engine_name: str, iters: int = 300) -> dict:
-    p = run_program("ptx_e2e", "spin", iters, env=emu_env(TF_EMU_ENGINE=engine_name, TF_EMU_TRACE=1), timeout=600)
+def _spin(engine_name: str, iters: int = 300, **env) -> dict:
+    env = {"TF_EMU_JIT_SYNC": 1, "TF_EMU_JIT_CACHE": "off", **env}
+    p = run_program("ptx_e2e", "spin", iters, env=emu_env(TF_EMU_ENGINE=engine_name, TF_EMU_TRACE=1, **env), timeout=600)
     kv = parse_kv(p.stdout)
     assert kv["sync"] == "cudaSuccess", p.stderr.decode()
     return {**kv, "stderr": p.stderr.decode()}
@@ -109,7 +107,7 @@ def test_jit_compiles_a_kernel_and_gives_the_interpreters_bits():
 @pytest.mark.skipif(not shutil.which("llvm-config-14"), reason="the PTX JIT needs LLVM 14 (llvm-14-dev)")
 def test_jit_falls_back_to_the_interpreter_per_kernel_saying_why():
     """A kernel with an instruction the JIT does not translate (printf) still runs, on the interpreter."""
-    p = run_program("ptx_e2e", "printf", env=emu_env(TF_EMU_ENGINE="jit", TF_EMU_TRACE=1))
+    p = run_program("ptx_e2e", "printf", env=emu_env(TF_EMU_ENGINE="jit", TF_EMU_TRACE=1, TF_EMU_JIT_SYNC=1))
     assert p.stdout.decode().splitlines()[:1] == ["kernel says 40 0.000 a"]
     assert parse_kv(p.stdout)["sync"] == "cudaSuccess"
     assert "runs on the interpreter: PRINTF" in p.stderr.decode()
@@ -119,3 +117,72 @@ def test_unknown_engine_name_is_one_clear_line_and_the_interpreter_runs():
     p = run_program("ptx_e2e", "printf", env=emu_env(TF_EMU_ENGINE="llvm"))
     assert parse_kv(p.stdout)["sync"] == "cudaSuccess"
     assert "TF_EMU_ENGINE=llvm is neither interp nor jit; using the interpreter" in p.stderr.decode()
+
+
+needs_jit = pytest.mark.skipif(not shutil.which("llvm-config-14"), reason="the PTX JIT needs LLVM 14 (llvm-14-dev)")
+
+
+@needs_jit
+def test_jit_compiles_in_the_background_and_the_program_gets_the_same_bits():
+    """Without TF_EMU_JIT_SYNC the first launch queues the kernel for the compile thread and runs on the
+    interpreter (the program never waits for LLVM); the results are the interpreter's bits."""
+    interp = _spin("interp")
+    bg = _spin("jit", TF_EMU_JIT_SYNC=0)
+    assert "kernel _Z6k_spinPfi queued for the compile thread" in bg["stderr"], bg["stderr"]
+    assert bg["checksum"] == interp["checksum"]
+
+
+@needs_jit
+def test_jit_disk_cache_serves_the_next_process_and_a_damaged_entry_is_recompiled(tmp_path):
+    cache = tmp_path / "jit"
+    first = _spin("jit", TF_EMU_JIT_CACHE=cache)
+    assert "_Z6k_spinPfi compiled in" in first["stderr"], first["stderr"]
+    entries = sorted(cache.glob("*.tfjit"))
+    assert entries and all(oct(p.stat().st_mode & 0o777) == "0o600" for p in entries)
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+    second = _spin("jit", TF_EMU_JIT_CACHE=cache)
+    assert "_Z6k_spinPfi loaded from the disk cache" in second["stderr"], second["stderr"]
+    assert second["checksum"] == first["checksum"]
+    for p in entries:  # damage every entry's object code: never trusted, compiled again and rewritten
+        data = bytearray(p.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        p.write_bytes(bytes(data))
+    third = _spin("jit", TF_EMU_JIT_CACHE=cache)
+    assert "_Z6k_spinPfi compiled in" in third["stderr"], third["stderr"]
+    assert third["checksum"] == first["checksum"]
+    fourth = _spin("jit", TF_EMU_JIT_CACHE=cache)
+    assert "_Z6k_spinPfi loaded from the disk cache" in fourth["stderr"], fourth["stderr"]
+
+
+def test_emulated_libcuda_loads_llvm_only_for_the_jit():
+    """libcuda.so.1 does not link libLLVM (the JIT's LLVM half is a plugin dlopened at the first
+    compile): a process that initialises the driver on the interpreter maps no LLVM."""
+    lib = native.emu_lib_dir() / "libcuda.so.1"
+    native.require(lib)
+    needed = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True, check=True).stdout
+    assert "NEEDED" in needed and "LLVM" not in needed
+    probe = ("import ctypes, sys\n"
+             f"lib = ctypes.CDLL({str(lib)!r})\n"
+             "assert lib.cuInit(0) == 0\n"
+             "maps = open('/proc/self/maps').read()\n"
+             "sys.stdout.write('llvm' if 'libLLVM' in maps else 'none')\n")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                       env=emu_env(TF_EMU_ENGINE="interp"))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "none"
+
+
+@needs_jit
+def test_missing_jit_plugin_is_one_clear_line_and_the_interpreter_runs(tmp_path):
+    """A libcuda.so.1 without its plugin next to it (TF_EMU_ENGINE=jit asked for): one tf-emu: line,
+    every kernel on the interpreter, the same results."""
+    shutil.copy2(native.emu_lib_dir() / "libcuda.so.1", tmp_path / "libcuda.so.1")
+    (tmp_path / "libcuda.so").symlink_to("libcuda.so.1")
+    env = env_with_lib_dir(tmp_path)
+    env.update(TF_EMU_ENGINE="jit", TF_EMU_JIT_SYNC="1", TF_EMU_JIT_CACHE="off", TF_EMU_THREADS="2")
+    p = run_program("ptx_e2e", "spin", 300, env=env, timeout=600)
+    kv = parse_kv(p.stdout)
+    assert kv["sync"] == "cudaSuccess", p.stderr.decode()
+    assert kv["checksum"] == _spin("interp")["checksum"]
+    lines = [ln for ln in p.stderr.decode().splitlines() if "JIT plugin" in ln]
+    assert len(lines) == 1 and lines[0].startswith("tf-emu: jit: cannot load the JIT plugin"), p.stderr.decode()
