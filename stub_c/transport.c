@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "stub.h"
+#include "tf_sock_writev.h"
 #include "tf_spin_wait.h"
 #include "tls.h"
 #include "stub_calls.h"
@@ -164,36 +165,7 @@ static int send_all_fd(int fd, struct iovec *iov, int n, int passfd)
         if (passfd >= 0) { errno = EINVAL; return -1; }
         return tls_send_all(iov, n);
     }
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
-    while (n > 0) {
-        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        if (passfd >= 0) {
-            memset(&cm, 0, sizeof cm);
-            m.msg_control = cm.buf;
-            m.msg_controllen = sizeof cm.buf;
-            struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(c), &passfd, sizeof passfd);
-        }
-        ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
-        if (k > 0) passfd = -1;
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        while (n > 0 && (size_t)k >= iov->iov_len) {
-            k -= (ssize_t)iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + k;
-            iov->iov_len -= (size_t)k;
-        }
-    }
-    return 0;
+    return tf_sock_writev(fd, iov, n, &passfd);
 }
 
 static int send_all(int fd, struct iovec *iov, int n) { return send_all_fd(fd, iov, n, -1); }

@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "executor.h"
+#include "tf_sock_writev.h"
 #include "tf_spin_wait.h"
 
 #define GATHER_MAX 16384 /* one TLS record's payload */
@@ -127,32 +128,13 @@ static int tls_writev(SSL *ssl, const struct iovec *v, int n)
 int tf_conn_writev(tfx *x, struct iovec *v, int n)
 {
     if (x->ssl) return tls_writev(x->ssl, v, n);
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
-    while (n > 0) {
-        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
-        if (x->tx_fd >= 0) {
-            memset(&cm, 0, sizeof cm);
-            m.msg_control = cm.buf;
-            m.msg_controllen = sizeof cm.buf;
-            struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(c), &x->tx_fd, sizeof x->tx_fd);
-        }
-        ssize_t k = sendmsg(x->fd, &m, MSG_NOSIGNAL);
-        if (k > 0 && x->tx_fd >= 0) {
-            close(x->tx_fd);
-            x->tx_fd = -1;
-        }
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        while (n > 0 && (size_t)k >= v->iov_len) { k -= (ssize_t)v->iov_len; v++; n--; }
-        if (n > 0) { v->iov_base = (uint8_t *)v->iov_base + k; v->iov_len -= (size_t)k; }
+    int passfd = x->tx_fd;
+    int rc = tf_sock_writev(x->fd, v, n, &passfd);
+    if (x->tx_fd >= 0 && (passfd < 0 || rc != 0)) {   /* sent, or the connection is gone: ours to close */
+        close(x->tx_fd);
+        x->tx_fd = -1;
     }
-    return 0;
+    return rc;
 }
 
 void tf_conn_wait_readable(tfx *x)
