@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ptx_internal.h"
 #include "ptx_texture.h"
@@ -84,6 +85,7 @@ struct launch {
     pthread_mutex_t mu;
     uint64_t icount;
     uint64_t coop_ws;
+    int coop_crowded;      /* cooperative, with more blocks (host threads) than online CPUs: spinning blocks pause */
     const ptx_jit_fn *jit; /* compiled kernel, or NULL: the interpreter runs it */
 };
 
@@ -2150,7 +2152,7 @@ static int blk_init(blk *B, launch *L, int worker) {
 
 static void blk_free(blk *B) { ptx_jit_blk_free(&B->J); } /* the buffers stay in t_cache */
 
-/* Cooperative launches run one host thread per block, usually more threads than cores; a block
+/* Cooperative launches run one host thread per block, often more threads than cores (coop_crowded); a block
  * waiting in grid.sync() spins on a global word (ld.acquire in a loop) that only other blocks
  * change. A pass over the block's warps that ended at the back-branch budget without a store or
  * atomic is such a spin: it sleeps (20 us doubling to 1 ms) and its warps then return after a
@@ -2214,7 +2216,7 @@ static int run_block(blk *B, uint64_t bid) {
             if (__atomic_load_n(&B->L->err, __ATOMIC_RELAXED)) return -1;
         }
         if (any_runnable) {
-            if (B->L->coop_ws) coop_pause(B, B->writes == writes0);
+            if (B->L->coop_crowded) coop_pause(B, B->writes == writes0);
             continue;
         }
         /* every warp is blocked at a barrier or done */
@@ -2404,6 +2406,10 @@ int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *en
         }
         memset(ws, 0, 64);
         L.coop_ws = (uint64_t)(uintptr_t)ws;
+        /* With a core per block nothing needs the cores back: a block that only computes (no stores
+         * for a while) must not be mistaken for one spinning in grid.sync() and put to sleep. */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        L.coop_crowded = ncpu > 0 && nblocks > (uint64_t)ncpu;
         nw = (int)nblocks;
     }
     if ((uint64_t)nw > nblocks) nw = (int)nblocks;
