@@ -1,4 +1,4 @@
-/* tf_sock_writev.h - write a whole iovec to a stream socket, optionally passing one descriptor
+/* tf_sock_writev.h - advance through an iovec array, and write a whole iovec to a stream socket, optionally passing one descriptor
  * (SCM_RIGHTS) with its first bytes: the plain-socket send path of the stub (stub_c/transport.c) and of
  * the GPU worker process (tfworker/executor/conn.c), which pass an allocation's descriptor with a
  * frame on Unix sockets. */
@@ -9,6 +9,20 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+
+/* Moves the array (*iov, *n) past k bytes just transferred (a partial read or write of an iovec array). */
+static inline void tf_iov_advance(struct iovec **iov, int *n, size_t k)
+{
+    while (*n > 0 && k >= (*iov)->iov_len) {
+        k -= (*iov)->iov_len;
+        (*iov)++;
+        (*n)--;
+    }
+    if (*n > 0) {
+        (*iov)->iov_base = (uint8_t *)(*iov)->iov_base + k;
+        (*iov)->iov_len -= k;
+    }
+}
 
 /* Sends iov[0..n) (the array is consumed). *passfd >= 0 travels with the first bytes sent and is then
  * set to -1 (the caller still owns the descriptor). Returns 0, or -1 with errno. */
@@ -33,15 +47,7 @@ static inline int tf_sock_writev(int sock, struct iovec *iov, int n, int *passfd
             return -1;
         }
         if (k > 0) *passfd = -1;
-        while (n > 0 && (size_t)k >= iov->iov_len) {
-            k -= (ssize_t)iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + k;
-            iov->iov_len -= (size_t)k;
-        }
+        tf_iov_advance(&iov, &n, (size_t)k);
     }
     return 0;
 }

@@ -181,15 +181,7 @@ static int recv_all(int fd, struct iovec *iov, int n)
             return -1;
         }
         if (k == 0) { errno = ECONNRESET; return -1; }
-        while (n > 0 && (size_t)k >= iov->iov_len) {
-            k -= (ssize_t)iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + k;
-            iov->iov_len -= (size_t)k;
-        }
+        tf_iov_advance(&iov, &n, (size_t)k);
     }
     return 0;
 }
