@@ -167,9 +167,13 @@ static uint64_t fenc(double r, int t, int rm, unsigned flags) {
     }
 }
 
+/* Set while a whole warp instruction runs fop_slow under a directed rounding mode that fe_hold already set
+ * (one fesetround pair per instruction instead of one per lane: the switch cost half of `interval`'s time). */
+static __thread int t_fe_held __attribute__((tls_model("initial-exec")));
+
 /* Float binary/ternary ops outside the fast path: half types, directed rounding, ftz, sat.
  * f32/f64 with directed rounding run under fesetround (this function is compiled with
- * rounding-math so nothing is moved across the mode switch). */
+ * rounding-math so nothing is moved across the mode switch), unless fe_hold set it for the warp. */
 __attribute__((noinline, optimize("rounding-math"))) static uint64_t fop_slow(int op, int t, uint64_t a, uint64_t b,
                                                                               uint64_t c, int rm, unsigned flags) {
     if (t == T_F16X2 || t == T_BF16X2) {
@@ -180,7 +184,7 @@ __attribute__((noinline, optimize("rounding-math"))) static uint64_t fop_slow(in
     }
     if (t == T_F32 || t == T_F64) {
         int mode = fe_mode(rm);
-        int d = directed(rm);
+        int d = directed(rm) && !t_fe_held;
         if (d) fesetround(mode);
         uint64_t out;
         if (t == T_F32) {
@@ -245,6 +249,19 @@ __attribute__((noinline, optimize("rounding-math"))) static uint64_t fop_slow(in
     default: r = 0; break;
     }
     return fenc(r, t, rm == RM_NONE ? RM_RN : rm, flags & ~IF_FTZ);
+}
+
+/* fe_hold/fe_release bracket one warp instruction's lane loop of fop_slow with f32/f64 directed rounding. */
+static inline int fe_hold(int t, int rm) {
+    if ((t != T_F32 && t != T_F64) || !directed(rm)) return 0;
+    fesetround(fe_mode(rm));
+    t_fe_held = 1;
+    return 1;
+}
+static inline void fe_release(int held) {
+    if (!held) return;
+    t_fe_held = 0;
+    fesetround(FE_TONEAREST);
 }
 
 static double rint_mode(double x, int rm) {
@@ -803,6 +820,13 @@ static inline void store_pcs(warp_st *W, int pc, uint32_t cm) {
             }                                                                                 \
         }                                                                                     \
     } while (0)
+/* LOOP of fop_slow with the rounding mode of f32/f64 directed rounding set once for the warp. */
+#define FOP_LOOP(t, rm, ...)                                                                  \
+    do {                                                                                      \
+        const int held_ = fe_hold((t), (rm));                                                 \
+        LOOP(__VA_ARGS__);                                                                    \
+        fe_release(held_);                                                                    \
+    } while (0)
 
 /* Integer binary op over the three widths; X and Y are the operands, EXPR the result. */
 #define INT_BIN(EXPR)                                                                         \
@@ -1195,7 +1219,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             if (t == T_F32 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UF(F(S(ia)) + F(S(ib))));
             else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(D(S(ia)) + D(S(ib))));
             else if ((t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2))
-                LOOP(S(id) = fop_slow(OP_ADD, t, S(ia), S(ib), 0, in->rm, in->flags));
+                FOP_LOOP(t, in->rm, S(id) = fop_slow(OP_ADD, t, S(ia), S(ib), 0, in->rm, in->flags));
             else if (in->flags & (IF_CC | IF_USE_CC)) {
                 const int ie = in->e, use = (in->flags & IF_USE_CC) != 0, set = (in->flags & IF_CC) != 0;
                 if (bits_of(t) == 32) LOOP(uint64_t s = (uint64_t)(uint32_t)S(ia) + (uint32_t)S(ib) + (use ? (S(ie) & 1) : 0);
@@ -1213,7 +1237,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             if (t == T_F32 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UF(F(S(ia)) - F(S(ib))));
             else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(D(S(ia)) - D(S(ib))));
             else if (t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2)
-                LOOP(S(id) = fop_slow(OP_SUB, t, S(ia), S(ib), 0, in->rm, in->flags));
+                FOP_LOOP(t, in->rm, S(id) = fop_slow(OP_SUB, t, S(ia), S(ib), 0, in->rm, in->flags));
             else if (in->flags & (IF_CC | IF_USE_CC)) {
                 const int ie = in->e, use = (in->flags & IF_USE_CC) != 0, set = (in->flags & IF_CC) != 0;
                 if (bits_of(t) == 32) LOOP(uint64_t x = (uint32_t)S(ia), y = (uint64_t)(uint32_t)S(ib) + (use ? (S(ie) & 1) : 0);
@@ -1231,7 +1255,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             if (t == T_F32 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UF(F(S(ia)) * F(S(ib))));
             else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(D(S(ia)) * D(S(ib))));
             else if (t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2)
-                LOOP(S(id) = fop_slow(OP_MUL_LO, t, S(ia), S(ib), 0, in->rm, in->flags));
+                FOP_LOOP(t, in->rm, S(id) = fop_slow(OP_MUL_LO, t, S(ia), S(ib), 0, in->rm, in->flags));
             else if (t == T_U16 || t == T_S16) LOOP(S(id) = (uint16_t)((uint32_t)(uint16_t)S(ia) * (uint16_t)S(ib)));
             else INT_BIN(X * Y);
             break;
@@ -1325,13 +1349,13 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             if (t == T_F32 && !in->flags && in->rm <= RM_RN && em == FULL) fma32_warp(R + (size_t)id * 32, R + (size_t)ia * 32, R + (size_t)ib * 32, R + (size_t)ic * 32);
             else if (t == T_F32 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UF(fmaf(F(S(ia)), F(S(ib)), F(S(ic)))));
             else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(fma(D(S(ia)), D(S(ib)), D(S(ic)))));
-            else LOOP(S(id) = fop_slow(OP_FMA, t, S(ia), S(ib), S(ic), in->rm, in->flags));
+            else FOP_LOOP(t, in->rm, S(id) = fop_slow(OP_FMA, t, S(ia), S(ib), S(ic), in->rm, in->flags));
             break;
         case OP_DIV:
             if (t == T_F32 && !(in->flags & ~IF_APPROX) && in->rm <= RM_RN) LOOP(S(id) = UF(F(S(ia)) / F(S(ib))));
             else if (t == T_F64 && !in->flags && in->rm <= RM_RN) LOOP(S(id) = UD(D(S(ia)) / D(S(ib))));
             else if (t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2)
-                LOOP(S(id) = fop_slow(OP_DIV, t, S(ia), S(ib), 0, in->rm, in->flags & ~IF_APPROX));
+                FOP_LOOP(t, in->rm, S(id) = fop_slow(OP_DIV, t, S(ia), S(ib), 0, in->rm, in->flags & ~IF_APPROX));
             else if (t == T_U32) LOOP(uint32_t y = (uint32_t)S(ib); S(id) = y ? (uint32_t)S(ia) / y : 0xffffffffu);
             else LOOP(S(id) = int_div(t, S(ia), S(ib), 0));
             break;
