@@ -252,14 +252,20 @@ int fatbin_extract_ptx(const void *image, size_t len, unsigned max_sm, char **pt
         return 0;
     }
     case IMAGE_ELF: {
-        /* e_flags (ELF64 offset 48) name the SM: bits 8-15 since CUDA 12.8's ABI, the low byte before */
-        unsigned ef = (len == 0 || len >= 52) ? rd32(p + 48) : 0, sm = ef & 0xff;
-        if (sm < 20)
-            sm = (ef >> 8) & 0xff;
+        /* a cubin's e_flags (ELF64, offset 48) name its SM: bits 8-15 in CUDA 13's ABI, the low byte
+         * before; a header too short to hold them names none */
+        char what[16] = "";
+        if ((len == 0 || len >= 64) && p[4] == 2) {
+            unsigned ef = rd32(p + 48), sm = ef & 0xff;
+            if (sm < 20)
+                sm = (ef >> 8) & 0xff;
+            if (sm >= 20)
+                snprintf(what, sizeof(what), ", sm_%u", sm);
+        }
         setlog(log, loglen,
-               "the image is a SASS cubin (ELF, sm_%s%u): the emulated device runs PTX only; build with a "
+               "the image is a SASS cubin (ELF%s)%.0u: the emulated device runs PTX only; build with a "
                "PTX target, e.g. -gencode arch=compute_80,code=compute_80 (NVIDIA's libraries, which pick "
-               "their kernels for the device's capability, run their PTX ones with TF_EMU_CC=13.0)", "", sm);
+               "their kernels for the device's capability, run their PTX ones with TF_EMU_CC=13.0)", what, 0);
         return CUDA_ERROR_NO_BINARY_FOR_GPU;
     }
     case IMAGE_WRAPPER: {
