@@ -253,7 +253,8 @@ int fatbin_extract_ptx(const void *image, size_t len, unsigned max_sm, char **pt
     }
     case IMAGE_ELF: {
         /* a cubin's e_flags (ELF64, offset 48) name its SM: bits 8-15 in CUDA 13's ABI, the low byte
-         * before; a header too short to hold them names none */
+         * before. An in-memory image (len 0) is trusted to hold its 64-byte header, as for fatbins; a
+         * shorter known length names no SM */
         char what[16] = "";
         if ((len == 0 || len >= 64) && p[4] == 2) {
             unsigned ef = rd32(p + 48), sm = ef & 0xff;
