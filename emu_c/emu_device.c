@@ -4,7 +4,8 @@
  * the highest target <= it; emu_module.c refuses PTX above it) and the limits it reports are those of
  * a real part of that capability (CUDA programming guide, "Technical Specifications per Compute
  * Capability", and the part's deviceQuery), so CUB/Thrust/PyTorch tuning and cudart's occupancy
- * maths see a coherent GPU.
+ * maths see a coherent GPU. 13.0 is the exception: no part, a capability above every SASS target of
+ * the CUDA 13 libraries, so that cuBLAS runs its PTX (forward-compatibility) kernels.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -89,6 +90,10 @@ static const emu_devfacts k_facts[] = {
     {10, 0, "B200 (GB100)",                  148, 2048, 32, 233472, 232448, 1965000, 3996000, 8192, 132120576, 99090432},
     {12, 0, "RTX PRO 6000 Blackwell (GB202)", 188, 1536, 32, 102400, 101376, 2617000, 14001000, 512, 134217728, 100663296},
     {12, 1, "GB10 (DGX Spark)",              48, 1536, 32, 102400, 101376, 2418000, 4266000, 256,  25165824,  18874368},
+    /* No 13.x part exists: a GPU newer than every SASS target NVIDIA's CUDA 13 libraries ship (up to sm_121),
+     * so they take their PTX forward-compatibility kernels (cuBLAS's sgemm_largek_lds64, *_forwardCompat_*)
+     * instead of an sm_120 cubin the emulated device cannot run. Figures: the 12.0 part's. */
+    {13, 0, "next-generation stand-in (12.0 figures)", 188, 1536, 32, 102400, 101376, 2617000, 14001000, 512, 134217728, 100663296},
 };
 #define EMU_DEFAULT_CC 121
 

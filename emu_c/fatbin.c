@@ -251,11 +251,24 @@ int fatbin_extract_ptx(const void *image, size_t len, unsigned max_sm, char **pt
             *arch = 0;
         return 0;
     }
-    case IMAGE_ELF:
+    case IMAGE_ELF: {
+        /* a cubin's e_flags (ELF64, offset 48) name its SM: bits 8-15 in CUDA 13's ABI, the low byte
+         * before. An in-memory image (len 0) is trusted to hold its 64-byte header, as for fatbins; a
+         * shorter known length names no SM */
+        char what[16] = "";
+        if ((len == 0 || len >= 64) && p[4] == 2) {
+            unsigned ef = rd32(p + 48), sm = ef & 0xff;
+            if (sm < 20)
+                sm = (ef >> 8) & 0xff;
+            if (sm >= 20)
+                snprintf(what, sizeof(what), ", sm_%u", sm);
+        }
         setlog(log, loglen,
-               "the image is a SASS cubin (ELF)%s%.0u: the emulated device runs PTX only; build with a "
-               "PTX target, e.g. -gencode arch=compute_80,code=compute_80", "", 0);
+               "the image is a SASS cubin (ELF%s)%.0u: the emulated device runs PTX only; build with a "
+               "PTX target, e.g. -gencode arch=compute_80,code=compute_80 (NVIDIA's libraries, which pick "
+               "their kernels for the device's capability, run their PTX ones with TF_EMU_CC=13.0)", what, 0);
         return CUDA_ERROR_NO_BINARY_FOR_GPU;
+    }
     case IMAGE_WRAPPER: {
         if (len && len < 24)
             return CUDA_ERROR_INVALID_IMAGE;

@@ -63,3 +63,25 @@ def parse_kv(text: str | bytes) -> dict:
         if sep:
             out[key.strip()] = value.strip()
     return out
+
+
+def nvidia_cu13_dir() -> Path:
+    """The pip-installed CUDA 13 libraries (nvidia-cublas, nvidia-cuda-nvrtc: the test-libs extra): the folder
+    holding include/ and lib/ (libcublas.so.13, libcublasLt.so.13)."""
+    import importlib.util
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        d = Path(root) / "cu13"
+        if (d / "lib" / "libcublas.so.13").exists():
+            return d
+    raise RuntimeError("libcublas.so.13 not found: install the test-libs extra (nvidia-cublas==13.0.*)")
+
+
+def build_with_cublas(name: str) -> Path:
+    """Compiles tests/cuda/<name>.cu against pip's libcublas (cudart static); the binary finds
+    libcublas.so.13 / libcublasLt.so.13 by its rpath, libcuda.so.1 on LD_LIBRARY_PATH as usual."""
+    d = nvidia_cu13_dir()
+    lib = d / "lib"
+    # pip ships only the versioned names (no libcublas.so): -l:FILE; rpath-link finds libcublasLt for ld
+    return build_cuda(name, flags=(f"-I{d / 'include'}", f"-L{lib}", "-l:libcublas.so.13",
+                                   f"-Xlinker=-rpath={lib}", f"-Xlinker=-rpath-link={lib}"))

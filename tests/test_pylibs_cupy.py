@@ -141,8 +141,8 @@ out["sum"] = cp.asnumpy(cp.arange(1000, dtype=cp.float32).sum())
 def test_cublas_dot_matches_numpy(emu, tmp_path):
     """cupy.dot of two vectors is cuBLAS (cublasSdot / cublasDdot): libcublas's kernels that carry PTX run on the
     emulated device through the stub (cublas asks the driver's private tables for the current context, its id,
-    and the stream's id on the way). GEMM is not here: for these shapes cuBLAS picks cublasLt kernels, most of
-    which are SASS only (CUBLAS_STATUS_INTERNAL_ERROR on the emulated device)."""
+    and the stream's id on the way). GEMM: test_cublas_matmul_* (on 12.1 cuBLAS picks SASS-only cublasLt kernels
+    for it; on 13.0 its PTX ones)."""
     got = run_cupy(emu, tmp_path, """
 rng = np.random.default_rng(7)
 x = rng.standard_normal(1000).astype(np.float32)
@@ -156,6 +156,50 @@ out["lib"] = np.array(cp.cuda.cublas.getVersion(cp.cuda.device.get_cublas_handle
     x, y = got["x"].astype(np.float64), got["y"].astype(np.float64)
     np.testing.assert_allclose(float(got["sdot"]), x @ y, rtol=1e-4)
     np.testing.assert_allclose(float(got["ddot"]), x @ y, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def emu13(tmp_path_factory):
+    """The embedded default with the worker's emulator on capability 13.0 (TF_EMU_CC, read by its executors)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TF_EMU_CC", "13.0")
+        e = EmbeddedEmu(tmp_path_factory.mktemp("tfhome13"))
+    e.env["CUPY_CACHE_DIR"] = str(tmp_path_factory.mktemp("cupy-cache13"))
+    yield e
+    e.stop()
+
+
+def test_cublas_matmul_on_capability_13_matches_numpy(emu13, tmp_path):
+    """cupy.matmul is cuBLAS GEMM (SGEMM, DGEMM). On 12.1 (the `emu` fixture) cuBLAS picks sm_120 SASS cubins and
+    answers CUBLAS_STATUS_INTERNAL_ERROR; on 13.0, above every SASS target of libcublasLt 13.0, it runs its PTX
+    forward-compatibility kernels (sgemm_largek_lds64 / dgemm_largek, scal_kernel), and CUB's sum still runs."""
+    got = run_cupy(emu13, tmp_path, """
+rng = np.random.default_rng(5)
+a = rng.standard_normal((64, 64)).astype(np.float32)
+b = rng.standard_normal((64, 96)).astype(np.float32)
+out["a"], out["b"] = a, b
+out["cc"] = np.array(cp.cuda.Device(0).compute_capability)
+out["s"] = cp.asnumpy(cp.matmul(cp.asarray(a), cp.asarray(b)))
+out["d"] = cp.asnumpy(cp.asarray(a, dtype=cp.float64) @ cp.asarray(b, dtype=cp.float64))
+out["sum"] = cp.asnumpy(cp.arange(1000, dtype=cp.float32).sum())
+""", env={"CUPY_ACCELERATORS": "cub"})
+    assert str(got["cc"]) == "130"
+    want = got["a"].astype(np.float64) @ got["b"]
+    np.testing.assert_allclose(got["s"], want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got["d"], want, rtol=1e-12, atol=1e-12)
+    assert float(got["sum"]) == 499500.0
+
+
+def test_cublas_matmul_at_the_default_capability_is_a_cublas_error(emu, tmp_path):
+    """What a user sees on 12.1: a CUBLASError naming the status, not a crash or a wrong result."""
+    got = run_cupy(emu, tmp_path, """
+try:
+    cp.matmul(cp.ones((64, 64), dtype=cp.float32), cp.ones((64, 64), dtype=cp.float32))
+    out["err"] = np.array("none")
+except cp.cuda.cublas.CUBLASError as e:
+    out["err"] = np.array(str(e))
+""")
+    assert "CUBLAS_STATUS_INTERNAL_ERROR" in str(got["err"])
 
 
 CUMSUM = """

@@ -15,15 +15,13 @@ at run time must then emit PTX:
          nvidia-nvjitlink) it links LTO to an sm_XX cubin, SASS only, which the emulator cannot run, and
          neither numba-cuda nor cuda.pathfinder has a variable to turn nvJitLink off: install numba-cuda
          without the [cu13] extra for the emulated device.
-  cuBLAS  nothing can be set: it ships compiled kernels. Checked on nvidia-cublas 13.0.0.19 (and 13.1.1.3) with
-         scripts/fatbin_inventory.py: libcublas.so.13 has 193 fatbins, 188 with a compute_120 PTX entry, 5 SASS
-         only; libcublasLt.so.13 has 3158 fatbins, only 288 with PTX (287 compute_120, 1 compute_75) and 2870
-         SASS only (sm_75/80/86/89/90/100/103/120/121). A cublasCreate + cublasSgemm program on the emulated
-         device directly: the emulator refuses ~2,500 SASS-only modules and cublasCreate returns
-         CUBLAS_STATUS_INTERNAL_ERROR (14). Through the stub cublasCreate returns success (a divergence not yet
-         isolated: cuModuleLoadData / cuLibraryLoadData answer the same codes on both) and cublasSgemm then
-         dies of SIGSEGV: cublasLtSSSMatmulAlgoGetHeuristic calls slot 2 of the tools-TLS export table
-         (42d85a81, emu_c/cudart_export_tables.c), which holds only its size and NULL slots.
+  cuBLAS  nothing can be set on the client: it ships compiled kernels and picks them for the device's capability.
+         nvidia-cublas 13.0.0.19 (scripts/fatbin_inventory.py): libcublas.so.13 has 193 fatbins, 188 with a
+         compute_120 PTX entry; libcublasLt.so.13 has 3158, 288 with PTX (287 compute_120) and 2870 SASS only
+         (sm_75 .. sm_121). On the emulator's default capability 12.1 cublasCreate succeeds but GEMM picks
+         sm_120 SASS cubins (cutlass_80_simt_sgemm_*): CUBLAS_STATUS_INTERNAL_ERROR. With TF_EMU_CC=13.0 in the
+         worker's environment (a capability above every SASS target) cuBLAS runs its PTX forward-compatibility
+         kernels and cupy.matmul / cublasSgemm are correct (emu_c/README.md, "cuBLAS and CuPy").
 A variable the user already set is kept. On NVIDIA's driver nothing is set: SASS runs natively there.
 """
 from __future__ import annotations

@@ -371,7 +371,8 @@ static void test_streams_and_events(void)
     char errlog[256] = "x";
     CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
     void *vals[] = {errlog, (void *)(uintptr_t)sizeof(errlog)};
-    static const unsigned char sass_only[] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0};
+    /* an in-memory cubin has no length: the loader reads its 64-byte ELF header (e_flags), as the stub does */
+    static const unsigned char sass_only[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0};
     CHECK(cuModuleLoadDataEx(&m, sass_only, 2, opts, vals) == CUDA_ERROR_NO_BINARY_FOR_GPU);
     CHECK(strstr(errlog, "PTX") != NULL && (size_t)(uintptr_t)vals[1] == strlen(errlog) + 1);
     CUfunction f;

@@ -250,6 +250,20 @@ static void test_selection_and_sass_only(void)
     CHECK(fatbin_extract_ptx(buf, n, 80, &ptx, &len, NULL, log, sizeof(log)) == CUDA_ERROR_NO_BINARY_FOR_GPU);
     CHECK(strstr(log, "PTX") != NULL && strstr(log, "compute_") != NULL);
     CHECK(fatbin_extract_ptx(elf, sizeof(elf), 80, &ptx, &len, NULL, log, sizeof(log)) == CUDA_ERROR_NO_BINARY_FOR_GPU);
+    CHECK(strstr(log, "(ELF)") != NULL); /* too short for e_flags: no SM named */
+    /* a cubin names its SM in e_flags: CUDA 13's layout (libcublasLt's sm_120 cubins: 0x6007802) and the older
+     * one (low byte); the log names it and the capability on which NVIDIA's libraries use their PTX */
+    unsigned char hdr[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0x33};
+    const unsigned flags[2] = {0x6007802u, 0x500550u}, sms[2] = {120, 80};
+    for (int i = 0; i < 2; i++) {
+        memcpy(hdr + 48, &flags[i], 4);
+        char want[32];
+        snprintf(want, sizeof(want), "(ELF, sm_%u)", sms[i]);
+        char full[1024]; /* the loader's log size (emu_module.c) */
+        CHECK(fatbin_extract_ptx(hdr, sizeof(hdr), 121, &ptx, &len, NULL, full, sizeof(full)) ==
+              CUDA_ERROR_NO_BINARY_FOR_GPU);
+        CHECK(strstr(full, want) != NULL && strstr(full, "TF_EMU_CC=13.0") != NULL);
+    }
 }
 
 static void test_ptx_target_directives(void)

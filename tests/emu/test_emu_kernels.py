@@ -174,6 +174,8 @@ def test_device_reports_the_capability_it_is_given():
     assert (kv["major"], kv["minor"], kv["sm_count"]) == ("9", "0", "132")
     kv = run_kv("device_query")
     assert (kv["major"], kv["minor"]) == ("12", "1")
+    kv = run_kv("device_query", env=emu_env(TF_EMU_CC="13.0"))   # no part: the 12.0 part's figures
+    assert (kv["major"], kv["minor"], kv["sm_count"]) == ("13", "0", "188")
 
 
 @pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
