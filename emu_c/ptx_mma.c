@@ -41,20 +41,41 @@ static inline float bf2f(uint16_t h) { return f32_of((uint32_t)h << 16); }
 /* ------------------------------------------------------------------ fragments <-> dense arrays */
 
 /* The warp's fragment as one array in fragment order (lane l's element i at index l*n + i): n elements of es
- * bytes per lane, packed low first into 32-bit registers (64-bit elements one per register). */
+ * bytes per lane, packed low first into 32-bit registers (64-bit elements one per register). As 32-bit words,
+ * lane l's word j is at l*nw + j; always_inline with a constant nw so the transposes unroll. */
+static inline __attribute__((always_inline)) void gather_w(const uint64_t *R, const int32_t *list, unsigned nw,
+                                                          uint32_t *W) {
+    for (unsigned j = 0; j < nw; j++) {
+        const uint64_t *r = R + (size_t)list[j] * 32;
+        _Pragma("GCC unroll 32") for (unsigned l = 0; l < 32; l++) W[l * nw + j] = (uint32_t)r[l];
+    }
+}
 static void frag_gather(const uint64_t *R, const int32_t *list, unsigned n, unsigned es, uint8_t *E) {
     if (es == 8) {
         for (unsigned i = 0; i < n; i++)
             for (unsigned l = 0; l < 32; l++) memcpy(E + ((size_t)l * n + i) * 8, &REG(list[i], l), 8);
         return;
     }
-    const unsigned nw = n * es / 4, stride = n * es;
+    uint32_t W[256];
+    const unsigned nw = n * es / 4;
+    switch (nw) {
+    case 1: gather_w(R, list, 1, W); break;
+    case 2: gather_w(R, list, 2, W); break;
+    case 4: gather_w(R, list, 4, W); break;
+    case 8: gather_w(R, list, 8, W); break;
+    default: gather_w(R, list, nw, W); break;
+    }
+    memcpy(E, W, 4 * (size_t)nw * 32);
+}
+
+static inline __attribute__((always_inline)) void scatter_w(uint64_t *R, const int32_t *list, unsigned nw,
+                                                           const uint32_t *W, uint32_t em) {
     for (unsigned j = 0; j < nw; j++) {
-        const uint64_t *r = R + (size_t)list[j] * 32;
-        for (unsigned l = 0; l < 32; l++) {
-            const uint32_t w = (uint32_t)r[l];
-            memcpy(E + (size_t)l * stride + 4 * j, &w, 4);
-        }
+        uint64_t *r = R + (size_t)list[j] * 32;
+        if (em == FULL)
+            _Pragma("GCC unroll 32") for (unsigned l = 0; l < 32; l++) r[l] = W[l * nw + j];
+        else
+            for (uint32_t m = em; m; m &= m - 1) r[__builtin_ctz(m)] = W[(unsigned)__builtin_ctz(m) * nw + j];
     }
 }
 
@@ -62,20 +83,30 @@ static void frag_gather(const uint64_t *R, const int32_t *list, unsigned n, unsi
  * the f16 A/B fragments have 8 registers for 8 elements). */
 static void frag_scatter(uint64_t *R, const int32_t *list, unsigned n, unsigned es, unsigned nregs, const uint8_t *E,
                          uint32_t em) {
-    const unsigned nw = es == 8 ? n : n * es / 4, stride = n * es;
-    for (unsigned j = 0; j < nregs; j++) {
-        uint64_t *r = R + (size_t)list[j] * 32;
-        for (uint32_t m = em; m; m &= m - 1) {
-            const unsigned l = (unsigned)__builtin_ctz(m);
-            uint64_t v = 0;
-            if (j < nw && es == 8) memcpy(&v, E + ((size_t)l * n + j) * 8, 8);
-            else if (j < nw) {
-                uint32_t w;
-                memcpy(&w, E + (size_t)l * stride + 4 * j, 4);
-                v = w;
+    unsigned nw;
+    if (es == 8) {
+        nw = n;
+        for (unsigned j = 0; j < n; j++)
+            for (uint32_t m = em; m; m &= m - 1) {
+                const unsigned l = (unsigned)__builtin_ctz(m);
+                memcpy(&REG(list[j], l), E + ((size_t)l * n + j) * 8, 8);
             }
-            r[l] = v;
+    } else {
+        uint32_t W[256];
+        nw = n * es / 4;
+        memcpy(W, E, 4 * (size_t)nw * 32);
+        switch (nw) {
+        case 1: scatter_w(R, list, 1, W, em); break;
+        case 2: scatter_w(R, list, 2, W, em); break;
+        case 4: scatter_w(R, list, 4, W, em); break;
+        case 8: scatter_w(R, list, 8, W, em); break;
+        default: scatter_w(R, list, nw, W, em); break;
         }
+    }
+    for (unsigned j = nw; j < nregs; j++) {
+        if (em == FULL) memset(&REG(list[j], 0), 0, 32 * sizeof(uint64_t));
+        else
+            for (uint32_t m = em; m; m &= m - 1) REG(list[j], __builtin_ctz(m)) = 0;
     }
 }
 
@@ -85,7 +116,7 @@ static void frag_scatter(uint64_t *R, const int32_t *list, unsigned n, unsigned 
 typedef void gemm_f32_fn(unsigned M, unsigned N, unsigned K, const float *A, const float *B, float *acc);
 typedef void gemm_f64_fn(unsigned M, unsigned N, unsigned K, const double *A, const double *B, double *acc);
 /* acc += A x B in 32-bit wrap-around. */
-typedef void gemm_s32_fn(unsigned M, unsigned N, unsigned K, const int32_t *A, const int32_t *B, uint32_t *acc);
+typedef void gemm_u32_fn(unsigned M, unsigned N, unsigned K, const uint32_t *A, const uint32_t *B, uint32_t *acc);
 /* n f16 values -> f32 */
 typedef void h2f_fn(const uint16_t *h, float *f, unsigned n);
 
@@ -103,61 +134,61 @@ static void gemm_f64_c(unsigned M, unsigned N, unsigned K, const double *A, cons
             for (unsigned n = 0; n < N; n++) acc[m * N + n] = fma(a, B[k * N + n], acc[m * N + n]);
         }
 }
-static void gemm_s32_c(unsigned M, unsigned N, unsigned K, const int32_t *A, const int32_t *B, uint32_t *acc) {
+static void gemm_u32_c(unsigned M, unsigned N, unsigned K, const uint32_t *A, const uint32_t *B, uint32_t *acc) {
     for (unsigned m = 0; m < M; m++)
         for (unsigned k = 0; k < K; k++) {
-            const uint32_t a = (uint32_t)A[m * K + k];
-            for (unsigned n = 0; n < N; n++) acc[m * N + n] += a * (uint32_t)B[k * N + n];
+            const uint32_t a = A[m * K + k];
+            for (unsigned n = 0; n < N; n++) acc[m * N + n] += a * B[k * N + n];
         }
 }
 static void h2f_c(const uint16_t *h, float *f, unsigned n) {
     for (unsigned i = 0; i < n; i++) f[i] = h2f(h[i]);
 }
 
-/* AVX2 + FMA (+ F16C): 8 output columns per vector, kept in a register over the whole k chain. N is 8 or 16
- * for every shape here (f64: 8 = two vectors of 4). */
-__attribute__((target("avx2,fma"))) static void gemm_f32_avx2(unsigned M, unsigned N, unsigned K, const float *A,
-                                                              const float *B, float *acc) {
-    if (N % 8) {
-        gemm_f32_c(M, N, K, A, B, acc);
-        return;
+/* AVX2 + FMA (+ F16C): 8 output columns per vector (f64: 4), four rows at a time so that 4 x N/8 independent
+ * k chains hide the FMA latency; one function per output width (N = 16 or 8: every shape here) so the
+ * accumulators stay in registers. Other widths take the portable loop. */
+#define GEMM_AVX2(NAME, T, V, LOAD, STORE, SET1, OP, NC)                                                   \
+    __attribute__((target("avx2,fma"))) static void NAME(unsigned M, unsigned K, const T *A, const T *B, T *acc) { \
+        enum { W = 32 / sizeof(T), NV = NC / W };                                                             \
+        for (unsigned m = 0; m < M; m += 4) {                                                                 \
+            V d[4][NV];                                                                                       \
+            _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++)                                          \
+                _Pragma("GCC unroll 4") for (unsigned v = 0; v < NV; v++) d[r][v] = LOAD(acc + (m + r) * NC + v * W); \
+            for (unsigned k = 0; k < K; k++)                                                                  \
+                _Pragma("GCC unroll 4") for (unsigned v = 0; v < NV; v++) {                                   \
+                    const V b = LOAD(B + k * NC + v * W);                                                     \
+                    _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++)                                  \
+                        d[r][v] = OP(SET1(A[(m + r) * K + k]), b, d[r][v]);                                   \
+                }                                                                                             \
+            _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++)                                          \
+                _Pragma("GCC unroll 4") for (unsigned v = 0; v < NV; v++) STORE(acc + (m + r) * NC + v * W, d[r][v]); \
+        }                                                                                                     \
     }
-    for (unsigned m = 0; m < M; m++)
-        for (unsigned n0 = 0; n0 < N; n0 += 8) {
-            __m256 d = _mm256_loadu_ps(acc + m * N + n0);
-            for (unsigned k = 0; k < K; k++)
-                d = _mm256_fmadd_ps(_mm256_set1_ps(A[m * K + k]), _mm256_loadu_ps(B + k * N + n0), d);
-            _mm256_storeu_ps(acc + m * N + n0, d);
-        }
+#define LD_PS(p) _mm256_loadu_ps(p)
+#define ST_PS(p, v) _mm256_storeu_ps(p, v)
+#define LD_PD(p) _mm256_loadu_pd(p)
+#define ST_PD(p, v) _mm256_storeu_pd(p, v)
+#define LD_SI(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define ST_SI(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), v)
+#define SET1_U32(x) _mm256_set1_epi32((int)(x))
+#define MADD_U32(a, b, c) _mm256_add_epi32(c, _mm256_mullo_epi32(a, b))
+GEMM_AVX2(gemm_f32_avx2_16, float, __m256, LD_PS, ST_PS, _mm256_set1_ps, _mm256_fmadd_ps, 16)
+GEMM_AVX2(gemm_f32_avx2_8, float, __m256, LD_PS, ST_PS, _mm256_set1_ps, _mm256_fmadd_ps, 8)
+GEMM_AVX2(gemm_f64_avx2_8, double, __m256d, LD_PD, ST_PD, _mm256_set1_pd, _mm256_fmadd_pd, 8)
+GEMM_AVX2(gemm_u32_avx2_16, uint32_t, __m256i, LD_SI, ST_SI, SET1_U32, MADD_U32, 16)
+static void gemm_f32_avx2(unsigned M, unsigned N, unsigned K, const float *A, const float *B, float *acc) {
+    if (M % 4 == 0 && N == 16) gemm_f32_avx2_16(M, K, A, B, acc);
+    else if (M % 4 == 0 && N == 8) gemm_f32_avx2_8(M, K, A, B, acc);
+    else gemm_f32_c(M, N, K, A, B, acc);
 }
-__attribute__((target("avx2,fma"))) static void gemm_f64_avx2(unsigned M, unsigned N, unsigned K, const double *A,
-                                                              const double *B, double *acc) {
-    if (N % 4) {
-        gemm_f64_c(M, N, K, A, B, acc);
-        return;
-    }
-    for (unsigned m = 0; m < M; m++)
-        for (unsigned n0 = 0; n0 < N; n0 += 4) {
-            __m256d d = _mm256_loadu_pd(acc + m * N + n0);
-            for (unsigned k = 0; k < K; k++)
-                d = _mm256_fmadd_pd(_mm256_set1_pd(A[m * K + k]), _mm256_loadu_pd(B + k * N + n0), d);
-            _mm256_storeu_pd(acc + m * N + n0, d);
-        }
+static void gemm_f64_avx2(unsigned M, unsigned N, unsigned K, const double *A, const double *B, double *acc) {
+    if (M % 4 == 0 && N == 8) gemm_f64_avx2_8(M, K, A, B, acc);
+    else gemm_f64_c(M, N, K, A, B, acc);
 }
-__attribute__((target("avx2"))) static void gemm_s32_avx2(unsigned M, unsigned N, unsigned K, const int32_t *A,
-                                                          const int32_t *B, uint32_t *acc) {
-    if (N % 8) {
-        gemm_s32_c(M, N, K, A, B, acc);
-        return;
-    }
-    for (unsigned m = 0; m < M; m++)
-        for (unsigned n0 = 0; n0 < N; n0 += 8) {
-            __m256i d = _mm256_loadu_si256((const __m256i *)(acc + m * N + n0));
-            for (unsigned k = 0; k < K; k++)
-                d = _mm256_add_epi32(d, _mm256_mullo_epi32(_mm256_set1_epi32(A[m * K + k]),
-                                                           _mm256_loadu_si256((const __m256i *)(B + k * N + n0))));
-            _mm256_storeu_si256((__m256i *)(acc + m * N + n0), d);
-        }
+static void gemm_u32_avx2(unsigned M, unsigned N, unsigned K, const uint32_t *A, const uint32_t *B, uint32_t *acc) {
+    if (M % 4 == 0 && N == 16) gemm_u32_avx2_16(M, K, A, B, acc);
+    else gemm_u32_c(M, N, K, A, B, acc);
 }
 __attribute__((target("avx2,f16c"))) static void h2f_f16c(const uint16_t *h, float *f, unsigned n) {
     unsigned i = 0;
@@ -167,7 +198,7 @@ __attribute__((target("avx2,f16c"))) static void h2f_f16c(const uint16_t *h, flo
 
 static gemm_f32_fn *gemm_f32 = gemm_f32_c;
 static gemm_f64_fn *gemm_f64 = gemm_f64_c;
-static gemm_s32_fn *gemm_s32 = gemm_s32_c;
+static gemm_u32_fn *gemm_u32 = gemm_u32_c;
 static h2f_fn *h2f_n = h2f_c;
 static pthread_once_t pick_once = PTHREAD_ONCE_INIT;
 static void pick(void) {
@@ -175,7 +206,7 @@ static void pick(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         gemm_f32 = gemm_f32_avx2;
         gemm_f64 = gemm_f64_avx2;
-        gemm_s32 = gemm_s32_avx2;
+        gemm_u32 = gemm_u32_avx2;
         if (__builtin_cpu_supports("f16c")) h2f_n = h2f_f16c;
     }
 }
@@ -192,13 +223,13 @@ static void to_f32(const uint8_t *E, int t, int tf32, unsigned n, float *out) {
             memcpy(&h, E + 2 * i, 2);
             out[i] = bf2f(h);
         }
+    } else if (!tf32) {
+        memcpy(out, E, 4 * (size_t)n);
     } else {
-        const uint32_t keep = tf32 ? ~0x1fffu : ~0u;
-        for (unsigned i = 0; i < n; i++) {
-            uint32_t u;
-            memcpy(&u, E + 4 * i, 4);
-            out[i] = f32_of(u & keep);
-        }
+        uint32_t u[256];
+        memcpy(u, E, 4 * (size_t)n);
+        for (unsigned i = 0; i < n; i++) u[i] &= ~0x1fffu;
+        memcpy(out, u, 4 * (size_t)n);
     }
 }
 
@@ -239,20 +270,20 @@ void ptx_mma_wmma_mma(const ptx_ins *in, const int32_t *lists, uint64_t *R, uint
         return;
     }
     if (dt == T_S32) {
-        int32_t A[256], Bm[256];
-        for (unsigned i = 0; i < M * K; i++) A[i] = at == T_S8 ? (int32_t)(int8_t)EA[i] : (int32_t)EA[i];
-        for (unsigned i = 0; i < K * N; i++) Bm[i] = bt == T_S8 ? (int32_t)(int8_t)EB[i] : (int32_t)EB[i];
+        uint32_t A[256], Bm[256]; /* s8/u8 widened to s32, kept as their 32-bit patterns */
+        for (unsigned i = 0; i < M * K; i++) A[i] = at == T_S8 ? (uint32_t)(int32_t)(int8_t)EA[i] : EA[i];
+        for (unsigned i = 0; i < K * N; i++) Bm[i] = bt == T_S8 ? (uint32_t)(int32_t)(int8_t)EB[i] : EB[i];
         uint32_t acc[256];
         memcpy(acc, EC, 4 * (size_t)M * N);
         if (satf) { /* the exact sum, clamped to s32 */
             for (unsigned m = 0; m < M; m++)
                 for (unsigned n = 0; n < N; n++) {
                     int64_t s = (int32_t)acc[m * N + n];
-                    for (unsigned k = 0; k < K; k++) s += (int64_t)A[m * K + k] * Bm[k * N + n];
+                    for (unsigned k = 0; k < K; k++) s += (int64_t)(int32_t)A[m * K + k] * (int32_t)Bm[k * N + n];
                     acc[m * N + n] = (uint32_t)(int32_t)(s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : s);
                 }
         } else {
-            gemm_s32(M, N, K, A, Bm, acc);
+            gemm_u32(M, N, K, A, Bm, acc);
         }
         memcpy(ED, acc, 4 * (size_t)M * N);
         frag_scatter(R, ld, nc, 4, nd, ED, em);
@@ -347,10 +378,17 @@ int ptx_mma_wmma_ldst(const ptx_ins *in, const int32_t *lists, uint64_t *R, cons
     const unsigned n = Rr * Cc / 32;
     _Alignas(32) uint8_t E[256 * 8];
     if (!isload) frag_gather(R, regs, n, es, E);
+    const size_t lb = (size_t)len * es;
     for (unsigned j = 0; j < nlines; j++) {
         if (col == fcol) {
-            if (isload) memcpy(E + (size_t)j * len * es, line[j], (size_t)len * es);
-            else memcpy(line[j], E + (size_t)j * len * es, (size_t)len * es);
+            uint8_t *dst = isload ? E + j * lb : line[j];
+            const uint8_t *src = isload ? line[j] : E + j * lb;
+            switch (lb) { /* constant sizes: inline moves instead of a memcpy call per line */
+            case 16: memcpy(dst, src, 16); break;
+            case 32: memcpy(dst, src, 32); break;
+            case 64: memcpy(dst, src, 64); break;
+            default: memcpy(dst, src, lb); break;
+            }
         } else {
             for (unsigned t = 0; t < len; t++) {
                 uint8_t *e = E + ((size_t)t * nlines + j) * es;
