@@ -50,10 +50,16 @@ static inline __attribute__((always_inline)) void gather_w(const uint64_t *R, co
         _Pragma("GCC unroll 32") for (unsigned l = 0; l < 32; l++) W[l * nw + j] = (uint32_t)r[l];
     }
 }
+/* E: the bytes of a uint64_t[256] (64-bit elements are stored as such) */
 static void frag_gather(const uint64_t *R, const int32_t *list, unsigned n, unsigned es, uint8_t *E) {
-    if (es == 8) {
-        for (unsigned i = 0; i < n; i++)
-            for (unsigned l = 0; l < 32; l++) memcpy(E + ((size_t)l * n + i) * 8, &REG(list[i], l), 8);
+    if (es == 8) { /* f64: one element per register, n = 1 (A, B) or 2 (C) */
+        uint64_t *W = (uint64_t *)(void *)E;
+        if (n == 1) memcpy(W, &REG(list[0], 0), 32 * 8);
+        else
+            for (unsigned i = 0; i < n; i++) {
+                const uint64_t *r = R + (size_t)list[i] * 32;
+                for (unsigned l = 0; l < 32; l++) W[l * n + i] = r[l];
+            }
         return;
     }
     uint32_t W[256];
@@ -85,12 +91,15 @@ static void frag_scatter(uint64_t *R, const int32_t *list, unsigned n, unsigned 
                          uint32_t em) {
     unsigned nw;
     if (es == 8) {
+        const uint64_t *W = (const uint64_t *)(const void *)E;
         nw = n;
-        for (unsigned j = 0; j < n; j++)
-            for (uint32_t m = em; m; m &= m - 1) {
-                const unsigned l = (unsigned)__builtin_ctz(m);
-                memcpy(&REG(list[j], l), E + ((size_t)l * n + j) * 8, 8);
-            }
+        for (unsigned j = 0; j < n; j++) {
+            uint64_t *r = R + (size_t)list[j] * 32;
+            if (em == FULL)
+                for (unsigned l = 0; l < 32; l++) r[l] = W[l * n + j];
+            else
+                for (uint32_t m = em; m; m &= m - 1) r[__builtin_ctz(m)] = W[(unsigned)__builtin_ctz(m) * n + j];
+        }
     } else {
         uint32_t W[256];
         nw = n * es / 4;
@@ -218,11 +227,11 @@ static void to_f32(const uint8_t *E, int t, int tf32, unsigned n, float *out) {
         memcpy(h, E, 2 * (size_t)n);
         h2f_n(h, out, n);
     } else if (t == T_BF16) {
-        for (unsigned i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, E + 2 * i, 2);
-            out[i] = bf2f(h);
-        }
+        uint16_t h[256];
+        uint32_t u[256];
+        memcpy(h, E, 2 * (size_t)n);
+        for (unsigned i = 0; i < n; i++) u[i] = (uint32_t)h[i] << 16;
+        memcpy(out, u, 4 * (size_t)n);
     } else if (!tf32) {
         memcpy(out, E, 4 * (size_t)n);
     } else {
@@ -254,7 +263,8 @@ void ptx_mma_wmma_mma(const ptx_ins *in, const int32_t *lists, uint64_t *R, uint
     wmma_dims(shape, 0, &dummy, &K);
     const unsigned na = M * K / 32, nb = K * N / 32, nc = M * N / 32, nd = (unsigned)in->v[0];
     /* fragment order is the matrix's row-major order, except B of m8n8k4 (column-major) */
-    _Alignas(32) uint8_t EA[256 * 8], EB[256 * 8], EC[256 * 8], ED[256 * 8];
+    uint64_t bufA[256], bufB[256], bufC[256], bufD[256]; /* 64-bit objects, viewed as bytes */
+    uint8_t *EA = (uint8_t *)bufA, *EB = (uint8_t *)bufB, *EC = (uint8_t *)bufC, *ED = (uint8_t *)bufD;
     frag_gather(R, la, na, elem_bytes(at), EA);
     frag_gather(R, lb, nb, elem_bytes(bt), EB);
     frag_gather(R, lc, nc, elem_bytes(ct), EC);
@@ -271,8 +281,10 @@ void ptx_mma_wmma_mma(const ptx_ins *in, const int32_t *lists, uint64_t *R, uint
     }
     if (dt == T_S32) {
         uint32_t A[256], Bm[256]; /* s8/u8 widened to s32, kept as their 32-bit patterns */
-        for (unsigned i = 0; i < M * K; i++) A[i] = at == T_S8 ? (uint32_t)(int32_t)(int8_t)EA[i] : EA[i];
-        for (unsigned i = 0; i < K * N; i++) Bm[i] = bt == T_S8 ? (uint32_t)(int32_t)(int8_t)EB[i] : EB[i];
+        if (at == T_S8) for (unsigned i = 0; i < M * K; i++) A[i] = (uint32_t)(int32_t)(int8_t)EA[i];
+        else for (unsigned i = 0; i < M * K; i++) A[i] = EA[i];
+        if (bt == T_S8) for (unsigned i = 0; i < K * N; i++) Bm[i] = (uint32_t)(int32_t)(int8_t)EB[i];
+        else for (unsigned i = 0; i < K * N; i++) Bm[i] = EB[i];
         uint32_t acc[256];
         memcpy(acc, EC, 4 * (size_t)M * N);
         if (satf) { /* the exact sum, clamped to s32 */
@@ -376,7 +388,8 @@ int ptx_mma_wmma_ldst(const ptx_ins *in, const int32_t *lists, uint64_t *R, cons
     /* fragment order: row-major, except B of m8n8k4 (column-major); a line is contiguous in it when both agree */
     const int fcol = shape == WS_M8N8K4 && mat == 1;
     const unsigned n = Rr * Cc / 32;
-    _Alignas(32) uint8_t E[256 * 8];
+    uint64_t buf[256]; /* 64-bit objects, viewed as bytes */
+    uint8_t *E = (uint8_t *)buf;
     if (!isload) frag_gather(R, regs, n, es, E);
     const size_t lb = (size_t)len * es;
     for (unsigned j = 0; j < nlines; j++) {
