@@ -380,6 +380,7 @@ int ptx_mma_wmma_ldst(const ptx_ins *in, const int32_t *lists, uint64_t *R, cons
     wmma_dims(shape, mat, &Rr, &Cc);
     /* memory lines: rows (row-major) or columns (.col) of the tile */
     const unsigned nlines = col ? Cc : Rr, len = col ? Rr : Cc;
+    if (ldm < len) return wmma_ldst_slow(in, regs, R, mv, tid0, em, f); /* overlapping lines: element order matters */
     uint8_t *line[16];
     for (unsigned j = 0; j < nlines; j++) {
         line[j] = ptx_mem_resolve(mv, tid0, sp, base + (uint64_t)es * j * ldm, (uint64_t)len * es);
