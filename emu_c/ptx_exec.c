@@ -1610,15 +1610,12 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             break;
         }
         case OP_CP_ASYNC: {
-            const unsigned sz = in->esize;
-            const int isz = in->c;
-            const int64_t doff = in->imm, soff = in->e;
-            LOOP(uint64_t da = S(ia) + (uint64_t)doff, sa = S(ib) + (uint64_t)soff;
-                 unsigned n = isz >= 0 ? (unsigned)S(isz) : sz; if (n > sz) n = sz;
-                 uint8_t *dp = resolve(B, tid0 + (unsigned)l, SP_SHARED, da, sz);
-                 const uint8_t *sp = n ? resolve(B, tid0 + (unsigned)l, SP_GLOBAL, sa, n) : dp;
-                 if (!dp || !sp || (da & (sz - 1))) { fault(B, in, tid0 + (unsigned)l, dp ? sa : da, sz, dp && sp); ret = -1; goto out; }
-                 memcpy(dp, sp, n); if (n < sz) memset(dp + n, 0, sz - n));
+            ptx_mma_fault mf;
+            if (ptx_mma_cp_async(in, R, &B->mv, em, &mf)) {
+                fault(B, in, tid0 + mf.lane, mf.addr, mf.bytes, mf.misaligned);
+                ret = -1;
+                goto out;
+            }
             break;
         }
         case OP_MBAR: {

@@ -13,6 +13,8 @@
  * wmma.load/store move a tile a memory line (row, or column for .col) at a time when the whole warp gives one
  * address and stride and every line resolves; anything else (divergent or per-lane addresses, local memory, a
  * fault) takes the per-element path, which reports the first failing lane and element as before.
+ *
+ * cp.async (the copies that stage the tiles in shared memory) is here too: per lane, with constant-size moves.
  */
 #include <math.h>
 #include <pthread.h>
@@ -486,6 +488,41 @@ int ptx_mma_ldmatrix(const ptx_ins *in, const int32_t *lists, uint64_t *R, const
                 v |= (uint32_t)x << (16 * h);
             }
             REG(regs[j], l) = v;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ cp.async */
+
+int ptx_mma_cp_async(const ptx_ins *in, const uint64_t *R, const ptx_memview *mv, uint32_t em, ptx_mma_fault *f) {
+    const unsigned sz = in->esize;
+    const int isz = in->c;
+    const int64_t doff = in->imm, soff = in->e;
+    for (uint32_t m = em; m; m &= m - 1) {
+        const unsigned l = (unsigned)__builtin_ctz(m);
+        const uint64_t da = REG(in->a, l) + (uint64_t)doff, sa = REG(in->b, l) + (uint64_t)soff;
+        unsigned n = isz >= 0 ? (unsigned)REG(isz, l) : sz;
+        if (n > sz) n = sz;
+        uint8_t *dp = ptx_mem_shared(mv, da, sz);
+        const uint8_t *sp = n ? ptx_mem_global(mv, sa, n) : dp;
+        if (!dp || !sp || (da & (sz - 1))) {
+            f->lane = l;
+            f->addr = dp ? sa : da;
+            f->bytes = sz;
+            f->misaligned = dp && sp;
+            return -1;
+        }
+        if (n == sz) {
+            switch (sz) { /* constant sizes: inline moves instead of a memcpy call per lane */
+            case 16: memcpy(dp, sp, 16); break;
+            case 8: memcpy(dp, sp, 8); break;
+            case 4: memcpy(dp, sp, 4); break;
+            default: memcpy(dp, sp, sz); break;
+            }
+        } else {
+            memcpy(dp, sp, n);
+            memset(dp + n, 0, sz - n);
         }
     }
     return 0;

@@ -1,7 +1,8 @@
 /* ptx_mma.h - the warp matrix instructions of the PTX interpreter (ptx_mma.c): wmma.load / wmma.store /
- * wmma.mma, mma.sync and ldmatrix, each run for the whole warp at once. run_warp (ptx_exec.c) calls these
- * at its OP_WMMA_LOAD, OP_WMMA_STORE, OP_WMMA_MMA, OP_MMA and OP_LDMATRIX cases and reports a fault
- * itself; nothing else here touches the interpreter's block or warp state.
+ * wmma.mma, mma.sync and ldmatrix, each run for the whole warp at once, and cp.async (the copies that stage
+ * their tiles). run_warp (ptx_exec.c) calls these at its OP_WMMA_LOAD, OP_WMMA_STORE, OP_WMMA_MMA, OP_MMA,
+ * OP_LDMATRIX and OP_CP_ASYNC cases and reports a fault itself; nothing else here touches the interpreter's
+ * block or warp state.
  *
  * Registers are the interpreter's: slot s of lane l is R[s * 32 + l]. lists is the kernel's register-list
  * array (ptx_kernel.lists) that the instruction's fragment operands index (encoding: compile_wmma and
@@ -37,5 +38,9 @@ void ptx_mma_mma(const ptx_ins *in, const int32_t *lists, uint64_t *R, uint32_t 
 /* ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].b16 for the lanes in em. 0, or -1 with *f set. */
 int ptx_mma_ldmatrix(const ptx_ins *in, const int32_t *lists, uint64_t *R, const ptx_memview *mv, unsigned tid0,
                      uint32_t em, ptx_mma_fault *f);
+
+/* cp.async.{ca,cg}.shared.global for the lanes in em: each lane's copy completes at once (the copies a
+ * later cp.async.wait_group / wait_all waits for are already done). 0, or -1 with *f set. */
+int ptx_mma_cp_async(const ptx_ins *in, const uint64_t *R, const ptx_memview *mv, uint32_t em, ptx_mma_fault *f);
 
 #endif
