@@ -207,6 +207,36 @@ __attribute__((target("avx2,f16c"))) static void h2f_f16c(const uint16_t *h, flo
     for (; i < n; i++) f[i] = h2f(h[i]);
 }
 
+/* n (a multiple of 8) bf16 -> f32, and n f32 with the low 13 mantissa bits cleared (tf32) */
+typedef void widen_fn(const uint8_t *E, float *f, unsigned n);
+static void bf2f_c(const uint8_t *E, float *f, unsigned n) {
+    uint16_t h[256];
+    uint32_t u[256];
+    memcpy(h, E, 2 * (size_t)n);
+    for (unsigned i = 0; i < n; i++) u[i] = (uint32_t)h[i] << 16;
+    memcpy(f, u, 4 * (size_t)n);
+}
+static void tf32_c(const uint8_t *E, float *f, unsigned n) {
+    uint32_t u[256];
+    memcpy(u, E, 4 * (size_t)n);
+    for (unsigned i = 0; i < n; i++) u[i] &= ~0x1fffu;
+    memcpy(f, u, 4 * (size_t)n);
+}
+__attribute__((target("avx2"))) static void bf2f_avx2(const uint8_t *E, float *f, unsigned n) {
+    for (unsigned i = 0; i < n; i += 8) {
+        const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(E + 2 * i)));
+        _mm256_storeu_ps(f + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+    }
+}
+__attribute__((target("avx2"))) static void tf32_avx2(const uint8_t *E, float *f, unsigned n) {
+    const __m256i keep = _mm256_set1_epi32((int)~0x1fffu);
+    for (unsigned i = 0; i < n; i += 8) {
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(E + 4 * i));
+        _mm256_storeu_ps(f + i, _mm256_castsi256_ps(_mm256_and_si256(w, keep)));
+    }
+}
+
+static widen_fn *bf2f_n = bf2f_c, *tf32_n = tf32_c;
 static gemm_f32_fn *gemm_f32 = gemm_f32_c;
 static gemm_f64_fn *gemm_f64 = gemm_f64_c;
 static gemm_u32_fn *gemm_u32 = gemm_u32_c;
@@ -218,6 +248,8 @@ static void pick(void) {
         gemm_f32 = gemm_f32_avx2;
         gemm_f64 = gemm_f64_avx2;
         gemm_u32 = gemm_u32_avx2;
+        bf2f_n = bf2f_avx2;
+        tf32_n = tf32_avx2;
         if (__builtin_cpu_supports("f16c")) h2f_n = h2f_f16c;
     }
 }
@@ -229,18 +261,11 @@ static void to_f32(const uint8_t *E, int t, int tf32, unsigned n, float *out) {
         memcpy(h, E, 2 * (size_t)n);
         h2f_n(h, out, n);
     } else if (t == T_BF16) {
-        uint16_t h[256];
-        uint32_t u[256];
-        memcpy(h, E, 2 * (size_t)n);
-        for (unsigned i = 0; i < n; i++) u[i] = (uint32_t)h[i] << 16;
-        memcpy(out, u, 4 * (size_t)n);
+        (n % 8 ? bf2f_c : bf2f_n)(E, out, n);
     } else if (!tf32) {
         memcpy(out, E, 4 * (size_t)n);
     } else {
-        uint32_t u[256];
-        memcpy(u, E, 4 * (size_t)n);
-        for (unsigned i = 0; i < n; i++) u[i] &= ~0x1fffu;
-        memcpy(out, u, 4 * (size_t)n);
+        (n % 8 ? tf32_c : tf32_n)(E, out, n);
     }
 }
 
@@ -365,6 +390,17 @@ static int wmma_ldst_slow(const ptx_ins *in, const int32_t *regs, uint64_t *R, c
     return 0;
 }
 
+/* Memory line j (len elements of es bytes) <-> its elements' places in fragment order when the line runs
+ * across it (element t of line j at t * nlines + j); always_inline with a constant es: one move each. */
+static inline __attribute__((always_inline)) void transpose_line(uint8_t *E, uint8_t *line, unsigned j, unsigned nlines,
+                                                                unsigned len, unsigned es, int isload) {
+    for (unsigned t = 0; t < len; t++) {
+        uint8_t *e = E + ((size_t)t * nlines + j) * es;
+        if (isload) memcpy(e, line + (size_t)t * es, es);
+        else memcpy(line + (size_t)t * es, e, es);
+    }
+}
+
 int ptx_mma_wmma_ldst(const ptx_ins *in, const int32_t *lists, uint64_t *R, const ptx_memview *mv, unsigned tid0,
                       uint32_t em, ptx_mma_fault *f) {
     const int32_t *regs = lists + in->c;
@@ -406,10 +442,11 @@ int ptx_mma_wmma_ldst(const ptx_ins *in, const int32_t *lists, uint64_t *R, cons
             default: memcpy(dst, src, lb); break;
             }
         } else {
-            for (unsigned t = 0; t < len; t++) {
-                uint8_t *e = E + ((size_t)t * nlines + j) * es;
-                if (isload) memcpy(e, line[j] + (size_t)t * es, es);
-                else memcpy(line[j] + (size_t)t * es, e, es);
+            switch (es) {
+            case 1: transpose_line(E, line[j], j, nlines, len, 1, isload); break;
+            case 2: transpose_line(E, line[j], j, nlines, len, 2, isload); break;
+            case 4: transpose_line(E, line[j], j, nlines, len, 4, isload); break;
+            default: transpose_line(E, line[j], j, nlines, len, 8, isload); break;
             }
         }
     }
