@@ -32,6 +32,7 @@
 #include "ptx_texture.h"
 #include "ptx_jit.h"
 #include "ptx_mem.h"
+#include "ptx_mma.h"
 
 #define FULL 0xffffffffu
 #define YIELD_BACK_BRANCHES 4096
@@ -992,20 +993,6 @@ static int testp1(int which, int t, uint64_t a) {
     }
 }
 
-/* Element i of lane l's fragment (registers at list) as a number: f16/bf16 packed two per register,
- * s8/u8 four, f32/tf32/s32 one per register, f64 one per (64-bit) register. */
-static double wmma_in(const uint64_t *R, const int32_t *list, int l, unsigned i, int t, int tf32) {
-    switch (t) {
-    case T_F16: return ptx_f16_to_f64((uint16_t)(S(list[i / 2]) >> (16 * (i % 2))));
-    case T_BF16: return ptx_bf16_to_f64((uint16_t)(S(list[i / 2]) >> (16 * (i % 2))));
-    case T_S8: return (double)(int8_t)(uint8_t)(S(list[i / 4]) >> (8 * (i % 4)));
-    case T_U8: return (double)(uint8_t)(S(list[i / 4]) >> (8 * (i % 4)));
-    case T_S32: return (double)(int32_t)(uint32_t)S(list[i]);
-    case T_F64: return D(S(list[i]));
-    default: return (double)F(tf32 ? S(list[i]) & ~0x1fffull : S(list[i]));
-    }
-}
-
 /* Runs one warp until it has no runnable lanes (exit/barrier), yields, or fails.
  * Returns 0 (blocked or done), 1 (yielded) or -1 (error). */
 /* Descriptor behind handle h (cached per block: kernels mostly use one or two objects). */
@@ -1647,15 +1634,12 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             break;
         }
         case OP_CP_ASYNC: {
-            const unsigned sz = in->esize;
-            const int isz = in->c;
-            const int64_t doff = in->imm, soff = in->e;
-            LOOP(uint64_t da = S(ia) + (uint64_t)doff, sa = S(ib) + (uint64_t)soff;
-                 unsigned n = isz >= 0 ? (unsigned)S(isz) : sz; if (n > sz) n = sz;
-                 uint8_t *dp = resolve(B, tid0 + (unsigned)l, SP_SHARED, da, sz);
-                 const uint8_t *sp = n ? resolve(B, tid0 + (unsigned)l, SP_GLOBAL, sa, n) : dp;
-                 if (!dp || !sp || (da & (sz - 1))) { fault(B, in, tid0 + (unsigned)l, dp ? sa : da, sz, dp && sp); ret = -1; goto out; }
-                 memcpy(dp, sp, n); if (n < sz) memset(dp + n, 0, sz - n));
+            ptx_mma_fault mf;
+            if (ptx_mma_cp_async(in, R, &B->mv, em, &mf)) {
+                fault(B, in, tid0 + mf.lane, mf.addr, mf.bytes, mf.misaligned);
+                ret = -1;
+                goto out;
+            }
             break;
         }
         case OP_MBAR: {
@@ -1857,85 +1841,17 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         }
         case OP_WMMA_LOAD:
         case OP_WMMA_STORE: {
-            /* lane l <-> elements l*n .. l*n+n-1 of the tile (wmma_elem); elements narrower than 32
-             * bits packed low first into 32-bit registers, f64 one per register */
-            const int32_t *regs = B->k->lists + ic;
-            const int isload = in->op == OP_WMMA_LOAD, col = in->bop, nr = in->vec, shape = in->e, mat = in->sub;
-            const int sp = in->space;
-            const unsigned es = in->esize, epr = es >= 4 ? 1 : 4 / es;
-            unsigned R_, C_;
-            wmma_dims(shape, mat, &R_, &C_);
-            const unsigned n = R_ * C_ / 32;
-            const int64_t off = in->imm;
-            LOOP(uint64_t base = S(ia) + (uint64_t)off; uint64_t ld = (uint32_t)S(ib);
-                 uint64_t frag[8] = {0};
-                 if (!isload) for (int k = 0; k < nr; k++) frag[k] = S(regs[k]);
-                 for (unsigned i = 0; i < n; i++) {
-                     unsigned r, cc;
-                     wmma_elem(shape, mat, (unsigned)l * n + i, &r, &cc);
-                     uint64_t a = base + es * (col ? (uint64_t)cc * ld + r : (uint64_t)r * ld + cc);
-                     uint8_t *p = resolve(B, tid0 + (unsigned)l, sp, a, es);
-                     if (!p || (a & (es - 1))) { fault(B, in, tid0 + (unsigned)l, a, es, p != NULL); ret = -1; goto out; }
-                     const unsigned sh = 8 * es * (i % epr);
-                     const uint64_t msk = es == 8 ? ~0ull : (1ull << (8 * es)) - 1;
-                     if (isload) frag[i / epr] |= (load_elem(p, es == 1 ? T_U8 : es == 2 ? T_U16 : es == 4 ? T_U32 : T_U64) & msk) << sh;
-                     else store_elem(p, (frag[i / epr] >> sh) & msk, es);
-                 }
-                 if (isload) for (int k = 0; k < nr; k++) S(regs[k]) = frag[k]);
-            break;
-        }
-        case OP_WMMA_MMA: {
-            /* gather the three tiles from the warp's fragments, multiply, scatter D; f16/bf16/tf32
-             * accumulate in f32 (tf32: the low 13 mantissa bits ignored), f64 in f64, integers in
-             * 32-bit wrap-around (.satfinite: saturate) */
-            const int32_t *ld = B->k->lists + id, *la = B->k->lists + ia, *lb = B->k->lists + ib, *lc = B->k->lists + ic;
-            const int at = in->t2, bt = in->space, ct = in->esize, dt = t, shape = (int)(in->imm & 15);
-            const int tf32 = (in->imm & 16) != 0, satf = (in->imm & 32) != 0;
-            unsigned M, N, K, dummy;
-            wmma_dims(shape, 2, &M, &N);
-            wmma_dims(shape, 0, &dummy, &K);
-            const unsigned na = M * K / 32, nb = K * N / 32, nc = M * N / 32;
-            double A[256], Bm[256], C[256];
-            for (int l = 0; l < 32; l++) {
-                for (unsigned i = 0; i < na; i++) {
-                    unsigned r, cc;
-                    wmma_elem(shape, 0, (unsigned)l * na + i, &r, &cc);
-                    A[r * K + cc] = wmma_in(R, la, l, i, at, tf32);
-                }
-                for (unsigned i = 0; i < nb; i++) {
-                    unsigned r, cc;
-                    wmma_elem(shape, 1, (unsigned)l * nb + i, &r, &cc);
-                    Bm[r * N + cc] = wmma_in(R, lb, l, i, bt, tf32);
-                }
-                for (unsigned i = 0; i < nc; i++) {
-                    unsigned r, cc;
-                    wmma_elem(shape, 2, (unsigned)l * nc + i, &r, &cc);
-                    C[r * N + cc] = wmma_in(R, lc, l, i, ct, 0);
-                }
+            ptx_mma_fault mf;
+            if (ptx_mma_wmma_ldst(in, B->k->lists, R, &B->mv, tid0, em, &mf)) {
+                fault(B, in, tid0 + mf.lane, mf.addr, mf.bytes, mf.misaligned);
+                ret = -1;
+                goto out;
             }
-            LOOP(uint64_t frag[8] = {0};
-                 for (unsigned i = 0; i < nc; i++) {
-                     unsigned r, cc;
-                     wmma_elem(shape, 2, (unsigned)l * nc + i, &r, &cc);
-                     if (dt == T_F64) {
-                         double acc = C[r * N + cc];
-                         for (unsigned k = 0; k < K; k++) acc = fma(A[r * K + k], Bm[k * N + cc], acc);
-                         frag[i] = UD(acc);
-                     } else if (dt == T_S32) {
-                         int64_t acc = (int64_t)C[r * N + cc];
-                         for (unsigned k = 0; k < K; k++) acc += (int64_t)A[r * K + k] * (int64_t)Bm[k * N + cc];
-                         if (satf) acc = acc > INT32_MAX ? INT32_MAX : acc < INT32_MIN ? INT32_MIN : acc;
-                         frag[i] = (uint32_t)(uint64_t)acc;
-                     } else {
-                         float acc = (float)C[r * N + cc];
-                         for (unsigned k = 0; k < K; k++) acc = fmaf((float)A[r * K + k], (float)Bm[k * N + cc], acc);
-                         if (dt == T_F32) frag[i] = UF(acc);
-                         else frag[i / 2] |= (uint64_t)ptx_f64_to_f16(acc, RM_RN) << (16 * (i % 2));
-                     }
-                 }
-                 for (int k = 0; k < in->v[0]; k++) S(ld[k]) = frag[k]);
             break;
         }
+        case OP_WMMA_MMA:
+            ptx_mma_wmma_mma(in, B->k->lists, R, em);
+            break;
         case OP_CVT_TF32: {
             /* cvt.{rna,rn,rz}{.satfinite}{.relu}.tf32.f32: round the f32 to 10 mantissa bits (the low
              * 13 bits become zero); NaN stays NaN */
@@ -1953,60 +1869,17 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             break;
         }
         case OP_LDMATRIX: {
-            /* lanes 8j..8j+7 give the row addresses of 8x8 b16 matrix j; lane l receives row l/4,
-             * columns 2(l%4), 2(l%4)+1 of each matrix (.trans: the transposed element pair) */
-            const int32_t *regs = B->k->lists + ic;
-            const int num = in->vec, trans = in->bop, sp = in->space;
-            const int64_t off = in->imm;
-            uint64_t rows[32];
-            for (int l = 0; l < 32; l++) rows[l] = S(ia) + (uint64_t)off;
-            LOOP(for (int j = 0; j < num; j++) {
-                     uint32_t v = 0;
-                     for (int h = 0; h < 2; h++) {
-                         unsigned r = trans ? (unsigned)(l % 4) * 2 + (unsigned)h : (unsigned)l / 4;
-                         unsigned cc = trans ? (unsigned)l / 4 : (unsigned)(l % 4) * 2 + (unsigned)h;
-                         unsigned src = (unsigned)j * 8 + r;
-                         uint64_t a = rows[src] + 2 * cc;
-                         const uint8_t *p = resolve(B, tid0 + src, sp, a, 2);
-                         if (!p || (rows[src] & 15)) { fault(B, in, tid0 + src, a, 2, p != NULL); ret = -1; goto out; }
-                         v |= (uint32_t)load_elem(p, T_U16) << (16 * h);
-                     }
-                     S(regs[j]) = v;
-                 });
-            break;
-        }
-        case OP_MMA: {
-            const int32_t *ld = B->k->lists + id, *la = B->k->lists + ia, *lb = B->k->lists + ib, *lc = B->k->lists + ic;
-            const int at = in->t2, ct = in->esize, dt = t, K = in->sub ? 16 : 8;
-            float A[16 * 16], Bm[16 * 8], C[16 * 8];
-            for (int l = 0; l < 32; l++) {
-                unsigned g = (unsigned)l >> 2, tg = (unsigned)l & 3;
-                for (int i = 0; i < (K == 16 ? 8 : 4); i++) { /* A: 16 x K, row-major fragment */
-                    unsigned row = g + ((i >> 1) & 1) * 8, col = tg * 2 + (unsigned)(i & 1) + (unsigned)(i >> 2) * 8;
-                    uint16_t h = (uint16_t)(S(la[i / 2]) >> (16 * (i % 2)));
-                    A[row * 16 + col] = (float)(at == T_F16 ? ptx_f16_to_f64(h) : ptx_bf16_to_f64(h));
-                }
-                for (int i = 0; i < (K == 16 ? 4 : 2); i++) { /* B: K x 8, column-major fragment */
-                    unsigned krow = tg * 2 + (unsigned)(i & 1) + (unsigned)(i >> 1) * 8, col = g;
-                    uint16_t h = (uint16_t)(S(lb[i / 2]) >> (16 * (i % 2)));
-                    Bm[krow * 8 + col] = (float)(at == T_F16 ? ptx_f16_to_f64(h) : ptx_bf16_to_f64(h));
-                }
-                for (int i = 0; i < 4; i++) { /* C: 16 x 8 */
-                    unsigned row = g + (unsigned)(i >> 1) * 8, col = tg * 2 + (unsigned)(i & 1);
-                    C[row * 8 + col] = ct == T_F32 ? F(S(lc[i])) : (float)ptx_f16_to_f64((uint16_t)(S(lc[i / 2]) >> (16 * (i % 2))));
-                }
+            ptx_mma_fault mf;
+            if (ptx_mma_ldmatrix(in, B->k->lists, R, &B->mv, tid0, em, &mf)) {
+                fault(B, in, tid0 + mf.lane, mf.addr, mf.bytes, mf.misaligned);
+                ret = -1;
+                goto out;
             }
-            LOOP(unsigned g = (unsigned)l >> 2, tg = (unsigned)l & 3; uint64_t frag[4] = {0};
-                 for (int i = 0; i < 4; i++) {
-                     unsigned row = g + (unsigned)(i >> 1) * 8, col = tg * 2 + (unsigned)(i & 1);
-                     float acc = C[row * 8 + col];
-                     for (int k = 0; k < K; k++) acc = fmaf(A[row * 16 + (unsigned)k], Bm[(unsigned)k * 8 + col], acc);
-                     if (dt == T_F32) frag[i] = UF(acc);
-                     else frag[i / 2] |= (uint64_t)ptx_f64_to_f16(acc, RM_RN) << (16 * (i % 2));
-                 }
-                 for (int k = 0; k < (dt == T_F32 ? 4 : 2); k++) S(ld[k]) = frag[k]);
             break;
         }
+        case OP_MMA:
+            ptx_mma_mma(in, B->k->lists, R, em);
+            break;
         case OP_PRINTF:
             for (uint32_t m = em; m; m &= m - 1) {
                 if (do_printf(B, in, tid0 + (unsigned)__builtin_ctz(m))) {

@@ -1572,6 +1572,119 @@ static void test_mma_ldmatrix(void) {
     dev_free(0, A); dev_free(0, Bt); dev_free(0, Br); dev_free(0, C); dev_free(0, D); dev_free(0, D2);
 }
 
+/* A random finite f16 (any sign, exponent 0-30: subnormals included). */
+static uint16_t rnd_f16(void) {
+    for (;;) {
+        uint16_t h = (uint16_t)rnd();
+        if (((h >> 10) & 0x1f) != 0x1f) return h;
+    }
+}
+static float h2f_ref(uint16_t h) { return (float)h2d(h); }
+
+/* The warp matrix instructions bit for bit against C references (f32 accumulation is a chain of fmaf in
+ * increasing k, starting from C): f16 over its whole finite range with an f16 C, tf32 with the low 13 bits
+ * ignored, u8 saturating and s8 wrapping near INT_MAX; a store past its allocation fails the launch. */
+static void test_wmma_exact(void) {
+    uint16_t *a = dev_alloc(0, 512), *b = dev_alloc(0, 512), *c = dev_alloc(0, 512);
+    float *d = dev_alloc(0, 1024), *ta = dev_alloc(0, 512), *tb = dev_alloc(0, 512), *td = dev_alloc(0, 1024);
+    unsigned char *ua = dev_alloc(0, 256), *ub = dev_alloc(0, 256);
+    signed char *sa = dev_alloc(0, 256), *sb = dev_alloc(0, 256);
+    int *ud = dev_alloc(0, 1024), *sd = dev_alloc(0, 1024);
+    for (int i = 0; i < 256; i++) {
+        a[i] = rnd_f16(); b[i] = rnd_f16(); c[i] = rnd_f16();
+        ua[i] = (unsigned char)rnd(); ub[i] = (unsigned char)rnd(); sa[i] = (signed char)rnd(); sb[i] = (signed char)rnd();
+    }
+    for (int i = 0; i < 128; i++) { ta[i] = fbits((rnd() & 0x807fffffu) | 0x3f000000u); tb[i] = fbits((rnd() & 0x807fffffu) | 0x3f800000u); }
+    pbuf p = {{0}, 0};
+    pptr(&p, a); pptr(&p, b); pptr(&p, c); pptr(&p, d); pptr(&p, ta); pptr(&p, tb); pptr(&p, td);
+    pptr(&p, ua); pptr(&p, ub); pptr(&p, ud); pptr(&p, sa); pptr(&p, sb); pptr(&p, sd);
+    LAUNCH_OK("wmma_exact", 1, 32, 0, &p, 1);
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) { /* A row-major, B col-major (B[k][n] = b[n*16+k]), C col-major, D row-major */
+            float acc = h2f_ref(c[n * 16 + m]);
+            for (int k = 0; k < 16; k++) acc = fmaf(h2f_ref(a[m * 16 + k]), h2f_ref(b[n * 16 + k]), acc);
+            CHECK(bitsf(d[m * 16 + n]) == bitsf(acc), "f16 [%d][%d]=%a want %a", m, n, d[m * 16 + n], acc);
+        }
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) { /* A col-major (A[m][k] = ta[k*16+m]), B row-major, D col-major */
+            float acc = -0.25f;
+            for (int k = 0; k < 8; k++)
+                acc = fmaf(fbits(bitsf(ta[k * 16 + m]) & ~0x1fffu), fbits(bitsf(tb[k * 16 + n]) & ~0x1fffu), acc);
+            CHECK(bitsf(td[n * 16 + m]) == bitsf(acc), "tf32 [%d][%d]=%a want %a", m, n, td[n * 16 + m], acc);
+        }
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            int64_t su = 2147483647 - 1000000, ss = 2147483647 - 100000;
+            for (int k = 0; k < 16; k++) {
+                su += (int64_t)ua[m * 16 + k] * ub[n * 16 + k]; /* B col-major */
+                ss += (int64_t)sa[m * 16 + k] * sb[k * 16 + n]; /* B row-major */
+            }
+            const int want_u = su > INT32_MAX ? INT32_MAX : (int)su, want_s = (int)(uint32_t)(uint64_t)ss;
+            CHECK(ud[m * 16 + n] == want_u, "u8 satfinite [%d][%d]=%d want %d", m, n, ud[m * 16 + n], want_u);
+            CHECK(sd[n * 16 + m] == want_s, "s8 wrap [%d][%d]=%d want %d", m, n, sd[n * 16 + m], want_s);
+        }
+    pbuf q = {{0}, 0};
+    pptr(&q, d); pint(&q, 16);
+    LAUNCH_OK("wmma_store_ld", 1, 32, 0, &q, 1);
+    for (int i = 0; i < 256; i++) CHECK(d[i] == 3.0f, "store [%d]=%g", i, d[i]);
+    pbuf z = {{0}, 0};
+    pptr(&z, d); pint(&z, 1000);
+    char log[512] = "";
+    int r = launch("wmma_store_ld", 1, 1, 1, 32, 1, 1, 0, &z, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 700 && strstr(log, "illegal"), "store past the allocation -> %d (%s)", r, log);
+    dev_free(0, a); dev_free(0, b); dev_free(0, c); dev_free(0, d); dev_free(0, ta); dev_free(0, tb); dev_free(0, td);
+    dev_free(0, ua); dev_free(0, ub); dev_free(0, sa); dev_free(0, sb); dev_free(0, ud); dev_free(0, sd);
+}
+
+/* mma.sync m16n8k8 bf16 -> f32 and m16n8k16 f16 -> f16 (f16 C) in the PTX ISA's fragment layouts: lane
+ * l = 4g + t; A element i at row g + 8((i >> 1) & 1), column 2t + (i & 1) + 8(i >> 2); B element i at row
+ * 2t + (i & 1) + 8(i >> 1), column g; C/D element i at row g + 8(i >> 1), column 2t + (i & 1). */
+static void test_mma_more(void) {
+    uint32_t *a = dev_alloc(0, 256), *b = dev_alloc(0, 128), *ha = dev_alloc(0, 512), *hb = dev_alloc(0, 256);
+    uint32_t *hc = dev_alloc(0, 256), *hd = dev_alloc(0, 256);
+    float *c = dev_alloc(0, 512), *d = dev_alloc(0, 512);
+    float A[16][16], Bm[16][8], C[16][8];
+    uint16_t HA[16][16], HB[16][8], HC[16][8];
+    for (int l = 0; l < 32; l++) {
+        const int g = l >> 2, t = l & 3;
+        uint16_t e[8];
+        for (int i = 0; i < 4; i++) e[i] = f2bf_rn((float)((int)(rnd() % 2001) - 1000) / 64.0f);
+        for (int i = 0; i < 4; i++) A[g + 8 * ((i >> 1) & 1)][2 * t + (i & 1)] = bf2f(e[i]);
+        a[2 * l] = e[0] | (uint32_t)e[1] << 16; a[2 * l + 1] = e[2] | (uint32_t)e[3] << 16;
+        for (int i = 0; i < 2; i++) e[i] = f2bf_rn(fbits((rnd() & 0x807fffffu) | 0x3f000000u));
+        for (int i = 0; i < 2; i++) Bm[2 * t + i][g] = bf2f(e[i]);
+        b[l] = e[0] | (uint32_t)e[1] << 16;
+        for (int i = 0; i < 4; i++) C[g + 8 * (i >> 1)][2 * t + (i & 1)] = c[4 * l + i] = (float)((int)(rnd() % 200) - 100) / 3.0f;
+        /* f16 m16n8k16 */
+        for (int i = 0; i < 8; i++) e[i] = h16((double)((int)(rnd() % 4001) - 2000) / 256.0);
+        for (int i = 0; i < 8; i++) HA[g + 8 * ((i >> 1) & 1)][2 * t + (i & 1) + 8 * (i >> 2)] = e[i];
+        for (int j = 0; j < 4; j++) ha[4 * l + j] = e[2 * j] | (uint32_t)e[2 * j + 1] << 16;
+        for (int i = 0; i < 4; i++) e[i] = h16((double)((int)(rnd() % 4001) - 2000) / 128.0);
+        for (int i = 0; i < 4; i++) HB[2 * t + (i & 1) + 8 * (i >> 1)][g] = e[i];
+        for (int j = 0; j < 2; j++) hb[2 * l + j] = e[2 * j] | (uint32_t)e[2 * j + 1] << 16;
+        for (int i = 0; i < 4; i++) e[i] = h16((double)((int)(rnd() % 2001) - 1000) / 8.0);
+        for (int i = 0; i < 4; i++) HC[g + 8 * (i >> 1)][2 * t + (i & 1)] = e[i];
+        for (int j = 0; j < 2; j++) hc[2 * l + j] = e[2 * j] | (uint32_t)e[2 * j + 1] << 16;
+    }
+    pbuf p = {{0}, 0};
+    pptr(&p, a); pptr(&p, b); pptr(&p, c); pptr(&p, d); pptr(&p, ha); pptr(&p, hb); pptr(&p, hc); pptr(&p, hd);
+    LAUNCH_OK("mma_more", 1, 32, 0, &p, 1);
+    for (int l = 0; l < 32; l++) {
+        const int g = l >> 2, t = l & 3;
+        for (int i = 0; i < 4; i++) {
+            const int m = g + 8 * (i >> 1), n = 2 * t + (i & 1);
+            float acc = C[m][n], hacc = h2f_ref(HC[m][n]);
+            for (int k = 0; k < 8; k++) acc = fmaf(A[m][k], Bm[k][n], acc);
+            for (int k = 0; k < 16; k++) hacc = fmaf(h2f_ref(HA[m][k]), h2f_ref(HB[k][n]), hacc);
+            CHECK(bitsf(d[4 * l + i]) == bitsf(acc), "bf16 m16n8k8 lane %d [%d][%d]=%a want %a", l, m, n, d[4 * l + i], acc);
+            const uint16_t got = (uint16_t)(hd[2 * l + i / 2] >> (16 * (i % 2)));
+            CHECK(got == h16((double)hacc), "f16 m16n8k16 lane %d [%d][%d]=%#x want %#x", l, m, n, got, h16((double)hacc));
+        }
+    }
+    dev_free(0, a); dev_free(0, b); dev_free(0, c); dev_free(0, d); dev_free(0, ha); dev_free(0, hb); dev_free(0, hc);
+    dev_free(0, hd);
+}
+
 /* PTX that would exhaust host memory fails the load with a message instead. */
 static void test_hostile_ptx(void) {
     static const char *cases[] = {
@@ -1753,6 +1866,7 @@ static const test TESTS[] = {
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
+    {"wmma_exact", test_wmma_exact}, {"mma_more", test_mma_more},
     {"hostile_ptx", test_hostile_ptx}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background},
     {"jit_disk_cache", test_jit_disk_cache},

@@ -570,6 +570,83 @@ extern "C" __global__ void mma_ldmatrix(const half *A, const half *Bt, const hal
     }
 }
 
+// Warp matrix results bit for bit (emu_c/ptx_mma.c): f16 inputs over their whole finite range with an f16 C
+// (column-major) into an f32 D, A from shared memory with a padded stride (cudaTensorCoreGemm's skew), B
+// column-major; tf32 inputs not rounded first (the low 13 mantissa bits are ignored); u8 with .satfinite and s8
+// wrapping around near INT_MAX.
+extern "C" __global__ void wmma_exact(const half *a, const half *b, const half *c, float *d, const float *ta,
+                                      const float *tb, float *td, const unsigned char *ua, const unsigned char *ub,
+                                      int *ud, const signed char *sa, const signed char *sb, int *sd) {
+    using namespace nvcuda;
+    __shared__ __align__(32) half sa16[16 * 24];
+    for (int i = threadIdx.x; i < 256; i += 32) sa16[(i / 16) * 24 + i % 16] = a[i];
+    __syncwarp();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, half, wmma::row_major> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, half, wmma::col_major> fb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, half> fc;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> fd;
+    wmma::load_matrix_sync(fa, sa16, 24);
+    wmma::load_matrix_sync(fb, b, 16);
+    wmma::load_matrix_sync(fc, c, 16, wmma::mem_col_major);
+    wmma::mma_sync(fd, fa, fb, fc);
+    wmma::store_matrix_sync(d, fd, 16, wmma::mem_row_major);
+
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> atf;
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> btf;
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> ctf;
+    wmma::load_matrix_sync(atf, ta, 16);
+    wmma::load_matrix_sync(btf, tb, 16);
+    wmma::fill_fragment(ctf, -0.25f);
+    wmma::mma_sync(ctf, atf, btf, ctf);
+    wmma::store_matrix_sync(td, ctf, 16, wmma::mem_col_major);
+
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, unsigned char, wmma::row_major> au;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, unsigned char, wmma::col_major> bu;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, int> cu;
+    wmma::load_matrix_sync(au, ua, 16);
+    wmma::load_matrix_sync(bu, ub, 16);
+    wmma::fill_fragment(cu, 2147483647 - 1000000);
+    wmma::mma_sync(cu, au, bu, cu, true);
+    wmma::store_matrix_sync(ud, cu, 16, wmma::mem_row_major);
+
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, signed char, wmma::row_major> as;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, signed char, wmma::row_major> bs;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, int> cs;
+    wmma::load_matrix_sync(as, sa, 16);
+    wmma::load_matrix_sync(bs, sb, 16);
+    wmma::fill_fragment(cs, 2147483647 - 100000);
+    wmma::mma_sync(cs, as, bs, cs);
+    wmma::store_matrix_sync(sd, cs, 16, wmma::mem_col_major);
+}
+
+// wmma.store with a caller's stride: past the end of the allocation it must fail the launch.
+extern "C" __global__ void wmma_store_ld(float *d, unsigned ld) {
+    using namespace nvcuda;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> f;
+    wmma::fill_fragment(f, 3.0f);
+    wmma::store_matrix_sync(d, f, ld, wmma::mem_row_major);
+}
+
+// mma.sync m16n8k8 bf16 -> f32 and m16n8k16 f16 with f16 C and D, fragments given per lane as registers
+// (a[], b[]: lane l's words at l * count + j) so the ISA's layouts are what the test checks.
+extern "C" __global__ void mma_more(const unsigned *a, const unsigned *b, const float *c, float *d, const unsigned *ha,
+                                    const unsigned *hb, const unsigned *hc, unsigned *hd) {
+    int l = threadIdx.x;
+    float o[4];
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+                 : "=f"(o[0]), "=f"(o[1]), "=f"(o[2]), "=f"(o[3])
+                 : "r"(a[2 * l]), "r"(a[2 * l + 1]), "r"(b[l]), "f"(c[4 * l]), "f"(c[4 * l + 1]), "f"(c[4 * l + 2]),
+                   "f"(c[4 * l + 3]));
+    for (int i = 0; i < 4; i++) d[4 * l + i] = o[i];
+    unsigned h0, h1;
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f16.f16.f16.f16 {%0,%1}, {%2,%3,%4,%5}, {%6,%7}, {%8,%9};"
+                 : "=r"(h0), "=r"(h1)
+                 : "r"(ha[4 * l]), "r"(ha[4 * l + 1]), "r"(ha[4 * l + 2]), "r"(ha[4 * l + 3]), "r"(hb[2 * l]),
+                   "r"(hb[2 * l + 1]), "r"(hc[2 * l]), "r"(hc[2 * l + 1]));
+    hd[2 * l] = h0;
+    hd[2 * l + 1] = h1;
+}
+
 // Recursion (calls are inlined, recursion unrolled to a fixed depth).
 __device__ __noinline__ int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
 extern "C" __global__ void recursive(const int *n, int *out) { out[threadIdx.x] = fib(n[threadIdx.x]); }

@@ -188,6 +188,27 @@ def test_arrive_wait_barrier_phases_as_simpleAWBarrier(tmp_path, rng, arch):
     assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
 
 
+def wmma_gemm_inputs(rng, m, n, k):
+    """Integer-valued f16 A (m x k) and B (stored column-major, n x k) and f32 C: every partial sum is an
+    integer below 2^24, so D = A x B + C is exact in any summation order (a GPU's tensor cores, the emulator's
+    fma chain) and numpy's float64 product is the reference."""
+    a = rng.integers(-4, 5, (m, k)).astype(np.float16)
+    bt = rng.integers(-4, 5, (n, k)).astype(np.float16)
+    c = rng.integers(-1000, 1001, (m, n)).astype(np.float32)
+    want = (a.astype(np.float64) @ bt.astype(np.float64).T + c).astype(np.float32)
+    return a, bt, c, want
+
+
+def test_wmma_gemm_tiles_match_numpy(tmp_path, rng):
+    # cudaTensorCoreGemm's shape in small: 4 warps per block, A/B staged in shared memory with a skewed stride,
+    # one wmma.mma per 16-wide k chunk, C loaded and D stored row-major from global memory
+    m, n, k = 64, 96, 256
+    a, bt, c, want = wmma_gemm_inputs(rng, m, n, k)
+    kv = run_kv("wmma_gemm", m, n, k, write(tmp_path / "in", a, bt, c), tmp_path / "out")
+    assert kv["tiles"] == str(k // 16)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32).reshape(m, n), want)
+
+
 def test_warp_aggregated_atomics_with_labeled_groups(tmp_path, rng):
     # warpAggregatedAtomicsCG: redux/match/shfl .sync over each labeled group's own member mask
     n, nb = 5000, 7

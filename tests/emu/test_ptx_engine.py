@@ -20,9 +20,10 @@ def build_ptx_test(opt: str = "-O1", sanitize: bool = True, jit: bool = False) -
     when asked to (jit=True), as libcuda.so.1 finds it next to itself."""
     srcs = sorted(
         [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c", "ptx_texture.c", "ptx_jit.c",
-                                         "ptx_jit_cache.c")]
+                                         "ptx_jit_cache.c", "ptx_mma.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
-    hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h", "ptx_jit.h", "ptx_mem.h")]
+    hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h", "ptx_jit.h", "ptx_mem.h",
+                                                   "ptx_mma.h")]
     ldflags = []
     if jit:
         native.require(native.emu_lib_dir() / "libtf-emu-jit.so")

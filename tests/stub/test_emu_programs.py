@@ -141,6 +141,20 @@ def test_arrive_wait_barrier_through_the_stub(dataplane, cuda_program, tmp_path,
     assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
 
 
+def test_wmma_gemm_through_the_stub(dataplane, cuda_program, tmp_path, rng):
+    # a tensor-core GEMM (cudaTensorCoreGemm's shape in small) run by the GPU worker process on the emulated
+    # device; integer-valued f16 inputs keep every sum exact, so the product is compared bit for bit
+    m, n, k = 64, 64, 128
+    a = rng.integers(-4, 5, (m, k)).astype(np.float16)
+    bt = rng.integers(-4, 5, (n, k)).astype(np.float16)
+    c = rng.integers(-1000, 1001, (m, n)).astype(np.float32)
+    kv = kv_of(run_via_stub(cuda_program("wmma_gemm"), dataplane.unix, m, n, k, write(tmp_path / "in", a, bt, c),
+                            tmp_path / "out"))
+    assert kv["tiles"] == str(k // 16)
+    want = (a.astype(np.float64) @ bt.astype(np.float64).T + c).astype(np.float32)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32).reshape(m, n), want)
+
+
 def test_virtual_functions_through_the_stub(dataplane, cuda_program, tmp_path):
     n = 500
     kv_of(run_via_stub(cuda_program("virtual_newdelete"), dataplane.unix, n, tmp_path / "out"))
