@@ -2,8 +2,8 @@
  *
  * The emulated device is one CUDA device (ordinal 0) whose "device memory" is host memory: device
  * pointers are host addresses (see ptx.h). Kernels run on the CPU through the PTX executor (ptx.h).
- * All stream work runs synchronously, in order, in the calling thread: legal CUDA semantics, since
- * asynchronous work may complete before the call that queued it returns.
+ * Stream work is asynchronous: each stream's operations run in order on a host thread of its own
+ * (emu_stream_queue.c); the API calls that issue work append to the stream's queue and return.
  */
 #ifndef TF_EMU_INTERNAL_H
 #define TF_EMU_INTERNAL_H
@@ -94,6 +94,7 @@ int emu_handle_is(const void *p, int kind);
 size_t emu_handle_capacity(void); /* slots in the registry (for tests) */
 
 /* ---- contexts ---- */
+typedef struct emu_queue emu_queue;
 typedef struct emu_ctx {
     int is_primary;
     unsigned flags;
@@ -101,6 +102,7 @@ typedef struct emu_ctx {
     CUresult sticky;          /* first launch error; every later call in this context returns it */
     size_t limits[CU_LIMIT_MAX];
     CUfunc_cache cache_config;
+    emu_queue *legacy_q;      /* its legacy NULL stream (emu_stream_queue.c), made at first use */
 } emu_ctx;
 
 typedef struct emu_state {
@@ -146,6 +148,9 @@ CUresult emu_check_init(void);
 CUresult emu_check_device(CUdevice dev);
 emu_ctx *emu_ctx_current(void);
 void emu_ctx_set_sticky(emu_ctx *c, CUresult err);
+int emu_is_sticky_error(CUresult rc); /* a kernel fault that makes the context unusable */
+/* Makes c the calling thread's only current context (a stream thread, emu_stream_queue.c). */
+void emu_ctx_bind_thread(emu_ctx *c);
 void emu_primary_reset_state(void);
 
 /* ---- memory: allocation table (device, host-mapped, registered, managed, module globals) ---- */
@@ -222,12 +227,17 @@ typedef struct emu_stream {
     unsigned long long capture_id; /* of that capture: a joined stream leaves when it has ended */
     void *cap_deps;            /* graph nodes the next captured work depends on (emu_graph.c) */
     size_t cap_ndeps;
+    emu_queue *q;              /* its work queue (emu_stream_queue.c) */
 } emu_stream;
 
 typedef struct emu_event {
     unsigned flags;
     int recorded;
-    uint64_t t_ns;
+    uint64_t t_ns;             /* when its last record ran (written by the record operation) */
+    int refs;                  /* the handle's and each pending record operation's (g_mu of emu_stream_queue.c) */
+    uint64_t gen;              /* records issued: only the latest one's operation writes t_ns */
+    emu_queue *q;              /* queue and sequence number of the last record; NULL: already complete */
+    uint64_t seq;
     struct emu_graph *capture; /* recorded inside this capture: a stream waiting on it joins */
     unsigned long long capture_id;
     void *cap_deps;            /* the recording stream's capture dependencies at the record */
@@ -235,6 +245,37 @@ typedef struct emu_event {
 } emu_event;
 
 CUresult emu_stream_check(CUstream s); /* 0 for NULL / legacy / per-thread / a live stream */
+
+/* ---- asynchronous stream work (emu_stream_queue.c) ----
+ * An operation is run(arg, status) on the stream's thread, in stream order; `status` is the context's
+ * sticky error (or CONTEXT_IS_DESTROYED) when it runs: an operation that is not a host callback does
+ * nothing and returns it then. drop(arg) (may be NULL) releases what arg holds, whether run ran or not.
+ * A sticky error returned by run marks the context; another error is latched on the stream. */
+typedef CUresult (*emu_op_run)(void *arg, CUresult status);
+typedef void (*emu_op_drop)(void *arg);
+/* Queues the operation (arg: len bytes, copied) on stream s of the current context. wait: returns once
+ * it has run, with the context's sticky error if any. Inline (TF_EMU_SYNC_STREAMS=1, or called from a
+ * stream thread): runs it now and returns run's result. */
+CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, size_t len, int wait);
+int emu_sq_inline(void);       /* 1: stream work issued by this thread runs inline */
+int emu_sq_abandoned(void);    /* 1: the process is exiting and queued work is abandoned */
+emu_queue *emu_sq_new(emu_ctx *c, unsigned stream_flags); /* a created stream's queue; NULL: no memory */
+void emu_sq_release(emu_queue *q); /* its stream is destroyed: the queue drains, then ends */
+/* Wait for the work issued so far; return (and clear) a latched asynchronous error. The NULL stream's
+ * synchronize and query cover the blocking streams' work too (the legacy default stream's rule). */
+CUresult emu_sq_sync_stream(CUstream s);
+CUresult emu_sq_query_stream(CUstream s); /* CUDA_ERROR_NOT_READY while work is pending */
+CUresult emu_sq_sync_ctx(emu_ctx *c);     /* every stream of c (NULL: of every context) */
+void emu_sq_idle_all(void);               /* the device idle: before freeing what queued work may use */
+void emu_sq_ctx_destroyed(emu_ctx *c);    /* drains c's streams; their later work is skipped */
+CUresult emu_sq_record(struct emu_event *e, CUstream s);
+CUresult emu_sq_event_query(struct emu_event *e); /* CUDA_ERROR_NOT_READY until its last record ran */
+void emu_sq_event_sync(struct emu_event *e);
+void emu_sq_event_release(struct emu_event *e);   /* drops a reference; frees it at the last */
+CUresult emu_sq_wait_event(CUstream s, struct emu_event *e); /* s's later work waits for e's record */
+/* A checked copy of n bytes as an operation of stream s (emu_memory.c): sync = a synchronous API call;
+ * waits as CUDA's "API synchronization behavior" says (see emu_memory.c). */
+CUresult emu_copy_bytes(CUstream s, void *dst, const void *src, size_t n, int sync);
 
 /* ---- stream capture (emu_graph.c): work issued to a capturing stream becomes graph nodes ---- */
 struct emu_graph *emu_capture_of(CUstream s); /* NULL: not capturing */
