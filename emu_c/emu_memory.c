@@ -783,8 +783,9 @@ static int unified_ok(uint64_t p, size_t n)
  * When the calling thread waits, per CUDA's "API synchronization behavior": a synchronous copy returns
  * once done unless both sides are device memory (no host-side synchronization for device to device);
  * an asynchronous copy returns at once unless a host side is pageable memory (not allocated or
- * registered through the driver): the caller may reuse such a buffer when the call returns, so the
- * call waits for the copy (the driver's "might be synchronous"). */
+ * registered through the driver), which the caller may reuse when the call returns: a 1D copy from
+ * pageable memory is staged (the bytes are copied aside at the call, as the driver stages them into
+ * pinned memory), any other copy with a pageable side waits (the driver's "might be synchronous"). */
 static int host_pageable(const void *p)
 {
     return p && !emu_mem_find((uint64_t)(uintptr_t)p, NULL, NULL, NULL, NULL);
@@ -802,7 +803,10 @@ typedef struct copy_op {
     uint8_t *dst;
     const uint8_t *src;
     size_t d_pitch, d_slice, s_pitch, s_slice, width, height, depth;
+    void *staged; /* owned copy of the source (freed with the operation) */
 } copy_op;
+
+static void drop_copy(void *a) { free(((copy_op *)a)->staged); }
 
 static CUresult run_copy(void *a, CUresult status)
 {
@@ -822,7 +826,7 @@ static CUresult submit_copy(CUstream s, const copy_op *o, int wait, int sync)
         return CUDA_SUCCESS;
     if (sync && !wait)
         emu_printf_flush();
-    CUresult rc = emu_sq_submit(s, run_copy, NULL, (void *)o, sizeof(*o), wait);
+    CUresult rc = emu_sq_submit(s, run_copy, drop_copy, (void *)o, sizeof(*o), wait);
     if (sync && wait)
         emu_printf_flush();
     return rc;
@@ -830,8 +834,16 @@ static CUresult submit_copy(CUstream s, const copy_op *o, int wait, int sync)
 
 CUresult emu_copy_bytes(CUstream s, void *dst, const void *src, size_t n, int sync)
 {
-    copy_op o = {dst, src, n, 0, n, 0, n, 1, 1};
+    copy_op o = {dst, src, n, 0, n, 0, n, 1, 1, NULL};
     int wait = sync ? !(device_memory(dst) && device_memory(src)) : host_pageable(dst) || host_pageable(src);
+    if (!sync && n && !emu_sq_inline() && host_pageable(src) && !host_pageable(dst)) {
+        o.staged = malloc(n);
+        if (o.staged) {
+            memcpy(o.staged, src, n);
+            o.src = o.staged;
+            wait = 0;
+        }
+    }
     return submit_copy(s, &o, wait, sync);
 }
 
@@ -961,7 +973,7 @@ static CUresult copy_3d(side src, size_t s_off, size_t s_pitch, size_t s_slice, 
     size_t d_span = (depth - 1) * d_slice + (height - 1) * d_pitch + width;
     if (!side_range_ok(&src, s_off, s_span) || !side_range_ok(&dst, d_off, d_span))
         return CUDA_ERROR_INVALID_VALUE;
-    copy_op o = {dst.base + d_off, src.base + s_off, d_pitch, d_slice, s_pitch, s_slice, width, height, depth};
+    copy_op o = {dst.base + d_off, src.base + s_off, d_pitch, d_slice, s_pitch, s_slice, width, height, depth, NULL};
     int wait = sync ? !(side_device(&src) && side_device(&dst)) : side_pageable(&src) || side_pageable(&dst);
     return submit_copy(s, &o, wait, sync);
 }

@@ -7,13 +7,14 @@
 // it, event timing measures when the work ran, and a kernel fault is reported by the next synchronize.
 // I/O contract: async_streams MODE, stdout key=value lines:
 //   latch     launch_returned=1 query=<pending> event_query=<pending> after_query=<..> value=<42 expected>
-//   overlap   done=1 (a kernel on stream A waits for a flag stream B's kernel sets)
+//   overlap   query_b=<..> done=1 (a kernel on stream A waits for a flag stream B's kernel sets)
 //   waitevent pending=<query of B before release> value=<2 expected>
 //   callbacks order=<1,2,3,4> seen=<42> other_thread=<1> status=<cudaSuccess>
 //   legacy    null_pending=<..> nonblocking_ran=1 legacy_waited=1 legacy_value=1 blocking_waited=1
 //             blocking_value=7
 //   elapsed   elapsed_ms=<float> (the host releases the kernel 200 ms after queueing it)
 //   fault     launch=<..> sync=<..> after=<..>
+//   perthread b_done=1 a_waiting=1 a_done=1 (two host threads' cudaStreamPerThread streams)
 // Every wait in this program on the host side is bounded (10 s): "timeout=<what>" and exit 3.
 #include "tf_test_io.h"
 
@@ -79,7 +80,6 @@ static int latch_mode()
     // more work queued behind the spinning kernel, as UnifiedMemoryPerf does
     CK(cudaMemcpyAsync(dev, host, sizeof(unsigned), cudaMemcpyHostToDevice, s));
     add_one<<<1, 1, 0, s>>>(dev, dev + 1);
-    CK(cudaMemcpyAsync(host + 1, dev + 1, sizeof(unsigned), cudaMemcpyDeviceToHost, s));
     CK(cudaEventRecord(ev, s));
     printf("query=%s\n", name(cudaStreamQuery(s)));
     printf("event_query=%s\n", name(cudaEventQuery(ev)));
@@ -87,6 +87,7 @@ static int latch_mode()
     CK(cudaStreamSynchronize(s));
     printf("after_query=%s\n", name(cudaStreamQuery(s)));
     printf("after_event_query=%s\n", name(cudaEventQuery(ev)));
+    CK(cudaMemcpy(host + 1, dev + 1, sizeof(unsigned), cudaMemcpyDeviceToHost));
     printf("value=%u\n", host[1]);
     CK(cudaEventDestroy(ev));
     CK(cudaStreamDestroy(s));
@@ -106,6 +107,8 @@ static int overlap_mode()
     CK(cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking));
     wait_then_store<<<1, 1, 0, a>>>(flag, out); // finishes only if b's kernel runs meanwhile
     store<<<1, 1, 0, b>>>(flag, 1);
+    // a query submits queued work where a driver batches it (WDDM, the client stub); it does not wait
+    printf("query_b=%s\n", name(cudaStreamQuery(b)));
     if (!host_wait(out, 1)) {
         printf("timeout=overlap\n");
         fflush(stdout);
@@ -208,6 +211,7 @@ static int legacy_mode()
     spin_until<<<1, 1, 0, blocking>>>(latch);
     store<<<1, 1, 0, 0>>>(vals, 1);
     store<<<1, 1, 0, nonblocking>>>(vals + 1, 1);
+    (void)cudaStreamQuery(nonblocking); // submits batched work (see overlap_mode)
     printf("nonblocking_ran=%d\n", host_wait(vals + 1, 1) ? 1 : 0);
     printf("null_pending=%s\n", name(cudaStreamQuery(0)));
     printf("legacy_waited=%d\n", vals[0] == 0 ? 1 : 0);
@@ -248,6 +252,34 @@ static int elapsed_mode()
     return 0;
 }
 
+// Each host thread's cudaStreamPerThread is a stream of its own: thread B's work does not wait for
+// thread A's spinning kernel.
+static int perthread_mode()
+{
+    unsigned *latch, *vals;
+    CK(cudaMallocHost(&latch, sizeof(unsigned)));
+    CK(cudaMallocHost(&vals, 2 * sizeof(unsigned)));
+    *latch = 0;
+    vals[0] = vals[1] = 0;
+    std::thread a([&] {
+        spin_until<<<1, 1, 0, cudaStreamPerThread>>>(latch);
+        store<<<1, 1, 0, cudaStreamPerThread>>>(vals, 1);
+        CK(cudaStreamSynchronize(cudaStreamPerThread));
+    });
+    sleep_ms(50);
+    std::thread b([&] {
+        store<<<1, 1, 0, cudaStreamPerThread>>>(vals + 1, 1);
+        CK(cudaStreamSynchronize(cudaStreamPerThread));
+    });
+    b.join();
+    printf("b_done=%u\n", vals[1]);
+    printf("a_waiting=%d\n", vals[0] == 0 ? 1 : 0);
+    *latch = 1;
+    a.join();
+    printf("a_done=%u\n", vals[0]);
+    return 0;
+}
+
 static int fault_mode()
 {
     unsigned *d;
@@ -279,6 +311,8 @@ int main(int argc, char **argv)
         return elapsed_mode();
     if (mode == "fault")
         return fault_mode();
-    printf("usage: async_streams latch|overlap|waitevent|callbacks|legacy|elapsed|fault\n");
+    if (mode == "perthread")
+        return perthread_mode();
+    printf("usage: async_streams latch|overlap|waitevent|callbacks|legacy|elapsed|fault|perthread\n");
     return 2;
 }
