@@ -2,8 +2,10 @@
  * host, empty, event record/wait nodes) or by stream capture (work issued to a capturing stream
  * becomes nodes; streams join a capture by waiting on an event recorded in it), instantiation (a deep
  * copy) and launch. A node can only depend on nodes added before it, so insertion order is a valid
- * topological order: cuGraphLaunch replays the nodes in that order, synchronously, each through the
- * ordinary driver entry point on the NULL stream (so replays get the same checks as direct calls).
+ * topological order: cuGraphLaunch queues one operation on its stream (emu_stream_queue.c) that replays
+ * the nodes in that order on the stream's thread, each through the ordinary driver entry point on the
+ * NULL stream (so replays get the same checks as direct calls; issued from a stream thread, they run
+ * inline there).
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -824,7 +824,8 @@ EMU_API CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUeven
 }
 
 /* Stream attributes (access-policy windows, synchronization policy, priority): kept per stream only
- * as far as priority goes; the rest has no effect on a synchronous CPU device and reads back as 0. */
+ * as far as priority goes (which does not order work between streams here); the rest has no effect on a
+ * CPU device and reads back as 0. */
 EMU_API CUresult cuStreamGetAttribute(CUstream hStream, CUstreamAttrID attr, CUstreamAttrValue *value)
 {
     const emu_stream *s;

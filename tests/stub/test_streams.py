@@ -22,9 +22,16 @@ STUB_CALLBACKS = pytest.mark.xfail(reason="the stub runs host functions synchron
                                    strict=True, raises=(AssertionError, subprocess.TimeoutExpired))
 
 
-@pytest.mark.parametrize("mode", [pytest.param(m, marks=STUB_CALLBACKS) if m == "callbacks" else m for m in CHECKS])
+# Every client thread's calls run on the executor's one thread, so every client thread's per-thread default
+# stream is that thread's one (stub_c/api_graph.c, "Limits"): thread B's work waits behind thread A's.
+STUB_PTDS = pytest.mark.xfail(reason="one per-thread default stream for all client threads (the executor's)",
+                              strict=True, raises=(AssertionError, subprocess.TimeoutExpired))
+STUB_GAPS = {"callbacks": STUB_CALLBACKS, "perthread": STUB_PTDS}
+
+
+@pytest.mark.parametrize("mode", [pytest.param(m, marks=STUB_GAPS[m]) if m in STUB_GAPS else m for m in CHECKS])
 def test_stream_work_runs_after_the_call_returns_through_the_stub(dataplane, cuda_program, mode):
     r = run_via_stub(cuda_program("async_streams"), dataplane.unix, mode,
-                     timeout=20 if mode == "callbacks" else TIMEOUT)
+                     timeout=20 if mode in STUB_GAPS else TIMEOUT)
     assert r.returncode == 0, r.stdout + r.stderr
     CHECKS[mode](parse_kv(r.stdout))
