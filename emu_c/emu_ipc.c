@@ -245,6 +245,7 @@ EMU_API CUresult cuIpcCloseMemHandle(CUdeviceptr dptr)
 {
     EMU_ENTER(c);
     (void)c;
+    emu_sq_idle_all(); /* queued work may still use the mapping (emu_stream_queue.c) */
     pthread_mutex_lock(&g_ipc_mu);
     for (imported **pi = &g_imported; *pi; pi = &(*pi)->next) {
         imported *im = *pi;

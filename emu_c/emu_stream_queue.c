@@ -31,6 +31,8 @@
 
 #include "emu_internal.h"
 
+extern __typeof__(ptx_thread_release) ptx_thread_release __attribute__((weak));
+
 typedef struct sq_dep {
     emu_queue *q;
     uint64_t seq;
@@ -276,6 +278,8 @@ static void *worker_main(void *arg)
     pthread_cond_broadcast(&g_done);
     queue_unref_locked(q);
     pthread_mutex_unlock(&g_mu);
+    if (ptx_thread_release)
+        ptx_thread_release(); /* the block buffers its launches kept */
     return NULL;
 }
 
