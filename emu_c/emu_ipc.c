@@ -5,8 +5,8 @@
  * namespace, pid) and its descriptor (fd number, inode); the importer opens /proc/<pid>/fd/<fd> (the
  * kernel allows it to the same user), checks the inode (a freed allocation's fd number may be reused)
  * and maps it. Imported ranges join the allocation table as device memory that is not charged to this
- * process (the exporter's VRAM). Stream work runs synchronously on this device, so an event is complete
- * once recorded: an imported event is a local event without timing, valid while its exporter lives.
+ * process (the exporter's VRAM). An imported event is a local event without timing, valid while its
+ * exporter lives: it does not follow the exporter's records (cross-process event waits are not emulated).
  */
 #include <errno.h>
 #include <fcntl.h>
