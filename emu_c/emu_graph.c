@@ -1451,14 +1451,8 @@ static CUresult run_node(const gnode *nd)
         size_t len = nd->u.k.len;
         void *extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, nd->u.k.params, CU_LAUNCH_PARAM_BUFFER_SIZE, &len,
                          CU_LAUNCH_PARAM_END};
-        const unsigned *g = nd->u.k.grid, *b = nd->u.k.block;
-        if (nd->u.k.cooperative) {
-            CUlaunchAttribute attr = {.id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE, .value.cooperative = 1};
-            CUlaunchConfig cfg = {g[0], g[1], g[2], b[0], b[1], b[2], (unsigned)nd->u.k.shmem, NULL, &attr, 1};
-            return cuLaunchKernelEx(&cfg, (CUfunction)nd->u.k.f, NULL, extra);
-        }
-        return cuLaunchKernel((CUfunction)nd->u.k.f, g[0], g[1], g[2], b[0], b[1], b[2], (unsigned)nd->u.k.shmem,
-                              NULL, NULL, extra);
+        return emu_launch_node((CUfunction)nd->u.k.f, nd->u.k.grid, nd->u.k.block, (unsigned)nd->u.k.shmem, extra,
+                               nd->u.k.cooperative);
     }
     case N_COPY:
         switch (nd->u.c.kind) {

@@ -424,6 +424,16 @@ static CUresult launch_ex(const CUlaunchConfig *config, CUfunction f, void **ker
     return launch(&r);
 }
 
+/* A graph's kernel node (emu_graph.c): the launch without going through an exported entry point, which a
+ * limiter interposes: it charges a graph launch once for all its nodes, and the nodes now run on the
+ * stream's thread, where its reentrancy guard (per thread) does not see the graph launch. */
+CUresult emu_launch_node(CUfunction f, const unsigned grid[3], const unsigned block[3], unsigned shmem, void **extra,
+                         int cooperative)
+{
+    return launch_kernel(f, grid[0], grid[1], grid[2], block[0], block[1], block[2], shmem, NULL, NULL, extra,
+                         cooperative, CUDA_ERROR_INVALID_VALUE);
+}
+
 /* The exported launch calls answer a bad grid or block with CUDA_ERROR_INVALID_VALUE, as NVIDIA's driver
  * does for a program calling cuLaunchKernel. cudart makes no check of its own (it calls the launch entry
  * it got from cuGetProcAddress and passes the answer on), yet reports cudaErrorInvalidConfiguration on a
@@ -470,6 +480,44 @@ CUresult emu_rt_cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, voi
 {
     return launch_ex(config, f, kernelParams, extra, EMU_ERROR_INVALID_CONFIGURATION);
 }
+
+/* The per-thread default stream variants of the launch entries cudart gets (cuGetProcAddress with
+ * CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, emu_init.c); the cuda.h ones are generated
+ * (gen_surface.py). */
+static CUresult rt_launch_ptsz(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                               unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                               void **kernelParams, void **extra)
+{
+    emu_ptds_enter();
+    CUresult rc = emu_rt_cuLaunchKernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, extra);
+    emu_ptds_leave();
+    return rc;
+}
+
+static CUresult rt_coop_ptsz(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                             unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                             void **kernelParams)
+{
+    emu_ptds_enter();
+    CUresult rc = emu_rt_cuLaunchCooperativeKernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams);
+    emu_ptds_leave();
+    return rc;
+}
+
+static CUresult rt_ex_ptsz(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+{
+    emu_ptds_enter();
+    CUresult rc = emu_rt_cuLaunchKernelEx(config, f, kernelParams, extra);
+    emu_ptds_leave();
+    return rc;
+}
+
+const emu_ptds_proc emu_rt_ptds_procs[] = {
+    {(void *)(uintptr_t)&emu_rt_cuLaunchKernel, (void *)(uintptr_t)&rt_launch_ptsz},
+    {(void *)(uintptr_t)&emu_rt_cuLaunchCooperativeKernel, (void *)(uintptr_t)&rt_coop_ptsz},
+    {(void *)(uintptr_t)&emu_rt_cuLaunchKernelEx, (void *)(uintptr_t)&rt_ex_ptsz},
+    {0, 0},
+};
 
 /* A host function (cuLaunchHostFunc) or stream callback (cuStreamAddCallback) runs on the stream's
  * thread, never the caller's, after the stream's earlier work; it must not call CUDA (cuda.h). Device

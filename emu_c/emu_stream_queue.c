@@ -70,6 +70,7 @@ static int g_abandon, g_forked;
 static uint64_t g_last_progress_ns;
 static __thread emu_queue *t_worker; /* set on a stream thread */
 static __thread emu_queue *t_ptds;   /* this thread's per-thread default stream */
+static __thread int t_ptds_call;     /* inside a _ptsz/_ptds entry point: NULL is the per-thread stream */
 static pthread_key_t g_ptds_key;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_sync_mode;
@@ -172,6 +173,8 @@ void emu_sq_release(emu_queue *q)
  * streams); NULL when it cannot be made. s has passed emu_stream_check. */
 static emu_queue *resolve_locked(CUstream s, emu_ctx *c)
 {
+    if (s == NULL && t_ptds_call)
+        s = CU_STREAM_PER_THREAD;
     if (s == NULL || s == CU_STREAM_LEGACY) {
         if (!c)
             return NULL;
@@ -622,6 +625,21 @@ CUresult emu_sq_wait_event(CUstream s, emu_event *e)
     }
     pthread_mutex_unlock(&g_mu);
     return CUDA_SUCCESS;
+}
+
+/* ---- per-thread default stream entry points (gen_surface.py's wrappers, emu_launch.c's) ---- */
+void emu_ptds_enter(void) { t_ptds_call++; }
+void emu_ptds_leave(void) { t_ptds_call--; }
+
+void *emu_ptds_of(void *fn)
+{
+    for (const emu_ptds_proc *p = emu_ptds_procs; p->base; p++)
+        if (p->base == fn)
+            return p->ptds;
+    for (const emu_ptds_proc *p = emu_rt_ptds_procs; p->base; p++)
+        if (p->base == fn)
+            return p->ptds;
+    return fn;
 }
 
 /* ---- process exit ---- */

@@ -86,3 +86,12 @@ def test_sync_streams_debug_mode_runs_work_inside_the_call():
     p = run_program("async_streams", "fault", env=emu_env(TF_EMU_SYNC_STREAMS=1), timeout=TIMEOUT)
     kv = parse_kv(p.stdout)
     assert p.returncode == 0 and kv["launch"] == "cudaErrorIllegalAddress" and kv["sync"] == "cudaErrorIllegalAddress"
+
+
+@pytest.mark.parametrize("cudart", CUDARTS)
+def test_default_stream_per_thread_programs_get_a_stream_per_host_thread(cudart):
+    """nvcc --default-stream per-thread: cudart asks cuGetProcAddress for the per-thread default stream
+    variants (_ptsz/_ptds), whose stream 0 is the calling thread's own stream."""
+    p = run_program("ptds_default_stream", cudart=cudart, flags=("--default-stream", "per-thread"), timeout=TIMEOUT)
+    assert p.returncode == 0, p.stdout.decode() + p.stderr.decode()
+    assert parse_kv(p.stdout) == {"b_value": "7", "a_waiting": "1", "a_value": "1"}
