@@ -93,10 +93,14 @@ def main() -> None:
         c.append(f"EMU_API CUresult emu_unsup_{s}(void) __asm__(\"{s}\");")
         c.append(f"EMU_API CUresult emu_unsup_{s}(void) {{ return emu_unsupported(\"{s}\", &logged[{i}]); }}")
     procs = sorted((api, v, s) for api, v, var, s in entries if s in missing and not var)
+    # A wrapper calls its base function through a hidden name the linker binds to it (--defsym below), not
+    # through the export: a limiter that interposes the exports then sees the program's call once.
     for sym, base, params in wrappers:
         args = ", ".join(param_names(params))
+        c.append(f"extern __typeof__({base}) emu_base_{sym} __attribute__((visibility(\"hidden\")));")
         c.append(f"EMU_API CUresult {sym}({params})")
-        c.append(f"{{ emu_ptds_enter(); CUresult r = {base}({args}); emu_ptds_leave(); return r; }}")
+        c.append(f"{{ emu_ptds_enter(); CUresult r = emu_base_{sym}({args}); emu_ptds_leave(); return r; }}")
+        aliases[f"emu_base_{sym}"] = base
     c.append("const emu_ptds_proc emu_ptds_procs[] = {")
     c += [f"    {{(void *)(uintptr_t)&{base}, (void *)(uintptr_t)&{sym}}}," for sym, base, _ in wrappers]
     c.append("    {0, 0}")
