@@ -51,10 +51,16 @@ static void test_init_and_proc_address(void)
     CHECK(fn == (void *)(uintptr_t)&cuStreamGetCtx_v2);
     OK(cuGetProcAddress_v2("cuStreamGetCtx", &fn, 12040, 0, &st));
     CHECK(fn == (void *)(uintptr_t)&cuStreamGetCtx);
-    /* per-thread-stream variants share the implementation */
+    /* per-thread default stream requests get the _ptds/_ptsz variant (its NULL stream is the thread's own) */
     void *ptds = NULL;
     OK(cuGetProcAddress_v2("cuMemcpyHtoD", &ptds, 7000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st));
-    CHECK(ptds == (void *)(uintptr_t)&cuMemcpyHtoD_v2);
+    CHECK(ptds == (void *)(uintptr_t)&cuMemcpyHtoD_v2_ptds);
+    void *plain = NULL; /* cudart's launch entry (emu_rt_cuLaunchKernel) has its own variant */
+    OK(cuGetProcAddress_v2("cuLaunchKernel", &plain, 4000, 0, &st));
+    OK(cuGetProcAddress_v2("cuLaunchKernel", &ptds, 4000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st));
+    CHECK(plain && ptds && ptds != plain);
+    OK(cuGetProcAddress_v2("cuDeviceGet", &ptds, 2000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st));
+    CHECK(ptds == (void *)(uintptr_t)&cuDeviceGet); /* no stream: no variant */
     CHECK(cuGetProcAddress_v2("cuLaunchKernelEx", &fn, 11000, 0, &st) == CUDA_ERROR_NOT_FOUND);
     CHECK(st == CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT && fn == NULL);
     CHECK(cuGetProcAddress_v2("cuNoSuchThing", &fn, 13000, 0, &st) == CUDA_ERROR_NOT_FOUND);
