@@ -3,8 +3,8 @@
  * `name` is what cuGetProcAddress is asked for, `version` the first CUDA version (x1000) whose
  * headers map that name to `impl` (e.g. cuMemAlloc asked at >= 3020 is cuMemAlloc_v2). For a request
  * (name, v) the row with the highest version <= v wins. Per-thread-default-stream requests
- * (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, the _ptsz/_ptds names) get the same
- * implementation: all stream work is executed synchronously, so there is nothing to tell apart.
+ * (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) get the _ptsz/_ptds wrapper of the row's
+ * implementation where one exists (gen_surface.py, emu_ptds_of): its NULL stream is the per-thread one.
  * Included by emu_init.c (cuGetProcAddress table + checks that each impl has its cuda.h prototype).
  */
 /* init, versions, errors */

@@ -247,6 +247,7 @@ EMU_API CUresult cuArrayDestroy(CUarray h)
     emu_array *a = array_of(h);
     if (!a || a->of_mipmap)
         return CUDA_ERROR_INVALID_HANDLE;
+    emu_sq_idle_all(); /* queued kernels and copies may still use it */
     emu_handle_del(a);
     array_unref(a);
     return CUDA_SUCCESS;
@@ -411,6 +412,7 @@ EMU_API CUresult cuMipmappedArrayDestroy(CUmipmappedArray h)
     emu_mipmap *m = mipmap_of(h);
     if (!m)
         return CUDA_ERROR_INVALID_HANDLE;
+    emu_sq_idle_all();
     emu_handle_del(m);
     for (unsigned k = 0; k < m->levels; k++) {
         emu_handle_del(m->lv[k]);
@@ -441,8 +443,6 @@ static CUresult copy_array1d(uint8_t *dst_host, CUdeviceptr dst_dev, CUarray dst
     CUresult rc = emu_stream_check(s);
     if (rc)
         return rc;
-    if (sync)
-        emu_printf_flush();
     uint8_t *d = dst_host, *sp = (uint8_t *)(uintptr_t)src_host;
     if (dst_arr && (rc = array_span(dst_arr, dst_off, n, &d)))
         return rc;
@@ -464,9 +464,7 @@ static CUresult copy_array1d(uint8_t *dst_host, CUdeviceptr dst_dev, CUarray dst
         emu_capture_invalidate(s); /* array copies are not captured into graphs here */
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     }
-    if (n)
-        memmove(d, sp, n);
-    return CUDA_SUCCESS;
+    return n ? emu_copy_bytes(s, d, sp, n, sync) : CUDA_SUCCESS; /* in stream order (emu_stream_queue.c) */
 }
 
 EMU_API CUresult cuMemcpyAtoH_v2(void *dstHost, CUarray srcArray, size_t srcOffset, size_t ByteCount)
@@ -734,6 +732,7 @@ static CUresult obj_destroy(unsigned long long h, int kind)
     emu_texobj *o = obj_of(h, kind);
     if (!o)
         return CUDA_ERROR_INVALID_HANDLE;
+    emu_sq_idle_all(); /* queued kernels resolve the handle when they run */
     emu_handle_del(o);
     obj_free(o);
     return CUDA_SUCCESS;

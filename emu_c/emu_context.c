@@ -55,6 +55,30 @@ CUresult emu_enter(emu_ctx **out)
     return CUDA_SUCCESS;
 }
 
+int emu_is_sticky_error(CUresult rc)
+{
+    switch (rc) {
+    case CUDA_ERROR_ILLEGAL_ADDRESS:
+    case CUDA_ERROR_ILLEGAL_INSTRUCTION:
+    case CUDA_ERROR_LAUNCH_FAILED:
+    case CUDA_ERROR_MISALIGNED_ADDRESS:
+    case CUDA_ERROR_INVALID_ADDRESS_SPACE:
+    case CUDA_ERROR_INVALID_PC:
+    case CUDA_ERROR_HARDWARE_STACK_ERROR:
+    case CUDA_ERROR_ASSERT:
+    case CUDA_ERROR_LAUNCH_TIMEOUT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+void emu_ctx_bind_thread(emu_ctx *c)
+{
+    t_stack[0] = c;
+    t_depth = c ? 1 : 0;
+}
+
 void emu_ctx_set_sticky(emu_ctx *c, CUresult err)
 {
     emu_lock();
@@ -90,6 +114,12 @@ EMU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
     if (g_emu.primary_refs <= 0) {
         emu_unlock();
         return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    if (g_emu.primary_refs == 1) {
+        /* the last release destroys the context: its queued work runs first */
+        emu_unlock();
+        (void)emu_sq_sync_ctx(&g_emu.primary);
+        emu_lock();
     }
     int last = --g_emu.primary_refs == 0;
     emu_unlock();
@@ -140,6 +170,7 @@ EMU_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
     CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
+    (void)emu_sq_sync_ctx(&g_emu.primary); /* faulted work is skipped; running kernels finish */
     emu_printf_flush();
     /* cudart keeps its per-context state in context-local storage: let it tear that down first */
     tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary);
@@ -209,6 +240,7 @@ EMU_API CUresult cuCtxDestroy_v2(CUcontext ctx)
     emu_ctx *c = (emu_ctx *)ctx;
     if (!c || !emu_handle_is(c, EMU_K_CTX) || c->is_primary)
         return CUDA_ERROR_INVALID_CONTEXT;
+    emu_sq_ctx_destroyed(c); /* its queued work runs (or is skipped) before anything is freed */
     emu_printf_flush();
     tf_export_tables_ctx_destroyed(ctx);
     emu_mem_release_owner(c);
@@ -438,20 +470,35 @@ EMU_API CUresult cuCtxGetStreamPriorityRange(int *leastPriority, int *greatestPr
     return CUDA_SUCCESS;
 }
 
-/* Work is executed synchronously, so synchronizing flushes device printf and reports the sticky error. */
+/* Waits for the work of every stream of the context, flushes device printf, and reports the sticky
+ * error (or a latched error of an asynchronous operation). */
 EMU_API CUresult cuCtxSynchronize(void)
 {
+    emu_ctx *c = emu_ctx_current();
+    CUresult err = CUDA_SUCCESS;
+    if (c && emu_check_init() == CUDA_SUCCESS && ctx_live(c)) {
+        if (!c->sticky) {
+            CUresult rc = emu_capture_unsafe_call(); /* prohibited during a capture, per capture mode */
+            if (rc)
+                return rc;
+        }
+        err = emu_sq_sync_ctx(c);
+    }
     emu_printf_flush();
-    EMU_ENTER(c);
-    (void)c;
-    return emu_capture_unsafe_call(); /* prohibited during a capture, per capture mode */
+    EMU_ENTER(after);
+    (void)after;
+    return err;
 }
 
 EMU_API CUresult cuCtxSynchronize_v2(CUcontext ctx)
 {
+    emu_ctx *c = ctx ? (emu_ctx *)ctx : emu_ctx_current();
+    CUresult err = CUDA_SUCCESS;
+    if (c && emu_check_init() == CUDA_SUCCESS && ctx_live(c))
+        err = emu_sq_sync_ctx(c);
     emu_printf_flush();
-    emu_ctx *c;
-    return ctx_arg(ctx, &c);
+    CUresult rc = ctx_arg(ctx, &c);
+    return rc ? rc : err;
 }
 
 EMU_API CUresult cuCtxResetPersistingL2Cache(void)

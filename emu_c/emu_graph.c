@@ -2,8 +2,10 @@
  * host, empty, event record/wait nodes) or by stream capture (work issued to a capturing stream
  * becomes nodes; streams join a capture by waiting on an event recorded in it), instantiation (a deep
  * copy) and launch. A node can only depend on nodes added before it, so insertion order is a valid
- * topological order: cuGraphLaunch replays the nodes in that order, synchronously, each through the
- * ordinary driver entry point on the NULL stream (so replays get the same checks as direct calls).
+ * topological order: cuGraphLaunch queues one operation on its stream (emu_stream_queue.c) that replays
+ * the nodes in that order on the stream's thread, each through the ordinary driver entry point on the
+ * NULL stream (so replays get the same checks as direct calls; issued from a stream thread, they run
+ * inline there).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -655,6 +657,7 @@ EMU_API CUresult cuGraphExecMemcpyNodeSetParams(CUgraphExec hGraphExec, CUgraphN
     if ((copyParams->srcMemoryType == CU_MEMORYTYPE_HOST) != host_src ||
         (copyParams->dstMemoryType == CU_MEMORYTYPE_HOST) != host_dst)
         return CUDA_ERROR_INVALID_VALUE;
+    emu_sq_idle_all(); /* launches already queued use the old parameters */
     nd->type = N_COPY3D;
     nd->u.c3 = *copyParams;
     return CUDA_SUCCESS;
@@ -1360,6 +1363,7 @@ EMU_API CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
     if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
         return CUDA_ERROR_INVALID_HANDLE;
     gexec *x = (gexec *)hGraphExec;
+    emu_sq_idle_all(); /* a queued launch of it runs first */
     emu_handle_del(x);
     exec_free_nodes(x->nodes, x->n);
     free(x);
@@ -1385,6 +1389,7 @@ EMU_API CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec hGraphExec, CUgra
     gnode *nd = exec_node((gexec *)hGraphExec, hNode);
     if (!nd)
         return CUDA_ERROR_INVALID_VALUE;
+    emu_sq_idle_all(); /* launches already queued use the old parameters */
     return kernel_set(nd, nodeParams);
 }
 
@@ -1400,6 +1405,7 @@ EMU_API CUresult cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph, CU
     gexec *x = (gexec *)hGraphExec;
     gexec fresh = {0};
     size_t cap = 0;
+    emu_sq_idle_all(); /* launches already queued use the old parameters */
     emu_lock();
     CUresult rc = flatten((const emu_graph *)hGraph, &fresh, &cap, 0);
     emu_unlock();
@@ -1445,14 +1451,8 @@ static CUresult run_node(const gnode *nd)
         size_t len = nd->u.k.len;
         void *extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, nd->u.k.params, CU_LAUNCH_PARAM_BUFFER_SIZE, &len,
                          CU_LAUNCH_PARAM_END};
-        const unsigned *g = nd->u.k.grid, *b = nd->u.k.block;
-        if (nd->u.k.cooperative) {
-            CUlaunchAttribute attr = {.id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE, .value.cooperative = 1};
-            CUlaunchConfig cfg = {g[0], g[1], g[2], b[0], b[1], b[2], (unsigned)nd->u.k.shmem, NULL, &attr, 1};
-            return cuLaunchKernelEx(&cfg, (CUfunction)nd->u.k.f, NULL, extra);
-        }
-        return cuLaunchKernel((CUfunction)nd->u.k.f, g[0], g[1], g[2], b[0], b[1], b[2], (unsigned)nd->u.k.shmem,
-                              NULL, NULL, extra);
+        return emu_launch_node((CUfunction)nd->u.k.f, nd->u.k.grid, nd->u.k.block, (unsigned)nd->u.k.shmem, extra,
+                               nd->u.k.cooperative);
     }
     case N_COPY:
         switch (nd->u.c.kind) {
@@ -1533,6 +1533,22 @@ static void reset_conds(const gexec *x)
     }
 }
 
+/* A graph launch is one operation of its stream: the stream's thread runs the nodes in order (the work
+ * they issue runs inline there, emu_stream_queue.c). The exec stays valid while queued: destroying or
+ * updating one waits for the device first. */
+typedef struct graph_op {
+    const gexec *x;
+} graph_op;
+
+static CUresult run_graph(void *a, CUresult status)
+{
+    const gexec *x = ((const graph_op *)a)->x;
+    if (status)
+        return status;
+    reset_conds(x);
+    return run_exec(x);
+}
+
 EMU_API CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
 {
     EMU_ENTER(c);
@@ -1544,9 +1560,8 @@ EMU_API CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
         return CUDA_ERROR_INVALID_HANDLE;
     if (emu_capture_of(hStream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* child-graph capture is not emulated */
-    const gexec *x = (const gexec *)hGraphExec;
-    reset_conds(x);
-    return run_exec(x);
+    graph_op op = {(const gexec *)hGraphExec};
+    return emu_sq_submit(hStream, run_graph, NULL, &op, sizeof(op), 0);
 }
 
 /* ---- stream capture ----

@@ -342,17 +342,20 @@ static CUresult proc_lookup(const char *symbol, void **pfn, int version, CUdrive
     return CUDA_ERROR_NOT_FOUND;
 }
 
+/* flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM (cudart built with --default-stream per-thread):
+ * the _ptsz/_ptds variant, whose NULL stream is the calling thread's own (emu_stream_queue.c). */
 EMU_API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags,
                                      CUdriverProcAddressQueryResult *symbolStatus)
 {
-    (void)flags;
-    return proc_lookup(symbol, pfn, cudaVersion, symbolStatus);
+    CUresult rc = proc_lookup(symbol, pfn, cudaVersion, symbolStatus);
+    if (rc == CUDA_SUCCESS && (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM))
+        *pfn = emu_ptds_of(*pfn);
+    return rc;
 }
 
 EMU_API CUresult cuGetProcAddress(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags)
 {
-    (void)flags;
-    return proc_lookup(symbol, pfn, cudaVersion, NULL);
+    return cuGetProcAddress_v2(symbol, pfn, cudaVersion, flags, NULL);
 }
 
 EMU_API CUresult cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId)

@@ -5,8 +5,8 @@
  * namespace, pid) and its descriptor (fd number, inode); the importer opens /proc/<pid>/fd/<fd> (the
  * kernel allows it to the same user), checks the inode (a freed allocation's fd number may be reused)
  * and maps it. Imported ranges join the allocation table as device memory that is not charged to this
- * process (the exporter's VRAM). Stream work runs synchronously on this device, so an event is complete
- * once recorded: an imported event is a local event without timing, valid while its exporter lives.
+ * process (the exporter's VRAM). An imported event is a local event without timing, valid while its
+ * exporter lives: it does not follow the exporter's records (cross-process event waits are not emulated).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -245,6 +245,7 @@ EMU_API CUresult cuIpcCloseMemHandle(CUdeviceptr dptr)
 {
     EMU_ENTER(c);
     (void)c;
+    emu_sq_idle_all(); /* queued work may still use the mapping (emu_stream_queue.c) */
     pthread_mutex_lock(&g_ipc_mu);
     for (imported **pi = &g_imported; *pi; pi = &(*pi)->next) {
         imported *im = *pi;

@@ -1,11 +1,11 @@
 /* emu_launch.c - kernel launches, streams and events of the emulated device.
  *
- * Execution model: every piece of stream work (kernel, copy, memset, host function, callback, event
- * record) runs synchronously in the calling thread, in call order. That is legal CUDA semantics -
- * asynchronous work may complete before the call that queued it returns - and makes every stream
- * trivially ordered, so stream/event synchronization only reports errors. A kernel fault
- * (ILLEGAL_ADDRESS, ILLEGAL_INSTRUCTION, LAUNCH_FAILED, ...) is sticky for the context.
- * Kernels run on TF_EMU_THREADS host threads (default: number of CPUs) inside ptx_launch.
+ * Execution model: launches, host functions, callbacks and event records are operations on their
+ * stream's queue (emu_stream_queue.c): the call checks its arguments, queues the work and returns; the
+ * stream's thread runs it. Synchronize calls wait; queries answer CUDA_ERROR_NOT_READY while work is
+ * pending. A kernel fault (ILLEGAL_ADDRESS, ILLEGAL_INSTRUCTION, LAUNCH_FAILED, ...) is sticky for
+ * the context and reported by the calls after it. Kernels run on TF_EMU_THREADS host threads
+ * (default: number of CPUs) inside ptx_launch; kernels of different streams run at once.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -83,24 +83,6 @@ CUresult emu_stream_check(CUstream s)
     if (s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD)
         return CUDA_SUCCESS;
     return emu_handle_is(s, EMU_K_STREAM) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
-}
-
-static int is_sticky_error(int rc)
-{
-    switch (rc) {
-    case CUDA_ERROR_ILLEGAL_ADDRESS:
-    case CUDA_ERROR_ILLEGAL_INSTRUCTION:
-    case CUDA_ERROR_LAUNCH_FAILED:
-    case CUDA_ERROR_MISALIGNED_ADDRESS:
-    case CUDA_ERROR_INVALID_ADDRESS_SPACE:
-    case CUDA_ERROR_INVALID_PC:
-    case CUDA_ERROR_HARDWARE_STACK_ERROR:
-    case CUDA_ERROR_ASSERT:
-    case CUDA_ERROR_LAUNCH_TIMEOUT:
-        return 1;
-    default:
-        return 0;
-    }
 }
 
 typedef struct launch_req {
@@ -322,6 +304,54 @@ CUresult emu_kernel_pack(emu_func *f, void **params, void **extra, uint8_t **buf
     return CUDA_SUCCESS;
 }
 
+/* A queued launch: the packed parameters are its own. */
+typedef struct kernel_op {
+    emu_func *f;
+    unsigned grid[3], block[3];
+    size_t shmem;
+    uint8_t *buf;
+    size_t len;
+    int cooperative;
+    emu_ctx *ctx;
+} kernel_op;
+
+static void drop_kernel(void *a) { free(((kernel_op *)a)->buf); }
+
+static CUresult run_kernel(void *a, CUresult status)
+{
+    const kernel_op *r = a;
+    if (status)
+        return status; /* the context faulted: later work does not run */
+    ptx_launch_cfg cfg = {
+        .grid = {r->grid[0], r->grid[1], r->grid[2]},
+        .block = {r->block[0], r->block[1], r->block[2]},
+        .dynamic_shared_bytes = r->shmem,
+        .param_buffer = r->buf,
+        .param_buffer_size = r->len,
+        .worker_threads = g_emu.worker_threads,
+        .cooperative = r->cooperative,
+    };
+    char log[512] = "";
+    int trace = emu_trace_launches();
+    uint64_t t0 = trace ? emu_now_ns() : 0, icount = 0;
+    emu_busy_enter();
+    int lrc = ptx_launch(r->f->k, &cfg, &g_ptx_env, trace ? &icount : NULL, log, sizeof(log));
+    emu_busy_exit();
+    if (trace)
+        emu_log("launch %s grid (%u,%u,%u) block (%u,%u,%u) shmem %zu%s: %.3f ms, %llu warp instructions, rc %d",
+                r->f->name, r->grid[0], r->grid[1], r->grid[2], r->block[0], r->block[1], r->block[2], r->shmem,
+                r->cooperative ? " cooperative" : "", (double)(emu_now_ns() - t0) / 1e6,
+                (unsigned long long)icount, lrc);
+    if (lrc != CUDA_SUCCESS) {
+        const char *name = "?";
+        cuGetErrorName((CUresult)lrc, &name);
+        emu_log("kernel %s failed: %s%s%s", r->f->name, name ? name : "?", log[0] ? ": " : "", log);
+        if (emu_is_sticky_error((CUresult)lrc))
+            emu_ctx_set_sticky(r->ctx, (CUresult)lrc);
+    }
+    return (CUresult)lrc;
+}
+
 static CUresult launch(const launch_req *r)
 {
     static atomic_int warned_no_exec;
@@ -352,36 +382,16 @@ static CUresult launch(const launch_req *r)
             free(buf);
         return rc;
     }
-    ptx_launch_cfg cfg = {
-        .grid = {r->grid[0], r->grid[1], r->grid[2]},
-        .block = {r->block[0], r->block[1], r->block[2]},
-        .dynamic_shared_bytes = r->shmem,
-        .param_buffer = buf,
-        .param_buffer_size = len,
-        .worker_threads = g_emu.worker_threads,
-        .cooperative = r->cooperative,
-    };
-    char log[512] = "";
-    int trace = emu_trace_launches();
-    uint64_t t0 = trace ? emu_now_ns() : 0, icount = 0;
-    emu_busy_enter();
-    int lrc = ptx_launch(r->f->k, &cfg, &g_ptx_env, trace ? &icount : NULL, log, sizeof(log));
-    emu_busy_exit();
-    if (trace)
-        emu_log("launch %s grid (%u,%u,%u) block (%u,%u,%u) shmem %zu%s: %.3f ms, %llu warp instructions, rc %d",
-                r->f->name, r->grid[0], r->grid[1], r->grid[2], r->block[0], r->block[1], r->block[2], r->shmem,
-                r->cooperative ? " cooperative" : "", (double)(emu_now_ns() - t0) / 1e6,
-                (unsigned long long)icount, lrc);
-    if (owned)
-        free(buf);
-    if (lrc != CUDA_SUCCESS) {
-        const char *name = "?";
-        cuGetErrorName((CUresult)lrc, &name);
-        emu_log("kernel %s failed: %s%s%s", r->f->name, name ? name : "?", log[0] ? ": " : "", log);
-        if (is_sticky_error(lrc))
-            emu_ctx_set_sticky(c, (CUresult)lrc);
+    kernel_op op = {r->f, {r->grid[0], r->grid[1], r->grid[2]}, {r->block[0], r->block[1], r->block[2]},
+                    r->shmem, buf, len, r->cooperative, c};
+    if (!owned) { /* the `extra` buffer is the caller's: the queued launch keeps its own copy */
+        op.buf = malloc(len ? len : 1);
+        if (!op.buf)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        if (len)
+            memcpy(op.buf, buf, len);
     }
-    return (CUresult)lrc;
+    return emu_sq_submit(r->stream, run_kernel, drop_kernel, &op, sizeof(op), 0);
 }
 
 static CUresult launch_kernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
@@ -412,6 +422,16 @@ static CUresult launch_ex(const CUlaunchConfig *config, CUfunction f, void **ker
         /* priority, access policy, memory sync domains, programmatic serialization: no effect here */
     }
     return launch(&r);
+}
+
+/* A graph's kernel node (emu_graph.c): the launch without going through an exported entry point, which a
+ * limiter interposes: it charges a graph launch once for all its nodes, and the nodes now run on the
+ * stream's thread, where its reentrancy guard (per thread) does not see the graph launch. */
+CUresult emu_launch_node(CUfunction f, const unsigned grid[3], const unsigned block[3], unsigned shmem, void **extra,
+                         int cooperative)
+{
+    return launch_kernel(f, grid[0], grid[1], grid[2], block[0], block[1], block[2], shmem, NULL, NULL, extra,
+                         cooperative, CUDA_ERROR_INVALID_VALUE);
 }
 
 /* The exported launch calls answer a bad grid or block with CUDA_ERROR_INVALID_VALUE, as NVIDIA's driver
@@ -461,6 +481,69 @@ CUresult emu_rt_cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, voi
     return launch_ex(config, f, kernelParams, extra, EMU_ERROR_INVALID_CONFIGURATION);
 }
 
+/* The per-thread default stream variants of the launch entries cudart gets (cuGetProcAddress with
+ * CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, emu_init.c); the cuda.h ones are generated
+ * (gen_surface.py). */
+static CUresult rt_launch_ptsz(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                               unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                               void **kernelParams, void **extra)
+{
+    emu_ptds_enter();
+    CUresult rc = emu_rt_cuLaunchKernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, extra);
+    emu_ptds_leave();
+    return rc;
+}
+
+static CUresult rt_coop_ptsz(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                             unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                             void **kernelParams)
+{
+    emu_ptds_enter();
+    CUresult rc = emu_rt_cuLaunchCooperativeKernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams);
+    emu_ptds_leave();
+    return rc;
+}
+
+static CUresult rt_ex_ptsz(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+{
+    emu_ptds_enter();
+    CUresult rc = emu_rt_cuLaunchKernelEx(config, f, kernelParams, extra);
+    emu_ptds_leave();
+    return rc;
+}
+
+const emu_ptds_proc emu_rt_ptds_procs[] = {
+    {(void *)(uintptr_t)&emu_rt_cuLaunchKernel, (void *)(uintptr_t)&rt_launch_ptsz},
+    {(void *)(uintptr_t)&emu_rt_cuLaunchCooperativeKernel, (void *)(uintptr_t)&rt_coop_ptsz},
+    {(void *)(uintptr_t)&emu_rt_cuLaunchKernelEx, (void *)(uintptr_t)&rt_ex_ptsz},
+    {0, 0},
+};
+
+/* A host function (cuLaunchHostFunc) or stream callback (cuStreamAddCallback) runs on the stream's
+ * thread, never the caller's, after the stream's earlier work; it must not call CUDA (cuda.h). Device
+ * printf output of earlier work is flushed before it runs. A host function is not called once the
+ * context faulted; a callback is, with the error. */
+typedef struct host_op {
+    union {
+        CUhostFn fn;
+        CUstreamCallback cb;
+    } u;
+    void *data;
+    CUstream stream;
+    int is_callback;
+} host_op;
+
+static CUresult run_host(void *a, CUresult status)
+{
+    const host_op *h = a;
+    emu_printf_flush();
+    if (h->is_callback)
+        h->u.cb(h->stream, status, h->data);
+    else if (status == CUDA_SUCCESS)
+        h->u.fn(h->data);
+    return status;
+}
+
 EMU_API CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
 {
     EMU_ENTER(c);
@@ -472,9 +555,8 @@ EMU_API CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(hStream))
         return emu_capture_host(hStream, fn, userData);
-    emu_printf_flush();
-    fn(userData);
-    return CUDA_SUCCESS;
+    host_op op = {{.fn = fn}, userData, hStream, 0};
+    return emu_sq_submit(hStream, run_host, NULL, &op, sizeof(op), 0);
 }
 
 /* ---- streams ---- */
@@ -490,7 +572,9 @@ static CUresult stream_create(CUstream *ph, unsigned int flags, int priority)
     s->flags = flags;
     s->priority = priority > 0 ? 0 : priority < -5 ? -5 : priority; /* clamp to [greatest, least] */
     s->id = atomic_fetch_add(&g_emu.next_id, 1);
-    if (emu_handle_add(s, EMU_K_STREAM)) {
+    s->q = emu_sq_new(c, flags);
+    if (!s->q || emu_handle_add(s, EMU_K_STREAM)) {
+        emu_sq_release(s->q);
         free(s);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -512,6 +596,7 @@ EMU_API CUresult cuStreamDestroy_v2(CUstream hStream)
     if (!emu_handle_is(hStream, EMU_K_STREAM))
         return CUDA_ERROR_INVALID_HANDLE;
     emu_handle_del(hStream);
+    emu_sq_release(((emu_stream *)hStream)->q); /* returns at once; queued work still runs */
     free(((emu_stream *)hStream)->cap_deps);
     free(hStream);
     return CUDA_SUCCESS;
@@ -598,18 +683,27 @@ EMU_API CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device)
     return CUDA_SUCCESS;
 }
 
-/* Work already ran; synchronizing a stream flushes device printf and reports the context's sticky error. */
+/* Waits for the stream's work, flushes device printf, reports the context's sticky error or the
+ * stream's latched asynchronous error. */
 EMU_API CUresult cuStreamSynchronize(CUstream hStream)
 {
+    CUresult err = CUDA_SUCCESS;
+    emu_ctx *cur = emu_ctx_current();
+    if (cur && emu_check_init() == CUDA_SUCCESS && emu_stream_check(hStream) == CUDA_SUCCESS) {
+        if (emu_capture_of(hStream)) {
+            if (!cur->sticky) {
+                emu_capture_invalidate(hStream); /* as on a GPU: the capture cannot survive it */
+                return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+            }
+        } else {
+            err = emu_sq_sync_stream(hStream);
+        }
+    }
     emu_printf_flush();
     EMU_ENTER(c);
     (void)c;
     CUresult rc = emu_stream_check(hStream);
-    if (rc == CUDA_SUCCESS && emu_capture_of(hStream)) {
-        emu_capture_invalidate(hStream); /* as on a GPU: the capture cannot survive it */
-        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
-    }
-    return rc;
+    return rc ? rc : err;
 }
 
 EMU_API CUresult cuStreamQuery(CUstream hStream)
@@ -619,7 +713,7 @@ EMU_API CUresult cuStreamQuery(CUstream hStream)
     CUresult rc = emu_stream_check(hStream);
     if (rc == CUDA_SUCCESS && emu_capture_of(hStream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
-    return rc;
+    return rc ? rc : emu_sq_query_stream(hStream);
 }
 
 EMU_API CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags)
@@ -633,7 +727,10 @@ EMU_API CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned in
         return CUDA_ERROR_INVALID_HANDLE;
     if (Flags & ~(unsigned)CU_EVENT_WAIT_EXTERNAL)
         return CUDA_ERROR_INVALID_VALUE;
-    return emu_capture_wait(hStream, (emu_event *)hEvent); /* joins a capture, else nothing to wait for */
+    rc = emu_capture_wait(hStream, (emu_event *)hEvent); /* joins a capture if the event is in one */
+    if (rc || emu_capture_of(hStream))
+        return rc;
+    return emu_sq_wait_event(hStream, (emu_event *)hEvent);
 }
 
 EMU_API CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *userData, unsigned int flags)
@@ -651,9 +748,9 @@ EMU_API CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(hStream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* as on a GPU: use cuLaunchHostFunc */
-    emu_printf_flush(); /* CUDA flushes device printf before a stream callback runs */
-    callback(hStream, c->sticky, userData); /* the callback is told about a faulted context */
-    return CUDA_SUCCESS;
+    host_op op = {{.cb = callback}, userData, hStream, 1};
+    rc = emu_sq_submit(hStream, run_host, NULL, &op, sizeof(op), 0);
+    return rc == c->sticky ? CUDA_SUCCESS : rc; /* inline: the callback was told about a faulted context */
 }
 
 /* As the driver checks it: managed memory (cuMemAllocManaged or a __managed__ variable), length 0 or the
@@ -678,7 +775,8 @@ EMU_API CUresult cuStreamAttachMemAsync(CUstream hStream, CUdeviceptr dptr, size
     return CUDA_SUCCESS;
 }
 
-/* ---- events: a record takes the wall-clock time at which all prior work (already done) ended ---- */
+/* ---- events: a record is an operation of its stream; it takes the wall-clock time when it runs, i.e.
+ * when the stream's earlier work has ended ---- */
 EMU_API CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
 {
     EMU_ENTER(c);
@@ -689,6 +787,7 @@ EMU_API CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
     if (!e)
         return CUDA_ERROR_OUT_OF_MEMORY;
     e->flags = Flags;
+    e->refs = 1;
     if (emu_handle_add(e, EMU_K_EVENT)) {
         free(e);
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -705,8 +804,7 @@ EMU_API CUresult cuEventDestroy_v2(CUevent hEvent)
     if (!emu_handle_is(hEvent, EMU_K_EVENT))
         return CUDA_ERROR_INVALID_HANDLE;
     emu_handle_del(hEvent);
-    free(((emu_event *)hEvent)->cap_deps);
-    free(hEvent);
+    emu_sq_event_release((emu_event *)hEvent); /* a pending record keeps it until it has run */
     return CUDA_SUCCESS;
 }
 
@@ -724,9 +822,7 @@ EMU_API CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsign
     emu_event *e = (emu_event *)hEvent;
     if (emu_capture_of(hStream))
         return emu_capture_event(hStream, e);
-    e->t_ns = emu_now_ns();
-    e->recorded = 1;
-    return CUDA_SUCCESS;
+    return emu_sq_record(e, hStream);
 }
 
 EMU_API CUresult cuEventRecord(CUevent hEvent, CUstream hStream) { return cuEventRecordWithFlags(hEvent, hStream, 0); }
@@ -735,13 +831,20 @@ EMU_API CUresult cuEventQuery(CUevent hEvent)
 {
     EMU_ENTER(c);
     (void)c;
-    return emu_handle_is(hEvent, EMU_K_EVENT) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+    if (!emu_handle_is(hEvent, EMU_K_EVENT))
+        return CUDA_ERROR_INVALID_HANDLE;
+    return emu_sq_event_query((emu_event *)hEvent);
 }
 
 EMU_API CUresult cuEventSynchronize(CUevent hEvent)
 {
+    CUresult rc = emu_check_init();
+    if (rc == CUDA_SUCCESS && emu_ctx_current() && emu_handle_is(hEvent, EMU_K_EVENT))
+        emu_sq_event_sync((emu_event *)hEvent);
     emu_printf_flush();
-    return cuEventQuery(hEvent);
+    EMU_ENTER(c);
+    (void)c;
+    return emu_handle_is(hEvent, EMU_K_EVENT) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
 EMU_API CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUevent hEnd)
@@ -757,6 +860,8 @@ EMU_API CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUe
         return CUDA_ERROR_INVALID_HANDLE;
     if (!a->recorded || !b->recorded)
         return CUDA_ERROR_INVALID_HANDLE;
+    if (emu_sq_event_query((emu_event *)hStart) || emu_sq_event_query((emu_event *)hEnd))
+        return CUDA_ERROR_NOT_READY; /* a record has not run yet */
     *pMilliseconds = (float)((double)((int64_t)(b->t_ns - a->t_ns)) / 1e6);
     return CUDA_SUCCESS;
 }
@@ -767,7 +872,8 @@ EMU_API CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUeven
 }
 
 /* Stream attributes (access-policy windows, synchronization policy, priority): kept per stream only
- * as far as priority goes; the rest has no effect on a synchronous CPU device and reads back as 0. */
+ * as far as priority goes (which does not order work between streams here); the rest has no effect on a
+ * CPU device and reads back as 0. */
 EMU_API CUresult cuStreamGetAttribute(CUstream hStream, CUstreamAttrID attr, CUstreamAttrValue *value)
 {
     const emu_stream *s;

@@ -293,6 +293,7 @@ EMU_API CUresult cuMemFree_v2(CUdeviceptr dptr)
     (void)c;
     if (dptr == 0)
         return CUDA_SUCCESS;
+    emu_sq_idle_all(); /* as cudaFree: queued work that may use it runs first */
     if (emu_graph_mem_is(dptr)) {
         emu_graph_mem_release(dptr); /* graph memory stays for the graph's next launch (a GPU maps it again) */
         return CUDA_SUCCESS;
@@ -348,6 +349,7 @@ EMU_API CUresult cuMemFreeHost(void *p)
     (void)c;
     if (!p)
         return CUDA_SUCCESS; /* free(NULL), as NVIDIA's driver (cudaFreeHost(NULL) sends it here) */
+    emu_sq_idle_all();
     return free_kind((uint64_t)(uintptr_t)p, EMU_MEM_HOST, EMU_MEM_HOST);
 }
 
@@ -401,6 +403,7 @@ EMU_API CUresult cuMemHostUnregister(void *p)
     if (!emu_mem_find((uint64_t)(uintptr_t)p, &base, NULL, &kind, NULL) || kind != EMU_MEM_REGISTERED ||
         base != (uint64_t)(uintptr_t)p)
         return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+    emu_sq_idle_all();
     emu_mem_remove(base, NULL, NULL);
     return CUDA_SUCCESS;
 }
@@ -686,6 +689,22 @@ EMU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUm
     return cuMemAllocAsync(dptr, bytesize, hStream);
 }
 
+typedef struct free_op {
+    CUdeviceptr p;
+    int graph_mem;
+} free_op;
+
+static CUresult run_free(void *a, CUresult status)
+{
+    const free_op *f = a;
+    (void)status; /* memory is returned even after a fault */
+    if (f->graph_mem) {
+        emu_graph_mem_release(f->p); /* graph memory stays for the graph's next launch */
+        return CUDA_SUCCESS;
+    }
+    return emu_dev_free(f->p);
+}
+
 EMU_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
 {
     CUresult rc = emu_stream_check(hStream);
@@ -693,11 +712,17 @@ EMU_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
         return rc;
     if (emu_capture_of(hStream))
         return emu_capture_free(hStream, dptr); /* a free node */
-    if (emu_graph_mem_is(dptr)) {
-        emu_graph_mem_release(dptr); /* graph memory stays for the graph's next launch */
+    EMU_ENTER(c);
+    (void)c;
+    if (dptr == 0)
         return CUDA_SUCCESS;
-    }
-    return cuMemFree_v2(dptr);
+    uint64_t base;
+    int kind;
+    free_op op = {dptr, emu_graph_mem_is(dptr)};
+    if (!op.graph_mem && (!emu_mem_find(dptr, &base, NULL, &kind, NULL) || base != dptr ||
+                          (kind != EMU_MEM_DEVICE && kind != EMU_MEM_MANAGED)))
+        return CUDA_ERROR_INVALID_VALUE;
+    return emu_sq_submit(hStream, run_free, NULL, &op, sizeof(op), 0); /* freed in stream order */
 }
 
 EMU_API CUresult cuMemPrefetchAsync(CUdeviceptr devPtr, size_t count, CUdevice dstDevice, CUstream hStream)
@@ -754,75 +779,135 @@ static int unified_ok(uint64_t p, size_t n)
             return s_rc_;                                                                          \
     } while (0)
 
-static CUresult copy_htod(CUdeviceptr dst, const void *src, size_t n, CUstream s)
+/* ---- copies as stream operations ----
+ * When the calling thread waits, per CUDA's "API synchronization behavior": a synchronous copy returns
+ * once done unless both sides are device memory (no host-side synchronization for device to device);
+ * an asynchronous copy returns at once unless a host side is pageable memory (not allocated or
+ * registered through the driver), which the caller may reuse when the call returns: a 1D copy from
+ * pageable memory is staged (the bytes are copied aside at the call, as the driver stages them into
+ * pinned memory), any other copy with a pageable side waits (the driver's "might be synchronous"). */
+static int host_pageable(const void *p)
+{
+    return p && !emu_mem_find((uint64_t)(uintptr_t)p, NULL, NULL, NULL, NULL);
+}
+
+static int device_memory(const void *p)
+{
+    int kind;
+    return emu_mem_find((uint64_t)(uintptr_t)p, NULL, NULL, &kind, NULL) &&
+           (kind == EMU_MEM_DEVICE || kind == EMU_MEM_VMM || kind == EMU_MEM_MODULE);
+}
+
+/* width bytes x height rows x depth slices, already checked */
+typedef struct copy_op {
+    uint8_t *dst;
+    const uint8_t *src;
+    size_t d_pitch, d_slice, s_pitch, s_slice, width, height, depth;
+    void *staged; /* owned copy of the source (freed with the operation) */
+} copy_op;
+
+static void drop_copy(void *a) { free(((copy_op *)a)->staged); }
+
+static CUresult run_copy(void *a, CUresult status)
+{
+    const copy_op *o = a;
+    if (status)
+        return status;
+    for (size_t z = 0; z < o->depth; z++)
+        for (size_t y = 0; y < o->height; y++)
+            memmove(o->dst + z * o->d_slice + y * o->d_pitch, o->src + z * o->s_slice + y * o->s_pitch, o->width);
+    return CUDA_SUCCESS;
+}
+
+/* Queues the copy; `wait` as above; a blocking copy flushes device printf once done. */
+static CUresult submit_copy(CUstream s, const copy_op *o, int wait, int sync)
+{
+    if (!o->width || !o->height || !o->depth)
+        return CUDA_SUCCESS;
+    if (sync && !wait)
+        emu_printf_flush();
+    CUresult rc = emu_sq_submit(s, run_copy, drop_copy, (void *)o, sizeof(*o), wait);
+    if (sync && wait)
+        emu_printf_flush();
+    return rc;
+}
+
+CUresult emu_copy_bytes(CUstream s, void *dst, const void *src, size_t n, int sync)
+{
+    copy_op o = {dst, src, n, 0, n, 0, n, 1, 1, NULL};
+    int wait = sync ? !(device_memory(dst) && device_memory(src)) : host_pageable(dst) || host_pageable(src);
+    if (!sync && n && !emu_sq_inline() && host_pageable(src) && !host_pageable(dst)) {
+        o.staged = malloc(n);
+        if (o.staged) {
+            memcpy(o.staged, src, n);
+            o.src = o.staged;
+            wait = 0;
+        }
+    }
+    return submit_copy(s, &o, wait, sync);
+}
+
+static CUresult copy_htod(CUdeviceptr dst, const void *src, size_t n, CUstream s, int sync)
 {
     COPY_PROLOGUE(s);
     if (n && (!src || !dev_ok(dst, n)))
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(s))
         return emu_capture_copy(s, EMU_COPY_HTOD, dst, (CUdeviceptr)(uintptr_t)src, n);
-    if (n)
-        memmove((void *)(uintptr_t)dst, src, n);
-    return CUDA_SUCCESS;
+    return emu_copy_bytes(s, (void *)(uintptr_t)dst, src, n, sync);
 }
 
-static CUresult copy_dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s)
+static CUresult copy_dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s, int sync)
 {
     COPY_PROLOGUE(s);
     if (n && (!dst || !dev_ok(src, n)))
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(s))
         return emu_capture_copy(s, EMU_COPY_DTOH, (CUdeviceptr)(uintptr_t)dst, src, n);
-    if (n)
-        memmove(dst, (const void *)(uintptr_t)src, n);
-    return CUDA_SUCCESS;
+    return emu_copy_bytes(s, dst, (const void *)(uintptr_t)src, n, sync);
 }
 
-static CUresult copy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+static CUresult copy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int sync)
 {
     COPY_PROLOGUE(s);
     if (n && (!dev_ok(dst, n) || !dev_ok(src, n)))
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(s))
         return emu_capture_copy(s, EMU_COPY_DTOD, dst, src, n);
-    if (n)
-        memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
-    return CUDA_SUCCESS;
+    return emu_copy_bytes(s, (void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n, sync);
 }
 
-static CUresult copy_unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+static CUresult copy_unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int sync)
 {
     COPY_PROLOGUE(s);
     if (n && (!unified_ok(dst, n) || !unified_ok(src, n)))
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(s))
         return emu_capture_copy(s, EMU_COPY_UNIFIED, dst, src, n);
-    if (n)
-        memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
-    return CUDA_SUCCESS;
+    return emu_copy_bytes(s, (void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n, sync);
 }
 
-EMU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { emu_printf_flush(); return copy_htod(d, s, n, NULL); }
-EMU_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void *s, size_t n, CUstream st) { return copy_htod(d, s, n, st); }
-EMU_API CUresult cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { emu_printf_flush(); return copy_dtoh(d, s, n, NULL); }
-EMU_API CUresult cuMemcpyDtoHAsync_v2(void *d, CUdeviceptr s, size_t n, CUstream st) { return copy_dtoh(d, s, n, st); }
-EMU_API CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { emu_printf_flush(); return copy_dtod(d, s, n, NULL); }
-EMU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_dtod(d, s, n, st); }
-EMU_API CUresult cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { emu_printf_flush(); return copy_unified(d, s, n, NULL); }
-EMU_API CUresult cuMemcpyAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_unified(d, s, n, st); }
+EMU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { return copy_htod(d, s, n, NULL, 1); }
+EMU_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void *s, size_t n, CUstream st) { return copy_htod(d, s, n, st, 0); }
+EMU_API CUresult cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { return copy_dtoh(d, s, n, NULL, 1); }
+EMU_API CUresult cuMemcpyDtoHAsync_v2(void *d, CUdeviceptr s, size_t n, CUstream st) { return copy_dtoh(d, s, n, st, 0); }
+EMU_API CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy_dtod(d, s, n, NULL, 1); }
+EMU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_dtod(d, s, n, st, 0); }
+EMU_API CUresult cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy_unified(d, s, n, NULL, 1); }
+EMU_API CUresult cuMemcpyAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_unified(d, s, n, st, 0); }
 
 EMU_API CUresult cuMemcpyPeer(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n)
 {
     if (!emu_handle_is(dc, EMU_K_CTX) || !emu_handle_is(sc, EMU_K_CTX))
         return CUDA_ERROR_INVALID_CONTEXT;
-    return copy_dtod(d, s, n, NULL);
+    return copy_dtod(d, s, n, NULL, 1);
 }
 
 EMU_API CUresult cuMemcpyPeerAsync(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n, CUstream st)
 {
     if (!emu_handle_is(dc, EMU_K_CTX) || !emu_handle_is(sc, EMU_K_CTX))
         return CUDA_ERROR_INVALID_CONTEXT;
-    return copy_dtod(d, s, n, st);
+    return copy_dtod(d, s, n, st, 0);
 }
 
 /* One side of a 2D/3D copy resolved to a base address; `dev` = must be inside an allocation; `arr` = a CUDA
@@ -868,9 +953,14 @@ static int side_range_ok(const side *s, size_t first, size_t span)
     return 1;
 }
 
+/* A side's host memory, for the waiting rules above: 1 pageable, 0 driver-known or device memory. */
+static int side_pageable(const side *s) { return !s->dev && !s->arr && host_pageable(s->base); }
+static int side_device(const side *s) { return s->arr || s->dev || (s->unified && device_memory(s->base)); }
+
 /* width bytes x height rows x depth slices; pitches in bytes, slice strides = pitch * height */
 static CUresult copy_3d(side src, size_t s_off, size_t s_pitch, size_t s_slice, side dst, size_t d_off,
-                        size_t d_pitch, size_t d_slice, size_t width, size_t height, size_t depth)
+                        size_t d_pitch, size_t d_slice, size_t width, size_t height, size_t depth, CUstream s,
+                        int sync)
 {
     if (width == 0 || height == 0 || depth == 0)
         return CUDA_SUCCESS;
@@ -883,14 +973,12 @@ static CUresult copy_3d(side src, size_t s_off, size_t s_pitch, size_t s_slice, 
     size_t d_span = (depth - 1) * d_slice + (height - 1) * d_pitch + width;
     if (!side_range_ok(&src, s_off, s_span) || !side_range_ok(&dst, d_off, d_span))
         return CUDA_ERROR_INVALID_VALUE;
-    for (size_t z = 0; z < depth; z++)
-        for (size_t y = 0; y < height; y++)
-            memmove(dst.base + d_off + z * d_slice + y * d_pitch, src.base + s_off + z * s_slice + y * s_pitch,
-                    width);
-    return CUDA_SUCCESS;
+    copy_op o = {dst.base + d_off, src.base + s_off, d_pitch, d_slice, s_pitch, s_slice, width, height, depth, NULL};
+    int wait = sync ? !(side_device(&src) && side_device(&dst)) : side_pageable(&src) || side_pageable(&dst);
+    return submit_copy(s, &o, wait, sync);
 }
 
-static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s)
+static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s, int sync)
 {
     COPY_PROLOGUE(s);
     if (!p)
@@ -916,10 +1004,10 @@ static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s)
         return emu_capture_copy3d(s, &p3);
     }
     return copy_3d(src, p->srcY * spitch + p->srcXInBytes, spitch, 0, dst, p->dstY * dpitch + p->dstXInBytes,
-                   dpitch, 0, p->WidthInBytes, p->Height, 1);
+                   dpitch, 0, p->WidthInBytes, p->Height, 1, s, sync);
 }
 
-static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream s)
+static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream s, int sync)
 {
     COPY_PROLOGUE(s);
     if (!p)
@@ -940,18 +1028,49 @@ static CUresult copy3d(const CUDA_MEMCPY3D *p, CUstream s)
         return emu_capture_copy3d(s, p);
     return copy_3d(src, (p->srcZ * sh + p->srcY) * sp + p->srcXInBytes, sp, sp * sh, dst,
                    (p->dstZ * dh + p->dstY) * dp + p->dstXInBytes, dp, dp * dh, p->WidthInBytes, p->Height,
-                   p->Depth);
+                   p->Depth, s, sync);
 }
 
-EMU_API CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *p) { emu_printf_flush(); return copy2d(p, NULL); }
-EMU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p) { emu_printf_flush(); return copy2d(p, NULL); }
-EMU_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *p, CUstream s) { return copy2d(p, s); }
-EMU_API CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *p) { emu_printf_flush(); return copy3d(p, NULL); }
-EMU_API CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *p, CUstream s) { return copy3d(p, s); }
+EMU_API CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL, 1); }
+EMU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL, 1); }
+EMU_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *p, CUstream s) { return copy2d(p, s, 0); }
+EMU_API CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *p) { return copy3d(p, NULL, 1); }
+EMU_API CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *p, CUstream s) { return copy3d(p, s, 0); }
 
-/* ---- memset ---- */
+/* ---- memset ----
+ * A stream operation; the synchronous calls (on the NULL stream) return at once for device memory and
+ * once done for host-mapped or managed memory ("asynchronous with respect to the host except when the
+ * target is pinned host memory or a Unified Memory region"). */
+typedef struct memset_op {
+    uint8_t *dst;
+    size_t pitch, width, height;
+    uint32_t value;
+    unsigned elem;
+} memset_op;
+
+static CUresult run_memset(void *a, CUresult status)
+{
+    const memset_op *o = a;
+    if (status)
+        return status;
+    for (size_t y = 0; y < o->height; y++) {
+        uint8_t *row = o->dst + y * o->pitch;
+        if (o->elem == 1) {
+            memset(row, (int)(o->value & 0xff), o->width);
+        } else if (o->elem == 2) {
+            uint16_t v = (uint16_t)o->value;
+            for (size_t i = 0; i < o->width; i++)
+                memcpy(row + 2 * i, &v, 2);
+        } else {
+            for (size_t i = 0; i < o->width; i++)
+                memcpy(row + 4 * i, &o->value, 4);
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
 static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, unsigned elem, size_t width, size_t height,
-                         CUstream s)
+                         CUstream s, int sync)
 {
     COPY_PROLOGUE(s);
     if (width == 0 || height == 0)
@@ -963,31 +1082,19 @@ static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, unsigned
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(s))
         return emu_capture_memset(s, dst, pitch, value, elem, width, height);
-    for (size_t y = 0; y < height; y++) {
-        uint8_t *row = (uint8_t *)(uintptr_t)dst + y * pitch;
-        if (elem == 1) {
-            memset(row, (int)(value & 0xff), width);
-        } else if (elem == 2) {
-            uint16_t v = (uint16_t)value;
-            for (size_t i = 0; i < width; i++)
-                memcpy(row + 2 * i, &v, 2);
-        } else {
-            for (size_t i = 0; i < width; i++)
-                memcpy(row + 4 * i, &value, 4);
-        }
-    }
-    return CUDA_SUCCESS;
+    memset_op o = {(uint8_t *)(uintptr_t)dst, pitch, width, height, value, elem};
+    return emu_sq_submit(s, run_memset, NULL, &o, sizeof(o), sync && !device_memory(o.dst));
 }
 
-EMU_API CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { return memset2d(d, n, v, 1, n, 1, NULL); }
-EMU_API CUresult cuMemsetD16_v2(CUdeviceptr d, unsigned short v, size_t n) { return memset2d(d, 2 * n, v, 2, n, 1, NULL); }
-EMU_API CUresult cuMemsetD32_v2(CUdeviceptr d, unsigned int v, size_t n) { return memset2d(d, 4 * n, v, 4, n, 1, NULL); }
-EMU_API CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, CUstream s) { return memset2d(d, n, v, 1, n, 1, s); }
-EMU_API CUresult cuMemsetD16Async(CUdeviceptr d, unsigned short v, size_t n, CUstream s) { return memset2d(d, 2 * n, v, 2, n, 1, s); }
-EMU_API CUresult cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream s) { return memset2d(d, 4 * n, v, 4, n, 1, s); }
-EMU_API CUresult cuMemsetD2D8_v2(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h) { return memset2d(d, p, v, 1, w, h, NULL); }
-EMU_API CUresult cuMemsetD2D16_v2(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h) { return memset2d(d, p, v, 2, w, h, NULL); }
-EMU_API CUresult cuMemsetD2D32_v2(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h) { return memset2d(d, p, v, 4, w, h, NULL); }
-EMU_API CUresult cuMemsetD2D8Async(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 1, w, h, s); }
-EMU_API CUresult cuMemsetD2D16Async(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 2, w, h, s); }
-EMU_API CUresult cuMemsetD2D32Async(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 4, w, h, s); }
+EMU_API CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { return memset2d(d, n, v, 1, n, 1, NULL, 1); }
+EMU_API CUresult cuMemsetD16_v2(CUdeviceptr d, unsigned short v, size_t n) { return memset2d(d, 2 * n, v, 2, n, 1, NULL, 1); }
+EMU_API CUresult cuMemsetD32_v2(CUdeviceptr d, unsigned int v, size_t n) { return memset2d(d, 4 * n, v, 4, n, 1, NULL, 1); }
+EMU_API CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, CUstream s) { return memset2d(d, n, v, 1, n, 1, s, 0); }
+EMU_API CUresult cuMemsetD16Async(CUdeviceptr d, unsigned short v, size_t n, CUstream s) { return memset2d(d, 2 * n, v, 2, n, 1, s, 0); }
+EMU_API CUresult cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream s) { return memset2d(d, 4 * n, v, 4, n, 1, s, 0); }
+EMU_API CUresult cuMemsetD2D8_v2(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h) { return memset2d(d, p, v, 1, w, h, NULL, 1); }
+EMU_API CUresult cuMemsetD2D16_v2(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h) { return memset2d(d, p, v, 2, w, h, NULL, 1); }
+EMU_API CUresult cuMemsetD2D32_v2(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h) { return memset2d(d, p, v, 4, w, h, NULL, 1); }
+EMU_API CUresult cuMemsetD2D8Async(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 1, w, h, s, 0); }
+EMU_API CUresult cuMemsetD2D16Async(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 2, w, h, s, 0); }
+EMU_API CUresult cuMemsetD2D32Async(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 4, w, h, s, 0); }

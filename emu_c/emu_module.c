@@ -300,6 +300,7 @@ EMU_API CUresult cuModuleUnload(CUmodule hmod)
     CUresult rc = emu_check_init();
     if (rc)
         return rc;
+    emu_sq_idle_all(); /* queued launches of its kernels run first */
     emu_module *m = (emu_module *)hmod;
     if (!emu_handle_is(m, EMU_K_MODULE) || m->library)
         return CUDA_ERROR_INVALID_HANDLE;
@@ -457,6 +458,7 @@ EMU_API CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName,
 
 EMU_API CUresult cuLibraryUnload(CUlibrary library)
 {
+    emu_sq_idle_all(); /* queued launches of its kernels run first */
     if (!emu_handle_is(library, EMU_K_LIBRARY))
         return CUDA_ERROR_INVALID_HANDLE;
     emu_library *l = (emu_library *)library;

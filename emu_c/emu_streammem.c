@@ -3,10 +3,11 @@
  * memory operations at start-up; libraries use them to make a stream wait on a flag another stream or
  * the host writes.
  *
- * Stream work runs synchronously in the calling thread here, so a wait is a poll of the address until
- * its condition holds (another host thread, a host-mapped write or another stream's work may satisfy
- * it; as on a GPU, a wait nothing satisfies never returns). The address must lie in a device,
- * host-mapped, registered or managed allocation (else CUDA_ERROR_INVALID_VALUE, as the driver checks).
+ * Each is an operation of its stream (emu_stream_queue.c): a wait polls the address on the stream's
+ * thread until its condition holds (the host, another stream's work or another process may satisfy
+ * it; as on a GPU, a wait nothing satisfies blocks its stream for good), a write stores the value
+ * after the stream's earlier work. The address must lie in a device, host-mapped, registered or
+ * managed allocation (else CUDA_ERROR_INVALID_VALUE, as the driver checks).
  */
 #include <stdatomic.h>
 #include <time.h>
@@ -26,6 +27,39 @@ static int wait_done(uint64_t cur, uint64_t value, unsigned flags, int is64)
     }
 }
 
+typedef struct memop {
+    CUdeviceptr addr;
+    uint64_t value;
+    unsigned flags;
+    int is64, is_wait;
+} memop;
+
+static CUresult run_memop(void *a, CUresult status)
+{
+    const memop *o = a;
+    if (status)
+        return status;
+    if (!o->is_wait) {
+        if (o->is64)
+            atomic_store((_Atomic uint64_t *)(uintptr_t)o->addr, o->value);
+        else
+            atomic_store((_Atomic uint32_t *)(uintptr_t)o->addr, (uint32_t)o->value);
+        return CUDA_SUCCESS;
+    }
+    long sleep_ns = 1000;
+    while (!emu_sq_abandoned()) {
+        uint64_t cur = o->is64 ? atomic_load((_Atomic uint64_t *)(uintptr_t)o->addr)
+                               : atomic_load((_Atomic uint32_t *)(uintptr_t)o->addr);
+        if (wait_done(cur, o->is64 ? o->value : (uint32_t)o->value, o->flags, o->is64))
+            return CUDA_SUCCESS;
+        struct timespec ts = {0, sleep_ns};
+        nanosleep(&ts, NULL);
+        if (sleep_ns < 1000000)
+            sleep_ns *= 2;
+    }
+    return CUDA_SUCCESS;
+}
+
 static CUresult mem_op(CUstream stream, CUdeviceptr addr, uint64_t value, unsigned flags, int is64, int is_wait)
 {
     EMU_ENTER(c);
@@ -40,24 +74,8 @@ static CUresult mem_op(CUstream stream, CUdeviceptr addr, uint64_t value, unsign
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(stream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
-    if (!is_wait) {
-        if (is64)
-            atomic_store((_Atomic uint64_t *)(uintptr_t)addr, value);
-        else
-            atomic_store((_Atomic uint32_t *)(uintptr_t)addr, (uint32_t)value);
-        return CUDA_SUCCESS;
-    }
-    long sleep_ns = 1000;
-    for (;;) {
-        uint64_t cur = is64 ? atomic_load((_Atomic uint64_t *)(uintptr_t)addr)
-                            : atomic_load((_Atomic uint32_t *)(uintptr_t)addr);
-        if (wait_done(cur, is64 ? value : (uint32_t)value, flags, is64))
-            return CUDA_SUCCESS;
-        struct timespec ts = {0, sleep_ns};
-        nanosleep(&ts, NULL);
-        if (sleep_ns < 1000000)
-            sleep_ns *= 2;
-    }
+    memop o = {addr, value, flags, is64, is_wait};
+    return emu_sq_submit(stream, run_memop, NULL, &o, sizeof(o), 0);
 }
 
 EMU_API CUresult cuStreamWaitValue32(CUstream stream, CUdeviceptr addr, cuuint32_t value, unsigned int flags)

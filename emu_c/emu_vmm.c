@@ -240,6 +240,7 @@ EMU_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
     CUresult rc = emu_check_init();
     if (rc)
         return rc;
+    emu_sq_idle_all(); /* queued work may still use the range (emu_stream_queue.c) */
     emu_lock();
     for (vmm_map **link = &g_maps; *link; link = &(*link)->next) {
         vmm_map *m = *link;

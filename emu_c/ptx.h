@@ -71,6 +71,9 @@ typedef struct ptx_kernel_attrs {
     int max_threads_per_block; /* from .maxntid if given, else the device limit (1024) */
 } ptx_kernel_attrs;
 void ptx_kernel_get_attrs(const ptx_kernel *k, ptx_kernel_attrs *out);
+/* A host thread that ran launches and is about to end (a stream's thread, emu_stream_queue.c) frees the
+ * block buffers ptx_launch keeps per thread. */
+void ptx_thread_release(void);
 
 typedef struct ptx_launch_cfg {
     unsigned grid[3];

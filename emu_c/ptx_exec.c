@@ -2000,6 +2000,8 @@ static void blk_cache_release(void) {
     }
 }
 
+void ptx_thread_release(void) { blk_cache_release(); }
+
 static int blk_init(blk *B, launch *L, int worker) {
     memset(B, 0, sizeof(*B));
     const ptx_kernel *k = L->k;

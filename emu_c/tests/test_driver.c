@@ -51,10 +51,16 @@ static void test_init_and_proc_address(void)
     CHECK(fn == (void *)(uintptr_t)&cuStreamGetCtx_v2);
     OK(cuGetProcAddress_v2("cuStreamGetCtx", &fn, 12040, 0, &st));
     CHECK(fn == (void *)(uintptr_t)&cuStreamGetCtx);
-    /* per-thread-stream variants share the implementation */
+    /* per-thread default stream requests get the _ptds/_ptsz variant (its NULL stream is the thread's own) */
     void *ptds = NULL;
     OK(cuGetProcAddress_v2("cuMemcpyHtoD", &ptds, 7000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st));
-    CHECK(ptds == (void *)(uintptr_t)&cuMemcpyHtoD_v2);
+    CHECK(ptds == (void *)(uintptr_t)&cuMemcpyHtoD_v2_ptds);
+    void *plain = NULL; /* cudart's launch entry (emu_rt_cuLaunchKernel) has its own variant */
+    OK(cuGetProcAddress_v2("cuLaunchKernel", &plain, 4000, 0, &st));
+    OK(cuGetProcAddress_v2("cuLaunchKernel", &ptds, 4000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st));
+    CHECK(plain && ptds && ptds != plain);
+    OK(cuGetProcAddress_v2("cuDeviceGet", &ptds, 2000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st));
+    CHECK(ptds == (void *)(uintptr_t)&cuDeviceGet); /* no stream: no variant */
     CHECK(cuGetProcAddress_v2("cuLaunchKernelEx", &fn, 11000, 0, &st) == CUDA_ERROR_NOT_FOUND);
     CHECK(st == CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT && fn == NULL);
     CHECK(cuGetProcAddress_v2("cuNoSuchThing", &fn, 13000, 0, &st) == CUDA_ERROR_NOT_FOUND);
@@ -312,6 +318,56 @@ static void CUDA_CB stream_cb(CUstream s, CUresult status, void *arg)
     *(int *)arg = status == CUDA_SUCCESS ? 10 : -1;
 }
 
+/* Stream work runs on the stream's thread after the call returns (emu_stream_queue.c): a stream blocked on
+ * a host flag answers NOT_READY, its host function has not run, the legacy NULL stream waits for it (a
+ * non-blocking stream does not), and a stream destroyed with work pending still runs it. */
+static void test_stream_work_is_asynchronous(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    CUstream s, nb;
+    OK(cuStreamCreate(&s, 0));
+    OK(cuStreamCreate(&nb, CU_STREAM_NON_BLOCKING));
+    volatile uint32_t *flag, *w;
+    OK(cuMemAllocHost_v2((void **)&flag, 4));
+    OK(cuMemAllocHost_v2((void **)&w, 4));
+    *flag = 0;
+    *w = 0;
+    CUevent e;
+    OK(cuEventCreate(&e, 0));
+    OK(cuStreamWaitValue32(s, (CUdeviceptr)(uintptr_t)flag, 1, CU_STREAM_WAIT_VALUE_GEQ));
+    int ran = 0, ran_nb = 0, ran_late = 0;
+    OK(cuLaunchHostFunc(s, host_fn, &ran));
+    OK(cuEventRecord(e, s));
+    OK(cuStreamWriteValue32(NULL, (CUdeviceptr)(uintptr_t)w, 7, 0)); /* waits for s (legacy stream) */
+    OK(cuLaunchHostFunc(nb, host_fn, &ran_nb));
+    OK(cuStreamSynchronize(nb)); /* a non-blocking stream does not wait for s nor for the NULL stream */
+    CHECK(ran_nb == 1);
+    usleep(20000);
+    CHECK(ran == 0 && *w == 0);
+    CHECK(cuStreamQuery(s) == CUDA_ERROR_NOT_READY);
+    CHECK(cuEventQuery(e) == CUDA_ERROR_NOT_READY);
+    CHECK(cuStreamQuery(NULL) == CUDA_ERROR_NOT_READY);
+    *flag = 1;
+    OK(cuStreamSynchronize(s));
+    CHECK(ran == 1);
+    OK(cuEventQuery(e));
+    OK(cuStreamSynchronize(NULL));
+    CHECK(*w == 7);
+    OK(cuStreamWaitValue32(s, (CUdeviceptr)(uintptr_t)flag, 2, CU_STREAM_WAIT_VALUE_GEQ));
+    OK(cuLaunchHostFunc(s, host_fn, &ran_late));
+    OK(cuStreamDestroy_v2(s)); /* returns at once; the queued work still runs */
+    CHECK(ran_late == 0);
+    *flag = 2;
+    OK(cuCtxSynchronize());
+    CHECK(ran_late == 1);
+    OK(cuEventDestroy_v2(e));
+    OK(cuStreamDestroy_v2(nb));
+    OK(cuMemFreeHost((void *)flag));
+    OK(cuMemFreeHost((void *)w));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
 static void test_streams_and_events(void)
 {
     CUcontext ctx;
@@ -452,6 +508,7 @@ static void test_stream_capture_without_kernels(void)
     OK(cuGraphInstantiateWithFlags(&x, g, 0));
     OK(cuGraphDestroy(g));
     OK(cuGraphLaunch(x, s));
+    OK(cuStreamSynchronize(s)); /* s is non-blocking: the NULL stream's work does not wait for it */
     OK(cuGraphLaunch(x, NULL));
     OK(cuMemcpyDtoH_v2(host, b, sizeof(host)));
     CHECK(host[0] == 5 && host[63] == 5 && calls == 2);
@@ -863,6 +920,7 @@ int main(int argc, char **argv)
     test_device_queries();
     test_contexts_and_memory();
     test_streams_and_events();
+    test_stream_work_is_asynchronous();
     test_destroy_frees_context_memory();
     test_stream_capture_without_kernels();
     test_virtual_memory_management();

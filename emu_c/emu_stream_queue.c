@@ -1,0 +1,675 @@
+/* emu_stream_queue.c - asynchronous streams of the emulated device: each stream's work in order on a
+ * host thread of its own. Called by every file that issues stream work (emu_launch.c, emu_memory.c,
+ * emu_graph.c, emu_streammem.c, emu_array.c) and by the synchronizing calls (emu_context.c, ...).
+ *
+ * The model (CUDA's "Stream synchronization behavior" and "API synchronization behavior"):
+ * - A queue per stream: created streams (emu_stream.q), each context's legacy NULL stream
+ *   (emu_ctx.legacy_q) and each host thread's per-thread default stream (CU_STREAM_PER_THREAD).
+ *   An API call that issues work appends an operation and returns; the queue's thread (started at the
+ *   first operation) runs operations one after another. Kernels of different queues run at once.
+ * - Legacy default stream: an operation on the NULL stream first waits for the work already issued
+ *   to every blocking stream of its context (not CU_STREAM_NON_BLOCKING ones); an operation on a
+ *   blocking stream first waits for the work already issued to the NULL stream. Those waits, and
+ *   cuStreamWaitEvent's, are dependencies (queue, sequence number) checked before an operation runs.
+ * - Errors: a sticky error (kernel fault) marks the context (emu_ctx_set_sticky); later operations of
+ *   that context are skipped (host callbacks are told the error, host functions are not called), and
+ *   every call reports it. Another error of an asynchronous operation is latched on its queue and
+ *   returned by the next synchronize or query of that stream (or of the context).
+ * - A stream thread runs each operation with the queue's context current; work that an operation
+ *   issues itself (a graph's nodes, a host callback that breaks the rule and calls CUDA) runs inline.
+ * - TF_EMU_SYNC_STREAMS=1 (debugging only): every operation runs inline in the calling thread, the
+ *   emulator's former synchronous model.
+ * - Process exit waits for queued work while it progresses (a queue stalled for 2 s is abandoned);
+ *   a forked child has none of the parent's threads and never waits for them.
+ * Lock order: emu_lock (g_emu.lock) may be held when g_mu is taken, never the reverse; nothing waits
+ * for a queue while holding emu_lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "emu_internal.h"
+
+extern __typeof__(ptx_thread_release) ptx_thread_release __attribute__((weak));
+
+typedef struct sq_dep {
+    emu_queue *q;
+    uint64_t seq;
+} sq_dep;
+
+typedef struct sq_op {
+    struct sq_op *next;
+    uint64_t seq;
+    emu_op_run run;
+    emu_op_drop drop;
+    size_t ndeps;
+    sq_dep *deps;
+    _Alignas(max_align_t) unsigned char arg[];
+} sq_op;
+
+struct emu_queue {
+    emu_queue *next_all;      /* g_all */
+    emu_ctx *ctx;
+    int legacy;               /* the context's NULL stream */
+    int blocking;             /* synchronizes with the legacy NULL stream */
+    int refs;                 /* handle/owner, thread, dependencies and events naming it */
+    int closing;              /* owner gone: the thread exits once the queue is empty */
+    int ctx_dead;             /* its context was destroyed: operations are skipped */
+    int thread_live;
+    sq_op *head, *tail;
+    uint64_t enq, done;       /* last sequence number issued / completed */
+    CUresult err;             /* first non-sticky error of an asynchronous operation, until reported */
+    pthread_cond_t wake;
+};
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_done = PTHREAD_COND_INITIALIZER; /* broadcast on every completion */
+static emu_queue *g_all;
+static int g_abandon, g_forked;
+static uint64_t g_last_progress_ns;
+static __thread emu_queue *t_worker; /* set on a stream thread */
+static __thread emu_queue *t_ptds;   /* this thread's per-thread default stream */
+static __thread int t_ptds_call;     /* inside a _ptsz/_ptds entry point: NULL is the per-thread stream */
+static pthread_key_t g_ptds_key;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_sync_mode;
+
+static void atfork_child(void)
+{
+    /* the child has none of the threads behind these queues: forget them (the emulator refuses an
+     * inherited context anyway, see emu_init.c) */
+    pthread_mutex_init(&g_mu, NULL);
+    pthread_cond_init(&g_done, NULL);
+    g_all = NULL;
+    g_forked = 1;
+    t_ptds = NULL;
+}
+
+static void queue_unref_locked(emu_queue *q);
+
+static void ptds_exit(void *p)
+{
+    emu_queue *q = p;
+    pthread_mutex_lock(&g_mu);
+    if (!g_forked) {
+        q->closing = 1;
+        pthread_cond_signal(&q->wake);
+        queue_unref_locked(q);
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
+static void once_init(void)
+{
+    const char *e = getenv("TF_EMU_SYNC_STREAMS");
+    g_sync_mode = e && e[0] == '1';
+    if (pthread_key_create(&g_ptds_key, ptds_exit))
+        g_sync_mode = 1; /* no per-thread streams without the key: run everything inline */
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+int emu_sq_inline(void)
+{
+    pthread_once(&g_once, once_init);
+    return g_sync_mode || t_worker != NULL;
+}
+
+int emu_sq_abandoned(void) { return __atomic_load_n(&g_abandon, __ATOMIC_RELAXED); }
+
+static emu_queue *queue_new_locked(emu_ctx *c, int legacy, int blocking)
+{
+    emu_queue *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    if (pthread_cond_init(&q->wake, NULL)) {
+        free(q);
+        return NULL;
+    }
+    q->ctx = c;
+    q->legacy = legacy;
+    q->blocking = blocking;
+    q->refs = 1;
+    q->next_all = g_all;
+    g_all = q;
+    return q;
+}
+
+static void queue_unref_locked(emu_queue *q)
+{
+    if (--q->refs > 0)
+        return;
+    for (emu_queue **pp = &g_all; *pp; pp = &(*pp)->next_all) {
+        if (*pp == q) {
+            *pp = q->next_all;
+            break;
+        }
+    }
+    pthread_cond_destroy(&q->wake);
+    free(q);
+}
+
+emu_queue *emu_sq_new(emu_ctx *c, unsigned stream_flags)
+{
+    pthread_once(&g_once, once_init);
+    pthread_mutex_lock(&g_mu);
+    emu_queue *q = queue_new_locked(c, 0, !(stream_flags & CU_STREAM_NON_BLOCKING));
+    pthread_mutex_unlock(&g_mu);
+    return q;
+}
+
+void emu_sq_release(emu_queue *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&g_mu);
+    q->closing = 1;
+    pthread_cond_signal(&q->wake);
+    queue_unref_locked(q);
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* The queue of stream handle s in context c (created on first use for the NULL and per-thread
+ * streams); NULL when it cannot be made. s has passed emu_stream_check. */
+static emu_queue *resolve_locked(CUstream s, emu_ctx *c)
+{
+    if (s == NULL && t_ptds_call)
+        s = CU_STREAM_PER_THREAD;
+    if (s == NULL || s == CU_STREAM_LEGACY) {
+        if (!c)
+            return NULL;
+        if (!c->legacy_q)
+            c->legacy_q = queue_new_locked(c, 1, 0);
+        return c->legacy_q;
+    }
+    if (s == CU_STREAM_PER_THREAD) {
+        if (t_ptds && (t_ptds->ctx != c || t_ptds->ctx_dead)) {
+            emu_queue *old = t_ptds;
+            t_ptds = NULL;
+            old->closing = 1;
+            pthread_cond_signal(&old->wake);
+            queue_unref_locked(old);
+        }
+        if (!t_ptds && c) {
+            t_ptds = queue_new_locked(c, 0, 1); /* "not a non-blocking stream" (cuda.h) */
+            if (t_ptds)
+                pthread_setspecific(g_ptds_key, t_ptds);
+        }
+        return t_ptds;
+    }
+    return ((emu_stream *)s)->q;
+}
+
+/* Sequence numbers the legacy-stream rules make an operation of q wait for (refs taken). */
+static size_t legacy_deps_locked(emu_queue *q, sq_dep **out)
+{
+    size_t n = 0, cap = 0;
+    sq_dep *d = NULL;
+    for (emu_queue *x = g_all; x; x = x->next_all) {
+        int dep = q->legacy ? (x != q && x->blocking && x->ctx == q->ctx && !x->legacy)
+                            : (q->blocking && x->legacy && x->ctx == q->ctx);
+        if (!dep || x->done >= x->enq)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            sq_dep *nd = realloc(d, cap * sizeof(*d));
+            if (!nd)
+                break; /* out of memory: fewer dependencies (ordering still holds per stream) */
+            d = nd;
+        }
+        d[n].q = x;
+        d[n].seq = x->enq;
+        x->refs++;
+        n++;
+    }
+    *out = d;
+    return n;
+}
+
+static void deps_release_locked(sq_dep *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        queue_unref_locked(d[i].q);
+    free(d);
+}
+
+static CUresult status_of(emu_queue *q)
+{
+    if (q->ctx_dead)
+        return CUDA_ERROR_CONTEXT_IS_DESTROYED;
+    return q->ctx ? __atomic_load_n(&q->ctx->sticky, __ATOMIC_RELAXED) : CUDA_SUCCESS;
+}
+
+static void *worker_main(void *arg)
+{
+    emu_queue *q = arg;
+    t_worker = q;
+    emu_ctx_bind_thread(q->ctx);
+    pthread_mutex_lock(&g_mu);
+    for (;;) {
+        while (!q->head && !q->closing)
+            pthread_cond_wait(&q->wake, &g_mu);
+        sq_op *op = q->head;
+        if (!op)
+            break;
+        q->head = op->next;
+        if (!q->head)
+            q->tail = NULL;
+        for (size_t i = 0; i < op->ndeps; i++)
+            while (op->deps[i].q->done < op->deps[i].seq && !g_abandon)
+                pthread_cond_wait(&g_done, &g_mu);
+        int skip = g_abandon;
+        CUresult st = status_of(q);
+        pthread_mutex_unlock(&g_mu);
+        CUresult rc = skip ? CUDA_ERROR_CONTEXT_IS_DESTROYED : op->run(op->arg, st);
+        if (rc != CUDA_SUCCESS && rc != st && !skip) {
+            if (emu_is_sticky_error(rc) && !q->ctx_dead)
+                emu_ctx_set_sticky(q->ctx, rc);
+        }
+        if (op->drop)
+            op->drop(op->arg);
+        pthread_mutex_lock(&g_mu);
+        if (rc != CUDA_SUCCESS && rc != st && !skip && !emu_is_sticky_error(rc) && q->err == CUDA_SUCCESS)
+            q->err = rc;
+        q->done = op->seq;
+        g_last_progress_ns = emu_now_ns();
+        pthread_cond_broadcast(&g_done);
+        deps_release_locked(op->deps, op->ndeps);
+        free(op);
+    }
+    q->thread_live = 0;
+    pthread_cond_broadcast(&g_done);
+    queue_unref_locked(q);
+    pthread_mutex_unlock(&g_mu);
+    if (ptx_thread_release)
+        ptx_thread_release(); /* the block buffers its launches kept */
+    return NULL;
+}
+
+/* Appends op to q (g_mu held), with the legacy-stream dependencies and `extra` (a ref is taken);
+ * starts q's thread. 0, or -1 when no thread can be started (op not queued). */
+static int enqueue_locked(emu_queue *q, sq_op *op, const sq_dep *extra)
+{
+    if (!q->thread_live) {
+        pthread_t th;
+        pthread_attr_t at;
+        if (pthread_attr_init(&at))
+            return -1;
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        q->refs++; /* the thread's */
+        int rc = pthread_create(&th, &at, worker_main, q);
+        pthread_attr_destroy(&at);
+        if (rc) {
+            q->refs--;
+            return -1;
+        }
+        q->thread_live = 1;
+    }
+    op->ndeps = legacy_deps_locked(q, &op->deps);
+    if (extra && extra->q->done < extra->seq) {
+        sq_dep *nd = realloc(op->deps, (op->ndeps + 1) * sizeof(*nd));
+        if (nd) {
+            op->deps = nd;
+            op->deps[op->ndeps++] = *extra;
+            extra->q->refs++;
+        }
+    }
+    op->seq = ++q->enq;
+    op->next = NULL;
+    if (q->tail)
+        q->tail->next = op;
+    else
+        q->head = op;
+    q->tail = op;
+    pthread_cond_signal(&q->wake);
+    return 0;
+}
+
+static void wait_seq_locked(emu_queue *q, uint64_t seq)
+{
+    while (q->done < seq && !g_abandon)
+        pthread_cond_wait(&g_done, &g_mu);
+}
+
+CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, size_t len, int wait)
+{
+    emu_ctx *c = emu_ctx_current();
+    if (emu_sq_inline()) {
+        CUresult st = c ? __atomic_load_n(&c->sticky, __ATOMIC_RELAXED) : CUDA_SUCCESS;
+        CUresult rc = run(arg, st);
+        if (drop)
+            drop(arg);
+        if (rc != CUDA_SUCCESS && emu_is_sticky_error(rc))
+            emu_ctx_set_sticky(c, rc);
+        return rc;
+    }
+    sq_op *op = malloc(sizeof(*op) + len);
+    if (!op) {
+        if (drop)
+            drop(arg);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    memset(op, 0, sizeof(*op));
+    memcpy(op->arg, arg, len);
+    op->run = run;
+    op->drop = drop;
+    pthread_mutex_lock(&g_mu);
+    emu_queue *q = resolve_locked(s, c);
+    if (!q || enqueue_locked(q, op, NULL)) {
+        pthread_mutex_unlock(&g_mu);
+        free(op);
+        if (drop)
+            drop(arg);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (!wait) {
+        pthread_mutex_unlock(&g_mu);
+        return CUDA_SUCCESS;
+    }
+    wait_seq_locked(q, op->seq);
+    pthread_mutex_unlock(&g_mu);
+    return c ? __atomic_load_n(&c->sticky, __ATOMIC_RELAXED) : CUDA_SUCCESS;
+}
+
+/* ---- synchronization ---- */
+typedef struct sq_target {
+    emu_queue *q;
+    uint64_t seq;
+} sq_target;
+
+/* Waits for the work issued so far to every queue `pick` selects; returns (and clears) the first
+ * latched error among them. */
+static CUresult wait_all_locked(int (*pick)(const emu_queue *, const void *), const void *arg)
+{
+    size_t n = 0;
+    for (emu_queue *x = g_all; x; x = x->next_all)
+        n += pick(x, arg) && x != t_worker;
+    sq_target *t = n ? malloc(n * sizeof(*t)) : NULL;
+    size_t k = 0;
+    for (emu_queue *x = g_all; x && t && k < n; x = x->next_all) {
+        if (pick(x, arg) && x != t_worker) {
+            t[k].q = x;
+            t[k].seq = x->enq;
+            x->refs++;
+            k++;
+        }
+    }
+    CUresult err = CUDA_SUCCESS;
+    for (size_t i = 0; i < k; i++) {
+        wait_seq_locked(t[i].q, t[i].seq);
+        if (err == CUDA_SUCCESS)
+            err = t[i].q->err;
+        t[i].q->err = CUDA_SUCCESS;
+        queue_unref_locked(t[i].q);
+    }
+    free(t);
+    if (n && !t) { /* no memory for the snapshot: wait until every picked queue is empty */
+        for (;;) {
+            emu_queue *busy = NULL;
+            for (emu_queue *x = g_all; x && !busy; x = x->next_all)
+                if (pick(x, arg) && x != t_worker && x->done < x->enq)
+                    busy = x;
+            if (!busy || g_abandon)
+                break;
+            pthread_cond_wait(&g_done, &g_mu);
+        }
+    }
+    return err;
+}
+
+static int pick_ctx(const emu_queue *x, const void *c) { return !c || x->ctx == (const emu_ctx *)c; }
+
+static int pick_legacy_view(const emu_queue *x, const void *q_)
+{
+    const emu_queue *q = q_;
+    return x == q || (x->blocking && !x->legacy && x->ctx == q->ctx);
+}
+
+CUresult emu_sq_sync_ctx(emu_ctx *c)
+{
+    if (emu_sq_inline())
+        return CUDA_SUCCESS;
+    pthread_mutex_lock(&g_mu);
+    CUresult err = wait_all_locked(pick_ctx, c);
+    pthread_mutex_unlock(&g_mu);
+    return err;
+}
+
+void emu_sq_idle_all(void) { (void)emu_sq_sync_ctx(NULL); }
+
+CUresult emu_sq_sync_stream(CUstream s)
+{
+    if (emu_sq_inline())
+        return CUDA_SUCCESS;
+    emu_ctx *c = emu_ctx_current();
+    pthread_mutex_lock(&g_mu);
+    emu_queue *q = resolve_locked(s, c);
+    CUresult err = CUDA_SUCCESS;
+    if (q && q->legacy) {
+        /* the NULL stream's work waits for every blocking stream's: so does synchronizing it */
+        err = wait_all_locked(pick_legacy_view, q);
+    } else if (q && q != t_worker) {
+        wait_seq_locked(q, q->enq);
+        err = q->err;
+        q->err = CUDA_SUCCESS;
+    }
+    pthread_mutex_unlock(&g_mu);
+    return err;
+}
+
+CUresult emu_sq_query_stream(CUstream s)
+{
+    if (emu_sq_inline())
+        return CUDA_SUCCESS;
+    emu_ctx *c = emu_ctx_current();
+    pthread_mutex_lock(&g_mu);
+    emu_queue *q = resolve_locked(s, c);
+    CUresult rc = CUDA_SUCCESS;
+    if (q) {
+        for (emu_queue *x = g_all; x && rc == CUDA_SUCCESS; x = x->next_all)
+            if ((q->legacy ? pick_legacy_view(x, q) : x == q) && x->done < x->enq)
+                rc = CUDA_ERROR_NOT_READY;
+        if (rc == CUDA_SUCCESS && q->err) {
+            rc = q->err;
+            q->err = CUDA_SUCCESS;
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
+    return rc;
+}
+
+void emu_sq_ctx_destroyed(emu_ctx *c)
+{
+    if (!emu_sq_inline()) {
+        pthread_mutex_lock(&g_mu);
+        (void)wait_all_locked(pick_ctx, c);
+        pthread_mutex_unlock(&g_mu);
+    }
+    pthread_mutex_lock(&g_mu);
+    for (emu_queue *x = g_all; x; x = x->next_all)
+        if (x->ctx == c && !c->is_primary)
+            x->ctx_dead = 1;
+    emu_queue *l = c->is_primary ? NULL : c->legacy_q;
+    if (l) {
+        c->legacy_q = NULL;
+        l->closing = 1;
+        pthread_cond_signal(&l->wake);
+        queue_unref_locked(l);
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* ---- events ---- */
+typedef struct record_arg {
+    emu_event *e;
+    uint64_t gen;
+} record_arg;
+
+static void event_unref_locked(emu_event *e)
+{
+    if (--e->refs > 0)
+        return;
+    if (e->q)
+        queue_unref_locked(e->q);
+    free(e->cap_deps);
+    free(e);
+}
+
+void emu_sq_event_release(emu_event *e)
+{
+    pthread_mutex_lock(&g_mu);
+    event_unref_locked(e);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static CUresult run_record(void *a, CUresult st)
+{
+    (void)st; /* an event still completes in a faulted context */
+    record_arg *r = a;
+    uint64_t now = emu_now_ns();
+    pthread_mutex_lock(&g_mu);
+    if (r->e->gen == r->gen)
+        r->e->t_ns = now;
+    pthread_mutex_unlock(&g_mu);
+    return CUDA_SUCCESS;
+}
+
+static void drop_record(void *a) { emu_sq_event_release(((record_arg *)a)->e); }
+
+CUresult emu_sq_record(emu_event *e, CUstream s)
+{
+    emu_ctx *c = emu_ctx_current();
+    pthread_mutex_lock(&g_mu);
+    uint64_t gen = ++e->gen;
+    e->recorded = 1;
+    if (emu_sq_inline()) {
+        if (e->q)
+            queue_unref_locked(e->q);
+        e->q = NULL;
+        e->seq = 0;
+        e->t_ns = emu_now_ns();
+        pthread_mutex_unlock(&g_mu);
+        return CUDA_SUCCESS;
+    }
+    sq_op *op = malloc(sizeof(*op) + sizeof(record_arg));
+    emu_queue *q = op ? resolve_locked(s, c) : NULL;
+    if (op) {
+        memset(op, 0, sizeof(*op));
+        record_arg r = {e, gen};
+        memcpy(op->arg, &r, sizeof(r));
+        op->run = run_record;
+        op->drop = drop_record;
+    }
+    if (!q || enqueue_locked(q, op, NULL)) {
+        pthread_mutex_unlock(&g_mu);
+        free(op);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    e->refs++; /* the operation's */
+    q->refs++;
+    if (e->q)
+        queue_unref_locked(e->q);
+    e->q = q;
+    e->seq = op->seq;
+    pthread_mutex_unlock(&g_mu);
+    return CUDA_SUCCESS;
+}
+
+static int event_done_locked(const emu_event *e) { return !e->q || e->q->done >= e->seq || g_abandon; }
+
+CUresult emu_sq_event_query(emu_event *e)
+{
+    pthread_mutex_lock(&g_mu);
+    int done = event_done_locked(e);
+    pthread_mutex_unlock(&g_mu);
+    return done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
+void emu_sq_event_sync(emu_event *e)
+{
+    pthread_mutex_lock(&g_mu);
+    if (!e->q || e->q != t_worker)
+        while (!event_done_locked(e))
+            pthread_cond_wait(&g_done, &g_mu);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static CUresult run_nothing(void *a, CUresult st)
+{
+    (void)a;
+    (void)st;
+    return CUDA_SUCCESS;
+}
+
+CUresult emu_sq_wait_event(CUstream s, emu_event *e)
+{
+    if (emu_sq_inline())
+        return CUDA_SUCCESS; /* work runs in call order: the event's work is done */
+    emu_ctx *c = emu_ctx_current();
+    pthread_mutex_lock(&g_mu);
+    if (event_done_locked(e)) {
+        pthread_mutex_unlock(&g_mu);
+        return CUDA_SUCCESS;
+    }
+    sq_dep dep = {e->q, e->seq};
+    sq_op *op = malloc(sizeof(*op));
+    emu_queue *q = op ? resolve_locked(s, c) : NULL;
+    if (op) {
+        memset(op, 0, sizeof(*op));
+        op->run = run_nothing;
+    }
+    if (!q || enqueue_locked(q, op, &dep)) {
+        pthread_mutex_unlock(&g_mu);
+        free(op);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    pthread_mutex_unlock(&g_mu);
+    return CUDA_SUCCESS;
+}
+
+/* ---- per-thread default stream entry points (gen_surface.py's wrappers, emu_launch.c's) ---- */
+void emu_ptds_enter(void) { t_ptds_call++; }
+void emu_ptds_leave(void) { t_ptds_call--; }
+
+void *emu_ptds_of(void *fn)
+{
+    for (const emu_ptds_proc *p = emu_ptds_procs; p->base; p++)
+        if (p->base == fn)
+            return p->ptds;
+    for (const emu_ptds_proc *p = emu_rt_ptds_procs; p->base; p++)
+        if (p->base == fn)
+            return p->ptds;
+    return fn;
+}
+
+/* ---- process exit ---- */
+/* Work issued without a synchronize still runs before the process ends (its printf output too), as a
+ * GPU context's teardown waits for it; a queue that makes no progress for 2 s (a kernel spinning on
+ * memory nobody will write) is abandoned rather than hanging the exit. */
+__attribute__((destructor)) static void drain_at_exit(void)
+{
+    if (g_forked)
+        return;
+    pthread_mutex_lock(&g_mu);
+    g_last_progress_ns = emu_now_ns();
+    for (;;) {
+        int busy = 0;
+        for (emu_queue *x = g_all; x && !busy; x = x->next_all)
+            busy = x->done < x->enq && x != t_worker;
+        if (!busy || emu_now_ns() - g_last_progress_ns > 2000000000ull)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        int rc = pthread_cond_timedwait(&g_done, &g_mu, &ts);
+        (void)rc;
+    }
+    g_abandon = 1;
+    pthread_cond_broadcast(&g_done);
+    pthread_mutex_unlock(&g_mu);
+    emu_printf_flush();
+}
