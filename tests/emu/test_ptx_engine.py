@@ -3,9 +3,11 @@ this machine's nvcc, and end-to-end behaviour users see through cudart + build/e
 (printf, device asserts, unsupported instructions, cooperative grid sync)."""
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -20,7 +22,7 @@ def build_ptx_test(opt: str = "-O1", sanitize: bool = True, jit: bool = False) -
     when asked to (jit=True), as libcuda.so.1 finds it next to itself."""
     srcs = sorted(
         [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c", "ptx_texture.c", "ptx_jit.c",
-                                         "ptx_jit_cache.c")]
+                                         "ptx_jit_cache.c", "ptx_jit_key.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
     hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h", "ptx_jit.h", "ptx_mem.h")]
     ldflags = []
@@ -152,6 +154,43 @@ def test_jit_disk_cache_serves_the_next_process_and_a_damaged_entry_is_recompile
     assert third["checksum"] == first["checksum"]
     fourth = _spin("jit", TF_EMU_JIT_CACHE=cache)
     assert "_Z6k_spinPfi loaded from the disk cache" in fourth["stderr"], fourth["stderr"]
+
+
+def _process_running(pid: int) -> bool:
+    """True while pid exists and is not a zombie (an orphan's zombie is init's to reap, not ours)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@needs_jit
+def test_jit_program_that_exits_during_its_first_compile_does_not_wait_and_the_next_run_gets_the_code(tmp_path):
+    """LLVM runs in a compiler process (tf-emu-jitc): a program that ends while its kernel's first compile
+    is under way exits at once (its results are the interpreter's), the compile finishes into the disk
+    cache after the program has gone, and the next run loads the code from there. The compile is held
+    open by TF_EMU_JIT_COMPILE_GATE until the program has exited, so this does not depend on timing."""
+    cache, gate = tmp_path / "jit", tmp_path / "gate"
+    interp = _spin("interp")
+    first = _spin("jit", TF_EMU_JIT_SYNC=0, TF_EMU_JIT_CACHE=cache, TF_EMU_JIT_COMPILE_GATE=gate)
+    m = re.search(r"kernel _Z6k_spinPfi sent to compiler process (\d+)", first["stderr"])
+    assert m, first["stderr"]
+    pid = int(m.group(1))
+    # the program has exited (and closed its pipes: the compiler holds none of them) while its compile waits
+    assert first["checksum"] == interp["checksum"]
+    assert _process_running(pid), "the compiler process ended with the program"
+    assert not list(cache.glob("*.tfjit")) and not list(cache.glob("*.tmp.*"))
+    gate.touch()
+    deadline = time.monotonic() + 600
+    while _process_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _process_running(pid), "the compiler process did not finish"
+    entries = list(cache.glob("*.tfjit"))
+    assert len(entries) == 1 and not list(cache.glob("*.tmp.*")), list(cache.iterdir())
+    second = _spin("jit", TF_EMU_JIT_CACHE=cache)
+    assert "_Z6k_spinPfi loaded from the disk cache" in second["stderr"], second["stderr"]
+    assert second["checksum"] == interp["checksum"]
 
 
 def test_emulated_libcuda_loads_llvm_only_for_the_jit():
