@@ -247,8 +247,9 @@ static void put_request(ptx_jit_buf *b, const char *name, const char *dir, const
 }
 
 /* Starts the compiler process with in_fd as stdin and out_fd (-1: /dev/null) as stdout, /dev/null as
- * stderr, no other descriptor, the default signal mask, and an environment of only the test knob. */
-static pid_t jitc_spawn(int in_fd, int out_fd, char *why, size_t whylen) {
+ * stderr, no other descriptor, the default signal mask, and an environment of only the test knob;
+ * niced (PTX_JITC_NICE) when nothing waits for it. */
+static pid_t jitc_spawn(int in_fd, int out_fd, int background, char *why, size_t whylen) {
     const char *exe = jitc_path();
     if (!exe) { snprintf(why, whylen, "no compiler process %s next to the JIT plugin", PTX_JITC_FILE); return -1; }
     posix_spawn_file_actions_t fa;
@@ -271,7 +272,7 @@ static pid_t jitc_spawn(int in_fd, int out_fd, char *why, size_t whylen) {
     char gate[4200] = "", *envp[2] = {NULL, NULL};
     const char *gv = getenv("TF_EMU_JIT_COMPILE_GATE");
     if (gv && *gv && snprintf(gate, sizeof(gate), "TF_EMU_JIT_COMPILE_GATE=%s", gv) < (int)sizeof(gate)) envp[0] = gate;
-    char *argv[] = {(char *)PTX_JITC_FILE, NULL};
+    char *argv[] = {(char *)PTX_JITC_FILE, background ? (char *)"--background" : NULL, NULL};
     pid_t pid = -1;
     if (!r) r = posix_spawn(&pid, exe, &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
@@ -304,7 +305,7 @@ static int jitc_compile(const char *kname, const char *name, const char *dir, co
             snprintf(why, whylen, "no socket for the compiler process: %s", strerror(errno));
             return -1;
         }
-        pid_t pid = jitc_spawn(sv[1], sv[1], why, whylen);
+        pid_t pid = jitc_spawn(sv[1], sv[1], !g_sync, why, whylen);
         close(sv[1]);
         if (pid < 0) { close(sv[0]); return -1; }
         g_jitc_fd = sv[0];
@@ -321,11 +322,7 @@ static int jitc_compile(const char *kname, const char *name, const char *dir, co
     if (g_trace) fprintf(stderr, "tf-emu: jit: kernel %s sent to compiler process %d\n", kname, (int)g_jitc_pid);
     int ok = !send_all(g_jitc_fd, req.p, req.n);
     free(req.p);
-    /* meanwhile (the first time), start LLVM here too: it links what the compiler process sends back */
-    if (ok && llvm_enter()) {
-        plugin_up();
-        llvm_leave();
-    }
+    /* LLVM starts here only when there is code to link: a program that ends before never loads it */
     uint8_t a[20];
     uint32_t status = 1;
     uint64_t len = 0;
@@ -471,7 +468,7 @@ static void at_exit_handoff(void) {
     int fd = memfd_create("tf-emu-jit-requests", MFD_CLOEXEC);
     char why[256];
     if (fd >= 0 && pwrite(fd, req.p, req.n, 0) == (ssize_t)req.n) {
-        pid_t pid = jitc_spawn(fd, -1, why, sizeof(why));
+        pid_t pid = jitc_spawn(fd, -1, 1, why, sizeof(why));
         if (pid > 0 && g_trace) fprintf(stderr, "tf-emu: jit: kernels still queued at exit: compiling in process %d for the disk cache\n", (int)pid);
     }
     if (fd >= 0) close(fd);

@@ -158,6 +158,9 @@ void ptx_jit_key_kernel_free(ptx_kernel *k);
  * TF_EMU_JIT_COMPILE_GATE=FILE (tests only): each compile waits until FILE exists (at most 10 minutes),
  * so a test can end a program while its compile is under way. */
 #define PTX_JITC_FILE "tf-emu-jitc"
+/* argv[1] "--background" (launches do not wait for it: TF_EMU_JIT_SYNC unset, or the exit hand-off):
+ * the process runs at this nice value */
+#define PTX_JITC_NICE 10
 #define PTX_JITC_REQ "TFJITQ01"
 #define PTX_JITC_ANS "TFJITA01"
 enum { PTX_JITC_COMPILED = 0, PTX_JITC_REFUSED = 1, PTX_JITC_FROM_DISK = 2 };

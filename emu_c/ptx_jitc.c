@@ -123,10 +123,13 @@ int main(int argc, char **argv) {
     /* hold none of the program's descriptors (its sockets, the pipes a test reads to EOF) */
     if (syscall(SYS_close_range, 3u, ~0u, 0u))
         for (int fd = 3; fd < 1024; fd++) close(fd);
-    if (argc != 1) {
+    if (argc > 2 || (argc == 2 && strcmp(argv[1], "--background"))) {
         fprintf(stderr, "%s: started by libcuda.so.1's PTX JIT only (requests on stdin)\n", argv[0]);
         return 2;
     }
+    /* nobody waits for a background compile (the program interprets meanwhile, and its exit does not
+     * wait): leave the CPU to the program first. Not nice 19: on a loaded machine that starved for minutes. */
+    if (argc == 2 && nice(PTX_JITC_NICE) == -1 && errno) return 2;
     for (;;) {
         uint8_t h[24];
         uint32_t namelen, dirlen;
