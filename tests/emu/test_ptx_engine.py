@@ -88,9 +88,10 @@ def test_cooperative_launch_grid_sync_sees_every_block():
     assert kv == {"launch": "cudaSuccess", "sync": "cudaSuccess", "ok": "1"}
 
 
-def _spin(engine_name: str, iters: int = 300, **env) -> dict:
+def _spin(engine_name: str, iters: int = 300, *extra, **env) -> dict:
     env = {"TF_EMU_JIT_SYNC": 1, "TF_EMU_JIT_CACHE": "off", **env}
-    p = run_program("ptx_e2e", "spin", iters, env=emu_env(TF_EMU_ENGINE=engine_name, TF_EMU_TRACE=1, **env), timeout=600)
+    p = run_program("ptx_e2e", "spin", iters, *extra, env=emu_env(TF_EMU_ENGINE=engine_name, TF_EMU_TRACE=1, **env),
+                    timeout=600)
     kv = parse_kv(p.stdout)
     assert kv["sync"] == "cudaSuccess", p.stderr.decode()
     return {**kv, "stderr": p.stderr.decode()}
@@ -169,27 +170,29 @@ def _process_running(pid: int) -> bool:
 def test_jit_program_that_exits_during_its_first_compile_does_not_wait_and_the_next_run_gets_the_code(tmp_path):
     """LLVM runs in a compiler process (tf-emu-jitc): a program that ends while its kernel's first compile
     is under way exits at once (its results are the interpreter's), the compile finishes into the disk
-    cache after the program has gone, and the next run loads the code from there. The compile is held
-    open by TF_EMU_JIT_COMPILE_GATE until the program has exited, so this does not depend on timing."""
+    cache after the program has gone, a kernel still queued at exit (k_empty, behind k_spin) is handed to
+    a compiler process of its own, and the next run loads both from the cache. Compiles are held open by
+    TF_EMU_JIT_COMPILE_GATE until the program has exited, so this does not depend on timing."""
     cache, gate = tmp_path / "jit", tmp_path / "gate"
     interp = _spin("interp")
-    first = _spin("jit", TF_EMU_JIT_SYNC=0, TF_EMU_JIT_CACHE=cache, TF_EMU_JIT_COMPILE_GATE=gate)
+    first = _spin("jit", 300, "then_empty", TF_EMU_JIT_SYNC=0, TF_EMU_JIT_CACHE=cache, TF_EMU_JIT_COMPILE_GATE=gate)
     m = re.search(r"kernel _Z6k_spinPfi sent to compiler process (\d+)", first["stderr"])
-    assert m, first["stderr"]
-    pid = int(m.group(1))
-    # the program has exited (and closed its pipes: the compiler holds none of them) while its compile waits
+    h = re.search(r"kernels still queued at exit: compiling in process (\d+)", first["stderr"])
+    assert m and h, first["stderr"]
+    pids = [int(m.group(1)), int(h.group(1))]
+    # the program has exited (and closed its pipes: the compilers hold none of them) while its compiles wait
     assert first["checksum"] == interp["checksum"]
-    assert _process_running(pid), "the compiler process ended with the program"
+    assert all(_process_running(p) for p in pids), "a compiler process ended with the program"
     assert not list(cache.glob("*.tfjit")) and not list(cache.glob("*.tmp.*"))
     gate.touch()
     deadline = time.monotonic() + 600
-    while _process_running(pid) and time.monotonic() < deadline:
+    while any(_process_running(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _process_running(pid), "the compiler process did not finish"
-    entries = list(cache.glob("*.tfjit"))
-    assert len(entries) == 1 and not list(cache.glob("*.tmp.*")), list(cache.iterdir())
-    second = _spin("jit", TF_EMU_JIT_CACHE=cache)
-    assert "_Z6k_spinPfi loaded from the disk cache" in second["stderr"], second["stderr"]
+    assert not any(_process_running(p) for p in pids), "a compiler process did not finish"
+    assert len(list(cache.glob("*.tfjit"))) == 2 and not list(cache.glob("*.tmp.*")), list(cache.iterdir())
+    second = _spin("jit", 300, "then_empty", TF_EMU_JIT_CACHE=cache)
+    for k in ("_Z6k_spinPfi", "_Z7k_emptyv"):
+        assert f"{k} loaded from the disk cache" in second["stderr"], second["stderr"]
     assert second["checksum"] == interp["checksum"]
 
 
