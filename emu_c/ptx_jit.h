@@ -1,9 +1,11 @@
 /* ptx_jit.h - the contract between the PTX executor (ptx_exec.c) and the PTX JIT, and between the
  * JIT's two halves. In libcuda.so.1 (no LLVM): ptx_jit.c (engine choice, in-memory cache, the
  * background compile thread, plugin loading, block runner, runtime helpers) and ptx_jit_cache.c (the
- * on-disk cache of compiled objects). In the plugin build/emu/libtf-emu-jit.so, which ptx_jit.c
- * dlopens at the first kernel it compiles (so libLLVM-14 loads only into processes that use the JIT):
- * ptx_jit_llvm.c (LLVM ORC, object code) and ptx_jit_ir.c (decoded PTX -> LLVM IR).
+ * on-disk cache of compiled objects); ptx_jit_key.c (a kernel's program as bytes and back). In the plugin
+ * build/emu/libtf-emu-jit.so, which ptx_jit.c dlopens when it first has compiled code to link (so
+ * libLLVM-14 loads only into processes that run JIT code): ptx_jit_llvm.c (LLVM ORC, object code) and
+ * ptx_jit_ir.c (decoded PTX -> LLVM IR). The same two files, linked with ptx_jitc.c, are the compiler
+ * process build/emu/tf-emu-jitc, where every compile runs (so a program never waits for one at exit).
  * ptx_exec.c keeps launches, the worker pool and blocks; for a kernel the JIT compiled it hands each
  * block to ptx_jit_run_block instead of its interpreter loop.
  *
