@@ -34,11 +34,13 @@ test: native asan-test
 	$(MAKE) test-jit
 
 # The emulated-device tests again on the PTX JIT (TF_EMU_ENGINE=jit): `make test` runs the whole suite on the
-# interpreter, then these on the JIT (about 2 minutes); emu_c's C tests run the PTX suite on both engines.
+# interpreter, then these on the JIT: tests/emu (the engine directly) and tests/stub (nvcc programs through the
+# stub, the worker and its GPU worker processes on the emulator; about 5 minutes together on an idle machine);
+# emu_c's C tests run the PTX suite on both engines.
 # TF_EMU_JIT_SYNC=1: each launch waits for its kernel's compile (else the first launches run on the
 # interpreter while the compile thread works), so the JIT is what these tests check, deterministically.
 test-jit: native
-	TF_EMU_ENGINE=jit TF_EMU_JIT_SYNC=1 TF_EMU_JIT_CACHE=$(CURDIR)/build/jit-cache bash scripts/run_pytest.sh tests/emu
+	TF_EMU_ENGINE=jit TF_EMU_JIT_SYNC=1 TF_EMU_JIT_CACHE=$(CURDIR)/build/jit-cache bash scripts/run_pytest.sh tests/emu tests/stub
 
 demo: native
 	$(VENV)/bin/tensorfusion demo

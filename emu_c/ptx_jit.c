@@ -5,22 +5,31 @@
  * the block runner that ptx_exec.c calls instead of its interpreter loop, and the runtime helpers
  * generated code calls (slow memory paths, atomics, clocks). Contract: ptx_jit.h.
  *
- * Compiles run on one background thread: a kernel's first launch queues it and runs on the interpreter,
- * as do its launches until the code is ready; the next launch after that runs compiled code. So a
- * compile never stalls a program (TF_EMU_JIT_SYNC=1 waits instead, for tests and benchmarks). The
- * thread keeps the normal priority: niced, it would starve on a loaded machine, and the exit below
- * waits for it (an unprivileged thread cannot raise its priority back). At exit
- * the queue is dropped and only a compile already running is waited for (LLVM must not be torn down
- * under it).
+ * Compiles are driven by one background thread: a kernel's first launch queues it and runs on the
+ * interpreter, as do its launches until the code is ready; the next launch after that runs compiled code.
+ * So a compile never stalls a program (TF_EMU_JIT_SYNC=1 waits instead, for tests and benchmarks). LLVM
+ * itself runs in a compiler process (tf-emu-jitc, ptx_jitc.c) the thread starts per kernel: it writes
+ * the object into the disk cache, then hands it back to be linked here. A program that exits during a
+ * compile therefore does not wait for it (the process finishes into the cache for the next run); at
+ * exit only a link or the plugin's start-up under way in this process (LLVM must not be torn down under
+ * it; milliseconds) is waited for. The thread keeps the normal priority: niced, it starved on a loaded
+ * machine.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <spawn.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ptx_jit.h"
@@ -47,7 +56,9 @@ typedef struct centry {
 
 typedef struct job {
     centry *ce;
-    const ptx_kernel *k;
+    const ptx_kernel *k; /* only to drop the job when k is freed: the compile reads ce->key */
+    char *name;          /* k's name, for messages */
+    int ncode;
     struct job *next;
 } job;
 
@@ -55,7 +66,7 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER; /* queue, states, hold and quit changed */
 static centry *g_cache;
 static job *g_queue, **g_qtail = &g_queue;
-static const ptx_kernel *g_compiling; /* the kernel the compile thread reads now */
+static int g_llvm_busy; /* the compile thread is in the plugin (LLVM in this process): exit waits */
 static int g_thread_started, g_hold, g_quit;
 static int g_engine = -1; /* 0 interp, 1 jit */
 static int g_sync, g_trace;
@@ -86,53 +97,7 @@ static void pick_engine(void) {
  * JIT, against the interpreter's seconds). */
 #define PTX_JIT_MAX_INSTRUCTIONS 400
 
-/* ------------------------------------------------------------------ keys */
-typedef struct kbuf {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} kbuf;
-
-static void kput(kbuf *b, const void *v, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (!q) { b->oom = 1; return; }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, v, n);
-    b->n += n;
-}
-
-/* The decoded program, field by field: everything ptx_jit_ir.c reads (not the PTX line numbers or
- * names, which the runtime reads from the kernel itself). */
-static void serialise(kbuf *b, const ptx_kernel *k) {
-    kput(b, &k->ncode, sizeof(k->ncode));
-    kput(b, &k->nslots, sizeof(k->nslots));
-    for (int i = 0; i < k->ncode; i++) {
-        const ptx_ins *in = &k->code[i];
-        uint8_t f[13] = {(uint8_t)in->op, (uint8_t)(in->op >> 8), in->t, in->t2, in->space, in->vec, in->rm, in->sub,
-                         in->bop, in->flags, in->pneg, in->esize, in->wsync};
-        kput(b, f, sizeof(f));
-        int32_t r[11] = {in->pred, in->d, in->d2, in->a, in->b, in->c, in->e, in->v[0], in->v[1], in->v[2], in->v[3]};
-        kput(b, r, sizeof(r));
-        kput(b, &in->imm, sizeof(in->imm));
-    }
-    kput(b, &k->nconsts, sizeof(k->nconsts));
-    for (int c = 0; c < k->nconsts; c++) {
-        kput(b, &k->consts[c].slot, sizeof(int32_t));
-        kput(b, &k->consts[c].bits, sizeof(uint64_t));
-    }
-    kput(b, &k->nspecials, sizeof(k->nspecials));
-    for (int s = 0; s < k->nspecials; s++) {
-        kput(b, &k->specials[s].slot, sizeof(int32_t));
-        kput(b, &k->specials[s].sreg, sizeof(int32_t));
-    }
-}
-
+/* ------------------------------------------------------------------ keys (ptx_jit_key.c) */
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const uint8_t *b = p;
     for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ull; }
@@ -151,7 +116,16 @@ static const ptx_jit_host g_host = {
     .sreg = (void *)ptx_jit_sreg,
 };
 
-static void at_exit(void);
+static void at_exit_llvm(void);
+
+/* "DIR/file" for the directory of the object that holds addr; 0, or -1 when unknown or absent */
+static int beside(char *out, size_t n, const void *addr, const char *file) {
+    Dl_info di;
+    const char *slash;
+    if (!dladdr(addr, &di) || !di.dli_fname || !(slash = strrchr(di.dli_fname, '/'))) return -1;
+    int r = snprintf(out, n, "%.*s/%s", (int)(slash - di.dli_fname), di.dli_fname, file);
+    return r > 0 && (size_t)r < n && access(out, F_OK) == 0 ? 0 : -1;
+}
 
 /* Loads and starts the plugin: $TF_EMU_JIT_PLUGIN, else the file next to this library (found by its
  * own path: a sanitizer's dlopen interceptor hides the caller's RUNPATH), else by name through the
@@ -161,20 +135,10 @@ static int plugin_up(void) {
     g_plugin_state = -1;
     const char *env = getenv("TF_EMU_JIT_PLUGIN");
     void *h = NULL;
-    if (env && *env) {
-        h = dlopen(env, RTLD_NOW | RTLD_LOCAL);
-    } else {
-        Dl_info di;
-        char path[4096];
-        const char *slash;
-        if (dladdr((void *)plugin_up, &di) && di.dli_fname && (slash = strrchr(di.dli_fname, '/')) &&
-            snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - di.dli_fname), di.dli_fname, PTX_JIT_PLUGIN_FILE) <
-                (int)sizeof(path) &&
-            access(path, F_OK) == 0)
-            h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        else
-            h = dlopen(PTX_JIT_PLUGIN_FILE, RTLD_NOW | RTLD_LOCAL);
-    }
+    char path[4096];
+    if (env && *env) h = dlopen(env, RTLD_NOW | RTLD_LOCAL);
+    else if (!beside(path, sizeof(path), (void *)plugin_up, PTX_JIT_PLUGIN_FILE)) h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    else h = dlopen(PTX_JIT_PLUGIN_FILE, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         fprintf(stderr, "tf-emu: jit: cannot load the JIT plugin (%s); kernels run on the interpreter\n", dlerror());
         return 0;
@@ -186,8 +150,8 @@ static int plugin_up(void) {
         fprintf(stderr, "tf-emu: jit: %s is not this library's JIT plugin; kernels run on the interpreter\n", PTX_JIT_PLUGIN_FILE);
         return 0;
     }
-    /* after LLVM's own constructors ran: at_exit then runs before LLVM's destructors */
-    atexit(at_exit);
+    /* after LLVM's own constructors ran: at_exit_llvm then runs before LLVM's destructors */
+    atexit(at_exit_llvm);
     if (p->init(&g_host, why, sizeof(why))) {
         fprintf(stderr, "tf-emu: jit: %s; kernels run on the interpreter\n", why);
         return 0;
@@ -197,59 +161,235 @@ static int plugin_up(void) {
     return 1;
 }
 
-/* Makes k's code (compile thread, without g_mu): from the disk cache when an entry matches, else
- * compiled and stored there. */
-static void make_code(centry *ce, const ptx_kernel *k) {
+/* The compile thread calls into the plugin (LLVM in this process) only between these; at_exit_llvm
+ * waits for that, and once the process is exiting llvm_enter refuses (0). */
+static int llvm_enter(void) {
+    pthread_mutex_lock(&g_mu);
+    int ok = !g_quit;
+    if (ok) g_llvm_busy = 1;
+    pthread_mutex_unlock(&g_mu);
+    return ok;
+}
+
+static void llvm_leave(void) {
+    pthread_mutex_lock(&g_mu);
+    g_llvm_busy = 0;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* ------------------------------------------------------------------ the compiler process */
+static char g_jitc[4096];       /* its executable ("" until found) */
+static int g_jitc_fd = -1;      /* compile thread: socket to the process serving this one */
+static pid_t g_jitc_pid = -1;
+static job *g_current;          /* under g_mu: the job the compile thread works on */
+static int g_current_sent;      /* under g_mu: its request reached a compiler process (else exit hands it off) */
+
+/* The compiler process's executable: next to $TF_EMU_JIT_PLUGIN, else next to this library, else (unit
+ * tests link the driver into their binary) next to the plugin the RUNPATH finds, loading it. */
+static const char *jitc_path(void) {
+    if (g_jitc[0]) return g_jitc;
+    const char *env = getenv("TF_EMU_JIT_PLUGIN"), *slash;
+    char path[4096];
+    int ok = 0;
+    if (env && *env && (slash = strrchr(env, '/')))
+        ok = snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - env), env, PTX_JITC_FILE) < (int)sizeof(path) &&
+             access(path, X_OK) == 0;
+    else if (!env || !*env) {
+        ok = !beside(path, sizeof(path), (void *)jitc_path, PTX_JITC_FILE);
+        if (!ok && llvm_enter()) {
+            if (plugin_up()) ok = !beside(path, sizeof(path), (void *)g_plugin->compile, PTX_JITC_FILE);
+            llvm_leave();
+        }
+    }
+    if (!ok) return NULL;
+    memcpy(g_jitc, path, sizeof(g_jitc));
+    return g_jitc;
+}
+
+static int send_all(int fd, const void *buf, size_t n) {
+    const uint8_t *p = buf;
+    while (n) {
+        ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int recv_all(int fd, void *buf, size_t n) {
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t r = recv(fd, p, n, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* One request (ptx_jit.h) into b. */
+static void put_request(ptx_jit_buf *b, const char *name, const char *dir, const centry *ce) {
+    uint8_t h[24];
+    const uint32_t namelen = (uint32_t)strlen(name), dirlen = dir ? (uint32_t)strlen(dir) : 0;
+    const uint64_t plen = ce->keylen;
+    memcpy(h, PTX_JITC_REQ, 8);
+    memcpy(h + 8, &namelen, 4);
+    memcpy(h + 12, &dirlen, 4);
+    memcpy(h + 16, &plen, 8);
+    ptx_jit_buf_put(b, h, sizeof(h));
+    ptx_jit_buf_put(b, name, namelen);
+    ptx_jit_buf_put(b, dir ? dir : "", dirlen);
+    ptx_jit_buf_put(b, ce->key, ce->keylen);
+}
+
+/* Starts the compiler process with in_fd as stdin and out_fd (-1: /dev/null) as stdout, /dev/null as
+ * stderr, no other descriptor, the default signal mask, and an environment of only the test knob;
+ * niced (PTX_JITC_NICE) when nothing waits for it. */
+static pid_t jitc_spawn(int in_fd, int out_fd, int background, char *why, size_t whylen) {
+    const char *exe = jitc_path();
+    if (!exe) { snprintf(why, whylen, "no compiler process %s next to the JIT plugin", PTX_JITC_FILE); return -1; }
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none;
+    sigemptyset(&none);
+    int r = posix_spawn_file_actions_init(&fa);
+    if (r) { snprintf(why, whylen, "posix_spawn: %s", strerror(r)); return -1; }
+    r = posix_spawnattr_init(&at);
+    if (r) { posix_spawn_file_actions_destroy(&fa); snprintf(why, whylen, "posix_spawn: %s", strerror(r)); return -1; }
+    r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+    if (!r) r = posix_spawnattr_setsigmask(&at, &none);
+    if (!r) r = posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+    if (!r) r = out_fd >= 0 ? posix_spawn_file_actions_adddup2(&fa, out_fd, 1)
+                            : posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    if (!r) r = posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    if (!r) r = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+    char gate[4200] = "", *envp[2] = {NULL, NULL};
+    const char *gv = getenv("TF_EMU_JIT_COMPILE_GATE");
+    if (gv && *gv && snprintf(gate, sizeof(gate), "TF_EMU_JIT_COMPILE_GATE=%s", gv) < (int)sizeof(gate)) envp[0] = gate;
+    char *argv[] = {(char *)PTX_JITC_FILE, background ? (char *)"--background" : NULL, NULL};
+    pid_t pid = -1;
+    if (!r) r = posix_spawn(&pid, exe, &fa, &at, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (r) { snprintf(why, whylen, "cannot start the compiler process %.160s: %.40s", exe, strerror(r)); return -1; }
+    return pid;
+}
+
+/* compile thread: forgets the compiler process after it failed (reaped: it has closed its socket) */
+static void jitc_drop(void) {
+    if (g_jitc_fd < 0) return;
+    close(g_jitc_fd);
+    g_jitc_fd = -1;
+    int st;
+    /* ECHILD: the program reaps children itself (SIGCHLD ignored, or a wait for any child) */
+    while (waitpid(g_jitc_pid, &st, 0) < 0 && errno == EINTR) {}
+    g_jitc_pid = -1;
+}
+
+/* compile thread: sends ce's program to this process's compiler process (started on first use; it
+ * serves one request after another until this process closes the socket, at its exit) and waits
+ * for the answer: 0 with *obj (malloc'ed; *from_disk 1 when it came from the disk cache), or -1 with
+ * the reason. dir: the disk cache (NULL: neither read nor written). */
+static int jitc_compile(const char *kname, const char *name, const char *dir, const centry *ce, void **obj,
+                        size_t *objlen, int *from_disk, char *why, size_t whylen) {
+    *obj = NULL;
+    if (g_jitc_fd < 0) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+            snprintf(why, whylen, "no socket for the compiler process: %s", strerror(errno));
+            return -1;
+        }
+        pid_t pid = jitc_spawn(sv[1], sv[1], !g_sync, why, whylen);
+        close(sv[1]);
+        if (pid < 0) { close(sv[0]); return -1; }
+        g_jitc_fd = sv[0];
+        g_jitc_pid = pid;
+    }
+    ptx_jit_buf req = {0};
+    put_request(&req, name, dir, ce);
+    if (req.oom) { free(req.p); snprintf(why, whylen, "out of host memory for a request"); return -1; }
+    pthread_mutex_lock(&g_mu);
+    const int go = !g_quit; /* else at_exit_handoff took this job */
+    if (go) g_current_sent = 1;
+    pthread_mutex_unlock(&g_mu);
+    if (!go) { free(req.p); snprintf(why, whylen, "the process is exiting"); return -1; }
+    if (g_trace) fprintf(stderr, "tf-emu: jit: kernel %s sent to compiler process %d\n", kname, (int)g_jitc_pid);
+    int ok = !send_all(g_jitc_fd, req.p, req.n);
+    free(req.p);
+    /* LLVM starts here only when there is code to link: a program that ends before never loads it */
+    uint8_t a[20];
+    uint32_t status = 1;
+    uint64_t len = 0;
+    uint8_t *body = NULL;
+    if (ok && !recv_all(g_jitc_fd, a, sizeof(a)) && !memcmp(a, PTX_JITC_ANS, 8)) {
+        memcpy(&status, a + 8, 4);
+        memcpy(&len, a + 12, 8);
+        body = len <= (256u << 20) ? malloc(len + 1) : NULL;
+        if (body && recv_all(g_jitc_fd, body, (size_t)len)) { free(body); body = NULL; }
+    }
+    if (!body) {
+        snprintf(why, whylen, "the compiler process (pid %d) ended without an answer", (int)g_jitc_pid);
+        jitc_drop();
+        return -1;
+    }
+    if (status != PTX_JITC_COMPILED && status != PTX_JITC_FROM_DISK) {
+        body[len] = 0;
+        snprintf(why, whylen, "%.250s", (char *)body);
+        free(body);
+        return -1;
+    }
+    *obj = body;
+    *objlen = (size_t)len;
+    *from_disk = status == PTX_JITC_FROM_DISK;
+    return 0;
+}
+
+/* Makes a kernel's code (compile thread, without g_mu): the compiler process takes it from the disk
+ * cache or compiles it (storing it there), and it is linked into this process. */
+static void make_code(centry *ce, const char *kname, int ncode) {
     char why[256] = "";
     uint64_t t0 = now_ns(CLOCK_MONOTONIC);
     void *fn = NULL, *obj = NULL;
     size_t objlen = 0;
     int from_disk = 0;
-    kbuf key = {0};
     char name[48];
     snprintf(name, sizeof(name), "tfk_%016" PRIx64, ce->hash);
-    if (k->ncode > PTX_JIT_MAX_INSTRUCTIONS) {
-        snprintf(why, sizeof(why), "%d instructions, above the JIT's limit of %d (compile time)", k->ncode,
+    if (ncode > PTX_JIT_MAX_INSTRUCTIONS) {
+        snprintf(why, sizeof(why), "%d instructions, above the JIT's limit of %d (compile time)", ncode,
                  PTX_JIT_MAX_INSTRUCTIONS);
         goto done;
     }
-    if (!plugin_up()) { snprintf(why, sizeof(why), "JIT plugin unavailable"); goto done; }
     const char *dir = ptx_jit_cache_dir();
-    if (dir) {
-        char head[1200];
-        int n = snprintf(head, sizeof(head), "tf-emu-jit generator %d\n%s\n", PTX_JIT_GENERATOR_VERSION, g_plugin->target_id());
-        kput(&key, head, (size_t)n);
-        kput(&key, ce->key, ce->keylen);
-        if (key.oom) dir = NULL;
-    }
-    if (dir && (obj = ptx_jit_cache_read(dir, key.p, key.n, &objlen))) {
-        if (!g_plugin->load(obj, objlen, name, &fn, why, sizeof(why))) {
-            from_disk = 1;
-            goto done;
-        }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (jitc_compile(kname, name, dir, ce, &obj, &objlen, &from_disk, why, sizeof(why))) goto done;
+        if (!llvm_enter()) { snprintf(why, sizeof(why), "the process is exiting"); goto done; }
+        int bad = !plugin_up() || g_plugin->load(obj, objlen, name, &fn, why, sizeof(why));
+        if (g_plugin_state < 0) snprintf(why, sizeof(why), "JIT plugin unavailable");
+        llvm_leave();
+        free(obj);
+        obj = NULL;
+        if (!bad) goto done;
+        fn = NULL;
+        if (!from_disk || g_plugin_state < 0) goto done;
         /* a damaged entry that passed the checksum: compile afresh under another symbol (the bad
-         * object may have claimed this one) and store it */
-        if (g_trace) fprintf(stderr, "tf-emu: jit: cache entry for kernel %s refused (%s); compiling\n", k->name, why);
+         * object may have claimed this one), not through the cache */
+        if (g_trace) fprintf(stderr, "tf-emu: jit: cache entry for kernel %s refused (%s); compiling\n", kname, why);
         snprintf(name, sizeof(name), "tfk_%016" PRIx64 "_r", ce->hash);
         dir = NULL;
-        fn = NULL;
     }
-    free(obj);
-    obj = NULL;
-    if (g_plugin->compile(k, name, &obj, &objlen, why, sizeof(why)) || g_plugin->load(obj, objlen, name, &fn, why, sizeof(why))) {
-        fn = NULL;
-        goto done;
-    }
-    if (dir && ptx_jit_cache_write(dir, key.p, key.n, obj, objlen) && g_trace)
-        fprintf(stderr, "tf-emu: jit: could not store kernel %s in %s\n", k->name, dir);
 done:
     free(obj);
-    free(key.p);
     double ms = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
     if (g_trace) {
-        if (fn) fprintf(stderr, "tf-emu: jit: kernel %s %s in %.1f ms (%d instructions)\n", k->name,
-                        from_disk ? "loaded from the disk cache" : "compiled", ms, k->ncode);
-        else fprintf(stderr, "tf-emu: jit: kernel %s runs on the interpreter: %s\n", k->name, why);
+        if (fn) fprintf(stderr, "tf-emu: jit: kernel %s %s in %.1f ms (%d instructions)\n", kname,
+                        from_disk ? "loaded from the disk cache" : "compiled", ms, ncode);
+        else fprintf(stderr, "tf-emu: jit: kernel %s runs on the interpreter: %s\n", kname, why);
     }
     pthread_mutex_lock(&g_mu);
     ce->compile_ms = ms;
@@ -270,32 +410,69 @@ static void *compile_thread(void *arg) {
         g_queue = j->next;
         if (!g_queue) g_qtail = &g_queue;
         __atomic_store_n(&j->ce->state, CE_COMPILING, __ATOMIC_RELAXED);
-        g_compiling = j->k;
+        g_current = j;
+        g_current_sent = 0;
         pthread_mutex_unlock(&g_mu);
-        make_code(j->ce, j->k);
-        free(j);
+        make_code(j->ce, j->name, j->ncode);
         pthread_mutex_lock(&g_mu);
-        g_compiling = NULL;
-        pthread_cond_broadcast(&g_cv);
+        g_current = NULL;
+        free(j->name);
+        free(j);
     }
     pthread_mutex_unlock(&g_mu);
     return NULL;
 }
 
-/* exit: drop what is queued, wait for a compile already under way (LLVM's destructors run after this) */
-static void at_exit(void) {
+/* Exit, before LLVM's destructors (registered once the plugin is loaded): no new call into LLVM here,
+ * and a link under way in this process finishes first (milliseconds). A compile under way in the
+ * compiler process is not waited for: it finishes into the disk cache, and that process ends when it
+ * reads the end of its socket. */
+static void at_exit_llvm(void) {
     pthread_mutex_lock(&g_mu);
     g_quit = 1;
+    pthread_cond_broadcast(&g_cv);
+    while (g_llvm_busy) pthread_cond_wait(&g_cv, &g_mu);
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* Exit (registered when the compile thread starts): kernels still queued are handed to a compiler
+ * process of their own, whose requests wait in a memory file (nothing here blocks on it), so they
+ * reach the disk cache for the next run; without a disk cache they are dropped. */
+static void at_exit_handoff(void) {
+    pthread_mutex_lock(&g_mu);
+    g_quit = 1;
+    pthread_cond_broadcast(&g_cv);
+    ptx_jit_buf req = {0};
+    const int current = g_current && !g_current_sent && g_current->ncode <= PTX_JIT_MAX_INSTRUCTIONS;
+    const char *dir = g_queue || current ? ptx_jit_cache_dir() : NULL;
+    if (dir && current) {
+        char name[48];
+        snprintf(name, sizeof(name), "tfk_%016" PRIx64, g_current->ce->hash);
+        put_request(&req, name, dir, g_current->ce);
+    }
     while (g_queue) {
         job *j = g_queue;
         g_queue = j->next;
+        if (dir && j->ncode <= PTX_JIT_MAX_INSTRUCTIONS) {
+            char name[48];
+            snprintf(name, sizeof(name), "tfk_%016" PRIx64, j->ce->hash);
+            put_request(&req, name, dir, j->ce);
+        }
         __atomic_store_n(&j->ce->state, CE_IDLE, __ATOMIC_RELAXED);
+        free(j->name);
         free(j);
     }
     g_qtail = &g_queue;
-    pthread_cond_broadcast(&g_cv);
-    while (g_compiling) pthread_cond_wait(&g_cv, &g_mu);
     pthread_mutex_unlock(&g_mu);
+    if (!req.n || req.oom) { free(req.p); return; }
+    int fd = memfd_create("tf-emu-jit-requests", MFD_CLOEXEC);
+    char why[256];
+    if (fd >= 0 && pwrite(fd, req.p, req.n, 0) == (ssize_t)req.n) {
+        pid_t pid = jitc_spawn(fd, -1, 1, why, sizeof(why));
+        if (pid > 0 && g_trace) fprintf(stderr, "tf-emu: jit: kernels still queued at exit: compiling in process %d for the disk cache\n", (int)pid);
+    }
+    if (fd >= 0) close(fd);
+    free(req.p);
 }
 
 /* under g_mu: queue k for the compile thread, starting the thread on first use */
@@ -315,11 +492,13 @@ static int enqueue(centry *ce, const ptx_kernel *k) {
             return -1;
         }
         g_thread_started = 1;
+        atexit(at_exit_handoff);
     }
     job *j = calloc(1, sizeof(*j));
-    if (!j) return -1;
+    if (!j || !(j->name = strdup(k->name ? k->name : "?"))) { free(j); return -1; }
     j->ce = ce;
     j->k = k;
+    j->ncode = k->ncode;
     *g_qtail = j;
     g_qtail = &j->next;
     __atomic_store_n(&ce->state, CE_QUEUED, __ATOMIC_RELAXED);
@@ -333,8 +512,8 @@ static int enqueue(centry *ce, const ptx_kernel *k) {
 static centry *entry_of(const ptx_kernel *k) {
     centry *ce = ((ptx_kernel *)k)->jit;
     if (ce) return ce;
-    kbuf b = {0};
-    serialise(&b, k);
+    ptx_jit_buf b = {0};
+    ptx_jit_key_program(&b, k);
     if (b.oom) { free(b.p); return NULL; }
     uint64_t h = fnv(0xcbf29ce484222325ull, b.p, b.n);
     for (centry *c = g_cache; c; c = c->next)
@@ -395,11 +574,11 @@ void ptx_jit_forget(const ptx_kernel *k) {
         if (j->k != k) { pp = &j->next; continue; }
         *pp = j->next;
         if (j->ce->state == CE_QUEUED) __atomic_store_n(&j->ce->state, CE_IDLE, __ATOMIC_RELAXED); /* another kernel with this program queues it again */
+        free(j->name);
         free(j);
     }
     g_qtail = &g_queue;
     while (*g_qtail) g_qtail = &(*g_qtail)->next;
-    while (g_compiling == k) pthread_cond_wait(&g_cv, &g_mu);
     pthread_mutex_unlock(&g_mu);
 }
 

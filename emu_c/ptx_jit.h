@@ -1,9 +1,11 @@
 /* ptx_jit.h - the contract between the PTX executor (ptx_exec.c) and the PTX JIT, and between the
  * JIT's two halves. In libcuda.so.1 (no LLVM): ptx_jit.c (engine choice, in-memory cache, the
  * background compile thread, plugin loading, block runner, runtime helpers) and ptx_jit_cache.c (the
- * on-disk cache of compiled objects). In the plugin build/emu/libtf-emu-jit.so, which ptx_jit.c
- * dlopens at the first kernel it compiles (so libLLVM-14 loads only into processes that use the JIT):
- * ptx_jit_llvm.c (LLVM ORC, object code) and ptx_jit_ir.c (decoded PTX -> LLVM IR).
+ * on-disk cache of compiled objects); ptx_jit_key.c (a kernel's program as bytes and back). In the plugin
+ * build/emu/libtf-emu-jit.so, which ptx_jit.c dlopens when it first has compiled code to link (so
+ * libLLVM-14 loads only into processes that run JIT code): ptx_jit_llvm.c (LLVM ORC, object code) and
+ * ptx_jit_ir.c (decoded PTX -> LLVM IR). The same two files, linked with ptx_jitc.c, are the compiler
+ * process build/emu/tf-emu-jitc, where every compile runs (so a program never waits for one at exit).
  * ptx_exec.c keeps launches, the worker pool and blocks; for a kernel the JIT compiled it hands each
  * block to ptx_jit_run_block instead of its interpreter loop.
  *
@@ -71,7 +73,7 @@ typedef struct ptx_jit_blk {
  * interpreter until the code is ready and switch at a launch boundary. TF_EMU_JIT_SYNC=1 compiles in
  * the launching thread instead (deterministic tests, benchmarks that time the compile). */
 const ptx_jit_fn *ptx_jit_get(const ptx_kernel *k, const ptx_launch_cfg *cfg);
-/* k is being freed (module unload): drops it from the compile queue, waits if it is compiling now. */
+/* k is being freed (module unload): drops it from the compile queue (a compile under way reads only a copy). */
 void ptx_jit_forget(const ptx_kernel *k);
 /* Waits until k's compile (queued by a launch) finished; 1 if compiled code is ready, else 0. */
 int ptx_jit_wait(const ptx_kernel *k);
@@ -127,6 +129,43 @@ typedef struct ptx_jit_plugin {
     int (*load)(const void *obj, size_t objlen, const char *name, void **fn, char *why, size_t whylen);
 } ptx_jit_plugin;
 typedef const ptx_jit_plugin *(*ptx_jit_plugin_entry_fn)(void);
+
+/* ---- the key: a kernel's decoded program as bytes and back (ptx_jit_key.c) ---- */
+typedef struct ptx_jit_buf {
+    uint8_t *p;
+    size_t n, cap;
+    int oom; /* set when an append failed; p holds what came before */
+} ptx_jit_buf;
+void ptx_jit_buf_put(ptx_jit_buf *b, const void *v, size_t n);
+/* Appends everything ptx_jit_ir.c reads of k (not names or PTX line numbers, which the runtime reads
+ * from the kernel itself): the in-memory key, and the program the compiler process rebuilds. */
+void ptx_jit_key_program(ptx_jit_buf *b, const ptx_kernel *k);
+/* The disk key's head before the program: generator version and the plugin's target_id. Its length, or -1. */
+int ptx_jit_key_head(char *out, size_t n, const char *target_id);
+/* The kernel ptx_jit_key_program wrote (only what the translator reads is set), or NULL when the bytes
+ * are not such a program; freed by ptx_jit_key_kernel_free. */
+ptx_kernel *ptx_jit_key_kernel(const void *p, size_t n);
+void ptx_jit_key_kernel_free(ptx_kernel *k);
+
+/* ---- the compiler process (ptx_jitc.c, build/emu/tf-emu-jitc next to the LLVM plugin) ----
+ * libcuda.so.1's compile thread starts one per process at its first compile, with a socket as its stdin
+ * and stdout (stderr: /dev/null; no other descriptor; no environment but the test knob), and sends it one
+ * request after another, each answered in turn; at exit kernels still queued go to a second one whose
+ * stdin is a memory file of requests. For each request it builds the disk key (ptx_jit_key_head of its
+ * own LLVM + the program), answers from the disk cache on a hit, else compiles, stores the object there
+ * (when a directory is given) and only then answers: a parent that exited meanwhile still leaves the
+ * entry behind. It exits at the end of its stdin.
+ *   request = "TFJITQ01" | u32 namelen | u32 dirlen | u64 proglen | name | dir | program (ptx_jit_key_program)
+ *   answer  = "TFJITA01" | u32 status (PTX_JITC_*) | u64 len | object, or the reason it was not compiled
+ * TF_EMU_JIT_COMPILE_GATE=FILE (tests only): each compile waits until FILE exists (at most 10 minutes),
+ * so a test can end a program while its compile is under way. */
+#define PTX_JITC_FILE "tf-emu-jitc"
+/* argv[1] "--background" (launches do not wait for it: TF_EMU_JIT_SYNC unset, or the exit hand-off):
+ * the process runs at this nice value */
+#define PTX_JITC_NICE 10
+#define PTX_JITC_REQ "TFJITQ01"
+#define PTX_JITC_ANS "TFJITA01"
+enum { PTX_JITC_COMPILED = 0, PTX_JITC_REFUSED = 1, PTX_JITC_FROM_DISK = 2 };
 
 /* ---- the disk cache (ptx_jit_cache.c) ---- */
 /* The cache directory: $TF_EMU_JIT_CACHE, else $XDG_CACHE_HOME/tensorfusion/jit, else

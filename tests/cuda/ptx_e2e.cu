@@ -4,7 +4,8 @@
 //   assert   - a failing device assert: "sync=<error name>"
 //   illegal  - an instruction the emulator does not implement: "sync=<error name>"
 //   coop     - cooperative launch with grid.sync(): "sync=<error name>" "ok=<0|1>"
-//   spin N   - compute-bound kernel, N iterations per thread: "sync=..." "seconds=..."
+//   spin N [then_empty] - compute-bound kernel, N iterations per thread: "sync=..." "seconds=...";
+//              then_empty: an empty kernel launched after it (a second kernel for the JIT's queue)
 //   empty N  - N empty launches: "sync=..." "launches_per_s=..."
 #include <chrono>
 #include <cooperative_groups.h>
@@ -101,6 +102,10 @@ int main(int argc, char **argv) {
         cudaMemcpy(host, out, sizeof(host), cudaMemcpyDeviceToHost);
         unsigned long long fnv = 0xcbf29ce484222325ull;
         for (int i = 0; i < blocks * threads; i++) { fnv ^= host[i]; fnv *= 0x100000001b3ull; }
+        if (argc > 3 && !strcmp(argv[3], "then_empty")) {
+            k_empty<<<1, 32>>>();
+            if (e == cudaSuccess) e = cudaDeviceSynchronize();
+        }
         printf("sync=%s\nseconds=%.6f\nthreads=%d\nchecksum=%016llx\n", cudaGetErrorName(e), secs, blocks * threads, fnv);
     } else if (!strcmp(mode, "empty")) {
         int n = argc > 2 ? atoi(argv[2]) : 1000;

@@ -3,9 +3,11 @@ this machine's nvcc, and end-to-end behaviour users see through cudart + build/e
 (printf, device asserts, unsupported instructions, cooperative grid sync)."""
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -20,7 +22,7 @@ def build_ptx_test(opt: str = "-O1", sanitize: bool = True, jit: bool = False) -
     when asked to (jit=True), as libcuda.so.1 finds it next to itself."""
     srcs = sorted(
         [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c", "ptx_texture.c", "ptx_jit.c",
-                                         "ptx_jit_cache.c", "ptx_mma.c")]
+                                         "ptx_jit_cache.c", "ptx_jit_key.c", "ptx_mma.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
     hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h", "ptx_jit.h", "ptx_mem.h",
                                                    "ptx_mma.h")]
@@ -87,9 +89,10 @@ def test_cooperative_launch_grid_sync_sees_every_block():
     assert kv == {"launch": "cudaSuccess", "sync": "cudaSuccess", "ok": "1"}
 
 
-def _spin(engine_name: str, iters: int = 300, **env) -> dict:
+def _spin(engine_name: str, iters: int = 300, *extra, **env) -> dict:
     env = {"TF_EMU_JIT_SYNC": 1, "TF_EMU_JIT_CACHE": "off", **env}
-    p = run_program("ptx_e2e", "spin", iters, env=emu_env(TF_EMU_ENGINE=engine_name, TF_EMU_TRACE=1, **env), timeout=600)
+    p = run_program("ptx_e2e", "spin", iters, *extra, env=emu_env(TF_EMU_ENGINE=engine_name, TF_EMU_TRACE=1, **env),
+                    timeout=600)
     kv = parse_kv(p.stdout)
     assert kv["sync"] == "cudaSuccess", p.stderr.decode()
     return {**kv, "stderr": p.stderr.decode()}
@@ -153,6 +156,45 @@ def test_jit_disk_cache_serves_the_next_process_and_a_damaged_entry_is_recompile
     assert third["checksum"] == first["checksum"]
     fourth = _spin("jit", TF_EMU_JIT_CACHE=cache)
     assert "_Z6k_spinPfi loaded from the disk cache" in fourth["stderr"], fourth["stderr"]
+
+
+def _process_running(pid: int) -> bool:
+    """True while pid exists and is not a zombie (an orphan's zombie is init's to reap, not ours)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@needs_jit
+def test_jit_program_that_exits_during_its_first_compile_does_not_wait_and_the_next_run_gets_the_code(tmp_path):
+    """LLVM runs in a compiler process (tf-emu-jitc): a program that ends while its kernel's first compile
+    is under way exits at once (its results are the interpreter's), the compile finishes into the disk
+    cache after the program has gone, a kernel still queued at exit (k_empty, behind k_spin) is handed to
+    a compiler process of its own, and the next run loads both from the cache. Compiles are held open by
+    TF_EMU_JIT_COMPILE_GATE until the program has exited, so this does not depend on timing."""
+    cache, gate = tmp_path / "jit", tmp_path / "gate"
+    interp = _spin("interp")
+    first = _spin("jit", 300, "then_empty", TF_EMU_JIT_SYNC=0, TF_EMU_JIT_CACHE=cache, TF_EMU_JIT_COMPILE_GATE=gate)
+    m = re.search(r"kernel _Z6k_spinPfi sent to compiler process (\d+)", first["stderr"])
+    h = re.search(r"kernels still queued at exit: compiling in process (\d+)", first["stderr"])
+    assert m and h, first["stderr"]
+    pids = [int(m.group(1)), int(h.group(1))]
+    # the program has exited (and closed its pipes: the compilers hold none of them) while its compiles wait
+    assert first["checksum"] == interp["checksum"]
+    assert all(_process_running(p) for p in pids), "a compiler process ended with the program"
+    assert not list(cache.glob("*.tfjit")) and not list(cache.glob("*.tmp.*"))
+    gate.touch()
+    deadline = time.monotonic() + 600
+    while any(_process_running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_process_running(p) for p in pids), "a compiler process did not finish"
+    assert len(list(cache.glob("*.tfjit"))) == 2 and not list(cache.glob("*.tmp.*")), list(cache.iterdir())
+    second = _spin("jit", 300, "then_empty", TF_EMU_JIT_CACHE=cache)
+    for k in ("_Z6k_spinPfi", "_Z7k_emptyv"):
+        assert f"{k} loaded from the disk cache" in second["stderr"], second["stderr"]
+    assert second["checksum"] == interp["checksum"]
 
 
 def test_emulated_libcuda_loads_llvm_only_for_the_jit():
