@@ -14,7 +14,9 @@
  *
  * Memory: global addresses are host pointers checked with env->check_global (each worker caches
  * whole allocations it has learned); shared, local and kernel-param generic addresses carry the
- * window tags of ptx_internal.h; every access is bounds-checked -> CUDA_ERROR_ILLEGAL_ADDRESS.
+ * window tags of ptx_internal.h; every access is bounds-checked -> CUDA_ERROR_ILLEGAL_ADDRESS: loads and
+ * stores once per warp when every active lane falls inside one allocation or window (warp_span), else per
+ * lane (which finds the lane the fault names).
  */
 /* The interpreter's per-instruction lane loops and warp-wide address checks are written to vectorize; GCC's -O2
  * cost model leaves most of them scalar (measured with callgrind on the cuda-samples kernels: -O3 runs 10-30%
