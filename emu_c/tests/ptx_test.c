@@ -1200,6 +1200,72 @@ static void test_hand_ptx(void) {
     CHECK(!m && err == 218, "malformed PTX -> %p %d", (void *)m, err);
 }
 
+/* Loads and stores whose lanes form the shapes the executor checks once per warp (one address, consecutive
+ * elements, any order, two allocations in one warp) give each lane its own element, and a lane outside the
+ * allocation or the shared array is still the one the fault names. */
+static const char *SHAPES_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry shapes(.param .u64 o, .param .u64 a, .param .u64 b, .param .u32 mode)\n{\n"
+    " .reg .b32 %r<12>; .reg .b64 %rd<10>; .reg .pred %p<3>;\n"
+    " .shared .align 4 .b32 sm[64];\n"
+    " ld.param.u64 %rd1, [o]; ld.param.u64 %rd2, [a]; ld.param.u64 %rd3, [b]; ld.param.u32 %r1, [mode];\n"
+    " mov.u32 %r2, %tid.x; mov.u32 %r3, %r2;\n"
+    " setp.eq.u32 %p1, %r1, 1; selp.b32 %r3, 0, %r3, %p1;\n"
+    " setp.eq.u32 %p1, %r1, 2; sub.u32 %r4, 31, %r2; selp.b32 %r3, %r4, %r3, %p1;\n"
+    " setp.eq.u32 %p1, %r1, 4; add.u32 %r4, %r2, 1; selp.b32 %r3, %r4, %r3, %p1;\n"
+    " setp.eq.u32 %p1, %r1, 3; setp.ge.u32 %p2, %r2, 16; and.pred %p1, %p1, %p2; selp.b64 %rd4, %rd3, %rd2, %p1;\n"
+    " mul.wide.u32 %rd5, %r3, 4; add.s64 %rd6, %rd4, %rd5; ld.global.u32 %r5, [%rd6];\n"
+    " shl.b32 %r6, %r2, 2; mov.u32 %r7, sm; add.u32 %r8, %r7, %r6; mul.lo.u32 %r9, %r2, 3; st.shared.u32 [%r8], %r9;\n"
+    " bar.sync 0;\n"
+    " mov.u32 %r10, %r3;\n"
+    " setp.eq.u32 %p1, %r1, 5; add.u32 %r4, %r2, 33; selp.b32 %r10, %r4, %r10, %p1;\n"
+    " setp.eq.u32 %p1, %r1, 6; sub.u32 %r4, 64, %r2; selp.b32 %r10, %r4, %r10, %p1;\n"
+    " shl.b32 %r6, %r10, 2; add.u32 %r8, %r7, %r6; ld.shared.u32 %r9, [%r8];\n"
+    " add.u32 %r5, %r5, %r9;\n"
+    " mul.wide.u32 %rd7, %r2, 4; add.s64 %rd8, %rd1, %rd7; st.global.u32 [%rd8], %r5;\n"
+    " ret;\n}\n";
+
+static void test_warp_shapes(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(SHAPES_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    unsigned *o = dev_alloc(0, 32 * 4), *a = dev_alloc(0, 32 * 4), *b = dev_alloc(0, 32 * 4);
+    for (unsigned i = 0; i < 32; i++) { a[i] = 1000 + i; b[i] = 5000 + i; }
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = 32;
+    cfg.block[1] = cfg.block[2] = 1;
+    cfg.worker_threads = 1;
+    int bad_mode = -1, bad_lane = -1, rc[7] = {0};
+    char logs[7][512];
+    for (int mode = 0; mode < 7; mode++) {
+        pbuf p = {{0}, 0};
+        pptr(&p, o); pptr(&p, a); pptr(&p, b); pint(&p, mode);
+        cfg.param_buffer = p.b;
+        cfg.param_buffer_size = p.n;
+        memset(o, 0, 32 * 4);
+        rc[mode] = ptx_launch(ptx_module_get_kernel(m, "shapes"), &cfg, &ENV, NULL, logs[mode], sizeof(logs[mode]));
+        if (mode > 3) continue;
+        for (unsigned l = 0; l < 32 && bad_mode < 0; l++) {
+            unsigned idx = mode == 1 ? 0 : mode == 2 ? 31 - l : l;
+            unsigned want = (mode == 3 && l >= 16 ? b[idx] : a[idx]) + 3 * idx;
+            if (rc[mode] || o[l] != want) { bad_mode = mode; bad_lane = (int)l; }
+        }
+    }
+    ptx_module_free(m);
+    dev_free(0, o); dev_free(0, a); dev_free(0, b);
+    CHECK(bad_mode < 0, "mode %d lane %d: wrong value (rc %d %s)", bad_mode, bad_lane, bad_mode >= 0 ? rc[bad_mode] : 0,
+          bad_mode >= 0 ? logs[bad_mode] : "");
+    CHECK(rc[4] == 700 && strstr(logs[4], "load from") && strstr(logs[4], "global") && strstr(logs[4], "thread (31,0,0)"),
+          "lane 31 past the allocation -> %d (%s)", rc[4], logs[4]);
+    CHECK(rc[5] == 700 && strstr(logs[5], "shared") && strstr(logs[5], "thread (31,0,0)"),
+          "lane 31 past the shared array (consecutive) -> %d (%s)", rc[5], logs[5]);
+    CHECK(rc[6] == 700 && strstr(logs[6], "shared") && strstr(logs[6], "thread (0,0,0)"),
+          "lane 0 past the shared array (reversed) -> %d (%s)", rc[6], logs[6]);
+}
+
 static void test_determinism_threads(void) {
     int n = 4096;
     float *x = dev_alloc(0, n * 4), *y1 = dev_alloc(0, n * 4), *y2 = dev_alloc(0, n * 4);
@@ -1862,7 +1928,7 @@ static const test TESTS[] = {
     {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"warpgroups", test_warpgroups}, {"mbarrier", test_mbarrier}, {"virtuals", test_virtuals}, {"atomics", test_atomics}, {"diverge", test_diverge},
     {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
     {"oob", test_oob}, {"coop", test_coop}, {"griddepcontrol", test_griddepcontrol}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
-    {"hand_ptx", test_hand_ptx}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
+    {"hand_ptx", test_hand_ptx}, {"warp_shapes", test_warp_shapes}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
