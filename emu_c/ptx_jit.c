@@ -219,18 +219,6 @@ static int send_all(int fd, const void *buf, size_t n) {
     return 0;
 }
 
-static int recv_all(int fd, void *buf, size_t n) {
-    uint8_t *p = buf;
-    while (n) {
-        ssize_t r = recv(fd, p, n, 0);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 /* One request (ptx_jit.h) into b. */
 static void put_request(ptx_jit_buf *b, const char *name, const char *dir, const centry *ce) {
     uint8_t h[24];
@@ -327,11 +315,11 @@ static int jitc_compile(const char *kname, const char *name, const char *dir, co
     uint32_t status = 1;
     uint64_t len = 0;
     uint8_t *body = NULL;
-    if (ok && !recv_all(g_jitc_fd, a, sizeof(a)) && !memcmp(a, PTX_JITC_ANS, 8)) {
+    if (ok && !ptx_jit_read_all(g_jitc_fd, a, sizeof(a)) && !memcmp(a, PTX_JITC_ANS, 8)) {
         memcpy(&status, a + 8, 4);
         memcpy(&len, a + 12, 8);
         body = len <= (256u << 20) ? malloc(len + 1) : NULL;
-        if (body && recv_all(g_jitc_fd, body, (size_t)len)) { free(body); body = NULL; }
+        if (body && ptx_jit_read_all(g_jitc_fd, body, (size_t)len)) { free(body); body = NULL; }
     }
     if (!body) {
         snprintf(why, whylen, "the compiler process (pid %d) ended without an answer", (int)g_jitc_pid);

@@ -81,7 +81,7 @@ static int entry_path(char *out, size_t n, const char *dir, const void *key, siz
     return r > 0 && (size_t)r < n ? 0 : -1;
 }
 
-static int read_all(int fd, void *buf, size_t n) {
+int ptx_jit_read_all(int fd, void *buf, size_t n) {
     uint8_t *p = buf;
     while (n) {
         ssize_t r = read(fd, p, n);
@@ -93,7 +93,7 @@ static int read_all(int fd, void *buf, size_t n) {
     return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t n) {
+int ptx_jit_write_all(int fd, const void *buf, size_t n) {
     const uint8_t *p = buf;
     while (n) {
         ssize_t r = write(fd, p, n);
@@ -115,7 +115,7 @@ void *ptx_jit_cache_read(const char *dir, const void *key, size_t keylen, size_t
     struct stat st;
     uint32_t kl;
     uint64_t ol, sum;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || read_all(fd, h, HDR)) goto bad;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || ptx_jit_read_all(fd, h, HDR)) goto bad;
     memcpy(&kl, h + 8, 4);
     memcpy(&ol, h + 16, 8);
     memcpy(&sum, h + 24, 8);
@@ -124,7 +124,7 @@ void *ptx_jit_cache_read(const char *dir, const void *key, size_t keylen, size_t
         goto bad;
     k = malloc(kl ? kl : 1);
     obj = malloc((size_t)ol);
-    if (!k || !obj || read_all(fd, k, kl) || memcmp(k, key, keylen) || read_all(fd, obj, (size_t)ol) ||
+    if (!k || !obj || ptx_jit_read_all(fd, k, kl) || memcmp(k, key, keylen) || ptx_jit_read_all(fd, obj, (size_t)ol) ||
         fnv64(0xcbf29ce484222325ull, obj, (size_t)ol) != sum)
         goto bad;
     free(k);
@@ -153,7 +153,8 @@ int ptx_jit_cache_write(const char *dir, const void *key, size_t keylen, const v
     memcpy(h + 8, &kl, 4);
     memcpy(h + 16, &ol, 8);
     memcpy(h + 24, &sum, 8);
-    int ok = !write_all(fd, h, HDR) && !write_all(fd, key, keylen) && !write_all(fd, obj, objlen);
+    int ok = !ptx_jit_write_all(fd, h, HDR) && !ptx_jit_write_all(fd, key, keylen) &&
+             !ptx_jit_write_all(fd, obj, objlen);
     if (close(fd)) ok = 0;
     if (!ok || rename(tmp, path)) {
         unlink(tmp);

@@ -32,36 +32,12 @@ static const char *op_name(int op) {
 /* Compiled code names the runtime helpers by symbol and this process never runs it: any address will do. */
 static void no_helper(void) {}
 
-static int read_all(int fd, void *buf, size_t n) {
-    uint8_t *p = buf;
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t n) {
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t r = write(fd, p, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 static int answer(uint32_t status, const void *p, uint64_t n) {
     uint8_t h[20];
     memcpy(h, PTX_JITC_ANS, 8);
     memcpy(h + 8, &status, 4);
     memcpy(h + 12, &n, 8);
-    return write_all(1, h, sizeof(h)) || write_all(1, p, (size_t)n) ? -1 : 0;
+    return ptx_jit_write_all(1, h, sizeof(h)) || ptx_jit_write_all(1, p, (size_t)n) ? -1 : 0;
 }
 
 static const ptx_jit_plugin *g_pl;
@@ -134,7 +110,7 @@ int main(int argc, char **argv) {
         uint8_t h[24];
         uint32_t namelen, dirlen;
         uint64_t plen;
-        if (read_all(0, h, sizeof(h))) return 0; /* the end of the requests */
+        if (ptx_jit_read_all(0, h, sizeof(h))) return 0; /* the end of the requests */
         memcpy(&namelen, h + 8, 4);
         memcpy(&dirlen, h + 12, 4);
         memcpy(&plen, h + 16, 8);
@@ -142,7 +118,8 @@ int main(int argc, char **argv) {
             return 3;
         char *name = calloc(1, namelen + 1), *dir = calloc(1, dirlen + 1);
         uint8_t *prog = malloc(plen ? plen : 1);
-        if (!name || !dir || !prog || read_all(0, name, namelen) || read_all(0, dir, dirlen) || read_all(0, prog, plen))
+        if (!name || !dir || !prog || ptx_jit_read_all(0, name, namelen) || ptx_jit_read_all(0, dir, dirlen) ||
+            ptx_jit_read_all(0, prog, plen))
             return 3;
         void *out = NULL;
         size_t outlen = 0;
