@@ -17,7 +17,9 @@
 #include "emu_internal.h"
 
 /* attribute, value - the same on every capability; the ones that differ come from emu_devfacts
- * (device_attr below); every attribute not listed reads 0 (unsupported feature). */
+ * (device_attr below); every attribute not listed reads 0 (unsupported feature). Generic compression is
+ * reported (as data-centre parts do): cuMemCreate keeps CU_MEM_ALLOCATION_COMP_GENERIC in the handle's
+ * properties, and the memory is simply not compressed, which no program can observe. */
 #define EMU_DEVICE_ATTRS(X)                                                                        \
     X(MAX_THREADS_PER_BLOCK, 1024)                                                                 \
     X(MAX_BLOCK_DIM_X, 1024)                                                                       \
@@ -61,6 +63,7 @@
     X(RESERVED_SHARED_MEMORY_PER_BLOCK, 1024)                                                      \
     X(MEMORY_POOLS_SUPPORTED, 1)                                                                   \
     X(VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, 1)                                                      \
+    X(GENERIC_COMPRESSION_SUPPORTED, 1)                                                            \
     X(UNIFIED_FUNCTION_POINTERS, 1)                                                                \
     X(MEM_SYNC_DOMAIN_COUNT, 1)                                                                    \
     X(CAN_USE_STREAM_MEM_OPS_V1, 1)                                                                \

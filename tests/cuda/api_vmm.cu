@@ -133,6 +133,21 @@ static void vmm(void)
     } else {
         printf("export_fd=absent\n");
     }
+    // generic compression (what cudaCompressibleMemory checks): reported, and a compressible allocation
+    // keeps its compression type in its properties
+    int comp = -1;
+    printf("compression_attr=%d\n",
+           (int)cuDeviceGetAttribute(&comp, CU_DEVICE_ATTRIBUTE_GENERIC_COMPRESSION_SUPPORTED, 0));
+    printf("compression_supported=%d\n", comp);
+    CUmemAllocationProp pc = device_prop();
+    pc.allocFlags.compressionType = CU_MEM_ALLOCATION_COMP_GENERIC;
+    CUmemGenericAllocationHandle hc = 0;
+    printf("create_compressible=%d\n", (int)cuMemCreate(&hc, gran, &pc, 0));
+    CUmemAllocationProp qc;
+    memset(&qc, 0, sizeof qc);
+    printf("compressible_props=%d\n", (int)cuMemGetAllocationPropertiesFromHandle(&qc, hc));
+    printf("compression_type=%d\n", (int)qc.allocFlags.compressionType);
+    printf("compressible_release=%d\n", (int)cuMemRelease(hc));
     free(host);
 }
 

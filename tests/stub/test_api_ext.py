@@ -51,6 +51,9 @@ VMM_DOCUMENTED = {
     "reserve2": "0", "map2": "0", "alias_value": "11",  # host wrote 10, the kernel added 1
     "free_mapped": "1", "unmap2": "0", "unmap": "0", "copy_after_unmap": "1", "release": "0",
     "release_again": "1", "free": "0", "free2": "0", "free_again": "1",
+    # generic compression is reported and a compressible allocation says so (CU_MEM_ALLOCATION_COMP_GENERIC)
+    "compression_attr": "0", "compression_supported": "1", "create_compressible": "0", "compressible_props": "0",
+    "compression_type": "1", "compressible_release": "0",
     "pool_create": "0", "pool_set_threshold": "0", "pool_get_threshold": "0", "pool_set_opportunistic": "0",
     "pool_threshold": str(1 << 20), "pool_opportunistic": "0",  # what was set is what is read back
     "pool_get_access": "0", "pool_access_flags": "3", "pool_alloc": "0", "pool_value": "42", "pool_used_ok": "1",
