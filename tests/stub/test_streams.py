@@ -21,12 +21,7 @@ from test_emu_streams import CHECKS, TIMEOUT  # noqa: E402
 STUB_CALLBACKS = pytest.mark.xfail(reason="the stub runs host functions synchronously in the caller (api_launch.c)",
                                    strict=True, raises=(AssertionError, subprocess.TimeoutExpired))
 
-
-# Every client thread's calls run on the executor's one thread, so every client thread's per-thread default
-# stream is that thread's one (stub_c/api_graph.c, "Limits"): thread B's work waits behind thread A's.
-STUB_PTDS = pytest.mark.xfail(reason="one per-thread default stream for all client threads (the executor's)",
-                              strict=True, raises=(AssertionError, subprocess.TimeoutExpired))
-STUB_GAPS = {"callbacks": STUB_CALLBACKS, "perthread": STUB_PTDS}
+STUB_GAPS = {"callbacks": STUB_CALLBACKS}
 
 
 @pytest.mark.parametrize("mode", [pytest.param(m, marks=STUB_GAPS[m]) if m in STUB_GAPS else m for m in CHECKS])
