@@ -10,7 +10,8 @@
  *     api_memory.c   device, managed and pinned host memory, pointer attributes
  *     api_copy.c     unified, chunked, shared-memory-window and 2D/3D copies
  *     api_module.c   module and library images
- *     api_launch.c   kernel launches and host callbacks
+ *     api_launch.c   kernel launches
+ *     api_hostcalls.c host functions and stream callbacks (run by a thread of the stub's, over a channel)
  *     api_graph.c    stream capture and graphs (run in the GPU worker process)
  *     api_streams.c  each client thread's per-thread default stream; waits that let other threads' calls in
  *     api_vmm.c      virtual memory management (mapped ranges join the device map), range attributes

@@ -15,13 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emu"))
 from test_emu_streams import CHECKS, TIMEOUT  # noqa: E402
 
 
-# The stub runs a host function or stream callback itself, in the calling thread, after waiting for the
-# stream (stub_c/api_launch.c): stream order holds, but the call blocks until the stream's earlier work is
-# done and the function runs on the caller's thread. A client-side callback thread is the stub's to add.
-STUB_CALLBACKS = pytest.mark.xfail(reason="the stub runs host functions synchronously in the caller (api_launch.c)",
-                                   strict=True, raises=(AssertionError, subprocess.TimeoutExpired))
-
-STUB_GAPS = {"callbacks": STUB_CALLBACKS}
+STUB_GAPS: dict = {}
 
 
 @pytest.mark.parametrize("mode", [pytest.param(m, marks=STUB_GAPS[m]) if m in STUB_GAPS else m for m in CHECKS])
