@@ -100,3 +100,23 @@ def test_a_client_killed_while_its_host_function_holds_a_stream_ends_the_session
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+PTDS_THREADS = {"ids_differ": "1", "flags": "0,0", "query": "cudaSuccess,cudaSuccess",
+                "capture": "cudaSuccess,cudaSuccess", "nodes": "1,1", "values": "11,22"}
+
+
+def test_each_client_thread_has_its_own_per_thread_stream_through_the_stub(dataplane, cuda_program):
+    """Two threads' cudaStreamPerThread: different ids, flags 0, idle queries succeed, and both capture it
+    into a graph at the same time (thread-local mode), each graph holding its own thread's kernel."""
+    r = run_via_stub(cuda_program("ptds_threads"), dataplane.unix, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert parse_kv(r.stdout) == PTDS_THREADS
+
+
+@pytest.mark.xfail(strict=True, reason="emulator: cuStreamGetId(CU_STREAM_PER_THREAD) is the same in every thread "
+                   "and capturing CU_STREAM_PER_THREAD answers STREAM_CAPTURE_UNSUPPORTED (emu_c, reported)")
+def test_each_thread_has_its_own_per_thread_stream_on_the_emulator():
+    p = run_program("ptds_threads", timeout=TIMEOUT)
+    assert p.returncode == 0, p.stdout.decode() + p.stderr.decode()
+    assert parse_kv(p.stdout) == PTDS_THREADS
