@@ -538,7 +538,10 @@ CUresult tfs_cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
     if (got == 0) return CUDA_ERROR_INVALID_HANDLE;
     free(r.rng);
     if (got > 0 && r.nr) return launch_host(hGraphExec, hStream);
-    if (__atomic_load_n(&g_host_nodes, __ATOMIC_ACQUIRE)) return rpc_tfGraphLaunchServe(hGraphExec, hStream);
+    /* host nodes call back over the host-call channel where there is one (api_hostcalls.c): the launch stays
+     * asynchronous; else the launch waits for the graph, answering them meanwhile */
+    if (__atomic_load_n(&g_host_nodes, __ATOMIC_ACQUIRE) && !tf_host_channel_ready())
+        return rpc_tfGraphLaunchServe(hGraphExec, hStream);
     return rpc_cuGraphLaunch(hGraphExec, hStream);
 }
 

@@ -10,7 +10,9 @@
  * worker's frame loop) while the stream waits for a function cannot block the answer. Functions run one at
  * a time on that thread (so the order in a stream holds) and must not call CUDA, as CUDA requires.
  *
- * A stream being captured turns the function into a graph host node (api_graph.c). Over TCP/TLS no
+ * Graph host nodes use the same channel when their graph has no host-memory copies (the worker's message
+ * then carries the node's fn and data). A stream being captured turns the function into a graph host node
+ * (api_graph.c). Over TCP/TLS no
  * descriptor can travel: the function runs in the calling thread after a synchronize of the stream (the
  * former behaviour; the call then waits for the stream's earlier work).
  */
@@ -89,8 +91,13 @@ static void *callback_thread(void *arg)
     for (;;) {
         tf_host_call_msg m;
         if (read_exact(fd, &m, sizeof m)) break;
+        if (m.kind == TF_HOST_CALL_NODE) {   /* a graph host node: our own fn and data, given at its creation */
+            ((CUhostFn)(uintptr_t)m.fn)((void *)(uintptr_t)m.data);
+            if (write_all(fd, &m.id, sizeof m.id)) break;
+            continue;
+        }
         pthread_mutex_lock(&hs.mu);
-        host_call *c = take_locked(m.id);
+        host_call *c = m.kind == TF_HOST_CALL_QUEUED ? take_locked(m.id) : NULL;
         pthread_mutex_unlock(&hs.mu);
         if (!c) {
             tf_log("host-call channel: the worker asked for call %llu, which this process never queued",
@@ -106,13 +113,29 @@ static void *callback_thread(void *arg)
     return NULL;
 }
 
+/* A forked child must not hold the channel: the worker would not see its end close when the parent dies
+ * (CUDA is unusable in the child anyway, transport.c). */
+static void after_fork_in_child(void)
+{
+    if (hs.fd >= 0) close(hs.fd);
+    hs.fd = -1;
+    hs.state = -1;
+    hs.calls = NULL;   /* the parent's; never run here */
+    pthread_mutex_init(&hs.mu, NULL);
+}
+
 /* The channel, made at the first host call: 1 up, -1 not possible here (TCP/TLS), or a CUresult < 0. */
 static CUresult channel_up(int *up)
 {
     pthread_mutex_lock(&hs.mu);
     CUresult rc = CUDA_SUCCESS;
     if (hs.state == 0 && !tf_conn_is_unix()) hs.state = -1;
-    if (hs.state == 0) {
+    static int atfork_set;
+    if (hs.state == 0 && !atfork_set) {
+        if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) rc = CUDA_ERROR_OPERATING_SYSTEM;
+        else atfork_set = 1;
+    }
+    if (hs.state == 0 && rc == CUDA_SUCCESS) {
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
             rc = CUDA_ERROR_OPERATING_SYSTEM;
@@ -136,13 +159,20 @@ static CUresult channel_up(int *up)
                 hs.fd = sv[0];
                 hs.state = 1;
             } else {
-                close(sv[0]);   /* the worker's end closes too: its channel is dead, later calls refused */
+                close(sv[0]);   /* if it was attached, the worker sees this end close and ends the session */
             }
         }
     }
     *up = hs.state;
     pthread_mutex_unlock(&hs.mu);
     return rc;
+}
+
+/* Graph launches (api_graph.c): 1 when host nodes can call back over the channel (it is made if need be). */
+int tf_host_channel_ready(void)
+{
+    int up = 0;
+    return channel_up(&up) == CUDA_SUCCESS && up > 0;
 }
 
 static CUresult queue_host_call(CUstream hStream, int kind, CUhostFn fn, CUstreamCallback cb, void *data)

@@ -108,6 +108,8 @@ CUresult tf_param_layout(CUfunction f, unsigned *count, const uint32_t **off, co
 int tf_capture_mode_wanted(void);
 /* 1 if a capture this process began on stream s is live (streams that joined one are not known). */
 int tf_capture_live_on(CUstream s);
+/* Graph launches: 1 when host nodes can call back over the host-call channel (api_hostcalls.c). */
+int tf_host_channel_ready(void);
 /* cuLaunchHostFunc while a capture is live: *handled = 1 when the worker captured it (or failed). */
 CUresult tf_capture_host_func(CUstream hStream, CUhostFn fn, void *userData, int *handled);
 /* Graph copies of this process's host memory (api_graph.c): captured copies, write-back after synchronous

@@ -7,6 +7,8 @@
 //   waits       waited=<1> (a kernel queued after a host function that sleeps 200 ms reads what it wrote)
 //   blocking    fn_ran=<1> value=<7> (a blocking cudaMemcpy on the legacy stream right after a sleeping host
 //               function on a blocking stream: the copy waits for it)
+//   graph       ran_before_release=<0> ran=<2> other_thread=<1> (a captured graph: a kernel spinning on a host
+//               flag, then a host node; cudaGraphLaunch returns while the kernel spins)
 //   hang        prints returned=1 (cudaLaunchHostFunc returned) and in_callback=1 (the function runs, never
 //               to return), in either order, then blocks in cudaStreamSynchronize (the test kills it there)
 // Every wait on the host side is bounded (10 s): "timeout=<what>" and exit 3.
@@ -136,6 +138,45 @@ static int blocking_mode()
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------- graph
+__global__ void spin_until(volatile unsigned *flag)
+{
+    while (flag[0] < 1) {
+    }
+}
+
+static std::atomic<int> g_node_ran{0};
+
+static void CUDART_CB node_fn(void *)
+{
+    note_thread();
+    g_node_ran++;
+}
+
+static int graph_mode()
+{
+    unsigned *latch;
+    CK(cudaMallocHost(&latch, sizeof(unsigned)));
+    latch[0] = 0;
+    cudaStream_t s;
+    CK(cudaStreamCreate(&s));
+    cudaGraph_t g;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    spin_until<<<1, 1, 0, s>>>(latch);
+    CK(cudaLaunchHostFunc(s, node_fn, nullptr)); // a host node
+    CK(cudaStreamEndCapture(s, &g));
+    cudaGraphExec_t e;
+    CK(cudaGraphInstantiate(&e, g, 0));
+    CK(cudaGraphLaunch(e, s)); // returns with the kernel spinning: the host node has not run
+    printf("ran_before_release=%d\n", g_node_ran.load());
+    latch[0] = 1;
+    CK(cudaStreamSynchronize(s));
+    CK(cudaGraphLaunch(e, s));
+    CK(cudaStreamSynchronize(s));
+    printf("ran=%d\nother_thread=%d\n", g_node_ran.load(), g_other_thread.load());
+    return 0;
+}
+
 // ----------------------------------------------------------------------------------------------- hang
 static void CUDART_CB never_returns(void *)
 {
@@ -161,7 +202,7 @@ int main(int argc, char **argv)
 {
     g_main = pthread_self();
     if (argc < 2) {
-        printf("usage: host_calls order N|waits|blocking|hang\n");
+        printf("usage: host_calls order N|waits|blocking|graph|hang\n");
         return 2;
     }
     if (!strcmp(argv[1], "order") && argc > 2)
@@ -170,8 +211,10 @@ int main(int argc, char **argv)
         return waits_mode();
     if (!strcmp(argv[1], "blocking"))
         return blocking_mode();
+    if (!strcmp(argv[1], "graph"))
+        return graph_mode();
     if (!strcmp(argv[1], "hang"))
         return hang_mode();
-    printf("usage: host_calls order N|waits|blocking|hang\n");
+    printf("usage: host_calls order N|waits|blocking|graph|hang\n");
     return 2;
 }

@@ -13,7 +13,8 @@
  *
  * A client that dies or breaks the channel: the waiting trampolines return without the function having run
  * and the session ends (the main socket is shut down; watch.c ends a process stuck in a call), so the
- * process exits and the driver frees the session. Graph host nodes keep the served path of exec_graph.c.
+ * process exits and the driver frees the session. Graph host nodes use the channel too when their launch is
+ * not served (exec_graph.c: a graph without host-memory copies, launched asynchronously by the stub).
  * Called by the generated dispatch (ex_*) and tf_session_init (tfx_host_calls_load).
  */
 #include <dlfcn.h>
@@ -81,9 +82,9 @@ static int write_all(int fd, const void *p, size_t n)
 }
 
 /* On the backend's thread, where the stream reached the call: ask the client, wait for its answer. */
-static void run_on_client(host_call *c, CUresult status)
+static void ask_client(host_call *c, const tf_host_call_msg *req)
 {
-    tf_host_call_msg m = {.id = c->id, .status = (int32_t)status, .reserved = 0};
+    tf_host_call_msg m = *req;
     pthread_mutex_lock(&hc.mu);
     if (!hc.dead) {
         c->next = hc.waiting;
@@ -100,6 +101,31 @@ static void run_on_client(host_call *c, CUresult status)
     }
     pthread_mutex_unlock(&hc.mu);
     free(c);
+}
+
+static void run_on_client(host_call *c, CUresult status)
+{
+    tf_host_call_msg m = {.id = c->id, .status = (int32_t)status, .kind = TF_HOST_CALL_QUEUED};
+    ask_client(c, &m);
+}
+
+/* A graph host node reached outside a served launch (exec_graph.c): run through the channel, the stream
+ * waiting as for a host function. Ids of the worker's own count down from the top, apart from the
+ * client's. -1 when there is no channel. */
+int tfx_host_call_node(uint64_t fn, uint64_t data)
+{
+    static uint64_t next = UINT64_MAX;
+    pthread_mutex_lock(&hc.mu);
+    int ok = hc.fd >= 0 && !hc.dead;
+    uint64_t id = next--;
+    pthread_mutex_unlock(&hc.mu);
+    if (!ok) return -1;
+    host_call *c = calloc(1, sizeof *c);
+    if (!c) return -1;
+    c->id = id;
+    tf_host_call_msg m = {.id = id, .status = 0, .kind = TF_HOST_CALL_NODE, .fn = fn, .data = data};
+    ask_client(c, &m);
+    return 0;
 }
 
 static void CUDA_CB host_fn_trampoline(void *p) { run_on_client(p, CUDA_SUCCESS); }
