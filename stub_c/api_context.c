@@ -72,7 +72,7 @@ CUresult tfs_cuDevicePrimaryCtxRelease_v2(CUdevice dev)
     pthread_mutex_unlock(&g_ctx_mu);
     if (dead) {
         tf_export_tables_ctx_destroyed(dead);
-        tf_thread_streams_forget();
+        tf_thread_streams_forget(dead);
     }
     return rc;
 }
@@ -93,7 +93,7 @@ CUresult tfs_cuDevicePrimaryCtxReset_v2(CUdevice dev)
             g_primary_refs[dev] = 0;
             pthread_mutex_unlock(&g_ctx_mu);
         }
-        tf_thread_streams_forget();
+        if (prim) tf_thread_streams_forget(prim);
         tf_ctx_remote_unknown();
     }
     return rc;
@@ -133,7 +133,7 @@ CUresult tfs_cuCtxDestroy_v2(CUcontext ctx)
         tf_export_tables_ctx_destroyed(ctx);
         ctx_drop(ctx);
         tf_ctx_forget(ctx);
-        tf_thread_streams_forget();
+        tf_thread_streams_forget(ctx);
         tf_ctx_remote_unknown();
     }
     return rc;

@@ -10,7 +10,7 @@
  *    generated marshalling (enc_* in build/stub/gen/stub_calls.c, via tf_stream_wire) sends it in place of
  *    CU_STREAM_PER_THREAD for every CUstream parameter of every forwarded call. A thread's streams are
  *    destroyed when it exits; the rest go with the session (the GPU worker process exits). Forgotten, not
- *    destroyed, after a context was destroyed or reset (tf_thread_streams_forget): the worker freed them.
+ *    destroyed, when their context was destroyed or reset (tf_thread_streams_forget): the worker freed them.
  *
  * 2. Waits that do not hold the connection. A blocking cuStreamSynchronize / cuEventSynchronize holds the
  *    connection (and the executor's thread) until the work is done, so every other client thread's calls
@@ -33,10 +33,37 @@ typedef struct thread_streams {
     struct { CUcontext ctx; CUstream s; unsigned gen; } e[MAX_THREAD_CTXS];
 } thread_streams;
 
-static unsigned g_gen;   /* bumped when a context is destroyed or reset: streams made before are gone */
+/* Contexts destroyed or reset, with the generation that counts them: a thread's stream made in one of
+ * them before that generation is gone with it. The last DEAD_RING are kept; a stream older than all of
+ * them is forgotten too (at worst a new stream, never a gone one). */
+#define DEAD_RING 64
+static unsigned g_gen;
+static CUcontext g_dead[DEAD_RING];
+static pthread_mutex_t g_dead_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t g_key;
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 static __thread thread_streams *t_ts;
+
+void tf_thread_streams_forget(CUcontext ctx)
+{
+    pthread_mutex_lock(&g_dead_mu);
+    unsigned gen = __atomic_load_n(&g_gen, __ATOMIC_ACQUIRE);
+    g_dead[gen % DEAD_RING] = ctx;
+    __atomic_store_n(&g_gen, gen + 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&g_dead_mu);
+}
+
+/* 1 if a stream made in ctx at generation `made` still exists (its context was not destroyed since). */
+static int still_alive(CUcontext ctx, unsigned made, unsigned now)
+{
+    if (now - made > DEAD_RING) return 0;
+    pthread_mutex_lock(&g_dead_mu);
+    int alive = 1;
+    for (unsigned g = made; g != now && alive; g++)
+        if (g_dead[g % DEAD_RING] == ctx) alive = 0;
+    pthread_mutex_unlock(&g_dead_mu);
+    return alive;
+}
 
 /* Thread exit: its per-thread streams go (a stream destroyed with work pending finishes that work first,
  * as cuStreamDestroy says). A failure has no caller to go to; the session's end frees what is left. */
@@ -46,7 +73,8 @@ static void thread_streams_free(void *p)
     t_ts = NULL;   /* runs on the exiting thread: a later call there starts afresh */
     unsigned gen = __atomic_load_n(&g_gen, __ATOMIC_ACQUIRE);
     for (int i = 0; i < ts->n; i++)
-        if (ts->e[i].gen == gen) (void)rpc_cuStreamDestroy_v2(ts->e[i].s);
+        if (ts->e[i].gen == gen || still_alive(ts->e[i].ctx, ts->e[i].gen, gen))
+            (void)rpc_cuStreamDestroy_v2(ts->e[i].s);
     free(ts);
 }
 
@@ -54,8 +82,6 @@ static void key_make(void)
 {
     if (pthread_key_create(&g_key, thread_streams_free) != 0) abort();  /* only EAGAIN/ENOMEM: no way on */
 }
-
-void tf_thread_streams_forget(void) { __atomic_add_fetch(&g_gen, 1, __ATOMIC_ACQ_REL); }
 
 /* This thread's stream for the current context; *out = NULL and 0 if none exists yet. */
 static int lookup(CUcontext ctx, CUstream *out)
@@ -65,9 +91,12 @@ static int lookup(CUcontext ctx, CUstream *out)
     if (!ts) return 0;
     unsigned gen = __atomic_load_n(&g_gen, __ATOMIC_ACQUIRE);
     for (int i = 0; i < ts->n; i++) {
-        if (ts->e[i].gen != gen) {   /* its context went: drop it */
-            ts->e[i--] = ts->e[--ts->n];
-            continue;
+        if (ts->e[i].gen != gen) {
+            if (!still_alive(ts->e[i].ctx, ts->e[i].gen, gen)) {   /* its context went: drop it */
+                ts->e[i--] = ts->e[--ts->n];
+                continue;
+            }
+            ts->e[i].gen = gen;
         }
         if (ts->e[i].ctx == ctx) {
             *out = ts->e[i].s;

@@ -160,7 +160,7 @@ int tf_conn_is_unix(void);
 /* Per-thread default streams (api_streams.c): tf_stream_wire, called by the generated marshalling for every
  * CUstream parameter, puts the calling thread's own worker stream in place of CU_STREAM_PER_THREAD (made at
  * its first use in a context); tf_stream_key is that stream if it exists, else hStream unchanged (never a
- * round trip: for keys of the stub's own tables); tf_thread_streams_forget after a context is destroyed or
+ * round trip: for keys of the stub's own tables); tf_thread_streams_forget(ctx) after ctx was destroyed or
  * reset. tfc_threads_seen (transport.c): how many threads have called a forwarded function.
  * tf_capture_any_live (api_graph.c): a capture this process began is live. */
 CUresult tf_thread_stream(CUstream *hStream);
@@ -169,7 +169,7 @@ static inline CUresult tf_stream_wire(CUstream *hStream)
     return *hStream == CU_STREAM_PER_THREAD ? tf_thread_stream(hStream) : CUDA_SUCCESS;
 }
 CUstream tf_stream_key(CUstream hStream);
-void tf_thread_streams_forget(void);
+void tf_thread_streams_forget(CUcontext ctx);
 int tfc_threads_seen(void);
 int tf_capture_any_live(void);
 

@@ -122,3 +122,12 @@ def test_each_thread_has_its_own_per_thread_stream_on_the_emulator():
     p = run_program("ptds_threads", timeout=TIMEOUT)
     assert p.returncode == 0, p.stdout.decode() + p.stderr.decode()
     assert parse_kv(p.stdout) == PTDS_THREADS
+
+
+def test_per_thread_stream_programs_work_after_a_device_reset_through_the_stub(dataplane, cuda_program):
+    """--default-stream per-thread: the thread's stream went with the reset context; the stub makes a new one
+    in the fresh context instead of sending the gone handle."""
+    prog = cuda_program("dp_runtime", flags=("--default-stream", "per-thread"))
+    r = run_via_stub(prog, dataplane.unix, 1000, "kernel", "reset", timeout=TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("dp_runtime ok 1000")
