@@ -52,11 +52,11 @@ void tfx_host_calls_load(void *lib)
     *(void **)&hc.add_callback = dlsym(lib, "cuStreamAddCallback");
 }
 
-/* Holding hc.mu: the channel is unusable; the session cannot go on (calls of the client would be lost). */
+/* Holding hc.mu: the channel is unusable; the session cannot go on (calls of the client would be lost).
+ * err 0: the client closed its end (it exits): said nowhere, as the end of the main socket. */
 static void channel_dead_locked(const char *why, int err)
 {
-    if (!hc.dead)
-        tfx_log("host-call channel: %s (%s): ending the session", why, err ? strerror(err) : "closed");
+    if (!hc.dead && err) tfx_log("host-call channel: %s (%s): ending the session", why, strerror(err));
     hc.dead = 1;
     if (hc.session_fd >= 0) shutdown(hc.session_fd, SHUT_RDWR);
     pthread_cond_broadcast(&hc.cv);
