@@ -9,6 +9,8 @@
 //               function on a blocking stream: the copy waits for it)
 //   graph       ran_before_release=<0> ran=<2> other_thread=<1> (a captured graph: a kernel spinning on a host
 //               flag, then a host node; cudaGraphLaunch returns while the kernel spins)
+//   bad         null_fn=<cudaErrorInvalidValue> null_callback=<..InvalidValue> flags=<..InvalidValue> (flags != 0)
+//               sync=<cudaSuccess> refused_ran=<0>
 //   hang        prints returned=1 (cudaLaunchHostFunc returned) and in_callback=1 (the function runs, never
 //               to return), in either order, then blocks in cudaStreamSynchronize (the test kills it there)
 // Every wait on the host side is bounded (10 s): "timeout=<what>" and exit 3.
@@ -177,6 +179,23 @@ static int graph_mode()
     return 0;
 }
 
+// ------------------------------------------------------------------------------------------------ bad
+static std::atomic<int> g_refused_ran{0};
+static void CUDART_CB refused_cb(cudaStream_t, cudaError_t, void *) { g_refused_ran = 1; }
+
+static int bad_mode()
+{
+    cudaStream_t s;
+    CK(cudaStreamCreate(&s));
+    printf("null_fn=%s\n", cudaGetErrorName(cudaLaunchHostFunc(s, nullptr, nullptr)));
+    printf("null_callback=%s\n", cudaGetErrorName(cudaStreamAddCallback(s, nullptr, nullptr, 0)));
+    printf("flags=%s\n", cudaGetErrorName(cudaStreamAddCallback(s, refused_cb, nullptr, 1)));
+    (void)cudaGetLastError();
+    printf("sync=%s\n", cudaGetErrorName(cudaStreamSynchronize(s))); // the stream is unharmed
+    printf("refused_ran=%d\n", g_refused_ran.load());
+    return 0;
+}
+
 // ----------------------------------------------------------------------------------------------- hang
 static void CUDART_CB never_returns(void *)
 {
@@ -202,7 +221,7 @@ int main(int argc, char **argv)
 {
     g_main = pthread_self();
     if (argc < 2) {
-        printf("usage: host_calls order N|waits|blocking|graph|hang\n");
+        printf("usage: host_calls order N|waits|blocking|graph|bad|hang\n");
         return 2;
     }
     if (!strcmp(argv[1], "order") && argc > 2)
@@ -213,8 +232,10 @@ int main(int argc, char **argv)
         return blocking_mode();
     if (!strcmp(argv[1], "graph"))
         return graph_mode();
+    if (!strcmp(argv[1], "bad"))
+        return bad_mode();
     if (!strcmp(argv[1], "hang"))
         return hang_mode();
-    printf("usage: host_calls order N|waits|blocking|graph|hang\n");
+    printf("usage: host_calls order N|waits|blocking|graph|bad|hang\n");
     return 2;
 }

@@ -35,6 +35,9 @@ HOST_CALL_CHECKS = {
     ("blocking",): {"fn_ran": "1", "value": "7"},  # a blocking copy on the legacy stream waited for it
     # a graph launch returns at once although the graph holds a host node (behind a spinning kernel)
     ("graph",): {"ran_before_release": "0", "ran": "2", "other_thread": "1"},
+    # refused calls answer INVALID_VALUE and never run; the stream is unharmed
+    ("bad",): {"null_fn": "cudaErrorInvalidValue", "null_callback": "cudaErrorInvalidValue",
+               "flags": "cudaErrorInvalidValue", "sync": "cudaSuccess", "refused_ran": "0"},
 }
 
 
