@@ -65,6 +65,21 @@ typedef struct tf_console {
  * the function runs. */
 #define TF_REP_HOST_CALL 0x4c4c4143u  /* "CALL" */
 #define TF_HOST_CALL_DONE "TFHD\0\0\0\0"
+/* The host-call channel (tfHostChannelAttach, a socketpair of the client's): the worker sends one
+ * tf_host_call_msg when a stream reaches a function of the client's - kind TF_HOST_CALL_QUEUED: the host
+ * function or callback the client queued as `id` (status: the stream's error status, for callbacks);
+ * kind TF_HOST_CALL_NODE: a graph host node, run fn(data) (the client's own values, given at
+ * cuGraphAddHostNode) - and holds that stream until the client writes back the 8 bytes of `id` after the
+ * function returned. Each side reads the other's messages whole, in order. */
+#define TF_HOST_CHANNEL_VERSION 1u
+#define TF_HOST_CALL_QUEUED 0u
+#define TF_HOST_CALL_NODE 1u
+typedef struct tf_host_call_msg {
+    uint64_t id;
+    int32_t status;
+    uint32_t kind;
+    uint64_t fn, data;  /* TF_HOST_CALL_NODE only */
+} tf_host_call_msg;
 typedef struct tf_latched {
     uint64_t stream;   /* the stream the failed NOREPLY call named (0 if none) */
     int32_t error;

@@ -254,6 +254,10 @@ def stub_rpc(c: Call) -> list:
     o = [f"TF_HIDDEN CUresult enc_{c.sym}(tfc_call *c{''.join(', ' + a for a in proto_args(c.params).split(', ') if a != 'void')})",
          "{", f"    tfc_begin(c, TF_CALL_{c.sym});"]
     o += [f"    (void){p.name};  /* zero: not sent */" for p in c.params if p.kind == "zero"]
+    # CU_STREAM_PER_THREAD is the calling thread's own stream on the worker (api_streams.c)
+    for p in c.params:
+        if p.kind == "val" and p.base == "CUstream":
+            o.append(f"    {{ CUresult src = tf_stream_wire(&{p.name}); if (src != CUDA_SUCCESS) return src; }}")
     stream = next((p for p in c.params if p.kind == "val" and p.base == "CUstream"), None)
     if c.scope_ctx:
         o.append("    c->scope = TFC_SCOPE_CTX;")

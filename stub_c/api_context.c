@@ -70,7 +70,10 @@ CUresult tfs_cuDevicePrimaryCtxRelease_v2(CUdevice dev)
     pthread_mutex_lock(&g_ctx_mu);
     CUcontext dead = (g_primary_refs[dev] > 0 && --g_primary_refs[dev] == 0) ? g_primary[dev] : NULL;
     pthread_mutex_unlock(&g_ctx_mu);
-    if (dead) tf_export_tables_ctx_destroyed(dead);
+    if (dead) {
+        tf_export_tables_ctx_destroyed(dead);
+        tf_thread_streams_forget(dead);
+    }
     return rc;
 }
 
@@ -90,6 +93,7 @@ CUresult tfs_cuDevicePrimaryCtxReset_v2(CUdevice dev)
             g_primary_refs[dev] = 0;
             pthread_mutex_unlock(&g_ctx_mu);
         }
+        if (prim) tf_thread_streams_forget(prim);
         tf_ctx_remote_unknown();
     }
     return rc;
@@ -129,6 +133,7 @@ CUresult tfs_cuCtxDestroy_v2(CUcontext ctx)
         tf_export_tables_ctx_destroyed(ctx);
         ctx_drop(ctx);
         tf_ctx_forget(ctx);
+        tf_thread_streams_forget(ctx);
         tf_ctx_remote_unknown();
     }
     return rc;

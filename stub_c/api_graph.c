@@ -25,8 +25,8 @@
  * live captures with the thread that began them, applies those rules, and has the executor thread switch
  * to GLOBAL (prohibited: the backend then refuses and invalidates as it would) or RELAXED (allowed)
  * before the call when that answer changes (transport.c, tfSetCaptureMode). Limits: a capture is known
- * live from its cuStreamBeginCapture to its cuStreamEndCapture in this process; the per-thread default
- * stream of every client thread is the executor thread's one.
+ * live from its cuStreamBeginCapture to its cuStreamEndCapture in this process. (Each client thread's
+ * per-thread default stream is its own worker stream: api_streams.c.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +68,10 @@ int tf_capture_mode_wanted(void)
     return prohibited ? CU_STREAM_CAPTURE_MODE_GLOBAL : CU_STREAM_CAPTURE_MODE_RELAXED;
 }
 
+/* Keys are streams as the worker knows them: CU_STREAM_PER_THREAD is this thread's own (api_streams.c). */
 static void capture_began(CUstream s, CUstreamCaptureMode mode)
 {
+    s = tf_stream_key(s);
     pthread_mutex_lock(&g_cap_mu);
     if (g_ncaps < MAX_LIVE_CAPTURES) {
         g_caps[g_ncaps] = (live_capture){(uint64_t)(uintptr_t)s, pthread_self(), mode};
@@ -85,12 +87,15 @@ static void capture_began(CUstream s, CUstreamCaptureMode mode)
 static int capture_find(CUstream s, live_capture *out)
 {
     int found = -1;
+    s = tf_stream_key(s);
     pthread_mutex_lock(&g_cap_mu);
     for (int i = 0; i < g_ncaps; i++)
         if (g_caps[i].stream == (uint64_t)(uintptr_t)s) { found = i; *out = g_caps[i]; break; }
     pthread_mutex_unlock(&g_cap_mu);
     return found;
 }
+
+int tf_capture_any_live(void) { return __atomic_load_n(&g_ncaps, __ATOMIC_ACQUIRE) != 0; }
 
 int tf_capture_live_on(CUstream s)
 {
@@ -100,6 +105,7 @@ int tf_capture_live_on(CUstream s)
 
 static void capture_ended(CUstream s)
 {
+    s = tf_stream_key(s);
     pthread_mutex_lock(&g_cap_mu);
     for (int i = 0; i < g_ncaps; i++) {
         if (g_caps[i].stream == (uint64_t)(uintptr_t)s) {
@@ -167,7 +173,7 @@ CUresult tfs_cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
         capture_ended(hStream);  /* ended, invalidated or never capturing: no longer live either way */
     if (rc == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED) {
         /* a refused call of this capture may still be latched: the invalidated capture was its answer */
-        tfc_drop_pending((uint64_t)(uintptr_t)hStream);
+        tfc_drop_pending((uint64_t)(uintptr_t)tf_stream_key(hStream));
         if (phGraph) *phGraph = NULL;
     }
     return rc;
@@ -532,7 +538,10 @@ CUresult tfs_cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
     if (got == 0) return CUDA_ERROR_INVALID_HANDLE;
     free(r.rng);
     if (got > 0 && r.nr) return launch_host(hGraphExec, hStream);
-    if (__atomic_load_n(&g_host_nodes, __ATOMIC_ACQUIRE)) return rpc_tfGraphLaunchServe(hGraphExec, hStream);
+    /* host nodes call back over the host-call channel where there is one (api_hostcalls.c): the launch stays
+     * asynchronous; else the launch waits for the graph, answering them meanwhile */
+    if (__atomic_load_n(&g_host_nodes, __ATOMIC_ACQUIRE) && !tf_host_channel_ready())
+        return rpc_tfGraphLaunchServe(hGraphExec, hStream);
     return rpc_cuGraphLaunch(hGraphExec, hStream);
 }
 

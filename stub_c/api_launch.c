@@ -1,5 +1,5 @@
 /* api_launch.c - the client stub's hand-written entry points for kernel launches (parameters packed from a per-
- * function layout cached here), host callbacks.
+ * function layout cached here). Host functions and stream callbacks: api_hostcalls.c.
  * Rows of proto/calls.tbl marked `local` or `stub=hand` in this area; exported under the CUDA names
  * through the tfs_* prototypes of the generated stub_calls.h. The list of areas is in stub.h.
  */
@@ -339,28 +339,4 @@ void *tf_launch_entry_for_runtime(void *fn)
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].exported == fn) return map[i].runtime;
     return fn;
-}
-
-/* Host functions run in the client, after the stream's earlier work is done: the stub waits for the
- * stream and calls them in place, which keeps stream order (later work is not queued yet). */
-CUresult tfs_cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
-{
-    if (!fn) return CUDA_ERROR_INVALID_VALUE;
-    int captured;  /* into a graph, as a host node that calls back here (api_graph.c) */
-    CUresult rc = tf_capture_host_func(hStream, fn, userData, &captured);
-    if (captured || rc) return rc;
-    rc = tfs_cuStreamSynchronize(hStream);
-    if (rc) return rc;
-    fn(userData);
-    return CUDA_SUCCESS;
-}
-
-CUresult tfs_cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *userData, unsigned int flags)
-{
-    if (!callback || flags != 0) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = tfs_cuStreamSynchronize(hStream);
-    if (rc == CUDA_ERROR_INVALID_HANDLE || rc == CUDA_ERROR_INVALID_CONTEXT || rc == CUDA_ERROR_NOT_INITIALIZED)
-        return rc;
-    callback(hStream, rc, userData);
-    return CUDA_SUCCESS;
 }

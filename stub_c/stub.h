@@ -10,8 +10,10 @@
  *     api_memory.c   device, managed and pinned host memory, pointer attributes
  *     api_copy.c     unified, chunked, shared-memory-window and 2D/3D copies
  *     api_module.c   module and library images
- *     api_launch.c   kernel launches and host callbacks
+ *     api_launch.c   kernel launches
+ *     api_hostcalls.c host functions and stream callbacks (run by a thread of the stub's, over a channel)
  *     api_graph.c    stream capture and graphs (run in the GPU worker process)
+ *     api_streams.c  each client thread's per-thread default stream; waits that let other threads' calls in
  *     api_vmm.c      virtual memory management (mapped ranges join the device map), range attributes
  *     api_occupancy.c occupancy calculators (the blockSizeToDynamicSMemSize search runs here)
  *     api_link.c     JIT linking (the linked image comes back), function and kernel names
@@ -106,6 +108,8 @@ CUresult tf_param_layout(CUfunction f, unsigned *count, const uint32_t **off, co
 int tf_capture_mode_wanted(void);
 /* 1 if a capture this process began on stream s is live (streams that joined one are not known). */
 int tf_capture_live_on(CUstream s);
+/* Graph launches: 1 when host nodes can call back over the host-call channel (api_hostcalls.c). */
+int tf_host_channel_ready(void);
 /* cuLaunchHostFunc while a capture is live: *handled = 1 when the worker captured it (or failed). */
 CUresult tf_capture_host_func(CUstream hStream, CUhostFn fn, void *userData, int *handled);
 /* Graph copies of this process's host memory (api_graph.c): captured copies, write-back after synchronous
@@ -152,6 +156,22 @@ int tf_same_host_shm(void);
  * (-1 unless CUDA_SUCCESS); 1 from tf_conn_is_unix when descriptors can travel at all (transport.c). */
 CUresult tfc_sync_take_fd(tfc_call *c, int *fd);
 int tf_conn_is_unix(void);
+
+/* Per-thread default streams (api_streams.c): tf_stream_wire, called by the generated marshalling for every
+ * CUstream parameter, puts the calling thread's own worker stream in place of CU_STREAM_PER_THREAD (made at
+ * its first use in a context); tf_stream_key is that stream if it exists, else hStream unchanged (never a
+ * round trip: for keys of the stub's own tables); tf_thread_streams_forget(ctx) after ctx was destroyed or
+ * reset. tfc_threads_seen (transport.c): how many threads have called a forwarded function.
+ * tf_capture_any_live (api_graph.c): a capture this process began is live. */
+CUresult tf_thread_stream(CUstream *hStream);
+static inline CUresult tf_stream_wire(CUstream *hStream)
+{
+    return *hStream == CU_STREAM_PER_THREAD ? tf_thread_stream(hStream) : CUDA_SUCCESS;
+}
+CUstream tf_stream_key(CUstream hStream);
+void tf_thread_streams_forget(CUcontext ctx);
+int tfc_threads_seen(void);
+int tf_capture_any_live(void);
 
 /* Managed memory coherence (api_memory.c), driven by transport.c around every forwarded call. */
 int tf_managed_active(void);

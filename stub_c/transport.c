@@ -217,8 +217,18 @@ static int recv_exact_fd(int fd, void *p, size_t n, int *got)
 static __thread int *t_reply_fd;
 
 /* ------------------------------------------------------------------------------ marshalling */
+/* Threads that have called a forwarded function (api_streams.c waits by query once there are two). */
+static int g_threads_seen;
+static __thread int t_seen;
+
+int tfc_threads_seen(void) { return __atomic_load_n(&g_threads_seen, __ATOMIC_ACQUIRE); }
+
 void tfc_begin(tfc_call *c, uint16_t call)
 {
+    if (!t_seen) {
+        t_seen = 1;
+        __atomic_add_fetch(&g_threads_seen, 1, __ATOMIC_ACQ_REL);
+    }
     c->hdr.call = call;
     c->hdr.flags = 0;
     c->hdr.len = 0;
@@ -704,6 +714,8 @@ int tf_same_host_shm(void) { return g.shm != NULL; }
 int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream hStream, CUresult *out)
 {
     if (!g.shm || n < SHM_MIN) return 0;
+    *out = tf_stream_wire(&hStream);  /* here: the encoders below run with the lock held */
+    if (*out) return 1;
     pthread_mutex_lock(&g.mu);
     CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
     size_t nchunks = (n + g.shm_slot - 1) / g.shm_slot, sent = 0, done = 0;
@@ -745,6 +757,8 @@ int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream h
  * the caller's memory). */
 CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStream, int async)
 {
+    CUresult wrc = async ? tf_stream_wire(&hStream) : CUDA_SUCCESS;  /* the encoders run with the lock held */
+    if (wrc) return wrc;
     pthread_mutex_lock(&g.mu);
     CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
     size_t nchunks = (n + TF_COPY_CHUNK - 1) / TF_COPY_CHUNK, sent = 0, done = 0;

@@ -401,9 +401,11 @@ CUresult ex_tfGraphDebugDotPrint(tfx *x, CUgraph hGraph, unsigned int flags, uns
 
 /* ------------------------------------------------------------------------------- host nodes */
 /* A host node of the client's: the backend runs host_trampoline, which has the client run fn(userData)
- * and waits for it. The client can only answer while it waits in tfGraphLaunchServe (the stub launches
- * every graph that way once host nodes exist); the trampoline may run on a driver thread while this
- * thread waits for the stream in ex_tfGraphLaunchServe. Records live as long as the session. */
+ * and waits for it: over the host-call channel (exec_host_calls.c) when the launch is not served - the stub
+ * launches graphs without host-memory copies asynchronously once the channel is up (Unix sockets) - else
+ * while the client waits in tfGraphLaunchServe (TCP/TLS, or a graph with host copies, whose destination
+ * bytes go with the call); the trampoline may run on a driver thread while this thread waits for the
+ * stream in ex_tfGraphLaunchServe. Records live as long as the session. */
 typedef struct host_rec {
     uint64_t fn, data;
     struct host_rec *next;
@@ -419,6 +421,9 @@ static void CUDA_CB host_trampoline(void *p)
     pthread_mutex_lock(&g_host_mu);
     tfx *x = g_serve_x;
     if (!x) {
+        pthread_mutex_unlock(&g_host_mu);
+        if (tfx_host_call_node(r->fn, r->data) == 0) return;  /* over the host-call channel (exec_host_calls.c) */
+        pthread_mutex_lock(&g_host_mu);
         static int said;
         if (said++ < 4)
             tfx_log("a host node ran outside a launch the client waits for (graph launched from a graph or "

@@ -543,6 +543,7 @@ int tf_session_init(tfx *x, void *lib)
     if (!lib) return 0;
     tf_backend_load(&x->be, lib);
     tfx_graph_load(lib);
+    tfx_host_calls_load(lib);
 #define LOAD(name) *(void **)&x->bx.name = dlsym(lib, #name)
     LOAD(cuInit);
     LOAD(cuDriverGetVersion);

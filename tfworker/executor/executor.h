@@ -161,6 +161,12 @@ CUresult tfx_graph_launch_served(tfx *x, CUgraphExec hGraphExec, CUstream hStrea
 int tfx_stream_capturing(tfx *x, CUstream s);
 CUresult tfx_refuse_captured_host_copy(tfx *x, CUstream s, const char *call);
 
+/* Host functions and stream callbacks run by the client over the host-call channel (exec_host_calls.c):
+ * backend entry points loaded at session start. */
+void tfx_host_calls_load(void *lib);
+/* A graph host node outside a served launch: the client runs fn(data) over the channel; -1 if none. */
+int tfx_host_call_node(uint64_t fn, uint64_t data);
+
 /* The process's console (console.c): start captures fd 1 and fd 2 (main.c); take returns the tf_console
  * records gathered since the last take (0 and NULL if not started), valid until the next take. */
 int tfx_console_start(void);
