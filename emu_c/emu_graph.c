@@ -1606,6 +1606,7 @@ static CUresult set_deps(gnode ***deps, size_t *n, gnode *const *from, size_t k)
 
 emu_graph *emu_capture_of(CUstream s)
 {
+    s = emu_stream_canon(s);
     if (!s || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD || !emu_handle_is(s, EMU_K_STREAM))
         return NULL;
     emu_stream *st = (emu_stream *)s;
@@ -1664,6 +1665,7 @@ EMU_API CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
 
 static CUresult capture_add(CUstream s, gnode *nd)
 {
+    s = emu_stream_canon(s);
     emu_graph *g = emu_capture_of(s);
     if (!g || g->invalidated)
         return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
@@ -1770,6 +1772,7 @@ CUresult emu_capture_host(CUstream s, CUhostFn fn, void *data)
 /* An event recorded in a capture is a join point, not a node: it keeps the stream's dependency set. */
 CUresult emu_capture_event(CUstream s, emu_event *e)
 {
+    s = emu_stream_canon(s);
     emu_graph *g = emu_capture_of(s);
     if (!g || g->invalidated)
         return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
@@ -1786,6 +1789,7 @@ CUresult emu_capture_event(CUstream s, emu_event *e)
  * work depends on the event's nodes as well. */
 CUresult emu_capture_wait(CUstream s, emu_event *e)
 {
+    s = emu_stream_canon(s);
     emu_graph *g = e->capture;
     if (!g || !emu_handle_is(g, EMU_K_GRAPH) || !g->capturing || g->capture_id != e->capture_id)
         return CUDA_SUCCESS; /* an ordinary event: all prior work already ran */
@@ -1829,11 +1833,12 @@ static CUresult begin_capture(CUstream hStream, emu_graph *into, const CUgraphNo
     rc = emu_stream_check(hStream);
     if (rc)
         return rc;
+    hStream = emu_stream_canon(hStream); /* a thread's per-thread stream captures like any other */
     if (mode != CU_STREAM_CAPTURE_MODE_GLOBAL && mode != CU_STREAM_CAPTURE_MODE_THREAD_LOCAL &&
         mode != CU_STREAM_CAPTURE_MODE_RELAXED)
         return CUDA_ERROR_INVALID_VALUE;
     if (!hStream || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD)
-        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* the legacy default stream cannot capture */
+        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* the legacy NULL stream cannot capture */
     emu_stream *st = (emu_stream *)hStream;
     if (emu_capture_of(hStream))
         return CUDA_ERROR_ILLEGAL_STATE;
@@ -1891,6 +1896,7 @@ EMU_API CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
     CUresult rc = emu_check_init();
     if (rc)
         return rc;
+    hStream = emu_stream_canon(hStream);
     if (!emu_handle_is(hStream, EMU_K_STREAM))
         return CUDA_ERROR_ILLEGAL_STATE;
     emu_stream *st = (emu_stream *)hStream;
@@ -1954,6 +1960,7 @@ EMU_API CUresult cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStat
     CUresult rc = cuStreamGetCaptureInfo(hStream, captureStatus_out, id_out);
     if (rc)
         return rc;
+    hStream = emu_stream_canon(hStream);
     emu_graph *g = emu_capture_of(hStream);
     int active = g && *captureStatus_out == CU_STREAM_CAPTURE_STATUS_ACTIVE;
     const emu_stream *st = active ? (const emu_stream *)hStream : NULL;
@@ -1983,6 +1990,7 @@ EMU_API CUresult cuStreamUpdateCaptureDependencies_v2(CUstream hStream, CUgraphN
     CUresult rc = emu_stream_check(hStream);
     if (rc)
         return rc;
+    hStream = emu_stream_canon(hStream);
     emu_graph *g = emu_capture_of(hStream);
     if (!g)
         return CUDA_ERROR_ILLEGAL_STATE;

@@ -275,6 +275,9 @@ emu_queue *emu_sq_new(emu_ctx *c, unsigned stream_flags); /* a created stream's 
 void emu_sq_release(emu_queue *q); /* its stream is destroyed: the queue drains, then ends */
 /* Wait for the work issued so far; return (and clear) a latched asynchronous error. The NULL stream's
  * synchronize and query cover the blocking streams' work too (the legacy default stream's rule). */
+/* CU_STREAM_PER_THREAD (and NULL in a _ptsz/_ptds call) -> the calling thread's per-thread stream as a
+ * stream record (its id, flags, capture state); every other handle unchanged. */
+CUstream emu_stream_canon(CUstream s);
 CUresult emu_sq_sync_stream(CUstream s);
 CUresult emu_sq_query_stream(CUstream s); /* CUDA_ERROR_NOT_READY while work is pending */
 CUresult emu_sq_sync_ctx(emu_ctx *c);     /* every stream of c (NULL: of every context) */

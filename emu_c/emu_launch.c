@@ -602,13 +602,15 @@ EMU_API CUresult cuStreamDestroy_v2(CUstream hStream)
     return CUDA_SUCCESS;
 }
 
-/* Stream handle -> its record; the NULL / legacy / per-thread streams have a shared default record. */
+/* Stream handle -> its record; a per-thread stream has its thread's (emu_stream_canon), the NULL and
+ * legacy streams a shared default record. */
 static CUresult stream_get(CUstream h, const emu_stream **out)
 {
     static const emu_stream k_default = {0};
     CUresult rc = emu_stream_check(h);
     if (rc)
         return rc;
+    h = emu_stream_canon(h);
     *out = emu_handle_is(h, EMU_K_STREAM) ? (const emu_stream *)h : &k_default;
     return CUDA_SUCCESS;
 }

@@ -72,6 +72,8 @@ static __thread emu_queue *t_worker; /* set on a stream thread */
 static __thread emu_queue *t_ptds;   /* this thread's per-thread default stream */
 static __thread int t_ptds_call;     /* inside a _ptsz/_ptds entry point: NULL is the per-thread stream */
 static pthread_key_t g_ptds_key;
+static __thread emu_stream *t_ptds_rec; /* its stream record (id, capture state): emu_stream_canon */
+static pthread_key_t g_ptds_rec_key;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_sync_mode;
 
@@ -84,6 +86,7 @@ static void atfork_child(void)
     g_all = NULL;
     g_forked = 1;
     t_ptds = NULL;
+    t_ptds_rec = NULL;
 }
 
 static void queue_unref_locked(emu_queue *q);
@@ -100,11 +103,25 @@ static void ptds_exit(void *p)
     pthread_mutex_unlock(&g_mu);
 }
 
+/* Drops a per-thread stream record: its handle, its capture state, its reference to the queue. Called
+ * without g_mu or emu_lock held (emu_handle_del takes emu_lock). */
+static void ptds_rec_free(void *p)
+{
+    emu_stream *rec = p;
+    emu_handle_del(rec);
+    pthread_mutex_lock(&g_mu);
+    if (!g_forked)
+        queue_unref_locked(rec->q);
+    pthread_mutex_unlock(&g_mu);
+    free(rec->cap_deps);
+    free(rec);
+}
+
 static void once_init(void)
 {
     const char *e = getenv("TF_EMU_SYNC_STREAMS");
     g_sync_mode = e && e[0] == '1';
-    if (pthread_key_create(&g_ptds_key, ptds_exit))
+    if (pthread_key_create(&g_ptds_key, ptds_exit) || pthread_key_create(&g_ptds_rec_key, ptds_rec_free))
         g_sync_mode = 1; /* no per-thread streams without the key: run everything inline */
     pthread_atfork(NULL, NULL, atfork_child);
 }
@@ -198,6 +215,53 @@ static emu_queue *resolve_locked(CUstream s, emu_ctx *c)
         return t_ptds;
     }
     return ((emu_stream *)s)->q;
+}
+
+/* CU_STREAM_PER_THREAD (or NULL inside a _ptsz/_ptds entry point) -> this thread's per-thread default
+ * stream in the current context as a stream record of its own, made at first use: its own id, flags 0,
+ * and capture state, so two threads' per-thread streams are two streams (cuStreamGetId differs, each
+ * may be captured). Any other handle is returned as it is. */
+CUstream emu_stream_canon(CUstream s)
+{
+    if (s == NULL && t_ptds_call)
+        s = CU_STREAM_PER_THREAD;
+    if (s != CU_STREAM_PER_THREAD)
+        return s;
+    pthread_once(&g_once, once_init);
+    emu_ctx *c = emu_ctx_current();
+    pthread_mutex_lock(&g_mu);
+    emu_queue *q = resolve_locked(s, c);
+    if (q)
+        q->refs++; /* the record's reference, or dropped below */
+    pthread_mutex_unlock(&g_mu);
+    if (!q)
+        return s;
+    emu_stream *rec = t_ptds_rec;
+    if (rec && rec->q == q) {
+        pthread_mutex_lock(&g_mu);
+        queue_unref_locked(q);
+        pthread_mutex_unlock(&g_mu);
+        return (CUstream)rec;
+    }
+    if (rec) { /* the thread's stream of a context that is gone */
+        t_ptds_rec = NULL;
+        pthread_setspecific(g_ptds_rec_key, NULL);
+        ptds_rec_free(rec);
+    }
+    rec = calloc(1, sizeof(*rec));
+    if (!rec || emu_handle_add(rec, EMU_K_STREAM)) {
+        free(rec);
+        pthread_mutex_lock(&g_mu);
+        queue_unref_locked(q);
+        pthread_mutex_unlock(&g_mu);
+        return s;
+    }
+    rec->ctx = c;
+    rec->id = atomic_fetch_add(&g_emu.next_id, 1);
+    rec->q = q;
+    t_ptds_rec = rec;
+    pthread_setspecific(g_ptds_rec_key, rec);
+    return (CUstream)rec;
 }
 
 /* Sequence numbers the legacy-stream rules make an operation of q wait for (refs taken). */
