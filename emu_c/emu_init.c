@@ -34,6 +34,8 @@ static int trace_enabled(void)
     return v && *v && strcmp(v, "0") != 0;
 }
 
+int emu_trace_enabled(void) { return trace_enabled(); }
+
 int emu_trace_launches(void)
 {
     static int level = -1;
