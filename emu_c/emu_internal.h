@@ -51,6 +51,10 @@ typedef struct emu_devfacts {
     int l2_bytes, persisting_l2_bytes;
 } emu_devfacts;
 const emu_devfacts *emu_dev(void);
+/* TF_EMU_CC's value as major*10+minor if it names a capability the device emulates (9.0, 90, sm_90), else -1;
+ * the accepted values as one line (emu_device.c; cuInit checks the setting with these). */
+int emu_cc_parse(const char *v);
+const char *emu_cc_accepted(void);
 #define EMU_CC_MAJOR (emu_dev()->cc_major)
 #define EMU_CC_MINOR (emu_dev()->cc_minor)
 #define EMU_CC (EMU_CC_MAJOR * 10 + EMU_CC_MINOR)

@@ -50,18 +50,14 @@ static int ptx_available(void)
            ptx_kernel_get_attrs && ptx_module_open && ptx_kernel_decode && ptx_kernel_is_decoded;
 }
 
-/* CUDA_MODULE_LOADING: LAZY (the default, as in CUDA >= 12.2 on Linux) or EAGER. Another value: CUDA
- * documents only these two; the driver is not given a way to fail on it, so it is named once and taken as the
- * default. */
+/* CUDA_MODULE_LOADING: LAZY (the default, as in CUDA >= 12.2 on Linux) or EAGER; cuInit refused any other
+ * value (emu_init.c). */
 static int eager_loading(void)
 {
     static int eager = -1;
     if (eager < 0) {
         const char *v = getenv("CUDA_MODULE_LOADING");
-        int e = v && strcmp(v, "EAGER") == 0;
-        if (v && *v && !e && strcmp(v, "LAZY") != 0)
-            emu_log("CUDA_MODULE_LOADING=%s is neither LAZY nor EAGER: loading lazily", v);
-        eager = e;
+        eager = v && strcmp(v, "EAGER") == 0;
     }
     return eager;
 }
@@ -72,7 +68,7 @@ static int eager_loading(void)
  * is logged in full where a program asks such a library for a kernel or variable (library_module), which is
  * where it fails. */
 static atomic_int g_refused;
-static char g_refused_first[512];
+static char g_refused_first[1024];
 
 static void refused_summary(void)
 {
@@ -91,7 +87,9 @@ static void note_refused(const char *log)
         return;
     }
     if (!atomic_exchange(&registered, 1)) {
-        snprintf(g_refused_first, sizeof(g_refused_first), "%s", log);
+        size_t n = strnlen(log, sizeof(g_refused_first) - 1);
+        memcpy(g_refused_first, log, n);
+        g_refused_first[n] = 0;
         atexit(refused_summary);
     }
     atomic_fetch_add(&g_refused, 1);
@@ -493,7 +491,9 @@ static CUresult library_from(CUlibrary *library, emu_module *m, CUresult load_er
     }
     l->mod = m;
     l->load_error = load_error;
-    snprintf(l->load_log, sizeof(l->load_log), "%s", load_log ? load_log : "");
+    size_t n = load_log ? strnlen(load_log, sizeof(l->load_log) - 1) : 0;
+    memcpy(l->load_log, load_log ? load_log : "", n);
+    l->load_log[n] = 0;
     if (m)
         m->library = l;
     *library = (CUlibrary)l;
