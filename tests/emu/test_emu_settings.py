@@ -51,3 +51,14 @@ def test_accepted_values_of_the_other_settings_run_and_empty_means_the_default()
                                             CUDA_MODULE_LOADING="EAGER", TF_EMU_CC=""))
     assert kv["total_mem"] == str(1024 << 20) and (kv["major"], kv["minor"]) == ("12", "1")
     assert parse_kv(run_program("device_query", env=emu_env(TF_EMU_VRAM_MIB="")).stdout)["total_mem"] == str(16 << 30)
+
+
+def test_eager_module_loading_decodes_at_load_and_runs_the_same(tmp_path):
+    # CUDA_MODULE_LOADING=EAGER: every kernel decoded at load (cuModuleGetLoadingMode EAGER); the program's result
+    # is the same as with the default lazy loading
+    import numpy as np
+    a = np.arange(64, dtype=np.float32)
+    (tmp_path / "in").write_bytes(a.tobytes() + a.tobytes())
+    for mode in ("EAGER", "LAZY"):
+        kv = run_kv("vector_add", 64, tmp_path / "in", tmp_path / f"out{mode}", env=emu_env(CUDA_MODULE_LOADING=mode))
+        np.testing.assert_array_equal(np.fromfile(tmp_path / f"out{mode}", np.float32), 2 * a)
