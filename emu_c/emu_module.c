@@ -152,7 +152,8 @@ void emu_kernel_attrs(const emu_func *f, ptx_kernel_attrs *a)
 
 /* image -> module. len = readable bytes if known, else 0. On failure the reason is logged and, if
  * errlog is given, copied there (cuModuleLoadDataEx's CU_JIT_ERROR_LOG_BUFFER). */
-static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen);
+static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen,
+                                int *counted);
 
 /* A driver runs PTX only if its .target is at most the device's capability (an `a` target only on
  * exactly that capability, an `f` target within its family), and only PTX ISA versions it knows
@@ -195,11 +196,15 @@ static int target_check(const ptx_target *t, int from_fatbin, char *log, size_t 
 static CUresult module_load(emu_module **out, const void *image, size_t len)
 {
     emu_printf_flush(); /* CUDA flushes device printf at module load and unload */
-    return module_load_log(out, image, len, NULL, 0);
+    return module_load_log(out, image, len, NULL, 0, NULL);
 }
 
-static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen)
+/* *counted (if given): the failure was only counted for the exit summary, not logged (note_refused). */
+static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen,
+                                int *counted)
 {
+    if (counted)
+        *counted = 0;
     static atomic_int warned_no_ptx;
     if (!out || !image)
         return CUDA_ERROR_INVALID_VALUE;
@@ -218,9 +223,11 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
         if (log[0]) {
             /* a fatbin without an image for this device is counted (cuBLAS has thousands); a cubin, PTX text
              * and every other failure are a program's explicit request: logged */
-            if (rc == CUDA_ERROR_NO_BINARY_FOR_GPU && fatbin_image_kind(image, len) != IMAGE_ELF)
+            if (rc == CUDA_ERROR_NO_BINARY_FOR_GPU && fatbin_image_kind(image, len) != IMAGE_ELF) {
                 note_refused(log);
-            else
+                if (counted)
+                    *counted = !emu_trace_enabled();
+            } else
                 emu_log("module load failed: %s", log);
             if (errlog && errlen)
                 snprintf(errlog, errlen, "%s", log);
@@ -348,7 +355,7 @@ EMU_API CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigne
     }
     uint64_t t0 = emu_now_ns();
     emu_module *m = NULL;
-    CUresult rc = module_load_log(&m, image, 0, errbuf && errlen ? errbuf : NULL, errlen);
+    CUresult rc = module_load_log(&m, image, 0, errbuf && errlen ? errbuf : NULL, errlen, NULL);
     if (infobuf && infolen)
         infobuf[0] = 0;
     if (err_size_at >= 0)
@@ -476,7 +483,8 @@ EMU_API CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode *mode)
 }
 
 /* ---- libraries (context-independent modules; cudart 12+/13 registers fatbins this way) ---- */
-static CUresult library_from(CUlibrary *library, emu_module *m, CUresult load_error, const char *load_log)
+static CUresult library_from(CUlibrary *library, emu_module *m, CUresult load_error, const char *load_log,
+                             int logged)
 {
     if (load_error == CUDA_ERROR_OUT_OF_MEMORY || load_error == CUDA_ERROR_INVALID_VALUE)
         return load_error;
@@ -494,6 +502,7 @@ static CUresult library_from(CUlibrary *library, emu_module *m, CUresult load_er
     size_t n = load_log ? strnlen(load_log, sizeof(l->load_log) - 1) : 0;
     memcpy(l->load_log, load_log ? load_log : "", n);
     l->load_log[n] = 0;
+    atomic_store(&l->error_logged, logged); /* logged at load already: not again when a kernel is asked for */
     if (m)
         m->library = l;
     *library = (CUlibrary)l;
@@ -530,9 +539,10 @@ EMU_API CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_o
         return CUDA_ERROR_INVALID_VALUE;
     emu_module *m = NULL;
     char log[512];
+    int counted;
     emu_printf_flush(); /* CUDA flushes device printf at module load and unload */
-    rc = module_load_log(&m, code, 0, log, sizeof(log));
-    return library_from(library, m, rc, log);
+    rc = module_load_log(&m, code, 0, log, sizeof(log), &counted);
+    return library_from(library, m, rc, log, !counted);
 }
 
 EMU_API CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName, CUjit_option *jitOptions,
@@ -554,10 +564,11 @@ EMU_API CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName,
         return rc;
     emu_module *m = NULL;
     char log[512];
+    int counted;
     emu_printf_flush();
-    rc = module_load_log(&m, data, len, log, sizeof(log));
+    rc = module_load_log(&m, data, len, log, sizeof(log), &counted);
     free(data);
-    return library_from(library, m, rc, log);
+    return library_from(library, m, rc, log, !counted);
 }
 
 EMU_API CUresult cuLibraryUnload(CUlibrary library)
