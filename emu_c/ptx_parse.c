@@ -91,7 +91,9 @@ static int lex(const char *s, size_t len, tok **out, int *nout) {
         VEC_PUSH(t, n, cap, k, free(t); return -1);
     }
     tok e = {TK_EOF, s + i, 0, line};
-    VEC_PUSH(t, n, cap, e, free(t); return -1);
+    /* three EOF tokens: the module-level reader looks up to two tokens ahead of a directive (".version 8.0") and
+     * must find EOF there, not the array's uninitialized slack, when the text ends inside one */
+    for (int k = 0; k < 3; k++) VEC_PUSH(t, n, cap, e, free(t); return -1);
     *out = t;
     *nout = n;
     return 0;
@@ -461,10 +463,10 @@ static int parse_module(pmod *pm) {
     tok *t = pm->t;
     int i = 0;
     while (t[i].k != TK_EOF) {
-        if (teq(&t[i], ".version") || teq(&t[i], ".address_size")) { i += 2; continue; }
+        if (teq(&t[i], ".version") || teq(&t[i], ".address_size")) { i += 1 + (t[i + 1].k != TK_EOF); continue; }
         if (teq(&t[i], ".target")) {
-            i += 2;
-            while (tp(&t[i], ',')) i += 2;
+            i += 1 + (t[i + 1].k != TK_EOF);
+            while (tp(&t[i], ',')) i += 1 + (t[i + 1].k != TK_EOF);
             continue;
         }
         if (teq(&t[i], ".file") || teq(&t[i], ".loc")) {
