@@ -2,8 +2,10 @@
  * (emu_driver*.c calls ptx_module_load through ptx.h when a module is loaded).
  *
  * Pipeline: lex the whole text once; read module-level directives, variables (allocated via
- * env->alloc_device and initialized) and function headers; then compile every .entry into one
- * flat ptx_ins array. .func bodies are inlined at each call site (their registers, labels and
+ * env->alloc_device and initialized) and function headers (module_index); then compile each .entry
+ * into one flat ptx_ins array: all at once (ptx_module_load), or each at its first use
+ * (ptx_module_open + ptx_kernel_decode, the driver's lazy loading: the module keeps its text and
+ * module-level parse, and lexes again at the first decode). .func bodies are inlined at each call site (their registers, labels and
  * locals renamed per instance), which keeps the executor free of call stacks and lets SIMT
  * reconvergence work across calls. Recursion is not supported (the call becomes an ILLEGAL
  * instruction that fails the launch with a message naming it).
