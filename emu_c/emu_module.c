@@ -10,6 +10,7 @@
  * / cuFuncLoad, attribute or occupancy query, or launch (emu_func_load). cuBLAS loads ~2,800 modules holding
  * ~9,000 PTX kernels at cublasCreate and launches two of them for an SGEMM.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +126,8 @@ CUresult emu_func_load(emu_func *f)
             emu_log("kernel %s: %s", f->name, log[0] ? log : "PTX decode failed");
         return (CUresult)rc;
     }
-    emu_lock();
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* a leaf lock: callers may hold emu_lock */
+    pthread_mutex_lock(&mu);
     if (!atomic_load(&f->loaded)) {
         ptx_kernel_attrs a;
         ptx_kernel_get_attrs(f->k, &a);
@@ -135,7 +137,7 @@ CUresult emu_func_load(emu_func *f)
                                                                       : EMU_MAX_SHARED_PER_BLOCK));
         atomic_store_explicit(&f->loaded, 1, memory_order_release);
     }
-    emu_unlock();
+    pthread_mutex_unlock(&mu);
     return CUDA_SUCCESS;
 }
 
