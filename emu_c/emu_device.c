@@ -122,26 +122,41 @@ static int parse_cc(const char *v)
     return *end || a < 10 || a > 999 ? -1 : (int)a;
 }
 
+int emu_cc_parse(const char *v)
+{
+    int cc = parse_cc(v);
+    for (size_t i = 0; cc > 0 && i < sizeof(k_facts) / sizeof(k_facts[0]); i++)
+        if (k_facts[i].cc_major * 10 + k_facts[i].cc_minor == cc)
+            return cc;
+    return -1;
+}
+
+static char g_cc_list[192];
+static void cc_list_fill(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(k_facts) / sizeof(k_facts[0]) && n < sizeof(g_cc_list); i++)
+        n += (size_t)snprintf(g_cc_list + n, sizeof(g_cc_list) - n, "%s%d.%d", i ? ", " : "a compute capability: ",
+                              k_facts[i].cc_major, k_facts[i].cc_minor);
+    if (n < sizeof(g_cc_list))
+        snprintf(g_cc_list + n, sizeof(g_cc_list) - n, " (also written 90 or sm_90)");
+}
+
+const char *emu_cc_accepted(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, cc_list_fill);
+    return g_cc_list;
+}
+
+/* TF_EMU_CC was checked by cuInit (emu_init.c: a value emu_cc_parse refuses fails it), so an unparsable one
+ * never reaches a program's device queries; before cuInit (or after it failed) the default answers. */
 static void facts_init(void)
 {
     int want = EMU_DEFAULT_CC;
     const char *v = getenv("TF_EMU_CC");
-    if (v && *v) {
-        int cc = parse_cc(v);
-        int known = 0;
-        for (size_t i = 0; i < sizeof(k_facts) / sizeof(k_facts[0]); i++)
-            known |= k_facts[i].cc_major * 10 + k_facts[i].cc_minor == cc;
-        if (known) {
-            want = cc;
-        } else {
-            char list[128] = "";
-            for (size_t i = 0; i < sizeof(k_facts) / sizeof(k_facts[0]); i++)
-                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%d.%d", i ? " " : "",
-                         k_facts[i].cc_major, k_facts[i].cc_minor);
-            emu_log("ignoring TF_EMU_CC=%s (known capabilities: %s); using %d.%d", v, list,
-                    EMU_DEFAULT_CC / 10, EMU_DEFAULT_CC % 10);
-        }
-    }
+    if (v && *v && emu_cc_parse(v) > 0)
+        want = emu_cc_parse(v);
     for (size_t i = 0; i < sizeof(k_facts) / sizeof(k_facts[0]); i++)
         if (k_facts[i].cc_major * 10 + k_facts[i].cc_minor == want)
             g_facts = &k_facts[i];

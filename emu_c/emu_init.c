@@ -3,6 +3,7 @@
  * (generated from cuda.h), the handle registry, logging and tfEmuGetBusyTime for the limiter.
  * Called by cudart (which dlopens libcuda.so.1) and by driver-API programs directly.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@ static int trace_enabled(void)
     const char *v = getenv("TF_EMU_TRACE");
     return v && *v && strcmp(v, "0") != 0;
 }
+
+int emu_trace_enabled(void) { return trace_enabled(); }
 
 int emu_trace_launches(void)
 {
@@ -164,24 +167,92 @@ static void forked_child(void)
     atomic_store(&g_emu.initialized, 0);
 }
 
+/* ---- settings: every TF_EMU_* knob (and CUDA_MODULE_LOADING) is checked at cuInit, and a value that is
+ * not one the knob accepts fails cuInit with CUDA_ERROR_INVALID_VALUE and one tf-emu: line naming what it
+ * accepts. Never a silent default: a typo in TF_EMU_CC would otherwise run a program on another device than
+ * asked for. An unset or empty variable is the default. The components that read a knob (emu_device.c,
+ * emu_module.c, emu_stream_queue.c, ptx_jit.c) parse only values this table let through. ---- */
+static int in_range(const char *v, unsigned long long lo, unsigned long long hi, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (*v < '0' || *v > '9')
+        return 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || x < lo || x > hi)
+        return 0;
+    if (out)
+        *out = x;
+    return 1;
+}
+static int one_of(const char *v, const char *words) /* words: space-separated */
+{
+    size_t n = strlen(v);
+    for (const char *w = words; *w;) {
+        size_t k = strcspn(w, " ");
+        if (k == n && strncmp(w, v, n) == 0)
+            return 1;
+        w += k;
+        w += *w == ' ';
+    }
+    return 0;
+}
+static int ok_vram(const char *v) { return in_range(v, 1, (1ull << 30) - 1, NULL); }
+static int ok_threads(const char *v) { return in_range(v, 1, 256, NULL); }
+static int ok_engine(const char *v) { return one_of(v, "interp jit"); }
+static int ok_trace(const char *v) { return one_of(v, "0 1 2"); }
+static int ok_bool(const char *v) { return one_of(v, "0 1"); }
+static int ok_loading(const char *v) { return one_of(v, "LAZY EAGER"); }
+static int ok_cc(const char *v) { return emu_cc_parse(v) > 0; }
+
+static const struct emu_setting {
+    const char *name;
+    int (*ok)(const char *v);
+    const char *accepted; /* NULL: emu_cc_accepted() */
+} k_settings[] = {
+    {"TF_EMU_CC", ok_cc, NULL},
+    {"TF_EMU_VRAM_MIB", ok_vram, "a whole number of MiB from 1 to 1073741823"},
+    {"TF_EMU_THREADS", ok_threads, "a whole number of host threads from 1 to 256"},
+    {"TF_EMU_ENGINE", ok_engine, "interp or jit"},
+    {"TF_EMU_TRACE", ok_trace, "0, 1 or 2"},
+    {"TF_EMU_SYNC_STREAMS", ok_bool, "0 or 1"},
+    {"TF_EMU_JIT_SYNC", ok_bool, "0 or 1"},
+    {"CUDA_MODULE_LOADING", ok_loading, "LAZY or EAGER"},
+};
+
+static CUresult g_settings_error; /* CUDA_SUCCESS, or what cuInit answers (emu_init_once) */
+
+static CUresult check_settings(void)
+{
+    CUresult rc = CUDA_SUCCESS;
+    for (size_t i = 0; i < sizeof(k_settings) / sizeof(k_settings[0]); i++) {
+        const char *v = getenv(k_settings[i].name);
+        if (!v || !*v || k_settings[i].ok(v))
+            continue;
+        emu_log("%s=%s is not accepted (%s): cuInit fails with CUDA_ERROR_INVALID_VALUE", k_settings[i].name, v,
+                k_settings[i].accepted ? k_settings[i].accepted : emu_cc_accepted());
+        rc = CUDA_ERROR_INVALID_VALUE;
+    }
+    return rc;
+}
+
 static void emu_init_once(void)
 {
+    g_settings_error = check_settings();
+    if (g_settings_error)
+        return; /* never initialized: every call answers CUDA_ERROR_NOT_INITIALIZED, cuInit the error */
     const char *v = getenv("TF_EMU_VRAM_MIB");
     unsigned long long mib = 16384;
-    if (v && *v) {
-        char *end;
-        unsigned long long x = strtoull(v, &end, 10);
-        if (*end == 0 && x > 0 && x < (1ull << 30))
-            mib = x;
-        else
-            emu_log("ignoring bad TF_EMU_VRAM_MIB=%s (want a positive integer)", v);
-    }
+    if (v && *v)
+        in_range(v, 1, (1ull << 30) - 1, &mib);
     g_emu.vram_total = (size_t)(mib << 20);
     const char *t = getenv("TF_EMU_THREADS");
-    long n = t && *t ? strtol(t, NULL, 10) : 0;
-    if (n <= 0)
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-    g_emu.worker_threads = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
+    unsigned long long n = 0;
+    if (!(t && *t && in_range(t, 1, 256, &n))) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (unsigned long long)(cpus > 256 ? 256 : cpus) : 1;
+    }
+    g_emu.worker_threads = (int)n;
     g_emu.primary.is_primary = 1;
     g_emu.primary.id = 1;
     atomic_store(&g_emu.next_id, 2);
@@ -213,7 +284,7 @@ EMU_API CUresult cuInit(unsigned int Flags)
         return CUDA_ERROR_NOT_INITIALIZED;
     if (pthread_once(&g_init_once, emu_init_once) != 0)
         return CUDA_ERROR_UNKNOWN;
-    return CUDA_SUCCESS;
+    return g_settings_error;
 }
 
 CUresult emu_check_init(void)

@@ -51,6 +51,10 @@ typedef struct emu_devfacts {
     int l2_bytes, persisting_l2_bytes;
 } emu_devfacts;
 const emu_devfacts *emu_dev(void);
+/* TF_EMU_CC's value as major*10+minor if it names a capability the device emulates (9.0, 90, sm_90), else -1;
+ * the accepted values as one line (emu_device.c; cuInit checks the setting with these). */
+int emu_cc_parse(const char *v);
+const char *emu_cc_accepted(void);
 #define EMU_CC_MAJOR (emu_dev()->cc_major)
 #define EMU_CC_MINOR (emu_dev()->cc_minor)
 #define EMU_CC (EMU_CC_MAJOR * 10 + EMU_CC_MINOR)
@@ -136,6 +140,7 @@ void emu_lock(void);
 void emu_unlock(void);
 uint64_t emu_now_ns(void);
 int emu_trace_launches(void); /* TF_EMU_TRACE=2: log every kernel launch */
+int emu_trace_enabled(void);  /* TF_EMU_TRACE set (not 0): details otherwise summarized */
 
 /* Wall-clock ns the device spent in kernels since cuInit (exported for the limiter, which finds it
  * with dlsym(RTLD_DEFAULT, "tfEmuGetBusyTime")). */
@@ -196,9 +201,11 @@ typedef struct emu_func {
     emu_module *mod;
     const ptx_kernel *k;
     char *name;
-    int max_dynamic_shared;   /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES */
+    int max_dynamic_shared;   /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (set when loaded) */
     int carveout;
     CUfunc_cache cache;
+    atomic_int loaded;        /* its kernel is decoded (emu_func_load) */
+    atomic_int load_failed;   /* the decode failed (logged once) */
 } emu_func;
 
 struct emu_module {
@@ -210,6 +217,10 @@ struct emu_module {
 };
 
 emu_func *emu_func_from_handle(const void *h); /* CUfunction or CUkernel; NULL if not one */
+/* Lazy loading (emu_module.c): decodes f's kernel at its first use; CUDA_SUCCESS, or the decode's error
+ * (CUDA_ERROR_INVALID_PTX, CUDA_ERROR_OUT_OF_MEMORY) at every use. Called by everything that needs more than
+ * the function's name and parameters: cuModuleGetFunction, cuKernelGetFunction, attributes, occupancy, launches. */
+CUresult emu_func_load(emu_func *f);
 /* Device printf (emu_launch.c): kernels append to the printf FIFO (through ptx.h's ptx_device_print), at most
  * CU_LIMIT_PRINTF_FIFO_SIZE bytes between two flushes (the rest is dropped, as on a GPU); a flush writes
  * it to stdout where CUDA flushes: launches, synchronizes, blocking copies, module load/unload, context

@@ -365,6 +365,9 @@ static CUresult launch(const launch_req *r)
         emu_log_once(warned_no_exec, "launch: this build has no PTX executor (ptx_*.c not linked)");
         return CUDA_ERROR_NOT_SUPPORTED;
     }
+    rc = emu_func_load(r->f); /* lazy loading: the kernel is decoded at its first launch */
+    if (rc)
+        return rc;
     rc = check_config(r);
     if (rc)
         return rc;

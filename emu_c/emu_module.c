@@ -1,9 +1,16 @@
 /* emu_module.c - modules and libraries of the emulated device: cuModuleLoad* / cuLibraryLoad* turn
- * a fatbin, fatbin wrapper or PTX text into a parsed PTX module (ptx.h), cuModuleGetFunction /
+ * a fatbin, fatbin wrapper or PTX text into a PTX module (ptx.h), cuModuleGetFunction /
  * cuLibraryGetKernel / cuKernelGetFunction hand out functions (a CUkernel and its CUfunction are the
  * same object: one device, one loaded copy), globals, parameter info, function attributes and the
  * occupancy queries cudart makes. cudart 13 registers each program's fatbin with cuLibraryLoadData.
+ *
+ * Loading is lazy, as CUDA's default CU_MODULE_LAZY_LOADING (CUDA_MODULE_LOADING=EAGER decodes every kernel
+ * at load instead): a load reads the module level of the PTX (ptx_module_open: targets, variables, kernel
+ * names and parameters) and a kernel's body is decoded at its first cuModuleGetFunction / cuKernelGetFunction
+ * / cuFuncLoad, attribute or occupancy query, or launch (emu_func_load). cuBLAS loads ~2,800 modules holding
+ * ~9,000 PTX kernels at cublasCreate and launches two of them for an SGEMM.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +29,9 @@ extern __typeof__(ptx_module_get_global) ptx_module_get_global __attribute__((we
 extern __typeof__(ptx_kernel_param_count) ptx_kernel_param_count __attribute__((weak));
 extern __typeof__(ptx_kernel_param_info) ptx_kernel_param_info __attribute__((weak));
 extern __typeof__(ptx_kernel_get_attrs) ptx_kernel_get_attrs __attribute__((weak));
+extern __typeof__(ptx_module_open) ptx_module_open __attribute__((weak));
+extern __typeof__(ptx_kernel_decode) ptx_kernel_decode __attribute__((weak));
+extern __typeof__(ptx_kernel_is_decoded) ptx_kernel_is_decoded __attribute__((weak));
 
 /* A library whose image could not be loaded (SASS only, PTX the executor rejects, no executor) still
  * loads: cudart 13 loads every registered fatbin at startup and would otherwise fail every later
@@ -30,13 +40,60 @@ extern __typeof__(ptx_kernel_get_attrs) ptx_kernel_get_attrs __attribute__((weak
 typedef struct emu_library {
     emu_module *mod;
     CUresult load_error;
+    char load_log[512];     /* why the load failed */
+    atomic_int error_logged;
 } emu_library;
 
 static int ptx_available(void)
 {
     return ptx_module_load && ptx_module_free && ptx_module_kernel_count && ptx_module_kernel_at &&
            ptx_kernel_name && ptx_module_get_global && ptx_kernel_param_count && ptx_kernel_param_info &&
-           ptx_kernel_get_attrs;
+           ptx_kernel_get_attrs && ptx_module_open && ptx_kernel_decode && ptx_kernel_is_decoded;
+}
+
+/* CUDA_MODULE_LOADING: LAZY (the default, as in CUDA >= 12.2 on Linux) or EAGER; cuInit refused any other
+ * value (emu_init.c). */
+static int eager_loading(void)
+{
+    static int eager = -1;
+    if (eager < 0) {
+        const char *v = getenv("CUDA_MODULE_LOADING");
+        eager = v && strcmp(v, "EAGER") == 0;
+    }
+    return eager;
+}
+
+/* Modules refused at load for having no image this device runs (a fatbin of SASS only, PTX above the
+ * capability): cuBLAS alone loads ~2,500 of them at cublasCreate and never asks for their kernels, so each is
+ * logged only under TF_EMU_TRACE; otherwise the count and the first reason make one line at exit, and the reason
+ * is logged in full where a program asks such a library for a kernel or variable (library_module), which is
+ * where it fails. */
+static atomic_int g_refused;
+static char g_refused_first[1024];
+
+static void refused_summary(void)
+{
+    int n = atomic_load(&g_refused);
+    if (n > 0)
+        emu_log("%d module%s had no image for this device and %s refused at load (the first: %s); a kernel of "
+                "one fails where it is asked for; TF_EMU_TRACE=1 logs each", n, n == 1 ? "" : "s",
+                n == 1 ? "was" : "were", g_refused_first);
+}
+
+static void note_refused(const char *log)
+{
+    static atomic_int registered;
+    if (emu_trace_enabled()) {
+        emu_log("module load failed: %s", log);
+        return;
+    }
+    if (!atomic_exchange(&registered, 1)) {
+        size_t n = strnlen(log, sizeof(g_refused_first) - 1);
+        memcpy(g_refused_first, log, n);
+        g_refused_first[n] = 0;
+        atexit(refused_summary);
+    }
+    atomic_fetch_add(&g_refused, 1);
 }
 
 static void module_destroy(emu_module *m)
@@ -53,11 +110,43 @@ static void module_destroy(emu_module *m)
     free(m);
 }
 
+/* Decodes f's kernel at its first use (every caller that needs more than its name and parameters). The
+ * failure (CUDA_ERROR_INVALID_PTX: what a GPU's JIT reports for PTX it cannot compile) is logged once and
+ * returned by every later use. */
+CUresult emu_func_load(emu_func *f)
+{
+    if (atomic_load_explicit(&f->loaded, memory_order_acquire))
+        return CUDA_SUCCESS;
+    if (!f->k || !ptx_kernel_decode)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    char log[512] = "";
+    int rc = ptx_kernel_decode(f->k, log, sizeof(log));
+    if (rc) {
+        if (!atomic_exchange(&f->load_failed, 1))
+            emu_log("kernel %s: %s", f->name, log[0] ? log : "PTX decode failed");
+        return (CUresult)rc;
+    }
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* a leaf lock: callers may hold emu_lock */
+    pthread_mutex_lock(&mu);
+    if (!atomic_load(&f->loaded)) {
+        ptx_kernel_attrs a;
+        ptx_kernel_get_attrs(f->k, &a);
+        /* 48 KiB less the static shared memory, until cuFuncSetAttribute raises it */
+        f->max_dynamic_shared = (int)(EMU_MAX_SHARED_PER_BLOCK - (a.static_shared_bytes < EMU_MAX_SHARED_PER_BLOCK
+                                                                      ? a.static_shared_bytes
+                                                                      : EMU_MAX_SHARED_PER_BLOCK));
+        atomic_store_explicit(&f->loaded, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&mu);
+    return CUDA_SUCCESS;
+}
+
+/* f's attributes; its kernel is decoded first (a kernel that fails to decode reports only its header's). */
 void emu_kernel_attrs(const emu_func *f, ptx_kernel_attrs *a)
 {
     memset(a, 0, sizeof(*a));
     a->max_threads_per_block = 1024;
-    if (f->k && ptx_kernel_get_attrs)
+    if (f->k && ptx_kernel_get_attrs && emu_func_load((emu_func *)f) == CUDA_SUCCESS)
         ptx_kernel_get_attrs(f->k, a);
     if (a->max_threads_per_block <= 0 || a->max_threads_per_block > 1024)
         a->max_threads_per_block = 1024;
@@ -65,7 +154,8 @@ void emu_kernel_attrs(const emu_func *f, ptx_kernel_attrs *a)
 
 /* image -> module. len = readable bytes if known, else 0. On failure the reason is logged and, if
  * errlog is given, copied there (cuModuleLoadDataEx's CU_JIT_ERROR_LOG_BUFFER). */
-static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen);
+static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen,
+                                int *counted);
 
 /* A driver runs PTX only if its .target is at most the device's capability (an `a` target only on
  * exactly that capability, an `f` target within its family), and only PTX ISA versions it knows
@@ -108,11 +198,15 @@ static int target_check(const ptx_target *t, int from_fatbin, char *log, size_t 
 static CUresult module_load(emu_module **out, const void *image, size_t len)
 {
     emu_printf_flush(); /* CUDA flushes device printf at module load and unload */
-    return module_load_log(out, image, len, NULL, 0);
+    return module_load_log(out, image, len, NULL, 0, NULL);
 }
 
-static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen)
+/* *counted (if given): the failure was only counted for the exit summary, not logged (note_refused). */
+static CUresult module_load_log(emu_module **out, const void *image, size_t len, char *errlog, size_t errlen,
+                                int *counted)
 {
+    if (counted)
+        *counted = 0;
     static atomic_int warned_no_ptx;
     if (!out || !image)
         return CUDA_ERROR_INVALID_VALUE;
@@ -129,7 +223,14 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
     if (rc) {
         free(ptx);
         if (log[0]) {
-            emu_log("module load failed: %s", log);
+            /* a fatbin without an image for this device is counted (cuBLAS has thousands); a cubin, PTX text
+             * and every other failure are a program's explicit request: logged */
+            if (rc == CUDA_ERROR_NO_BINARY_FOR_GPU && fatbin_image_kind(image, len) != IMAGE_ELF) {
+                note_refused(log);
+                if (counted)
+                    *counted = !emu_trace_enabled();
+            } else
+                emu_log("module load failed: %s", log);
             if (errlog && errlen)
                 snprintf(errlog, errlen, "%s", log);
         }
@@ -148,7 +249,7 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
     m->ptx_target = tgt.sm ? tgt.sm : EMU_CC;
     int err = CUDA_ERROR_INVALID_PTX;
     log[0] = 0;
-    m->pm = ptx_module_load(ptx, n, &g_ptx_env, &err, log, sizeof(log));
+    m->pm = (eager_loading() ? ptx_module_load : ptx_module_open)(ptx, n, &g_ptx_env, &err, log, sizeof(log));
     free(ptx);
     if (!m->pm) {
         free(m);
@@ -168,11 +269,6 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
         f->mod = m;
         f->k = ptx_module_kernel_at(m->pm, i);
         f->name = strdup(ptx_kernel_name(f->k) ? ptx_kernel_name(f->k) : "");
-        ptx_kernel_attrs a;
-        emu_kernel_attrs(f, &a);
-        f->max_dynamic_shared = (int)(EMU_MAX_SHARED_PER_BLOCK - (a.static_shared_bytes < EMU_MAX_SHARED_PER_BLOCK
-                                                                      ? a.static_shared_bytes
-                                                                      : EMU_MAX_SHARED_PER_BLOCK));
         f->carveout = -1;
         m->nfuncs = i + 1;
         if (!f->name || emu_handle_add(f, EMU_K_FUNC)) {
@@ -184,6 +280,9 @@ static CUresult module_load_log(emu_module **out, const void *image, size_t len,
         module_destroy(m);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
+    if (eager_loading())
+        for (int i = 0; i < nk; i++)
+            (void)emu_func_load(&m->funcs[i]); /* decoded already: sets the attributes that follow from it */
     *out = m;
     return CUDA_SUCCESS;
 }
@@ -227,7 +326,7 @@ EMU_API CUresult cuModuleLoadData(CUmodule *module, const void *image)
 {
     EMU_ENTER(c);
     (void)c;
-    emu_module *m;
+    emu_module *m = NULL;
     CUresult rc = module_load(&m, image, 0);
     if (rc == CUDA_SUCCESS)
         *module = (CUmodule)m;
@@ -257,8 +356,8 @@ EMU_API CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigne
         }
     }
     uint64_t t0 = emu_now_ns();
-    emu_module *m;
-    CUresult rc = module_load_log(&m, image, 0, errbuf && errlen ? errbuf : NULL, errlen);
+    emu_module *m = NULL;
+    CUresult rc = module_load_log(&m, image, 0, errbuf && errlen ? errbuf : NULL, errlen, NULL);
     if (infobuf && infolen)
         infobuf[0] = 0;
     if (err_size_at >= 0)
@@ -287,7 +386,7 @@ EMU_API CUresult cuModuleLoad(CUmodule *module, const char *fname)
     CUresult rc = read_file(fname, &data, &len);
     if (rc)
         return rc;
-    emu_module *m;
+    emu_module *m = NULL;
     rc = module_load(&m, data, len);
     free(data);
     if (rc == CUDA_SUCCESS)
@@ -329,6 +428,9 @@ EMU_API CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const cha
     emu_func *f = module_find((emu_module *)hmod, name);
     if (!f)
         return CUDA_ERROR_NOT_FOUND;
+    CUresult rc = emu_func_load(f); /* lazy loading: cuModuleGetFunction loads the function */
+    if (rc)
+        return rc;
     *hfunc = (CUfunction)f;
     return CUDA_SUCCESS;
 }
@@ -378,12 +480,13 @@ EMU_API CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode *mode)
 {
     if (!mode)
         return CUDA_ERROR_INVALID_VALUE;
-    *mode = CU_MODULE_EAGER_LOADING;
+    *mode = eager_loading() ? CU_MODULE_EAGER_LOADING : CU_MODULE_LAZY_LOADING;
     return CUDA_SUCCESS;
 }
 
 /* ---- libraries (context-independent modules; cudart 12+/13 registers fatbins this way) ---- */
-static CUresult library_from(CUlibrary *library, emu_module *m, CUresult load_error)
+static CUresult library_from(CUlibrary *library, emu_module *m, CUresult load_error, const char *load_log,
+                             int logged)
 {
     if (load_error == CUDA_ERROR_OUT_OF_MEMORY || load_error == CUDA_ERROR_INVALID_VALUE)
         return load_error;
@@ -398,6 +501,10 @@ static CUresult library_from(CUlibrary *library, emu_module *m, CUresult load_er
     }
     l->mod = m;
     l->load_error = load_error;
+    size_t n = load_log ? strnlen(load_log, sizeof(l->load_log) - 1) : 0;
+    memcpy(l->load_log, load_log ? load_log : "", n);
+    l->load_log[n] = 0;
+    atomic_store(&l->error_logged, logged); /* logged at load already: not again when a kernel is asked for */
     if (m)
         m->library = l;
     *library = (CUlibrary)l;
@@ -410,8 +517,12 @@ static CUresult library_module(CUlibrary library, emu_module **m)
     if (!emu_handle_is(library, EMU_K_LIBRARY))
         return CUDA_ERROR_INVALID_HANDLE;
     emu_library *l = (emu_library *)library;
-    if (l->load_error)
+    if (l->load_error) {
+        if (!atomic_exchange(&l->error_logged, 1))
+            emu_log("a kernel or variable was asked of a library that failed to load: %s",
+                    l->load_log[0] ? l->load_log : "(no reason given)");
         return l->load_error;
+    }
     *m = l->mod;
     return CUDA_SUCCESS;
 }
@@ -429,8 +540,11 @@ EMU_API CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_o
     if (!library || !code)
         return CUDA_ERROR_INVALID_VALUE;
     emu_module *m = NULL;
-    rc = module_load(&m, code, 0);
-    return library_from(library, m, rc);
+    char log[512];
+    int counted;
+    emu_printf_flush(); /* CUDA flushes device printf at module load and unload */
+    rc = module_load_log(&m, code, 0, log, sizeof(log), &counted);
+    return library_from(library, m, rc, log, !counted);
 }
 
 EMU_API CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName, CUjit_option *jitOptions,
@@ -451,9 +565,12 @@ EMU_API CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName,
     if (rc)
         return rc;
     emu_module *m = NULL;
-    rc = module_load(&m, data, len);
+    char log[512];
+    int counted;
+    emu_printf_flush();
+    rc = module_load_log(&m, data, len, log, sizeof(log), &counted);
     free(data);
-    return library_from(library, m, rc);
+    return library_from(library, m, rc, log, !counted);
 }
 
 EMU_API CUresult cuLibraryUnload(CUlibrary library)
@@ -475,7 +592,7 @@ EMU_API CUresult cuLibraryGetKernel(CUkernel *pKernel, CUlibrary library, const 
 {
     if (!pKernel || !name)
         return CUDA_ERROR_INVALID_VALUE;
-    emu_module *m;
+    emu_module *m = NULL;
     CUresult rc = library_module(library, &m);
     if (rc)
         return rc;
@@ -490,7 +607,7 @@ EMU_API CUresult cuLibraryGetKernelCount(unsigned int *count, CUlibrary lib)
 {
     if (!count)
         return CUDA_ERROR_INVALID_VALUE;
-    emu_module *m;
+    emu_module *m = NULL;
     CUresult rc = library_module(lib, &m);
     if (rc)
         return rc;
@@ -502,7 +619,7 @@ EMU_API CUresult cuLibraryEnumerateKernels(CUkernel *kernels, unsigned int numKe
 {
     if (!kernels)
         return CUDA_ERROR_INVALID_VALUE;
-    emu_module *m;
+    emu_module *m = NULL;
     CUresult rc = library_module(lib, &m);
     if (rc)
         return rc;
@@ -515,7 +632,7 @@ EMU_API CUresult cuLibraryGetModule(CUmodule *pMod, CUlibrary library)
 {
     if (!pMod)
         return CUDA_ERROR_INVALID_VALUE;
-    emu_module *m;
+    emu_module *m = NULL;
     CUresult rc = library_module(library, &m);
     if (rc)
         return rc;
@@ -527,7 +644,7 @@ EMU_API CUresult cuLibraryGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUlibrary 
 {
     if (!name)
         return CUDA_ERROR_INVALID_VALUE;
-    emu_module *m;
+    emu_module *m = NULL;
     CUresult rc = library_module(library, &m);
     if (rc)
         return rc;
@@ -561,8 +678,12 @@ EMU_API CUresult cuKernelGetFunction(CUfunction *pFunc, CUkernel kernel)
     (void)c;
     if (!pFunc)
         return CUDA_ERROR_INVALID_VALUE;
-    if (!emu_func_from_handle(kernel))
+    emu_func *f = emu_func_from_handle(kernel);
+    if (!f)
         return CUDA_ERROR_INVALID_HANDLE;
+    CUresult rc = emu_func_load(f); /* a library's kernel is loaded when a context asks for its function */
+    if (rc)
+        return rc;
     *pFunc = (CUfunction)kernel;
     return CUDA_SUCCESS;
 }
@@ -582,13 +703,18 @@ EMU_API CUresult cuFuncIsLoaded(CUfunctionLoadingState *state, CUfunction functi
 {
     if (!state)
         return CUDA_ERROR_INVALID_VALUE;
-    if (!emu_func_from_handle(function))
+    emu_func *f = emu_func_from_handle(function);
+    if (!f)
         return CUDA_ERROR_INVALID_HANDLE;
-    *state = CU_FUNCTION_LOADING_STATE_LOADED;
+    *state = atomic_load(&f->loaded) ? CU_FUNCTION_LOADING_STATE_LOADED : CU_FUNCTION_LOADING_STATE_UNLOADED;
     return CUDA_SUCCESS;
 }
 
-EMU_API CUresult cuFuncLoad(CUfunction function) { return emu_func_from_handle(function) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+EMU_API CUresult cuFuncLoad(CUfunction function)
+{
+    emu_func *f = emu_func_from_handle(function);
+    return f ? emu_func_load(f) : CUDA_ERROR_INVALID_HANDLE;
+}
 
 static CUresult func_name(const char **name, const void *h)
 {
@@ -636,6 +762,9 @@ static CUresult func_get_attr(int *pi, CUfunction_attribute attrib, const void *
         return CUDA_ERROR_INVALID_VALUE;
     if (!f)
         return CUDA_ERROR_INVALID_HANDLE;
+    CUresult rc = emu_func_load(f);
+    if (rc)
+        return rc;
     ptx_kernel_attrs a;
     emu_kernel_attrs(f, &a);
     switch (attrib) {
@@ -663,6 +792,9 @@ static CUresult func_set_attr(const void *h, CUfunction_attribute attrib, int va
     emu_func *f = emu_func_from_handle(h);
     if (!f)
         return CUDA_ERROR_INVALID_HANDLE;
+    CUresult rc = emu_func_load(f);
+    if (rc)
+        return rc;
     ptx_kernel_attrs a;
     emu_kernel_attrs(f, &a);
     switch (attrib) {
@@ -745,6 +877,9 @@ EMU_API CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *numBl
         return CUDA_ERROR_INVALID_VALUE;
     if (!f)
         return CUDA_ERROR_INVALID_HANDLE;
+    CUresult lrc = emu_func_load(f);
+    if (lrc)
+        return lrc;
     *numBlocks = blocks_per_sm(f, blockSize, dynamicSMemSize);
     return CUDA_SUCCESS;
 }
@@ -764,6 +899,9 @@ EMU_API CUresult cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSi
         return CUDA_ERROR_INVALID_VALUE;
     if (!f)
         return CUDA_ERROR_INVALID_HANDLE;
+    CUresult lrc = emu_func_load(f);
+    if (lrc)
+        return lrc;
     ptx_kernel_attrs a;
     emu_kernel_attrs(f, &a);
     int limit = blockSizeLimit > 0 && blockSizeLimit < a.max_threads_per_block ? blockSizeLimit : a.max_threads_per_block;
@@ -794,6 +932,9 @@ EMU_API CUresult cuOccupancyAvailableDynamicSMemPerBlock(size_t *dynamicSmemSize
         return CUDA_ERROR_INVALID_VALUE;
     if (!f)
         return CUDA_ERROR_INVALID_HANDLE;
+    CUresult lrc = emu_func_load(f);
+    if (lrc)
+        return lrc;
     return emu_occupancy_available_dynamic(f, numBlocks, blockSize, dynamicSmemSize);
 }
 

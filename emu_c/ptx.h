@@ -48,6 +48,20 @@ ptx_module *ptx_module_load(const char *ptx_text, size_t len, const ptx_env *env
                             char *log, size_t loglen);
 void ptx_module_free(ptx_module *m);
 
+/* Lazy loading (what the driver does; CUDA's CU_MODULE_LAZY_LOADING). ptx_module_open reads only the module
+ * level: .version/.target, variables (allocated and initialized as above, so ptx_module_get_global works at
+ * once), function headers and every .entry's name and parameters; an error there (a bad header, variable or
+ * top-level token) fails the open as ptx_module_load does. A kernel's body (and the .func bodies it calls) is
+ * decoded by ptx_kernel_decode at its first use: idempotent, thread-safe, the failure (CUDA_ERROR_INVALID_PTX
+ * with its reason in log, CUDA_ERROR_OUT_OF_MEMORY) is remembered and returned again on every call. Until then
+ * only ptx_kernel_name and the parameter functions below answer for the kernel; ptx_kernel_get_attrs gives 0
+ * for what the body determines, and ptx_launch must not be called. ptx_module_load = open + decode every kernel
+ * (its first error fails the load). The module keeps a copy of the text until its last kernel is decoded. */
+ptx_module *ptx_module_open(const char *ptx_text, size_t len, const ptx_env *env, int *err, char *log,
+                            size_t loglen);
+int ptx_kernel_decode(const ptx_kernel *k, char *log, size_t loglen);
+int ptx_kernel_is_decoded(const ptx_kernel *k);
+
 /* Entry (.entry) kernels. */
 const ptx_kernel *ptx_module_get_kernel(const ptx_module *m, const char *name);
 int ptx_module_kernel_count(const ptx_module *m);

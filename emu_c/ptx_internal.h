@@ -197,6 +197,12 @@ struct ptx_kernel {
     char **owned;     /* strings the code points at (ILLEGAL names) */
     int nowned;
     void *jit;        /* the JIT's cache entry for this kernel (ptx_jit.c owns it), NULL until first launch */
+    /* Lazy decoding (ptx_module_open / ptx_kernel_decode, ptx_parse.c): until decode_state is 1 only the header
+     * above (name, parameters, .maxntid/.maxnreg/.minnctapersm) is filled; code is NULL. */
+    int decode_state; /* 0 not decoded, 1 decoded, -1 failed (read with __atomic acquire) */
+    int decode_err;   /* the failure's CUresult */
+    char *decode_log; /* the failure's reason */
+    int fidx;         /* its .entry among the module's parsed functions */
 };
 
 typedef struct ptx_var {
@@ -212,6 +218,7 @@ struct ptx_module {
     int nkernels;
     ptx_var *vars;
     int nvars;
+    struct ptx_lazy *lazy; /* text and module-level parse kept for kernels not yet decoded (ptx_parse.c); NULL when none */
 };
 
 /* Float helpers shared by both sides. */

@@ -2,8 +2,10 @@
  * (emu_driver*.c calls ptx_module_load through ptx.h when a module is loaded).
  *
  * Pipeline: lex the whole text once; read module-level directives, variables (allocated via
- * env->alloc_device and initialized) and function headers; then compile every .entry into one
- * flat ptx_ins array. .func bodies are inlined at each call site (their registers, labels and
+ * env->alloc_device and initialized) and function headers (module_index); then compile each .entry
+ * into one flat ptx_ins array: all at once (ptx_module_load), or each at its first use
+ * (ptx_module_open + ptx_kernel_decode, the driver's lazy loading: the module keeps its text and
+ * module-level parse, and lexes again at the first decode). .func bodies are inlined at each call site (their registers, labels and
  * locals renamed per instance), which keeps the executor free of call stacks and lets SIMT
  * reconvergence work across calls. Recursion is not supported (the call becomes an ILLEGAL
  * instruction that fails the launch with a message naming it).
@@ -11,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +93,9 @@ static int lex(const char *s, size_t len, tok **out, int *nout) {
         VEC_PUSH(t, n, cap, k, free(t); return -1);
     }
     tok e = {TK_EOF, s + i, 0, line};
-    VEC_PUSH(t, n, cap, e, free(t); return -1);
+    /* three EOF tokens: the module-level reader looks up to two tokens ahead of a directive (".version 8.0") and
+     * must find EOF there, not the array's uninitialized slack, when the text ends inside one */
+    for (int k = 0; k < 3; k++) VEC_PUSH(t, n, cap, e, free(t); return -1);
     *out = t;
     *nout = n;
     return 0;
@@ -460,10 +465,10 @@ static int parse_module(pmod *pm) {
     tok *t = pm->t;
     int i = 0;
     while (t[i].k != TK_EOF) {
-        if (teq(&t[i], ".version") || teq(&t[i], ".address_size")) { i += 2; continue; }
+        if (teq(&t[i], ".version") || teq(&t[i], ".address_size")) { i += 1 + (t[i + 1].k != TK_EOF); continue; }
         if (teq(&t[i], ".target")) {
-            i += 2;
-            while (tp(&t[i], ',')) i += 2;
+            i += 1 + (t[i + 1].k != TK_EOF);
+            while (tp(&t[i], ',')) i += 1 + (t[i + 1].k != TK_EOF);
             continue;
         }
         if (teq(&t[i], ".file") || teq(&t[i], ".loc")) {
@@ -2593,26 +2598,25 @@ static uint64_t expanded_size(pmod *pm, pfunc *f) {
     return n;
 }
 
-static ptx_kernel *compile_entry(pmod *pm, ptx_module *m, pfunc *f) {
-    if (expanded_size(pm, f) > (uint64_t)MAX_CODE * 2) {
-        logf_(pm->log, pm->loglen, "PTX: kernel %.*s: too many instructions after inlining calls", f->nlen, f->name);
-        return NULL;
-    }
-    kc c;
-    memset(&c, 0, sizeof(c));
-    c.pm = pm;
-    for (int i = 0; i < SR_COUNT; i++) c.sreg_slot[i] = -1;
-    c.scratch_slot = -1;
-    c.carry_slot = -1;
+/* A kernel's header: what cuModuleGetFunction, cuFuncGetParamInfo and the launch's parameter packing need,
+ * read from the .entry line alone (no body decoded). */
+static ptx_kernel *kernel_shell(pmod *pm, ptx_module *m, pfunc *f, int fidx) {
     ptx_kernel *k = calloc(1, sizeof(*k));
     if (!k) return NULL;
-    c.k = k;
     k->mod = m;
+    k->fidx = fidx;
     k->name = malloc((size_t)f->nlen + 1);
     k->nparams = f->nparams;
     k->param_off = calloc((size_t)f->nparams + 1, sizeof(size_t));
     k->param_size = calloc((size_t)f->nparams + 1, sizeof(size_t));
-    if (!k->name || !k->param_off || !k->param_size) goto fail;
+    if (!k->name || !k->param_off || !k->param_size) {
+        free(k->name);
+        free(k->param_off);
+        free(k->param_size);
+        free(k);
+        logf_(pm->log, pm->loglen, "PTX: out of memory reading kernel %.*s", f->nlen, f->name);
+        return NULL;
+    }
     memcpy(k->name, f->name, (size_t)f->nlen);
     k->name[f->nlen] = 0;
     size_t off = 0;
@@ -2620,14 +2624,33 @@ static ptx_kernel *compile_entry(pmod *pm, ptx_module *m, pfunc *f) {
         off = align_up(off, f->params[i].align);
         k->param_off[i] = off;
         k->param_size[i] = f->params[i].size;
-        sym y = {f->params[i].name, f->params[i].nlen, SYM_KPARAM, -1, (int64_t)off};
-        add_sym(&c, y);
         off += f->params[i].size;
     }
     k->param_bytes = off;
     k->maxntid = f->maxntid > 0 ? f->maxntid : 1024;
     k->maxnreg = f->maxnreg;
     k->minnctapersm = f->minnctapersm;
+    return k;
+}
+
+/* Decodes f's body (its calls inlined) into the shell k; pm->t holds the module's tokens. On failure k keeps
+ * only its header and the reason is in pm->log. */
+static int compile_entry(pmod *pm, pfunc *f, ptx_kernel *k) {
+    if (expanded_size(pm, f) > (uint64_t)MAX_CODE * 2) {
+        logf_(pm->log, pm->loglen, "PTX: kernel %.*s: too many instructions after inlining calls", f->nlen, f->name);
+        return -1;
+    }
+    kc c;
+    memset(&c, 0, sizeof(c));
+    c.pm = pm;
+    for (int i = 0; i < SR_COUNT; i++) c.sreg_slot[i] = -1;
+    c.scratch_slot = -1;
+    c.carry_slot = -1;
+    c.k = k;
+    for (int i = 0; i < f->nparams; i++) {
+        sym y = {f->params[i].name, f->params[i].nlen, SYM_KPARAM, -1, (int64_t)k->param_off[i]};
+        add_sym(&c, y);
+    }
     frame fr;
     memset(&fr, 0, sizeof(fr));
     fr.f = f;
@@ -2659,7 +2682,7 @@ static ptx_kernel *compile_entry(pmod *pm, ptx_module *m, pfunc *f) {
     free(c.sh);
     free(c.dyn_consts);
     free(c.syms);
-    return k;
+    return 0;
 fail:
     if (!pm->log || !pm->log[0]) logf_(pm->log, pm->loglen, "PTX: out of memory compiling %.*s", f->nlen, f->name);
     free(c.code);
@@ -2669,16 +2692,15 @@ fail:
     free(c.sh);
     free(c.dyn_consts);
     free(c.syms);
-    k->code = NULL;
-    k->consts = NULL;
-    free(k->name);
-    free(k->param_off);
-    free(k->param_size);
     free(k->specials);
+    k->specials = NULL;
+    k->nspecials = 0;
+    k->uses_dynamic_sregs = 0;
     for (int i = 0; i < k->nowned; i++) free(k->owned[i]);
     free(k->owned);
-    free(k);
-    return NULL;
+    k->owned = NULL;
+    k->nowned = 0;
+    return -1;
 }
 
 static void kernel_free(ptx_kernel *k) {
@@ -2693,7 +2715,103 @@ static void kernel_free(ptx_kernel *k) {
     free(k->specials);
     for (int i = 0; i < k->nowned; i++) free(k->owned[i]);
     free(k->owned);
+    free(k->decode_log);
     free(k);
+}
+
+/* What a module keeps from its text until every kernel is decoded (ptx_module_open): the text itself (the
+ * parsed functions point into it), the module-level parse (function headers with their body's token range,
+ * variables with their device addresses, owned by the module's vars) and, once a kernel was decoded, the
+ * tokens (re-lexing the same text gives the same token indices). One lock: launches on several streams may
+ * ask for the same module's kernels at once. */
+struct ptx_lazy {
+    pthread_mutex_t mu;
+    char *text;
+    size_t len;
+    pmod pm;
+    int pending;      /* kernels not yet decoded (or failed); at 0 the text and tokens are released */
+};
+
+static void pmod_release(pmod *pm) {
+    for (int i = 0; i < pm->nfuncs; i++) free(pm->funcs[i].params);
+    free(pm->funcs);
+    free(pm->vars);
+    free(pm->t);
+    pm->funcs = NULL;
+    pm->vars = NULL;
+    pm->t = NULL;
+    pm->nfuncs = pm->nvars = pm->nt = 0;
+}
+
+static void lazy_free(struct ptx_lazy *z) {
+    if (!z) return;
+    pthread_mutex_destroy(&z->mu);
+    pmod_release(&z->pm);
+    free(z->text);
+    free(z);
+}
+
+/* Lexes and reads the module level of pm's text: variables allocated and initialized, function headers, the
+ * module's variables and kernel shells in m. On failure the variables already allocated are freed. */
+static int module_index(pmod *pm, ptx_module *m, const char *text, size_t len, int *err) {
+    if (lex(text, len, &pm->t, &pm->nt)) {
+        *err = PTXE_OUT_OF_MEMORY;
+        return -1;
+    }
+    *err = PTXE_INVALID_PTX;
+    if (parse_module(pm)) goto fail;
+    m->vars = calloc((size_t)pm->nvars + 1, sizeof(ptx_var));
+    if (!m->vars) goto fail;
+    for (int i = 0; i < pm->nvars; i++) {
+        if (pm->vars[i].space == SP_SHARED) continue;
+        ptx_var *v = &m->vars[m->nvars];
+        v->name = malloc((size_t)pm->vars[i].nlen + 1);
+        if (!v->name) goto fail;
+        memcpy(v->name, pm->vars[i].name, (size_t)pm->vars[i].nlen);
+        v->name[pm->vars[i].nlen] = 0;
+        v->space = pm->vars[i].space;
+        v->addr = pm->vars[i].addr;
+        v->bytes = pm->vars[i].size;
+        m->nvars++; /* m frees its memory from now on; pm keeps the address for the kernels' code */
+    }
+    int nent = 0;
+    for (int i = 0; i < pm->nfuncs; i++) nent += pm->funcs[i].is_entry && pm->funcs[i].has_body;
+    m->kernels = calloc((size_t)nent + 1, sizeof(*m->kernels));
+    if (!m->kernels) goto fail;
+    for (int i = 0; i < pm->nfuncs; i++) {
+        if (!pm->funcs[i].is_entry || !pm->funcs[i].has_body) continue;
+        ptx_kernel *k = kernel_shell(pm, m, &pm->funcs[i], i);
+        if (!k) goto fail;
+        m->kernels[m->nkernels++] = k;
+    }
+    *err = PTXE_SUCCESS;
+    return 0;
+fail:
+    if (*err == PTXE_INVALID_PTX && pm->log && !pm->log[0]) logf_(pm->log, pm->loglen, "PTX: out of memory");
+    for (int i = 0; i < pm->nvars; i++) {
+        int owned_by_m = 0;
+        for (int j = 0; j < m->nvars; j++) owned_by_m |= m->vars[j].addr == pm->vars[i].addr;
+        if (pm->vars[i].space != SP_SHARED && pm->vars[i].addr && !owned_by_m && pm->env->free_device)
+            pm->env->free_device(pm->env->ctx, (void *)(uintptr_t)pm->vars[i].addr);
+    }
+    return -1;
+}
+
+static int check_args(const char *ptx_text, const ptx_env *env, int *err, char *log, size_t loglen) {
+    if (log && loglen) log[0] = 0;
+    if (!ptx_text || !env) {
+        *err = PTXE_INVALID_VALUE;
+        logf_(log, loglen, "PTX: no text or env");
+        return -1;
+    }
+    return 0;
+}
+
+static void record_failure(ptx_kernel *k, int err, const char *log) {
+    k->decode_err = err;
+    free(k->decode_log);
+    k->decode_log = strdup(log && log[0] ? log : "PTX decode failed");
+    __atomic_store_n(&k->decode_state, -1, __ATOMIC_RELEASE);
 }
 
 /* ------------------------------------------------------------------ ptx.h API */
@@ -2701,12 +2819,7 @@ ptx_module *ptx_module_load(const char *ptx_text, size_t len, const ptx_env *env
                             size_t loglen) {
     int dummy;
     if (!err) err = &dummy;
-    if (log && loglen) log[0] = 0;
-    if (!ptx_text || !env) {
-        *err = PTXE_INVALID_VALUE;
-        logf_(log, loglen, "PTX: no text or env");
-        return NULL;
-    }
+    if (check_args(ptx_text, env, err, log, loglen)) return NULL;
     if (len == 0) len = strlen(ptx_text);
     pmod pm;
     memset(&pm, 0, sizeof(pm));
@@ -2716,54 +2829,111 @@ ptx_module *ptx_module_load(const char *ptx_text, size_t len, const ptx_env *env
     ptx_module *m = calloc(1, sizeof(*m));
     if (!m) { *err = PTXE_OUT_OF_MEMORY; return NULL; }
     m->env = *env;
-    if (lex(ptx_text, len, &pm.t, &pm.nt)) {
-        free(m);
-        *err = PTXE_OUT_OF_MEMORY;
-        return NULL;
-    }
+    if (module_index(&pm, m, ptx_text, len, err)) goto fail;
     *err = PTXE_INVALID_PTX;
-    if (parse_module(&pm)) goto fail;
-    for (int i = 0; i < pm.nfuncs; i++) {
-        if (!pm.funcs[i].is_entry || !pm.funcs[i].has_body) continue;
-        ptx_kernel *k = compile_entry(&pm, m, &pm.funcs[i]);
-        if (!k) goto fail;
-        ptx_kernel **nk = realloc(m->kernels, (size_t)(m->nkernels + 1) * sizeof(*nk));
-        if (!nk) { kernel_free(k); goto fail; }
-        m->kernels = nk;
-        nk[m->nkernels++] = k;
+    for (int i = 0; i < m->nkernels; i++) {
+        ptx_kernel *k = m->kernels[i];
+        if (compile_entry(&pm, &pm.funcs[k->fidx], k)) goto fail;
+        k->decode_state = 1;
     }
-    m->vars = calloc((size_t)pm.nvars + 1, sizeof(ptx_var));
-    if (!m->vars) goto fail;
-    for (int i = 0; i < pm.nvars; i++) {
-        if (pm.vars[i].space == SP_SHARED) continue;
-        ptx_var *v = &m->vars[m->nvars];
-        v->name = malloc((size_t)pm.vars[i].nlen + 1);
-        if (!v->name) goto fail;
-        memcpy(v->name, pm.vars[i].name, (size_t)pm.vars[i].nlen);
-        v->name[pm.vars[i].nlen] = 0;
-        v->space = pm.vars[i].space;
-        v->addr = pm.vars[i].addr;
-        v->bytes = pm.vars[i].size;
-        pm.vars[i].addr = 0; /* owned by m now */
-        m->nvars++;
-    }
-    for (int i = 0; i < pm.nfuncs; i++) free(pm.funcs[i].params);
-    free(pm.funcs);
-    free(pm.vars);
-    free(pm.t);
+    pmod_release(&pm);
     *err = PTXE_SUCCESS;
     return m;
 fail:
-    for (int i = 0; i < pm.nvars; i++)
-        if (pm.vars[i].space != SP_SHARED && pm.vars[i].addr && env->free_device)
-            env->free_device(env->ctx, (void *)(uintptr_t)pm.vars[i].addr);
-    for (int i = 0; i < pm.nfuncs; i++) free(pm.funcs[i].params);
-    free(pm.funcs);
-    free(pm.vars);
-    free(pm.t);
+    pmod_release(&pm);
     ptx_module_free(m);
     return NULL;
 }
+
+ptx_module *ptx_module_open(const char *ptx_text, size_t len, const ptx_env *env, int *err, char *log,
+                            size_t loglen) {
+    int dummy;
+    if (!err) err = &dummy;
+    if (check_args(ptx_text, env, err, log, loglen)) return NULL;
+    if (len == 0) len = strlen(ptx_text);
+    ptx_module *m = calloc(1, sizeof(*m));
+    struct ptx_lazy *z = calloc(1, sizeof(*z));
+    char *text = malloc(len + 1);
+    if (!m || !z || !text || pthread_mutex_init(&z->mu, NULL)) {
+        free(m);
+        free(z);
+        free(text);
+        *err = PTXE_OUT_OF_MEMORY;
+        return NULL;
+    }
+    memcpy(text, ptx_text, len);
+    text[len] = 0;
+    z->text = text;
+    z->len = len;
+    m->env = *env;
+    m->lazy = z;
+    z->pm.env = &m->env;
+    z->pm.log = log;
+    z->pm.loglen = loglen;
+    if (module_index(&z->pm, m, text, len, err)) {
+        ptx_module_free(m);
+        return NULL;
+    }
+    free(z->pm.t); /* lexed again at the first decode: tokens are ~5x the text */
+    z->pm.t = NULL;
+    z->pm.nt = 0;
+    z->pm.log = NULL;
+    z->pm.loglen = 0;
+    z->pending = m->nkernels;
+    if (!z->pending) { /* nothing to decode: keep only the variables */
+        m->lazy = NULL;
+        lazy_free(z);
+    }
+    return m;
+}
+
+int ptx_kernel_decode(const ptx_kernel *kc_, char *log, size_t loglen) {
+    if (log && loglen) log[0] = 0;
+    if (!kc_) return PTXE_INVALID_VALUE;
+    ptx_kernel *k = (ptx_kernel *)kc_;
+    int st = __atomic_load_n(&k->decode_state, __ATOMIC_ACQUIRE);
+    if (st == 0) {
+        ptx_module *m = (ptx_module *)k->mod;
+        struct ptx_lazy *z = m->lazy;
+        pthread_mutex_lock(&z->mu);
+        st = __atomic_load_n(&k->decode_state, __ATOMIC_ACQUIRE);
+        if (st == 0) {
+            char buf[512] = "";
+            z->pm.log = buf;
+            z->pm.loglen = sizeof(buf);
+            if (!z->pm.t && lex(z->text, z->len, &z->pm.t, &z->pm.nt)) {
+                z->pm.t = NULL;
+                logf_(buf, sizeof(buf), "PTX: out of memory reading kernel %s", k->name);
+                k->decode_err = PTXE_OUT_OF_MEMORY; /* not remembered: a later call may succeed */
+                st = 2;
+            } else if (compile_entry(&z->pm, &z->pm.funcs[k->fidx], k)) {
+                record_failure(k, PTXE_INVALID_PTX, buf);
+                st = -1;
+            } else {
+                __atomic_store_n(&k->decode_state, 1, __ATOMIC_RELEASE);
+                st = 1;
+            }
+            z->pm.log = NULL;
+            z->pm.loglen = 0;
+            if (st != 2 && --z->pending == 0) { /* every kernel decoded: the text is no longer needed */
+                pmod_release(&z->pm);
+                free(z->text);
+                z->text = NULL;
+            }
+            if (st == 2) {
+                logf_(log, loglen, "%s", buf);
+                pthread_mutex_unlock(&z->mu);
+                return PTXE_OUT_OF_MEMORY;
+            }
+        }
+        pthread_mutex_unlock(&z->mu);
+    }
+    if (st == 1) return PTXE_SUCCESS;
+    logf_(log, loglen, "%s", k->decode_log ? k->decode_log : "PTX decode failed");
+    return k->decode_err ? k->decode_err : PTXE_INVALID_PTX;
+}
+
+int ptx_kernel_is_decoded(const ptx_kernel *k) { return k && __atomic_load_n(&k->decode_state, __ATOMIC_ACQUIRE) == 1; }
 
 void ptx_module_free(ptx_module *m) {
     if (!m) return;
@@ -2776,6 +2946,7 @@ void ptx_module_free(ptx_module *m) {
         }
         free(m->vars);
     }
+    lazy_free(m->lazy);
     free(m);
 }
 

@@ -100,6 +100,18 @@ def test_numba_kernels_run_on_the_emulator_directly(tmp_path):
     check(tmp_path)
 
 
+def test_numba_refuses_capability_13_which_is_why_the_emulator_defaults_to_12_1(tmp_path):
+    """TF_EMU_CC=13.0 (what cuBLAS's GEMMs need) is not the default: numba-cuda's NVRTC knows no 13.0 target and
+    refuses the device before any kernel reaches the driver (emu_c/README.md, "cuBLAS and CuPy", Default). When
+    this starts passing, 13.0 as the default is worth reconsidering."""
+    script = tmp_path / "kernels.py"
+    script.write_text(KERNELS)
+    r = subprocess.run([sys.executable, str(script)], env={**env_with_lib_dir(native.emu_lib_dir()), "TF_EMU_CC": "13.0"},
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode != 0 and "numba_ok" not in r.stdout
+    assert "compute_130a" in r.stderr and "compute_121" in r.stderr, r.stderr[-2000:]
+
+
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory):
     e = EmbeddedEmu(tmp_path_factory.mktemp("tfhome"))

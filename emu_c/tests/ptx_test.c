@@ -1780,6 +1780,60 @@ static void test_hostile_ptx(void) {
     CHECK(!m && strstr(log, "too many instructions"), "exponential inlining: loaded=%d log=%s", m != NULL, log);
 }
 
+/* Lazy loading (ptx_module_open): a module opens with its variables and every kernel's name and parameters, no
+ * body decoded; a body is decoded at ptx_kernel_decode (once; a failure is remembered with its reason), and a
+ * header error still fails the open. */
+static void test_lazy_open(void) {
+    static const char text[] =
+        ".version 8.0\n.target sm_80\n.address_size 64\n"
+        ".global .align 4 .u32 g = 7;\n"
+        ".func (.param .b32 r) twice(.param .b32 x)\n{\n .reg .b32 %t<2>;\n ld.param.b32 %t0, [x];\n"
+        " add.u32 %t1, %t0, %t0;\n st.param.b32 [r], %t1;\n ret;\n}\n"
+        ".visible .entry good(.param .u64 p, .param .u32 v)\n{\n .reg .u64 %rd<2>;\n .reg .u32 %r<3>;\n"
+        " ld.param.u64 %rd1, [p];\n ld.param.u32 %r1, [v];\n ld.global.u32 %r2, [g];\n add.u32 %r1, %r1, %r2;\n"
+        " {\n .param .b32 pa;\n st.param.b32 [pa], %r1;\n .param .b32 pr;\n call.uni (pr), twice, (pa);\n"
+        " ld.param.b32 %r1, [pr];\n }\n st.global.u32 [%rd1], %r1;\n ret;\n}\n"
+        ".visible .entry bad()\n{\n bra.uni NOWHERE;\n ret;\n}\n";
+    int err = -1;
+    char log[256] = "";
+    ptx_module *m = ptx_module_open(text, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "open -> %p %d %s", (void *)m, err, log);
+    if (!m) return;
+    CHECK(ptx_module_kernel_count(m) == 2, "kernels %d", ptx_module_kernel_count(m));
+    const ptx_kernel *good = ptx_module_get_kernel(m, "good"), *bad = ptx_module_get_kernel(m, "bad");
+    CHECK(good && bad && !ptx_kernel_is_decoded(good) && !ptx_kernel_is_decoded(bad), "nothing decoded at open");
+    size_t off = 0, sz = 0;
+    CHECK(ptx_kernel_param_count(good) == 2 && ptx_kernel_param_info(good, 1, &off, &sz) == 0 && off == 8 && sz == 4 &&
+          ptx_kernel_param_buffer_size(good) == 12, "parameters from the header: off %zu size %zu", off, sz);
+    uint64_t gaddr = 0;
+    size_t gbytes = 0;
+    CHECK(ptx_module_get_global(m, "g", &gaddr, &gbytes) == 0 && gbytes == 4 && *(uint32_t *)(uintptr_t)gaddr == 7,
+          "a variable is allocated and initialized at open");
+    CHECK(ptx_kernel_decode(bad, log, sizeof(log)) == 218 && strstr(log, "NOWHERE"), "bad body -> %s", log);
+    log[0] = 0;
+    CHECK(ptx_kernel_decode(bad, log, sizeof(log)) == 218 && strstr(log, "NOWHERE"), "remembered -> %s", log);
+    CHECK(!ptx_kernel_is_decoded(bad), "a failed kernel is not decoded");
+    CHECK(ptx_kernel_decode(good, log, sizeof(log)) == 0 && ptx_kernel_is_decoded(good), "good -> %s", log);
+    CHECK(ptx_kernel_decode(good, log, sizeof(log)) == 0, "decoding twice is a no-op");
+    uint32_t *out = dev_alloc(0, 4);
+    *(uint32_t *)(uintptr_t)gaddr = 5;
+    pbuf p = {{0}, 0};
+    pptr(&p, out);
+    pint(&p, 10);
+    ptx_launch_cfg cfg = {{1, 1, 1}, {1, 1, 1}, 0, p.b, p.n, 1, 0};
+    int r = ptx_launch(good, &cfg, &ENV, NULL, log, sizeof(log));
+    CHECK(r == 0 && *out == 30, "lazily decoded kernel ran: rc %d out %u (%s)", r, *out, log);
+    dev_free(0, out);
+    ptx_module_free(m);
+    /* the eager load of the same text fails on the bad body; a bad header fails the open itself */
+    m = ptx_module_load(text, 0, &ENV, &err, log, sizeof(log));
+    CHECK(!m && err == 218, "eager load of a bad body -> %p %d", (void *)m, err);
+    if (m) ptx_module_free(m);
+    m = ptx_module_open(".version 8.0\n.target sm_80\n.entry x( {\n", 0, &ENV, &err, log, sizeof(log));
+    CHECK(!m && err == 218 && log[0], "bad header -> %p %d %s", (void *)m, err, log);
+    if (m) ptx_module_free(m);
+}
+
 static void test_recursion(void) {
     int *n = dev_alloc(0, 32 * 4), *out = dev_alloc(0, 32 * 4);
     static const int fibs[] = {0, 1, 1, 2, 3, 5, 8, 13};
@@ -1933,7 +1987,7 @@ static const test TESTS[] = {
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
     {"wmma_exact", test_wmma_exact}, {"mma_more", test_mma_more},
-    {"hostile_ptx", test_hostile_ptx}, {"recursion", test_recursion},
+    {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background},
     {"jit_disk_cache", test_jit_disk_cache},
 };

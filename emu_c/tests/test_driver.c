@@ -692,6 +692,70 @@ static void test_ptx_target_against_capability(void)
     OK(cuCtxDestroy_v2(ctx));
 }
 
+/* Lazy loading, as CUDA's default CU_MODULE_LAZY_LOADING: a module loads without decoding its kernels;
+ * cuModuleGetFunction loads the function (a body the JIT cannot compile is CUDA_ERROR_INVALID_PTX there, at every
+ * call), a library's kernel loads at cuKernelGetFunction or its launch, and cuFuncIsLoaded says which. */
+static void test_lazy_loading(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    CUmoduleLoadingMode mode = 0;
+    OK(cuModuleGetLoadingMode(&mode));
+    CHECK(mode == CU_MODULE_LAZY_LOADING);
+    static const char ptx[] = ".version 8.0\n.target sm_80\n.address_size 64\n"
+                              ".visible .entry good(.param .u64 p)\n{\n .reg .u64 %rd<2>;\n .reg .u32 %r<2>;\n"
+                              " ld.param.u64 %rd1, [p];\n mov.u32 %r1, 42;\n st.global.u32 [%rd1], %r1;\n ret;\n}\n"
+                              ".visible .entry bad()\n{\n bra.uni NOWHERE;\n ret;\n}\n";
+    CUmodule m;
+    CHECK(cuModuleLoadData(&m, ptx) == CUDA_SUCCESS); /* the bad body is not read at load */
+    unsigned count = 0;
+    OK(cuModuleGetFunctionCount(&count, m));
+    CHECK(count == 2);
+    CUfunction fs[2] = {0, 0}, f;
+    OK(cuModuleEnumerateFunctions(fs, 2, m));
+    CUfunctionLoadingState st = CU_FUNCTION_LOADING_STATE_MAX;
+    OK(cuFuncIsLoaded(&st, fs[0]));
+    CHECK(st == CU_FUNCTION_LOADING_STATE_UNLOADED);
+    size_t off = 1, size = 0;
+    OK(cuFuncGetParamInfo(fs[0], 0, &off, &size)); /* parameters come from the header */
+    CHECK(off == 0 && size == 8);
+    OK(cuModuleGetFunction(&f, m, "good"));
+    OK(cuFuncIsLoaded(&st, f));
+    CHECK(st == CU_FUNCTION_LOADING_STATE_LOADED);
+    CHECK(cuModuleGetFunction(&f, m, "bad") == CUDA_ERROR_INVALID_PTX);
+    CHECK(cuModuleGetFunction(&f, m, "bad") == CUDA_ERROR_INVALID_PTX);
+    const char *name = NULL;
+    OK(cuFuncGetName(&name, fs[1]));
+    CUfunction badf = name && !strcmp(name, "bad") ? fs[1] : fs[0];
+    int v = 0;
+    CHECK(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_NUM_REGS, badf) == CUDA_ERROR_INVALID_PTX);
+    CHECK(cuLaunchKernel(badf, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL) == CUDA_ERROR_INVALID_PTX);
+    CHECK(cuFuncLoad(badf) == CUDA_ERROR_INVALID_PTX);
+    OK(cuCtxSynchronize()); /* not a sticky error: the context is fine */
+    OK(cuModuleUnload(m));
+    /* a library's kernel: loaded by its first launch */
+    CUlibrary lib;
+    OK(cuLibraryLoadData(&lib, ptx, NULL, NULL, 0, NULL, NULL, 0));
+    CUkernel k;
+    OK(cuLibraryGetKernel(&k, lib, "good"));
+    OK(cuFuncIsLoaded(&st, (CUfunction)k));
+    CHECK(st == CU_FUNCTION_LOADING_STATE_UNLOADED);
+    CUdeviceptr out;
+    OK(cuMemAlloc_v2(&out, 4));
+    void *args[] = {&out};
+    OK(cuLaunchKernel((CUfunction)k, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
+    unsigned got = 0;
+    OK(cuMemcpyDtoH_v2(&got, out, 4));
+    CHECK(got == 42);
+    OK(cuFuncIsLoaded(&st, (CUfunction)k));
+    CHECK(st == CU_FUNCTION_LOADING_STATE_LOADED);
+    OK(cuLibraryGetKernel(&k, lib, "bad"));
+    CHECK(cuKernelGetFunction(&f, k) == CUDA_ERROR_INVALID_PTX);
+    OK(cuMemFree_v2(out));
+    OK(cuLibraryUnload(lib));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
 /* NUM_REGS is bounded as ptxas bounds it (255, .maxnreg, and .minnctapersm blocks of .maxntid threads in 64K
  * registers), however many virtual registers the PTX declares: a block of the kernel's maximum size is
  * always resident (CUB sizes grids by the occupancy and divides by it). */
@@ -927,6 +991,7 @@ int main(int argc, char **argv)
     test_memory_pools();
     test_jit_link_of_one_ptx_module();
     test_ptx_target_against_capability();
+    test_lazy_loading();
     test_register_count_bounded_by_launch_bounds();
     test_small_gaps();
     test_shareable_handles("/proc/self/exe");

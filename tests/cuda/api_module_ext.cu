@@ -273,6 +273,9 @@ int main()
         printf("FAIL module\n");
         return 1;
     }
+    CUmoduleLoadingMode lm = (CUmoduleLoadingMode)0;
+    RC("loading_mode_rc", cuModuleGetLoadingMode(&lm));
+    printf("loading_mode=%d\n", (int)lm); /* 1 eager, 2 lazy (CUDA_MODULE_LOADING) */
     occupancy(fsmem);
     linking();
     enumerate(mod, fsmem);

@@ -117,10 +117,11 @@ def test_jit_falls_back_to_the_interpreter_per_kernel_saying_why():
     assert "runs on the interpreter: PRINTF" in p.stderr.decode()
 
 
-def test_unknown_engine_name_is_one_clear_line_and_the_interpreter_runs():
+def test_unknown_engine_name_fails_cuinit_with_one_clear_line():
+    # settings fail closed (tests/emu/test_emu_settings.py): no silent fallback to the interpreter
     p = run_program("ptx_e2e", "printf", env=emu_env(TF_EMU_ENGINE="llvm"))
-    assert parse_kv(p.stdout)["sync"] == "cudaSuccess"
-    assert "TF_EMU_ENGINE=llvm is neither interp nor jit; using the interpreter" in p.stderr.decode()
+    assert parse_kv(p.stdout)["sync"] == "cudaErrorInvalidValue"
+    assert "TF_EMU_ENGINE=llvm is not accepted (interp or jit)" in p.stderr.decode()
 
 
 needs_jit = pytest.mark.skipif(not shutil.which("llvm-config-14"), reason="the PTX JIT needs LLVM 14 (llvm-14-dev)")

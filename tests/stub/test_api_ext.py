@@ -126,6 +126,7 @@ MODULE_DOCUMENTED = {
     "can_access_peer_rc": "0", "can_access_peer": "0",  # a device is not its own peer
     "peer_copy": "0", "peer_value": "77", "peer_copy_async": "0", "peer_async_value": "78",
     "peer_copy_bogus_rejected": "1", "done": "1",
+    "loading_mode_rc": "0", "loading_mode": "2",  # CU_MODULE_LAZY_LOADING, CUDA's default (emu_c/README "Module loading")
 }
 
 
