@@ -982,6 +982,23 @@ static void resched(warp_st *W) {
         act = W->live & ~W->exited & ~W->atbar & ~W->wsync;
     }
     if (!act) return;
+    /* the common case, a converged warp: every runnable lane at one pc (one SSE2 compare per 4 lanes) */
+    const int p0 = W->pc[__builtin_ctz(act)];
+    uint32_t eq = 0;
+#ifdef __SSE2__
+    const __m128i pv = _mm_set1_epi32(p0);
+    for (int i = 0; i < 8; i++)
+        eq |= (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(W->pc + 4 * i)), pv)))
+              << (4 * i);
+#else
+    for (int l = 0; l < 32; l++) eq |= (uint32_t)(W->pc[l] == p0) << l;
+#endif
+    if (!(act & ~eq)) {
+        W->cur_pc = p0;
+        W->cur_mask = act;
+        W->min_wait = INT_MAX;
+        return;
+    }
     int mn = INT_MAX;
     for (uint32_t m = act; m; m &= m - 1) {
         int l = __builtin_ctz(m);
@@ -1025,6 +1042,10 @@ static inline uint32_t pred_mask(const uint64_t *P) {
 }
 
 static inline void store_pcs(warp_st *W, int pc, uint32_t cm) {
+    if (cm == FULL) {
+        for (int l = 0; l < 32; l++) W->pc[l] = pc; /* vectorized */
+        return;
+    }
     for (uint32_t m = cm; m; m &= m - 1) W->pc[__builtin_ctz(m)] = pc;
 }
 
@@ -2091,7 +2112,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                     B->red_or |= v;
                 }
             }
-            for (uint32_t m = em; m; m &= m - 1) W->pc[__builtin_ctz(m)] = pc + 1;
+            store_pcs(W, pc + 1, em);
             W->atbar |= em;
             if (em == cm) goto reschedule;
             cm &= ~em;
