@@ -437,8 +437,8 @@ static inline uint8_t *resolve(blk *B, unsigned tid, int space, uint64_t a, uint
  * thread's local memory) and tot-aligned as the per-lane path requires, returns the shape of the access with
  * the lane's host address A[l] + off + *d + l * *stride (stride: local memory, one slice per thread):
  * SPAN_UNIFORM (a full warp, every lane at one address), SPAN_CONTIG (a full warp at consecutive elements:
- * lane l at A[0] + l * tot), SPAN_HALVES (each half-warp one of those two) or SPAN_GATHER; else SPAN_NONE, and the per-lane path runs (it finds and reports
- * the faulting lane). The full-warp pass is branch-free 64-bit arithmetic the compiler vectorizes. */
+ * lane l at A[0] + l * tot), SPAN_HALVES (each half-warp one of those two) or SPAN_GATHER; else SPAN_NONE, and
+ * the per-lane path runs (it finds and reports the faulting lane). The full-warp pass is branch-free 64-bit arithmetic the compiler vectorizes. */
 enum { SPAN_NONE, SPAN_GATHER, SPAN_UNIFORM, SPAN_CONTIG, SPAN_HALVES, SPAN_OTHER };
 
 /* Over a full warp's 32 addresses: *ors = OR of all, *uni = 0 iff all equal A[0], *con = 0 iff A[l] = A[0] + l*tot. */
