@@ -179,8 +179,9 @@ static uint64_t fenc(double r, int t, int rm, unsigned flags) {
     }
 }
 
-/* Set while a whole warp instruction runs fop_slow under a directed rounding mode that fe_hold already set
- * (one fesetround pair per instruction instead of one per lane: the switch cost half of `interval`'s time). */
+/* Set while a whole warp instruction runs fop_slow (add/sub/mul/fma/div, rcp/sqrt through unary_float) or
+ * int_to_float (cvt from an integer) under a directed rounding mode that fe_hold already set (one fesetround pair
+ * per instruction instead of one per lane: the switch cost half of `interval`'s time). */
 static __thread int t_fe_held __attribute__((tls_model("initial-exec")));
 
 /* Float binary/ternary ops outside the fast path: half types, directed rounding, ftz, sat.
@@ -297,7 +298,7 @@ __attribute__((noinline, optimize("rounding-math"))) static uint64_t int_to_floa
         double d = s ? (double)iv : (double)uv; /* exact for every value that does not overflow */
         return dt == T_F16 ? ptx_f64_to_f16(d, rm) : ptx_f64_to_bf16(d, rm);
     }
-    int dm = directed(rm);
+    int dm = directed(rm) && !t_fe_held;
     if (dm) fesetround(fe_mode(rm));
     uint64_t out;
     if (dt == T_F32) {
@@ -436,9 +437,9 @@ static inline uint8_t *resolve(blk *B, unsigned tid, int space, uint64_t a, uint
  * thread's local memory) and tot-aligned as the per-lane path requires, returns the shape of the access with
  * the lane's host address A[l] + off + *d + l * *stride (stride: local memory, one slice per thread):
  * SPAN_UNIFORM (a full warp, every lane at one address), SPAN_CONTIG (a full warp at consecutive elements:
- * lane l at A[0] + l * tot) or SPAN_GATHER; else SPAN_NONE, and the per-lane path runs (it finds and reports
- * the faulting lane). The full-warp pass is branch-free 64-bit arithmetic the compiler vectorizes. */
-enum { SPAN_NONE, SPAN_GATHER, SPAN_UNIFORM, SPAN_CONTIG, SPAN_OTHER };
+ * lane l at A[0] + l * tot), SPAN_HALVES (each half-warp one of those two) or SPAN_GATHER; else SPAN_NONE, and
+ * the per-lane path runs (it finds and reports the faulting lane). The full-warp pass is branch-free 64-bit arithmetic the compiler vectorizes. */
+enum { SPAN_NONE, SPAN_GATHER, SPAN_UNIFORM, SPAN_CONTIG, SPAN_HALVES, SPAN_OTHER };
 
 /* Over a full warp's 32 addresses: *ors = OR of all, *uni = 0 iff all equal A[0], *con = 0 iff A[l] = A[0] + l*tot. */
 static inline __attribute__((always_inline)) void warp_shape(const uint64_t *A, unsigned tot, uint64_t *ors, uint64_t *uni,
@@ -474,19 +475,58 @@ static inline __attribute__((always_inline)) void warp_shape(const uint64_t *A, 
 #endif
 }
 
-/* lazy: a full warp whose addresses are neither one nor consecutive returns SPAN_OTHER unchecked (the caller has
- * a cheaper checked pass of its own for those). */
+/* Over the 16 addresses H[0..15] of a half-warp: *uni = 0 iff all equal H[0], *con = 0 iff H[i] = H[0] + i*tot.
+ * (A 16x16 thread block reads one row or two rows per warp: the halves are where one address or consecutive
+ * elements show.) */
+static inline __attribute__((always_inline)) void half_shape(const uint64_t *H, unsigned tot, uint64_t *uni, uint64_t *con) {
+#ifdef __SSE2__
+    const __m128i a0 = _mm_set1_epi64x((long long)H[0]), step = _mm_set1_epi64x(2ll * tot);
+    __m128i e = _mm_set_epi64x((long long)(H[0] + tot), (long long)H[0]);
+    __m128i u = _mm_setzero_si128(), c = u;
+#pragma GCC unroll 8
+    for (int l = 0; l < 16; l += 2) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(H + l));
+        u = _mm_or_si128(u, _mm_xor_si128(v, a0));
+        c = _mm_or_si128(c, _mm_xor_si128(v, e));
+        e = _mm_add_epi64(e, step);
+    }
+    u = _mm_or_si128(u, _mm_unpackhi_epi64(u, u));
+    c = _mm_or_si128(c, _mm_unpackhi_epi64(c, c));
+    *uni = (uint64_t)_mm_cvtsi128_si64(u);
+    *con = (uint64_t)_mm_cvtsi128_si64(c);
+#else
+    uint64_t u = 0, c = 0, e = H[0];
+    for (int l = 0; l < 16; l++, e += tot) {
+        u |= H[l] ^ H[0];
+        c |= H[l] ^ e;
+    }
+    *uni = u;
+    *con = c;
+#endif
+}
+
+/* lazy: a full warp whose addresses are neither one, nor consecutive, nor one or consecutive per half-warp returns
+ * SPAN_OTHER unchecked (the caller has a cheaper checked pass of its own for those). SPAN_HALVES: each half-warp
+ * h is one address (bit h of *halves clear) or consecutive elements (bit h set) from A[16h] + off + *d. */
 static inline __attribute__((always_inline)) int warp_span(blk *B, int sp, const uint64_t *A, uint32_t em, uint64_t off,
                                                            unsigned tot, unsigned tid0, uint64_t *d, uint64_t *stride,
-                                                           int lazy) {
+                                                           int lazy, unsigned *halves) {
     uint64_t lo = ~0ull, hi = 0, ors = 0;
     int kind = SPAN_GATHER;
     *stride = 0;
+    *halves = 0;
     if (em == FULL) {
         const uint64_t a0 = A[0];
-        uint64_t uni, con;
+        uint64_t uni, con, uh[2] = {0, 0}, ch[2] = {0, 0};
+        int hshape = 0;
         warp_shape(A, tot, &ors, &uni, &con);
-        if (uni && con && lazy) return SPAN_OTHER;
+        if (uni && con) {
+            /* neither shape over the warp: per half-warp (only here, so the common shapes pay nothing more) */
+            half_shape(A, tot, &uh[0], &ch[0]);
+            half_shape(A + 16, tot, &uh[1], &ch[1]);
+            hshape = !((uh[0] && ch[0]) || (uh[1] && ch[1]));
+        }
+        if (uni && con && lazy && !hshape) return SPAN_OTHER;
         if (!uni) {
             lo = hi = a0 + off;
             kind = SPAN_UNIFORM;
@@ -495,6 +535,15 @@ static inline __attribute__((always_inline)) int warp_span(blk *B, int sp, const
             hi = lo + 31ull * tot;
             if (hi < lo) return SPAN_NONE;
             kind = SPAN_CONTIG;
+        } else if (hshape) {
+            for (int h = 0; h < 2; h++) {
+                const uint64_t l0 = A[16 * h] + off, h0 = l0 + (uh[h] ? 15ull * tot : 0);
+                if (h0 < l0) return SPAN_NONE;
+                lo = l0 < lo ? l0 : lo;
+                hi = h0 > hi ? h0 : hi;
+                if (uh[h]) *halves |= 1u << h;
+            }
+            kind = SPAN_HALVES;
         } else {
             for (int l = 0; l < 32; l++) {
                 const uint64_t a = A[l] + off;
@@ -933,6 +982,23 @@ static void resched(warp_st *W) {
         act = W->live & ~W->exited & ~W->atbar & ~W->wsync;
     }
     if (!act) return;
+    /* the common case, a converged warp: every runnable lane at one pc (one SSE2 compare per 4 lanes) */
+    const int p0 = W->pc[__builtin_ctz(act)];
+    uint32_t eq = 0;
+#ifdef __SSE2__
+    const __m128i pv = _mm_set1_epi32(p0);
+    for (int i = 0; i < 8; i++)
+        eq |= (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(W->pc + 4 * i)), pv)))
+              << (4 * i);
+#else
+    for (int l = 0; l < 32; l++) eq |= (uint32_t)(W->pc[l] == p0) << l;
+#endif
+    if (!(act & ~eq)) {
+        W->cur_pc = p0;
+        W->cur_mask = act;
+        W->min_wait = INT_MAX;
+        return;
+    }
     int mn = INT_MAX;
     for (uint32_t m = act; m; m &= m - 1) {
         int l = __builtin_ctz(m);
@@ -950,7 +1016,36 @@ static void resched(warp_st *W) {
     W->min_wait = mw;
 }
 
+/* Bit l = bit 0 of predicate register lane P[l]: the guard of every predicated instruction. SSE2: the low dwords
+ * shifted so bit 0 is the sign, packed with signed saturation (which keeps the sign) to bytes, one movemask per
+ * half-warp (~40 host instructions instead of ~100 for the shift-or loop). */
+static inline uint32_t pred_mask(const uint64_t *P) {
+#ifdef __SSE2__
+    uint32_t m = 0;
+    for (int h = 0; h < 2; h++) {
+        const uint64_t *Q = P + 16 * h;
+        __m128i d[4];
+        for (int k = 0; k < 4; k++) {
+            const __m128 x = _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(Q + 4 * k)));
+            const __m128 y = _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(Q + 4 * k + 2)));
+            d[k] = _mm_slli_epi32(_mm_castps_si128(_mm_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0))), 31);
+        }
+        const __m128i b = _mm_packs_epi16(_mm_packs_epi32(d[0], d[1]), _mm_packs_epi32(d[2], d[3]));
+        m |= (uint32_t)_mm_movemask_epi8(b) << (16 * h);
+    }
+    return m;
+#else
+    uint32_t m = 0;
+    for (int l = 0; l < 32; l++) m |= (uint32_t)(P[l] & 1) << l;
+    return m;
+#endif
+}
+
 static inline void store_pcs(warp_st *W, int pc, uint32_t cm) {
+    if (cm == FULL) {
+        for (int l = 0; l < 32; l++) W->pc[l] = pc; /* vectorized */
+        return;
+    }
     for (uint32_t m = cm; m; m &= m - 1) W->pc[__builtin_ctz(m)] = pc;
 }
 
@@ -1313,9 +1408,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         cnt++;
         uint32_t em = cm;
         if (in->pred >= 0) {
-            const uint64_t *P = R + (size_t)in->pred * 32;
-            uint32_t pm = 0;
-            for (int l = 0; l < 32; l++) pm |= (uint32_t)(P[l] & 1) << l;
+            const uint32_t pm = pred_mask(R + (size_t)in->pred * 32);
             em = in->pneg ? cm & ~pm : cm & pm;
         }
         int next = pc + 1;
@@ -1524,7 +1617,10 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             LOOP(S(id) = unary_int(in->op, t, S(ia), in->sub));
             break;
         case OP_RCP: case OP_SQRT: case OP_RSQRT: case OP_SIN: case OP_COS: case OP_EX2: case OP_LG2: case OP_TANH:
-            LOOP(S(id) = unary_float(in->op, t, S(ia), in->rm, in->flags));
+            if ((in->op == OP_RCP || in->op == OP_SQRT) && !(in->flags & IF_APPROX))
+                FOP_LOOP(t, in->rm, S(id) = unary_float(in->op, t, S(ia), in->rm, in->flags)); /* directed: fop_slow */
+            else
+                LOOP(S(id) = unary_float(in->op, t, S(ia), in->rm, in->flags));
             break;
         case OP_AND:
             if (t == T_PRED) LOOP(S(id) = S(ia) & S(ib) & 1);
@@ -1717,6 +1813,8 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             else if (t == T_F32 && st == T_S32 && in->rm <= RM_RN && !in->flags) LOOP(S(id) = UF((float)(int32_t)S(ia)));
             else if (t == T_F32 && st == T_U32 && in->rm <= RM_RN && !in->flags) LOOP(S(id) = UF((float)(uint32_t)S(ia)));
             else if (t == T_F64 && st == T_F32 && !in->flags) LOOP(S(id) = UD((double)F(S(ia))));
+            else if (st >= T_U8 && st <= T_S64 && (t == T_F32 || t == T_F64))
+                FOP_LOOP(t, in->rm, S(id) = cvt1(S(ia), t, st, in->rm, in->flags)); /* directed: int_to_float */
             else LOOP(S(id) = cvt1(S(ia), t, st, in->rm, in->flags));
             break;
         }
@@ -1754,10 +1852,11 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             const int sp = in->space, et = in->t, nv = in->vec;
             const unsigned es = in->esize, tot = es * (unsigned)nv;
             const int64_t off = in->imm;
-            uint64_t sd, sst;
+            uint64_t sd = 0, sst = 0;
+            unsigned halves;
             const int lazy = em == FULL && nv == 1 && tot == 4 && sp == SP_SHARED && in->v[0] != ia && B->mv.smem_size >= 4 &&
                              (et == T_U32 || et == T_F32);
-            int kind = warp_span(B, sp, R + (size_t)ia * 32, em, (uint64_t)off, tot, tid0, &sd, &sst, lazy);
+            int kind = warp_span(B, sp, R + (size_t)ia * 32, em, (uint64_t)off, tot, tid0, &sd, &sst, lazy, &halves);
             if (kind == SPAN_OTHER) {
                 /* a full warp's 32-bit shared load in one branch-free pass: an out-of-range or misaligned lane
                  * reads word 0 instead and sets bad, and the per-lane path below then redoes the load and reports
@@ -1789,6 +1888,32 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                 for (int l = 0; l < 32; l++) D0[l] = x[l];
             } else if (kind == SPAN_CONTIG && nv == 1 && tot == 8) {
                 memcpy(R + (size_t)in->v[0] * 32, (const uint8_t *)(uintptr_t)(R[(size_t)ia * 32] + (uint64_t)off + sd), 256);
+            } else if (kind == SPAN_CONTIG && nv > 1 &&
+                       ((es == 4 && (et == T_U32 || et == T_F32 || et == T_F16X2 || et == T_BF16X2)) || es == 8)) {
+                /* a full warp's .v2/.v4 of consecutive elements (uint4, float2 arrays): one pass per vector element */
+                const uint8_t *p0 = (const uint8_t *)(uintptr_t)(R[(size_t)ia * 32] + (uint64_t)off + sd);
+                for (int k = 0; k < nv; k++) {
+                    uint64_t *Dk = R + (size_t)in->v[k] * 32;
+                    const uint8_t *pk = p0 + (size_t)k * es;
+                    if (es == 4)
+                        for (int l = 0; l < 32; l++) { uint32_t x; memcpy(&x, pk + (size_t)l * tot, 4); Dk[l] = x; }
+                    else
+                        for (int l = 0; l < 32; l++) memcpy(&Dk[l], pk + (size_t)l * tot, 8);
+                }
+            } else if (kind == SPAN_HALVES && nv == 1 && tot == 4 && (et == T_U32 || et == T_F32 || et == T_F16X2 || et == T_BF16X2)) {
+                /* per half-warp: one word broadcast, or 16 consecutive words (a 16x16 block's tile rows) */
+                uint64_t *D0 = R + (size_t)in->v[0] * 32;
+                for (int h = 0; h < 2; h++) {
+                    const uint8_t *p0 = (const uint8_t *)(uintptr_t)(R[(size_t)ia * 32 + 16 * h] + (uint64_t)off + sd);
+                    uint32_t x[16];
+                    if (halves >> h & 1) {
+                        memcpy(x, p0, sizeof(x));
+                    } else {
+                        memcpy(&x[0], p0, 4);
+                        for (int l = 1; l < 16; l++) x[l] = x[0];
+                    }
+                    for (int l = 0; l < 16; l++) D0[16 * h + l] = x[l];
+                }
             } else if (kind) {
                 const int v0 = in->v[0];
                 if (nv == 1 && tot == 4 && (et == T_U32 || et == T_F32 || et == T_F16X2 || et == T_BF16X2))
@@ -1830,8 +1955,10 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             const int sp = in->space, nv = in->vec;
             const unsigned es = in->esize, tot = es * (unsigned)nv;
             const int64_t off = in->imm;
-            uint64_t sd, sst;
-            const int kind = warp_span(B, sp, R + (size_t)ia * 32, em, (uint64_t)off, tot, tid0, &sd, &sst, 0);
+            uint64_t sd = 0, sst = 0;
+            unsigned halves;
+            const int kind = warp_span(B, sp, R + (size_t)ia * 32, em, (uint64_t)off, tot, tid0, &sd, &sst, 0, &halves);
+            (void)halves; /* SPAN_HALVES stores run the checked per-lane loop below (lane order kept for same-address lanes) */
             if (kind == SPAN_CONTIG && nv == 1 && es == 4) {
                 uint8_t *p0 = (uint8_t *)(uintptr_t)(R[(size_t)ia * 32] + (uint64_t)off + sd);
                 const uint64_t *V0 = R + (size_t)in->v[0] * 32;
@@ -1840,6 +1967,17 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                 memcpy(p0, x, sizeof(x));
             } else if (kind == SPAN_CONTIG && nv == 1 && es == 8) {
                 memcpy((uint8_t *)(uintptr_t)(R[(size_t)ia * 32] + (uint64_t)off + sd), R + (size_t)in->v[0] * 32, 256);
+            } else if (kind == SPAN_CONTIG && nv > 1 && (es == 4 || es == 8)) {
+                /* .v2/.v4 of consecutive elements: one pass per vector element (no two lanes share a byte) */
+                uint8_t *p0 = (uint8_t *)(uintptr_t)(R[(size_t)ia * 32] + (uint64_t)off + sd);
+                for (int k = 0; k < nv; k++) {
+                    const uint64_t *Vk = R + (size_t)in->v[k] * 32;
+                    uint8_t *pk = p0 + (size_t)k * es;
+                    if (es == 4)
+                        for (int l = 0; l < 32; l++) { const uint32_t x = (uint32_t)Vk[l]; memcpy(pk + (size_t)l * tot, &x, 4); }
+                    else
+                        for (int l = 0; l < 32; l++) memcpy(pk + (size_t)l * tot, &Vk[l], 8);
+                }
             } else if (kind) {
                 const int v0 = in->v[0];
                 if (nv == 1 && es == 4) LOOP(uint32_t x = (uint32_t)S(v0); memcpy(SPAN_PTR(l), &x, 4));
@@ -1974,7 +2112,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                     B->red_or |= v;
                 }
             }
-            for (uint32_t m = em; m; m &= m - 1) W->pc[__builtin_ctz(m)] = pc + 1;
+            store_pcs(W, pc + 1, em);
             W->atbar |= em;
             if (em == cm) goto reschedule;
             cm &= ~em;

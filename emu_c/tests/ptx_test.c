@@ -1201,8 +1201,8 @@ static void test_hand_ptx(void) {
 }
 
 /* Loads and stores whose lanes form the shapes the executor checks once per warp (one address, consecutive
- * elements, any order, two allocations in one warp) give each lane its own element, and a lane outside the
- * allocation or the shared array is still the one the fault names. */
+ * elements, any order, two allocations in one warp, per half-warp one address or consecutive elements) give each
+ * lane its own element, and a lane outside the allocation or the shared array is still the one the fault names. */
 static const char *SHAPES_PTX =
     ".version 8.0\n.target sm_80\n.address_size 64\n"
     ".visible .entry shapes(.param .u64 o, .param .u64 a, .param .u64 b, .param .u32 mode)\n{\n"
@@ -1214,12 +1214,16 @@ static const char *SHAPES_PTX =
     " setp.eq.u32 %p1, %r1, 2; sub.u32 %r4, 31, %r2; selp.b32 %r3, %r4, %r3, %p1;\n"
     " setp.eq.u32 %p1, %r1, 4; add.u32 %r4, %r2, 1; selp.b32 %r3, %r4, %r3, %p1;\n"
     " setp.eq.u32 %p1, %r1, 3; setp.ge.u32 %p2, %r2, 16; and.pred %p1, %p1, %p2; selp.b64 %rd4, %rd3, %rd2, %p1;\n"
+    " setp.eq.u32 %p1, %r1, 7; and.b32 %r4, %r2, 15; selp.b32 %r3, %r4, %r3, %p1;\n"
+    " setp.eq.u32 %p1, %r1, 8; shr.u32 %r4, %r2, 4; mul.lo.u32 %r4, %r4, 5; selp.b32 %r3, %r4, %r3, %p1;\n"
     " mul.wide.u32 %rd5, %r3, 4; add.s64 %rd6, %rd4, %rd5; ld.global.u32 %r5, [%rd6];\n"
     " shl.b32 %r6, %r2, 2; mov.u32 %r7, sm; add.u32 %r8, %r7, %r6; mul.lo.u32 %r9, %r2, 3; st.shared.u32 [%r8], %r9;\n"
     " bar.sync 0;\n"
     " mov.u32 %r10, %r3;\n"
     " setp.eq.u32 %p1, %r1, 5; add.u32 %r4, %r2, 33; selp.b32 %r10, %r4, %r10, %p1;\n"
     " setp.eq.u32 %p1, %r1, 6; sub.u32 %r4, 64, %r2; selp.b32 %r10, %r4, %r10, %p1;\n"
+    " setp.eq.u32 %p1, %r1, 9; and.b32 %r4, %r2, 15; setp.ge.u32 %p2, %r2, 16; selp.b32 %r11, 49, 0, %p2;\n"
+    " add.u32 %r4, %r4, %r11; selp.b32 %r10, %r4, %r10, %p1;\n"
     " shl.b32 %r6, %r10, 2; add.u32 %r8, %r7, %r6; ld.shared.u32 %r9, [%r8];\n"
     " add.u32 %r5, %r5, %r9;\n"
     " mul.wide.u32 %rd7, %r2, 4; add.s64 %rd8, %rd1, %rd7; st.global.u32 [%rd8], %r5;\n"
@@ -1238,18 +1242,18 @@ static void test_warp_shapes(void) {
     cfg.block[0] = 32;
     cfg.block[1] = cfg.block[2] = 1;
     cfg.worker_threads = 1;
-    int bad_mode = -1, bad_lane = -1, rc[7] = {0};
-    char logs[7][512];
-    for (int mode = 0; mode < 7; mode++) {
+    int bad_mode = -1, bad_lane = -1, rc[10] = {0};
+    char logs[10][512];
+    for (int mode = 0; mode < 10; mode++) {
         pbuf p = {{0}, 0};
         pptr(&p, o); pptr(&p, a); pptr(&p, b); pint(&p, mode);
         cfg.param_buffer = p.b;
         cfg.param_buffer_size = p.n;
         memset(o, 0, 32 * 4);
         rc[mode] = ptx_launch(ptx_module_get_kernel(m, "shapes"), &cfg, &ENV, NULL, logs[mode], sizeof(logs[mode]));
-        if (mode > 3) continue;
+        if (mode > 3 && mode != 7 && mode != 8) continue;
         for (unsigned l = 0; l < 32 && bad_mode < 0; l++) {
-            unsigned idx = mode == 1 ? 0 : mode == 2 ? 31 - l : l;
+            unsigned idx = mode == 1 ? 0 : mode == 2 ? 31 - l : mode == 7 ? (l & 15) : mode == 8 ? (l >> 4) * 5 : l;
             unsigned want = (mode == 3 && l >= 16 ? b[idx] : a[idx]) + 3 * idx;
             if (rc[mode] || o[l] != want) { bad_mode = mode; bad_lane = (int)l; }
         }
@@ -1264,6 +1268,112 @@ static void test_warp_shapes(void) {
           "lane 31 past the shared array (consecutive) -> %d (%s)", rc[5], logs[5]);
     CHECK(rc[6] == 700 && strstr(logs[6], "shared") && strstr(logs[6], "thread (0,0,0)"),
           "lane 0 past the shared array (reversed) -> %d (%s)", rc[6], logs[6]);
+    CHECK(rc[9] == 700 && strstr(logs[9], "shared") && strstr(logs[9], "thread (31,0,0)"),
+          "lane 31 past the shared array (consecutive per half-warp) -> %d (%s)", rc[9], logs[9]);
+}
+
+/* rcp/sqrt and cvt from integers with directed rounding, whose rounding mode the executor sets once per warp
+ * instruction: each lane against the C operation under fesetround, on full and partial warps (lanes 50-63 off). */
+static const char *DIRRND_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry dirrnd(.param .u64 px, .param .u64 pdx, .param .u64 pix, .param .u64 po, .param .u64 pod, .param .u32 n)\n{\n"
+    " .reg .b32 %r<4>; .reg .b64 %rd<16>; .reg .f32 %f<12>; .reg .f64 %fd<8>; .reg .pred %p<2>;\n"
+    " ld.param.u64 %rd1, [px]; ld.param.u64 %rd2, [pdx]; ld.param.u64 %rd3, [pix]; ld.param.u64 %rd4, [po];\n"
+    " ld.param.u64 %rd5, [pod]; ld.param.u32 %r1, [n]; mov.u32 %r2, %tid.x; setp.ge.u32 %p1, %r2, %r1; @%p1 bra DONE;\n"
+    " mul.wide.u32 %rd6, %r2, 4; add.s64 %rd7, %rd1, %rd6; ld.global.f32 %f1, [%rd7];\n"
+    " mul.wide.u32 %rd8, %r2, 8; add.s64 %rd9, %rd2, %rd8; ld.global.f64 %fd1, [%rd9]; add.s64 %rd10, %rd3, %rd8; ld.global.u64 %rd11, [%rd10];\n"
+    " rcp.rz.f32 %f2, %f1; rcp.rp.f32 %f3, %f1; sqrt.rm.f32 %f4, %f1; sqrt.rp.f32 %f5, %f1;\n"
+    " cvt.rz.f32.s64 %f6, %rd11; cvt.rp.f32.u64 %f7, %rd11; cvt.u32.u64 %r3, %rd11; cvt.rm.f32.s32 %f8, %r3;\n"
+    " cvt.rp.f32.f64 %f9, %fd1; cvt.rm.f32.f64 %f10, %fd1;\n"
+    " mul.wide.u32 %rd12, %r2, 36; add.s64 %rd13, %rd4, %rd12;\n"
+    " st.global.f32 [%rd13], %f2; st.global.f32 [%rd13+4], %f3; st.global.f32 [%rd13+8], %f4; st.global.f32 [%rd13+12], %f5;\n"
+    " st.global.f32 [%rd13+16], %f6; st.global.f32 [%rd13+20], %f7; st.global.f32 [%rd13+24], %f8;\n"
+    " st.global.f32 [%rd13+28], %f9; st.global.f32 [%rd13+32], %f10;\n"
+    " rcp.rm.f64 %fd2, %fd1; sqrt.rp.f64 %fd3, %fd1; cvt.rp.f64.s64 %fd4, %rd11; cvt.rz.f64.u64 %fd5, %rd11;\n"
+    " mul.wide.u32 %rd14, %r2, 32; add.s64 %rd15, %rd5, %rd14;\n"
+    " st.global.f64 [%rd15], %fd2; st.global.f64 [%rd15+8], %fd3; st.global.f64 [%rd15+16], %fd4; st.global.f64 [%rd15+24], %fd5;\n"
+    "DONE:\n ret;\n}\n";
+
+static float mode_f(int mode, int op, float x, long long i, double d) {
+    volatile float a = x, r;
+    volatile long long vi = i;
+    volatile double vd = d;
+    fesetround(mode);
+    switch (op) {
+    case 0: r = 1.0f / a; break;
+    case 1: r = sqrtf(a); break;
+    case 2: r = (float)vi; break;
+    case 3: r = (float)(unsigned long long)vi; break;
+    case 4: r = (float)(int)(unsigned)(unsigned long long)vi; break;
+    default: r = (float)vd; break;
+    }
+    fesetround(FE_TONEAREST);
+    return r;
+}
+static double mode_d(int mode, int op, double x, long long i) {
+    volatile double a = x, r;
+    volatile long long vi = i;
+    fesetround(mode);
+    switch (op) {
+    case 0: r = 1.0 / a; break;
+    case 1: r = sqrt(a); break;
+    case 2: r = (double)vi; break;
+    default: r = (double)(unsigned long long)vi; break;
+    }
+    fesetround(FE_TONEAREST);
+    return r;
+}
+
+static void test_directed_rounding_per_warp(void) {
+    enum { T = 64, N = 50 };
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(DIRRND_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    float *x = dev_alloc(0, T * 4), *o = dev_alloc(0, T * 9 * 4);
+    double *dx = dev_alloc(0, T * 8), *od = dev_alloc(0, T * 4 * 8);
+    long long *ix = dev_alloc(0, T * 8);
+    for (int i = 0; i < T; i++) {
+        x[i] = fbits(0x3f800000u + (rnd() & 0x7fffff)) * (float)(1 + rnd() % 1000);
+        dx[i] = (double)x[i] * (1.0 + 1e-9 * (double)(1 + rnd() % 1000)) / 3.0;
+        ix[i] = (long long)(((unsigned long long)rnd() << 32 | rnd()) | 0x10000001ull) * ((i & 1) ? -1 : 1);
+    }
+    memset(o, 0, T * 9 * 4);
+    memset(od, 0, T * 4 * 8);
+    pbuf p = {{0}, 0};
+    pptr(&p, x); pptr(&p, dx); pptr(&p, ix); pptr(&p, o); pptr(&p, od); pint(&p, N);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = T;
+    cfg.block[1] = cfg.block[2] = 1;
+    cfg.worker_threads = 1;
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
+    int rc = ptx_launch(ptx_module_get_kernel(m, "dirrnd"), &cfg, &ENV, NULL, log, sizeof(log));
+    CHECK(rc == 0, "launch: %d %s", rc, log);
+    static const int fm[9] = {FE_TOWARDZERO, FE_UPWARD, FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO, FE_UPWARD, FE_DOWNWARD,
+                              FE_UPWARD, FE_DOWNWARD};
+    static const int fo[9] = {0, 0, 1, 1, 2, 3, 4, 5, 5};
+    static const int dm[4] = {FE_DOWNWARD, FE_UPWARD, FE_UPWARD, FE_TOWARDZERO};
+    int differs_f[9] = {0}, differs_d[4] = {0};
+    for (int t = 0; t < T; t++) {
+        for (int k = 0; k < 9; k++) {
+            float want = t < N ? mode_f(fm[k], fo[k], x[t], ix[t], dx[t]) : 0.0f;
+            CHECK(same_f(o[t * 9 + k], want), "thread %d f32 result %d: %.9g (%#x) want %.9g (%#x)", t, k, o[t * 9 + k],
+                  bitsf(o[t * 9 + k]), want, bitsf(want));
+            if (t < N && !same_f(want, mode_f(FE_TONEAREST, fo[k], x[t], ix[t], dx[t]))) differs_f[k] = 1;
+        }
+        for (int k = 0; k < 4; k++) {
+            double want = t < N ? mode_d(dm[k], k, dx[t], ix[t]) : 0.0;
+            CHECK(same_d(od[t * 4 + k], want), "thread %d f64 result %d: %.17g want %.17g", t, k, od[t * 4 + k], want);
+            if (t < N && !same_d(want, mode_d(FE_TONEAREST, k, dx[t], ix[t]))) differs_d[k] = 1;
+        }
+    }
+    for (int k = 0; k < 9; k++) CHECK(differs_f[k], "f32 result %d: no input where the mode changes the result", k);
+    for (int k = 0; k < 4; k++) CHECK(differs_d[k], "f64 result %d: no input where the mode changes the result", k);
+    ptx_module_free(m);
+    dev_free(0, x); dev_free(0, o); dev_free(0, dx); dev_free(0, od); dev_free(0, ix);
 }
 
 static void test_determinism_threads(void) {
@@ -1982,7 +2092,7 @@ static const test TESTS[] = {
     {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"warpgroups", test_warpgroups}, {"mbarrier", test_mbarrier}, {"virtuals", test_virtuals}, {"atomics", test_atomics}, {"diverge", test_diverge},
     {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
     {"oob", test_oob}, {"coop", test_coop}, {"griddepcontrol", test_griddepcontrol}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
-    {"hand_ptx", test_hand_ptx}, {"warp_shapes", test_warp_shapes}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
+    {"hand_ptx", test_hand_ptx}, {"warp_shapes", test_warp_shapes}, {"directed_rounding_per_warp", test_directed_rounding_per_warp}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
