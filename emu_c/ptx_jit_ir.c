@@ -1143,19 +1143,29 @@ static void count_block(G *g, int leader) {
     LLVMBuildStore(g->b, LLVMBuildAdd(g->b, c, ci(g->i64, (uint64_t)g->blen[leader]), ""), g->icnt);
 }
 
+/* The save area (the warp's R, 32 x 8 bytes per slot) is read only by this function's resume paths: a
+ * narrow slot is kept there as its 32 x 4 bytes (half the traffic at every bar.sync), a wide one whole.
+ * Special registers are the runner's 64-bit words, read only on the warp's first entry (mode 0). */
+static LLVMValueRef slot_ptr(G *g, int s, LLVMTypeRef vt) {
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->R, (LLVMValueRef[]){ci(g->i32, (uint64_t)s * 32)}, 1, "");
+    return LLVMBuildBitCast(g->b, p, LLVMPointerType(vt, 0), "");
+}
 static void save_slots(G *g, int all) {
     for (int s = 0; s < g->k->nslots; s++) {
         if (g->is_const[s]) continue;
         if (!all && !((g->live_save[s / 64] >> (s % 64)) & 1)) continue;
-        store_vec(g, g->R, s, V(g, s));
+        LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
+        LLVMSetAlignment(LLVMBuildStore(g->b, LLVMBuildLoad2(g->b, vt, g->slot[s], ""), slot_ptr(g, s, vt)), 8);
     }
 }
 static void load_slots(G *g, int all) {
     for (int s = 0; s < g->k->nslots; s++) {
         if (g->is_const[s]) continue;
         if (!all && !((g->live_save[s / 64] >> (s % 64)) & 1)) continue;
-        LLVMValueRef v = load_vec(g, g->R, s);
-        LLVMBuildStore(g->b, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v, g->slot[s]);
+        LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
+        LLVMValueRef v = LLVMBuildLoad2(g->b, vt, slot_ptr(g, s, vt), "");
+        LLVMSetAlignment(v, 8);
+        LLVMBuildStore(g->b, v, g->slot[s]);
     }
 }
 
@@ -1272,7 +1282,18 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     }
     for (int s = 0; s < ns; s++)
         if (!g->is_const[s]) LLVMBuildStore(g->b, LLVMGetUndef(g->narrow[s] ? g->v32 : g->v64), g->slot[s]);
-    /* special registers: the runner wrote them into the save area when the block started */
+    LLVMBasicBlockRef ld_first = LLVMAppendBasicBlockInContext(g->cx, g->fn, "first");
+    LLVMBasicBlockRef ld_bar = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_bar");
+    LLVMBasicBlockRef ld_all = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_all");
+    g->disp = LLVMAppendBasicBlockInContext(g->cx, g->fn, "dispatch");
+    g->finish = LLVMAppendBasicBlockInContext(g->cx, g->fn, "finish");
+    g->failbb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fail");
+    LLVMValueRef sw = LLVMBuildSwitch(g->b, g->mode, ld_first, 2);
+    LLVMAddCase(sw, ci(g->i32, 1), ld_bar);
+    LLVMAddCase(sw, ci(g->i32, 2), ld_all);
+    /* first entry: special registers, which the runner wrote into the save area when the block started
+     * (a resume finds the live ones among the saved slots) */
+    LLVMPositionBuilderAtEnd(g->b, ld_first);
     for (int sp = 0; sp < k->nspecials; sp++) {
         int s = k->specials[sp].slot;
         if (s >= 0 && s < ns && !g->is_const[s]) {
@@ -1280,14 +1301,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
             LLVMBuildStore(g->b, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v, g->slot[s]);
         }
     }
-    LLVMBasicBlockRef ld_bar = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_bar");
-    LLVMBasicBlockRef ld_all = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_all");
-    g->disp = LLVMAppendBasicBlockInContext(g->cx, g->fn, "dispatch");
-    g->finish = LLVMAppendBasicBlockInContext(g->cx, g->fn, "finish");
-    g->failbb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fail");
-    LLVMValueRef sw = LLVMBuildSwitch(g->b, g->mode, g->disp, 2);
-    LLVMAddCase(sw, ci(g->i32, 1), ld_bar);
-    LLVMAddCase(sw, ci(g->i32, 2), ld_all);
+    LLVMBuildBr(g->b, g->disp);
     LLVMPositionBuilderAtEnd(g->b, ld_bar);
     load_slots(g, 0);
     LLVMBuildBr(g->b, g->disp);
