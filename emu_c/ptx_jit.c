@@ -607,6 +607,8 @@ void ptx_jit_blk_setup(ptx_jit_blk *J, uint8_t *smem, uint64_t smem_size, int wo
     J->f[JF_ENVREG2] = coop_ws & 0xffffffffu;
     J->f[JF_DYN_SMEM] = cfg->dynamic_shared_bytes;
     J->f[JF_TOTAL_SMEM] = smem_size;
+    J->f[JF_PARAM] = (uint64_t)(uintptr_t)cfg->param_buffer;
+    J->f[JF_PARAM_SIZE] = cfg->param_buffer_size;
     J->mv.gc = &J->f[JF_GC0_LO];
     J->mv.smem = smem;
     J->mv.smem_size = smem_size;

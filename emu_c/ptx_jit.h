@@ -38,6 +38,7 @@ enum {
     JF_NTID_X, JF_NTID_Y, JF_NTID_Z, JF_CTAID_X, JF_CTAID_Y, JF_CTAID_Z,
     JF_NCTAID_X, JF_NCTAID_Y, JF_NCTAID_Z, JF_NWARPS, JF_SMID, JF_NSMID,
     JF_ENVREG1, JF_ENVREG2, JF_DYN_SMEM, JF_TOTAL_SMEM,
+    JF_PARAM, JF_PARAM_SIZE, /* the launch's parameter buffer (ld.param of a constant offset reads it inline) */
     JF_COUNT
 };
 
@@ -105,7 +106,7 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 4
+#define PTX_JIT_GENERATOR_VERSION 6
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
 #define PTX_JIT_PLUGIN_ABI 1

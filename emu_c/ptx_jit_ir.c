@@ -486,9 +486,187 @@ static void gen_shaped(G *g, const ptx_ins *in, int isld, LLVMValueRef A, LLVMVa
     }
 }
 
+/* A shared-memory ld/st whose address register holds 32-bit values (every shared address does): the
+ * warp's facts about the register (active min/max, common low bits, shape) depend on the register and
+ * the executing mask only, not on the instruction's offset, so LLVM computes them once for all the
+ * accesses of one register between two writes of it (a tile loop's 16-32 loads through 2 registers).
+ * Bounds and alignment are then a few scalar compares per access, exactly the interpreter's rule
+ * (every executing lane's zext(r) + imm inside [0, size - tot], aligned to tot); a warp that fails
+ * them goes through the runtime (ptx_jit_xlate), which reports the fault word for word. Accesses that
+ * pass: all 32 lanes executing with 8-lane chunks of consecutive elements are 4 vector loads/stores,
+ * chunks sharing one address 4 scalar loads; anything else a gather/scatter with 32-bit offsets. */
+static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
+    const int isld = in->op == OP_LD, nv = in->vec, et = in->t;
+    const unsigned es = in->esize, tot = es * (unsigned)nv;
+    const int64_t imm = in->imm;
+    LLVMValueRef r = LLVMBuildLoad2(g->b, g->v32, g->slot[in->a], "");
+    LLVMValueRef mn = intrin(g, "llvm.vector.reduce.umin", &g->v32, 1,
+                             (LLVMValueRef[]){LLVMBuildSelect(g->b, em, r, splat(g, g->v32, 0xffffffffu), "")}, 1);
+    LLVMValueRef mx = intrin(g, "llvm.vector.reduce.umax", &g->v32, 1,
+                             (LLVMValueRef[]){LLVMBuildSelect(g->b, em, r, splat(g, g->v32, 0), "")}, 1);
+    LLVMValueRef size = jf(g, JF_SMEM_SIZE);
+    LLVMValueRef lim = LLVMBuildSub(g->b, size, ci(g->i64, tot), "");
+    LLVMValueRef immv = ci(g->i64, (uint64_t)imm);
+    LLVMValueRef lo = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, mn, g->i64, ""), immv, "");
+    LLVMValueRef hi = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, mx, g->i64, ""), immv, "");
+    LLVMValueRef ok = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, lo, ci(g->i64, 0), ""),
+                                   LLVMBuildICmp(g->b, LLVMIntSLE, hi, lim, ""), "");
+    if (tot > 1) {
+        LLVMValueRef orv = intrin(g, "llvm.vector.reduce.or", &g->v32, 1,
+                                  (LLVMValueRef[]){LLVMBuildSelect(g->b, em, r, splat(g, g->v32, 0), "")}, 1);
+        LLVMValueRef andv = intrin(g, "llvm.vector.reduce.and", &g->v32, 1,
+                                   (LLVMValueRef[]){LLVMBuildSelect(g->b, em, r, splat(g, g->v32, 0xffffffffu), "")}, 1);
+        LLVMValueRef m = ci(g->i32, tot - 1);
+        LLVMValueRef same = LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, LLVMBuildXor(g->b, orv, andv, ""), m, ""),
+                                          ci(g->i32, 0), "");
+        LLVMValueRef al = LLVMBuildICmp(g->b, LLVMIntEQ,
+                                        LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, orv, ci(g->i32, (uint64_t)imm & 0xffffffffu), ""), m, ""),
+                                        ci(g->i32, 0), "");
+        ok = LLVMBuildAnd(g->b, ok, LLVMBuildAnd(g->b, same, al, ""), "");
+    }
+    LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sfast");
+    LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sslow");
+    LLVMBasicBlockRef genb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sgather");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sjoin");
+    LLVMBuildCondBr(g->b, ok, fast, slow);
+    /* slow: the runtime checks each lane (and reports the first fault); no fault: the gather below */
+    LLVMPositionBuilderAtEnd(g->b, slow);
+    store_vec(g, g->sc_addr, 0, LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, r, g->v64, ""), splat(g, g->v64, (uint64_t)imm), ""));
+    LLVMTypeRef ps[5] = {LLVMTypeOf(g->J), g->i32, LLVMPointerType(g->i64, 0), g->i32, LLVMPointerType(g->i64, 0)};
+    fail_call_check(g, helper(g, PTX_JIT_SYM_XLATE, g->i32, ps, 5,
+                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, mask_bits(g, em), g->sc_vals}));
+    LLVMBuildBr(g->b, genb);
+    LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
+    LLVMTypeRef velt = itype(g, (int)es * 8);
+    LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
+    LLVMValueRef res[3];
+    LLVMBasicBlockRef from[3];
+    int nres = 0;
+    LLVMPositionBuilderAtEnd(g->b, fast);
+    LLVMValueRef smem = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
+    if (nv == 1) {
+        int bidx[32], cat[32];
+        LLVMValueRef step[32];
+        for (int i = 0; i < 32; i++) { bidx[i] = i & ~7; cat[i] = i; step[i] = ci(g->i32, (uint64_t)(i & 7) * es); }
+        LLVMValueRef d = LLVMBuildSub(g->b, r, shuf(g, r, NULL, bidx, 32), "");
+        LLVMValueRef ones = ci(g->i32, 0xffffffffu);
+        LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ones, "");
+        LLVMValueRef lin = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, LLVMConstVector(step, 32), "")), ones, "");
+        LLVMBasicBlockRef linb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "slin");
+        LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "schk");
+        LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, full, lin, ""), linb, chk);
+        LLVMPositionBuilderAtEnd(g->b, chk);
+        LLVMBasicBlockRef unib = NULL;
+        if (isld) {
+            LLVMValueRef uni = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, splat(g, g->v32, 0), "")), ones, "");
+            unib = LLVMAppendBasicBlockInContext(g->cx, g->fn, "suni");
+            LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, full, uni, ""), unib, genb);
+        } else {
+            LLVMBuildBr(g->b, genb);
+        }
+        LLVMTypeRef v8 = LLVMVectorType(elt, 8), p8 = LLVMPointerType(v8, 0), pe = LLVMPointerType(elt, 0);
+        LLVMPositionBuilderAtEnd(g->b, linb);
+        LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
+        LLVMValueRef part[4];
+        for (int c = 0; c < 4; c++) {
+            LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, LLVMBuildExtractElement(g->b, r, ci(g->i32, (uint64_t)c * 8), ""), g->i64, ""),
+                                            immv, "");
+            LLVMValueRef p = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, smem, &off, 1, ""), p8, "");
+            if (isld) {
+                part[c] = LLVMBuildLoad2(g->b, v8, p, "");
+                LLVMSetAlignment(part[c], es);
+            } else {
+                LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, cat + 8 * c, 8), p), es);
+            }
+        }
+        if (isld) {
+            LLVMValueRef l0 = shuf(g, part[0], part[1], cat, 16), h0 = shuf(g, part[2], part[3], cat, 16);
+            res[nres] = shuf(g, l0, h0, cat, 32);
+            from[nres++] = LLVMGetInsertBlock(g->b);
+        }
+        LLVMBuildBr(g->b, join);
+        if (isld) {
+            LLVMPositionBuilderAtEnd(g->b, unib);
+            LLVMValueRef v4 = LLVMGetUndef(LLVMVectorType(elt, 4));
+            for (int c = 0; c < 4; c++) {
+                LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, LLVMBuildExtractElement(g->b, r, ci(g->i32, (uint64_t)c * 8), ""), g->i64, ""),
+                                                immv, "");
+                LLVMValueRef p = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, smem, &off, 1, ""), pe, "");
+                LLVMValueRef x = LLVMBuildLoad2(g->b, elt, p, "");
+                LLVMSetAlignment(x, es);
+                v4 = LLVMBuildInsertElement(g->b, v4, x, ci(g->i32, (uint64_t)c), "");
+            }
+            int rep[32];
+            for (int i = 0; i < 32; i++) rep[i] = i >> 3;
+            res[nres] = shuf(g, v4, NULL, rep, 32);
+            from[nres++] = LLVMGetInsertBlock(g->b);
+            LLVMBuildBr(g->b, join);
+        }
+    } else {
+        LLVMBuildBr(g->b, genb);
+    }
+    /* gather/scatter: every executing lane's offset is checked and below the shared size (< 4 GiB) */
+    LLVMPositionBuilderAtEnd(g->b, genb);
+    LLVMValueRef smem2 = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
+    LLVMValueRef off0 = LLVMBuildAdd(g->b, r, splat(g, g->v32, (uint64_t)imm & 0xffffffffu), "");
+    LLVMTypeRef tys[2] = {velt, pvt};
+    for (int kk = 0; kk < nv; kk++) {
+        LLVMValueRef off = kk ? LLVMBuildAdd(g->b, off0, splat(g, g->v32, (uint64_t)kk * es), "") : off0;
+        LLVMValueRef ptrs = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, smem2, &off, 1, ""), pvt, "");
+        if (isld) {
+            LLVMValueRef raw = intrin(g, "llvm.masked.gather", tys, 2, (LLVMValueRef[]){ptrs, ci(g->i32, es), em, LLVMGetUndef(velt)}, 4);
+            if (nv == 1) { res[nres] = raw; from[nres++] = LLVMGetInsertBlock(g->b); }
+            else SET(g, in->v[kk], ext_elem(g, raw, et), em);
+        } else {
+            LLVMValueRef val = TR(g, V(g, in->v[kk]), (int)es * 8);
+            intrin(g, "llvm.masked.scatter", tys, 2, (LLVMValueRef[]){val, ptrs, ci(g->i32, es), em}, 4);
+        }
+    }
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, join);
+    if (isld && nv == 1) {
+        LLVMValueRef raw = LLVMBuildPhi(g->b, velt, "");
+        LLVMAddIncoming(raw, res, from, (unsigned)nres);
+        SET(g, in->v[0], ext_elem(g, raw, et), em);
+    }
+}
+
 static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, sp = in->space, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
+    if (sp == SP_SHARED && in->a >= 0 && !g->is_const[in->a] && g->narrow[in->a] && in->imm >= -(1ll << 31) &&
+        in->imm < (1ll << 31)) {
+        gen_shared32(g, idx, in, em);
+        return;
+    }
+    LLVMBasicBlockRef pjoin = NULL;
+    if (isld && sp == SP_KPARAM && (in->a < 0 || g->is_const[in->a])) {
+        /* a kernel parameter at an offset known here: one scalar load per element, checked against the
+         * launch's buffer once (the interpreter's ptx_mem_kparam rule); otherwise the lane-wise path */
+        const uint64_t off = (in->a >= 0 ? g->cval[in->a] : 0) + (uint64_t)in->imm;
+        if (!(off & (tot - 1))) {
+            LLVMValueRef psz = jf(g, JF_PARAM_SIZE);
+            LLVMValueRef okp = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntULE, ci(g->i64, off), psz, ""),
+                                            LLVMBuildICmp(g->b, LLVMIntULE, ci(g->i64, tot),
+                                                          LLVMBuildSub(g->b, psz, ci(g->i64, off), ""), ""), "");
+            LLVMBasicBlockRef pf = LLVMAppendBasicBlockInContext(g->cx, g->fn, "pfast");
+            LLVMBasicBlockRef pg = LLVMAppendBasicBlockInContext(g->cx, g->fn, "pslow");
+            pjoin = LLVMAppendBasicBlockInContext(g->cx, g->fn, "pjoin");
+            LLVMBuildCondBr(g->b, okp, pf, pg);
+            LLVMPositionBuilderAtEnd(g->b, pf);
+            LLVMTypeRef pelt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
+            LLVMValueRef base = LLVMBuildIntToPtr(g->b, jf(g, JF_PARAM), LLVMPointerType(g->i8, 0), "");
+            for (int kk = 0; kk < nv; kk++) {
+                LLVMValueRef o = ci(g->i64, off + (uint64_t)kk * es);
+                LLVMValueRef pp = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, base, &o, 1, ""), LLVMPointerType(pelt, 0), "");
+                LLVMValueRef x = LLVMBuildLoad2(g->b, pelt, pp, "");
+                LLVMSetAlignment(x, 1);
+                SET(g, in->v[kk], ext_elem(g, splatv(g, x, itype(g, (int)es * 8)), et), em);
+            }
+            LLVMBuildBr(g->b, pjoin);
+            LLVMPositionBuilderAtEnd(g->b, pg);
+        }
+    }
     LLVMValueRef a = LLVMBuildAdd(g->b, V(g, in->a), splat(g, g->v64, (uint64_t)in->imm), "");
     LLVMValueRef fastp = a, okc = NULL;
     LLVMValueRef aligned = tot > 1 ? LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, a, splat(g, g->v64, tot - 1), ""),
@@ -552,6 +730,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
     if (nv == 1) {
         gen_shaped(g, in, isld, sp == SP_SHARED ? fastp : ptr, em, es, elt, velt, pvt, sbase, soff, ptr, et);
+        if (pjoin) { LLVMBuildBr(g->b, pjoin); LLVMPositionBuilderAtEnd(g->b, pjoin); }
         return;
     }
     for (int kk = 0; kk < nv; kk++) {
@@ -573,6 +752,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
             intrin(g, "llvm.masked.scatter", tys, 2, (LLVMValueRef[]){val, ptrs, ci(g->i32, es), em}, 4);
         }
     }
+    if (pjoin) { LLVMBuildBr(g->b, pjoin); LLVMPositionBuilderAtEnd(g->b, pjoin); }
 }
 
 static void gen_atom(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
@@ -963,19 +1143,29 @@ static void count_block(G *g, int leader) {
     LLVMBuildStore(g->b, LLVMBuildAdd(g->b, c, ci(g->i64, (uint64_t)g->blen[leader]), ""), g->icnt);
 }
 
+/* The save area (the warp's R, 32 x 8 bytes per slot) is read only by this function's resume paths: a
+ * narrow slot is kept there as its 32 x 4 bytes (half the traffic at every bar.sync), a wide one whole.
+ * Special registers are the runner's 64-bit words, read only on the warp's first entry (mode 0). */
+static LLVMValueRef slot_ptr(G *g, int s, LLVMTypeRef vt) {
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->R, (LLVMValueRef[]){ci(g->i32, (uint64_t)s * 32)}, 1, "");
+    return LLVMBuildBitCast(g->b, p, LLVMPointerType(vt, 0), "");
+}
 static void save_slots(G *g, int all) {
     for (int s = 0; s < g->k->nslots; s++) {
         if (g->is_const[s]) continue;
         if (!all && !((g->live_save[s / 64] >> (s % 64)) & 1)) continue;
-        store_vec(g, g->R, s, V(g, s));
+        LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
+        LLVMSetAlignment(LLVMBuildStore(g->b, LLVMBuildLoad2(g->b, vt, g->slot[s], ""), slot_ptr(g, s, vt)), 8);
     }
 }
 static void load_slots(G *g, int all) {
     for (int s = 0; s < g->k->nslots; s++) {
         if (g->is_const[s]) continue;
         if (!all && !((g->live_save[s / 64] >> (s % 64)) & 1)) continue;
-        LLVMValueRef v = load_vec(g, g->R, s);
-        LLVMBuildStore(g->b, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v, g->slot[s]);
+        LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
+        LLVMValueRef v = LLVMBuildLoad2(g->b, vt, slot_ptr(g, s, vt), "");
+        LLVMSetAlignment(v, 8);
+        LLVMBuildStore(g->b, v, g->slot[s]);
     }
 }
 
@@ -1092,7 +1282,18 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     }
     for (int s = 0; s < ns; s++)
         if (!g->is_const[s]) LLVMBuildStore(g->b, LLVMGetUndef(g->narrow[s] ? g->v32 : g->v64), g->slot[s]);
-    /* special registers: the runner wrote them into the save area when the block started */
+    LLVMBasicBlockRef ld_first = LLVMAppendBasicBlockInContext(g->cx, g->fn, "first");
+    LLVMBasicBlockRef ld_bar = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_bar");
+    LLVMBasicBlockRef ld_all = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_all");
+    g->disp = LLVMAppendBasicBlockInContext(g->cx, g->fn, "dispatch");
+    g->finish = LLVMAppendBasicBlockInContext(g->cx, g->fn, "finish");
+    g->failbb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fail");
+    LLVMValueRef sw = LLVMBuildSwitch(g->b, g->mode, ld_first, 2);
+    LLVMAddCase(sw, ci(g->i32, 1), ld_bar);
+    LLVMAddCase(sw, ci(g->i32, 2), ld_all);
+    /* first entry: special registers, which the runner wrote into the save area when the block started
+     * (a resume finds the live ones among the saved slots) */
+    LLVMPositionBuilderAtEnd(g->b, ld_first);
     for (int sp = 0; sp < k->nspecials; sp++) {
         int s = k->specials[sp].slot;
         if (s >= 0 && s < ns && !g->is_const[s]) {
@@ -1100,14 +1301,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
             LLVMBuildStore(g->b, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v, g->slot[s]);
         }
     }
-    LLVMBasicBlockRef ld_bar = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_bar");
-    LLVMBasicBlockRef ld_all = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_all");
-    g->disp = LLVMAppendBasicBlockInContext(g->cx, g->fn, "dispatch");
-    g->finish = LLVMAppendBasicBlockInContext(g->cx, g->fn, "finish");
-    g->failbb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fail");
-    LLVMValueRef sw = LLVMBuildSwitch(g->b, g->mode, g->disp, 2);
-    LLVMAddCase(sw, ci(g->i32, 1), ld_bar);
-    LLVMAddCase(sw, ci(g->i32, 2), ld_all);
+    LLVMBuildBr(g->b, g->disp);
     LLVMPositionBuilderAtEnd(g->b, ld_bar);
     load_slots(g, 0);
     LLVMBuildBr(g->b, g->disp);

@@ -1376,6 +1376,75 @@ static void test_directed_rounding_per_warp(void) {
     dev_free(0, x); dev_free(0, o); dev_free(0, dx); dev_free(0, od); dev_free(0, ix);
 }
 
+/* Shared-memory accesses through 32-bit address registers as a 16x2 tile kernel makes them (one warp: lanes
+ * 0-15 and 16-31 are two rows), which the JIT checks once per warp from the register's min/max and low bits:
+ * a row (uniform per half-warp), a column (consecutive per half-warp), a negative offset under a predicate,
+ * an 8-byte vector load, parameters read as a .v2 at a constant offset; then a misaligned offset and an
+ * offset below the shared window, whose faults must name the interpreter's lane and kind. */
+static const char *STILE_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry stile(.param .u64 o, .param .u32 mode, .param .u32 k)\n{\n"
+    " .reg .b32 %r<24>; .reg .b64 %rd<4>; .reg .pred %p<4>;\n"
+    " .shared .align 8 .b32 sm[64];\n"
+    " ld.param.u64 %rd1, [o]; ld.param.v2.u32 {%r1, %r2}, [mode];\n"
+    " mov.u32 %r3, %tid.x; mov.u32 %r4, %tid.y; shl.b32 %r5, %r4, 4; add.u32 %r6, %r5, %r3;\n"
+    " mov.u32 %r7, sm; shl.b32 %r8, %r6, 2; add.u32 %r9, %r7, %r8;\n"          /* lin: sm + tid*4 */
+    " shl.b32 %r10, %r4, 6; add.u32 %r11, %r7, %r10;\n"                        /* row: sm + ty*64 */
+    " shl.b32 %r12, %r3, 2; add.u32 %r13, %r7, %r12;\n"                        /* col: sm + tx*4 */
+    " mul.lo.u32 %r14, %r6, 7; add.u32 %r14, %r14, %r2; st.shared.u32 [%r9], %r14;\n"
+    " bar.sync 0;\n"
+    " setp.eq.u32 %p1, %r1, 1; @%p1 ld.shared.u32 %r15, [%r13+2];\n"
+    " setp.eq.u32 %p1, %r1, 2; @%p1 ld.shared.u32 %r15, [%r13+-4];\n"
+    " ld.shared.u32 %r15, [%r11+4]; ld.shared.u32 %r16, [%r13+64];\n"
+    " mov.u32 %r17, 0; setp.ne.u32 %p2, %r6, 0; @%p2 ld.shared.u32 %r17, [%r9+-4];\n"
+    " and.b32 %r18, %r8, -8; add.u32 %r18, %r7, %r18; ld.shared.v2.u32 {%r19, %r20}, [%r18];\n"
+    " mad.lo.u32 %r21, %r16, 1000, %r15; mad.lo.u32 %r21, %r17, 1000000, %r21; add.u32 %r21, %r21, %r19;\n"
+    " add.u32 %r21, %r21, %r20;\n"
+    " mul.wide.u32 %rd2, %r6, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r21;\n"
+    " ret;\n}\n";
+
+static void test_shared_tiles(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(STILE_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    unsigned *o = dev_alloc(0, 32 * 4);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = 16;
+    cfg.block[1] = 2;
+    cfg.block[2] = 1;
+    cfg.worker_threads = 1;
+    int rc[3];
+    char logs[3][512];
+    const unsigned k = 5;
+    for (int mode = 0; mode < 3; mode++) {
+        pbuf p = {{0}, 0};
+        pptr(&p, o); pint(&p, mode); pint(&p, (int)k);
+        cfg.param_buffer = p.b;
+        cfg.param_buffer_size = p.n;
+        memset(o, 0, 32 * 4);
+        rc[mode] = ptx_launch(ptx_module_get_kernel(m, "stile"), &cfg, &ENV, NULL, logs[mode], sizeof(logs[mode]));
+        if (mode) continue;
+        int bad = -1;
+        for (unsigned t = 0; t < 32 && bad < 0; t++) {
+            unsigned tx = t % 16, ty = t / 16;
+#define SM(i) ((unsigned)(i) * 7 + k)
+            unsigned want = SM(ty * 16 + 1) + 1000 * SM(16 + tx) + (t ? 1000000 * SM(t - 1) : 0) + SM(t & ~1u) + SM((t & ~1u) + 1);
+#undef SM
+            if (o[t] != want) bad = (int)t;
+        }
+        CHECK(rc[0] == 0 && bad < 0, "tile loads: rc %d (%s), thread %d got %u", rc[0], logs[0], bad, bad >= 0 ? o[bad] : 0);
+    }
+    ptx_module_free(m);
+    dev_free(0, o);
+    CHECK(rc[1] == 716 && strstr(logs[1], "misaligned load from") && strstr(logs[1], "shared") && strstr(logs[1], "thread (0,0,0)"),
+          "misaligned shared offset -> %d (%s)", rc[1], logs[1]);
+    CHECK(rc[2] == 700 && strstr(logs[2], "illegal load from") && strstr(logs[2], "shared") && strstr(logs[2], "thread (0,0,0)"),
+          "offset below the shared array -> %d (%s)", rc[2], logs[2]);
+}
+
 static void test_determinism_threads(void) {
     int n = 4096;
     float *x = dev_alloc(0, n * 4), *y1 = dev_alloc(0, n * 4), *y2 = dev_alloc(0, n * 4);
@@ -2092,7 +2161,7 @@ static const test TESTS[] = {
     {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"warpgroups", test_warpgroups}, {"mbarrier", test_mbarrier}, {"virtuals", test_virtuals}, {"atomics", test_atomics}, {"diverge", test_diverge},
     {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
     {"oob", test_oob}, {"coop", test_coop}, {"griddepcontrol", test_griddepcontrol}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
-    {"hand_ptx", test_hand_ptx}, {"warp_shapes", test_warp_shapes}, {"directed_rounding_per_warp", test_directed_rounding_per_warp}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
+    {"hand_ptx", test_hand_ptx}, {"warp_shapes", test_warp_shapes}, {"directed_rounding_per_warp", test_directed_rounding_per_warp}, {"shared_tiles", test_shared_tiles}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
