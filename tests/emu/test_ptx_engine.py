@@ -158,6 +158,24 @@ def test_jit_disk_cache_serves_the_next_process_and_a_damaged_entry_is_recompile
     assert "_Z6k_spinPfi loaded from the disk cache" in fourth["stderr"], fourth["stderr"]
 
 
+@needs_jit
+def test_jit_forked_children_exit_while_the_compile_thread_works(tmp_path):
+    """A program on the JIT that forks while its compile thread works (here: loading the kernel from the
+    disk cache and linking it, the plugin starting up): every child that calls exit() exits (one stuck
+    for good in the driver's exit handler, waiting for a link only the parent's thread would finish),
+    and no child hands the parent's queued kernels to a compiler process of its own (each did)."""
+    cache = tmp_path / "jit"
+    _spin("jit", 10, TF_EMU_JIT_CACHE=cache)  # the disk cache holds k_spin: the next runs link at once
+    for _ in range(3):
+        p = run_program("ptx_e2e", "fork", 3, timeout=600,
+                        env=emu_env(TF_EMU_ENGINE="jit", TF_EMU_JIT_CACHE=cache, TF_EMU_TRACE=1))
+        kv, err = parse_kv(p.stdout), p.stderr.decode()
+        assert p.returncode == 0 and kv["sync"] == "cudaSuccess", err
+        assert int(kv["forks"]) > 10 and kv["hung"] == "0", (kv, err)
+        assert "kernels still queued at exit" not in err, err
+        assert "_Z6k_spinPfi loaded from the disk cache" in err, err
+
+
 def _process_running(pid: int) -> bool:
     """True while pid exists and is not a zombie (an orphan's zombie is init's to reap, not ours)."""
     try:
