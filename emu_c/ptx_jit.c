@@ -463,6 +463,30 @@ static void at_exit_handoff(void) {
     free(req.p);
 }
 
+/* fork: the child has no compile thread and never launches (emu_init.c: a forked child's driver is not
+ * initialised), but it runs the exit handlers above when it calls exit(). The parent forks between
+ * calls into LLVM (prepare waits for one under way, milliseconds, as exit does), so the child never
+ * inherits g_llvm_busy set with no thread to clear it (its exit hung in at_exit_llvm) nor g_mu held;
+ * the child drops the parent's queue (the parent hands it off itself: each child spawned a compiler
+ * process for it) and the parent's compiler socket. */
+static void fork_prepare(void) {
+    pthread_mutex_lock(&g_mu);
+    while (g_llvm_busy) pthread_cond_wait(&g_cv, &g_mu);
+}
+
+static void fork_parent(void) { pthread_mutex_unlock(&g_mu); }
+
+static void fork_child(void) {
+    g_quit = 1;
+    g_queue = NULL; /* the parent's jobs: left allocated, the child only exits */
+    g_qtail = &g_queue;
+    g_current = NULL;
+    if (g_jitc_fd >= 0) close(g_jitc_fd);
+    g_jitc_fd = -1;
+    g_jitc_pid = -1;
+    pthread_mutex_unlock(&g_mu);
+}
+
 /* under g_mu: queue k for the compile thread, starting the thread on first use */
 static int enqueue(centry *ce, const ptx_kernel *k) {
     if (g_quit) return -1;
@@ -481,6 +505,8 @@ static int enqueue(centry *ce, const ptx_kernel *k) {
         }
         g_thread_started = 1;
         atexit(at_exit_handoff);
+        if (pthread_atfork(fork_prepare, fork_parent, fork_child))
+            fprintf(stderr, "tf-emu: jit: pthread_atfork failed; a forked child that calls exit() may hang\n");
     }
     job *j = calloc(1, sizeof(*j));
     if (!j || !(j->name = strdup(k->name ? k->name : "?"))) { free(j); return -1; }

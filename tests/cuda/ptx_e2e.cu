@@ -7,12 +7,18 @@
 //   spin N [then_empty] - compute-bound kernel, N iterations per thread: "sync=..." "seconds=...";
 //              then_empty: an empty kernel launched after it (a second kernel for the JIT's queue)
 //   empty N  - N empty launches: "sync=..." "launches_per_s=..."
+//   fork S   - launches k_spin once (the JIT queues its compile), then for S seconds forks children that
+//              only call exit(0) (running the driver's exit handlers while its compile thread works):
+//              "forks=N" "hung=K" (children still alive 10 s after exit() began), then "sync=..."
 #include <chrono>
 #include <cooperative_groups.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <cassert>
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
 namespace cg = cooperative_groups;
 
 __global__ void k_printf(int v) {
@@ -107,6 +113,27 @@ int main(int argc, char **argv) {
             if (e == cudaSuccess) e = cudaDeviceSynchronize();
         }
         printf("sync=%s\nseconds=%.6f\nthreads=%d\nchecksum=%016llx\n", cudaGetErrorName(e), secs, blocks * threads, fnv);
+    } else if (!strcmp(mode, "fork")) {
+        double secs = argc > 2 ? atof(argv[2]) : 3;
+        float *out;
+        cudaMalloc(&out, 64 * sizeof(float));
+        k_spin<<<2, 32>>>(out, 10);
+        cudaError_t e = cudaDeviceSynchronize();
+        int forks = 0, hung = 0;
+        for (double t0 = now(); now() - t0 < secs && !hung; forks++) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                alarm(10); /* a child stuck in exit() dies of SIGALRM: the parent counts it */
+                exit(0);
+            }
+            if (pid < 0) { perror("fork"); return 1; }
+            int st = 0;
+            while (waitpid(pid, &st, 0) < 0) {}
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) hung++;
+        }
+        k_spin<<<2, 32>>>(out, 10);
+        if (e == cudaSuccess) e = cudaDeviceSynchronize();
+        printf("forks=%d\nhung=%d\nsync=%s\n", forks, hung, cudaGetErrorName(e));
     } else if (!strcmp(mode, "empty")) {
         int n = argc > 2 ? atoi(argv[2]) : 1000;
         k_empty<<<1, 1>>>();

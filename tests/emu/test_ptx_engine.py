@@ -5,13 +5,14 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
-from emu_run import emu_env, env_with_lib_dir, find_nvcc, parse_kv, repo_file, run_program
+from emu_run import build_cuda, emu_env, env_with_lib_dir, find_nvcc, parse_kv, repo_file, run_program
 from tfclient import native
 
 
@@ -43,8 +44,10 @@ def build_ptx_test(opt: str = "-O1", sanitize: bool = True, jit: bool = False) -
 
 
 def engine() -> str:
-    """The PTX engine this run tests (TF_EMU_ENGINE, as the emulator reads it; CI runs both)."""
-    return os.environ.get("TF_EMU_ENGINE", "interp")
+    """The PTX engine this run tests (TF_EMU_ENGINE, as the emulator reads it; CI runs both): unset, the
+    default, the JIT where its plugin was built (LLVM 14), else the interpreter it falls back to."""
+    e = os.environ.get("TF_EMU_ENGINE") or "jit"
+    return e if e != "jit" or (native.emu_lib_dir() / "libtf-emu-jit.so").exists() else "interp"
 
 
 @pytest.mark.timeout(900)  # with TF_EMU_ENGINE=jit: LLVM compiles ~20 kernels
@@ -58,7 +61,7 @@ def test_engine_unit_tests_pass_on_ptx_from_this_nvcc(tmp_path, flags):
     # TF_EMU_JIT_SYNC: every launch waits for its kernel's code, so the JIT (not the interpreter while
     # a background compile runs) is what these tests check
     p = subprocess.run([exe, str(ptx)], capture_output=True, timeout=900,
-                       env={**os.environ, "TF_EMU_JIT_SYNC": "1", "TF_EMU_JIT_CACHE": "off"})
+                       env={**os.environ, "TF_EMU_ENGINE": engine(), "TF_EMU_JIT_SYNC": "1", "TF_EMU_JIT_CACHE": "off"})
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
     assert "0 failed" in out and "FAIL" not in out
@@ -159,6 +162,58 @@ def test_jit_disk_cache_serves_the_next_process_and_a_damaged_entry_is_recompile
     assert "_Z6k_spinPfi loaded from the disk cache" in fourth["stderr"], fourth["stderr"]
 
 
+@needs_jit
+def test_jit_forked_children_exit_while_the_compile_thread_works(tmp_path):
+    """A program on the JIT that forks while its compile thread works (here: loading the kernel from the
+    disk cache and linking it, the plugin starting up): every child that calls exit() exits (one stuck
+    for good in the driver's exit handler, waiting for a link only the parent's thread would finish),
+    and no child hands the parent's queued kernels to a compiler process of its own (each did)."""
+    cache = tmp_path / "jit"
+    _spin("jit", 10, TF_EMU_JIT_CACHE=cache)  # the disk cache holds k_spin: the next runs link at once
+    for _ in range(3):
+        p = run_program("ptx_e2e", "fork", 3, timeout=600,
+                        env=emu_env(TF_EMU_ENGINE="jit", TF_EMU_JIT_CACHE=cache, TF_EMU_TRACE=1))
+        kv, err = parse_kv(p.stdout), p.stderr.decode()
+        assert p.returncode == 0 and kv["sync"] == "cudaSuccess", err
+        assert int(kv["forks"]) > 10 and kv["hung"] == "0", (kv, err)
+        assert "kernels still queued at exit" not in err, err
+        assert "_Z6k_spinPfi loaded from the disk cache" in err, err
+
+
+@needs_jit
+def test_jit_compiler_process_killed_mid_compile_leaves_the_kernel_on_the_interpreter(tmp_path):
+    """The compiler process (tf-emu-jitc) killed while it compiles (held there by TF_EMU_JIT_COMPILE_GATE,
+    the launch waiting for it with TF_EMU_JIT_SYNC=1): the launch neither hangs nor fails, the kernel runs
+    on the interpreter with the interpreter's bits, the trace says why, and the cache holds no torn entry."""
+    cache, gate = tmp_path / "jit", tmp_path / "gate"
+    interp = _spin("interp")
+    exe = build_cuda("ptx_e2e")
+    env = emu_env(TF_EMU_ENGINE="jit", TF_EMU_TRACE=1, TF_EMU_JIT_SYNC=1, TF_EMU_JIT_CACHE=cache,
+                  TF_EMU_JIT_COMPILE_GATE=gate)
+    proc = subprocess.Popen([str(exe), "spin", "300"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        err = []
+        for line in proc.stderr:
+            err.append(line.decode())
+            m = re.search(r"kernel _Z6k_spinPfi sent to compiler process (\d+)", err[-1])
+            if m:
+                os.kill(int(m.group(1)), signal.SIGKILL)
+                break
+        assert m, "".join(err)
+        out, rest = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = "".join(err) + rest.decode()
+    kv = parse_kv(out)
+    assert proc.returncode == 0 and kv["sync"] == "cudaSuccess", err
+    assert kv["checksum"] == interp["checksum"]
+    assert re.search(r"kernel _Z6k_spinPfi runs on the interpreter: the compiler process \(pid \d+\) ended without an answer",
+                     err), err
+    assert not list(cache.glob("*.tfjit")) and not list(cache.glob("*.tmp.*"))
+
+
 def _process_running(pid: int) -> bool:
     """True while pid exists and is not a zombie (an orphan's zombie is init's to reap, not ours)."""
     try:
@@ -217,13 +272,18 @@ def test_emulated_libcuda_loads_llvm_only_for_the_jit():
 
 
 @needs_jit
-def test_missing_jit_plugin_is_one_clear_line_and_the_interpreter_runs(tmp_path):
-    """A libcuda.so.1 without its plugin next to it (TF_EMU_ENGINE=jit asked for): one tf-emu: line,
-    every kernel on the interpreter, the same results."""
+@pytest.mark.parametrize("asked", ["jit", None], ids=["TF_EMU_ENGINE=jit", "default-engine"])
+@pytest.mark.parametrize("sync", ["1", "0"], ids=["sync", "background"])
+def test_missing_jit_plugin_is_one_clear_line_and_the_interpreter_runs(tmp_path, asked, sync):
+    """A libcuda.so.1 without its plugin next to it (a machine without LLVM 14; the JIT asked for, or the
+    default engine): one tf-emu: line, every kernel on the interpreter, the same results."""
     shutil.copy2(native.emu_lib_dir() / "libcuda.so.1", tmp_path / "libcuda.so.1")
     (tmp_path / "libcuda.so").symlink_to("libcuda.so.1")
     env = env_with_lib_dir(tmp_path)
-    env.update(TF_EMU_ENGINE="jit", TF_EMU_JIT_SYNC="1", TF_EMU_JIT_CACHE="off", TF_EMU_THREADS="2")
+    env.pop("TF_EMU_ENGINE", None)
+    if asked:
+        env["TF_EMU_ENGINE"] = asked
+    env.update(TF_EMU_JIT_SYNC=sync, TF_EMU_JIT_CACHE="off", TF_EMU_THREADS="2")
     p = run_program("ptx_e2e", "spin", 300, env=env, timeout=600)
     kv = parse_kv(p.stdout)
     assert kv["sync"] == "cudaSuccess", p.stderr.decode()
