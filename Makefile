@@ -2,7 +2,8 @@
 #   make setup   - Debian packages, .venv with the Python package (editable) and its deps, nvcc if missing
 #   make native  - every C component into build/ (+ generated gRPC code into tfclient/_gen)
 #   make test    - setup + native + C unit tests under ASan + the pytest suite
-#   make test-jit - the emulated-device pytest suite on the PTX JIT (TF_EMU_ENGINE=jit; part of make test)
+#   make test-interp - the emulated-device pytest suite on the PTX interpreter (TF_EMU_ENGINE=interp; part of make test)
+#   make test-jit - the same on the PTX JIT with every launch waiting for its code (TF_EMU_JIT_SYNC=1; part of make test)
 #   make demo    - setup + native + `tensorfusion demo`
 VENV     := .venv
 PY       := $(VENV)/bin/python
@@ -11,7 +12,7 @@ NATIVE_DIRS := emu_c stub_c limiter_c tfworker/executor
 PRESENT  := $(foreach d,$(NATIVE_DIRS),$(if $(wildcard $(d)/Makefile),$(d)))
 JOBS     ?= $(shell nproc)
 
-.PHONY: all setup native proto asan-test test test-jit demo clean
+.PHONY: all setup native proto asan-test test test-interp test-jit demo clean
 all: native
 
 setup: $(VENV)/.installed
@@ -30,15 +31,20 @@ asan-test: setup
 	@set -e; for d in $(PRESENT); do $(MAKE) -j$(JOBS) -C $$d test SANITIZE=1; done
 
 test: native asan-test
-	bash scripts/run_pytest.sh
+	TF_EMU_JIT_CACHE=$(CURDIR)/build/jit-cache bash scripts/run_pytest.sh
+	$(MAKE) test-interp
 	$(MAKE) test-jit
 
-# The emulated-device tests again on the PTX JIT (TF_EMU_ENGINE=jit): `make test` runs the whole suite on the
-# interpreter, then these on the JIT: tests/emu (the engine directly) and tests/stub (nvcc programs through the
-# stub, the worker and its GPU worker processes on the emulator; about 5 minutes together on an idle machine);
-# emu_c's C tests run the PTX suite on both engines.
-# TF_EMU_JIT_SYNC=1: each launch waits for its kernel's compile (else the first launches run on the
-# interpreter while the compile thread works), so the JIT is what these tests check, deterministically.
+# The emulated-device tests on each PTX engine. `make test` runs the whole suite on the default engine (the
+# JIT as users get it: compiles in the background, launches on the interpreter until a kernel's code is
+# ready, disk cache), then tests/emu (the engine directly) and tests/stub (nvcc programs through the stub,
+# the worker and its GPU worker processes on the emulator) on the interpreter, the reference, and on the JIT
+# with TF_EMU_JIT_SYNC=1 (each launch waits for its kernel's compile, so compiled code is what runs,
+# deterministically; a test's one-off launches otherwise run on the interpreter). emu_c's C tests run the
+# PTX suite on both engines.
+test-interp: native
+	TF_EMU_ENGINE=interp bash scripts/run_pytest.sh tests/emu tests/stub
+
 test-jit: native
 	TF_EMU_ENGINE=jit TF_EMU_JIT_SYNC=1 TF_EMU_JIT_CACHE=$(CURDIR)/build/jit-cache bash scripts/run_pytest.sh tests/emu tests/stub
 
