@@ -253,6 +253,7 @@ static void emu_init_once(void)
         n = cpus > 0 ? (unsigned long long)(cpus > 256 ? 256 : cpus) : 1;
     }
     g_emu.worker_threads = (int)n;
+    ptx_sm_clock_khz = (unsigned)emu_dev()->clock_khz; /* %clock ticks at the reported clock rate */
     g_emu.primary.is_primary = 1;
     g_emu.primary.id = 1;
     atomic_store(&g_emu.next_id, 2);

@@ -40,6 +40,13 @@ extern void (*ptx_device_print)(const char *text, size_t len);
  * the driver provides): set by the driver layer when the first conditional handle is made (emu_graph.c);
  * returns -1 for a value that is not a conditional handle. */
 extern int (*ptx_graph_set_conditional)(uint64_t handle, unsigned value);
+/* The SM clock the device reports (CU_DEVICE_ATTRIBUTE_CLOCK_RATE, kHz): %clock/%clock64 tick at this rate,
+ * so a kernel that spins for N clocks (clockRate * ms, as the samples' clock_block does) spins N / rate of wall
+ * time, as on the part. Set by the driver layer at cuInit (emu_init.c); 0 (PTX-only unit tests): 1 GHz. */
+extern unsigned ptx_sm_clock_khz;
+/* The value of a time special register (%clock, %clock_hi, %clock64, %globaltimer, _lo, _hi) now; 0 for
+ * any other. Shared by both engines (the JIT's generated code calls it through ptx_jit_sreg). */
+uint64_t ptx_sreg_time(int sr);
 
 /* Parse PTX text (as found in the fatbin, NUL-terminated or len bytes) into a module.
  * Allocates storage for the module's .global/.const variables through env and applies their

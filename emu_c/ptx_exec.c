@@ -877,6 +877,27 @@ static uint64_t now_ns(clockid_t id) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+unsigned ptx_sm_clock_khz;
+
+/* %clock64 = host CLOCK_MONOTONIC scaled to the reported SM clock: ns * kHz / 1e6 (128-bit product: no
+ * overflow after months of uptime); %clock and %clock_hi are its low and high halves, as on the part. */
+uint64_t ptx_sreg_time(int sr) {
+    unsigned khz = __atomic_load_n(&ptx_sm_clock_khz, __ATOMIC_RELAXED);
+    switch (sr) {
+    case SR_CLOCK:
+    case SR_CLOCK_HI:
+    case SR_CLOCK64: {
+        uint64_t ns = now_ns(CLOCK_MONOTONIC);
+        uint64_t c = khz ? (uint64_t)((unsigned __int128)ns * khz / 1000000u) : ns;
+        return sr == SR_CLOCK64 ? c : sr == SR_CLOCK ? (uint32_t)c : (uint32_t)(c >> 32);
+    }
+    case SR_GTIMER: return now_ns(CLOCK_REALTIME);
+    case SR_GTIMER_LO: return (uint32_t)now_ns(CLOCK_REALTIME);
+    case SR_GTIMER_HI: return (uint32_t)(now_ns(CLOCK_REALTIME) >> 32);
+    default: return 0;
+    }
+}
+
 static uint64_t sreg_value(const blk *B, int sr, unsigned w, unsigned l) {
     const ptx_launch_cfg *cfg = B->cfg;
     unsigned tid = w * 32 + l;
@@ -908,13 +929,7 @@ static uint64_t sreg_value(const blk *B, int sr, unsigned w, unsigned l) {
     case SR_ENVREG2: return B->L->coop_ws & 0xffffffffu;
     case SR_DYN_SMEM: return cfg->dynamic_shared_bytes;
     case SR_TOTAL_SMEM: return B->mv.smem_size;
-    case SR_CLOCK: return (uint32_t)now_ns(CLOCK_MONOTONIC);
-    case SR_CLOCK_HI: return (uint32_t)(now_ns(CLOCK_MONOTONIC) >> 32);
-    case SR_CLOCK64: return now_ns(CLOCK_MONOTONIC);
-    case SR_GTIMER: return now_ns(CLOCK_REALTIME);
-    case SR_GTIMER_LO: return (uint32_t)now_ns(CLOCK_REALTIME);
-    case SR_GTIMER_HI: return (uint32_t)(now_ns(CLOCK_REALTIME) >> 32);
-    default: return 0;
+    default: return ptx_sreg_time(sr);
     }
 }
 
@@ -1434,7 +1449,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             break;
         }
         case OP_SREG: {
-            if (in->sub == SR_CLOCK || in->sub == SR_CLOCK64 || in->sub >= SR_GTIMER) {
+            if (in->sub >= SR_FIRST_DYNAMIC) { /* %clock*, %globaltimer*: read now */
                 uint64_t v = sreg_value(B, in->sub, wi, 0);
                 LOOP(S(id) = v);
             }

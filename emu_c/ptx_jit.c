@@ -789,12 +789,5 @@ int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uin
 
 uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr) {
     (void)J;
-    switch (sr) {
-    case SR_CLOCK: return (uint32_t)now_ns(CLOCK_MONOTONIC);
-    case SR_CLOCK64: return now_ns(CLOCK_MONOTONIC);
-    case SR_GTIMER: return now_ns(CLOCK_REALTIME);
-    case SR_GTIMER_LO: return (uint32_t)now_ns(CLOCK_REALTIME);
-    case SR_GTIMER_HI: return (uint32_t)(now_ns(CLOCK_REALTIME) >> 32);
-    default: return 0;
-    }
+    return ptx_sreg_time(sr);
 }

@@ -851,7 +851,7 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         break;
     case OP_SREG: {
         /* as the interpreter: only these are read at run time (the others were filled at block start) */
-        if (!(in->sub == SR_CLOCK || in->sub == SR_CLOCK64 || in->sub >= SR_GTIMER)) return 0;
+        if (in->sub < SR_FIRST_DYNAMIC) return 0;
         LLVMTypeRef ps[2] = {LLVMTypeOf(g->J), g->i32};
         LLVMValueRef v = helper(g, PTX_JIT_SYM_SREG, g->i64, ps, 2, (LLVMValueRef[]){g->J, ci(g->i32, in->sub)});
         r = splatv(g, v, g->v64);

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu_run import run_kv, run_program
+from emu_run import emu_env, run_kv, run_program
 from tfclient import native
 
 CUDARTS = ["static", "shared"]
@@ -161,3 +161,18 @@ ATTACH = {
 def test_stream_attach_of_managed_memory_checks_what_the_driver_checks():
     kv = run_kv("managed_attach")
     assert {k: kv.get(k) for k in ATTACH} == ATTACH
+
+
+def check_clock_rate(kv: dict) -> None:
+    """%clock64 ticks at the reported clock rate (kHz): the best of five bracketed 2 ms waits measures it
+    within 10% below (host preemption can only lower it) and 1% above; %clock/%clock_hi are its halves."""
+    khz, measured = int(kv["clock_khz"]), float(kv["measured_khz"])
+    assert 0.9 * khz <= measured <= 1.01 * khz, kv
+    assert kv["halves_ok"] == "1", kv
+
+
+@pytest.mark.parametrize("cc", ["12.1", "8.0"])
+def test_clock_ticks_at_the_reported_clock_rate(cc):
+    """The samples' clock_block kernels spin clockRate * ms clocks to wait ms (graphMemoryFootprint,
+    simpleHyperQ, concurrentKernels): at a 1 GHz %clock they waited 2.4x too long on a 2.418 GHz part."""
+    check_clock_rate(run_kv("clock_rate", env=emu_env(TF_EMU_CC=cc)))

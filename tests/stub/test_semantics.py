@@ -13,7 +13,7 @@ from dp_helpers import run_via_stub, stub_dir
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emu"))
 from emu_run import run_program  # noqa: E402
 from test_emu_semantics import (NEW_THREAD, NULL_FREE, PRINTF_ORDER, check_bad_instruction,  # noqa: E402
-                                check_launch_errors, check_occupancy, check_printf_fifo)
+                                check_clock_rate, check_launch_errors, check_occupancy, check_printf_fifo)
 
 CUDARTS = ["static", "shared"]
 LCUDA = ("-L", str(stub_dir()), "-lcuda")
@@ -101,3 +101,8 @@ def test_deprecated_device_queries_answer_like_the_attributes(dataplane, cuda_pr
     direct = run_program("device_legacy_props", flags=link)
     assert parse_kv(direct.stdout.decode()) == LEGACY_PROPS, direct.stdout + direct.stderr
     assert kv_of(run_via_stub(prog, dataplane.unix)) == LEGACY_PROPS
+
+
+def test_clock_ticks_at_the_reported_clock_rate_through_the_stub(dataplane, cuda_program):
+    """The GPU worker's device: %clock64 at the clock rate the stub reports (cached attribute)."""
+    check_clock_rate(kv_of(run_via_stub(cuda_program("clock_rate"), dataplane.unix)))
