@@ -19,6 +19,10 @@ ITERS = 20000                            # loop iterations per thread in lim_bus
 FLOPS_PER_THREAD = 2 * ITERS             # one multiply + one add per iteration
 THREADS = 32                             # lim_busy's default launch: 1 block of 32 threads
 DEVICE_LAUNCHES = 160                    # open-loop device: 100 % = 160 launches/s of this kernel
+# The closed loop measures busy time, so its kernel must be long against a launch's own cost (~20 us on the
+# emulator): 20000 iterations take ~30 us on the PTX JIT (the default engine), which caps the busy share near
+# 50 % whatever the limit; 400000 take ~0.6 ms on the JIT and ~35 ms on the interpreter.
+CLOSED_LOOP_ITERS = 400000
 DEVICE_TFLOPS = DEVICE_LAUNCHES * THREADS * FLOPS_PER_THREAD / 1e12
 OPEN_LOOP = {"TF_LIMITER_BUSY": "none", "TF_FLOPS_PER_THREAD": FLOPS_PER_THREAD}
 
@@ -85,7 +89,7 @@ def test_closed_loop_holds_the_busy_share_and_follows_a_live_raise():
     """Default utilization source (the emulator's busy counter): busy time / wall time converges to the
     share, whatever a launch costs; no calibration given (the open-loop guess is far off)."""
     with SessionLimits.create(session_id("busy"), tflops_limit=30, device_tflops=100) as lim:
-        p = start("lim_busy", 9, ITERS, env=limited_env(lim.env))
+        p = start("lim_busy", 9, CLOSED_LOOP_ITERS, env=limited_env(lim.env))
         now = time.monotonic()
         before = _count_between(lim, now + 1.5, now + 4.5, "busy_ns") / 1e9
         lim.update(tflops_limit=60)
