@@ -123,5 +123,6 @@ def test_mempool_export_over_tcp_is_refused_with_a_reason(dataplane, cuda_progra
     r = run_via_stub(cuda_program("mempool_ipc"), dataplane.tcp)
     assert r.returncode == 0, r.stdout + r.stderr
     kv = parse_kv(r.stdout)
+    assert kv["handle_types"] == "0"   # what a program checks first (the sample then waives)
     assert kv["export"] == "cudaErrorNotSupported" and kv["fd_valid"] == "0"
     assert "POSIX file descriptor" in r.stderr and "Unix socket" in r.stderr
