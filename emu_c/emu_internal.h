@@ -184,6 +184,9 @@ int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags);
 /* emu_mempool.c: frees a pool-arena allocation at p (an import: unmaps it); 1 if p was one. */
 int emu_pool_free(uint64_t p);
 CUmemoryPool emu_pool_of(uint64_t addr); /* the pool whose arena holds addr, else NULL */
+/* emu_memory.c: stream-ordered allocation of plain device memory (plain = 1: whatever the current pool is;
+ * 0: from the device's current pool), graph memory on a capturing stream. */
+CUresult emu_alloc_async(CUdeviceptr *dptr, size_t bytesize, CUstream hStream, int plain);
 /* cuMemAllocAsync from the device's current pool when that is an IPC pool: 1 (and *rc) if it was. */
 int emu_pool_alloc_current(CUdeviceptr *dptr, size_t bytes, CUresult *rc);
 /* Device memory accounting (emu_memory.c): CUDA_ERROR_OUT_OF_MEMORY when `bytes` more do not fit. */

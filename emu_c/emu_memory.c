@@ -507,16 +507,21 @@ EMU_API CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_at
     return CUDA_SUCCESS;
 }
 
-EMU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+CUresult emu_alloc_async(CUdeviceptr *dptr, size_t bytesize, CUstream hStream, int plain)
 {
     CUresult rc = emu_stream_check(hStream);
     if (rc)
         return rc;
     if (dptr && bytesize && emu_capture_of(hStream))
         return emu_capture_alloc(hStream, dptr, bytesize); /* an alloc node: legal in any capture mode */
-    if (dptr && bytesize && emu_pool_alloc_current(dptr, bytesize, &rc))
+    if (!plain && dptr && bytesize && emu_pool_alloc_current(dptr, bytesize, &rc))
         return rc;
     return mem_alloc(dptr, bytesize);
+}
+
+EMU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    return emu_alloc_async(dptr, bytesize, hStream, 0); /* from the device's current pool */
 }
 
 typedef struct free_op {

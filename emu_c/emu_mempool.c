@@ -465,7 +465,7 @@ EMU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUm
         return CUDA_ERROR_INVALID_VALUE; /* an imported pool makes no allocations */
     emu_pool *p = (emu_pool *)pool;
     if (p->fd < 0 || !dptr || !bytesize || emu_capture_of(hStream))
-        return cuMemAllocAsync(dptr, bytesize, hStream); /* captured: graph memory, as before */
+        return emu_alloc_async(dptr, bytesize, hStream, 1); /* plain memory; captured: graph memory */
     CUresult rc = emu_stream_check(hStream);
     if (rc)
         return rc;

@@ -1042,6 +1042,16 @@ static void test_mempool_ipc_in_one_process(void)
     OK(cuMemcpyDtoH_v2(&w, b, 4));
     CHECK(w == 0xabcdef01u);
     OK(cuMemFree_v2(got));
+    CUdeviceptr cur, other;
+    OK(cuDeviceSetMemPool(0, pool)); /* cuMemAllocAsync takes the current pool; a named plain pool stays plain */
+    OK(cuMemAllocAsync(&cur, 100, s));
+    OK(cuMemAllocFromPoolAsync(&other, 100, plain, s));
+    OK(cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE, cur));
+    CHECK(owner == pool);
+    OK(cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE, other));
+    CHECK(owner == NULL);
+    OK(cuMemFreeAsync(cur, s));
+    OK(cuMemFreeAsync(other, s));
     OK(cuMemPoolDestroy(imp));
     OK(cuMemPoolDestroy(pool)); /* a and b outstanding: the arena lives on */
     OK(cuMemsetD32_v2(a, 7, 250));
