@@ -73,6 +73,7 @@
     X(CAN_USE_STREAM_WAIT_VALUE_NOR, 1)                                                            \
     X(CAN_FLUSH_REMOTE_WRITES, 1)                                                                  \
     X(HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED, 1)                                              \
+    X(MEMPOOL_SUPPORTED_HANDLE_TYPES, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)                    \
     X(NUMA_ID, -1)                                                                                 \
     X(HOST_NUMA_ID, -1)
 

@@ -178,6 +178,27 @@ int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags);
  * EMU_MEMF_IPC marks an EMU_MEM_VMM range cuIpcOpenMemHandle mapped from another process. */
 #define EMU_MEMF_SHAREABLE 0x40000000u
 #define EMU_MEMF_IPC 0x80000000u
+/* EMU_MEMF_POOL marks an EMU_MEM_DEVICE allocation inside the arena of an IPC memory pool (emu_mempool.c):
+ * made by cuMemAllocFromPoolAsync here, or (with EMU_MEMF_IPC) mapped by cuMemPoolImportPointer. */
+#define EMU_MEMF_POOL 0x20000000u
+/* emu_mempool.c: frees a pool-arena allocation at p (an import: unmaps it); 1 if p was one. */
+int emu_pool_free(uint64_t p);
+CUmemoryPool emu_pool_of(uint64_t addr); /* the pool whose arena holds addr, else NULL */
+/* emu_memory.c: stream-ordered allocation of plain device memory (plain = 1: whatever the current pool is;
+ * 0: from the device's current pool), graph memory on a capturing stream. */
+CUresult emu_alloc_async(CUdeviceptr *dptr, size_t bytesize, CUstream hStream, int plain);
+/* cuMemAllocAsync from the device's current pool when that is an IPC pool: 1 (and *rc) if it was. */
+int emu_pool_alloc_current(CUdeviceptr *dptr, size_t bytes, CUresult *rc);
+/* Device memory accounting (emu_memory.c): CUDA_ERROR_OUT_OF_MEMORY when `bytes` more do not fit. */
+CUresult emu_vram_charge(size_t bytes);
+void emu_vram_uncharge(size_t bytes);
+/* emu_vmm.c: POSIX-fd shareable handles of VMM allocations and IPC pools (one mechanism): a new
+ * descriptor of memfd `fd` into *(int *)out; an imported descriptor checked to be a memfd of that
+ * name, duplicated (close-on-exec) into *fd_out, with its fstat. */
+struct stat;
+CUresult emu_shareable_export(int fd, void *out);
+CUresult emu_shareable_import(void *osHandle, CUmemAllocationHandleType type, const char *memfd_name, int *fd_out,
+                              struct stat *st);
 /* emu_ipc.c: a shared, exportable device range (0, or -1 when the process cannot make one), its release
  * (1 if base was one). */
 int emu_ipc_alloc(size_t size, void **out);

@@ -158,7 +158,9 @@ EMU_API CUresult cuIpcGetMemHandle(CUipcMemHandle *pHandle, CUdeviceptr dptr)
     size_t size;
     int kind;
     /* the base of a cuMemAlloc allocation (not an offset into one, not pool / managed / host memory) */
-    if (!emu_mem_find(dptr, &base, &size, &kind, NULL) || base != dptr || kind != EMU_MEM_DEVICE)
+    unsigned flags;
+    if (!emu_mem_find(dptr, &base, &size, &kind, &flags) || base != dptr || kind != EMU_MEM_DEVICE ||
+        (flags & EMU_MEMF_POOL))
         return CUDA_ERROR_INVALID_VALUE;
     ipc_wire w = {.magic = MEM_MAGIC, .host = host_id(), .pid = (int32_t)getpid(), .size = size, .base = base};
     int found = 0;

@@ -1,7 +1,7 @@
 /* emu_memory.c - memory of the emulated device: the allocation table (every device, host-mapped,
  * registered, managed and module-global range), cuMemAlloc* / free / info / address range / pointer
  * attributes, memcpy in all directions (1D, 2D, 3D, async), memset D8/D16/D32 (+2D, async), stream-
- * ordered allocation with one default pool. Device pointers are host addresses; a copy that touches
+ * ordered allocation and free (pools: emu_mempool.c). Device pointers are host addresses; a copy that touches
  * a "device" address outside any live allocation is CUDA_ERROR_INVALID_VALUE, and kernels ask
  * emu_mem_check() (ptx_env.check_global) before each access.
  */
@@ -127,6 +127,18 @@ int emu_mem_check(uint64_t addr, uint64_t len)
 
 static int counts_as_vram(int kind) { return kind == EMU_MEM_DEVICE || kind == EMU_MEM_MANAGED || kind == EMU_MEM_MODULE; }
 
+CUresult emu_vram_charge(size_t bytes)
+{
+    size_t used = atomic_load(&g_emu.vram_used);
+    do {
+        if (bytes > g_emu.vram_total || used > g_emu.vram_total - bytes)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+    } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + bytes));
+    return CUDA_SUCCESS;
+}
+
+void emu_vram_uncharge(size_t bytes) { atomic_fetch_sub(&g_emu.vram_used, bytes); }
+
 /* Allocations start on 512 bytes: CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT, which a texture over linear memory
  * (cuTexObjectCreate) requires of its address, as cudaMalloc'd memory on a GPU satisfies. */
 CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
@@ -137,13 +149,8 @@ CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
     size_t rounded = (bytes + 255) & ~(size_t)255;
     if (rounded < bytes)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    if (counts_as_vram(kind)) {
-        size_t used = atomic_load(&g_emu.vram_used);
-        do {
-            if (rounded > g_emu.vram_total || used > g_emu.vram_total - rounded)
-                return CUDA_ERROR_OUT_OF_MEMORY;
-        } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + rounded));
-    }
+    if (counts_as_vram(kind) && emu_vram_charge(rounded) != CUDA_SUCCESS)
+        return CUDA_ERROR_OUT_OF_MEMORY;
     void *p = NULL;
     if (kind == EMU_MEM_DEVICE && (flags & EMU_MEMF_SHAREABLE)) {
         flags &= ~EMU_MEMF_SHAREABLE;
@@ -171,8 +178,11 @@ static CUresult free_kind(uint64_t p, int want1, int want2)
     int kind;
     size_t size;
     uint64_t base;
-    if (!emu_mem_find(p, &base, NULL, &kind, NULL) || base != p || (kind != want1 && kind != want2))
+    unsigned flags;
+    if (!emu_mem_find(p, &base, NULL, &kind, &flags) || base != p || (kind != want1 && kind != want2))
         return CUDA_ERROR_INVALID_VALUE;
+    if (kind == EMU_MEM_DEVICE && (flags & EMU_MEMF_POOL))
+        return emu_pool_free(p) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE; /* an IPC pool's arena */
     if (!emu_mem_remove(p, &kind, &size))
         return CUDA_ERROR_INVALID_VALUE;
     if (counts_as_vram(kind))
@@ -462,7 +472,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attribute, CUdevice
         *(int *)data = known && kind == EMU_MEM_DEVICE && emu_ipc_exportable(base);
         break;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
-        *(void **)data = NULL;
+        *(void **)data = known && (flags & EMU_MEMF_POOL) ? (void *)emu_pool_of(ptr) : NULL;
         break;
     default:
         *(unsigned long long *)data = 0; /* handle types / compression: not supported -> 0 */
@@ -497,196 +507,21 @@ EMU_API CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_at
     return CUDA_SUCCESS;
 }
 
-/* ---- stream-ordered allocation: a default pool plus created ones; pool allocations are ordinary
- * device memory (stream order is trivially kept since all work is synchronous) ---- */
-typedef struct emu_pool {
-    int reuse[3];          /* CU_MEMPOOL_ATTR_REUSE_* (1..3), on by default */
-    cuuint64_t threshold;  /* CU_MEMPOOL_ATTR_RELEASE_THRESHOLD */
-} emu_pool;
-static emu_pool g_default_pool = {{1, 1, 1}, 0}; /* its address is the default CUmemoryPool handle */
-static CUmemoryPool g_current_pool = (CUmemoryPool)&g_default_pool;
-
-static int pool_ok(CUmemoryPool pool)
-{
-    return pool == (CUmemoryPool)&g_default_pool || emu_handle_is(pool, EMU_K_POOL);
-}
-
-EMU_API CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
-{
-    CUresult rc = emu_check_init();
-    if (rc)
-        return rc;
-    if (!pool_out)
-        return CUDA_ERROR_INVALID_VALUE;
-    if (dev != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
-    *pool_out = (CUmemoryPool)&g_default_pool;
-    return CUDA_SUCCESS;
-}
-
-EMU_API CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
-{
-    CUresult rc = cuDeviceGetDefaultMemPool(pool, dev);
-    if (rc == CUDA_SUCCESS)
-        *pool = g_current_pool;
-    return rc;
-}
-
-EMU_API CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
-{
-    CUresult rc = emu_check_device(dev);
-    if (rc)
-        return rc;
-    if (!pool_ok(pool))
-        return CUDA_ERROR_INVALID_VALUE;
-    g_current_pool = pool;
-    return CUDA_SUCCESS;
-}
-
-static int device_location(const CUmemLocation *loc, CUmemAllocationType type)
-{
-    return loc && loc->type == CU_MEM_LOCATION_TYPE_DEVICE && loc->id == 0 && type == CU_MEM_ALLOCATION_TYPE_PINNED;
-}
-
-EMU_API CUresult cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
-{
-    if (!device_location(location, type))
-        return CUDA_ERROR_NOT_SUPPORTED; /* host / managed pools are not emulated */
-    return cuDeviceGetDefaultMemPool(pool_out, 0);
-}
-
-EMU_API CUresult cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *location, CUmemAllocationType type)
-{
-    if (!device_location(location, type))
-        return CUDA_ERROR_NOT_SUPPORTED;
-    return cuDeviceGetMemPool(pool, 0);
-}
-
-EMU_API CUresult cuMemSetMemPool(CUmemLocation *location, CUmemAllocationType type, CUmemoryPool pool)
-{
-    if (!device_location(location, type))
-        return CUDA_ERROR_NOT_SUPPORTED;
-    return cuDeviceSetMemPool(0, pool);
-}
-
-EMU_API CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolProps)
-{
-    CUresult rc = emu_check_init();
-    if (rc)
-        return rc;
-    if (!pool || !poolProps || poolProps->allocType != CU_MEM_ALLOCATION_TYPE_PINNED ||
-        poolProps->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
-        return CUDA_ERROR_INVALID_VALUE;
-    if (poolProps->location.id != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
-    emu_pool *p = calloc(1, sizeof(*p));
-    if (p)
-        p->reuse[0] = p->reuse[1] = p->reuse[2] = 1;
-    if (!p || emu_handle_add(p, EMU_K_POOL)) {
-        free(p);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    *pool = (CUmemoryPool)p;
-    return CUDA_SUCCESS;
-}
-
-EMU_API CUresult cuMemPoolDestroy(CUmemoryPool pool)
-{
-    if (!emu_handle_is(pool, EMU_K_POOL))
-        return CUDA_ERROR_INVALID_VALUE;
-    if (g_current_pool == pool)
-        g_current_pool = (CUmemoryPool)&g_default_pool;
-    emu_handle_del(pool);
-    free(pool);
-    return CUDA_SUCCESS;
-}
-
-EMU_API CUresult cuMemPoolSetAccess(CUmemoryPool pool, const CUmemAccessDesc *map, size_t count)
-{
-    if (!pool_ok(pool) || (count && !map))
-        return CUDA_ERROR_INVALID_VALUE;
-    for (size_t i = 0; i < count; i++)
-        if (map[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || map[i].location.id != 0)
-            return CUDA_ERROR_INVALID_DEVICE;
-    return CUDA_SUCCESS;
-}
-
-EMU_API CUresult cuMemPoolGetAccess(CUmemAccess_flags *flags, CUmemoryPool memPool, CUmemLocation *location)
-{
-    if (!flags || !location || !pool_ok(memPool))
-        return CUDA_ERROR_INVALID_VALUE;
-    *flags = location->type == CU_MEM_LOCATION_TYPE_DEVICE && location->id == 0 ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
-                                                                                 : CU_MEM_ACCESS_FLAGS_PROT_NONE;
-    return CUDA_SUCCESS;
-}
-
-EMU_API CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep)
-{
-    (void)minBytesToKeep;
-    return pool_ok(pool) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
-}
-
-EMU_API CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
-{
-    if (!pool_ok(pool) || !value)
-        return CUDA_ERROR_INVALID_VALUE;
-    emu_pool *p = (emu_pool *)pool;
-    switch (attr) {
-    case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
-    case CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC:
-    case CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES:
-        p->reuse[attr - 1] = *(int *)value != 0;
-        return CUDA_SUCCESS;
-    case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD:
-        p->threshold = *(cuuint64_t *)value;
-        return CUDA_SUCCESS;
-    case CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH:
-    case CU_MEMPOOL_ATTR_USED_MEM_HIGH: /* may only be reset */
-        return *(cuuint64_t *)value == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
-    default:
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-}
-
-EMU_API CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
-{
-    if (!pool_ok(pool) || !value)
-        return CUDA_ERROR_INVALID_VALUE;
-    switch (attr) {
-    case CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES:
-    case CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC:
-    case CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES:
-        *(int *)value = ((emu_pool *)pool)->reuse[attr - 1];
-        break;
-    case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD:
-        *(cuuint64_t *)value = ((emu_pool *)pool)->threshold;
-        break;
-    case CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT:
-    case CU_MEMPOOL_ATTR_USED_MEM_CURRENT:
-        *(cuuint64_t *)value = atomic_load(&g_emu.vram_used);
-        break;
-    default:
-        *(cuuint64_t *)value = 0;
-        break;
-    }
-    return CUDA_SUCCESS;
-}
-
-EMU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+CUresult emu_alloc_async(CUdeviceptr *dptr, size_t bytesize, CUstream hStream, int plain)
 {
     CUresult rc = emu_stream_check(hStream);
     if (rc)
         return rc;
     if (dptr && bytesize && emu_capture_of(hStream))
         return emu_capture_alloc(hStream, dptr, bytesize); /* an alloc node: legal in any capture mode */
+    if (!plain && dptr && bytesize && emu_pool_alloc_current(dptr, bytesize, &rc))
+        return rc;
     return mem_alloc(dptr, bytesize);
 }
 
-EMU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
+EMU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
-    if (!pool_ok(pool))
-        return CUDA_ERROR_INVALID_VALUE;
-    return cuMemAllocAsync(dptr, bytesize, hStream);
+    return emu_alloc_async(dptr, bytesize, hStream, 0); /* from the device's current pool */
 }
 
 typedef struct free_op {

@@ -9,6 +9,7 @@
  * pidfd_getfd) - back into an allocation handle whose mappings alias the exporter's memory.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -18,6 +19,41 @@
 #include "emu_internal.h"
 
 #define EMU_VMM_GRANULARITY ((size_t)2 << 20) /* what GPUs report for CU_MEM_ALLOC_GRANULARITY_* */
+#define EMU_VMM_MEMFD "tf-emu-vmm"
+
+/* ---- POSIX-fd shareable handles, one mechanism for VMM allocations (below) and IPC memory pools
+ * (emu_mempool.c): the export is a new descriptor of the object's memfd, the import takes a descriptor -
+ * of this process, or received from another one - of a memfd this driver made with that name (the kernel
+ * keeps the name across SCM_RIGHTS), so a descriptor of anything else, or of the other kind of object,
+ * is refused. */
+CUresult emu_shareable_export(int fd, void *out)
+{
+    int copy = dup(fd); /* the caller owns (and closes, or passes on) its own descriptor */
+    if (copy < 0)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *(int *)out = copy;
+    return CUDA_SUCCESS;
+}
+
+CUresult emu_shareable_import(void *osHandle, CUmemAllocationHandleType type, const char *memfd_name, int *fd_out,
+                              struct stat *st)
+{
+    if (type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+        return CUDA_ERROR_NOT_SUPPORTED; /* Win32 and fabric handles do not exist here */
+    int src = (int)(intptr_t)osHandle; /* the descriptor itself, passed as a pointer-sized value */
+    char link[64], want[64], path[40];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", src);
+    int wn = snprintf(want, sizeof want, "/memfd:%s (deleted)", memfd_name);
+    ssize_t n = src < 0 ? -1 : readlink(path, link, sizeof link);
+    if (src < 0 || fstat(src, st) != 0 || !S_ISREG(st->st_mode) || st->st_size <= 0 || n != wn ||
+        memcmp(link, want, (size_t)n) != 0)
+        return CUDA_ERROR_INVALID_VALUE; /* not a descriptor this driver exported (for this kind of object) */
+    int fd = fcntl(src, F_DUPFD_CLOEXEC, 0); /* the caller may close its descriptor after the import */
+    if (fd < 0)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *fd_out = fd;
+    return CUDA_SUCCESS;
+}
 
 typedef struct vmm_handle {
     int fd;
@@ -148,7 +184,7 @@ EMU_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, 
             return CUDA_ERROR_OUT_OF_MEMORY;
     } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + size));
     vmm_handle *h = calloc(1, sizeof(*h));
-    int fd = memfd_create("tf-emu-vmm", MFD_CLOEXEC);
+    int fd = memfd_create(EMU_VMM_MEMFD, MFD_CLOEXEC);
     if (!h || fd < 0 || ftruncate(fd, (off_t)size) != 0 || emu_handle_add(h, EMU_K_VMM)) {
         if (fd >= 0)
             close(fd);
@@ -319,12 +355,9 @@ EMU_API CUresult cuMemExportToShareableHandle(void *shareableHandle, CUmemGeneri
         emu_unlock();
         return CUDA_ERROR_INVALID_VALUE; /* as the driver: the type must have been requested at creation */
     }
-    int fd = dup(h->fd);
+    rc = emu_shareable_export(h->fd, shareableHandle);
     emu_unlock();
-    if (fd < 0)
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    *(int *)shareableHandle = fd;
-    return CUDA_SUCCESS;
+    return rc;
 }
 
 EMU_API CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, void *osHandle,
@@ -335,20 +368,20 @@ EMU_API CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *ha
         return rc;
     if (!handle)
         return CUDA_ERROR_INVALID_VALUE;
-    if (shHandleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
-        return CUDA_ERROR_NOT_SUPPORTED;
-    int src = (int)(intptr_t)osHandle; /* the descriptor itself, passed as a pointer-sized value */
+    int fd = -1;
     struct stat st;
-    if (src < 0 || fstat(src, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-        (size_t)st.st_size % EMU_VMM_GRANULARITY)
-        return CUDA_ERROR_INVALID_VALUE; /* not a descriptor this driver exported */
-    vmm_handle *h = calloc(1, sizeof(*h));
-    int fd = fcntl(src, F_DUPFD_CLOEXEC, 0); /* the caller may close its descriptor after the import */
-    if (!h || fd < 0 || emu_handle_add(h, EMU_K_VMM)) {
-        if (fd >= 0)
-            close(fd);
+    rc = emu_shareable_import(osHandle, shHandleType, EMU_VMM_MEMFD, &fd, &st);
+    if (rc)
+        return rc;
+    vmm_handle *h = NULL;
+    if ((size_t)st.st_size % EMU_VMM_GRANULARITY)
+        rc = CUDA_ERROR_INVALID_VALUE;
+    else if (!(h = calloc(1, sizeof(*h))) || emu_handle_add(h, EMU_K_VMM))
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+    if (rc) {
+        close(fd);
         free(h);
-        return CUDA_ERROR_OUT_OF_MEMORY;
+        return rc;
     }
     h->fd = fd;
     h->imported = 1;

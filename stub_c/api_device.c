@@ -65,6 +65,9 @@ CUresult tfs_cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice d
     if (!d) return CUDA_ERROR_INVALID_DEVICE;
     if (!pi || (int)attrib <= 0 || (int)attrib >= TF_MAX_ATTR || !d->attr_ok[attrib]) return CUDA_ERROR_INVALID_VALUE;
     *pi = d->attr[attrib];
+    /* the pool handle types that travel (api_vmm.c): a POSIX fd on the worker's host only, no other type */
+    if (attrib == CU_DEVICE_ATTRIBUTE_MEMPOOL_SUPPORTED_HANDLE_TYPES)
+        *pi &= tf_conn_is_unix() ? (int)CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR : 0;
     return CUDA_SUCCESS;
 }
 

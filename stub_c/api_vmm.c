@@ -5,6 +5,7 @@
  * POSIX file descriptor is the worker's own descriptor of the allocation, handed to this process over the
  * Unix socket (SCM_RIGHTS) at export and sent back with an import (same host only; the worker applies the
  * IPC policy: same allocation); a Win32 handle, or a POSIX fd over TCP/TLS, is refused with the reason logged.
+ * IPC memory pools share their POSIX descriptor the same way (cuMemPoolExportToShareableHandle / Import...).
  * Managed-memory hints of the stub's managed regions are kept and answered here (see below).
  * Rows of proto/calls.tbl marked `local` or `stub=hand` in this area; the list of areas is in stub.h.
  */
@@ -40,17 +41,18 @@ CUresult tfs_cuMemUnmap(CUdeviceptr_v2 ptr, size_t size)
     return CUDA_SUCCESS;
 }
 
-static CUresult refuse_handle_type(const char *call, CUmemAllocationHandleType t)
+/* fabric: whether CU_MEM_HANDLE_TYPE_FABRIC would travel instead (VMM allocations: yes; memory pools: no) */
+static CUresult refuse_handle_type(const char *call, CUmemAllocationHandleType t, int fabric)
 {
     static int logged;
     if (!__atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED)) {
         if (t == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
             tf_log("%s: a POSIX file descriptor of the GPU worker reaches this process only over a Unix socket "
-                   "(the worker on this host); over TCP/TLS use CU_MEM_HANDLE_TYPE_FABRIC", call);
+                   "(the worker on this host)%s", call, fabric ? "; over TCP/TLS use CU_MEM_HANDLE_TYPE_FABRIC" : "");
         else
-            tf_log("%s: handle type %d is a descriptor of the GPU host's process and cannot reach this one; "
-                   "CU_MEM_HANDLE_TYPE_FABRIC (and a POSIX fd on the same host) travel through the remote stub",
-                   call, (int)t);
+            tf_log("%s: handle type %d is a descriptor of the GPU host's process and cannot reach this one; %s",
+                   call, (int)t, fabric ? "CU_MEM_HANDLE_TYPE_FABRIC (and a POSIX fd on the same host) travel through "
+                                          "the remote stub" : "a POSIX fd on the same host (Unix socket) travels");
     }
     return CUDA_ERROR_NOT_SUPPORTED;
 }
@@ -61,7 +63,7 @@ CUresult tfs_cuMemExportToShareableHandle(void *shareableHandle, CUmemGenericAll
     NEED_INIT();
     if (!shareableHandle) return CUDA_ERROR_INVALID_VALUE;
     if (handleType == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) {
-        if (!tf_conn_is_unix()) return refuse_handle_type("cuMemExportToShareableHandle", handleType);
+        if (!tf_conn_is_unix()) return refuse_handle_type("cuMemExportToShareableHandle", handleType, 1);
         tfc_call c;
         int fd = -1;
         CUresult rc = enc_tfMemExportToFd(&c, handle, flags);
@@ -69,7 +71,7 @@ CUresult tfs_cuMemExportToShareableHandle(void *shareableHandle, CUmemGenericAll
         if (rc == CUDA_SUCCESS) *(int *)shareableHandle = fd;
         return rc;
     }
-    if (handleType != CU_MEM_HANDLE_TYPE_FABRIC) return refuse_handle_type("cuMemExportToShareableHandle", handleType);
+    if (handleType != CU_MEM_HANDLE_TYPE_FABRIC) return refuse_handle_type("cuMemExportToShareableHandle", handleType, 1);
     return rpc_cuMemExportToShareableHandle(shareableHandle, handle, handleType, flags);
 }
 
@@ -81,15 +83,62 @@ CUresult tfs_cuMemImportFromShareableHandle(CUmemGenericAllocationHandle_v1 *han
     if (shHandleType == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) {
         int fd = (int)(intptr_t)osHandle;   /* the descriptor itself, passed as a pointer-sized value */
         if (fd < 0 || fcntl(fd, F_GETFD) < 0) return CUDA_ERROR_INVALID_VALUE;
-        if (!tf_conn_is_unix()) return refuse_handle_type("cuMemImportFromShareableHandle", shHandleType);
+        if (!tf_conn_is_unix()) return refuse_handle_type("cuMemImportFromShareableHandle", shHandleType, 1);
         tfc_call c;
         CUresult rc = enc_tfMemImportFromFd(&c, handle);
         return rc == CUDA_SUCCESS ? tfc_sync_fd(&c, fd) : rc;
     }
     if (!osHandle) return CUDA_ERROR_INVALID_VALUE;
     if (shHandleType != CU_MEM_HANDLE_TYPE_FABRIC)
-        return refuse_handle_type("cuMemImportFromShareableHandle", shHandleType);
+        return refuse_handle_type("cuMemImportFromShareableHandle", shHandleType, 1);
     return rpc_cuMemImportFromShareableHandle(handle, osHandle, shHandleType);
+}
+
+/* IPC memory pools: the pool's POSIX descriptor crosses as a VMM allocation's does (above; the worker applies
+ * the same IPC policy), the 64 bytes of pointer export data are plain data, and an imported pointer joins the
+ * device map with the size the worker reports (freed with cuMemFree / cuMemFreeAsync as any allocation). */
+CUresult tfs_cuMemPoolExportToShareableHandle(void *handle_out, CUmemoryPool pool, CUmemAllocationHandleType handleType,
+                                              unsigned long long flags)
+{
+    NEED_INIT();
+    if (!handle_out) return CUDA_ERROR_INVALID_VALUE;
+    if (handleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR || !tf_conn_is_unix())
+        return refuse_handle_type("cuMemPoolExportToShareableHandle", handleType, 0);
+    tfc_call c;
+    int fd = -1;
+    CUresult rc = enc_tfMemPoolExportToFd(&c, pool, flags);
+    if (rc == CUDA_SUCCESS) rc = tfc_sync_take_fd(&c, &fd);
+    if (rc == CUDA_SUCCESS) *(int *)handle_out = fd;
+    return rc;
+}
+
+CUresult tfs_cuMemPoolImportFromShareableHandle(CUmemoryPool *pool_out, void *handle, CUmemAllocationHandleType handleType,
+                                                unsigned long long flags)
+{
+    NEED_INIT();
+    if (!pool_out) return CUDA_ERROR_INVALID_VALUE;
+    if (handleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+        return refuse_handle_type("cuMemPoolImportFromShareableHandle", handleType, 0);
+    int fd = (int)(intptr_t)handle;   /* the descriptor itself, passed as a pointer-sized value */
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0) return CUDA_ERROR_INVALID_VALUE;
+    if (!tf_conn_is_unix()) return refuse_handle_type("cuMemPoolImportFromShareableHandle", handleType, 0);
+    tfc_call c;
+    CUresult rc = enc_tfMemPoolImportFromFd(&c, pool_out, flags);
+    return rc == CUDA_SUCCESS ? tfc_sync_fd(&c, fd) : rc;
+}
+
+CUresult tfs_cuMemPoolImportPointer(CUdeviceptr_v2 *ptr_out, CUmemoryPool pool, CUmemPoolPtrExportData_v1 *shareData)
+{
+    NEED_INIT();
+    if (!ptr_out || !shareData) return CUDA_ERROR_INVALID_VALUE;
+    CUdeviceptr p = 0;
+    size_t size = 0;
+    CUresult rc = rpc_tfMemPoolImportPointer(&p, &size, pool, shareData);
+    if (rc == CUDA_SUCCESS) {
+        tf_devmap_add(p, size);
+        *ptr_out = p;
+    }
+    return rc;
 }
 
 /* One round trip per attribute, as the driver documents it: the same as cuMemRangeGetAttribute each. */

@@ -975,6 +975,96 @@ static void test_fork_child_is_not_initialized(void)
     OK(cuDevicePrimaryCtxRelease_v2(0));
 }
 
+/* An IPC memory pool imported in the same process: a second mapping of the arena, whose imported pointer
+ * aliases the allocation; bad input gets CUDA's errors; the pool outlives cuMemPoolDestroy while used. */
+static void test_mempool_ipc_in_one_process(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    int types = 0;
+    OK(cuDeviceGetAttribute(&types, CU_DEVICE_ATTRIBUTE_MEMPOOL_SUPPORTED_HANDLE_TYPES, 0));
+    CHECK(types == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+    CUmemPoolProps props;
+    memset(&props, 0, sizeof(props));
+    props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    props.maxSize = (size_t)1 << 20;
+    CUmemoryPool plain, pool, imp;
+    OK(cuMemPoolCreate(&plain, &props));
+    int fd = -1;
+    CHECK(cuMemPoolExportToShareableHandle(&fd, plain, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0) ==
+          CUDA_ERROR_INVALID_VALUE);
+    props.handleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    OK(cuMemPoolCreate(&pool, &props));
+    CUstream s;
+    OK(cuStreamCreate(&s, 0));
+    CUdeviceptr a, b, big, onplain, got;
+    OK(cuMemAllocFromPoolAsync(&a, 1000, pool, s));
+    OK(cuMemAllocFromPoolAsync(&b, 5000, pool, s));
+    CHECK(cuMemAllocFromPoolAsync(&big, (size_t)2 << 20, pool, s) == CUDA_ERROR_OUT_OF_MEMORY); /* over maxSize */
+    OK(cuMemAllocFromPoolAsync(&onplain, 1000, plain, s));
+    CUmemoryPool owner = NULL;
+    OK(cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE, b));
+    CHECK(owner == pool);
+    OK(cuMemsetD32Async(b, 0x12345678u, 1250, s));
+    OK(cuStreamSynchronize(s));
+    CUmemPoolPtrExportData data, junk;
+    CHECK(cuMemPoolExportPointer(&junk, onplain) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuMemPoolExportPointer(&junk, b + 4) == CUDA_ERROR_INVALID_VALUE);
+    OK(cuMemPoolExportPointer(&data, b));
+    OK(cuMemPoolExportToShareableHandle(&fd, pool, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
+    CHECK(cuMemPoolImportFromShareableHandle(&imp, (void *)(intptr_t)fd, CU_MEM_HANDLE_TYPE_WIN32, 0) ==
+          CUDA_ERROR_NOT_SUPPORTED);
+    OK(cuMemPoolImportFromShareableHandle(&imp, (void *)(intptr_t)fd, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
+    close(fd);
+    CUmemGenericAllocationHandle vh;
+    int fd2 = -1;
+    OK(cuMemPoolExportToShareableHandle(&fd2, pool, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
+    CHECK(cuMemImportFromShareableHandle(&vh, (void *)(intptr_t)fd2, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) ==
+          CUDA_ERROR_INVALID_VALUE); /* a pool's descriptor is no VMM allocation */
+    close(fd2);
+    CHECK(cuMemPoolImportPointer(&got, pool, &data) == CUDA_ERROR_INVALID_VALUE); /* the exporting pool itself */
+    CUmemPoolPtrExportData bad = data;
+    bad.reserved[24] ^= 1; /* an offset off the page grid */
+    CHECK(cuMemPoolImportPointer(&got, imp, &bad) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuMemAllocFromPoolAsync(&big, 4096, imp, s) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuDeviceSetMemPool(0, imp) == CUDA_ERROR_INVALID_VALUE);
+    size_t free0, free1, total;
+    OK(cuMemGetInfo_v2(&free0, &total));
+    OK(cuMemPoolImportPointer(&got, imp, &data));
+    OK(cuMemGetInfo_v2(&free1, &total));
+    CHECK(free1 == free0); /* the exporter's bytes */
+    CHECK(got != b);
+    uint32_t w = 0;
+    OK(cuMemcpyDtoH_v2(&w, got + 4996, 4));
+    CHECK(w == 0x12345678u);
+    OK(cuMemsetD32_v2(got, 0xabcdef01u, 1));
+    OK(cuMemcpyDtoH_v2(&w, b, 4));
+    CHECK(w == 0xabcdef01u);
+    OK(cuMemFree_v2(got));
+    CUdeviceptr cur, other;
+    OK(cuDeviceSetMemPool(0, pool)); /* cuMemAllocAsync takes the current pool; a named plain pool stays plain */
+    OK(cuMemAllocAsync(&cur, 100, s));
+    OK(cuMemAllocFromPoolAsync(&other, 100, plain, s));
+    OK(cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE, cur));
+    CHECK(owner == pool);
+    OK(cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE, other));
+    CHECK(owner == NULL);
+    OK(cuMemFreeAsync(cur, s));
+    OK(cuMemFreeAsync(other, s));
+    OK(cuMemPoolDestroy(imp));
+    OK(cuMemPoolDestroy(pool)); /* a and b outstanding: the arena lives on */
+    OK(cuMemsetD32_v2(a, 7, 250));
+    OK(cuMemFreeAsync(a, s));
+    OK(cuMemFree_v2(b));
+    OK(cuMemFreeAsync(onplain, s));
+    OK(cuStreamSynchronize(s));
+    CHECK(cuMemPoolDestroy(pool) == CUDA_ERROR_INVALID_VALUE);
+    OK(cuMemPoolDestroy(plain));
+    OK(cuStreamDestroy_v2(s));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && !strcmp(argv[1], "--vmm-child"))
@@ -989,6 +1079,7 @@ int main(int argc, char **argv)
     test_stream_capture_without_kernels();
     test_virtual_memory_management();
     test_memory_pools();
+    test_mempool_ipc_in_one_process();
     test_jit_link_of_one_ptx_module();
     test_ptx_target_against_capability();
     test_lazy_loading();

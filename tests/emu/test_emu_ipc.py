@@ -30,3 +30,28 @@ IPC_EXPECT = {
 def test_ipc_memory_and_event_handles_work_between_two_processes(cudart):
     kv = run_kv("ipc", cudart=cudart)
     assert {k: kv.get(k) for k in IPC_EXPECT} == IPC_EXPECT
+
+
+# Stream-ordered memory pools between processes (NVIDIA's streamOrderedAllocationIPC), per the driver API
+# documentation: CU_DEVICE_ATTRIBUTE_MEMPOOL_SUPPORTED_HANDLE_TYPES reports POSIX file descriptors; a pool
+# created without a handle type cannot be exported (INVALID_VALUE); cuMemPoolExportPointer wants an allocation
+# of an IPC pool; an imported pool makes no allocations and refuses another pool's pointer data (the sample
+# finds each pool's pointer by that error); the importer's writes are the exporter's memory and not charged
+# to it; cuMemPoolDestroy with an allocation outstanding returns at once and the memory lives until freed.
+# Win32 handles do not exist here (NOT_SUPPORTED). Shared with tests/stub/test_vmm_ipc.py.
+MEMPOOL_IPC_EXPECT = {
+    "handle_types": "1", "export_plain": "cudaErrorInvalidValue", "create_win32": "cudaErrorNotSupported",
+    "export": "cudaSuccess", "fd_valid": "1", "export_ptr_plain": "cudaErrorInvalidValue",
+    "export_ptr_inside": "cudaErrorInvalidValue", "import_bogus": "cudaErrorInvalidValue",
+    "child_import": "cudaSuccess", "child_access": "3", "child_import_ptr": "cudaSuccess", "child_free_delta": "0",
+    "child_same_ptr": "1", "child_wrong_pool": "cudaErrorInvalidValue",
+    "child_alloc_imported": "cudaErrorInvalidValue", "child_saw_parent": "1", "child_kernel": "cudaSuccess",
+    "child_free": "cudaSuccess", "child_destroy": "cudaSuccess", "child_status": "0", "parent_sees_child": "1",
+    "destroy_outstanding": "cudaSuccess", "outstanding_usable": "1", "outstanding_free": "cudaSuccess",
+}
+
+
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_mempool_export_import_shares_pool_allocations_between_two_processes(cudart):
+    kv = run_kv("mempool_ipc", cudart=cudart)
+    assert {k: kv.get(k) for k in MEMPOOL_IPC_EXPECT} == MEMPOOL_IPC_EXPECT

@@ -3,7 +3,8 @@ the exporting client gets its GPU worker's own descriptor of the allocation (ove
 passes it to another client process with SCM_RIGHTS, and that process's GPU worker imports the very file, so
 both sessions share the memory. Same program and answers as on the emulated device directly; the import is
 refused (CUDA_ERROR_NOT_PERMITTED) in a session of another allocation, and over TCP the export answers
-CUDA_ERROR_NOT_SUPPORTED with a reason, never a descriptor that means nothing here."""
+CUDA_ERROR_NOT_SUPPORTED with a reason, never a descriptor that means nothing here. IPC memory pools
+(streamOrderedAllocationIPC's pattern, tests/cuda/mempool_ipc.cu) share their descriptor the same way."""
 from __future__ import annotations
 
 import shutil
@@ -20,6 +21,7 @@ from tfworker.dataplane import SessionGrant
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emu"))
 from emu_run import emu_env  # noqa: E402
+from test_emu_ipc import MEMPOOL_IPC_EXPECT  # noqa: E402
 
 NOT_PERMITTED, NOT_SUPPORTED = "800", "801"
 
@@ -80,4 +82,47 @@ def test_posix_fd_export_over_tcp_is_refused_with_a_reason(dataplane, cuda_progr
     assert r.returncode == 0, r.stdout + r.stderr
     kv = parse_kv(r.stdout)
     assert kv["export"] == NOT_SUPPORTED and kv["fd_valid"] == "0"
+    assert "POSIX file descriptor" in r.stderr and "Unix socket" in r.stderr
+
+
+# ---- IPC memory pools: the same program and answers as on the emulated device directly (tests/emu/test_emu_ipc.py)
+def test_mempool_ipc_between_two_client_processes(dataplane, cuda_program):
+    r = run_via_stub(cuda_program("mempool_ipc"), dataplane.unix)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = parse_kv(r.stdout)
+    assert {k: kv.get(k) for k in MEMPOOL_IPC_EXPECT} == MEMPOOL_IPC_EXPECT
+    assert "not supported" not in r.stderr
+
+
+@pytest.mark.parametrize("child_lease,imports", [("alloc-1", True), ("alloc-2", False)])
+def test_mempool_imports_only_in_sessions_of_the_exporting_allocation(tmp_path, cuda_program, child_lease, imports):
+    async def authorize(token: bytes) -> SessionGrant:
+        return SessionGrant(session_id=f"s-{token.decode()}-{len(tokens)}", env={"TF_IPC_SCOPE": token.decode()})
+    tokens: list[str] = []
+    dp = InProcessDataPlane(tmp_path, authorize=authorize)
+    try:
+        env = stub_env(dp.unix, lease="alloc-1")
+        env["MEMPOOL_CHILD_LEASE"] = child_lease
+        r = subprocess.run([str(cuda_program("mempool_ipc"))], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        dp.close()
+    assert r.returncode == 0, r.stdout + r.stderr
+    marks = Path(ipc_scope_dir("alloc-1"))
+    assert marks.is_dir() and any(marks.iterdir())
+    shutil.rmtree(marks)
+    kv = parse_kv(r.stdout)
+    if imports:   # /dev/null was exported by no session of this allocation: refused before the driver
+        assert {k: kv.get(k) for k in MEMPOOL_IPC_EXPECT} == {**MEMPOOL_IPC_EXPECT,
+                                                              "import_bogus": "cudaErrorNotPermitted"}
+    else:   # another tenant's session never maps this pool, even holding the real descriptor
+        assert kv["child_import"] == "cudaErrorNotPermitted"
+        assert kv["parent_sees_child"] == "0"
+
+
+def test_mempool_export_over_tcp_is_refused_with_a_reason(dataplane, cuda_program):
+    r = run_via_stub(cuda_program("mempool_ipc"), dataplane.tcp)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = parse_kv(r.stdout)
+    assert kv["handle_types"] == "0"   # what a program checks first (the sample then waives)
+    assert kv["export"] == "cudaErrorNotSupported" and kv["fd_valid"] == "0"
     assert "POSIX file descriptor" in r.stderr and "Unix socket" in r.stderr

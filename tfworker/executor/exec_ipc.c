@@ -10,7 +10,8 @@
  * and an open whose handle has no mark in its own scope's folder is CUDA_ERROR_NOT_PERMITTED - another
  * tenant's memory never maps here, even from a leaked or forged handle. Without TF_IPC_SCOPE (a standalone
  * worker) the processes of this host's user share handles as on a plain driver. The same marks guard the
- * POSIX-fd shareable handles of virtual memory management (exec_vmm.c: tfMemExportToFd / tfMemImportFromFd).
+ * POSIX-fd shareable handles of virtual memory management and of IPC memory pools (exec_vmm.c: tfMemExportToFd /
+ * tfMemImportFromFd, tfMemPoolExportToFd / tfMemPoolImportFromFd).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -7,8 +7,10 @@
  * joins the device-pointer registry, so every dev[...] check accepts mapped VA and rejects the rest),
  * an allocation handle from cuMemCreate / cuMemImportFromShareableHandle / cuMemRetainAllocationHandle
  * until as many cuMemRelease. One session per process: the state hangs off tfx (x->vmm).
- * POSIX-fd shareable handles (tfMemExportToFd / tfMemImportFromFd): the backend's descriptor itself goes
- * to the client with the reply (SCM_RIGHTS, Unix sockets only) and comes back with an import's frame.
+ * POSIX-fd shareable handles (tfMemExportToFd / tfMemImportFromFd, and for IPC memory pools
+ * tfMemPoolExportToFd / tfMemPoolImportFromFd): the backend's descriptor itself goes to the client with the
+ * reply (SCM_RIGHTS, Unix sockets only) and comes back with an import's frame; one mechanism for both
+ * (fd_export / fd_import below), one policy (the IPC scope marks of exec_ipc.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -285,15 +287,11 @@ static int client_on_unix_socket(tfx *x)
     return !x->ssl && getsockname(x->fd, (struct sockaddr *)&a, &n) == 0 && a.ss_family == AF_UNIX;
 }
 
-CUresult ex_tfMemExportToFd(tfx *x, CUmemGenericAllocationHandle_v1 handle, unsigned long long flags)
+/* After the backend exported descriptor fd: mark it in the allocation's scope and hand it to the reply. */
+static CUresult fd_export(tfx *x, int fd)
 {
-    if (!handle_find(vmm_of(x), handle)) return CUDA_ERROR_INVALID_VALUE;
-    if (!client_on_unix_socket(x) || !x->be.f_cuMemExportToShareableHandle) return CUDA_ERROR_NOT_SUPPORTED;
-    int fd = -1;
-    CUresult rc = x->be.f_cuMemExportToShareableHandle(&fd, handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, flags);
-    if (rc != CUDA_SUCCESS) return rc;
     uint64_t key[3];
-    rc = fd_key(fd, key) ? CUDA_ERROR_OPERATING_SYSTEM : tfx_ipc_mark_export(x, key, sizeof key);
+    CUresult rc = fd_key(fd, key) ? CUDA_ERROR_OPERATING_SYSTEM : tfx_ipc_mark_export(x, key, sizeof key);
     if (rc != CUDA_SUCCESS) {
         close(fd);
         return rc;
@@ -302,17 +300,37 @@ CUresult ex_tfMemExportToFd(tfx *x, CUmemGenericAllocationHandle_v1 handle, unsi
     return CUDA_SUCCESS;
 }
 
+/* The descriptor an import's frame carried, if a session of this allocation exported it (CUDA_SUCCESS; the
+ * caller closes *fd), else why not (*fd is then closed). */
+static CUresult fd_import(tfx *x, int *fd)
+{
+    *fd = x->rx_fd;
+    x->rx_fd = -1;
+    uint64_t key[3];
+    CUresult rc = *fd < 0 || fd_key(*fd, key) ? CUDA_ERROR_INVALID_VALUE : tfx_ipc_check_import(key, sizeof key);
+    if (rc != CUDA_SUCCESS && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
+CUresult ex_tfMemExportToFd(tfx *x, CUmemGenericAllocationHandle_v1 handle, unsigned long long flags)
+{
+    if (!handle_find(vmm_of(x), handle)) return CUDA_ERROR_INVALID_VALUE;
+    if (!client_on_unix_socket(x) || !x->be.f_cuMemExportToShareableHandle) return CUDA_ERROR_NOT_SUPPORTED;
+    int fd = -1;
+    CUresult rc = x->be.f_cuMemExportToShareableHandle(&fd, handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, flags);
+    return rc == CUDA_SUCCESS ? fd_export(x, fd) : rc;
+}
+
 CUresult ex_tfMemImportFromFd(tfx *x, CUmemGenericAllocationHandle_v1 *handle)
 {
-    int fd = x->rx_fd;
-    x->rx_fd = -1;
     struct tf_vmm *v = vmm_of(x);
-    uint64_t key[3];
-    CUresult rc = CUDA_SUCCESS;
-    if (fd < 0 || fd_key(fd, key)) rc = CUDA_ERROR_INVALID_VALUE;
-    else if (!v) rc = CUDA_ERROR_OUT_OF_MEMORY;
-    else if (!x->be.f_cuMemImportFromShareableHandle) rc = CUDA_ERROR_NOT_SUPPORTED;
-    else rc = tfx_ipc_check_import(key, sizeof key);
+    int fd = -1;
+    CUresult rc = fd_import(x, &fd);
+    if (rc == CUDA_SUCCESS && !v) rc = CUDA_ERROR_OUT_OF_MEMORY;
+    else if (rc == CUDA_SUCCESS && !x->be.f_cuMemImportFromShareableHandle) rc = CUDA_ERROR_NOT_SUPPORTED;
     if (rc == CUDA_SUCCESS)
         rc = x->be.f_cuMemImportFromShareableHandle(handle, (void *)(intptr_t)fd, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
     if (fd >= 0) close(fd);   /* the backend keeps its own reference, as the driver does */
@@ -321,6 +339,50 @@ CUresult ex_tfMemImportFromFd(tfx *x, CUmemGenericAllocationHandle_v1 *handle)
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     return rc;
+}
+
+/* IPC memory pools (the generated decoders checked the pool handles: this session's pools only). */
+CUresult ex_tfMemPoolExportToFd(tfx *x, CUmemoryPool pool, unsigned long long flags)
+{
+    if (!client_on_unix_socket(x) || !x->bx.cuMemPoolExportToShareableHandle) return CUDA_ERROR_NOT_SUPPORTED;
+    int fd = -1;
+    CUresult rc = x->bx.cuMemPoolExportToShareableHandle(&fd, pool, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, flags);
+    return rc == CUDA_SUCCESS ? fd_export(x, fd) : rc;
+}
+
+CUresult ex_tfMemPoolImportFromFd(tfx *x, CUmemoryPool *pool_out, unsigned long long flags)
+{
+    int fd = -1;
+    CUresult rc = fd_import(x, &fd);
+    if (rc == CUDA_SUCCESS && !x->bx.cuMemPoolImportFromShareableHandle) rc = CUDA_ERROR_NOT_SUPPORTED;
+    if (rc == CUDA_SUCCESS)
+        rc = x->bx.cuMemPoolImportFromShareableHandle(pool_out, (void *)(intptr_t)fd,
+                                                      CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, flags);
+    if (fd >= 0) close(fd);   /* the backend keeps its own reference */
+    return rc;
+}
+
+/* The imported range joins the device-pointer registry with its size (the decoder's alloc(*psize)), as an
+ * opened IPC handle does; it is not charged to this session (the limiter counts allocations). */
+CUresult ex_tfMemPoolImportPointer(tfx *x, CUdeviceptr *ptr_out, size_t *psize, CUmemoryPool pool,
+                                   const CUmemPoolPtrExportData *shareData)
+{
+    if (!shareData) return CUDA_ERROR_INVALID_VALUE;
+    if (!x->bx.cuMemPoolImportPointer || !x->bx.cuMemGetAddressRange_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    CUmemPoolPtrExportData data = *shareData;
+    CUdeviceptr p = 0, base = 0;
+    size_t size = 0;
+    CUresult rc = x->bx.cuMemPoolImportPointer(&p, pool, &data);
+    if (rc != CUDA_SUCCESS) return rc;
+    rc = x->bx.cuMemGetAddressRange_v2(&base, &size, p);
+    if (rc == CUDA_SUCCESS && base != p) rc = CUDA_ERROR_INVALID_VALUE;
+    if (rc != CUDA_SUCCESS) {
+        if (x->be.f_cuMemFree_v2) x->be.f_cuMemFree_v2(p);
+        return rc;
+    }
+    *ptr_out = p;
+    *psize = size;
+    return CUDA_SUCCESS;
 }
 
 /* ------------------------------------------------------------------------------------ pools */

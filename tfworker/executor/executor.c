@@ -573,6 +573,9 @@ int tf_session_init(tfx *x, void *lib)
     LOAD(cuIpcOpenEventHandle);
     LOAD(cuIpcGetMemHandle);
     LOAD(cuIpcGetEventHandle);
+    LOAD(cuMemPoolExportToShareableHandle);
+    LOAD(cuMemPoolImportFromShareableHandle);
+    LOAD(cuMemPoolImportPointer);
 #undef LOAD
     *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid_v2");
     if (!x->bx.cuDeviceGetUuid) *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid");

@@ -66,6 +66,11 @@ typedef struct tf_be_extra {
     CUresult (*cuIpcOpenEventHandle)(CUevent *, CUipcEventHandle);
     CUresult (*cuIpcGetMemHandle)(CUipcMemHandle *, CUdeviceptr);
     CUresult (*cuIpcGetEventHandle)(CUipcEventHandle *, CUevent);
+    CUresult (*cuMemPoolExportToShareableHandle)(void *, CUmemoryPool, CUmemAllocationHandleType,
+                                                 unsigned long long);   /* IPC pools (exec_vmm.c) */
+    CUresult (*cuMemPoolImportFromShareableHandle)(CUmemoryPool *, void *, CUmemAllocationHandleType,
+                                                   unsigned long long);
+    CUresult (*cuMemPoolImportPointer)(CUdeviceptr *, CUmemoryPool, CUmemPoolPtrExportData *);
 } tf_be_extra;
 
 /* The session: one per process. */
