@@ -118,6 +118,7 @@ static const ptx_jit_host g_host = {
     .xlate = (void *)ptx_jit_xlate,
     .atom = (void *)ptx_jit_atom,
     .sreg = (void *)ptx_jit_sreg,
+    .alu = (void *)ptx_jit_alu,
 };
 
 static void at_exit_llvm(void);
@@ -790,4 +791,13 @@ int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uin
 uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr) {
     (void)J;
     return ptx_sreg_time(sr);
+}
+
+void ptx_jit_alu(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64_t *b, const uint64_t *c, const uint64_t *e,
+                 uint32_t mask, uint64_t *out) {
+    const ptx_ins *in = &J->k->code[insidx];
+    for (uint32_t m = mask; m; m &= m - 1) {
+        const unsigned l = (unsigned)__builtin_ctz(m);
+        out[l] = ptx_alu_lane(in, a[l], b[l], c[l], e[l], &out[32 + l]);
+    }
 }

@@ -94,6 +94,9 @@ double ptx_jit_compile_info(const ptx_kernel *k, int *from_disk);
 int ptx_jit_xlate(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t mask, uint64_t *ptrs);
 int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uint64_t *b, const uint64_t *c,
                  uint32_t mask, uint64_t *out);
+/* Instruction insidx (ptx_alu_lane_covers) on each lane of mask: operands a, b, c, e; out[l] = d, out[32 + l] = d2. */
+void ptx_jit_alu(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64_t *b, const uint64_t *c, const uint64_t *e,
+                 uint32_t mask, uint64_t *out);
 uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
 
 /* Generated code names the helpers above by these symbols (the plugin defines them at the addresses
@@ -101,21 +104,22 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
 #define PTX_JIT_SYM_XLATE "tf_emu_jit_xlate"
 #define PTX_JIT_SYM_ATOM  "tf_emu_jit_atom"
 #define PTX_JIT_SYM_SREG  "tf_emu_jit_sreg"
+#define PTX_JIT_SYM_ALU   "tf_emu_jit_alu"
 
 /* Translator (ptx_jit_ir.c, in the plugin). Returns NULL and a reason in why when k uses something it
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 7
+#define PTX_JIT_GENERATOR_VERSION 8
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
-#define PTX_JIT_PLUGIN_ABI 1
+#define PTX_JIT_PLUGIN_ABI 2
 #define PTX_JIT_PLUGIN_FILE "libtf-emu-jit.so"
 #define PTX_JIT_PLUGIN_ENTRY "tf_emu_jit_plugin"
 typedef struct ptx_jit_host {
     int abi;
     const char *(*op_name)(int op);
-    void *xlate, *atom, *sreg; /* ptx_jit_xlate, ptx_jit_atom, ptx_jit_sreg */
+    void *xlate, *atom, *sreg, *alu; /* ptx_jit_xlate, ptx_jit_atom, ptx_jit_sreg, ptx_jit_alu */
 } ptx_jit_host;
 typedef struct ptx_jit_plugin {
     int abi;
@@ -184,5 +188,31 @@ int ptx_jit_write_all(int fd, const void *buf, size_t n);
 
 /* From ptx_exec.c: one atomic read-modify-write as the interpreter does it (returns the old value). */
 uint64_t ptx_atom_do(uint8_t *p, int es, int op, int t, uint64_t b, uint64_t c);
+/* From ptx_exec.c: one lane of an instruction ptx_alu_lane_covers accepts, as the interpreter computes
+ * it (d; *d2: setp's second destination). */
+uint64_t ptx_alu_lane(const ptx_ins *in, uint64_t a, uint64_t b, uint64_t c, uint64_t e, uint64_t *d2);
+
+/* Whether ptx_alu_lane computes in: a per-lane operation with no state but its operands (a, b, c, e) and
+ * one or two destinations (d, setp's d2). Both halves read it: ptx_jit_ir.c translates such an instruction
+ * it does not generate inline into a call of ptx_jit_alu (which runs ptx_alu_lane on each executing lane). */
+static inline int ptx_alu_lane_covers(const ptx_ins *in) {
+    const int t = in->t;
+    const int flt = t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2;
+    if (in->wsync) return 0;
+    switch (in->op) {
+    case OP_ADD: case OP_SUB:
+        return flt || ((in->flags & IF_SAT) && t == T_S32 && !(in->flags & (IF_CC | IF_USE_CC)));
+    case OP_MUL_LO: case OP_FMA: case OP_DIV: case OP_MIN: case OP_MAX: case OP_ABS: case OP_NEG:
+        return flt;
+    case OP_MAD_HI: return !(in->flags & (IF_CC | IF_USE_CC));
+    case OP_RCP: case OP_SQRT: case OP_RSQRT: case OP_SIN: case OP_COS: case OP_EX2: case OP_LG2: case OP_TANH:
+    case OP_BFIND: case OP_BFE: case OP_BFI: case OP_PRMT: case OP_TESTP: case OP_COPYSIGN:
+    case OP_MUL24_LO: case OP_MAD24_LO: case OP_SAD: case OP_DP4A: case OP_DP2A:
+    case OP_SET: case OP_SLCT: case OP_CVT: case OP_CVT_PACK: case OP_SETP:
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 #endif

@@ -74,8 +74,8 @@ static int is_float_t(int t) { return t == T_F16 || t == T_BF16 || t == T_F32 ||
 
 /* ------------------------------------------------------------------ coverage */
 
-/* 0 if the JIT translates in, else -1 with the reason. */
-static int covered(G *g, const ptx_ins *in) {
+/* 0 if the JIT generates in inline, else -1 with the reason. */
+static int covered_inline(G *g, const ptx_ins *in) {
     const int t = in->t;
     const char *opn = ptx_op_name(in->op);
     if (in->wsync) BAD("warp-synchronous %s", opn);
@@ -153,6 +153,23 @@ static int covered(G *g, const ptx_ins *in) {
     default:
         BAD("%s", opn);
     }
+}
+
+/* 0 if the JIT translates in (inline, or as a call of the interpreter's lane function: gen_alu), else -1
+ * with the reason. */
+static int covered(G *g, const ptx_ins *in) {
+    if (!covered_inline(g, in)) return 0;
+    return ptx_alu_lane_covers(in) ? 0 : -1;
+}
+static int is_inline(G *g, const ptx_ins *in) {
+    char *why = g->why, tmp[200];
+    const size_t whylen = g->whylen;
+    g->why = tmp;
+    g->whylen = sizeof(tmp);
+    int r = covered_inline(g, in) == 0;
+    g->why = why;
+    g->whylen = whylen;
+    return r;
 }
 
 /* ------------------------------------------------------------------ liveness */
@@ -769,6 +786,23 @@ static void gen_atom(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     if (in->op == OP_ATOM) SET(g, in->d, load_vec(g, g->sc_vals, 0), em);
 }
 
+/* An instruction generated as a call of ptx_jit_alu: the interpreter's own lane function on each
+ * executing lane (operands a, b, c, e in scratch; d and setp's d2 back). */
+static void gen_alu(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
+    LLVMValueRef zero = splat(g, g->v64, 0);
+    store_vec(g, g->sc_addr, 0, in->a >= 0 ? V(g, in->a) : zero);
+    store_vec(g, g->sc_b, 0, in->b >= 0 ? V(g, in->b) : zero);
+    store_vec(g, g->sc_c, 0, in->c >= 0 ? V(g, in->c) : zero);
+    store_vec(g, g->sc_addr, 1, in->e >= 0 ? V(g, in->e) : zero);
+    LLVMValueRef e = LLVMBuildGEP2(g->b, g->i64, g->sc_addr, (LLVMValueRef[]){ci(g->i32, 32)}, 1, "");
+    LLVMTypeRef pi = LLVMPointerType(g->i64, 0);
+    LLVMTypeRef ps[8] = {LLVMTypeOf(g->J), g->i32, pi, pi, pi, pi, g->i32, pi};
+    helper(g, PTX_JIT_SYM_ALU, LLVMVoidTypeInContext(g->cx), ps, 8,
+           (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, g->sc_b, g->sc_c, e, mask_bits(g, em), g->sc_vals});
+    SET(g, in->d, load_vec(g, g->sc_vals, 0), em);
+    if (in->op == OP_SETP && in->d2 >= 0) SET(g, in->d2, load_vec(g, g->sc_vals, 1), em);
+}
+
 /* ------------------------------------------------------------------ one instruction */
 static LLVMValueRef intbin(G *g, int op, int t, LLVMValueRef a, LLVMValueRef b) {
     int bits = intbin_bits(t);
@@ -839,6 +873,10 @@ static LLVMValueRef round_int(G *g, LLVMValueRef f, int rm) {
 static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int t = in->t;
     LLVMValueRef A = NULL, Bv = NULL, Cv = NULL, r = NULL;
+    if (!is_inline(g, in)) {
+        gen_alu(g, idx, in, em);
+        return 0;
+    }
     switch (in->op) {
     case OP_NOP:
         return 0;
