@@ -117,6 +117,8 @@ static int covered_inline(G *g, const ptx_ins *in) {
         BAD("mad.wide variant");
     case OP_MIN: case OP_MAX:
         if (t == T_F32 && !in->flags) return 0;
+        /* f64: the interpreter's fmin/fmax (glibc, or GCC's inline expansion) picks among equal operands
+         * (-0 / +0) differently from llvm.minnum: ptx_jit_alu runs its own */
         if (t == T_F64 && !in->flags) BAD("f64 min/max");
         if (is_float_t(t)) BAD("min/max variant");
         if ((in->flags & IF_RELU) && t != T_S32) BAD("min/max.relu");
@@ -127,6 +129,9 @@ static int covered_inline(G *g, const ptx_ins *in) {
         return 0;
     case OP_NOT: case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_BREV:
         return 0;
+    case OP_RCP: case OP_SQRT:
+        if ((t == T_F32 || t == T_F64) && !(in->flags & ~IF_APPROX) && in->rm <= RM_RN) return 0;
+        BAD("%s variant", opn);
     case OP_AND: case OP_OR: case OP_XOR: case OP_SHL: case OP_SHR:
         return 0;
     case OP_SETP: {
@@ -212,6 +217,7 @@ static int narrow_def(const ptx_ins *in, int d) {
     case OP_ADD: case OP_SUB: case OP_MUL_LO: case OP_AND: case OP_OR: case OP_XOR:
         return t == T_F32 || t == T_PRED || (int_t(t) && intbin_bits(t) <= 32);
     case OP_FMA: return t == T_F32;
+    case OP_RCP: case OP_SQRT: return t == T_F32;
     case OP_DIV: case OP_REM: case OP_MUL_HI: return t == T_F32 || t == T_U32 || t == T_S32;
     case OP_MUL_WIDE: return t == T_U16 || t == T_S16;
     case OP_MAD_LO: return t == T_U16 || t == T_S16 || t == T_U32 || t == T_S32;
@@ -307,6 +313,13 @@ static LLVMValueRef splat(G *g, LLVMTypeRef vt, uint64_t v) {
     LLVMTypeRef et = LLVMGetElementType(vt);
     LLVMValueRef e[32];
     for (int i = 0; i < 32; i++) e[i] = LLVMConstInt(et, v, 0);
+    (void)g;
+    return LLVMConstVector(e, 32);
+}
+static LLVMValueRef splatf(G *g, LLVMTypeRef vt, double v) {
+    LLVMTypeRef et = LLVMGetElementType(vt);
+    LLVMValueRef e[32];
+    for (int i = 0; i < 32; i++) e[i] = LLVMConstReal(et, v);
     (void)g;
     return LLVMConstVector(e, 32);
 }
@@ -1025,6 +1038,24 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
             LLVMTypeRef bt = itype(g, bits);
             LLVMValueRef tv = TR(g, A, bits);
             r = ZX(g, intrin(g, "llvm.bitreverse", &bt, 1, &tv, 1));
+        }
+        break;
+    }
+    case OP_RCP: case OP_SQRT: {
+        /* unary_float, round to nearest: f32 is 1.0f / x or sqrtf(x) through fenc (a NaN becomes the canonical
+         * 0x7fffffff), f64 the plain double result */
+        A = V(g, in->a);
+        if (t == T_F32) {
+            LLVMValueRef x = asf32(g, A), f;
+            if (in->op == OP_RCP) f = LLVMBuildFDiv(g->b, splatf(g, g->vf32, 1.0), x, "");
+            else { LLVMTypeRef ft = g->vf32; f = intrin(g, "llvm.sqrt", &ft, 1, &x, 1); }
+            LLVMValueRef nan = LLVMBuildFCmp(g->b, LLVMRealUNO, f, f, "");
+            r = LLVMBuildSelect(g->b, nan, splat(g, g->v64, 0x7fffffffu), fromf32(g, f), "");
+        } else {
+            LLVMValueRef x = asf64(g, A), f;
+            if (in->op == OP_RCP) f = LLVMBuildFDiv(g->b, splatf(g, g->vf64, 1.0), x, "");
+            else { LLVMTypeRef ft = g->vf64; f = intrin(g, "llvm.sqrt", &ft, 1, &x, 1); }
+            r = fromf64(g, f);
         }
         break;
     }

@@ -2146,7 +2146,7 @@ static void test_jit_alu(void) {
         float gf[24];
         uint32_t gu[24];
         for (int k = 0; k < K; k++) { memcpy(&gd[k], &r[k], 8); memcpy(&gf[k], &r[k], 4); memcpy(&gu[k], &r[k], 4); }
-        CHECK(same_d(gd[0], fmax(dx, dy)) && same_d(gd[1], fmin(dx, dy)), "thread %d max/min.f64 %g %g of %g %g", t, gd[0], gd[1], dx, dy);
+        CHECK(same_d(gd[0], fmax(dx, dy)) && same_d(gd[1], fmin(dx, dy)), "thread %d max/min.f64 %g %g of %g %g (want %g %g)", t, gd[0], gd[1], dx, dy, fmax(dx, dy), fmin(dx, dy));
         CHECK(same_f(gf[2], 1.0f / x), "thread %d rcp.approx %g", t, gf[2]);
         CHECK(same_f(gf[3], (float)exp2((double)x)), "thread %d ex2.approx %g", t, gf[3]);
         CHECK(same_f(gf[4], (float)log2((double)fabsf(y))), "thread %d lg2.approx %g", t, gf[4]);
