@@ -129,6 +129,9 @@ static int covered_inline(G *g, const ptx_ins *in) {
         return 0;
     case OP_NOT: case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_BREV:
         return 0;
+    case OP_PACK: case OP_UNPACK:
+        if (in->vec < 1 || in->vec > 4 || (unsigned)in->esize * in->vec > 8) BAD("%s of %u x %u bytes", opn, in->vec, in->esize);
+        return 0;
     case OP_RCP: case OP_SQRT:
         if ((t == T_F32 || t == T_F64) && !(in->flags & ~IF_APPROX) && in->rm <= RM_RN) return 0;
         BAD("%s variant", opn);
@@ -185,6 +188,7 @@ static int uses_of(const ptx_ins *in, int *u) {
     case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG: return n;
     case OP_LD: if (in->a >= 0) u[n++] = in->a; return n;
     case OP_ST: if (in->a >= 0) u[n++] = in->a; for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) u[n++] = in->v[k]; return n;
+    case OP_PACK: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) u[n++] = in->v[k]; return n;
     default:
         if (in->a >= 0) u[n++] = in->a;
         if (in->b >= 0) u[n++] = in->b;
@@ -197,7 +201,7 @@ static int defs_of(const ptx_ins *in, int *d) {
     int n = 0;
     switch (in->op) {
     case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_ST: case OP_RED: return 0;
-    case OP_LD: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
+    case OP_LD: case OP_UNPACK: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
     default:
         if (in->d >= 0) d[n++] = in->d;
         if (in->d2 >= 0) d[n++] = in->d2;
@@ -218,6 +222,8 @@ static int narrow_def(const ptx_ins *in, int d) {
         return t == T_F32 || t == T_PRED || (int_t(t) && intbin_bits(t) <= 32);
     case OP_FMA: return t == T_F32;
     case OP_RCP: case OP_SQRT: return t == T_F32;
+    case OP_PACK: return (unsigned)in->esize * in->vec <= 4;
+    case OP_UNPACK: return in->esize <= 4;
     case OP_DIV: case OP_REM: case OP_MUL_HI: return t == T_F32 || t == T_U32 || t == T_S32;
     case OP_MUL_WIDE: return t == T_U16 || t == T_S16;
     case OP_MAD_LO: return t == T_U16 || t == T_S16 || t == T_U32 || t == T_S32;
@@ -1040,6 +1046,25 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
             r = ZX(g, intrin(g, "llvm.bitreverse", &bt, 1, &tv, 1));
         }
         break;
+    }
+    case OP_PACK: { /* elements v[0] (low) .. v[vec-1] into d */
+        const int eb = in->esize * 8;
+        LLVMValueRef acc = splat(g, g->v64, 0);
+        for (int k = in->vec - 1; k >= 0; k--) {
+            LLVMValueRef x = in->v[k] >= 0 ? zextb(g, V(g, in->v[k]), eb) : splat(g, g->v64, 0);
+            acc = eb >= 64 ? x : LLVMBuildOr(g->b, LLVMBuildShl(g->b, acc, splat(g, g->v64, (uint64_t)eb), ""), x, "");
+        }
+        r = acc;
+        break;
+    }
+    case OP_UNPACK: { /* a into v[0] (low) .. v[vec-1] */
+        const int eb = in->esize * 8;
+        LLVMValueRef x = V(g, in->a);
+        for (int k = 0; k < in->vec; k++) {
+            if (in->v[k] >= 0) SET(g, in->v[k], zextb(g, x, eb), em);
+            x = eb >= 64 ? splat(g, g->v64, 0) : LLVMBuildLShr(g->b, x, splat(g, g->v64, (uint64_t)eb), "");
+        }
+        return 0;
     }
     case OP_RCP: case OP_SQRT: {
         /* unary_float, round to nearest: f32 is 1.0f / x or sqrtf(x) through fenc (a NaN becomes the canonical

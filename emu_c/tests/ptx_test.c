@@ -2059,13 +2059,13 @@ static void test_video(void) {
 static const char *JALU_PTX =
     ".version 8.0\n.target sm_80\n.address_size 64\n"
     ".visible .entry jalu(.param .u64 pf, .param .u64 pd, .param .u64 pu, .param .u64 po)\n{\n"
-    " .reg .b32 %r<40>; .reg .f32 %f<30>; .reg .f64 %fd<12>; .reg .b64 %rd<20>; .reg .pred %p<4>;\n"
+    " .reg .b16 %h<4>; .reg .b32 %r<40>; .reg .f32 %f<30>; .reg .f64 %fd<12>; .reg .b64 %rd<20>; .reg .pred %p<4>;\n"
     " ld.param.u64 %rd1, [pf]; ld.param.u64 %rd2, [pd]; ld.param.u64 %rd3, [pu]; ld.param.u64 %rd4, [po];\n"
     " mov.u32 %r1, %tid.x;\n"
     " mul.wide.u32 %rd5, %r1, 8; add.s64 %rd6, %rd1, %rd5; ld.global.v2.f32 {%f1, %f2}, [%rd6];\n"
     " mul.wide.u32 %rd7, %r1, 16; add.s64 %rd8, %rd2, %rd7; ld.global.v2.f64 {%fd1, %fd2}, [%rd8];\n"
     " add.s64 %rd9, %rd3, %rd5; ld.global.v2.u32 {%r2, %r3}, [%rd9];\n"
-    " mul.wide.u32 %rd10, %r1, 192; add.s64 %rd11, %rd4, %rd10;\n"
+    " mul.wide.u32 %rd10, %r1, 224; add.s64 %rd11, %rd4, %rd10;\n"
     " max.f64 %fd3, %fd1, %fd2; st.global.f64 [%rd11], %fd3;\n"
     " min.f64 %fd4, %fd1, %fd2; st.global.f64 [%rd11+8], %fd4;\n"
     " rcp.approx.f32 %f3, %f1; st.global.f32 [%rd11+16], %f3;\n"
@@ -2091,6 +2091,9 @@ static const char *JALU_PTX =
     " rsqrt.approx.f64 %fd5, %fd1; st.global.f64 [%rd11+160], %fd5;\n"
     " setp.lt.ftz.f32 %p3, %f1, %f2; selp.u32 %r19, 1, 0, %p3; st.global.u32 [%rd11+168], %r19;\n"
     " mul.rz.f32 %f10, %f1, %f2; st.global.f32 [%rd11+176], %f10;\n"
+    " mov.b64 %rd12, {%r2, %r3}; st.global.u64 [%rd11+184], %rd12;\n"
+    " mov.b64 {%r20, %r21}, %rd12; st.global.u32 [%rd11+192], %r21;\n"
+    " mov.b32 {%h1, %h2}, %r2; mov.b32 %r22, {%h2, %h1}; st.global.u32 [%rd11+200], %r22;\n"
     " ret;\n}\n";
 
 static uint32_t bfe_ref(uint32_t a, uint32_t pos, uint32_t len, int sg) {
@@ -2101,7 +2104,7 @@ static uint32_t bfe_ref(uint32_t a, uint32_t pos, uint32_t len, int sg) {
 }
 
 static void test_jit_alu(void) {
-    enum { T = 64, K = 24 };
+    enum { T = 64, K = 28 };
     int err = 0;
     char log[512];
     ptx_module *m = ptx_module_load(JALU_PTX, 0, &ENV, &err, log, sizeof(log));
@@ -2142,9 +2145,9 @@ static void test_jit_alu(void) {
         const double dx = xd[2 * t], dy = xd[2 * t + 1];
         const uint32_t u = xu[2 * t], v = xu[2 * t + 1], pos = v & 31, len = (v >> 5) & 31;
         const uint64_t *r = o + (size_t)t * K;
-        double gd[24];
-        float gf[24];
-        uint32_t gu[24];
+        double gd[K];
+        float gf[K];
+        uint32_t gu[K];
         for (int k = 0; k < K; k++) { memcpy(&gd[k], &r[k], 8); memcpy(&gf[k], &r[k], 4); memcpy(&gu[k], &r[k], 4); }
         CHECK(same_d(gd[0], fmax(dx, dy)) && same_d(gd[1], fmin(dx, dy)), "thread %d max/min.f64 %g %g of %g %g (want %g %g)", t, gd[0], gd[1], dx, dy, fmax(dx, dy), fmin(dx, dy));
         CHECK(same_f(gf[2], 1.0f / x), "thread %d rcp.approx %g", t, gf[2]);
@@ -2186,6 +2189,9 @@ static void test_jit_alu(void) {
         rz = vx * vy;
         fesetround(FE_TONEAREST);
         CHECK(same_f(gf[22], rz), "thread %d mul.rz.f32 %g want %g", t, gf[22], rz);
+        CHECK(r[23] == ((uint64_t)v << 32 | u) && gu[24] == v, "thread %d mov.b64 pack/unpack %#llx %#x", t,
+              (unsigned long long)r[23], gu[24]);
+        CHECK(gu[25] == (u >> 16 | u << 16), "thread %d mov.b32 of two b16 %#x", t, gu[25]);
     }
     ptx_module_free(m);
     dev_free(0, xf); dev_free(0, xd); dev_free(0, xu); dev_free(0, o);
