@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "ptx_jit.h"
+#include "ptx_texture.h"
 
 typedef int32_t (*kern_fn)(ptx_jit_blk *J, uint64_t *R, int32_t *pcs, int32_t warp, int32_t mode);
 
@@ -119,6 +120,7 @@ static const ptx_jit_host g_host = {
     .atom = (void *)ptx_jit_atom,
     .sreg = (void *)ptx_jit_sreg,
     .alu = (void *)ptx_jit_alu,
+    .tex = (void *)ptx_jit_tex,
 };
 
 static void at_exit_llvm(void);
@@ -800,4 +802,64 @@ void ptx_jit_alu(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64
         const unsigned l = (unsigned)__builtin_ctz(m);
         out[l] = ptx_alu_lane(in, a[l], b[l], c[l], e[l], &out[32 + l]);
     }
+}
+
+/* exec_tex's (ptx_exec.c) tex / tld4 lane by lane, the operands already read from the registers */
+int ptx_jit_tex(ptx_jit_blk *J, int32_t insidx, const uint64_t *ops, uint32_t mask, uint64_t *out) {
+    const ptx_ins *in = &J->k->code[insidx];
+    const int geom = in->sub, nco = in->esize;
+    const int arrayed = geom == PTXG_A1D || geom == PTXG_A2D || geom == PTXG_ACUBE;
+    const int first = arrayed ? 1 : 0, int_coords = in->t2 == T_S32;
+    const int ioff = 1 + nco, ilod = ioff + (in->b >= 0 ? 3 : 0), igrad = ilod;
+    const ptx_texdesc *d = NULL;
+    uint64_t dh = 0;
+    for (uint32_t m = mask; m; m &= m - 1) {
+        const unsigned l = (unsigned)__builtin_ctz(m);
+#define OP(j) ops[(size_t)(j) * 32 + l]
+        const uint64_t h = OP(0);
+        if (!d || h != dh) {
+            d = ptx_tex_resolve ? ptx_tex_resolve(h, 0) : NULL;
+            dh = h;
+        }
+        if (!d) {
+            const unsigned tid = J->cur_warp * 32 + l, *b = J->cfg->block;
+            unsigned x = tid % b[0], y = (tid / b[0]) % b[1], z = tid / (b[0] * b[1]);
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s: 0x%llx is no live texture object, in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
+                     ptx_op_name(in->op), (unsigned long long)h, J->k->name, in->line, J->bid[0], J->bid[1], J->bid[2], x, y, z);
+            J->fail(J->owner, PTXE_ILLEGAL_ADDRESS, msg);
+            return -1;
+        }
+        float fc[3] = {0, 0, 0};
+        int32_t ic[3] = {0, 0, 0};
+        for (int k = 0; k < 3 && first + k < nco; k++) {
+            uint64_t v = OP(1 + first + k);
+            union { uint32_t u; float f; } cv = {(uint32_t)v};
+            fc[k] = cv.f;
+            ic[k] = (int32_t)v;
+        }
+        if (int_coords) for (int k = 0; k < 3; k++) fc[k] = (float)ic[k];
+        int layer = arrayed ? (int32_t)OP(1) : 0;
+        uint32_t o4[4];
+        int32_t off[3];
+        if (in->b >= 0) for (int k = 0; k < 3; k++) off[k] = (int32_t)OP(ioff + k);
+        const int32_t *offp = in->b >= 0 ? off : NULL;
+        if (in->op == OP_TLD4) {
+            ptx_tex_gather(d, geom, fc, layer, in->rm, offp, in->t == T_F32, o4);
+        } else {
+            union { uint32_t u; float f; } lv = {in->bop == 1 ? (uint32_t)OP(ilod) : 0};
+            float gx[3] = {0, 0, 0}, gy[3] = {0, 0, 0};
+            if (in->bop == 2) {
+                for (int k = 0; k < 3; k++) {
+                    union { uint32_t u; float f; } a = {(uint32_t)OP(igrad + k)}, c = {(uint32_t)OP(igrad + 3 + k)};
+                    gx[k] = a.f;
+                    gy[k] = c.f;
+                }
+            }
+            ptx_tex_sample(d, geom, fc, ic, int_coords, layer, in->bop, lv.f, gx, gy, offp, in->t == T_F32, o4);
+        }
+        for (int k = 0; k < 4; k++) out[(size_t)k * 32 + l] = o4[k];
+#undef OP
+    }
+    return 0;
 }

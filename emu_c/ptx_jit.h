@@ -94,6 +94,19 @@ double ptx_jit_compile_info(const ptx_kernel *k, int *from_disk);
 int ptx_jit_xlate(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t mask, uint64_t *ptrs);
 int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uint64_t *b, const uint64_t *c,
                  uint32_t mask, uint64_t *out);
+/* tex/tld4 insidx on each lane of mask: ops holds 32-lane vectors in the order ptx_jit_tex_ops gives (handle,
+ * coordinates, offsets, lod, gradients); out[k*32 + l] = lane l's element k. 0, or -1 (no live texture: reported). */
+int ptx_jit_tex(ptx_jit_blk *J, int32_t insidx, const uint64_t *ops, uint32_t mask, uint64_t *out);
+/* The register slots a tex/tld4 reads, in ptx_jit_tex's order (at most 14); their count. lists: the kernel's. */
+static inline int ptx_jit_tex_ops(const ptx_ins *in, const int32_t *lists, int nlists, int *slots) {
+    int n = 0;
+    slots[n++] = in->a;
+    for (int k = 0; k < in->esize && k < 4; k++) slots[n++] = in->c + k < nlists && in->c >= 0 ? lists[in->c + k] : -1;
+    if (in->b >= 0) for (int k = 0; k < 3; k++) slots[n++] = in->b + k < nlists ? lists[in->b + k] : -1;
+    if (in->op == OP_TEX && in->bop == 1) slots[n++] = in->e;
+    if (in->op == OP_TEX && in->bop == 2) for (int k = 0; k < 6; k++) slots[n++] = in->imm + k < nlists && in->imm >= 0 ? lists[in->imm + k] : -1;
+    return n;
+}
 /* Instruction insidx (ptx_alu_lane_covers) on each lane of mask: operands a, b, c, e; out[l] = d, out[32 + l] = d2. */
 void ptx_jit_alu(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64_t *b, const uint64_t *c, const uint64_t *e,
                  uint32_t mask, uint64_t *out);
@@ -105,21 +118,22 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
 #define PTX_JIT_SYM_ATOM  "tf_emu_jit_atom"
 #define PTX_JIT_SYM_SREG  "tf_emu_jit_sreg"
 #define PTX_JIT_SYM_ALU   "tf_emu_jit_alu"
+#define PTX_JIT_SYM_TEX   "tf_emu_jit_tex"
 
 /* Translator (ptx_jit_ir.c, in the plugin). Returns NULL and a reason in why when k uses something it
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 8
+#define PTX_JIT_GENERATOR_VERSION 9
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
-#define PTX_JIT_PLUGIN_ABI 2
+#define PTX_JIT_PLUGIN_ABI 3
 #define PTX_JIT_PLUGIN_FILE "libtf-emu-jit.so"
 #define PTX_JIT_PLUGIN_ENTRY "tf_emu_jit_plugin"
 typedef struct ptx_jit_host {
     int abi;
     const char *(*op_name)(int op);
-    void *xlate, *atom, *sreg, *alu; /* ptx_jit_xlate, ptx_jit_atom, ptx_jit_sreg, ptx_jit_alu */
+    void *xlate, *atom, *sreg, *alu, *tex; /* ptx_jit_xlate, ptx_jit_atom, ptx_jit_sreg, ptx_jit_alu, ptx_jit_tex */
 } ptx_jit_host;
 typedef struct ptx_jit_plugin {
     int abi;

@@ -35,7 +35,7 @@ typedef struct G {
     uint64_t *cval;
     LLVMValueRef J, R, pcs, warp, mode;
     LLVMValueRef pcv, active, parked, icnt, backs;
-    LLVMValueRef sc_addr, sc_vals, sc_b, sc_c;
+    LLVMValueRef sc_addr, sc_vals, sc_b, sc_c, sc_ops;
     LLVMBasicBlockRef *bb;      /* per instruction: the block it leads, or NULL */
     int *blen;                  /* per leader: instructions in its block */
     LLVMBasicBlockRef disp, finish, failbb;
@@ -129,6 +129,9 @@ static int covered_inline(G *g, const ptx_ins *in) {
         return 0;
     case OP_NOT: case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_BREV:
         return 0;
+    case OP_TEX: case OP_TLD4:
+        if (in->esize > 4 || in->c < 0) BAD("%s operands", opn);
+        return 0;
     case OP_PACK: case OP_UNPACK:
         if (in->vec < 1 || in->vec > 4 || (unsigned)in->esize * in->vec > 8) BAD("%s of %u x %u bytes", opn, in->vec, in->esize);
         return 0;
@@ -181,10 +184,15 @@ static int is_inline(G *g, const ptx_ins *in) {
 }
 
 /* ------------------------------------------------------------------ liveness */
-static int uses_of(const ptx_ins *in, int *u) {
+static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
     int n = 0;
     if (in->pred >= 0) u[n++] = in->pred;
     switch (in->op) {
+    case OP_TEX: case OP_TLD4: {
+        int sl[16], ns = ptx_jit_tex_ops(in, k->lists, k->nlists, sl);
+        for (int j = 0; j < ns; j++) if (sl[j] >= 0) u[n++] = sl[j];
+        return n;
+    }
     case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG: return n;
     case OP_LD: if (in->a >= 0) u[n++] = in->a; return n;
     case OP_ST: if (in->a >= 0) u[n++] = in->a; for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) u[n++] = in->v[k]; return n;
@@ -201,7 +209,7 @@ static int defs_of(const ptx_ins *in, int *d) {
     int n = 0;
     switch (in->op) {
     case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_ST: case OP_RED: return 0;
-    case OP_LD: case OP_UNPACK: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
+    case OP_LD: case OP_UNPACK: case OP_TEX: case OP_TLD4: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
     default:
         if (in->d >= 0) d[n++] = in->d;
         if (in->d2 >= 0) d[n++] = in->d2;
@@ -223,6 +231,7 @@ static int narrow_def(const ptx_ins *in, int d) {
     case OP_FMA: return t == T_F32;
     case OP_RCP: case OP_SQRT: return t == T_F32;
     case OP_PACK: return (unsigned)in->esize * in->vec <= 4;
+    case OP_TEX: case OP_TLD4: return 1;
     case OP_UNPACK: return in->esize <= 4;
     case OP_DIV: case OP_REM: case OP_MUL_HI: return t == T_F32 || t == T_U32 || t == T_S32;
     case OP_MUL_WIDE: return t == T_U16 || t == T_S16;
@@ -298,7 +307,7 @@ static int liveness(G *g) {
                 int nd = defs_of(in, d);
                 for (int j = 0; j < nd; j++) tmp[d[j] / 64] &= ~(1ull << (d[j] % 64));
             }
-            int nu = uses_of(in, u);
+            int nu = uses_of(k, in, u);
             for (int j = 0; j < nu; j++) tmp[u[j] / 64] |= 1ull << (u[j] % 64);
             for (int w = 0; w < nw; w++) if (tmp[w] != li[w]) { li[w] = tmp[w]; changed = 1; }
         }
@@ -822,6 +831,18 @@ static void gen_alu(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     if (in->op == OP_SETP && in->d2 >= 0) SET(g, in->d2, load_vec(g, g->sc_vals, 1), em);
 }
 
+/* tex / tld4: the operand vectors (ptx_jit_tex_ops) into scratch, ptx_jit_tex samples lane by lane. */
+static void gen_tex(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
+    int sl[16];
+    const int n = ptx_jit_tex_ops(in, g->k->lists, g->k->nlists, sl);
+    for (int j = 0; j < n; j++) store_vec(g, g->sc_ops, j, sl[j] >= 0 ? V(g, sl[j]) : splat(g, g->v64, 0));
+    LLVMTypeRef pi = LLVMPointerType(g->i64, 0);
+    LLVMTypeRef ps[5] = {LLVMTypeOf(g->J), g->i32, pi, g->i32, pi};
+    fail_call_check(g, helper(g, PTX_JIT_SYM_TEX, g->i32, ps, 5,
+                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_ops, mask_bits(g, em), g->sc_vals}));
+    for (int k = 0; k < 4; k++) if (in->v[k] >= 0) SET(g, in->v[k], load_vec(g, g->sc_vals, k), em);
+}
+
 /* ------------------------------------------------------------------ one instruction */
 static LLVMValueRef intbin(G *g, int op, int t, LLVMValueRef a, LLVMValueRef b) {
     int bits = intbin_bits(t);
@@ -1203,6 +1224,9 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     case OP_ATOM: case OP_RED:
         gen_atom(g, idx, in, em);
         return 0;
+    case OP_TEX: case OP_TLD4:
+        gen_tex(g, idx, in, em);
+        return 0;
     default:
         BAD("%s", ptx_op_name(in->op));
     }
@@ -1366,6 +1390,11 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->sc_vals = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
     g->sc_b = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
     g->sc_c = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
+    for (int i = 0; i < n; i++)
+        if (k->code[i].op == OP_TEX || k->code[i].op == OP_TLD4) {
+            g->sc_ops = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, LLVMArrayType(g->i64, 32 * 16), ""), pi64, "");
+            break;
+        }
     LLVMBuildStore(g->b, ci(g->i64, 0), g->icnt);
     LLVMBuildStore(g->b, ci(g->i32, 0), g->backs);
     {
