@@ -35,6 +35,7 @@
 
 #include "ptx_jit.h"
 #include "ptx_texture.h"
+#include "ptx_mma.h"
 
 typedef int32_t (*kern_fn)(ptx_jit_blk *J, uint64_t *R, int32_t *pcs, int32_t warp, int32_t mode);
 
@@ -121,6 +122,7 @@ static const ptx_jit_host g_host = {
     .sreg = (void *)ptx_jit_sreg,
     .alu = (void *)ptx_jit_alu,
     .tex = (void *)ptx_jit_tex,
+    .cpasync = (void *)ptx_jit_cpasync,
 };
 
 static void at_exit_llvm(void);
@@ -860,6 +862,24 @@ int ptx_jit_tex(ptx_jit_blk *J, int32_t insidx, const uint64_t *ops, uint32_t ma
         }
         for (int k = 0; k < 4; k++) out[(size_t)k * 32 + l] = o4[k];
 #undef OP
+    }
+    return 0;
+}
+
+int ptx_jit_cpasync(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64_t *b, const uint64_t *c, uint32_t mask) {
+    const ptx_ins *in = &J->k->code[insidx];
+    uint64_t R[3 * 32];
+    memcpy(R, a, 32 * 8);
+    memcpy(R + 32, b, 32 * 8);
+    memcpy(R + 64, c, 32 * 8);
+    ptx_ins x = *in; /* the same instruction over this 3-slot register file */
+    x.a = 0;
+    x.b = 1;
+    x.c = in->c >= 0 ? 2 : -1;
+    ptx_mma_fault mf;
+    if (ptx_mma_cp_async(&x, R, &J->mv, mask, &mf)) {
+        fault(J, in, J->cur_warp * 32 + mf.lane, mf.addr, mf.bytes, mf.misaligned);
+        return -1;
     }
     return 0;
 }

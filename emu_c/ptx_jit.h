@@ -94,6 +94,9 @@ double ptx_jit_compile_info(const ptx_kernel *k, int *from_disk);
 int ptx_jit_xlate(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t mask, uint64_t *ptrs);
 int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uint64_t *b, const uint64_t *c,
                  uint32_t mask, uint64_t *out);
+/* cp.async insidx (done at once, as the interpreter does) on each lane of mask: a = shared destination,
+ * b = global source, c = source size (when the instruction has one). 0, or -1 (fault reported). */
+int ptx_jit_cpasync(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64_t *b, const uint64_t *c, uint32_t mask);
 /* tex/tld4 insidx on each lane of mask: ops holds 32-lane vectors in the order ptx_jit_tex_ops gives (handle,
  * coordinates, offsets, lod, gradients); out[k*32 + l] = lane l's element k. 0, or -1 (no live texture: reported). */
 int ptx_jit_tex(ptx_jit_blk *J, int32_t insidx, const uint64_t *ops, uint32_t mask, uint64_t *out);
@@ -119,21 +122,22 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
 #define PTX_JIT_SYM_SREG  "tf_emu_jit_sreg"
 #define PTX_JIT_SYM_ALU   "tf_emu_jit_alu"
 #define PTX_JIT_SYM_TEX   "tf_emu_jit_tex"
+#define PTX_JIT_SYM_CPASYNC "tf_emu_jit_cpasync"
 
 /* Translator (ptx_jit_ir.c, in the plugin). Returns NULL and a reason in why when k uses something it
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 9
+#define PTX_JIT_GENERATOR_VERSION 10
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
-#define PTX_JIT_PLUGIN_ABI 3
+#define PTX_JIT_PLUGIN_ABI 4
 #define PTX_JIT_PLUGIN_FILE "libtf-emu-jit.so"
 #define PTX_JIT_PLUGIN_ENTRY "tf_emu_jit_plugin"
 typedef struct ptx_jit_host {
     int abi;
     const char *(*op_name)(int op);
-    void *xlate, *atom, *sreg, *alu, *tex; /* ptx_jit_xlate, ptx_jit_atom, ptx_jit_sreg, ptx_jit_alu, ptx_jit_tex */
+    void *xlate, *atom, *sreg, *alu, *tex, *cpasync; /* ptx_jit_xlate, _atom, _sreg, _alu, _tex, _cpasync */
 } ptx_jit_host;
 typedef struct ptx_jit_plugin {
     int abi;

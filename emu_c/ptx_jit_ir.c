@@ -129,6 +129,9 @@ static int covered_inline(G *g, const ptx_ins *in) {
         return 0;
     case OP_NOT: case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_BREV:
         return 0;
+    case OP_CP_ASYNC:
+        if (in->a < 0 || in->b < 0) BAD("cp.async operands");
+        return 0;
     case OP_TEX: case OP_TLD4:
         if (in->esize > 4 || in->c < 0) BAD("%s operands", opn);
         return 0;
@@ -196,6 +199,11 @@ static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
     case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG: return n;
     case OP_LD: if (in->a >= 0) u[n++] = in->a; return n;
     case OP_ST: if (in->a >= 0) u[n++] = in->a; for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) u[n++] = in->v[k]; return n;
+    case OP_CP_ASYNC: /* e is the source offset, not a register */
+        if (in->a >= 0) u[n++] = in->a;
+        if (in->b >= 0) u[n++] = in->b;
+        if (in->c >= 0) u[n++] = in->c;
+        return n;
     case OP_PACK: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) u[n++] = in->v[k]; return n;
     default:
         if (in->a >= 0) u[n++] = in->a;
@@ -208,7 +216,7 @@ static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
 static int defs_of(const ptx_ins *in, int *d) {
     int n = 0;
     switch (in->op) {
-    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_ST: case OP_RED: return 0;
+    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_ST: case OP_RED: case OP_CP_ASYNC: return 0;
     case OP_LD: case OP_UNPACK: case OP_TEX: case OP_TLD4: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
     default:
         if (in->d >= 0) d[n++] = in->d;
@@ -831,6 +839,17 @@ static void gen_alu(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     if (in->op == OP_SETP && in->d2 >= 0) SET(g, in->d2, load_vec(g, g->sc_vals, 1), em);
 }
 
+/* cp.async: copied at once by ptx_jit_cpasync (ptx_mma_cp_async, as the interpreter). */
+static void gen_cpasync(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
+    store_vec(g, g->sc_addr, 0, V(g, in->a));
+    store_vec(g, g->sc_b, 0, V(g, in->b));
+    store_vec(g, g->sc_c, 0, in->c >= 0 ? V(g, in->c) : splat(g, g->v64, 0));
+    LLVMTypeRef pi = LLVMPointerType(g->i64, 0);
+    LLVMTypeRef ps[6] = {LLVMTypeOf(g->J), g->i32, pi, pi, pi, g->i32};
+    fail_call_check(g, helper(g, PTX_JIT_SYM_CPASYNC, g->i32, ps, 6,
+                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, g->sc_b, g->sc_c, mask_bits(g, em)}));
+}
+
 /* tex / tld4: the operand vectors (ptx_jit_tex_ops) into scratch, ptx_jit_tex samples lane by lane. */
 static void gen_tex(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     int sl[16];
@@ -1226,6 +1245,9 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         return 0;
     case OP_TEX: case OP_TLD4:
         gen_tex(g, idx, in, em);
+        return 0;
+    case OP_CP_ASYNC:
+        gen_cpasync(g, idx, in, em);
         return 0;
     default:
         BAD("%s", ptx_op_name(in->op));
