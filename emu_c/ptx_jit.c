@@ -62,6 +62,7 @@ typedef struct job {
     const ptx_kernel *k; /* only to drop the job when k is freed: the compile reads ce->key */
     char *name;          /* k's name, for messages */
     int ncode;
+    uint32_t *lines;     /* k's PTX line per instruction (the compiler's reasons name an instruction index) */
     struct job *next;
 } job;
 
@@ -349,7 +350,16 @@ static int jitc_compile(const char *kname, const char *name, const char *dir, co
 
 /* Makes a kernel's code (compile thread, without g_mu): the compiler process takes it from the disk
  * cache or compiles it (storing it there), and it is linked into this process. */
-static void make_code(centry *ce, const char *kname, int ncode) {
+/* The translator names the instruction it refused as "(instruction N)" (the compiler process's copy of the
+ * kernel has no line numbers): the PTX line of that instruction instead. */
+static void why_line(char *why, size_t whylen, const uint32_t *lines, int ncode) {
+    char *p = strstr(why, "(instruction ");
+    int idx;
+    if (!p || !lines || sscanf(p, "(instruction %d)", &idx) != 1 || idx < 0 || idx >= ncode) return;
+    snprintf(p, whylen - (size_t)(p - why), "(PTX line %u)", lines[idx]);
+}
+
+static void make_code(centry *ce, const char *kname, int ncode, const uint32_t *lines) {
     char why[256] = "";
     uint64_t t0 = now_ns(CLOCK_MONOTONIC);
     void *fn = NULL, *obj = NULL;
@@ -382,6 +392,7 @@ static void make_code(centry *ce, const char *kname, int ncode) {
     }
 done:
     free(obj);
+    if (!fn) why_line(why, sizeof(why), lines, ncode);
     double ms = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
     if (g_trace) {
         if (fn) fprintf(stderr, "tf-emu: jit: kernel %s %s in %.1f ms (%d instructions)\n", kname,
@@ -410,10 +421,11 @@ static void *compile_thread(void *arg) {
         g_current = j;
         g_current_sent = 0;
         pthread_mutex_unlock(&g_mu);
-        make_code(j->ce, j->name, j->ncode);
+        make_code(j->ce, j->name, j->ncode, j->lines);
         pthread_mutex_lock(&g_mu);
         g_current = NULL;
         free(j->name);
+        free(j->lines);
         free(j);
     }
     pthread_mutex_unlock(&g_mu);
@@ -457,6 +469,7 @@ static void at_exit_handoff(void) {
         }
         __atomic_store_n(&j->ce->state, CE_IDLE, __ATOMIC_RELAXED);
         free(j->name);
+        free(j->lines);
         free(j);
     }
     g_qtail = &g_queue;
@@ -522,6 +535,8 @@ static int enqueue(centry *ce, const ptx_kernel *k) {
     j->ce = ce;
     j->k = k;
     j->ncode = k->ncode;
+    j->lines = malloc((size_t)(k->ncode > 0 ? k->ncode : 1) * sizeof(uint32_t));
+    if (j->lines) for (int i = 0; i < k->ncode; i++) j->lines[i] = k->code[i].line;
     *g_qtail = j;
     g_qtail = &j->next;
     __atomic_store_n(&ce->state, CE_QUEUED, __ATOMIC_RELAXED);
@@ -598,6 +613,7 @@ void ptx_jit_forget(const ptx_kernel *k) {
         *pp = j->next;
         if (j->ce->state == CE_QUEUED) __atomic_store_n(&j->ce->state, CE_IDLE, __ATOMIC_RELAXED); /* another kernel with this program queues it again */
         free(j->name);
+        free(j->lines);
         free(j);
     }
     g_qtail = &g_queue;

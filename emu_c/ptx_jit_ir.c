@@ -1327,7 +1327,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     for (int i = 0; i < n; i++) {
         if (covered(g, &k->code[i])) {
             char tmp[200];
-            snprintf(tmp, sizeof(tmp), "%s (PTX line %u)", why, k->code[i].line);
+            snprintf(tmp, sizeof(tmp), "%s (instruction %d)", why, i); /* ptx_jit.c names its PTX line */
             snprintf(why, whylen, "%s", tmp);
             return NULL;
         }
