@@ -98,11 +98,7 @@ static void pick_engine(void) {
     }
 }
 
-/* Kernels longer than this run on the interpreter: LLVM's code generation for 32-lane vectors costs
- * 10-30 ms of CPU per PTX instruction on these cores, so CUB's multi-thousand-instruction sorting
- * kernels would spend minutes compiling (measured: tests/emu thrust sort + CUB scan took 3m47s on the
- * JIT, against the interpreter's seconds). */
-#define PTX_JIT_MAX_INSTRUCTIONS 400
+/* PTX_JIT_MAX_INSTRUCTIONS: ptx_jit.h */
 
 /* ------------------------------------------------------------------ keys (ptx_jit_key.c) */
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {

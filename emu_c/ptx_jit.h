@@ -67,6 +67,12 @@ typedef struct ptx_jit_blk {
     unsigned cur_warp;  /* the warp running now (for the helpers' thread indices) */
 } ptx_jit_blk;
 
+/* Kernels longer than this run on the interpreter: LLVM's code generation for 32-lane vectors costs
+ * 10-30 ms of CPU per PTX instruction on these cores, so CUB's multi-thousand-instruction sorting
+ * kernels would spend minutes compiling (measured: tests/emu thrust sort + CUB scan took 3m47s on the
+ * JIT, against the interpreter's seconds). */
+#define PTX_JIT_MAX_INSTRUCTIONS 400
+
 /* The compiled kernel for k; NULL (the interpreter runs this launch) when the engine is the
  * interpreter (TF_EMU_ENGINE=interp, the default), the plugin or LLVM is missing, k uses something the
  * JIT does not translate (TF_EMU_TRACE=1 logs why, once per kernel), or k's code is not ready yet: the

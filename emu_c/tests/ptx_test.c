@@ -125,11 +125,13 @@ static float fbits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static uint32_t bitsf(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
 /* 0 when the JIT should have compiled kernel `name` of m but did not: with TF_EMU_ENGINE=jit (the default)
- * and TF_EMU_JIT_SYNC=1 (make test, tests/emu) every launch waits for its kernel's code; else 1. */
+ * and TF_EMU_JIT_SYNC=1 (make test, tests/emu) every launch waits for its kernel's code; else 1 (and for a
+ * kernel above the JIT's size limit, as ptx_kernels.cu built with nvcc -G makes them). */
 static int jit_compiled(ptx_module *m, const char *name) {
     const char *e = getenv("TF_EMU_ENGINE"), *sy = getenv("TF_EMU_JIT_SYNC");
-    if ((e && *e && strcmp(e, "jit")) || !sy || strcmp(sy, "1")) return 1;
-    return ptx_jit_compile_ms(ptx_module_get_kernel(m, name)) >= 0;
+    const ptx_kernel *k = ptx_module_get_kernel(m, name);
+    if ((e && *e && strcmp(e, "jit")) || !sy || strcmp(sy, "1") || (k && k->ncode > PTX_JIT_MAX_INSTRUCTIONS)) return 1;
+    return ptx_jit_compile_ms(k) >= 0;
 }
 
 /* ------------------------------------------------------------------ tests */
