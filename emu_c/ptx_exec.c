@@ -1248,6 +1248,142 @@ static int testp1(int which, int t, uint64_t a) {
     }
 }
 
+/* ------------------------------------------------------------------ one lane, for the JIT */
+/* Lane value of d (and *d2 for setp's second destination) for one instruction ptx_alu_lane_covers
+ * (ptx_jit.h) accepts, with the expressions of run_warp's cases (directed rounding: fop_slow and
+ * int_to_float set the mode themselves when fe_hold did not). The JIT runs the forms it does not
+ * generate inline through it (ptx_jit_alu), so both engines give the same bits. */
+uint64_t ptx_alu_lane(const ptx_ins *in, uint64_t a, uint64_t b, uint64_t c, uint64_t e, uint64_t *d2) {
+    const int t = in->t;
+    switch (in->op) {
+    case OP_ADD: case OP_SUB:
+        if (t == T_S32 && (in->flags & IF_SAT) && !(t == T_F32 || t == T_F64)) {
+            int64_t s = in->op == OP_ADD ? (int64_t)(int32_t)a + (int32_t)b : (int64_t)(int32_t)a - (int32_t)b;
+            s = s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : s;
+            return (uint32_t)s;
+        }
+        __attribute__((fallthrough)); /* float */
+    case OP_MUL_LO:
+        if (t == T_F32 && !in->flags && in->rm <= RM_RN)
+            return in->op == OP_ADD ? UF(F(a) + F(b)) : in->op == OP_SUB ? UF(F(a) - F(b)) : UF(F(a) * F(b));
+        if (t == T_F64 && !in->flags && in->rm <= RM_RN)
+            return in->op == OP_ADD ? UD(D(a) + D(b)) : in->op == OP_SUB ? UD(D(a) - D(b)) : UD(D(a) * D(b));
+        return fop_slow(in->op, t, a, b, 0, in->rm, in->flags);
+    case OP_FMA:
+        if (t == T_F32 && !in->flags && in->rm <= RM_RN) return UF(fmaf(F(a), F(b), F(c)));
+        if (t == T_F64 && !in->flags && in->rm <= RM_RN) return UD(fma(D(a), D(b), D(c)));
+        return fop_slow(OP_FMA, t, a, b, c, in->rm, in->flags);
+    case OP_DIV:
+        if (t == T_F32 && !(in->flags & ~IF_APPROX) && in->rm <= RM_RN) return UF(F(a) / F(b));
+        if (t == T_F64 && !in->flags && in->rm <= RM_RN) return UD(D(a) / D(b));
+        return fop_slow(OP_DIV, t, a, b, 0, in->rm, in->flags & ~IF_APPROX);
+    case OP_MIN: case OP_MAX:
+        if (t == T_F32 && !in->flags) return UF(in->op == OP_MAX ? fmaxf(F(a), F(b)) : fminf(F(a), F(b)));
+        return fop_slow(in->op, t, a, b, 0, RM_RN, in->flags);
+    case OP_ABS: case OP_NEG:
+    case OP_RCP: case OP_SQRT: case OP_RSQRT: case OP_SIN: case OP_COS: case OP_EX2: case OP_LG2: case OP_TANH:
+        return unary_float(in->op, t, a, in->rm, in->flags);
+    case OP_BFIND: return unary_int(in->op, t, a, in->sub);
+    case OP_BFE: return bfe1(t, a, (uint32_t)b, (uint32_t)c);
+    case OP_BFI: return bfi1(t, a, b, (uint32_t)c, (uint32_t)e);
+    case OP_PRMT: return prmt1((uint32_t)a, (uint32_t)b, (uint32_t)c);
+    case OP_TESTP: return (uint64_t)testp1(in->sub, t, a);
+    case OP_COPYSIGN: {
+        const int bits = bits_of(t);
+        const uint64_t sb = 1ull << (bits - 1);
+        return (zext(b, bits) & ~sb) | (a & sb);
+    }
+    case OP_MAD_HI:
+        switch (t) {
+        case T_U16: return (uint16_t)((((uint32_t)(uint16_t)a * (uint16_t)b) >> 16) + c);
+        case T_S16: return (uint16_t)((uint32_t)(((int32_t)(int16_t)a * (int16_t)b) >> 16) + (uint32_t)c);
+        case T_U32: return (uint32_t)((((uint64_t)(uint32_t)a * (uint32_t)b) >> 32) + c);
+        case T_S32:
+            if (in->flags & IF_SAT) {
+                int64_t s = (((int64_t)(int32_t)a * (int32_t)b) >> 32) + (int32_t)c;
+                s = s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : s;
+                return (uint32_t)s;
+            }
+            return (uint32_t)((uint64_t)(((int64_t)(int32_t)a * (int32_t)b) >> 32) + c);
+        case T_U64: return mulhi_u64(a, b) + c;
+        default: return mulhi_s64(a, b) + c;
+        }
+    case OP_MUL24_LO: case OP_MAD24_LO: {
+        const int add = in->op == OP_MAD24_LO;
+        if (t == T_S32) { int64_t x = sext(a, 24), y = sext(b, 24); return (uint32_t)((uint64_t)(x * y) + (add ? c : 0)); }
+        uint64_t x = a & 0xffffff, y = b & 0xffffff;
+        return (uint32_t)(x * y + (add ? c : 0));
+    }
+    case OP_SAD: {
+        const int bits = bits_of(t);
+        uint64_t diff = is_signed_t(t) ? (sext(a, bits) > sext(b, bits) ? (uint64_t)(sext(a, bits) - sext(b, bits))
+                                                                         : (uint64_t)(sext(b, bits) - sext(a, bits)))
+                                       : (zext(a, bits) > zext(b, bits) ? zext(a, bits) - zext(b, bits) : zext(b, bits) - zext(a, bits));
+        return zext(diff + c, bits);
+    }
+    case OP_DP4A: {
+        const int sa = is_signed_t(t), sb = is_signed_t(in->t2);
+        uint32_t x = (uint32_t)a, y = (uint32_t)b;
+        int64_t acc = (sa || sb) ? (int64_t)(int32_t)c : (int64_t)(uint32_t)c;
+        for (int k = 0; k < 4; k++) {
+            int64_t p = sa ? (int8_t)(x >> (8 * k)) : (uint8_t)(x >> (8 * k));
+            int64_t q = sb ? (int8_t)(y >> (8 * k)) : (uint8_t)(y >> (8 * k));
+            acc += p * q;
+        }
+        return (uint32_t)acc;
+    }
+    case OP_DP2A: {
+        const int sa = is_signed_t(t), sb = is_signed_t(in->t2), hi = in->sub;
+        uint32_t x = (uint32_t)a, y = (uint32_t)b;
+        int64_t acc = (sa || sb) ? (int64_t)(int32_t)c : (int64_t)(uint32_t)c;
+        for (int k = 0; k < 2; k++) {
+            int64_t p = sa ? (int16_t)(x >> (16 * k)) : (uint16_t)(x >> (16 * k));
+            int sh = 8 * (k + (hi ? 2 : 0));
+            int64_t q = sb ? (int8_t)(y >> sh) : (uint8_t)(y >> sh);
+            acc += p * q;
+        }
+        return (uint32_t)acc;
+    }
+    case OP_SETP: case OP_SET: {
+        const int bop = in->bop, cb = (int)(c & 1) ^ ((in->flags & IF_NEG_C) != 0);
+        if (in->t2 == T_F16X2 || in->t2 == T_BF16X2) {
+            ptx_ins h = *in;
+            h.t2 = in->t2 == T_F16X2 ? T_F16 : T_BF16;
+            int lo = compare(&h, a & 0xffff, b & 0xffff), hi = compare(&h, (a >> 16) & 0xffff, (b >> 16) & 0xffff);
+            if (bop) { lo = bop == 1 ? (lo & cb) : bop == 2 ? (lo | cb) : (lo ^ cb); hi = bop == 1 ? (hi & cb) : bop == 2 ? (hi | cb) : (hi ^ cb); }
+            if (in->op == OP_SETP) { *d2 = (uint64_t)hi; return (uint64_t)lo; }
+            const uint64_t one = t == T_F16X2 ? 0x3c00 : t == T_BF16X2 ? 0x3f80 : 0xffff;
+            return (lo ? one : 0) | ((hi ? one : 0) << 16);
+        }
+        int r = compare(in, a, b), nr = !r;
+        if (bop) {
+            if (bop == 1) { r &= cb; nr &= cb; } else if (bop == 2) { r |= cb; nr |= cb; } else { r ^= cb; nr ^= cb; }
+        }
+        if (in->op == OP_SETP) { *d2 = (uint64_t)nr; return (uint64_t)r; }
+        return t == T_F32 ? (r ? UF(1.0f) : 0) : (r ? zext(~0ull, bits_of(t)) : 0);
+    }
+    case OP_SLCT:
+        if (in->t2 == T_F32) return F(c) >= 0.0f ? a : b;
+        return (int32_t)c >= 0 ? a : b;
+    case OP_CVT: {
+        const int st = in->t2;
+        if (t == T_U64 && st == T_U32) return (uint32_t)a;
+        if (t == T_S64 && st == T_S32) return (uint64_t)(int64_t)(int32_t)a;
+        if ((t == T_U32 || t == T_S32) && (st == T_U64 || st == T_S64) && !in->flags) return (uint32_t)a;
+        if (t == T_F32 && st == T_S32 && in->rm <= RM_RN && !in->flags) return UF((float)(int32_t)a);
+        if (t == T_F32 && st == T_U32 && in->rm <= RM_RN && !in->flags) return UF((float)(uint32_t)a);
+        if (t == T_F64 && st == T_F32 && !in->flags) return UD((double)F(a));
+        return cvt1(a, t, st, in->rm, in->flags);
+    }
+    case OP_CVT_PACK: {
+        const int ht = t == T_F16X2 ? T_F16 : T_BF16;
+        return ((cvt1(a, ht, T_F32, in->rm, in->flags) & 0xffff) << 16) | (cvt1(b, ht, T_F32, in->rm, in->flags) & 0xffff);
+    }
+    default:
+        return 0;
+    }
+}
+
 /* Runs one warp until it has no runnable lanes (exit/barrier), yields, or fails.
  * Returns 0 (blocked or done), 1 (yielded) or -1 (error). */
 /* Descriptor behind handle h (cached per block: kernels mostly use one or two objects). */

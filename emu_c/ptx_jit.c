@@ -34,6 +34,8 @@
 #include <unistd.h>
 
 #include "ptx_jit.h"
+#include "ptx_texture.h"
+#include "ptx_mma.h"
 
 typedef int32_t (*kern_fn)(ptx_jit_blk *J, uint64_t *R, int32_t *pcs, int32_t warp, int32_t mode);
 
@@ -60,6 +62,7 @@ typedef struct job {
     const ptx_kernel *k; /* only to drop the job when k is freed: the compile reads ce->key */
     char *name;          /* k's name, for messages */
     int ncode;
+    uint32_t *lines;     /* k's PTX line per instruction (the compiler's reasons name an instruction index) */
     struct job *next;
 } job;
 
@@ -95,11 +98,7 @@ static void pick_engine(void) {
     }
 }
 
-/* Kernels longer than this run on the interpreter: LLVM's code generation for 32-lane vectors costs
- * 10-30 ms of CPU per PTX instruction on these cores, so CUB's multi-thousand-instruction sorting
- * kernels would spend minutes compiling (measured: tests/emu thrust sort + CUB scan took 3m47s on the
- * JIT, against the interpreter's seconds). */
-#define PTX_JIT_MAX_INSTRUCTIONS 400
+/* PTX_JIT_MAX_INSTRUCTIONS: ptx_jit.h */
 
 /* ------------------------------------------------------------------ keys (ptx_jit_key.c) */
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
@@ -118,6 +117,9 @@ static const ptx_jit_host g_host = {
     .xlate = (void *)ptx_jit_xlate,
     .atom = (void *)ptx_jit_atom,
     .sreg = (void *)ptx_jit_sreg,
+    .alu = (void *)ptx_jit_alu,
+    .tex = (void *)ptx_jit_tex,
+    .cpasync = (void *)ptx_jit_cpasync,
 };
 
 static void at_exit_llvm(void);
@@ -344,7 +346,16 @@ static int jitc_compile(const char *kname, const char *name, const char *dir, co
 
 /* Makes a kernel's code (compile thread, without g_mu): the compiler process takes it from the disk
  * cache or compiles it (storing it there), and it is linked into this process. */
-static void make_code(centry *ce, const char *kname, int ncode) {
+/* The translator names the instruction it refused as "(instruction N)" (the compiler process's copy of the
+ * kernel has no line numbers): the PTX line of that instruction instead. */
+static void why_line(char *why, size_t whylen, const uint32_t *lines, int ncode) {
+    char *p = strstr(why, "(instruction ");
+    int idx;
+    if (!p || !lines || sscanf(p, "(instruction %d)", &idx) != 1 || idx < 0 || idx >= ncode) return;
+    snprintf(p, whylen - (size_t)(p - why), "(PTX line %u)", lines[idx]);
+}
+
+static void make_code(centry *ce, const char *kname, int ncode, const uint32_t *lines) {
     char why[256] = "";
     uint64_t t0 = now_ns(CLOCK_MONOTONIC);
     void *fn = NULL, *obj = NULL;
@@ -377,6 +388,7 @@ static void make_code(centry *ce, const char *kname, int ncode) {
     }
 done:
     free(obj);
+    if (!fn) why_line(why, sizeof(why), lines, ncode);
     double ms = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
     if (g_trace) {
         if (fn) fprintf(stderr, "tf-emu: jit: kernel %s %s in %.1f ms (%d instructions)\n", kname,
@@ -405,10 +417,11 @@ static void *compile_thread(void *arg) {
         g_current = j;
         g_current_sent = 0;
         pthread_mutex_unlock(&g_mu);
-        make_code(j->ce, j->name, j->ncode);
+        make_code(j->ce, j->name, j->ncode, j->lines);
         pthread_mutex_lock(&g_mu);
         g_current = NULL;
         free(j->name);
+        free(j->lines);
         free(j);
     }
     pthread_mutex_unlock(&g_mu);
@@ -452,6 +465,7 @@ static void at_exit_handoff(void) {
         }
         __atomic_store_n(&j->ce->state, CE_IDLE, __ATOMIC_RELAXED);
         free(j->name);
+        free(j->lines);
         free(j);
     }
     g_qtail = &g_queue;
@@ -517,6 +531,8 @@ static int enqueue(centry *ce, const ptx_kernel *k) {
     j->ce = ce;
     j->k = k;
     j->ncode = k->ncode;
+    j->lines = malloc((size_t)(k->ncode > 0 ? k->ncode : 1) * sizeof(uint32_t));
+    if (j->lines) for (int i = 0; i < k->ncode; i++) j->lines[i] = k->code[i].line;
     *g_qtail = j;
     g_qtail = &j->next;
     __atomic_store_n(&ce->state, CE_QUEUED, __ATOMIC_RELAXED);
@@ -593,6 +609,7 @@ void ptx_jit_forget(const ptx_kernel *k) {
         *pp = j->next;
         if (j->ce->state == CE_QUEUED) __atomic_store_n(&j->ce->state, CE_IDLE, __ATOMIC_RELAXED); /* another kernel with this program queues it again */
         free(j->name);
+        free(j->lines);
         free(j);
     }
     g_qtail = &g_queue;
@@ -790,4 +807,91 @@ int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uin
 uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr) {
     (void)J;
     return ptx_sreg_time(sr);
+}
+
+void ptx_jit_alu(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64_t *b, const uint64_t *c, const uint64_t *e,
+                 uint32_t mask, uint64_t *out) {
+    const ptx_ins *in = &J->k->code[insidx];
+    for (uint32_t m = mask; m; m &= m - 1) {
+        const unsigned l = (unsigned)__builtin_ctz(m);
+        out[l] = ptx_alu_lane(in, a[l], b[l], c[l], e[l], &out[32 + l]);
+    }
+}
+
+/* exec_tex's (ptx_exec.c) tex / tld4 lane by lane, the operands already read from the registers */
+int ptx_jit_tex(ptx_jit_blk *J, int32_t insidx, const uint64_t *ops, uint32_t mask, uint64_t *out) {
+    const ptx_ins *in = &J->k->code[insidx];
+    const int geom = in->sub, nco = in->esize;
+    const int arrayed = geom == PTXG_A1D || geom == PTXG_A2D || geom == PTXG_ACUBE;
+    const int first = arrayed ? 1 : 0, int_coords = in->t2 == T_S32;
+    const int ioff = 1 + nco, ilod = ioff + (in->b >= 0 ? 3 : 0), igrad = ilod;
+    const ptx_texdesc *d = NULL;
+    uint64_t dh = 0;
+    for (uint32_t m = mask; m; m &= m - 1) {
+        const unsigned l = (unsigned)__builtin_ctz(m);
+#define OP(j) ops[(size_t)(j) * 32 + l]
+        const uint64_t h = OP(0);
+        if (!d || h != dh) {
+            d = ptx_tex_resolve ? ptx_tex_resolve(h, 0) : NULL;
+            dh = h;
+        }
+        if (!d) {
+            const unsigned tid = J->cur_warp * 32 + l, *b = J->cfg->block;
+            unsigned x = tid % b[0], y = (tid / b[0]) % b[1], z = tid / (b[0] * b[1]);
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s: 0x%llx is no live texture object, in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
+                     ptx_op_name(in->op), (unsigned long long)h, J->k->name, in->line, J->bid[0], J->bid[1], J->bid[2], x, y, z);
+            J->fail(J->owner, PTXE_ILLEGAL_ADDRESS, msg);
+            return -1;
+        }
+        float fc[3] = {0, 0, 0};
+        int32_t ic[3] = {0, 0, 0};
+        for (int k = 0; k < 3 && first + k < nco; k++) {
+            uint64_t v = OP(1 + first + k);
+            union { uint32_t u; float f; } cv = {(uint32_t)v};
+            fc[k] = cv.f;
+            ic[k] = (int32_t)v;
+        }
+        if (int_coords) for (int k = 0; k < 3; k++) fc[k] = (float)ic[k];
+        int layer = arrayed ? (int32_t)OP(1) : 0;
+        uint32_t o4[4];
+        int32_t off[3];
+        if (in->b >= 0) for (int k = 0; k < 3; k++) off[k] = (int32_t)OP(ioff + k);
+        const int32_t *offp = in->b >= 0 ? off : NULL;
+        if (in->op == OP_TLD4) {
+            ptx_tex_gather(d, geom, fc, layer, in->rm, offp, in->t == T_F32, o4);
+        } else {
+            union { uint32_t u; float f; } lv = {in->bop == 1 ? (uint32_t)OP(ilod) : 0};
+            float gx[3] = {0, 0, 0}, gy[3] = {0, 0, 0};
+            if (in->bop == 2) {
+                for (int k = 0; k < 3; k++) {
+                    union { uint32_t u; float f; } a = {(uint32_t)OP(igrad + k)}, c = {(uint32_t)OP(igrad + 3 + k)};
+                    gx[k] = a.f;
+                    gy[k] = c.f;
+                }
+            }
+            ptx_tex_sample(d, geom, fc, ic, int_coords, layer, in->bop, lv.f, gx, gy, offp, in->t == T_F32, o4);
+        }
+        for (int k = 0; k < 4; k++) out[(size_t)k * 32 + l] = o4[k];
+#undef OP
+    }
+    return 0;
+}
+
+int ptx_jit_cpasync(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64_t *b, const uint64_t *c, uint32_t mask) {
+    const ptx_ins *in = &J->k->code[insidx];
+    uint64_t R[3 * 32];
+    memcpy(R, a, 32 * 8);
+    memcpy(R + 32, b, 32 * 8);
+    memcpy(R + 64, c, 32 * 8);
+    ptx_ins x = *in; /* the same instruction over this 3-slot register file */
+    x.a = 0;
+    x.b = 1;
+    x.c = in->c >= 0 ? 2 : -1;
+    ptx_mma_fault mf;
+    if (ptx_mma_cp_async(&x, R, &J->mv, mask, &mf)) {
+        fault(J, in, J->cur_warp * 32 + mf.lane, mf.addr, mf.bytes, mf.misaligned);
+        return -1;
+    }
+    return 0;
 }

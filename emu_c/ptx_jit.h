@@ -67,6 +67,12 @@ typedef struct ptx_jit_blk {
     unsigned cur_warp;  /* the warp running now (for the helpers' thread indices) */
 } ptx_jit_blk;
 
+/* Kernels longer than this run on the interpreter: LLVM's code generation for 32-lane vectors costs
+ * 10-30 ms of CPU per PTX instruction on these cores, so CUB's multi-thousand-instruction sorting
+ * kernels would spend minutes compiling (measured: tests/emu thrust sort + CUB scan took 3m47s on the
+ * JIT, against the interpreter's seconds). */
+#define PTX_JIT_MAX_INSTRUCTIONS 400
+
 /* The compiled kernel for k; NULL (the interpreter runs this launch) when the engine is the
  * interpreter (TF_EMU_ENGINE=interp, the default), the plugin or LLVM is missing, k uses something the
  * JIT does not translate (TF_EMU_TRACE=1 logs why, once per kernel), or k's code is not ready yet: the
@@ -94,6 +100,25 @@ double ptx_jit_compile_info(const ptx_kernel *k, int *from_disk);
 int ptx_jit_xlate(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t mask, uint64_t *ptrs);
 int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uint64_t *b, const uint64_t *c,
                  uint32_t mask, uint64_t *out);
+/* cp.async insidx (done at once, as the interpreter does) on each lane of mask: a = shared destination,
+ * b = global source, c = source size (when the instruction has one). 0, or -1 (fault reported). */
+int ptx_jit_cpasync(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64_t *b, const uint64_t *c, uint32_t mask);
+/* tex/tld4 insidx on each lane of mask: ops holds 32-lane vectors in the order ptx_jit_tex_ops gives (handle,
+ * coordinates, offsets, lod, gradients); out[k*32 + l] = lane l's element k. 0, or -1 (no live texture: reported). */
+int ptx_jit_tex(ptx_jit_blk *J, int32_t insidx, const uint64_t *ops, uint32_t mask, uint64_t *out);
+/* The register slots a tex/tld4 reads, in ptx_jit_tex's order (at most 14); their count. lists: the kernel's. */
+static inline int ptx_jit_tex_ops(const ptx_ins *in, const int32_t *lists, int nlists, int *slots) {
+    int n = 0;
+    slots[n++] = in->a;
+    for (int k = 0; k < in->esize && k < 4; k++) slots[n++] = in->c + k < nlists && in->c >= 0 ? lists[in->c + k] : -1;
+    if (in->b >= 0) for (int k = 0; k < 3; k++) slots[n++] = in->b + k < nlists ? lists[in->b + k] : -1;
+    if (in->op == OP_TEX && in->bop == 1) slots[n++] = in->e;
+    if (in->op == OP_TEX && in->bop == 2) for (int k = 0; k < 6; k++) slots[n++] = in->imm + k < nlists && in->imm >= 0 ? lists[in->imm + k] : -1;
+    return n;
+}
+/* Instruction insidx (ptx_alu_lane_covers) on each lane of mask: operands a, b, c, e; out[l] = d, out[32 + l] = d2. */
+void ptx_jit_alu(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64_t *b, const uint64_t *c, const uint64_t *e,
+                 uint32_t mask, uint64_t *out);
 uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
 
 /* Generated code names the helpers above by these symbols (the plugin defines them at the addresses
@@ -101,21 +126,24 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
 #define PTX_JIT_SYM_XLATE "tf_emu_jit_xlate"
 #define PTX_JIT_SYM_ATOM  "tf_emu_jit_atom"
 #define PTX_JIT_SYM_SREG  "tf_emu_jit_sreg"
+#define PTX_JIT_SYM_ALU   "tf_emu_jit_alu"
+#define PTX_JIT_SYM_TEX   "tf_emu_jit_tex"
+#define PTX_JIT_SYM_CPASYNC "tf_emu_jit_cpasync"
 
 /* Translator (ptx_jit_ir.c, in the plugin). Returns NULL and a reason in why when k uses something it
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 7
+#define PTX_JIT_GENERATOR_VERSION 10
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
-#define PTX_JIT_PLUGIN_ABI 1
+#define PTX_JIT_PLUGIN_ABI 4
 #define PTX_JIT_PLUGIN_FILE "libtf-emu-jit.so"
 #define PTX_JIT_PLUGIN_ENTRY "tf_emu_jit_plugin"
 typedef struct ptx_jit_host {
     int abi;
     const char *(*op_name)(int op);
-    void *xlate, *atom, *sreg; /* ptx_jit_xlate, ptx_jit_atom, ptx_jit_sreg */
+    void *xlate, *atom, *sreg, *alu, *tex, *cpasync; /* ptx_jit_xlate, _atom, _sreg, _alu, _tex, _cpasync */
 } ptx_jit_host;
 typedef struct ptx_jit_plugin {
     int abi;
@@ -184,5 +212,31 @@ int ptx_jit_write_all(int fd, const void *buf, size_t n);
 
 /* From ptx_exec.c: one atomic read-modify-write as the interpreter does it (returns the old value). */
 uint64_t ptx_atom_do(uint8_t *p, int es, int op, int t, uint64_t b, uint64_t c);
+/* From ptx_exec.c: one lane of an instruction ptx_alu_lane_covers accepts, as the interpreter computes
+ * it (d; *d2: setp's second destination). */
+uint64_t ptx_alu_lane(const ptx_ins *in, uint64_t a, uint64_t b, uint64_t c, uint64_t e, uint64_t *d2);
+
+/* Whether ptx_alu_lane computes in: a per-lane operation with no state but its operands (a, b, c, e) and
+ * one or two destinations (d, setp's d2). Both halves read it: ptx_jit_ir.c translates such an instruction
+ * it does not generate inline into a call of ptx_jit_alu (which runs ptx_alu_lane on each executing lane). */
+static inline int ptx_alu_lane_covers(const ptx_ins *in) {
+    const int t = in->t;
+    const int flt = t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2;
+    if (in->wsync) return 0;
+    switch (in->op) {
+    case OP_ADD: case OP_SUB:
+        return flt || ((in->flags & IF_SAT) && t == T_S32 && !(in->flags & (IF_CC | IF_USE_CC)));
+    case OP_MUL_LO: case OP_FMA: case OP_DIV: case OP_MIN: case OP_MAX: case OP_ABS: case OP_NEG:
+        return flt;
+    case OP_MAD_HI: return !(in->flags & (IF_CC | IF_USE_CC));
+    case OP_RCP: case OP_SQRT: case OP_RSQRT: case OP_SIN: case OP_COS: case OP_EX2: case OP_LG2: case OP_TANH:
+    case OP_BFIND: case OP_BFE: case OP_BFI: case OP_PRMT: case OP_TESTP: case OP_COPYSIGN:
+    case OP_MUL24_LO: case OP_MAD24_LO: case OP_SAD: case OP_DP4A: case OP_DP2A:
+    case OP_SET: case OP_SLCT: case OP_CVT: case OP_CVT_PACK: case OP_SETP:
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 #endif

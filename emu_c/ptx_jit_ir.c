@@ -35,7 +35,7 @@ typedef struct G {
     uint64_t *cval;
     LLVMValueRef J, R, pcs, warp, mode;
     LLVMValueRef pcv, active, parked, icnt, backs;
-    LLVMValueRef sc_addr, sc_vals, sc_b, sc_c;
+    LLVMValueRef sc_addr, sc_vals, sc_b, sc_c, sc_ops;
     LLVMBasicBlockRef *bb;      /* per instruction: the block it leads, or NULL */
     int *blen;                  /* per leader: instructions in its block */
     LLVMBasicBlockRef disp, finish, failbb;
@@ -74,8 +74,8 @@ static int is_float_t(int t) { return t == T_F16 || t == T_BF16 || t == T_F32 ||
 
 /* ------------------------------------------------------------------ coverage */
 
-/* 0 if the JIT translates in, else -1 with the reason. */
-static int covered(G *g, const ptx_ins *in) {
+/* 0 if the JIT generates in inline, else -1 with the reason. */
+static int covered_inline(G *g, const ptx_ins *in) {
     const int t = in->t;
     const char *opn = ptx_op_name(in->op);
     if (in->wsync) BAD("warp-synchronous %s", opn);
@@ -117,6 +117,8 @@ static int covered(G *g, const ptx_ins *in) {
         BAD("mad.wide variant");
     case OP_MIN: case OP_MAX:
         if (t == T_F32 && !in->flags) return 0;
+        /* f64: the interpreter's fmin/fmax (glibc, or GCC's inline expansion) picks among equal operands
+         * (-0 / +0) differently from llvm.minnum: ptx_jit_alu runs its own */
         if (t == T_F64 && !in->flags) BAD("f64 min/max");
         if (is_float_t(t)) BAD("min/max variant");
         if ((in->flags & IF_RELU) && t != T_S32) BAD("min/max.relu");
@@ -127,6 +129,18 @@ static int covered(G *g, const ptx_ins *in) {
         return 0;
     case OP_NOT: case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_BREV:
         return 0;
+    case OP_CP_ASYNC:
+        if (in->a < 0 || in->b < 0) BAD("cp.async operands");
+        return 0;
+    case OP_TEX: case OP_TLD4:
+        if (in->esize > 4 || in->c < 0) BAD("%s operands", opn);
+        return 0;
+    case OP_PACK: case OP_UNPACK:
+        if (in->vec < 1 || in->vec > 4 || (unsigned)in->esize * in->vec > 8) BAD("%s of %u x %u bytes", opn, in->vec, in->esize);
+        return 0;
+    case OP_RCP: case OP_SQRT:
+        if ((t == T_F32 || t == T_F64) && !(in->flags & ~IF_APPROX) && in->rm <= RM_RN) return 0;
+        BAD("%s variant", opn);
     case OP_AND: case OP_OR: case OP_XOR: case OP_SHL: case OP_SHR:
         return 0;
     case OP_SETP: {
@@ -155,14 +169,42 @@ static int covered(G *g, const ptx_ins *in) {
     }
 }
 
+/* 0 if the JIT translates in (inline, or as a call of the interpreter's lane function: gen_alu), else -1
+ * with the reason. */
+static int covered(G *g, const ptx_ins *in) {
+    if (!covered_inline(g, in)) return 0;
+    return ptx_alu_lane_covers(in) ? 0 : -1;
+}
+static int is_inline(G *g, const ptx_ins *in) {
+    char *why = g->why, tmp[200];
+    const size_t whylen = g->whylen;
+    g->why = tmp;
+    g->whylen = sizeof(tmp);
+    int r = covered_inline(g, in) == 0;
+    g->why = why;
+    g->whylen = whylen;
+    return r;
+}
+
 /* ------------------------------------------------------------------ liveness */
-static int uses_of(const ptx_ins *in, int *u) {
+static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
     int n = 0;
     if (in->pred >= 0) u[n++] = in->pred;
     switch (in->op) {
+    case OP_TEX: case OP_TLD4: {
+        int sl[16], ns = ptx_jit_tex_ops(in, k->lists, k->nlists, sl);
+        for (int j = 0; j < ns; j++) if (sl[j] >= 0) u[n++] = sl[j];
+        return n;
+    }
     case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG: return n;
     case OP_LD: if (in->a >= 0) u[n++] = in->a; return n;
     case OP_ST: if (in->a >= 0) u[n++] = in->a; for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) u[n++] = in->v[k]; return n;
+    case OP_CP_ASYNC: /* e is the source offset, not a register */
+        if (in->a >= 0) u[n++] = in->a;
+        if (in->b >= 0) u[n++] = in->b;
+        if (in->c >= 0) u[n++] = in->c;
+        return n;
+    case OP_PACK: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) u[n++] = in->v[k]; return n;
     default:
         if (in->a >= 0) u[n++] = in->a;
         if (in->b >= 0) u[n++] = in->b;
@@ -174,8 +216,8 @@ static int uses_of(const ptx_ins *in, int *u) {
 static int defs_of(const ptx_ins *in, int *d) {
     int n = 0;
     switch (in->op) {
-    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_ST: case OP_RED: return 0;
-    case OP_LD: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
+    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_ST: case OP_RED: case OP_CP_ASYNC: return 0;
+    case OP_LD: case OP_UNPACK: case OP_TEX: case OP_TLD4: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
     default:
         if (in->d >= 0) d[n++] = in->d;
         if (in->d2 >= 0) d[n++] = in->d2;
@@ -195,6 +237,10 @@ static int narrow_def(const ptx_ins *in, int d) {
     case OP_ADD: case OP_SUB: case OP_MUL_LO: case OP_AND: case OP_OR: case OP_XOR:
         return t == T_F32 || t == T_PRED || (int_t(t) && intbin_bits(t) <= 32);
     case OP_FMA: return t == T_F32;
+    case OP_RCP: case OP_SQRT: return t == T_F32;
+    case OP_PACK: return (unsigned)in->esize * in->vec <= 4;
+    case OP_TEX: case OP_TLD4: return 1;
+    case OP_UNPACK: return in->esize <= 4;
     case OP_DIV: case OP_REM: case OP_MUL_HI: return t == T_F32 || t == T_U32 || t == T_S32;
     case OP_MUL_WIDE: return t == T_U16 || t == T_S16;
     case OP_MAD_LO: return t == T_U16 || t == T_S16 || t == T_U32 || t == T_S32;
@@ -269,7 +315,7 @@ static int liveness(G *g) {
                 int nd = defs_of(in, d);
                 for (int j = 0; j < nd; j++) tmp[d[j] / 64] &= ~(1ull << (d[j] % 64));
             }
-            int nu = uses_of(in, u);
+            int nu = uses_of(k, in, u);
             for (int j = 0; j < nu; j++) tmp[u[j] / 64] |= 1ull << (u[j] % 64);
             for (int w = 0; w < nw; w++) if (tmp[w] != li[w]) { li[w] = tmp[w]; changed = 1; }
         }
@@ -290,6 +336,13 @@ static LLVMValueRef splat(G *g, LLVMTypeRef vt, uint64_t v) {
     LLVMTypeRef et = LLVMGetElementType(vt);
     LLVMValueRef e[32];
     for (int i = 0; i < 32; i++) e[i] = LLVMConstInt(et, v, 0);
+    (void)g;
+    return LLVMConstVector(e, 32);
+}
+static LLVMValueRef splatf(G *g, LLVMTypeRef vt, double v) {
+    LLVMTypeRef et = LLVMGetElementType(vt);
+    LLVMValueRef e[32];
+    for (int i = 0; i < 32; i++) e[i] = LLVMConstReal(et, v);
     (void)g;
     return LLVMConstVector(e, 32);
 }
@@ -769,6 +822,46 @@ static void gen_atom(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     if (in->op == OP_ATOM) SET(g, in->d, load_vec(g, g->sc_vals, 0), em);
 }
 
+/* An instruction generated as a call of ptx_jit_alu: the interpreter's own lane function on each
+ * executing lane (operands a, b, c, e in scratch; d and setp's d2 back). */
+static void gen_alu(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
+    LLVMValueRef zero = splat(g, g->v64, 0);
+    store_vec(g, g->sc_addr, 0, in->a >= 0 ? V(g, in->a) : zero);
+    store_vec(g, g->sc_b, 0, in->b >= 0 ? V(g, in->b) : zero);
+    store_vec(g, g->sc_c, 0, in->c >= 0 ? V(g, in->c) : zero);
+    store_vec(g, g->sc_addr, 1, in->e >= 0 ? V(g, in->e) : zero);
+    LLVMValueRef e = LLVMBuildGEP2(g->b, g->i64, g->sc_addr, (LLVMValueRef[]){ci(g->i32, 32)}, 1, "");
+    LLVMTypeRef pi = LLVMPointerType(g->i64, 0);
+    LLVMTypeRef ps[8] = {LLVMTypeOf(g->J), g->i32, pi, pi, pi, pi, g->i32, pi};
+    helper(g, PTX_JIT_SYM_ALU, LLVMVoidTypeInContext(g->cx), ps, 8,
+           (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, g->sc_b, g->sc_c, e, mask_bits(g, em), g->sc_vals});
+    SET(g, in->d, load_vec(g, g->sc_vals, 0), em);
+    if (in->op == OP_SETP && in->d2 >= 0) SET(g, in->d2, load_vec(g, g->sc_vals, 1), em);
+}
+
+/* cp.async: copied at once by ptx_jit_cpasync (ptx_mma_cp_async, as the interpreter). */
+static void gen_cpasync(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
+    store_vec(g, g->sc_addr, 0, V(g, in->a));
+    store_vec(g, g->sc_b, 0, V(g, in->b));
+    store_vec(g, g->sc_c, 0, in->c >= 0 ? V(g, in->c) : splat(g, g->v64, 0));
+    LLVMTypeRef pi = LLVMPointerType(g->i64, 0);
+    LLVMTypeRef ps[6] = {LLVMTypeOf(g->J), g->i32, pi, pi, pi, g->i32};
+    fail_call_check(g, helper(g, PTX_JIT_SYM_CPASYNC, g->i32, ps, 6,
+                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, g->sc_b, g->sc_c, mask_bits(g, em)}));
+}
+
+/* tex / tld4: the operand vectors (ptx_jit_tex_ops) into scratch, ptx_jit_tex samples lane by lane. */
+static void gen_tex(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
+    int sl[16];
+    const int n = ptx_jit_tex_ops(in, g->k->lists, g->k->nlists, sl);
+    for (int j = 0; j < n; j++) store_vec(g, g->sc_ops, j, sl[j] >= 0 ? V(g, sl[j]) : splat(g, g->v64, 0));
+    LLVMTypeRef pi = LLVMPointerType(g->i64, 0);
+    LLVMTypeRef ps[5] = {LLVMTypeOf(g->J), g->i32, pi, g->i32, pi};
+    fail_call_check(g, helper(g, PTX_JIT_SYM_TEX, g->i32, ps, 5,
+                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_ops, mask_bits(g, em), g->sc_vals}));
+    for (int k = 0; k < 4; k++) if (in->v[k] >= 0) SET(g, in->v[k], load_vec(g, g->sc_vals, k), em);
+}
+
 /* ------------------------------------------------------------------ one instruction */
 static LLVMValueRef intbin(G *g, int op, int t, LLVMValueRef a, LLVMValueRef b) {
     int bits = intbin_bits(t);
@@ -839,6 +932,10 @@ static LLVMValueRef round_int(G *g, LLVMValueRef f, int rm) {
 static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int t = in->t;
     LLVMValueRef A = NULL, Bv = NULL, Cv = NULL, r = NULL;
+    if (!is_inline(g, in)) {
+        gen_alu(g, idx, in, em);
+        return 0;
+    }
     switch (in->op) {
     case OP_NOP:
         return 0;
@@ -990,6 +1087,43 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         }
         break;
     }
+    case OP_PACK: { /* elements v[0] (low) .. v[vec-1] into d */
+        const int eb = in->esize * 8;
+        LLVMValueRef acc = splat(g, g->v64, 0);
+        for (int k = in->vec - 1; k >= 0; k--) {
+            LLVMValueRef x = in->v[k] >= 0 ? zextb(g, V(g, in->v[k]), eb) : splat(g, g->v64, 0);
+            acc = eb >= 64 ? x : LLVMBuildOr(g->b, LLVMBuildShl(g->b, acc, splat(g, g->v64, (uint64_t)eb), ""), x, "");
+        }
+        r = acc;
+        break;
+    }
+    case OP_UNPACK: { /* a into v[0] (low) .. v[vec-1] */
+        const int eb = in->esize * 8;
+        LLVMValueRef x = V(g, in->a);
+        for (int k = 0; k < in->vec; k++) {
+            if (in->v[k] >= 0) SET(g, in->v[k], zextb(g, x, eb), em);
+            x = eb >= 64 ? splat(g, g->v64, 0) : LLVMBuildLShr(g->b, x, splat(g, g->v64, (uint64_t)eb), "");
+        }
+        return 0;
+    }
+    case OP_RCP: case OP_SQRT: {
+        /* unary_float, round to nearest: f32 is 1.0f / x or sqrtf(x) through fenc (a NaN becomes the canonical
+         * 0x7fffffff), f64 the plain double result */
+        A = V(g, in->a);
+        if (t == T_F32) {
+            LLVMValueRef x = asf32(g, A), f;
+            if (in->op == OP_RCP) f = LLVMBuildFDiv(g->b, splatf(g, g->vf32, 1.0), x, "");
+            else { LLVMTypeRef ft = g->vf32; f = intrin(g, "llvm.sqrt", &ft, 1, &x, 1); }
+            LLVMValueRef nan = LLVMBuildFCmp(g->b, LLVMRealUNO, f, f, "");
+            r = LLVMBuildSelect(g->b, nan, splat(g, g->v64, 0x7fffffffu), fromf32(g, f), "");
+        } else {
+            LLVMValueRef x = asf64(g, A), f;
+            if (in->op == OP_RCP) f = LLVMBuildFDiv(g->b, splatf(g, g->vf64, 1.0), x, "");
+            else { LLVMTypeRef ft = g->vf64; f = intrin(g, "llvm.sqrt", &ft, 1, &x, 1); }
+            r = fromf64(g, f);
+        }
+        break;
+    }
     case OP_SHL: case OP_SHR: {
         A = V(g, in->a); Bv = V(g, in->b);
         int bits = bits_of(t);
@@ -1109,6 +1243,12 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     case OP_ATOM: case OP_RED:
         gen_atom(g, idx, in, em);
         return 0;
+    case OP_TEX: case OP_TLD4:
+        gen_tex(g, idx, in, em);
+        return 0;
+    case OP_CP_ASYNC:
+        gen_cpasync(g, idx, in, em);
+        return 0;
     default:
         BAD("%s", ptx_op_name(in->op));
     }
@@ -1187,7 +1327,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     for (int i = 0; i < n; i++) {
         if (covered(g, &k->code[i])) {
             char tmp[200];
-            snprintf(tmp, sizeof(tmp), "%s (PTX line %u)", why, k->code[i].line);
+            snprintf(tmp, sizeof(tmp), "%s (instruction %d)", why, i); /* ptx_jit.c names its PTX line */
             snprintf(why, whylen, "%s", tmp);
             return NULL;
         }
@@ -1272,6 +1412,11 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->sc_vals = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
     g->sc_b = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
     g->sc_c = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
+    for (int i = 0; i < n; i++)
+        if (k->code[i].op == OP_TEX || k->code[i].op == OP_TLD4) {
+            g->sc_ops = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, LLVMArrayType(g->i64, 32 * 16), ""), pi64, "");
+            break;
+        }
     LLVMBuildStore(g->b, ci(g->i64, 0), g->icnt);
     LLVMBuildStore(g->b, ci(g->i32, 0), g->backs);
     {

@@ -48,6 +48,10 @@ void ptx_jit_key_program(ptx_jit_buf *b, const ptx_kernel *k) {
         ptx_jit_buf_put(b, &k->specials[s].slot, sizeof(int32_t));
         ptx_jit_buf_put(b, &k->specials[s].sreg, sizeof(int32_t));
     }
+    /* register lists (texture coordinates, offsets, gradients) */
+    int32_t nl = k->lists ? k->nlists : 0;
+    ptx_jit_buf_put(b, &nl, sizeof(int32_t));
+    if (nl) ptx_jit_buf_put(b, k->lists, (size_t)nl * sizeof(int32_t));
 }
 
 int ptx_jit_key_head(char *out, size_t n, const char *target_id) {
@@ -79,6 +83,7 @@ void ptx_jit_key_kernel_free(ptx_kernel *k) {
     free(k->code);
     free(k->consts);
     free(k->specials);
+    free(k->lists);
     free(k);
 }
 
@@ -115,6 +120,11 @@ ptx_kernel *ptx_jit_key_kernel(const void *p, size_t n) {
     if (!k->specials) goto bad;
     for (int s = 0; s < nspecials; s++)
         if (take(&r, &k->specials[s].slot, 4) || take(&r, &k->specials[s].sreg, 4)) goto bad;
+    int32_t nlists;
+    if (count(&r, &nlists, 4)) goto bad;
+    k->nlists = nlists;
+    k->lists = calloc((size_t)nlists + 1, sizeof(int32_t));
+    if (!k->lists || take(&r, k->lists, (size_t)nlists * 4)) goto bad;
     if (r.left) goto bad;
     return k;
 bad:

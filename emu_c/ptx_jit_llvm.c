@@ -39,16 +39,16 @@ static void llvm_err(LLVMErrorRef e, const char *what, char *why, size_t whylen)
 
 static int define_helpers(char *why, size_t whylen) {
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(g_jit);
-    const char *names[3] = {PTX_JIT_SYM_XLATE, PTX_JIT_SYM_ATOM, PTX_JIT_SYM_SREG};
-    void *addrs[3] = {g_host->xlate, g_host->atom, g_host->sreg};
-    LLVMJITCSymbolMapPair syms[3];
-    for (int i = 0; i < 3; i++) {
+    const char *names[6] = {PTX_JIT_SYM_XLATE, PTX_JIT_SYM_ATOM, PTX_JIT_SYM_SREG, PTX_JIT_SYM_ALU, PTX_JIT_SYM_TEX, PTX_JIT_SYM_CPASYNC};
+    void *addrs[6] = {g_host->xlate, g_host->atom, g_host->sreg, g_host->alu, g_host->tex, g_host->cpasync};
+    LLVMJITCSymbolMapPair syms[6];
+    for (int i = 0; i < 6; i++) {
         syms[i].Name = LLVMOrcLLJITMangleAndIntern(g_jit, names[i]);
         syms[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)addrs[i];
         syms[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
         syms[i].Sym.Flags.TargetFlags = 0;
     }
-    LLVMErrorRef e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(syms, 3));
+    LLVMErrorRef e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(syms, 6));
     if (e) { llvm_err(e, "LLVM: defining the runtime helpers", why, whylen); return -1; }
     /* libm/libc names LLVM may lower an operation to (memset, fma on a CPU without it, ...) */
     LLVMOrcDefinitionGeneratorRef gen = NULL;

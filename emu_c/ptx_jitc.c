@@ -52,6 +52,9 @@ static int llvm_up(char *why, size_t whylen) {
         .xlate = (void *)no_helper,
         .atom = (void *)no_helper,
         .sreg = (void *)no_helper,
+        .alu = (void *)no_helper,
+        .tex = (void *)no_helper,
+        .cpasync = (void *)no_helper,
     };
     if (g_pl) return 0;
     const ptx_jit_plugin *pl = tf_emu_jit_plugin();

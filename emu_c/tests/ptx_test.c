@@ -124,6 +124,16 @@ static uint32_t rnd(void) {
 static float fbits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static uint32_t bitsf(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
+/* 0 when the JIT should have compiled kernel `name` of m but did not: with TF_EMU_ENGINE=jit (the default)
+ * and TF_EMU_JIT_SYNC=1 (make test, tests/emu) every launch waits for its kernel's code; else 1 (and for a
+ * kernel above the JIT's size limit, as ptx_kernels.cu built with nvcc -G makes them). */
+static int jit_compiled(ptx_module *m, const char *name) {
+    const char *e = getenv("TF_EMU_ENGINE"), *sy = getenv("TF_EMU_JIT_SYNC");
+    const ptx_kernel *k = ptx_module_get_kernel(m, name);
+    if ((e && *e && strcmp(e, "jit")) || !sy || strcmp(sy, "1") || (k && k->ncode > PTX_JIT_MAX_INSTRUCTIONS)) return 1;
+    return ptx_jit_compile_ms(k) >= 0;
+}
+
 /* ------------------------------------------------------------------ tests */
 static void test_vadd(void) {
     int n = 1000;
@@ -1096,6 +1106,9 @@ static void test_textures(void) {
     int rsbz = tex_run(m, "suredb", 2, out, 16, 0, log);
     int rbad = tex_run(m, "texk", 3, out, 0, 0, log);
     int rkind = tex_run(m, "sul", 1, out, 0, 0, log); /* a texture handle is no surface */
+    /* tex / tld4 are translated (ptx_jit_tex): these ran as compiled code, the bogus handle's fault included */
+    const char *notjit = !jit_compiled(m, "texk") ? "texk" : !jit_compiled(m, "gat") ? "gat" : !jit_compiled(m, "lvl") ? "lvl"
+                         : !jit_compiled(m, "cube") ? "cube" : NULL;
     ptx_module_free(m);
     dev_free(0, out);
     ptx_tex_resolve = saved;
@@ -1124,6 +1137,7 @@ static void test_textures(void) {
     CHECK(rsp == 715 && strstr(plog, "sured.p"), "sured.p on a float surface -> %d (%s), want 715", rsp, plog);
     CHECK(rsb == 0 && rsbz == 0 && ored == 28.0f, "sured.b.or -> %d/%d, T[0][2] = %g want 28", rsb, rsbz, ored);
     CHECK(rbad == 700 && rkind == 700, "bogus texture handle -> %d, texture as surface -> %d, want 700", rbad, rkind);
+    CHECK(!notjit, "the JIT did not compile %s (TF_EMU_TRACE=1 says why)", notjit);
 }
 
 static void test_hand_ptx(void) {
@@ -1681,6 +1695,7 @@ static void test_cpasync(void) {
     pptr(&p, g); pptr(&p, o);
     LAUNCH_OK("cpasync", 1, 256, 0, &p, 1);
     for (int t = 0; t < 256; t++) CHECK(o[t] == g[255 - t] + 1000.0f * g[256 + t], "thread %d: %f", t, o[t]);
+    CHECK(jit_compiled(MOD, "cpasync"), "the JIT did not compile cpasync (TF_EMU_TRACE=1 says why)");
     dev_free(0, g); dev_free(0, o);
 }
 
@@ -2052,6 +2067,149 @@ static void test_video(void) {
     dev_free(0, a); dev_free(0, b); dev_free(0, o);
 }
 
+/* Instructions the JIT runs through the interpreter's own lane function (ptx_alu_lane via ptx_jit_alu),
+ * each compared with a C reference on both engines; with TF_EMU_ENGINE=jit the kernel must have been
+ * compiled (not left to the interpreter). NaNs, negative zeros and a guarded (divergent) instruction
+ * included: the helper must write only the executing lanes. */
+static const char *JALU_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry jalu(.param .u64 pf, .param .u64 pd, .param .u64 pu, .param .u64 po)\n{\n"
+    " .reg .b16 %h<4>; .reg .b32 %r<40>; .reg .f32 %f<30>; .reg .f64 %fd<12>; .reg .b64 %rd<20>; .reg .pred %p<4>;\n"
+    " ld.param.u64 %rd1, [pf]; ld.param.u64 %rd2, [pd]; ld.param.u64 %rd3, [pu]; ld.param.u64 %rd4, [po];\n"
+    " mov.u32 %r1, %tid.x;\n"
+    " mul.wide.u32 %rd5, %r1, 8; add.s64 %rd6, %rd1, %rd5; ld.global.v2.f32 {%f1, %f2}, [%rd6];\n"
+    " mul.wide.u32 %rd7, %r1, 16; add.s64 %rd8, %rd2, %rd7; ld.global.v2.f64 {%fd1, %fd2}, [%rd8];\n"
+    " add.s64 %rd9, %rd3, %rd5; ld.global.v2.u32 {%r2, %r3}, [%rd9];\n"
+    " mul.wide.u32 %rd10, %r1, 224; add.s64 %rd11, %rd4, %rd10;\n"
+    " max.f64 %fd3, %fd1, %fd2; st.global.f64 [%rd11], %fd3;\n"
+    " min.f64 %fd4, %fd1, %fd2; st.global.f64 [%rd11+8], %fd4;\n"
+    " rcp.approx.f32 %f3, %f1; st.global.f32 [%rd11+16], %f3;\n"
+    " ex2.approx.f32 %f4, %f1; st.global.f32 [%rd11+24], %f4;\n"
+    " abs.f32 %f5, %f2; lg2.approx.f32 %f6, %f5; st.global.f32 [%rd11+32], %f6;\n"
+    " sqrt.rn.f32 %f7, %f5; st.global.f32 [%rd11+40], %f7;\n"
+    " sin.approx.f32 %f8, %f1; st.global.f32 [%rd11+48], %f8;\n"
+    " and.b32 %r4, %r3, 31; shr.u32 %r5, %r3, 5; and.b32 %r5, %r5, 31;\n"
+    " mov.u32 %r6, 7; and.b32 %r7, %r1, 1; setp.eq.u32 %p1, %r7, 1;\n"
+    " @%p1 bfe.u32 %r6, %r2, %r4, %r5; st.global.u32 [%rd11+56], %r6;\n"
+    " bfe.s32 %r8, %r2, %r4, %r5; st.global.u32 [%rd11+64], %r8;\n"
+    " bfi.b32 %r9, %r2, %r3, %r4, %r5; st.global.u32 [%rd11+72], %r9;\n"
+    " prmt.b32 %r10, %r2, %r3, %r3; st.global.u32 [%rd11+80], %r10;\n"
+    " slct.u32.f32 %r11, 1, 0, %f1; st.global.u32 [%rd11+88], %r11;\n"
+    " set.lt.u32.f32 %r12, %f1, %f2; st.global.u32 [%rd11+96], %r12;\n"
+    " mad.hi.u32 %r13, %r2, %r3, %r2; st.global.u32 [%rd11+104], %r13;\n"
+    " mul24.lo.s32 %r14, %r2, %r3; st.global.u32 [%rd11+112], %r14;\n"
+    " sad.u32 %r15, %r2, %r3, %r1; st.global.u32 [%rd11+120], %r15;\n"
+    " add.sat.s32 %r16, %r2, %r3; st.global.u32 [%rd11+128], %r16;\n"
+    " dp4a.u32.u32 %r17, %r2, %r3, %r1; st.global.u32 [%rd11+136], %r17;\n"
+    " bfind.u32 %r18, %r2; st.global.u32 [%rd11+144], %r18;\n"
+    " copysign.f32 %f9, %f2, %f1; st.global.f32 [%rd11+152], %f9;\n"
+    " rsqrt.approx.f64 %fd5, %fd1; st.global.f64 [%rd11+160], %fd5;\n"
+    " setp.lt.ftz.f32 %p3, %f1, %f2; selp.u32 %r19, 1, 0, %p3; st.global.u32 [%rd11+168], %r19;\n"
+    " mul.rz.f32 %f10, %f1, %f2; st.global.f32 [%rd11+176], %f10;\n"
+    " mov.b64 %rd12, {%r2, %r3}; st.global.u64 [%rd11+184], %rd12;\n"
+    " mov.b64 {%r20, %r21}, %rd12; st.global.u32 [%rd11+192], %r21;\n"
+    " mov.b32 {%h1, %h2}, %r2; mov.b32 %r22, {%h2, %h1}; st.global.u32 [%rd11+200], %r22;\n"
+    " ret;\n}\n";
+
+static uint32_t bfe_ref(uint32_t a, uint32_t pos, uint32_t len, int sg) {
+    uint32_t d = 0, sbit = 0;
+    if (sg && len) sbit = (a >> (pos + len - 1 > 31 ? 31 : pos + len - 1)) & 1;
+    for (uint32_t i = 0; i < 32; i++) d |= (i < len && pos + i <= 31 ? (a >> (pos + i)) & 1 : sbit) << i;
+    return d;
+}
+
+static void test_jit_alu(void) {
+    enum { T = 64, K = 28 };
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(JALU_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    float *xf = dev_alloc(0, T * 8);
+    double *xd = dev_alloc(0, T * 16);
+    uint32_t *xu = dev_alloc(0, T * 8);
+    uint64_t *o = dev_alloc(0, (size_t)T * K * 8);
+    for (int i = 0; i < T; i++) {
+        xf[2 * i] = (float)((int)(rnd() % 2001) - 1000) / 97.0f;
+        xf[2 * i + 1] = (float)((int)(rnd() % 2001) - 1000) / 13.0f;
+        xd[2 * i] = (double)(rnd() % 100000) / 7.0 + 0.5;
+        xd[2 * i + 1] = (double)((int)(rnd() % 200001) - 100000) / 3.0;
+        xu[2 * i] = rnd();
+        xu[2 * i + 1] = rnd();
+    }
+    xf[0] = NAN; xd[0] = NAN; xd[3] = NAN; xd[4] = -0.0; xd[5] = 0.0; xf[3] = -0.0f;
+    xu[2] = 0x80000000u; xu[3] = 0x7fffffffu; xu[4] = 0; /* add.sat overflow; bfind of 0 */
+    memset(o, 0, (size_t)T * K * 8);
+    pbuf p = {{0}, 0};
+    pptr(&p, xf); pptr(&p, xd); pptr(&p, xu); pptr(&p, o);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = T;
+    cfg.block[1] = cfg.block[2] = 1;
+    cfg.worker_threads = 1;
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
+    const ptx_kernel *kj = ptx_module_get_kernel(m, "jalu");
+    int rc = ptx_launch(kj, &cfg, &ENV, NULL, log, sizeof(log));
+    CHECK(rc == 0, "launch: %d %s", rc, log);
+    CHECK(jit_compiled(m, "jalu"), "the JIT did not compile jalu (TF_EMU_TRACE=1 says why)");
+    for (int t = 0; t < T; t++) {
+        const float x = xf[2 * t], y = xf[2 * t + 1];
+        const double dx = xd[2 * t], dy = xd[2 * t + 1];
+        const uint32_t u = xu[2 * t], v = xu[2 * t + 1], pos = v & 31, len = (v >> 5) & 31;
+        const uint64_t *r = o + (size_t)t * K;
+        double gd[K];
+        float gf[K];
+        uint32_t gu[K];
+        for (int k = 0; k < K; k++) { memcpy(&gd[k], &r[k], 8); memcpy(&gf[k], &r[k], 4); memcpy(&gu[k], &r[k], 4); }
+        CHECK(same_d(gd[0], fmax(dx, dy)) && same_d(gd[1], fmin(dx, dy)), "thread %d max/min.f64 %g %g of %g %g (want %g %g)", t, gd[0], gd[1], dx, dy, fmax(dx, dy), fmin(dx, dy));
+        CHECK(same_f(gf[2], 1.0f / x), "thread %d rcp.approx %g", t, gf[2]);
+        CHECK(same_f(gf[3], (float)exp2((double)x)), "thread %d ex2.approx %g", t, gf[3]);
+        CHECK(same_f(gf[4], (float)log2((double)fabsf(y))), "thread %d lg2.approx %g", t, gf[4]);
+        CHECK(same_f(gf[5], sqrtf(fabsf(y))), "thread %d sqrt.rn %g", t, gf[5]);
+        CHECK(same_f(gf[6], (float)sin((double)x)), "thread %d sin.approx %g", t, gf[6]);
+        CHECK(gu[7] == ((t & 1) ? bfe_ref(u, pos, len, 0) : 7u), "thread %d guarded bfe.u32 %#x", t, gu[7]);
+        CHECK(gu[8] == bfe_ref(u, pos, len, 1), "thread %d bfe.s32 %#x want %#x", t, gu[8], bfe_ref(u, pos, len, 1));
+        uint32_t bfi = v;
+        for (uint32_t i = 0; i < len && pos + i <= 31; i++) bfi = (bfi & ~(1u << (pos + i))) | (((u >> i) & 1) << (pos + i));
+        CHECK(gu[9] == bfi, "thread %d bfi %#x want %#x", t, gu[9], bfi);
+        uint64_t bytes = (uint64_t)u | ((uint64_t)v << 32);
+        uint32_t prmt = 0;
+        for (int i = 0; i < 4; i++) {
+            uint32_t sel = (v >> (4 * i)) & 0xf, byte = (uint32_t)(bytes >> (8 * (sel & 7))) & 0xff;
+            if (sel & 8) byte = (byte & 0x80) ? 0xff : 0;
+            prmt |= byte << (8 * i);
+        }
+        CHECK(gu[10] == prmt, "thread %d prmt %#x want %#x", t, gu[10], prmt);
+        CHECK(gu[11] == (uint32_t)(x >= 0.0f), "thread %d slct.f32 %u", t, gu[11]);
+        CHECK(gu[12] == (x < y ? 0xffffffffu : 0u), "thread %d set.lt %#x", t, gu[12]);
+        CHECK(gu[13] == (uint32_t)((((uint64_t)u * v) >> 32) + u), "thread %d mad.hi %#x", t, gu[13]);
+        int64_t s24u = (int64_t)((int32_t)(u << 8) >> 8), s24v = (int64_t)((int32_t)(v << 8) >> 8);
+        CHECK(gu[14] == (uint32_t)(s24u * s24v), "thread %d mul24.lo %#x", t, gu[14]);
+        CHECK(gu[15] == (u > v ? u - v : v - u) + (uint32_t)t, "thread %d sad %#x", t, gu[15]);
+        int64_t sat = (int64_t)(int32_t)u + (int32_t)v;
+        sat = sat > INT32_MAX ? INT32_MAX : sat < INT32_MIN ? INT32_MIN : sat;
+        CHECK(gu[16] == (uint32_t)sat, "thread %d add.sat %#x", t, gu[16]);
+        uint32_t dp = (uint32_t)t;
+        for (int i = 0; i < 4; i++) dp += ((u >> (8 * i)) & 0xff) * ((v >> (8 * i)) & 0xff);
+        CHECK(gu[17] == dp, "thread %d dp4a %#x want %#x", t, gu[17], dp);
+        CHECK(gu[18] == (u ? (uint32_t)(31 - __builtin_clz(u)) : 0xffffffffu), "thread %d bfind %#x", t, gu[18]);
+        CHECK(same_f(gf[19], copysignf(x, y)), "thread %d copysign %g", t, gf[19]);
+        CHECK(same_d(gd[20], 1.0 / sqrt(dx)), "thread %d rsqrt.approx.f64 %g", t, gd[20]);
+        CHECK(gu[21] == (uint32_t)(x < y), "thread %d setp.lt.ftz %u", t, gu[21]);
+        volatile float vx = x, vy = y, rz;
+        fesetround(FE_TOWARDZERO);
+        rz = vx * vy;
+        fesetround(FE_TONEAREST);
+        CHECK(same_f(gf[22], rz), "thread %d mul.rz.f32 %g want %g", t, gf[22], rz);
+        CHECK(r[23] == ((uint64_t)v << 32 | u) && gu[24] == v, "thread %d mov.b64 pack/unpack %#llx %#x", t,
+              (unsigned long long)r[23], gu[24]);
+        CHECK(gu[25] == (u >> 16 | u << 16), "thread %d mov.b32 of two b16 %#x", t, gu[25]);
+    }
+    ptx_module_free(m);
+    dev_free(0, xf); dev_free(0, xd); dev_free(0, xu); dev_free(0, o);
+}
+
 /* ------------------------------------------------------------------ the JIT's compile thread and disk cache */
 /* A kernel of its own (so no earlier test compiled it): out[i] = in[i] * 3 + K. */
 static const char *BG_PTX_FMT =
@@ -2168,7 +2326,7 @@ static const test TESTS[] = {
     {"wmma_exact", test_wmma_exact}, {"mma_more", test_mma_more},
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background},
-    {"jit_disk_cache", test_jit_disk_cache},
+    {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
 };
 
 static char *read_file(const char *path, size_t *len) {

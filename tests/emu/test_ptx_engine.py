@@ -113,11 +113,13 @@ def test_jit_compiles_a_kernel_and_gives_the_interpreters_bits():
 
 @pytest.mark.skipif(not shutil.which("llvm-config-14"), reason="the PTX JIT needs LLVM 14 (llvm-14-dev)")
 def test_jit_falls_back_to_the_interpreter_per_kernel_saying_why():
-    """A kernel with an instruction the JIT does not translate (printf) still runs, on the interpreter."""
+    """A kernel with an instruction the JIT does not translate (printf) still runs, on the interpreter, and the
+    trace names the instruction and its PTX line (the compiler process's copy of the kernel has no lines: the
+    library maps its instruction index back)."""
     p = run_program("ptx_e2e", "printf", env=emu_env(TF_EMU_ENGINE="jit", TF_EMU_TRACE=1, TF_EMU_JIT_SYNC=1))
     assert p.stdout.decode().splitlines()[:1] == ["kernel says 40 0.000 a"]
     assert parse_kv(p.stdout)["sync"] == "cudaSuccess"
-    assert "runs on the interpreter: PRINTF" in p.stderr.decode()
+    assert re.search(r"runs on the interpreter: PRINTF \(PTX line [1-9][0-9]*\)", p.stderr.decode()), p.stderr.decode()
 
 
 def test_unknown_engine_name_fails_cuinit_with_one_clear_line():
