@@ -51,9 +51,24 @@ def dataplane_maybe_limited(request, tmp_path):
         lim.close()
 
 
-def _run_direct(exe, *args, engine: str):
-    return subprocess.run([str(exe), *map(str, args)], env=emu_env(TF_EMU_ENGINE=engine), capture_output=True,
-                          text=True, timeout=300)
+@pytest.fixture(params=["plain", "limiter"])
+def direct_env(request):
+    """Environment for a program run directly on the emulated device, with libtflimiter.so preloaded (and its
+    own SessionLimits region) or not; the test adds TF_EMU_ENGINE."""
+    if request.param == "plain":
+        yield {}, None
+        return
+    native.require(native.limiter_lib())
+    lim = SessionLimits.create(f"direct-race-{id(request)}", vram_limit_bytes=320 * MiB)
+    try:
+        yield {**lim.env, "LD_PRELOAD": ":".join(lim.preload)}, lim
+    finally:
+        lim.close()
+
+
+def _run_direct(exe, *args, engine: str, extra: dict):
+    return subprocess.run([str(exe), *map(str, args)], env=emu_env(TF_EMU_ENGINE=engine, **extra),
+                          capture_output=True, text=True, timeout=300)
 
 
 def _check(r, want_rounds: int):
@@ -72,10 +87,13 @@ def test_graph_launches_loop_through_the_stub(dataplane_maybe_limited, cuda_prog
 
 
 @pytest.mark.parametrize("engine", ["jit", "interp"])
-def test_graph_launches_loop_directly(cuda_program, engine):
-    r = _run_direct(cuda_program("graph_launches"), 4, ROUNDS, engine=engine)
+def test_graph_launches_loop_directly(cuda_program, direct_env, engine):
+    extra, lim = direct_env
+    r = _run_direct(cuda_program("graph_launches"), 4, ROUNDS, engine=engine, extra=extra)
     _check(r, ROUNDS)
     assert "sum=12" in r.stdout
+    if lim is not None:  # the limiter was there: it counted the 3 captured launches and each graph launch
+        assert lim.usage().launches == 3 + 4 * ROUNDS, lim.usage()
 
 
 @pytest.mark.parametrize("reset", ["async", "legacy_sync"])
@@ -87,6 +105,7 @@ def test_graph_launch_stress_through_the_stub(dataplane_maybe_limited, cuda_prog
 
 
 @pytest.mark.parametrize("engine", ["jit", "interp"])
-def test_graph_launch_stress_directly(cuda_program, engine):
-    r = _run_direct(cuda_program("graph_launch_stress"), ROUNDS, 6, 5, 3, "async", engine=engine)
+def test_graph_launch_stress_directly(cuda_program, direct_env, engine):
+    r = _run_direct(cuda_program("graph_launch_stress"), ROUNDS, 6, 5, 3, "async", engine=engine,
+                    extra=direct_env[0])
     _check(r, ROUNDS)
