@@ -30,6 +30,7 @@
 #include <time.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -428,6 +429,40 @@ static void *compile_thread(void *arg) {
     return NULL;
 }
 
+/* The exit fence. at_exit_llvm is registered after the plugin's dlopen, so that it runs before LLVM's
+ * destructors; but the dlopen registers those destructors (libLLVM's constructors call __cxa_atexit)
+ * before plugin_up can register at_exit_llvm, and a process that starts exiting in between (its main
+ * thread returned while the compile thread was loading LLVM for the first link of a short program) runs
+ * LLVM's destructors at once, newest handlers first, while the compile thread goes on into the plugin's
+ * init: LLVMParseCommandLineOptions on destroyed cl::opt objects, "pure virtual method called", abort
+ * (about 1 exit in 150 of tests/cuda/graph_launch_stress on the JIT under load; an exit handler
+ * registered before the dlopen runs too late, after those destructors). exit() runs the exiting thread's
+ * thread-local destructors before every exit handler, so the fence is one of those, in the main thread:
+ * it stops new calls into LLVM (g_quit) and waits for one under way (milliseconds), before any of LLVM's
+ * destructors can run. A main thread that ends with pthread_exit stops the JIT as well (later kernels run
+ * on the interpreter); exit() from another thread keeps the window (at_exit_handoff still waits for a
+ * call under way, which covers an exit that began before the dlopen registered anything). */
+extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso) __attribute__((weak));
+extern void *__dso_handle;
+static __thread int t_fence_checked;
+
+static void at_main_thread_end(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&g_mu);
+    g_quit = 1;
+    pthread_cond_broadcast(&g_cv);
+    while (g_llvm_busy) pthread_cond_wait(&g_cv, &g_mu);
+    pthread_mutex_unlock(&g_mu);
+}
+
+void ptx_jit_exit_fence(void) {
+    if (t_fence_checked) return;
+    t_fence_checked = 1;
+    if ((pid_t)syscall(SYS_gettid) != getpid()) return;
+    if (!__cxa_thread_atexit_impl || __cxa_thread_atexit_impl(at_main_thread_end, NULL, &__dso_handle))
+        fprintf(stderr, "tf-emu: jit: cannot register the exit fence; an exit during the JIT's start-up may abort\n");
+}
+
 /* Exit, before LLVM's destructors (registered once the plugin is loaded): no new call into LLVM here,
  * and a link under way in this process finishes first (milliseconds). A compile under way in the
  * compiler process is not waited for: it finishes into the disk cache, and that process ends when it
@@ -442,11 +477,13 @@ static void at_exit_llvm(void) {
 
 /* Exit (registered when the compile thread starts): kernels still queued are handed to a compiler
  * process of their own, whose requests wait in a memory file (nothing here blocks on it), so they
- * reach the disk cache for the next run; without a disk cache they are dropped. */
+ * reach the disk cache for the next run; without a disk cache they are dropped. A call into the plugin
+ * under way is waited for first (as at_exit_llvm does), in case the exit fence below was not there. */
 static void at_exit_handoff(void) {
     pthread_mutex_lock(&g_mu);
     g_quit = 1;
     pthread_cond_broadcast(&g_cv);
+    while (g_llvm_busy) pthread_cond_wait(&g_cv, &g_mu);
     ptx_jit_buf req = {0};
     const int current = g_current && !g_current_sent && g_current->ncode <= PTX_JIT_MAX_INSTRUCTIONS;
     const char *dir = g_queue || current ? ptx_jit_cache_dir() : NULL;

@@ -2,12 +2,16 @@
 // (NODES kernel nodes, each atomicAdd 1 into the counter) N times on each of STREAMS non-blocking streams
 // (one counter per stream), cudaStreamSynchronize each stream, copy the counters back, compare with
 // NODES * N. A round whose counter is short is a lost launch (or a reset that ran after launches).
-// I/O contract: graph_launch_stress ROUNDS N NODES STREAMS RESET, where RESET is
+// I/O contract: graph_launch_stress ROUNDS N NODES STREAMS RESET [KIND], where RESET is
 //   "async"  - cudaMemsetAsync on the stream itself (ordered before the launches: the counter must be exact),
 //   "legacy" - cudaMemset, i.e. the legacy NULL stream, which a cudaStreamNonBlocking stream does not wait
 //              for (CUDA: "API synchronization behavior" - a memset of device memory is asynchronous with
-//              respect to the host), so the reset may land after some of the launches: a racy program;
-//   "legacy_sync" - cudaMemset then cudaDeviceSynchronize (ordered by the host).
+//              respect to the host), so the reset may land after some of the launches: a racy program with
+//              KIND nonblocking (kept to reproduce the race by hand), exact with KIND blocking (a blocking
+//              stream's work waits for the NULL stream's);
+//   "legacy_sync" - cudaMemset then cudaDeviceSynchronize (ordered by the host);
+// and KIND is the streams' kind: "nonblocking" (default), "blocking" (cudaStreamDefault) or "perthread"
+// (cudaStreamPerThread, STREAMS must be 1).
 // Prints "rounds=<R> bad=<rounds with a wrong counter> first_bad=<round>:<value> want=<NODES*N>".
 #include <cstring>
 
@@ -18,12 +22,14 @@ __global__ void bump(int *p) { atomicAdd(p, 1); }
 int main(int argc, char **argv)
 {
     if (argc < 6) {
-        printf("usage: graph_launch_stress ROUNDS N NODES STREAMS async|legacy|legacy_sync\n");
+        printf("usage: graph_launch_stress ROUNDS N NODES STREAMS async|legacy|legacy_sync "
+               "[nonblocking|blocking|perthread]\n");
         return 2;
     }
     int rounds = atoi(argv[1]), n = atoi(argv[2]), nodes = atoi(argv[3]), ns = atoi(argv[4]);
-    const char *reset = argv[5];
-    if (ns < 1 || ns > 8 || nodes < 1) {
+    const char *reset = argv[5], *kind = argc > 6 ? argv[6] : "nonblocking";
+    int perthread = !strcmp(kind, "perthread");
+    if (ns < 1 || ns > 8 || nodes < 1 || (perthread && ns != 1)) {
         printf("error=bad_args\n");
         return 2;
     }
@@ -32,7 +38,10 @@ int main(int argc, char **argv)
     cudaStream_t s[8];
     cudaGraphExec_t x[8];
     for (int k = 0; k < ns; k++) {
-        CK(cudaStreamCreateWithFlags(&s[k], cudaStreamNonBlocking));
+        if (perthread)
+            s[k] = cudaStreamPerThread;
+        else
+            CK(cudaStreamCreateWithFlags(&s[k], strcmp(kind, "blocking") ? cudaStreamNonBlocking : cudaStreamDefault));
         CK(cudaStreamBeginCapture(s[k], cudaStreamCaptureModeGlobal));
         for (int i = 0; i < nodes; i++)
             bump<<<1, 1, 0, s[k]>>>(d + k);
