@@ -292,3 +292,51 @@ def test_missing_jit_plugin_is_one_clear_line_and_the_interpreter_runs(tmp_path,
     assert kv["checksum"] == _spin("interp")["checksum"]
     lines = [ln for ln in p.stderr.decode().splitlines() if "JIT plugin" in ln]
     assert len(lines) == 1 and lines[0].startswith("tf-emu: jit: cannot load the JIT plugin"), p.stderr.decode()
+
+
+# A stand-in for the JIT plugin (TF_EMU_JIT_PLUGIN): its constructor loads the real one (libLLVM's
+# constructors run, registering LLVM's destructors as exit handlers), creates MARK, then stalls, as a
+# compile thread descheduled at the end of the dlopen does on a loaded machine.
+_STALLING_PLUGIN_C = r"""
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
+static void *real;
+__attribute__((constructor)) static void load_then_stall(void)
+{
+    real = dlopen(REAL_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    int fd = open(MARK, O_CREAT | O_WRONLY, 0644);
+    if (fd >= 0)
+        close(fd);
+    usleep(STALL_US);
+}
+const void *tf_emu_jit_plugin(void)
+{
+    const void *(*entry)(void) = real ? (const void *(*)(void))dlsym(real, "tf_emu_jit_plugin") : 0;
+    return entry ? entry() : 0;
+}
+"""
+
+
+@needs_jit
+def test_jit_exit_while_the_compile_thread_loads_llvm_does_not_abort(tmp_path):
+    """A program that exits while its compile thread is loading LLVM for the first link (libLLVM's
+    destructors already registered, the plugin not started yet) exits 0. It aborted with "pure virtual
+    method called": exit ran LLVM's destructors (the newest exit handlers) and the compile thread then
+    called LLVMParseCommandLineOptions on destroyed options; about 1 run in 150 of a short program under
+    load. The main thread's exit fence (ptx_jit.c) now waits for the start-up before any exit handler."""
+    plugin, mark = tmp_path / "libstall-jit.so", tmp_path / "llvm-loaded"
+    src = tmp_path / "stall.c"
+    src.write_text(_STALLING_PLUGIN_C)
+    real = native.require(native.emu_lib_dir() / "libtf-emu-jit.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror",
+                    f'-DREAL_PLUGIN="{real}"', f'-DMARK="{mark}"', "-DSTALL_US=1500000",
+                    "-o", str(plugin), str(src), "-ldl"], check=True)
+    (tmp_path / "tf-emu-jitc").symlink_to(native.emu_lib_dir() / "tf-emu-jitc")  # found next to the plugin
+    p = run_program("jit_exit_at_start", mark, timeout=300,
+                    env=emu_env(TF_EMU_ENGINE="jit", TF_EMU_JIT_SYNC=0, TF_EMU_JIT_CACHE="off",
+                                TF_EMU_JIT_PLUGIN=plugin))
+    kv = parse_kv(p.stdout)
+    assert kv.get("marked") == "1", (p.stdout, p.stderr)  # the exit did begin during the plugin's load
+    assert kv["sync"] == "cudaSuccess" and kv["value"] == "62"
+    assert p.returncode == 0, p.stderr.decode()
