@@ -32,7 +32,11 @@ void emu_primary_reset_state(void)
     g_emu.primary.flags = g_emu.primary_flags;
 }
 
-emu_ctx *emu_ctx_current(void) { return t_depth > 0 ? t_stack[t_depth - 1] : NULL; }
+emu_ctx *emu_ctx_current(void)
+{
+    emu_jit_exit_fence();
+    return t_depth > 0 ? t_stack[t_depth - 1] : NULL;
+}
 
 static int ctx_live(const emu_ctx *c)
 {

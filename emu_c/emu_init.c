@@ -285,11 +285,13 @@ EMU_API CUresult cuInit(unsigned int Flags)
         return CUDA_ERROR_NOT_INITIALIZED;
     if (pthread_once(&g_init_once, emu_init_once) != 0)
         return CUDA_ERROR_UNKNOWN;
+    emu_jit_exit_fence();
     return g_settings_error;
 }
 
 CUresult emu_check_init(void)
 {
+    emu_jit_exit_fence();
     return atomic_load(&g_emu.initialized) ? CUDA_SUCCESS : CUDA_ERROR_NOT_INITIALIZED;
 }
 

@@ -164,6 +164,15 @@ CUresult emu_check_init(void);
 /* emu_check_init(), then CUDA_ERROR_INVALID_DEVICE unless dev is the emulated device (ordinal 0). */
 CUresult emu_check_device(CUdevice dev);
 emu_ctx *emu_ctx_current(void);
+/* ptx_jit.h (weak: a unit test may link the driver's files without the JIT): registers, in the process's
+ * main thread, the exit fence that makes exit wait for the JIT's start-up of LLVM under way. Called by
+ * cuInit, emu_check_init and emu_ctx_current, i.e. by nearly every call, cheap after a thread's first. */
+void ptx_jit_exit_fence(void) __attribute__((weak));
+static inline void emu_jit_exit_fence(void)
+{
+    if (ptx_jit_exit_fence)
+        ptx_jit_exit_fence();
+}
 void emu_ctx_set_sticky(emu_ctx *c, CUresult err);
 int emu_is_sticky_error(CUresult rc); /* a kernel fault that makes the context unusable */
 /* Makes c the calling thread's only current context (a stream thread, emu_stream_queue.c). */

@@ -30,10 +30,8 @@
 #include <time.h>
 
 #include "emu_internal.h"
-#include "ptx_jit.h"
 
 extern __typeof__(ptx_thread_release) ptx_thread_release __attribute__((weak));
-extern __typeof__(ptx_jit_exit_fence) ptx_jit_exit_fence __attribute__((weak));
 
 typedef struct sq_dep {
     emu_queue *q;
@@ -400,8 +398,6 @@ static void wait_seq_locked(emu_queue *q, uint64_t seq)
 CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, size_t len, int wait)
 {
     emu_ctx *c = emu_ctx_current();
-    if (ptx_jit_exit_fence)
-        ptx_jit_exit_fence(); /* the main thread's exit waits for the JIT's start-up of LLVM under way */
     if (emu_sq_inline()) {
         CUresult st = c ? __atomic_load_n(&c->sticky, __ATOMIC_RELAXED) : CUDA_SUCCESS;
         CUresult rc = run(arg, st);

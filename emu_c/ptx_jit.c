@@ -439,9 +439,12 @@ static void *compile_thread(void *arg) {
  * registered before the dlopen runs too late, after those destructors). exit() runs the exiting thread's
  * thread-local destructors before every exit handler, so the fence is one of those, in the main thread:
  * it stops new calls into LLVM (g_quit) and waits for one under way (milliseconds), before any of LLVM's
- * destructors can run. A main thread that ends with pthread_exit stops the JIT as well (later kernels run
- * on the interpreter); exit() from another thread keeps the window (at_exit_handoff still waits for a
- * call under way, which covers an exit that began before the dlopen registered anything). */
+ * destructors can run. The main thread registers it at its first driver call (cuInit, emu_check_init,
+ * emu_ctx_current), also when only other threads launch (tests/cuda/ptds_default_stream.cu aborted so).
+ * A main thread that ends with pthread_exit stops the JIT as well (later kernels run on the interpreter);
+ * exit() from another thread, or from a main thread that never called the driver, keeps the window
+ * (at_exit_handoff still waits for a call under way, which covers an exit that began before the dlopen
+ * registered anything). */
 extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso) __attribute__((weak));
 extern void *__dso_handle;
 static __thread int t_fence_checked;

@@ -86,9 +86,9 @@ void ptx_jit_forget(const ptx_kernel *k);
 int ptx_jit_wait(const ptx_kernel *k);
 /* Tests: 1 stops the compile thread before its next compile, 0 lets it go on. */
 void ptx_jit_hold(int on);
-/* Called by every thread that issues stream work (emu_sq_submit), cheap after its first call: in the
- * process's main thread it registers the exit fence (ptx_jit.c: exit waits for a start-up of LLVM under
- * way before any exit handler runs, libLLVM's destructors included). */
+/* Called by the driver's calls (emu_internal.h: emu_jit_exit_fence), cheap after a thread's first call:
+ * in the process's main thread it registers the exit fence (ptx_jit.c: exit waits for a start-up of LLVM
+ * under way before any exit handler runs, libLLVM's destructors included). */
 void ptx_jit_exit_fence(void);
 /* Runs one block (J->bid set, J->f filled by ptx_jit_blk_setup); 0 or -1 (reported through J->fail). */
 int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J);
