@@ -435,7 +435,7 @@ static void *compile_thread(void *arg) {
  * thread returned while the compile thread was loading LLVM for the first link of a short program) runs
  * LLVM's destructors at once, newest handlers first, while the compile thread goes on into the plugin's
  * init: LLVMParseCommandLineOptions on destroyed cl::opt objects, "pure virtual method called", abort
- * (about 1 exit in 150 of tests/cuda/graph_launch_stress on the JIT under load; an exit handler
+ * (20% of runs of tests/cuda/ptds_default_stream, 1 in 300 of graph_launch_stress on the JIT; an exit handler
  * registered before the dlopen runs too late, after those destructors). exit() runs the exiting thread's
  * thread-local destructors before every exit handler, so the fence is one of those, in the main thread:
  * it stops new calls into LLVM (g_quit) and waits for one under way (milliseconds), before any of LLVM's
@@ -481,7 +481,7 @@ static void at_exit_llvm(void) {
 /* Exit (registered when the compile thread starts): kernels still queued are handed to a compiler
  * process of their own, whose requests wait in a memory file (nothing here blocks on it), so they
  * reach the disk cache for the next run; without a disk cache they are dropped. A call into the plugin
- * under way is waited for first (as at_exit_llvm does), in case the exit fence below was not there. */
+ * under way is waited for first (as at_exit_llvm does), for an exit the fence above does not cover. */
 static void at_exit_handoff(void) {
     pthread_mutex_lock(&g_mu);
     g_quit = 1;
