@@ -96,16 +96,23 @@ def test_graph_launches_loop_directly(cuda_program, direct_env, engine):
         assert lim.usage().launches == 3 + 4 * ROUNDS, lim.usage()
 
 
-@pytest.mark.parametrize("reset", ["async", "legacy_sync"])
-def test_graph_launch_stress_through_the_stub(dataplane_maybe_limited, cuda_program, reset):
-    """More nodes and several non-blocking streams at once, the counter reset in an order CUDA defines."""
-    r = run_via_stub(cuda_program("graph_launch_stress"), dataplane_maybe_limited.unix, ROUNDS, 6, 5, 3, reset,
-                     timeout=300)
+# (reset, stream kind, streams): orders CUDA defines. A reset on the NULL stream is ordered before the launches
+# of a blocking stream and of the per-thread default stream (which synchronizes with the legacy stream).
+STRESS = [("async", "nonblocking", 3), ("legacy_sync", "nonblocking", 3), ("legacy", "blocking", 3),
+          ("legacy", "perthread", 1)]
+
+
+@pytest.mark.parametrize("reset,kind,streams", STRESS, ids=[f"{r}-{k}" for r, k, _ in STRESS])
+def test_graph_launch_stress_through_the_stub(dataplane_maybe_limited, cuda_program, reset, kind, streams):
+    """More nodes and several streams at once, the counter reset in an order CUDA defines."""
+    r = run_via_stub(cuda_program("graph_launch_stress"), dataplane_maybe_limited.unix, ROUNDS, 6, 5, streams, reset,
+                     kind, timeout=300)
     _check(r, ROUNDS)
 
 
+@pytest.mark.parametrize("reset,kind,streams", STRESS, ids=[f"{r}-{k}" for r, k, _ in STRESS])
 @pytest.mark.parametrize("engine", ["jit", "interp"])
-def test_graph_launch_stress_directly(cuda_program, direct_env, engine):
-    r = _run_direct(cuda_program("graph_launch_stress"), ROUNDS, 6, 5, 3, "async", engine=engine,
+def test_graph_launch_stress_directly(cuda_program, direct_env, engine, reset, kind, streams):
+    r = _run_direct(cuda_program("graph_launch_stress"), ROUNDS, 6, 5, streams, reset, kind, engine=engine,
                     extra=direct_env[0])
     _check(r, ROUNDS)
