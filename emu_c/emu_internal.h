@@ -1,7 +1,8 @@
 /* emu_internal.h - state shared by the emulated driver's files (emu_*.c, fatbin.c).
  *
- * The emulated device is one CUDA device (ordinal 0) whose "device memory" is host memory: device
- * pointers are host addresses (see ptx.h). Kernels run on the CPU through the PTX executor (ptx.h).
+ * The emulated devices (TF_EMU_DEVICES of them, default 1, at most EMU_MAX_DEVICES) are identical parts
+ * whose "device memory" is host memory: device pointers are host addresses (see ptx.h), so every device
+ * can address every other's memory (peer access is bookkeeping: emu_context.c). Kernels run on the CPU through the PTX executor (ptx.h).
  * Stream work is asynchronous: each stream's operations run in order on a host thread of its own
  * (emu_stream_queue.c); the API calls that issue work append to the stream's queue and return.
  */
@@ -37,6 +38,7 @@
 #define EMU_API __attribute__((visibility("default")))
 #define EMU_DRIVER_VERSION 13020 /* a CUDA 13.2 driver: it JIT-compiles PTX ISA up to 9.2 (EMU_PTX_ISA_MAX), which CuPy 14's prebuilt kernels need */
 #define EMU_DEVICE_NAME "TensorFusion Emulated GPU (CPU)"
+#define EMU_MAX_DEVICES 8 /* TF_EMU_DEVICES accepts 1..8 */
 /* The device's facts, chosen once from TF_EMU_CC (emu_device.c; default 12.1, see README): the
  * compute capability and the limits a real part of that capability reports. */
 typedef struct emu_devfacts {
@@ -119,16 +121,19 @@ typedef struct emu_ctx {
     size_t limits[CU_LIMIT_MAX];
     CUfunc_cache cache_config;
     emu_queue *legacy_q;      /* its legacy NULL stream (emu_stream_queue.c), made at first use */
+    int dev;                  /* its device's ordinal */
+    unsigned peers;           /* devices whose memory it may access (cuCtxEnablePeerAccess), one bit each */
 } emu_ctx;
 
 typedef struct emu_state {
     pthread_mutex_t lock;     /* recursive: guards contexts, modules, streams, events */
     atomic_int initialized;
-    size_t vram_total;
-    atomic_size_t vram_used;
-    emu_ctx primary;
-    int primary_refs;
-    unsigned primary_flags;
+    int ndev;                 /* TF_EMU_DEVICES (1 unless set) */
+    size_t vram_total;        /* of each device */
+    atomic_size_t vram_used[EMU_MAX_DEVICES];
+    emu_ctx primary[EMU_MAX_DEVICES]; /* each device's primary context */
+    int primary_refs[EMU_MAX_DEVICES];
+    unsigned primary_flags[EMU_MAX_DEVICES];
     atomic_ullong busy_ns;    /* unused; busy time lives in emu_init.c (emu_busy_enter/exit) */
     atomic_ullong next_id;
     int worker_threads;
@@ -161,19 +166,22 @@ CUresult emu_enter(emu_ctx **out);
             return enter_rc_;                                                                      \
     } while (0)
 CUresult emu_check_init(void);
-/* emu_check_init(), then CUDA_ERROR_INVALID_DEVICE unless dev is the emulated device (ordinal 0). */
+/* emu_check_init(), then CUDA_ERROR_INVALID_DEVICE unless dev is an emulated device (0 .. ndev-1). */
 CUresult emu_check_device(CUdevice dev);
 emu_ctx *emu_ctx_current(void);
+int emu_cur_dev(void); /* the device of the calling thread's current context; 0 without one */
 void emu_ctx_set_sticky(emu_ctx *c, CUresult err);
 int emu_is_sticky_error(CUresult rc); /* a kernel fault that makes the context unusable */
 /* Makes c the calling thread's only current context (a stream thread, emu_stream_queue.c). */
 void emu_ctx_bind_thread(emu_ctx *c);
-void emu_primary_reset_state(void);
+void emu_primary_reset_state(int dev);
 
 /* ---- memory: allocation table (device, host-mapped, registered, managed, module globals) ---- */
 /* EMU_MEM_VMM: a cuMemMap'ed range (charged once, at cuMemCreate, so not counted again here). */
 enum emu_mem_kind { EMU_MEM_DEVICE = 1, EMU_MEM_HOST, EMU_MEM_REGISTERED, EMU_MEM_MANAGED, EMU_MEM_MODULE, EMU_MEM_VMM };
-int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags);
+int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags); /* on emu_cur_dev() */
+int emu_mem_add_dev(uint64_t base, size_t size, int kind, unsigned flags, int dev);
+int emu_mem_dev(uint64_t addr); /* the device of the allocation containing addr; -1 if none */
 /* flags of a record: EMU_MEMF_SHAREABLE asks emu_dev_alloc for a memfd another process may map (cuMemAlloc);
  * EMU_MEMF_IPC marks an EMU_MEM_VMM range cuIpcOpenMemHandle mapped from another process. */
 #define EMU_MEMF_SHAREABLE 0x40000000u
@@ -189,9 +197,12 @@ CUmemoryPool emu_pool_of(uint64_t addr); /* the pool whose arena holds addr, els
 CUresult emu_alloc_async(CUdeviceptr *dptr, size_t bytesize, CUstream hStream, int plain);
 /* cuMemAllocAsync from the device's current pool when that is an IPC pool: 1 (and *rc) if it was. */
 int emu_pool_alloc_current(CUdeviceptr *dptr, size_t bytes, CUresult *rc);
-/* Device memory accounting (emu_memory.c): CUDA_ERROR_OUT_OF_MEMORY when `bytes` more do not fit. */
+/* Device memory accounting (emu_memory.c), per device (each has vram_total): CUDA_ERROR_OUT_OF_MEMORY when
+ * `bytes` more do not fit. The plain forms charge the current context's device. */
 CUresult emu_vram_charge(size_t bytes);
 void emu_vram_uncharge(size_t bytes);
+CUresult emu_vram_charge_dev(int dev, size_t bytes);
+void emu_vram_uncharge_dev(int dev, size_t bytes);
 /* emu_vmm.c: POSIX-fd shareable handles of VMM allocations and IPC pools (one mechanism): a new
  * descriptor of memfd `fd` into *(int *)out; an imported descriptor checked to be a memfd of that
  * name, duplicated (close-on-exec) into *fd_out, with its fstat. */
@@ -208,7 +219,8 @@ int emu_ipc_exportable(uint64_t base); /* 1 if base is such a range */
 int emu_mem_find(uint64_t addr, uint64_t *base, size_t *size, int *kind, unsigned *flags);
 int emu_mem_remove(uint64_t base, int *kind, size_t *size); /* 1 removed, 0 no allocation at base */
 int emu_mem_check(uint64_t addr, uint64_t len);             /* 1 if inside one live allocation */
-CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags);
+CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags); /* on emu_cur_dev() */
+CUresult emu_dev_alloc_on(int dev, uint64_t *out, size_t bytes, int kind, unsigned flags);
 CUresult emu_dev_free(uint64_t p);
 void emu_mem_release_owner(const void *owner); /* frees every allocation made in that context */
 void *emu_env_alloc(void *ctx, size_t bytes);

@@ -684,7 +684,7 @@ EMU_API CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device)
         return rc;
     if (!device)
         return CUDA_ERROR_INVALID_VALUE;
-    *device = 0;
+    *device = s->ctx ? s->ctx->dev : emu_cur_dev(); /* the NULL and per-thread streams: the current context's */
     return CUDA_SUCCESS;
 }
 

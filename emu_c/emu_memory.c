@@ -16,6 +16,7 @@ typedef struct mem_rec {
     int kind;
     unsigned flags;
     const void *owner; /* context current at allocation (freed with it); NULL for module globals */
+    int dev;           /* the device it belongs to (charged to): CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL */
 } mem_rec;
 
 static pthread_rwlock_t g_mem_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -41,6 +42,11 @@ static long rec_floor(uint64_t addr)
 
 int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags)
 {
+    return emu_mem_add_dev(base, size, kind, flags, emu_cur_dev());
+}
+
+int emu_mem_add_dev(uint64_t base, size_t size, int kind, unsigned flags, int dev)
+{
     pthread_rwlock_wrlock(&g_mem_lock);
     long i = rec_floor(base);
     /* refuse overlaps (e.g. registering the same host range twice) */
@@ -61,7 +67,7 @@ int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags)
     }
     size_t at = (size_t)(i + 1);
     memmove(&g_recs[at + 1], &g_recs[at], (g_nrecs - at) * sizeof(*g_recs));
-    g_recs[at] = (mem_rec){base, size, kind, flags, kind == EMU_MEM_MODULE ? NULL : emu_ctx_current()};
+    g_recs[at] = (mem_rec){base, size, kind, flags, kind == EMU_MEM_MODULE ? NULL : emu_ctx_current(), dev};
     g_nrecs++;
     pthread_rwlock_unlock(&g_mem_lock);
     return 0;
@@ -84,6 +90,24 @@ int emu_mem_find(uint64_t addr, uint64_t *base, size_t *size, int *kind, unsigne
     }
     pthread_rwlock_unlock(&g_mem_lock);
     return found;
+}
+
+int emu_mem_dev(uint64_t addr)
+{
+    pthread_rwlock_rdlock(&g_mem_lock);
+    long i = rec_floor(addr);
+    int dev = i >= 0 && addr < g_recs[i].base + g_recs[i].size ? g_recs[i].dev : -1;
+    pthread_rwlock_unlock(&g_mem_lock);
+    return dev;
+}
+
+static const void *mem_owner(uint64_t addr)
+{
+    pthread_rwlock_rdlock(&g_mem_lock);
+    long i = rec_floor(addr);
+    const void *o = i >= 0 && addr < g_recs[i].base + g_recs[i].size ? g_recs[i].owner : NULL;
+    pthread_rwlock_unlock(&g_mem_lock);
+    return o;
 }
 
 int emu_mem_remove(uint64_t base, int *kind, size_t *size)
@@ -127,21 +151,29 @@ int emu_mem_check(uint64_t addr, uint64_t len)
 
 static int counts_as_vram(int kind) { return kind == EMU_MEM_DEVICE || kind == EMU_MEM_MANAGED || kind == EMU_MEM_MODULE; }
 
-CUresult emu_vram_charge(size_t bytes)
+CUresult emu_vram_charge_dev(int dev, size_t bytes)
 {
-    size_t used = atomic_load(&g_emu.vram_used);
+    atomic_size_t *u = &g_emu.vram_used[dev];
+    size_t used = atomic_load(u);
     do {
         if (bytes > g_emu.vram_total || used > g_emu.vram_total - bytes)
             return CUDA_ERROR_OUT_OF_MEMORY;
-    } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + bytes));
+    } while (!atomic_compare_exchange_weak(u, &used, used + bytes));
     return CUDA_SUCCESS;
 }
 
-void emu_vram_uncharge(size_t bytes) { atomic_fetch_sub(&g_emu.vram_used, bytes); }
+void emu_vram_uncharge_dev(int dev, size_t bytes) { atomic_fetch_sub(&g_emu.vram_used[dev], bytes); }
+CUresult emu_vram_charge(size_t bytes) { return emu_vram_charge_dev(emu_cur_dev(), bytes); }
+void emu_vram_uncharge(size_t bytes) { emu_vram_uncharge_dev(emu_cur_dev(), bytes); }
 
 /* Allocations start on 512 bytes: CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT, which a texture over linear memory
  * (cuTexObjectCreate) requires of its address, as cudaMalloc'd memory on a GPU satisfies. */
 CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
+{
+    return emu_dev_alloc_on(emu_cur_dev(), out, bytes, kind, flags);
+}
+
+CUresult emu_dev_alloc_on(int dev, uint64_t *out, size_t bytes, int kind, unsigned flags)
 {
     if (!out || bytes == 0)
         return CUDA_ERROR_INVALID_VALUE;
@@ -149,7 +181,7 @@ CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
     size_t rounded = (bytes + 255) & ~(size_t)255;
     if (rounded < bytes)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    if (counts_as_vram(kind) && emu_vram_charge(rounded) != CUDA_SUCCESS)
+    if (counts_as_vram(kind) && emu_vram_charge_dev(dev, rounded) != CUDA_SUCCESS)
         return CUDA_ERROR_OUT_OF_MEMORY;
     void *p = NULL;
     if (kind == EMU_MEM_DEVICE && (flags & EMU_MEMF_SHAREABLE)) {
@@ -159,14 +191,14 @@ CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
     }
     if (!p && (posix_memalign(&p, 512, rounded) != 0 || !p)) {
         if (counts_as_vram(kind))
-            atomic_fetch_sub(&g_emu.vram_used, rounded);
+            emu_vram_uncharge_dev(dev, rounded);
         return kind == EMU_MEM_HOST ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_OUT_OF_MEMORY;
     }
-    if (emu_mem_add((uint64_t)(uintptr_t)p, rounded, kind, flags) != 0) {
+    if (emu_mem_add_dev((uint64_t)(uintptr_t)p, rounded, kind, flags, dev) != 0) {
         if (!emu_ipc_free((uint64_t)(uintptr_t)p))
             free(p);
         if (counts_as_vram(kind))
-            atomic_fetch_sub(&g_emu.vram_used, rounded);
+            emu_vram_uncharge_dev(dev, rounded);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     *out = (uint64_t)(uintptr_t)p;
@@ -183,10 +215,11 @@ static CUresult free_kind(uint64_t p, int want1, int want2)
         return CUDA_ERROR_INVALID_VALUE;
     if (kind == EMU_MEM_DEVICE && (flags & EMU_MEMF_POOL))
         return emu_pool_free(p) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE; /* an IPC pool's arena */
+    int dev = emu_mem_dev(p);
     if (!emu_mem_remove(p, &kind, &size))
         return CUDA_ERROR_INVALID_VALUE;
-    if (counts_as_vram(kind))
-        atomic_fetch_sub(&g_emu.vram_used, size);
+    if (counts_as_vram(kind) && dev >= 0)
+        emu_vram_uncharge_dev(dev, size);
     if (!emu_ipc_free(p))
         free((void *)(uintptr_t)p);
     return CUDA_SUCCESS;
@@ -249,10 +282,9 @@ const ptx_env g_ptx_env = {NULL, emu_env_alloc, emu_env_free, emu_env_check, NUL
 EMU_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
 {
     EMU_ENTER(c);
-    (void)c;
     if (!free_bytes || !total)
         return CUDA_ERROR_INVALID_VALUE;
-    size_t used = atomic_load(&g_emu.vram_used);
+    size_t used = atomic_load(&g_emu.vram_used[c->dev]); /* the current context's device */
     *total = g_emu.vram_total;
     *free_bytes = used < g_emu.vram_total ? g_emu.vram_total - used : 0;
     return CUDA_SUCCESS;
@@ -430,9 +462,11 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attribute, CUdevice
         return CUDA_ERROR_INVALID_VALUE;
     int is_host = kind == EMU_MEM_HOST || kind == EMU_MEM_REGISTERED;
     switch (attribute) {
-    case CU_POINTER_ATTRIBUTE_CONTEXT:
-        *(CUcontext *)data = known ? (CUcontext)emu_ctx_current() : NULL;
+    case CU_POINTER_ATTRIBUTE_CONTEXT: { /* the context it was allocated in, while that lives */
+        const void *o = known ? mem_owner(ptr) : NULL;
+        *(CUcontext *)data = !known ? NULL : o && emu_handle_is(o, EMU_K_CTX) ? (CUcontext)o : (CUcontext)emu_ctx_current();
         break;
+    }
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
         *(unsigned *)data = !known ? 0 : is_host ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
         break;
@@ -450,7 +484,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attribute, CUdevice
         *(int *)data = kind == EMU_MEM_MANAGED;
         break;
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
-        *(int *)data = known ? 0 : -2;
+        *(int *)data = known ? emu_mem_dev(ptr) : -2;
         break;
     case CU_POINTER_ATTRIBUTE_BUFFER_ID:
         *(unsigned long long *)data = base;

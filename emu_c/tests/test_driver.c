@@ -89,7 +89,7 @@ static void test_errors_and_export_tables(void)
     CUresult (*primary)(CUcontext *, CUdevice) = (CUresult(*)(CUcontext *, CUdevice))((void *const *)table)[2];
     CUcontext pc = NULL;
     OK(primary(&pc, 0));
-    CHECK(pc == (CUcontext)&g_emu.primary);
+    CHECK(pc == (CUcontext)&g_emu.primary[0]);
     /* slot 12: cudart 13.1+ (shared) calls it once at start-up and needs success */
     CUresult (*slot12)(void) = (CUresult(*)(void))((void *const *)table)[12];
     CHECK(slot12 && slot12() == CUDA_SUCCESS);
