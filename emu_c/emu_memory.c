@@ -765,6 +765,9 @@ EMU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, CU
 EMU_API CUresult cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy_unified(d, s, n, NULL, 1); }
 EMU_API CUresult cuMemcpyAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_unified(d, s, n, st, 0); }
 
+/* Peer copies (cuMemcpyPeer*, cuMemcpy3DPeer*): between the memory of two contexts, which need not have
+ * peer access enabled (CUDA stages such copies through the host; here every device's memory is host memory,
+ * so the copy is a device-to-device copy on the current context's stream). */
 EMU_API CUresult cuMemcpyPeer(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n)
 {
     if (!emu_handle_is(dc, EMU_K_CTX) || !emu_handle_is(sc, EMU_K_CTX))
@@ -905,6 +908,44 @@ EMU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p) { return copy2d(
 EMU_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *p, CUstream s) { return copy2d(p, s, 0); }
 EMU_API CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *p) { return copy3d(p, NULL, 1); }
 EMU_API CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *p, CUstream s) { return copy3d(p, s, 0); }
+
+/* The peer form's contexts name where each side lives; a side that is not an array needs a context. */
+static CUresult peer3d(const CUDA_MEMCPY3D_PEER *p, CUDA_MEMCPY3D *out)
+{
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    if ((p->srcMemoryType != CU_MEMORYTYPE_ARRAY && !emu_handle_is(p->srcContext, EMU_K_CTX)) ||
+        (p->dstMemoryType != CU_MEMORYTYPE_ARRAY && !emu_handle_is(p->dstContext, EMU_K_CTX)))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *out = (CUDA_MEMCPY3D){
+        .srcXInBytes = p->srcXInBytes, .srcY = p->srcY, .srcZ = p->srcZ, .srcLOD = p->srcLOD,
+        .srcMemoryType = p->srcMemoryType, .srcHost = p->srcHost, .srcDevice = p->srcDevice,
+        .srcArray = p->srcArray, .srcPitch = p->srcPitch, .srcHeight = p->srcHeight,
+        .dstXInBytes = p->dstXInBytes, .dstY = p->dstY, .dstZ = p->dstZ, .dstLOD = p->dstLOD,
+        .dstMemoryType = p->dstMemoryType, .dstHost = p->dstHost, .dstDevice = p->dstDevice,
+        .dstArray = p->dstArray, .dstPitch = p->dstPitch, .dstHeight = p->dstHeight,
+        .WidthInBytes = p->WidthInBytes, .Height = p->Height, .Depth = p->Depth,
+    };
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemcpy3DPeer(const CUDA_MEMCPY3D_PEER *p)
+{
+    CUDA_MEMCPY3D q;
+    CUresult rc = emu_check_init();
+    if (rc == CUDA_SUCCESS)
+        rc = peer3d(p, &q);
+    return rc ? rc : copy3d(&q, NULL, 1);
+}
+
+EMU_API CUresult cuMemcpy3DPeerAsync(const CUDA_MEMCPY3D_PEER *p, CUstream s)
+{
+    CUDA_MEMCPY3D q;
+    CUresult rc = emu_check_init();
+    if (rc == CUDA_SUCCESS)
+        rc = peer3d(p, &q);
+    return rc ? rc : copy3d(&q, s, 0);
+}
 
 /* ---- memset ----
  * A stream operation; the synchronous calls (on the NULL stream) return at once for device memory and
