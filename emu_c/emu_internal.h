@@ -195,6 +195,14 @@ CUmemoryPool emu_pool_of(uint64_t addr); /* the pool whose arena holds addr, els
 /* emu_memory.c: stream-ordered allocation of plain device memory (plain = 1: whatever the current pool is;
  * 0: from the device's current pool), graph memory on a capturing stream. */
 CUresult emu_alloc_async(CUdeviceptr *dptr, size_t bytesize, CUstream hStream, int plain);
+/* Peer access of kernels (TF_EMU_DEVICES > 1): a launch on context c passes c as its ptx_env's ctx
+ * (emu_launch_env), and emu_env_check refuses c's kernels the device memory of another device unless c
+ * enabled peer access to that device (cuCtxEnablePeerAccess) or the memory comes from a pool that granted
+ * c's device access (cuMemPoolSetAccess): CUDA_ERROR_ILLEGAL_ADDRESS, as on a GPU. */
+void emu_mem_set_pool(uint64_t base, const void *pool); /* the (plain) pool an allocation came from */
+CUmemoryPool emu_pool_current(int dev);                  /* dev's current pool (emu_mempool.c) */
+int emu_pool_grants(const void *pool, int dev);          /* 1: dev may access pool's allocations */
+const ptx_env *emu_launch_env(emu_ctx *c, ptx_env *buf); /* the env of a launch on c */
 /* cuMemAllocAsync from the device's current pool when that is an IPC pool: 1 (and *rc) if it was. */
 int emu_pool_alloc_current(CUdeviceptr *dptr, size_t bytes, CUresult *rc);
 /* Device memory accounting (emu_memory.c), per device (each has vram_total): CUDA_ERROR_OUT_OF_MEMORY when

@@ -335,7 +335,9 @@ static CUresult run_kernel(void *a, CUresult status)
     int trace = emu_trace_launches();
     uint64_t t0 = trace ? emu_now_ns() : 0, icount = 0;
     emu_busy_enter();
-    int lrc = ptx_launch(r->f->k, &cfg, &g_ptx_env, trace ? &icount : NULL, log, sizeof(log));
+    ptx_env env_buf; /* several devices: the launching context decides which memory is its to access */
+    const ptx_env *env = emu_launch_env(r->ctx ? r->ctx : emu_ctx_current(), &env_buf);
+    int lrc = ptx_launch(r->f->k, &cfg, env, trace ? &icount : NULL, log, sizeof(log));
     emu_busy_exit();
     if (trace)
         emu_log("launch %s grid (%u,%u,%u) block (%u,%u,%u) shmem %zu%s: %.3f ms, %llu warp instructions, rc %d",

@@ -17,6 +17,7 @@ typedef struct mem_rec {
     unsigned flags;
     const void *owner; /* context current at allocation (freed with it); NULL for module globals */
     int dev;           /* the device it belongs to (charged to): CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL */
+    const void *pool;  /* the plain mem pool it came from (its access list), else NULL */
 } mem_rec;
 
 static pthread_rwlock_t g_mem_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -67,7 +68,7 @@ int emu_mem_add_dev(uint64_t base, size_t size, int kind, unsigned flags, int de
     }
     size_t at = (size_t)(i + 1);
     memmove(&g_recs[at + 1], &g_recs[at], (g_nrecs - at) * sizeof(*g_recs));
-    g_recs[at] = (mem_rec){base, size, kind, flags, kind == EMU_MEM_MODULE ? NULL : emu_ctx_current(), dev};
+    g_recs[at] = (mem_rec){base, size, kind, flags, kind == EMU_MEM_MODULE ? NULL : emu_ctx_current(), dev, NULL};
     g_nrecs++;
     pthread_rwlock_unlock(&g_mem_lock);
     return 0;
@@ -99,6 +100,15 @@ int emu_mem_dev(uint64_t addr)
     int dev = i >= 0 && addr < g_recs[i].base + g_recs[i].size ? g_recs[i].dev : -1;
     pthread_rwlock_unlock(&g_mem_lock);
     return dev;
+}
+
+void emu_mem_set_pool(uint64_t base, const void *pool)
+{
+    pthread_rwlock_wrlock(&g_mem_lock);
+    long i = rec_floor(base);
+    if (i >= 0 && g_recs[i].base == base)
+        g_recs[i].pool = pool;
+    pthread_rwlock_unlock(&g_mem_lock);
 }
 
 static const void *mem_owner(uint64_t addr)
@@ -270,13 +280,42 @@ void emu_env_free(void *ctx, void *p)
         free_kind((uint64_t)(uintptr_t)p, EMU_MEM_MODULE, EMU_MEM_MODULE);
 }
 
+/* ctx: NULL (one device: any live allocation), or the launching context (several devices): device memory of
+ * another device needs that device's peer access enabled in the context, or access granted by its pool
+ * (IPC pools: emu_pool_of; plain pools: the record's). Managed, host, module and VMM memory is every
+ * device's. */
 int emu_env_check(void *ctx, uint64_t addr, uint64_t len)
 {
-    (void)ctx;
-    return emu_mem_check(addr, len);
+    if (!ctx)
+        return emu_mem_check(addr, len);
+    const emu_ctx *c = ctx;
+    if (addr + len < addr)
+        return 0;
+    pthread_rwlock_rdlock(&g_mem_lock);
+    long i = rec_floor(addr);
+    mem_rec r = {0};
+    int found = i >= 0 && addr + len <= g_recs[i].base + g_recs[i].size;
+    if (found)
+        r = g_recs[i];
+    pthread_rwlock_unlock(&g_mem_lock);
+    if (!found)
+        return 0;
+    if (r.kind != EMU_MEM_DEVICE || r.dev == c->dev || ((c->peers >> r.dev) & 1u))
+        return 1;
+    const void *pool = (r.flags & EMU_MEMF_POOL) ? (const void *)emu_pool_of(addr) : r.pool;
+    return pool && emu_pool_grants(pool, c->dev);
 }
 
 const ptx_env g_ptx_env = {NULL, emu_env_alloc, emu_env_free, emu_env_check, NULL};
+
+const ptx_env *emu_launch_env(emu_ctx *c, ptx_env *buf)
+{
+    if (g_emu.ndev == 1 || !c)
+        return &g_ptx_env; /* one device: every allocation is the device's */
+    *buf = g_ptx_env;
+    buf->ctx = c;
+    return buf;
+}
 
 /* ---- allocation API ---- */
 EMU_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
@@ -550,7 +589,10 @@ CUresult emu_alloc_async(CUdeviceptr *dptr, size_t bytesize, CUstream hStream, i
         return emu_capture_alloc(hStream, dptr, bytesize); /* an alloc node: legal in any capture mode */
     if (!plain && dptr && bytesize && emu_pool_alloc_current(dptr, bytesize, &rc))
         return rc;
-    return mem_alloc(dptr, bytesize);
+    rc = mem_alloc(dptr, bytesize);
+    if (rc == CUDA_SUCCESS && !plain)
+        emu_mem_set_pool(*dptr, emu_pool_current(emu_cur_dev()));
+    return rc;
 }
 
 EMU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)

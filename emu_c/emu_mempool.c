@@ -74,6 +74,23 @@ static CUmemoryPool current_pool(int dev)
 {
     return g_current_pool[dev] ? g_current_pool[dev] : (CUmemoryPool)&g_default_pool[dev];
 }
+
+CUmemoryPool emu_pool_current(int dev) { return current_pool(dev); }
+
+/* Read by kernels' access checks (emu_env_check): a pool destroyed meanwhile is no longer a handle. */
+int emu_pool_grants(const void *pool, int dev)
+{
+    const emu_pool *p = pool;
+    int ok = 0;
+    emu_lock();
+    int live = emu_handle_is(pool, EMU_K_POOL);
+    for (int d = 0; d < EMU_MAX_DEVICES; d++)
+        live |= pool == (const void *)&g_default_pool[d];
+    if (live)
+        ok = p->owner == dev || ((p->access >> dev) & 1u);
+    emu_unlock();
+    return ok;
+}
 static pthread_mutex_t g_arena_mu = PTHREAD_MUTEX_INITIALIZER;
 static emu_pool *g_arenas; /* live IPC pools (destroyed ones too, until their last allocation goes) */
 
@@ -513,12 +530,19 @@ EMU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUm
         (void)c;
         uint64_t a;
         rc = emu_dev_alloc_on(p->owner, &a, bytesize, EMU_MEM_DEVICE, EMU_MEMF_SHAREABLE);
-        if (rc == CUDA_SUCCESS)
+        if (rc == CUDA_SUCCESS) {
             *dptr = (CUdeviceptr)a;
+            emu_mem_set_pool(a, pool);
+        }
         return rc;
     }
     if (p->fd < 0 || !dptr || !bytesize || emu_capture_of(hStream))
-        return emu_alloc_async(dptr, bytesize, hStream, 1); /* plain memory; captured: graph memory */
+    {
+        CUresult rc = emu_alloc_async(dptr, bytesize, hStream, 1); /* plain memory; captured: graph memory */
+        if (rc == CUDA_SUCCESS && dptr && bytesize && !emu_capture_of(hStream))
+            emu_mem_set_pool(*dptr, pool);
+        return rc;
+    }
     CUresult rc = emu_stream_check(hStream);
     if (rc)
         return rc;

@@ -2,7 +2,8 @@
 // TF_EMU_DEVICES=2, or a 2-GPU machine): device count, per-device attributes/UUIDs/PCI ids, per-device
 // primary contexts, cuCtxCreate on device 1, allocation ordinals, per-device memory accounting, peer access
 // return codes (driver and runtime), peer copies (1D sync/async, 3D) and a kernel on device 1 reading device 0
-// memory, checked against host values, per-device mem pools and their access.
+// memory, checked against host values, per-device mem pools and their access, and the fault of a kernel on
+// device 1 touching device 0's memory without peer access.
 // Uses the runtime (cudaSetDevice switching) and the driver API (-lcuda).
 // I/O contract: multi_device (no arguments)
 //   stdout: "count=<devices>", "get_past_count=<CUresult name of cuDeviceGet(count)>"; with one device that is
@@ -281,9 +282,25 @@ int main()
     CK(cudaStreamSynchronize(s));
     CK(cudaStreamDestroy(s));
 
-    CK(cudaFree(a1));
-    CK(cudaFree(out1));
+    // ---- without peer access a kernel of device 1 may not touch device 0's memory (a GPU faults), except
+    // memory of a pool that granted device 1 access ----
+    CK(cudaDeviceDisablePeerAccess(0)); // current device: 1
+    cudaStream_t s2;
+    CK(cudaStreamCreate(&s2));
+    float *granted;
+    CK(cudaMallocFromPoolAsync(&granted, bytes, mp0, s2));
+    CK(cudaMemcpyAsync(granted, h.data(), bytes, cudaMemcpyHostToDevice, s2));
+    scale_from<<<(n + 255) / 256, 256, 0, s2>>>(granted, out1, n, 3.0f);
+    CK(cudaMemcpyAsync(back.data(), out1, bytes, cudaMemcpyDeviceToHost, s2));
+    CK(cudaStreamSynchronize(s2));
+    printf("pool_grant_without_peer_ok=%d\n", same_floats(back, want));
+    scale_from<<<(n + 255) / 256, 256, 0, s2>>>(a0, out1, n, 3.0f);
+    printf("no_peer_kernel=%s\n", cudaGetErrorName(cudaStreamSynchronize(s2)));
+    CK(cudaDeviceReset()); // device 1's context faulted: reset it
     CK(cudaSetDevice(0));
+    printf("dev0_after_dev1_fault=%s\n", cudaGetErrorName(cudaDeviceSynchronize()));
+    CK(cudaMemcpy(back.data(), a0, bytes, cudaMemcpyDeviceToHost));
+    printf("dev0_memory_intact=%d\n", same_floats(back, h));
     CK(cudaFree(a0));
     CK(cudaFree(b0));
     CU(cuDevicePrimaryCtxRelease(0));

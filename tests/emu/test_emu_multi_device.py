@@ -2,7 +2,8 @@
 tests/cuda/multi_device.cu runs on build/emu/libcuda.so.1 with cudart static and shared: device count, per-device
 attributes, UUIDs and PCI ids, per-device primary contexts, cuCtxCreate on device 1, allocation ordinals, per-device
 memory accounting, peer access return codes as CUDA documents them, peer copies (1D, async, 3D) and a kernel on
-device 1 reading device 0's memory checked against host values, per-device mem pools and their access. Unset, the
+device 1 reading device 0's memory checked against host values, per-device mem pools and their access, and the
+illegal-address fault of a kernel touching another device's memory without peer access (or pool access). Unset, the
 device count stays 1 (the rest of tests/emu relies on it)."""
 import pytest
 
@@ -59,6 +60,10 @@ EXPECTED_TWO = {
     "pool_own_none": "cudaErrorInvalidValue",
     "pool0_alloc_ordinal": "0",
     "pool_kernel_ok": "1",
+    "pool_grant_without_peer_ok": "1",
+    "no_peer_kernel": "cudaErrorIllegalAddress",  # a GPU faults on a peer's memory without peer access
+    "dev0_after_dev1_fault": "cudaSuccess",
+    "dev0_memory_intact": "1",
     "done": "1",
 }
 
