@@ -2,8 +2,8 @@
  * state/flags), explicit contexts (cuCtxCreate v2/v3/v4, destroy), the per-thread current-context stack
  * (push/pop/set/get), limits, cache config, the sticky launch error that every call in a context returns
  * once a kernel faulted (as on a GPU, until the context is destroyed or reset), and peer access between
- * the contexts of distinct devices (TF_EMU_DEVICES > 1; bookkeeping only: every device's memory is host
- * memory any kernel can address).
+ * the contexts of distinct devices (TF_EMU_DEVICES > 1: recorded here, enforced on kernels' accesses by
+ * emu_env_check in emu_memory.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -524,8 +524,8 @@ EMU_API CUresult cuCtxResetPersistingL2Cache(void)
 /* Peer access (CUDA: cuCtxEnablePeerAccess, "Peer Context Memory Access"): the current context may access
  * the memory of peerContext's device once enabled. Between two contexts of one device it is
  * CUDA_ERROR_INVALID_DEVICE (cuDeviceCanAccessPeer(d, d) is 0), as it is with a single device. Enabled
- * access is recorded per (context, peer device); kernels are not refused a peer's memory without it
- * (see README: all device memory is host memory, and emu_mem_check has no launching context). */
+ * access is recorded per (context, peer device): without it the context's kernels fault on the peer's
+ * device memory (emu_env_check). */
 EMU_API CUresult cuCtxEnablePeerAccess(CUcontext peerContext, unsigned int Flags)
 {
     EMU_ENTER(c);

@@ -2,7 +2,8 @@
  *
  * The emulated devices (TF_EMU_DEVICES of them, default 1, at most EMU_MAX_DEVICES) are identical parts
  * whose "device memory" is host memory: device pointers are host addresses (see ptx.h), so every device
- * can address every other's memory (peer access is bookkeeping: emu_context.c). Kernels run on the CPU through the PTX executor (ptx.h).
+ * can address every other's memory; kernels are held to CUDA's peer-access rules through their access
+ * checks (emu_env_check, emu_memory.c; peer access: emu_context.c). Kernels run on the CPU through the PTX executor (ptx.h).
  * Stream work is asynchronous: each stream's operations run in order on a host thread of its own
  * (emu_stream_queue.c); the API calls that issue work append to the stream's queue and return.
  */

@@ -363,6 +363,9 @@ static CUresult launch(const launch_req *r)
         return rc;
     if (!r->f)
         return CUDA_ERROR_INVALID_HANDLE;
+    if (g_emu.ndev > 1 && emu_handle_is(r->stream, EMU_K_STREAM) && ((emu_stream *)r->stream)->ctx &&
+        ((emu_stream *)r->stream)->ctx->dev != c->dev)
+        return CUDA_ERROR_INVALID_HANDLE; /* a stream of another device (cudart: cudaErrorInvalidResourceHandle) */
     if (!ptx_launch || !ptx_kernel_param_count || !ptx_kernel_param_info || !ptx_kernel_param_buffer_size) {
         emu_log_once(warned_no_exec, "launch: this build has no PTX executor (ptx_*.c not linked)");
         return CUDA_ERROR_NOT_SUPPORTED;

@@ -419,8 +419,8 @@ EMU_API CUresult cuMemPoolDestroy(CUmemoryPool pool)
 
 /* CUDA (cuMemPoolSetAccess): the pool's own device always has read-write access; another device gets
  * read-write (CU_MEM_ACCESS_FLAGS_PROT_READWRITE) or none (PROT_NONE); read-only is not supported for pools
- * (INVALID_VALUE), a location that is not a device of this host INVALID_DEVICE. Bookkeeping only: every
- * device's memory is host memory its kernels can address. */
+ * (INVALID_VALUE), a location that is not a device of this host INVALID_DEVICE. Kernels of a device without
+ * access fault on the pool's memory (emu_env_check), unless their context enabled peer access. */
 EMU_API CUresult cuMemPoolSetAccess(CUmemoryPool pool, const CUmemAccessDesc *map, size_t count)
 {
     if (!pool_ok(pool) || (count && !map))

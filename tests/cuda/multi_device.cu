@@ -211,6 +211,10 @@ int main()
     std::fill(back.begin(), back.end(), 0.0f);
     CK(cudaMemcpy(back.data(), b0, bytes, cudaMemcpyDeviceToHost));
     printf("peer_copy_async_ok=%d\n", same_floats(back, want));
+    CK(cudaSetDevice(0)); // a launch into a stream of device 1 while device 0 is current
+    scale_from<<<1, 32, 0, s1>>>(a0, b0, 32, 1.0f);
+    printf("launch_other_device_stream=%s\n", cudaGetErrorName(cudaGetLastError()));
+    CK(cudaSetDevice(1));
     // 3D peer copy: rows 1..2 of a 64-float-wide view of a0 into the same rows of a1's view
     CK(cudaMemset(a1, 0, bytes));
     cudaMemcpy3DPeerParms p3 = {};

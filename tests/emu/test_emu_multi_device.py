@@ -50,6 +50,7 @@ EXPECTED_TWO = {
     "peer_copy_ok": "1",
     "kernel_peer_read_ok": "1",
     "peer_copy_async_ok": "1",
+    "launch_other_device_stream": "cudaErrorInvalidResourceHandle",
     "peer_copy_3d_ok": "1",
     "stream_ctx_is_dev1": "1",
     "stream_device": "1",
