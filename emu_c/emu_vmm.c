@@ -268,28 +268,45 @@ EMU_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGene
     return CUDA_SUCCESS;
 }
 
+static vmm_map **map_at(uint64_t ptr) /* the link to the mapping that starts at ptr, else NULL; lock held */
+{
+    for (vmm_map **link = &g_maps; *link; link = &(*link)->next)
+        if ((*link)->ptr == ptr)
+            return link;
+    return NULL;
+}
+
+/* CUDA: the range must be whole mappings (cuMemUnmap cannot unmap part of one), possibly several adjacent
+ * ones (vectorAddMMAP maps one stripe per device side by side and unmaps them in one call). */
 EMU_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
 {
     CUresult rc = emu_check_init();
     if (rc)
         return rc;
+    if (size == 0 || ptr + size < ptr)
+        return CUDA_ERROR_INVALID_VALUE;
     emu_sq_idle_all(); /* queued work may still use the range (emu_stream_queue.c) */
     emu_lock();
-    for (vmm_map **link = &g_maps; *link; link = &(*link)->next) {
-        vmm_map *m = *link;
-        if (m->ptr != ptr || m->size != size)
-            continue;
+    uint64_t a = ptr;
+    for (vmm_map **link; a < ptr + size && (link = map_at(a)) != NULL;)
+        a += (*link)->size;
+    if (a != ptr + size) {
+        emu_unlock();
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (a = ptr; a < ptr + size;) {
+        vmm_map **link = map_at(a), *m = *link;
         *link = m->next;
-        emu_mem_remove(ptr, NULL, NULL);
+        emu_mem_remove(m->ptr, NULL, NULL);
         /* back to reserved-but-inaccessible address space */
-        mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        mmap((void *)(uintptr_t)m->ptr, m->size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+             -1, 0);
+        a += m->size;
         handle_unref(m->h);
         free(m);
-        emu_unlock();
-        return CUDA_SUCCESS;
     }
     emu_unlock();
-    return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
 }
 
 EMU_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
