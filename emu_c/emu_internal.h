@@ -307,7 +307,20 @@ typedef struct emu_event {
     unsigned long long capture_id;
     void *cap_deps;            /* the recording stream's capture dependencies at the record */
     size_t cap_ndeps;
+    struct emu_ipc_evt *ipc;   /* CU_EVENT_INTERPROCESS: record counters shared with every process that
+                                * opened it (emu_ipc.c); records, waits, queries and syncs use these */
+    int ipc_fd;                /* this process's descriptor of their memfd (-1: not interprocess) */
 } emu_event;
+
+/* ---- interprocess events (emu_ipc.c): a record takes the next number of the shared `issued` counter and,
+ * when it runs, raises `done` to it; a wait, query or synchronize is for the records issued so far (the
+ * most recent one, as CUDA's events), in whichever process they were issued ---- */
+int emu_ipc_event_create(emu_event *e);                     /* 0, or -1 (no memory / descriptors) */
+void emu_ipc_event_free(emu_event *e);
+uint64_t emu_ipc_event_issue(emu_event *e);                 /* the record's number */
+void emu_ipc_event_complete(struct emu_ipc_evt *s, uint64_t v);
+uint64_t emu_ipc_event_issued(const emu_event *e);
+int emu_ipc_event_reached(const emu_event *e, uint64_t v);  /* 1: every record up to number v ran */
 
 CUresult emu_stream_check(CUstream s); /* 0 for NULL / legacy / per-thread / a live stream */
 

@@ -798,7 +798,13 @@ EMU_API CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
         return CUDA_ERROR_OUT_OF_MEMORY;
     e->flags = Flags;
     e->refs = 1;
+    e->ipc_fd = -1;
+    if ((Flags & CU_EVENT_INTERPROCESS) && emu_ipc_event_create(e) != 0) {
+        free(e);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     if (emu_handle_add(e, EMU_K_EVENT)) {
+        emu_ipc_event_free(e);
         free(e);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
