@@ -207,9 +207,7 @@ const ptx_env *emu_launch_env(emu_ctx *c, ptx_env *buf); /* the env of a launch 
 /* cuMemAllocAsync from the device's current pool when that is an IPC pool: 1 (and *rc) if it was. */
 int emu_pool_alloc_current(CUdeviceptr *dptr, size_t bytes, CUresult *rc);
 /* Device memory accounting (emu_memory.c), per device (each has vram_total): CUDA_ERROR_OUT_OF_MEMORY when
- * `bytes` more do not fit. The plain forms charge the current context's device. */
-CUresult emu_vram_charge(size_t bytes);
-void emu_vram_uncharge(size_t bytes);
+ * `bytes` more do not fit on device dev. */
 CUresult emu_vram_charge_dev(int dev, size_t bytes);
 void emu_vram_uncharge_dev(int dev, size_t bytes);
 /* emu_vmm.c: POSIX-fd shareable handles of VMM allocations and IPC pools (one mechanism): a new

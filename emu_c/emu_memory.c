@@ -173,8 +173,6 @@ CUresult emu_vram_charge_dev(int dev, size_t bytes)
 }
 
 void emu_vram_uncharge_dev(int dev, size_t bytes) { atomic_fetch_sub(&g_emu.vram_used[dev], bytes); }
-CUresult emu_vram_charge(size_t bytes) { return emu_vram_charge_dev(emu_cur_dev(), bytes); }
-void emu_vram_uncharge(size_t bytes) { emu_vram_uncharge_dev(emu_cur_dev(), bytes); }
 
 /* Allocations start on 512 bytes: CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT, which a texture over linear memory
  * (cuTexObjectCreate) requires of its address, as cudaMalloc'd memory on a GPU satisfies. */

@@ -693,7 +693,11 @@ CUresult emu_sq_event_query(emu_event *e)
 void emu_sq_event_sync(emu_event *e)
 {
     if (e->ipc) {
-        ipc_wait_reached(e, emu_ipc_event_issued(e));
+        pthread_mutex_lock(&g_mu);
+        int own = e->q && e->q == t_worker; /* recorded on this stream's own thread: as below, no wait */
+        pthread_mutex_unlock(&g_mu);
+        if (!own)
+            ipc_wait_reached(e, emu_ipc_event_issued(e));
         return;
     }
     pthread_mutex_lock(&g_mu);
