@@ -308,6 +308,7 @@ typedef struct emu_event {
     struct emu_ipc_evt *ipc;   /* CU_EVENT_INTERPROCESS: record counters shared with every process that
                                 * opened it (emu_ipc.c); records, waits, queries and syncs use these */
     int ipc_fd;                /* this process's descriptor of their memfd (-1: not interprocess) */
+    int dev;                   /* the device of the context it was made in (records need a stream of it) */
 } emu_event;
 
 /* ---- interprocess events (emu_ipc.c): a record takes the next number of the shared `issued` counter and,

@@ -239,6 +239,14 @@ int main()
     CUdevice sdev;
     CU(cuStreamGetDevice((CUstream)s1, &sdev));
     printf("stream_device=%d\n", (int)sdev);
+    CK(cudaSetDevice(0)); // an event of device 0 cannot be recorded on device 1's stream
+    cudaEvent_t ev0;
+    CK(cudaEventCreate(&ev0));
+    printf("record_other_device_stream=%s\n", cudaGetErrorName(cudaEventRecord(ev0, s1)));
+    (void)cudaGetLastError();
+    CK(cudaStreamWaitEvent(s1, ev0, 0)); // waiting on another device's event is allowed
+    CK(cudaEventDestroy(ev0));
+    CK(cudaSetDevice(1));
     cudaEvent_t ev;
     CK(cudaEventCreate(&ev));
     CK(cudaEventRecord(ev, s1));

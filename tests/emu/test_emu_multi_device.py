@@ -54,6 +54,7 @@ EXPECTED_TWO = {
     "peer_copy_3d_ok": "1",
     "stream_ctx_is_dev1": "1",
     "stream_device": "1",
+    "record_other_device_stream": "cudaErrorInvalidResourceHandle",
     "pools_distinct": "1",
     "pool_own_access": "3",           # cudaMemAccessFlagsProtReadWrite
     "pool_peer_access_before": "0",   # cudaMemAccessFlagsProtNone
