@@ -110,6 +110,8 @@ TF_EMU_API(cuMemcpy2DUnaligned, 3020, cuMemcpy2DUnaligned_v2)
 TF_EMU_API(cuMemcpy2DAsync, 3020, cuMemcpy2DAsync_v2)
 TF_EMU_API(cuMemcpy3D, 3020, cuMemcpy3D_v2)
 TF_EMU_API(cuMemcpy3DAsync, 3020, cuMemcpy3DAsync_v2)
+TF_EMU_API(cuMemcpy3DPeer, 4000, cuMemcpy3DPeer)
+TF_EMU_API(cuMemcpy3DPeerAsync, 4000, cuMemcpy3DPeerAsync)
 /* CUDA arrays, mipmapped arrays, texture and surface objects (emu_array.c) */
 TF_EMU_API(cuArrayCreate, 3020, cuArrayCreate_v2)
 TF_EMU_API(cuArrayGetDescriptor, 3020, cuArrayGetDescriptor_v2)

@@ -24,6 +24,7 @@ typedef struct emu_array {
     int fmt;                       /* PTXTF_* */
     unsigned esize;
     uint32_t w, h, d;              /* storage extents, h and d >= 1 */
+    int dev;                       /* the device it was made on (its memory is charged to) */
     size_t pitch, slice, bytes;
     uint8_t *data;
     int refs;                      /* the handle + every object (and a mipmap's ownership) using it */
@@ -90,15 +91,6 @@ static int fmt_of(CUarray_format f, unsigned nch, int *fmt, unsigned *esize)
 }
 
 /* ---- device-memory accounting (arrays count toward cuMemGetInfo and the out-of-memory limit) ---- */
-static int vram_charge(size_t bytes)
-{
-    size_t used = atomic_load(&g_emu.vram_used);
-    do {
-        if (bytes > g_emu.vram_total || used > g_emu.vram_total - bytes)
-            return -1;
-    } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + bytes));
-    return 0;
-}
 
 static void array_unref(emu_array *a)
 {
@@ -108,7 +100,7 @@ static void array_unref(emu_array *a)
     emu_unlock();
     if (!last)
         return;
-    atomic_fetch_sub(&g_emu.vram_used, a->bytes);
+    emu_vram_uncharge_dev(a->dev, a->bytes);
     free(a->data);
     free(a);
 }
@@ -163,13 +155,14 @@ static CUresult array_new(const CUDA_ARRAY3D_DESCRIPTOR *dd, emu_array **out)
     a->slice = a->pitch * a->h;
     a->bytes = a->slice * a->d;
     a->refs = 1;
-    if (vram_charge(a->bytes)) {
+    a->dev = emu_cur_dev();
+    if (emu_vram_charge_dev(a->dev, a->bytes)) {
         free(a);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     a->data = calloc(1, a->bytes);
     if (!a->data) {
-        atomic_fetch_sub(&g_emu.vram_used, a->bytes);
+        emu_vram_uncharge_dev(a->dev, a->bytes);
         free(a);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }

@@ -1,7 +1,9 @@
-/* emu_context.c - contexts of the emulated device: the primary context (retain/release/reset/state/
- * flags), explicit contexts (cuCtxCreate v2/v3/v4, destroy), the per-thread current-context stack
- * (push/pop/set/get), limits, cache config, and the sticky launch error that every call in a
- * context returns once a kernel faulted (as on a GPU, until the context is destroyed or reset).
+/* emu_context.c - contexts of the emulated devices: each device's primary context (retain/release/reset/
+ * state/flags), explicit contexts (cuCtxCreate v2/v3/v4, destroy), the per-thread current-context stack
+ * (push/pop/set/get), limits, cache config, the sticky launch error that every call in a context returns
+ * once a kernel faulted (as on a GPU, until the context is destroyed or reset), and peer access between
+ * the contexts of distinct devices (TF_EMU_DEVICES > 1: recorded here, enforced on kernels' accesses by
+ * emu_env_check in emu_memory.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +28,11 @@ static void ctx_defaults(emu_ctx *c)
     c->cache_config = CU_FUNC_CACHE_PREFER_NONE;
 }
 
-void emu_primary_reset_state(void)
+void emu_primary_reset_state(int dev)
 {
-    ctx_defaults(&g_emu.primary);
-    g_emu.primary.flags = g_emu.primary_flags;
+    ctx_defaults(&g_emu.primary[dev]);
+    g_emu.primary[dev].flags = g_emu.primary_flags[dev];
+    g_emu.primary[dev].peers = 0; /* peer access goes with the context (CUDA: until it is destroyed) */
 }
 
 emu_ctx *emu_ctx_current(void)
@@ -38,11 +41,17 @@ emu_ctx *emu_ctx_current(void)
     return t_depth > 0 ? t_stack[t_depth - 1] : NULL;
 }
 
+int emu_cur_dev(void)
+{
+    emu_ctx *c = emu_ctx_current();
+    return c ? c->dev : 0;
+}
+
 static int ctx_live(const emu_ctx *c)
 {
     if (!c || !emu_handle_is(c, EMU_K_CTX))
         return 0;
-    return !c->is_primary || g_emu.primary_refs > 0;
+    return !c->is_primary || g_emu.primary_refs[c->dev] > 0;
 }
 
 CUresult emu_enter(emu_ctx **out)
@@ -99,13 +108,13 @@ EMU_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
         return rc;
     if (!pctx)
         return CUDA_ERROR_INVALID_VALUE;
-    if (dev != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
+    if ((rc = emu_check_device(dev)) != CUDA_SUCCESS)
+        return rc;
     emu_lock();
-    if (g_emu.primary_refs++ == 0)
-        emu_primary_reset_state();
+    if (g_emu.primary_refs[dev]++ == 0)
+        emu_primary_reset_state(dev);
     emu_unlock();
-    *pctx = (CUcontext)&g_emu.primary;
+    *pctx = (CUcontext)&g_emu.primary[dev];
     return CUDA_SUCCESS;
 }
 
@@ -115,21 +124,21 @@ EMU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
     if (rc)
         return rc;
     emu_lock();
-    if (g_emu.primary_refs <= 0) {
+    if (g_emu.primary_refs[dev] <= 0) {
         emu_unlock();
         return CUDA_ERROR_INVALID_CONTEXT;
     }
-    if (g_emu.primary_refs == 1) {
+    if (g_emu.primary_refs[dev] == 1) {
         /* the last release destroys the context: its queued work runs first */
         emu_unlock();
-        (void)emu_sq_sync_ctx(&g_emu.primary);
+        (void)emu_sq_sync_ctx(&g_emu.primary[dev]);
         emu_lock();
     }
-    int last = --g_emu.primary_refs == 0;
+    int last = --g_emu.primary_refs[dev] == 0;
     emu_unlock();
     if (last) {
         emu_printf_flush();
-        tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary);
+        tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary[dev]);
     }
     return CUDA_SUCCESS;
 }
@@ -144,8 +153,8 @@ EMU_API CUresult cuDevicePrimaryCtxSetFlags_v2(CUdevice dev, unsigned int flags)
     if (flags & ~(unsigned)(CU_CTX_SCHED_MASK | CU_CTX_LMEM_RESIZE_TO_MAX | CU_CTX_MAP_HOST | CU_CTX_SYNC_MEMOPS))
         return CUDA_ERROR_INVALID_VALUE;
     emu_lock();
-    g_emu.primary_flags = flags;
-    g_emu.primary.flags = flags;
+    g_emu.primary_flags[dev] = flags;
+    g_emu.primary[dev].flags = flags;
     emu_unlock();
     return CUDA_SUCCESS;
 }
@@ -163,8 +172,8 @@ EMU_API CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, i
     if (!flags || !active)
         return CUDA_ERROR_INVALID_VALUE;
     emu_lock();
-    *flags = g_emu.primary_flags;
-    *active = g_emu.primary_refs > 0;
+    *flags = g_emu.primary_flags[dev];
+    *active = g_emu.primary_refs[dev] > 0;
     emu_unlock();
     return CUDA_SUCCESS;
 }
@@ -174,15 +183,18 @@ EMU_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
     CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
-    (void)emu_sq_sync_ctx(&g_emu.primary); /* faulted work is skipped; running kernels finish */
+    emu_ctx *pc = &g_emu.primary[dev];
+    (void)emu_sq_sync_ctx(pc); /* faulted work is skipped; running kernels finish */
     emu_printf_flush();
     /* cudart keeps its per-context state in context-local storage: let it tear that down first */
-    tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary);
+    tf_export_tables_ctx_destroyed((CUcontext)pc);
     emu_lock();
-    emu_mem_release_owner(&g_emu.primary);
-    g_emu.primary_refs = 0;
-    g_emu.primary_flags = 0;
-    emu_primary_reset_state();
+    emu_mem_release_owner(pc);
+    g_emu.primary_refs[dev] = 0;
+    g_emu.primary_flags[dev] = 0;
+    emu_primary_reset_state(dev);
+    for (int i = 0; i < g_emu.ndev; i++) /* other devices' primary contexts lose their access to it */
+        g_emu.primary[i].peers &= ~(1u << dev);
     emu_unlock();
     return CUDA_SUCCESS;
 }
@@ -197,8 +209,8 @@ static CUresult ctx_create(CUcontext *pctx, unsigned int flags, CUdevice dev)
         return rc;
     if (!pctx)
         return CUDA_ERROR_INVALID_VALUE;
-    if (dev != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
+    if ((rc = emu_check_device(dev)) != CUDA_SUCCESS)
+        return rc;
     if (t_depth >= EMU_CTX_STACK)
         return CUDA_ERROR_OUT_OF_MEMORY;
     emu_ctx *c = calloc(1, sizeof(*c));
@@ -206,6 +218,7 @@ static CUresult ctx_create(CUcontext *pctx, unsigned int flags, CUdevice dev)
         return CUDA_ERROR_OUT_OF_MEMORY;
     ctx_defaults(c);
     c->flags = flags;
+    c->dev = dev;
     c->id = atomic_fetch_add(&g_emu.next_id, 1);
     if (emu_handle_add(c, EMU_K_CTX)) {
         free(c);
@@ -381,7 +394,7 @@ EMU_API CUresult cuCtxGetDevice(CUdevice *device)
         return rc;
     if (!device)
         return CUDA_ERROR_INVALID_VALUE;
-    *device = 0;
+    *device = c->dev;
     return CUDA_SUCCESS;
 }
 
@@ -393,7 +406,7 @@ EMU_API CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx)
         return rc;
     if (!device)
         return CUDA_ERROR_INVALID_VALUE;
-    *device = 0;
+    *device = c->dev;
     return CUDA_SUCCESS;
 }
 
@@ -512,24 +525,37 @@ EMU_API CUresult cuCtxResetPersistingL2Cache(void)
     return CUDA_SUCCESS;
 }
 
-/* There is one device, which is never its own peer: enabling peer access answers CUDA_ERROR_INVALID_DEVICE,
- * disabling it CUDA_ERROR_PEER_ACCESS_NOT_ENABLED, as on a one-GPU host. */
+/* Peer access (CUDA: cuCtxEnablePeerAccess, "Peer Context Memory Access"): the current context may access
+ * the memory of peerContext's device once enabled. Between two contexts of one device it is
+ * CUDA_ERROR_INVALID_DEVICE (cuDeviceCanAccessPeer(d, d) is 0), as it is with a single device. Enabled
+ * access is recorded per (context, peer device): without it the context's kernels fault on the peer's
+ * device memory (emu_env_check). */
 EMU_API CUresult cuCtxEnablePeerAccess(CUcontext peerContext, unsigned int Flags)
 {
     EMU_ENTER(c);
-    (void)c;
-    if (!emu_handle_is(peerContext, EMU_K_CTX))
+    emu_ctx *p = (emu_ctx *)peerContext;
+    if (!ctx_live(p))
         return CUDA_ERROR_INVALID_CONTEXT;
     if (Flags)
         return CUDA_ERROR_INVALID_VALUE;
-    return CUDA_ERROR_INVALID_DEVICE; /* cuDeviceCanAccessPeer(0, 0) is 0 */
+    if (p->dev == c->dev)
+        return CUDA_ERROR_INVALID_DEVICE;
+    emu_lock();
+    int already = (c->peers >> p->dev) & 1u;
+    c->peers |= 1u << p->dev;
+    emu_unlock();
+    return already ? CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED : CUDA_SUCCESS;
 }
 
 EMU_API CUresult cuCtxDisablePeerAccess(CUcontext peerContext)
 {
     EMU_ENTER(c);
-    (void)c;
-    if (!emu_handle_is(peerContext, EMU_K_CTX))
+    emu_ctx *p = (emu_ctx *)peerContext;
+    if (!ctx_live(p))
         return CUDA_ERROR_INVALID_CONTEXT;
-    return CUDA_ERROR_PEER_ACCESS_NOT_ENABLED;
+    emu_lock();
+    int enabled = p->dev != c->dev && ((c->peers >> p->dev) & 1u);
+    c->peers &= ~(1u << p->dev);
+    emu_unlock();
+    return enabled ? CUDA_SUCCESS : CUDA_ERROR_PEER_ACCESS_NOT_ENABLED;
 }

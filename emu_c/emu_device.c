@@ -1,5 +1,6 @@
-/* emu_device.c - device queries of the one emulated device (ordinal 0): name, UUID, PCI id, memory
- * size (TF_EMU_VRAM_MIB, default 16384), the compute capability (TF_EMU_CC, default 12.1) and the
+/* emu_device.c - device queries of the emulated devices (TF_EMU_DEVICES identical parts, ordinals 0..n-1,
+ * default one): name, UUID and PCI id (distinct per device), memory size (TF_EMU_VRAM_MIB each, default 16384),
+ * peer access between distinct devices (every device's memory is host memory), the compute capability (TF_EMU_CC, default 12.1) and the
  * attribute table. The capability decides which PTX the device runs (fatbin.c picks the entry with
  * the highest target <= it; emu_module.c refuses PTX above it) and the limits it reports are those of
  * a real part of that capability (CUDA programming guide, "Technical Specifications per Compute
@@ -169,7 +170,7 @@ const emu_devfacts *emu_dev(void)
     return g_facts;
 }
 
-static int device_attr(CUdevice_attribute attrib)
+static int device_attr(CUdevice_attribute attrib, CUdevice dev)
 {
     const emu_devfacts *d = emu_dev();
     int cc = d->cc_major * 10 + d->cc_minor;
@@ -193,6 +194,8 @@ static int device_attr(CUdevice_attribute attrib)
     case CU_DEVICE_ATTRIBUTE_CLUSTER_LAUNCH:
     case CU_DEVICE_ATTRIBUTE_DEFERRED_MAPPING_CUDA_ARRAY_SUPPORTED:
         return cc >= 90;
+    case CU_DEVICE_ATTRIBUTE_PCI_BUS_ID:
+        return dev + 1; /* as cuDeviceGetPCIBusId */
     case CU_DEVICE_ATTRIBUTE_IPC_EVENT_SUPPORTED:
         return 1; /* between processes of one host (emu_ipc.c) */
     default: return k_attr_value[attrib];
@@ -206,9 +209,9 @@ EMU_API CUresult cuDeviceGet(CUdevice *device, int ordinal)
         return rc;
     if (!device)
         return CUDA_ERROR_INVALID_VALUE;
-    if (ordinal != 0)
+    if (ordinal < 0 || ordinal >= g_emu.ndev)
         return CUDA_ERROR_INVALID_DEVICE;
-    *device = 0;
+    *device = ordinal;
     return CUDA_SUCCESS;
 }
 
@@ -219,7 +222,7 @@ EMU_API CUresult cuDeviceGetCount(int *count)
         return rc;
     if (!count)
         return CUDA_ERROR_INVALID_VALUE;
-    *count = 1;
+    *count = g_emu.ndev;
     return CUDA_SUCCESS;
 }
 
@@ -252,7 +255,7 @@ EMU_API CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevi
         return rc;
     if (!pi || (int)attrib <= 0 || attrib >= CU_DEVICE_ATTRIBUTE_MAX)
         return CUDA_ERROR_INVALID_VALUE;
-    *pi = device_attr(attrib);
+    *pi = device_attr(attrib, dev);
     return CUDA_SUCCESS;
 }
 
@@ -268,11 +271,7 @@ EMU_API CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
     return CUDA_SUCCESS;
 }
 
-static int devprop_attr(void *ctx, CUdevice_attribute a)
-{
-    (void)ctx;
-    return device_attr(a);
-}
+static int devprop_attr(void *ctx, CUdevice_attribute a) { return device_attr(a, *(const CUdevice *)ctx); }
 
 /* The deprecated CUdevprop view of the same facts. */
 EMU_API CUresult cuDeviceGetProperties(CUdevprop *prop, CUdevice dev)
@@ -282,7 +281,7 @@ EMU_API CUresult cuDeviceGetProperties(CUdevprop *prop, CUdevice dev)
         return rc;
     if (!prop)
         return CUDA_ERROR_INVALID_VALUE;
-    tf_devprop_fill(prop, devprop_attr, NULL);
+    tf_devprop_fill(prop, devprop_attr, &dev);
     return CUDA_SUCCESS;
 }
 
@@ -295,12 +294,13 @@ EMU_API CUresult cuDeviceGetUuid(CUuuid *uuid, CUdevice dev)
         return CUDA_ERROR_INVALID_VALUE;
     static const char k_uuid[16] = {'T', 'F', '-', 'E', 'M', 'U', '-', 'G', 'P', 'U', 0, 0, 0, 0, 0, 1};
     memcpy(uuid->bytes, k_uuid, 16);
+    uuid->bytes[15] = (char)(1 + dev); /* device 0's is the one-device UUID; each device its own */
     return CUDA_SUCCESS;
 }
 
 EMU_API CUresult cuDeviceGetUuid_v2(CUuuid *uuid, CUdevice dev) { return cuDeviceGetUuid(uuid, dev); }
 
-#define EMU_PCI_BUS_ID "00000000:01:00.0"
+/* Device d sits on PCI bus d + 1 (device 0: 00000000:01:00.0, as with one device). */
 
 EMU_API CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)
 {
@@ -309,7 +309,7 @@ EMU_API CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)
         return rc;
     if (!pciBusId || len <= 0)
         return CUDA_ERROR_INVALID_VALUE;
-    snprintf(pciBusId, (size_t)len, "%s", EMU_PCI_BUS_ID);
+    snprintf(pciBusId, (size_t)len, "00000000:%02x:00.0", (unsigned)(dev + 1));
     return CUDA_SUCCESS;
 }
 
@@ -322,27 +322,43 @@ EMU_API CUresult cuDeviceGetByPCIBusId(CUdevice *dev, const char *pciBusId)
         return CUDA_ERROR_INVALID_VALUE;
     /* accept the short and the long form ("0000:01:00.0", "00000000:01:00.0"), any case */
     const char *p = strchr(pciBusId, ':');
-    if (!p || strcasecmp(p, ":01:00.0") != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
-    *dev = 0;
-    return CUDA_SUCCESS;
+    for (int d = 0; p && d < g_emu.ndev; d++) {
+        char want[16];
+        snprintf(want, sizeof(want), ":%02x:00.0", (unsigned)(d + 1));
+        if (strcasecmp(p, want) == 0) {
+            *dev = d;
+            return CUDA_SUCCESS;
+        }
+    }
+    return CUDA_ERROR_INVALID_DEVICE;
 }
 
+/* Between two distinct devices (CUDA: cuDeviceGetP2PAttribute): access supported, native atomics
+ * supported (kernels' atomics are the host's), CUDA arrays accessible, and the smallest performance rank
+ * (0, as every pair is the same distance apart); a device with itself is CUDA_ERROR_INVALID_DEVICE. */
 EMU_API CUresult cuDeviceGetP2PAttribute(int *value, CUdevice_P2PAttribute attrib, CUdevice srcDevice,
                                          CUdevice dstDevice)
 {
-    (void)attrib;
     CUresult rc = emu_check_device(srcDevice);
     if (rc)
         return rc;
+    if ((rc = emu_check_device(dstDevice)) != CUDA_SUCCESS)
+        return rc;
     if (!value)
         return CUDA_ERROR_INVALID_VALUE;
-    if (dstDevice != 0 || srcDevice == dstDevice)
+    if (srcDevice == dstDevice)
         return CUDA_ERROR_INVALID_DEVICE;
-    *value = 0;
+    switch (attrib) {
+    case CU_DEVICE_P2P_ATTRIBUTE_PERFORMANCE_RANK: *value = 0; break;
+    case CU_DEVICE_P2P_ATTRIBUTE_ACCESS_SUPPORTED:
+    case CU_DEVICE_P2P_ATTRIBUTE_NATIVE_ATOMIC_SUPPORTED:
+    case CU_DEVICE_P2P_ATTRIBUTE_CUDA_ARRAY_ACCESS_SUPPORTED: *value = 1; break;
+    default: return CUDA_ERROR_INVALID_VALUE;
+    }
     return CUDA_SUCCESS;
 }
 
+/* 1 between distinct devices, 0 for a device with itself (CUDA: "a device cannot be its own peer"). */
 EMU_API CUresult cuDeviceCanAccessPeer(int *canAccessPeer, CUdevice dev, CUdevice peerDev)
 {
     CUresult rc = emu_check_device(dev);
@@ -350,8 +366,8 @@ EMU_API CUresult cuDeviceCanAccessPeer(int *canAccessPeer, CUdevice dev, CUdevic
         return rc;
     if (!canAccessPeer)
         return CUDA_ERROR_INVALID_VALUE;
-    if (peerDev != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
-    *canAccessPeer = 0;
+    if ((rc = emu_check_device(peerDev)) != CUDA_SUCCESS)
+        return rc;
+    *canAccessPeer = dev != peerDev;
     return CUDA_SUCCESS;
 }

@@ -199,6 +199,7 @@ static int one_of(const char *v, const char *words) /* words: space-separated */
 }
 static int ok_vram(const char *v) { return in_range(v, 1, (1ull << 30) - 1, NULL); }
 static int ok_threads(const char *v) { return in_range(v, 1, 256, NULL); }
+static int ok_devices(const char *v) { return in_range(v, 1, EMU_MAX_DEVICES, NULL); }
 static int ok_engine(const char *v) { return one_of(v, "interp jit"); }
 static int ok_trace(const char *v) { return one_of(v, "0 1 2"); }
 static int ok_bool(const char *v) { return one_of(v, "0 1"); }
@@ -213,6 +214,7 @@ static const struct emu_setting {
     {"TF_EMU_CC", ok_cc, NULL},
     {"TF_EMU_VRAM_MIB", ok_vram, "a whole number of MiB from 1 to 1073741823"},
     {"TF_EMU_THREADS", ok_threads, "a whole number of host threads from 1 to 256"},
+    {"TF_EMU_DEVICES", ok_devices, "a whole number of devices from 1 to 8"},
     {"TF_EMU_ENGINE", ok_engine, "interp or jit"},
     {"TF_EMU_TRACE", ok_trace, "0, 1 or 2"},
     {"TF_EMU_SYNC_STREAMS", ok_bool, "0 or 1"},
@@ -253,12 +255,20 @@ static void emu_init_once(void)
         n = cpus > 0 ? (unsigned long long)(cpus > 256 ? 256 : cpus) : 1;
     }
     g_emu.worker_threads = (int)n;
+    const char *d = getenv("TF_EMU_DEVICES");
+    unsigned long long ndev = 1;
+    if (d && *d)
+        in_range(d, 1, EMU_MAX_DEVICES, &ndev);
+    g_emu.ndev = (int)ndev;
     ptx_sm_clock_khz = (unsigned)emu_dev()->clock_khz; /* %clock ticks at the reported clock rate */
-    g_emu.primary.is_primary = 1;
-    g_emu.primary.id = 1;
-    atomic_store(&g_emu.next_id, 2);
-    emu_primary_reset_state();
-    emu_handle_add(&g_emu.primary, EMU_K_CTX);
+    for (int i = 0; i < g_emu.ndev; i++) { /* device i's primary context has id i + 1 */
+        g_emu.primary[i].is_primary = 1;
+        g_emu.primary[i].dev = i;
+        g_emu.primary[i].id = (unsigned long long)i + 1;
+        emu_primary_reset_state(i);
+        emu_handle_add(&g_emu.primary[i], EMU_K_CTX);
+    }
+    atomic_store(&g_emu.next_id, (unsigned long long)g_emu.ndev + 1);
     tf_export_hooks hooks = {
         .primary_ctx_retain = hook_primary_retain,
         .ctx_get_current = hook_get_current,
@@ -300,7 +310,7 @@ CUresult emu_check_device(CUdevice dev)
     CUresult rc = emu_check_init();
     if (rc)
         return rc;
-    return dev == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;   /* the one emulated device */
+    return dev >= 0 && dev < g_emu.ndev ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
 }
 
 EMU_API CUresult cuDriverGetVersion(int *driverVersion)

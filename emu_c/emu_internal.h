@@ -1,7 +1,9 @@
 /* emu_internal.h - state shared by the emulated driver's files (emu_*.c, fatbin.c).
  *
- * The emulated device is one CUDA device (ordinal 0) whose "device memory" is host memory: device
- * pointers are host addresses (see ptx.h). Kernels run on the CPU through the PTX executor (ptx.h).
+ * The emulated devices (TF_EMU_DEVICES of them, default 1, at most EMU_MAX_DEVICES) are identical parts
+ * whose "device memory" is host memory: device pointers are host addresses (see ptx.h), so every device
+ * can address every other's memory; kernels are held to CUDA's peer-access rules through their access
+ * checks (emu_env_check, emu_memory.c; peer access: emu_context.c). Kernels run on the CPU through the PTX executor (ptx.h).
  * Stream work is asynchronous: each stream's operations run in order on a host thread of its own
  * (emu_stream_queue.c); the API calls that issue work append to the stream's queue and return.
  */
@@ -37,6 +39,7 @@
 #define EMU_API __attribute__((visibility("default")))
 #define EMU_DRIVER_VERSION 13020 /* a CUDA 13.2 driver: it JIT-compiles PTX ISA up to 9.2 (EMU_PTX_ISA_MAX), which CuPy 14's prebuilt kernels need */
 #define EMU_DEVICE_NAME "TensorFusion Emulated GPU (CPU)"
+#define EMU_MAX_DEVICES 8 /* TF_EMU_DEVICES accepts 1..8 */
 /* The device's facts, chosen once from TF_EMU_CC (emu_device.c; default 12.1, see README): the
  * compute capability and the limits a real part of that capability reports. */
 typedef struct emu_devfacts {
@@ -119,16 +122,19 @@ typedef struct emu_ctx {
     size_t limits[CU_LIMIT_MAX];
     CUfunc_cache cache_config;
     emu_queue *legacy_q;      /* its legacy NULL stream (emu_stream_queue.c), made at first use */
+    int dev;                  /* its device's ordinal */
+    unsigned peers;           /* devices whose memory it may access (cuCtxEnablePeerAccess), one bit each */
 } emu_ctx;
 
 typedef struct emu_state {
     pthread_mutex_t lock;     /* recursive: guards contexts, modules, streams, events */
     atomic_int initialized;
-    size_t vram_total;
-    atomic_size_t vram_used;
-    emu_ctx primary;
-    int primary_refs;
-    unsigned primary_flags;
+    int ndev;                 /* TF_EMU_DEVICES (1 unless set) */
+    size_t vram_total;        /* of each device */
+    atomic_size_t vram_used[EMU_MAX_DEVICES];
+    emu_ctx primary[EMU_MAX_DEVICES]; /* each device's primary context */
+    int primary_refs[EMU_MAX_DEVICES];
+    unsigned primary_flags[EMU_MAX_DEVICES];
     atomic_ullong busy_ns;    /* unused; busy time lives in emu_init.c (emu_busy_enter/exit) */
     atomic_ullong next_id;
     int worker_threads;
@@ -161,7 +167,7 @@ CUresult emu_enter(emu_ctx **out);
             return enter_rc_;                                                                      \
     } while (0)
 CUresult emu_check_init(void);
-/* emu_check_init(), then CUDA_ERROR_INVALID_DEVICE unless dev is the emulated device (ordinal 0). */
+/* emu_check_init(), then CUDA_ERROR_INVALID_DEVICE unless dev is an emulated device (0 .. ndev-1). */
 CUresult emu_check_device(CUdevice dev);
 emu_ctx *emu_ctx_current(void);
 /* ptx_jit.h (weak: a unit test may link the driver's files without the JIT): registers, in the process's
@@ -173,16 +179,19 @@ static inline void emu_jit_exit_fence(void)
     if (ptx_jit_exit_fence)
         ptx_jit_exit_fence();
 }
+int emu_cur_dev(void); /* the device of the calling thread's current context; 0 without one */
 void emu_ctx_set_sticky(emu_ctx *c, CUresult err);
 int emu_is_sticky_error(CUresult rc); /* a kernel fault that makes the context unusable */
 /* Makes c the calling thread's only current context (a stream thread, emu_stream_queue.c). */
 void emu_ctx_bind_thread(emu_ctx *c);
-void emu_primary_reset_state(void);
+void emu_primary_reset_state(int dev);
 
 /* ---- memory: allocation table (device, host-mapped, registered, managed, module globals) ---- */
 /* EMU_MEM_VMM: a cuMemMap'ed range (charged once, at cuMemCreate, so not counted again here). */
 enum emu_mem_kind { EMU_MEM_DEVICE = 1, EMU_MEM_HOST, EMU_MEM_REGISTERED, EMU_MEM_MANAGED, EMU_MEM_MODULE, EMU_MEM_VMM };
-int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags);
+int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags); /* on emu_cur_dev() */
+int emu_mem_add_dev(uint64_t base, size_t size, int kind, unsigned flags, int dev);
+int emu_mem_dev(uint64_t addr); /* the device of the allocation containing addr; -1 if none */
 /* flags of a record: EMU_MEMF_SHAREABLE asks emu_dev_alloc for a memfd another process may map (cuMemAlloc);
  * EMU_MEMF_IPC marks an EMU_MEM_VMM range cuIpcOpenMemHandle mapped from another process. */
 #define EMU_MEMF_SHAREABLE 0x40000000u
@@ -196,11 +205,20 @@ CUmemoryPool emu_pool_of(uint64_t addr); /* the pool whose arena holds addr, els
 /* emu_memory.c: stream-ordered allocation of plain device memory (plain = 1: whatever the current pool is;
  * 0: from the device's current pool), graph memory on a capturing stream. */
 CUresult emu_alloc_async(CUdeviceptr *dptr, size_t bytesize, CUstream hStream, int plain);
+/* Peer access of kernels (TF_EMU_DEVICES > 1): a launch on context c passes c as its ptx_env's ctx
+ * (emu_launch_env), and emu_env_check refuses c's kernels the device memory of another device unless c
+ * enabled peer access to that device (cuCtxEnablePeerAccess) or the memory comes from a pool that granted
+ * c's device access (cuMemPoolSetAccess): CUDA_ERROR_ILLEGAL_ADDRESS, as on a GPU. */
+void emu_mem_set_pool(uint64_t base, const void *pool); /* the (plain) pool an allocation came from */
+CUmemoryPool emu_pool_current(int dev);                  /* dev's current pool (emu_mempool.c) */
+int emu_pool_grants(const void *pool, int dev);          /* 1: dev may access pool's allocations */
+const ptx_env *emu_launch_env(emu_ctx *c, ptx_env *buf); /* the env of a launch on c */
 /* cuMemAllocAsync from the device's current pool when that is an IPC pool: 1 (and *rc) if it was. */
 int emu_pool_alloc_current(CUdeviceptr *dptr, size_t bytes, CUresult *rc);
-/* Device memory accounting (emu_memory.c): CUDA_ERROR_OUT_OF_MEMORY when `bytes` more do not fit. */
-CUresult emu_vram_charge(size_t bytes);
-void emu_vram_uncharge(size_t bytes);
+/* Device memory accounting (emu_memory.c), per device (each has vram_total): CUDA_ERROR_OUT_OF_MEMORY when
+ * `bytes` more do not fit on device dev. */
+CUresult emu_vram_charge_dev(int dev, size_t bytes);
+void emu_vram_uncharge_dev(int dev, size_t bytes);
 /* emu_vmm.c: POSIX-fd shareable handles of VMM allocations and IPC pools (one mechanism): a new
  * descriptor of memfd `fd` into *(int *)out; an imported descriptor checked to be a memfd of that
  * name, duplicated (close-on-exec) into *fd_out, with its fstat. */
@@ -217,7 +235,8 @@ int emu_ipc_exportable(uint64_t base); /* 1 if base is such a range */
 int emu_mem_find(uint64_t addr, uint64_t *base, size_t *size, int *kind, unsigned *flags);
 int emu_mem_remove(uint64_t base, int *kind, size_t *size); /* 1 removed, 0 no allocation at base */
 int emu_mem_check(uint64_t addr, uint64_t len);             /* 1 if inside one live allocation */
-CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags);
+CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags); /* on emu_cur_dev() */
+CUresult emu_dev_alloc_on(int dev, uint64_t *out, size_t bytes, int kind, unsigned flags);
 CUresult emu_dev_free(uint64_t p);
 void emu_mem_release_owner(const void *owner); /* frees every allocation made in that context */
 void *emu_env_alloc(void *ctx, size_t bytes);
@@ -295,7 +314,21 @@ typedef struct emu_event {
     unsigned long long capture_id;
     void *cap_deps;            /* the recording stream's capture dependencies at the record */
     size_t cap_ndeps;
+    struct emu_ipc_evt *ipc;   /* CU_EVENT_INTERPROCESS: record counters shared with every process that
+                                * opened it (emu_ipc.c); records, waits, queries and syncs use these */
+    int ipc_fd;                /* this process's descriptor of their memfd (-1: not interprocess) */
+    int dev;                   /* the device of the context it was made in (records need a stream of it) */
 } emu_event;
+
+/* ---- interprocess events (emu_ipc.c): a record takes the next number of the shared `issued` counter and,
+ * when it runs, raises `done` to it; a wait, query or synchronize is for the records issued so far (the
+ * most recent one, as CUDA's events), in whichever process they were issued ---- */
+int emu_ipc_event_create(emu_event *e);                     /* 0, or -1 (no memory / descriptors) */
+void emu_ipc_event_free(emu_event *e);
+uint64_t emu_ipc_event_issue(emu_event *e);                 /* the record's number */
+void emu_ipc_event_complete(struct emu_ipc_evt *s, uint64_t v);
+uint64_t emu_ipc_event_issued(const emu_event *e);
+int emu_ipc_event_reached(const emu_event *e, uint64_t v);  /* 1: every record up to number v ran */
 
 CUresult emu_stream_check(CUstream s); /* 0 for NULL / legacy / per-thread / a live stream */
 

@@ -5,8 +5,10 @@
  * namespace, pid) and its descriptor (fd number, inode); the importer opens /proc/<pid>/fd/<fd> (the
  * kernel allows it to the same user), checks the inode (a freed allocation's fd number may be reused)
  * and maps it. Imported ranges join the allocation table as device memory that is not charged to this
- * process (the exporter's VRAM). An imported event is a local event without timing, valid while its
- * exporter lives: it does not follow the exporter's records (cross-process event waits are not emulated).
+ * process (the exporter's VRAM). An interprocess event (CU_EVENT_INTERPROCESS) keeps its record counters in
+ * a page of a memfd of its own (struct emu_ipc_evt); its handle names that descriptor the same way, and the
+ * importer maps the page, so a record, wait, query or synchronize in any process sees every process's
+ * records (emu_stream_queue.c uses the counters). Valid while its creator lives, as with memory handles.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -268,6 +270,51 @@ EMU_API CUresult cuIpcCloseMemHandle(CUdeviceptr dptr)
     return CUDA_ERROR_INVALID_VALUE; /* not memory cuIpcOpenMemHandle returned */
 }
 
+struct emu_ipc_evt {
+    _Atomic uint64_t issued; /* records numbered so far, in every process */
+    _Atomic uint64_t done;   /* the highest record number that ran */
+};
+
+static size_t evt_page(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
+int emu_ipc_event_create(emu_event *e)
+{
+    int fd = memfd_create("tf-emu-event", MFD_CLOEXEC);
+    void *p = MAP_FAILED;
+    if (fd >= 0 && ftruncate(fd, (off_t)evt_page()) == 0)
+        p = mmap(NULL, evt_page(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    e->ipc = p; /* zero-filled: nothing issued, nothing done */
+    e->ipc_fd = fd;
+    return 0;
+}
+
+void emu_ipc_event_free(emu_event *e)
+{
+    if (!e->ipc)
+        return;
+    munmap(e->ipc, evt_page());
+    if (e->ipc_fd >= 0)
+        close(e->ipc_fd);
+    e->ipc = NULL;
+    e->ipc_fd = -1;
+}
+
+uint64_t emu_ipc_event_issue(emu_event *e) { return atomic_fetch_add(&e->ipc->issued, 1) + 1; }
+uint64_t emu_ipc_event_issued(const emu_event *e) { return atomic_load(&e->ipc->issued); }
+int emu_ipc_event_reached(const emu_event *e, uint64_t v) { return atomic_load(&e->ipc->done) >= v; }
+
+void emu_ipc_event_complete(struct emu_ipc_evt *s, uint64_t v)
+{
+    uint64_t d = atomic_load(&s->done);
+    while (d < v && !atomic_compare_exchange_weak(&s->done, &d, v)) {
+    }
+}
+
 EMU_API CUresult cuIpcGetEventHandle(CUipcEventHandle *pHandle, CUevent event)
 {
     EMU_ENTER(c);
@@ -277,10 +324,14 @@ EMU_API CUresult cuIpcGetEventHandle(CUipcEventHandle *pHandle, CUevent event)
     if (!emu_handle_is(event, EMU_K_EVENT))
         return CUDA_ERROR_INVALID_HANDLE;
     unsigned need = CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING;
-    if ((((emu_event *)event)->flags & need) != need)
+    emu_event *e = (emu_event *)event;
+    if ((e->flags & need) != need || !e->ipc)
         return CUDA_ERROR_INVALID_VALUE;
-    ipc_wire w = {.magic = EVT_MAGIC, .host = host_id(), .pid = (int32_t)getpid(), .fd = -1,
-                  .event = (uint64_t)(uintptr_t)event};
+    struct stat st;
+    if (e->ipc_fd < 0 || fstat(e->ipc_fd, &st) != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    ipc_wire w = {.magic = EVT_MAGIC, .host = host_id(), .pid = (int32_t)getpid(), .fd = e->ipc_fd,
+                  .ino = (uint64_t)st.st_ino, .event = (uint64_t)(uintptr_t)event};
     memcpy(pHandle->reserved, &w, sizeof w);
     return CUDA_SUCCESS;
 }
@@ -296,5 +347,33 @@ EMU_API CUresult cuIpcOpenEventHandle(CUevent *phEvent, CUipcEventHandle handle)
     CUresult rc = check_wire(&w, EVT_MAGIC);
     if (rc)
         return rc;
-    return cuEventCreate(phEvent, CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS);
+    if (w.fd < 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)w.pid, (int)w.fd);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct stat st;
+    void *p = MAP_FAILED;
+    /* the descriptor must still be that event's: a destroyed event's fd number may name another file */
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_ino == w.ino && (uint64_t)st.st_size >= evt_page())
+        p = mmap(NULL, evt_page(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        close(fd);
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    CUevent ev;
+    rc = cuEventCreate(&ev, CU_EVENT_DISABLE_TIMING); /* a local event, then given the shared counters */
+    if (rc) {
+        munmap(p, evt_page());
+        close(fd);
+        return rc;
+    }
+    emu_event *e = (emu_event *)ev;
+    e->flags |= CU_EVENT_INTERPROCESS;
+    e->ipc = p;
+    e->ipc_fd = fd; /* kept: its own handle (cuIpcGetEventHandle) names the same counters */
+    *phEvent = ev;
+    return CUDA_SUCCESS;
 }

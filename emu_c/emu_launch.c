@@ -85,6 +85,15 @@ CUresult emu_stream_check(CUstream s)
     return emu_handle_is(s, EMU_K_STREAM) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
+/* The device of a checked stream: a created stream's context's; the NULL, legacy and per-thread streams are
+ * the current context's (cur). */
+static int stream_dev(CUstream s, const emu_ctx *cur)
+{
+    if (emu_handle_is(s, EMU_K_STREAM) && ((emu_stream *)s)->ctx)
+        return ((emu_stream *)s)->ctx->dev;
+    return cur->dev;
+}
+
 typedef struct launch_req {
     emu_func *f;
     unsigned grid[3], block[3];
@@ -335,7 +344,9 @@ static CUresult run_kernel(void *a, CUresult status)
     int trace = emu_trace_launches();
     uint64_t t0 = trace ? emu_now_ns() : 0, icount = 0;
     emu_busy_enter();
-    int lrc = ptx_launch(r->f->k, &cfg, &g_ptx_env, trace ? &icount : NULL, log, sizeof(log));
+    ptx_env env_buf; /* several devices: the launching context decides which memory is its to access */
+    const ptx_env *env = emu_launch_env(r->ctx ? r->ctx : emu_ctx_current(), &env_buf);
+    int lrc = ptx_launch(r->f->k, &cfg, env, trace ? &icount : NULL, log, sizeof(log));
     emu_busy_exit();
     if (trace)
         emu_log("launch %s grid (%u,%u,%u) block (%u,%u,%u) shmem %zu%s: %.3f ms, %llu warp instructions, rc %d",
@@ -361,6 +372,8 @@ static CUresult launch(const launch_req *r)
         return rc;
     if (!r->f)
         return CUDA_ERROR_INVALID_HANDLE;
+    if (g_emu.ndev > 1 && stream_dev(r->stream, c) != c->dev)
+        return CUDA_ERROR_INVALID_HANDLE; /* a stream of another device (cudart: cudaErrorInvalidResourceHandle) */
     if (!ptx_launch || !ptx_kernel_param_count || !ptx_kernel_param_info || !ptx_kernel_param_buffer_size) {
         emu_log_once(warned_no_exec, "launch: this build has no PTX executor (ptx_*.c not linked)");
         return CUDA_ERROR_NOT_SUPPORTED;
@@ -684,7 +697,7 @@ EMU_API CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device)
         return rc;
     if (!device)
         return CUDA_ERROR_INVALID_VALUE;
-    *device = 0;
+    *device = s->ctx ? s->ctx->dev : emu_cur_dev(); /* the NULL and per-thread streams: the current context's */
     return CUDA_SUCCESS;
 }
 
@@ -793,7 +806,14 @@ EMU_API CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
         return CUDA_ERROR_OUT_OF_MEMORY;
     e->flags = Flags;
     e->refs = 1;
+    e->ipc_fd = -1;
+    e->dev = c->dev;
+    if ((Flags & CU_EVENT_INTERPROCESS) && emu_ipc_event_create(e) != 0) {
+        free(e);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     if (emu_handle_add(e, EMU_K_EVENT)) {
+        emu_ipc_event_free(e);
         free(e);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -816,7 +836,6 @@ EMU_API CUresult cuEventDestroy_v2(CUevent hEvent)
 EMU_API CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int flags)
 {
     EMU_ENTER(c);
-    (void)c;
     CUresult rc = emu_stream_check(hStream);
     if (rc)
         return rc;
@@ -825,6 +844,8 @@ EMU_API CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsign
     if (flags & ~(unsigned)CU_EVENT_RECORD_EXTERNAL)
         return CUDA_ERROR_INVALID_VALUE;
     emu_event *e = (emu_event *)hEvent;
+    if (g_emu.ndev > 1 && stream_dev(hStream, c) != e->dev)
+        return CUDA_ERROR_INVALID_HANDLE; /* CUDA: the event and the stream must be on the same device */
     if (emu_capture_of(hStream))
         return emu_capture_event(hStream, e);
     return emu_sq_record(e, hStream);

@@ -16,6 +16,8 @@ typedef struct mem_rec {
     int kind;
     unsigned flags;
     const void *owner; /* context current at allocation (freed with it); NULL for module globals */
+    int dev;           /* the device it belongs to (charged to): CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL */
+    const void *pool;  /* the plain mem pool it came from (its access list), else NULL */
 } mem_rec;
 
 static pthread_rwlock_t g_mem_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -41,6 +43,11 @@ static long rec_floor(uint64_t addr)
 
 int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags)
 {
+    return emu_mem_add_dev(base, size, kind, flags, emu_cur_dev());
+}
+
+int emu_mem_add_dev(uint64_t base, size_t size, int kind, unsigned flags, int dev)
+{
     pthread_rwlock_wrlock(&g_mem_lock);
     long i = rec_floor(base);
     /* refuse overlaps (e.g. registering the same host range twice) */
@@ -61,7 +68,7 @@ int emu_mem_add(uint64_t base, size_t size, int kind, unsigned flags)
     }
     size_t at = (size_t)(i + 1);
     memmove(&g_recs[at + 1], &g_recs[at], (g_nrecs - at) * sizeof(*g_recs));
-    g_recs[at] = (mem_rec){base, size, kind, flags, kind == EMU_MEM_MODULE ? NULL : emu_ctx_current()};
+    g_recs[at] = (mem_rec){base, size, kind, flags, kind == EMU_MEM_MODULE ? NULL : emu_ctx_current(), dev, NULL};
     g_nrecs++;
     pthread_rwlock_unlock(&g_mem_lock);
     return 0;
@@ -84,6 +91,33 @@ int emu_mem_find(uint64_t addr, uint64_t *base, size_t *size, int *kind, unsigne
     }
     pthread_rwlock_unlock(&g_mem_lock);
     return found;
+}
+
+int emu_mem_dev(uint64_t addr)
+{
+    pthread_rwlock_rdlock(&g_mem_lock);
+    long i = rec_floor(addr);
+    int dev = i >= 0 && addr < g_recs[i].base + g_recs[i].size ? g_recs[i].dev : -1;
+    pthread_rwlock_unlock(&g_mem_lock);
+    return dev;
+}
+
+void emu_mem_set_pool(uint64_t base, const void *pool)
+{
+    pthread_rwlock_wrlock(&g_mem_lock);
+    long i = rec_floor(base);
+    if (i >= 0 && g_recs[i].base == base)
+        g_recs[i].pool = pool;
+    pthread_rwlock_unlock(&g_mem_lock);
+}
+
+static const void *mem_owner(uint64_t addr)
+{
+    pthread_rwlock_rdlock(&g_mem_lock);
+    long i = rec_floor(addr);
+    const void *o = i >= 0 && addr < g_recs[i].base + g_recs[i].size ? g_recs[i].owner : NULL;
+    pthread_rwlock_unlock(&g_mem_lock);
+    return o;
 }
 
 int emu_mem_remove(uint64_t base, int *kind, size_t *size)
@@ -127,21 +161,27 @@ int emu_mem_check(uint64_t addr, uint64_t len)
 
 static int counts_as_vram(int kind) { return kind == EMU_MEM_DEVICE || kind == EMU_MEM_MANAGED || kind == EMU_MEM_MODULE; }
 
-CUresult emu_vram_charge(size_t bytes)
+CUresult emu_vram_charge_dev(int dev, size_t bytes)
 {
-    size_t used = atomic_load(&g_emu.vram_used);
+    atomic_size_t *u = &g_emu.vram_used[dev];
+    size_t used = atomic_load(u);
     do {
         if (bytes > g_emu.vram_total || used > g_emu.vram_total - bytes)
             return CUDA_ERROR_OUT_OF_MEMORY;
-    } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + bytes));
+    } while (!atomic_compare_exchange_weak(u, &used, used + bytes));
     return CUDA_SUCCESS;
 }
 
-void emu_vram_uncharge(size_t bytes) { atomic_fetch_sub(&g_emu.vram_used, bytes); }
+void emu_vram_uncharge_dev(int dev, size_t bytes) { atomic_fetch_sub(&g_emu.vram_used[dev], bytes); }
 
 /* Allocations start on 512 bytes: CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT, which a texture over linear memory
  * (cuTexObjectCreate) requires of its address, as cudaMalloc'd memory on a GPU satisfies. */
 CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
+{
+    return emu_dev_alloc_on(emu_cur_dev(), out, bytes, kind, flags);
+}
+
+CUresult emu_dev_alloc_on(int dev, uint64_t *out, size_t bytes, int kind, unsigned flags)
 {
     if (!out || bytes == 0)
         return CUDA_ERROR_INVALID_VALUE;
@@ -149,7 +189,7 @@ CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
     size_t rounded = (bytes + 255) & ~(size_t)255;
     if (rounded < bytes)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    if (counts_as_vram(kind) && emu_vram_charge(rounded) != CUDA_SUCCESS)
+    if (counts_as_vram(kind) && emu_vram_charge_dev(dev, rounded) != CUDA_SUCCESS)
         return CUDA_ERROR_OUT_OF_MEMORY;
     void *p = NULL;
     if (kind == EMU_MEM_DEVICE && (flags & EMU_MEMF_SHAREABLE)) {
@@ -159,14 +199,14 @@ CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags)
     }
     if (!p && (posix_memalign(&p, 512, rounded) != 0 || !p)) {
         if (counts_as_vram(kind))
-            atomic_fetch_sub(&g_emu.vram_used, rounded);
+            emu_vram_uncharge_dev(dev, rounded);
         return kind == EMU_MEM_HOST ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_OUT_OF_MEMORY;
     }
-    if (emu_mem_add((uint64_t)(uintptr_t)p, rounded, kind, flags) != 0) {
+    if (emu_mem_add_dev((uint64_t)(uintptr_t)p, rounded, kind, flags, dev) != 0) {
         if (!emu_ipc_free((uint64_t)(uintptr_t)p))
             free(p);
         if (counts_as_vram(kind))
-            atomic_fetch_sub(&g_emu.vram_used, rounded);
+            emu_vram_uncharge_dev(dev, rounded);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     *out = (uint64_t)(uintptr_t)p;
@@ -183,10 +223,11 @@ static CUresult free_kind(uint64_t p, int want1, int want2)
         return CUDA_ERROR_INVALID_VALUE;
     if (kind == EMU_MEM_DEVICE && (flags & EMU_MEMF_POOL))
         return emu_pool_free(p) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE; /* an IPC pool's arena */
+    int dev = emu_mem_dev(p);
     if (!emu_mem_remove(p, &kind, &size))
         return CUDA_ERROR_INVALID_VALUE;
-    if (counts_as_vram(kind))
-        atomic_fetch_sub(&g_emu.vram_used, size);
+    if (counts_as_vram(kind) && dev >= 0)
+        emu_vram_uncharge_dev(dev, size);
     if (!emu_ipc_free(p))
         free((void *)(uintptr_t)p);
     return CUDA_SUCCESS;
@@ -237,22 +278,50 @@ void emu_env_free(void *ctx, void *p)
         free_kind((uint64_t)(uintptr_t)p, EMU_MEM_MODULE, EMU_MEM_MODULE);
 }
 
+/* ctx: NULL (one device: any live allocation), or the launching context (several devices): device memory of
+ * another device needs that device's peer access enabled in the context, or access granted by its pool
+ * (IPC pools: emu_pool_of; plain pools: the record's). Managed, host, module and VMM memory is every
+ * device's. */
 int emu_env_check(void *ctx, uint64_t addr, uint64_t len)
 {
-    (void)ctx;
-    return emu_mem_check(addr, len);
+    if (!ctx)
+        return emu_mem_check(addr, len);
+    const emu_ctx *c = ctx;
+    if (addr + len < addr)
+        return 0;
+    pthread_rwlock_rdlock(&g_mem_lock);
+    long i = rec_floor(addr);
+    mem_rec r = {0};
+    int found = i >= 0 && addr + len <= g_recs[i].base + g_recs[i].size;
+    if (found)
+        r = g_recs[i];
+    pthread_rwlock_unlock(&g_mem_lock);
+    if (!found)
+        return 0;
+    if (r.kind != EMU_MEM_DEVICE || r.dev == c->dev || ((c->peers >> r.dev) & 1u))
+        return 1;
+    const void *pool = (r.flags & EMU_MEMF_POOL) ? (const void *)emu_pool_of(addr) : r.pool;
+    return pool && emu_pool_grants(pool, c->dev);
 }
 
 const ptx_env g_ptx_env = {NULL, emu_env_alloc, emu_env_free, emu_env_check, NULL};
+
+const ptx_env *emu_launch_env(emu_ctx *c, ptx_env *buf)
+{
+    if (g_emu.ndev == 1 || !c)
+        return &g_ptx_env; /* one device: every allocation is the device's */
+    *buf = g_ptx_env;
+    buf->ctx = c;
+    return buf;
+}
 
 /* ---- allocation API ---- */
 EMU_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
 {
     EMU_ENTER(c);
-    (void)c;
     if (!free_bytes || !total)
         return CUDA_ERROR_INVALID_VALUE;
-    size_t used = atomic_load(&g_emu.vram_used);
+    size_t used = atomic_load(&g_emu.vram_used[c->dev]); /* the current context's device */
     *total = g_emu.vram_total;
     *free_bytes = used < g_emu.vram_total ? g_emu.vram_total - used : 0;
     return CUDA_SUCCESS;
@@ -430,9 +499,11 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attribute, CUdevice
         return CUDA_ERROR_INVALID_VALUE;
     int is_host = kind == EMU_MEM_HOST || kind == EMU_MEM_REGISTERED;
     switch (attribute) {
-    case CU_POINTER_ATTRIBUTE_CONTEXT:
-        *(CUcontext *)data = known ? (CUcontext)emu_ctx_current() : NULL;
+    case CU_POINTER_ATTRIBUTE_CONTEXT: { /* the context it was allocated in, while that lives */
+        const void *o = known ? mem_owner(ptr) : NULL;
+        *(CUcontext *)data = !known ? NULL : o && emu_handle_is(o, EMU_K_CTX) ? (CUcontext)o : (CUcontext)emu_ctx_current();
         break;
+    }
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
         *(unsigned *)data = !known ? 0 : is_host ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
         break;
@@ -450,7 +521,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attribute, CUdevice
         *(int *)data = kind == EMU_MEM_MANAGED;
         break;
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
-        *(int *)data = known ? 0 : -2;
+        *(int *)data = known ? emu_mem_dev(ptr) : -2;
         break;
     case CU_POINTER_ATTRIBUTE_BUFFER_ID:
         *(unsigned long long *)data = base;
@@ -516,7 +587,10 @@ CUresult emu_alloc_async(CUdeviceptr *dptr, size_t bytesize, CUstream hStream, i
         return emu_capture_alloc(hStream, dptr, bytesize); /* an alloc node: legal in any capture mode */
     if (!plain && dptr && bytesize && emu_pool_alloc_current(dptr, bytesize, &rc))
         return rc;
-    return mem_alloc(dptr, bytesize);
+    rc = mem_alloc(dptr, bytesize);
+    if (rc == CUDA_SUCCESS && !plain)
+        emu_mem_set_pool(*dptr, emu_pool_current(emu_cur_dev()));
+    return rc;
 }
 
 EMU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
@@ -731,6 +805,9 @@ EMU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, CU
 EMU_API CUresult cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy_unified(d, s, n, NULL, 1); }
 EMU_API CUresult cuMemcpyAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return copy_unified(d, s, n, st, 0); }
 
+/* Peer copies (cuMemcpyPeer*, cuMemcpy3DPeer*): between the memory of two contexts, which need not have
+ * peer access enabled (CUDA stages such copies through the host; here every device's memory is host memory,
+ * so the copy is a device-to-device copy on the current context's stream). */
 EMU_API CUresult cuMemcpyPeer(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n)
 {
     if (!emu_handle_is(dc, EMU_K_CTX) || !emu_handle_is(sc, EMU_K_CTX))
@@ -871,6 +948,44 @@ EMU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p) { return copy2d(
 EMU_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *p, CUstream s) { return copy2d(p, s, 0); }
 EMU_API CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *p) { return copy3d(p, NULL, 1); }
 EMU_API CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *p, CUstream s) { return copy3d(p, s, 0); }
+
+/* The peer form's contexts name where each side lives; a side that is not an array needs a context. */
+static CUresult peer3d(const CUDA_MEMCPY3D_PEER *p, CUDA_MEMCPY3D *out)
+{
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    if ((p->srcMemoryType != CU_MEMORYTYPE_ARRAY && !emu_handle_is(p->srcContext, EMU_K_CTX)) ||
+        (p->dstMemoryType != CU_MEMORYTYPE_ARRAY && !emu_handle_is(p->dstContext, EMU_K_CTX)))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *out = (CUDA_MEMCPY3D){
+        .srcXInBytes = p->srcXInBytes, .srcY = p->srcY, .srcZ = p->srcZ, .srcLOD = p->srcLOD,
+        .srcMemoryType = p->srcMemoryType, .srcHost = p->srcHost, .srcDevice = p->srcDevice,
+        .srcArray = p->srcArray, .srcPitch = p->srcPitch, .srcHeight = p->srcHeight,
+        .dstXInBytes = p->dstXInBytes, .dstY = p->dstY, .dstZ = p->dstZ, .dstLOD = p->dstLOD,
+        .dstMemoryType = p->dstMemoryType, .dstHost = p->dstHost, .dstDevice = p->dstDevice,
+        .dstArray = p->dstArray, .dstPitch = p->dstPitch, .dstHeight = p->dstHeight,
+        .WidthInBytes = p->WidthInBytes, .Height = p->Height, .Depth = p->Depth,
+    };
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuMemcpy3DPeer(const CUDA_MEMCPY3D_PEER *p)
+{
+    CUDA_MEMCPY3D q;
+    CUresult rc = emu_check_init();
+    if (rc == CUDA_SUCCESS)
+        rc = peer3d(p, &q);
+    return rc ? rc : copy3d(&q, NULL, 1);
+}
+
+EMU_API CUresult cuMemcpy3DPeerAsync(const CUDA_MEMCPY3D_PEER *p, CUstream s)
+{
+    CUDA_MEMCPY3D q;
+    CUresult rc = emu_check_init();
+    if (rc == CUDA_SUCCESS)
+        rc = peer3d(p, &q);
+    return rc ? rc : copy3d(&q, s, 0);
+}
 
 /* ---- memset ----
  * A stream operation; the synchronous calls (on the NULL stream) return at once for device memory and

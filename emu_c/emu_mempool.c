@@ -47,6 +47,8 @@ typedef struct emu_pool {
     extent *holes;         /* exporter: free extents, sorted by offset */
     size_t nholes, capholes;
     struct emu_pool *next;
+    int owner;             /* the device it allocates on (CUmemPoolProps::location.id) */
+    unsigned access;       /* other devices granted read-write access (cuMemPoolSetAccess), one bit each */
 } emu_pool;
 
 typedef struct {
@@ -61,14 +63,43 @@ typedef struct {
 } ptr_wire;
 _Static_assert(sizeof(ptr_wire) == sizeof(CUmemPoolPtrExportData), "pointer export data is 64 bytes");
 
-static emu_pool g_default_pool = {.reuse = {1, 1, 1}, .fd = -1}; /* its address is the default CUmemoryPool handle */
-static CUmemoryPool g_current_pool = (CUmemoryPool)&g_default_pool;
+/* Each device's default pool (its address is the handle) and current pool (NULL: the default). */
+#define DEFAULT_POOL(d) {.reuse = {1, 1, 1}, .fd = -1, .owner = (d)}
+static emu_pool g_default_pool[EMU_MAX_DEVICES] = {DEFAULT_POOL(0), DEFAULT_POOL(1), DEFAULT_POOL(2), DEFAULT_POOL(3),
+                                                   DEFAULT_POOL(4), DEFAULT_POOL(5), DEFAULT_POOL(6), DEFAULT_POOL(7)};
+_Static_assert(EMU_MAX_DEVICES == 8, "one default pool per device");
+static CUmemoryPool g_current_pool[EMU_MAX_DEVICES];
+
+static CUmemoryPool current_pool(int dev)
+{
+    return g_current_pool[dev] ? g_current_pool[dev] : (CUmemoryPool)&g_default_pool[dev];
+}
+
+CUmemoryPool emu_pool_current(int dev) { return current_pool(dev); }
+
+/* Read by kernels' access checks (emu_env_check): a pool destroyed meanwhile is no longer a handle. */
+int emu_pool_grants(const void *pool, int dev)
+{
+    const emu_pool *p = pool;
+    int ok = 0;
+    emu_lock();
+    int live = emu_handle_is(pool, EMU_K_POOL);
+    for (int d = 0; d < EMU_MAX_DEVICES; d++)
+        live |= pool == (const void *)&g_default_pool[d];
+    if (live)
+        ok = p->owner == dev || ((p->access >> dev) & 1u);
+    emu_unlock();
+    return ok;
+}
 static pthread_mutex_t g_arena_mu = PTHREAD_MUTEX_INITIALIZER;
 static emu_pool *g_arenas; /* live IPC pools (destroyed ones too, until their last allocation goes) */
 
 static int pool_ok(CUmemoryPool pool)
 {
-    return pool == (CUmemoryPool)&g_default_pool || emu_handle_is(pool, EMU_K_POOL);
+    for (int d = 0; d < g_emu.ndev; d++)
+        if (pool == (CUmemoryPool)&g_default_pool[d])
+            return 1;
+    return emu_handle_is(pool, EMU_K_POOL);
 }
 
 static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
@@ -205,12 +236,12 @@ static int arena_give(emu_pool *p, uint64_t off, size_t size)
 static CUresult arena_alloc(emu_pool *p, size_t bytes, CUdeviceptr *out)
 {
     size_t page = page_size(), size = (bytes + page - 1) / page * page;
-    if (size < bytes || emu_vram_charge(size) != CUDA_SUCCESS)
+    if (size < bytes || emu_vram_charge_dev(p->owner, size) != CUDA_SUCCESS)
         return CUDA_ERROR_OUT_OF_MEMORY;
     pthread_mutex_lock(&g_arena_mu);
     uint64_t off = arena_take(p, size);
     uint64_t addr = (uint64_t)(uintptr_t)p->base + off;
-    if (off && emu_mem_add(addr, size, EMU_MEM_DEVICE, EMU_MEMF_POOL) != 0) {
+    if (off && emu_mem_add_dev(addr, size, EMU_MEM_DEVICE, EMU_MEMF_POOL, p->owner) != 0) {
         if (arena_give(p, off, size) != 0) { /* leaks the extent's address range, not memory */
         }
         off = 0;
@@ -221,7 +252,7 @@ static CUresult arena_alloc(emu_pool *p, size_t bytes, CUdeviceptr *out)
     }
     pthread_mutex_unlock(&g_arena_mu);
     if (!off) {
-        emu_vram_uncharge(size);
+        emu_vram_uncharge_dev(p->owner, size);
         return CUDA_ERROR_OUT_OF_MEMORY; /* the pool's reserve (maxSize) is used up */
     }
     *out = (CUdeviceptr)addr;
@@ -249,7 +280,7 @@ int emu_pool_free(uint64_t addr)
         }
         if (arena_give(p, off, size) != 0) { /* leaks the extent's address range, not memory */
         }
-        emu_vram_uncharge(size);
+        emu_vram_uncharge_dev(p->owner, size);
     }
     arena_unref(p);
     pthread_mutex_unlock(&g_arena_mu);
@@ -258,7 +289,7 @@ int emu_pool_free(uint64_t addr)
 
 int emu_pool_alloc_current(CUdeviceptr *dptr, size_t bytes, CUresult *rc)
 {
-    emu_pool *p = (emu_pool *)g_current_pool;
+    emu_pool *p = (emu_pool *)current_pool(emu_cur_dev());
     if (p->fd < 0)
         return 0;
     emu_ctx *c = NULL;
@@ -275,9 +306,9 @@ EMU_API CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
         return rc;
     if (!pool_out)
         return CUDA_ERROR_INVALID_VALUE;
-    if (dev != 0)
-        return CUDA_ERROR_INVALID_DEVICE;
-    *pool_out = (CUmemoryPool)&g_default_pool;
+    if ((rc = emu_check_device(dev)) != CUDA_SUCCESS)
+        return rc;
+    *pool_out = (CUmemoryPool)&g_default_pool[dev];
     return CUDA_SUCCESS;
 }
 
@@ -285,7 +316,7 @@ EMU_API CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
 {
     CUresult rc = cuDeviceGetDefaultMemPool(pool, dev);
     if (rc == CUDA_SUCCESS)
-        *pool = g_current_pool;
+        *pool = current_pool(dev);
     return rc;
 }
 
@@ -296,34 +327,37 @@ EMU_API CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
         return rc;
     if (!pool_ok(pool) || ((emu_pool *)pool)->imported)
         return CUDA_ERROR_INVALID_VALUE; /* an imported pool makes no allocations */
-    g_current_pool = pool;
+    if (((emu_pool *)pool)->owner != dev)
+        return CUDA_ERROR_INVALID_DEVICE; /* a pool of another device */
+    g_current_pool[dev] = pool;
     return CUDA_SUCCESS;
 }
 
 static int device_location(const CUmemLocation *loc, CUmemAllocationType type)
 {
-    return loc && loc->type == CU_MEM_LOCATION_TYPE_DEVICE && loc->id == 0 && type == CU_MEM_ALLOCATION_TYPE_PINNED;
+    return loc && loc->type == CU_MEM_LOCATION_TYPE_DEVICE && loc->id >= 0 && loc->id < g_emu.ndev &&
+           type == CU_MEM_ALLOCATION_TYPE_PINNED;
 }
 
 EMU_API CUresult cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
 {
     if (!device_location(location, type))
         return CUDA_ERROR_NOT_SUPPORTED; /* host / managed pools are not emulated */
-    return cuDeviceGetDefaultMemPool(pool_out, 0);
+    return cuDeviceGetDefaultMemPool(pool_out, location->id);
 }
 
 EMU_API CUresult cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *location, CUmemAllocationType type)
 {
     if (!device_location(location, type))
         return CUDA_ERROR_NOT_SUPPORTED;
-    return cuDeviceGetMemPool(pool, 0);
+    return cuDeviceGetMemPool(pool, location->id);
 }
 
 EMU_API CUresult cuMemSetMemPool(CUmemLocation *location, CUmemAllocationType type, CUmemoryPool pool)
 {
     if (!device_location(location, type))
         return CUDA_ERROR_NOT_SUPPORTED;
-    return cuDeviceSetMemPool(0, pool);
+    return cuDeviceSetMemPool(location->id, pool);
 }
 
 EMU_API CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolProps)
@@ -336,7 +370,7 @@ EMU_API CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolP
         (poolProps->handleTypes & ~(unsigned)(CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR | CU_MEM_HANDLE_TYPE_WIN32 |
                                               CU_MEM_HANDLE_TYPE_WIN32_KMT | CU_MEM_HANDLE_TYPE_FABRIC)))
         return CUDA_ERROR_INVALID_VALUE;
-    if (poolProps->location.id != 0)
+    if (poolProps->location.id < 0 || poolProps->location.id >= g_emu.ndev)
         return CUDA_ERROR_INVALID_DEVICE;
     if (poolProps->handleTypes & ~(unsigned)CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
         return CUDA_ERROR_NOT_SUPPORTED; /* Win32 and fabric handles do not exist here (the device attribute says so) */
@@ -345,6 +379,7 @@ EMU_API CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolP
         return CUDA_ERROR_OUT_OF_MEMORY;
     p->reuse[0] = p->reuse[1] = p->reuse[2] = 1;
     p->fd = -1;
+    p->owner = poolProps->location.id;
     rc = poolProps->handleTypes ? arena_create(p, poolProps) : CUDA_SUCCESS;
     if (rc == CUDA_SUCCESS && emu_handle_add(p, EMU_K_POOL)) {
         rc = CUDA_ERROR_OUT_OF_MEMORY;
@@ -367,8 +402,9 @@ EMU_API CUresult cuMemPoolDestroy(CUmemoryPool pool)
 {
     if (!emu_handle_is(pool, EMU_K_POOL))
         return CUDA_ERROR_INVALID_VALUE;
-    if (g_current_pool == pool)
-        g_current_pool = (CUmemoryPool)&g_default_pool;
+    for (int d = 0; d < EMU_MAX_DEVICES; d++)
+        if (g_current_pool[d] == pool)
+            g_current_pool[d] = NULL;
     emu_handle_del(pool);
     emu_pool *p = (emu_pool *)pool;
     if (p->fd < 0) {
@@ -381,13 +417,31 @@ EMU_API CUresult cuMemPoolDestroy(CUmemoryPool pool)
     return CUDA_SUCCESS;
 }
 
+/* CUDA (cuMemPoolSetAccess): the pool's own device always has read-write access; another device gets
+ * read-write (CU_MEM_ACCESS_FLAGS_PROT_READWRITE) or none (PROT_NONE); read-only is not supported for pools
+ * (INVALID_VALUE), a location that is not a device of this host INVALID_DEVICE. Kernels of a device without
+ * access fault on the pool's memory (emu_env_check), unless their context enabled peer access. */
 EMU_API CUresult cuMemPoolSetAccess(CUmemoryPool pool, const CUmemAccessDesc *map, size_t count)
 {
     if (!pool_ok(pool) || (count && !map))
         return CUDA_ERROR_INVALID_VALUE;
-    for (size_t i = 0; i < count; i++)
-        if (map[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || map[i].location.id != 0)
+    emu_pool *p = (emu_pool *)pool;
+    for (size_t i = 0; i < count; i++) {
+        if (map[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || map[i].location.id < 0 ||
+            map[i].location.id >= g_emu.ndev)
             return CUDA_ERROR_INVALID_DEVICE;
+        if (map[i].flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE && map[i].flags != CU_MEM_ACCESS_FLAGS_PROT_NONE)
+            return CUDA_ERROR_INVALID_VALUE;
+        if (map[i].location.id == p->owner && map[i].flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
+            return CUDA_ERROR_INVALID_VALUE; /* its own device keeps read-write access */
+    }
+    emu_lock();
+    for (size_t i = 0; i < count; i++) {
+        unsigned bit = 1u << map[i].location.id;
+        if (map[i].location.id != p->owner)
+            p->access = map[i].flags == CU_MEM_ACCESS_FLAGS_PROT_READWRITE ? p->access | bit : p->access & ~bit;
+    }
+    emu_unlock();
     return CUDA_SUCCESS;
 }
 
@@ -395,8 +449,12 @@ EMU_API CUresult cuMemPoolGetAccess(CUmemAccess_flags *flags, CUmemoryPool memPo
 {
     if (!flags || !location || !pool_ok(memPool))
         return CUDA_ERROR_INVALID_VALUE;
-    *flags = location->type == CU_MEM_LOCATION_TYPE_DEVICE && location->id == 0 ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
-                                                                                 : CU_MEM_ACCESS_FLAGS_PROT_NONE;
+    const emu_pool *p = (const emu_pool *)memPool;
+    int d = location->id;
+    *flags = location->type == CU_MEM_LOCATION_TYPE_DEVICE && d >= 0 && d < g_emu.ndev &&
+                     (d == p->owner || ((p->access >> d) & 1u))
+                 ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
+                 : CU_MEM_ACCESS_FLAGS_PROT_NONE;
     return CUDA_SUCCESS;
 }
 
@@ -448,7 +506,7 @@ EMU_API CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute at
             *(cuuint64_t *)value = ((emu_pool *)pool)->used;
             pthread_mutex_unlock(&g_arena_mu);
         } else {
-            *(cuuint64_t *)value = atomic_load(&g_emu.vram_used);
+            *(cuuint64_t *)value = atomic_load(&g_emu.vram_used[((emu_pool *)pool)->owner]);
         }
         break;
     default:
@@ -464,8 +522,27 @@ EMU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUm
     if (!pool_ok(pool) || ((emu_pool *)pool)->imported)
         return CUDA_ERROR_INVALID_VALUE; /* an imported pool makes no allocations */
     emu_pool *p = (emu_pool *)pool;
+    if (p->fd < 0 && dptr && bytesize && !emu_capture_of(hStream) && p->owner != emu_cur_dev()) {
+        CUresult rc = emu_stream_check(hStream); /* plain memory of another device's pool: on that device */
+        if (rc)
+            return rc;
+        EMU_ENTER(c);
+        (void)c;
+        uint64_t a;
+        rc = emu_dev_alloc_on(p->owner, &a, bytesize, EMU_MEM_DEVICE, EMU_MEMF_SHAREABLE);
+        if (rc == CUDA_SUCCESS) {
+            *dptr = (CUdeviceptr)a;
+            emu_mem_set_pool(a, pool);
+        }
+        return rc;
+    }
     if (p->fd < 0 || !dptr || !bytesize || emu_capture_of(hStream))
-        return emu_alloc_async(dptr, bytesize, hStream, 1); /* plain memory; captured: graph memory */
+    {
+        CUresult rc = emu_alloc_async(dptr, bytesize, hStream, 1); /* plain memory; captured: graph memory */
+        if (rc == CUDA_SUCCESS && dptr && bytesize && !emu_capture_of(hStream))
+            emu_mem_set_pool(*dptr, pool);
+        return rc;
+    }
     CUresult rc = emu_stream_check(hStream);
     if (rc)
         return rc;
@@ -517,6 +594,7 @@ EMU_API CUresult cuMemPoolImportFromShareableHandle(CUmemoryPool *pool_out, void
     }
     p->reuse[0] = p->reuse[1] = p->reuse[2] = 1;
     p->imported = 1;
+    p->owner = emu_cur_dev();
     p->handle_types = (unsigned)h.handle_types;
     if (emu_handle_add(p, EMU_K_POOL)) {
         pthread_mutex_lock(&g_arena_mu);

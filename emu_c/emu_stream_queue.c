@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "emu_internal.h"
 
@@ -567,6 +568,7 @@ void emu_sq_ctx_destroyed(emu_ctx *c)
 typedef struct record_arg {
     emu_event *e;
     uint64_t gen;
+    uint64_t ipc_v; /* an interprocess event's record number (emu_ipc.c), else 0 */
 } record_arg;
 
 static void event_unref_locked(emu_event *e)
@@ -576,6 +578,7 @@ static void event_unref_locked(emu_event *e)
     if (e->q)
         queue_unref_locked(e->q);
     free(e->cap_deps);
+    emu_ipc_event_free(e);
     free(e);
 }
 
@@ -594,6 +597,8 @@ static CUresult run_record(void *a, CUresult st)
     pthread_mutex_lock(&g_mu);
     if (r->e->gen == r->gen)
         r->e->t_ns = now;
+    if (r->ipc_v)
+        emu_ipc_event_complete(r->e->ipc, r->ipc_v);
     pthread_mutex_unlock(&g_mu);
     return CUDA_SUCCESS;
 }
@@ -605,6 +610,7 @@ CUresult emu_sq_record(emu_event *e, CUstream s)
     emu_ctx *c = emu_ctx_current();
     pthread_mutex_lock(&g_mu);
     uint64_t gen = ++e->gen;
+    uint64_t ipc_v = e->ipc ? emu_ipc_event_issue(e) : 0;
     e->recorded = 1;
     if (emu_sq_inline()) {
         if (e->q)
@@ -612,6 +618,8 @@ CUresult emu_sq_record(emu_event *e, CUstream s)
         e->q = NULL;
         e->seq = 0;
         e->t_ns = emu_now_ns();
+        if (ipc_v)
+            emu_ipc_event_complete(e->ipc, ipc_v);
         pthread_mutex_unlock(&g_mu);
         return CUDA_SUCCESS;
     }
@@ -619,12 +627,14 @@ CUresult emu_sq_record(emu_event *e, CUstream s)
     emu_queue *q = op ? resolve_locked(s, c) : NULL;
     if (op) {
         memset(op, 0, sizeof(*op));
-        record_arg r = {e, gen};
+        record_arg r = {e, gen, ipc_v};
         memcpy(op->arg, &r, sizeof(r));
         op->run = run_record;
         op->drop = drop_record;
     }
     if (!q || enqueue_locked(q, op, NULL)) {
+        if (ipc_v) /* numbered but never to run: do not leave waiters on it */
+            emu_ipc_event_complete(e->ipc, ipc_v);
         pthread_mutex_unlock(&g_mu);
         free(op);
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -639,7 +649,38 @@ CUresult emu_sq_record(emu_event *e, CUstream s)
     return CUDA_SUCCESS;
 }
 
-static int event_done_locked(const emu_event *e) { return !e->q || e->q->done >= e->seq || g_abandon; }
+static int event_done_locked(const emu_event *e)
+{
+    if (e->ipc) /* every process's records issued so far */
+        return emu_ipc_event_reached(e, emu_ipc_event_issued(e)) || g_abandon;
+    return !e->q || e->q->done >= e->seq || g_abandon;
+}
+
+/* Polls an interprocess event's counters until record number v ran (another process's stream thread
+ * raises them: no condition variable reaches it), with backoff from 20 us to 1 ms. */
+static void ipc_wait_reached(const emu_event *e, uint64_t v)
+{
+    unsigned us = 20;
+    while (!emu_ipc_event_reached(e, v) && !emu_sq_abandoned()) {
+        usleep(us);
+        us = us < 1000 ? us * 2 : 1000;
+    }
+}
+
+typedef struct ipc_wait_arg {
+    emu_event *e;
+    uint64_t v;
+} ipc_wait_arg;
+
+static CUresult run_ipc_wait(void *a, CUresult st)
+{
+    (void)st;
+    const ipc_wait_arg *w = a;
+    ipc_wait_reached(w->e, w->v);
+    return CUDA_SUCCESS;
+}
+
+static void drop_ipc_wait(void *a) { emu_sq_event_release(((ipc_wait_arg *)a)->e); }
 
 CUresult emu_sq_event_query(emu_event *e)
 {
@@ -651,6 +692,14 @@ CUresult emu_sq_event_query(emu_event *e)
 
 void emu_sq_event_sync(emu_event *e)
 {
+    if (e->ipc) {
+        pthread_mutex_lock(&g_mu);
+        int own = e->q && e->q == t_worker; /* recorded on this stream's own thread: as below, no wait */
+        pthread_mutex_unlock(&g_mu);
+        if (!own)
+            ipc_wait_reached(e, emu_ipc_event_issued(e));
+        return;
+    }
     pthread_mutex_lock(&g_mu);
     if (!e->q || e->q != t_worker)
         while (!event_done_locked(e))
@@ -672,6 +721,25 @@ CUresult emu_sq_wait_event(CUstream s, emu_event *e)
     emu_ctx *c = emu_ctx_current();
     pthread_mutex_lock(&g_mu);
     if (event_done_locked(e)) {
+        pthread_mutex_unlock(&g_mu);
+        return CUDA_SUCCESS;
+    }
+    if (e->ipc) { /* records of other processes too: the stream's thread polls the shared counters */
+        sq_op *op = malloc(sizeof(*op) + sizeof(ipc_wait_arg));
+        emu_queue *q = op ? resolve_locked(s, c) : NULL;
+        if (op) {
+            memset(op, 0, sizeof(*op));
+            ipc_wait_arg w = {e, emu_ipc_event_issued(e)};
+            memcpy(op->arg, &w, sizeof(w));
+            op->run = run_ipc_wait;
+            op->drop = drop_ipc_wait;
+        }
+        if (!q || enqueue_locked(q, op, NULL)) {
+            pthread_mutex_unlock(&g_mu);
+            free(op);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        e->refs++; /* the operation's */
         pthread_mutex_unlock(&g_mu);
         return CUDA_SUCCESS;
     }

@@ -87,7 +87,7 @@ static void handle_unref(vmm_handle *h)
         return;
     close(h->fd);
     if (!h->imported)
-        atomic_fetch_sub(&g_emu.vram_used, h->size);
+        emu_vram_uncharge_dev(h->prop.location.id, h->size);
     emu_handle_del(h);
     free(h);
 }
@@ -95,7 +95,7 @@ static void handle_unref(vmm_handle *h)
 static int prop_ok(const CUmemAllocationProp *prop)
 {
     return prop && prop->type == CU_MEM_ALLOCATION_TYPE_PINNED && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE &&
-           prop->location.id == 0;
+           prop->location.id >= 0 && prop->location.id < g_emu.ndev;
 }
 
 EMU_API CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
@@ -178,18 +178,15 @@ EMU_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, 
         return rc;
     if (!handle || size == 0 || size % EMU_VMM_GRANULARITY || flags || !prop_ok(prop))
         return CUDA_ERROR_INVALID_VALUE;
-    size_t used = atomic_load(&g_emu.vram_used);
-    do {
-        if (size > g_emu.vram_total || used > g_emu.vram_total - size)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-    } while (!atomic_compare_exchange_weak(&g_emu.vram_used, &used, used + size));
+    if (emu_vram_charge_dev(prop->location.id, size) != CUDA_SUCCESS) /* the device it is made on */
+        return CUDA_ERROR_OUT_OF_MEMORY;
     vmm_handle *h = calloc(1, sizeof(*h));
     int fd = memfd_create(EMU_VMM_MEMFD, MFD_CLOEXEC);
     if (!h || fd < 0 || ftruncate(fd, (off_t)size) != 0 || emu_handle_add(h, EMU_K_VMM)) {
         if (fd >= 0)
             close(fd);
         free(h);
-        atomic_fetch_sub(&g_emu.vram_used, size);
+        emu_vram_uncharge_dev(prop->location.id, size);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     h->fd = fd;
@@ -254,7 +251,7 @@ EMU_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGene
         return h && m ? CUDA_ERROR_INVALID_VALUE : !m ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_INVALID_HANDLE;
     }
     void *p = mmap((void *)(uintptr_t)ptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, h->fd, (off_t)offset);
-    if (p == MAP_FAILED || emu_mem_add(ptr, size, EMU_MEM_VMM, 0) != 0) {
+    if (p == MAP_FAILED || emu_mem_add_dev(ptr, size, EMU_MEM_VMM, 0, h->prop.location.id) != 0) {
         if (p != MAP_FAILED)
             mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
         emu_unlock();
@@ -271,28 +268,45 @@ EMU_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGene
     return CUDA_SUCCESS;
 }
 
+static vmm_map **map_at(uint64_t ptr) /* the link to the mapping that starts at ptr, else NULL; lock held */
+{
+    for (vmm_map **link = &g_maps; *link; link = &(*link)->next)
+        if ((*link)->ptr == ptr)
+            return link;
+    return NULL;
+}
+
+/* CUDA: the range must be whole mappings (cuMemUnmap cannot unmap part of one), possibly several adjacent
+ * ones (vectorAddMMAP maps one stripe per device side by side and unmaps them in one call). */
 EMU_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
 {
     CUresult rc = emu_check_init();
     if (rc)
         return rc;
+    if (size == 0 || ptr + size < ptr)
+        return CUDA_ERROR_INVALID_VALUE;
     emu_sq_idle_all(); /* queued work may still use the range (emu_stream_queue.c) */
     emu_lock();
-    for (vmm_map **link = &g_maps; *link; link = &(*link)->next) {
-        vmm_map *m = *link;
-        if (m->ptr != ptr || m->size != size)
-            continue;
+    uint64_t a = ptr;
+    for (vmm_map **link; a < ptr + size && (link = map_at(a)) != NULL;)
+        a += (*link)->size;
+    if (a != ptr + size) {
+        emu_unlock();
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (a = ptr; a < ptr + size;) {
+        vmm_map **link = map_at(a), *m = *link;
         *link = m->next;
-        emu_mem_remove(ptr, NULL, NULL);
+        emu_mem_remove(m->ptr, NULL, NULL);
         /* back to reserved-but-inaccessible address space */
-        mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        mmap((void *)(uintptr_t)m->ptr, m->size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+             -1, 0);
+        a += m->size;
         handle_unref(m->h);
         free(m);
-        emu_unlock();
-        return CUDA_SUCCESS;
     }
     emu_unlock();
-    return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
 }
 
 EMU_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
@@ -306,16 +320,17 @@ EMU_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessD
         if (!emu_mem_check(a, 1))
             return CUDA_ERROR_INVALID_VALUE;
     for (size_t i = 0; i < count; i++)
-        if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || desc[i].location.id != 0)
+        if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || emu_check_device(desc[i].location.id))
             return CUDA_ERROR_INVALID_DEVICE;
-    return CUDA_SUCCESS; /* mappings are read-write from the start; one device, nothing to grant */
+    return CUDA_SUCCESS; /* mappings are read-write from the start, for every device: nothing to grant */
 }
 
 EMU_API CUresult cuMemGetAccess(unsigned long long *flags, const CUmemLocation *location, CUdeviceptr ptr)
 {
     if (!flags || !location)
         return CUDA_ERROR_INVALID_VALUE;
-    *flags = emu_mem_check(ptr, 1) && location->type == CU_MEM_LOCATION_TYPE_DEVICE && location->id == 0
+    *flags = emu_mem_check(ptr, 1) && location->type == CU_MEM_LOCATION_TYPE_DEVICE &&
+                     location->id >= 0 && location->id < g_emu.ndev
                  ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
                  : CU_MEM_ACCESS_FLAGS_PROT_NONE;
     return CUDA_SUCCESS;

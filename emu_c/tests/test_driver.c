@@ -89,7 +89,7 @@ static void test_errors_and_export_tables(void)
     CUresult (*primary)(CUcontext *, CUdevice) = (CUresult(*)(CUcontext *, CUdevice))((void *const *)table)[2];
     CUcontext pc = NULL;
     OK(primary(&pc, 0));
-    CHECK(pc == (CUcontext)&g_emu.primary);
+    CHECK(pc == (CUcontext)&g_emu.primary[0]);
     /* slot 12: cudart 13.1+ (shared) calls it once at start-up and needs success */
     CUresult (*slot12)(void) = (CUresult(*)(void))((void *const *)table)[12];
     CHECK(slot12 && slot12() == CUDA_SUCCESS);
@@ -1065,8 +1065,99 @@ static void test_mempool_ipc_in_one_process(void)
     OK(cuCtxDestroy_v2(ctx));
 }
 
+/* TF_EMU_DEVICES=2 (run in a child process of its own: the device count is read at cuInit): per-device
+ * ordinals, primary contexts, memory accounting, peer access codes, pools, and the kernels' access rule
+ * (emu_env_check with the launching context). */
+static int two_devices_child(void)
+{
+    CHECK(setenv("TF_EMU_DEVICES", "2", 1) == 0);
+    OK(cuInit(0));
+    int n = 0;
+    CUdevice d;
+    OK(cuDeviceGetCount(&n));
+    CHECK(n == 2);
+    OK(cuDeviceGet(&d, 1));
+    CHECK(d == 1);
+    CHECK(cuDeviceGet(&d, 2) == CUDA_ERROR_INVALID_DEVICE);
+    CUcontext p0, p1, c1;
+    OK(cuDevicePrimaryCtxRetain(&p0, 0));
+    OK(cuDevicePrimaryCtxRetain(&p1, 1));
+    CHECK(p0 == (CUcontext)&g_emu.primary[0] && p1 == (CUcontext)&g_emu.primary[1]);
+    CHECK(cuDevicePrimaryCtxRetain(&c1, 2) == CUDA_ERROR_INVALID_DEVICE);
+    OK(cuCtxCreate_v2(&c1, 0, 1)); /* current now */
+    CUdevice cd = -1;
+    OK(cuCtxGetDevice(&cd));
+    CHECK(cd == 1);
+    size_t used0 = atomic_load(&g_emu.vram_used[0]), used1 = atomic_load(&g_emu.vram_used[1]);
+    CUdeviceptr m1;
+    OK(cuMemAlloc_v2(&m1, 1 << 20));
+    CHECK(atomic_load(&g_emu.vram_used[1]) == used1 + (1 << 20) && atomic_load(&g_emu.vram_used[0]) == used0);
+    CHECK(emu_mem_dev(m1) == 1);
+    OK(cuMemFree_v2(m1));
+    CHECK(atomic_load(&g_emu.vram_used[1]) == used1);
+    OK(cuCtxDestroy_v2(c1));
+    /* device 0 memory, seen by device 1's kernels */
+    OK(cuCtxSetCurrent(p0));
+    CUdeviceptr m0;
+    OK(cuMemAlloc_v2(&m0, 4096));
+    CHECK(emu_mem_dev(m0) == 0);
+    CHECK(emu_env_check(NULL, m0, 16) == 1);          /* one-device rule: any live allocation */
+    CHECK(emu_env_check(&g_emu.primary[0], m0, 16) == 1);
+    CHECK(emu_env_check(&g_emu.primary[1], m0, 16) == 0); /* no peer access yet */
+    OK(cuCtxSetCurrent(p1));
+    CHECK(cuCtxDisablePeerAccess(p0) == CUDA_ERROR_PEER_ACCESS_NOT_ENABLED);
+    OK(cuCtxEnablePeerAccess(p0, 0));
+    CHECK(cuCtxEnablePeerAccess(p0, 0) == CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED);
+    CHECK(cuCtxEnablePeerAccess(p1, 0) == CUDA_ERROR_INVALID_DEVICE);
+    CHECK(emu_env_check(&g_emu.primary[1], m0, 16) == 1);
+    CHECK(emu_env_check(&g_emu.primary[1], m0, 8192) == 0); /* still bounded by the allocation */
+    OK(cuDevicePrimaryCtxReset_v2(0));                      /* device 0's context goes: so does access to it */
+    CHECK((g_emu.primary[1].peers & 1u) == 0);
+    OK(cuDevicePrimaryCtxRetain(&p0, 0));
+    /* pools: one default pool per device; access granted to device 1 lets its kernels use the pool's memory */
+    CUmemoryPool mp0, mp1;
+    OK(cuDeviceGetDefaultMemPool(&mp0, 0));
+    OK(cuDeviceGetDefaultMemPool(&mp1, 1));
+    CHECK(mp0 != mp1);
+    CHECK(cuDeviceSetMemPool(1, mp0) == CUDA_ERROR_INVALID_DEVICE);
+    CUmemAccessDesc ad = {{CU_MEM_LOCATION_TYPE_DEVICE, 2}, CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+    CHECK(cuMemPoolSetAccess(mp0, &ad, 1) == CUDA_ERROR_INVALID_DEVICE);
+    CUdeviceptr pm;
+    OK(cuMemAllocFromPoolAsync(&pm, 4096, mp0, NULL)); /* current: device 1's context */
+    CHECK(emu_mem_dev(pm) == 0);
+    CHECK(emu_env_check(&g_emu.primary[1], pm, 16) == 0);
+    ad.location.id = 1;
+    OK(cuMemPoolSetAccess(mp0, &ad, 1));
+    CUmemLocation l1 = {CU_MEM_LOCATION_TYPE_DEVICE, 1};
+    CUmemAccess_flags f;
+    OK(cuMemPoolGetAccess(&f, mp0, &l1));
+    CHECK(f == CU_MEM_ACCESS_FLAGS_PROT_READWRITE);
+    CHECK(emu_env_check(&g_emu.primary[1], pm, 16) == 1);
+    OK(cuMemFreeAsync(pm, NULL));
+    OK(cuCtxSynchronize());
+    CHECK(emu_mem_dev(m0) == -1); /* freed by device 0's reset, with its context */
+    if (g_failed)
+        return 1;
+    printf("test_driver --two-devices: ok\n");
+    return 0;
+}
+
+static void test_two_devices(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", "/proc/self/exe", "--two-devices", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--two-devices"))
+        return two_devices_child();
     if (argc == 4 && !strcmp(argv[1], "--vmm-child"))
         return vmm_child(atoi(argv[2]), (size_t)strtoull(argv[3], NULL, 10));
     test_init_and_proc_address();
@@ -1087,6 +1178,7 @@ int main(int argc, char **argv)
     test_small_gaps();
     test_shareable_handles("/proc/self/exe");
     test_fork_child_is_not_initialized();
+    test_two_devices();
     if (g_failed)
         return 1;
     printf("test_driver: ok\n");

@@ -55,3 +55,14 @@ MEMPOOL_IPC_EXPECT = {
 def test_mempool_export_import_shares_pool_allocations_between_two_processes(cudart):
     kv = run_kv("mempool_ipc", cudart=cudart)
     assert {k: kv.get(k) for k in MEMPOOL_IPC_EXPECT} == MEMPOOL_IPC_EXPECT
+
+
+# An interprocess event orders work across processes (CUDA: a cudaStreamWaitEvent on an event opened with
+# cudaIpcOpenEventHandle waits for the exporter's - or any process's - most recent record): the child's record
+# follows a ~1.5 s kernel; the parent's query right after it is issued says not ready, and the parent's copy
+# ordered after the event sees the kernel's values (NVIDIA's simpleIPC with two devices relies on it).
+@pytest.mark.parametrize("cudart", ["static", "shared"])
+def test_an_interprocess_event_orders_the_parents_work_after_the_childs_record(cudart):
+    kv = run_kv("ipc_event_order", cudart=cudart, timeout=120)
+    assert kv == {"query_while_child_runs": "cudaErrorNotReady", "waited_copy_ok": "1", "sync_ok": "1",
+                  "child_status": "0"}, kv

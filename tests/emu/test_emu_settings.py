@@ -14,6 +14,8 @@ BAD = [
     ("TF_EMU_VRAM_MIB", "0", "a whole number of MiB from 1 to 1073741823"),
     ("TF_EMU_THREADS", "four", "a whole number of host threads from 1 to 256"),
     ("TF_EMU_THREADS", "-2", "a whole number of host threads from 1 to 256"),
+    ("TF_EMU_DEVICES", "0", "a whole number of devices from 1 to 8"),
+    ("TF_EMU_DEVICES", "abc", "a whole number of devices from 1 to 8"),
     ("TF_EMU_ENGINE", "llvm", "interp or jit"),
     ("TF_EMU_TRACE", "yes", "0, 1 or 2"),
     ("TF_EMU_SYNC_STREAMS", "true", "0 or 1"),
@@ -48,7 +50,7 @@ def test_the_accepted_spellings_of_a_capability_still_select_it(spelling):
 def test_accepted_values_of_the_other_settings_run_and_empty_means_the_default():
     kv = run_kv("device_query", env=emu_env(TF_EMU_VRAM_MIB="1024", TF_EMU_THREADS="1", TF_EMU_ENGINE="interp",
                                             TF_EMU_TRACE="0", TF_EMU_SYNC_STREAMS="0", TF_EMU_JIT_SYNC="1",
-                                            CUDA_MODULE_LOADING="EAGER", TF_EMU_CC=""))
+                                            CUDA_MODULE_LOADING="EAGER", TF_EMU_CC="", TF_EMU_DEVICES="1"))
     assert kv["total_mem"] == str(1024 << 20) and (kv["major"], kv["minor"]) == ("12", "1")
     assert parse_kv(run_program("device_query", env=emu_env(TF_EMU_VRAM_MIB="")).stdout)["total_mem"] == str(16 << 30)
 
