@@ -411,9 +411,16 @@ static void *compile_thread(void *arg) {
     for (;;) {
         while (!g_quit && (g_hold || !g_queue)) pthread_cond_wait(&g_cv, &g_mu);
         if (g_quit) break;
-        job *j = g_queue;
-        g_queue = j->next;
-        if (!g_queue) g_qtail = &g_queue;
+        /* the shortest kernel first: compile time grows with the length (benchmarks/RESULTS.md, "the PTX
+         * JIT's kernel size limit"), so a long kernel queued first does not hold back the short ones
+         * behind it (sortingNetworks: 56 and 237 instructions waited for 796) */
+        job **best = &g_queue;
+        for (job **pp = &g_queue; *pp; pp = &(*pp)->next)
+            if ((*pp)->ncode < (*best)->ncode) best = pp;
+        job *j = *best;
+        *best = j->next;
+        g_qtail = &g_queue;
+        while (*g_qtail) g_qtail = &(*g_qtail)->next;
         __atomic_store_n(&j->ce->state, CE_COMPILING, __ATOMIC_RELAXED);
         g_current = j;
         g_current_sent = 0;

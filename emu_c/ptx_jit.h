@@ -67,11 +67,21 @@ typedef struct ptx_jit_blk {
     unsigned cur_warp;  /* the warp running now (for the helpers' thread indices) */
 } ptx_jit_blk;
 
-/* Kernels longer than this run on the interpreter: LLVM's code generation for 32-lane vectors costs
- * 10-30 ms of CPU per PTX instruction on these cores, so CUB's multi-thousand-instruction sorting
- * kernels would spend minutes compiling (measured: tests/emu thrust sort + CUB scan took 3m47s on the
- * JIT, against the interpreter's seconds). */
-#define PTX_JIT_MAX_INSTRUCTIONS 400
+/* How a kernel's length decides its compile (benchmarks/RESULTS.md, "the PTX JIT's kernel size limit"):
+ * LLVM's -O2 promotes every register slot (a <32 x i32/i64> vector) to SSA values whose live ranges span
+ * the whole dispatcher, and code generation (greedy register allocation, live intervals, instruction
+ * selection) grows faster than the kernel: 0.9 s of CPU at 237 instructions, 6 s at 516, 17 s at 620, 49 s
+ * and 600 MB at 939. Kept in memory (no mem2reg/SROA: only CFG simplification, early CSE and instcombine),
+ * the same kernels compile in 0.9-4.2 s and 110-240 MB, growing with the kernel's length. So kernels up to
+ * PTX_JIT_FULL_OPT_INSTRUCTIONS get -O2, longer ones the light pipeline, and kernels longer than
+ * PTX_JIT_MAX_INSTRUCTIONS (which the light pipeline would still take tens of seconds and gigabytes for)
+ * stay on the interpreter. */
+#ifndef PTX_JIT_FULL_OPT_INSTRUCTIONS
+#define PTX_JIT_FULL_OPT_INSTRUCTIONS 400
+#endif
+#ifndef PTX_JIT_MAX_INSTRUCTIONS
+#define PTX_JIT_MAX_INSTRUCTIONS 8000
+#endif
 
 /* The compiled kernel for k; NULL (the interpreter runs this launch) when the engine is the
  * interpreter (TF_EMU_ENGINE=interp, the default), the plugin or LLVM is missing, k uses something the
@@ -138,7 +148,7 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 10
+#define PTX_JIT_GENERATOR_VERSION 11
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
 #define PTX_JIT_PLUGIN_ABI 4

@@ -18,7 +18,9 @@
 #include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/InstCombine.h>
 #include <llvm-c/Transforms/PassManagerBuilder.h>
+#include <llvm-c/Transforms/Scalar.h>
 #include <llvm/Config/llvm-config.h>
 
 #include "ptx_jit.h"
@@ -130,11 +132,19 @@ static int plugin_compile(const ptx_kernel *k, const char *name, void **obj, siz
     }
     LLVMPassManagerRef pm = LLVMCreatePassManager();
     LLVMAddAnalysisPasses(g_tm, pm);
-    LLVMPassManagerBuilderRef pmb = LLVMPassManagerBuilderCreate();
-    LLVMPassManagerBuilderSetOptLevel(pmb, 2);
-    LLVMPassManagerBuilderPopulateModulePassManager(pmb, pm);
+    if (k->ncode <= PTX_JIT_FULL_OPT_INSTRUCTIONS) {
+        LLVMPassManagerBuilderRef pmb = LLVMPassManagerBuilderCreate();
+        LLVMPassManagerBuilderSetOptLevel(pmb, 2);
+        LLVMPassManagerBuilderPopulateModulePassManager(pmb, pm);
+        LLVMPassManagerBuilderDispose(pmb);
+    } else {
+        /* long kernels: register slots stay in their allocas (ptx_jit.h says why); these passes only
+         * clean up within blocks, in time linear in the kernel */
+        LLVMAddCFGSimplificationPass(pm);
+        LLVMAddEarlyCSEPass(pm);
+        LLVMAddInstructionCombiningPass(pm);
+    }
     LLVMRunPassManager(pm, m);
-    LLVMPassManagerBuilderDispose(pmb);
     LLVMDisposePassManager(pm);
     if (getenv("TF_EMU_JIT_DUMP")) LLVMDumpModule(m);
     LLVMMemoryBufferRef mb = NULL;

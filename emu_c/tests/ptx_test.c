@@ -2118,6 +2118,88 @@ static uint32_t bfe_ref(uint32_t a, uint32_t pos, uint32_t len, int sg) {
     return d;
 }
 
+/* A kernel above PTX_JIT_FULL_OPT_INSTRUCTIONS: the JIT compiles it with its light pipeline (register slots
+ * in memory, ptx_jit.h), which must give the interpreter's results: a divergent loop (per-thread trip
+ * count) around a long chain, values live across a bar.sync and a shared-memory exchange. */
+enum { JLONG_STEPS = 90, JLONG_T = 64 };
+static char *jlong_ptx(void) {
+    size_t cap = 1 << 16, n = 0;
+    char *t = malloc(cap);
+    if (!t) return NULL;
+#define JP(...) (n += (size_t)snprintf(t + n, cap - n, __VA_ARGS__))
+    JP(".version 8.0\n.target sm_80\n.address_size 64\n.shared .align 4 .b32 sh[%d];\n"
+       ".visible .entry jlong(.param .u64 out)\n{\n.reg .pred %%p<3>;\n.reg .b32 %%r<16>;\n.reg .b64 %%rd<4>;\n"
+       " ld.param.u64 %%rd1, [out]; cvta.to.global.u64 %%rd1, %%rd1;\n"
+       " mov.u32 %%r1, %%tid.x; mov.u32 %%r2, 0; mov.u32 %%r3, %%r1; xor.b32 %%r4, %%r1, 0x5bd1e995;\n"
+       " and.b32 %%r5, %%r1, 3; add.u32 %%r5, %%r5, 1;\n"
+       "LOOP:\n", JLONG_T);
+    for (int i = 0; i < JLONG_STEPS; i++)
+        JP(" mad.lo.u32 %%r3, %%r3, 1664525, %u; shr.u32 %%r6, %%r3, %d; xor.b32 %%r4, %%r4, %%r6; add.u32 %%r3, %%r3, %%r4;\n",
+           1013904223u ^ (uint32_t)i, i % 13 + 1);
+    JP(" add.u32 %%r2, %%r2, 1; setp.lt.u32 %%p1, %%r2, %%r5; @%%p1 bra LOOP;\n"
+       " mov.u32 %%r7, sh; shl.b32 %%r8, %%r1, 2; add.u32 %%r9, %%r7, %%r8; st.shared.u32 [%%r9], %%r3;\n"
+       " bar.sync 0;\n"
+       " add.u32 %%r10, %%r1, 1; and.b32 %%r10, %%r10, %d; shl.b32 %%r10, %%r10, 2; add.u32 %%r10, %%r7, %%r10;\n"
+       " ld.shared.u32 %%r11, [%%r10]; xor.b32 %%r3, %%r3, %%r11;\n", JLONG_T - 1);
+    for (int i = 0; i < JLONG_STEPS; i++)
+        JP(" mad.lo.u32 %%r3, %%r3, 1664525, %u; shr.u32 %%r6, %%r3, %d; xor.b32 %%r4, %%r4, %%r6; add.u32 %%r3, %%r3, %%r4;\n",
+           1013904223u ^ (uint32_t)i, i % 13 + 1);
+    JP(" mul.wide.u32 %%rd2, %%r1, 8; add.s64 %%rd3, %%rd1, %%rd2; st.global.u32 [%%rd3], %%r3; st.global.u32 [%%rd3+4], %%r4;\n"
+       " ret;\n}\n");
+#undef JP
+    return t;
+}
+static void test_jit_long(void) {
+    char *src = jlong_ptx(), log[512];
+    int err = 0;
+    CHECK(src, "out of memory");
+    if (!src) return;
+    ptx_module *m = ptx_module_load(src, 0, &ENV, &err, log, sizeof(log));
+    free(src);
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    if (!m) return;
+    const ptx_kernel *k = ptx_module_get_kernel(m, "jlong");
+    CHECK(k && k->ncode > PTX_JIT_FULL_OPT_INSTRUCTIONS && k->ncode <= PTX_JIT_MAX_INSTRUCTIONS,
+          "jlong has %d instructions, not between the JIT's tiers", k ? k->ncode : -1);
+    uint32_t *o = dev_alloc(0, JLONG_T * 8);
+    memset(o, 0, JLONG_T * 8);
+    pbuf p = {{0}, 0};
+    pptr(&p, o);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = JLONG_T;
+    cfg.block[1] = cfg.block[2] = 1;
+    cfg.worker_threads = 1;
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
+    int rc = ptx_launch(k, &cfg, &ENV, NULL, log, sizeof(log));
+    CHECK(rc == 0, "launch: %d %s", rc, log);
+    CHECK(jit_compiled(m, "jlong"), "the JIT did not compile jlong (TF_EMU_TRACE=1 says why)");
+    uint32_t x[JLONG_T], y[JLONG_T];
+    for (int t = 0; t < JLONG_T; t++) {
+        x[t] = (uint32_t)t;
+        y[t] = (uint32_t)t ^ 0x5bd1e995u;
+        for (int it = 0; it < (t & 3) + 1; it++)
+            for (int i = 0; i < JLONG_STEPS; i++) {
+                x[t] = x[t] * 1664525u + (1013904223u ^ (uint32_t)i);
+                y[t] ^= x[t] >> (i % 13 + 1);
+                x[t] += y[t];
+            }
+    }
+    for (int t = 0; t < JLONG_T; t++) {
+        uint32_t a = x[t] ^ x[(t + 1) % JLONG_T], b = y[t];
+        for (int i = 0; i < JLONG_STEPS; i++) {
+            a = a * 1664525u + (1013904223u ^ (uint32_t)i);
+            b ^= a >> (i % 13 + 1);
+            a += b;
+        }
+        CHECK(o[2 * t] == a && o[2 * t + 1] == b, "thread %d: %#x %#x, want %#x %#x", t, o[2 * t], o[2 * t + 1], a, b);
+    }
+    dev_free(0, o);
+    ptx_module_free(m);
+}
+
 static void test_jit_alu(void) {
     enum { T = 64, K = 28 };
     int err = 0;
@@ -2327,6 +2409,7 @@ static const test TESTS[] = {
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
+    {"jit_long", test_jit_long},
 };
 
 static char *read_file(const char *path, size_t *len) {
