@@ -1561,7 +1561,7 @@ EMU_API CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
     if (emu_capture_of(hStream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* child-graph capture is not emulated */
     graph_op op = {(const gexec *)hGraphExec};
-    return emu_sq_submit(hStream, run_graph, NULL, &op, sizeof(op), 0);
+    return emu_sq_submit(hStream, run_graph, NULL, &op, sizeof(op), EMU_SQ_ASYNC);
 }
 
 /* ---- stream capture ----

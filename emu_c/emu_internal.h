@@ -339,10 +339,15 @@ CUresult emu_stream_check(CUstream s); /* 0 for NULL / legacy / per-thread / a l
  * A sticky error returned by run marks the context; another error is latched on the stream. */
 typedef CUresult (*emu_op_run)(void *arg, CUresult status);
 typedef void (*emu_op_drop)(void *arg);
-/* Queues the operation (arg: len bytes, copied) on stream s of the current context. wait: returns once
- * it has run, with the context's sticky error if any. Inline (TF_EMU_SYNC_STREAMS=1, or called from a
- * stream thread): runs it now and returns run's result. */
-CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, size_t len, int wait);
+/* Queues the operation (arg: len bytes, copied) on stream s of the current context. mode:
+ * EMU_SQ_ASYNC returns once it is queued; EMU_SQ_WAIT returns once it has run, with the context's sticky
+ * error if any; EMU_SQ_SHORT is asynchronous but short (a copy or memset of at most EMU_SQ_SHORT_BYTES).
+ * A WAIT or SHORT operation on an idle stream of the caller's context with no pending legacy-stream
+ * dependency is run by the caller itself, in stream order: cheaper than two thread wake-ups.
+ * Inline (TF_EMU_SYNC_STREAMS=1, or called from a stream thread): runs it now and returns run's result. */
+enum { EMU_SQ_ASYNC = 0, EMU_SQ_WAIT = 1, EMU_SQ_SHORT = 2 };
+#define EMU_SQ_SHORT_BYTES ((size_t)64 << 10)
+CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, size_t len, int mode);
 int emu_sq_inline(void);       /* 1: stream work issued by this thread runs inline */
 int emu_sq_abandoned(void);    /* 1: the process is exiting and queued work is abandoned */
 emu_queue *emu_sq_new(emu_ctx *c, unsigned stream_flags); /* a created stream's queue; NULL: no memory */

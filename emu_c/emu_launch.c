@@ -407,7 +407,7 @@ static CUresult launch(const launch_req *r)
         if (len)
             memcpy(op.buf, buf, len);
     }
-    return emu_sq_submit(r->stream, run_kernel, drop_kernel, &op, sizeof(op), 0);
+    return emu_sq_submit(r->stream, run_kernel, drop_kernel, &op, sizeof(op), EMU_SQ_ASYNC);
 }
 
 static CUresult launch_kernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
@@ -572,7 +572,7 @@ EMU_API CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
     if (emu_capture_of(hStream))
         return emu_capture_host(hStream, fn, userData);
     host_op op = {{.fn = fn}, userData, hStream, 0};
-    return emu_sq_submit(hStream, run_host, NULL, &op, sizeof(op), 0);
+    return emu_sq_submit(hStream, run_host, NULL, &op, sizeof(op), EMU_SQ_ASYNC);
 }
 
 /* ---- streams ---- */
@@ -767,7 +767,7 @@ EMU_API CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback
     if (emu_capture_of(hStream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* as on a GPU: use cuLaunchHostFunc */
     host_op op = {{.cb = callback}, userData, hStream, 1};
-    rc = emu_sq_submit(hStream, run_host, NULL, &op, sizeof(op), 0);
+    rc = emu_sq_submit(hStream, run_host, NULL, &op, sizeof(op), EMU_SQ_ASYNC);
     return rc == c->sticky ? CUDA_SUCCESS : rc; /* inline: the callback was told about a faulted context */
 }
 

@@ -631,7 +631,7 @@ EMU_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
     if (!op.graph_mem && (!emu_mem_find(dptr, &base, NULL, &kind, NULL) || base != dptr ||
                           (kind != EMU_MEM_DEVICE && kind != EMU_MEM_MANAGED)))
         return CUDA_ERROR_INVALID_VALUE;
-    return emu_sq_submit(hStream, run_free, NULL, &op, sizeof(op), 0); /* freed in stream order */
+    return emu_sq_submit(hStream, run_free, NULL, &op, sizeof(op), EMU_SQ_ASYNC); /* freed in stream order */
 }
 
 EMU_API CUresult cuMemPrefetchAsync(CUdeviceptr devPtr, size_t count, CUdevice dstDevice, CUstream hStream)
@@ -735,7 +735,9 @@ static CUresult submit_copy(CUstream s, const copy_op *o, int wait, int sync)
         return CUDA_SUCCESS;
     if (sync && !wait)
         emu_printf_flush();
-    CUresult rc = emu_sq_submit(s, run_copy, drop_copy, (void *)o, sizeof(*o), wait);
+    size_t bytes = o->width * o->height * o->depth;
+    int mode = wait ? EMU_SQ_WAIT : bytes <= EMU_SQ_SHORT_BYTES ? EMU_SQ_SHORT : EMU_SQ_ASYNC;
+    CUresult rc = emu_sq_submit(s, run_copy, drop_copy, (void *)o, sizeof(*o), mode);
     if (sync && wait)
         emu_printf_flush();
     return rc;
@@ -1033,7 +1035,9 @@ static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, unsigned
     if (emu_capture_of(s))
         return emu_capture_memset(s, dst, pitch, value, elem, width, height);
     memset_op o = {(uint8_t *)(uintptr_t)dst, pitch, width, height, value, elem};
-    return emu_sq_submit(s, run_memset, NULL, &o, sizeof(o), sync && !device_memory(o.dst));
+    int mode = sync && !device_memory(o.dst) ? EMU_SQ_WAIT
+               : height * width * elem <= EMU_SQ_SHORT_BYTES ? EMU_SQ_SHORT : EMU_SQ_ASYNC;
+    return emu_sq_submit(s, run_memset, NULL, &o, sizeof(o), mode);
 }
 
 EMU_API CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { return memset2d(d, n, v, 1, n, 1, NULL, 1); }

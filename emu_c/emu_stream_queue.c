@@ -265,15 +265,21 @@ CUstream emu_stream_canon(CUstream s)
     return (CUstream)rec;
 }
 
+/* Whether the legacy-stream rules order x's pending work before a new operation of q (g_mu held). */
+static int legacy_dep_pending(const emu_queue *q, const emu_queue *x)
+{
+    int dep = q->legacy ? (x != q && x->blocking && x->ctx == q->ctx && !x->legacy)
+                        : (q->blocking && x->legacy && x->ctx == q->ctx);
+    return dep && x->done < x->enq;
+}
+
 /* Sequence numbers the legacy-stream rules make an operation of q wait for (refs taken). */
 static size_t legacy_deps_locked(emu_queue *q, sq_dep **out)
 {
     size_t n = 0, cap = 0;
     sq_dep *d = NULL;
     for (emu_queue *x = g_all; x; x = x->next_all) {
-        int dep = q->legacy ? (x != q && x->blocking && x->ctx == q->ctx && !x->legacy)
-                            : (q->blocking && x->legacy && x->ctx == q->ctx);
-        if (!dep || x->done >= x->enq)
+        if (!legacy_dep_pending(q, x))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 4;
@@ -305,6 +311,28 @@ static CUresult status_of(emu_queue *q)
     return q->ctx ? __atomic_load_n(&q->ctx->sticky, __ATOMIC_RELAXED) : CUDA_SUCCESS;
 }
 
+/* Runs one operation of q (without g_mu) and marks a sticky error on its context; returns its result. */
+static CUresult run_op(emu_queue *q, emu_op_run run, emu_op_drop drop, void *arg, CUresult st, int skip)
+{
+    CUresult rc = skip ? CUDA_ERROR_CONTEXT_IS_DESTROYED : run(arg, st);
+    if (rc != CUDA_SUCCESS && rc != st && !skip && emu_is_sticky_error(rc) && !q->ctx_dead)
+        emu_ctx_set_sticky(q->ctx, rc);
+    if (drop)
+        drop(arg);
+    return rc;
+}
+
+/* Operation `seq` of q is done (g_mu held): latches a non-sticky error for the next synchronize or
+ * query, and wakes every waiter. */
+static void complete_locked(emu_queue *q, uint64_t seq, CUresult rc, CUresult st, int skip)
+{
+    if (rc != CUDA_SUCCESS && rc != st && !skip && !emu_is_sticky_error(rc) && q->err == CUDA_SUCCESS)
+        q->err = rc;
+    q->done = seq;
+    g_last_progress_ns = emu_now_ns();
+    pthread_cond_broadcast(&g_done);
+}
+
 static void *worker_main(void *arg)
 {
     emu_queue *q = arg;
@@ -323,22 +351,14 @@ static void *worker_main(void *arg)
         for (size_t i = 0; i < op->ndeps; i++)
             while (op->deps[i].q->done < op->deps[i].seq && !g_abandon)
                 pthread_cond_wait(&g_done, &g_mu);
+        while (q->done + 1 < op->seq && !g_abandon) /* an operation its caller runs (emu_sq_submit) */
+            pthread_cond_wait(&g_done, &g_mu);
         int skip = g_abandon;
         CUresult st = status_of(q);
         pthread_mutex_unlock(&g_mu);
-        CUresult rc = skip ? CUDA_ERROR_CONTEXT_IS_DESTROYED : op->run(op->arg, st);
-        if (rc != CUDA_SUCCESS && rc != st && !skip) {
-            if (emu_is_sticky_error(rc) && !q->ctx_dead)
-                emu_ctx_set_sticky(q->ctx, rc);
-        }
-        if (op->drop)
-            op->drop(op->arg);
+        CUresult rc = run_op(q, op->run, op->drop, op->arg, st, skip);
         pthread_mutex_lock(&g_mu);
-        if (rc != CUDA_SUCCESS && rc != st && !skip && !emu_is_sticky_error(rc) && q->err == CUDA_SUCCESS)
-            q->err = rc;
-        q->done = op->seq;
-        g_last_progress_ns = emu_now_ns();
-        pthread_cond_broadcast(&g_done);
+        complete_locked(q, op->seq, rc, st, skip);
         deps_release_locked(op->deps, op->ndeps);
         free(op);
     }
@@ -396,7 +416,19 @@ static void wait_seq_locked(emu_queue *q, uint64_t seq)
         pthread_cond_wait(&g_done, &g_mu);
 }
 
-CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, size_t len, int wait)
+/* Whether the caller may run an operation of q itself (g_mu held): q is the caller's context's, nothing
+ * of q is queued or running, and no work the legacy-stream rules order before it is pending. */
+static int runs_here_locked(emu_queue *q, emu_ctx *c)
+{
+    if (q->ctx != c || q->ctx_dead || q->done != q->enq || g_abandon)
+        return 0;
+    for (const emu_queue *x = g_all; x; x = x->next_all)
+        if (legacy_dep_pending(q, x))
+            return 0;
+    return 1;
+}
+
+CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, size_t len, int mode)
 {
     emu_ctx *c = emu_ctx_current();
     if (emu_sq_inline()) {
@@ -420,6 +452,24 @@ CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, 
     op->drop = drop;
     pthread_mutex_lock(&g_mu);
     emu_queue *q = resolve_locked(s, c);
+    if (mode != EMU_SQ_ASYNC && q && runs_here_locked(q, c)) {
+        /* a blocking or short operation on an idle stream whose legacy-stream dependencies are met: the
+         * caller runs it under the stream's next sequence number (no hand-off to the stream thread and
+         * back, two thread wake-ups); work issued meanwhile waits for it (worker_main) */
+        free(op);
+        uint64_t seq = ++q->enq;
+        q->refs++;
+        CUresult st = status_of(q);
+        pthread_mutex_unlock(&g_mu);
+        CUresult rc = run_op(q, run, drop, arg, st, 0);
+        pthread_mutex_lock(&g_mu);
+        complete_locked(q, seq, rc, st, 0);
+        queue_unref_locked(q);
+        pthread_mutex_unlock(&g_mu);
+        if (mode != EMU_SQ_WAIT)
+            return CUDA_SUCCESS; /* as if queued: an error is latched for the next synchronize */
+        return c ? __atomic_load_n(&c->sticky, __ATOMIC_RELAXED) : CUDA_SUCCESS;
+    }
     if (!q || enqueue_locked(q, op, NULL)) {
         pthread_mutex_unlock(&g_mu);
         free(op);
@@ -427,7 +477,7 @@ CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, 
             drop(arg);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    if (!wait) {
+    if (mode != EMU_SQ_WAIT) {
         pthread_mutex_unlock(&g_mu);
         return CUDA_SUCCESS;
     }

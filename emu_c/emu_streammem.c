@@ -75,7 +75,7 @@ static CUresult mem_op(CUstream stream, CUdeviceptr addr, uint64_t value, unsign
     if (emu_capture_of(stream))
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     memop o = {addr, value, flags, is64, is_wait};
-    return emu_sq_submit(stream, run_memop, NULL, &o, sizeof(o), 0);
+    return emu_sq_submit(stream, run_memop, NULL, &o, sizeof(o), EMU_SQ_ASYNC);
 }
 
 EMU_API CUresult cuStreamWaitValue32(CUstream stream, CUdeviceptr addr, cuuint32_t value, unsigned int flags)

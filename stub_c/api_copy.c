@@ -16,7 +16,7 @@
 CUresult tfs_cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
 {
     CUresult shm_rc;
-    if (srcHost && tf_shm_copy(1, dstDevice, (void *)(uintptr_t)srcHost, ByteCount, NULL, &shm_rc)) return shm_rc;
+    if (srcHost && tf_shm_copy(1, dstDevice, (void *)(uintptr_t)srcHost, ByteCount, NULL, 0, &shm_rc)) return shm_rc;
     const uint8_t *src = srcHost;
     while (ByteCount > TF_COPY_CHUNK && src) {
         CUresult rc = rpc_cuMemcpyHtoDAsync_v2(dstDevice, src, TF_COPY_CHUNK, CU_STREAM_LEGACY);
@@ -31,7 +31,7 @@ CUresult tfs_cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t 
 CUresult tfs_cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
 {
     CUresult shm_rc;
-    if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, NULL, &shm_rc)) return shm_rc;
+    if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, NULL, 0, &shm_rc)) return shm_rc;
     if (dstHost && ByteCount > TF_COPY_CHUNK) return tf_pipelined_dtoh(dstHost, srcDevice, ByteCount, NULL, 0);
     return rpc_cuMemcpyDtoH_v2(dstHost, srcDevice, ByteCount);
 }
@@ -50,7 +50,7 @@ CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, si
     CUresult cap_rc = tf_capture_host_copy(1, dstDevice, srcHost, ByteCount, hStream, &captured);
     if (captured) return cap_rc;
     CUresult shm_rc;
-    if (srcHost && tf_shm_copy(1, dstDevice, (void *)(uintptr_t)srcHost, ByteCount, hStream, &shm_rc))
+    if (srcHost && tf_shm_copy(1, dstDevice, (void *)(uintptr_t)srcHost, ByteCount, hStream, 1, &shm_rc))
         return shm_rc;
     const uint8_t *src = srcHost;
     /* on a stream this process is capturing, the worker refuses host copies: waiting for its answer
@@ -73,7 +73,7 @@ CUresult tfs_cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t B
     CUresult cap_rc = tf_capture_host_copy(0, srcDevice, dstHost, ByteCount, hStream, &captured);
     if (captured) return cap_rc;
     CUresult shm_rc;
-    if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, hStream, &shm_rc)) return shm_rc;
+    if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, hStream, 1, &shm_rc)) return shm_rc;
     if (dstHost && ByteCount > TF_COPY_CHUNK) return tf_pipelined_dtoh(dstHost, srcDevice, ByteCount, hStream, 1);
     return rpc_cuMemcpyDtoHAsync_v2(dstHost, srcDevice, ByteCount, hStream);
 }

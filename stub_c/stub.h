@@ -63,7 +63,7 @@ CUresult tfc_flush(void);
 
 /* Same-host copy through the shared-memory window; returns 0 if the window is not usable for it
  * (TCP, TF_SHM=0, small copy), else 1 with the copy's result in *rc. */
-int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream hStream, CUresult *rc);
+int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream hStream, int async, CUresult *rc);
 
 /* Device-to-host copy in chunks with two requests in flight (the socket path for big copies). */
 CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStream, int async);

@@ -676,7 +676,7 @@ static CUresult handshake(int fd, const char *token)
 
 /* ------------------------------------------------------------------ shared-memory copies */
 #define SHM_SLOT (8u << 20)
-#define SHM_MIN (256u << 10)
+#define SHM_MIN_ASYNC_HTOD (256u << 10)
 
 /* Same host: a memfd window the executor maps too, so big copies are two memcpys instead of two
  * socket copies. TF_SHM=0 turns it off. */
@@ -709,11 +709,14 @@ static void shm_setup(void)
 int tf_same_host_shm(void) { return g.shm != NULL; }
 
 /* Pipelined copy through the window: chunk k goes to slot k%2; at most two requests in flight, and a
- * slot is refilled (or read out) only after the reply of the request that used it. Returns 0 when the
+ * slot is refilled (or read out) only after the reply of the request that used it. Every copy that waits
+ * for its reply takes the window whatever its size (a 4 KiB copy: one round trip and two memcpys instead
+ * of 4 KiB through the socket both ways; benchmarks/RESULTS.md); an asynchronous host-to-device copy
+ * below SHM_MIN_ASYNC_HTOD stays on the socket, where it is sent without waiting. Returns 0 when the
  * window cannot be used (the caller takes the socket path). */
-int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream hStream, CUresult *out)
+int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream hStream, int async, CUresult *out)
 {
-    if (!g.shm || n < SHM_MIN) return 0;
+    if (!g.shm || n == 0 || (to_device && async && n < SHM_MIN_ASYNC_HTOD)) return 0;
     *out = tf_stream_wire(&hStream);  /* here: the encoders below run with the lock held */
     if (*out) return 1;
     pthread_mutex_lock(&g.mu);

@@ -15,6 +15,9 @@
 //   elapsed   elapsed_ms=<float> (the host releases the kernel 200 ms after queueing it)
 //   fault     launch=<..> sync=<..> after=<..>
 //   perthread b_done=1 a_waiting=1 a_done=1 (two host threads' cudaStreamPerThread streams)
+//   shortops  copy_held=1 memset_held=1 legacy_held=1 copy_value=5 memset_value=2139062143 legacy_value=0
+//             (small copies and memsets, which an idle stream's caller may run itself, keep stream
+//             order behind a spinning kernel and behind a blocking stream's work)
 // Every wait in this program on the host side is bounded (10 s): "timeout=<what>" and exit 3.
 #include "tf_test_io.h"
 
@@ -280,6 +283,48 @@ static int perthread_mode()
     return 0;
 }
 
+// Reads 4 bytes of device memory on a non-blocking stream (which waits for nothing else).
+static unsigned peek(const unsigned *dev, cudaStream_t nb, unsigned *pinned)
+{
+    CK(cudaMemcpyAsync(pinned, dev, sizeof(unsigned), cudaMemcpyDeviceToHost, nb));
+    CK(cudaStreamSynchronize(nb));
+    return *pinned;
+}
+
+static int shortops_mode()
+{
+    unsigned *latch, *pinned, *dev;
+    CK(cudaMallocHost(&latch, 2 * sizeof(unsigned)));
+    CK(cudaMallocHost(&pinned, sizeof(unsigned)));
+    CK(cudaMalloc(&dev, 4 * sizeof(unsigned)));
+    unsigned init[4] = {5, 0, 0, 9};
+    CK(cudaMemcpy(dev, init, sizeof init, cudaMemcpyHostToDevice));
+    latch[0] = latch[1] = 0;
+    cudaStream_t s, nb;
+    CK(cudaStreamCreate(&s));
+    CK(cudaStreamCreateWithFlags(&nb, cudaStreamNonBlocking));
+    // 1. behind a spinning kernel on the same stream
+    spin_until<<<1, 1, 0, s>>>(latch);
+    CK(cudaMemcpyAsync(dev + 1, dev, sizeof(unsigned), cudaMemcpyDeviceToDevice, s));
+    CK(cudaMemsetAsync(dev + 2, 0x7f, sizeof(unsigned), s));
+    sleep_ms(50);
+    printf("copy_held=%d\n", peek(dev + 1, nb, pinned) == 0 ? 1 : 0);
+    printf("memset_held=%d\n", peek(dev + 2, nb, pinned) == 0 ? 1 : 0);
+    latch[0] = 1;
+    CK(cudaStreamSynchronize(s));
+    printf("copy_value=%u\n", peek(dev + 1, nb, pinned));
+    printf("memset_value=%u\n", peek(dev + 2, nb, pinned));
+    // 2. a memset on the legacy NULL stream waits for a blocking stream's earlier kernel
+    wait_then_store<<<1, 1, 0, s>>>(latch + 1, dev + 3);
+    CK(cudaMemset(dev + 3, 0, sizeof(unsigned))); // device memory: returns before it runs
+    sleep_ms(50);
+    printf("legacy_held=%d\n", peek(dev + 3, nb, pinned) == 9 ? 1 : 0);
+    latch[1] = 1;
+    CK(cudaDeviceSynchronize());
+    printf("legacy_value=%u\n", peek(dev + 3, nb, pinned));
+    return 0;
+}
+
 static int fault_mode()
 {
     unsigned *d;
@@ -313,6 +358,8 @@ int main(int argc, char **argv)
         return fault_mode();
     if (mode == "perthread")
         return perthread_mode();
-    printf("usage: async_streams latch|overlap|waitevent|callbacks|legacy|elapsed|fault|perthread\n");
+    if (mode == "shortops")
+        return shortops_mode();
+    printf("usage: async_streams latch|overlap|waitevent|callbacks|legacy|elapsed|fault|perthread|shortops\n");
     return 2;
 }

@@ -61,9 +61,14 @@ def check_perthread(kv: dict) -> None:
     assert kv == {"b_done": "1", "a_waiting": "1", "a_done": "1"}
 
 
+def check_shortops(kv: dict) -> None:
+    assert kv == {"copy_held": "1", "memset_held": "1", "copy_value": "5", "memset_value": str(0x7F7F7F7F),
+                  "legacy_held": "1", "legacy_value": "0"}
+
+
 CHECKS = {"latch": check_latch, "overlap": check_overlap, "waitevent": check_waitevent,
           "callbacks": check_callbacks, "legacy": check_legacy, "elapsed": check_elapsed, "fault": check_fault,
-          "perthread": check_perthread}
+          "perthread": check_perthread, "shortops": check_shortops}
 
 
 @pytest.mark.parametrize("mode", list(CHECKS))
