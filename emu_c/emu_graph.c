@@ -859,16 +859,13 @@ static CUresult alloc_params_check(const CUDA_MEM_ALLOC_NODE_PARAMS *p)
     if (!p || p->bytesize == 0 || (p->accessDescCount && !p->accessDescs))
         return CUDA_ERROR_INVALID_VALUE;
     const CUmemPoolProps *pp = &p->poolProps;
-    if (pp->allocType != CU_MEM_ALLOCATION_TYPE_PINNED || pp->location.type != CU_MEM_LOCATION_TYPE_DEVICE ||
-        emu_check_device(pp->location.id) != CUDA_SUCCESS || pp->handleTypes != CU_MEM_HANDLE_TYPE_NONE)
+    if (pp->allocType != CU_MEM_ALLOCATION_TYPE_PINNED || !emu_location_is_device(&pp->location) ||
+        pp->handleTypes != CU_MEM_HANDLE_TYPE_NONE)
         return CUDA_ERROR_INVALID_VALUE;
-    for (size_t i = 0; i < p->accessDescCount; i++) {
-        const CUmemAccessDesc *d = &p->accessDescs[i];
-        if (d->location.type != CU_MEM_LOCATION_TYPE_DEVICE || emu_check_device(d->location.id) != CUDA_SUCCESS ||
-            (d->flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE && d->flags != CU_MEM_ACCESS_FLAGS_PROT_READ))
-            return CUDA_ERROR_INVALID_VALUE;
-    }
-    return CUDA_SUCCESS;
+    return emu_access_list_check(p->accessDescs, p->accessDescCount,
+                                 EMU_ACCESS_FLAG(CU_MEM_ACCESS_FLAGS_PROT_READWRITE) |
+                                     EMU_ACCESS_FLAG(CU_MEM_ACCESS_FLAGS_PROT_READ),
+                                 CUDA_ERROR_INVALID_VALUE);
 }
 
 EMU_API CUresult cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
