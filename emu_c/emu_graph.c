@@ -1195,6 +1195,22 @@ EMU_API CUresult cuGraphDebugDotPrint(CUgraph hGraph, const char *path, unsigned
 }
 
 /* ---- instantiate / launch ---- */
+/* The next node of x, zeroed (x->nodes grows by doubling; *cap is its capacity), or NULL without memory. */
+static gnode *exec_slot(gexec *x, size_t *cap)
+{
+    if (x->n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        gnode *nn = realloc(x->nodes, ncap * sizeof(*nn));
+        if (!nn)
+            return NULL;
+        x->nodes = nn;
+        *cap = ncap;
+    }
+    gnode *c = &x->nodes[x->n];
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
 /* Kahn's order over the edges, ties in insertion order; child graphs are inlined. Each copy's origin is
  * the node it was made from (how an executable graph's node is found from a graph node). */
 static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
@@ -1219,18 +1235,11 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
         if (nd->type == N_CHILD) {
             rc = flatten(nd->u.child, x, cap, depth + 1);
         } else if (nd->type == N_COND) {
-            if (x->n == *cap) {
-                size_t ncap = *cap ? *cap * 2 : 16;
-                gnode *nn = realloc(x->nodes, ncap * sizeof(*nn));
-                if (!nn) {
-                    rc = CUDA_ERROR_OUT_OF_MEMORY;
-                    break;
-                }
-                x->nodes = nn;
-                *cap = ncap;
+            gnode *c = exec_slot(x, cap);
+            if (!c) {
+                rc = CUDA_ERROR_OUT_OF_MEMORY;
+                break;
             }
-            gnode *c = &x->nodes[x->n];
-            memset(c, 0, sizeof(*c));
             c->type = N_COND;
             c->u.cond = nd->u.cond;
             c->u.cond.bodies = NULL;
@@ -1246,18 +1255,11 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
                 rc = flatten(nd->u.cond.bodies[b], &c->u.cond.xs[b], &bcap, depth + 1);
             }
         } else {
-            if (x->n == *cap) {
-                size_t ncap = *cap ? *cap * 2 : 16;
-                gnode *nn = realloc(x->nodes, ncap * sizeof(*nn));
-                if (!nn) {
-                    rc = CUDA_ERROR_OUT_OF_MEMORY;
-                    break;
-                }
-                x->nodes = nn;
-                *cap = ncap;
+            gnode *c = exec_slot(x, cap);
+            if (!c) {
+                rc = CUDA_ERROR_OUT_OF_MEMORY;
+                break;
             }
-            gnode *c = &x->nodes[x->n];
-            memset(c, 0, sizeof(*c));
             rc = payload_copy(c, nd);
             if (rc)
                 break;
