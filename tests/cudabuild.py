@@ -75,6 +75,16 @@ def parse_kv(text: str | bytes) -> dict:
     return out
 
 
+def write_arrays(path, *arrays):
+    """The input file of a test program (the I/O contract of tests/cuda/*.cu): the arrays' raw bytes (numpy
+    arrays, C order) one after the other. Returns path."""
+    import numpy as np
+    with open(path, "wb") as f:
+        for a in arrays:
+            f.write(np.ascontiguousarray(a).tobytes())
+    return path
+
+
 def nvidia_cu13_dir() -> Path:
     """The pip-installed CUDA 13 libraries (nvidia-cublas, nvidia-cuda-nvrtc: the test-libs extra): the folder
     holding include/ and lib/ (libcublas.so.13, libcublasLt.so.13)."""
