@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from tfclient import native
@@ -32,6 +33,16 @@ def stub_env(worker: str, lease: str = "", base: dict | None = None) -> dict:
 def run_via_stub(binary: Path, worker: str, *args: str, lease: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([str(binary), *map(str, args)], env=stub_env(worker, lease), capture_output=True,
                           text=True, timeout=timeout)
+
+
+def wait_until(cond, timeout: float = 20.0, step: float = 0.05) -> bool:
+    """Polls cond() every `step` seconds until it is true or `timeout` passed; its last answer."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
 
 
 class InProcessDataPlane:
