@@ -22,41 +22,45 @@ static void tf_unhex(const char *s, void *p, size_t n)
     for (size_t i = 0; i < n; i++) { unsigned b = 0; sscanf(s + 2 * i, "%2x", &b); ((unsigned char *)p)[i] = (unsigned char)b; }
 }
 
-// One byte carrying fd (SCM_RIGHTS): 0, or -1.
+// The message of tf_send_fd / tf_recv_fd: one byte and room for one descriptor (SCM_RIGHTS).
+struct tf_fd_msg {
+    char byte;
+    struct iovec v;
+    struct msghdr m;
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;   // last: cmsghdr ends in a flexible array
+};
+static void tf_fd_msg_init(tf_fd_msg *x)
+{
+    memset(x, 0, sizeof *x);
+    x->byte = 'f';
+    x->v.iov_base = &x->byte;
+    x->v.iov_len = 1;
+    x->m.msg_iov = &x->v;
+    x->m.msg_iovlen = 1;
+    x->m.msg_control = x->cm.buf;
+    x->m.msg_controllen = sizeof x->cm.buf;
+}
+
+// One byte carrying fd: 0, or -1.
 static int tf_send_fd(int sock, int fd)
 {
-    char byte = 'f';
-    struct iovec v = {&byte, 1};
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
-    memset(&cm, 0, sizeof cm);
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &v;
-    m.msg_iovlen = 1;
-    m.msg_control = cm.buf;
-    m.msg_controllen = sizeof cm.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    tf_fd_msg x;
+    tf_fd_msg_init(&x);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&x.m);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return sendmsg(sock, &m, 0) == 1 ? 0 : -1;
+    return sendmsg(sock, &x.m, 0) == 1 ? 0 : -1;
 }
 
 // The descriptor tf_send_fd sent, or -1.
 static int tf_recv_fd(int sock)
 {
-    char byte;
-    struct iovec v = {&byte, 1};
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &v;
-    m.msg_iovlen = 1;
-    m.msg_control = cm.buf;
-    m.msg_controllen = sizeof cm.buf;
-    if (recvmsg(sock, &m, 0) != 1) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    tf_fd_msg x;
+    tf_fd_msg_init(&x);
+    if (recvmsg(sock, &x.m, 0) != 1) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&x.m);
     if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
     int fd;
     memcpy(&fd, CMSG_DATA(c), sizeof fd);
