@@ -15,14 +15,7 @@
 #include "cudart_export_tables.h"
 #include <cudaProfiler.h>
 
-static int g_failed;
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
-            g_failed = 1;                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "tf_unit_check.h"
 #define OK(call) CHECK((call) == CUDA_SUCCESS)
 
 static void test_init_and_proc_address(void)
@@ -1148,7 +1141,7 @@ static int two_devices_child(void)
     OK(cuMemFreeAsync(pm, NULL));
     OK(cuCtxSynchronize());
     CHECK(emu_mem_dev(m0) == -1); /* freed by device 0's reset, with its context */
-    if (g_failed)
+    if (failures)
         return 1;
     printf("test_driver --two-devices: ok\n");
     return 0;
@@ -1191,7 +1184,7 @@ int main(int argc, char **argv)
     test_shareable_handles("/proc/self/exe");
     test_fork_child_is_not_initialized();
     test_two_devices();
-    if (g_failed)
+    if (failures)
         return 1;
     printf("test_driver: ok\n");
     return 0;
