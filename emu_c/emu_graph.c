@@ -859,16 +859,13 @@ static CUresult alloc_params_check(const CUDA_MEM_ALLOC_NODE_PARAMS *p)
     if (!p || p->bytesize == 0 || (p->accessDescCount && !p->accessDescs))
         return CUDA_ERROR_INVALID_VALUE;
     const CUmemPoolProps *pp = &p->poolProps;
-    if (pp->allocType != CU_MEM_ALLOCATION_TYPE_PINNED || pp->location.type != CU_MEM_LOCATION_TYPE_DEVICE ||
-        emu_check_device(pp->location.id) != CUDA_SUCCESS || pp->handleTypes != CU_MEM_HANDLE_TYPE_NONE)
+    if (pp->allocType != CU_MEM_ALLOCATION_TYPE_PINNED || !emu_location_is_device(&pp->location) ||
+        pp->handleTypes != CU_MEM_HANDLE_TYPE_NONE)
         return CUDA_ERROR_INVALID_VALUE;
-    for (size_t i = 0; i < p->accessDescCount; i++) {
-        const CUmemAccessDesc *d = &p->accessDescs[i];
-        if (d->location.type != CU_MEM_LOCATION_TYPE_DEVICE || emu_check_device(d->location.id) != CUDA_SUCCESS ||
-            (d->flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE && d->flags != CU_MEM_ACCESS_FLAGS_PROT_READ))
-            return CUDA_ERROR_INVALID_VALUE;
-    }
-    return CUDA_SUCCESS;
+    return emu_access_list_check(p->accessDescs, p->accessDescCount,
+                                 EMU_ACCESS_FLAG(CU_MEM_ACCESS_FLAGS_PROT_READWRITE) |
+                                     EMU_ACCESS_FLAG(CU_MEM_ACCESS_FLAGS_PROT_READ),
+                                 CUDA_ERROR_INVALID_VALUE);
 }
 
 EMU_API CUresult cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -1198,6 +1195,22 @@ EMU_API CUresult cuGraphDebugDotPrint(CUgraph hGraph, const char *path, unsigned
 }
 
 /* ---- instantiate / launch ---- */
+/* The next node of x, zeroed (x->nodes grows by doubling; *cap is its capacity), or NULL without memory. */
+static gnode *exec_slot(gexec *x, size_t *cap)
+{
+    if (x->n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        gnode *nn = realloc(x->nodes, ncap * sizeof(*nn));
+        if (!nn)
+            return NULL;
+        x->nodes = nn;
+        *cap = ncap;
+    }
+    gnode *c = &x->nodes[x->n];
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
 /* Kahn's order over the edges, ties in insertion order; child graphs are inlined. Each copy's origin is
  * the node it was made from (how an executable graph's node is found from a graph node). */
 static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
@@ -1222,18 +1235,11 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
         if (nd->type == N_CHILD) {
             rc = flatten(nd->u.child, x, cap, depth + 1);
         } else if (nd->type == N_COND) {
-            if (x->n == *cap) {
-                size_t ncap = *cap ? *cap * 2 : 16;
-                gnode *nn = realloc(x->nodes, ncap * sizeof(*nn));
-                if (!nn) {
-                    rc = CUDA_ERROR_OUT_OF_MEMORY;
-                    break;
-                }
-                x->nodes = nn;
-                *cap = ncap;
+            gnode *c = exec_slot(x, cap);
+            if (!c) {
+                rc = CUDA_ERROR_OUT_OF_MEMORY;
+                break;
             }
-            gnode *c = &x->nodes[x->n];
-            memset(c, 0, sizeof(*c));
             c->type = N_COND;
             c->u.cond = nd->u.cond;
             c->u.cond.bodies = NULL;
@@ -1249,18 +1255,11 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
                 rc = flatten(nd->u.cond.bodies[b], &c->u.cond.xs[b], &bcap, depth + 1);
             }
         } else {
-            if (x->n == *cap) {
-                size_t ncap = *cap ? *cap * 2 : 16;
-                gnode *nn = realloc(x->nodes, ncap * sizeof(*nn));
-                if (!nn) {
-                    rc = CUDA_ERROR_OUT_OF_MEMORY;
-                    break;
-                }
-                x->nodes = nn;
-                *cap = ncap;
+            gnode *c = exec_slot(x, cap);
+            if (!c) {
+                rc = CUDA_ERROR_OUT_OF_MEMORY;
+                break;
             }
-            gnode *c = &x->nodes[x->n];
-            memset(c, 0, sizeof(*c));
             rc = payload_copy(c, nd);
             if (rc)
                 break;

@@ -13,6 +13,7 @@
 
 #include "emu_internal.h" /* first: it selects cuda.h's internal (all-versions) view */
 #include "cudart_export_tables.h"
+#include "tf_log_line.h"
 #include <cudaProfiler.h> /* cuProfilerStart/Stop's prototypes for the emu_api.h checks */
 
 emu_state g_emu = {.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP};
@@ -49,12 +50,10 @@ int emu_trace_launches(void)
 
 void emu_log(const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    tf_log_line("tf-emu", 0, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "tf-emu: %s\n", buf);
 }
 
 /* ---- handle registry: open-addressing pointer set (kind per slot), grown under g_emu.lock ---- */

@@ -235,6 +235,14 @@ int emu_ipc_exportable(uint64_t base); /* 1 if base is such a range */
 int emu_mem_find(uint64_t addr, uint64_t *base, size_t *size, int *kind, unsigned *flags);
 int emu_mem_remove(uint64_t base, int *kind, size_t *size); /* 1 removed, 0 no allocation at base */
 int emu_mem_check(uint64_t addr, uint64_t len);             /* 1 if inside one live allocation */
+/* Where memory may be reached from (cuMemSetAccess, cuMemPoolSetAccess, cuMem*Pool, cuMemCreate's props, memory
+ * alloc nodes): 1 when loc names a device of this host (CU_MEM_LOCATION_TYPE_DEVICE, ordinal 0 .. ndev-1). */
+int emu_location_is_device(const CUmemLocation *loc);
+/* An access list, descriptor after descriptor: a location that is not a device of this host answers
+ * bad_location, flags that are not among `allowed` (EMU_ACCESS_FLAG bits of CUmemAccess_flags values)
+ * CUDA_ERROR_INVALID_VALUE; CUDA_SUCCESS when every descriptor passes. */
+#define EMU_ACCESS_FLAG(f) (1u << (f))
+CUresult emu_access_list_check(const CUmemAccessDesc *desc, size_t count, unsigned allowed, CUresult bad_location);
 CUresult emu_dev_alloc(uint64_t *out, size_t bytes, int kind, unsigned flags); /* on emu_cur_dev() */
 CUresult emu_dev_alloc_on(int dev, uint64_t *out, size_t bytes, int kind, unsigned flags);
 CUresult emu_dev_free(uint64_t p);

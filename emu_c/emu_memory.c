@@ -1,7 +1,8 @@
 /* emu_memory.c - memory of the emulated device: the allocation table (every device, host-mapped,
  * registered, managed and module-global range), cuMemAlloc* / free / info / address range / pointer
  * attributes, memcpy in all directions (1D, 2D, 3D, async), memset D8/D16/D32 (+2D, async), stream-
- * ordered allocation and free (pools: emu_mempool.c). Device pointers are host addresses; a copy that touches
+ * ordered allocation and free (pools: emu_mempool.c), the checks of access lists (VMM, pools, graph
+ * memory nodes). Device pointers are host addresses; a copy that touches
  * a "device" address outside any live allocation is CUDA_ERROR_INVALID_VALUE, and kernels ask
  * emu_mem_check() (ptx_env.check_global) before each access.
  */
@@ -141,6 +142,22 @@ int emu_mem_remove(uint64_t base, int *kind, size_t *size)
 /* Hot path for kernels: a per-thread cache of the last allocation hit, valid until any free. */
 static __thread uint64_t t_cache_base, t_cache_end;
 static __thread unsigned long t_cache_gen;
+
+int emu_location_is_device(const CUmemLocation *loc)
+{
+    return loc && loc->type == CU_MEM_LOCATION_TYPE_DEVICE && loc->id >= 0 && loc->id < g_emu.ndev;
+}
+
+CUresult emu_access_list_check(const CUmemAccessDesc *desc, size_t count, unsigned allowed, CUresult bad_location)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (!emu_location_is_device(&desc[i].location))
+            return bad_location;
+        if ((unsigned)desc[i].flags >= 32 || !(allowed & EMU_ACCESS_FLAG(desc[i].flags)))
+            return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
 
 int emu_mem_check(uint64_t addr, uint64_t len)
 {

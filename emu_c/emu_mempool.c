@@ -335,8 +335,7 @@ EMU_API CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
 
 static int device_location(const CUmemLocation *loc, CUmemAllocationType type)
 {
-    return loc && loc->type == CU_MEM_LOCATION_TYPE_DEVICE && loc->id >= 0 && loc->id < g_emu.ndev &&
-           type == CU_MEM_ALLOCATION_TYPE_PINNED;
+    return emu_location_is_device(loc) && type == CU_MEM_ALLOCATION_TYPE_PINNED;
 }
 
 EMU_API CUresult cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
@@ -426,15 +425,14 @@ EMU_API CUresult cuMemPoolSetAccess(CUmemoryPool pool, const CUmemAccessDesc *ma
     if (!pool_ok(pool) || (count && !map))
         return CUDA_ERROR_INVALID_VALUE;
     emu_pool *p = (emu_pool *)pool;
-    for (size_t i = 0; i < count; i++) {
-        if (map[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || map[i].location.id < 0 ||
-            map[i].location.id >= g_emu.ndev)
-            return CUDA_ERROR_INVALID_DEVICE;
-        if (map[i].flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE && map[i].flags != CU_MEM_ACCESS_FLAGS_PROT_NONE)
-            return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = emu_access_list_check(map, count, EMU_ACCESS_FLAG(CU_MEM_ACCESS_FLAGS_PROT_READWRITE) |
+                                                        EMU_ACCESS_FLAG(CU_MEM_ACCESS_FLAGS_PROT_NONE),
+                                        CUDA_ERROR_INVALID_DEVICE);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < count; i++)
         if (map[i].location.id == p->owner && map[i].flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
             return CUDA_ERROR_INVALID_VALUE; /* its own device keeps read-write access */
-    }
     emu_lock();
     for (size_t i = 0; i < count; i++) {
         unsigned bit = 1u << map[i].location.id;
@@ -451,8 +449,7 @@ EMU_API CUresult cuMemPoolGetAccess(CUmemAccess_flags *flags, CUmemoryPool memPo
         return CUDA_ERROR_INVALID_VALUE;
     const emu_pool *p = (const emu_pool *)memPool;
     int d = location->id;
-    *flags = location->type == CU_MEM_LOCATION_TYPE_DEVICE && d >= 0 && d < g_emu.ndev &&
-                     (d == p->owner || ((p->access >> d) & 1u))
+    *flags = emu_location_is_device(location) && (d == p->owner || ((p->access >> d) & 1u))
                  ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
                  : CU_MEM_ACCESS_FLAGS_PROT_NONE;
     return CUDA_SUCCESS;

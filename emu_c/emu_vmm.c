@@ -94,8 +94,7 @@ static void handle_unref(vmm_handle *h)
 
 static int prop_ok(const CUmemAllocationProp *prop)
 {
-    return prop && prop->type == CU_MEM_ALLOCATION_TYPE_PINNED && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE &&
-           prop->location.id >= 0 && prop->location.id < g_emu.ndev;
+    return prop && prop->type == CU_MEM_ALLOCATION_TYPE_PINNED && emu_location_is_device(&prop->location);
 }
 
 EMU_API CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
@@ -319,18 +318,18 @@ EMU_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessD
     for (uint64_t a = ptr; a < ptr + size; a += EMU_VMM_GRANULARITY) /* may span several mappings */
         if (!emu_mem_check(a, 1))
             return CUDA_ERROR_INVALID_VALUE;
-    for (size_t i = 0; i < count; i++)
-        if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || emu_check_device(desc[i].location.id))
-            return CUDA_ERROR_INVALID_DEVICE;
-    return CUDA_SUCCESS; /* mappings are read-write from the start, for every device: nothing to grant */
+    /* mappings are read-write from the start, for every device: nothing to grant once the list is valid */
+    return emu_access_list_check(desc, count, EMU_ACCESS_FLAG(CU_MEM_ACCESS_FLAGS_PROT_NONE) |
+                                                  EMU_ACCESS_FLAG(CU_MEM_ACCESS_FLAGS_PROT_READ) |
+                                                  EMU_ACCESS_FLAG(CU_MEM_ACCESS_FLAGS_PROT_READWRITE),
+                                 CUDA_ERROR_INVALID_DEVICE);
 }
 
 EMU_API CUresult cuMemGetAccess(unsigned long long *flags, const CUmemLocation *location, CUdeviceptr ptr)
 {
     if (!flags || !location)
         return CUDA_ERROR_INVALID_VALUE;
-    *flags = emu_mem_check(ptr, 1) && location->type == CU_MEM_LOCATION_TYPE_DEVICE &&
-                     location->id >= 0 && location->id < g_emu.ndev
+    *flags = emu_mem_check(ptr, 1) && emu_location_is_device(location)
                  ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
                  : CU_MEM_ACCESS_FLAGS_PROT_NONE;
     return CUDA_SUCCESS;

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "ptx_jit.h"
+#include "tf_fd_io.h"
 #include "ptx_texture.h"
 #include "ptx_mma.h"
 
@@ -214,18 +215,6 @@ static const char *jitc_path(void) {
     return g_jitc;
 }
 
-static int send_all(int fd, const void *buf, size_t n) {
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 /* One request (ptx_jit.h) into b. */
 static void put_request(ptx_jit_buf *b, const char *name, const char *dir, const centry *ce) {
     uint8_t h[24];
@@ -315,18 +304,18 @@ static int jitc_compile(const char *kname, const char *name, const char *dir, co
     pthread_mutex_unlock(&g_mu);
     if (!go) { free(req.p); snprintf(why, whylen, "the process is exiting"); return -1; }
     if (g_trace) fprintf(stderr, "tf-emu: jit: kernel %s sent to compiler process %d\n", kname, (int)g_jitc_pid);
-    int ok = !send_all(g_jitc_fd, req.p, req.n);
+    int ok = !tf_send_all(g_jitc_fd, req.p, req.n);
     free(req.p);
     /* LLVM starts here only when there is code to link: a program that ends before never loads it */
     uint8_t a[20];
     uint32_t status = 1;
     uint64_t len = 0;
     uint8_t *body = NULL;
-    if (ok && !ptx_jit_read_all(g_jitc_fd, a, sizeof(a)) && !memcmp(a, PTX_JITC_ANS, 8)) {
+    if (ok && !tf_read_exact(g_jitc_fd, a, sizeof(a)) && !memcmp(a, PTX_JITC_ANS, 8)) {
         memcpy(&status, a + 8, 4);
         memcpy(&len, a + 12, 8);
         body = len <= (256u << 20) ? malloc(len + 1) : NULL;
-        if (body && ptx_jit_read_all(g_jitc_fd, body, (size_t)len)) { free(body); body = NULL; }
+        if (body && tf_read_exact(g_jitc_fd, body, (size_t)len)) { free(body); body = NULL; }
     }
     if (!body) {
         snprintf(why, whylen, "the compiler process (pid %d) ended without an answer", (int)g_jitc_pid);

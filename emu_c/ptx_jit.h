@@ -219,10 +219,6 @@ const char *ptx_jit_cache_dir(void);
 void *ptx_jit_cache_read(const char *dir, const void *key, size_t keylen, size_t *objlen);
 /* Stores obj under key: a temporary file renamed into place (readers see a whole entry or none); 0 or -1. */
 int ptx_jit_cache_write(const char *dir, const void *key, size_t keylen, const void *obj, size_t objlen);
-/* Exactly n bytes from / to fd (a cache file, or the compiler process's socket), retrying EINTR and short
- * transfers: 0, or -1 on an error or end of file. */
-int ptx_jit_read_all(int fd, void *buf, size_t n);
-int ptx_jit_write_all(int fd, const void *buf, size_t n);
 
 /* From ptx_exec.c: one atomic read-modify-write as the interpreter does it (returns the old value). */
 uint64_t ptx_atom_do(uint8_t *p, int es, int op, int t, uint64_t b, uint64_t c);

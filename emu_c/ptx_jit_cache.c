@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ptx_jit.h"
+#include "tf_fd_io.h"
 
 #define MAGIC "TFJITC01"
 #define HDR 32
@@ -81,30 +82,6 @@ static int entry_path(char *out, size_t n, const char *dir, const void *key, siz
     return r > 0 && (size_t)r < n ? 0 : -1;
 }
 
-int ptx_jit_read_all(int fd, void *buf, size_t n) {
-    uint8_t *p = buf;
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-int ptx_jit_write_all(int fd, const void *buf, size_t n) {
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t r = write(fd, p, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 void *ptx_jit_cache_read(const char *dir, const void *key, size_t keylen, size_t *objlen) {
     char path[PATH_MAX];
     if (!dir || entry_path(path, sizeof(path), dir, key, keylen)) return NULL;
@@ -115,7 +92,7 @@ void *ptx_jit_cache_read(const char *dir, const void *key, size_t keylen, size_t
     struct stat st;
     uint32_t kl;
     uint64_t ol, sum;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || ptx_jit_read_all(fd, h, HDR)) goto bad;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || tf_read_exact(fd, h, HDR)) goto bad;
     memcpy(&kl, h + 8, 4);
     memcpy(&ol, h + 16, 8);
     memcpy(&sum, h + 24, 8);
@@ -124,7 +101,7 @@ void *ptx_jit_cache_read(const char *dir, const void *key, size_t keylen, size_t
         goto bad;
     k = malloc(kl ? kl : 1);
     obj = malloc((size_t)ol);
-    if (!k || !obj || ptx_jit_read_all(fd, k, kl) || memcmp(k, key, keylen) || ptx_jit_read_all(fd, obj, (size_t)ol) ||
+    if (!k || !obj || tf_read_exact(fd, k, kl) || memcmp(k, key, keylen) || tf_read_exact(fd, obj, (size_t)ol) ||
         fnv64(0xcbf29ce484222325ull, obj, (size_t)ol) != sum)
         goto bad;
     free(k);
@@ -153,8 +130,8 @@ int ptx_jit_cache_write(const char *dir, const void *key, size_t keylen, const v
     memcpy(h + 8, &kl, 4);
     memcpy(h + 16, &ol, 8);
     memcpy(h + 24, &sum, 8);
-    int ok = !ptx_jit_write_all(fd, h, HDR) && !ptx_jit_write_all(fd, key, keylen) &&
-             !ptx_jit_write_all(fd, obj, objlen);
+    int ok = !tf_write_all(fd, h, HDR) && !tf_write_all(fd, key, keylen) &&
+             !tf_write_all(fd, obj, objlen);
     if (close(fd)) ok = 0;
     if (!ok || rename(tmp, path)) {
         unlink(tmp);

@@ -1315,6 +1315,28 @@ static void add_icount(G *g) {
     LLVMBuildStore(g->b, LLVMBuildAdd(g->b, LLVMBuildLoad2(g->b, g->i64, p, ""), c, ""), p);
 }
 
+/* A backward branch taken by every active lane: count it and, every PTX_JIT_YIELD_BACK_BRANCHES of them
+ * while other warps exist, return 2 (yield) with the lanes' pc at `target` and every slot saved, so that a
+ * spinning warp lets the others run. The builder continues in the path that does not yield. */
+static void back_branch_yield(G *g, int target, LLVMValueRef act) {
+    LLVMValueRef bc = LLVMBuildAdd(g->b, LLVMBuildLoad2(g->b, g->i32, g->backs, ""), ci(g->i32, 1), "");
+    LLVMBuildStore(g->b, bc, g->backs);
+    LLVMValueRef y = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, bc, ci(g->i32, PTX_JIT_YIELD_BACK_BRANCHES), ""),
+                                  LLVMBuildICmp(g->b, LLVMIntUGT, jf(g, JF_NWARPS), ci(g->i64, 1), ""), "");
+    LLVMBasicBlockRef yb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "yield");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
+    LLVMBuildCondBr(g->b, y, yb, go);
+    LLVMPositionBuilderAtEnd(g->b, yb);
+    LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
+    pcv = LLVMBuildSelect(g->b, act, splat(g, g->v32, (uint64_t)target), pcv, "");
+    LLVMValueRef pp = LLVMBuildBitCast(g->b, g->pcs, LLVMPointerType(g->v32, 0), "");
+    LLVMSetAlignment(LLVMBuildStore(g->b, pcv, pp), 4);
+    save_slots(g, 1);
+    add_icount(g);
+    LLVMBuildRet(g->b, ci(g->i32, 2));
+    LLVMPositionBuilderAtEnd(g->b, go);
+}
+
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *why, size_t whylen) {
     G G0, *g = &G0;
     memset(g, 0, sizeof(*g));
@@ -1511,25 +1533,8 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         if (in->op == OP_BRA) {
             const int tgt = (int)in->imm;
             if (in->pred < 0) {
-                if (tgt <= i) {
-                    /* uniform backward branch: count, yield to other warps now and then */
-                    LLVMValueRef bc = LLVMBuildAdd(g->b, LLVMBuildLoad2(g->b, g->i32, g->backs, ""), ci(g->i32, 1), "");
-                    LLVMBuildStore(g->b, bc, g->backs);
-                    LLVMValueRef y = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, bc, ci(g->i32, PTX_JIT_YIELD_BACK_BRANCHES), ""),
-                                                  LLVMBuildICmp(g->b, LLVMIntUGT, jf(g, JF_NWARPS), ci(g->i64, 1), ""), "");
-                    LLVMBasicBlockRef yb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "yield");
-                    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
-                    LLVMBuildCondBr(g->b, y, yb, go);
-                    LLVMPositionBuilderAtEnd(g->b, yb);
-                    LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
-                    pcv = LLVMBuildSelect(g->b, act, splat(g, g->v32, (uint64_t)tgt), pcv, "");
-                    LLVMValueRef pp = LLVMBuildBitCast(g->b, g->pcs, LLVMPointerType(g->v32, 0), "");
-                    LLVMSetAlignment(LLVMBuildStore(g->b, pcv, pp), 4);
-                    save_slots(g, 1);
-                    add_icount(g);
-                    LLVMBuildRet(g->b, ci(g->i32, 2));
-                    LLVMPositionBuilderAtEnd(g->b, go);
-                }
+                if (tgt <= i) /* uniform backward branch */
+                    back_branch_yield(g, tgt, act);
                 goto_pc(g, tgt, act);
             } else {
                 LLVMValueRef tk = mask_bits(g, em), am = mask_bits(g, act);
@@ -1541,24 +1546,8 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
                 LLVMPositionBuilderAtEnd(g->b, chk);
                 LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, tk, ci(g->i32, 0), ""), none, div);
                 LLVMPositionBuilderAtEnd(g->b, all);
-                if (tgt <= i) {
-                    LLVMValueRef bc = LLVMBuildAdd(g->b, LLVMBuildLoad2(g->b, g->i32, g->backs, ""), ci(g->i32, 1), "");
-                    LLVMBuildStore(g->b, bc, g->backs);
-                    LLVMValueRef y = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, bc, ci(g->i32, PTX_JIT_YIELD_BACK_BRANCHES), ""),
-                                                  LLVMBuildICmp(g->b, LLVMIntUGT, jf(g, JF_NWARPS), ci(g->i64, 1), ""), "");
-                    LLVMBasicBlockRef yb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "yield");
-                    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
-                    LLVMBuildCondBr(g->b, y, yb, go);
-                    LLVMPositionBuilderAtEnd(g->b, yb);
-                    LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
-                    pcv = LLVMBuildSelect(g->b, act, splat(g, g->v32, (uint64_t)tgt), pcv, "");
-                    LLVMValueRef pp = LLVMBuildBitCast(g->b, g->pcs, LLVMPointerType(g->v32, 0), "");
-                    LLVMSetAlignment(LLVMBuildStore(g->b, pcv, pp), 4);
-                    save_slots(g, 1);
-                    add_icount(g);
-                    LLVMBuildRet(g->b, ci(g->i32, 2));
-                    LLVMPositionBuilderAtEnd(g->b, go);
-                }
+                if (tgt <= i)
+                    back_branch_yield(g, tgt, act);
                 goto_pc(g, tgt, act);
                 LLVMPositionBuilderAtEnd(g->b, none);
                 goto_pc(g, i + 1, act);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ptx_jit.h"
+#include "tf_fd_io.h"
 
 const ptx_jit_plugin *tf_emu_jit_plugin(void); /* ptx_jit_llvm.c, linked in */
 
@@ -37,7 +38,7 @@ static int answer(uint32_t status, const void *p, uint64_t n) {
     memcpy(h, PTX_JITC_ANS, 8);
     memcpy(h + 8, &status, 4);
     memcpy(h + 12, &n, 8);
-    return ptx_jit_write_all(1, h, sizeof(h)) || ptx_jit_write_all(1, p, (size_t)n) ? -1 : 0;
+    return tf_write_all(1, h, sizeof(h)) || tf_write_all(1, p, (size_t)n) ? -1 : 0;
 }
 
 static const ptx_jit_plugin *g_pl;
@@ -113,7 +114,7 @@ int main(int argc, char **argv) {
         uint8_t h[24];
         uint32_t namelen, dirlen;
         uint64_t plen;
-        if (ptx_jit_read_all(0, h, sizeof(h))) return 0; /* the end of the requests */
+        if (tf_read_exact(0, h, sizeof(h))) return 0; /* the end of the requests */
         memcpy(&namelen, h + 8, 4);
         memcpy(&dirlen, h + 12, 4);
         memcpy(&plen, h + 16, 8);
@@ -121,8 +122,8 @@ int main(int argc, char **argv) {
             return 3;
         char *name = calloc(1, namelen + 1), *dir = calloc(1, dirlen + 1);
         uint8_t *prog = malloc(plen ? plen : 1);
-        if (!name || !dir || !prog || ptx_jit_read_all(0, name, namelen) || ptx_jit_read_all(0, dir, dirlen) ||
-            ptx_jit_read_all(0, prog, plen))
+        if (!name || !dir || !prog || tf_read_exact(0, name, namelen) || tf_read_exact(0, dir, dirlen) ||
+            tf_read_exact(0, prog, plen))
             return 3;
         void *out = NULL;
         size_t outlen = 0;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "hooks.h"
 #include "limiter.h"
+#include "tf_log_line.h"
 
 __thread int tfl_depth __attribute__((tls_model("initial-exec")));
 static tfl_state g_state;
@@ -37,12 +38,10 @@ static uint64_t realtime_ns(void)
 void tfl_log(tfl_state *st, const char *fmt, ...)
 {
     if (st->quiet) return;
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    tf_log_line("tflimiter", 1, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "tflimiter[%d]: %s\n", (int)getpid(), buf);
 }
 
 /* ---- seqlocked access to the region ---------------------------------------------------------- */

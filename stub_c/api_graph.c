@@ -646,7 +646,8 @@ CUresult tfs_cuGraphKernelNodeGetParams_v2(CUgraphNode hNode, CUDA_KERNEL_NODE_P
 /* ---------------------------------------------------------------------- memcpy and host nodes */
 /* One side of a copy node: device memory (a unified pointer the stub knows as device memory counts), this
  * process's host memory (*host set to its address), or a refusal (arrays are not forwarded). */
-static CUresult copy_side(CUmemorytype *type, CUdeviceptr *dev, const void **host, const char *which)
+static CUresult copy_side(const char *api, CUmemorytype *type, CUdeviceptr *dev, const void **host,
+                          const char *which)
 {
     if (*type == CU_MEMORYTYPE_UNIFIED) {
         if (tf_devmap_find(*dev, NULL, NULL)) {
@@ -660,7 +661,7 @@ static CUresult copy_side(CUmemorytype *type, CUdeviceptr *dev, const void **hos
     /* an array is the worker's handle, as every array handle of this stub: sent as it is, checked there */
     if (*type == CU_MEMORYTYPE_DEVICE || *type == CU_MEMORYTYPE_HOST || *type == CU_MEMORYTYPE_ARRAY)
         return CUDA_SUCCESS;
-    tf_log("cuGraphAddMemcpyNode: the %s has memory type %d: CUDA_ERROR_INVALID_VALUE", which, (int)*type);
+    tf_log("%s: the %s has memory type %d: CUDA_ERROR_INVALID_VALUE", api, which, (int)*type);
     return CUDA_ERROR_INVALID_VALUE;
 }
 
@@ -685,34 +686,49 @@ static CUresult host_side(const void **host, size_t *x, size_t *y, size_t *z, si
     return CUDA_SUCCESS;
 }
 
+/* A memcpy node's operands for the worker (cuGraphAddMemcpyNode, cuGraphExecMemcpyNodeSetParams): *c is
+ * *in checked, its host pointers cleared. *host stays NULL for a copy between device memory and arrays;
+ * otherwise it is the host range one side names, [*host, *host + *len) (the worker copies it through a
+ * staging buffer). A host-to-host node is not forwarded (NOT_SUPPORTED). */
+static CUresult memcpy_node_operands(const char *api, const CUDA_MEMCPY3D *in, CUDA_MEMCPY3D *c, const void **host,
+                                     uint64_t *len)
+{
+    *c = *in;
+    *host = NULL;
+    *len = 0;
+    if (c->WidthInBytes == 0 || c->Height == 0 || c->Depth == 0) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = copy_side(api, &c->srcMemoryType, &c->srcDevice, &c->srcHost, "source");
+    if (rc == CUDA_SUCCESS)
+        rc = copy_side(api, &c->dstMemoryType, &c->dstDevice, (const void **)&c->dstHost, "destination");
+    if (rc) return rc;
+    if (c->srcMemoryType != CU_MEMORYTYPE_ARRAY) c->srcArray = NULL;
+    if (c->dstMemoryType != CU_MEMORYTYPE_ARRAY) c->dstArray = NULL;
+    int sh = c->srcMemoryType == CU_MEMORYTYPE_HOST, dh = c->dstMemoryType == CU_MEMORYTYPE_HOST;
+    if (sh && dh) {
+        tf_log("%s: a host-to-host node is not supported through the stub (CUDA_ERROR_NOT_SUPPORTED)", api);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (sh || dh) {
+        *host = sh ? c->srcHost : c->dstHost;
+        rc = sh ? host_side(host, &c->srcXInBytes, &c->srcY, &c->srcZ, &c->srcPitch, &c->srcHeight, c, len)
+                : host_side(host, &c->dstXInBytes, &c->dstY, &c->dstZ, &c->dstPitch, &c->dstHeight, c, len);
+        if (rc) return rc;
+    }
+    c->srcHost = NULL, c->dstHost = NULL;
+    return CUDA_SUCCESS;
+}
+
 CUresult tfs_cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                   size_t numDependencies, const CUDA_MEMCPY3D *copyParams, CUcontext ctx)
 {
     NEED_INIT();
     if (!phGraphNode || !copyParams) return CUDA_ERROR_INVALID_VALUE;
-    CUDA_MEMCPY3D c = *copyParams;
-    if (c.WidthInBytes == 0 || c.Height == 0 || c.Depth == 0) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = copy_side(&c.srcMemoryType, &c.srcDevice, &c.srcHost, "source");
-    if (rc == CUDA_SUCCESS) rc = copy_side(&c.dstMemoryType, &c.dstDevice, (const void **)&c.dstHost, "destination");
+    CUDA_MEMCPY3D c;
+    const void *host;
+    uint64_t len;
+    CUresult rc = memcpy_node_operands("cuGraphAddMemcpyNode", copyParams, &c, &host, &len);
     if (rc) return rc;
-    if (c.srcMemoryType != CU_MEMORYTYPE_ARRAY) c.srcArray = NULL;
-    if (c.dstMemoryType != CU_MEMORYTYPE_ARRAY) c.dstArray = NULL;
-    int sh = c.srcMemoryType == CU_MEMORYTYPE_HOST, dh = c.dstMemoryType == CU_MEMORYTYPE_HOST;
-    if (!sh && !dh) {
-        c.srcHost = NULL, c.dstHost = NULL;
-        return rpc_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &c, ctx);
-    }
-    if (sh && dh) {
-        tf_log("cuGraphAddMemcpyNode: a host-to-host node is not supported through the stub "
-               "(CUDA_ERROR_NOT_SUPPORTED)");
-        return CUDA_ERROR_NOT_SUPPORTED;
-    }
-    uint64_t len = 0;
-    const void *host = sh ? c.srcHost : c.dstHost;
-    rc = sh ? host_side(&host, &c.srcXInBytes, &c.srcY, &c.srcZ, &c.srcPitch, &c.srcHeight, &c, &len)
-            : host_side(&host, &c.dstXInBytes, &c.dstY, &c.dstZ, &c.dstPitch, &c.dstHeight, &c, &len);
-    if (rc) return rc;
-    c.srcHost = NULL, c.dstHost = NULL;
+    if (!host) return rpc_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &c, ctx);
     return rpc_tfGraphAddHostCopyNode(phGraphNode, hGraph, dependencies, numDependencies, &c, ctx,
                                       (unsigned long long)(uintptr_t)host, len);
 }
@@ -724,25 +740,12 @@ CUresult tfs_cuGraphExecMemcpyNodeSetParams(CUgraphExec hGraphExec, CUgraphNode 
 {
     NEED_INIT();
     if (!copyParams) return CUDA_ERROR_INVALID_VALUE;
-    CUDA_MEMCPY3D c = *copyParams;
-    if (c.WidthInBytes == 0 || c.Height == 0 || c.Depth == 0) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = copy_side(&c.srcMemoryType, &c.srcDevice, &c.srcHost, "source");
-    if (rc == CUDA_SUCCESS) rc = copy_side(&c.dstMemoryType, &c.dstDevice, (const void **)&c.dstHost, "destination");
+    CUDA_MEMCPY3D c;
+    const void *host;
+    uint64_t len;
+    CUresult rc = memcpy_node_operands("cuGraphExecMemcpyNodeSetParams", copyParams, &c, &host, &len);
     if (rc) return rc;
-    if (c.srcMemoryType != CU_MEMORYTYPE_ARRAY) c.srcArray = NULL;
-    if (c.dstMemoryType != CU_MEMORYTYPE_ARRAY) c.dstArray = NULL;
-    int sh = c.srcMemoryType == CU_MEMORYTYPE_HOST, dh = c.dstMemoryType == CU_MEMORYTYPE_HOST;
-    if (!sh && !dh) {
-        c.srcHost = NULL, c.dstHost = NULL;
-        return rpc_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &c, ctx);
-    }
-    if (sh && dh) return CUDA_ERROR_NOT_SUPPORTED;
-    uint64_t len = 0;
-    const void *host = sh ? c.srcHost : c.dstHost;
-    rc = sh ? host_side(&host, &c.srcXInBytes, &c.srcY, &c.srcZ, &c.srcPitch, &c.srcHeight, &c, &len)
-            : host_side(&host, &c.dstXInBytes, &c.dstY, &c.dstZ, &c.dstPitch, &c.dstHeight, &c, &len);
-    if (rc) return rc;
-    c.srcHost = NULL, c.dstHost = NULL;
+    if (!host) return rpc_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &c, ctx);
     rc = exec_fetch((uint64_t)(uintptr_t)hGraphExec, 1);  /* the last launch's destinations are the old ranges */
     if (rc) return rc;
     rc = rpc_tfGraphExecHostCopySetParams(hGraphExec, hNode, &c, ctx, (unsigned long long)(uintptr_t)host, len);

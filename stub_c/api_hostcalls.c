@@ -24,6 +24,7 @@
 
 #include "stub.h"
 #include "stub_calls.h"
+#include "tf_fd_io.h"
 
 enum { KIND_HOST_FN = 0, KIND_CALLBACK = 1 };
 
@@ -57,32 +58,6 @@ static host_call *take_locked(uint64_t id)
     return NULL;
 }
 
-static int read_exact(int fd, void *p, size_t n)
-{
-    uint8_t *b = p;
-    while (n) {
-        ssize_t k = read(fd, b, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        b += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        b += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* The callback thread: runs each function the worker asks for, then answers. The worker gone (the channel
  * closed): nothing is left to run for; the session's calls answer DEVICE_UNAVAILABLE by then. */
 static void *callback_thread(void *arg)
@@ -90,10 +65,10 @@ static void *callback_thread(void *arg)
     int fd = (int)(intptr_t)arg;
     for (;;) {
         tf_host_call_msg m;
-        if (read_exact(fd, &m, sizeof m)) break;
+        if (tf_read_exact(fd, &m, sizeof m)) break;
         if (m.kind == TF_HOST_CALL_NODE) {   /* a graph host node: our own fn and data, given at its creation */
             ((CUhostFn)(uintptr_t)m.fn)((void *)(uintptr_t)m.data);
-            if (write_all(fd, &m.id, sizeof m.id)) break;
+            if (tf_send_all(fd, &m.id, sizeof m.id)) break;
             continue;
         }
         pthread_mutex_lock(&hs.mu);
@@ -107,7 +82,7 @@ static void *callback_thread(void *arg)
         if (c->kind == KIND_HOST_FN) c->fn(c->data);
         else c->cb(c->stream, (CUresult)m.status, c->data);
         free(c);
-        if (write_all(fd, &m.id, sizeof m.id)) break;
+        if (tf_send_all(fd, &m.id, sizeof m.id)) break;
     }
     shutdown(fd, SHUT_RDWR);
     return NULL;

@@ -20,6 +20,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "stub.h"
+#include "tf_fd_io.h"
 #include "tls.h"
 
 #define SSL_FUNCS(X)                                                                                 \
@@ -52,21 +53,9 @@ static BIO_METHOD *bio_method;
 
 struct tf_tls { SSL *ssl; SSL_CTX *ctx; sock_bio sb; };
 
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;   /* blocking socket: EAGAIN is the connect-time timeout, an error */
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static int bio_flush(sock_bio *sb)
 {
-    int rc = sb->wlen ? send_all(sb->fd, sb->wbuf, sb->wlen) : 0;
+    int rc = sb->wlen ? tf_send_all(sb->fd, sb->wbuf, sb->wlen) : 0;
     sb->wlen = 0;
     return rc;
 }
@@ -76,7 +65,7 @@ static int bio_write(BIO *b, const char *p, size_t n, size_t *done)
     sock_bio *sb = o.BIO_get_data(b);
     if (sb->wlen + n > WBUF && bio_flush(sb)) return 0;
     if (n >= WBUF) {
-        if (send_all(sb->fd, (const uint8_t *)p, n)) return 0;
+        if (tf_send_all(sb->fd, (const uint8_t *)p, n)) return 0;
     } else {
         memcpy(sb->wbuf + sb->wlen, p, n);
         sb->wlen += n;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "stub.h"
+#include "tf_log_line.h"
 #include "tf_sock_writev.h"
 #include "tf_spin_wait.h"
 #include "tls.h"
@@ -62,12 +63,10 @@ static const uint8_t zeros[8];
 /* ------------------------------------------------------------------------------------ logging */
 void tf_log(const char *fmt, ...)
 {
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    tf_log_line("tf-stub", 0, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "tf-stub: %s\n", buf);
 }
 
 void tf_debug(const char *fmt, ...)
@@ -75,12 +74,10 @@ void tf_debug(const char *fmt, ...)
     static int on = -1;
     if (on < 0) on = getenv("TF_STUB_DEBUG") != NULL;
     if (!on) return;
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    tf_log_line("tf-stub", 0, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "tf-stub: %s\n", buf);
 }
 
 /* ---------------------------------------------------------------------------- context stack */

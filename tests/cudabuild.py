@@ -4,10 +4,12 @@ Imported by tests/conftest.py (fixtures) and directly by test modules: `from cud
 
 Test programs are built with a PTX-only target (compute_80) so the emulated device can run
 them, with nvcc's default compression (what users ship) unless a test asks otherwise.
-Built binaries are cached in build/cuda/ keyed by source, flags and cudart mode.
+Built binaries are cached in build/cuda/ keyed by source (with the local headers it includes), flags and
+cudart mode.
 """
 import hashlib
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,13 +27,21 @@ def find_nvcc() -> str:
     raise RuntimeError("nvcc not found: run `make setup` (installs it from PyPI when missing)")
 
 
+def _source_bytes(src: Path) -> bytes:
+    """The source and the headers beside it that it includes ("tf_test_io.h"): a change to either rebuilds."""
+    text = src.read_bytes()
+    headers = sorted(set(re.findall(rb'^\s*#\s*include\s+"([^"]+)"', text, re.M)))
+    return text + b"".join((src.parent / h.decode()).read_bytes() for h in headers
+                           if (src.parent / h.decode()).is_file())
+
+
 def build_cuda(name: str, cudart: str = "static", flags: tuple = (), arch: list | None = None,
                src_dir: Path = CUDA_SRC) -> Path:
     """Compiles <src_dir>/<name>.cu (default tests/cuda; cudart 'static' or 'shared'), returns the binary path."""
     src = src_dir / f"{name}.cu"
     arch = PTX_ARCH if arch is None else arch
     args = [*arch, f"-cudart={cudart}", *flags]
-    key = hashlib.sha256(src.read_bytes() + repr(args).encode()).hexdigest()[:12]
+    key = hashlib.sha256(_source_bytes(src) + repr(args).encode()).hexdigest()[:12]
     out = native.build_dir() / "cuda" / f"{name}-{cudart}-{key}"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +73,16 @@ def parse_kv(text: str | bytes) -> dict:
         if sep:
             out[key.strip()] = value.strip()
     return out
+
+
+def write_arrays(path, *arrays):
+    """The input file of a test program (the I/O contract of tests/cuda/*.cu): the arrays' raw bytes (numpy
+    arrays, C order) one after the other. Returns path."""
+    import numpy as np
+    with open(path, "wb") as f:
+        for a in arrays:
+            f.write(np.ascontiguousarray(a).tobytes())
+    return path
 
 
 def nvidia_cu13_dir() -> Path:

@@ -1,5 +1,6 @@
-"""What tests/cuda/graphs_remote.cu prints on every backend that runs CUDA graphs correctly: the emulated
-device directly (tests/emu/test_emu_kernels.py) and through the stub (tests/stub/test_graphs.py).
+"""What tests/cuda/graphs_remote.cu (and graphs.cu, graph_host_copies.cu, graph_mem_nodes.cu,
+graph_conditional.cu) print on every backend that runs CUDA graphs correctly: the emulated device directly
+(tests/emu/test_emu_kernels.py) and through the stub (tests/stub/test_graphs.py).
 """
 import numpy as np
 
@@ -10,6 +11,15 @@ def expected_w(x: np.ndarray, r: int) -> np.ndarray:
     xr = x + np.float32(r)
     y = np.where(np.arange(x.size) < x.size // 2, xr * 2 + 1, xr * 2 - 1)
     return y * 3
+
+
+def check_graphs(kv: dict, out_path, x: np.ndarray, launches: int) -> None:
+    """What graphs.cu prints after `launches` replays of its captured graph on input x (host function calls:
+    one a launch, and one of the graph built by hand)."""
+    assert kv["launch_ok"] == str(launches)
+    assert kv["host_calls"] == str(launches + 1)
+    assert kv["built_graph"] == "ok"
+    np.testing.assert_allclose(np.fromfile(out_path, np.float32), expected_w(x, launches - 1), rtol=1e-5, atol=1e-5)
 
 
 def check_graphs_remote(kv: dict, out_path, x: np.ndarray) -> None:

@@ -235,10 +235,10 @@ CHANNEL_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_receive_message_length", 64 << 20)]
 
 
-class SchedulerClient:
-    """Blocking client. address: "host:port" (default: tfclient.config.scheduler_address()).
-    token: bearer token (default: tfclient.config.client_token(): TF_TOKEN, then $TF_HOME token files).
-    tls: tfclient.tls.ClientTLS (default: TF_TLS_CA/TF_TLS_CERT/TF_TLS_KEY; none set = plaintext)."""
+class _ClientBase:
+    """What both clients share: the bearer token's metadata, TLS, and a failover stub (_stub_type) over the
+    scheduler replicas."""
+    _stub_type: type
 
     def __init__(self, address: str | None = None, timeout: float = 5.0, token: str | None = None,
                  failover_s: float = FAILOVER_S, tls: "tlsmod.ClientTLS | None" = None):
@@ -247,7 +247,7 @@ class SchedulerClient:
         self._tls = tls if tls is not None else tlsmod.ClientTLS.resolve()
         if self._tls is not None:
             self._tls.credentials()      # an unreadable or non-PEM file: one clear error now, not at the first call
-        self._stub = FailoverStub(split_addresses(_address(address)), failover_s, tls=self._tls)
+        self._stub = self._stub_type(split_addresses(_address(address)), failover_s, tls=self._tls)
 
     @property
     def address(self) -> str:
@@ -258,6 +258,13 @@ class SchedulerClient:
     def addresses(self) -> str:
         """Every replica, comma-separated (what TF_SCHEDULER takes)."""
         return ",".join(self._stub.addresses)
+
+
+class SchedulerClient(_ClientBase):
+    """Blocking client. address: "host:port" (default: tfclient.config.scheduler_address()).
+    token: bearer token (default: tfclient.config.client_token(): TF_TOKEN, then $TF_HOME token files).
+    tls: tfclient.tls.ClientTLS (default: TF_TLS_CA/TF_TLS_CERT/TF_TLS_KEY; none set = plaintext)."""
+    _stub_type = FailoverStub
 
     def _call(self, method: str, request):
         try:
@@ -326,27 +333,9 @@ class SchedulerClient:
         self.close()
 
 
-class AsyncSchedulerClient:
+class AsyncSchedulerClient(_ClientBase):
     """grpc.aio client with the same methods as SchedulerClient (awaitable); tls as there."""
-
-    def __init__(self, address: str | None = None, timeout: float = 5.0, token: str | None = None,
-                 failover_s: float = FAILOVER_S, tls: "tlsmod.ClientTLS | None" = None):
-        self.timeout = timeout
-        self._metadata = _metadata(config.client_token(token))
-        self._tls = tls if tls is not None else tlsmod.ClientTLS.resolve()
-        if self._tls is not None:
-            self._tls.credentials()
-        self._stub = AioFailoverStub(split_addresses(_address(address)), failover_s, tls=self._tls)
-
-    @property
-    def address(self) -> str:
-        """The replica in use now."""
-        return self._stub.address
-
-    @property
-    def addresses(self) -> str:
-        """Every replica, comma-separated (what TF_SCHEDULER takes)."""
-        return ",".join(self._stub.addresses)
+    _stub_type = AioFailoverStub
 
     async def _call(self, method: str, request):
         try:

@@ -85,20 +85,27 @@ class ExecutorProcess:
         return await asyncio.shield(self._exited)
 
 
-async def spawn_executor(fd: int, *, backend_lib_dir: str | None, env: dict[str, str] | None = None,
-                         preload: list[str] | None = None) -> ExecutorProcess:
-    """Starts tf-executor serving the connected socket `fd` (the caller closes its own copy after).
-    OSError if it cannot be started."""
+def _start_executor(extra_args: list[str], pass_fds: tuple[int, ...], backend_lib_dir: str | None,
+                    env: dict[str, str] | None, preload: list[str] | None) -> ExecutorProcess:
+    """tf-executor with `extra_args`, inheriting `pass_fds`, in a session of its own; OSError if it cannot be
+    started."""
     exe = native.require(native.executor_bin())
-    popen = subprocess.Popen([str(exe), "--fd", str(fd)], pass_fds=(fd,), close_fds=True,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             env=executor_env(backend_lib_dir, env, preload), start_new_session=True)
+    popen = subprocess.Popen([str(exe), *extra_args], pass_fds=pass_fds, close_fds=True, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, env=executor_env(backend_lib_dir, env, preload),
+                             start_new_session=True)
     try:
         return ExecutorProcess(popen)
     except BaseException:
         popen.kill()
         popen.wait()
         raise
+
+
+async def spawn_executor(fd: int, *, backend_lib_dir: str | None, env: dict[str, str] | None = None,
+                         preload: list[str] | None = None) -> ExecutorProcess:
+    """Starts tf-executor serving the connected socket `fd` (the caller closes its own copy after).
+    OSError if it cannot be started."""
+    return _start_executor(["--fd", str(fd)], (fd,), backend_lib_dir, env, preload)
 
 
 async def spawn_tls_executor(fd: int, control_fd: int, *, backend_lib_dir: str | None, cert: str, key: str,
@@ -108,19 +115,10 @@ async def spawn_tls_executor(fd: int, control_fd: int, *, backend_lib_dir: str |
     `control_fd` to the daemon and the daemon-wide `env`/`preload` (the session's own environment comes
     later, in the grant). The caller closes its copies of both descriptors after. OSError if it cannot be
     started."""
-    exe = native.require(native.executor_bin())
-    args = [str(exe), "--fd", str(fd), "--control", str(control_fd), "--tls-cert", cert, "--tls-key", key]
+    args = ["--fd", str(fd), "--control", str(control_fd), "--tls-cert", cert, "--tls-key", key]
     if ca:
         args += ["--tls-ca", ca]
-    popen = subprocess.Popen(args, pass_fds=(fd, control_fd), close_fds=True, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, env=executor_env(backend_lib_dir, env, preload),
-                             start_new_session=True)
-    try:
-        return ExecutorProcess(popen)
-    except BaseException:
-        popen.kill()
-        popen.wait()
-        raise
+    return _start_executor(args, (fd, control_fd), backend_lib_dir, env, preload)
 
 
 TAG_VAR = "TF_WORKER_TAG"   # set in every executor's environment: which worker daemon (limits.worker_tag) owns it

@@ -15,14 +15,7 @@
 #include "cudart_export_tables.h"
 #include <cudaProfiler.h>
 
-static int g_failed;
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
-            g_failed = 1;                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "tf_unit_check.h"
 #define OK(call) CHECK((call) == CUDA_SUCCESS)
 
 static void test_init_and_proc_address(void)
@@ -555,6 +548,15 @@ static void test_virtual_memory_management(void)
     OK(cuMemMap(va, 2 * gran, 0, h, 0));
     OK(cuMemMap(va + 2 * gran, gran, gran, h, 0)); /* second view of the handle's upper half */
     CHECK(cuMemMap(va, gran, 0, h, 0) == CUDA_ERROR_INVALID_VALUE); /* already mapped there */
+    CUmemAccessDesc bad[2] = {{{CU_MEM_LOCATION_TYPE_DEVICE, 0}, CU_MEM_ACCESS_FLAGS_PROT_READ},
+                              {{CU_MEM_LOCATION_TYPE_DEVICE, 0}, (CUmemAccess_flags)7}};
+    CHECK(cuMemSetAccess(va, 3 * gran, bad, 2) == CUDA_ERROR_INVALID_VALUE); /* 7: no access flags */
+    bad[1].flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    bad[1].location.id = 99;
+    CHECK(cuMemSetAccess(va, 3 * gran, bad, 2) == CUDA_ERROR_INVALID_DEVICE);
+    bad[1].location.type = CU_MEM_LOCATION_TYPE_HOST;
+    bad[1].location.id = 0;
+    CHECK(cuMemSetAccess(va, 3 * gran, bad, 2) == CUDA_ERROR_INVALID_DEVICE);
     CUmemAccessDesc acc = {{CU_MEM_LOCATION_TYPE_DEVICE, 0}, CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
     OK(cuMemSetAccess(va, 3 * gran, &acc, 1));
     OK(cuMemsetD32_v2(va + gran, 0x01020304u, 4));
@@ -1127,6 +1129,9 @@ static int two_devices_child(void)
     CHECK(emu_mem_dev(pm) == 0);
     CHECK(emu_env_check(&g_emu.primary[1], pm, 16) == 0);
     ad.location.id = 1;
+    ad.flags = CU_MEM_ACCESS_FLAGS_PROT_READ;
+    CHECK(cuMemPoolSetAccess(mp0, &ad, 1) == CUDA_ERROR_INVALID_VALUE); /* pools: no read-only access */
+    ad.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
     OK(cuMemPoolSetAccess(mp0, &ad, 1));
     CUmemLocation l1 = {CU_MEM_LOCATION_TYPE_DEVICE, 1};
     CUmemAccess_flags f;
@@ -1136,7 +1141,7 @@ static int two_devices_child(void)
     OK(cuMemFreeAsync(pm, NULL));
     OK(cuCtxSynchronize());
     CHECK(emu_mem_dev(m0) == -1); /* freed by device 0's reset, with its context */
-    if (g_failed)
+    if (failures)
         return 1;
     printf("test_driver --two-devices: ok\n");
     return 0;
@@ -1179,7 +1184,7 @@ int main(int argc, char **argv)
     test_shareable_handles("/proc/self/exe");
     test_fork_child_is_not_initialized();
     test_two_devices();
-    if (g_failed)
+    if (failures)
         return 1;
     printf("test_driver: ok\n");
     return 0;

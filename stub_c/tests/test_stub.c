@@ -14,11 +14,7 @@
 #include "stub.h"
 #include "stub_calls.h"
 
-static int failures;
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) { fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); failures++; } \
-    } while (0)
+#include "tf_unit_check.h"
 
 static void test_versions_and_errors(void)
 {

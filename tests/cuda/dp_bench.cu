@@ -231,50 +231,13 @@ static int raw_pingpong(int n, int tcp)
     return 0;
 }
 
-static int raw_stream(size_t mib, int reps)
-{
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return 1;
-    size_t n = mib << 20, chunk = 8u << 20;
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(sv[0]);
-        char *b = (char *)malloc(n);
-        memset(b, 0, n);
-        for (int r = 0; r < reps + 1; r++) {
-            for (size_t got = 0; got < n;) {
-                size_t want = n - got < chunk ? n - got : chunk;
-                if (full_io(sv[1], b + got, want, 0)) _exit(1);
-                got += want;
-            }
-            if (full_io(sv[1], b, 1, 1)) _exit(1);
-        }
-        _exit(0);
-    }
-    close(sv[1]);
-    char *h = (char *)malloc(n);
-    memset(h, 1, n);
-    double t0 = 0;
-    for (int r = 0; r < reps + 1; r++) {
-        if (r == 1) t0 = now();
-        for (size_t off = 0; off < n; off += chunk)
-            if (full_io(sv[0], h + off, n - off < chunk ? n - off : chunk, 1)) return 1;
-        char ack;
-        if (full_io(sv[0], &ack, 1, 0)) return 1;
-    }
-    double t1 = now();
-    close(sv[0]);
-    waitpid(pid, NULL, 0);
-    printf("raw-stream mib=%zu gbs=%.3f\n", mib, (double)n * reps / (t1 - t0) / 1e9);
-    return 0;
-}
-
-/* KIB KiB one way per op, then a 1-byte answer: the shape of one synchronous copy of that size. */
-static int raw_streamk(size_t kib, int reps, int tcp)
+/* n bytes one way in 8 MiB writes, then a 1-byte answer, reps + 1 times (the first warms up) between two
+ * processes over a Unix socketpair or a TCP pair: *secs is the time of the last reps. */
+static int stream_one_way(size_t n, int reps, int tcp, double *secs)
 {
     int sv[2];
     if (tcp ? tcp_pair(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return 1;
-    size_t n = kib << 10, chunk = 8u << 20;
+    size_t chunk = 8u << 20;
     pid_t pid = fork();
     if (pid == 0) {
         close(sv[0]);
@@ -303,11 +266,28 @@ static int raw_streamk(size_t kib, int reps, int tcp)
         char ack;
         if (full_io(sv[0], &ack, 1, 0)) return 1;
     }
-    double t1 = now();
+    *secs = now() - t0;
     close(sv[0]);
     waitpid(pid, NULL, 0);
+    free(h);
+    return 0;
+}
+
+static int raw_stream(size_t mib, int reps)
+{
+    double secs;
+    if (stream_one_way(mib << 20, reps, 0, &secs)) return 1;
+    printf("raw-stream mib=%zu gbs=%.3f\n", mib, (double)(mib << 20) * reps / secs / 1e9);
+    return 0;
+}
+
+/* KIB KiB one way per op, then a 1-byte answer: the shape of one synchronous copy of that size. */
+static int raw_streamk(size_t kib, int reps, int tcp)
+{
+    double secs;
+    if (stream_one_way(kib << 10, reps, tcp, &secs)) return 1;
     printf("%s kib=%zu gbs=%.4f us=%.3f\n", tcp ? "raw-tcp-streamk" : "raw-streamk", kib,
-           (double)n * reps / (t1 - t0) / 1e9, (t1 - t0) / reps * 1e6);
+           (double)(kib << 10) * reps / secs / 1e9, secs / reps * 1e6);
     return 0;
 }
 

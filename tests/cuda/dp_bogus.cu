@@ -6,15 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int fails;
-#define WANT(what, call, want)                                                   \
-    do {                                                                         \
-        CUresult got_ = (call);                                                  \
-        if (got_ != (want)) {                                                    \
-            printf("FAIL %s: got %d want %d\n", what, (int)got_, (int)(want));   \
-            fails++;                                                             \
-        }                                                                        \
-    } while (0)
+#include "tf_test_want.h"
 
 static const char ptx[] =
     ".version 7.0\n.target sm_80\n.address_size 64\n"

@@ -13,13 +13,14 @@
 //   child:  child_open=<ok, or the error name of opening the parent's handle (then nothing else)>, child_same_ptr=<1 if opening twice gives one pointer>, child_saw_parent=<1 if the
 //           data is the parent's>, child_free_delta=<bytes cudaMemGetInfo's free fell by when opening>,
 //           child_close_again=<error name of a third close>, child_event=ok
-// Environment: IPC_CHILD_LEASE, if set, becomes the child's TF_LEASE.
+// Environment: TF_TEST_CHILD_LEASE, if set, becomes the child's TF_LEASE (tf_test_child.h).
 // Any unexpected CUDA failure prints "error=<cudaGetErrorName> at <call>" and exits 1.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "tf_test_child.h"
 
 #define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
     printf("error=%s at %s\n", cudaGetErrorName(e_), #call); fflush(stdout); return 1; } } while (0)
@@ -29,39 +30,21 @@ static const int N = 1 << 18;
 __global__ void fill(int *v, int n) { for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) v[i] = i; }
 __global__ void add(int *v, int n, int k) { for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) v[i] += k; }
 
-static void hex(const void *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", ((const unsigned char *)p)[i]);
-}
-static void unhex(const char *s, void *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) { unsigned b; sscanf(s + 2 * i, "%2x", &b); ((unsigned char *)p)[i] = (unsigned char)b; }
-}
-
 static int run_child(const char *self, const char *mode, const cudaIpcMemHandle_t &mh, const cudaIpcEventHandle_t &eh)
 {
     char m[2 * sizeof mh + 1], e[2 * sizeof eh + 1];
-    hex(&mh, sizeof mh, m);
-    hex(&eh, sizeof eh, e);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        // through the stub: the child may be made a session of another allocation (tests/stub/test_ipc.py)
-        if (getenv("IPC_CHILD_LEASE")) setenv("TF_LEASE", getenv("IPC_CHILD_LEASE"), 1);
-        execl(self, self, mode, m, e, (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    tf_hex(&mh, sizeof mh, m);
+    tf_hex(&eh, sizeof eh, e);
+    const char *args[] = {mode, m, e, NULL};
+    return tf_run_copy(self, -1, args);
 }
 
 static int child(const char *mode, const char *mhex, const char *ehex)
 {
     cudaIpcMemHandle_t mh;
     cudaIpcEventHandle_t eh;
-    unhex(mhex, &mh, sizeof mh);
-    unhex(ehex, &eh, sizeof eh);
+    tf_unhex(mhex, &mh, sizeof mh);
+    tf_unhex(ehex, &eh, sizeof eh);
     if (strcmp(mode, "child_stale") == 0) {
         void *p = NULL;
         CK(cudaFree(0));

@@ -20,7 +20,7 @@
 //           by at the import, a number>, child_saw_parent=<1 if the data is the parent's>, child_kernel=<add
 //           kernel + synchronize>, child_free=<cudaFreeAsync of the import + synchronize>,
 //           child_destroy=<cudaMemPoolDestroy of the imported pool>
-// Environment: MEMPOOL_CHILD_LEASE, if set, becomes the child's TF_LEASE (tests/stub/test_vmm_ipc.py).
+// Environment: TF_TEST_CHILD_LEASE, if set, becomes the child's TF_LEASE (tf_test_child.h).
 // Any unexpected CUDA failure prints "error=<name> at <call>" and exits 1.
 #include <cuda_runtime.h>
 #include <fcntl.h>
@@ -28,9 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "tf_test_child.h"
 
 #define CK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
     printf("error=%s at %s\n", cudaGetErrorName(e_), #call); fflush(stdout); return 1; } } while (0)
@@ -40,54 +40,6 @@ static const int N = 1 << 18;   // ints: 1 MiB
 
 __global__ void fill(int *v, int n) { for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) v[i] = 3 * i; }
 __global__ void add(int *v, int n) { for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) v[i] += 1; }
-
-static void hex(const void *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", ((const unsigned char *)p)[i]);
-}
-static void unhex(const char *s, void *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) { unsigned b = 0; sscanf(s + 2 * i, "%2x", &b); ((unsigned char *)p)[i] = (unsigned char)b; }
-}
-
-static int send_fd(int sock, int fd)
-{
-    char byte = 'f';
-    struct iovec v = {&byte, 1};
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
-    memset(&cm, 0, sizeof cm);
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &v;
-    m.msg_iovlen = 1;
-    m.msg_control = cm.buf;
-    m.msg_controllen = sizeof cm.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return sendmsg(sock, &m, 0) == 1 ? 0 : -1;
-}
-
-static int recv_fd(int sock)
-{
-    char byte;
-    struct iovec v = {&byte, 1};
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &v;
-    m.msg_iovlen = 1;
-    m.msg_control = cm.buf;
-    m.msg_controllen = sizeof cm.buf;
-    if (recvmsg(sock, &m, 0) != 1) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
-}
 
 static cudaMemPoolProps props(cudaMemAllocationHandleType t)
 {
@@ -102,11 +54,11 @@ static cudaMemPoolProps props(cudaMemAllocationHandleType t)
 
 static int child(int sock, const char *hex_mine, const char *hex_other)
 {
-    int fd = recv_fd(sock);
+    int fd = tf_recv_fd(sock);
     if (fd < 0) { printf("error=recv_fd\n"); return 1; }
     cudaMemPoolPtrExportData mine, other;
-    unhex(hex_mine, &mine, sizeof mine);
-    unhex(hex_other, &other, sizeof other);
+    tf_unhex(hex_mine, &mine, sizeof mine);
+    tf_unhex(hex_other, &other, sizeof other);
     CK(cudaSetDevice(0));
     cudaStream_t s;
     CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
@@ -158,7 +110,7 @@ static int child(int sock, const char *hex_mine, const char *hex_other)
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && strcmp(argv[1], "child") == 0) return child(atoi(argv[2]), argv[3], argv[4]);
+    if (argc == 5 && strcmp(argv[1], "child") == 0) return child(atoi(argv[4]), argv[2], argv[3]);
     CK(cudaSetDevice(0));
     int types = -1;
     CK(cudaDeviceGetAttribute(&types, cudaDevAttrMemoryPoolSupportedHandleTypes, 0));
@@ -205,26 +157,13 @@ int main(int argc, char **argv)
     if (e != cudaSuccess) return 0;
 
     char hm[2 * sizeof mine + 1], ht[2 * sizeof theirs + 1];
-    hex(&mine, sizeof mine, hm);
-    hex(&theirs, sizeof theirs, ht);
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) { printf("error=socketpair\n"); return 1; }
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(sv[0]);
-        if (getenv("MEMPOOL_CHILD_LEASE")) setenv("TF_LEASE", getenv("MEMPOOL_CHILD_LEASE"), 1);
-        char arg[16];
-        snprintf(arg, sizeof arg, "%d", sv[1]);
-        execl(argv[0], argv[0], "child", arg, hm, ht, (char *)NULL);
-        _exit(127);
-    }
-    close(sv[1]);
-    if (send_fd(sv[0], fd)) { printf("error=send_fd\n"); return 1; }
+    tf_hex(&mine, sizeof mine, hm);
+    tf_hex(&theirs, sizeof theirs, ht);
+    const char *child_args[] = {"child", hm, ht, NULL};   // + the socket: argv[4]
+    int st = tf_run_copy(argv[0], fd, child_args);
     close(fd);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    printf("child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    if (st < 0) return 1;
+    printf("child_status=%d\n", st);
     int *host = (int *)malloc(N * sizeof(int));
     CK(cudaMemcpy(host, p, N * sizeof(int), cudaMemcpyDeviceToHost));
     int ok = 1;

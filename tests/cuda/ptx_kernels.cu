@@ -186,28 +186,7 @@ extern "C" __global__ void warpgroups(const int *in, int *out) {
 
 // Virtual functions (vtables: .global arrays initialised with function addresses, indirect calls),
 // device new/delete, and a __device__ table of function pointers, as the newdelete sample uses them.
-struct Shape {
-    __device__ virtual float area() const = 0;
-    __device__ virtual int sides() const { return 0; }
-    __device__ virtual ~Shape() {}
-};
-struct Square : Shape {
-    float s;
-    __device__ Square(float s) : s(s) {}
-    __device__ float area() const override { return s * s; }
-    __device__ int sides() const override { return 4; }
-};
-struct Triangle : Shape {
-    float s;
-    __device__ Triangle(float s) : s(s) {}
-    __device__ float area() const override { return 0.5f * s * s; }
-    __device__ int sides() const override { return 3; }
-};
-struct Circle : Shape {
-    float r;
-    __device__ Circle(float r) : r(r) {}
-    __device__ float area() const override { return 3.0f * r * r; }
-};
+#include "tf_test_shapes.h"
 __device__ int op_add(int a, int b) { return a + b; }
 __device__ int op_mul(int a, int b) { return a * b; }
 __device__ int (*const op_table[2])(int, int) = {op_add, op_mul};

@@ -4,29 +4,7 @@
 // I/O contract: virtual_newdelete N out.bin   out.bin = value[N] float32 where thread i builds shape
 //   i % 3 (0 square, 1 triangle, 2 circle) of size (i % 11) + 1 and writes area + 100 * sides.
 #include "tf_test_io.h"
-
-struct Shape {
-    __device__ virtual float area() const = 0;
-    __device__ virtual int sides() const { return 0; }
-    __device__ virtual ~Shape() {}
-};
-struct Square : Shape {
-    float s;
-    __device__ Square(float s) : s(s) {}
-    __device__ float area() const override { return s * s; }
-    __device__ int sides() const override { return 4; }
-};
-struct Triangle : Shape {
-    float s;
-    __device__ Triangle(float s) : s(s) {}
-    __device__ float area() const override { return 0.5f * s * s; }
-    __device__ int sides() const override { return 3; }
-};
-struct Circle : Shape {
-    float r;
-    __device__ Circle(float r) : r(r) {}
-    __device__ float area() const override { return 3.0f * r * r; }
-};
+#include "tf_test_shapes.h"
 
 __global__ void shapes(float *out, int n)
 {

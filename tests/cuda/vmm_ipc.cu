@@ -12,7 +12,7 @@
 //           parent_sees_child=<1 if every element is what the child's kernel wrote>
 //   child:  child_import=<rc>, child_map=<rc>, child_saw_parent=<1 if the data is the parent's>,
 //           child_kernel=<cudaError_t of the add kernel + synchronize>, child_release=<rc of cuMemRelease>
-// Environment: VMM_CHILD_LEASE, if set, becomes the child's TF_LEASE (tests/stub/test_vmm_ipc.py).
+// Environment: TF_TEST_CHILD_LEASE, if set, becomes the child's TF_LEASE (tf_test_child.h).
 // Any unexpected CUDA failure prints "error=<code> at <call>" and exits 1.
 #include <cuda.h>
 #include <cuda_runtime.h>
@@ -20,9 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "tf_test_child.h"
 
 #define CK(call) do { int e_ = (int)(call); if (e_ != 0) { \
     printf("error=%d at %s\n", e_, #call); fflush(stdout); return 1; } } while (0)
@@ -65,48 +65,9 @@ static CUresult map_rw(CUmemGenericAllocationHandle h, size_t size, CUdeviceptr 
     return cuMemSetAccess(*va, size, &a, 1);
 }
 
-static int send_fd(int sock, int fd)
-{
-    char byte = 'f';
-    struct iovec v = {&byte, 1};
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
-    memset(&cm, 0, sizeof cm);
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &v;
-    m.msg_iovlen = 1;
-    m.msg_control = cm.buf;
-    m.msg_controllen = sizeof cm.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return sendmsg(sock, &m, 0) == 1 ? 0 : -1;
-}
-
-static int recv_fd(int sock)
-{
-    char byte;
-    struct iovec v = {&byte, 1};
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } cm;
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &v;
-    m.msg_iovlen = 1;
-    m.msg_control = cm.buf;
-    m.msg_controllen = sizeof cm.buf;
-    if (recvmsg(sock, &m, 0) != 1) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
-}
-
 static int child(int sock)
 {
-    int fd = recv_fd(sock);
+    int fd = tf_recv_fd(sock);
     if (fd < 0) { printf("error=recv_fd\n"); return 1; }
     CK(cudaFree(0));
     size_t size = rounded(N * sizeof(int));
@@ -169,24 +130,11 @@ int main(int argc, char **argv)
     close(devnull);
     if (r != CUDA_SUCCESS) return 0;
 
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) { printf("error=socketpair\n"); return 1; }
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(sv[0]);
-        if (getenv("VMM_CHILD_LEASE")) setenv("TF_LEASE", getenv("VMM_CHILD_LEASE"), 1);
-        char arg[16];
-        snprintf(arg, sizeof arg, "%d", sv[1]);
-        execl(argv[0], argv[0], "child", arg, (char *)NULL);
-        _exit(127);
-    }
-    close(sv[1]);
-    if (send_fd(sv[0], fd)) { printf("error=send_fd\n"); return 1; }
+    const char *child_args[] = {"child", NULL};   // + the socket: argv[2]
+    int st = tf_run_copy(argv[0], fd, child_args);
     close(fd);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    printf("child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    if (st < 0) return 1;
+    printf("child_status=%d\n", st);
     int *host = (int *)malloc(size);
     CK(cudaMemcpy(host, (void *)va, N * sizeof(int), cudaMemcpyDeviceToHost));
     int ok = 1;

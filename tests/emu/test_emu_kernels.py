@@ -6,6 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from cudabuild import write_arrays
 from emu_run import CUDA_SRC, PTX_ARCH, emu_env, find_nvcc, parse_kv, run_kv, run_program
 from tfclient import native
 
@@ -17,25 +18,18 @@ def rng():
     return np.random.default_rng(20261123)
 
 
-def write(path, *arrays):
-    with open(path, "wb") as f:
-        for a in arrays:
-            f.write(np.ascontiguousarray(a).tobytes())
-    return path
-
-
 @pytest.mark.parametrize("cudart", CUDARTS)
 def test_vector_add_matches_numpy(tmp_path, rng, cudart):
     n = 5000
     a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
-    run_kv("vector_add", n, write(tmp_path / "in", a, b), tmp_path / "out", cudart=cudart)
+    run_kv("vector_add", n, write_arrays(tmp_path / "in", a, b), tmp_path / "out", cudart=cudart)
     np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), a + b)
 
 
 def test_saxpy_matches_numpy(tmp_path, rng):
     n, alpha = 3001, np.float32(2.5)
     x, y = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
-    run_kv("saxpy", n, alpha, write(tmp_path / "in", x, y), tmp_path / "out")
+    run_kv("saxpy", n, alpha, write_arrays(tmp_path / "in", x, y), tmp_path / "out")
     np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), alpha * x + y, rtol=1e-6, atol=1e-6)
 
 
@@ -43,7 +37,7 @@ def test_tiled_matmul_with_shared_memory_and_syncthreads(tmp_path, rng):
     m, n, k = 37, 45, 29  # not multiples of the 16x16 tile: exercises the guarded loads
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
-    run_kv("matmul_tiled", m, n, k, write(tmp_path / "in", a, b), tmp_path / "out")
+    run_kv("matmul_tiled", m, n, k, write_arrays(tmp_path / "in", a, b), tmp_path / "out")
     c = np.fromfile(tmp_path / "out", np.float32).reshape(m, n)
     np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-4)
 
@@ -51,7 +45,7 @@ def test_tiled_matmul_with_shared_memory_and_syncthreads(tmp_path, rng):
 def test_reduction_with_warp_shuffles_and_atomics(tmp_path, rng):
     n = 20000
     x = rng.integers(-100000, 100000, n, dtype=np.int32)
-    run_kv("reduce_shfl", n, write(tmp_path / "in", x), tmp_path / "out")
+    run_kv("reduce_shfl", n, write_arrays(tmp_path / "in", x), tmp_path / "out")
     out = np.fromfile(tmp_path / "out", np.int64)
     assert out[0] == int(x.astype(np.int64).sum())
     assert np.int32(out[1] & 0xFFFFFFFF) == x.max()
@@ -60,7 +54,7 @@ def test_reduction_with_warp_shuffles_and_atomics(tmp_path, rng):
 def test_histogram_with_shared_memory_atomics(tmp_path, rng):
     n, bins = 30000, 100
     v = rng.integers(0, 1 << 31, n, dtype=np.uint32)
-    run_kv("histogram", n, bins, write(tmp_path / "in", v), tmp_path / "out")
+    run_kv("histogram", n, bins, write_arrays(tmp_path / "in", v), tmp_path / "out")
     np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.uint32), np.bincount(v % bins, minlength=bins))
 
 
@@ -80,7 +74,7 @@ def collatz_reference(x):
 def test_divergent_loops_and_branches(tmp_path, rng):
     n = 1000
     x = rng.integers(0, 1 << 32, n, dtype=np.uint32)
-    run_kv("divergent_loops", n, write(tmp_path / "in", x), tmp_path / "out")
+    run_kv("divergent_loops", n, write_arrays(tmp_path / "in", x), tmp_path / "out")
     np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.int32), collatz_reference(x))
 
 
@@ -88,7 +82,7 @@ def test_device_function_and_constant_memory(tmp_path, rng):
     n = 2000
     coef = rng.uniform(-2, 2, 8).astype(np.float32)
     x = rng.uniform(-1.5, 1.5, n).astype(np.float32)
-    kv = run_kv("constant_func", n, write(tmp_path / "in", coef, x), tmp_path / "out")
+    kv = run_kv("constant_func", n, write_arrays(tmp_path / "in", coef, x), tmp_path / "out")
     assert kv["symbol_roundtrip"] == "ok"
     ref = np.zeros(n, np.float64)
     for c in coef[::-1]:
@@ -99,7 +93,7 @@ def test_device_function_and_constant_memory(tmp_path, rng):
 def test_grid_stride_loop_covers_more_elements_than_threads(tmp_path, rng):
     n = 10007
     x = rng.standard_normal(n, dtype=np.float32)
-    run_kv("grid_stride", n, write(tmp_path / "in", x), tmp_path / "out")
+    run_kv("grid_stride", n, write_arrays(tmp_path / "in", x), tmp_path / "out")
     ref = 2 * x + (np.arange(n) % 7).astype(np.float32)
     np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), ref)
 
@@ -108,7 +102,7 @@ def test_grid_stride_loop_covers_more_elements_than_threads(tmp_path, rng):
 def test_streams_events_and_host_functions(tmp_path, rng, cudart):
     n = 4099
     x = rng.standard_normal(n, dtype=np.float32)
-    kv = run_kv("streams_events", n, write(tmp_path / "in", x), tmp_path / "out", cudart=cudart)
+    kv = run_kv("streams_events", n, write_arrays(tmp_path / "in", x), tmp_path / "out", cudart=cudart)
     fma = (3.0 * x.astype(np.float64) + 1.0).astype(np.float32)  # nvcc contracts 3*x+1 into one fma
     np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), fma, rtol=1e-6, atol=1e-7)
     assert float(kv["elapsed_ms"]) > 0.0  # real wall-clock time of the recorded work
@@ -134,7 +128,7 @@ def test_out_of_bounds_store_is_a_sticky_illegal_address(cudart):
 def test_sass_only_binary_fails_with_a_message_about_ptx(tmp_path, cudart):
     n = 64
     a = np.ones(n, np.float32)
-    p = run_program("vector_add", n, write(tmp_path / "in", a, a), tmp_path / "out", cudart=cudart,
+    p = run_program("vector_add", n, write_arrays(tmp_path / "in", a, a), tmp_path / "out", cudart=cudart,
                     arch=["-gencode", "arch=compute_80,code=sm_80"])
     assert p.returncode != 0
     assert b"error=cudaErrorNoKernelImageForDevice" in p.stdout or b"error=cudaErrorInvalidKernelImage" in p.stdout \
@@ -152,7 +146,7 @@ def test_thrust_sort_and_cub_inclusive_sum_built_for_compute_90(tmp_path, rng, c
     n = 30_000
     x = rng.integers(-100_000, 100_000, n, dtype=np.int32)
     env = emu_env(**({"TF_EMU_CC": cc} if cc else {}))
-    kv = run_kv("cub_thrust_oneliners", n, write(tmp_path / "in", x), tmp_path / "out", arch=SM90, env=env)
+    kv = run_kv("cub_thrust_oneliners", n, write_arrays(tmp_path / "in", x), tmp_path / "out", arch=SM90, env=env)
     assert kv["cc"] == (cc or "12.1") and kv["ptx_version"] == "900"
     out = np.fromfile(tmp_path / "out", np.uint8)
     np.testing.assert_array_equal(out[:4 * n].view(np.int32), np.sort(x))
@@ -163,7 +157,7 @@ def test_thrust_sort_and_cub_inclusive_sum_built_for_compute_90(tmp_path, rng, c
 def test_ptx_above_the_device_capability_is_no_kernel_image(tmp_path, cudart):
     # a driver never runs PTX for a newer device: compute_90 code on a cc 8.0 device has no image
     a = np.ones(64, np.float32)
-    p = run_program("vector_add", 64, write(tmp_path / "in", a, a), tmp_path / "out", cudart=cudart, arch=SM90,
+    p = run_program("vector_add", 64, write_arrays(tmp_path / "in", a, a), tmp_path / "out", cudart=cudart, arch=SM90,
                     env=emu_env(TF_EMU_CC="8.0"))
     assert p.returncode == 1 and b"error=cudaErrorNoKernelImageForDevice" in p.stdout, p.stdout
     assert b"tf-emu:" in p.stderr and b"compute_90" in p.stderr and b"8.0" in p.stderr
@@ -183,7 +177,7 @@ def test_arrive_wait_barrier_phases_as_simpleAWBarrier(tmp_path, rng, arch):
     # cuda::barrier in shared memory: mbarrier.arrive + test_wait (compute_80) / try_wait (compute_90)
     n = 10_000
     a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
-    kv = run_kv("aw_barrier", n, write(tmp_path / "in", a, b), arch=["-gencode", f"arch={arch},code={arch}"])
+    kv = run_kv("aw_barrier", n, write_arrays(tmp_path / "in", a, b), arch=["-gencode", f"arch={arch},code={arch}"])
     assert kv["rounds_ok"] == "1"
     assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
 
@@ -204,7 +198,7 @@ def test_wmma_gemm_tiles_match_numpy(tmp_path, rng):
     # one wmma.mma per 16-wide k chunk, C loaded and D stored row-major from global memory
     m, n, k = 64, 96, 256
     a, bt, c, want = wmma_gemm_inputs(rng, m, n, k)
-    kv = run_kv("wmma_gemm", m, n, k, write(tmp_path / "in", a, bt, c), tmp_path / "out")
+    kv = run_kv("wmma_gemm", m, n, k, write_arrays(tmp_path / "in", a, bt, c), tmp_path / "out")
     assert kv["tiles"] == str(k // 16)
     np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32).reshape(m, n), want)
 
@@ -213,7 +207,7 @@ def test_warp_aggregated_atomics_with_labeled_groups(tmp_path, rng):
     # warpAggregatedAtomicsCG: redux/match/shfl .sync over each labeled group's own member mask
     n, nb = 5000, 7
     src = rng.integers(0, nb, n, dtype=np.int32)
-    kv = run_kv("warp_aggregated", n, nb, write(tmp_path / "in", src), tmp_path / "out")
+    kv = run_kv("warp_aggregated", n, nb, write_arrays(tmp_path / "in", src), tmp_path / "out")
     out = np.fromfile(tmp_path / "out", np.int32)
     nres, dst, count, index = out[0], out[1:1 + n], out[1 + n:1 + n + nb], out[1 + n + nb:]
     assert int(kv["nres"]) == nres == int((src > 0).sum())
@@ -243,7 +237,7 @@ def test_virtual_functions_with_device_new_and_delete(tmp_path, cudart):
 def test_every_nvcc_compression_mode_loads(tmp_path, rng, mode):
     n = 777
     a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
-    run_kv("vector_add", n, write(tmp_path / "in", a, b), tmp_path / "out", flags=(mode,))
+    run_kv("vector_add", n, write_arrays(tmp_path / "in", a, b), tmp_path / "out", flags=(mode,))
     np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), a + b)
 
 
@@ -269,7 +263,7 @@ def test_driver_api_program_loads_modules_and_launches(tmp_path, rng, driver_mod
     n = 1000
     x = rng.standard_normal(n, dtype=np.float32)
     # per-thread: cuda.h renames the calls to their _ptds/_ptsz exports
-    kv = run_kv("driver_api", driver_modules[kind], how, n, write(tmp_path / "in", x), tmp_path / "out",
+    kv = run_kv("driver_api", driver_modules[kind], how, n, write_arrays(tmp_path / "in", x), tmp_path / "out",
                 flags=(f"-L{native.emu_lib_dir()}", "-lcuda", "--default-stream", stream))
     np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), x * 3.0 * 0.5, rtol=1e-6)
     assert kv["params"] == "0:8,8:4,12:4"
@@ -310,24 +304,21 @@ def test_host_threads_share_the_device_concurrently(cudart):
 
 @pytest.mark.parametrize("cudart", CUDARTS)
 def test_graphs_from_stream_capture_and_built_by_hand_replay_correctly(tmp_path, rng, cudart):
+    from graphs_expect import check_graphs
     n, launches = 3000, 3
     x = rng.standard_normal(n, dtype=np.float32)
-    kv = run_kv("graphs", n, launches, write(tmp_path / "in", x), tmp_path / "out", cudart=cudart)
+    kv = run_kv("graphs", n, launches, write_arrays(tmp_path / "in", x), tmp_path / "out", cudart=cudart)
     assert kv["capture_status"] == "1"  # cudaStreamCaptureStatusActive
     assert int(kv["nodes"]) >= 6  # copy, event, 3 kernels, copy, host (+ the join event)
-    assert kv["launch_ok"] == str(launches)
-    assert kv["host_calls"] == str(launches + 1)
-    assert kv["built_graph"] == "ok"
-    last = x + np.float32(launches - 1)
-    y = np.where(np.arange(n) < n // 2, last * 2 + 1, last * 2 - 1)
-    np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), y * 3, rtol=1e-5, atol=1e-5)
+    check_graphs(kv, tmp_path / "out", x, launches)
 
 
 @pytest.mark.parametrize("cudart", ["static", "shared"])
 def test_graphs_capture_modes_explicit_nodes_update_and_clone(tmp_path, rng, cudart):
     from graphs_expect import LAUNCHES, N, check_graphs_remote
     x = rng.standard_normal(N, dtype=np.float32)
-    kv = run_kv("graphs_remote", N, LAUNCHES, write(tmp_path / "in", x), tmp_path / "out", cudart=cudart, timeout=300)
+    kv = run_kv("graphs_remote", N, LAUNCHES, write_arrays(tmp_path / "in", x), tmp_path / "out", cudart=cudart,
+                timeout=300)
     check_graphs_remote(kv, tmp_path / "out", x)
     # the device is in this process: host memory and host functions may be part of a graph
     assert kv["host_copy_node"] == "cudaSuccess"
@@ -361,7 +352,7 @@ def test_thrust_sort_and_reduce_library_code(tmp_path, rng):
     n = 20000
     x = rng.standard_normal(n, dtype=np.float32)
     k = rng.integers(-1000, 1000, n, dtype=np.int32)
-    kv = run_kv("thrust_sort", n, write(tmp_path / "in", x, k), tmp_path / "out")
+    kv = run_kv("thrust_sort", n, write_arrays(tmp_path / "in", x, k), tmp_path / "out")
     assert int(kv["sum_k"]) == int(k.astype(np.int64).sum())
     out = np.fromfile(tmp_path / "out", np.uint8)
     order = np.argsort(x, kind="stable")

@@ -26,7 +26,7 @@ def build_ptx_test(opt: str = "-O1", sanitize: bool = True, jit: bool = False) -
                                          "ptx_jit_cache.c", "ptx_jit_key.c", "ptx_mma.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
     hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h", "ptx_jit.h", "ptx_mem.h",
-                                                   "ptx_mma.h")]
+                                                   "ptx_mma.h")] + [repo_file("include", "tf_fd_io.h")]
     ldflags = []
     if jit:
         native.require(native.emu_lib_dir() / "libtf-emu-jit.so")
@@ -38,7 +38,8 @@ def build_ptx_test(opt: str = "-O1", sanitize: bool = True, jit: bool = False) -
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
         subprocess.run(["cc", opt, "-g", *san, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-pthread",
-                        "-I", repo_file("emu_c"), "-o", str(tmp), *srcs, "-lm", "-ldl", *ldflags], check=True)
+                        "-I", repo_file("emu_c"), "-I", repo_file("include"), "-o", str(tmp), *srcs, "-lm", "-ldl",
+                        *ldflags], check=True)
         tmp.rename(out)
     return str(out)
 

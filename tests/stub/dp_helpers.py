@@ -1,15 +1,20 @@
 """Helpers for the remote data path tests (tests/stub): environment that loads the client stub, running
-a program through it, and an in-process DataPlaneServer whose sessions() tests can inspect.
+a program through it, an in-process DataPlaneServer whose sessions() tests can inspect, and an IPC program
+run with its child in a session of another allocation (or the same one).
 """
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from tfclient import native
+from tfworker.daemon import ipc_scope_dir
 from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant, TlsFiles
 
 
@@ -28,6 +33,16 @@ def stub_env(worker: str, lease: str = "", base: dict | None = None) -> dict:
 def run_via_stub(binary: Path, worker: str, *args: str, lease: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([str(binary), *map(str, args)], env=stub_env(worker, lease), capture_output=True,
                           text=True, timeout=timeout)
+
+
+def wait_until(cond, timeout: float = 20.0, step: float = 0.05) -> bool:
+    """Polls cond() every `step` seconds until it is true or `timeout` passed; its last answer."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
 
 
 class InProcessDataPlane:
@@ -86,3 +101,28 @@ class InProcessDataPlane:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
+
+
+def run_ipc_child_in_allocation(tmp_path: Path, binary: Path, child_lease: str) -> subprocess.CompletedProcess:
+    """Runs an IPC test program (tests/cuda/tf_test_child.h) through the stub as a session of allocation
+    "alloc-1" whose child is a session of child_lease, on a worker that names each session's allocation in
+    TF_IPC_SCOPE as the worker daemon does (the lease token is the allocation here). Checks that it exited
+    0 and that the exporting executor marked its handles in alloc-1's scope folder, then removes that folder
+    (the daemon does with the allocation's last session)."""
+    sessions = itertools.count()
+
+    async def authorize(token: bytes) -> SessionGrant:
+        lease = token.decode()
+        return SessionGrant(session_id=f"s-{lease}-{next(sessions)}", env={"TF_IPC_SCOPE": lease})
+    dp = InProcessDataPlane(tmp_path, authorize=authorize)
+    try:
+        env = stub_env(dp.unix, lease="alloc-1")
+        env["TF_TEST_CHILD_LEASE"] = child_lease
+        r = subprocess.run([str(binary)], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        dp.close()
+    assert r.returncode == 0, r.stdout + r.stderr
+    marks = Path(ipc_scope_dir("alloc-1"))
+    assert marks.is_dir() and any(marks.iterdir()), "no handle marked in the exporting allocation's scope"
+    shutil.rmtree(marks)
+    return r

@@ -33,6 +33,17 @@ def _remote(dataplane, prog, *args) -> tuple[dict, str]:
     return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line), r.stderr
 
 
+def _direct_and_remote(dataplane, prog, documented: dict) -> tuple[dict, dict, str]:
+    """prog's answers on the emulated device directly and through the stub (with the stub's stderr): both
+    give every documented answer."""
+    direct = _direct(prog)
+    remote, err = _remote(dataplane, prog)
+    for k, want in documented.items():
+        assert direct.get(k) == want, ("direct", k, direct.get(k))
+        assert remote.get(k) == want, ("remote", k, remote.get(k), err)
+    return direct, remote, err
+
+
 def _program(cuda_program, name):
     return cuda_program(name, flags=("-L", str(stub_dir()), "-lcuda"))
 
@@ -66,11 +77,7 @@ VMM_DOCUMENTED = {
 
 def test_vmm_pools_and_managed_hints_on_the_emulator_and_through_the_stub(dataplane, cuda_program):
     prog = _program(cuda_program, "api_vmm")
-    direct = _direct(prog)
-    remote, err = _remote(dataplane, prog)
-    for k, want in VMM_DOCUMENTED.items():
-        assert direct.get(k) == want, ("direct", k, direct.get(k))
-        assert remote.get(k) == want, ("remote", k, remote.get(k), err)
+    direct, remote, err = _direct_and_remote(dataplane, prog, VMM_DOCUMENTED)
     # the emulated device has no range attributes (resolvable like every cuda.h function, answering
     # NOT_SUPPORTED); through the stub, a managed region's advice and last prefetch are kept by the stub and
     # read back as CUDA documents them
@@ -132,11 +139,7 @@ MODULE_DOCUMENTED = {
 
 def test_occupancy_linking_enumeration_names_and_peers_on_the_emulator_and_through_the_stub(dataplane, cuda_program):
     prog = _program(cuda_program, "api_module_ext")
-    direct = _direct(prog)
-    remote, err = _remote(dataplane, prog)
-    for k, want in MODULE_DOCUMENTED.items():
-        assert direct.get(k) == want, ("direct", k, direct.get(k))
-        assert remote.get(k) == want, ("remote", k, remote.get(k), err)
+    direct, remote, err = _direct_and_remote(dataplane, prog, MODULE_DOCUMENTED)
     # the callback search runs in the stub, the device's own search on the emulator: same answers
     for k in ("occ_block", "occ_grid", "occ_cb_smem_grid", "occ_active_blocks"):
         assert remote[k] == direct[k], k

@@ -10,10 +10,9 @@ import random
 import re
 import socket
 import struct
-import time
 from pathlib import Path
 
-from dp_helpers import run_via_stub
+from dp_helpers import run_via_stub, wait_until
 from tfclient import native
 
 HELLO = struct.Struct("<4sIII")
@@ -72,13 +71,6 @@ def _closed(s: socket.socket) -> bool:
         return True
 
 
-def _wait(cond, timeout=20.0):
-    end = time.time() + timeout
-    while time.time() < end and not cond():
-        time.sleep(0.05)
-    return cond()
-
-
 def test_unknown_call_id_gets_an_error_reply_and_the_session_goes_on(dataplane):
     ids = _call_ids()
     s = _connect(dataplane)
@@ -101,7 +93,7 @@ def test_unknown_call_id_gets_an_error_reply_and_the_session_goes_on(dataplane):
     assert (result, nlatched, len(body)) == (801, 1, 16)
     assert struct.unpack("<QiI", body)[:2] == (0, 801)
     s.close()
-    assert _wait(lambda: dataplane.sessions() == {} and len(dataplane.ends) == 1)
+    assert wait_until(lambda: dataplane.sessions() == {} and len(dataplane.ends) == 1)
     assert dataplane.ends[-1].returncode == 0
 
 
@@ -119,7 +111,7 @@ def test_malformed_frames_end_only_their_session(dataplane, cuda_program):
             s.shutdown(socket.SHUT_WR)
         assert _closed(s)
         s.close()
-    assert _wait(lambda: dataplane.sessions() == {} and len(dataplane.ends) == len(bad))
+    assert wait_until(lambda: dataplane.sessions() == {} and len(dataplane.ends) == len(bad))
     assert all(e.returncode == 1 for e in dataplane.ends), dataplane.ends
     good = run_via_stub(cuda_program("dp_runtime", cudart="static"), dataplane.unix, 1000, "kernel")
     assert good.returncode == 0, good.stdout + good.stderr
@@ -144,7 +136,7 @@ def test_bad_hellos_are_refused_and_the_server_keeps_serving(dataplane, cuda_pro
     s.close()
     good = run_via_stub(cuda_program("dp_runtime", cudart="static"), dataplane.unix, 1000)
     assert good.returncode == 0, good.stdout + good.stderr
-    assert _wait(lambda: dataplane.ends and dataplane.ends[-1].reason == "client disconnected")
+    assert wait_until(lambda: dataplane.ends and dataplane.ends[-1].reason == "client disconnected")
 
 
 def test_mutated_recorded_sessions_never_take_the_worker_down(dataplane, cuda_program):
@@ -166,7 +158,7 @@ def test_mutated_recorded_sessions_never_take_the_worker_down(dataplane, cuda_pr
         except (ConnectionError, socket.timeout):
             pass
         s.close()
-    assert _wait(lambda: dataplane.sessions() == {} and len(dataplane.ends) == 24)
+    assert wait_until(lambda: dataplane.sessions() == {} and len(dataplane.ends) == 24)
     assert all(e.returncode in (0, 1) for e in dataplane.ends), [e for e in dataplane.ends if e.returncode not in (0, 1)]
     good = run_via_stub(cuda_program("dp_runtime", cudart="shared"), dataplane.unix, 1000, "kernel")
     assert good.returncode == 0, good.stdout + good.stderr
@@ -196,4 +188,4 @@ def test_shared_memory_window_must_be_sealed(dataplane):
     os.close(loose)
     os.close(sealed)
     s.close()
-    assert _wait(lambda: dataplane.sessions() == {} and dataplane.ends and dataplane.ends[-1].returncode == 0)
+    assert wait_until(lambda: dataplane.sessions() == {} and dataplane.ends and dataplane.ends[-1].returncode == 0)

@@ -7,22 +7,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
-from dp_helpers import InProcessDataPlane, run_via_stub, stub_dir, stub_env
+from dp_helpers import InProcessDataPlane, run_via_stub, stub_dir, stub_env, wait_until
 
 PTX = ["-gencode", "arch=compute_80,code=compute_80"]
-
-
-def _wait(cond, timeout=20.0, step=0.05):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def _pid_gone(pid: int) -> bool:
@@ -69,7 +59,7 @@ def test_bad_token_is_rejected_with_not_permitted(dataplane, tmp_path, cuda_prog
         assert r.stderr.count("lease token rejected") == 1
         ok = run_via_stub(prog, dp.unix, lease="right-token")
         assert ok.returncode == 0, ok.stdout + ok.stderr
-        assert _wait(lambda: dp.sessions() == {})
+        assert wait_until(lambda: dp.sessions() == {})
     finally:
         dp.close()
 
@@ -101,7 +91,7 @@ def test_two_clients_are_isolated_when_one_faults(dataplane, cuda_program):
     assert pg.returncode == 0, out_g + err_g
     assert "fault seen: an illegal memory access" in out_f, out_f + err_f
     assert "sticky: an illegal memory access" in out_f, out_f + err_f
-    assert _wait(lambda: len(dataplane.ends) == 2 and dataplane.sessions() == {})
+    assert wait_until(lambda: len(dataplane.ends) == 2 and dataplane.sessions() == {})
 
 
 def test_killed_client_ends_its_session_and_frees_its_process(dataplane, cuda_program):
@@ -115,9 +105,9 @@ def test_killed_client_ends_its_session_and_frees_its_process(dataplane, cuda_pr
         assert info.peer == f"unix:pid={p.pid}" and not _pid_gone(info.pid)
         p.send_signal(signal.SIGKILL)
         p.wait(10)
-        assert _wait(lambda: dataplane.sessions() == {})
-        assert _wait(lambda: _pid_gone(info.pid))
-        assert _wait(lambda: dataplane.ends and dataplane.ends[-1].reason == "client disconnected")
+        assert wait_until(lambda: dataplane.sessions() == {})
+        assert wait_until(lambda: _pid_gone(info.pid))
+        assert wait_until(lambda: dataplane.ends and dataplane.ends[-1].reason == "client disconnected")
     finally:
         if p.poll() is None:
             p.kill()
@@ -132,8 +122,8 @@ def test_close_session_kills_the_worker_process_and_client_sees_unavailable(data
         assert p.stdout.readline().startswith("holding 8 MiB")
         (sid, info), = dataplane.sessions().items()
         dataplane.call(dataplane.server.close_session(sid, "lease expired"))
-        assert _pid_gone(info.pid) or _wait(lambda: _pid_gone(info.pid))
-        assert _wait(lambda: dataplane.ends and dataplane.ends[-1].reason == "lease expired")
+        assert _pid_gone(info.pid) or wait_until(lambda: _pid_gone(info.pid))
+        assert wait_until(lambda: dataplane.ends and dataplane.ends[-1].reason == "lease expired")
         out, err = p.communicate("go\n", timeout=30)
         assert "after close: CUDA_ERROR_DEVICE_UNAVAILABLE" in out, out + err
         assert "tf-stub: connection to the GPU worker lost" in err

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from cudabuild import parse_kv
+from cudabuild import parse_kv, write_arrays
 from dp_helpers import run_via_stub, stub_dir
 
 CUDARTS = ["static", "shared"]
@@ -18,13 +18,6 @@ CUDARTS = ["static", "shared"]
 @pytest.fixture
 def rng():
     return np.random.default_rng(7)
-
-
-def write(path, *arrays):
-    with open(path, "wb") as f:
-        for a in arrays:
-            f.write(np.ascontiguousarray(a).tobytes())
-    return path
 
 
 def kv_of(r: subprocess.CompletedProcess) -> dict:
@@ -37,30 +30,32 @@ def test_vector_add_through_the_stub(dataplane, cuda_program, tmp_path, rng, cud
     n = 100_003
     a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
     kv_of(run_via_stub(cuda_program("vector_add", cudart=cudart), dataplane.unix, n,
-                       write(tmp_path / "in", a, b), tmp_path / "out"))
+                       write_arrays(tmp_path / "in", a, b), tmp_path / "out"))
     np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.float32), a + b)
 
 
 def test_saxpy_and_tiled_matmul_over_tcp(dataplane, cuda_program, tmp_path, rng):
     n = 4096
     x, y = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
-    kv_of(run_via_stub(cuda_program("saxpy"), dataplane.tcp, n, 2.5, write(tmp_path / "in", x, y), tmp_path / "out"))
+    kv_of(run_via_stub(cuda_program("saxpy"), dataplane.tcp, n, 2.5, write_arrays(tmp_path / "in", x, y),
+                       tmp_path / "out"))
     np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), 2.5 * x + y, rtol=1e-6, atol=1e-6)
     m, k, nn = 33, 47, 29
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, nn), dtype=np.float32)
-    kv_of(run_via_stub(cuda_program("matmul_tiled"), dataplane.tcp, m, nn, k, write(tmp_path / "in", a, b),
+    kv_of(run_via_stub(cuda_program("matmul_tiled"), dataplane.tcp, m, nn, k, write_arrays(tmp_path / "in", a, b),
                        tmp_path / "out"))
     np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32).reshape(m, nn), a @ b, rtol=1e-4, atol=1e-4)
 
 
 def test_reduction_and_histogram_with_atomics(dataplane, cuda_program, tmp_path, rng):
     x = rng.integers(-1000, 1000, 50_000, dtype=np.int32)
-    kv_of(run_via_stub(cuda_program("reduce_shfl"), dataplane.unix, x.size, write(tmp_path / "in", x), tmp_path / "out"))
+    kv_of(run_via_stub(cuda_program("reduce_shfl"), dataplane.unix, x.size, write_arrays(tmp_path / "in", x),
+                       tmp_path / "out"))
     out = np.fromfile(tmp_path / "out", np.uint8)
     assert int(out[:8].view(np.int64)[0]) == int(x.sum()) and int(out[8:12].view(np.int32)[0]) == int(x.max())
     v = rng.integers(0, 1 << 30, 20_000, dtype=np.uint32)
-    kv_of(run_via_stub(cuda_program("histogram"), dataplane.unix, v.size, 37, write(tmp_path / "in", v),
+    kv_of(run_via_stub(cuda_program("histogram"), dataplane.unix, v.size, 37, write_arrays(tmp_path / "in", v),
                        tmp_path / "out"))
     np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.uint32), np.bincount(v % 37, minlength=37))
 
@@ -70,7 +65,7 @@ def test_streams_events_pinned_memory_and_host_functions(dataplane, cuda_program
     n = 4099
     x = rng.standard_normal(n, dtype=np.float32)
     kv = kv_of(run_via_stub(cuda_program("streams_events", cudart=cudart), dataplane.unix, n,
-                            write(tmp_path / "in", x), tmp_path / "out"))
+                            write_arrays(tmp_path / "in", x), tmp_path / "out"))
     fma = (3.0 * x.astype(np.float64) + 1.0).astype(np.float32)
     np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), fma, rtol=1e-6, atol=1e-7)
     assert float(kv["elapsed_ms"]) > 0.0
@@ -96,7 +91,7 @@ def test_driver_api_modules_params_and_extra(dataplane, cuda_program, tmp_path, 
     n = 1000
     x = rng.standard_normal(n, dtype=np.float32)
     prog = cuda_program("driver_api", flags=("-L", str(stub_dir()), "-lcuda"))
-    kv = kv_of(run_via_stub(prog, dataplane.unix, module, how, n, write(tmp_path / "in", x), tmp_path / "out"))
+    kv = kv_of(run_via_stub(prog, dataplane.unix, module, how, n, write_arrays(tmp_path / "in", x), tmp_path / "out"))
     np.testing.assert_allclose(np.fromfile(tmp_path / "out", np.float32), x * 3.0 * 0.5, rtol=1e-6)
     assert kv["params"] == "0:8,8:4,12:4"
     assert int(kv["blocks_seen"]) == 2 * int(kv["blocks"])
@@ -125,7 +120,7 @@ def test_thrust_sort_and_cub_scan_built_for_compute_90_through_the_stub(dataplan
     n = 20_000
     x = rng.integers(-100_000, 100_000, n, dtype=np.int32)
     prog = cuda_program("cub_thrust_oneliners", arch=["-gencode", "arch=compute_90,code=compute_90"])
-    kv = kv_of(run_via_stub(prog, dataplane.unix, n, write(tmp_path / "in", x), tmp_path / "out"))
+    kv = kv_of(run_via_stub(prog, dataplane.unix, n, write_arrays(tmp_path / "in", x), tmp_path / "out"))
     assert kv["cc"] == "12.1" and kv["ptx_version"] == "900"
     out = np.fromfile(tmp_path / "out", np.uint8)
     np.testing.assert_array_equal(out[:4 * n].view(np.int32), np.sort(x))
@@ -136,7 +131,7 @@ def test_arrive_wait_barrier_through_the_stub(dataplane, cuda_program, tmp_path,
     n = 5000
     a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
     prog = cuda_program("aw_barrier", arch=["-gencode", "arch=compute_90,code=compute_90"])
-    kv = kv_of(run_via_stub(prog, dataplane.unix, n, write(tmp_path / "in", a, b)))
+    kv = kv_of(run_via_stub(prog, dataplane.unix, n, write_arrays(tmp_path / "in", a, b)))
     assert kv["rounds_ok"] == "1"
     assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
 
@@ -148,7 +143,7 @@ def test_wmma_gemm_through_the_stub(dataplane, cuda_program, tmp_path, rng):
     a = rng.integers(-4, 5, (m, k)).astype(np.float16)
     bt = rng.integers(-4, 5, (n, k)).astype(np.float16)
     c = rng.integers(-1000, 1001, (m, n)).astype(np.float32)
-    kv = kv_of(run_via_stub(cuda_program("wmma_gemm"), dataplane.unix, m, n, k, write(tmp_path / "in", a, bt, c),
+    kv = kv_of(run_via_stub(cuda_program("wmma_gemm"), dataplane.unix, m, n, k, write_arrays(tmp_path / "in", a, bt, c),
                             tmp_path / "out"))
     assert kv["tiles"] == str(k // 16)
     want = (a.astype(np.float64) @ bt.astype(np.float64).T + c).astype(np.float32)
@@ -168,7 +163,7 @@ def test_virtual_functions_through_the_stub(dataplane, cuda_program, tmp_path):
 def test_warp_aggregated_atomics_through_the_stub(dataplane, cuda_program, tmp_path, rng):
     n, nb = 3000, 5
     src = rng.integers(0, nb, n, dtype=np.int32)
-    kv = kv_of(run_via_stub(cuda_program("warp_aggregated"), dataplane.unix, n, nb, write(tmp_path / "in", src),
+    kv = kv_of(run_via_stub(cuda_program("warp_aggregated"), dataplane.unix, n, nb, write_arrays(tmp_path / "in", src),
                             tmp_path / "out"))
     out = np.fromfile(tmp_path / "out", np.int32)
     assert int(kv["nres"]) == out[0] == int((src > 0).sum())

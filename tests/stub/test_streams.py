@@ -8,13 +8,12 @@ import concurrent.futures
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from cudabuild import parse_kv
-from dp_helpers import run_via_stub, stub_env
+from dp_helpers import run_via_stub, stub_env, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emu"))
 from emu_run import run_program  # noqa: E402
@@ -64,15 +63,6 @@ def test_host_functions_keep_stream_order_over_tcp(dataplane, cuda_program):
     assert kv["count"] == "60" and kv["in_order"] == "1"
 
 
-def _wait(cond, timeout=20.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
 def _pid_gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -99,8 +89,8 @@ def test_a_client_killed_while_its_host_function_holds_a_stream_ends_the_session
         assert not _pid_gone(info.pid)
         p.send_signal(signal.SIGKILL)
         p.wait(10)
-        assert _wait(lambda: dataplane.sessions() == {})
-        assert _wait(lambda: _pid_gone(info.pid))
+        assert wait_until(lambda: dataplane.sessions() == {})
+        assert wait_until(lambda: _pid_gone(info.pid))
     finally:
         if p.poll() is None:
             p.kill()

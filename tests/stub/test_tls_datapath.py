@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from dp_helpers import InProcessDataPlane, run_via_stub, stub_dir, stub_env
+from dp_helpers import InProcessDataPlane, run_via_stub, stub_dir, stub_env, wait_until
 from tls_certs import issue, make_ca
 from tfworker.dataplane import TlsFiles
 
@@ -50,15 +50,6 @@ def _run(prog, worker, *args, certs=None, env_extra=None, lease=TOKEN, timeout=1
         env["TF_TLS_CA"] = certs["ca"].cert
     env.update(env_extra or {})
     return subprocess.run([str(prog), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def _wait(cond, timeout=20.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 class RecordingRelay:
@@ -121,7 +112,7 @@ def test_program_over_tls_gives_the_right_results(tls_dataplane, certs, cuda_pro
     # the host name in the certificate works as well as its IP, and sessions end cleanly
     r = _run(big, f"tls:localhost:{tls_dataplane.server.tcp_port}", 4096, certs=certs)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert _wait(lambda: len(tls_dataplane.ends) == 3 and tls_dataplane.sessions() == {})
+    assert wait_until(lambda: len(tls_dataplane.ends) == 3 and tls_dataplane.sessions() == {})
     assert all(e.returncode == 0 for e in tls_dataplane.ends), tls_dataplane.ends
 
 
@@ -134,7 +125,7 @@ def test_relay_sees_neither_token_nor_data_over_tls_but_does_over_plain_tcp(tmp_
         try:
             r = _run(prog, f"{mode}:127.0.0.1:{relay.port}", 1 << 20, certs=certs)
             assert r.returncode == 0, r.stdout + r.stderr
-            assert _wait(lambda: dp.sessions() == {})
+            assert wait_until(lambda: dp.sessions() == {})
             seen = bytes(relay.seen)
             assert len(seen) > 2 << 20     # the copies went both ways through the relay
             if mode == "tls":
@@ -221,7 +212,7 @@ def test_grant_with_limits_but_no_limiter_in_the_process_is_refused(tmp_path, ce
         assert r.returncode == 1
         assert "FAIL init 999" in r.stdout
         assert "the limiter is not loaded in the GPU worker process" in r.stderr
-        assert _wait(lambda: [e.session_id for e in dp.ends] == ["limited"] and dp.sessions() == {})
+        assert wait_until(lambda: [e.session_id for e in dp.ends] == ["limited"] and dp.sessions() == {})
         assert dp.ends[0].returncode != 0
     finally:
         dp.close()

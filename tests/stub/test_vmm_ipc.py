@@ -7,7 +7,6 @@ CUDA_ERROR_NOT_SUPPORTED with a reason, never a descriptor that means nothing he
 (streamOrderedAllocationIPC's pattern, tests/cuda/mempool_ipc.cu) share their descriptor the same way."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +14,7 @@ from pathlib import Path
 import pytest
 
 from cudabuild import parse_kv
-from dp_helpers import InProcessDataPlane, run_via_stub, stub_dir, stub_env
-from tfworker.daemon import ipc_scope_dir
-from tfworker.dataplane import SessionGrant
+from dp_helpers import run_ipc_child_in_allocation, run_via_stub, stub_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emu"))
 from emu_run import emu_env  # noqa: E402
@@ -55,21 +52,7 @@ def test_posix_fd_vmm_ipc_between_two_client_processes(dataplane, cuda_program):
 
 @pytest.mark.parametrize("child_lease,imports", [("alloc-1", True), ("alloc-2", False)])
 def test_posix_fd_imports_only_in_sessions_of_the_exporting_allocation(tmp_path, cuda_program, child_lease, imports):
-    async def authorize(token: bytes) -> SessionGrant:
-        return SessionGrant(session_id=f"s-{token.decode()}-{len(tokens)}", env={"TF_IPC_SCOPE": token.decode()})
-    tokens: list[str] = []
-    dp = InProcessDataPlane(tmp_path, authorize=authorize)
-    try:
-        env = stub_env(dp.unix, lease="alloc-1")
-        env["VMM_CHILD_LEASE"] = child_lease
-        r = subprocess.run([str(_program(cuda_program))], env=env, capture_output=True, text=True, timeout=120)
-    finally:
-        dp.close()
-    assert r.returncode == 0, r.stdout + r.stderr
-    marks = Path(ipc_scope_dir("alloc-1"))
-    assert marks.is_dir() and any(marks.iterdir())
-    shutil.rmtree(marks)
-    kv = parse_kv(r.stdout)
+    kv = parse_kv(run_ipc_child_in_allocation(tmp_path, _program(cuda_program), child_lease).stdout)
     if imports:   # /dev/null was exported by no session of this allocation: refused before the driver
         assert {k: kv.get(k) for k in VMM_IPC_EXPECT} == {**VMM_IPC_EXPECT, "import_bogus": NOT_PERMITTED}
     else:   # another tenant's session never maps this memory, even holding the real descriptor
@@ -96,21 +79,7 @@ def test_mempool_ipc_between_two_client_processes(dataplane, cuda_program):
 
 @pytest.mark.parametrize("child_lease,imports", [("alloc-1", True), ("alloc-2", False)])
 def test_mempool_imports_only_in_sessions_of_the_exporting_allocation(tmp_path, cuda_program, child_lease, imports):
-    async def authorize(token: bytes) -> SessionGrant:
-        return SessionGrant(session_id=f"s-{token.decode()}-{len(tokens)}", env={"TF_IPC_SCOPE": token.decode()})
-    tokens: list[str] = []
-    dp = InProcessDataPlane(tmp_path, authorize=authorize)
-    try:
-        env = stub_env(dp.unix, lease="alloc-1")
-        env["MEMPOOL_CHILD_LEASE"] = child_lease
-        r = subprocess.run([str(cuda_program("mempool_ipc"))], env=env, capture_output=True, text=True, timeout=120)
-    finally:
-        dp.close()
-    assert r.returncode == 0, r.stdout + r.stderr
-    marks = Path(ipc_scope_dir("alloc-1"))
-    assert marks.is_dir() and any(marks.iterdir())
-    shutil.rmtree(marks)
-    kv = parse_kv(r.stdout)
+    kv = parse_kv(run_ipc_child_in_allocation(tmp_path, cuda_program("mempool_ipc"), child_lease).stdout)
     if imports:   # /dev/null was exported by no session of this allocation: refused before the driver
         assert {k: kv.get(k) for k in MEMPOOL_IPC_EXPECT} == {**MEMPOOL_IPC_EXPECT,
                                                               "import_bogus": "cudaErrorNotPermitted"}

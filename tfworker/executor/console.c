@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "tf_fd_io.h"
 
 /* What one session may have pending: beyond it, output is dropped (the backend's own printf FIFO
  * normally bounds it long before). */
@@ -33,17 +34,6 @@ static struct {
     uint8_t *out;        /* handed to the caller of tfx_console_take (valid until the next take) */
     size_t out_cap;
 } g_con = {.rfd = {-1, -1}, .log_fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
-
-static void write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return;
-        p += k;
-        n -= (size_t)k;
-    }
-}
 
 /* Appends one record (under g_con.mu). */
 static void add_record(uint32_t fd, const uint8_t *p, size_t n)
@@ -80,7 +70,7 @@ static size_t drain_locked(void)
             ssize_t k = read(g_con.rfd[i], chunk, sizeof chunk);
             if (k < 0 && errno == EINTR) continue;
             if (k <= 0) break;
-            if (i == 1) write_all(g_con.log_fd, chunk, (size_t)k);
+            if (i == 1) (void)tf_write_all(g_con.log_fd, chunk, (size_t)k);
             add_record(i == 0 ? 1u : 2u, chunk, (size_t)k);
             total += (size_t)k;
         }
@@ -109,7 +99,7 @@ static void on_fatal(int sig)
 {
     uint8_t chunk[4096];
     ssize_t k;
-    while ((k = read(g_con.rfd[1], chunk, sizeof chunk)) > 0) write_all(g_con.log_fd, chunk, (size_t)k);
+    while ((k = read(g_con.rfd[1], chunk, sizeof chunk)) > 0) (void)tf_write_all(g_con.log_fd, chunk, (size_t)k);
     signal(sig, SIG_DFL);
     raise(sig);
 }

@@ -317,12 +317,11 @@ static CUresult copy_side(tfx *x, CUmemorytype type, CUdeviceptr dev, CUarray ar
     return CUDA_SUCCESS;
 }
 
-CUresult ex_cuGraphAddMemcpyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
-                                 size_t numDependencies, const CUDA_MEMCPY3D *copyParams, CUcontext ctx)
+/* A memcpy node's operands (cuGraphAddMemcpyNode, cuGraphExecMemcpyNodeSetParams): both sides checked, *q
+ * the copy with its host fields, and the array fields of a side that is no array, cleared (they mean
+ * nothing here). */
+static CUresult memcpy_node_operands(tfx *x, const CUDA_MEMCPY3D *c, CUDA_MEMCPY3D *q)
 {
-    if (!x->be.f_cuGraphAddMemcpyNode) return CUDA_ERROR_NOT_SUPPORTED;
-    if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
-    const CUDA_MEMCPY3D *c = copyParams;
     if (!c || c->WidthInBytes == 0 || c->Height == 0) return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = copy_side(x, c->srcMemoryType, c->srcDevice, c->srcArray, c->srcXInBytes, c->srcY, c->srcZ,
                             c->srcPitch, c->srcHeight, c);
@@ -330,10 +329,21 @@ CUresult ex_cuGraphAddMemcpyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGrap
         rc = copy_side(x, c->dstMemoryType, c->dstDevice, c->dstArray, c->dstXInBytes, c->dstY, c->dstZ, c->dstPitch,
                        c->dstHeight, c);
     if (rc) return rc;
-    CUDA_MEMCPY3D q = *c;  /* host fields, and array fields of a side that is no array, mean nothing: cleared */
-    q.srcHost = NULL, q.dstHost = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
-    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
-    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
+    *q = *c;
+    q->srcHost = NULL, q->dstHost = NULL, q->reserved0 = NULL, q->reserved1 = NULL;
+    if (q->srcMemoryType != CU_MEMORYTYPE_ARRAY) q->srcArray = NULL;
+    if (q->dstMemoryType != CU_MEMORYTYPE_ARRAY) q->dstArray = NULL;
+    return CUDA_SUCCESS;
+}
+
+CUresult ex_cuGraphAddMemcpyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                 size_t numDependencies, const CUDA_MEMCPY3D *copyParams, CUcontext ctx)
+{
+    if (!x->be.f_cuGraphAddMemcpyNode) return CUDA_ERROR_NOT_SUPPORTED;
+    if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
+    CUDA_MEMCPY3D q;
+    CUresult rc = memcpy_node_operands(x, copyParams, &q);
+    if (rc) return rc;
     return x->be.f_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &q, ctx);
 }
 
@@ -343,18 +353,9 @@ CUresult ex_cuGraphExecMemcpyNodeSetParams(tfx *x, CUgraphExec hGraphExec, CUgra
     if (!x->be.f_cuGraphExecMemcpyNodeSetParams) return CUDA_ERROR_NOT_SUPPORTED;
     if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
     if (!tf_reg_has(x, (uint64_t)(uintptr_t)hNode, TFK_GNODE)) return CUDA_ERROR_INVALID_VALUE;
-    const CUDA_MEMCPY3D *c = copyParams;
-    if (!c || c->WidthInBytes == 0 || c->Height == 0) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = copy_side(x, c->srcMemoryType, c->srcDevice, c->srcArray, c->srcXInBytes, c->srcY, c->srcZ,
-                            c->srcPitch, c->srcHeight, c);
-    if (rc == CUDA_SUCCESS)
-        rc = copy_side(x, c->dstMemoryType, c->dstDevice, c->dstArray, c->dstXInBytes, c->dstY, c->dstZ, c->dstPitch,
-                       c->dstHeight, c);
+    CUDA_MEMCPY3D q;
+    CUresult rc = memcpy_node_operands(x, copyParams, &q);
     if (rc) return rc;
-    CUDA_MEMCPY3D q = *c;
-    q.srcHost = NULL, q.dstHost = NULL, q.reserved0 = NULL, q.reserved1 = NULL;
-    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
-    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
     return x->be.f_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &q, ctx);
 }
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "tf_fd_io.h"
 
 typedef struct host_call {
     uint64_t id;
@@ -68,19 +69,6 @@ static void unlink_locked(host_call *c)
         if (*p == c) { *p = c->next; return; }
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        b += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* On the backend's thread, where the stream reached the call: ask the client, wait for its answer. */
 static void ask_client(host_call *c, const tf_host_call_msg *req)
 {
@@ -91,7 +79,7 @@ static void ask_client(host_call *c, const tf_host_call_msg *req)
         hc.waiting = c;
         pthread_mutex_unlock(&hc.mu);
         pthread_mutex_lock(&hc.wmu);
-        int bad = write_all(hc.fd, &m, sizeof m);
+        int bad = tf_send_all(hc.fd, &m, sizeof m);
         int err = errno;
         pthread_mutex_unlock(&hc.wmu);
         pthread_mutex_lock(&hc.mu);
@@ -142,18 +130,12 @@ static void *answer_reader(void *arg)
     int fd = (int)(intptr_t)arg;
     for (;;) {
         uint64_t id;
-        size_t got = 0;
-        while (got < sizeof id) {
-            ssize_t k = read(fd, (uint8_t *)&id + got, sizeof id - got);
-            if (k < 0 && errno == EINTR) continue;
-            if (k <= 0) {
-                int err = k < 0 ? errno : 0;
-                pthread_mutex_lock(&hc.mu);
-                channel_dead_locked("the client's end is gone", err);
-                pthread_mutex_unlock(&hc.mu);
-                return NULL;
-            }
-            got += (size_t)k;
+        if (tf_read_exact(fd, &id, sizeof id)) {
+            int err = errno;   /* 0: the client closed its end */
+            pthread_mutex_lock(&hc.mu);
+            channel_dead_locked("the client's end is gone", err);
+            pthread_mutex_unlock(&hc.mu);
+            return NULL;
         }
         pthread_mutex_lock(&hc.mu);
         host_call *c = hc.waiting;

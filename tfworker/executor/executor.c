@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "tf_log_line.h"
 #include "tf_spin_wait.h"
 
 #define MAX_PARAMS TF_MAX_PARAMS
@@ -24,12 +25,10 @@
 
 void tfx_log(const char *fmt, ...)
 {
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    tf_log_line("tf-executor", 1, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "tf-executor[%d]: %s\n", (int)getpid(), buf);
 }
 
 /* ------------------------------------------------------------------------ reader / writer */

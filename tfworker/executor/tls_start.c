@@ -27,6 +27,7 @@
 
 #include "executor.h"
 #include "tls_start.h"
+#include "tf_fd_io.h"
 
 #define CUDA_ERROR_INVALID_VALUE_ 1
 #define CUDA_ERROR_NOT_PERMITTED_ 800
@@ -80,30 +81,6 @@ static int set_timeouts(int fd, int seconds)
            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) ? -1 : 0;
 }
 
-static int fd_write_all(int fd, const void *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        p = (const uint8_t *)p + k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int fd_read_exact(int fd, void *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = recv(fd, p, n, 0);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        p = (uint8_t *)p + k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* TFR1 to the client, inside TLS when ssl is set (else in plaintext: step 1's refusal). */
 static int reply(SSL *ssl, int fd, int32_t status, const char *msg)
 {
@@ -113,7 +90,7 @@ static int reply(SSL *ssl, int fd, int32_t status, const char *msg)
     memcpy(r.magic, TF_REPLY_MAGIC, 4);
     memcpy(buf, &r, sizeof r);
     memcpy(buf + sizeof r, msg, ml);
-    if (!ssl) return fd_write_all(fd, buf, sizeof r + ml);
+    if (!ssl) return tf_send_all(fd, buf, sizeof r + ml);
     size_t put = 0;
     return SSL_write_ex(ssl, buf, sizeof r + ml, &put) == 1 && put == sizeof r + ml ? 0 : -1;
 }
@@ -182,10 +159,10 @@ static int authorize(SSL *ssl, int fd, int control)
     memcpy(a.magic, TF_AUTH_MAGIC, 4);
     a.len = h.token_len;
     if (h.token_len && tls_read_exact(ssl, a.token, h.token_len)) { log_ssl("hello read"); return -1; }
-    int sent = fd_write_all(control, &a, 8 + h.token_len);
+    int sent = tf_send_all(control, &a, 8 + h.token_len);
     memset(a.token, 0, sizeof a.token);   /* the token never stays in this process */
     struct { char magic[4]; int32_t status; uint32_t msg_len, env_len, preload_len; } g;
-    if (sent || fd_read_exact(control, &g, sizeof g) || memcmp(g.magic, TF_GRANT_MAGIC, 4) ||
+    if (sent || tf_read_exact(control, &g, sizeof g) || memcmp(g.magic, TF_GRANT_MAGIC, 4) ||
         g.msg_len > TF_GRANT_MAX_MSG || g.env_len > TF_GRANT_MAX_ENV || g.preload_len > TF_GRANT_MAX_PRELOAD) {
         tfx_log("no valid answer from the worker daemon on the control socket: refusing the session");
         reply(ssl, fd, CUDA_ERROR_UNKNOWN_, "worker error: no authorization answer");
@@ -193,7 +170,7 @@ static int authorize(SSL *ssl, int fd, int control)
     }
     size_t total = (size_t)g.msg_len + g.env_len + g.preload_len;
     char *buf = malloc(total + 2);
-    if (!buf || (total && fd_read_exact(control, buf, total))) {
+    if (!buf || (total && tf_read_exact(control, buf, total))) {
         free(buf);
         reply(ssl, fd, CUDA_ERROR_UNKNOWN_, "worker error: no authorization answer");
         return -1;
