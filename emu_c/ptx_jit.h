@@ -16,7 +16,7 @@
  * running warp `warp` of the block: R is that warp's register save area (slot s, lane l at
  * R[s*32+l]), pcs its 32 lane PCs (PTX instruction index; PTX_JIT_PC_EXITED for lanes that exited or
  * do not exist; | PTX_JIT_PC_ATBAR for lanes waiting at bar.sync). mode: 0 = start, 1 = resume
- * after a barrier, 2 = resume after a yield. Returns 0 (every lane exited), 1 (every remaining lane
+ * after a barrier (the function clears its lanes' PTX_JIT_PC_ATBAR), 2 = resume after a yield. Returns 0 (every lane exited), 1 (every remaining lane
  * waits at a barrier), 2 (yielded at a backward branch so other warps can run), -1 (fault, reported).
  */
 #ifndef TF_EMU_PTX_JIT_H

@@ -1528,7 +1528,14 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         }
     }
     LLVMBuildBr(g->b, g->disp);
-    LLVMPositionBuilderAtEnd(g->b, ld_bar); /* what a barrier's continuation reads is in the save area */
+    /* released from a barrier: its lanes run on (what the continuation reads is in the save area) */
+    LLVMPositionBuilderAtEnd(g->b, ld_bar);
+    {
+        LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
+        LLVMValueRef live = LLVMBuildICmp(g->b, LLVMIntNE, pcv, splat(g, g->v32, PTX_JIT_PC_EXITED), "");
+        LLVMValueRef run = LLVMBuildAnd(g->b, pcv, splat(g, g->v32, ~(uint64_t)PTX_JIT_PC_ATBAR & 0xffffffffu), "");
+        LLVMBuildStore(g->b, LLVMBuildSelect(g->b, live, run, pcv, ""), g->pcv);
+    }
     LLVMBuildBr(g->b, g->disp);
     LLVMPositionBuilderAtEnd(g->b, ld_all);
     load_slots(g);
