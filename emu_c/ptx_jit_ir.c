@@ -22,12 +22,13 @@
 
 #include <llvm-c/Core.h>
 
-/* A register's cached facts (allocas) for gen_shared32's whole-warp paths: addr_facts_compute. */
+/* A register's cached facts for gen_shared32's whole-warp paths (addr_facts_compute): i32 words in the
+ * unused upper half of the narrow slot's save area (R + s*32 + 16), so they outlive a barrier's return. */
 typedef struct addr_facts {
-    LLVMValueRef valid;   /* i1; NULL: the slot is no shared address */
-    LLVMValueRef red[4];  /* i32: umin, umax, or, and of the 32 lanes */
-    LLVMValueRef regular; /* i1: every 8-lane chunk steps by stride */
-    LLVMValueRef stride;  /* i32: lane 1 - lane 0 */
+    LLVMValueRef valid;   /* 1: the words below describe the register; NULL: the slot is no shared address */
+    LLVMValueRef red[4];  /* umin, umax, or, and of the 32 lanes */
+    LLVMValueRef regular; /* 1: every 8-lane chunk steps by stride */
+    LLVMValueRef stride;  /* lane 1 - lane 0 */
 } addr_facts;
 
 typedef struct G {
@@ -388,6 +389,12 @@ static LLVMValueRef slot_load(G *g, int s) {
 }
 static void slot_store(G *g, int s, LLVMValueRef v) { LLVMSetAlignment(LLVMBuildStore(g->b, v, g->slot[s]), 8); }
 static int in_save_area(G *g, int s) { return (g->live_save[s / 64] >> (s % 64)) & 1; }
+static LLVMValueRef fact_load(G *g, LLVMValueRef p) {
+    LLVMValueRef l = LLVMBuildLoad2(g->b, g->i32, p, "");
+    LLVMSetAlignment(l, 4);
+    return l;
+}
+static void fact_store(G *g, LLVMValueRef p, LLVMValueRef v) { LLVMSetAlignment(LLVMBuildStore(g->b, v, p), 4); }
 static LLVMValueRef V(G *g, int s) {
     if (g->is_const[s]) return splat(g, g->v64, g->cval[s]);
     if (g->narrow[s]) return LLVMBuildZExt(g->b, slot_load(g, s), g->v64, "");
@@ -395,7 +402,7 @@ static LLVMValueRef V(G *g, int s) {
 }
 static void SET(G *g, int s, LLVMValueRef v, LLVMValueRef em) {
     if (s < 0 || g->is_const[s]) return;
-    if (g->fact[s].valid) LLVMBuildStore(g->b, ci(g->i1, 0), g->fact[s].valid);
+    if (g->fact[s].valid) fact_store(g, g->fact[s].valid, ci(g->i32, 0));
     if (g->narrow[s]) v = LLVMBuildTrunc(g->b, v, g->v32, "");
     if (g->cur_unpred && !((g->live_lead[s / 64] >> (s % 64)) & 1)) {
         /* no lane outside the running group can still need the old value: lanes not running wait at
@@ -594,14 +601,14 @@ static LLVMValueRef shared_ok(G *g, LLVMValueRef f[4], int64_t imm, unsigned tot
     return ok;
 }
 
-/* A register's facts for the whole-warp fast paths of gen_shared32, kept in allocas (SSA values after
- * -O2) from its first use as a shared address after a write until the next write (SET clears valid;
- * every call of the function starts without them): reduce4 of all 32 lanes, and its shape: whether
- * each 8-lane chunk steps by one stride (r[8c+i] = r[8c] + i*stride, 32-bit), and that stride. */
+/* A register's facts for the whole-warp fast paths of gen_shared32, kept (addr_facts) from its first use
+ * as a shared address after a write until the next write (SET clears valid, as does the warp's first
+ * entry; a barrier or a yield keeps them): reduce4 of all 32 lanes, and its shape: whether each 8-lane
+ * chunk steps by one stride (r[8c+i] = r[8c] + i*stride, 32-bit), and that stride. */
 static void addr_facts_compute(G *g, const addr_facts *f, LLVMValueRef r) {
     LLVMValueRef red[4];
     reduce4(g, r, NULL, red);
-    for (int i = 0; i < 4; i++) LLVMBuildStore(g->b, red[i], f->red[i]);
+    for (int i = 0; i < 4; i++) fact_store(g, f->red[i], red[i]);
     int bidx[32];
     LLVMValueRef lane[32];
     for (int i = 0; i < 32; i++) { bidx[i] = i & ~7; lane[i] = ci(g->i32, (uint64_t)(i & 7)); }
@@ -610,16 +617,16 @@ static void addr_facts_compute(G *g, const addr_facts *f, LLVMValueRef r) {
     LLVMValueRef want = LLVMBuildMul(g->b, LLVMConstVector(lane, 32), splatv(g, stride, g->v32), "");
     LLVMValueRef reg = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, want, "")),
                                      ci(g->i32, 0xffffffffu), "");
-    LLVMBuildStore(g->b, reg, f->regular);
-    LLVMBuildStore(g->b, stride, f->stride);
-    LLVMBuildStore(g->b, ci(g->i1, 1), f->valid);
+    fact_store(g, f->regular, LLVMBuildZExt(g->b, reg, g->i32, ""));
+    fact_store(g, f->stride, stride);
+    fact_store(g, f->valid, ci(g->i32, 1));
 }
 
 /* A shared-memory ld/st whose address register holds 32-bit values (every shared address does).
  * Bounds and alignment are exactly the interpreter's rule (shared_ok); a warp that fails them goes
  * through the runtime (ptx_jit_xlate), which reports the fault word for word. When all 32 lanes
  * execute a 1-element access, the register's cached facts (addr_facts_compute: a tile loop's 16-32
- * loads through 2 registers compute them twice) decide in a few scalar compares: 8-lane chunks of
+ * loads through 2 registers compute them once per block) decide in a few scalar compares: 8-lane chunks of
  * consecutive elements are 4 vector loads/stores, chunks sharing one address 4 scalar loads (a
  * half-warp broadcast of a tile element). Anything else is a gather/scatter with 32-bit offsets, its
  * checks reduced over the executing lanes. Same bits on every path; only the instructions differ. */
@@ -649,15 +656,16 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         LLVMBasicBlockRef unib = isld ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "suni") : NULL;
         LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ci(g->i32, 0xffffffffu), ""), cfull, gchk);
         LLVMPositionBuilderAtEnd(g->b, cfull);
-        LLVMBuildCondBr(g->b, LLVMBuildLoad2(g->b, g->i1, f->valid, ""), cuse, ccomp);
+        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->valid), ci(g->i32, 0), ""), cuse, ccomp);
         LLVMPositionBuilderAtEnd(g->b, ccomp);
         addr_facts_compute(g, f, r);
         LLVMBuildBr(g->b, cuse);
         LLVMPositionBuilderAtEnd(g->b, cuse);
         LLVMValueRef red[4];
-        for (int i = 0; i < 4; i++) red[i] = LLVMBuildLoad2(g->b, g->i32, f->red[i], "");
-        LLVMValueRef ok = LLVMBuildAnd(g->b, shared_ok(g, red, imm, tot), LLVMBuildLoad2(g->b, g->i1, f->regular, ""), "");
-        LLVMValueRef stride = LLVMBuildLoad2(g->b, g->i32, f->stride, "");
+        for (int i = 0; i < 4; i++) red[i] = fact_load(g, f->red[i]);
+        LLVMValueRef ok = LLVMBuildAnd(g->b, shared_ok(g, red, imm, tot),
+                                       LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->regular), ci(g->i32, 0), ""), "");
+        LLVMValueRef stride = fact_load(g, f->stride);
         LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, es), ""), ""), linb,
                         isld ? cuni : gchk);
         if (isld) {
@@ -1492,11 +1500,14 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         const ptx_ins *in = &k->code[i];
         if (!is_shared32(g, in) || in->vec != 1 || g->fact[in->a].valid) continue;
         addr_facts *f = &g->fact[in->a];
-        f->valid = LLVMBuildAlloca(g->b, g->i1, "");
-        for (int j = 0; j < 4; j++) f->red[j] = LLVMBuildAlloca(g->b, g->i32, "");
-        f->regular = LLVMBuildAlloca(g->b, g->i1, "");
-        f->stride = LLVMBuildAlloca(g->b, g->i32, "");
-        LLVMBuildStore(g->b, ci(g->i1, 0), f->valid);
+        LLVMValueRef w[7];
+        for (int j = 0; j < 7; j++)
+            w[j] = LLVMBuildGEP2(g->b, g->i32, LLVMBuildBitCast(g->b, g->R, pi32, ""),
+                                 (LLVMValueRef[]){ci(g->i32, ((uint64_t)in->a * 32 + 16) * 2 + (uint64_t)j)}, 1, "");
+        f->valid = w[0];
+        for (int j = 0; j < 4; j++) f->red[j] = w[1 + j];
+        f->regular = w[5];
+        f->stride = w[6];
     }
     LLVMBuildStore(g->b, ci(g->i64, 0), g->icnt);
     LLVMBuildStore(g->b, ci(g->i32, 0), g->backs);
@@ -1527,6 +1538,8 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
             slot_store(g, s, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v);
         }
     }
+    for (int s = 0; s < ns; s++) /* the save area holds an earlier block's words (and the specials' upper halves) */
+        if (g->fact[s].valid) fact_store(g, g->fact[s].valid, ci(g->i32, 0));
     LLVMBuildBr(g->b, g->disp);
     /* released from a barrier: its lanes run on (what the continuation reads is in the save area) */
     LLVMPositionBuilderAtEnd(g->b, ld_bar);
