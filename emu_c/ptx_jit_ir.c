@@ -38,7 +38,7 @@ typedef struct G {
     LLVMValueRef fn;
     const ptx_kernel *k;
     LLVMTypeRef i1, i8, i16, i32, i64, i128, f32, f64, v1, v8, v16, v32, v64, vf32, vf64, vptr;
-    LLVMValueRef *slot;         /* alloca per slot (NULL: constant) */
+    LLVMValueRef *slot;         /* per slot: its alloca, or its place in the save area (in_save_area); NULL: constant */
     int8_t *is_const;
     int8_t *narrow;             /* slot always holds a zero-extended 32-bit value: stored as <32 x i32> */
     addr_facts *fact;           /* per slot */
