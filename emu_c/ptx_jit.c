@@ -717,9 +717,17 @@ static void fill_special(ptx_jit_blk *J, uint64_t *v, int sr, unsigned w) {
     const unsigned bx = cfg->block[0], bxy = cfg->block[0] * cfg->block[1];
     uint64_t x;
     switch (sr) {
-    case SR_TID_X: for (unsigned l = 0; l < 32; l++) v[l] = (w * 32 + l) % bx; return;
-    case SR_TID_Y: for (unsigned l = 0; l < 32; l++) v[l] = ((w * 32 + l) / bx) % cfg->block[1]; return;
-    case SR_TID_Z: for (unsigned l = 0; l < 32; l++) v[l] = (w * 32 + l) / bxy; return;
+    case SR_TID_X: case SR_TID_Y: case SR_TID_Z: {
+        /* lane l is thread w * 32 + l: its (x, y, z) counted up from lane 0's (no division per lane) */
+        const unsigned t0 = w * 32, by = cfg->block[1];
+        unsigned t[3] = {t0 % bx, (t0 / bx) % by, t0 / bxy};
+        const int dim = sr == SR_TID_X ? 0 : sr == SR_TID_Y ? 1 : 2;
+        for (unsigned l = 0; l < 32; l++) {
+            v[l] = t[dim];
+            if (++t[0] == bx) { t[0] = 0; if (++t[1] == by) { t[1] = 0; t[2]++; } }
+        }
+        return;
+    }
     case SR_LANEID: for (unsigned l = 0; l < 32; l++) v[l] = l; return;
     case SR_LANEMASK_EQ: for (unsigned l = 0; l < 32; l++) v[l] = 1u << l; return;
     case SR_LANEMASK_LT: for (unsigned l = 0; l < 32; l++) v[l] = (1u << l) - 1; return;
@@ -784,12 +792,9 @@ int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
         if (any_run) continue;
         for (unsigned w = 0; w < nw; w++) if (J->state[w] == ST_BAR) any_bar = 1;
         if (!any_bar) return 0;
-        for (unsigned w = 0; w < nw; w++) {
-            if (J->state[w] != ST_BAR) continue;
-            for (unsigned l = 0; l < 32; l++)
-                if (J->pcs[w * 32 + l] != PTX_JIT_PC_EXITED) J->pcs[w * 32 + l] &= ~PTX_JIT_PC_ATBAR;
-            J->state[w] = 1;
-        }
+        /* every warp waits at the barrier: release them (a warp resumed in mode 1 clears its lanes' PTX_JIT_PC_ATBAR) */
+        for (unsigned w = 0; w < nw; w++)
+            if (J->state[w] == ST_BAR) J->state[w] = 1;
     }
 }
 

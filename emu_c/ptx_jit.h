@@ -16,7 +16,7 @@
  * running warp `warp` of the block: R is that warp's register save area (slot s, lane l at
  * R[s*32+l]), pcs its 32 lane PCs (PTX instruction index; PTX_JIT_PC_EXITED for lanes that exited or
  * do not exist; | PTX_JIT_PC_ATBAR for lanes waiting at bar.sync). mode: 0 = start, 1 = resume
- * after a barrier, 2 = resume after a yield. Returns 0 (every lane exited), 1 (every remaining lane
+ * after a barrier (the function clears its lanes' PTX_JIT_PC_ATBAR), 2 = resume after a yield. Returns 0 (every lane exited), 1 (every remaining lane
  * waits at a barrier), 2 (yielded at a backward branch so other warps can run), -1 (fault, reported).
  */
 #ifndef TF_EMU_PTX_JIT_H
@@ -148,7 +148,7 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 11
+#define PTX_JIT_GENERATOR_VERSION 13
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
 #define PTX_JIT_PLUGIN_ABI 4

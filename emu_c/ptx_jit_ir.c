@@ -8,8 +8,8 @@
  * Divergence follows the interpreter's rule: a per-lane PC vector, and the warp always runs the lanes
  * with the lowest PC (a dispatcher block); while no lane is parked elsewhere, branches jump straight
  * to their target. Instructions write with select(executing lanes, new, old). Registers live across
- * bar.sync (the slots live at any barrier continuation, from a liveness pass) are saved in the warp's
- * save area when the warp returns at a barrier and loaded when it resumes.
+ * bar.sync (the slots live at any barrier continuation, from a liveness pass) live in the warp's save
+ * area, so a warp returns at a barrier and resumes after it without copying registers.
  * Anything not translated here makes the whole kernel fall back to the interpreter.
  */
 #include "ptx_jit.h"
@@ -22,6 +22,15 @@
 
 #include <llvm-c/Core.h>
 
+/* A register's cached facts for gen_shared32's whole-warp paths (addr_facts_compute): i32 words in the
+ * unused upper half of the narrow slot's save area (R + s*32 + 16), so they outlive a barrier's return. */
+typedef struct addr_facts {
+    LLVMValueRef valid;   /* 1: the words below describe the register; NULL: the slot is no shared address */
+    LLVMValueRef red[4];  /* umin, umax, or, and of the 32 lanes */
+    LLVMValueRef regular; /* 1: every 8-lane chunk steps by stride */
+    LLVMValueRef stride;  /* lane 1 - lane 0 */
+} addr_facts;
+
 typedef struct G {
     LLVMContextRef cx;
     LLVMModuleRef m;
@@ -29,9 +38,10 @@ typedef struct G {
     LLVMValueRef fn;
     const ptx_kernel *k;
     LLVMTypeRef i1, i8, i16, i32, i64, i128, f32, f64, v1, v8, v16, v32, v64, vf32, vf64, vptr;
-    LLVMValueRef *slot;         /* alloca per slot (NULL: constant) */
+    LLVMValueRef *slot;         /* per slot: its alloca, or its place in the save area (in_save_area); NULL: constant */
     int8_t *is_const;
     int8_t *narrow;             /* slot always holds a zero-extended 32-bit value: stored as <32 x i32> */
+    addr_facts *fact;           /* per slot */
     uint64_t *cval;
     LLVMValueRef J, R, pcs, warp, mode;
     LLVMValueRef pcv, active, parked, icnt, backs;
@@ -39,7 +49,7 @@ typedef struct G {
     LLVMBasicBlockRef *bb;      /* per instruction: the block it leads, or NULL */
     int *blen;                  /* per leader: instructions in its block */
     LLVMBasicBlockRef disp, finish, failbb;
-    uint64_t *live_save;        /* slots saved at a barrier (bitset) */
+    uint64_t *live_save;        /* slots live at some bar.sync continuation (bitset): kept in the save area */
     uint64_t *live_lead;        /* slots live at the start of some block (where parked lanes wait) */
     uint8_t *leader;
     int cur_unpred;             /* the instruction being generated has no guard predicate */
@@ -370,23 +380,37 @@ static LLVMValueRef jf(G *g, int idx) {
     LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->J, (LLVMValueRef[]){ci(g->i32, (uint64_t)idx)}, 1, "");
     return LLVMBuildLoad2(g->b, g->i64, p, "");
 }
+/* A slot's storage: an alloca, or (slots live across a barrier, in_save_area) the warp's save area,
+ * whose alignment is only 8; narrow slots are their 32-bit form. */
+static LLVMValueRef slot_load(G *g, int s) {
+    LLVMValueRef l = LLVMBuildLoad2(g->b, g->narrow[s] ? g->v32 : g->v64, g->slot[s], "");
+    LLVMSetAlignment(l, 8);
+    return l;
+}
+static void slot_store(G *g, int s, LLVMValueRef v) { LLVMSetAlignment(LLVMBuildStore(g->b, v, g->slot[s]), 8); }
+static int in_save_area(G *g, int s) { return (g->live_save[s / 64] >> (s % 64)) & 1; }
+static LLVMValueRef fact_load(G *g, LLVMValueRef p) {
+    LLVMValueRef l = LLVMBuildLoad2(g->b, g->i32, p, "");
+    LLVMSetAlignment(l, 4);
+    return l;
+}
+static void fact_store(G *g, LLVMValueRef p, LLVMValueRef v) { LLVMSetAlignment(LLVMBuildStore(g->b, v, p), 4); }
 static LLVMValueRef V(G *g, int s) {
     if (g->is_const[s]) return splat(g, g->v64, g->cval[s]);
-    if (g->narrow[s]) return LLVMBuildZExt(g->b, LLVMBuildLoad2(g->b, g->v32, g->slot[s], ""), g->v64, "");
-    return LLVMBuildLoad2(g->b, g->v64, g->slot[s], "");
+    if (g->narrow[s]) return LLVMBuildZExt(g->b, slot_load(g, s), g->v64, "");
+    return slot_load(g, s);
 }
 static void SET(G *g, int s, LLVMValueRef v, LLVMValueRef em) {
     if (s < 0 || g->is_const[s]) return;
-    LLVMTypeRef t = g->narrow[s] ? g->v32 : g->v64;
+    if (g->fact[s].valid) fact_store(g, g->fact[s].valid, ci(g->i32, 0));
     if (g->narrow[s]) v = LLVMBuildTrunc(g->b, v, g->v32, "");
     if (g->cur_unpred && !((g->live_lead[s / 64] >> (s % 64)) & 1)) {
         /* no lane outside the running group can still need the old value: lanes not running wait at
          * the start of a block, where this slot is dead */
-        LLVMBuildStore(g->b, v, g->slot[s]);
+        slot_store(g, s, v);
         return;
     }
-    LLVMValueRef old = LLVMBuildLoad2(g->b, t, g->slot[s], "");
-    LLVMBuildStore(g->b, LLVMBuildSelect(g->b, em, v, old, ""), g->slot[s]);
+    slot_store(g, s, LLVMBuildSelect(g->b, em, v, slot_load(g, s), ""));
 }
 static LLVMTypeRef itype(G *g, int bits) {
     return bits == 1 ? g->v1 : bits == 8 ? g->v8 : bits == 16 ? g->v16 : bits == 32 ? g->v32 : g->v64;
@@ -539,97 +563,138 @@ static void gen_shaped(G *g, const ptx_ins *in, int isld, LLVMValueRef A, LLVMVa
     }
 }
 
-/* A shared-memory ld/st whose address register holds 32-bit values (every shared address does): the
- * warp's facts about the register (active min/max, common low bits, shape) depend on the register and
- * the executing mask only, not on the instruction's offset, so LLVM computes them once for all the
- * accesses of one register between two writes of it (a tile loop's 16-32 loads through 2 registers).
- * Bounds and alignment are then a few scalar compares per access, exactly the interpreter's rule
- * (every executing lane's zext(r) + imm inside [0, size - tot], aligned to tot); a warp that fails
- * them goes through the runtime (ptx_jit_xlate), which reports the fault word for word. Accesses that
- * pass: all 32 lanes executing with 8-lane chunks of consecutive elements are 4 vector loads/stores,
- * chunks sharing one address 4 scalar loads; anything else a gather/scatter with 32-bit offsets. */
+/* Whether gen_ldst hands in to gen_shared32: a shared access through a register holding 32-bit values. */
+static int is_shared32(G *g, const ptx_ins *in) {
+    return (in->op == OP_LD || in->op == OP_ST) && in->space == SP_SHARED && in->a >= 0 && !g->is_const[in->a] &&
+           g->narrow[in->a] && in->imm >= -(1ll << 31) && in->imm < (1ll << 31);
+}
+
+/* umin, umax, or, and of the 32-bit lanes of r; with em, of its executing lanes only */
+static void reduce4(G *g, LLVMValueRef r, LLVMValueRef em, LLVMValueRef out[4]) {
+    static const char *op[4] = {"llvm.vector.reduce.umin", "llvm.vector.reduce.umax", "llvm.vector.reduce.or",
+                                "llvm.vector.reduce.and"};
+    static const uint32_t idle[4] = {0xffffffffu, 0, 0, 0xffffffffu}; /* what an idle lane adds: nothing */
+    for (int i = 0; i < 4; i++) {
+        LLVMValueRef x = em ? LLVMBuildSelect(g->b, em, r, splat(g, g->v32, idle[i]), "") : r;
+        out[i] = intrin(g, op[i], &g->v32, 1, &x, 1);
+    }
+}
+
+/* The interpreter's rule for a shared access of tot bytes at zext(r) + imm in every lane that counts,
+ * from reduce4's facts: inside [0, size - tot] and aligned to tot. */
+static LLVMValueRef shared_ok(G *g, LLVMValueRef f[4], int64_t imm, unsigned tot) {
+    LLVMValueRef lim = LLVMBuildSub(g->b, jf(g, JF_SMEM_SIZE), ci(g->i64, tot), "");
+    LLVMValueRef immv = ci(g->i64, (uint64_t)imm);
+    LLVMValueRef lo = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, f[0], g->i64, ""), immv, "");
+    LLVMValueRef hi = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, f[1], g->i64, ""), immv, "");
+    LLVMValueRef ok = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, lo, ci(g->i64, 0), ""),
+                                   LLVMBuildICmp(g->b, LLVMIntSLE, hi, lim, ""), "");
+    if (tot > 1) {
+        LLVMValueRef m = ci(g->i32, tot - 1);
+        LLVMValueRef same = LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, LLVMBuildXor(g->b, f[2], f[3], ""), m, ""),
+                                          ci(g->i32, 0), "");
+        LLVMValueRef al = LLVMBuildICmp(g->b, LLVMIntEQ,
+                                        LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, f[2], ci(g->i32, (uint64_t)imm & 0xffffffffu), ""), m, ""),
+                                        ci(g->i32, 0), "");
+        ok = LLVMBuildAnd(g->b, ok, LLVMBuildAnd(g->b, same, al, ""), "");
+    }
+    return ok;
+}
+
+/* A register's facts for the whole-warp fast paths of gen_shared32, kept (addr_facts) from its first use
+ * as a shared address after a write until the next write (SET clears valid, as does the warp's first
+ * entry; a barrier or a yield keeps them): reduce4 of all 32 lanes, and its shape: whether each 8-lane
+ * chunk steps by one stride (r[8c+i] = r[8c] + i*stride, 32-bit), and that stride. */
+static void addr_facts_compute(G *g, const addr_facts *f, LLVMValueRef r) {
+    LLVMValueRef red[4];
+    reduce4(g, r, NULL, red);
+    for (int i = 0; i < 4; i++) fact_store(g, f->red[i], red[i]);
+    int bidx[32];
+    LLVMValueRef lane[32];
+    for (int i = 0; i < 32; i++) { bidx[i] = i & ~7; lane[i] = ci(g->i32, (uint64_t)(i & 7)); }
+    LLVMValueRef d = LLVMBuildSub(g->b, r, shuf(g, r, NULL, bidx, 32), "");
+    LLVMValueRef stride = LLVMBuildExtractElement(g->b, d, ci(g->i32, 1), "");
+    LLVMValueRef want = LLVMBuildMul(g->b, LLVMConstVector(lane, 32), splatv(g, stride, g->v32), "");
+    LLVMValueRef reg = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, want, "")),
+                                     ci(g->i32, 0xffffffffu), "");
+    fact_store(g, f->regular, LLVMBuildZExt(g->b, reg, g->i32, ""));
+    fact_store(g, f->stride, stride);
+    fact_store(g, f->valid, ci(g->i32, 1));
+}
+
+/* A shared-memory ld/st whose address register holds 32-bit values (every shared address does).
+ * Bounds and alignment are exactly the interpreter's rule (shared_ok); a warp that fails them goes
+ * through the runtime (ptx_jit_xlate), which reports the fault word for word. When all 32 lanes
+ * execute a 1-element access, the register's cached facts (addr_facts_compute: a tile loop's 16-32
+ * loads through 2 registers compute them once per block) decide in a few scalar compares: 8-lane chunks of
+ * consecutive elements are 4 vector loads/stores, chunks sharing one address 4 scalar loads (a
+ * half-warp broadcast of a tile element). Anything else is a gather/scatter with 32-bit offsets, its
+ * checks reduced over the executing lanes. Same bits on every path; only the instructions differ. */
 static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
     const int64_t imm = in->imm;
-    LLVMValueRef r = LLVMBuildLoad2(g->b, g->v32, g->slot[in->a], "");
-    LLVMValueRef mn = intrin(g, "llvm.vector.reduce.umin", &g->v32, 1,
-                             (LLVMValueRef[]){LLVMBuildSelect(g->b, em, r, splat(g, g->v32, 0xffffffffu), "")}, 1);
-    LLVMValueRef mx = intrin(g, "llvm.vector.reduce.umax", &g->v32, 1,
-                             (LLVMValueRef[]){LLVMBuildSelect(g->b, em, r, splat(g, g->v32, 0), "")}, 1);
-    LLVMValueRef size = jf(g, JF_SMEM_SIZE);
-    LLVMValueRef lim = LLVMBuildSub(g->b, size, ci(g->i64, tot), "");
+    LLVMValueRef r = slot_load(g, in->a);
     LLVMValueRef immv = ci(g->i64, (uint64_t)imm);
-    LLVMValueRef lo = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, mn, g->i64, ""), immv, "");
-    LLVMValueRef hi = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, mx, g->i64, ""), immv, "");
-    LLVMValueRef ok = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, lo, ci(g->i64, 0), ""),
-                                   LLVMBuildICmp(g->b, LLVMIntSLE, hi, lim, ""), "");
-    if (tot > 1) {
-        LLVMValueRef orv = intrin(g, "llvm.vector.reduce.or", &g->v32, 1,
-                                  (LLVMValueRef[]){LLVMBuildSelect(g->b, em, r, splat(g, g->v32, 0), "")}, 1);
-        LLVMValueRef andv = intrin(g, "llvm.vector.reduce.and", &g->v32, 1,
-                                   (LLVMValueRef[]){LLVMBuildSelect(g->b, em, r, splat(g, g->v32, 0xffffffffu), "")}, 1);
-        LLVMValueRef m = ci(g->i32, tot - 1);
-        LLVMValueRef same = LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, LLVMBuildXor(g->b, orv, andv, ""), m, ""),
-                                          ci(g->i32, 0), "");
-        LLVMValueRef al = LLVMBuildICmp(g->b, LLVMIntEQ,
-                                        LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, orv, ci(g->i32, (uint64_t)imm & 0xffffffffu), ""), m, ""),
-                                        ci(g->i32, 0), "");
-        ok = LLVMBuildAnd(g->b, ok, LLVMBuildAnd(g->b, same, al, ""), "");
-    }
-    LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sfast");
+    LLVMBasicBlockRef gchk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "schk");
     LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sslow");
     LLVMBasicBlockRef genb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sgather");
     LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sjoin");
-    LLVMBuildCondBr(g->b, ok, fast, slow);
-    /* slow: the runtime checks each lane (and reports the first fault); no fault: the gather below */
-    LLVMPositionBuilderAtEnd(g->b, slow);
-    store_vec(g, g->sc_addr, 0, LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, r, g->v64, ""), splat(g, g->v64, (uint64_t)imm), ""));
-    LLVMTypeRef ps[5] = {LLVMTypeOf(g->J), g->i32, LLVMPointerType(g->i64, 0), g->i32, LLVMPointerType(g->i64, 0)};
-    fail_call_check(g, helper(g, PTX_JIT_SYM_XLATE, g->i32, ps, 5,
-                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, mask_bits(g, em), g->sc_vals}));
-    LLVMBuildBr(g->b, genb);
     LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
     LLVMTypeRef velt = itype(g, (int)es * 8);
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
     LLVMValueRef res[3];
     LLVMBasicBlockRef from[3];
     int nres = 0;
-    LLVMPositionBuilderAtEnd(g->b, fast);
-    LLVMValueRef smem = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
     if (nv == 1) {
-        int bidx[32], cat[32];
-        LLVMValueRef step[32];
-        for (int i = 0; i < 32; i++) { bidx[i] = i & ~7; cat[i] = i; step[i] = ci(g->i32, (uint64_t)(i & 7) * es); }
-        LLVMValueRef d = LLVMBuildSub(g->b, r, shuf(g, r, NULL, bidx, 32), "");
-        LLVMValueRef ones = ci(g->i32, 0xffffffffu);
-        LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ones, "");
-        LLVMValueRef lin = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, LLVMConstVector(step, 32), "")), ones, "");
+        const addr_facts *f = &g->fact[in->a];
+        LLVMBasicBlockRef cfull = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sfull");
+        LLVMBasicBlockRef ccomp = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sfacts");
+        LLVMBasicBlockRef cuse = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sshape");
         LLVMBasicBlockRef linb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "slin");
-        LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "schk");
-        LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, full, lin, ""), linb, chk);
-        LLVMPositionBuilderAtEnd(g->b, chk);
-        LLVMBasicBlockRef unib = NULL;
+        LLVMBasicBlockRef cuni = isld ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "sunichk") : NULL;
+        LLVMBasicBlockRef unib = isld ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "suni") : NULL;
+        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ci(g->i32, 0xffffffffu), ""), cfull, gchk);
+        LLVMPositionBuilderAtEnd(g->b, cfull);
+        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->valid), ci(g->i32, 0), ""), cuse, ccomp);
+        LLVMPositionBuilderAtEnd(g->b, ccomp);
+        addr_facts_compute(g, f, r);
+        LLVMBuildBr(g->b, cuse);
+        LLVMPositionBuilderAtEnd(g->b, cuse);
+        LLVMValueRef red[4];
+        for (int i = 0; i < 4; i++) red[i] = fact_load(g, f->red[i]);
+        LLVMValueRef ok = LLVMBuildAnd(g->b, shared_ok(g, red, imm, tot),
+                                       LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->regular), ci(g->i32, 0), ""), "");
+        LLVMValueRef stride = fact_load(g, f->stride);
+        LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, es), ""), ""), linb,
+                        isld ? cuni : gchk);
         if (isld) {
-            LLVMValueRef uni = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, splat(g, g->v32, 0), "")), ones, "");
-            unib = LLVMAppendBasicBlockInContext(g->cx, g->fn, "suni");
-            LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, full, uni, ""), unib, genb);
-        } else {
-            LLVMBuildBr(g->b, genb);
+            LLVMPositionBuilderAtEnd(g->b, cuni);
+            LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, 0), ""), ""), unib, gchk);
         }
         LLVMTypeRef v8 = LLVMVectorType(elt, 8), p8 = LLVMPointerType(v8, 0), pe = LLVMPointerType(elt, 0);
+        int cat[32];
+        for (int i = 0; i < 32; i++) cat[i] = i;
+        /* chunk c's first element: smem + zext(r[8c]) + imm (in bounds: checked) */
+        LLVMValueRef chunk[2][4];
+        for (int w = 0; w < (isld ? 2 : 1); w++) {
+            LLVMPositionBuilderAtEnd(g->b, w ? unib : linb);
+            LLVMValueRef smem = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
+            for (int c = 0; c < 4; c++) {
+                LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, LLVMBuildExtractElement(g->b, r, ci(g->i32, (uint64_t)c * 8), ""), g->i64, ""),
+                                                immv, "");
+                chunk[w][c] = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, smem, &off, 1, ""), w ? pe : p8, "");
+            }
+        }
         LLVMPositionBuilderAtEnd(g->b, linb);
         LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
         LLVMValueRef part[4];
         for (int c = 0; c < 4; c++) {
-            LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, LLVMBuildExtractElement(g->b, r, ci(g->i32, (uint64_t)c * 8), ""), g->i64, ""),
-                                            immv, "");
-            LLVMValueRef p = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, smem, &off, 1, ""), p8, "");
             if (isld) {
-                part[c] = LLVMBuildLoad2(g->b, v8, p, "");
+                part[c] = LLVMBuildLoad2(g->b, v8, chunk[0][c], "");
                 LLVMSetAlignment(part[c], es);
             } else {
-                LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, cat + 8 * c, 8), p), es);
+                LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, cat + 8 * c, 8), chunk[0][c]), es);
             }
         }
         if (isld) {
@@ -642,10 +707,7 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
             LLVMPositionBuilderAtEnd(g->b, unib);
             LLVMValueRef v4 = LLVMGetUndef(LLVMVectorType(elt, 4));
             for (int c = 0; c < 4; c++) {
-                LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, LLVMBuildExtractElement(g->b, r, ci(g->i32, (uint64_t)c * 8), ""), g->i64, ""),
-                                                immv, "");
-                LLVMValueRef p = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, smem, &off, 1, ""), pe, "");
-                LLVMValueRef x = LLVMBuildLoad2(g->b, elt, p, "");
+                LLVMValueRef x = LLVMBuildLoad2(g->b, elt, chunk[1][c], "");
                 LLVMSetAlignment(x, es);
                 v4 = LLVMBuildInsertElement(g->b, v4, x, ci(g->i32, (uint64_t)c), "");
             }
@@ -656,8 +718,20 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
             LLVMBuildBr(g->b, join);
         }
     } else {
-        LLVMBuildBr(g->b, genb);
+        LLVMBuildBr(g->b, gchk);
     }
+    /* any executing mask or shape: the checks over the executing lanes */
+    LLVMPositionBuilderAtEnd(g->b, gchk);
+    LLVMValueRef red[4];
+    reduce4(g, r, em, red);
+    LLVMBuildCondBr(g->b, shared_ok(g, red, imm, tot), genb, slow);
+    /* slow: the runtime checks each lane (and reports the first fault); no fault: the gather below */
+    LLVMPositionBuilderAtEnd(g->b, slow);
+    store_vec(g, g->sc_addr, 0, LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, r, g->v64, ""), splat(g, g->v64, (uint64_t)imm), ""));
+    LLVMTypeRef ps[5] = {LLVMTypeOf(g->J), g->i32, LLVMPointerType(g->i64, 0), g->i32, LLVMPointerType(g->i64, 0)};
+    fail_call_check(g, helper(g, PTX_JIT_SYM_XLATE, g->i32, ps, 5,
+                              (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, mask_bits(g, em), g->sc_vals}));
+    LLVMBuildBr(g->b, genb);
     /* gather/scatter: every executing lane's offset is checked and below the shared size (< 4 GiB) */
     LLVMPositionBuilderAtEnd(g->b, genb);
     LLVMValueRef smem2 = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
@@ -671,8 +745,8 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
             if (nv == 1) { res[nres] = raw; from[nres++] = LLVMGetInsertBlock(g->b); }
             else SET(g, in->v[kk], ext_elem(g, raw, et), em);
         } else {
-            LLVMValueRef val = TR(g, V(g, in->v[kk]), (int)es * 8);
-            intrin(g, "llvm.masked.scatter", tys, 2, (LLVMValueRef[]){val, ptrs, ci(g->i32, es), em}, 4);
+            LLVMValueRef v = TR(g, V(g, in->v[kk]), (int)es * 8);
+            intrin(g, "llvm.masked.scatter", tys, 2, (LLVMValueRef[]){v, ptrs, ci(g->i32, es), em}, 4);
         }
     }
     LLVMBuildBr(g->b, join);
@@ -687,8 +761,7 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
 static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, sp = in->space, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
-    if (sp == SP_SHARED && in->a >= 0 && !g->is_const[in->a] && g->narrow[in->a] && in->imm >= -(1ll << 31) &&
-        in->imm < (1ll << 31)) {
+    if (is_shared32(g, in)) {
         gen_shared32(g, idx, in, em);
         return;
     }
@@ -1283,29 +1356,32 @@ static void count_block(G *g, int leader) {
     LLVMBuildStore(g->b, LLVMBuildAdd(g->b, c, ci(g->i64, (uint64_t)g->blen[leader]), ""), g->icnt);
 }
 
-/* The save area (the warp's R, 32 x 8 bytes per slot) is read only by this function's resume paths: a
- * narrow slot is kept there as its 32 x 4 bytes (half the traffic at every bar.sync), a wide one whole.
- * Special registers are the runner's 64-bit words, read only on the warp's first entry (mode 0). */
+/* The save area (the warp's R, 32 x 8 bytes per slot) is read only by this function: a narrow slot is
+ * kept there as its 32 x 4 bytes, a wide one whole. A slot live at some barrier continuation lives
+ * there all the time (the warp returns at every bar.sync and resumes after it: nothing to copy; in a
+ * tiled loop these are the address registers and the accumulator, which the register allocator had
+ * spilled anyway); the others are allocas (SSA values after -O2), copied there only when the warp
+ * yields at a backward branch. Special registers are the runner's 64-bit words, read only on the warp's
+ * first entry (mode 0). */
 static LLVMValueRef slot_ptr(G *g, int s, LLVMTypeRef vt) {
     LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->R, (LLVMValueRef[]){ci(g->i32, (uint64_t)s * 32)}, 1, "");
     return LLVMBuildBitCast(g->b, p, LLVMPointerType(vt, 0), "");
 }
-static void save_slots(G *g, int all) {
+/* a yield: the alloca slots to the save area and back */
+static void save_slots(G *g) {
     for (int s = 0; s < g->k->nslots; s++) {
-        if (g->is_const[s]) continue;
-        if (!all && !((g->live_save[s / 64] >> (s % 64)) & 1)) continue;
+        if (g->is_const[s] || in_save_area(g, s)) continue;
         LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
-        LLVMSetAlignment(LLVMBuildStore(g->b, LLVMBuildLoad2(g->b, vt, g->slot[s], ""), slot_ptr(g, s, vt)), 8);
+        LLVMSetAlignment(LLVMBuildStore(g->b, slot_load(g, s), slot_ptr(g, s, vt)), 8);
     }
 }
-static void load_slots(G *g, int all) {
+static void load_slots(G *g) {
     for (int s = 0; s < g->k->nslots; s++) {
-        if (g->is_const[s]) continue;
-        if (!all && !((g->live_save[s / 64] >> (s % 64)) & 1)) continue;
+        if (g->is_const[s] || in_save_area(g, s)) continue;
         LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
         LLVMValueRef v = LLVMBuildLoad2(g->b, vt, slot_ptr(g, s, vt), "");
         LLVMSetAlignment(v, 8);
-        LLVMBuildStore(g->b, v, g->slot[s]);
+        slot_store(g, s, v);
     }
 }
 
@@ -1331,7 +1407,7 @@ static void back_branch_yield(G *g, int target, LLVMValueRef act) {
     pcv = LLVMBuildSelect(g->b, act, splat(g, g->v32, (uint64_t)target), pcv, "");
     LLVMValueRef pp = LLVMBuildBitCast(g->b, g->pcs, LLVMPointerType(g->v32, 0), "");
     LLVMSetAlignment(LLVMBuildStore(g->b, pcv, pp), 4);
-    save_slots(g, 1);
+    save_slots(g);
     add_icount(g);
     LLVMBuildRet(g->b, ci(g->i32, 2));
     LLVMPositionBuilderAtEnd(g->b, go);
@@ -1364,9 +1440,10 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->blen = calloc((size_t)n + 1, sizeof(int));
     g->live_save = calloc((size_t)g->nw, sizeof(uint64_t));
     g->live_lead = calloc((size_t)g->nw, sizeof(uint64_t));
+    g->fact = calloc((size_t)ns, sizeof(addr_facts));
     uint8_t *leader = calloc((size_t)n + 1, 1);
     void *result = NULL;
-    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !leader) {
+    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !leader) {
         snprintf(why, whylen, "out of memory");
         goto out;
     }
@@ -1422,8 +1499,10 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
 
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->cx, g->fn, "entry");
     LLVMPositionBuilderAtEnd(g->b, entry);
-    for (int s = 0; s < ns; s++)
-        if (!g->is_const[s]) g->slot[s] = LLVMBuildAlloca(g->b, g->narrow[s] ? g->v32 : g->v64, "");
+    for (int s = 0; s < ns; s++) {
+        LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
+        if (!g->is_const[s]) g->slot[s] = in_save_area(g, s) ? slot_ptr(g, s, vt) : LLVMBuildAlloca(g->b, vt, "");
+    }
     g->pcv = LLVMBuildAlloca(g->b, g->v32, "pcv");
     g->active = LLVMBuildAlloca(g->b, g->v1, "active");
     g->parked = LLVMBuildAlloca(g->b, g->i32, "parked");
@@ -1439,6 +1518,19 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
             g->sc_ops = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, LLVMArrayType(g->i64, 32 * 16), ""), pi64, "");
             break;
         }
+    for (int i = 0; i < n; i++) {
+        const ptx_ins *in = &k->code[i];
+        if (!is_shared32(g, in) || in->vec != 1 || g->fact[in->a].valid) continue;
+        addr_facts *f = &g->fact[in->a];
+        LLVMValueRef w[7];
+        for (int j = 0; j < 7; j++)
+            w[j] = LLVMBuildGEP2(g->b, g->i32, LLVMBuildBitCast(g->b, g->R, pi32, ""),
+                                 (LLVMValueRef[]){ci(g->i32, ((uint64_t)in->a * 32 + 16) * 2 + (uint64_t)j)}, 1, "");
+        f->valid = w[0];
+        for (int j = 0; j < 4; j++) f->red[j] = w[1 + j];
+        f->regular = w[5];
+        f->stride = w[6];
+    }
     LLVMBuildStore(g->b, ci(g->i64, 0), g->icnt);
     LLVMBuildStore(g->b, ci(g->i32, 0), g->backs);
     {
@@ -1448,7 +1540,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         LLVMBuildStore(g->b, l, g->pcv);
     }
     for (int s = 0; s < ns; s++)
-        if (!g->is_const[s]) LLVMBuildStore(g->b, LLVMGetUndef(g->narrow[s] ? g->v32 : g->v64), g->slot[s]);
+        if (!g->is_const[s] && !in_save_area(g, s)) slot_store(g, s, LLVMGetUndef(g->narrow[s] ? g->v32 : g->v64));
     LLVMBasicBlockRef ld_first = LLVMAppendBasicBlockInContext(g->cx, g->fn, "first");
     LLVMBasicBlockRef ld_bar = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_bar");
     LLVMBasicBlockRef ld_all = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_all");
@@ -1464,16 +1556,24 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     for (int sp = 0; sp < k->nspecials; sp++) {
         int s = k->specials[sp].slot;
         if (s >= 0 && s < ns && !g->is_const[s]) {
-            LLVMValueRef v = load_vec(g, g->R, s);
-            LLVMBuildStore(g->b, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v, g->slot[s]);
+            LLVMValueRef v = load_vec(g, g->R, s); /* (a slot in the save area: its narrow form replaces the words) */
+            slot_store(g, s, g->narrow[s] ? LLVMBuildTrunc(g->b, v, g->v32, "") : v);
         }
     }
+    for (int s = 0; s < ns; s++) /* the save area holds an earlier block's words (and the specials' upper halves) */
+        if (g->fact[s].valid) fact_store(g, g->fact[s].valid, ci(g->i32, 0));
     LLVMBuildBr(g->b, g->disp);
+    /* released from a barrier: its lanes run on (what the continuation reads is in the save area) */
     LLVMPositionBuilderAtEnd(g->b, ld_bar);
-    load_slots(g, 0);
+    {
+        LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
+        LLVMValueRef live = LLVMBuildICmp(g->b, LLVMIntNE, pcv, splat(g, g->v32, PTX_JIT_PC_EXITED), "");
+        LLVMValueRef run = LLVMBuildAnd(g->b, pcv, splat(g, g->v32, ~(uint64_t)PTX_JIT_PC_ATBAR & 0xffffffffu), "");
+        LLVMBuildStore(g->b, LLVMBuildSelect(g->b, live, run, pcv, ""), g->pcv);
+    }
     LLVMBuildBr(g->b, g->disp);
     LLVMPositionBuilderAtEnd(g->b, ld_all);
-    load_slots(g, 1);
+    load_slots(g);
     LLVMBuildBr(g->b, g->disp);
 
     /* blocks */
@@ -1510,7 +1610,6 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         LLVMPositionBuilderAtEnd(g->b, done);
         LLVMBuildRet(g->b, ci(g->i32, 0));
         LLVMPositionBuilderAtEnd(g->b, atbar);
-        save_slots(g, 0);
         LLVMBuildRet(g->b, ci(g->i32, 1));
     }
     LLVMPositionBuilderAtEnd(g->b, g->failbb);
@@ -1589,6 +1688,7 @@ out:
     free(g->blen);
     free(g->live_save);
     free(g->live_lead);
+    free(g->fact);
     free(leader);
     return result;
 }
