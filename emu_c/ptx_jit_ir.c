@@ -9,7 +9,9 @@
  * with the lowest PC (a dispatcher block); while no lane is parked elsewhere, branches jump straight
  * to their target. Instructions write with select(executing lanes, new, old). Registers live across
  * bar.sync (the slots live at any barrier continuation, from a liveness pass) are saved in the warp's
- * save area when the warp returns at a barrier and loaded when it resumes.
+ * save area when the warp returns at a barrier and loaded when it resumes. Warp-synchronous (.sync)
+ * instructions lead a block whose entry parks the running lanes (wsync) until their member masks' lanes
+ * arrive, as the interpreter's run_warp/resched do (gen_wsync_wait and the dispatcher).
  * Anything not translated here makes the whole kernel fall back to the interpreter.
  */
 #include "ptx_jit.h"
