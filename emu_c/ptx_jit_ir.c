@@ -110,10 +110,10 @@ static int covered_inline(G *g, const ptx_ins *in) {
     case OP_DIV:
         if (t == T_F32 && !(in->flags & ~IF_APPROX) && in->rm <= RM_RN) return 0;
         if (t == T_F64 && !in->flags && in->rm <= RM_RN) return 0;
-        if (t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
+        if (t == T_U16 || t == T_S16 || t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
         BAD("div variant");
     case OP_REM:
-        if (t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
+        if (t == T_U16 || t == T_S16 || t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
         BAD("rem variant");
     case OP_MUL_HI:
         if (t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;

@@ -2112,6 +2112,8 @@ static const char *JALU_PTX =
     " mov.b64 %rd12, {%r2, %r3}; st.global.u64 [%rd11+184], %rd12;\n"
     " mov.b64 {%r20, %r21}, %rd12; st.global.u32 [%rd11+192], %r21;\n"
     " mov.b32 {%h1, %h2}, %r2; mov.b32 %r22, {%h2, %h1}; st.global.u32 [%rd11+200], %r22;\n"
+    " div.u16 %h3, %h1, %h2; cvt.u32.u16 %r23, %h3; st.global.u32 [%rd11+208], %r23;\n"
+    " rem.s16 %h3, %h1, %h2; cvt.u32.u16 %r24, %h3; st.global.u32 [%rd11+216], %r24;\n"
     " ret;\n}\n";
 
 static uint32_t bfe_ref(uint32_t a, uint32_t pos, uint32_t len, int sg) {
@@ -2223,6 +2225,7 @@ static void test_jit_alu(void) {
     }
     xf[0] = NAN; xd[0] = NAN; xd[3] = NAN; xd[4] = -0.0; xd[5] = 0.0; xf[3] = -0.0f;
     xu[2] = 0x80000000u; xu[3] = 0x7fffffffu; xu[4] = 0; /* add.sat overflow; bfind of 0 */
+    xu[6] = 0xffff8001u; xu[8] = 0x00001234u; /* 16-bit div/rem by -1 and by 0 */
     memset(o, 0, (size_t)T * K * 8);
     pbuf p = {{0}, 0};
     pptr(&p, xf); pptr(&p, xd); pptr(&p, xu); pptr(&p, o);
@@ -2290,6 +2293,11 @@ static void test_jit_alu(void) {
         CHECK(r[23] == ((uint64_t)v << 32 | u) && gu[24] == v, "thread %d mov.b64 pack/unpack %#llx %#x", t,
               (unsigned long long)r[23], gu[24]);
         CHECK(gu[25] == (u >> 16 | u << 16), "thread %d mov.b32 of two b16 %#x", t, gu[25]);
+        const uint16_t lo = (uint16_t)u, hi = (uint16_t)(u >> 16);
+        CHECK(gu[26] == (hi ? (uint32_t)(lo / hi) : 0xffffu), "thread %d div.u16 %#x", t, gu[26]);
+        const int16_t sl = (int16_t)lo, sh = (int16_t)hi;
+        const uint32_t srem = sh == 0 ? lo : sh == -1 ? 0 : (uint16_t)(sl % sh);
+        CHECK(gu[27] == srem, "thread %d rem.s16 %#x want %#x", t, gu[27], srem);
     }
     ptx_module_free(m);
     dev_free(0, xf); dev_free(0, xd); dev_free(0, xu); dev_free(0, o);
