@@ -980,7 +980,9 @@ static LLVMValueRef redux_over(G *g, int op, int sg, LLVMValueRef vals, LLVMValu
 
 /* shfl, vote, activemask, match, redux: the interpreter's (ptx_exec.c) expressions over the 32 lanes. Each
  * lane computes over its own member mask (slot e) & the executing lanes; sources are read from every lane
- * (a lane outside the mask reads what its register holds, as in the interpreter). */
+ * (frozen: a lane that never wrote the register holds LLVM's undef). A source lane outside the member mask
+ * or not executing is undefined in CUDA; there the JIT's bits can differ from the interpreter's (a register
+ * a lane never wrote, or one dead where the lane waits, is not kept). */
 static void gen_warp(G *g, const ptx_ins *in, LLVMValueRef em) {
     LLVMBuilderRef b = g->b;
     const LLVMValueRef emb = mask_bits(g, em), lane = lane_ids(g);
@@ -1030,7 +1032,7 @@ static void gen_warp(G *g, const ptx_ins *in, LLVMValueRef em) {
         r = ZX(g, splatv(g, mask_bits(g, LLVMBuildLoad2(b, g->v1, g->active, "")), g->v32));
         break;
     case OP_MATCH: {
-        LLVMValueRef vals = zextb(g, V(g, in->a), bits_of(in->t)), same = splat(g, g->v32, 0);
+        LLVMValueRef vals = LLVMBuildFreeze(b, zextb(g, V(g, in->a), bits_of(in->t)), ""), same = splat(g, g->v32, 0);
         for (int l = 0; l < 32; l++) {
             LLVMValueRef eq = LLVMBuildICmp(b, LLVMIntEQ, vals, splatv(g, LLVMBuildExtractElement(b, vals, ci(g->i32, (uint64_t)l), ""), g->v64), "");
             same = LLVMBuildOr(b, same, LLVMBuildSelect(b, eq, splat(g, g->v32, 1ull << l), splat(g, g->v32, 0), ""), "");
