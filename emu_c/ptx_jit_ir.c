@@ -9,7 +9,9 @@
  * with the lowest PC (a dispatcher block); while no lane is parked elsewhere, branches jump straight
  * to their target. Instructions write with select(executing lanes, new, old). Registers live across
  * bar.sync (the slots live at any barrier continuation, from a liveness pass) live in the warp's save
- * area, so a warp returns at a barrier and resumes after it without copying registers.
+ * area, so a warp returns at a barrier and resumes after it without copying registers. Warp-synchronous
+ * (.sync) instructions lead a block whose entry parks the running lanes (wsync) until their member masks'
+ * lanes arrive, as the interpreter's run_warp/resched do (gen_wsync_wait and the dispatcher).
  * Anything not translated here makes the whole kernel fall back to the interpreter.
  */
 #include "ptx_jit.h"
@@ -45,6 +47,8 @@ typedef struct G {
     uint64_t *cval;
     LLVMValueRef J, R, pcs, warp, mode;
     LLVMValueRef pcv, active, parked, icnt, backs;
+    LLVMValueRef wsync, force_pc;  /* i32 allocas: lanes parked at a warp-sync instruction; the pc a forced group runs at */
+    int has_wsync;              /* the kernel has warp-synchronous instructions (the dispatcher knows wsync lanes) */
     LLVMValueRef sc_addr, sc_vals, sc_b, sc_c, sc_ops;
     LLVMBasicBlockRef *bb;      /* per instruction: the block it leads, or NULL */
     int *blen;                  /* per leader: instructions in its block */
@@ -88,9 +92,16 @@ static int is_float_t(int t) { return t == T_F16 || t == T_BF16 || t == T_F32 ||
 static int covered_inline(G *g, const ptx_ins *in) {
     const int t = in->t;
     const char *opn = ptx_op_name(in->op);
+    switch (in->op) {
+    case OP_NOP: /* bar.warp.sync when wsync: the warp-sync wait only (gen_wsync_wait) */
+    case OP_SHFL: case OP_VOTE: case OP_ACTIVEMASK: case OP_MATCH: case OP_REDUX: /* gen_warp */
+        return 0;
+    default:
+        break;
+    }
     if (in->wsync) BAD("warp-synchronous %s", opn);
     switch (in->op) {
-    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG:
+    case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG:
     case OP_CVTA_SHARED: case OP_CVTA_TO_SHARED: case OP_CVTA_LOCAL: case OP_CVTA_TO_LOCAL:
     case OP_CVTA_PARAM: case OP_CVTA_TO_PARAM: case OP_SELP: case OP_LD: case OP_ST:
     case OP_MOV: case OP_SHF_L: case OP_SHF_R: case OP_LOP3:
@@ -109,10 +120,10 @@ static int covered_inline(G *g, const ptx_ins *in) {
     case OP_DIV:
         if (t == T_F32 && !(in->flags & ~IF_APPROX) && in->rm <= RM_RN) return 0;
         if (t == T_F64 && !in->flags && in->rm <= RM_RN) return 0;
-        if (t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
+        if (t == T_U16 || t == T_S16 || t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
         BAD("div variant");
     case OP_REM:
-        if (t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
+        if (t == T_U16 || t == T_S16 || t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
         BAD("rem variant");
     case OP_MUL_HI:
         if (t == T_U32 || t == T_S32 || t == T_U64 || t == T_S64) return 0;
@@ -206,7 +217,8 @@ static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
         for (int j = 0; j < ns; j++) if (sl[j] >= 0) u[n++] = sl[j];
         return n;
     }
-    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG: return n;
+    case OP_NOP: if (in->wsync && in->e >= 0) u[n++] = in->e; return n; /* bar.warp.sync's member mask */
+    case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG: return n;
     case OP_LD: if (in->a >= 0) u[n++] = in->a; return n;
     case OP_ST: if (in->a >= 0) u[n++] = in->a; for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) u[n++] = in->v[k]; return n;
     case OP_CP_ASYNC: /* e is the source offset, not a register */
@@ -257,6 +269,7 @@ static int narrow_def(const ptx_ins *in, int d) {
     case OP_MIN: case OP_MAX: return t == T_F32 || (int_t(t) && bits <= 32);
     case OP_ABS: case OP_NEG: case OP_NOT: case OP_SHL: case OP_SHR: case OP_BREV: case OP_LOP3: return bits <= 32;
     case OP_CNOT: case OP_POPC: case OP_CLZ: case OP_SHF_L: case OP_SHF_R: case OP_SETP: return 1;
+    case OP_SHFL: case OP_VOTE: case OP_ACTIVEMASK: case OP_MATCH: case OP_REDUX: return 1; /* 32-bit results, predicates */
     case OP_CVT: {
         const int st = in->t2;
         if (t == T_F32) return 1;
@@ -1002,6 +1015,168 @@ static LLVMValueRef round_int(G *g, LLVMValueRef f, int rm) {
     return intrin(g, n, &ft, 1, &f, 1);
 }
 
+/* ------------------------------------------------------------------ warp-synchronous instructions */
+static LLVMValueRef lane_ids(G *g) {
+    LLVMValueRef e[32];
+    for (int i = 0; i < 32; i++) e[i] = ci(g->i32, (uint64_t)i);
+    return LLVMConstVector(e, 32);
+}
+static LLVMValueRef mask_vec(G *g, LLVMValueRef bits) { return LLVMBuildBitCast(g->b, bits, g->v1, ""); }
+static LLVMValueRef low32(G *g, int s) { return TR(g, V(g, s), 32); }
+
+/* Lane l of the result = v[idx[l]] (idx in 0..31): constant indices fold into one shufflevector. */
+static LLVMValueRef permute(G *g, LLVMValueRef v, LLVMValueRef idx) {
+    LLVMValueRef r = LLVMGetUndef(LLVMTypeOf(v));
+    for (int l = 0; l < 32; l++) {
+        LLVMValueRef x = LLVMBuildExtractElement(g->b, v, LLVMBuildExtractElement(g->b, idx, ci(g->i32, (uint64_t)l), ""), "");
+        r = LLVMBuildInsertElement(g->b, r, x, ci(g->i32, (uint64_t)l), "");
+    }
+    return r;
+}
+
+/* The interpreter's redux over the lanes of mask gbits (i32): op on vals (v32); 0 for an empty mask. */
+static LLVMValueRef redux_over(G *g, int op, int sg, LLVMValueRef vals, LLVMValueRef gbits) {
+    const char *fn;
+    uint64_t id;
+    switch (op) {
+    case AT_ADD: fn = "llvm.vector.reduce.add"; id = 0; break;
+    case AT_MIN: fn = sg ? "llvm.vector.reduce.smin" : "llvm.vector.reduce.umin"; id = sg ? 0x7fffffffu : 0xffffffffu; break;
+    case AT_MAX: fn = sg ? "llvm.vector.reduce.smax" : "llvm.vector.reduce.umax"; id = sg ? 0x80000000u : 0; break;
+    case AT_AND: fn = "llvm.vector.reduce.and"; id = 0xffffffffu; break;
+    case AT_OR: fn = "llvm.vector.reduce.or"; id = 0; break;
+    default: fn = "llvm.vector.reduce.xor"; id = 0; break;
+    }
+    LLVMValueRef x = LLVMBuildSelect(g->b, mask_vec(g, gbits), vals, splat(g, g->v32, id), "");
+    LLVMValueRef r = intrin(g, fn, &g->v32, 1, &x, 1);
+    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, gbits, ci(g->i32, 0), ""), ci(g->i32, 0), r, "");
+}
+
+/* shfl, vote, activemask, match, redux: the interpreter's (ptx_exec.c) expressions over the 32 lanes. Each
+ * lane computes over its own member mask (slot e) & the executing lanes; sources are read from every lane
+ * (frozen: a lane that never wrote the register holds LLVM's undef). A source lane outside the member mask
+ * or not executing is undefined in CUDA; there the JIT's bits can differ from the interpreter's (a register
+ * a lane never wrote, or one dead where the lane waits, is not kept). */
+static void gen_warp(G *g, const ptx_ins *in, LLVMValueRef em) {
+    LLVMBuilderRef b = g->b;
+    const LLVMValueRef emb = mask_bits(g, em), lane = lane_ids(g);
+    const int ie = in->wsync ? in->e : -1;
+    /* per lane: its member mask & the executing lanes */
+    LLVMValueRef gvec = splatv(g, emb, g->v32);
+    if (ie >= 0) gvec = LLVMBuildAnd(b, low32(g, ie), gvec, "");
+    LLVMValueRef r = NULL;
+    switch (in->op) {
+    case OP_SHFL: {
+        LLVMValueRef vals = LLVMBuildFreeze(b, low32(g, in->a), "");
+        LLVMValueRef bv = LLVMBuildAnd(b, low32(g, in->b), splat(g, g->v32, 31), ""), cv = low32(g, in->c);
+        LLVMValueRef clampv = LLVMBuildAnd(b, cv, splat(g, g->v32, 31), "");
+        LLVMValueRef seg = LLVMBuildAnd(b, LLVMBuildLShr(b, cv, splat(g, g->v32, 8), ""), splat(g, g->v32, 31), "");
+        LLVMValueRef nseg = LLVMBuildNot(b, seg, "");
+        LLVMValueRef maxl = LLVMBuildOr(b, LLVMBuildAnd(b, lane, seg, ""), LLVMBuildAnd(b, clampv, nseg, ""), "");
+        LLVMValueRef j, pval;
+        switch (in->sub) {
+        case SH_UP: j = LLVMBuildSub(b, lane, bv, ""); pval = LLVMBuildICmp(b, LLVMIntSGE, j, maxl, ""); break;
+        case SH_DOWN: j = LLVMBuildAdd(b, lane, bv, ""); pval = LLVMBuildICmp(b, LLVMIntSLE, j, maxl, ""); break;
+        case SH_BFLY: j = LLVMBuildXor(b, lane, bv, ""); pval = LLVMBuildICmp(b, LLVMIntSLE, j, maxl, ""); break;
+        default:
+            j = LLVMBuildOr(b, LLVMBuildAnd(b, lane, seg, ""), LLVMBuildAnd(b, bv, nseg, ""), "");
+            pval = LLVMBuildICmp(b, LLVMIntSLE, j, maxl, "");
+            break;
+        }
+        j = LLVMBuildAnd(b, LLVMBuildSelect(b, pval, j, lane, ""), splat(g, g->v32, 31), "");
+        r = ZX(g, permute(g, vals, j));
+        if (in->d2 >= 0) SET(g, in->d2, ZX(g, pval), em);
+        break;
+    }
+    case OP_VOTE: {
+        LLVMValueRef p = bit1(g, V(g, in->a));
+        if (in->flags & IF_NEG_C) p = LLVMBuildNot(b, p, "");
+        LLVMValueRef ball = splatv(g, mask_bits(g, LLVMBuildAnd(b, p, em, "")), g->v32);
+        LLVMValueRef bb = LLVMBuildAnd(b, ball, gvec, "");
+        LLVMValueRef all = LLVMBuildICmp(b, LLVMIntEQ, bb, gvec, ""), none = LLVMBuildICmp(b, LLVMIntEQ, bb, splat(g, g->v32, 0), "");
+        switch (in->sub) {
+        case VO_ALL: r = ZX(g, all); break;
+        case VO_ANY: r = ZX(g, LLVMBuildNot(b, none, "")); break;
+        case VO_UNI: r = ZX(g, LLVMBuildOr(b, none, all, "")); break;
+        default: r = ZX(g, bb); break;
+        }
+        break;
+    }
+    case OP_ACTIVEMASK: /* the running group, whatever the guard */
+        r = ZX(g, splatv(g, mask_bits(g, LLVMBuildLoad2(b, g->v1, g->active, "")), g->v32));
+        break;
+    case OP_MATCH: {
+        LLVMValueRef vals = LLVMBuildFreeze(b, zextb(g, V(g, in->a), bits_of(in->t)), ""), same = splat(g, g->v32, 0);
+        for (int l = 0; l < 32; l++) {
+            LLVMValueRef eq = LLVMBuildICmp(b, LLVMIntEQ, vals, splatv(g, LLVMBuildExtractElement(b, vals, ci(g->i32, (uint64_t)l), ""), g->v64), "");
+            same = LLVMBuildOr(b, same, LLVMBuildSelect(b, eq, splat(g, g->v32, 1ull << l), splat(g, g->v32, 0), ""), "");
+        }
+        same = LLVMBuildAnd(b, same, gvec, "");
+        LLVMValueRef alleq = LLVMBuildICmp(b, LLVMIntEQ, same, gvec, "");
+        r = ZX(g, in->sub ? LLVMBuildSelect(b, alleq, gvec, splat(g, g->v32, 0), "") : same);
+        if (in->d2 >= 0) SET(g, in->d2, ZX(g, alleq), em);
+        break;
+    }
+    default: { /* OP_REDUX: one reduction when every executing lane names the same mask, else one per lane */
+        const int op = in->sub, sg = is_signed_t(in->t);
+        LLVMValueRef vals = LLVMBuildFreeze(b, low32(g, in->a), "");
+        LLVMValueRef gm = LLVMBuildSelect(b, em, gvec, splat(g, g->v32, 0), "");
+        LLVMValueRef g0 = intrin(g, "llvm.vector.reduce.or", &g->v32, 1, &gm, 1);
+        LLVMValueRef differ = LLVMBuildAnd(b, em, LLVMBuildICmp(b, LLVMIntNE, gm, splatv(g, g0, g->v32), ""), "");
+        LLVMBasicBlockRef uni = LLVMAppendBasicBlockInContext(g->cx, g->fn, "redux_uni");
+        LLVMBasicBlockRef each = LLVMAppendBasicBlockInContext(g->cx, g->fn, "redux_each");
+        LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->cx, g->fn, "redux");
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, mask_bits(g, differ), ci(g->i32, 0), ""), uni, each);
+        LLVMPositionBuilderAtEnd(b, uni);
+        LLVMValueRef ru = splatv(g, redux_over(g, op, sg, vals, g0), g->v32);
+        LLVMBuildBr(b, join);
+        LLVMPositionBuilderAtEnd(b, each);
+        LLVMValueRef re = LLVMGetUndef(g->v32);
+        for (int l = 0; l < 32; l++) {
+            LLVMValueRef gl = LLVMBuildExtractElement(b, gvec, ci(g->i32, (uint64_t)l), "");
+            re = LLVMBuildInsertElement(b, re, redux_over(g, op, sg, vals, gl), ci(g->i32, (uint64_t)l), "");
+        }
+        LLVMBasicBlockRef each_end = LLVMGetInsertBlock(b);
+        LLVMBuildBr(b, join);
+        LLVMPositionBuilderAtEnd(b, join);
+        LLVMValueRef phi = LLVMBuildPhi(b, g->v32, "");
+        LLVMAddIncoming(phi, (LLVMValueRef[]){ru, re}, (LLVMBasicBlockRef[]){uni, each_end}, 2);
+        r = ZX(g, phi);
+        break;
+    }
+    }
+    SET(g, in->d, r, em);
+}
+
+/* At the start of a warp-synchronous instruction's block (it leads one): the interpreter's wait (run_warp).
+ * The running group parks here (wsync lanes, pc = this instruction) while a lane of its member masks that
+ * has not exited is neither running nor parked here, unless the dispatcher forced this pc; else the lanes
+ * parked here join the running group. */
+static void gen_wsync_wait(G *g, int idx, const ptx_ins *in) {
+    LLVMBuilderRef b = g->b;
+    LLVMValueRef act = LLVMBuildLoad2(b, g->v1, g->active, ""), cm = mask_bits(g, act);
+    LLVMValueRef mk = intrin(g, "llvm.vector.reduce.or", &g->v32, 1,
+                             (LLVMValueRef[]){LLVMBuildSelect(b, act, low32(g, in->e), splat(g, g->v32, 0), "")}, 1);
+    LLVMValueRef pcv = LLVMBuildLoad2(b, g->v32, g->pcv, "");
+    LLVMValueRef exited = mask_bits(g, LLVMBuildICmp(b, LLVMIntEQ, pcv, splat(g, g->v32, PTX_JIT_PC_EXITED), ""));
+    LLVMValueRef need = LLVMBuildAnd(b, mk, LLVMBuildNot(b, exited, ""), "");
+    LLVMValueRef ws = LLVMBuildLoad2(b, g->i32, g->wsync, "");
+    LLVMValueRef here = LLVMBuildAnd(b, ws, mask_bits(g, LLVMBuildICmp(b, LLVMIntEQ, pcv, splat(g, g->v32, (uint64_t)idx), "")), "");
+    LLVMValueRef missing = LLVMBuildAnd(b, need, LLVMBuildNot(b, LLVMBuildOr(b, cm, here, ""), ""), "");
+    LLVMValueRef forced = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, g->i32, g->force_pc, ""), ci(g->i32, (uint64_t)idx), "");
+    LLVMValueRef wait = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntNE, missing, ci(g->i32, 0), ""), LLVMBuildNot(b, forced, ""), "");
+    LLVMBasicBlockRef park = LLVMAppendBasicBlockInContext(g->cx, g->fn, "wsync_park");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->cx, g->fn, "wsync_go");
+    LLVMBuildCondBr(b, wait, park, go);
+    LLVMPositionBuilderAtEnd(b, park);
+    LLVMBuildStore(b, LLVMBuildSelect(b, act, splat(g, g->v32, (uint64_t)idx), pcv, ""), g->pcv);
+    LLVMBuildStore(b, LLVMBuildOr(b, ws, cm, ""), g->wsync);
+    LLVMBuildBr(b, g->disp);
+    LLVMPositionBuilderAtEnd(b, go);
+    LLVMBuildStore(b, ci(g->i32, (uint64_t)-1), g->force_pc);
+    LLVMBuildStore(b, LLVMBuildAnd(b, ws, LLVMBuildNot(b, here, ""), ""), g->wsync);
+    LLVMBuildStore(b, mask_vec(g, LLVMBuildOr(b, cm, here, "")), g->active);
+}
+
 static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int t = in->t;
     LLVMValueRef A = NULL, Bv = NULL, Cv = NULL, r = NULL;
@@ -1322,6 +1497,9 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     case OP_CP_ASYNC:
         gen_cpasync(g, idx, in, em);
         return 0;
+    case OP_SHFL: case OP_VOTE: case OP_ACTIVEMASK: case OP_MATCH: case OP_REDUX:
+        gen_warp(g, in, em);
+        return 0;
     default:
         BAD("%s", ptx_op_name(in->op));
     }
@@ -1461,6 +1639,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         const ptx_ins *in = &k->code[i];
         if (in->op == OP_BRA) leader[in->imm] = 1;
         if (in->op == OP_BRA || in->op == OP_EXIT || in->op == OP_BAR) leader[i + 1] = 1;
+        if (in->wsync) { leader[i] = 1; g->has_wsync = 1; } /* parked lanes wait at a block start */
     }
     g->leader = leader;
     narrow_slots(g);
@@ -1508,6 +1687,10 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->parked = LLVMBuildAlloca(g->b, g->i32, "parked");
     g->icnt = LLVMBuildAlloca(g->b, g->i64, "icnt");
     g->backs = LLVMBuildAlloca(g->b, g->i32, "backs");
+    g->wsync = LLVMBuildAlloca(g->b, g->i32, "wsync");
+    g->force_pc = LLVMBuildAlloca(g->b, g->i32, "force_pc");
+    LLVMBuildStore(g->b, ci(g->i32, 0), g->wsync);
+    LLVMBuildStore(g->b, ci(g->i32, (uint64_t)-1), g->force_pc);
     LLVMTypeRef arr = LLVMArrayType(g->i64, 32 * 4);
     g->sc_addr = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
     g->sc_vals = LLVMBuildBitCast(g->b, LLVMBuildAlloca(g->b, arr, ""), pi64, "");
@@ -1584,13 +1767,32 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         g->blen[cur]++;
     }
 
-    /* dispatcher: run the lanes with the lowest PC */
+    /* dispatcher: run the lanes with the lowest PC; with warp-sync instructions, the lowest PC of the lanes
+     * not parked at one, and when no such lane can run, the lowest parked group, forced (resched in
+     * ptx_exec.c) */
     LLVMPositionBuilderAtEnd(g->b, g->disp);
     {
         LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
-        LLVMValueRef mn = intrin(g, "llvm.vector.reduce.umin", &g->v32, 1, &pcv, 1);
-        LLVMValueRef act = LLVMBuildICmp(g->b, LLVMIntEQ, pcv, splatv(g, mn, g->v32), "");
         LLVMValueRef runnable = LLVMBuildICmp(g->b, LLVMIntULT, pcv, splat(g, g->v32, PTX_JIT_PC_ATBAR), "");
+        LLVMValueRef cand = pcv;
+        if (g->has_wsync) {
+            LLVMValueRef ws = LLVMBuildLoad2(g->b, g->i32, g->wsync, ""), wsv = mask_vec(g, ws);
+            LLVMValueRef none = splat(g, g->v32, 0xffffffffu);
+            runnable = LLVMBuildAnd(g->b, runnable, LLVMBuildNot(g->b, wsv, ""), "");
+            LLVMValueRef wpc = LLVMBuildSelect(g->b, wsv, pcv, none, "");
+            LLVMValueRef wmn = intrin(g, "llvm.vector.reduce.umin", &g->v32, 1, &wpc, 1);
+            LLVMValueRef force = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, runnable), ci(g->i32, 0), ""),
+                                              LLVMBuildICmp(g->b, LLVMIntNE, ws, ci(g->i32, 0), ""), "");
+            LLVMValueRef rel = LLVMBuildSelect(g->b, force, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, wpc, splatv(g, wmn, g->v32), "")),
+                                               ci(g->i32, 0), "");
+            LLVMBuildStore(g->b, LLVMBuildAnd(g->b, ws, LLVMBuildNot(g->b, rel, ""), ""), g->wsync);
+            LLVMBuildStore(g->b, LLVMBuildSelect(g->b, force, wmn, LLVMBuildLoad2(g->b, g->i32, g->force_pc, ""), ""), g->force_pc);
+            /* lanes at bar.sync or exited have pcs above every instruction: never the minimum of a runnable group */
+            cand = LLVMBuildSelect(g->b, LLVMBuildOr(g->b, runnable, mask_vec(g, rel), ""), pcv,
+                                   LLVMBuildSelect(g->b, wsv, none, pcv, ""), "");
+        }
+        LLVMValueRef mn = intrin(g, "llvm.vector.reduce.umin", &g->v32, 1, &cand, 1);
+        LLVMValueRef act = LLVMBuildICmp(g->b, LLVMIntEQ, cand, splatv(g, mn, g->v32), "");
         LLVMBuildStore(g->b, act, g->active);
         LLVMBuildStore(g->b, mask_bits(g, LLVMBuildAnd(g->b, runnable, LLVMBuildNot(g->b, act, ""), "")), g->parked);
         LLVMValueRef swd = LLVMBuildSwitch(g->b, mn, g->finish, (unsigned)n);
@@ -1620,6 +1822,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         const ptx_ins *in = &k->code[i];
         if (leader[i]) {
             LLVMPositionBuilderAtEnd(g->b, g->bb[i]);
+            if (in->wsync) gen_wsync_wait(g, i, in);
             count_block(g, i);
         }
         LLVMValueRef act = LLVMBuildLoad2(g->b, g->v1, g->active, "");

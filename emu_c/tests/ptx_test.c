@@ -413,6 +413,7 @@ static void test_warpops(void) {
     pbuf p = {{0}, 0};
     pptr(&p, in); pptr(&p, out);
     LAUNCH_OK("warpops", 1, T, 0, &p, 1);
+    CHECK(jit_compiled(MOD, "warpops"), "the JIT did not compile warpops (TF_EMU_TRACE=1 says why)");
     for (int t = 0; t < T; t++) {
         int w = t & ~31, l = t & 31;
         const int *v = in + w;
@@ -456,6 +457,7 @@ static void test_warpgroups(void) {
     pbuf p = {{0}, 0};
     pptr(&p, in); pptr(&p, out);
     LAUNCH_OK("warpgroups", 1, T, 0, &p, 1);
+    CHECK(jit_compiled(MOD, "warpgroups"), "the JIT did not compile warpgroups (TF_EMU_TRACE=1 says why)");
     for (int t = 0; t < T; t++) {
         int w = t & ~31, l = t & 31;
         const int *v = in + w;
@@ -1625,6 +1627,7 @@ static void test_cub(void) {
     pbuf p = {{0}, 0};
     pptr(&p, in); pptr(&p, out); pptr(&p, agg);
     LAUNCH_OK("cub_reduce_scan", NB, 128, 0, &p, 2);
+    CHECK(jit_compiled(MOD, "cub_reduce_scan"), "the JIT did not compile cub_reduce_scan (TF_EMU_TRACE=1 says why)");
     for (int b = 0; b < NB; b++) {
         int run = 0;
         for (int t = 0; t < 128; t++) {
@@ -2109,6 +2112,8 @@ static const char *JALU_PTX =
     " mov.b64 %rd12, {%r2, %r3}; st.global.u64 [%rd11+184], %rd12;\n"
     " mov.b64 {%r20, %r21}, %rd12; st.global.u32 [%rd11+192], %r21;\n"
     " mov.b32 {%h1, %h2}, %r2; mov.b32 %r22, {%h2, %h1}; st.global.u32 [%rd11+200], %r22;\n"
+    " div.u16 %h3, %h1, %h2; cvt.u32.u16 %r23, %h3; st.global.u32 [%rd11+208], %r23;\n"
+    " rem.s16 %h3, %h1, %h2; cvt.u32.u16 %r24, %h3; st.global.u32 [%rd11+216], %r24;\n"
     " ret;\n}\n";
 
 static uint32_t bfe_ref(uint32_t a, uint32_t pos, uint32_t len, int sg) {
@@ -2220,6 +2225,7 @@ static void test_jit_alu(void) {
     }
     xf[0] = NAN; xd[0] = NAN; xd[3] = NAN; xd[4] = -0.0; xd[5] = 0.0; xf[3] = -0.0f;
     xu[2] = 0x80000000u; xu[3] = 0x7fffffffu; xu[4] = 0; /* add.sat overflow; bfind of 0 */
+    xu[6] = 0xffff8001u; xu[8] = 0x00001234u; /* 16-bit div/rem by -1 and by 0 */
     memset(o, 0, (size_t)T * K * 8);
     pbuf p = {{0}, 0};
     pptr(&p, xf); pptr(&p, xd); pptr(&p, xu); pptr(&p, o);
@@ -2287,9 +2293,172 @@ static void test_jit_alu(void) {
         CHECK(r[23] == ((uint64_t)v << 32 | u) && gu[24] == v, "thread %d mov.b64 pack/unpack %#llx %#x", t,
               (unsigned long long)r[23], gu[24]);
         CHECK(gu[25] == (u >> 16 | u << 16), "thread %d mov.b32 of two b16 %#x", t, gu[25]);
+        const uint16_t lo = (uint16_t)u, hi = (uint16_t)(u >> 16);
+        CHECK(gu[26] == (hi ? (uint32_t)(lo / hi) : 0xffffu), "thread %d div.u16 %#x", t, gu[26]);
+        const int16_t sl = (int16_t)lo, sh = (int16_t)hi;
+        const uint32_t srem = sh == 0 ? lo : sh == -1 ? 0 : (uint16_t)(sl % sh);
+        CHECK(gu[27] == srem, "thread %d rem.s16 %#x want %#x", t, gu[27], srem);
     }
     ptx_module_free(m);
     dev_free(0, xf); dev_free(0, xd); dev_free(0, xu); dev_free(0, o);
+}
+
+/* Warp-synchronous instructions in divergent warps, on both engines (the JIT compiles them: checked), for a
+ * full and a partial second warp: lanes that reach a shfl.sync at a lower pc wait there for the rest of its
+ * member mask; two groups at two pcs with their own masks; vote.uni and the non-.sync vote/shfl; a guarded
+ * shfl with a sub-warp clamp and its predicate; match.any.b64 and match.all; redux min/and/xor/max over
+ * per-lane masks; exited lanes left out of a full mask; and the interpreter's rule when two groups each wait
+ * for the other at different instructions (ptx_exec.c resched: the lowest goes ahead with the lanes it has). */
+static const char *JWARP_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry jwarp(.param .u64 pin, .param .u64 pout)\n{\n"
+    " .reg .b32 %r<40>; .reg .b64 %rd<12>; .reg .pred %p<16>;\n"
+    " ld.param.u64 %rd1, [pin]; ld.param.u64 %rd2, [pout];\n"
+    " mov.u32 %r1, %tid.x; and.b32 %r2, %r1, 31;\n"
+    " mul.wide.u32 %rd3, %r1, 4; add.s64 %rd4, %rd1, %rd3; ld.global.u32 %r10, [%rd4];\n"
+    " mul.wide.u32 %rd5, %r1, 64; add.s64 %rd6, %rd2, %rd5;\n"
+    " and.b32 %r3, %r2, 1; setp.eq.u32 %p1, %r3, 1;\n"
+    " mov.u32 %r4, %r10;\n"
+    " @%p1 bra ODD;\n"
+    "SYNC:\n"
+    " shfl.sync.bfly.b32 %r5, %r4, 1, 31, -1;\n"
+    " bra DONE;\n"
+    "ODD:\n"
+    " add.s32 %r4, %r4, 100;\n"
+    " bra SYNC;\n"
+    "DONE:\n"
+    " st.global.u32 [%rd6], %r5;\n"
+    " xor.b32 %r7, %r2, 2; setp.gt.s32 %p2, %r10, 0;\n"
+    " @%p1 bra ODD2;\n"
+    " shfl.sync.idx.b32 %r6, %r10, %r7, 31, 0x55555555;\n"
+    " vote.sync.ballot.b32 %r8, %p2, 0x55555555;\n"
+    " bra J2;\n"
+    "ODD2:\n"
+    " shfl.sync.idx.b32 %r6, %r10, %r7, 31, 0xaaaaaaaa;\n"
+    " vote.sync.ballot.b32 %r8, %p2, 0xaaaaaaaa;\n"
+    "J2:\n"
+    " st.global.u32 [%rd6+4], %r6; st.global.u32 [%rd6+8], %r8;\n"
+    " setp.lt.s32 %p3, %r10, 1000;\n"
+    " vote.sync.uni.pred %p4, %p2, -1; selp.u32 %r11, 1, 0, %p4;\n"
+    " vote.sync.uni.pred %p5, %p3, -1; selp.u32 %r12, 2, 0, %p5; or.b32 %r11, %r11, %r12;\n"
+    " vote.any.pred %p6, %p2; selp.u32 %r12, 4, 0, %p6; or.b32 %r11, %r11, %r12;\n"
+    " st.global.u32 [%rd6+12], %r11;\n"
+    " shfl.up.b32 %r13|%p7, %r10, 2, 0; selp.u32 %r14, 0x10000, 0, %p7; xor.b32 %r13, %r13, %r14;\n"
+    " st.global.u32 [%rd6+16], %r13;\n"
+    " mov.u32 %r15, 7; setp.ne.u32 %p8, %r2, %r2;\n"
+    " @%p1 shfl.sync.down.b32 %r15|%p8, %r10, 2, 0x100f, 0xaaaaaaaa;\n"
+    " selp.u32 %r16, 0x40000000, 0, %p8; xor.b32 %r15, %r15, %r16;\n"
+    " st.global.u32 [%rd6+20], %r15;\n"
+    " cvt.u64.u32 %rd7, %r10; and.b64 %rd7, %rd7, 3; shl.b64 %rd8, %rd7, 33; or.b64 %rd8, %rd8, %rd7;\n"
+    " match.any.sync.b64 %r17, %rd8, -1; st.global.u32 [%rd6+24], %r17;\n"
+    " setp.lt.u32 %p13, %r2, 16; selp.u32 %r30, 0xffff, 0xffff0000, %p13;\n"
+    " and.b32 %r18, %r2, 16; setp.eq.u32 %p14, %r2, 21; selp.u32 %r19, 1, 0, %p14; or.b32 %r18, %r18, %r19;\n"
+    " match.all.sync.b32 %r19|%p9, %r18, %r30; selp.u32 %r20, 1, 0, %p9; add.s32 %r19, %r19, %r20;\n"
+    " st.global.u32 [%rd6+28], %r19;\n"
+    " redux.sync.min.u32 %r21, %r10, %r30; st.global.u32 [%rd6+32], %r21;\n"
+    " redux.sync.and.b32 %r22, %r10, %r30; redux.sync.xor.b32 %r23, %r10, %r30; xor.b32 %r22, %r22, %r23;\n"
+    " st.global.u32 [%rd6+36], %r22;\n"
+    " redux.sync.max.u32 %r24, %r10, %r30; st.global.u32 [%rd6+40], %r24;\n"
+    " mov.u32 %r25, 0x1234;\n"
+    " st.global.u32 [%rd6+44], %r25; st.global.u32 [%rd6+48], %r25; st.global.u32 [%rd6+52], %r25; st.global.u32 [%rd6+56], %r25;\n"
+    " setp.ge.u32 %p10, %r2, 24;\n"
+    " @%p10 exit;\n"
+    " vote.sync.ballot.b32 %r26, %p2, -1; st.global.u32 [%rd6+44], %r26;\n"
+    " redux.sync.add.u32 %r27, %r10, -1; st.global.u32 [%rd6+48], %r27;\n"
+    " activemask.b32 %r28; st.global.u32 [%rd6+52], %r28;\n"
+    " setp.lt.u32 %p11, %r2, 8; setp.eq.u32 %p12, %r2, %r2;\n"
+    " @%p11 bra LOW;\n"
+    " vote.sync.ballot.b32 %r29, %p12, -1;\n"
+    " bra J3;\n"
+    "LOW:\n"
+    " vote.sync.ballot.b32 %r29, %p12, -1;\n"
+    "J3:\n"
+    " st.global.u32 [%rd6+56], %r29;\n"
+    " ret;\n}\n";
+
+/* lanes lo..hi (inclusive) of 32 as a mask */
+static uint32_t lane_range(int lo, int hi) {
+    uint32_t m = 0;
+    for (int j = lo; j <= hi && j < 32; j++) m |= 1u << j;
+    return m;
+}
+
+static void test_jit_warp(void) {
+    enum { TMAX = 64, K = 16 };
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(JWARP_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    const ptx_kernel *kw = ptx_module_get_kernel(m, "jwarp");
+    int32_t *in = dev_alloc(0, TMAX * 4);
+    uint32_t *o = dev_alloc(0, TMAX * K * 4);
+    for (int i = 0; i < TMAX; i++) in[i] = (int32_t)(rnd() % 2001) - 700;
+    in[5] = 2000; /* one lane of warp 0 fails v < 1000: vote.uni false there */
+    const int sizes[2] = {64, 48}; /* the second: warp 1 has lanes 0..15 */
+    for (int run = 0; run < 2; run++) {
+        const int T = sizes[run];
+        memset(o, 0xee, TMAX * K * 4);
+        pbuf p = {{0}, 0};
+        pptr(&p, in); pptr(&p, o);
+        ptx_launch_cfg cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+        cfg.block[0] = (unsigned)T;
+        cfg.block[1] = cfg.block[2] = 1;
+        cfg.worker_threads = 1;
+        cfg.param_buffer = p.b;
+        cfg.param_buffer_size = p.n;
+        int rc = ptx_launch(kw, &cfg, &ENV, NULL, log, sizeof(log));
+        CHECK(rc == 0, "launch: %d %s", rc, log);
+        for (int t = 0; t < T; t++) {
+            const int w = t & ~31, l = t & 31, n = T - w < 32 ? T - w : 32;
+            const int32_t *v = in + w;
+            const uint32_t exist = lane_range(0, n - 1), par = (l & 1) ? 0xaaaaaaaau : 0x55555555u;
+            uint32_t want[K];
+            const int pl = l ^ 1;
+            want[0] = (uint32_t)(v[pl] + ((pl & 1) ? 100 : 0));
+            want[1] = (uint32_t)v[l ^ 2];
+            uint32_t pos = 0, small = 0;
+            for (int j = 0; j < n; j++) { if (v[j] > 0) pos |= 1u << j; if (v[j] < 1000) small |= 1u << j; }
+            want[2] = pos & par & exist;
+            want[3] = (uint32_t)(pos == 0 || pos == exist) + 2u * (small == 0 || small == exist) + 4u * (pos != 0);
+            want[4] = l >= 2 ? (uint32_t)v[l - 2] ^ 0x10000u : (uint32_t)v[l];
+            if (l & 1) {
+                const int j = l + 2, maxl = (l & 16) | 15;
+                want[5] = j <= maxl ? (uint32_t)v[j] ^ 0x40000000u : (uint32_t)v[l];
+            } else {
+                want[5] = 7;
+            }
+            uint32_t same = 0;
+            for (int j = 0; j < n; j++) if ((v[j] & 3) == (v[l] & 3)) same |= 1u << j;
+            want[6] = same;
+            const uint32_t g = (l < 16 ? 0xffffu : 0xffff0000u) & exist;
+            int alleq = 1;
+            uint32_t mn = 0xffffffffu, an = 0xffffffffu, xr = 0, mx = 0;
+            for (int j = 0; j < 32; j++) {
+                if (!((g >> j) & 1)) continue;
+                if (((j & 16) | (j == 21)) != ((l & 16) | (l == 21))) alleq = 0;
+                const uint32_t u = (uint32_t)v[j];
+                mn = u < mn ? u : mn; mx = u > mx ? u : mx; an &= u; xr ^= u;
+            }
+            want[7] = (alleq ? g : 0) + (uint32_t)alleq;
+            want[8] = mn; want[9] = an ^ xr; want[10] = mx;
+            const uint32_t stay = exist & lane_range(0, 23);
+            uint32_t sum = 0;
+            for (int j = 0; j < 32; j++) if ((stay >> j) & 1) sum += (uint32_t)v[j];
+            if (l >= 24) {
+                want[11] = want[12] = want[13] = want[14] = 0x1234;
+            } else {
+                want[11] = pos & stay; want[12] = sum; want[13] = stay;
+                want[14] = l < 8 ? stay & 0xffu : stay & ~0xffu;
+            }
+            for (int k = 0; k < 15; k++)
+                CHECK(o[t * K + k] == want[k], "%d threads: thread %d result %d: %#x want %#x", T, t, k, o[t * K + k], want[k]);
+        }
+    }
+    CHECK(jit_compiled(m, "jwarp"), "the JIT did not compile jwarp (TF_EMU_TRACE=1 says why)");
+    ptx_module_free(m);
+    dev_free(0, in); dev_free(0, o);
 }
 
 /* ------------------------------------------------------------------ the JIT's compile thread and disk cache */
@@ -2409,7 +2578,7 @@ static const test TESTS[] = {
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
-    {"jit_long", test_jit_long},
+    {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp},
 };
 
 static char *read_file(const char *path, size_t *len) {

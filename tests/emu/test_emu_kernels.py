@@ -1,6 +1,8 @@
 """Emulated CUDA device end to end: nvcc-built programs (PTX for compute_80, nvcc's default
 compression) run their kernels on build/emu/libcuda.so.1; results are checked against numpy
 references computed here on random inputs."""
+import re
+import shutil
 import subprocess
 
 import numpy as np
@@ -366,3 +368,39 @@ def test_managed_variables_are_shared_by_host_and_kernels(cudart):
     kv = run_kv("managed_var", blocks, cudart=cudart)
     assert int(kv["counter"]) == 5 + blocks * 32
     assert int(kv["sum"]) == sum(2 * i for i in range(256))
+
+
+def cub_warp_reference(x):
+    n = x.size
+    x64 = x.astype(np.int64)
+    warps = x64.reshape(-1, 32)
+    nw = n // 32
+    part = np.array([warps[w, :1 + w % 32].sum() for w in range(nw)])
+    padded = np.concatenate([x64, np.zeros(-n % 80, np.int64)])
+    tiles = x64.reshape(-1, 8)
+    low3 = (x & 7).reshape(-1, 32)
+    match = np.array([[sum(1 << j for j in range(32) if low3[w, j] == low3[w, l]) for l in range(32)] for w in range(nw)])
+    pos = (x > 0).reshape(-1, 32)
+    odd_ballot = np.array([sum(1 << j for j in range(1, 32, 2) if pos[w, j]) for w in range(nw)])
+    ballot = np.where(np.arange(32) % 2 == 1, odd_ballot[:, None], 16)
+    parts = [warps.sum(1), part, np.cumsum(warps, 1).ravel(), x64.reshape(-1, 96).sum(1), padded.reshape(-1, 80).sum(1),
+             np.repeat(tiles.sum(1), 8), np.repeat(tiles.max(1), 8), match.ravel(), ballot.ravel()]
+    return np.concatenate([np.asarray(p, np.int64).astype(np.uint32).astype(np.int32) for p in parts])
+
+
+@pytest.mark.parametrize("engine", ["interp", pytest.param("jit", marks=pytest.mark.skipif(
+    not shutil.which("llvm-config-14"), reason="the PTX JIT needs LLVM 14 (llvm-14-dev)"))])
+def test_cub_warp_and_block_collectives(tmp_path, rng, engine):
+    # cub::WarpReduce/WarpScan/BlockReduce (full, valid_items, an 80-thread block), cg::reduce over 8-lane tiles,
+    # __match_any_sync and a ballot inside a branch: the JIT compiles both kernels (no interpreter fallback)
+    n = 96 * 7
+    x = rng.integers(-100000, 100000, n, dtype=np.int32)
+    env = emu_env(TF_EMU_ENGINE=engine, TF_EMU_TRACE=1, TF_EMU_JIT_SYNC=1, TF_EMU_JIT_CACHE="off")
+    p = run_program("cub_warp", n, write(tmp_path / "in", x), tmp_path / "out", env=env, timeout=600)
+    err = p.stderr.decode()
+    assert p.returncode == 0, f"stdout:\n{p.stdout.decode()}\nstderr:\n{err}"
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.int32), cub_warp_reference(x))
+    if engine == "jit":
+        for kernel in ("warp_collectives", "block80"):
+            assert re.search(rf"kernel \S*{kernel}\S* compiled in", err), err
+        assert "runs on the interpreter" not in err, err
