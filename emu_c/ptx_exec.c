@@ -83,6 +83,7 @@ typedef struct blk {
     int tex_surf;
     const ptx_texdesc *tex_d;
     ptx_jit_blk J;       /* blocks of a JIT-compiled kernel run through here (ptx_jit.h) */
+    const ptx_jit_fn *jit; /* this worker's engine for its next blocks: the compiled kernel, or NULL (interpreter) */
 } blk;
 
 struct launch {
@@ -98,7 +99,7 @@ struct launch {
     uint64_t icount;
     uint64_t coop_ws;
     int coop_crowded;      /* cooperative, with more blocks (host threads) than online CPUs: spinning blocks pause */
-    const ptx_jit_fn *jit; /* compiled kernel, or NULL: the interpreter runs it */
+    const ptx_jit_fn *jit; /* compiled kernel when the launch started, or NULL: the interpreter runs its first blocks */
 };
 
 static void fail(blk *B, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -2538,8 +2539,9 @@ static void blk_cache_release(void) {
 
 void ptx_thread_release(void) { blk_cache_release(); }
 
-static int blk_init(blk *B, launch *L, int worker) {
+static int blk_init(blk *B, launch *L, int worker, const ptx_jit_fn *jit) {
     memset(B, 0, sizeof(*B));
+    B->jit = jit;
     const ptx_kernel *k = L->k;
     const ptx_launch_cfg *cfg = L->cfg;
     B->L = L;
@@ -2561,7 +2563,7 @@ static int blk_init(blk *B, launch *L, int worker) {
     B->mv.lsize = k->local_bytes;
     B->mv.lmem = cache_take(3, (size_t)B->nthreads * (B->mv.lsize ? B->mv.lsize : 1), 1);
     if (!B->R || !B->w || !B->mv.smem || !B->mv.lmem) return -1;
-    if (L->jit) {
+    if (jit) {
         B->J.k = k;
         B->J.cfg = cfg;
         B->J.env = L->env;
@@ -2584,7 +2586,7 @@ static int blk_init(blk *B, launch *L, int worker) {
         /* the special registers that are the same in every block of the launch (all but %ctaid:
          * run_block fills those) */
         for (int s = 0; s < k->nspecials; s++)
-            if (!L->jit && !sreg_per_block(k->specials[s].sreg))
+            if (!jit && !sreg_per_block(k->specials[s].sreg))
                 fill_special(B, k->specials[s].sreg, w, B->w[w].R + (size_t)k->specials[s].slot * 32);
     }
     return 0;
@@ -2620,9 +2622,9 @@ static int run_block(blk *B, uint64_t bid) {
     B->bid[0] = (unsigned)(bid % cfg->grid[0]);
     B->bid[1] = (unsigned)((bid / cfg->grid[0]) % cfg->grid[1]);
     B->bid[2] = (unsigned)(bid / ((uint64_t)cfg->grid[0] * cfg->grid[1]));
-    if (B->L->jit) {
+    if (B->jit) {
         memcpy(B->J.bid, B->bid, sizeof(B->bid));
-        int r = ptx_jit_run_block(B->L->jit, &B->J);
+        int r = ptx_jit_run_block(B->jit, &B->J);
         B->icount += B->J.f[JF_ICOUNT];
         B->J.f[JF_ICOUNT] = 0;
         return r;
@@ -2685,11 +2687,30 @@ typedef struct wctx {
     uint64_t budget_ns; /* stop taking blocks after this long (0: run until none are left) */
 } wctx;
 
+/* A launch that started before its kernel's code was ready (its first launch, with the compile running in the
+ * background) takes its next blocks on the JIT as soon as the code is there: one launch of many blocks (e.g. 65535
+ * blocks of a long loop) otherwise stays on the interpreter to its end. Blocks are independent and both engines
+ * give the same bits, so the switch is at any block boundary. Returns 0 when out of host memory (reported). */
+static int switch_to_jit(blk *B, int worker) {
+    const ptx_jit_fn *jit = ptx_jit_ready(B->k);
+    if (!jit) return 1;
+    launch *L = B->L;
+    const uint64_t icount = B->icount;
+    blk_free(B);
+    if (blk_init(B, L, worker, jit)) {
+        blk_free(B);
+        fail(B, PTXE_OUT_OF_MEMORY, "out of host memory for a block of kernel %s", L->k->name);
+        return 0;
+    }
+    B->icount = icount;
+    return 1;
+}
+
 static void *worker_main(void *arg) {
     wctx *wc = arg;
     launch *L = wc->L;
     blk B;
-    if (blk_init(&B, L, wc->worker)) {
+    if (blk_init(&B, L, wc->worker, L->jit)) {
         blk_free(&B);
         fail(&B, PTXE_OUT_OF_MEMORY, "out of host memory for a block of kernel %s", L->k->name);
         return NULL;
@@ -2701,6 +2722,7 @@ static void *worker_main(void *arg) {
         for (;;) {
             if (__atomic_load_n(&L->err, __ATOMIC_RELAXED)) break;
             if (wc->budget_ns && now_ns(CLOCK_MONOTONIC) - t0 >= wc->budget_ns) break;
+            if (!B.jit && !switch_to_jit(&B, wc->worker)) break;
             uint64_t bid = __atomic_fetch_add(&L->next, 1, __ATOMIC_RELAXED);
             if (bid >= L->nblocks) break;
             if (run_block(&B, bid)) break;

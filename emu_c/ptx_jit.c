@@ -638,6 +638,11 @@ const ptx_jit_fn *ptx_jit_get(const ptx_kernel *k, const ptx_launch_cfg *cfg) {
     return ready ? &ce->f : NULL;
 }
 
+const ptx_jit_fn *ptx_jit_ready(const ptx_kernel *k) {
+    centry *ce = __atomic_load_n((centry **)&((ptx_kernel *)k)->jit, __ATOMIC_ACQUIRE);
+    return ce && __atomic_load_n(&ce->state, __ATOMIC_ACQUIRE) == CE_READY ? &ce->f : NULL;
+}
+
 int ptx_jit_wait(const ptx_kernel *k) {
     pthread_mutex_lock(&g_mu);
     centry *ce = ((ptx_kernel *)k)->jit;
