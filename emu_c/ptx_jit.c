@@ -764,8 +764,12 @@ static void fill_special(ptx_jit_blk *J, uint64_t *v, int sr, unsigned w) {
     for (unsigned l = 0; l < 32; l++) v[l] = x;
 }
 
+static uint64_t g_blocks_run;
+uint64_t ptx_jit_blocks_run(void) { return __atomic_load_n(&g_blocks_run, __ATOMIC_RELAXED); }
+
 int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
     const unsigned nw = J->nwarps;
+    __atomic_fetch_add(&g_blocks_run, 1, __ATOMIC_RELAXED);
     const size_t nslots = (size_t)(J->k->nslots > 0 ? J->k->nslots : 1);
     if (!J->pcs) {
         J->pcs = malloc((size_t)nw * 32 * sizeof(int32_t));

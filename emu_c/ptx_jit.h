@@ -93,6 +93,8 @@ const ptx_jit_fn *ptx_jit_get(const ptx_kernel *k, const ptx_launch_cfg *cfg);
 /* k's compiled code if it is ready now, else NULL; never queues or waits (a launch running on the interpreter
  * asks between its blocks). */
 const ptx_jit_fn *ptx_jit_ready(const ptx_kernel *k);
+/* Blocks this process ran on compiled code so far (tests: which engine ran a launch's blocks). */
+uint64_t ptx_jit_blocks_run(void);
 /* k is being freed (module unload): drops it from the compile queue (a compile under way reads only a copy). */
 void ptx_jit_forget(const ptx_kernel *k);
 /* Waits until k's compile (queued by a launch) finished; 1 if compiled code is ready, else 0. */

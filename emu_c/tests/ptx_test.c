@@ -2527,6 +2527,79 @@ static void test_jit_background(void) {
     CHECK(!bad, "step %d failed (%s)", bad, log);
 }
 
+/* A launch that starts before its kernel's code is ready (the compile held) runs its first block on the
+ * interpreter and, once the code is ready, its other blocks on the JIT, with the same results: block 0 spins
+ * until a host thread has released the compile and seen the code ready. */
+static const char *SW_PTX_FMT =
+    ".version 7.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry sw(.param .u64 pf, .param .u64 pout)\n{\n"
+    "  .reg .pred %%p<3>;\n  .reg .b32 %%r<8>;\n  .reg .b64 %%rd<6>;\n"
+    "  ld.param.u64 %%rd1, [pf];\n  ld.param.u64 %%rd2, [pout];\n"
+    "  mov.u32 %%r1, %%ctaid.x;\n  mov.u32 %%r2, %%ntid.x;\n  mov.u32 %%r3, %%tid.x;\n  mad.lo.s32 %%r4, %%r1, %%r2, %%r3;\n"
+    "  mul.wide.u32 %%rd3, %%r4, 4;\n  add.s64 %%rd4, %%rd2, %%rd3;\n  mad.lo.s32 %%r5, %%r4, 3, %d;\n  st.global.u32 [%%rd4], %%r5;\n"
+    "  or.b32 %%r6, %%r1, %%r3;\n  setp.ne.u32 %%p1, %%r6, 0;\n  @%%p1 bra DONE;\n"
+    "  mov.u32 %%r7, 1;\n  st.volatile.global.u32 [%%rd1], %%r7;\n"
+    "SPIN:\n  ld.volatile.global.u32 %%r7, [%%rd1+4];\n  setp.eq.u32 %%p2, %%r7, 0;\n  @%%p2 bra SPIN;\n"
+    "DONE:\n  ret;\n}\n";
+
+typedef struct sw_release {
+    unsigned *flags;
+    const ptx_kernel *k;
+    int ready;
+} sw_release;
+
+static void *sw_release_main(void *arg) {
+    sw_release *s = arg;
+    while (!__atomic_load_n(&s->flags[0], __ATOMIC_ACQUIRE)) usleep(100);
+    ptx_jit_hold(0);
+    s->ready = ptx_jit_wait(s->k);
+    __atomic_store_n(&s->flags[1], 1u, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void test_jit_switch_mid_launch(void) {
+    const char *e = getenv("TF_EMU_ENGINE");
+    if (!e || strcmp(e, "jit")) return; /* the interpreter has no compile thread */
+    enum { NB = 8, NT = 32 };
+    char text[2048], log[512] = "";
+    int err = 0;
+    snprintf(text, sizeof(text), SW_PTX_FMT, 2345671);
+    unsigned *flags = dev_alloc(0, 8), *out = dev_alloc(0, NB * NT * 4);
+    ptx_jit_hold(1);
+    ptx_module *m = ptx_module_load(text, 0, &ENV, &err, log, sizeof(log));
+    sw_release s = {flags, m ? ptx_module_get_kernel(m, "sw") : NULL, 0};
+    pthread_t th;
+    int started = m && pthread_create(&th, NULL, sw_release_main, &s) == 0;
+    int r = -1;
+    uint64_t jit0 = ptx_jit_blocks_run();
+    if (started) {
+        pbuf p = {{0}, 0};
+        pptr(&p, flags); pptr(&p, out);
+        ptx_launch_cfg cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.grid[0] = NB; cfg.grid[1] = cfg.grid[2] = 1;
+        cfg.block[0] = NT; cfg.block[1] = cfg.block[2] = 1;
+        cfg.param_buffer = p.b;
+        cfg.param_buffer_size = p.n;
+        cfg.worker_threads = 1;
+        r = ptx_launch(s.k, &cfg, &ENV, NULL, log, sizeof(log));
+        pthread_join(th, NULL);
+    } else {
+        ptx_jit_hold(0);
+    }
+    const uint64_t on_jit = ptx_jit_blocks_run() - jit0;
+    int wrong = -1;
+    unsigned got = 0;
+    for (int i = 0; i < NB * NT && r == 0 && wrong < 0; i++) if (out[i] != (unsigned)i * 3u + 2345671u) { wrong = i; got = out[i]; }
+    if (m) ptx_module_free(m);
+    dev_free(0, flags);
+    dev_free(0, out);
+    CHECK(started && r == 0, "launch -> %d (%s)", r, log);
+    CHECK(s.ready, "the compile did not finish");
+    CHECK(wrong < 0, "thread %d wrote %u", wrong, got);
+    CHECK(on_jit == NB - 1, "%llu of the %d blocks after the first ran on the JIT", (unsigned long long)on_jit, NB - 1);
+}
+
 /* The disk cache returns exactly what was stored under exactly that key, and nothing for a foreign
  * key, a damaged object or a truncated file; a rewrite replaces a damaged entry. */
 static void test_jit_disk_cache(void) {
@@ -2576,7 +2649,7 @@ static const test TESTS[] = {
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
     {"wmma_exact", test_wmma_exact}, {"mma_more", test_mma_more},
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
-    {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background},
+    {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background}, {"jit_switch_mid_launch", test_jit_switch_mid_launch},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
     {"jit_long", test_jit_long},
 };
