@@ -83,6 +83,7 @@ typedef struct blk {
     int tex_surf;
     const ptx_texdesc *tex_d;
     ptx_jit_blk J;       /* blocks of a JIT-compiled kernel run through here (ptx_jit.h) */
+    const ptx_jit_fn *jit; /* this worker's engine for its next blocks: the compiled kernel, or NULL (interpreter) */
 } blk;
 
 struct launch {
@@ -98,7 +99,7 @@ struct launch {
     uint64_t icount;
     uint64_t coop_ws;
     int coop_crowded;      /* cooperative, with more blocks (host threads) than online CPUs: spinning blocks pause */
-    const ptx_jit_fn *jit; /* compiled kernel, or NULL: the interpreter runs it */
+    const ptx_jit_fn *jit; /* compiled kernel when the launch started, or NULL: the interpreter runs its first blocks */
 };
 
 static void fail(blk *B, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -163,6 +164,24 @@ static int fe_mode(int rm) {
 
 static inline float ftz32(float f) { return (fpclassify(f) == FP_SUBNORMAL) ? copysignf(0.0f, f) : f; }
 
+/* min/max of floats as the PTX ISA defines them (every width: f16/bf16/f32 values are exact in a double): a NaN
+ * input gives the other input, two NaNs the canonical NaN (all ones, sign clear: narrowing it to f32 gives
+ * 0x7fffffff), and -0.0 is below +0.0 whatever the operand order (libm's fmin/fmax and LLVM's minnum may return
+ * either zero). */
+static inline double min_max_num(int mx, double x, double y) {
+    if (isnan(x) && isnan(y)) {
+        const uint64_t canonical = 0x7fffffffffffffffull;
+        double n;
+        memcpy(&n, &canonical, sizeof(n));
+        return n;
+    }
+    if (isnan(x)) return y;
+    if (isnan(y)) return x;
+    if (x == y) return (signbit(x) != 0) == mx ? y : x; /* equal values differ at most in the zero's sign */
+    return (x < y) != mx ? x : y;
+}
+static inline uint64_t min_max_f32(int mx, uint64_t a, uint64_t b) { return UF((float)min_max_num(mx, F(a), F(b))); }
+
 /* Result of a float op on doubles, encoded into type t with rounding rm and modifiers. */
 static uint64_t fenc(double r, int t, int rm, unsigned flags) {
     if (flags & IF_SAT) r = isnan(r) ? 0.0 : r < 0 ? 0.0 : r > 1 ? 1.0 : r;
@@ -213,8 +232,7 @@ __attribute__((noinline, optimize("rounding-math"))) static uint64_t fop_slow(in
             case OP_DIV: r = xx / yy; break;
             case OP_SQRT: r = sqrtf(xx); break;
             case OP_RCP: r = 1.0f / xx; break;
-            case OP_MIN: r = fminf(xx, yy); break;
-            case OP_MAX: r = fmaxf(xx, yy); break;
+            case OP_MIN: case OP_MAX: r = (float)min_max_num(op == OP_MAX, xx, yy); break;
             default: r = 0; break;
             }
             volatile float rv = r;
@@ -235,8 +253,7 @@ __attribute__((noinline, optimize("rounding-math"))) static uint64_t fop_slow(in
             case OP_DIV: r = xx / yy; break;
             case OP_SQRT: r = sqrt(xx); break;
             case OP_RCP: r = 1.0 / xx; break;
-            case OP_MIN: r = fmin(xx, yy); break;
-            case OP_MAX: r = fmax(xx, yy); break;
+            case OP_MIN: case OP_MAX: r = min_max_num(op == OP_MAX, xx, yy); break;
             default: r = 0; break;
             }
             volatile double rv = r;
@@ -257,8 +274,7 @@ __attribute__((noinline, optimize("rounding-math"))) static uint64_t fop_slow(in
     case OP_DIV: r = x / y; break;
     case OP_SQRT: r = sqrt(x); break;
     case OP_RCP: r = 1.0 / x; break;
-    case OP_MIN: r = (isnan(x) && isnan(y)) ? NAN : fmin(x, y); break;
-    case OP_MAX: r = (isnan(x) && isnan(y)) ? NAN : fmax(x, y); break;
+    case OP_MIN: case OP_MAX: r = min_max_num(op == OP_MAX, x, y); break;
     default: r = 0; break;
     }
     return fenc(r, t, rm == RM_NONE ? RM_RN : rm, flags & ~IF_FTZ);
@@ -804,8 +820,8 @@ static uint64_t atom_apply(int op, int t, uint64_t old, uint64_t b, uint64_t c) 
     case AT_MAX: {
         int mx = op == AT_MAX;
         if (t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2) return fop_slow(mx ? OP_MAX : OP_MIN, t, old, b, 0, RM_RN, 0);
-        if (t == T_F32) return UF(mx ? fmaxf(F(old), F(b)) : fminf(F(old), F(b)));
-        if (t == T_F64) return UD(mx ? fmax(D(old), D(b)) : fmin(D(old), D(b)));
+        if (t == T_F32) return min_max_f32(mx, old, b);
+        if (t == T_F64) return UD(min_max_num(mx, D(old), D(b)));
         if (is_signed_t(t)) {
             int64_t x = sext(old, bits), y = sext(b, bits);
             return (uint64_t)((mx ? x > y : x < y) ? x : y);
@@ -1233,6 +1249,8 @@ static uint64_t unary_float(int op, int t, uint64_t a, int rm, unsigned flags) {
     return fenc(r, t, RM_RN, flags);
 }
 
+/* testp.{finite, infinite, number, notanumber, normal, subnormal} (which, the parser's order); the ISA counts
+ * both zeros as normal numbers. */
 static int testp1(int which, int t, uint64_t a) {
     double x = fval(a, t);
     int c = fpclassify(x);
@@ -1242,7 +1260,7 @@ static int testp1(int which, int t, uint64_t a) {
     case 1: return isinf(x);
     case 2: return !isnan(x);
     case 3: return isnan(x) ? 1 : 0;
-    case 4: return c == FP_NORMAL;
+    case 4: return c == FP_NORMAL || c == FP_ZERO;
     case 5: return c == FP_SUBNORMAL;
     default: return 0;
     }
@@ -1278,7 +1296,7 @@ uint64_t ptx_alu_lane(const ptx_ins *in, uint64_t a, uint64_t b, uint64_t c, uin
         if (t == T_F64 && !in->flags && in->rm <= RM_RN) return UD(D(a) / D(b));
         return fop_slow(OP_DIV, t, a, b, 0, in->rm, in->flags & ~IF_APPROX);
     case OP_MIN: case OP_MAX:
-        if (t == T_F32 && !in->flags) return UF(in->op == OP_MAX ? fmaxf(F(a), F(b)) : fminf(F(a), F(b)));
+        if (t == T_F32 && !in->flags) return min_max_f32(in->op == OP_MAX, a, b);
         return fop_slow(in->op, t, a, b, 0, RM_RN, in->flags);
     case OP_ABS: case OP_NEG:
     case OP_RCP: case OP_SQRT: case OP_RSQRT: case OP_SIN: case OP_COS: case OP_EX2: case OP_LG2: case OP_TANH:
@@ -1743,7 +1761,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         case OP_MAX: {
             const int mx = in->op == OP_MAX;
             if (t == T_F32 || t == T_F64 || t == T_F16 || t == T_BF16 || t == T_F16X2 || t == T_BF16X2) {
-                if (t == T_F32 && !in->flags) LOOP(S(id) = UF(mx ? fmaxf(F(S(ia)), F(S(ib))) : fminf(F(S(ia)), F(S(ib)))));
+                if (t == T_F32 && !in->flags) LOOP(S(id) = min_max_f32(mx, S(ia), S(ib)));
                 else LOOP(S(id) = fop_slow(in->op, t, S(ia), S(ib), 0, RM_RN, in->flags));
             } else if (t == T_S32) {
                 LOOP(int32_t x = (int32_t)S(ia), y = (int32_t)S(ib); int32_t r = mx ? (x > y ? x : y) : (x < y ? x : y);
@@ -2521,8 +2539,9 @@ static void blk_cache_release(void) {
 
 void ptx_thread_release(void) { blk_cache_release(); }
 
-static int blk_init(blk *B, launch *L, int worker) {
+static int blk_init(blk *B, launch *L, int worker, const ptx_jit_fn *jit) {
     memset(B, 0, sizeof(*B));
+    B->jit = jit;
     const ptx_kernel *k = L->k;
     const ptx_launch_cfg *cfg = L->cfg;
     B->L = L;
@@ -2544,7 +2563,7 @@ static int blk_init(blk *B, launch *L, int worker) {
     B->mv.lsize = k->local_bytes;
     B->mv.lmem = cache_take(3, (size_t)B->nthreads * (B->mv.lsize ? B->mv.lsize : 1), 1);
     if (!B->R || !B->w || !B->mv.smem || !B->mv.lmem) return -1;
-    if (L->jit) {
+    if (jit) {
         B->J.k = k;
         B->J.cfg = cfg;
         B->J.env = L->env;
@@ -2567,7 +2586,7 @@ static int blk_init(blk *B, launch *L, int worker) {
         /* the special registers that are the same in every block of the launch (all but %ctaid:
          * run_block fills those) */
         for (int s = 0; s < k->nspecials; s++)
-            if (!L->jit && !sreg_per_block(k->specials[s].sreg))
+            if (!jit && !sreg_per_block(k->specials[s].sreg))
                 fill_special(B, k->specials[s].sreg, w, B->w[w].R + (size_t)k->specials[s].slot * 32);
     }
     return 0;
@@ -2603,9 +2622,9 @@ static int run_block(blk *B, uint64_t bid) {
     B->bid[0] = (unsigned)(bid % cfg->grid[0]);
     B->bid[1] = (unsigned)((bid / cfg->grid[0]) % cfg->grid[1]);
     B->bid[2] = (unsigned)(bid / ((uint64_t)cfg->grid[0] * cfg->grid[1]));
-    if (B->L->jit) {
+    if (B->jit) {
         memcpy(B->J.bid, B->bid, sizeof(B->bid));
-        int r = ptx_jit_run_block(B->L->jit, &B->J);
+        int r = ptx_jit_run_block(B->jit, &B->J);
         B->icount += B->J.f[JF_ICOUNT];
         B->J.f[JF_ICOUNT] = 0;
         return r;
@@ -2668,11 +2687,30 @@ typedef struct wctx {
     uint64_t budget_ns; /* stop taking blocks after this long (0: run until none are left) */
 } wctx;
 
+/* A launch that started before its kernel's code was ready (its first launch, with the compile running in the
+ * background) takes its next blocks on the JIT as soon as the code is there: one launch of many blocks (e.g. 65535
+ * blocks of a long loop) otherwise stays on the interpreter to its end. Blocks are independent and both engines
+ * give the same bits, so the switch is at any block boundary. Returns 0 when out of host memory (reported). */
+static int switch_to_jit(blk *B, int worker) {
+    const ptx_jit_fn *jit = ptx_jit_ready(B->k);
+    if (!jit) return 1;
+    launch *L = B->L;
+    const uint64_t icount = B->icount;
+    blk_free(B);
+    if (blk_init(B, L, worker, jit)) {
+        blk_free(B);
+        fail(B, PTXE_OUT_OF_MEMORY, "out of host memory for a block of kernel %s", L->k->name);
+        return 0;
+    }
+    B->icount = icount;
+    return 1;
+}
+
 static void *worker_main(void *arg) {
     wctx *wc = arg;
     launch *L = wc->L;
     blk B;
-    if (blk_init(&B, L, wc->worker)) {
+    if (blk_init(&B, L, wc->worker, L->jit)) {
         blk_free(&B);
         fail(&B, PTXE_OUT_OF_MEMORY, "out of host memory for a block of kernel %s", L->k->name);
         return NULL;
@@ -2684,6 +2722,7 @@ static void *worker_main(void *arg) {
         for (;;) {
             if (__atomic_load_n(&L->err, __ATOMIC_RELAXED)) break;
             if (wc->budget_ns && now_ns(CLOCK_MONOTONIC) - t0 >= wc->budget_ns) break;
+            if (!B.jit && !switch_to_jit(&B, wc->worker)) break;
             uint64_t bid = __atomic_fetch_add(&L->next, 1, __ATOMIC_RELAXED);
             if (bid >= L->nblocks) break;
             if (run_block(&B, bid)) break;

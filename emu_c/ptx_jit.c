@@ -627,6 +627,11 @@ const ptx_jit_fn *ptx_jit_get(const ptx_kernel *k, const ptx_launch_cfg *cfg) {
     return ready ? &ce->f : NULL;
 }
 
+const ptx_jit_fn *ptx_jit_ready(const ptx_kernel *k) {
+    centry *ce = __atomic_load_n((centry **)&((ptx_kernel *)k)->jit, __ATOMIC_ACQUIRE);
+    return ce && __atomic_load_n(&ce->state, __ATOMIC_ACQUIRE) == CE_READY ? &ce->f : NULL;
+}
+
 int ptx_jit_wait(const ptx_kernel *k) {
     pthread_mutex_lock(&g_mu);
     centry *ce = ((ptx_kernel *)k)->jit;
@@ -756,8 +761,12 @@ static void fill_special(ptx_jit_blk *J, uint64_t *v, int sr, unsigned w) {
     for (unsigned l = 0; l < 32; l++) v[l] = x;
 }
 
+static uint64_t g_blocks_run;
+uint64_t ptx_jit_blocks_run(void) { return __atomic_load_n(&g_blocks_run, __ATOMIC_RELAXED); }
+
 int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
     const unsigned nw = J->nwarps;
+    __atomic_fetch_add(&g_blocks_run, 1, __ATOMIC_RELAXED);
     const size_t nslots = (size_t)(J->k->nslots > 0 ? J->k->nslots : 1);
     if (!J->pcs) {
         J->pcs = malloc((size_t)nw * 32 * sizeof(int32_t));

@@ -87,9 +87,14 @@ typedef struct ptx_jit_blk {
  * interpreter (TF_EMU_ENGINE=interp, the default), the plugin or LLVM is missing, k uses something the
  * JIT does not translate (TF_EMU_TRACE=1 logs why, once per kernel), or k's code is not ready yet: the
  * first launch queues k for the compile thread and returns at once, so launches run on the
- * interpreter until the code is ready and switch at a launch boundary. TF_EMU_JIT_SYNC=1 compiles in
- * the launching thread instead (deterministic tests, benchmarks that time the compile). */
+ * interpreter until the code is ready and switch at a block boundary (ptx_jit_ready). TF_EMU_JIT_SYNC=1 compiles
+ * in the launching thread instead (deterministic tests, benchmarks that time the compile). */
 const ptx_jit_fn *ptx_jit_get(const ptx_kernel *k, const ptx_launch_cfg *cfg);
+/* k's compiled code if it is ready now, else NULL; never queues or waits (a launch running on the interpreter
+ * asks between its blocks). */
+const ptx_jit_fn *ptx_jit_ready(const ptx_kernel *k);
+/* Blocks this process ran on compiled code so far (tests: which engine ran a launch's blocks). */
+uint64_t ptx_jit_blocks_run(void);
 /* k is being freed (module unload): drops it from the compile queue (a compile under way reads only a copy). */
 void ptx_jit_forget(const ptx_kernel *k);
 /* Waits until k's compile (queued by a launch) finished; 1 if compiled code is ready, else 0. */
@@ -148,7 +153,7 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 14
+#define PTX_JIT_GENERATOR_VERSION 15
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
 #define PTX_JIT_PLUGIN_ABI 4

@@ -138,8 +138,7 @@ static int covered_inline(G *g, const ptx_ins *in) {
         BAD("mad.wide variant");
     case OP_MIN: case OP_MAX:
         if (t == T_F32 && !in->flags) return 0;
-        /* f64: the interpreter's fmin/fmax (glibc, or GCC's inline expansion) picks among equal operands
-         * (-0 / +0) differently from llvm.minnum: ptx_jit_alu runs its own */
+        /* f64 and the half types: ptx_jit_alu runs the interpreter's min_max_num */
         if (t == T_F64 && !in->flags) BAD("f64 min/max");
         if (is_float_t(t)) BAD("min/max variant");
         if ((in->flags & IF_RELU) && t != T_S32) BAD("min/max.relu");
@@ -1288,8 +1287,18 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         A = V(g, in->a); Bv = V(g, in->b);
         int mx = in->op == OP_MAX;
         if (t == T_F32) {
-            LLVMTypeRef ft = g->vf32;
-            r = fromf32(g, intrin(g, mx ? "llvm.maxnum" : "llvm.minnum", &ft, 1, (LLVMValueRef[]){asf32(g, A), asf32(g, Bv)}, 2));
+            /* the interpreter's min_max_num: a NaN gives the other input, two NaNs the canonical NaN, -0.0 < +0.0
+             * (llvm.minnum/maxnum may return either zero) */
+            LLVMValueRef fa = asf32(g, A), fb = asf32(g, Bv), ia = TR(g, A, 32), ib = TR(g, Bv, 32);
+            LLVMValueRef na = LLVMBuildFCmp(g->b, LLVMRealUNO, fa, fa, ""), nb = LLVMBuildFCmp(g->b, LLVMRealUNO, fb, fb, "");
+            LLVMValueRef a_wins = LLVMBuildFCmp(g->b, mx ? LLVMRealOGT : LLVMRealOLT, fa, fb, "");
+            LLVMValueRef zeros = mx ? LLVMBuildAnd(g->b, ia, ib, "") : LLVMBuildOr(g->b, ia, ib, "");
+            LLVMValueRef m = LLVMBuildSelect(g->b, a_wins, ia, ib, "");
+            m = LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealOEQ, fa, fb, ""), zeros, m, "");
+            m = LLVMBuildSelect(g->b, nb, ia, m, "");
+            m = LLVMBuildSelect(g->b, na, ib, m, "");
+            m = LLVMBuildSelect(g->b, LLVMBuildAnd(g->b, na, nb, ""), splat(g, g->v32, 0x7fffffffu), m, "");
+            r = ZX(g, m);
             break;
         }
         int bits = bits_of(t), sg = is_signed_t(t);

@@ -1827,7 +1827,8 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     }
     if (m.cache_hint && nops > 0) nops--; /* trailing cache-policy operand: no caches here */
     if (m.bad && !mbase(&m, "fence") && !mbase(&m, "membar") && !mbase(&m, "prefetch") && !mbase(&m, "prefetchu") &&
-        !mbase(&m, "discard") && !mbase(&m, "applypriority") && !mbase(&m, "nanosleep") && !mbase(&m, "createpolicy")) {
+        !mbase(&m, "discard") && !mbase(&m, "applypriority") && !mbase(&m, "nanosleep") && !mbase(&m, "createpolicy") &&
+        !mbase(&m, "testp")) { /* testp's operation word is its own modifier (below) */
         char buf[64];
         snprintf(buf, sizeof(buf), "unsupported modifier .%.*s", m.badlen, m.bad);
         return fail_ins(x, buf);
@@ -1969,7 +1970,7 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
             const char *q = memchr(w2, '.', (size_t)(optok->s + optok->n - w2));
             which = word_in(w2, (int)((q ? q : optok->s + optok->n) - w2), tw, 6);
         }
-        if (which < 0) return fail_ins(x, "testp mode");
+        if (which < 0 || (m.bad && m.bad != w + 1)) return fail_ins(x, "testp mode");
         r = compile_alu(x, &m, ops, nops, OP_TESTP, 1);
         if (!r) c->code[c->ncode - 1].sub = (uint8_t)which;
     } else if (mbase(&m, "setp") || mbase(&m, "set")) {

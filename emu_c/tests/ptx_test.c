@@ -1216,6 +1216,172 @@ static void test_hand_ptx(void) {
     CHECK(!m && err == 218, "malformed PTX -> %p %d", (void *)m, err);
 }
 
+/* Float min/max and testp on the values where implementations differ, against the PTX ISA: a NaN input gives the
+ * other input, two NaNs the canonical NaN (all ones, sign clear), -0.0 is below +0.0 whatever the operand order
+ * (min.f32 inline in the JIT, .ftz, f64 and f16 through the interpreter's code); testp's six tests, both zeros
+ * counting as normal numbers. Kernel fminmax (f32 min/max only) must compile on the JIT; fspecial may run there
+ * through ptx_jit_alu. */
+static const char *FSPECIAL_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry fminmax(.param .u64 o, .param .u64 a, .param .u64 b)\n{\n"
+    " .reg .b32 %r<8>; .reg .f32 %f<6>; .reg .b64 %rd<10>;\n"
+    " ld.param.u64 %rd1, [o]; ld.param.u64 %rd2, [a]; ld.param.u64 %rd3, [b];\n"
+    " mov.u32 %r1, %tid.x; mul.wide.u32 %rd4, %r1, 4; add.s64 %rd5, %rd2, %rd4; add.s64 %rd6, %rd3, %rd4;\n"
+    " ld.global.f32 %f1, [%rd5]; ld.global.f32 %f2, [%rd6];\n"
+    " min.f32 %f3, %f1, %f2; max.f32 %f4, %f1, %f2;\n"
+    " mul.wide.u32 %rd7, %r1, 8; add.s64 %rd8, %rd1, %rd7;\n"
+    " st.global.f32 [%rd8], %f3; st.global.f32 [%rd8+4], %f4;\n"
+    " ret;\n}\n"
+    ".visible .entry fspecial(.param .u64 o, .param .u64 a, .param .u64 b, .param .u64 a64, .param .u64 b64,"
+    " .param .u64 a16, .param .u64 b16)\n{\n"
+    " .reg .b32 %r<20>; .reg .f32 %f<8>; .reg .f64 %fd<6>; .reg .b16 %h<6>; .reg .b64 %rd<20>; .reg .pred %p<8>;\n"
+    " ld.param.u64 %rd1, [o]; ld.param.u64 %rd2, [a]; ld.param.u64 %rd3, [b]; ld.param.u64 %rd9, [a64];\n"
+    " ld.param.u64 %rd10, [b64]; ld.param.u64 %rd11, [a16]; ld.param.u64 %rd12, [b16];\n"
+    " mov.u32 %r1, %tid.x; mul.wide.u32 %rd4, %r1, 4; add.s64 %rd5, %rd2, %rd4; add.s64 %rd6, %rd3, %rd4;\n"
+    " ld.global.f32 %f1, [%rd5]; ld.global.f32 %f2, [%rd6];\n"
+    " mul.wide.u32 %rd13, %r1, 8; add.s64 %rd14, %rd9, %rd13; add.s64 %rd15, %rd10, %rd13;\n"
+    " ld.global.f64 %fd1, [%rd14]; ld.global.f64 %fd2, [%rd15];\n"
+    " mul.wide.u32 %rd16, %r1, 2; add.s64 %rd17, %rd11, %rd16; add.s64 %rd18, %rd12, %rd16;\n"
+    " ld.global.b16 %h1, [%rd17]; ld.global.b16 %h2, [%rd18];\n"
+    " mul.wide.u32 %rd7, %r1, 64; add.s64 %rd8, %rd1, %rd7;\n"
+    " min.ftz.f32 %f3, %f1, %f2; max.ftz.f32 %f4, %f1, %f2; st.global.f32 [%rd8], %f3; st.global.f32 [%rd8+4], %f4;\n"
+    " min.f64 %fd3, %fd1, %fd2; max.f64 %fd4, %fd1, %fd2; st.global.f64 [%rd8+8], %fd3; st.global.f64 [%rd8+16], %fd4;\n"
+    " min.f16 %h3, %h1, %h2; max.f16 %h4, %h1, %h2; st.global.b16 [%rd8+24], %h3; st.global.b16 [%rd8+26], %h4;\n"
+    " testp.finite.f32 %p1, %f1; testp.infinite.f32 %p2, %f1; testp.number.f32 %p3, %f1;\n"
+    " testp.notanumber.f32 %p4, %f1; testp.normal.f32 %p5, %f1; testp.subnormal.f32 %p6, %f1;\n"
+    " selp.u32 %r2, 1, 0, %p1; selp.u32 %r3, 2, 0, %p2; selp.u32 %r4, 4, 0, %p3; selp.u32 %r5, 8, 0, %p4;\n"
+    " selp.u32 %r6, 16, 0, %p5; selp.u32 %r7, 32, 0, %p6;\n"
+    " or.b32 %r2, %r2, %r3; or.b32 %r2, %r2, %r4; or.b32 %r2, %r2, %r5; or.b32 %r2, %r2, %r6; or.b32 %r2, %r2, %r7;\n"
+    " st.global.u32 [%rd8+28], %r2;\n"
+    " testp.finite.f64 %p1, %fd1; testp.infinite.f64 %p2, %fd1; testp.number.f64 %p3, %fd1;\n"
+    " testp.notanumber.f64 %p4, %fd1; testp.normal.f64 %p5, %fd1; testp.subnormal.f64 %p6, %fd1;\n"
+    " selp.u32 %r2, 1, 0, %p1; selp.u32 %r3, 2, 0, %p2; selp.u32 %r4, 4, 0, %p3; selp.u32 %r5, 8, 0, %p4;\n"
+    " selp.u32 %r6, 16, 0, %p5; selp.u32 %r7, 32, 0, %p6;\n"
+    " or.b32 %r2, %r2, %r3; or.b32 %r2, %r2, %r4; or.b32 %r2, %r2, %r5; or.b32 %r2, %r2, %r6; or.b32 %r2, %r2, %r7;\n"
+    " st.global.u32 [%rd8+32], %r2;\n"
+    " ret;\n}\n";
+
+/* The ISA's answers, from the bits (not from libm). */
+static uint64_t isa_min_max(int mx, uint64_t a, uint64_t b, int bits) {
+    const int mbits = bits == 16 ? 10 : bits == 32 ? 23 : 52;
+    const uint64_t sign = 1ull << (bits - 1), mag = sign - 1, inf = mag & ~((1ull << mbits) - 1);
+    const int na = (a & mag) > inf, nb = (b & mag) > inf;
+    if (na && nb) return mag; /* canonical NaN */
+    if (na) return b;
+    if (nb) return a;
+    if (!(a & mag) && !(b & mag)) return mx ? (a & b) : (a | b); /* two zeros */
+    /* order of sign-magnitude values: flip negatives into a two's-complement order */
+    const int64_t ka = (a & sign) ? -(int64_t)(a & mag) : (int64_t)a, kb = (b & sign) ? -(int64_t)(b & mag) : (int64_t)b;
+    return (ka < kb) != mx ? a : b;
+}
+static unsigned isa_testp(uint64_t a, int bits) {
+    const int mbits = bits == 32 ? 23 : 52;
+    const uint64_t mag = (1ull << (bits - 1)) - 1, inf = mag & ~((1ull << mbits) - 1);
+    const uint64_t m = a & mag;
+    const int nan = m > inf, isinf_ = m == inf, sub = m && m < (1ull << mbits);
+    return (!nan && !isinf_ ? 1u : 0u) | (isinf_ ? 2u : 0u) | (!nan ? 4u : 0u) | (nan ? 8u : 0u) |
+           (!nan && !isinf_ && !sub ? 16u : 0u) | (sub ? 32u : 0u);
+}
+static uint32_t ftz_bits32(uint32_t a) { return (a & 0x7f800000u) == 0 ? a & 0x80000000u : a; }
+
+static void test_fspecial(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(FSPECIAL_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    /* pairs: both zeros in every order, NaNs (quiet, signalling, negative), infinities, subnormals, equal values */
+    static const uint32_t A[32] = {0x80000000u, 0x00000000u, 0x80000000u, 0x00000000u, 0x7fc00000u, 0x3f800000u,
+                                   0x7fc00001u, 0xffc00000u, 0x3f800000u, 0x40000000u, 0xff800000u, 0x7f800000u,
+                                   0x00000001u, 0x80000001u, 0x7f7fffffu, 0xbf800000u, 0x40400000u, 0x7f800001u,
+                                   0x00000000u, 0x807fffffu, 0xc0000000u, 0x80000000u, 0x00800000u, 0x7fffffffu};
+    static const uint32_t B[32] = {0x00000000u, 0x80000000u, 0x80000000u, 0x00000000u, 0x3f800000u, 0x7fc00000u,
+                                   0xffc00002u, 0x00000000u, 0x40000000u, 0x3f800000u, 0x7f800000u, 0x7fc00000u,
+                                   0x80000000u, 0x00000000u, 0x7f800000u, 0x80000000u, 0x40400000u, 0x00000000u,
+                                   0x7f800001u, 0x00000000u, 0x80000000u, 0xc0000000u, 0x80000000u, 0x7fc00000u};
+    uint32_t a[32], b[32];
+    uint64_t a64[32], b64[32];
+    uint16_t a16[32], b16[32];
+    static const uint16_t H[12][2] = {{0x8000, 0x0000}, {0x0000, 0x8000}, {0x7e00, 0x3c00}, {0x3c00, 0x7e00},
+                                      {0x7e01, 0xfe00}, {0x3c00, 0x4000}, {0xc000, 0x8000}, {0x0001, 0x8000},
+                                      {0x7c00, 0xfc00}, {0x8000, 0x8000}, {0x7d00, 0x0000}, {0x4000, 0x4000}};
+    for (int l = 0; l < 32; l++) {
+        a[l] = l < 24 ? A[l] : rnd();
+        b[l] = l < 24 ? B[l] : rnd();
+        /* f64: the same values widened, bit for bit in sign/exponent class, plus f64 subnormals */
+        double da, db;
+        da = (double)fbits(a[l]);
+        db = (double)fbits(b[l]);
+        memcpy(&a64[l], &da, 8);
+        memcpy(&b64[l], &db, 8);
+        if ((a[l] & 0x7f800000u) == 0x7f800000u && (a[l] & 0x7fffffu)) a64[l] = ((uint64_t)(a[l] & 0x80000000u) << 32) | 0x7ff8000000000000ull | l;
+        if ((b[l] & 0x7f800000u) == 0x7f800000u && (b[l] & 0x7fffffu)) b64[l] = ((uint64_t)(b[l] & 0x80000000u) << 32) | 0x7ff8000000000000ull | (l + 64);
+        if (l == 12) a64[l] = 1; /* smallest f64 subnormal against -0 */
+        if (l == 13) a64[l] = 0x800fffffffffffffull;
+        a16[l] = H[l % 12][0];
+        b16[l] = H[l % 12][1];
+    }
+    uint32_t *da = dev_alloc(0, sizeof(a)), *db = dev_alloc(0, sizeof(b));
+    uint64_t *da64 = dev_alloc(0, sizeof(a64)), *db64 = dev_alloc(0, sizeof(b64));
+    uint16_t *da16 = dev_alloc(0, sizeof(a16)), *db16 = dev_alloc(0, sizeof(b16));
+    uint32_t *o1 = dev_alloc(0, 32 * 8);
+    uint8_t *o2 = dev_alloc(0, 32 * 64);
+    memcpy(da, a, sizeof(a));
+    memcpy(db, b, sizeof(b));
+    memcpy(da64, a64, sizeof(a64));
+    memcpy(db64, b64, sizeof(b64));
+    memcpy(da16, a16, sizeof(a16));
+    memcpy(db16, b16, sizeof(b16));
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = 32;
+    cfg.block[1] = cfg.block[2] = 1;
+    cfg.worker_threads = 1;
+    pbuf p = {{0}, 0};
+    pptr(&p, o1); pptr(&p, da); pptr(&p, db);
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
+    int r1 = ptx_launch(ptx_module_get_kernel(m, "fminmax"), &cfg, &ENV, NULL, log, sizeof(log));
+    pbuf q = {{0}, 0};
+    pptr(&q, o2); pptr(&q, da); pptr(&q, db); pptr(&q, da64); pptr(&q, db64); pptr(&q, da16); pptr(&q, db16);
+    cfg.param_buffer = q.b;
+    cfg.param_buffer_size = q.n;
+    int r2 = r1 ? r1 : ptx_launch(ptx_module_get_kernel(m, "fspecial"), &cfg, &ENV, NULL, log, sizeof(log));
+    int jit_ok = jit_compiled(m, "fminmax");
+    char bad[256] = "";
+    for (int l = 0; l < 32 && !r2 && !bad[0]; l++) {
+        const uint8_t *o = o2 + 64 * l;
+        uint32_t f32[4], t32, t64;
+        uint64_t f64[2];
+        uint16_t f16[2];
+        memcpy(f32, o, 8);
+        memcpy(f64, o + 8, 16);
+        memcpy(f16, o + 24, 4);
+        memcpy(&t32, o + 28, 4);
+        memcpy(&t64, o + 32, 4);
+        const uint32_t fa = ftz_bits32(a[l]), fb = ftz_bits32(b[l]);
+        if (o1[2 * l] != isa_min_max(0, a[l], b[l], 32) || o1[2 * l + 1] != isa_min_max(1, a[l], b[l], 32))
+            snprintf(bad, sizeof(bad), "lane %d: min/max.f32(%#x, %#x) = %#x/%#x, want %#x/%#x", l, a[l], b[l], o1[2 * l],
+                     o1[2 * l + 1], (unsigned)isa_min_max(0, a[l], b[l], 32), (unsigned)isa_min_max(1, a[l], b[l], 32));
+        else if (f32[0] != ftz_bits32((uint32_t)isa_min_max(0, fa, fb, 32)) || f32[1] != ftz_bits32((uint32_t)isa_min_max(1, fa, fb, 32)))
+            snprintf(bad, sizeof(bad), "lane %d: min/max.ftz.f32(%#x, %#x) = %#x/%#x", l, a[l], b[l], f32[0], f32[1]);
+        else if (f64[0] != isa_min_max(0, a64[l], b64[l], 64) || f64[1] != isa_min_max(1, a64[l], b64[l], 64))
+            snprintf(bad, sizeof(bad), "lane %d: min/max.f64(%#llx, %#llx) = %#llx/%#llx", l, (unsigned long long)a64[l],
+                     (unsigned long long)b64[l], (unsigned long long)f64[0], (unsigned long long)f64[1]);
+        else if (f16[0] != isa_min_max(0, a16[l], b16[l], 16) || f16[1] != isa_min_max(1, a16[l], b16[l], 16))
+            snprintf(bad, sizeof(bad), "lane %d: min/max.f16(%#x, %#x) = %#x/%#x", l, a16[l], b16[l], f16[0], f16[1]);
+        else if (t32 != isa_testp(a[l], 32) || t64 != isa_testp(a64[l], 64))
+            snprintf(bad, sizeof(bad), "lane %d: testp f32 %#x -> %#x want %#x, f64 %#llx -> %#x want %#x", l, a[l], t32,
+                     isa_testp(a[l], 32), (unsigned long long)a64[l], t64, isa_testp(a64[l], 64));
+    }
+    ptx_module_free(m);
+    dev_free(0, da); dev_free(0, db); dev_free(0, da64); dev_free(0, db64); dev_free(0, da16); dev_free(0, db16);
+    dev_free(0, o1); dev_free(0, o2);
+    CHECK(r1 == 0 && r2 == 0, "launch fminmax -> %d, fspecial -> %d (%s)", r1, r2, log);
+    CHECK(!bad[0], "%s", bad);
+    CHECK(jit_ok, "the JIT did not compile fminmax (TF_EMU_TRACE=1 says why)");
+}
+
 /* Loads and stores whose lanes form the shapes the executor checks once per warp (one address, consecutive
  * elements, any order, two allocations in one warp, per half-warp one address or consecutive elements) give each
  * lane its own element, and a lane outside the allocation or the shared array is still the one the fault names. */
@@ -2250,7 +2416,10 @@ static void test_jit_alu(void) {
         float gf[K];
         uint32_t gu[K];
         for (int k = 0; k < K; k++) { memcpy(&gd[k], &r[k], 8); memcpy(&gf[k], &r[k], 4); memcpy(&gu[k], &r[k], 4); }
-        CHECK(same_d(gd[0], fmax(dx, dy)) && same_d(gd[1], fmin(dx, dy)), "thread %d max/min.f64 %g %g of %g %g (want %g %g)", t, gd[0], gd[1], dx, dy, fmax(dx, dy), fmin(dx, dy));
+        uint64_t bx, by;
+        memcpy(&bx, &dx, 8);
+        memcpy(&by, &dy, 8);
+        CHECK(r[0] == isa_min_max(1, bx, by, 64) && r[1] == isa_min_max(0, bx, by, 64), "thread %d max/min.f64 %g %g of %g %g", t, gd[0], gd[1], dx, dy);
         CHECK(same_f(gf[2], 1.0f / x), "thread %d rcp.approx %g", t, gf[2]);
         CHECK(same_f(gf[3], (float)exp2((double)x)), "thread %d ex2.approx %g", t, gf[3]);
         CHECK(same_f(gf[4], (float)log2((double)fabsf(y))), "thread %d lg2.approx %g", t, gf[4]);
@@ -2527,6 +2696,79 @@ static void test_jit_background(void) {
     CHECK(!bad, "step %d failed (%s)", bad, log);
 }
 
+/* A launch that starts before its kernel's code is ready (the compile held) runs its first block on the
+ * interpreter and, once the code is ready, its other blocks on the JIT, with the same results: block 0 spins
+ * until a host thread has released the compile and seen the code ready. */
+static const char *SW_PTX_FMT =
+    ".version 7.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry sw(.param .u64 pf, .param .u64 pout)\n{\n"
+    "  .reg .pred %%p<3>;\n  .reg .b32 %%r<8>;\n  .reg .b64 %%rd<6>;\n"
+    "  ld.param.u64 %%rd1, [pf];\n  ld.param.u64 %%rd2, [pout];\n"
+    "  mov.u32 %%r1, %%ctaid.x;\n  mov.u32 %%r2, %%ntid.x;\n  mov.u32 %%r3, %%tid.x;\n  mad.lo.s32 %%r4, %%r1, %%r2, %%r3;\n"
+    "  mul.wide.u32 %%rd3, %%r4, 4;\n  add.s64 %%rd4, %%rd2, %%rd3;\n  mad.lo.s32 %%r5, %%r4, 3, %d;\n  st.global.u32 [%%rd4], %%r5;\n"
+    "  or.b32 %%r6, %%r1, %%r3;\n  setp.ne.u32 %%p1, %%r6, 0;\n  @%%p1 bra DONE;\n"
+    "  mov.u32 %%r7, 1;\n  st.volatile.global.u32 [%%rd1], %%r7;\n"
+    "SPIN:\n  ld.volatile.global.u32 %%r7, [%%rd1+4];\n  setp.eq.u32 %%p2, %%r7, 0;\n  @%%p2 bra SPIN;\n"
+    "DONE:\n  ret;\n}\n";
+
+typedef struct sw_release {
+    unsigned *flags;
+    const ptx_kernel *k;
+    int ready;
+} sw_release;
+
+static void *sw_release_main(void *arg) {
+    sw_release *s = arg;
+    while (!__atomic_load_n(&s->flags[0], __ATOMIC_ACQUIRE)) usleep(100);
+    ptx_jit_hold(0);
+    s->ready = ptx_jit_wait(s->k);
+    __atomic_store_n(&s->flags[1], 1u, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void test_jit_switch_mid_launch(void) {
+    const char *e = getenv("TF_EMU_ENGINE");
+    if (!e || strcmp(e, "jit")) return; /* the interpreter has no compile thread */
+    enum { NB = 8, NT = 32 };
+    char text[2048], log[512] = "";
+    int err = 0;
+    snprintf(text, sizeof(text), SW_PTX_FMT, 2345671);
+    unsigned *flags = dev_alloc(0, 8), *out = dev_alloc(0, NB * NT * 4);
+    ptx_jit_hold(1);
+    ptx_module *m = ptx_module_load(text, 0, &ENV, &err, log, sizeof(log));
+    sw_release s = {flags, m ? ptx_module_get_kernel(m, "sw") : NULL, 0};
+    pthread_t th;
+    int started = m && pthread_create(&th, NULL, sw_release_main, &s) == 0;
+    int r = -1;
+    uint64_t jit0 = ptx_jit_blocks_run();
+    if (started) {
+        pbuf p = {{0}, 0};
+        pptr(&p, flags); pptr(&p, out);
+        ptx_launch_cfg cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.grid[0] = NB; cfg.grid[1] = cfg.grid[2] = 1;
+        cfg.block[0] = NT; cfg.block[1] = cfg.block[2] = 1;
+        cfg.param_buffer = p.b;
+        cfg.param_buffer_size = p.n;
+        cfg.worker_threads = 1;
+        r = ptx_launch(s.k, &cfg, &ENV, NULL, log, sizeof(log));
+        pthread_join(th, NULL);
+    } else {
+        ptx_jit_hold(0);
+    }
+    const uint64_t on_jit = ptx_jit_blocks_run() - jit0;
+    int wrong = -1;
+    unsigned got = 0;
+    for (int i = 0; i < NB * NT && r == 0 && wrong < 0; i++) if (out[i] != (unsigned)i * 3u + 2345671u) { wrong = i; got = out[i]; }
+    if (m) ptx_module_free(m);
+    dev_free(0, flags);
+    dev_free(0, out);
+    CHECK(started && r == 0, "launch -> %d (%s)", r, log);
+    CHECK(s.ready, "the compile did not finish");
+    CHECK(wrong < 0, "thread %d wrote %u", wrong, got);
+    CHECK(on_jit == NB - 1, "%llu of the %d blocks after the first ran on the JIT", (unsigned long long)on_jit, NB - 1);
+}
+
 /* The disk cache returns exactly what was stored under exactly that key, and nothing for a foreign
  * key, a damaged object or a truncated file; a rewrite replaces a damaged entry. */
 static void test_jit_disk_cache(void) {
@@ -2570,13 +2812,13 @@ static const test TESTS[] = {
     {"halfconv", test_halfconv}, {"warpops", test_warpops}, {"warpgroups", test_warpgroups}, {"mbarrier", test_mbarrier}, {"virtuals", test_virtuals}, {"atomics", test_atomics}, {"diverge", test_diverge},
     {"localarr", test_localarr}, {"globals", test_globals}, {"printf", test_printf}, {"assert", test_assert},
     {"oob", test_oob}, {"coop", test_coop}, {"griddepcontrol", test_griddepcontrol}, {"idx3d", test_idx3d}, {"launch_config_errors", test_launch_config_errors},
-    {"hand_ptx", test_hand_ptx}, {"warp_shapes", test_warp_shapes}, {"directed_rounding_per_warp", test_directed_rounding_per_warp}, {"shared_tiles", test_shared_tiles}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
+    {"hand_ptx", test_hand_ptx}, {"fspecial", test_fspecial}, {"warp_shapes", test_warp_shapes}, {"directed_rounding_per_warp", test_directed_rounding_per_warp}, {"shared_tiles", test_shared_tiles}, {"determinism_threads", test_determinism_threads}, {"fmath", test_fmath},
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
     {"wmma_exact", test_wmma_exact}, {"mma_more", test_mma_more},
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
-    {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background},
+    {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background}, {"jit_switch_mid_launch", test_jit_switch_mid_launch},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
     {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp},
 };
