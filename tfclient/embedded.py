@@ -38,6 +38,8 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None, insecure: b
     home = config.home()
     secret = config.secret()
     from tfscheduler import auth
+    from tfworker.daemon import configure_logging
+    configure_logging()
     backend = gpus.choose_backend(backend_name)
     # metrics on loopback only, whatever --listen says: `curl` them here, or point a local Prometheus at them
     scheduler = await serve(listen, str(home / "scheduler.db"), secret, insecure=insecure,
@@ -263,7 +265,8 @@ def run_scheduler_foreground(listen: str, db_path: str, config_path: str | None 
 
 async def _worker(args, scheduler: str) -> int:
     from tfworker import gpus
-    from tfworker.daemon import WorkerDaemon
+    from tfworker.daemon import WorkerDaemon, configure_logging
+    configure_logging()
     backend = gpus.choose_backend(args.backend, args.node)
     socket_path = args.unix or str(config.home() / f"worker-{os.getpid()}.sock")
     token = config.worker_token(getattr(args, "token_file", None))
