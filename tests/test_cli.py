@@ -321,6 +321,16 @@ def test_a_command_that_cannot_run_is_one_line_before_any_vgpu_is_allocated(tf_e
     assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()    # nothing was started or allocated
 
 
+def test_run_with_a_tls_ca_but_no_scheduler_says_which_to_give_before_starting_anything(tf_env, tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not read: refused before\n")
+    for flags, env in ((["--tls-ca", str(ca)], tf_env), ([], dict(tf_env, TF_TLS_CA=str(ca)))):
+        line = one_line_error(tf("run", *flags, "--", "true", env=env))
+        assert line.startswith("tensorfusion run: --tls-ca/TF_TLS_CA is set but no scheduler is: pass the TLS "
+                               "scheduler's address (--scheduler HOST:PORT or TF_SCHEDULER)"), line
+    assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()    # no embedded default was started
+
+
 @pytest.mark.parametrize("flags,says", [
     (["--vram", "1e99"], "VRAM '1e99' is out of range: allowed 0 to 1024Ti"),
     (["--vram-limit=-1Gi"], "VRAM '-1Gi' is out of range: allowed 0 to 1024Ti"),

@@ -299,6 +299,10 @@ def cmd_run(args) -> int:
     from tfclient import embedded
     address = config.scheduler_address(args.scheduler)
     if not address:
+        if os.environ.get("TF_TLS_CA"):   # the embedded default serves plaintext on loopback: TLS to it fails
+            raise CliError("--tls-ca/TF_TLS_CA is set but no scheduler is: pass the TLS scheduler's address "
+                           "(--scheduler HOST:PORT or TF_SCHEDULER), or drop --tls-ca/TF_TLS_CA to use the "
+                           "embedded default on this host")
         # the services keep gRPC's own log lines (in up.log): not the quieting this command set for itself
         address = embedded.start_background(env={k: v for k, v in os.environ.items() if k not in _QUIETED})
     from tfclient.attach import allocate
