@@ -88,7 +88,17 @@ def test_run_without_a_command_says_how(tf_env):
     assert "no command given" in r.stderr
 
 
-def test_unknown_size_unit_is_a_clear_error(tf_env):
+def test_an_unknown_flag_points_at_its_own_commands_help(tf_env):
+    for args, prog in ((["--bogus"], "tensorfusion"), (["status", "--bogus"], "tensorfusion status"),
+                       (["token", "list", "--bogus"], "tensorfusion token list"),
+                       (["workload", "--bogus", "list"], "tensorfusion workload list"),
+                       (["run", "--bogus", "--", "true"], "tensorfusion run")):
+        r = tf(*args, env=tf_env)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip() == f"{prog}: unrecognized arguments: --bogus (see `{prog} --help`)", r.stderr
+
+
+
     r = tf("run", "--vram", "2Zi", "--", "true", env=tf_env)
     assert r.returncode == 1
     assert "2Zi" in r.stderr and "unit" in r.stderr.lower()

@@ -32,7 +32,9 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _parser_of(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -62,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tensorfusion {args.command}: internal error ({type(e).__name__}: {_one_line(e)}); "
               f"TF_DEBUG=1 shows the traceback", file=sys.stderr)
         return 1
+
+
+def _parser_of(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The parser of the (sub)command args were parsed for, so that a mistake points at its own --help."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return _parser_of(action.choices[getattr(args, action.dest)], args)
+    return parser
 
 
 _QUIETED: list = []     # environment variables main() set for itself only: not passed on to `run`'s command
