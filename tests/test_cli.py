@@ -182,6 +182,20 @@ def test_run_passes_the_exit_code_through_and_releases_the_vgpu(embedded_up):
     assert "no allocations" in status.stdout.lower()
 
 
+def test_run_keeps_its_commands_exit_code_when_the_scheduler_is_gone_at_release(embedded_up):
+    """The scheduler stops while the command runs (here the command stops it): the command's work is done, so
+    `run` exits with the command's code and says in one warning line that the vGPU is left to its lease."""
+    env, proc = embedded_up
+    r = tf("run", "--vram", "256Mi", "--", "sh", "-c", f"{sys.executable} -m tfclient.cli down; exit 3", env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "tensorfusion down: stopped" in r.stdout
+    warning = [line for line in r.stderr.splitlines() if line.startswith("tensorfusion run:")]
+    assert len(warning) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert warning[0].startswith("tensorfusion run: warning: vGPU alloc-") and \
+        warning[0].endswith("it ends by itself when its lease expires"), warning[0]
+    assert proc.wait(timeout=30) == 0
+
+
 def test_terminated_run_still_releases_its_vgpu(embedded_up):
     env, _ = embedded_up
     proc = subprocess.Popen([*CLI, "run", "--vram", "128Mi", "--", "sleep", "30"], env=env,

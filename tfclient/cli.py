@@ -330,7 +330,18 @@ def cmd_run(args) -> int:
                                  f"{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
         return _spawn(cmd, env)
     finally:
+        _release_after_run(lease)
+
+
+def _release_after_run(lease) -> None:
+    """Gives the vGPU back once CMD has ended. A scheduler that cannot be reached then (stopped, or failing over)
+    does not change CMD's exit code: one warning line; the allocation ends by itself when its lease expires."""
+    from tfclient.errors import SchedulerUnreachable
+    try:
         lease.release()
+    except SchedulerUnreachable as e:
+        print(f"tensorfusion run: warning: vGPU {lease.id} not released ({_one_line(e)}); it ends by itself when "
+              f"its lease expires", file=sys.stderr)
 
 
 def _exit_on_sigterm(signum, frame):
