@@ -82,6 +82,16 @@ def test_help_for_every_command(tf_env):
         assert "usage: tensorfusion" in r.stdout
 
 
+def test_run_whose_embedded_default_cannot_start_says_why_in_one_line(tf_env):
+    r = tf("run", "--", "true", env=dict(tf_env, TF_EMU_ENGINE="fast"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    starting, line = r.stderr.strip().splitlines()          # the notice that it starts one, then why it failed
+    assert starting.startswith("tensorfusion: no scheduler configured; starting the embedded default"), starting
+    assert line.startswith("tensorfusion run: the embedded default exited with 1: tensorfusion up: the emulated "
+                           "device does not start: tf-emu: TF_EMU_ENGINE=fast is not accepted"), line
+    assert line.endswith(f"(log: {tf_env['TF_HOME']}/up.log)"), line
+
+
 def test_run_without_a_command_says_how(tf_env):
     r = tf("run", "--vram", "1Gi", env=tf_env)
     assert r.returncode == 1

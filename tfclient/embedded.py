@@ -160,10 +160,20 @@ def start_background(timeout_s: float = 60.0, env: dict | None = None) -> str:
                       f"{running.scheduler_metrics} and {running.worker_metrics}", file=sys.stderr)
                 return running.scheduler
             if proc.poll() is not None:
-                raise RuntimeError(f"the embedded default exited with {proc.returncode}; see {log_path}")
+                raise RuntimeError(f"the embedded default exited with {proc.returncode}: "
+                                   f"{_last_line(log_path) or 'no output'} (log: {log_path})")
             time.sleep(0.1)
         proc.terminate()
         raise RuntimeError(f"the embedded default did not start within {timeout_s:.0f} s; see {log_path}")
+
+
+def _last_line(path) -> str:
+    """The last non-empty line of a log file (why a background service ended), "" if none."""
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
 
 
 def stop_background(timeout_s: float = 30.0) -> bool:
