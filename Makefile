@@ -1,7 +1,8 @@
 # TensorFusion top-level build. The README's two commands are `make demo` and `make test`.
 #   make setup   - Debian packages, .venv with the Python package (editable) and its deps, nvcc if missing
+#   make setup-test-libs - setup + the libraries the tests run through the stub (CuPy, numba-cuda, PyTorch ~5 GB)
 #   make native  - every C component into build/ (+ generated gRPC code into tfclient/_gen)
-#   make test    - setup + native + C unit tests under ASan + the pytest suite
+#   make test    - setup-test-libs + native + C unit tests under ASan + the pytest suite
 #   make test-interp - the emulated-device pytest suite on the PTX interpreter (TF_EMU_ENGINE=interp; part of make test)
 #   make test-jit - the same on the PTX JIT with every launch waiting for its code (TF_EMU_JIT_SYNC=1; part of make test)
 #   make demo    - setup + native + `tensorfusion demo`
@@ -12,12 +13,17 @@ NATIVE_DIRS := emu_c stub_c limiter_c tfworker/executor
 PRESENT  := $(foreach d,$(NATIVE_DIRS),$(if $(wildcard $(d)/Makefile),$(d)))
 JOBS     ?= $(shell nproc)
 
-.PHONY: all setup native proto asan-test test test-interp test-jit demo clean
+.PHONY: all setup setup-test-libs native proto asan-test test test-interp test-jit demo clean
 all: native
 
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
+	touch $@
+
+setup-test-libs: $(VENV)/.installed-test-libs
+$(VENV)/.installed-test-libs: $(VENV)/.installed
+	bash scripts/setup.sh test-libs
 	touch $@
 
 proto: setup
@@ -30,7 +36,7 @@ native: setup proto
 asan-test: setup
 	@set -e; for d in $(PRESENT); do $(MAKE) -j$(JOBS) -C $$d test SANITIZE=1; done
 
-test: native asan-test
+test: native asan-test setup-test-libs
 	TF_EMU_JIT_CACHE=$(CURDIR)/build/jit-cache bash scripts/run_pytest.sh
 	$(MAKE) test-interp
 	$(MAKE) test-jit

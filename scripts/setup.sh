@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# One-time setup on a fresh machine: system packages, the .venv with tensorfusion installed
-# editable (plus test deps and the GPU libraries the tests run through the stub: CuPy, NVRTC),
-# and nvcc/cuda headers from PyPI when the machine has no CUDA toolkit.
+# One-time setup on a fresh machine (`make setup`, which `make demo` runs): system packages, the .venv with
+# tensorfusion installed editable (plus pytest), nvcc/cuda headers from PyPI when the machine has no CUDA
+# toolkit, and the other cudart versions the tests run programs against (a few MB).
+# `scripts/setup.sh test-libs` (`make setup-test-libs`, which `make test` runs) adds the GPU libraries the tests
+# run through the stub: CuPy (+NVRTC, cuBLAS), numba-cuda and PyTorch (~5 GB) - not needed to use TensorFusion.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
@@ -19,7 +21,7 @@ if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev,test-libs]'    # test-libs: CuPy (+NVRTC) for tests/test_pylibs_cupy.py
+.venv/bin/python -m pip install -q -e '.[dev]'
 if ! command -v nvcc >/dev/null && [ ! -x .venv/bin/nvcc ]; then
   # Pinned to the CUDA 13.0 series, the toolkit this machine kind ships, so test programs are built the
   # same way everywhere (other cudart versions are tested separately, below).
@@ -34,8 +36,11 @@ for spec in "12.8=nvidia-cuda-runtime-cu12==12.8.*" "13.5=nvidia-cuda-runtime==1
   dir=".venv/cudart/${spec%%=*}"
   [ -d "$dir" ] || .venv/bin/python -m pip install -q --no-deps --target "$dir" "${spec#*=}"
 done
-# PyTorch for tests/test_pylibs_torch.py (starts through the stub on the emulated device): ~5 GB with its CUDA
-# wheels, ~6 min here, in its own folder so its pinned dependencies stay out of the venv (the test adds it to
-# the path of the interpreter it starts).
-[ -d .venv/torch/torch ] || .venv/bin/python -m pip install -q --target .venv/torch 'torch==2.14.*'
-echo "setup: done"
+if [ "${1:-}" = test-libs ]; then
+  .venv/bin/python -m pip install -q -e '.[dev,test-libs]'    # CuPy (+NVRTC), numba-cuda: tests/test_pylibs_*.py
+  # PyTorch for tests/test_pylibs_torch.py (starts through the stub on the emulated device): ~5 GB with its CUDA
+  # wheels, ~6 min here, in its own folder so its pinned dependencies stay out of the venv (the test adds it to
+  # the path of the interpreter it starts).
+  [ -d .venv/torch/torch ] || .venv/bin/python -m pip install -q --target .venv/torch 'torch==2.14.*'
+fi
+echo "setup${1:+ $1}: done"

@@ -82,13 +82,33 @@ def test_help_for_every_command(tf_env):
         assert "usage: tensorfusion" in r.stdout
 
 
+def test_run_whose_embedded_default_cannot_start_says_why_in_one_line(tf_env):
+    r = tf("run", "--", "true", env=dict(tf_env, TF_EMU_ENGINE="fast"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    starting, line = r.stderr.strip().splitlines()          # the notice that it starts one, then why it failed
+    assert starting.startswith("tensorfusion: no scheduler configured; starting the embedded default"), starting
+    assert line.startswith("tensorfusion run: the embedded default exited with 1: tensorfusion up: the emulated "
+                           "device does not start: tf-emu: TF_EMU_ENGINE=fast is not accepted"), line
+    assert line.endswith(f"(log: {tf_env['TF_HOME']}/up.log)"), line
+
+
 def test_run_without_a_command_says_how(tf_env):
     r = tf("run", "--vram", "1Gi", env=tf_env)
     assert r.returncode == 1
     assert "no command given" in r.stderr
 
 
-def test_unknown_size_unit_is_a_clear_error(tf_env):
+def test_an_unknown_flag_points_at_its_own_commands_help(tf_env):
+    for args, prog in ((["--bogus"], "tensorfusion"), (["status", "--bogus"], "tensorfusion status"),
+                       (["token", "list", "--bogus"], "tensorfusion token list"),
+                       (["workload", "--bogus", "list"], "tensorfusion workload list"),
+                       (["run", "--bogus", "--", "true"], "tensorfusion run")):
+        r = tf(*args, env=tf_env)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip() == f"{prog}: unrecognized arguments: --bogus (see `{prog} --help`)", r.stderr
+
+
+
     r = tf("run", "--vram", "2Zi", "--", "true", env=tf_env)
     assert r.returncode == 1
     assert "2Zi" in r.stderr and "unit" in r.stderr.lower()
@@ -170,6 +190,20 @@ def test_run_passes_the_exit_code_through_and_releases_the_vgpu(embedded_up):
     assert r.returncode == 1 and "command not found" in r.stderr
     status = tf("status", env=env, check=True)
     assert "no allocations" in status.stdout.lower()
+
+
+def test_run_keeps_its_commands_exit_code_when_the_scheduler_is_gone_at_release(embedded_up):
+    """The scheduler stops while the command runs (here the command stops it): the command's work is done, so
+    `run` exits with the command's code and says in one warning line that the vGPU is left to its lease."""
+    env, proc = embedded_up
+    r = tf("run", "--vram", "256Mi", "--", "sh", "-c", f"{sys.executable} -m tfclient.cli down; exit 3", env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "tensorfusion down: stopped" in r.stdout
+    warning = [line for line in r.stderr.splitlines() if line.startswith("tensorfusion run:")]
+    assert len(warning) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert warning[0].startswith("tensorfusion run: warning: vGPU alloc-") and \
+        warning[0].endswith("it ends by itself when its lease expires"), warning[0]
+    assert proc.wait(timeout=30) == 0
 
 
 def test_terminated_run_still_releases_its_vgpu(embedded_up):
@@ -319,6 +353,16 @@ def test_a_command_that_cannot_run_is_one_line_before_any_vgpu_is_allocated(tf_e
         line = one_line_error(tf("run", "--", *cmd, env=tf_env))
         assert says in line and cmd[0] in line, line
     assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()    # nothing was started or allocated
+
+
+def test_run_with_a_tls_ca_but_no_scheduler_says_which_to_give_before_starting_anything(tf_env, tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not read: refused before\n")
+    for flags, env in ((["--tls-ca", str(ca)], tf_env), ([], dict(tf_env, TF_TLS_CA=str(ca)))):
+        line = one_line_error(tf("run", *flags, "--", "true", env=env))
+        assert line.startswith("tensorfusion run: --tls-ca/TF_TLS_CA is set but no scheduler is: pass the TLS "
+                               "scheduler's address (--scheduler HOST:PORT or TF_SCHEDULER)"), line
+    assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()    # no embedded default was started
 
 
 @pytest.mark.parametrize("flags,says", [

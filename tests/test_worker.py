@@ -251,6 +251,43 @@ def test_a_gpu_worker_process_holds_its_own_session_socket_and_nothing_else_of_t
         client.release(alloc.id)
 
 
+def test_a_killed_gpu_worker_process_fails_its_client_and_the_worker_logs_why(one_worker, tmp_path):
+    """The operator's side of a session that dies: the client gets a CUDA error, and the worker's log (at the
+    default TF_LOG_LEVEL, INFO) has one line naming the session and how its GPU worker process ended."""
+    from tfworker import gpu_process, limits
+    env, address = one_worker
+    with SchedulerClient(address) as client:
+        alloc = client.allocate(tflops=0.001, vram=512)
+        proc = hold(alloc, env, 16, "wait")
+        [pid] = gpu_process.executors_of(limits.worker_tag(str(tmp_path), "node-a"))
+        os.kill(pid, signal.SIGKILL)
+        out, _ = proc.communicate("go\n", timeout=60)
+        assert "after close: CUDA_ERROR_DEVICE_UNAVAILABLE" in out, out
+        log = workers["node-a"].log_lines
+        wait_for(lambda: any("GPU worker process killed by signal 9" in line for line in log),
+                 what="the worker's log line")
+        line = next(line for line in log if "killed by signal 9" in line)
+        assert "tfworker INFO session alloc-" in line, line
+        client.release(alloc.id)
+
+
+@pytest.mark.parametrize("variable,value,says", [
+    ("TF_EMU_ENGINE", "fast", "the emulated device does not start: tf-emu: TF_EMU_ENGINE=fast is not accepted"),
+    ("TF_EMU_VRAM_MIB", "16G", "the emulated device does not start: tf-emu: TF_EMU_VRAM_MIB=16G is not accepted"),
+    ("TF_GPU_TFLOPS", "lots", "TF_GPU_TFLOPS: TFLOPS 'lots' is not a number"),
+    ("TF_LOG_LEVEL", "loud", "TF_LOG_LEVEL='loud' is not a log level: use DEBUG, INFO, WARNING, ERROR"),
+])
+def test_a_worker_with_a_setting_it_cannot_use_stops_at_start_with_one_line(tmp_path, variable, value, says):
+    """A bad environment value stops the worker before it registers (rather than failing every session
+    later): exit code 1, one line naming the variable; the scheduler is never dialled."""
+    env = dict(os.environ, TF_HOME=str(tmp_path), TF_WORKER_TOKEN="unused", **{variable: value})
+    r = subprocess.run([*CLI, "worker", "--scheduler", "127.0.0.1:1", "--backend", "emu"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"tensorfusion worker: {says}"), r.stderr
+
+
 def test_killed_client_frees_its_memory_in_the_pool_view(one_worker):
     env, address = one_worker
     with SchedulerClient(address) as client:

@@ -32,7 +32,9 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _parser_of(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -62,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tensorfusion {args.command}: internal error ({type(e).__name__}: {_one_line(e)}); "
               f"TF_DEBUG=1 shows the traceback", file=sys.stderr)
         return 1
+
+
+def _parser_of(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The parser of the (sub)command args were parsed for, so that a mistake points at its own --help."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return _parser_of(action.choices[getattr(args, action.dest)], args)
+    return parser
 
 
 _QUIETED: list = []     # environment variables main() set for itself only: not passed on to `run`'s command
@@ -299,6 +309,10 @@ def cmd_run(args) -> int:
     from tfclient import embedded
     address = config.scheduler_address(args.scheduler)
     if not address:
+        if os.environ.get("TF_TLS_CA"):   # the embedded default serves plaintext on loopback: TLS to it fails
+            raise CliError("--tls-ca/TF_TLS_CA is set but no scheduler is: pass the TLS scheduler's address "
+                           "(--scheduler HOST:PORT or TF_SCHEDULER), or drop --tls-ca/TF_TLS_CA to use the "
+                           "embedded default on this host")
         # the services keep gRPC's own log lines (in up.log): not the quieting this command set for itself
         address = embedded.start_background(env={k: v for k, v in os.environ.items() if k not in _QUIETED})
     from tfclient.attach import allocate
@@ -316,7 +330,18 @@ def cmd_run(args) -> int:
                                  f"{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
         return _spawn(cmd, env)
     finally:
+        _release_after_run(lease)
+
+
+def _release_after_run(lease) -> None:
+    """Gives the vGPU back once CMD has ended. A scheduler that cannot be reached then (stopped, or failing over)
+    does not change CMD's exit code: one warning line; the allocation ends by itself when its lease expires."""
+    from tfclient.errors import SchedulerUnreachable
+    try:
         lease.release()
+    except SchedulerUnreachable as e:
+        print(f"tensorfusion run: warning: vGPU {lease.id} not released ({_one_line(e)}); it ends by itself when "
+              f"its lease expires", file=sys.stderr)
 
 
 def _exit_on_sigterm(signum, frame):

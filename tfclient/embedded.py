@@ -38,6 +38,8 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None, insecure: b
     home = config.home()
     secret = config.secret()
     from tfscheduler import auth
+    from tfworker.daemon import configure_logging
+    configure_logging()
     backend = gpus.choose_backend(backend_name)
     # metrics on loopback only, whatever --listen says: `curl` them here, or point a local Prometheus at them
     scheduler = await serve(listen, str(home / "scheduler.db"), secret, insecure=insecure,
@@ -158,10 +160,20 @@ def start_background(timeout_s: float = 60.0, env: dict | None = None) -> str:
                       f"{running.scheduler_metrics} and {running.worker_metrics}", file=sys.stderr)
                 return running.scheduler
             if proc.poll() is not None:
-                raise RuntimeError(f"the embedded default exited with {proc.returncode}; see {log_path}")
+                raise RuntimeError(f"the embedded default exited with {proc.returncode}: "
+                                   f"{_last_line(log_path) or 'no output'} (log: {log_path})")
             time.sleep(0.1)
         proc.terminate()
         raise RuntimeError(f"the embedded default did not start within {timeout_s:.0f} s; see {log_path}")
+
+
+def _last_line(path) -> str:
+    """The last non-empty line of a log file (why a background service ended), "" if none."""
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
 
 
 def stop_background(timeout_s: float = 30.0) -> bool:
@@ -263,7 +275,8 @@ def run_scheduler_foreground(listen: str, db_path: str, config_path: str | None 
 
 async def _worker(args, scheduler: str) -> int:
     from tfworker import gpus
-    from tfworker.daemon import WorkerDaemon
+    from tfworker.daemon import WorkerDaemon, configure_logging
+    configure_logging()
     backend = gpus.choose_backend(args.backend, args.node)
     socket_path = args.unix or str(config.home() / f"worker-{os.getpid()}.sock")
     token = config.worker_token(getattr(args, "token_file", None))

@@ -228,7 +228,7 @@ def _kept(registry: TokenRegistry, path, role: str, namespace: str = "", node_na
 
 
 def provision(registry: TokenRegistry, home, node_name: str | None = None, tenant_namespace: str = "default",
-              roles=(ADMIN, WORKER, TENANT)) -> dict:
+              roles=(ADMIN, WORKER, TENANT), description: str = "provisioned by the embedded default") -> dict:
     """Makes sure $TF_HOME holds a working token per role (admin.token, worker.token bound to node_name,
     tenant.token of tenant_namespace), creating and writing (0600) those missing or no longer valid.
     Called by the embedded default at start (zero-config). -> {role: path}."""
@@ -239,7 +239,7 @@ def provision(registry: TokenRegistry, home, node_name: str | None = None, tenan
         ns, node = wanted[role]
         path = home / TOKEN_FILES[role]
         if not _kept(registry, path, role, ns, node):
-            _, text = registry.create(role, ns, node, description="provisioned by the embedded default")
+            _, text = registry.create(role, ns, node, description=description)
             write_private(path, text + "\n")
         out[role] = path
     return out
@@ -250,4 +250,4 @@ def bootstrap_admin(registry: TokenRegistry, home):
     -> its path if one was created, else None (an admin exists: tokens are managed with `tensorfusion token`)."""
     if registry.active(ADMIN):
         return None
-    return provision(registry, home, roles=(ADMIN,))[ADMIN]
+    return provision(registry, home, roles=(ADMIN,), description="first admin token of this scheduler")[ADMIN]

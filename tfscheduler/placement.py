@@ -374,8 +374,10 @@ class PlacementIndex:
         mask = self.live[:n].copy()
         if req.pool:
             if req.pool not in self._pool_ids:
-                known = ", ".join(sorted(self._pool_ids)) or "none registered yet"
-                raise UnknownPool(f"pool {req.pool!r} does not exist (pools: {known})")
+                if not self._pool_ids:
+                    raise UnknownPool(f"pool {req.pool!r} does not exist: no worker has registered with this "
+                                      f"scheduler yet (start one: `tensorfusion worker --scheduler HOST:PORT`)")
+                raise UnknownPool(f"pool {req.pool!r} does not exist (pools: {', '.join(sorted(self._pool_ids))})")
             mask &= self.pool_id[:n] == self._pool_ids[req.pool]
             pol = self.policy(req.pool)
             if req.qos not in pol.qos:

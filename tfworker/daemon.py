@@ -433,6 +433,19 @@ class _AdminServicer(worker_rpc.WorkerAdminServicer):
         return worker_pb.GetUsageResponse(gpus=self.daemon.gpu_usage(), sessions=self.daemon.session_usage())
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def configure_logging() -> None:
-    logging.basicConfig(level=os.environ.get("TF_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """The worker's log lines (a session that ended badly and why, failed heartbeats, reaped processes) on
+    stderr at TF_LOG_LEVEL (default INFO); called by `tensorfusion worker` and `up` before the daemon starts.
+    ValueError (one line) for a level that is not one of LOG_LEVELS."""
+    level = os.environ.get("TF_LOG_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"TF_LOG_LEVEL={os.environ['TF_LOG_LEVEL']!r} is not a log level: use "
+                         f"{', '.join(LOG_LEVELS)}")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False

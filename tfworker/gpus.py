@@ -7,6 +7,8 @@ which libcuda.so.1 the GPU worker processes load (NVIDIA's driver, or build/emu'
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 
 from tfclient import native
@@ -55,8 +57,37 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def emulated_gpu(node: str | None = None) -> GpuInfo:
-    vram_mib = int(os.environ.get("TF_EMU_VRAM_MIB", "16384"))
+# Run in a child process with the worker's environment: the emulator's cuInit checks every TF_EMU_* value, and its
+# threads stay out of the daemon. Prints device 0's memory in bytes; exits non-zero after the emulator's own line.
+_EMU_PROBE = """import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+dev, size = ctypes.c_int(), ctypes.c_size_t()
+rc = lib.cuInit(0) or lib.cuDeviceGet(ctypes.byref(dev), 0) or lib.cuDeviceTotalMem_v2(ctypes.byref(size), dev)
+if rc:
+    sys.exit(f"the emulated device returned CUresult {rc} at start")
+print(size.value)
+"""
+
+
+def emulator_vram_mib(lib_dir: str) -> int:
+    """Memory of the emulated device as the emulator itself reports it (TF_EMU_VRAM_MIB, default 16 GiB).
+    RuntimeError (one line, the emulator's own reason) when the emulator refuses to start in this
+    environment, e.g. TF_EMU_ENGINE=foo: the worker stops at start instead of failing every session."""
+    try:
+        r = subprocess.run([sys.executable, "-c", _EMU_PROBE, os.path.join(lib_dir, "libcuda.so.1")],
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("the emulated device did not start within 120 s")
+    if r.returncode != 0 or not r.stdout.strip().isdigit():
+        lines = r.stderr.strip().splitlines()
+        why = next((line for line in lines if line.startswith("tf-emu:")),
+                   lines[-1] if lines else f"exit status {r.returncode}")
+        raise RuntimeError(f"the emulated device does not start: {why}")
+    return int(r.stdout.strip()) >> 20
+
+
+def emulated_gpu(node: str | None = None, lib_dir: str | None = None) -> GpuInfo:
+    vram_mib = emulator_vram_mib(lib_dir or str(native.emu_lib_dir()))
     # Stable per node name, so a worker that restarts re-registers the same GPU.
     digest = hashlib.sha256(f"tf-emu:{node or socket.gethostname()}".encode()).hexdigest()
     uuid = f"GPU-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
@@ -74,11 +105,17 @@ def choose_backend(requested: str = "auto", node: str | None = None) -> Backend:
         if requested == "nvidia":
             raise RuntimeError("backend 'nvidia' requested but NVML finds no NVIDIA GPU on this host")
     lib = native.require(native.emu_lib_dir() / "libcuda.so.1")
-    return Backend("emu", str(lib.parent), _with_override([emulated_gpu(node)]))
+    return Backend("emu", str(lib.parent), _with_override([emulated_gpu(node, str(lib.parent))]))
 
 
 def _with_override(gpus: list[GpuInfo]) -> list[GpuInfo]:
-    if os.environ.get("TF_GPU_TFLOPS"):
+    value = os.environ.get("TF_GPU_TFLOPS")
+    if value:
+        from tfclient import quantity
+        try:
+            tflops = quantity.parse_tflops(value)
+        except ValueError as e:
+            raise ValueError(f"TF_GPU_TFLOPS: {e}") from None
         for g in gpus:
-            g.tflops = float(os.environ["TF_GPU_TFLOPS"])
+            g.tflops = tflops
     return gpus

@@ -151,3 +151,14 @@ def test_tokens_are_created_revoked_and_stored_only_as_hashes(scheduler, client,
     assert created.token not in dump and scheduler.admin_token not in dump
     assert created.token.split(".")[2] not in dump
     c.close()
+
+
+def test_a_schedulers_first_admin_token_says_what_it_is_in_token_list(tmp_path):
+    """`tensorfusion scheduler`'s first admin token is listed as that, not as the embedded default's."""
+    from tfscheduler import auth
+    from tfscheduler.storage import SqliteStore
+    registry = auth.TokenRegistry(SqliteStore(str(tmp_path / "s.db")))
+    assert auth.bootstrap_admin(registry, tmp_path) == tmp_path / "admin.token"
+    [rec] = registry.active(auth.ADMIN)
+    assert rec.description == "first admin token of this scheduler"
+    assert auth.bootstrap_admin(registry, tmp_path) is None       # an admin exists: nothing more is created

@@ -81,6 +81,12 @@ def test_limits_are_charged_against_oversold_capacity():
         no_oversell.place(Request(10, 100, lim_tflops=20, lim_vram_mib=100))
 
 
+def test_a_pool_asked_of_a_scheduler_no_worker_has_joined_says_to_start_a_worker():
+    with pytest.raises(UnknownPool, match=r"pool 'default' does not exist: no worker has registered with this "
+                                          r"scheduler yet \(start one: `tensorfusion worker --scheduler"):
+        PlacementIndex().place(Request(1, 1, pool="default"))
+
+
 def test_filters_pool_model_vendor_and_local_node():
     idx = pool(nodes=1, gpus=1, model="NVIDIA A100-SXM4-80GB", pool_name="a")
     idx.set_policy("b", PoolPolicy())
