@@ -438,11 +438,13 @@ void tf_export_tables_init(const tf_export_hooks *hooks)
         g_hooks = *hooks;
 }
 
-/* Unknown UUIDs are logged once each (a small fixed set; later ones are still refused). */
+/* Unknown UUIDs are logged once each when verbose (a small fixed set; later ones are still refused). */
 static void log_unknown_once(const CUuuid *id)
 {
     static unsigned char seen[32][16];
     static int nseen;
+    if (!g_hooks.verbose)
+        return;
     pthread_mutex_lock(&g_lock);
     for (int i = 0; i < nseen; i++) {
         if (memcmp(seen[i], id->bytes, 16) == 0) {

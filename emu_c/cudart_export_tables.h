@@ -7,8 +7,9 @@
  *
  * Layouts were learnt from public observations of what cudart requests (ZLUDA's dark-API notes and
  * other emulators' traces); only the slots cudart 12/13 actually call are filled, unknown slots are NULL
- * (in table 21318c60: a stub answering CUDA_ERROR_NOT_SUPPORTED) and unknown tables answer
- * CUDA_ERROR_NOT_SUPPORTED (logged once per UUID).
+ * (in table 21318c60: a stub answering CUDA_ERROR_NOT_SUPPORTED, logged once) and unknown tables answer
+ * CUDA_ERROR_NOT_SUPPORTED, as a driver without that table does (libraries probe for tables they can do
+ * without, e.g. CuPy: logged once per UUID only when `verbose`).
  */
 #ifndef TF_CUDART_EXPORT_TABLES_H
 #define TF_CUDART_EXPORT_TABLES_H
@@ -32,6 +33,8 @@ typedef struct tf_export_hooks {
     CUresult (*device_attr)(int *value, CUdevice_attribute attr, CUdevice dev);
     /* Where to log ("tf-emu", "tf-stub"); NULL = "tf". */
     const char *log_prefix;
+    /* Nonzero: also log each unknown table asked for (TF_EMU_TRACE, TF_STUB_DEBUG). */
+    int verbose;
 } tf_export_hooks;
 
 /* Installs the hooks; call once before the first tf_export_table_get (cuInit is a good place). */

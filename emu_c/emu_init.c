@@ -278,6 +278,7 @@ static void emu_init_once(void)
         .device_uuid = cuDeviceGetUuid,
         .device_attr = cuDeviceGetAttribute,
         .log_prefix = "tf-emu",
+        .verbose = emu_trace_enabled(),
     };
     tf_export_tables_init(&hooks);
     pthread_atfork(NULL, NULL, forked_child);

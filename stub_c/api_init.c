@@ -15,7 +15,7 @@
 static pthread_once_t g_export_once = PTHREAD_ONCE_INIT;
 static void export_init(void)
 {
-    static const tf_export_hooks hooks = {
+    const tf_export_hooks hooks = {
         .primary_ctx_retain = tfs_cuDevicePrimaryCtxRetain,
         .ctx_get_current = tfs_cuCtxGetCurrent,
         .ctx_get_id = tfs_cuCtxGetId,
@@ -25,6 +25,7 @@ static void export_init(void)
         .device_uuid = tfs_cuDeviceGetUuid_v2,
         .device_attr = tfs_cuDeviceGetAttribute,
         .log_prefix = "tf-stub",
+        .verbose = getenv("TF_STUB_DEBUG") != NULL,
     };
     tf_export_tables_init(&hooks);
 }

@@ -372,6 +372,11 @@ def test_run_with_a_tls_ca_but_no_scheduler_says_which_to_give_before_starting_a
     (["--tflops", "1e12"], "TFLOPS '1e12' is out of range: allowed 0 to 1000000"),
     (["--tflops", "fast"], "TFLOPS 'fast' is not a number"),
     (["--qos", "urgent"], "invalid choice: 'urgent'"),
+    # 0 is "not given" on the wire: the pool's default (a whole GPU) or no compute limit, so it is refused
+    (["--vram", "0"], "--vram 0: must be above 0 (omit --vram for the pool's default)"),
+    (["--vram-limit", "0Gi"], "--vram-limit 0Gi: must be above 0"),
+    (["--tflops", "0"], "--tflops 0: must be above 0"),
+    (["--tflops-limit", "0m"], "--tflops-limit 0m: must be above 0"),
 ])
 def test_bad_numbers_and_flags_are_one_line_saying_what_is_allowed(tf_env, flags, says):
     line = one_line_error(tf("run", *flags, "--", "true", env=tf_env))

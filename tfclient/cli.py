@@ -297,13 +297,24 @@ def _spawn(cmd: list[str], env: dict) -> int:
     return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
 
 
+def _positive(flag: str, parse, value):
+    """A quantity flag of `run`, parsed; None when not given. 0 is refused: on the wire 0 means "not given", so
+    `--vram 0` would get the pool's default profile (a whole GPU) and `--tflops-limit 0` no compute limit."""
+    if value is None:
+        return None
+    q = parse(value)
+    if q == 0:
+        raise CliError(f"{flag} {value}: must be above 0 (omit {flag} for the pool's default)")
+    return q
+
+
 def cmd_run(args) -> int:
     from tfclient import quantity
     cmd = command_of(args)
-    vram_mib = quantity.parse_vram_mib(args.vram) if args.vram else None
-    vram_limit_mib = quantity.parse_vram_mib(args.vram_limit) if args.vram_limit else vram_mib
-    tflops = quantity.parse_tflops(args.tflops) if args.tflops else None
-    tflops_limit = quantity.parse_tflops(args.tflops_limit) if args.tflops_limit else tflops
+    vram_mib = _positive("--vram", quantity.parse_vram_mib, args.vram)
+    vram_limit_mib = _positive("--vram-limit", quantity.parse_vram_mib, args.vram_limit) or vram_mib
+    tflops = _positive("--tflops", quantity.parse_tflops, args.tflops)
+    tflops_limit = _positive("--tflops-limit", quantity.parse_tflops, args.tflops_limit) or tflops
     if args.local:
         return run_local(cmd, vram_limit_mib, tflops_limit)
     from tfclient import embedded
