@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from tfclient import native
@@ -105,24 +106,27 @@ class InProcessDataPlane:
 
 def run_ipc_child_in_allocation(tmp_path: Path, binary: Path, child_lease: str) -> subprocess.CompletedProcess:
     """Runs an IPC test program (tests/cuda/tf_test_child.h) through the stub as a session of allocation
-    "alloc-1" whose child is a session of child_lease, on a worker that names each session's allocation in
+    "alloc-1" whose child is a session of child_lease ("alloc-1": the same allocation), on a worker that names each session's allocation in
     TF_IPC_SCOPE as the worker daemon does (the lease token is the allocation here). Checks that it exited
     0 and that the exporting executor marked its handles in alloc-1's scope folder, then removes that folder
-    (the daemon does with the allocation's last session)."""
+    (the daemon does with the allocation's last session). The allocation names carry a per-run suffix: the
+    scope folder is global (/dev/shm), and concurrent runs of this test must not share or remove each other's."""
     sessions = itertools.count()
+    run = uuid.uuid4().hex[:12]
+    parent, child_lease = f"alloc-1-{run}", f"{child_lease}-{run}"
 
     async def authorize(token: bytes) -> SessionGrant:
         lease = token.decode()
         return SessionGrant(session_id=f"s-{lease}-{next(sessions)}", env={"TF_IPC_SCOPE": lease})
     dp = InProcessDataPlane(tmp_path, authorize=authorize)
     try:
-        env = stub_env(dp.unix, lease="alloc-1")
+        env = stub_env(dp.unix, lease=parent)
         env["TF_TEST_CHILD_LEASE"] = child_lease
         r = subprocess.run([str(binary)], env=env, capture_output=True, text=True, timeout=120)
     finally:
         dp.close()
     assert r.returncode == 0, r.stdout + r.stderr
-    marks = Path(ipc_scope_dir("alloc-1"))
+    marks = Path(ipc_scope_dir(parent))
     assert marks.is_dir() and any(marks.iterdir()), "no handle marked in the exporting allocation's scope"
     shutil.rmtree(marks)
     return r
