@@ -152,6 +152,8 @@ static int covered_inline(G *g, const ptx_ins *in) {
     case OP_CP_ASYNC:
         if (in->a < 0 || in->b < 0) BAD("cp.async operands");
         return 0;
+    case OP_CVT_TF32:
+        return 0;
     case OP_TEX: case OP_TLD4:
         if (in->esize > 4 || in->c < 0) BAD("%s operands", opn);
         return 0;
@@ -282,6 +284,7 @@ static int narrow_def(const ptx_ins *in, int d) {
                in->t == T_PRED || in->t == T_F16X2 || in->t == T_BF16X2;
     }
     case OP_ATOM: return in->esize <= 4 && !is_signed_t(t);
+    case OP_CVT_TF32: return 1;
     default: return 0;
     }
 }
@@ -935,6 +938,35 @@ static void gen_cpasync(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
                               (LLVMValueRef[]){g->J, ci(g->i32, (uint64_t)idx), g->sc_addr, g->sc_b, g->sc_c, mask_bits(g, em)}));
 }
 
+/* cvt.{rna,rn,rz}{.relu}.tf32.f32 as the interpreter's OP_CVT_TF32: the f32 rounded to 10 mantissa bits (the low
+ * 13 bits become 0), NaN -> 0x7fffffff, infinities kept; .relu: negative -> 0 (NaN stays NaN). */
+static LLVMValueRef gen_cvt_tf32(G *g, const ptx_ins *in) {
+    LLVMValueRef u = TR(g, V(g, in->a), 32);
+#define K32(v) splat(g, g->v32, (v))
+    LLVMValueRef infnan = LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, u, K32(0x7f800000u), ""), K32(0x7f800000u), "");
+    LLVMValueRef isnan = LLVMBuildICmp(g->b, LLVMIntNE, LLVMBuildAnd(g->b, u, K32(0x7fffffu), ""), K32(0), "");
+    LLVMValueRef special = LLVMBuildSelect(g->b, isnan, K32(0x7fffffffu), u, "");
+    LLVMValueRef low = LLVMBuildAnd(g->b, u, K32(0x1fffu), "");
+    LLVMValueRef o = LLVMBuildAnd(g->b, u, K32(~0x1fffu), "");
+    LLVMValueRef up = NULL;
+    if (in->rm == RM_RN) {
+        LLVMValueRef odd = LLVMBuildICmp(g->b, LLVMIntNE, LLVMBuildAnd(g->b, o, K32(0x2000u), ""), K32(0), "");
+        LLVMValueRef tie = LLVMBuildICmp(g->b, LLVMIntEQ, low, K32(0x1000u), "");
+        up = LLVMBuildOr(g->b, LLVMBuildICmp(g->b, LLVMIntUGT, low, K32(0x1000u), ""), LLVMBuildAnd(g->b, tie, odd, ""), "");
+    } else if (in->rm != RM_RZ) { /* rna: ties away */
+        up = LLVMBuildICmp(g->b, LLVMIntUGE, low, K32(0x1000u), "");
+    }
+    if (up) o = LLVMBuildAdd(g->b, o, LLVMBuildSelect(g->b, up, K32(0x2000u), K32(0), ""), "");
+    o = LLVMBuildSelect(g->b, infnan, special, o, "");
+    if (in->flags & IF_RELU) {
+        LLVMValueRef neg = LLVMBuildICmp(g->b, LLVMIntNE, LLVMBuildAnd(g->b, o, K32(0x80000000u), ""), K32(0), "");
+        LLVMValueRef nan = LLVMBuildICmp(g->b, LLVMIntUGT, LLVMBuildAnd(g->b, o, K32(0x7fffffffu), ""), K32(0x7f800000u), "");
+        o = LLVMBuildSelect(g->b, neg, LLVMBuildSelect(g->b, nan, K32(0x7fffffffu), K32(0), ""), o, "");
+    }
+#undef K32
+    return ZX(g, o);
+}
+
 /* tex / tld4: the operand vectors (ptx_jit_tex_ops) into scratch, ptx_jit_tex samples lane by lane. */
 static void gen_tex(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     int sl[16];
@@ -1506,6 +1538,9 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     case OP_CP_ASYNC:
         gen_cpasync(g, idx, in, em);
         return 0;
+    case OP_CVT_TF32:
+        r = gen_cvt_tf32(g, in);
+        break;
     case OP_SHFL: case OP_VOTE: case OP_ACTIVEMASK: case OP_MATCH: case OP_REDUX:
         gen_warp(g, in, em);
         return 0;

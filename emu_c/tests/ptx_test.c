@@ -2114,6 +2114,65 @@ static void test_mma_more(void) {
     dev_free(0, hd);
 }
 
+/* cvt.{rna,rn,rz}{.relu}.tf32.f32 on both engines against a C model, over ties,
+ * carries into the exponent, infinities, NaN, zeros and negatives. */
+static const char *TF32_PTX =
+    ".version 7.8\n.target sm_80\n.address_size 64\n"
+    ".visible .entry tf32cvt(.param .u64 pin, .param .u64 pout)\n{\n"
+    " .reg .b32 %r<12>;\n .reg .b64 %rd<6>;\n .reg .f32 %f<2>;\n"
+    " ld.param.u64 %rd1, [pin];\n ld.param.u64 %rd2, [pout];\n"
+    " mov.u32 %r1, %tid.x;\n mul.wide.u32 %rd3, %r1, 4;\n add.s64 %rd4, %rd1, %rd3;\n"
+    " ld.global.f32 %f1, [%rd4];\n"
+    " cvt.rna.tf32.f32 %r2, %f1;\n cvt.rn.tf32.f32 %r3, %f1;\n cvt.rz.tf32.f32 %r4, %f1;\n"
+    " cvt.rna.relu.tf32.f32 %r5, %f1;\n cvt.rn.relu.tf32.f32 %r6, %f1;\n"
+    " mul.wide.u32 %rd3, %r1, 32;\n add.s64 %rd5, %rd2, %rd3;\n"
+    " st.global.v4.u32 [%rd5], {%r2, %r3, %r4, %r5};\n st.global.u32 [%rd5+16], %r6;\n"
+    " ret;\n}\n";
+static uint32_t tf32_model(uint32_t u, int rm, int relu) { /* rm: 0 rna, 1 rn, 2 rz */
+    uint32_t o;
+    if ((u & 0x7f800000u) == 0x7f800000u) o = (u & 0x7fffffu) ? 0x7fffffffu : u;
+    else {
+        const uint32_t low = u & 0x1fffu;
+        o = u & ~0x1fffu;
+        if (rm == 1) { if (low > 0x1000u || (low == 0x1000u && (o & 0x2000u))) o += 0x2000u; }
+        else if (rm == 0 && low >= 0x1000u) o += 0x2000u;
+    }
+    if (relu && (o & 0x80000000u)) o = (o & 0x7fffffffu) > 0x7f800000u ? 0x7fffffffu : 0;
+    return o;
+}
+static void test_cvt_tf32(void) {
+    enum { T = 64 };
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(TF32_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    uint32_t *in = dev_alloc(0, T * 4), *out = dev_alloc(0, T * 32);
+    const uint32_t edge[] = {0x3f801000u, 0x3f803000u, 0x3f800fffu, 0xbf801000u, 0x3fffffffu, 0x7f7fffffu, 0x7f800000u,
+                             0xff800000u, 0x7fc00001u, 0xff800001u, 0x00000000u, 0x80000000u, 0x00001000u, 0x80001fffu};
+    for (int i = 0; i < T; i++) in[i] = i < (int)(sizeof(edge) / 4) ? edge[i] : rnd();
+    pbuf p = {{0}, 0};
+    pptr(&p, in); pptr(&p, out);
+    ptx_launch_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
+    cfg.block[0] = T;
+    cfg.block[1] = cfg.block[2] = 1;
+    cfg.worker_threads = 1;
+    cfg.param_buffer = p.b;
+    cfg.param_buffer_size = p.n;
+    int rc = ptx_launch(ptx_module_get_kernel(m, "tf32cvt"), &cfg, &ENV, NULL, log, sizeof(log));
+    CHECK(rc == 0, "launch: %d %s", rc, log);
+    CHECK(jit_compiled(m, "tf32cvt"), "the JIT did not compile tf32cvt (TF_EMU_TRACE=1 says why)");
+    for (int i = 0; i < T; i++) {
+        const uint32_t want[5] = {tf32_model(in[i], 0, 0), tf32_model(in[i], 1, 0), tf32_model(in[i], 2, 0),
+                                  tf32_model(in[i], 0, 1), tf32_model(in[i], 1, 1)};
+        for (int f = 0; f < 5; f++)
+            CHECK(out[8 * i + f] == want[f], "input %#x form %d: %#x, want %#x", in[i], f, out[8 * i + f], want[f]);
+    }
+    dev_free(0, in); dev_free(0, out);
+    ptx_module_free(m);
+}
+
 /* PTX that would exhaust host memory fails the load with a message instead. */
 static void test_hostile_ptx(void) {
     static const char *cases[] = {
@@ -2816,7 +2875,7 @@ static const test TESTS[] = {
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
-    {"wmma_exact", test_wmma_exact}, {"mma_more", test_mma_more},
+    {"wmma_exact", test_wmma_exact}, {"mma_more", test_mma_more}, {"cvt_tf32", test_cvt_tf32},
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background}, {"jit_switch_mid_launch", test_jit_switch_mid_launch},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
