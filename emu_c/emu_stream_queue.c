@@ -7,6 +7,10 @@
  *   (emu_ctx.legacy_q) and each host thread's per-thread default stream (CU_STREAM_PER_THREAD).
  *   An API call that issues work appends an operation and returns; the queue's thread (started at the
  *   first operation) runs operations one after another. Kernels of different queues run at once.
+ *   A blocking operation (a synchronous copy) or a short one (a copy or memset of at most
+ *   EMU_SQ_SHORT_BYTES) issued to an idle queue of the caller's context with no pending legacy-stream
+ *   dependency is run by the caller under the queue's next sequence number: the hand-off to the queue's
+ *   thread and back costs two thread wake-ups (a 4 KiB cuMemcpyHtoD took 9.5 us, now 0.15 us).
  * - Legacy default stream: an operation on the NULL stream first waits for the work already issued
  *   to every blocking stream of its context (not CU_STREAM_NON_BLOCKING ones); an operation on a
  *   blocking stream first waits for the work already issued to the NULL stream. Those waits, and
