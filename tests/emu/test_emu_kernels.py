@@ -396,7 +396,7 @@ def test_cub_warp_and_block_collectives(tmp_path, rng, engine):
     n = 96 * 7
     x = rng.integers(-100000, 100000, n, dtype=np.int32)
     env = emu_env(TF_EMU_ENGINE=engine, TF_EMU_TRACE=1, TF_EMU_JIT_SYNC=1, TF_EMU_JIT_CACHE="off")
-    p = run_program("cub_warp", n, write(tmp_path / "in", x), tmp_path / "out", env=env, timeout=600)
+    p = run_program("cub_warp", n, write_arrays(tmp_path / "in", x), tmp_path / "out", env=env, timeout=600)
     err = p.stderr.decode()
     assert p.returncode == 0, f"stdout:\n{p.stdout.decode()}\nstderr:\n{err}"
     np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.int32), cub_warp_reference(x))
