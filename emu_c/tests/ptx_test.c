@@ -89,9 +89,11 @@ static void pptr(pbuf *p, const void *v) { uint64_t a = (uint64_t)(uintptr_t)v; 
 static void pint(pbuf *p, int v) { pput(p, &v, 4); }
 static void pflt(pbuf *p, float v) { pput(p, &v, 4); }
 
-static int launch(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                  size_t dyn, const pbuf *p, int workers, int coop, char *log, size_t loglen, uint64_t *icount) {
-    const ptx_kernel *k = ptx_module_get_kernel(MOD, name);
+/* Launches kernel `name` of module m with the given shape and parameters; ptx_launch's result. */
+static int launch_in(ptx_module *m, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                     unsigned bz, size_t dyn, const pbuf *p, int workers, int coop, char *log, size_t loglen,
+                     uint64_t *icount) {
+    const ptx_kernel *k = ptx_module_get_kernel(m, name);
     if (!k) {
         snprintf(log, loglen, "no kernel %s", name);
         return -1;
@@ -106,6 +108,11 @@ static int launch(const char *name, unsigned gx, unsigned gy, unsigned gz, unsig
     cfg.worker_threads = workers;
     cfg.cooperative = coop;
     return ptx_launch(k, &cfg, &ENV, icount, log, loglen);
+}
+/* The same in the test kernels' module (MOD). */
+static int launch(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                  size_t dyn, const pbuf *p, int workers, int coop, char *log, size_t loglen, uint64_t *icount) {
+    return launch_in(MOD, name, gx, gy, gz, bx, by, bz, dyn, p, workers, coop, log, loglen, icount);
 }
 
 #define LAUNCH_OK(name, gx, bx, dyn, p, workers)                                              \
@@ -2152,15 +2159,7 @@ static void test_cvt_tf32(void) {
     for (int i = 0; i < T; i++) in[i] = i < (int)(sizeof(edge) / 4) ? edge[i] : rnd();
     pbuf p = {{0}, 0};
     pptr(&p, in); pptr(&p, out);
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = T;
-    cfg.block[1] = cfg.block[2] = 1;
-    cfg.worker_threads = 1;
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
-    int rc = ptx_launch(ptx_module_get_kernel(m, "tf32cvt"), &cfg, &ENV, NULL, log, sizeof(log));
+    int rc = launch_in(m, "tf32cvt", 1, 1, 1, T, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
     CHECK(rc == 0, "launch: %d %s", rc, log);
     CHECK(jit_compiled(m, "tf32cvt"), "the JIT did not compile tf32cvt (TF_EMU_TRACE=1 says why)");
     for (int i = 0; i < T; i++) {
