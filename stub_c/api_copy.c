@@ -11,12 +11,30 @@
 #include "stub_calls.h"
 
 /* ------------------------------------------------------------------------------- copies */
+/* The shared-memory window (transport.c, tf_shm_copy) serves every kind of copy between the caller's host
+ * memory and the worker through one engine; these encoders name the other side of each piece. */
+
+/* 1D copies of device memory: `far` is the device address of the host box's first byte (one row). */
+static CUresult piece_device(tfc_call *c, const void *far, int to_device, size_t x, size_t y, size_t z, size_t w,
+                             size_t h, uint64_t slot_off, CUstream s)
+{
+    (void)y, (void)z, (void)h;
+    CUdeviceptr dev = *(const CUdeviceptr *)far + x;
+    return to_device ? enc_tfShmHtoD(c, dev, slot_off, w, s) : enc_tfShmDtoH(c, slot_off, dev, w, s);
+}
+
+static int window_1d(int to_device, CUdeviceptr dev, const void *host, size_t n, CUstream s, int async, CUresult *rc)
+{
+    tf_host_box box = {(uint8_t *)(uintptr_t)host, n, 1, 1, n, n};
+    return host && tf_shm_copy(to_device, &box, piece_device, &dev, s, async, rc);
+}
+
 /* Copies bigger than one frame go in TF_COPY_CHUNK pieces: host-to-device pieces are queued on the
  * legacy stream (no reply, sent from the caller's memory) and the last one waits. */
 CUresult tfs_cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
 {
     CUresult shm_rc;
-    if (srcHost && tf_shm_copy(1, dstDevice, (void *)(uintptr_t)srcHost, ByteCount, NULL, 0, &shm_rc)) return shm_rc;
+    if (window_1d(1, dstDevice, srcHost, ByteCount, NULL, 0, &shm_rc)) return shm_rc;
     const uint8_t *src = srcHost;
     while (ByteCount > TF_COPY_CHUNK && src) {
         CUresult rc = rpc_cuMemcpyHtoDAsync_v2(dstDevice, src, TF_COPY_CHUNK, CU_STREAM_LEGACY);
@@ -31,7 +49,7 @@ CUresult tfs_cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t 
 CUresult tfs_cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
 {
     CUresult shm_rc;
-    if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, NULL, 0, &shm_rc)) return shm_rc;
+    if (window_1d(0, srcDevice, dstHost, ByteCount, NULL, 0, &shm_rc)) return shm_rc;
     if (dstHost && ByteCount > TF_COPY_CHUNK) return tf_pipelined_dtoh(dstHost, srcDevice, ByteCount, NULL, 0);
     return rpc_cuMemcpyDtoH_v2(dstHost, srcDevice, ByteCount);
 }
@@ -50,8 +68,7 @@ CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, si
     CUresult cap_rc = tf_capture_host_copy(1, dstDevice, srcHost, ByteCount, hStream, &captured);
     if (captured) return cap_rc;
     CUresult shm_rc;
-    if (srcHost && tf_shm_copy(1, dstDevice, (void *)(uintptr_t)srcHost, ByteCount, hStream, 1, &shm_rc))
-        return shm_rc;
+    if (window_1d(1, dstDevice, srcHost, ByteCount, hStream, 1, &shm_rc)) return shm_rc;
     const uint8_t *src = srcHost;
     /* on a stream this process is capturing, the worker refuses host copies: waiting for its answer
      * returns the error at this call, as the driver does (api_graph.c) */
@@ -73,7 +90,7 @@ CUresult tfs_cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t B
     CUresult cap_rc = tf_capture_host_copy(0, srcDevice, dstHost, ByteCount, hStream, &captured);
     if (captured) return cap_rc;
     CUresult shm_rc;
-    if (dstHost && tf_shm_copy(0, srcDevice, dstHost, ByteCount, hStream, 1, &shm_rc)) return shm_rc;
+    if (window_1d(0, srcDevice, dstHost, ByteCount, hStream, 1, &shm_rc)) return shm_rc;
     if (dstHost && ByteCount > TF_COPY_CHUNK) return tf_pipelined_dtoh(dstHost, srcDevice, ByteCount, hStream, 1);
     return rpc_cuMemcpyDtoHAsync_v2(dstHost, srcDevice, ByteCount, hStream);
 }
@@ -107,30 +124,37 @@ CUresult tfs_cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount, C
     return CUDA_SUCCESS;
 }
 
-/* 1D copies with an array: the array is the worker's handle; client host bytes go in pieces of at most
- * TF_COPY_CHUNK (the array's storage is dense, so an offset is a byte offset into it). */
-static CUresult htoa(CUarray dst, size_t off, const void *src, size_t n, CUstream s, int async)
+/* 1D copies with an array: the array is the worker's handle (its storage is dense, so an offset is a byte
+ * offset into it). Every one waits for its reply (calls.tbl): the window at any size, else client host bytes
+ * in pieces of at most TF_COPY_CHUNK. */
+typedef struct array_at {
+    CUarray a;
+    size_t off;
+} array_at;
+
+static CUresult piece_array1d(tfc_call *c, const void *far, int to_device, size_t x, size_t y, size_t z, size_t w,
+                              size_t h, uint64_t slot_off, CUstream s)
 {
-    NEED_INIT();
-    if (n && !src) return CUDA_ERROR_INVALID_VALUE;
-    const uint8_t *p = src;
-    do {
-        size_t k = n < TF_COPY_CHUNK ? n : TF_COPY_CHUNK;
-        CUresult rc = async ? rpc_cuMemcpyHtoAAsync_v2(dst, off, p, k, s) : rpc_cuMemcpyHtoA_v2(dst, off, p, k);
-        if (rc) return rc;
-        off += k, p += k, n -= k;
-    } while (n);
-    return CUDA_SUCCESS;
+    (void)y, (void)z, (void)h;
+    const array_at *at = far;
+    return enc_tfShmArray1D(c, at->a, at->off + x, slot_off, w, to_device, s);
 }
 
-static CUresult atoh(void *dst, CUarray src, size_t off, size_t n, CUstream s, int async)
+static CUresult array1d(int to_array, CUarray a, size_t off, void *host, size_t n, CUstream s, int async)
 {
     NEED_INIT();
-    if (n && !dst) return CUDA_ERROR_INVALID_VALUE;
-    uint8_t *p = dst;
+    if (n && !host) return CUDA_ERROR_INVALID_VALUE;
+    tf_host_box box = {host, n, 1, 1, n, n};
+    array_at at = {a, off};
+    CUresult rc;
+    if (tf_shm_copy(to_array, &box, piece_array1d, &at, async ? s : NULL, 0, &rc)) return rc;
+    uint8_t *p = host;
     do {
         size_t k = n < TF_COPY_CHUNK ? n : TF_COPY_CHUNK;
-        CUresult rc = async ? rpc_cuMemcpyAtoHAsync_v2(p, src, off, k, s) : rpc_cuMemcpyAtoH_v2(p, src, off, k);
+        if (to_array)
+            rc = async ? rpc_cuMemcpyHtoAAsync_v2(a, off, p, k, s) : rpc_cuMemcpyHtoA_v2(a, off, p, k);
+        else
+            rc = async ? rpc_cuMemcpyAtoHAsync_v2(p, a, off, k, s) : rpc_cuMemcpyAtoH_v2(p, a, off, k);
         if (rc) return rc;
         off += k, p += k, n -= k;
     } while (n);
@@ -139,76 +163,179 @@ static CUresult atoh(void *dst, CUarray src, size_t off, size_t n, CUstream s, i
 
 CUresult tfs_cuMemcpyHtoA_v2(CUarray dstArray, size_t dstOffset, const void *srcHost, size_t ByteCount)
 {
-    return htoa(dstArray, dstOffset, srcHost, ByteCount, NULL, 0);
+    return array1d(1, dstArray, dstOffset, (void *)(uintptr_t)srcHost, ByteCount, NULL, 0);
 }
 CUresult tfs_cuMemcpyHtoAAsync_v2(CUarray dstArray, size_t dstOffset, const void *srcHost, size_t ByteCount, CUstream hStream)
 {
-    return htoa(dstArray, dstOffset, srcHost, ByteCount, hStream, 1);
+    return array1d(1, dstArray, dstOffset, (void *)(uintptr_t)srcHost, ByteCount, hStream, 1);
 }
 CUresult tfs_cuMemcpyAtoH_v2(void *dstHost, CUarray srcArray, size_t srcOffset, size_t ByteCount)
 {
-    return atoh(dstHost, srcArray, srcOffset, ByteCount, NULL, 0);
+    return array1d(0, srcArray, srcOffset, dstHost, ByteCount, NULL, 0);
 }
 CUresult tfs_cuMemcpyAtoHAsync_v2(void *dstHost, CUarray srcArray, size_t srcOffset, size_t ByteCount, CUstream hStream)
 {
-    return atoh(dstHost, srcArray, srcOffset, ByteCount, hStream, 1);
+    return array1d(0, srcArray, srcOffset, dstHost, ByteCount, hStream, 1);
 }
 
-/* 2D/3D copies with an array side. Host rows are packed here (pieces of whole rows, at most TF_COPY_CHUNK
- * bytes, one slice at a time); without client host memory the CUDA_MEMCPY3D travels as it is (its arrays
- * and device ranges are the worker's, checked there). */
-static CUresult memcpy3d_array(const CUDA_MEMCPY3D *c, CUstream hStream, int async)
+/* ----------------------------------------------------------------------------- 2D/3D copies */
+/* Every 2D/3D entry point is one CUDA_MEMCPY3D whose UNIFIED sides are resolved from the stub's device map
+ * and whose pitches and rows per slice are filled in (0: the width, the height; the emulator's reading).
+ * A copy between the caller's host memory and device memory or an array takes the window when it waits
+ * for its reply (host rows packed into its slots), else the socket (host rows packed into frames of at
+ * most TF_COPY_CHUNK, whole rows of one slice). An asynchronous copy to device memory is sent without
+ * waiting on the socket at any size: the window would make the caller wait for the worker's copy, which
+ * on the emulated device waits for the stream (a 2D/3D copy from pageable memory). Without host memory
+ * the copy travels as the worker's handles and addresses. */
+
+/* Resolves a UNIFIED side to DEVICE or HOST and fills in a linear side's pitch and rows per slice;
+ * CUDA_ERROR_INVALID_VALUE for an unknown memory type or a pitch / slice smaller than the copy's. */
+static CUresult side_normalize(CUmemorytype *t, const void **host, CUdeviceptr *dev, size_t *pitch, size_t *rows,
+                               const CUDA_MEMCPY3D *c)
 {
-    size_t w = c->WidthInBytes, h = c->Height, d = c->Depth;
-    if (w == 0 || h == 0 || d == 0) return CUDA_SUCCESS;
-    int src_host = c->srcMemoryType == CU_MEMORYTYPE_HOST ||
-                   (c->srcMemoryType == CU_MEMORYTYPE_UNIFIED && !tf_devmap_find(c->srcDevice ? c->srcDevice : (CUdeviceptr)(uintptr_t)c->srcHost, NULL, NULL));
-    int dst_host = c->dstMemoryType == CU_MEMORYTYPE_HOST ||
-                   (c->dstMemoryType == CU_MEMORYTYPE_UNIFIED && !tf_devmap_find(c->dstDevice ? c->dstDevice : (CUdeviceptr)(uintptr_t)c->dstHost, NULL, NULL));
-    if (!src_host && !dst_host) {
-        CUDA_MEMCPY3D p = *c;
-        /* unified pointers that are device memory travel as device memory */
-        if (p.srcMemoryType == CU_MEMORYTYPE_UNIFIED) p.srcMemoryType = CU_MEMORYTYPE_DEVICE, p.srcDevice = p.srcDevice ? p.srcDevice : (CUdeviceptr)(uintptr_t)p.srcHost;
-        if (p.dstMemoryType == CU_MEMORYTYPE_UNIFIED) p.dstMemoryType = CU_MEMORYTYPE_DEVICE, p.dstDevice = p.dstDevice ? p.dstDevice : (CUdeviceptr)(uintptr_t)p.dstHost;
-        p.srcHost = NULL, p.dstHost = NULL;
-        CUresult rc = rpc_tfMemcpy3DArray(&p, hStream);
-        return (rc == CUDA_SUCCESS && !async) ? tfs_cuStreamSynchronize(hStream) : rc;
+    if (*t == CU_MEMORYTYPE_UNIFIED) {
+        CUdeviceptr p = *dev ? *dev : (CUdeviceptr)(uintptr_t)*host;
+        int is_dev = tf_devmap_find(p, NULL, NULL);
+        *t = is_dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+        *dev = is_dev ? p : 0;
+        *host = is_dev ? NULL : (const void *)(uintptr_t)p;
     }
-    if (src_host && dst_host) return CUDA_ERROR_INVALID_VALUE;
+    if (*t == CU_MEMORYTYPE_ARRAY) return CUDA_SUCCESS;
+    if (*t != CU_MEMORYTYPE_HOST && *t != CU_MEMORYTYPE_DEVICE) return CUDA_ERROR_INVALID_VALUE;
+    if (*t == CU_MEMORYTYPE_HOST ? !*host : !*dev) return CUDA_ERROR_INVALID_VALUE;
+    *pitch = *pitch ? *pitch : c->WidthInBytes;
+    *rows = *rows ? *rows : c->Height;
+    if ((c->Height > 1 && *pitch < c->WidthInBytes) || (c->Depth > 1 && *rows < c->Height))
+        return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
+}
+
+static CUresult normalize(CUDA_MEMCPY3D *p)
+{
+    const void *dst_host = p->dstHost;
+    CUresult rc = side_normalize(&p->srcMemoryType, &p->srcHost, &p->srcDevice, &p->srcPitch, &p->srcHeight, p);
+    if (!rc) rc = side_normalize(&p->dstMemoryType, &dst_host, &p->dstDevice, &p->dstPitch, &p->dstHeight, p);
+    p->dstHost = (void *)(uintptr_t)dst_host;
+    return rc;
+}
+
+/* A linear side's first byte, its address plus its offsets. */
+static uint64_t side_at(uint64_t base, size_t x, size_t y, size_t z, size_t pitch, size_t rows)
+{
+    return base + (z * rows + y) * pitch + x;
+}
+
+/* One piece through the window: `far` is the copy with its host side blank (the worker names its slot). */
+static CUresult piece_3d(tfc_call *c, const void *far, int to_device, size_t x, size_t y, size_t z, size_t w,
+                         size_t h, uint64_t slot_off, CUstream s)
+{
+    CUDA_MEMCPY3D p = *(const CUDA_MEMCPY3D *)far;
+    if (to_device) p.dstXInBytes += x, p.dstY += y, p.dstZ += z;
+    else p.srcXInBytes += x, p.srcY += y, p.srcZ += z;
+    p.WidthInBytes = w, p.Height = h, p.Depth = 1;
+    return enc_tfShmMemcpy3D(c, &p, slot_off, s);
+}
+
+/* Host rows over the socket, whole rows of one slice per frame; `far` as for piece_3d. */
+static CUresult socket_host_copy(const CUDA_MEMCPY3D *far, const tf_host_box *box, int to_device, CUstream s,
+                                 int async)
+{
+    size_t w = box->width, h = box->height;
     if (w > TF_COPY_CHUNK) return CUDA_ERROR_INVALID_VALUE;
-    int to_array = src_host;
-    const uint8_t *hbase = to_array ? (const uint8_t *)(c->srcHost ? c->srcHost : (const void *)(uintptr_t)c->srcDevice)
-                                    : (const uint8_t *)(c->dstHost ? c->dstHost : (void *)(uintptr_t)c->dstDevice);
-    if (!hbase) return CUDA_ERROR_INVALID_VALUE;
-    if ((to_array ? c->dstMemoryType : c->srcMemoryType) != CU_MEMORYTYPE_ARRAY) return CUDA_ERROR_INVALID_VALUE;
-    size_t hp = to_array ? (c->srcPitch ? c->srcPitch : w) : (c->dstPitch ? c->dstPitch : w);
-    size_t hh = to_array ? (c->srcHeight ? c->srcHeight : h) : (c->dstHeight ? c->dstHeight : h);
-    size_t hx = to_array ? c->srcXInBytes : c->dstXInBytes, hy = to_array ? c->srcY : c->dstY, hz = to_array ? c->srcZ : c->dstZ;
-    if ((h > 1 && hp < w) || (d > 1 && hh < h)) return CUDA_ERROR_INVALID_VALUE;
+    CUmemorytype ft = to_device ? far->dstMemoryType : far->srcMemoryType;
+    CUarray arr = to_device ? far->dstArray : far->srcArray;
+    size_t fx = to_device ? far->dstXInBytes : far->srcXInBytes, fy = to_device ? far->dstY : far->srcY;
+    size_t fz = to_device ? far->dstZ : far->srcZ, fpitch = to_device ? far->dstPitch : far->srcPitch;
+    size_t frows = to_device ? far->dstHeight : far->srcHeight;
+    CUdeviceptr fdev = to_device ? far->dstDevice : far->srcDevice;
+    CUstream ws = async ? s : NULL;  /* the worker waits for a copy on NULL */
     size_t rows_per = TF_COPY_CHUNK / w;
     uint8_t *buf = malloc(rows_per < h ? rows_per * w : h * w);
     if (!buf) return CUDA_ERROR_OUT_OF_MEMORY;
-    CUstream s = async ? hStream : NULL;
     CUresult rc = CUDA_SUCCESS;
-    for (size_t z = 0; rc == CUDA_SUCCESS && z < d; z++) {
+    for (size_t z = 0; rc == CUDA_SUCCESS && z < box->depth; z++) {
         for (size_t r0 = 0; rc == CUDA_SUCCESS && r0 < h; r0 += rows_per) {
             size_t n = h - r0 < rows_per ? h - r0 : rows_per;
-            const uint8_t *row0 = hbase + ((hz + z) * hh + hy + r0) * hp + hx;
-            if (to_array) {
-                for (size_t r = 0; r < n; r++) memcpy(buf + r * w, row0 + r * hp, w);
-                rc = rpc_tfMemcpy3DHtoA(c->dstArray, c->dstXInBytes, c->dstY + r0, c->dstZ + z, w, n, buf, s);
-            } else {
-                rc = rpc_tfMemcpy3DAtoH(buf, c->srcArray, c->srcXInBytes, c->srcY + r0, c->srcZ + z, w, n, s);
-                for (size_t r = 0; rc == CUDA_SUCCESS && r < n; r++) memcpy((uint8_t *)(uintptr_t)row0 + r * hp, buf + r * w, w);
-            }
+            uint8_t *row0 = box->base + z * box->slice + r0 * box->pitch;
+            if (to_device)
+                for (size_t r = 0; r < n; r++) memcpy(buf + r * w, row0 + r * box->pitch, w);
+            CUdeviceptr d = ft == CU_MEMORYTYPE_ARRAY ? 0 : side_at(fdev, fx, fy + r0, fz + z, fpitch, frows);
+            if (ft == CU_MEMORYTYPE_ARRAY)
+                rc = to_device ? rpc_tfMemcpy3DHtoA(arr, fx, fy + r0, fz + z, w, n, buf, ws)
+                               : rpc_tfMemcpy3DAtoH(buf, arr, fx, fy + r0, fz + z, w, n, ws);
+            else if (to_device)
+                rc = async ? rpc_tfMemcpy2DHtoDAsync(d, fpitch, w, n, buf, s) : rpc_tfMemcpy2DHtoD(d, fpitch, w, n, buf, NULL);
+            else
+                rc = rpc_tfMemcpy2DDtoH(buf, d, fpitch, w, n, ws);
+            if (!to_device)
+                for (size_t r = 0; rc == CUDA_SUCCESS && r < n; r++) memcpy(row0 + r * box->pitch, buf + r * w, w);
         }
     }
     free(buf);
     return rc;
 }
 
-static CUresult memcpy2d_array(const CUDA_MEMCPY2D *c, CUstream hStream, int async)
+/* Device memory and arrays only: arrays as the CUDA_MEMCPY3D itself (checked by the worker), pitched device
+ * memory one 2D copy per slice; a synchronous copy waits for the stream. */
+static CUresult device_only_copy(const CUDA_MEMCPY3D *p, CUstream s, int async)
 {
+    CUresult rc = CUDA_SUCCESS;
+    if (p->srcMemoryType == CU_MEMORYTYPE_ARRAY || p->dstMemoryType == CU_MEMORYTYPE_ARRAY) {
+        CUDA_MEMCPY3D q = *p;
+        q.srcHost = NULL, q.dstHost = NULL;
+        rc = rpc_tfMemcpy3DArray(&q, s);
+    } else {
+        for (size_t z = 0; rc == CUDA_SUCCESS && z < p->Depth; z++)
+            rc = rpc_tfMemcpy2DDtoD(side_at(p->dstDevice, p->dstXInBytes, p->dstY, p->dstZ + z, p->dstPitch, p->dstHeight),
+                                    p->dstPitch,
+                                    side_at(p->srcDevice, p->srcXInBytes, p->srcY, p->srcZ + z, p->srcPitch, p->srcHeight),
+                                    p->srcPitch, p->WidthInBytes, p->Height, s);
+    }
+    return (rc == CUDA_SUCCESS && !async) ? tfs_cuStreamSynchronize(s) : rc;
+}
+
+/* Host to host: after the stream's earlier work, row by row. */
+static CUresult host_only_copy(const CUDA_MEMCPY3D *p, CUstream s)
+{
+    CUresult rc = tfs_cuStreamSynchronize(s);
+    for (size_t z = 0; rc == CUDA_SUCCESS && z < p->Depth; z++)
+        for (size_t r = 0; r < p->Height; r++)
+            memmove((uint8_t *)(uintptr_t)side_at((uint64_t)(uintptr_t)p->dstHost, p->dstXInBytes, p->dstY + r,
+                                                  p->dstZ + z, p->dstPitch, p->dstHeight),
+                    (const uint8_t *)(uintptr_t)side_at((uint64_t)(uintptr_t)p->srcHost, p->srcXInBytes, p->srcY + r,
+                                                        p->srcZ + z, p->srcPitch, p->srcHeight),
+                    p->WidthInBytes);
+    return rc;
+}
+
+static CUresult memcpy3d(const CUDA_MEMCPY3D *c, CUstream hStream, int async)
+{
+    NEED_INIT();
+    if (!c) return CUDA_ERROR_INVALID_VALUE;
+    if (c->srcLOD || c->dstLOD) return CUDA_ERROR_INVALID_VALUE; /* "must be set to 0" */
+    if (c->WidthInBytes == 0 || c->Height == 0 || c->Depth == 0) return CUDA_SUCCESS;
+    CUDA_MEMCPY3D p = *c;
+    CUresult rc = normalize(&p);
+    if (rc) return rc;
+    int src_host = p.srcMemoryType == CU_MEMORYTYPE_HOST, dst_host = p.dstMemoryType == CU_MEMORYTYPE_HOST;
+    if (src_host && dst_host) return host_only_copy(&p, hStream);
+    if (!src_host && !dst_host) return device_only_copy(&p, hStream, async);
+    tf_host_box box = src_host
+        ? (tf_host_box){(uint8_t *)(uintptr_t)side_at((uint64_t)(uintptr_t)p.srcHost, p.srcXInBytes, p.srcY, p.srcZ, p.srcPitch, p.srcHeight),
+                        p.WidthInBytes, p.Height, p.Depth, p.srcPitch, p.srcPitch * p.srcHeight}
+        : (tf_host_box){(uint8_t *)(uintptr_t)side_at((uint64_t)(uintptr_t)p.dstHost, p.dstXInBytes, p.dstY, p.dstZ, p.dstPitch, p.dstHeight),
+                        p.WidthInBytes, p.Height, p.Depth, p.dstPitch, p.dstPitch * p.dstHeight};
+    CUDA_MEMCPY3D far = p;  /* the host side blank: the worker names its slot */
+    if (src_host) far.srcHost = NULL, far.srcXInBytes = far.srcY = far.srcZ = 0, far.srcPitch = far.srcHeight = 0;
+    else far.dstHost = NULL, far.dstXInBytes = far.dstY = far.dstZ = 0, far.dstPitch = far.dstHeight = 0;
+    int sent_without_wait = async && src_host && p.dstMemoryType == CU_MEMORYTYPE_DEVICE;
+    if (!sent_without_wait && tf_shm_copy(src_host, &box, piece_3d, &far, async ? hStream : NULL, 0, &rc)) return rc;
+    return socket_host_copy(&far, &box, src_host, hStream, async);
+}
+
+static CUresult memcpy2d(const CUDA_MEMCPY2D *c, CUstream hStream, int async)
+{
+    if (!c) return memcpy3d(NULL, hStream, async);
     CUDA_MEMCPY3D p = {
         .srcXInBytes = c->srcXInBytes, .srcY = c->srcY, .srcMemoryType = c->srcMemoryType, .srcHost = c->srcHost,
         .srcDevice = c->srcDevice, .srcArray = c->srcArray, .srcPitch = c->srcPitch,
@@ -216,103 +343,11 @@ static CUresult memcpy2d_array(const CUDA_MEMCPY2D *c, CUstream hStream, int asy
         .dstDevice = c->dstDevice, .dstArray = c->dstArray, .dstPitch = c->dstPitch,
         .WidthInBytes = c->WidthInBytes, .Height = c->Height, .Depth = 1,
     };
-    return memcpy3d_array(&p, hStream, async);
-}
-
-/* 2D copies: the struct names client pointers, so host rows are packed here (pieces of at most
- * TF_COPY_CHUNK bytes) and the worker sees contiguous rows of WidthInBytes. Arrays: memcpy3d_array. */
-static int side_is_device(CUmemorytype t, const void *host, CUdeviceptr dev, int *is_dev)
-{
-    switch (t) {
-    case CU_MEMORYTYPE_HOST: *is_dev = 0; return 0;
-    case CU_MEMORYTYPE_DEVICE: *is_dev = 1; return 0;
-    case CU_MEMORYTYPE_UNIFIED: *is_dev = tf_devmap_find(dev ? dev : (CUdeviceptr)(uintptr_t)host, NULL, NULL); return 0;
-    default: return -1;  /* arrays */
-    }
-}
-
-static CUresult memcpy2d(const CUDA_MEMCPY2D *c, CUstream hStream, int async)
-{
-    NEED_INIT();
-    if (!c) return CUDA_ERROR_INVALID_VALUE;
-    if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY)
-        return memcpy2d_array(c, hStream, async);
-    int sdev, ddev;
-    if (side_is_device(c->srcMemoryType, c->srcHost, c->srcDevice, &sdev) ||
-        side_is_device(c->dstMemoryType, c->dstHost, c->dstDevice, &ddev))
-        return CUDA_ERROR_NOT_SUPPORTED;
-    size_t w = c->WidthInBytes, h = c->Height;
-    if (w == 0 || h == 0) return CUDA_SUCCESS;
-    if ((c->srcPitch && w > c->srcPitch) || (c->dstPitch && w > c->dstPitch) || w > TF_COPY_CHUNK)
-        return CUDA_ERROR_INVALID_VALUE;
-    /* unified pointers may come in either field */
-    uint64_t sbase = c->srcMemoryType == CU_MEMORYTYPE_UNIFIED && !c->srcDevice ? (uint64_t)(uintptr_t)c->srcHost
-                     : sdev ? c->srcDevice : (uint64_t)(uintptr_t)c->srcHost;
-    uint64_t dbase = c->dstMemoryType == CU_MEMORYTYPE_UNIFIED && !c->dstDevice ? (uint64_t)(uintptr_t)c->dstHost
-                     : ddev ? c->dstDevice : (uint64_t)(uintptr_t)c->dstHost;
-    sbase += c->srcY * c->srcPitch + c->srcXInBytes;
-    dbase += c->dstY * c->dstPitch + c->dstXInBytes;
-    if (sdev && ddev) {
-        CUresult rc = rpc_tfMemcpy2DDtoD(dbase, c->dstPitch, sbase, c->srcPitch, w, h, hStream);
-        return (rc == CUDA_SUCCESS && !async) ? tfs_cuStreamSynchronize(hStream) : rc;
-    }
-    if (!sdev && !ddev) {  /* host to host, after the stream's earlier work */
-        CUresult rc = tfs_cuStreamSynchronize(hStream);
-        for (size_t r = 0; rc == CUDA_SUCCESS && r < h; r++)
-            memmove((uint8_t *)(uintptr_t)dbase + r * c->dstPitch, (const uint8_t *)(uintptr_t)sbase + r * c->srcPitch, w);
-        return rc;
-    }
-    size_t rows_per = TF_COPY_CHUNK / w;
-    uint8_t *buf = malloc(rows_per < h ? rows_per * w : h * w);
-    if (!buf) return CUDA_ERROR_OUT_OF_MEMORY;
-    CUresult rc = CUDA_SUCCESS;
-    for (size_t r0 = 0; rc == CUDA_SUCCESS && r0 < h; r0 += rows_per) {
-        size_t n = h - r0 < rows_per ? h - r0 : rows_per;
-        if (ddev) {
-            for (size_t r = 0; r < n; r++)
-                memcpy(buf + r * w, (const uint8_t *)(uintptr_t)sbase + (r0 + r) * c->srcPitch, w);
-            CUdeviceptr d = dbase + r0 * c->dstPitch;
-            rc = async ? rpc_tfMemcpy2DHtoDAsync(d, c->dstPitch, w, n, buf, hStream)
-                       : rpc_tfMemcpy2DHtoD(d, c->dstPitch, w, n, buf, hStream);
-        } else {
-            rc = rpc_tfMemcpy2DDtoH(buf, sbase + r0 * c->srcPitch, c->srcPitch, w, n, async ? hStream : NULL);
-            for (size_t r = 0; rc == CUDA_SUCCESS && r < n; r++)
-                memcpy((uint8_t *)(uintptr_t)dbase + (r0 + r) * c->dstPitch, buf + r * w, w);
-        }
-    }
-    free(buf);
-    return rc;
+    return memcpy3d(&p, hStream, async);
 }
 
 CUresult tfs_cuMemcpy2D_v2(const CUDA_MEMCPY2D *pCopy) { return memcpy2d(pCopy, NULL, 0); }
 CUresult tfs_cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *pCopy) { return memcpy2d(pCopy, NULL, 0); }
 CUresult tfs_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStream) { return memcpy2d(pCopy, hStream, 1); }
-
-/* 3D copies of pitched memory: one 2D copy per slice; with an array side: memcpy3d_array. */
-static CUresult memcpy3d(const CUDA_MEMCPY3D *c, CUstream hStream, int async)
-{
-    NEED_INIT();
-    if (!c) return CUDA_ERROR_INVALID_VALUE;
-    if (c->srcLOD || c->dstLOD) return CUDA_ERROR_INVALID_VALUE; /* "must be set to 0" */
-    if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY)
-        return memcpy3d_array(c, hStream, async);
-    if (c->Depth > 1 && (!c->srcHeight || !c->dstHeight)) return CUDA_ERROR_INVALID_VALUE;
-    for (size_t z = 0; z < c->Depth; z++) {
-        size_t sz = (c->srcZ + z) * c->srcPitch * c->srcHeight, dz = (c->dstZ + z) * c->dstPitch * c->dstHeight;
-        CUDA_MEMCPY2D s = {
-            .srcXInBytes = c->srcXInBytes, .srcY = c->srcY, .srcMemoryType = c->srcMemoryType,
-            .srcHost = c->srcHost ? (const uint8_t *)c->srcHost + sz : NULL,
-            .srcDevice = c->srcDevice ? c->srcDevice + sz : 0, .srcPitch = c->srcPitch,
-            .dstXInBytes = c->dstXInBytes, .dstY = c->dstY, .dstMemoryType = c->dstMemoryType,
-            .dstHost = c->dstHost ? (uint8_t *)c->dstHost + dz : NULL,
-            .dstDevice = c->dstDevice ? c->dstDevice + dz : 0, .dstPitch = c->dstPitch,
-            .WidthInBytes = c->WidthInBytes, .Height = c->Height,
-        };
-        CUresult rc = memcpy2d(&s, hStream, async);
-        if (rc) return rc;
-    }
-    return CUDA_SUCCESS;
-}
-
 CUresult tfs_cuMemcpy3D_v2(const CUDA_MEMCPY3D *pCopy) { return memcpy3d(pCopy, NULL, 0); }
 CUresult tfs_cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *pCopy, CUstream hStream) { return memcpy3d(pCopy, hStream, 1); }

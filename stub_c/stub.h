@@ -61,9 +61,22 @@ CUresult tfc_async(tfc_call *c);
 /* Sends the queued batch now. */
 CUresult tfc_flush(void);
 
-/* Same-host copy through the shared-memory window; returns 0 if the window is not usable for it
- * (TCP, TF_SHM=0, small copy), else 1 with the copy's result in *rc. */
-int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream hStream, int async, CUresult *rc);
+/* The caller's host memory of a copy: width bytes x height rows x depth slices, rows `pitch` bytes and
+ * slices `slice` bytes apart (a 1D copy: one row). */
+typedef struct tf_host_box {
+    uint8_t *base;
+    size_t width, height, depth, pitch, slice;
+} tf_host_box;
+/* Encodes the request that moves one piece of a copy through the shared-memory window: bytes [x, x+w) of
+ * rows [y, y+h) of slice z of the host box, packed (rows of w bytes) in the window at slot_off; `far`
+ * describes the other side (the caller's). */
+typedef CUresult (*tf_shm_piece_fn)(tfc_call *c, const void *far, int to_device, size_t x, size_t y, size_t z,
+                                    size_t w, size_t h, uint64_t slot_off, CUstream hStream);
+/* Same-host copy through the shared-memory window, in pieces that fit its slots; returns 0 if the window
+ * is not usable for it (TCP, TF_SHM=0, a small host-to-device copy the caller can send without waiting:
+ * async), else 1 with the copy's result in *rc. */
+int tf_shm_copy(int to_device, const tf_host_box *box, tf_shm_piece_fn enc, const void *far, CUstream hStream,
+                int async, CUresult *rc);
 
 /* Device-to-host copy in chunks with two requests in flight (the socket path for big copies). */
 CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStream, int async);

@@ -705,34 +705,74 @@ static void shm_setup(void)
 /* 1 when the worker maps memory this process passes it (same host, the shared-memory window is on). */
 int tf_same_host_shm(void) { return g.shm != NULL; }
 
-/* Pipelined copy through the window: chunk k goes to slot k%2; at most two requests in flight, and a
+/* Piece k of a host box cut to fit one slot: whole rows of one slice (as many as fit), or, when a row is
+ * wider than a slot, one slot-sized part of a row (a 1D copy is one such row). */
+typedef struct shm_piece {
+    size_t x, y, z, w, h;
+} shm_piece;
+
+static size_t shm_pieces_per_slice(const tf_host_box *b, size_t slot)
+{
+    return b->width <= slot ? (b->height + slot / b->width - 1) / (slot / b->width)
+                            : b->height * ((b->width + slot - 1) / slot);
+}
+
+static shm_piece shm_piece_of(const tf_host_box *b, size_t slot, size_t k)
+{
+    size_t per = shm_pieces_per_slice(b, slot);
+    shm_piece p = {.z = k / per};
+    k %= per;
+    if (b->width <= slot) {
+        size_t rows = slot / b->width;
+        p.y = k * rows;
+        p.h = b->height - p.y < rows ? b->height - p.y : rows;
+        p.w = b->width;
+    } else {
+        size_t parts = (b->width + slot - 1) / slot;
+        p.y = k / parts;
+        p.x = (k % parts) * slot;
+        p.h = 1;
+        p.w = b->width - p.x < slot ? b->width - p.x : slot;
+    }
+    return p;
+}
+
+/* Host bytes of piece p to the window (to_device) or back. */
+static void shm_move(const tf_host_box *b, const shm_piece *p, uint8_t *slot, int to_device)
+{
+    for (size_t r = 0; r < p->h; r++) {
+        uint8_t *host = b->base + p->z * b->slice + (p->y + r) * b->pitch + p->x;
+        if (to_device) memcpy(slot + r * p->w, host, p->w);
+        else memcpy(host, slot + r * p->w, p->w);
+    }
+}
+
+/* Pipelined copy through the window: piece k goes to slot k%2; at most two requests in flight, and a
  * slot is refilled (or read out) only after the reply of the request that used it. Every copy that waits
  * for its reply takes the window whatever its size (a 4 KiB copy: one round trip and two memcpys instead
- * of 4 KiB through the socket both ways; benchmarks/RESULTS.md); an asynchronous host-to-device copy
- * below SHM_MIN_ASYNC_HTOD stays on the socket, where it is sent without waiting. Returns 0 when the
- * window cannot be used (the caller takes the socket path). */
-int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream hStream, int async, CUresult *out)
+ * of 4 KiB through the socket both ways; benchmarks/RESULTS.md); a host-to-device copy the caller could
+ * send without waiting (async) takes it only from SHM_MIN_ASYNC_HTOD bytes. Returns 0 when the window
+ * cannot be used (the caller takes the socket path). */
+int tf_shm_copy(int to_device, const tf_host_box *box, tf_shm_piece_fn enc, const void *far, CUstream hStream,
+                int async, CUresult *out)
 {
+    size_t n = box->width * box->height * box->depth;
     if (!g.shm || n == 0 || (to_device && async && n < SHM_MIN_ASYNC_HTOD)) return 0;
     *out = tf_stream_wire(&hStream);  /* here: the encoders below run with the lock held */
     if (*out) return 1;
     pthread_mutex_lock(&g.mu);
     CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
-    size_t nchunks = (n + g.shm_slot - 1) / g.shm_slot, sent = 0, done = 0;
+    size_t npieces = box->depth * shm_pieces_per_slice(box, g.shm_slot), sent = 0, done = 0;
     tfc_call c[2];
     CUresult first_err = CUDA_SUCCESS;
-    while (rc == CUDA_SUCCESS && done < nchunks) {
+    while (rc == CUDA_SUCCESS && done < npieces) {
         /* keep two requests in flight while there is work */
-        while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < nchunks && sent - done < 2) {
-            size_t off = sent * g.shm_slot, k = n - off < g.shm_slot ? n - off : g.shm_slot;
+        while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < npieces && sent - done < 2) {
+            shm_piece p = shm_piece_of(box, g.shm_slot, sent);
             uint64_t slot_off = (sent % 2) * g.shm_slot;
             tfc_call *cc = &c[sent % 2];
-            if (to_device) {
-                memcpy(g.shm + slot_off, (uint8_t *)host + off, k);
-                rc = enc_tfShmHtoD(cc, dev + off, slot_off, k, hStream);
-            } else {
-                rc = enc_tfShmDtoH(cc, slot_off, dev + off, k, hStream);
-            }
+            if (to_device) shm_move(box, &p, g.shm + slot_off, 1);
+            rc = enc(cc, far, to_device, p.x, p.y, p.z, p.w, p.h, slot_off, hStream);
             if (rc == CUDA_SUCCESS) rc = precheck_locked(cc);
             if (rc == CUDA_SUCCESS) rc = send_frame_locked(cc, -1);
             sent++;
@@ -741,8 +781,8 @@ int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream h
         CUresult r = recv_reply_locked(&c[done % 2]);
         if (g.fd < 0) { rc = r; break; }
         if (r == CUDA_SUCCESS && !to_device) {
-            size_t off = done * g.shm_slot, k = n - off < g.shm_slot ? n - off : g.shm_slot;
-            memcpy((uint8_t *)host + off, g.shm + (done % 2) * g.shm_slot, k);
+            shm_piece p = shm_piece_of(box, g.shm_slot, done);
+            shm_move(box, &p, g.shm + (done % 2) * g.shm_slot, 0);
         }
         if (r != CUDA_SUCCESS && first_err == CUDA_SUCCESS) first_err = r;
         done++;

@@ -97,6 +97,32 @@ static CUresult check_side(tfx *x, CUmemorytype t, CUarray a, CUdeviceptr d, siz
     }
 }
 
+/* A 2D/3D copy through the client's shared-memory window: the host side is the slot at off, rows of
+ * WidthInBytes packed, Height rows a slice; the other side is device memory or an array of this session. */
+CUresult ex_tfShmMemcpy3D(tfx *x, const CUDA_MEMCPY3D *p, unsigned long long off, CUstream hStream)
+{
+    if (!p) return CUDA_ERROR_INVALID_VALUE;
+    CUDA_MEMCPY3D c = *p;
+    c.reserved0 = NULL, c.reserved1 = NULL;
+    int to_device = c.srcMemoryType == CU_MEMORYTYPE_HOST;
+    if (to_device == (c.dstMemoryType == CU_MEMORYTYPE_HOST)) return CUDA_ERROR_INVALID_VALUE;
+    if (c.WidthInBytes == 0 || c.Height == 0 || c.Depth == 0) return CUDA_SUCCESS;
+    unsigned __int128 span = (unsigned __int128)c.WidthInBytes * c.Height * c.Depth;
+    uint8_t *slot = span > SIZE_MAX ? NULL : tfx_shm_at(x, off, (size_t)span);
+    if (!slot) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc;
+    if (to_device) {
+        c.srcHost = slot, c.srcXInBytes = c.srcY = c.srcZ = 0, c.srcPitch = c.WidthInBytes, c.srcHeight = c.Height;
+        size_t dp = c.dstPitch ? c.dstPitch : c.WidthInBytes, dh = c.dstHeight ? c.dstHeight : c.Height;
+        rc = check_side(x, c.dstMemoryType, c.dstArray, c.dstDevice, c.dstXInBytes, c.dstY, c.dstZ, dp, dh, &c);
+    } else {
+        c.dstHost = slot, c.dstXInBytes = c.dstY = c.dstZ = 0, c.dstPitch = c.WidthInBytes, c.dstHeight = c.Height;
+        size_t sp = c.srcPitch ? c.srcPitch : c.WidthInBytes, sh = c.srcHeight ? c.srcHeight : c.Height;
+        rc = check_side(x, c.srcMemoryType, c.srcArray, c.srcDevice, c.srcXInBytes, c.srcY, c.srcZ, sp, sh, &c);
+    }
+    return rc ? rc : copy_now(x, &c, hStream);
+}
+
 CUresult ex_tfMemcpy3DArray(tfx *x, const CUDA_MEMCPY3D *p, CUstream hStream)
 {
     if (!p) return CUDA_ERROR_INVALID_VALUE;

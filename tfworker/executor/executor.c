@@ -433,6 +433,11 @@ static int shm_range_ok(const tfx *x, unsigned long long off, size_t len)
     return x->shm && off <= x->shm_size && len <= x->shm_size - off;
 }
 
+uint8_t *tfx_shm_at(tfx *x, unsigned long long off, size_t len)
+{
+    return shm_range_ok(x, off, len) ? x->shm + off : NULL;
+}
+
 /* The window is pageable memory: an async copy from it has been staged when the call returns. */
 CUresult ex_tfShmHtoD(tfx *x, CUdeviceptr dst, unsigned long long off, size_t len, CUstream hStream)
 {
@@ -451,6 +456,26 @@ CUresult ex_tfShmDtoH(tfx *x, unsigned long long off, CUdeviceptr src, size_t le
     if (!x->be.f_cuMemcpyDtoHAsync_v2 || !x->be.f_cuStreamSynchronize) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = x->be.f_cuMemcpyDtoHAsync_v2(x->shm + off, src, len, hStream);
     return rc ? rc : x->be.f_cuStreamSynchronize(hStream);  /* the slot is read when we answer */
+}
+
+/* 1D copies with an array (cuMemcpyHtoA/AtoH and their Async forms, which wait for their reply): as those
+ * calls, from / into the slot; an asynchronous one into the slot is read when we answer. */
+CUresult ex_tfShmArray1D(tfx *x, CUarray a, size_t aOff, unsigned long long off, size_t len, int toArray,
+                         CUstream hStream)
+{
+    if (!shm_range_ok(x, off, len)) return CUDA_ERROR_INVALID_VALUE;
+    void *slot = x->shm + off;
+    if (toArray) {
+        if (!hStream)
+            return x->be.f_cuMemcpyHtoA_v2 ? x->be.f_cuMemcpyHtoA_v2(a, aOff, slot, len) : CUDA_ERROR_NOT_SUPPORTED;
+        return x->be.f_cuMemcpyHtoAAsync_v2 ? x->be.f_cuMemcpyHtoAAsync_v2(a, aOff, slot, len, hStream)
+                                            : CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (!hStream)
+        return x->be.f_cuMemcpyAtoH_v2 ? x->be.f_cuMemcpyAtoH_v2(slot, a, aOff, len) : CUDA_ERROR_NOT_SUPPORTED;
+    if (!x->be.f_cuMemcpyAtoHAsync_v2 || !x->be.f_cuStreamSynchronize) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->be.f_cuMemcpyAtoHAsync_v2(slot, a, aOff, len, hStream);
+    return rc ? rc : x->be.f_cuStreamSynchronize(hStream);
 }
 
 /* A worker driver older than 12.8 only has the first version (same meaning for completed events). */

@@ -117,6 +117,8 @@ void tf_dev_add(tfx *x, uint64_t base, uint64_t size);
 void tf_dev_del(tfx *x, uint64_t base);
 int tf_dev_ok(tfx *x, uint64_t p, uint64_t len);
 int tf_dev_is_base(tfx *x, uint64_t p);
+/* The client's shared-memory window at [off, off+len) (executor.c); NULL when it is not all inside it. */
+uint8_t *tfx_shm_at(tfx *x, unsigned long long off, size_t len);
 
 /* Session life. tf_session_init loads the backend from `lib` (NULL = none: every call NOT_SUPPORTED,
  * used by the fuzz harness); tf_session_feed runs one complete frame (header + body) and writes the
