@@ -457,7 +457,8 @@ static CUresult copy_array1d(uint8_t *dst_host, CUdeviceptr dst_dev, CUarray dst
         emu_capture_invalidate(s); /* array copies are not captured into graphs here */
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     }
-    return n ? emu_copy_bytes(s, d, sp, n, sync) : CUDA_SUCCESS; /* in stream order (emu_stream_queue.c) */
+    return n ? emu_copy_bytes(s, d, sp, n, sync, (dst_arr ? EMU_COPY_DST_ARRAY : 0) | (src_arr ? EMU_COPY_SRC_ARRAY : 0))
+             : CUDA_SUCCESS; /* in stream order (emu_stream_queue.c) */
 }
 
 EMU_API CUresult cuMemcpyAtoH_v2(void *dstHost, CUarray srcArray, size_t srcOffset, size_t ByteCount)

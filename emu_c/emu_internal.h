@@ -353,9 +353,16 @@ typedef void (*emu_op_drop)(void *arg);
  * A WAIT or SHORT operation on an idle stream of the caller's context with no pending legacy-stream
  * dependency is run by the caller itself, in stream order: cheaper than two thread wake-ups.
  * Inline (TF_EMU_SYNC_STREAMS=1, or called from a stream thread): runs it now and returns run's result. */
-enum { EMU_SQ_ASYNC = 0, EMU_SQ_WAIT = 1, EMU_SQ_SHORT = 2 };
+enum { EMU_SQ_ASYNC = 0, EMU_SQ_WAIT = 1, EMU_SQ_SHORT = 2, EMU_SQ_STAGED = 3 };
 #define EMU_SQ_SHORT_BYTES ((size_t)64 << 10)
 CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, size_t len, int mode);
+/* An asynchronous operation that reads memory the caller may reuse once the call returns (a copy from
+ * pageable memory), at any size: run by the caller as above when the stream is idle; else stage(arg), on
+ * the queued operation's own copy of arg, takes an owned copy of that memory (released by drop) before it
+ * is queued, and the call returns at once (a stage that fails, non-zero: the caller waits for it). */
+typedef int (*emu_op_stage)(void *arg);
+CUresult emu_sq_submit_staged(CUstream s, emu_op_run run, emu_op_drop drop, emu_op_stage stage, void *arg,
+                              size_t len);
 int emu_sq_inline(void);       /* 1: stream work issued by this thread runs inline */
 int emu_sq_abandoned(void);    /* 1: the process is exiting and queued work is abandoned */
 emu_queue *emu_sq_new(emu_ctx *c, unsigned stream_flags); /* a created stream's queue; NULL: no memory */
@@ -377,7 +384,9 @@ void emu_sq_event_release(struct emu_event *e);   /* drops a reference; frees it
 CUresult emu_sq_wait_event(CUstream s, struct emu_event *e); /* s's later work waits for e's record */
 /* A checked copy of n bytes as an operation of stream s (emu_memory.c): sync = a synchronous API call;
  * waits as CUDA's "API synchronization behavior" says (see emu_memory.c). */
-CUresult emu_copy_bytes(CUstream s, void *dst, const void *src, size_t n, int sync);
+/* `arrays`: which sides are a CUDA array's storage (device memory, though no allocation holds it). */
+enum { EMU_COPY_DST_ARRAY = 1, EMU_COPY_SRC_ARRAY = 2 };
+CUresult emu_copy_bytes(CUstream s, void *dst, const void *src, size_t n, int sync, int arrays);
 
 /* ---- stream capture (emu_graph.c): work issued to a capturing stream becomes graph nodes ---- */
 struct emu_graph *emu_capture_of(CUstream s); /* NULL: not capturing */

@@ -710,8 +710,9 @@ static int unified_ok(uint64_t p, size_t n)
  * once done unless both sides are device memory (no host-side synchronization for device to device);
  * an asynchronous copy returns at once unless a host side is pageable memory (not allocated or
  * registered through the driver), which the caller may reuse when the call returns: a 1D copy from
- * pageable memory is staged (the bytes are copied aside at the call, as the driver stages them into
- * pinned memory), any other copy with a pageable side waits (the driver's "might be synchronous"). */
+ * pageable memory runs in the caller when its stream is idle, else it is staged (the bytes are copied
+ * aside at the call, as the driver stages them into pinned memory), any other copy with a pageable side
+ * waits (the driver's "might be synchronous"). */
 static int host_pageable(const void *p)
 {
     return p && !emu_mem_find((uint64_t)(uintptr_t)p, NULL, NULL, NULL, NULL);
@@ -760,18 +761,26 @@ static CUresult submit_copy(CUstream s, const copy_op *o, int wait, int sync)
     return rc;
 }
 
-CUresult emu_copy_bytes(CUstream s, void *dst, const void *src, size_t n, int sync)
+/* A queued 1D copy from pageable memory takes its own copy of the source (emu_sq_submit_staged). */
+static int stage_copy(void *a)
+{
+    copy_op *o = a;
+    o->staged = malloc(o->width);
+    if (!o->staged)
+        return -1;
+    memcpy(o->staged, o->src, o->width);
+    o->src = o->staged;
+    return 0;
+}
+
+CUresult emu_copy_bytes(CUstream s, void *dst, const void *src, size_t n, int sync, int arrays)
 {
     copy_op o = {dst, src, n, 0, n, 0, n, 1, 1, NULL};
-    int wait = sync ? !(device_memory(dst) && device_memory(src)) : host_pageable(dst) || host_pageable(src);
-    if (!sync && n && !emu_sq_inline() && host_pageable(src) && !host_pageable(dst)) {
-        o.staged = malloc(n);
-        if (o.staged) {
-            memcpy(o.staged, src, n);
-            o.src = o.staged;
-            wait = 0;
-        }
-    }
+    int dst_array = arrays & EMU_COPY_DST_ARRAY, src_array = arrays & EMU_COPY_SRC_ARRAY;
+    int dst_pageable = !dst_array && host_pageable(dst), src_pageable = !src_array && host_pageable(src);
+    if (!sync && n && src_pageable && !dst_pageable) /* run here when idle, else staged */
+        return emu_sq_submit_staged(s, run_copy, drop_copy, stage_copy, &o, sizeof(o));
+    int wait = sync ? !((dst_array || device_memory(dst)) && (src_array || device_memory(src))) : dst_pageable || src_pageable;
     return submit_copy(s, &o, wait, sync);
 }
 
@@ -782,7 +791,7 @@ static CUresult copy_htod(CUdeviceptr dst, const void *src, size_t n, CUstream s
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(s))
         return emu_capture_copy(s, EMU_COPY_HTOD, dst, (CUdeviceptr)(uintptr_t)src, n);
-    return emu_copy_bytes(s, (void *)(uintptr_t)dst, src, n, sync);
+    return emu_copy_bytes(s, (void *)(uintptr_t)dst, src, n, sync, 0);
 }
 
 static CUresult copy_dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s, int sync)
@@ -792,7 +801,7 @@ static CUresult copy_dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s, int 
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(s))
         return emu_capture_copy(s, EMU_COPY_DTOH, (CUdeviceptr)(uintptr_t)dst, src, n);
-    return emu_copy_bytes(s, dst, (const void *)(uintptr_t)src, n, sync);
+    return emu_copy_bytes(s, dst, (const void *)(uintptr_t)src, n, sync, 0);
 }
 
 static CUresult copy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int sync)
@@ -802,7 +811,7 @@ static CUresult copy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(s))
         return emu_capture_copy(s, EMU_COPY_DTOD, dst, src, n);
-    return emu_copy_bytes(s, (void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n, sync);
+    return emu_copy_bytes(s, (void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n, sync, 0);
 }
 
 static CUresult copy_unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int sync)
@@ -812,7 +821,7 @@ static CUresult copy_unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstrea
         return CUDA_ERROR_INVALID_VALUE;
     if (emu_capture_of(s))
         return emu_capture_copy(s, EMU_COPY_UNIFIED, dst, src, n);
-    return emu_copy_bytes(s, (void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n, sync);
+    return emu_copy_bytes(s, (void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n, sync, 0);
 }
 
 EMU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { return copy_htod(d, s, n, NULL, 1); }

@@ -7,10 +7,11 @@
  *   (emu_ctx.legacy_q) and each host thread's per-thread default stream (CU_STREAM_PER_THREAD).
  *   An API call that issues work appends an operation and returns; the queue's thread (started at the
  *   first operation) runs operations one after another. Kernels of different queues run at once.
- *   A blocking operation (a synchronous copy) or a short one (a copy or memset of at most
- *   EMU_SQ_SHORT_BYTES) issued to an idle queue of the caller's context with no pending legacy-stream
- *   dependency is run by the caller under the queue's next sequence number: the hand-off to the queue's
- *   thread and back costs two thread wake-ups (a 4 KiB cuMemcpyHtoD took 9.5 us, now 0.15 us).
+ *   A blocking operation (a synchronous copy), a short one (a copy or memset of at most
+ *   EMU_SQ_SHORT_BYTES) or a stageable one (an asynchronous copy from pageable memory) issued to an idle
+ *   queue of the caller's context with no pending legacy-stream dependency is run by the caller under the
+ *   queue's next sequence number: the hand-off to the queue's thread and back costs two thread wake-ups
+ *   (a 4 KiB cuMemcpyHtoD took 9.5 us, now 0.15 us); a stageable operation is staged only when queued.
  * - Legacy default stream: an operation on the NULL stream first waits for the work already issued
  *   to every blocking stream of its context (not CU_STREAM_NON_BLOCKING ones); an operation on a
  *   blocking stream first waits for the work already issued to the NULL stream. Those waits, and
@@ -432,7 +433,10 @@ static int runs_here_locked(emu_queue *q, emu_ctx *c)
     return 1;
 }
 
-CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, size_t len, int mode)
+/* emu_sq_submit's and emu_sq_submit_staged's work: `stage` (NULL for the former) is called on the
+ * operation's own copy of arg when it is queued rather than run by the caller. */
+static CUresult submit(CUstream s, emu_op_run run, emu_op_drop drop, emu_op_stage stage, void *arg, size_t len,
+                       int mode)
 {
     emu_ctx *c = emu_ctx_current();
     if (emu_sq_inline()) {
@@ -457,9 +461,9 @@ CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, 
     pthread_mutex_lock(&g_mu);
     emu_queue *q = resolve_locked(s, c);
     if (mode != EMU_SQ_ASYNC && q && runs_here_locked(q, c)) {
-        /* a blocking or short operation on an idle stream whose legacy-stream dependencies are met: the
-         * caller runs it under the stream's next sequence number (no hand-off to the stream thread and
-         * back, two thread wake-ups); work issued meanwhile waits for it (worker_main) */
+        /* a blocking, short or stageable operation on an idle stream whose legacy-stream dependencies are
+         * met: the caller runs it under the stream's next sequence number (no hand-off to the stream thread
+         * and back, two thread wake-ups; nothing staged); work issued meanwhile waits for it (worker_main) */
         free(op);
         uint64_t seq = ++q->enq;
         q->refs++;
@@ -474,11 +478,24 @@ CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, 
             return CUDA_SUCCESS; /* as if queued: an error is latched for the next synchronize */
         return c ? __atomic_load_n(&c->sticky, __ATOMIC_RELAXED) : CUDA_SUCCESS;
     }
-    if (!q || enqueue_locked(q, op, NULL)) {
+    int held = q && stage;
+    if (held) {
+        /* queued: its own copy of what the caller may reuse, taken without the lock (it may be big); the
+         * caller waits for an operation it could not stage */
+        q->refs++;
         pthread_mutex_unlock(&g_mu);
-        free(op);
+        if (stage(op->arg))
+            mode = EMU_SQ_WAIT;
+        pthread_mutex_lock(&g_mu);
+    }
+    int queued = q && enqueue_locked(q, op, NULL) == 0;
+    if (held)
+        queue_unref_locked(q); /* after enqueue_locked: the op's queue may have lost its handle meanwhile */
+    if (!queued) {
+        pthread_mutex_unlock(&g_mu);
         if (drop)
-            drop(arg);
+            drop(op->arg);
+        free(op);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     if (mode != EMU_SQ_WAIT) {
@@ -488,6 +505,16 @@ CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, 
     wait_seq_locked(q, op->seq);
     pthread_mutex_unlock(&g_mu);
     return c ? __atomic_load_n(&c->sticky, __ATOMIC_RELAXED) : CUDA_SUCCESS;
+}
+
+CUresult emu_sq_submit(CUstream s, emu_op_run run, emu_op_drop drop, void *arg, size_t len, int mode)
+{
+    return submit(s, run, drop, NULL, arg, len, mode);
+}
+
+CUresult emu_sq_submit_staged(CUstream s, emu_op_run run, emu_op_drop drop, emu_op_stage stage, void *arg, size_t len)
+{
+    return submit(s, run, drop, stage, arg, len, EMU_SQ_STAGED);
 }
 
 /* ---- synchronization ---- */

@@ -328,7 +328,8 @@ static CUresult memcpy3d(const CUDA_MEMCPY3D *c, CUstream hStream, int async)
     CUDA_MEMCPY3D far = p;  /* the host side blank: the worker names its slot */
     if (src_host) far.srcHost = NULL, far.srcXInBytes = far.srcY = far.srcZ = 0, far.srcPitch = far.srcHeight = 0;
     else far.dstHost = NULL, far.dstXInBytes = far.dstY = far.dstZ = 0, far.dstPitch = far.dstHeight = 0;
-    int sent_without_wait = async && src_host && p.dstMemoryType == CU_MEMORYTYPE_DEVICE;
+    /* rows wider than a frame only travel through the window */
+    int sent_without_wait = async && src_host && p.dstMemoryType == CU_MEMORYTYPE_DEVICE && p.WidthInBytes <= TF_COPY_CHUNK;
     if (!sent_without_wait && tf_shm_copy(src_host, &box, piece_3d, &far, async ? hStream : NULL, 0, &rc)) return rc;
     return socket_host_copy(&far, &box, src_host, hStream, async);
 }
