@@ -15,12 +15,12 @@
  * memory and the worker through one engine; these encoders name the other side of each piece. */
 
 /* 1D copies of device memory: `far` is the device address of the host box's first byte (one row). */
-static CUresult piece_device(tfc_call *c, const void *far, int to_device, size_t x, size_t y, size_t z, size_t w,
-                             size_t h, uint64_t slot_off, CUstream s)
+static CUresult piece_device(tfc_call *c, const void *far, int to_device, const tf_box_piece *p, uint64_t slot_off,
+                             CUstream s, void *scratch)
 {
-    (void)y, (void)z, (void)h;
-    CUdeviceptr dev = *(const CUdeviceptr *)far + x;
-    return to_device ? enc_tfShmHtoD(c, dev, slot_off, w, s) : enc_tfShmDtoH(c, slot_off, dev, w, s);
+    (void)scratch;
+    CUdeviceptr dev = *(const CUdeviceptr *)far + p->x;
+    return to_device ? enc_tfShmHtoD(c, dev, slot_off, p->w, s) : enc_tfShmDtoH(c, slot_off, dev, p->w, s);
 }
 
 static int window_1d(int to_device, CUdeviceptr dev, const void *host, size_t n, CUstream s, int async, CUresult *rc)
@@ -132,12 +132,12 @@ typedef struct array_at {
     size_t off;
 } array_at;
 
-static CUresult piece_array1d(tfc_call *c, const void *far, int to_device, size_t x, size_t y, size_t z, size_t w,
-                              size_t h, uint64_t slot_off, CUstream s)
+static CUresult piece_array1d(tfc_call *c, const void *far, int to_device, const tf_box_piece *p, uint64_t slot_off,
+                              CUstream s, void *scratch)
 {
-    (void)y, (void)z, (void)h;
+    (void)scratch;
     const array_at *at = far;
-    return enc_tfShmArray1D(c, at->a, at->off + x, slot_off, w, to_device, s);
+    return enc_tfShmArray1D(c, at->a, at->off + p->x, slot_off, p->w, to_device, s);
 }
 
 static CUresult array1d(int to_array, CUarray a, size_t off, void *host, size_t n, CUstream s, int async)
@@ -226,14 +226,17 @@ static uint64_t side_at(uint64_t base, size_t x, size_t y, size_t z, size_t pitc
 }
 
 /* One piece through the window: `far` is the copy with its host side blank (the worker names its slot). */
-static CUresult piece_3d(tfc_call *c, const void *far, int to_device, size_t x, size_t y, size_t z, size_t w,
-                         size_t h, uint64_t slot_off, CUstream s)
+_Static_assert(sizeof(CUDA_MEMCPY3D) <= TF_SHM_SCRATCH, "a piece's CUDA_MEMCPY3D fits the scratch");
+
+static CUresult piece_3d(tfc_call *c, const void *far, int to_device, const tf_box_piece *p, uint64_t slot_off,
+                         CUstream s, void *scratch)
 {
-    CUDA_MEMCPY3D p = *(const CUDA_MEMCPY3D *)far;
-    if (to_device) p.dstXInBytes += x, p.dstY += y, p.dstZ += z;
-    else p.srcXInBytes += x, p.srcY += y, p.srcZ += z;
-    p.WidthInBytes = w, p.Height = h, p.Depth = 1;
-    return enc_tfShmMemcpy3D(c, &p, slot_off, s);
+    CUDA_MEMCPY3D *q = scratch;  /* the request is sent from it */
+    *q = *(const CUDA_MEMCPY3D *)far;
+    if (to_device) q->dstXInBytes += p->x, q->dstY += p->y, q->dstZ += p->z;
+    else q->srcXInBytes += p->x, q->srcY += p->y, q->srcZ += p->z;
+    q->WidthInBytes = p->w, q->Height = p->h, q->Depth = p->d;
+    return enc_tfShmMemcpy3D(c, q, slot_off, s);
 }
 
 /* Host rows over the socket, whole rows of one slice per frame; `far` as for piece_3d. */

@@ -67,11 +67,17 @@ typedef struct tf_host_box {
     uint8_t *base;
     size_t width, height, depth, pitch, slice;
 } tf_host_box;
-/* Encodes the request that moves one piece of a copy through the shared-memory window: bytes [x, x+w) of
- * rows [y, y+h) of slice z of the host box, packed (rows of w bytes) in the window at slot_off; `far`
- * describes the other side (the caller's). */
-typedef CUresult (*tf_shm_piece_fn)(tfc_call *c, const void *far, int to_device, size_t x, size_t y, size_t z,
-                                    size_t w, size_t h, uint64_t slot_off, CUstream hStream);
+/* A piece of a host box: bytes [x, x+w) of rows [y, y+h) of slices [z, z+d). */
+typedef struct tf_box_piece {
+    size_t x, y, z, w, h, d;
+} tf_box_piece;
+/* Encodes the request that moves piece p of a copy through the shared-memory window, its bytes packed (rows
+ * of p->w bytes, p->h rows a slice) in the window at slot_off; `far` describes the other side (the caller's).
+ * The request is sent from the memory its inputs point to: an input built here goes in `scratch`
+ * (TF_SHM_SCRATCH bytes, alive until the request is sent). */
+#define TF_SHM_SCRATCH 256
+typedef CUresult (*tf_shm_piece_fn)(tfc_call *c, const void *far, int to_device, const tf_box_piece *p,
+                                    uint64_t slot_off, CUstream hStream, void *scratch);
 /* Same-host copy through the shared-memory window, in pieces that fit its slots; returns 0 if the window
  * is not usable for it (TCP, TF_SHM=0, a small host-to-device copy the caller can send without waiting:
  * async), else 1 with the copy's result in *rc. */

@@ -705,22 +705,32 @@ static void shm_setup(void)
 /* 1 when the worker maps memory this process passes it (same host, the shared-memory window is on). */
 int tf_same_host_shm(void) { return g.shm != NULL; }
 
-/* Piece k of a host box cut to fit one slot: whole rows of one slice (as many as fit), or, when a row is
- * wider than a slot, one slot-sized part of a row (a 1D copy is one such row). */
-typedef struct shm_piece {
-    size_t x, y, z, w, h;
-} shm_piece;
+/* The pieces of a host box that fit one slot: whole slices (as many as fit), else whole rows of one slice,
+ * else slot-sized parts of one row (a 1D copy bigger than a slot). */
+static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
 static size_t shm_pieces_per_slice(const tf_host_box *b, size_t slot)
 {
-    return b->width <= slot ? (b->height + slot / b->width - 1) / (slot / b->width)
-                            : b->height * ((b->width + slot - 1) / slot);
+    return b->width <= slot ? ceil_div(b->height, slot / b->width) : b->height * ceil_div(b->width, slot);
 }
 
-static shm_piece shm_piece_of(const tf_host_box *b, size_t slot, size_t k)
+static size_t shm_pieces(const tf_host_box *b, size_t slot)
 {
+    size_t plane = b->width * b->height;
+    return plane <= slot ? ceil_div(b->depth, slot / plane) : b->depth * shm_pieces_per_slice(b, slot);
+}
+
+static tf_box_piece shm_piece_of(const tf_host_box *b, size_t slot, size_t k)
+{
+    size_t plane = b->width * b->height;
+    if (plane <= slot) {
+        size_t slices = slot / plane;
+        tf_box_piece p = {.z = k * slices, .w = b->width, .h = b->height};
+        p.d = b->depth - p.z < slices ? b->depth - p.z : slices;
+        return p;
+    }
     size_t per = shm_pieces_per_slice(b, slot);
-    shm_piece p = {.z = k / per};
+    tf_box_piece p = {.z = k / per, .d = 1};
     k %= per;
     if (b->width <= slot) {
         size_t rows = slot / b->width;
@@ -728,7 +738,7 @@ static shm_piece shm_piece_of(const tf_host_box *b, size_t slot, size_t k)
         p.h = b->height - p.y < rows ? b->height - p.y : rows;
         p.w = b->width;
     } else {
-        size_t parts = (b->width + slot - 1) / slot;
+        size_t parts = ceil_div(b->width, slot);
         p.y = k / parts;
         p.x = (k % parts) * slot;
         p.h = 1;
@@ -737,13 +747,16 @@ static shm_piece shm_piece_of(const tf_host_box *b, size_t slot, size_t k)
     return p;
 }
 
-/* Host bytes of piece p to the window (to_device) or back. */
-static void shm_move(const tf_host_box *b, const shm_piece *p, uint8_t *slot, int to_device)
+/* Host bytes of piece p to the window (to_device) or back; the slot holds its rows packed. */
+static void shm_move(const tf_host_box *b, const tf_box_piece *p, uint8_t *slot, int to_device)
 {
-    for (size_t r = 0; r < p->h; r++) {
-        uint8_t *host = b->base + p->z * b->slice + (p->y + r) * b->pitch + p->x;
-        if (to_device) memcpy(slot + r * p->w, host, p->w);
-        else memcpy(host, slot + r * p->w, p->w);
+    for (size_t z = 0; z < p->d; z++) {
+        for (size_t r = 0; r < p->h; r++) {
+            uint8_t *host = b->base + (p->z + z) * b->slice + (p->y + r) * b->pitch + p->x;
+            uint8_t *packed = slot + (z * p->h + r) * p->w;
+            if (to_device) memcpy(packed, host, p->w);
+            else memcpy(host, packed, p->w);
+        }
     }
 }
 
@@ -762,17 +775,18 @@ int tf_shm_copy(int to_device, const tf_host_box *box, tf_shm_piece_fn enc, cons
     if (*out) return 1;
     pthread_mutex_lock(&g.mu);
     CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
-    size_t npieces = box->depth * shm_pieces_per_slice(box, g.shm_slot), sent = 0, done = 0;
+    size_t npieces = shm_pieces(box, g.shm_slot), sent = 0, done = 0;
     tfc_call c[2];
+    _Alignas(max_align_t) uint8_t scratch[TF_SHM_SCRATCH];
     CUresult first_err = CUDA_SUCCESS;
     while (rc == CUDA_SUCCESS && done < npieces) {
         /* keep two requests in flight while there is work */
         while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < npieces && sent - done < 2) {
-            shm_piece p = shm_piece_of(box, g.shm_slot, sent);
+            tf_box_piece p = shm_piece_of(box, g.shm_slot, sent);
             uint64_t slot_off = (sent % 2) * g.shm_slot;
             tfc_call *cc = &c[sent % 2];
             if (to_device) shm_move(box, &p, g.shm + slot_off, 1);
-            rc = enc(cc, far, to_device, p.x, p.y, p.z, p.w, p.h, slot_off, hStream);
+            rc = enc(cc, far, to_device, &p, slot_off, hStream, scratch);
             if (rc == CUDA_SUCCESS) rc = precheck_locked(cc);
             if (rc == CUDA_SUCCESS) rc = send_frame_locked(cc, -1);
             sent++;
@@ -781,7 +795,7 @@ int tf_shm_copy(int to_device, const tf_host_box *box, tf_shm_piece_fn enc, cons
         CUresult r = recv_reply_locked(&c[done % 2]);
         if (g.fd < 0) { rc = r; break; }
         if (r == CUDA_SUCCESS && !to_device) {
-            shm_piece p = shm_piece_of(box, g.shm_slot, done);
+            tf_box_piece p = shm_piece_of(box, g.shm_slot, done);
             shm_move(box, &p, g.shm + (done % 2) * g.shm_slot, 0);
         }
         if (r != CUDA_SUCCESS && first_err == CUDA_SUCCESS) first_err = r;

@@ -32,7 +32,7 @@ def test_quick_run_prints_one_table_with_every_section(quick):
     header, rows = table_rows(quick.stdout)
     assert header == COLUMNS
     assert quick.stdout.count("| section |") == 1                     # ONE table
-    assert {r[0] for r in rows} == {"data path", "limiter", "scheduler", "emulator"}
+    assert {r[0] for r in rows} == {"data path", "copies", "limiter", "scheduler", "emulator"}
     for r in rows:
         assert len(r) == len(COLUMNS), r
         assert re.fullmatch(r"[\d.e+-]+x|n/a", r[4]), r                # stack / baseline

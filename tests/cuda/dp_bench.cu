@@ -11,6 +11,10 @@
 //                               MIB MiB destination (as a copy lands in a buffer of its size): gbs
 // Sizes in KiB (benchmarks/run), each op waited for as a synchronous copy is:
 //   dp_bench copyk KIB REPS     cuMemcpyHtoD / DtoH / DtoD of KIB KiB: h2d_gbs d2h_gbs d2d_gbs h2d_us d2h_us
+//   dp_bench copykinds KIB REPS one synchronous copy of KIB KiB of each kind, microseconds: h2d_us (1D),
+//                               h2d2d_us d2h2d_us (cuMemcpy2D, 256-byte rows, host and device pitches wider),
+//                               h2d3d_us d2h3d_us (cuMemcpy3D, 4 slices), htoa_us atoh_us (1D array),
+//                               h2a2d_us a2h2d_us (cuMemcpy2D with a 2D array)
 //   dp_bench raw-streamk KIB REPS / raw-tcp-streamk KIB REPS
 //                               KIB KiB one way then a 1-byte answer, over a Unix socketpair / a TCP
 //                               connection on 127.0.0.1 (TCP_NODELAY): gbs us
@@ -291,6 +295,69 @@ static int raw_streamk(size_t kib, int reps, int tcp)
     return 0;
 }
 
+/* One 2D/3D copy between host rows (pitch 320) and device memory (pitch 512) or an array. */
+static CUresult copy3d_kind(int to_device, char *h, CUdeviceptr d, CUarray a, size_t rows, size_t slices)
+{
+    CUDA_MEMCPY3D c;
+    memset(&c, 0, sizeof c);
+    c.WidthInBytes = 256, c.Height = rows, c.Depth = slices;
+    CUmemorytype far = a ? CU_MEMORYTYPE_ARRAY : CU_MEMORYTYPE_DEVICE;
+    if (to_device) {
+        c.srcMemoryType = CU_MEMORYTYPE_HOST, c.srcHost = h, c.srcPitch = 320, c.srcHeight = rows;
+        c.dstMemoryType = far, c.dstDevice = d, c.dstArray = a, c.dstPitch = a ? 0 : 512, c.dstHeight = rows;
+    } else {
+        c.srcMemoryType = far, c.srcDevice = d, c.srcArray = a, c.srcPitch = a ? 0 : 512, c.srcHeight = rows;
+        c.dstMemoryType = CU_MEMORYTYPE_HOST, c.dstHost = h, c.dstPitch = 320, c.dstHeight = rows;
+    }
+    if (slices > 1) return cuMemcpy3D(&c);
+    CUDA_MEMCPY2D c2;
+    memset(&c2, 0, sizeof c2);
+    c2.srcMemoryType = c.srcMemoryType, c2.srcHost = c.srcHost, c2.srcDevice = c.srcDevice, c2.srcArray = c.srcArray;
+    c2.srcPitch = c.srcPitch, c2.dstMemoryType = c.dstMemoryType, c2.dstHost = c.dstHost, c2.dstDevice = c.dstDevice;
+    c2.dstArray = c.dstArray, c2.dstPitch = c.dstPitch, c2.WidthInBytes = 256, c2.Height = rows;
+    return cuMemcpy2D(&c2);
+}
+
+static int copykinds(size_t kib, int reps)
+{
+    setup();
+    size_t n = kib << 10, rows = n / 256;
+    CUdeviceptr d;
+    CK(cuMemAlloc(&d, 2 * rows * 512));
+    char *h = (char *)calloc(2, rows * 320);
+    if (!h) { printf("FAIL calloc\n"); return 1; }
+    CUDA_ARRAY_DESCRIPTOR ad = {n, 0, CU_AD_FORMAT_UNSIGNED_INT8, 1}, ad2 = {256, rows, CU_AD_FORMAT_UNSIGNED_INT8, 1};
+    CUarray a1, a2;
+    CK(cuArrayCreate(&a1, &ad));
+    CK(cuArrayCreate(&a2, &ad2));
+    double t[11];
+    int k = 0;
+    t[k++] = now();
+    for (int i = 0; i < reps; i++) CK(cuMemcpyHtoD(d, h, n));
+    t[k++] = now();
+    for (int i = 0; i < reps; i++) CK(copy3d_kind(1, h, d, NULL, rows, 1));
+    t[k++] = now();
+    for (int i = 0; i < reps; i++) CK(copy3d_kind(0, h, d, NULL, rows, 1));
+    t[k++] = now();
+    for (int i = 0; i < reps; i++) CK(copy3d_kind(1, h, d, NULL, rows / 4, 4));
+    t[k++] = now();
+    for (int i = 0; i < reps; i++) CK(copy3d_kind(0, h, d, NULL, rows / 4, 4));
+    t[k++] = now();
+    for (int i = 0; i < reps; i++) CK(cuMemcpyHtoA(a1, 0, h, n));
+    t[k++] = now();
+    for (int i = 0; i < reps; i++) CK(cuMemcpyAtoH(h, a1, 0, n));
+    t[k++] = now();
+    for (int i = 0; i < reps; i++) CK(copy3d_kind(1, h, 0, a2, rows, 1));
+    t[k++] = now();
+    for (int i = 0; i < reps; i++) CK(copy3d_kind(0, h, 0, a2, rows, 1));
+    t[k++] = now();
+    const char *names[] = {"h2d", "h2d2d", "d2h2d", "h2d3d", "d2h3d", "htoa", "atoh", "h2a2d", "a2h2d"};
+    printf("copykinds kib=%zu", kib);
+    for (int i = 0; i + 1 < k; i++) printf(" %s_us=%.3f", names[i], (t[i + 1] - t[i]) / reps * 1e6);
+    printf("\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) { fprintf(stderr, "usage: see the header of dp_bench.cu\n"); return 2; }
@@ -302,6 +369,7 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "raw-pingpong")) return raw_pingpong((int)a, 0);
     if (!strcmp(mode, "raw-tcp-pingpong")) return raw_pingpong((int)a, 1);
     if (!strcmp(mode, "copyk")) return copyk((size_t)a, (int)b);
+    if (!strcmp(mode, "copykinds")) return copykinds((size_t)a, (int)b);
     if (!strcmp(mode, "memcpyk")) return memcpyk((size_t)a, (int)b);
     if (!strcmp(mode, "raw-streamk")) return raw_streamk((size_t)a, (int)b, 0);
     if (!strcmp(mode, "raw-tcp-streamk")) return raw_streamk((size_t)a, (int)b, 1);
