@@ -1,5 +1,6 @@
-/* api_copy.c - the client stub's hand-written entry points for copies: unified pointers classified locally, big
- * copies chunked or through the shm window, 2D/3D packing.
+/* api_copy.c - the client stub's hand-written entry points for copies: unified pointers classified locally,
+ * every kind of host copy through the shm window (tf_shm_copy, one encoder per kind of far side) or chunked
+ * over the socket, 2D/3D packing.
  * Rows of proto/calls.tbl marked `local` or `stub=hand` in this area; exported under the CUDA names
  * through the tfs_* prototypes of the generated stub_calls.h. The list of areas is in stub.h.
  */

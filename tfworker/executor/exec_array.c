@@ -1,7 +1,8 @@
 /* exec_array.c - hand-written executor calls of the CUDA-array area (proto/calls.tbl rows marked exec=hand):
  * texture/surface object creation, whose resource descriptor carries handles and device addresses that
  * must be this session's, and the 2D/3D copies with an array side (the stub sends host rows packed, or the
- * CUDA_MEMCPY3D itself when no client host memory is involved). Called by the generated dispatch.
+ * CUDA_MEMCPY3D itself when no client host memory is involved) or through the client's shared-memory window
+ * (tfShmMemcpy3D, also for pitched device memory). Called by the generated dispatch.
  */
 #include <string.h>
 
