@@ -34,7 +34,7 @@ static void ctx_drop(CUcontext c)
     pthread_mutex_unlock(&g_ctx_mu);
 }
 
-static int ctx_known(CUcontext c)
+int tf_ctx_known(CUcontext c)
 {
     pthread_mutex_lock(&g_ctx_mu);
     int have = 0;
@@ -142,7 +142,7 @@ CUresult tfs_cuCtxDestroy_v2(CUcontext ctx)
 CUresult tfs_cuCtxSetCurrent(CUcontext ctx)
 {
     NEED_INIT();
-    if (ctx && !ctx_known(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (ctx && !tf_ctx_known(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
     tf_ctx_set(ctx);
     return CUDA_SUCCESS;
 }
@@ -158,7 +158,7 @@ CUresult tfs_cuCtxGetCurrent(CUcontext *pctx)
 CUresult tfs_cuCtxPushCurrent_v2(CUcontext ctx)
 {
     NEED_INIT();
-    if (!ctx || !ctx_known(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!ctx || !tf_ctx_known(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
     return tf_ctx_push(ctx) ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
 }
 

@@ -356,3 +356,28 @@ CUresult tfs_cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *pCopy) { return memcpy2
 CUresult tfs_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStream) { return memcpy2d(pCopy, hStream, 1); }
 CUresult tfs_cuMemcpy3D_v2(const CUDA_MEMCPY3D *pCopy) { return memcpy3d(pCopy, NULL, 0); }
 CUresult tfs_cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *pCopy, CUstream hStream) { return memcpy3d(pCopy, hStream, 1); }
+
+/* Peer copies: the worker's devices share one address space (as the driver's unified addressing gives), so a
+ * peer copy is a 3D copy with the same semantics; a side that is not an array must name a context of this
+ * process (the emulated device's reading, emu_memory.c). */
+static CUresult memcpy3d_peer(const CUDA_MEMCPY3D_PEER *p, CUstream hStream, int async)
+{
+    NEED_INIT();
+    if (!p) return CUDA_ERROR_INVALID_VALUE;
+    if ((p->srcMemoryType != CU_MEMORYTYPE_ARRAY && !tf_ctx_known(p->srcContext)) ||
+        (p->dstMemoryType != CU_MEMORYTYPE_ARRAY && !tf_ctx_known(p->dstContext)))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    CUDA_MEMCPY3D c = {
+        .srcXInBytes = p->srcXInBytes, .srcY = p->srcY, .srcZ = p->srcZ, .srcLOD = p->srcLOD,
+        .srcMemoryType = p->srcMemoryType, .srcHost = p->srcHost, .srcDevice = p->srcDevice,
+        .srcArray = p->srcArray, .srcPitch = p->srcPitch, .srcHeight = p->srcHeight,
+        .dstXInBytes = p->dstXInBytes, .dstY = p->dstY, .dstZ = p->dstZ, .dstLOD = p->dstLOD,
+        .dstMemoryType = p->dstMemoryType, .dstHost = p->dstHost, .dstDevice = p->dstDevice,
+        .dstArray = p->dstArray, .dstPitch = p->dstPitch, .dstHeight = p->dstHeight,
+        .WidthInBytes = p->WidthInBytes, .Height = p->Height, .Depth = p->Depth,
+    };
+    return memcpy3d(&c, hStream, async);
+}
+
+CUresult tfs_cuMemcpy3DPeer(const CUDA_MEMCPY3D_PEER *pCopy) { return memcpy3d_peer(pCopy, NULL, 0); }
+CUresult tfs_cuMemcpy3DPeerAsync(const CUDA_MEMCPY3D_PEER *pCopy, CUstream hStream) { return memcpy3d_peer(pCopy, hStream, 1); }

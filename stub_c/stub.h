@@ -153,6 +153,8 @@ CUcontext tf_ctx_pop(void);
 /* The executor's current context is no longer known (after cuCtxDestroy of it): resend next time. */
 void tf_ctx_remote_unknown(void);
 void tf_ctx_forget(CUcontext c);
+/* 1 if the worker handed out context c (a primary or created context of this process). */
+int tf_ctx_known(CUcontext c);
 
 /* stderr logging with the "tf-stub:" prefix; tf_debug only when TF_STUB_DEBUG is set. */
 void tf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

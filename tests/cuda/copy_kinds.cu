@@ -1,5 +1,6 @@
 // copy_kinds.cu - every kind of copy between host memory and the device that is not a plain 1D device copy:
-// 2D/3D copies with pitched device memory or CUDA arrays, and the 1D array copies (cuMemcpyHtoA/AtoH), in
+// 2D/3D copies with pitched device memory or CUDA arrays (cuMemcpy2D/3D, cuMemcpy3DPeer), and the 1D array
+// copies (cuMemcpyHtoA/AtoH), in
 // their synchronous and asynchronous forms, from pageable and pinned host memory, small (<= 4 KiB, one
 // shared-memory slot through the stub) and large (several slots, rows wider than a slot), checked byte for
 // byte against a host model of the copy (offsets, pitches, rows per slice, the bytes around the copied box).
@@ -33,7 +34,7 @@
     } while (0)
 
 enum Kind { HOST, DEV, ARR };
-enum Api { API_1D, API_2D, API_2D_UNALIGNED, API_3D, API_1D_ARRAY };
+enum Api { API_1D, API_2D, API_2D_UNALIGNED, API_3D, API_3D_PEER, API_1D_ARRAY };
 
 // One side of a copy: where it is, its layout (bytes a row, rows a slice, slices) and the copy's offsets.
 struct Side {
@@ -158,7 +159,7 @@ static void issue(Api api, const Side &src, const Side &dst, size_t w, size_t h,
             CU(async ? cuMemcpyAtoHAsync(dst.host + dst.x, src.arr, src.x, w, st) : cuMemcpyAtoH(dst.host + dst.x, src.arr, src.x, w));
         return;
     }
-    if (api == API_3D) {
+    if (api == API_3D || api == API_3D_PEER) {
         CUDA_MEMCPY3D c = {};
         const void *dh;
         set_side(c.srcMemoryType, &c.srcHost, c.srcDevice, c.srcArray, c.srcPitch, src);
@@ -167,6 +168,20 @@ static void issue(Api api, const Side &src, const Side &dst, size_t w, size_t h,
         c.srcXInBytes = src.x, c.srcY = src.y, c.srcZ = src.z, c.srcHeight = src.kind == ARR ? 0 : src.rows;
         c.dstXInBytes = dst.x, c.dstY = dst.y, c.dstZ = dst.z, c.dstHeight = dst.kind == ARR ? 0 : dst.rows;
         c.WidthInBytes = w, c.Height = h, c.Depth = d;
+        if (api == API_3D_PEER) { // the same copy between two contexts' memory (here both the current one)
+            CUcontext ctx;
+            CU(cuCtxGetCurrent(&ctx));
+            CUDA_MEMCPY3D_PEER q = {};
+            q.srcXInBytes = c.srcXInBytes, q.srcY = c.srcY, q.srcZ = c.srcZ, q.srcMemoryType = c.srcMemoryType;
+            q.srcHost = c.srcHost, q.srcDevice = c.srcDevice, q.srcArray = c.srcArray, q.srcContext = ctx;
+            q.srcPitch = c.srcPitch, q.srcHeight = c.srcHeight;
+            q.dstXInBytes = c.dstXInBytes, q.dstY = c.dstY, q.dstZ = c.dstZ, q.dstMemoryType = c.dstMemoryType;
+            q.dstHost = c.dstHost, q.dstDevice = c.dstDevice, q.dstArray = c.dstArray, q.dstContext = ctx;
+            q.dstPitch = c.dstPitch, q.dstHeight = c.dstHeight;
+            q.WidthInBytes = w, q.Height = h, q.Depth = d;
+            CU(async ? cuMemcpy3DPeerAsync(&q, st) : cuMemcpy3DPeer(&q));
+            return;
+        }
         CU(async ? cuMemcpy3DAsync(&c, st) : cuMemcpy3D(&c));
         return;
     }
@@ -255,6 +270,8 @@ static int bytes_mode(const std::string &size)
                 continue;
             run_case("h2d_3d" + tag, API_3D, hs, ds, w, h, d, st, async);
             run_case("d2h_3d" + tag, API_3D, ds, hs, w, h, d, st, async);
+            run_case("h2d_3dpeer" + tag, API_3D_PEER, hs, ds, w, h, d, st, async);
+            run_case("d2h_3dpeer" + tag, API_3D_PEER, ds, hs, w, h, d, st, async);
             Side a2{ARR, w + 16, h + 4, 1, 9, 2, 0, false};
             Side h2 = host_side(w + 40, h + 5, 1, 7, 3, 0, pinned);
             run_case("h2a_2d" + tag, API_2D, h2, a2, w, h, 1, st, async);
@@ -340,6 +357,8 @@ static int order_mode()
         order_case("d2h_2d" + tag, API_2D, ds, hs, w, h, 1, st, latch);
         order_case("h2d_3d" + tag, API_3D, hs, ds, w, h, d, st, latch);
         order_case("d2h_3d" + tag, API_3D, ds, hs, w, h, d, st, latch);
+        order_case("h2d_3dpeer" + tag, API_3D_PEER, hs, ds, w, h, d, st, latch);
+        order_case("d2h_3dpeer" + tag, API_3D_PEER, ds, hs, w, h, d, st, latch);
         Side a3{ARR, w + 16, h + 4, d + 1, 9, 2, 1, false};
         order_case("h2a_3d" + tag, API_3D, hs, a3, w, h, d, st, latch);
         order_case("a2h_3d" + tag, API_3D, a3, hs, w, h, d, st, latch);

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emu"))
 from emu_run import emu_env  # noqa: E402
 
 TIMEOUT = 300
-CASES = {"small": 40, "large": 40, "wide": 8, "order": 20}
+CASES = {"small": 48, "large": 48, "wide": 8, "order": 24}
 
 
 def _args(which: str) -> tuple:
