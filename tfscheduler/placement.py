@@ -538,7 +538,13 @@ class PlacementIndex:
                 return self.place(sized, rows=self.cap_v[:n] == cap), sized
             except NoCapacity as e:
                 busy = e
-        raise NoCapacity(f"no GPU has {share:.0%} of its VRAM free (the default profile) right now: {busy}")
+        if not (mask & self.avail[:n]).any():
+            raise busy                                  # every matching GPU's node is down: that message says so
+        raise NoCapacity(f"no GPU has {share:.0%} of its VRAM free right now (the pool's default profile, given when "
+                         f"no TFLOPS or VRAM is asked for)"
+                         + (" and no lower-QoS allocations would make room" if req.qos > LOW else "")
+                         + ": ask for a share of a GPU (e.g. `tensorfusion run --vram 1Gi`, attach(vram=\"1Gi\")), "
+                           "wait for releases, or use a higher QoS")
 
     # ---- preemption ----
     def _row_fits_without(self, r: int, gone: set, req: Request) -> bool:

@@ -180,6 +180,8 @@ def test_node_without_heartbeats_becomes_unavailable_and_its_allocations_lost(st
         assert not c.list_pool().nodes[0].available
         with pytest.raises(NoCapacity, match="unavailable"):
             c.allocate(tflops=1, vram=1)
+        with pytest.raises(NoCapacity, match="^every matching GPU is on an unavailable node"):
+            c.allocate()                # the default profile: the same reason, not 'ask for a share'
         hb = c.heartbeat("node-a", active_allocation_ids=[a.id])   # back: told to close the lost session
         assert [x.allocation_id for x in hb.close_allocations] == [a.id]
         assert c.list_pool().nodes[0].available
@@ -240,8 +242,11 @@ def test_limits_alone_become_the_requests(client):
     client.register_worker("node-a", "p", gpus("a"))
     a = client.allocate(tflops_limit=8, vram_limit="1Gi")
     assert (a.requests.tflops, a.requests.vram_mib, a.limits.tflops) == (8, 1024, 8)
-    with pytest.raises(NoCapacity, match="default profile"):   # nothing asked: the whole GPU's VRAM, taken
+    with pytest.raises(NoCapacity, match="default profile") as refused:   # nothing asked: the whole GPU's VRAM
         client.allocate()
+    message = str(refused.value)
+    assert "--vram 1Gi" in message              # says how to ask for a share instead
+    assert message.count("right now") == 1      # one sentence, not the inner refusal repeated
 
 
 def test_prometheus_metrics_show_pool_allocations_and_endings(start_scheduler):
