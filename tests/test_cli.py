@@ -123,6 +123,14 @@ def test_unreachable_scheduler_is_a_clear_error(tf_env):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("command", [["status"], ["top", "--once"], ["token", "list"], ["workload", "list"]])
+def test_a_client_command_without_a_scheduler_says_how_to_get_one(tf_env, command):
+    r = tf(*command, env=tf_env, timeout=60)        # a fresh TF_HOME: no embedded default, no TF_SCHEDULER
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == (f"tensorfusion {command[0]}: no scheduler: start one with `tensorfusion up`, or pass "
+                        f"--scheduler / set TF_SCHEDULER\n")
+
+
 def test_up_status_run_and_clean_shutdown(embedded_up):
     env, up = embedded_up
     status = tf("status", env=env, check=True)

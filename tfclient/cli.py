@@ -385,11 +385,18 @@ def _known_tflops(model: str) -> float:
     return (models.lookup_tflops(model) or 0.0)
 
 
-def cmd_status(args) -> int:
-    from tfclient.scheduler_client import SchedulerClient
+def scheduler_of(args) -> str:
+    """The scheduler address a client command (status, top, token, workload) dials; CliError when none is set.
+    Unlike `run`, these start no embedded default."""
     address = config.scheduler_address(args.scheduler)
     if not address:
         raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
+    return address
+
+
+def cmd_status(args) -> int:
+    from tfclient.scheduler_client import SchedulerClient
+    address = scheduler_of(args)
     with SchedulerClient(address, token=config.client_token(prefer=("admin", "tenant"))) as client:
         pool = client.list_pool(include_allocations=True)
     from tfclient import status_table
@@ -400,9 +407,7 @@ def cmd_status(args) -> int:
 def cmd_top(args) -> int:
     from tfclient import top
     from tfclient.scheduler_client import SchedulerClient
-    address = config.scheduler_address(args.scheduler)
-    if not address:
-        raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
+    address = scheduler_of(args)
     if not args.interval > 0:
         raise CliError(f"--interval {args.interval:g}: use a number of seconds > 0")
     with SchedulerClient(address, token=config.client_token(prefer=("admin", "tenant"))) as client:
@@ -411,9 +416,7 @@ def cmd_top(args) -> int:
 
 def cmd_token(args) -> int:
     from tfclient.scheduler_client import SchedulerClient
-    address = config.scheduler_address(args.scheduler)
-    if not address:
-        raise CliError("no scheduler: pass --scheduler or set TF_SCHEDULER")
+    address = scheduler_of(args)
     with SchedulerClient(address, token=config.client_token(prefer=("admin",))) as client:
         if args.token_command == "create":
             created = client.create_token(args.role, args.namespace, args.node, args.description)
@@ -482,9 +485,7 @@ def _print_views(views, output: str) -> None:
 
 def cmd_workload(args) -> int:
     from tfclient.scheduler_client import SchedulerClient
-    address = config.scheduler_address(args.scheduler)
-    if not address:
-        raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
+    address = scheduler_of(args)
     with SchedulerClient(address, token=config.client_token(prefer=("tenant", "admin"))) as client:
         if args.workload_command == "apply":
             w = client.apply_workload(_load_document(args.filename), namespace=args.namespace)
