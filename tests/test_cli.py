@@ -237,6 +237,17 @@ def test_run_local_caps_vram_with_the_limiter_alone(tf_env):
     assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()   # nothing was started
 
 
+def test_run_local_refuses_flags_only_a_scheduler_could_act_on(tf_env):
+    """--pool, --qos, --workload... mean nothing without a scheduler: one line naming them, not a silent run."""
+    r = tf("run", "--local", "--vram", "64Mi", "--pool", "gpu-a", "--qos", "high", "--", "true", env=tf_env)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("tensorfusion run: --pool, --qos: no meaning with --local") and \
+        r.stderr.count("\n") == 1, r.stderr
+    r = tf("run", "--local", "--transport", "tcp", "--", "true", env=tf_env)
+    assert r.returncode == 1 and "--transport: no meaning with --local" in r.stderr and "drop it," in r.stderr
+    assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()   # nothing was started
+
+
 @pytest.mark.parametrize("up_args", [["--tcp", "127.0.0.1:0"]])
 def test_run_over_tcp_transport(embedded_up):
     env, _ = embedded_up
