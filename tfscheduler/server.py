@@ -544,9 +544,7 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
     server = grpc.aio.server(interceptors=[auth.AuthInterceptor(tokens, gate=election.gate if election else None)],
                              options=SERVER_OPTIONS)
     rpc.add_SchedulerServicer_to_server(service, server)
-    port = server.add_secure_port(listen, server_creds) if server_creds else server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+    port = tlsmod.bind(server, listen, server_creds)
     await server.start()
     host = listen.rsplit(":", 1)[0] or "0.0.0.0"
     if election is not None and not election.address:
