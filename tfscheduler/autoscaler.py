@@ -215,9 +215,11 @@ class Autoscaler:
             self._flush(e, aid)
 
     # ---- the loop ----
-    def evaluate(self, e: WorkloadEntry, now: float, allocs) -> Res:
+    def evaluate(self, e: WorkloadEntry, now: float, allocs, cap: Res | None = None) -> Res:
         """Estimates, recommendation, active cron rule and the effective resources at `now`; updates the
-        status (applied replicas from `allocs`, the workload's active AllocationRecords). -> effective."""
+        status (applied replicas from `allocs`, the workload's active AllocationRecords). -> effective.
+        cap: the largest GPU of the workload's pool; a new recommendation is held within it (as VPA holds its
+        recommendations within maxAllowed): beyond every GPU, it would make the workload unschedulable."""
         self._flush_ended(e, now)
         cfg, own = e.cfg, _own(e.cfg)
         auto = cfg.auto_set_resources
@@ -236,7 +238,14 @@ class Autoscaler:
             lt = new_t * (own.lim_tflops / own.tflops) if own.tflops and own.lim_tflops else new_t
             lv = int(math.ceil(new_v * (own.lim_vram_mib / own.vram_mib))) if own.vram_mib and own.lim_vram_mib \
                 else new_v
-            e.recommendation = Res(new_t, new_v, round(lt, 2), lv)
+            new = Res(new_t, new_v, round(lt, 2), lv)
+            if cap is not None:
+                held = Res(min(new.tflops, cap.tflops), min(new.vram_mib, cap.vram_mib),
+                           min(new.lim_tflops, cap.lim_tflops), min(new.lim_vram_mib, cap.lim_vram_mib))
+                if held != new:
+                    reasons.append(f"held within the pool's largest GPU ({cap.tflops:g} TFLOPS, {cap.vram_mib} MiB)")
+                    new = held
+            e.recommendation = new
             e.set_condition(RECOMMENDATION_PROVIDED, True, "OutOfEstimatedBound", "; ".join(reasons), now)
         elif RECOMMENDATION_PROVIDED not in e.conditions:
             if not e.tflops.samples and not e.vram.samples:

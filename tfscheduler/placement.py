@@ -663,6 +663,18 @@ class PlacementIndex:
                         preempt=tuple(sorted(victims)), pool=self.gpus[chosen[0]].pool)
 
     # ---- views ----
+    def largest(self, pool: str) -> tuple | None:
+        """The biggest per-GPU figures among the pool's live GPUs, each on its own: (TFLOPS, VRAM MiB, limit
+        TFLOPS, limit VRAM MiB; limits with the pool's oversell). None when the pool has no GPU."""
+        pid, n = self._pool_ids.get(pool), self._n
+        if pid is None:
+            return None
+        rows = np.nonzero(self.live[:n] & (self.pool_id[:n] == pid))[0]
+        if not len(rows):
+            return None
+        return (float(self.cap_t[rows].max()), int(self.cap_v[rows].max()), float(self.lcap_t[rows].max()),
+                int(self.lcap_v[rows].max()))
+
     def gpu_charges(self, uuid: str) -> dict:
         r = self.rows[uuid]
         return {"req_tflops": float(self.req_t[r]), "req_vram_mib": int(round(self.req_v[r])),

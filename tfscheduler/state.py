@@ -25,7 +25,7 @@ from tfscheduler import validate
 from tfscheduler.models import lookup_tflops, match_override
 from tfscheduler.placement import (MEDIUM, QOS_BY_NAME, QOS_NAMES, Alloc, Gpu, PlacementIndex, PoolPolicy, Quota,
                                    Request)
-from tfscheduler.autoscaler import RESOURCES_APPLIED, Autoscaler, WorkloadEntry, matches
+from tfscheduler.autoscaler import RESOURCES_APPLIED, Autoscaler, Res, WorkloadEntry, matches
 from tfscheduler.recommender import MIN_TFLOPS, MIN_VRAM_MIB
 from tfscheduler.storage import (AllocationRecord, GpuRecord, NodeRecord, PoolRecord, QuotaRecord, Store,
                                  WorkloadRecord)
@@ -560,8 +560,13 @@ class SchedulerState:
             else:
                 self.autoscaler.entries[e.key] = e
             raise
-        self.autoscaler.evaluate(new, self.clock(), self.workload_allocs(new))
+        self.autoscaler.evaluate(new, self.clock(), self.workload_allocs(new), self.pool_cap(new))
         return new
+
+    def pool_cap(self, e: WorkloadEntry) -> Res | None:
+        """The largest GPU of workload e's pool, the bound of its recommendations (None: no GPU yet)."""
+        big = self.index.largest(e.cfg.pool)
+        return Res(*big) if big else None
 
     @staticmethod
     def _workload_record(e: WorkloadEntry) -> WorkloadRecord:
@@ -588,7 +593,7 @@ class SchedulerState:
         changes, cps = [], []
         for e in list(self.autoscaler.entries.values()):
             allocs = self.workload_allocs(e)
-            eff = self.autoscaler.evaluate(e, now, allocs)
+            eff = self.autoscaler.evaluate(e, now, allocs, self.pool_cap(e))
             if e.manages and allocs:
                 refused = []
                 for a in allocs:
