@@ -68,6 +68,7 @@ def test_a_recommendation_is_held_within_the_largest_gpu_of_the_pool():
         uncapped.observe("ns", "w", "alloc-1", 10.0, 900, T0 + 60 * i)
     uncapped.evaluate(u, T0 + 1800, ())
     assert u.recommendation.tflops > 11                 # what it would have been
+    assert uncapped.evaluate(u, T0 + 1900, (), cap).tflops == 10.0     # one made before is held from then on
 
 
 def test_cron_desired_resources_win_inside_the_window_only():
