@@ -449,11 +449,20 @@ class SchedulerServer:
         return f"{self.host}:{self.port}"
 
     async def _tick_loop(self) -> None:
+        last = self.state.clock()
         while True:
             await asyncio.sleep(self.state.cfg.tick_s)
+            now = self.state.clock()
+            away, last = now - last - self.state.cfg.tick_s, now
             if self.service.election is not None and not self.service.election.leading:
                 continue                    # a follower's state is not the truth: the leader expires and times out
             try:
+                if away > self.state.cfg.heartbeat_interval_s:
+                    # stopped (SIGSTOP, a suspended VM) for longer than a heartbeat: the renewals and heartbeats
+                    # of that time were never received; without this, the first tick would close every session
+                    log.warning("scheduler did not run for %.0f s: leases and node timeouts move on by as much",
+                                away)
+                    self.state.discount(away)
                 self.service.send_closes(self.state.tick())
             except Exception:  # a bad tick must not stop expiry for good
                 log.exception("scheduler tick failed")

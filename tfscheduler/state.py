@@ -631,6 +631,18 @@ class SchedulerState:
                             f"{new.id}: {why}; kept the old resources, retrying next pass", self.clock())
 
     # ---- time ----
+    def discount(self, seconds: float) -> None:
+        """Time this scheduler did not run (its process stopped, its host suspended): it counts for no one, as a
+        restart gives a fresh TTL and node timeout. Every lease and every node's silence is moved on by `seconds`,
+        so that nothing is expired or declared lost for heartbeats and renewals it was not there to receive."""
+        renewals = []
+        for a in self.allocs.values():
+            a.lease_expires_at += seconds
+            renewals.append((a.id, a.lease_expires_at))
+        self.store.renew_leases(renewals)
+        for wid in self.last_seen:
+            self.last_seen[wid] += seconds
+
     def tick(self) -> list:
         """Expires leases and marks silent nodes unavailable. -> Close orders."""
         now = self.clock()
