@@ -1,7 +1,8 @@
 """Real etcd servers and scheduler processes for the etcd tests (imported by name: tests/ has no packages).
 
 Each etcd listens on fresh loopback ports with its own temporary data dir, is killed (SIGKILL) at the end and its
-data dir removed; nothing is mocked. Tests skip where no `etcd` binary is installed (scripts/setup.sh installs etcd-server)."""
+data dir removed; nothing is mocked. Tests skip where no `etcd` binary is installed (scripts/setup.sh installs
+etcd-server)."""
 import os
 import shutil
 import signal

@@ -137,7 +137,8 @@ def test_a_recommendation_beyond_every_gpu_is_held_within_the_largest_and_the_wo
     with SchedulerClient(clocked.address) as c:
         c.register_worker("node-a", "p", gpus("a", tflops=0.01, vram=16384), admin=worker_admin.address)
         c.apply_workload(workload(auto={"enable": True, "targetResource": "all"},
-                                  requests={"tflops": "0.002", "vram": "1Gi"}, limits={"tflops": "0.004", "vram": "2Gi"}))
+                                  requests={"tflops": "0.002", "vram": "1Gi"},
+                                  limits={"tflops": "0.004", "vram": "2Gi"}))
         a = c.allocate(workload="train", pool="p")
         stream_usage(clocked, c, [a.id], tflops=0.004, vram_mib=900)
         clocked.autoscale()
