@@ -266,7 +266,9 @@ int fatbin_extract_ptx(const void *image, size_t len, unsigned max_sm, char **pt
         setlog(log, loglen,
                "the image is a SASS cubin (ELF%s)%.0u: the emulated device runs PTX only; build with a "
                "PTX target, e.g. -gencode arch=compute_80,code=compute_80 (NVIDIA's libraries, which pick "
-               "their kernels for the device's capability, run their PTX ones with TF_EMU_CC=13.0)", what, 0);
+               "their kernels for the device's capability, run their PTX ones with TF_EMU_CC=13.0 where the "
+               "emulator runs: the program's environment, or through the stub the worker's, e.g. "
+               "`TF_EMU_CC=13.0 tensorfusion up`)", what, 0);
         return CUDA_ERROR_NO_BINARY_FOR_GPU;
     }
     case IMAGE_WRAPPER: {

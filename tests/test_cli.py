@@ -123,6 +123,14 @@ def test_unreachable_scheduler_is_a_clear_error(tf_env):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("command", [["status"], ["top", "--once"], ["token", "list"], ["workload", "list"]])
+def test_a_client_command_without_a_scheduler_says_how_to_get_one(tf_env, command):
+    r = tf(*command, env=tf_env, timeout=60)        # a fresh TF_HOME: no embedded default, no TF_SCHEDULER
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == (f"tensorfusion {command[0]}: no scheduler: start one with `tensorfusion up`, or pass "
+                        f"--scheduler / set TF_SCHEDULER\n")
+
+
 def test_up_status_run_and_clean_shutdown(embedded_up):
     env, up = embedded_up
     status = tf("status", env=env, check=True)
@@ -226,6 +234,17 @@ def test_run_local_caps_vram_with_the_limiter_alone(tf_env):
     r = tf("run", "--local", "--vram", "300Mi", "--tflops", "0.005", "--", str(program), env=tf_env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "300 MiB total, 300 MiB free" in r.stdout
+    assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()   # nothing was started
+
+
+def test_run_local_refuses_flags_only_a_scheduler_could_act_on(tf_env):
+    """--pool, --qos, --workload... mean nothing without a scheduler: one line naming them, not a silent run."""
+    r = tf("run", "--local", "--vram", "64Mi", "--pool", "gpu-a", "--qos", "high", "--", "true", env=tf_env)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("tensorfusion run: --pool, --qos: no meaning with --local") and \
+        r.stderr.count("\n") == 1, r.stderr
+    r = tf("run", "--local", "--transport", "tcp", "--", "true", env=tf_env)
+    assert r.returncode == 1 and "--transport: no meaning with --local" in r.stderr and "drop it," in r.stderr
     assert not (Path(tf_env["TF_HOME"]) / "embedded.json").exists()   # nothing was started
 
 

@@ -136,7 +136,30 @@ def test_certs_mistakes_are_one_line_and_overwrite_nothing(pki, tmp_path):
     err = one_line_error(tf("certs", "issue", "--dir", str(tmp_path / "none"), "--name", "x", "--host", "h",
                             env=env))
     assert "certs init" in err
-    assert "exists already" in one_line_error(tf("certs", "init", "--dir", str(pki / "ca"), env=env))
+    err = one_line_error(tf("certs", "init", "--dir", str(pki / "ca"), env=env))
+    assert "exists already" in err and "pick another --dir" in err       # init has no --name to pick
+    (tmp_path / "file").write_text("")
+    err = one_line_error(tf("certs", "init", "--dir", str(tmp_path / "file" / "ca"), env=env))
+    assert err.startswith("tensorfusion certs: cannot create --dir") and "Errno" not in err, err
+
+
+def test_scheduler_listen_mistakes_are_one_line(tmp_path):
+    """An address that is not HOST:PORT, and a port already taken, each end the scheduler with one line that
+    names the address (gRPC alone says 'Failed to bind ... set GRPC_VERBOSITY=debug')."""
+    import socket
+    env = base_env(tmp_path / "home")
+    r = tf("scheduler", "--listen", "nonsense", env=env)
+    assert one_line_error(r) == "tensorfusion scheduler: cannot serve the scheduler API on 'nonsense': use " \
+                                "HOST:PORT, e.g. 127.0.0.1:7070"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        r = tf("scheduler", "--listen", address, env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1] == f"tensorfusion scheduler: cannot serve the scheduler API on {address}: " \
+                                        f"the port is in use (another scheduler?) or the host is not an address " \
+                                        f"of this machine", r.stderr
 
 
 def test_run_of_a_cuda_program_through_a_tls_scheduler_and_worker(tls_cluster):

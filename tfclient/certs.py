@@ -48,10 +48,10 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         f.write(data)
 
 
-def _check_new(*paths: Path) -> None:
+def _check_new(*paths: Path, other: str = "--name") -> None:
     for p in paths:
         if p.exists():
-            raise CertError(f"{p} exists already: remove it first, or pick another --name (nothing was written)")
+            raise CertError(f"{p} exists already: remove it first, or pick another {other} (nothing was written)")
 
 
 def _key_pem(key, serialization) -> bytes:
@@ -66,9 +66,12 @@ def init_ca(directory: str | os.PathLike, name: str = "TensorFusion CA", days: i
     if days < 1:
         raise CertError(f"--days {days}: use a number of days >= 1")
     d = Path(directory)
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise CertError(f"cannot create --dir {d}: {e.strerror or e}") from None
     crt, key_path = d / "ca.crt", d / "ca.key"
-    _check_new(crt, key_path)
+    _check_new(crt, key_path, other="--dir")
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)

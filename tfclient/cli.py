@@ -146,13 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tflops-limit", default=None, help="TFLOPS limit (default: the request)")
     run.add_argument("--vram", default=None, help="VRAM request, e.g. 512Mi, 2Gi (plain number = MiB; up to 1024Ti)")
     run.add_argument("--vram-limit", default=None, help="VRAM limit (default: the request)")
-    run.add_argument("--qos", default="medium", choices=["low", "medium", "high", "critical"])
-    run.add_argument("--pool", default="default")
+    run.add_argument("--qos", default=None, choices=["low", "medium", "high", "critical"],
+                     help="QoS level (default medium); higher may preempt lower")
+    run.add_argument("--pool", default=None, help="GPU pool (default: default)")
     run.add_argument("--workload", default=None,
                      help="join workload NAME (created first with `tensorfusion workload apply -f FILE`; an "
                           "unknown NAME is refused); with no --tflops/--vram the workload's current resources")
     run.add_argument("--gpu-model", default=None, help="only GPUs of this model")
-    run.add_argument("--transport", default="auto", choices=["auto", "unix", "tcp"],
+    run.add_argument("--transport", default=None, choices=["auto", "unix", "tcp"],
                      help="data plane to use (auto: Unix socket when the worker is on this host); tcp is TLS "
                           "when the worker requires it")
     run.add_argument("--local", action="store_true",
@@ -316,6 +317,7 @@ def cmd_run(args) -> int:
     tflops = _positive("--tflops", quantity.parse_tflops, args.tflops)
     tflops_limit = _positive("--tflops-limit", quantity.parse_tflops, args.tflops_limit) or tflops
     if args.local:
+        check_local_flags(args)
         return run_local(cmd, vram_limit_mib, tflops_limit)
     from tfclient import embedded
     address = config.scheduler_address(args.scheduler)
@@ -328,13 +330,13 @@ def cmd_run(args) -> int:
         address = embedded.start_background(env={k: v for k, v in os.environ.items() if k not in _QUIETED})
     from tfclient.attach import allocate
     lease = allocate(scheduler=address, tflops=tflops or 0.0, tflops_limit=tflops_limit or 0.0,
-                     vram_mib=vram_mib or 0, vram_limit_mib=vram_limit_mib or 0, qos=args.qos, pool=args.pool,
-                     gpu_model=args.gpu_model, workload=args.workload or "")
+                     vram_mib=vram_mib or 0, vram_limit_mib=vram_limit_mib or 0, qos=args.qos or "medium",
+                     pool=args.pool or "default", gpu_model=args.gpu_model, workload=args.workload or "")
     # SIGTERM must not skip the release below (subprocess.run kills CMD when interrupted).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         env = {k: v for k, v in os.environ.items() if k not in _QUIETED}
-        env.update(lease.client_env(transport=args.transport, tls_ca=args.tls_ca))
+        env.update(lease.client_env(transport=args.transport or "auto", tls_ca=args.tls_ca))
         env["TF_LEASE_FILE"] = lease.keep_file(config.home() / "leases" / f"{lease.id}.token")   # fresh after renewals
         env.update(lease.library_env(env))        # e.g. CUPY_COMPILE_WITH_PTX=1 on the emulated device
         env["LD_LIBRARY_PATH"] = f"{native.require(native.stub_lib_dir() / 'libcuda.so.1').parent}:" \
@@ -342,6 +344,19 @@ def cmd_run(args) -> int:
         return _spawn(cmd, env)
     finally:
         _release_after_run(lease)
+
+
+# `run` flags that ask something of a scheduler or a worker: with --local (no scheduler, no worker) they would
+# be silently ignored, so they are refused
+SCHEDULER_ONLY_FLAGS = ("scheduler", "pool", "workload", "gpu_model", "qos", "transport", "tls_ca")
+
+
+def check_local_flags(args) -> None:
+    """CliError (one line) when `run --local` is given a flag that only a scheduler or worker could act on."""
+    given = [f"--{name.replace('_', '-')}" for name in SCHEDULER_ONLY_FLAGS if getattr(args, name) is not None]
+    if given:
+        raise CliError(f"{', '.join(given)}: no meaning with --local (the limiter alone on this host's GPU, no "
+                       f"scheduler or worker): drop {'it' if len(given) == 1 else 'them'}, or drop --local")
 
 
 def _release_after_run(lease) -> None:
@@ -385,11 +400,18 @@ def _known_tflops(model: str) -> float:
     return (models.lookup_tflops(model) or 0.0)
 
 
-def cmd_status(args) -> int:
-    from tfclient.scheduler_client import SchedulerClient
+def scheduler_of(args) -> str:
+    """The scheduler address a client command (status, top, token, workload) dials; CliError when none is set.
+    Unlike `run`, these start no embedded default."""
     address = config.scheduler_address(args.scheduler)
     if not address:
         raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
+    return address
+
+
+def cmd_status(args) -> int:
+    from tfclient.scheduler_client import SchedulerClient
+    address = scheduler_of(args)
     with SchedulerClient(address, token=config.client_token(prefer=("admin", "tenant"))) as client:
         pool = client.list_pool(include_allocations=True)
     from tfclient import status_table
@@ -400,9 +422,7 @@ def cmd_status(args) -> int:
 def cmd_top(args) -> int:
     from tfclient import top
     from tfclient.scheduler_client import SchedulerClient
-    address = config.scheduler_address(args.scheduler)
-    if not address:
-        raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
+    address = scheduler_of(args)
     if not args.interval > 0:
         raise CliError(f"--interval {args.interval:g}: use a number of seconds > 0")
     with SchedulerClient(address, token=config.client_token(prefer=("admin", "tenant"))) as client:
@@ -411,9 +431,7 @@ def cmd_top(args) -> int:
 
 def cmd_token(args) -> int:
     from tfclient.scheduler_client import SchedulerClient
-    address = config.scheduler_address(args.scheduler)
-    if not address:
-        raise CliError("no scheduler: pass --scheduler or set TF_SCHEDULER")
+    address = scheduler_of(args)
     with SchedulerClient(address, token=config.client_token(prefer=("admin",))) as client:
         if args.token_command == "create":
             created = client.create_token(args.role, args.namespace, args.node, args.description)
@@ -482,9 +500,7 @@ def _print_views(views, output: str) -> None:
 
 def cmd_workload(args) -> int:
     from tfclient.scheduler_client import SchedulerClient
-    address = config.scheduler_address(args.scheduler)
-    if not address:
-        raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
+    address = scheduler_of(args)
     with SchedulerClient(address, token=config.client_token(prefer=("tenant", "admin"))) as client:
         if args.workload_command == "apply":
             w = client.apply_workload(_load_document(args.filename), namespace=args.namespace)

@@ -18,7 +18,11 @@ from pathlib import Path
 
 def home() -> Path:
     path = Path(os.environ.get("TF_HOME", Path.home() / ".tensorfusion"))
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise RuntimeError(f"TF_HOME {path}: cannot create it ({e.strerror or e}): point TF_HOME at a folder of "
+                           f"yours, e.g. {Path.home() / '.tensorfusion'}") from None
     st = path.stat()
     if st.st_mode & (stat.S_ISVTX | stat.S_IWOTH):
         # a shared folder (/tmp and the like): never chmod it, and never keep secrets in it

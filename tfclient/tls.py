@@ -142,10 +142,27 @@ def is_local(listen: str) -> bool:
 
 def check_listen(listen: str, tls: ServerTLS | None, insecure: bool, what: str = "scheduler",
                  fix: str = "pass --tls-cert FILE --tls-key FILE (see `tensorfusion certs`)") -> None:
-    """Refuses (ValueError, one line) to serve plaintext gRPC beyond this host unless insecure is set explicitly."""
+    """Refuses (ValueError, one line) an address that is not HOST:PORT, and plaintext gRPC beyond this host unless
+    insecure is set explicitly."""
+    if not listen.startswith(("unix:", "unix-abstract:")) and not listen.rpartition(":")[2].isdigit():
+        raise ValueError(f"cannot serve the {what} API on {listen!r}: use HOST:PORT, e.g. 127.0.0.1:7070")
     if tls is None and not insecure and not is_local(listen):
         raise ValueError(f"refusing to serve the {what} API on {listen} without TLS: {fix}, listen on "
                          f"127.0.0.1, or pass --insecure to send tokens in clear on purpose")
+
+
+def bind(server, listen: str, credentials=None, what: str = "scheduler") -> int:
+    """Adds listen to a grpc(.aio) server, over TLS with credentials (ServerTLS.credentials()) when given -> the
+    bound port. OSError (one line) when gRPC cannot bind it (its own RuntimeError says only "Failed to bind" and
+    points at GRPC_VERBOSITY)."""
+    try:
+        port = server.add_secure_port(listen, credentials) if credentials else server.add_insecure_port(listen)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise OSError(f"cannot serve the {what} API on {listen}: the port is in use (another {what}?) or the "
+                      f"host is not an address of this machine")
+    return port
 
 
 def add_server_args(p, worker: bool = False) -> None:

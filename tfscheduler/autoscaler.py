@@ -215,9 +215,11 @@ class Autoscaler:
             self._flush(e, aid)
 
     # ---- the loop ----
-    def evaluate(self, e: WorkloadEntry, now: float, allocs) -> Res:
+    def evaluate(self, e: WorkloadEntry, now: float, allocs, cap: Res | None = None) -> Res:
         """Estimates, recommendation, active cron rule and the effective resources at `now`; updates the
-        status (applied replicas from `allocs`, the workload's active AllocationRecords). -> effective."""
+        status (applied replicas from `allocs`, the workload's active AllocationRecords). -> effective.
+        cap: the largest GPU of the workload's pool; a new recommendation is held within it (as VPA holds its
+        recommendations within maxAllowed): beyond every GPU, it would make the workload unschedulable."""
         self._flush_ended(e, now)
         cfg, own = e.cfg, _own(e.cfg)
         auto = cfg.auto_set_resources
@@ -237,6 +239,8 @@ class Autoscaler:
             lv = int(math.ceil(new_v * (own.lim_vram_mib / own.vram_mib))) if own.vram_mib and own.lim_vram_mib \
                 else new_v
             e.recommendation = Res(new_t, new_v, round(lt, 2), lv)
+            if cap is not None and held_within(e.recommendation, cap) != e.recommendation:
+                reasons.append(f"held within the pool's largest GPU ({cap.tflops:g} TFLOPS, {cap.vram_mib} MiB)")
             e.set_condition(RECOMMENDATION_PROVIDED, True, "OutOfEstimatedBound", "; ".join(reasons), now)
         elif RECOMMENDATION_PROVIDED not in e.conditions:
             if not e.tflops.samples and not e.vram.samples:
@@ -245,6 +249,8 @@ class Autoscaler:
             else:
                 e.set_condition(RECOMMENDATION_PROVIDED, False, "WithinEstimatedBound",
                                 "current resources lie within the estimated bounds", now)
+        if e.recommendation and cap is not None:     # a new one, or one made before the pool's GPUs changed
+            e.recommendation = held_within(e.recommendation, cap)
         rule = cron_rules.active_rule(list(cfg.cron_rules), utc(now))
         e.active_rule = rule.name if rule else ""
         eff = own
@@ -262,6 +268,14 @@ class Autoscaler:
         e.effective = eff
         e.applied_replicas = sum(1 for a in allocs if e.recommendation and matches(a, e.recommendation, target))
         return eff
+
+
+def held_within(r: Res, cap: Res) -> Res:
+    """Recommendation r with each figure no larger than cap's (the largest GPU of the pool); unset ones stay unset."""
+    def held(v, c):
+        return v if v is None else min(v, c)
+    return Res(held(r.tflops, cap.tflops), held(r.vram_mib, cap.vram_mib), held(r.lim_tflops, cap.lim_tflops),
+               held(r.lim_vram_mib, cap.lim_vram_mib))
 
 
 def matches(a, r: Res, target: str = "all") -> bool:

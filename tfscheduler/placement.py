@@ -538,7 +538,13 @@ class PlacementIndex:
                 return self.place(sized, rows=self.cap_v[:n] == cap), sized
             except NoCapacity as e:
                 busy = e
-        raise NoCapacity(f"no GPU has {share:.0%} of its VRAM free (the default profile) right now: {busy}")
+        if not (mask & self.avail[:n]).any():
+            raise busy                                  # every matching GPU's node is down: that message says so
+        raise NoCapacity(f"no GPU has {share:.0%} of its VRAM free right now (the pool's default profile, given when "
+                         f"no TFLOPS or VRAM is asked for)"
+                         + (" and no lower-QoS allocations would make room" if req.qos > LOW else "")
+                         + ": ask for a share of a GPU (e.g. `tensorfusion run --vram 1Gi`, attach(vram=\"1Gi\")), "
+                           "wait for releases, or use a higher QoS")
 
     # ---- preemption ----
     def _row_fits_without(self, r: int, gone: set, req: Request) -> bool:
@@ -657,6 +663,18 @@ class PlacementIndex:
                         preempt=tuple(sorted(victims)), pool=self.gpus[chosen[0]].pool)
 
     # ---- views ----
+    def largest(self, pool: str) -> tuple | None:
+        """The biggest per-GPU figures among the pool's live GPUs, each on its own: (TFLOPS, VRAM MiB, limit
+        TFLOPS, limit VRAM MiB; limits with the pool's oversell). None when the pool has no GPU."""
+        pid, n = self._pool_ids.get(pool), self._n
+        if pid is None:
+            return None
+        rows = np.nonzero(self.live[:n] & (self.pool_id[:n] == pid))[0]
+        if not len(rows):
+            return None
+        return (float(self.cap_t[rows].max()), int(self.cap_v[rows].max()), float(self.lcap_t[rows].max()),
+                int(self.lcap_v[rows].max()))
+
     def gpu_charges(self, uuid: str) -> dict:
         r = self.rows[uuid]
         return {"req_tflops": float(self.req_t[r]), "req_vram_mib": int(round(self.req_v[r])),

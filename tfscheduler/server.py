@@ -449,11 +449,20 @@ class SchedulerServer:
         return f"{self.host}:{self.port}"
 
     async def _tick_loop(self) -> None:
+        last = self.state.clock()
         while True:
             await asyncio.sleep(self.state.cfg.tick_s)
+            now = self.state.clock()
+            away, last = now - last - self.state.cfg.tick_s, now
             if self.service.election is not None and not self.service.election.leading:
                 continue                    # a follower's state is not the truth: the leader expires and times out
             try:
+                if away > self.state.cfg.heartbeat_interval_s:
+                    # stopped (SIGSTOP, a suspended VM) for longer than a heartbeat: the renewals and heartbeats
+                    # of that time were never received; without this, the first tick would close every session
+                    log.warning("scheduler did not run for %.0f s: leases and node timeouts move on by as much",
+                                away)
+                    self.state.discount(away)
                 self.service.send_closes(self.state.tick())
             except Exception:  # a bad tick must not stop expiry for good
                 log.exception("scheduler tick failed")
@@ -544,9 +553,7 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
     server = grpc.aio.server(interceptors=[auth.AuthInterceptor(tokens, gate=election.gate if election else None)],
                              options=SERVER_OPTIONS)
     rpc.add_SchedulerServicer_to_server(service, server)
-    port = server.add_secure_port(listen, server_creds) if server_creds else server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+    port = tlsmod.bind(server, listen, server_creds)
     await server.start()
     host = listen.rsplit(":", 1)[0] or "0.0.0.0"
     if election is not None and not election.address:

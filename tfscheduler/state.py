@@ -25,7 +25,7 @@ from tfscheduler import validate
 from tfscheduler.models import lookup_tflops, match_override
 from tfscheduler.placement import (MEDIUM, QOS_BY_NAME, QOS_NAMES, Alloc, Gpu, PlacementIndex, PoolPolicy, Quota,
                                    Request)
-from tfscheduler.autoscaler import RESOURCES_APPLIED, Autoscaler, WorkloadEntry, matches
+from tfscheduler.autoscaler import RESOURCES_APPLIED, Autoscaler, Res, WorkloadEntry, matches
 from tfscheduler.recommender import MIN_TFLOPS, MIN_VRAM_MIB
 from tfscheduler.storage import (AllocationRecord, GpuRecord, NodeRecord, PoolRecord, QuotaRecord, Store,
                                  WorkloadRecord)
@@ -560,8 +560,13 @@ class SchedulerState:
             else:
                 self.autoscaler.entries[e.key] = e
             raise
-        self.autoscaler.evaluate(new, self.clock(), self.workload_allocs(new))
+        self.autoscaler.evaluate(new, self.clock(), self.workload_allocs(new), self.pool_cap(new))
         return new
+
+    def pool_cap(self, e: WorkloadEntry) -> Res | None:
+        """The largest GPU of workload e's pool, the bound of its recommendations (None: no GPU yet)."""
+        big = self.index.largest(e.cfg.pool)
+        return Res(*big) if big else None
 
     @staticmethod
     def _workload_record(e: WorkloadEntry) -> WorkloadRecord:
@@ -588,7 +593,7 @@ class SchedulerState:
         changes, cps = [], []
         for e in list(self.autoscaler.entries.values()):
             allocs = self.workload_allocs(e)
-            eff = self.autoscaler.evaluate(e, now, allocs)
+            eff = self.autoscaler.evaluate(e, now, allocs, self.pool_cap(e))
             if e.manages and allocs:
                 refused = []
                 for a in allocs:
@@ -626,6 +631,18 @@ class SchedulerState:
                             f"{new.id}: {why}; kept the old resources, retrying next pass", self.clock())
 
     # ---- time ----
+    def discount(self, seconds: float) -> None:
+        """Time this scheduler did not run (its process stopped, its host suspended): it counts for no one, as a
+        restart gives a fresh TTL and node timeout. Every lease and every node's silence is moved on by `seconds`,
+        so that nothing is expired or declared lost for heartbeats and renewals it was not there to receive."""
+        renewals = []
+        for a in self.allocs.values():
+            a.lease_expires_at += seconds
+            renewals.append((a.id, a.lease_expires_at))
+        self.store.renew_leases(renewals)
+        for wid in self.last_seen:
+            self.last_seen[wid] += seconds
+
     def tick(self) -> list:
         """Expires leases and marks silent nodes unavailable. -> Close orders."""
         now = self.clock()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from tfclient import config, native
+from tfclient import tls as tlsmod
 from tfclient.protos import load
 from tfscheduler import lease, models
 from tfworker import gpu_process, limits
@@ -111,10 +112,9 @@ class WorkerDaemon:
         await self.dataplane.start()
         self._admin = grpc.aio.server()
         worker_rpc.add_WorkerAdminServicer_to_server(_AdminServicer(self), self._admin)
-        if self.admin_tls is not None:
-            self._admin_port = self._admin.add_secure_port(self.admin_listen, self.admin_tls.credentials())
-        else:
-            self._admin_port = self._admin.add_insecure_port(self.admin_listen)
+        self._admin_port = tlsmod.bind(self._admin, self.admin_listen,
+                                       self.admin_tls.credentials() if self.admin_tls is not None else None,
+                                       what="worker admin")
         await self._admin.start()
         from tfclient.scheduler_client import AioFailoverStub, split_addresses
         # "a,b,c": scheduler replicas; calls move to the next one when one is down or a follower

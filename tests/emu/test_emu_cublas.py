@@ -47,6 +47,7 @@ def test_cublas_sgemm_at_the_default_capability_fails_on_a_sass_cubin_and_says_w
     assert kv["create"] == "0"                                   # cublasCreate's own modules carry compute_120 PTX
     assert kv["sgemm"] == str(CUBLAS_STATUS_INTERNAL_ERROR) and p.returncode == 3, p.stdout
     assert "SASS cubin (ELF, sm_120)" in p.stderr and "TF_EMU_CC=13.0" in p.stderr
+    assert "TF_EMU_CC=13.0 tensorfusion up" in p.stderr      # through the stub the worker's environment counts
     # lazy loading (cuModuleGetLoadingMode LAZY): cudart loads only the modules cuBLAS uses, and SASS-only fatbins
     # refused at load are one summary line, not one line each (~2,500 with eager loading)
     assert sum(line.startswith("tf-emu:") for line in p.stderr.splitlines()) <= 5, p.stderr[-3000:]

@@ -46,6 +46,31 @@ def test_recommendation_keeps_the_limit_ratio_and_is_applied_only_to_targeted_re
     assert e.conditions["RecommendationProvided"]["lastTransitionTime"] == since
 
 
+def test_a_recommendation_is_held_within_the_largest_gpu_of_the_pool():
+    """A workload using its whole GPU is recommended more than the GPU has (usage x 1.15 margin, or the 0.1 TFLOPS
+    minimum on a small device): held within the largest GPU, so its allocations stay placeable."""
+    from tfscheduler.autoscaler import Res
+    a = Autoscaler(vram_peak_interval_s=60)
+    e = a.apply("ns", doc(enable=True, targetResource="all"), T0)
+    for i in range(30):
+        a.observe("ns", "w", "alloc-1", 10.0, 900, T0 + 60 * i)       # the whole 10-TFLOPS GPU, 900 MiB
+    cap = Res(10.0, 1024, 20.0, 2048)                                   # limits: the pool's 2x oversell
+    eff = a.evaluate(e, T0 + 1800, (), cap)
+    r = e.recommendation
+    assert (r.tflops, r.lim_tflops) == (10.0, 20.0)     # 10 x 1.15 = 11.5 and 3x that for the limit, held
+    assert r.vram_mib <= 1024 and r.lim_vram_mib <= 2048
+    assert "held within the pool's largest GPU (10 TFLOPS, 1024 MiB)" in \
+        e.conditions["RecommendationProvided"]["message"]
+    assert (eff.tflops, eff.lim_tflops) == (10.0, 20.0)
+    uncapped = Autoscaler(vram_peak_interval_s=60)
+    u = uncapped.apply("ns", doc(enable=True, targetResource="all"), T0)
+    for i in range(30):
+        uncapped.observe("ns", "w", "alloc-1", 10.0, 900, T0 + 60 * i)
+    uncapped.evaluate(u, T0 + 1800, ())
+    assert u.recommendation.tflops > 11                 # what it would have been
+    assert uncapped.evaluate(u, T0 + 1900, (), cap).tflops == 10.0     # one made before is held from then on
+
+
 def test_cron_desired_resources_win_inside_the_window_only():
     a = Autoscaler()
     d = doc(enable=True, targetResource="all")

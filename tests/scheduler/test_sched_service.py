@@ -167,6 +167,37 @@ def test_lease_expires_unless_renewed_by_client_or_heartbeat(start_scheduler, wo
             c.renew(idle.id)
 
 
+class JumpingClock:
+    """Real time plus a jump the test adds: what the scheduler sees after its process was stopped a while."""
+
+    def __init__(self):
+        self.jumped = 0.0
+
+    def __call__(self):
+        return time.time() + self.jumped
+
+
+def test_time_the_scheduler_was_stopped_expires_no_lease_and_loses_no_node(start_scheduler, worker_admin):
+    """A scheduler stopped for longer than a TTL (SIGSTOP, a suspended VM) received no renewal or heartbeat
+    meanwhile: at its first tick that time counts for no one (seen: a program running fine through `run` was
+    killed, 'lease expired', the moment a scheduler stopped for 75 s was continued). Leases and node timeouts
+    still run out while it ticks."""
+    clock = JumpingClock()
+    s = start_scheduler(clock=clock, lease_ttl_s=2.0, tick_s=0.05, node_timeout_s=3.0, heartbeat_interval_s=1.0)
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a"), admin=worker_admin.address)
+        a = c.allocate(tflops=1, vram=1)
+        time.sleep(0.3)
+        clock.jumped += 60.0                                 # stopped for a minute: 30 TTLs, 20 node timeouts
+        time.sleep(0.5)                                      # ~10 ticks
+        assert c.get_allocation(a.id).state == pb.ALLOCATION_ACTIVE
+        assert c.list_pool().nodes[0].available and worker_admin.closed == []
+        deadline = time.time() + 10                          # running again: no renewal, no heartbeat
+        while c.get_allocation(a.id).state == pb.ALLOCATION_ACTIVE and time.time() < deadline:
+            time.sleep(0.1)
+        assert c.get_allocation(a.id).state == pb.ALLOCATION_EXPIRED
+
+
 def test_node_without_heartbeats_becomes_unavailable_and_its_allocations_lost(start_scheduler):
     s = start_scheduler(lease_ttl_s=60, tick_s=0.05, node_timeout_s=1.0)
     with SchedulerClient(s.address) as c:
@@ -180,6 +211,8 @@ def test_node_without_heartbeats_becomes_unavailable_and_its_allocations_lost(st
         assert not c.list_pool().nodes[0].available
         with pytest.raises(NoCapacity, match="unavailable"):
             c.allocate(tflops=1, vram=1)
+        with pytest.raises(NoCapacity, match="^every matching GPU is on an unavailable node"):
+            c.allocate()                # the default profile: the same reason, not 'ask for a share'
         hb = c.heartbeat("node-a", active_allocation_ids=[a.id])   # back: told to close the lost session
         assert [x.allocation_id for x in hb.close_allocations] == [a.id]
         assert c.list_pool().nodes[0].available
@@ -240,8 +273,11 @@ def test_limits_alone_become_the_requests(client):
     client.register_worker("node-a", "p", gpus("a"))
     a = client.allocate(tflops_limit=8, vram_limit="1Gi")
     assert (a.requests.tflops, a.requests.vram_mib, a.limits.tflops) == (8, 1024, 8)
-    with pytest.raises(NoCapacity, match="default profile"):   # nothing asked: the whole GPU's VRAM, taken
+    with pytest.raises(NoCapacity, match="default profile") as refused:   # nothing asked: the whole GPU's VRAM
         client.allocate()
+    message = str(refused.value)
+    assert "--vram 1Gi" in message              # says how to ask for a share instead
+    assert message.count("right now") == 1      # one sentence, not the inner refusal repeated
 
 
 def test_prometheus_metrics_show_pool_allocations_and_endings(start_scheduler):

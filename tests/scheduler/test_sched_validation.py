@@ -89,3 +89,7 @@ def test_tf_home_is_tightened_to_0700_but_a_shared_folder_is_refused(tmp_path, m
     with pytest.raises(RuntimeError, match="shared folder"):
         config.home()
     assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777     # never chmod-ed
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("TF_HOME", str(tmp_path / "file" / "home"))   # cannot be made: one line saying so
+    with pytest.raises(RuntimeError, match=r"^TF_HOME .*/file/home: cannot create it \(Not a directory\): point"):
+        config.home()

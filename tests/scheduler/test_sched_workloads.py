@@ -116,8 +116,9 @@ def test_recommendation_that_does_not_fit_keeps_the_old_limits_and_says_why(cloc
     with SchedulerClient(clocked.address) as c:
         c.register_worker("node-a", "p", gpus("a", tflops=10), admin=worker_admin.address)
         c.apply_workload(workload(auto={"enable": True, "targetResource": "all"}))
+        c.allocate(tflops=5, vram=1, pool="p")                           # half the 10-TFLOPS GPU taken
         a = c.allocate(workload="train", pool="p")
-        stream_usage(clocked, c, [a.id], tflops=30.0, vram_mib=900)     # more than the 10-TFLOPS GPU
+        stream_usage(clocked, c, [a.id], tflops=9.0, vram_mib=900)      # recommended ~10: only 5 are free
         clocked.autoscale()
         w = c.get_workload("train")
         cond = condition(w, "ResourcesApplied")
@@ -126,6 +127,30 @@ def test_recommendation_that_does_not_fit_keeps_the_old_limits_and_says_why(cloc
         kept = c.get_allocation(a.id)
         assert (kept.requests.tflops, kept.limits.tflops) == (2, 4) and worker_admin.limits == []
         assert w.status.applied_recommended_replicas == 0
+
+
+def test_a_recommendation_beyond_every_gpu_is_held_within_the_largest_and_the_workload_stays_placeable(
+        clocked, worker_admin):
+    """The README's example workload on the emulated device (0.01 TFLOPS): any usage is recommended at least the
+    0.1-TFLOPS minimum, more than the device has. Held within the GPU, it is applied, and a new allocation of the
+    workload is placed (it was refused: 'exceeds every GPU ... ask for less')."""
+    with SchedulerClient(clocked.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=0.01, vram=16384), admin=worker_admin.address)
+        c.apply_workload(workload(auto={"enable": True, "targetResource": "all"},
+                                  requests={"tflops": "0.002", "vram": "1Gi"},
+                                  limits={"tflops": "0.004", "vram": "2Gi"}))
+        a = c.allocate(workload="train", pool="p")
+        stream_usage(clocked, c, [a.id], tflops=0.004, vram_mib=900)
+        clocked.autoscale()
+        w = c.get_workload("train")
+        rec = w.status.recommendation
+        assert (rec.requests.tflops, rec.limits.tflops) == (0.01, 0.01)
+        assert "held within the pool's largest GPU (0.01 TFLOPS, 16384 MiB)" in condition(w).message
+        assert condition(w, "ResourcesApplied").status == "True"
+        assert c.get_allocation(a.id).limits.tflops == 0.01
+        c.release(a.id)
+        b = c.allocate(workload="train", pool="p")
+        assert (b.requests.tflops, b.limits.tflops) == (0.01, 0.01)
 
 
 def scale_up_next_to(s, c, worker_admin, occupier_limit):
