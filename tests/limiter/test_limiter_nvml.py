@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from limiter_helpers import base_env, limited_env, parse_kv, session_id, start
+from limiter_helpers import base_env, limited_env, parse_kv, session_id, start, wait_ready
 from tfworker.limits import SessionLimits
 from tfclient import native
 
@@ -62,7 +62,8 @@ def test_nvml_utilization_is_read_for_the_visible_device(fake_nvml_dir, visible)
                            "FAKE_NVML_INDEX": "2", "FAKE_NVML_SM_UTIL": "50"})
         env["LD_LIBRARY_PATH"] = f"{fake_nvml_dir}:{env['LD_LIBRARY_PATH']}"
         p = start("lim_busy", 2.5, 2000, env=env)
-        time.sleep(0.8)
+        wait_ready(p)               # start-up takes seconds on a loaded host
+        time.sleep(0.3)
         b0, t0 = lim.usage().busy_ns, time.monotonic()
         time.sleep(1.0)
         share = (lim.usage().busy_ns - b0) / 1e9 / (time.monotonic() - t0)
