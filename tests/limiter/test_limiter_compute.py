@@ -46,13 +46,15 @@ def _count_between(lim: SessionLimits, t0: float, t1: float, field: str = "launc
 
 
 def _counts_between(lims, t0: float, t1: float, field: str = "launches") -> list[float]:
-    """_count_between of several regions over the same interval. Divided by the time between the reads
-    actually made: a loaded host wakes this process late."""
+    """_count_between of several regions over the same interval, per second of the limiter's own clock (the
+    times its controller wrote the counters): on a loaded host this process and the controller both wake
+    late, and the reader's clock would count time whose counts are not written yet."""
     time.sleep(max(0.0, t0 - time.monotonic()))
-    a, ta = [getattr(lim.usage(), field) for lim in lims], time.monotonic()
+    a = [lim.usage() for lim in lims]
     time.sleep(max(0.0, t1 - time.monotonic()))
-    b, tb = [getattr(lim.usage(), field) for lim in lims], time.monotonic()
-    return [(y - x) / (tb - ta) for x, y in zip(a, b)]
+    b = [lim.usage() for lim in lims]
+    assert all(y.updated_ns > x.updated_ns for x, y in zip(a, b)), "a limiter wrote no usage in the window"
+    return [(getattr(y, field) - getattr(x, field)) / ((y.updated_ns - x.updated_ns) / 1e9) for x, y in zip(a, b)]
 
 
 def _finish(p) -> dict:
