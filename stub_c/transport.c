@@ -705,6 +705,65 @@ static void shm_setup(void)
 /* 1 when the worker maps memory this process passes it (same host, the shared-memory window is on). */
 int tf_same_host_shm(void) { return g.shm != NULL; }
 
+/* One copy in chunks with at most two requests in flight (the window's two slots, or two socket requests
+ * whose replies land in the caller's memory): encode builds chunk i's request; landed, if set, runs once
+ * chunk i's reply is in. */
+typedef struct chunked_copy {
+    CUdeviceptr dev;
+    uint8_t *host;
+    size_t n, chunk;
+    CUstream stream;
+    int async;
+    CUresult (*encode)(const struct chunked_copy *cc, size_t i, size_t off, size_t k, tfc_call *c);
+    void (*landed)(const struct chunked_copy *cc, size_t i, size_t off, size_t k);
+} chunked_copy;
+
+/* Runs cc with g.mu held: the next two chunks are sent before the first reply is read, and no request
+ * follows an error reply (the chunks already sent are still answered). -> the first error. */
+static CUresult chunked_copy_locked(const chunked_copy *cc)
+{
+    CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
+    size_t nchunks = (cc->n + cc->chunk - 1) / cc->chunk, sent = 0, done = 0;
+    tfc_call c[2];
+    CUresult first_err = CUDA_SUCCESS;
+    while (rc == CUDA_SUCCESS && done < nchunks) {
+        while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < nchunks && sent - done < 2) {
+            size_t off = sent * cc->chunk, k = cc->n - off < cc->chunk ? cc->n - off : cc->chunk;
+            rc = cc->encode(cc, sent, off, k, &c[sent % 2]);
+            if (rc == CUDA_SUCCESS) rc = precheck_locked(&c[sent % 2]);
+            if (rc == CUDA_SUCCESS) rc = send_frame_locked(&c[sent % 2], -1);
+            sent++;
+        }
+        if (rc != CUDA_SUCCESS || done == sent) break;
+        CUresult r = recv_reply_locked(&c[done % 2]);
+        if (g.fd < 0) { rc = r; break; }
+        if (r == CUDA_SUCCESS && cc->landed) {
+            size_t off = done * cc->chunk;
+            cc->landed(cc, done, off, cc->n - off < cc->chunk ? cc->n - off : cc->chunk);
+        }
+        if (r != CUDA_SUCCESS && first_err == CUDA_SUCCESS) first_err = r;
+        done++;
+    }
+    return rc != CUDA_SUCCESS ? rc : first_err;
+}
+
+/* chunk i through the window's slot i%2 */
+static CUresult shm_htod_encode(const chunked_copy *cc, size_t i, size_t off, size_t k, tfc_call *c)
+{
+    memcpy(g.shm + (i % 2) * g.shm_slot, cc->host + off, k);
+    return enc_tfShmHtoD(c, cc->dev + off, (i % 2) * g.shm_slot, k, cc->stream);
+}
+
+static CUresult shm_dtoh_encode(const chunked_copy *cc, size_t i, size_t off, size_t k, tfc_call *c)
+{
+    return enc_tfShmDtoH(c, (i % 2) * g.shm_slot, cc->dev + off, k, cc->stream);
+}
+
+static void shm_dtoh_landed(const chunked_copy *cc, size_t i, size_t off, size_t k)
+{
+    memcpy(cc->host + off, g.shm + (i % 2) * g.shm_slot, k);
+}
+
 /* Pipelined copy through the window: chunk k goes to slot k%2; at most two requests in flight, and a
  * slot is refilled (or read out) only after the reply of the request that used it. Every copy that waits
  * for its reply takes the window whatever its size (a 4 KiB copy: one round trip and two memcpys instead
@@ -716,40 +775,20 @@ int tf_shm_copy(int to_device, CUdeviceptr dev, void *host, size_t n, CUstream h
     if (!g.shm || n == 0 || (to_device && async && n < SHM_MIN_ASYNC_HTOD)) return 0;
     *out = tf_stream_wire(&hStream);  /* here: the encoders below run with the lock held */
     if (*out) return 1;
+    chunked_copy cc = {dev, host, n, g.shm_slot, hStream, async, to_device ? shm_htod_encode : shm_dtoh_encode,
+                       to_device ? NULL : shm_dtoh_landed};
     pthread_mutex_lock(&g.mu);
-    CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
-    size_t nchunks = (n + g.shm_slot - 1) / g.shm_slot, sent = 0, done = 0;
-    tfc_call c[2];
-    CUresult first_err = CUDA_SUCCESS;
-    while (rc == CUDA_SUCCESS && done < nchunks) {
-        /* keep two requests in flight while there is work */
-        while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < nchunks && sent - done < 2) {
-            size_t off = sent * g.shm_slot, k = n - off < g.shm_slot ? n - off : g.shm_slot;
-            uint64_t slot_off = (sent % 2) * g.shm_slot;
-            tfc_call *cc = &c[sent % 2];
-            if (to_device) {
-                memcpy(g.shm + slot_off, (uint8_t *)host + off, k);
-                rc = enc_tfShmHtoD(cc, dev + off, slot_off, k, hStream);
-            } else {
-                rc = enc_tfShmDtoH(cc, slot_off, dev + off, k, hStream);
-            }
-            if (rc == CUDA_SUCCESS) rc = precheck_locked(cc);
-            if (rc == CUDA_SUCCESS) rc = send_frame_locked(cc, -1);
-            sent++;
-        }
-        if (rc != CUDA_SUCCESS || done == sent) break;
-        CUresult r = recv_reply_locked(&c[done % 2]);
-        if (g.fd < 0) { rc = r; break; }
-        if (r == CUDA_SUCCESS && !to_device) {
-            size_t off = done * g.shm_slot, k = n - off < g.shm_slot ? n - off : g.shm_slot;
-            memcpy((uint8_t *)host + off, g.shm + (done % 2) * g.shm_slot, k);
-        }
-        if (r != CUDA_SUCCESS && first_err == CUDA_SUCCESS) first_err = r;
-        done++;
-    }
+    *out = chunked_copy_locked(&cc);
     pthread_mutex_unlock(&g.mu);
-    *out = rc != CUDA_SUCCESS ? rc : first_err;
     return 1;
+}
+
+/* chunk i over the socket: its reply is read straight into the caller's memory */
+static CUresult socket_dtoh_encode(const chunked_copy *cc, size_t i, size_t off, size_t k, tfc_call *c)
+{
+    (void)i;
+    return cc->async ? enc_cuMemcpyDtoHAsync_v2(c, cc->host + off, cc->dev + off, k, cc->stream)
+                     : enc_cuMemcpyDtoH_v2(c, cc->host + off, cc->dev + off, k);
 }
 
 /* Device-to-host copy over the socket in TF_COPY_CHUNK pieces with two requests in flight, so the
@@ -759,29 +798,11 @@ CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStre
 {
     CUresult wrc = async ? tf_stream_wire(&hStream) : CUDA_SUCCESS;  /* the encoders run with the lock held */
     if (wrc) return wrc;
+    chunked_copy cc = {dev, host, n, TF_COPY_CHUNK, hStream, async, socket_dtoh_encode, NULL};
     pthread_mutex_lock(&g.mu);
-    CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
-    size_t nchunks = (n + TF_COPY_CHUNK - 1) / TF_COPY_CHUNK, sent = 0, done = 0;
-    tfc_call c[2];
-    CUresult first_err = CUDA_SUCCESS;
-    while (rc == CUDA_SUCCESS && done < nchunks) {
-        while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < nchunks && sent - done < 2) {
-            size_t off = sent * (size_t)TF_COPY_CHUNK, k = n - off < TF_COPY_CHUNK ? n - off : TF_COPY_CHUNK;
-            tfc_call *cc = &c[sent % 2];
-            rc = async ? enc_cuMemcpyDtoHAsync_v2(cc, (uint8_t *)host + off, dev + off, k, hStream)
-                       : enc_cuMemcpyDtoH_v2(cc, (uint8_t *)host + off, dev + off, k);
-            if (rc == CUDA_SUCCESS) rc = precheck_locked(cc);
-            if (rc == CUDA_SUCCESS) rc = send_frame_locked(cc, -1);
-            sent++;
-        }
-        if (rc != CUDA_SUCCESS || done == sent) break;
-        CUresult r = recv_reply_locked(&c[done % 2]);
-        if (g.fd < 0) { rc = r; break; }
-        if (r != CUDA_SUCCESS && first_err == CUDA_SUCCESS) first_err = r;
-        done++;
-    }
+    CUresult rc = chunked_copy_locked(&cc);
     pthread_mutex_unlock(&g.mu);
-    return rc != CUDA_SUCCESS ? rc : first_err;
+    return rc;
 }
 
 /* A forked child shares the parent's socket: it must never speak on it (CUDA is unusable after fork,
