@@ -386,19 +386,8 @@ EMU_API CUresult cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)
     return CUDA_SUCCESS;
 }
 
-EMU_API CUresult cuCtxGetDevice(CUdevice *device)
-{
-    emu_ctx *c;
-    CUresult rc = ctx_query(NULL, &c);
-    if (rc)
-        return rc;
-    if (!device)
-        return CUDA_ERROR_INVALID_VALUE;
-    *device = c->dev;
-    return CUDA_SUCCESS;
-}
-
-EMU_API CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx)
+/* ctx NULL: the current context */
+static CUresult ctx_device(CUcontext ctx, CUdevice *device)
 {
     emu_ctx *c;
     CUresult rc = ctx_query(ctx, &c);
@@ -409,6 +398,10 @@ EMU_API CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx)
     *device = c->dev;
     return CUDA_SUCCESS;
 }
+
+EMU_API CUresult cuCtxGetDevice(CUdevice *device) { return ctx_device(NULL, device); }
+
+EMU_API CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx) { return ctx_device(ctx, device); }
 
 EMU_API CUresult cuCtxGetId(CUcontext ctx, unsigned long long *ctxId)
 {

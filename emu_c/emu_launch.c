@@ -342,6 +342,7 @@ static CUresult run_kernel(void *a, CUresult status)
     };
     char log[512] = "";
     int trace = emu_trace_launches();
+    ptx_launch_prepare(r->f->k, &cfg); /* before the busy mark: a compile the launch waits for is host time */
     uint64_t t0 = trace ? emu_now_ns() : 0, icount = 0;
     emu_busy_enter();
     ptx_env env_buf; /* several devices: the launching context decides which memory is its to access */

@@ -113,6 +113,10 @@ typedef struct ptx_launch_cfg {
  * NULL, receives the number of PTX instructions executed (per lane-group step, summed). */
 int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *env,
                uint64_t *instructions_executed, char *log, size_t loglen);
+/* Host work a launch needs before it runs, done by ptx_launch anyway: queues k's compile on the JIT and,
+ * with TF_EMU_JIT_SYNC=1, waits for it. The driver calls it before marking the device busy: a compile is host
+ * time, as a driver's PTX compile is on a GPU (the limiter's utilization source must not count it). */
+void ptx_launch_prepare(const ptx_kernel *k, const ptx_launch_cfg *cfg);
 
 /* Notes from the driver layer (emu_*.c) to the PTX side - additions only, nothing above changed:
  *  - The driver validates grid/block/shared-memory limits before ptx_launch (bad grid/block returns

@@ -2818,6 +2818,8 @@ static int pool_run(wctx *wc, int n) {
 #define SOLO_BUDGET_NS 500000ull
 #define MAX_COOP_BLOCKS 1024u
 
+void ptx_launch_prepare(const ptx_kernel *k, const ptx_launch_cfg *cfg) { (void)ptx_jit_get(k, cfg); }
+
 int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *env, uint64_t *instructions_executed,
                char *log, size_t loglen) {
     if (log && loglen) log[0] = 0;

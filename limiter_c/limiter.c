@@ -370,6 +370,7 @@ static void controller_step(tfl_state *st, uint64_t dt_ns)
         } else {
             double rate = has_busy_source(st) ? tfl_ctrl_step(&st->ctrl, l.share, dt_ns, busy, tokens, thr)
                                               : open_loop_rate(st, &l);
+            tfl_gcra_raise(&r->bucket_tat_ns, ldf(&r->bucket_rate), rate, tfl_now_ns()); /* shortens waits */
             stf(&r->bucket_rate, rate);
         }
     } else {

@@ -760,6 +760,69 @@ static void shm_move(const tf_host_box *b, const tf_box_piece *p, uint8_t *slot,
     }
 }
 
+/* One copy in pieces with at most two requests in flight (the window's two slots, or two socket requests
+ * whose replies land in the caller's memory): encode builds piece i's request; landed, if set, runs once
+ * piece i's reply is in. */
+typedef struct chunked_copy {
+    size_t count;                                        /* pieces */
+    CUresult (*encode)(void *arg, size_t i, tfc_call *c);
+    void (*landed)(void *arg, size_t i);
+    void *arg;                                           /* the copy's own description */
+} chunked_copy;
+
+/* Runs cc with g.mu held: the next two pieces are sent before the first reply is read, and no request
+ * follows an error reply (the pieces already sent are still answered). -> the first error. */
+static CUresult chunked_copy_locked(const chunked_copy *cc)
+{
+    CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
+    size_t sent = 0, done = 0;
+    tfc_call c[2];
+    CUresult first_err = CUDA_SUCCESS;
+    while (rc == CUDA_SUCCESS && done < cc->count) {
+        while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < cc->count && sent - done < 2) {
+            rc = cc->encode(cc->arg, sent, &c[sent % 2]);
+            if (rc == CUDA_SUCCESS) rc = precheck_locked(&c[sent % 2]);
+            if (rc == CUDA_SUCCESS) rc = send_frame_locked(&c[sent % 2], -1);
+            sent++;
+        }
+        if (rc != CUDA_SUCCESS || done == sent) break;
+        CUresult r = recv_reply_locked(&c[done % 2]);
+        if (g.fd < 0) { rc = r; break; }
+        if (r == CUDA_SUCCESS && cc->landed) cc->landed(cc->arg, done);
+        if (r != CUDA_SUCCESS && first_err == CUDA_SUCCESS) first_err = r;
+        done++;
+    }
+    return rc != CUDA_SUCCESS ? rc : first_err;
+}
+
+/* A copy through the window: a host box, the encoder of its far side; scratch holds what a piece's
+ * request points to until it is sent. */
+typedef struct shm_copy {
+    const tf_host_box *box;
+    tf_shm_piece_fn enc;
+    const void *far;
+    int to_device;
+    CUstream stream;
+    _Alignas(max_align_t) uint8_t scratch[TF_SHM_SCRATCH];
+} shm_copy;
+
+/* piece i through the window's slot i%2 */
+static CUresult shm_piece_encode(void *arg, size_t i, tfc_call *c)
+{
+    shm_copy *s = arg;
+    tf_box_piece p = shm_piece_of(s->box, g.shm_slot, i);
+    uint64_t slot_off = (i % 2) * g.shm_slot;
+    if (s->to_device) shm_move(s->box, &p, g.shm + slot_off, 1);
+    return s->enc(c, s->far, s->to_device, &p, slot_off, s->stream, s->scratch);
+}
+
+static void shm_piece_landed(void *arg, size_t i)
+{
+    shm_copy *s = arg;
+    tf_box_piece p = shm_piece_of(s->box, g.shm_slot, i);
+    shm_move(s->box, &p, g.shm + (i % 2) * g.shm_slot, 0);
+}
+
 /* Pipelined copy through the window: piece k goes to slot k%2; at most two requests in flight, and a
  * slot is refilled (or read out) only after the reply of the request that used it. Every copy that waits
  * for its reply takes the window whatever its size (a 4 KiB copy: one round trip and two memcpys instead
@@ -773,37 +836,30 @@ int tf_shm_copy(int to_device, const tf_host_box *box, tf_shm_piece_fn enc, cons
     if (!g.shm || n == 0 || (to_device && async && n < SHM_MIN_ASYNC_HTOD)) return 0;
     *out = tf_stream_wire(&hStream);  /* here: the encoders below run with the lock held */
     if (*out) return 1;
+    shm_copy sc = {box, enc, far, to_device, hStream, {0}};
+    chunked_copy cc = {shm_pieces(box, g.shm_slot), shm_piece_encode, to_device ? NULL : shm_piece_landed, &sc};
     pthread_mutex_lock(&g.mu);
-    CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
-    size_t npieces = shm_pieces(box, g.shm_slot), sent = 0, done = 0;
-    tfc_call c[2];
-    _Alignas(max_align_t) uint8_t scratch[TF_SHM_SCRATCH];
-    CUresult first_err = CUDA_SUCCESS;
-    while (rc == CUDA_SUCCESS && done < npieces) {
-        /* keep two requests in flight while there is work */
-        while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < npieces && sent - done < 2) {
-            tf_box_piece p = shm_piece_of(box, g.shm_slot, sent);
-            uint64_t slot_off = (sent % 2) * g.shm_slot;
-            tfc_call *cc = &c[sent % 2];
-            if (to_device) shm_move(box, &p, g.shm + slot_off, 1);
-            rc = enc(cc, far, to_device, &p, slot_off, hStream, scratch);
-            if (rc == CUDA_SUCCESS) rc = precheck_locked(cc);
-            if (rc == CUDA_SUCCESS) rc = send_frame_locked(cc, -1);
-            sent++;
-        }
-        if (rc != CUDA_SUCCESS || done == sent) break;
-        CUresult r = recv_reply_locked(&c[done % 2]);
-        if (g.fd < 0) { rc = r; break; }
-        if (r == CUDA_SUCCESS && !to_device) {
-            tf_box_piece p = shm_piece_of(box, g.shm_slot, done);
-            shm_move(box, &p, g.shm + (done % 2) * g.shm_slot, 0);
-        }
-        if (r != CUDA_SUCCESS && first_err == CUDA_SUCCESS) first_err = r;
-        done++;
-    }
+    *out = chunked_copy_locked(&cc);
     pthread_mutex_unlock(&g.mu);
-    *out = rc != CUDA_SUCCESS ? rc : first_err;
     return 1;
+}
+
+/* A device-to-host copy over the socket: TF_COPY_CHUNK bytes per piece */
+typedef struct socket_dtoh {
+    uint8_t *host;
+    CUdeviceptr dev;
+    size_t n;
+    CUstream stream;
+    int async;
+} socket_dtoh;
+
+/* piece i over the socket: its reply is read straight into the caller's memory */
+static CUresult socket_dtoh_encode(void *arg, size_t i, tfc_call *c)
+{
+    socket_dtoh *s = arg;
+    size_t off = i * (size_t)TF_COPY_CHUNK, k = s->n - off < TF_COPY_CHUNK ? s->n - off : TF_COPY_CHUNK;
+    return s->async ? enc_cuMemcpyDtoHAsync_v2(c, s->host + off, s->dev + off, k, s->stream)
+                    : enc_cuMemcpyDtoH_v2(c, s->host + off, s->dev + off, k);
 }
 
 /* Device-to-host copy over the socket in TF_COPY_CHUNK pieces with two requests in flight, so the
@@ -813,29 +869,12 @@ CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStre
 {
     CUresult wrc = async ? tf_stream_wire(&hStream) : CUDA_SUCCESS;  /* the encoders run with the lock held */
     if (wrc) return wrc;
+    socket_dtoh sd = {host, dev, n, hStream, async};
+    chunked_copy cc = {(n + TF_COPY_CHUNK - 1) / TF_COPY_CHUNK, socket_dtoh_encode, NULL, &sd};
     pthread_mutex_lock(&g.mu);
-    CUresult rc = g.fd < 0 ? (g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED) : CUDA_SUCCESS;
-    size_t nchunks = (n + TF_COPY_CHUNK - 1) / TF_COPY_CHUNK, sent = 0, done = 0;
-    tfc_call c[2];
-    CUresult first_err = CUDA_SUCCESS;
-    while (rc == CUDA_SUCCESS && done < nchunks) {
-        while (rc == CUDA_SUCCESS && first_err == CUDA_SUCCESS && sent < nchunks && sent - done < 2) {
-            size_t off = sent * (size_t)TF_COPY_CHUNK, k = n - off < TF_COPY_CHUNK ? n - off : TF_COPY_CHUNK;
-            tfc_call *cc = &c[sent % 2];
-            rc = async ? enc_cuMemcpyDtoHAsync_v2(cc, (uint8_t *)host + off, dev + off, k, hStream)
-                       : enc_cuMemcpyDtoH_v2(cc, (uint8_t *)host + off, dev + off, k);
-            if (rc == CUDA_SUCCESS) rc = precheck_locked(cc);
-            if (rc == CUDA_SUCCESS) rc = send_frame_locked(cc, -1);
-            sent++;
-        }
-        if (rc != CUDA_SUCCESS || done == sent) break;
-        CUresult r = recv_reply_locked(&c[done % 2]);
-        if (g.fd < 0) { rc = r; break; }
-        if (r != CUDA_SUCCESS && first_err == CUDA_SUCCESS) first_err = r;
-        done++;
-    }
+    CUresult rc = chunked_copy_locked(&cc);
     pthread_mutex_unlock(&g.mu);
-    return rc != CUDA_SUCCESS ? rc : first_err;
+    return rc;
 }
 
 /* A forked child shares the parent's socket: it must never speak on it (CUDA is unusable after fork,

@@ -146,6 +146,8 @@ def test_up_status_run_and_clean_shutdown(embedded_up):
     r = tf("run", "--vram", "1000Gi", "--", str(program), env=env)
     assert r.returncode == 1
     assert "Traceback" not in r.stderr and "1024000 MiB" in r.stderr and "exceeds" in r.stderr
+    # what `run` can change: the request and its limit (it has no GPU-count flag)
+    assert "lower the request or limit that does not fit" in r.stderr and "GPUs" not in r.stderr, r.stderr
 
     # The allocation of the finished run was released.
     status = tf("status", env=env, check=True)
@@ -386,9 +388,16 @@ def test_run_with_a_tls_ca_but_no_scheduler_says_which_to_give_before_starting_a
 
 @pytest.mark.parametrize("flags,says", [
     (["--vram", "1e99"], "VRAM '1e99' is out of range: allowed 0 to 1024Ti"),
-    (["--vram-limit=-1Gi"], "VRAM '-1Gi' is out of range: allowed 0 to 1024Ti"),
-    (["--tflops", "-5"], "TFLOPS '-5' is out of range: allowed 0 to 1000000"),
     (["--tflops", "1e12"], "TFLOPS '1e12' is out of range: allowed 0 to 1000000"),
+    # a negative quantity: the same line whether the value follows the flag or is joined to it by '=' (argparse
+    # reads a word starting with '-' as an option unless it looks like a number)
+    (["--vram", "-5Gi"], "--vram -5Gi: must be above 0 (omit --vram for the pool's default)"),
+    (["--vram=-5Gi"], "--vram -5Gi: must be above 0 (omit --vram for the pool's default)"),
+    (["--vram-limit", "-1.5GiB"], "--vram-limit -1.5GiB: must be above 0"),
+    (["--tflops", "-5"], "--tflops -5: must be above 0"),
+    (["--tflops-limit", "-500m"], "--tflops-limit -500m: must be above 0"),
+    (["--tflops-limit=-.5"], "--tflops-limit -.5: must be above 0"),
+    (["--vram", "-2x"], "VRAM '-2x' has unknown unit 'x'"),
     (["--tflops", "fast"], "TFLOPS 'fast' is not a number"),
     (["--qos", "urgent"], "invalid choice: 'urgent'"),
     # 0 is "not given" on the wire: the pool's default (a whole GPU) or no compute limit, so it is refused

@@ -7,6 +7,7 @@ ONE line on stderr ("tensorfusion CMD: what is wrong and what to do") and exit c
 """
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,14 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     """argparse with usage mistakes as one line and exit code 1, like every other CLI failure."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # argparse reads a word that starts with '-' as an option unless it matches this pattern, which only
+        # plain numbers do ('-5', not '-5Gi'): `run --vram -5Gi` failed with "expected one argument" while
+        # `--vram=-5Gi` got the refusal. Any '-' followed by a digit is a value here (none of our options
+        # looks like that), so both spellings reach the same check.
+        self._negative_number_matcher = re.compile(r"^-\.?[0-9]")
 
     def error(self, message):
         self.exit(1, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
@@ -300,11 +309,18 @@ def _spawn(cmd: list[str], env: dict) -> int:
 
 def _positive(flag: str, parse, value):
     """A quantity flag of `run`, parsed; None when not given. 0 is refused: on the wire 0 means "not given", so
-    `--vram 0` would get the pool's default profile (a whole GPU) and `--tflops-limit 0` no compute limit."""
+    `--vram 0` would get the pool's default profile (a whole GPU) and `--tflops-limit 0` no compute limit. A
+    negative quantity gets the same line (the parser's range message would offer 0)."""
     if value is None:
         return None
-    q = parse(value)
-    if q == 0:
+    from tfclient.errors import InvalidQuantity
+    unsigned = value.lstrip().removeprefix("-")
+    try:
+        q = parse(unsigned)
+    except InvalidQuantity:
+        parse(value)            # raises, quoting what was written
+        raise
+    if unsigned != value.lstrip() or q == 0:
         raise CliError(f"{flag} {value}: must be above 0 (omit {flag} for the pool's default)")
     return q
 

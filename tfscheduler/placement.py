@@ -412,9 +412,11 @@ class PlacementIndex:
         if not big.any():
             rows = np.nonzero(mask)[0]
             mt, mv = self.cap_t[rows].max(), int(self.cap_v[rows].max())
+            lt, lv = self.lcap_t[rows].max(), int(self.lcap_v[rows].max())     # above mt/mv when oversold
             raise InvalidRequest(f"request {req.tflops:g} TFLOPS / {req.vram_mib} MiB (limits {req.lim_tflops:g} / "
                                  f"{req.lim_vram_mib} MiB) exceeds every GPU in {what} (largest: {mt:g} TFLOPS, "
-                                 f"{mv} MiB): ask for less per GPU or use more GPUs")
+                                 f"{mv} MiB; limits up to {lt:g} TFLOPS, {lv} MiB): lower the request or limit "
+                                 f"that does not fit")
         if req.gpu_count > 1:
             per_node = np.bincount(self.node_id[:n][big], minlength=len(self._node_names))
             if per_node.max() < req.gpu_count:

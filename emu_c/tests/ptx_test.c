@@ -89,15 +89,9 @@ static void pptr(pbuf *p, const void *v) { uint64_t a = (uint64_t)(uintptr_t)v; 
 static void pint(pbuf *p, int v) { pput(p, &v, 4); }
 static void pflt(pbuf *p, float v) { pput(p, &v, 4); }
 
-/* Launches kernel `name` of module m with the given shape and parameters; ptx_launch's result. */
-static int launch_in(ptx_module *m, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
-                     unsigned bz, size_t dyn, const pbuf *p, int workers, int coop, char *log, size_t loglen,
-                     uint64_t *icount) {
-    const ptx_kernel *k = ptx_module_get_kernel(m, name);
-    if (!k) {
-        snprintf(log, loglen, "no kernel %s", name);
-        return -1;
-    }
+/* Launches kernel k with the given shape and parameters (p NULL: none); ptx_launch's result. */
+static int launch_k(const ptx_kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                    size_t dyn, const pbuf *p, int workers, int coop, char *log, size_t loglen, uint64_t *icount) {
     ptx_launch_cfg cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.grid[0] = gx; cfg.grid[1] = gy; cfg.grid[2] = gz;
@@ -108,6 +102,17 @@ static int launch_in(ptx_module *m, const char *name, unsigned gx, unsigned gy, 
     cfg.worker_threads = workers;
     cfg.cooperative = coop;
     return ptx_launch(k, &cfg, &ENV, icount, log, loglen);
+}
+/* The same for kernel `name` of module m. */
+static int launch_in(ptx_module *m, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                     unsigned bz, size_t dyn, const pbuf *p, int workers, int coop, char *log, size_t loglen,
+                     uint64_t *icount) {
+    const ptx_kernel *k = ptx_module_get_kernel(m, name);
+    if (!k) {
+        snprintf(log, loglen, "no kernel %s", name);
+        return -1;
+    }
+    return launch_k(k, gx, gy, gz, bx, by, bz, dyn, p, workers, coop, log, loglen, icount);
 }
 /* The same in the test kernels' module (MOD). */
 static int launch(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
@@ -541,15 +546,7 @@ static void test_mbarrier(void) {
     unsigned *out = dev_alloc(0, 80 * 4);
     pbuf p = {{0}, 0};
     pptr(&p, out);
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = 64;
-    cfg.block[1] = cfg.block[2] = 1;
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
-    cfg.worker_threads = 1;
-    int r = ptx_launch(ptx_module_get_kernel(m, "mbar"), &cfg, &ENV, NULL, log, sizeof(log));
+    int r = launch_in(m, "mbar", 1, 1, 1, 64, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
     ptx_module_free(m);
     unsigned got[80];
     memcpy(got, out, sizeof(got));
@@ -585,18 +582,8 @@ static void test_griddepcontrol(void) {
     pbuf p1 = {{0}, 0}, p2 = {{0}, 0};
     pptr(&p1, a);
     pptr(&p2, a); pptr(&p2, b);
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = N;
-    cfg.block[1] = cfg.block[2] = 1;
-    cfg.worker_threads = 2;
-    cfg.param_buffer = p1.b;
-    cfg.param_buffer_size = p1.n;
-    int r1 = ptx_launch(ptx_module_get_kernel(m, "produce"), &cfg, &ENV, NULL, log, sizeof(log));
-    cfg.param_buffer = p2.b;
-    cfg.param_buffer_size = p2.n;
-    int r2 = r1 ? r1 : ptx_launch(ptx_module_get_kernel(m, "consume"), &cfg, &ENV, NULL, log, sizeof(log));
+    int r1 = launch_in(m, "produce", 1, 1, 1, N, 1, 1, 0, &p1, 2, 0, log, sizeof(log), NULL);
+    int r2 = r1 ? r1 : launch_in(m, "consume", 1, 1, 1, N, 1, 1, 0, &p2, 2, 0, log, sizeof(log), NULL);
     ptx_module_free(m);
     unsigned got[N];
     memcpy(got, b, sizeof(got));
@@ -612,10 +599,7 @@ static void test_griddepcontrol(void) {
         err = 0;
         ptx_module *mb = ptx_module_load(text, 0, &ENV, &err, log, sizeof(log));
         CHECK(mb != NULL, "'%s': load %d %s", bad[i], err, log);
-        cfg.block[0] = 1;
-        cfg.param_buffer = NULL;
-        cfg.param_buffer_size = 0;
-        int rb = ptx_launch(ptx_module_get_kernel(mb, "k"), &cfg, &ENV, NULL, log, sizeof(log));
+        int rb = launch_in(mb, "k", 1, 1, 1, 1, 1, 1, 0, NULL, 2, 0, log, sizeof(log), NULL);
         ptx_module_free(mb);
         CHECK(rb == 715 && strstr(log, "griddepcontrol"), "'%s' -> %d (%s), want 715", bad[i], rb, log);
     }
@@ -1017,14 +1001,7 @@ static int tex_run(ptx_module *m, const char *k, uint64_t h, void *out, uint32_t
     pptr(&p, out);
     pput(&p, &a, 4);
     pput(&p, &b, 4);
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = cfg.block[1] = cfg.block[2] = 1;
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
-    cfg.worker_threads = 1;
-    return ptx_launch(ptx_module_get_kernel(m, k), &cfg, &ENV, NULL, log, 256);
+    return launch_in(m, k, 1, 1, 1, 1, 1, 1, 0, &p, 1, 0, log, 256, NULL);
 }
 
 /* One tex.2d at (x, y) under the given sampler; returns component 0 (NAN on a launch failure). */
@@ -1157,14 +1134,7 @@ static void test_hand_ptx(void) {
     unsigned *out = dev_alloc(0, 12 * 4);
     pbuf p = {{0}, 0};
     pptr(&p, out);
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = cfg.block[1] = cfg.block[2] = 1;
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
-    cfg.worker_threads = 1;
-    int r = ptx_launch(ptx_module_get_kernel(m, "edge"), &cfg, &ENV, NULL, log, sizeof(log));
+    int r = launch_in(m, "edge", 1, 1, 1, 1, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
     if (r) { ptx_module_free(m); dev_free(0, out); }
     CHECK(r == 0, "edge launch %d %s", r, log);
     unsigned want[12] = {0xffffffffu, 7, 0, 0xffffffffu, 0xff, 0xfffffffeu, 0x70, 32, 1, (unsigned)-8, 2, 7u ^ 0xfffffff8u ^ 40u};
@@ -1173,41 +1143,26 @@ static void test_hand_ptx(void) {
     unsigned *lj = dev_alloc(0, 64 * 4);
     pbuf q = {{0}, 0};
     pptr(&q, lj);
-    cfg.block[0] = 32;
-    cfg.param_buffer = q.b;
-    cfg.param_buffer_size = q.n;
-    r = ptx_launch(ptx_module_get_kernel(m, "latejoin"), &cfg, &ENV, NULL, log, sizeof(log));
+    r = launch_in(m, "latejoin", 1, 1, 1, 32, 1, 1, 0, &q, 1, 0, log, sizeof(log), NULL);
     int lj_bad = r ? -2 : -1;
     for (int l = 0; l < 32 && lj_bad == -1; l++) {
         unsigned j = 31u - (unsigned)l;
         if (lj[2 * l] != (j < 16 ? j * 3 : j * 2) || lj[2 * l + 1] != 0xffffu) lj_bad = l;
     }
     dev_free(0, lj);
-    cfg.block[0] = 1;
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
     out[0] = 37;
-    r = ptx_launch(ptx_module_get_kernel(m, "hints"), &cfg, &ENV, NULL, log, sizeof(log));
+    r = launch_in(m, "hints", 1, 1, 1, 1, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
     int hints_ok = r == 0 && out[0] == 42;
     pbuf li = {{0}, 0};
     pint(&li, 3);
-    cfg.param_buffer = li.b;
-    cfg.param_buffer_size = li.n;
-    int rl_in = ptx_launch(ptx_module_get_kernel(m, "localoob"), &cfg, &ENV, NULL, log, sizeof(log));
+    int rl_in = launch_in(m, "localoob", 1, 1, 1, 1, 1, 1, 0, &li, 1, 0, log, sizeof(log), NULL);
     pbuf lo = {{0}, 0};
     pint(&lo, 4);
-    cfg.param_buffer = lo.b;
-    int rl_out = ptx_launch(ptx_module_get_kernel(m, "localoob"), &cfg, &ENV, NULL, log, sizeof(log));
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
-    r = ptx_launch(ptx_module_get_kernel(m, "bad"), &cfg, &ENV, NULL, log, sizeof(log));
+    int rl_out = launch_in(m, "localoob", 1, 1, 1, 1, 1, 1, 0, &lo, 1, 0, log, sizeof(log), NULL);
+    r = launch_in(m, "bad", 1, 1, 1, 1, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
     int bad_ok = r == 715 && strstr(log, "frobnicate") != NULL;
-    cfg.block[0] = 17;
-    cfg.param_buffer = NULL;
-    cfg.param_buffer_size = 0;
-    int r2 = ptx_launch(ptx_module_get_kernel(m, "sharedoob"), &cfg, &ENV, NULL, log, sizeof(log));
-    cfg.block[0] = 16;
-    int r3 = ptx_launch(ptx_module_get_kernel(m, "sharedoob"), &cfg, &ENV, NULL, log, sizeof(log));
+    int r2 = launch_in(m, "sharedoob", 1, 1, 1, 17, 1, 1, 0, NULL, 1, 0, log, sizeof(log), NULL);
+    int r3 = launch_in(m, "sharedoob", 1, 1, 1, 16, 1, 1, 0, NULL, 1, 0, log, sizeof(log), NULL);
     size_t ptr_off = 0, ptr_sz = 0;
     ptx_kernel_param_info(ptx_module_get_kernel(m, "ptrparam"), 1, &ptr_off, &ptr_sz);
     ptx_module_free(m);
@@ -1338,22 +1293,12 @@ static void test_fspecial(void) {
     memcpy(db64, b64, sizeof(b64));
     memcpy(da16, a16, sizeof(a16));
     memcpy(db16, b16, sizeof(b16));
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = 32;
-    cfg.block[1] = cfg.block[2] = 1;
-    cfg.worker_threads = 1;
     pbuf p = {{0}, 0};
     pptr(&p, o1); pptr(&p, da); pptr(&p, db);
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
-    int r1 = ptx_launch(ptx_module_get_kernel(m, "fminmax"), &cfg, &ENV, NULL, log, sizeof(log));
+    int r1 = launch_in(m, "fminmax", 1, 1, 1, 32, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
     pbuf q = {{0}, 0};
     pptr(&q, o2); pptr(&q, da); pptr(&q, db); pptr(&q, da64); pptr(&q, db64); pptr(&q, da16); pptr(&q, db16);
-    cfg.param_buffer = q.b;
-    cfg.param_buffer_size = q.n;
-    int r2 = r1 ? r1 : ptx_launch(ptx_module_get_kernel(m, "fspecial"), &cfg, &ENV, NULL, log, sizeof(log));
+    int r2 = r1 ? r1 : launch_in(m, "fspecial", 1, 1, 1, 32, 1, 1, 0, &q, 1, 0, log, sizeof(log), NULL);
     int jit_ok = jit_compiled(m, "fminmax");
     char bad[256] = "";
     for (int l = 0; l < 32 && !r2 && !bad[0]; l++) {
@@ -1425,21 +1370,13 @@ static void test_warp_shapes(void) {
     CHECK(m && err == 0, "load: %d %s", err, log);
     unsigned *o = dev_alloc(0, 32 * 4), *a = dev_alloc(0, 32 * 4), *b = dev_alloc(0, 32 * 4);
     for (unsigned i = 0; i < 32; i++) { a[i] = 1000 + i; b[i] = 5000 + i; }
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = 32;
-    cfg.block[1] = cfg.block[2] = 1;
-    cfg.worker_threads = 1;
     int bad_mode = -1, bad_lane = -1, rc[10] = {0};
     char logs[10][512];
     for (int mode = 0; mode < 10; mode++) {
         pbuf p = {{0}, 0};
         pptr(&p, o); pptr(&p, a); pptr(&p, b); pint(&p, mode);
-        cfg.param_buffer = p.b;
-        cfg.param_buffer_size = p.n;
         memset(o, 0, 32 * 4);
-        rc[mode] = ptx_launch(ptx_module_get_kernel(m, "shapes"), &cfg, &ENV, NULL, logs[mode], sizeof(logs[mode]));
+        rc[mode] = launch_in(m, "shapes", 1, 1, 1, 32, 1, 1, 0, &p, 1, 0, logs[mode], sizeof(logs[mode]), NULL);
         if (mode > 3 && mode != 7 && mode != 8) continue;
         for (unsigned l = 0; l < 32 && bad_mode < 0; l++) {
             unsigned idx = mode == 1 ? 0 : mode == 2 ? 31 - l : mode == 7 ? (l & 15) : mode == 8 ? (l >> 4) * 5 : l;
@@ -1531,15 +1468,7 @@ static void test_directed_rounding_per_warp(void) {
     memset(od, 0, T * 4 * 8);
     pbuf p = {{0}, 0};
     pptr(&p, x); pptr(&p, dx); pptr(&p, ix); pptr(&p, o); pptr(&p, od); pint(&p, N);
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = T;
-    cfg.block[1] = cfg.block[2] = 1;
-    cfg.worker_threads = 1;
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
-    int rc = ptx_launch(ptx_module_get_kernel(m, "dirrnd"), &cfg, &ENV, NULL, log, sizeof(log));
+    int rc = launch_in(m, "dirrnd", 1, 1, 1, T, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
     CHECK(rc == 0, "launch: %d %s", rc, log);
     static const int fm[9] = {FE_TOWARDZERO, FE_UPWARD, FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO, FE_UPWARD, FE_DOWNWARD,
                               FE_UPWARD, FE_DOWNWARD};
@@ -1598,23 +1527,14 @@ static void test_shared_tiles(void) {
     ptx_module *m = ptx_module_load(STILE_PTX, 0, &ENV, &err, log, sizeof(log));
     CHECK(m && err == 0, "load: %d %s", err, log);
     unsigned *o = dev_alloc(0, 32 * 4);
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = 16;
-    cfg.block[1] = 2;
-    cfg.block[2] = 1;
-    cfg.worker_threads = 1;
     int rc[3];
     char logs[3][512];
     const unsigned k = 5;
     for (int mode = 0; mode < 3; mode++) {
         pbuf p = {{0}, 0};
         pptr(&p, o); pint(&p, mode); pint(&p, (int)k);
-        cfg.param_buffer = p.b;
-        cfg.param_buffer_size = p.n;
         memset(o, 0, 32 * 4);
-        rc[mode] = ptx_launch(ptx_module_get_kernel(m, "stile"), &cfg, &ENV, NULL, logs[mode], sizeof(logs[mode]));
+        rc[mode] = launch_in(m, "stile", 1, 1, 1, 16, 2, 1, 0, &p, 1, 0, logs[mode], sizeof(logs[mode]), NULL);
         if (mode) continue;
         int bad = -1;
         for (unsigned t = 0; t < 32 && bad < 0; t++) {
@@ -2241,8 +2161,7 @@ static void test_lazy_open(void) {
     pbuf p = {{0}, 0};
     pptr(&p, out);
     pint(&p, 10);
-    ptx_launch_cfg cfg = {{1, 1, 1}, {1, 1, 1}, 0, p.b, p.n, 1, 0};
-    int r = ptx_launch(good, &cfg, &ENV, NULL, log, sizeof(log));
+    int r = launch_k(good, 1, 1, 1, 1, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
     CHECK(r == 0 && *out == 30, "lazily decoded kernel ran: rc %d out %u (%s)", r, *out, log);
     dev_free(0, out);
     ptx_module_free(m);
@@ -2394,15 +2313,7 @@ static void test_jit_long(void) {
     memset(o, 0, JLONG_T * 8);
     pbuf p = {{0}, 0};
     pptr(&p, o);
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = JLONG_T;
-    cfg.block[1] = cfg.block[2] = 1;
-    cfg.worker_threads = 1;
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
-    int rc = ptx_launch(k, &cfg, &ENV, NULL, log, sizeof(log));
+    int rc = launch_k(k, 1, 1, 1, JLONG_T, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
     CHECK(rc == 0, "launch: %d %s", rc, log);
     CHECK(jit_compiled(m, "jlong"), "the JIT did not compile jlong (TF_EMU_TRACE=1 says why)");
     uint32_t x[JLONG_T], y[JLONG_T];
@@ -2453,16 +2364,7 @@ static void test_jit_alu(void) {
     memset(o, 0, (size_t)T * K * 8);
     pbuf p = {{0}, 0};
     pptr(&p, xf); pptr(&p, xd); pptr(&p, xu); pptr(&p, o);
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = T;
-    cfg.block[1] = cfg.block[2] = 1;
-    cfg.worker_threads = 1;
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
-    const ptx_kernel *kj = ptx_module_get_kernel(m, "jalu");
-    int rc = ptx_launch(kj, &cfg, &ENV, NULL, log, sizeof(log));
+    int rc = launch_in(m, "jalu", 1, 1, 1, T, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
     CHECK(rc == 0, "launch: %d %s", rc, log);
     CHECK(jit_compiled(m, "jalu"), "the JIT did not compile jalu (TF_EMU_TRACE=1 says why)");
     for (int t = 0; t < T; t++) {
@@ -2627,15 +2529,7 @@ static void test_jit_warp(void) {
         memset(o, 0xee, TMAX * K * 4);
         pbuf p = {{0}, 0};
         pptr(&p, in); pptr(&p, o);
-        ptx_launch_cfg cfg;
-        memset(&cfg, 0, sizeof(cfg));
-        cfg.grid[0] = cfg.grid[1] = cfg.grid[2] = 1;
-        cfg.block[0] = (unsigned)T;
-        cfg.block[1] = cfg.block[2] = 1;
-        cfg.worker_threads = 1;
-        cfg.param_buffer = p.b;
-        cfg.param_buffer_size = p.n;
-        int rc = ptx_launch(kw, &cfg, &ENV, NULL, log, sizeof(log));
+        int rc = launch_k(kw, 1, 1, 1, (unsigned)T, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
         CHECK(rc == 0, "launch: %d %s", rc, log);
         for (int t = 0; t < T; t++) {
             const int w = t & ~31, l = t & 31, n = T - w < 32 ? T - w : 32;
@@ -2704,15 +2598,8 @@ static const char *BG_PTX_FMT =
 static int bg_launch(ptx_module *m, const unsigned *in, unsigned *out, int n, char *log, size_t loglen) {
     pbuf p = {{0}, 0};
     pptr(&p, in); pptr(&p, out); pint(&p, n);
-    ptx_launch_cfg cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.grid[0] = (unsigned)(n + 63) / 64; cfg.grid[1] = cfg.grid[2] = 1;
-    cfg.block[0] = 64; cfg.block[1] = cfg.block[2] = 1;
-    cfg.param_buffer = p.b;
-    cfg.param_buffer_size = p.n;
-    cfg.worker_threads = 2;
     memset(out, 0, (size_t)n * 4);
-    return ptx_launch(ptx_module_get_kernel(m, "bg"), &cfg, &ENV, NULL, log, loglen);
+    return launch_in(m, "bg", (unsigned)(n + 63) / 64, 1, 1, 64, 1, 1, 0, &p, 2, 0, log, loglen, NULL);
 }
 
 /* With the JIT, a kernel's launches run on the interpreter while its compile is pending (held here),
@@ -2802,14 +2689,7 @@ static void test_jit_switch_mid_launch(void) {
     if (started) {
         pbuf p = {{0}, 0};
         pptr(&p, flags); pptr(&p, out);
-        ptx_launch_cfg cfg;
-        memset(&cfg, 0, sizeof(cfg));
-        cfg.grid[0] = NB; cfg.grid[1] = cfg.grid[2] = 1;
-        cfg.block[0] = NT; cfg.block[1] = cfg.block[2] = 1;
-        cfg.param_buffer = p.b;
-        cfg.param_buffer_size = p.n;
-        cfg.worker_threads = 1;
-        r = ptx_launch(s.k, &cfg, &ENV, NULL, log, sizeof(log));
+        r = launch_k(s.k, NB, 1, 1, NT, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
         pthread_join(th, NULL);
     } else {
         ptx_jit_hold(0);

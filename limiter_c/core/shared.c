@@ -40,3 +40,15 @@ uint64_t tfl_gcra_take(uint64_t *tat, double rate, double cost, uint64_t now_ns,
         if (__atomic_compare_exchange_n(tat, &t, base + inc, 1, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return 0;
     }
 }
+
+void tfl_gcra_raise(uint64_t *tat, double old_rate, double new_rate, uint64_t now_ns)
+{
+    if (!(old_rate > 0) || !(new_rate > old_rate)) return;
+    uint64_t t = __atomic_load_n(tat, __ATOMIC_RELAXED);
+    for (;;) {
+        if (t <= now_ns) return; /* no debt */
+        double d = (double)(t - now_ns) * (old_rate / new_rate);
+        uint64_t nt = now_ns + (d >= 9e18 ? (uint64_t)9e18 : (uint64_t)ceil(d));
+        if (__atomic_compare_exchange_n(tat, &t, nt, 1, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return;
+    }
+}

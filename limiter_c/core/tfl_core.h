@@ -122,6 +122,10 @@ double tfl_ctrl_step(tfl_ctrl *c, double share, uint64_t dt_ns, uint64_t busy_ns
 tfl_status tfl_shared_charge(uint64_t *used, uint64_t *peak, uint64_t bytes, uint64_t limit);
 void tfl_shared_return(uint64_t *used, uint64_t bytes);
 uint64_t tfl_gcra_take(uint64_t *tat, double rate, double cost, uint64_t now_ns, uint64_t burst_ns);
+/* The bucket's rate rises from old_rate to new_rate: the debt still ahead of now (tat - now, counted at
+ * old_rate) becomes the same tokens at new_rate, so a raise shortens the waits already owed too. A cut
+ * leaves it (what was admitted keeps its price; a rate falling step after step never stretches a wait). */
+void tfl_gcra_raise(uint64_t *tat, double old_rate, double new_rate, uint64_t now_ns);
 
 /* ---- Per-process ledger slots (core/slots.c) ----------------------------------------------------------
  * tfl_slot_claim takes a free slot for process `pid` (start time `start`, pid namespace `ns`): its index,

@@ -352,6 +352,19 @@ static void test_gcra_rate_burst_and_debt(void)
     uint64_t w = tfl_gcra_take(&tat, rate, 1, now, burst);
     CHECK(w > 9900000000ull && w < 10000000001ull, "then waits ~10 s (%llu ns)", (unsigned long long)w);
     CHECK(tfl_gcra_take(&tat, 0, 1, now, burst) == 0, "rate 0 = off");
+    /* a raise rescales the debt: 10 s owed at 1e6/s are 5 s at 2e6/s (a live raise applies to the launches
+     * already waiting); a cut leaves it; no debt, nothing to change */
+    tat = 0;
+    CHECK(tfl_gcra_take(&tat, rate, 1e7, now, burst) == 0, "huge launch admitted");
+    tfl_gcra_raise(&tat, rate, 2 * rate, now);
+    w = tfl_gcra_take(&tat, 2 * rate, 1, now, burst);
+    CHECK(w > 4900000000ull && w < 5000000001ull, "after a raise to 2x waits ~5 s (%llu ns)", (unsigned long long)w);
+    tfl_gcra_raise(&tat, 2 * rate, rate / 2, now);
+    w = tfl_gcra_take(&tat, rate / 2, 1, now, burst);
+    CHECK(w > 4900000000ull && w < 5000000001ull, "a cut keeps the ~5 s owed (%llu ns)", (unsigned long long)w);
+    tat = now - 1;
+    tfl_gcra_raise(&tat, rate, 2 * rate, now);
+    CHECK(tat == now - 1, "no debt: unchanged");
 }
 
 /* ---- per-process slots ---- */

@@ -4,7 +4,10 @@
 // (default 1), [4] threads per block (default 32), [5] launch kind: plain | coop | graph (default plain),
 // [6] kernels captured per graph (default 1).
 // Every launch is followed by a synchronize, so a launch's cost is paid before the next one.
-// Lines: launches=<n> elapsed_s=<s> rate=<launches/s> check=<ok|bad> (the kernel's result is verified)
+// One warm-up launch (module load, the kernel's compile) runs before the clock starts; then "ready=1" is
+// printed and flushed, so a test can start its measurements at the steady state.
+// Lines: ready=1, then launches=<n> elapsed_s=<s> rate=<launches/s> check=<ok|bad> (the kernel's result is
+// verified); the counts leave the warm-up launch out.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -41,14 +44,21 @@ int main(int argc, char **argv)
         CK(cudaGraphInstantiate(&exec, g, 0));
     }
     void *args[] = {&d, &iters};
+    auto launch = [&]() -> cudaError_t {
+        if (exec) return cudaGraphLaunch(exec, s);
+        if (!strcmp(kind, "coop")) return cudaLaunchCooperativeKernel((void *)busy, blocks, threads, args, 0, 0);
+        busy<<<blocks, threads>>>(d, iters);
+        return cudaGetLastError();
+    };
+    CK(launch());
+    CK(cudaDeviceSynchronize());
+    printf("ready=1\n");
+    fflush(stdout);
     auto t0 = std::chrono::steady_clock::now();
     long n = 0;
     double el = 0;
     while (el < secs) {
-        if (exec) CK(cudaGraphLaunch(exec, s));
-        else if (!strcmp(kind, "coop")) CK(cudaLaunchCooperativeKernel((void *)busy, blocks, threads, args, 0, 0));
-        else busy<<<blocks, threads>>>(d, iters);
-        CK(cudaGetLastError());
+        CK(launch());
         CK(cudaDeviceSynchronize());
         n++;
         el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -1,6 +1,7 @@
 """Helpers for the limiter tests: run a tests/cuda/lim_*.cu program with the limiter preloaded on the
 emulated device (or a real GPU), in local-env mode or with a session's shared-memory region."""
 import os
+import select
 import subprocess
 import sys
 import uuid
@@ -43,6 +44,19 @@ def start(name: str, *args, env: dict, cudart: str = "static") -> subprocess.Pop
     exe = build_cuda(name, cudart=cudart)
     return subprocess.Popen([str(exe), *map(str, args)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
+
+
+def wait_ready(p: subprocess.Popen, timeout: float = 120) -> None:
+    """Waits for a started lim_busy to finish its warm-up launch (its "ready=1" line): from then on its
+    launches are the steady state, whatever the host's load made the start-up cost."""
+    if not select.select([p.stdout], [], [], timeout)[0]:
+        p.kill()
+        raise AssertionError(f"no ready line within {timeout} s")
+    line = p.stdout.readline()
+    if line.strip() != b"ready=1":
+        out, err = p.communicate(timeout=60)
+        raise AssertionError(f"exit {p.returncode} before its first launch finished\n{(line + out).decode()}\n"
+                             f"{err.decode()}")
 
 
 def session_id(tag: str) -> str:

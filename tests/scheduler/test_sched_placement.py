@@ -102,8 +102,10 @@ def test_filters_pool_model_vendor_and_local_node():
 
 def test_impossible_requests_are_invalid_not_busy():
     idx = pool(nodes=2, gpus=2)
-    with pytest.raises(InvalidRequest, match="exceeds every GPU"):
+    with pytest.raises(InvalidRequest, match="exceeds every GPU") as e:
         idx.place(Request(500, 10))
+    # the largest GPU and what to lower (the request or its limit: nothing else makes it fit one GPU)
+    assert "(largest: 100 TFLOPS, " in str(e.value) and str(e.value).endswith("lower the request or limit that does not fit")
     with pytest.raises(InvalidRequest, match="gpu_count 3"):
         idx.place(Request(1, 10, gpu_count=3))
     with pytest.raises(InvalidRequest, match="below the request"):
