@@ -33,6 +33,20 @@ typedef struct addr_facts {
     LLVMValueRef stride;  /* lane 1 - lane 0 */
 } addr_facts;
 
+/* The unpredicated 1-element shared accesses of one basic block through one address register that the block
+ * does not write before them (a tile loop's 16-32 ld.shared [r+imm]): checked once at the block's entry
+ * (plan_shared_groups, gen_shared_groups) for the span of their offsets, so each access is a branch on lin/uni
+ * and its 4 loads or stores. */
+typedef struct shared_group {
+    int reg;
+    unsigned es;
+    int64_t imm_lo, imm_hi; /* every offset is imm_lo mod es */
+    int count, loads;
+    LLVMValueRef lin, uni, same; /* i1 at the block's entry: every access of the group may take gen_chunks' FORM_LINEAR /
+                                  * FORM_CHUNK_BCAST / FORM_WARP_BCAST */
+    LLVMValueRef base[4];   /* i8*: smem + zext(r[8c]), chunk c's first element before the offset */
+} shared_group;
+
 typedef struct G {
     LLVMContextRef cx;
     LLVMModuleRef m;
@@ -44,6 +58,9 @@ typedef struct G {
     int8_t *is_const;
     int8_t *narrow;             /* slot always holds a zero-extended 32-bit value: stored as <32 x i32> */
     addr_facts *fact;           /* per slot */
+    int *sgroup;                /* per instruction: its shared_group in grp (the current block's), or -1 */
+    shared_group *grp;
+    int ngrp;
     uint64_t *cval;
     LLVMValueRef J, R, pcs, warp, mode;
     LLVMValueRef pcv, active, parked, icnt, backs;
@@ -404,6 +421,8 @@ static LLVMValueRef slot_load(G *g, int s) {
 }
 static void slot_store(G *g, int s, LLVMValueRef v) { LLVMSetAlignment(LLVMBuildStore(g->b, v, g->slot[s]), 8); }
 static int in_save_area(G *g, int s) { return (g->live_save[s / 64] >> (s % 64)) & 1; }
+/* slot s is live at the start of some block (where lanes that do not run wait) */
+static int live_at_lead(G *g, int s) { return (g->live_lead[s / 64] >> (s % 64)) & 1; }
 static LLVMValueRef fact_load(G *g, LLVMValueRef p) {
     LLVMValueRef l = LLVMBuildLoad2(g->b, g->i32, p, "");
     LLVMSetAlignment(l, 4);
@@ -419,7 +438,7 @@ static void SET(G *g, int s, LLVMValueRef v, LLVMValueRef em) {
     if (s < 0 || g->is_const[s]) return;
     if (g->fact[s].valid) fact_store(g, g->fact[s].valid, ci(g->i32, 0));
     if (g->narrow[s]) v = LLVMBuildTrunc(g->b, v, g->v32, "");
-    if (g->cur_unpred && !((g->live_lead[s / 64] >> (s % 64)) & 1)) {
+    if (g->cur_unpred && !live_at_lead(g, s)) {
         /* no lane outside the running group can still need the old value: lanes not running wait at
          * the start of a block, where this slot is dead */
         slot_store(g, s, v);
@@ -595,13 +614,13 @@ static void reduce4(G *g, LLVMValueRef r, LLVMValueRef em, LLVMValueRef out[4]) 
     }
 }
 
-/* The interpreter's rule for a shared access of tot bytes at zext(r) + imm in every lane that counts,
- * from reduce4's facts: inside [0, size - tot] and aligned to tot. */
-static LLVMValueRef shared_ok(G *g, LLVMValueRef f[4], int64_t imm, unsigned tot) {
+/* The interpreter's rule for shared accesses of tot bytes at zext(r) + imm, imm in [imm_lo, imm_hi] and
+ * congruent to imm_lo modulo tot, in every lane that counts, from reduce4's facts: inside [0, size - tot] and
+ * aligned to tot (the low bits of a sum depend only on the low bits of its terms: one check serves every imm). */
+static LLVMValueRef shared_ok_span(G *g, LLVMValueRef f[4], int64_t imm_lo, int64_t imm_hi, unsigned tot) {
     LLVMValueRef lim = LLVMBuildSub(g->b, jf(g, JF_SMEM_SIZE), ci(g->i64, tot), "");
-    LLVMValueRef immv = ci(g->i64, (uint64_t)imm);
-    LLVMValueRef lo = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, f[0], g->i64, ""), immv, "");
-    LLVMValueRef hi = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, f[1], g->i64, ""), immv, "");
+    LLVMValueRef lo = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, f[0], g->i64, ""), ci(g->i64, (uint64_t)imm_lo), "");
+    LLVMValueRef hi = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, f[1], g->i64, ""), ci(g->i64, (uint64_t)imm_hi), "");
     LLVMValueRef ok = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, lo, ci(g->i64, 0), ""),
                                    LLVMBuildICmp(g->b, LLVMIntSLE, hi, lim, ""), "");
     if (tot > 1) {
@@ -609,12 +628,13 @@ static LLVMValueRef shared_ok(G *g, LLVMValueRef f[4], int64_t imm, unsigned tot
         LLVMValueRef same = LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, LLVMBuildXor(g->b, f[2], f[3], ""), m, ""),
                                           ci(g->i32, 0), "");
         LLVMValueRef al = LLVMBuildICmp(g->b, LLVMIntEQ,
-                                        LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, f[2], ci(g->i32, (uint64_t)imm & 0xffffffffu), ""), m, ""),
+                                        LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, f[2], ci(g->i32, (uint64_t)imm_lo & 0xffffffffu), ""), m, ""),
                                         ci(g->i32, 0), "");
         ok = LLVMBuildAnd(g->b, ok, LLVMBuildAnd(g->b, same, al, ""), "");
     }
     return ok;
 }
+static LLVMValueRef shared_ok(G *g, LLVMValueRef f[4], int64_t imm, unsigned tot) { return shared_ok_span(g, f, imm, imm, tot); }
 
 /* A register's facts for the whole-warp fast paths of gen_shared32, kept (addr_facts) from its first use
  * as a shared address after a write until the next write (SET clears valid, as does the warp's first
@@ -637,20 +657,69 @@ static void addr_facts_compute(G *g, const addr_facts *f, LLVMValueRef r) {
     fact_store(g, f->valid, ci(g->i32, 1));
 }
 
+/* How a whole-warp 1-element access reads or writes its 32 elements (gen_chunks). */
+enum { FORM_LINEAR, FORM_CHUNK_BCAST, FORM_WARP_BCAST };
+
+/* The 4 8-lane chunks of a whole-warp 1-element access, chunk c's first element at p[c] (i8*, checked):
+ * FORM_LINEAR, chunks of consecutive elements: 4 vector loads/stores of 8 elements; FORM_CHUNK_BCAST (loads),
+ * each chunk's lanes at one address (a half-warp broadcast of a tile element): 4 scalar loads, each splat over
+ * its chunk; FORM_WARP_BCAST (loads), every lane at p[0]: one scalar load splat over the warp. Returns the
+ * loaded elements (NULL for a store). */
+static LLVMValueRef gen_chunks(G *g, const ptx_ins *in, int isld, int form, LLVMValueRef p[4], LLVMTypeRef elt) {
+    const unsigned es = in->esize;
+    LLVMTypeRef v8 = LLVMVectorType(elt, 8);
+    int idx[32];
+    for (int i = 0; i < 32; i++) idx[i] = i;
+    LLVMValueRef part[4];
+    if (form != FORM_LINEAR) {
+        for (int c = 0; c < (form == FORM_WARP_BCAST ? 1 : 4); c++) {
+            LLVMValueRef x = LLVMBuildLoad2(g->b, elt, LLVMBuildBitCast(g->b, p[c], LLVMPointerType(elt, 0), ""), "");
+            LLVMSetAlignment(x, es);
+            if (form == FORM_WARP_BCAST) return splatv(g, x, LLVMVectorType(elt, 32));
+            part[c] = shuf(g, LLVMBuildInsertElement(g->b, LLVMGetUndef(v8), x, ci(g->i32, 0), ""), NULL,
+                           (const int[8]){0, 0, 0, 0, 0, 0, 0, 0}, 8);
+        }
+    } else {
+        LLVMTypeRef p8 = LLVMPointerType(v8, 0);
+        LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
+        for (int c = 0; c < 4; c++) {
+            LLVMValueRef pc = LLVMBuildBitCast(g->b, p[c], p8, "");
+            if (isld) {
+                part[c] = LLVMBuildLoad2(g->b, v8, pc, "");
+                LLVMSetAlignment(part[c], es);
+            } else {
+                LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, idx + 8 * c, 8), pc), es);
+            }
+        }
+        if (!isld) return NULL;
+    }
+    return shuf(g, shuf(g, part[0], part[1], idx, 16), shuf(g, part[2], part[3], idx, 16), idx, 32);
+}
+
+/* i8* of lane 8c's element in shared memory (c = 0..3): smem + zext(r[8c]) + imm */
+static void chunk_ptrs(G *g, LLVMValueRef r, int64_t imm, LLVMValueRef p[4]) {
+    LLVMValueRef smem = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
+    for (int c = 0; c < 4; c++) {
+        LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, LLVMBuildExtractElement(g->b, r, ci(g->i32, (uint64_t)c * 8), ""), g->i64, ""),
+                                        ci(g->i64, (uint64_t)imm), "");
+        p[c] = LLVMBuildGEP2(g->b, g->i8, smem, &off, 1, "");
+    }
+}
+
 /* A shared-memory ld/st whose address register holds 32-bit values (every shared address does).
  * Bounds and alignment are exactly the interpreter's rule (shared_ok); a warp that fails them goes
  * through the runtime (ptx_jit_xlate), which reports the fault word for word. When all 32 lanes
- * execute a 1-element access, the register's cached facts (addr_facts_compute: a tile loop's 16-32
- * loads through 2 registers compute them once per block) decide in a few scalar compares: 8-lane chunks of
- * consecutive elements are 4 vector loads/stores, chunks sharing one address 4 scalar loads (a
- * half-warp broadcast of a tile element). Anything else is a gather/scatter with 32-bit offsets, its
- * checks reduced over the executing lanes. Same bits on every path; only the instructions differ. */
+ * execute a 1-element access, it takes gen_chunks' forms (8-lane chunks of consecutive elements: 4 vector
+ * loads/stores; chunks sharing one address: 4 scalar loads, a half-warp broadcast of a tile element): decided
+ * for the whole block at its entry when the access is in a shared_group (one branch here), else from the
+ * register's cached facts (addr_facts_compute, once per write of the register) in a few scalar compares.
+ * Anything else is a gather/scatter with 32-bit offsets, its checks reduced over the executing lanes. Same
+ * bits on every path; only the instructions differ. */
 static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
     const int64_t imm = in->imm;
     LLVMValueRef r = slot_load(g, in->a);
-    LLVMValueRef immv = ci(g->i64, (uint64_t)imm);
     LLVMBasicBlockRef gchk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "schk");
     LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sslow");
     LLVMBasicBlockRef genb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sgather");
@@ -658,9 +727,28 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
     LLVMTypeRef velt = itype(g, (int)es * 8);
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
-    LLVMValueRef res[3];
-    LLVMBasicBlockRef from[3];
+    LLVMValueRef res[6], p[4];
+    LLVMBasicBlockRef from[6];
     int nres = 0;
+    if (nv == 1 && g->sgroup[idx] >= 0) {
+        /* the block's entry checked this access with its group: its form is decided */
+        const shared_group *sg = &g->grp[g->sgroup[idx]];
+        static const int forms[3] = {FORM_WARP_BCAST, FORM_LINEAR, FORM_CHUNK_BCAST};
+        for (int w = isld ? 0 : 1; w < (isld ? 3 : 2); w++) {
+            LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gfast");
+            LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
+            LLVMBuildCondBr(g->b, forms[w] == FORM_WARP_BCAST ? sg->same : forms[w] == FORM_LINEAR ? sg->lin : sg->uni, fast, next);
+            LLVMPositionBuilderAtEnd(g->b, fast);
+            for (int c = 0; c < 4; c++) {
+                LLVMValueRef off = ci(g->i64, (uint64_t)imm);
+                p[c] = LLVMBuildGEP2(g->b, g->i8, sg->base[c], &off, 1, "");
+            }
+            LLVMValueRef v = gen_chunks(g, in, isld, forms[w], p, elt);
+            if (isld) { res[nres] = v; from[nres++] = LLVMGetInsertBlock(g->b); }
+            LLVMBuildBr(g->b, join);
+            LLVMPositionBuilderAtEnd(g->b, next);
+        }
+    }
     if (nv == 1) {
         const addr_facts *f = &g->fact[in->a];
         LLVMBasicBlockRef cfull = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sfull");
@@ -681,55 +769,17 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         LLVMValueRef ok = LLVMBuildAnd(g->b, shared_ok(g, red, imm, tot),
                                        LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->regular), ci(g->i32, 0), ""), "");
         LLVMValueRef stride = fact_load(g, f->stride);
+        chunk_ptrs(g, r, imm, p); /* in bounds on the paths that use them (checked) */
         LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, es), ""), ""), linb,
                         isld ? cuni : gchk);
         if (isld) {
             LLVMPositionBuilderAtEnd(g->b, cuni);
             LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, 0), ""), ""), unib, gchk);
         }
-        LLVMTypeRef v8 = LLVMVectorType(elt, 8), p8 = LLVMPointerType(v8, 0), pe = LLVMPointerType(elt, 0);
-        int cat[32];
-        for (int i = 0; i < 32; i++) cat[i] = i;
-        /* chunk c's first element: smem + zext(r[8c]) + imm (in bounds: checked) */
-        LLVMValueRef chunk[2][4];
         for (int w = 0; w < (isld ? 2 : 1); w++) {
             LLVMPositionBuilderAtEnd(g->b, w ? unib : linb);
-            LLVMValueRef smem = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
-            for (int c = 0; c < 4; c++) {
-                LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, LLVMBuildExtractElement(g->b, r, ci(g->i32, (uint64_t)c * 8), ""), g->i64, ""),
-                                                immv, "");
-                chunk[w][c] = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, smem, &off, 1, ""), w ? pe : p8, "");
-            }
-        }
-        LLVMPositionBuilderAtEnd(g->b, linb);
-        LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
-        LLVMValueRef part[4];
-        for (int c = 0; c < 4; c++) {
-            if (isld) {
-                part[c] = LLVMBuildLoad2(g->b, v8, chunk[0][c], "");
-                LLVMSetAlignment(part[c], es);
-            } else {
-                LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, cat + 8 * c, 8), chunk[0][c]), es);
-            }
-        }
-        if (isld) {
-            LLVMValueRef l0 = shuf(g, part[0], part[1], cat, 16), h0 = shuf(g, part[2], part[3], cat, 16);
-            res[nres] = shuf(g, l0, h0, cat, 32);
-            from[nres++] = LLVMGetInsertBlock(g->b);
-        }
-        LLVMBuildBr(g->b, join);
-        if (isld) {
-            LLVMPositionBuilderAtEnd(g->b, unib);
-            LLVMValueRef v4 = LLVMGetUndef(LLVMVectorType(elt, 4));
-            for (int c = 0; c < 4; c++) {
-                LLVMValueRef x = LLVMBuildLoad2(g->b, elt, chunk[1][c], "");
-                LLVMSetAlignment(x, es);
-                v4 = LLVMBuildInsertElement(g->b, v4, x, ci(g->i32, (uint64_t)c), "");
-            }
-            int rep[32];
-            for (int i = 0; i < 32; i++) rep[i] = i >> 3;
-            res[nres] = shuf(g, v4, NULL, rep, 32);
-            from[nres++] = LLVMGetInsertBlock(g->b);
+            LLVMValueRef v = gen_chunks(g, in, isld, w ? FORM_CHUNK_BCAST : FORM_LINEAR, p, elt);
+            if (isld) { res[nres] = v; from[nres++] = LLVMGetInsertBlock(g->b); }
             LLVMBuildBr(g->b, join);
         }
     } else {
@@ -771,6 +821,103 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         LLVMAddIncoming(raw, res, from, (unsigned)nres);
         SET(g, in->v[0], ext_elem(g, raw, et), em);
     }
+}
+
+/* Whether an instruction of the block [from, to) writes slot s. */
+static int writes_slot(const ptx_kernel *k, int from, int to, int s) {
+    int d[8];
+    for (int i = from; i < to; i++) {
+        int nd = defs_of(&k->code[i], d);
+        for (int j = 0; j < nd; j++) if (d[j] == s) return 1;
+    }
+    return 0;
+}
+
+/* The shared_groups of the block led by instruction `leader`: its unpredicated 1-element shared accesses
+ * through a register no instruction of the block writes before them, grouped by register (an access whose
+ * element size or offset modulo that size differs from its group's first one stays alone). Groups of one
+ * access gain nothing and are dropped. Sets g->sgroup of the block's instructions. */
+static void plan_shared_groups(G *g, int leader) {
+    const ptx_kernel *k = g->k;
+    const int end = leader + g->blen[leader];
+    g->ngrp = 0;
+    for (int i = leader; i < end; i++) {
+        const ptx_ins *in = &k->code[i];
+        g->sgroup[i] = -1;
+        if (!is_shared32(g, in) || in->vec != 1 || in->pred >= 0 || writes_slot(k, leader, i, in->a)) continue;
+        int q = 0;
+        while (q < g->ngrp && g->grp[q].reg != in->a) q++;
+        shared_group *sg = &g->grp[q];
+        if (q == g->ngrp) {
+            memset(sg, 0, sizeof(*sg));
+            sg->reg = in->a;
+            sg->es = in->esize;
+            sg->imm_lo = sg->imm_hi = in->imm;
+            g->ngrp++;
+        } else if (sg->es != in->esize || (in->imm - sg->imm_lo) % (int64_t)sg->es) {
+            continue;
+        }
+        if (in->imm < sg->imm_lo) sg->imm_lo = in->imm;
+        if (in->imm > sg->imm_hi) sg->imm_hi = in->imm;
+        sg->count++;
+        sg->loads += in->op == OP_LD;
+        g->sgroup[i] = q;
+    }
+    for (int i = leader; i < end; i++)
+        if (g->sgroup[i] >= 0 && g->grp[g->sgroup[i]].count < 2) g->sgroup[i] = -1;
+}
+
+/* At the entry of a block with shared_groups: when all 32 lanes run, each group's register facts (computed
+ * here if a write cleared them) and the span of its offsets decide once whether every access of the group
+ * is in bounds and lane-linear (lin), a broadcast per chunk (uni) or of one element to the warp (same: the
+ * register's lanes all equal, so its min and max); then each chunk's base pointer. */
+static void gen_shared_groups(G *g) {
+    int any = 0;
+    for (int q = 0; q < g->ngrp; q++) any |= g->grp[q].count >= 2;
+    if (!any) return;
+    LLVMValueRef act = LLVMBuildLoad2(g->b, g->v1, g->active, "");
+    LLVMBasicBlockRef entry = LLVMGetInsertBlock(g->b);
+    LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gchk");
+    LLVMBasicBlockRef merge = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gmerge");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, act), ci(g->i32, 0xffffffffu), ""), chk, merge);
+    LLVMPositionBuilderAtEnd(g->b, chk);
+    LLVMValueRef lin[g->ngrp], uni[g->ngrp], same[g->ngrp];
+    for (int q = 0; q < g->ngrp; q++) {
+        shared_group *sg = &g->grp[q];
+        if (sg->count < 2) continue;
+        const addr_facts *f = &g->fact[sg->reg];
+        LLVMBasicBlockRef comp = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gfacts");
+        LLVMBasicBlockRef use = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gshape");
+        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->valid), ci(g->i32, 0), ""), use, comp);
+        LLVMPositionBuilderAtEnd(g->b, comp);
+        addr_facts_compute(g, f, slot_load(g, sg->reg));
+        LLVMBuildBr(g->b, use);
+        LLVMPositionBuilderAtEnd(g->b, use);
+        LLVMValueRef red[4];
+        for (int i = 0; i < 4; i++) red[i] = fact_load(g, f->red[i]);
+        LLVMValueRef ok = LLVMBuildAnd(g->b, shared_ok_span(g, red, sg->imm_lo, sg->imm_hi, sg->es),
+                                       LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->regular), ci(g->i32, 0), ""), "");
+        LLVMValueRef stride = fact_load(g, f->stride);
+        lin[q] = LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, sg->es), ""), "");
+        uni[q] = LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, 0), ""), "");
+        same[q] = LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, red[0], red[1], ""), "");
+    }
+    LLVMBasicBlockRef chk_end = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, merge);
+    LLVMPositionBuilderAtEnd(g->b, merge);
+    for (int q = 0; q < g->ngrp; q++) {
+        shared_group *sg = &g->grp[q];
+        if (sg->count < 2) continue;
+        LLVMValueRef no = ci(g->i1, 0);
+        sg->lin = LLVMBuildPhi(g->b, g->i1, "");
+        LLVMAddIncoming(sg->lin, (LLVMValueRef[]){no, lin[q]}, (LLVMBasicBlockRef[]){entry, chk_end}, 2);
+        sg->uni = LLVMBuildPhi(g->b, g->i1, "");
+        LLVMAddIncoming(sg->uni, (LLVMValueRef[]){no, uni[q]}, (LLVMBasicBlockRef[]){entry, chk_end}, 2);
+        sg->same = LLVMBuildPhi(g->b, g->i1, "");
+        LLVMAddIncoming(sg->same, (LLVMValueRef[]){no, same[q]}, (LLVMBasicBlockRef[]){entry, chk_end}, 2);
+    }
+    for (int q = 0; q < g->ngrp; q++)
+        if (g->grp[q].count >= 2) chunk_ptrs(g, slot_load(g, g->grp[q].reg), 0, g->grp[q].base);
 }
 
 static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
@@ -1583,7 +1730,9 @@ static void count_block(G *g, int leader) {
  * there all the time (the warp returns at every bar.sync and resumes after it: nothing to copy; in a
  * tiled loop these are the address registers and the accumulator, which the register allocator had
  * spilled anyway); the others are allocas (SSA values after -O2), copied there only when the warp
- * yields at a backward branch. Special registers are the runner's 64-bit words, read only on the warp's
+ * yields at a backward branch, and only those live at the start of some block (live_lead): every lane
+ * resumes at a block's start (the yield's target, or where it is parked), so the rest are dead there, and
+ * -O2 keeps no value alive to the back branch for them (an unrolled loop's temporaries were all spilled). Special registers are the runner's 64-bit words, read only on the warp's
  * first entry (mode 0). */
 static LLVMValueRef slot_ptr(G *g, int s, LLVMTypeRef vt) {
     LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->R, (LLVMValueRef[]){ci(g->i32, (uint64_t)s * 32)}, 1, "");
@@ -1592,14 +1741,14 @@ static LLVMValueRef slot_ptr(G *g, int s, LLVMTypeRef vt) {
 /* a yield: the alloca slots to the save area and back */
 static void save_slots(G *g) {
     for (int s = 0; s < g->k->nslots; s++) {
-        if (g->is_const[s] || in_save_area(g, s)) continue;
+        if (g->is_const[s] || in_save_area(g, s) || !live_at_lead(g, s)) continue;
         LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
         LLVMSetAlignment(LLVMBuildStore(g->b, slot_load(g, s), slot_ptr(g, s, vt)), 8);
     }
 }
 static void load_slots(G *g) {
     for (int s = 0; s < g->k->nslots; s++) {
-        if (g->is_const[s] || in_save_area(g, s)) continue;
+        if (g->is_const[s] || in_save_area(g, s) || !live_at_lead(g, s)) continue;
         LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
         LLVMValueRef v = LLVMBuildLoad2(g->b, vt, slot_ptr(g, s, vt), "");
         LLVMSetAlignment(v, 8);
@@ -1663,9 +1812,11 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->live_save = calloc((size_t)g->nw, sizeof(uint64_t));
     g->live_lead = calloc((size_t)g->nw, sizeof(uint64_t));
     g->fact = calloc((size_t)ns, sizeof(addr_facts));
+    g->sgroup = calloc((size_t)n + 1, sizeof(int));
+    g->grp = calloc((size_t)ns, sizeof(shared_group));
     uint8_t *leader = calloc((size_t)n + 1, 1);
     void *result = NULL;
-    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !leader) {
+    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !g->sgroup || !g->grp || !leader) {
         snprintf(why, whylen, "out of memory");
         goto out;
     }
@@ -1868,6 +2019,8 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
             LLVMPositionBuilderAtEnd(g->b, g->bb[i]);
             if (in->wsync) gen_wsync_wait(g, i, in);
             count_block(g, i);
+            plan_shared_groups(g, i);
+            gen_shared_groups(g);
         }
         LLVMValueRef act = LLVMBuildLoad2(g->b, g->v1, g->active, "");
         LLVMValueRef em = act;
@@ -1936,6 +2089,8 @@ out:
     free(g->live_save);
     free(g->live_lead);
     free(g->fact);
+    free(g->sgroup);
+    free(g->grp);
     free(leader);
     return result;
 }
