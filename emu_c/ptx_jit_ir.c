@@ -34,17 +34,17 @@ typedef struct addr_facts {
 } addr_facts;
 
 /* The unpredicated 1-element shared accesses of one basic block through one address register that the block
- * does not write before them (a tile loop's 16-32 ld.shared [r+imm]): checked once at the block's entry
- * (plan_shared_groups, gen_shared_groups) for the span of their offsets, so each access is a branch on lin/uni
- * and its 4 loads or stores. */
+ * does not write before them (a tile loop's 16-32 ld.shared [r+imm]; plan_shared_groups). When a block has
+ * such groups it is generated twice (gen_fast_block_entry): a copy in which every grouped access takes one
+ * form of gen_chunks with no check of its own, run when the block's entry found all 32 lanes running and each
+ * group's span of offsets in bounds and of that form; and the general copy. */
 typedef struct shared_group {
     int reg;
     unsigned es;
+    int form;               /* FORM_LINEAR (the register varies with the lane) or FORM_CHUNK_BCAST (it does not) */
     int64_t imm_lo, imm_hi; /* every offset is imm_lo mod es */
-    int count, loads;
-    LLVMValueRef lin, uni, same; /* i1 at the block's entry: every access of the group may take gen_chunks' FORM_LINEAR /
-                                  * FORM_CHUNK_BCAST / FORM_WARP_BCAST */
-    LLVMValueRef base[4];   /* i8*: smem + zext(r[8c]), chunk c's first element before the offset */
+    int count;
+    LLVMValueRef base[4];   /* in the fast copy: i8*, smem + zext(r[8c]), chunk c's first element before the offset */
 } shared_group;
 
 typedef struct G {
@@ -61,6 +61,10 @@ typedef struct G {
     int *sgroup;                /* per instruction: its shared_group in grp (the current block's), or -1 */
     shared_group *grp;
     int ngrp;
+    uint8_t *lane_var;          /* per slot: may differ between the lanes of a warp (lane_variance) */
+    int fast_block;             /* generating the fast copy of the block led by clone_lead (up to clone_end) */
+    int clone_lead, clone_end;
+    LLVMBasicBlockRef slow_entry; /* where the general copy of that block starts */
     uint64_t *cval;
     LLVMValueRef J, R, pcs, warp, mode;
     LLVMValueRef pcv, active, parked, icnt, backs;
@@ -336,6 +340,33 @@ static void narrow_slots(G *g) {
     }
 }
 
+/* lane_var[s]: slot s may hold different values in the lanes of one warp: %tid.x, %laneid and the lane masks,
+ * what loads, atomics, texture fetches and shuffles give, and anything computed from such a slot. Only a
+ * guess of shared addresses' shapes (plan_shared_groups) reads it: a wrong guess costs speed, not bits. */
+static void lane_variance(G *g) {
+    const ptx_kernel *k = g->k;
+    const int ns = k->nslots > 0 ? k->nslots : 1;
+    for (int sp = 0; sp < k->nspecials; sp++) {
+        const int s = k->specials[sp].slot, r = k->specials[sp].sreg;
+        if (s >= 0 && s < ns && (r == SR_TID_X || r == SR_LANEID || (r >= SR_LANEMASK_EQ && r <= SR_LANEMASK_GE))) g->lane_var[s] = 1;
+    }
+    int changed = 1, u[16], d[8];
+    while (changed) {
+        changed = 0;
+        for (int i = 0; i < k->ncode; i++) {
+            const ptx_ins *in = &k->code[i];
+            int var = in->op == OP_LD || in->op == OP_ATOM || in->op == OP_TEX || in->op == OP_TLD4 || in->op == OP_SHFL ||
+                      in->op == OP_MATCH;
+            const int nu = uses_of(k, in, u);
+            for (int j = 0; j < nu && !var; j++) var = u[j] >= 0 && u[j] < ns && g->lane_var[u[j]];
+            if (!var) continue;
+            const int nd = defs_of(in, d);
+            for (int j = 0; j < nd; j++)
+                if (d[j] >= 0 && d[j] < ns && !g->lane_var[d[j]]) { g->lane_var[d[j]] = 1; changed = 1; }
+        }
+    }
+}
+
 /* live_save = union of live-in sets at every bar.sync continuation. */
 static int liveness(G *g) {
     const ptx_kernel *k = g->k;
@@ -523,21 +554,72 @@ static LLVMValueRef shuf(G *g, LLVMValueRef a, LLVMValueRef b, const int *idx, i
     return LLVMBuildShuffleVector(g->b, a, b ? b : LLVMGetUndef(LLVMTypeOf(a)), LLVMConstVector(m, (unsigned)n), "");
 }
 
-/* A 1-element ld/st whose host addresses (A, every executing lane checked) have a shape a warp's
- * memory accesses usually have: when all 32 lanes execute and each 8-lane chunk reads or writes
- * consecutive elements (a tile row: A[8c+i] = A[8c] + i*es), it is 4 vector loads/stores; when each
- * chunk's lanes share one address (a broadcast of a tile element), 4 scalar loads. Otherwise the
- * lane-wise gather/scatter. Same bits either way; only the instructions differ. */
-static void gen_shaped(G *g, const ptx_ins *in, int isld, LLVMValueRef A, LLVMValueRef em, unsigned es, LLVMTypeRef elt,
-                       LLVMTypeRef velt, LLVMTypeRef pvt, LLVMValueRef sbase, LLVMValueRef soff, LLVMValueRef ptr, int et) {
-    int bidx[32], cat[32];
+/* How a whole-warp 1-element access reads or writes its 32 elements (gen_chunks). */
+enum { FORM_LINEAR, FORM_CHUNK_BCAST, FORM_WARP_BCAST };
+
+/* The 4 8-lane chunks of a whole-warp 1-element access, chunk c's first element at p[c] (i8*, checked):
+ * FORM_LINEAR, chunks of consecutive elements: 4 vector loads/stores of 8 elements; FORM_CHUNK_BCAST (loads),
+ * each chunk's lanes at one address (a half-warp broadcast of a tile element): 4 scalar loads, each splat over
+ * its chunk; FORM_WARP_BCAST (loads), every lane at p[0]: one scalar load splat over the warp. Returns the
+ * loaded elements (NULL for a store). */
+static LLVMValueRef gen_chunks(G *g, const ptx_ins *in, int isld, int form, LLVMValueRef p[4], LLVMTypeRef elt) {
+    const unsigned es = in->esize;
+    LLVMTypeRef v8 = LLVMVectorType(elt, 8);
+    int idx[32];
+    for (int i = 0; i < 32; i++) idx[i] = i;
+    LLVMValueRef part[4];
+    if (form != FORM_LINEAR) {
+        for (int c = 0; c < (form == FORM_WARP_BCAST ? 1 : 4); c++) {
+            LLVMValueRef x = LLVMBuildLoad2(g->b, elt, LLVMBuildBitCast(g->b, p[c], LLVMPointerType(elt, 0), ""), "");
+            LLVMSetAlignment(x, es);
+            if (form == FORM_WARP_BCAST) return splatv(g, x, LLVMVectorType(elt, 32));
+            part[c] = shuf(g, LLVMBuildInsertElement(g->b, LLVMGetUndef(v8), x, ci(g->i32, 0), ""), NULL,
+                           (const int[8]){0, 0, 0, 0, 0, 0, 0, 0}, 8);
+        }
+    } else {
+        LLVMTypeRef p8 = LLVMPointerType(v8, 0);
+        LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
+        for (int c = 0; c < 4; c++) {
+            LLVMValueRef pc = LLVMBuildBitCast(g->b, p[c], p8, "");
+            if (isld) {
+                part[c] = LLVMBuildLoad2(g->b, v8, pc, "");
+                LLVMSetAlignment(part[c], es);
+            } else {
+                LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, idx + 8 * c, 8), pc), es);
+            }
+        }
+        if (!isld) return NULL;
+    }
+    return shuf(g, shuf(g, part[0], part[1], idx, 16), shuf(g, part[2], part[3], idx, 16), idx, 32);
+}
+
+/* Whether 64-bit addresses A (32 lanes) step by es within each 8-lane chunk (*lin: A[8c+i] = A[8c] + i*es)
+ * or repeat one address per chunk (*uni); i1 each. */
+static void chunk_shape(G *g, LLVMValueRef A, unsigned es, LLVMValueRef *lin, LLVMValueRef *uni) {
+    int bidx[32];
     LLVMValueRef step[32];
-    for (int i = 0; i < 32; i++) { bidx[i] = i & ~7; cat[i] = i; step[i] = ci(g->i64, (uint64_t)(i & 7) * es); }
+    for (int i = 0; i < 32; i++) { bidx[i] = i & ~7; step[i] = ci(g->i64, (uint64_t)(i & 7) * es); }
     LLVMValueRef d = LLVMBuildSub(g->b, A, shuf(g, A, NULL, bidx, 32), "");
     LLVMValueRef ones = ci(g->i32, 0xffffffffu);
-    LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ones, "");
-    LLVMValueRef lin = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, LLVMConstVector(step, 32), "")), ones, "");
-    LLVMValueRef uni = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, splat(g, g->v64, 0), "")), ones, "");
+    *lin = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, LLVMConstVector(step, 32), "")), ones, "");
+    *uni = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, splat(g, g->v64, 0), "")), ones, "");
+}
+
+/* i8* of lane 8c's host address in A (c = 0..3) */
+static void chunk_host_ptrs(G *g, LLVMValueRef A, LLVMValueRef p[4]) {
+    for (int c = 0; c < 4; c++)
+        p[c] = LLVMBuildIntToPtr(g->b, LLVMBuildExtractElement(g->b, A, ci(g->i32, (uint64_t)c * 8), ""), LLVMPointerType(g->i8, 0), "");
+}
+
+/* A 1-element ld/st whose host addresses (A, every executing lane checked) have a shape a warp's
+ * memory accesses usually have: when all 32 lanes execute, gen_chunks' FORM_LINEAR (stores too) or
+ * FORM_CHUNK_BCAST (loads). Otherwise the lane-wise gather/scatter. Same bits either way; only the
+ * instructions differ. */
+static void gen_shaped(G *g, const ptx_ins *in, int isld, LLVMValueRef A, LLVMValueRef em, unsigned es, LLVMTypeRef elt,
+                       LLVMTypeRef velt, LLVMTypeRef pvt, LLVMValueRef sbase, LLVMValueRef soff, LLVMValueRef ptr, int et) {
+    LLVMValueRef lin, uni, p[4];
+    chunk_shape(g, A, es, &lin, &uni);
+    LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ci(g->i32, 0xffffffffu), "");
     LLVMBasicBlockRef linb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "lin");
     LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "chk");
     LLVMBasicBlockRef unib = isld ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "uni") : NULL;
@@ -546,43 +628,14 @@ static void gen_shaped(G *g, const ptx_ins *in, int isld, LLVMValueRef A, LLVMVa
     LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, full, lin, ""), linb, chk);
     LLVMPositionBuilderAtEnd(g->b, chk);
     LLVMBuildCondBr(g->b, isld ? LLVMBuildAnd(g->b, full, uni, "") : ci(g->i1, 0), isld ? unib : genb, genb);
-    LLVMTypeRef v8 = LLVMVectorType(elt, 8), p8 = LLVMPointerType(v8, 0), pe = LLVMPointerType(elt, 0);
     LLVMValueRef res[3];
     LLVMBasicBlockRef from[3];
     int nres = 0;
-    /* lane-linear chunks */
-    LLVMPositionBuilderAtEnd(g->b, linb);
-    LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
-    LLVMValueRef part[4];
-    for (int c = 0; c < 4; c++) {
-        LLVMValueRef p = LLVMBuildIntToPtr(g->b, LLVMBuildExtractElement(g->b, A, ci(g->i32, (uint64_t)c * 8), ""), p8, "");
-        if (isld) {
-            part[c] = LLVMBuildLoad2(g->b, v8, p, "");
-            LLVMSetAlignment(part[c], es);
-        } else {
-            LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, cat + 8 * c, 8), p), es);
-        }
-    }
-    if (isld) {
-        LLVMValueRef lo = shuf(g, part[0], part[1], cat, 16), hi = shuf(g, part[2], part[3], cat, 16);
-        res[nres] = shuf(g, lo, hi, cat, 32);
-        from[nres++] = LLVMGetInsertBlock(g->b);
-    }
-    LLVMBuildBr(g->b, join);
-    /* warp-uniform chunks (loads) */
-    if (isld) {
-        LLVMPositionBuilderAtEnd(g->b, unib);
-        LLVMValueRef v4 = LLVMGetUndef(LLVMVectorType(elt, 4));
-        for (int c = 0; c < 4; c++) {
-            LLVMValueRef p = LLVMBuildIntToPtr(g->b, LLVMBuildExtractElement(g->b, A, ci(g->i32, (uint64_t)c * 8), ""), pe, "");
-            LLVMValueRef x = LLVMBuildLoad2(g->b, elt, p, "");
-            LLVMSetAlignment(x, es);
-            v4 = LLVMBuildInsertElement(g->b, v4, x, ci(g->i32, (uint64_t)c), "");
-        }
-        int rep[32];
-        for (int i = 0; i < 32; i++) rep[i] = i >> 3;
-        res[nres] = shuf(g, v4, NULL, rep, 32);
-        from[nres++] = LLVMGetInsertBlock(g->b);
+    for (int w = 0; w < (isld ? 2 : 1); w++) {
+        LLVMPositionBuilderAtEnd(g->b, w ? unib : linb);
+        chunk_host_ptrs(g, A, p);
+        LLVMValueRef v = gen_chunks(g, in, isld, w ? FORM_CHUNK_BCAST : FORM_LINEAR, p, elt);
+        if (isld) { res[nres] = v; from[nres++] = LLVMGetInsertBlock(g->b); }
         LLVMBuildBr(g->b, join);
     }
     LLVMPositionBuilderAtEnd(g->b, genb);
@@ -657,45 +710,6 @@ static void addr_facts_compute(G *g, const addr_facts *f, LLVMValueRef r) {
     fact_store(g, f->valid, ci(g->i32, 1));
 }
 
-/* How a whole-warp 1-element access reads or writes its 32 elements (gen_chunks). */
-enum { FORM_LINEAR, FORM_CHUNK_BCAST, FORM_WARP_BCAST };
-
-/* The 4 8-lane chunks of a whole-warp 1-element access, chunk c's first element at p[c] (i8*, checked):
- * FORM_LINEAR, chunks of consecutive elements: 4 vector loads/stores of 8 elements; FORM_CHUNK_BCAST (loads),
- * each chunk's lanes at one address (a half-warp broadcast of a tile element): 4 scalar loads, each splat over
- * its chunk; FORM_WARP_BCAST (loads), every lane at p[0]: one scalar load splat over the warp. Returns the
- * loaded elements (NULL for a store). */
-static LLVMValueRef gen_chunks(G *g, const ptx_ins *in, int isld, int form, LLVMValueRef p[4], LLVMTypeRef elt) {
-    const unsigned es = in->esize;
-    LLVMTypeRef v8 = LLVMVectorType(elt, 8);
-    int idx[32];
-    for (int i = 0; i < 32; i++) idx[i] = i;
-    LLVMValueRef part[4];
-    if (form != FORM_LINEAR) {
-        for (int c = 0; c < (form == FORM_WARP_BCAST ? 1 : 4); c++) {
-            LLVMValueRef x = LLVMBuildLoad2(g->b, elt, LLVMBuildBitCast(g->b, p[c], LLVMPointerType(elt, 0), ""), "");
-            LLVMSetAlignment(x, es);
-            if (form == FORM_WARP_BCAST) return splatv(g, x, LLVMVectorType(elt, 32));
-            part[c] = shuf(g, LLVMBuildInsertElement(g->b, LLVMGetUndef(v8), x, ci(g->i32, 0), ""), NULL,
-                           (const int[8]){0, 0, 0, 0, 0, 0, 0, 0}, 8);
-        }
-    } else {
-        LLVMTypeRef p8 = LLVMPointerType(v8, 0);
-        LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
-        for (int c = 0; c < 4; c++) {
-            LLVMValueRef pc = LLVMBuildBitCast(g->b, p[c], p8, "");
-            if (isld) {
-                part[c] = LLVMBuildLoad2(g->b, v8, pc, "");
-                LLVMSetAlignment(part[c], es);
-            } else {
-                LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, idx + 8 * c, 8), pc), es);
-            }
-        }
-        if (!isld) return NULL;
-    }
-    return shuf(g, shuf(g, part[0], part[1], idx, 16), shuf(g, part[2], part[3], idx, 16), idx, 32);
-}
-
 /* i8* of lane 8c's element in shared memory (c = 0..3): smem + zext(r[8c]) + imm */
 static void chunk_ptrs(G *g, LLVMValueRef r, int64_t imm, LLVMValueRef p[4]) {
     LLVMValueRef smem = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
@@ -710,15 +724,29 @@ static void chunk_ptrs(G *g, LLVMValueRef r, int64_t imm, LLVMValueRef p[4]) {
  * Bounds and alignment are exactly the interpreter's rule (shared_ok); a warp that fails them goes
  * through the runtime (ptx_jit_xlate), which reports the fault word for word. When all 32 lanes
  * execute a 1-element access, it takes gen_chunks' forms (8-lane chunks of consecutive elements: 4 vector
- * loads/stores; chunks sharing one address: 4 scalar loads, a half-warp broadcast of a tile element): decided
- * for the whole block at its entry when the access is in a shared_group (one branch here), else from the
- * register's cached facts (addr_facts_compute, once per write of the register) in a few scalar compares.
+ * loads/stores; chunks sharing one address: 4 scalar loads, a half-warp broadcast of a tile element): in the
+ * fast copy of a block for an access of a shared_group, with no check of its own (the block's entry checked
+ * its group), else as the register's cached facts (addr_facts_compute, once per write of the register) decide
+ * in a few scalar compares.
  * Anything else is a gather/scatter with 32-bit offsets, its checks reduced over the executing lanes. Same
  * bits on every path; only the instructions differ. */
 static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
     const int64_t imm = in->imm;
+    if (g->fast_block && g->sgroup[idx] >= 0) {
+        /* the fast copy of a block: its entry checked this access with its group */
+        const shared_group *sg = &g->grp[g->sgroup[idx]];
+        LLVMValueRef p[4];
+        LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
+        for (int c = 0; c < 4; c++) {
+            LLVMValueRef off = ci(g->i64, (uint64_t)imm);
+            p[c] = LLVMBuildGEP2(g->b, g->i8, sg->base[c], &off, 1, "");
+        }
+        LLVMValueRef v = gen_chunks(g, in, isld, sg->form, p, elt);
+        if (isld) SET(g, in->v[0], ext_elem(g, v, et), em);
+        return;
+    }
     LLVMValueRef r = slot_load(g, in->a);
     LLVMBasicBlockRef gchk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "schk");
     LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sslow");
@@ -727,28 +755,9 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
     LLVMTypeRef velt = itype(g, (int)es * 8);
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
-    LLVMValueRef res[6], p[4];
-    LLVMBasicBlockRef from[6];
+    LLVMValueRef res[3], p[4];
+    LLVMBasicBlockRef from[3];
     int nres = 0;
-    if (nv == 1 && g->sgroup[idx] >= 0) {
-        /* the block's entry checked this access with its group: its form is decided */
-        const shared_group *sg = &g->grp[g->sgroup[idx]];
-        static const int forms[3] = {FORM_WARP_BCAST, FORM_LINEAR, FORM_CHUNK_BCAST};
-        for (int w = isld ? 0 : 1; w < (isld ? 3 : 2); w++) {
-            LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gfast");
-            LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
-            LLVMBuildCondBr(g->b, forms[w] == FORM_WARP_BCAST ? sg->same : forms[w] == FORM_LINEAR ? sg->lin : sg->uni, fast, next);
-            LLVMPositionBuilderAtEnd(g->b, fast);
-            for (int c = 0; c < 4; c++) {
-                LLVMValueRef off = ci(g->i64, (uint64_t)imm);
-                p[c] = LLVMBuildGEP2(g->b, g->i8, sg->base[c], &off, 1, "");
-            }
-            LLVMValueRef v = gen_chunks(g, in, isld, forms[w], p, elt);
-            if (isld) { res[nres] = v; from[nres++] = LLVMGetInsertBlock(g->b); }
-            LLVMBuildBr(g->b, join);
-            LLVMPositionBuilderAtEnd(g->b, next);
-        }
-    }
     if (nv == 1) {
         const addr_facts *f = &g->fact[in->a];
         LLVMBasicBlockRef cfull = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sfull");
@@ -833,10 +842,11 @@ static int writes_slot(const ptx_kernel *k, int from, int to, int s) {
     return 0;
 }
 
-/* The shared_groups of the block led by instruction `leader`: its unpredicated 1-element shared accesses
- * through a register no instruction of the block writes before them, grouped by register (an access whose
- * element size or offset modulo that size differs from its group's first one stays alone). Groups of one
- * access gain nothing and are dropped. Sets g->sgroup of the block's instructions. */
+/* The shared_groups of the block led by instruction `leader` (kernels that get -O2 only: the fast copy doubles
+ * the block): its unpredicated 1-element shared accesses through a register no instruction of the block
+ * writes before them, grouped by register, each group in the form lane_var guesses (a store only linear);
+ * an access whose element size, offset modulo that size or form does not fit its group stays alone, and
+ * groups of one access are dropped. Sets g->sgroup of the block's instructions. */
 static void plan_shared_groups(G *g, int leader) {
     const ptx_kernel *k = g->k;
     const int end = leader + g->blen[leader];
@@ -844,7 +854,11 @@ static void plan_shared_groups(G *g, int leader) {
     for (int i = leader; i < end; i++) {
         const ptx_ins *in = &k->code[i];
         g->sgroup[i] = -1;
-        if (!is_shared32(g, in) || in->vec != 1 || in->pred >= 0 || writes_slot(k, leader, i, in->a)) continue;
+        if (k->ncode > PTX_JIT_FULL_OPT_INSTRUCTIONS || !is_shared32(g, in) || in->vec != 1 || in->pred >= 0 ||
+            writes_slot(k, leader, i, in->a))
+            continue;
+        const int form = g->lane_var[in->a] ? FORM_LINEAR : FORM_CHUNK_BCAST;
+        if (in->op == OP_ST && form != FORM_LINEAR) continue;
         int q = 0;
         while (q < g->ngrp && g->grp[q].reg != in->a) q++;
         shared_group *sg = &g->grp[q];
@@ -852,6 +866,7 @@ static void plan_shared_groups(G *g, int leader) {
             memset(sg, 0, sizeof(*sg));
             sg->reg = in->a;
             sg->es = in->esize;
+            sg->form = form;
             sg->imm_lo = sg->imm_hi = in->imm;
             g->ngrp++;
         } else if (sg->es != in->esize || (in->imm - sg->imm_lo) % (int64_t)sg->es) {
@@ -860,34 +875,34 @@ static void plan_shared_groups(G *g, int leader) {
         if (in->imm < sg->imm_lo) sg->imm_lo = in->imm;
         if (in->imm > sg->imm_hi) sg->imm_hi = in->imm;
         sg->count++;
-        sg->loads += in->op == OP_LD;
         g->sgroup[i] = q;
     }
     for (int i = leader; i < end; i++)
         if (g->sgroup[i] >= 0 && g->grp[g->sgroup[i]].count < 2) g->sgroup[i] = -1;
 }
 
-/* At the entry of a block with shared_groups: when all 32 lanes run, each group's register facts (computed
- * here if a write cleared them) and the span of its offsets decide once whether every access of the group
- * is in bounds and lane-linear (lin), a broadcast per chunk (uni) or of one element to the warp (same: the
- * register's lanes all equal, so its min and max); then each chunk's base pointer. */
-static void gen_shared_groups(G *g) {
+/* At the entry of the block led by `leader`, when it has shared_groups: the fast copy runs when all 32 lanes
+ * run and, for each group, its register's facts (computed here if a write cleared them) put the span of its
+ * offsets in bounds, aligned, and in the group's form (FORM_LINEAR: 8-lane chunks step by the element size;
+ * FORM_CHUNK_BCAST: each chunk's lanes equal). Leaves the builder in the fast copy (each group's chunk base
+ * pointers computed) with g->fast_block set, the general copy's start in g->slow_entry. */
+static void gen_fast_block_entry(G *g, int leader) {
     int any = 0;
     for (int q = 0; q < g->ngrp; q++) any |= g->grp[q].count >= 2;
     if (!any) return;
     LLVMValueRef act = LLVMBuildLoad2(g->b, g->v1, g->active, "");
-    LLVMBasicBlockRef entry = LLVMGetInsertBlock(g->b);
-    LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gchk");
-    LLVMBasicBlockRef merge = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gmerge");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, act), ci(g->i32, 0xffffffffu), ""), chk, merge);
+    LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastblock");
+    LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "block");
+    LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastchk");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, act), ci(g->i32, 0xffffffffu), ""), chk, slow);
     LLVMPositionBuilderAtEnd(g->b, chk);
-    LLVMValueRef lin[g->ngrp], uni[g->ngrp], same[g->ngrp];
+    LLVMValueRef all = ci(g->i1, 1);
     for (int q = 0; q < g->ngrp; q++) {
         shared_group *sg = &g->grp[q];
         if (sg->count < 2) continue;
         const addr_facts *f = &g->fact[sg->reg];
-        LLVMBasicBlockRef comp = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gfacts");
-        LLVMBasicBlockRef use = LLVMAppendBasicBlockInContext(g->cx, g->fn, "gshape");
+        LLVMBasicBlockRef comp = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastfacts");
+        LLVMBasicBlockRef use = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastshape");
         LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->valid), ci(g->i32, 0), ""), use, comp);
         LLVMPositionBuilderAtEnd(g->b, comp);
         addr_facts_compute(g, f, slot_load(g, sg->reg));
@@ -897,27 +912,70 @@ static void gen_shared_groups(G *g) {
         for (int i = 0; i < 4; i++) red[i] = fact_load(g, f->red[i]);
         LLVMValueRef ok = LLVMBuildAnd(g->b, shared_ok_span(g, red, sg->imm_lo, sg->imm_hi, sg->es),
                                        LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->regular), ci(g->i32, 0), ""), "");
-        LLVMValueRef stride = fact_load(g, f->stride);
-        lin[q] = LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, sg->es), ""), "");
-        uni[q] = LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, 0), ""), "");
-        same[q] = LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, red[0], red[1], ""), "");
+        LLVMValueRef want = ci(g->i32, sg->form == FORM_LINEAR ? sg->es : 0);
+        all = LLVMBuildAnd(g->b, all, LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, fact_load(g, f->stride), want, ""), ""), "");
     }
-    LLVMBasicBlockRef chk_end = LLVMGetInsertBlock(g->b);
-    LLVMBuildBr(g->b, merge);
-    LLVMPositionBuilderAtEnd(g->b, merge);
-    for (int q = 0; q < g->ngrp; q++) {
-        shared_group *sg = &g->grp[q];
-        if (sg->count < 2) continue;
-        LLVMValueRef no = ci(g->i1, 0);
-        sg->lin = LLVMBuildPhi(g->b, g->i1, "");
-        LLVMAddIncoming(sg->lin, (LLVMValueRef[]){no, lin[q]}, (LLVMBasicBlockRef[]){entry, chk_end}, 2);
-        sg->uni = LLVMBuildPhi(g->b, g->i1, "");
-        LLVMAddIncoming(sg->uni, (LLVMValueRef[]){no, uni[q]}, (LLVMBasicBlockRef[]){entry, chk_end}, 2);
-        sg->same = LLVMBuildPhi(g->b, g->i1, "");
-        LLVMAddIncoming(sg->same, (LLVMValueRef[]){no, same[q]}, (LLVMBasicBlockRef[]){entry, chk_end}, 2);
-    }
+    LLVMBuildCondBr(g->b, all, fast, slow);
+    LLVMPositionBuilderAtEnd(g->b, fast);
     for (int q = 0; q < g->ngrp; q++)
         if (g->grp[q].count >= 2) chunk_ptrs(g, slot_load(g, g->grp[q].reg), 0, g->grp[q].base);
+    g->fast_block = 1;
+    g->clone_lead = leader;
+    g->clone_end = leader + g->blen[leader];
+    g->slow_entry = slow;
+}
+
+/* i1: the bytes [mn, mx + tot) lie in one of the runtime's 4 most recent global allocations (a, b, c of
+ * c = a op b; ptx_mem.h), mx < its end too (no wrap-around). */
+static LLVMValueRef in_cached_alloc(G *g, LLVMValueRef mn, LLVMValueRef mx, unsigned tot) {
+    LLVMValueRef end = LLVMBuildAdd(g->b, mx, ci(g->i64, tot), "");
+    LLVMValueRef hit = NULL;
+    for (int c = 0; c < 4; c++) {
+        LLVMValueRef lo = jf(g, JF_GC0_LO + 2 * c), hi = jf(g, JF_GC0_HI + 2 * c);
+        LLVMValueRef h = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, mn, lo, ""),
+                                      LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntULE, end, hi, ""),
+                                                   LLVMBuildICmp(g->b, LLVMIntULT, mx, hi, ""), ""), "");
+        hit = hit ? LLVMBuildOr(g->b, hit, h, "") : h;
+    }
+    return hit;
+}
+
+/* A whole-warp 1-element global (or const, generic) ld/st of the shapes gen_chunks reads and writes, checked
+ * from its 4 chunk addresses alone (the whole warp's range follows from the shape: [min, max + 8*es) for
+ * FORM_LINEAR, [min, max + es) for FORM_CHUNK_BCAST; aligned when the 4 are), instead of reductions over the
+ * 32 lanes: a tile loop's global loads. Each fast form ends at `done`; the builder is left where every other
+ * access continues (the general checks). Same rule as theirs: the interpreter's bounds and alignment. */
+static void gen_global_chunks(G *g, const ptx_ins *in, LLVMValueRef a, LLVMValueRef em, LLVMBasicBlockRef done) {
+    const int isld = in->op == OP_LD;
+    const unsigned es = in->esize;
+    LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
+    LLVMValueRef lin, uni, b[4], p[4];
+    chunk_shape(g, a, es, &lin, &uni);
+    LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ci(g->i32, 0xffffffffu), "");
+    LLVMValueRef mn = NULL, mx = NULL, bits = NULL;
+    for (int c = 0; c < 4; c++) {
+        b[c] = LLVMBuildExtractElement(g->b, a, ci(g->i32, (uint64_t)c * 8), "");
+        mn = mn ? LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntULT, b[c], mn, ""), b[c], mn, "") : b[c];
+        mx = mx ? LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntUGT, b[c], mx, ""), b[c], mx, "") : b[c];
+        bits = bits ? LLVMBuildOr(g->b, bits, b[c], "") : b[c];
+    }
+    LLVMValueRef ok = full;
+    if (es > 1)
+        ok = LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, bits, ci(g->i64, es - 1), ""), ci(g->i64, 0), ""), "");
+    for (int w = 0; w < (isld ? 2 : 1); w++) {
+        /* FORM_LINEAR: the last lane of the highest chunk is at mx + 7*es */
+        LLVMValueRef hi = w ? mx : LLVMBuildAdd(g->b, mx, ci(g->i64, 7ull * es), "");
+        LLVMValueRef go = LLVMBuildAnd(g->b, LLVMBuildAnd(g->b, ok, w ? uni : lin, ""), in_cached_alloc(g, mn, hi, es), "");
+        LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, w ? "gluni" : "gllin");
+        LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
+        LLVMBuildCondBr(g->b, go, fast, next);
+        LLVMPositionBuilderAtEnd(g->b, fast);
+        for (int c = 0; c < 4; c++) p[c] = LLVMBuildIntToPtr(g->b, b[c], LLVMPointerType(g->i8, 0), "");
+        LLVMValueRef v = gen_chunks(g, in, isld, w ? FORM_CHUNK_BCAST : FORM_LINEAR, p, elt);
+        if (isld) SET(g, in->v[0], ext_elem(g, v, in->t), em);
+        LLVMBuildBr(g->b, done);
+        LLVMPositionBuilderAtEnd(g->b, next);
+    }
 }
 
 static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
@@ -927,7 +985,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         gen_shared32(g, idx, in, em);
         return;
     }
-    LLVMBasicBlockRef pjoin = NULL;
+    LLVMBasicBlockRef done = NULL; /* where the kernel-parameter and whole-warp global fast paths end */
     if (isld && sp == SP_KPARAM && (in->a < 0 || g->is_const[in->a])) {
         /* a kernel parameter at an offset known here: one scalar load per element, checked against the
          * launch's buffer once (the interpreter's ptx_mem_kparam rule); otherwise the lane-wise path */
@@ -939,7 +997,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
                                                           LLVMBuildSub(g->b, psz, ci(g->i64, off), ""), ""), "");
             LLVMBasicBlockRef pf = LLVMAppendBasicBlockInContext(g->cx, g->fn, "pfast");
             LLVMBasicBlockRef pg = LLVMAppendBasicBlockInContext(g->cx, g->fn, "pslow");
-            pjoin = LLVMAppendBasicBlockInContext(g->cx, g->fn, "pjoin");
+            done = LLVMAppendBasicBlockInContext(g->cx, g->fn, "ldst_done");
             LLVMBuildCondBr(g->b, okp, pf, pg);
             LLVMPositionBuilderAtEnd(g->b, pf);
             LLVMTypeRef pelt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
@@ -951,11 +1009,15 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
                 LLVMSetAlignment(x, 1);
                 SET(g, in->v[kk], ext_elem(g, splatv(g, x, itype(g, (int)es * 8)), et), em);
             }
-            LLVMBuildBr(g->b, pjoin);
+            LLVMBuildBr(g->b, done);
             LLVMPositionBuilderAtEnd(g->b, pg);
         }
     }
     LLVMValueRef a = LLVMBuildAdd(g->b, V(g, in->a), splat(g, g->v64, (uint64_t)in->imm), "");
+    if (nv == 1 && (sp == SP_GLOBAL || sp == SP_CONST || sp == SP_GENERIC)) {
+        if (!done) done = LLVMAppendBasicBlockInContext(g->cx, g->fn, "ldst_done");
+        gen_global_chunks(g, in, a, em, done);
+    }
     LLVMValueRef fastp = a, okc = NULL;
     LLVMValueRef aligned = tot > 1 ? LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, a, splat(g, g->v64, tot - 1), ""),
                                                    splat(g, g->v64, 0), "")
@@ -972,16 +1034,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
                                  (LLVMValueRef[]){LLVMBuildSelect(g->b, em, a, splat(g, g->v64, ~0ull), "")}, 1);
         LLVMValueRef mx = intrin(g, "llvm.vector.reduce.umax", &g->v64, 1,
                                  (LLVMValueRef[]){LLVMBuildSelect(g->b, em, a, splat(g, g->v64, 0), "")}, 1);
-        LLVMValueRef end = LLVMBuildAdd(g->b, mx, ci(g->i64, tot), "");
-        LLVMValueRef hit = NULL;
-        for (int c = 0; c < 4; c++) { /* the runtime's 4 most recent allocations (a, b, c of c = a op b) */
-            LLVMValueRef lo = jf(g, JF_GC0_LO + 2 * c), hi = jf(g, JF_GC0_HI + 2 * c);
-            LLVMValueRef h = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, mn, lo, ""),
-                                          LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntULE, end, hi, ""),
-                                                       LLVMBuildICmp(g->b, LLVMIntULT, mx, hi, ""), ""), "");
-            hit = hit ? LLVMBuildOr(g->b, hit, h, "") : h;
-        }
-        okc = hit;
+        okc = in_cached_alloc(g, mn, mx, tot);
         if (aligned) okc = LLVMBuildAnd(g->b, okc, all_of(g, em, aligned), "");
     }
     if (!okc) okc = ci(g->i1, 0);
@@ -1018,7 +1071,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
     if (nv == 1) {
         gen_shaped(g, in, isld, sp == SP_SHARED ? fastp : ptr, em, es, elt, velt, pvt, sbase, soff, ptr, et);
-        if (pjoin) { LLVMBuildBr(g->b, pjoin); LLVMPositionBuilderAtEnd(g->b, pjoin); }
+        if (done) { LLVMBuildBr(g->b, done); LLVMPositionBuilderAtEnd(g->b, done); }
         return;
     }
     for (int kk = 0; kk < nv; kk++) {
@@ -1040,7 +1093,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
             intrin(g, "llvm.masked.scatter", tys, 2, (LLVMValueRef[]){val, ptrs, ci(g->i32, es), em}, 4);
         }
     }
-    if (pjoin) { LLVMBuildBr(g->b, pjoin); LLVMPositionBuilderAtEnd(g->b, pjoin); }
+    if (done) { LLVMBuildBr(g->b, done); LLVMPositionBuilderAtEnd(g->b, done); }
 }
 
 static void gen_atom(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
@@ -1814,9 +1867,11 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->fact = calloc((size_t)ns, sizeof(addr_facts));
     g->sgroup = calloc((size_t)n + 1, sizeof(int));
     g->grp = calloc((size_t)ns, sizeof(shared_group));
+    g->lane_var = calloc((size_t)ns, 1);
+    g->clone_lead = -1;
     uint8_t *leader = calloc((size_t)n + 1, 1);
     void *result = NULL;
-    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !g->sgroup || !g->grp || !leader) {
+    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !g->sgroup || !g->grp || !g->lane_var || !leader) {
         snprintf(why, whylen, "out of memory");
         goto out;
     }
@@ -1838,6 +1893,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     }
     g->leader = leader;
     narrow_slots(g);
+    lane_variance(g);
     if (liveness(g)) { snprintf(why, whylen, "out of memory"); goto out; }
 
     g->m = LLVMModuleCreateWithNameInContext(name, g->cx);
@@ -2013,14 +2069,21 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     add_icount(g);
     LLVMBuildRet(g->b, ci(g->i32, (uint64_t)-1));
 
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n || g->fast_block; i++) {
+        int again = 0;
+        if (g->fast_block && i == g->clone_end) { /* the block's fast copy is done: now its general copy */
+            g->fast_block = 0;
+            LLVMPositionBuilderAtEnd(g->b, g->slow_entry);
+            i = g->clone_lead;
+            again = 1;
+        }
         const ptx_ins *in = &k->code[i];
-        if (leader[i]) {
+        if (leader[i] && !again) {
             LLVMPositionBuilderAtEnd(g->b, g->bb[i]);
             if (in->wsync) gen_wsync_wait(g, i, in);
             count_block(g, i);
             plan_shared_groups(g, i);
-            gen_shared_groups(g);
+            gen_fast_block_entry(g, i);
         }
         LLVMValueRef act = LLVMBuildLoad2(g->b, g->v1, g->active, "");
         LLVMValueRef em = act;
@@ -2091,6 +2154,7 @@ out:
     free(g->fact);
     free(g->sgroup);
     free(g->grp);
+    free(g->lane_var);
     free(leader);
     return result;
 }
