@@ -341,7 +341,7 @@ static void narrow_slots(G *g) {
 }
 
 /* lane_var[s]: slot s may hold different values in the lanes of one warp: %tid.x, %laneid and the lane masks,
- * what loads, atomics, texture fetches and shuffles give, and anything computed from such a slot. Only a
+ * what atomics and shuffles give, and anything computed (or loaded) from such a slot. Only a
  * guess of shared addresses' shapes (plan_shared_groups) reads it: a wrong guess costs speed, not bits. */
 static void lane_variance(G *g) {
     const ptx_kernel *k = g->k;
@@ -355,8 +355,7 @@ static void lane_variance(G *g) {
         changed = 0;
         for (int i = 0; i < k->ncode; i++) {
             const ptx_ins *in = &k->code[i];
-            int var = in->op == OP_LD || in->op == OP_ATOM || in->op == OP_TEX || in->op == OP_TLD4 || in->op == OP_SHFL ||
-                      in->op == OP_MATCH;
+            int var = in->op == OP_ATOM || in->op == OP_SHFL || in->op == OP_MATCH; /* a load is as varied as its address */
             const int nu = uses_of(k, in, u);
             for (int j = 0; j < nu && !var; j++) var = u[j] >= 0 && u[j] < ns && g->lane_var[u[j]];
             if (!var) continue;

@@ -2172,6 +2172,105 @@ static void test_cvt_tf32(void) {
     ptx_module_free(m);
 }
 
+/* The JIT's checks once per block and per warp (ptx_jit_ir.c: the fast copy of a block with shared_groups, the
+ * whole-warp global path from 4 chunk addresses) at their edges, on both engines: one warp; 4 linear shared
+ * stores through one register; a global load at a byte offset gsh after one that learns the allocation (g:
+ * 40 words), and a warp-uniform one at gu; then, for lanes below lim, a linear group ([r14], [r14+256], a store
+ * at [r14+4]) and a broadcast group ([r15+8], [r15-8]), r14 = sm + 4*tid + sh, r15 = sm + sh, and a global
+ * store (to an allocation stored to before, so the runtime knows it). Each fault mode must fail as the interpreter does (kind, instruction, first lane): an offset past the
+ * end of shared memory, one below it, a misaligned register; a global access past the allocation's end (the
+ * warp's last lane), before its start, misaligned, and a uniform one at its end. lim < 32 (a partial warp)
+ * must leave the lanes that do not run untouched. */
+static const char *FASTBLK_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry fastblk(.param .u64 o, .param .u64 g, .param .u32 sh, .param .u32 gsh, .param .u32 lim, .param .u32 gu)\n{\n"
+    " .reg .b32 %r<40>; .reg .b64 %rd<16>; .reg .pred %p<4>;\n"
+    " .shared .align 16 .b32 sm[128];\n"
+    " ld.param.u64 %rd1, [o]; ld.param.u64 %rd2, [g];\n"
+    " ld.param.u32 %r2, [sh]; ld.param.u32 %r30, [gsh]; ld.param.u32 %r31, [lim]; ld.param.u32 %r32, [gu];\n"
+    " mov.u32 %r3, %tid.x; mov.u32 %r7, sm; shl.b32 %r8, %r3, 2; add.u32 %r9, %r7, %r8;\n"
+    " mul.lo.u32 %r10, %r3, 7; add.u32 %r10, %r10, 1;\n"
+    " st.shared.u32 [%r9], %r10; add.u32 %r11, %r10, 1000; st.shared.u32 [%r9+128], %r11;\n"
+    " add.u32 %r11, %r10, 2000; st.shared.u32 [%r9+256], %r11; add.u32 %r11, %r10, 3000; st.shared.u32 [%r9+384], %r11;\n"
+    " bar.sync 0;\n"
+    " mul.wide.u32 %rd3, %r3, 4; add.s64 %rd4, %rd2, %rd3; ld.global.u32 %r12, [%rd4];\n"
+    " cvt.s64.s32 %rd5, %r30; add.s64 %rd6, %rd4, %rd5;\n"
+    " ld.global.u32 %r13, [%rd6];\n"
+    " cvt.s64.s32 %rd9, %r32; add.s64 %rd9, %rd2, %rd9;\n"
+    " ld.global.u32 %r22, [%rd9];\n"
+    " add.u32 %r14, %r9, %r2; add.u32 %r15, %r7, %r2; add.s64 %rd7, %rd1, %rd3;\n"
+    " st.global.u32 [%rd7], %r12; mov.u32 %r16, 0; mov.u32 %r17, 0; mov.u32 %r18, 0; mov.u32 %r19, 0;\n"
+    " setp.ge.u32 %p1, %r3, %r31; @%p1 bra SKIP;\n"
+    " ld.shared.u32 %r16, [%r14];\n"
+    " ld.shared.u32 %r17, [%r14+256];\n"
+    " ld.shared.u32 %r18, [%r15+8];\n"
+    " ld.shared.u32 %r19, [%r15+-8];\n"
+    " add.u32 %r20, %r16, %r18; st.shared.u32 [%r14+4], %r20; st.global.u32 [%rd7+896], %r20;\n"
+    "SKIP:\n"
+    " bar.sync 0;\n"
+    " ld.shared.u32 %r21, [%r9];\n"
+    " st.global.u32 [%rd7+128], %r13; st.global.u32 [%rd7+256], %r16;\n"
+    " st.global.u32 [%rd7+384], %r17; st.global.u32 [%rd7+512], %r18; st.global.u32 [%rd7+640], %r19;\n"
+    " st.global.u32 [%rd7+768], %r21; st.global.u32 [%rd7+1024], %r22;\n"
+    " ret;\n}\n";
+/* the PTX line (1-based) of the first line of text holding needle */
+static unsigned ptx_line_of(const char *text, const char *needle) {
+    const char *at = strstr(text, needle);
+    unsigned line = 1;
+    for (const char *c = text; at && c < at; c++) line += *c == '\n';
+    return at ? line : 0;
+}
+static void test_jit_fast_checks(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(FASTBLK_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    uint32_t *o = dev_alloc(0, 9 * 32 * 4), *gm = dev_alloc(0, 40 * 4);
+    for (int i = 0; i < 40; i++) gm[i] = 0x1000u + 3u * (unsigned)i;
+#define SMV(w) ((uint32_t)((w) % 32) * 7u + 1u + 1000u * (uint32_t)((w) / 32))
+    /* sh, gsh, lim, gu; then rc, kind, space, the faulting instruction, thread */
+    static const struct { int sh, gsh, lim, gu, rc; const char *kind, *space, *ins; int thread; } C[] = {
+        {8, 4, 32, 156, 0, NULL, NULL, NULL, 0},
+        {8, 4, 20, 156, 0, NULL, NULL, NULL, 0},
+        {136, 4, 32, 156, 700, "illegal load from", "shared", "[%r14+256]", 30},
+        {4, 4, 32, 156, 700, "illegal load from", "shared", "[%r15+-8]", 0},
+        {10, 4, 32, 156, 716, "misaligned load from", "shared", "%r16, [%r14];", 0},
+        {8, 36, 32, 156, 700, "illegal load from", "global", "[%rd6]", 31},
+        {8, -8, 32, 156, 700, "illegal load from", "global", "[%rd6]", 0},
+        {8, 2, 32, 156, 716, "misaligned load from", "global", "[%rd6]", 0},
+        {8, 4, 32, 160, 700, "illegal load from", "global", "[%rd9]", 0},
+    };
+    for (size_t c = 0; c < sizeof(C) / sizeof(C[0]); c++) {
+        for (int i = 0; i < 9 * 32; i++) o[i] = 0xdeadbeefu;
+        pbuf p = {{0}, 0};
+        pptr(&p, o); pptr(&p, gm); pint(&p, C[c].sh); pint(&p, C[c].gsh); pint(&p, C[c].lim); pint(&p, C[c].gu);
+        int rc = launch_in(m, "fastblk", 1, 1, 1, 32, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
+        CHECK(rc == C[c].rc, "case %zu: rc %d, want %d (%s)", c, rc, C[c].rc, log);
+        if (rc) {
+            char line[32], thread[48];
+            snprintf(line, sizeof(line), "PTX line %u,", ptx_line_of(FASTBLK_PTX, C[c].ins));
+            snprintf(thread, sizeof(thread), "thread (%d,0,0)", C[c].thread);
+            CHECK(strstr(log, C[c].kind) && strstr(log, C[c].space) && strstr(log, line) && strstr(log, thread),
+                  "case %zu: %s, want %s %s at %s %s", c, log, C[c].kind, C[c].space, line, thread);
+            continue;
+        }
+        for (int t = 0; t < 32; t++) {
+            const int run = t < C[c].lim, w = t + C[c].sh / 4; /* lane t - sh/4 - 1 stored word t */
+            const uint32_t r16 = run ? SMV(w) : 0, r18 = run ? SMV(C[c].sh / 4 + 2) : 0;
+            const uint32_t want[9] = {0x1000u + 3u * (unsigned)t, 0x1000u + 3u * (unsigned)(t + 1), r16, run ? SMV(w + 64) : 0, r18,
+                                      run ? SMV(C[c].sh / 4 - 2) : 0,
+                                      t - C[c].sh / 4 - 1 >= 0 && t - C[c].sh / 4 - 1 < C[c].lim ? SMV(t - 1) + SMV(C[c].sh / 4 + 2) : SMV(t),
+                                      run ? r16 + r18 : 0xdeadbeefu, 0x1000u + 3u * 39u};
+            for (int k = 0; k < 9; k++)
+                CHECK(o[k * 32 + t] == want[k], "case %zu lane %d word %d: %#x, want %#x", c, t, k, o[k * 32 + t], want[k]);
+        }
+    }
+#undef SMV
+    CHECK(jit_compiled(m, "fastblk"), "the JIT did not compile fastblk (TF_EMU_TRACE=1 says why)");
+    dev_free(0, o); dev_free(0, gm);
+    ptx_module_free(m);
+}
+
 /* PTX that would exhaust host memory fails the load with a message instead. */
 static void test_hostile_ptx(void) {
     static const char *cases[] = {
@@ -2878,7 +2977,7 @@ static const test TESTS[] = {
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background}, {"jit_switch_mid_launch", test_jit_switch_mid_launch},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
-    {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp},
+    {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp}, {"jit_fast_checks", test_jit_fast_checks},
 };
 
 static char *read_file(const char *path, size_t *len) {
