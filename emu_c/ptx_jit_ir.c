@@ -925,18 +925,16 @@ static void gen_fast_block_entry(G *g, int leader) {
 }
 
 /* i1: the bytes [mn, mx + tot) lie in one of the runtime's 4 most recent global allocations (a, b, c of
- * c = a op b; ptx_mem.h), mx < its end too (no wrap-around). */
+ * c = a op b; ptx_mem.h), the end not wrapped around (as the interpreter's per-lane check: a + n >= a). */
 static LLVMValueRef in_cached_alloc(G *g, LLVMValueRef mn, LLVMValueRef mx, unsigned tot) {
     LLVMValueRef end = LLVMBuildAdd(g->b, mx, ci(g->i64, tot), "");
     LLVMValueRef hit = NULL;
     for (int c = 0; c < 4; c++) {
         LLVMValueRef lo = jf(g, JF_GC0_LO + 2 * c), hi = jf(g, JF_GC0_HI + 2 * c);
-        LLVMValueRef h = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, mn, lo, ""),
-                                      LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntULE, end, hi, ""),
-                                                   LLVMBuildICmp(g->b, LLVMIntULT, mx, hi, ""), ""), "");
+        LLVMValueRef h = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, mn, lo, ""), LLVMBuildICmp(g->b, LLVMIntULE, end, hi, ""), "");
         hit = hit ? LLVMBuildOr(g->b, hit, h, "") : h;
     }
-    return hit;
+    return LLVMBuildAnd(g->b, hit, LLVMBuildICmp(g->b, LLVMIntUGT, end, mx, ""), "");
 }
 
 /* A whole-warp 1-element global (or const, generic) ld/st of the shapes gen_chunks reads and writes, checked
@@ -962,12 +960,15 @@ static void gen_global_chunks(G *g, const ptx_ins *in, LLVMValueRef a, LLVMValue
     if (es > 1)
         ok = LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, bits, ci(g->i64, es - 1), ""), ci(g->i64, 0), ""), "");
     for (int w = 0; w < (isld ? 2 : 1); w++) {
-        /* FORM_LINEAR: the last lane of the highest chunk is at mx + 7*es */
-        LLVMValueRef hi = w ? mx : LLVMBuildAdd(g->b, mx, ci(g->i64, 7ull * es), "");
-        LLVMValueRef go = LLVMBuildAnd(g->b, LLVMBuildAnd(g->b, ok, w ? uni : lin, ""), in_cached_alloc(g, mn, hi, es), "");
+        /* the shape first (vector compares), then the range on the path of that shape only */
+        LLVMBasicBlockRef range = LLVMAppendBasicBlockInContext(g->cx, g->fn, w ? "glunirange" : "gllinrange");
         LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, w ? "gluni" : "gllin");
         LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
-        LLVMBuildCondBr(g->b, go, fast, next);
+        LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, ok, w ? uni : lin, ""), range, next);
+        LLVMPositionBuilderAtEnd(g->b, range);
+        /* FORM_LINEAR: the last lane of the highest chunk is at mx + 7*es */
+        LLVMValueRef hi = w ? mx : LLVMBuildAdd(g->b, mx, ci(g->i64, 7ull * es), "");
+        LLVMBuildCondBr(g->b, in_cached_alloc(g, mn, hi, es), fast, next);
         LLVMPositionBuilderAtEnd(g->b, fast);
         for (int c = 0; c < 4; c++) p[c] = LLVMBuildIntToPtr(g->b, b[c], LLVMPointerType(g->i8, 0), "");
         LLVMValueRef v = gen_chunks(g, in, isld, w ? FORM_CHUNK_BCAST : FORM_LINEAR, p, elt);
