@@ -35,9 +35,15 @@ typedef struct addr_facts {
 
 /* The unpredicated 1-element shared accesses of one basic block through one address register that the block
  * does not write before them (a tile loop's 16-32 ld.shared [r+imm]; plan_shared_groups). When a block has
- * such groups it is generated twice (gen_fast_block_entry): a copy in which every grouped access takes one
- * form of gen_chunks with no check of its own, run when the block's entry found all 32 lanes running and each
- * group's span of offsets in bounds and of that form; and the general copy. */
+ * such groups it is generated two or three times (gen_fast_block_entry, COPY_*): fast copies in which every
+ * grouped access takes one form of gen_chunks with no check of its own (straight-line code that -O2 keeps in
+ * registers), run when the block's entry found all 32 lanes running and each group's span of offsets in bounds
+ * and of that form; and the general copy. */
+/* Copies of a block (G.copy): the general one, the fast one (each grouped access in its group's form), and the
+ * fast one for warps whose broadcast groups' registers hold one address in all 32 lanes (FORM_WARP_BCAST:
+ * one load each instead of 4, a 32x32 tile's row). */
+enum { COPY_GENERAL, COPY_FAST, COPY_FAST_WARP_BCAST };
+
 typedef struct shared_group {
     int reg;
     unsigned es;
@@ -62,9 +68,10 @@ typedef struct G {
     shared_group *grp;
     int ngrp;
     uint8_t *lane_var;          /* per slot: may differ between the lanes of a warp (lane_variance) */
-    int fast_block;             /* generating the fast copy of the block led by clone_lead (up to clone_end) */
+    int copy;                   /* the copy (COPY_*) of the block led by clone_lead (up to clone_end) being generated */
     int clone_lead, clone_end;
-    LLVMBasicBlockRef slow_entry; /* where the general copy of that block starts */
+    LLVMBasicBlockRef next_entry[2]; /* where the block's copies still to generate start (next_block_copy) */
+    int next_copy[2], nnext;
     uint64_t *cval;
     LLVMValueRef J, R, pcs, warp, mode;
     LLVMValueRef pcv, active, parked, icnt, backs;
@@ -733,7 +740,7 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
     const int64_t imm = in->imm;
-    if (g->fast_block && g->sgroup[idx] >= 0) {
+    if (g->copy != COPY_GENERAL && g->sgroup[idx] >= 0) {
         /* the fast copy of a block: its entry checked this access with its group */
         const shared_group *sg = &g->grp[g->sgroup[idx]];
         LLVMValueRef p[4];
@@ -742,7 +749,8 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
             LLVMValueRef off = ci(g->i64, (uint64_t)imm);
             p[c] = LLVMBuildGEP2(g->b, g->i8, sg->base[c], &off, 1, "");
         }
-        LLVMValueRef v = gen_chunks(g, in, isld, sg->form, p, elt);
+        const int form = g->copy == COPY_FAST_WARP_BCAST && sg->form == FORM_CHUNK_BCAST ? FORM_WARP_BCAST : sg->form;
+        LLVMValueRef v = gen_chunks(g, in, isld, form, p, elt);
         if (isld) SET(g, in->v[0], ext_elem(g, v, et), em);
         return;
     }
@@ -880,22 +888,35 @@ static void plan_shared_groups(G *g, int leader) {
         if (g->sgroup[i] >= 0 && g->grp[g->sgroup[i]].count < 2) g->sgroup[i] = -1;
 }
 
-/* At the entry of the block led by `leader`, when it has shared_groups: the fast copy runs when all 32 lanes
+/* The builder is at the start of a copy of the current block: its fast copies need each group's chunk bases. */
+static void start_copy(G *g, int copy) {
+    g->copy = copy;
+    if (copy == COPY_GENERAL) return;
+    for (int q = 0; q < g->ngrp; q++)
+        if (g->grp[q].count >= 2) chunk_ptrs(g, slot_load(g, g->grp[q].reg), 0, g->grp[q].base);
+}
+
+/* At the entry of the block led by `leader`, when it has shared_groups: a fast copy runs when all 32 lanes
  * run and, for each group, its register's facts (computed here if a write cleared them) put the span of its
  * offsets in bounds, aligned, and in the group's form (FORM_LINEAR: 8-lane chunks step by the element size;
- * FORM_CHUNK_BCAST: each chunk's lanes equal). Leaves the builder in the fast copy (each group's chunk base
- * pointers computed) with g->fast_block set, the general copy's start in g->slow_entry. */
+ * FORM_CHUNK_BCAST: each chunk's lanes equal); COPY_FAST_WARP_BCAST when, besides, every broadcast group's
+ * register has one value (its min is its max). Leaves the builder in the first fast copy, the other copies'
+ * starts queued in g->next_copy (the general copy last). */
 static void gen_fast_block_entry(G *g, int leader) {
-    int any = 0;
-    for (int q = 0; q < g->ngrp; q++) any |= g->grp[q].count >= 2;
+    int any = 0, bcast = 0;
+    for (int q = 0; q < g->ngrp; q++) {
+        any |= g->grp[q].count >= 2;
+        bcast |= g->grp[q].count >= 2 && g->grp[q].form == FORM_CHUNK_BCAST;
+    }
     if (!any) return;
     LLVMValueRef act = LLVMBuildLoad2(g->b, g->v1, g->active, "");
     LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastblock");
+    LLVMBasicBlockRef fastw = bcast ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastblock_warp") : NULL;
     LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "block");
     LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastchk");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, act), ci(g->i32, 0xffffffffu), ""), chk, slow);
     LLVMPositionBuilderAtEnd(g->b, chk);
-    LLVMValueRef all = ci(g->i1, 1);
+    LLVMValueRef all = ci(g->i1, 1), one = ci(g->i1, 1);
     for (int q = 0; q < g->ngrp; q++) {
         shared_group *sg = &g->grp[q];
         if (sg->count < 2) continue;
@@ -913,15 +934,37 @@ static void gen_fast_block_entry(G *g, int leader) {
                                        LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->regular), ci(g->i32, 0), ""), "");
         LLVMValueRef want = ci(g->i32, sg->form == FORM_LINEAR ? sg->es : 0);
         all = LLVMBuildAnd(g->b, all, LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, fact_load(g, f->stride), want, ""), ""), "");
+        if (sg->form == FORM_CHUNK_BCAST) one = LLVMBuildAnd(g->b, one, LLVMBuildICmp(g->b, LLVMIntEQ, red[0], red[1], ""), "");
     }
-    LLVMBuildCondBr(g->b, all, fast, slow);
-    LLVMPositionBuilderAtEnd(g->b, fast);
-    for (int q = 0; q < g->ngrp; q++)
-        if (g->grp[q].count >= 2) chunk_ptrs(g, slot_load(g, g->grp[q].reg), 0, g->grp[q].base);
-    g->fast_block = 1;
+    if (bcast) {
+        LLVMBasicBlockRef pick = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastpick");
+        LLVMBuildCondBr(g->b, all, pick, slow);
+        LLVMPositionBuilderAtEnd(g->b, pick);
+        LLVMBuildCondBr(g->b, one, fastw, fast);
+    } else {
+        LLVMBuildCondBr(g->b, all, fast, slow);
+    }
     g->clone_lead = leader;
     g->clone_end = leader + g->blen[leader];
-    g->slow_entry = slow;
+    g->nnext = 0;
+    if (bcast) { g->next_entry[g->nnext] = fast; g->next_copy[g->nnext++] = COPY_FAST; }
+    g->next_entry[g->nnext] = slow;
+    g->next_copy[g->nnext++] = COPY_GENERAL;
+    LLVMPositionBuilderAtEnd(g->b, bcast ? fastw : fast);
+    start_copy(g, bcast ? COPY_FAST_WARP_BCAST : COPY_FAST);
+}
+
+/* The current copy of the block ends at instruction i: the builder moves to the next queued copy, and i back
+ * to the block's first instruction. 1 if there is one (the caller generates the block again), else 0. */
+static int next_block_copy(G *g, int *i) {
+    if (g->copy == COPY_GENERAL || *i != g->clone_end || g->nnext == 0) return 0;
+    LLVMPositionBuilderAtEnd(g->b, g->next_entry[0]);
+    const int copy = g->next_copy[0];
+    g->nnext--;
+    for (int j = 0; j < g->nnext; j++) { g->next_entry[j] = g->next_entry[j + 1]; g->next_copy[j] = g->next_copy[j + 1]; }
+    start_copy(g, copy);
+    *i = g->clone_lead;
+    return 1;
 }
 
 /* i1: the bytes [mn, mx + tot) lie in one of the runtime's 4 most recent global allocations (a, b, c of
@@ -2069,14 +2112,8 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     add_icount(g);
     LLVMBuildRet(g->b, ci(g->i32, (uint64_t)-1));
 
-    for (int i = 0; i < n || g->fast_block; i++) {
-        int again = 0;
-        if (g->fast_block && i == g->clone_end) { /* the block's fast copy is done: now its general copy */
-            g->fast_block = 0;
-            LLVMPositionBuilderAtEnd(g->b, g->slow_entry);
-            i = g->clone_lead;
-            again = 1;
-        }
+    for (int i = 0; i < n || g->copy != COPY_GENERAL; i++) {
+        const int again = next_block_copy(g, &i); /* a block with fast copies is generated once per copy */
         const ptx_ins *in = &k->code[i];
         if (leader[i] && !again) {
             LLVMPositionBuilderAtEnd(g->b, g->bb[i]);
