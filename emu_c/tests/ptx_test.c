@@ -2176,8 +2176,9 @@ static void test_cvt_tf32(void) {
  * whole-warp global path from 4 chunk addresses) at their edges, on both engines: one warp; 4 linear shared
  * stores through one register; a global load at a byte offset gsh after one that learns the allocation (g:
  * 40 words), and a warp-uniform one at gu; then, for lanes below lim, a linear group ([r14], [r14+256], a store
- * at [r14+4]) and a broadcast group ([r15+8], [r15-8]), r14 = sm + 4*tid + sh, r15 = sm + sh, and a global
- * store (to an allocation stored to before, so the runtime knows it). Each fault mode must fail as the interpreter does (kind, instruction, first lane): an offset past the
+ * at [r14+4]) and a broadcast group ([r15+8], [r15-8]), r14 = sm + 4*tid + sh, r15 = sm + sh + 64*tid.y (one
+ * address per warp in a 32x1 block, one per half-warp in 16x2: the two fast copies), and a global store (to
+ * an allocation stored to before, so the runtime knows it). Each fault mode must fail as the interpreter does (kind, instruction, first lane): an offset past the
  * end of shared memory, one below it, a misaligned register; a global access past the allocation's end (the
  * warp's last lane), before its start, misaligned, and a uniform one at its end. lim < 32 (a partial warp)
  * must leave the lanes that do not run untouched. */
@@ -2188,7 +2189,8 @@ static const char *FASTBLK_PTX =
     " .shared .align 16 .b32 sm[128];\n"
     " ld.param.u64 %rd1, [o]; ld.param.u64 %rd2, [g];\n"
     " ld.param.u32 %r2, [sh]; ld.param.u32 %r30, [gsh]; ld.param.u32 %r31, [lim]; ld.param.u32 %r32, [gu];\n"
-    " mov.u32 %r3, %tid.x; mov.u32 %r7, sm; shl.b32 %r8, %r3, 2; add.u32 %r9, %r7, %r8;\n"
+    " mov.u32 %r3, %tid.x; mov.u32 %r4, %tid.y; mov.u32 %r5, %ntid.x; mad.lo.u32 %r3, %r4, %r5, %r3;\n"
+    " mov.u32 %r7, sm; shl.b32 %r8, %r3, 2; add.u32 %r9, %r7, %r8; shl.b32 %r6, %r4, 6;\n"
     " mul.lo.u32 %r10, %r3, 7; add.u32 %r10, %r10, 1;\n"
     " st.shared.u32 [%r9], %r10; add.u32 %r11, %r10, 1000; st.shared.u32 [%r9+128], %r11;\n"
     " add.u32 %r11, %r10, 2000; st.shared.u32 [%r9+256], %r11; add.u32 %r11, %r10, 3000; st.shared.u32 [%r9+384], %r11;\n"
@@ -2198,7 +2200,7 @@ static const char *FASTBLK_PTX =
     " ld.global.u32 %r13, [%rd6];\n"
     " cvt.s64.s32 %rd9, %r32; add.s64 %rd9, %rd2, %rd9;\n"
     " ld.global.u32 %r22, [%rd9];\n"
-    " add.u32 %r14, %r9, %r2; add.u32 %r15, %r7, %r2; add.s64 %rd7, %rd1, %rd3;\n"
+    " add.u32 %r14, %r9, %r2; add.u32 %r15, %r7, %r2; add.u32 %r15, %r15, %r6; add.s64 %rd7, %rd1, %rd3;\n"
     " st.global.u32 [%rd7], %r12; mov.u32 %r16, 0; mov.u32 %r17, 0; mov.u32 %r18, 0; mov.u32 %r19, 0;\n"
     " setp.ge.u32 %p1, %r3, %r31; @%p1 bra SKIP;\n"
     " ld.shared.u32 %r16, [%r14];\n"
@@ -2228,23 +2230,27 @@ static void test_jit_fast_checks(void) {
     uint32_t *o = dev_alloc(0, 9 * 32 * 4), *gm = dev_alloc(0, 40 * 4);
     for (int i = 0; i < 40; i++) gm[i] = 0x1000u + 3u * (unsigned)i;
 #define SMV(w) ((uint32_t)((w) % 32) * 7u + 1u + 1000u * (uint32_t)((w) / 32))
-    /* sh, gsh, lim, gu; then rc, kind, space, the faulting instruction, thread */
-    static const struct { int sh, gsh, lim, gu, rc; const char *kind, *space, *ins; int thread; } C[] = {
-        {8, 4, 32, 156, 0, NULL, NULL, NULL, 0},
-        {8, 4, 20, 156, 0, NULL, NULL, NULL, 0},
-        {136, 4, 32, 156, 700, "illegal load from", "shared", "[%r14+256]", 30},
-        {4, 4, 32, 156, 700, "illegal load from", "shared", "[%r15+-8]", 0},
-        {10, 4, 32, 156, 716, "misaligned load from", "shared", "%r16, [%r14];", 0},
-        {8, 36, 32, 156, 700, "illegal load from", "global", "[%rd6]", 31},
-        {8, -8, 32, 156, 700, "illegal load from", "global", "[%rd6]", 0},
-        {8, 2, 32, 156, 716, "misaligned load from", "global", "[%rd6]", 0},
-        {8, 4, 32, 160, 700, "illegal load from", "global", "[%rd9]", 0},
+    /* block width bx (x 32/bx); sh, gsh, lim, gu; then rc, kind, space, the faulting instruction, thread */
+    static const struct { int bx, sh, gsh, lim, gu, rc; const char *kind, *space, *ins; int thread; } C[] = {
+        {32, 8, 4, 32, 156, 0, NULL, NULL, NULL, 0},
+        {32, 8, 4, 20, 156, 0, NULL, NULL, NULL, 0},
+        {32, 136, 4, 32, 156, 700, "illegal load from", "shared", "[%r14+256]", 30},
+        {32, 4, 4, 32, 156, 700, "illegal load from", "shared", "[%r15+-8]", 0},
+        {32, 10, 4, 32, 156, 716, "misaligned load from", "shared", "%r16, [%r14];", 0},
+        {32, 8, 36, 32, 156, 700, "illegal load from", "global", "[%rd6]", 31},
+        {32, 8, -8, 32, 156, 700, "illegal load from", "global", "[%rd6]", 0},
+        {32, 8, 2, 32, 156, 716, "misaligned load from", "global", "[%rd6]", 0},
+        {32, 8, 4, 32, 160, 700, "illegal load from", "global", "[%rd9]", 0},
+        {16, 8, 4, 32, 156, 0, NULL, NULL, NULL, 0},
+        {16, 8, 4, 24, 156, 0, NULL, NULL, NULL, 0},
+        {16, 4, 4, 32, 156, 700, "illegal load from", "shared", "[%r15+-8]", 0},
     };
     for (size_t c = 0; c < sizeof(C) / sizeof(C[0]); c++) {
         for (int i = 0; i < 9 * 32; i++) o[i] = 0xdeadbeefu;
         pbuf p = {{0}, 0};
         pptr(&p, o); pptr(&p, gm); pint(&p, C[c].sh); pint(&p, C[c].gsh); pint(&p, C[c].lim); pint(&p, C[c].gu);
-        int rc = launch_in(m, "fastblk", 1, 1, 1, 32, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
+        const int bx = C[c].bx;
+        int rc = launch_in(m, "fastblk", 1, 1, 1, (unsigned)bx, 32u / (unsigned)bx, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
         CHECK(rc == C[c].rc, "case %zu: rc %d, want %d (%s)", c, rc, C[c].rc, log);
         if (rc) {
             char line[32], thread[48];
@@ -2255,11 +2261,13 @@ static void test_jit_fast_checks(void) {
             continue;
         }
         for (int t = 0; t < 32; t++) {
-            const int run = t < C[c].lim, w = t + C[c].sh / 4; /* lane t - sh/4 - 1 stored word t */
-            const uint32_t r16 = run ? SMV(w) : 0, r18 = run ? SMV(C[c].sh / 4 + 2) : 0;
+            /* lane t - sh/4 - 1 stored word t; r15's word is sh/4 + 16*ty */
+            const int run = t < C[c].lim, w = t + C[c].sh / 4, b = C[c].sh / 4 + 16 * (t / bx);
+            const int src = t - C[c].sh / 4 - 1, bsrc = C[c].sh / 4 + 16 * (src / bx);
+            const uint32_t r16 = run ? SMV(w) : 0, r18 = run ? SMV(b + 2) : 0;
             const uint32_t want[9] = {0x1000u + 3u * (unsigned)t, 0x1000u + 3u * (unsigned)(t + 1), r16, run ? SMV(w + 64) : 0, r18,
-                                      run ? SMV(C[c].sh / 4 - 2) : 0,
-                                      t - C[c].sh / 4 - 1 >= 0 && t - C[c].sh / 4 - 1 < C[c].lim ? SMV(t - 1) + SMV(C[c].sh / 4 + 2) : SMV(t),
+                                      run ? SMV(b - 2) : 0,
+                                      src >= 0 && src < C[c].lim ? SMV(t - 1) + SMV(bsrc + 2) : SMV(t),
                                       run ? r16 + r18 : 0xdeadbeefu, 0x1000u + 3u * 39u};
             for (int k = 0; k < 9; k++)
                 CHECK(o[k * 32 + t] == want[k], "case %zu lane %d word %d: %#x, want %#x", c, t, k, o[k * 32 + t], want[k]);
