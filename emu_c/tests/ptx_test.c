@@ -3002,11 +3002,12 @@ static char *read_file(const char *path, size_t *len) {
 }
 
 #include <time.h>
-static double now_s(void) {
+static double clock_s(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
 
 /* The spin kernel's math written lanes-inner for this CPU (one host thread): the baseline "one core's
  * vectorized speed" the PTX engines are measured against (4 flops per thread-iteration). */
@@ -3115,6 +3116,16 @@ static int bench(int workers) {
     if (r) { fprintf(stderr, "bench matmul: %d %s\n", r, log); return 1; }
     printf("matmul256 workers=%d warp_instructions=%llu seconds=%.3f warp_instr_per_s=%.3g gflops=%.3g\n", workers,
            (unsigned long long)ic, t1 - t0, (double)ic / (t1 - t0), 2.0 * n * n * n / (t1 - t0) * 1e-9);
+    {
+        /* the same launch by CPU time (this process's, every worker), the figure a loaded machine leaves steady */
+        const int reps = 10;
+        double c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+        for (int i = 0; i < reps; i++)
+            if (launch("matmul", (unsigned)n / 16, (unsigned)n / 16, 1, 16, 16, 1, 0, &q, workers, 0, log, sizeof(log), NULL)) return 1;
+        double cpu = (clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) / reps;
+        printf("matmul256_cpu workers=%d launches=%d cpu_ms_per_launch=%.3f warp_instr_per_cpu_s=%.4g\n", workers, reps, cpu * 1e3,
+               (double)ic / cpu);
+    }
     int launches = 2000;
     t0 = now_s();
     for (int i = 0; i < launches; i++)
