@@ -12,6 +12,10 @@
  * area, so a warp returns at a barrier and resumes after it without copying registers. Warp-synchronous
  * (.sync) instructions lead a block whose entry parks the running lanes (wsync) until their member masks'
  * lanes arrive, as the interpreter's run_warp/resched do (gen_wsync_wait and the dispatcher).
+ * Memory accesses of a whole warp take vector forms (gen_chunks) after checks made once where they can be:
+ * a block's shared accesses through one register once at the block's entry (shared_group: the block is
+ * generated again without their checks), a register's shared-address facts once per write (addr_facts), a
+ * global access from its 4 chunk addresses (gen_global_chunks).
  * Anything not translated here makes the whole kernel fall back to the interpreter.
  */
 #include "ptx_jit.h"
@@ -33,17 +37,17 @@ typedef struct addr_facts {
     LLVMValueRef stride;  /* lane 1 - lane 0 */
 } addr_facts;
 
+/* Copies of a block (G.copy): the general one, the fast one (each grouped access in its group's form), and the
+ * fast one for warps whose broadcast groups' registers hold one address in all 32 lanes (FORM_WARP_BCAST:
+ * one load each instead of 4, a 32x32 tile's row). */
+enum { COPY_GENERAL, COPY_FAST, COPY_FAST_WARP_BCAST };
+
 /* The unpredicated 1-element shared accesses of one basic block through one address register that the block
  * does not write before them (a tile loop's 16-32 ld.shared [r+imm]; plan_shared_groups). When a block has
  * such groups it is generated two or three times (gen_fast_block_entry, COPY_*): fast copies in which every
  * grouped access takes one form of gen_chunks with no check of its own (straight-line code that -O2 keeps in
  * registers), run when the block's entry found all 32 lanes running and each group's span of offsets in bounds
  * and of that form; and the general copy. */
-/* Copies of a block (G.copy): the general one, the fast one (each grouped access in its group's form), and the
- * fast one for warps whose broadcast groups' registers hold one address in all 32 lanes (FORM_WARP_BCAST:
- * one load each instead of 4, a 32x32 tile's row). */
-enum { COPY_GENERAL, COPY_FAST, COPY_FAST_WARP_BCAST };
-
 typedef struct shared_group {
     int reg;
     unsigned es;
