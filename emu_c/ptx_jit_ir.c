@@ -76,6 +76,8 @@ typedef struct G {
     int clone_lead, clone_end;
     LLVMBasicBlockRef next_entry[2]; /* where the block's copies still to generate start (next_block_copy) */
     int next_copy[2], nnext;
+    int copy_budget;            /* instructions fast copies may still add (plan_shared_groups) */
+    int fast_copies;            /* of the current block: 0, 1 (COPY_FAST), 2 (and COPY_FAST_WARP_BCAST) */
     uint64_t *cval;
     LLVMValueRef J, R, pcs, warp, mode;
     LLVMValueRef pcv, active, parked, icnt, backs;
@@ -853,8 +855,8 @@ static int writes_slot(const ptx_kernel *k, int from, int to, int s) {
     return 0;
 }
 
-/* The shared_groups of the block led by instruction `leader` (kernels that get -O2 only: the fast copy doubles
- * the block): its unpredicated 1-element shared accesses through a register no instruction of the block
+/* The shared_groups of the block led by instruction `leader` (kernels that get -O2 only, within copy_budget):
+ * its unpredicated 1-element shared accesses through a register no instruction of the block
  * writes before them, grouped by register, each group in the form lane_var guesses (a store only linear);
  * an access whose element size, offset modulo that size or form does not fit its group stays alone, and
  * groups of one access are dropped. Sets g->sgroup of the block's instructions. */
@@ -862,6 +864,7 @@ static void plan_shared_groups(G *g, int leader) {
     const ptx_kernel *k = g->k;
     const int end = leader + g->blen[leader];
     g->ngrp = 0;
+    g->fast_copies = 0;
     for (int i = leader; i < end; i++) {
         const ptx_ins *in = &k->code[i];
         g->sgroup[i] = -1;
@@ -890,6 +893,20 @@ static void plan_shared_groups(G *g, int leader) {
     }
     for (int i = leader; i < end; i++)
         if (g->sgroup[i] >= 0 && g->grp[g->sgroup[i]].count < 2) g->sgroup[i] = -1;
+    /* the copies count against -O2's size limit (ptx_jit.h): blocks are taken in order while the kernel and its
+     * copies stay within PTX_JIT_FULL_OPT_INSTRUCTIONS */
+    int any = 0, bcast = 0;
+    for (int q = 0; q < g->ngrp; q++) {
+        any |= g->grp[q].count >= 2;
+        bcast |= g->grp[q].count >= 2 && g->grp[q].form == FORM_CHUNK_BCAST;
+    }
+    g->fast_copies = any ? 1 + bcast : 0;
+    if (g->fast_copies * g->blen[leader] > g->copy_budget) {
+        for (int i = leader; i < end; i++) g->sgroup[i] = -1;
+        g->fast_copies = 0;
+        return;
+    }
+    g->copy_budget -= g->fast_copies * g->blen[leader];
 }
 
 /* The builder is at the start of a copy of the current block: its fast copies need each group's chunk bases. */
@@ -907,12 +924,8 @@ static void start_copy(G *g, int copy) {
  * register has one value (its min is its max). Leaves the builder in the first fast copy, the other copies'
  * starts queued in g->next_copy (the general copy last). */
 static void gen_fast_block_entry(G *g, int leader) {
-    int any = 0, bcast = 0;
-    for (int q = 0; q < g->ngrp; q++) {
-        any |= g->grp[q].count >= 2;
-        bcast |= g->grp[q].count >= 2 && g->grp[q].form == FORM_CHUNK_BCAST;
-    }
-    if (!any) return;
+    if (!g->fast_copies) return;
+    const int bcast = g->fast_copies == 2;
     LLVMValueRef act = LLVMBuildLoad2(g->b, g->v1, g->active, "");
     LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastblock");
     LLVMBasicBlockRef fastw = bcast ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastblock_warp") : NULL;
@@ -1916,6 +1929,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->grp = calloc((size_t)ns, sizeof(shared_group));
     g->lane_var = calloc((size_t)ns, 1);
     g->clone_lead = -1;
+    g->copy_budget = PTX_JIT_FULL_OPT_INSTRUCTIONS - n;
     uint8_t *leader = calloc((size_t)n + 1, 1);
     void *result = NULL;
     if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !g->sgroup || !g->grp || !g->lane_var || !leader) {
