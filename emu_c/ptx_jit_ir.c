@@ -1026,9 +1026,11 @@ static void gen_global_chunks(G *g, const ptx_ins *in, LLVMValueRef a, LLVMValue
         LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
         LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, ok, w ? uni : lin, ""), range, next);
         LLVMPositionBuilderAtEnd(g->b, range);
-        /* FORM_LINEAR: the last lane of the highest chunk is at mx + 7*es */
+        /* FORM_LINEAR: the last lane of the highest chunk is at mx + 7*es (not wrapped around past 2^64) */
         LLVMValueRef hi = w ? mx : LLVMBuildAdd(g->b, mx, ci(g->i64, 7ull * es), "");
-        LLVMBuildCondBr(g->b, in_cached_alloc(g, mn, hi, es), fast, next);
+        LLVMValueRef inside = in_cached_alloc(g, mn, hi, es);
+        if (!w) inside = LLVMBuildAnd(g->b, inside, LLVMBuildICmp(g->b, LLVMIntUGE, hi, mx, ""), "");
+        LLVMBuildCondBr(g->b, inside, fast, next);
         LLVMPositionBuilderAtEnd(g->b, fast);
         for (int c = 0; c < 4; c++) p[c] = LLVMBuildIntToPtr(g->b, b[c], LLVMPointerType(g->i8, 0), "");
         LLVMValueRef v = gen_chunks(g, in, isld, w ? FORM_CHUNK_BCAST : FORM_LINEAR, p, elt);

@@ -2180,11 +2180,13 @@ static void test_cvt_tf32(void) {
  * address per warp in a 32x1 block, one per half-warp in 16x2: the two fast copies), and a global store (to
  * an allocation stored to before, so the runtime knows it). Each fault mode must fail as the interpreter does (kind, instruction, first lane): an offset past the
  * end of shared memory, one below it, a misaligned register; a global access past the allocation's end (the
- * warp's last lane), before its start, misaligned, and a uniform one at its end. lim < 32 (a partial warp)
+ * warp's last lane), before its start, misaligned, a uniform one at its end, and a warp whose addresses wrap
+ * around past 2^64 (its chunks' first lanes near 2^64, its last lanes at 0). lim < 32 (a partial warp)
  * must leave the lanes that do not run untouched. */
 static const char *FASTBLK_PTX =
     ".version 8.0\n.target sm_80\n.address_size 64\n"
-    ".visible .entry fastblk(.param .u64 o, .param .u64 g, .param .u32 sh, .param .u32 gsh, .param .u32 lim, .param .u32 gu)\n{\n"
+    ".visible .entry fastblk(.param .u64 o, .param .u64 g, .param .u32 sh, .param .u32 gsh, .param .u32 lim, .param .u32 gu,\n"
+    " .param .u64 wild)\n{\n"
     " .reg .b32 %r<40>; .reg .b64 %rd<16>; .reg .pred %p<4>;\n"
     " .shared .align 16 .b32 sm[128];\n"
     " ld.param.u64 %rd1, [o]; ld.param.u64 %rd2, [g];\n"
@@ -2199,7 +2201,8 @@ static const char *FASTBLK_PTX =
     " cvt.s64.s32 %rd5, %r30; add.s64 %rd6, %rd4, %rd5;\n"
     " ld.global.u32 %r13, [%rd6];\n"
     " cvt.s64.s32 %rd9, %r32; add.s64 %rd9, %rd2, %rd9;\n"
-    " ld.global.u32 %r22, [%rd9];\n"
+    " ld.global.u32 %r22, [%rd9];\n"    " ld.param.u64 %rd10, [wild]; add.s64 %rd10, %rd10, %rd3;\n"
+    " ld.global.u32 %r23, [%rd10];\n"
     " add.u32 %r14, %r9, %r2; add.u32 %r15, %r7, %r2; add.u32 %r15, %r15, %r6; add.s64 %rd7, %rd1, %rd3;\n"
     " st.global.u32 [%rd7], %r12; mov.u32 %r16, 0; mov.u32 %r17, 0; mov.u32 %r18, 0; mov.u32 %r19, 0;\n"
     " setp.ge.u32 %p1, %r3, %r31; @%p1 bra SKIP;\n"
@@ -2213,7 +2216,7 @@ static const char *FASTBLK_PTX =
     " ld.shared.u32 %r21, [%r9];\n"
     " st.global.u32 [%rd7+128], %r13; st.global.u32 [%rd7+256], %r16;\n"
     " st.global.u32 [%rd7+384], %r17; st.global.u32 [%rd7+512], %r18; st.global.u32 [%rd7+640], %r19;\n"
-    " st.global.u32 [%rd7+768], %r21; st.global.u32 [%rd7+1024], %r22;\n"
+    " st.global.u32 [%rd7+768], %r21; st.global.u32 [%rd7+1024], %r22; st.global.u32 [%rd7+1152], %r23;\n"
     " ret;\n}\n";
 /* the PTX line (1-based) of the first line of text holding needle */
 static unsigned ptx_line_of(const char *text, const char *needle) {
@@ -2227,28 +2230,32 @@ static void test_jit_fast_checks(void) {
     char log[512];
     ptx_module *m = ptx_module_load(FASTBLK_PTX, 0, &ENV, &err, log, sizeof(log));
     CHECK(m && err == 0, "load: %d %s", err, log);
-    uint32_t *o = dev_alloc(0, 9 * 32 * 4), *gm = dev_alloc(0, 40 * 4);
+    uint32_t *o = dev_alloc(0, 10 * 32 * 4), *gm = dev_alloc(0, 40 * 4);
     for (int i = 0; i < 40; i++) gm[i] = 0x1000u + 3u * (unsigned)i;
 #define SMV(w) ((uint32_t)((w) % 32) * 7u + 1u + 1000u * (uint32_t)((w) / 32))
-    /* block width bx (x 32/bx); sh, gsh, lim, gu; then rc, kind, space, the faulting instruction, thread */
-    static const struct { int bx, sh, gsh, lim, gu, rc; const char *kind, *space, *ins; int thread; } C[] = {
-        {32, 8, 4, 32, 156, 0, NULL, NULL, NULL, 0},
-        {32, 8, 4, 20, 156, 0, NULL, NULL, NULL, 0},
-        {32, 136, 4, 32, 156, 700, "illegal load from", "shared", "[%r14+256]", 30},
-        {32, 4, 4, 32, 156, 700, "illegal load from", "shared", "[%r15+-8]", 0},
-        {32, 10, 4, 32, 156, 716, "misaligned load from", "shared", "%r16, [%r14];", 0},
-        {32, 8, 36, 32, 156, 700, "illegal load from", "global", "[%rd6]", 31},
-        {32, 8, -8, 32, 156, 700, "illegal load from", "global", "[%rd6]", 0},
-        {32, 8, 2, 32, 156, 716, "misaligned load from", "global", "[%rd6]", 0},
-        {32, 8, 4, 32, 160, 700, "illegal load from", "global", "[%rd9]", 0},
-        {16, 8, 4, 32, 156, 0, NULL, NULL, NULL, 0},
-        {16, 8, 4, 24, 156, 0, NULL, NULL, NULL, 0},
-        {16, 4, 4, 32, 156, 700, "illegal load from", "shared", "[%r15+-8]", 0},
+    /* block width bx (x 32/bx); sh, gsh, lim, gu, wild (0: g; else g's lanes at 2^64 - wild, the last ones wrapped
+     * around to 0); then rc, kind, space, the faulting instruction, thread */
+    static const struct { int bx, sh, gsh, lim, gu, wild, rc; const char *kind, *space, *ins; int thread; } C[] = {
+        {32, 8, 4, 32, 156, 0, 0, NULL, NULL, NULL, 0},
+        {32, 8, 4, 20, 156, 0, 0, NULL, NULL, NULL, 0},
+        {32, 136, 4, 32, 156, 0, 700, "illegal load from", "shared", "[%r14+256]", 30},
+        {32, 4, 4, 32, 156, 0, 700, "illegal load from", "shared", "[%r15+-8]", 0},
+        {32, 10, 4, 32, 156, 0, 716, "misaligned load from", "shared", "%r16, [%r14];", 0},
+        {32, 8, 36, 32, 156, 0, 700, "illegal load from", "global", "[%rd6]", 31},
+        {32, 8, -8, 32, 156, 0, 700, "illegal load from", "global", "[%rd6]", 0},
+        {32, 8, 2, 32, 156, 0, 716, "misaligned load from", "global", "[%rd6]", 0},
+        {32, 8, 4, 32, 160, 0, 700, "illegal load from", "global", "[%rd9]", 0},
+        {16, 8, 4, 32, 156, 0, 0, NULL, NULL, NULL, 0},
+        {16, 8, 4, 24, 156, 0, 0, NULL, NULL, NULL, 0},
+        {16, 4, 4, 32, 156, 0, 700, "illegal load from", "shared", "[%r15+-8]", 0},
+        {32, 8, 4, 32, 156, 100, 700, "illegal load from", "global", "[%rd10]", 0},
     };
     for (size_t c = 0; c < sizeof(C) / sizeof(C[0]); c++) {
-        for (int i = 0; i < 9 * 32; i++) o[i] = 0xdeadbeefu;
+        for (int i = 0; i < 10 * 32; i++) o[i] = 0xdeadbeefu;
         pbuf p = {{0}, 0};
         pptr(&p, o); pptr(&p, gm); pint(&p, C[c].sh); pint(&p, C[c].gsh); pint(&p, C[c].lim); pint(&p, C[c].gu);
+        const uint64_t wild = C[c].wild ? 0 - (uint64_t)C[c].wild : (uint64_t)(uintptr_t)gm;
+        pput(&p, &wild, 8);
         const int bx = C[c].bx;
         int rc = launch_in(m, "fastblk", 1, 1, 1, (unsigned)bx, 32u / (unsigned)bx, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
         CHECK(rc == C[c].rc, "case %zu: rc %d, want %d (%s)", c, rc, C[c].rc, log);
@@ -2265,11 +2272,11 @@ static void test_jit_fast_checks(void) {
             const int run = t < C[c].lim, w = t + C[c].sh / 4, b = C[c].sh / 4 + 16 * (t / bx);
             const int src = t - C[c].sh / 4 - 1, bsrc = C[c].sh / 4 + 16 * (src / bx);
             const uint32_t r16 = run ? SMV(w) : 0, r18 = run ? SMV(b + 2) : 0;
-            const uint32_t want[9] = {0x1000u + 3u * (unsigned)t, 0x1000u + 3u * (unsigned)(t + 1), r16, run ? SMV(w + 64) : 0, r18,
+            const uint32_t want[10] = {0x1000u + 3u * (unsigned)t, 0x1000u + 3u * (unsigned)(t + 1), r16, run ? SMV(w + 64) : 0, r18,
                                       run ? SMV(b - 2) : 0,
                                       src >= 0 && src < C[c].lim ? SMV(t - 1) + SMV(bsrc + 2) : SMV(t),
-                                      run ? r16 + r18 : 0xdeadbeefu, 0x1000u + 3u * 39u};
-            for (int k = 0; k < 9; k++)
+                                      run ? r16 + r18 : 0xdeadbeefu, 0x1000u + 3u * 39u, 0x1000u + 3u * (unsigned)t};
+            for (int k = 0; k < 10; k++)
                 CHECK(o[k * 32 + t] == want[k], "case %zu lane %d word %d: %#x, want %#x", c, t, k, o[k * 32 + t], want[k]);
         }
     }
