@@ -381,8 +381,8 @@ done:
     if (!fn) why_line(why, sizeof(why), lines, ncode);
     double ms = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
     if (g_trace) {
-        if (fn) fprintf(stderr, "tf-emu: jit: kernel %s %s in %.1f ms (%d instructions)\n", kname,
-                        from_disk ? "loaded from the disk cache" : "compiled", ms, ncode);
+        if (fn) fprintf(stderr, "tf-emu: jit: kernel %s %s in %.1f ms (%d instructions; code at %p, symbol %s)\n", kname,
+                        from_disk ? "loaded from the disk cache" : "compiled", ms, ncode, fn, name);
         else fprintf(stderr, "tf-emu: jit: kernel %s runs on the interpreter: %s\n", kname, why);
     }
     pthread_mutex_lock(&g_mu);

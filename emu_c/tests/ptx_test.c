@@ -2901,6 +2901,12 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* The spin kernel's math written lanes-inner for this CPU (one host thread): the baseline "one core's
  * vectorized speed" the PTX engines are measured against (4 flops per thread-iteration). */
 #if defined(__x86_64__)
@@ -3008,6 +3014,22 @@ static int bench(int workers) {
     if (r) { fprintf(stderr, "bench matmul: %d %s\n", r, log); return 1; }
     printf("matmul256 workers=%d warp_instructions=%llu seconds=%.3f warp_instr_per_s=%.3g gflops=%.3g\n", workers,
            (unsigned long long)ic, t1 - t0, (double)ic / (t1 - t0), 2.0 * n * n * n / (t1 - t0) * 1e-9);
+    {
+        /* the same launch repeated, timed in this process's CPU time (every worker's): on a machine other
+         * programs load, one launch's wall time says little; PTX_BENCH_MATMUL_LAUNCHES sets the count */
+        const char *ev = getenv("PTX_BENCH_MATMUL_LAUNCHES");
+        const int reps = ev && atoi(ev) > 0 ? atoi(ev) : 10;
+        uint64_t icr = 0, ic1 = 0;
+        const double c0 = cpu_s();
+        for (int i = 0; i < reps; i++, icr += ic1)
+            if (launch("matmul", (unsigned)n / 16, (unsigned)n / 16, 1, 16, 16, 1, 0, &q, workers, 0, log, sizeof(log), &ic1)) {
+                fprintf(stderr, "bench matmul: %s\n", log);
+                return 1;
+            }
+        const double c1 = cpu_s();
+        printf("matmul256_cpu workers=%d launches=%d cpu_ms_per_launch=%.3f warp_instr_per_cpu_s=%.4g\n", workers, reps,
+               (c1 - c0) * 1e3 / reps, (double)icr / (c1 - c0));
+    }
     int launches = 2000;
     t0 = now_s();
     for (int i = 0; i < launches; i++)
