@@ -2946,6 +2946,16 @@ static void spin_thread_loop(float *out, unsigned blocks, unsigned threads, int 
         }
 }
 
+/* The barrier's own cost: 8 warps per block that do almost nothing but bar.sync (a loop of n). */
+static const char *BARLOOP_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry barloop(.param .u64 out, .param .u32 n)\n{\n.reg .pred %p<2>;\n.reg .b32 %r<8>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; ld.param.u32 %r1, [n]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r2, %tid.x; mov.u32 %r3, %ctaid.x; mov.u32 %r4, 0; mov.u32 %r5, %r2;\n"
+    "LOOP:\n bar.sync 0;\n add.u32 %r5, %r5, %r4; add.u32 %r4, %r4, 1; setp.lt.u32 %p1, %r4, %r1; @%p1 bra LOOP;\n"
+    " mad.lo.u32 %r6, %r3, 256, %r2; mul.wide.u32 %rd2, %r6, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r5;\n"
+    " ret;\n}\n";
+
 /* `ptx_test --bench [workers]`: engine throughput without the driver, one line of key=value per figure. */
 static int bench(int workers) {
     float *out = dev_alloc(0, 64 * 256 * 4);
@@ -3029,6 +3039,33 @@ static int bench(int workers) {
         const double c1 = cpu_s();
         printf("matmul256_cpu workers=%d launches=%d cpu_ms_per_launch=%.3f warp_instr_per_cpu_s=%.4g\n", workers, reps,
                (c1 - c0) * 1e3 / reps, (double)icr / (c1 - c0));
+    }
+    {
+        /* barloop: 16 blocks of 8 warps x 2000 bar.sync, in CPU time per warp's arrival at a barrier */
+        int err = 0;
+        ptx_module *bm = ptx_module_load(BARLOOP_PTX, 0, &ENV, &err, log, sizeof(log));
+        if (!bm) { fprintf(stderr, "bench barloop: %s\n", log); return 1; }
+        const ptx_kernel *bk = ptx_module_get_kernel(bm, "barloop");
+        uint32_t *bo = dev_alloc(0, 16 * 256 * 4);
+        pbuf bp = {{0}, 0};
+        pptr(&bp, bo); pint(&bp, 1);
+        if (launch_in(bm, "barloop", 1, 1, 1, 256, 1, 1, 0, &bp, workers, 0, log, sizeof(log), NULL)) return 1;
+        ptx_jit_wait(bk);
+        const char *bi = getenv("PTX_BENCH_BARLOOP_ITERS");
+        const int iters = bi && atoi(bi) > 0 ? atoi(bi) : 2000;
+        pbuf bq = {{0}, 0};
+        pptr(&bq, bo); pint(&bq, iters);
+        const double c0 = cpu_s();
+        if (launch_in(bm, "barloop", 16, 1, 1, 256, 1, 1, 0, &bq, workers, 0, log, sizeof(log), &ic)) {
+            fprintf(stderr, "bench barloop: %s\n", log);
+            return 1;
+        }
+        const double c1 = cpu_s();
+        const double arrivals = 16.0 * 8 * iters;
+        printf("barloop_cpu workers=%d warp_arrivals=%.0f cpu_ns_per_warp_arrival=%.2f warp_instructions=%llu\n", workers,
+               arrivals, (c1 - c0) * 1e9 / arrivals, (unsigned long long)ic);
+        dev_free(0, bo);
+        ptx_module_free(bm);
     }
     int launches = 2000;
     t0 = now_s();
