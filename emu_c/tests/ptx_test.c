@@ -7,6 +7,7 @@
 #include <fenv.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2347,6 +2348,122 @@ static uint32_t bfe_ref(uint32_t a, uint32_t pos, uint32_t len, int sg) {
     return d;
 }
 
+/* Barriers on both engines (the JIT runs a block's warps in rounds inside its generated code, ptx_jit.h):
+ * jbar_spin: warp 0 spins on a shared flag that warp 1 sets before its barrier (warp 0 yields while warp 1
+ * waits; a release before warp 0 arrives reads its values unwritten), then a named barrier with a count;
+ * jbar_div: a warp's even and odd lanes wait at two different bar.sync (no converged warp: the dispatcher's
+ * resume); jbar_exit: lanes that exited before the barrier and a partial last warp; jbar_err: block 0 keeps the
+ * launching thread 3 ms (past ptx_exec.c's solo budget, so the second worker joins), then of blocks 1 and 2 (one
+ * per worker) the first loops on bar.sync forever and the second waits for it, then faults: a loop with a
+ * barrier never yields, so the launch ends (with the fault) only if the release reads the launch's error word. */
+static const char *JBAR_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".shared .align 4 .b32 flag;\n.shared .align 4 .b32 sv[64];\n"
+    ".visible .entry jbar_spin(.param .u64 out)\n{\n.reg .pred %p<4>;\n.reg .b32 %r<16>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; mov.u32 %r2, sv; shl.b32 %r3, %r1, 2; add.u32 %r4, %r2, %r3;\n"
+    " mul.lo.u32 %r5, %r1, 7; add.u32 %r5, %r5, 3;\n"
+    " setp.lt.u32 %p1, %r1, 32;\n @%p1 bra SPIN;\n"
+    " st.shared.u32 [%r4], %r5; st.shared.u32 [flag], 1;\n bra BAR;\n"
+    "SPIN:\n ld.volatile.shared.u32 %r6, [flag]; setp.eq.u32 %p3, %r6, 0; @%p3 bra SPIN;\n"
+    " st.shared.u32 [%r4], %r5;\n"
+    "BAR:\n bar.sync 0;\n"
+    " xor.b32 %r7, %r1, 32; shl.b32 %r8, %r7, 2; add.u32 %r9, %r2, %r8; ld.shared.u32 %r10, [%r9];\n"
+    " bar.sync 1, 64;\n st.shared.u32 [%r4], %r10;\n barrier.sync.aligned 0;\n"
+    " xor.b32 %r11, %r1, 1; shl.b32 %r12, %r11, 2; add.u32 %r13, %r2, %r12; ld.shared.u32 %r14, [%r13];\n"
+    " mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r14;\n"
+    " ret;\n}\n"
+    ".visible .entry jbar_div(.param .u64 out)\n{\n.reg .pred %p<4>;\n.reg .b32 %r<16>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; mov.u32 %r2, sv; shl.b32 %r3, %r1, 2; add.u32 %r4, %r2, %r3;\n"
+    " mul.lo.u32 %r5, %r1, 13; add.u32 %r5, %r5, 1; st.shared.u32 [%r4], %r5;\n"
+    " and.b32 %r6, %r1, 1; setp.eq.u32 %p1, %r6, 1; mov.u32 %r7, 100;\n"
+    " @%p1 bra ODD;\n bar.sync 0;\n mov.u32 %r7, 200;\n bra JOIN;\n"
+    "ODD:\n bar.sync 0;\n add.u32 %r7, %r7, 300;\n"
+    "JOIN:\n xor.b32 %r8, %r1, 1; shl.b32 %r9, %r8, 2; add.u32 %r10, %r2, %r9; ld.shared.u32 %r11, [%r10];\n"
+    " add.u32 %r11, %r11, %r7;\n"
+    " mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r11;\n"
+    " ret;\n}\n"
+    ".visible .entry jbar_exit(.param .u64 out)\n{\n.reg .pred %p<4>;\n.reg .b32 %r<16>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; mov.u32 %r12, %ntid.x; mov.u32 %r2, sv; shl.b32 %r3, %r1, 2; add.u32 %r4, %r2, %r3;\n"
+    " rem.u32 %r5, %r1, 5; setp.eq.u32 %p1, %r5, 0; @%p1 exit;\n"
+    " mov.u32 %r13, 0;\n"
+    "LOOP:\n mad.lo.u32 %r6, %r1, 11, %r13; st.shared.u32 [%r4], %r6;\n bar.sync 0;\n"
+    " add.u32 %r7, %r1, 1; rem.u32 %r7, %r7, %r12; rem.u32 %r8, %r7, 5; setp.eq.u32 %p2, %r8, 0;\n"
+    " @%p2 add.u32 %r7, %r7, 1; rem.u32 %r7, %r7, %r12;\n"
+    " shl.b32 %r9, %r7, 2; add.u32 %r10, %r2, %r9; ld.shared.u32 %r11, [%r10];\n"
+    " mul.lo.u32 %r14, %r13, 64; add.u32 %r14, %r14, %r1; mul.wide.u32 %rd2, %r14, 4; add.s64 %rd3, %rd1, %rd2;\n"
+    " st.global.u32 [%rd3], %r11;\n bar.sync 0;\n"
+    " add.u32 %r13, %r13, 1; setp.lt.u32 %p3, %r13, 3; @%p3 bra LOOP;\n"
+    " ret;\n}\n"
+    ".shared .align 4 .b32 ticket;\n"
+    ".visible .entry jbar_err(.param .u64 flagp)\n{\n.reg .pred %p<6>;\n.reg .b32 %r<8>;\n.reg .b64 %rd<8>;\n"
+    " ld.param.u64 %rd1, [flagp];\n"
+    " mov.u32 %r1, %ctaid.x; mov.u32 %r2, %tid.x; setp.ne.u32 %p1, %r1, 0;\n @%p1 bra ROLE;\n"
+    " mov.u64 %rd4, %globaltimer;\n"
+    "WAIT0:\n mov.u64 %rd5, %globaltimer; sub.u64 %rd6, %rd5, %rd4; setp.lt.u64 %p2, %rd6, 3000000; @%p2 bra WAIT0;\n ret;\n"
+    "ROLE:\n setp.eq.u32 %p3, %r2, 0;\n @%p3 atom.global.add.u32 %r3, [%rd1+8], 1;\n @%p3 st.shared.u32 [ticket], %r3;\n"
+    " bar.sync 0;\n ld.shared.u32 %r3, [ticket]; setp.ne.u32 %p4, %r3, 0; @%p4 bra FAULT;\n"
+    " mov.u32 %r5, 1; st.volatile.global.u32 [%rd1+4], %r5;\n"
+    "LOOP:\n bar.sync 0;\n ld.volatile.global.u32 %r4, [%rd1]; setp.eq.u32 %p2, %r4, 0; @%p2 bra LOOP;\n ret;\n"
+    "FAULT:\n ld.volatile.global.u32 %r6, [%rd1+4]; setp.eq.u32 %p2, %r6, 0; @%p2 bra FAULT;\n"
+    " bar.sync 0;\n mov.u64 %rd2, 8;\n @%p3 ld.global.u32 %r7, [%rd2];\n bar.sync 0;\n ret;\n}\n";
+
+static void jbar_err_hung(int sig) {
+    (void)sig;
+    static const char msg[] = "FAIL jit_bar: jbar_err still runs after 120 s (the block looping on bar.sync missed the fault)\n";
+    if (write(2, msg, sizeof(msg) - 1) < 0) _exit(3);
+    _exit(1);
+}
+
+static void test_jit_bar(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(JBAR_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    if (!m) return;
+    uint32_t *o = dev_alloc(0, 3 * 64 * 4), *fl = dev_alloc(0, 12);
+    pbuf p = {{0}, 0};
+    pptr(&p, o);
+    memset(o, 0xee, 3 * 64 * 4);
+    CHECK(launch_in(m, "jbar_spin", 1, 1, 1, 64, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "jbar_spin: %s", log);
+    for (uint32_t t = 0; t < 64; t++) {
+        const uint32_t u = t ^ 1, want = (u ^ 32) * 7 + 3;
+        CHECK(o[t] == want, "jbar_spin thread %u: %u want %u", t, o[t], want);
+    }
+    memset(o, 0xee, 3 * 64 * 4);
+    CHECK(launch_in(m, "jbar_div", 1, 1, 1, 64, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "jbar_div: %s", log);
+    for (uint32_t t = 0; t < 64; t++) {
+        const uint32_t want = (t ^ 1) * 13 + 1 + ((t & 1) ? 400 : 200);
+        CHECK(o[t] == want, "jbar_div thread %u: %u want %u", t, o[t], want);
+    }
+    const uint32_t T = 48;
+    memset(o, 0xee, 3 * 64 * 4);
+    CHECK(launch_in(m, "jbar_exit", 2, 1, 1, T, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "jbar_exit: %s", log);
+    for (uint32_t it = 0; it < 3; it++)
+        for (uint32_t t = 0; t < 64; t++) {
+            uint32_t nx = (t + 1) % T;
+            if (nx % 5 == 0) nx = (nx + 1) % T;
+            const uint32_t want = t >= T || t % 5 == 0 ? 0xeeeeeeeeu : nx * 11 + it;
+            CHECK(o[it * 64 + t] == want, "jbar_exit step %u thread %u: %u want %u", it, t, o[it * 64 + t], want);
+        }
+    fl[0] = fl[1] = fl[2] = 0;
+    pbuf q = {{0}, 0};
+    pptr(&q, fl);
+    signal(SIGALRM, jbar_err_hung);
+    alarm(120);
+    int r = launch_in(m, "jbar_err", 3, 1, 1, 64, 1, 1, 0, &q, 2, 0, log, sizeof(log), NULL);
+    alarm(0);
+    signal(SIGALRM, SIG_DFL);
+    CHECK(r == 700 && strstr(log, "jbar_err"), "jbar_err -> %d (%s)", r, log);
+    const char *names[] = {"jbar_spin", "jbar_div", "jbar_exit", "jbar_err"};
+    for (int i = 0; i < 4; i++) CHECK(jit_compiled(m, names[i]), "the JIT did not compile %s (TF_EMU_TRACE=1 says why)", names[i]);
+    dev_free(0, o);
+    dev_free(0, fl);
+    ptx_module_free(m);
+}
+
 /* A kernel above PTX_JIT_FULL_OPT_INSTRUCTIONS: the JIT compiles it with its light pipeline (register slots
  * in memory, ptx_jit.h), which must give the interpreter's results: a divergent loop (per-thread trip
  * count) around a long chain, values live across a bar.sync and a shared-memory exchange. */
@@ -2878,7 +2995,7 @@ static const test TESTS[] = {
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background}, {"jit_switch_mid_launch", test_jit_switch_mid_launch},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
-    {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp},
+    {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp}, {"jit_bar", test_jit_bar},
 };
 
 static char *read_file(const char *path, size_t *len) {
