@@ -780,6 +780,8 @@ int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
     J->f[JF_CTAID_X] = J->bid[0];
     J->f[JF_CTAID_Y] = J->bid[1];
     J->f[JF_CTAID_Z] = J->bid[2];
+    J->f[JF_RED_COUNT] = J->f[JF_RED_OR] = 0;
+    J->f[JF_RED_AND] = 1;
     for (unsigned w = 0; w < nw; w++) {
         unsigned n = J->nthreads - w * 32;
         for (unsigned l = 0; l < 32; l++) J->pcs[w * 32 + l] = l < n ? 0 : PTX_JIT_PC_EXITED;

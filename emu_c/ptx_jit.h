@@ -52,6 +52,8 @@ enum {
     JF_PARAM, JF_PARAM_SIZE, /* the launch's parameter buffer (ld.param of a constant offset reads it inline) */
     JF_CUR_WARP,             /* the warp running now (generated code sets it; the helpers' thread indices) */
     JF_ERR,                  /* the address of the launch's error word (an int; generated code reads it at releases) */
+    JF_RED_COUNT, JF_RED_AND, JF_RED_OR,             /* bar.red's reductions so far (the runner starts them: 0, 1, 0) */
+    JF_RED_OUT_COUNT, JF_RED_OUT_AND, JF_RED_OUT_OR, /* ... at the last release (what bar.red's destination reads) */
     JF_COUNT
 };
 

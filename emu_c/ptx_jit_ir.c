@@ -102,7 +102,7 @@ static int covered_inline(G *g, const ptx_ins *in) {
     }
     if (in->wsync) BAD("warp-synchronous %s", opn);
     switch (in->op) {
-    case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG:
+    case OP_BRA: case OP_EXIT: case OP_BAR: case OP_BAR_RED: case OP_BAR_RED_READ: case OP_SREG:
     case OP_CVTA_SHARED: case OP_CVTA_TO_SHARED: case OP_CVTA_LOCAL: case OP_CVTA_TO_LOCAL:
     case OP_CVTA_PARAM: case OP_CVTA_TO_PARAM: case OP_SELP: case OP_LD: case OP_ST:
     case OP_MOV: case OP_SHF_L: case OP_SHF_R: case OP_LOP3:
@@ -210,6 +210,9 @@ static int is_inline(G *g, const ptx_ins *in) {
 }
 
 /* ------------------------------------------------------------------ liveness */
+/* bar.sync, and bar.red (whose warps also wait for the block; its result is read by the OP_BAR_RED_READ after it) */
+static int is_barrier(const ptx_ins *in) { return in->op == OP_BAR || in->op == OP_BAR_RED; }
+
 static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
     int n = 0;
     if (in->pred >= 0) u[n++] = in->pred;
@@ -240,7 +243,7 @@ static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
 static int defs_of(const ptx_ins *in, int *d) {
     int n = 0;
     switch (in->op) {
-    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_ST: case OP_RED: case OP_CP_ASYNC: return 0;
+    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_BAR_RED: case OP_ST: case OP_RED: case OP_CP_ASYNC: return 0;
     case OP_LD: case OP_UNPACK: case OP_TEX: case OP_TLD4: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
     default:
         if (in->d >= 0) d[n++] = in->d;
@@ -286,6 +289,7 @@ static int narrow_def(const ptx_ins *in, int d) {
     }
     case OP_ATOM: return in->esize <= 4 && !is_signed_t(t);
     case OP_CVT_TF32: return 1;
+    case OP_BAR_RED_READ: return 1; /* a count of threads, or a predicate */
     default: return 0;
     }
 }
@@ -347,7 +351,7 @@ static int liveness(G *g) {
         }
     }
     for (int i = 0; i < n; i++)
-        if (k->code[i].op == OP_BAR && i + 1 < n)
+        if (is_barrier(&k->code[i]) && i + 1 < n)
             for (int w = 0; w < nw; w++) g->live_save[w] |= L[(size_t)(i + 1) * nw + w];
     for (int i = 0; i < n; i++)
         if (g->leader[i])
@@ -1226,6 +1230,9 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         else if (t == T_PRED) r = LLVMBuildAnd(g->b, A, splat(g, g->v64, 1), "");
         else r = A;
         break;
+    case OP_BAR_RED_READ: /* the block's reduction at the last release (gen_block_fn) */
+        r = splatv(g, jf(g, JF_RED_OUT_COUNT + in->sub), g->v64);
+        break;
     case OP_SREG: {
         /* as the interpreter: only these are read at run time (the others were filled at block start) */
         if (in->sub < SR_FIRST_DYNAMIC) return 0;
@@ -1636,6 +1643,24 @@ static void back_branch_yield(G *g, int target, LLVMValueRef act) {
     LLVMPositionBuilderAtEnd(g->b, go);
 }
 
+/* bar.red's executing lanes add their predicate to the block's reductions (J->f[JF_RED_COUNT..OR], as the
+ * interpreter's B->red_count/and/or), which the barrier's release publishes to OP_BAR_RED_READ. */
+static void gen_bar_red(G *g, const ptx_ins *in, LLVMValueRef em) {
+    LLVMBuilderRef b = g->b;
+    LLVMValueRef v = bit1(g, V(g, in->c));
+    if (in->flags & IF_NEG_C) v = LLVMBuildNot(b, v, "");
+    LLVMValueRef yes = LLVMBuildZExt(b, mask_bits(g, LLVMBuildAnd(b, em, v, "")), g->i64, "");
+    LLVMValueRef no = mask_bits(g, LLVMBuildAnd(b, em, LLVMBuildNot(b, v, ""), ""));
+    LLVMValueRef p[3];
+    for (int j = 0; j < 3; j++) p[j] = LLVMBuildGEP2(b, g->i64, g->J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_RED_COUNT + j))}, 1, "");
+    LLVMValueRef cnt = intrin(g, "llvm.ctpop", &g->i64, 1, &yes, 1);
+    LLVMBuildStore(b, LLVMBuildAdd(b, LLVMBuildLoad2(b, g->i64, p[0], ""), cnt, ""), p[0]);
+    LLVMValueRef all = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, no, ci(g->i32, 0), ""), g->i64, "");
+    LLVMBuildStore(b, LLVMBuildAnd(b, LLVMBuildLoad2(b, g->i64, p[1], ""), all, ""), p[1]);
+    LLVMValueRef any = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntNE, yes, ci(g->i64, 0), ""), g->i64, "");
+    LLVMBuildStore(b, LLVMBuildOr(b, LLVMBuildLoad2(b, g->i64, p[2], ""), any, ""), p[2]);
+}
+
 /* The warp's lanes stopped at bar.sync idx (pcv: their marks set) and none is left to run: when every lane
  * that has not exited waits at this barrier (a converged warp, the common case), return
  * PTX_JIT_BAR_AT + idx at once, and the call after the release resumes at idx + 1 without the dispatcher
@@ -1744,7 +1769,17 @@ static void gen_block_fn(G *g, const char *name) {
     LLVMValueRef err = LLVMBuildLoad2(b, g->i32, LLVMBuildIntToPtr(b, LLVMBuildLoad2(b, g->i64, ep, ""), pi32, ""), "");
     LLVMSetVolatile(err, 1);
     LLVMBuildStore(b, ci(g->i32, 0), wa);
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, err, ci(g->i32, 0), ""), release, stop);
+    LLVMBasicBlockRef publish = LLVMAppendBasicBlockInContext(g->cx, f, "publish");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, err, ci(g->i32, 0), ""), publish, stop);
+    /* bar.red's reductions of this barrier for OP_BAR_RED_READ, and new ones for the next (run_block in ptx_exec.c) */
+    LLVMPositionBuilderAtEnd(b, publish);
+    for (int j = 0; j < 3; j++) {
+        LLVMValueRef acc = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_RED_COUNT + j))}, 1, "");
+        LLVMValueRef out = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_RED_OUT_COUNT + j))}, 1, "");
+        LLVMBuildStore(b, LLVMBuildLoad2(b, g->i64, acc, ""), out);
+        LLVMBuildStore(b, ci(g->i64, j == 1), acc);
+    }
+    LLVMBuildBr(b, release);
     /* every warp not done waits at a barrier: release them */
     LLVMPositionBuilderAtEnd(b, release);
     LLVMValueRef rw = LLVMBuildLoad2(b, g->i32, wa, "");
@@ -1818,7 +1853,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     for (int i = 0; i < n; i++) {
         const ptx_ins *in = &k->code[i];
         if (in->op == OP_BRA) leader[in->imm] = 1;
-        if (in->op == OP_BRA || in->op == OP_EXIT || in->op == OP_BAR) leader[i + 1] = 1;
+        if (in->op == OP_BRA || in->op == OP_EXIT || is_barrier(in)) leader[i + 1] = 1;
         if (in->wsync) { leader[i] = 1; g->has_wsync = 1; } /* parked lanes wait at a block start */
     }
     g->leader = leader;
@@ -1919,7 +1954,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     LLVMAddCase(sw, ci(g->i32, 1), ld_bar);
     LLVMAddCase(sw, ci(g->i32, 2), ld_all);
     for (int i = 0; i + 1 < n; i++)
-        if (k->code[i].op == OP_BAR) {
+        if (is_barrier(&k->code[i])) {
             g->resume_bb[i] = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_converged");
             LLVMAddCase(sw, ci(g->i32, (uint64_t)(PTX_JIT_BAR_AT + i)), g->resume_bb[i]);
         }
@@ -2057,14 +2092,15 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
             }
             continue;
         }
-        if (in->op == OP_EXIT || in->op == OP_BAR) {
+        if (in->op == OP_EXIT || is_barrier(in)) {
             uint64_t mark = in->op == OP_EXIT ? PTX_JIT_PC_EXITED : (uint64_t)(i + 1) | PTX_JIT_PC_ATBAR;
+            if (in->op == OP_BAR_RED) gen_bar_red(g, in, em);
             LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
             pcv = LLVMBuildSelect(g->b, em, splat(g, g->v32, mark), pcv, "");
             LLVMBuildStore(g->b, pcv, g->pcv);
             LLVMValueRef rest = LLVMBuildAnd(g->b, act, LLVMBuildNot(g->b, em, ""), "");
             LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
-            LLVMBasicBlockRef none_left = in->op == OP_BAR && g->resume_bb[i] ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "") : g->disp;
+            LLVMBasicBlockRef none_left = g->resume_bb[i] ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "") : g->disp;
             LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, rest), ci(g->i32, 0), ""), none_left, cont);
             if (none_left != g->disp) {
                 LLVMPositionBuilderAtEnd(g->b, none_left);

@@ -699,6 +699,7 @@ static void test_diverge(void) {
     pbuf p = {{0}, 0};
     pptr(&p, in); pptr(&p, out);
     LAUNCH_OK("diverge", 1, T, 0, &p, 1);
+    CHECK(jit_compiled(MOD, "diverge"), "the JIT did not compile diverge (bar.red; TF_EMU_TRACE=1 says why)");
     int cnt = 0;
     for (int t = 0; t < T; t++) cnt += acc[t] & 1;
     for (int t = 0; t < T; t++) {
@@ -2352,7 +2353,8 @@ static uint32_t bfe_ref(uint32_t a, uint32_t pos, uint32_t len, int sg) {
  * jbar_spin: warp 0 spins on a shared flag that warp 1 sets before its barrier (warp 0 yields while warp 1
  * waits; a release before warp 0 arrives reads its values unwritten), then a named barrier with a count;
  * jbar_div: a warp's even and odd lanes wait at two different bar.sync (no converged warp: the dispatcher's
- * resume); jbar_exit: lanes that exited before the barrier and a partial last warp; jbar_err: block 0 keeps the
+ * resume); jbar_exit: lanes that exited before the barrier and a partial last warp; jbar_red: bar.red's
+ * popc/or/and over a partial warp with exited lanes and a negated predicate; jbar_err: block 0 keeps the
  * launching thread 3 ms (past ptx_exec.c's solo budget, so the second worker joins), then of blocks 1 and 2 (one
  * per worker) the first loops on bar.sync forever and the second waits for it, then faults: a loop with a
  * barrier never yields, so the launch ends (with the fault) only if the release reads the launch's error word. */
@@ -2396,6 +2398,16 @@ static const char *JBAR_PTX =
     " mul.lo.u32 %r14, %r13, 64; add.u32 %r14, %r14, %r1; mul.wide.u32 %rd2, %r14, 4; add.s64 %rd3, %rd1, %rd2;\n"
     " st.global.u32 [%rd3], %r11;\n bar.sync 0;\n"
     " add.u32 %r13, %r13, 1; setp.lt.u32 %p3, %r13, 3; @%p3 bra LOOP;\n"
+    " ret;\n}\n"
+    ".visible .entry jbar_red(.param .u64 out)\n{\n.reg .pred %p<6>;\n.reg .b32 %r<12>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; rem.u32 %r2, %r1, 7; setp.eq.u32 %p1, %r2, 0; @%p1 exit;\n"
+    " and.b32 %r3, %r1, 3; setp.eq.u32 %p2, %r3, 1;\n"
+    " bar.red.popc.u32 %r4, 0, %p2;\n bar.red.or.pred %p3, 0, !%p2;\n bar.red.and.pred %p4, 0, !%p2;\n"
+    " setp.lt.u32 %p5, %r1, 1000;\n barrier.red.and.pred %p5, 0, %p5;\n"
+    " selp.u32 %r5, 100, 0, %p3; selp.u32 %r6, 1000, 0, %p4; selp.u32 %r7, 10000, 0, %p5;\n"
+    " add.u32 %r8, %r4, %r5; add.u32 %r8, %r8, %r6; add.u32 %r8, %r8, %r7;\n"
+    " mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r8;\n"
     " ret;\n}\n"
     ".shared .align 4 .b32 ticket;\n"
     ".visible .entry jbar_err(.param .u64 flagp)\n{\n.reg .pred %p<6>;\n.reg .b32 %r<8>;\n.reg .b64 %rd<8>;\n"
@@ -2448,6 +2460,17 @@ static void test_jit_bar(void) {
             const uint32_t want = t >= T || t % 5 == 0 ? 0xeeeeeeeeu : nx * 11 + it;
             CHECK(o[it * 64 + t] == want, "jbar_exit step %u thread %u: %u want %u", it, t, o[it * 64 + t], want);
         }
+    memset(o, 0xee, 3 * 64 * 4);
+    CHECK(launch_in(m, "jbar_red", 1, 1, 1, T, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "jbar_red: %s", log);
+    {
+        uint32_t cnt = 0, any_not = 0, all_not = 1;
+        for (uint32_t t = 0; t < T; t++)
+            if (t % 7) { cnt += (t & 3) == 1; any_not |= (t & 3) != 1; all_not &= (t & 3) != 1; }
+        for (uint32_t t = 0; t < 64; t++) {
+            const uint32_t want = t >= T || t % 7 == 0 ? 0xeeeeeeeeu : cnt + 100 * any_not + 1000 * all_not + 10000;
+            CHECK(o[t] == want, "jbar_red thread %u: %u want %u", t, o[t], want);
+        }
+    }
     fl[0] = fl[1] = fl[2] = 0;
     pbuf q = {{0}, 0};
     pptr(&q, fl);
@@ -2457,8 +2480,8 @@ static void test_jit_bar(void) {
     alarm(0);
     signal(SIGALRM, SIG_DFL);
     CHECK(r == 700 && strstr(log, "jbar_err"), "jbar_err -> %d (%s)", r, log);
-    const char *names[] = {"jbar_spin", "jbar_div", "jbar_exit", "jbar_err"};
-    for (int i = 0; i < 4; i++) CHECK(jit_compiled(m, names[i]), "the JIT did not compile %s (TF_EMU_TRACE=1 says why)", names[i]);
+    const char *names[] = {"jbar_spin", "jbar_div", "jbar_exit", "jbar_red", "jbar_err"};
+    for (int i = 0; i < 5; i++) CHECK(jit_compiled(m, names[i]), "the JIT did not compile %s (TF_EMU_TRACE=1 says why)", names[i]);
     dev_free(0, o);
     dev_free(0, fl);
     ptx_module_free(m);
