@@ -2,7 +2,8 @@
 
 Two views, printed side by side, for both PTX engines (TF_EMU_ENGINE=interp and jit):
   engine  - emu_c/ptx_test --bench: the PTX engine alone (exact executed-instruction counts from
-            ptx_launch) on a compute-bound kernel (spin), a shared-memory tiled matmul, and
+            ptx_launch) on a compute-bound kernel (spin), a shared-memory tiled matmul (also in
+            CPU time over repeated launches), a loop of bar.sync (CPU ns per warp arrival) and
             empty launches, with 1 and 2 worker threads; the spin kernel's math compiled
             lanes-inner for this CPU (spin_native, one thread) is the baseline of "one core's
             vectorized speed"; the JIT's compile time per kernel is its own figure (a warm-up
@@ -48,6 +49,8 @@ def engine(workers: int, eng: str = "interp", repeats: int = 3, cache: str = "of
             name = d["name"]
             if name == "jit_compile":
                 score = -float(d["matmul_ms"])  # the fastest compile (not a cache hit: engine() passes cache)
+            elif name == "barloop_cpu":
+                score = -float(d["cpu_ns_per_warp_arrival"])
             elif name in ("spin_native", "spin_thread_loop"):
                 score = float(d["gflops"])
             else:
@@ -114,7 +117,8 @@ def main() -> None:
               f"vector add of 5000 floats (20 blocks): {float(v['launches_per_s']):.0f} launches/s")
         print(f"engine  {eng} workers={w} matmul 256^3 in CPU time (every worker's; the figure a loaded machine "
               f"moves least): {float(e['matmul256_cpu']['cpu_ms_per_launch']):.2f} ms per launch = "
-              f"{mc / 1e6:.1f} M warp-instr per CPU second{cpu_ratio}")
+              f"{mc / 1e6:.1f} M warp-instr per CPU second{cpu_ratio}; a warp's arrival at bar.sync (barloop): "
+              f"{float(e['barloop_cpu']['cpu_ns_per_warp_arrival']):.1f} CPU ns")
         warp_instr = float(s["warp_instructions"])
         ps = program("spin", spin_iters, w, eng)
         pe = program("empty", 5000, w, eng)
