@@ -2,14 +2,17 @@
  * plugin libtf-emu-jit.so (ptx_jit_llvm.c compiles what this builds; ptx_jit.c in libcuda.so.1 runs it;
  * the contract is ptx_jit.h). Bump PTX_JIT_GENERATOR_VERSION when the generated code changes.
  *
- * Model: one generated function runs one warp; the 32 lanes are the 32 elements of LLVM vectors, every
+ * Model: the exported function runs a block (gen_block_fn: rounds over its warps and the barriers' releases,
+ * as the interpreter's run_block), calling an internal function that runs one warp, which LLVM inlines into that
+ * loop; in it the 32 lanes are the 32 elements of LLVM vectors, every
  * register slot is a <32 x i64> value with exactly the interpreter's (ptx_exec.c) encoding, and each
  * instruction mirrors the interpreter's expression for it, so both engines give identical bits.
  * Divergence follows the interpreter's rule: a per-lane PC vector, and the warp always runs the lanes
  * with the lowest PC (a dispatcher block); while no lane is parked elsewhere, branches jump straight
  * to their target. Instructions write with select(executing lanes, new, old). Registers live across
  * bar.sync (the slots live at any barrier continuation, from a liveness pass) live in the warp's save
- * area, so a warp returns at a barrier and resumes after it without copying registers. Warp-synchronous
+ * area, so a warp leaves at a barrier and resumes after it without copying registers (a warp whose lanes all
+ * wait at one bar.sync resumes straight after it: bar_arrive, bar_resume). Warp-synchronous
  * (.sync) instructions lead a block whose entry parks the running lanes (wsync) until their member masks'
  * lanes arrive, as the interpreter's run_warp/resched do (gen_wsync_wait and the dispatcher).
  * Anything not translated here makes the whole kernel fall back to the interpreter.
