@@ -19,7 +19,7 @@
  * at a barrier since its run returned r, which the release turns into mode r). It returns 0 when every warp
  * is done, 2 after a round in which a warp yielded (the caller checks the launch's error word and calls
  * again), -1 on a fault (reported) or when it found the launch's error word set at a barrier's release. Inside,
- * one warp's run is the internal warp function (inlined into the rounds' loop)
+ * one warp's run is a call of the internal warp function
  *     int32_t warp(ptx_jit_blk *J, uint64_t *R, int32_t *pcs, int32_t warp, int32_t mode)
  * with R and pcs that warp's: pcs are its lanes' PTX instruction indices (PTX_JIT_PC_EXITED for lanes that
  * exited or do not exist; | PTX_JIT_PC_ATBAR for lanes waiting at bar.sync). mode: 0 = start, 1 = resume
@@ -167,7 +167,7 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 20
+#define PTX_JIT_GENERATOR_VERSION 21
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
 #define PTX_JIT_PLUGIN_ABI 4

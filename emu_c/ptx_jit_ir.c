@@ -3,8 +3,8 @@
  * the contract is ptx_jit.h). Bump PTX_JIT_GENERATOR_VERSION when the generated code changes.
  *
  * Model: the exported function runs a block (gen_block_fn: rounds over its warps and the barriers' releases,
- * as the interpreter's run_block), calling an internal function that runs one warp, which LLVM inlines into that
- * loop; in it the 32 lanes are the 32 elements of LLVM vectors, every
+ * as the interpreter's run_block), calling an internal function that runs one warp; in it the 32 lanes are
+ * the 32 elements of LLVM vectors, every
  * register slot is a <32 x i64> value with exactly the interpreter's (ptx_exec.c) encoding, and each
  * instruction mirrors the interpreter's expression for it, so both engines give identical bits.
  * Divergence follows the interpreter's rule: a per-lane PC vector, and the warp always runs the lanes
@@ -1694,9 +1694,10 @@ static void bar_resume(G *g, int idx) {
 }
 
 /* The exported function (ptx_jit.h): the block runner's rounds over the warps, each warp run by a call of the
- * warp function g->fn, which LLVM inlines (always_inline, one call site): a warp that stops at a barrier
- * hands over to the next one inside the generated code, and the barrier's release starts the next round
- * there too. A round runs, in order, every warp neither done nor waiting (mode: its state word); when no
+ * warp function g->fn: a warp that stops at a barrier hands over to the next one inside the generated code,
+ * and the barrier's release starts the next round there too. The warp function stays out of line (noinline):
+ * inlined into this loop, the register allocation of the whole made cuda-samples' matrixMul kernel 1.5x slower
+ * (benchmarks/RESULTS.md, branch jitbar), while a call costs a few ns per warp run. A round runs, in order, every warp neither done nor waiting (mode: its state word); when no
  * warp yielded and some wait at a barrier, they are released (state ST_WAIT(r) -> mode r, as ptx_jit.c's
  * runner did) and the next round starts; a round in which a warp yielded returns 2, so the runner checks the
  * launch's error word between rounds, as this function does at every release (a loop with a barrier in it
@@ -1887,7 +1888,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->fn = LLVMAddFunction(g->m, wname, LLVMFunctionType(g->i32, ps, 5, 0));
     LLVMSetLinkage(g->fn, LLVMInternalLinkage);
     LLVMAddAttributeAtIndex(g->fn, LLVMAttributeFunctionIndex,
-                            LLVMCreateEnumAttribute(g->cx, LLVMGetEnumAttributeKindForName("alwaysinline", 12), 0));
+                            LLVMCreateEnumAttribute(g->cx, LLVMGetEnumAttributeKindForName("noinline", 8), 0)); /* gen_block_fn */
     g->J = LLVMGetParam(g->fn, 0);
     g->R = LLVMGetParam(g->fn, 1);
     g->pcs = LLVMGetParam(g->fn, 2);

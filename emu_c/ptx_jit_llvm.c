@@ -18,7 +18,6 @@
 #include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
-#include <llvm-c/Transforms/IPO.h>
 #include <llvm-c/Transforms/InstCombine.h>
 #include <llvm-c/Transforms/PassManagerBuilder.h>
 #include <llvm-c/Transforms/Scalar.h>
@@ -133,9 +132,6 @@ static int plugin_compile(const ptx_kernel *k, const char *name, void **obj, siz
     }
     LLVMPassManagerRef pm = LLVMCreatePassManager();
     LLVMAddAnalysisPasses(g_tm, pm);
-    /* the block function's one call of the warp function (ptx_jit_ir.c, gen_block_fn) is inlined first, in
-     * both pipelines (the pass manager builder adds no inliner of its own) */
-    LLVMAddAlwaysInlinerPass(pm);
     if (k->ncode <= PTX_JIT_FULL_OPT_INSTRUCTIONS) {
         LLVMPassManagerBuilderRef pmb = LLVMPassManagerBuilderCreate();
         LLVMPassManagerBuilderSetOptLevel(pmb, 2);
