@@ -714,8 +714,6 @@ void ptx_jit_blk_free(ptx_jit_blk *J) {
     J->state = NULL;
 }
 
-
-
 /* A special register's 32 lanes for warp w at block start (the lane-dependent ones per lane, the
  * others once: this runs for every warp of every block). */
 static void fill_special(ptx_jit_blk *J, uint64_t *v, int sr, unsigned w) {
