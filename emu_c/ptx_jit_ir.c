@@ -1664,7 +1664,7 @@ static void gen_bar_red(G *g, const ptx_ins *in, LLVMValueRef em) {
     LLVMBuildStore(b, LLVMBuildOr(b, LLVMBuildLoad2(b, g->i64, p[2], ""), any, ""), p[2]);
 }
 
-/* The warp's lanes stopped at bar.sync idx (pcv: their marks set) and none is left to run: when every lane
+/* The warp's lanes stopped at the bar.sync (or bar.red) idx (pcv: their marks set) and none is left to run: when every lane
  * that has not exited waits at this barrier (a converged warp, the common case), return
  * PTX_JIT_BAR_AT + idx at once, and the call after the release resumes at idx + 1 without the dispatcher
  * (bar_resume's block); otherwise the dispatcher runs what else is left, or finishes. */
@@ -1697,11 +1697,11 @@ static void bar_resume(G *g, int idx) {
  * warp function g->fn: a warp that stops at a barrier hands over to the next one inside the generated code,
  * and the barrier's release starts the next round there too. The warp function stays out of line (noinline):
  * inlined into this loop, the register allocation of the whole made cuda-samples' matrixMul kernel 1.5x slower
- * (benchmarks/RESULTS.md, branch jitbar), while a call costs a few ns per warp run. A round runs, in order, every warp neither done nor waiting (mode: its state word); when no
- * warp yielded and some wait at a barrier, they are released (state ST_WAIT(r) -> mode r, as ptx_jit.c's
- * runner did) and the next round starts; a round in which a warp yielded returns 2, so the runner checks the
- * launch's error word between rounds, as this function does at every release (a loop with a barrier in it
- * never yields). */
+ * (benchmarks/RESULTS.md, branch jitbar), while a call costs a few ns per warp run. A round runs, in order,
+ * every warp neither done nor waiting (mode: its state word); when no warp yielded and some wait at a barrier
+ * (state -1 - r after a run that returned r), they are released (mode r) and the next round starts; a round
+ * in which a warp yielded returns 2, so the runner checks the launch's error word between rounds, as this
+ * function does at every release (a loop with a barrier in it never yields). */
 static void gen_block_fn(G *g, const char *name) {
     LLVMBuilderRef b = g->b;
     LLVMTypeRef pi64 = LLVMPointerType(g->i64, 0), pi32 = LLVMPointerType(g->i32, 0);
