@@ -2,14 +2,17 @@
  * plugin libtf-emu-jit.so (ptx_jit_llvm.c compiles what this builds; ptx_jit.c in libcuda.so.1 runs it;
  * the contract is ptx_jit.h). Bump PTX_JIT_GENERATOR_VERSION when the generated code changes.
  *
- * Model: one generated function runs one warp; the 32 lanes are the 32 elements of LLVM vectors, every
+ * Model: the exported function runs a block (gen_block_fn: rounds over its warps and the barriers' releases,
+ * as the interpreter's run_block), calling an internal function that runs one warp; in it the 32 lanes are
+ * the 32 elements of LLVM vectors, every
  * register slot is a <32 x i64> value with exactly the interpreter's (ptx_exec.c) encoding, and each
  * instruction mirrors the interpreter's expression for it, so both engines give identical bits.
  * Divergence follows the interpreter's rule: a per-lane PC vector, and the warp always runs the lanes
  * with the lowest PC (a dispatcher block); while no lane is parked elsewhere, branches jump straight
  * to their target. Instructions write with select(executing lanes, new, old). Registers live across
  * bar.sync (the slots live at any barrier continuation, from a liveness pass) live in the warp's save
- * area, so a warp returns at a barrier and resumes after it without copying registers. Warp-synchronous
+ * area, so a warp leaves at a barrier and resumes after it without copying registers (a warp whose lanes all
+ * wait at one bar.sync resumes straight after it: bar_arrive, bar_resume). Warp-synchronous
  * (.sync) instructions lead a block whose entry parks the running lanes (wsync) until their member masks'
  * lanes arrive, as the interpreter's run_warp/resched do (gen_wsync_wait and the dispatcher).
  * Memory accesses of a whole warp take vector forms (gen_chunks) after checks made once where they can be:
@@ -90,6 +93,7 @@ typedef struct G {
     uint64_t *live_save;        /* slots live at some bar.sync continuation (bitset): kept in the save area */
     uint64_t *live_lead;        /* slots live at the start of some block (where parked lanes wait) */
     uint8_t *leader;
+    LLVMBasicBlockRef *resume_bb;  /* per bar.sync instruction: its mode PTX_JIT_BAR_AT + i entry (bar_resume) */
     int cur_unpred;             /* the instruction being generated has no guard predicate */
     int nw;                     /* 64-bit words per slot bitset */
     char *why;
@@ -135,7 +139,7 @@ static int covered_inline(G *g, const ptx_ins *in) {
     }
     if (in->wsync) BAD("warp-synchronous %s", opn);
     switch (in->op) {
-    case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG:
+    case OP_BRA: case OP_EXIT: case OP_BAR: case OP_BAR_RED: case OP_BAR_RED_READ: case OP_SREG:
     case OP_CVTA_SHARED: case OP_CVTA_TO_SHARED: case OP_CVTA_LOCAL: case OP_CVTA_TO_LOCAL:
     case OP_CVTA_PARAM: case OP_CVTA_TO_PARAM: case OP_SELP: case OP_LD: case OP_ST:
     case OP_MOV: case OP_SHF_L: case OP_SHF_R: case OP_LOP3:
@@ -243,6 +247,9 @@ static int is_inline(G *g, const ptx_ins *in) {
 }
 
 /* ------------------------------------------------------------------ liveness */
+/* bar.sync, and bar.red (whose warps also wait for the block; its result is read by the OP_BAR_RED_READ after it) */
+static int is_barrier(const ptx_ins *in) { return in->op == OP_BAR || in->op == OP_BAR_RED; }
+
 static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
     int n = 0;
     if (in->pred >= 0) u[n++] = in->pred;
@@ -273,7 +280,7 @@ static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
 static int defs_of(const ptx_ins *in, int *d) {
     int n = 0;
     switch (in->op) {
-    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_ST: case OP_RED: case OP_CP_ASYNC: return 0;
+    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_BAR_RED: case OP_ST: case OP_RED: case OP_CP_ASYNC: return 0;
     case OP_LD: case OP_UNPACK: case OP_TEX: case OP_TLD4: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
     default:
         if (in->d >= 0) d[n++] = in->d;
@@ -319,6 +326,7 @@ static int narrow_def(const ptx_ins *in, int d) {
     }
     case OP_ATOM: return in->esize <= 4 && !is_signed_t(t);
     case OP_CVT_TF32: return 1;
+    case OP_BAR_RED_READ: return 1; /* a count of threads, or a predicate */
     default: return 0;
     }
 }
@@ -406,7 +414,7 @@ static int liveness(G *g) {
         }
     }
     for (int i = 0; i < n; i++)
-        if (k->code[i].op == OP_BAR && i + 1 < n)
+        if (is_barrier(&k->code[i]) && i + 1 < n)
             for (int w = 0; w < nw; w++) g->live_save[w] |= L[(size_t)(i + 1) * nw + w];
     for (int i = 0; i < n; i++)
         if (g->leader[i])
@@ -1487,6 +1495,9 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         else if (t == T_PRED) r = LLVMBuildAnd(g->b, A, splat(g, g->v64, 1), "");
         else r = A;
         break;
+    case OP_BAR_RED_READ: /* the block's reduction at the last release (gen_block_fn) */
+        r = splatv(g, jf(g, JF_RED_OUT_COUNT + in->sub), g->v64);
+        break;
     case OP_SREG: {
         /* as the interpreter: only these are read at run time (the others were filled at block start) */
         if (in->sub < SR_FIRST_DYNAMIC) return 0;
@@ -1899,6 +1910,169 @@ static void back_branch_yield(G *g, int target, LLVMValueRef act) {
     LLVMPositionBuilderAtEnd(g->b, go);
 }
 
+/* bar.red's executing lanes add their predicate to the block's reductions (J->f[JF_RED_COUNT..OR], as the
+ * interpreter's B->red_count/and/or), which the barrier's release publishes to OP_BAR_RED_READ. */
+static void gen_bar_red(G *g, const ptx_ins *in, LLVMValueRef em) {
+    LLVMBuilderRef b = g->b;
+    LLVMValueRef v = bit1(g, V(g, in->c));
+    if (in->flags & IF_NEG_C) v = LLVMBuildNot(b, v, "");
+    LLVMValueRef yes = LLVMBuildZExt(b, mask_bits(g, LLVMBuildAnd(b, em, v, "")), g->i64, "");
+    LLVMValueRef no = mask_bits(g, LLVMBuildAnd(b, em, LLVMBuildNot(b, v, ""), ""));
+    LLVMValueRef p[3];
+    for (int j = 0; j < 3; j++) p[j] = LLVMBuildGEP2(b, g->i64, g->J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_RED_COUNT + j))}, 1, "");
+    LLVMValueRef cnt = intrin(g, "llvm.ctpop", &g->i64, 1, &yes, 1);
+    LLVMBuildStore(b, LLVMBuildAdd(b, LLVMBuildLoad2(b, g->i64, p[0], ""), cnt, ""), p[0]);
+    LLVMValueRef all = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, no, ci(g->i32, 0), ""), g->i64, "");
+    LLVMBuildStore(b, LLVMBuildAnd(b, LLVMBuildLoad2(b, g->i64, p[1], ""), all, ""), p[1]);
+    LLVMValueRef any = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntNE, yes, ci(g->i64, 0), ""), g->i64, "");
+    LLVMBuildStore(b, LLVMBuildOr(b, LLVMBuildLoad2(b, g->i64, p[2], ""), any, ""), p[2]);
+}
+
+/* The warp's lanes stopped at the bar.sync (or bar.red) idx (pcv: their marks set) and none is left to run: when every lane
+ * that has not exited waits at this barrier (a converged warp, the common case), return
+ * PTX_JIT_BAR_AT + idx at once, and the call after the release resumes at idx + 1 without the dispatcher
+ * (bar_resume's block); otherwise the dispatcher runs what else is left, or finishes. */
+static void bar_arrive(G *g, int idx, LLVMValueRef pcv) {
+    LLVMBuilderRef b = g->b;
+    LLVMValueRef here = LLVMBuildICmp(b, LLVMIntEQ, pcv, splat(g, g->v32, (uint64_t)(idx + 1) | PTX_JIT_PC_ATBAR), "");
+    LLVMValueRef gone = LLVMBuildICmp(b, LLVMIntEQ, pcv, splat(g, g->v32, PTX_JIT_PC_EXITED), "");
+    LLVMValueRef all = LLVMBuildICmp(b, LLVMIntEQ, mask_bits(g, LLVMBuildOr(b, here, gone, "")), ci(g->i32, 0xffffffffu), "");
+    LLVMBasicBlockRef ret = LLVMAppendBasicBlockInContext(g->cx, g->fn, "bar_converged");
+    LLVMBuildCondBr(b, all, ret, g->disp);
+    LLVMPositionBuilderAtEnd(b, ret);
+    LLVMSetAlignment(LLVMBuildStore(b, pcv, LLVMBuildBitCast(b, g->pcs, LLVMPointerType(g->v32, 0), "")), 4);
+    add_icount(g);
+    LLVMBuildRet(b, ci(g->i32, (uint64_t)(PTX_JIT_BAR_AT + idx)));
+}
+
+/* Mode PTX_JIT_BAR_AT + idx (released from bar.sync idx, where bar_arrive returned): every lane that has not
+ * exited runs on at idx + 1, with none parked. */
+static void bar_resume(G *g, int idx) {
+    LLVMBuilderRef b = g->b;
+    LLVMValueRef pcv = LLVMBuildLoad2(b, g->v32, g->pcv, "");
+    LLVMValueRef live = LLVMBuildICmp(b, LLVMIntNE, pcv, splat(g, g->v32, PTX_JIT_PC_EXITED), "");
+    LLVMBuildStore(b, LLVMBuildSelect(b, live, splat(g, g->v32, (uint64_t)idx + 1), pcv, ""), g->pcv);
+    LLVMBuildStore(b, live, g->active);
+    LLVMBuildStore(b, ci(g->i32, 0), g->parked);
+    LLVMBuildBr(b, g->bb[idx + 1]);
+}
+
+/* The exported function (ptx_jit.h): the block runner's rounds over the warps, each warp run by a call of the
+ * warp function g->fn: a warp that stops at a barrier hands over to the next one inside the generated code,
+ * and the barrier's release starts the next round there too. The warp function stays out of line (noinline):
+ * inlined into this loop, the register allocation of the whole made cuda-samples' matrixMul kernel 1.5x slower
+ * (benchmarks/RESULTS.md, branch jitbar), while a call costs a few ns per warp run. A round runs, in order,
+ * every warp neither done nor waiting (mode: its state word); when no warp yielded and some wait at a barrier
+ * (state -1 - r after a run that returned r), they are released (mode r) and the next round starts; a round
+ * in which a warp yielded returns 2, so the runner checks the launch's error word between rounds, as this
+ * function does at every release (a loop with a barrier in it never yields). */
+static void gen_block_fn(G *g, const char *name) {
+    LLVMBuilderRef b = g->b;
+    LLVMTypeRef pi64 = LLVMPointerType(g->i64, 0), pi32 = LLVMPointerType(g->i32, 0);
+    LLVMTypeRef ps[4] = {pi64, pi64, pi32, pi32};
+    LLVMValueRef f = LLVMAddFunction(g->m, name, LLVMFunctionType(g->i32, ps, 4, 0));
+    LLVMValueRef J = LLVMGetParam(f, 0), R = LLVMGetParam(f, 1), pcs = LLVMGetParam(f, 2), st = LLVMGetParam(f, 3);
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->cx, f, "entry");
+    LLVMBasicBlockRef round = LLVMAppendBasicBlockInContext(g->cx, f, "round");
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->cx, f, "warp");
+    LLVMBasicBlockRef check = LLVMAppendBasicBlockInContext(g->cx, f, "state");
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(g->cx, f, "run");
+    LLVMBasicBlockRef ran = LLVMAppendBasicBlockInContext(g->cx, f, "ran");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->cx, f, "next");
+    LLVMBasicBlockRef end = LLVMAppendBasicBlockInContext(g->cx, f, "round_end");
+    LLVMBasicBlockRef waits = LLVMAppendBasicBlockInContext(g->cx, f, "waits");
+    LLVMBasicBlockRef release = LLVMAppendBasicBlockInContext(g->cx, f, "release");
+    LLVMBasicBlockRef rel_next = LLVMAppendBasicBlockInContext(g->cx, f, "release_next");
+    LLVMBasicBlockRef rel_one = LLVMAppendBasicBlockInContext(g->cx, f, "release_warp");
+    LLVMBasicBlockRef stop = LLVMAppendBasicBlockInContext(g->cx, f, "stop");
+    LLVMBasicBlockRef yielded = LLVMAppendBasicBlockInContext(g->cx, f, "yielded");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->cx, f, "done");
+    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(g->cx, f, "fail");
+    LLVMPositionBuilderAtEnd(b, entry);
+    LLVMValueRef wa = LLVMBuildAlloca(b, g->i32, "w"), runa = LLVMBuildAlloca(b, g->i1, "any_yield");
+    LLVMValueRef bara = LLVMBuildAlloca(b, g->i1, "any_wait");
+    LLVMValueRef jp = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, JF_NWARPS)}, 1, "");
+    LLVMValueRef nw = LLVMBuildTrunc(b, LLVMBuildLoad2(b, g->i64, jp, ""), g->i32, "nwarps");
+    LLVMValueRef curp = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, JF_CUR_WARP)}, 1, "");
+    LLVMBuildBr(b, round);
+    LLVMPositionBuilderAtEnd(b, round);
+    LLVMBuildStore(b, ci(g->i32, 0), wa);
+    LLVMBuildStore(b, ci(g->i1, 0), runa);
+    LLVMBuildStore(b, ci(g->i1, 0), bara);
+    LLVMBuildBr(b, head);
+    LLVMPositionBuilderAtEnd(b, head);
+    LLVMValueRef w = LLVMBuildLoad2(b, g->i32, wa, "");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, w, nw, ""), check, end);
+    LLVMPositionBuilderAtEnd(b, check);
+    LLVMValueRef sp = LLVMBuildGEP2(b, g->i32, st, &w, 1, "");
+    LLVMValueRef mode = LLVMBuildLoad2(b, g->i32, sp, "");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, mode, ci(g->i32, 0), ""), next, run);
+    LLVMPositionBuilderAtEnd(b, run);
+    LLVMBuildStore(b, LLVMBuildZExt(b, w, g->i64, ""), curp);
+    LLVMValueRef w64 = LLVMBuildZExt(b, w, g->i64, "");
+    LLVMValueRef Rw = LLVMBuildGEP2(b, g->i64, R, (LLVMValueRef[]){LLVMBuildMul(b, w64, ci(g->i64, (uint64_t)(g->k->nslots > 0 ? g->k->nslots : 1) * 32), "")}, 1, "");
+    LLVMValueRef pw = LLVMBuildGEP2(b, g->i32, pcs, (LLVMValueRef[]){LLVMBuildMul(b, w64, ci(g->i64, 32), "")}, 1, "");
+    LLVMTypeRef wps[5] = {pi64, pi64, pi32, g->i32, g->i32};
+    LLVMValueRef r = LLVMBuildCall2(b, LLVMFunctionType(g->i32, wps, 5, 0), g->fn, (LLVMValueRef[]){J, Rw, pw, w, mode}, 5, "r");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, r, ci(g->i32, 0), ""), fail, ran);
+    LLVMPositionBuilderAtEnd(b, ran);
+    LLVMValueRef is_done = LLVMBuildICmp(b, LLVMIntEQ, r, ci(g->i32, 0), "");
+    LLVMValueRef is_yield = LLVMBuildICmp(b, LLVMIntEQ, r, ci(g->i32, 2), "");
+    LLVMValueRef wait_st = LLVMBuildSub(b, ci(g->i32, (uint64_t)-1), r, ""); /* ST_WAIT(r) */
+    LLVMBuildStore(b, LLVMBuildSelect(b, is_done, ci(g->i32, (uint64_t)-1), LLVMBuildSelect(b, is_yield, r, wait_st, ""), ""), sp);
+    LLVMBuildStore(b, LLVMBuildOr(b, LLVMBuildLoad2(b, g->i1, runa, ""), is_yield, ""), runa);
+    LLVMValueRef is_wait = LLVMBuildNot(b, LLVMBuildOr(b, is_done, is_yield, ""), "");
+    LLVMBuildStore(b, LLVMBuildOr(b, LLVMBuildLoad2(b, g->i1, bara, ""), is_wait, ""), bara);
+    LLVMBuildBr(b, next);
+    LLVMPositionBuilderAtEnd(b, next);
+    LLVMBuildStore(b, LLVMBuildAdd(b, w, ci(g->i32, 1), ""), wa);
+    LLVMBuildBr(b, head);
+    LLVMPositionBuilderAtEnd(b, end);
+    LLVMBuildCondBr(b, LLVMBuildLoad2(b, g->i1, runa, ""), yielded, waits);
+    LLVMPositionBuilderAtEnd(b, waits);
+    LLVMBasicBlockRef errchk = LLVMAppendBasicBlockInContext(g->cx, f, "error_word");
+    LLVMBuildCondBr(b, LLVMBuildLoad2(b, g->i1, bara, ""), errchk, done);
+    LLVMPositionBuilderAtEnd(b, errchk);
+    LLVMValueRef ep = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, JF_ERR)}, 1, "");
+    LLVMValueRef err = LLVMBuildLoad2(b, g->i32, LLVMBuildIntToPtr(b, LLVMBuildLoad2(b, g->i64, ep, ""), pi32, ""), "");
+    LLVMSetVolatile(err, 1);
+    LLVMBuildStore(b, ci(g->i32, 0), wa);
+    LLVMBasicBlockRef publish = LLVMAppendBasicBlockInContext(g->cx, f, "publish");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, err, ci(g->i32, 0), ""), publish, stop);
+    /* bar.red's reductions of this barrier for OP_BAR_RED_READ, and new ones for the next (run_block in ptx_exec.c) */
+    LLVMPositionBuilderAtEnd(b, publish);
+    for (int j = 0; j < 3; j++) {
+        LLVMValueRef acc = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_RED_COUNT + j))}, 1, "");
+        LLVMValueRef out = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_RED_OUT_COUNT + j))}, 1, "");
+        LLVMBuildStore(b, LLVMBuildLoad2(b, g->i64, acc, ""), out);
+        LLVMBuildStore(b, ci(g->i64, j == 1), acc);
+    }
+    LLVMBuildBr(b, release);
+    /* every warp not done waits at a barrier: release them */
+    LLVMPositionBuilderAtEnd(b, release);
+    LLVMValueRef rw = LLVMBuildLoad2(b, g->i32, wa, "");
+    LLVMBasicBlockRef rel_chk = LLVMAppendBasicBlockInContext(g->cx, f, "release_state");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, rw, nw, ""), rel_chk, round);
+    LLVMPositionBuilderAtEnd(b, rel_chk);
+    LLVMValueRef rsp = LLVMBuildGEP2(b, g->i32, st, &rw, 1, "");
+    LLVMValueRef rs = LLVMBuildLoad2(b, g->i32, rsp, "");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, rs, ci(g->i32, (uint64_t)-1), ""), rel_one, rel_next);
+    LLVMPositionBuilderAtEnd(b, rel_one);
+    LLVMBuildStore(b, LLVMBuildSub(b, ci(g->i32, (uint64_t)-1), rs, ""), rsp);
+    LLVMBuildBr(b, rel_next);
+    LLVMPositionBuilderAtEnd(b, rel_next);
+    LLVMBuildStore(b, LLVMBuildAdd(b, rw, ci(g->i32, 1), ""), wa);
+    LLVMBuildBr(b, release);
+    LLVMPositionBuilderAtEnd(b, stop);
+    LLVMBuildRet(b, ci(g->i32, (uint64_t)-1));
+    LLVMPositionBuilderAtEnd(b, yielded);
+    LLVMBuildRet(b, ci(g->i32, 2));
+    LLVMPositionBuilderAtEnd(b, done);
+    LLVMBuildRet(b, ci(g->i32, 0));
+    LLVMPositionBuilderAtEnd(b, fail);
+    LLVMBuildRet(b, ci(g->i32, (uint64_t)-1));
+}
+
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *why, size_t whylen) {
     G G0, *g = &G0;
     memset(g, 0, sizeof(*g));
@@ -1932,9 +2106,10 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->lane_var = calloc((size_t)ns, 1);
     g->clone_lead = -1;
     g->copy_budget = PTX_JIT_FULL_OPT_INSTRUCTIONS - n;
+    g->resume_bb = calloc((size_t)n + 1, sizeof(LLVMBasicBlockRef));
     uint8_t *leader = calloc((size_t)n + 1, 1);
     void *result = NULL;
-    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !g->sgroup || !g->grp || !g->lane_var || !leader) {
+    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !g->sgroup || !g->grp || !g->lane_var || !g->resume_bb || !leader) {
         snprintf(why, whylen, "out of memory");
         goto out;
     }
@@ -1951,7 +2126,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     for (int i = 0; i < n; i++) {
         const ptx_ins *in = &k->code[i];
         if (in->op == OP_BRA) leader[in->imm] = 1;
-        if (in->op == OP_BRA || in->op == OP_EXIT || in->op == OP_BAR) leader[i + 1] = 1;
+        if (in->op == OP_BRA || in->op == OP_EXIT || is_barrier(in)) leader[i + 1] = 1;
         if (in->wsync) { leader[i] = 1; g->has_wsync = 1; } /* parked lanes wait at a block start */
     }
     g->leader = leader;
@@ -1978,7 +2153,12 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->vf64 = LLVMVectorType(g->f64, 32);
     LLVMTypeRef pi64 = LLVMPointerType(g->i64, 0), pi32 = LLVMPointerType(g->i32, 0);
     LLVMTypeRef ps[5] = {pi64, pi64, pi32, g->i32, g->i32};
-    g->fn = LLVMAddFunction(g->m, name, LLVMFunctionType(g->i32, ps, 5, 0));
+    char wname[300];
+    snprintf(wname, sizeof(wname), "%s.warp", name);
+    g->fn = LLVMAddFunction(g->m, wname, LLVMFunctionType(g->i32, ps, 5, 0));
+    LLVMSetLinkage(g->fn, LLVMInternalLinkage);
+    LLVMAddAttributeAtIndex(g->fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(g->cx, LLVMGetEnumAttributeKindForName("noinline", 8), 0)); /* gen_block_fn */
     g->J = LLVMGetParam(g->fn, 0);
     g->R = LLVMGetParam(g->fn, 1);
     g->pcs = LLVMGetParam(g->fn, 2);
@@ -2047,6 +2227,11 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     LLVMValueRef sw = LLVMBuildSwitch(g->b, g->mode, ld_first, 2);
     LLVMAddCase(sw, ci(g->i32, 1), ld_bar);
     LLVMAddCase(sw, ci(g->i32, 2), ld_all);
+    for (int i = 0; i + 1 < n; i++)
+        if (is_barrier(&k->code[i])) {
+            g->resume_bb[i] = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_converged");
+            LLVMAddCase(sw, ci(g->i32, (uint64_t)(PTX_JIT_BAR_AT + i)), g->resume_bb[i]);
+        }
     /* first entry: special registers, which the runner wrote into the save area when the block started
      * (a resume finds the live ones among the saved slots) */
     LLVMPositionBuilderAtEnd(g->b, ld_first);
@@ -2080,6 +2265,11 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         if (leader[i]) cur = i;
         g->blen[cur]++;
     }
+    for (int i = 0; i < n; i++)
+        if (g->resume_bb[i]) {
+            LLVMPositionBuilderAtEnd(g->b, g->resume_bb[i]);
+            bar_resume(g, i);
+        }
 
     /* dispatcher: run the lanes with the lowest PC; with warp-sync instructions, the lowest PC of the lanes
      * not parked at one, and when no such lane can run, the lowest parked group, forced (resched in
@@ -2179,13 +2369,20 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
             }
             continue;
         }
-        if (in->op == OP_EXIT || in->op == OP_BAR) {
+        if (in->op == OP_EXIT || is_barrier(in)) {
             uint64_t mark = in->op == OP_EXIT ? PTX_JIT_PC_EXITED : (uint64_t)(i + 1) | PTX_JIT_PC_ATBAR;
+            if (in->op == OP_BAR_RED) gen_bar_red(g, in, em);
             LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
-            LLVMBuildStore(g->b, LLVMBuildSelect(g->b, em, splat(g, g->v32, mark), pcv, ""), g->pcv);
+            pcv = LLVMBuildSelect(g->b, em, splat(g, g->v32, mark), pcv, "");
+            LLVMBuildStore(g->b, pcv, g->pcv);
             LLVMValueRef rest = LLVMBuildAnd(g->b, act, LLVMBuildNot(g->b, em, ""), "");
             LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
-            LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, rest), ci(g->i32, 0), ""), g->disp, cont);
+            LLVMBasicBlockRef none_left = g->resume_bb[i] ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "") : g->disp;
+            LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, rest), ci(g->i32, 0), ""), none_left, cont);
+            if (none_left != g->disp) {
+                LLVMPositionBuilderAtEnd(g->b, none_left);
+                bar_arrive(g, i, pcv);
+            }
             LLVMPositionBuilderAtEnd(g->b, cont);
             goto_pc(g, i + 1, rest);
             continue;
@@ -2194,6 +2391,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         if (gen_ins(g, i, in, em)) goto out_mod;
         if (leader[i + 1] || i + 1 == n) goto_pc(g, i + 1, LLVMBuildLoad2(g->b, g->v1, g->active, ""));
     }
+    gen_block_fn(g, name);
     result = g->m;
     g->m = NULL;
 out_mod:
@@ -2212,6 +2410,7 @@ out:
     free(g->sgroup);
     free(g->grp);
     free(g->lane_var);
+    free(g->resume_bb);
     free(leader);
     return result;
 }
