@@ -2521,7 +2521,11 @@ static void *cache_take(int i, size_t n, int zero) {
     blk_cache *c = &t_cache;
     if (c->cap[i] < n) {
         free(c->p[i]);
-        c->p[i] = zero ? calloc(n, 1) : malloc(n);
+        /* 64-byte aligned: the JIT's code reads and writes the register save area (cache 0) and the lane PCs as
+         * whole 64-byte vectors, which cost two accesses each when they straddle a cache line */
+        const size_t n64 = (n + 63) & ~(size_t)63;
+        c->p[i] = aligned_alloc(64, n64 ? n64 : 64);
+        if (c->p[i] && zero) memset(c->p[i], 0, n);
         c->cap[i] = c->p[i] ? n : 0;
         return c->p[i];
     }

@@ -39,7 +39,7 @@
 #include "ptx_texture.h"
 #include "ptx_mma.h"
 
-typedef int32_t (*kern_fn)(ptx_jit_blk *J, uint64_t *R, int32_t *pcs, int32_t warp, int32_t mode);
+typedef int32_t (*kern_fn)(ptx_jit_blk *J, uint64_t *R, int32_t *pcs, int32_t *state);
 
 struct ptx_jit_fn {
     kern_fn fn;
@@ -381,8 +381,8 @@ done:
     if (!fn) why_line(why, sizeof(why), lines, ncode);
     double ms = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
     if (g_trace) {
-        if (fn) fprintf(stderr, "tf-emu: jit: kernel %s %s in %.1f ms (%d instructions)\n", kname,
-                        from_disk ? "loaded from the disk cache" : "compiled", ms, ncode);
+        if (fn) fprintf(stderr, "tf-emu: jit: kernel %s %s in %.1f ms (%d instructions; code at %p, symbol %s)\n", kname,
+                        from_disk ? "loaded from the disk cache" : "compiled", ms, ncode, fn, name);
         else fprintf(stderr, "tf-emu: jit: kernel %s runs on the interpreter: %s\n", kname, why);
     }
     pthread_mutex_lock(&g_mu);
@@ -697,6 +697,7 @@ void ptx_jit_blk_setup(ptx_jit_blk *J, uint8_t *smem, uint64_t smem_size, int wo
     J->f[JF_TOTAL_SMEM] = smem_size;
     J->f[JF_PARAM] = (uint64_t)(uintptr_t)cfg->param_buffer;
     J->f[JF_PARAM_SIZE] = cfg->param_buffer_size;
+    J->f[JF_ERR] = (uint64_t)(uintptr_t)J->err;
     J->mv.gc = &J->f[JF_GC0_LO];
     J->mv.smem = smem;
     J->mv.smem_size = smem_size;
@@ -712,8 +713,6 @@ void ptx_jit_blk_free(ptx_jit_blk *J) {
     J->pcs = NULL;
     J->state = NULL;
 }
-
-enum { ST_DONE = -1, ST_BAR = -2 }; /* else: the mode to call the warp with */
 
 /* A special register's 32 lanes for warp w at block start (the lane-dependent ones per lane, the
  * others once: this runs for every warp of every block). */
@@ -769,8 +768,8 @@ int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
     __atomic_fetch_add(&g_blocks_run, 1, __ATOMIC_RELAXED);
     const size_t nslots = (size_t)(J->k->nslots > 0 ? J->k->nslots : 1);
     if (!J->pcs) {
-        J->pcs = malloc((size_t)nw * 32 * sizeof(int32_t));
-        J->state = malloc(nw);
+        J->pcs = aligned_alloc(64, (size_t)nw * 32 * sizeof(int32_t)); /* whole 64-byte vectors (2 per warp) */
+        J->state = malloc((size_t)nw * sizeof(int32_t));
         if (!J->pcs || !J->state) {
             J->fail(J->owner, PTXE_OUT_OF_MEMORY, "out of host memory for a block");
             return -1;
@@ -779,6 +778,8 @@ int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
     J->f[JF_CTAID_X] = J->bid[0];
     J->f[JF_CTAID_Y] = J->bid[1];
     J->f[JF_CTAID_Z] = J->bid[2];
+    J->f[JF_RED_COUNT] = J->f[JF_RED_OR] = 0;
+    J->f[JF_RED_AND] = 1;
     for (unsigned w = 0; w < nw; w++) {
         unsigned n = J->nthreads - w * 32;
         for (unsigned l = 0; l < 32; l++) J->pcs[w * 32 + l] = l < n ? 0 : PTX_JIT_PC_EXITED;
@@ -787,23 +788,13 @@ int ptx_jit_run_block(const ptx_jit_fn *fn, ptx_jit_blk *J) {
         for (int s = 0; s < J->k->nspecials; s++)
             fill_special(J, R + (size_t)J->k->specials[s].slot * 32, J->k->specials[s].sreg, w);
     }
+    /* the generated function runs the rounds over the warps and the barriers' releases (ptx_jit.h); it
+     * returns here after a round in which a warp yielded, so that a block spinning on a flag stops when
+     * another block failed */
     for (;;) {
-        int any_run = 0, any_bar = 0;
-        for (unsigned w = 0; w < nw; w++) {
-            if (J->state[w] < 0) continue;
-            J->cur_warp = w;
-            int r = fn->fn(J, J->R + (size_t)w * nslots * 32, J->pcs + w * 32, (int32_t)w, J->state[w]);
-            if (r < 0) return -1;
-            J->state[w] = r == 0 ? ST_DONE : r == 1 ? ST_BAR : 2;
-            if (r == 2) any_run = 1;
-            if (__atomic_load_n(J->err, __ATOMIC_RELAXED)) return -1;
-        }
-        if (any_run) continue;
-        for (unsigned w = 0; w < nw; w++) if (J->state[w] == ST_BAR) any_bar = 1;
-        if (!any_bar) return 0;
-        /* every warp waits at the barrier: release them (a warp resumed in mode 1 clears its lanes' PTX_JIT_PC_ATBAR) */
-        for (unsigned w = 0; w < nw; w++)
-            if (J->state[w] == ST_BAR) J->state[w] = 1;
+        int r = fn->fn(J, J->R, J->pcs, J->state);
+        if (r <= 0) return r;
+        if (__atomic_load_n(J->err, __ATOMIC_RELAXED)) return -1;
     }
 }
 
@@ -828,7 +819,7 @@ int ptx_jit_xlate(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, uint32_t
     for (unsigned l = 0; l < 32; l++) {
         ptrs[l] = 0;
         if (!((mask >> l) & 1)) continue;
-        const unsigned tid = J->cur_warp * 32 + l;
+        const unsigned tid = (unsigned)J->f[JF_CUR_WARP] * 32 + l;
         uint64_t a = addr[l];
         uint8_t *p = ptx_mem_resolve(&J->mv, tid, in->space, a, tot);
         if (!p || (a & (tot - 1))) { fault(J, in, tid, a, tot, p != NULL); return -1; }
@@ -843,7 +834,7 @@ int ptx_jit_atom(ptx_jit_blk *J, int32_t insidx, const uint64_t *addr, const uin
     const int es = in->esize;
     for (uint32_t m = mask; m; m &= m - 1) {
         const unsigned l = (unsigned)__builtin_ctz(m);
-        const unsigned tid = J->cur_warp * 32 + l;
+        const unsigned tid = (unsigned)J->f[JF_CUR_WARP] * 32 + l;
         uint64_t a = addr[l];
         uint8_t *p = ptx_mem_resolve(&J->mv, tid, in->space, a, (uint64_t)es);
         if (!p || (a & (uint64_t)(es - 1))) { fault(J, in, tid, a, (uint64_t)es, p != NULL); return -1; }
@@ -886,7 +877,7 @@ int ptx_jit_tex(ptx_jit_blk *J, int32_t insidx, const uint64_t *ops, uint32_t ma
             dh = h;
         }
         if (!d) {
-            const unsigned tid = J->cur_warp * 32 + l, *b = J->cfg->block;
+            const unsigned tid = (unsigned)J->f[JF_CUR_WARP] * 32 + l, *b = J->cfg->block;
             unsigned x = tid % b[0], y = (tid / b[0]) % b[1], z = tid / (b[0] * b[1]);
             char msg[512];
             snprintf(msg, sizeof(msg), "%s: 0x%llx is no live texture object, in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
@@ -940,7 +931,7 @@ int ptx_jit_cpasync(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uin
     x.c = in->c >= 0 ? 2 : -1;
     ptx_mma_fault mf;
     if (ptx_mma_cp_async(&x, R, &J->mv, mask, &mf)) {
-        fault(J, in, J->cur_warp * 32 + mf.lane, mf.addr, mf.bytes, mf.misaligned);
+        fault(J, in, (unsigned)J->f[JF_CUR_WARP] * 32 + mf.lane, mf.addr, mf.bytes, mf.misaligned);
         return -1;
     }
     return 0;

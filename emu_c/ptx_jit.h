@@ -12,12 +12,22 @@
  * Generated code reads the block's state from ptx_jit_blk.f[] (64-bit words, JF_* indices) and calls
  * the runtime helpers below (by address) for slow memory paths, atomics and dynamic special registers.
  * A generated kernel function is
- *     int32_t fn(ptx_jit_blk *J, uint64_t *R, int32_t *pcs, int32_t warp, int32_t mode)
- * running warp `warp` of the block: R is that warp's register save area (slot s, lane l at
- * R[s*32+l]), pcs its 32 lane PCs (PTX instruction index; PTX_JIT_PC_EXITED for lanes that exited or
- * do not exist; | PTX_JIT_PC_ATBAR for lanes waiting at bar.sync). mode: 0 = start, 1 = resume
- * after a barrier (the function clears its lanes' PTX_JIT_PC_ATBAR), 2 = resume after a yield. Returns 0 (every lane exited), 1 (every remaining lane
- * waits at a barrier), 2 (yielded at a backward branch so other warps can run), -1 (fault, reported).
+ *     int32_t fn(ptx_jit_blk *J, uint64_t *R, int32_t *pcs, int32_t *state)
+ * running the block's warps (f[JF_NWARPS]) in rounds, as the interpreter's run_block does: R holds each
+ * warp's register save area (warp w, slot s, lane l at R[(w*nslots + s)*32 + l]), pcs each warp's 32 lane PCs
+ * (w*32 + l), state each warp's word (>= 0: the mode of its next run; -1: done; ST_WAIT(r) = -1 - r: waiting
+ * at a barrier since its run returned r, which the release turns into mode r). It returns 0 when every warp
+ * is done, 2 after a round in which a warp yielded (the caller checks the launch's error word and calls
+ * again), -1 on a fault (reported) or when it found the launch's error word set at a barrier's release. Inside,
+ * one warp's run is a call of the internal warp function
+ *     int32_t warp(ptx_jit_blk *J, uint64_t *R, int32_t *pcs, int32_t warp, int32_t mode)
+ * with R and pcs that warp's: pcs are its lanes' PTX instruction indices (PTX_JIT_PC_EXITED for lanes that
+ * exited or do not exist; | PTX_JIT_PC_ATBAR for lanes waiting at bar.sync). mode: 0 = start, 1 = resume
+ * after a barrier (the function clears its lanes' PTX_JIT_PC_ATBAR), 2 = resume after a yield,
+ * PTX_JIT_BAR_AT + i = resume after the barrier at instruction i, where it returned that value. Returns 0
+ * (every lane exited), 1 (every remaining lane waits at a barrier), 2 (yielded at a backward branch so other
+ * warps can run), PTX_JIT_BAR_AT + i (every lane that has not exited waits at the bar.sync at instruction i:
+ * after the release, the call with that mode resumes at i + 1 straight away), -1 (fault, reported).
  */
 #ifndef TF_EMU_PTX_JIT_H
 #define TF_EMU_PTX_JIT_H
@@ -29,6 +39,7 @@
 #define PTX_JIT_PC_EXITED 0x7fffffff
 #define PTX_JIT_PC_ATBAR  0x40000000
 #define PTX_JIT_YIELD_BACK_BRANCHES 4096
+#define PTX_JIT_BAR_AT 3
 
 /* Words of ptx_jit_blk.f the generated code reads (and JF_ICOUNT, which it adds to). */
 enum {
@@ -39,6 +50,10 @@ enum {
     JF_NCTAID_X, JF_NCTAID_Y, JF_NCTAID_Z, JF_NWARPS, JF_SMID, JF_NSMID,
     JF_ENVREG1, JF_ENVREG2, JF_DYN_SMEM, JF_TOTAL_SMEM,
     JF_PARAM, JF_PARAM_SIZE, /* the launch's parameter buffer (ld.param of a constant offset reads it inline) */
+    JF_CUR_WARP,             /* the warp running now (generated code sets it; the helpers' thread indices) */
+    JF_ERR,                  /* the address of the launch's error word (an int; generated code reads it at releases) */
+    JF_RED_COUNT, JF_RED_AND, JF_RED_OR,             /* bar.red's reductions so far (the runner starts them: 0, 1, 0) */
+    JF_RED_OUT_COUNT, JF_RED_OUT_AND, JF_RED_OUT_OR, /* ... at the last release (what bar.red's destination reads) */
     JF_COUNT
 };
 
@@ -63,8 +78,7 @@ typedef struct ptx_jit_blk {
     ptx_memview mv;
     /* the runner's own (allocated on first use, freed by ptx_jit_blk_free) */
     int32_t *pcs;
-    int8_t *state;
-    unsigned cur_warp;  /* the warp running now (for the helpers' thread indices) */
+    int32_t *state;
 } ptx_jit_blk;
 
 /* How a kernel's length decides its compile (benchmarks/RESULTS.md, "the PTX JIT's kernel size limit"):
@@ -153,7 +167,7 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 16
+#define PTX_JIT_GENERATOR_VERSION 22
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
 #define PTX_JIT_PLUGIN_ABI 4

@@ -2,16 +2,23 @@
  * plugin libtf-emu-jit.so (ptx_jit_llvm.c compiles what this builds; ptx_jit.c in libcuda.so.1 runs it;
  * the contract is ptx_jit.h). Bump PTX_JIT_GENERATOR_VERSION when the generated code changes.
  *
- * Model: one generated function runs one warp; the 32 lanes are the 32 elements of LLVM vectors, every
+ * Model: the exported function runs a block (gen_block_fn: rounds over its warps and the barriers' releases,
+ * as the interpreter's run_block), calling an internal function that runs one warp; in it the 32 lanes are
+ * the 32 elements of LLVM vectors, every
  * register slot is a <32 x i64> value with exactly the interpreter's (ptx_exec.c) encoding, and each
  * instruction mirrors the interpreter's expression for it, so both engines give identical bits.
  * Divergence follows the interpreter's rule: a per-lane PC vector, and the warp always runs the lanes
  * with the lowest PC (a dispatcher block); while no lane is parked elsewhere, branches jump straight
  * to their target. Instructions write with select(executing lanes, new, old). Registers live across
  * bar.sync (the slots live at any barrier continuation, from a liveness pass) live in the warp's save
- * area, so a warp returns at a barrier and resumes after it without copying registers. Warp-synchronous
+ * area, so a warp leaves at a barrier and resumes after it without copying registers (a warp whose lanes all
+ * wait at one bar.sync resumes straight after it: bar_arrive, bar_resume). Warp-synchronous
  * (.sync) instructions lead a block whose entry parks the running lanes (wsync) until their member masks'
  * lanes arrive, as the interpreter's run_warp/resched do (gen_wsync_wait and the dispatcher).
+ * Memory accesses of a whole warp take vector forms (gen_chunks) after checks made once where they can be:
+ * a block's shared accesses through one register once at the block's entry (shared_group: the block is
+ * generated again without their checks), a register's shared-address facts once per write (addr_facts), a
+ * global access from its 4 chunk addresses (gen_global_chunks).
  * Anything not translated here makes the whole kernel fall back to the interpreter.
  */
 #include "ptx_jit.h"
@@ -33,6 +40,26 @@ typedef struct addr_facts {
     LLVMValueRef stride;  /* lane 1 - lane 0 */
 } addr_facts;
 
+/* Copies of a block (G.copy): the general one, the fast one (each grouped access in its group's form), and the
+ * fast one for warps whose broadcast groups' registers hold one address in all 32 lanes (FORM_WARP_BCAST:
+ * one load each instead of 4, a 32x32 tile's row). */
+enum { COPY_GENERAL, COPY_FAST, COPY_FAST_WARP_BCAST };
+
+/* The unpredicated 1-element shared accesses of one basic block through one address register that the block
+ * does not write before them (a tile loop's 16-32 ld.shared [r+imm]; plan_shared_groups). When a block has
+ * such groups it is generated two or three times (gen_fast_block_entry, COPY_*): fast copies in which every
+ * grouped access takes one form of gen_chunks with no check of its own (straight-line code that -O2 keeps in
+ * registers), run when the block's entry found all 32 lanes running and each group's span of offsets in bounds
+ * and of that form; and the general copy. */
+typedef struct shared_group {
+    int reg;
+    unsigned es;
+    int form;               /* FORM_LINEAR (the register varies with the lane) or FORM_CHUNK_BCAST (it does not) */
+    int64_t imm_lo, imm_hi; /* every offset is imm_lo mod es */
+    int count;
+    LLVMValueRef base[4];   /* in the fast copy: i8*, smem + zext(r[8c]), chunk c's first element before the offset */
+} shared_group;
+
 typedef struct G {
     LLVMContextRef cx;
     LLVMModuleRef m;
@@ -44,6 +71,16 @@ typedef struct G {
     int8_t *is_const;
     int8_t *narrow;             /* slot always holds a zero-extended 32-bit value: stored as <32 x i32> */
     addr_facts *fact;           /* per slot */
+    int *sgroup;                /* per instruction: its shared_group in grp (the current block's), or -1 */
+    shared_group *grp;
+    int ngrp;
+    uint8_t *lane_var;          /* per slot: may differ between the lanes of a warp (lane_variance) */
+    int copy;                   /* the copy (COPY_*) of the block led by clone_lead (up to clone_end) being generated */
+    int clone_lead, clone_end;
+    LLVMBasicBlockRef next_entry[2]; /* where the block's copies still to generate start (next_block_copy) */
+    int next_copy[2], nnext;
+    int copy_budget;            /* instructions fast copies may still add (plan_shared_groups) */
+    int fast_copies;            /* of the current block: 0, 1 (COPY_FAST), 2 (and COPY_FAST_WARP_BCAST) */
     uint64_t *cval;
     LLVMValueRef J, R, pcs, warp, mode;
     LLVMValueRef pcv, active, parked, icnt, backs;
@@ -56,6 +93,7 @@ typedef struct G {
     uint64_t *live_save;        /* slots live at some bar.sync continuation (bitset): kept in the save area */
     uint64_t *live_lead;        /* slots live at the start of some block (where parked lanes wait) */
     uint8_t *leader;
+    LLVMBasicBlockRef *resume_bb;  /* per bar.sync instruction: its mode PTX_JIT_BAR_AT + i entry (bar_resume) */
     int cur_unpred;             /* the instruction being generated has no guard predicate */
     int nw;                     /* 64-bit words per slot bitset */
     char *why;
@@ -101,7 +139,7 @@ static int covered_inline(G *g, const ptx_ins *in) {
     }
     if (in->wsync) BAD("warp-synchronous %s", opn);
     switch (in->op) {
-    case OP_BRA: case OP_EXIT: case OP_BAR: case OP_SREG:
+    case OP_BRA: case OP_EXIT: case OP_BAR: case OP_BAR_RED: case OP_BAR_RED_READ: case OP_SREG:
     case OP_CVTA_SHARED: case OP_CVTA_TO_SHARED: case OP_CVTA_LOCAL: case OP_CVTA_TO_LOCAL:
     case OP_CVTA_PARAM: case OP_CVTA_TO_PARAM: case OP_SELP: case OP_LD: case OP_ST:
     case OP_MOV: case OP_SHF_L: case OP_SHF_R: case OP_LOP3:
@@ -209,6 +247,9 @@ static int is_inline(G *g, const ptx_ins *in) {
 }
 
 /* ------------------------------------------------------------------ liveness */
+/* bar.sync, and bar.red (whose warps also wait for the block; its result is read by the OP_BAR_RED_READ after it) */
+static int is_barrier(const ptx_ins *in) { return in->op == OP_BAR || in->op == OP_BAR_RED; }
+
 static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
     int n = 0;
     if (in->pred >= 0) u[n++] = in->pred;
@@ -239,7 +280,7 @@ static int uses_of(const ptx_kernel *k, const ptx_ins *in, int *u) {
 static int defs_of(const ptx_ins *in, int *d) {
     int n = 0;
     switch (in->op) {
-    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_ST: case OP_RED: case OP_CP_ASYNC: return 0;
+    case OP_NOP: case OP_BRA: case OP_EXIT: case OP_BAR: case OP_BAR_RED: case OP_ST: case OP_RED: case OP_CP_ASYNC: return 0;
     case OP_LD: case OP_UNPACK: case OP_TEX: case OP_TLD4: for (int k = 0; k < in->vec && k < 4; k++) if (in->v[k] >= 0) d[n++] = in->v[k]; return n;
     default:
         if (in->d >= 0) d[n++] = in->d;
@@ -285,6 +326,7 @@ static int narrow_def(const ptx_ins *in, int d) {
     }
     case OP_ATOM: return in->esize <= 4 && !is_signed_t(t);
     case OP_CVT_TF32: return 1;
+    case OP_BAR_RED_READ: return 1; /* a count of threads, or a predicate */
     default: return 0;
     }
 }
@@ -319,6 +361,32 @@ static void narrow_slots(G *g) {
     }
 }
 
+/* lane_var[s]: slot s may hold different values in the lanes of one warp: %tid.x, %laneid and the lane masks,
+ * what atomics and shuffles give, and anything computed (or loaded) from such a slot. Only a
+ * guess of shared addresses' shapes (plan_shared_groups) reads it: a wrong guess costs speed, not bits. */
+static void lane_variance(G *g) {
+    const ptx_kernel *k = g->k;
+    const int ns = k->nslots > 0 ? k->nslots : 1;
+    for (int sp = 0; sp < k->nspecials; sp++) {
+        const int s = k->specials[sp].slot, r = k->specials[sp].sreg;
+        if (s >= 0 && s < ns && (r == SR_TID_X || r == SR_LANEID || (r >= SR_LANEMASK_EQ && r <= SR_LANEMASK_GE))) g->lane_var[s] = 1;
+    }
+    int changed = 1, u[16], d[8];
+    while (changed) {
+        changed = 0;
+        for (int i = 0; i < k->ncode; i++) {
+            const ptx_ins *in = &k->code[i];
+            int var = in->op == OP_ATOM || in->op == OP_SHFL || in->op == OP_MATCH; /* a load is as varied as its address */
+            const int nu = uses_of(k, in, u);
+            for (int j = 0; j < nu && !var; j++) var = u[j] >= 0 && u[j] < ns && g->lane_var[u[j]];
+            if (!var) continue;
+            const int nd = defs_of(in, d);
+            for (int j = 0; j < nd; j++)
+                if (d[j] >= 0 && d[j] < ns && !g->lane_var[d[j]]) { g->lane_var[d[j]] = 1; changed = 1; }
+        }
+    }
+}
+
 /* live_save = union of live-in sets at every bar.sync continuation. */
 static int liveness(G *g) {
     const ptx_kernel *k = g->k;
@@ -346,7 +414,7 @@ static int liveness(G *g) {
         }
     }
     for (int i = 0; i < n; i++)
-        if (k->code[i].op == OP_BAR && i + 1 < n)
+        if (is_barrier(&k->code[i]) && i + 1 < n)
             for (int w = 0; w < nw; w++) g->live_save[w] |= L[(size_t)(i + 1) * nw + w];
     for (int i = 0; i < n; i++)
         if (g->leader[i])
@@ -404,6 +472,8 @@ static LLVMValueRef slot_load(G *g, int s) {
 }
 static void slot_store(G *g, int s, LLVMValueRef v) { LLVMSetAlignment(LLVMBuildStore(g->b, v, g->slot[s]), 8); }
 static int in_save_area(G *g, int s) { return (g->live_save[s / 64] >> (s % 64)) & 1; }
+/* slot s is live at the start of some block (where lanes that do not run wait) */
+static int live_at_lead(G *g, int s) { return (g->live_lead[s / 64] >> (s % 64)) & 1; }
 static LLVMValueRef fact_load(G *g, LLVMValueRef p) {
     LLVMValueRef l = LLVMBuildLoad2(g->b, g->i32, p, "");
     LLVMSetAlignment(l, 4);
@@ -419,7 +489,7 @@ static void SET(G *g, int s, LLVMValueRef v, LLVMValueRef em) {
     if (s < 0 || g->is_const[s]) return;
     if (g->fact[s].valid) fact_store(g, g->fact[s].valid, ci(g->i32, 0));
     if (g->narrow[s]) v = LLVMBuildTrunc(g->b, v, g->v32, "");
-    if (g->cur_unpred && !((g->live_lead[s / 64] >> (s % 64)) & 1)) {
+    if (g->cur_unpred && !live_at_lead(g, s)) {
         /* no lane outside the running group can still need the old value: lanes not running wait at
          * the start of a block, where this slot is dead */
         slot_store(g, s, v);
@@ -504,21 +574,72 @@ static LLVMValueRef shuf(G *g, LLVMValueRef a, LLVMValueRef b, const int *idx, i
     return LLVMBuildShuffleVector(g->b, a, b ? b : LLVMGetUndef(LLVMTypeOf(a)), LLVMConstVector(m, (unsigned)n), "");
 }
 
-/* A 1-element ld/st whose host addresses (A, every executing lane checked) have a shape a warp's
- * memory accesses usually have: when all 32 lanes execute and each 8-lane chunk reads or writes
- * consecutive elements (a tile row: A[8c+i] = A[8c] + i*es), it is 4 vector loads/stores; when each
- * chunk's lanes share one address (a broadcast of a tile element), 4 scalar loads. Otherwise the
- * lane-wise gather/scatter. Same bits either way; only the instructions differ. */
-static void gen_shaped(G *g, const ptx_ins *in, int isld, LLVMValueRef A, LLVMValueRef em, unsigned es, LLVMTypeRef elt,
-                       LLVMTypeRef velt, LLVMTypeRef pvt, LLVMValueRef sbase, LLVMValueRef soff, LLVMValueRef ptr, int et) {
-    int bidx[32], cat[32];
+/* How a whole-warp 1-element access reads or writes its 32 elements (gen_chunks). */
+enum { FORM_LINEAR, FORM_CHUNK_BCAST, FORM_WARP_BCAST };
+
+/* The 4 8-lane chunks of a whole-warp 1-element access, chunk c's first element at p[c] (i8*, checked):
+ * FORM_LINEAR, chunks of consecutive elements: 4 vector loads/stores of 8 elements; FORM_CHUNK_BCAST (loads),
+ * each chunk's lanes at one address (a half-warp broadcast of a tile element): 4 scalar loads, each splat over
+ * its chunk; FORM_WARP_BCAST (loads), every lane at p[0]: one scalar load splat over the warp. Returns the
+ * loaded elements (NULL for a store). */
+static LLVMValueRef gen_chunks(G *g, const ptx_ins *in, int isld, int form, LLVMValueRef p[4], LLVMTypeRef elt) {
+    const unsigned es = in->esize;
+    LLVMTypeRef v8 = LLVMVectorType(elt, 8);
+    int idx[32];
+    for (int i = 0; i < 32; i++) idx[i] = i;
+    LLVMValueRef part[4];
+    if (form != FORM_LINEAR) {
+        for (int c = 0; c < (form == FORM_WARP_BCAST ? 1 : 4); c++) {
+            LLVMValueRef x = LLVMBuildLoad2(g->b, elt, LLVMBuildBitCast(g->b, p[c], LLVMPointerType(elt, 0), ""), "");
+            LLVMSetAlignment(x, es);
+            if (form == FORM_WARP_BCAST) return splatv(g, x, LLVMVectorType(elt, 32));
+            part[c] = shuf(g, LLVMBuildInsertElement(g->b, LLVMGetUndef(v8), x, ci(g->i32, 0), ""), NULL,
+                           (const int[8]){0, 0, 0, 0, 0, 0, 0, 0}, 8);
+        }
+    } else {
+        LLVMTypeRef p8 = LLVMPointerType(v8, 0);
+        LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
+        for (int c = 0; c < 4; c++) {
+            LLVMValueRef pc = LLVMBuildBitCast(g->b, p[c], p8, "");
+            if (isld) {
+                part[c] = LLVMBuildLoad2(g->b, v8, pc, "");
+                LLVMSetAlignment(part[c], es);
+            } else {
+                LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, idx + 8 * c, 8), pc), es);
+            }
+        }
+        if (!isld) return NULL;
+    }
+    return shuf(g, shuf(g, part[0], part[1], idx, 16), shuf(g, part[2], part[3], idx, 16), idx, 32);
+}
+
+/* Whether 64-bit addresses A (32 lanes) step by es within each 8-lane chunk (*lin: A[8c+i] = A[8c] + i*es)
+ * or repeat one address per chunk (*uni); i1 each. */
+static void chunk_shape(G *g, LLVMValueRef A, unsigned es, LLVMValueRef *lin, LLVMValueRef *uni) {
+    int bidx[32];
     LLVMValueRef step[32];
-    for (int i = 0; i < 32; i++) { bidx[i] = i & ~7; cat[i] = i; step[i] = ci(g->i64, (uint64_t)(i & 7) * es); }
+    for (int i = 0; i < 32; i++) { bidx[i] = i & ~7; step[i] = ci(g->i64, (uint64_t)(i & 7) * es); }
     LLVMValueRef d = LLVMBuildSub(g->b, A, shuf(g, A, NULL, bidx, 32), "");
     LLVMValueRef ones = ci(g->i32, 0xffffffffu);
-    LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ones, "");
-    LLVMValueRef lin = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, LLVMConstVector(step, 32), "")), ones, "");
-    LLVMValueRef uni = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, splat(g, g->v64, 0), "")), ones, "");
+    *lin = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, LLVMConstVector(step, 32), "")), ones, "");
+    *uni = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, LLVMBuildICmp(g->b, LLVMIntEQ, d, splat(g, g->v64, 0), "")), ones, "");
+}
+
+/* i8* of lane 8c's host address in A (c = 0..3) */
+static void chunk_host_ptrs(G *g, LLVMValueRef A, LLVMValueRef p[4]) {
+    for (int c = 0; c < 4; c++)
+        p[c] = LLVMBuildIntToPtr(g->b, LLVMBuildExtractElement(g->b, A, ci(g->i32, (uint64_t)c * 8), ""), LLVMPointerType(g->i8, 0), "");
+}
+
+/* A 1-element ld/st whose host addresses (A, every executing lane checked) have a shape a warp's
+ * memory accesses usually have: when all 32 lanes execute, gen_chunks' FORM_LINEAR (stores too) or
+ * FORM_CHUNK_BCAST (loads). Otherwise the lane-wise gather/scatter. Same bits either way; only the
+ * instructions differ. */
+static void gen_shaped(G *g, const ptx_ins *in, int isld, LLVMValueRef A, LLVMValueRef em, unsigned es, LLVMTypeRef elt,
+                       LLVMTypeRef velt, LLVMTypeRef pvt, LLVMValueRef sbase, LLVMValueRef soff, LLVMValueRef ptr, int et) {
+    LLVMValueRef lin, uni, p[4];
+    chunk_shape(g, A, es, &lin, &uni);
+    LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ci(g->i32, 0xffffffffu), "");
     LLVMBasicBlockRef linb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "lin");
     LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "chk");
     LLVMBasicBlockRef unib = isld ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "uni") : NULL;
@@ -527,43 +648,14 @@ static void gen_shaped(G *g, const ptx_ins *in, int isld, LLVMValueRef A, LLVMVa
     LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, full, lin, ""), linb, chk);
     LLVMPositionBuilderAtEnd(g->b, chk);
     LLVMBuildCondBr(g->b, isld ? LLVMBuildAnd(g->b, full, uni, "") : ci(g->i1, 0), isld ? unib : genb, genb);
-    LLVMTypeRef v8 = LLVMVectorType(elt, 8), p8 = LLVMPointerType(v8, 0), pe = LLVMPointerType(elt, 0);
     LLVMValueRef res[3];
     LLVMBasicBlockRef from[3];
     int nres = 0;
-    /* lane-linear chunks */
-    LLVMPositionBuilderAtEnd(g->b, linb);
-    LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
-    LLVMValueRef part[4];
-    for (int c = 0; c < 4; c++) {
-        LLVMValueRef p = LLVMBuildIntToPtr(g->b, LLVMBuildExtractElement(g->b, A, ci(g->i32, (uint64_t)c * 8), ""), p8, "");
-        if (isld) {
-            part[c] = LLVMBuildLoad2(g->b, v8, p, "");
-            LLVMSetAlignment(part[c], es);
-        } else {
-            LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, cat + 8 * c, 8), p), es);
-        }
-    }
-    if (isld) {
-        LLVMValueRef lo = shuf(g, part[0], part[1], cat, 16), hi = shuf(g, part[2], part[3], cat, 16);
-        res[nres] = shuf(g, lo, hi, cat, 32);
-        from[nres++] = LLVMGetInsertBlock(g->b);
-    }
-    LLVMBuildBr(g->b, join);
-    /* warp-uniform chunks (loads) */
-    if (isld) {
-        LLVMPositionBuilderAtEnd(g->b, unib);
-        LLVMValueRef v4 = LLVMGetUndef(LLVMVectorType(elt, 4));
-        for (int c = 0; c < 4; c++) {
-            LLVMValueRef p = LLVMBuildIntToPtr(g->b, LLVMBuildExtractElement(g->b, A, ci(g->i32, (uint64_t)c * 8), ""), pe, "");
-            LLVMValueRef x = LLVMBuildLoad2(g->b, elt, p, "");
-            LLVMSetAlignment(x, es);
-            v4 = LLVMBuildInsertElement(g->b, v4, x, ci(g->i32, (uint64_t)c), "");
-        }
-        int rep[32];
-        for (int i = 0; i < 32; i++) rep[i] = i >> 3;
-        res[nres] = shuf(g, v4, NULL, rep, 32);
-        from[nres++] = LLVMGetInsertBlock(g->b);
+    for (int w = 0; w < (isld ? 2 : 1); w++) {
+        LLVMPositionBuilderAtEnd(g->b, w ? unib : linb);
+        chunk_host_ptrs(g, A, p);
+        LLVMValueRef v = gen_chunks(g, in, isld, w ? FORM_CHUNK_BCAST : FORM_LINEAR, p, elt);
+        if (isld) { res[nres] = v; from[nres++] = LLVMGetInsertBlock(g->b); }
         LLVMBuildBr(g->b, join);
     }
     LLVMPositionBuilderAtEnd(g->b, genb);
@@ -595,13 +687,13 @@ static void reduce4(G *g, LLVMValueRef r, LLVMValueRef em, LLVMValueRef out[4]) 
     }
 }
 
-/* The interpreter's rule for a shared access of tot bytes at zext(r) + imm in every lane that counts,
- * from reduce4's facts: inside [0, size - tot] and aligned to tot. */
-static LLVMValueRef shared_ok(G *g, LLVMValueRef f[4], int64_t imm, unsigned tot) {
+/* The interpreter's rule for shared accesses of tot bytes at zext(r) + imm, imm in [imm_lo, imm_hi] and
+ * congruent to imm_lo modulo tot, in every lane that counts, from reduce4's facts: inside [0, size - tot] and
+ * aligned to tot (the low bits of a sum depend only on the low bits of its terms: one check serves every imm). */
+static LLVMValueRef shared_ok_span(G *g, LLVMValueRef f[4], int64_t imm_lo, int64_t imm_hi, unsigned tot) {
     LLVMValueRef lim = LLVMBuildSub(g->b, jf(g, JF_SMEM_SIZE), ci(g->i64, tot), "");
-    LLVMValueRef immv = ci(g->i64, (uint64_t)imm);
-    LLVMValueRef lo = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, f[0], g->i64, ""), immv, "");
-    LLVMValueRef hi = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, f[1], g->i64, ""), immv, "");
+    LLVMValueRef lo = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, f[0], g->i64, ""), ci(g->i64, (uint64_t)imm_lo), "");
+    LLVMValueRef hi = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, f[1], g->i64, ""), ci(g->i64, (uint64_t)imm_hi), "");
     LLVMValueRef ok = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, lo, ci(g->i64, 0), ""),
                                    LLVMBuildICmp(g->b, LLVMIntSLE, hi, lim, ""), "");
     if (tot > 1) {
@@ -609,12 +701,13 @@ static LLVMValueRef shared_ok(G *g, LLVMValueRef f[4], int64_t imm, unsigned tot
         LLVMValueRef same = LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, LLVMBuildXor(g->b, f[2], f[3], ""), m, ""),
                                           ci(g->i32, 0), "");
         LLVMValueRef al = LLVMBuildICmp(g->b, LLVMIntEQ,
-                                        LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, f[2], ci(g->i32, (uint64_t)imm & 0xffffffffu), ""), m, ""),
+                                        LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, f[2], ci(g->i32, (uint64_t)imm_lo & 0xffffffffu), ""), m, ""),
                                         ci(g->i32, 0), "");
         ok = LLVMBuildAnd(g->b, ok, LLVMBuildAnd(g->b, same, al, ""), "");
     }
     return ok;
 }
+static LLVMValueRef shared_ok(G *g, LLVMValueRef f[4], int64_t imm, unsigned tot) { return shared_ok_span(g, f, imm, imm, tot); }
 
 /* A register's facts for the whole-warp fast paths of gen_shared32, kept (addr_facts) from its first use
  * as a shared address after a write until the next write (SET clears valid, as does the warp's first
@@ -637,20 +730,45 @@ static void addr_facts_compute(G *g, const addr_facts *f, LLVMValueRef r) {
     fact_store(g, f->valid, ci(g->i32, 1));
 }
 
+/* i8* of lane 8c's element in shared memory (c = 0..3): smem + zext(r[8c]) + imm */
+static void chunk_ptrs(G *g, LLVMValueRef r, int64_t imm, LLVMValueRef p[4]) {
+    LLVMValueRef smem = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
+    for (int c = 0; c < 4; c++) {
+        LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, LLVMBuildExtractElement(g->b, r, ci(g->i32, (uint64_t)c * 8), ""), g->i64, ""),
+                                        ci(g->i64, (uint64_t)imm), "");
+        p[c] = LLVMBuildGEP2(g->b, g->i8, smem, &off, 1, "");
+    }
+}
+
 /* A shared-memory ld/st whose address register holds 32-bit values (every shared address does).
  * Bounds and alignment are exactly the interpreter's rule (shared_ok); a warp that fails them goes
  * through the runtime (ptx_jit_xlate), which reports the fault word for word. When all 32 lanes
- * execute a 1-element access, the register's cached facts (addr_facts_compute: a tile loop's 16-32
- * loads through 2 registers compute them once per block) decide in a few scalar compares: 8-lane chunks of
- * consecutive elements are 4 vector loads/stores, chunks sharing one address 4 scalar loads (a
- * half-warp broadcast of a tile element). Anything else is a gather/scatter with 32-bit offsets, its
- * checks reduced over the executing lanes. Same bits on every path; only the instructions differ. */
+ * execute a 1-element access, it takes gen_chunks' forms (8-lane chunks of consecutive elements: 4 vector
+ * loads/stores; chunks sharing one address: 4 scalar loads, a half-warp broadcast of a tile element): in the
+ * fast copy of a block for an access of a shared_group, with no check of its own (the block's entry checked
+ * its group), else as the register's cached facts (addr_facts_compute, once per write of the register) decide
+ * in a few scalar compares.
+ * Anything else is a gather/scatter with 32-bit offsets, its checks reduced over the executing lanes. Same
+ * bits on every path; only the instructions differ. */
 static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
     const int64_t imm = in->imm;
+    if (g->copy != COPY_GENERAL && g->sgroup[idx] >= 0) {
+        /* the fast copy of a block: its entry checked this access with its group */
+        const shared_group *sg = &g->grp[g->sgroup[idx]];
+        LLVMValueRef p[4];
+        LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
+        for (int c = 0; c < 4; c++) {
+            LLVMValueRef off = ci(g->i64, (uint64_t)imm);
+            p[c] = LLVMBuildGEP2(g->b, g->i8, sg->base[c], &off, 1, "");
+        }
+        const int form = g->copy == COPY_FAST_WARP_BCAST && sg->form == FORM_CHUNK_BCAST ? FORM_WARP_BCAST : sg->form;
+        LLVMValueRef v = gen_chunks(g, in, isld, form, p, elt);
+        if (isld) SET(g, in->v[0], ext_elem(g, v, et), em);
+        return;
+    }
     LLVMValueRef r = slot_load(g, in->a);
-    LLVMValueRef immv = ci(g->i64, (uint64_t)imm);
     LLVMBasicBlockRef gchk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "schk");
     LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sslow");
     LLVMBasicBlockRef genb = LLVMAppendBasicBlockInContext(g->cx, g->fn, "sgather");
@@ -658,7 +776,7 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
     LLVMTypeRef velt = itype(g, (int)es * 8);
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
-    LLVMValueRef res[3];
+    LLVMValueRef res[3], p[4];
     LLVMBasicBlockRef from[3];
     int nres = 0;
     if (nv == 1) {
@@ -681,55 +799,17 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         LLVMValueRef ok = LLVMBuildAnd(g->b, shared_ok(g, red, imm, tot),
                                        LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->regular), ci(g->i32, 0), ""), "");
         LLVMValueRef stride = fact_load(g, f->stride);
+        chunk_ptrs(g, r, imm, p); /* in bounds on the paths that use them (checked) */
         LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, es), ""), ""), linb,
                         isld ? cuni : gchk);
         if (isld) {
             LLVMPositionBuilderAtEnd(g->b, cuni);
             LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, stride, ci(g->i32, 0), ""), ""), unib, gchk);
         }
-        LLVMTypeRef v8 = LLVMVectorType(elt, 8), p8 = LLVMPointerType(v8, 0), pe = LLVMPointerType(elt, 0);
-        int cat[32];
-        for (int i = 0; i < 32; i++) cat[i] = i;
-        /* chunk c's first element: smem + zext(r[8c]) + imm (in bounds: checked) */
-        LLVMValueRef chunk[2][4];
         for (int w = 0; w < (isld ? 2 : 1); w++) {
             LLVMPositionBuilderAtEnd(g->b, w ? unib : linb);
-            LLVMValueRef smem = LLVMBuildIntToPtr(g->b, jf(g, JF_SMEM), LLVMPointerType(g->i8, 0), "");
-            for (int c = 0; c < 4; c++) {
-                LLVMValueRef off = LLVMBuildAdd(g->b, LLVMBuildZExt(g->b, LLVMBuildExtractElement(g->b, r, ci(g->i32, (uint64_t)c * 8), ""), g->i64, ""),
-                                                immv, "");
-                chunk[w][c] = LLVMBuildBitCast(g->b, LLVMBuildGEP2(g->b, g->i8, smem, &off, 1, ""), w ? pe : p8, "");
-            }
-        }
-        LLVMPositionBuilderAtEnd(g->b, linb);
-        LLVMValueRef val = isld ? NULL : TR(g, V(g, in->v[0]), (int)es * 8);
-        LLVMValueRef part[4];
-        for (int c = 0; c < 4; c++) {
-            if (isld) {
-                part[c] = LLVMBuildLoad2(g->b, v8, chunk[0][c], "");
-                LLVMSetAlignment(part[c], es);
-            } else {
-                LLVMSetAlignment(LLVMBuildStore(g->b, shuf(g, val, NULL, cat + 8 * c, 8), chunk[0][c]), es);
-            }
-        }
-        if (isld) {
-            LLVMValueRef l0 = shuf(g, part[0], part[1], cat, 16), h0 = shuf(g, part[2], part[3], cat, 16);
-            res[nres] = shuf(g, l0, h0, cat, 32);
-            from[nres++] = LLVMGetInsertBlock(g->b);
-        }
-        LLVMBuildBr(g->b, join);
-        if (isld) {
-            LLVMPositionBuilderAtEnd(g->b, unib);
-            LLVMValueRef v4 = LLVMGetUndef(LLVMVectorType(elt, 4));
-            for (int c = 0; c < 4; c++) {
-                LLVMValueRef x = LLVMBuildLoad2(g->b, elt, chunk[1][c], "");
-                LLVMSetAlignment(x, es);
-                v4 = LLVMBuildInsertElement(g->b, v4, x, ci(g->i32, (uint64_t)c), "");
-            }
-            int rep[32];
-            for (int i = 0; i < 32; i++) rep[i] = i >> 3;
-            res[nres] = shuf(g, v4, NULL, rep, 32);
-            from[nres++] = LLVMGetInsertBlock(g->b);
+            LLVMValueRef v = gen_chunks(g, in, isld, w ? FORM_CHUNK_BCAST : FORM_LINEAR, p, elt);
+            if (isld) { res[nres] = v; from[nres++] = LLVMGetInsertBlock(g->b); }
             LLVMBuildBr(g->b, join);
         }
     } else {
@@ -773,6 +853,201 @@ static void gen_shared32(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     }
 }
 
+/* Whether an instruction of the block [from, to) writes slot s. */
+static int writes_slot(const ptx_kernel *k, int from, int to, int s) {
+    int d[8];
+    for (int i = from; i < to; i++) {
+        int nd = defs_of(&k->code[i], d);
+        for (int j = 0; j < nd; j++) if (d[j] == s) return 1;
+    }
+    return 0;
+}
+
+/* The shared_groups of the block led by instruction `leader` (kernels that get -O2 only, within copy_budget):
+ * its unpredicated 1-element shared accesses through a register no instruction of the block
+ * writes before them, grouped by register, each group in the form lane_var guesses (a store only linear);
+ * an access whose element size, offset modulo that size or form does not fit its group stays alone, and
+ * groups of one access are dropped. Sets g->sgroup of the block's instructions. */
+static void plan_shared_groups(G *g, int leader) {
+    const ptx_kernel *k = g->k;
+    const int end = leader + g->blen[leader];
+    g->ngrp = 0;
+    g->fast_copies = 0;
+    for (int i = leader; i < end; i++) {
+        const ptx_ins *in = &k->code[i];
+        g->sgroup[i] = -1;
+        if (k->ncode > PTX_JIT_FULL_OPT_INSTRUCTIONS || !is_shared32(g, in) || in->vec != 1 || in->pred >= 0 ||
+            writes_slot(k, leader, i, in->a))
+            continue;
+        const int form = g->lane_var[in->a] ? FORM_LINEAR : FORM_CHUNK_BCAST;
+        if (in->op == OP_ST && form != FORM_LINEAR) continue;
+        int q = 0;
+        while (q < g->ngrp && g->grp[q].reg != in->a) q++;
+        shared_group *sg = &g->grp[q];
+        if (q == g->ngrp) {
+            memset(sg, 0, sizeof(*sg));
+            sg->reg = in->a;
+            sg->es = in->esize;
+            sg->form = form;
+            sg->imm_lo = sg->imm_hi = in->imm;
+            g->ngrp++;
+        } else if (sg->es != in->esize || (in->imm - sg->imm_lo) % (int64_t)sg->es) {
+            continue;
+        }
+        if (in->imm < sg->imm_lo) sg->imm_lo = in->imm;
+        if (in->imm > sg->imm_hi) sg->imm_hi = in->imm;
+        sg->count++;
+        g->sgroup[i] = q;
+    }
+    for (int i = leader; i < end; i++)
+        if (g->sgroup[i] >= 0 && g->grp[g->sgroup[i]].count < 2) g->sgroup[i] = -1;
+    /* the copies count against -O2's size limit (ptx_jit.h): blocks are taken in order while the kernel and its
+     * copies stay within PTX_JIT_FULL_OPT_INSTRUCTIONS */
+    int any = 0, bcast = 0;
+    for (int q = 0; q < g->ngrp; q++) {
+        any |= g->grp[q].count >= 2;
+        bcast |= g->grp[q].count >= 2 && g->grp[q].form == FORM_CHUNK_BCAST;
+    }
+    g->fast_copies = any ? 1 + bcast : 0;
+    if (g->fast_copies * g->blen[leader] > g->copy_budget) {
+        for (int i = leader; i < end; i++) g->sgroup[i] = -1;
+        g->fast_copies = 0;
+        return;
+    }
+    g->copy_budget -= g->fast_copies * g->blen[leader];
+}
+
+/* The builder is at the start of a copy of the current block: its fast copies need each group's chunk bases. */
+static void start_copy(G *g, int copy) {
+    g->copy = copy;
+    if (copy == COPY_GENERAL) return;
+    for (int q = 0; q < g->ngrp; q++)
+        if (g->grp[q].count >= 2) chunk_ptrs(g, slot_load(g, g->grp[q].reg), 0, g->grp[q].base);
+}
+
+/* At the entry of the block led by `leader`, when it has shared_groups: a fast copy runs when all 32 lanes
+ * run and, for each group, its register's facts (computed here if a write cleared them) put the span of its
+ * offsets in bounds, aligned, and in the group's form (FORM_LINEAR: 8-lane chunks step by the element size;
+ * FORM_CHUNK_BCAST: each chunk's lanes equal); COPY_FAST_WARP_BCAST when, besides, every broadcast group's
+ * register has one value (its min is its max). Leaves the builder in the first fast copy, the other copies'
+ * starts queued in g->next_copy (the general copy last). */
+static void gen_fast_block_entry(G *g, int leader) {
+    if (!g->fast_copies) return;
+    const int bcast = g->fast_copies == 2;
+    LLVMValueRef act = LLVMBuildLoad2(g->b, g->v1, g->active, "");
+    LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastblock");
+    LLVMBasicBlockRef fastw = bcast ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastblock_warp") : NULL;
+    LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->cx, g->fn, "block");
+    LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastchk");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, act), ci(g->i32, 0xffffffffu), ""), chk, slow);
+    LLVMPositionBuilderAtEnd(g->b, chk);
+    LLVMValueRef all = ci(g->i1, 1), one = ci(g->i1, 1);
+    for (int q = 0; q < g->ngrp; q++) {
+        shared_group *sg = &g->grp[q];
+        if (sg->count < 2) continue;
+        const addr_facts *f = &g->fact[sg->reg];
+        LLVMBasicBlockRef comp = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastfacts");
+        LLVMBasicBlockRef use = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastshape");
+        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->valid), ci(g->i32, 0), ""), use, comp);
+        LLVMPositionBuilderAtEnd(g->b, comp);
+        addr_facts_compute(g, f, slot_load(g, sg->reg));
+        LLVMBuildBr(g->b, use);
+        LLVMPositionBuilderAtEnd(g->b, use);
+        LLVMValueRef red[4];
+        for (int i = 0; i < 4; i++) red[i] = fact_load(g, f->red[i]);
+        LLVMValueRef ok = LLVMBuildAnd(g->b, shared_ok_span(g, red, sg->imm_lo, sg->imm_hi, sg->es),
+                                       LLVMBuildICmp(g->b, LLVMIntNE, fact_load(g, f->regular), ci(g->i32, 0), ""), "");
+        LLVMValueRef want = ci(g->i32, sg->form == FORM_LINEAR ? sg->es : 0);
+        all = LLVMBuildAnd(g->b, all, LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, fact_load(g, f->stride), want, ""), ""), "");
+        if (sg->form == FORM_CHUNK_BCAST) one = LLVMBuildAnd(g->b, one, LLVMBuildICmp(g->b, LLVMIntEQ, red[0], red[1], ""), "");
+    }
+    if (bcast) {
+        LLVMBasicBlockRef pick = LLVMAppendBasicBlockInContext(g->cx, g->fn, "fastpick");
+        LLVMBuildCondBr(g->b, all, pick, slow);
+        LLVMPositionBuilderAtEnd(g->b, pick);
+        LLVMBuildCondBr(g->b, one, fastw, fast);
+    } else {
+        LLVMBuildCondBr(g->b, all, fast, slow);
+    }
+    g->clone_lead = leader;
+    g->clone_end = leader + g->blen[leader];
+    g->nnext = 0;
+    if (bcast) { g->next_entry[g->nnext] = fast; g->next_copy[g->nnext++] = COPY_FAST; }
+    g->next_entry[g->nnext] = slow;
+    g->next_copy[g->nnext++] = COPY_GENERAL;
+    LLVMPositionBuilderAtEnd(g->b, bcast ? fastw : fast);
+    start_copy(g, bcast ? COPY_FAST_WARP_BCAST : COPY_FAST);
+}
+
+/* The current copy of the block ends at instruction i: the builder moves to the next queued copy, and i back
+ * to the block's first instruction. 1 if there is one (the caller generates the block again), else 0. */
+static int next_block_copy(G *g, int *i) {
+    if (g->copy == COPY_GENERAL || *i != g->clone_end || g->nnext == 0) return 0;
+    LLVMPositionBuilderAtEnd(g->b, g->next_entry[0]);
+    const int copy = g->next_copy[0];
+    g->nnext--;
+    for (int j = 0; j < g->nnext; j++) { g->next_entry[j] = g->next_entry[j + 1]; g->next_copy[j] = g->next_copy[j + 1]; }
+    start_copy(g, copy);
+    *i = g->clone_lead;
+    return 1;
+}
+
+/* i1: the bytes [mn, mx + tot) lie in one of the runtime's 4 most recent global allocations (a, b, c of
+ * c = a op b; ptx_mem.h), the end not wrapped around (as the interpreter's per-lane check: a + n >= a). */
+static LLVMValueRef in_cached_alloc(G *g, LLVMValueRef mn, LLVMValueRef mx, unsigned tot) {
+    LLVMValueRef end = LLVMBuildAdd(g->b, mx, ci(g->i64, tot), "");
+    LLVMValueRef hit = NULL;
+    for (int c = 0; c < 4; c++) {
+        LLVMValueRef lo = jf(g, JF_GC0_LO + 2 * c), hi = jf(g, JF_GC0_HI + 2 * c);
+        LLVMValueRef h = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, mn, lo, ""), LLVMBuildICmp(g->b, LLVMIntULE, end, hi, ""), "");
+        hit = hit ? LLVMBuildOr(g->b, hit, h, "") : h;
+    }
+    return LLVMBuildAnd(g->b, hit, LLVMBuildICmp(g->b, LLVMIntUGT, end, mx, ""), "");
+}
+
+/* A whole-warp 1-element global (or const, generic) ld/st of the shapes gen_chunks reads and writes, checked
+ * from its 4 chunk addresses alone (the whole warp's range follows from the shape: [min, max + 8*es) for
+ * FORM_LINEAR, [min, max + es) for FORM_CHUNK_BCAST; aligned when the 4 are), instead of reductions over the
+ * 32 lanes: a tile loop's global loads. Each fast form ends at `done`; the builder is left where every other
+ * access continues (the general checks). Same rule as theirs: the interpreter's bounds and alignment. */
+static void gen_global_chunks(G *g, const ptx_ins *in, LLVMValueRef a, LLVMValueRef em, LLVMBasicBlockRef done) {
+    const int isld = in->op == OP_LD;
+    const unsigned es = in->esize;
+    LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
+    LLVMValueRef lin, uni, b[4], p[4];
+    chunk_shape(g, a, es, &lin, &uni);
+    LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, em), ci(g->i32, 0xffffffffu), "");
+    LLVMValueRef mn = NULL, mx = NULL, bits = NULL;
+    for (int c = 0; c < 4; c++) {
+        b[c] = LLVMBuildExtractElement(g->b, a, ci(g->i32, (uint64_t)c * 8), "");
+        mn = mn ? LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntULT, b[c], mn, ""), b[c], mn, "") : b[c];
+        mx = mx ? LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntUGT, b[c], mx, ""), b[c], mx, "") : b[c];
+        bits = bits ? LLVMBuildOr(g->b, bits, b[c], "") : b[c];
+    }
+    LLVMValueRef ok = full;
+    if (es > 1)
+        ok = LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, bits, ci(g->i64, es - 1), ""), ci(g->i64, 0), ""), "");
+    for (int w = 0; w < (isld ? 2 : 1); w++) {
+        /* the shape first (vector compares), then the range on the path of that shape only */
+        LLVMBasicBlockRef range = LLVMAppendBasicBlockInContext(g->cx, g->fn, w ? "glunirange" : "gllinrange");
+        LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->cx, g->fn, w ? "gluni" : "gllin");
+        LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
+        LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, ok, w ? uni : lin, ""), range, next);
+        LLVMPositionBuilderAtEnd(g->b, range);
+        /* FORM_LINEAR: the last lane of the highest chunk is at mx + 7*es (not wrapped around past 2^64) */
+        LLVMValueRef hi = w ? mx : LLVMBuildAdd(g->b, mx, ci(g->i64, 7ull * es), "");
+        LLVMValueRef inside = in_cached_alloc(g, mn, hi, es);
+        if (!w) inside = LLVMBuildAnd(g->b, inside, LLVMBuildICmp(g->b, LLVMIntUGE, hi, mx, ""), "");
+        LLVMBuildCondBr(g->b, inside, fast, next);
+        LLVMPositionBuilderAtEnd(g->b, fast);
+        for (int c = 0; c < 4; c++) p[c] = LLVMBuildIntToPtr(g->b, b[c], LLVMPointerType(g->i8, 0), "");
+        LLVMValueRef v = gen_chunks(g, in, isld, w ? FORM_CHUNK_BCAST : FORM_LINEAR, p, elt);
+        if (isld) SET(g, in->v[0], ext_elem(g, v, in->t), em);
+        LLVMBuildBr(g->b, done);
+        LLVMPositionBuilderAtEnd(g->b, next);
+    }
+}
+
 static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     const int isld = in->op == OP_LD, sp = in->space, nv = in->vec, et = in->t;
     const unsigned es = in->esize, tot = es * (unsigned)nv;
@@ -780,7 +1055,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         gen_shared32(g, idx, in, em);
         return;
     }
-    LLVMBasicBlockRef pjoin = NULL;
+    LLVMBasicBlockRef done = NULL; /* where the kernel-parameter and whole-warp global fast paths end */
     if (isld && sp == SP_KPARAM && (in->a < 0 || g->is_const[in->a])) {
         /* a kernel parameter at an offset known here: one scalar load per element, checked against the
          * launch's buffer once (the interpreter's ptx_mem_kparam rule); otherwise the lane-wise path */
@@ -792,7 +1067,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
                                                           LLVMBuildSub(g->b, psz, ci(g->i64, off), ""), ""), "");
             LLVMBasicBlockRef pf = LLVMAppendBasicBlockInContext(g->cx, g->fn, "pfast");
             LLVMBasicBlockRef pg = LLVMAppendBasicBlockInContext(g->cx, g->fn, "pslow");
-            pjoin = LLVMAppendBasicBlockInContext(g->cx, g->fn, "pjoin");
+            done = LLVMAppendBasicBlockInContext(g->cx, g->fn, "ldst_done");
             LLVMBuildCondBr(g->b, okp, pf, pg);
             LLVMPositionBuilderAtEnd(g->b, pf);
             LLVMTypeRef pelt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
@@ -804,11 +1079,15 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
                 LLVMSetAlignment(x, 1);
                 SET(g, in->v[kk], ext_elem(g, splatv(g, x, itype(g, (int)es * 8)), et), em);
             }
-            LLVMBuildBr(g->b, pjoin);
+            LLVMBuildBr(g->b, done);
             LLVMPositionBuilderAtEnd(g->b, pg);
         }
     }
     LLVMValueRef a = LLVMBuildAdd(g->b, V(g, in->a), splat(g, g->v64, (uint64_t)in->imm), "");
+    if (nv == 1 && (sp == SP_GLOBAL || sp == SP_CONST || sp == SP_GENERIC)) {
+        if (!done) done = LLVMAppendBasicBlockInContext(g->cx, g->fn, "ldst_done");
+        gen_global_chunks(g, in, a, em, done);
+    }
     LLVMValueRef fastp = a, okc = NULL;
     LLVMValueRef aligned = tot > 1 ? LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, a, splat(g, g->v64, tot - 1), ""),
                                                    splat(g, g->v64, 0), "")
@@ -825,16 +1104,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
                                  (LLVMValueRef[]){LLVMBuildSelect(g->b, em, a, splat(g, g->v64, ~0ull), "")}, 1);
         LLVMValueRef mx = intrin(g, "llvm.vector.reduce.umax", &g->v64, 1,
                                  (LLVMValueRef[]){LLVMBuildSelect(g->b, em, a, splat(g, g->v64, 0), "")}, 1);
-        LLVMValueRef end = LLVMBuildAdd(g->b, mx, ci(g->i64, tot), "");
-        LLVMValueRef hit = NULL;
-        for (int c = 0; c < 4; c++) { /* the runtime's 4 most recent allocations (a, b, c of c = a op b) */
-            LLVMValueRef lo = jf(g, JF_GC0_LO + 2 * c), hi = jf(g, JF_GC0_HI + 2 * c);
-            LLVMValueRef h = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntUGE, mn, lo, ""),
-                                          LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntULE, end, hi, ""),
-                                                       LLVMBuildICmp(g->b, LLVMIntULT, mx, hi, ""), ""), "");
-            hit = hit ? LLVMBuildOr(g->b, hit, h, "") : h;
-        }
-        okc = hit;
+        okc = in_cached_alloc(g, mn, mx, tot);
         if (aligned) okc = LLVMBuildAnd(g->b, okc, all_of(g, em, aligned), "");
     }
     if (!okc) okc = ci(g->i1, 0);
@@ -871,7 +1141,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMTypeRef pvt = LLVMVectorType(LLVMPointerType(elt, 0), 32);
     if (nv == 1) {
         gen_shaped(g, in, isld, sp == SP_SHARED ? fastp : ptr, em, es, elt, velt, pvt, sbase, soff, ptr, et);
-        if (pjoin) { LLVMBuildBr(g->b, pjoin); LLVMPositionBuilderAtEnd(g->b, pjoin); }
+        if (done) { LLVMBuildBr(g->b, done); LLVMPositionBuilderAtEnd(g->b, done); }
         return;
     }
     for (int kk = 0; kk < nv; kk++) {
@@ -893,7 +1163,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
             intrin(g, "llvm.masked.scatter", tys, 2, (LLVMValueRef[]){val, ptrs, ci(g->i32, es), em}, 4);
         }
     }
-    if (pjoin) { LLVMBuildBr(g->b, pjoin); LLVMPositionBuilderAtEnd(g->b, pjoin); }
+    if (done) { LLVMBuildBr(g->b, done); LLVMPositionBuilderAtEnd(g->b, done); }
 }
 
 static void gen_atom(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
@@ -1224,6 +1494,9 @@ static int gen_ins(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
         else if (t == T_U16 || t == T_S16 || t == T_F16 || t == T_BF16) r = zextb(g, A, 16);
         else if (t == T_PRED) r = LLVMBuildAnd(g->b, A, splat(g, g->v64, 1), "");
         else r = A;
+        break;
+    case OP_BAR_RED_READ: /* the block's reduction at the last release (gen_block_fn) */
+        r = splatv(g, jf(g, JF_RED_OUT_COUNT + in->sub), g->v64);
         break;
     case OP_SREG: {
         /* as the interpreter: only these are read at run time (the others were filled at block start) */
@@ -1583,7 +1856,9 @@ static void count_block(G *g, int leader) {
  * there all the time (the warp returns at every bar.sync and resumes after it: nothing to copy; in a
  * tiled loop these are the address registers and the accumulator, which the register allocator had
  * spilled anyway); the others are allocas (SSA values after -O2), copied there only when the warp
- * yields at a backward branch. Special registers are the runner's 64-bit words, read only on the warp's
+ * yields at a backward branch, and only those live at the start of some block (live_lead): every lane
+ * resumes at a block's start (the yield's target, or where it is parked), so the rest are dead there, and
+ * -O2 keeps no value alive to the back branch for them (an unrolled loop's temporaries were all spilled). Special registers are the runner's 64-bit words, read only on the warp's
  * first entry (mode 0). */
 static LLVMValueRef slot_ptr(G *g, int s, LLVMTypeRef vt) {
     LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->R, (LLVMValueRef[]){ci(g->i32, (uint64_t)s * 32)}, 1, "");
@@ -1592,14 +1867,14 @@ static LLVMValueRef slot_ptr(G *g, int s, LLVMTypeRef vt) {
 /* a yield: the alloca slots to the save area and back */
 static void save_slots(G *g) {
     for (int s = 0; s < g->k->nslots; s++) {
-        if (g->is_const[s] || in_save_area(g, s)) continue;
+        if (g->is_const[s] || in_save_area(g, s) || !live_at_lead(g, s)) continue;
         LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
         LLVMSetAlignment(LLVMBuildStore(g->b, slot_load(g, s), slot_ptr(g, s, vt)), 8);
     }
 }
 static void load_slots(G *g) {
     for (int s = 0; s < g->k->nslots; s++) {
-        if (g->is_const[s] || in_save_area(g, s)) continue;
+        if (g->is_const[s] || in_save_area(g, s) || !live_at_lead(g, s)) continue;
         LLVMTypeRef vt = g->narrow[s] ? g->v32 : g->v64;
         LLVMValueRef v = LLVMBuildLoad2(g->b, vt, slot_ptr(g, s, vt), "");
         LLVMSetAlignment(v, 8);
@@ -1635,6 +1910,169 @@ static void back_branch_yield(G *g, int target, LLVMValueRef act) {
     LLVMPositionBuilderAtEnd(g->b, go);
 }
 
+/* bar.red's executing lanes add their predicate to the block's reductions (J->f[JF_RED_COUNT..OR], as the
+ * interpreter's B->red_count/and/or), which the barrier's release publishes to OP_BAR_RED_READ. */
+static void gen_bar_red(G *g, const ptx_ins *in, LLVMValueRef em) {
+    LLVMBuilderRef b = g->b;
+    LLVMValueRef v = bit1(g, V(g, in->c));
+    if (in->flags & IF_NEG_C) v = LLVMBuildNot(b, v, "");
+    LLVMValueRef yes = LLVMBuildZExt(b, mask_bits(g, LLVMBuildAnd(b, em, v, "")), g->i64, "");
+    LLVMValueRef no = mask_bits(g, LLVMBuildAnd(b, em, LLVMBuildNot(b, v, ""), ""));
+    LLVMValueRef p[3];
+    for (int j = 0; j < 3; j++) p[j] = LLVMBuildGEP2(b, g->i64, g->J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_RED_COUNT + j))}, 1, "");
+    LLVMValueRef cnt = intrin(g, "llvm.ctpop", &g->i64, 1, &yes, 1);
+    LLVMBuildStore(b, LLVMBuildAdd(b, LLVMBuildLoad2(b, g->i64, p[0], ""), cnt, ""), p[0]);
+    LLVMValueRef all = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, no, ci(g->i32, 0), ""), g->i64, "");
+    LLVMBuildStore(b, LLVMBuildAnd(b, LLVMBuildLoad2(b, g->i64, p[1], ""), all, ""), p[1]);
+    LLVMValueRef any = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntNE, yes, ci(g->i64, 0), ""), g->i64, "");
+    LLVMBuildStore(b, LLVMBuildOr(b, LLVMBuildLoad2(b, g->i64, p[2], ""), any, ""), p[2]);
+}
+
+/* The warp's lanes stopped at the bar.sync (or bar.red) idx (pcv: their marks set) and none is left to run: when every lane
+ * that has not exited waits at this barrier (a converged warp, the common case), return
+ * PTX_JIT_BAR_AT + idx at once, and the call after the release resumes at idx + 1 without the dispatcher
+ * (bar_resume's block); otherwise the dispatcher runs what else is left, or finishes. */
+static void bar_arrive(G *g, int idx, LLVMValueRef pcv) {
+    LLVMBuilderRef b = g->b;
+    LLVMValueRef here = LLVMBuildICmp(b, LLVMIntEQ, pcv, splat(g, g->v32, (uint64_t)(idx + 1) | PTX_JIT_PC_ATBAR), "");
+    LLVMValueRef gone = LLVMBuildICmp(b, LLVMIntEQ, pcv, splat(g, g->v32, PTX_JIT_PC_EXITED), "");
+    LLVMValueRef all = LLVMBuildICmp(b, LLVMIntEQ, mask_bits(g, LLVMBuildOr(b, here, gone, "")), ci(g->i32, 0xffffffffu), "");
+    LLVMBasicBlockRef ret = LLVMAppendBasicBlockInContext(g->cx, g->fn, "bar_converged");
+    LLVMBuildCondBr(b, all, ret, g->disp);
+    LLVMPositionBuilderAtEnd(b, ret);
+    LLVMSetAlignment(LLVMBuildStore(b, pcv, LLVMBuildBitCast(b, g->pcs, LLVMPointerType(g->v32, 0), "")), 4);
+    add_icount(g);
+    LLVMBuildRet(b, ci(g->i32, (uint64_t)(PTX_JIT_BAR_AT + idx)));
+}
+
+/* Mode PTX_JIT_BAR_AT + idx (released from bar.sync idx, where bar_arrive returned): every lane that has not
+ * exited runs on at idx + 1, with none parked. */
+static void bar_resume(G *g, int idx) {
+    LLVMBuilderRef b = g->b;
+    LLVMValueRef pcv = LLVMBuildLoad2(b, g->v32, g->pcv, "");
+    LLVMValueRef live = LLVMBuildICmp(b, LLVMIntNE, pcv, splat(g, g->v32, PTX_JIT_PC_EXITED), "");
+    LLVMBuildStore(b, LLVMBuildSelect(b, live, splat(g, g->v32, (uint64_t)idx + 1), pcv, ""), g->pcv);
+    LLVMBuildStore(b, live, g->active);
+    LLVMBuildStore(b, ci(g->i32, 0), g->parked);
+    LLVMBuildBr(b, g->bb[idx + 1]);
+}
+
+/* The exported function (ptx_jit.h): the block runner's rounds over the warps, each warp run by a call of the
+ * warp function g->fn: a warp that stops at a barrier hands over to the next one inside the generated code,
+ * and the barrier's release starts the next round there too. The warp function stays out of line (noinline):
+ * inlined into this loop, the register allocation of the whole made cuda-samples' matrixMul kernel 1.5x slower
+ * (benchmarks/RESULTS.md, branch jitbar), while a call costs a few ns per warp run. A round runs, in order,
+ * every warp neither done nor waiting (mode: its state word); when no warp yielded and some wait at a barrier
+ * (state -1 - r after a run that returned r), they are released (mode r) and the next round starts; a round
+ * in which a warp yielded returns 2, so the runner checks the launch's error word between rounds, as this
+ * function does at every release (a loop with a barrier in it never yields). */
+static void gen_block_fn(G *g, const char *name) {
+    LLVMBuilderRef b = g->b;
+    LLVMTypeRef pi64 = LLVMPointerType(g->i64, 0), pi32 = LLVMPointerType(g->i32, 0);
+    LLVMTypeRef ps[4] = {pi64, pi64, pi32, pi32};
+    LLVMValueRef f = LLVMAddFunction(g->m, name, LLVMFunctionType(g->i32, ps, 4, 0));
+    LLVMValueRef J = LLVMGetParam(f, 0), R = LLVMGetParam(f, 1), pcs = LLVMGetParam(f, 2), st = LLVMGetParam(f, 3);
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->cx, f, "entry");
+    LLVMBasicBlockRef round = LLVMAppendBasicBlockInContext(g->cx, f, "round");
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->cx, f, "warp");
+    LLVMBasicBlockRef check = LLVMAppendBasicBlockInContext(g->cx, f, "state");
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(g->cx, f, "run");
+    LLVMBasicBlockRef ran = LLVMAppendBasicBlockInContext(g->cx, f, "ran");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->cx, f, "next");
+    LLVMBasicBlockRef end = LLVMAppendBasicBlockInContext(g->cx, f, "round_end");
+    LLVMBasicBlockRef waits = LLVMAppendBasicBlockInContext(g->cx, f, "waits");
+    LLVMBasicBlockRef release = LLVMAppendBasicBlockInContext(g->cx, f, "release");
+    LLVMBasicBlockRef rel_next = LLVMAppendBasicBlockInContext(g->cx, f, "release_next");
+    LLVMBasicBlockRef rel_one = LLVMAppendBasicBlockInContext(g->cx, f, "release_warp");
+    LLVMBasicBlockRef stop = LLVMAppendBasicBlockInContext(g->cx, f, "stop");
+    LLVMBasicBlockRef yielded = LLVMAppendBasicBlockInContext(g->cx, f, "yielded");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->cx, f, "done");
+    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(g->cx, f, "fail");
+    LLVMPositionBuilderAtEnd(b, entry);
+    LLVMValueRef wa = LLVMBuildAlloca(b, g->i32, "w"), runa = LLVMBuildAlloca(b, g->i1, "any_yield");
+    LLVMValueRef bara = LLVMBuildAlloca(b, g->i1, "any_wait");
+    LLVMValueRef jp = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, JF_NWARPS)}, 1, "");
+    LLVMValueRef nw = LLVMBuildTrunc(b, LLVMBuildLoad2(b, g->i64, jp, ""), g->i32, "nwarps");
+    LLVMValueRef curp = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, JF_CUR_WARP)}, 1, "");
+    LLVMBuildBr(b, round);
+    LLVMPositionBuilderAtEnd(b, round);
+    LLVMBuildStore(b, ci(g->i32, 0), wa);
+    LLVMBuildStore(b, ci(g->i1, 0), runa);
+    LLVMBuildStore(b, ci(g->i1, 0), bara);
+    LLVMBuildBr(b, head);
+    LLVMPositionBuilderAtEnd(b, head);
+    LLVMValueRef w = LLVMBuildLoad2(b, g->i32, wa, "");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, w, nw, ""), check, end);
+    LLVMPositionBuilderAtEnd(b, check);
+    LLVMValueRef sp = LLVMBuildGEP2(b, g->i32, st, &w, 1, "");
+    LLVMValueRef mode = LLVMBuildLoad2(b, g->i32, sp, "");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, mode, ci(g->i32, 0), ""), next, run);
+    LLVMPositionBuilderAtEnd(b, run);
+    LLVMBuildStore(b, LLVMBuildZExt(b, w, g->i64, ""), curp);
+    LLVMValueRef w64 = LLVMBuildZExt(b, w, g->i64, "");
+    LLVMValueRef Rw = LLVMBuildGEP2(b, g->i64, R, (LLVMValueRef[]){LLVMBuildMul(b, w64, ci(g->i64, (uint64_t)(g->k->nslots > 0 ? g->k->nslots : 1) * 32), "")}, 1, "");
+    LLVMValueRef pw = LLVMBuildGEP2(b, g->i32, pcs, (LLVMValueRef[]){LLVMBuildMul(b, w64, ci(g->i64, 32), "")}, 1, "");
+    LLVMTypeRef wps[5] = {pi64, pi64, pi32, g->i32, g->i32};
+    LLVMValueRef r = LLVMBuildCall2(b, LLVMFunctionType(g->i32, wps, 5, 0), g->fn, (LLVMValueRef[]){J, Rw, pw, w, mode}, 5, "r");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, r, ci(g->i32, 0), ""), fail, ran);
+    LLVMPositionBuilderAtEnd(b, ran);
+    LLVMValueRef is_done = LLVMBuildICmp(b, LLVMIntEQ, r, ci(g->i32, 0), "");
+    LLVMValueRef is_yield = LLVMBuildICmp(b, LLVMIntEQ, r, ci(g->i32, 2), "");
+    LLVMValueRef wait_st = LLVMBuildSub(b, ci(g->i32, (uint64_t)-1), r, ""); /* ST_WAIT(r) */
+    LLVMBuildStore(b, LLVMBuildSelect(b, is_done, ci(g->i32, (uint64_t)-1), LLVMBuildSelect(b, is_yield, r, wait_st, ""), ""), sp);
+    LLVMBuildStore(b, LLVMBuildOr(b, LLVMBuildLoad2(b, g->i1, runa, ""), is_yield, ""), runa);
+    LLVMValueRef is_wait = LLVMBuildNot(b, LLVMBuildOr(b, is_done, is_yield, ""), "");
+    LLVMBuildStore(b, LLVMBuildOr(b, LLVMBuildLoad2(b, g->i1, bara, ""), is_wait, ""), bara);
+    LLVMBuildBr(b, next);
+    LLVMPositionBuilderAtEnd(b, next);
+    LLVMBuildStore(b, LLVMBuildAdd(b, w, ci(g->i32, 1), ""), wa);
+    LLVMBuildBr(b, head);
+    LLVMPositionBuilderAtEnd(b, end);
+    LLVMBuildCondBr(b, LLVMBuildLoad2(b, g->i1, runa, ""), yielded, waits);
+    LLVMPositionBuilderAtEnd(b, waits);
+    LLVMBasicBlockRef errchk = LLVMAppendBasicBlockInContext(g->cx, f, "error_word");
+    LLVMBuildCondBr(b, LLVMBuildLoad2(b, g->i1, bara, ""), errchk, done);
+    LLVMPositionBuilderAtEnd(b, errchk);
+    LLVMValueRef ep = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, JF_ERR)}, 1, "");
+    LLVMValueRef err = LLVMBuildLoad2(b, g->i32, LLVMBuildIntToPtr(b, LLVMBuildLoad2(b, g->i64, ep, ""), pi32, ""), "");
+    LLVMSetVolatile(err, 1);
+    LLVMBuildStore(b, ci(g->i32, 0), wa);
+    LLVMBasicBlockRef publish = LLVMAppendBasicBlockInContext(g->cx, f, "publish");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, err, ci(g->i32, 0), ""), publish, stop);
+    /* bar.red's reductions of this barrier for OP_BAR_RED_READ, and new ones for the next (run_block in ptx_exec.c) */
+    LLVMPositionBuilderAtEnd(b, publish);
+    for (int j = 0; j < 3; j++) {
+        LLVMValueRef acc = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_RED_COUNT + j))}, 1, "");
+        LLVMValueRef out = LLVMBuildGEP2(b, g->i64, J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_RED_OUT_COUNT + j))}, 1, "");
+        LLVMBuildStore(b, LLVMBuildLoad2(b, g->i64, acc, ""), out);
+        LLVMBuildStore(b, ci(g->i64, j == 1), acc);
+    }
+    LLVMBuildBr(b, release);
+    /* every warp not done waits at a barrier: release them */
+    LLVMPositionBuilderAtEnd(b, release);
+    LLVMValueRef rw = LLVMBuildLoad2(b, g->i32, wa, "");
+    LLVMBasicBlockRef rel_chk = LLVMAppendBasicBlockInContext(g->cx, f, "release_state");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, rw, nw, ""), rel_chk, round);
+    LLVMPositionBuilderAtEnd(b, rel_chk);
+    LLVMValueRef rsp = LLVMBuildGEP2(b, g->i32, st, &rw, 1, "");
+    LLVMValueRef rs = LLVMBuildLoad2(b, g->i32, rsp, "");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, rs, ci(g->i32, (uint64_t)-1), ""), rel_one, rel_next);
+    LLVMPositionBuilderAtEnd(b, rel_one);
+    LLVMBuildStore(b, LLVMBuildSub(b, ci(g->i32, (uint64_t)-1), rs, ""), rsp);
+    LLVMBuildBr(b, rel_next);
+    LLVMPositionBuilderAtEnd(b, rel_next);
+    LLVMBuildStore(b, LLVMBuildAdd(b, rw, ci(g->i32, 1), ""), wa);
+    LLVMBuildBr(b, release);
+    LLVMPositionBuilderAtEnd(b, stop);
+    LLVMBuildRet(b, ci(g->i32, (uint64_t)-1));
+    LLVMPositionBuilderAtEnd(b, yielded);
+    LLVMBuildRet(b, ci(g->i32, 2));
+    LLVMPositionBuilderAtEnd(b, done);
+    LLVMBuildRet(b, ci(g->i32, 0));
+    LLVMPositionBuilderAtEnd(b, fail);
+    LLVMBuildRet(b, ci(g->i32, (uint64_t)-1));
+}
+
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *why, size_t whylen) {
     G G0, *g = &G0;
     memset(g, 0, sizeof(*g));
@@ -1663,9 +2101,15 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->live_save = calloc((size_t)g->nw, sizeof(uint64_t));
     g->live_lead = calloc((size_t)g->nw, sizeof(uint64_t));
     g->fact = calloc((size_t)ns, sizeof(addr_facts));
+    g->sgroup = calloc((size_t)n + 1, sizeof(int));
+    g->grp = calloc((size_t)ns, sizeof(shared_group));
+    g->lane_var = calloc((size_t)ns, 1);
+    g->clone_lead = -1;
+    g->copy_budget = PTX_JIT_FULL_OPT_INSTRUCTIONS - n;
+    g->resume_bb = calloc((size_t)n + 1, sizeof(LLVMBasicBlockRef));
     uint8_t *leader = calloc((size_t)n + 1, 1);
     void *result = NULL;
-    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !leader) {
+    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !g->sgroup || !g->grp || !g->lane_var || !g->resume_bb || !leader) {
         snprintf(why, whylen, "out of memory");
         goto out;
     }
@@ -1682,11 +2126,12 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     for (int i = 0; i < n; i++) {
         const ptx_ins *in = &k->code[i];
         if (in->op == OP_BRA) leader[in->imm] = 1;
-        if (in->op == OP_BRA || in->op == OP_EXIT || in->op == OP_BAR) leader[i + 1] = 1;
+        if (in->op == OP_BRA || in->op == OP_EXIT || is_barrier(in)) leader[i + 1] = 1;
         if (in->wsync) { leader[i] = 1; g->has_wsync = 1; } /* parked lanes wait at a block start */
     }
     g->leader = leader;
     narrow_slots(g);
+    lane_variance(g);
     if (liveness(g)) { snprintf(why, whylen, "out of memory"); goto out; }
 
     g->m = LLVMModuleCreateWithNameInContext(name, g->cx);
@@ -1708,7 +2153,12 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->vf64 = LLVMVectorType(g->f64, 32);
     LLVMTypeRef pi64 = LLVMPointerType(g->i64, 0), pi32 = LLVMPointerType(g->i32, 0);
     LLVMTypeRef ps[5] = {pi64, pi64, pi32, g->i32, g->i32};
-    g->fn = LLVMAddFunction(g->m, name, LLVMFunctionType(g->i32, ps, 5, 0));
+    char wname[300];
+    snprintf(wname, sizeof(wname), "%s.warp", name);
+    g->fn = LLVMAddFunction(g->m, wname, LLVMFunctionType(g->i32, ps, 5, 0));
+    LLVMSetLinkage(g->fn, LLVMInternalLinkage);
+    LLVMAddAttributeAtIndex(g->fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(g->cx, LLVMGetEnumAttributeKindForName("noinline", 8), 0)); /* gen_block_fn */
     g->J = LLVMGetParam(g->fn, 0);
     g->R = LLVMGetParam(g->fn, 1);
     g->pcs = LLVMGetParam(g->fn, 2);
@@ -1777,6 +2227,11 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     LLVMValueRef sw = LLVMBuildSwitch(g->b, g->mode, ld_first, 2);
     LLVMAddCase(sw, ci(g->i32, 1), ld_bar);
     LLVMAddCase(sw, ci(g->i32, 2), ld_all);
+    for (int i = 0; i + 1 < n; i++)
+        if (is_barrier(&k->code[i])) {
+            g->resume_bb[i] = LLVMAppendBasicBlockInContext(g->cx, g->fn, "resume_converged");
+            LLVMAddCase(sw, ci(g->i32, (uint64_t)(PTX_JIT_BAR_AT + i)), g->resume_bb[i]);
+        }
     /* first entry: special registers, which the runner wrote into the save area when the block started
      * (a resume finds the live ones among the saved slots) */
     LLVMPositionBuilderAtEnd(g->b, ld_first);
@@ -1810,6 +2265,11 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         if (leader[i]) cur = i;
         g->blen[cur]++;
     }
+    for (int i = 0; i < n; i++)
+        if (g->resume_bb[i]) {
+            LLVMPositionBuilderAtEnd(g->b, g->resume_bb[i]);
+            bar_resume(g, i);
+        }
 
     /* dispatcher: run the lanes with the lowest PC; with warp-sync instructions, the lowest PC of the lanes
      * not parked at one, and when no such lane can run, the lowest parked group, forced (resched in
@@ -1862,12 +2322,15 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     add_icount(g);
     LLVMBuildRet(g->b, ci(g->i32, (uint64_t)-1));
 
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n || g->copy != COPY_GENERAL; i++) {
+        const int again = next_block_copy(g, &i); /* a block with fast copies is generated once per copy */
         const ptx_ins *in = &k->code[i];
-        if (leader[i]) {
+        if (leader[i] && !again) {
             LLVMPositionBuilderAtEnd(g->b, g->bb[i]);
             if (in->wsync) gen_wsync_wait(g, i, in);
             count_block(g, i);
+            plan_shared_groups(g, i);
+            gen_fast_block_entry(g, i);
         }
         LLVMValueRef act = LLVMBuildLoad2(g->b, g->v1, g->active, "");
         LLVMValueRef em = act;
@@ -1906,13 +2369,20 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
             }
             continue;
         }
-        if (in->op == OP_EXIT || in->op == OP_BAR) {
+        if (in->op == OP_EXIT || is_barrier(in)) {
             uint64_t mark = in->op == OP_EXIT ? PTX_JIT_PC_EXITED : (uint64_t)(i + 1) | PTX_JIT_PC_ATBAR;
+            if (in->op == OP_BAR_RED) gen_bar_red(g, in, em);
             LLVMValueRef pcv = LLVMBuildLoad2(g->b, g->v32, g->pcv, "");
-            LLVMBuildStore(g->b, LLVMBuildSelect(g->b, em, splat(g, g->v32, mark), pcv, ""), g->pcv);
+            pcv = LLVMBuildSelect(g->b, em, splat(g, g->v32, mark), pcv, "");
+            LLVMBuildStore(g->b, pcv, g->pcv);
             LLVMValueRef rest = LLVMBuildAnd(g->b, act, LLVMBuildNot(g->b, em, ""), "");
             LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
-            LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, rest), ci(g->i32, 0), ""), g->disp, cont);
+            LLVMBasicBlockRef none_left = g->resume_bb[i] ? LLVMAppendBasicBlockInContext(g->cx, g->fn, "") : g->disp;
+            LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mask_bits(g, rest), ci(g->i32, 0), ""), none_left, cont);
+            if (none_left != g->disp) {
+                LLVMPositionBuilderAtEnd(g->b, none_left);
+                bar_arrive(g, i, pcv);
+            }
             LLVMPositionBuilderAtEnd(g->b, cont);
             goto_pc(g, i + 1, rest);
             continue;
@@ -1921,6 +2391,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         if (gen_ins(g, i, in, em)) goto out_mod;
         if (leader[i + 1] || i + 1 == n) goto_pc(g, i + 1, LLVMBuildLoad2(g->b, g->v1, g->active, ""));
     }
+    gen_block_fn(g, name);
     result = g->m;
     g->m = NULL;
 out_mod:
@@ -1936,6 +2407,10 @@ out:
     free(g->live_save);
     free(g->live_lead);
     free(g->fact);
+    free(g->sgroup);
+    free(g->grp);
+    free(g->lane_var);
+    free(g->resume_bb);
     free(leader);
     return result;
 }

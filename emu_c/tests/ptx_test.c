@@ -7,6 +7,7 @@
 #include <fenv.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -682,6 +683,7 @@ static void test_diverge(void) {
     pbuf p = {{0}, 0};
     pptr(&p, in); pptr(&p, out);
     LAUNCH_OK("diverge", 1, T, 0, &p, 1);
+    CHECK(jit_compiled(MOD, "diverge"), "the JIT did not compile diverge (bar.red; TF_EMU_TRACE=1 says why)");
     int cnt = 0;
     for (int t = 0; t < T; t++) cnt += acc[t] & 1;
     for (int t = 0; t < T; t++) {
@@ -2092,6 +2094,120 @@ static void test_cvt_tf32(void) {
     ptx_module_free(m);
 }
 
+/* The JIT's checks once per block and per warp (ptx_jit_ir.c: the fast copy of a block with shared_groups, the
+ * whole-warp global path from 4 chunk addresses) at their edges, on both engines: one warp; 4 linear shared
+ * stores through one register; a global load at a byte offset gsh after one that learns the allocation (g:
+ * 40 words), and a warp-uniform one at gu; then, for lanes below lim, a linear group ([r14], [r14+256], a store
+ * at [r14+4]) and a broadcast group ([r15+8], [r15-8]), r14 = sm + 4*tid + sh, r15 = sm + sh + 64*tid.y (one
+ * address per warp in a 32x1 block, one per half-warp in 16x2: the two fast copies), and a global store (to
+ * an allocation stored to before, so the runtime knows it). Each fault mode must fail as the interpreter does (kind, instruction, first lane): an offset past the
+ * end of shared memory, one below it, a misaligned register; a global access past the allocation's end (the
+ * warp's last lane), before its start, misaligned, a uniform one at its end, and a warp whose addresses wrap
+ * around past 2^64 (its chunks' first lanes near 2^64, its last lanes at 0). lim < 32 (a partial warp)
+ * must leave the lanes that do not run untouched. */
+static const char *FASTBLK_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry fastblk(.param .u64 o, .param .u64 g, .param .u32 sh, .param .u32 gsh, .param .u32 lim, .param .u32 gu,\n"
+    " .param .u64 wild)\n{\n"
+    " .reg .b32 %r<40>; .reg .b64 %rd<16>; .reg .pred %p<4>;\n"
+    " .shared .align 16 .b32 sm[128];\n"
+    " ld.param.u64 %rd1, [o]; ld.param.u64 %rd2, [g];\n"
+    " ld.param.u32 %r2, [sh]; ld.param.u32 %r30, [gsh]; ld.param.u32 %r31, [lim]; ld.param.u32 %r32, [gu];\n"
+    " mov.u32 %r3, %tid.x; mov.u32 %r4, %tid.y; mov.u32 %r5, %ntid.x; mad.lo.u32 %r3, %r4, %r5, %r3;\n"
+    " mov.u32 %r7, sm; shl.b32 %r8, %r3, 2; add.u32 %r9, %r7, %r8; shl.b32 %r6, %r4, 6;\n"
+    " mul.lo.u32 %r10, %r3, 7; add.u32 %r10, %r10, 1;\n"
+    " st.shared.u32 [%r9], %r10; add.u32 %r11, %r10, 1000; st.shared.u32 [%r9+128], %r11;\n"
+    " add.u32 %r11, %r10, 2000; st.shared.u32 [%r9+256], %r11; add.u32 %r11, %r10, 3000; st.shared.u32 [%r9+384], %r11;\n"
+    " bar.sync 0;\n"
+    " mul.wide.u32 %rd3, %r3, 4; add.s64 %rd4, %rd2, %rd3; ld.global.u32 %r12, [%rd4];\n"
+    " cvt.s64.s32 %rd5, %r30; add.s64 %rd6, %rd4, %rd5;\n"
+    " ld.global.u32 %r13, [%rd6];\n"
+    " cvt.s64.s32 %rd9, %r32; add.s64 %rd9, %rd2, %rd9;\n"
+    " ld.global.u32 %r22, [%rd9];\n"    " ld.param.u64 %rd10, [wild]; add.s64 %rd10, %rd10, %rd3;\n"
+    " ld.global.u32 %r23, [%rd10];\n"
+    " add.u32 %r14, %r9, %r2; add.u32 %r15, %r7, %r2; add.u32 %r15, %r15, %r6; add.s64 %rd7, %rd1, %rd3;\n"
+    " st.global.u32 [%rd7], %r12; mov.u32 %r16, 0; mov.u32 %r17, 0; mov.u32 %r18, 0; mov.u32 %r19, 0;\n"
+    " setp.ge.u32 %p1, %r3, %r31; @%p1 bra SKIP;\n"
+    " ld.shared.u32 %r16, [%r14];\n"
+    " ld.shared.u32 %r17, [%r14+256];\n"
+    " ld.shared.u32 %r18, [%r15+8];\n"
+    " ld.shared.u32 %r19, [%r15+-8];\n"
+    " add.u32 %r20, %r16, %r18; st.shared.u32 [%r14+4], %r20; st.global.u32 [%rd7+896], %r20;\n"
+    "SKIP:\n"
+    " bar.sync 0;\n"
+    " ld.shared.u32 %r21, [%r9];\n"
+    " st.global.u32 [%rd7+128], %r13; st.global.u32 [%rd7+256], %r16;\n"
+    " st.global.u32 [%rd7+384], %r17; st.global.u32 [%rd7+512], %r18; st.global.u32 [%rd7+640], %r19;\n"
+    " st.global.u32 [%rd7+768], %r21; st.global.u32 [%rd7+1024], %r22; st.global.u32 [%rd7+1152], %r23;\n"
+    " ret;\n}\n";
+/* the PTX line (1-based) of the first line of text holding needle */
+static unsigned ptx_line_of(const char *text, const char *needle) {
+    const char *at = strstr(text, needle);
+    unsigned line = 1;
+    for (const char *c = text; at && c < at; c++) line += *c == '\n';
+    return at ? line : 0;
+}
+static void test_jit_fast_checks(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(FASTBLK_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    uint32_t *o = dev_alloc(0, 10 * 32 * 4), *gm = dev_alloc(0, 40 * 4);
+    for (int i = 0; i < 40; i++) gm[i] = 0x1000u + 3u * (unsigned)i;
+#define SMV(w) ((uint32_t)((w) % 32) * 7u + 1u + 1000u * (uint32_t)((w) / 32))
+    /* block width bx (x 32/bx); sh, gsh, lim, gu, wild (0: g; else g's lanes at 2^64 - wild, the last ones wrapped
+     * around to 0); then rc, kind, space, the faulting instruction, thread */
+    static const struct { int bx, sh, gsh, lim, gu, wild, rc; const char *kind, *space, *ins; int thread; } C[] = {
+        {32, 8, 4, 32, 156, 0, 0, NULL, NULL, NULL, 0},
+        {32, 8, 4, 20, 156, 0, 0, NULL, NULL, NULL, 0},
+        {32, 136, 4, 32, 156, 0, 700, "illegal load from", "shared", "[%r14+256]", 30},
+        {32, 4, 4, 32, 156, 0, 700, "illegal load from", "shared", "[%r15+-8]", 0},
+        {32, 10, 4, 32, 156, 0, 716, "misaligned load from", "shared", "%r16, [%r14];", 0},
+        {32, 8, 36, 32, 156, 0, 700, "illegal load from", "global", "[%rd6]", 31},
+        {32, 8, -8, 32, 156, 0, 700, "illegal load from", "global", "[%rd6]", 0},
+        {32, 8, 2, 32, 156, 0, 716, "misaligned load from", "global", "[%rd6]", 0},
+        {32, 8, 4, 32, 160, 0, 700, "illegal load from", "global", "[%rd9]", 0},
+        {16, 8, 4, 32, 156, 0, 0, NULL, NULL, NULL, 0},
+        {16, 8, 4, 24, 156, 0, 0, NULL, NULL, NULL, 0},
+        {16, 4, 4, 32, 156, 0, 700, "illegal load from", "shared", "[%r15+-8]", 0},
+        {32, 8, 4, 32, 156, 100, 700, "illegal load from", "global", "[%rd10]", 0},
+    };
+    for (size_t c = 0; c < sizeof(C) / sizeof(C[0]); c++) {
+        for (int i = 0; i < 10 * 32; i++) o[i] = 0xdeadbeefu;
+        pbuf p = {{0}, 0};
+        pptr(&p, o); pptr(&p, gm); pint(&p, C[c].sh); pint(&p, C[c].gsh); pint(&p, C[c].lim); pint(&p, C[c].gu);
+        const uint64_t wild = C[c].wild ? 0 - (uint64_t)C[c].wild : (uint64_t)(uintptr_t)gm;
+        pput(&p, &wild, 8);
+        const int bx = C[c].bx;
+        int rc = launch_in(m, "fastblk", 1, 1, 1, (unsigned)bx, 32u / (unsigned)bx, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
+        CHECK(rc == C[c].rc, "case %zu: rc %d, want %d (%s)", c, rc, C[c].rc, log);
+        if (rc) {
+            char line[32], thread[48];
+            snprintf(line, sizeof(line), "PTX line %u,", ptx_line_of(FASTBLK_PTX, C[c].ins));
+            snprintf(thread, sizeof(thread), "thread (%d,0,0)", C[c].thread);
+            CHECK(strstr(log, C[c].kind) && strstr(log, C[c].space) && strstr(log, line) && strstr(log, thread),
+                  "case %zu: %s, want %s %s at %s %s", c, log, C[c].kind, C[c].space, line, thread);
+            continue;
+        }
+        for (int t = 0; t < 32; t++) {
+            /* lane t - sh/4 - 1 stored word t; r15's word is sh/4 + 16*ty */
+            const int run = t < C[c].lim, w = t + C[c].sh / 4, b = C[c].sh / 4 + 16 * (t / bx);
+            const int src = t - C[c].sh / 4 - 1, bsrc = C[c].sh / 4 + 16 * (src / bx);
+            const uint32_t r16 = run ? SMV(w) : 0, r18 = run ? SMV(b + 2) : 0;
+            const uint32_t want[10] = {0x1000u + 3u * (unsigned)t, 0x1000u + 3u * (unsigned)(t + 1), r16, run ? SMV(w + 64) : 0, r18,
+                                      run ? SMV(b - 2) : 0,
+                                      src >= 0 && src < C[c].lim ? SMV(t - 1) + SMV(bsrc + 2) : SMV(t),
+                                      run ? r16 + r18 : 0xdeadbeefu, 0x1000u + 3u * 39u, 0x1000u + 3u * (unsigned)t};
+            for (int k = 0; k < 10; k++)
+                CHECK(o[k * 32 + t] == want[k], "case %zu lane %d word %d: %#x, want %#x", c, t, k, o[k * 32 + t], want[k]);
+        }
+    }
+#undef SMV
+    CHECK(jit_compiled(m, "fastblk"), "the JIT did not compile fastblk (TF_EMU_TRACE=1 says why)");
+    dev_free(0, o); dev_free(0, gm);
+    ptx_module_free(m);
+}
+
 /* PTX that would exhaust host memory fails the load with a message instead. */
 static void test_hostile_ptx(void) {
     static const char *cases[] = {
@@ -2264,6 +2380,144 @@ static uint32_t bfe_ref(uint32_t a, uint32_t pos, uint32_t len, int sg) {
     if (sg && len) sbit = (a >> (pos + len - 1 > 31 ? 31 : pos + len - 1)) & 1;
     for (uint32_t i = 0; i < 32; i++) d |= (i < len && pos + i <= 31 ? (a >> (pos + i)) & 1 : sbit) << i;
     return d;
+}
+
+/* Barriers on both engines (the JIT runs a block's warps in rounds inside its generated code, ptx_jit.h):
+ * jbar_spin: warp 0 spins on a shared flag that warp 1 sets before its barrier (warp 0 yields while warp 1
+ * waits; a release before warp 0 arrives reads its values unwritten), then a named barrier with a count;
+ * jbar_div: a warp's even and odd lanes wait at two different bar.sync (no converged warp: the dispatcher's
+ * resume); jbar_exit: lanes that exited before the barrier and a partial last warp; jbar_red: bar.red's
+ * popc/or/and over a partial warp with exited lanes and a negated predicate; jbar_err: block 0 keeps the
+ * launching thread 3 ms (past ptx_exec.c's solo budget, so the second worker joins), then of blocks 1 and 2 (one
+ * per worker) the first loops on bar.sync forever and the second waits for it, then faults: a loop with a
+ * barrier never yields, so the launch ends (with the fault) only if the release reads the launch's error word. */
+static const char *JBAR_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".shared .align 4 .b32 flag;\n.shared .align 4 .b32 sv[64];\n"
+    ".visible .entry jbar_spin(.param .u64 out)\n{\n.reg .pred %p<4>;\n.reg .b32 %r<16>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; mov.u32 %r2, sv; shl.b32 %r3, %r1, 2; add.u32 %r4, %r2, %r3;\n"
+    " mul.lo.u32 %r5, %r1, 7; add.u32 %r5, %r5, 3;\n"
+    " setp.lt.u32 %p1, %r1, 32;\n @%p1 bra SPIN;\n"
+    " st.shared.u32 [%r4], %r5; st.shared.u32 [flag], 1;\n bra BAR;\n"
+    "SPIN:\n ld.volatile.shared.u32 %r6, [flag]; setp.eq.u32 %p3, %r6, 0; @%p3 bra SPIN;\n"
+    " st.shared.u32 [%r4], %r5;\n"
+    "BAR:\n bar.sync 0;\n"
+    " xor.b32 %r7, %r1, 32; shl.b32 %r8, %r7, 2; add.u32 %r9, %r2, %r8; ld.shared.u32 %r10, [%r9];\n"
+    " bar.sync 1, 64;\n st.shared.u32 [%r4], %r10;\n barrier.sync.aligned 0;\n"
+    " xor.b32 %r11, %r1, 1; shl.b32 %r12, %r11, 2; add.u32 %r13, %r2, %r12; ld.shared.u32 %r14, [%r13];\n"
+    " mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r14;\n"
+    " ret;\n}\n"
+    ".visible .entry jbar_div(.param .u64 out)\n{\n.reg .pred %p<4>;\n.reg .b32 %r<16>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; mov.u32 %r2, sv; shl.b32 %r3, %r1, 2; add.u32 %r4, %r2, %r3;\n"
+    " mul.lo.u32 %r5, %r1, 13; add.u32 %r5, %r5, 1; st.shared.u32 [%r4], %r5;\n"
+    " and.b32 %r6, %r1, 1; setp.eq.u32 %p1, %r6, 1; mov.u32 %r7, 100;\n"
+    " @%p1 bra ODD;\n bar.sync 0;\n mov.u32 %r7, 200;\n bra JOIN;\n"
+    "ODD:\n bar.sync 0;\n add.u32 %r7, %r7, 300;\n"
+    "JOIN:\n xor.b32 %r8, %r1, 1; shl.b32 %r9, %r8, 2; add.u32 %r10, %r2, %r9; ld.shared.u32 %r11, [%r10];\n"
+    " add.u32 %r11, %r11, %r7;\n"
+    " mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r11;\n"
+    " ret;\n}\n"
+    ".visible .entry jbar_exit(.param .u64 out)\n{\n.reg .pred %p<4>;\n.reg .b32 %r<16>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; mov.u32 %r12, %ntid.x; mov.u32 %r2, sv; shl.b32 %r3, %r1, 2; add.u32 %r4, %r2, %r3;\n"
+    " rem.u32 %r5, %r1, 5; setp.eq.u32 %p1, %r5, 0; @%p1 exit;\n"
+    " mov.u32 %r13, 0;\n"
+    "LOOP:\n mad.lo.u32 %r6, %r1, 11, %r13; st.shared.u32 [%r4], %r6;\n bar.sync 0;\n"
+    " add.u32 %r7, %r1, 1; rem.u32 %r7, %r7, %r12; rem.u32 %r8, %r7, 5; setp.eq.u32 %p2, %r8, 0;\n"
+    " @%p2 add.u32 %r7, %r7, 1; rem.u32 %r7, %r7, %r12;\n"
+    " shl.b32 %r9, %r7, 2; add.u32 %r10, %r2, %r9; ld.shared.u32 %r11, [%r10];\n"
+    " mul.lo.u32 %r14, %r13, 64; add.u32 %r14, %r14, %r1; mul.wide.u32 %rd2, %r14, 4; add.s64 %rd3, %rd1, %rd2;\n"
+    " st.global.u32 [%rd3], %r11;\n bar.sync 0;\n"
+    " add.u32 %r13, %r13, 1; setp.lt.u32 %p3, %r13, 3; @%p3 bra LOOP;\n"
+    " ret;\n}\n"
+    ".visible .entry jbar_red(.param .u64 out)\n{\n.reg .pred %p<6>;\n.reg .b32 %r<12>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; rem.u32 %r2, %r1, 7; setp.eq.u32 %p1, %r2, 0; @%p1 exit;\n"
+    " and.b32 %r3, %r1, 3; setp.eq.u32 %p2, %r3, 1;\n"
+    " bar.red.popc.u32 %r4, 0, %p2;\n bar.red.or.pred %p3, 0, !%p2;\n bar.red.and.pred %p4, 0, !%p2;\n"
+    " setp.lt.u32 %p5, %r1, 1000;\n barrier.red.and.pred %p5, 0, %p5;\n"
+    " selp.u32 %r5, 100, 0, %p3; selp.u32 %r6, 1000, 0, %p4; selp.u32 %r7, 10000, 0, %p5;\n"
+    " add.u32 %r8, %r4, %r5; add.u32 %r8, %r8, %r6; add.u32 %r8, %r8, %r7;\n"
+    " mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r8;\n"
+    " ret;\n}\n"
+    ".shared .align 4 .b32 ticket;\n"
+    ".visible .entry jbar_err(.param .u64 flagp)\n{\n.reg .pred %p<6>;\n.reg .b32 %r<8>;\n.reg .b64 %rd<8>;\n"
+    " ld.param.u64 %rd1, [flagp];\n"
+    " mov.u32 %r1, %ctaid.x; mov.u32 %r2, %tid.x; setp.ne.u32 %p1, %r1, 0;\n @%p1 bra ROLE;\n"
+    " mov.u64 %rd4, %globaltimer;\n"
+    "WAIT0:\n mov.u64 %rd5, %globaltimer; sub.u64 %rd6, %rd5, %rd4; setp.lt.u64 %p2, %rd6, 3000000; @%p2 bra WAIT0;\n ret;\n"
+    "ROLE:\n setp.eq.u32 %p3, %r2, 0;\n @%p3 atom.global.add.u32 %r3, [%rd1+8], 1;\n @%p3 st.shared.u32 [ticket], %r3;\n"
+    " bar.sync 0;\n ld.shared.u32 %r3, [ticket]; setp.ne.u32 %p4, %r3, 0; @%p4 bra FAULT;\n"
+    " mov.u32 %r5, 1; st.volatile.global.u32 [%rd1+4], %r5;\n"
+    "LOOP:\n bar.sync 0;\n ld.volatile.global.u32 %r4, [%rd1]; setp.eq.u32 %p2, %r4, 0; @%p2 bra LOOP;\n ret;\n"
+    "FAULT:\n ld.volatile.global.u32 %r6, [%rd1+4]; setp.eq.u32 %p2, %r6, 0; @%p2 bra FAULT;\n"
+    " bar.sync 0;\n mov.u64 %rd2, 8;\n @%p3 ld.global.u32 %r7, [%rd2];\n bar.sync 0;\n ret;\n}\n";
+
+static void jbar_err_hung(int sig) {
+    (void)sig;
+    static const char msg[] = "FAIL jit_bar: jbar_err still runs after 120 s (the block looping on bar.sync missed the fault)\n";
+    if (write(2, msg, sizeof(msg) - 1) < 0) _exit(3);
+    _exit(1);
+}
+
+static void test_jit_bar(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(JBAR_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    if (!m) return;
+    uint32_t *o = dev_alloc(0, 3 * 64 * 4), *fl = dev_alloc(0, 12);
+    pbuf p = {{0}, 0};
+    pptr(&p, o);
+    memset(o, 0xee, 3 * 64 * 4);
+    CHECK(launch_in(m, "jbar_spin", 1, 1, 1, 64, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "jbar_spin: %s", log);
+    for (uint32_t t = 0; t < 64; t++) {
+        const uint32_t u = t ^ 1, want = (u ^ 32) * 7 + 3;
+        CHECK(o[t] == want, "jbar_spin thread %u: %u want %u", t, o[t], want);
+    }
+    memset(o, 0xee, 3 * 64 * 4);
+    CHECK(launch_in(m, "jbar_div", 1, 1, 1, 64, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "jbar_div: %s", log);
+    for (uint32_t t = 0; t < 64; t++) {
+        const uint32_t want = (t ^ 1) * 13 + 1 + ((t & 1) ? 400 : 200);
+        CHECK(o[t] == want, "jbar_div thread %u: %u want %u", t, o[t], want);
+    }
+    const uint32_t T = 48;
+    memset(o, 0xee, 3 * 64 * 4);
+    CHECK(launch_in(m, "jbar_exit", 2, 1, 1, T, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "jbar_exit: %s", log);
+    for (uint32_t it = 0; it < 3; it++)
+        for (uint32_t t = 0; t < 64; t++) {
+            uint32_t nx = (t + 1) % T;
+            if (nx % 5 == 0) nx = (nx + 1) % T;
+            const uint32_t want = t >= T || t % 5 == 0 ? 0xeeeeeeeeu : nx * 11 + it;
+            CHECK(o[it * 64 + t] == want, "jbar_exit step %u thread %u: %u want %u", it, t, o[it * 64 + t], want);
+        }
+    memset(o, 0xee, 3 * 64 * 4);
+    CHECK(launch_in(m, "jbar_red", 1, 1, 1, T, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "jbar_red: %s", log);
+    {
+        uint32_t cnt = 0, any_not = 0, all_not = 1;
+        for (uint32_t t = 0; t < T; t++)
+            if (t % 7) { cnt += (t & 3) == 1; any_not |= (t & 3) != 1; all_not &= (t & 3) != 1; }
+        for (uint32_t t = 0; t < 64; t++) {
+            const uint32_t want = t >= T || t % 7 == 0 ? 0xeeeeeeeeu : cnt + 100 * any_not + 1000 * all_not + 10000;
+            CHECK(o[t] == want, "jbar_red thread %u: %u want %u", t, o[t], want);
+        }
+    }
+    fl[0] = fl[1] = fl[2] = 0;
+    pbuf q = {{0}, 0};
+    pptr(&q, fl);
+    signal(SIGALRM, jbar_err_hung);
+    alarm(120);
+    int r = launch_in(m, "jbar_err", 3, 1, 1, 64, 1, 1, 0, &q, 2, 0, log, sizeof(log), NULL);
+    alarm(0);
+    signal(SIGALRM, SIG_DFL);
+    CHECK(r == 700 && strstr(log, "jbar_err"), "jbar_err -> %d (%s)", r, log);
+    const char *names[] = {"jbar_spin", "jbar_div", "jbar_exit", "jbar_red", "jbar_err"};
+    for (int i = 0; i < 5; i++) CHECK(jit_compiled(m, names[i]), "the JIT did not compile %s (TF_EMU_TRACE=1 says why)", names[i]);
+    dev_free(0, o);
+    dev_free(0, fl);
+    ptx_module_free(m);
 }
 
 /* A kernel above PTX_JIT_FULL_OPT_INSTRUCTIONS: the JIT compiles it with its light pipeline (register slots
@@ -2758,7 +3012,8 @@ static const test TESTS[] = {
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background}, {"jit_switch_mid_launch", test_jit_switch_mid_launch},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
-    {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp},
+    {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp}, {"jit_fast_checks", test_jit_fast_checks},
+    {"jit_bar", test_jit_bar},
 };
 
 static char *read_file(const char *path, size_t *len) {
@@ -2775,11 +3030,14 @@ static char *read_file(const char *path, size_t *len) {
 }
 
 #include <time.h>
-static double now_s(void) {
+static double clock_s(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
+
+static double cpu_s(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
 
 /* The spin kernel's math written lanes-inner for this CPU (one host thread): the baseline "one core's
  * vectorized speed" the PTX engines are measured against (4 flops per thread-iteration). */
@@ -2819,6 +3077,16 @@ static void spin_thread_loop(float *out, unsigned blocks, unsigned threads, int 
             out[blk * threads + t] = a + (float)(h & 0xff);
         }
 }
+
+/* The barrier's own cost: 8 warps per block that do almost nothing but bar.sync (a loop of n). */
+static const char *BARLOOP_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry barloop(.param .u64 out, .param .u32 n)\n{\n.reg .pred %p<2>;\n.reg .b32 %r<8>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; ld.param.u32 %r1, [n]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r2, %tid.x; mov.u32 %r3, %ctaid.x; mov.u32 %r4, 0; mov.u32 %r5, %r2;\n"
+    "LOOP:\n bar.sync 0;\n add.u32 %r5, %r5, %r4; add.u32 %r4, %r4, 1; setp.lt.u32 %p1, %r4, %r1; @%p1 bra LOOP;\n"
+    " mad.lo.u32 %r6, %r3, 256, %r2; mul.wide.u32 %rd2, %r6, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r5;\n"
+    " ret;\n}\n";
 
 /* `ptx_test --bench [workers]`: engine throughput without the driver, one line of key=value per figure. */
 static int bench(int workers) {
@@ -2888,6 +3156,49 @@ static int bench(int workers) {
     if (r) { fprintf(stderr, "bench matmul: %d %s\n", r, log); return 1; }
     printf("matmul256 workers=%d warp_instructions=%llu seconds=%.3f warp_instr_per_s=%.3g gflops=%.3g\n", workers,
            (unsigned long long)ic, t1 - t0, (double)ic / (t1 - t0), 2.0 * n * n * n / (t1 - t0) * 1e-9);
+    {
+        /* the same launch repeated, timed in this process's CPU time (every worker's): on a machine other
+         * programs load, one launch's wall time says little; PTX_BENCH_MATMUL_LAUNCHES sets the count */
+        const char *ev = getenv("PTX_BENCH_MATMUL_LAUNCHES");
+        const int reps = ev && atoi(ev) > 0 ? atoi(ev) : 10;
+        uint64_t icr = 0, ic1 = 0;
+        const double c0 = cpu_s();
+        for (int i = 0; i < reps; i++, icr += ic1)
+            if (launch("matmul", (unsigned)n / 16, (unsigned)n / 16, 1, 16, 16, 1, 0, &q, workers, 0, log, sizeof(log), &ic1)) {
+                fprintf(stderr, "bench matmul: %s\n", log);
+                return 1;
+            }
+        const double c1 = cpu_s();
+        printf("matmul256_cpu workers=%d launches=%d cpu_ms_per_launch=%.3f warp_instr_per_cpu_s=%.4g\n", workers, reps,
+               (c1 - c0) * 1e3 / reps, (double)icr / (c1 - c0));
+    }
+    {
+        /* barloop: 16 blocks of 8 warps x 2000 bar.sync, in CPU time per warp's arrival at a barrier */
+        int err = 0;
+        ptx_module *bm = ptx_module_load(BARLOOP_PTX, 0, &ENV, &err, log, sizeof(log));
+        if (!bm) { fprintf(stderr, "bench barloop: %s\n", log); return 1; }
+        const ptx_kernel *bk = ptx_module_get_kernel(bm, "barloop");
+        uint32_t *bo = dev_alloc(0, 16 * 256 * 4);
+        pbuf bp = {{0}, 0};
+        pptr(&bp, bo); pint(&bp, 1);
+        if (launch_in(bm, "barloop", 1, 1, 1, 256, 1, 1, 0, &bp, workers, 0, log, sizeof(log), NULL)) return 1;
+        ptx_jit_wait(bk);
+        const char *bi = getenv("PTX_BENCH_BARLOOP_ITERS");
+        const int iters = bi && atoi(bi) > 0 ? atoi(bi) : 2000;
+        pbuf bq = {{0}, 0};
+        pptr(&bq, bo); pint(&bq, iters);
+        const double c0 = cpu_s();
+        if (launch_in(bm, "barloop", 16, 1, 1, 256, 1, 1, 0, &bq, workers, 0, log, sizeof(log), &ic)) {
+            fprintf(stderr, "bench barloop: %s\n", log);
+            return 1;
+        }
+        const double c1 = cpu_s();
+        const double arrivals = 16.0 * 8 * iters;
+        printf("barloop_cpu workers=%d warp_arrivals=%.0f cpu_ns_per_warp_arrival=%.2f warp_instructions=%llu\n", workers,
+               arrivals, (c1 - c0) * 1e9 / arrivals, (unsigned long long)ic);
+        dev_free(0, bo);
+        ptx_module_free(bm);
+    }
     int launches = 2000;
     t0 = now_s();
     for (int i = 0; i < launches; i++)

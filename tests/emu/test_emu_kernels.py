@@ -148,7 +148,10 @@ def test_thrust_sort_and_cub_inclusive_sum_built_for_compute_90(tmp_path, rng, c
     n = 30_000
     x = rng.integers(-100_000, 100_000, n, dtype=np.int32)
     env = emu_env(**({"TF_EMU_CC": cc} if cc else {}))
-    kv = run_kv("cub_thrust_oneliners", n, write_arrays(tmp_path / "in", x), tmp_path / "out", arch=SM90, env=env)
+    # timeout: with TF_EMU_JIT_SYNC=1 and a cold disk cache the JIT compiles CUB's radix-sort kernels before their
+    # first launch, the Onesweep kernel (2654 PTX instructions, bar.red) in ~60 s of CPU on a loaded machine
+    kv = run_kv("cub_thrust_oneliners", n, write_arrays(tmp_path / "in", x), tmp_path / "out", arch=SM90, env=env,
+                timeout=600)
     assert kv["cc"] == (cc or "12.1") and kv["ptx_version"] == "900"
     out = np.fromfile(tmp_path / "out", np.uint8)
     np.testing.assert_array_equal(out[:4 * n].view(np.int32), np.sort(x))
@@ -354,7 +357,9 @@ def test_thrust_sort_and_reduce_library_code(tmp_path, rng):
     n = 20000
     x = rng.standard_normal(n, dtype=np.float32)
     k = rng.integers(-1000, 1000, n, dtype=np.int32)
-    kv = run_kv("thrust_sort", n, write_arrays(tmp_path / "in", x, k), tmp_path / "out")
+    # timeout: as the compute_90 sort test's (CUB's Onesweep kernels compile before their first launch under
+    # TF_EMU_JIT_SYNC=1 with a cold disk cache)
+    kv = run_kv("thrust_sort", n, write_arrays(tmp_path / "in", x, k), tmp_path / "out", timeout=600)
     assert int(kv["sum_k"]) == int(k.astype(np.int64).sum())
     out = np.fromfile(tmp_path / "out", np.uint8)
     order = np.argsort(x, kind="stable")
