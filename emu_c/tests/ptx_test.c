@@ -1989,6 +1989,71 @@ static void test_wmma_more(void) {
     dev_free(0, fa); dev_free(0, fb); dev_free(0, fc);
 }
 
+/* A random double for the f64 products: any sign, mantissa bits everywhere (inexact products and sums), exponents
+ * near 1 with now and then a zero of either sign or a subnormal. */
+static double rnd_f64(void) {
+    const uint32_t r = rnd();
+    if (r % 16 == 0) return r & 16 ? -0.0 : 0.0;
+    uint64_t u = (uint64_t)rnd() << 32 | rnd();
+    u = (u & 0x800fffffffffffffull) | (r % 16 == 1 ? 0 : (uint64_t)(1023 - 4 + r % 9) << 52);
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+/* f64 m8n8k4 the way dmmaTensorCoreGemm runs it (ptx_mma.c's f64 product on the register slots, the one-register
+ * fragment loads, cp.async runs with a zero-filling lane), then products whose D registers overlap A or C: every
+ * element bit for bit against the fma chain in increasing k. */
+static void test_wmma_f64_tile(void) {
+    double *A = dev_alloc(0, 128 * 8), *Bt = dev_alloc(0, 128 * 8), *C = dev_alloc(0, 64 * 8), *e = dev_alloc(0, 128 * 8);
+    double As[128], C0[64], ref[64];
+    for (int i = 0; i < 128; i++) { A[i] = As[i] = rnd_f64(); Bt[i] = rnd_f64(); }
+    for (int i = 0; i < 64; i++) C[i] = C0[i] = rnd_f64();
+    As[1 * 16 + 11] = 0.0; /* piece 13 (row 1, columns 10-11) copies 8 bytes and zero-fills the rest */
+    pbuf p = {{0}, 0};
+    pptr(&p, A); pptr(&p, Bt); pptr(&p, C); pptr(&p, e);
+    LAUNCH_OK("wmma_f64_tile", 1, 32, 0, &p, 1);
+    for (int m = 0; m < 8; m++)
+        for (int n = 0; n < 8; n++) {
+            double acc = C0[m * 8 + n];
+            for (int k = 0; k < 16; k++) acc = fma(As[m * 16 + k], Bt[n * 16 + k], acc);
+            ref[m * 8 + n] = acc;
+            CHECK(same_d(C[m * 8 + n], acc), "D[%d][%d]=%a want %a", m, n, C[m * 8 + n], acc);
+        }
+    for (int l = 0; l < 32; l++)
+        for (int i = 0; i < 2; i++) { /* slot i of lane l: element (l / 4, 2 (l % 4) + i); the last K step's A, B */
+            const int m = l / 4, n = 2 * (l % 4) + i;
+            double d = ref[m * 8 + n], s = ref[m * 8 + 2 * (l % 4) + 1 - i];
+            for (int k = 12; k < 16; k++) {
+                d = fma(As[m * 16 + k], Bt[n * 16 + k], d);
+                s = fma(As[m * 16 + k], Bt[n * 16 + k], s);
+            }
+            CHECK(same_d(e[4 * l + i], d), "D0 = A: lane %d slot %d=%a want %a", l, i, e[4 * l + i], d);
+            CHECK(same_d(e[4 * l + 2 + i], s), "D = C swapped: lane %d slot %d=%a want %a", l, i, e[4 * l + 2 + i], s);
+        }
+    dev_free(0, A); dev_free(0, Bt); dev_free(0, C); dev_free(0, e);
+}
+
+/* A cp.async lane with a bad source fails the launch and is the lane named, inside a run of lanes or alone. */
+static void test_cpasync_fault(void) {
+    double *g = dev_alloc(0, 64 * 8), *o = dev_alloc(0, 32 * 8);
+    for (int i = 0; i < 64; i++) g[i] = i;
+    pbuf ok = {{0}, 0};
+    pptr(&ok, g); pptr(&ok, o); pint(&ok, -1);
+    LAUNCH_OK("cpasync_fault", 1, 32, 0, &ok, 1);
+    for (int l = 0; l < 32; l++) CHECK(o[l] == 4 * l + 1, "lane %d: %g", l, o[l]);
+    const int bad[] = {0, 5, 31};
+    for (int i = 0; i < 3; i++) {
+        pbuf p = {{0}, 0};
+        pptr(&p, g); pptr(&p, o); pint(&p, bad[i]);
+        char log[512] = "", want[48];
+        int r = launch("cpasync_fault", 1, 1, 1, 32, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
+        snprintf(want, sizeof want, "thread (%d,0,0)", bad[i]);
+        CHECK(r == 700 && strstr(log, "illegal") && strstr(log, want), "bad lane %d -> %d (%s)", bad[i], r, log);
+    }
+    dev_free(0, g); dev_free(0, o);
+}
+
 static void test_mma_ldmatrix(void) {
     uint16_t *A = dev_alloc(0, 512), *Bt = dev_alloc(0, 256), *Br = dev_alloc(0, 256);
     float *C = dev_alloc(0, 512), *D = dev_alloc(0, 512), *D2 = dev_alloc(0, 512);
@@ -2874,7 +2939,7 @@ static const test TESTS[] = {
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
-    {"wmma_exact", test_wmma_exact}, {"mma_more", test_mma_more}, {"cvt_tf32", test_cvt_tf32},
+    {"wmma_exact", test_wmma_exact}, {"wmma_f64_tile", test_wmma_f64_tile}, {"cpasync_fault", test_cpasync_fault}, {"mma_more", test_mma_more}, {"cvt_tf32", test_cvt_tf32},
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background}, {"jit_switch_mid_launch", test_jit_switch_mid_launch},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
