@@ -244,8 +244,8 @@ __attribute__((target("avx2"))) static void tf32_avx2(const uint8_t *E, float *f
  * holds the 8x4 tile row-major (lane 4m + k), B's the 4x8 tile column-major (lane 4n + k), and C/D slot i
  * lane l holds element (l / 4, 2 (l % 4) + i): so four consecutive lanes of a C/D slot share the row m and
  * need the B columns i, i + 2, i + 4, i + 6, the lanes 4i + k + 8j of B's slot (j = 0..3). Each element is
- * C + the fma chain over k in increasing order, as gemm_f64. D0 is written before C1 and A, B are read again
- * (a caller whose D0 is one of those passes scratch); D1 last. */
+ * C + the fma chain over k in increasing order, as gemm_f64. D0, D1 may be any of the inputs' slots (D1 is
+ * written last where D0 is D1). */
 typedef void mma_f64_fn(const uint64_t *A, const uint64_t *B, const uint64_t *C0, const uint64_t *C1, uint64_t *D0,
                         uint64_t *D1);
 static void mma_f64_m8n8k4_c(const uint64_t *A, const uint64_t *B, const uint64_t *C0, const uint64_t *C1, uint64_t *D0,
@@ -263,28 +263,40 @@ static void mma_f64_m8n8k4_c(const uint64_t *A, const uint64_t *B, const uint64_
     memcpy(D0, c[0], sizeof c[0]);
     memcpy(D1, c[1], sizeof c[1]);
 }
-/* slot i of D: r_j = B column 2j + i (k = 0..3), transposed to bk[k] = {B[k][i], B[k][i + 2], B[k][i + 4], B[k][i + 6]} */
-__attribute__((target("avx2,fma"), always_inline)) static inline void mma_f64_slot_avx2(const double *a, const double *b,
-                                                                                        const double *c, double *d) {
-    const __m256d r0 = _mm256_loadu_pd(b), r1 = _mm256_loadu_pd(b + 8), r2 = _mm256_loadu_pd(b + 16), r3 = _mm256_loadu_pd(b + 24);
+/* The B columns slot i of a row needs, as 4 vectors over k: r_j = B column 2j + i (k = 0..3) transposed,
+ * bk[k] = {B[k][i], B[k][i + 2], B[k][i + 4], B[k][i + 6]}. B's slot was just written by its load 16 bytes at a
+ * time: 16-byte reads, which store forwarding serves. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void b_columns_avx2(const double *b, __m256d bk[4]) {
+#define LD2(p) _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(p)), _mm_loadu_pd((p) + 2), 1)
+    const __m256d r0 = LD2(b), r1 = LD2(b + 8), r2 = LD2(b + 16), r3 = LD2(b + 24);
+#undef LD2
     const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
     const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-    const __m256d b0 = _mm256_permute2f128_pd(t0, t2, 0x20), b1 = _mm256_permute2f128_pd(t1, t3, 0x20);
-    const __m256d b2 = _mm256_permute2f128_pd(t0, t2, 0x31), b3 = _mm256_permute2f128_pd(t1, t3, 0x31);
-    _Pragma("GCC unroll 8") for (unsigned m = 0; m < 8; m++) {
-        __m256d acc = _mm256_loadu_pd(c + 4 * m);
-        acc = _mm256_fmadd_pd(_mm256_broadcast_sd(a + 4 * m), b0, acc);
-        acc = _mm256_fmadd_pd(_mm256_broadcast_sd(a + 4 * m + 1), b1, acc);
-        acc = _mm256_fmadd_pd(_mm256_broadcast_sd(a + 4 * m + 2), b2, acc);
-        acc = _mm256_fmadd_pd(_mm256_broadcast_sd(a + 4 * m + 3), b3, acc);
-        _mm256_storeu_pd(d + 4 * m, acc);
-    }
+    bk[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    bk[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    bk[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    bk[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 __attribute__((target("avx2,fma"))) static void mma_f64_m8n8k4_avx2(const uint64_t *A, const uint64_t *B, const uint64_t *C0,
                                                                    const uint64_t *C1, uint64_t *D0, uint64_t *D1) {
     const double *a = (const double *)(const void *)A, *b = (const double *)(const void *)B;
-    mma_f64_slot_avx2(a, b, (const double *)(const void *)C0, (double *)(void *)D0);
-    mma_f64_slot_avx2(a, b + 4, (const double *)(const void *)C1, (double *)(void *)D1);
+    const double *c0 = (const double *)(const void *)C0, *c1 = (const double *)(const void *)C1;
+    double *d0 = (double *)(void *)D0, *d1 = (double *)(void *)D1;
+    __m256d b0[4], b1[4];
+    b_columns_avx2(b, b0);
+    b_columns_avx2(b + 4, b1);
+    /* row m reads only lanes 4m..4m+3 of A, C0, C1 (B is in registers), then writes those of D0, D1: D may be any
+     * of the inputs' registers */
+    _Pragma("GCC unroll 8") for (unsigned m = 0; m < 8; m++) {
+        __m256d acc0 = _mm256_loadu_pd(c0 + 4 * m), acc1 = _mm256_loadu_pd(c1 + 4 * m);
+        _Pragma("GCC unroll 4") for (unsigned k = 0; k < 4; k++) {
+            const __m256d x = _mm256_broadcast_sd(a + 4 * m + k);
+            acc0 = _mm256_fmadd_pd(x, b0[k], acc0);
+            acc1 = _mm256_fmadd_pd(x, b1[k], acc1);
+        }
+        _mm256_storeu_pd(d0 + 4 * m, acc0);
+        _mm256_storeu_pd(d1 + 4 * m, acc1);
+    }
 }
 
 static widen_fn *bf2f_n = bf2f_c, *tf32_n = tf32_c;
@@ -337,7 +349,7 @@ void ptx_mma_wmma_mma(const ptx_ins *in, const int32_t *lists, uint64_t *R, uint
     pthread_once(&pick_once, pick);
     const int32_t *ld = lists + in->d, *la = lists + in->a, *lb = lists + in->b, *lc = lists + in->c;
     if ((in->imm & 15) == WS_M8N8K4 && in->v[0] == 2) { /* f64: no gather, the slots are the tiles */
-        if (em == FULL && ld[0] != la[0] && ld[0] != lb[0] && ld[0] != lc[1]) {
+        if (em == FULL) {
             mma_f64_m8n8k4(&REG(la[0], 0), &REG(lb[0], 0), &REG(lc[0], 0), &REG(lc[1], 0), &REG(ld[0], 0), &REG(ld[1], 0));
             return;
         }
@@ -454,6 +466,15 @@ static int wmma_ldst_slow(const ptx_ins *in, const int32_t *regs, uint64_t *R, c
     return 0;
 }
 
+/* Nonzero when a register's 32 lanes differ in the bits of mask (two lanes per SSE2 compare, no early exit). */
+static inline uint64_t lanes_differ(const uint64_t *r, uint64_t mask) {
+    const __m128i first = _mm_set1_epi64x((long long)r[0]), m = _mm_set1_epi64x((long long)mask);
+    __m128i acc = _mm_setzero_si128();
+    for (unsigned l = 0; l < 32; l += 2) acc = _mm_or_si128(acc, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(r + l)), first));
+    acc = _mm_and_si128(acc, m);
+    return (uint64_t)_mm_cvtsi128_si64(acc) | (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc));
+}
+
 /* Memory line j (len elements of es bytes) <-> its elements' places in fragment order when the line runs
  * across it (element t of line j at t * nlines + j); always_inline with a constant es: one move each. */
 static inline __attribute__((always_inline)) void transpose_line(uint8_t *E, uint8_t *line, unsigned j, unsigned nlines,
@@ -473,9 +494,8 @@ int ptx_mma_wmma_ldst(const ptx_ins *in, const int32_t *lists, uint64_t *R, cons
     if (em != FULL || sp == SP_LOCAL || sp == SP_KPARAM) return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
     const uint64_t base = REG(in->a, 0) + (uint64_t)in->imm;
     const uint32_t ldm = (uint32_t)REG(in->b, 0);
-    uint64_t differ = 0; /* no early exit: the compare vectorizes */
-    for (unsigned l = 1; l < 32; l++) differ |= (REG(in->a, l) ^ REG(in->a, 0)) | (uint32_t)(REG(in->b, l) ^ ldm);
-    if (differ) return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
+    if (lanes_differ(&REG(in->a, 0), ~0ull) | lanes_differ(&REG(in->b, 0), 0xffffffffu))
+        return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
     if (base & (es - 1) || (sp == SP_GENERIC && base >= PTX_SHARED_BASE + PTX_WIN_SIZE))
         return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
     unsigned Rr, Cc;
@@ -483,22 +503,29 @@ int ptx_mma_wmma_ldst(const ptx_ins *in, const int32_t *lists, uint64_t *R, cons
     /* memory lines: rows (row-major) or columns (.col) of the tile */
     const unsigned nlines = col ? Cc : Rr, len = col ? Rr : Cc;
     if (ldm < len) return wmma_ldst_slow(in, regs, R, mv, tid0, em, f); /* overlapping lines: element order matters */
-    uint8_t *line[16];
+    /* fragment order: row-major, except B of m8n8k4 (column-major); a line is contiguous in it when both agree */
+    const int fcol = shape == WS_M8N8K4 && mat == 1;
     /* the whole tile's span in one piece when it resolves so (shared memory, one allocation), else line by line */
     uint8_t *span = ptx_mem_resolve(mv, tid0, sp, base, (uint64_t)es * ((uint64_t)(nlines - 1) * ldm + len));
+    if (span && es == 8 && in->vec == 1 && col == fcol) {
+        /* a one-register f64 fragment (A, B of m8n8k4) is its slot, 8 lines of 4 elements in fragment order */
+        uint8_t *slot = (uint8_t *)&REG(regs[0], 0);
+        for (unsigned j = 0; j < 8; j++) {
+            uint8_t *line = span + (size_t)8 * j * ldm;
+            if (isload) memcpy(slot + 32 * j, line, 32);
+            else memcpy(line, slot + 32 * j, 32);
+        }
+        return 0;
+    }
+    uint8_t *line[16];
     for (unsigned j = 0; j < nlines; j++) {
         line[j] = span ? span + (size_t)es * j * ldm : ptx_mem_resolve(mv, tid0, sp, base + (uint64_t)es * j * ldm, (uint64_t)len * es);
         if (!line[j]) return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
     }
-    /* fragment order: row-major, except B of m8n8k4 (column-major); a line is contiguous in it when both agree */
-    const int fcol = shape == WS_M8N8K4 && mat == 1;
     const unsigned n = Rr * Cc / 32;
     uint64_t buf[256]; /* 64-bit objects, viewed as bytes */
     uint8_t *E = (uint8_t *)buf;
-    /* a one-register f64 fragment (A, B of m8n8k4): its slot is the fragment in fragment order */
-    const int in_slot = es == 8 && n == 1 && in->vec == 1;
-    if (in_slot) E = (uint8_t *)&REG(regs[0], 0);
-    else if (!isload) frag_gather(R, regs, n, es, E);
+    if (!isload) frag_gather(R, regs, n, es, E);
     const size_t lb = (size_t)len * es;
     for (unsigned j = 0; j < nlines; j++) {
         if (col == fcol) {
@@ -519,7 +546,7 @@ int ptx_mma_wmma_ldst(const ptx_ins *in, const int32_t *lists, uint64_t *R, cons
             }
         }
     }
-    if (isload && !in_slot) frag_scatter(R, regs, n, es, (unsigned)in->vec, E, FULL);
+    if (isload) frag_scatter(R, regs, n, es, (unsigned)in->vec, E, FULL);
     return 0;
 }
 
