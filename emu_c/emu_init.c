@@ -28,6 +28,14 @@ uint64_t emu_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t emu_process_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts))
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* TF_EMU_TRACE=1: also log every cuGetProcAddress name we do not implement and every export table;
  * TF_EMU_TRACE=2: besides, one line per kernel launch (emu_launch.c). */
 static int trace_enabled(void)

@@ -145,6 +145,9 @@ extern emu_state g_emu;
 void emu_lock(void);
 void emu_unlock(void);
 uint64_t emu_now_ns(void);
+/* CPU time of the whole process (all its threads), for TF_EMU_TRACE's launch lines: on a shared machine the
+ * wall time of a launch says more about the load than about the launch. */
+uint64_t emu_process_cpu_ns(void);
 int emu_trace_launches(void); /* TF_EMU_TRACE=2: log every kernel launch */
 int emu_trace_enabled(void);  /* TF_EMU_TRACE set (not 0): details otherwise summarized */
 

@@ -343,17 +343,18 @@ static CUresult run_kernel(void *a, CUresult status)
     char log[512] = "";
     int trace = emu_trace_launches();
     ptx_launch_prepare(r->f->k, &cfg); /* before the busy mark: a compile the launch waits for is host time */
-    uint64_t t0 = trace ? emu_now_ns() : 0, icount = 0;
+    uint64_t t0 = trace ? emu_now_ns() : 0, c0 = trace ? emu_process_cpu_ns() : 0, icount = 0;
     emu_busy_enter();
     ptx_env env_buf; /* several devices: the launching context decides which memory is its to access */
     const ptx_env *env = emu_launch_env(r->ctx ? r->ctx : emu_ctx_current(), &env_buf);
     int lrc = ptx_launch(r->f->k, &cfg, env, trace ? &icount : NULL, log, sizeof(log));
     emu_busy_exit();
     if (trace)
-        emu_log("launch %s grid (%u,%u,%u) block (%u,%u,%u) shmem %zu%s: %.3f ms, %llu warp instructions, rc %d",
+        emu_log("launch %s grid (%u,%u,%u) block (%u,%u,%u) shmem %zu%s: %.3f ms (process CPU %.3f ms), %llu warp "
+                "instructions, rc %d",
                 r->f->name, r->grid[0], r->grid[1], r->grid[2], r->block[0], r->block[1], r->block[2], r->shmem,
                 r->cooperative ? " cooperative" : "", (double)(emu_now_ns() - t0) / 1e6,
-                (unsigned long long)icount, lrc);
+                (double)(emu_process_cpu_ns() - c0) / 1e6, (unsigned long long)icount, lrc);
     if (lrc != CUDA_SUCCESS) {
         const char *name = "?";
         cuGetErrorName((CUresult)lrc, &name);

@@ -1554,16 +1554,19 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         if (in->wsync) {
             /* shfl/vote/match/redux .sync and bar.warp.sync: wait for the membermask's lanes */
             /* lanes at the same pc may name different member masks (one per labeled group): wait
-             * for the union; each lane computes over its own mask below */
-            uint32_t mk = 0;
-            for (uint32_t m = cm; m; m &= m - 1) mk |= (uint32_t)R[(size_t)in->e * 32 + (unsigned)__builtin_ctz(m)];
-            uint32_t need = mk & W->live & ~W->exited;
+             * for the union; each lane computes over its own mask below. A whole warp running
+             * together has every member there (the warp matrix instructions' case: no mask to read) */
             uint32_t here = 0;
             for (uint32_t m = W->wsync; m; m &= m - 1) if (W->pc[__builtin_ctz(m)] == pc) here |= 1u << __builtin_ctz(m);
-            if ((need & ~(cm | here)) && W->force_sync_pc != pc) {
-                store_pcs(W, pc, cm);
-                W->wsync |= cm;
-                goto reschedule;
+            if (cm != FULL) {
+                uint32_t mk = 0;
+                for (uint32_t m = cm; m; m &= m - 1) mk |= (uint32_t)R[(size_t)in->e * 32 + (unsigned)__builtin_ctz(m)];
+                const uint32_t need = mk & W->live & ~W->exited;
+                if ((need & ~(cm | here)) && W->force_sync_pc != pc) {
+                    store_pcs(W, pc, cm);
+                    W->wsync |= cm;
+                    goto reschedule;
+                }
             }
             W->force_sync_pc = -1;
             if (here) {
@@ -2172,7 +2175,7 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         }
         case OP_CP_ASYNC: {
             ptx_mma_fault mf;
-            if (ptx_mma_cp_async(in, R, &B->mv, em, &mf)) {
+            if (ptx_mma_cp_async(in, R + (size_t)ia * 32, R + (size_t)ib * 32, ic >= 0 ? R + (size_t)ic * 32 : NULL, &B->mv, em, &mf)) {
                 fault(B, in, tid0 + mf.lane, mf.addr, mf.bytes, mf.misaligned);
                 ret = -1;
                 goto out;

@@ -205,6 +205,10 @@ struct ptx_kernel {
     int fidx;         /* its .entry among the module's parsed functions */
 };
 
+/* ptx_regpool.c: lets the warp-matrix fragments of a decoded kernel share register slots where their
+ * live ranges allow (ptx_kernel_decode calls it once; an allocation failure leaves the kernel as it was). */
+void ptx_pool_fragment_slots(ptx_kernel *k);
+
 typedef struct ptx_var {
     char *name;
     int space;       /* SP_GLOBAL or SP_CONST */

@@ -921,16 +921,8 @@ int ptx_jit_tex(ptx_jit_blk *J, int32_t insidx, const uint64_t *ops, uint32_t ma
 
 int ptx_jit_cpasync(ptx_jit_blk *J, int32_t insidx, const uint64_t *a, const uint64_t *b, const uint64_t *c, uint32_t mask) {
     const ptx_ins *in = &J->k->code[insidx];
-    uint64_t R[3 * 32];
-    memcpy(R, a, 32 * 8);
-    memcpy(R + 32, b, 32 * 8);
-    memcpy(R + 64, c, 32 * 8);
-    ptx_ins x = *in; /* the same instruction over this 3-slot register file */
-    x.a = 0;
-    x.b = 1;
-    x.c = in->c >= 0 ? 2 : -1;
     ptx_mma_fault mf;
-    if (ptx_mma_cp_async(&x, R, &J->mv, mask, &mf)) {
+    if (ptx_mma_cp_async(in, a, b, in->c >= 0 ? c : NULL, &J->mv, mask, &mf)) {
         fault(J, in, (unsigned)J->f[JF_CUR_WARP] * 32 + mf.lane, mf.addr, mf.bytes, mf.misaligned);
         return -1;
     }

@@ -10,11 +10,15 @@
  * multiply-adds in increasing k (f32 for f16/bf16/tf32 inputs, f64 for f64; s8/u8 products summed exactly in
  * 32-bit wrap-around, or saturated with .satfinite), so both code paths give the same bits.
  *
+ * The f64 m8n8k4 shape skips the dense tiles: its one-register A and B fragments are their tiles as they lie
+ * in the register file, so the product reads the slots directly and its loads fill them directly.
+ *
  * wmma.load/store move a tile a memory line (row, or column for .col) at a time when the whole warp gives one
  * address and stride and every line resolves; anything else (divergent or per-lane addresses, local memory, a
  * fault) takes the per-element path, which reports the first failing lane and element as before.
  *
- * cp.async (the copies that stage the tiles in shared memory) is here too: per lane, with constant-size moves.
+ * cp.async (the copies that stage the tiles in shared memory) is here too, for both engines: a run of lanes
+ * whose pieces are consecutive in both spaces is one copy, any other lane its own.
  */
 #include <math.h>
 #include <pthread.h>
@@ -236,10 +240,70 @@ __attribute__((target("avx2"))) static void tf32_avx2(const uint8_t *E, float *f
     }
 }
 
+/* wmma.mma.m8n8k4.f64 straight on the register slots (the samples' DGEMM issues 2e9 of them): A's one slot
+ * holds the 8x4 tile row-major (lane 4m + k), B's the 4x8 tile column-major (lane 4n + k), and C/D slot i
+ * lane l holds element (l / 4, 2 (l % 4) + i): so four consecutive lanes of a C/D slot share the row m and
+ * need the B columns i, i + 2, i + 4, i + 6, the lanes 4i + k + 8j of B's slot (j = 0..3). Each element is
+ * C + the fma chain over k in increasing order, as gemm_f64. D0, D1 may be any of the inputs' slots (D1 is
+ * written last where D0 is D1). */
+typedef void mma_f64_fn(const uint64_t *A, const uint64_t *B, const uint64_t *C0, const uint64_t *C1, uint64_t *D0,
+                        uint64_t *D1);
+static void mma_f64_m8n8k4_c(const uint64_t *A, const uint64_t *B, const uint64_t *C0, const uint64_t *C1, uint64_t *D0,
+                             uint64_t *D1) {
+    double a[32], b[32], c[2][32];
+    memcpy(a, A, sizeof a);
+    memcpy(b, B, sizeof b);
+    memcpy(c[0], C0, sizeof c[0]);
+    memcpy(c[1], C1, sizeof c[1]);
+    for (unsigned i = 0; i < 2; i++)
+        for (unsigned l = 0; l < 32; l++) {
+            const unsigned m = l / 4, n = 2 * (l % 4) + i;
+            for (unsigned k = 0; k < 4; k++) c[i][l] = fma(a[4 * m + k], b[4 * n + k], c[i][l]);
+        }
+    memcpy(D0, c[0], sizeof c[0]);
+    memcpy(D1, c[1], sizeof c[1]);
+}
+/* The B columns slot i of a row needs, as 4 vectors over k: r_j = B column 2j + i (k = 0..3) transposed,
+ * bk[k] = {B[k][i], B[k][i + 2], B[k][i + 4], B[k][i + 6]}. B's slot was just written by its load 16 bytes at a
+ * time: 16-byte reads, which store forwarding serves. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void b_columns_avx2(const double *b, __m256d bk[4]) {
+#define LD2(p) _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(p)), _mm_loadu_pd((p) + 2), 1)
+    const __m256d r0 = LD2(b), r1 = LD2(b + 8), r2 = LD2(b + 16), r3 = LD2(b + 24);
+#undef LD2
+    const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    bk[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    bk[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    bk[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    bk[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+__attribute__((target("avx2,fma"))) static void mma_f64_m8n8k4_avx2(const uint64_t *A, const uint64_t *B, const uint64_t *C0,
+                                                                   const uint64_t *C1, uint64_t *D0, uint64_t *D1) {
+    const double *a = (const double *)(const void *)A, *b = (const double *)(const void *)B;
+    const double *c0 = (const double *)(const void *)C0, *c1 = (const double *)(const void *)C1;
+    double *d0 = (double *)(void *)D0, *d1 = (double *)(void *)D1;
+    __m256d b0[4], b1[4];
+    b_columns_avx2(b, b0);
+    b_columns_avx2(b + 4, b1);
+    /* row m reads only lanes 4m..4m+3 of A, C0, C1 (B is in registers), then writes those of D0, D1: D may be any
+     * of the inputs' registers */
+    _Pragma("GCC unroll 8") for (unsigned m = 0; m < 8; m++) {
+        __m256d acc0 = _mm256_loadu_pd(c0 + 4 * m), acc1 = _mm256_loadu_pd(c1 + 4 * m);
+        _Pragma("GCC unroll 4") for (unsigned k = 0; k < 4; k++) {
+            const __m256d x = _mm256_broadcast_sd(a + 4 * m + k);
+            acc0 = _mm256_fmadd_pd(x, b0[k], acc0);
+            acc1 = _mm256_fmadd_pd(x, b1[k], acc1);
+        }
+        _mm256_storeu_pd(d0 + 4 * m, acc0);
+        _mm256_storeu_pd(d1 + 4 * m, acc1);
+    }
+}
+
 static widen_fn *bf2f_n = bf2f_c, *tf32_n = tf32_c;
 static gemm_f32_fn *gemm_f32 = gemm_f32_c;
 static gemm_f64_fn *gemm_f64 = gemm_f64_c;
 static gemm_u32_fn *gemm_u32 = gemm_u32_c;
+static mma_f64_fn *mma_f64_m8n8k4 = mma_f64_m8n8k4_c;
 static h2f_fn *h2f_n = h2f_c;
 static pthread_once_t pick_once = PTHREAD_ONCE_INIT;
 static void pick(void) {
@@ -248,6 +312,7 @@ static void pick(void) {
         gemm_f32 = gemm_f32_avx2;
         gemm_f64 = gemm_f64_avx2;
         gemm_u32 = gemm_u32_avx2;
+        mma_f64_m8n8k4 = mma_f64_m8n8k4_avx2;
         bf2f_n = bf2f_avx2;
         tf32_n = tf32_avx2;
         if (__builtin_cpu_supports("f16c")) h2f_n = h2f_f16c;
@@ -283,6 +348,17 @@ static unsigned elem_bytes(int t) {
 void ptx_mma_wmma_mma(const ptx_ins *in, const int32_t *lists, uint64_t *R, uint32_t em) {
     pthread_once(&pick_once, pick);
     const int32_t *ld = lists + in->d, *la = lists + in->a, *lb = lists + in->b, *lc = lists + in->c;
+    if ((in->imm & 15) == WS_M8N8K4 && in->v[0] == 2) { /* f64: no gather, the slots are the tiles */
+        if (em == FULL) {
+            mma_f64_m8n8k4(&REG(la[0], 0), &REG(lb[0], 0), &REG(lc[0], 0), &REG(lc[1], 0), &REG(ld[0], 0), &REG(ld[1], 0));
+            return;
+        }
+        uint64_t D[2][32];
+        mma_f64_m8n8k4(&REG(la[0], 0), &REG(lb[0], 0), &REG(lc[0], 0), &REG(lc[1], 0), D[0], D[1]);
+        for (unsigned i = 0; i < 2; i++)
+            for (uint32_t m = em; m; m &= m - 1) REG(ld[i], __builtin_ctz(m)) = D[i][__builtin_ctz(m)];
+        return;
+    }
     const int at = in->t2, bt = in->space, ct = in->esize, dt = in->t, shape = (int)(in->imm & 15);
     const int tf32 = (in->imm & 16) != 0, satf = (in->imm & 32) != 0;
     unsigned M, N, K, dummy;
@@ -390,6 +466,15 @@ static int wmma_ldst_slow(const ptx_ins *in, const int32_t *regs, uint64_t *R, c
     return 0;
 }
 
+/* Nonzero when a register's 32 lanes differ in the bits of mask (two lanes per SSE2 compare, no early exit). */
+static inline uint64_t lanes_differ(const uint64_t *r, uint64_t mask) {
+    const __m128i first = _mm_set1_epi64x((long long)r[0]), m = _mm_set1_epi64x((long long)mask);
+    __m128i acc = _mm_setzero_si128();
+    for (unsigned l = 0; l < 32; l += 2) acc = _mm_or_si128(acc, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(r + l)), first));
+    acc = _mm_and_si128(acc, m);
+    return (uint64_t)_mm_cvtsi128_si64(acc) | (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc));
+}
+
 /* Memory line j (len elements of es bytes) <-> its elements' places in fragment order when the line runs
  * across it (element t of line j at t * nlines + j); always_inline with a constant es: one move each. */
 static inline __attribute__((always_inline)) void transpose_line(uint8_t *E, uint8_t *line, unsigned j, unsigned nlines,
@@ -409,9 +494,8 @@ int ptx_mma_wmma_ldst(const ptx_ins *in, const int32_t *lists, uint64_t *R, cons
     if (em != FULL || sp == SP_LOCAL || sp == SP_KPARAM) return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
     const uint64_t base = REG(in->a, 0) + (uint64_t)in->imm;
     const uint32_t ldm = (uint32_t)REG(in->b, 0);
-    for (unsigned l = 1; l < 32; l++)
-        if (REG(in->a, l) + (uint64_t)in->imm != base || (uint32_t)REG(in->b, l) != ldm)
-            return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
+    if (lanes_differ(&REG(in->a, 0), ~0ull) | lanes_differ(&REG(in->b, 0), 0xffffffffu))
+        return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
     if (base & (es - 1) || (sp == SP_GENERIC && base >= PTX_SHARED_BASE + PTX_WIN_SIZE))
         return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
     unsigned Rr, Cc;
@@ -419,13 +503,25 @@ int ptx_mma_wmma_ldst(const ptx_ins *in, const int32_t *lists, uint64_t *R, cons
     /* memory lines: rows (row-major) or columns (.col) of the tile */
     const unsigned nlines = col ? Cc : Rr, len = col ? Rr : Cc;
     if (ldm < len) return wmma_ldst_slow(in, regs, R, mv, tid0, em, f); /* overlapping lines: element order matters */
-    uint8_t *line[16];
-    for (unsigned j = 0; j < nlines; j++) {
-        line[j] = ptx_mem_resolve(mv, tid0, sp, base + (uint64_t)es * j * ldm, (uint64_t)len * es);
-        if (!line[j]) return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
-    }
     /* fragment order: row-major, except B of m8n8k4 (column-major); a line is contiguous in it when both agree */
     const int fcol = shape == WS_M8N8K4 && mat == 1;
+    /* the whole tile's span in one piece when it resolves so (shared memory, one allocation), else line by line */
+    uint8_t *span = ptx_mem_resolve(mv, tid0, sp, base, (uint64_t)es * ((uint64_t)(nlines - 1) * ldm + len));
+    if (span && es == 8 && in->vec == 1 && col == fcol) {
+        /* a one-register f64 fragment (A, B of m8n8k4) is its slot, 8 lines of 4 elements in fragment order */
+        uint8_t *slot = (uint8_t *)&REG(regs[0], 0);
+        for (unsigned j = 0; j < 8; j++) {
+            uint8_t *line = span + (size_t)8 * j * ldm;
+            if (isload) memcpy(slot + 32 * j, line, 32);
+            else memcpy(line, slot + 32 * j, 32);
+        }
+        return 0;
+    }
+    uint8_t *line[16];
+    for (unsigned j = 0; j < nlines; j++) {
+        line[j] = span ? span + (size_t)es * j * ldm : ptx_mem_resolve(mv, tid0, sp, base + (uint64_t)es * j * ldm, (uint64_t)len * es);
+        if (!line[j]) return wmma_ldst_slow(in, regs, R, mv, tid0, em, f);
+    }
     const unsigned n = Rr * Cc / 32;
     uint64_t buf[256]; /* 64-bit objects, viewed as bytes */
     uint8_t *E = (uint8_t *)buf;
@@ -532,35 +628,60 @@ int ptx_mma_ldmatrix(const ptx_ins *in, const int32_t *lists, uint64_t *R, const
 
 /* ------------------------------------------------------------------ cp.async */
 
-int ptx_mma_cp_async(const ptx_ins *in, const uint64_t *R, const ptx_memview *mv, uint32_t em, ptx_mma_fault *f) {
-    const unsigned sz = in->esize;
-    const int isz = in->c;
-    const int64_t doff = in->imm, soff = in->e;
-    for (uint32_t m = em; m; m &= m - 1) {
-        const unsigned l = (unsigned)__builtin_ctz(m);
-        const uint64_t da = REG(in->a, l) + (uint64_t)doff, sa = REG(in->b, l) + (uint64_t)soff;
-        unsigned n = isz >= 0 ? (unsigned)REG(isz, l) : sz;
-        if (n > sz) n = sz;
-        uint8_t *dp = ptx_mem_shared(mv, da, sz);
-        const uint8_t *sp = n ? ptx_mem_global(mv, sa, n) : dp;
-        if (!dp || !sp || (da & (sz - 1))) {
-            f->lane = l;
-            f->addr = dp ? sa : da;
-            f->bytes = sz;
-            f->misaligned = dp && sp;
-            return -1;
-        }
-        if (n == sz) {
-            switch (sz) { /* constant sizes: inline moves instead of a memcpy call per lane */
-            case 16: memcpy(dp, sp, 16); break;
-            case 8: memcpy(dp, sp, 8); break;
-            case 4: memcpy(dp, sp, 4); break;
-            default: memcpy(dp, sp, sz); break;
-            }
-        } else {
-            memcpy(dp, sp, n);
-            memset(dp + n, 0, sz - n);
-        }
+/* One lane's copy: 0, or -1 with *f set. */
+static inline int cp_async_lane(unsigned l, uint64_t da, uint64_t sa, unsigned sz, unsigned n, const ptx_memview *mv,
+                                ptx_mma_fault *f) {
+    if (n > sz) n = sz;
+    uint8_t *dp = ptx_mem_shared(mv, da, sz);
+    const uint8_t *sp = n ? ptx_mem_global(mv, sa, n) : dp;
+    if (!dp || !sp || (da & (sz - 1))) {
+        f->lane = l;
+        f->addr = dp ? sa : da;
+        f->bytes = sz;
+        f->misaligned = dp && sp;
+        return -1;
     }
+    if (n == sz) {
+        switch (sz) { /* constant sizes: inline moves instead of a memcpy call per lane */
+        case 16: memcpy(dp, sp, 16); break;
+        case 8: memcpy(dp, sp, 8); break;
+        case 4: memcpy(dp, sp, 4); break;
+        default: memcpy(dp, sp, sz); break;
+        }
+    } else {
+        memcpy(dp, sp, n);
+        memset(dp + n, 0, sz - n);
+    }
+    return 0;
+}
+
+int ptx_mma_cp_async(const ptx_ins *in, const uint64_t *dst, const uint64_t *src, const uint64_t *srcsize,
+                     const ptx_memview *mv, uint32_t em, ptx_mma_fault *f) {
+    const unsigned sz = in->esize;
+    const uint64_t doff = (uint64_t)in->imm, soff = (uint64_t)(int64_t)in->e;
+#define WHOLE(l) (!srcsize || (uint32_t)srcsize[l] >= sz) /* the lane copies sz bytes, no zero fill */
+    uint32_t m = em;
+    while (m) {
+        /* a run of consecutive lanes copying whole, consecutive sz-byte pieces (a tile row, as the samples
+         * issue it) is one copy; a lane the run cannot take goes alone, in lane order */
+        const unsigned l0 = (unsigned)__builtin_ctz(m);
+        const uint64_t da = dst[l0] + doff, sa = src[l0] + soff;
+        unsigned l = l0;
+        if (WHOLE(l0))
+            while (l < 31 && (m >> (l + 1) & 1) && WHOLE(l + 1) && dst[l + 1] + doff == da + (uint64_t)(l + 1 - l0) * sz &&
+                   src[l + 1] + soff == sa + (uint64_t)(l + 1 - l0) * sz)
+                l++;
+        const uint64_t bytes = (uint64_t)(l + 1 - l0) * sz;
+        uint8_t *dp;
+        const uint8_t *sp;
+        if (l > l0 && !(da & (sz - 1)) && (dp = ptx_mem_shared(mv, da, bytes)) && (sp = ptx_mem_global(mv, sa, bytes))) {
+            memcpy(dp, sp, bytes);
+            m = l == 31 ? 0u : m & ~0u << (l + 1);
+            continue;
+        }
+        if (cp_async_lane(l0, da, sa, sz, srcsize ? (unsigned)srcsize[l0] : sz, mv, f)) return -1;
+        m &= m - 1;
+    }
+#undef WHOLE
     return 0;
 }

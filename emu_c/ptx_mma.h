@@ -40,7 +40,11 @@ int ptx_mma_ldmatrix(const ptx_ins *in, const int32_t *lists, uint64_t *R, const
                      uint32_t em, ptx_mma_fault *f);
 
 /* cp.async.{ca,cg}.shared.global for the lanes in em: each lane's copy completes at once (the copies a
- * later cp.async.wait_group / wait_all waits for are already done). 0, or -1 with *f set. */
-int ptx_mma_cp_async(const ptx_ins *in, const uint64_t *R, const ptx_memview *mv, uint32_t em, ptx_mma_fault *f);
+ * later cp.async.wait_group / wait_all waits for are already done). dst, src: the 32 lanes' shared and
+ * global address registers (before the instruction's offsets), srcsize the source-size register's or NULL;
+ * both engines pass their own register vectors. 0, or -1 with *f set (the lanes before the failing one in
+ * lane order have copied). */
+int ptx_mma_cp_async(const ptx_ins *in, const uint64_t *dst, const uint64_t *src, const uint64_t *srcsize,
+                     const ptx_memview *mv, uint32_t em, ptx_mma_fault *f);
 
 #endif

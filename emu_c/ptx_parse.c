@@ -2911,6 +2911,7 @@ int ptx_kernel_decode(const ptx_kernel *kc_, char *log, size_t loglen) {
                 record_failure(k, PTXE_INVALID_PTX, buf);
                 st = -1;
             } else {
+                ptx_pool_fragment_slots(k);
                 __atomic_store_n(&k->decode_state, 1, __ATOMIC_RELEASE);
                 st = 1;
             }

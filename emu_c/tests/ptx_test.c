@@ -1911,6 +1911,132 @@ static void test_wmma_more(void) {
     dev_free(0, fa); dev_free(0, fb); dev_free(0, fc);
 }
 
+/* A random double for the f64 products: any sign, mantissa bits everywhere (inexact products and sums), exponents
+ * near 1 with now and then a zero of either sign or a subnormal. */
+static double rnd_f64(void) {
+    const uint32_t r = rnd();
+    if (r % 16 == 0) return r & 16 ? -0.0 : 0.0;
+    uint64_t u = (uint64_t)rnd() << 32 | rnd();
+    u = (u & 0x800fffffffffffffull) | (r % 16 == 1 ? 0 : (uint64_t)(1023 - 4 + r % 9) << 52);
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+/* f64 m8n8k4 the way dmmaTensorCoreGemm runs it (ptx_mma.c's f64 product on the register slots, the one-register
+ * fragment loads, cp.async runs with a zero-filling lane), then products whose D registers overlap A or C: every
+ * element bit for bit against the fma chain in increasing k. */
+static void test_wmma_f64_tile(void) {
+    double *A = dev_alloc(0, 128 * 8), *Bt = dev_alloc(0, 128 * 8), *C = dev_alloc(0, 64 * 8), *e = dev_alloc(0, 128 * 8);
+    double As[128], C0[64], ref[64];
+    for (int i = 0; i < 128; i++) { A[i] = As[i] = rnd_f64(); Bt[i] = rnd_f64(); }
+    for (int i = 0; i < 64; i++) C[i] = C0[i] = rnd_f64();
+    As[1 * 16 + 11] = 0.0; /* piece 13 (row 1, columns 10-11) copies 8 bytes and zero-fills the rest */
+    pbuf p = {{0}, 0};
+    pptr(&p, A); pptr(&p, Bt); pptr(&p, C); pptr(&p, e);
+    LAUNCH_OK("wmma_f64_tile", 1, 32, 0, &p, 1);
+    for (int m = 0; m < 8; m++)
+        for (int n = 0; n < 8; n++) {
+            double acc = C0[m * 8 + n];
+            for (int k = 0; k < 16; k++) acc = fma(As[m * 16 + k], Bt[n * 16 + k], acc);
+            ref[m * 8 + n] = acc;
+            CHECK(same_d(C[m * 8 + n], acc), "D[%d][%d]=%a want %a", m, n, C[m * 8 + n], acc);
+        }
+    for (int l = 0; l < 32; l++)
+        for (int i = 0; i < 2; i++) { /* slot i of lane l: element (l / 4, 2 (l % 4) + i); the last K step's A, B */
+            const int m = l / 4, n = 2 * (l % 4) + i;
+            double d = ref[m * 8 + n], s = ref[m * 8 + 2 * (l % 4) + 1 - i];
+            for (int k = 12; k < 16; k++) {
+                d = fma(As[m * 16 + k], Bt[n * 16 + k], d);
+                s = fma(As[m * 16 + k], Bt[n * 16 + k], s);
+            }
+            CHECK(same_d(e[4 * l + i], d), "D0 = A: lane %d slot %d=%a want %a", l, i, e[4 * l + i], d);
+            CHECK(same_d(e[4 * l + 2 + i], s), "D = C swapped: lane %d slot %d=%a want %a", l, i, e[4 * l + 2 + i], s);
+        }
+    dev_free(0, A); dev_free(0, Bt); dev_free(0, C); dev_free(0, e);
+}
+
+/* ptx_regpool.c's rules on a hand-made kernel: fragments whose live ranges do not overlap share a slot; a
+ * fragment named outside the fragment lists, one whose range a branch enters, one first written under a guard
+ * and one first read keep their own. */
+static void test_regpool(void) {
+    enum { NS = 40 };
+    ptx_ins code[14];
+    memset(code, 0, sizeof code);
+    for (int i = 0; i < 14; i++) {
+        code[i].op = OP_NOP;
+        code[i].pred = code[i].d = code[i].d2 = code[i].a = code[i].b = code[i].c = code[i].e = -1;
+        for (int j = 0; j < 4; j++) code[i].v[j] = -1;
+        code[i].imm = -1;
+    }
+    int32_t lists[32];
+    int nl = 0;
+#define LOADF(i, reg) (code[i].op = OP_WMMA_LOAD, code[i].a = 1, code[i].b = 2, code[i].e = 1, code[i].c = nl, code[i].vec = 1, code[i].imm = 0, lists[nl++] = (reg))
+#define MMAF(i, d0, d1, ra, rb, c0, c1)                                                                  \
+    (code[i].op = OP_WMMA_MMA, code[i].e = 3, code[i].imm = 1, code[i].d = nl, lists[nl++] = (d0), lists[nl++] = (d1), \
+     code[i].a = nl, lists[nl++] = (ra), code[i].b = nl, lists[nl++] = (rb), code[i].c = nl, lists[nl++] = (c0),        \
+     lists[nl++] = (c1), code[i].v[0] = 2, code[i].v[1] = 1, code[i].v[2] = 1, code[i].v[3] = 2)
+    LOADF(0, 10);                      /* a0: 0-2 */
+    LOADF(1, 11);                      /* b0: 1-2 */
+    MMAF(2, 12, 13, 10, 11, 30, 31);   /* D0 12,13: 2-5; C 30,31 read first: kept */
+    LOADF(3, 14);                      /* a1: 3-5, may take a0's slot */
+    LOADF(4, 15);                      /* b1: 4-5, may take b0's slot */
+    MMAF(5, 16, 17, 14, 15, 12, 13);   /* D1 16,17: 5-11 (stored at 11) */
+    LOADF(6, 18); code[6].pred = 5;    /* guarded first write: kept */
+    LOADF(7, 19);                      /* 19: 7-9, but instruction 8 is a branch target: kept */
+    code[9].op = OP_WMMA_STORE; code[9].a = 1; code[9].b = 2; code[9].e = 1; code[9].c = nl; code[9].vec = 1; code[9].imm = 0; lists[nl++] = 19;
+    code[10].op = OP_BRA; code[10].imm = 8;
+    LOADF(11, 20); code[11].op = OP_WMMA_STORE; code[11].vec = 1; lists[nl - 1] = 16;
+    lists[nl++] = 21;                  /* 20: a list entry no fragment instruction claims (another instruction's) */
+    LOADF(8, 21);                      /* 21: 21 loaded: kept for the entry above */
+    MMAF(12, 24, 25, 26, 27, 24, 28);  /* 22-27: 24 written and read by its first instruction: kept */
+    ptx_kernel k;
+    memset(&k, 0, sizeof k);
+    k.code = code; k.ncode = 14; k.nslots = NS; k.lists = lists; k.nlists = nl;
+    int32_t before[32];
+    memcpy(before, lists, sizeof(int32_t) * (size_t)nl);
+    ptx_pool_fragment_slots(&k);
+    /* list positions: 0 a0, 1 b0, 2-7 mma0 (D 12 13, A, B, C 30 31), 8 a1, 9 b1, 10-15 mma1 (D 16 17, A, B, C), 16
+     * (18), 17 (19), 18 the store of 19, 19 the store of 16, 20 the unclaimed 21, 21 the load of 21, 22-27 mma12 */
+    CHECK(lists[8] == lists[0] && lists[4] == lists[0], "a1 shares a0's slot: %d %d", lists[8], lists[0]);
+    CHECK(lists[9] == lists[1] && lists[5] == lists[1], "b1 shares b0's slot: %d %d", lists[9], lists[1]);
+    CHECK(lists[12] == lists[8] && lists[13] == lists[9], "mma1 reads a1, b1 where they were put");
+    CHECK(lists[2] != lists[0] && lists[2] != lists[1] && lists[3] != lists[0] && lists[3] != lists[1] && lists[2] != lists[3],
+          "D0 overlaps a0/b0's ranges");
+    CHECK(lists[6] == 30 && lists[7] == 31 && lists[14] == lists[2] && lists[15] == lists[3], "C read first is kept, D0 renamed consistently");
+    for (int e = 10; e <= 11; e++) /* D1 (live to 11) shares no slot in use at 5 */
+        CHECK(lists[e] != lists[8] && lists[e] != lists[9] && lists[e] != lists[2] && lists[e] != lists[3], "D1 slot %d", lists[e]);
+    CHECK(lists[19] == lists[10], "the store of D1 reads where D1 was put");
+    CHECK(lists[16] == 18 && lists[17] == 19 && lists[18] == 19, "guarded and entered registers kept");
+    CHECK(lists[20] == 21 && lists[21] == 21, "a register of another instruction's list kept");
+    CHECK(lists[22] == 24 && lists[26] == 24, "a register read by its first instruction kept");
+    int pooled = 0;
+    for (int e = 0; e < nl; e++) pooled += lists[e] != before[e];
+    CHECK(pooled > 0, "nothing shared a slot");
+#undef LOADF
+#undef MMAF
+}
+
+/* A cp.async lane with a bad source fails the launch and is the lane named, inside a run of lanes or alone. */
+static void test_cpasync_fault(void) {
+    double *g = dev_alloc(0, 64 * 8), *o = dev_alloc(0, 32 * 8);
+    for (int i = 0; i < 64; i++) g[i] = i;
+    pbuf ok = {{0}, 0};
+    pptr(&ok, g); pptr(&ok, o); pint(&ok, -1);
+    LAUNCH_OK("cpasync_fault", 1, 32, 0, &ok, 1);
+    for (int l = 0; l < 32; l++) CHECK(o[l] == 4 * l + 1, "lane %d: %g", l, o[l]);
+    const int bad[] = {0, 5, 31};
+    for (int i = 0; i < 3; i++) {
+        pbuf p = {{0}, 0};
+        pptr(&p, g); pptr(&p, o); pint(&p, bad[i]);
+        char log[512] = "", want[48];
+        int r = launch("cpasync_fault", 1, 1, 1, 32, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL);
+        snprintf(want, sizeof want, "thread (%d,0,0)", bad[i]);
+        CHECK(r == 700 && strstr(log, "illegal") && strstr(log, want), "bad lane %d -> %d (%s)", bad[i], r, log);
+    }
+    dev_free(0, g); dev_free(0, o);
+}
+
 static void test_mma_ldmatrix(void) {
     uint16_t *A = dev_alloc(0, 512), *Bt = dev_alloc(0, 256), *Br = dev_alloc(0, 256);
     float *C = dev_alloc(0, 512), *D = dev_alloc(0, 512), *D2 = dev_alloc(0, 512);
@@ -3008,7 +3134,7 @@ static const test TESTS[] = {
     {"half2", test_half2}, {"ints64", test_ints64}, {"vecs", test_vecs}, {"byval", test_byval}, {"cub", test_cub},
     {"fuzz_parser", test_fuzz_parser}, {"cpasync", test_cpasync}, {"halfatomics", test_halfatomics},
     {"devmalloc", test_devmalloc}, {"wmma", test_wmma}, {"wmma_more", test_wmma_more}, {"mma_ldmatrix", test_mma_ldmatrix},
-    {"wmma_exact", test_wmma_exact}, {"mma_more", test_mma_more}, {"cvt_tf32", test_cvt_tf32},
+    {"wmma_exact", test_wmma_exact}, {"wmma_f64_tile", test_wmma_f64_tile}, {"regpool", test_regpool}, {"cpasync_fault", test_cpasync_fault}, {"mma_more", test_mma_more}, {"cvt_tf32", test_cvt_tf32},
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background}, {"jit_switch_mid_launch", test_jit_switch_mid_launch},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},

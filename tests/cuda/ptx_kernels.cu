@@ -517,6 +517,58 @@ extern "C" __global__ void wmma_more(const double *da, const double *db, double 
     wmma::store_matrix_sync(fc, ctf, 16, wmma::mem_row_major);
 }
 
+// f64 m8n8k4 as dmmaTensorCoreGemm runs it: A (8x16) and B (16x8, given as its transpose Bt) staged in
+// shared memory by cp.async, 16 bytes a lane, each skewed shared row a run of 8 lanes, piece 13 copying 8
+// bytes and zero-filling the rest; fragments loaded with the skewed stride, the 4 K steps accumulated in
+// place, D stored row-major. Then one more product through inline PTX whose D registers overlap its
+// inputs: D0 is A's register (e[4l], e[4l + 1]), and D is C's pair swapped (e[4l + 2], e[4l + 3]).
+extern "C" __global__ void wmma_f64_tile(const double *A, const double *Bt, double *C, double *e) {
+    using namespace nvcuda;
+    __shared__ __align__(32) double sa[8][20], sb[8][20];
+    const unsigned l = threadIdx.x;
+    for (unsigned p = l; p < 64; p += blockDim.x) {
+        const unsigned r = p / 8, c = (p % 8) * 2;
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" /* src-size in a register */
+                     :: "r"((unsigned)__cvta_generic_to_shared(&sa[r][c])), "l"(&A[r * 16 + c]), "r"(p == 13 ? 8 : 16));
+        __pipeline_memcpy_async(&sb[r][c], &Bt[r * 16 + c], 16);
+    }
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
+    __syncthreads();
+    wmma::fragment<wmma::accumulator, 8, 8, 4, double> c;
+    wmma::fragment<wmma::matrix_a, 8, 8, 4, double, wmma::row_major> a;
+    wmma::fragment<wmma::matrix_b, 8, 8, 4, double, wmma::col_major> b;
+    wmma::load_matrix_sync(c, C, 8, wmma::mem_row_major);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        wmma::load_matrix_sync(a, &sa[0][4 * k], 20);
+        wmma::load_matrix_sync(b, &sb[0][4 * k], 20);
+        wmma::mma_sync(c, a, b, c);
+    }
+    wmma::store_matrix_sync(C, c, 8, wmma::mem_row_major);
+    double d0 = a.x[0], d1, s0 = c.x[0], s1 = c.x[1];
+    asm volatile("wmma.mma.sync.aligned.row.col.m8n8k4.f64.f64.f64.f64.rn {%0, %1}, {%0}, {%2}, {%3, %4};"
+                 : "+d"(d0), "=d"(d1) : "d"(b.x[0]), "d"(c.x[0]), "d"(c.x[1]));
+    asm volatile("wmma.mma.sync.aligned.row.col.m8n8k4.f64.f64.f64.f64.rn {%0, %1}, {%2}, {%3}, {%1, %0};"
+                 : "+d"(s0), "+d"(s1) : "d"(a.x[0]), "d"(b.x[0]));
+    e[4 * l] = d0;
+    e[4 * l + 1] = d1;
+    e[4 * l + 2] = s0;
+    e[4 * l + 3] = s1;
+}
+
+// cp.async from a bad address in one lane (lane `bad`'s source is far past g's allocation): the launch
+// fails naming that lane, whether its neighbours form one run or not.
+extern "C" __global__ void cpasync_fault(const double *g, double *o, int bad) {
+    __shared__ __align__(16) double s[64];
+    const unsigned l = threadIdx.x;
+    __pipeline_memcpy_async(&s[2 * l], g + 2 * l + (l == (unsigned)bad ? (1u << 28) : 0u), 16);
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
+    __syncthreads();
+    o[l] = s[2 * l] + s[2 * l + 1];
+}
+
 // PTX mma.sync m16n8k16 with operands loaded by ldmatrix (plain and .trans), as in hand-tuned GEMMs.
 // A: 16x16 row-major; B: 16x8 given twice, column-major (Bt[n][k]) and row-major (B[k][n]); C, D: 16x8 row-major.
 extern "C" __global__ void mma_ldmatrix(const half *A, const half *Bt, const half *Brow, const float *C, float *D, float *D2) {

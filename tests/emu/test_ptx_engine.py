@@ -23,7 +23,7 @@ def build_ptx_test(opt: str = "-O1", sanitize: bool = True, jit: bool = False) -
     when asked to (jit=True), as libcuda.so.1 finds it next to itself."""
     srcs = sorted(
         [repo_file("emu_c", f) for f in ("ptx_parse.c", "ptx_exec.c", "ptx_float.c", "ptx_texture.c", "ptx_jit.c",
-                                         "ptx_jit_cache.c", "ptx_jit_key.c", "ptx_mma.c")]
+                                         "ptx_jit_cache.c", "ptx_jit_key.c", "ptx_mma.c", "ptx_regpool.c")]
         + [repo_file("emu_c", "tests", "ptx_test.c")])
     hdrs = [repo_file("emu_c", f) for f in ("ptx.h", "ptx_internal.h", "ptx_texture.h", "ptx_jit.h", "ptx_mem.h",
                                                    "ptx_mma.h")] + [repo_file("include", "tf_fd_io.h")]
