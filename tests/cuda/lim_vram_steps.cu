@@ -1,6 +1,6 @@
 // lim_vram_steps.cu - allocates on command, for live-limit tests (tests/limiter): one line on stdin per
 // step. "m <MiB>" allocates managed memory, writes it on the host and in a kernel and checks both
-// ("managed=<ok|error name>"), "h <MiB>" allocates pinned host memory ("host=<ok|error name>"), "s" starts a
+// ("managed=<ok|error name>"), "h <MiB>" allocates pinned host memory ("host=ok <mapped|unmapped>": can the device address it; or "host=<error name>"), "s" starts a
 // kernel that never ends and prints "spinning=seen" once it runs (it writes managed memory the host polls),
 // "k" forks a child that allocates 64 MiB and exits ("fork=ok" once it is reaped), "a <MiB>" allocates (prints "alloc=<ok|error name>"), "f" frees the last allocation
 // ("free=ok"), "r" resets the device (cudaDeviceReset: the driver frees everything; "reset=ok"), "i" prints "free_mem=<bytes> total_mem=<bytes>" (cudaMemGetInfo), "q" quits.
@@ -81,9 +81,13 @@ int main()
             void *p = 0;
             cudaError_t e = cudaMallocHost(&p, (size_t)atoi(line + 1) << 20);
             cudaGetLastError();
+            void *d = 0;
+            bool mapped = e == cudaSuccess && cudaHostGetDevicePointer(&d, p, 0) == cudaSuccess && d;
+            cudaGetLastError();
             if (e == cudaSuccess) memset(p, 1, (size_t)atoi(line + 1) << 20);
             if (e == cudaSuccess) hosts.push_back(p);
-            printf("host=%s\n", e == cudaSuccess ? "ok" : cudaGetErrorName(e));
+            printf("host=%s%s\n", e == cudaSuccess ? "ok" : cudaGetErrorName(e),
+                   e != cudaSuccess ? "" : mapped ? " mapped" : " unmapped");
         } else if (line[0] == 's') {
             printf("spinning=%s\n", spin_step());
         } else if (line[0] == 'f' && !bufs.empty()) {

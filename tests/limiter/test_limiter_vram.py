@@ -116,7 +116,7 @@ def test_local_managed_memory_is_charged_like_device_memory():
     assert [step("m 100"), step("m 100"), step("m 100")] == ["managed=ok", "managed=ok", "managed=cudaErrorMemoryAllocation"]
     assert step("a 100") == "alloc=cudaErrorMemoryAllocation"
     assert step("i") == f"free_mem={56 * MiB} total_mem={256 * MiB}"
-    assert step("h 200") == "host=ok"
+    assert step("h 200") == "host=ok mapped"
     assert step("f") == "free=ok"
     assert step("m 100") == "managed=ok"
     step("q")

@@ -1,6 +1,6 @@
 """Managed memory (and pinned host memory) made through the stub counts against the session's VRAM cap.
 
-Remotely, cudaMallocManaged / cudaMallocHost are host memory the GPU worker process maps and registers at
+Remotely, cudaMallocManaged / cudaMallocHost (same host) are host memory the GPU worker process maps and registers at
 the client's address (tfMemAllocAt*), which the limiter's hooks never see; the executor charges it through
 the limiter's exported hostmap charge, in the same ledger and the allocation's same shared total as device
 memory. Every session below belongs to ONE allocation (one SessionLimits region, 256 MiB), as sessions of
@@ -36,7 +36,7 @@ def allocation(tmp_path):
         count[0] += 1
         return SessionGrant(session_id=f"managed{count[0]}", env=lim.env, preload=lim.preload)
 
-    dp = InProcessDataPlane(tmp_path, tcp=False, authorize=authorize)
+    dp = InProcessDataPlane(tmp_path, tcp=True, authorize=authorize)
     yield dp, lim
     dp.close()
     lim.close()
@@ -69,8 +69,8 @@ def steps(allocation, cuda_program):
     binary = cuda_program("lim_vram_steps")
     started = []
 
-    def start() -> Steps:
-        s = Steps(binary, dp.unix)
+    def start(transport: str = "unix") -> Steps:
+        s = Steps(binary, getattr(dp, transport))
         started.append(s)
         return s
     yield start
@@ -90,9 +90,10 @@ def test_managed_memory_over_the_cap_is_refused(allocation, steps):
     s.quit()
 
 
-def test_managed_allocations_count_up_to_the_cap_and_free_gives_back(allocation, steps):
+@pytest.mark.parametrize("transport", ["unix", "tcp"])   # shared memfd / the worker's private copy
+def test_managed_allocations_count_up_to_the_cap_and_free_gives_back(allocation, steps, transport):
     _, lim = allocation
-    s = steps()
+    s = steps(transport)
     assert s.step("m 100") == "managed=ok"
     assert s.step("m 100") == "managed=ok"
     assert lim.usage().vram_used == 200 * MiB
@@ -117,15 +118,17 @@ def test_device_and_managed_memory_share_the_cap(allocation, steps):
     s.quit()
 
 
-def test_pinned_host_memory_made_by_the_worker_is_bounded_too(allocation, steps):
-    """cudaMallocHost through the stub is also memory the GPU worker process maps and pins for the client
-    on the GPU host: bounded by the same cap (locally it is the program's own host memory, not charged)."""
+def test_pinned_host_memory_the_worker_maps_is_bounded_too(allocation, steps):
+    """cudaMallocHost through the stub (same host) is also memory the GPU worker process maps and pins for the
+    client on the GPU host: charged to the same cap. Over it, the block stays client memory the device
+    cannot address (as over TCP), and the allocation still succeeds (locally pinned memory is not charged)."""
     _, lim = allocation
     s = steps()
-    assert s.step("h 200") == "host=ok"
-    assert s.step("h 100") == f"host={REFUSED}"
-    assert s.step("m 100") == f"managed={REFUSED}"
+    assert s.step("h 200") == "host=ok mapped"
     assert lim.usage().vram_used == 200 * MiB
+    assert s.step("h 100") == "host=ok unmapped"
+    assert lim.usage().vram_used == 200 * MiB
+    assert s.step("m 100") == f"managed={REFUSED}"
     s.quit()
     assert lim.usage().vram_used == 0
 
