@@ -10,7 +10,9 @@
  *   lib         TFL_LIB_CUDA (libcuda.so.1) or TFL_LIB_NVML (libnvidia-ml.so.1)
  * Not hooked on purpose: cuMemHostAlloc / cuMemAllocHost (pinned HOST memory, DEVICEMAP only maps it
  * into the device's address space: no device memory is used), cuMemAddressReserve / cuMemMap (VA only,
- * the physical memory is charged at cuMemCreate), legacy 32-bit entry points (cuMemAlloc v1...). */
+ * the physical memory is charged at cuMemCreate), legacy 32-bit entry points (cuMemAlloc v1...).
+ * Exported without hooking anything: tfLimiterChargeHostMap / tfLimiterRefundHostMap, the charge the GPU
+ * worker process takes for host memory it maps for its remote client (include/tf_limiter_hostmap.h). */
 #ifndef TFL_HOOKS_H
 #define TFL_HOOKS_H
 #include <cuda.h>

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include "hooks.h"
 #include "limiter.h"
+#include "tf_limiter_hostmap.h"
 
 /* Charges `bytes` against the current cap, in the allocation's total (all its processes, one CAS) and
  * in this process's ledger; 0 on success. */
@@ -50,7 +51,8 @@ static uint64_t current_ctx(void)
  * if the ledger cannot record it (out of host memory): the caller frees the allocation. */
 static int bind(tfl_state *st, int kind, uint64_t key, uint64_t bytes)
 {
-    uint64_t owner = kind == TFL_KEY_VMM ? 0 : current_ctx(); /* VMM memory belongs to the device */
+    /* VMM memory belongs to the device; a worker's host mapping outlives any context (tf_limiter_hostmap.h) */
+    uint64_t owner = kind == TFL_KEY_VMM || kind == TFL_KEY_HOSTMAP ? 0 : current_ctx();
     if (pthread_mutex_lock(&st->lock) != 0) { uncharge(st, bytes); return -1; }
     uint64_t stale = 0;
     tfl_status s = tfl_ledger_commit_owned(&st->ledger, kind, key, bytes, owner);
@@ -316,6 +318,16 @@ TFL_EXPORT CUresult CUDAAPI cuMipmappedArrayDestroy(CUmipmappedArray a)
 {
     FREE_KEY(cuMipmappedArrayDestroy, TFL_KEY_MIPMAP, (uintptr_t)a, real(a));
 }
+
+/* ---- host memory a GPU worker process maps for its remote client (include/tf_limiter_hostmap.h) --- */
+TFL_EXPORT CUresult tfLimiterChargeHostMap(unsigned long long addr, size_t bytes)
+{
+    tfl_state *st = tfl_state_get();
+    if (charge(st, bytes) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    return bind(st, TFL_KEY_HOSTMAP, addr, bytes) == 0 ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+TFL_EXPORT void tfLimiterRefundHostMap(unsigned long long addr) { refund(tfl_state_get(), TFL_KEY_HOSTMAP, addr); }
 
 /* ---- what the program is told ----------------------------------------------------------------------- */
 static void cap_info(tfl_state *st, uint64_t *total, uint64_t *free_b)

@@ -278,7 +278,10 @@ CUresult tfs_cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
  * private memory with the same contents (bytes of other objects on those pages keep their values). A range
  * whose pages another mapped registration already uses stays unmapped, as does everything over TCP or
  * with TF_SHM=0: there the device cannot see client memory, CAN_MAP_HOST_MEMORY reads 0 and
- * cuMemHostGetDevicePointer answers CUDA_ERROR_NOT_SUPPORTED with a reason. Cost: one memfd and one round
+ * cuMemHostGetDevicePointer answers CUDA_ERROR_NOT_SUPPORTED with a reason. What the worker maps it pins on
+ * the GPU host, so it counts against the session's VRAM cap (limiter_c/README.md); a block the worker
+ * refuses (over the cap: CUDA_ERROR_OUT_OF_MEMORY) stays client memory, unmapped, as over TCP: the
+ * allocation or registration still succeeds, as it does locally where pinned memory is not charged. Cost: one memfd and one round
  * trip per allocation or registration. A child forked without exec shares mapped pages with its parent
  * (MAP_SHARED), and another thread writing to those pages while they are swapped may lose that write. */
 static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -336,10 +339,6 @@ CUresult tfs_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
     if (tf_same_host_shm()) {
         CUdeviceptr got = 0;
         CUresult rc = managed_alloc_shared(&b->p, size, &got);
-        if (rc == CUDA_ERROR_OUT_OF_MEMORY) {
-            free(b);
-            return rc;
-        }
         if (rc == CUDA_SUCCESS) b->map_base = b->p, b->mapped = size;
         else tf_debug("pinned memory: the worker did not map %zu bytes (%d); the device cannot reach them", size, rc);
     }
@@ -440,7 +439,7 @@ CUresult tfs_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
         pages_taken = o->mapped && a < (uint8_t *)o->map_base + o->mapped && (uint8_t *)o->map_base < e;
     if (tf_same_host_shm() && !pages_taken && !(Flags & (CU_MEMHOSTREGISTER_IOMEMORY | CU_MEMHOSTREGISTER_READ_ONLY))) {
         CUresult rc = pages_shared(a, (size_t)(e - a));
-        if (rc == CUDA_ERROR_OPERATING_SYSTEM || rc == CUDA_ERROR_OUT_OF_MEMORY) {
+        if (rc == CUDA_ERROR_OPERATING_SYSTEM) {
             pthread_mutex_unlock(&g_host_mu);
             free(b);
             return rc;

@@ -1,15 +1,70 @@
 // lim_vram_steps.cu - allocates on command, for live-limit tests (tests/limiter): one line on stdin per
-// step. "k" forks a child that allocates 64 MiB and exits ("fork=ok" once it is reaped), "a <MiB>" allocates (prints "alloc=<ok|error name>"), "f" frees the last allocation
+// step. "m <MiB>" allocates managed memory, writes it on the host and in a kernel and checks both
+// ("managed=<ok|error name>"), "h <MiB>" allocates pinned host memory ("host=ok <mapped|unmapped>": can the device address it; or "host=<error name>"), "s" starts a
+// kernel that never ends and prints "spinning=seen" once it runs (it writes managed memory the host polls),
+// "k" forks a child that allocates 64 MiB and exits ("fork=ok" once it is reaped), "a <MiB>" allocates (prints "alloc=<ok|error name>"), "f" frees the last allocation
 // ("free=ok"), "r" resets the device (cudaDeviceReset: the driver frees everything; "reset=ok"), "i" prints "free_mem=<bytes> total_mem=<bytes>" (cudaMemGetInfo), "q" quits.
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
+// one thread per 4 KiB page: adds the page's index to its first word
+__global__ void touch_pages(unsigned *p, size_t pages)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < pages) p[i * 1024] += (unsigned)i;
+}
+
+__global__ void spin_forever(volatile unsigned *flag)
+{
+    for (;;) {
+        *flag = 1;
+        __threadfence_system();
+    }
+}
+
+static const char *managed_step(size_t bytes, std::vector<void *> &bufs)
+{
+    unsigned *p = 0;
+    cudaError_t e = cudaMallocManaged(&p, bytes);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return cudaGetErrorName(e);
+    }
+    bufs.push_back(p);
+    memset(p, 7, bytes);
+    size_t pages = bytes >> 12;
+    touch_pages<<<(unsigned)((pages + 255) / 256), 256>>>(p, pages);
+    if ((e = cudaDeviceSynchronize()) != cudaSuccess) return cudaGetErrorName(e);
+    for (size_t i = 0; i < pages; i++)
+        if (p[i * 1024] != 0x07070707u + (unsigned)i || p[i * 1024 + 1] != 0x07070707u) return "wrong_data";
+    return "ok";
+}
+
+// The kernel never ends: a thread flushes the launch (a query waits for the worker's answer, which may
+// never come), the main thread waits for the kernel's first write.
+static const char *spin_step()
+{
+    unsigned *flag = 0;
+    if (cudaMallocManaged(&flag, 4096) != cudaSuccess) return "alloc_failed";
+    *flag = 0;
+    spin_forever<<<1, 1>>>(flag);
+    std::thread([] { cudaStreamQuery(0); }).detach();
+    for (int i = 0; i < 60000; i++) {
+        if (*(volatile unsigned *)flag) return "seen";
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return "unseen";
+}
+
 int main()
 {
-    std::vector<void *> bufs;
+    std::vector<void *> bufs, hosts;
     char line[64];
     setvbuf(stdout, 0, _IOLBF, 0);
     if (cudaFree(0) != cudaSuccess) { printf("error=init\n"); return 1; }
@@ -20,6 +75,21 @@ int main()
             if (e == cudaSuccess) bufs.push_back(p);
             cudaGetLastError();
             printf("alloc=%s\n", e == cudaSuccess ? "ok" : cudaGetErrorName(e));
+        } else if (line[0] == 'm') {
+            printf("managed=%s\n", managed_step((size_t)atoi(line + 1) << 20, bufs));
+        } else if (line[0] == 'h') {
+            void *p = 0;
+            cudaError_t e = cudaMallocHost(&p, (size_t)atoi(line + 1) << 20);
+            cudaGetLastError();
+            void *d = 0;
+            bool mapped = e == cudaSuccess && cudaHostGetDevicePointer(&d, p, 0) == cudaSuccess && d;
+            cudaGetLastError();
+            if (e == cudaSuccess) memset(p, 1, (size_t)atoi(line + 1) << 20);
+            if (e == cudaSuccess) hosts.push_back(p);
+            printf("host=%s%s\n", e == cudaSuccess ? "ok" : cudaGetErrorName(e),
+                   e != cudaSuccess ? "" : mapped ? " mapped" : " unmapped");
+        } else if (line[0] == 's') {
+            printf("spinning=%s\n", spin_step());
         } else if (line[0] == 'f' && !bufs.empty()) {
             cudaFree(bufs.back());
             bufs.pop_back();
@@ -47,5 +117,6 @@ int main()
         }
     }
     for (void *p : bufs) cudaFree(p);
+    for (void *p : hosts) cudaFreeHost(p);
     return 0;
 }

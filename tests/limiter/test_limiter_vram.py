@@ -101,6 +101,30 @@ def test_vram_limit_changes_live():
         assert p.returncode == 0
 
 
+def test_local_managed_memory_is_charged_like_device_memory():
+    """`run --local`: the limiter in the program charges cudaMallocManaged like cudaMalloc (as HAMi-core
+    does), and pinned host memory is the program's own (not charged); the remote path's counterpart is
+    tests/stub/test_remote_managed_cap.py."""
+    p = start("lim_vram_steps", env=limited_env(local_env(vram_limit_bytes=256 * MiB, base={})))
+
+    def step(cmd: str) -> str:
+        p.stdin.write(f"{cmd}\n".encode())
+        p.stdin.flush()
+        return p.stdout.readline().decode().strip()
+
+    assert step("m 1024") == "managed=cudaErrorMemoryAllocation"
+    assert [step("m 100"), step("m 100"), step("m 100")] == ["managed=ok", "managed=ok", "managed=cudaErrorMemoryAllocation"]
+    assert step("a 100") == "alloc=cudaErrorMemoryAllocation"
+    assert step("i") == f"free_mem={56 * MiB} total_mem={256 * MiB}"
+    assert step("h 200") == "host=ok mapped"
+    assert step("f") == "free=ok"
+    assert step("m 100") == "managed=ok"
+    step("q")
+    p.stdin.close()
+    p.wait(timeout=30)
+    assert p.returncode == 0
+
+
 def test_device_reset_refunds_what_the_driver_freed():
     """cudaDeviceReset destroys the primary context and the driver frees its memory: the charges go
     with it, so the program can allocate up to the cap again."""

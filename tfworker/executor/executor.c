@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "tf_limiter_hostmap.h"
 #include "tf_log_line.h"
 #include "tf_spin_wait.h"
 
@@ -882,27 +883,48 @@ int tf_serve(tfx *x, int fd)
 }
 
 /* ------------------------------------------------------------------- managed memory */
+/* The limiter's charge for host memory this process maps for the client (tf_limiter_hostmap.h): the
+ * limiter is LD_PRELOADed here by the worker daemon, so these are found in the process; absent (no
+ * limiter), nothing is charged, as for device allocations. */
+static CUresult hostmap_charge(unsigned long long addr, size_t bytes)
+{
+    tf_limiter_charge_hostmap_fn f = (tf_limiter_charge_hostmap_fn)dlsym(RTLD_DEFAULT, TF_LIMITER_CHARGE_HOSTMAP);
+    return f ? f(addr, bytes) : CUDA_SUCCESS;
+}
+
+static void hostmap_refund(unsigned long long addr)
+{
+    tf_limiter_refund_hostmap_fn f = (tf_limiter_refund_hostmap_fn)dlsym(RTLD_DEFAULT, TF_LIMITER_REFUND_HOSTMAP);
+    if (f) f(addr);
+}
+
 /* The client's managed allocation at address `addr`: host memory of this process mapped at the same
  * address and registered with the device, whose unified address is then also `addr`. fd < 0: private
  * memory (the stub keeps the two copies coherent); else the client's memfd, mapped shared, so both
- * processes address the same bytes. Any other outcome frees what was made and tells the client. */
+ * processes address the same bytes. The stub makes its pinned host memory the same way. It lives on the
+ * GPU host, pinned for the client, so it is charged against the allocation's VRAM cap before it is made
+ * (over the cap: CUDA_ERROR_OUT_OF_MEMORY); this process's exit gives it back with the rest. Any other
+ * outcome frees what was made, refunds the charge and tells the client. */
 static CUresult managed_map_at(tfx *x, CUdeviceptr *dptr, unsigned long long addr, size_t bytesize, int fd)
 {
     if (!x->bx.cuMemHostRegister_v2 || !x->bx.cuMemHostGetDevicePointer_v2 || !x->bx.cuMemHostUnregister)
         return CUDA_ERROR_NOT_SUPPORTED;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (!addr || addr % page || !bytesize || bytesize % page) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = hostmap_charge(addr, bytesize);
+    if (rc) return rc;
     void *want = (void *)(uintptr_t)addr;
     void *p = fd < 0 ? mmap(want, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
                      : mmap(want, bytesize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
-    if (p == MAP_FAILED) return CUDA_ERROR_NOT_SUPPORTED;
-    if (p != want) {   /* kernels without MAP_FIXED_NOREPLACE treat it as a hint */
+    rc = CUDA_ERROR_NOT_SUPPORTED;
+    if (p != MAP_FAILED && p != want)   /* kernels without MAP_FIXED_NOREPLACE treat it as a hint */
         munmap(p, bytesize);
-        return CUDA_ERROR_NOT_SUPPORTED;
+    if (p == want) {
+        rc = x->bx.cuMemHostRegister_v2(p, bytesize, CU_MEMHOSTREGISTER_DEVICEMAP);
+        if (rc) munmap(p, bytesize);
     }
-    CUresult rc = x->bx.cuMemHostRegister_v2(p, bytesize, CU_MEMHOSTREGISTER_DEVICEMAP);
     if (rc) {
-        munmap(p, bytesize);
+        hostmap_refund(addr);
         return rc;
     }
     CUdeviceptr d = 0;
@@ -911,6 +933,7 @@ static CUresult managed_map_at(tfx *x, CUdeviceptr *dptr, unsigned long long add
     if (rc) {
         x->bx.cuMemHostUnregister(p);
         munmap(p, bytesize);
+        hostmap_refund(addr);
         return rc;
     }
     *dptr = d;
@@ -946,6 +969,6 @@ CUresult ex_tfMemFreeAt(tfx *x, CUdeviceptr dptr)
     CUresult rc = x->bx.cuMemGetAddressRange_v2(&base, &size, dptr);
     if (rc == CUDA_SUCCESS && base != dptr) rc = CUDA_ERROR_INVALID_VALUE;
     if (rc == CUDA_SUCCESS) rc = x->bx.cuMemHostUnregister((void *)(uintptr_t)dptr);
-    if (rc == CUDA_SUCCESS) munmap((void *)(uintptr_t)dptr, size);
+    if (rc == CUDA_SUCCESS && munmap((void *)(uintptr_t)dptr, size) == 0) hostmap_refund(dptr);
     return rc;
 }

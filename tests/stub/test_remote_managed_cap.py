@@ -1,0 +1,150 @@
+"""Managed memory (and pinned host memory) made through the stub counts against the session's VRAM cap.
+
+Remotely, cudaMallocManaged / cudaMallocHost (same host) are host memory the GPU worker process maps and registers at
+the client's address (tfMemAllocAt*), which the limiter's hooks never see; the executor charges it through
+the limiter's exported hostmap charge, in the same ledger and the allocation's same shared total as device
+memory. Every session below belongs to ONE allocation (one SessionLimits region, 256 MiB), as sessions of
+one lease do; each program is tests/cuda/lim_vram_steps.cu driven line by line through the stub."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import uuid
+
+import pytest
+
+from dp_helpers import InProcessDataPlane, stub_env, wait_until
+from tfclient import native
+from tfworker.dataplane import SessionGrant
+from tfworker.limits import SessionLimits
+
+MiB = 1 << 20
+CAP = 256 * MiB
+REFUSED = "cudaErrorMemoryAllocation"
+
+
+@pytest.fixture
+def allocation(tmp_path):
+    """A data plane whose every session is granted the same 256 MiB allocation."""
+    if not (native.emu_lib_dir() / "libcuda.so.1").exists():
+        pytest.skip("emulated device not built (build/emu/libcuda.so.1): run `make native`")
+    native.require(native.limiter_lib())
+    lim = SessionLimits.create(f"dp-managed-{uuid.uuid4().hex[:8]}", vram_limit_bytes=CAP)
+    count = [0]
+
+    async def authorize(token: bytes) -> SessionGrant:
+        count[0] += 1
+        return SessionGrant(session_id=f"managed{count[0]}", env=lim.env, preload=lim.preload)
+
+    dp = InProcessDataPlane(tmp_path, tcp=True, authorize=authorize)
+    yield dp, lim
+    dp.close()
+    lim.close()
+
+
+class Steps:
+    """lim_vram_steps run through the stub: step("m 100") -> "managed=ok"."""
+
+    def __init__(self, binary, worker: str):
+        self.p = subprocess.Popen([str(binary)], env=stub_env(worker), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def step(self, cmd: str) -> str:
+        self.p.stdin.write(f"{cmd}\n")
+        self.p.stdin.flush()
+        return self.p.stdout.readline().strip()
+
+    def free_mem(self) -> int:
+        return int(self.step("i").split()[0].split("=")[1])
+
+    def quit(self) -> None:
+        self.p.stdin.write("q\n")
+        self.p.stdin.close()
+        assert self.p.wait(timeout=60) == 0, self.p.stderr.read()
+
+
+@pytest.fixture
+def steps(allocation, cuda_program):
+    dp, _ = allocation
+    binary = cuda_program("lim_vram_steps")
+    started = []
+
+    def start(transport: str = "unix") -> Steps:
+        s = Steps(binary, getattr(dp, transport))
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        if s.p.poll() is None:
+            s.p.kill()
+            s.p.wait()
+
+
+def test_managed_memory_over_the_cap_is_refused(allocation, steps):
+    _, lim = allocation
+    s = steps()
+    assert s.step("m 1024") == f"managed={REFUSED}"
+    assert s.free_mem() == CAP                      # nothing left charged (nor mapped) by the refusal
+    assert lim.usage().vram_used == 0
+    assert s.step("m 256") == "managed=ok"          # the whole cap, written on the host and in a kernel
+    s.quit()
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])   # shared memfd / the worker's private copy
+def test_managed_allocations_count_up_to_the_cap_and_free_gives_back(allocation, steps, transport):
+    _, lim = allocation
+    s = steps(transport)
+    assert s.step("m 100") == "managed=ok"
+    assert s.step("m 100") == "managed=ok"
+    assert lim.usage().vram_used == 200 * MiB
+    assert s.free_mem() == CAP - 200 * MiB          # cudaMemGetInfo reports the charge, as locally
+    assert s.step("m 100") == f"managed={REFUSED}"
+    assert s.step("f") == "free=ok"
+    assert lim.usage().vram_used == 100 * MiB
+    assert s.step("m 100") == "managed=ok"          # freed, then allocated again
+    s.quit()
+    assert lim.usage().vram_used == 0
+
+
+def test_device_and_managed_memory_share_the_cap(allocation, steps):
+    _, lim = allocation
+    s = steps()
+    assert s.step("a 100") == "alloc=ok"
+    assert s.step("m 100") == "managed=ok"
+    assert s.step("a 100") == f"alloc={REFUSED}"
+    assert s.step("m 100") == f"managed={REFUSED}"
+    assert s.step("a 56") == "alloc=ok"             # exactly the cap
+    assert lim.usage().vram_used == CAP
+    s.quit()
+
+
+def test_pinned_host_memory_the_worker_maps_is_bounded_too(allocation, steps):
+    """cudaMallocHost through the stub (same host) is also memory the GPU worker process maps and pins for the
+    client on the GPU host: charged to the same cap. Over it, the block stays client memory the device
+    cannot address (as over TCP), and the allocation still succeeds (locally pinned memory is not charged)."""
+    _, lim = allocation
+    s = steps()
+    assert s.step("h 200") == "host=ok mapped"
+    assert lim.usage().vram_used == 200 * MiB
+    assert s.step("h 100") == "host=ok unmapped"
+    assert lim.usage().vram_used == 200 * MiB
+    assert s.step("m 100") == f"managed={REFUSED}"
+    s.quit()
+    assert lim.usage().vram_used == 0
+
+
+def test_a_killed_client_gives_its_managed_memory_back_to_the_allocation(allocation, steps):
+    """Killed mid-kernel with 200 MiB managed memory: its GPU worker process ends, and the next session of
+    the same allocation can use the whole cap."""
+    dp, lim = allocation
+    s = steps()
+    assert s.step("m 200") == "managed=ok"
+    assert s.step("s") == "spinning=seen"           # a kernel is running on the worker
+    assert lim.usage().vram_used >= 200 * MiB
+    s.p.send_signal(signal.SIGKILL)
+    s.p.wait()
+    assert wait_until(lambda: not dp.sessions(), timeout=30), dp.sessions()
+    nxt = steps()
+    assert nxt.step("m 256") == "managed=ok"
+    assert lim.usage().vram_used == CAP
+    nxt.quit()
