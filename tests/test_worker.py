@@ -145,7 +145,7 @@ def test_worker_refuses_an_expired_lease_token_while_its_allocation_lives(one_wo
         old = alloc.lease_token
         deadline = time.time() + 4.0
         while time.time() < deadline:           # the owner keeps the allocation alive
-            fresh = client.renew(alloc.id)
+            client.renew(alloc.id)
             time.sleep(0.5)
         assert client.get_allocation(alloc.id).state == scheduler_pb.ALLOCATION_ACTIVE
         r = run_with_lease(alloc, program, env)

@@ -62,5 +62,5 @@ def test_eager_module_loading_decodes_at_load_and_runs_the_same(tmp_path):
     a = np.arange(64, dtype=np.float32)
     (tmp_path / "in").write_bytes(a.tobytes() + a.tobytes())
     for mode in ("EAGER", "LAZY"):
-        kv = run_kv("vector_add", 64, tmp_path / "in", tmp_path / f"out{mode}", env=emu_env(CUDA_MODULE_LOADING=mode))
+        run_kv("vector_add", 64, tmp_path / "in", tmp_path / f"out{mode}", env=emu_env(CUDA_MODULE_LOADING=mode))
         np.testing.assert_array_equal(np.fromfile(tmp_path / f"out{mode}", np.float32), 2 * a)
