@@ -86,7 +86,9 @@ CUresult tfs_cuDevicePrimaryCtxReset_v2(CUdevice dev)
         pthread_mutex_unlock(&g_ctx_mu);
     }
     if (prim) tf_export_tables_ctx_destroyed(prim);  /* cudart tears its state down while the context lives */
+    tf_memory_ctx_ending(prim);
     CUresult rc = rpc_cuDevicePrimaryCtxReset_v2(dev);
+    tf_memory_ctx_ended(prim, rc == CUDA_SUCCESS);
     if (rc == CUDA_SUCCESS) {
         if (prim) {
             pthread_mutex_lock(&g_ctx_mu);
@@ -128,7 +130,9 @@ CUresult tfs_cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *ctxCreateParams,
 
 CUresult tfs_cuCtxDestroy_v2(CUcontext ctx)
 {
+    tf_memory_ctx_ending(ctx);
     CUresult rc = rpc_cuCtxDestroy_v2(ctx);
+    tf_memory_ctx_ended(ctx, rc == CUDA_SUCCESS);
     if (rc == CUDA_SUCCESS) {
         tf_export_tables_ctx_destroyed(ctx);
         ctx_drop(ctx);

@@ -53,6 +53,7 @@ typedef struct {
     int shared;        /* memfd mapped by both processes: never copied */
     uint8_t *pushed;   /* the bytes last pushed (valid while the device owns the region) */
     uint8_t *scratch;  /* where a pull lands before the merge; both kept for the region's life */
+    CUcontext ctx;     /* the context it was made in: it dies with it (tf_memory_ctx_ended) */
 } managed_region;
 static managed_region g_managed[TF_MAX_MANAGED];
 static int g_nmanaged, g_ncopied;
@@ -157,7 +158,7 @@ CUresult tfs_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int 
     pthread_mutex_lock(&g_managed_mu);
     int added = g_nmanaged < TF_MAX_MANAGED;
     if (added) {
-        g_managed[g_nmanaged++] = (managed_region){got, size, bytesize, 0, shared, NULL, NULL};
+        g_managed[g_nmanaged++] = (managed_region){got, size, bytesize, 0, shared, NULL, NULL, tf_ctx_current()};
         if (!shared) __atomic_add_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&g_managed_mu);
@@ -209,6 +210,24 @@ CUresult tfs_cuStreamAttachMemAsync(CUstream hStream, CUdeviceptr dptr, size_t l
     return rpc_cuStreamGetFlags(hStream, &sflags);   /* a stream the worker knows (else INVALID_HANDLE) */
 }
 
+/* Takes region i out of the list (g_managed_mu held) into *m, its copies freed. */
+static void managed_take(int i, managed_region *m)
+{
+    *m = g_managed[i];
+    g_managed[i] = g_managed[--g_nmanaged];
+    if (!m->shared) __atomic_sub_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
+    free(m->pushed);
+    free(m->scratch);
+}
+
+/* This side of a region taken out of the list: its address ranges and this process's memory. */
+static void managed_forget(const managed_region *m)
+{
+    tf_devmap_del(m->base);
+    tf_managed_hints_forget(m->base);
+    munmap((void *)(uintptr_t)m->base, m->size);
+}
+
 /* 1 and the region freed if dptr is a managed allocation, 0 if it is not one. */
 static int managed_free(CUdeviceptr dptr, CUresult *rc)
 {
@@ -219,16 +238,11 @@ static int managed_free(CUdeviceptr dptr, CUresult *rc)
         pthread_mutex_unlock(&g_managed_mu);
         return 0;
     }
-    managed_region m = g_managed[i];
-    g_managed[i] = g_managed[--g_nmanaged];
-    if (!m.shared) __atomic_sub_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
-    free(m.pushed);
-    free(m.scratch);
+    managed_region m;
+    managed_take(i, &m);
     pthread_mutex_unlock(&g_managed_mu);
     *rc = rpc_tfMemFreeAt(dptr);
-    tf_devmap_del(dptr);
-    tf_managed_hints_forget(dptr);
-    munmap((void *)(uintptr_t)m.base, m.size);
+    managed_forget(&m);
     return 1;
 }
 
@@ -292,9 +306,12 @@ typedef struct host_block {
     int registered;   /* cuMemHostRegister (the caller's memory), else cuMemHostAlloc (ours) */
     void *map_base;   /* the whole pages around [p, p+n) the worker maps at the same address ... */
     size_t mapped;    /* ... and their length, 0 if none */
+    CUcontext ctx;    /* the context the worker's mapping was made in: the mapping dies with it */
     struct host_block *next;
 } host_block;
 static host_block *g_host;
+/* host_block.ctx of a block whose worker mapping went with its context: the client memory stays until freed */
+#define TF_HOST_WORKER_GONE ((CUcontext)(uintptr_t)1)
 
 static host_block *host_find(const void *p)
 {
@@ -339,7 +356,7 @@ CUresult tfs_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
     if (tf_same_host_shm()) {
         CUdeviceptr got = 0;
         CUresult rc = managed_alloc_shared(&b->p, size, &got);
-        if (rc == CUDA_SUCCESS) b->map_base = b->p, b->mapped = size;
+        if (rc == CUDA_SUCCESS) b->map_base = b->p, b->mapped = size, b->ctx = tf_ctx_current();
         else tf_debug("pinned memory: the worker did not map %zu bytes (%d); the device cannot reach them", size, rc);
     }
     if (!b->mapped && posix_memalign(&b->p, page, bytesize)) {
@@ -363,7 +380,8 @@ CUresult tfs_cuMemFreeHost(void *p)
     if (!b) return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = CUDA_SUCCESS;
     if (b->mapped) {
-        rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)p);   /* the worker's mapping goes first */
+        if (b->ctx != TF_HOST_WORKER_GONE)
+            rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)p);   /* the worker's mapping goes first */
         munmap(p, b->mapped);
     } else {
         free(p);
@@ -444,7 +462,7 @@ CUresult tfs_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
             free(b);
             return rc;
         }
-        if (rc == CUDA_SUCCESS) b->map_base = a, b->mapped = (size_t)(e - a);
+        if (rc == CUDA_SUCCESS) b->map_base = a, b->mapped = (size_t)(e - a), b->ctx = tf_ctx_current();
         else tf_debug("registered memory: the worker did not map %zu bytes at %p (%d)", (size_t)(e - a), (void *)a, rc);
     }
     b->next = g_host;
@@ -461,7 +479,7 @@ CUresult tfs_cuMemHostUnregister(void *p)
     if (!b) return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
     CUresult rc = CUDA_SUCCESS;
     if (b->mapped) {
-        rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)b->map_base);
+        if (b->ctx != TF_HOST_WORKER_GONE) rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)b->map_base);
         if (pages_private_again(b->map_base, b->mapped)) rc = CUDA_ERROR_OPERATING_SYSTEM;
     }
     free(b);
@@ -554,4 +572,52 @@ CUresult tfs_cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attrib
         if (rc) return rc;
     }
     return CUDA_SUCCESS;
+}
+
+/* ---- a context's end ----
+ * cuCtxDestroy / cuDevicePrimaryCtxReset free what was allocated in the context, and the worker drops its
+ * mappings of that context's managed and pinned memory (executor.c). Before the call, the context's managed
+ * regions leave the list (no copy may touch them around the call: the device side is gone after it); after
+ * it, they are forgotten and unmapped (their pointers are dead, as locally), or back in the list if the call
+ * failed. Pinned blocks stay client memory until freed, no longer mapped by the worker. */
+static managed_region g_leaving[TF_MAX_MANAGED];   /* g_ctx_end_mu */
+static int g_nleaving;
+static pthread_mutex_t g_ctx_end_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void tf_memory_ctx_ending(CUcontext ctx)
+{
+    pthread_mutex_lock(&g_ctx_end_mu);
+    pthread_mutex_lock(&g_managed_mu);
+    for (int i = 0; ctx && i < g_nmanaged;) {
+        if (g_managed[i].ctx != ctx) {
+            i++;
+            continue;
+        }
+        g_leaving[g_nleaving] = g_managed[i];   /* kept whole (its copies too) until the call's outcome */
+        g_managed[i] = g_managed[--g_nmanaged];
+        if (!g_leaving[g_nleaving].shared) __atomic_sub_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
+        g_nleaving++;
+    }
+    pthread_mutex_unlock(&g_managed_mu);
+}
+
+void tf_memory_ctx_ended(CUcontext ctx, int gone)
+{
+    pthread_mutex_lock(&g_managed_mu);
+    for (int i = 0; !gone && i < g_nleaving; i++) {
+        g_managed[g_nmanaged++] = g_leaving[i];
+        if (!g_leaving[i].shared) __atomic_add_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&g_managed_mu);
+    for (int i = 0; gone && i < g_nleaving; i++) {
+        free(g_leaving[i].pushed);
+        free(g_leaving[i].scratch);
+        managed_forget(&g_leaving[i]);
+    }
+    g_nleaving = 0;
+    pthread_mutex_unlock(&g_ctx_end_mu);
+    pthread_mutex_lock(&g_host_mu);
+    for (host_block *b = g_host; gone && ctx && b; b = b->next)
+        if (b->mapped && b->ctx == ctx) b->ctx = TF_HOST_WORKER_GONE;
+    pthread_mutex_unlock(&g_host_mu);
 }

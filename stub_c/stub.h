@@ -164,6 +164,11 @@ void tf_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tf_managed_range(CUdeviceptr p, size_t n, CUdeviceptr *base);
 /* The hints (cuMemAdvise, prefetch) recorded for a managed region are dropped with it (api_vmm.c). */
 void tf_managed_hints_forget(CUdeviceptr base);
+/* Around cuCtxDestroy / cuDevicePrimaryCtxReset of ctx (api_memory.c): _ending before the call (its managed
+ * regions leave the coherence copies), _ended after it, gone = it succeeded: its managed memory is gone and
+ * the worker no longer maps its pinned memory; else all is as before. Every _ending has one _ended. */
+void tf_memory_ctx_ending(CUcontext ctx);
+void tf_memory_ctx_ended(CUcontext ctx, int gone);
 
 /* The answer of a cuda.h function no calls.tbl row serves (generated exports call it): logs the
  * name once (*logged guards it) and returns CUDA_ERROR_NOT_SUPPORTED (api_surface.c). */

@@ -148,3 +148,31 @@ def test_a_killed_client_gives_its_managed_memory_back_to_the_allocation(allocat
     assert nxt.step("m 256") == "managed=ok"
     assert lim.usage().vram_used == CAP
     nxt.quit()
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])   # shared memfd / the worker's private copy
+def test_a_device_reset_gives_managed_memory_back(allocation, steps, transport):
+    """cudaDeviceReset frees what was allocated in the primary context, managed memory too: the worker drops
+    its mapping and refunds it, the stub forgets its side, and the whole cap is there again."""
+    _, lim = allocation
+    s = steps(transport)
+    assert s.step("m 100") == "managed=ok"
+    assert s.step("r") == "reset=ok"
+    assert lim.usage().vram_used == 0
+    assert s.step("m 200") == "managed=ok"          # 300 MiB allocated in all, 200 MiB live, under 256 MiB
+    assert lim.usage().vram_used == 200 * MiB
+    s.quit()
+    assert lim.usage().vram_used == 0
+
+
+def test_a_device_reset_gives_the_workers_pinned_mapping_back(allocation, steps):
+    """Pinned memory the worker mapped for the client goes with the context too; the block stays client memory
+    until cudaFreeHost (at quit), which no longer asks the worker."""
+    _, lim = allocation
+    s = steps()
+    assert s.step("h 200") == "host=ok mapped"
+    assert s.step("r") == "reset=ok"
+    assert lim.usage().vram_used == 0
+    assert s.step("m 200") == "managed=ok"
+    s.quit()
+    assert lim.usage().vram_used == 0

@@ -629,6 +629,7 @@ void tf_session_free(tfx *x)
     if (x->rx_fd >= 0) close(x->rx_fd);
     if (x->tx_fd >= 0) close(x->tx_fd);
     free(x->dev);
+    free(x->hostmaps);
     free(x->w.buf);
     free(x->argbuf);
     memset(x, 0, sizeof *x);
@@ -898,6 +899,69 @@ static void hostmap_refund(unsigned long long addr)
     if (f) f(addr);
 }
 
+/* The mappings made (x->hostmaps), each with the context current when it was made: CUDA frees host memory
+ * registered in a context with it, so cuCtxDestroy / cuDevicePrimaryCtxReset drop that context's mappings. */
+static int hostmap_record(tfx *x, uint64_t addr, uint64_t size)
+{
+    CUcontext ctx = NULL;
+    if (x->bx.cuCtxGetCurrent && x->bx.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS) ctx = NULL;
+    if (x->nhostmaps == x->hostmapcap) {
+        size_t cap = x->hostmapcap ? 2 * x->hostmapcap : 16;
+        void *n = realloc(x->hostmaps, cap * sizeof *x->hostmaps);
+        if (!n) return -1;
+        x->hostmaps = n;
+        x->hostmapcap = cap;
+    }
+    x->hostmaps[x->nhostmaps].addr = addr;
+    x->hostmaps[x->nhostmaps].size = size;
+    x->hostmaps[x->nhostmaps].ctx = (uint64_t)(uintptr_t)ctx;
+    x->nhostmaps++;
+    return 0;
+}
+
+static void hostmap_forget(tfx *x, size_t i) { x->hostmaps[i] = x->hostmaps[--x->nhostmaps]; }
+
+/* The backend has destroyed or reset `ctx` (its registrations are gone with it): unmaps and refunds the
+ * host memory mapped in it. */
+static void hostmaps_drop_ctx(tfx *x, CUcontext ctx)
+{
+    for (size_t i = 0; i < x->nhostmaps;) {
+        if (x->hostmaps[i].ctx != (uint64_t)(uintptr_t)ctx) {
+            i++;
+            continue;
+        }
+        if (munmap((void *)(uintptr_t)x->hostmaps[i].addr, x->hostmaps[i].size) == 0) hostmap_refund(x->hostmaps[i].addr);
+        else tfx_log("unmapping %#llx after its context went: %s", (unsigned long long)x->hostmaps[i].addr, strerror(errno));
+        hostmap_forget(x, i);
+    }
+}
+
+CUresult ex_cuCtxDestroy_v2(tfx *x, CUcontext ctx)
+{
+    if (!x->be.f_cuCtxDestroy_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = x->be.f_cuCtxDestroy_v2(ctx);
+    if (rc == CUDA_SUCCESS) hostmaps_drop_ctx(x, ctx);
+    return rc;
+}
+
+/* The primary context's handle is found before the reset (a retain + release pair: no net change), when
+ * it is active: an inactive one holds no memory. */
+CUresult ex_cuDevicePrimaryCtxReset_v2(tfx *x, CUdevice dev)
+{
+    if (!x->be.f_cuDevicePrimaryCtxReset_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    CUcontext prim = NULL;
+    unsigned flags = 0;
+    int active = 0;
+    if (x->be.f_cuDevicePrimaryCtxGetState && x->be.f_cuDevicePrimaryCtxRetain && x->be.f_cuDevicePrimaryCtxRelease_v2 &&
+        x->be.f_cuDevicePrimaryCtxGetState(dev, &flags, &active) == CUDA_SUCCESS && active &&
+        x->be.f_cuDevicePrimaryCtxRetain(&prim, dev) == CUDA_SUCCESS &&
+        x->be.f_cuDevicePrimaryCtxRelease_v2(dev) != CUDA_SUCCESS)
+        tfx_log("primary context of device %d: release after retain failed", (int)dev);
+    CUresult rc = x->be.f_cuDevicePrimaryCtxReset_v2(dev);
+    if (rc == CUDA_SUCCESS && prim) hostmaps_drop_ctx(x, prim);
+    return rc;
+}
+
 /* The client's managed allocation at address `addr`: host memory of this process mapped at the same
  * address and registered with the device, whose unified address is then also `addr`. fd < 0: private
  * memory (the stub keeps the two copies coherent); else the client's memfd, mapped shared, so both
@@ -930,6 +994,7 @@ static CUresult managed_map_at(tfx *x, CUdeviceptr *dptr, unsigned long long add
     CUdeviceptr d = 0;
     rc = x->bx.cuMemHostGetDevicePointer_v2(&d, p, 0);
     if (rc == CUDA_SUCCESS && d != (CUdeviceptr)addr) rc = CUDA_ERROR_NOT_SUPPORTED;
+    if (rc == CUDA_SUCCESS && hostmap_record(x, addr, bytesize)) rc = CUDA_ERROR_OUT_OF_MEMORY;
     if (rc) {
         x->bx.cuMemHostUnregister(p);
         munmap(p, bytesize);
@@ -970,5 +1035,7 @@ CUresult ex_tfMemFreeAt(tfx *x, CUdeviceptr dptr)
     if (rc == CUDA_SUCCESS && base != dptr) rc = CUDA_ERROR_INVALID_VALUE;
     if (rc == CUDA_SUCCESS) rc = x->bx.cuMemHostUnregister((void *)(uintptr_t)dptr);
     if (rc == CUDA_SUCCESS && munmap((void *)(uintptr_t)dptr, size) == 0) hostmap_refund(dptr);
+    for (size_t i = 0; rc == CUDA_SUCCESS && i < x->nhostmaps; i++)
+        if (x->hostmaps[i].addr == dptr) hostmap_forget(x, i);
     return rc;
 }

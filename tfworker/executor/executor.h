@@ -98,6 +98,9 @@ struct tfx {
     uint8_t *shm;          /* the client's shared-memory copy window (tfShmAttach) */
     struct tf_vmm *vmm;    /* reserved / mapped VA and allocation handles (exec_vmm.c) */
     size_t shm_size;
+    /* host memory mapped for the client (tfMemAllocAt*), with the context it was made in */
+    struct { uint64_t addr, size, ctx; } *hostmaps;
+    size_t nhostmaps, hostmapcap;
 };
 
 /* tf_rd helpers used by the generated decoders. */
