@@ -1,6 +1,7 @@
 /* tf_limiter_hostmap.h - the limiter's exported charge for host memory a GPU worker process maps and
  * registers for its remote client (tfMemAllocAt / tfMemAllocAtFd: managed memory, and pinned host memory
- * made through the stub). That memory lives on the GPU host, pinned by the worker for the client, so it
+ * made through the stub; the staging buffers of graph copies of client host memory,
+ * tfworker/executor/exec_graph_host.c). That memory lives on the GPU host, pinned by the worker for the client, so it
  * counts against the allocation's VRAM cap like device memory, in the limiter's one ledger. Implemented
  * in limiter_c/hooks_mem.c (exported by libtflimiter.so, LD_PRELOADed into the GPU worker process);
  * looked up by tfworker/executor/executor.c with dlsym(RTLD_DEFAULT, ...): without a limiter loaded

@@ -3,7 +3,9 @@
 // ("managed=<ok|error name>"), "h <MiB>" allocates pinned host memory ("host=ok <mapped|unmapped>": can the device address it; or "host=<error name>"), "s" starts a
 // kernel that never ends and prints "spinning=seen" once it runs (it writes managed memory the host polls),
 // "k" forks a child that allocates 64 MiB and exits ("fork=ok" once it is reaped), "a <MiB>" allocates (prints "alloc=<ok|error name>"), "f" frees the last allocation
-// ("free=ok"), "r" resets the device (cudaDeviceReset: the driver frees everything; "reset=ok"), "i" prints "free_mem=<bytes> total_mem=<bytes>" (cudaMemGetInfo), "q" quits.
+// ("free=ok"), "g <MiB>" instantiates and launches a graph whose one node copies <MiB> of pageable host memory into
+// a device buffer (the first "g" allocates that buffer) and keeps it ("graph=<ok|error name>": at the node, the
+// instantiation or the launch), "d" destroys the graphs kept ("graphs=destroyed"), "r" resets the device (cudaDeviceReset: the driver frees everything; "reset=ok"), "i" prints "free_mem=<bytes> total_mem=<bytes>" (cudaMemGetInfo), "q" quits.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -62,8 +64,48 @@ static const char *spin_step()
     return "unseen";
 }
 
+// A graph copying `bytes` of fresh pageable host memory into dev, instantiated, launched and checked; kept in graphs/execs.
+static const char *graph_step(size_t bytes, void *&dev, size_t &dev_bytes, std::vector<cudaGraph_t> &graphs,
+                              std::vector<cudaGraphExec_t> &execs)
+{
+    if (!dev) {
+        cudaError_t e = cudaMalloc(&dev, bytes);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            dev = 0;
+            return cudaGetErrorName(e);
+        }
+        dev_bytes = bytes;
+    }
+    if (bytes > dev_bytes) return "bigger_than_the_first";
+    std::vector<unsigned char> host(bytes, (unsigned char)(graphs.size() + 1));
+    cudaGraph_t g = 0;
+    cudaGraphExec_t x = 0;
+    cudaGraphNode_t node;
+    cudaError_t e = cudaGraphCreate(&g, 0);
+    if (e == cudaSuccess) e = cudaGraphAddMemcpyNode1D(&node, g, nullptr, 0, dev, host.data(), bytes, cudaMemcpyHostToDevice);
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&x, g, 0);
+    if (e == cudaSuccess) e = cudaGraphLaunch(x, 0);
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    unsigned char last = 0;
+    if (e == cudaSuccess) e = cudaMemcpy(&last, (unsigned char *)dev + bytes - 1, 1, cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        if (x) cudaGraphExecDestroy(x);
+        if (g) cudaGraphDestroy(g);
+        return cudaGetErrorName(e);
+    }
+    graphs.push_back(g);
+    execs.push_back(x);
+    return last == host[bytes - 1] ? "ok" : "wrong_data";
+}
+
 int main()
 {
+    std::vector<cudaGraph_t> graphs;
+    std::vector<cudaGraphExec_t> execs;
+    void *graph_dev = 0;
+    size_t graph_dev_bytes = 0;
     std::vector<void *> bufs, hosts;
     char line[64];
     setvbuf(stdout, 0, _IOLBF, 0);
@@ -94,6 +136,14 @@ int main()
             cudaFree(bufs.back());
             bufs.pop_back();
             printf("free=ok\n");
+        } else if (line[0] == 'g') {
+            printf("graph=%s\n", graph_step((size_t)atoi(line + 1) << 20, graph_dev, graph_dev_bytes, graphs, execs));
+        } else if (line[0] == 'd') {
+            for (cudaGraphExec_t x : execs) cudaGraphExecDestroy(x);
+            for (cudaGraph_t g : graphs) cudaGraphDestroy(g);
+            execs.clear();
+            graphs.clear();
+            printf("graphs=destroyed\n");
         } else if (line[0] == 'k') {
             fflush(stdout);
             pid_t pid = fork();
@@ -118,5 +168,8 @@ int main()
     }
     for (void *p : bufs) cudaFree(p);
     for (void *p : hosts) cudaFreeHost(p);
+    for (cudaGraphExec_t x : execs) cudaGraphExecDestroy(x);
+    for (cudaGraph_t g : graphs) cudaGraphDestroy(g);
+    cudaFree(graph_dev);
     return 0;
 }

@@ -176,3 +176,22 @@ def test_a_device_reset_gives_the_workers_pinned_mapping_back(allocation, steps)
     assert s.step("m 200") == "managed=ok"
     s.quit()
     assert lim.usage().vram_used == 0
+
+
+def test_graph_host_copy_staging_counts_against_the_cap(allocation, steps):
+    """A graph copy of client host memory is staged in pinned memory of the worker, one buffer per node: charged
+    to the same cap (else instantiating graphs would pin unbounded host memory on the GPU host), refused over
+    it at the call that stages (adding the node), and given back when the graphs and executable graphs holding
+    the buffer are destroyed."""
+    _, lim = allocation
+    s = steps()
+    for _ in range(3):                              # 64 MiB device buffer + 3 x 64 MiB staging = the cap
+        assert s.step("g 64") == "graph=ok"
+    assert lim.usage().vram_used == CAP
+    assert s.step("g 64") == f"graph={REFUSED}"
+    assert lim.usage().vram_used == CAP             # nothing left charged by the refusal
+    assert s.step("d") == "graphs=destroyed"
+    assert lim.usage().vram_used == 64 * MiB        # the device buffer alone
+    assert s.step("g 64") == "graph=ok"
+    s.quit()
+    assert lim.usage().vram_used == 0

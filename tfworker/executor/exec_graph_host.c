@@ -86,15 +86,25 @@ static int loaded(void)
            hb.ev_query && hb.h2d_async && hb.d2h_async && hb.capture_info_v2;
 }
 
+/* A staging buffer is host memory this process pins for the client: charged against the session's VRAM
+ * cap like the client's mapped memory (tfx_hostmap_charge, keyed by the record's address) before it is
+ * made, over the cap CUDA_ERROR_OUT_OF_MEMORY; refunded when it is freed (stage_free), with the process
+ * otherwise. */
 static CUresult stage_new(uint64_t client, uint64_t len, int to_device, hstage **out)
 {
     if (!loaded()) return CUDA_ERROR_NOT_SUPPORTED;
     if (len == 0 || len > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;
     hstage *st = calloc(1, sizeof *st);
     if (!st) return CUDA_ERROR_OUT_OF_MEMORY;
-    void *buf = NULL;
-    CUresult rc = hb.alloc_host(&buf, (size_t)len);
+    CUresult rc = tfx_hostmap_charge((uint64_t)(uintptr_t)st, (size_t)len);
     if (rc) {
+        free(st);
+        return rc;
+    }
+    void *buf = NULL;
+    rc = hb.alloc_host(&buf, (size_t)len);
+    if (rc) {
+        tfx_hostmap_refund((uint64_t)(uintptr_t)st);
         free(st);
         return rc;
     }
@@ -104,6 +114,13 @@ static CUresult stage_new(uint64_t client, uint64_t len, int to_device, hstage *
     st->to_device = to_device;
     *out = st;
     return CUDA_SUCCESS;
+}
+
+static void stage_free(hstage *st)
+{
+    if (hb.free_host && hb.free_host(st->buf) != CUDA_SUCCESS) tfx_log("graph host copies: freeing a staging buffer failed");
+    tfx_hostmap_refund((uint64_t)(uintptr_t)st);
+    free(st);
 }
 
 static CUresult ref_add(uint64_t owner, int is_exec, uint64_t node, hstage *st)
@@ -133,11 +150,7 @@ static void refs_drop(uint64_t owner, int is_exec)
             continue;
         }
         *pp = r->next;
-        if (--r->st->refs == 0) {
-            if (hb.free_host && hb.free_host(r->st->buf) != CUDA_SUCCESS)
-                tfx_log("graph host copies: freeing a staging buffer failed");
-            free(r->st);
-        }
+        if (--r->st->refs == 0) stage_free(r->st);
         free(r);
     }
 }
@@ -242,10 +255,7 @@ CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGr
     else q.srcHost = NULL;
     rc = x->be.f_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &q, ctx);
     if (rc == CUDA_SUCCESS) rc = ref_add((uint64_t)(uintptr_t)hGraph, 0, (uint64_t)(uintptr_t)*phGraphNode, st);
-    if (st->refs == 0) {
-        (void)hb.free_host(st->buf);
-        free(st);
-    }
+    if (st->refs == 0) stage_free(st);
     return rc;
 }
 
@@ -276,10 +286,7 @@ CUresult ex_tfMemcpyHostCaptured(tfx *x, CUstream hStream, CUdeviceptr dev, unsi
     if (rc == CUDA_SUCCESS && hb.capture_info_v2(hStream, &cs, &id, &g, &deps, &nd) == CUDA_SUCCESS && nd == 1)
         node = (uint64_t)(uintptr_t)deps[0];  /* the copy's node is now the stream's only dependency */
     if (rc == CUDA_SUCCESS) rc = ref_add((uint64_t)(uintptr_t)g, 0, node, st);
-    if (st->refs == 0) {
-        (void)hb.free_host(st->buf);
-        free(st);
-    }
+    if (st->refs == 0) stage_free(st);
     if (rc == CUDA_SUCCESS) *captured = 1;
     return rc;
 }
@@ -513,16 +520,12 @@ CUresult ex_tfGraphExecHostCopySetParams(tfx *x, CUgraphExec hGraphExec, CUgraph
     q.dstHost = src_host ? NULL : st->buf;
     rc = x->be.f_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &q, ctx);
     if (rc) {
-        (void)hb.free_host(st->buf);
-        free(st);
+        stage_free(st);
         return rc;
     }
     hstage *old = r->st;
     st->refs = 1;
     r->st = st;
-    if (--old->refs == 0) {
-        (void)hb.free_host(old->buf);
-        free(old);
-    }
+    if (--old->refs == 0) stage_free(old);
     return CUDA_SUCCESS;
 }

@@ -887,13 +887,13 @@ int tf_serve(tfx *x, int fd)
 /* The limiter's charge for host memory this process maps for the client (tf_limiter_hostmap.h): the
  * limiter is LD_PRELOADed here by the worker daemon, so these are found in the process; absent (no
  * limiter), nothing is charged, as for device allocations. */
-static CUresult hostmap_charge(unsigned long long addr, size_t bytes)
+CUresult tfx_hostmap_charge(uint64_t addr, size_t bytes)
 {
     tf_limiter_charge_hostmap_fn f = (tf_limiter_charge_hostmap_fn)dlsym(RTLD_DEFAULT, TF_LIMITER_CHARGE_HOSTMAP);
     return f ? f(addr, bytes) : CUDA_SUCCESS;
 }
 
-static void hostmap_refund(unsigned long long addr)
+void tfx_hostmap_refund(uint64_t addr)
 {
     tf_limiter_refund_hostmap_fn f = (tf_limiter_refund_hostmap_fn)dlsym(RTLD_DEFAULT, TF_LIMITER_REFUND_HOSTMAP);
     if (f) f(addr);
@@ -930,7 +930,7 @@ static void hostmaps_drop_ctx(tfx *x, CUcontext ctx)
             i++;
             continue;
         }
-        if (munmap((void *)(uintptr_t)x->hostmaps[i].addr, x->hostmaps[i].size) == 0) hostmap_refund(x->hostmaps[i].addr);
+        if (munmap((void *)(uintptr_t)x->hostmaps[i].addr, x->hostmaps[i].size) == 0) tfx_hostmap_refund(x->hostmaps[i].addr);
         else tfx_log("unmapping %#llx after its context went: %s", (unsigned long long)x->hostmaps[i].addr, strerror(errno));
         hostmap_forget(x, i);
     }
@@ -975,7 +975,7 @@ static CUresult managed_map_at(tfx *x, CUdeviceptr *dptr, unsigned long long add
         return CUDA_ERROR_NOT_SUPPORTED;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (!addr || addr % page || !bytesize || bytesize % page) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = hostmap_charge(addr, bytesize);
+    CUresult rc = tfx_hostmap_charge(addr, bytesize);
     if (rc) return rc;
     void *want = (void *)(uintptr_t)addr;
     void *p = fd < 0 ? mmap(want, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
@@ -988,7 +988,7 @@ static CUresult managed_map_at(tfx *x, CUdeviceptr *dptr, unsigned long long add
         if (rc) munmap(p, bytesize);
     }
     if (rc) {
-        hostmap_refund(addr);
+        tfx_hostmap_refund(addr);
         return rc;
     }
     CUdeviceptr d = 0;
@@ -998,7 +998,7 @@ static CUresult managed_map_at(tfx *x, CUdeviceptr *dptr, unsigned long long add
     if (rc) {
         x->bx.cuMemHostUnregister(p);
         munmap(p, bytesize);
-        hostmap_refund(addr);
+        tfx_hostmap_refund(addr);
         return rc;
     }
     *dptr = d;
@@ -1034,7 +1034,7 @@ CUresult ex_tfMemFreeAt(tfx *x, CUdeviceptr dptr)
     CUresult rc = x->bx.cuMemGetAddressRange_v2(&base, &size, dptr);
     if (rc == CUDA_SUCCESS && base != dptr) rc = CUDA_ERROR_INVALID_VALUE;
     if (rc == CUDA_SUCCESS) rc = x->bx.cuMemHostUnregister((void *)(uintptr_t)dptr);
-    if (rc == CUDA_SUCCESS && munmap((void *)(uintptr_t)dptr, size) == 0) hostmap_refund(dptr);
+    if (rc == CUDA_SUCCESS && munmap((void *)(uintptr_t)dptr, size) == 0) tfx_hostmap_refund(dptr);
     for (size_t i = 0; rc == CUDA_SUCCESS && i < x->nhostmaps; i++)
         if (x->hostmaps[i].addr == dptr) hostmap_forget(x, i);
     return rc;

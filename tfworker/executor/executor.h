@@ -123,6 +123,11 @@ int tf_dev_is_base(tfx *x, uint64_t p);
 /* The client's shared-memory window at [off, off+len) (executor.c); NULL when it is not all inside it. */
 uint8_t *tfx_shm_at(tfx *x, unsigned long long off, size_t len);
 
+/* The limiter's charge for host memory this process maps or pins for the client (tf_limiter_hostmap.h),
+ * keyed by `addr` (executor.c): over the VRAM cap CUDA_ERROR_OUT_OF_MEMORY; no limiter: nothing charged. */
+CUresult tfx_hostmap_charge(uint64_t addr, size_t bytes);
+void tfx_hostmap_refund(uint64_t addr);
+
 /* Session life. tf_session_init loads the backend from `lib` (NULL = none: every call NOT_SUPPORTED,
  * used by the fuzz harness); tf_session_feed runs one complete frame (header + body) and writes the
  * reply (if any) through `out`; tf_serve loops over a socket until the client leaves. */
