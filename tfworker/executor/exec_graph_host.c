@@ -14,6 +14,7 @@
  *
  * Records: a staging buffer is shared by the graph that made it, its clones and every executable graph
  * instantiated from them (refs); a launch first waits for the last launch that used each of its buffers.
+ * Each buffer counts against the session's VRAM cap while it lives (stage_new; limiter_c/README.md).
  * Limits: a graph with such copies cannot become a child graph node, nor can such a copy be a node of a
  * conditional node's body (CUDA_ERROR_NOT_SUPPORTED, logged); at most TF_MAX_HOST_RANGES ranges per
  * executable graph.
