@@ -5,11 +5,14 @@
 // "k" forks a child that allocates 64 MiB and exits ("fork=ok" once it is reaped), "a <MiB>" allocates (prints "alloc=<ok|error name>"), "f" frees the last allocation
 // ("free=ok"), "g <MiB>" instantiates and launches a graph whose one node copies <MiB> of pageable host memory into
 // a device buffer (the first "g" allocates that buffer) and keeps it ("graph=<ok|error name>": at the node, the
-// instantiation or the launch), "d" destroys the graphs kept ("graphs=destroyed"), "r" resets the device (cudaDeviceReset: the driver frees everything; "reset=ok"), "i" prints "free_mem=<bytes> total_mem=<bytes>" (cudaMemGetInfo), "q" quits.
+// instantiation or the launch), "d" destroys the graphs kept ("graphs=destroyed"), "c <MiB>" creates a context
+// (driver API), allocates managed memory in it, destroys the context (its memory goes with it) and makes the
+// previous context current again ("ctx=<ok|error name>"), "r" resets the device (cudaDeviceReset: the driver frees everything; "reset=ok"), "i" prints "free_mem=<bytes> total_mem=<bytes>" (cudaMemGetInfo), "q" quits.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cuda.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -100,6 +103,36 @@ static const char *graph_step(size_t bytes, void *&dev, size_t &dev_bytes, std::
     return last == host[bytes - 1] ? "ok" : "wrong_data";
 }
 
+typedef CUresult (*ctx_create_fn)(CUcontext *, unsigned, CUdevice);
+typedef CUresult (*ctx_one_fn)(CUcontext);
+typedef CUresult (*ctx_get_fn)(CUcontext *);
+
+static void *driver_fn(const char *name, int version)
+{
+    void *fn = 0;
+    cudaDriverEntryPointQueryResult q;
+    return cudaGetDriverEntryPointByVersion(name, &fn, version, cudaEnableDefault, &q) == cudaSuccess ? fn : 0;
+}
+
+static const char *ctx_step(size_t bytes)
+{
+    auto create = (ctx_create_fn)driver_fn("cuCtxCreate", 3020);
+    auto destroy = (ctx_one_fn)driver_fn("cuCtxDestroy", 4000);
+    auto set = (ctx_one_fn)driver_fn("cuCtxSetCurrent", 4000);
+    auto get = (ctx_get_fn)driver_fn("cuCtxGetCurrent", 4000);
+    if (!create || !destroy || !set || !get) return "no_entry_points";
+    CUcontext prev = 0, made = 0;
+    if (get(&prev) != CUDA_SUCCESS || create(&made, 0, 0) != CUDA_SUCCESS) return "create_failed";
+    void *p = 0;
+    cudaError_t e = cudaMallocManaged(&p, bytes);
+    cudaGetLastError();
+    if (e == cudaSuccess) memset(p, 3, bytes);
+    CUresult d = destroy(made);
+    if (set(prev) != CUDA_SUCCESS) return "set_failed";
+    if (e != cudaSuccess) return cudaGetErrorName(e);
+    return d == CUDA_SUCCESS ? "ok" : "destroy_failed";
+}
+
 int main()
 {
     std::vector<cudaGraph_t> graphs;
@@ -144,6 +177,8 @@ int main()
             execs.clear();
             graphs.clear();
             printf("graphs=destroyed\n");
+        } else if (line[0] == 'c') {
+            printf("ctx=%s\n", ctx_step((size_t)atoi(line + 1) << 20));
         } else if (line[0] == 'k') {
             fflush(stdout);
             pid_t pid = fork();

@@ -195,3 +195,15 @@ def test_graph_host_copy_staging_counts_against_the_cap(allocation, steps):
     assert s.step("g 64") == "graph=ok"
     s.quit()
     assert lim.usage().vram_used == 0
+
+
+def test_destroying_a_context_gives_its_managed_memory_back(allocation, steps):
+    """cuCtxDestroy frees what was allocated in that context: 200 MiB of managed memory made in a created
+    context is refunded when it is destroyed, and the primary context can then use it."""
+    _, lim = allocation
+    s = steps()
+    assert s.step("c 200") == "ctx=ok"
+    assert lim.usage().vram_used == 0
+    assert s.step("m 200") == "managed=ok"
+    s.quit()
+    assert lim.usage().vram_used == 0
