@@ -58,6 +58,11 @@ typedef struct {
 static managed_region g_managed[TF_MAX_MANAGED];
 static int g_nmanaged, g_ncopied;
 static pthread_mutex_t g_managed_mu = PTHREAD_MUTEX_INITIALIZER;
+/* regions of a context being destroyed or reset, out of g_managed until the call's outcome (tf_memory_ctx_ending);
+ * g_nleaving changes under both locks: g_managed_mu keeps room for them in g_managed */
+static managed_region g_leaving[TF_MAX_MANAGED];   /* g_ctx_end_mu */
+static int g_nleaving;
+static pthread_mutex_t g_ctx_end_mu = PTHREAD_MUTEX_INITIALIZER;
 
 int tf_managed_active(void) { return __atomic_load_n(&g_ncopied, __ATOMIC_RELAXED) > 0; }
 
@@ -156,7 +161,7 @@ CUresult tfs_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int 
         }
     }
     pthread_mutex_lock(&g_managed_mu);
-    int added = g_nmanaged < TF_MAX_MANAGED;
+    int added = g_nmanaged + g_nleaving < TF_MAX_MANAGED;   /* room for regions back from a failed context end */
     if (added) {
         g_managed[g_nmanaged++] = (managed_region){got, size, bytesize, 0, shared, NULL, NULL, tf_ctx_current()};
         if (!shared) __atomic_add_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
@@ -306,12 +311,11 @@ typedef struct host_block {
     int registered;   /* cuMemHostRegister (the caller's memory), else cuMemHostAlloc (ours) */
     void *map_base;   /* the whole pages around [p, p+n) the worker maps at the same address ... */
     size_t mapped;    /* ... and their length, 0 if none */
-    CUcontext ctx;    /* the context the worker's mapping was made in: the mapping dies with it */
+    CUcontext ctx;    /* the context the worker's mapping was made in: the mapping dies with it ... */
+    int worker_gone;  /* ... and then it is client memory alone until freed */
     struct host_block *next;
 } host_block;
 static host_block *g_host;
-/* host_block.ctx of a block whose worker mapping went with its context: the client memory stays until freed */
-#define TF_HOST_WORKER_GONE ((CUcontext)(uintptr_t)1)
 
 static host_block *host_find(const void *p)
 {
@@ -380,7 +384,7 @@ CUresult tfs_cuMemFreeHost(void *p)
     if (!b) return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = CUDA_SUCCESS;
     if (b->mapped) {
-        if (b->ctx != TF_HOST_WORKER_GONE)
+        if (!b->worker_gone)
             rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)p);   /* the worker's mapping goes first */
         munmap(p, b->mapped);
     } else {
@@ -479,7 +483,7 @@ CUresult tfs_cuMemHostUnregister(void *p)
     if (!b) return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
     CUresult rc = CUDA_SUCCESS;
     if (b->mapped) {
-        if (b->ctx != TF_HOST_WORKER_GONE) rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)b->map_base);
+        if (!b->worker_gone) rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)b->map_base);
         if (pages_private_again(b->map_base, b->mapped)) rc = CUDA_ERROR_OPERATING_SYSTEM;
     }
     free(b);
@@ -580,9 +584,6 @@ CUresult tfs_cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attrib
  * regions leave the list (no copy may touch them around the call: the device side is gone after it); after
  * it, they are forgotten and unmapped (their pointers are dead, as locally), or back in the list if the call
  * failed. Pinned blocks stay client memory until freed, no longer mapped by the worker. */
-static managed_region g_leaving[TF_MAX_MANAGED];   /* g_ctx_end_mu */
-static int g_nleaving;
-static pthread_mutex_t g_ctx_end_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void tf_memory_ctx_ending(CUcontext ctx)
 {
@@ -603,21 +604,21 @@ void tf_memory_ctx_ending(CUcontext ctx)
 
 void tf_memory_ctx_ended(CUcontext ctx, int gone)
 {
-    pthread_mutex_lock(&g_managed_mu);
-    for (int i = 0; !gone && i < g_nleaving; i++) {
-        g_managed[g_nmanaged++] = g_leaving[i];
-        if (!g_leaving[i].shared) __atomic_add_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
-    }
-    pthread_mutex_unlock(&g_managed_mu);
     for (int i = 0; gone && i < g_nleaving; i++) {
         free(g_leaving[i].pushed);
         free(g_leaving[i].scratch);
         managed_forget(&g_leaving[i]);
     }
+    pthread_mutex_lock(&g_managed_mu);
+    for (int i = 0; !gone && i < g_nleaving; i++) {
+        g_managed[g_nmanaged++] = g_leaving[i];
+        if (!g_leaving[i].shared) __atomic_add_fetch(&g_ncopied, 1, __ATOMIC_RELAXED);
+    }
     g_nleaving = 0;
+    pthread_mutex_unlock(&g_managed_mu);
     pthread_mutex_unlock(&g_ctx_end_mu);
     pthread_mutex_lock(&g_host_mu);
     for (host_block *b = g_host; gone && ctx && b; b = b->next)
-        if (b->mapped && b->ctx == ctx) b->ctx = TF_HOST_WORKER_GONE;
+        if (b->mapped && b->ctx == ctx) b->worker_gone = 1;
     pthread_mutex_unlock(&g_host_mu);
 }
