@@ -4,7 +4,9 @@ Remotely, cudaMallocManaged / cudaMallocHost (same host) are host memory the GPU
 the client's address (tfMemAllocAt*), which the limiter's hooks never see; the executor charges it through
 the limiter's exported hostmap charge, in the same ledger and the allocation's same shared total as device
 memory. Every session below belongs to ONE allocation (one SessionLimits region, 256 MiB), as sessions of
-one lease do; each program is tests/cuda/lim_vram_steps.cu driven line by line through the stub."""
+one lease do; each program is tests/cuda/lim_vram_steps.cu driven line by line through the stub. Also here:
+cudaDeviceReset / cuCtxDestroy give that memory back, and the worker's staging buffers of graph copies of
+client host memory count against the same cap."""
 from __future__ import annotations
 
 import signal
