@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tf_memcpy3d_peer.h"
 #include "emu_internal.h"
 
 typedef struct mem_rec {
@@ -985,15 +986,7 @@ static CUresult peer3d(const CUDA_MEMCPY3D_PEER *p, CUDA_MEMCPY3D *out)
     if ((p->srcMemoryType != CU_MEMORYTYPE_ARRAY && !emu_handle_is(p->srcContext, EMU_K_CTX)) ||
         (p->dstMemoryType != CU_MEMORYTYPE_ARRAY && !emu_handle_is(p->dstContext, EMU_K_CTX)))
         return CUDA_ERROR_INVALID_CONTEXT;
-    *out = (CUDA_MEMCPY3D){
-        .srcXInBytes = p->srcXInBytes, .srcY = p->srcY, .srcZ = p->srcZ, .srcLOD = p->srcLOD,
-        .srcMemoryType = p->srcMemoryType, .srcHost = p->srcHost, .srcDevice = p->srcDevice,
-        .srcArray = p->srcArray, .srcPitch = p->srcPitch, .srcHeight = p->srcHeight,
-        .dstXInBytes = p->dstXInBytes, .dstY = p->dstY, .dstZ = p->dstZ, .dstLOD = p->dstLOD,
-        .dstMemoryType = p->dstMemoryType, .dstHost = p->dstHost, .dstDevice = p->dstDevice,
-        .dstArray = p->dstArray, .dstPitch = p->dstPitch, .dstHeight = p->dstHeight,
-        .WidthInBytes = p->WidthInBytes, .Height = p->Height, .Depth = p->Depth,
-    };
+    *out = tf_memcpy3d_of_peer(p);
     return CUDA_SUCCESS;
 }
 

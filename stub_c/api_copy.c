@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tf_memcpy3d_peer.h"
 #include "stub.h"
 #include "stub_calls.h"
 
@@ -367,15 +368,7 @@ static CUresult memcpy3d_peer(const CUDA_MEMCPY3D_PEER *p, CUstream hStream, int
     if ((p->srcMemoryType != CU_MEMORYTYPE_ARRAY && !tf_ctx_known(p->srcContext)) ||
         (p->dstMemoryType != CU_MEMORYTYPE_ARRAY && !tf_ctx_known(p->dstContext)))
         return CUDA_ERROR_INVALID_CONTEXT;
-    CUDA_MEMCPY3D c = {
-        .srcXInBytes = p->srcXInBytes, .srcY = p->srcY, .srcZ = p->srcZ, .srcLOD = p->srcLOD,
-        .srcMemoryType = p->srcMemoryType, .srcHost = p->srcHost, .srcDevice = p->srcDevice,
-        .srcArray = p->srcArray, .srcPitch = p->srcPitch, .srcHeight = p->srcHeight,
-        .dstXInBytes = p->dstXInBytes, .dstY = p->dstY, .dstZ = p->dstZ, .dstLOD = p->dstLOD,
-        .dstMemoryType = p->dstMemoryType, .dstHost = p->dstHost, .dstDevice = p->dstDevice,
-        .dstArray = p->dstArray, .dstPitch = p->dstPitch, .dstHeight = p->dstHeight,
-        .WidthInBytes = p->WidthInBytes, .Height = p->Height, .Depth = p->Depth,
-    };
+    CUDA_MEMCPY3D c = tf_memcpy3d_of_peer(p);
     return memcpy3d(&c, hStream, async);
 }
 

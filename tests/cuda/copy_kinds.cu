@@ -21,18 +21,6 @@
 #include <thread>
 #include <vector>
 
-#define CU(call)                                                                                   \
-    do {                                                                                           \
-        CUresult r_ = (call);                                                                      \
-        if (r_ != CUDA_SUCCESS) {                                                                  \
-            const char *n_ = "?";                                                                  \
-            cuGetErrorName(r_, &n_);                                                               \
-            printf("error=%s at %s\n", n_, #call);                                                 \
-            fflush(stdout);                                                                        \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
 enum Kind { HOST, DEV, ARR };
 enum Api { API_1D, API_2D, API_2D_UNALIGNED, API_3D, API_3D_PEER, API_1D_ARRAY };
 

@@ -16,17 +16,6 @@
 
 #include "tf_test_io.h"
 
-#define CU(call)                                                                                   \
-    do {                                                                                           \
-        CUresult r_ = (call);                                                                      \
-        if (r_ != CUDA_SUCCESS) {                                                                  \
-            const char *n_ = "?";                                                                  \
-            cuGetErrorName(r_, &n_);                                                               \
-            printf("error=%s at %s\n", n_, #call);                                                 \
-            fflush(stdout);                                                                        \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static const char *cu_name(CUresult r)
 {

@@ -1,7 +1,9 @@
 // tf_test_io.h - tiny helpers shared by the tests/cuda programs: error checking that prints
-// "error=<cudaGetErrorName> at <call>" and exits 1, and raw little-endian file I/O for the
+// "error=<cudaGetErrorName | cuGetErrorName> at <call>" and exits 1 (CK: runtime calls, CU: driver calls),
+// and raw little-endian file I/O for the
 // input/output arrays the pytest side writes and checks with numpy.
 #pragma once
+#include <cuda.h>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -11,6 +13,18 @@
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess) {                                                                   \
             printf("error=%s at %s\n", cudaGetErrorName(e_), #call);                               \
+            fflush(stdout);                                                                        \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define CU(call)                                                                                   \
+    do {                                                                                           \
+        CUresult r_ = (call);                                                                      \
+        if (r_ != CUDA_SUCCESS) {                                                                  \
+            const char *n_ = "?";                                                                  \
+            cuGetErrorName(r_, &n_);                                                               \
+            printf("error=%s at %s\n", n_, #call);                                                 \
             fflush(stdout);                                                                        \
             exit(1);                                                                               \
         }                                                                                          \
