@@ -1,4 +1,4 @@
-"""The `tensorfusion` command: up, down, scheduler, worker, run, status, top, demo, token, workload, certs.
+"""The `tensorfusion` command: up, down, scheduler, worker, run, limits, status, top, demo, token, workload, certs.
 
 Each subcommand is a small function over the library pieces (tfclient.embedded for the embedded default,
 tfclient.scheduler_client for the control plane, tfworker.limits for local mode). Every failure ends with
@@ -17,7 +17,7 @@ from tfclient import config, native
 
 # Commands that only dial a scheduler: they take --tls-ca (exported as TF_TLS_CA for the process and what it runs)
 # and keep gRPC's own log lines (a failed TLS handshake logs one) off stderr, where the one-line error goes.
-CLIENT_COMMANDS = ("run", "status", "top", "token", "workload")
+CLIENT_COMMANDS = ("run", "limits", "status", "top", "token", "workload")
 
 
 class CliError(Exception):
@@ -171,6 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     run.set_defaults(func=cmd_run)
 
+    lim = sub.add_parser("limits", help="change a running allocation's limits live: limits ALLOCATION "
+                                        "[--tflops-limit X] [--vram-limit Y]")
+    lim.add_argument("--scheduler", default=None)
+    _client_tls_arg(lim)
+    lim.add_argument("allocation", help="allocation id (`tensorfusion status` lists them; `run` gives its command "
+                                        "$TF_ALLOCATION)")
+    lim.add_argument("--tflops-limit", default=None, help="new TFLOPS limit per GPU (not below the request)")
+    lim.add_argument("--vram-limit", default=None,
+                     help="new VRAM limit per GPU, e.g. 512Mi, 2Gi (not below the request; lowered below what "
+                          "the program holds, its next allocation fails with CUDA_ERROR_OUT_OF_MEMORY)")
+    lim.set_defaults(func=cmd_limits)
+
     status = sub.add_parser("status", help="pool, nodes, GPUs and allocations")
     status.add_argument("--scheduler", default=None)
     _client_tls_arg(status)
@@ -307,10 +319,11 @@ def _spawn(cmd: list[str], env: dict) -> int:
     return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
 
 
-def _positive(flag: str, parse, value):
-    """A quantity flag of `run`, parsed; None when not given. 0 is refused: on the wire 0 means "not given", so
-    `--vram 0` would get the pool's default profile (a whole GPU) and `--tflops-limit 0` no compute limit. A
-    negative quantity gets the same line (the parser's range message would offer 0)."""
+def _positive(flag: str, parse, value, omitted: str = "for the pool's default"):
+    """A quantity flag of `run` or `limits`, parsed; None when not given. 0 is refused: on the wire 0 means "not
+    given", so `--vram 0` would get the pool's default profile (a whole GPU) and `--tflops-limit 0` no compute
+    limit. A negative quantity gets the same line (the parser's range message would offer 0). omitted: what
+    leaving the flag out gives, for that line."""
     if value is None:
         return None
     from tfclient.errors import InvalidQuantity
@@ -321,7 +334,7 @@ def _positive(flag: str, parse, value):
         parse(value)            # raises, quoting what was written
         raise
     if unsigned != value.lstrip() or q == 0:
-        raise CliError(f"{flag} {value}: must be above 0 (omit {flag} for the pool's default)")
+        raise CliError(f"{flag} {value}: must be above 0 (omit {flag} {omitted})")
     return q
 
 
@@ -423,6 +436,24 @@ def scheduler_of(args) -> str:
     if not address:
         raise CliError("no scheduler: start one with `tensorfusion up`, or pass --scheduler / set TF_SCHEDULER")
     return address
+
+
+def cmd_limits(args) -> int:
+    """New limits for a live allocation (SetAllocationLimits): stored by the scheduler and written by its worker
+    into the running session's limiter region, so the program's next allocation or launch obeys them."""
+    from tfclient import quantity
+    from tfclient.scheduler_client import SchedulerClient
+    keep = "to keep the current one"
+    tflops_limit = _positive("--tflops-limit", quantity.parse_tflops, args.tflops_limit, keep)
+    vram_limit_mib = _positive("--vram-limit", quantity.parse_vram_mib, args.vram_limit, keep)
+    if tflops_limit is None and vram_limit_mib is None:
+        raise CliError("nothing to change: give --tflops-limit and/or --vram-limit")
+    address = scheduler_of(args)
+    with SchedulerClient(address, token=config.client_token(prefer=("tenant", "admin"))) as client:
+        a = client.set_limits(args.allocation, tflops=tflops_limit, vram=vram_limit_mib)
+    print(f"allocation {a.id}: limits {a.limits.tflops:g} TFLOPS, {quantity.format_vram(a.limits.vram_mib)} per GPU "
+          f"(requests {a.requests.tflops:g} TFLOPS, {quantity.format_vram(a.requests.vram_mib)})")
+    return 0
 
 
 def cmd_status(args) -> int:

@@ -42,7 +42,7 @@ POLICY = {
     "RenewLease": (TENANT, ADMIN),
     "GetAllocation": (TENANT, WORKER, ADMIN),
     "ListPool": (TENANT, ADMIN),
-    "SetAllocationLimits": (ADMIN,),
+    "SetAllocationLimits": (TENANT, ADMIN),  # tenants: their own namespace's allocations (checked by the handler)
     "CreateToken": (ADMIN,),
     "RevokeToken": (ADMIN,),
     "ListTokens": (ADMIN,),

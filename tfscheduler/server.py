@@ -208,7 +208,7 @@ class SchedulerService(rpc.SchedulerServicer):
         await asyncio.gather(*(one(n, o) for n, o in changes))
 
     async def SetAllocationLimits(self, request, context):
-        old = self.state.get(request.allocation_id)
+        old = self._owned(request.allocation_id)      # a tenant changes its own namespace's allocations only
         a = self.state.set_limits(request.allocation_id, request.limits.tflops, request.limits.vram_mib,
                                   request.requests.tflops, request.requests.vram_mib)
         token = self.state.token(a)

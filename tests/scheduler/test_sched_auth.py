@@ -6,7 +6,7 @@ import sqlite3
 import grpc
 import pytest
 
-from tfclient.errors import PermissionDenied, Unauthenticated
+from tfclient.errors import PermissionDenied, Unauthenticated, WorkerUnreachable
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 
@@ -89,8 +89,10 @@ def test_a_tenant_cannot_register_a_rogue_worker_or_manage_tokens(two_tenants):
         b.heartbeat("node-a")
     with pytest.raises(PermissionDenied):
         b.create_token("admin")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied, match="belongs to namespace 'team-a'"):
         b.set_limits(victim.id, vram="2Gi")
+    with pytest.raises(WorkerUnreachable):     # its own: allowed, and ordered to node-a (no admin API listens)
+        a.set_limits(victim.id, vram="2Gi")
 
 
 def test_a_worker_registers_and_reports_only_as_its_own_node(scheduler, client):

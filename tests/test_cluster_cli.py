@@ -1,0 +1,135 @@
+"""What a user of a cluster meets through the `tensorfusion` CLI, with the scheduler and workers as separate
+processes on loopback (tests/test_worker.py's running_cluster): `limits` changes a running program's limits
+(owner tenant or admin only)."""
+import subprocess
+import sys
+
+import pytest
+
+from cudabuild import build_cuda
+from tfclient.protos import load
+from tfclient.scheduler_client import SchedulerClient
+from test_worker import running_cluster, wait_for
+
+CLI = [sys.executable, "-m", "tfclient.cli"]
+worker_pb, worker_rpc = load("worker_pb2"), load("worker_pb2_grpc")
+
+
+def tf(*args, env, timeout=60):
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def tenant_env(env, address, namespace):
+    """env with a fresh tenant token of namespace (made by the test's admin) and the scheduler's address."""
+    token = tf("token", "--scheduler", address, "create", "--role", "tenant", "--namespace", namespace, env=env)
+    assert token.returncode == 0, token.stderr
+    return dict(env, TF_TOKEN=token.stdout.strip(), TF_SCHEDULER=address)
+
+
+def start_run(env, *args):
+    """`tensorfusion run ARGS` with pipes (stdin for programs that take steps)."""
+    return subprocess.Popen([*CLI, "run", *args], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def only_allocation(address) -> str:
+    """The id of the one active allocation (the test's admin token sees every namespace)."""
+    with SchedulerClient(address) as client:
+        found = []
+        wait_for(lambda: found.extend(a.id for a in client.list_pool(include_allocations=True).allocations)
+                 or found, timeout=60, what="the run's allocation")
+    [aid] = found
+    return aid
+
+
+def stop(proc) -> None:
+    """Ends a started `run` as Ctrl-C would not: SIGTERM (it kills its command and releases the vGPU)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def step(proc, line: str) -> str:
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+    return proc.stdout.readline().strip()
+
+
+def session_of(address, aid):
+    """The worker's view of aid's session (GetUsage): its limits as in its limiter region, its usage."""
+    import grpc
+    with SchedulerClient(address) as client:
+        admin = client.get_allocation(aid).endpoints.admin
+    with grpc.insecure_channel(admin) as channel:
+        usage = worker_rpc.WorkerAdminStub(channel).GetUsage(worker_pb.GetUsageRequest(), timeout=5)
+    return next((s for s in usage.sessions if s.allocation_id == aid), None)
+
+
+def test_limits_lowers_a_running_programs_vram_cap_and_another_tenant_is_refused(tmp_path):
+    with running_cluster(tmp_path, ["node-a"]) as (env, address):
+        team_a, team_b = tenant_env(env, address, "team-a"), tenant_env(env, address, "team-b")
+        proc = start_run(team_a, "--vram", "64Mi", "--vram-limit", "512Mi", "--", str(build_cuda("lim_vram_steps")))
+        try:
+            assert step(proc, "a 200") == "alloc=ok"
+            aid = only_allocation(address)
+            refused = tf("limits", aid, "--vram-limit", "128Mi", env=team_b)
+            assert refused.returncode == 1 and refused.stdout == ""
+            assert refused.stderr.strip() == (f"tensorfusion limits: allocation {aid} belongs to namespace "
+                                              f"'team-a'; your token is for namespace 'team-b'")
+            assert step(proc, "a 16") == "alloc=ok"            # the refused change changed nothing
+            lowered = tf("limits", aid, "--vram-limit", "128Mi", env=team_a)
+            assert lowered.returncode == 0, lowered.stderr
+            assert lowered.stdout.strip() == (f"allocation {aid}: limits 0 TFLOPS, 128Mi per GPU "
+                                              f"(requests 0 TFLOPS, 64Mi)")
+            assert step(proc, "a 16") == "alloc=cudaErrorMemoryAllocation"   # 216 MiB held, 128 allowed
+            raised = tf("limits", aid, "--vram-limit", "1Gi", env=dict(env, TF_SCHEDULER=address))  # the admin
+            assert raised.returncode == 0, raised.stderr
+            assert step(proc, "a 16") == "alloc=ok"
+            below = tf("limits", aid, "--vram-limit", "32Mi", env=team_a)
+            assert below.returncode == 1
+            assert "vram limit 32 MiB is below the request 64 MiB" in below.stderr
+            proc.stdin.write("q\n")
+            proc.stdin.close()
+            assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        finally:
+            stop(proc)
+
+
+@pytest.mark.parametrize("flags, says", [
+    ((), "nothing to change: give --tflops-limit and/or --vram-limit"),
+    (("--vram-limit", "0"), "--vram-limit 0: must be above 0 (omit --vram-limit to keep the current one)"),
+    (("--tflops-limit", "lots"), "TFLOPS 'lots' is not a number"),
+])
+def test_limits_refuses_bad_quantities_in_one_line_before_dialing(tmp_path, flags, says):
+    import os
+    env = dict(os.environ, TF_HOME=str(tmp_path), TF_SCHEDULER="127.0.0.1:9")   # nothing listens there
+    r = tf("limits", "alloc-x", *flags, env=env)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("tensorfusion limits: ") and says in r.stderr, r.stderr
+
+
+def test_limits_raises_a_running_programs_compute_share(tmp_path):
+    # the emulated GPU counts as 10 TFLOPS: a 1-TFLOPS limit is a 10% duty cycle; the kernel is long against a
+    # launch's round trip and compiled before its first launch (TF_EMU_JIT_SYNC=1), as in test_worker's
+    # autoscaling test
+    with running_cluster(tmp_path, ["node-a"], extra_env={"TF_GPU_TFLOPS": "10", "TF_EMU_JIT_SYNC": "1"}) \
+            as (env, address):
+        team_a = tenant_env(env, address, "team-a")
+        proc = start_run(team_a, "--tflops", "0.5", "--tflops-limit", "1", "--vram", "64Mi", "--",
+                         str(build_cuda("lim_busy")), "90", "2000000")
+        try:
+            aid = only_allocation(address)
+            wait_for(lambda: (s := session_of(address, aid)) is not None and s.limits.tflops == 1.0, timeout=60,
+                     what="the session's region with its 1-TFLOPS limit")
+            r = tf("limits", aid, "--tflops-limit", "8", env=team_a)
+            assert r.returncode == 0, r.stderr
+            assert session_of(address, aid).limits.tflops == 8.0     # in the region before the command returned
+            wait_for(lambda: session_of(address, aid).tflops_used > 1.5, timeout=45,
+                     what="measured TFLOPS well above the old 1-TFLOPS limit")
+            assert proc.poll() is None, "the program was restarted or ended: " + proc.stderr.read()
+        finally:
+            stop(proc)
