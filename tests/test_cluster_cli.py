@@ -1,15 +1,16 @@
 """What a user of a cluster meets through the `tensorfusion` CLI, with the scheduler and workers as separate
 processes on loopback (tests/test_worker.py's running_cluster): `limits` changes a running program's limits
-(owner tenant or admin only)."""
+(owner tenant or admin only); a worker killed with -9 gets no more `run`s long before its node timeout."""
 import subprocess
 import sys
+import time
 
 import pytest
 
-from cudabuild import build_cuda
+from cudabuild import build_cuda, build_example
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
-from test_worker import running_cluster, wait_for
+from test_worker import running_cluster, wait_for, workers
 
 CLI = [sys.executable, "-m", "tfclient.cli"]
 worker_pb, worker_rpc = load("worker_pb2"), load("worker_pb2_grpc")
@@ -133,3 +134,29 @@ def test_limits_raises_a_running_programs_compute_share(tmp_path):
             assert proc.poll() is None, "the program was restarted or ended: " + proc.stderr.read()
         finally:
             stop(proc)
+
+
+def test_runs_after_a_worker_is_killed_go_to_the_other_worker_before_its_node_timeout(tmp_path):
+    """kill -9 of a worker: the scheduler hears nothing for node_timeout_s (30 s here) and would go on placing on
+    it. The first `run` that cannot open its data plane tells the scheduler, whose own probe fails too: that
+    run and every later one land on the live worker at once; the dead node's allocations are left to its
+    timeout. A worker that is alive is not taken out on a client's word."""
+    with running_cluster(tmp_path, ["node-a", "node-b"], scheduler_args=["--node-timeout", "30"]) as (env, address):
+        team = tenant_env(env, address, "team-a")
+        program = str(build_example("vector_add"))
+        with SchedulerClient(address) as admin:
+            probe = admin.allocate(vram=256)          # where the next such run goes: kill that worker
+            victim = probe.node_name
+            admin.release(probe.id)
+            verdict = admin.report_worker_unreachable(probe.id, "a client with a broken network")
+            assert not verdict.node_unavailable        # alive: its probe answers, it stays in placement
+            workers[victim].kill()
+            workers[victim].wait()
+            killed = time.monotonic()
+            for _ in range(3):
+                r = tf("run", "--vram", "256Mi", "--", program, env=team, timeout=120)
+                assert r.returncode == 0, r.stdout + r.stderr
+            elapsed = time.monotonic() - killed
+            nodes = {n.node_name: n.available for n in admin.list_pool().nodes}
+        assert elapsed < 30, f"the runs took {elapsed:.1f} s: as long as the node timeout"
+        assert nodes == {victim: False, ({"node-a", "node-b"} - {victim}).pop(): True}

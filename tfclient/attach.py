@@ -34,7 +34,8 @@ import threading
 import warnings
 
 from tfclient import config, libenv, native
-from tfclient.errors import AllocationInactive, InvalidRequest, NotFound, SchedulerUnreachable, TensorFusionError
+from tfclient.errors import (AllocationInactive, InvalidRequest, NotFound, SchedulerUnreachable, TensorFusionError,
+                             WorkerUnreachable)
 from tfclient.scheduler_client import SchedulerClient
 
 log = logging.getLogger("tfclient")
@@ -72,21 +73,7 @@ class Lease:
 
     def worker_address(self, transport: str | None = None) -> str:
         """TF_WORKER value. transport "unix" / "tcp" / None (unix when the worker runs on this host)."""
-        ep = self.allocation.endpoints
-        if transport in (None, "", "auto"):
-            # the socket file is visible only on the worker's host
-            transport = "unix" if ep.unix_path and (os.path.exists(ep.unix_path) or not ep.tcp) else "tcp"
-        if transport == "unix":
-            if not ep.unix_path:
-                raise InvalidRequest(f"worker {self.allocation.worker_id} has no Unix endpoint: use transport='tcp'")
-            return f"unix:{ep.unix_path}"
-        if transport != "tcp":
-            raise InvalidRequest(f"transport {transport!r} unknown: use 'unix', 'tcp' or None (auto)")
-        if not ep.tcp:
-            raise InvalidRequest(f"worker {self.allocation.worker_id} has no TCP endpoint (only "
-                                 f"{ep.unix_path or 'nothing'}): run on its host or start the worker with --tcp")
-        # a worker with a TLS listener registers "tls:host:port": the stub must speak TLS to it
-        return ep.tcp if ep.tcp.startswith("tls:") else f"tcp:{ep.tcp}"
+        return worker_address(self.allocation, transport)
 
     def client_env(self, transport: str | None = None, tls_ca: str | None = None) -> dict:
         """Environment the stub reads: TF_WORKER, TF_LEASE (+ TF_ALLOCATION, TF_SCHEDULER for tools), and
@@ -189,17 +176,110 @@ class Lease:
                 f"{a.limits.tflops:g} TFLOPS, {a.requests.vram_mib}/{a.limits.vram_mib} MiB>")
 
 
+def worker_address(allocation, transport: str | None = None) -> str:
+    """TF_WORKER value for allocation's worker. transport "unix" / "tcp" / None (unix when the worker runs on this
+    host)."""
+    ep = allocation.endpoints
+    if transport in (None, "", "auto"):
+        # the socket file is visible only on the worker's host
+        transport = "unix" if ep.unix_path and (os.path.exists(ep.unix_path) or not ep.tcp) else "tcp"
+    if transport == "unix":
+        if not ep.unix_path:
+            raise InvalidRequest(f"worker {allocation.worker_id} has no Unix endpoint: use transport='tcp'")
+        return f"unix:{ep.unix_path}"
+    if transport != "tcp":
+        raise InvalidRequest(f"transport {transport!r} unknown: use 'unix', 'tcp' or None (auto)")
+    if not ep.tcp:
+        raise InvalidRequest(f"worker {allocation.worker_id} has no TCP endpoint (only "
+                             f"{ep.unix_path or 'nothing'}): run on its host or start the worker with --tcp")
+    # a worker with a TLS listener registers "tls:host:port": the stub must speak TLS to it
+    return ep.tcp if ep.tcp.startswith("tls:") else f"tcp:{ep.tcp}"
+
+
+CONNECT_CHECK_S = 3.0     # a TCP data plane that neither accepts nor refuses within this is unreachable
+
+
+def data_plane_error(address: str) -> str | None:
+    """None when a connection to the data plane at address (a TF_WORKER value) opens, else what failed. The
+    connection is closed at once, before any hello: the worker drops it without a word (a TLS listener starts and
+    ends one GPU worker process for it)."""
+    kind, _, target = address.partition(":")
+    try:
+        if kind == "unix":
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(CONNECT_CHECK_S)
+                s.connect(target)
+        else:
+            host, _, port = target.rpartition(":")
+            socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_CHECK_S).close()
+    except OSError as e:
+        return f"connect {address}: {e.strerror or e}"
+    return None
+
+
+def _reachable_allocation(client: SchedulerClient, allocate_once, transport: str | None):
+    """allocate_once()'s allocation when its worker's data plane opens. When it does not (a worker killed within
+    the node timeout still gets allocations), the scheduler is told: it probes that worker itself and, if the
+    probe fails too, takes the node out of placement; then one more allocation goes elsewhere. An allocation
+    whose worker cannot be reached is released. WorkerUnreachable when the scheduler still reaches the worker
+    (the network between this host and it is at fault) or the second worker cannot be reached either."""
+    a = allocate_once()
+    why = _checked(client, a, transport)
+    if why is None:
+        return a
+    verdict = _report(client, a, why)
+    if not verdict.node_unavailable:
+        raise WorkerUnreachable(f"worker {a.node_name} cannot be reached from this host ({why}) but the scheduler "
+                                f"reaches it: check the network between them (or the transport: --transport)")
+    log.warning("worker %s is down (%s): allocating elsewhere", a.node_name, verdict.reason)
+    b = allocate_once()
+    why_b = _checked(client, b, transport)
+    if why_b is None:
+        return b
+    _report(client, b, why_b)
+    raise WorkerUnreachable(f"worker {a.node_name} is down ({why}) and worker {b.node_name}, placed instead, cannot "
+                            f"be reached either ({why_b}): check the network from this host to the workers")
+
+
+def _checked(client: SchedulerClient, a, transport: str | None) -> str | None:
+    """data_plane_error for a's worker; a is released when its address cannot even be formed (InvalidRequest)."""
+    try:
+        return data_plane_error(worker_address(a, transport))
+    except BaseException:
+        _release_quietly(client, a.id)
+        raise
+
+
+def _report(client: SchedulerClient, a, why: str):
+    """Reports a's worker unreachable, then releases a. -> the scheduler's verdict."""
+    try:
+        return client.report_worker_unreachable(a.id, why)
+    finally:
+        _release_quietly(client, a.id)
+
+
+def _release_quietly(client: SchedulerClient, allocation_id: str) -> None:
+    try:
+        client.release(allocation_id)
+    except TensorFusionError as e:       # it ends by itself when its lease expires
+        log.info("releasing %s failed: %s", allocation_id, e)
+
+
 def allocate(tflops=0.0, vram=0, *, tflops_limit=None, vram_limit=None, qos="medium", pool="", namespace="",
              workload="", gpu_count=1, model="", vendor="", local_gpu=False, lease_ttl=0.0, scheduler=None,
              renew=True, vram_mib=None, vram_limit_mib=None, gpu_model=None, client_node=None,
-             timeout=5.0, token=None, tls=None) -> Lease:
+             timeout=5.0, token=None, tls=None, check_reach: bool = False, transport: str | None = None) -> Lease:
     """Allocates a vGPU and returns its Lease (renewed in the background unless renew=False).
     vram/vram_limit: MiB or a size ("4Gi"); tflops: FP16 TFLOPS (number or "500m"); limits default to requests.
+    gpu_count: GPUs of one worker, each with these requests and limits.
     scheduler: "host:port" (default: --scheduler/TF_SCHEDULER/the embedded one); token: bearer token (default
     TF_TOKEN, then $TF_HOME/tenant.token); tls: tfclient.tls.ClientTLS (default TF_TLS_CA/TF_TLS_CERT/TF_TLS_KEY;
     none = plaintext); workload: the autoscaled workload (`tensorfusion workload apply`) this allocation joins,
     UnknownWorkload if it does not exist (without it, the allocation is labelled with the program's name).
-    Raises tfclient.errors.* (TlsHandshakeFailed when TLS is misconfigured)."""
+    check_reach: the lease is for this host (attach(), `tensorfusion run`): the worker's data plane by transport
+    (as in Lease.worker_address) must open from here; a worker that does not answer is reported and avoided
+    once (_reachable_allocation).
+    Raises tfclient.errors.* (TlsHandshakeFailed when TLS is misconfigured, WorkerUnreachable)."""
     if vram_mib is not None:
         vram = vram_mib
     if vram_limit_mib is not None:
@@ -208,11 +288,13 @@ def allocate(tflops=0.0, vram=0, *, tflops_limit=None, vram_limit=None, qos="med
     try:
         if workload:        # joining an autoscaled workload: it must exist (a typo must not go unnoticed)
             client.get_workload(workload, namespace=namespace)
-        a = client.allocate(tflops, vram, tflops_limit=tflops_limit, vram_limit=vram_limit, qos=qos, pool=pool,
-                            namespace=namespace, workload=workload or os.path.basename(sys.argv[0] or "python"),
-                            gpu_count=gpu_count, model=gpu_model or model, vendor=vendor, local_gpu=local_gpu,
-                            client_node=client_node or (socket.gethostname() if local_gpu else ""),
-                            lease_ttl=lease_ttl)
+        def allocate_once():
+            return client.allocate(
+                tflops, vram, tflops_limit=tflops_limit, vram_limit=vram_limit, qos=qos, pool=pool,
+                namespace=namespace, workload=workload or os.path.basename(sys.argv[0] or "python"),
+                gpu_count=gpu_count, model=gpu_model or model, vendor=vendor, local_gpu=local_gpu,
+                client_node=client_node or (socket.gethostname() if local_gpu else ""), lease_ttl=lease_ttl)
+        a = _reachable_allocation(client, allocate_once, transport) if check_reach else allocate_once()
     except BaseException:
         client.close()
         raise
@@ -252,7 +334,7 @@ def attach(tflops=0.0, vram=0, qos="medium", *, transport: str | None = None, lo
     worker whose TCP data plane is TLS (default $TF_TLS_CA, else the system's CAs). kw: see allocate(). Raises
     tfclient.errors.* (InvalidQuantity, NoCapacity, SchedulerUnreachable, ...)."""
     global _current
-    lease = allocate(tflops, vram, qos=qos, **kw)
+    lease = allocate(tflops, vram, qos=qos, check_reach=True, transport=transport, **kw)
     try:
         os.environ.update(lease.client_env(transport, tls_ca=tls_ca))
         lease.export_env = True

@@ -360,7 +360,8 @@ def cmd_run(args) -> int:
     from tfclient.attach import allocate
     lease = allocate(scheduler=address, tflops=tflops or 0.0, tflops_limit=tflops_limit or 0.0,
                      vram_mib=vram_mib or 0, vram_limit_mib=vram_limit_mib or 0, qos=args.qos or "medium",
-                     pool=args.pool or "default", gpu_model=args.gpu_model, workload=args.workload or "")
+                     pool=args.pool or "default", gpu_model=args.gpu_model, workload=args.workload or "",
+                     check_reach=True, transport=args.transport)
     # SIGTERM must not skip the release below (subprocess.run kills CMD when interrupted).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:

@@ -308,6 +308,11 @@ class SchedulerClient(_ClientBase):
         return self._call("ListPool", pb.ListPoolRequest(pool=pool, include_allocations=include_allocations,
                                                          namespace=namespace))
 
+    def report_worker_unreachable(self, allocation_id, detail=""):
+        """-> ReportWorkerUnreachableResponse (node_unavailable: the scheduler's probe failed too, reason)."""
+        return self._call("ReportWorkerUnreachable", pb.ReportWorkerUnreachableRequest(
+            allocation_id=allocation_id, detail=detail[:200]))
+
     def set_limits(self, allocation_id, tflops=None, vram=None, tflops_request=None, vram_request=None):
         return self._call("SetAllocationLimits", limits_request(allocation_id, tflops, vram, tflops_request,
                                                                 vram_request))

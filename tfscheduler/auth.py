@@ -41,6 +41,7 @@ POLICY = {
     "Release": (TENANT, ADMIN),
     "RenewLease": (TENANT, ADMIN),
     "GetAllocation": (TENANT, WORKER, ADMIN),
+    "ReportWorkerUnreachable": (TENANT, ADMIN),   # tenants: their own namespace's allocations
     "ListPool": (TENANT, ADMIN),
     "SetAllocationLimits": (TENANT, ADMIN),  # tenants: their own namespace's allocations (checked by the handler)
     "CreateToken": (ADMIN,),

@@ -34,8 +34,8 @@ class SchedulerMetrics:
         nodes = GaugeMetricFamily("tensorfusion_scheduler_nodes", "Registered worker nodes",
                                   labels=["pool", "available"])
         counts: dict = {}
-        for node in list(st.nodes.values()):
-            key = (node.pool, "true" if node.available else "false")
+        for wid, node in list(st.nodes.items()):
+            key = (node.pool, "true" if st.placeable(wid) else "false")
             counts[key] = counts.get(key, 0) + 1
         for key, c in sorted(counts.items()):
             nodes.add_metric(list(key), c)

@@ -45,6 +45,7 @@ class SchedulerService(rpc.SchedulerServicer):
         self.worker_tls = worker_tls    # how the workers' admin API is dialed (None: plaintext)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._tasks: set = set()
+        self._probes: dict[str, asyncio.Task] = {}   # worker id -> its probe in flight (ReportWorkerUnreachable)
         self.metrics = None           # tfscheduler.metrics.SchedulerMetrics when metrics are served
         self.election = None          # tfscheduler.election.Election with replicas on etcd
         self.etcd = None              # the EtcdStore, when the state is in etcd
@@ -180,6 +181,46 @@ class SchedulerService(rpc.SchedulerServicer):
     async def GetAllocation(self, request, context):
         return self._alloc_pb(self._owned(request.allocation_id))
 
+    async def ReportWorkerUnreachable(self, request, context):
+        a = self._owned(request.allocation_id)
+        validate.text("detail", request.detail)
+        node = self.state.nodes.get(a.worker_id)
+        if node is None or not node.admin:
+            return pb.ReportWorkerUnreachableResponse(node_unavailable=not self.state.placeable(a.worker_id),
+                                                      reason=f"worker {a.worker_id} has no admin API to probe")
+        why = await self._probe(a.worker_id, node.admin)
+        if why is None:
+            log.info("worker %s answers its probe although a client of %s could not reach it (%s)", a.worker_id,
+                     a.id, request.detail)
+            return pb.ReportWorkerUnreachableResponse(
+                node_unavailable=False, reason=f"the scheduler reaches worker {a.worker_id} ({node.admin})")
+        if self.state.mark_unreachable(a.worker_id, why):
+            log.warning("worker %s takes no new allocations until it heartbeats: a client of %s could not reach it "
+                        "(%s) and neither could its probe (%s)", a.worker_id, a.id, request.detail, why)
+        return pb.ReportWorkerUnreachableResponse(node_unavailable=True, reason=why)
+
+    async def _probe(self, worker_id: str, admin: str) -> str | None:
+        """Asks worker_id's admin API for its usage on a fresh channel (one connection attempt: a cached channel
+        in reconnect backoff would fail at once even for a worker that is back). -> None when it answered within
+        admin_timeout_s, else what failed. Reports about one worker that arrive together share one probe."""
+        task = self._probes.get(worker_id)
+        if task is None:
+            task = self._probes[worker_id] = asyncio.get_running_loop().create_task(self._probe_once(admin))
+            task.add_done_callback(lambda _: self._probes.pop(worker_id, None))
+        return await asyncio.shield(task)
+
+    async def _probe_once(self, admin: str) -> str | None:
+        channel = tlsmod.channel(admin, self.worker_tls, aio=True)
+        try:
+            await wrpc.WorkerAdminStub(channel).GetUsage(wpb.GetUsageRequest(),
+                                                         timeout=self.state.cfg.admin_timeout_s)
+            return None
+        except grpc.RpcError as e:
+            return (f"probe of {admin}: "
+                    f"{tlsmod.explain(e.details(), admin, self.worker_tls) or f'{e.code().name}: {e.details()}'}")
+        finally:
+            await channel.close()
+
     async def order_limits(self, a, token: str) -> None:
         """Orders a's worker (signed SetSessionLimits) to enforce a's limits now. grpc.RpcError if it did not."""
         node = self.state.nodes.get(a.worker_id)
@@ -246,7 +287,8 @@ class SchedulerService(rpc.SchedulerServicer):
         for wid, node in st.nodes.items():
             if request.pool and node.pool != request.pool:
                 continue
-            ns = out.nodes.add(worker_id=wid, node_name=node.node_name, pool=node.pool, available=node.available,
+            available = st.placeable(wid)
+            ns = out.nodes.add(worker_id=wid, node_name=node.node_name, pool=node.pool, available=available,
                                last_heartbeat=st.last_seen.get(wid, 0.0),
                                endpoints=cpb.WorkerEndpoints(unix_path=node.unix_path, tcp=node.tcp, admin=node.admin)
                                if show_endpoints else None,
@@ -265,7 +307,7 @@ class SchedulerService(rpc.SchedulerServicer):
                             usage=cpb.GPUUsage(uuid=g.uuid, tflops_used=u[0], vram_used_mib=int(u[1]),
                                                utilization=u[2]),
                             allocation_count=c["allocations"])
-                if node.available:
+                if available:
                     t[0] += g.tflops
                     t[1] += g.vram_mib
                 t[2] += c["req_tflops"]
@@ -382,7 +424,8 @@ def _typed_errors(method):
     return wrapped
 
 
-for _name in ("RegisterWorker", "Heartbeat", "Allocate", "Release", "RenewLease", "GetAllocation", "ListPool",
+for _name in ("RegisterWorker", "Heartbeat", "Allocate", "Release", "RenewLease", "GetAllocation",
+              "ReportWorkerUnreachable", "ListPool",
               "SetAllocationLimits", "CreateToken", "RevokeToken", "ListTokens", "ApplyWorkload", "GetWorkload",
               "ListWorkloads"):
     setattr(SchedulerService, _name, _typed_errors(getattr(SchedulerService, _name)))

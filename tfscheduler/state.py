@@ -195,6 +195,9 @@ class SchedulerState:
         self.allocs: dict[str, AllocationRecord] = {}
         self.ended: OrderedDict[str, AllocationRecord] = OrderedDict()
         self.pending: dict[str, dict] = {}          # worker id -> {allocation id: reason}
+        # worker id -> why: out of placement until its next heartbeat (mark_unreachable); in memory only, as
+        # a restart gives every node a fresh node_timeout_s anyway
+        self.unreachable: dict[str, str] = {}
         self.ended_counts: dict[str, int] = {}      # state name -> allocations ended so (metrics)
         self._next_prune = 0.0
         self.autoscaler = Autoscaler(self.cfg.vram_peak_interval_s, timedelta(seconds=self.cfg.histogram_half_life_s),
@@ -259,6 +262,9 @@ class SchedulerState:
         self._load(grace=False)
         self.last_seen = {w: t for w, t in self.last_seen.items() if w in self.nodes}
         self.alloc_usage = {a: u for a, u in self.alloc_usage.items() if a in self.allocs}
+        self.unreachable = {w: why for w, why in self.unreachable.items() if w in self.nodes}
+        for w in self.unreachable:              # the rebuilt index has them placeable again
+            self.index.set_node_available(w, False)
 
     def _put_pool(self, name: str, pol: PoolPolicy) -> None:
         self.index.set_policy(name, pol)
@@ -325,6 +331,7 @@ class SchedulerState:
         for uuid in old - seen:
             self.index.remove_gpu(uuid)
         self.last_seen[worker_id] = now
+        self.unreachable.pop(worker_id, None)   # it registered: alive (its GPUs above are placeable again)
         closes = self._renew_listed(worker_id, active_ids, now)
         return worker_id, accepted, closes
 
@@ -357,6 +364,8 @@ class SchedulerState:
             self.store.set_node_available(worker_id, True)
             node.available = True
             self.index.set_node_available(worker_id, True)
+        if self.unreachable.pop(worker_id, None) is not None:
+            self.index.set_node_available(worker_id, True)    # it heartbeats: placeable again
         own = {g.uuid for g in self.node_gpus.get(worker_id, ())}
         for u in gpu_usage:               # a worker reports its own GPUs and sessions only
             if u[0] in own:
@@ -662,7 +671,25 @@ class SchedulerState:
                 self.store.set_node_available(wid, False)
                 node.available = False
                 self.index.set_node_available(wid, False)
+                self.unreachable.pop(wid, None)
         return closes
+
+    def mark_unreachable(self, worker_id: str, why: str) -> bool:
+        """Takes worker_id out of placement until its next heartbeat or registration, because the scheduler's own
+        probe of it failed (Kubernetes' unreachable:NoSchedule taint: tfscheduler/README.md, Node liveness). Its
+        allocations stay: only node_timeout_s of silence ends them (LOST), as before. -> False when the node is
+        unknown or already out of placement."""
+        node = self.nodes.get(worker_id)
+        if node is None or not node.available or worker_id in self.unreachable:
+            return False
+        self.unreachable[worker_id] = why
+        self.index.set_node_available(worker_id, False)
+        return True
+
+    def placeable(self, worker_id: str) -> bool:
+        """True when new allocations may go to worker_id: it heartbeats and no failed probe has marked it since."""
+        node = self.nodes.get(worker_id)
+        return node is not None and node.available and worker_id not in self.unreachable
 
     def endpoints(self, worker_id: str) -> NodeRecord | None:
         return self.nodes.get(worker_id)

@@ -1,5 +1,6 @@
 """tfclient.attach: allocate/attach/release against a real scheduler, lease renewal from the thread."""
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -17,12 +18,20 @@ from sched_helpers import SECRET, gpus
 
 tfattach = sys.modules["tfclient.attach"]
 
+
+def listening(path):
+    """A Unix socket listening at path, as a worker's data plane does (attach() checks that it opens)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen()
+    return sock
+
 pb = load("scheduler_pb2")
 
 
 def test_attach_points_the_stub_at_the_worker_and_releases_on_exit(scheduler, tmp_path, monkeypatch):
     sock = tmp_path / "worker.sock"
-    sock.touch()                                   # the worker's socket exists on this host -> unix transport
+    data_plane = listening(sock)                       # the worker's socket exists on this host -> unix transport
     for k in ("TF_WORKER", "TF_LEASE", "TF_ALLOCATION", "TF_SCHEDULER"):
         monkeypatch.delenv(k, raising=False)
     with SchedulerClient(scheduler.address) as c:
@@ -68,6 +77,7 @@ def test_renewal_hands_fresh_tokens_to_whatever_connects_later(start_scheduler, 
     s = start_scheduler(lease_ttl_s=1.0, tick_s=0.05)
     with SchedulerClient(s.address) as c:
         c.register_worker("node-a", "p", gpus("a", tflops=10), unix_path=str(tmp_path / "w.sock"))
+    data_plane = listening(tmp_path / "w.sock")
     held = tfattach.attach(tflops=1, vram=1, scheduler=s.address, load=False, transport="unix")
     path = tmp_path / "leases" / f"{held.id}.token"
     try:
@@ -89,7 +99,7 @@ def test_attach_loads_the_stub_as_libcuda(scheduler, tmp_path):
     if not stub.exists():
         pytest.skip("client stub not built (make native)")
     sock = tmp_path / "w.sock"
-    sock.touch()
+    data_plane = listening(sock)
     with SchedulerClient(scheduler.address) as c:
         c.register_worker("node-a", "p", gpus("a"), unix_path=str(sock))
     code = ("import ctypes\nfrom tfclient.attach import attach, release\n"

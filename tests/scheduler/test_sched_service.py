@@ -334,3 +334,23 @@ def test_bad_default_profile_in_config_is_a_clear_error(tmp_path, text, message)
     cfg.write_text(f"[default_profile]\n{text}\n")
     with pytest.raises(ValueError, match=message):
         load_config(str(cfg))
+
+
+def test_a_reported_worker_whose_probe_fails_takes_no_new_allocations_until_it_heartbeats(client, worker_admin):
+    client.register_worker("node-dead", "p", gpus("d", tflops=100), admin="127.0.0.1:1")   # nothing listens
+    client.register_worker("node-live", "p", gpus("l", tflops=100), admin=worker_admin.address)
+    by_node = {a.node_name: a for a in (client.allocate(tflops=60, vram=1), client.allocate(tflops=60, vram=1))}
+    on_dead, on_live = by_node["node-dead"], by_node["node-live"]
+    # a client that cannot reach a live worker is not believed: the scheduler's own probe answers
+    verdict = client.report_worker_unreachable(on_live.id, "connect unix:/x: Connection refused")
+    assert not verdict.node_unavailable and "reaches worker node-live" in verdict.reason
+    verdict = client.report_worker_unreachable(on_dead.id, "connect unix:/y: Connection refused")
+    assert verdict.node_unavailable and "127.0.0.1:1" in verdict.reason
+    available = lambda: {n.node_name: n.available for n in client.list_pool().nodes}
+    assert available() == {"node-dead": False, "node-live": True}
+    client.release(on_live.id)
+    assert client.allocate(tflops=30, vram=1).node_name == "node-live"      # not on the unreachable one
+    assert client.get_allocation(on_dead.id).state == pb.ALLOCATION_ACTIVE   # ended only by the node timeout
+    client.heartbeat("node-dead", active_allocation_ids=[on_dead.id])        # it was alive after all
+    assert available() == {"node-dead": True, "node-live": True}
+    assert client.allocate(tflops=30, vram=1).node_name == "node-dead"
