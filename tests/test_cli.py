@@ -400,6 +400,9 @@ def test_run_with_a_tls_ca_but_no_scheduler_says_which_to_give_before_starting_a
     (["--vram", "-2x"], "VRAM '-2x' has unknown unit 'x'"),
     (["--tflops", "fast"], "TFLOPS 'fast' is not a number"),
     (["--qos", "urgent"], "invalid choice: 'urgent'"),
+    (["--gpus", "-1"], "--gpus -1: use a whole number of GPUs from 1 to 256 (all on one worker)"),
+    (["--gpus", "1.5"], "--gpus 1.5: use a whole number of GPUs from 1 to 256"),
+    (["--gpus", "999"], "--gpus 999: use a whole number of GPUs from 1 to 256"),
     # 0 is "not given" on the wire: the pool's default (a whole GPU) or no compute limit, so it is refused
     (["--vram", "0"], "--vram 0: must be above 0 (omit --vram for the pool's default)"),
     (["--vram-limit", "0Gi"], "--vram-limit 0Gi: must be above 0"),

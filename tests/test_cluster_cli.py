@@ -1,6 +1,7 @@
 """What a user of a cluster meets through the `tensorfusion` CLI, with the scheduler and workers as separate
 processes on loopback (tests/test_worker.py's running_cluster): `limits` changes a running program's limits
-(owner tenant or admin only); a worker killed with -9 gets no more `run`s long before its node timeout."""
+(owner tenant or admin only); `run --gpus N` gives the command N devices of one worker; a worker killed with -9
+gets no more `run`s long before its node timeout."""
 import subprocess
 import sys
 import time
@@ -160,3 +161,31 @@ def test_runs_after_a_worker_is_killed_go_to_the_other_worker_before_its_node_ti
             nodes = {n.node_name: n.available for n in admin.list_pool().nodes}
         assert elapsed < 30, f"the runs took {elapsed:.1f} s: as long as the node timeout"
         assert nodes == {victim: False, ({"node-a", "node-b"} - {victim}).pop(): True}
+
+
+def test_run_gpus_gives_the_command_that_many_devices_of_one_worker(tmp_path):
+    """A worker on an emulated host of 3 devices (TF_EMU_DEVICES=3) registers 3 GPUs; `run --gpus 2` holds two of
+    them and the program sees exactly 2 devices through the stub (cudaGetDeviceCount), `run` without it sees 1,
+    and more GPUs than a worker has is one line saying so. The limiter keeps one VRAM ledger per allocation: 2 GPUs
+    of 128 MiB each share a 256 MiB cap, which each device reports as its memory."""
+    with running_cluster(tmp_path, ["node-a"], extra_env={"TF_EMU_DEVICES": "3"}) as (env, address):
+        with SchedulerClient(address) as admin:
+            [node] = admin.list_pool().nodes
+        assert len(node.gpus) == 3 and len({g.info.uuid for g in node.gpus}) == 3
+        team = tenant_env(env, address, "team-a")
+        program = str(build_example("device_query"))
+        two = tf("run", "--gpus", "2", "--vram", "128Mi", "--", program, env=team, timeout=120)
+        assert two.returncode == 0, two.stdout + two.stderr
+        lines = two.stdout.strip().splitlines()
+        assert [line.split(":")[0] for line in lines] == ["device 0", "device 1"], two.stdout
+        assert all("256 MiB total" in line for line in lines), two.stdout
+        one = tf("run", "--vram", "128Mi", "--", program, env=team, timeout=120)
+        assert one.returncode == 0, one.stdout + one.stderr
+        [line] = one.stdout.strip().splitlines()
+        assert line.startswith("device 0:") and "128 MiB total" in line
+        four = tf("run", "--gpus", "4", "--vram", "128Mi", "--", program, env=team)
+        assert four.returncode == 1 and len(four.stderr.strip().splitlines()) == 1, four.stderr
+        assert "gpu_count 4" in four.stderr, four.stderr
+        bad = tf("run", "--gpus", "0", "--", program, env=team)
+        assert bad.returncode == 1 and bad.stderr.strip() == \
+            "tensorfusion run: --gpus 0: use a whole number of GPUs from 1 to 256 (all on one worker)"

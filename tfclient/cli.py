@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tflops-limit", default=None, help="TFLOPS limit (default: the request)")
     run.add_argument("--vram", default=None, help="VRAM request, e.g. 512Mi, 2Gi (plain number = MiB; up to 1024Ti)")
     run.add_argument("--vram-limit", default=None, help="VRAM limit (default: the request)")
+    run.add_argument("--gpus", default=None, metavar="N",
+                     help="GPUs of one worker, each with the requests and limits given (default 1); the command "
+                          "sees them as devices 0..N-1")
     run.add_argument("--qos", default=None, choices=["low", "medium", "high", "critical"],
                      help="QoS level (default medium); higher may preempt lower")
     run.add_argument("--pool", default=None, help="GPU pool (default: default)")
@@ -345,6 +348,7 @@ def cmd_run(args) -> int:
     vram_limit_mib = _positive("--vram-limit", quantity.parse_vram_mib, args.vram_limit) or vram_mib
     tflops = _positive("--tflops", quantity.parse_tflops, args.tflops)
     tflops_limit = _positive("--tflops-limit", quantity.parse_tflops, args.tflops_limit) or tflops
+    gpu_count = gpu_count_of(args.gpus)
     if args.local:
         check_local_flags(args)
         return run_local(cmd, vram_limit_mib, tflops_limit)
@@ -361,6 +365,7 @@ def cmd_run(args) -> int:
     lease = allocate(scheduler=address, tflops=tflops or 0.0, tflops_limit=tflops_limit or 0.0,
                      vram_mib=vram_mib or 0, vram_limit_mib=vram_limit_mib or 0, qos=args.qos or "medium",
                      pool=args.pool or "default", gpu_model=args.gpu_model, workload=args.workload or "",
+                     gpu_count=gpu_count,
                      check_reach=True, transport=args.transport)
     # SIGTERM must not skip the release below (subprocess.run kills CMD when interrupted).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -376,9 +381,20 @@ def cmd_run(args) -> int:
         _release_after_run(lease)
 
 
+def gpu_count_of(value: str | None) -> int:
+    """`run --gpus N` -> N (1 when not given); CliError (one line) unless N is a whole number from 1 to the most
+    GPUs a node may register (more never fit on one)."""
+    from tfscheduler.validate import GPUS_MAX
+    if value is None:
+        return 1
+    if not value.strip().isdigit() or not 1 <= int(value) <= GPUS_MAX:
+        raise CliError(f"--gpus {value}: use a whole number of GPUs from 1 to {GPUS_MAX} (all on one worker)")
+    return int(value)
+
+
 # `run` flags that ask something of a scheduler or a worker: with --local (no scheduler, no worker) they would
 # be silently ignored, so they are refused
-SCHEDULER_ONLY_FLAGS = ("scheduler", "pool", "workload", "gpu_model", "qos", "transport", "tls_ca")
+SCHEDULER_ONLY_FLAGS = ("scheduler", "pool", "workload", "gpu_model", "gpus", "qos", "transport", "tls_ca")
 
 
 def check_local_flags(args) -> None:

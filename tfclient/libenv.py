@@ -26,7 +26,7 @@ A variable the user already set is kept. On NVIDIA's driver nothing is set: SASS
 """
 from __future__ import annotations
 
-EMULATED_VENDOR = "tensorfusion"            # tfworker.gpus.emulated_gpu() registers the device under it
+EMULATED_VENDOR = "tensorfusion"            # tfworker.gpus.emulated_gpus() registers the devices under it
 EMULATED_MODEL = "TensorFusion Emulated GPU (CPU)"
 
 PTX_ONLY_ENV = {"CUPY_COMPILE_WITH_PTX": "1"}

@@ -23,7 +23,7 @@ from tfclient.protos import load
 from tfscheduler import lease, models
 from tfworker import gpu_process, limits
 from tfworker.dataplane import DataPlaneServer, SessionEnd, SessionGrant, TlsFiles
-from tfworker.gpus import Backend, GpuInfo
+from tfworker.gpus import Backend, GpuInfo, session_env
 
 pb = load("scheduler_pb2")
 common = load("common_pb2")
@@ -48,7 +48,7 @@ def ipc_scope_dir(allocation_id: str) -> str:
 class Session:
     session_id: str
     allocation_id: str
-    gpu: GpuInfo
+    gpus: list[GpuInfo]                   # the allocation's, in the lease's order: the process's devices 0..N-1
     limits: limits.SessionLimits | None   # None when the limiter is not built
     started_at: float = field(default_factory=time.time)
 
@@ -230,9 +230,11 @@ class WorkerDaemon:
         claims = await self._claims_of(token.decode("utf-8", "replace"))
         if claims.worker_id != self.worker_id:     # (before registration worker_id is "": nothing matches)
             raise PermissionError(f"lease is for worker {claims.worker_id}, this is {self.worker_id or 'unregistered'}")
-        gpu = next((g for g in self.backend.gpus if g.uuid == claims.gpu_uuid), None)
-        if gpu is None:
-            raise PermissionError(f"lease names GPU {claims.gpu_uuid}, which is not on this worker")
+        mine = {g.uuid: g for g in self.backend.gpus}
+        missing = [u for u in claims.gpu_uuids if u not in mine]
+        if missing:
+            raise PermissionError(f"lease names GPU {missing[0]}, which is not on this worker")
+        gpus = [mine[u] for u in claims.gpu_uuids]
         session_id = f"{claims.allocation_id}-{next(self._counter)}"
         pending = self.pending_limits.get(claims.allocation_id)
         vram_mib = pending.vram_mib if pending and pending.vram_mib else claims.vram_limit_mib
@@ -240,11 +242,11 @@ class WorkerDaemon:
         # one region per allocation: its sessions share the VRAM cap and the compute share
         limits = self.regions.get(claims.allocation_id)
         if limits is None:
-            limits = self._create_limits(claims.allocation_id, vram_mib, tflops, gpu)
+            limits = self._create_limits(claims.allocation_id, vram_mib, tflops, gpus)
             if limits is not None:
                 self.regions[claims.allocation_id] = limits
-        self.sessions[session_id] = Session(session_id, claims.allocation_id, gpu, limits)
-        env = {"CUDA_VISIBLE_DEVICES": str(gpu.index)} if self.backend.kind == "nvidia" else {}
+        self.sessions[session_id] = Session(session_id, claims.allocation_id, gpus, limits)
+        env = session_env(self.backend, gpus)
         if self.identity is not None:
             env[gpu_process.TAG_VAR] = self.identity.tag   # found again by a restarted daemon
         env["TF_IPC_SCOPE"] = claims.allocation_id   # CUDA IPC handles open only within one allocation
@@ -300,16 +302,20 @@ class WorkerDaemon:
         self.revoked[aid] = (now, reason)
         self.confirmed.discard(aid)
 
-    def _create_limits(self, allocation_id: str, vram_mib: int, tflops: float, gpu: GpuInfo):
+    def _create_limits(self, allocation_id: str, vram_mib: int, tflops: float, gpus: list[GpuInfo]):
+        """The allocation's limiter region. Limits are per GPU; the limiter keeps one VRAM ledger per region, so
+        an allocation of N GPUs gets N times the per-GPU VRAM limit over all its devices together (one device may
+        hold more than its share), and its launches on all of them share the per-GPU compute share."""
         if not native.limiter_lib().exists():
             log.warning("limiter not built (%s): allocation %s runs without limits", native.limiter_lib(), allocation_id)
             return None
+        gpu = gpus[0]
         device_tflops = gpu.tflops or (models.lookup_tflops(gpu.model) or 0.0)
         if tflops and not device_tflops:
             log.warning("GPU model %r has no known TFLOPS (set TF_GPU_TFLOPS): allocation %s gets no compute limit",
                         gpu.model, allocation_id)
         region = f"{self.identity.tag}-{allocation_id}" if self.identity is not None else allocation_id
-        return limits.SessionLimits.create(region, vram_limit_bytes=vram_mib << 20,
+        return limits.SessionLimits.create(region, vram_limit_bytes=(vram_mib * len(gpus)) << 20,
                                            tflops_limit=tflops if device_tflops else 0.0, device_tflops=device_tflops)
 
     async def _on_session_end(self, end: SessionEnd) -> None:
@@ -351,11 +357,14 @@ class WorkerDaemon:
         return True
 
     def set_limits(self, allocation_id: str, limits) -> bool:
+        """New per-GPU limits for allocation_id: written into its live region (as _create_limits scales them),
+        else kept for its first session."""
         self.pending_limits[allocation_id] = limits
         region = self.regions.get(allocation_id)
         if region is None:
             return False
-        region.update(vram_limit_bytes=(limits.vram_mib << 20) if limits.vram_mib else None,
+        count = next((len(s.gpus) for s in self.sessions.values() if s.allocation_id == allocation_id), 1)
+        region.update(vram_limit_bytes=(limits.vram_mib * count << 20) if limits.vram_mib else None,
                       tflops_limit=limits.tflops or None)
         return True
 
@@ -376,7 +385,7 @@ class WorkerDaemon:
                 used_mib = u.vram_used >> 20
                 limits = common.Resources(tflops=s.limits.tflops_limit, vram_mib=s.limits.vram_limit_bytes >> 20)
                 tflops_used = getattr(u, "tflops_used", 0.0)
-            out.append(common.SessionUsage(allocation_id=s.allocation_id, gpu_uuid=s.gpu.uuid,
+            out.append(common.SessionUsage(allocation_id=s.allocation_id, gpu_uuid=s.gpus[0].uuid,
                                            vram_used_mib=used_mib, tflops_used=tflops_used, limits=limits,
                                            pid=pids.get(s.session_id, 0)))
         return out
@@ -385,9 +394,12 @@ class WorkerDaemon:
         """-> [GPUUsage] of this node's GPUs: the sum of their sessions' VRAM (MiB) and TFLOPS, and utilization =
         TFLOPS used / the GPU's TFLOPS (0..1; 0 when the model's TFLOPS are unknown here)."""
         per_gpu = {g.uuid: common.GPUUsage(uuid=g.uuid) for g in self.backend.gpus}
+        gpus_of = {s.allocation_id: s.gpus for s in self.sessions.values()}
         for u in self.session_usage():
-            per_gpu[u.gpu_uuid].vram_used_mib += u.vram_used_mib
-            per_gpu[u.gpu_uuid].tflops_used += u.tflops_used
+            gpus = gpus_of[u.allocation_id]     # one region for all of them: shared out evenly
+            for g in gpus:
+                per_gpu[g.uuid].vram_used_mib += u.vram_used_mib // len(gpus)
+                per_gpu[g.uuid].tflops_used += u.tflops_used / len(gpus)
         for g in self.backend.gpus:
             cap = g.tflops or models.lookup_tflops(g.model) or 0.0
             if cap > 0:
