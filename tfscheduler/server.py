@@ -185,8 +185,12 @@ class SchedulerService(rpc.SchedulerServicer):
         a = self._owned(request.allocation_id)
         validate.text("detail", request.detail)
         node = self.state.nodes.get(a.worker_id)
-        if node is None or not node.admin:
-            return pb.ReportWorkerUnreachableResponse(node_unavailable=not self.state.placeable(a.worker_id),
+        if not self.state.placeable(a.worker_id):      # known already (reports, node timeout): no probe
+            return pb.ReportWorkerUnreachableResponse(
+                node_unavailable=True, reason=self.state.unreachable.get(a.worker_id) or
+                f"worker {a.worker_id} missed its heartbeats")
+        if not node.admin:
+            return pb.ReportWorkerUnreachableResponse(node_unavailable=False,
                                                       reason=f"worker {a.worker_id} has no admin API to probe")
         why = await self._probe(a.worker_id, node.admin)
         if why is None:

@@ -348,6 +348,8 @@ def test_a_reported_worker_whose_probe_fails_takes_no_new_allocations_until_it_h
     assert verdict.node_unavailable and "127.0.0.1:1" in verdict.reason
     available = lambda: {n.node_name: n.available for n in client.list_pool().nodes}
     assert available() == {"node-dead": False, "node-live": True}
+    again = client.report_worker_unreachable(on_dead.id, "connect unix:/y: Connection refused")
+    assert again.node_unavailable and again.reason == verdict.reason     # known: not probed again
     client.release(on_live.id)
     assert client.allocate(tflops=30, vram=1).node_name == "node-live"      # not on the unreachable one
     assert client.get_allocation(on_dead.id).state == pb.ALLOCATION_ACTIVE   # ended only by the node timeout
