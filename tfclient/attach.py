@@ -12,6 +12,9 @@ device), and loads build/stub/libcuda.so.1 with RTLD_GLOBAL *before* torch/cupy 
 (the stub's SONAME is libcuda.so.1, so their dlopen returns it). A daemon thread renews the lease every
 third of its TTL; the worker's heartbeat renews it too once the session is connected. Used by user code
 and by `tensorfusion run` (tfclient.cli), which passes the lease's client_env() to the child instead.
+Both first open the worker's data plane once: a worker that does not answer (killed, within its node timeout)
+is reported to the scheduler, which probes it and stops placing on it, and the vGPU is allocated once more
+elsewhere (_reachable_allocation; tfscheduler/README.md, Node liveness).
 
 Release order: a library loaded into this process keeps calling the driver until the interpreter is gone
 (CuPy unloads its modules and frees its memory pool in finalizers that run after atexit handlers), and a
