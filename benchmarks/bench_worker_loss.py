@@ -89,7 +89,7 @@ def main() -> None:
         load = open("/proc/loadavg").read().split()[:3]
         print(f"load {' '.join(load)}; node timeout 15 s; {args.n} runs each")
         print(f"plain run (median)              {statistics.median(plain):6.2f} s")
-        print(f"first run after kill -9         {first:6.2f} s  (+{first - statistics.median(plain):.2f} s: "
+        print(f"first run after kill -9         {first:6.2f} s  ({first - statistics.median(plain):+.2f} s: "
               f"connect refused, report, probe, allocate again)")
         print(f"later runs (median)             {statistics.median(after):6.2f} s")
         print(f"dead node placeable after kill  {placeable_for:6.2f} s  (before: until the 15 s node timeout, "
