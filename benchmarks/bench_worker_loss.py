@@ -85,6 +85,9 @@ def main() -> None:
         killed = time.perf_counter()
         first = timed_run(env, program)
         placeable_for = time.perf_counter() - killed
+        with SchedulerClient(address, token=env["TF_TOKEN"]) as client:
+            if any(n.node_name == victim and n.available for n in client.list_pool().nodes):
+                sys.exit(f"the first run after the kill did not meet the dead worker {victim}: nothing measured")
         after = [timed_run(env, program) for _ in range(args.n)]
         load = open("/proc/loadavg").read().split()[:3]
         print(f"load {' '.join(load)}; node timeout 15 s; {args.n} runs each")
