@@ -118,6 +118,30 @@ EMU_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
     return CUDA_SUCCESS;
 }
 
+/* The primary context dies: at its last release (CUDA: "automatically reset once the last reference to it is
+ * released") and at a reset. Its queued work runs (faulted work is skipped, running kernels finish), cudart
+ * tears its per-context state (context-local storage) down while the context lives, every allocation made
+ * in it is freed, its state returns to the defaults, other devices' primary contexts lose their access to it.
+ * A reset also clears the flags and leaves its retains to be released (they succeed: primary_reset_refs). */
+static void primary_destroy(int dev, int is_reset)
+{
+    emu_ctx *pc = &g_emu.primary[dev];
+    (void)emu_sq_sync_ctx(pc);
+    emu_printf_flush();
+    tf_export_tables_ctx_destroyed((CUcontext)pc);
+    emu_lock();
+    emu_mem_release_owner(pc);
+    if (is_reset) {
+        g_emu.primary_reset_refs[dev] += g_emu.primary_refs[dev];
+        g_emu.primary_flags[dev] = 0;
+    }
+    g_emu.primary_refs[dev] = 0;
+    emu_primary_reset_state(dev);
+    for (int i = 0; i < g_emu.ndev; i++)
+        g_emu.primary[i].peers &= ~(1u << dev);
+    emu_unlock();
+}
+
 EMU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 {
     CUresult rc = emu_check_device(dev);
@@ -125,21 +149,19 @@ EMU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
         return rc;
     emu_lock();
     if (g_emu.primary_refs[dev] <= 0) {
+        /* never retained: CUDA_ERROR_INVALID_CONTEXT; retained before a reset: "safe ... even after resetting" */
+        rc = g_emu.primary_reset_refs[dev] > 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+        if (rc == CUDA_SUCCESS)
+            g_emu.primary_reset_refs[dev]--;
         emu_unlock();
-        return CUDA_ERROR_INVALID_CONTEXT;
+        return rc;
     }
-    if (g_emu.primary_refs[dev] == 1) {
-        /* the last release destroys the context: its queued work runs first */
-        emu_unlock();
-        (void)emu_sq_sync_ctx(&g_emu.primary[dev]);
-        emu_lock();
-    }
-    int last = --g_emu.primary_refs[dev] == 0;
+    int last = g_emu.primary_refs[dev] == 1;
+    if (!last)
+        g_emu.primary_refs[dev]--;
     emu_unlock();
-    if (last) {
-        emu_printf_flush();
-        tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary[dev]);
-    }
+    if (last)
+        primary_destroy(dev, 0);
     return CUDA_SUCCESS;
 }
 
@@ -183,19 +205,7 @@ EMU_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
     CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
-    emu_ctx *pc = &g_emu.primary[dev];
-    (void)emu_sq_sync_ctx(pc); /* faulted work is skipped; running kernels finish */
-    emu_printf_flush();
-    /* cudart keeps its per-context state in context-local storage: let it tear that down first */
-    tf_export_tables_ctx_destroyed((CUcontext)pc);
-    emu_lock();
-    emu_mem_release_owner(pc);
-    g_emu.primary_refs[dev] = 0;
-    g_emu.primary_flags[dev] = 0;
-    emu_primary_reset_state(dev);
-    for (int i = 0; i < g_emu.ndev; i++) /* other devices' primary contexts lose their access to it */
-        g_emu.primary[i].peers &= ~(1u << dev);
-    emu_unlock();
+    primary_destroy(dev, 1);
     return CUDA_SUCCESS;
 }
 

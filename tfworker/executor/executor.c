@@ -936,29 +936,55 @@ static void hostmaps_drop_ctx(tfx *x, CUcontext ctx)
     }
 }
 
+/* The backend destroyed or reset `ctx`: what this process made for the client in it (host mappings, graph
+ * copies' staging buffers) went with it; the records and VRAM charges follow. */
+static void ctx_gone(tfx *x, CUcontext ctx)
+{
+    hostmaps_drop_ctx(x, ctx);
+    tfx_graph_host_ctx_gone(ctx);
+}
+
 CUresult ex_cuCtxDestroy_v2(tfx *x, CUcontext ctx)
 {
     if (!x->be.f_cuCtxDestroy_v2) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = x->be.f_cuCtxDestroy_v2(ctx);
-    if (rc == CUDA_SUCCESS) hostmaps_drop_ctx(x, ctx);
+    if (rc == CUDA_SUCCESS) ctx_gone(x, ctx);
     return rc;
 }
 
-/* The primary context's handle is found before the reset (a retain + release pair: no net change), when
- * it is active: an inactive one holds no memory. */
-CUresult ex_cuDevicePrimaryCtxReset_v2(tfx *x, CUdevice dev)
+/* Device dev's primary context when it is active, else NULL (an inactive one holds nothing): its handle
+ * comes from a retain + release pair, no net change. */
+static CUcontext primary_if_active(tfx *x, CUdevice dev)
 {
-    if (!x->be.f_cuDevicePrimaryCtxReset_v2) return CUDA_ERROR_NOT_SUPPORTED;
     CUcontext prim = NULL;
     unsigned flags = 0;
     int active = 0;
-    if (x->be.f_cuDevicePrimaryCtxGetState && x->be.f_cuDevicePrimaryCtxRetain && x->be.f_cuDevicePrimaryCtxRelease_v2 &&
-        x->be.f_cuDevicePrimaryCtxGetState(dev, &flags, &active) == CUDA_SUCCESS && active &&
-        x->be.f_cuDevicePrimaryCtxRetain(&prim, dev) == CUDA_SUCCESS &&
-        x->be.f_cuDevicePrimaryCtxRelease_v2(dev) != CUDA_SUCCESS)
+    if (!x->be.f_cuDevicePrimaryCtxGetState || !x->be.f_cuDevicePrimaryCtxRetain || !x->be.f_cuDevicePrimaryCtxRelease_v2 ||
+        x->be.f_cuDevicePrimaryCtxGetState(dev, &flags, &active) != CUDA_SUCCESS || !active ||
+        x->be.f_cuDevicePrimaryCtxRetain(&prim, dev) != CUDA_SUCCESS)
+        return NULL;
+    if (x->be.f_cuDevicePrimaryCtxRelease_v2(dev) != CUDA_SUCCESS)
         tfx_log("primary context of device %d: release after retain failed", (int)dev);
+    return prim;
+}
+
+CUresult ex_cuDevicePrimaryCtxReset_v2(tfx *x, CUdevice dev)
+{
+    if (!x->be.f_cuDevicePrimaryCtxReset_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    CUcontext prim = primary_if_active(x, dev);
     CUresult rc = x->be.f_cuDevicePrimaryCtxReset_v2(dev);
-    if (rc == CUDA_SUCCESS && prim) hostmaps_drop_ctx(x, prim);
+    if (rc == CUDA_SUCCESS && prim) ctx_gone(x, prim);
+    return rc;
+}
+
+/* The last release destroys the primary context (CUDA: it is reset once its last reference is released):
+ * inactive after the release means it went. */
+CUresult ex_cuDevicePrimaryCtxRelease_v2(tfx *x, CUdevice dev)
+{
+    if (!x->be.f_cuDevicePrimaryCtxRelease_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    CUcontext prim = primary_if_active(x, dev);
+    CUresult rc = x->be.f_cuDevicePrimaryCtxRelease_v2(dev);
+    if (rc == CUDA_SUCCESS && prim && !primary_if_active(x, dev)) ctx_gone(x, prim);
     return rc;
 }
 
