@@ -54,14 +54,24 @@ static int ctx_live(const emu_ctx *c)
     return !c->is_primary || g_emu.primary_refs[c->dev] > 0;
 }
 
+/* The error of a call whose current context c is not live: a created context destroyed while current to
+ * this thread through another one is CUDA_ERROR_CONTEXT_IS_DESTROYED (cuCtxDestroy: "attempting to access
+ * ctx from those threads"); none, or an inactive primary context, CUDA_ERROR_INVALID_CONTEXT. */
+static CUresult current_ctx_error(const emu_ctx *c)
+{
+    const uintptr_t a = (uintptr_t)c, first = (uintptr_t)&g_emu.primary[0];
+    const int primary = a >= first && a < first + sizeof(g_emu.primary);
+    return c && !primary ? CUDA_ERROR_CONTEXT_IS_DESTROYED : CUDA_ERROR_INVALID_CONTEXT;
+}
+
 CUresult emu_enter(emu_ctx **out)
 {
     CUresult rc = emu_check_init();
     if (rc)
         return rc;
     emu_ctx *c = emu_ctx_current();
-    if (!c || !ctx_live(c))
-        return CUDA_ERROR_INVALID_CONTEXT;
+    if (!ctx_live(c))
+        return current_ctx_error(c);
     if (c->sticky)
         return c->sticky;
     *out = c;
@@ -359,8 +369,8 @@ static CUresult ctx_query(CUcontext ctx, emu_ctx **out)
     if (rc)
         return rc;
     emu_ctx *c = ctx ? (emu_ctx *)ctx : emu_ctx_current();
-    if (!c || !ctx_live(c))
-        return CUDA_ERROR_INVALID_CONTEXT;
+    if (!ctx_live(c))
+        return ctx ? CUDA_ERROR_INVALID_CONTEXT : current_ctx_error(c);
     *out = c;
     return CUDA_SUCCESS;
 }

@@ -211,10 +211,21 @@ int tf_dev_is_base(tfx *x, uint64_t p)
 }
 
 /* ---------------------------------------------------------------------- hand-written calls */
-CUresult ex_tfCtxSetCurrent(tfx *x, CUcontext ctx)
+/* A client thread's current context (a handle value, checked here: a registered context, or one cuCtxDestroy
+ * destroyed). A destroyed one stays current to the other threads it was current to in CUDA: this thread then
+ * has none in the backend (its stack emptied: the stub sends the next context it wants), and the backend's
+ * CUDA_ERROR_INVALID_CONTEXT is answered as CUDA_ERROR_CONTEXT_IS_DESTROYED (tf_session_feed). */
+CUresult ex_tfCtxSetCurrent(tfx *x, unsigned long long ctx)
 {
     if (!x->bx.cuCtxSetCurrent) return CUDA_ERROR_NOT_SUPPORTED;
-    return x->bx.cuCtxSetCurrent(ctx);
+    x->cur_ctx_destroyed = 0;
+    if (!ctx || tf_reg_has(x, ctx, TFK_CTX)) return x->bx.cuCtxSetCurrent((CUcontext)(uintptr_t)ctx);
+    for (unsigned i = 0; i < x->ndead && i < 16; i++) x->cur_ctx_destroyed |= x->dead_ctx[i] == ctx;
+    if (!x->cur_ctx_destroyed) return CUDA_ERROR_INVALID_CONTEXT;
+    CUcontext cur = NULL;
+    for (int i = 0; i < 64 && x->bx.cuCtxGetCurrent && x->bx.cuCtxGetCurrent(&cur) == CUDA_SUCCESS && cur; i++)
+        if (x->bx.cuCtxSetCurrent(NULL) != CUDA_SUCCESS) break;
+    return CUDA_SUCCESS;
 }
 
 /* Images are copied and kept until unload: a backend may read them lazily (the emulator does). */
@@ -674,6 +685,7 @@ int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn 
     CUresult rc;
     if (h->call < TF_N_CALLS) {
         rc = tf_dispatch[h->call](x, &r, &x->w);
+        if (rc == CUDA_ERROR_INVALID_CONTEXT && x->cur_ctx_destroyed) rc = CUDA_ERROR_CONTEXT_IS_DESTROYED;
         if (x->verbose) tfx_log("%s -> %d", tf_call_names[h->call], rc);
     } else {
         static int logged;
@@ -948,7 +960,10 @@ CUresult ex_cuCtxDestroy_v2(tfx *x, CUcontext ctx)
 {
     if (!x->be.f_cuCtxDestroy_v2) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = x->be.f_cuCtxDestroy_v2(ctx);
-    if (rc == CUDA_SUCCESS) ctx_gone(x, ctx);
+    if (rc == CUDA_SUCCESS) {
+        ctx_gone(x, ctx);
+        x->dead_ctx[x->ndead++ % 16] = (uint64_t)(uintptr_t)ctx;
+    }
     return rc;
 }
 

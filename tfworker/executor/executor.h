@@ -98,6 +98,12 @@ struct tfx {
     uint8_t *shm;          /* the client's shared-memory copy window (tfShmAttach) */
     struct tf_vmm *vmm;    /* reserved / mapped VA and allocation handles (exec_vmm.c) */
     size_t shm_size;
+    /* contexts cuCtxDestroy destroyed, the last TF_DEAD_CTXS: a client thread may still have one current (CUDA
+     * keeps it current to the other threads it was current to), and then its calls that need the context get
+     * CUDA_ERROR_CONTEXT_IS_DESTROYED (cur_ctx_destroyed; ex_tfCtxSetCurrent) */
+    uint64_t dead_ctx[16];
+    unsigned ndead;
+    int cur_ctx_destroyed;
     /* host memory mapped for the client (tfMemAllocAt*), with the context it was made in */
     struct { uint64_t addr, size, ctx; } *hostmaps;
     size_t nhostmaps, hostmapcap;
