@@ -55,7 +55,10 @@ typedef struct warp_st {
     int32_t pc[32];
     uint32_t live, exited, atbar;
     uint32_t counted;    /* lanes of atbar whose warp's arrival is counted: they wait for their barrier to complete */
-    uint8_t bar_of[32];  /* per lane of atbar: its barrier's number, | BAR_OF_ARRIVE for bar.arrive */
+    uint32_t arriving;   /* lanes of atbar, not counted yet, that executed bar.arrive (they go on at the arrival) */
+    uint16_t fresh_ids;  /* the barriers the lanes of atbar not counted yet name (bits) */
+    uint16_t counted_ids; /* the barriers the counted lanes wait for (bits) */
+    uint8_t bar_of[32];  /* per lane of atbar: its barrier's number */
     uint32_t wsync;      /* lanes parked at a warp-synchronous instruction (pc[] holds it) */
     int force_sync_pc;   /* run the parked group at this pc without waiting (nothing else can come) */
     int cur_pc;
@@ -65,7 +68,6 @@ typedef struct warp_st {
 
 typedef struct launch launch;
 
-#define BAR_OF_ARRIVE 0x80
 /* One of a block's 16 barriers (bar/barrier): the warps arrived in its current phase, the thread count they
  * named (0: the whole block), whether a bar.arrive is among them, and bar.red's reduction: accumulated over
  * the phase, published at its completion for OP_BAR_RED_READ. */
@@ -92,6 +94,7 @@ typedef struct blk {
     int yield_backs;           /* back branches a warp runs before returning to the block runner */
     unsigned spin_us;          /* cooperative launches: current sleep of a spinning block (0: none) */
     bar_st bars[16];
+    uint32_t bars_arrived;     /* the barriers with arrivals in their current phase (bits) */
     uint64_t tex_h;            /* last texture/surface handle resolved, and its descriptor */
     int tex_surf;
     const ptx_texdesc *tex_d;
@@ -1430,6 +1433,14 @@ static unsigned bar_warps_needed(const blk *B, const bar_st *br) {
     return n;
 }
 
+/* The barriers named by W's lanes in m (bits); one bit in ids (the usual case) needs no look at the lanes. */
+static uint32_t bar_ids_of(const warp_st *W, uint32_t m, uint32_t ids) {
+    if (!m || !(ids & (ids - 1))) return m ? ids : 0;
+    uint32_t r = 0;
+    for (; m; m &= m - 1) r |= 1u << W->bar_of[__builtin_ctz(m)];
+    return r;
+}
+
 /* Completes barrier id if its arrivals suffice: publishes bar.red's reduction and releases its waiting lanes
  * (the warps other than `cur`, the one running, are rescheduled; cur's lanes run at its next reschedule).
  * 1 if it completed. */
@@ -1443,14 +1454,19 @@ static int bar_complete(blk *B, unsigned id, warp_st *cur) {
     br->red_and = 1;
     br->red_or = 0;
     br->warps = br->count = br->arrives = 0;
+    B->bars_arrived &= ~(1u << id);
     for (unsigned w = 0; w < B->nwarps; w++) {
         warp_st *W = &B->w[w];
-        uint32_t rel = 0;
-        for (uint32_t m = W->counted; m; m &= m - 1)
-            if (W->bar_of[__builtin_ctz(m)] == id) rel |= 1u << __builtin_ctz(m);
-        if (!rel) continue;
+        if (!(W->counted_ids & (1u << id))) continue;
+        uint32_t rel = W->counted;
+        if (W->counted_ids != 1u << id) {
+            rel = 0;
+            for (uint32_t m = W->counted; m; m &= m - 1)
+                if (W->bar_of[__builtin_ctz(m)] == id) rel |= 1u << __builtin_ctz(m);
+        }
         W->atbar &= ~rel;
         W->counted &= ~rel;
+        W->counted_ids = (uint16_t)bar_ids_of(W, W->counted, W->counted_ids & ~(1u << id));
         if (W != cur && !W->cur_mask) resched(W);
     }
     return 1;
@@ -1464,17 +1480,14 @@ static int bar_complete(blk *B, unsigned id, warp_st *cur) {
 static void bar_arrive_warp(blk *B, warp_st *W) {
     const uint32_t fresh = W->atbar & ~W->counted;
     if (!fresh || (W->live & ~W->exited & ~W->atbar)) return;
-    uint32_t ids = 0, arrive_lanes = 0, arrive_ids = 0;
-    for (uint32_t m = fresh; m; m &= m - 1) {
-        const unsigned l = (unsigned)__builtin_ctz(m), tag = W->bar_of[l];
-        ids |= 1u << (tag & 15);
-        if (tag & BAR_OF_ARRIVE) {
-            arrive_lanes |= 1u << l;
-            arrive_ids |= 1u << (tag & 15);
-        }
-    }
-    W->counted |= fresh & ~arrive_lanes;
-    W->atbar &= ~arrive_lanes;
+    const uint32_t ids = W->fresh_ids, arriving = W->arriving & fresh;
+    const uint32_t arrive_ids = bar_ids_of(W, arriving, ids);
+    W->counted |= fresh & ~arriving;
+    W->counted_ids |= (uint16_t)bar_ids_of(W, fresh & ~arriving, ids);
+    W->atbar &= ~arriving;
+    W->arriving = 0;
+    W->fresh_ids = 0;
+    B->bars_arrived |= ids;
     for (uint32_t m = ids; m; m &= m - 1) {
         bar_st *br = &B->bars[__builtin_ctz(m)];
         br->warps++;
@@ -1492,15 +1505,14 @@ static void bar_arrive_warp(blk *B, warp_st *W) {
  * cannot complete: a deadlock, where a GPU hangs. */
 static int bar_settle(blk *B) {
     for (unsigned w = 0; w < B->nwarps; w++) bar_arrive_warp(B, &B->w[w]);
-    for (unsigned id = 0; id < 16; id++) bar_complete(B, id, NULL);
+    for (uint32_t m = B->bars_arrived; m; m &= m - 1) bar_complete(B, (unsigned)__builtin_ctz(m), NULL);
     int waiting = 0;
     for (unsigned w = 0; w < B->nwarps; w++) {
         if (B->w[w].cur_mask) return 1;
         if (B->w[w].atbar) waiting = 1;
     }
     if (!waiting) return 0;
-    unsigned id = 0;
-    while (id < 15 && !B->bars[id].warps) id++;
+    const unsigned id = B->bars_arrived ? (unsigned)__builtin_ctz(B->bars_arrived) : 0;
     fail(B, PTXE_LAUNCH_FAILED, "barrier deadlock in kernel %s, block (%u,%u,%u): threads wait at barrier %u (%u warps arrived, "
          "%u needed) and nothing else can run", B->k->name, B->bid[0], B->bid[1], B->bid[2], id, B->bars[id].warps,
          bar_warps_needed(B, &B->bars[id]));
@@ -2376,7 +2388,8 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             W->exited |= em;
             if (W->atbar) bar_arrive_warp(B, W); /* its lanes at a barrier were waiting for these */
             if (!(W->live & ~W->exited))         /* one warp fewer for whole-block barriers */
-                for (unsigned b = 0; b < 16; b++) if (B->bars[b].arrives) bar_complete(B, b, W);
+                for (uint32_t m = B->bars_arrived; m; m &= m - 1)
+                    if (B->bars[__builtin_ctz(m)].arrives) bar_complete(B, (unsigned)__builtin_ctz(m), W);
             if (em == cm) goto reschedule;
             cm &= ~em;
             break;
@@ -2409,8 +2422,10 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
             }
             store_pcs(W, pc + 1, cm);
             W->atbar |= em;
-            const uint8_t tag = (uint8_t)(idv | (arrive ? BAR_OF_ARRIVE : 0));
-            for (uint32_t m = em; m; m &= m - 1) W->bar_of[__builtin_ctz(m)] = tag;
+            W->fresh_ids |= (uint16_t)(1u << idv);
+            if (arrive) W->arriving |= em;
+            if (em == FULL) memset(W->bar_of, (int)idv, sizeof(W->bar_of));
+            else for (uint32_t m = em; m; m &= m - 1) W->bar_of[__builtin_ctz(m)] = (uint8_t)idv;
             bar_arrive_warp(B, W);
             goto reschedule;
         }
@@ -2766,11 +2781,13 @@ static int run_block(blk *B, uint64_t bid) {
         memset(&B->bars[i], 0, sizeof(B->bars[i]));
         B->bars[i].red_and = 1;
     }
+    B->bars_arrived = 0;
     for (unsigned w = 0; w < B->nwarps; w++) {
         warp_st *W = &B->w[w];
         unsigned n = B->nthreads - w * 32;
         W->live = n >= 32 ? FULL : ((1u << n) - 1);
-        W->exited = W->atbar = W->counted = W->wsync = 0;
+        W->exited = W->atbar = W->counted = W->arriving = W->wsync = 0;
+        W->fresh_ids = W->counted_ids = 0;
         W->force_sync_pc = -1;
         memset(W->pc, 0, sizeof(W->pc));
         W->cur_pc = 0;
