@@ -54,14 +54,24 @@ static int ctx_live(const emu_ctx *c)
     return !c->is_primary || g_emu.primary_refs[c->dev] > 0;
 }
 
+/* The error of a call whose current context c is not live: a created context destroyed while current to
+ * this thread through another one is CUDA_ERROR_CONTEXT_IS_DESTROYED (cuCtxDestroy: "attempting to access
+ * ctx from those threads"); none, or an inactive primary context, CUDA_ERROR_INVALID_CONTEXT. */
+static CUresult current_ctx_error(const emu_ctx *c)
+{
+    const uintptr_t a = (uintptr_t)c, first = (uintptr_t)&g_emu.primary[0];
+    const int primary = a >= first && a < first + sizeof(g_emu.primary);
+    return c && !primary ? CUDA_ERROR_CONTEXT_IS_DESTROYED : CUDA_ERROR_INVALID_CONTEXT;
+}
+
 CUresult emu_enter(emu_ctx **out)
 {
     CUresult rc = emu_check_init();
     if (rc)
         return rc;
     emu_ctx *c = emu_ctx_current();
-    if (!c || !ctx_live(c))
-        return CUDA_ERROR_INVALID_CONTEXT;
+    if (!ctx_live(c))
+        return current_ctx_error(c);
     if (c->sticky)
         return c->sticky;
     *out = c;
@@ -118,6 +128,30 @@ EMU_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
     return CUDA_SUCCESS;
 }
 
+/* The primary context dies: at its last release (CUDA: "automatically reset once the last reference to it is
+ * released") and at a reset. Its queued work runs (faulted work is skipped, running kernels finish), cudart
+ * tears its per-context state (context-local storage) down while the context lives, every allocation made
+ * in it is freed, its state returns to the defaults, other devices' primary contexts lose their access to it.
+ * A reset also clears the flags and leaves its retains to be released (they succeed: primary_reset_refs). */
+static void primary_destroy(int dev, int is_reset)
+{
+    emu_ctx *pc = &g_emu.primary[dev];
+    (void)emu_sq_sync_ctx(pc);
+    emu_printf_flush();
+    tf_export_tables_ctx_destroyed((CUcontext)pc);
+    emu_lock();
+    emu_mem_release_owner(pc);
+    if (is_reset) {
+        g_emu.primary_reset_refs[dev] += g_emu.primary_refs[dev];
+        g_emu.primary_flags[dev] = 0;
+    }
+    g_emu.primary_refs[dev] = 0;
+    emu_primary_reset_state(dev);
+    for (int i = 0; i < g_emu.ndev; i++)
+        g_emu.primary[i].peers &= ~(1u << dev);
+    emu_unlock();
+}
+
 EMU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 {
     CUresult rc = emu_check_device(dev);
@@ -125,21 +159,19 @@ EMU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
         return rc;
     emu_lock();
     if (g_emu.primary_refs[dev] <= 0) {
+        /* never retained: CUDA_ERROR_INVALID_CONTEXT; retained before a reset: "safe ... even after resetting" */
+        rc = g_emu.primary_reset_refs[dev] > 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+        if (rc == CUDA_SUCCESS)
+            g_emu.primary_reset_refs[dev]--;
         emu_unlock();
-        return CUDA_ERROR_INVALID_CONTEXT;
+        return rc;
     }
-    if (g_emu.primary_refs[dev] == 1) {
-        /* the last release destroys the context: its queued work runs first */
-        emu_unlock();
-        (void)emu_sq_sync_ctx(&g_emu.primary[dev]);
-        emu_lock();
-    }
-    int last = --g_emu.primary_refs[dev] == 0;
+    int last = g_emu.primary_refs[dev] == 1;
+    if (!last)
+        g_emu.primary_refs[dev]--;
     emu_unlock();
-    if (last) {
-        emu_printf_flush();
-        tf_export_tables_ctx_destroyed((CUcontext)&g_emu.primary[dev]);
-    }
+    if (last)
+        primary_destroy(dev, 0);
     return CUDA_SUCCESS;
 }
 
@@ -183,19 +215,7 @@ EMU_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
     CUresult rc = emu_check_device(dev);
     if (rc)
         return rc;
-    emu_ctx *pc = &g_emu.primary[dev];
-    (void)emu_sq_sync_ctx(pc); /* faulted work is skipped; running kernels finish */
-    emu_printf_flush();
-    /* cudart keeps its per-context state in context-local storage: let it tear that down first */
-    tf_export_tables_ctx_destroyed((CUcontext)pc);
-    emu_lock();
-    emu_mem_release_owner(pc);
-    g_emu.primary_refs[dev] = 0;
-    g_emu.primary_flags[dev] = 0;
-    emu_primary_reset_state(dev);
-    for (int i = 0; i < g_emu.ndev; i++) /* other devices' primary contexts lose their access to it */
-        g_emu.primary[i].peers &= ~(1u << dev);
-    emu_unlock();
+    primary_destroy(dev, 1);
     return CUDA_SUCCESS;
 }
 
@@ -349,8 +369,8 @@ static CUresult ctx_query(CUcontext ctx, emu_ctx **out)
     if (rc)
         return rc;
     emu_ctx *c = ctx ? (emu_ctx *)ctx : emu_ctx_current();
-    if (!c || !ctx_live(c))
-        return CUDA_ERROR_INVALID_CONTEXT;
+    if (!ctx_live(c))
+        return ctx ? CUDA_ERROR_INVALID_CONTEXT : current_ctx_error(c);
     *out = c;
     return CUDA_SUCCESS;
 }

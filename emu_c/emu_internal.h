@@ -134,6 +134,7 @@ typedef struct emu_state {
     atomic_size_t vram_used[EMU_MAX_DEVICES];
     emu_ctx primary[EMU_MAX_DEVICES]; /* each device's primary context */
     int primary_refs[EMU_MAX_DEVICES];
+    int primary_reset_refs[EMU_MAX_DEVICES]; /* retains a reset ended: their releases succeed (emu_context.c) */
     unsigned primary_flags[EMU_MAX_DEVICES];
     atomic_ullong busy_ns;    /* unused; busy time lives in emu_init.c (emu_busy_enter/exit) */
     atomic_ullong next_id;

@@ -8,7 +8,9 @@
  * divergent paths reconverge where they meet again. Warp-synchronous instructions (shfl/vote/
  * match/redux .sync, bar.warp.sync, wmma/mma) also wait until every lane of their membermask has
  * arrived, which covers branches that rejoin at a lower PC. Warps run one after another until
- * bar.sync or exit; a barrier releases when every live thread of the block has arrived.
+ * bar.sync or exit. Barriers (bar/barrier, 16 per block: bar_arrive_warp) count warps: a warp arrives when
+ * all its non-exited lanes wait at one; a barrier of the whole block completes when every warp not exited
+ * has arrived, one with a smaller thread count at its count of warps.
  * Registers are 64-bit slots stored register-major per warp (R[slot*32 + lane]) so an instruction
  * is one tight (vectorizable) loop over the active lanes.
  *
@@ -52,6 +54,11 @@ typedef struct warp_st {
     uint64_t *R;
     int32_t pc[32];
     uint32_t live, exited, atbar;
+    uint32_t counted;    /* lanes of atbar whose warp's arrival is counted: they wait for their barrier to complete */
+    uint32_t arriving;   /* lanes of atbar, not counted yet, that executed bar.arrive (they go on at the arrival) */
+    uint16_t fresh_ids;  /* the barriers the lanes of atbar not counted yet name (bits) */
+    uint16_t counted_ids; /* the barriers the counted lanes wait for (bits) */
+    uint8_t bar_of[32];  /* per lane of atbar: its barrier's number */
     uint32_t wsync;      /* lanes parked at a warp-synchronous instruction (pc[] holds it) */
     int force_sync_pc;   /* run the parked group at this pc without waiting (nothing else can come) */
     int cur_pc;
@@ -60,6 +67,15 @@ typedef struct warp_st {
 } warp_st;
 
 typedef struct launch launch;
+
+/* One of a block's 16 barriers (bar/barrier): the warps arrived in its current phase, the thread count they
+ * named (0: the whole block), whether a bar.arrive is among them, and bar.red's reduction: accumulated over
+ * the phase, published at its completion for OP_BAR_RED_READ. */
+typedef struct bar_st {
+    uint32_t warps, count, arrives;
+    uint32_t red_count, red_and, red_or;
+    uint32_t out_count, out_and, out_or;
+} bar_st;
 
 typedef struct blk {
     launch *L;
@@ -77,8 +93,8 @@ typedef struct blk {
     uint64_t writes;           /* st/atom/red executed: a warp slice that wrote nothing is spinning */
     int yield_backs;           /* back branches a warp runs before returning to the block runner */
     unsigned spin_us;          /* cooperative launches: current sleep of a spinning block (0: none) */
-    uint32_t red_count, red_and, red_or;
-    uint32_t red_out_count, red_out_and, red_out_or;
+    bar_st bars[16];
+    uint32_t bars_arrived;     /* the barriers with arrivals in their current phase (bits) */
     uint64_t tex_h;            /* last texture/surface handle resolved, and its descriptor */
     int tex_surf;
     const ptx_texdesc *tex_d;
@@ -100,6 +116,7 @@ struct launch {
     uint64_t coop_ws;
     int coop_crowded;      /* cooperative, with more blocks (host threads) than online CPUs: spinning blocks pause */
     const ptx_jit_fn *jit; /* compiled kernel when the launch started, or NULL: the interpreter runs its first blocks */
+    int interp_only;       /* a barrier's thread count is not the block's: the JIT (whole-block barriers) never runs it */
 };
 
 static void fail(blk *B, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -1402,6 +1419,106 @@ uint64_t ptx_alu_lane(const ptx_ins *in, uint64_t a, uint64_t b, uint64_t c, uin
     }
 }
 
+/* ------------------------------------------------------------------ barriers (bar / barrier) */
+/* The PTX ISA's bar: a thread waits until all non-exited threads of its warp execute a barrier, which
+ * marks the warp's arrival; bar.sync / bar.red then wait for the barrier to complete, bar.arrive goes on.
+ * Completion: `count` threads (its multiple of 32 as warps) have arrived, or without a count every warp not
+ * exited. A count of exactly the block's warps is read the second way as well (the warps that exited do not
+ * come); one above them never completes (a GPU hangs: bar_settle fails the launch). */
+static unsigned bar_warps_needed(const blk *B, const bar_st *br) {
+    const unsigned want = br->count ? (br->count + 31) / 32 : B->nwarps;
+    if (want != B->nwarps) return want;
+    unsigned n = 0;
+    for (unsigned w = 0; w < B->nwarps; w++) n += (B->w[w].live & ~B->w[w].exited) != 0;
+    return n;
+}
+
+/* The barriers named by W's lanes in m (bits); one bit in ids (the usual case) needs no look at the lanes. */
+static uint32_t bar_ids_of(const warp_st *W, uint32_t m, uint32_t ids) {
+    if (!m || !(ids & (ids - 1))) return m ? ids : 0;
+    uint32_t r = 0;
+    for (; m; m &= m - 1) r |= 1u << W->bar_of[__builtin_ctz(m)];
+    return r;
+}
+
+/* Completes barrier id if its arrivals suffice: publishes bar.red's reduction and releases its waiting lanes
+ * (the warps other than `cur`, the one running, are rescheduled; cur's lanes run at its next reschedule).
+ * 1 if it completed. */
+static int bar_complete(blk *B, unsigned id, warp_st *cur) {
+    bar_st *br = &B->bars[id];
+    if (!br->warps || br->warps < bar_warps_needed(B, br)) return 0;
+    br->out_count = br->red_count;
+    br->out_and = br->red_and;
+    br->out_or = br->red_or;
+    br->red_count = 0;
+    br->red_and = 1;
+    br->red_or = 0;
+    br->warps = br->count = br->arrives = 0;
+    B->bars_arrived &= ~(1u << id);
+    for (unsigned w = 0; w < B->nwarps; w++) {
+        warp_st *W = &B->w[w];
+        if (!(W->counted_ids & (1u << id))) continue;
+        uint32_t rel = W->counted;
+        if (W->counted_ids != 1u << id) {
+            rel = 0;
+            for (uint32_t m = W->counted; m; m &= m - 1)
+                if (W->bar_of[__builtin_ctz(m)] == id) rel |= 1u << __builtin_ctz(m);
+        }
+        W->atbar &= ~rel;
+        W->counted &= ~rel;
+        W->counted_ids = (uint16_t)bar_ids_of(W, W->counted, W->counted_ids & ~(1u << id));
+        if (W != cur && !W->cur_mask) resched(W);
+    }
+    return 1;
+}
+
+/* Counts W's arrival if every non-exited lane waits at a barrier and some of them are not counted yet: its
+ * bar.arrive lanes go on at once. A barrier arrived at completes here when warps outside it may still run
+ * (a count below the block's, or a bar.arrive among the arrivals: a producer that arrives and then spins);
+ * a whole-block barrier of bar.sync / bar.red alone completes when no warp can run (bar_settle), as the
+ * JIT's block function does, so both engines run the warps in one order. */
+static void bar_arrive_warp(blk *B, warp_st *W) {
+    const uint32_t fresh = W->atbar & ~W->counted;
+    if (!fresh || (W->live & ~W->exited & ~W->atbar)) return;
+    const uint32_t ids = W->fresh_ids, arriving = W->arriving & fresh;
+    const uint32_t arrive_ids = bar_ids_of(W, arriving, ids);
+    W->counted |= fresh & ~arriving;
+    W->counted_ids |= (uint16_t)bar_ids_of(W, fresh & ~arriving, ids);
+    W->atbar &= ~arriving;
+    W->arriving = 0;
+    W->fresh_ids = 0;
+    B->bars_arrived |= ids;
+    for (uint32_t m = ids; m; m &= m - 1) {
+        bar_st *br = &B->bars[__builtin_ctz(m)];
+        br->warps++;
+        if (arrive_ids & (m & -m)) br->arrives = 1;
+    }
+    for (uint32_t m = ids; m; m &= m - 1) {
+        const unsigned id = (unsigned)__builtin_ctz(m);
+        const bar_st *br = &B->bars[id];
+        if (br->arrives || (br->count && (br->count + 31) / 32 != B->nwarps)) bar_complete(B, id, W);
+    }
+}
+
+/* No warp can run: counts the warps whose last running lanes exited, completes what can complete. 1 if some
+ * warp can run again, 0 if every warp is done, -1 (the launch failed) if warps wait at barriers that
+ * cannot complete: a deadlock, where a GPU hangs. */
+static int bar_settle(blk *B) {
+    for (unsigned w = 0; w < B->nwarps; w++) bar_arrive_warp(B, &B->w[w]);
+    for (uint32_t m = B->bars_arrived; m; m &= m - 1) bar_complete(B, (unsigned)__builtin_ctz(m), NULL);
+    int waiting = 0;
+    for (unsigned w = 0; w < B->nwarps; w++) {
+        if (B->w[w].cur_mask) return 1;
+        if (B->w[w].atbar) waiting = 1;
+    }
+    if (!waiting) return 0;
+    const unsigned id = B->bars_arrived ? (unsigned)__builtin_ctz(B->bars_arrived) : 0;
+    fail(B, PTXE_LAUNCH_FAILED, "barrier deadlock in kernel %s, block (%u,%u,%u): threads wait at barrier %u (%u warps arrived, "
+         "%u needed) and nothing else can run", B->k->name, B->bid[0], B->bid[1], B->bid[2], id, B->bars[id].warps,
+         bar_warps_needed(B, &B->bars[id]));
+    return -1;
+}
+
 /* Runs one warp until it has no runnable lanes (exit/barrier), yields, or fails.
  * Returns 0 (blocked or done), 1 (yielded) or -1 (error). */
 /* Descriptor behind handle h (cached per block: kernels mostly use one or two objects). */
@@ -2269,28 +2386,52 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
         }
         case OP_EXIT:
             W->exited |= em;
+            if (W->atbar) bar_arrive_warp(B, W); /* its lanes at a barrier were waiting for these */
+            if (!(W->live & ~W->exited))         /* one warp fewer for whole-block barriers */
+                for (uint32_t m = B->bars_arrived; m; m &= m - 1)
+                    if (B->bars[__builtin_ctz(m)].arrives) bar_complete(B, (unsigned)__builtin_ctz(m), W);
             if (em == cm) goto reschedule;
             cm &= ~em;
             break;
         case OP_BAR:
-        case OP_BAR_RED:
+        case OP_BAR_RED: {
+            if (!em) break;
+            const unsigned l0 = (unsigned)__builtin_ctz(em); /* a and b are the warp's (.aligned) */
+            const uint64_t idv = in->imm >= 0 ? (uint64_t)(in->imm & 0xff) : R[(size_t)ia * 32 + l0];
+            const uint32_t cnt = in->imm >= 0 ? (uint32_t)(in->imm >> 8) : ib >= 0 ? (uint32_t)R[(size_t)ib * 32 + l0] : 0;
+            const int arrive = in->op == OP_BAR && in->sub == BAR_ARRIVE;
+            if (idv > 15 || (arrive && !cnt)) {
+                unsigned x, y, z;
+                thread_coords(B, tid0 + l0, &x, &y, &z);
+                fail(B, PTXE_ILLEGAL_INSTRUCTION, "%s with barrier %llu and thread count %u in kernel %s at PTX line %u, block (%u,%u,%u) thread (%u,%u,%u)",
+                     arrive ? "bar.arrive" : "bar", (unsigned long long)idv, cnt, B->k->name, in->line, B->bid[0], B->bid[1], B->bid[2], x, y, z);
+                ret = -1;
+                goto out;
+            }
+            bar_st *br = &B->bars[idv];
+            br->count = cnt;
             if (in->op == OP_BAR_RED) {
                 const int negc = (in->flags & IF_NEG_C) != 0;
                 for (uint32_t m = em; m; m &= m - 1) {
                     int l = __builtin_ctz(m);
                     uint32_t v = (uint32_t)((S(ic) & 1) ^ (uint64_t)negc);
-                    B->red_count += v;
-                    B->red_and &= v;
-                    B->red_or |= v;
+                    br->red_count += v;
+                    br->red_and &= v;
+                    br->red_or |= v;
                 }
             }
-            store_pcs(W, pc + 1, em);
+            store_pcs(W, pc + 1, cm);
             W->atbar |= em;
-            if (em == cm) goto reschedule;
-            cm &= ~em;
-            break;
+            W->fresh_ids |= (uint16_t)(1u << idv);
+            if (arrive) W->arriving |= em;
+            if (em == FULL) memset(W->bar_of, (int)idv, sizeof(W->bar_of));
+            else for (uint32_t m = em; m; m &= m - 1) W->bar_of[__builtin_ctz(m)] = (uint8_t)idv;
+            bar_arrive_warp(B, W);
+            goto reschedule;
+        }
         case OP_BAR_RED_READ: {
-            uint64_t v = in->sub == 0 ? B->red_out_count : in->sub == 1 ? B->red_out_and : B->red_out_or;
+            const bar_st *br = &B->bars[in->imm >= 0 ? in->imm & 15 : em ? R[(size_t)ia * 32 + (unsigned)__builtin_ctz(em)] & 15 : 0];
+            uint64_t v = in->sub == 0 ? br->out_count : in->sub == 1 ? br->out_and : br->out_or;
             LOOP(S(id) = v);
             break;
         }
@@ -2636,14 +2777,17 @@ static int run_block(blk *B, uint64_t bid) {
         B->J.f[JF_ICOUNT] = 0;
         return r;
     }
-    B->red_count = 0;
-    B->red_and = 1;
-    B->red_or = 0;
+    for (int i = 0; i < 16; i++) {
+        memset(&B->bars[i], 0, sizeof(B->bars[i]));
+        B->bars[i].red_and = 1;
+    }
+    B->bars_arrived = 0;
     for (unsigned w = 0; w < B->nwarps; w++) {
         warp_st *W = &B->w[w];
         unsigned n = B->nthreads - w * 32;
         W->live = n >= 32 ? FULL : ((1u << n) - 1);
-        W->exited = W->atbar = W->wsync = 0;
+        W->exited = W->atbar = W->counted = W->arriving = W->wsync = 0;
+        W->fresh_ids = W->counted_ids = 0;
         W->force_sync_pc = -1;
         memset(W->pc, 0, sizeof(W->pc));
         W->cur_pc = 0;
@@ -2670,19 +2814,8 @@ static int run_block(blk *B, uint64_t bid) {
             continue;
         }
         /* every warp is blocked at a barrier or done */
-        int any_bar = 0;
-        for (unsigned w = 0; w < B->nwarps; w++) if (B->w[w].atbar) any_bar = 1;
-        if (!any_bar) return 0;
-        B->red_out_count = B->red_count;
-        B->red_out_and = B->red_and;
-        B->red_out_or = B->red_or;
-        B->red_count = 0;
-        B->red_and = 1;
-        B->red_or = 0;
-        for (unsigned w = 0; w < B->nwarps; w++) {
-            B->w[w].atbar = 0;
-            resched(&B->w[w]);
-        }
+        int r = bar_settle(B);
+        if (r <= 0) return r;
     }
 }
 
@@ -2699,7 +2832,7 @@ typedef struct wctx {
  * blocks of a long loop) otherwise stays on the interpreter to its end. Blocks are independent and both engines
  * give the same bits, so the switch is at any block boundary. Returns 0 when out of host memory (reported). */
 static int switch_to_jit(blk *B, int worker) {
-    const ptx_jit_fn *jit = ptx_jit_ready(B->k);
+    const ptx_jit_fn *jit = B->L->interp_only ? NULL : ptx_jit_ready(B->k);
     if (!jit) return 1;
     launch *L = B->L;
     const uint64_t icount = B->icount;
@@ -2860,7 +2993,10 @@ int ptx_launch(const ptx_kernel *k, const ptx_launch_cfg *cfg, const ptx_env *en
     L.loglen = loglen;
     pthread_mutex_init(&L.mu, NULL);
     pthread_once(&fma_once, pick_fma);
-    L.jit = ptx_jit_get(k, cfg);
+    const uint64_t block_threads = (uint64_t)cfg->block[0] * cfg->block[1] * cfg->block[2];
+    const uint64_t block_warps = (block_threads + 31) / 32;
+    L.interp_only = k->bar_warps_lo && (k->bar_warps_lo != block_warps || k->bar_warps_hi != block_warps);
+    L.jit = L.interp_only ? NULL : ptx_jit_get(k, cfg);
     void *ws = NULL;
     int nw = cfg->worker_threads > 0 ? cfg->worker_threads : 1;
     if (cfg->cooperative) {

@@ -110,6 +110,8 @@ enum {
 enum { AT_ADD, AT_MIN, AT_MAX, AT_INC, AT_DEC, AT_AND, AT_OR, AT_XOR, AT_EXCH, AT_CAS };
 enum { SH_UP, SH_DOWN, SH_BFLY, SH_IDX };
 enum { VO_ALL, VO_ANY, VO_UNI, VO_BALLOT };
+/* bar/barrier (OP_BAR's sub; OP_BAR_RED's sub is its reduction: 0 popc, 1 and, 2 or). */
+enum { BAR_SYNC, BAR_ARRIVE };
 /* mbarrier operations (OP_MBAR; IF_SAT marks .noComplete). */
 enum { MB_INIT, MB_INVAL, MB_ARRIVE, MB_ARRIVE_DROP, MB_EXPECT_TX, MB_COMPLETE_TX, MB_TEST_WAIT,
        MB_TEST_PARITY, MB_PENDING, MB_CPASYNC_ARRIVE, MB_CPASYNC_ARRIVE_NOINC };
@@ -192,6 +194,9 @@ struct ptx_kernel {
     int maxntid;
     int maxnreg, minnctapersm; /* .maxnreg / .minnctapersm (0: absent) */
     int uses_dynamic_sregs;
+    uint32_t bar_warps_lo, bar_warps_hi; /* the immediate thread counts of its bar/barrier instructions, in warps, the
+                                          * least and the most (0: none): the JIT runs only blocks of exactly this
+                                          * many warps (whole-block barriers, ptx_exec.c) */
     int32_t *lists;   /* register lists of wmma instructions (ins.c indexes here) */
     int nlists;
     char **owned;     /* strings the code points at (ILLEGAL names) */

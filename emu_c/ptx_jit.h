@@ -167,7 +167,7 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 22
+#define PTX_JIT_GENERATOR_VERSION 23
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
 #define PTX_JIT_PLUGIN_ABI 4

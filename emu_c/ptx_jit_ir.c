@@ -139,7 +139,13 @@ static int covered_inline(G *g, const ptx_ins *in) {
     }
     if (in->wsync) BAD("warp-synchronous %s", opn);
     switch (in->op) {
-    case OP_BRA: case OP_EXIT: case OP_BAR: case OP_BAR_RED: case OP_BAR_RED_READ: case OP_SREG:
+    case OP_BAR: case OP_BAR_RED: case OP_BAR_RED_READ:
+        /* the block function runs whole-block barriers (ptx_exec.c runs the launches whose thread counts are
+         * smaller on the interpreter); bar.arrive and a barrier named by a register stay on the interpreter */
+        if (in->op == OP_BAR && in->sub == BAR_ARRIVE) BAD("bar.arrive");
+        if (in->imm < 0) BAD("bar with a register operand");
+        return 0;
+    case OP_BRA: case OP_EXIT: case OP_SREG:
     case OP_CVTA_SHARED: case OP_CVTA_TO_SHARED: case OP_CVTA_LOCAL: case OP_CVTA_TO_LOCAL:
     case OP_CVTA_PARAM: case OP_CVTA_TO_PARAM: case OP_SELP: case OP_LD: case OP_ST:
     case OP_MOV: case OP_SHF_L: case OP_SHF_R: case OP_LOP3:

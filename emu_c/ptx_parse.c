@@ -2147,13 +2147,12 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
     } else if (mbase(&m, "trap") || mbase(&m, "brkpt")) {
         emit(c, OP_TRAP, x->line);
     } else if (mbase(&m, "bar") || mbase(&m, "barrier")) {
-        /* bar.sync / barrier.sync [.aligned] a{, b}; bar.warp.sync mask; bar.red.op.pred/u32 d, a{, b}, {!}c */
+        /* bar.warp.sync mask; bar{.cta}.sync / barrier{.cta}.sync{.aligned} a{, b}; bar{.cta}.arrive /
+         * barrier{.cta}.arrive{.aligned} a, b; bar{.cta}.red / barrier{.cta}.red.{popc.u32,and.pred,or.pred} d, a{, b}, {!}c;
+         * barrier.cluster.wait (one CTA per cluster here: the CTA's barrier). a: barrier 0-15, b: thread count. */
         const char *w = memchr(optok->s, '.', optok->n);
         int is_warp = w && optok->n - (size_t)(w - optok->s) >= 5 && !memcmp(w, ".warp", 5);
-        int is_arrive = 0;
-        for (size_t k = 0; k + 7 <= optok->n; k++) if (!memcmp(optok->s + k, ".arrive", 7)) is_arrive = 1;
-        int is_red = 0;
-        for (size_t k = 0; k + 4 <= optok->n; k++) if (!memcmp(optok->s + k, ".red", 4)) is_red = 1;
+        const int is_arrive = has_word(optok, ".arrive"), is_red = has_word(optok, ".red");
         if (is_warp) {
             if (nops != 1) return fail_ins(x, "bar.warp.sync form");
             int mk = src_slot(x, &ops[0], T_U32);
@@ -2161,25 +2160,52 @@ static int compile_instr(cctx *x, int i, int end, int guard, int gneg) {
             if (!p) return -1;
             p->e = mk;
             p->wsync = 1;
-        } else if (is_arrive) {
-            return fail_ins(x, "bar.arrive");
-        } else if (is_red) {
-            if (nops < 3) return fail_ins(x, "bar.red form");
-            int d = dst_slot(x, &ops[0]);
-            int cc = src_slot(x, &ops[nops - 1], T_PRED);
-            if (x->failed) return -1;
-            ptx_ins *p = emit(c, OP_BAR_RED, x->line);
+        } else if (has_word(optok, ".cluster")) {
+            if (is_arrive || nops) return fail_ins(x, "barrier.cluster.arrive");
+            ptx_ins *p = emit(c, OP_BAR, x->line);
             if (!p) return -1;
-            p->c = cc;
-            p->sub = (uint8_t)(m.red_popc ? 0 : m.red_and ? 1 : 2);
-            if (ops[nops - 1].neg) p->flags |= IF_NEG_C;
-            p = emit(c, OP_BAR_RED_READ, x->line);
-            if (!p) return -1;
-            p->d = d;
-            p->sub = (uint8_t)(m.red_popc ? 0 : m.red_and ? 1 : 2);
-            p->t = (uint8_t)tt;
+            p->sub = BAR_SYNC;
+            p->a = cslot(c, 0);
+            p->imm = 0;
         } else {
-            emit(c, OP_BAR, x->line);
+            /* operands: [d,] a [, b] [, c] */
+            const int first = is_red, has_c = is_red, nab = nops - first - has_c;
+            if (nab < 1 || nab > 2 || (is_arrive && nab != 2)) return fail_ins(x, is_arrive ? "bar.arrive form (a, b)" : "bar form");
+            const opnd *oa = &ops[first], *ob = nab == 2 ? &ops[first + 1] : NULL;
+            if (oa->kind == O_NUM && (uint64_t)oa->num.i > 15) return fail_ins(x, "barrier number above 15");
+            if (ob && ob->kind == O_NUM && (ob->num.i <= 0 || ob->num.i % 32 || ob->num.i > 1024))
+                return fail_ins(x, "barrier thread count (a multiple of 32, 32-1024)");
+            const int sa = src_slot(x, oa, T_U32), sb = ob ? src_slot(x, ob, T_U32) : -1;
+            const int sc = has_c ? src_slot(x, &ops[nops - 1], T_PRED) : -1;
+            const int d = is_red ? dst_slot(x, &ops[0]) : -1;
+            if (x->failed) return -1;
+            /* imm: the barrier's number | thread count << 8 when both are immediates, else -1 (read a, b) */
+            const int64_t imm = oa->kind == O_NUM && (!ob || ob->kind == O_NUM) ? oa->num.i | (ob ? ob->num.i << 8 : 0) : -1;
+            if (ob && ob->kind == O_NUM) {
+                const uint32_t warps = (uint32_t)ob->num.i / 32;
+                if (!c->k->bar_warps_lo || warps < c->k->bar_warps_lo) c->k->bar_warps_lo = warps;
+                if (warps > c->k->bar_warps_hi) c->k->bar_warps_hi = warps;
+            }
+            ptx_ins *p = emit(c, is_red ? OP_BAR_RED : OP_BAR, x->line);
+            if (!p) return -1;
+            p->a = sa;
+            p->b = sb;
+            p->imm = imm;
+            if (is_red) {
+                const int rop = m.red_popc ? 0 : m.red_and ? 1 : 2;
+                p->c = sc;
+                p->sub = (uint8_t)rop;
+                if (ops[nops - 1].neg) p->flags |= IF_NEG_C;
+                p = emit(c, OP_BAR_RED_READ, x->line);
+                if (!p) return -1;
+                p->d = d;
+                p->a = sa;
+                p->imm = imm;
+                p->sub = (uint8_t)rop;
+                p->t = (uint8_t)tt;
+            } else {
+                p->sub = is_arrive ? BAR_ARRIVE : BAR_SYNC;
+            }
         }
     } else if (mbase(&m, "shfl")) {
         if (m.shmode < 0 || nops != (m.sync ? 5 : 4)) return fail_ins(x, "shfl form");
@@ -2697,6 +2723,7 @@ fail:
     k->specials = NULL;
     k->nspecials = 0;
     k->uses_dynamic_sregs = 0;
+    k->bar_warps_lo = k->bar_warps_hi = 0;
     for (int i = 0; i < k->nowned; i++) free(k->owned[i]);
     free(k->owned);
     k->owned = NULL;

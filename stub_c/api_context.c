@@ -63,43 +63,51 @@ CUresult tfs_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
     return rc;
 }
 
+/* Device dev's primary context `prim` (NULL: never retained here) ends by `end`, its reset or its last release
+ * (CUDA: the context is reset once its last reference is released): cudart tears its per-context state down
+ * while the context lives; the managed regions made in it leave the list around the call and are forgotten
+ * when it succeeds, its pinned blocks are no longer mapped by the worker (which drops its side, executor.c),
+ * and the calling thread's streams of it are forgotten. */
+static CUresult primary_end(CUdevice dev, CUcontext prim, CUresult (*end)(CUdevice))
+{
+    if (prim) tf_export_tables_ctx_destroyed(prim);
+    tf_memory_ctx_ending(prim);
+    CUresult rc = end(dev);
+    tf_memory_ctx_ended(prim, rc == CUDA_SUCCESS);
+    if (rc != CUDA_SUCCESS) return rc;
+    if (prim) {
+        pthread_mutex_lock(&g_ctx_mu);
+        g_primary_refs[dev] = 0;
+        pthread_mutex_unlock(&g_ctx_mu);
+        tf_thread_streams_forget(prim);
+    }
+    tf_ctx_remote_unknown();
+    return rc;
+}
+
+static CUcontext primary_of(CUdevice dev, int only_last_ref)
+{
+    if (dev < 0 || dev >= TF_MAX_DEVICES) return NULL;
+    pthread_mutex_lock(&g_ctx_mu);
+    CUcontext prim = only_last_ref && g_primary_refs[dev] != 1 ? NULL : g_primary[dev];
+    pthread_mutex_unlock(&g_ctx_mu);
+    return prim;
+}
+
 CUresult tfs_cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 {
+    CUcontext last = primary_of(dev, 1);
+    if (last) return primary_end(dev, last, rpc_cuDevicePrimaryCtxRelease_v2);
     CUresult rc = rpc_cuDevicePrimaryCtxRelease_v2(dev);
-    if (rc != CUDA_SUCCESS || dev < 0 || dev >= TF_MAX_DEVICES) return rc;
-    pthread_mutex_lock(&g_ctx_mu);
-    CUcontext dead = (g_primary_refs[dev] > 0 && --g_primary_refs[dev] == 0) ? g_primary[dev] : NULL;
-    pthread_mutex_unlock(&g_ctx_mu);
-    if (dead) {
-        tf_export_tables_ctx_destroyed(dead);
-        tf_thread_streams_forget(dead);
+    if (rc == CUDA_SUCCESS && dev >= 0 && dev < TF_MAX_DEVICES) {
+        pthread_mutex_lock(&g_ctx_mu);
+        if (g_primary_refs[dev] > 0) g_primary_refs[dev]--;
+        pthread_mutex_unlock(&g_ctx_mu);
     }
     return rc;
 }
 
-CUresult tfs_cuDevicePrimaryCtxReset_v2(CUdevice dev)
-{
-    CUcontext prim = NULL;
-    if (dev >= 0 && dev < TF_MAX_DEVICES) {
-        pthread_mutex_lock(&g_ctx_mu);
-        prim = g_primary[dev];
-        pthread_mutex_unlock(&g_ctx_mu);
-    }
-    if (prim) tf_export_tables_ctx_destroyed(prim);  /* cudart tears its state down while the context lives */
-    tf_memory_ctx_ending(prim);
-    CUresult rc = rpc_cuDevicePrimaryCtxReset_v2(dev);
-    tf_memory_ctx_ended(prim, rc == CUDA_SUCCESS);
-    if (rc == CUDA_SUCCESS) {
-        if (prim) {
-            pthread_mutex_lock(&g_ctx_mu);
-            g_primary_refs[dev] = 0;
-            pthread_mutex_unlock(&g_ctx_mu);
-        }
-        if (prim) tf_thread_streams_forget(prim);
-        tf_ctx_remote_unknown();
-    }
-    return rc;
-}
+CUresult tfs_cuDevicePrimaryCtxReset_v2(CUdevice dev) { return primary_end(dev, primary_of(dev, 0), rpc_cuDevicePrimaryCtxReset_v2); }
 
 CUresult tfs_cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
 {

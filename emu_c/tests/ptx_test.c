@@ -2646,6 +2646,105 @@ static void test_jit_bar(void) {
     ptx_module_free(m);
 }
 
+/* Named barriers (bar / barrier, 16 per block) with thread counts and bar.arrive, as the PTX ISA gives them:
+ * nb_pc: warps 0-1 produce into a shared buffer and warps 2-3 consume it, each side waiting (bar.sync) on the
+ * barrier the other side only arrives at (bar.arrive 1 / 2, 128: "full" and "empty"), and the consumers swap
+ * values among themselves over barrier 3 of 64 threads, which the producers never touch; nb_red: two bar.red
+ * of 64 threads at once on barriers 4 and 5, each half counting its own predicate; nb_reg: barrier number and
+ * count from registers (halves on barriers 7 and 8); nb_exit: a count of the whole block where lanes 0-15 exited
+ * (the warp arrives with the lanes it has: the JIT runs this one too); nb_dead: a count above the block's
+ * threads, which would hang a GPU: the launch fails instead. Bad forms are refused at load. */
+static const char *NB_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".shared .align 4 .b32 nbuf[64];\n.shared .align 4 .b32 nx[128];\n"
+    ".visible .entry nb_pc(.param .u64 out)\n{\n.reg .pred %p<4>;\n.reg .b32 %r<24>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; mov.u32 %r2, nbuf; mov.u32 %r3, 0; mov.u32 %r20, 0;\n"
+    " setp.ge.u32 %p1, %r1, 64; @%p1 bra CONS;\n"
+    "PROD:\n bar.sync 2, 128;\n"
+    " mad.lo.u32 %r4, %r3, 1000, %r1; mul.lo.u32 %r4, %r4, 3; shl.b32 %r5, %r1, 2; add.u32 %r6, %r2, %r5;\n"
+    " st.shared.u32 [%r6], %r4;\n bar.arrive 1, 128;\n"
+    " add.u32 %r3, %r3, 1; setp.lt.u32 %p2, %r3, 4; @%p2 bra PROD;\n ret;\n"
+    "CONS:\n sub.u32 %r7, %r1, 64; mov.u32 %r8, nx;\n"
+    "CLOOP:\n barrier.cta.arrive.aligned 2, 128;\n barrier.sync 1, 128;\n"
+    " xor.b32 %r9, %r7, 5; shl.b32 %r10, %r9, 2; add.u32 %r11, %r2, %r10; ld.shared.u32 %r12, [%r11];\n"
+    " shl.b32 %r13, %r7, 2; add.u32 %r14, %r8, %r13; st.shared.u32 [%r14], %r12;\n bar.sync 3, 64;\n"
+    " xor.b32 %r15, %r7, 32; shl.b32 %r16, %r15, 2; add.u32 %r17, %r8, %r16; ld.shared.u32 %r18, [%r17];\n"
+    " bar.cta.sync 3, 64;\n mad.lo.u32 %r20, %r20, 7, %r18;\n"
+    " add.u32 %r3, %r3, 1; setp.lt.u32 %p2, %r3, 4; @%p2 bra CLOOP;\n"
+    " mul.wide.u32 %rd2, %r7, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r20;\n ret;\n}\n"
+    ".visible .entry nb_red(.param .u64 out)\n{\n.reg .pred %p<6>;\n.reg .b32 %r<12>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n mov.u32 %r1, %tid.x;\n"
+    " setp.ge.u32 %p1, %r1, 64; @%p1 bra HI;\n"
+    " rem.u32 %r2, %r1, 3; setp.eq.u32 %p2, %r2, 0;\n bar.red.popc.u32 %r3, 4, 64, %p2;\n"
+    " bar.red.and.pred %p3, 4, 64, %p2;\n selp.u32 %r4, 1000, 0, %p3; add.u32 %r3, %r3, %r4;\n bra OUT;\n"
+    "HI:\n rem.u32 %r2, %r1, 5; setp.eq.u32 %p2, %r2, 0;\n barrier.red.popc.aligned.u32 %r3, 5, 64, %p2;\n"
+    " barrier.red.or.pred %p3, 5, 64, !%p2;\n selp.u32 %r4, 2000, 0, %p3; add.u32 %r3, %r3, %r4;\n"
+    "OUT:\n mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r3;\n ret;\n}\n"
+    ".visible .entry nb_reg(.param .u64 out)\n{\n.reg .b32 %r<16>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; mov.u32 %r2, nx; shl.b32 %r3, %r1, 2; add.u32 %r4, %r2, %r3;\n"
+    " mad.lo.u32 %r5, %r1, 9, 1; st.shared.u32 [%r4], %r5;\n"
+    " shr.u32 %r6, %r1, 6; add.u32 %r6, %r6, 7; mov.u32 %r7, 64;\n bar.sync %r6, %r7;\n"
+    " xor.b32 %r8, %r1, 33; shl.b32 %r9, %r8, 2; add.u32 %r10, %r2, %r9; ld.shared.u32 %r11, [%r10];\n"
+    " mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r11;\n ret;\n}\n"
+    ".visible .entry nb_exit(.param .u64 out)\n{\n.reg .pred %p<2>;\n.reg .b32 %r<16>;\n.reg .b64 %rd<4>;\n"
+    " ld.param.u64 %rd1, [out]; cvta.to.global.u64 %rd1, %rd1;\n"
+    " mov.u32 %r1, %tid.x; setp.lt.u32 %p1, %r1, 16; @%p1 exit;\n"
+    " mov.u32 %r2, nx; shl.b32 %r3, %r1, 2; add.u32 %r4, %r2, %r3; add.u32 %r5, %r1, 5; st.shared.u32 [%r4], %r5;\n"
+    " bar.sync 1, 64;\n"
+    " add.u32 %r6, %r1, 8; rem.u32 %r6, %r6, 48; add.u32 %r6, %r6, 16; shl.b32 %r7, %r6, 2; add.u32 %r8, %r2, %r7;\n"
+    " ld.shared.u32 %r9, [%r8];\n mul.wide.u32 %rd2, %r1, 4; add.s64 %rd3, %rd1, %rd2; st.global.u32 [%rd3], %r9;\n ret;\n}\n"
+    ".visible .entry nb_dead()\n{\n bar.sync 1, 96;\n ret;\n}\n";
+
+static void test_named_barriers(void) {
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(NB_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    uint32_t *o = dev_alloc(0, 128 * 4);
+    pbuf p = {{0}, 0};
+    pptr(&p, o);
+    memset(o, 0xee, 128 * 4);
+    CHECK(launch_in(m, "nb_pc", 3, 1, 1, 128, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "nb_pc: %s", log);
+    for (uint32_t c = 0; c < 64; c++) {
+        uint32_t acc = 0;
+        for (uint32_t k = 0; k < 4; k++) acc = acc * 7 + (k * 1000 + ((c ^ 32) ^ 5)) * 3;
+        CHECK(o[c] == acc, "nb_pc consumer %u: %u want %u", c, o[c], acc);
+    }
+    memset(o, 0xee, 128 * 4);
+    CHECK(launch_in(m, "nb_red", 2, 1, 1, 128, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "nb_red: %s", log);
+    for (uint32_t t = 0; t < 128; t++) {
+        const uint32_t want = t < 64 ? 22 : 13 + 2000; /* 0,3,..,63; 65,70,..,125 (the or of !p is true) */
+        CHECK(o[t] == want, "nb_red thread %u: %u want %u", t, o[t], want);
+    }
+    memset(o, 0xee, 128 * 4);
+    CHECK(launch_in(m, "nb_reg", 2, 1, 1, 128, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "nb_reg: %s", log);
+    for (uint32_t t = 0; t < 128; t++) CHECK(o[t] == (t ^ 33) * 9 + 1, "nb_reg thread %u: %u want %u", t, o[t], (t ^ 33) * 9 + 1);
+    memset(o, 0xee, 128 * 4);
+    CHECK(launch_in(m, "nb_exit", 2, 1, 1, 64, 1, 1, 0, &p, 1, 0, log, sizeof(log), NULL) == 0, "nb_exit: %s", log);
+    for (uint32_t t = 0; t < 64; t++) {
+        const uint32_t want = t < 16 ? 0xeeeeeeeeu : 16 + (t + 8) % 48 + 5;
+        CHECK(o[t] == want, "nb_exit thread %u: %u want %u", t, o[t], want);
+    }
+    CHECK(jit_compiled(m, "nb_exit"), "the JIT did not compile nb_exit (TF_EMU_TRACE=1 says why)");
+    int r = launch_in(m, "nb_dead", 1, 1, 1, 64, 1, 1, 0, NULL, 1, 0, log, sizeof(log), NULL);
+    CHECK(r == 719 && strstr(log, "barrier deadlock"), "nb_dead -> %d (%s)", r, log);
+    dev_free(0, o);
+    ptx_module_free(m);
+    static const char *bad[] = {"bar.arrive 1;", "barrier.arrive 2, 0;", "bar.sync 16;", "bar.sync 1, 48;", "bar.red.popc.u32 %r1, 1, 2, 3, %p1;"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char src[512];
+        snprintf(src, sizeof(src), ".version 8.0\n.target sm_80\n.address_size 64\n.visible .entry k()\n{\n.reg .pred %%p<2>;\n.reg .b32 %%r<2>;\n %s\n ret;\n}\n", bad[i]);
+        ptx_module *bm = ptx_module_load(src, 0, &ENV, &err, log, sizeof(log));
+        const ptx_kernel *bk = bm ? ptx_module_get_kernel(bm, "k") : NULL;
+        int refused = !bm || !bk;
+        if (bk) refused = launch_k(bk, 1, 1, 1, 32, 1, 1, 0, NULL, 1, 0, log, sizeof(log), NULL) != 0 && strstr(log, "bar");
+        if (bm) ptx_module_free(bm);
+        CHECK(refused, "'%s' was not refused (%d: %s)", bad[i], err, log);
+    }
+}
+
 /* A kernel above PTX_JIT_FULL_OPT_INSTRUCTIONS: the JIT compiles it with its light pipeline (register slots
  * in memory, ptx_jit.h), which must give the interpreter's results: a divergent loop (per-thread trip
  * count) around a long chain, values live across a bar.sync and a shared-memory exchange. */
@@ -3139,7 +3238,7 @@ static const test TESTS[] = {
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background}, {"jit_switch_mid_launch", test_jit_switch_mid_launch},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
     {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp}, {"jit_fast_checks", test_jit_fast_checks},
-    {"jit_bar", test_jit_bar},
+    {"jit_bar", test_jit_bar}, {"named_barriers", test_named_barriers},
 };
 
 static char *read_file(const char *path, size_t *len) {

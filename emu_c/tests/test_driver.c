@@ -456,6 +456,52 @@ static void test_destroy_frees_context_memory(void)
     OK(cuCtxDestroy_v2(keep));
 }
 
+/* The primary context's last release destroys it (CUDA: "automatically reset once the last reference to it
+ * is released"): what was allocated in it is freed, as at a reset, and its handles are dead; an earlier
+ * release only drops a reference. Releasing a context never retained is CUDA_ERROR_INVALID_CONTEXT; a
+ * retain that a reset ended may still be released ("safe ... even after resetting the device"). */
+static void test_primary_last_release_frees_its_memory(void)
+{
+    unsigned flags;
+    int active;
+    OK(cuDevicePrimaryCtxGetState(0, &flags, &active));
+    CHECK(active == 0);
+    CUcontext keep, prim, prim2, popped;
+    OK(cuCtxCreate_v2(&keep, 0, 0)); /* current while the primary context comes and goes */
+    size_t free0, free1, total;
+    OK(cuMemGetInfo_v2(&free0, &total));
+    OK(cuDevicePrimaryCtxRetain(&prim, 0));
+    OK(cuDevicePrimaryCtxRetain(&prim2, 0));
+    CHECK(prim == prim2);
+    OK(cuCtxPushCurrent_v2(prim));
+    CUdeviceptr a, m;
+    void *h;
+    OK(cuMemAlloc_v2(&a, 1 << 20));
+    OK(cuMemAllocManaged(&m, 1 << 20, CU_MEM_ATTACH_GLOBAL));
+    OK(cuMemHostAlloc(&h, 100, 0));
+    OK(cuCtxPopCurrent_v2(&popped));
+    OK(cuDevicePrimaryCtxRelease_v2(0)); /* one reference left: everything stays */
+    OK(cuMemGetInfo_v2(&free1, &total));
+    CHECK(free0 - free1 >= (size_t)1 << 20);
+    OK(cuDevicePrimaryCtxGetState(0, &flags, &active));
+    CHECK(active == 1);
+    OK(cuDevicePrimaryCtxRelease_v2(0)); /* the last: the context and its memory go */
+    OK(cuMemGetInfo_v2(&free1, &total));
+    CHECK(free1 == free0);
+    CHECK(cuMemFree_v2(a) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuMemFreeHost(h) == CUDA_ERROR_INVALID_VALUE);
+    OK(cuDevicePrimaryCtxGetState(0, &flags, &active));
+    CHECK(active == 0);
+    CHECK(cuDevicePrimaryCtxRelease_v2(0) == CUDA_ERROR_INVALID_CONTEXT);
+    OK(cuDevicePrimaryCtxRetain(&prim, 0));
+    OK(cuDevicePrimaryCtxReset_v2(0));
+    OK(cuDevicePrimaryCtxGetState(0, &flags, &active));
+    CHECK(active == 0);
+    OK(cuDevicePrimaryCtxRelease_v2(0));
+    CHECK(cuDevicePrimaryCtxRelease_v2(0) == CUDA_ERROR_INVALID_CONTEXT);
+    OK(cuCtxDestroy_v2(keep));
+}
+
 static void test_stream_capture_without_kernels(void)
 {
     CUcontext ctx;
@@ -1172,6 +1218,7 @@ int main(int argc, char **argv)
     test_streams_and_events();
     test_stream_work_is_asynchronous();
     test_destroy_frees_context_memory();
+    test_primary_last_release_frees_its_memory();
     test_stream_capture_without_kernels();
     test_virtual_memory_management();
     test_memory_pools();

@@ -409,3 +409,29 @@ def test_cub_warp_and_block_collectives(tmp_path, rng, engine):
         for kernel in ("warp_collectives", "block80"):
             assert re.search(rf"kernel \S*{kernel}\S* compiled in", err), err
         assert "runs on the interpreter" not in err, err
+
+
+def named_barrier_pipeline_reference(x, blocks, rounds):
+    """named_barriers.cu's output computed in numpy: per block, each consumer c folds acc = acc*7 + v over the
+    rounds, v = buf[(c ^ 33) ^ 5] with buf[p] = x[p]*3 + round; then the count of odd inputs of the last round."""
+    x = x.reshape(blocks, rounds, 128).astype(np.int64)
+    c = np.arange(128)
+    acc = np.zeros((blocks, 128), np.uint64)
+    for r in range(rounds):
+        v = (x[:, r, (c ^ 33) ^ 5] * 3 + r).astype(np.uint32).astype(np.uint64)
+        acc = (acc * 7 + v) & 0xFFFFFFFF
+    odd = (x[:, rounds - 1, :] & 1).sum(axis=1)
+    return np.concatenate([acc.astype(np.uint32), odd[:, None].astype(np.uint32)], axis=1).ravel()
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_named_barriers_producer_consumer_with_bar_arrive(tmp_path, rng, engine):
+    # producers and consumers wait on each other's named barriers (bar.arrive / bar.sync with a thread count),
+    # consumers pair up on barriers of 64 threads given in registers; same bits on both engines
+    blocks, rounds = 3, 5
+    x = rng.integers(-1_000_000, 1_000_000, blocks * rounds * 128, dtype=np.int32)
+    kv = run_kv("named_barriers", blocks, rounds, write_arrays(tmp_path / "in", x), tmp_path / "out",
+                env=emu_env(TF_EMU_ENGINE=engine, TF_EMU_JIT_SYNC=1))
+    assert kv["rounds"] == str(rounds)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.uint32),
+                                  named_barrier_pipeline_reference(x, blocks, rounds))

@@ -19,6 +19,18 @@ NULL_FREE = {
     "cuMemFreeAsync0": "CUDA_SUCCESS", "cuMemHostUnregister0": "CUDA_ERROR_INVALID_VALUE",
     "double_free": "CUDA_ERROR_INVALID_VALUE", "after": "cudaSuccess",
 }
+# Around a context's end (tests/cuda/ctx_lifetime.cu), as the driver API's documentation gives it: a created
+# context destroyed by one thread stays current to another, whose calls get CUDA_ERROR_CONTEXT_IS_DESTROYED and
+# which may still pop it; the destroying thread's stack loses it; the dead handle is no context any more. The
+# primary context's reset frees its memory; a retain the reset ended may still be released, once.
+# Shared with tests/stub/test_semantics.py.
+CTX_LIFETIME = {
+    "destroy": "ok", "other_alloc": "CUDA_ERROR_CONTEXT_IS_DESTROYED", "other_sync": "CUDA_ERROR_CONTEXT_IS_DESTROYED",
+    "other_still_current": "1", "other_pop": "ok", "destroyer_current": "null",
+    "set_destroyed": "CUDA_ERROR_INVALID_CONTEXT", "destroy_again": "CUDA_ERROR_INVALID_CONTEXT",
+    "reset": "ok", "reset_free": "CUDA_ERROR_INVALID_VALUE", "reset_memset": "CUDA_ERROR_INVALID_VALUE",
+    "release_now": "ok", "release_after_reset": "ok", "release_unretained": "CUDA_ERROR_INVALID_CONTEXT",
+}
 # A launch the device cannot run fails at the launch call itself. Driver API: CUDA_ERROR_INVALID_VALUE for a
 # bad grid/block (not 9, which is no CUresult); cudart reports cudaErrorInvalidConfiguration for the same.
 LAUNCH_ERRORS = {
@@ -176,3 +188,8 @@ def test_clock_ticks_at_the_reported_clock_rate(cc):
     """The samples' clock_block kernels spin clockRate * ms clocks to wait ms (graphMemoryFootprint,
     simpleHyperQ, concurrentKernels): at a 1 GHz %clock they waited 2.4x too long on a 2.418 GHz part."""
     check_clock_rate(run_kv("clock_rate", env=emu_env(TF_EMU_CC=cc)))
+
+
+def test_a_contexts_end_answers_as_the_driver_documents():
+    kv = run_kv("ctx_lifetime", flags=LCUDA)
+    assert {k: kv.get(k) for k in CTX_LIFETIME} == CTX_LIFETIME

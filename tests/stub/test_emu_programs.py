@@ -136,6 +136,19 @@ def test_arrive_wait_barrier_through_the_stub(dataplane, cuda_program, tmp_path,
     assert float(kv["dot"]) == pytest.approx(float((a.astype(np.float64) * b).sum()), rel=1e-12, abs=1e-12)
 
 
+def test_named_barriers_producer_consumer_through_the_stub(dataplane, cuda_program, tmp_path, rng):
+    # bar.arrive / bar.sync with thread counts over named barriers (tests/cuda/named_barriers.cu), run by the
+    # GPU worker process on the emulated device
+    from test_emu_kernels import named_barrier_pipeline_reference
+    blocks, rounds = 2, 4
+    x = rng.integers(-1_000_000, 1_000_000, blocks * rounds * 128, dtype=np.int32)
+    kv = kv_of(run_via_stub(cuda_program("named_barriers"), dataplane.unix, blocks, rounds,
+                            write_arrays(tmp_path / "in", x), tmp_path / "out"))
+    assert kv["rounds"] == str(rounds)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out", np.uint32),
+                                  named_barrier_pipeline_reference(x, blocks, rounds))
+
+
 def test_wmma_gemm_through_the_stub(dataplane, cuda_program, tmp_path, rng):
     # a tensor-core GEMM (cudaTensorCoreGemm's shape in small) run by the GPU worker process on the emulated
     # device; integer-valued f16 inputs keep every sum exact, so the product is compared bit for bit

@@ -5,8 +5,9 @@ the client's address (tfMemAllocAt*), which the limiter's hooks never see; the e
 the limiter's exported hostmap charge, in the same ledger and the allocation's same shared total as device
 memory. Every session below belongs to ONE allocation (one SessionLimits region, 256 MiB), as sessions of
 one lease do; each program is tests/cuda/lim_vram_steps.cu driven line by line through the stub. Also here:
-cudaDeviceReset / cuCtxDestroy give that memory back, and the worker's staging buffers of graph copies of
-client host memory count against the same cap."""
+cudaDeviceReset / cuCtxDestroy / the primary context's last cuDevicePrimaryCtxRelease give that memory back
+(tests/cuda/primary_ctx_steps.cu: the driver API alone), and the worker's staging buffers of graph copies of
+client host memory count against the same cap until they or their context go."""
 from __future__ import annotations
 
 import signal
@@ -15,7 +16,7 @@ import uuid
 
 import pytest
 
-from dp_helpers import InProcessDataPlane, stub_env, wait_until
+from dp_helpers import InProcessDataPlane, stub_dir, stub_env, wait_until
 from tfclient import native
 from tfworker.dataplane import SessionGrant
 from tfworker.limits import SessionLimits
@@ -209,3 +210,62 @@ def test_destroying_a_context_gives_its_managed_memory_back(allocation, steps):
     assert s.step("m 200") == "managed=ok"
     s.quit()
     assert lim.usage().vram_used == 0
+
+
+@pytest.fixture
+def primary_steps(allocation, cuda_program):
+    """primary_ctx_steps (driver API only) run through the stub, as Steps."""
+    dp, _ = allocation
+    binary = cuda_program("primary_ctx_steps", flags=("-L", str(stub_dir()), "-lcuda"))
+    s = Steps(binary, dp.unix)
+    yield s
+    if s.p.poll() is None:
+        s.p.kill()
+        s.p.wait()
+
+
+def test_the_last_primary_context_release_gives_its_memory_back(allocation, primary_steps):
+    """CUDA resets the primary context once its last reference is released: the managed and mapped pinned
+    memory made in it go (the worker unmaps them and refunds the cap), an earlier release keeps everything,
+    and a new retain starts with the whole cap (200 + 200 MiB would be over 256 MiB otherwise)."""
+    _, lim = allocation
+    s = primary_steps
+    assert s.step("r") == "retain=ok"
+    assert s.step("r") == "retain=ok"
+    assert s.step("m 100") == "managed=ok"
+    assert s.step("h 100") == "host=ok mapped"
+    assert lim.usage().vram_used == 200 * MiB
+    assert s.step("u") == "release=ok"              # one reference left
+    assert s.step("s") == "active=1"
+    assert lim.usage().vram_used == 200 * MiB
+    assert s.step("u") == "release=ok"              # the last: the context and its memory go
+    assert s.step("s") == "active=0"
+    assert lim.usage().vram_used == 0
+    assert s.step("u") == "release=CUDA_ERROR_INVALID_CONTEXT"   # never retained again
+    assert s.step("r") == "retain=ok"
+    assert s.step("m 200") == "managed=ok"
+    assert lim.usage().vram_used == 200 * MiB
+    assert s.step("u") == "release=ok"
+    assert lim.usage().vram_used == 0
+    s.quit()
+
+
+def test_graph_staging_buffers_go_with_the_primary_context(allocation, primary_steps):
+    """The staging buffer of a graph copy of client host memory is pinned memory of the context it was made
+    in: the context's last release frees it, so its charge goes at once (not when the graph is destroyed),
+    the graph can no longer be launched with it, and destroying the graph later refunds nothing twice."""
+    _, lim = allocation
+    s = primary_steps
+    assert s.step("r") == "retain=ok"
+    assert s.step("g 64") == "graph=ok"             # 64 MiB device buffer + 64 MiB staging
+    assert lim.usage().vram_used == 128 * MiB
+    assert s.step("u") == "release=ok"
+    assert lim.usage().vram_used == 0
+    assert s.step("r") == "retain=ok"
+    assert s.step("l") != "launch=ok"               # its staging buffer went with the old context
+    assert s.step("d") == "graphs=destroyed"
+    assert lim.usage().vram_used == 0
+    assert s.step("m 256") == "managed=ok"          # the whole cap
+    assert s.step("u") == "release=ok"
+    assert lim.usage().vram_used == 0
+    s.quit()

@@ -12,7 +12,7 @@ from dp_helpers import run_via_stub, stub_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emu"))
 from emu_run import run_program  # noqa: E402
-from test_emu_semantics import (NEW_THREAD, NULL_FREE, PRINTF_ORDER, check_bad_instruction,  # noqa: E402
+from test_emu_semantics import (CTX_LIFETIME, NEW_THREAD, NULL_FREE, PRINTF_ORDER, check_bad_instruction,  # noqa: E402
                                 check_clock_rate, check_launch_errors, check_occupancy, check_printf_fifo)
 
 CUDARTS = ["static", "shared"]
@@ -106,3 +106,8 @@ def test_deprecated_device_queries_answer_like_the_attributes(dataplane, cuda_pr
 def test_clock_ticks_at_the_reported_clock_rate_through_the_stub(dataplane, cuda_program):
     """The GPU worker's device: %clock64 at the clock rate the stub reports (cached attribute)."""
     check_clock_rate(kv_of(run_via_stub(cuda_program("clock_rate"), dataplane.unix)))
+
+
+def test_a_contexts_end_answers_as_the_driver_documents(dataplane, cuda_program):
+    kv = kv_of(run_via_stub(cuda_program("ctx_lifetime", flags=LCUDA), dataplane.unix))
+    assert {k: kv.get(k) for k in CTX_LIFETIME} == CTX_LIFETIME

@@ -14,7 +14,11 @@
  *
  * Records: a staging buffer is shared by the graph that made it, its clones and every executable graph
  * instantiated from them (refs); a launch first waits for the last launch that used each of its buffers.
- * Each buffer counts against the session's VRAM cap while it lives (stage_new; limiter_c/README.md).
+ * Each buffer counts against the session's VRAM cap while it lives (stage_new; limiter_c/README.md). A buffer
+ * is pinned memory of the context current when it was made: it goes with that context (destroy, reset, last
+ * release of a primary context: tfx_graph_host_ctx_gone), and so do its charge and bytes, while its record
+ * stays with the graphs that name it; launching or fetching an executable graph that names such a buffer is
+ * then CUDA_ERROR_CONTEXT_IS_DESTROYED.
  * Limits: a graph with such copies cannot become a child graph node, nor can such a copy be a node of a
  * conditional node's body (CUDA_ERROR_NOT_SUPPORTED, logged); at most TF_MAX_HOST_RANGES ranges per
  * executable graph.
@@ -26,7 +30,8 @@
 #include "executor.h"
 
 typedef struct hstage {
-    uint8_t *buf;
+    uint8_t *buf;          /* NULL once its context went (tfx_graph_host_ctx_gone) */
+    CUcontext ctx;         /* the context it was made in */
     uint64_t len, client;
     int to_device;
     int refs;
@@ -43,7 +48,8 @@ typedef struct href {      /* one use of a staging buffer: by a graph (node may 
 
 typedef struct hexec {     /* per executable graph with host ranges: the event of its last launch */
     uint64_t exec;
-    CUevent done;
+    CUevent done;          /* NULL once its context went */
+    CUcontext ctx;         /* the context current at its instantiation, where `done` lives */
     int launched;
     struct hexec *next;
 } hexec;
@@ -63,6 +69,7 @@ static struct {
     CUresult (*d2h_async)(void *, CUdeviceptr, size_t, CUstream);
     CUresult (*capture_info_v2)(CUstream, CUstreamCaptureStatus *, cuuint64_t *, CUgraph *, const CUgraphNode **,
                                 size_t *);
+    CUresult (*ctx_get)(CUcontext *);
 } hb;
 
 void tfx_graph_host_load(void *lib)
@@ -79,12 +86,13 @@ void tfx_graph_host_load(void *lib)
     *(void **)&hb.h2d_async = dlsym(lib, "cuMemcpyHtoDAsync_v2");
     *(void **)&hb.d2h_async = dlsym(lib, "cuMemcpyDtoHAsync_v2");
     *(void **)&hb.capture_info_v2 = dlsym(lib, "cuStreamGetCaptureInfo_v2");
+    *(void **)&hb.ctx_get = dlsym(lib, "cuCtxGetCurrent");
 }
 
 static int loaded(void)
 {
     return hb.alloc_host && hb.free_host && hb.ev_create && hb.ev_destroy && hb.ev_record && hb.ev_sync &&
-           hb.ev_query && hb.h2d_async && hb.d2h_async && hb.capture_info_v2;
+           hb.ev_query && hb.h2d_async && hb.d2h_async && hb.capture_info_v2 && hb.ctx_get;
 }
 
 /* A staging buffer is host memory this process pins for the client: charged against the session's VRAM
@@ -103,7 +111,8 @@ static CUresult stage_new(uint64_t client, uint64_t len, int to_device, hstage *
         return rc;
     }
     void *buf = NULL;
-    rc = hb.alloc_host(&buf, (size_t)len);
+    rc = hb.ctx_get(&st->ctx);
+    if (rc == CUDA_SUCCESS) rc = hb.alloc_host(&buf, (size_t)len);
     if (rc) {
         tfx_hostmap_refund((uint64_t)(uintptr_t)st);
         free(st);
@@ -119,9 +128,37 @@ static CUresult stage_new(uint64_t client, uint64_t len, int to_device, hstage *
 
 static void stage_free(hstage *st)
 {
-    if (hb.free_host && hb.free_host(st->buf) != CUDA_SUCCESS) tfx_log("graph host copies: freeing a staging buffer failed");
-    tfx_hostmap_refund((uint64_t)(uintptr_t)st);
+    if (st->buf) {
+        if (hb.free_host && hb.free_host(st->buf) != CUDA_SUCCESS) tfx_log("graph host copies: freeing a staging buffer failed");
+        tfx_hostmap_refund((uint64_t)(uintptr_t)st);
+    }
     free(st);
+}
+
+void tfx_graph_host_ctx_gone(CUcontext ctx)
+{
+    for (hexec *he = g_execs; he; he = he->next)
+        if (he->done && he->ctx == ctx) {
+            for (href *r = g_refs; r; r = r->next)
+                if (r->st->busy == he->done) r->st->busy = NULL;
+            he->done = NULL;   /* destroyed by the backend with its context */
+            he->launched = 0;
+        }
+    for (href *r = g_refs; r; r = r->next) {
+        hstage *st = r->st;
+        if (!st->buf || st->ctx != ctx) continue;
+        st->buf = NULL;    /* freed by the backend with its context */
+        st->busy = NULL;   /* so was the event of its last launch */
+        tfx_hostmap_refund((uint64_t)(uintptr_t)st);
+    }
+}
+
+/* 1 if one of the k buffers went with its context. */
+static int any_gone(href *const *list, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        if (!list[i]->st->buf) return 1;
+    return 0;
 }
 
 static CUresult ref_add(uint64_t owner, int is_exec, uint64_t node, hstage *st)
@@ -340,7 +377,8 @@ CUresult tfx_graph_host_instantiated(CUgraphExec e, CUgraph g)
     }
     hexec *he = calloc(1, sizeof *he);
     if (!he) return CUDA_ERROR_OUT_OF_MEMORY;
-    CUresult rc = hb.ev_create(&he->done, CU_EVENT_DISABLE_TIMING);
+    CUresult rc = hb.ctx_get(&he->ctx);
+    if (rc == CUDA_SUCCESS) rc = hb.ev_create(&he->done, CU_EVENT_DISABLE_TIMING);
     if (rc) {
         free(he);
         return rc;
@@ -381,8 +419,8 @@ static void exec_forget(uint64_t e)
         href *list[TF_MAX_HOST_RANGES];
         size_t n = refs_of(e, 1, list, TF_MAX_HOST_RANGES);
         for (size_t i = 0; i < n && i < TF_MAX_HOST_RANGES; i++)
-            if (list[i]->st->busy == he->done) list[i]->st->busy = NULL;
-        (void)hb.ev_destroy(he->done);
+            if (he->done && list[i]->st->busy == he->done) list[i]->st->busy = NULL;
+        if (he->done) (void)hb.ev_destroy(he->done);
         *pp = he->next;
         free(he);
         break;
@@ -432,7 +470,7 @@ size_t tfx_graph_host_d2h(CUgraphExec e, uint8_t *out)
     size_t k = refs_of((uint64_t)(uintptr_t)e, 1, list, TF_MAX_HOST_RANGES), total = 0;
     for (size_t i = 0; i < k && i < TF_MAX_HOST_RANGES; i++) {
         if (list[i]->st->to_device) continue;
-        if (out) memcpy(out + total, list[i]->st->buf, list[i]->st->len);
+        if (out && list[i]->st->buf) memcpy(out + total, list[i]->st->buf, list[i]->st->len);
         total += list[i]->st->len;
     }
     return total;
@@ -450,6 +488,7 @@ CUresult ex_tfGraphLaunchHost(tfx *x, CUgraphExec hGraphExec, CUstream hStream, 
     size_t k = refs_of(he->exec, 1, list, TF_MAX_HOST_RANGES), total = 0;
     for (size_t i = 0; i < k && i < TF_MAX_HOST_RANGES; i++) total += list[i]->st->len;
     if (k > TF_MAX_HOST_RANGES || total != len || (len && !bytes)) return CUDA_ERROR_INVALID_VALUE;
+    if (any_gone(list, k) || !he->done) return CUDA_ERROR_CONTEXT_IS_DESTROYED;
     /* a buffer still read or written by an earlier launch is not touched until that launch is done */
     for (size_t i = 0; i < k; i++) {
         CUevent b = list[i]->st->busy;
@@ -479,6 +518,9 @@ CUresult ex_tfGraphFetch(tfx *x, CUgraphExec hGraphExec, int wait, size_t cap, i
     if (!he) return CUDA_ERROR_INVALID_VALUE;
     *done = 0;
     if (tfx_graph_host_d2h(hGraphExec, NULL) != cap) return CUDA_ERROR_INVALID_VALUE;
+    href *list[TF_MAX_HOST_RANGES];
+    size_t k = refs_of(he->exec, 1, list, TF_MAX_HOST_RANGES);
+    if (any_gone(list, k < TF_MAX_HOST_RANGES ? k : TF_MAX_HOST_RANGES)) return CUDA_ERROR_CONTEXT_IS_DESTROYED;
     if (he->launched) {
         CUresult rc = wait ? hb.ev_sync(he->done) : hb.ev_query(he->done);
         if (rc == CUDA_ERROR_NOT_READY) return CUDA_SUCCESS;

@@ -211,10 +211,21 @@ int tf_dev_is_base(tfx *x, uint64_t p)
 }
 
 /* ---------------------------------------------------------------------- hand-written calls */
-CUresult ex_tfCtxSetCurrent(tfx *x, CUcontext ctx)
+/* A client thread's current context (a handle value, checked here: a registered context, or one cuCtxDestroy
+ * destroyed). A destroyed one stays current to the other threads it was current to in CUDA: this thread then
+ * has none in the backend (its stack emptied: the stub sends the next context it wants), and the backend's
+ * CUDA_ERROR_INVALID_CONTEXT is answered as CUDA_ERROR_CONTEXT_IS_DESTROYED (tf_session_feed). */
+CUresult ex_tfCtxSetCurrent(tfx *x, unsigned long long ctx)
 {
     if (!x->bx.cuCtxSetCurrent) return CUDA_ERROR_NOT_SUPPORTED;
-    return x->bx.cuCtxSetCurrent(ctx);
+    x->cur_ctx_destroyed = 0;
+    if (!ctx || tf_reg_has(x, ctx, TFK_CTX)) return x->bx.cuCtxSetCurrent((CUcontext)(uintptr_t)ctx);
+    for (unsigned i = 0; i < x->ndead && i < 16; i++) x->cur_ctx_destroyed |= x->dead_ctx[i] == ctx;
+    if (!x->cur_ctx_destroyed) return CUDA_ERROR_INVALID_CONTEXT;
+    CUcontext cur = NULL;
+    for (int i = 0; i < 64 && x->bx.cuCtxGetCurrent && x->bx.cuCtxGetCurrent(&cur) == CUDA_SUCCESS && cur; i++)
+        if (x->bx.cuCtxSetCurrent(NULL) != CUDA_SUCCESS) break;
+    return CUDA_SUCCESS;
 }
 
 /* Images are copied and kept until unload: a backend may read them lazily (the emulator does). */
@@ -674,6 +685,7 @@ int tf_session_feed(tfx *x, const tf_req_hdr *h, const uint8_t *body, tf_out_fn 
     CUresult rc;
     if (h->call < TF_N_CALLS) {
         rc = tf_dispatch[h->call](x, &r, &x->w);
+        if (rc == CUDA_ERROR_INVALID_CONTEXT && x->cur_ctx_destroyed) rc = CUDA_ERROR_CONTEXT_IS_DESTROYED;
         if (x->verbose) tfx_log("%s -> %d", tf_call_names[h->call], rc);
     } else {
         static int logged;
@@ -936,29 +948,58 @@ static void hostmaps_drop_ctx(tfx *x, CUcontext ctx)
     }
 }
 
+/* The backend destroyed or reset `ctx`: what this process made for the client in it (host mappings, graph
+ * copies' staging buffers) went with it; the records and VRAM charges follow. */
+static void ctx_gone(tfx *x, CUcontext ctx)
+{
+    hostmaps_drop_ctx(x, ctx);
+    tfx_graph_host_ctx_gone(ctx);
+}
+
 CUresult ex_cuCtxDestroy_v2(tfx *x, CUcontext ctx)
 {
     if (!x->be.f_cuCtxDestroy_v2) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = x->be.f_cuCtxDestroy_v2(ctx);
-    if (rc == CUDA_SUCCESS) hostmaps_drop_ctx(x, ctx);
+    if (rc == CUDA_SUCCESS) {
+        ctx_gone(x, ctx);
+        x->dead_ctx[x->ndead++ % 16] = (uint64_t)(uintptr_t)ctx;
+    }
     return rc;
 }
 
-/* The primary context's handle is found before the reset (a retain + release pair: no net change), when
- * it is active: an inactive one holds no memory. */
-CUresult ex_cuDevicePrimaryCtxReset_v2(tfx *x, CUdevice dev)
+/* Device dev's primary context when it is active, else NULL (an inactive one holds nothing): its handle
+ * comes from a retain + release pair, no net change. */
+static CUcontext primary_if_active(tfx *x, CUdevice dev)
 {
-    if (!x->be.f_cuDevicePrimaryCtxReset_v2) return CUDA_ERROR_NOT_SUPPORTED;
     CUcontext prim = NULL;
     unsigned flags = 0;
     int active = 0;
-    if (x->be.f_cuDevicePrimaryCtxGetState && x->be.f_cuDevicePrimaryCtxRetain && x->be.f_cuDevicePrimaryCtxRelease_v2 &&
-        x->be.f_cuDevicePrimaryCtxGetState(dev, &flags, &active) == CUDA_SUCCESS && active &&
-        x->be.f_cuDevicePrimaryCtxRetain(&prim, dev) == CUDA_SUCCESS &&
-        x->be.f_cuDevicePrimaryCtxRelease_v2(dev) != CUDA_SUCCESS)
+    if (!x->be.f_cuDevicePrimaryCtxGetState || !x->be.f_cuDevicePrimaryCtxRetain || !x->be.f_cuDevicePrimaryCtxRelease_v2 ||
+        x->be.f_cuDevicePrimaryCtxGetState(dev, &flags, &active) != CUDA_SUCCESS || !active ||
+        x->be.f_cuDevicePrimaryCtxRetain(&prim, dev) != CUDA_SUCCESS)
+        return NULL;
+    if (x->be.f_cuDevicePrimaryCtxRelease_v2(dev) != CUDA_SUCCESS)
         tfx_log("primary context of device %d: release after retain failed", (int)dev);
+    return prim;
+}
+
+CUresult ex_cuDevicePrimaryCtxReset_v2(tfx *x, CUdevice dev)
+{
+    if (!x->be.f_cuDevicePrimaryCtxReset_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    CUcontext prim = primary_if_active(x, dev);
     CUresult rc = x->be.f_cuDevicePrimaryCtxReset_v2(dev);
-    if (rc == CUDA_SUCCESS && prim) hostmaps_drop_ctx(x, prim);
+    if (rc == CUDA_SUCCESS && prim) ctx_gone(x, prim);
+    return rc;
+}
+
+/* The last release destroys the primary context (CUDA: it is reset once its last reference is released):
+ * inactive after the release means it went. */
+CUresult ex_cuDevicePrimaryCtxRelease_v2(tfx *x, CUdevice dev)
+{
+    if (!x->be.f_cuDevicePrimaryCtxRelease_v2) return CUDA_ERROR_NOT_SUPPORTED;
+    CUcontext prim = primary_if_active(x, dev);
+    CUresult rc = x->be.f_cuDevicePrimaryCtxRelease_v2(dev);
+    if (rc == CUDA_SUCCESS && prim && !primary_if_active(x, dev)) ctx_gone(x, prim);
     return rc;
 }
 

@@ -98,6 +98,12 @@ struct tfx {
     uint8_t *shm;          /* the client's shared-memory copy window (tfShmAttach) */
     struct tf_vmm *vmm;    /* reserved / mapped VA and allocation handles (exec_vmm.c) */
     size_t shm_size;
+    /* contexts cuCtxDestroy destroyed, the last TF_DEAD_CTXS: a client thread may still have one current (CUDA
+     * keeps it current to the other threads it was current to), and then its calls that need the context get
+     * CUDA_ERROR_CONTEXT_IS_DESTROYED (cur_ctx_destroyed; ex_tfCtxSetCurrent) */
+    uint64_t dead_ctx[16];
+    unsigned ndead;
+    int cur_ctx_destroyed;
     /* host memory mapped for the client (tfMemAllocAt*), with the context it was made in */
     struct { uint64_t addr, size, ctx; } *hostmaps;
     size_t nhostmaps, hostmapcap;
@@ -172,6 +178,8 @@ void tfx_graph_mem_load(void *lib); /* exec_graph_mem.c */
 int tfx_graph_is_body(CUgraph g);    /* a conditional node's body graph (exec_graph_mem.c) */
 CUresult tfx_graph_host_instantiated(CUgraphExec e, CUgraph g);
 size_t tfx_graph_host_d2h(CUgraphExec e, uint8_t *out);
+/* The backend destroyed ctx: the staging buffers made in it are gone; their charges are refunded. */
+void tfx_graph_host_ctx_gone(CUcontext ctx);
 CUresult tfx_graph_launch_served(tfx *x, CUgraphExec hGraphExec, CUstream hStream);
 int tfx_stream_capturing(tfx *x, CUstream s);
 CUresult tfx_refuse_captured_host_copy(tfx *x, CUstream s, const char *call);
