@@ -85,13 +85,38 @@ CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, si
     return h2d_async_chunk(dstDevice, src, ByteCount, hStream, wait);
 }
 
-/* Device-to-host results must land in the caller's memory, so the async form waits like the sync one. */
+/* CUDA's rule for an asynchronous device-to-host copy: to page-locked memory it returns at once and the bytes
+ * are there when the stream reaches it; to pageable memory it returns once the copy is done. Page-locked memory
+ * the worker maps (same host) is device memory to it at the same address: the copy is a device-to-device copy
+ * queued on the stream. Otherwise the worker stages it (api_copy_deferred.c). Returns 0 (the caller copies and
+ * waits) for pageable memory, on a stream this process is capturing (the worker answers that), for a source
+ * the stub does not know as device memory (the worker's refusal then comes at this call, as CUDA's), or when
+ * the worker cannot stage the copy. */
+static int dtoh_to_pinned(void *dst, CUdeviceptr src, size_t n, CUstream s, CUresult *rc)
+{
+    if (!dst || !n || tf_capture_live_on(s)) return 0;
+    int kind = tf_host_pinned(dst, n);
+    CUdeviceptr base;
+    size_t size;
+    if (kind == TF_HOST_PAGEABLE || !tf_devmap_find(src, &base, &size) || n > size - (src - base)) return 0;
+    if (kind == TF_HOST_PINNED_MAPPED) {
+        *rc = rpc_cuMemcpyDtoDAsync_v2((CUdeviceptr)(uintptr_t)dst, src, n, s);
+        return 1;
+    }
+    CUDA_MEMCPY3D far = {.srcMemoryType = CU_MEMORYTYPE_DEVICE, .srcDevice = src, .dstMemoryType = CU_MEMORYTYPE_HOST,
+                         .WidthInBytes = n, .Height = 1, .Depth = 1};
+    tf_host_box box = {dst, n, 1, 1, n, n};
+    *rc = tf_deferred_dtoh_3d(&far, &box, s);
+    return *rc != CUDA_ERROR_OUT_OF_MEMORY;
+}
+
 CUresult tfs_cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream)
 {
     int captured;  /* on a capturing stream: a graph node that writes this range at each launch */
     CUresult cap_rc = tf_capture_host_copy(0, srcDevice, dstHost, ByteCount, hStream, &captured);
     if (captured) return cap_rc;
     CUresult shm_rc;
+    if (dtoh_to_pinned(dstHost, srcDevice, ByteCount, hStream, &shm_rc)) return shm_rc;
     if (window_1d(0, srcDevice, dstHost, ByteCount, hStream, 1, &shm_rc)) return shm_rc;
     if (dstHost && ByteCount > TF_COPY_CHUNK) return tf_pipelined_dtoh(dstHost, srcDevice, ByteCount, hStream, 1);
     return rpc_cuMemcpyDtoHAsync_v2(dstHost, srcDevice, ByteCount, hStream);
@@ -149,6 +174,10 @@ static CUresult array1d(int to_array, CUarray a, size_t off, void *host, size_t 
     tf_host_box box = {host, n, 1, 1, n, n};
     array_at at = {a, off};
     CUresult rc;
+    /* to page-locked memory asynchronously: queued, written here later (api_copy_deferred.c) */
+    if (!to_array && async && n && tf_host_pinned(host, n) != TF_HOST_PAGEABLE && !tf_capture_live_on(s) &&
+        (rc = tf_deferred_atoh(host, a, off, n, s)) != CUDA_ERROR_OUT_OF_MEMORY)
+        return rc;
     if (tf_shm_copy(to_array, &box, piece_array1d, &at, async ? s : NULL, 0, &rc)) return rc;
     uint8_t *p = host;
     do {
@@ -241,12 +270,12 @@ static CUresult piece_3d(tfc_call *c, const void *far, int to_device, const tf_b
     return enc_tfShmMemcpy3D(c, q, slot_off, s);
 }
 
-/* Host rows over the socket, whole rows of one slice per frame; `far` as for piece_3d. */
+/* Host rows over the socket, whole rows of one slice per frame (a row wider than a frame: in parts of one
+ * frame, each a copy of one row); `far` as for piece_3d. */
 static CUresult socket_host_copy(const CUDA_MEMCPY3D *far, const tf_host_box *box, int to_device, CUstream s,
                                  int async)
 {
-    size_t w = box->width, h = box->height;
-    if (w > TF_COPY_CHUNK) return CUDA_ERROR_INVALID_VALUE;
+    size_t w = box->width < TF_COPY_CHUNK ? box->width : TF_COPY_CHUNK, h = box->height;  /* w: a part's width */
     CUmemorytype ft = to_device ? far->dstMemoryType : far->srcMemoryType;
     CUarray arr = to_device ? far->dstArray : far->srcArray;
     size_t fx = to_device ? far->dstXInBytes : far->srcXInBytes, fy = to_device ? far->dstY : far->srcY;
@@ -260,20 +289,22 @@ static CUresult socket_host_copy(const CUDA_MEMCPY3D *far, const tf_host_box *bo
     CUresult rc = CUDA_SUCCESS;
     for (size_t z = 0; rc == CUDA_SUCCESS && z < box->depth; z++) {
         for (size_t r0 = 0; rc == CUDA_SUCCESS && r0 < h; r0 += rows_per) {
-            size_t n = h - r0 < rows_per ? h - r0 : rows_per;
-            uint8_t *row0 = box->base + z * box->slice + r0 * box->pitch;
-            if (to_device)
-                for (size_t r = 0; r < n; r++) memcpy(buf + r * w, row0 + r * box->pitch, w);
-            CUdeviceptr d = ft == CU_MEMORYTYPE_ARRAY ? 0 : side_at(fdev, fx, fy + r0, fz + z, fpitch, frows);
-            if (ft == CU_MEMORYTYPE_ARRAY)
-                rc = to_device ? rpc_tfMemcpy3DHtoA(arr, fx, fy + r0, fz + z, w, n, buf, ws)
-                               : rpc_tfMemcpy3DAtoH(buf, arr, fx, fy + r0, fz + z, w, n, ws);
-            else if (to_device)
-                rc = async ? rpc_tfMemcpy2DHtoDAsync(d, fpitch, w, n, buf, s) : rpc_tfMemcpy2DHtoD(d, fpitch, w, n, buf, NULL);
-            else
-                rc = rpc_tfMemcpy2DDtoH(buf, d, fpitch, w, n, ws);
-            if (!to_device)
-                for (size_t r = 0; rc == CUDA_SUCCESS && r < n; r++) memcpy(row0 + r * box->pitch, buf + r * w, w);
+            for (size_t x0 = 0; rc == CUDA_SUCCESS && x0 < box->width; x0 += w) {
+                size_t n = h - r0 < rows_per ? h - r0 : rows_per, k = box->width - x0 < w ? box->width - x0 : w;
+                uint8_t *row0 = box->base + z * box->slice + r0 * box->pitch + x0;
+                if (to_device)
+                    for (size_t r = 0; r < n; r++) memcpy(buf + r * k, row0 + r * box->pitch, k);
+                CUdeviceptr d = ft == CU_MEMORYTYPE_ARRAY ? 0 : side_at(fdev, fx + x0, fy + r0, fz + z, fpitch, frows);
+                if (ft == CU_MEMORYTYPE_ARRAY)
+                    rc = to_device ? rpc_tfMemcpy3DHtoA(arr, fx + x0, fy + r0, fz + z, k, n, buf, ws)
+                                   : rpc_tfMemcpy3DAtoH(buf, arr, fx + x0, fy + r0, fz + z, k, n, ws);
+                else if (to_device)
+                    rc = async ? rpc_tfMemcpy2DHtoDAsync(d, fpitch, k, n, buf, s) : rpc_tfMemcpy2DHtoD(d, fpitch, k, n, buf, NULL);
+                else
+                    rc = rpc_tfMemcpy2DDtoH(buf, d, fpitch, k, n, ws);
+                if (!to_device)
+                    for (size_t r = 0; rc == CUDA_SUCCESS && r < n; r++) memcpy(row0 + r * box->pitch, buf + r * k, k);
+            }
         }
     }
     free(buf);
@@ -333,8 +364,16 @@ static CUresult memcpy3d(const CUDA_MEMCPY3D *c, CUstream hStream, int async)
     CUDA_MEMCPY3D far = p;  /* the host side blank: the worker names its slot */
     if (src_host) far.srcHost = NULL, far.srcXInBytes = far.srcY = far.srcZ = 0, far.srcPitch = far.srcHeight = 0;
     else far.dstHost = NULL, far.dstXInBytes = far.dstY = far.dstZ = 0, far.dstPitch = far.dstHeight = 0;
-    /* rows wider than a frame only travel through the window */
-    int sent_without_wait = async && src_host && p.dstMemoryType == CU_MEMORYTYPE_DEVICE && p.WidthInBytes <= TF_COPY_CHUNK;
+    if (async && dst_host && !tf_capture_live_on(hStream)) {  /* to page-locked memory: as dtoh_to_pinned */
+        int kind = tf_host_pinned(box.base, (box.depth - 1) * box.slice + (box.height - 1) * box.pitch + box.width);
+        if (kind == TF_HOST_PINNED_MAPPED) {
+            p.dstMemoryType = CU_MEMORYTYPE_DEVICE, p.dstDevice = (CUdeviceptr)(uintptr_t)p.dstHost, p.dstHost = NULL;
+            return device_only_copy(&p, hStream, 1);
+        }
+        if (kind == TF_HOST_PINNED && (rc = tf_deferred_dtoh_3d(&far, &box, hStream)) != CUDA_ERROR_OUT_OF_MEMORY)
+            return rc;
+    }
+    int sent_without_wait = async && src_host && p.dstMemoryType == CU_MEMORYTYPE_DEVICE;
     if (!sent_without_wait && tf_shm_copy(src_host, &box, piece_3d, &far, async ? hStream : NULL, 0, &rc)) return rc;
     return socket_host_copy(&far, &box, src_host, hStream, async);
 }

@@ -515,7 +515,8 @@ CUresult tfc_sync(tfc_call *c)
     rc = sync_call(c, -1);
     CUresult pulled = managed_sync(0);
     CUresult graphs = tf_graph_host_sync(0);  /* graph launches that finished: host destinations written back */
-    return rc ? rc : pulled ? pulled : graphs;
+    CUresult copies = tf_deferred_collect();  /* asynchronous copies to page-locked memory that finished */
+    return rc ? rc : pulled ? pulled : graphs ? graphs : copies;
 }
 
 /* A synchronous call that passes `fd` (SCM_RIGHTS, Unix sockets only) with its frame: the executor takes
