@@ -14,6 +14,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stub.h"
 #include "stub_calls.h"
@@ -127,17 +128,44 @@ CUresult tf_deferred_collect(void)
     return rc;
 }
 
+/* 1 when a pending copy's box reaches into [p, p+n). */
+static int box_overlaps(const tf_host_box *b, const void *p, size_t n)
+{
+    const uint8_t *lo = p, *end = b->base + (b->depth - 1) * b->slice + (b->height - 1) * b->pitch + b->width;
+    return b->base < lo + n && lo < end;
+}
+
+static int pending_in(const void *p, size_t n)
+{
+    int any = 0;
+    pthread_mutex_lock(&g_def_mu);
+    for (size_t i = 0; i < g_ndef && !any; i++) any = box_overlaps(&g_def[i].box, p, n);
+    pthread_mutex_unlock(&g_def_mu);
+    return any;
+}
+
+/* A copy is about to read [p, p+n) (a host-to-device copy's source): copies still to land there are written
+ * first, waiting for them (20 us growing to 2 ms between reads), since in CUDA's stream order a copy queued
+ * after them reads their bytes. Limit: an asynchronous copy from such memory waits here where CUDA's returns. */
+CUresult tf_deferred_settle(const void *p, size_t n)
+{
+    for (unsigned us = 20; p && n && tf_deferred_pending() && pending_in(p, n); us = us < 1000 ? us * 2 : 2000) {
+        CUresult rc = tf_deferred_collect();
+        if (rc) return rc;
+        if (!pending_in(p, n)) break;
+        usleep(us);
+    }
+    return CUDA_SUCCESS;
+}
+
 /* [p, p+n) is freed or unregistered: copies into it no longer land (their worker records stay until the session
  * ends, or are read by nobody). */
 void tf_deferred_forget(const void *p, size_t n)
 {
     if (!tf_deferred_pending()) return;
-    const uint8_t *lo = p, *hi = lo + n;
     pthread_mutex_lock(&g_def_mu);
     for (size_t i = 0; i < g_ndef;) {
-        const tf_host_box *b = &g_def[i].box;
-        const uint8_t *end = b->base + (b->depth - 1) * b->slice + (b->height - 1) * b->pitch + b->width;
-        if (b->base < hi && lo < end) deferred_drop_locked(i);
+        if (box_overlaps(&g_def[i].box, p, n)) deferred_drop_locked(i);
         else i++;
     }
     pthread_mutex_unlock(&g_def_mu);

@@ -14,7 +14,9 @@
  * then carries the node's fn and data). A stream being captured turns the function into a graph host node
  * (api_graph.c). Over TCP/TLS no
  * descriptor can travel: the function runs in the calling thread after a synchronize of the stream (the
- * former behaviour; the call then waits for the stream's earlier work).
+ * former behaviour; the call then waits for the stream's earlier work). So does a function queued while
+ * asynchronous copies to page-locked memory are waiting to be written here (api_copy_deferred.c): that
+ * synchronize writes them, and the function sees their bytes.
  */
 #include <errno.h>
 #include <stdlib.h>

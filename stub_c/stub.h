@@ -95,6 +95,8 @@ CUresult tf_deferred_atoh(void *dst, CUarray a, size_t off, size_t n, CUstream h
 CUresult tf_deferred_collect(void);
 int tf_deferred_pending(void);
 void tf_deferred_forget(const void *p, size_t n);
+/* Before a copy reads [p, p+n): pending copies into it land first (waits for them). */
+CUresult tf_deferred_settle(const void *p, size_t n);
 /* Page-locked host memory (api_memory.c): 0 if [p, p+n) is not inside one page-locked block, else 1 if the
  * worker does not map it, 2 if it does (same host: the worker can copy into it at the same address). */
 enum { TF_HOST_PAGEABLE, TF_HOST_PINNED, TF_HOST_PINNED_MAPPED };

@@ -8,7 +8,8 @@
 //   until cudaSuccess), wait_event (another stream that waited for that event, synchronized), device_sync,
 //   host_func (a cudaLaunchHostFunc queued after the copy, and after the release, sees the bytes), copy_2d (cudaMemcpy2DAsync from pitched
 //   memory into a pitched destination: the gaps keep their bytes), array_2d (cudaMemcpy2DFromArrayAsync),
-//   array_1d (cuMemcpyAtoHAsync), large (9 MiB), registered (cudaHostRegister'd malloc memory), and
+//   array_1d (cuMemcpyAtoHAsync), large (9 MiB), round_trip (a copy from the buffer queued after the copy
+//   into it reads the new bytes), registered (cudaHostRegister'd malloc memory), and
 //   pageable (no spin: cudaMemcpyAsync to malloc memory has the bytes when it returns).
 // A single host thread does everything: an asynchronous copy that waited for its stream would never return.
 // Usage: async_dtoh mapped   the flag is mapped page-locked memory the host writes (needs canMapHostMemory)
@@ -171,6 +172,28 @@ static void case_2d(unsigned *dev, unsigned *dst)
     result("copy_2d", why);
 }
 
+// A copy back from the page-locked buffer, queued after the copy into it on the same stream, reads what that
+// copy wrote (queued after the release: a source still being written through the stub waits for it).
+static void case_round_trip(unsigned *dev, unsigned *dst, size_t n)
+{
+    unsigned *dev2;
+    CK(cudaMalloc((void **)&dev2, n * sizeof(unsigned)));
+    CK(cudaMemset(dev2, 0, n * sizeof(unsigned)));
+    memset(dst, 0xee, n * sizeof(unsigned));
+    arm(dev, n, 31);
+    CK(cudaMemcpyAsync(dst, dev, n * sizeof(unsigned), cudaMemcpyDeviceToHost, g_s));
+    std::string why = busy_checks(dst, 0xeeeeeeeeu, nullptr);
+    release();
+    CK(cudaMemcpyAsync(dev2, dst, n * sizeof(unsigned), cudaMemcpyHostToDevice, g_s));
+    CK(cudaStreamSynchronize(g_s));
+    unsigned *back = (unsigned *)malloc(n * sizeof(unsigned));
+    CK(cudaMemcpy(back, dev2, n * sizeof(unsigned), cudaMemcpyDeviceToHost));
+    if (why.empty()) why = check(back, n, 31);
+    free(back);
+    CK(cudaFree(dev2));
+    result("round_trip", why);
+}
+
 // Copies out of a CUDA array (filled from dev after the kernel, on the same stream): 2D and the 1D driver call.
 static void case_array(unsigned *dev, unsigned *dst, bool one_d)
 {
@@ -236,6 +259,7 @@ int main(int argc, char **argv)
     case_1d("device_sync", dev, pinned, small, 5, DEVICE_SYNC);
     case_1d("host_func", dev, pinned, small, 6, HOST_FUNC);
     case_1d("large", dev, pinned, large, 7, STREAM_SYNC);
+    case_round_trip(dev, pinned, small);
     case_2d(dev, pinned);
     case_array(dev, pinned, false);
     case_array(dev, pinned, true);

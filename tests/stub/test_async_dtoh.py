@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emu"))
 from emu_run import emu_env  # noqa: E402
 
 TIMEOUT = 300
-CASES = ["stream_sync", "event_sync", "event_query", "wait_event", "device_sync", "host_func", "large", "copy_2d",
-         "array_2d", "array_1d", "registered", "pageable"]
+CASES = ["stream_sync", "event_sync", "event_query", "wait_event", "device_sync", "host_func", "large", "round_trip",
+         "copy_2d", "array_2d", "array_1d", "registered", "pageable"]
 
 
 @pytest.fixture
