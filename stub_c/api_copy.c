@@ -394,7 +394,7 @@ static CUresult memcpy3d(const CUDA_MEMCPY3D *c, CUstream hStream, int async)
     }
     if (src_host && (rc = tf_deferred_settle(box.base, extent))) return rc;
     /* to page-locked memory asynchronously: as dtoh_to_pinned */
-    if (async && kind == TF_HOST_PINNED && (rc = tf_deferred_dtoh_3d(&far, &box, hStream)) != CUDA_ERROR_OUT_OF_MEMORY)
+    if (async && dst_host && kind == TF_HOST_PINNED && (rc = tf_deferred_dtoh_3d(&far, &box, hStream)) != CUDA_ERROR_OUT_OF_MEMORY)
         return rc;
     int sent_without_wait = async && src_host && p.dstMemoryType == CU_MEMORYTYPE_DEVICE;
     if (!sent_without_wait && tf_shm_copy(src_host, &box, piece_3d, &far, async ? hStream : NULL, 0, &rc)) return rc;
