@@ -5,9 +5,11 @@
  * transport.c after every synchronous call, as graph host copies are). So whatever tells the program the copy
  * is done - cuStreamSynchronize, cuEventSynchronize or a query answering CUDA_SUCCESS for an event recorded
  * after it (on its stream or one that waited for it), cuCtxSynchronize, a blocking copy - returns with the
- * bytes in place. Why not a receiver thread: the worker would have to push bytes on its own, and a second
- * reader of the connection would need its own framing; reading at the next synchronous call costs one round
- * trip per copy (two for each further 4 MiB), only while copies are pending, and nothing otherwise.
+ * bytes in place. The first piece of each of the oldest pending copies is asked for right behind the
+ * synchronous call itself (tf_deferred_sync, tfc_sync_then: the worker runs frames in order, so the reads see
+ * what the call waited for) and costs no round trip of its own; further pieces of big copies are read after
+ * it. Why not a receiver thread: the worker would have to push bytes on its own, and a second reader of the
+ * connection would need its own framing; nothing is spent while no copy is pending.
  * Host functions queued while copies are pending run in the calling thread after a synchronize of their
  * stream (api_hostcalls.c), so they too see the bytes. Called by api_copy.c (new copies), api_memory.c
  * (memory freed or unregistered: its pending copies are dropped) and transport.c.
@@ -23,6 +25,8 @@ typedef struct deferred_copy {
     uint64_t id;         /* the worker's record */
     tf_host_box box;     /* where the packed rows land */
     size_t len, done;    /* bytes in all, bytes written so far */
+    const int *asked_by; /* the thread (its t_collecting) whose call just read it (tf_deferred_sync) and found it
+                          * not done: that call's collect does not ask again */
 } deferred_copy;
 
 static pthread_mutex_t g_def_mu = PTHREAD_MUTEX_INITIALIZER;  /* held while collecting: one collector at a time */
@@ -43,7 +47,7 @@ static CUresult deferred_add(uint64_t id, const tf_host_box *box)
         else rc = CUDA_ERROR_OUT_OF_MEMORY;
     }
     if (rc == CUDA_SUCCESS) {
-        g_def[g_ndef] = (deferred_copy){id, *box, box->width * box->height * box->depth, 0};
+        g_def[g_ndef] = (deferred_copy){id, *box, box->width * box->height * box->depth, 0, NULL};
         __atomic_store_n(&g_ndef, g_ndef + 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&g_def_mu);
@@ -89,22 +93,63 @@ static int box_contiguous(const tf_host_box *b)
     return b->height * b->depth == 1 || (b->pitch == b->width && (b->depth == 1 || b->slice == b->width * b->height));
 }
 
-/* Reads copy d from the worker while it answers; 1 when it is complete or dropped (a failed copy never lands),
- * 0 while not done. Contiguous destinations are read in place (a reply that is not CUDA_SUCCESS writes nothing). */
-static int deferred_read(deferred_copy *d, uint8_t *scratch)
+/* The first piece still to read of copy d: its length, and where its bytes land (in place, or scratch). */
+static size_t next_piece(const deferred_copy *d, uint8_t *scratch, uint8_t **to)
 {
-    const tf_host_box *b = &d->box;
-    int contiguous = box_contiguous(b);
-    while (d->done < d->len) {
-        size_t k = d->len - d->done < TF_COPY_CHUNK ? d->len - d->done : TF_COPY_CHUNK;
-        uint8_t *to = contiguous ? b->base + d->done : scratch;
-        CUresult rc = rpc_tfDeferredRead(d->id, d->done, k, to);
+    *to = box_contiguous(&d->box) ? d->box.base + d->done : scratch;
+    return d->len - d->done < TF_COPY_CHUNK ? d->len - d->done : TF_COPY_CHUNK;
+}
+
+/* With g_def_mu held: piece k (next_piece) of copy i answered rc. 1 when the copy is complete or dropped. */
+static int piece_answered(size_t i, CUresult rc, size_t k, const uint8_t *scratch)
+{
+    deferred_copy *d = &g_def[i];
+    if (rc == CUDA_ERROR_NOT_READY) return 0;
+    if (rc) return 1;   /* a failed copy never lands */
+    if (!box_contiguous(&d->box)) unpack(&d->box, d->done, scratch, k);
+    d->done += k;
+    return d->done == d->len;
+}
+
+/* Reads copy i from the worker while it answers; 1 when it is complete or dropped (a failed copy never lands),
+ * 0 while not done. Contiguous destinations are read in place (a reply that is not CUDA_SUCCESS writes nothing). */
+static int deferred_read(size_t i, uint8_t *scratch)
+{
+    for (;;) {
+        uint8_t *to;
+        size_t k = next_piece(&g_def[i], scratch, &to);
+        CUresult rc = rpc_tfDeferredRead(g_def[i].id, g_def[i].done, k, to);
         if (rc == CUDA_ERROR_NOT_READY) return 0;
-        if (rc) return 1;
-        if (!contiguous) unpack(b, d->done, scratch, k);
-        d->done += k;
+        if (piece_answered(i, rc, k, scratch)) return 1;
     }
-    return 1;
+}
+
+#define READS_BEHIND 8   /* copies whose first piece rides behind a synchronous call */
+
+CUresult tf_deferred_sync(tfc_call *c)
+{
+    if (t_collecting) return tfc_sync_then(c, NULL, 0, NULL);
+    pthread_mutex_lock(&g_def_mu);
+    tfc_call reads[READS_BEHIND];
+    CUresult rcs[READS_BEHIND];
+    uint8_t *scratch[READS_BEHIND] = {0};
+    size_t len[READS_BEHIND];
+    int n = 0;
+    for (size_t i = 0; i < g_ndef && n < READS_BEHIND; i++, n++) {
+        uint8_t *to;
+        if (!box_contiguous(&g_def[i].box) && !(scratch[n] = malloc(TF_COPY_CHUNK))) break;
+        len[n] = next_piece(&g_def[i], scratch[n], &to);
+        if (enc_tfDeferredRead(&reads[n], g_def[i].id, g_def[i].done, len[n], to)) break;
+        g_def[i].asked_by = &t_collecting;
+    }
+    CUresult rc = tfc_sync_then(c, reads, n, rcs);
+    for (int k = n - 1; k >= 0; k--) {   /* from the last, so a dropped copy moves none still to look at */
+        if (piece_answered((size_t)k, rcs[k], len[k], scratch[k])) deferred_drop_locked((size_t)k);
+        else if (rcs[k] != CUDA_ERROR_NOT_READY) g_def[k].asked_by = NULL;   /* more pieces: the collect reads them */
+        free(scratch[k]);
+    }
+    pthread_mutex_unlock(&g_def_mu);
+    return rc;
 }
 
 CUresult tf_deferred_collect(void)
@@ -115,11 +160,15 @@ CUresult tf_deferred_collect(void)
     uint8_t *scratch = NULL;
     CUresult rc = CUDA_SUCCESS;
     for (size_t i = 0; i < g_ndef;) {
+        if (g_def[i].asked_by == &t_collecting) {   /* answered not done a moment ago, behind this very call */
+            g_def[i++].asked_by = NULL;
+            continue;
+        }
         if (!box_contiguous(&g_def[i].box) && !scratch && !(scratch = malloc(TF_COPY_CHUNK))) {
             rc = CUDA_ERROR_OUT_OF_MEMORY;
             break;
         }
-        if (deferred_read(&g_def[i], scratch)) deferred_drop_locked(i);
+        if (deferred_read(i, scratch)) deferred_drop_locked(i);
         else i++;
     }
     pthread_mutex_unlock(&g_def_mu);

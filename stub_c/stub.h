@@ -59,6 +59,9 @@ void tfc_out(tfc_call *c, void *p, size_t n);
 CUresult tfc_sync(tfc_call *c);
 /* Queues into the batch (no reply); returns an error latched earlier on its stream, if any. */
 CUresult tfc_async(tfc_call *c);
+/* A synchronous call and, right behind it without waiting, n more (their results in more_rc; NOT_READY for one
+ * not sent): one round trip for all (api_copy_deferred.c reads finished copies with a synchronize). */
+CUresult tfc_sync_then(tfc_call *c, tfc_call *more, int n, CUresult *more_rc);
 /* Sends the queued batch now. */
 CUresult tfc_flush(void);
 
@@ -93,6 +96,8 @@ int tf_shm_copy(int to_device, const tf_host_box *box, tf_shm_piece_fn enc, cons
 CUresult tf_deferred_dtoh_3d(const CUDA_MEMCPY3D *far, const tf_host_box *box, CUstream hStream);
 CUresult tf_deferred_atoh(void *dst, CUarray a, size_t off, size_t n, CUstream hStream);
 CUresult tf_deferred_collect(void);
+/* tfc_sync's call while copies are pending: the first piece of each of the oldest ones is read right behind it. */
+CUresult tf_deferred_sync(tfc_call *c);
 int tf_deferred_pending(void);
 void tf_deferred_forget(const void *p, size_t n);
 /* Before a copy reads [p, p+n): pending copies into it land first (waits for them). */
