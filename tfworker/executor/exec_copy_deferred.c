@@ -7,8 +7,9 @@
  * of the backend, so the backend's copy is asynchronous too), an event recorded after it, and the call answers
  * with the record's id without waiting for the stream. The stub asks for the bytes (tfDeferredRead) after its
  * next synchronous calls; CUDA_ERROR_NOT_READY until the event is done, and the record is freed with its last
- * byte. Each staging buffer counts against the session's VRAM cap while it lives (as graph staging buffers,
- * exec_graph_host.c); over it the call fails with CUDA_ERROR_OUT_OF_MEMORY and the stub copies synchronously.
+ * byte, and kept (with its buffer and event) for a later copy, up to SPARE_MAX of them. Each staging buffer counts
+ * against the session's VRAM cap while it lives (as graph staging buffers, exec_graph_host.c); over it the call
+ * fails with CUDA_ERROR_OUT_OF_MEMORY and the stub copies synchronously.
  */
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -18,14 +19,21 @@
 
 typedef struct deferred {
     uint64_t id;
-    uint8_t *buf;        /* the copy's bytes, rows packed */
-    size_t len;
+    uint8_t *buf;        /* the copy's bytes, rows packed (cap bytes, charged against the cap by its address) */
+    size_t len, cap;
     CUevent done;        /* recorded after the copy on its stream */
+    CUcontext ctx;       /* current when buffer and event were made: a spare serves that context only */
     struct deferred *next;
 } deferred;
 
 static deferred *g_deferred;
 static uint64_t g_next_id = 1;
+/* Records of finished copies kept with their buffer and event for the next ones (pinned allocations are slow
+ * on a GPU): at most SPARE_MAX, of at most SPARE_BYTES each. */
+#define SPARE_MAX 8
+#define SPARE_BYTES (4u << 20)
+static deferred *g_spare;
+static int g_nspare;
 
 static struct {
     CUresult (*alloc_host)(void **, size_t);
@@ -48,13 +56,39 @@ static void deferred_free(tfx *x, deferred *d)
     free(d);
 }
 
-/* A record with a staging buffer of len bytes (charged against the VRAM cap), not yet listed. */
+/* A record whose copy is read or failed: kept as a spare when it is small and there is room, else freed. */
+static void deferred_done(tfx *x, deferred *d)
+{
+    if (g_nspare >= SPARE_MAX || d->cap > SPARE_BYTES) {
+        deferred_free(x, d);
+        return;
+    }
+    d->next = g_spare;
+    g_spare = d;
+    g_nspare++;
+}
+
+/* A record with a staging buffer of at least len bytes (charged against the VRAM cap), not yet listed: a
+ * spare whose buffer fits (not more than twice the size), else a new one. */
 static CUresult deferred_new(tfx *x, size_t len, deferred **out)
 {
     if (!db.alloc_host || !db.free_host || !x->be.f_cuEventCreate || !x->be.f_cuEventRecord ||
         !x->be.f_cuEventQuery || !x->be.f_cuEventDestroy_v2)
         return CUDA_ERROR_NOT_SUPPORTED;
     if (len == 0) return CUDA_ERROR_INVALID_VALUE;
+    CUcontext ctx = NULL;
+    if (x->bx.cuCtxGetCurrent && x->bx.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS) ctx = NULL;
+    for (deferred **ps = &g_spare; *ps && ctx; ps = &(*ps)->next) {
+        if ((*ps)->ctx == ctx && (*ps)->cap >= len && (*ps)->cap / 2 <= len) {
+            deferred *d = *ps;
+            *ps = d->next;
+            g_nspare--;
+            d->len = len;
+            d->next = NULL;
+            *out = d;
+            return CUDA_SUCCESS;
+        }
+    }
     deferred *d = calloc(1, sizeof *d);
     if (!d) return CUDA_ERROR_OUT_OF_MEMORY;
     CUresult rc = tfx_hostmap_charge((uint64_t)(uintptr_t)d, len);
@@ -71,7 +105,8 @@ static CUresult deferred_new(tfx *x, size_t len, deferred **out)
         deferred_free(x, d);
         return rc;
     }
-    d->len = len;
+    d->len = d->cap = len;
+    d->ctx = ctx;
     *out = d;
     return CUDA_SUCCESS;
 }
@@ -82,7 +117,7 @@ static CUresult deferred_queued(tfx *x, deferred *d, CUresult copy_rc, CUstream 
 {
     CUresult rc = copy_rc ? copy_rc : x->be.f_cuEventRecord(d->done, s);
     if (rc) {
-        deferred_free(x, d);
+        deferred_free(x, d);   /* not a spare: a failed copy may still be queued into its buffer */
         return rc;
     }
     d->id = g_next_id++;
@@ -138,16 +173,35 @@ CUresult ex_tfDeferredRead(tfx *x, unsigned long long id, size_t off, size_t len
     if (rc == CUDA_SUCCESS) memcpy(bytes, d->buf + off, len);
     if (rc != CUDA_SUCCESS || off + len == d->len) {   /* a failed copy never lands: its record goes too */
         *pd = d->next;
-        deferred_free(x, d);
+        if (rc == CUDA_SUCCESS) deferred_done(x, d);
+        else deferred_free(x, d);
     }
     return rc;
 }
 
 void tfx_copy_deferred_free(tfx *x)
 {
-    while (g_deferred) {
-        deferred *d = g_deferred;
-        g_deferred = d->next;
-        deferred_free(x, d);
+    for (deferred **list = &g_deferred; list; list = list == &g_deferred ? &g_spare : NULL) {
+        while (*list) {
+            deferred *d = *list;
+            *list = d->next;
+            deferred_free(x, d);
+        }
+    }
+    g_nspare = 0;
+}
+
+void tfx_copy_deferred_ctx_gone(CUcontext ctx)
+{
+    for (deferred **ps = &g_spare; *ps;) {
+        deferred *d = *ps;
+        if (d->ctx != ctx) {
+            ps = &d->next;
+            continue;
+        }
+        *ps = d->next;   /* the backend freed its buffer and event with the context */
+        g_nspare--;
+        tfx_hostmap_refund((uint64_t)(uintptr_t)d);
+        free(d);
     }
 }

@@ -942,7 +942,10 @@ CUresult ex_cuCtxDestroy_v2(tfx *x, CUcontext ctx)
 {
     if (!x->be.f_cuCtxDestroy_v2) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = x->be.f_cuCtxDestroy_v2(ctx);
-    if (rc == CUDA_SUCCESS) hostmaps_drop_ctx(x, ctx);
+    if (rc == CUDA_SUCCESS) {
+        hostmaps_drop_ctx(x, ctx);
+        tfx_copy_deferred_ctx_gone(ctx);
+    }
     return rc;
 }
 
@@ -960,7 +963,10 @@ CUresult ex_cuDevicePrimaryCtxReset_v2(tfx *x, CUdevice dev)
         x->be.f_cuDevicePrimaryCtxRelease_v2(dev) != CUDA_SUCCESS)
         tfx_log("primary context of device %d: release after retain failed", (int)dev);
     CUresult rc = x->be.f_cuDevicePrimaryCtxReset_v2(dev);
-    if (rc == CUDA_SUCCESS && prim) hostmaps_drop_ctx(x, prim);
+    if (rc == CUDA_SUCCESS && prim) {
+        hostmaps_drop_ctx(x, prim);
+        tfx_copy_deferred_ctx_gone(prim);
+    }
     return rc;
 }
 

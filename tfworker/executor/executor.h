@@ -195,6 +195,8 @@ CUresult tfx_copy_side_check(tfx *x, CUmemorytype t, CUarray a, CUdeviceptr d, s
  * (exec_copy_deferred.c): backend entry points loaded at session start; the records freed with the session. */
 void tfx_copy_deferred_load(void *lib);
 void tfx_copy_deferred_free(tfx *x);
+/* ctx was destroyed (or reset) with its staging buffers and events: its spare records are forgotten. */
+void tfx_copy_deferred_ctx_gone(CUcontext ctx);
 
 /* A function's launch limits, TF_FUNC_LIMIT_* (exec_launch_limits.c). */
 void tfx_func_limits(tfx *x, CUfunction f, int is_kernel, int *limits);
