@@ -13,6 +13,13 @@ Reports (median of --reps runs each):
                       (TF_WORKER=tls:, OpenSSL in the stub and the executor), runs interleaved
 --write replaces the data-path sections of benchmarks/RESULTS.md with the tables; --tls-only measures
 and writes only the TLS comparison.
+
+    .venv/bin/python benchmarks/bench_datapath.py --against DIR [--reps 5]
+
+compares this tree's stub + executor with another checkout's (DIR, built, with its own .venv: e.g. the
+main branch), runs interleaved, the same dp_bench binary: the sync round trip and 4 KiB synchronous copies
+(pageable: every kind; page-locked: H2D, D2H, and D2H async + stream synchronize) over the shared-memory
+window, a Unix socket without it (TF_SHM=0) and TCP. Prints the table; nothing is written.
 """
 from __future__ import annotations
 
@@ -149,6 +156,58 @@ def _uptime() -> str:
         return "n/a"
 
 
+def _dataplane_of(root: Path, python: str, tmp: str, tag: str) -> tuple[subprocess.Popen, str, int]:
+    sock = Path(tmp) / f"{tag}.sock"
+    server = subprocess.Popen([python, "-m", "tfworker.dataplane", "--unix", str(sock), "--tcp", "127.0.0.1:0",
+                               "--backend", "emu"], stdout=subprocess.PIPE, text=True, cwd=root)
+    line = server.stdout.readline().strip()
+    if "tcp_port=" not in line:
+        server.kill()
+        raise RuntimeError(f"data plane of {root} did not start: {line!r}")
+    return server, str(sock), int(line.split("tcp_port=")[1])
+
+
+# (label, dp_bench arguments, the keys reported) of the --against comparison
+AGAINST_RUNS = [("sync", ("sync", 3000), ("p50_us",)),
+                ("copyk", ("copyk", 4, 2000), ("h2d_us", "d2h_us")),
+                ("copykinds", ("copykinds", 4, 500), ("h2d2d_us", "d2h2d_us", "htoa_us", "atoh_us")),
+                ("pinnedk", ("pinnedk", 4, 2000), ("h2d_us", "d2h_us", "d2h_async_us"))]
+
+
+def compare_against(bench: Path, other: Path, reps: int) -> str:
+    """This tree vs `other` (a built checkout with its .venv), every run interleaved, medians of reps."""
+    trees = {"this": (REPO, sys.executable), "other": (other, str(other / ".venv" / "bin" / "python"))}
+    res: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = {name: _dataplane_of(root, py, tmp, name) for name, (root, py) in trees.items()}
+        try:
+            for _ in range(reps):
+                for name, (root, _py) in trees.items():
+                    _srv, sock, port = servers[name]
+                    lib = root / "build" / "stub"
+                    for transport, extra in (("window", {"TF_WORKER": f"unix:{sock}"}),
+                                             ("TF_SHM=0", {"TF_WORKER": f"unix:{sock}", "TF_SHM": "0"}),
+                                             ("TCP", {"TF_WORKER": f"tcp:127.0.0.1:{port}"})):
+                        env = lib_env(lib, {"TF_LEASE": "", **extra})
+                        for label, args, keys in AGAINST_RUNS:
+                            kv = run(bench, env, *args)
+                            for k in keys:
+                                res.setdefault((transport, label, k), {}).setdefault(name, []).append(kv[k])
+        finally:
+            for srv, _sock, _port in servers.values():
+                srv.terminate()
+                srv.wait(10)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    head = (f"Backend `emu`, {os.cpu_count()} CPUs ({platform.machine()}), median of {reps} interleaved runs, {when}, "
+            f"`uptime`: {_uptime()}. This tree vs `{other}` (`bench_datapath.py --against`), the same dp_bench "
+            "binary, 4 KiB copies, microseconds per call (sync: per cuCtxSynchronize, p50).")
+    table = ["| transport | measure | other | this | this / other |", "|---|---|---|---|---|"]
+    for (transport, label, k), v in res.items():
+        a, b = statistics.median(v["other"]), statistics.median(v["this"])
+        table.append(f"| {transport} | {label} {k} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
+    return "\n".join([head, "", *table])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", choices=("emu", "nvidia"), default="emu")
@@ -156,9 +215,13 @@ def main() -> None:
     ap.add_argument("--launches", type=int, default=200_000)
     ap.add_argument("--write", action="store_true", help="update the data-path section of benchmarks/RESULTS.md")
     ap.add_argument("--tls-only", action="store_true", help="only the TLS vs plain TCP comparison")
+    ap.add_argument("--against", type=Path, help="compare with this built checkout (its stub and executor)")
     a = ap.parse_args()
 
     bench = build_bench()
+    if a.against:
+        print(compare_against(bench, a.against.resolve(), a.reps))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tls_text = tls_table(measure_tls(bench, a.backend, a.reps, tmp), a.backend, a.reps)
     print(tls_text)

@@ -32,9 +32,10 @@ SESSIONS = {
     "cudart_kernel_session": ("dp_runtime", (), ("4096", "kernel")),
     "graphs_session": ("dp_graph_bogus", LCUDA, ()),
     "vmm_session": ("api_vmm", LCUDA, ()),
+    "async_dtoh_session": ("async_dtoh", LCUDA, ("device",)),  # staged copies to page-locked memory (TF_SHM=0)
 }
 
-FRAMED = {"driver_api_session", "copies_2d_session", "cudart_kernel_session", "graphs_session"}
+FRAMED = {"driver_api_session", "copies_2d_session", "cudart_kernel_session", "graphs_session", "async_dtoh_session"}
 
 
 def _settled(path: Path) -> bool:

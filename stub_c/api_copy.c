@@ -1,6 +1,7 @@
 /* api_copy.c - the client stub's hand-written entry points for copies: unified pointers classified locally,
  * every kind of host copy through the shm window (tf_shm_copy, one encoder per kind of far side) or chunked
- * over the socket, 2D/3D packing.
+ * over the socket, 2D/3D packing; asynchronous copies to page-locked memory queued without waiting (into
+ * memory the worker maps, or staged by it: api_copy_deferred.c).
  * Rows of proto/calls.tbl marked `local` or `stub=hand` in this area; exported under the CUDA names
  * through the tfs_* prototypes of the generated stub_calls.h. The list of areas is in stub.h.
  */
@@ -31,11 +32,27 @@ static int window_1d(int to_device, CUdeviceptr dev, const void *host, size_t n,
     return host && tf_shm_copy(to_device, &box, piece_device, &dev, s, async, rc);
 }
 
+/* Page-locked memory the worker maps (same host) is device memory to it at the same address: a copy between
+ * it and device memory runs as a device-to-device copy in stream order there, reading or writing the bytes
+ * when the stream gets to it, as CUDA's copies of page-locked memory do. 1 when [host, host+n) is such memory
+ * and [dev, dev+n) a device allocation the stub knows (else the worker's refusal of a bad range would come
+ * later, latched, instead of at the call). */
+static int pinned_mapped_and_device(const void *host, CUdeviceptr dev, size_t n)
+{
+    CUdeviceptr base;
+    size_t size;
+    return host && n && tf_host_pinned(host, n) == TF_HOST_PINNED_MAPPED && tf_devmap_find(dev, &base, &size) &&
+           n <= size - (dev - base);
+}
+
 /* Copies bigger than one frame go in TF_COPY_CHUNK pieces: host-to-device pieces are queued on the
  * legacy stream (no reply, sent from the caller's memory) and the last one waits. */
 CUresult tfs_cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
 {
-    CUresult shm_rc;
+    if (pinned_mapped_and_device(srcHost, dstDevice, ByteCount))
+        return rpc_cuMemcpyDtoD_v2(dstDevice, (CUdeviceptr)(uintptr_t)srcHost, ByteCount);
+    CUresult shm_rc = tf_deferred_settle(srcHost, ByteCount);   /* copies still landing in the source first */
+    if (shm_rc) return shm_rc;
     if (window_1d(1, dstDevice, srcHost, ByteCount, NULL, 0, &shm_rc)) return shm_rc;
     const uint8_t *src = srcHost;
     while (ByteCount > TF_COPY_CHUNK && src) {
@@ -69,7 +86,10 @@ CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, si
     int captured;  /* on a capturing stream: a graph node that reads this range at each launch */
     CUresult cap_rc = tf_capture_host_copy(1, dstDevice, srcHost, ByteCount, hStream, &captured);
     if (captured) return cap_rc;
-    CUresult shm_rc;
+    if (pinned_mapped_and_device(srcHost, dstDevice, ByteCount) && !tf_capture_live_on(hStream))
+        return rpc_cuMemcpyDtoDAsync_v2(dstDevice, (CUdeviceptr)(uintptr_t)srcHost, ByteCount, hStream);
+    CUresult shm_rc = tf_deferred_settle(srcHost, ByteCount);   /* copies still landing in the source first */
+    if (shm_rc) return shm_rc;
     if (window_1d(1, dstDevice, srcHost, ByteCount, hStream, 1, &shm_rc)) return shm_rc;
     const uint8_t *src = srcHost;
     /* on a stream this process is capturing, the worker refuses host copies: waiting for its answer
@@ -85,13 +105,37 @@ CUresult tfs_cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, si
     return h2d_async_chunk(dstDevice, src, ByteCount, hStream, wait);
 }
 
-/* Device-to-host results must land in the caller's memory, so the async form waits like the sync one. */
+/* CUDA's rule for an asynchronous device-to-host copy: to page-locked memory it returns at once and the bytes
+ * are there when the stream reaches it; to pageable memory it returns once the copy is done. Page-locked memory
+ * the worker maps: a device-to-device copy (pinned_mapped_and_device). Otherwise the worker stages it
+ * (api_copy_deferred.c). Returns 0 (the caller copies and waits) for pageable memory, on a stream this process
+ * is capturing (the worker answers that), for a source the stub does not know as device memory (the worker's
+ * refusal then comes at this call, as CUDA's), or when the worker cannot stage the copy. */
+static int dtoh_to_pinned(void *dst, CUdeviceptr src, size_t n, CUstream s, CUresult *rc)
+{
+    if (!dst || !n || tf_capture_live_on(s)) return 0;
+    if (pinned_mapped_and_device(dst, src, n)) {
+        *rc = rpc_cuMemcpyDtoDAsync_v2((CUdeviceptr)(uintptr_t)dst, src, n, s);
+        return 1;
+    }
+    CUdeviceptr base;
+    size_t size;
+    if (tf_host_pinned(dst, n) != TF_HOST_PINNED || !tf_devmap_find(src, &base, &size) || n > size - (src - base))
+        return 0;
+    CUDA_MEMCPY3D far = {.srcMemoryType = CU_MEMORYTYPE_DEVICE, .srcDevice = src, .dstMemoryType = CU_MEMORYTYPE_HOST,
+                         .WidthInBytes = n, .Height = 1, .Depth = 1};
+    tf_host_box box = {dst, n, 1, 1, n, n};
+    *rc = tf_deferred_dtoh_3d(&far, &box, s);
+    return *rc != CUDA_ERROR_OUT_OF_MEMORY;
+}
+
 CUresult tfs_cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream)
 {
     int captured;  /* on a capturing stream: a graph node that writes this range at each launch */
     CUresult cap_rc = tf_capture_host_copy(0, srcDevice, dstHost, ByteCount, hStream, &captured);
     if (captured) return cap_rc;
     CUresult shm_rc;
+    if (dtoh_to_pinned(dstHost, srcDevice, ByteCount, hStream, &shm_rc)) return shm_rc;
     if (window_1d(0, srcDevice, dstHost, ByteCount, hStream, 1, &shm_rc)) return shm_rc;
     if (dstHost && ByteCount > TF_COPY_CHUNK) return tf_pipelined_dtoh(dstHost, srcDevice, ByteCount, hStream, 1);
     return rpc_cuMemcpyDtoHAsync_v2(dstHost, srcDevice, ByteCount, hStream);
@@ -149,6 +193,11 @@ static CUresult array1d(int to_array, CUarray a, size_t off, void *host, size_t 
     tf_host_box box = {host, n, 1, 1, n, n};
     array_at at = {a, off};
     CUresult rc;
+    if (to_array && (rc = tf_deferred_settle(host, n))) return rc;
+    /* to page-locked memory asynchronously: queued, written here later (api_copy_deferred.c) */
+    if (!to_array && async && n && tf_host_pinned(host, n) != TF_HOST_PAGEABLE && !tf_capture_live_on(s) &&
+        (rc = tf_deferred_atoh(host, a, off, n, s)) != CUDA_ERROR_OUT_OF_MEMORY)
+        return rc;
     if (tf_shm_copy(to_array, &box, piece_array1d, &at, async ? s : NULL, 0, &rc)) return rc;
     uint8_t *p = host;
     do {
@@ -185,9 +234,10 @@ CUresult tfs_cuMemcpyAtoHAsync_v2(void *dstHost, CUarray srcArray, size_t srcOff
  * and whose pitches and rows per slice are filled in (0: the width, the height; the emulator's reading).
  * A copy between the caller's host memory and device memory or an array takes the window when it waits
  * for its reply (host rows packed into its slots), else the socket (host rows packed into frames of at
- * most TF_COPY_CHUNK, whole rows of one slice). An asynchronous copy to device memory is sent without
- * waiting on the socket at any size: the window would make the caller wait for the worker's copy, which
- * on the emulated device waits for the stream (a 2D/3D copy from pageable memory). Without host memory
+ * most TF_COPY_CHUNK, whole rows of one slice, or parts of one row). An asynchronous copy to device memory
+ * is sent without waiting on the socket at any size: the window would make the caller wait for the
+ * worker's copy, which on the emulated device waits for the stream (a 2D/3D copy from pageable memory).
+ * An asynchronous copy to page-locked memory does not wait either (as dtoh_to_pinned). Without host memory
  * the copy travels as the worker's handles and addresses. */
 
 /* Resolves a UNIFIED side to DEVICE or HOST and fills in a linear side's pitch and rows per slice;
@@ -241,12 +291,12 @@ static CUresult piece_3d(tfc_call *c, const void *far, int to_device, const tf_b
     return enc_tfShmMemcpy3D(c, q, slot_off, s);
 }
 
-/* Host rows over the socket, whole rows of one slice per frame; `far` as for piece_3d. */
+/* Host rows over the socket, whole rows of one slice per frame (a row wider than a frame: in parts of one
+ * frame, each a copy of one row); `far` as for piece_3d. */
 static CUresult socket_host_copy(const CUDA_MEMCPY3D *far, const tf_host_box *box, int to_device, CUstream s,
                                  int async)
 {
-    size_t w = box->width, h = box->height;
-    if (w > TF_COPY_CHUNK) return CUDA_ERROR_INVALID_VALUE;
+    size_t w = box->width < TF_COPY_CHUNK ? box->width : TF_COPY_CHUNK, h = box->height;  /* w: a part's width */
     CUmemorytype ft = to_device ? far->dstMemoryType : far->srcMemoryType;
     CUarray arr = to_device ? far->dstArray : far->srcArray;
     size_t fx = to_device ? far->dstXInBytes : far->srcXInBytes, fy = to_device ? far->dstY : far->srcY;
@@ -260,20 +310,22 @@ static CUresult socket_host_copy(const CUDA_MEMCPY3D *far, const tf_host_box *bo
     CUresult rc = CUDA_SUCCESS;
     for (size_t z = 0; rc == CUDA_SUCCESS && z < box->depth; z++) {
         for (size_t r0 = 0; rc == CUDA_SUCCESS && r0 < h; r0 += rows_per) {
-            size_t n = h - r0 < rows_per ? h - r0 : rows_per;
-            uint8_t *row0 = box->base + z * box->slice + r0 * box->pitch;
-            if (to_device)
-                for (size_t r = 0; r < n; r++) memcpy(buf + r * w, row0 + r * box->pitch, w);
-            CUdeviceptr d = ft == CU_MEMORYTYPE_ARRAY ? 0 : side_at(fdev, fx, fy + r0, fz + z, fpitch, frows);
-            if (ft == CU_MEMORYTYPE_ARRAY)
-                rc = to_device ? rpc_tfMemcpy3DHtoA(arr, fx, fy + r0, fz + z, w, n, buf, ws)
-                               : rpc_tfMemcpy3DAtoH(buf, arr, fx, fy + r0, fz + z, w, n, ws);
-            else if (to_device)
-                rc = async ? rpc_tfMemcpy2DHtoDAsync(d, fpitch, w, n, buf, s) : rpc_tfMemcpy2DHtoD(d, fpitch, w, n, buf, NULL);
-            else
-                rc = rpc_tfMemcpy2DDtoH(buf, d, fpitch, w, n, ws);
-            if (!to_device)
-                for (size_t r = 0; rc == CUDA_SUCCESS && r < n; r++) memcpy(row0 + r * box->pitch, buf + r * w, w);
+            for (size_t x0 = 0; rc == CUDA_SUCCESS && x0 < box->width; x0 += w) {
+                size_t n = h - r0 < rows_per ? h - r0 : rows_per, k = box->width - x0 < w ? box->width - x0 : w;
+                uint8_t *row0 = box->base + z * box->slice + r0 * box->pitch + x0;
+                if (to_device)
+                    for (size_t r = 0; r < n; r++) memcpy(buf + r * k, row0 + r * box->pitch, k);
+                CUdeviceptr d = ft == CU_MEMORYTYPE_ARRAY ? 0 : side_at(fdev, fx + x0, fy + r0, fz + z, fpitch, frows);
+                if (ft == CU_MEMORYTYPE_ARRAY)
+                    rc = to_device ? rpc_tfMemcpy3DHtoA(arr, fx + x0, fy + r0, fz + z, k, n, buf, ws)
+                                   : rpc_tfMemcpy3DAtoH(buf, arr, fx + x0, fy + r0, fz + z, k, n, ws);
+                else if (to_device)
+                    rc = async ? rpc_tfMemcpy2DHtoDAsync(d, fpitch, k, n, buf, s) : rpc_tfMemcpy2DHtoD(d, fpitch, k, n, buf, NULL);
+                else
+                    rc = rpc_tfMemcpy2DDtoH(buf, d, fpitch, k, n, ws);
+                if (!to_device)
+                    for (size_t r = 0; rc == CUDA_SUCCESS && r < n; r++) memcpy(row0 + r * box->pitch, buf + r * k, k);
+            }
         }
     }
     free(buf);
@@ -333,8 +385,18 @@ static CUresult memcpy3d(const CUDA_MEMCPY3D *c, CUstream hStream, int async)
     CUDA_MEMCPY3D far = p;  /* the host side blank: the worker names its slot */
     if (src_host) far.srcHost = NULL, far.srcXInBytes = far.srcY = far.srcZ = 0, far.srcPitch = far.srcHeight = 0;
     else far.dstHost = NULL, far.dstXInBytes = far.dstY = far.dstZ = 0, far.dstPitch = far.dstHeight = 0;
-    /* rows wider than a frame only travel through the window */
-    int sent_without_wait = async && src_host && p.dstMemoryType == CU_MEMORYTYPE_DEVICE && p.WidthInBytes <= TF_COPY_CHUNK;
+    size_t extent = (box.depth - 1) * box.slice + (box.height - 1) * box.pitch + box.width;
+    int kind = tf_capture_live_on(hStream) ? TF_HOST_PAGEABLE : tf_host_pinned(box.base, extent);
+    if (kind == TF_HOST_PINNED_MAPPED) {  /* device memory to the worker, as in pinned_mapped_and_device */
+        if (src_host) p.srcMemoryType = CU_MEMORYTYPE_DEVICE, p.srcDevice = (CUdeviceptr)(uintptr_t)p.srcHost;
+        else p.dstMemoryType = CU_MEMORYTYPE_DEVICE, p.dstDevice = (CUdeviceptr)(uintptr_t)p.dstHost;
+        return device_only_copy(&p, hStream, async);
+    }
+    if (src_host && (rc = tf_deferred_settle(box.base, extent))) return rc;
+    /* to page-locked memory asynchronously: as dtoh_to_pinned */
+    if (async && dst_host && kind == TF_HOST_PINNED && (rc = tf_deferred_dtoh_3d(&far, &box, hStream)) != CUDA_ERROR_OUT_OF_MEMORY)
+        return rc;
+    int sent_without_wait = async && src_host && p.dstMemoryType == CU_MEMORYTYPE_DEVICE;
     if (!sent_without_wait && tf_shm_copy(src_host, &box, piece_3d, &far, async ? hStream : NULL, 0, &rc)) return rc;
     return socket_host_copy(&far, &box, src_host, hStream, async);
 }

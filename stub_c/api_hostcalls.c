@@ -14,7 +14,9 @@
  * then carries the node's fn and data). A stream being captured turns the function into a graph host node
  * (api_graph.c). Over TCP/TLS no
  * descriptor can travel: the function runs in the calling thread after a synchronize of the stream (the
- * former behaviour; the call then waits for the stream's earlier work).
+ * former behaviour; the call then waits for the stream's earlier work). So does a function queued while
+ * asynchronous copies to page-locked memory are waiting to be written here (api_copy_deferred.c): that
+ * synchronize writes them, and the function sees their bytes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -184,7 +186,8 @@ CUresult tfs_cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
     if (captured || rc) return rc;
     int up;
     if ((rc = channel_up(&up))) return rc;
-    if (up > 0) return queue_host_call(hStream, KIND_HOST_FN, fn, NULL, userData);
+    /* copies still to be written here (api_copy_deferred.c) must land before the function runs */
+    if (up > 0 && !tf_deferred_pending()) return queue_host_call(hStream, KIND_HOST_FN, fn, NULL, userData);
     rc = tfs_cuStreamSynchronize(hStream);   /* TCP/TLS: in the caller, in stream order */
     if (rc) return rc;
     fn(userData);
@@ -198,7 +201,7 @@ CUresult tfs_cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, vo
     int up;
     CUresult rc = channel_up(&up);
     if (rc) return rc;
-    if (up > 0) return queue_host_call(hStream, KIND_CALLBACK, NULL, callback, userData);
+    if (up > 0 && !tf_deferred_pending()) return queue_host_call(hStream, KIND_CALLBACK, NULL, callback, userData);
     rc = tfs_cuStreamSynchronize(hStream);   /* TCP/TLS: in the caller, in stream order */
     if (rc == CUDA_ERROR_INVALID_HANDLE || rc == CUDA_ERROR_INVALID_CONTEXT || rc == CUDA_ERROR_NOT_INITIALIZED)
         return rc;

@@ -348,6 +348,16 @@ static host_block *host_take(const void *p, int registered)
     return b;
 }
 
+int tf_host_pinned(const void *p, size_t n)
+{
+    pthread_mutex_lock(&g_host_mu);
+    host_block *b = host_find(p);
+    int kind = !b || n > (size_t)((uint8_t *)b->p + b->n - (const uint8_t *)p) ? TF_HOST_PAGEABLE
+             : b->mapped && !b->worker_gone ? TF_HOST_PINNED_MAPPED : TF_HOST_PINNED;
+    pthread_mutex_unlock(&g_host_mu);
+    return kind;
+}
+
 CUresult tfs_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
 {
     NEED_INIT();
@@ -382,6 +392,7 @@ CUresult tfs_cuMemFreeHost(void *p)
     if (!p) return CUDA_SUCCESS;  /* free(NULL): NVIDIA's driver answers success (cudaFreeHost(NULL) sends it) */
     host_block *b = host_take(p, 0);
     if (!b) return CUDA_ERROR_INVALID_VALUE;
+    tf_deferred_forget(b->p, b->n);
     CUresult rc = CUDA_SUCCESS;
     if (b->mapped) {
         if (!b->worker_gone)
@@ -481,6 +492,7 @@ CUresult tfs_cuMemHostUnregister(void *p)
     if (!p) return CUDA_ERROR_INVALID_VALUE;
     host_block *b = host_take(p, 1);
     if (!b) return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+    tf_deferred_forget(b->p, b->n);   /* the memory stays the caller's, but is no longer page-locked */
     CUresult rc = CUDA_SUCCESS;
     if (b->mapped) {
         if (!b->worker_gone) rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)b->map_base);

@@ -9,6 +9,7 @@
  *     api_context.c  primary/created contexts, the per-thread current-context stack
  *     api_memory.c   device, managed and pinned host memory, pointer attributes
  *     api_copy.c     unified, chunked, shared-memory-window and 2D/3D copies
+ *     api_copy_deferred.c asynchronous device-to-host copies to page-locked memory the worker does not map
  *     api_module.c   module and library images
  *     api_launch.c   kernel launches
  *     api_hostcalls.c host functions and stream callbacks (run by a thread of the stub's, over a channel)
@@ -58,6 +59,9 @@ void tfc_out(tfc_call *c, void *p, size_t n);
 CUresult tfc_sync(tfc_call *c);
 /* Queues into the batch (no reply); returns an error latched earlier on its stream, if any. */
 CUresult tfc_async(tfc_call *c);
+/* A synchronous call and, right behind it without waiting, n more (their results in more_rc; NOT_READY for one
+ * not sent): one round trip for all (api_copy_deferred.c reads finished copies with a synchronize). */
+CUresult tfc_sync_then(tfc_call *c, tfc_call *more, int n, CUresult *more_rc);
 /* Sends the queued batch now. */
 CUresult tfc_flush(void);
 
@@ -83,6 +87,25 @@ typedef CUresult (*tf_shm_piece_fn)(tfc_call *c, const void *far, int to_device,
  * async), else 1 with the copy's result in *rc. */
 int tf_shm_copy(int to_device, const tf_host_box *box, tf_shm_piece_fn enc, const void *far, CUstream hStream,
                 int async, CUresult *rc);
+
+/* Asynchronous device-to-host copies to page-locked memory the worker does not map (api_copy_deferred.c): queued
+ * by the worker into its own staging buffer, the bytes written into the caller's box after the next synchronous
+ * call that finds them done (tf_deferred_collect, run by transport.c after every synchronous call).
+ * tf_deferred_dtoh_3d: far is the copy with its host destination blank. CUDA_ERROR_OUT_OF_MEMORY: the worker
+ * could not stage it (copy synchronously instead). tf_deferred_forget: [p, p+n) is freed, its copies dropped. */
+CUresult tf_deferred_dtoh_3d(const CUDA_MEMCPY3D *far, const tf_host_box *box, CUstream hStream);
+CUresult tf_deferred_atoh(void *dst, CUarray a, size_t off, size_t n, CUstream hStream);
+CUresult tf_deferred_collect(void);
+/* tfc_sync's call while copies are pending: the first piece of each of the oldest ones is read right behind it. */
+CUresult tf_deferred_sync(tfc_call *c);
+int tf_deferred_pending(void);
+void tf_deferred_forget(const void *p, size_t n);
+/* Before a copy reads [p, p+n): pending copies into it land first (waits for them). */
+CUresult tf_deferred_settle(const void *p, size_t n);
+/* Page-locked host memory (api_memory.c): 0 if [p, p+n) is not inside one page-locked block, else 1 if the
+ * worker does not map it, 2 if it does (same host: the worker can copy into it at the same address). */
+enum { TF_HOST_PAGEABLE, TF_HOST_PINNED, TF_HOST_PINNED_MAPPED };
+int tf_host_pinned(const void *p, size_t n);
 
 /* Device-to-host copy in chunks with two requests in flight (the socket path for big copies). */
 CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStream, int async);

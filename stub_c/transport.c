@@ -495,6 +495,25 @@ static CUresult sync_call(tfc_call *c, int passfd)
     return rc;
 }
 
+/* A synchronous call followed, in the same burst of writes, by n more whose replies are read after its own: the
+ * worker runs frames in order, so they see what the first call waited for, and cost no round trip of their
+ * own. more_rc[i]: each one's result (CUDA_ERROR_NOT_READY for one never sent). -> the first call's result. */
+CUresult tfc_sync_then(tfc_call *c, tfc_call *more, int n, CUresult *more_rc)
+{
+    for (int i = 0; i < n; i++) more_rc[i] = CUDA_ERROR_NOT_READY;
+    pthread_mutex_lock(&g.mu);
+    CUresult rc = precheck_locked(c);
+    if (rc == CUDA_SUCCESS) rc = send_frame_locked(c, -1);
+    int sent = 0;
+    while (rc == CUDA_SUCCESS && sent < n && precheck_locked(&more[sent]) == CUDA_SUCCESS &&
+           send_frame_locked(&more[sent], -1) == CUDA_SUCCESS)
+        sent++;
+    if (rc == CUDA_SUCCESS) rc = recv_reply_locked(c);
+    for (int i = 0; i < sent && g.fd >= 0; i++) more_rc[i] = recv_reply_locked(&more[i]);
+    pthread_mutex_unlock(&g.mu);
+    return rc;
+}
+
 /* Managed memory (api_memory.c): host-owned regions are pushed before a forwarded call, device-owned
  * ones pulled after a synchronous call. The copies are forwarded calls themselves, hence the guard. */
 static __thread int t_managed_busy;
@@ -512,10 +531,12 @@ CUresult tfc_sync(tfc_call *c)
 {
     CUresult rc = managed_sync(1);
     if (rc) return rc;
-    rc = sync_call(c, -1);
+    /* copies to page-locked memory still to be written here: read with the call, in its round trip */
+    rc = tf_deferred_pending() ? tf_deferred_sync(c) : sync_call(c, -1);
     CUresult pulled = managed_sync(0);
     CUresult graphs = tf_graph_host_sync(0);  /* graph launches that finished: host destinations written back */
-    return rc ? rc : pulled ? pulled : graphs;
+    CUresult copies = tf_deferred_collect();  /* asynchronous copies to page-locked memory that finished */
+    return rc ? rc : pulled ? pulled : graphs ? graphs : copies;
 }
 
 /* A synchronous call that passes `fd` (SCM_RIGHTS, Unix sockets only) with its frame: the executor takes

@@ -20,6 +20,9 @@
 //                               connection on 127.0.0.1 (TCP_NODELAY): gbs us
 //   dp_bench raw-tcp-pingpong N 16-byte ping-pong over TCP on 127.0.0.1 (TCP_NODELAY): p50_us p99_us p999_us
 //   dp_bench memcpyk KIB REPS   host memcpy of KIB KiB between two touched buffers: gbs us
+//   dp_bench pinnedk KIB REPS   copies of KIB KiB with page-locked memory (cuMemAllocHost), microseconds:
+//                               h2d_us d2h_us (synchronous), d2h_async_us (cuMemcpyDtoHAsync on a stream, then
+//                               cuStreamSynchronize)
 #include <cuda.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,6 +361,34 @@ static int copykinds(size_t kib, int reps)
     return 0;
 }
 
+static int pinnedk(size_t kib, int reps)
+{
+    setup();
+    size_t n = kib << 10;
+    CUdeviceptr d;
+    CUstream s;
+    void *h;
+    CK(cuMemAlloc(&d, n));
+    CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    CK(cuMemAllocHost(&h, n));
+    memset(h, 1, n);
+    CK(cuMemcpyHtoD(d, h, n));
+    CK(cuCtxSynchronize());
+    double t0 = now();
+    for (int i = 0; i < reps; i++) CK(cuMemcpyHtoD(d, h, n));
+    double t1 = now();
+    for (int i = 0; i < reps; i++) CK(cuMemcpyDtoH(h, d, n));
+    double t2 = now();
+    for (int i = 0; i < reps; i++) {
+        CK(cuMemcpyDtoHAsync(h, d, n, s));
+        CK(cuStreamSynchronize(s));
+    }
+    double t3 = now();
+    printf("pinnedk kib=%zu h2d_us=%.3f d2h_us=%.3f d2h_async_us=%.3f\n", kib, (t1 - t0) / reps * 1e6,
+           (t2 - t1) / reps * 1e6, (t3 - t2) / reps * 1e6);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) { fprintf(stderr, "usage: see the header of dp_bench.cu\n"); return 2; }
@@ -371,6 +402,7 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "copyk")) return copyk((size_t)a, (int)b);
     if (!strcmp(mode, "copykinds")) return copykinds((size_t)a, (int)b);
     if (!strcmp(mode, "memcpyk")) return memcpyk((size_t)a, (int)b);
+    if (!strcmp(mode, "pinnedk")) return pinnedk((size_t)a, (int)b);
     if (!strcmp(mode, "raw-streamk")) return raw_streamk((size_t)a, (int)b, 0);
     if (!strcmp(mode, "raw-tcp-streamk")) return raw_streamk((size_t)a, (int)b, 1);
     if (!strcmp(mode, "raw-stream")) return raw_stream((size_t)a, (int)b);

@@ -2,7 +2,8 @@
 sync and async, from pageable and pinned host memory, small and large, every byte checked against a host model
 of the copy (offsets, pitches, rows per slice, the bytes around the box) - on the emulated device directly, and
 through the stub over a Unix socket (the shared-memory window, stub_c/transport.c tf_shm_copy) and over TCP
-(host rows packed into frames; asynchronous 2D/3D copies to device memory take that path on Unix too). `order`: each asynchronous copy on a non-blocking stream comes after a kernel
+(host rows packed into frames, a row wider than a frame in parts; asynchronous 2D/3D copies to device memory
+take that path on Unix too). `order`: each asynchronous copy on a non-blocking stream comes after a kernel
 that spins until a host thread releases it and then fills the copy's device side; a pageable source
 overwritten as soon as the call returned must not reach the device (the emulator stages a queued copy)."""
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cudabuild import parse_kv
-from dp_helpers import run_via_stub, stub_dir
+from dp_helpers import run_via_stub, stub_dir, stub_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emu"))
 from emu_run import emu_env  # noqa: E402
@@ -51,8 +52,15 @@ def test_copy_kinds_through_the_shared_memory_window(dataplane, copy_kinds, whic
     _check(run_via_stub(copy_kinds, dataplane.unix, *_args(which), timeout=TIMEOUT), which)
 
 
-# rows wider than a frame need the window; `order`'s kernel spins on page-locked memory, which the worker
-# shares only on the same host
-@pytest.mark.parametrize("which", ["small", "large"])
+# rows wider than a frame travel in parts of one frame; `order`'s kernel spins on page-locked memory, which the
+# worker shares only on the same host
+@pytest.mark.parametrize("which", ["small", "large", "wide"])
 def test_copy_kinds_through_the_socket(dataplane, copy_kinds, which):
     _check(run_via_stub(copy_kinds, dataplane.tcp, *_args(which), timeout=TIMEOUT), which)
+
+
+def test_wide_rows_over_a_unix_socket_without_the_window(dataplane, copy_kinds):
+    env = stub_env(dataplane.unix)
+    env["TF_SHM"] = "0"
+    r = subprocess.run([str(copy_kinds), "bytes", "wide"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    _check(r, "wide")

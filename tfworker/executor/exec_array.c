@@ -78,8 +78,9 @@ CUresult ex_tfMemcpy3DAtoH(tfx *x, void *data, CUarray src, size_t srcX, size_t 
     return copy_now(x, &c, hStream);
 }
 
-/* One side of a device/array copy: an array of this session, or a device range inside its allocations. */
-static CUresult check_side(tfx *x, CUmemorytype t, CUarray a, CUdeviceptr d, size_t xb, size_t y, size_t z,
+/* One side of a device/array copy: an array of this session, or a device range inside its allocations
+ * (also used by exec_copy_deferred.c). */
+CUresult tfx_copy_side_check(tfx *x, CUmemorytype t, CUarray a, CUdeviceptr d, size_t xb, size_t y, size_t z,
                            size_t pitch, size_t height, const CUDA_MEMCPY3D *c)
 {
     switch (t) {
@@ -115,11 +116,11 @@ CUresult ex_tfShmMemcpy3D(tfx *x, const CUDA_MEMCPY3D *p, unsigned long long off
     if (to_device) {
         c.srcHost = slot, c.srcXInBytes = c.srcY = c.srcZ = 0, c.srcPitch = c.WidthInBytes, c.srcHeight = c.Height;
         size_t dp = c.dstPitch ? c.dstPitch : c.WidthInBytes, dh = c.dstHeight ? c.dstHeight : c.Height;
-        rc = check_side(x, c.dstMemoryType, c.dstArray, c.dstDevice, c.dstXInBytes, c.dstY, c.dstZ, dp, dh, &c);
+        rc = tfx_copy_side_check(x, c.dstMemoryType, c.dstArray, c.dstDevice, c.dstXInBytes, c.dstY, c.dstZ, dp, dh, &c);
     } else {
         c.dstHost = slot, c.dstXInBytes = c.dstY = c.dstZ = 0, c.dstPitch = c.WidthInBytes, c.dstHeight = c.Height;
         size_t sp = c.srcPitch ? c.srcPitch : c.WidthInBytes, sh = c.srcHeight ? c.srcHeight : c.Height;
-        rc = check_side(x, c.srcMemoryType, c.srcArray, c.srcDevice, c.srcXInBytes, c.srcY, c.srcZ, sp, sh, &c);
+        rc = tfx_copy_side_check(x, c.srcMemoryType, c.srcArray, c.srcDevice, c.srcXInBytes, c.srcY, c.srcZ, sp, sh, &c);
     }
     return rc ? rc : copy_now(x, &c, hStream);
 }
@@ -132,8 +133,8 @@ CUresult ex_tfMemcpy3DArray(tfx *x, const CUDA_MEMCPY3D *p, CUstream hStream)
     c.srcHost = NULL, c.dstHost = NULL, c.reserved0 = NULL, c.reserved1 = NULL;
     size_t sp = c.srcPitch ? c.srcPitch : c.WidthInBytes, dp = c.dstPitch ? c.dstPitch : c.WidthInBytes;
     size_t sh = c.srcHeight ? c.srcHeight : c.Height, dh = c.dstHeight ? c.dstHeight : c.Height;
-    CUresult rc = check_side(x, c.srcMemoryType, c.srcArray, c.srcDevice, c.srcXInBytes, c.srcY, c.srcZ, sp, sh, &c);
-    if (!rc) rc = check_side(x, c.dstMemoryType, c.dstArray, c.dstDevice, c.dstXInBytes, c.dstY, c.dstZ, dp, dh, &c);
+    CUresult rc = tfx_copy_side_check(x, c.srcMemoryType, c.srcArray, c.srcDevice, c.srcXInBytes, c.srcY, c.srcZ, sp, sh, &c);
+    if (!rc) rc = tfx_copy_side_check(x, c.dstMemoryType, c.dstArray, c.dstDevice, c.dstXInBytes, c.dstY, c.dstZ, dp, dh, &c);
     if (rc) return rc;
     if (c.srcMemoryType != CU_MEMORYTYPE_ARRAY && c.dstMemoryType != CU_MEMORYTYPE_ARRAY) return CUDA_ERROR_INVALID_VALUE;
     if (!x->bx.cuMemcpy3DAsync_v2) return CUDA_ERROR_NOT_SUPPORTED;

@@ -580,6 +580,7 @@ int tf_session_init(tfx *x, void *lib)
     tf_backend_load(&x->be, lib);
     tfx_graph_load(lib);
     tfx_host_calls_load(lib);
+    tfx_copy_deferred_load(lib);
 #define LOAD(name) *(void **)&x->bx.name = dlsym(lib, #name)
     LOAD(cuInit);
     LOAD(cuDriverGetVersion);
@@ -635,6 +636,7 @@ void tf_session_free(tfx *x)
         }
     }
     free(x->buckets);
+    tfx_copy_deferred_free(x);
     if (x->shm) munmap(x->shm, x->shm_size);
     tf_vmm_free(x);
     if (x->rx_fd >= 0) close(x->rx_fd);
@@ -954,6 +956,7 @@ static void ctx_gone(tfx *x, CUcontext ctx)
 {
     hostmaps_drop_ctx(x, ctx);
     tfx_graph_host_ctx_gone(ctx);
+    tfx_copy_deferred_ctx_gone(ctx);
 }
 
 CUresult ex_cuCtxDestroy_v2(tfx *x, CUcontext ctx)

@@ -195,6 +195,17 @@ int tfx_host_call_node(uint64_t fn, uint64_t data);
 int tfx_console_start(void);
 size_t tfx_console_take(const uint8_t **records);
 
+/* One side of a device/array copy: an array of this session, or [first byte, last byte] of the copy inside its
+ * device allocations; else INVALID_HANDLE / INVALID_VALUE (exec_array.c). */
+CUresult tfx_copy_side_check(tfx *x, CUmemorytype t, CUarray a, CUdeviceptr d, size_t xb, size_t y, size_t z,
+                             size_t pitch, size_t height, const CUDA_MEMCPY3D *c);
+/* Device-to-host copies to client memory this process does not map, staged here until the stub reads them
+ * (exec_copy_deferred.c): backend entry points loaded at session start; the records freed with the session. */
+void tfx_copy_deferred_load(void *lib);
+void tfx_copy_deferred_free(tfx *x);
+/* ctx was destroyed (or reset) with its staging buffers and events: its spare records are forgotten. */
+void tfx_copy_deferred_ctx_gone(CUcontext ctx);
+
 /* A function's launch limits, TF_FUNC_LIMIT_* (exec_launch_limits.c). */
 void tfx_func_limits(tfx *x, CUfunction f, int is_kernel, int *limits);
 
