@@ -17,7 +17,9 @@ Usage: .venv/bin/python benchmarks/cuda_samples.py SAMPLES_DIR [--timeout 120] [
            [--modes direct,stack] [--emu-devices N] [--write]
 A direct run also reports the CPU seconds the sample's process used (user + system, all its threads: the emulated
 device runs inside it), so a timeout on a loaded machine can be told from a sample that needs more than 2 cores x
-the timeout.
+the timeout. A run through the stack with `--jobs 1` reports the CPU seconds of the embedded deployment's process
+tree during the run (the session's GPU worker process, where the emulated device runs, its JIT compiler, and the
+daemons' small share); with more jobs the sessions' shares cannot be told apart and none is reported.
 Per-sample logs (build commands and outputs, both runs) go to build/cuda-samples/log-DATE-TIME.txt (one per run).
 Devices: direct runs see `--emu-devices N` emulated devices (TF_EMU_DEVICES; default: the environment's
 TF_EMU_DEVICES, else 2). Two is the default because a 2-GPU machine is a normal configuration and simpleP2P and
@@ -210,10 +212,37 @@ def wait_with_rusage(proc: subprocess.Popen, timeout: float) -> tuple[int | None
         time.sleep(0.05)
 
 
-def run(s: Sample, mode: str, env: dict, timeout: float, log) -> tuple[str, str, float, float | None]:
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes under `root` (itself included) and by the
+    children they reaped: the embedded deployment's share of the machine, GPU worker processes included."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:          # exited meanwhile
+            continue
+        if text:
+            fields = text[text.rfind(")") + 2:].split()   # after "pid (comm) "
+            stats[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))   # ppid; utime..cstime
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0))[1]
+        todo += children.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run(s: Sample, mode: str, env: dict, timeout: float, log,
+        stack_root: int | None = None) -> tuple[str, str, float, float | None]:
+    """One run of `s`; `stack_root`: the embedded deployment's pid, whose process tree's CPU time is the run's
+    (through the stack, one run at a time)."""
     cmd = [str(s.exe), *SPECIAL.get(s.name, {}).get("args", [])]
     if mode == "stack":
         cmd = [sys.executable, "-m", "tfclient.cli", "run", "--vram", STACK_VRAM, "--", *cmd]
+    stack_cpu0 = tree_cpu_seconds(stack_root) if stack_root else 0.0
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=s.exe.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
@@ -223,7 +252,10 @@ def run(s: Sample, mode: str, env: dict, timeout: float, log) -> tuple[str, str,
     rc, cpu = wait_with_rusage(proc, timeout)
     reader.join(timeout=10)
     secs = time.monotonic() - t0
-    cpu_s = cpu if mode == "direct" else None   # through the stack the work runs in the GPU worker process
+    if mode == "stack":   # the work runs in the GPU worker process, not in the client
+        time.sleep(0.5)   # the session's end reaches its GPU worker process
+        cpu = tree_cpu_seconds(stack_root) - stack_cpu0 if stack_root else 0.0
+    cpu_s = cpu if mode == "direct" or stack_root else None
     text = b"".join(chunks).decode(errors="replace")
     log.append(f"--- {mode}: {' '.join(cmd)} (exit {rc}, {secs:.1f} s, CPU {cpu:.1f} s)\n{text}")
     if rc is None:
@@ -358,7 +390,8 @@ def main() -> None:
 
         def one(job):
             s, mode, env = job
-            s.results[mode] = run(s, mode, env, args.timeout, logs[s.name])
+            stack_root = up.pid if mode == "stack" and args.jobs == 1 else None
+            s.results[mode] = run(s, mode, env, args.timeout, logs[s.name], stack_root)
             print(f"# {s.name} {mode}: {s.results[mode][0]} {s.results[mode][1]}", file=sys.stderr)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(one, jobs))
