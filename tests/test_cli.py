@@ -13,6 +13,7 @@ import pytest
 from cudabuild import build_example
 
 CLI = [sys.executable, "-m", "tfclient.cli"]
+EXAMPLE_WORKLOAD = Path(__file__).resolve().parent.parent / "examples" / "workload.yaml"
 
 
 def tf(*args, env, timeout=120, check=False):
@@ -121,6 +122,22 @@ def test_unreachable_scheduler_is_a_clear_error(tf_env):
     assert r.returncode == 1
     assert "unreachable" in r.stderr.lower() and "127.0.0.1:9" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_token_and_workload_take_their_scheduler_flags_after_the_action_too(tf_env, tmp_path):
+    """`token create --role ... --scheduler H:P`, as one writes it, dials H:P (it was "unrecognized arguments");
+    before the action they work as before, and a flag given after the action wins."""
+    for args in (["token", "create", "--role", "admin", "--scheduler", "127.0.0.1:9"],
+                 ["token", "--scheduler", "127.0.0.1:9", "list"],
+                 ["token", "--scheduler", "127.0.0.1:8", "revoke", "abc", "--scheduler", "127.0.0.1:9"],
+                 ["workload", "list", "--namespace", "team-a", "--scheduler", "127.0.0.1:9"],
+                 ["workload", "get", "w", "-o", "json", "--scheduler", "127.0.0.1:9"],
+                 ["workload", "apply", "--scheduler", "127.0.0.1:9", "-f", str(EXAMPLE_WORKLOAD)]):
+        r = tf(*args, env=tf_env, timeout=60)
+        unreachable = f"tensorfusion {args[0]}: scheduler 127.0.0.1:9 unreachable"
+        assert r.returncode == 1 and r.stderr.startswith(unreachable), (args, r.stderr)
+    r = tf("token", "list", "--scheduler", "127.0.0.1:9", "--tls-ca", str(tmp_path / "missing.crt"), env=tf_env)
+    assert r.returncode == 1 and "missing.crt: cannot read it" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("command", [["status"], ["top", "--once"], ["token", "list"], ["workload", "list"]])
@@ -412,7 +429,7 @@ def test_bad_numbers_and_flags_are_one_line_saying_what_is_allowed(tf_env, flags
 
 
 # the shipped example (README): sized for the emulated device, its cron rule active on Thursdays (UTC)
-WORKLOAD_YAML = (Path(__file__).resolve().parent.parent / "examples" / "workload.yaml").read_text()
+WORKLOAD_YAML = EXAMPLE_WORKLOAD.read_text()
 
 
 def test_workload_apply_get_list_and_run_with_the_workloads_resources(embedded_up, tmp_path):
