@@ -140,6 +140,32 @@ def test_token_and_workload_take_their_scheduler_flags_after_the_action_too(tf_e
     assert r.returncode == 1 and "missing.crt: cannot read it" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("args, says", [
+    (["scheduler", "--listen", "127.0.0.1:99999"],
+     "tensorfusion scheduler: cannot serve the scheduler API on '127.0.0.1:99999': use HOST:PORT (a port from 0 to "
+     "65535)"),
+    (["scheduler", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:70000"],
+     "tensorfusion scheduler: cannot serve the metrics API on '127.0.0.1:70000': use HOST:PORT"),
+    (["scheduler", "--listen", "127.0.0.1:0", "--lease-ttl", "-5"],
+     "tensorfusion scheduler: --lease-ttl -5: use a number of seconds > 0"),
+    (["scheduler", "--listen", "127.0.0.1:0", "--heartbeat-interval", "0"],
+     "tensorfusion scheduler: --heartbeat-interval 0: use a number of seconds > 0"),
+    (["scheduler", "--listen", "127.0.0.1:0", "--node-timeout", "nan"],
+     "tensorfusion scheduler: --node-timeout nan: use a number of seconds > 0"),
+    (["up", "--backend", "emu", "--tcp", "127.0.0.1:99999"],
+     "tensorfusion up: bad address '127.0.0.1:99999': expected HOST:PORT (a port from 0 to 65535)"),
+    (["worker", "--scheduler", "127.0.0.1:9", "--backend", "emu", "--metrics-port", "99999"],
+     "tensorfusion worker: --metrics-port 99999: use a port from 0 to 65535"),
+])
+def test_server_flags_out_of_range_stop_at_start_with_one_line(tf_env, args, says):
+    """They used to start: --listen 127.0.0.1:99999 served on port 34463 (gRPC's 99999 mod 65536), --lease-ttl -5
+    and --heartbeat-interval 0 served; --tcp, --metrics-listen and --metrics-port out of range were an internal
+    error with a traceback, after the servers had started."""
+    r = tf(*args, env=tf_env, timeout=30)
+    assert r.returncode == 1 and r.stdout == "" and len(r.stderr.splitlines()) == 1, r.stdout + r.stderr
+    assert r.stderr.startswith(says), r.stderr
+
+
 @pytest.mark.parametrize("command", [["status"], ["top", "--once"], ["token", "list"], ["workload", "list"]])
 def test_a_client_command_without_a_scheduler_says_how_to_get_one(tf_env, command):
     r = tf(*command, env=tf_env, timeout=60)        # a fresh TF_HOME: no embedded default, no TF_SCHEDULER

@@ -150,7 +150,7 @@ def test_scheduler_listen_mistakes_are_one_line(tmp_path):
     env = base_env(tmp_path / "home")
     r = tf("scheduler", "--listen", "nonsense", env=env)
     assert one_line_error(r) == "tensorfusion scheduler: cannot serve the scheduler API on 'nonsense': use " \
-                                "HOST:PORT, e.g. 127.0.0.1:7070"
+                                "HOST:PORT (a port from 0 to 65535), e.g. 127.0.0.1:7070"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
