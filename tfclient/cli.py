@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="GPU backend for the worker (auto: NVIDIA GPUs if present, else the emulated device)")
     up.add_argument("--tcp", default=None, metavar="HOST:PORT", help="also serve the data plane on TCP")
     up.add_argument("--insecure", action="store_true",
-                    help="allow --listen on a non-loopback address without TLS (use `tensorfusion scheduler` with "
-                         "--tls-cert/--tls-key to serve other hosts)")
+                    help="allow --listen or --tcp on a non-loopback address without TLS (use `tensorfusion "
+                         "scheduler` and `worker` with --tls-cert/--tls-key to serve other hosts)")
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="stop the embedded default started in the background")

@@ -123,6 +123,10 @@ def run_foreground(listen: str, backend: str, tcp: str | None, insecure: bool = 
     # zero-config stays on loopback; serving other hosts in clear is a choice made with --insecure
     tls.check_listen(listen, None, insecure, what="embedded scheduler",
                      fix="run `tensorfusion scheduler --tls-cert FILE --tls-key FILE` to serve other hosts")
+    if tcp:         # the data plane carries lease tokens and the program's data
+        tls.check_listen(tcp, None, insecure, what="embedded worker's data plane",
+                         fix="run `tensorfusion worker --tls-cert FILE --tls-key FILE --tcp HOST:PORT` to serve "
+                             "other hosts")
     # One embedded default per TF_HOME: the running one holds up.lock for its whole life.
     held = _lock("up.lock", blocking=False)
     if held is None:
@@ -289,6 +293,8 @@ async def _worker(args, scheduler: str) -> int:
                            "--node NODE`; pass it with --token-file FILE or TF_WORKER_TOKEN")
     admin_tls = tls.ServerTLS.resolve(args.tls_cert, args.tls_key)
     tls.check_listen(args.admin, admin_tls, args.insecure, what="worker admin")
+    if args.tcp:    # the data plane carries lease tokens and the program's data: TLS with --tls-cert
+        tls.check_listen(args.tcp, admin_tls, args.insecure, what="worker data plane")
     # the same certificate serves the TCP data plane, TLS-only then; client certificates that stubs present
     # there must chain to --tls-ca (the pool's CA)
     from tfworker.dataplane import TlsFiles

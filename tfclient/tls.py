@@ -192,7 +192,8 @@ def add_server_args(p, worker: bool = False) -> None:
                        help="CA that signed the workers' certificates: their admin API is dialed over TLS "
                             "(default $TF_TLS_CA)")
     p.add_argument("--insecure", action="store_true",
-                   help="allow plaintext gRPC on a non-loopback address (tokens and orders cross the network in clear)")
+                   help="allow plaintext gRPC on a non-loopback address (tokens and orders cross the network in clear)"
+                        + ("; also a plaintext TCP data plane (--tcp) there without --tls-cert" if worker else ""))
 
 
 def channel(target: str, tls: ClientTLS | None, options=(), aio: bool = False):
