@@ -609,6 +609,18 @@ def test_a_second_worker_daemon_of_the_same_node_and_home_does_not_start(tmp_pat
             client.release(alloc.id)
 
 
+def test_a_worker_whose_token_was_revoked_says_so_in_its_log(tmp_path):
+    """The heartbeat's refusal used to be logged as its bare code ("failed: UNAUTHENTICATED"); the scheduler's
+    message says what happened and what to do."""
+    with running_cluster(tmp_path, ["node-a"]) as (env, address):
+        with SchedulerClient(address) as client:
+            [worker_token] = [t for t in client.list_tokens() if t.node_name == "node-a"]
+            assert client.revoke_token(worker_token.id)
+        wait_for(lambda: any("heartbeat to" in line and "UNAUTHENTICATED (the bearer token is unknown, revoked or "
+                             "malformed" in line for line in workers["node-a"].log_lines),
+                 what="the worker's log line naming the revoked token")
+
+
 def hold_attempt(alloc, env, mib):
     """Starts dp_hold for mib MiB; returns (process, first line): "holding <mib> MiB" or "FAIL setup <error>"."""
     program = build_cuda("dp_hold", flags=("-L", str(native.stub_lib_dir()), "-lcuda"))

@@ -208,7 +208,7 @@ class WorkerDaemon:
             try:
                 await self._heartbeat()
             except grpc.aio.AioRpcError as e:
-                log.warning("heartbeat to %s failed: %s", self.scheduler_address, e.code().name)
+                log.warning("heartbeat to %s failed: %s (%s)", self.scheduler_address, e.code().name, e.details())
             except Exception:  # keep beating whatever one round hit
                 log.exception("heartbeat round failed")
 
