@@ -153,7 +153,8 @@ def test_token_and_workload_take_their_scheduler_flags_after_the_action_too(tf_e
     (["scheduler", "--listen", "127.0.0.1:0", "--node-timeout", "nan"],
      "tensorfusion scheduler: --node-timeout nan: use a number of seconds > 0"),
     (["up", "--backend", "emu", "--tcp", "127.0.0.1:99999"],
-     "tensorfusion up: bad address '127.0.0.1:99999': expected HOST:PORT (a port from 0 to 65535)"),
+     "tensorfusion up: cannot serve the embedded worker's data plane API on '127.0.0.1:99999': use HOST:PORT (a port "
+     "from 0 to 65535)"),
     (["worker", "--scheduler", "127.0.0.1:9", "--backend", "emu", "--metrics-port", "99999"],
      "tensorfusion worker: --metrics-port 99999: use a port from 0 to 65535"),
 ])
