@@ -13,6 +13,7 @@ import pytest
 from cudabuild import build_example
 
 CLI = [sys.executable, "-m", "tfclient.cli"]
+EXAMPLE_WORKLOAD = Path(__file__).resolve().parent.parent / "examples" / "workload.yaml"
 
 
 def tf(*args, env, timeout=120, check=False):
@@ -121,6 +122,49 @@ def test_unreachable_scheduler_is_a_clear_error(tf_env):
     assert r.returncode == 1
     assert "unreachable" in r.stderr.lower() and "127.0.0.1:9" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_token_and_workload_take_their_scheduler_flags_after_the_action_too(tf_env, tmp_path):
+    """`token create --role ... --scheduler H:P`, as one writes it, dials H:P (it was "unrecognized arguments");
+    before the action they work as before, and a flag given after the action wins."""
+    for args in (["token", "create", "--role", "admin", "--scheduler", "127.0.0.1:9"],
+                 ["token", "--scheduler", "127.0.0.1:9", "list"],
+                 ["token", "--scheduler", "127.0.0.1:8", "revoke", "abc", "--scheduler", "127.0.0.1:9"],
+                 ["workload", "list", "--namespace", "team-a", "--scheduler", "127.0.0.1:9"],
+                 ["workload", "get", "w", "-o", "json", "--scheduler", "127.0.0.1:9"],
+                 ["workload", "apply", "--scheduler", "127.0.0.1:9", "-f", str(EXAMPLE_WORKLOAD)]):
+        r = tf(*args, env=tf_env, timeout=60)
+        unreachable = f"tensorfusion {args[0]}: scheduler 127.0.0.1:9 unreachable"
+        assert r.returncode == 1 and r.stderr.startswith(unreachable), (args, r.stderr)
+    r = tf("token", "list", "--scheduler", "127.0.0.1:9", "--tls-ca", str(tmp_path / "missing.crt"), env=tf_env)
+    assert r.returncode == 1 and "missing.crt: cannot read it" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["scheduler", "--listen", "127.0.0.1:99999"],
+     "tensorfusion scheduler: cannot serve the scheduler API on '127.0.0.1:99999': use HOST:PORT (a port from 0 to "
+     "65535)"),
+    (["scheduler", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:70000"],
+     "tensorfusion scheduler: cannot serve the metrics API on '127.0.0.1:70000': use HOST:PORT"),
+    (["scheduler", "--listen", "127.0.0.1:0", "--lease-ttl", "-5"],
+     "tensorfusion scheduler: --lease-ttl -5: use a number of seconds > 0"),
+    (["scheduler", "--listen", "127.0.0.1:0", "--heartbeat-interval", "0"],
+     "tensorfusion scheduler: --heartbeat-interval 0: use a number of seconds > 0"),
+    (["scheduler", "--listen", "127.0.0.1:0", "--node-timeout", "nan"],
+     "tensorfusion scheduler: --node-timeout nan: use a number of seconds > 0"),
+    (["up", "--backend", "emu", "--tcp", "127.0.0.1:99999"],
+     "tensorfusion up: cannot serve the embedded worker's data plane API on '127.0.0.1:99999': use HOST:PORT (a port "
+     "from 0 to 65535)"),
+    (["worker", "--scheduler", "127.0.0.1:9", "--backend", "emu", "--metrics-port", "99999"],
+     "tensorfusion worker: --metrics-port 99999: use a port from 0 to 65535"),
+])
+def test_server_flags_out_of_range_stop_at_start_with_one_line(tf_env, args, says):
+    """They used to start: --listen 127.0.0.1:99999 served on port 34463 (gRPC's 99999 mod 65536), --lease-ttl -5
+    and --heartbeat-interval 0 served; --tcp, --metrics-listen and --metrics-port out of range were an internal
+    error with a traceback, after the servers had started."""
+    r = tf(*args, env=tf_env, timeout=30)
+    assert r.returncode == 1 and r.stdout == "" and len(r.stderr.splitlines()) == 1, r.stdout + r.stderr
+    assert r.stderr.startswith(says), r.stderr
 
 
 @pytest.mark.parametrize("command", [["status"], ["top", "--once"], ["token", "list"], ["workload", "list"]])
@@ -415,7 +459,7 @@ def test_bad_numbers_and_flags_are_one_line_saying_what_is_allowed(tf_env, flags
 
 
 # the shipped example (README): sized for the emulated device, its cron rule active on Thursdays (UTC)
-WORKLOAD_YAML = (Path(__file__).resolve().parent.parent / "examples" / "workload.yaml").read_text()
+WORKLOAD_YAML = EXAMPLE_WORKLOAD.read_text()
 
 
 def test_workload_apply_get_list_and_run_with_the_workloads_resources(embedded_up, tmp_path):

@@ -150,7 +150,7 @@ def test_scheduler_listen_mistakes_are_one_line(tmp_path):
     env = base_env(tmp_path / "home")
     r = tf("scheduler", "--listen", "nonsense", env=env)
     assert one_line_error(r) == "tensorfusion scheduler: cannot serve the scheduler API on 'nonsense': use " \
-                                "HOST:PORT, e.g. 127.0.0.1:7070"
+                                "HOST:PORT (a port from 0 to 65535), e.g. 127.0.0.1:7070"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -244,6 +244,15 @@ def test_plaintext_beyond_loopback_is_refused_without_insecure(tmp_path, pki):
     err = one_line_error(tf("worker", "--scheduler", "127.0.0.1:9", "--backend", "emu", "--admin", "0.0.0.0:0",
                             env=dict(env, TF_WORKER_TOKEN="tf1.x"), timeout=60))
     assert "worker admin" in err and "--insecure" in err
+    # the TCP data plane carries lease tokens and the program's data: the same rule (it used to serve in clear)
+    err = one_line_error(tf("worker", "--scheduler", "127.0.0.1:9", "--backend", "emu", "--tcp", "0.0.0.0:0",
+                            env=dict(env, TF_WORKER_TOKEN="tf1.x"), timeout=60))
+    assert err.startswith("tensorfusion worker: refusing to serve the worker data plane API on 0.0.0.0:0 without "
+                          "TLS: pass --tls-cert FILE --tls-key FILE") and "--insecure" in err, err
+    err = one_line_error(tf("up", "--tcp", "0.0.0.0:0", "--backend", "emu", env=env))
+    assert err.startswith("tensorfusion up: refusing to serve the embedded worker's data plane API on 0.0.0.0:0 "
+                          "without TLS") and "--insecure" in err, err
+    assert not (tmp_path / "embedded.json").exists() and not list(tmp_path.glob("worker-*.sock"))
     # TLS on a wildcard address is fine; so is plaintext with --insecure (an explicit choice)
     for extra in (["--tls-cert", str(pki / "ca" / "scheduler.crt"), "--tls-key", str(pki / "ca" / "scheduler.key")],
                   ["--insecure"]):

@@ -587,6 +587,40 @@ def test_a_restarted_worker_reaps_what_its_previous_life_left_behind(tmp_path):
                     restarted.kill()
 
 
+def test_a_second_worker_daemon_of_the_same_node_and_home_does_not_start(tmp_path):
+    """The scheduler keeps one registration per node. A second live daemon of the same TF_HOME and node (a
+    `tensorfusion worker` next to `tensorfusion up`, which finds the embedded worker token) took over the node's
+    endpoints while the first kept heartbeating it alive: once either stopped, every session of the node went to a
+    dead socket. It now stops at start with one line, and the first keeps serving."""
+    with running_cluster(tmp_path, ["node-a"]) as (env, address):
+        r = subprocess.run([*CLI, "worker", "--scheduler", address, "--backend", "emu", "--node", "node-a",
+                            "--unix", str(tmp_path / "node-a-second.sock")], env=worker_envs["node-a"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.startswith(f"tensorfusion worker: another worker daemon with TF_HOME={tmp_path} and node "
+                                   f"node-a is running"), r.stderr
+        assert not (tmp_path / "node-a-second.sock").exists()
+        with SchedulerClient(address) as client:
+            [node] = client.list_pool().nodes
+            assert node.endpoints.unix_path == str(tmp_path / "node-a.sock")
+            alloc = client.allocate(tflops=0.001, vram=256)
+            r = run_with_lease(alloc, build_example("vector_add"), env)
+            assert r.returncode == 0, r.stdout + r.stderr
+            client.release(alloc.id)
+
+
+def test_a_worker_whose_token_was_revoked_says_so_in_its_log(tmp_path):
+    """The heartbeat's refusal used to be logged as its bare code ("failed: UNAUTHENTICATED"); the scheduler's
+    message says what happened and what to do."""
+    with running_cluster(tmp_path, ["node-a"]) as (env, address):
+        with SchedulerClient(address) as client:
+            [worker_token] = [t for t in client.list_tokens() if t.node_name == "node-a"]
+            assert client.revoke_token(worker_token.id)
+        wait_for(lambda: any("heartbeat to" in line and "UNAUTHENTICATED (the bearer token is unknown, revoked or "
+                             "malformed" in line for line in workers["node-a"].log_lines),
+                 what="the worker's log line naming the revoked token")
+
+
 def hold_attempt(alloc, env, mib):
     """Starts dp_hold for mib MiB; returns (process, first line): "holding <mib> MiB" or "FAIL setup <error>"."""
     program = build_cuda("dp_hold", flags=("-L", str(native.stub_lib_dir()), "-lcuda"))

@@ -83,14 +83,22 @@ def _parser_of(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser
     return parser
 
 
+NAMESPACE_HELP = "namespace (default: your token's; admin: default)"
+
 _QUIETED: list = []     # environment variables main() set for itself only: not passed on to `run`'s command
 
 
-def _client_tls_arg(p) -> None:
-    p.add_argument("--tls-ca", metavar="FILE", default=None,
-                   help="dial the scheduler over TLS, verifying it with this CA (default $TF_TLS_CA; a client "
-                        "certificate comes from $TF_TLS_CERT/$TF_TLS_KEY); `run` also verifies a TLS worker's "
-                        "data plane with it")
+TLS_CA_HELP = ("dial the scheduler over TLS, verifying it with this CA (default $TF_TLS_CA; a client certificate "
+               "comes from $TF_TLS_CERT/$TF_TLS_KEY)")
+
+
+def _client_args(p, default=None) -> None:
+    """--scheduler and --tls-ca of a command that only dials a scheduler (status, top, token, workload).
+    token and workload take them before or after their action (`token create --role ... --scheduler H:P`): each
+    action repeats them with default=argparse.SUPPRESS, so one not given there keeps the command's value."""
+    p.add_argument("--scheduler", default=default, metavar="HOST:PORT[,HOST:PORT...]",
+                   help="the scheduler, or every replica of it (default $TF_SCHEDULER, else the embedded default's)")
+    p.add_argument("--tls-ca", metavar="FILE", default=default, help=TLS_CA_HELP)
 
 
 def _one_line(e: BaseException) -> str:
@@ -107,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="GPU backend for the worker (auto: NVIDIA GPUs if present, else the emulated device)")
     up.add_argument("--tcp", default=None, metavar="HOST:PORT", help="also serve the data plane on TCP")
     up.add_argument("--insecure", action="store_true",
-                    help="allow --listen on a non-loopback address without TLS (use `tensorfusion scheduler` with "
-                         "--tls-cert/--tls-key to serve other hosts)")
+                    help="allow --listen or --tcp on a non-loopback address without TLS (use `tensorfusion "
+                         "scheduler` and `worker` with --tls-cert/--tls-key to serve other hosts)")
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="stop the embedded default started in the background")
@@ -170,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "when the worker requires it")
     run.add_argument("--local", action="store_true",
                      help="local vGPU: run on this host's GPU with the limiter preloaded (no scheduler)")
-    _client_tls_arg(run)
+    run.add_argument("--tls-ca", metavar="FILE", default=None,
+                     help=TLS_CA_HELP + "; `run` also verifies a TLS worker's data plane with it")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     run.set_defaults(func=cmd_run)
 
@@ -187,13 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     lim.set_defaults(func=cmd_limits)
 
     status = sub.add_parser("status", help="pool, nodes, GPUs and allocations")
-    status.add_argument("--scheduler", default=None)
-    _client_tls_arg(status)
+    _client_args(status)
     status.set_defaults(func=cmd_status)
 
     top = sub.add_parser("top", help="live view of GPUs, allocations and workloads (Ctrl-C stops)")
-    top.add_argument("--scheduler", default=None)
-    _client_tls_arg(top)
+    _client_args(top)
     top.add_argument("--once", action="store_true", help="print one frame and exit (also what a piped `top` does)")
     top.add_argument("--interval", type=float, default=1.0, help="seconds between frames (default 1)")
     top.set_defaults(func=cmd_top)
@@ -202,8 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     token = sub.add_parser("token", help="bearer tokens of the scheduler (admin): create, revoke, list")
-    token.add_argument("--scheduler", default=None)
-    _client_tls_arg(token)
+    _client_args(token)
     tsub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = tsub.add_parser("create", help="print a new token (shown once)")
     create.add_argument("--role", required=True, choices=["tenant", "worker", "admin"])
@@ -212,13 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--description", default="")
     revoke = tsub.add_parser("revoke", help="revoke a token by id (`token list` shows ids)")
     revoke.add_argument("id")
-    tsub.add_parser("list", help="active tokens (ids, roles, bindings)")
+    tlist = tsub.add_parser("list", help="active tokens (ids, roles, bindings)")
+    for action in (create, revoke, tlist):
+        _client_args(action, default=argparse.SUPPRESS)
     token.set_defaults(func=cmd_token)
 
     wl = sub.add_parser("workload", help="workloads and their autoscaling (seed 004): apply, get, list")
-    wl.add_argument("--scheduler", default=None)
-    _client_tls_arg(wl)
-    wl.add_argument("--namespace", default="", help="namespace (default: your token's; admin: default)")
+    _client_args(wl)
+    wl.add_argument("--namespace", default="", help=NAMESPACE_HELP)
     wsub = wl.add_subparsers(dest="workload_command", metavar="ACTION", required=True)
     wapply = wsub.add_parser("apply", help="create or replace a workload from a YAML (or JSON) file")
     wapply.add_argument("-f", "--filename", required=True, help="the workload document ('-' = stdin)")
@@ -228,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     wlist = wsub.add_parser("list", help="workloads, their recommendation and active cron rule")
     wlist.add_argument("-o", "--output", default="table", choices=["table", "yaml", "json"],
                        help="table (default), or every workload as `get` shows it: yaml (a list) or json (an array)")
+    for action in (wapply, wget, wlist):
+        _client_args(action, default=argparse.SUPPRESS)
+        action.add_argument("--namespace", default=argparse.SUPPRESS, help=NAMESPACE_HELP)
     wl.set_defaults(func=cmd_workload)
 
     certs = sub.add_parser("certs", help="a small CA and the TLS certificates of a pool's control plane")

@@ -41,6 +41,7 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None, insecure: b
     from tfworker.daemon import configure_logging
     configure_logging()
     backend = gpus.choose_backend(backend_name)
+    tcp_address = _host_port(tcp) if tcp else None
     # metrics on loopback only, whatever --listen says: `curl` them here, or point a local Prometheus at them
     scheduler = await serve(listen, str(home / "scheduler.db"), secret, insecure=insecure,
                             metrics_listen="127.0.0.1:0")
@@ -51,7 +52,7 @@ async def _embedded(listen: str, backend_name: str, tcp: str | None, insecure: b
         else f"{listen.rsplit(':', 1)[0]}:{scheduler.port}"
     socket_path = str(home / f"worker-{os.getpid()}.sock")
     daemon = WorkerDaemon(scheduler=address, backend=backend, unix_path=socket_path,
-                          tcp=_host_port(tcp) if tcp else None, node=node, metrics_port="127.0.0.1:0",
+                          tcp=tcp_address, node=node, metrics_port="127.0.0.1:0",
                           token=paths[auth.WORKER].read_text().strip())
     try:
         await daemon.start()
@@ -122,6 +123,10 @@ def run_foreground(listen: str, backend: str, tcp: str | None, insecure: bool = 
     # zero-config stays on loopback; serving other hosts in clear is a choice made with --insecure
     tls.check_listen(listen, None, insecure, what="embedded scheduler",
                      fix="run `tensorfusion scheduler --tls-cert FILE --tls-key FILE` to serve other hosts")
+    if tcp:         # the data plane carries lease tokens and the program's data
+        tls.check_listen(tcp, None, insecure, what="embedded worker's data plane",
+                         fix="run `tensorfusion worker --tls-cert FILE --tls-key FILE --tcp HOST:PORT` to serve "
+                             "other hosts")
     # One embedded default per TF_HOME: the running one holds up.lock for its whole life.
     held = _lock("up.lock", blocking=False)
     if held is None:
@@ -276,16 +281,20 @@ def run_scheduler_foreground(listen: str, db_path: str, config_path: str | None 
 async def _worker(args, scheduler: str) -> int:
     from tfworker import gpus
     from tfworker.daemon import WorkerDaemon, configure_logging
+    from tfclient import tls
     configure_logging()
+    if args.metrics_port is not None and not tls.valid_port(str(args.metrics_port)):
+        raise ValueError(f"--metrics-port {args.metrics_port}: use a port from 0 to 65535")
     backend = gpus.choose_backend(args.backend, args.node)
     socket_path = args.unix or str(config.home() / f"worker-{os.getpid()}.sock")
     token = config.worker_token(getattr(args, "token_file", None))
     if not token:
         raise RuntimeError("no worker token: an admin creates one with `tensorfusion token create --role worker "
                            "--node NODE`; pass it with --token-file FILE or TF_WORKER_TOKEN")
-    from tfclient import tls
     admin_tls = tls.ServerTLS.resolve(args.tls_cert, args.tls_key)
     tls.check_listen(args.admin, admin_tls, args.insecure, what="worker admin")
+    if args.tcp:    # the data plane carries lease tokens and the program's data: TLS with --tls-cert
+        tls.check_listen(args.tcp, admin_tls, args.insecure, what="worker data plane")
     # the same certificate serves the TCP data plane, TLS-only then; client certificates that stubs present
     # there must chain to --tls-ca (the pool's CA)
     from tfworker.dataplane import TlsFiles
@@ -328,7 +337,8 @@ def run_worker_foreground(args, scheduler: str) -> int:
 
 
 def _host_port(text: str) -> tuple[str, int]:
+    from tfclient import tls
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"bad address {text!r}: expected HOST:PORT")
+    if not sep or not tls.valid_port(port):
+        raise ValueError(f"bad address {text!r}: expected HOST:PORT (a port from 0 to 65535)")
     return host or "0.0.0.0", int(port)

@@ -18,7 +18,7 @@ class InvalidRequest(TensorFusionError, ValueError):
 
 
 class InvalidQuantity(InvalidRequest):
-    """A VRAM or TFLOPS quantity that does not parse ("2Gb", "-1", "lots")."""
+    """A VRAM or TFLOPS quantity that does not parse ("2Zi", "1_000", "lots") or is out of range."""
 
 
 class NotFound(TensorFusionError, LookupError):

@@ -144,11 +144,18 @@ def check_listen(listen: str, tls: ServerTLS | None, insecure: bool, what: str =
                  fix: str = "pass --tls-cert FILE --tls-key FILE (see `tensorfusion certs`)") -> None:
     """Refuses (ValueError, one line) an address that is not HOST:PORT, and plaintext gRPC beyond this host unless
     insecure is set explicitly."""
-    if not listen.startswith(("unix:", "unix-abstract:")) and not listen.rpartition(":")[2].isdigit():
-        raise ValueError(f"cannot serve the {what} API on {listen!r}: use HOST:PORT, e.g. 127.0.0.1:7070")
+    if not listen.startswith(("unix:", "unix-abstract:")) and not valid_port(listen.rpartition(":")[2]):
+        raise ValueError(f"cannot serve the {what} API on {listen!r}: use HOST:PORT (a port from 0 to 65535), "
+                         f"e.g. 127.0.0.1:7070")
     if tls is None and not insecure and not is_local(listen):
         raise ValueError(f"refusing to serve the {what} API on {listen} without TLS: {fix}, listen on "
                          f"127.0.0.1, or pass --insecure to send tokens in clear on purpose")
+
+
+def valid_port(text: str) -> bool:
+    """A port as written after HOST: digits, 0 to 65535 (gRPC served 127.0.0.1:99999 on port 34463, 99999 mod
+    65536, and a socket bind fails late with OverflowError)."""
+    return text.isdigit() and int(text) <= 65535
 
 
 def bind(server, listen: str, credentials=None, what: str = "scheduler") -> int:
@@ -185,7 +192,8 @@ def add_server_args(p, worker: bool = False) -> None:
                        help="CA that signed the workers' certificates: their admin API is dialed over TLS "
                             "(default $TF_TLS_CA)")
     p.add_argument("--insecure", action="store_true",
-                   help="allow plaintext gRPC on a non-loopback address (tokens and orders cross the network in clear)")
+                   help="allow plaintext gRPC on a non-loopback address (tokens and orders cross the network in clear)"
+                        + ("; also a plaintext TCP data plane (--tcp) there without --tls-cert" if worker else ""))
 
 
 def channel(target: str, tls: ClientTLS | None, options=(), aio: bool = False):

@@ -116,9 +116,9 @@ class TokenRegistry:
         if role == WORKER and not node_name:
             raise InvalidRequest("a worker token needs the node name it may register as (--node NAME)")
         if role != TENANT and namespace:
-            raise InvalidRequest(f"a {role} token has no namespace (only tenant tokens are bound to one)")
+            raise InvalidRequest(f"{role} tokens have no namespace (only tenant tokens are bound to one)")
         if role != WORKER and node_name:
-            raise InvalidRequest(f"a {role} token has no node (only worker tokens are bound to one)")
+            raise InvalidRequest(f"{role} tokens have no node (only worker tokens are bound to one)")
         tid, text = new_token_text()
         rec = TokenRecord(tid, digest(text), role, namespace, node_name, description, self.clock())
         self.store.put_token(rec)

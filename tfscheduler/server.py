@@ -566,6 +566,8 @@ async def serve(listen: str, db_path: str, secret: bytes, config: Config | None 
     overrides: Config fields (lease_ttl_s=..., node_timeout_s=..., tick_s=..., autoscale_interval_s=...; 0
     turns the autoscale loop off)."""
     tlsmod.check_listen(listen, tls, insecure)
+    if metrics_listen:
+        tlsmod.check_listen(metrics_listen, None, insecure=True, what="metrics")
     server_creds = tls.credentials() if tls else None     # a bad file fails here, before any state is opened
     if not secret:
         raise ValueError("the lease secret is empty: pass the shared secret (tfclient.config.secret())")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import secrets
 import time
 import tomllib
@@ -164,7 +165,26 @@ def load_config(path: str | None, **overrides) -> Config:
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
+    check_timings(cfg, path, overrides)
     return cfg
+
+
+# timings in seconds: each a finite number > 0 (a negative --lease-ttl made every lease expire at once);
+# autoscale_interval_s may also be 0 (no autoscale loop)
+TIMINGS = ("lease_ttl_s", "max_lease_ttl_s", "heartbeat_interval_s", "node_timeout_s", "tick_s", "admin_timeout_s",
+           "autoscale_interval_s")
+
+
+def check_timings(cfg: Config, path: str | None, overrides: dict) -> None:
+    """ValueError (one line naming the flag, or the config key) for a timing out of range."""
+    for key in TIMINGS:
+        v = getattr(cfg, key)
+        off_allowed = key == "autoscale_interval_s"
+        if math.isfinite(v) and (v > 0 or (off_allowed and v == 0)):
+            continue
+        where = (f"--{key.removesuffix('_s').replace('_', '-')} {v:g}" if overrides.get(key) is not None
+                 else f"config {path}: {key} = {v:g}")
+        raise ValueError(f"{where}: use a number of seconds > 0{' (or 0: off)' if off_allowed else ''}")
 
 
 @dataclass

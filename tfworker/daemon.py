@@ -148,12 +148,15 @@ class WorkerDaemon:
 
     def _reap_previous_life(self) -> None:
         """A daemon that died (kill -9, OOM) left its executors and limiter regions behind: end them
-        before serving, so their memory is free and their regions do not pile up in /dev/shm."""
+        before serving, so their memory is free and their regions do not pile up in /dev/shm.
+        A second live daemon of the same TF_HOME and node does not start: the scheduler keeps one registration
+        per node, so it would take over the first one's endpoints while the first kept heartbeating the node
+        alive, and once either stopped every session of the node went to a dead socket."""
         self.identity = limits.WorkerIdentity(self.home, self.node)
         if not self.identity.reaps:
-            log.warning("another worker daemon with TF_HOME=%s and node %s is running: reaping nothing",
-                        self.home, self.node)
-            return
+            raise RuntimeError(f"another worker daemon with TF_HOME={self.home} and node {self.node} is running "
+                               f"(`tensorfusion up` runs one too): stop it first, or give this one another --node "
+                               f"(and a worker token for that node)")
         pids = gpu_process.reap_executors(self.identity.tag)
         regions = limits.reap_regions(self.identity.tag)
         if pids or regions:
@@ -205,7 +208,7 @@ class WorkerDaemon:
             try:
                 await self._heartbeat()
             except grpc.aio.AioRpcError as e:
-                log.warning("heartbeat to %s failed: %s", self.scheduler_address, e.code().name)
+                log.warning("heartbeat to %s failed: %s (%s)", self.scheduler_address, e.code().name, e.details())
             except Exception:  # keep beating whatever one round hit
                 log.exception("heartbeat round failed")
 

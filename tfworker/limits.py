@@ -313,7 +313,7 @@ def worker_tag(home: str, node: str) -> str:
 class WorkerIdentity:
     """This daemon's tag, held by an flock on $TF_HOME/worker-<tag>.lock for its whole life: a second
     live daemon with the same TF_HOME and node must not reap the first one's sessions, so it gets a
-    private tag (and reaps nothing) instead. The kernel drops the lock when the daemon dies; a daemon that
+    private tag (and reaps nothing) instead; the worker daemon then refuses to start. The kernel drops the lock when the daemon dies; a daemon that
     stops removes the file (under the lock; one that got the lock of a removed file tries again)."""
 
     def __init__(self, home: str, node: str):

@@ -148,6 +148,10 @@ def test_tokens_are_created_revoked_and_stored_only_as_hashes(scheduler, client,
         client.create_token("tenant")
     with pytest.raises(Exception, match="needs the node name"):
         client.create_token("worker")
+    with pytest.raises(Exception, match=r"^admin tokens have no namespace \(only tenant tokens are bound to one\)$"):
+        client.create_token("admin", namespace="team-c")
+    with pytest.raises(Exception, match=r"^tenant tokens have no node \(only worker tokens are bound to one\)$"):
+        client.create_token("tenant", namespace="team-c", node_name="node-a")
     db = sqlite3.connect(str(tmp_path / "scheduler.db"))
     dump = "\n".join(db.iterdump())
     assert created.token not in dump and scheduler.admin_token not in dump
