@@ -93,7 +93,8 @@ TLS_CA_HELP = ("dial the scheduler over TLS, verifying it with this CA (default 
 
 
 def _client_args(p, default=None) -> None:
-    """--scheduler and --tls-ca of a command that only dials a scheduler (status, top, token, workload).
+    """--scheduler and --tls-ca of a command that only dials a scheduler (limits, status, top, token,
+    workload).
     token and workload take them before or after their action (`token create --role ... --scheduler H:P`): each
     action repeats them with default=argparse.SUPPRESS, so one not given there keeps the command's value."""
     p.add_argument("--scheduler", default=default, metavar="HOST:PORT[,HOST:PORT...]",
@@ -185,8 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lim = sub.add_parser("limits", help="change a running allocation's limits live: limits ALLOCATION "
                                         "[--tflops-limit X] [--vram-limit Y]")
-    lim.add_argument("--scheduler", default=None)
-    _client_tls_arg(lim)
+    _client_args(lim)
     lim.add_argument("allocation", help="allocation id (`tensorfusion status` lists them; `run` gives its command "
                                         "$TF_ALLOCATION)")
     lim.add_argument("--tflops-limit", default=None, help="new TFLOPS limit per GPU (not below the request)")
