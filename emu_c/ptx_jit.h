@@ -50,9 +50,7 @@
  * when a step repeats, the 4 chunks' addresses PTX_JIT_PREFETCH_STRIDES steps ahead are prefetched. A
  * prefetch never faults and changes no value: only which lines are in the caches. */
 #define PTX_JIT_PREFETCH_SITES 16
-#ifndef PTX_JIT_PREFETCH_STRIDES
-#define PTX_JIT_PREFETCH_STRIDES 8
-#endif
+#define PTX_JIT_PREFETCH_STRIDES 8 /* benchmarks/RESULTS.md, "stride prefetch": 8 beat 2, 4, 12 and 16 */
 
 /* Words of ptx_jit_blk.f the generated code reads (and JF_ICOUNT, which it adds to). */
 enum {
