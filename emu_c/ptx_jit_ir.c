@@ -1010,15 +1010,17 @@ static LLVMValueRef in_cached_alloc(G *g, LLVMValueRef mn, LLVMValueRef mx, unsi
 
 /* The stride prefetch of a whole-warp linear global load at prefetch site `site` (ptx_jit.h,
  * PTX_JIT_PREFETCH_SITES), its 4 chunk addresses b[] checked already: the step from the site's previous
- * lane-0 address is remembered, and when it repeats one (a nonzero step), the 4 chunks' addresses
- * PTX_JIT_PREFETCH_STRIDES steps ahead are prefetched (an address that is no one's memory costs nothing: a
- * prefetch never faults). */
+ * lane-0 address is remembered, and when it repeats one of at least PTX_JIT_PREFETCH_MIN_STEP bytes either way,
+ * the 4 chunks' addresses PTX_JIT_PREFETCH_STRIDES steps ahead are prefetched (an address that is no one's
+ * memory costs nothing: a prefetch never faults). */
 static void gen_stride_prefetch(G *g, int site, LLVMValueRef b[4]) {
     LLVMValueRef lastp = LLVMBuildGEP2(g->b, g->i64, g->J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_PREFETCH + 2 * site))}, 1, "");
     LLVMValueRef stepp = LLVMBuildGEP2(g->b, g->i64, g->J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_PREFETCH + 2 * site + 1))}, 1, "");
     LLVMValueRef step = LLVMBuildSub(g->b, b[0], LLVMBuildLoad2(g->b, g->i64, lastp, ""), "");
-    LLVMValueRef again = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, step, LLVMBuildLoad2(g->b, g->i64, stepp, ""), ""),
-                                      LLVMBuildICmp(g->b, LLVMIntNE, step, ci(g->i64, 0), ""), "");
+    /* |step| >= MIN: step + (MIN - 1) (mod 2^64) above 2 * (MIN - 1) */
+    LLVMValueRef far = LLVMBuildICmp(g->b, LLVMIntUGT, LLVMBuildAdd(g->b, step, ci(g->i64, PTX_JIT_PREFETCH_MIN_STEP - 1), ""),
+                                     ci(g->i64, 2 * (PTX_JIT_PREFETCH_MIN_STEP - 1)), "");
+    LLVMValueRef again = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, step, LLVMBuildLoad2(g->b, g->i64, stepp, ""), ""), far, "");
     LLVMBuildStore(g->b, b[0], lastp);
     LLVMBuildStore(g->b, step, stepp);
     LLVMBasicBlockRef pf = LLVMAppendBasicBlockInContext(g->cx, g->fn, "prefetch");

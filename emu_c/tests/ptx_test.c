@@ -2371,7 +2371,8 @@ static void test_jit_prefetch(void) {
     char log[512];
     ptx_module *m = ptx_module_load(PFSTRIDE_PTX, 0, &ENV, &err, log, sizeof(log));
     CHECK(m && err == 0, "load: %d %s", err, log);
-    /* row strides (bytes, multiples of 4 >= 128): g's 4160 puts every row on a page of its own */
+    /* row strides (bytes, multiples of 4 >= 128): +-4160 puts every row on a page of its own and is prefetched
+     * (>= PTX_JIT_PREFETCH_MIN_STEP), +-256 and 128 are not */
     /* grows: g's rows (h has ROWS) */
     static const struct { int64_t step, step2; int iters, grows, grid, workers, rc; } C[] = {
         {256, -256, ROWS / W, ROWS, 1, 1, 0},
