@@ -41,6 +41,20 @@
 #define PTX_JIT_YIELD_BACK_BRANCHES 4096
 #define PTX_JIT_BAR_AT 3
 
+/* Software stride prefetch (ptx_jit_ir.c, gen_stride_prefetch). Warps run one after another on a host
+ * thread, so a warp's load that misses the caches waits alone (a GPU runs other warps meanwhile); a tile
+ * loop's loads of one site usually step by a constant across the warps of a block and its iterations (a
+ * 32x32 sgemm's rows of B: 8 KiB, a new page each). The first PTX_JIT_PREFETCH_SITES whole-warp linear
+ * global loads of a kernel keep, per block runner (J: one worker thread's blocks of a launch, all their
+ * warps), the last lane-0 address and the step from the one before (J->f[JF_PREFETCH + 2 * site], + 1);
+ * when a step of at least PTX_JIT_PREFETCH_MIN_STEP bytes (either way) repeats, the 4 chunks' addresses
+ * PTX_JIT_PREFETCH_STRIDES steps ahead are prefetched. Shorter steps are left to the CPU's own prefetchers,
+ * which follow a stride within a page (prefetching a 256^3 sgemm's L2-resident 1 KiB-step rows cost ~10%). A
+ * prefetch never faults and changes no value: only which lines are in the caches. */
+#define PTX_JIT_PREFETCH_SITES 16
+#define PTX_JIT_PREFETCH_MIN_STEP 4096
+#define PTX_JIT_PREFETCH_STRIDES 8 /* benchmarks/RESULTS.md, "stride prefetch": 8 beat 2, 4, 12 and 16 */
+
 /* Words of ptx_jit_blk.f the generated code reads (and JF_ICOUNT, which it adds to). */
 enum {
     JF_SMEM, JF_SMEM_SIZE,
@@ -54,7 +68,8 @@ enum {
     JF_ERR,                  /* the address of the launch's error word (an int; generated code reads it at releases) */
     JF_RED_COUNT, JF_RED_AND, JF_RED_OR,             /* bar.red's reductions so far (the runner starts them: 0, 1, 0) */
     JF_RED_OUT_COUNT, JF_RED_OUT_AND, JF_RED_OUT_OR, /* ... at the last release (what bar.red's destination reads) */
-    JF_COUNT
+    JF_PREFETCH,             /* 2 words per prefetch site: last lane-0 address, last step (zeroed per launch) */
+    JF_COUNT = JF_PREFETCH + 2 * PTX_JIT_PREFETCH_SITES
 };
 
 typedef struct ptx_jit_fn ptx_jit_fn; /* a compiled kernel (owned by the JIT's cache, never freed) */
@@ -167,7 +182,7 @@ uint64_t ptx_jit_sreg(ptx_jit_blk *J, int32_t sr);
  * does not translate; otherwise an LLVMModuleRef (as void *) in context cx holding function `name`. */
 void *ptx_jit_build_ir(const ptx_kernel *k, void *cx, const char *name, char *why, size_t whylen);
 /* Bump when ptx_jit_ir.c generates different code for the same program: it is part of the disk key. */
-#define PTX_JIT_GENERATOR_VERSION 23
+#define PTX_JIT_GENERATOR_VERSION 25
 
 /* ---- the plugin's interface (libtf-emu-jit.so exports one symbol, PTX_JIT_PLUGIN_ENTRY) ---- */
 #define PTX_JIT_PLUGIN_ABI 4

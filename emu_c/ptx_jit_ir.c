@@ -18,7 +18,9 @@
  * Memory accesses of a whole warp take vector forms (gen_chunks) after checks made once where they can be:
  * a block's shared accesses through one register once at the block's entry (shared_group: the block is
  * generated again without their checks), a register's shared-address facts once per write (addr_facts), a
- * global access from its 4 chunk addresses (gen_global_chunks).
+ * global access from its 4 chunk addresses (gen_global_chunks), a linear global load also prefetching ahead
+ * along the step its site's addresses repeat (gen_stride_prefetch: warps run in turn, so no other warp hides a
+ * cache miss as on a GPU).
  * Anything not translated here makes the whole kernel fall back to the interpreter.
  */
 #include "ptx_jit.h"
@@ -72,6 +74,7 @@ typedef struct G {
     int8_t *narrow;             /* slot always holds a zero-extended 32-bit value: stored as <32 x i32> */
     addr_facts *fact;           /* per slot */
     int *sgroup;                /* per instruction: its shared_group in grp (the current block's), or -1 */
+    int *pf_site;               /* per instruction: its stride-prefetch site (gen_stride_prefetch), or -1 */
     shared_group *grp;
     int ngrp;
     uint8_t *lane_var;          /* per slot: may differ between the lanes of a warp (lane_variance) */
@@ -1011,12 +1014,42 @@ static LLVMValueRef in_cached_alloc(G *g, LLVMValueRef mn, LLVMValueRef mx, unsi
     return LLVMBuildAnd(g->b, hit, LLVMBuildICmp(g->b, LLVMIntUGT, end, mx, ""), "");
 }
 
+/* The stride prefetch of a whole-warp linear global load at prefetch site `site` (ptx_jit.h,
+ * PTX_JIT_PREFETCH_SITES), its 4 chunk addresses b[] checked already: the step from the site's previous
+ * lane-0 address is remembered, and when it repeats one of at least PTX_JIT_PREFETCH_MIN_STEP bytes either way,
+ * the 4 chunks' addresses PTX_JIT_PREFETCH_STRIDES steps ahead are prefetched (an address that is no one's
+ * memory costs nothing: a prefetch never faults). */
+static void gen_stride_prefetch(G *g, int site, LLVMValueRef b[4]) {
+    LLVMValueRef lastp = LLVMBuildGEP2(g->b, g->i64, g->J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_PREFETCH + 2 * site))}, 1, "");
+    LLVMValueRef stepp = LLVMBuildGEP2(g->b, g->i64, g->J, (LLVMValueRef[]){ci(g->i32, (uint64_t)(JF_PREFETCH + 2 * site + 1))}, 1, "");
+    LLVMValueRef step = LLVMBuildSub(g->b, b[0], LLVMBuildLoad2(g->b, g->i64, lastp, ""), "");
+    /* |step| >= MIN: step + (MIN - 1) (mod 2^64) above 2 * (MIN - 1) */
+    LLVMValueRef far = LLVMBuildICmp(g->b, LLVMIntUGT, LLVMBuildAdd(g->b, step, ci(g->i64, PTX_JIT_PREFETCH_MIN_STEP - 1), ""),
+                                     ci(g->i64, 2 * (PTX_JIT_PREFETCH_MIN_STEP - 1)), "");
+    LLVMValueRef again = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, step, LLVMBuildLoad2(g->b, g->i64, stepp, ""), ""), far, "");
+    LLVMBuildStore(g->b, b[0], lastp);
+    LLVMBuildStore(g->b, step, stepp);
+    LLVMBasicBlockRef pf = LLVMAppendBasicBlockInContext(g->cx, g->fn, "prefetch");
+    LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(g->cx, g->fn, "");
+    LLVMBuildCondBr(g->b, again, pf, cont);
+    LLVMPositionBuilderAtEnd(g->b, pf);
+    LLVMValueRef ahead = LLVMBuildMul(g->b, step, ci(g->i64, PTX_JIT_PREFETCH_STRIDES), "");
+    LLVMTypeRef p8 = LLVMPointerType(g->i8, 0);
+    for (int c = 0; c < 4; c++) {
+        LLVMValueRef at = LLVMBuildIntToPtr(g->b, LLVMBuildAdd(g->b, b[c], ahead, ""), p8, "");
+        /* read, locality 3 (all cache levels), data */
+        intrin(g, "llvm.prefetch", &p8, 1, (LLVMValueRef[]){at, ci(g->i32, 0), ci(g->i32, 3), ci(g->i32, 1)}, 4);
+    }
+    LLVMBuildBr(g->b, cont);
+    LLVMPositionBuilderAtEnd(g->b, cont);
+}
+
 /* A whole-warp 1-element global (or const, generic) ld/st of the shapes gen_chunks reads and writes, checked
  * from its 4 chunk addresses alone (the whole warp's range follows from the shape: [min, max + 8*es) for
  * FORM_LINEAR, [min, max + es) for FORM_CHUNK_BCAST; aligned when the 4 are), instead of reductions over the
  * 32 lanes: a tile loop's global loads. Each fast form ends at `done`; the builder is left where every other
  * access continues (the general checks). Same rule as theirs: the interpreter's bounds and alignment. */
-static void gen_global_chunks(G *g, const ptx_ins *in, LLVMValueRef a, LLVMValueRef em, LLVMBasicBlockRef done) {
+static void gen_global_chunks(G *g, int idx, const ptx_ins *in, LLVMValueRef a, LLVMValueRef em, LLVMBasicBlockRef done) {
     const int isld = in->op == OP_LD;
     const unsigned es = in->esize;
     LLVMTypeRef elt = es == 1 ? g->i8 : es == 2 ? g->i16 : es == 4 ? g->i32 : g->i64;
@@ -1046,6 +1079,7 @@ static void gen_global_chunks(G *g, const ptx_ins *in, LLVMValueRef a, LLVMValue
         if (!w) inside = LLVMBuildAnd(g->b, inside, LLVMBuildICmp(g->b, LLVMIntUGE, hi, mx, ""), "");
         LLVMBuildCondBr(g->b, inside, fast, next);
         LLVMPositionBuilderAtEnd(g->b, fast);
+        if (isld && !w && g->pf_site[idx] >= 0) gen_stride_prefetch(g, g->pf_site[idx], b);
         for (int c = 0; c < 4; c++) p[c] = LLVMBuildIntToPtr(g->b, b[c], LLVMPointerType(g->i8, 0), "");
         LLVMValueRef v = gen_chunks(g, in, isld, w ? FORM_CHUNK_BCAST : FORM_LINEAR, p, elt);
         if (isld) SET(g, in->v[0], ext_elem(g, v, in->t), em);
@@ -1092,7 +1126,7 @@ static void gen_ldst(G *g, int idx, const ptx_ins *in, LLVMValueRef em) {
     LLVMValueRef a = LLVMBuildAdd(g->b, V(g, in->a), splat(g, g->v64, (uint64_t)in->imm), "");
     if (nv == 1 && (sp == SP_GLOBAL || sp == SP_CONST || sp == SP_GENERIC)) {
         if (!done) done = LLVMAppendBasicBlockInContext(g->cx, g->fn, "ldst_done");
-        gen_global_chunks(g, in, a, em, done);
+        gen_global_chunks(g, idx, in, a, em, done);
     }
     LLVMValueRef fastp = a, okc = NULL;
     LLVMValueRef aligned = tot > 1 ? LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, a, splat(g, g->v64, tot - 1), ""),
@@ -2108,6 +2142,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->live_lead = calloc((size_t)g->nw, sizeof(uint64_t));
     g->fact = calloc((size_t)ns, sizeof(addr_facts));
     g->sgroup = calloc((size_t)n + 1, sizeof(int));
+    g->pf_site = calloc((size_t)n + 1, sizeof(int));
     g->grp = calloc((size_t)ns, sizeof(shared_group));
     g->lane_var = calloc((size_t)ns, 1);
     g->clone_lead = -1;
@@ -2115,7 +2150,7 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
     g->resume_bb = calloc((size_t)n + 1, sizeof(LLVMBasicBlockRef));
     uint8_t *leader = calloc((size_t)n + 1, 1);
     void *result = NULL;
-    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !g->sgroup || !g->grp || !g->lane_var || !g->resume_bb || !leader) {
+    if (!g->slot || !g->is_const || !g->narrow || !g->cval || !g->bb || !g->blen || !g->live_save || !g->live_lead || !g->fact || !g->sgroup || !g->pf_site || !g->grp || !g->lane_var || !g->resume_bb || !leader) {
         snprintf(why, whylen, "out of memory");
         goto out;
     }
@@ -2136,6 +2171,12 @@ void *ptx_jit_build_ir(const ptx_kernel *k, void *cxv, const char *name, char *w
         if (in->wsync) { leader[i] = 1; g->has_wsync = 1; } /* parked lanes wait at a block start */
     }
     g->leader = leader;
+    /* the first PTX_JIT_PREFETCH_SITES 1-element global (or generic) loads get a stride-prefetch site each */
+    for (int i = 0, site = 0; i < n; i++) {
+        const ptx_ins *in = &k->code[i];
+        const int global = in->space == SP_GLOBAL || in->space == SP_GENERIC;
+        g->pf_site[i] = in->op == OP_LD && in->vec == 1 && global && site < PTX_JIT_PREFETCH_SITES ? site++ : -1;
+    }
     narrow_slots(g);
     lane_variance(g);
     if (liveness(g)) { snprintf(why, whylen, "out of memory"); goto out; }
@@ -2414,6 +2455,7 @@ out:
     free(g->live_lead);
     free(g->fact);
     free(g->sgroup);
+    free(g->pf_site);
     free(g->grp);
     free(g->lane_var);
     free(g->resume_bb);

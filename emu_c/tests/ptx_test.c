@@ -2334,6 +2334,95 @@ static void test_jit_fast_checks(void) {
     ptx_module_free(m);
 }
 
+/* The JIT's stride prefetch (ptx_jit_ir.c, gen_stride_prefetch) changes no value and skips no check, on both
+ * engines: a block of 32 x W threads loops iters times over two whole-warp global loads, warp w of iteration i
+ * reading the 32 words at row i*W + w of g (step bytes per row: the rows' lane-0 addresses one linear sequence
+ * over the warps and iterations, as a tiled sgemm's rows of B) and of h (step2: another site, another
+ * direction), with bar.sync between iterations so the warps interleave; lane l of the block stores sum over
+ * the rows of (g word * (i + 1) + h word). The prefetches run up to PTX_JIT_PREFETCH_STRIDES rows past the
+ * last row read (beyond the allocation's end, or below its start for a negative step) and must not fault; a
+ * row past the end after the steps repeated (iters one too many) must fail as the interpreter does (kind,
+ * instruction, first thread); a block of grid 3 on 2 workers (one runner's state carried over blocks)
+ * must give the same sums. */
+static const char *PFSTRIDE_PTX =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry pfstride(.param .u64 o, .param .u64 g, .param .u64 h, .param .u64 step, .param .u64 step2,\n"
+    " .param .u32 iters)\n{\n"
+    " .reg .b32 %r<16>; .reg .b64 %rd<16>; .reg .pred %p<2>;\n"
+    " ld.param.u64 %rd1, [o]; ld.param.u64 %rd2, [g]; ld.param.u64 %rd9, [h];\n"
+    " ld.param.u64 %rd3, [step]; ld.param.u64 %rd10, [step2]; ld.param.u32 %r1, [iters];\n"
+    " mov.u32 %r2, %tid.x; mov.u32 %r3, %tid.y; mov.u32 %r4, %ntid.y; mov.u32 %r5, 0; mov.u32 %r6, 0;\n"
+    " mul.wide.u32 %rd4, %r2, 4; add.s64 %rd5, %rd2, %rd4; add.s64 %rd11, %rd9, %rd4;\n"
+    "LOOP:\n"
+    " mad.lo.u32 %r7, %r5, %r4, %r3; cvt.u64.u32 %rd6, %r7;\n"
+    " mul.lo.s64 %rd7, %rd6, %rd3; add.s64 %rd8, %rd5, %rd7;\n"
+    " ld.global.u32 %r8, [%rd8];\n"
+    " mul.lo.s64 %rd12, %rd6, %rd10; add.s64 %rd13, %rd11, %rd12;\n"
+    " ld.global.u32 %r9, [%rd13];\n"
+    " add.u32 %r10, %r5, 1; mad.lo.u32 %r6, %r8, %r10, %r6; add.u32 %r6, %r6, %r9;\n"
+    " bar.sync 0;\n"
+    " add.u32 %r5, %r5, 1; setp.lt.u32 %p1, %r5, %r1; @%p1 bra LOOP;\n"
+    " mad.lo.u32 %r11, %r3, 32, %r2; mul.wide.u32 %rd14, %r11, 4; add.s64 %rd15, %rd1, %rd14;\n"
+    " st.global.u32 [%rd15], %r6;\n"
+    " ret;\n}\n";
+static void test_jit_prefetch(void) {
+    enum { W = 4, ROWS = 96 };
+    int err = 0;
+    char log[512];
+    ptx_module *m = ptx_module_load(PFSTRIDE_PTX, 0, &ENV, &err, log, sizeof(log));
+    CHECK(m && err == 0, "load: %d %s", err, log);
+    /* row strides (bytes, multiples of 4 >= 128): +-4160 puts every row on a page of its own and is prefetched
+     * (>= PTX_JIT_PREFETCH_MIN_STEP), +-256 and 128 are not */
+    /* grows: g's rows (h has ROWS) */
+    static const struct { int64_t step, step2; int iters, grows, grid, workers, rc; } C[] = {
+        {256, -256, ROWS / W, ROWS, 1, 1, 0},
+        {4160, 128, ROWS / W, ROWS, 1, 1, 0},
+        {-4160, 4160, ROWS / W, ROWS, 1, 1, 0},
+        {256, -4160, ROWS / W, ROWS, 3, 2, 0},
+        {4160, 256, ROWS / W + 1, ROWS, 1, 1, 700},      /* g's row ROWS: past the end (warp 0 first) */
+        {256, -4160, ROWS / W + 1, ROWS + W, 1, 1, 700}, /* h's row ROWS: below the start */
+    };
+    for (size_t c = 0; c < sizeof(C) / sizeof(C[0]); c++) {
+        const uint64_t gbytes = (uint64_t)(C[c].step < 0 ? -C[c].step : C[c].step) * (uint64_t)(C[c].grows - 1) + 128;
+        const uint64_t hbytes = (uint64_t)(C[c].step2 < 0 ? -C[c].step2 : C[c].step2) * (ROWS - 1) + 128;
+        uint8_t *g = dev_alloc(0, gbytes), *h = dev_alloc(0, hbytes);
+        uint32_t *o = dev_alloc(0, 32 * W * 4);
+        CHECK(g && h && o, "alloc");
+        /* row r's word l: r * 1000 + l (g), r * 7 + 3 * l (h) */
+        uint8_t *g0 = C[c].step < 0 ? g + gbytes - 128 : g, *h0 = C[c].step2 < 0 ? h + hbytes - 128 : h;
+        for (int r = 0; r < C[c].grows; r++)
+            for (int l = 0; l < 32; l++) {
+                uint32_t gv = (uint32_t)(r * 1000 + l), hv = (uint32_t)(r * 7 + 3 * l);
+                memcpy(g0 + (int64_t)r * C[c].step + 4 * l, &gv, 4);
+                if (r < ROWS) memcpy(h0 + (int64_t)r * C[c].step2 + 4 * l, &hv, 4);
+            }
+        for (int i = 0; i < 32 * W; i++) o[i] = 0xdeadbeefu;
+        pbuf p = {{0}, 0};
+        pptr(&p, o); pptr(&p, g0); pptr(&p, h0); pput(&p, &C[c].step, 8); pput(&p, &C[c].step2, 8); pint(&p, C[c].iters);
+        int rc = launch_in(m, "pfstride", (unsigned)C[c].grid, 1, 1, 32, W, 1, 0, &p, C[c].workers, 0, log, sizeof(log), NULL);
+        CHECK(rc == C[c].rc, "case %zu: rc %d, want %d (%s)", c, rc, C[c].rc, log);
+        if (rc) {
+            char line[32];
+            snprintf(line, sizeof(line), "PTX line %u,", ptx_line_of(PFSTRIDE_PTX, c == 4 ? "[%rd8]" : "[%rd13]"));
+            CHECK(strstr(log, "illegal load from") && strstr(log, "global") && strstr(log, line) && strstr(log, "thread (0,0,0)"),
+                  "case %zu: %s, want an illegal global load at %s thread (0,0,0)", c, log, line);
+        } else {
+            for (int t = 0; t < 32 * W; t++) {
+                const int l = t % 32, w = t / 32;
+                uint32_t want = 0;
+                for (int i = 0; i < C[c].iters; i++) {
+                    const int r = i * W + w;
+                    want += (uint32_t)(r * 1000 + l) * (uint32_t)(i + 1) + (uint32_t)(r * 7 + 3 * l);
+                }
+                CHECK(o[t] == want, "case %zu thread %d: %#x, want %#x", c, t, o[t], want);
+            }
+        }
+        dev_free(0, g); dev_free(0, h); dev_free(0, o);
+    }
+    CHECK(jit_compiled(m, "pfstride"), "the JIT did not compile pfstride (TF_EMU_TRACE=1 says why)");
+    ptx_module_free(m);
+}
+
 /* PTX that would exhaust host memory fails the load with a message instead. */
 static void test_hostile_ptx(void) {
     static const char *cases[] = {
@@ -3237,7 +3326,7 @@ static const test TESTS[] = {
     {"hostile_ptx", test_hostile_ptx}, {"lazy_open", test_lazy_open}, {"recursion", test_recursion},
     {"video", test_video}, {"textures", test_textures}, {"jit_background", test_jit_background}, {"jit_switch_mid_launch", test_jit_switch_mid_launch},
     {"jit_disk_cache", test_jit_disk_cache}, {"jit_alu", test_jit_alu},
-    {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp}, {"jit_fast_checks", test_jit_fast_checks},
+    {"jit_long", test_jit_long}, {"jit_warp", test_jit_warp}, {"jit_fast_checks", test_jit_fast_checks}, {"jit_prefetch", test_jit_prefetch},
     {"jit_bar", test_jit_bar}, {"named_barriers", test_named_barriers},
 };
 
