@@ -13,25 +13,46 @@
 
 /* ------------------------------------------------------------------------------ contexts */
 /* Contexts the worker handed out, so a bogus cuCtxSetCurrent fails at once, as the driver's does. */
+/* With each its device, so that calls answered per device (pointer ordinals, a launch into a stream of
+ * another device) answer for the current context's device. */
 static pthread_mutex_t g_ctx_mu = PTHREAD_MUTEX_INITIALIZER;
 static CUcontext g_known_ctx[64];
+static int g_known_dev[64];
 static int g_nknown;
 
-static void ctx_remember(CUcontext c)
+static void ctx_remember(CUcontext c, CUdevice dev)
 {
     pthread_mutex_lock(&g_ctx_mu);
     int have = 0;
     for (int i = 0; i < g_nknown; i++) have |= g_known_ctx[i] == c;
-    if (!have && g_nknown < 64) g_known_ctx[g_nknown++] = c;
+    if (!have && g_nknown < 64) {
+        g_known_ctx[g_nknown] = c;
+        g_known_dev[g_nknown++] = dev;
+    }
     pthread_mutex_unlock(&g_ctx_mu);
 }
 
 static void ctx_drop(CUcontext c)
 {
     pthread_mutex_lock(&g_ctx_mu);
-    for (int i = 0; i < g_nknown; i++)
-        if (g_known_ctx[i] == c) g_known_ctx[i--] = g_known_ctx[--g_nknown];
+    for (int i = 0; i < g_nknown; i++) {
+        if (g_known_ctx[i] == c) {
+            g_nknown--;
+            g_known_ctx[i] = g_known_ctx[g_nknown];
+            g_known_dev[i--] = g_known_dev[g_nknown];
+        }
+    }
     pthread_mutex_unlock(&g_ctx_mu);
+}
+
+int tf_ctx_device(CUcontext c)
+{
+    pthread_mutex_lock(&g_ctx_mu);
+    int dev = -1;
+    for (int i = 0; c && i < g_nknown; i++)
+        if (g_known_ctx[i] == c) dev = g_known_dev[i];
+    pthread_mutex_unlock(&g_ctx_mu);
+    return dev;
 }
 
 int tf_ctx_known(CUcontext c)
@@ -52,7 +73,7 @@ CUresult tfs_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
     CUresult rc = rpc_cuDevicePrimaryCtxRetain(pctx, dev);
     if (rc == CUDA_SUCCESS && pctx) {
-        ctx_remember(*pctx);
+        ctx_remember(*pctx, dev);
         pthread_mutex_lock(&g_ctx_mu);
         if (dev >= 0 && dev < TF_MAX_DEVICES) {
             g_primary[dev] = *pctx;
@@ -105,7 +126,7 @@ CUresult tfs_cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
 {
     CUresult rc = rpc_cuCtxCreate_v2(pctx, flags, dev);
     if (rc == CUDA_SUCCESS && pctx) {
-        ctx_remember(*pctx);
+        ctx_remember(*pctx, dev);
         if (tf_ctx_push(*pctx)) return CUDA_ERROR_OUT_OF_MEMORY;
         tf_ctx_remote_unknown();
     }

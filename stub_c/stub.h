@@ -87,11 +87,27 @@ int tf_shm_copy(int to_device, const tf_host_box *box, tf_shm_piece_fn enc, cons
 /* Device-to-host copy in chunks with two requests in flight (the socket path for big copies). */
 CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStream, int async);
 
-/* Device memory the worker handed out, tracked to classify unified pointers (cuMemcpy) locally. */
+/* Device memory the worker handed out, tracked to classify unified pointers (cuMemcpy) and answer pointer
+ * attributes locally. tf_devmap_add records the calling thread's current context and its device as the
+ * allocation's; tf_devmap_add_on names the device (a pool's allocation belongs to the pool's device). */
 void tf_devmap_add(CUdeviceptr p, size_t n);
+void tf_devmap_add_on(CUdeviceptr p, size_t n, int dev);
 void tf_devmap_del(CUdeviceptr p);
 /* 1 if p lies in a device allocation; the base and size of it when asked. */
 int tf_devmap_find(CUdeviceptr p, CUdeviceptr *base, size_t *size);
+/* 1 if p lies in a device allocation; the context and device it was allocated in (-1: not known). */
+int tf_devmap_owner(CUdeviceptr p, CUcontext *ctx, int *dev);
+
+/* The device each context, stream, event and pool of this process belongs to (api_context.c, api_owners.c);
+ * -1 where the stub does not know it (the worker then checks). */
+int tf_ctx_device(CUcontext c);
+int tf_current_device(void);
+int tf_stream_device(CUstream s);
+int tf_event_device(CUevent e);
+int tf_pool_device(CUmemoryPool p);
+void tf_stream_owner_set(CUstream s);
+/* 0 only when both devices are known and differ: an unknown one leaves the check to the worker. */
+static inline int tf_same_device(int a, int b) { return a < 0 || b < 0 || a == b; }
 
 /* Session facts cached at cuInit (answered locally). */
 typedef struct tf_session_info {
