@@ -94,6 +94,7 @@ CUresult tfs_cuDevicePrimaryCtxRelease_v2(CUdevice dev)
     if (dead) {
         tf_export_tables_ctx_destroyed(dead);
         tf_thread_streams_forget(dead);
+        tf_owners_ctx_gone(dead);
     }
     return rc;
 }
@@ -117,6 +118,7 @@ CUresult tfs_cuDevicePrimaryCtxReset_v2(CUdevice dev)
             pthread_mutex_unlock(&g_ctx_mu);
         }
         if (prim) tf_thread_streams_forget(prim);
+        tf_owners_ctx_gone(prim);
         tf_ctx_remote_unknown();
     }
     return rc;
@@ -159,6 +161,7 @@ CUresult tfs_cuCtxDestroy_v2(CUcontext ctx)
         ctx_drop(ctx);
         tf_ctx_forget(ctx);
         tf_thread_streams_forget(ctx);
+        tf_owners_ctx_gone(ctx);
         tf_ctx_remote_unknown();
     }
     return rc;

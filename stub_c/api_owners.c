@@ -53,6 +53,24 @@ static void owner_forget(uint64_t h)
     pthread_mutex_unlock(&g_owner_mu);
 }
 
+/* A context's end ends its streams and events: their handles may come back as other objects' */
+void tf_owners_ctx_gone(CUcontext ctx)
+{
+    pthread_mutex_lock(&g_owner_mu);
+    for (size_t i = 0; ctx && i < OWNER_BUCKETS; i++) {
+        for (owner **p = &g_owners[i]; *p;) {
+            owner *o = *p;
+            if (o->ctx != ctx) {
+                p = &o->next;
+                continue;
+            }
+            *p = o->next;
+            free(o);
+        }
+    }
+    pthread_mutex_unlock(&g_owner_mu);
+}
+
 static int owner_dev(uint64_t h)
 {
     pthread_mutex_lock(&g_owner_mu);

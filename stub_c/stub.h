@@ -106,6 +106,7 @@ int tf_stream_device(CUstream s);
 int tf_event_device(CUevent e);
 int tf_pool_device(CUmemoryPool p);
 void tf_stream_owner_set(CUstream s);
+void tf_owners_ctx_gone(CUcontext ctx);
 /* 0 only when both devices are known and differ: an unknown one leaves the check to the worker. */
 static inline int tf_same_device(int a, int b) { return a < 0 || b < 0 || a == b; }
 
