@@ -13,6 +13,7 @@ import pytest
 from cudabuild import parse_kv
 from dp_helpers import InProcessDataPlane, run_via_stub, stub_dir
 from tfworker.dataplane import SessionGrant
+from tfworker.gpus import Backend, GpuInfo, session_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emu"))
 from test_emu_multi_device import EXPECTED_TWO  # noqa: E402  (one list of CUDA's answers for both paths)
@@ -20,8 +21,12 @@ from test_emu_multi_device import EXPECTED_TWO  # noqa: E402  (one list of CUDA'
 
 @pytest.fixture
 def two_device_dataplane(tmp_path):
+    """A data plane whose sessions get what the worker daemon gives a session of 2 emulated GPUs (run --gpus 2)."""
+    gpus = [GpuInfo(i, f"GPU-test-{i}", "emu", "tensorfusion", 1024) for i in range(2)]
+    env = session_env(Backend("emu", None, gpus), gpus)
+
     async def authorize(token: bytes) -> SessionGrant:
-        return SessionGrant(session_id="multi", env={"TF_EMU_DEVICES": "2"})
+        return SessionGrant(session_id="multi", env=env)
 
     dp = InProcessDataPlane(tmp_path, authorize=authorize)
     yield dp
