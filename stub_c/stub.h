@@ -19,6 +19,7 @@
  *     api_link.c     JIT linking (the linked image comes back), function and kernel names
  *     api_ipc.c      CUDA IPC: handles opened by this process's worker, opened ranges, interprocess events
  *     api_surface.c  the generated NOT_SUPPORTED answer of every other cuda.h function
+ *     api_owners.c   the device of each stream, event and pool (checks and answers per device, several GPUs)
  * All process-wide state lives in one struct (tf_stub, the session) owned by transport.c.
  */
 #ifndef TF_STUB_H
