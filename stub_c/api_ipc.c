@@ -61,7 +61,7 @@ CUresult tfs_cuIpcOpenEventHandle(CUevent *phEvent, CUipcEventHandle handle)
 
 CUresult tfs_cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int flags)
 {
-    if (!tf_same_device(tf_event_device(hEvent), tf_stream_device(hStream)))
+    if (!tf_event_on_stream_device(hEvent, hStream))
         return CUDA_ERROR_INVALID_HANDLE;   /* CUDA: the event and the stream must be on the same device */
     if (!ipc_event_is(hEvent)) return rpc_cuEventRecordWithFlags(hEvent, hStream, flags);
     tfc_call c;
@@ -71,7 +71,7 @@ CUresult tfs_cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned i
 
 CUresult tfs_cuEventRecord(CUevent hEvent, CUstream hStream)
 {
-    if (!tf_same_device(tf_event_device(hEvent), tf_stream_device(hStream)))
+    if (!tf_event_on_stream_device(hEvent, hStream))
         return CUDA_ERROR_INVALID_HANDLE;   /* CUDA: the event and the stream must be on the same device */
     if (!ipc_event_is(hEvent)) return rpc_cuEventRecord(hEvent, hStream);
     tfc_call c;

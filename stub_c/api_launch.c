@@ -224,7 +224,7 @@ static CUresult launch(CUfunction f, const unsigned *dims, unsigned shmem, CUstr
 {
     NEED_INIT();
     if (!f) return CUDA_ERROR_INVALID_HANDLE;
-    if (!tf_same_device(tf_stream_device(hStream), tf_current_device()))
+    if (!tf_stream_on_current_device(hStream))
         return CUDA_ERROR_INVALID_HANDLE;   /* a stream of another device (cudart: cudaErrorInvalidResourceHandle) */
     CUresult rc = check_dims(dims);
     if (rc) return rc;

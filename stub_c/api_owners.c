@@ -93,6 +93,20 @@ int tf_event_device(CUevent e) { return owner_dev((uint64_t)(uintptr_t)e); }
 
 int tf_pool_device(CUmemoryPool p) { return owner_dev((uint64_t)(uintptr_t)p); }
 
+/* 0 only when both devices are known and differ: an unknown one leaves the check to the worker. */
+static int devices_match(int a, int b) { return a < 0 || b < 0 || a == b; }
+
+/* With one device (the common case) nothing is looked up. */
+int tf_stream_on_current_device(CUstream s)
+{
+    return tf_session()->dev_count <= 1 || devices_match(tf_stream_device(s), tf_current_device());
+}
+
+int tf_event_on_stream_device(CUevent e, CUstream s)
+{
+    return tf_session()->dev_count <= 1 || devices_match(tf_event_device(e), tf_stream_device(s));
+}
+
 void tf_stream_owner_set(CUstream s) { owner_set((uint64_t)(uintptr_t)s, tf_ctx_current(), tf_current_device()); }
 
 /* ---- the rows that create and destroy these handles ---- */

@@ -108,8 +108,10 @@ int tf_event_device(CUevent e);
 int tf_pool_device(CUmemoryPool p);
 void tf_stream_owner_set(CUstream s);
 void tf_owners_ctx_gone(CUcontext ctx);
-/* 0 only when both devices are known and differ: an unknown one leaves the check to the worker. */
-static inline int tf_same_device(int a, int b) { return a < 0 || b < 0 || a == b; }
+/* 0 when the stream (a launch's) belongs to another device than the current context, or the event to another
+ * device than the stream (cuEventRecord): CUDA's CUDA_ERROR_INVALID_HANDLE. 1 when unknown. */
+int tf_stream_on_current_device(CUstream s);
+int tf_event_on_stream_device(CUevent e, CUstream s);
 
 /* Session facts cached at cuInit (answered locally). */
 typedef struct tf_session_info {
