@@ -13,25 +13,46 @@
 
 /* ------------------------------------------------------------------------------ contexts */
 /* Contexts the worker handed out, so a bogus cuCtxSetCurrent fails at once, as the driver's does. */
+/* With each its device, so that calls answered per device (pointer ordinals, a launch into a stream of
+ * another device) answer for the current context's device. */
 static pthread_mutex_t g_ctx_mu = PTHREAD_MUTEX_INITIALIZER;
 static CUcontext g_known_ctx[64];
+static int g_known_dev[64];
 static int g_nknown;
 
-static void ctx_remember(CUcontext c)
+static void ctx_remember(CUcontext c, CUdevice dev)
 {
     pthread_mutex_lock(&g_ctx_mu);
     int have = 0;
     for (int i = 0; i < g_nknown; i++) have |= g_known_ctx[i] == c;
-    if (!have && g_nknown < 64) g_known_ctx[g_nknown++] = c;
+    if (!have && g_nknown < 64) {
+        g_known_ctx[g_nknown] = c;
+        g_known_dev[g_nknown++] = dev;
+    }
     pthread_mutex_unlock(&g_ctx_mu);
 }
 
 static void ctx_drop(CUcontext c)
 {
     pthread_mutex_lock(&g_ctx_mu);
-    for (int i = 0; i < g_nknown; i++)
-        if (g_known_ctx[i] == c) g_known_ctx[i--] = g_known_ctx[--g_nknown];
+    for (int i = 0; i < g_nknown; i++) {
+        if (g_known_ctx[i] == c) {
+            g_nknown--;
+            g_known_ctx[i] = g_known_ctx[g_nknown];
+            g_known_dev[i--] = g_known_dev[g_nknown];
+        }
+    }
     pthread_mutex_unlock(&g_ctx_mu);
+}
+
+int tf_ctx_device(CUcontext c)
+{
+    pthread_mutex_lock(&g_ctx_mu);
+    int dev = -1;
+    for (int i = 0; c && i < g_nknown; i++)
+        if (g_known_ctx[i] == c) dev = g_known_dev[i];
+    pthread_mutex_unlock(&g_ctx_mu);
+    return dev;
 }
 
 int tf_ctx_known(CUcontext c)
@@ -52,7 +73,7 @@ CUresult tfs_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
     CUresult rc = rpc_cuDevicePrimaryCtxRetain(pctx, dev);
     if (rc == CUDA_SUCCESS && pctx) {
-        ctx_remember(*pctx);
+        ctx_remember(*pctx, dev);
         pthread_mutex_lock(&g_ctx_mu);
         if (dev >= 0 && dev < TF_MAX_DEVICES) {
             g_primary[dev] = *pctx;
@@ -67,7 +88,7 @@ CUresult tfs_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
  * (CUDA: the context is reset once its last reference is released): cudart tears its per-context state down
  * while the context lives; the managed regions made in it leave the list around the call and are forgotten
  * when it succeeds, its pinned blocks are no longer mapped by the worker (which drops its side, executor.c),
- * and the calling thread's streams of it are forgotten. */
+ * and the calling thread's streams of it and the owners recorded for its streams and events are forgotten. */
 static CUresult primary_end(CUdevice dev, CUcontext prim, CUresult (*end)(CUdevice))
 {
     if (prim) tf_export_tables_ctx_destroyed(prim);
@@ -81,6 +102,7 @@ static CUresult primary_end(CUdevice dev, CUcontext prim, CUresult (*end)(CUdevi
         pthread_mutex_unlock(&g_ctx_mu);
         tf_thread_streams_forget(prim);
     }
+    tf_owners_ctx_gone(prim);
     tf_ctx_remote_unknown();
     return rc;
 }
@@ -113,7 +135,7 @@ CUresult tfs_cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
 {
     CUresult rc = rpc_cuCtxCreate_v2(pctx, flags, dev);
     if (rc == CUDA_SUCCESS && pctx) {
-        ctx_remember(*pctx);
+        ctx_remember(*pctx, dev);
         if (tf_ctx_push(*pctx)) return CUDA_ERROR_OUT_OF_MEMORY;
         tf_ctx_remote_unknown();
     }
@@ -146,6 +168,7 @@ CUresult tfs_cuCtxDestroy_v2(CUcontext ctx)
         ctx_drop(ctx);
         tf_ctx_forget(ctx);
         tf_thread_streams_forget(ctx);
+        tf_owners_ctx_gone(ctx);
         tf_ctx_remote_unknown();
     }
     return rc;

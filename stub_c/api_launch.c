@@ -224,6 +224,8 @@ static CUresult launch(CUfunction f, const unsigned *dims, unsigned shmem, CUstr
 {
     NEED_INIT();
     if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    if (!tf_stream_on_current_device(hStream))
+        return CUDA_ERROR_INVALID_HANDLE;   /* a stream of another device (cudart: cudaErrorInvalidResourceHandle) */
     CUresult rc = check_dims(dims);
     if (rc) return rc;
     layout *l;

@@ -266,14 +266,14 @@ CUresult tfs_cuMemFree_v2(CUdeviceptr dptr)
 CUresult tfs_cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
     CUresult rc = rpc_cuMemAllocAsync(dptr, bytesize, hStream);
-    if (rc == CUDA_SUCCESS && dptr) tf_devmap_add(*dptr, bytesize);
+    if (rc == CUDA_SUCCESS && dptr) tf_devmap_add_on(*dptr, bytesize, tf_stream_device(hStream));
     return rc;
 }
 
 CUresult tfs_cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream)
 {
     CUresult rc = rpc_cuMemAllocFromPoolAsync(dptr, bytesize, pool, hStream);
-    if (rc == CUDA_SUCCESS && dptr) tf_devmap_add(*dptr, bytesize);
+    if (rc == CUDA_SUCCESS && dptr) tf_devmap_add_on(*dptr, bytesize, tf_pool_device(pool));
     return rc;
 }
 
@@ -539,6 +539,9 @@ static CUresult pointer_attr(void *data, CUpointer_attribute a, CUdeviceptr ptr,
     CUdeviceptr base = 0;
     size_t size = 0;
     int dev = tf_devmap_find(ptr, &base, &size);
+    CUcontext owner_ctx = NULL;
+    int owner_dev = -1;   /* pinned host memory: the current device, as the driver answers */
+    if (!dev || !tf_devmap_owner(ptr, &owner_ctx, &owner_dev)) owner_dev = tf_current_device();
     pthread_mutex_lock(&g_host_mu);
     host_block *hb = dev ? NULL : host_find((void *)(uintptr_t)ptr);
     int hmapped = hb && hb->mapped;
@@ -555,11 +558,11 @@ static CUresult pointer_attr(void *data, CUpointer_attribute a, CUdeviceptr ptr,
     }
     switch (a) {
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned *)data = dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST; break;
-    case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = tf_ctx_current(); break;
+    case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = dev && owner_ctx ? owner_ctx : tf_ctx_current(); break;
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = dev || hmapped ? ptr : 0; break;
     case CU_POINTER_ATTRIBUTE_HOST_POINTER: *(void **)data = dev ? NULL : (void *)(uintptr_t)ptr; break;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(int *)data = 0; break;
-    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = 0; break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = owner_dev >= 0 ? owner_dev : 0; break;
     case CU_POINTER_ATTRIBUTE_MAPPED: *(int *)data = 1; break;
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *(CUdeviceptr *)data = base; break;
     case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *(size_t *)data = size; break;

@@ -21,8 +21,15 @@ CUresult tfs_cuMemMap(CUdeviceptr_v2 ptr, size_t size, size_t offset, CUmemGener
 {
     NEED_INIT();
     CUresult rc = rpc_cuMemMap(ptr, size, offset, handle, flags);
-    if (rc == CUDA_SUCCESS) tf_devmap_add(ptr, size);
-    return rc;
+    if (rc != CUDA_SUCCESS) return rc;
+    /* the range belongs to its physical allocation's device (CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL), not to the
+     * current one: asked once here, as the handle may be imported */
+    CUmemAllocationProp prop;
+    memset(&prop, 0, sizeof prop);
+    int dev = rpc_cuMemGetAllocationPropertiesFromHandle(&prop, handle) == CUDA_SUCCESS &&
+              prop.location.type == CU_MEM_LOCATION_TYPE_DEVICE ? prop.location.id : tf_current_device();
+    tf_devmap_add_on(ptr, size, dev);
+    return CUDA_SUCCESS;
 }
 
 CUresult tfs_cuMemUnmap(CUdeviceptr_v2 ptr, size_t size)

@@ -20,6 +20,7 @@
  *     api_link.c     JIT linking (the linked image comes back), function and kernel names
  *     api_ipc.c      CUDA IPC: handles opened by this process's worker, opened ranges, interprocess events
  *     api_surface.c  the generated NOT_SUPPORTED answer of every other cuda.h function
+ *     api_owners.c   the device of each stream, event and pool (checks and answers per device, several GPUs)
  * All process-wide state lives in one struct (tf_stub, the session) owned by transport.c.
  */
 #ifndef TF_STUB_H
@@ -110,11 +111,30 @@ int tf_host_pinned(const void *p, size_t n);
 /* Device-to-host copy in chunks with two requests in flight (the socket path for big copies). */
 CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStream, int async);
 
-/* Device memory the worker handed out, tracked to classify unified pointers (cuMemcpy) locally. */
+/* Device memory the worker handed out, tracked to classify unified pointers (cuMemcpy) and answer pointer
+ * attributes locally. tf_devmap_add records the calling thread's current context and its device as the
+ * allocation's; tf_devmap_add_on names the device (a pool's allocation belongs to the pool's device). */
 void tf_devmap_add(CUdeviceptr p, size_t n);
+void tf_devmap_add_on(CUdeviceptr p, size_t n, int dev);
 void tf_devmap_del(CUdeviceptr p);
 /* 1 if p lies in a device allocation; the base and size of it when asked. */
 int tf_devmap_find(CUdeviceptr p, CUdeviceptr *base, size_t *size);
+/* 1 if p lies in a device allocation; the context and device it was allocated in (-1: not known). */
+int tf_devmap_owner(CUdeviceptr p, CUcontext *ctx, int *dev);
+
+/* The device each context, stream, event and pool of this process belongs to (api_context.c, api_owners.c);
+ * -1 where the stub does not know it (the worker then checks). */
+int tf_ctx_device(CUcontext c);
+int tf_current_device(void);
+int tf_stream_device(CUstream s);
+int tf_event_device(CUevent e);
+int tf_pool_device(CUmemoryPool p);
+void tf_stream_owner_set(CUstream s);
+void tf_owners_ctx_gone(CUcontext ctx);
+/* 0 when the stream (a launch's) belongs to another device than the current context, or the event to another
+ * device than the stream (cuEventRecord): CUDA's CUDA_ERROR_INVALID_HANDLE. 1 when unknown. */
+int tf_stream_on_current_device(CUstream s);
+int tf_event_on_stream_device(CUevent e, CUstream s);
 
 /* Session facts cached at cuInit (answered locally). */
 typedef struct tf_session_info {

@@ -49,7 +49,7 @@ typedef struct tf_stub {
     uint8_t *shm;            /* shared-memory copy window (same host, Unix socket), NULL if none */
     size_t shm_slot;         /* two slots of this size */
     pthread_mutex_t map_mu;  /* device allocation map, sorted by base */
-    struct { CUdeviceptr base; size_t size; } *map;
+    struct { CUdeviceptr base; size_t size; CUcontext ctx; int dev; } *map;
     size_t nmap, map_cap;
 } tf_stub;
 
@@ -1053,12 +1053,17 @@ static size_t map_lower(CUdeviceptr p)  /* first index with base > p */
     return lo;
 }
 
-void tf_devmap_add(CUdeviceptr p, size_t n)
+void tf_devmap_add(CUdeviceptr p, size_t n) { tf_devmap_add_on(p, n, tf_current_device()); }
+
+void tf_devmap_add_on(CUdeviceptr p, size_t n, int dev)
 {
+    CUcontext ctx = tf_ctx_current();
     pthread_mutex_lock(&g.map_mu);
     size_t i = map_lower(p);
     if (i > 0 && g.map[i - 1].base == p) {
         g.map[i - 1].size = n;
+        g.map[i - 1].ctx = ctx;
+        g.map[i - 1].dev = dev;
     } else {
         if (g.nmap == g.map_cap) {
             size_t cap = g.map_cap ? g.map_cap * 2 : 256;
@@ -1070,6 +1075,8 @@ void tf_devmap_add(CUdeviceptr p, size_t n)
         memmove(&g.map[i + 1], &g.map[i], (g.nmap - i) * sizeof *g.map);
         g.map[i].base = p;
         g.map[i].size = n;
+        g.map[i].ctx = ctx;
+        g.map[i].dev = dev;
         g.nmap++;
     }
     pthread_mutex_unlock(&g.map_mu);
@@ -1084,6 +1091,16 @@ void tf_devmap_del(CUdeviceptr p)
         g.nmap--;
     }
     pthread_mutex_unlock(&g.map_mu);
+}
+
+int tf_devmap_owner(CUdeviceptr p, CUcontext *ctx, int *dev)
+{
+    pthread_mutex_lock(&g.map_mu);
+    size_t i = map_lower(p);
+    int found = i > 0 && p - g.map[i - 1].base < (g.map[i - 1].size ? g.map[i - 1].size : 1);
+    if (found) *ctx = g.map[i - 1].ctx, *dev = g.map[i - 1].dev;
+    pthread_mutex_unlock(&g.map_mu);
+    return found;
 }
 
 int tf_devmap_find(CUdeviceptr p, CUdeviceptr *base, size_t *size)

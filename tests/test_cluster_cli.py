@@ -1,10 +1,12 @@
 """What a user of a cluster meets through the `tensorfusion` CLI, with the scheduler and workers as separate
 processes on loopback (tests/test_worker.py's running_cluster): `limits` changes a running program's limits
-(owner tenant or admin only); `run --gpus N` gives the command N devices of one worker; a worker killed with -9
+(owner tenant or admin only); `run --gpus N` gives the command N devices of one worker, which answer per device as
+two GPUs do (multi_device.cu); a worker killed with -9
 gets no more `run`s long before its node timeout."""
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +191,18 @@ def test_run_gpus_gives_the_command_that_many_devices_of_one_worker(tmp_path):
         bad = tf("run", "--gpus", "0", "--", program, env=team)
         assert bad.returncode == 1 and bad.stderr.strip() == \
             "tensorfusion run: --gpus 0: use a whole number of GPUs from 1 to 256 (all on one worker)"
+
+
+def test_run_gpus_2_runs_multi_device_as_on_two_gpus(tmp_path):
+    """tests/cuda/multi_device.cu through `run --gpus 2` (stub, data plane, limiter, executor on 2 emulated devices)
+    gives what it gives on the emulator directly (tests/emu/test_emu_multi_device.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "emu"))
+    from test_emu_multi_device import EXPECTED_TWO
+    from tfclient import native
+    with running_cluster(tmp_path, ["node-a"], extra_env={"TF_EMU_DEVICES": "2"}) as (env, address):
+        team = tenant_env(env, address, "team-a")
+        program = str(build_cuda("multi_device", flags=(f"-L{native.stub_lib_dir()}", "-lcuda")))
+        r = tf("run", "--gpus", "2", "--vram", "512Mi", "--", program, env=team, timeout=180)
+        kv = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+        wrong = {k: (kv.get(k), v) for k, v in EXPECTED_TWO.items() if kv.get(k) != v}
+        assert not wrong and r.returncode == 0, (wrong, r.stdout[-1500:], r.stderr[-1500:])

@@ -1,6 +1,7 @@
 // multi_device.cu - a host with several devices and peer access between them (the emulated device with
 // TF_EMU_DEVICES=2, or a 2-GPU machine): device count, per-device attributes/UUIDs/PCI ids, per-device
-// primary contexts, cuCtxCreate on device 1, allocation ordinals, per-device memory accounting, peer access
+// primary contexts, cuCtxCreate on device 1, allocation ordinals and contexts (VMM: the physical allocation's
+// device), per-device memory accounting, peer access
 // return codes (driver and runtime), peer copies (1D sync/async, 3D) and a kernel on device 1 reading device 0
 // memory, checked against host values, per-device mem pools and their access, and the fault of a kernel on
 // device 1 touching device 0's memory without peer access.
@@ -124,6 +125,23 @@ int main()
     printf("created_alloc_ordinal=%d\n", ord);
     CU(cuMemGetInfo(&free_after, &tot));
     printf("dev1_free_drop_ok=%d\n", free_before - free_after >= big_bytes);
+    // a VMM allocation of device 0 mapped while device 1's context is current belongs to device 0
+    CUmemAllocationProp vp = {};
+    vp.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    vp.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    vp.location.id = 0;
+    size_t gran;
+    CU(cuMemGetAllocationGranularity(&gran, &vp, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+    CUmemGenericAllocationHandle vh;
+    CU(cuMemCreate(&vh, gran, &vp, 0));
+    CUdeviceptr va;
+    CU(cuMemAddressReserve(&va, gran, 0, 0, 0));
+    CU(cuMemMap(va, gran, 0, vh, 0));
+    CU(cuPointerGetAttribute(&ord, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, va));
+    printf("vmm_dev0_ordinal=%d\n", ord);
+    CU(cuMemUnmap(va, gran));
+    CU(cuMemRelease(vh));
+    CU(cuMemAddressFree(va, gran));
     CU(cuCtxPopCurrent(&popped));
 
     // ---- the runtime: cudaSetDevice switches, allocations record their device ----
@@ -154,6 +172,9 @@ int main()
     CK(cudaMemGetInfo(&f0_after, &t0));
     // device 0 saw its own two allocations, not device 1's 64 MiB (freed with c1 below, still held now)
     printf("dev0_free_unaffected=%d\n", f0_before - f0_after < big_bytes);
+    CUcontext big_ctx = NULL; // asked with device 0's primary context current: the allocation's own
+    CU(cuPointerGetAttribute(&big_ctx, CU_POINTER_ATTRIBUTE_CONTEXT, big));
+    printf("created_alloc_ctx_is_c1=%d\n", big_ctx == c1);
     CU(cuCtxDestroy(c1));
 
     // ---- peer access return codes ----

@@ -31,6 +31,8 @@ EXPECTED_TWO = {
     "created_device": "1",
     "created_alloc_ordinal": "1",
     "dev1_free_drop_ok": "1",
+    "vmm_dev0_ordinal": "0",
+    "created_alloc_ctx_is_c1": "1",
     "runtime_current": "1",
     "ordinal_a0": "0",
     "ordinal_a1": "1",
