@@ -30,7 +30,7 @@ most PREEMPT_CANDIDATES nodes, chosen by the lowest QoS level that would make th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
