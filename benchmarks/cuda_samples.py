@@ -21,12 +21,12 @@ the timeout. A run through the stack with `--jobs 1` reports the CPU seconds of 
 tree during the run (the session's GPU worker process, where the emulated device runs, its JIT compiler, and the
 daemons' small share); with more jobs the sessions' shares cannot be told apart and none is reported.
 Per-sample logs (build commands and outputs, both runs) go to build/cuda-samples/log-DATE-TIME.txt (one per run).
-Devices: direct runs see `--emu-devices N` emulated devices (TF_EMU_DEVICES; default: the environment's
+Devices: every run sees `--emu-devices N` emulated devices (TF_EMU_DEVICES; default: the environment's
 TF_EMU_DEVICES, else 2). Two is the default because a 2-GPU machine is a normal configuration and simpleP2P and
 streamOrderedAllocationP2P need it (they waive with 1); the 22 samples that ask for the device count pass with 2
-(benchmarks/RESULTS.md, "Several emulated devices"). `--emu-devices 1` gives the one-device runs of before. Runs
-through the stack get one device per session whatever the setting (TF_EMU_DEVICES is not passed to the embedded
-worker).
+(benchmarks/RESULTS.md, "Several emulated devices"). `--emu-devices 1` gives the one-device runs of before. Through
+the stack the embedded worker gets TF_EMU_DEVICES=N (it registers N GPUs) and each sample runs with
+`tensorfusion run --gpus N` (N GPUs of that worker, STACK_VRAM each).
 """
 import argparse
 import concurrent.futures
@@ -236,12 +236,12 @@ def tree_cpu_seconds(root: int) -> float:
 
 
 def run(s: Sample, mode: str, env: dict, timeout: float, log,
-        stack_root: int | None = None) -> tuple[str, str, float, float | None]:
+        stack_root: int | None = None, gpus: int = 1) -> tuple[str, str, float, float | None]:
     """One run of `s`; `stack_root`: the embedded deployment's pid, whose process tree's CPU time is the run's
-    (through the stack, one run at a time)."""
+    (through the stack, one run at a time); `gpus`: the GPUs a stack run asks for (`run --gpus`)."""
     cmd = [str(s.exe), *SPECIAL.get(s.name, {}).get("args", [])]
     if mode == "stack":
-        cmd = [sys.executable, "-m", "tfclient.cli", "run", "--vram", STACK_VRAM, "--", *cmd]
+        cmd = [sys.executable, "-m", "tfclient.cli", "run", "--vram", STACK_VRAM, "--gpus", str(gpus), "--", *cmd]
     stack_cpu0 = tree_cpu_seconds(stack_root) if stack_root else 0.0
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=s.exe.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -356,7 +356,7 @@ def main() -> None:
     ap.add_argument("--modes", default="direct,stack",
                     help="comma-separated: direct (the emulator's libcuda.so.1), stack (tensorfusion run)")
     ap.add_argument("--emu-devices", default=os.environ.get("TF_EMU_DEVICES") or "2",
-                    help="emulated devices of direct runs, 1..8 (TF_EMU_DEVICES; default: the environment's, else 2)")
+                    help="emulated devices of direct runs and GPUs of stack runs, 1..8 (TF_EMU_DEVICES; default: the environment's, else 2)")
     ap.add_argument("--write", action="store_true", help="record the table in benchmarks/RESULTS.md")
     args = ap.parse_args()
     samples_dir = args.samples_dir.resolve()
@@ -383,7 +383,8 @@ def main() -> None:
     modes = [m for m in args.modes.split(",") if m]
     if not modes or set(modes) - {"direct", "stack"}:
         raise SystemExit(f"--modes takes direct and/or stack, comma-separated; got {args.modes!r}")
-    up = start_embedded(tf_home, stack_env) if "stack" in modes else None
+    up = (start_embedded(tf_home, dict(stack_env, TF_EMU_DEVICES=str(args.emu_devices)))
+          if "stack" in modes else None)
     try:
         ran = [s for s in samples if s.status == "built"]
         jobs = [(s, m, direct_env if m == "direct" else stack_env) for s in ran for m in modes]
@@ -391,7 +392,7 @@ def main() -> None:
         def one(job):
             s, mode, env = job
             stack_root = up.pid if mode == "stack" and args.jobs == 1 else None
-            s.results[mode] = run(s, mode, env, args.timeout, logs[s.name], stack_root)
+            s.results[mode] = run(s, mode, env, args.timeout, logs[s.name], stack_root, int(args.emu_devices))
             print(f"# {s.name} {mode}: {s.results[mode][0]} {s.results[mode][1]}", file=sys.stderr)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(one, jobs))
@@ -409,7 +410,7 @@ def main() -> None:
               f"{os.cpu_count()} CPUs, load `{subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}`, "
               f"commit {commit}, cuda-samples `{samples_dir.name}`, timeout {args.timeout:.0f} s, "
               f"{args.jobs} in parallel, TF_EMU_THREADS={base['TF_EMU_THREADS']}, "
-              f"TF_EMU_DEVICES={args.emu_devices} (direct), {time.time() - t0:.0f} s in all.\n"
+              f"TF_EMU_DEVICES={args.emu_devices} (direct; stack: `run --gpus {args.emu_devices}`), {time.time() - t0:.0f} s in all.\n"
               f"Rerun: `.venv/bin/python benchmarks/cuda_samples.py SAMPLES_DIR --write` (see the script's header).\n")
     text = header + "\n" + table(samples, excluded)
     print(text)
