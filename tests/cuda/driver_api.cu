@@ -8,23 +8,9 @@
 //           "blocks=<blocks per launch>", "bad_launch=<CUresult name of a launch with block 2048>",
 //           "busy_ns=<growth of tfEmuGetBusyTime over the two launches, -1 if the libcuda has none>",
 //           "wall_ns=<wall-clock ns of the two launch calls>".
-#include <cuda.h>
+#include "tf_test_io.h"
 #include <dlfcn.h>
 #include <time.h>
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
-
-#define CU(call)                                                                                   \
-    do {                                                                                           \
-        CUresult r_ = (call);                                                                      \
-        if (r_ != CUDA_SUCCESS) {                                                                  \
-            const char *n_ = "?";                                                                  \
-            cuGetErrorName(r_, &n_);                                                               \
-            printf("error=%s at %s\n", n_, #call);                                                 \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 int main(int argc, char **argv)
 {
@@ -33,10 +19,8 @@ int main(int argc, char **argv)
         return 2;
     }
     int n = atoi(argv[3]);
-    std::vector<float> x(n);
-    FILE *in = fopen(argv[4], "rb");
-    if (!in || fread(x.data(), sizeof(float), n, in) != (size_t)n)
-        return 2;
+    FILE *in = open_or_die(argv[4], "rb");
+    std::vector<float> x = read_array<float>(in, n);
     fclose(in);
     CU(cuInit(0));
     CUdevice dev;
@@ -103,9 +87,8 @@ int main(int argc, char **argv)
     int seen = 0;
     CU(cuMemcpyDtoH(&seen, g, sizeof(int)));
     printf("blocks_seen=%d\nblocks=%u\nglobal_size=%zu\nbad_launch=%s\n", seen, blocks, gsize, bad_name);
-    FILE *out = fopen(argv[5], "wb");
-    if (!out || fwrite(x.data(), sizeof(float), n, out) != (size_t)n)
-        return 2;
+    FILE *out = open_or_die(argv[5], "wb");
+    write_array(out, x);
     fclose(out);
     CU(cuMemFree(dx));
     CU(cuModuleUnload(mod));
