@@ -11,7 +11,6 @@
  * against the session's VRAM cap while it lives (as graph staging buffers, exec_graph_host.c); over it the call
  * fails with CUDA_ERROR_OUT_OF_MEMORY and the stub copies synchronously.
  */
-#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,24 +34,10 @@ static uint64_t g_next_id = 1;
 static deferred *g_spare;
 static int g_nspare;
 
-static struct {
-    CUresult (*alloc_host)(void **, size_t);
-    CUresult (*free_host)(void *);
-} db;
-
-void tfx_copy_deferred_load(void *lib)
-{
-    memset(&db, 0, sizeof db);
-    if (!lib) return;
-    *(void **)&db.alloc_host = dlsym(lib, "cuMemAllocHost_v2");
-    *(void **)&db.free_host = dlsym(lib, "cuMemFreeHost");
-}
-
 static void deferred_free(tfx *x, deferred *d)
 {
     if (d->done && x->be.f_cuEventDestroy_v2) x->be.f_cuEventDestroy_v2(d->done);
-    if (d->buf && db.free_host(d->buf) != CUDA_SUCCESS) tfx_log("deferred copies: freeing a staging buffer failed");
-    tfx_hostmap_refund((uint64_t)(uintptr_t)d);
+    tfx_stage_free((uint64_t)(uintptr_t)d, d->buf);
     free(d);
 }
 
@@ -72,8 +57,7 @@ static void deferred_done(tfx *x, deferred *d)
  * spare whose buffer fits (not more than twice the size), else a new one. */
 static CUresult deferred_new(tfx *x, size_t len, deferred **out)
 {
-    if (!db.alloc_host || !db.free_host || !x->be.f_cuEventCreate || !x->be.f_cuEventRecord ||
-        !x->be.f_cuEventQuery || !x->be.f_cuEventDestroy_v2)
+    if (!x->be.f_cuEventCreate || !x->be.f_cuEventRecord || !x->be.f_cuEventQuery || !x->be.f_cuEventDestroy_v2)
         return CUDA_ERROR_NOT_SUPPORTED;
     if (len == 0) return CUDA_ERROR_INVALID_VALUE;
     CUcontext ctx = NULL;
@@ -91,15 +75,14 @@ static CUresult deferred_new(tfx *x, size_t len, deferred **out)
     }
     deferred *d = calloc(1, sizeof *d);
     if (!d) return CUDA_ERROR_OUT_OF_MEMORY;
-    CUresult rc = tfx_hostmap_charge((uint64_t)(uintptr_t)d, len);
+    void *buf = NULL;
+    CUresult rc = tfx_stage_alloc((uint64_t)(uintptr_t)d, len, &buf);
     if (rc) {
         free(d);
         return rc;
     }
-    void *buf = NULL;
-    rc = db.alloc_host(&buf, len);
-    if (rc == CUDA_SUCCESS) d->buf = buf;
-    if (rc == CUDA_SUCCESS) rc = x->be.f_cuEventCreate(&d->done, CU_EVENT_DISABLE_TIMING);
+    d->buf = buf;
+    rc = x->be.f_cuEventCreate(&d->done, CU_EVENT_DISABLE_TIMING);
     if (rc) {
         d->done = NULL;
         deferred_free(x, d);

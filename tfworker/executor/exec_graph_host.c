@@ -58,8 +58,6 @@ static href *g_refs;       /* newest first; lists are read back oldest first (pa
 static hexec *g_execs;
 
 static struct {
-    CUresult (*alloc_host)(void **, size_t);
-    CUresult (*free_host)(void *);
     CUresult (*ev_create)(CUevent *, unsigned);
     CUresult (*ev_destroy)(CUevent);
     CUresult (*ev_record)(CUevent, CUstream);
@@ -76,8 +74,6 @@ void tfx_graph_host_load(void *lib)
 {
     memset(&hb, 0, sizeof hb);
     if (!lib) return;
-    *(void **)&hb.alloc_host = dlsym(lib, "cuMemAllocHost_v2");
-    *(void **)&hb.free_host = dlsym(lib, "cuMemFreeHost");
     *(void **)&hb.ev_create = dlsym(lib, "cuEventCreate");
     *(void **)&hb.ev_destroy = dlsym(lib, "cuEventDestroy_v2");
     *(void **)&hb.ev_record = dlsym(lib, "cuEventRecord");
@@ -91,13 +87,13 @@ void tfx_graph_host_load(void *lib)
 
 static int loaded(void)
 {
-    return hb.alloc_host && hb.free_host && hb.ev_create && hb.ev_destroy && hb.ev_record && hb.ev_sync &&
+    return hb.ev_create && hb.ev_destroy && hb.ev_record && hb.ev_sync &&
            hb.ev_query && hb.h2d_async && hb.d2h_async && hb.capture_info_v2 && hb.ctx_get;
 }
 
 /* A staging buffer is host memory this process pins for the client: charged against the session's VRAM
- * cap like the client's mapped memory (tfx_hostmap_charge, keyed by the record's address) before it is
- * made, over the cap CUDA_ERROR_OUT_OF_MEMORY; refunded when it is freed (stage_free), with the process
+ * cap like the client's mapped memory (tfx_stage_alloc, keyed by the record's address) before it is made,
+ * over the cap CUDA_ERROR_OUT_OF_MEMORY; refunded when it is freed (stage_free), with the process
  * otherwise. */
 static CUresult stage_new(uint64_t client, uint64_t len, int to_device, hstage **out)
 {
@@ -105,16 +101,10 @@ static CUresult stage_new(uint64_t client, uint64_t len, int to_device, hstage *
     if (len == 0 || len > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;
     hstage *st = calloc(1, sizeof *st);
     if (!st) return CUDA_ERROR_OUT_OF_MEMORY;
-    CUresult rc = tfx_hostmap_charge((uint64_t)(uintptr_t)st, (size_t)len);
-    if (rc) {
-        free(st);
-        return rc;
-    }
     void *buf = NULL;
-    rc = hb.ctx_get(&st->ctx);
-    if (rc == CUDA_SUCCESS) rc = hb.alloc_host(&buf, (size_t)len);
+    CUresult rc = hb.ctx_get(&st->ctx);
+    if (rc == CUDA_SUCCESS) rc = tfx_stage_alloc((uint64_t)(uintptr_t)st, (size_t)len, &buf);
     if (rc) {
-        tfx_hostmap_refund((uint64_t)(uintptr_t)st);
         free(st);
         return rc;
     }
@@ -128,10 +118,7 @@ static CUresult stage_new(uint64_t client, uint64_t len, int to_device, hstage *
 
 static void stage_free(hstage *st)
 {
-    if (st->buf) {
-        if (hb.free_host && hb.free_host(st->buf) != CUDA_SUCCESS) tfx_log("graph host copies: freeing a staging buffer failed");
-        tfx_hostmap_refund((uint64_t)(uintptr_t)st);
-    }
+    tfx_stage_free((uint64_t)(uintptr_t)st, st->buf);
     free(st);
 }
 

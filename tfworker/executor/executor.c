@@ -561,6 +561,8 @@ CUresult ex_tfHello(tfx *x, unsigned int tableHash, int *driverVersion, int *dev
     return CUDA_SUCCESS;
 }
 
+static void stage_load(void *lib);
+
 /* -------------------------------------------------------------------------------- session */
 int tf_session_init(tfx *x, void *lib)
 {
@@ -576,11 +578,11 @@ int tf_session_init(tfx *x, void *lib)
     x->rx_fd = -1;
     x->tx_fd = -1;
     x->fd = -1;
+    stage_load(lib);
     if (!lib) return 0;
     tf_backend_load(&x->be, lib);
     tfx_graph_load(lib);
     tfx_host_calls_load(lib);
-    tfx_copy_deferred_load(lib);
 #define LOAD(name) *(void **)&x->bx.name = dlsym(lib, #name)
     LOAD(cuInit);
     LOAD(cuDriverGetVersion);
@@ -911,6 +913,43 @@ void tfx_hostmap_refund(uint64_t addr)
 {
     tf_limiter_refund_hostmap_fn f = (tf_limiter_refund_hostmap_fn)dlsym(RTLD_DEFAULT, TF_LIMITER_REFUND_HOSTMAP);
     if (f) f(addr);
+}
+
+/* Staging buffers (graph host copies, deferred device-to-host copies): page-locked host memory of the backend,
+ * so its copies stay asynchronous; local calls of the stub, so not in x->be. */
+static struct {
+    CUresult (*alloc_host)(void **, size_t);
+    CUresult (*free_host)(void *);
+} g_stage;
+
+static void stage_load(void *lib)
+{
+    g_stage.alloc_host = NULL;
+    g_stage.free_host = NULL;
+    if (!lib) return;
+    *(void **)&g_stage.alloc_host = dlsym(lib, "cuMemAllocHost_v2");
+    *(void **)&g_stage.free_host = dlsym(lib, "cuMemFreeHost");
+}
+
+CUresult tfx_stage_alloc(uint64_t key, size_t len, void **buf)
+{
+    *buf = NULL;
+    if (!g_stage.alloc_host || !g_stage.free_host) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = tfx_hostmap_charge(key, len);
+    if (rc) return rc;
+    rc = g_stage.alloc_host(buf, len);
+    if (rc) {
+        *buf = NULL;
+        tfx_hostmap_refund(key);
+    }
+    return rc;
+}
+
+void tfx_stage_free(uint64_t key, void *buf)
+{
+    if (!buf) return;
+    if (g_stage.free_host(buf) != CUDA_SUCCESS) tfx_log("freeing a staging buffer failed");
+    tfx_hostmap_refund(key);
 }
 
 /* The mappings made (x->hostmaps), each with the context current when it was made: CUDA frees host memory

@@ -133,6 +133,12 @@ uint8_t *tfx_shm_at(tfx *x, unsigned long long off, size_t len);
  * keyed by `addr` (executor.c): over the VRAM cap CUDA_ERROR_OUT_OF_MEMORY; no limiter: nothing charged. */
 CUresult tfx_hostmap_charge(uint64_t addr, size_t bytes);
 void tfx_hostmap_refund(uint64_t addr);
+/* A staging buffer for a client's copy (executor.c): `len` bytes of the backend's page-locked host memory,
+ * charged under `key` (tfx_hostmap_charge) before it is made: over the cap CUDA_ERROR_OUT_OF_MEMORY, no backend
+ * entry point CUDA_ERROR_NOT_SUPPORTED, *buf NULL on any failure (nothing charged). tfx_stage_free frees it and
+ * refunds the charge (buf NULL: nothing). */
+CUresult tfx_stage_alloc(uint64_t key, size_t len, void **buf);
+void tfx_stage_free(uint64_t key, void *buf);
 
 /* Session life. tf_session_init loads the backend from `lib` (NULL = none: every call NOT_SUPPORTED,
  * used by the fuzz harness); tf_session_feed runs one complete frame (header + body) and writes the
@@ -200,8 +206,7 @@ size_t tfx_console_take(const uint8_t **records);
 CUresult tfx_copy_side_check(tfx *x, CUmemorytype t, CUarray a, CUdeviceptr d, size_t xb, size_t y, size_t z,
                              size_t pitch, size_t height, const CUDA_MEMCPY3D *c);
 /* Device-to-host copies to client memory this process does not map, staged here until the stub reads them
- * (exec_copy_deferred.c): backend entry points loaded at session start; the records freed with the session. */
-void tfx_copy_deferred_load(void *lib);
+ * (exec_copy_deferred.c): the records freed with the session. */
 void tfx_copy_deferred_free(tfx *x);
 /* ctx was destroyed (or reset) with its staging buffers and events: its spare records are forgotten. */
 void tfx_copy_deferred_ctx_gone(CUcontext ctx);
