@@ -167,13 +167,13 @@ static void gm_set_live(uint64_t p, int live)
 /* cuMemFree(Async) of graph memory outside a graph (emu_memory.c): no longer in use until the next launch. */
 void emu_graph_mem_release(CUdeviceptr p) { gm_set_live(p, 0); }
 
-/* A new graph allocation of `bytes` (one reference: the alloc node's). */
-static CUresult gmem_new(size_t bytes, gmem **out)
+/* A new graph allocation of `bytes` on device `dev` (one reference: the alloc node's). */
+static CUresult gmem_new(int dev, size_t bytes, gmem **out)
 {
     gmem *m = calloc(1, sizeof(*m));
     if (!m)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    CUresult rc = emu_dev_alloc(&m->p, bytes, EMU_MEM_DEVICE, 0);
+    CUresult rc = emu_dev_alloc_on(dev, &m->p, bytes, EMU_MEM_DEVICE, 0);
     if (rc) {
         free(m);
         return rc;
@@ -182,6 +182,7 @@ static CUresult gmem_new(size_t bytes, gmem **out)
     m->size = bytes;
     m->props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
     m->props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    m->props.location.id = dev;
     uint64_t u, r;
     emu_lock();
     m->next = g_gmem;
@@ -877,7 +878,7 @@ EMU_API CUresult cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph
     if (rc)
         return rc;
     gmem *m;
-    rc = gmem_new(nodeParams->bytesize, &m);
+    rc = gmem_new(nodeParams->poolProps.location.id, nodeParams->bytesize, &m); /* the node's device */
     if (rc)
         return rc;
     m->props = nodeParams->poolProps;
@@ -1728,7 +1729,7 @@ CUresult emu_capture_alloc(CUstream s, CUdeviceptr *dptr, size_t bytes)
     if (!g || g->invalidated)
         return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
     gmem *m;
-    CUresult rc = gmem_new(bytes, &m);
+    CUresult rc = gmem_new(emu_stream_dev(s), bytes, &m); /* the capturing stream's device */
     if (rc)
         return rc;
     gnode nd = {.type = N_MEM_ALLOC};

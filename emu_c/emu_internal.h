@@ -329,7 +329,8 @@ typedef struct emu_event {
     struct emu_ipc_evt *ipc;   /* CU_EVENT_INTERPROCESS: record counters shared with every process that
                                 * opened it (emu_ipc.c); records, waits, queries and syncs use these */
     int ipc_fd;                /* this process's descriptor of their memfd (-1: not interprocess) */
-    int dev;                   /* the device of the context it was made in (records need a stream of it) */
+    int dev;                   /* the device of the context it was made in (elapsed times need one device) */
+    const emu_ctx *ctx;        /* that context (records need a stream of it) */
 } emu_event;
 
 /* ---- interprocess events (emu_ipc.c): a record takes the next number of the shared `issued` counter and,
@@ -343,6 +344,7 @@ uint64_t emu_ipc_event_issued(const emu_event *e);
 int emu_ipc_event_reached(const emu_event *e, uint64_t v);  /* 1: every record up to number v ran */
 
 CUresult emu_stream_check(CUstream s); /* 0 for NULL / legacy / per-thread / a live stream */
+int emu_stream_dev(CUstream s);         /* a checked stream's device (NULL & co.: the current context's) */
 
 /* ---- asynchronous stream work (emu_stream_queue.c) ----
  * An operation is run(arg, status) on the stream's thread, in stream order; `status` is the context's

@@ -85,13 +85,21 @@ CUresult emu_stream_check(CUstream s)
     return emu_handle_is(s, EMU_K_STREAM) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
-/* The device of a checked stream: a created stream's context's; the NULL, legacy and per-thread streams are
- * the current context's (cur). */
-static int stream_dev(CUstream s, const emu_ctx *cur)
+/* The context of a checked stream: a created stream's; the NULL, legacy and per-thread streams are the
+ * current context's (cur). */
+static const emu_ctx *stream_ctx(CUstream s, const emu_ctx *cur)
 {
     if (emu_handle_is(s, EMU_K_STREAM) && ((emu_stream *)s)->ctx)
-        return ((emu_stream *)s)->ctx->dev;
-    return cur->dev;
+        return ((emu_stream *)s)->ctx;
+    return cur;
+}
+
+static int stream_dev(CUstream s, const emu_ctx *cur) { return stream_ctx(s, cur)->dev; }
+
+int emu_stream_dev(CUstream s)
+{
+    const emu_ctx *cur = emu_ctx_current();
+    return cur ? stream_dev(s, cur) : 0;
 }
 
 typedef struct launch_req {
@@ -810,6 +818,7 @@ EMU_API CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
     e->refs = 1;
     e->ipc_fd = -1;
     e->dev = c->dev;
+    e->ctx = c;
     if ((Flags & CU_EVENT_INTERPROCESS) && emu_ipc_event_create(e) != 0) {
         free(e);
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -846,8 +855,8 @@ EMU_API CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsign
     if (flags & ~(unsigned)CU_EVENT_RECORD_EXTERNAL)
         return CUDA_ERROR_INVALID_VALUE;
     emu_event *e = (emu_event *)hEvent;
-    if (g_emu.ndev > 1 && stream_dev(hStream, c) != e->dev)
-        return CUDA_ERROR_INVALID_HANDLE; /* CUDA: the event and the stream must be on the same device */
+    if (stream_ctx(hStream, c) != e->ctx)
+        return CUDA_ERROR_INVALID_HANDLE; /* cuEventRecord: the event and the stream must be of one context */
     if (emu_capture_of(hStream))
         return emu_capture_event(hStream, e);
     return emu_sq_record(e, hStream);
@@ -886,6 +895,8 @@ EMU_API CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUe
     const emu_event *a = (const emu_event *)hStart, *b = (const emu_event *)hEnd;
     if ((a->flags | b->flags) & CU_EVENT_DISABLE_TIMING)
         return CUDA_ERROR_INVALID_HANDLE;
+    if (a->dev != b->dev)
+        return CUDA_ERROR_INVALID_HANDLE; /* the Programming Guide: it fails for events of two devices */
     if (!a->recorded || !b->recorded)
         return CUDA_ERROR_INVALID_HANDLE;
     if (emu_sq_event_query((emu_event *)hStart) || emu_sq_event_query((emu_event *)hEnd))

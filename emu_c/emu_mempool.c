@@ -12,8 +12,9 @@
  * export data (64 bytes) names the file (device and inode) and the extent (offset, size):
  * cuMemPoolImportPointer refuses data of another pool (CUDA_ERROR_INVALID_VALUE, which the sample relies
  * on to find each pool's pointer) and enters [its mapping + offset, + size) in the allocation table as
- * device memory that is not charged to this process (the exporter's). Page 0 of the arena is a header
- * (magic, reserve, handle types) an importer checks. A pool destroyed with allocations or imports
+ * device memory that is not charged to this process (the exporter's), of the pool's device. Page 0 of the
+ * arena is a header (magic, reserve, handle types, the pool's device) an importer checks and takes the device from
+ * (the devices of both processes are the same parts in the same order). A pool destroyed with allocations or imports
  * outstanding lives on until the last one is freed, as cuMemPoolDestroy documents.
  */
 #include <fcntl.h>
@@ -27,7 +28,7 @@
 #include "emu_internal.h"
 
 #define POOL_MEMFD "tf-emu-pool"
-#define POOL_MAGIC "TFEMUPL1"
+#define POOL_MAGIC "TFEMUPL2"
 #define PTR_MAGIC "TFEMUPX1"
 
 typedef struct { uint64_t off, size; } extent;
@@ -54,6 +55,7 @@ typedef struct emu_pool {
 typedef struct {
     char magic[8];
     uint64_t size, handle_types;
+    uint64_t device; /* the pool's device (CUmemPoolProps::location.id): an importer's pointers are that device's */
 } arena_header;
 
 typedef struct {
@@ -166,7 +168,8 @@ static CUresult arena_create(emu_pool *p, const CUmemPoolProps *props)
     reserve = (reserve + page - 1) / page * page;
     size_t size = page + reserve; /* page 0: the header */
     int fd = memfd_create(POOL_MEMFD, MFD_CLOEXEC);
-    arena_header h = {.magic = POOL_MAGIC, .size = size, .handle_types = (uint64_t)props->handleTypes};
+    arena_header h = {.magic = POOL_MAGIC, .size = size, .handle_types = (uint64_t)props->handleTypes,
+                      .device = (uint64_t)props->location.id};
     p->holes = malloc(sizeof *p->holes);
     if (fd < 0 || !p->holes || ftruncate(fd, (off_t)size) != 0 || pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
         arena_attach(p, fd, size) != 0) {
@@ -591,7 +594,7 @@ EMU_API CUresult cuMemPoolImportFromShareableHandle(CUmemoryPool *pool_out, void
     }
     p->reuse[0] = p->reuse[1] = p->reuse[2] = 1;
     p->imported = 1;
-    p->owner = emu_cur_dev();
+    p->owner = h.device < (uint64_t)g_emu.ndev ? (int)h.device : emu_cur_dev(); /* the exporter's device */
     p->handle_types = (unsigned)h.handle_types;
     if (emu_handle_add(p, EMU_K_POOL)) {
         pthread_mutex_lock(&g_arena_mu);
@@ -650,7 +653,7 @@ EMU_API CUresult cuMemPoolImportPointer(CUdeviceptr *ptr_out, CUmemoryPool pool,
     CUresult rc = CUDA_SUCCESS;
     if (emu_mem_find(addr, &base, &size, NULL, NULL)) /* imported before: the same mapping */
         rc = base == addr && size == w.size ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
-    else if (emu_mem_add(addr, w.size, EMU_MEM_DEVICE, EMU_MEMF_POOL | EMU_MEMF_IPC) != 0)
+    else if (emu_mem_add_dev(addr, w.size, EMU_MEM_DEVICE, EMU_MEMF_POOL | EMU_MEMF_IPC, p->owner) != 0)
         rc = CUDA_ERROR_INVALID_VALUE; /* overlaps an import of other data (the exporter reused the range) */
     else {
         p->used += w.size;

@@ -835,7 +835,7 @@ CUresult tfs_cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, co
                                              nodeParams->accessDescCount, nodeParams->accessDescs, &p);
     if (rc) return rc;
     nodeParams->dptr = p;
-    tf_devmap_add(p, nodeParams->bytesize);
+    tf_devmap_add_on(p, nodeParams->bytesize, nodeParams->poolProps.location.id);   /* the node's device */
     pthread_mutex_lock(&g_gmem_mu);
     if (g_ngmem < TF_MAX_GRAPH_MEM) g_gmem[g_ngmem++] = p;
     pthread_mutex_unlock(&g_gmem_mu);

@@ -61,8 +61,8 @@ CUresult tfs_cuIpcOpenEventHandle(CUevent *phEvent, CUipcEventHandle handle)
 
 CUresult tfs_cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int flags)
 {
-    if (!tf_event_on_stream_device(hEvent, hStream))
-        return CUDA_ERROR_INVALID_HANDLE;   /* CUDA: the event and the stream must be on the same device */
+    if (!tf_event_on_stream_context(hEvent, hStream))
+        return CUDA_ERROR_INVALID_HANDLE;   /* cuEventRecord: the event and the stream must be of one context */
     if (!ipc_event_is(hEvent)) return rpc_cuEventRecordWithFlags(hEvent, hStream, flags);
     tfc_call c;
     CUresult rc = enc_cuEventRecordWithFlags(&c, hEvent, hStream, flags);
@@ -71,8 +71,8 @@ CUresult tfs_cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned i
 
 CUresult tfs_cuEventRecord(CUevent hEvent, CUstream hStream)
 {
-    if (!tf_event_on_stream_device(hEvent, hStream))
-        return CUDA_ERROR_INVALID_HANDLE;   /* CUDA: the event and the stream must be on the same device */
+    if (!tf_event_on_stream_context(hEvent, hStream))
+        return CUDA_ERROR_INVALID_HANDLE;   /* cuEventRecord: the event and the stream must be of one context */
     if (!ipc_event_is(hEvent)) return rpc_cuEventRecord(hEvent, hStream);
     tfc_call c;
     CUresult rc = enc_cuEventRecord(&c, hEvent, hStream);

@@ -302,7 +302,10 @@ CUresult tfs_cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
  * refuses (over the cap: CUDA_ERROR_OUT_OF_MEMORY) stays client memory, unmapped, as over TCP: the
  * allocation or registration still succeeds, as it does locally where pinned memory is not charged. Cost: one memfd and one round
  * trip per allocation or registration. A child forked without exec shares mapped pages with its parent
- * (MAP_SHARED), and another thread writing to those pages while they are swapped may lose that write. */
+ * (MAP_SHARED), and another thread writing to those pages while they are swapped may lose that write.
+ * Each block belongs to the context current at its allocation or registration (its pointer attributes
+ * answer that context and its device) and ends with it, as the driver frees it: an allocated block is
+ * unmapped, a registered range turns back into private memory, and neither is known any longer. */
 static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;
 typedef struct host_block {
     void *p;
@@ -311,8 +314,8 @@ typedef struct host_block {
     int registered;   /* cuMemHostRegister (the caller's memory), else cuMemHostAlloc (ours) */
     void *map_base;   /* the whole pages around [p, p+n) the worker maps at the same address ... */
     size_t mapped;    /* ... and their length, 0 if none */
-    CUcontext ctx;    /* the context the worker's mapping was made in: the mapping dies with it ... */
-    int worker_gone;  /* ... and then it is client memory alone until freed */
+    CUcontext ctx;    /* the context current when it was made: the block (and the worker's mapping) ends with it */
+    int dev;          /* that context's device (CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL) */
     struct host_block *next;
 } host_block;
 static host_block *g_host;
@@ -353,9 +356,30 @@ int tf_host_pinned(const void *p, size_t n)
     pthread_mutex_lock(&g_host_mu);
     host_block *b = host_find(p);
     int kind = !b || n > (size_t)((uint8_t *)b->p + b->n - (const uint8_t *)p) ? TF_HOST_PAGEABLE
-             : b->mapped && !b->worker_gone ? TF_HOST_PINNED_MAPPED : TF_HOST_PINNED;
+             : b->mapped ? TF_HOST_PINNED_MAPPED : TF_HOST_PINNED;
     pthread_mutex_unlock(&g_host_mu);
     return kind;
+}
+
+static size_t host_pages(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + page - 1) / page * page;
+}
+
+static int pages_private_again(void *a, size_t len);
+
+/* Ends a block taken out of the list: the worker's mapping first (worker_maps: it has not dropped it with the
+ * block's context), then an allocation's pages are unmapped, a registration's become private pages again. */
+static CUresult host_release(host_block *b, int worker_maps)
+{
+    tf_deferred_forget(b->p, b->n);
+    CUresult rc = CUDA_SUCCESS;
+    if (b->mapped && worker_maps) rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)b->map_base);
+    if (!b->registered) munmap(b->p, b->mapped ? b->mapped : host_pages(b->n));
+    else if (b->mapped && pages_private_again(b->map_base, b->mapped)) rc = CUDA_ERROR_OPERATING_SYSTEM;
+    free(b);
+    return rc;
 }
 
 CUresult tfs_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
@@ -366,19 +390,24 @@ CUresult tfs_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
         return CUDA_ERROR_INVALID_VALUE;
     host_block *b = calloc(1, sizeof *b);
     if (!b) return CUDA_ERROR_OUT_OF_MEMORY;
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), size = (bytesize + page - 1) / page * page;
+    size_t size = host_pages(bytesize);
     if (tf_same_host_shm()) {
         CUdeviceptr got = 0;
         CUresult rc = managed_alloc_shared(&b->p, size, &got);
-        if (rc == CUDA_SUCCESS) b->map_base = b->p, b->mapped = size, b->ctx = tf_ctx_current();
+        if (rc == CUDA_SUCCESS) b->map_base = b->p, b->mapped = size;
         else tf_debug("pinned memory: the worker did not map %zu bytes (%d); the device cannot reach them", size, rc);
     }
-    if (!b->mapped && posix_memalign(&b->p, page, bytesize)) {
-        free(b);
-        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!b->mapped) {   /* pages of our own: unmapped when freed, as a driver unmaps pinned memory */
+        b->p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (b->p == MAP_FAILED) {
+            free(b);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
     }
     b->n = bytesize;
     b->flags = Flags;
+    b->ctx = tf_ctx_current();
+    b->dev = tf_current_device();
     host_add(b);
     *pp = b->p;
     return CUDA_SUCCESS;
@@ -391,29 +420,20 @@ CUresult tfs_cuMemFreeHost(void *p)
     NEED_INIT();
     if (!p) return CUDA_SUCCESS;  /* free(NULL): NVIDIA's driver answers success (cudaFreeHost(NULL) sends it) */
     host_block *b = host_take(p, 0);
-    if (!b) return CUDA_ERROR_INVALID_VALUE;
-    tf_deferred_forget(b->p, b->n);
-    CUresult rc = CUDA_SUCCESS;
-    if (b->mapped) {
-        if (!b->worker_gone)
-            rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)p);   /* the worker's mapping goes first */
-        munmap(p, b->mapped);
-    } else {
-        free(p);
-    }
-    free(b);
-    return rc;
+    return b ? host_release(b, 1) : CUDA_ERROR_INVALID_VALUE;
 }
 
-/* Private anonymous pages with the current contents at [a, a+len) (what a registration's memfd replaced). */
+/* Private anonymous pages with the current contents at [a, a+len) (what a registration's memfd replaced).
+ * The copy in between is a mapping of its own, never heap memory: the heap may own [a, a+len) itself (a
+ * registered std::vector), and a malloc'd copy could then lie inside the range it saves. */
 static int pages_private_again(void *a, size_t len)
 {
-    void *tmp = malloc(len);
-    if (!tmp) return -1;
+    void *tmp = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tmp == MAP_FAILED) return -1;
     memcpy(tmp, a, len);
     void *q = mmap(a, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (q != MAP_FAILED) memcpy(a, tmp, len);
-    free(tmp);
+    munmap(tmp, len);
     return q == MAP_FAILED ? -1 : 0;
 }
 
@@ -462,7 +482,8 @@ CUresult tfs_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
     if (overlap) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
     host_block *b = calloc(1, sizeof *b);
     if (!b) return CUDA_ERROR_OUT_OF_MEMORY;
-    *b = (host_block){.p = p, .n = bytesize, .flags = Flags, .registered = 1};
+    *b = (host_block){.p = p, .n = bytesize, .flags = Flags, .registered = 1, .ctx = tf_ctx_current(),
+                      .dev = tf_current_device()};
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uint8_t *a = (uint8_t *)((uintptr_t)p / page * page);
     uint8_t *e = (uint8_t *)(((uintptr_t)p + bytesize + page - 1) / page * page);
@@ -477,7 +498,7 @@ CUresult tfs_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
             free(b);
             return rc;
         }
-        if (rc == CUDA_SUCCESS) b->map_base = a, b->mapped = (size_t)(e - a), b->ctx = tf_ctx_current();
+        if (rc == CUDA_SUCCESS) b->map_base = a, b->mapped = (size_t)(e - a);
         else tf_debug("registered memory: the worker did not map %zu bytes at %p (%d)", (size_t)(e - a), (void *)a, rc);
     }
     b->next = g_host;
@@ -491,15 +512,7 @@ CUresult tfs_cuMemHostUnregister(void *p)
     NEED_INIT();
     if (!p) return CUDA_ERROR_INVALID_VALUE;
     host_block *b = host_take(p, 1);
-    if (!b) return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
-    tf_deferred_forget(b->p, b->n);   /* the memory stays the caller's, but is no longer page-locked */
-    CUresult rc = CUDA_SUCCESS;
-    if (b->mapped) {
-        if (!b->worker_gone) rc = rpc_tfMemFreeAt((CUdeviceptr)(uintptr_t)b->map_base);
-        if (pages_private_again(b->map_base, b->mapped)) rc = CUDA_ERROR_OPERATING_SYSTEM;
-    }
-    free(b);
-    return rc;
+    return b ? host_release(b, 1) : CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;   /* the memory stays the caller's */
 }
 
 CUresult tfs_cuMemHostGetFlags(unsigned int *pFlags, void *p)
@@ -539,14 +552,16 @@ static CUresult pointer_attr(void *data, CUpointer_attribute a, CUdeviceptr ptr,
     CUdeviceptr base = 0;
     size_t size = 0;
     int dev = tf_devmap_find(ptr, &base, &size);
-    CUcontext owner_ctx = NULL;
-    int owner_dev = -1;   /* pinned host memory: the current device, as the driver answers */
-    if (!dev || !tf_devmap_owner(ptr, &owner_ctx, &owner_dev)) owner_dev = tf_current_device();
+    CUcontext owner_ctx = NULL;   /* the context and device it was allocated or registered in */
+    int owner_dev = -1;
+    if (dev) tf_devmap_owner(ptr, &owner_ctx, &owner_dev);
     pthread_mutex_lock(&g_host_mu);
     host_block *hb = dev ? NULL : host_find((void *)(uintptr_t)ptr);
     int hmapped = hb && hb->mapped;
-    if (hb) { base = (CUdeviceptr)(uintptr_t)hb->p; size = hb->n; }
+    if (hb) { base = (CUdeviceptr)(uintptr_t)hb->p; size = hb->n; owner_ctx = hb->ctx; owner_dev = hb->dev; }
     pthread_mutex_unlock(&g_host_mu);
+    if (!owner_ctx) owner_ctx = tf_ctx_current();   /* not recorded: the current one's */
+    if (owner_dev < 0) owner_dev = tf_current_device();
     if (!dev && !hb) {
         if (!lenient) return CUDA_ERROR_INVALID_VALUE;
         if (a == CU_POINTER_ATTRIBUTE_MEMORY_TYPE) *(unsigned *)data = 0;
@@ -558,7 +573,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute a, CUdeviceptr ptr,
     }
     switch (a) {
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned *)data = dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST; break;
-    case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = dev && owner_ctx ? owner_ctx : tf_ctx_current(); break;
+    case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = owner_ctx; break;
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = dev || hmapped ? ptr : 0; break;
     case CU_POINTER_ATTRIBUTE_HOST_POINTER: *(void **)data = dev ? NULL : (void *)(uintptr_t)ptr; break;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(int *)data = 0; break;
@@ -598,7 +613,8 @@ CUresult tfs_cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attrib
  * mappings of that context's managed and pinned memory (executor.c). Before the call, the context's managed
  * regions leave the list (no copy may touch them around the call: the device side is gone after it); after
  * it, they are forgotten and unmapped (their pointers are dead, as locally), or back in the list if the call
- * failed. Pinned blocks stay client memory until freed, no longer mapped by the worker. */
+ * failed. So are the context's device allocations (the device map) and page-locked blocks (a later
+ * cuMemFreeHost or cuMemHostUnregister of one is refused, as by the driver). */
 
 void tf_memory_ctx_ending(CUcontext ctx)
 {
@@ -632,8 +648,23 @@ void tf_memory_ctx_ended(CUcontext ctx, int gone)
     g_nleaving = 0;
     pthread_mutex_unlock(&g_managed_mu);
     pthread_mutex_unlock(&g_ctx_end_mu);
+    if (gone && ctx) tf_devmap_ctx_gone(ctx);
+    host_block *ended = NULL;
     pthread_mutex_lock(&g_host_mu);
-    for (host_block *b = g_host; gone && ctx && b; b = b->next)
-        if (b->mapped && b->ctx == ctx) b->worker_gone = 1;
+    for (host_block **pb = &g_host; gone && ctx && *pb;) {
+        host_block *b = *pb;
+        if (b->ctx != ctx) {
+            pb = &b->next;
+            continue;
+        }
+        *pb = b->next;
+        b->next = ended;
+        ended = b;
+    }
     pthread_mutex_unlock(&g_host_mu);
+    while (ended) {
+        host_block *b = ended;
+        ended = b->next;
+        host_release(b, 0);   /* the worker dropped its mappings with the context */
+    }
 }

@@ -1,7 +1,7 @@
 /* api_owners.c - which device (and context) each stream, event and memory pool of this process belongs to,
- * so that the calls CUDA answers or refuses per device give the driver's answers locally: a launch into, or
- * an event recorded on, a stream of another device is CUDA_ERROR_INVALID_HANDLE at once (not a latched error
- * of the stream later), and a pool allocation's CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL is its pool's device.
+ * so that the calls CUDA answers or refuses per device give the driver's answers locally: a launch into a
+ * stream of another device, or an event recorded on a stream of another context, is CUDA_ERROR_INVALID_HANDLE
+ * at once (not a latched error of the stream later), and a pool allocation's CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL is its pool's device.
  * Hand-written create/destroy rows of proto/calls.tbl (stub=hand) record and forget the owners; api_launch.c,
  * api_ipc.c and api_memory.c ask. A handle not recorded here (created before a reconnect, or by a call that
  * does not record it) has no known device: the check is left to the worker, as before.
@@ -71,25 +71,37 @@ void tf_owners_ctx_gone(CUcontext ctx)
     pthread_mutex_unlock(&g_owner_mu);
 }
 
-static int owner_dev(uint64_t h)
+/* The handle's device (-1 when not recorded) and, if ctx is not NULL, its context (NULL when not recorded). */
+static int owner_of(uint64_t h, CUcontext *ctx)
 {
     pthread_mutex_lock(&g_owner_mu);
     owner *o = *bucket(h);
     while (o && o->handle != h) o = o->next;
     int dev = o ? o->dev : -1;
+    if (ctx) *ctx = o ? o->ctx : NULL;
     pthread_mutex_unlock(&g_owner_mu);
     return dev;
 }
+
+static int owner_dev(uint64_t h) { return owner_of(h, NULL); }
+
+/* NULL, CU_STREAM_LEGACY and CU_STREAM_PER_THREAD are the current context's */
+static int stream_is_current(CUstream s) { return (uintptr_t)s <= (uintptr_t)CU_STREAM_PER_THREAD; }
 
 int tf_current_device(void) { return tf_ctx_device(tf_ctx_current()); }
 
 int tf_stream_device(CUstream s)
 {
-    /* NULL, CU_STREAM_LEGACY and CU_STREAM_PER_THREAD are the current context's */
-    return (uintptr_t)s <= (uintptr_t)CU_STREAM_PER_THREAD ? tf_current_device() : owner_dev((uint64_t)(uintptr_t)s);
+    return stream_is_current(s) ? tf_current_device() : owner_dev((uint64_t)(uintptr_t)s);
 }
 
-int tf_event_device(CUevent e) { return owner_dev((uint64_t)(uintptr_t)e); }
+static CUcontext stream_context(CUstream s)
+{
+    CUcontext c = NULL;
+    if (stream_is_current(s)) return tf_ctx_current();
+    owner_of((uint64_t)(uintptr_t)s, &c);
+    return c;
+}
 
 int tf_pool_device(CUmemoryPool p) { return owner_dev((uint64_t)(uintptr_t)p); }
 
@@ -102,9 +114,12 @@ int tf_stream_on_current_device(CUstream s)
     return tf_session()->dev_count <= 1 || devices_match(tf_stream_device(s), tf_current_device());
 }
 
-int tf_event_on_stream_device(CUevent e, CUstream s)
+/* Two contexts of one device are told apart too (cuCtxCreate beside the primary one). */
+int tf_event_on_stream_context(CUevent e, CUstream s)
 {
-    return tf_session()->dev_count <= 1 || devices_match(tf_event_device(e), tf_stream_device(s));
+    CUcontext ec = NULL, sc = stream_context(s);
+    owner_of((uint64_t)(uintptr_t)e, &ec);
+    return !ec || !sc || ec == sc;
 }
 
 void tf_stream_owner_set(CUstream s) { owner_set((uint64_t)(uintptr_t)s, tf_ctx_current(), tf_current_device()); }

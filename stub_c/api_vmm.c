@@ -28,7 +28,7 @@ CUresult tfs_cuMemMap(CUdeviceptr_v2 ptr, size_t size, size_t offset, CUmemGener
     memset(&prop, 0, sizeof prop);
     int dev = rpc_cuMemGetAllocationPropertiesFromHandle(&prop, handle) == CUDA_SUCCESS &&
               prop.location.type == CU_MEM_LOCATION_TYPE_DEVICE ? prop.location.id : tf_current_device();
-    tf_devmap_add_on(ptr, size, dev);
+    tf_devmap_add_mapping(ptr, size, dev);
     return CUDA_SUCCESS;
 }
 
@@ -103,7 +103,7 @@ CUresult tfs_cuMemImportFromShareableHandle(CUmemGenericAllocationHandle_v1 *han
 
 /* IPC memory pools: the pool's POSIX descriptor crosses as a VMM allocation's does (above; the worker applies
  * the same IPC policy), the 64 bytes of pointer export data are plain data, and an imported pointer joins the
- * device map with the size the worker reports (freed with cuMemFree / cuMemFreeAsync as any allocation). */
+ * device map with the size and device the worker reports (freed with cuMemFree / cuMemFreeAsync as any allocation). */
 CUresult tfs_cuMemPoolExportToShareableHandle(void *handle_out, CUmemoryPool pool, CUmemAllocationHandleType handleType,
                                               unsigned long long flags)
 {
@@ -140,9 +140,10 @@ CUresult tfs_cuMemPoolImportPointer(CUdeviceptr_v2 *ptr_out, CUmemoryPool pool, 
     if (!ptr_out || !shareData) return CUDA_ERROR_INVALID_VALUE;
     CUdeviceptr p = 0;
     size_t size = 0;
-    CUresult rc = rpc_tfMemPoolImportPointer(&p, &size, pool, shareData);
+    int dev = -1;   /* the pool's device, as the worker's driver knows it */
+    CUresult rc = rpc_tfMemPoolImportPointer(&p, &size, &dev, pool, shareData);
     if (rc == CUDA_SUCCESS) {
-        tf_devmap_add(p, size);
+        tf_devmap_add_on(p, size, dev >= 0 ? dev : tf_current_device());
         *ptr_out = p;
     }
     return rc;

@@ -113,9 +113,13 @@ CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStre
 
 /* Device memory the worker handed out, tracked to classify unified pointers (cuMemcpy) and answer pointer
  * attributes locally. tf_devmap_add records the calling thread's current context and its device as the
- * allocation's; tf_devmap_add_on names the device (a pool's allocation belongs to the pool's device). */
+ * allocation's; tf_devmap_add_on names the device (a pool's allocation belongs to the pool's device).
+ * tf_devmap_ctx_gone forgets a destroyed or reset context's allocations (the driver freed them) but VMM
+ * mappings (tf_devmap_add_mapping), which belong to no context. */
 void tf_devmap_add(CUdeviceptr p, size_t n);
 void tf_devmap_add_on(CUdeviceptr p, size_t n, int dev);
+void tf_devmap_add_mapping(CUdeviceptr p, size_t n, int dev);
+void tf_devmap_ctx_gone(CUcontext ctx);
 void tf_devmap_del(CUdeviceptr p);
 /* 1 if p lies in a device allocation; the base and size of it when asked. */
 int tf_devmap_find(CUdeviceptr p, CUdeviceptr *base, size_t *size);
@@ -127,14 +131,13 @@ int tf_devmap_owner(CUdeviceptr p, CUcontext *ctx, int *dev);
 int tf_ctx_device(CUcontext c);
 int tf_current_device(void);
 int tf_stream_device(CUstream s);
-int tf_event_device(CUevent e);
 int tf_pool_device(CUmemoryPool p);
 void tf_stream_owner_set(CUstream s);
 void tf_owners_ctx_gone(CUcontext ctx);
 /* 0 when the stream (a launch's) belongs to another device than the current context, or the event to another
- * device than the stream (cuEventRecord): CUDA's CUDA_ERROR_INVALID_HANDLE. 1 when unknown. */
+ * context than the stream (cuEventRecord): CUDA's CUDA_ERROR_INVALID_HANDLE. 1 when unknown. */
 int tf_stream_on_current_device(CUstream s);
-int tf_event_on_stream_device(CUevent e, CUstream s);
+int tf_event_on_stream_context(CUevent e, CUstream s);
 
 /* Session facts cached at cuInit (answered locally). */
 typedef struct tf_session_info {

@@ -49,7 +49,7 @@ typedef struct tf_stub {
     uint8_t *shm;            /* shared-memory copy window (same host, Unix socket), NULL if none */
     size_t shm_slot;         /* two slots of this size */
     pthread_mutex_t map_mu;  /* device allocation map, sorted by base */
-    struct { CUdeviceptr base; size_t size; CUcontext ctx; int dev; } *map;
+    struct { CUdeviceptr base; size_t size; CUcontext ctx; int dev; int outlives_ctx; } *map;
     size_t nmap, map_cap;
 } tf_stub;
 
@@ -1055,7 +1055,7 @@ static size_t map_lower(CUdeviceptr p)  /* first index with base > p */
 
 void tf_devmap_add(CUdeviceptr p, size_t n) { tf_devmap_add_on(p, n, tf_current_device()); }
 
-void tf_devmap_add_on(CUdeviceptr p, size_t n, int dev)
+static void map_add(CUdeviceptr p, size_t n, int dev, int outlives_ctx)
 {
     CUcontext ctx = tf_ctx_current();
     pthread_mutex_lock(&g.map_mu);
@@ -1064,6 +1064,7 @@ void tf_devmap_add_on(CUdeviceptr p, size_t n, int dev)
         g.map[i - 1].size = n;
         g.map[i - 1].ctx = ctx;
         g.map[i - 1].dev = dev;
+        g.map[i - 1].outlives_ctx = outlives_ctx;
     } else {
         if (g.nmap == g.map_cap) {
             size_t cap = g.map_cap ? g.map_cap * 2 : 256;
@@ -1077,8 +1078,23 @@ void tf_devmap_add_on(CUdeviceptr p, size_t n, int dev)
         g.map[i].size = n;
         g.map[i].ctx = ctx;
         g.map[i].dev = dev;
+        g.map[i].outlives_ctx = outlives_ctx;
         g.nmap++;
     }
+    pthread_mutex_unlock(&g.map_mu);
+}
+
+void tf_devmap_add_on(CUdeviceptr p, size_t n, int dev) { map_add(p, n, dev, 0); }
+
+void tf_devmap_add_mapping(CUdeviceptr p, size_t n, int dev) { map_add(p, n, dev, 1); }
+
+void tf_devmap_ctx_gone(CUcontext ctx)
+{
+    pthread_mutex_lock(&g.map_mu);
+    size_t kept = 0;
+    for (size_t i = 0; i < g.nmap; i++)
+        if (g.map[i].ctx != ctx || g.map[i].outlives_ctx) g.map[kept++] = g.map[i];
+    g.nmap = kept;
     pthread_mutex_unlock(&g.map_mu);
 }
 

@@ -96,3 +96,72 @@ def test_a_device_count_outside_1_to_8_fails_cuinit_with_one_line(value):
     lines = [line for line in p.stderr.decode().splitlines() if "is not accepted" in line]
     assert len(lines) == 1 and lines[0].startswith("tf-emu: ")
     assert f"TF_EMU_DEVICES={value} is not accepted" in lines[0] and "from 1 to 8" in lines[0]
+
+
+# tests/cuda/multi_device_owners.cu: what belongs to device 1 answers for device 1 while device 0 is current
+OWNERS_EXPECTED = {
+    "count": "2",
+    # an event records on a stream of its own context only (cuEventRecord); the NULL stream is the current one's
+    "record_own_stream": "CUDA_SUCCESS",
+    "record_null_stream": "CUDA_ERROR_INVALID_HANDLE",
+    "record_other_stream": "CUDA_ERROR_INVALID_HANDLE",
+    "record_other_context": "CUDA_ERROR_INVALID_HANDLE",
+    "record_other_context_null": "CUDA_ERROR_INVALID_HANDLE",
+    # queries, synchronizes, waits, host functions, callbacks and copies work across devices (Programming Guide)
+    "sync_other_event": "CUDA_SUCCESS",
+    "query_other_event": "CUDA_SUCCESS",
+    "elapsed_other_device": "CUDA_SUCCESS",
+    "elapsed_two_devices": "CUDA_ERROR_INVALID_HANDLE",  # "will fail if the two events are of different devices"
+    "elapsed_two_devices_reversed": "CUDA_ERROR_INVALID_HANDLE",
+    "wait_other_event": "CUDA_SUCCESS",
+    "wait_on_other_stream": "CUDA_SUCCESS",
+    "host_func_other_stream": "CUDA_SUCCESS",
+    "callback_other_stream": "CUDA_SUCCESS",
+    "copy_other_stream": "CUDA_SUCCESS",
+    "sync_other_stream": "CUDA_SUCCESS",
+    "host_func_ran": "1",
+    "callback_ran": "1",
+    "query_other_stream": "CUDA_SUCCESS",
+    "copy_other_stream_ok": "1",
+    # page-locked host memory: the device (and context) current when it was allocated or registered
+    "allochost_ordinal": "1",
+    "allochost_ctx_is_p1": "1",
+    "hostalloc_ordinal": "1",
+    "hostalloc_ctx_is_p1": "1",
+    "registered_ordinal": "1",
+    "registered_ctx_is_p1": "1",
+    "allochost_attrs": "1,1",
+    "registered_attrs": "1,1",
+    # graph memory: the alloc node's pool location (a captured allocation: the capturing stream's device)
+    "graph_mem_ordinal": "1",
+    "graph_mem_node_location": "1",
+    "captured_mem_ordinal": "1",
+    "captured_node_location": "1",
+    # pointers of device 1's IPC pool imported by another process: the pool's device
+    "pool_export": "CUDA_SUCCESS",
+    "child_ipc_ordinal": "1",
+    "child_ipc_ctx_is_p1": "1",
+    "child_ipc_attrs": "1,1",
+    "child_ipc_data": str(0xC0FFEE),
+    "child_status": "0",
+    # what the reset context held is gone: the driver no longer knows these addresses
+    "reset_active": "0",
+    "reset_attr_host": "CUDA_ERROR_INVALID_VALUE",
+    "reset_attr_dev": "CUDA_ERROR_INVALID_VALUE",
+    "reset_free_host": "CUDA_ERROR_INVALID_VALUE",
+    "reset_free_hostalloc": "CUDA_ERROR_INVALID_VALUE",
+    "reset_unregister": "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED",
+    "reset_free_dev": "CUDA_ERROR_INVALID_VALUE",
+    "reset_free_managed": "CUDA_ERROR_INVALID_VALUE",
+    "done": "1",
+}
+
+
+def test_handles_and_addresses_of_device_1_answer_for_device_1_while_device_0_is_current():
+    kv = run_kv("multi_device_owners", flags=LCUDA, env=emu_env(TF_EMU_DEVICES=2))
+    wrong = {k: (kv.get(k), v) for k, v in OWNERS_EXPECTED.items() if kv.get(k) != v}
+    assert not wrong and set(kv) == set(OWNERS_EXPECTED), (wrong, set(kv) ^ set(OWNERS_EXPECTED))
+
+
+def test_one_device_skips_the_owner_checks():
+    assert run_kv("multi_device_owners", flags=LCUDA, env=emu_env()) == {"count": "1", "single": "1"}

@@ -2,7 +2,9 @@
 `tensorfusion run --gpus 2` gives it) runs tests/cuda/multi_device.cu through stub -> data plane -> tf-executor and
 sees what the same program sees directly on the emulator (tests/emu/test_emu_multi_device.py): every call that
 answers per device or per context (stream/event/context getters, pointer ordinals, primary contexts, pools) answers
-for the device the handle belongs to, over unix and TCP, with cudart static and shared."""
+for the device the handle belongs to, over unix and TCP, with cudart static and shared; so does
+tests/cuda/multi_device_owners.cu (events and streams used from the other device, the ordinal and context of pinned
+host memory, graph memory and IPC-pool imports, addresses of a reset context)."""
 from __future__ import annotations
 
 import sys
@@ -16,7 +18,7 @@ from tfworker.dataplane import SessionGrant
 from tfworker.gpus import Backend, GpuInfo, session_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emu"))
-from test_emu_multi_device import EXPECTED_TWO  # noqa: E402  (one list of CUDA's answers for both paths)
+from test_emu_multi_device import EXPECTED_TWO, OWNERS_EXPECTED  # noqa: E402  (one list of CUDA's answers for both paths)
 
 
 @pytest.fixture
@@ -40,3 +42,20 @@ def test_two_devices_through_the_stub_answer_as_on_the_emulator(two_device_datap
     kv = parse_kv(r.stdout)
     wrong = {k: (kv.get(k), v) for k, v in EXPECTED_TWO.items() if kv.get(k) != v}
     assert not wrong and r.returncode == 0, (wrong, r.stdout[-2000:], r.stderr[-2000:])
+
+
+# Over TCP no POSIX descriptor reaches the client: the IPC pool cannot be exported, so its child never runs.
+_NO_IPC_POOL = {k: v for k, v in OWNERS_EXPECTED.items() if not k.startswith("child_")}
+
+
+@pytest.mark.parametrize("transport,expected", [
+    ("unix", OWNERS_EXPECTED),
+    ("tcp", {**_NO_IPC_POOL, "pool_export": "CUDA_ERROR_NOT_SUPPORTED"}),
+])
+def test_what_device_1_owns_answers_for_device_1_through_the_stub(two_device_dataplane, cuda_program, transport,
+                                                                   expected):
+    binary = cuda_program("multi_device_owners", flags=(f"-L{stub_dir()}", "-lcuda"))
+    r = run_via_stub(binary, getattr(two_device_dataplane, transport))
+    kv = parse_kv(r.stdout)
+    wrong = {k: (kv.get(k), v) for k, v in expected.items() if kv.get(k) != v}
+    assert not wrong and set(kv) == set(expected) and r.returncode == 0, (wrong, r.stdout[-2000:], r.stderr[-2000:])

@@ -363,8 +363,9 @@ CUresult ex_tfMemPoolImportFromFd(tfx *x, CUmemoryPool *pool_out, unsigned long 
 }
 
 /* The imported range joins the device-pointer registry with its size (the decoder's alloc(*psize)), as an
- * opened IPC handle does; it is not charged to this session (the limiter counts allocations). */
-CUresult ex_tfMemPoolImportPointer(tfx *x, CUdeviceptr *ptr_out, size_t *psize, CUmemoryPool pool,
+ * opened IPC handle does; it is not charged to this session (the limiter counts allocations). *pdev: the
+ * device it belongs to (the pool's, which the client cannot ask of an imported pool), -1 if not known. */
+CUresult ex_tfMemPoolImportPointer(tfx *x, CUdeviceptr *ptr_out, size_t *psize, int *pdev, CUmemoryPool pool,
                                    const CUmemPoolPtrExportData *shareData)
 {
     if (!shareData) return CUDA_ERROR_INVALID_VALUE;
@@ -380,8 +381,12 @@ CUresult ex_tfMemPoolImportPointer(tfx *x, CUdeviceptr *ptr_out, size_t *psize, 
         if (x->be.f_cuMemFree_v2) x->be.f_cuMemFree_v2(p);
         return rc;
     }
+    int dev = -1;
+    if (!x->bx.cuPointerGetAttribute || x->bx.cuPointerGetAttribute(&dev, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, p))
+        dev = -1;
     *ptr_out = p;
     *psize = size;
+    *pdev = dev;
     return CUDA_SUCCESS;
 }
 

@@ -615,6 +615,7 @@ int tf_session_init(tfx *x, void *lib)
     LOAD(cuMemPoolExportToShareableHandle);
     LOAD(cuMemPoolImportFromShareableHandle);
     LOAD(cuMemPoolImportPointer);
+    LOAD(cuPointerGetAttribute);
 #undef LOAD
     *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid_v2");
     if (!x->bx.cuDeviceGetUuid) *(void **)&x->bx.cuDeviceGetUuid = dlsym(lib, "cuDeviceGetUuid");

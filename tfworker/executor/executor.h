@@ -71,6 +71,7 @@ typedef struct tf_be_extra {
     CUresult (*cuMemPoolImportFromShareableHandle)(CUmemoryPool *, void *, CUmemAllocationHandleType,
                                                    unsigned long long);
     CUresult (*cuMemPoolImportPointer)(CUdeviceptr *, CUmemoryPool, CUmemPoolPtrExportData *);
+    CUresult (*cuPointerGetAttribute)(void *, CUpointer_attribute, CUdeviceptr);   /* an import's device */
 } tf_be_extra;
 
 /* The session: one per process. */
