@@ -576,7 +576,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute a, CUdeviceptr ptr,
     case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = owner_ctx; break;
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = dev || hmapped ? ptr : 0; break;
     case CU_POINTER_ATTRIBUTE_HOST_POINTER: *(void **)data = dev ? NULL : (void *)(uintptr_t)ptr; break;
-    case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(int *)data = 0; break;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(int *)data = dev && tf_managed_range(ptr, 1, NULL); break;
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = owner_dev >= 0 ? owner_dev : 0; break;
     case CU_POINTER_ATTRIBUTE_MAPPED: *(int *)data = 1; break;
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *(CUdeviceptr *)data = base; break;

@@ -10,8 +10,9 @@
 //     context was current (the device that was current, cudaPointerAttributes::device), of a graph memory
 //     node's allocation for device 1 (the node's pool location), and of pointers of a device-1 IPC memory
 //     pool imported by a second process (the pool's device);
-//   - addresses of a context that a reset ended (the last cuDevicePrimaryCtxRelease): freeing or unregistering
-//     them afterwards is refused, their attributes are gone.
+//   - the same of managed memory (and CU_POINTER_ATTRIBUTE_IS_MANAGED);
+//   - addresses of a context that a reset ended (the last cuDevicePrimaryCtxRelease) or cuCtxDestroy destroyed:
+//     freeing or unregistering them afterwards is refused, their attributes and flags are gone.
 // Driver API only (-lcuda), so that nothing but this program retains device 1's primary context.
 // I/O contract: multi_device_owners (no arguments; "child <hex> <hex> <socket>" is the second process)
 //   stdout: "count=<devices>"; with one device also "single=1" and nothing else; with two or more the keys
@@ -169,7 +170,12 @@ int main(int argc, char **argv)
     printf("record_other_context=%s\n", cu_name(cuEventRecord(ec, s0)));
     printf("record_other_context_null=%s\n", cu_name(cuEventRecord(ec, NULL)));
     CU(cuEventDestroy(ec));
+    CU(cuCtxPushCurrent(c0)); // what a created context held is gone with cuCtxDestroy
+    void *h_c0;
+    CU(cuMemAllocHost(&h_c0, 4096));
+    CU(cuCtxPopCurrent(&popped));
     CU(cuCtxDestroy(c0));
+    printf("destroyed_ctx_free_host=%s\n", cu_name(cuMemFreeHost(h_c0)));
     CU(cuCtxSetCurrent(p0));
 
     // ---- page-locked host memory allocated while device 1's context is current ----
@@ -179,6 +185,8 @@ int main(int argc, char **argv)
     CU(cuMemHostAlloc(&h_hostalloc, 4096, CU_MEMHOSTALLOC_PORTABLE));
     std::vector<char> reg(3 * 4096);
     CU(cuMemHostRegister(reg.data(), reg.size(), 0));
+    CUdeviceptr managed;
+    CU(cuMemAllocManaged(&managed, 4096, CU_MEM_ATTACH_GLOBAL));
     CU(cuCtxPopCurrent(&popped)); // device 0's primary context is current again
     printf("allochost_ordinal=%d\n", ordinal_of(hp(h_alloc)));
     printf("allochost_ctx_is_p1=%d\n", context_of(hp(h_alloc)) == p1);
@@ -188,6 +196,11 @@ int main(int argc, char **argv)
     printf("registered_ctx_is_p1=%d\n", context_of(hp(reg.data() + 100)) == p1);
     print_both("allochost_attrs", hp(h_alloc), p1);
     print_both("registered_attrs", hp(reg.data()), p1);
+    int is_managed = -1;
+    CU(cuPointerGetAttribute(&is_managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, managed));
+    printf("managed_is_managed=%d\n", is_managed);
+    print_both("managed_attrs", managed, p1);
+    CU(cuMemFree(managed));
     CU(cuMemHostUnregister(reg.data()));
     CU(cuMemFreeHost(h_hostalloc));
     CU(cuMemFreeHost(h_alloc));
@@ -297,6 +310,8 @@ int main(int argc, char **argv)
     int ord;
     printf("reset_attr_host=%s\n", cu_name(cuPointerGetAttribute(&ord, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, hp(h_gone))));
     printf("reset_attr_dev=%s\n", cu_name(cuPointerGetAttribute(&ord, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, d_gone)));
+    unsigned hflags;
+    printf("reset_host_flags=%s\n", cu_name(cuMemHostGetFlags(&hflags, h_gone)));
     printf("reset_free_host=%s\n", cu_name(cuMemFreeHost(h_gone)));
     printf("reset_free_hostalloc=%s\n", cu_name(cuMemFreeHost(h2_gone)));
     printf("reset_unregister=%s\n", cu_name(cuMemHostUnregister(reg_gone.data())));

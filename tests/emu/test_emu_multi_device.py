@@ -107,6 +107,7 @@ OWNERS_EXPECTED = {
     "record_other_stream": "CUDA_ERROR_INVALID_HANDLE",
     "record_other_context": "CUDA_ERROR_INVALID_HANDLE",
     "record_other_context_null": "CUDA_ERROR_INVALID_HANDLE",
+    "destroyed_ctx_free_host": "CUDA_ERROR_INVALID_VALUE",  # cuCtxDestroy freed it
     # queries, synchronizes, waits, host functions, callbacks and copies work across devices (Programming Guide)
     "sync_other_event": "CUDA_SUCCESS",
     "query_other_event": "CUDA_SUCCESS",
@@ -132,6 +133,8 @@ OWNERS_EXPECTED = {
     "registered_ctx_is_p1": "1",
     "allochost_attrs": "1,1",
     "registered_attrs": "1,1",
+    "managed_is_managed": "1",
+    "managed_attrs": "1,1",
     # graph memory: the alloc node's pool location (a captured allocation: the capturing stream's device)
     "graph_mem_ordinal": "1",
     "graph_mem_node_location": "1",
@@ -148,6 +151,7 @@ OWNERS_EXPECTED = {
     "reset_active": "0",
     "reset_attr_host": "CUDA_ERROR_INVALID_VALUE",
     "reset_attr_dev": "CUDA_ERROR_INVALID_VALUE",
+    "reset_host_flags": "CUDA_ERROR_INVALID_VALUE",
     "reset_free_host": "CUDA_ERROR_INVALID_VALUE",
     "reset_free_hostalloc": "CUDA_ERROR_INVALID_VALUE",
     "reset_unregister": "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED",
