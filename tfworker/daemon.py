@@ -445,6 +445,12 @@ class _AdminServicer(worker_rpc.WorkerAdminServicer):
         return worker_pb.CloseSessionResponse(closed=closed)
 
     async def GetUsage(self, request, context):
+        # Which allocations run here, their processes and usage: the scheduler's to read (its probe), not a
+        # tenant's that found the admin port on this host.
+        try:
+            lease.verify_order(request.auth_token, "usage", "", self.daemon.node_key)
+        except lease.LeaseError as e:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"usage request rejected: {e}")
         return worker_pb.GetUsageResponse(gpus=self.daemon.gpu_usage(), sessions=self.daemon.session_usage())
 
 

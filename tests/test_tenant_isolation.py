@@ -1,0 +1,242 @@
+"""Tenant isolation, attacked: tenant B (its own token, its own allocation) tries everything a hostile tenant would
+against tenant A's running session on the same worker, and each attempt is refused with an error naming what is
+refused. The scheduler and the worker are real processes on loopback (tests/test_worker.py's running_cluster);
+the sessions run tests/cuda/tenant_probe.cu through the stub.
+
+Covered elsewhere and not repeated here: forged, expired, released and preempted lease tokens (test_worker.py),
+close and limit orders not signed by the scheduler (test_worker.py), CUDA IPC and shareable handles of another
+allocation (tests/stub/test_ipc.py, test_vmm_ipc.py), the limits CLI of another tenant (test_cluster_cli.py)."""
+import base64
+import json
+import os
+import socket
+import stat
+import subprocess
+
+import grpc
+import pytest
+
+from cudabuild import build_cuda
+from tfclient import native
+from tfclient.errors import PermissionDenied, Unauthenticated
+from tfclient.protos import load
+from tfclient.scheduler_client import SchedulerClient
+from tfscheduler import lease as leases
+from test_worker import running_cluster, worker_usage
+
+worker_pb, worker_rpc = load("worker_pb2"), load("worker_pb2_grpc")
+NOBODY = 65534
+
+
+@pytest.fixture(scope="module")
+def two_tenants(tmp_path_factory):
+    """One worker (1 GiB emulated GPU); tenants team-a and team-b, each with its own token and a 256 MiB
+    allocation. Yields (env, address, {name: (client, allocation)})."""
+    tmp = tmp_path_factory.mktemp("tenants")
+    with running_cluster(tmp, ["node-a"]) as (env, address):
+        tenants = {}
+        with SchedulerClient(address) as admin:
+            for ns in ("team-a", "team-b"):
+                token = admin.create_token("tenant", namespace=ns).token
+                client = SchedulerClient(address, token=token)
+                tenants[ns] = (client, client.allocate(vram=256, vram_limit=256))
+        try:
+            yield env, address, tenants
+        finally:
+            for client, _ in tenants.values():
+                client.close()
+
+
+def probe(alloc, env, steps: list[str], lease_token: str | None = None, extra_env=None) -> tuple[list[str], str]:
+    """Runs tenant_probe in alloc's session with these stdin steps -> (its stdout lines, its stderr)."""
+    client_env = dict(env, TF_WORKER=f"unix:{alloc.endpoints.unix_path}", TF_LEASE=lease_token or alloc.lease_token,
+                      LD_LIBRARY_PATH=str(native.stub_lib_dir()), **(extra_env or {}))
+    r = subprocess.run([str(build_cuda("tenant_probe"))], input="\n".join([*steps, "q"]) + "\n", env=client_env,
+                       capture_output=True, text=True, timeout=180)
+    return r.stdout.split(), r.stderr
+
+
+# ---- the control plane: another tenant's allocation by id -----------------------------------------------------
+
+def test_another_tenant_cannot_release_renew_read_resize_or_report_an_allocation(two_tenants):
+    _, _, tenants = two_tenants
+    (_, a), (b, _) = tenants["team-a"], tenants["team-b"]
+    says = f"allocation {a.id} belongs to namespace 'team-a'; your token is for namespace 'team-b'"
+    for attempt in (lambda: b.release(a.id), lambda: b.renew(a.id), lambda: b.get_allocation(a.id),
+                    lambda: b.set_limits(a.id, vram=1024), lambda: b.report_worker_unreachable(a.id, "gone")):
+        with pytest.raises(PermissionDenied) as err:
+            attempt()
+        assert says in str(err.value)
+    a_client = tenants["team-a"][0]
+    assert a_client.get_allocation(a.id).state == load("scheduler_pb2").ALLOCATION_ACTIVE   # untouched
+
+
+def test_a_tenant_lists_only_its_own_allocations(two_tenants):
+    _, _, tenants = two_tenants
+    (_, a), (b, own) = tenants["team-a"], tenants["team-b"]
+    listed = b.list_pool(include_allocations=True)
+    assert [x.id for x in listed.allocations] == [own.id]
+    assert all(not n.endpoints.admin for n in listed.nodes)          # a node's admin API is not a tenant's
+    with pytest.raises(PermissionDenied) as err:
+        b.list_pool(include_allocations=True, namespace="team-a")
+    assert "your token is for namespace 'team-b', not 'team-a'" in str(err.value)
+    with pytest.raises(PermissionDenied):
+        b.allocate(vram=16, namespace="team-a")
+
+
+def test_a_revoked_or_made_up_tenant_token_is_refused(two_tenants):
+    _, address, _ = two_tenants
+    with SchedulerClient(address) as admin:
+        created = admin.create_token("tenant", namespace="team-c")
+        admin.revoke_token(created.info.id)
+    prefix, tid, _ = created.token.split(".")
+    for token in (created.token, f"{prefix}.{tid}.{'A' * 43}", "not-a-token"):
+        with SchedulerClient(address, token=token) as c:
+            with pytest.raises(Unauthenticated) as err:
+                c.allocate(vram=16)
+            assert "unknown, revoked or malformed" in str(err.value) or "Bearer" in str(err.value)
+
+
+# ---- the worker: its admin API and its data plane ---------------------------------------------------------------
+
+def test_the_worker_admin_api_tells_a_tenant_nothing_and_obeys_nothing(two_tenants):
+    """B finds the worker's admin port (its own allocation names it) and asks which sessions run there, then tries
+    to close or resize A's with its own lease token as the order: each is PERMISSION_DENIED."""
+    _, _, tenants = two_tenants
+    (_, a), (b, own) = tenants["team-a"], tenants["team-b"]
+    admin_addr = b.get_allocation(own.id).endpoints.admin
+    with grpc.insecure_channel(admin_addr) as channel:
+        admin = worker_rpc.WorkerAdminStub(channel)
+        for token in ("", own.lease_token, leases.sign_order("usage", "", b"guessed secret")):
+            with pytest.raises(grpc.RpcError) as err:
+                admin.GetUsage(worker_pb.GetUsageRequest(auth_token=token), timeout=5)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert err.value.details().startswith("usage request rejected: ")
+        with pytest.raises(grpc.RpcError) as err:
+            admin.CloseSession(worker_pb.CloseSessionRequest(allocation_id=a.id, auth_token=own.lease_token),
+                               timeout=5)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # the scheduler's own order is answered
+    assert worker_usage(admin_addr, own.worker_id) is not None
+
+
+def _reclaim(token: str, allocation_id: str) -> str:
+    """token with its claims' allocation id replaced, signature kept."""
+    payload, mac = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["allocation_id"] = allocation_id
+    body = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    return f"{body.rstrip(b'=').decode()}.{mac}"
+
+
+def test_a_tenant_cannot_name_another_allocation_in_its_lease(two_tenants):
+    """The data plane's hello carries only the lease: B's lease with A's allocation id in its claims no longer
+    verifies, so no session joins A's allocation (its limiter region, its IPC scope)."""
+    env, _, tenants = two_tenants
+    (_, a), (_, own) = tenants["team-a"], tenants["team-b"]
+    out, err = probe(own, env, [], lease_token=_reclaim(own.lease_token, a.id))
+    assert out == ["error=init"] and "lease token signature does not verify" in err, err
+
+
+# ---- B's own limits ---------------------------------------------------------------------------------------------
+
+def test_a_tenant_cannot_raise_its_vram_cap_from_the_client_side(two_tenants):
+    """The limiter runs in the worker's GPU worker process: the client's own limiter variables and a preloaded
+    limiter on the client change nothing there."""
+    env, _, tenants = two_tenants
+    _, own = tenants["team-b"]
+    out, _ = probe(own, env, ["w 200 1", "w 100 1"],
+                   extra_env={"TF_VRAM_LIMIT": "100Gi", "CUDA_DEVICE_MEMORY_LIMIT": "100g",
+                              "LD_PRELOAD": str(native.limiter_lib())})
+    assert out == ["write=ok", "write=cudaErrorMemoryAllocation"]
+
+
+def test_module_globals_and_the_device_heap_count_against_the_vram_cap(two_tenants):
+    """Memory the driver allocates on its own is device memory too: a module's .global array and the kernels'
+    malloc() heap are charged, so neither holds more than the 256 MiB cap (the GPU has 1 GiB)."""
+    env, _, tenants = two_tenants
+    _, own = tenants["team-b"]
+    out, _ = probe(own, env, ["g 600", "h 512", "m 64", "h 32", "m 64", "g 100", "w 128 1"])
+    assert out == ["global=CUDA_ERROR_OUT_OF_MEMORY",     # 600 MiB of .global: over the cap, the module is gone
+                   "heap=cudaErrorMemoryAllocation",     # a 512 MiB heap: refused, the heap keeps its 8 MiB
+                   "device_malloc=8",                    # malloc() stops at the heap's end
+                   "heap=ok", "device_malloc=24",        # a 32 MiB heap (charged): 24 MiB more
+                   "global=ok",                          # 100 MiB of .global within the cap
+                   "write=cudaErrorMemoryAllocation"]    # 32 + 100 + 128 MiB > 256 MiB
+
+
+# ---- device memory between sessions ---------------------------------------------------------------------------
+
+def test_memory_another_session_freed_reads_as_zero(two_tenants):
+    """A fills 256 MiB with 0xAB, frees it and ends; B's next allocation of the same size holds none of it."""
+    env, _, tenants = two_tenants
+    (_, a), (_, own) = tenants["team-a"], tenants["team-b"]
+    assert probe(a, env, ["w 250 171", "f"])[0] == ["write=ok", "free=ok"]
+    assert probe(own, env, ["r 250"])[0] == ["nonzero=0"]
+
+
+# ---- what lives on the host: sockets and shared memory --------------------------------------------------------
+
+def _as_nobody(attempts: dict) -> dict:
+    """Runs each attempt (a callable raising OSError when refused) in a child with uid/gid nobody ->
+    {name: 'refused' | 'allowed'}."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            out = {}
+            for name, attempt in attempts.items():
+                try:
+                    attempt()
+                    out[name] = "allowed"
+                except OSError:
+                    out[name] = "refused"
+            os.write(w, json.dumps(out).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    return json.loads(text)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another local user")
+def test_another_local_user_cannot_reach_the_data_plane_socket_or_a_sessions_limiter_region(two_tenants):
+    """While A's session runs, a local user other than the worker's cannot connect to the Unix data plane or open
+    A's limiter region in /dev/shm (where its limits live): both are 0600, the worker's."""
+    env, _, tenants = two_tenants
+    _, a = tenants["team-a"]
+    client_env = dict(env, TF_WORKER=f"unix:{a.endpoints.unix_path}", TF_LEASE=a.lease_token,
+                      LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+    proc = subprocess.Popen([str(build_cuda("tenant_probe"))], env=client_env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write("w 16 1\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "write=ok"
+        regions = [os.path.join("/dev/shm", n) for n in os.listdir("/dev/shm") if n.endswith(f"-{a.id}")]
+        assert len(regions) == 1, regions
+        for path in (regions[0], a.endpoints.unix_path):
+            st = os.stat(path)
+            assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.geteuid(), path
+
+        def connect():
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(a.endpoints.unix_path)
+
+        def open_region():
+            os.close(os.open(regions[0], os.O_RDWR))
+
+        assert _as_nobody({"connect": connect, "region": open_region}) == {"connect": "refused", "region": "refused"}
+        proc.stdin.write("q\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
