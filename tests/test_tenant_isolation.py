@@ -22,7 +22,7 @@ from tfclient.errors import PermissionDenied, Unauthenticated
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler import lease as leases
-from test_worker import running_cluster, worker_usage
+from test_worker import CLI, running_cluster, worker_usage
 
 worker_pb, worker_rpc = load("worker_pb2"), load("worker_pb2_grpc")
 NOBODY = 65534
@@ -240,3 +240,48 @@ def test_another_local_user_cannot_reach_the_data_plane_socket_or_a_sessions_lim
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ---- starving A ---------------------------------------------------------------------------------------------------
+
+def _open_session(alloc, env) -> subprocess.Popen:
+    """tenant_probe in a session of alloc, holding 16 MiB and waiting for its next step."""
+    client_env = dict(env, TF_WORKER=f"unix:{alloc.endpoints.unix_path}", TF_LEASE=alloc.lease_token,
+                      LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+    proc = subprocess.Popen([str(build_cuda("tenant_probe"))], env=client_env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdin.write("w 16 1\n")
+    proc.stdin.flush()
+    return proc
+
+
+def test_one_allocation_holds_a_bounded_number_of_sessions(tmp_path):
+    """Every session is a GPU worker process the allocation's limits do not count (its memory, its threads): B opens
+    as many as the worker allows (TF_MAX_SESSIONS_PER_ALLOCATION, 2 here) and the next is refused with a line that
+    says why, while A still gets its session; once one of B's ends, B may open another."""
+    with running_cluster(tmp_path, ["node-a"], extra_env={"TF_MAX_SESSIONS_PER_ALLOCATION": "2"}) as (env, address):
+        with SchedulerClient(address) as admin:
+            a, b = (admin.allocate(vram=128, namespace=ns) for ns in ("team-a", "team-b"))
+        held = [_open_session(b, env) for _ in range(2)]
+        try:
+            assert [p.stdout.readline().strip() for p in held] == ["write=ok", "write=ok"]
+            out, err = probe(b, env, ["w 16 1"])
+            assert out == ["error=init"]
+            assert f"allocation {b.id} already has 2 sessions on this worker" in err, err
+            assert probe(a, env, ["w 16 1"])[0] == ["write=ok"]
+            held[0].communicate("q\n", timeout=60)
+            assert probe(b, env, ["w 16 1"])[0] == ["write=ok"]
+        finally:
+            for p in held:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+
+
+def test_a_worker_refuses_a_session_bound_that_is_not_a_positive_number(tmp_path):
+    env = dict(os.environ, TF_HOME=str(tmp_path), TF_WORKER_TOKEN="unused", TF_MAX_SESSIONS_PER_ALLOCATION="0")
+    r = subprocess.run([*CLI, "worker", "--scheduler", "127.0.0.1:1", "--backend", "emu"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("tensorfusion worker: TF_MAX_SESSIONS_PER_ALLOCATION='0': use a whole number of "
+                                "sessions, 1 or more"), r.stderr

@@ -33,6 +33,21 @@ worker_rpc = load("worker_pb2_grpc")
 
 log = logging.getLogger("tfworker")
 REVOKED_KEEP_S = 25 * 3600.0      # longer than the longest lease a scheduler grants (max_lease_ttl_s, 24 h)
+MAX_SESSIONS_VAR = "TF_MAX_SESSIONS_PER_ALLOCATION"
+DEFAULT_MAX_SESSIONS = 64
+
+
+def max_sessions_per_allocation() -> int:
+    """How many sessions (GPU worker processes) one allocation may hold on this worker at once:
+    TF_MAX_SESSIONS_PER_ALLOCATION, default 64. Each session is a process with its own memory and threads that the
+    allocation's VRAM and compute limits do not count, so without a bound one tenant's connections could exhaust
+    the host its neighbours share. ValueError (one line) for a value that is not a positive integer."""
+    text = os.environ.get(MAX_SESSIONS_VAR, "")
+    if not text:
+        return DEFAULT_MAX_SESSIONS
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{MAX_SESSIONS_VAR}={text!r}: use a whole number of sessions, 1 or more")
+    return int(text)
 
 
 
@@ -82,6 +97,7 @@ class WorkerDaemon:
         self.worker_id = ""
         self.heartbeat_interval_s = 2.0
         self.sessions: dict[str, Session] = {}
+        self.max_sessions = max_sessions_per_allocation()
         self.regions: dict[str, limits.SessionLimits] = {}     # allocation -> its limiter region (all its sessions)
         self.pending_limits: dict[str, common.Resources] = {}   # allocation -> limits set before it connected
         self._counter = itertools.count(1)
@@ -238,6 +254,10 @@ class WorkerDaemon:
         if missing:
             raise PermissionError(f"lease names GPU {missing[0]}, which is not on this worker")
         gpus = [mine[u] for u in claims.gpu_uuids]
+        held = sum(1 for s in self.sessions.values() if s.allocation_id == claims.allocation_id)
+        if held >= self.max_sessions:
+            raise PermissionError(f"allocation {claims.allocation_id} already has {held} sessions on this worker, the "
+                                  f"most one allocation may hold ({MAX_SESSIONS_VAR}): end one first")
         session_id = f"{claims.allocation_id}-{next(self._counter)}"
         pending = self.pending_limits.get(claims.allocation_id)
         vram_mib = pending.vram_mib if pending and pending.vram_mib else claims.vram_limit_mib
