@@ -242,6 +242,49 @@ def test_another_local_user_cannot_reach_the_data_plane_socket_or_a_sessions_lim
             proc.wait()
 
 
+def _fnv1a64(data: bytes) -> int:
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another local user")
+def test_a_scope_folder_another_local_user_made_does_not_open_another_allocations_ipc_handle(two_tenants):
+    """The executor opens a CUDA IPC handle only if a session of its own allocation marked it, in
+    /dev/shm/tf-ipc-<hash of the allocation id>/, a name B can compute for its own allocation. B, a local user, makes
+    that folder first (world-writable /dev/shm) and writes the mark of A's handle into it, then opens A's handle
+    from its session: refused, since the folder is not the worker's own. (B is handed A's real handle here; a real
+    attacker can guess one: the emulator's names the exporter's pid, visible in /proc, a small fd number, an inode
+    near its own memfds', and fields the importer never checks.)"""
+    env, _, tenants = two_tenants
+    (_, a), (_, own) = tenants["team-a"], tenants["team-b"]
+    client_env = dict(env, TF_WORKER=f"unix:{a.endpoints.unix_path}", TF_LEASE=a.lease_token,
+                      LD_LIBRARY_PATH=str(native.stub_lib_dir()))
+    exporter = subprocess.Popen([str(build_cuda("tenant_probe"))], env=client_env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = f"/dev/shm/tf-ipc-{_fnv1a64(own.id.encode()):016x}"
+    try:
+        exporter.stdin.write("x 171\n")
+        exporter.stdin.flush()
+        handle = exporter.stdout.readline().strip().removeprefix("handle=")
+        assert len(handle) == 128, handle
+        mark = f"{folder}/{_fnv1a64(bytes.fromhex(handle)):016x}"
+
+        def plant():
+            os.mkdir(folder, 0o777)
+            os.chmod(folder, 0o777)
+            os.close(os.open(mark, os.O_CREAT | os.O_WRONLY, 0o666))
+
+        assert _as_nobody({"plant": plant}) == {"plant": "allowed"}      # /dev/shm lets anyone make it
+        out, err = probe(own, env, [f"o {handle}"])
+        assert out == ["opened=cudaErrorNotPermitted"], (out, err)
+    finally:
+        exporter.kill()
+        exporter.wait()
+        subprocess.run(["rm", "-rf", folder], check=False)
+
+
 # ---- starving A ---------------------------------------------------------------------------------------------------
 
 def _open_session(alloc, env) -> subprocess.Popen:

@@ -5,7 +5,9 @@
 // (cudaLimitMallocHeapSize) and prints "heap=<ok|error name>"; "m <MiB>" has one kernel thread malloc() 1 MiB
 // blocks (writing each) until it has <MiB> or malloc returns NULL, then prints "device_malloc=<MiB got>";
 // "g <MiB>" loads a PTX module with a <MiB> .global array through the driver API and touches its last byte
-// ("global=<ok|error name>"); "q" quits.
+// ("global=<ok|error name>"); "x <byte>" allocates 1 MiB filled with <byte> and prints its CUDA IPC handle
+// ("handle=<128 hex digits>"); "o <hex>" opens such a handle and prints the first byte behind it
+// ("opened=<byte>", or "opened=<error name>"); "q" quits.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -67,7 +69,7 @@ static const char *global_step(size_t mib)
 int main()
 {
     std::vector<void *> kept;
-    char line[64];
+    char line[256];
     setvbuf(stdout, 0, _IOLBF, 0);
     if (cudaFree(0) != cudaSuccess) { printf("error=init\n"); return 1; }
     while (fgets(line, sizeof line, stdin)) {
@@ -115,6 +117,36 @@ int main()
             else printf("device_malloc=%s\n", cudaGetErrorName(e));
         } else if (line[0] == 'g') {
             printf("global=%s\n", global_step((size_t)atoi(line + 1)));
+        } else if (line[0] == 'x') {
+            void *p = 0;
+            cudaIpcMemHandle_t h;
+            cudaError_t e = cudaMalloc(&p, 1 << 20);
+            if (e == cudaSuccess) kept.push_back(p);
+            if (e == cudaSuccess) e = cudaMemset(p, atoi(line + 1), 1 << 20);
+            if (e == cudaSuccess) e = cudaIpcGetMemHandle(&h, p);
+            cudaGetLastError();
+            if (e != cudaSuccess) {
+                printf("handle=%s\n", cudaGetErrorName(e));
+                continue;
+            }
+            printf("handle=");
+            for (size_t i = 0; i < sizeof h.reserved; i++) printf("%02x", (unsigned char)h.reserved[i]);
+            printf("\n");
+        } else if (line[0] == 'o') {
+            cudaIpcMemHandle_t h;
+            const char *hex = line + 2;
+            for (size_t i = 0; i < sizeof h.reserved; i++) {
+                unsigned v = 0;
+                sscanf(hex + 2 * i, "%2x", &v);
+                h.reserved[i] = (char)v;
+            }
+            void *p = 0;
+            unsigned char first = 0;
+            cudaError_t e = cudaIpcOpenMemHandle(&p, h, cudaIpcMemLazyEnablePeerAccess);
+            if (e == cudaSuccess) e = cudaMemcpy(&first, p, 1, cudaMemcpyDeviceToHost);
+            cudaGetLastError();
+            if (e == cudaSuccess) printf("opened=%u\n", first);
+            else printf("opened=%s\n", cudaGetErrorName(e));
         } else if (line[0] == 'q') {
             break;
         }
