@@ -18,7 +18,7 @@ import pytest
 
 from cudabuild import build_cuda
 from tfclient import native
-from tfclient.errors import PermissionDenied, Unauthenticated
+from tfclient.errors import NoCapacity, PermissionDenied, Unauthenticated
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler import lease as leases
@@ -82,6 +82,33 @@ def test_a_tenant_lists_only_its_own_allocations(two_tenants):
     assert "your token is for namespace 'team-b', not 'team-a'" in str(err.value)
     with pytest.raises(PermissionDenied):
         b.allocate(vram=16, namespace="team-a")
+
+
+def test_a_tenant_acts_neither_as_a_worker_nor_in_another_namespaces_workloads(two_tenants):
+    _, _, tenants = two_tenants
+    b, own = tenants["team-b"]
+    for attempt in (lambda: b.register_worker("node-a", unix_path="/tmp/evil.sock"),
+                    lambda: b.heartbeat(own.worker_id)):
+        with pytest.raises(PermissionDenied) as err:
+            attempt()
+        assert "is not allowed to a tenant token" in str(err.value)
+    doc = {"name": "train", "pool": "default", "resources": {"requests": {"vram": "64Mi"}}}
+    for attempt in (lambda: b.apply_workload(doc, namespace="team-a"), lambda: b.get_workload("train", "team-a"),
+                    lambda: b.list_workloads(namespace="team-a")):
+        with pytest.raises(PermissionDenied) as err:
+            attempt()
+        assert "your token is for namespace 'team-b', not 'team-a'" in str(err.value)
+
+
+def test_a_tenant_raises_its_own_limits_only_within_the_gpus_room(two_tenants):
+    """B may change its own allocation's limits (`tensorfusion limits`), never past what its GPU has left."""
+    _, _, tenants = two_tenants
+    b, own = tenants["team-b"]
+    for change in ({"vram": 64 << 10}, {"tflops": 1e6}):
+        with pytest.raises(NoCapacity) as err:
+            b.set_limits(own.id, **change)
+        assert f"of allocation {own.id} have no room" in str(err.value)
+    assert b.get_allocation(own.id).limits.vram_mib == 256          # unchanged
 
 
 def test_a_revoked_or_made_up_tenant_token_is_refused(two_tenants):
