@@ -9,9 +9,12 @@ allocation (tests/stub/test_ipc.py, test_vmm_ipc.py), the limits CLI of another 
 import base64
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
+import sys
+from pathlib import Path
 
 import grpc
 import pytest
@@ -22,7 +25,12 @@ from tfclient.errors import NoCapacity, PermissionDenied, Unauthenticated
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler import lease as leases
+from tfworker.daemon import fnv1a64, ipc_scope_dir
+from tfworker.dataplane import SessionGrant
 from test_worker import CLI, running_cluster, worker_usage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "stub"))
+from dp_helpers import InProcessDataPlane, stub_env  # noqa: E402
 
 worker_pb, worker_rpc = load("worker_pb2"), load("worker_pb2_grpc")
 NOBODY = 65534
@@ -73,7 +81,7 @@ def test_another_tenant_cannot_release_renew_read_resize_or_report_an_allocation
 
 def test_a_tenant_lists_only_its_own_allocations(two_tenants):
     _, _, tenants = two_tenants
-    (_, a), (b, own) = tenants["team-a"], tenants["team-b"]
+    b, own = tenants["team-b"]
     listed = b.list_pool(include_allocations=True)
     assert [x.id for x in listed.allocations] == [own.id]
     assert all(not n.endpoints.admin for n in listed.nodes)          # a node's admin API is not a tenant's
@@ -269,47 +277,80 @@ def test_another_local_user_cannot_reach_the_data_plane_socket_or_a_sessions_lim
             proc.wait()
 
 
-def _fnv1a64(data: bytes) -> int:
-    h = 0xcbf29ce484222325
-    for b in data:
-        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return h
+def _plant_mark(scope: str, handle_hex: str) -> str:
+    """As another local user (nobody): makes scope's IPC folder in /dev/shm, open to all, and the mark of
+    handle_hex in it -> the folder (the caller removes it)."""
+    folder = ipc_scope_dir(scope)
+    mark = f"{folder}/{fnv1a64(bytes.fromhex(handle_hex)):016x}"
+
+    def plant():
+        os.mkdir(folder, 0o777)
+        os.chmod(folder, 0o777)
+        os.close(os.open(mark, os.O_CREAT | os.O_WRONLY, 0o666))
+
+    assert _as_nobody({"plant": plant}) == {"plant": "allowed"}      # /dev/shm lets anyone make it
+    return folder
+
+
+def _export(env: dict) -> tuple[subprocess.Popen, str]:
+    """tenant_probe exporting 1 MiB of 0xAB under env -> (the process, still running; its handle in hex)."""
+    proc = subprocess.Popen([str(build_cuda("tenant_probe"))], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdin.write("x 171\n")
+    proc.stdin.flush()
+    handle = proc.stdout.readline().strip().removeprefix("handle=")
+    assert len(handle) == 128, handle
+    return proc, handle
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another local user")
-def test_a_scope_folder_another_local_user_made_does_not_open_another_allocations_ipc_handle(two_tenants):
+def test_a_scope_folder_another_local_user_made_first_opens_no_handle(tmp_path):
     """The executor opens a CUDA IPC handle only if a session of its own allocation marked it, in
-    /dev/shm/tf-ipc-<hash of the allocation id>/, a name B can compute for its own allocation. B, a local user, makes
-    that folder first (world-writable /dev/shm) and writes the mark of A's handle into it, then opens A's handle
-    from its session: refused, since the folder is not the worker's own. (B is handed A's real handle here; a real
-    attacker can guess one: the emulator's names the exporter's pid, visible in /proc, a small fd number, an inode
-    near its own memfds', and fields the importer never checks.)"""
+    /dev/shm/tf-ipc-<hash of TF_IPC_SCOPE>/. A tenant who is a local user and knows its session's scope makes
+    that folder first (world-writable /dev/shm) and writes the mark of another allocation's handle into it: the
+    open is refused, since the folder is not the worker user's own 0700 one. (A real attacker needs no leaked
+    handle: the emulator's names the exporter's pid, visible in /proc, a small fd number, an inode near its own
+    memfds', and fields the importer never checks.) Before the fix B read A's 0xAB."""
+    run = os.urandom(6).hex()
+
+    async def authorize(token: bytes) -> SessionGrant:
+        return SessionGrant(session_id=f"s-{token.decode()}-{os.urandom(4).hex()}", env={"TF_IPC_SCOPE": token.decode()})
+    dp = InProcessDataPlane(tmp_path, authorize=authorize)
+    exporter, folder = None, None
+    try:
+        exporter, handle = _export(stub_env(dp.unix, lease=f"scope-a-{run}"))
+        folder = _plant_mark(f"scope-b-{run}", handle)
+        r = subprocess.run([str(build_cuda("tenant_probe"))], input=f"o {handle}\nq\n", capture_output=True,
+                           text=True, timeout=120, env=stub_env(dp.unix, lease=f"scope-b-{run}"))
+        assert r.stdout.split() == ["opened=cudaErrorNotPermitted"], r.stdout + r.stderr
+    finally:
+        if exporter is not None:
+            exporter.kill()
+            exporter.wait()
+        dp.close()
+        for f in (folder, ipc_scope_dir(f"scope-a-{run}")):
+            if f:
+                shutil.rmtree(f, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another local user")
+def test_a_tenant_cannot_tell_its_ipc_scope_folder_before_the_worker_makes_it(two_tenants):
+    """Through the worker daemon the scope is the allocation id and a random part: B, knowing its allocation id,
+    plants the mark of A's handle in the folder that id alone names, and A's handle still does not open."""
     env, _, tenants = two_tenants
     (_, a), (_, own) = tenants["team-a"], tenants["team-b"]
-    client_env = dict(env, TF_WORKER=f"unix:{a.endpoints.unix_path}", TF_LEASE=a.lease_token,
-                      LD_LIBRARY_PATH=str(native.stub_lib_dir()))
-    exporter = subprocess.Popen([str(build_cuda("tenant_probe"))], env=client_env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    folder = f"/dev/shm/tf-ipc-{_fnv1a64(own.id.encode()):016x}"
+    exporter, handle = _export(dict(env, TF_WORKER=f"unix:{a.endpoints.unix_path}", TF_LEASE=a.lease_token,
+                                    LD_LIBRARY_PATH=str(native.stub_lib_dir())))
+    folder = None
     try:
-        exporter.stdin.write("x 171\n")
-        exporter.stdin.flush()
-        handle = exporter.stdout.readline().strip().removeprefix("handle=")
-        assert len(handle) == 128, handle
-        mark = f"{folder}/{_fnv1a64(bytes.fromhex(handle)):016x}"
-
-        def plant():
-            os.mkdir(folder, 0o777)
-            os.chmod(folder, 0o777)
-            os.close(os.open(mark, os.O_CREAT | os.O_WRONLY, 0o666))
-
-        assert _as_nobody({"plant": plant}) == {"plant": "allowed"}      # /dev/shm lets anyone make it
+        folder = _plant_mark(own.id, handle)
         out, err = probe(own, env, [f"o {handle}"])
         assert out == ["opened=cudaErrorNotPermitted"], (out, err)
     finally:
         exporter.kill()
         exporter.wait()
-        subprocess.run(["rm", "-rf", folder], check=False)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---- starving A ---------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 import os
+import secrets
 import shutil
 import socket
 import time
@@ -51,13 +52,18 @@ def max_sessions_per_allocation() -> int:
 
 
 
-def ipc_scope_dir(allocation_id: str) -> str:
-    """Folder where the GPU worker processes of an allocation (TF_IPC_SCOPE) mark the CUDA IPC handles they
-    exported (tfworker/executor/exec_ipc.c names it with the same FNV-1a 64 hash of the scope)."""
+def fnv1a64(data: bytes) -> int:
+    """FNV-1a 64 of data: how tfworker/executor/exec_ipc.c names a scope's folder and the marks in it."""
     h = 0xcbf29ce484222325
-    for b in allocation_id.encode():
+    for b in data:
         h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return f"/dev/shm/tf-ipc-{h:016x}"
+    return h
+
+
+def ipc_scope_dir(scope: str) -> str:
+    """Folder where the GPU worker processes of an allocation (TF_IPC_SCOPE=scope) mark the CUDA IPC handles they
+    exported (tfworker/executor/exec_ipc.c names it with the same FNV-1a 64 hash of the scope)."""
+    return f"/dev/shm/tf-ipc-{fnv1a64(scope.encode()):016x}"
 
 @dataclass
 class Session:
@@ -99,6 +105,9 @@ class WorkerDaemon:
         self.sessions: dict[str, Session] = {}
         self.max_sessions = max_sessions_per_allocation()
         self.regions: dict[str, limits.SessionLimits] = {}     # allocation -> its limiter region (all its sessions)
+        # allocation -> its CUDA IPC scope (TF_IPC_SCOPE): the id and a random part, so that no local user can tell
+        # the name of its folder in world-writable /dev/shm before the worker makes it (and make it first)
+        self.ipc_scopes: dict[str, str] = {}
         self.pending_limits: dict[str, common.Resources] = {}   # allocation -> limits set before it connected
         self._counter = itertools.count(1)
         self._seen_orders: dict[tuple, float] = {}      # signed admin orders applied (replay guard)
@@ -272,7 +281,9 @@ class WorkerDaemon:
         env = session_env(self.backend, gpus)
         if self.identity is not None:
             env[gpu_process.TAG_VAR] = self.identity.tag   # found again by a restarted daemon
-        env["TF_IPC_SCOPE"] = claims.allocation_id   # CUDA IPC handles open only within one allocation
+        # CUDA IPC handles open only within one allocation
+        env["TF_IPC_SCOPE"] = self.ipc_scopes.setdefault(claims.allocation_id,
+                                                         f"{claims.allocation_id}.{secrets.token_hex(16)}")
         if limits is None:
             return SessionGrant(session_id=session_id, env=env, preload=[])
         env.update(limits.env)
@@ -355,7 +366,9 @@ class WorkerDaemon:
         region = self.regions.pop(session.allocation_id, None)
         if region is not None:
             region.close()
-        shutil.rmtree(ipc_scope_dir(session.allocation_id), ignore_errors=True)   # its IPC handles died with it
+        scope = self.ipc_scopes.pop(session.allocation_id, None)
+        if scope is not None:
+            shutil.rmtree(ipc_scope_dir(scope), ignore_errors=True)   # its IPC handles died with it
 
     async def close_allocation(self, allocation_id: str, reason: str) -> bool:
         self.revoke(allocation_id, reason)
