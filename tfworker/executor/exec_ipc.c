@@ -6,7 +6,8 @@
  * returns the same pointer and counts references), and leaves it at the last cuIpcCloseMemHandle. It is
  * not charged to this session: the limiter counts allocations, and these bytes are the exporter's.
  * Policy: a handle opens only in a session of the allocation that exported it. The worker daemon names the
- * allocation in TF_IPC_SCOPE; each export leaves a mark (the handle's hash) in /dev/shm/tf-ipc-<scope hash>/,
+ * allocation in TF_IPC_SCOPE (its id and a random part, so that no one can tell the folder's name before it
+ * exists); each export leaves a mark (the handle's hash) in /dev/shm/tf-ipc-<scope hash>/,
  * and an open whose handle has no mark in its own scope's folder is CUDA_ERROR_NOT_PERMITTED - another
  * tenant's memory never maps here, even from a leaked or forged handle. The folder must be the worker user's own,
  * mode 0700 (a tenant who is a local user could make it first in world-writable /dev/shm and plant marks). Without TF_IPC_SCOPE (a standalone
