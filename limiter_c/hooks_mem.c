@@ -52,7 +52,9 @@ static uint64_t current_ctx(void)
 static int bind(tfl_state *st, int kind, uint64_t key, uint64_t bytes)
 {
     /* VMM memory belongs to the device; a worker's host mapping outlives any context (tf_limiter_hostmap.h) */
-    uint64_t owner = kind == TFL_KEY_VMM || kind == TFL_KEY_HOSTMAP || kind == TFL_KEY_LIBRARY ? 0 : current_ctx();
+    /* the heap's charge outlives its context too: the emulated device keeps the blocks kernels took from it */
+    uint64_t owner = kind == TFL_KEY_VMM || kind == TFL_KEY_HOSTMAP || kind == TFL_KEY_LIBRARY || kind == TFL_KEY_HEAP
+                         ? 0 : current_ctx();
     if (pthread_mutex_lock(&st->lock) != 0) { uncharge(st, bytes); return -1; }
     uint64_t stale = 0;
     tfl_status s = tfl_ledger_commit_owned(&st->ledger, kind, key, bytes, owner);
@@ -503,8 +505,9 @@ TFL_EXPORT CUresult CUDAAPI cuLibraryLoadFromFile(CUlibrary *l, const char *fnam
 /* ---- the kernels' malloc() heap ----
  * CU_LIMIT_MALLOC_HEAP_SIZE is device memory set aside for kernels' malloc(): a size set is charged like an
  * allocation of it, keyed by its context (a new size replaces the old charge; both count while it changes), and
- * refused over the cap (CUDA_ERROR_OUT_OF_MEMORY, the limit unchanged). The driver's default heap (8 MiB) is not
- * charged. */
+ * refused over the cap (CUDA_ERROR_OUT_OF_MEMORY, the limit unchanged). The charge stays when the context goes
+ * (fails closed: the emulated device keeps blocks kernels took until the process ends, so a refund would let a
+ * tenant set and fill a new heap beside them). The driver's default heap (8 MiB) is not charged. */
 TFL_EXPORT CUresult CUDAAPI cuCtxSetLimit(CUlimit limit, size_t value)
 {
     TFL_REAL(cuCtxSetLimit);
