@@ -51,10 +51,12 @@ static uint64_t current_ctx(void)
  * if the ledger cannot record it (out of host memory): the caller frees the allocation. */
 static int bind(tfl_state *st, int kind, uint64_t key, uint64_t bytes)
 {
-    /* VMM memory belongs to the device; a worker's host mapping outlives any context (tf_limiter_hostmap.h) */
-    /* the heap's charge outlives its context too: the emulated device keeps the blocks kernels took from it */
-    uint64_t owner = kind == TFL_KEY_VMM || kind == TFL_KEY_HOSTMAP || kind == TFL_KEY_LIBRARY || kind == TFL_KEY_HEAP
-                         ? 0 : current_ctx();
+    /* Owned by the context (refunded when it is destroyed): what the driver frees with it. VMM memory belongs to
+     * the device; a worker's host mapping outlives any context (tf_limiter_hostmap.h); module globals and the
+     * heap stay charged until unloaded / replaced, since the emulated device keeps them past their context
+     * (on a GPU that over-charges a destroyed context's: fails closed). */
+    uint64_t owner = kind == TFL_KEY_PTR || kind == TFL_KEY_ARRAY || kind == TFL_KEY_MIPMAP || kind == TFL_KEY_GRAPHMEM
+                         ? current_ctx() : 0;
     if (pthread_mutex_lock(&st->lock) != 0) { uncharge(st, bytes); return -1; }
     uint64_t stale = 0;
     tfl_status s = tfl_ledger_commit_owned(&st->ledger, kind, key, bytes, owner);
@@ -401,7 +403,7 @@ TFL_EXPORT tfl_nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(tfl_nvmlDevice_t dev, tfl
  * allocates at load: charged after it by the drop of the device's free memory across the load (loads are
  * serialized here; on a GPU another process's allocations in between skew the figure), and over the cap the
  * module is unloaded again (CUDA_ERROR_OUT_OF_MEMORY). When the free memory cannot be read after the load, all
- * of what was free is charged (fails closed). Refunded at unload; a module's charge also with its context. A
+ * of what was free is charged (fails closed). Refunded at unload only (not with the context: see bind). A
  * library the driver loads lazily (cuLibraryLoad* on a GPU with CUDA_MODULE_LOADING=LAZY) allocates its
  * globals later, in cuLibraryGet*: those are not charged. */
 static pthread_mutex_t g_load_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -200,6 +200,15 @@ def test_module_globals_and_the_device_heap_count_against_the_vram_cap(two_tenan
                    "write=cudaErrorMemoryAllocation"]    # 32 + 100 + 128 MiB > 256 MiB
 
 
+def test_destroying_a_context_does_not_refund_module_globals_the_device_keeps(two_tenants):
+    """The emulated device keeps a module's globals past its context: loading 100 MiB of .global in a context and
+    destroying it, again and again, stops at the 256 MiB cap."""
+    env, _, tenants = two_tenants
+    _, own = tenants["team-b"]
+    out, _ = probe(own, env, ["c 100", "c 100", "c 100"])
+    assert out == ["ctx_global=ok", "ctx_global=ok", "ctx_global=CUDA_ERROR_OUT_OF_MEMORY"]
+
+
 # ---- device memory between sessions ---------------------------------------------------------------------------
 
 def test_memory_another_session_freed_reads_as_zero(two_tenants):

@@ -5,7 +5,8 @@
 // (cudaLimitMallocHeapSize) and prints "heap=<ok|error name>"; "m <MiB>" has one kernel thread malloc() 1 MiB
 // blocks (writing each) until it has <MiB> or malloc returns NULL, then prints "device_malloc=<MiB got>";
 // "g <MiB>" loads a PTX module with a <MiB> .global array through the driver API and touches its last byte
-// ("global=<ok|error name>"); "x <byte>" allocates 1 MiB filled with <byte> and prints its CUDA IPC handle
+// ("global=<ok|error name>"); "c <MiB>" does the same in a context it creates and then destroys
+// ("ctx_global=<ok|error name>"); "x <byte>" allocates 1 MiB filled with <byte> and prints its CUDA IPC handle
 // ("handle=<128 hex digits>"); "o <hex>" opens such a handle and prints the first byte behind it
 // ("opened=<byte>", or "opened=<error name>"); "q" quits.
 #include <cstdio>
@@ -117,6 +118,18 @@ int main()
             else printf("device_malloc=%s\n", cudaGetErrorName(e));
         } else if (line[0] == 'g') {
             printf("global=%s\n", global_step((size_t)atoi(line + 1)));
+        } else if (line[0] == 'c') {
+            auto create = (CUresult(*)(CUcontext *, unsigned, CUdevice))driver_fn("cuCtxCreate", 3020);
+            auto destroy = (CUresult(*)(CUcontext))driver_fn("cuCtxDestroy", 4000);
+            auto set = (CUresult(*)(CUcontext))driver_fn("cuCtxSetCurrent", 4000);
+            auto get = (CUresult(*)(CUcontext *))driver_fn("cuCtxGetCurrent", 4000);
+            CUcontext prev = 0, made = 0;
+            const char *r = "no_entry_points";
+            if (create && destroy && set && get && get(&prev) == CUDA_SUCCESS && create(&made, 0, 0) == CUDA_SUCCESS) {
+                r = global_step((size_t)atoi(line + 1));
+                if (destroy(made) != CUDA_SUCCESS || set(prev) != CUDA_SUCCESS) r = "ctx_failed";
+            }
+            printf("ctx_global=%s\n", r);
         } else if (line[0] == 'x') {
             void *p = 0;
             cudaIpcMemHandle_t h;
