@@ -450,6 +450,8 @@ EMU_API CUresult cuCtxSetLimit(CUlimit limit, size_t value)
     if ((int)limit < 0 || limit >= CU_LIMIT_MAX)
         return CUDA_ERROR_INVALID_VALUE;
     c->limits[limit] = value;
+    if (limit == CU_LIMIT_MALLOC_HEAP_SIZE)
+        atomic_store(&g_emu.heap_limit[c->dev], value); /* what a kernel's malloc() may take (emu_env_heap_alloc) */
     return CUDA_SUCCESS;
 }
 

@@ -255,6 +255,8 @@ static void emu_init_once(void)
     if (v && *v)
         in_range(v, 1, (1ull << 30) - 1, &mib);
     g_emu.vram_total = (size_t)(mib << 20);
+    for (int d = 0; d < EMU_MAX_DEVICES; d++)
+        atomic_store(&g_emu.heap_limit[d], (size_t)8 << 20); /* CU_LIMIT_MALLOC_HEAP_SIZE's default (ctx_defaults) */
     const char *t = getenv("TF_EMU_THREADS");
     unsigned long long n = 0;
     if (!(t && *t && in_range(t, 1, 256, &n))) {

@@ -132,6 +132,8 @@ typedef struct emu_state {
     int ndev;                 /* TF_EMU_DEVICES (1 unless set) */
     size_t vram_total;        /* of each device */
     atomic_size_t vram_used[EMU_MAX_DEVICES];
+    atomic_size_t heap_used[EMU_MAX_DEVICES];  /* bytes kernels hold from malloc() (emu_env_heap_alloc) */
+    atomic_size_t heap_limit[EMU_MAX_DEVICES]; /* CU_LIMIT_MALLOC_HEAP_SIZE last set on the device (one heap each) */
     emu_ctx primary[EMU_MAX_DEVICES]; /* each device's primary context */
     int primary_refs[EMU_MAX_DEVICES];
     int primary_reset_refs[EMU_MAX_DEVICES]; /* retains a reset ended: their releases succeed (emu_context.c) */
@@ -203,6 +205,9 @@ int emu_mem_dev(uint64_t addr); /* the device of the allocation containing addr;
 /* EMU_MEMF_POOL marks an EMU_MEM_DEVICE allocation inside the arena of an IPC memory pool (emu_mempool.c):
  * made by cuMemAllocFromPoolAsync here, or (with EMU_MEMF_IPC) mapped by cuMemPoolImportPointer. */
 #define EMU_MEMF_POOL 0x20000000u
+/* EMU_MEMF_HEAP marks an EMU_MEM_MODULE block a kernel's malloc() took from the device heap (emu_env_heap_alloc):
+ * the only memory a kernel's free() releases. */
+#define EMU_MEMF_HEAP 0x10000000u
 /* emu_mempool.c: frees a pool-arena allocation at p (an import: unmaps it); 1 if p was one. */
 int emu_pool_free(uint64_t p);
 CUmemoryPool emu_pool_of(uint64_t addr); /* the pool whose arena holds addr, else NULL */
@@ -253,6 +258,8 @@ CUresult emu_dev_free(uint64_t p);
 void emu_mem_release_owner(const void *owner); /* frees every allocation made in that context */
 void *emu_env_alloc(void *ctx, size_t bytes);
 void emu_env_free(void *ctx, void *p);
+void *emu_env_heap_alloc(void *ctx, size_t bytes);
+void emu_env_heap_free(void *ctx, void *p);
 int emu_env_check(void *ctx, uint64_t addr, uint64_t len);
 extern const ptx_env g_ptx_env;
 

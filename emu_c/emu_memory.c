@@ -296,6 +296,45 @@ void emu_env_free(void *ctx, void *p)
         free_kind((uint64_t)(uintptr_t)p, EMU_MEM_MODULE, EMU_MEM_MODULE);
 }
 
+/* A kernel's malloc(): a block of the device heap, whose size is the device's CU_LIMIT_MALLOC_HEAP_SIZE (8 MiB
+ * unless set), as on a GPU; NULL once it is used up. Not zeroed (CUDA does not either). ctx: as for
+ * emu_env_check (NULL: device 0). */
+void *emu_env_heap_alloc(void *ctx, size_t bytes)
+{
+    int dev = ctx ? ((const emu_ctx *)ctx)->dev : 0;
+    size_t rounded = (bytes + 255) & ~(size_t)255;
+    if (rounded < bytes)
+        return NULL;
+    size_t limit = atomic_load(&g_emu.heap_limit[dev]);
+    size_t used = atomic_load(&g_emu.heap_used[dev]);
+    do {
+        if (used > limit || rounded > limit - used)
+            return NULL;
+    } while (!atomic_compare_exchange_weak(&g_emu.heap_used[dev], &used, used + rounded));
+    uint64_t p;
+    if (emu_dev_alloc_on(dev, &p, rounded, EMU_MEM_MODULE, EMU_MEMF_HEAP) != CUDA_SUCCESS) {
+        atomic_fetch_sub(&g_emu.heap_used[dev], rounded);
+        return NULL;
+    }
+    return (void *)(uintptr_t)p;
+}
+
+/* A kernel's free(): releases a block emu_env_heap_alloc gave, ignores any other address. */
+void emu_env_heap_free(void *ctx, void *p)
+{
+    (void)ctx;
+    uint64_t base = 0;
+    size_t size = 0;
+    int kind = 0;
+    unsigned flags = 0;
+    if (!emu_mem_find((uint64_t)(uintptr_t)p, &base, &size, &kind, &flags) || base != (uint64_t)(uintptr_t)p ||
+        kind != EMU_MEM_MODULE || !(flags & EMU_MEMF_HEAP))
+        return;
+    int dev = emu_mem_dev(base);
+    if (free_kind(base, EMU_MEM_MODULE, EMU_MEM_MODULE) == CUDA_SUCCESS && dev >= 0)
+        atomic_fetch_sub(&g_emu.heap_used[dev], size);
+}
+
 /* ctx: NULL (one device: any live allocation), or the launching context (several devices): device memory of
  * another device needs that device's peer access enabled in the context, or access granted by its pool
  * (IPC pools: emu_pool_of; plain pools: the record's). Managed, host, module and VMM memory is every
@@ -322,7 +361,8 @@ int emu_env_check(void *ctx, uint64_t addr, uint64_t len)
     return pool && emu_pool_grants(pool, c->dev);
 }
 
-const ptx_env g_ptx_env = {NULL, emu_env_alloc, emu_env_free, emu_env_check, NULL};
+const ptx_env g_ptx_env = {NULL, emu_env_alloc, emu_env_free, emu_env_check, NULL, emu_env_heap_alloc,
+                            emu_env_heap_free};
 
 const ptx_env *emu_launch_env(emu_ctx *c, ptx_env *buf)
 {

@@ -30,6 +30,11 @@ typedef struct ptx_env {
     /* Resolves an .extern .global/.func the module references but does not define (e.g. vprintf
      * is handled by the executor itself; this is for future cross-module linking). May be NULL. */
     void *(*resolve_extern)(void *ctx, const char *name);
+    /* The device-side heap of a kernel's malloc()/free(): bounded by the context's CU_LIMIT_MALLOC_HEAP_SIZE
+     * (NULL once it is used up, as on a GPU); free releases only what heap_alloc gave. NULL: malloc returns
+     * NULL and free does nothing. */
+    void *(*heap_alloc)(void *ctx, size_t bytes);
+    void (*heap_free)(void *ctx, void *ptr);
 } ptx_env;
 
 /* Where the output of a device printf call (len bytes, formatted) goes: set by the driver layer, which

@@ -2577,10 +2577,10 @@ static int run_warp(blk *B, warp_st *W, unsigned wi) {
                 unsigned tid = tid0 + (unsigned)__builtin_ctz(m);
                 uint64_t arg = local_u64(B, tid, in->a);
                 if (in->op == OP_FREE) {
-                    if (arg && B->env->free_device) B->env->free_device(B->env->ctx, (void *)(uintptr_t)arg);
+                    if (arg && B->env->heap_free) B->env->heap_free(B->env->ctx, (void *)(uintptr_t)arg);
                     continue;
                 }
-                void *ptr = arg && B->env->alloc_device ? B->env->alloc_device(B->env->ctx, (size_t)arg) : NULL;
+                void *ptr = arg && B->env->heap_alloc ? B->env->heap_alloc(B->env->ctx, (size_t)arg) : NULL;
                 uint8_t *r = resolve(B, tid, SP_LOCAL, (uint64_t)in->c, 8);
                 uint64_t v = (uint64_t)(uintptr_t)ptr;
                 if (r) memcpy(r, &v, 8);

@@ -39,6 +39,14 @@
     X(MEMORY,  cuArrayCreate_v2,                 "cuArrayCreate",               3020,  0, TFL_LIB_CUDA) \
     X(MEMORY,  cuArray3DCreate_v2,               "cuArray3DCreate",             3020,  0, TFL_LIB_CUDA) \
     X(MEMORY,  cuMipmappedArrayCreate,           "cuMipmappedArrayCreate",      5000,  0, TFL_LIB_CUDA) \
+    /* ---- memory the driver allocates on its own: module globals, the kernels' malloc() heap ----- */ \
+    X(MEMORY,  cuModuleLoad,                     "cuModuleLoad",                2000,  0, TFL_LIB_CUDA) \
+    X(MEMORY,  cuModuleLoadData,                 "cuModuleLoadData",            2000,  0, TFL_LIB_CUDA) \
+    X(MEMORY,  cuModuleLoadDataEx,               "cuModuleLoadDataEx",          2010,  0, TFL_LIB_CUDA) \
+    X(MEMORY,  cuModuleLoadFatBinary,            "cuModuleLoadFatBinary",       2000,  0, TFL_LIB_CUDA) \
+    X(MEMORY,  cuLibraryLoadData,                "cuLibraryLoadData",           12000, 0, TFL_LIB_CUDA) \
+    X(MEMORY,  cuLibraryLoadFromFile,            "cuLibraryLoadFromFile",       12000, 0, TFL_LIB_CUDA) \
+    X(MEMORY,  cuCtxSetLimit,                    "cuCtxSetLimit",               3010,  0, TFL_LIB_CUDA) \
     /* ---- memory: frees refund exactly what was charged ---------------------------------------- */ \
     X(FREE,    cuMemFree_v2,                     "cuMemFree",                   3020,  0, TFL_LIB_CUDA) \
     X(FREE,    cuMemFreeAsync,                   "cuMemFreeAsync",              11020, 0, TFL_LIB_CUDA) \
@@ -46,6 +54,8 @@
     X(FREE,    cuMemRelease,                     "cuMemRelease",                10020, 0, TFL_LIB_CUDA) \
     X(FREE,    cuArrayDestroy,                   "cuArrayDestroy",              2000,  0, TFL_LIB_CUDA) \
     X(FREE,    cuMipmappedArrayDestroy,          "cuMipmappedArrayDestroy",     5000,  0, TFL_LIB_CUDA) \
+    X(FREE,    cuModuleUnload,                   "cuModuleUnload",              2000,  0, TFL_LIB_CUDA) \
+    X(FREE,    cuLibraryUnload,                  "cuLibraryUnload",             12000, 0, TFL_LIB_CUDA) \
     /* ---- memory info: report the cap -------------------------------------------------------- */ \
     X(MEMINFO, cuMemGetInfo_v2,                  "cuMemGetInfo",                3020,  0, TFL_LIB_CUDA) \
     X(MEMINFO, cuDeviceTotalMem_v2,              "cuDeviceTotalMem",            3020,  0, TFL_LIB_CUDA) \

@@ -51,8 +51,12 @@ static uint64_t current_ctx(void)
  * if the ledger cannot record it (out of host memory): the caller frees the allocation. */
 static int bind(tfl_state *st, int kind, uint64_t key, uint64_t bytes)
 {
-    /* VMM memory belongs to the device; a worker's host mapping outlives any context (tf_limiter_hostmap.h) */
-    uint64_t owner = kind == TFL_KEY_VMM || kind == TFL_KEY_HOSTMAP ? 0 : current_ctx();
+    /* Owned by the context (refunded when it is destroyed): what the driver frees with it. VMM memory belongs to
+     * the device; a worker's host mapping outlives any context (tf_limiter_hostmap.h); module globals and the
+     * heap stay charged until unloaded / replaced, since the emulated device keeps them past their context
+     * (on a GPU that over-charges a destroyed context's: fails closed). */
+    uint64_t owner = kind == TFL_KEY_PTR || kind == TFL_KEY_ARRAY || kind == TFL_KEY_MIPMAP || kind == TFL_KEY_GRAPHMEM
+                         ? current_ctx() : 0;
     if (pthread_mutex_lock(&st->lock) != 0) { uncharge(st, bytes); return -1; }
     uint64_t stale = 0;
     tfl_status s = tfl_ledger_commit_owned(&st->ledger, kind, key, bytes, owner);
@@ -391,6 +395,145 @@ TFL_EXPORT tfl_nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(tfl_nvmlDevice_t dev, tfl
     uint64_t t = mem->total, f = mem->free;
     cap_info(st, &t, &f);
     if (t != mem->total) { mem->total = t; mem->free = f; mem->used = t - f; mem->reserved = 0; }
+    return r;
+}
+
+/* ---- module globals ----
+ * A module's .global/.const variables (a static __device__ array, of any size) are device memory the driver
+ * allocates at load: charged after it by the drop of the device's free memory across the load (loads are
+ * serialized here; on a GPU another process's allocations in between skew the figure), and over the cap the
+ * module is unloaded again (CUDA_ERROR_OUT_OF_MEMORY). When the free memory cannot be read after the load, all
+ * of what was free is charged (fails closed). Refunded at unload only (not with the context: see bind). A
+ * library the driver loads lazily (cuLibraryLoad* on a GPU with CUDA_MODULE_LOADING=LAZY) allocates its
+ * globals later, in cuLibraryGet*: those are not charged. */
+static pthread_mutex_t g_load_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static CUresult device_free(size_t *free_b)
+{
+    TFL_REAL(cuMemGetInfo_v2);
+    size_t total = 0;
+    *free_b = 0;
+    return real ? real(free_b, &total) : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+/* `call` loads into *(out) using `real`; `unload` undoes it. */
+#define LOAD_CHARGED(sym, kind, out, call, unload) do { \
+        TFL_REAL(sym); \
+        if (!real) return CUDA_ERROR_NOT_INITIALIZED; \
+        if (tfl_depth || !(out)) return (call); \
+        tfl_state *st = tfl_state_get(); \
+        if (pthread_mutex_lock(&g_load_mu) != 0) return CUDA_ERROR_OPERATING_SYSTEM; \
+        size_t before_ = 0, after_ = 0; \
+        CUresult r_ = device_free(&before_); \
+        if (r_ == CUDA_SUCCESS) { tfl_depth++; r_ = (call); tfl_depth--; } \
+        if (r_ == CUDA_SUCCESS && device_free(&after_) != CUDA_SUCCESS) after_ = 0; \
+        pthread_mutex_unlock(&g_load_mu); \
+        if (r_ != CUDA_SUCCESS) return r_; \
+        uint64_t b_ = before_ > after_ ? before_ - after_ : 0; \
+        if (b_ && (charge(st, b_) != 0 || bind(st, kind, (uint64_t)(uintptr_t)*(out), b_) != 0)) { \
+            tfl_depth++; (void)(unload); tfl_depth--; \
+            return CUDA_ERROR_OUT_OF_MEMORY; \
+        } \
+        return r_; \
+    } while (0)
+
+TFL_EXPORT CUresult CUDAAPI cuModuleUnload(CUmodule m)
+{
+    TFL_REAL(cuModuleUnload);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult r = real(m);
+    if (r == CUDA_SUCCESS && !tfl_depth) refund(tfl_state_get(), TFL_KEY_MODULE, (uint64_t)(uintptr_t)m);
+    return r;
+}
+
+TFL_EXPORT CUresult CUDAAPI cuLibraryUnload(CUlibrary l)
+{
+    TFL_REAL(cuLibraryUnload);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult r = real(l);
+    if (r == CUDA_SUCCESS && !tfl_depth) refund(tfl_state_get(), TFL_KEY_LIBRARY, (uint64_t)(uintptr_t)l);
+    return r;
+}
+
+static void unload_module(CUmodule m)
+{
+    TFL_REAL(cuModuleUnload);
+    if (real) (void)real(m);
+}
+
+static void unload_library(CUlibrary l)
+{
+    TFL_REAL(cuLibraryUnload);
+    if (real) (void)real(l);
+}
+
+TFL_EXPORT CUresult CUDAAPI cuModuleLoad(CUmodule *m, const char *fname)
+{
+    LOAD_CHARGED(cuModuleLoad, TFL_KEY_MODULE, m, real(m, fname), unload_module(*m));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuModuleLoadData(CUmodule *m, const void *image)
+{
+    LOAD_CHARGED(cuModuleLoadData, TFL_KEY_MODULE, m, real(m, image), unload_module(*m));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuModuleLoadDataEx(CUmodule *m, const void *image, unsigned int n, CUjit_option *options,
+                                               void **values)
+{
+    LOAD_CHARGED(cuModuleLoadDataEx, TFL_KEY_MODULE, m, real(m, image, n, options, values), unload_module(*m));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuModuleLoadFatBinary(CUmodule *m, const void *fatbin)
+{
+    LOAD_CHARGED(cuModuleLoadFatBinary, TFL_KEY_MODULE, m, real(m, fatbin), unload_module(*m));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuLibraryLoadData(CUlibrary *l, const void *code, CUjit_option *jit_options,
+                                              void **jit_values, unsigned int njit, CUlibraryOption *lib_options,
+                                              void **lib_values, unsigned int nlib)
+{
+    LOAD_CHARGED(cuLibraryLoadData, TFL_KEY_LIBRARY, l,
+                 real(l, code, jit_options, jit_values, njit, lib_options, lib_values, nlib), unload_library(*l));
+}
+
+TFL_EXPORT CUresult CUDAAPI cuLibraryLoadFromFile(CUlibrary *l, const char *fname, CUjit_option *jit_options,
+                                                  void **jit_values, unsigned int njit, CUlibraryOption *lib_options,
+                                                  void **lib_values, unsigned int nlib)
+{
+    LOAD_CHARGED(cuLibraryLoadFromFile, TFL_KEY_LIBRARY, l,
+                 real(l, fname, jit_options, jit_values, njit, lib_options, lib_values, nlib), unload_library(*l));
+}
+
+/* ---- the kernels' malloc() heap ----
+ * CU_LIMIT_MALLOC_HEAP_SIZE is device memory set aside for kernels' malloc(): a size set is charged like an
+ * allocation of it, keyed by its context (a new size replaces the old charge; both count while it changes), and
+ * refused over the cap (CUDA_ERROR_OUT_OF_MEMORY, the limit unchanged). The charge stays when the context goes
+ * (fails closed: the emulated device keeps blocks kernels took until the process ends, so a refund would let a
+ * tenant set and fill a new heap beside them). The driver's default heap (8 MiB) is not charged. */
+TFL_EXPORT CUresult CUDAAPI cuCtxSetLimit(CUlimit limit, size_t value)
+{
+    TFL_REAL(cuCtxSetLimit);
+    if (!real) return CUDA_ERROR_NOT_INITIALIZED;
+    if (tfl_depth || limit != CU_LIMIT_MALLOC_HEAP_SIZE) return real(limit, value);
+    typedef CUresult (*get_limit_fn)(size_t *, CUlimit);
+    get_limit_fn get = (get_limit_fn)tfl_lib_sym(TFL_LIB_CUDA, "cuCtxGetLimit");
+    size_t old = 0;
+    if (!get || get(&old, limit) != CUDA_SUCCESS) return CUDA_ERROR_NOT_INITIALIZED;
+    tfl_state *st = tfl_state_get();
+    if (charge(st, value) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    tfl_depth++;
+    CUresult r = real(limit, value);
+    tfl_depth--;
+    if (r != CUDA_SUCCESS) {
+        uncharge(st, value);
+        return r;
+    }
+    if (bind(st, TFL_KEY_HEAP, current_ctx(), value) != 0) {   /* cannot account for it: the old size back */
+        tfl_depth++;
+        (void)real(limit, old);
+        tfl_depth--;
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     return r;
 }
 

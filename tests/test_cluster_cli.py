@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 
 from cudabuild import build_cuda, build_example
-from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
-from test_worker import running_cluster, wait_for, workers
+from test_worker import running_cluster, wait_for, worker_usage, workers
 
 CLI = [sys.executable, "-m", "tfclient.cli"]
-worker_pb, worker_rpc = load("worker_pb2"), load("worker_pb2_grpc")
 
 
 def tf(*args, env, timeout=60):
@@ -65,11 +63,9 @@ def step(proc, line: str) -> str:
 
 def session_of(address, aid):
     """The worker's view of aid's session (GetUsage): its limits as in its limiter region, its usage."""
-    import grpc
     with SchedulerClient(address) as client:
-        admin = client.get_allocation(aid).endpoints.admin
-    with grpc.insecure_channel(admin) as channel:
-        usage = worker_rpc.WorkerAdminStub(channel).GetUsage(worker_pb.GetUsageRequest(), timeout=5)
+        alloc = client.get_allocation(aid)
+    usage = worker_usage(alloc.endpoints.admin, alloc.worker_id)
     return next((s for s in usage.sessions if s.allocation_id == aid), None)
 
 

@@ -43,6 +43,19 @@ def start(args, env, ready: str):
     pytest.fail(f"{args[0]} did not start:\n{''.join(lines)}")
 
 
+TEST_SECRET = b"test-secret"   # running_cluster's TF_SECRET: the tests sign the scheduler's orders with it
+
+
+def worker_usage(admin: str, worker_id: str):
+    """GetUsage of the worker at admin, asked as the scheduler asks it (a "usage" order signed with the node's key)."""
+    import grpc
+    from tfscheduler import lease as leases
+    order = leases.sign_order("usage", "", leases.node_key(TEST_SECRET, worker_id))
+    with grpc.insecure_channel(admin) as channel:
+        return load("worker_pb2_grpc").WorkerAdminStub(channel).GetUsage(
+            load("worker_pb2").GetUsageRequest(auth_token=order), timeout=5)
+
+
 workers: dict = {}   # node name -> worker process of the running cluster
 worker_envs: dict = {}   # node name -> the environment its worker runs with (its worker token)
 
@@ -317,16 +330,12 @@ def test_higher_qos_request_preempts_and_the_worker_closes_the_session(one_worke
 
 
 def test_live_limit_change_reaches_the_running_sessions_limiter(one_worker):
-    import grpc
     env, address = one_worker
-    worker_rpc = load("worker_pb2_grpc")
-    worker_pb = load("worker_pb2")
     with SchedulerClient(address) as client:
         alloc = client.allocate(tflops=0.001, vram=512)
         proc = hold(alloc, env, 64)
         client.set_limits(alloc.id, vram=900, tflops=0.004)
-        with grpc.insecure_channel(alloc.endpoints.admin) as channel:
-            usage = worker_rpc.WorkerAdminStub(channel).GetUsage(worker_pb.GetUsageRequest(), timeout=5)
+        usage = worker_usage(alloc.endpoints.admin, alloc.worker_id)
         [session] = [s for s in usage.sessions if s.allocation_id == alloc.id]
         assert session.limits.vram_mib == 900          # read back from the session's shared-memory region
         assert abs(session.limits.tflops - 0.004) < 1e-9
@@ -411,7 +420,7 @@ def test_worker_refuses_limit_orders_not_signed_by_the_scheduler(one_worker):
                     admin.SetSessionLimits(request, timeout=5)
                 assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, what
                 assert "limits order rejected" in err.value.details(), what
-            usage = admin.GetUsage(worker_pb.GetUsageRequest(), timeout=5)
+            usage = worker_usage(alloc.endpoints.admin, alloc.worker_id)
             [session] = [s for s in usage.sessions if s.allocation_id == alloc.id]
             assert session.limits.vram_mib == 256                 # unchanged
             # the scheduler's own order applies once; the same order replayed is refused
@@ -687,11 +696,8 @@ def test_workload_using_more_compute_than_its_limit_gets_a_raised_limit_live(tmp
     """Autoscaling end to end (seed 004): a workload with autoSetResources enabled for TFLOPS runs a busy
     kernel loop at its 2-TFLOPS limit; the worker's heartbeats feed the scheduler's histogram, the autoscale
     loop recommends more, and the new limit lands in the running session's limiter region (no restart)."""
-    import grpc
     cfg = tmp_path / "sched.toml"
     cfg.write_text("autoscale_interval_s = 1.0\nvram_peak_interval_s = 2.0\n")
-    worker_rpc = load("worker_pb2_grpc")
-    worker_pb = load("worker_pb2")
     # the emulated GPU counts as a 10-TFLOPS device, so 2 TFLOPS is a 20% duty cycle. The kernel is long
     # against a launch's round trip, which on a loaded host takes tens of ms (short kernels then cannot use
     # 20% of the device, and nothing asks for more), and compiled before its first launch (TF_EMU_JIT_SYNC=1:
@@ -713,8 +719,7 @@ def test_workload_using_more_compute_than_its_limit_gets_a_raised_limit_live(tmp
                                     stderr=subprocess.STDOUT, text=True)
             try:
                 def session():
-                    with grpc.insecure_channel(alloc.endpoints.admin) as channel:
-                        usage = worker_rpc.WorkerAdminStub(channel).GetUsage(worker_pb.GetUsageRequest(), timeout=5)
+                    usage = worker_usage(alloc.endpoints.admin, alloc.worker_id)
                     return next((s for s in usage.sessions if s.allocation_id == alloc.id), None)
 
                 region_limit = lambda: (s := session()) and s.limits.tflops or 0.0

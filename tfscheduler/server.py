@@ -209,14 +209,15 @@ class SchedulerService(rpc.SchedulerServicer):
         admin_timeout_s, else what failed. Reports about one worker that arrive together share one probe."""
         task = self._probes.get(worker_id)
         if task is None:
-            task = self._probes[worker_id] = asyncio.get_running_loop().create_task(self._probe_once(admin))
+            task = self._probes[worker_id] = asyncio.get_running_loop().create_task(self._probe_once(worker_id, admin))
             task.add_done_callback(lambda _: self._probes.pop(worker_id, None))
         return await asyncio.shield(task)
 
-    async def _probe_once(self, admin: str) -> str | None:
+    async def _probe_once(self, worker_id: str, admin: str) -> str | None:
         channel = tlsmod.channel(admin, self.worker_tls, aio=True)
+        order = lease_tokens.sign_order("usage", "", lease_tokens.node_key(self.state.secret, worker_id))
         try:
-            await wrpc.WorkerAdminStub(channel).GetUsage(wpb.GetUsageRequest(),
+            await wrpc.WorkerAdminStub(channel).GetUsage(wpb.GetUsageRequest(auth_token=order),
                                                          timeout=self.state.cfg.admin_timeout_s)
             return None
         except grpc.RpcError as e:

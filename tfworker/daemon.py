@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 import os
+import secrets
 import shutil
 import socket
 import time
@@ -33,16 +34,36 @@ worker_rpc = load("worker_pb2_grpc")
 
 log = logging.getLogger("tfworker")
 REVOKED_KEEP_S = 25 * 3600.0      # longer than the longest lease a scheduler grants (max_lease_ttl_s, 24 h)
+MAX_SESSIONS_VAR = "TF_MAX_SESSIONS_PER_ALLOCATION"
+DEFAULT_MAX_SESSIONS = 64
+
+
+def max_sessions_per_allocation() -> int:
+    """How many sessions (GPU worker processes) one allocation may hold on this worker at once:
+    TF_MAX_SESSIONS_PER_ALLOCATION, default 64. Each session is a process with its own memory and threads that the
+    allocation's VRAM and compute limits do not count, so without a bound one tenant's connections could exhaust
+    the host its neighbours share. ValueError (one line) for a value that is not a positive integer."""
+    text = os.environ.get(MAX_SESSIONS_VAR, "")
+    if not text:
+        return DEFAULT_MAX_SESSIONS
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{MAX_SESSIONS_VAR}={text!r}: use a whole number of sessions, 1 or more")
+    return int(text)
 
 
 
-def ipc_scope_dir(allocation_id: str) -> str:
-    """Folder where the GPU worker processes of an allocation (TF_IPC_SCOPE) mark the CUDA IPC handles they
-    exported (tfworker/executor/exec_ipc.c names it with the same FNV-1a 64 hash of the scope)."""
+def fnv1a64(data: bytes) -> int:
+    """FNV-1a 64 of data: how tfworker/executor/exec_ipc.c names a scope's folder and the marks in it."""
     h = 0xcbf29ce484222325
-    for b in allocation_id.encode():
+    for b in data:
         h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return f"/dev/shm/tf-ipc-{h:016x}"
+    return h
+
+
+def ipc_scope_dir(scope: str) -> str:
+    """Folder where the GPU worker processes of an allocation (TF_IPC_SCOPE=scope) mark the CUDA IPC handles they
+    exported (tfworker/executor/exec_ipc.c names it with the same FNV-1a 64 hash of the scope)."""
+    return f"/dev/shm/tf-ipc-{fnv1a64(scope.encode()):016x}"
 
 @dataclass
 class Session:
@@ -82,7 +103,11 @@ class WorkerDaemon:
         self.worker_id = ""
         self.heartbeat_interval_s = 2.0
         self.sessions: dict[str, Session] = {}
+        self.max_sessions = max_sessions_per_allocation()
         self.regions: dict[str, limits.SessionLimits] = {}     # allocation -> its limiter region (all its sessions)
+        # allocation -> its CUDA IPC scope (TF_IPC_SCOPE): the id and a random part, so that no local user can tell
+        # the name of its folder in world-writable /dev/shm before the worker makes it (and make it first)
+        self.ipc_scopes: dict[str, str] = {}
         self.pending_limits: dict[str, common.Resources] = {}   # allocation -> limits set before it connected
         self._counter = itertools.count(1)
         self._seen_orders: dict[tuple, float] = {}      # signed admin orders applied (replay guard)
@@ -238,6 +263,10 @@ class WorkerDaemon:
         if missing:
             raise PermissionError(f"lease names GPU {missing[0]}, which is not on this worker")
         gpus = [mine[u] for u in claims.gpu_uuids]
+        held = sum(1 for s in self.sessions.values() if s.allocation_id == claims.allocation_id)
+        if held >= self.max_sessions:
+            raise PermissionError(f"allocation {claims.allocation_id} already has {held} sessions on this worker, the "
+                                  f"most one allocation may hold ({MAX_SESSIONS_VAR}): end one first")
         session_id = f"{claims.allocation_id}-{next(self._counter)}"
         pending = self.pending_limits.get(claims.allocation_id)
         vram_mib = pending.vram_mib if pending and pending.vram_mib else claims.vram_limit_mib
@@ -252,7 +281,9 @@ class WorkerDaemon:
         env = session_env(self.backend, gpus)
         if self.identity is not None:
             env[gpu_process.TAG_VAR] = self.identity.tag   # found again by a restarted daemon
-        env["TF_IPC_SCOPE"] = claims.allocation_id   # CUDA IPC handles open only within one allocation
+        # CUDA IPC handles open only within one allocation
+        env["TF_IPC_SCOPE"] = self.ipc_scopes.setdefault(claims.allocation_id,
+                                                         f"{claims.allocation_id}.{secrets.token_hex(16)}")
         if limits is None:
             return SessionGrant(session_id=session_id, env=env, preload=[])
         env.update(limits.env)
@@ -335,7 +366,9 @@ class WorkerDaemon:
         region = self.regions.pop(session.allocation_id, None)
         if region is not None:
             region.close()
-        shutil.rmtree(ipc_scope_dir(session.allocation_id), ignore_errors=True)   # its IPC handles died with it
+        scope = self.ipc_scopes.pop(session.allocation_id, None)
+        if scope is not None:
+            shutil.rmtree(ipc_scope_dir(scope), ignore_errors=True)   # its IPC handles died with it
 
     async def close_allocation(self, allocation_id: str, reason: str) -> bool:
         self.revoke(allocation_id, reason)
@@ -445,6 +478,12 @@ class _AdminServicer(worker_rpc.WorkerAdminServicer):
         return worker_pb.CloseSessionResponse(closed=closed)
 
     async def GetUsage(self, request, context):
+        # Which allocations run here, their processes and usage: the scheduler's to read (its probe), not a
+        # tenant's that found the admin port on this host.
+        try:
+            lease.verify_order(request.auth_token, "usage", "", self.daemon.node_key)
+        except lease.LeaseError as e:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"usage request rejected: {e}")
         return worker_pb.GetUsageResponse(gpus=self.daemon.gpu_usage(), sessions=self.daemon.session_usage())
 
 

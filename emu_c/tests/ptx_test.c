@@ -56,7 +56,7 @@ static int dev_check(void *ctx, uint64_t a, uint64_t n) {
     return ok;
 }
 
-static ptx_env ENV = {NULL, dev_alloc, dev_free, dev_check, NULL};
+static ptx_env ENV = {NULL, dev_alloc, dev_free, dev_check, NULL, dev_alloc, dev_free};
 
 /* ------------------------------------------------------------------ helpers */
 static int failures;

@@ -35,7 +35,8 @@ double tfl_launch_cost(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsig
  * back (cancel). A free refunds exactly what its key was charged; an unknown key refunds nothing, so
  * `used` never underflows. Keys are (kind, value): device pointers, arrays and VMM handles live in
  * different name spaces. Not thread-safe: the caller holds its lock. */
-enum tfl_key_kind { TFL_KEY_PTR = 1, TFL_KEY_ARRAY, TFL_KEY_MIPMAP, TFL_KEY_VMM, TFL_KEY_GRAPHMEM, TFL_KEY_HOSTMAP };
+enum tfl_key_kind { TFL_KEY_PTR = 1, TFL_KEY_ARRAY, TFL_KEY_MIPMAP, TFL_KEY_VMM, TFL_KEY_GRAPHMEM, TFL_KEY_HOSTMAP,
+                    TFL_KEY_MODULE, TFL_KEY_LIBRARY, TFL_KEY_HEAP };
 typedef struct { uint64_t key, bytes, owner; uint8_t kind; } tfl_ledger_slot;
 typedef struct {
     uint64_t used, peak;

@@ -6,9 +6,11 @@
  * returns the same pointer and counts references), and leaves it at the last cuIpcCloseMemHandle. It is
  * not charged to this session: the limiter counts allocations, and these bytes are the exporter's.
  * Policy: a handle opens only in a session of the allocation that exported it. The worker daemon names the
- * allocation in TF_IPC_SCOPE; each export leaves a mark (the handle's hash) in /dev/shm/tf-ipc-<scope hash>/,
+ * allocation in TF_IPC_SCOPE (its id and a random part, so that no one can tell the folder's name before it
+ * exists); each export leaves a mark (the handle's hash) in /dev/shm/tf-ipc-<scope hash>/,
  * and an open whose handle has no mark in its own scope's folder is CUDA_ERROR_NOT_PERMITTED - another
- * tenant's memory never maps here, even from a leaked or forged handle. Without TF_IPC_SCOPE (a standalone
+ * tenant's memory never maps here, even from a leaked or forged handle. The folder must be the worker user's own,
+ * mode 0700 (a tenant who is a local user could make it first in world-writable /dev/shm and plant marks). Without TF_IPC_SCOPE (a standalone
  * worker) the processes of this host's user share handles as on a plain driver. The same marks guard the
  * POSIX-fd shareable handles of virtual memory management and of IPC memory pools (exec_vmm.c: tfMemExportToFd /
  * tfMemImportFromFd, tfMemPoolExportToFd / tfMemPoolImportFromFd).
@@ -40,44 +42,68 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-/* The mark of handle bytes h in this session's scope folder; 0 when there is no scope (no policy). */
-static int mark_path(char *out, size_t n, const void *h, size_t hn)
+/* The scope folder of this session and the mark of handle bytes h in it; 0 when there is no scope (no policy). */
+static int mark_path(char *dir, size_t dn, char *name, size_t nn, const void *h, size_t hn)
 {
     const char *scope = getenv("TF_IPC_SCOPE");
     if (!scope || !*scope) return 0;
-    uint64_t s = fnv(0xcbf29ce484222325ull, scope, strlen(scope));
-    snprintf(out, n, "/dev/shm/tf-ipc-%016llx/%016llx", (unsigned long long)s,
-             (unsigned long long)fnv(0xcbf29ce484222325ull, h, hn));
+    snprintf(dir, dn, "/dev/shm/tf-ipc-%016llx", (unsigned long long)fnv(0xcbf29ce484222325ull, scope, strlen(scope)));
+    snprintf(name, nn, "%016llx", (unsigned long long)fnv(0xcbf29ce484222325ull, h, hn));
     return 1;
+}
+
+/* The scope folder, opened (made first if `create`): a directory of this process's user that no one else may
+ * enter, never a link. /dev/shm is world-writable and the folder's name follows from an allocation id its tenant
+ * knows, so a local user could make it first and plant marks for another allocation's handles: such a folder
+ * is refused (-1, errno EPERM), as is any failure. */
+static int scope_dir(const char *dir, int create)
+{
+    if (create && mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    return fd;
 }
 
 /* After an export: leave the mark (fails closed: no mark, no handle). */
 CUresult tfx_ipc_mark_export(tfx *x, const void *h, size_t hn)
 {
-    char path[96];
-    if (!mark_path(path, sizeof path, h, hn)) return CUDA_SUCCESS;
-    char *slash = strrchr(path, '/');
-    *slash = 0;
-    int ok = mkdir(path, 0700) == 0 || errno == EEXIST;
-    *slash = '/';
-    int fd = ok ? open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) : -1;
+    char dir[64], name[32];
+    (void)x;
+    if (!mark_path(dir, sizeof dir, name, sizeof name, h, hn)) return CUDA_SUCCESS;
+    int dfd = scope_dir(dir, 1);
+    int fd = dfd < 0 ? -1 : openat(dfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        tfx_log("IPC: cannot record an exported handle in %s (%s)", path, strerror(errno));
-        (void)x;
+        tfx_log("IPC: cannot record an exported handle in %s (%s%s)", dir, strerror(errno),
+                errno == EPERM ? ": the folder is not this worker's own, mode 0700" : "");
+        if (dfd >= 0) close(dfd);
         return CUDA_ERROR_OPERATING_SYSTEM;
     }
     close(fd);
+    close(dfd);
     return CUDA_SUCCESS;
 }
 
-/* Before an open: the handle must have been exported by a session of this allocation. */
+/* Before an open: the handle must have been exported by a session of this allocation, whose mark is in the
+ * worker's own scope folder. */
 CUresult tfx_ipc_check_import(const void *h, size_t hn)
 {
-    char path[96];
-    if (!mark_path(path, sizeof path, h, hn)) return CUDA_SUCCESS;
-    if (access(path, F_OK) == 0) return CUDA_SUCCESS;
-    tfx_log("IPC: refused a handle not exported by a session of this allocation");
-    return CUDA_ERROR_NOT_PERMITTED;
+    char dir[64], name[32];
+    if (!mark_path(dir, sizeof dir, name, sizeof name, h, hn)) return CUDA_SUCCESS;
+    int dfd = scope_dir(dir, 0);
+    struct stat st;
+    int marked = dfd >= 0 && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    if (dfd < 0 && errno == EPERM)
+        tfx_log("IPC: refused a handle: %s is not this worker's own folder (mode 0700): another user made it", dir);
+    else if (!marked)
+        tfx_log("IPC: refused a handle not exported by a session of this allocation");
+    if (dfd >= 0) close(dfd);
+    return marked ? CUDA_SUCCESS : CUDA_ERROR_NOT_PERMITTED;
 }
 
 CUresult ex_cuIpcGetMemHandle(tfx *x, CUipcMemHandle *pHandle, CUdeviceptr dptr)
