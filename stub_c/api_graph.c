@@ -15,7 +15,10 @@
  * host node's function runs. A later launch of a graph with host ranges first collects what is pending.
  * Refused: 2D copies of host memory during capture, arrays, host-to-host nodes (CUDA_ERROR_NOT_SUPPORTED).
  * Host nodes (cuGraphAddHostNode, cuLaunchHostFunc into a capturing stream) work: the function runs here,
- * called back by the worker when its graph reaches the node (see tfs_cuGraphAddHostNode).
+ * called back by the worker when its graph reaches the node (see tfs_cuGraphAddHostNode); their parameters
+ * read back and set are this process's function and argument. Node parameters of the other kinds are read
+ * back and set through the worker; cuGraphNodeSetParams / cuGraphExecNodeSetParams dispatch each kind to
+ * those calls (emu_c/graph_add_node.c, shared with the emulated device).
  *
  * Capture modes. The executor runs every client thread's calls on its one thread, so to the backend one
  * thread began every capture. CUDA decides per calling thread whether a potentially unsafe call (a

@@ -1,6 +1,8 @@
 /* exec_graph.c - the executor's hand-written calls of stream capture and CUDA graphs (the rows of the
  * graphs section of proto/calls.tbl marked exec=hand): kernel nodes (parameters arrive packed, as for
- * tfLaunch, and the kernelParams array is rebuilt here), memset/memcpy nodes (device ranges checked),
+ * tfLaunch, and the kernelParams array is rebuilt here), memset/memcpy nodes (device ranges checked, on add
+ * and on every set), host nodes' parameters (the client's fn/userData in trampoline records), event nodes'
+ * events as values,
  * capture info with its dependency list, the per-call capture mode, .dot text, and the refusal of
  * host-memory copies on a capturing stream.
  * Called by the generated dispatch (build/executor/gen/exec_calls.c) and by executor.c.
