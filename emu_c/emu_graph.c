@@ -1261,6 +1261,23 @@ EMU_API CUresult cuGraphNodeGetType(CUgraphNode hNode, CUgraphNodeType *type)
     return CUDA_SUCCESS;
 }
 
+/* cuGraphNodeSetParams of a child graph node: the node owns a copy of the new graph; the copy it owned (the
+ * graph cuGraphChildGraphNodeGetGraph gave out) dies. */
+static CUresult child_set(gnode *nd, CUgraph childGraph)
+{
+    if (nd->type != N_CHILD || !emu_handle_is(childGraph, EMU_K_GRAPH) || (emu_graph *)childGraph == nd->graph ||
+        (emu_graph *)childGraph == nd->u.child)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_graph *copy;
+    CUresult rc = graph_clone((const emu_graph *)childGraph, &copy);
+    if (rc)
+        return rc;
+    copy->node_owned = 1;
+    graph_destroy(nd->u.child);
+    nd->u.child = copy;
+    return CUDA_SUCCESS;
+}
+
 EMU_API CUresult cuGraphChildGraphNodeGetGraph(CUgraphNode hNode, CUgraph *phGraph)
 {
     if (!phGraph || !emu_handle_is(hNode, EMU_K_GNODE) || ((gnode *)hNode)->type != N_CHILD)
@@ -1659,9 +1676,7 @@ EMU_API CUresult cuGraphNodeGetEnabled(CUgraphExec hGraphExec, CUgraphNode hNode
     return CUDA_SUCCESS;
 }
 
-/* cuGraphNodeSetParams / cuGraphExecNodeSetParams: each kind to its set call (graph_add_node.c). A child
- * graph node's graph is only replaced in an executable graph (there is no per-kind call that replaces it in
- * a graph: CUDA_ERROR_NOT_SUPPORTED). */
+/* cuGraphNodeSetParams / cuGraphExecNodeSetParams: each kind to its set call (graph_add_node.c). */
 static CUresult set_kernel(CUgraphExec x, CUgraphNode n, const CUDA_KERNEL_NODE_PARAMS *p)
 {
     return x ? cuGraphExecKernelNodeSetParams_v2(x, n, p) : cuGraphKernelNodeSetParams_v2(n, p);
@@ -1684,7 +1699,7 @@ static CUresult set_host(CUgraphExec x, CUgraphNode n, const CUDA_HOST_NODE_PARA
 
 static CUresult set_child(CUgraphExec x, CUgraphNode n, CUgraph g)
 {
-    return x ? cuGraphExecChildGraphNodeSetParams(x, n, g) : CUDA_ERROR_NOT_SUPPORTED;
+    return x ? cuGraphExecChildGraphNodeSetParams(x, n, g) : child_set((gnode *)n, g);
 }
 
 static CUresult set_event_record(CUgraphExec x, CUgraphNode n, CUevent e)

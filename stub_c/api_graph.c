@@ -1056,8 +1056,7 @@ CUresult tfs_cuGraphEventWaitNodeGetEvent(CUgraphNode hNode, CUevent *event_out)
 }
 
 /* cuGraphNodeSetParams / cuGraphExecNodeSetParams: each node kind to the call above that sets it (the dispatch
- * is emu_c/graph_add_node.c, shared with the emulated device); hGraphExec NULL: the graph's node. A child graph
- * node's graph is only replaced in an executable graph (as on the emulated device). */
+ * is emu_c/graph_add_node.c, shared with the emulated device); hGraphExec NULL: the graph's node. */
 static CUresult set_kernel(CUgraphExec x, CUgraphNode n, const CUDA_KERNEL_NODE_PARAMS *p)
 {
     return x ? tfs_cuGraphExecKernelNodeSetParams_v2(x, n, p) : tfs_cuGraphKernelNodeSetParams_v2(n, p);
@@ -1080,7 +1079,7 @@ static CUresult set_host(CUgraphExec x, CUgraphNode n, const CUDA_HOST_NODE_PARA
 
 static CUresult set_child(CUgraphExec x, CUgraphNode n, CUgraph g)
 {
-    return x ? rpc_cuGraphExecChildGraphNodeSetParams(x, n, g) : CUDA_ERROR_NOT_SUPPORTED;
+    return x ? rpc_cuGraphExecChildGraphNodeSetParams(x, n, g) : rpc_tfGraphChildGraphNodeSetGraph(n, g);
 }
 
 static CUresult set_event_record(CUgraphExec x, CUgraphNode n, CUevent e)

@@ -643,6 +643,7 @@ static void test_graph_node_params_and_exec_updates(void)
     CHECK(cuGraphExecChildGraphNodeSetParams(x, host, child2) == CUDA_ERROR_INVALID_VALUE);
     /* the generic calls: the kind must match; alloc/free/conditional and a graph's child graph cannot change */
     CUgraphNodeParams np;
+    size_t n2 = 0;
     memset(&np, 0, sizeof(np));
     np.type = CU_GRAPH_NODE_TYPE_HOST;
     np.host.fn = count_fn, np.host.userData = &calls_a;
@@ -651,8 +652,14 @@ static void test_graph_node_params_and_exec_updates(void)
     CHECK(cuGraphNodeSetParams(ms, &np) == CUDA_ERROR_INVALID_VALUE);
     np.type = CU_GRAPH_NODE_TYPE_GRAPH;
     np.graph.graph = child;
-    CHECK(cuGraphNodeSetParams(chn, &np) == CUDA_ERROR_NOT_SUPPORTED);
     OK(cuGraphExecNodeSetParams(x, chn, &np));
+    np.graph.graph = child2; /* two nodes: any shape for the graph's own node */
+    OK(cuGraphNodeSetParams(chn, &np));
+    CUgraph owned;
+    OK(cuGraphChildGraphNodeGetGraph(chn, &owned));
+    OK(cuGraphGetNodes(owned, NULL, &n2));
+    CHECK(n2 == 2);
+    CHECK(cuGraphNodeSetParams(host, &np) == CUDA_ERROR_INVALID_VALUE);
     np.type = CU_GRAPH_NODE_TYPE_MEM_FREE;
     CHECK(cuGraphExecNodeSetParams(x, ms, &np) == CUDA_ERROR_NOT_SUPPORTED);
     /* event nodes */
@@ -667,12 +674,22 @@ static void test_graph_node_params_and_exec_updates(void)
     CHECK(cuGraphEventWaitNodeGetEvent(rec, &ev) == CUDA_ERROR_INVALID_VALUE);
     CHECK(cuGraphEventRecordNodeSetEvent(rec, (CUevent)&ev) == CUDA_ERROR_INVALID_HANDLE);
     CHECK(cuGraphExecEventRecordNodeSetEvent(x, rec, e1) == CUDA_ERROR_INVALID_VALUE); /* not in x's graph */
-    /* an update keeps disabled nodes disabled */
+    /* an update needs the same shape (the child graph node now has two nodes); it keeps disabled nodes disabled */
     CUgraphExecUpdateResultInfo info;
     OK(cuGraphDestroyNode(rec));
+    CHECK(cuGraphExecUpdate_v2(x, g, &info) == CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE);
+    CHECK(info.result == CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED);
+    np.type = CU_GRAPH_NODE_TYPE_GRAPH;
+    np.graph.graph = child;
+    OK(cuGraphNodeSetParams(chn, &np));
     OK(cuGraphExecUpdate_v2(x, g, &info));
+    OK(cuMemsetD32_v2(b, 0, 64));
     OK(cuGraphLaunch(x, NULL));
     OK(cuCtxSynchronize());
+    OK(cuMemcpyDtoH_v2(h, b, sizeof(h)));
+    CHECK(h[0] == 0); /* the copy is still disabled */
+    OK(cuMemcpyDtoH_v2(h, a, sizeof(h)));
+    CHECK(h[0] == 4); /* the graph's memset value */
     OK(cuGraphExecDestroy(x));
     OK(cuGraphDestroy(g));
     OK(cuGraphDestroy(child));

@@ -1,7 +1,7 @@
 // graph_node_params.cu - the parameters of graph nodes read back and changed, in graphs and in executable
 // graphs: host, memset, memcpy, event record/wait and child graph nodes (cudaGraph*NodeGetParams/SetParams,
 // cudaGraphEvent*NodeGetEvent/SetEvent, cudaGraphChildGraphNodeGetGraph, cudaGraphExec*NodeSetParams/SetEvent),
-// the generic cudaGraphNodeSetParams / cudaGraphExecNodeSetParams, and cudaGraphNodeSetEnabled/GetEnabled;
+// the generic cudaGraphNodeSetParams / cudaGraphExecNodeSetParams (a child graph node takes a copy of a new graph), and cudaGraphNodeSetEnabled/GetEnabled;
 // each call's success and its error answers (a node of another kind, a node of another graph, parameters the
 // driver refuses), and launches after each update computing the new values.
 // Usage: graph_node_params N. stdout: key=value lines (error names, values read back after launches).
@@ -344,6 +344,21 @@ int main(int argc, char **argv)
     CK(cudaMemset(d2, 0, bytes));
     launch(x, s);
     printf("exec_node_set_child_launch=%d,%d\n", uniform(d1), uniform(d2));  // 3,0
+    // the graph's child graph node takes a copy of another graph (any shape); the executable graph keeps its own
+    np.graph.graph = child3;
+    printf("node_set_child=%s\n", name(cudaGraphNodeSetParams(chn, &np)));
+    CK(cudaGraphChildGraphNodeGetGraph(chn, &owned));
+    CK(cudaGraphGetNodes(owned, nullptr, &cnt));
+    printf("node_set_child_nodes=%zu\n", cnt);  // 2
+    CK(cudaMemset(d1, 0, bytes));
+    launch(x, s);
+    printf("node_set_child_old_exec_launch=%d,%d\n", uniform(d1), uniform(d2));  // 3,0
+    cudaGraphExec_t x2;
+    CK(cudaGraphInstantiate(&x2, g, 0));
+    CK(cudaMemset(d1, 0, bytes));
+    launch(x2, s);
+    printf("node_set_child_new_exec_launch=%d,%d\n", uniform(d1), uniform(d2));  // 0,4
+    CK(cudaGraphExecDestroy(x2));
     CK(cudaGraphExecDestroy(x));
     CK(cudaGraphDestroy(g));
 
@@ -389,7 +404,7 @@ int main(int argc, char **argv)
     np = {};
     np.type = cudaGraphNodeTypeGraph;
     np.graph.graph = child;
-    printf("node_set_child=%s\n", name(cudaGraphNodeSetParams(hn, &np)));
+    printf("node_set_child_wrong_kind=%s\n", name(cudaGraphNodeSetParams(hn, &np)));
     // memory alloc / free nodes cannot be updated
     cudaGraphNodeParams ap = {};
     ap.type = cudaGraphNodeTypeMemAlloc;

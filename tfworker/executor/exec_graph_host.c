@@ -69,6 +69,7 @@ static struct {
                                 size_t *);
     CUresult (*ctx_get)(CUcontext *);
     CUresult (*memcpy_get)(CUgraphNode, CUDA_MEMCPY3D *);
+    CUresult (*node_set)(CUgraphNode, CUgraphNodeParams *);
 } hb;
 
 void tfx_graph_host_load(void *lib)
@@ -79,12 +80,13 @@ void tfx_graph_host_load(void *lib)
     *(void **)&hb.ev_destroy = dlsym(lib, "cuEventDestroy_v2");
     *(void **)&hb.ev_record = dlsym(lib, "cuEventRecord");
     *(void **)&hb.ev_sync = dlsym(lib, "cuEventSynchronize");
-    *(void **)&hb.memcpy_get = dlsym(lib, "cuGraphMemcpyNodeGetParams");
     *(void **)&hb.ev_query = dlsym(lib, "cuEventQuery");
     *(void **)&hb.h2d_async = dlsym(lib, "cuMemcpyHtoDAsync_v2");
     *(void **)&hb.d2h_async = dlsym(lib, "cuMemcpyDtoHAsync_v2");
     *(void **)&hb.capture_info_v2 = dlsym(lib, "cuStreamGetCaptureInfo_v2");
     *(void **)&hb.ctx_get = dlsym(lib, "cuCtxGetCurrent");
+    *(void **)&hb.memcpy_get = dlsym(lib, "cuGraphMemcpyNodeGetParams");
+    *(void **)&hb.node_set = dlsym(lib, "cuGraphNodeSetParams");
 }
 
 static int loaded(void)
@@ -258,6 +260,19 @@ static CUresult host_copy_check(tfx *x, const CUDA_MEMCPY3D *copyParams, unsigne
     return CUDA_SUCCESS;
 }
 
+/* The copy the worker's node makes: the client's side is staging buffer st, the fields that mean nothing here
+ * (the other side's host pointer, array handles of a side that is no array, reserved) cleared. */
+static CUDA_MEMCPY3D staged_copy(const CUDA_MEMCPY3D *c, int src_host, const hstage *st)
+{
+    CUDA_MEMCPY3D q = *c;
+    q.reserved0 = NULL, q.reserved1 = NULL;
+    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
+    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
+    q.srcHost = src_host ? st->buf : NULL;
+    q.dstHost = src_host ? NULL : st->buf;
+    return q;
+}
+
 CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                    size_t numDependencies, const CUDA_MEMCPY3D *copyParams, CUcontext ctx,
                                    unsigned long long hostAddr, size_t hostLen)
@@ -268,18 +283,10 @@ CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGr
     int src_host;
     CUresult crc = host_copy_check(x, copyParams, hostAddr, hostLen, &src_host);
     if (crc) return crc;
-    const CUDA_MEMCPY3D *c = copyParams;
-    CUDA_MEMCPY3D q = *c;
     hstage *st;
     CUresult rc = stage_new(hostAddr, hostLen, src_host, &st);
     if (rc) return rc;
-    if (src_host) q.srcHost = st->buf;
-    else q.dstHost = st->buf;
-    q.reserved0 = NULL, q.reserved1 = NULL;
-    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
-    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
-    if (src_host) q.dstHost = NULL;
-    else q.srcHost = NULL;
+    CUDA_MEMCPY3D q = staged_copy(copyParams, src_host, st);
     rc = x->be.f_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &q, ctx);
     if (rc == CUDA_SUCCESS) rc = ref_add((uint64_t)(uintptr_t)hGraph, 0, (uint64_t)(uintptr_t)*phGraphNode, st);
     if (st->refs == 0) stage_free(st);
@@ -334,12 +341,7 @@ CUresult ex_tfGraphHostCopyNodeSetParams(tfx *x, CUgraphNode hNode, const CUDA_M
     hstage *st;
     rc = stage_new(hostAddr, hostLen, src_host, &st);
     if (rc) return rc;
-    CUDA_MEMCPY3D q = *copyParams;
-    q.reserved0 = NULL, q.reserved1 = NULL;
-    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
-    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
-    q.srcHost = src_host ? st->buf : NULL;
-    q.dstHost = src_host ? NULL : st->buf;
+    CUDA_MEMCPY3D q = staged_copy(copyParams, src_host, st);
     rc = x->be.f_cuGraphMemcpyNodeSetParams(hNode, &q);
     if (rc == CUDA_SUCCESS) {
         tfx_graph_host_node_unstaged(hNode);
@@ -424,6 +426,23 @@ CUresult ex_cuGraphExecChildGraphNodeSetParams(tfx *x, CUgraphExec hGraphExec, C
     if (!x->be.f_cuGraphExecChildGraphNodeSetParams) return CUDA_ERROR_NOT_SUPPORTED;
     CUresult rc = child_refused("cuGraphExecChildGraphNodeSetParams", childGraph);
     return rc ? rc : x->be.f_cuGraphExecChildGraphNodeSetParams(hGraphExec, hNode, childGraph);
+}
+
+/* The node's new child graph is a copy of childGraph; the graph it owned (and its nodes) die. */
+CUresult ex_tfGraphChildGraphNodeSetGraph(tfx *x, CUgraphNode hNode, CUgraph childGraph)
+{
+    if (!hb.node_set || !x->be.f_cuGraphChildGraphNodeGetGraph) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = child_refused("cuGraphNodeSetParams", childGraph);
+    if (rc) return rc;
+    CUgraph old = NULL;
+    if (x->be.f_cuGraphChildGraphNodeGetGraph(hNode, &old) != CUDA_SUCCESS) old = NULL;
+    CUgraphNodeParams p;
+    memset(&p, 0, sizeof p);
+    p.type = CU_GRAPH_NODE_TYPE_GRAPH;
+    p.graph.graph = childGraph;
+    rc = hb.node_set(hNode, &p);
+    if (rc == CUDA_SUCCESS && old) tf_reg_del(x, (uint64_t)(uintptr_t)old, TFK_GRAPH);
+    return rc;
 }
 
 static void exec_forget(uint64_t e);
@@ -619,12 +638,7 @@ CUresult ex_tfGraphExecHostCopySetParams(tfx *x, CUgraphExec hGraphExec, CUgraph
     hstage *st;
     rc = stage_new(hostAddr, hostLen, src_host, &st);
     if (rc) return rc;
-    CUDA_MEMCPY3D q = *copyParams;
-    q.reserved0 = NULL, q.reserved1 = NULL;
-    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
-    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
-    q.srcHost = src_host ? st->buf : NULL;
-    q.dstHost = src_host ? NULL : st->buf;
+    CUDA_MEMCPY3D q = staged_copy(copyParams, src_host, st);
     rc = x->be.f_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &q, ctx);
     if (rc) {
         stage_free(st);
