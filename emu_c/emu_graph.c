@@ -5,7 +5,9 @@
  * topological order: cuGraphLaunch queues one operation on its stream (emu_stream_queue.c) that replays
  * the nodes in that order on the stream's thread, each through the ordinary driver entry point on the
  * NULL stream (so replays get the same checks as direct calls; issued from a stream thread, they run
- * inline there).
+ * inline there). Node parameters can be read back and set, in a graph and in an executable graph (whose
+ * nodes are found by the graph node they were made from; an update waits for queued launches first), and
+ * an executable graph's kernel, memcpy and memset nodes can be disabled (they run as empty nodes).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -57,6 +59,7 @@ typedef struct gnode {
     size_t ndeps, depcap;
     const struct gnode *origin; /* the node this one is a copy of (clone, executable graph) */
     size_t idx;                 /* scratch: position while ordering */
+    int disabled;               /* executable graphs' nodes: cuGraphNodeSetEnabled(0) made it an empty node */
     union {
         struct {
             emu_func *f;
@@ -116,6 +119,19 @@ typedef struct gexec {
 static void graph_free(emu_graph *g);
 static CUresult graph_clone(const emu_graph *src, emu_graph **out);
 static gnode *exec_node(struct gexec *x, CUgraphNode hNode);
+
+/* The executable graph's copy of graph node hNode, for the calls that update an executable graph: a bogus
+ * executable graph is CUDA_ERROR_INVALID_HANDLE, a node that is not one of its source graph's
+ * CUDA_ERROR_INVALID_VALUE. */
+static CUresult exec_target(CUgraphExec hGraphExec, CUgraphNode hNode, gnode **out)
+{
+    if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    *out = exec_node((struct gexec *)hGraphExec, hNode);
+    return *out ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
 
 static void gmem_ref(gmem *m, int delta)
 {
@@ -645,14 +661,13 @@ EMU_API CUresult cuGraphExecMemcpyNodeSetParams(CUgraphExec hGraphExec, CUgraphN
                                                 const CUDA_MEMCPY3D *copyParams, CUcontext ctx)
 {
     (void)ctx;
-    if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
-        return CUDA_ERROR_INVALID_HANDLE;
-    if (!copyParams || !emu_handle_is(hNode, EMU_K_GNODE) || copyParams->WidthInBytes == 0 ||
-        copyParams->Height == 0 || copyParams->Depth == 0)
-        return CUDA_ERROR_INVALID_VALUE;
-    gnode *nd = exec_node((gexec *)hGraphExec, hNode);
+    gnode *nd;
+    CUresult rc = exec_target(hGraphExec, hNode, &nd);
+    if (rc)
+        return rc;
     CUDA_MEMCPY3D old;
-    if (!nd || copy_params_of(nd, &old) != CUDA_SUCCESS)
+    if (!copyParams || copyParams->WidthInBytes == 0 || copyParams->Height == 0 || copyParams->Depth == 0 ||
+        copy_params_of(nd, &old) != CUDA_SUCCESS)
         return CUDA_ERROR_INVALID_VALUE;
     int host_src = old.srcMemoryType == CU_MEMORYTYPE_HOST, host_dst = old.dstMemoryType == CU_MEMORYTYPE_HOST;
     if ((copyParams->srcMemoryType == CU_MEMORYTYPE_HOST) != host_src ||
@@ -664,6 +679,18 @@ EMU_API CUresult cuGraphExecMemcpyNodeSetParams(CUgraphExec hGraphExec, CUgraphN
     return CUDA_SUCCESS;
 }
 
+/* A memset node's parameters into *nd (of a new node, or replacing a memset node's: the kind is the caller's
+ * check); a pitch of 0 is the width of one row. */
+static CUresult memset_params(gnode *nd, const CUDA_MEMSET_NODE_PARAMS *p)
+{
+    if (!p || (p->elementSize != 1 && p->elementSize != 2 && p->elementSize != 4))
+        return CUDA_ERROR_INVALID_VALUE;
+    nd->type = N_MEMSET;
+    nd->u.m.dst = p->dst, nd->u.m.pitch = p->pitch ? p->pitch : p->width * p->elementSize;
+    nd->u.m.value = p->value, nd->u.m.elem = p->elementSize, nd->u.m.width = p->width, nd->u.m.height = p->height;
+    return CUDA_SUCCESS;
+}
+
 EMU_API CUresult cuGraphAddMemsetNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                       size_t numDependencies, const CUDA_MEMSET_NODE_PARAMS *p, CUcontext ctx)
 {
@@ -671,12 +698,57 @@ EMU_API CUresult cuGraphAddMemsetNode(CUgraphNode *phGraphNode, CUgraph hGraph, 
     CUresult rc = add_prologue(hGraph, dependencies, numDependencies, phGraphNode);
     if (rc)
         return rc;
-    if (!p || (p->elementSize != 1 && p->elementSize != 2 && p->elementSize != 4))
-        return CUDA_ERROR_INVALID_VALUE;
     gnode nd = {.type = N_MEMSET};
-    nd.u.m.dst = p->dst, nd.u.m.pitch = p->pitch ? p->pitch : p->width * p->elementSize;
-    nd.u.m.value = p->value, nd.u.m.elem = p->elementSize, nd.u.m.width = p->width, nd.u.m.height = p->height;
-    return add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
+    rc = memset_params(&nd, p);
+    return rc ? rc : add_node(phGraphNode, hGraph, dependencies, numDependencies, &nd);
+}
+
+/* The node hNode of a graph if it is of kind `type`, else NULL (the driver's CUDA_ERROR_INVALID_VALUE). */
+static gnode *node_of_type(CUgraphNode hNode, int type)
+{
+    return emu_handle_is(hNode, EMU_K_GNODE) && ((gnode *)hNode)->type == type ? (gnode *)hNode : NULL;
+}
+
+EMU_API CUresult cuGraphMemsetNodeGetParams(CUgraphNode hNode, CUDA_MEMSET_NODE_PARAMS *nodeParams)
+{
+    const gnode *nd = node_of_type(hNode, N_MEMSET);
+    if (!nodeParams || !nd)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(nodeParams, 0, sizeof(*nodeParams));
+    nodeParams->dst = nd->u.m.dst, nodeParams->pitch = nd->u.m.pitch, nodeParams->value = nd->u.m.value;
+    nodeParams->elementSize = nd->u.m.elem, nodeParams->width = nd->u.m.width, nodeParams->height = nd->u.m.height;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphMemsetNodeSetParams(CUgraphNode hNode, const CUDA_MEMSET_NODE_PARAMS *nodeParams)
+{
+    gnode *nd = node_of_type(hNode, N_MEMSET);
+    return nd ? memset_params(nd, nodeParams) : CUDA_ERROR_INVALID_VALUE;
+}
+
+/* New parameters for a host node (of a graph, or of an executable graph: exec_target). */
+static CUresult host_set(gnode *nd, const CUDA_HOST_NODE_PARAMS *p)
+{
+    if (nd->type != N_HOST || !p || !p->fn)
+        return CUDA_ERROR_INVALID_VALUE;
+    nd->u.h = *p;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphHostNodeGetParams(CUgraphNode hNode, CUDA_HOST_NODE_PARAMS *nodeParams)
+{
+    const gnode *nd = node_of_type(hNode, N_HOST);
+    if (!nodeParams || !nd)
+        return CUDA_ERROR_INVALID_VALUE;
+    *nodeParams = nd->u.h;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphHostNodeSetParams(CUgraphNode hNode, const CUDA_HOST_NODE_PARAMS *nodeParams)
+{
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    return host_set((gnode *)hNode, nodeParams);
 }
 
 EMU_API CUresult cuGraphAddHostNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -745,6 +817,50 @@ EMU_API CUresult cuGraphAddEventWaitNode(CUgraphNode *phGraphNode, CUgraph hGrap
                                          size_t numDependencies, CUevent event)
 {
     return event_node(phGraphNode, hGraph, dependencies, numDependencies, event, N_EVENT_WAIT);
+}
+
+/* A new event for an event record or wait node (`type`) of a graph or an executable graph. */
+static CUresult event_set(gnode *nd, int type, CUevent e)
+{
+    if (nd->type != type)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_handle_is(e, EMU_K_EVENT))
+        return CUDA_ERROR_INVALID_HANDLE;
+    nd->u.ev = e;
+    return CUDA_SUCCESS;
+}
+
+static CUresult event_get(CUgraphNode hNode, int type, CUevent *out)
+{
+    const gnode *nd = node_of_type(hNode, type);
+    if (!out || !nd)
+        return CUDA_ERROR_INVALID_VALUE;
+    *out = nd->u.ev;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphEventRecordNodeGetEvent(CUgraphNode hNode, CUevent *event_out)
+{
+    return event_get(hNode, N_EVENT_RECORD, event_out);
+}
+
+EMU_API CUresult cuGraphEventWaitNodeGetEvent(CUgraphNode hNode, CUevent *event_out)
+{
+    return event_get(hNode, N_EVENT_WAIT, event_out);
+}
+
+EMU_API CUresult cuGraphEventRecordNodeSetEvent(CUgraphNode hNode, CUevent event)
+{
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    return event_set((gnode *)hNode, N_EVENT_RECORD, event);
+}
+
+EMU_API CUresult cuGraphEventWaitNodeSetEvent(CUgraphNode hNode, CUevent event)
+{
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    return event_set((gnode *)hNode, N_EVENT_WAIT, event);
 }
 
 /* The driver's array protocol: with an array, fill up to *count entries and say how many there are only
@@ -1146,6 +1262,23 @@ EMU_API CUresult cuGraphNodeGetType(CUgraphNode hNode, CUgraphNodeType *type)
     return CUDA_SUCCESS;
 }
 
+/* cuGraphNodeSetParams of a child graph node: the node owns a copy of the new graph; the copy it owned (the
+ * graph cuGraphChildGraphNodeGetGraph gave out) dies. */
+static CUresult child_set(gnode *nd, CUgraph childGraph)
+{
+    if (nd->type != N_CHILD || !emu_handle_is(childGraph, EMU_K_GRAPH) || (emu_graph *)childGraph == nd->graph ||
+        (emu_graph *)childGraph == nd->u.child)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_graph *copy;
+    CUresult rc = graph_clone((const emu_graph *)childGraph, &copy);
+    if (rc)
+        return rc;
+    copy->node_owned = 1;
+    graph_destroy(nd->u.child);
+    nd->u.child = copy;
+    return CUDA_SUCCESS;
+}
+
 EMU_API CUresult cuGraphChildGraphNodeGetGraph(CUgraphNode hNode, CUgraph *phGraph)
 {
     if (!phGraph || !emu_handle_is(hNode, EMU_K_GNODE) || ((gnode *)hNode)->type != N_CHILD)
@@ -1382,15 +1515,223 @@ static gnode *exec_node(gexec *x, CUgraphNode hNode)
 EMU_API CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec hGraphExec, CUgraphNode hNode,
                                                    const CUDA_KERNEL_NODE_PARAMS *nodeParams)
 {
-    if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
-        return CUDA_ERROR_INVALID_HANDLE;
-    if (!emu_handle_is(hNode, EMU_K_GNODE))
-        return CUDA_ERROR_INVALID_VALUE;
-    gnode *nd = exec_node((gexec *)hGraphExec, hNode);
-    if (!nd)
-        return CUDA_ERROR_INVALID_VALUE;
+    gnode *nd;
+    CUresult rc = exec_target(hGraphExec, hNode, &nd);
+    if (rc)
+        return rc;
     emu_sq_idle_all(); /* launches already queued use the old parameters */
     return kernel_set(nd, nodeParams);
+}
+
+EMU_API CUresult cuGraphExecHostNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode,
+                                              const CUDA_HOST_NODE_PARAMS *nodeParams)
+{
+    gnode *nd;
+    CUresult rc = exec_target(hGraphExec, hNode, &nd);
+    if (rc)
+        return rc;
+    emu_sq_idle_all(); /* launches already queued use the old parameters */
+    return host_set(nd, nodeParams);
+}
+
+/* The driver's rules: the address and the value may change; a 2D memset keeps its shape, a 1D one stays 1D
+ * (its height cannot change); zero-sized memsets are refused. */
+EMU_API CUresult cuGraphExecMemsetNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode,
+                                                const CUDA_MEMSET_NODE_PARAMS *memsetParams, CUcontext ctx)
+{
+    (void)ctx;
+    gnode *nd;
+    CUresult rc = exec_target(hGraphExec, hNode, &nd);
+    if (rc)
+        return rc;
+    gnode fresh = {.type = N_MEMSET};
+    if (nd->type != N_MEMSET || memset_params(&fresh, memsetParams) != CUDA_SUCCESS || fresh.u.m.width == 0 ||
+        fresh.u.m.height == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    int shape_kept = fresh.u.m.width == nd->u.m.width && fresh.u.m.height == nd->u.m.height &&
+                     fresh.u.m.elem == nd->u.m.elem && fresh.u.m.pitch == nd->u.m.pitch;
+    if (nd->u.m.height > 1 ? !shape_kept : fresh.u.m.height != 1)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_sq_idle_all(); /* launches already queued use the old parameters */
+    nd->u.m = fresh.u.m;
+    return CUDA_SUCCESS;
+}
+
+static CUresult exec_event_set(CUgraphExec hGraphExec, CUgraphNode hNode, int type, CUevent e)
+{
+    gnode *nd;
+    CUresult rc = exec_target(hGraphExec, hNode, &nd);
+    if (rc)
+        return rc;
+    emu_sq_idle_all(); /* launches already queued use the old event */
+    return event_set(nd, type, e);
+}
+
+EMU_API CUresult cuGraphExecEventRecordNodeSetEvent(CUgraphExec hGraphExec, CUgraphNode hNode, CUevent event)
+{
+    return exec_event_set(hGraphExec, hNode, N_EVENT_RECORD, event);
+}
+
+EMU_API CUresult cuGraphExecEventWaitNodeSetEvent(CUgraphExec hGraphExec, CUgraphNode hNode, CUevent event)
+{
+    return exec_event_set(hGraphExec, hNode, N_EVENT_WAIT, event);
+}
+
+/* Whether fresh[0..n) can take the place of old[0..n) in an executable graph (what the emulator keeps of
+ * cuGraphExecUpdate's rules: the same node kinds in the same order, kernels of the same functions); *err: the
+ * node of the new graph that differs. */
+static CUgraphExecUpdateResult exec_compare(const gnode *old, const gnode *fresh, size_t n, CUgraphNode *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        int ot = old[i].type == N_COPY ? N_COPY3D : old[i].type, ft = fresh[i].type == N_COPY ? N_COPY3D : fresh[i].type;
+        *err = (CUgraphNode)fresh[i].origin;
+        if (ot != ft)
+            return CU_GRAPH_EXEC_UPDATE_ERROR_NODE_TYPE_CHANGED;
+        if (ot == N_KERNEL && fresh[i].u.k.f != old[i].u.k.f)
+            return CU_GRAPH_EXEC_UPDATE_ERROR_FUNCTION_CHANGED;
+    }
+    *err = NULL;
+    return CU_GRAPH_EXEC_UPDATE_SUCCESS;
+}
+
+/* Moves fresh's payloads into old[0..n) (the old ones freed); each node keeps its origin and enabled state. */
+static void exec_take(gnode *old, gnode *fresh, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        payload_free(&old[i]);
+        fresh[i].origin = old[i].origin;
+        fresh[i].disabled = old[i].disabled;
+        old[i] = fresh[i];
+    }
+}
+
+/* The nodes of hNode's child graph are inlined in the executable graph, in the order flatten gives them: the
+ * run of the executable graph's nodes made from them takes the parameters of childGraph's nodes, whose
+ * topology and insertion order must match (CUDA_ERROR_INVALID_VALUE otherwise). */
+EMU_API CUresult cuGraphExecChildGraphNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode, CUgraph childGraph)
+{
+    if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    const gnode *nd = node_of_type(hNode, N_CHILD);
+    if (!nd || !emu_handle_is(childGraph, EMU_K_GRAPH))
+        return CUDA_ERROR_INVALID_VALUE;
+    gexec *x = (gexec *)hGraphExec, cur = {0}, fresh = {0};
+    size_t ccap = 0, fcap = 0;
+    emu_lock();
+    CUresult rc = flatten(nd->u.child, &cur, &ccap, 1);
+    if (rc == CUDA_SUCCESS)
+        rc = flatten((const emu_graph *)childGraph, &fresh, &fcap, 1);
+    emu_unlock();
+    size_t at = 0;
+    while (rc == CUDA_SUCCESS && cur.n && at < x->n && x->nodes[at].origin != cur.nodes[0].origin)
+        at++;
+    CUgraphNode err;
+    if (rc == CUDA_SUCCESS && (fresh.n != cur.n || (cur.n && at + cur.n > x->n) ||
+                               exec_compare(&x->nodes[at], fresh.nodes, fresh.n, &err) != CU_GRAPH_EXEC_UPDATE_SUCCESS))
+        rc = CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; rc == CUDA_SUCCESS && i < cur.n; i++)
+        if (x->nodes[at + i].origin != cur.nodes[i].origin)
+            rc = CUDA_ERROR_INVALID_VALUE; /* not this executable graph's child graph node */
+    if (rc == CUDA_SUCCESS) {
+        emu_sq_idle_all(); /* launches already queued use the old parameters */
+        exec_take(&x->nodes[at], fresh.nodes, fresh.n);
+        free(fresh.nodes);
+    } else {
+        exec_free_nodes(fresh.nodes, fresh.n);
+    }
+    exec_free_nodes(cur.nodes, cur.n);
+    return rc;
+}
+
+/* Only kernel, memcpy and memset nodes can be disabled (the driver's note); a disabled one runs as an empty
+ * node until enabled again, its parameters kept. */
+static CUresult enable_target(CUgraphExec hGraphExec, CUgraphNode hNode, gnode **out)
+{
+    CUresult rc = exec_target(hGraphExec, hNode, out);
+    if (rc)
+        return rc;
+    int t = (*out)->type;
+    return t == N_KERNEL || t == N_COPY || t == N_COPY3D || t == N_MEMSET ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+EMU_API CUresult cuGraphNodeSetEnabled(CUgraphExec hGraphExec, CUgraphNode hNode, unsigned int isEnabled)
+{
+    gnode *nd;
+    CUresult rc = enable_target(hGraphExec, hNode, &nd);
+    if (rc)
+        return rc;
+    emu_sq_idle_all(); /* launches already queued run as they were */
+    nd->disabled = !isEnabled;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphNodeGetEnabled(CUgraphExec hGraphExec, CUgraphNode hNode, unsigned int *isEnabled)
+{
+    gnode *nd;
+    CUresult rc = enable_target(hGraphExec, hNode, &nd);
+    if (rc)
+        return rc;
+    if (!isEnabled)
+        return CUDA_ERROR_INVALID_VALUE;
+    *isEnabled = !nd->disabled;
+    return CUDA_SUCCESS;
+}
+
+/* cuGraphNodeSetParams / cuGraphExecNodeSetParams: each kind to its set call (graph_add_node.c). */
+static CUresult set_kernel(CUgraphExec x, CUgraphNode n, const CUDA_KERNEL_NODE_PARAMS *p)
+{
+    return x ? cuGraphExecKernelNodeSetParams_v2(x, n, p) : cuGraphKernelNodeSetParams_v2(n, p);
+}
+
+static CUresult set_memcpy(CUgraphExec x, CUgraphNode n, const CUDA_MEMCPY3D *p, CUcontext ctx)
+{
+    return x ? cuGraphExecMemcpyNodeSetParams(x, n, p, ctx) : cuGraphMemcpyNodeSetParams(n, p);
+}
+
+static CUresult set_memset(CUgraphExec x, CUgraphNode n, const CUDA_MEMSET_NODE_PARAMS *p, CUcontext ctx)
+{
+    return x ? cuGraphExecMemsetNodeSetParams(x, n, p, ctx) : cuGraphMemsetNodeSetParams(n, p);
+}
+
+static CUresult set_host(CUgraphExec x, CUgraphNode n, const CUDA_HOST_NODE_PARAMS *p)
+{
+    return x ? cuGraphExecHostNodeSetParams(x, n, p) : cuGraphHostNodeSetParams(n, p);
+}
+
+static CUresult set_child(CUgraphExec x, CUgraphNode n, CUgraph g)
+{
+    return x ? cuGraphExecChildGraphNodeSetParams(x, n, g) : child_set((gnode *)n, g);
+}
+
+static CUresult set_event_record(CUgraphExec x, CUgraphNode n, CUevent e)
+{
+    return x ? cuGraphExecEventRecordNodeSetEvent(x, n, e) : cuGraphEventRecordNodeSetEvent(n, e);
+}
+
+static CUresult set_event_wait(CUgraphExec x, CUgraphNode n, CUevent e)
+{
+    return x ? cuGraphExecEventWaitNodeSetEvent(x, n, e) : cuGraphEventWaitNodeSetEvent(n, e);
+}
+
+static const tf_graph_set_calls g_set_calls = {
+    .kernel = set_kernel, .memcpy = set_memcpy, .memset = set_memset, .host = set_host, .child_graph = set_child,
+    .event_record = set_event_record, .event_wait = set_event_wait,
+};
+
+EMU_API CUresult cuGraphNodeSetParams(CUgraphNode hNode, CUgraphNodeParams *nodeParams)
+{
+    if (!nodeParams || !emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    return tf_graph_set_node(&g_set_calls, NULL, hNode, nodeParams);
+}
+
+EMU_API CUresult cuGraphExecNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode, CUgraphNodeParams *nodeParams)
+{
+    if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!nodeParams || !emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_VALUE;
+    return tf_graph_set_node(&g_set_calls, hGraphExec, hNode, nodeParams);
 }
 
 /* Same topology (the same node kinds in the same order once flattened, the same kernels' functions):
@@ -1414,23 +1755,17 @@ EMU_API CUresult cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph, CU
         resultInfo->result = CU_GRAPH_EXEC_UPDATE_ERROR;
         return rc;
     }
-    CUgraphExecUpdateResult why = CU_GRAPH_EXEC_UPDATE_SUCCESS;
-    if (fresh.n != x->n)
-        why = CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;
-    for (size_t i = 0; why == CU_GRAPH_EXEC_UPDATE_SUCCESS && i < x->n; i++) {
-        if (fresh.nodes[i].type != x->nodes[i].type) {
-            why = CU_GRAPH_EXEC_UPDATE_ERROR_NODE_TYPE_CHANGED;
-            resultInfo->errorNode = (CUgraphNode)fresh.nodes[i].origin;
-        } else if (x->nodes[i].type == N_KERNEL && fresh.nodes[i].u.k.f != x->nodes[i].u.k.f) {
-            why = CU_GRAPH_EXEC_UPDATE_ERROR_FUNCTION_CHANGED;
-            resultInfo->errorNode = (CUgraphNode)fresh.nodes[i].origin;
-        }
-    }
+    CUgraphExecUpdateResult why = CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;
+    if (fresh.n == x->n)
+        why = exec_compare(x->nodes, fresh.nodes, x->n, &resultInfo->errorNode);
     resultInfo->result = why;
     if (why != CU_GRAPH_EXEC_UPDATE_SUCCESS) {
         exec_free_nodes(fresh.nodes, fresh.n);
         return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
     }
+    /* the nodes now answer to hGraph's (as before this change); disabled nodes stay disabled */
+    for (size_t i = 0; i < x->n; i++)
+        fresh.nodes[i].disabled = x->nodes[i].disabled;
     exec_free_nodes(x->nodes, x->n);
     x->nodes = fresh.nodes;
     return CUDA_SUCCESS;
@@ -1511,6 +1846,8 @@ static CUresult run_cond(const gnode *nd)
 static CUresult run_exec(const gexec *x)
 {
     for (size_t i = 0; i < x->n; i++) {
+        if (x->nodes[i].disabled)
+            continue; /* an empty node */
         CUresult rc = x->nodes[i].type == N_COND ? run_cond(&x->nodes[i]) : run_node(&x->nodes[i]);
         if (rc)
             return rc;

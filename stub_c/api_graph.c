@@ -15,7 +15,10 @@
  * host node's function runs. A later launch of a graph with host ranges first collects what is pending.
  * Refused: 2D copies of host memory during capture, arrays, host-to-host nodes (CUDA_ERROR_NOT_SUPPORTED).
  * Host nodes (cuGraphAddHostNode, cuLaunchHostFunc into a capturing stream) work: the function runs here,
- * called back by the worker when its graph reaches the node (see tfs_cuGraphAddHostNode).
+ * called back by the worker when its graph reaches the node (see tfs_cuGraphAddHostNode); their parameters
+ * read back and set are this process's function and argument. Node parameters of the other kinds are read
+ * back and set through the worker; cuGraphNodeSetParams / cuGraphExecNodeSetParams dispatch each kind to
+ * those calls (emu_c/graph_add_node.c, shared with the emulated device).
  *
  * Capture modes. The executor runs every client thread's calls on its one thread, so to the backend one
  * thread began every capture. CUDA decides per calling thread whether a potentially unsafe call (a
@@ -733,6 +736,37 @@ CUresult tfs_cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, cons
                                       (unsigned long long)(uintptr_t)host, len);
 }
 
+/* A memcpy node's parameters: a side on this process's host memory comes back as the address it was given
+ * (normalised: offsets 0, the address of the first byte copied). */
+CUresult tfs_cuGraphMemcpyNodeGetParams(CUgraphNode hNode, CUDA_MEMCPY3D *nodeParams)
+{
+    NEED_INIT();
+    if (!nodeParams) return CUDA_ERROR_INVALID_VALUE;
+    CUDA_MEMCPY3D c;
+    unsigned long long host = 0;
+    CUresult rc = rpc_tfGraphMemcpyNodeGetParams(hNode, &c, &host);
+    if (rc) return rc;
+    if (c.srcMemoryType == CU_MEMORYTYPE_HOST) c.srcHost = (const void *)(uintptr_t)host;
+    else if (c.dstMemoryType == CU_MEMORYTYPE_HOST) c.dstHost = (void *)(uintptr_t)host;
+    *nodeParams = c;
+    return CUDA_SUCCESS;
+}
+
+/* New operands for a graph's memcpy node: device memory as they are, a host range through a new staging
+ * buffer of the node's graph. */
+CUresult tfs_cuGraphMemcpyNodeSetParams(CUgraphNode hNode, const CUDA_MEMCPY3D *nodeParams)
+{
+    NEED_INIT();
+    if (!nodeParams) return CUDA_ERROR_INVALID_VALUE;
+    CUDA_MEMCPY3D c;
+    const void *host;
+    uint64_t len;
+    CUresult rc = memcpy_node_operands("cuGraphMemcpyNodeSetParams", nodeParams, &c, &host, &len);
+    if (rc) return rc;
+    if (!host) return rpc_cuGraphMemcpyNodeSetParams(hNode, &c);
+    return rpc_tfGraphHostCopyNodeSetParams(hNode, &c, (unsigned long long)(uintptr_t)host, len);
+}
+
 /* New operands for one memcpy node of an executable graph: device memory as they are, a host range through
  * a staging buffer of this executable graph's own (the stub then learns its ranges anew). */
 CUresult tfs_cuGraphExecMemcpyNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode, const CUDA_MEMCPY3D *copyParams,
@@ -781,6 +815,42 @@ CUresult tfs_cuGraphAddHostNode(CUgraphNode *phGraphNode, CUgraph hGraph, const 
                                          (unsigned long long)(uintptr_t)nodeParams->userData);
     if (rc == CUDA_SUCCESS) __atomic_store_n(&g_host_nodes, 1, __ATOMIC_RELEASE);
     return rc;
+}
+
+/* A host node's parameters are the client's function and argument (the worker's node holds them in its
+ * trampoline's record); a set gives the worker's node a new record. */
+CUresult tfs_cuGraphHostNodeGetParams(CUgraphNode hNode, CUDA_HOST_NODE_PARAMS *nodeParams)
+{
+    NEED_INIT();
+    if (!nodeParams) return CUDA_ERROR_INVALID_VALUE;
+    unsigned long long fn = 0, data = 0;
+    CUresult rc = rpc_tfGraphHostNodeGetParams(hNode, &fn, &data);
+    if (rc) return rc;
+    nodeParams->fn = (CUhostFn)(uintptr_t)fn;
+    nodeParams->userData = (void *)(uintptr_t)data;
+    return CUDA_SUCCESS;
+}
+
+static CUresult host_node_set(CUgraphExec hGraphExec, CUgraphNode hNode, const CUDA_HOST_NODE_PARAMS *p)
+{
+    NEED_INIT();
+    if (!p || !p->fn) return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = rpc_tfGraphHostNodeSetParams(hGraphExec, hNode, (unsigned long long)(uintptr_t)p->fn,
+                                               (unsigned long long)(uintptr_t)p->userData);
+    if (rc == CUDA_SUCCESS) __atomic_store_n(&g_host_nodes, 1, __ATOMIC_RELEASE);
+    return rc;
+}
+
+CUresult tfs_cuGraphHostNodeSetParams(CUgraphNode hNode, const CUDA_HOST_NODE_PARAMS *nodeParams)
+{
+    return host_node_set(NULL, hNode, nodeParams);
+}
+
+CUresult tfs_cuGraphExecHostNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode,
+                                          const CUDA_HOST_NODE_PARAMS *nodeParams)
+{
+    if (!hGraphExec) return CUDA_ERROR_INVALID_HANDLE;  /* NULL would name the graph's node on the wire */
+    return host_node_set(hGraphExec, hNode, nodeParams);
 }
 
 /* cuLaunchHostFunc (api_launch.c) while a capture is live: the worker captures it as a host node if the
@@ -962,4 +1032,82 @@ CUresult tfs_cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgr
                             size_t numDependencies, CUgraphNodeParams *nodeParams)
 {
     return tfs_cuGraphAddNode_v2(phGraphNode, hGraph, dependencies, NULL, numDependencies, nodeParams);
+}
+
+/* ------------------------------------------------------------------ event nodes, the generic set calls */
+static CUresult event_node_get(CUgraphNode hNode, int wait, CUevent *event_out)
+{
+    NEED_INIT();
+    if (!event_out) return CUDA_ERROR_INVALID_VALUE;
+    unsigned long long e = 0;
+    CUresult rc = rpc_tfGraphEventNodeGetEvent(hNode, wait, &e);
+    if (rc == CUDA_SUCCESS) *event_out = (CUevent)(uintptr_t)e;
+    return rc;
+}
+
+CUresult tfs_cuGraphEventRecordNodeGetEvent(CUgraphNode hNode, CUevent *event_out)
+{
+    return event_node_get(hNode, 0, event_out);
+}
+
+CUresult tfs_cuGraphEventWaitNodeGetEvent(CUgraphNode hNode, CUevent *event_out)
+{
+    return event_node_get(hNode, 1, event_out);
+}
+
+/* cuGraphNodeSetParams / cuGraphExecNodeSetParams: each node kind to the call above that sets it (the dispatch
+ * is emu_c/graph_add_node.c, shared with the emulated device); hGraphExec NULL: the graph's node. */
+static CUresult set_kernel(CUgraphExec x, CUgraphNode n, const CUDA_KERNEL_NODE_PARAMS *p)
+{
+    return x ? tfs_cuGraphExecKernelNodeSetParams_v2(x, n, p) : tfs_cuGraphKernelNodeSetParams_v2(n, p);
+}
+
+static CUresult set_memcpy(CUgraphExec x, CUgraphNode n, const CUDA_MEMCPY3D *p, CUcontext ctx)
+{
+    return x ? tfs_cuGraphExecMemcpyNodeSetParams(x, n, p, ctx) : tfs_cuGraphMemcpyNodeSetParams(n, p);
+}
+
+static CUresult set_memset(CUgraphExec x, CUgraphNode n, const CUDA_MEMSET_NODE_PARAMS *p, CUcontext ctx)
+{
+    return x ? rpc_cuGraphExecMemsetNodeSetParams(x, n, p, ctx) : rpc_cuGraphMemsetNodeSetParams(n, p);
+}
+
+static CUresult set_host(CUgraphExec x, CUgraphNode n, const CUDA_HOST_NODE_PARAMS *p)
+{
+    return host_node_set(x, n, p);
+}
+
+static CUresult set_child(CUgraphExec x, CUgraphNode n, CUgraph g)
+{
+    return x ? rpc_cuGraphExecChildGraphNodeSetParams(x, n, g) : rpc_tfGraphChildGraphNodeSetGraph(n, g);
+}
+
+static CUresult set_event_record(CUgraphExec x, CUgraphNode n, CUevent e)
+{
+    return x ? rpc_cuGraphExecEventRecordNodeSetEvent(x, n, e) : rpc_cuGraphEventRecordNodeSetEvent(n, e);
+}
+
+static CUresult set_event_wait(CUgraphExec x, CUgraphNode n, CUevent e)
+{
+    return x ? rpc_cuGraphExecEventWaitNodeSetEvent(x, n, e) : rpc_cuGraphEventWaitNodeSetEvent(n, e);
+}
+
+static const tf_graph_set_calls g_set_calls = {
+    .kernel = set_kernel, .memcpy = set_memcpy, .memset = set_memset, .host = set_host, .child_graph = set_child,
+    .event_record = set_event_record, .event_wait = set_event_wait,
+};
+
+CUresult tfs_cuGraphNodeSetParams(CUgraphNode hNode, CUgraphNodeParams *nodeParams)
+{
+    NEED_INIT();
+    if (!nodeParams || !hNode) return CUDA_ERROR_INVALID_VALUE;
+    return tf_graph_set_node(&g_set_calls, NULL, hNode, nodeParams);
+}
+
+CUresult tfs_cuGraphExecNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode, CUgraphNodeParams *nodeParams)
+{
+    NEED_INIT();
+    if (!hGraphExec) return CUDA_ERROR_INVALID_HANDLE;
+    if (!nodeParams || !hNode) return CUDA_ERROR_INVALID_VALUE;
+    return tf_graph_set_node(&g_set_calls, hGraphExec, hNode, nodeParams);
 }

@@ -1,5 +1,5 @@
 """What tests/cuda/graphs_remote.cu (and graphs.cu, graph_host_copies.cu, graph_mem_nodes.cu,
-graph_conditional.cu) print on every backend that runs CUDA graphs correctly: the emulated device directly
+graph_conditional.cu, graph_node_params.cu) print on every backend that runs CUDA graphs correctly: the emulated device directly
 (tests/emu/test_emu_kernels.py) and through the stub (tests/stub/test_graphs.py).
 """
 import numpy as np
@@ -122,3 +122,116 @@ def check_graph_conditional(kv: dict) -> None:
     for key in ("while_two_bodies", "if_three_bodies", "bogus_handle", "bad_flags", "destroy_body"):
         assert kv[key] == "cudaErrorInvalidValue", key
     assert kv["done"] == "1"
+
+
+GRAPH_NODE_PARAMS_N = 300
+
+# Everything tests/cuda/graph_node_params.cu prints (run with GRAPH_NODE_PARAMS_N): parameters read back
+# after each set (an executable graph's update leaves the graph's node as it was), the driver's answers for
+# a node of another kind or of another graph and for refused parameters (CUDA_ERROR_INVALID_VALUE), kinds
+# that cannot be updated (CUDA_ERROR_NOT_SUPPORTED), and the values launches compute after each update.
+GRAPH_NODE_PARAMS = {
+    "host_get_ok": "1",
+    "host_set": "cudaSuccess",
+    "host_get_after_set_ok": "1",
+    "host_set_null_fn": "cudaErrorInvalidValue",
+    "host_get_wrong_kind": "cudaErrorInvalidValue",
+    "host_set_wrong_kind": "cudaErrorInvalidValue",
+    "host_launch": "0,10",
+    "exec_host_set": "cudaSuccess",
+    "exec_host_launch": "1,10",
+    "exec_host_node_unchanged": "1",
+    "exec_host_wrong_kind": "cudaErrorInvalidValue",
+    "exec_host_foreign_node": "cudaErrorInvalidValue",
+    "exec_host_null_fn": "cudaErrorInvalidValue",
+    "memset_get": "1,7,4,300,1",
+    "memset_set": "cudaSuccess",
+    "memset_get_after_set": "9",
+    "memset_set_bad_elem": "cudaErrorInvalidValue",
+    "memset_get_wrong_kind": "cudaErrorInvalidValue",
+    "memset_set_wrong_kind": "cudaErrorInvalidValue",
+    "memset_launch": "9",
+    "exec_memset_set": "cudaSuccess",
+    "exec_memset_launch": "0,11",
+    "exec_memset_node_unchanged": "1",
+    "exec_memset_1d_to_2d": "cudaErrorInvalidValue",
+    "exec_memset_zero_width": "cudaErrorInvalidValue",
+    "exec_memset_wrong_kind": "cudaErrorInvalidValue",
+    "exec_memset_foreign_node": "cudaErrorInvalidValue",
+    "memcpy_get_ok": "1",
+    "memcpy_set": "cudaSuccess",
+    "memcpy_get_after_set_ok": "1",
+    "memcpy_get_wrong_kind": "cudaErrorInvalidValue",
+    "memcpy_launch": "0,3",
+    "memcpy_host_get_ok": "1",
+    "memcpy_host_get_after_set_ok": "1",
+    "memcpy_host_launch": "8",
+    "exec_memcpy_host_set": "cudaSuccess",
+    "exec_memcpy_host_launch": "6",
+    "enabled_initially": "1",
+    "disable_kernel": "cudaSuccess",
+    "enabled_after_disable": "0",
+    "disabled_kernel_launch": "0,0",
+    "disabled_memcpy_launch": "3,0",
+    "reenabled_launch": "3,3",
+    "enable_empty_node": "cudaErrorInvalidValue",
+    "get_enabled_empty_node": "cudaErrorInvalidValue",
+    "enable_foreign_node": "cudaErrorInvalidValue",
+    "get_enabled_null": "cudaErrorInvalidValue",
+    "exec_node_set_kernel": "cudaSuccess",
+    "exec_node_set_kernel_launch": "4",
+    "exec_node_set_kind_mismatch": "cudaErrorInvalidValue",
+    "record_get_ok": "1",
+    "record_set": "cudaSuccess",
+    "record_get_after_set_ok": "1",
+    "wait_get_ok": "1",
+    "wait_set": "cudaSuccess",
+    "wait_get_after_set_ok": "1",
+    "record_get_wrong_kind": "cudaErrorInvalidValue",
+    "record_set_wrong_kind": "cudaErrorInvalidValue",
+    "wait_get_wrong_kind": "cudaErrorInvalidValue",
+    "wait_set_wrong_kind": "cudaErrorInvalidValue",
+    "exec_record_set": "cudaSuccess",
+    "exec_wait_set": "cudaSuccess",
+    "exec_record_wrong_kind": "cudaErrorInvalidValue",
+    "exec_wait_wrong_kind": "cudaErrorInvalidValue",
+    "exec_record_foreign_node": "cudaErrorInvalidValue",
+    "exec_record_launch": "cudaSuccess",
+    "exec_record_node_unchanged": "1",
+    "node_set_record": "cudaSuccess",
+    "node_set_record_get_ok": "1",
+    "exec_node_set_wait": "cudaSuccess",
+    "child_get_graph_nodes": "1",
+    "child_get_graph_wrong_kind": "cudaErrorInvalidValue",
+    "child_launch": "3,0",
+    "exec_child_set": "cudaSuccess",
+    "exec_child_launch": "0,4",
+    "exec_child_other_topology": "cudaErrorInvalidValue",
+    "exec_child_other_kind": "cudaErrorInvalidValue",
+    "exec_child_wrong_kind": "cudaErrorInvalidValue",
+    "exec_node_set_child": "cudaSuccess",
+    "exec_node_set_child_launch": "3,0",
+    "node_set_child": "cudaSuccess",
+    "node_set_child_nodes": "2",
+    "node_set_child_old_exec_launch": "3,0",
+    "node_set_child_new_exec_launch": "0,4",
+    "node_set_memset": "cudaSuccess",
+    "node_set_memset_get": "22",
+    "node_set_host": "cudaSuccess",
+    "node_set_kind_mismatch": "cudaErrorInvalidValue",
+    "exec_node_set_memset": "cudaSuccess",
+    "exec_node_set_host": "cudaSuccess",
+    "exec_node_set_launch": "23,1,0",
+    "exec_node_set_foreign_node": "cudaErrorInvalidValue",
+    "node_set_child_wrong_kind": "cudaErrorInvalidValue",
+    "node_set_mem_alloc": "cudaErrorNotSupported",
+    "sync_after": "cudaSuccess",
+    "done": "1",
+}
+
+
+def check_graph_node_params(kv: dict) -> None:
+    """graph_node_params.cu's output is exactly GRAPH_NODE_PARAMS (on every backend: the same bits)."""
+    differ = {k: (kv.get(k), v) for k, v in GRAPH_NODE_PARAMS.items() if kv.get(k) != v}
+    assert not differ, f"(got, expected) per key: {differ}"
+    assert set(kv) == set(GRAPH_NODE_PARAMS), set(kv) ^ set(GRAPH_NODE_PARAMS)

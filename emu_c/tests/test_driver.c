@@ -569,6 +569,138 @@ static void test_stream_capture_without_kernels(void)
     OK(cuCtxDestroy_v2(ctx));
 }
 
+/* Node parameters read back and changed without kernels (host, memset, memcpy, event, child graph nodes), in
+ * graphs and executable graphs, the generic set calls and disabled nodes: under ASan/UBSan, the payloads the
+ * updates replace and free. (tests/cuda/graph_node_params.cu covers the same with kernels, end to end.) */
+static void count_fn(void *p) { ++*(int *)p; }
+
+static void test_graph_node_params_and_exec_updates(void)
+{
+    CUcontext ctx;
+    OK(cuCtxCreate_v2(&ctx, 0, 0));
+    CUdeviceptr a, b;
+    OK(cuMemAlloc_v2(&a, 64 * 4));
+    OK(cuMemAlloc_v2(&b, 64 * 4));
+    OK(cuMemsetD32_v2(a, 0, 64));
+    OK(cuMemsetD32_v2(b, 0, 64));
+    CUgraph g, child, child2;
+    OK(cuGraphCreate(&g, 0));
+    int calls_a = 0, calls_b = 0;
+    CUDA_HOST_NODE_PARAMS hp = {count_fn, &calls_a}, hq = {count_fn, &calls_b}, got;
+    CUDA_MEMSET_NODE_PARAMS mp = {a, 0, 3, 4, 64, 1}, mg;
+    CUgraphNode ms, host, cp, en;
+    OK(cuGraphAddMemsetNode(&ms, g, NULL, 0, &mp, ctx));
+    OK(cuGraphAddHostNode(&host, g, &ms, 1, &hp));
+    CUDA_MEMCPY3D c;
+    memset(&c, 0, sizeof(c));
+    c.srcMemoryType = c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+    c.srcDevice = a, c.dstDevice = b, c.WidthInBytes = 64 * 4, c.Height = c.Depth = 1;
+    OK(cuGraphAddMemcpyNode(&cp, g, &host, 1, &c, ctx));
+    OK(cuGraphCreate(&child, 0));
+    OK(cuGraphAddEmptyNode(&en, child, NULL, 0));
+    CUgraphNode chn;
+    OK(cuGraphAddChildGraphNode(&chn, g, &cp, 1, child));
+    OK(cuGraphHostNodeGetParams(host, &got));
+    CHECK(got.fn == count_fn && got.userData == &calls_a);
+    CHECK(cuGraphHostNodeGetParams(ms, &got) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuGraphMemsetNodeSetParams(host, &mp) == CUDA_ERROR_INVALID_VALUE);
+    mp.value = 4;
+    OK(cuGraphMemsetNodeSetParams(ms, &mp));
+    OK(cuGraphMemsetNodeGetParams(ms, &mg));
+    CHECK(mg.value == 4 && mg.dst == a && mg.pitch == 64 * 4);
+    CUgraphExec x;
+    OK(cuGraphInstantiateWithFlags(&x, g, 0));
+    OK(cuGraphLaunch(x, NULL));
+    uint32_t h[64];
+    OK(cuMemcpyDtoH_v2(h, b, sizeof(h)));
+    CHECK(h[0] == 4 && h[63] == 4 && calls_a == 1);
+    /* the executable graph's copies change; the graph's nodes stay */
+    OK(cuGraphExecHostNodeSetParams(x, host, &hq));
+    CUDA_MEMSET_NODE_PARAMS mx = {a, 0, 5, 4, 64, 1};
+    OK(cuGraphExecMemsetNodeSetParams(x, ms, &mx, ctx));
+    mx.height = 2;
+    CHECK(cuGraphExecMemsetNodeSetParams(x, ms, &mx, ctx) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuGraphExecHostNodeSetParams(x, ms, &hq) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuGraphExecHostNodeSetParams((CUgraphExec)g, host, &hq) == CUDA_ERROR_INVALID_HANDLE);
+    OK(cuGraphNodeSetEnabled(x, cp, 0));
+    unsigned on = 1;
+    OK(cuGraphNodeGetEnabled(x, cp, &on));
+    CHECK(on == 0);
+    CHECK(cuGraphNodeSetEnabled(x, host, 0) == CUDA_ERROR_INVALID_VALUE);
+    OK(cuGraphLaunch(x, NULL));
+    OK(cuMemcpyDtoH_v2(h, b, sizeof(h)));
+    CHECK(h[0] == 4 && calls_a == 1 && calls_b == 1); /* the copy was disabled */
+    OK(cuMemcpyDtoH_v2(h, a, sizeof(h)));
+    CHECK(h[0] == 5);
+    OK(cuGraphHostNodeGetParams(host, &got));
+    CHECK(got.userData == &calls_a);
+    /* a child graph of the same shape replaces the executable graph's copy; another shape is refused */
+    OK(cuGraphCreate(&child2, 0));
+    OK(cuGraphAddEmptyNode(&en, child2, NULL, 0));
+    OK(cuGraphExecChildGraphNodeSetParams(x, chn, child2));
+    OK(cuGraphAddEmptyNode(&en, child2, &en, 1));
+    CHECK(cuGraphExecChildGraphNodeSetParams(x, chn, child2) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuGraphExecChildGraphNodeSetParams(x, host, child2) == CUDA_ERROR_INVALID_VALUE);
+    /* the generic calls: the kind must match; alloc/free/conditional and a graph's child graph cannot change */
+    CUgraphNodeParams np;
+    size_t n2 = 0;
+    memset(&np, 0, sizeof(np));
+    np.type = CU_GRAPH_NODE_TYPE_HOST;
+    np.host.fn = count_fn, np.host.userData = &calls_a;
+    OK(cuGraphExecNodeSetParams(x, host, &np));
+    OK(cuGraphNodeSetParams(host, &np));
+    CHECK(cuGraphNodeSetParams(ms, &np) == CUDA_ERROR_INVALID_VALUE);
+    np.type = CU_GRAPH_NODE_TYPE_GRAPH;
+    np.graph.graph = child;
+    OK(cuGraphExecNodeSetParams(x, chn, &np));
+    np.graph.graph = child2; /* two nodes: any shape for the graph's own node */
+    OK(cuGraphNodeSetParams(chn, &np));
+    CUgraph owned;
+    OK(cuGraphChildGraphNodeGetGraph(chn, &owned));
+    OK(cuGraphGetNodes(owned, NULL, &n2));
+    CHECK(n2 == 2);
+    CHECK(cuGraphNodeSetParams(host, &np) == CUDA_ERROR_INVALID_VALUE);
+    np.type = CU_GRAPH_NODE_TYPE_MEM_FREE;
+    CHECK(cuGraphExecNodeSetParams(x, ms, &np) == CUDA_ERROR_NOT_SUPPORTED);
+    /* event nodes */
+    CUevent e1, e2, ev;
+    OK(cuEventCreate(&e1, 0));
+    OK(cuEventCreate(&e2, 0));
+    CUgraphNode rec;
+    OK(cuGraphAddEventRecordNode(&rec, g, NULL, 0, e1));
+    OK(cuGraphEventRecordNodeSetEvent(rec, e2));
+    OK(cuGraphEventRecordNodeGetEvent(rec, &ev));
+    CHECK(ev == e2);
+    CHECK(cuGraphEventWaitNodeGetEvent(rec, &ev) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuGraphEventRecordNodeSetEvent(rec, (CUevent)&ev) == CUDA_ERROR_INVALID_HANDLE);
+    CHECK(cuGraphExecEventRecordNodeSetEvent(x, rec, e1) == CUDA_ERROR_INVALID_VALUE); /* not in x's graph */
+    /* an update needs the same shape (the child graph node now has two nodes); it keeps disabled nodes disabled */
+    CUgraphExecUpdateResultInfo info;
+    OK(cuGraphDestroyNode(rec));
+    CHECK(cuGraphExecUpdate_v2(x, g, &info) == CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE);
+    CHECK(info.result == CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED);
+    np.type = CU_GRAPH_NODE_TYPE_GRAPH;
+    np.graph.graph = child;
+    OK(cuGraphNodeSetParams(chn, &np));
+    OK(cuGraphExecUpdate_v2(x, g, &info));
+    OK(cuMemsetD32_v2(b, 0, 64));
+    OK(cuGraphLaunch(x, NULL));
+    OK(cuCtxSynchronize());
+    OK(cuMemcpyDtoH_v2(h, b, sizeof(h)));
+    CHECK(h[0] == 0); /* the copy is still disabled */
+    OK(cuMemcpyDtoH_v2(h, a, sizeof(h)));
+    CHECK(h[0] == 4); /* the graph's memset value */
+    OK(cuGraphExecDestroy(x));
+    OK(cuGraphDestroy(g));
+    OK(cuGraphDestroy(child));
+    OK(cuGraphDestroy(child2));
+    OK(cuEventDestroy_v2(e1));
+    OK(cuEventDestroy_v2(e2));
+    OK(cuMemFree_v2(a));
+    OK(cuMemFree_v2(b));
+    OK(cuCtxDestroy_v2(ctx));
+}
+
 static void test_virtual_memory_management(void)
 {
     CUcontext ctx;
@@ -1220,6 +1352,7 @@ int main(int argc, char **argv)
     test_destroy_frees_context_memory();
     test_primary_last_release_frees_its_memory();
     test_stream_capture_without_kernels();
+    test_graph_node_params_and_exec_updates();
     test_virtual_memory_management();
     test_memory_pools();
     test_mempool_ipc_in_one_process();

@@ -345,6 +345,18 @@ def test_graph_memory_alloc_and_free_nodes_attributes_and_refusals(cudart):
     check_graph_mem_nodes(kv)
 
 
+def test_graph_node_params_get_set_exec_updates_and_enabled_nodes_on_both_engines():
+    """Host, memset, memcpy, event and child graph nodes' parameters read back and changed, in graphs and in
+    executable graphs (per-kind calls and cudaGraph(Exec)NodeSetParams), cudaGraphNodeSetEnabled, with the
+    driver's error answers and launches computing the new values: the interpreter and the JIT print the
+    same lines, and those are what CUDA's rules give (graphs_expect.GRAPH_NODE_PARAMS)."""
+    from graphs_expect import GRAPH_NODE_PARAMS_N, check_graph_node_params
+    runs = {engine: run_kv("graph_node_params", GRAPH_NODE_PARAMS_N, timeout=300,
+                           env=emu_env(TF_EMU_ENGINE=engine, TF_EMU_JIT_SYNC=1)) for engine in ("interp", "jit")}
+    assert runs["interp"] == runs["jit"]
+    check_graph_node_params(runs["interp"])
+
+
 @pytest.mark.parametrize("cudart", ["static", "shared"])
 def test_conditional_nodes_if_else_while_switch_driven_by_kernels(cudart):
     from graphs_expect import check_graph_conditional

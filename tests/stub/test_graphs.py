@@ -10,9 +10,9 @@ import pytest
 
 from cudabuild import parse_kv
 from dp_helpers import run_via_stub, stub_dir
-from graphs_expect import (GRAPH_MEM_LAUNCHES, GRAPH_MEM_N, HOST_COPY_LAUNCHES, HOST_COPY_N, LAUNCHES, N,
-                           check_graph_conditional, check_graph_host_copies, check_graph_mem_nodes,
-                           check_graphs, check_graphs_remote)
+from graphs_expect import (GRAPH_MEM_LAUNCHES, GRAPH_MEM_N, GRAPH_NODE_PARAMS_N, HOST_COPY_LAUNCHES, HOST_COPY_N,
+                           LAUNCHES, N, check_graph_conditional, check_graph_host_copies, check_graph_mem_nodes,
+                           check_graph_node_params, check_graphs, check_graphs_remote)
 
 
 @pytest.mark.parametrize("cudart,transport", [("static", "unix"), ("shared", "tcp")])
@@ -85,3 +85,15 @@ def test_conditional_nodes_through_the_stub(dataplane, cuda_program):
     check_graph_conditional(kv)
     # a copy of client host memory in a body graph is refused (a launch carries its top graph's ranges only)
     assert kv["host_copy_in_body"] == "cudaErrorNotSupported"
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_graph_node_params_and_exec_updates_through_the_stub(dataplane, cuda_program, transport):
+    """tests/cuda/graph_node_params.cu through stub -> data plane -> tf-executor -> emulated device: the same
+    lines as on the emulated device directly (tests/emu). Host nodes keep running the client's functions in
+    the client (their parameters read back are the client's), memcpy nodes on client host memory read back
+    the client's addresses, and launches after each update compute the new values."""
+    r = run_via_stub(cuda_program("graph_node_params"), getattr(dataplane, transport), GRAPH_NODE_PARAMS_N,
+                     timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    check_graph_node_params(parse_kv(r.stdout))

@@ -1,6 +1,8 @@
 /* exec_graph.c - the executor's hand-written calls of stream capture and CUDA graphs (the rows of the
  * graphs section of proto/calls.tbl marked exec=hand): kernel nodes (parameters arrive packed, as for
- * tfLaunch, and the kernelParams array is rebuilt here), memset/memcpy nodes (device ranges checked),
+ * tfLaunch, and the kernelParams array is rebuilt here), memset/memcpy nodes (device ranges checked, on add
+ * and on every set), host nodes' parameters (the client's fn/userData in trampoline records), event nodes'
+ * events as values,
  * capture info with its dependency list, the per-call capture mode, .dot text, and the refusal of
  * host-memory copies on a capturing stream.
  * Called by the generated dispatch (build/executor/gen/exec_calls.c) and by executor.c.
@@ -36,6 +38,11 @@ static struct {
     CUresult (*exchange_mode)(CUstreamCaptureMode *);
     CUresult (*dot_print)(CUgraph, const char *, unsigned int);
     CUresult (*add_host)(CUgraphNode *, CUgraph, const CUgraphNode *, size_t, const CUDA_HOST_NODE_PARAMS *);
+    CUresult (*get_host)(CUgraphNode, CUDA_HOST_NODE_PARAMS *);
+    CUresult (*set_host)(CUgraphNode, const CUDA_HOST_NODE_PARAMS *);
+    CUresult (*exec_set_host)(CUgraphExec, CUgraphNode, const CUDA_HOST_NODE_PARAMS *);
+    CUresult (*get_record_event)(CUgraphNode, CUevent *);
+    CUresult (*get_wait_event)(CUgraphNode, CUevent *);
     CUresult (*launch_host_func)(CUstream, CUhostFn, void *);
 } gb;
 
@@ -56,6 +63,11 @@ void tfx_graph_load(void *lib)
     *(void **)&gb.exchange_mode = dlsym(lib, "cuThreadExchangeStreamCaptureMode");
     *(void **)&gb.dot_print = dlsym(lib, "cuGraphDebugDotPrint");
     *(void **)&gb.add_host = dlsym(lib, "cuGraphAddHostNode");
+    *(void **)&gb.get_host = dlsym(lib, "cuGraphHostNodeGetParams");
+    *(void **)&gb.set_host = dlsym(lib, "cuGraphHostNodeSetParams");
+    *(void **)&gb.exec_set_host = dlsym(lib, "cuGraphExecHostNodeSetParams");
+    *(void **)&gb.get_record_event = dlsym(lib, "cuGraphEventRecordNodeGetEvent");
+    *(void **)&gb.get_wait_event = dlsym(lib, "cuGraphEventWaitNodeGetEvent");
     *(void **)&gb.launch_host_func = dlsym(lib, "cuLaunchHostFunc");
     tfx_graph_host_load(lib);
     tfx_graph_mem_load(lib);
@@ -278,18 +290,40 @@ static uint64_t span(uint64_t pitch, uint64_t width, uint64_t rows)
     return r;
 }
 
-CUresult ex_cuGraphAddMemsetNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
-                                 size_t numDependencies, const CUDA_MEMSET_NODE_PARAMS *memsetParams, CUcontext ctx)
+/* A memset node's operands (add, set, executable graph set): its context one of the session's, every byte it
+ * writes inside one of the session's allocations. */
+static CUresult memset_operands(tfx *x, const CUDA_MEMSET_NODE_PARAMS *m, CUcontext ctx)
 {
-    if (!x->be.f_cuGraphAddMemsetNode) return CUDA_ERROR_NOT_SUPPORTED;
     if (ctx && !tf_reg_has(x, (uint64_t)(uintptr_t)ctx, TFK_CTX)) return CUDA_ERROR_INVALID_CONTEXT;
-    const CUDA_MEMSET_NODE_PARAMS *m = memsetParams;
     if (!m || (m->elementSize != 1 && m->elementSize != 2 && m->elementSize != 4)) return CUDA_ERROR_INVALID_VALUE;
     uint64_t width;
     if (__builtin_mul_overflow((uint64_t)m->width, (uint64_t)m->elementSize, &width)) return CUDA_ERROR_INVALID_VALUE;
     uint64_t bytes = span(m->height > 1 ? m->pitch : width, width, m->height);
     if (bytes == 0 || !tf_dev_ok(x, m->dst, bytes)) return CUDA_ERROR_INVALID_VALUE;
-    return x->be.f_cuGraphAddMemsetNode(phGraphNode, hGraph, dependencies, numDependencies, memsetParams, ctx);
+    return CUDA_SUCCESS;
+}
+
+CUresult ex_cuGraphAddMemsetNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                 size_t numDependencies, const CUDA_MEMSET_NODE_PARAMS *memsetParams, CUcontext ctx)
+{
+    if (!x->be.f_cuGraphAddMemsetNode) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = memset_operands(x, memsetParams, ctx);
+    return rc ? rc : x->be.f_cuGraphAddMemsetNode(phGraphNode, hGraph, dependencies, numDependencies, memsetParams, ctx);
+}
+
+CUresult ex_cuGraphMemsetNodeSetParams(tfx *x, CUgraphNode hNode, const CUDA_MEMSET_NODE_PARAMS *nodeParams)
+{
+    if (!x->be.f_cuGraphMemsetNodeSetParams) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = memset_operands(x, nodeParams, NULL);
+    return rc ? rc : x->be.f_cuGraphMemsetNodeSetParams(hNode, nodeParams);
+}
+
+CUresult ex_cuGraphExecMemsetNodeSetParams(tfx *x, CUgraphExec hGraphExec, CUgraphNode hNode,
+                                          const CUDA_MEMSET_NODE_PARAMS *memsetParams, CUcontext ctx)
+{
+    if (!x->be.f_cuGraphExecMemsetNodeSetParams) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = memset_operands(x, memsetParams, ctx);
+    return rc ? rc : x->be.f_cuGraphExecMemsetNodeSetParams(hGraphExec, hNode, memsetParams, ctx);
 }
 
 /* One side of a 3D copy: device memory of the session, whole extent checked. */
@@ -345,6 +379,17 @@ CUresult ex_cuGraphAddMemcpyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGrap
     CUresult rc = memcpy_node_operands(x, copyParams, &q);
     if (rc) return rc;
     return x->be.f_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &q, ctx);
+}
+
+/* New device (or array) operands for a graph's memcpy node: if it copied client host memory, it no longer does. */
+CUresult ex_cuGraphMemcpyNodeSetParams(tfx *x, CUgraphNode hNode, const CUDA_MEMCPY3D *nodeParams)
+{
+    if (!x->be.f_cuGraphMemcpyNodeSetParams) return CUDA_ERROR_NOT_SUPPORTED;
+    CUDA_MEMCPY3D q;
+    CUresult rc = memcpy_node_operands(x, nodeParams, &q);
+    if (rc == CUDA_SUCCESS) rc = x->be.f_cuGraphMemcpyNodeSetParams(hNode, &q);
+    if (rc == CUDA_SUCCESS) tfx_graph_host_node_unstaged(hNode);
+    return rc;
 }
 
 CUresult ex_cuGraphExecMemcpyNodeSetParams(tfx *x, CUgraphExec hGraphExec, CUgraphNode hNode,
@@ -480,6 +525,46 @@ CUresult ex_tfGraphAddHostNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph,
     if (!r) return CUDA_ERROR_OUT_OF_MEMORY;
     CUDA_HOST_NODE_PARAMS p = {.fn = host_trampoline, .userData = r};
     return gb.add_host(phGraphNode, hGraph, dependencies, numDependencies, &p);
+}
+
+/* A host node's parameters: the client's function and argument its trampoline record holds. */
+CUresult ex_tfGraphHostNodeGetParams(tfx *x, CUgraphNode hNode, unsigned long long *fn, unsigned long long *userData)
+{
+    (void)x;
+    if (!gb.get_host) return CUDA_ERROR_NOT_SUPPORTED;
+    CUDA_HOST_NODE_PARAMS p;
+    CUresult rc = gb.get_host(hNode, &p);
+    if (rc) return rc;
+    if (p.fn != host_trampoline || !p.userData) return CUDA_ERROR_UNKNOWN;  /* every host node here is one */
+    const host_rec *r = p.userData;
+    *fn = r->fn;
+    *userData = r->data;
+    return CUDA_SUCCESS;
+}
+
+/* New parameters for a host node of a graph (hGraphExec NULL) or of an executable graph: a new record. */
+CUresult ex_tfGraphHostNodeSetParams(tfx *x, CUgraphExec hGraphExec, CUgraphNode hNode, unsigned long long fn,
+                                     unsigned long long userData)
+{
+    (void)x;
+    if (!(hGraphExec ? (void *)gb.exec_set_host : (void *)gb.set_host)) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!fn) return CUDA_ERROR_INVALID_VALUE;
+    host_rec *r = host_rec_new(fn, userData);
+    if (!r) return CUDA_ERROR_OUT_OF_MEMORY;
+    CUDA_HOST_NODE_PARAMS p = {.fn = host_trampoline, .userData = r};
+    return hGraphExec ? gb.exec_set_host(hGraphExec, hNode, &p) : gb.set_host(hNode, &p);
+}
+
+/* An event record (wait = 0) or wait node's event, as a value: it is one of the client's already. */
+CUresult ex_tfGraphEventNodeGetEvent(tfx *x, CUgraphNode hNode, int wait, unsigned long long *event)
+{
+    (void)x;
+    CUresult (*get)(CUgraphNode, CUevent *) = wait ? gb.get_wait_event : gb.get_record_event;
+    if (!get) return CUDA_ERROR_NOT_SUPPORTED;
+    CUevent e = NULL;
+    CUresult rc = get(hNode, &e);
+    if (rc == CUDA_SUCCESS) *event = (unsigned long long)(uintptr_t)e;
+    return rc;
 }
 
 /* cuLaunchHostFunc on a stream that may be capturing: captured as a trampoline host node if it is

@@ -68,6 +68,8 @@ static struct {
     CUresult (*capture_info_v2)(CUstream, CUstreamCaptureStatus *, cuuint64_t *, CUgraph *, const CUgraphNode **,
                                 size_t *);
     CUresult (*ctx_get)(CUcontext *);
+    CUresult (*memcpy_get)(CUgraphNode, CUDA_MEMCPY3D *);
+    CUresult (*node_set)(CUgraphNode, CUgraphNodeParams *);
 } hb;
 
 void tfx_graph_host_load(void *lib)
@@ -83,6 +85,8 @@ void tfx_graph_host_load(void *lib)
     *(void **)&hb.d2h_async = dlsym(lib, "cuMemcpyDtoHAsync_v2");
     *(void **)&hb.capture_info_v2 = dlsym(lib, "cuStreamGetCaptureInfo_v2");
     *(void **)&hb.ctx_get = dlsym(lib, "cuCtxGetCurrent");
+    *(void **)&hb.memcpy_get = dlsym(lib, "cuGraphMemcpyNodeGetParams");
+    *(void **)&hb.node_set = dlsym(lib, "cuGraphNodeSetParams");
 }
 
 static int loaded(void)
@@ -256,6 +260,19 @@ static CUresult host_copy_check(tfx *x, const CUDA_MEMCPY3D *copyParams, unsigne
     return CUDA_SUCCESS;
 }
 
+/* The copy the worker's node makes: the client's side is staging buffer st, the fields that mean nothing here
+ * (the other side's host pointer, array handles of a side that is no array, reserved) cleared. */
+static CUDA_MEMCPY3D staged_copy(const CUDA_MEMCPY3D *c, int src_host, const hstage *st)
+{
+    CUDA_MEMCPY3D q = *c;
+    q.reserved0 = NULL, q.reserved1 = NULL;
+    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
+    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
+    q.srcHost = src_host ? st->buf : NULL;
+    q.dstHost = src_host ? NULL : st->buf;
+    return q;
+}
+
 CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                    size_t numDependencies, const CUDA_MEMCPY3D *copyParams, CUcontext ctx,
                                    unsigned long long hostAddr, size_t hostLen)
@@ -266,20 +283,70 @@ CUresult ex_tfGraphAddHostCopyNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGr
     int src_host;
     CUresult crc = host_copy_check(x, copyParams, hostAddr, hostLen, &src_host);
     if (crc) return crc;
-    const CUDA_MEMCPY3D *c = copyParams;
-    CUDA_MEMCPY3D q = *c;
     hstage *st;
     CUresult rc = stage_new(hostAddr, hostLen, src_host, &st);
     if (rc) return rc;
-    if (src_host) q.srcHost = st->buf;
-    else q.dstHost = st->buf;
-    q.reserved0 = NULL, q.reserved1 = NULL;
-    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
-    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
-    if (src_host) q.dstHost = NULL;
-    else q.srcHost = NULL;
+    CUDA_MEMCPY3D q = staged_copy(copyParams, src_host, st);
     rc = x->be.f_cuGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, &q, ctx);
     if (rc == CUDA_SUCCESS) rc = ref_add((uint64_t)(uintptr_t)hGraph, 0, (uint64_t)(uintptr_t)*phGraphNode, st);
+    if (st->refs == 0) stage_free(st);
+    return rc;
+}
+
+/* The graph's use of a staging buffer by graph node `node`, or NULL. */
+static href **node_ref(uint64_t node)
+{
+    for (href **pp = &g_refs; *pp; pp = &(*pp)->next)
+        if (!(*pp)->is_exec && node && (*pp)->node == node) return pp;
+    return NULL;
+}
+
+/* The node no longer copies client host memory (its parameters changed): its graph's use of the buffer ends. */
+void tfx_graph_host_node_unstaged(CUgraphNode hNode)
+{
+    href **pp = node_ref((uint64_t)(uintptr_t)hNode);
+    if (!pp) return;
+    href *r = *pp;
+    *pp = r->next;
+    if (--r->st->refs == 0) stage_free(r->st);
+    free(r);
+}
+
+/* cuGraphMemcpyNodeGetParams: the node's parameters with the side on client host memory given back as the
+ * client's address (*hostAddr; 0 if no side is), never this process's staging buffer. */
+CUresult ex_tfGraphMemcpyNodeGetParams(tfx *x, CUgraphNode hNode, CUDA_MEMCPY3D *params, unsigned long long *hostAddr)
+{
+    (void)x;
+    if (!hb.memcpy_get) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = hb.memcpy_get(hNode, params);
+    if (rc) return rc;
+    href **pp = node_ref((uint64_t)(uintptr_t)hNode);
+    *hostAddr = pp ? (*pp)->st->client : 0;
+    params->srcHost = NULL, params->dstHost = NULL, params->reserved0 = NULL, params->reserved1 = NULL;
+    return CUDA_SUCCESS;
+}
+
+/* cuGraphMemcpyNodeSetParams with a side on client host memory: the graph's node copies a new staging buffer
+ * for the new range (the old one stays with the executable graphs and clones that use it). */
+CUresult ex_tfGraphHostCopyNodeSetParams(tfx *x, CUgraphNode hNode, const CUDA_MEMCPY3D *copyParams,
+                                         unsigned long long hostAddr, size_t hostLen)
+{
+    if (!x->be.f_cuGraphMemcpyNodeSetParams) return CUDA_ERROR_NOT_SUPPORTED;
+    tf_reg_entry *e = tf_reg_get(x, (uint64_t)(uintptr_t)hNode, TFK_GNODE);
+    if (!e || e->parent_kind != TFK_GRAPH) return CUDA_ERROR_INVALID_VALUE;
+    if (tfx_graph_is_body((CUgraph)(uintptr_t)e->parent)) return body_refused("cuGraphMemcpyNodeSetParams");
+    int src_host;
+    CUresult rc = host_copy_check(x, copyParams, hostAddr, hostLen, &src_host);
+    if (rc) return rc;
+    hstage *st;
+    rc = stage_new(hostAddr, hostLen, src_host, &st);
+    if (rc) return rc;
+    CUDA_MEMCPY3D q = staged_copy(copyParams, src_host, st);
+    rc = x->be.f_cuGraphMemcpyNodeSetParams(hNode, &q);
+    if (rc == CUDA_SUCCESS) {
+        tfx_graph_host_node_unstaged(hNode);
+        rc = ref_add(e->parent, 0, (uint64_t)(uintptr_t)hNode, st);
+    }
     if (st->refs == 0) stage_free(st);
     return rc;
 }
@@ -337,16 +404,45 @@ CUresult ex_cuGraphClone(tfx *x, CUgraph *phGraphClone, CUgraph originalGraph)
     return rc;
 }
 
+/* A graph that copies client host memory cannot be a child graph: a launch carries its top graph's ranges. */
+static CUresult child_refused(const char *call, CUgraph childGraph)
+{
+    if (!has_refs((uint64_t)(uintptr_t)childGraph, 0)) return CUDA_SUCCESS;
+    tfx_log("%s: the child graph copies client host memory; such a graph cannot be a child graph node here "
+            "(CUDA_ERROR_NOT_SUPPORTED: add its nodes to the parent instead)", call);
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
 CUresult ex_cuGraphAddChildGraphNode(tfx *x, CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                      size_t numDependencies, CUgraph childGraph)
 {
     if (!x->be.f_cuGraphAddChildGraphNode) return CUDA_ERROR_NOT_SUPPORTED;
-    if (has_refs((uint64_t)(uintptr_t)childGraph, 0)) {
-        tfx_log("cuGraphAddChildGraphNode: the child graph copies client host memory; such a graph cannot be "
-                "a child graph node here (CUDA_ERROR_NOT_SUPPORTED: add its nodes to the parent instead)");
-        return CUDA_ERROR_NOT_SUPPORTED;
-    }
-    return x->be.f_cuGraphAddChildGraphNode(phGraphNode, hGraph, dependencies, numDependencies, childGraph);
+    CUresult rc = child_refused("cuGraphAddChildGraphNode", childGraph);
+    return rc ? rc : x->be.f_cuGraphAddChildGraphNode(phGraphNode, hGraph, dependencies, numDependencies, childGraph);
+}
+
+CUresult ex_cuGraphExecChildGraphNodeSetParams(tfx *x, CUgraphExec hGraphExec, CUgraphNode hNode, CUgraph childGraph)
+{
+    if (!x->be.f_cuGraphExecChildGraphNodeSetParams) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = child_refused("cuGraphExecChildGraphNodeSetParams", childGraph);
+    return rc ? rc : x->be.f_cuGraphExecChildGraphNodeSetParams(hGraphExec, hNode, childGraph);
+}
+
+/* The node's new child graph is a copy of childGraph; the graph it owned (and its nodes) die. */
+CUresult ex_tfGraphChildGraphNodeSetGraph(tfx *x, CUgraphNode hNode, CUgraph childGraph)
+{
+    if (!hb.node_set || !x->be.f_cuGraphChildGraphNodeGetGraph) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = child_refused("cuGraphNodeSetParams", childGraph);
+    if (rc) return rc;
+    CUgraph old = NULL;
+    if (x->be.f_cuGraphChildGraphNodeGetGraph(hNode, &old) != CUDA_SUCCESS) old = NULL;
+    CUgraphNodeParams p;
+    memset(&p, 0, sizeof p);
+    p.type = CU_GRAPH_NODE_TYPE_GRAPH;
+    p.graph.graph = childGraph;
+    rc = hb.node_set(hNode, &p);
+    if (rc == CUDA_SUCCESS && old) tf_reg_del(x, (uint64_t)(uintptr_t)old, TFK_GRAPH);
+    return rc;
 }
 
 static void exec_forget(uint64_t e);
@@ -542,12 +638,7 @@ CUresult ex_tfGraphExecHostCopySetParams(tfx *x, CUgraphExec hGraphExec, CUgraph
     hstage *st;
     rc = stage_new(hostAddr, hostLen, src_host, &st);
     if (rc) return rc;
-    CUDA_MEMCPY3D q = *copyParams;
-    q.reserved0 = NULL, q.reserved1 = NULL;
-    if (q.srcMemoryType != CU_MEMORYTYPE_ARRAY) q.srcArray = NULL;
-    if (q.dstMemoryType != CU_MEMORYTYPE_ARRAY) q.dstArray = NULL;
-    q.srcHost = src_host ? st->buf : NULL;
-    q.dstHost = src_host ? NULL : st->buf;
+    CUDA_MEMCPY3D q = staged_copy(copyParams, src_host, st);
     rc = x->be.f_cuGraphExecMemcpyNodeSetParams(hGraphExec, hNode, &q, ctx);
     if (rc) {
         stage_free(st);

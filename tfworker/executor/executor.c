@@ -138,10 +138,10 @@ void tf_reg_del(tfx *x, uint64_t key, int kind)
         free(e->aux);
         free(e);
         x->nentries--;
-        if (kind == TFK_MOD || kind == TFK_LIB || kind == TFK_KERNEL || kind == TFK_GRAPH || kind == TFK_MIPMAP ||
-            kind == TFK_ARRAY) {
-            /* children (functions of a module, kernels of a library, nodes of a graph, levels of a mipmapped
-             * array, planes of an array) die with it */
+        if (kind == TFK_MOD || kind == TFK_LIB || kind == TFK_KERNEL || kind == TFK_GRAPH || kind == TFK_GNODE ||
+            kind == TFK_MIPMAP || kind == TFK_ARRAY) {
+            /* children (functions of a module, kernels of a library, nodes of a graph, the graph a child graph
+             * node owns, levels of a mipmapped array, planes of an array) die with it */
             for (size_t i = 0; i < x->nbuckets; i++) {
                 for (tf_reg_entry *c = x->buckets[i]; c; c = c->next) {
                     if (c->parent == key && c->parent_kind == kind) {

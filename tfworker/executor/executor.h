@@ -185,6 +185,7 @@ void tfx_graph_mem_load(void *lib); /* exec_graph_mem.c */
 int tfx_graph_is_body(CUgraph g);    /* a conditional node's body graph (exec_graph_mem.c) */
 CUresult tfx_graph_host_instantiated(CUgraphExec e, CUgraph g);
 size_t tfx_graph_host_d2h(CUgraphExec e, uint8_t *out);
+void tfx_graph_host_node_unstaged(CUgraphNode hNode); /* a memcpy node no longer copies client host memory */
 /* The backend destroyed ctx: the staging buffers made in it are gone; their charges are refunded. */
 void tfx_graph_host_ctx_gone(CUcontext ctx);
 CUresult tfx_graph_launch_served(tfx *x, CUgraphExec hGraphExec, CUstream hStream);
