@@ -117,10 +117,34 @@ void tf_ctx_remote_unknown(void)
 }
 
 /* ------------------------------------------------------------------------------ socket I/O */
+/* Tells whoever started this program (TF_WORKER_LOST_FILE: `tensorfusion run`, tfclient.attach) that its worker
+ * was lost or never answered, in one line: they report it to the scheduler, whose own probe decides whether the
+ * node leaves placement (tfscheduler/README.md, Node liveness). A refusal (a rejected lease) is no loss. */
+static void note_worker_lost(const char *why)
+{
+    const char *path = getenv("TF_WORKER_LOST_FILE");
+    if (!path || !*path) return;
+    int saved = errno;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        tf_log("cannot write TF_WORKER_LOST_FILE %s: %s", path, strerror(errno));
+    } else {
+        size_t n = strlen(why);
+        if (write(fd, why, n) != (ssize_t)n) tf_log("cannot write TF_WORKER_LOST_FILE %s: %s", path, strerror(errno));
+        close(fd);
+    }
+    errno = saved;
+}
+
+/* CUDA_ERROR_DEVICE_UNAVAILABLE, sticky: the session's device memory and every object died with the GPU worker
+ * process, so no later call can succeed (stub_c/README.md, A lost worker). */
 static CUresult lost(const char *what)
 {
     if (!g.dead) {
-        tf_log("connection to the GPU worker lost (%s: %s)", what, strerror(errno ? errno : EPIPE));
+        char why[160];
+        snprintf(why, sizeof why, "connection to the GPU worker lost (%s: %s)", what, strerror(errno ? errno : EPIPE));
+        tf_log("%s", why);
+        note_worker_lost(why);
         g.dead = CUDA_ERROR_DEVICE_UNAVAILABLE;
         tf_tls_free(g.tls);
         g.tls = NULL;
@@ -607,6 +631,23 @@ out:
 }
 
 /* ----------------------------------------------------------------------------- connection */
+/* Until the worker accepts the session, every socket operation (connect, the TLS handshake, the hello and its
+ * answer) gives up after this long without progress: a stopped (SIGSTOP) or hung worker daemon still completes
+ * TCP and Unix connects from its listen backlog and then never answers. 30 s is above the worker's own limits
+ * for these steps (dataplane.py: HELLO_TIMEOUT_S 10 s for the hello, TLS_START_TIMEOUT_S 12 s for a TLS start),
+ * so a slow but running worker (loaded machine) answers or refuses before the client gives up. Afterwards calls
+ * have no deadline: a kernel may run for hours (a stopped GPU worker process is the daemon's to end:
+ * tfworker/dataplane.py, STOPPED_LIMIT_S). */
+#define HANDSHAKE_TIMEOUT_S 30
+
+/* SO_RCVTIMEO and SO_SNDTIMEO (on Linux the send timeout bounds connect too); 0 s clears them. */
+static int set_io_deadline(int fd, int seconds)
+{
+    struct timeval tv = {.tv_sec = seconds};
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv)
+               ? -1 : 0;
+}
+
 /* Connects to unix:PATH, tcp:HOST:PORT or tls:HOST:PORT (TCP; the caller adds TLS); host gets HOST. */
 static int dial(const char *spec, char *host_out, size_t host_cap)
 {
@@ -616,7 +657,12 @@ static int dial(const char *spec, char *host_out, size_t host_cap)
         strcpy(a.sun_path, spec + 5);
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) return -1;
-        if (connect(fd, (struct sockaddr *)&a, sizeof a)) { int e = errno; close(fd); errno = e; return -1; }
+        if (set_io_deadline(fd, HANDSHAKE_TIMEOUT_S) || connect(fd, (struct sockaddr *)&a, sizeof a)) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
         return fd;
     }
     if (strncmp(spec, "tcp:", 4) == 0 || strncmp(spec, "tls:", 4) == 0) {
@@ -637,7 +683,7 @@ static int dial(const char *spec, char *host_out, size_t host_cap)
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
             fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
             if (fd < 0) continue;
-            if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+            if (set_io_deadline(fd, HANDSHAKE_TIMEOUT_S) == 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
             close(fd);
             fd = -1;
         }
@@ -661,6 +707,19 @@ static int dial(const char *spec, char *host_out, size_t host_cap)
     return -1;
 }
 
+/* The worker did not take or answer the hello: gone, or not answering within HANDSHAKE_TIMEOUT_S (stopped). */
+static CUresult handshake_lost(const char *step, int err)
+{
+    char why[160];
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        snprintf(why, sizeof why, "handshake %s: the worker did not answer within %d s", step, HANDSHAKE_TIMEOUT_S);
+    else
+        snprintf(why, sizeof why, "handshake %s failed: %s", step, strerror(err));
+    tf_log("%s", why);
+    note_worker_lost(why);
+    return CUDA_ERROR_NO_DEVICE;
+}
+
 static CUresult handshake(int fd, const char *token)
 {
     size_t tl = strlen(token);
@@ -668,9 +727,10 @@ static CUresult handshake(int fd, const char *token)
     tf_hello_hdr h = {.version = TF_HELLO_VERSION, .token_len = (uint32_t)tl};
     memcpy(h.magic, TF_HELLO_MAGIC, 4);
     struct iovec v[2] = {{&h, sizeof h}, {(void *)(uintptr_t)token, tl}};
-    if (send_all(fd, v, tl ? 2 : 1)) { tf_log("handshake send failed: %s", strerror(errno)); return CUDA_ERROR_NO_DEVICE; }
+    if (send_all(fd, v, tl ? 2 : 1)) return handshake_lost("send", errno);
     tf_hello_reply r;
-    if (recv_exact(fd, &r, sizeof r) || memcmp(r.magic, TF_REPLY_MAGIC, 4)) {
+    if (recv_exact(fd, &r, sizeof r)) return handshake_lost("reply", errno);
+    if (memcmp(r.magic, TF_REPLY_MAGIC, 4)) {
         tf_log("handshake: no valid reply from the worker");
         return CUDA_ERROR_NO_DEVICE;
     }
@@ -958,31 +1018,21 @@ static void connect_now(void)
     char host[256] = "";
     int fd = dial(spec, host, sizeof host);
     if (fd < 0) {
-        tf_log("cannot connect to %s: %s", spec, strerror(errno));
+        char why[320];
+        snprintf(why, sizeof why, "cannot connect to %s: %s", spec,
+                 errno == EINPROGRESS || errno == EAGAIN ? "no answer within the handshake deadline" : strerror(errno));
+        tf_log("%s", why);
+        if (errno != EINVAL && errno != ENAMETOOLONG) note_worker_lost(why);   /* not a malformed TF_WORKER */
         g.init_rc = CUDA_ERROR_NO_DEVICE;
         return;
     }
     int tls = strncmp(spec, "tls:", 4) == 0;
     CUresult rc = CUDA_SUCCESS;
-    if (tls) {
-        /* a worker that never answers must not hang cuInit: bounded until the session is accepted */
-        struct timeval tv = {.tv_sec = 30};
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) ||
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv)) {
-            tf_log("cannot connect to %s: %s", spec, strerror(errno));
-            rc = CUDA_ERROR_NO_DEVICE;
-        } else if (!(g.tls = tf_tls_connect(fd, host, &rc))) {
-            if (rc == CUDA_SUCCESS) rc = CUDA_ERROR_NO_DEVICE;
-        }
-    }
+    if (tls && !(g.tls = tf_tls_connect(fd, host, &rc)) && rc == CUDA_SUCCESS) rc = CUDA_ERROR_NO_DEVICE;
     if (rc == CUDA_SUCCESS) rc = handshake(fd, token);
-    if (rc == CUDA_SUCCESS && tls) {
-        struct timeval none = {0};
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none) ||
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none)) {
-            tf_log("cannot configure the connection to %s: %s", spec, strerror(errno));
-            rc = CUDA_ERROR_NO_DEVICE;
-        }
+    if (rc == CUDA_SUCCESS && set_io_deadline(fd, 0)) {
+        tf_log("cannot configure the connection to %s: %s", spec, strerror(errno));
+        rc = CUDA_ERROR_NO_DEVICE;
     }
     if (rc) {
         tf_tls_free(g.tls);

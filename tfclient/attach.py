@@ -63,6 +63,8 @@ class Lease:
         self._released = False
         self.export_env = False                # attach(): keep os.environ["TF_LEASE"] current
         self.lease_file = None                 # keep_file(): a file holding the current token
+        self.lost_file = None                  # watch_loss(): where the stub says it lost the worker
+        self._loss_reported = False
         self._backend: str | None = None
         self.stub_bound = False                # attach() loaded the stub for this lease (release waits for exit)
         self.release_deferred = False          # release asked while the stub's session is open: done after exit
@@ -128,9 +130,45 @@ class Lease:
         from tfclient.config import write_private
         write_private(self.lease_file, self.token)
 
+    def watch_loss(self, path) -> str:
+        """Names path (TF_WORKER_LOST_FILE) for the stub of this lease's programs: it writes there, in one line,
+        why it lost the worker or could not reach it (stub_c/README.md, A lost worker). report_loss() reads it
+        at each renewal and at release; the file is removed at release."""
+        self.lost_file = path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        return str(path)
+
+    def report_loss(self) -> str | None:
+        """When a stub wrote the lost file: reports the worker unreachable, once (the scheduler probes the worker
+        itself and takes the node out of placement only if the probe fails too: tfscheduler/README.md, Node
+        liveness). -> the stub's line, or None when nothing was lost."""
+        if self.lost_file is None or self._loss_reported:
+            return None
+        try:
+            why = self.lost_file.read_text().strip()
+        except OSError:
+            return None
+        if not why:
+            return None
+        self._loss_reported = True
+        try:
+            verdict = self.client.report_worker_unreachable(self.id, why)
+        except TensorFusionError as e:         # the allocation ended already (node timeout, release): known
+            log.info("reporting the loss of %s's worker failed: %s", self.id, e)
+            return why
+        if verdict.node_unavailable:
+            log.warning("worker %s was lost (%s): it takes no new allocations (%s)", self.allocation.node_name,
+                        why, verdict.reason)
+        else:
+            log.warning("the session on worker %s was lost (%s); the worker itself answers (%s)",
+                        self.allocation.node_name, why, verdict.reason)
+        return why
+
     def _renew_loop(self) -> None:
         period = max(self.ttl / 3.0, 0.1)
         while not self._stop.wait(period):
+            self.report_loss()
             try:
                 self.renew()
             except AllocationInactive as e:
@@ -151,11 +189,14 @@ class Lease:
         self._stop.set()
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(5)
-        if self.lease_file:
-            try:
-                self.lease_file.unlink()
-            except OSError:
-                pass
+        if not self._released:
+            self.report_loss()            # before the release: a released allocation can no longer be reported
+        for path in (self.lease_file, self.lost_file):
+            if path:
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
         if not self._released:
             self._released = True
             try:
@@ -340,6 +381,7 @@ def attach(tflops=0.0, vram=0, qos="medium", *, transport: str | None = None, lo
     lease = allocate(tflops, vram, qos=qos, check_reach=True, transport=transport, **kw)
     try:
         os.environ.update(lease.client_env(transport, tls_ca=tls_ca))
+        os.environ["TF_WORKER_LOST_FILE"] = lease.watch_loss(config.home() / "leases" / f"{lease.id}.lost")
         lease.export_env = True
         os.environ.update(lease.library_env(os.environ))
         if load:
