@@ -72,3 +72,53 @@ def test_a_worker_killed_mid_session_ends_the_program_with_a_cuda_error_and_runs
         if victim == "daemon":
             r = tf("run", "--vram", "256Mi", "--", str(build_example("vector_add")), env=team, timeout=120)
             assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("mode", ["kernel", "copy"])
+def test_a_stopped_gpu_worker_process_is_ended_by_its_daemon_and_the_program_gets_a_cuda_error(tmp_path, mode):
+    """SIGSTOP of the session's GPU worker process while the program waits on a kernel or copies: nothing on the
+    socket tells the program (the process exists, its socket is open), but its daemon sees it stopped and kills
+    it after dataplane.STOPPED_LIMIT_S, so the pending call returns cudaErrorDevicesUnavailable. The daemon
+    answers its probe: the node stays in placement."""
+    from tfworker.dataplane import STOPPED_LIMIT_S
+    with running_cluster(tmp_path, ["node-a", "node-b"], scheduler_args=["--node-timeout", "60"]) as (env, address):
+        team = tenant_env(env, address, "team-a")
+        proc, node = busy_run(team, mode)
+        [pid] = gpu_process.executors_of(limits.worker_tag(str(tmp_path), node))
+        os.kill(pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        ends_with_lost_device(proc, stopped, STOPPED_LIMIT_S + 10)
+        assert time.monotonic() - stopped >= STOPPED_LIMIT_S - 1   # not before the daemon's limit
+        wait_for(lambda: any("stopped (SIGSTOP)" in line for line in workers[node].log_lines), timeout=10,
+                 what="the daemon's line about the stopped process")
+        with SchedulerClient(address) as admin:
+            assert all(n.available for n in admin.list_pool().nodes)
+
+
+def test_a_stopped_worker_is_reported_after_the_handshake_deadline_and_runs_go_elsewhere(tmp_path):
+    """SIGSTOP of a worker daemon within its node timeout: its listen backlog still completes connects, so `run`'s
+    start check passes, but the program's hello gets no answer: cuInit fails (no device) after the stub's handshake
+    deadline (30 s) instead of hanging, run reports it, the scheduler's probe times out (admin_timeout_s) and the
+    node leaves placement; the next run lands on the other worker."""
+    with running_cluster(tmp_path, ["node-a", "node-b"], scheduler_args=["--node-timeout", "120"]) as (env, address):
+        team = tenant_env(env, address, "team-a")
+        program = str(build_example("vector_add"))
+        with SchedulerClient(address) as admin:
+            probe = admin.allocate(vram=256)          # where the next run goes: stop that worker
+            victim = probe.node_name
+            admin.release(probe.id)
+            workers[victim].send_signal(signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                first = tf("run", "--vram", "256Mi", "--", program, env=team, timeout=90)
+                took = time.monotonic() - t0
+                nodes = {n.node_name: n.available for n in admin.list_pool().nodes}
+                second = tf("run", "--vram", "256Mi", "--", program, env=team, timeout=120)
+            finally:
+                workers[victim].send_signal(signal.SIGCONT)
+        print(f"the run on the stopped worker ended after {took:.1f} s")
+        assert first.returncode != 0, first.stdout
+        assert "did not answer within 30 s" in first.stderr, first.stderr
+        assert 30 <= took < 60
+        assert nodes == {victim: False, ({"node-a", "node-b"} - {victim}).pop(): True}
+        assert second.returncode == 0, second.stdout + second.stderr
