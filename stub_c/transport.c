@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,22 +137,71 @@ static void note_worker_lost(const char *why)
     errno = saved;
 }
 
-/* CUDA_ERROR_DEVICE_UNAVAILABLE, sticky: the session's device memory and every object died with the GPU worker
- * process, so no later call can succeed (stub_c/README.md, A lost worker). */
+/* Ends the session for good: CUDA_ERROR_DEVICE_UNAVAILABLE, sticky (the session's device memory and every object
+ * are gone with it, so no later call can succeed: stub_c/README.md, A lost worker). */
+static CUresult end_session_locked(const char *why)
+{
+    tf_log("%s", why);
+    g.dead = CUDA_ERROR_DEVICE_UNAVAILABLE;
+    tf_tls_free(g.tls);
+    g.tls = NULL;
+    if (g.fd >= 0) close(g.fd);
+    g.fd = -1;
+    return g.dead;
+}
+
 static CUresult lost(const char *what)
 {
     if (!g.dead) {
         char why[160];
         snprintf(why, sizeof why, "connection to the GPU worker lost (%s: %s)", what, strerror(errno ? errno : EPIPE));
-        tf_log("%s", why);
         note_worker_lost(why);
-        g.dead = CUDA_ERROR_DEVICE_UNAVAILABLE;
-        tf_tls_free(g.tls);
-        g.tls = NULL;
-        if (g.fd >= 0) close(g.fd);
-        g.fd = -1;
+        end_session_locked(why);
     }
     return g.dead;
+}
+
+/* TF_ALLOCATION_ENDED_FILE: written (one line) by whoever holds the lease (`tensorfusion run`, tfclient.attach)
+ * when the scheduler ended the allocation under the session: LOST after the worker's node timeout (a worker host
+ * frozen or cut off, whose daemon cannot close the session itself), expired, preempted. The worker's side of such
+ * a session is doomed (a worker that comes back is told to close it), so the stub stops waiting on it: read at most
+ * once a second, by forwarded calls and by a call waiting for its reply. -> 1 when the session was ended so. */
+#define ENDED_CHECK_NS 1000000000L
+
+static int allocation_ended_locked(void)
+{
+    static long checked_ns;
+    long now = tf_now_ns();   /* first: a launch must not pay for getenv and open */
+    if (g.dead || now - checked_ns < ENDED_CHECK_NS) return 0;
+    checked_ns = now;
+    const char *path = getenv("TF_ALLOCATION_ENDED_FILE");
+    if (!path || !*path) return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char line[200];
+    ssize_t n = read(fd, line, sizeof line - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    line[n] = 0;
+    line[strcspn(line, "\n")] = 0;
+    char why[256];
+    snprintf(why, sizeof why, "the vGPU's allocation ended under the session (%s)", line);
+    end_session_locked(why);
+    return 1;
+}
+
+/* Waits until a reply is readable (or the connection ended), giving up when the allocation ends meanwhile.
+ * -> 0 to read on, -1 when the session was ended. */
+static int wait_reply_locked(void)
+{
+    if (g.tls && tf_tls_pending(g.tls)) return 0;
+    tf_spin_wait_readable(g.fd);
+    for (;;) {
+        struct pollfd p = {.fd = g.fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)(ENDED_CHECK_NS / 1000000L));
+        if (n > 0 || (n < 0 && errno != EINTR)) return 0;   /* data, end or error: the read says which */
+        if (n == 0 && allocation_ended_locked()) return -1;
+    }
 }
 
 /* TLS: the pieces of a frame (header, fixed part, small buffers, padding) are gathered into whole
@@ -421,7 +471,7 @@ CUresult tfc_flush(void)
 
 static CUresult precheck_locked(tfc_call *c)
 {
-    if (g.fd < 0) return g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED;
+    if (g.fd < 0 || allocation_ended_locked()) return g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED;
     if (c->overflow) return CUDA_ERROR_INVALID_VALUE;
     size_t body = body_len(c);
     if (body > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;
@@ -466,7 +516,7 @@ static CUresult recv_reply_locked(tfc_call *c)
 {
     tf_rep_hdr rep;
     for (;;) {
-        if (!g.tls || !tf_tls_pending(g.tls)) tf_spin_wait_readable(g.fd);
+        if (wait_reply_locked()) return g.dead;
         if (t_reply_fd && !g.tls ? recv_exact_fd(g.fd, &rep, sizeof rep, t_reply_fd) : recv_exact(g.fd, &rep, sizeof rep))
             return lost("recv");
         if (rep.nconsole != TF_REP_HOST_CALL) break;

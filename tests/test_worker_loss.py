@@ -122,3 +122,29 @@ def test_a_stopped_worker_is_reported_after_the_handshake_deadline_and_runs_go_e
         assert 30 <= took < 60
         assert nodes == {victim: False, ({"node-a", "node-b"} - {victim}).pop(): True}
         assert second.returncode == 0, second.stdout + second.stderr
+
+
+@pytest.mark.parametrize("mode", ["kernel", "copy"])
+@pytest.mark.parametrize("frozen", ["daemon", "daemon and gpu worker process"])
+def test_a_worker_frozen_mid_session_ends_the_program_once_the_scheduler_ends_the_allocation(tmp_path, frozen, mode):
+    """SIGSTOP of the worker daemon, or of the whole worker (daemon and the session's GPU worker process: a frozen
+    host), while the program waits on a kernel or copies: nothing on the worker side can close the session, and its
+    socket stays open. The scheduler hears no heartbeat for node_timeout_s and ends the allocation LOST; run's next
+    lease renewal learns it and writes TF_ALLOCATION_ENDED_FILE, and the program's pending or next call returns
+    cudaErrorDevicesUnavailable within a second of that, instead of waiting for a worker that may never run again."""
+    with running_cluster(tmp_path, ["node-a", "node-b"],
+                         scheduler_args=["--node-timeout", "3", "--lease-ttl", "3"]) as (env, address):
+        team = tenant_env(env, address, "team-a")
+        proc, node = busy_run(team, mode)
+        [pid] = gpu_process.executors_of(limits.worker_tag(str(tmp_path), node))
+        stopped = [workers[node].pid] + ([pid] if frozen != "daemon" else [])
+        for p in stopped:
+            os.kill(p, signal.SIGSTOP)
+        try:
+            frozen_at = time.monotonic()
+            # node timeout 3 s, a renewal every TTL/3 = 1 s, the stub's check every 1 s: 5 s and slack for load
+            out = ends_with_lost_device(proc, frozen_at, 30)
+            assert "allocation ended under the session" in out, out
+        finally:
+            for p in stopped:
+                os.kill(p, signal.SIGCONT)

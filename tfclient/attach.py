@@ -63,7 +63,8 @@ class Lease:
         self._released = False
         self.export_env = False                # attach(): keep os.environ["TF_LEASE"] current
         self.lease_file = None                 # keep_file(): a file holding the current token
-        self.lost_file = None                  # watch_loss(): where the stub says it lost the worker
+        self.lost_file = None                  # session_files(): where the stub says it lost the worker,
+        self.ended_file = None                 # and where this lease says the scheduler ended the allocation
         self._loss_reported = False
         self._backend: str | None = None
         self.stub_bound = False                # attach() loaded the stub for this lease (release waits for exit)
@@ -130,14 +131,18 @@ class Lease:
         from tfclient.config import write_private
         write_private(self.lease_file, self.token)
 
-    def watch_loss(self, path) -> str:
-        """Names path (TF_WORKER_LOST_FILE) for the stub of this lease's programs: it writes there, in one line,
-        why it lost the worker or could not reach it (stub_c/README.md, A lost worker). report_loss() reads it
-        at each renewal and at release; the file is removed at release."""
-        self.lost_file = path
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
-        return str(path)
+    def session_files(self, folder) -> dict:
+        """The two files through which the stubs of this lease's programs and this lease tell each other that the
+        session is over (stub_c/README.md, A lost worker), in folder, removed at release: TF_WORKER_LOST_FILE, where
+        a stub writes why it lost the worker or could not reach it (report_loss() reads it at each renewal and at
+        release), and TF_ALLOCATION_ENDED_FILE, where the renewal that learns that the scheduler ended the
+        allocation (the worker's node timed out, the lease expired, a preemption) writes why, so that a call
+        waiting on a worker that cannot close the session itself (a frozen host) gives up. -> their environment."""
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.lost_file, self.ended_file = folder / f"{self.id}.lost", folder / f"{self.id}.ended"
+        for path in (self.lost_file, self.ended_file):
+            path.unlink(missing_ok=True)
+        return {"TF_WORKER_LOST_FILE": str(self.lost_file), "TF_ALLOCATION_ENDED_FILE": str(self.ended_file)}
 
     def report_loss(self) -> str | None:
         """When a stub wrote the lost file: reports the worker unreachable, once (the scheduler probes the worker
@@ -174,6 +179,9 @@ class Lease:
             except AllocationInactive as e:
                 self.ended = str(e)
                 log.warning("lease %s ended: %s", self.id, e)
+                if self.ended_file:
+                    from tfclient.config import write_private
+                    write_private(self.ended_file, self.ended)
                 return
             except (SchedulerUnreachable, TensorFusionError) as e:   # try again next period
                 log.info("renewing lease %s failed: %s", self.id, e)
@@ -191,7 +199,7 @@ class Lease:
             self._thread.join(5)
         if not self._released:
             self.report_loss()            # before the release: a released allocation can no longer be reported
-        for path in (self.lease_file, self.lost_file):
+        for path in (self.lease_file, self.lost_file, self.ended_file):
             if path:
                 try:
                     path.unlink()
@@ -381,7 +389,7 @@ def attach(tflops=0.0, vram=0, qos="medium", *, transport: str | None = None, lo
     lease = allocate(tflops, vram, qos=qos, check_reach=True, transport=transport, **kw)
     try:
         os.environ.update(lease.client_env(transport, tls_ca=tls_ca))
-        os.environ["TF_WORKER_LOST_FILE"] = lease.watch_loss(config.home() / "leases" / f"{lease.id}.lost")
+        os.environ.update(lease.session_files(config.home() / "leases"))
         lease.export_env = True
         os.environ.update(lease.library_env(os.environ))
         if load:
