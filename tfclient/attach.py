@@ -14,7 +14,9 @@ third of its TTL; the worker's heartbeat renews it too once the session is conne
 and by `tensorfusion run` (tfclient.cli), which passes the lease's client_env() to the child instead.
 Both first open the worker's data plane once: a worker that does not answer (killed, within its node timeout)
 is reported to the scheduler, which probes it and stops placing on it, and the vGPU is allocated once more
-elsewhere (_reachable_allocation; tfscheduler/README.md, Node liveness).
+elsewhere (_reachable_allocation; tfscheduler/README.md, Node liveness). During the session the stubs and the
+lease tell each other when it is over (Lease.session_files): a worker a stub lost is reported, an allocation the
+scheduler ended ends the stubs' waits (stub_c/README.md, A lost worker).
 
 Release order: a library loaded into this process keeps calling the driver until the interpreter is gone
 (CuPy unloads its modules and frees its memory pool in finalizers that run after atexit handlers), and a
