@@ -1068,17 +1068,22 @@ static void connect_now(void)
     char host[256] = "";
     int fd = dial(spec, host, sizeof host);
     if (fd < 0) {
+        int e = errno;
         char why[320];
         snprintf(why, sizeof why, "cannot connect to %s: %s", spec,
-                 errno == EINPROGRESS || errno == EAGAIN ? "no answer within the handshake deadline" : strerror(errno));
+                 e == EINPROGRESS || e == EAGAIN ? "no answer within the handshake deadline" : strerror(e));
         tf_log("%s", why);
-        if (errno != EINVAL && errno != ENAMETOOLONG) note_worker_lost(why);   /* not a malformed TF_WORKER */
+        if (e != EINVAL && e != ENAMETOOLONG) note_worker_lost(why);   /* not a malformed TF_WORKER */
         g.init_rc = CUDA_ERROR_NO_DEVICE;
         return;
     }
     int tls = strncmp(spec, "tls:", 4) == 0;
     CUresult rc = CUDA_SUCCESS;
-    if (tls && !(g.tls = tf_tls_connect(fd, host, &rc)) && rc == CUDA_SUCCESS) rc = CUDA_ERROR_NO_DEVICE;
+    if (tls && !(g.tls = tf_tls_connect(fd, host, &rc))) {
+        if (rc == CUDA_SUCCESS) rc = CUDA_ERROR_NO_DEVICE;
+        /* NO_DEVICE: the handshake broke off or timed out (an untrusted certificate is NOT_PERMITTED: no loss) */
+        if (rc == CUDA_ERROR_NO_DEVICE) note_worker_lost("TLS handshake with the worker failed or timed out");
+    }
     if (rc == CUDA_SUCCESS) rc = handshake(fd, token);
     if (rc == CUDA_SUCCESS && set_io_deadline(fd, 0)) {
         tf_log("cannot configure the connection to %s: %s", spec, strerror(errno));
