@@ -182,8 +182,10 @@ class Lease:
                 self.ended = str(e)
                 log.warning("lease %s ended: %s", self.id, e)
                 if self.ended_file:
-                    from tfclient.config import write_private
-                    write_private(self.ended_file, self.ended)
+                    try:
+                        config.write_private(self.ended_file, self.ended)
+                    except OSError as w:
+                        log.warning("cannot tell the stub that lease %s ended (%s): %s", self.id, self.ended_file, w)
                 return
             except (SchedulerUnreachable, TensorFusionError) as e:   # try again next period
                 log.info("renewing lease %s failed: %s", self.id, e)

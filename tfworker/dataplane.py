@@ -1,5 +1,6 @@
 """Data-plane server: accepts client stub connections, checks their lease, hands each to its own GPU
-worker process (tf-executor) and supervises those processes.
+worker process (tf-executor) and supervises those processes (reaps them, and kills one stopped by a signal for
+STOPPED_LIMIT_S, whose client would otherwise wait forever: stub_c/README.md, A lost worker).
 
 Composed by tfworker.daemon (which supplies `authorize` and `on_end`), or run alone for tests and for
 users without a scheduler:
@@ -419,24 +420,6 @@ class DataPlaneServer:
             except Exception:
                 log.exception("on_end failed for %s", grant.session_id)
 
-    async def _supervise(self, s: _Session) -> None:
-        rc = await self._wait_unless_stopped(s)
-        self._sessions.pop(s.info.session_id, None)
-        if s.close_reason is not None:
-            reason = s.close_reason
-        elif rc == 0:
-            reason = "client disconnected"
-        elif rc < 0:
-            reason = f"GPU worker process killed by signal {-rc}"
-        else:
-            reason = f"GPU worker process exited with status {rc}"
-        if self._on_end:
-            try:
-                await self._on_end(SessionEnd(s.info.session_id, rc, reason))
-            except Exception:
-                log.exception("on_end failed for %s", s.info.session_id)
-
-
     @staticmethod
     async def _wait_unless_stopped(s: _Session) -> int:
         """s's GPU worker process's exit status; it is killed once it has been stopped (state T) for
@@ -460,6 +443,23 @@ class DataPlaneServer:
                 except ProcessLookupError:
                     pass
         return exited.result()
+
+    async def _supervise(self, s: _Session) -> None:
+        rc = await self._wait_unless_stopped(s)
+        self._sessions.pop(s.info.session_id, None)
+        if s.close_reason is not None:
+            reason = s.close_reason
+        elif rc == 0:
+            reason = "client disconnected"
+        elif rc < 0:
+            reason = f"GPU worker process killed by signal {-rc}"
+        else:
+            reason = f"GPU worker process exited with status {rc}"
+        if self._on_end:
+            try:
+                await self._on_end(SessionEnd(s.info.session_id, rc, reason))
+            except Exception:
+                log.exception("on_end failed for %s", s.info.session_id)
 
 
 async def _end_process(proc: gpu_process.ExecutorProcess, grace_s: float = 0.5) -> None:
