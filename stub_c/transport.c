@@ -191,11 +191,10 @@ static int allocation_ended_locked(void)
 }
 
 /* Waits until a reply is readable (or the connection ended), giving up when the allocation ends meanwhile.
- * -> 0 to read on, -1 when the session was ended. */
+ * -> 0 to read on, -1 when the session was ended. A reply that comes within the spin costs no extra syscall. */
 static int wait_reply_locked(void)
 {
-    if (g.tls && tf_tls_pending(g.tls)) return 0;
-    tf_spin_wait_readable(g.fd);
+    if ((g.tls && tf_tls_pending(g.tls)) || tf_spin_wait_readable(g.fd)) return 0;
     for (;;) {
         struct pollfd p = {.fd = g.fd, .events = POLLIN};
         int n = poll(&p, 1, (int)(ENDED_CHECK_NS / 1000000L));
