@@ -35,17 +35,18 @@ static inline long tf_now_ns(void)
     return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-/* Returns when fd has data (or EOF/error) or the budget is spent; the caller then reads (blocking). */
-static inline void tf_spin_wait_readable(int fd)
+/* Returns when fd has data (or EOF/error): 1, or when the budget is spent (or spinning is off): 0; the caller
+ * then reads (blocking), or waits first when it must wake up for something else too (stub_c/transport.c). */
+static inline int tf_spin_wait_readable(int fd)
 {
     long budget = tf_spin_budget_ns();
-    if (budget == 0) return;
+    if (budget == 0) return 0;
     long deadline = tf_now_ns() + budget;
     char c;
     for (;;) {
         ssize_t k = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
-        if (tf_now_ns() >= deadline) return;
+        if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return 1;
+        if (tf_now_ns() >= deadline) return 0;
         sched_yield();
     }
 }

@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,17 +118,89 @@ void tf_ctx_remote_unknown(void)
 }
 
 /* ------------------------------------------------------------------------------ socket I/O */
+/* Tells whoever started this program (TF_WORKER_LOST_FILE: `tensorfusion run`, tfclient.attach) that its worker
+ * was lost or never answered, in one line: they report it to the scheduler, whose own probe decides whether the
+ * node leaves placement (tfscheduler/README.md, Node liveness). A refusal (a rejected lease) is no loss. */
+static void note_worker_lost(const char *why)
+{
+    const char *path = getenv("TF_WORKER_LOST_FILE");
+    if (!path || !*path) return;
+    int saved = errno;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        tf_log("cannot write TF_WORKER_LOST_FILE %s: %s", path, strerror(errno));
+    } else {
+        size_t n = strlen(why);
+        if (write(fd, why, n) != (ssize_t)n) tf_log("cannot write TF_WORKER_LOST_FILE %s: %s", path, strerror(errno));
+        close(fd);
+    }
+    errno = saved;
+}
+
+/* Ends the session for good: CUDA_ERROR_DEVICE_UNAVAILABLE, sticky (the session's device memory and every object
+ * are gone with it, so no later call can succeed: stub_c/README.md, A lost worker). */
+static CUresult end_session_locked(const char *why)
+{
+    tf_log("%s", why);
+    g.dead = CUDA_ERROR_DEVICE_UNAVAILABLE;
+    tf_tls_free(g.tls);
+    g.tls = NULL;
+    if (g.fd >= 0) close(g.fd);
+    g.fd = -1;
+    return g.dead;
+}
+
 static CUresult lost(const char *what)
 {
     if (!g.dead) {
-        tf_log("connection to the GPU worker lost (%s: %s)", what, strerror(errno ? errno : EPIPE));
-        g.dead = CUDA_ERROR_DEVICE_UNAVAILABLE;
-        tf_tls_free(g.tls);
-        g.tls = NULL;
-        if (g.fd >= 0) close(g.fd);
-        g.fd = -1;
+        char why[160];
+        snprintf(why, sizeof why, "connection to the GPU worker lost (%s: %s)", what, strerror(errno ? errno : EPIPE));
+        note_worker_lost(why);
+        end_session_locked(why);
     }
     return g.dead;
+}
+
+/* TF_ALLOCATION_ENDED_FILE: written (one line) by whoever holds the lease (`tensorfusion run`, tfclient.attach)
+ * when the scheduler ended the allocation under the session: LOST after the worker's node timeout (a worker host
+ * frozen or cut off, whose daemon cannot close the session itself), expired, preempted. The worker's side of such
+ * a session is doomed (a worker that comes back is told to close it), so the stub stops waiting on it: read at most
+ * once a second, by forwarded calls and by a call waiting for its reply. -> 1 when the session was ended so. */
+#define ENDED_CHECK_NS 1000000000L
+
+static int allocation_ended_locked(void)
+{
+    static long checked_ns;
+    long now = tf_now_ns();   /* first: a launch must not pay for getenv and open */
+    if (g.dead || now - checked_ns < ENDED_CHECK_NS) return 0;
+    checked_ns = now;
+    const char *path = getenv("TF_ALLOCATION_ENDED_FILE");
+    if (!path || !*path) return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char line[200];
+    ssize_t n = read(fd, line, sizeof line - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    line[n] = 0;
+    line[strcspn(line, "\n")] = 0;
+    char why[256];
+    snprintf(why, sizeof why, "the vGPU's allocation ended under the session (%s)", line);
+    end_session_locked(why);
+    return 1;
+}
+
+/* Waits until a reply is readable (or the connection ended), giving up when the allocation ends meanwhile.
+ * -> 0 to read on, -1 when the session was ended. A reply that comes within the spin costs no extra syscall. */
+static int wait_reply_locked(void)
+{
+    if ((g.tls && tf_tls_pending(g.tls)) || tf_spin_wait_readable(g.fd)) return 0;
+    for (;;) {
+        struct pollfd p = {.fd = g.fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)(ENDED_CHECK_NS / 1000000L));
+        if (n > 0 || (n < 0 && errno != EINTR)) return 0;   /* data, end or error: the read says which */
+        if (n == 0 && allocation_ended_locked()) return -1;
+    }
 }
 
 /* TLS: the pieces of a frame (header, fixed part, small buffers, padding) are gathered into whole
@@ -397,7 +470,7 @@ CUresult tfc_flush(void)
 
 static CUresult precheck_locked(tfc_call *c)
 {
-    if (g.fd < 0) return g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED;
+    if (g.fd < 0 || allocation_ended_locked()) return g.dead ? g.dead : CUDA_ERROR_NOT_INITIALIZED;
     if (c->overflow) return CUDA_ERROR_INVALID_VALUE;
     size_t body = body_len(c);
     if (body > TF_MAX_FRAME) return CUDA_ERROR_INVALID_VALUE;
@@ -442,7 +515,7 @@ static CUresult recv_reply_locked(tfc_call *c)
 {
     tf_rep_hdr rep;
     for (;;) {
-        if (!g.tls || !tf_tls_pending(g.tls)) tf_spin_wait_readable(g.fd);
+        if (wait_reply_locked()) return g.dead;
         if (t_reply_fd && !g.tls ? recv_exact_fd(g.fd, &rep, sizeof rep, t_reply_fd) : recv_exact(g.fd, &rep, sizeof rep))
             return lost("recv");
         if (rep.nconsole != TF_REP_HOST_CALL) break;
@@ -607,6 +680,23 @@ out:
 }
 
 /* ----------------------------------------------------------------------------- connection */
+/* Until the worker accepts the session, every socket operation (connect, the TLS handshake, the hello and its
+ * answer) gives up after this long without progress: a stopped (SIGSTOP) or hung worker daemon still completes
+ * TCP and Unix connects from its listen backlog and then never answers. 30 s is above the worker's own limits
+ * for these steps (dataplane.py: HELLO_TIMEOUT_S 10 s for the hello, TLS_START_TIMEOUT_S 12 s for a TLS start),
+ * so a slow but running worker (loaded machine) answers or refuses before the client gives up. Afterwards calls
+ * have no deadline: a kernel may run for hours (a stopped GPU worker process is the daemon's to end:
+ * tfworker/dataplane.py, STOPPED_LIMIT_S). */
+#define HANDSHAKE_TIMEOUT_S 30
+
+/* SO_RCVTIMEO and SO_SNDTIMEO (on Linux the send timeout bounds connect too); 0 s clears them. */
+static int set_io_deadline(int fd, int seconds)
+{
+    struct timeval tv = {.tv_sec = seconds};
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv)
+               ? -1 : 0;
+}
+
 /* Connects to unix:PATH, tcp:HOST:PORT or tls:HOST:PORT (TCP; the caller adds TLS); host gets HOST. */
 static int dial(const char *spec, char *host_out, size_t host_cap)
 {
@@ -616,7 +706,12 @@ static int dial(const char *spec, char *host_out, size_t host_cap)
         strcpy(a.sun_path, spec + 5);
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) return -1;
-        if (connect(fd, (struct sockaddr *)&a, sizeof a)) { int e = errno; close(fd); errno = e; return -1; }
+        if (set_io_deadline(fd, HANDSHAKE_TIMEOUT_S) || connect(fd, (struct sockaddr *)&a, sizeof a)) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
         return fd;
     }
     if (strncmp(spec, "tcp:", 4) == 0 || strncmp(spec, "tls:", 4) == 0) {
@@ -637,7 +732,7 @@ static int dial(const char *spec, char *host_out, size_t host_cap)
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
             fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
             if (fd < 0) continue;
-            if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+            if (set_io_deadline(fd, HANDSHAKE_TIMEOUT_S) == 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
             close(fd);
             fd = -1;
         }
@@ -661,6 +756,19 @@ static int dial(const char *spec, char *host_out, size_t host_cap)
     return -1;
 }
 
+/* The worker did not take or answer the hello: gone, or not answering within HANDSHAKE_TIMEOUT_S (stopped). */
+static CUresult handshake_lost(const char *step, int err)
+{
+    char why[160];
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        snprintf(why, sizeof why, "handshake %s: the worker did not answer within %d s", step, HANDSHAKE_TIMEOUT_S);
+    else
+        snprintf(why, sizeof why, "handshake %s failed: %s", step, strerror(err));
+    tf_log("%s", why);
+    note_worker_lost(why);
+    return CUDA_ERROR_NO_DEVICE;
+}
+
 static CUresult handshake(int fd, const char *token)
 {
     size_t tl = strlen(token);
@@ -668,9 +776,10 @@ static CUresult handshake(int fd, const char *token)
     tf_hello_hdr h = {.version = TF_HELLO_VERSION, .token_len = (uint32_t)tl};
     memcpy(h.magic, TF_HELLO_MAGIC, 4);
     struct iovec v[2] = {{&h, sizeof h}, {(void *)(uintptr_t)token, tl}};
-    if (send_all(fd, v, tl ? 2 : 1)) { tf_log("handshake send failed: %s", strerror(errno)); return CUDA_ERROR_NO_DEVICE; }
+    if (send_all(fd, v, tl ? 2 : 1)) return handshake_lost("send", errno);
     tf_hello_reply r;
-    if (recv_exact(fd, &r, sizeof r) || memcmp(r.magic, TF_REPLY_MAGIC, 4)) {
+    if (recv_exact(fd, &r, sizeof r)) return handshake_lost("reply", errno);
+    if (memcmp(r.magic, TF_REPLY_MAGIC, 4)) {
         tf_log("handshake: no valid reply from the worker");
         return CUDA_ERROR_NO_DEVICE;
     }
@@ -958,31 +1067,26 @@ static void connect_now(void)
     char host[256] = "";
     int fd = dial(spec, host, sizeof host);
     if (fd < 0) {
-        tf_log("cannot connect to %s: %s", spec, strerror(errno));
+        int e = errno;
+        char why[320];
+        snprintf(why, sizeof why, "cannot connect to %s: %s", spec,
+                 e == EINPROGRESS || e == EAGAIN ? "no answer within the handshake deadline" : strerror(e));
+        tf_log("%s", why);
+        if (e != EINVAL && e != ENAMETOOLONG) note_worker_lost(why);   /* not a malformed TF_WORKER */
         g.init_rc = CUDA_ERROR_NO_DEVICE;
         return;
     }
     int tls = strncmp(spec, "tls:", 4) == 0;
     CUresult rc = CUDA_SUCCESS;
-    if (tls) {
-        /* a worker that never answers must not hang cuInit: bounded until the session is accepted */
-        struct timeval tv = {.tv_sec = 30};
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) ||
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv)) {
-            tf_log("cannot connect to %s: %s", spec, strerror(errno));
-            rc = CUDA_ERROR_NO_DEVICE;
-        } else if (!(g.tls = tf_tls_connect(fd, host, &rc))) {
-            if (rc == CUDA_SUCCESS) rc = CUDA_ERROR_NO_DEVICE;
-        }
+    if (tls && !(g.tls = tf_tls_connect(fd, host, &rc))) {
+        if (rc == CUDA_SUCCESS) rc = CUDA_ERROR_NO_DEVICE;
+        /* NO_DEVICE: the handshake broke off or timed out (an untrusted certificate is NOT_PERMITTED: no loss) */
+        if (rc == CUDA_ERROR_NO_DEVICE) note_worker_lost("TLS handshake with the worker failed or timed out");
     }
     if (rc == CUDA_SUCCESS) rc = handshake(fd, token);
-    if (rc == CUDA_SUCCESS && tls) {
-        struct timeval none = {0};
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none) ||
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none)) {
-            tf_log("cannot configure the connection to %s: %s", spec, strerror(errno));
-            rc = CUDA_ERROR_NO_DEVICE;
-        }
+    if (rc == CUDA_SUCCESS && set_io_deadline(fd, 0)) {
+        tf_log("cannot configure the connection to %s: %s", spec, strerror(errno));
+        rc = CUDA_ERROR_NO_DEVICE;
     }
     if (rc) {
         tf_tls_free(g.tls);

@@ -14,7 +14,9 @@ third of its TTL; the worker's heartbeat renews it too once the session is conne
 and by `tensorfusion run` (tfclient.cli), which passes the lease's client_env() to the child instead.
 Both first open the worker's data plane once: a worker that does not answer (killed, within its node timeout)
 is reported to the scheduler, which probes it and stops placing on it, and the vGPU is allocated once more
-elsewhere (_reachable_allocation; tfscheduler/README.md, Node liveness).
+elsewhere (_reachable_allocation; tfscheduler/README.md, Node liveness). During the session the stubs and the
+lease tell each other when it is over (Lease.session_files): a worker a stub lost is reported, an allocation the
+scheduler ended ends the stubs' waits (stub_c/README.md, A lost worker).
 
 Release order: a library loaded into this process keeps calling the driver until the interpreter is gone
 (CuPy unloads its modules and frees its memory pool in finalizers that run after atexit handlers), and a
@@ -63,6 +65,9 @@ class Lease:
         self._released = False
         self.export_env = False                # attach(): keep os.environ["TF_LEASE"] current
         self.lease_file = None                 # keep_file(): a file holding the current token
+        self.lost_file = None                  # session_files(): where the stub says it lost the worker,
+        self.ended_file = None                 # and where this lease says the scheduler ended the allocation
+        self._loss_reported = False
         self._backend: str | None = None
         self.stub_bound = False                # attach() loaded the stub for this lease (release waits for exit)
         self.release_deferred = False          # release asked while the stub's session is open: done after exit
@@ -128,14 +133,59 @@ class Lease:
         from tfclient.config import write_private
         write_private(self.lease_file, self.token)
 
+    def session_files(self, folder) -> dict:
+        """The two files through which the stubs of this lease's programs and this lease tell each other that the
+        session is over (stub_c/README.md, A lost worker), in folder, removed at release: TF_WORKER_LOST_FILE, where
+        a stub writes why it lost the worker or could not reach it (report_loss() reads it at each renewal and at
+        release), and TF_ALLOCATION_ENDED_FILE, where the renewal that learns that the scheduler ended the
+        allocation (the worker's node timed out, the lease expired, a preemption) writes why, so that a call
+        waiting on a worker that cannot close the session itself (a frozen host) gives up. -> their environment."""
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.lost_file, self.ended_file = folder / f"{self.id}.lost", folder / f"{self.id}.ended"
+        for path in (self.lost_file, self.ended_file):
+            path.unlink(missing_ok=True)
+        return {"TF_WORKER_LOST_FILE": str(self.lost_file), "TF_ALLOCATION_ENDED_FILE": str(self.ended_file)}
+
+    def report_loss(self) -> str | None:
+        """When a stub wrote the lost file: reports the worker unreachable, once (the scheduler probes the worker
+        itself and takes the node out of placement only if the probe fails too: tfscheduler/README.md, Node
+        liveness). -> the stub's line, or None when nothing was lost."""
+        if self.lost_file is None or self._loss_reported:
+            return None
+        try:
+            why = self.lost_file.read_text().strip()
+        except OSError:
+            return None
+        if not why:
+            return None
+        self._loss_reported = True
+        try:
+            verdict = self.client.report_worker_unreachable(self.id, why)
+        except TensorFusionError as e:         # the allocation ended already (node timeout, release): known
+            log.info("reporting the loss of %s's worker failed: %s", self.id, e)
+            return why
+        if verdict.node_unavailable:
+            log.warning("worker %s was lost (%s): it takes no new allocations (%s)", self.allocation.node_name,
+                        why, verdict.reason)
+        else:
+            log.warning("the session on worker %s was lost (%s); the worker itself answers (%s)",
+                        self.allocation.node_name, why, verdict.reason)
+        return why
+
     def _renew_loop(self) -> None:
         period = max(self.ttl / 3.0, 0.1)
         while not self._stop.wait(period):
+            self.report_loss()
             try:
                 self.renew()
             except AllocationInactive as e:
                 self.ended = str(e)
                 log.warning("lease %s ended: %s", self.id, e)
+                if self.ended_file:
+                    try:
+                        config.write_private(self.ended_file, self.ended)
+                    except OSError as w:
+                        log.warning("cannot tell the stub that lease %s ended (%s): %s", self.id, self.ended_file, w)
                 return
             except (SchedulerUnreachable, TensorFusionError) as e:   # try again next period
                 log.info("renewing lease %s failed: %s", self.id, e)
@@ -151,11 +201,14 @@ class Lease:
         self._stop.set()
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(5)
-        if self.lease_file:
-            try:
-                self.lease_file.unlink()
-            except OSError:
-                pass
+        if not self._released:
+            self.report_loss()            # before the release: a released allocation can no longer be reported
+        for path in (self.lease_file, self.lost_file, self.ended_file):
+            if path:
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
         if not self._released:
             self._released = True
             try:
@@ -340,6 +393,7 @@ def attach(tflops=0.0, vram=0, qos="medium", *, transport: str | None = None, lo
     lease = allocate(tflops, vram, qos=qos, check_reach=True, transport=transport, **kw)
     try:
         os.environ.update(lease.client_env(transport, tls_ca=tls_ca))
+        os.environ.update(lease.session_files(config.home() / "leases"))
         lease.export_env = True
         os.environ.update(lease.library_env(os.environ))
         if load:

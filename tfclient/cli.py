@@ -383,6 +383,9 @@ def cmd_run(args) -> int:
         env = {k: v for k, v in os.environ.items() if k not in _QUIETED}
         env.update(lease.client_env(transport=args.transport or "auto", tls_ca=args.tls_ca))
         env["TF_LEASE_FILE"] = lease.keep_file(config.home() / "leases" / f"{lease.id}.token")   # fresh after renewals
+        # a worker lost mid-session is reported when the command ends (Lease.report_loss, in the release); an
+        # allocation the scheduler ends under the command ends its stubs' waits (Lease.session_files)
+        env.update(lease.session_files(config.home() / "leases"))
         env.update(lease.library_env(env))        # e.g. CUPY_COMPILE_WITH_PTX=1 on the emulated device
         env["LD_LIBRARY_PATH"] = f"{native.require(native.stub_lib_dir() / 'libcuda.so.1').parent}:" \
                                  f"{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")

@@ -1,5 +1,6 @@
 """Data-plane server: accepts client stub connections, checks their lease, hands each to its own GPU
-worker process (tf-executor) and supervises those processes.
+worker process (tf-executor) and supervises those processes (reaps them, and kills one stopped by a signal for
+STOPPED_LIMIT_S, whose client would otherwise wait forever: stub_c/README.md, A lost worker).
 
 Composed by tfworker.daemon (which supplies `authorize` and `on_end`), or run alone for tests and for
 users without a scheduler:
@@ -50,6 +51,13 @@ AUTH_REQ = struct.Struct("<4sI")
 GRANT = struct.Struct("<4siIII")
 AUTH_MAGIC, GRANT_MAGIC = b"TFA1", b"TFG1"
 TLS_START_TIMEOUT_S = 12.0   # spawn + handshake + hello, until the token is here (the executor waits 10 s per step)
+# A GPU worker process stopped by a signal (SIGSTOP: state T) this long is killed, so that its client's pending
+# call ends with CUDA_ERROR_DEVICE_UNAVAILABLE instead of waiting forever and the vGPU's memory is freed. State T
+# comes only from a stop signal, never from load (a process starved on a machine at load 20 is R or S), and the
+# executor has no terminal whose job control could stop it; a debugger's stop (t) is left alone. 10 s lets a
+# deliberate stop-and-continue pass (an operator's look, a snapshot).
+STOPPED_LIMIT_S = 10.0
+STOPPED_CHECK_S = 1.0
 MAX_PREAUTH = 32             # TLS executors not yet authorized, at once
 CUDA_ERROR_INVALID_VALUE = 1
 CUDA_ERROR_NOT_PERMITTED = 800
@@ -412,8 +420,32 @@ class DataPlaneServer:
             except Exception:
                 log.exception("on_end failed for %s", grant.session_id)
 
+    @staticmethod
+    async def _wait_unless_stopped(s: _Session) -> int:
+        """s's GPU worker process's exit status; it is killed once it has been stopped (state T) for
+        STOPPED_LIMIT_S (s.close_reason says so)."""
+        exited = asyncio.ensure_future(s.proc.wait())
+        stopped_since = None
+        while not exited.done():
+            await asyncio.wait({exited}, timeout=STOPPED_CHECK_S)
+            if exited.done():
+                break
+            if gpu_process.process_state(s.proc.pid) != "T":
+                stopped_since = None
+                continue
+            now = time.monotonic()
+            stopped_since = stopped_since or now
+            if now - stopped_since >= STOPPED_LIMIT_S and s.close_reason is None:
+                s.close_reason = f"GPU worker process stopped (SIGSTOP) for {STOPPED_LIMIT_S:g} s: killed"
+                log.warning("session %s: %s", s.info.session_id, s.close_reason)
+                try:
+                    s.proc.kill()
+                except ProcessLookupError:
+                    pass
+        return exited.result()
+
     async def _supervise(self, s: _Session) -> None:
-        rc = await s.proc.wait()
+        rc = await self._wait_unless_stopped(s)
         self._sessions.pop(s.info.session_id, None)
         if s.close_reason is not None:
             reason = s.close_reason

@@ -139,13 +139,21 @@ def executors_of(tag: str) -> list[int]:
             with open(f"/proc/{d}/environ", "rb") as f:
                 if want not in f.read().split(b"\0"):
                     continue
-            with open(f"/proc/{d}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    continue
         except OSError:
             continue
-        out.append(int(d))
+        if process_state(int(d)) not in (None, "Z"):
+            out.append(int(d))
     return out
+
+
+def process_state(pid: int) -> str | None:
+    """The kernel's one-letter state of pid (/proc/PID/stat: R running, S sleeping, D in I/O, T stopped by a
+    signal, t stopped by a debugger, Z exited, ...), None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return None
 
 
 def reap_executors(tag: str, timeout_s: float = 5.0) -> list[int]:

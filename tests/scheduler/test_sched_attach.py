@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -92,6 +93,33 @@ def test_renewal_hands_fresh_tokens_to_whatever_connects_later(start_scheduler, 
     finally:
         held.release()
     assert not path.exists()
+
+
+def test_attach_reports_a_worker_its_stub_lost(start_scheduler, tmp_path, monkeypatch):
+    """The stub writes TF_WORKER_LOST_FILE when it loses its worker mid-session (stub_c/README.md, A lost worker);
+    attach()'s renewal thread reports it: the scheduler probes the worker's admin API itself (here an address
+    nothing listens on, as for a killed worker), and the node leaves placement. The file goes with the release."""
+    for k in ("TF_WORKER", "TF_LEASE", "TF_ALLOCATION", "TF_SCHEDULER", "TF_WORKER_LOST_FILE"):
+        monkeypatch.delenv(k, raising=False)
+    s = start_scheduler(lease_ttl_s=1.0, tick_s=0.05)
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a", tflops=10), unix_path=str(tmp_path / "w.sock"),
+                          admin="127.0.0.1:9")
+        data_plane = listening(tmp_path / "w.sock")
+        held = tfattach.attach(tflops=1, vram=1, scheduler=s.address, load=False, transport="unix")
+        lost = Path(os.environ["TF_WORKER_LOST_FILE"])
+        try:
+            time.sleep(0.5)                         # a renewal with nothing lost: nothing reported
+            assert [n.available for n in c.list_pool().nodes] == [True]
+            lost.write_text("connection to the GPU worker lost (recv: Connection reset by peer)\n")
+            deadline = time.time() + 10
+            while c.list_pool().nodes[0].available and time.time() < deadline:
+                time.sleep(0.1)
+            assert not c.list_pool().nodes[0].available
+        finally:
+            held.release()
+            data_plane.close()
+    assert not lost.exists()
 
 
 def test_attach_loads_the_stub_as_libcuda(scheduler, tmp_path):
