@@ -3,6 +3,7 @@ processes on loopback (tests/test_worker.py's running_cluster): `limits` changes
 (owner tenant or admin only); `run --gpus N` gives the command N devices of one worker, which answer per device as
 two GPUs do (multi_device.cu); a worker killed with -9
 gets no more `run`s long before its node timeout; a `run` killed with -9 takes its command and its vGPU with it."""
+import json
 import subprocess
 import sys
 import time
@@ -239,3 +240,34 @@ def test_run_killed_with_sigkill_ends_its_command_and_the_allocation_expires(tmp
             assert (gone.state, gone.reason) == (scheduler_pb.ALLOCATION_EXPIRED, "lease expired")
         finally:
             stop(proc)
+
+
+def test_status_shows_an_unavailable_nodes_gpus_with_no_free_capacity(tmp_path):
+    """A node that stopped heartbeating kept its last-reported VRAM in `status` as if it could be used. Its GPUs
+    now show no free capacity and no current usage, in the table and in `status -o json`."""
+    with running_cluster(tmp_path, ["node-a", "node-b"]) as (env, address):
+        admin = dict(env, TF_SCHEDULER=address)
+        workers["node-b"].kill()
+        workers["node-b"].wait()
+        wait_for(lambda: "UNAVAILABLE" in tf("status", env=admin).stdout, timeout=30, what="node-b unavailable")
+        table = tf("status", env=admin)
+        assert table.returncode == 0, table.stderr
+        lines = table.stdout.splitlines()
+        header = next(line.split() for line in lines if line.startswith("node "))
+        rows = {line.split()[0]: line for line in lines if line.startswith(("node-a ", "node-b "))}
+        # the model name has spaces: read the cells after it from the right
+        tail = header[header.index("free"):]          # free tflops, free vram, req tflops, req vram, used vram, allocs
+        assert tail == ["free", "tflops", "free", "vram", "req", "tflops", "req", "vram", "used", "vram", "allocs"]
+        b = rows["node-b"].split()
+        assert b[1] == "UNAVAILABLE" and b[-6:] == ["0", "0", "0", "0", "-", "0"], rows["node-b"]
+        a = rows["node-a"].split()
+        assert a[1] == "up" and a[-5] == "1024", rows["node-a"]
+        doc = json.loads(tf("status", "-o", "json", env=admin).stdout)
+        nodes = {n["name"]: n for n in doc["nodes"]}
+        assert nodes["node-b"]["state"] == "unavailable"
+        [gb] = nodes["node-b"]["gpus"]
+        assert gb["free"] == {"tflops": 0.0, "vram_mib": 0} and gb["used"] is None and gb["vram_mib"] == 1024
+        [ga] = nodes["node-a"]["gpus"]
+        assert nodes["node-a"]["state"] == "up" and ga["free"]["vram_mib"] == 1024 and ga["used"] is not None
+        [pool] = doc["pools"]
+        assert pool["capacity"]["vram_mib"] == 1024          # node-a's only

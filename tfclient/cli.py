@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="pool, nodes, GPUs and allocations")
     _client_args(status)
+    status.add_argument("-o", "--output", default="table", choices=["table", "json"],
+                        help="table (default) or json (the same, as one document)")
     status.set_defaults(func=cmd_status)
 
     top = sub.add_parser("top", help="live view of GPUs, allocations and workloads (Ctrl-C stops)")
@@ -508,7 +510,11 @@ def cmd_status(args) -> int:
     with SchedulerClient(address, token=config.client_token(prefer=("admin", "tenant"))) as client:
         pool = client.list_pool(include_allocations=True)
     from tfclient import status_table
-    print(status_table.render(pool))
+    if args.output == "json":
+        import json
+        print(json.dumps(status_table.document(pool), indent=2))
+    else:
+        print(status_table.render(pool))
     return 0
 
 
