@@ -323,29 +323,13 @@ def check_command(name: str) -> str:
     return name
 
 
-def _die_with_parent(parent: int):
-    """preexec_fn of `run`'s command: the kernel sends it SIGKILL when `run` dies, even by kill -9 (Linux
-    PR_SET_PDEATHSIG). A process group would not do: only a live `run` could signal it, and a command in its own
-    group loses the terminal (Ctrl-C, reads from it). The command holds the vGPU's session: left running, it
-    kept its allocation alive through the worker's heartbeats for as long as it ran. Its own children are its
-    business, as with any parent. A `run` that died between fork and prctl has been replaced as the parent."""
-    import ctypes
-    prctl = ctypes.CDLL(None, use_errno=True).prctl     # looked up before fork: the child only calls it
-
-    def arm():
-        if prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
-            os._exit(137)
-    return arm
-
-
-PR_SET_PDEATHSIG = 1     # <linux/prctl.h>
-
-
 def _spawn(cmd: list[str], env: dict) -> int:
     """Runs cmd to its end -> its exit code (128+N when killed by signal N); OSError -> CliError. cmd ends when
-    this process does, however it ends (_die_with_parent)."""
+    this process does, however it ends (tfclient/die_with_parent.py)."""
+    from pathlib import Path
+    starter = [sys.executable, "-I", "-S", str(Path(__file__).with_name("die_with_parent.py")), str(os.getpid())]
     try:
-        proc = subprocess.run(cmd, env=env, preexec_fn=_die_with_parent(os.getpid()))
+        proc = subprocess.run([*starter, *cmd], env=env)
     except FileNotFoundError:
         raise CliError(f"command not found: {cmd[0]}")
     except OSError as e:
