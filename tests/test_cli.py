@@ -437,7 +437,14 @@ def test_run_with_a_tls_ca_but_no_scheduler_says_which_to_give_before_starting_a
     # reads a word starting with '-' as an option unless it looks like a number)
     (["--vram", "-5Gi"], "--vram -5Gi: must be above 0 (omit --vram for the pool's default)"),
     (["--vram=-5Gi"], "--vram -5Gi: must be above 0 (omit --vram for the pool's default)"),
-    (["--vram-limit", "-1.5GiB"], "--vram-limit -1.5GiB: must be above 0"),
+    (["--vram-limit", "-1.5Gi"], "--vram-limit -1.5Gi: must be above 0"),
+    # Kubernetes quantities: case-sensitive suffixes, nothing else
+    (["--vram", "2Gb"], "VRAM '2Gb' has unknown unit 'Gb' (suffixes are case-sensitive): use a Kubernetes quantity: "
+                        "MiB as a plain number (1024), or bytes with a case-sensitive suffix, Ki Mi Gi Ti (1024^n: "
+                        "512Mi, 2Gi) or k M G T (1000^n: 2G)"),
+    (["--vram-limit", "2gi"], "VRAM '2gi' has unknown unit 'gi' (suffixes are case-sensitive)"),
+    (["--vram", "512m"], "VRAM '512m': m is milli, a thousandth of a byte, not a size"),
+    (["--tflops", "500G"], "TFLOPS '500G' is out of range: allowed 0 to 1000000 (FP16 TFLOPS), e.g. 10, 2.5, 500m"),
     (["--tflops", "-5"], "--tflops -5: must be above 0"),
     (["--tflops-limit", "-500m"], "--tflops-limit -500m: must be above 0"),
     (["--tflops-limit=-.5"], "--tflops-limit -.5: must be above 0"),

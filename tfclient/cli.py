@@ -345,13 +345,13 @@ def _positive(flag: str, parse, value, omitted: str = "for the pool's default"):
     if value is None:
         return None
     from tfclient.errors import InvalidQuantity
-    unsigned = value.lstrip().removeprefix("-")
+    unsigned = value.removeprefix("-")
     try:
         q = parse(unsigned)
     except InvalidQuantity:
         parse(value)            # raises, quoting what was written
         raise
-    if unsigned != value.lstrip() or q == 0:
+    if unsigned != value or q == 0:
         raise CliError(f"{flag} {value}: must be above 0 (omit {flag} {omitted})")
     return q
 
