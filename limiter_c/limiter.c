@@ -421,10 +421,11 @@ static tf_shm_region *open_region(tfl_state *st, const char *name)
  * Every limit variable that is set must parse (grammar in core/tfl_core.h, the same as `--vram` /
  * `--tflops`); one that does not makes the limiter refuse cuInit and every allocation (fail closed),
  * with ONE line on stderr naming the variable and the spellings accepted. Never runs uncapped on a typo. */
-#define VRAM_HELP "bytes (1073741824) or a number with Ki/Mi/Gi/Ti (x1024^n) or K/M/G/T, KB/MB/GB/TB (x1000^n), " \
-                  "e.g. 512Mi, 1.5Gi, 2G"
+#define VRAM_HELP "a Kubernetes quantity: bytes (1073741824) or a number with a case-sensitive suffix, Ki Mi Gi " \
+                  "Ti (x1024^n) or k M G T (x1000^n), e.g. 512Mi, 1.5Gi, 2G"
 #define HAMI_HELP "bytes (1073741824) or a number with k/m/g/t or Ki/Mi/Gi/Ti (x1024^n, HAMi's meaning), e.g. 512m, 1g"
-#define TFLOPS_HELP "a number of TFLOPS (10, 2.5), 500G / 500GFLOPS, or 500m (= 0.5)"
+#define TFLOPS_HELP "a Kubernetes quantity of TFLOPS: a number (10, 2.5) or one with a case-sensitive suffix, " \
+                    "m (milli: 500m = 0.5) or k (1000)"
 
 static void config_refuse(tfl_state *st, const char *name, const char *value, const char *what, const char *help)
 {

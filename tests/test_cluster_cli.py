@@ -2,7 +2,8 @@
 processes on loopback (tests/test_worker.py's running_cluster): `limits` changes a running program's limits
 (owner tenant or admin only); `run --gpus N` gives the command N devices of one worker, which answer per device as
 two GPUs do (multi_device.cu); a worker killed with -9
-gets no more `run`s long before its node timeout."""
+gets no more `run`s long before its node timeout; a `run` killed with -9 takes its command and its vGPU with it."""
+import json
 import subprocess
 import sys
 import time
@@ -12,9 +13,12 @@ import pytest
 
 from cudabuild import build_cuda, build_example
 from tfclient.scheduler_client import SchedulerClient
-from test_worker import running_cluster, wait_for, worker_usage, workers
+from tfclient import native
+from tfclient.protos import load
+from test_worker import alive, running_cluster, wait_for, worker_usage, workers
 
 CLI = [sys.executable, "-m", "tfclient.cli"]
+scheduler_pb = load("scheduler_pb2")
 
 
 def tf(*args, env, timeout=60):
@@ -202,3 +206,65 @@ def test_run_gpus_2_runs_multi_device_as_on_two_gpus(tmp_path):
         kv = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
         wrong = {k: (kv.get(k), v) for k, v in EXPECTED_TWO.items() if kv.get(k) != v}
         assert not wrong and r.returncode == 0, (wrong, r.stdout[-1500:], r.stderr[-1500:])
+
+
+def children_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def test_run_killed_with_sigkill_ends_its_command_and_the_allocation_expires(tmp_path):
+    """kill -9 of `run` gives it no chance to stop its command or release the vGPU. The command used to go on
+    running, its session alive on the worker, whose heartbeats kept renewing the allocation for as long as it
+    ran. Now the kernel ends the command with `run` (PR_SET_PDEATHSIG), the worker ends its session, and with
+    nobody renewing the lease the allocation expires (lease TTL 3 s here)."""
+    with running_cluster(tmp_path, ["node-a"], scheduler_args=["--lease-ttl", "3"]) as (env, address):
+        team = tenant_env(env, address, "team-a")
+        program = build_cuda("dp_hold", flags=("-L", str(native.stub_lib_dir()), "-lcuda"))
+        proc = start_run(team, "--vram", "64Mi", "--", str(program), "32")
+        try:
+            assert proc.stdout.readline().strip() == "holding 32 MiB", proc.stderr.read()
+            [command] = children_of(proc.pid)
+            aid = only_allocation(address)
+            proc.kill()
+            proc.wait()
+            wait_for(lambda: not alive(command), timeout=10, what="the command to end with its `run`")
+            wait_for(lambda: session_of(address, aid) is None, timeout=10, what="the worker to end the session")
+            with SchedulerClient(address) as admin:
+                wait_for(lambda: admin.get_allocation(aid).state != scheduler_pb.ALLOCATION_ACTIVE, timeout=20,
+                         what="the allocation to end")
+                gone = admin.get_allocation(aid)
+            assert (gone.state, gone.reason) == (scheduler_pb.ALLOCATION_EXPIRED, "lease expired")
+        finally:
+            stop(proc)
+
+
+def test_status_shows_an_unavailable_nodes_gpus_with_no_free_capacity(tmp_path):
+    """A node that stopped heartbeating kept its last-reported VRAM in `status` as if it could be used. Its GPUs
+    now show no free capacity and no current usage, in the table and in `status -o json`."""
+    with running_cluster(tmp_path, ["node-a", "node-b"]) as (env, address):
+        admin = dict(env, TF_SCHEDULER=address)
+        workers["node-b"].kill()
+        workers["node-b"].wait()
+        wait_for(lambda: "UNAVAILABLE" in tf("status", env=admin).stdout, timeout=30, what="node-b unavailable")
+        table = tf("status", env=admin)
+        assert table.returncode == 0, table.stderr
+        lines = table.stdout.splitlines()
+        header = next(line.split() for line in lines if line.startswith("node "))
+        rows = {line.split()[0]: line for line in lines if line.startswith(("node-a ", "node-b "))}
+        # the model name has spaces: read the cells after it from the right
+        tail = header[header.index("free"):]          # free tflops, free vram, req tflops, req vram, used vram, allocs
+        assert tail == ["free", "tflops", "free", "vram", "req", "tflops", "req", "vram", "used", "vram", "allocs"]
+        b = rows["node-b"].split()
+        assert b[1] == "UNAVAILABLE" and b[-6:] == ["0", "0", "0", "0", "-", "0"], rows["node-b"]
+        a = rows["node-a"].split()
+        assert a[1] == "up" and a[-5] == "1024", rows["node-a"]
+        doc = json.loads(tf("status", "-o", "json", env=admin).stdout)
+        nodes = {n["name"]: n for n in doc["nodes"]}
+        assert nodes["node-b"]["state"] == "unavailable"
+        [gb] = nodes["node-b"]["gpus"]
+        assert gb["free"] == {"tflops": 0.0, "vram_mib": 0} and gb["used"] is None and gb["vram_mib"] == 1024
+        [ga] = nodes["node-a"]["gpus"]
+        assert nodes["node-a"]["state"] == "up" and ga["free"]["vram_mib"] == 1024 and ga["used"] is not None
+        [pool] = doc["pools"]
+        assert pool["capacity"]["vram_mib"] == 1024          # node-a's only

@@ -618,16 +618,81 @@ def test_a_second_worker_daemon_of_the_same_node_and_home_does_not_start(tmp_pat
             client.release(alloc.id)
 
 
-def test_a_worker_whose_token_was_revoked_says_so_in_its_log(tmp_path):
-    """The heartbeat's refusal used to be logged as its bare code ("failed: UNAUTHENTICATED"); the scheduler's
-    message says what happened and what to do."""
-    with running_cluster(tmp_path, ["node-a"]) as (env, address):
+def test_a_worker_whose_token_was_revoked_is_refused_and_serves_no_new_session(tmp_path):
+    """Revoking a worker's token: the scheduler refuses its heartbeats with a status naming the token and what to
+    do (it used to be "unknown, revoked or malformed") and places nothing more on its node; the worker logs one
+    line saying why (not one per heartbeat) and serves no new session, not even of an allocation it had already
+    confirmed (it used to, for as long as its node was not timed out)."""
+    from tfclient.errors import NoCapacity, Unauthenticated
+    with running_cluster(tmp_path, ["node-a"], scheduler_args=["--node-timeout", "30"]) as (env, address):
+        program = build_example("vector_add")
         with SchedulerClient(address) as client:
+            alloc = client.allocate(tflops=0.001, vram=256)
+            r = run_with_lease(alloc, program, env)
+            assert r.returncode == 0, r.stdout + r.stderr           # confirmed on the worker
             [worker_token] = [t for t in client.list_tokens() if t.node_name == "node-a"]
             assert client.revoke_token(worker_token.id)
-        wait_for(lambda: any("heartbeat to" in line and "UNAUTHENTICATED (the bearer token is unknown, revoked or "
-                             "malformed" in line for line in workers["node-a"].log_lines),
+            [node] = client.list_pool().nodes
+            assert not node.available                               # at once, not after the node timeout
+            with pytest.raises(NoCapacity):
+                client.allocate(tflops=0.001, vram=256)
+        with SchedulerClient(address, token=worker_envs["node-a"]["TF_WORKER_TOKEN"]) as revoked:
+            with pytest.raises(Unauthenticated, match=f"^the worker token {worker_token.id} of node 'node-a' was "
+                                                      f"revoked at .* UTC: an admin makes a new one "
+                                                      f"\\(`tensorfusion token create --role worker --node node-a`\\)"):
+                revoked.heartbeat("node-a")
+        refusal = "the scheduler refuses this worker, which serves no new sessions until it accepts it again: " \
+                  f"UNAUTHENTICATED: the worker token {worker_token.id} of node 'node-a' was revoked at "
+        wait_for(lambda: any(refusal in line for line in workers["node-a"].log_lines),
                  what="the worker's log line naming the revoked token")
+        time.sleep(2.0)                                             # four more refused heartbeats
+        assert sum(refusal in line for line in workers["node-a"].log_lines) == 1, workers["node-a"].log_lines
+        assert not any("heartbeat to" in line for line in workers["node-a"].log_lines)
+        r = run_with_lease(alloc, program, env)
+        assert r.returncode != 0 and "65536 elements correct" not in r.stdout, r.stdout + r.stderr
+        assert "tf-stub: worker refused the session (800): this worker serves no new sessions: the scheduler " \
+               f"refuses it (UNAUTHENTICATED: the worker token {worker_token.id} of node 'node-a' was revoked" in \
+               r.stderr, r.stderr
+
+
+def test_a_second_worker_with_a_live_workers_node_name_is_refused_and_a_restart_is_not(tmp_path):
+    """Two hosts started with the same node name (here: another TF_HOME, the first one's worker token copied):
+    the second used to take the first's registration over. A node name is an identity: the second stops at start
+    with one line naming the node and what to change, the first keeps serving; the first worker restarted (same
+    TF_HOME: the same instance) registers again at once, well within the node timeout."""
+    with running_cluster(tmp_path, ["node-a"], scheduler_args=["--node-timeout", "30"]) as (env, address):
+        other_host = tmp_path / "other-host"
+        other_host.mkdir()
+        r = subprocess.run([*CLI, "worker", "--scheduler", address, "--backend", "emu", "--node", "node-a",
+                            "--unix", str(other_host / "w.sock")],
+                           env=dict(worker_envs["node-a"], TF_HOME=str(other_host)),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert r.stderr.startswith(f"tensorfusion worker: scheduler {address} refused registration: node 'node-a' "
+                                   f"is registered by another live worker (admin 127.0.0.1:"), r.stderr
+        assert "start this worker with another --node name (and a worker token for it), or stop the other " \
+               "one" in r.stderr, r.stderr
+        program = build_example("vector_add")
+        with SchedulerClient(address) as client:
+            [node] = client.list_pool().nodes
+            assert node.available and node.endpoints.unix_path == str(tmp_path / "node-a.sock")
+            alloc = client.allocate(tflops=0.001, vram=256)
+            r = run_with_lease(alloc, program, env)
+            assert r.returncode == 0, r.stdout + r.stderr
+            client.release(alloc.id)
+            workers["node-a"].kill()
+            workers["node-a"].wait()
+            killed = time.monotonic()
+            restarted, _ = start(["worker", "--scheduler", address, "--backend", "emu", "--node", "node-a",
+                                  "--unix", str(tmp_path / "node-a.sock")], worker_envs["node-a"], r"registered with")
+            try:
+                assert time.monotonic() - killed < 30
+                again = client.allocate(tflops=0.001, vram=256)
+                r = run_with_lease(again, program, env)
+                assert r.returncode == 0, r.stdout + r.stderr
+            finally:
+                restarted.send_signal(signal.SIGINT)
+                restarted.wait(timeout=20)
 
 
 def hold_attempt(alloc, env, mib):

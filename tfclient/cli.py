@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="pool, nodes, GPUs and allocations")
     _client_args(status)
+    status.add_argument("-o", "--output", default="table", choices=["table", "json"],
+                        help="table (default) or json (the same, as one document)")
     status.set_defaults(func=cmd_status)
 
     top = sub.add_parser("top", help="live view of GPUs, allocations and workloads (Ctrl-C stops)")
@@ -322,9 +324,12 @@ def check_command(name: str) -> str:
 
 
 def _spawn(cmd: list[str], env: dict) -> int:
-    """Runs cmd to its end -> its exit code (128+N when killed by signal N); OSError -> CliError."""
+    """Runs cmd to its end -> its exit code (128+N when killed by signal N); OSError -> CliError. cmd ends when
+    this process does, however it ends (tfclient/die_with_parent.py)."""
+    from pathlib import Path
+    starter = [sys.executable, "-I", "-S", str(Path(__file__).with_name("die_with_parent.py")), str(os.getpid())]
     try:
-        proc = subprocess.run(cmd, env=env)
+        proc = subprocess.run([*starter, *cmd], env=env)
     except FileNotFoundError:
         raise CliError(f"command not found: {cmd[0]}")
     except OSError as e:
@@ -340,13 +345,13 @@ def _positive(flag: str, parse, value, omitted: str = "for the pool's default"):
     if value is None:
         return None
     from tfclient.errors import InvalidQuantity
-    unsigned = value.lstrip().removeprefix("-")
+    unsigned = value.removeprefix("-")
     try:
         q = parse(unsigned)
     except InvalidQuantity:
         parse(value)            # raises, quoting what was written
         raise
-    if unsigned != value.lstrip() or q == 0:
+    if unsigned != value or q == 0:
         raise CliError(f"{flag} {value}: must be above 0 (omit {flag} {omitted})")
     return q
 
@@ -492,7 +497,11 @@ def cmd_status(args) -> int:
     with SchedulerClient(address, token=config.client_token(prefer=("admin", "tenant"))) as client:
         pool = client.list_pool(include_allocations=True)
     from tfclient import status_table
-    print(status_table.render(pool))
+    if args.output == "json":
+        import json
+        print(json.dumps(status_table.document(pool), indent=2))
+    else:
+        print(status_table.render(pool))
     return 0
 
 

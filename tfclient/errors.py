@@ -41,6 +41,11 @@ class UnknownWorker(NotFound):
     pass
 
 
+class NodeNameTaken(TensorFusionError):
+    """Another live worker instance holds this node name (a node name is an identity, as in Kubernetes)."""
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class NoCapacity(TensorFusionError):
     """Nothing fits right now (the request is possible, the pool is busy)."""
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -112,13 +117,14 @@ class StoreConflict(TensorFusionError):
 
 _BY_NAME = {cls.__name__: cls for cls in (
     TensorFusionError, InvalidRequest, InvalidQuantity, NotFound, UnknownPool, UnknownAllocation,
-    UnknownWorker, UnknownWorkload, NoCapacity, QuotaExceeded, LeaseError, LeaseInvalid, LeaseExpired,
+    UnknownWorker, UnknownWorkload, NodeNameTaken, NoCapacity, QuotaExceeded, LeaseError, LeaseInvalid, LeaseExpired,
     AllocationInactive, SchedulerUnreachable, WorkerUnreachable, StoreUnavailable, NotLeader, StoreConflict,
     Unauthenticated, PermissionDenied, UnknownToken, TlsHandshakeFailed)}
 
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
     grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: NodeNameTaken,
     grpc.StatusCode.RESOURCE_EXHAUSTED: NoCapacity,
     grpc.StatusCode.FAILED_PRECONDITION: LeaseError,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,

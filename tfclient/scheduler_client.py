@@ -179,11 +179,11 @@ def gpu_info(g) -> "cpb.GPUInfo":
 
 
 def register_request(node_name, pool="", gpus=(), unix_path="", tcp="", admin="", labels=None,
-                     active_allocation_ids=()) -> "pb.RegisterWorkerRequest":
+                     active_allocation_ids=(), instance_id="") -> "pb.RegisterWorkerRequest":
     return pb.RegisterWorkerRequest(
         node_name=node_name, pool=pool, gpus=[gpu_info(g) for g in gpus],
         endpoints=cpb.WorkerEndpoints(unix_path=unix_path, tcp=tcp, admin=admin), labels=labels or {},
-        active_allocation_ids=list(active_allocation_ids))
+        active_allocation_ids=list(active_allocation_ids), instance_id=instance_id)
 
 
 def allocate_request(tflops=0.0, vram=0, tflops_limit=None, vram_limit=None, qos="medium", gpu_count=1, pool="",
@@ -205,8 +205,8 @@ def limits_request(allocation_id, tflops=None, vram=None, tflops_request=None, v
         requests=cpb.Resources(tflops=parse_tflops(tflops_request or 0), vram_mib=parse_vram_mib(vram_request or 0)))
 
 
-def heartbeat_request(worker_id, gpus=(), active_allocation_ids=(), sessions=()):
-    return pb.HeartbeatRequest(worker_id=worker_id,
+def heartbeat_request(worker_id, gpus=(), active_allocation_ids=(), sessions=(), instance_id=""):
+    return pb.HeartbeatRequest(worker_id=worker_id, instance_id=instance_id,
                                gpus=[g if isinstance(g, cpb.GPUUsage) else cpb.GPUUsage(**g) for g in gpus],
                                active_allocation_ids=list(active_allocation_ids),
                                sessions=[s if isinstance(s, cpb.SessionUsage) else cpb.SessionUsage(**s)
@@ -284,12 +284,13 @@ class SchedulerClient(_ClientBase):
         return self._call("ListTokens", pb.ListTokensRequest(include_revoked=include_revoked)).tokens
 
     def register_worker(self, node_name, pool="", gpus=(), unix_path="", tcp="", admin="", labels=None,
-                        active_allocation_ids=()):
+                        active_allocation_ids=(), instance_id=""):
         return self._call("RegisterWorker", register_request(node_name, pool, gpus, unix_path, tcp, admin, labels,
-                                                             active_allocation_ids))
+                                                             active_allocation_ids, instance_id))
 
-    def heartbeat(self, worker_id, gpus=(), active_allocation_ids=(), sessions=()):
-        return self._call("Heartbeat", heartbeat_request(worker_id, gpus, active_allocation_ids, sessions))
+    def heartbeat(self, worker_id, gpus=(), active_allocation_ids=(), sessions=(), instance_id=""):
+        return self._call("Heartbeat", heartbeat_request(worker_id, gpus, active_allocation_ids, sessions,
+                                                         instance_id))
 
     def allocate(self, tflops=0.0, vram=0, **kw):
         """-> scheduler_pb2.Allocation (id, endpoints, lease_token, ...). kw: see allocate_request."""
@@ -349,12 +350,13 @@ class AsyncSchedulerClient(_ClientBase):
             raise rpc_error(e, self.address, self._tls) from None
 
     async def register_worker(self, node_name, pool="", gpus=(), unix_path="", tcp="", admin="", labels=None,
-                              active_allocation_ids=()):
+                              active_allocation_ids=(), instance_id=""):
         return await self._call("RegisterWorker", register_request(node_name, pool, gpus, unix_path, tcp, admin,
-                                                                   labels, active_allocation_ids))
+                                                                   labels, active_allocation_ids, instance_id))
 
-    async def heartbeat(self, worker_id, gpus=(), active_allocation_ids=(), sessions=()):
-        return await self._call("Heartbeat", heartbeat_request(worker_id, gpus, active_allocation_ids, sessions))
+    async def heartbeat(self, worker_id, gpus=(), active_allocation_ids=(), sessions=(), instance_id=""):
+        return await self._call("Heartbeat", heartbeat_request(worker_id, gpus, active_allocation_ids, sessions,
+                                                               instance_id))
 
     async def allocate(self, tflops=0.0, vram=0, **kw):
         return await self._call("Allocate", allocate_request(tflops, vram, **kw))

@@ -140,15 +140,20 @@ class TokenRegistry:
     def active(self, role: str | None = None) -> list:
         return [r for r in self.by_id.values() if not r.revoked_at and (role is None or r.role == role)]
 
-    def check(self, text: str) -> TokenRecord | None:
-        """The active record of token text, or None (unknown, revoked, malformed)."""
+    def record_of(self, text: str) -> TokenRecord | None:
+        """The record token text is the whole text of (active or revoked), or None (unknown, malformed)."""
         parts = text.split(".")
         if len(parts) != 3 or parts[0] != PREFIX or len(text) > MAX_TOKEN_LEN:
             return None
         rec = self.by_id.get(parts[1])
-        if rec is None or rec.revoked_at or not hmac.compare_digest(rec.digest, digest(text)):
+        if rec is None or not hmac.compare_digest(rec.digest, digest(text)):
             return None
         return rec
+
+    def check(self, text: str) -> TokenRecord | None:
+        """The active record of token text, or None (unknown, revoked, malformed)."""
+        rec = self.record_of(text)
+        return None if rec is None or rec.revoked_at else rec
 
     def principal(self, metadata) -> Principal:
         """The caller named by "authorization: Bearer <token>" in metadata; raises Unauthenticated."""
@@ -163,11 +168,27 @@ class TokenRegistry:
         scheme, _, text = value.strip().partition(" ")
         if scheme.lower() != "bearer" or not text.strip():
             raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
-        rec = self.check(text.strip())
+        rec = self.record_of(text.strip())
+        if rec is not None and rec.revoked_at:
+            raise Unauthenticated(revoked_message(rec))
         if rec is None:
-            raise Unauthenticated("the bearer token is unknown, revoked or malformed: ask an admin for a new one "
+            raise Unauthenticated("the bearer token is unknown or malformed: ask an admin for a new one "
                                   "(`tensorfusion token create`)")
         return Principal(rec.id, rec.role, rec.namespace, rec.node_name)
+
+
+def revoked_message(rec: TokenRecord) -> str:
+    """One line for the holder of a revoked token: which token, when, and what to do."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(rec.revoked_at))
+    bound = Principal(rec.id, rec.role, rec.namespace, rec.node_name).describe()
+    if rec.role == WORKER:
+        todo = (f"an admin makes a new one (`tensorfusion token create --role worker --node {rec.node_name}`) and "
+                f"the worker is restarted with it")
+    elif rec.role == TENANT:
+        todo = f"ask an admin for a new one (`tensorfusion token create --role tenant --namespace {rec.namespace}`)"
+    else:
+        todo = "use another admin token"
+    return f"the {bound} was revoked at {when}: {todo}"
 
 
 def authorize(principal: Principal, method: str) -> None:

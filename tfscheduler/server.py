@@ -14,8 +14,8 @@ import time
 
 import grpc
 
-from tfclient.errors import (InvalidRequest, NotLeader, PermissionDenied, StoreConflict, TensorFusionError,
-                             WorkerUnreachable, to_status)
+from tfclient.errors import (InvalidRequest, NodeNameTaken, NotLeader, PermissionDenied, StoreConflict,
+                             TensorFusionError, WorkerUnreachable, to_status)
 from tfclient import tls as tlsmod
 from tfclient.protos import load
 from tfscheduler import auth, validate
@@ -46,6 +46,7 @@ class SchedulerService(rpc.SchedulerServicer):
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._tasks: set = set()
         self._probes: dict[str, asyncio.Task] = {}   # worker id -> its probe in flight (ReportWorkerUnreachable)
+        self.credentials: dict[str, str] = {}        # worker id -> id of the token it last registered/heartbeat with
         self.metrics = None           # tfscheduler.metrics.SchedulerMetrics when metrics are served
         self.election = None          # tfscheduler.election.Election with replicas on etcd
         self.etcd = None              # the EtcdStore, when the state is in etcd
@@ -127,9 +128,15 @@ class SchedulerService(rpc.SchedulerServicer):
     async def RegisterWorker(self, request, context):
         self._as_node(request.node_name)
         ep = request.endpoints
-        wid, gpus, closes = self.state.register_worker(
-            request.node_name, request.pool, list(request.gpus), ep.unix_path, ep.tcp, ep.admin,
-            dict(request.labels), list(request.active_allocation_ids))
+        try:
+            wid, gpus, closes = self.state.register_worker(
+                request.node_name, request.pool, list(request.gpus), ep.unix_path, ep.tcp, ep.admin,
+                dict(request.labels), list(request.active_allocation_ids), request.instance_id)
+        except NodeNameTaken as e:
+            log.warning("registration of node %r by another worker instance (admin %s) refused: %s",
+                        request.node_name, ep.admin or "none", e)
+            raise
+        self.credentials[wid] = auth.caller().token_id
         log.info("worker %s registered: pool %s, %d GPU(s)", wid, self.state.nodes[wid].pool, len(gpus))
         cfg = self.state.cfg
         return pb.RegisterWorkerResponse(
@@ -143,7 +150,10 @@ class SchedulerService(rpc.SchedulerServicer):
         self._as_node(request.worker_id)
         usage = [(u.uuid, u.tflops_used, u.vram_used_mib, u.utilization) for u in request.gpus]
         sessions = [(s.allocation_id, s.tflops_used, s.vram_used_mib) for s in request.sessions]
-        closes, rereg = self.state.heartbeat(request.worker_id, usage, list(request.active_allocation_ids), sessions)
+        closes, rereg = self.state.heartbeat(request.worker_id, usage, list(request.active_allocation_ids), sessions,
+                                             request.instance_id)
+        if not rereg:
+            self.credentials[request.worker_id] = auth.caller().token_id
         return pb.HeartbeatResponse(close_allocations=[pb.CloseOrder(allocation_id=i, reason=r) for i, r in closes],
                                     reregister=rereg, heartbeat_interval_s=self.state.cfg.heartbeat_interval_s)
 
@@ -347,6 +357,12 @@ class SchedulerService(rpc.SchedulerServicer):
         validate.token_like("id", request.id)
         revoked = self.tokens.revoke(request.id)
         log.info("token %s revoked by %s", request.id, auth.caller().token_id)
+        for wid in [w for w, tid in self.credentials.items() if tid == request.id]:
+            # its worker's heartbeats are refused from now on: no new allocation goes there meanwhile (its
+            # allocations are left to the node timeout, as for any node that stops heartbeating)
+            del self.credentials[wid]
+            if self.state.mark_unreachable(wid, f"the worker token {request.id} it heartbeats with was revoked"):
+                log.warning("worker %s takes no new allocations: its worker token %s was revoked", wid, request.id)
         return pb.RevokeTokenResponse(revoked=revoked)
 
     async def ListTokens(self, request, context):

@@ -18,8 +18,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from tfclient.errors import (AllocationInactive, InvalidQuantity, InvalidRequest, NoCapacity, QuotaExceeded,
-                             StoreConflict, TensorFusionError, UnknownAllocation, UnknownWorkload)
+from tfclient.errors import (AllocationInactive, InvalidQuantity, InvalidRequest, NoCapacity, NodeNameTaken,
+                             QuotaExceeded, StoreConflict, TensorFusionError, UnknownAllocation, UnknownWorkload)
 from tfclient.quantity import parse_tflops, parse_vram_mib
 from tfscheduler import lease as leases
 from tfscheduler import validate
@@ -297,12 +297,29 @@ class SchedulerState:
                      a.namespace)
 
     # ---- workers ----
+    def _live_other_instance(self, worker_id: str, instance: str) -> str | None:
+        """Why worker_id's registration belongs to another live worker instance than `instance` (one line), or
+        None: the node is unknown, the same instance, or silent past node_timeout_s (then free to take over)."""
+        node = self.nodes.get(worker_id)
+        if node is None or node.instance == instance:
+            return None
+        silent = self.clock() - self.last_seen.get(worker_id, 0.0)
+        if not node.available or silent > self.cfg.node_timeout_s:
+            return None
+        return (f"node {node.node_name!r} is registered by another live worker (admin "
+                f"{node.admin or 'none'}, last heartbeat {max(silent, 0.0):.1f} s ago): start this worker with "
+                f"another --node name (and a worker token for it), or stop the other one (its node is free "
+                f"{self.cfg.node_timeout_s:g} s after its last heartbeat)")
+
     def register_worker(self, node_name: str, pool: str, gpus: list, unix_path: str = "", tcp: str = "",
-                        admin: str = "", labels: dict | None = None, active_ids=()) -> tuple:
-        """-> (worker_id, accepted GpuRecords, [(allocation id, reason)] to close)."""
+                        admin: str = "", labels: dict | None = None, active_ids=(), instance: str = "") -> tuple:
+        """-> (worker_id, accepted GpuRecords, [(allocation id, reason)] to close). A node name is an identity:
+        NodeNameTaken while another instance of a worker heartbeats the node; the same instance (a restarted
+        worker) registers again at once."""
         if not node_name:
             raise InvalidRequest("node_name is empty: a worker must register with a stable node name")
         validate.name("node_name", node_name, validate.NODE_MAX)
+        validate.token_like("instance_id", instance)
         validate.name("pool", pool)
         if not gpus:
             raise InvalidRequest(f"worker {node_name!r} registered no GPUs: report at least one")
@@ -317,6 +334,9 @@ class SchedulerState:
             validate.text("GPU model", g.model)
             validate.text("GPU vendor", g.vendor)
         worker_id = node_name
+        taken = self._live_other_instance(worker_id, instance)
+        if taken:
+            raise NodeNameTaken(taken)
         pool = pool or "default"
         accepted = []
         seen = set()
@@ -341,7 +361,7 @@ class SchedulerState:
         if pool not in self.index.policies:
             self._put_pool(pool, self.cfg.pools.get(pool, self.cfg.default_policy))
         now = self.clock()
-        node = NodeRecord(worker_id, node_name, pool, unix_path, tcp, admin, dict(labels or {}), True, now)
+        node = NodeRecord(worker_id, node_name, pool, unix_path, tcp, admin, dict(labels or {}), True, now, instance)
         self.store.put_node(node, accepted)
         old = {g.uuid for g in self.node_gpus.get(worker_id, [])}
         self.nodes[worker_id] = node
@@ -370,13 +390,20 @@ class SchedulerState:
         self.store.renew_leases(renewals)
         return list(closes.items())
 
-    def heartbeat(self, worker_id: str, gpu_usage=(), active_ids=(), session_usage=()) -> tuple:
+    def heartbeat(self, worker_id: str, gpu_usage=(), active_ids=(), session_usage=(), instance: str = "") -> tuple:
         """gpu_usage: [(uuid, tflops_used, vram_used_mib, utilization)]; session_usage:
-        [(allocation id, tflops_used, vram_used_mib)]. -> (closes [(id, reason)], reregister: bool)."""
+        [(allocation id, tflops_used, vram_used_mib)]. -> (closes [(id, reason)], reregister: bool).
+        The heartbeat of another instance than the registered one never keeps the node alive: NodeNameTaken
+        while the registered one heartbeats, else it is told to register again (and takes the node over)."""
         validate.count("active_allocation_ids", len(active_ids), validate.IDS_MAX)
         validate.count("sessions", len(session_usage), validate.IDS_MAX)
         node = self.nodes.get(worker_id)
         if node is None:
+            return [], True
+        if node.instance != instance:
+            taken = self._live_other_instance(worker_id, instance)
+            if taken:
+                raise NodeNameTaken(taken)
             return [], True
         now = self.clock()
         self.last_seen[worker_id] = now

@@ -49,6 +49,7 @@ class NodeRecord:
     labels: dict = field(default_factory=dict)
     available: bool = True
     registered_at: float = 0.0
+    instance: str = ""       # the registered worker daemon's instance id (RegisterWorkerRequest.instance_id)
 
 
 @dataclass
@@ -126,7 +127,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pools (name TEXT PRIMARY KEY, strategy TEXT, tflops_oversell REAL, vram_oversell REAL,
     tflops_weight REAL, vram_weight REAL);
 CREATE TABLE IF NOT EXISTS nodes (worker_id TEXT PRIMARY KEY, node_name TEXT, pool TEXT, unix_path TEXT, tcp TEXT,
-    admin TEXT, labels TEXT, available INTEGER, registered_at REAL);
+    admin TEXT, labels TEXT, available INTEGER, registered_at REAL, instance TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS gpus (uuid TEXT PRIMARY KEY, worker_id TEXT, idx INTEGER, model TEXT, vendor TEXT,
     vram_mib INTEGER, tflops REAL);
 CREATE TABLE IF NOT EXISTS allocations (id TEXT PRIMARY KEY, pool TEXT, namespace TEXT, workload TEXT,
@@ -154,6 +155,9 @@ class SqliteStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(nodes)")}
+        if "instance" not in columns:       # a database of a scheduler from before node identities
+            self.db.execute("ALTER TABLE nodes ADD COLUMN instance TEXT DEFAULT ''")
         if private:
             for extra in (path + "-wal", path + "-shm"):
                 if os.path.exists(extra):
@@ -163,9 +167,10 @@ class SqliteStore:
         q = self.db.execute
         pools = [PoolRecord(*r) for r in q("SELECT name, strategy, tflops_oversell, vram_oversell, tflops_weight, "
                                            "vram_weight FROM pools")]
-        nodes = [NodeRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), bool(r[7]), r[8])
+        nodes = [NodeRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), bool(r[7]), r[8],
+                            r[9] or "")
                  for r in q("SELECT worker_id, node_name, pool, unix_path, tcp, admin, labels, available, "
-                            "registered_at FROM nodes")]
+                            "registered_at, instance FROM nodes")]
         gpus = [GpuRecord(*r) for r in q("SELECT uuid, worker_id, idx, model, vendor, vram_mib, tflops FROM gpus "
                                          "ORDER BY worker_id, idx")]
         allocs = []
@@ -189,9 +194,10 @@ class SqliteStore:
     def put_node(self, n: NodeRecord, gpus: list) -> None:
         with self.db:
             self.db.execute("BEGIN")
-            self.db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?)",
+            self.db.execute("INSERT OR REPLACE INTO nodes (worker_id, node_name, pool, unix_path, tcp, admin, labels, "
+                            "available, registered_at, instance) VALUES (?,?,?,?,?,?,?,?,?,?)",
                             (n.worker_id, n.node_name, n.pool, n.unix_path, n.tcp, n.admin, json.dumps(n.labels),
-                             int(n.available), n.registered_at))
+                             int(n.available), n.registered_at, n.instance))
             self.db.execute("DELETE FROM gpus WHERE worker_id = ?", (n.worker_id,))
             self.db.executemany("INSERT OR REPLACE INTO gpus VALUES (?,?,?,?,?,?,?)",
                                 [(g.uuid, g.worker_id, g.index, g.model, g.vendor, g.vram_mib, g.tflops) for g in gpus])

@@ -33,6 +33,14 @@ scheduler_rpc = load("scheduler_pb2_grpc")
 worker_rpc = load("worker_pb2_grpc")
 
 log = logging.getLogger("tfworker")
+# what the scheduler answers a worker it will not hear from (a revoked token, a node name another live worker
+# holds, a malformed registration): not an outage to wait out, so the worker stops serving new sessions
+REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.ALREADY_EXISTS,
+            grpc.StatusCode.INVALID_ARGUMENT)
+
+
+class RegistrationRefused(RuntimeError):
+    """The scheduler refused this worker's registration (one of REFUSALS)."""
 REVOKED_KEEP_S = 25 * 3600.0      # longer than the longest lease a scheduler grants (max_lease_ttl_s, 24 h)
 MAX_SESSIONS_VAR = "TF_MAX_SESSIONS_PER_ALLOCATION"
 DEFAULT_MAX_SESSIONS = 64
@@ -100,6 +108,10 @@ class WorkerDaemon:
         self.metrics_port = metrics_port
         self.home = str(home or config.home())   # with the node name: this daemon's identity (limits.worker_tag)
         self.identity: limits.WorkerIdentity | None = None
+        self.instance_id = ""         # from the identity at start: who this daemon is to the scheduler
+        # why the scheduler refuses this worker (its token revoked, its node name held by another worker), or
+        # "": while set, no new session is served (fail closed); heartbeats go on, so that it can end
+        self.refused = ""
         self.worker_id = ""
         self.heartbeat_interval_s = 2.0
         self.sessions: dict[str, Session] = {}
@@ -182,6 +194,7 @@ class WorkerDaemon:
             raise RuntimeError(f"another worker daemon with TF_HOME={self.home} and node {self.node} is running "
                                f"(`tensorfusion up` runs one too): stop it first, or give this one another --node "
                                f"(and a worker token for that node)")
+        self.instance_id = self.identity.instance_id()
         pids = gpu_process.reap_executors(self.identity.tag)
         regions = limits.reap_regions(self.identity.tag)
         if pids or regions:
@@ -206,7 +219,8 @@ class WorkerDaemon:
             node_name=self.node, pool=self.pool, endpoints=self._endpoints(),
             gpus=[common.GPUInfo(index=g.index, uuid=g.uuid, model=g.model, vendor=g.vendor, vram_mib=g.vram_mib,
                                  tflops=g.tflops) for g in self.backend.gpus],
-            active_allocation_ids=sorted({s.allocation_id for s in self.sessions.values()}))
+            active_allocation_ids=sorted({s.allocation_id for s in self.sessions.values()}),
+            instance_id=self.instance_id)
         try:
             response = await self._stub.RegisterWorker(request, timeout=10, metadata=self._md)
         except grpc.aio.AioRpcError as e:
@@ -214,6 +228,9 @@ class WorkerDaemon:
             hint = explain(e.details(), self._stub.address, self.scheduler_tls)
             if hint:
                 raise RuntimeError(f"cannot register with scheduler {self.scheduler_address}: {hint}") from None
+            if e.code() in REFUSALS:
+                raise RegistrationRefused(f"scheduler {self.scheduler_address} refused registration: "
+                                          f"{e.details() or e.code().name}") from None
             raise RuntimeError(f"scheduler {self.scheduler_address} unreachable or refused registration: "
                                f"{e.details() or e.code().name}") from None
         if not response.node_key:
@@ -233,17 +250,34 @@ class WorkerDaemon:
             try:
                 await self._heartbeat()
             except grpc.aio.AioRpcError as e:
-                log.warning("heartbeat to %s failed: %s (%s)", self.scheduler_address, e.code().name, e.details())
+                if e.code() in REFUSALS:
+                    self._refuse(f"{e.code().name}: {e.details()}")
+                else:
+                    log.warning("heartbeat to %s failed: %s (%s)", self.scheduler_address, e.code().name,
+                                e.details())
+            except RegistrationRefused as e:
+                self._refuse(str(e))
             except Exception:  # keep beating whatever one round hit
                 log.exception("heartbeat round failed")
+
+    def _refuse(self, why: str) -> None:
+        """The scheduler refuses this worker: no new sessions from now on (the scheduler ends the node's
+        allocations at its node timeout); one log line per distinct reason, not one per heartbeat."""
+        if why != self.refused:
+            log.error("the scheduler refuses this worker, which serves no new sessions until it accepts it "
+                      "again: %s", why)
+        self.refused = why
 
     async def _heartbeat(self) -> None:
         request = pb.HeartbeatRequest(worker_id=self.worker_id, gpus=self.gpu_usage(),
                                       active_allocation_ids=sorted({s.allocation_id for s in self.sessions.values()}),
-                                      sessions=self.session_usage())
+                                      sessions=self.session_usage(), instance_id=self.instance_id)
         response = await self._stub.Heartbeat(request, timeout=10, metadata=self._md)
         if response.reregister:
             await self._register()
+        if self.refused:
+            log.warning("the scheduler accepts this worker again: it serves new sessions")
+            self.refused = ""
         if response.heartbeat_interval_s:
             self.heartbeat_interval_s = response.heartbeat_interval_s
         await self._apply_close_orders(response.close_allocations)
@@ -255,6 +289,8 @@ class WorkerDaemon:
     # ---- sessions ----
 
     async def _authorize(self, token: bytes) -> SessionGrant:
+        if self.refused:
+            raise PermissionError(f"this worker serves no new sessions: the scheduler refuses it ({self.refused})")
         claims = await self._claims_of(token.decode("utf-8", "replace"))
         if claims.worker_id != self.worker_id:     # (before registration worker_id is "": nothing matches)
             raise PermissionError(f"lease is for worker {claims.worker_id}, this is {self.worker_id or 'unregistered'}")

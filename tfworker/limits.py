@@ -318,6 +318,7 @@ class WorkerIdentity:
 
     def __init__(self, home: str, node: str):
         self.tag = worker_tag(home, node)
+        self.instance_path = os.path.join(home, f"worker-{self.tag}.instance")
         self.reaps = True
         self.path = os.path.join(home, f"worker-{self.tag}.lock")
         while True:
@@ -331,6 +332,24 @@ class WorkerIdentity:
             if _same_file(self.path, self._fd):
                 return
             os.close(self._fd)
+
+    def instance_id(self) -> str:
+        """The id this worker registers with (RegisterWorkerRequest.instance_id): random at the first start of
+        this TF_HOME and node, then kept in $TF_HOME/worker-<tag>.instance (0600). A restarted daemon is the
+        same instance, so it registers again at once; a worker of the same node name on another host (another
+        TF_HOME) is another one, refused while this one heartbeats."""
+        try:
+            with open(self.instance_path) as f:
+                kept = f.read().strip()
+            if re.fullmatch(r"[0-9a-f]{32}", kept):
+                return kept
+        except FileNotFoundError:
+            pass
+        from tfclient.config import write_private
+        from pathlib import Path
+        made = secrets.token_hex(16)
+        write_private(Path(self.instance_path), made + "\n")
+        return made
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -139,19 +139,16 @@ uint64_t tfl_slots_reclaim(tf_shm_slot *slots, unsigned n, uint64_t *used, int s
                            tfl_alive_fn alive, void *ctx);
 
 /* ---- Parsing -------------------------------------------------------------------------------------
- * One grammar for every limit the limiter reads from its environment, the same as tfclient/quantity.py's
- * (`--vram`, `--tflops`): optional blanks, a non-negative decimal number ("2", "1.5", ".5", "1e3"; no
- * sign, no hex, no inf/nan), optional blanks, a unit, optional blanks. Returns 0 on success, -1 else.
- *
- * Byte sizes, TFL_UNITS_TF (TF_VRAM_LIMIT): Ki/Mi/Gi/Ti (optionally ...B) = 1024^n, K/M/G/T and
- * KB/MB/GB/TB = 1000^n, B = bytes, case-insensitive (as quantity.py). A bare number is BYTES here,
- * while `--vram 1024` means MiB: an environment variable has always been bytes (HAMi, our README).
- * TFL_UNITS_HAMI (CUDA_DEVICE_MEMORY_LIMIT[_0]): HAMi-core's historical meaning, single letters are
- * binary ("1g" = 2^30, "512m" = 2^29: the HAMi device plugin writes "<MiB>m"); Ki/Mi/Gi/Ti(B) too;
- * decimal KB/MB/GB/TB are refused there. Fractions of a byte round up.
- * TFLOPS (TF_TFLOPS_LIMIT, TF_DEVICE_TFLOPS): a number, or with T/TFLOPS (x1), G/GFLOPS (x1e-3) or the
- * k8s milli "m" (lower case only, x1e-3), as quantity.parse_tflops.
- * Plain numbers (tfl_parse_double): the grammar without a unit. */
+ * TF_VRAM_LIMIT (TFL_UNITS_TF) and TFLOPS (TF_TFLOPS_LIMIT, TF_DEVICE_TFLOPS) are Kubernetes resource
+ * quantities, the grammar of tfclient/quantity.py (`--vram`, `--tflops`): an optionally signed number ("2",
+ * "1.5", ".5", "1."), then nothing, an exponent ("1e3") or one case-sensitive suffix: Ki Mi Gi Ti Pi Ei
+ * (1024^n), m (10^-3), k M G T P E (1000^n); no blanks. Returns 0 on success, -1 else (negative too).
+ * Bytes: a bare number is BYTES here, while `--vram 1024` means MiB: an environment variable has always been
+ * bytes (HAMi, our README); "m" (a thousandth of a byte) is refused. Fractions of a byte round up.
+ * TFL_UNITS_HAMI (CUDA_DEVICE_MEMORY_LIMIT[_0]): HAMi-core's historical meaning, blanks allowed, units in any
+ * case, single letters binary ("1g" = 2^30, "512m" = 2^29: the HAMi device plugin writes "<MiB>m");
+ * Ki/Mi/Gi/Ti(B) too; decimal KB/MB/GB/TB are refused there.
+ * Plain numbers (tfl_parse_double): a non-negative number, blanks around it allowed, no unit. */
 enum { TFL_UNITS_TF = 0, TFL_UNITS_HAMI = 1 };
 int tfl_parse_bytes(const char *s, int dialect, uint64_t *out);
 int tfl_parse_tflops(const char *s, double *out);

@@ -272,25 +272,31 @@ static void test_ctrl_live_share_change(void)
 static void test_parse(void)
 {
     const struct { const char *s; int dialect; uint64_t v; } ok[] = {
-        {"1024", TFL_UNITS_TF, 1024}, {"512MiB", TFL_UNITS_TF, 512ull << 20}, {"2GiB", TFL_UNITS_TF, 2ull << 30},
-        {"1Gi", TFL_UNITS_TF, 1ull << 30}, {"1G", TFL_UNITS_TF, 1000000000ull}, {"1g", TFL_UNITS_TF, 1000000000ull},
-        {"512m", TFL_UNITS_TF, 512000000ull}, {"1.5GB", TFL_UNITS_TF, 1500000000ull}, {"64k", TFL_UNITS_TF, 64000},
-        {" 3 MiB ", TFL_UNITS_TF, 3ull << 20}, {"7b", TFL_UNITS_TF, 7}, {".5Ki", TFL_UNITS_TF, 512},
-        {"1e3", TFL_UNITS_TF, 1000}, {"0.1b", TFL_UNITS_TF, 1}, {"1gI", TFL_UNITS_TF, 1ull << 30},
+        {"1024", TFL_UNITS_TF, 1024}, {"512Mi", TFL_UNITS_TF, 512ull << 20}, {"2Gi", TFL_UNITS_TF, 2ull << 30},
+        {"1G", TFL_UNITS_TF, 1000000000ull}, {"1.5G", TFL_UNITS_TF, 1500000000ull}, {"64k", TFL_UNITS_TF, 64000},
+        {".5Ki", TFL_UNITS_TF, 512}, {"1e3", TFL_UNITS_TF, 1000}, {"1.", TFL_UNITS_TF, 1},
+        {"+1Gi", TFL_UNITS_TF, 1ull << 30}, {"2E-3", TFL_UNITS_TF, 1}, {"1Pi", TFL_UNITS_TF, 1ull << 50},
         {"1g", TFL_UNITS_HAMI, 1ull << 30}, {"512m", TFL_UNITS_HAMI, 512ull << 20}, {"64k", TFL_UNITS_HAMI, 65536},
-        {"1Gi", TFL_UNITS_HAMI, 1ull << 30}, {"4096", TFL_UNITS_HAMI, 4096},
+        {"1Gi", TFL_UNITS_HAMI, 1ull << 30}, {"4096", TFL_UNITS_HAMI, 4096}, {" 3 MiB ", TFL_UNITS_HAMI, 3ull << 20},
+        {"7b", TFL_UNITS_HAMI, 7}, {"1gI", TFL_UNITS_HAMI, 1ull << 30},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint64_t v = 0;
         CHECK(tfl_parse_bytes(ok[i].s, ok[i].dialect, &v) == 0 && v == ok[i].v, "%s (dialect %d) -> %llu", ok[i].s,
               ok[i].dialect, (unsigned long long)v);
     }
-    const char *bad[] = {"", " ", "abc", "-1", "+1", "12xb", "4Gx", "1e30g", "nan", "inf", "0x10", "1.", "1 G i",
+    const char *bad[] = {"", " ", "abc", "-1", "12xb", "4Gx", "1e30g", "nan", "inf", "0x10", "1 G i",
                          "1GiBs", "G", "1e", "1e+", "٣"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v;
         CHECK(tfl_parse_bytes(bad[i], TFL_UNITS_TF, &v) != 0, "'%s' must be rejected", bad[i]);
         CHECK(tfl_parse_bytes(bad[i], TFL_UNITS_HAMI, &v) != 0, "'%s' must be rejected (HAMi)", bad[i]);
+    }
+    /* Kubernetes quantities are case-sensitive and take no blanks, no "B"; "m" is milli, no size */
+    const char *bad_tf[] = {"1g", "512MiB", "1GB", "2Gb", "2gi", "64K", "1b", " 3Mi", "3Mi ", "512m", "1E30"};
+    for (size_t i = 0; i < sizeof bad_tf / sizeof bad_tf[0]; i++) {
+        uint64_t v;
+        CHECK(tfl_parse_bytes(bad_tf[i], TFL_UNITS_TF, &v) != 0, "'%s' must be rejected", bad_tf[i]);
     }
     uint64_t v;
     CHECK(tfl_parse_bytes("1GB", TFL_UNITS_HAMI, &v) != 0, "decimal GB refused in HAMi's variable");
@@ -299,9 +305,11 @@ static void test_parse(void)
     CHECK(tfl_parse_double("312.5", &d) == 0 && d == 312.5, "double");
     CHECK(tfl_parse_double("12x", &d) != 0 && tfl_parse_double("-3", &d) != 0, "bad doubles");
     CHECK(tfl_parse_tflops("500m", &d) == 0 && d == 0.5, "500m tflops");
-    CHECK(tfl_parse_tflops("500G", &d) == 0 && d == 0.5, "500G tflops");
-    CHECK(tfl_parse_tflops("10 TFLOPS", &d) == 0 && d == 10, "10 TFLOPS");
-    CHECK(tfl_parse_tflops("5M", &d) != 0 && tfl_parse_tflops("x", &d) != 0, "bad tflops");
+    CHECK(tfl_parse_tflops("2k", &d) == 0 && d == 2000, "2k tflops");
+    CHECK(tfl_parse_tflops("10", &d) == 0 && d == 10, "10 tflops");
+    CHECK(tfl_parse_tflops("10 TFLOPS", &d) != 0 && tfl_parse_tflops("500GFLOPS", &d) != 0 &&
+          tfl_parse_tflops("x", &d) != 0 && tfl_parse_tflops("-1", &d) != 0 && tfl_parse_tflops("5K", &d) != 0,
+          "bad tflops");
 }
 
 /* ---- shared counters ---- */

@@ -163,7 +163,7 @@ def test_per_thread_default_stream_programs_are_limited():
     """nvcc --default-stream per-thread: cudart asks cuGetProcAddress for the per-thread (_ptsz) variants."""
     ptds = ("--default-stream", "per-thread")
     env = limited_env({**OPEN_LOOP, "TF_TFLOPS_LIMIT": str(DEVICE_TFLOPS * 0.3), "TF_DEVICE_TFLOPS": str(DEVICE_TFLOPS),
-                       "TF_VRAM_LIMIT": "256MiB"})
+                       "TF_VRAM_LIMIT": "256Mi"})
     kv = run_kv("lim_busy", 3, ITERS, env=env, flags=ptds)
     want = 0.3 * DEVICE_LAUNCHES
     assert abs(float(kv["rate"]) - want) <= 0.12 * want, f"{kv['rate']} launches/s, want {want}"

@@ -1,5 +1,5 @@
-"""Native limiter, local-mode environment: TF_VRAM_LIMIT means what `--vram` means (tfclient/quantity.py's
-spellings and units), HAMi's CUDA_DEVICE_MEMORY_LIMIT keeps HAMi's binary single letters, and a limit that
+"""Native limiter, local-mode environment: TF_VRAM_LIMIT means what `--vram` means (Kubernetes quantities, as
+tfclient/quantity.py reads them), HAMi's CUDA_DEVICE_MEMORY_LIMIT keeps HAMi's binary single letters, and a limit that
 does not parse makes the program fail at CUDA initialisation with one line naming the variable - it never
 runs without the cap it asked for."""
 import subprocess
@@ -16,13 +16,14 @@ GiB = 1 << 30
 # spelling -> bytes (TF_VRAM_LIMIT); None = refused. quantity.py must agree (in MiB, rounded up) on
 # every spelling with a unit; a bare number is bytes here and MiB on the command line (documented).
 TABLE = {
-    "1Gi": GiB, "1GiB": GiB, "1gi": GiB, "2Gi": 2 * GiB, "1.5Gi": 3 * GiB // 2, "512Mi": 512 * MiB,
-    "512MiB": 512 * MiB, "64Ki": 64 * 1024, "1Ti": 1 << 40, " 3 Mi ": 3 * MiB, ".5Gi": GiB // 2,
-    "1G": 10 ** 9, "1g": 10 ** 9, "1GB": 10 ** 9, "1.5GB": 1_500_000_000, "512M": 512_000_000,
-    "512m": 512_000_000, "80GB": 80 * 10 ** 9, "2T": 2 * 10 ** 12, "1e3M": 10 ** 9, "64k": 64_000,
-    "1048576B": MiB, "1048576b": MiB,
-    "-1": None, "abc": None, "4Gx": None, "1.": None, "0x10": None, "nan": None, "inf": None, "+1Gi": None,
-    "1 G i": None, "Gi": None, "": None, "1Pi": None,
+    "1Gi": GiB, "2Gi": 2 * GiB, "1.5Gi": 3 * GiB // 2, "512Mi": 512 * MiB, "64Ki": 64 * 1024, "1Ti": 1 << 40,
+    ".5Gi": GiB // 2, "+1Gi": GiB, "1Pi": 1 << 50, "1G": 10 ** 9, "1.5G": 1_500_000_000, "512M": 512_000_000,
+    "80G": 80 * 10 ** 9, "2T": 2 * 10 ** 12, "64k": 64_000,
+    # Kubernetes quantities: case-sensitive suffixes, no "B", no blanks; "m" (milli) is no size
+    "1gi": None, "1GiB": None, "512MiB": None, "1g": None, "1GB": None, "1.5GB": None, "2Gb": None, "512m": None,
+    "64K": None, "1048576B": None, "1048576b": None, " 3 Mi ": None, "3Mi ": None, "1e3M": None,
+    "-1": None, "abc": None, "4Gx": None, "0x10": None, "nan": None, "inf": None, "1 G i": None, "Gi": None,
+    "": None,
 }
 
 
@@ -80,7 +81,7 @@ def test_vram_limit_spellings_cap_the_device_at_their_bytes(var, value, cap):
 @pytest.mark.parametrize("var,value", [
     ("TF_VRAM_LIMIT", "-1"), ("TF_VRAM_LIMIT", "abc"), ("TF_VRAM_LIMIT", "4Gx"), ("TF_VRAM_LIMIT", "0"),
     ("CUDA_DEVICE_MEMORY_LIMIT", "1GB"), ("CUDA_DEVICE_MEMORY_LIMIT", "lots"),
-    ("TF_TFLOPS_LIMIT", "fast"), ("TF_DEVICE_TFLOPS", "5M"), ("CUDA_DEVICE_SM_LIMIT", "150"),
+    ("TF_TFLOPS_LIMIT", "fast"), ("TF_DEVICE_TFLOPS", "5K"), ("CUDA_DEVICE_SM_LIMIT", "150"),
 ])
 @pytest.mark.parametrize("cudart", ["static", "shared"])
 def test_an_unparseable_limit_refuses_cuda_initialisation_with_one_line(var, value, cudart):

@@ -20,7 +20,7 @@ BLOCKS, THREADS = 264, 256
 
 
 def test_gpu_vram_cap_and_mem_info():
-    kv = run_kv("lim_vram", 64, env=limited_env({"TF_VRAM_LIMIT": "1GiB"}, emulated=False))
+    kv = run_kv("lim_vram", 64, env=limited_env({"TF_VRAM_LIMIT": "1Gi"}, emulated=False))
     assert kv["filled"] == "16" and kv["fill_error"] == "cudaErrorMemoryAllocation"
     assert int(kv["info_total"]) == 1 << 30 and int(kv["prop_total"]) == 1 << 30
     assert kv["realloc_after_free"] == "ok"
@@ -31,7 +31,7 @@ def test_gpu_vram_cap_and_mem_info():
 def test_gpu_nvml_memory_info_reports_the_cap():
     code = ("import pynvml; pynvml.nvmlInit(); h = pynvml.nvmlDeviceGetHandleByIndex(0); "
             "print(pynvml.nvmlDeviceGetMemoryInfo(h).total)")
-    out = subprocess.run([sys.executable, "-c", code], env=limited_env({"TF_VRAM_LIMIT": "3GiB"}, emulated=False),
+    out = subprocess.run([sys.executable, "-c", code], env=limited_env({"TF_VRAM_LIMIT": "3Gi"}, emulated=False),
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert int(out.strip()) == 3 << 30
 

@@ -49,7 +49,7 @@ def _probe(env: dict, nvml_dir) -> list[int]:
 def test_nvml_memory_info_reports_the_cap(fake_nvml_dir):
     gib = 1 << 30
     assert _probe(base_env(), fake_nvml_dir) == [80 * gib, 79 * gib, gib] * 2
-    assert _probe(limited_env({"TF_VRAM_LIMIT": "3GiB"}), fake_nvml_dir) == [3 * gib, 3 * gib, 0] * 2
+    assert _probe(limited_env({"TF_VRAM_LIMIT": "3Gi"}), fake_nvml_dir) == [3 * gib, 3 * gib, 0] * 2
     assert _probe(limited_env(), fake_nvml_dir) == [80 * gib, 79 * gib, gib] * 2   # no cap: untouched
 
 

@@ -21,7 +21,7 @@ def test_vram_cap_returns_out_of_memory_at_limit(cudart):
 
 
 def test_mem_get_info_and_device_total_report_the_cap():
-    kv = run_kv("lim_vram", 64, env=limited_env({"TF_VRAM_LIMIT": "768MiB"}))
+    kv = run_kv("lim_vram", 64, env=limited_env({"TF_VRAM_LIMIT": "768Mi"}))
     assert int(kv["info_total"]) == 768 * MiB
     assert int(kv["info_free"]) == 768 * MiB
     assert int(kv["prop_total"]) == 768 * MiB
@@ -30,7 +30,7 @@ def test_mem_get_info_and_device_total_report_the_cap():
 
 
 def test_every_allocation_path_is_capped():
-    kv = run_kv("lim_vram", 64, env=limited_env({"TF_VRAM_LIMIT": "256MiB"}))
+    kv = run_kv("lim_vram", 64, env=limited_env({"TF_VRAM_LIMIT": "256Mi"}))
     for kind in ("pitch", "managed", "async"):
         assert kv[f"{kind}_over"] == "cudaErrorMemoryAllocation", kind
         assert kv[f"{kind}_fit"] == "ok", kind
@@ -152,5 +152,5 @@ def test_memory_opened_from_another_process_is_not_charged_to_the_importer():
     # the bytes are the exporter's, so the importer's cudaMemGetInfo does not fall and nothing is refused
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emu"))
     from test_emu_ipc import IPC_EXPECT
-    kv = run_kv("ipc", env=limited_env({"TF_VRAM_LIMIT": "64MiB"}))
+    kv = run_kv("ipc", env=limited_env({"TF_VRAM_LIMIT": "64Mi"}))
     assert {k: kv.get(k) for k in IPC_EXPECT} == IPC_EXPECT

@@ -5,8 +5,8 @@ import time
 import grpc
 import pytest
 
-from tfclient.errors import (AllocationInactive, InvalidQuantity, InvalidRequest, NoCapacity, QuotaExceeded,
-                             SchedulerUnreachable, UnknownAllocation, UnknownPool, WorkerUnreachable)
+from tfclient.errors import (AllocationInactive, InvalidQuantity, InvalidRequest, NoCapacity, NodeNameTaken,
+                             QuotaExceeded, SchedulerUnreachable, UnknownAllocation, UnknownPool, WorkerUnreachable)
 from tfclient.protos import load
 from tfclient.scheduler_client import SchedulerClient
 from tfscheduler import lease
@@ -356,3 +356,28 @@ def test_a_reported_worker_whose_probe_fails_takes_no_new_allocations_until_it_h
     client.heartbeat("node-dead", active_allocation_ids=[on_dead.id])        # it was alive after all
     assert available() == {"node-dead": True, "node-live": True}
     assert client.allocate(tflops=30, vram=1).node_name == "node-dead"
+
+
+def test_a_node_name_belongs_to_its_live_worker_instance(start_scheduler):
+    """A node name is an identity: while its worker instance heartbeats, another instance can neither register
+    the name (ALREADY_EXISTS, one line naming the node and what to change) nor keep the node alive with its
+    heartbeats; the same instance registers again at once (a restart). Once the holder is silent past the node
+    timeout, the other instance is told to register and takes the node; the old one is then the outsider."""
+    s = start_scheduler(node_timeout_s=0.6, tick_s=0.1)
+    with SchedulerClient(s.address) as c:
+        c.register_worker("node-a", "p", gpus("a"), admin="10.0.0.1:7072", instance_id="host-1")
+        c.register_worker("node-a", "p", gpus("a"), admin="10.0.0.1:7072", instance_id="host-1")
+        with pytest.raises(NodeNameTaken, match=r"^node 'node-a' is registered by another live worker \(admin "
+                                                r"10\.0\.0\.1:7072, last heartbeat \d+\.\d s ago\): start this "
+                                                r"worker with another --node name"):
+            c.register_worker("node-a", "p", gpus("a"), admin="10.0.0.2:7072", instance_id="host-2")
+        with pytest.raises(NodeNameTaken):
+            c.heartbeat("node-a", instance_id="host-2")
+        assert not c.heartbeat("node-a", instance_id="host-1").reregister
+        time.sleep(1.0)                           # host-1 falls silent past the node timeout
+        assert c.heartbeat("node-a", instance_id="host-2").reregister
+        c.register_worker("node-a", "p", gpus("a"), admin="10.0.0.2:7072", instance_id="host-2")
+        with pytest.raises(NodeNameTaken):
+            c.heartbeat("node-a", instance_id="host-1")
+        [node] = c.list_pool().nodes
+        assert node.available and node.endpoints.admin == "10.0.0.2:7072"

@@ -9,8 +9,8 @@ def test_sqlite_store_round_trips_pools_nodes_gpus_and_active_allocations(tmp_pa
     db = str(tmp_path / "s.db")
     s = SqliteStore(db)
     s.put_pool(PoolRecord("p", "compact-first", 2.0, 1.5, 0.7, 0.3))
-    s.put_node(NodeRecord("w1", "w1", "p", "/run/w1.sock", "10.0.0.1:7000", "10.0.0.1:7071", {"zone": "a"}),
-               [GpuRecord("GPU-1", "w1", 0, "NVIDIA L4", "nvidia", 23034, 121.0)])
+    s.put_node(NodeRecord("w1", "w1", "p", "/run/w1.sock", "10.0.0.1:7000", "10.0.0.1:7071", {"zone": "a"},
+                          instance="3f" * 16), [GpuRecord("GPU-1", "w1", 0, "NVIDIA L4", "nvidia", 23034, 121.0)])
     a = AllocationRecord("a1", "p", "ns", "wl", "w1", ("GPU-1",), 10.0, 1024, 20.0, 2048, 3, ACTIVE, "", 1.0, 30.0, 31.0)
     b = AllocationRecord("a2", "p", "ns", "wl", "w1", ("GPU-1",), 1.0, 1, 1.0, 1, 1, ACTIVE, "", 2.0, 30.0, 32.0)
     s.put_allocation(a)
@@ -22,9 +22,27 @@ def test_sqlite_store_round_trips_pools_nodes_gpus_and_active_allocations(tmp_pa
     snap = SqliteStore(db).load()
     assert snap.pools == [PoolRecord("p", "compact-first", 2.0, 1.5, 0.7, 0.3)]
     assert snap.nodes[0].labels == {"zone": "a"} and snap.nodes[0].available is False
+    assert snap.nodes[0].instance == "3f" * 16
     assert snap.gpus == [GpuRecord("GPU-1", "w1", 0, "NVIDIA L4", "nvidia", 23034, 121.0)]
     assert [x.id for x in snap.allocations] == ["a1"] and snap.allocations[0].lease_expires_at == 99.0
     assert SqliteStore(db).get_ended("a2").reason == "released"
+
+
+def test_a_database_from_before_node_instances_opens_with_its_nodes(tmp_path):
+    """A scheduler.db written before nodes had an instance id gets the column; its nodes load with none (the
+    first worker to register the name again then holds it)."""
+    import sqlite3
+    db = str(tmp_path / "old.db")
+    old = sqlite3.connect(db)
+    old.execute("CREATE TABLE nodes (worker_id TEXT PRIMARY KEY, node_name TEXT, pool TEXT, unix_path TEXT, "
+                "tcp TEXT, admin TEXT, labels TEXT, available INTEGER, registered_at REAL)")
+    old.execute("INSERT INTO nodes VALUES ('w1', 'w1', 'p', '', '', '', '{}', 1, 5.0)")
+    old.commit()
+    old.close()
+    s = SqliteStore(db)
+    assert [(n.worker_id, n.instance) for n in s.load().nodes] == [("w1", "")]
+    s.put_node(NodeRecord("w1", "w1", "p", instance="ab" * 16), [])
+    assert SqliteStore(db).load().nodes[0].instance == "ab" * 16
 
 
 def test_config_file_typos_are_named(tmp_path):
