@@ -706,13 +706,14 @@ EMU_API CUresult cuGraphKernelNodeSetAttribute(CUgraphNode hNode, CUkernelNodeAt
     return nd->u.k.attrs ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
 }
 
-/* Every attribute of src (cooperative included) replaces dst's; both must be kernel nodes of one context. */
+/* Every attribute of src (cooperative included) replaces dst's; both must be kernel nodes of one context
+ * (a bogus node: INVALID_HANDLE, as for the other two calls and through the stub). */
 EMU_API CUresult cuGraphKernelNodeCopyAttributes(CUgraphNode dst, CUgraphNode src)
 {
     CUresult rc;
     gnode *d = kernel_node_of(dst, &rc), *s = d ? kernel_node_of(src, &rc) : NULL;
     if (!s)
-        return rc == CUDA_ERROR_INVALID_HANDLE ? CUDA_ERROR_INVALID_VALUE : rc; /* cuda.h: INVALID_VALUE only */
+        return rc;
     if (d->u.k.ctx != s->u.k.ctx)
         return CUDA_ERROR_INVALID_VALUE;
     if (d == s)
@@ -1245,11 +1246,14 @@ EMU_API CUresult cuGraphGetEdges(CUgraph hGraph, CUgraphNode *from, CUgraphNode 
     return cuGraphGetEdges_v2(hGraph, from, to, NULL, numEdges);
 }
 
-/* cuda.h lists INVALID_VALUE for a bad node too (so does cuGraphDestroyNode here). */
+/* A bogus node is INVALID_HANDLE, as cuGraphNodeGetType's, and as the GPU worker's handle check answers
+ * through the stub (cuda.h lists INVALID_VALUE only). */
 EMU_API CUresult cuGraphNodeGetDependencies_v2(CUgraphNode hNode, CUgraphNode *dependencies,
                                                CUgraphEdgeData *edgeData, size_t *numDependencies)
 {
-    if (!numDependencies || (edgeData && !dependencies) || !emu_handle_is(hNode, EMU_K_GNODE))
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!numDependencies || (edgeData && !dependencies))
         return CUDA_ERROR_INVALID_VALUE;
     const gnode *nd = (const gnode *)hNode;
     edge_query(nd->graph, nd, NULL, dependencies, NULL, edgeData, numDependencies);
@@ -1264,7 +1268,9 @@ EMU_API CUresult cuGraphNodeGetDependencies(CUgraphNode hNode, CUgraphNode *depe
 EMU_API CUresult cuGraphNodeGetDependentNodes_v2(CUgraphNode hNode, CUgraphNode *dependentNodes,
                                                  CUgraphEdgeData *edgeData, size_t *numDependentNodes)
 {
-    if (!numDependentNodes || (edgeData && !dependentNodes) || !emu_handle_is(hNode, EMU_K_GNODE))
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!numDependentNodes || (edgeData && !dependentNodes))
         return CUDA_ERROR_INVALID_VALUE;
     const gnode *nd = (const gnode *)hNode;
     edge_query(nd->graph, NULL, nd, NULL, dependentNodes, edgeData, numDependentNodes);
