@@ -19,7 +19,6 @@ from emu_run import emu_env  # noqa: E402
 from cudabuild import parse_kv  # noqa: E402
 
 
-
 def _direct(prog, *args) -> dict:
     r = subprocess.run([str(prog), *args], env=emu_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
