@@ -651,7 +651,7 @@ static CUresult node_attr_value(CUkernelNodeAttrID attr, const CUkernelNodeAttrV
     case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW: {
         int max_window = 0;
         if (cuDeviceGetAttribute(&max_window, CU_DEVICE_ATTRIBUTE_MAX_ACCESS_POLICY_WINDOW_SIZE, emu_cur_dev()) ||
-            in->accessPolicyWindow.hitRatio < 0.0f || in->accessPolicyWindow.hitRatio > 1.0f ||
+            !(in->accessPolicyWindow.hitRatio >= 0.0f && in->accessPolicyWindow.hitRatio <= 1.0f) || /* NaN too */
             in->accessPolicyWindow.num_bytes > (size_t)max_window ||
             in->accessPolicyWindow.hitProp > CU_ACCESS_PROPERTY_PERSISTING ||
             in->accessPolicyWindow.missProp > CU_ACCESS_PROPERTY_PERSISTING)
