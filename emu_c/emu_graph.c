@@ -623,7 +623,8 @@ static gnode *kernel_node_of(CUgraphNode hNode, CUresult *rc)
     return *rc ? NULL : (gnode *)hNode;
 }
 
-EMU_API CUresult cuGraphKernelNodeGetAttribute(CUgraphNode hNode, CUkernelNodeAttrID attr, CUkernelNodeAttrValue *value_out)
+EMU_API CUresult cuGraphKernelNodeGetAttribute(CUgraphNode hNode, CUkernelNodeAttrID attr,
+                                               CUkernelNodeAttrValue *value_out)
 {
     CUresult rc;
     gnode *nd = kernel_node_of(hNode, &rc);
@@ -662,8 +663,9 @@ static CUresult node_attr_value(CUkernelNodeAttrID attr, const CUkernelNodeAttrV
         v->cooperative = in->cooperative != 0;
         return CUDA_SUCCESS;
     case CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
-        return in->clusterSchedulingPolicyPreference > CU_CLUSTER_SCHEDULING_POLICY_LOAD_BALANCING ? CUDA_ERROR_INVALID_VALUE
-                                                                                                  : CUDA_SUCCESS;
+        return in->clusterSchedulingPolicyPreference > CU_CLUSTER_SCHEDULING_POLICY_LOAD_BALANCING
+                   ? CUDA_ERROR_INVALID_VALUE
+                   : CUDA_SUCCESS;
     case CU_LAUNCH_ATTRIBUTE_PRIORITY:
         if (cuCtxGetStreamPriorityRange(&lo, &hi))
             return CUDA_ERROR_INVALID_CONTEXT;

@@ -4,8 +4,9 @@
  * the allocation (the host's page: the memory is host memory) in the allocation's advice slot
  * (emu_memory.c), and a range query answers what CUDA documents for the pages of the range: read-mostly
  * if every page is, a preferred or last-prefetch location if every page has the same one (else
- * CU_DEVICE_INVALID / CU_MEM_LOCATION_TYPE_INVALID), the devices every page is accessed by. Host NUMA
- * locations count as the host (one host node here). Called by emu_memory.c's advise and prefetch calls.
+ * CU_DEVICE_INVALID / CU_MEM_LOCATION_TYPE_INVALID), the devices (then CU_DEVICE_CPU) every page is
+ * accessed by. Host NUMA locations count as the host (one host node here). Called by emu_memory.c's advise
+ * and prefetch calls.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -160,6 +161,8 @@ static CUresult query_locked(void **slot, uint64_t base, size_t size, void *arg)
         for (int d = 0; d < g_emu.ndev && k < cap; d++)
             if (every & (1u << d))
                 out[k++] = d;
+        if ((every & (1u << EMU_MAX_DEVICES)) && k < cap)
+            out[k++] = CU_DEVICE_CPU; /* the host, as the legacy device argument names it (the stub does too) */
         while (k < cap)
             out[k++] = CU_DEVICE_INVALID;
         return CUDA_SUCCESS;
@@ -191,7 +194,8 @@ static CUresult query_locked(void **slot, uint64_t base, size_t size, void *arg)
 
 /* INVALID_VALUE: no data, a size other than the attribute's (ACCESSED_BY: a non-zero multiple of 4), an
  * unknown attribute, a range that is not inside one managed allocation. */
-static CUresult range_attr(void *data, size_t dataSize, CUmem_range_attribute attribute, CUdeviceptr devPtr, size_t count)
+static CUresult range_attr(void *data, size_t dataSize, CUmem_range_attribute attribute, CUdeviceptr devPtr,
+                           size_t count)
 {
     if (!data)
         return CUDA_ERROR_INVALID_VALUE;
@@ -220,8 +224,8 @@ static CUresult range_attr(void *data, size_t dataSize, CUmem_range_attribute at
     return emu_mem_managed_do(devPtr, count, query_locked, &q);
 }
 
-EMU_API CUresult cuMemRangeGetAttribute(void *data, size_t dataSize, CUmem_range_attribute attribute, CUdeviceptr devPtr,
-                                        size_t count)
+EMU_API CUresult cuMemRangeGetAttribute(void *data, size_t dataSize, CUmem_range_attribute attribute,
+                                        CUdeviceptr devPtr, size_t count)
 {
     EMU_ENTER(c);
     (void)c;

@@ -895,7 +895,8 @@ EMU_API CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *numBlocks, CUf
  * the emulated device offers does. */
 EMU_API CUresult cuOccupancyMaxPotentialBlockSizeWithFlags(int *minGridSize, int *blockSize, CUfunction func,
                                                            CUoccupancyB2DSize blockSizeToDynamicSMemSize,
-                                                           size_t dynamicSMemSize, int blockSizeLimit, unsigned int flags)
+                                                           size_t dynamicSMemSize, int blockSizeLimit,
+                                                           unsigned int flags)
 {
     emu_func *f = emu_func_from_handle(func);
     if (!minGridSize || !blockSize || (flags & ~(unsigned)CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE))
