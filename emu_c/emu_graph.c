@@ -71,6 +71,8 @@ typedef struct gnode {
             uint8_t *params;
             void **kptrs;       /* kernelParams handed out by cuGraphKernelNodeGetParams (into params) */
             int cooperative;
+            CUlaunchAttributeValue *attrs; /* set by cuGraphKernelNodeSetAttribute: CU_LAUNCH_ATTRIBUTE_MAX of
+                                              them, indexed by id (NULL until one is set); cooperative above */
         } k;
         struct {
             int kind;
@@ -108,12 +110,14 @@ typedef struct emu_graph {
     unsigned long long capture_id;
     CUstreamCaptureMode mode;
     pthread_t owner;      /* thread that began the capture */
+    emu_uref_set urefs;   /* user-object references the graph owns (emu_user_object.c) */
 } emu_graph;
 
 typedef struct gexec {
     gnode *nodes; /* flattened (child graphs inlined), in an order that respects every edge */
     size_t n;
     unsigned long long flags;
+    emu_uref_set urefs; /* of the graph, its child graphs and conditional bodies, taken at instantiation */
 } gexec;
 
 static void graph_free(emu_graph *g);
@@ -229,6 +233,7 @@ static void payload_free(gnode *nd)
     if (nd->type == N_KERNEL) {
         free(nd->u.k.params);
         free(nd->u.k.kptrs);
+        free(nd->u.k.attrs);
     }
     else if (nd->type == N_CHILD && nd->u.child)
         graph_free(nd->u.child);
@@ -241,10 +246,17 @@ static CUresult payload_copy(gnode *dst, const gnode *src)
     dst->u = src->u;
     if (src->type == N_KERNEL) {
         dst->u.k.kptrs = NULL;
+        dst->u.k.attrs = NULL;
         dst->u.k.params = malloc(src->u.k.len ? src->u.k.len : 1);
         if (!dst->u.k.params)
             return CUDA_ERROR_OUT_OF_MEMORY;
         memcpy(dst->u.k.params, src->u.k.params, src->u.k.len);
+        if (src->u.k.attrs) {
+            dst->u.k.attrs = malloc(CU_LAUNCH_ATTRIBUTE_MAX * sizeof(*dst->u.k.attrs));
+            if (!dst->u.k.attrs)
+                return CUDA_ERROR_OUT_OF_MEMORY;
+            memcpy(dst->u.k.attrs, src->u.k.attrs, CU_LAUNCH_ATTRIBUTE_MAX * sizeof(*dst->u.k.attrs));
+        }
     } else if (src->type == N_CHILD) {
         dst->u.child = NULL;
         CUresult rc = graph_clone(src->u.child, &dst->u.child);
@@ -336,6 +348,7 @@ static void graph_free(emu_graph *g)
         free(g->nodes[i]);
     }
     free(g->nodes);
+    emu_urefs_clear(&g->urefs);
     free(g);
 }
 
@@ -377,6 +390,8 @@ static CUresult graph_clone(const emu_graph *src, emu_graph **out)
     for (size_t i = 0; i < src->n && rc == CUDA_SUCCESS; i++)
         for (size_t d = 0; d < src->nodes[i]->ndeps && rc == CUDA_SUCCESS; d++)
             rc = dep_add(g->nodes[i], g->nodes[src->nodes[i]->deps[d]->idx]);
+    if (rc == CUDA_SUCCESS)
+        rc = emu_urefs_copy(&g->urefs, &src->urefs); /* a clone owns the references its original owns */
     if (rc) {
         graph_destroy(g);
         return rc;
@@ -580,6 +595,7 @@ static CUresult kernel_set(gnode *nd, const CUDA_KERNEL_NODE_PARAMS *p)
     free(nd->u.k.params);
     free(nd->u.k.kptrs);
     fresh.u.k.cooperative = nd->u.k.cooperative;
+    fresh.u.k.attrs = nd->u.k.attrs; /* attributes are not parameters: they stay */
     nd->u.k = fresh.u.k;
     return CUDA_SUCCESS;
 }
@@ -589,6 +605,151 @@ EMU_API CUresult cuGraphKernelNodeSetParams_v2(CUgraphNode hNode, const CUDA_KER
     if (!emu_handle_is(hNode, EMU_K_GNODE))
         return CUDA_ERROR_INVALID_VALUE;
     return kernel_set((gnode *)hNode, nodeParams);
+}
+
+/* ---- kernel node attributes (cuGraphKernelNode{Get,Set,Copy}Attribute(s)) ----
+ * The launch attributes cuda.h calls valid for graph nodes. Cooperative is honoured (the node launches as
+ * cuLaunchCooperativeKernel does, with its residency check); priority is kept in the device's range, as a
+ * stream's (cuCtxGetStreamPriorityRange); access-policy windows, memory synchronization domains, cluster
+ * dimensions and scheduling hints are kept and given back, with no effect on the emulated device (as on a
+ * launch, emu_launch.c). Refused: other ids and out-of-range values (INVALID_VALUE), and a device-updatable
+ * node (CUDA_ERROR_NOT_SUPPORTED: device-side graph updates are not emulated). */
+static int node_attr_id(CUkernelNodeAttrID id)
+{
+    switch (id) {
+    case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW:
+    case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
+    case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION:
+    case CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+    case CU_LAUNCH_ATTRIBUTE_PRIORITY:
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN:
+    case CU_LAUNCH_ATTRIBUTE_PREFERRED_CLUSTER_DIMENSION:
+    case CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE:
+    case CU_LAUNCH_ATTRIBUTE_NVLINK_UTIL_CENTRIC_SCHEDULING:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static gnode *kernel_node_of(CUgraphNode hNode, CUresult *rc)
+{
+    *rc = !emu_handle_is(hNode, EMU_K_GNODE) ? CUDA_ERROR_INVALID_HANDLE
+        : ((gnode *)hNode)->type != N_KERNEL ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+    return *rc ? NULL : (gnode *)hNode;
+}
+
+EMU_API CUresult cuGraphKernelNodeGetAttribute(CUgraphNode hNode, CUkernelNodeAttrID attr,
+                                               CUkernelNodeAttrValue *value_out)
+{
+    CUresult rc;
+    gnode *nd = kernel_node_of(hNode, &rc);
+    if (!nd)
+        return rc;
+    if (!value_out || !node_attr_id(attr))
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_lock();
+    if (nd->u.k.attrs)
+        *value_out = nd->u.k.attrs[attr];
+    else
+        memset(value_out, 0, sizeof(*value_out));
+    if (attr == CU_LAUNCH_ATTRIBUTE_COOPERATIVE)
+        value_out->cooperative = nd->u.k.cooperative;
+    emu_unlock();
+    return CUDA_SUCCESS;
+}
+
+/* The value as the node keeps it, or INVALID_VALUE / NOT_SUPPORTED. */
+static CUresult node_attr_value(CUkernelNodeAttrID attr, const CUkernelNodeAttrValue *in, CUkernelNodeAttrValue *v)
+{
+    int lo = 0, hi = 0;
+    *v = *in;
+    switch (attr) {
+    case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW: {
+        int max_window = 0;
+        if (cuDeviceGetAttribute(&max_window, CU_DEVICE_ATTRIBUTE_MAX_ACCESS_POLICY_WINDOW_SIZE, emu_cur_dev()) ||
+            !(in->accessPolicyWindow.hitRatio >= 0.0f && in->accessPolicyWindow.hitRatio <= 1.0f) || /* NaN too */
+            in->accessPolicyWindow.num_bytes > (size_t)max_window ||
+            in->accessPolicyWindow.hitProp > CU_ACCESS_PROPERTY_PERSISTING ||
+            in->accessPolicyWindow.missProp > CU_ACCESS_PROPERTY_PERSISTING)
+            return CUDA_ERROR_INVALID_VALUE;
+        return CUDA_SUCCESS;
+    }
+    case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
+        v->cooperative = in->cooperative != 0;
+        return CUDA_SUCCESS;
+    case CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+        return in->clusterSchedulingPolicyPreference > CU_CLUSTER_SCHEDULING_POLICY_LOAD_BALANCING
+                   ? CUDA_ERROR_INVALID_VALUE
+                   : CUDA_SUCCESS;
+    case CU_LAUNCH_ATTRIBUTE_PRIORITY:
+        if (cuCtxGetStreamPriorityRange(&lo, &hi))
+            return CUDA_ERROR_INVALID_CONTEXT;
+        v->priority = in->priority < hi ? hi : in->priority > lo ? lo : in->priority;
+        return CUDA_SUCCESS;
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN:
+        return in->memSyncDomain > CU_LAUNCH_MEM_SYNC_DOMAIN_REMOTE ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+    case CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE:
+        if (in->deviceUpdatableKernelNode.deviceUpdatable)
+            return CUDA_ERROR_NOT_SUPPORTED;
+        memset(v, 0, sizeof(*v));
+        return CUDA_SUCCESS;
+    default:
+        return CUDA_SUCCESS;
+    }
+}
+
+EMU_API CUresult cuGraphKernelNodeSetAttribute(CUgraphNode hNode, CUkernelNodeAttrID attr,
+                                               const CUkernelNodeAttrValue *value)
+{
+    CUresult rc;
+    gnode *nd = kernel_node_of(hNode, &rc);
+    if (!nd)
+        return rc;
+    if (!value || !node_attr_id(attr))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUkernelNodeAttrValue v;
+    rc = node_attr_value(attr, value, &v);
+    if (rc)
+        return rc;
+    emu_lock();
+    if (!nd->u.k.attrs)
+        nd->u.k.attrs = calloc(CU_LAUNCH_ATTRIBUTE_MAX, sizeof(*nd->u.k.attrs));
+    if (nd->u.k.attrs) {
+        nd->u.k.attrs[attr] = v;
+        if (attr == CU_LAUNCH_ATTRIBUTE_COOPERATIVE)
+            nd->u.k.cooperative = v.cooperative;
+    }
+    emu_unlock();
+    return nd->u.k.attrs ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+/* Every attribute of src (cooperative included) replaces dst's; both must be kernel nodes of one context
+ * (a bogus node: INVALID_HANDLE, as for the other two calls and through the stub). */
+EMU_API CUresult cuGraphKernelNodeCopyAttributes(CUgraphNode dst, CUgraphNode src)
+{
+    CUresult rc;
+    gnode *d = kernel_node_of(dst, &rc), *s = d ? kernel_node_of(src, &rc) : NULL;
+    if (!s)
+        return rc;
+    if (d->u.k.ctx != s->u.k.ctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (d == s)
+        return CUDA_SUCCESS;
+    emu_lock();
+    if (s->u.k.attrs && !d->u.k.attrs)
+        d->u.k.attrs = malloc(CU_LAUNCH_ATTRIBUTE_MAX * sizeof(*d->u.k.attrs));
+    rc = s->u.k.attrs && !d->u.k.attrs ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+    if (rc == CUDA_SUCCESS) {
+        if (s->u.k.attrs)
+            memcpy(d->u.k.attrs, s->u.k.attrs, CU_LAUNCH_ATTRIBUTE_MAX * sizeof(*d->u.k.attrs));
+        else if (d->u.k.attrs)
+            memset(d->u.k.attrs, 0, CU_LAUNCH_ATTRIBUTE_MAX * sizeof(*d->u.k.attrs));
+        d->u.k.cooperative = s->u.k.cooperative;
+    }
+    emu_unlock();
+    return rc;
 }
 
 EMU_API CUresult cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -1145,6 +1306,49 @@ EMU_API CUresult cuGraphGetRootNodes(CUgraph hGraph, CUgraphNode *rootNodes, siz
     return CUDA_SUCCESS;
 }
 
+/* Every edge query (cuGraphGetEdges, cuGraphNodeGetDependencies, cuGraphNodeGetDependentNodes, each
+ * version): the edges of g into `into` (when not NULL) and out of `outof` (when not NULL), in the order
+ * of the nodes then of their dependencies. With from/to (either may be NULL when the caller does not want
+ * that end), up to *count edges are written, the rest of the *count entries NULL, and *count becomes the
+ * number written; without both, *count becomes the number of edges. Edge data: every edge is a default
+ * one here (cuGraphAddDependencies_v2 refuses others), so the data is zero and no query is lossy. */
+static void edge_query(const emu_graph *g, const gnode *into, const gnode *outof, CUgraphNode *from,
+                       CUgraphNode *to, CUgraphEdgeData *edgeData, size_t *count)
+{
+    const int fill = from || to;
+    size_t k = 0;
+    emu_lock();
+    for (size_t i = 0; i < g->n; i++) {
+        const gnode *nd = g->nodes[i];
+        if (into && nd != into)
+            continue;
+        for (size_t d = 0; d < nd->ndeps; d++) {
+            if (outof && nd->deps[d] != outof)
+                continue;
+            if (fill && k < *count) {
+                if (from)
+                    from[k] = (CUgraphNode)nd->deps[d];
+                if (to)
+                    to[k] = (CUgraphNode)nd;
+                if (edgeData)
+                    memset(&edgeData[k], 0, sizeof(edgeData[k]));
+            }
+            k++;
+        }
+    }
+    emu_unlock();
+    for (size_t j = k; fill && j < *count; j++) {
+        if (from)
+            from[j] = NULL;
+        if (to)
+            to[j] = NULL;
+        if (edgeData)
+            memset(&edgeData[j], 0, sizeof(edgeData[j]));
+    }
+    if (!fill || *count > k)
+        *count = k;
+}
+
 EMU_API CUresult cuGraphGetEdges_v2(CUgraph hGraph, CUgraphNode *from, CUgraphNode *to, CUgraphEdgeData *edgeData,
                                     size_t *numEdges)
 {
@@ -1152,26 +1356,49 @@ EMU_API CUresult cuGraphGetEdges_v2(CUgraph hGraph, CUgraphNode *from, CUgraphNo
         return CUDA_ERROR_INVALID_VALUE;
     if (!emu_handle_is(hGraph, EMU_K_GRAPH))
         return CUDA_ERROR_INVALID_HANDLE;
-    emu_graph *g = (emu_graph *)hGraph;
-    size_t k = 0;
-    for (size_t i = 0; i < g->n; i++) {
-        for (size_t d = 0; d < g->nodes[i]->ndeps; d++) {
-            if (from && k < *numEdges) {
-                from[k] = (CUgraphNode)g->nodes[i]->deps[d];
-                to[k] = (CUgraphNode)g->nodes[i];
-                if (edgeData)
-                    memset(&edgeData[k], 0, sizeof(edgeData[k]));
-            }
-            k++;
-        }
-    }
-    fill_count(k, numEdges, from != NULL);
+    edge_query((const emu_graph *)hGraph, NULL, NULL, from, to, edgeData, numEdges);
     return CUDA_SUCCESS;
 }
 
 EMU_API CUresult cuGraphGetEdges(CUgraph hGraph, CUgraphNode *from, CUgraphNode *to, size_t *numEdges)
 {
     return cuGraphGetEdges_v2(hGraph, from, to, NULL, numEdges);
+}
+
+/* A bogus node is INVALID_HANDLE, as cuGraphNodeGetType's, and as the GPU worker's handle check answers
+ * through the stub (cuda.h lists INVALID_VALUE only). */
+EMU_API CUresult cuGraphNodeGetDependencies_v2(CUgraphNode hNode, CUgraphNode *dependencies,
+                                               CUgraphEdgeData *edgeData, size_t *numDependencies)
+{
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!numDependencies || (edgeData && !dependencies))
+        return CUDA_ERROR_INVALID_VALUE;
+    const gnode *nd = (const gnode *)hNode;
+    edge_query(nd->graph, nd, NULL, dependencies, NULL, edgeData, numDependencies);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphNodeGetDependencies(CUgraphNode hNode, CUgraphNode *dependencies, size_t *numDependencies)
+{
+    return cuGraphNodeGetDependencies_v2(hNode, dependencies, NULL, numDependencies);
+}
+
+EMU_API CUresult cuGraphNodeGetDependentNodes_v2(CUgraphNode hNode, CUgraphNode *dependentNodes,
+                                                 CUgraphEdgeData *edgeData, size_t *numDependentNodes)
+{
+    if (!emu_handle_is(hNode, EMU_K_GNODE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!numDependentNodes || (edgeData && !dependentNodes))
+        return CUDA_ERROR_INVALID_VALUE;
+    const gnode *nd = (const gnode *)hNode;
+    edge_query(nd->graph, NULL, nd, NULL, dependentNodes, edgeData, numDependentNodes);
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphNodeGetDependentNodes(CUgraphNode hNode, CUgraphNode *dependentNodes, size_t *numDependentNodes)
+{
+    return cuGraphNodeGetDependentNodes_v2(hNode, dependentNodes, NULL, numDependentNodes);
 }
 
 /* Only default edges exist here: edge data must be absent or all zero. */
@@ -1420,6 +1647,26 @@ static void exec_free_nodes(gnode *nodes, size_t n)
     free(nodes);
 }
 
+/* The user-object references of g and of the graphs inside its nodes (child graphs, conditional bodies),
+ * taken anew into out: what an executable graph of g holds. */
+static CUresult graph_urefs_collect(const emu_graph *g, emu_uref_set *out)
+{
+    CUresult rc = emu_urefs_copy(out, &g->urefs);
+    for (size_t i = 0; i < g->n && rc == CUDA_SUCCESS; i++) {
+        const gnode *nd = g->nodes[i];
+        if (nd->type == N_CHILD)
+            rc = graph_urefs_collect(nd->u.child, out);
+        for (unsigned b = 0; nd->type == N_COND && b < nd->u.cond.size && rc == CUDA_SUCCESS; b++)
+            rc = graph_urefs_collect(nd->u.cond.bodies[b], out);
+    }
+    return rc;
+}
+
+emu_uref_set *emu_graph_urefs(CUgraph hGraph)
+{
+    return emu_handle_is(hGraph, EMU_K_GRAPH) ? &((emu_graph *)hGraph)->urefs : NULL;
+}
+
 static CUresult instantiate(CUgraphExec *out, CUgraph hGraph, unsigned long long flags)
 {
     CUresult rc = emu_check_init();
@@ -1435,12 +1682,15 @@ static CUresult instantiate(CUgraphExec *out, CUgraph hGraph, unsigned long long
     size_t cap = 0;
     emu_lock();
     rc = flatten((const emu_graph *)hGraph, x, &cap, 0);
+    if (rc == CUDA_SUCCESS)
+        rc = graph_urefs_collect((const emu_graph *)hGraph, &x->urefs);
     emu_unlock();
     x->flags = flags;
     if (rc == CUDA_SUCCESS && emu_handle_add(x, EMU_K_GEXEC))
         rc = CUDA_ERROR_OUT_OF_MEMORY;
     if (rc) {
         exec_free_nodes(x->nodes, x->n);
+        emu_urefs_clear(&x->urefs);
         free(x);
         return rc;
     }
@@ -1496,9 +1746,10 @@ EMU_API CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
     if (!emu_handle_is(hGraphExec, EMU_K_GEXEC))
         return CUDA_ERROR_INVALID_HANDLE;
     gexec *x = (gexec *)hGraphExec;
-    emu_sq_idle_all(); /* a queued launch of it runs first */
+    emu_sq_idle_all(); /* a queued launch of it runs first, so do its user objects' destructors */
     emu_handle_del(x);
     exec_free_nodes(x->nodes, x->n);
+    emu_urefs_clear(&x->urefs);
     free(x);
     return CUDA_SUCCESS;
 }

@@ -105,12 +105,33 @@ CUresult emu_unsupported(const char *name, int *logged);
 enum emu_kind {
     EMU_K_CTX = 1, EMU_K_STREAM, EMU_K_EVENT, EMU_K_MODULE, EMU_K_FUNC, EMU_K_LIBRARY, EMU_K_POOL,
     EMU_K_GRAPH, EMU_K_GNODE, EMU_K_GEXEC, EMU_K_VMM, EMU_K_LINK, EMU_K_COND, EMU_K_ARRAY, EMU_K_MIPMAP,
-    EMU_K_TEXOBJ, EMU_K_SURFOBJ
+    EMU_K_TEXOBJ, EMU_K_SURFOBJ, EMU_K_UOBJ
 };
 int emu_handle_add(const void *p, int kind); /* 0 ok, -1 out of memory */
 void emu_handle_del(const void *p);
 int emu_handle_is(const void *p, int kind);
 size_t emu_handle_capacity(void); /* slots in the registry (for tests) */
+
+/* ---- user objects (emu_user_object.c): the references a graph or an executable graph holds ---- */
+typedef struct emu_uref {
+    struct emu_uobj *obj;
+    unsigned long long count;
+} emu_uref;
+typedef struct emu_uref_set {
+    emu_uref *v;
+    size_t n, cap;
+} emu_uref_set;
+/* Adds `count` references to obj in s; take_new: 1 takes new references on the object, 0 moves ones the
+ * caller owned (CU_GRAPH_USER_OBJECT_MOVE). INVALID_VALUE unless obj is a live user object. */
+CUresult emu_urefs_add(emu_uref_set *s, void *obj, unsigned long long count, int take_new);
+/* Gives back `count` of the references s holds on obj (INVALID_VALUE if it holds fewer). */
+CUresult emu_urefs_release(emu_uref_set *s, void *obj, unsigned long long count);
+/* dst takes new references on every object of src, as many as src holds. */
+CUresult emu_urefs_copy(emu_uref_set *dst, const emu_uref_set *src);
+/* Gives back every reference of s and empties it. */
+void emu_urefs_clear(emu_uref_set *s);
+/* The references of a graph (emu_graph.c), NULL if hGraph is not a graph. */
+emu_uref_set *emu_graph_urefs(CUgraph hGraph);
 
 /* ---- contexts ---- */
 typedef struct emu_queue emu_queue;
@@ -243,6 +264,16 @@ int emu_ipc_exportable(uint64_t base); /* 1 if base is such a range */
 /* Allocation containing addr: 1 found (fills the outputs that are non-NULL), 0 not. */
 int emu_mem_find(uint64_t addr, uint64_t *base, size_t *size, int *kind, unsigned *flags);
 int emu_mem_remove(uint64_t base, int *kind, size_t *size); /* 1 removed, 0 no allocation at base */
+/* Runs fn, under the allocation records' lock, on the managed allocation (cuMemAllocManaged) that holds all
+ * of [addr, addr + len) with its advice slot (freed with the allocation): fn's answer, or
+ * CUDA_ERROR_INVALID_VALUE when no managed allocation holds the range. */
+CUresult emu_mem_managed_do(uint64_t addr, size_t len, CUresult (*fn)(void **advice, uint64_t base, size_t size, void *arg),
+                            void *arg);
+/* emu_managed_advice.c: what cuMemAdvise and cuMemPrefetchAsync asked for, per page of managed memory (other
+ * memory: nothing kept, success); a legacy device argument (a device or CU_DEVICE_CPU) as a location. */
+CUresult emu_advice_apply(uint64_t p, size_t n, CUmem_advise advice, CUmemLocation loc);
+CUresult emu_advice_prefetch(uint64_t p, size_t n, CUmemLocation loc);
+CUmemLocation emu_advice_location_of(CUdevice dev);
 int emu_mem_check(uint64_t addr, uint64_t len);             /* 1 if inside one live allocation */
 /* Where memory may be reached from (cuMemSetAccess, cuMemPoolSetAccess, cuMem*Pool, cuMemCreate's props, memory
  * alloc nodes): 1 when loc names a device of this host (CU_MEM_LOCATION_TYPE_DEVICE, ordinal 0 .. ndev-1). */

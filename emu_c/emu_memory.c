@@ -20,6 +20,7 @@ typedef struct mem_rec {
     const void *owner; /* context current at allocation (freed with it); NULL for module globals */
     int dev;           /* the device it belongs to (charged to): CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL */
     const void *pool;  /* the plain mem pool it came from (its access list), else NULL */
+    void *advice;      /* managed memory: its pages' cuMemAdvise/prefetch state (emu_managed_advice.c), or NULL */
 } mem_rec;
 
 static pthread_rwlock_t g_mem_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -70,7 +71,7 @@ int emu_mem_add_dev(uint64_t base, size_t size, int kind, unsigned flags, int de
     }
     size_t at = (size_t)(i + 1);
     memmove(&g_recs[at + 1], &g_recs[at], (g_nrecs - at) * sizeof(*g_recs));
-    g_recs[at] = (mem_rec){base, size, kind, flags, kind == EMU_MEM_MODULE ? NULL : emu_ctx_current(), dev, NULL};
+    g_recs[at] = (mem_rec){base, size, kind, flags, kind == EMU_MEM_MODULE ? NULL : emu_ctx_current(), dev, NULL, NULL};
     g_nrecs++;
     pthread_rwlock_unlock(&g_mem_lock);
     return 0;
@@ -122,6 +123,19 @@ static const void *mem_owner(uint64_t addr)
     return o;
 }
 
+CUresult emu_mem_managed_do(uint64_t addr, size_t len, CUresult (*fn)(void **advice, uint64_t base, size_t size, void *arg),
+                            void *arg)
+{
+    pthread_rwlock_wrlock(&g_mem_lock);
+    long i = rec_floor(addr);
+    CUresult rc = CUDA_ERROR_INVALID_VALUE;
+    if (i >= 0 && g_recs[i].kind == EMU_MEM_MANAGED && len && addr + len >= addr &&
+        addr + len <= g_recs[i].base + g_recs[i].size)
+        rc = fn(&g_recs[i].advice, g_recs[i].base, g_recs[i].size, arg);
+    pthread_rwlock_unlock(&g_mem_lock);
+    return rc;
+}
+
 int emu_mem_remove(uint64_t base, int *kind, size_t *size)
 {
     pthread_rwlock_wrlock(&g_mem_lock);
@@ -132,6 +146,7 @@ int emu_mem_remove(uint64_t base, int *kind, size_t *size)
             *kind = g_recs[i].kind;
         if (size)
             *size = g_recs[i].size;
+        free(g_recs[i].advice);
         memmove(&g_recs[i], &g_recs[i + 1], (g_nrecs - (size_t)i - 1) * sizeof(*g_recs));
         g_nrecs--;
         atomic_fetch_add(&g_mem_gen, 1);
@@ -692,36 +707,47 @@ EMU_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
     return emu_sq_submit(hStream, run_free, NULL, &op, sizeof(op), EMU_SQ_ASYNC); /* freed in stream order */
 }
 
-EMU_API CUresult cuMemPrefetchAsync(CUdeviceptr devPtr, size_t count, CUdevice dstDevice, CUstream hStream)
+/* Nothing moves (managed memory is one copy both sides reach); what a prefetch or an advice asked for is
+ * kept for cuMemRangeGetAttribute(s) (emu_managed_advice.c). */
+static CUresult prefetch(CUdeviceptr devPtr, size_t count, CUmemLocation loc, CUstream hStream)
 {
-    (void)dstDevice;
     CUresult rc = emu_stream_check(hStream);
     if (rc)
         return rc;
-    return emu_mem_check(devPtr, count) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    if (!emu_mem_check(devPtr, count))
+        return CUDA_ERROR_INVALID_VALUE;
+    return emu_advice_prefetch(devPtr, count, loc);
+}
+
+EMU_API CUresult cuMemPrefetchAsync(CUdeviceptr devPtr, size_t count, CUdevice dstDevice, CUstream hStream)
+{
+    return prefetch(devPtr, count, emu_advice_location_of(dstDevice), hStream);
 }
 
 EMU_API CUresult cuMemPrefetchAsync_v2(CUdeviceptr devPtr, size_t count, CUmemLocation location, unsigned int flags,
                                        CUstream hStream)
 {
-    (void)location;
     (void)flags;
-    return cuMemPrefetchAsync(devPtr, count, 0, hStream);
+    return prefetch(devPtr, count, location, hStream);
+}
+
+static CUresult advise(CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUmemLocation loc)
+{
+    EMU_ENTER(c);
+    (void)c;
+    if (!emu_mem_check(devPtr, count))
+        return CUDA_ERROR_INVALID_VALUE;
+    return emu_advice_apply(devPtr, count, advice, loc);
 }
 
 EMU_API CUresult cuMemAdvise(CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUdevice device)
 {
-    (void)advice;
-    (void)device;
-    EMU_ENTER(c);
-    (void)c;
-    return emu_mem_check(devPtr, count) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    return advise(devPtr, count, advice, emu_advice_location_of(device));
 }
 
 EMU_API CUresult cuMemAdvise_v2(CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUmemLocation location)
 {
-    (void)location;
-    return cuMemAdvise(devPtr, count, advice, 0);
+    return advise(devPtr, count, advice, location);
 }
 
 /* ---- copies ---- */

@@ -890,12 +890,16 @@ EMU_API CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *numBlocks, CUf
     return cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks, func, blockSize, dynamicSMemSize, 0);
 }
 
-EMU_API CUresult cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSize, CUfunction func,
-                                                  CUoccupancyB2DSize blockSizeToDynamicSMemSize,
-                                                  size_t dynamicSMemSize, int blockSizeLimit)
+/* CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE changes nothing here: it concerns devices that give shared memory
+ * up to cache global loads in L1 when a function asks to (compute capability 5.x), which no capability
+ * the emulated device offers does. */
+EMU_API CUresult cuOccupancyMaxPotentialBlockSizeWithFlags(int *minGridSize, int *blockSize, CUfunction func,
+                                                           CUoccupancyB2DSize blockSizeToDynamicSMemSize,
+                                                           size_t dynamicSMemSize, int blockSizeLimit,
+                                                           unsigned int flags)
 {
     emu_func *f = emu_func_from_handle(func);
-    if (!minGridSize || !blockSize)
+    if (!minGridSize || !blockSize || (flags & ~(unsigned)CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE))
         return CUDA_ERROR_INVALID_VALUE;
     if (!f)
         return CUDA_ERROR_INVALID_HANDLE;
@@ -921,6 +925,88 @@ EMU_API CUresult cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSi
     size_t dyn = !best_block ? 0 : blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(best_block) : dynamicSMemSize;
     *blockSize = best_block;
     *minGridSize = best_block ? blocks_per_sm(f, best_block, dyn) * EMU_SM_COUNT : 0;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSize, CUfunction func,
+                                                  CUoccupancyB2DSize blockSizeToDynamicSMemSize,
+                                                  size_t dynamicSMemSize, int blockSizeLimit)
+{
+    return cuOccupancyMaxPotentialBlockSizeWithFlags(minGridSize, blockSize, func, blockSizeToDynamicSMemSize,
+                                                     dynamicSMemSize, blockSizeLimit, CU_OCCUPANCY_DEFAULT);
+}
+
+/* ---- clusters: thread block clusters exist from compute capability 9.0 (CU_DEVICE_ATTRIBUTE_CLUSTER_LAUNCH);
+ * below it both calculators answer CUDA_ERROR_NOT_SUPPORTED. The emulated device runs a cluster launch as a
+ * plain grid (emu_launch.c) and accepts a function's cluster attributes without keeping them (no function
+ * has a required cluster size), so: the largest cluster is the portable size, 8 blocks, when a block of the
+ * configuration fits on a multiprocessor (0 when none does); the active clusters of a cluster size given
+ * in the configuration (CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION: required, at most 8 blocks, dividing the
+ * grid, else CUDA_ERROR_INVALID_CLUSTER_SIZE) are the device's active blocks, that many at a time. */
+enum { PORTABLE_CLUSTER_SIZE = 8 };
+
+/* The active blocks per multiprocessor of the configuration, and its cluster size (0 when it has none). */
+static CUresult cluster_config(CUfunction func, const CUlaunchConfig *config, int *per_sm, unsigned *cluster)
+{
+    emu_func *f = emu_func_from_handle(func);
+    if (!config || (config->numAttrs && !config->attrs))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!f)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (EMU_CC < 90)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult rc = emu_func_load(f);
+    if (rc)
+        return rc;
+    unsigned long long block = (unsigned long long)config->blockDimX * config->blockDimY * config->blockDimZ;
+    if (block == 0 || block > 1024)
+        return CUDA_ERROR_INVALID_VALUE;
+    *per_sm = blocks_per_sm(f, (int)block, config->sharedMemBytes);
+    *cluster = 0;
+    for (unsigned i = 0; i < config->numAttrs; i++) {
+        const CUlaunchAttribute *a = &config->attrs[i];
+        if (a->id != CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION)
+            continue;
+        const unsigned x = a->value.clusterDim.x, y = a->value.clusterDim.y, z = a->value.clusterDim.z;
+        if (!x || !y || !z || (unsigned long long)x * y * z > PORTABLE_CLUSTER_SIZE || config->gridDimX % x ||
+            config->gridDimY % y || config->gridDimZ % z)
+            return CUDA_ERROR_INVALID_CLUSTER_SIZE;
+        *cluster = x * y * z;
+    }
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuOccupancyMaxPotentialClusterSize(int *clusterSize, CUfunction func, const CUlaunchConfig *config)
+{
+    if (!clusterSize)
+        return CUDA_ERROR_INVALID_VALUE;
+    int per_sm;
+    unsigned cluster;
+    CUlaunchConfig plain; /* "the cluster dimensions in config are ignored" */
+    if (config) {
+        plain = *config;
+        plain.numAttrs = 0;
+        plain.attrs = NULL;
+    }
+    CUresult rc = cluster_config(func, config ? &plain : NULL, &per_sm, &cluster);
+    if (rc)
+        return rc;
+    *clusterSize = per_sm > 0 ? PORTABLE_CLUSTER_SIZE : 0;
+    return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuOccupancyMaxActiveClusters(int *numClusters, CUfunction func, const CUlaunchConfig *config)
+{
+    if (!numClusters)
+        return CUDA_ERROR_INVALID_VALUE;
+    int per_sm;
+    unsigned cluster;
+    CUresult rc = cluster_config(func, config, &per_sm, &cluster);
+    if (rc)
+        return rc;
+    if (!cluster)
+        return CUDA_ERROR_INVALID_CLUSTER_SIZE; /* no required size: the configuration must give one */
+    *numClusters = per_sm * EMU_SM_COUNT / (int)cluster;
     return CUDA_SUCCESS;
 }
 

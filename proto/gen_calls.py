@@ -46,6 +46,7 @@ class Param:
     null: bool = False
     alloc: str = ""
     parent: str = ""
+    beside: str = ""    # beside(P): registered with the parent handle parameter P is registered with
     byval: bool = False  # a pointer that travels as its value (a device address typed void *)
 
     @property
@@ -197,6 +198,8 @@ def apply_annotation(p: Param, spec: str, lineno: int) -> None:
             p.alloc = o[6:-1]
         elif o.startswith("parent("):
             p.parent = o[7:-1]
+        elif o.startswith("beside("):
+            p.beside = o[7:-1]
         else:
             sys.exit(f"calls.tbl:{lineno}: unknown annotation {o} on {p.name}")
 
@@ -387,6 +390,19 @@ def parent_args(c: Call, p) -> str:
     return f"(uint64_t)(uintptr_t){p.parent}, {kind}"
 
 
+def reg_add(c: Call, p, key: str) -> str:
+    """The registration of out handle `key` of parameter p: with the parent parent(P) names, or (beside(P)) with
+    the parent handle parameter P is registered with."""
+    kind = HANDLE_KINDS.get(p.base)
+    if not p.beside:
+        return f"tf_reg_add(x, (uint64_t)(uintptr_t){key}, {kind}, {parent_args(c, p)});"
+    sib = next(q for q in c.params if q.name == p.beside)
+    sib_kind = HANDLE_KINDS.get(sib.base)
+    if not sib_kind:
+        raise SystemExit(f"{c.sym}: beside({p.beside}) is not a handle parameter")
+    return f"tf_reg_add_beside(x, (uint64_t)(uintptr_t){key}, {kind}, (uint64_t)(uintptr_t){p.beside}, {sib_kind});"
+
+
 def exec_dispatch(c: Call) -> list:
     o = [f"static CUresult d_{c.sym}(tfx *x, tf_rd *r, tf_wr *w)", "{"]
     stream = next((p for p in c.params if p.kind == "val" and p.base == "CUstream"), None)
@@ -506,14 +522,12 @@ def exec_dispatch(c: Call) -> list:
                 o.append(f"    tf_dev_del(x, (uint64_t){p.name});")
         if p.kind == "out":
             if kind:
-                par = parent_args(c, p)
-                o.append(f"    tf_reg_add(x, (uint64_t)(uintptr_t){p.name}_v, {kind}, {par});")
+                o.append(f"    {reg_add(c, p, p.name + '_v')}")
             if p.alloc:
                 o.append(f"    tf_dev_add(x, (uint64_t){p.name}_v, (uint64_t)({p.alloc}));")
         if p.kind == "outbuf" and kind:
-            par = parent_args(c, p)
             o.append(f"    if ({p.name}) for (uint64_t i = 0; i < {p.name}_nb / sizeof *{p.name}; i++)"
-                     f" tf_reg_add(x, (uint64_t)(uintptr_t){p.name}[i], {kind}, {par});")
+                     f" {reg_add(c, p, p.name + '[i]')}")
         if p.kind in ("out", "inout"):
             o.append(f"    if ({p.name}_p) memcpy(w->buf + {p.name}_o, &{p.name}_v, sizeof {p.name}_v);")
     o.append("    return CUDA_SUCCESS;")

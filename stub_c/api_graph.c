@@ -229,6 +229,16 @@ CUresult tfs_cuGraphGetEdges(CUgraph hGraph, CUgraphNode *from, CUgraphNode *to,
     return tfs_cuGraphGetEdges_v2(hGraph, from, to, NULL, numEdges);
 }
 
+CUresult tfs_cuGraphNodeGetDependencies(CUgraphNode hNode, CUgraphNode *dependencies, size_t *numDependencies)
+{
+    return tfs_cuGraphNodeGetDependencies_v2(hNode, dependencies, NULL, numDependencies);
+}
+
+CUresult tfs_cuGraphNodeGetDependentNodes(CUgraphNode hNode, CUgraphNode *dependentNodes, size_t *numDependentNodes)
+{
+    return tfs_cuGraphNodeGetDependentNodes_v2(hNode, dependentNodes, NULL, numDependentNodes);
+}
+
 CUresult tfs_cuGraphAddDependencies(CUgraph hGraph, const CUgraphNode *from, const CUgraphNode *to,
                                     size_t numDependencies)
 {

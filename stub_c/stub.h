@@ -14,6 +14,7 @@
  *     api_launch.c   kernel launches
  *     api_hostcalls.c host functions and stream callbacks (run by a thread of the stub's, over a channel)
  *     api_graph.c    stream capture and graphs (run in the GPU worker process)
+ *     api_user_objects.c user objects (their references live in the worker; destructors run here)
  *     api_streams.c  each client thread's per-thread default stream; waits that let other threads' calls in
  *     api_vmm.c      virtual memory management (mapped ranges join the device map), range attributes
  *     api_occupancy.c occupancy calculators (the blockSizeToDynamicSMemSize search runs here)

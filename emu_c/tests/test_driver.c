@@ -4,6 +4,7 @@
  * streams, events, handle validation. Run by `make -C emu_c test` (ASan/UBSan with SANITIZE=1).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1337,6 +1338,91 @@ static void test_two_devices(void)
     CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* User objects (emu_user_object.c): a clone and a child graph's copy hold their own references, an executable
+ * graph those of its graph and child graphs; the destructor runs once, on the destructor thread, after the
+ * launch that held it. Edge queries (emu_graph.c) and managed-memory range attributes per page
+ * (emu_managed_advice.c) ride along: no kernels needed. */
+static atomic_int g_uo_runs, g_uo_host_done, g_uo_saw_host;
+
+static void CUDA_CB uo_destroy(void *p)
+{
+    atomic_store(&g_uo_saw_host, atomic_load(&g_uo_host_done));
+    atomic_fetch_add((atomic_int *)p, 1);
+}
+
+static void CUDA_CB uo_host(void *p)
+{
+    usleep(50 * 1000);
+    atomic_store((atomic_int *)p, 1);
+}
+
+static void test_user_objects_edges_and_range_attributes(void)
+{
+    CUcontext ctx;
+    OK(cuDevicePrimaryCtxRetain(&ctx, 0));
+    OK(cuCtxSetCurrent(ctx));
+    CUuserObject o;
+    OK(cuUserObjectCreate(&o, &g_uo_runs, uo_destroy, 1, CU_USER_OBJECT_NO_DESTRUCTOR_SYNC));
+    CUgraph g, child, clone;
+    OK(cuGraphCreate(&g, 0));
+    OK(cuGraphCreate(&child, 0));
+    OK(cuGraphRetainUserObject(child, o, 2, 0));
+    OK(cuGraphRetainUserObject(g, o, 1, CU_GRAPH_USER_OBJECT_MOVE)); /* the program holds none now */
+    CUgraphNode a, b, c, h;
+    CUDA_HOST_NODE_PARAMS hp = {uo_host, &g_uo_host_done};
+    OK(cuGraphAddEmptyNode(&a, g, NULL, 0));
+    OK(cuGraphAddChildGraphNode(&b, g, &a, 1, child));
+    OK(cuGraphAddHostNode(&h, g, &b, 1, &hp));
+    CUgraphNode ab[2] = {a, b};
+    OK(cuGraphAddEmptyNode(&c, g, ab, 2));
+    OK(cuGraphDestroy(child)); /* the child node's copy keeps two references */
+    OK(cuGraphClone(&clone, g));
+    CUgraphNode got[3] = {NULL, NULL, NULL};
+    CUgraphEdgeData ed[3];
+    size_t n = 3;
+    OK(cuGraphNodeGetDependencies_v2(c, got, ed, &n));
+    CHECK(n == 2 && got[0] == a && got[1] == b && got[2] == NULL && ed[0].type == 0);
+    n = 3;
+    OK(cuGraphNodeGetDependentNodes(a, got, &n));
+    CHECK(n == 2 && got[0] == b && got[1] == c);
+    CHECK(cuGraphNodeGetDependentNodes_v2(a, NULL, ed, &n) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuGraphReleaseUserObject(g, o, 2) == CUDA_ERROR_INVALID_VALUE); /* g itself holds one */
+    CUgraphExec x;
+    OK(cuGraphInstantiateWithFlags(&x, g, 0));
+    OK(cuGraphDestroy(g));
+    OK(cuGraphReleaseUserObject(clone, o, 1));
+    OK(cuGraphDestroy(clone));
+    CHECK(atomic_load(&g_uo_runs) == 0); /* the exec holds three */
+    CUstream s;
+    OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    OK(cuGraphLaunch(x, s));
+    OK(cuGraphExecDestroy(x));
+    for (int i = 0; i < 500 && atomic_load(&g_uo_runs) == 0; i++)
+        usleep(10 * 1000);
+    usleep(50 * 1000);
+    CHECK(atomic_load(&g_uo_runs) == 1 && atomic_load(&g_uo_saw_host) == 1);
+    CHECK(cuUserObjectRetain(o, 1) == CUDA_ERROR_INVALID_VALUE); /* gone */
+    OK(cuStreamDestroy_v2(s));
+
+    /* range attributes per page: advice on the first page only */
+    CUdeviceptr m;
+    OK(cuMemAllocManaged(&m, 3 * 4096 + 100, CU_MEM_ATTACH_GLOBAL));
+    OK(cuMemAdvise(m, 4096, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, 0));
+    OK(cuMemAdvise(m + 4096, 2 * 4096 + 100, CU_MEM_ADVISE_SET_ACCESSED_BY, CU_DEVICE_CPU));
+    int v = 7, acc[2] = {7, 7};
+    OK(cuMemRangeGetAttribute(&v, 4, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION, m, 4096));
+    CHECK(v == 0);
+    OK(cuMemRangeGetAttribute(&v, 4, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION, m, 4097));
+    CHECK(v == CU_DEVICE_INVALID);
+    OK(cuMemRangeGetAttribute(acc, sizeof acc, CU_MEM_RANGE_ATTRIBUTE_ACCESSED_BY, m + 3 * 4096, 100));
+    CHECK(acc[0] == CU_DEVICE_CPU && acc[1] == CU_DEVICE_INVALID);
+    CHECK(cuMemRangeGetAttribute(&v, 4, CU_MEM_RANGE_ATTRIBUTE_READ_MOSTLY, m, 1 << 20) ==
+          CUDA_ERROR_INVALID_VALUE); /* past the allocation */
+    CHECK(cuMemAdvise(m, 16, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, 5) == CUDA_ERROR_INVALID_DEVICE);
+    OK(cuMemFree_v2(m));
+    OK(cuDevicePrimaryCtxRelease(0));
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "--two-devices"))
@@ -1361,6 +1447,7 @@ int main(int argc, char **argv)
     test_lazy_loading();
     test_register_count_bounded_by_launch_bounds();
     test_small_gaps();
+    test_user_objects_edges_and_range_attributes();
     test_shareable_handles("/proc/self/exe");
     test_fork_child_is_not_initialized();
     test_two_devices();

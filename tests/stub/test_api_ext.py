@@ -18,8 +18,6 @@ from emu_run import emu_env  # noqa: E402
 
 from cudabuild import parse_kv  # noqa: E402
 
-NOT_SUPPORTED = 801
-
 
 def _direct(prog, *args) -> dict:
     r = subprocess.run([str(prog), *args], env=emu_env(), capture_output=True, text=True, timeout=300)
@@ -78,14 +76,13 @@ VMM_DOCUMENTED = {
 def test_vmm_pools_and_managed_hints_on_the_emulator_and_through_the_stub(dataplane, cuda_program):
     prog = _program(cuda_program, "api_vmm")
     direct, remote, err = _direct_and_remote(dataplane, prog, VMM_DOCUMENTED)
-    # the emulated device has no range attributes (resolvable like every cuda.h function, answering
-    # NOT_SUPPORTED); through the stub, a managed region's advice and last prefetch are kept by the stub and
-    # read back as CUDA documents them
-    assert direct["range_attr"] == str(NOT_SUPPORTED)
-    assert remote["range_attr"] == "0" and remote["range_read_mostly"] == "1", err
-    assert remote["range_last_prefetch"] == "-1"  # CU_DEVICE_CPU: prefetched to the host last
-    assert remote["range_attrs"] == "0" and remote["range_preferred"] == "0", err
-    assert remote["range_accessed_by"] == "0,-2" and remote["range_read_mostly_after"] == "0"  # -2: CU_DEVICE_INVALID
+    # a managed region's advice and last prefetch read back as CUDA documents them: kept by the emulated
+    # device (emu_managed_advice.c) directly, by the stub through it (api_vmm.c)
+    for kv in (direct, remote):
+        assert kv["range_attr"] == "0" and kv["range_read_mostly"] == "1", err
+        assert kv["range_last_prefetch"] == "-1"  # CU_DEVICE_CPU: prefetched to the host last
+        assert kv["range_attrs"] == "0" and kv["range_preferred"] == "0", err
+        assert kv["range_accessed_by"] == "0,-2" and kv["range_read_mostly_after"] == "0"  # -2: CU_DEVICE_INVALID
     # a POSIX fd of an allocation created without that handle type: CUDA_ERROR_INVALID_VALUE, as the driver
     # answers, both ways (POSIX-fd sharing itself works on one host: tests/stub/test_vmm_ipc.py)
     assert direct["export_fd"] == remote["export_fd"] == "1", err
@@ -143,8 +140,8 @@ def test_occupancy_linking_enumeration_names_and_peers_on_the_emulator_and_throu
     # the callback search runs in the stub, the device's own search on the emulator: same answers
     for k in ("occ_block", "occ_grid", "occ_cb_smem_grid", "occ_active_blocks"):
         assert remote[k] == direct[k], k
-    # what the emulated device lacks answers NOT_SUPPORTED directly, and the worker answers the same through the stub
-    assert direct["cluster_size"] == remote["cluster_size"] == str(NOT_SUPPORTED)
+    # the cluster calculator (compute capability 12.1 has clusters) answers directly and through the stub
+    assert direct["cluster_size"] == remote["cluster_size"] == "0"
     # one device is not its own peer: CUDA_ERROR_INVALID_DEVICE
     assert direct["enable_peer"] == remote["enable_peer"] == "101"
     # stream memory operations: written at stream order, waits met, batches run

@@ -128,6 +128,12 @@ void tf_reg_add(tfx *x, uint64_t key, int kind, uint64_t parent, int parent_kind
     if (++x->nentries > x->nbuckets) reg_grow(x);
 }
 
+void tf_reg_add_beside(tfx *x, uint64_t key, int kind, uint64_t sibling, int sibling_kind)
+{
+    const tf_reg_entry *s = tf_reg_get(x, sibling, sibling_kind);
+    if (s) tf_reg_add(x, key, kind, s->parent, s->parent_kind);
+}
+
 void tf_reg_del(tfx *x, uint64_t key, int kind)
 {
     tf_reg_entry **pe = &x->buckets[bucket_of(x, key, kind)];

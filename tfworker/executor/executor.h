@@ -121,6 +121,8 @@ size_t tf_reserve(tf_wr *w, size_t n);
  * with it (0, TFK_NONE: none). */
 int tf_reg_has(tfx *x, uint64_t key, int kind);
 void tf_reg_add(tfx *x, uint64_t key, int kind, uint64_t parent, int parent_kind);
+/* tf_reg_add with the parent `sibling` (a live handle of sibling_kind) has: graph nodes found through another node. */
+void tf_reg_add_beside(tfx *x, uint64_t key, int kind, uint64_t sibling, int sibling_kind);
 tf_reg_entry *tf_reg_get(tfx *x, uint64_t key, int kind);
 void tf_reg_del(tfx *x, uint64_t key, int kind);
 void tf_dev_add(tfx *x, uint64_t base, uint64_t size);
