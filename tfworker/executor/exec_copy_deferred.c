@@ -145,21 +145,58 @@ CUresult ex_tfDeferAtoH(tfx *x, unsigned long long *id, CUarray a, size_t aOff, 
     return deferred_queued(x, d, x->be.f_cuMemcpyAtoHAsync_v2(d->buf, a, aOff, len, hStream), hStream, id);
 }
 
-CUresult ex_tfDeferredRead(tfx *x, unsigned long long id, size_t off, size_t len, void *bytes)
+/* Whether bytes [off, off+len) of copy id may be read: CUDA_SUCCESS once its event is done, NOT_READY while
+ * the copy runs, another error when it failed; *where: its record's link in the list, for deferred_read_end
+ * (NULL, and CUDA_ERROR_INVALID_VALUE, for no such record or bytes). */
+static CUresult deferred_read_begin(tfx *x, unsigned long long id, size_t off, size_t len, deferred ***where)
 {
     deferred **pd = &g_deferred;
     while (*pd && (*pd)->id != id) pd = &(*pd)->next;
     deferred *d = *pd;
+    *where = NULL;
     if (!d || off > d->len || len > d->len - off) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = x->be.f_cuEventQuery(d->done);
-    if (rc == CUDA_ERROR_NOT_READY) return rc;
-    if (rc == CUDA_SUCCESS) memcpy(bytes, d->buf + off, len);
-    if (rc != CUDA_SUCCESS || off + len == d->len) {   /* a failed copy never lands: its record goes too */
+    *where = pd;
+    return x->be.f_cuEventQuery(d->done);
+}
+
+/* After bytes [off, off+len) were read (rc: deferred_read_begin's answer): the record goes with its last
+ * byte, or when its copy failed (a failed copy never lands). */
+static void deferred_read_end(tfx *x, deferred **pd, CUresult rc, size_t off, size_t len)
+{
+    if (!pd || rc == CUDA_ERROR_NOT_READY) return;
+    deferred *d = *pd;
+    if (rc != CUDA_SUCCESS || off + len == d->len) {
         *pd = d->next;
         if (rc == CUDA_SUCCESS) deferred_done(x, d);
         else deferred_free(x, d);
     }
+}
+
+CUresult ex_tfDeferredRead(tfx *x, unsigned long long id, size_t off, size_t len, void *bytes)
+{
+    deferred **pd;
+    CUresult rc = deferred_read_begin(x, id, off, len, &pd);
+    if (rc == CUDA_SUCCESS) memcpy(bytes, (*pd)->buf + off, len);
+    deferred_read_end(x, pd, rc, off, len);
     return rc;
+}
+
+int tfx_deferred_read_direct(tfx *x, const tf_req_hdr *h, const uint8_t *body)
+{
+    tf_rd r = {body, h->len, 0};
+    unsigned long long id;
+    size_t off, len;
+    uint8_t present;
+    if ((h->flags & TF_REQ_NOREPLY) || tf_get(&r, &id, sizeof id) || tf_get(&r, &off, sizeof off) ||
+        tf_get(&r, &len, sizeof len) || tf_get(&r, &present, 1) || !tf_done(&r) || present != 1 ||
+        len > TF_MAX_FRAME)
+        return 0;
+    deferred **pd;
+    CUresult rc = deferred_read_begin(x, id, off, len, &pd);
+    if (!pd) return 0;   /* the generic path answers it */
+    int sent = tfx_send_reply(x, rc, rc == CUDA_SUCCESS ? (*pd)->buf + off : NULL, rc == CUDA_SUCCESS ? len : 0);
+    deferred_read_end(x, pd, rc, off, len);
+    return sent ? -1 : 1;
 }
 
 void tfx_copy_deferred_free(tfx *x)
