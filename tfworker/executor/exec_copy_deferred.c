@@ -7,7 +7,7 @@
  * of the backend, so the backend's copy is asynchronous too), an event recorded after it, and the call answers
  * with the record's id without waiting for the stream. The stub asks for the bytes (tfDeferredRead) after its
  * next synchronous calls; CUDA_ERROR_NOT_READY until the event is done, and the record is freed with its last
- * byte, and kept (with its buffer and event) for a later copy, up to SPARE_MAX of them. Each staging buffer counts
+ * byte, and kept (with its buffer and event) for a later copy, up to SPARE_MAX of them and SPARE_BYTES in all. Each staging buffer counts
  * against the session's VRAM cap while it lives (as graph staging buffers, exec_graph_host.c); over it the call
  * fails with CUDA_ERROR_OUT_OF_MEMORY and the stub copies synchronously.
  */
@@ -27,12 +27,15 @@ typedef struct deferred {
 
 static deferred *g_deferred;
 static uint64_t g_next_id = 1;
-/* Records of finished copies kept with their buffer and event for the next ones (pinned allocations are slow
- * on a GPU): at most SPARE_MAX, of at most SPARE_BYTES each. */
+/* Records of finished copies kept with their buffer and event for the next ones: pinned allocations are slow
+ * on a GPU, and a fresh buffer's first touch costs a page fault per page (a 64 MiB copy over TCP spent a quarter
+ * of the worker's time in faults and page clearing). At most SPARE_MAX, of at most SPARE_BYTES together: while
+ * kept they count against the cap as they did in use. */
 #define SPARE_MAX 8
-#define SPARE_BYTES (4u << 20)
+#define SPARE_BYTES ((size_t)64 << 20)
 static deferred *g_spare;
 static int g_nspare;
+static size_t g_spare_bytes;
 
 static void deferred_free(tfx *x, deferred *d)
 {
@@ -41,16 +44,17 @@ static void deferred_free(tfx *x, deferred *d)
     free(d);
 }
 
-/* A record whose copy is read or failed: kept as a spare when it is small and there is room, else freed. */
+/* A record whose copy is read: kept as a spare when there is room, else freed. */
 static void deferred_done(tfx *x, deferred *d)
 {
-    if (g_nspare >= SPARE_MAX || d->cap > SPARE_BYTES) {
+    if (g_nspare >= SPARE_MAX || d->cap > SPARE_BYTES - g_spare_bytes) {
         deferred_free(x, d);
         return;
     }
     d->next = g_spare;
     g_spare = d;
     g_nspare++;
+    g_spare_bytes += d->cap;
 }
 
 /* A record with a staging buffer of at least len bytes (charged against the VRAM cap), not yet listed: a
@@ -67,6 +71,7 @@ static CUresult deferred_new(tfx *x, size_t len, deferred **out)
             deferred *d = *ps;
             *ps = d->next;
             g_nspare--;
+            g_spare_bytes -= d->cap;
             d->len = len;
             d->next = NULL;
             *out = d;
@@ -209,6 +214,7 @@ void tfx_copy_deferred_free(tfx *x)
         }
     }
     g_nspare = 0;
+    g_spare_bytes = 0;
 }
 
 void tfx_copy_deferred_ctx_gone(CUcontext ctx)
@@ -221,6 +227,7 @@ void tfx_copy_deferred_ctx_gone(CUcontext ctx)
         }
         *ps = d->next;   /* the backend freed its buffer and event with the context */
         g_nspare--;
+        g_spare_bytes -= d->cap;
         tfx_hostmap_refund((uint64_t)(uintptr_t)d);
         free(d);
     }
