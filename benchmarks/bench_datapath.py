@@ -18,8 +18,9 @@ and writes only the TLS comparison.
 
 compares this tree's stub + executor with another checkout's (DIR, built, with its own .venv: e.g. the
 main branch), runs interleaved, the same dp_bench binary: the sync round trip and 4 KiB synchronous copies
-(pageable: every kind; page-locked: H2D, D2H, and D2H async + stream synchronize) over the shared-memory
-window, a Unix socket without it (TF_SHM=0) and TCP. Prints the table; nothing is written.
+(pageable: every kind; page-locked: H2D, D2H, and D2H async + stream synchronize, the last two also at 1 MiB
+and 64 MiB) over the shared-memory window, a Unix socket without it (TF_SHM=0) and TCP. Prints the table;
+nothing is written.
 """
 from __future__ import annotations
 
@@ -171,7 +172,9 @@ def _dataplane_of(root: Path, python: str, tmp: str, tag: str) -> tuple[subproce
 AGAINST_RUNS = [("sync", ("sync", 3000), ("p50_us",)),
                 ("copyk", ("copyk", 4, 2000), ("h2d_us", "d2h_us")),
                 ("copykinds", ("copykinds", 4, 500), ("h2d2d_us", "d2h2d_us", "htoa_us", "atoh_us")),
-                ("pinnedk", ("pinnedk", 4, 2000), ("h2d_us", "d2h_us", "d2h_async_us"))]
+                ("pinnedk", ("pinnedk", 4, 2000), ("h2d_us", "d2h_us", "d2h_async_us")),
+                ("pinnedk 1 MiB", ("pinnedk", 1024, 200), ("d2h_us", "d2h_async_us")),
+                ("pinnedk 64 MiB", ("pinnedk", 65536, 6), ("d2h_us", "d2h_async_us"))]
 
 
 def compare_against(bench: Path, other: Path, reps: int) -> str:
@@ -200,7 +203,7 @@ def compare_against(bench: Path, other: Path, reps: int) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     head = (f"Backend `emu`, {os.cpu_count()} CPUs ({platform.machine()}), median of {reps} interleaved runs, {when}, "
             f"`uptime`: {_uptime()}. This tree vs `{other}` (`bench_datapath.py --against`), the same dp_bench "
-            "binary, 4 KiB copies, microseconds per call (sync: per cuCtxSynchronize, p50).")
+            "binary, 4 KiB copies unless named, microseconds per call (sync: per cuCtxSynchronize, p50).")
     table = ["| transport | measure | other | this | this / other |", "|---|---|---|---|---|"]
     for (transport, label, k), v in res.items():
         a, b = statistics.median(v["other"]), statistics.median(v["this"])

@@ -8,8 +8,9 @@
  * bytes in place. The first piece of each of the oldest pending copies is asked for right behind the
  * synchronous call itself (tf_deferred_sync, tfc_sync_then: the worker runs frames in order, so the reads see
  * what the call waited for) and costs no round trip of its own; further pieces of big copies are read after
- * it. Why not a receiver thread: the worker would have to push bytes on its own, and a second reader of the
- * connection would need its own framing; nothing is spent while no copy is pending.
+ * it, two requests in flight (tfc_pipelined). Why not a receiver thread: the worker would have to push bytes
+ * on its own, and a second reader of the connection would need its own framing; nothing is spent while no
+ * copy is pending.
  * Host functions queued while copies are pending run in the calling thread after a synchronize of their
  * stream (api_hostcalls.c), so they too see the bytes. Called by api_copy.c (new copies), api_memory.c
  * (memory freed or unregistered: its pending copies are dropped) and transport.c.
@@ -111,20 +112,56 @@ static int piece_answered(size_t i, CUresult rc, size_t k, const uint8_t *scratc
     return d->done == d->len;
 }
 
-/* Reads copy i from the worker while it answers; 1 when it is complete or dropped (a failed copy never lands),
- * 0 while not done. Contiguous destinations are read in place (a reply that is not CUDA_SUCCESS writes nothing). */
-static int deferred_read(size_t i, uint8_t *scratch)
+/* The pieces of copy d from byte `from` on, once its worker record answered a piece (the copy is done there):
+ * two requests in flight (tfc_pipelined), contiguous destinations read in place, others through two scratch
+ * buffers (one per request in flight). */
+typedef struct rest_read {
+    deferred_copy *d;
+    size_t from;
+    uint8_t *scratch[2];
+} rest_read;
+
+static size_t rest_piece(const rest_read *r, size_t k, size_t *off)
 {
-    for (;;) {
-        uint8_t *to;
-        size_t k = next_piece(&g_def[i], scratch, &to);
-        CUresult rc = rpc_tfDeferredRead(g_def[i].id, g_def[i].done, k, to);
-        if (rc == CUDA_ERROR_NOT_READY) return 0;
-        if (piece_answered(i, rc, k, scratch)) return 1;
-    }
+    *off = r->from + k * TF_COPY_CHUNK;
+    return r->d->len - *off < TF_COPY_CHUNK ? r->d->len - *off : TF_COPY_CHUNK;
 }
 
-#define READS_BEHIND 8   /* copies whose first piece rides behind a synchronous call */
+static CUresult rest_encode(void *arg, size_t k, tfc_call *c)
+{
+    rest_read *r = arg;
+    size_t off, n = rest_piece(r, k, &off);
+    uint8_t *to = box_contiguous(&r->d->box) ? r->d->box.base + off : r->scratch[k % 2];
+    return enc_tfDeferredRead(c, r->d->id, off, n, to);
+}
+
+static void rest_landed(void *arg, size_t k)
+{
+    rest_read *r = arg;
+    size_t off, n = rest_piece(r, k, &off);
+    if (!box_contiguous(&r->d->box)) unpack(&r->d->box, off, r->scratch[k % 2], n);
+    r->d->done = off + n;
+}
+
+/* Reads copy i from the worker when it is done there: its first piece still to read, then the rest
+ * pipelined; 1 when it is complete or dropped (a failed copy never lands), 0 while not done. scratch: two
+ * buffers of TF_COPY_CHUNK bytes for a destination that is not contiguous. */
+static int deferred_read(size_t i, uint8_t *scratch[2])
+{
+    deferred_copy *d = &g_def[i];
+    if (d->done == 0) {
+        uint8_t *to;
+        size_t k = next_piece(d, scratch[0], &to);
+        CUresult rc = rpc_tfDeferredRead(d->id, 0, k, to);
+        if (rc == CUDA_ERROR_NOT_READY) return 0;
+        if (piece_answered(i, rc, k, scratch[0])) return 1;
+    }
+    rest_read r = {d, d->done, {scratch[0], scratch[1]}};
+    (void)tfc_pipelined((d->len - d->done + TF_COPY_CHUNK - 1) / TF_COPY_CHUNK, rest_encode, rest_landed, &r);
+    return 1;   /* whole, or failed: a failed copy never lands */
+}
+
+#define READS_BEHIND TFC_THEN_MAX   /* copies whose first piece rides behind a synchronous call */
 
 CUresult tf_deferred_sync(tfc_call *c)
 {
@@ -157,14 +194,15 @@ CUresult tf_deferred_collect(void)
     if (t_collecting || !tf_deferred_pending()) return CUDA_SUCCESS;
     t_collecting = 1;
     pthread_mutex_lock(&g_def_mu);
-    uint8_t *scratch = NULL;
+    uint8_t *scratch[2] = {NULL, NULL};
     CUresult rc = CUDA_SUCCESS;
     for (size_t i = 0; i < g_ndef;) {
         if (g_def[i].asked_by == &t_collecting) {   /* answered not done a moment ago, behind this very call */
             g_def[i++].asked_by = NULL;
             continue;
         }
-        if (!box_contiguous(&g_def[i].box) && !scratch && !(scratch = malloc(TF_COPY_CHUNK))) {
+        if (!box_contiguous(&g_def[i].box) && !scratch[0] &&
+            (!(scratch[0] = malloc(TF_COPY_CHUNK)) || !(scratch[1] = malloc(TF_COPY_CHUNK)))) {
             rc = CUDA_ERROR_OUT_OF_MEMORY;
             break;
         }
@@ -172,7 +210,8 @@ CUresult tf_deferred_collect(void)
         else i++;
     }
     pthread_mutex_unlock(&g_def_mu);
-    free(scratch);
+    free(scratch[0]);
+    free(scratch[1]);
     t_collecting = 0;
     return rc;
 }

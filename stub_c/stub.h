@@ -63,6 +63,12 @@ CUresult tfc_sync(tfc_call *c);
 CUresult tfc_async(tfc_call *c);
 /* A synchronous call and, right behind it without waiting, n more (their results in more_rc; NOT_READY for one
  * not sent): one round trip for all (api_copy_deferred.c reads finished copies with a synchronize). */
+/* count synchronous calls with two in flight (the worker starts on the next while this side reads a reply):
+ * encode(arg, i, c) builds call i (run with the transport's lock held), landed(arg, i), if set, runs once call
+ * i answered CUDA_SUCCESS; no call is sent after one that failed. -> the first failure (transport.c). */
+CUresult tfc_pipelined(size_t count, CUresult (*encode)(void *arg, size_t i, tfc_call *c),
+                       void (*landed)(void *arg, size_t i), void *arg);
+#define TFC_THEN_MAX 8   /* calls behind one synchronous call (more are answered NOT_READY, not sent) */
 CUresult tfc_sync_then(tfc_call *c, tfc_call *more, int n, CUresult *more_rc);
 /* Sends the queued batch now. */
 CUresult tfc_flush(void);

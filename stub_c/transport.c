@@ -568,19 +568,30 @@ static CUresult sync_call(tfc_call *c, int passfd)
     return rc;
 }
 
-/* A synchronous call followed, in the same burst of writes, by n more whose replies are read after its own: the
+/* A synchronous call followed, in the same write, by n more whose replies are read after its own: the
  * worker runs frames in order, so they see what the first call waited for, and cost no round trip of their
  * own. more_rc[i]: each one's result (CUDA_ERROR_NOT_READY for one never sent). -> the first call's result. */
 CUresult tfc_sync_then(tfc_call *c, tfc_call *more, int n, CUresult *more_rc)
 {
     for (int i = 0; i < n; i++) more_rc[i] = CUDA_ERROR_NOT_READY;
+    if (n > TFC_THEN_MAX) n = TFC_THEN_MAX;
     pthread_mutex_lock(&g.mu);
     CUresult rc = precheck_locked(c);
-    if (rc == CUDA_SUCCESS) rc = send_frame_locked(c, -1);
-    int sent = 0;
-    while (rc == CUDA_SUCCESS && sent < n && precheck_locked(&more[sent]) == CUDA_SUCCESS &&
-           send_frame_locked(&more[sent], -1) == CUDA_SUCCESS)
-        sent++;
+    /* the batch, the call and the ones behind it in one write (one wake-up of the worker, one syscall); a
+     * follower whose check queued a frame of its own (a context switch) is not sent, nor those after it */
+    struct iovec iov[1 + (1 + TFC_THEN_MAX) * (2 + 2 * TFC_MAX_IOV)];
+    int nv = 0, sent = 0;
+    if (rc == CUDA_SUCCESS) {
+        size_t blen = g.blen;
+        while (sent < n && precheck_locked(&more[sent]) == CUDA_SUCCESS && g.blen == blen) sent++;
+        if (blen) iov[nv++] = (struct iovec){g.batch, blen};
+        nv += frame_iov(c, iov + nv);
+        for (int i = 0; i < sent; i++) nv += frame_iov(&more[i], iov + nv);
+        int err = send_all(g.fd, iov, nv);
+        if (g.blen > blen) memmove(g.batch, g.batch + blen, g.blen - blen);   /* goes with the next frame */
+        g.blen -= blen;
+        if (err) rc = lost("send"), sent = 0;
+    }
     if (rc == CUDA_SUCCESS) rc = recv_reply_locked(c);
     for (int i = 0; i < sent && g.fd >= 0; i++) more_rc[i] = recv_reply_locked(&more[i]);
     pthread_mutex_unlock(&g.mu);
@@ -925,6 +936,16 @@ static CUresult chunked_copy_locked(const chunked_copy *cc)
     return rc != CUDA_SUCCESS ? rc : first_err;
 }
 
+CUresult tfc_pipelined(size_t count, CUresult (*encode)(void *arg, size_t i, tfc_call *c),
+                       void (*landed)(void *arg, size_t i), void *arg)
+{
+    chunked_copy cc = {count, encode, landed, arg};
+    pthread_mutex_lock(&g.mu);
+    CUresult rc = chunked_copy_locked(&cc);
+    pthread_mutex_unlock(&g.mu);
+    return rc;
+}
+
 /* A copy through the window: a host box, the encoder of its far side; scratch holds what a piece's
  * request points to until it is sent. */
 typedef struct shm_copy {
@@ -1000,11 +1021,7 @@ CUresult tf_pipelined_dtoh(void *host, CUdeviceptr dev, size_t n, CUstream hStre
     CUresult wrc = async ? tf_stream_wire(&hStream) : CUDA_SUCCESS;  /* the encoders run with the lock held */
     if (wrc) return wrc;
     socket_dtoh sd = {host, dev, n, hStream, async};
-    chunked_copy cc = {(n + TF_COPY_CHUNK - 1) / TF_COPY_CHUNK, socket_dtoh_encode, NULL, &sd};
-    pthread_mutex_lock(&g.mu);
-    CUresult rc = chunked_copy_locked(&cc);
-    pthread_mutex_unlock(&g.mu);
-    return rc;
+    return tfc_pipelined((n + TF_COPY_CHUNK - 1) / TF_COPY_CHUNK, socket_dtoh_encode, NULL, &sd);
 }
 
 /* A forked child shares the parent's socket: it must never speak on it (CUDA is unusable after fork,

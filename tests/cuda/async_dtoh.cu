@@ -7,8 +7,8 @@
 //   stream_sync, event_sync (cudaEventSynchronize of an event recorded after the copy), event_query (polled
 //   until cudaSuccess), wait_event (another stream that waited for that event, synchronized), device_sync,
 //   host_func (a cudaLaunchHostFunc queued after the copy, and after the release, sees the bytes), copy_2d (cudaMemcpy2DAsync from pitched
-//   memory into a pitched destination: the gaps keep their bytes), array_2d (cudaMemcpy2DFromArrayAsync),
-//   array_1d (cuMemcpyAtoHAsync), large (9 MiB), round_trip (a copy from the buffer queued after the copy
+//   memory into a pitched destination: the gaps keep their bytes), large_2d (the same, 8.8 MiB), array_2d
+//   (cudaMemcpy2DFromArrayAsync), array_1d (cuMemcpyAtoHAsync), large (9 MiB), round_trip (a copy from the buffer queued after the copy
 //   into it reads the new bytes), registered (cudaHostRegister'd malloc memory), and
 //   pageable (no spin: cudaMemcpyAsync to malloc memory has the bytes when it returns).
 // A single host thread does everything: an asynchronous copy that waited for its stream would never return.
@@ -152,24 +152,24 @@ static void case_1d(const char *name, unsigned *dev, unsigned *dst, size_t n, un
     result(name, why);
 }
 
-// cudaMemcpy2DAsync of a w-word x h-row box from pitched device memory into a destination whose rows are
-// `dpitch` bytes apart: the words between the rows keep their bytes.
-static void case_2d(unsigned *dev, unsigned *dst)
+// cudaMemcpy2DAsync of a w-word x h-row box from device memory whose rows are `sw` words apart into a
+// destination whose rows are `dw` words apart: the words between the rows keep their bytes.
+static void case_2d(const char *name, unsigned *dev, unsigned *dst, size_t w, size_t h, size_t sw, size_t dw,
+                    unsigned seed)
 {
-    const size_t w = 100, h = 37, spitch = 128 * sizeof(unsigned), dpitch = 112 * sizeof(unsigned);
-    const size_t dwords = dpitch / sizeof(unsigned);
+    const size_t spitch = sw * sizeof(unsigned), dpitch = dw * sizeof(unsigned);
     memset(dst, 0xee, dpitch * h);
-    arm(dev, spitch / sizeof(unsigned) * h, 11);
+    arm(dev, sw * h, seed);
     CK(cudaMemcpy2DAsync(dst, dpitch, dev, spitch, w * sizeof(unsigned), h, cudaMemcpyDeviceToHost, g_s));
     std::string why = busy_checks(dst, 0xeeeeeeeeu, nullptr);
     release();
     CK(cudaStreamSynchronize(g_s));
     for (size_t r = 0; r < h && why.empty(); r++)
-        for (size_t c = 0; c < dwords && why.empty(); c++) {
-            unsigned expect = c < w ? want(r * (spitch / sizeof(unsigned)) + c, 11) : 0xeeeeeeeeu;
-            if (dst[r * dwords + c] != expect) why = "mismatch_row_" + std::to_string(r) + "_col_" + std::to_string(c);
+        for (size_t c = 0; c < dw && why.empty(); c++) {
+            unsigned expect = c < w ? want(r * sw + c, seed) : 0xeeeeeeeeu;
+            if (dst[r * dw + c] != expect) why = "mismatch_row_" + std::to_string(r) + "_col_" + std::to_string(c);
         }
-    result("copy_2d", why);
+    result(name, why);
 }
 
 // A copy back from the page-locked buffer, queued after the copy into it on the same stream, reads what that
@@ -260,7 +260,9 @@ int main(int argc, char **argv)
     case_1d("host_func", dev, pinned, small, 6, HOST_FUNC);
     case_1d("large", dev, pinned, large, 7, STREAM_SYNC);
     case_round_trip(dev, pinned, small);
-    case_2d(dev, pinned);
+    case_2d("copy_2d", dev, pinned, 100, 37, 128, 112, 11);
+    // 8.8 MiB of rows with gaps: over a socket, three pieces through scratch buffers, rows split between them
+    case_2d("large_2d", dev, pinned, 1000, 2300, 1024, 1008, 12);
     case_array(dev, pinned, false);
     case_array(dev, pinned, true);
 

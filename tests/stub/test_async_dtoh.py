@@ -24,7 +24,7 @@ from emu_run import emu_env  # noqa: E402
 
 TIMEOUT = 300
 CASES = ["stream_sync", "event_sync", "event_query", "wait_event", "device_sync", "host_func", "large", "round_trip",
-         "copy_2d", "array_2d", "array_1d", "registered", "pageable"]
+         "copy_2d", "large_2d", "array_2d", "array_1d", "registered", "pageable"]
 
 
 @pytest.fixture

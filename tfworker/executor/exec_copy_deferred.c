@@ -7,7 +7,7 @@
  * of the backend, so the backend's copy is asynchronous too), an event recorded after it, and the call answers
  * with the record's id without waiting for the stream. The stub asks for the bytes (tfDeferredRead) after its
  * next synchronous calls; CUDA_ERROR_NOT_READY until the event is done, and the record is freed with its last
- * byte, and kept (with its buffer and event) for a later copy, up to SPARE_MAX of them. Each staging buffer counts
+ * byte, and kept (with its buffer and event) for a later copy, up to SPARE_MAX of them and SPARE_BYTES in all. Each staging buffer counts
  * against the session's VRAM cap while it lives (as graph staging buffers, exec_graph_host.c); over it the call
  * fails with CUDA_ERROR_OUT_OF_MEMORY and the stub copies synchronously.
  */
@@ -27,12 +27,15 @@ typedef struct deferred {
 
 static deferred *g_deferred;
 static uint64_t g_next_id = 1;
-/* Records of finished copies kept with their buffer and event for the next ones (pinned allocations are slow
- * on a GPU): at most SPARE_MAX, of at most SPARE_BYTES each. */
+/* Records of finished copies kept with their buffer and event for the next ones: pinned allocations are slow
+ * on a GPU, and a fresh buffer's first touch costs a page fault per page (a 64 MiB copy over TCP spent a quarter
+ * of the worker's time in faults and page clearing). At most SPARE_MAX, of at most SPARE_BYTES together: while
+ * kept they count against the cap as they did in use. */
 #define SPARE_MAX 8
-#define SPARE_BYTES (4u << 20)
+#define SPARE_BYTES ((size_t)64 << 20)
 static deferred *g_spare;
 static int g_nspare;
+static size_t g_spare_bytes;
 
 static void deferred_free(tfx *x, deferred *d)
 {
@@ -41,16 +44,17 @@ static void deferred_free(tfx *x, deferred *d)
     free(d);
 }
 
-/* A record whose copy is read or failed: kept as a spare when it is small and there is room, else freed. */
+/* A record whose copy is read: kept as a spare when there is room, else freed. */
 static void deferred_done(tfx *x, deferred *d)
 {
-    if (g_nspare >= SPARE_MAX || d->cap > SPARE_BYTES) {
+    if (g_nspare >= SPARE_MAX || d->cap > SPARE_BYTES - g_spare_bytes) {
         deferred_free(x, d);
         return;
     }
     d->next = g_spare;
     g_spare = d;
     g_nspare++;
+    g_spare_bytes += d->cap;
 }
 
 /* A record with a staging buffer of at least len bytes (charged against the VRAM cap), not yet listed: a
@@ -67,6 +71,7 @@ static CUresult deferred_new(tfx *x, size_t len, deferred **out)
             deferred *d = *ps;
             *ps = d->next;
             g_nspare--;
+            g_spare_bytes -= d->cap;
             d->len = len;
             d->next = NULL;
             *out = d;
@@ -145,21 +150,58 @@ CUresult ex_tfDeferAtoH(tfx *x, unsigned long long *id, CUarray a, size_t aOff, 
     return deferred_queued(x, d, x->be.f_cuMemcpyAtoHAsync_v2(d->buf, a, aOff, len, hStream), hStream, id);
 }
 
-CUresult ex_tfDeferredRead(tfx *x, unsigned long long id, size_t off, size_t len, void *bytes)
+/* Whether bytes [off, off+len) of copy id may be read: CUDA_SUCCESS once its event is done, NOT_READY while
+ * the copy runs, another error when it failed; *where: its record's link in the list, for deferred_read_end
+ * (NULL, and CUDA_ERROR_INVALID_VALUE, for no such record or bytes). */
+static CUresult deferred_read_begin(tfx *x, unsigned long long id, size_t off, size_t len, deferred ***where)
 {
     deferred **pd = &g_deferred;
     while (*pd && (*pd)->id != id) pd = &(*pd)->next;
     deferred *d = *pd;
+    *where = NULL;
     if (!d || off > d->len || len > d->len - off) return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = x->be.f_cuEventQuery(d->done);
-    if (rc == CUDA_ERROR_NOT_READY) return rc;
-    if (rc == CUDA_SUCCESS) memcpy(bytes, d->buf + off, len);
-    if (rc != CUDA_SUCCESS || off + len == d->len) {   /* a failed copy never lands: its record goes too */
+    *where = pd;
+    return x->be.f_cuEventQuery(d->done);
+}
+
+/* After bytes [off, off+len) were read (rc: deferred_read_begin's answer): the record goes with its last
+ * byte, or when its copy failed (a failed copy never lands). */
+static void deferred_read_end(tfx *x, deferred **pd, CUresult rc, size_t off, size_t len)
+{
+    if (!pd || rc == CUDA_ERROR_NOT_READY) return;
+    deferred *d = *pd;
+    if (rc != CUDA_SUCCESS || off + len == d->len) {
         *pd = d->next;
         if (rc == CUDA_SUCCESS) deferred_done(x, d);
         else deferred_free(x, d);
     }
+}
+
+CUresult ex_tfDeferredRead(tfx *x, unsigned long long id, size_t off, size_t len, void *bytes)
+{
+    deferred **pd;
+    CUresult rc = deferred_read_begin(x, id, off, len, &pd);
+    if (rc == CUDA_SUCCESS) memcpy(bytes, (*pd)->buf + off, len);
+    deferred_read_end(x, pd, rc, off, len);
     return rc;
+}
+
+int tfx_deferred_read_direct(tfx *x, const tf_req_hdr *h, const uint8_t *body)
+{
+    tf_rd r = {body, h->len, 0};
+    unsigned long long id;
+    size_t off, len;
+    uint8_t present;
+    if ((h->flags & TF_REQ_NOREPLY) || tf_get(&r, &id, sizeof id) || tf_get(&r, &off, sizeof off) ||
+        tf_get(&r, &len, sizeof len) || tf_get(&r, &present, 1) || !tf_done(&r) || present != 1 ||
+        len > TF_MAX_FRAME)
+        return 0;
+    deferred **pd;
+    CUresult rc = deferred_read_begin(x, id, off, len, &pd);
+    if (!pd) return 0;   /* the generic path answers it */
+    int sent = tfx_send_reply(x, rc, rc == CUDA_SUCCESS ? (*pd)->buf + off : NULL, rc == CUDA_SUCCESS ? len : 0);
+    deferred_read_end(x, pd, rc, off, len);
+    return sent ? -1 : 1;
 }
 
 void tfx_copy_deferred_free(tfx *x)
@@ -172,6 +214,7 @@ void tfx_copy_deferred_free(tfx *x)
         }
     }
     g_nspare = 0;
+    g_spare_bytes = 0;
 }
 
 void tfx_copy_deferred_ctx_gone(CUcontext ctx)
@@ -184,6 +227,7 @@ void tfx_copy_deferred_ctx_gone(CUcontext ctx)
         }
         *ps = d->next;   /* the backend freed its buffer and event with the context */
         g_nspare--;
+        g_spare_bytes -= d->cap;
         tfx_hostmap_refund((uint64_t)(uintptr_t)d);
         free(d);
     }

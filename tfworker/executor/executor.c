@@ -758,7 +758,7 @@ static int rb_need(tfx *x, rbuf *rb, size_t n)
 
 /* A reply whose payload lives elsewhere (device memory): header, payload, the latched entries, then the
  * console records. */
-static int send_reply(tfx *x, CUresult rc, const void *payload, size_t n)
+int tfx_send_reply(tfx *x, CUresult rc, const void *payload, size_t n)
 {
     tf_latched lat[TF_MAX_LATCHED];
     uint32_t nl = x->nlatched;
@@ -827,7 +827,7 @@ static int direct_h2d(tfx *x, rbuf *rb, const tf_req_hdr *h, size_t fixed)
         if (rc != CUDA_SUCCESS) latch(x, (uint64_t)(uintptr_t)s, rc);
         return 1;
     }
-    return send_reply(x, rc, NULL, 0) ? -1 : 1;
+    return tfx_send_reply(x, rc, NULL, 0) ? -1 : 1;
 }
 
 /* Device-to-host copy sent from device memory itself (same condition as direct_h2d). */
@@ -848,8 +848,8 @@ static int direct_d2h(tfx *x, const tf_req_hdr *h, const uint8_t *body)
     if (async && (uintptr_t)s > 2 && !tf_reg_has(x, (uint64_t)(uintptr_t)s, TFK_STREAM)) return 0;
     if (async && tfx_stream_capturing(x, s)) return 0;
     CUresult rc = order_before_copy(x, async, s);
-    if (rc != CUDA_SUCCESS) return send_reply(x, rc, NULL, 0) ? -1 : 1;
-    return send_reply(x, CUDA_SUCCESS, (const void *)(uintptr_t)src, count) ? -1 : 1;
+    if (rc != CUDA_SUCCESS) return tfx_send_reply(x, rc, NULL, 0) ? -1 : 1;
+    return tfx_send_reply(x, CUDA_SUCCESS, (const void *)(uintptr_t)src, count) ? -1 : 1;
 }
 
 /* Buffered frame loop: one read() often brings a whole batch of queued calls. Returns 0 when the
@@ -893,6 +893,8 @@ int tf_serve(tfx *x, int fd)
         int d = 0;
         if (x->direct_host && (h.call == TF_CALL_cuMemcpyDtoH_v2 || h.call == TF_CALL_cuMemcpyDtoHAsync_v2))
             d = direct_d2h(x, &h, body);
+        else if (h.call == TF_CALL_tfDeferredRead)
+            d = tfx_deferred_read_direct(x, &h, body);
         if (d < 0) break;
         if (d == 0 && tf_session_feed(x, &h, body, sock_out, x)) {
             tfx_log("reply failed: %s", strerror(errno));

@@ -212,6 +212,12 @@ CUresult tfx_copy_side_check(tfx *x, CUmemorytype t, CUarray a, CUdeviceptr d, s
 /* Device-to-host copies to client memory this process does not map, staged here until the stub reads them
  * (exec_copy_deferred.c): the records freed with the session. */
 void tfx_copy_deferred_free(tfx *x);
+/* tfDeferredRead answered from the staging buffer itself (no copy into the reply; tf_serve): 1 answered, 0 not
+ * handled (the generic path answers), -1 the reply could not be sent (exec_copy_deferred.c). */
+int tfx_deferred_read_direct(tfx *x, const tf_req_hdr *h, const uint8_t *body);
+/* A reply whose payload lives elsewhere: header, payload, latched errors, console records (executor.c).
+ * 0, or -1 when it could not be sent. */
+int tfx_send_reply(tfx *x, CUresult rc, const void *payload, size_t n);
 /* ctx was destroyed (or reset) with its staging buffers and events: its spare records are forgotten. */
 void tfx_copy_deferred_ctx_gone(CUcontext ctx);
 
