@@ -486,10 +486,11 @@ def exec_dispatch(c: Call) -> list:
             o.append(f"    {p.base} {p.name}_v;")
             o.append(f"    memset(&{p.name}_v, 0, sizeof {p.name}_v);")
             o.append(f"    size_t {p.name}_o = {p.name}_p ? tf_reserve(w, sizeof {p.name}_v) : 0;")
-            if p.null:
-                o.append(f"    {p.ctype}{p.name} = {p.name}_p ? &{p.name}_v : NULL;")
-            else:
-                o.append(f"    {p.ctype}{p.name} = &{p.name}_v;")
+            # the client's NULL reaches the backend, which answers it as CUDA does; a hand-written
+            # function always gets its outputs: an absent one is CUDA's answer to a NULL output
+            if c.exec_hand and not p.null:
+                o.append(f"    if (!{p.name}_p) return CUDA_ERROR_INVALID_VALUE;")
+            o.append(f"    {p.ctype}{p.name} = {p.name}_p ? &{p.name}_v : NULL;")
         elif p.kind == "inout":
             o.append(f"    size_t {p.name}_o = {p.name}_p ? tf_reserve(w, sizeof {p.name}_v) : 0;")
         elif p.kind == "outbuf":
@@ -522,9 +523,9 @@ def exec_dispatch(c: Call) -> list:
                 o.append(f"    tf_dev_del(x, (uint64_t){p.name});")
         if p.kind == "out":
             if kind:
-                o.append(f"    {reg_add(c, p, p.name + '_v')}")
+                o.append(f"    if ({p.name}_p) {reg_add(c, p, p.name + '_v')}")
             if p.alloc:
-                o.append(f"    tf_dev_add(x, (uint64_t){p.name}_v, (uint64_t)({p.alloc}));")
+                o.append(f"    if ({p.name}_p) tf_dev_add(x, (uint64_t){p.name}_v, (uint64_t)({p.alloc}));")
         if p.kind == "outbuf" and kind:
             o.append(f"    if ({p.name}) for (uint64_t i = 0; i < {p.name}_nb / sizeof *{p.name}; i++)"
                      f" {reg_add(c, p, p.name + '[i]')}")
