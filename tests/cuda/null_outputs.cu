@@ -21,7 +21,7 @@ static struct {
     CUmipmappedArray mipmap; CUtexObject texobj; CUsurfObject surfobj;
 } fx;
 static CUdeviceptr fx_dptr;
-static CUmemLocation fx_loc;
+static CUmemLocation fx_loc;  // for the probes that take a location (none now)
 
 static void *tf_probe_sym(const char *name)
 {
@@ -53,6 +53,7 @@ int main()
     TRY(cuMemAlloc(&fx_dptr, 1 << 16));
     fx_loc.type = CU_MEM_LOCATION_TYPE_DEVICE;
     fx_loc.id = 0;
+    (void)fx_loc;
     CUDA_ARRAY_DESCRIPTOR ad = {};
     ad.Width = 16; ad.Height = 16; ad.Format = CU_AD_FORMAT_FLOAT; ad.NumChannels = 1;
     TRY(cuArrayCreate(&fx.array, &ad));
