@@ -1,11 +1,13 @@
 // null_outputs.cu - every forwarded driver function with an output pointer (not marked null in
-// proto/calls.tbl), called with that output NULL and live objects everywhere else. The calls are generated
-// (gen_calls.py --null-probes, included as TF_NULL_PROBES); tests/stub/test_null_outputs.py runs this
-// program on the emulated device and through the stub and compares. Prints "key=<CUresult>" lines.
+// proto/calls.tbl), called with that output NULL and live objects everywhere else, then with it given.
+// The calls are generated (gen_calls.py --null-probes, included as TF_NULL_PROBES);
+// tests/stub/test_null_outputs.py runs this program on the emulated device and through the stub and
+// compares. Prints "key=<CUresult>" and "key.control=<CUresult>" lines.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <dlfcn.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char ptx[] =
     ".version 7.0\n.target sm_50\n.address_size 64\n"
@@ -21,7 +23,6 @@ static struct {
     CUmipmappedArray mipmap; CUtexObject texobj; CUsurfObject surfobj;
 } fx;
 static CUdeviceptr fx_dptr;
-static CUmemLocation fx_loc;  // for the probes that take a location (none now)
 
 static void *tf_probe_sym(const char *name)
 {
@@ -51,9 +52,6 @@ int main()
     TRY(cuGraphAddEmptyNode(&fx.gnode, fx.graph, NULL, 0));
     TRY(cuGraphInstantiate(&fx.gexec, fx.graph, 0));
     TRY(cuMemAlloc(&fx_dptr, 1 << 16));
-    fx_loc.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    fx_loc.id = 0;
-    (void)fx_loc;
     CUDA_ARRAY_DESCRIPTOR ad = {};
     ad.Width = 16; ad.Height = 16; ad.Format = CU_AD_FORMAT_FLOAT; ad.NumChannels = 1;
     TRY(cuArrayCreate(&fx.array, &ad));
@@ -72,7 +70,17 @@ int main()
     TRY(cuArray3DCreate(&sarr, &sad));
     rd.res.array.hArray = sarr;
     TRY(cuSurfObjectCreate(&fx.surfobj, &rd));
-#define TF_PROBE(key, call) do { CUresult r_ = (call); printf("%s=%d\n", key, (int)r_); fflush(stdout); } while (0);
+    // each probe: the call with the output NULL, then with it given (the control: what the other arguments
+    // alone answer); a control may make a new context current, the probes run in the fixtures' one
+#define TF_PROBE(key, call, control)                                                  \
+    do {                                                                              \
+        memset(tf_probe_out, 0, sizeof tf_probe_out); /* inout scratch: zeros, not the last output */ \
+        printf("%s=%d\n", key, (int)(call));                                          \
+        memset(tf_probe_out, 0, sizeof tf_probe_out);                                 \
+        printf("%s.control=%d\n", key, (int)(control));                               \
+        fflush(stdout);                                                               \
+        TRY(cuCtxSetCurrent(fx.ctx));                                                 \
+    } while (0);
 #include TF_NULL_PROBES
     printf("done=1\n");
     return 0;
