@@ -584,13 +584,14 @@ FIXTURE_VALUES = {"CUdeviceptr": "fx_dptr", "CUdeviceptr_v2": "fx_dptr", "CUdevi
                   "CUhostFn": "NULL"}
 
 
-def probe_arg(p, probed) -> str:
-    """The argument of parameter p in a call whose output `probed` is NULL: live fixture objects for handles,
-    zeroed scratch memory for the other pointers, 0 for flags and counts (num...), 1 for the other scalars."""
+def probe_arg(p, index, probed) -> str:
+    """The argument of parameter p (at position `index`) in a call whose output `probed` is NULL: live fixture
+    objects for handles, zeroed scratch memory for the other pointers, 0 for flags and counts (num...), 1 for
+    the other scalars."""
     if p is probed:
         return "NULL"
-    if p.kind in ("out", "inout", "outbuf"):
-        return f"({p.ctype})(void *)tf_probe_out"
+    if p.kind in ("out", "inout", "outbuf"):   # each its own 32 KiB of the scratch: outputs never overlap
+        return f"({p.ctype})(void *)(tf_probe_out + {index} * 4096)"
     if p.kind in ("in", "inbuf"):
         return f"({p.ctype})(const void *)tf_probe_in"
     if p.kind == "str":
@@ -616,9 +617,9 @@ def gen_null_probes(calls) -> str:
         if not c.wire or c.internal:
             continue
         fn = f'(({c.pfn})tf_probe_sym("{c.sym}"))'
-        control = ", ".join(probe_arg(p, None) for p in c.params)
+        control = ", ".join(probe_arg(p, i, None) for i, p in enumerate(c.params))
         for probed in (p for p in c.params if p.kind in ("out", "outbuf") and not p.null):
-            args = ", ".join(probe_arg(p, probed) for p in c.params)
+            args = ", ".join(probe_arg(p, i, probed) for i, p in enumerate(c.params))
             o.append(f'TF_PROBE("{c.sym}.{probed.name}", {fn}({args}), {fn}({control}))')
     return "\n".join(o) + "\n"
 
