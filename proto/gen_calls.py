@@ -8,6 +8,8 @@ Called by stub_c/Makefile (`gen_calls.py --stub OUTDIR`) and tfworker/executor/M
                   cuGetProcAddress table                                          (--stub)
   exec_calls.h/c  backend function-pointer table + loader, decode/validate/dispatch of every
                   call id                                                         (--exec)
+  FILE            one probe per required output pointer of every forwarded function:
+                  the call with it NULL (tests/cuda/null_outputs.cu)               (--null-probes FILE)
 Signatures are not written in the table: they come from cudaTypedefs.h (PFN_<api>_v<version>), so the
 stub exports exactly the ABI cudart was compiled against. Every other function of cuda.h (listed by
 proto/cuda_api.py) gets a generated export answering CUDA_ERROR_NOT_SUPPORTED: a row added later
