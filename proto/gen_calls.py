@@ -8,6 +8,8 @@ Called by stub_c/Makefile (`gen_calls.py --stub OUTDIR`) and tfworker/executor/M
                   cuGetProcAddress table                                          (--stub)
   exec_calls.h/c  backend function-pointer table + loader, decode/validate/dispatch of every
                   call id                                                         (--exec)
+  FILE            one probe per required output pointer of every forwarded function:
+                  the call with it NULL (tests/cuda/null_outputs.cu)               (--null-probes FILE)
 Signatures are not written in the table: they come from cudaTypedefs.h (PFN_<api>_v<version>), so the
 stub exports exactly the ABI cudart was compiled against. Every other function of cuda.h (listed by
 proto/cuda_api.py) gets a generated export answering CUDA_ERROR_NOT_SUPPORTED: a row added later
@@ -481,15 +483,23 @@ def exec_dispatch(c: Call) -> list:
     if c.hostmem and stream:
         o.append(f"    if (tfx_stream_capturing(x, {stream.name})) return tfx_refuse_captured_host_copy(x, {stream.name}, \"{c.sym}\");")
     # outputs: reserve reply space in parameter order, then point into it
+    sized_by = {q.name for q in c.params for a in c.params if a.alloc and re.search(rf"\*\s*{q.name}\b", a.alloc)}
     for p in c.params:
         if p.kind == "out":
             o.append(f"    {p.base} {p.name}_v;")
             o.append(f"    memset(&{p.name}_v, 0, sizeof {p.name}_v);")
             o.append(f"    size_t {p.name}_o = {p.name}_p ? tf_reserve(w, sizeof {p.name}_v) : 0;")
-            if p.null:
-                o.append(f"    {p.ctype}{p.name} = {p.name}_p ? &{p.name}_v : NULL;")
-            else:
+            # the client's NULL reaches the backend, which answers it as CUDA does; a hand-written
+            # function always gets its outputs: an absent one is CUDA's answer to a NULL output
+            # function always gets its outputs: an absent one is CUDA's answer to a NULL output. An output
+            # an alloc(...) size reads (*bytes of cuModuleGetGlobal, optional there) is always backed, since
+            # the executor registers the allocation with it
+            if c.exec_hand and not p.null:
+                o.append(f"    if (!{p.name}_p) return CUDA_ERROR_INVALID_VALUE;")
+            if p.name in sized_by:
                 o.append(f"    {p.ctype}{p.name} = &{p.name}_v;")
+            else:
+                o.append(f"    {p.ctype}{p.name} = {p.name}_p ? &{p.name}_v : NULL;")
         elif p.kind == "inout":
             o.append(f"    size_t {p.name}_o = {p.name}_p ? tf_reserve(w, sizeof {p.name}_v) : 0;")
         elif p.kind == "outbuf":
@@ -522,9 +532,9 @@ def exec_dispatch(c: Call) -> list:
                 o.append(f"    tf_dev_del(x, (uint64_t){p.name});")
         if p.kind == "out":
             if kind:
-                o.append(f"    {reg_add(c, p, p.name + '_v')}")
+                o.append(f"    if ({p.name}_p) {reg_add(c, p, p.name + '_v')}")
             if p.alloc:
-                o.append(f"    tf_dev_add(x, (uint64_t){p.name}_v, (uint64_t)({p.alloc}));")
+                o.append(f"    if ({p.name}_p) tf_dev_add(x, (uint64_t){p.name}_v, (uint64_t)({p.alloc}));")
         if p.kind == "outbuf" and kind:
             o.append(f"    if ({p.name}) for (uint64_t i = 0; i < {p.name}_nb / sizeof *{p.name}; i++)"
                      f" {reg_add(c, p, p.name + '[i]')}")
@@ -571,6 +581,51 @@ def gen_exec(calls) -> tuple:
     return "\n".join(h) + "\n", "\n".join(c_) + "\n"
 
 
+# ------------------------------------------------------------------------------------- null probes
+FIXTURE_VALUES = {"CUdeviceptr": "fx_dptr", "CUdeviceptr_v2": "fx_dptr", "CUdevice": "0", "CUdevice_v1": "0",
+                  "CUhostFn": "NULL"}
+
+
+def probe_arg(p, index, probed) -> str:
+    """The argument of parameter p (at position `index`) in a call whose output `probed` is NULL: live fixture
+    objects for handles, zeroed scratch memory for the other pointers, 0 for flags and counts (num...), 1 for
+    the other scalars."""
+    if p is probed:
+        return "NULL"
+    if p.kind in ("out", "inout", "outbuf"):   # each its own 32 KiB of the scratch: outputs never overlap
+        return f"({p.ctype})(void *)(tf_probe_out + {index} * 4096)"
+    if p.kind in ("in", "inbuf"):
+        return f"({p.ctype})(const void *)tf_probe_in"
+    if p.kind == "str":
+        return '"k"'
+    if p.kind == "zero":
+        return f"({p.ctype})0"
+    if p.byval:
+        return f"({p.ctype})fx_dptr"
+    if p.base in HANDLE_KINDS:
+        return f"fx.{HANDLE_KINDS[p.base][4:].lower()}"
+    if p.base in FIXTURE_VALUES:
+        return FIXTURE_VALUES[p.base]
+    zero = "flag" in p.name.lower() or p.name.startswith("num")   # no flags, empty lists
+    return f"({p.ctype})0" if zero else f"({p.ctype})1"
+
+
+def gen_null_probes(calls) -> str:
+    """One TF_PROBE(key, call, control) line per output pointer of every forwarded driver function that is not
+    marked null: the call with that output NULL, and the same call with it given (tests/cuda/null_outputs.cu
+    runs them on the emulator and through the stub)."""
+    o = ["/* Generated by proto/gen_calls.py from proto/calls.tbl - DO NOT EDIT. */"]
+    for c in calls:
+        if not c.wire or c.internal:
+            continue
+        fn = f'(({c.pfn})tf_probe_sym("{c.sym}"))'
+        control = ", ".join(probe_arg(p, i, None) for i, p in enumerate(c.params))
+        for probed in (p for p in c.params if p.kind in ("out", "outbuf") and not p.null):
+            args = ", ".join(probe_arg(p, i, probed) for i, p in enumerate(c.params))
+            o.append(f'TF_PROBE("{c.sym}.{probed.name}", {fn}({args}), {fn}({control}))')
+    return "\n".join(o) + "\n"
+
+
 def write(path: str, text: str) -> None:
     if os.path.exists(path) and open(path, encoding="utf-8").read() == text:
         return  # keep mtimes: no needless rebuilds
@@ -586,6 +641,7 @@ def main() -> None:
     ap.add_argument("--cuda-include", default=os.environ.get("CUDA_INC", "/usr/local/cuda/include"))
     ap.add_argument("--stub", metavar="OUTDIR")
     ap.add_argument("--exec", metavar="OUTDIR", dest="exec_dir")
+    ap.add_argument("--null-probes", metavar="FILE", help="write the NULL-output probes of the forwarded calls")
     ap.add_argument("--list", action="store_true", help="print the call table summary")
     a = ap.parse_args()
     sigs = {}
@@ -595,6 +651,8 @@ def main() -> None:
     if a.list:
         for c in calls:
             print(f"{c.sym:40s} {c.api:30s} {c.ver:6d} {c.cls:6s} {proto_args(c.params)}")
+    if a.null_probes:
+        write(a.null_probes, gen_null_probes(calls))
     for d in filter(None, (a.stub, a.exec_dir)):
         os.makedirs(d, exist_ok=True)
         write(os.path.join(d, "tf_calls.h"), gen_common(calls))
