@@ -6,8 +6,9 @@
  * the nodes in that order on the stream's thread, each through the ordinary driver entry point on the
  * NULL stream (so replays get the same checks as direct calls; issued from a stream thread, they run
  * inline there). Node parameters can be read back and set, in a graph and in an executable graph (whose
- * nodes are found by the graph node they were made from; an update waits for queued launches first), and
- * an executable graph's kernel, memcpy and memset nodes can be disabled (they run as empty nodes).
+ * nodes are found by the graph node they were made from, also after cuGraphExecUpdate; an update waits for
+ * queued launches first), and an executable graph's kernel, memcpy and memset nodes can be disabled (they
+ * run as empty nodes).
  */
 #include <pthread.h>
 #include <stdio.h>
