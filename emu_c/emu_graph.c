@@ -6,8 +6,9 @@
  * the nodes in that order on the stream's thread, each through the ordinary driver entry point on the
  * NULL stream (so replays get the same checks as direct calls; issued from a stream thread, they run
  * inline there). Node parameters can be read back and set, in a graph and in an executable graph (whose
- * nodes are found by the graph node they were made from; an update waits for queued launches first), and
- * an executable graph's kernel, memcpy and memset nodes can be disabled (they run as empty nodes).
+ * nodes are found by the graph node they were made from, also after cuGraphExecUpdate; an update waits for
+ * queued launches first), and an executable graph's kernel, memcpy and memset nodes can be disabled (they
+ * run as empty nodes).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -60,6 +61,10 @@ typedef struct gnode {
     const struct gnode *origin; /* the node this one is a copy of (clone, executable graph) */
     size_t idx;                 /* scratch: position while ordering */
     int disabled;               /* executable graphs' nodes: cuGraphNodeSetEnabled(0) made it an empty node */
+    size_t *dep_at, ndep_at;    /* executable graphs' nodes: where the copies of the node's dependencies are in
+                                   the executable graph, in edge order (a child graph node: its first node's
+                                   place); what cuGraphExecUpdate compares (a child graph node's own edges
+                                   are not kept) */
     union {
         struct {
             emu_func *f;
@@ -1572,6 +1577,20 @@ static gnode *exec_slot(gexec *x, size_t *cap)
     return c;
 }
 
+/* c's dep_at: the places of nd's dependencies' copies (first: by node index, set as flatten places them). */
+static CUresult dep_places(gnode *c, const gnode *nd, const size_t *first)
+{
+    if (nd->ndeps == 0)
+        return CUDA_SUCCESS;
+    c->dep_at = malloc(nd->ndeps * sizeof(*c->dep_at));
+    if (!c->dep_at)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    for (size_t d = 0; d < nd->ndeps; d++)
+        c->dep_at[d] = first[nd->deps[d]->idx];
+    c->ndep_at = nd->ndeps;
+    return CUDA_SUCCESS;
+}
+
 /* Kahn's order over the edges, ties in insertion order; child graphs are inlined. Each copy's origin is
  * the node it was made from (how an executable graph's node is found from a graph node). */
 static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
@@ -1581,7 +1600,8 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
     size_t n = g->n, placed = 0;
     size_t *indeg = calloc(n ? n : 1, sizeof(*indeg));
     size_t *queue = calloc(n ? n : 1, sizeof(*queue));
-    CUresult rc = indeg && queue ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    size_t *first = calloc(n ? n : 1, sizeof(*first)); /* where each node's (first) copy went */
+    CUresult rc = indeg && queue && first ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
     for (size_t i = 0; i < n; i++)
         g->nodes[i]->idx = i;
     for (size_t i = 0; rc == CUDA_SUCCESS && i < n; i++)
@@ -1593,6 +1613,7 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
     while (rc == CUDA_SUCCESS && head < tail) {
         const gnode *nd = g->nodes[queue[head++]];
         placed++;
+        first[nd->idx] = x->n;
         if (nd->type == N_CHILD) {
             rc = flatten(nd->u.child, x, cap, depth + 1);
         } else if (nd->type == N_COND) {
@@ -1606,11 +1627,11 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
             c->u.cond.bodies = NULL;
             c->u.cond.xs = calloc(nd->u.cond.size, sizeof(*c->u.cond.xs));
             c->origin = nd;
-            if (!c->u.cond.xs) {
+            x->n++;
+            if (!c->u.cond.xs || dep_places(c, nd, first) != CUDA_SUCCESS) {
                 rc = CUDA_ERROR_OUT_OF_MEMORY;
                 break;
             }
-            x->n++;
             for (unsigned b = 0; b < nd->u.cond.size && rc == CUDA_SUCCESS; b++) {
                 size_t bcap = 0;
                 rc = flatten(nd->u.cond.bodies[b], &c->u.cond.xs[b], &bcap, depth + 1);
@@ -1622,10 +1643,12 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
                 break;
             }
             rc = payload_copy(c, nd);
-            if (rc)
-                break;
             c->origin = nd;
             x->n++;
+            if (rc == CUDA_SUCCESS)
+                rc = dep_places(c, nd, first);
+            if (rc)
+                break;
         }
         /* release the nodes that wait on this one (n^2 only in the number of edges scanned) */
         for (size_t i = 0; i < n; i++)
@@ -1637,13 +1660,16 @@ static CUresult flatten(const emu_graph *g, gexec *x, size_t *cap, int depth)
         rc = CUDA_ERROR_INVALID_VALUE; /* a cycle */
     free(indeg);
     free(queue);
+    free(first);
     return rc;
 }
 
 static void exec_free_nodes(gnode *nodes, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         payload_free(&nodes[i]);
+        free(nodes[i].dep_at);
+    }
     free(nodes);
 }
 
@@ -1785,8 +1811,17 @@ EMU_API CUresult cuGraphExecHostNodeSetParams(CUgraphExec hGraphExec, CUgraphNod
     return host_set(nd, nodeParams);
 }
 
-/* The driver's rules: the address and the value may change; a 2D memset keeps its shape, a 1D one stays 1D
- * (its height cannot change); zero-sized memsets are refused. */
+/* Whether an executable graph's memset node old may take fresh's parameters (the driver's rules, for
+ * cuGraphExecMemsetNodeSetParams and cuGraphExecUpdate): the address and the value may change; a 2D memset
+ * keeps its shape, a 1D one stays 1D (its height cannot change). */
+static int memset_update_ok(const gnode *old, const gnode *fresh)
+{
+    int shape_kept = fresh->u.m.width == old->u.m.width && fresh->u.m.height == old->u.m.height &&
+                     fresh->u.m.elem == old->u.m.elem && fresh->u.m.pitch == old->u.m.pitch;
+    return old->u.m.height > 1 ? shape_kept : fresh->u.m.height == 1;
+}
+
+/* memset_update_ok's rules; zero-sized memsets are refused. */
 EMU_API CUresult cuGraphExecMemsetNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode,
                                                 const CUDA_MEMSET_NODE_PARAMS *memsetParams, CUcontext ctx)
 {
@@ -1797,11 +1832,7 @@ EMU_API CUresult cuGraphExecMemsetNodeSetParams(CUgraphExec hGraphExec, CUgraphN
         return rc;
     gnode fresh = {.type = N_MEMSET};
     if (nd->type != N_MEMSET || memset_params(&fresh, memsetParams) != CUDA_SUCCESS || fresh.u.m.width == 0 ||
-        fresh.u.m.height == 0)
-        return CUDA_ERROR_INVALID_VALUE;
-    int shape_kept = fresh.u.m.width == nd->u.m.width && fresh.u.m.height == nd->u.m.height &&
-                     fresh.u.m.elem == nd->u.m.elem && fresh.u.m.pitch == nd->u.m.pitch;
-    if (nd->u.m.height > 1 ? !shape_kept : fresh.u.m.height != 1)
+        fresh.u.m.height == 0 || !memset_update_ok(nd, &fresh))
         return CUDA_ERROR_INVALID_VALUE;
     emu_sq_idle_all(); /* launches already queued use the old parameters */
     nd->u.m = fresh.u.m;
@@ -1828,31 +1859,48 @@ EMU_API CUresult cuGraphExecEventWaitNodeSetEvent(CUgraphExec hGraphExec, CUgrap
     return exec_event_set(hGraphExec, hNode, N_EVENT_WAIT, event);
 }
 
-/* Whether fresh[0..n) can take the place of old[0..n) in an executable graph (what the emulator keeps of
- * cuGraphExecUpdate's rules: the same node kinds in the same order, kernels of the same functions); *err: the
- * node of the new graph that differs. */
-static CUgraphExecUpdateResult exec_compare(const gnode *old, const gnode *fresh, size_t n, CUgraphNode *err)
+/* Whether fresh[0..n) can take the place of old[0..n) in an executable graph: cuGraphExecUpdate's rules that
+ * the emulator keeps, topology first (pairs in flatten's order: the same number of dependencies, paired in
+ * edge order, at the same places; old's places are `base` further on), then each pair: the same node kind,
+ * a memset's shape kept (memset_update_ok; a kernel's function may change, CUDA 11.2 on). On a failure
+ * info->errorNode is fresh's node (a graph node of the new graph) and, for a dependency that does not match,
+ * info->errorFromNode that dependency. */
+static CUgraphExecUpdateResult exec_compare(const gnode *old, const gnode *fresh, size_t n, size_t base,
+                                            CUgraphExecUpdateResultInfo *info)
 {
+    info->errorNode = info->errorFromNode = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const gnode *origin = fresh[i].origin;
+        info->errorNode = (CUgraphNode)origin;
+        if (fresh[i].ndep_at != old[i].ndep_at)
+            return CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;
+        for (size_t d = 0; d < fresh[i].ndep_at; d++)
+            if (fresh[i].dep_at[d] + base != old[i].dep_at[d]) {
+                info->errorFromNode = (CUgraphNode)origin->deps[d];
+                return CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;
+            }
+    }
     for (size_t i = 0; i < n; i++) {
         int ot = old[i].type == N_COPY ? N_COPY3D : old[i].type, ft = fresh[i].type == N_COPY ? N_COPY3D : fresh[i].type;
-        *err = (CUgraphNode)fresh[i].origin;
+        info->errorNode = (CUgraphNode)fresh[i].origin;
         if (ot != ft)
             return CU_GRAPH_EXEC_UPDATE_ERROR_NODE_TYPE_CHANGED;
-        if (ot == N_KERNEL && fresh[i].u.k.f != old[i].u.k.f)
-            return CU_GRAPH_EXEC_UPDATE_ERROR_FUNCTION_CHANGED;
+        if (ot == N_MEMSET && !memset_update_ok(&old[i], &fresh[i]))
+            return CU_GRAPH_EXEC_UPDATE_ERROR_PARAMETERS_CHANGED;
     }
-    *err = NULL;
+    info->errorNode = NULL;
     return CU_GRAPH_EXEC_UPDATE_SUCCESS;
 }
 
-/* Moves fresh's payloads into old[0..n) (the old ones freed); each node keeps its origin and enabled state. */
+/* Moves fresh's payloads into old[0..n) (the old ones freed, fresh's emptied); each node keeps its origin (it
+ * still answers to the node of the graph it was instantiated from), its enabled state and its edges. */
 static void exec_take(gnode *old, gnode *fresh, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         payload_free(&old[i]);
-        fresh[i].origin = old[i].origin;
-        fresh[i].disabled = old[i].disabled;
-        old[i] = fresh[i];
+        old[i].type = fresh[i].type;
+        old[i].u = fresh[i].u;
+        fresh[i].type = N_EMPTY;
     }
 }
 
@@ -1876,9 +1924,9 @@ EMU_API CUresult cuGraphExecChildGraphNodeSetParams(CUgraphExec hGraphExec, CUgr
     size_t at = 0;
     while (rc == CUDA_SUCCESS && cur.n && at < x->n && x->nodes[at].origin != cur.nodes[0].origin)
         at++;
-    CUgraphNode err;
+    CUgraphExecUpdateResultInfo info;
     if (rc == CUDA_SUCCESS && (fresh.n != cur.n || (cur.n && at + cur.n > x->n) ||
-                               exec_compare(&x->nodes[at], fresh.nodes, fresh.n, &err) != CU_GRAPH_EXEC_UPDATE_SUCCESS))
+                               exec_compare(&x->nodes[at], fresh.nodes, fresh.n, at, &info) != CU_GRAPH_EXEC_UPDATE_SUCCESS))
         rc = CUDA_ERROR_INVALID_VALUE;
     for (size_t i = 0; rc == CUDA_SUCCESS && i < cur.n; i++)
         if (x->nodes[at + i].origin != cur.nodes[i].origin)
@@ -1886,10 +1934,8 @@ EMU_API CUresult cuGraphExecChildGraphNodeSetParams(CUgraphExec hGraphExec, CUgr
     if (rc == CUDA_SUCCESS) {
         emu_sq_idle_all(); /* launches already queued use the old parameters */
         exec_take(&x->nodes[at], fresh.nodes, fresh.n);
-        free(fresh.nodes);
-    } else {
-        exec_free_nodes(fresh.nodes, fresh.n);
     }
+    exec_free_nodes(fresh.nodes, fresh.n);
     exec_free_nodes(cur.nodes, cur.n);
     return rc;
 }
@@ -1985,8 +2031,10 @@ EMU_API CUresult cuGraphExecNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hN
     return tf_graph_set_node(&g_set_calls, hGraphExec, hNode, nodeParams);
 }
 
-/* Same topology (the same node kinds in the same order once flattened, the same kernels' functions):
- * the new parameters replace the old ones in place; else nothing changes. */
+/* exec_compare's rules (node counts first: a different count fails with errorNode NULL): hGraph's parameters
+ * replace the executable graph's in place, its nodes still answering to the graph it was instantiated from
+ * (CUDA pairs hGraph's nodes with them by topology), and hGraph's user-object references replace the ones
+ * it held (CUDA Programming Guide, "CUDA User Objects"); on a failure nothing changes. */
 EMU_API CUresult cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph, CUgraphExecUpdateResultInfo *resultInfo)
 {
     if (!resultInfo)
@@ -1996,30 +2044,33 @@ EMU_API CUresult cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph, CU
         return CUDA_ERROR_INVALID_HANDLE;
     gexec *x = (gexec *)hGraphExec;
     gexec fresh = {0};
+    emu_uref_set urefs = {0};
     size_t cap = 0;
     emu_sq_idle_all(); /* launches already queued use the old parameters */
     emu_lock();
     CUresult rc = flatten((const emu_graph *)hGraph, &fresh, &cap, 0);
+    if (rc == CUDA_SUCCESS)
+        rc = graph_urefs_collect((const emu_graph *)hGraph, &urefs);
     emu_unlock();
     if (rc) {
         exec_free_nodes(fresh.nodes, fresh.n);
+        emu_urefs_clear(&urefs);
         resultInfo->result = CU_GRAPH_EXEC_UPDATE_ERROR;
         return rc;
     }
     CUgraphExecUpdateResult why = CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;
     if (fresh.n == x->n)
-        why = exec_compare(x->nodes, fresh.nodes, x->n, &resultInfo->errorNode);
+        why = exec_compare(x->nodes, fresh.nodes, x->n, 0, resultInfo);
     resultInfo->result = why;
-    if (why != CU_GRAPH_EXEC_UPDATE_SUCCESS) {
-        exec_free_nodes(fresh.nodes, fresh.n);
-        return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+    if (why == CU_GRAPH_EXEC_UPDATE_SUCCESS) {
+        exec_take(x->nodes, fresh.nodes, x->n);
+        emu_urefs_clear(&x->urefs);
+        x->urefs = urefs;
+    } else {
+        emu_urefs_clear(&urefs);
     }
-    /* the nodes now answer to hGraph's (as before this change); disabled nodes stay disabled */
-    for (size_t i = 0; i < x->n; i++)
-        fresh.nodes[i].disabled = x->nodes[i].disabled;
-    exec_free_nodes(x->nodes, x->n);
-    x->nodes = fresh.nodes;
-    return CUDA_SUCCESS;
+    exec_free_nodes(fresh.nodes, fresh.n);
+    return why == CU_GRAPH_EXEC_UPDATE_SUCCESS ? CUDA_SUCCESS : CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
 }
 
 EMU_API CUresult cuGraphUpload(CUgraphExec hGraphExec, CUstream hStream)

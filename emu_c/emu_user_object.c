@@ -4,8 +4,9 @@
  * A user object is a pointer and a destructor with a reference count. References belong to the program,
  * to graphs (each emu_graph keeps an emu_uref_set, cloned with the graph, so a child graph node's copy
  * holds its own) and to executable graphs (at instantiation they take the references of the graph, its
- * child graphs and conditional bodies; cuGraphExecDestroy gives them back after waiting for the exec's
- * queued launches, so an object never dies while an execution that holds it is pending). When the last
+ * child graphs and conditional bodies, and cuGraphExecUpdate replaces them with those of its graph;
+ * cuGraphExecDestroy gives them back after waiting for the exec's queued launches, so an object never dies
+ * while an execution that holds it is pending). When the last
  * reference goes, the destructor runs on this file's destructor thread, never in the caller: CUDA runs
  * it on "a shared internal thread", it must not call CUDA, and CU_USER_OBJECT_NO_DESTRUCTOR_SYNC (the only
  * flag, which CUDA requires) says that no CUDA call waits for it. Called by emu_graph.c and the exports.

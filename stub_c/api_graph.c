@@ -504,14 +504,18 @@ static CUresult launch_host(CUgraphExec e, CUstream s)
 static CUresult exec_refresh(CUgraphExec hGraphExec);
 
 /* The graph's parameters replace the executable graph's, host ranges included: the stub learns them anew
- * (destinations of its last launch are collected first: they belong to the old ranges). */
+ * (destinations of its last launch are collected first: they belong to the old ranges). The worker answers
+ * an update the driver refused with success and resultInfo saying why (ex_cuGraphExecUpdate_v2): that is
+ * CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE here, the executable graph unchanged. */
 CUresult tfs_cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph, CUgraphExecUpdateResultInfo *resultInfo)
 {
     NEED_INIT();
+    if (!resultInfo) return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = exec_fetch((uint64_t)(uintptr_t)hGraphExec, 1);
     if (rc) return rc;
     rc = rpc_cuGraphExecUpdate_v2(hGraphExec, hGraph, resultInfo);
     if (rc) return rc;
+    if (resultInfo->result != CU_GRAPH_EXEC_UPDATE_SUCCESS) return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
     return exec_refresh(hGraphExec);
 }
 

@@ -1,6 +1,6 @@
 """What tests/cuda/graphs_remote.cu (and graphs.cu, graph_host_copies.cu, graph_mem_nodes.cu,
-graph_conditional.cu, graph_node_params.cu) print on every backend that runs CUDA graphs correctly: the emulated device directly
-(tests/emu/test_emu_kernels.py) and through the stub (tests/stub/test_graphs.py).
+graph_conditional.cu, graph_node_params.cu, graph_exec_update.cu) print on every backend that runs CUDA graphs
+correctly: the emulated device directly (tests/emu/test_emu_kernels.py) and through the stub (tests/stub/test_graphs.py).
 """
 import numpy as np
 
@@ -235,3 +235,95 @@ def check_graph_node_params(kv: dict) -> None:
     differ = {k: (kv.get(k), v) for k, v in GRAPH_NODE_PARAMS.items() if kv.get(k) != v}
     assert not differ, f"(got, expected) per key: {differ}"
     assert set(kv) == set(GRAPH_NODE_PARAMS), set(kv) ^ set(GRAPH_NODE_PARAMS)
+
+
+GRAPH_EXEC_UPDATE_N = 300
+
+# Everything tests/cuda/graph_exec_update.cu prints (run with GRAPH_EXEC_UPDATE_N), as CUDA documents
+# cudaGraphExecUpdate: the executable graph answers to its instantiation graph's nodes after an update (the
+# update graph's are cudaErrorInvalidValue); failed updates name the update graph's node (errorNode; NULL for
+# another node count) and, for a dependency on another node, that dependency (errorFromNode), and leave the
+# executable graph as it was; a kernel's function may change; the update graph's user-object references
+# replace the executable graph's (a's object dies at the update, b's with the executable graph).
+GRAPH_EXEC_UPDATE = {
+    "first_d1": "1",
+    "first_d2": "2",
+    "update_same_shape": "cudaSuccess",
+    "update_same_shape_result": "Success",
+    "update_same_shape_error_node": "null",
+    "update_same_shape_error_from_node": "null",
+    "updated_d1": "3",
+    "updated_d2": "4",
+    "exec_kernel_set_original_node": "cudaSuccess",
+    "exec_kernel_set_update_node": "cudaErrorInvalidValue",
+    "exec_memset_set_original_node": "cudaSuccess",
+    "exec_memset_set_update_node": "cudaErrorInvalidValue",
+    "set_d1": "6",
+    "set_d2": "5",
+    "exec_node_set_original_node": "cudaSuccess",
+    "exec_node_set_update_node": "cudaErrorInvalidValue",
+    "enable_original_node": "cudaSuccess",
+    "enable_update_node": "cudaErrorInvalidValue",
+    "get_enabled_original_node": "cudaSuccess",
+    "get_enabled_original_value": "0",
+    "get_enabled_update_node": "cudaErrorInvalidValue",
+    "disabled_d1": "7",
+    "disabled_d2": "0",
+    "update_node_count": "cudaErrorGraphExecUpdateFailure",
+    "update_node_count_result": "TopologyChanged",
+    "update_node_count_error_node": "null",
+    "update_node_count_error_from_node": "null",
+    "update_node_type": "cudaErrorGraphExecUpdateFailure",
+    "update_node_type_result": "NodeTypeChanged",
+    "update_node_type_error_node": "t_host",
+    "update_node_type_error_from_node": "null",
+    "after_failures_d1": "7",
+    "after_failures_d2": "5",
+    "update_function": "cudaSuccess",
+    "update_function_result": "Success",
+    "update_function_error_node": "null",
+    "update_function_error_from_node": "null",
+    "function_d1": "9",
+    "function_d2": "110",
+    "update_other_dependency": "cudaErrorGraphExecUpdateFailure",
+    "update_other_dependency_result": "TopologyChanged",
+    "update_other_dependency_error_node": "p2",
+    "update_other_dependency_error_from_node": "p1",
+    "update_more_dependencies": "cudaErrorGraphExecUpdateFailure",
+    "update_more_dependencies_result": "TopologyChanged",
+    "update_more_dependencies_error_node": "p2",
+    "update_more_dependencies_error_from_node": "null",
+    "update_same_edges": "cudaSuccess",
+    "update_same_edges_result": "Success",
+    "update_same_edges_error_node": "null",
+    "update_same_edges_error_from_node": "null",
+    "update_memset_2d_value": "cudaSuccess",
+    "update_memset_2d_value_result": "Success",
+    "update_memset_2d_value_error_node": "null",
+    "update_memset_2d_value_error_from_node": "null",
+    "update_memset_2d_width": "cudaErrorGraphExecUpdateFailure",
+    "update_memset_2d_width_result": "ParametersChanged",
+    "update_memset_2d_width_error_node": "m2",
+    "update_memset_2d_width_error_from_node": "null",
+    "memset_2d_d3": "12",
+    "uo_a_destroyed_before_update": "0",
+    "update_user_objects": "cudaSuccess",
+    "update_user_objects_result": "Success",
+    "update_user_objects_error_node": "null",
+    "update_user_objects_error_from_node": "null",
+    "uo_a_destroyed_after_update": "1",
+    "uo_launch_d1": "16",
+    "uo_launch_d2": "17",
+    "uo_b_destroyed_before_exec_destroy": "0",
+    "uo_a_destroyed": "1",
+    "uo_b_destroyed": "1",
+    "sync_after": "cudaSuccess",
+    "done": "1",
+}
+
+
+def check_graph_exec_update(kv: dict) -> None:
+    """graph_exec_update.cu's output is exactly GRAPH_EXEC_UPDATE (on every backend: the same bits)."""
+    differ = {k: (kv.get(k), v) for k, v in GRAPH_EXEC_UPDATE.items() if kv.get(k) != v}
+    assert not differ, f"(got, expected) per key: {differ}"
+    assert set(kv) == set(GRAPH_EXEC_UPDATE), set(kv) ^ set(GRAPH_EXEC_UPDATE)

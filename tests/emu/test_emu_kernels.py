@@ -357,6 +357,18 @@ def test_graph_node_params_get_set_exec_updates_and_enabled_nodes_on_both_engine
     check_graph_node_params(runs["interp"])
 
 
+def test_graph_exec_update_keeps_the_instantiation_nodes_and_answers_as_cuda_documents_on_both_engines():
+    """cudaGraphExecUpdate: the executable graph answers to its instantiation graph's nodes afterwards, failed
+    updates (node count, edges, node kind, a 2D memset's shape) name the update graph's nodes and change
+    nothing, a kernel's function may change, and the update graph's user objects replace the executable
+    graph's: the interpreter and the JIT print the same lines, graphs_expect.GRAPH_EXEC_UPDATE."""
+    from graphs_expect import GRAPH_EXEC_UPDATE_N, check_graph_exec_update
+    runs = {engine: run_kv("graph_exec_update", GRAPH_EXEC_UPDATE_N, timeout=300,
+                           env=emu_env(TF_EMU_ENGINE=engine, TF_EMU_JIT_SYNC=1)) for engine in ("interp", "jit")}
+    assert runs["interp"] == runs["jit"]
+    check_graph_exec_update(runs["interp"])
+
+
 @pytest.mark.parametrize("cudart", ["static", "shared"])
 def test_conditional_nodes_if_else_while_switch_driven_by_kernels(cudart):
     from graphs_expect import check_graph_conditional

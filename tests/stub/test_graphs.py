@@ -10,8 +10,9 @@ import pytest
 
 from cudabuild import parse_kv
 from dp_helpers import run_via_stub, stub_dir
-from graphs_expect import (GRAPH_MEM_LAUNCHES, GRAPH_MEM_N, GRAPH_NODE_PARAMS_N, HOST_COPY_LAUNCHES, HOST_COPY_N,
-                           LAUNCHES, N, check_graph_conditional, check_graph_host_copies, check_graph_mem_nodes,
+from graphs_expect import (GRAPH_EXEC_UPDATE_N, GRAPH_MEM_LAUNCHES, GRAPH_MEM_N, GRAPH_NODE_PARAMS_N,
+                           HOST_COPY_LAUNCHES, HOST_COPY_N, LAUNCHES, N, check_graph_conditional,
+                           check_graph_exec_update, check_graph_host_copies, check_graph_mem_nodes,
                            check_graph_node_params, check_graphs, check_graphs_remote)
 
 
@@ -97,3 +98,12 @@ def test_graph_node_params_and_exec_updates_through_the_stub(dataplane, cuda_pro
                      timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     check_graph_node_params(parse_kv(r.stdout))
+
+
+def test_graph_exec_update_through_the_stub(dataplane, cuda_program):
+    """tests/cuda/graph_exec_update.cu through stub -> data plane (unix: user objects' destructors come back
+    over the host-call channel) -> tf-executor -> emulated device: the same lines as on the emulated device
+    directly (tests/emu): the worker forwards the per-node calls with the instantiation graph's nodes."""
+    r = run_via_stub(cuda_program("graph_exec_update"), dataplane.unix, GRAPH_EXEC_UPDATE_N, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    check_graph_exec_update(parse_kv(r.stdout))

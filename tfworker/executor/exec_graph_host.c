@@ -474,7 +474,9 @@ CUresult tfx_graph_host_instantiated(CUgraphExec e, CUgraph g)
 }
 
 /* cuGraphExecUpdate: the executable graph's nodes now carry hGraph's parameters, staging buffers included,
- * so it uses hGraph's buffers from now on (after its last launch is done with the old ones). */
+ * so it uses hGraph's buffers from now on (after its last launch is done with the old ones). An update the
+ * driver refused (CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE) is answered CUDA_SUCCESS so that resultInfo, which
+ * says why, comes back (a reply carries outputs on success only); the stub turns it back into the failure. */
 CUresult ex_cuGraphExecUpdate_v2(tfx *x, CUgraphExec hGraphExec, CUgraph hGraph, CUgraphExecUpdateResultInfo *resultInfo)
 {
     if (!x->be.f_cuGraphExecUpdate_v2) return CUDA_ERROR_NOT_SUPPORTED;
@@ -488,6 +490,8 @@ CUresult ex_cuGraphExecUpdate_v2(tfx *x, CUgraphExec hGraphExec, CUgraph hGraph,
         if (rc) return rc;
     }
     CUresult rc = x->be.f_cuGraphExecUpdate_v2(hGraphExec, hGraph, resultInfo);
+    if (rc == CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE && resultInfo->result != CU_GRAPH_EXEC_UPDATE_SUCCESS)
+        return CUDA_SUCCESS;
     if (rc) return rc;
     exec_forget(e);
     return tfx_graph_host_instantiated(hGraphExec, hGraph);
