@@ -1370,40 +1370,43 @@ EMU_API CUresult cuGraphGetEdges(CUgraph hGraph, CUgraphNode *from, CUgraphNode 
     return cuGraphGetEdges_v2(hGraph, from, to, NULL, numEdges);
 }
 
-/* A bogus node is INVALID_HANDLE, as cuGraphNodeGetType's, and as the GPU worker's handle check answers
- * through the stub (cuda.h lists INVALID_VALUE only). */
-EMU_API CUresult cuGraphNodeGetDependencies_v2(CUgraphNode hNode, CUgraphNode *dependencies,
-                                               CUgraphEdgeData *edgeData, size_t *numDependencies)
+/* The edges into (dependents 0) or out of (1) one node. A bogus node is INVALID_HANDLE, as cuGraphNodeGetType's,
+ * and as the GPU worker's handle check answers through the stub (cuda.h lists INVALID_VALUE only). */
+static CUresult node_edges(CUgraphNode hNode, int dependents, CUgraphNode *nodes, CUgraphEdgeData *edgeData,
+                           size_t *count)
 {
     if (!emu_handle_is(hNode, EMU_K_GNODE))
         return CUDA_ERROR_INVALID_HANDLE;
-    if (!numDependencies || (edgeData && !dependencies))
+    if (!count || (edgeData && !nodes))
         return CUDA_ERROR_INVALID_VALUE;
     const gnode *nd = (const gnode *)hNode;
-    edge_query(nd->graph, nd, NULL, dependencies, NULL, edgeData, numDependencies);
+    if (dependents)
+        edge_query(nd->graph, NULL, nd, NULL, nodes, edgeData, count);
+    else
+        edge_query(nd->graph, nd, NULL, nodes, NULL, edgeData, count);
     return CUDA_SUCCESS;
+}
+
+EMU_API CUresult cuGraphNodeGetDependencies_v2(CUgraphNode hNode, CUgraphNode *dependencies,
+                                               CUgraphEdgeData *edgeData, size_t *numDependencies)
+{
+    return node_edges(hNode, 0, dependencies, edgeData, numDependencies);
 }
 
 EMU_API CUresult cuGraphNodeGetDependencies(CUgraphNode hNode, CUgraphNode *dependencies, size_t *numDependencies)
 {
-    return cuGraphNodeGetDependencies_v2(hNode, dependencies, NULL, numDependencies);
+    return node_edges(hNode, 0, dependencies, NULL, numDependencies);
 }
 
 EMU_API CUresult cuGraphNodeGetDependentNodes_v2(CUgraphNode hNode, CUgraphNode *dependentNodes,
                                                  CUgraphEdgeData *edgeData, size_t *numDependentNodes)
 {
-    if (!emu_handle_is(hNode, EMU_K_GNODE))
-        return CUDA_ERROR_INVALID_HANDLE;
-    if (!numDependentNodes || (edgeData && !dependentNodes))
-        return CUDA_ERROR_INVALID_VALUE;
-    const gnode *nd = (const gnode *)hNode;
-    edge_query(nd->graph, NULL, nd, NULL, dependentNodes, edgeData, numDependentNodes);
-    return CUDA_SUCCESS;
+    return node_edges(hNode, 1, dependentNodes, edgeData, numDependentNodes);
 }
 
 EMU_API CUresult cuGraphNodeGetDependentNodes(CUgraphNode hNode, CUgraphNode *dependentNodes, size_t *numDependentNodes)
 {
-    return cuGraphNodeGetDependentNodes_v2(hNode, dependentNodes, NULL, numDependentNodes);
+    return node_edges(hNode, 1, dependentNodes, NULL, numDependentNodes);
 }
 
 /* Only default edges exist here: edge data must be absent or all zero. */
