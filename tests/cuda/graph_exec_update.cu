@@ -50,16 +50,8 @@ static const char *result_name(cudaGraphExecUpdateResult r)
     return "?";
 }
 
-// Every element of the device array p, if they are all the same, else -1.
-static int uniform(const int *p)
-{
-    std::vector<int> h(n_g);
-    CK(cudaMemcpy(h.data(), p, n_g * sizeof(int), cudaMemcpyDeviceToHost));
-    for (int i = 1; i < n_g; i++)
-        if (h[i] != h[0])
-            return -1;
-    return h[0];
-}
+// Every element of the device array p (n_g of them), if they are all the same, else -1.
+static int uniform(const int *p) { return device_uniform(p, n_g); }
 
 static cudaKernelNodeParams kernel_params(void *func, void **args)
 {

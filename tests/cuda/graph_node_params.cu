@@ -24,16 +24,8 @@ static void CUDART_CB count_b(void *p) { *(int *)p += 10; }
 static int n_g;
 static dim3 grid_g, block_g;
 
-// Every element of the device array p, if they are all the same, else -1.
-static int uniform(const int *p)
-{
-    std::vector<int> h(n_g);
-    CK(cudaMemcpy(h.data(), p, n_g * sizeof(int), cudaMemcpyDeviceToHost));
-    for (int i = 1; i < n_g; i++)
-        if (h[i] != h[0])
-            return -1;
-    return h[0];
-}
+// Every element of the device array p (n_g of them), if they are all the same, else -1.
+static int uniform(const int *p) { return device_uniform(p, n_g); }
 
 static cudaKernelNodeParams fill_params(void **args)
 {

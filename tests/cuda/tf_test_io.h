@@ -30,6 +30,17 @@
         }                                                                                          \
     } while (0)
 
+// Every element of the device array p[0..n) if they are all the same, else -1 (read back with cudaMemcpy).
+static inline int device_uniform(const int *p, int n)
+{
+    std::vector<int> h(n);
+    CK(cudaMemcpy(h.data(), p, n * sizeof(int), cudaMemcpyDeviceToHost));
+    for (int i = 1; i < n; i++)
+        if (h[i] != h[0])
+            return -1;
+    return h[0];
+}
+
 // Reads exactly `count` elements of T from f (exits with a message on a short file).
 template <typename T> static std::vector<T> read_array(FILE *f, size_t count)
 {
